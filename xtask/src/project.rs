@@ -1,0 +1,344 @@
+//! The one declaration of what brokkr ships: its components and the platforms
+//! they are built for. Everything else (CLI help, Dockerfile checks, the
+//! workflow matrix check, plans) reads these tables; nothing copies them.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+
+/// A service shipped as a container image.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Component {
+    /// Short name used on the command line and in the workflow matrix (`broker`).
+    pub name: &'static str,
+    /// Cargo package name (`brokkr-broker`).
+    pub package: &'static str,
+    /// Binary target inside the package; also the image's entrypoint.
+    pub binary: &'static str,
+    /// Dockerfile at the workspace root, relative to it; the build context is the root.
+    pub dockerfile: &'static str,
+    /// Workspace member directory, relative to the root.
+    pub member_dir: &'static str,
+    /// TCP port the service listens on inside the container (`EXPOSE`).
+    pub port: u16,
+    /// One-line description, used for the `org.opencontainers.image.description` label.
+    pub description: &'static str,
+}
+
+impl Component {
+    /// Repository name of the image, without registry: `brokkr-<name>`.
+    pub fn image_name(&self) -> String {
+        format!("brokkr-{}", self.name)
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every component, in build order.
+pub static COMPONENTS: &[Component] = &[
+    Component {
+        name: "broker",
+        package: "brokkr-broker",
+        binary: "brokkr-broker",
+        dockerfile: "Dockerfile.broker",
+        member_dir: "broker",
+        port: 3000,
+        description: "Brokkr control-plane broker",
+    },
+    Component {
+        name: "agent",
+        package: "brokkr-agent",
+        binary: "brokkr-agent",
+        dockerfile: "Dockerfile.agent",
+        member_dir: "agent",
+        port: 8080,
+        description: "Brokkr agent that watches the broker",
+    },
+];
+
+/// A target platform in OCI terms (`os/arch[/variant]`) with what building
+/// for it needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Platform {
+    /// OCI platform string, e.g. `linux/arm64` (as `docker buildx build --platform`).
+    pub name: &'static str,
+    /// OCI architecture (`amd64`, `arm64`): Docker's `TARGETARCH`, Debian's architecture name.
+    pub arch: &'static str,
+    /// Rust target triple compiled for this platform.
+    pub rust_target: &'static str,
+    /// GNU tool prefix of the C cross compiler and linker (`aarch64-linux-gnu` gives
+    /// `aarch64-linux-gnu-gcc`), as Debian's `gcc-<prefix>` packages install it.
+    pub gnu_prefix: &'static str,
+    /// Architecture as `uname -m` and `--version` of our binaries report it.
+    pub machine: &'static str,
+    /// Other spellings accepted on the command line.
+    pub aliases: &'static [&'static str],
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every supported platform.
+pub static PLATFORMS: &[Platform] = &[
+    Platform {
+        name: "linux/amd64",
+        arch: "amd64",
+        rust_target: "x86_64-unknown-linux-gnu",
+        gnu_prefix: "x86_64-linux-gnu",
+        machine: "x86_64",
+        aliases: &["amd64", "x86_64", "x86-64"],
+    },
+    Platform {
+        name: "linux/arm64",
+        arch: "arm64",
+        rust_target: "aarch64-unknown-linux-gnu",
+        gnu_prefix: "aarch64-linux-gnu",
+        machine: "aarch64",
+        aliases: &["arm64", "aarch64", "linux/arm64/v8", "arm64/v8"],
+    },
+];
+
+impl Platform {
+    /// The platform this xtask binary runs on (the build platform), from
+    /// `std::env::consts::ARCH`. Errors on hosts brokkr does not build on.
+    pub fn host() -> Result<&'static Platform> {
+        let arch = std::env::consts::ARCH;
+        match PLATFORMS.iter().find(|p| p.machine == arch) {
+            Some(p) => Ok(p),
+            None => bail!(
+                "this host's architecture `{arch}` is not a supported build platform; supported: {}",
+                platform_names()
+            ),
+        }
+    }
+
+    /// Parses one platform name or alias (case-insensitive): `arm64`, `aarch64`,
+    /// `linux/arm64`, `linux/arm64/v8` mean linux/arm64; `amd64`, `x86_64`,
+    /// `x86-64`, `linux/amd64` mean linux/amd64.
+    pub fn parse(s: &str) -> Result<&'static Platform> {
+        let wanted = s.trim().to_ascii_lowercase();
+        PLATFORMS
+            .iter()
+            .find(|p| p.name == wanted || p.aliases.contains(&wanted.as_str()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown platform `{s}`; supported: {} (or `all`; aliases: {})",
+                    platform_names(),
+                    PLATFORMS
+                        .iter()
+                        .flat_map(|p| p.aliases.iter().copied())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+
+    /// Image tag suffix of the unique per-platform reference (`arm64`).
+    pub fn tag_suffix(&self) -> &'static str {
+        self.arch
+    }
+}
+
+/// `linux/amd64, linux/arm64`: the supported platforms, for messages.
+pub fn platform_names() -> String {
+    PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+}
+
+/// `broker, agent`: the components, for messages.
+pub fn component_names() -> String {
+    COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+}
+
+/// A comma-separated list of platforms as given on the command line: names,
+/// aliases or `all`. Order follows [`PLATFORMS`]; duplicates collapse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformList(pub Vec<&'static Platform>);
+
+impl PlatformList {
+    /// Parses `arm64`, `linux/amd64,aarch64`, `all`. Errors name the bad entry
+    /// and list the supported platforms; an empty list is an error.
+    pub fn parse(s: &str) -> Result<PlatformList> {
+        let mut picked = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            if part.is_empty() {
+                bail!("empty platform in `{s}`; supported: {}", platform_names());
+            }
+            if part.eq_ignore_ascii_case("all") {
+                picked.extend(PLATFORMS.iter());
+            } else {
+                picked.push(Platform::parse(part)?);
+            }
+        }
+        Ok(PlatformList(
+            PLATFORMS
+                .iter()
+                .filter(|p| picked.contains(p))
+                .collect(),
+        ))
+    }
+
+    /// The given list, or the host's platform when none was given.
+    pub fn or_host(list: Option<PlatformList>) -> Result<Vec<&'static Platform>> {
+        match list {
+            Some(l) => Ok(l.0),
+            None => Ok(vec![Platform::host()?]),
+        }
+    }
+}
+
+/// A comma-separated list of components: names or `all`. Order follows
+/// [`COMPONENTS`]; duplicates collapse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComponentList(pub Vec<&'static Component>);
+
+impl ComponentList {
+    /// Parses `broker`, `broker,agent`, `all`. Accepts the package name
+    /// (`brokkr-agent`) too. Errors list the components.
+    pub fn parse(s: &str) -> Result<ComponentList> {
+        let mut picked = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            if part.eq_ignore_ascii_case("all") {
+                picked.extend(COMPONENTS.iter());
+            } else {
+                picked.push(component(part)?);
+            }
+        }
+        Ok(ComponentList(
+            COMPONENTS
+                .iter()
+                .filter(|c| picked.contains(c))
+                .collect(),
+        ))
+    }
+
+    /// The given list, or every component when none was given.
+    pub fn or_all(list: Option<ComponentList>) -> Vec<&'static Component> {
+        list.map_or_else(|| COMPONENTS.iter().collect(), |l| l.0)
+    }
+}
+
+/// Looks up one component by name or package name (case-insensitive).
+pub fn component(s: &str) -> Result<&'static Component> {
+    let wanted = s.trim().to_ascii_lowercase();
+    COMPONENTS
+        .iter()
+        .find(|c| c.name == wanted || c.package == wanted)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown component `{s}`; supported: {} (or `all`)",
+                component_names()
+            )
+        })
+}
+
+/// clap value parser for `--platform LIST`.
+pub fn parse_platform_list(s: &str) -> Result<PlatformList, String> {
+    PlatformList::parse(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for one `--platform`.
+pub fn parse_platform(s: &str) -> Result<&'static Platform, String> {
+    Platform::parse(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for `--component LIST`.
+pub fn parse_component_list(s: &str) -> Result<ComponentList, String> {
+    ComponentList::parse(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for one `--component`.
+pub fn parse_component(s: &str) -> Result<&'static Component, String> {
+    component(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(l: &PlatformList) -> Vec<&'static str> {
+        l.0.iter().map(|p| p.name).collect()
+    }
+
+    #[test]
+    fn platform_spellings() {
+        let cases: &[(&str, &[&str])] = &[
+            ("arm64", &["linux/arm64"]),
+            ("aarch64", &["linux/arm64"]),
+            ("linux/arm64", &["linux/arm64"]),
+            ("linux/arm64/v8", &["linux/arm64"]),
+            ("ARM64", &["linux/arm64"]),
+            ("amd64", &["linux/amd64"]),
+            ("x86_64", &["linux/amd64"]),
+            ("x86-64", &["linux/amd64"]),
+            ("linux/amd64", &["linux/amd64"]),
+            ("arm64,amd64", &["linux/amd64", "linux/arm64"]),
+            ("amd64, linux/amd64", &["linux/amd64"]),
+            ("all", &["linux/amd64", "linux/arm64"]),
+            ("all,arm64", &["linux/amd64", "linux/arm64"]),
+        ];
+        for (input, want) in cases {
+            let got = PlatformList::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(names(&got), *want, "input {input}");
+        }
+    }
+
+    #[test]
+    fn platform_errors_list_the_supported_ones() {
+        for bad in ["riscv64", "linux/arm/v7", "", "arm64,", "windows/amd64"] {
+            let err = PlatformList::parse(bad).expect_err(bad).to_string();
+            assert!(
+                err.contains("linux/amd64, linux/arm64"),
+                "{bad}: error does not list platforms: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn components() {
+        let cases: &[(&str, &[&str])] = &[
+            ("broker", &["broker"]),
+            ("agent,broker", &["broker", "agent"]),
+            ("brokkr-agent", &["agent"]),
+            ("all", &["broker", "agent"]),
+        ];
+        for (input, want) in cases {
+            let got: Vec<_> = ComponentList::parse(input)
+                .unwrap_or_else(|e| panic!("{input}: {e}"))
+                .0
+                .iter()
+                .map(|c| c.name)
+                .collect();
+            assert_eq!(got, *want, "input {input}");
+        }
+        for bad in ["agent-ui", "brokr", ""] {
+            let err = ComponentList::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains("broker, agent"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn host_is_supported_here() {
+        assert!(Platform::host().is_ok());
+    }
+
+    #[test]
+    fn declarations_are_consistent() {
+        for p in PLATFORMS {
+            assert_eq!(p.name, format!("linux/{}", p.arch));
+            assert!(p.rust_target.starts_with(p.machine));
+            assert!(p.rust_target.ends_with("-linux-gnu"));
+        }
+        for c in COMPONENTS {
+            assert_eq!(c.package, format!("brokkr-{}", c.name));
+            assert_eq!(c.image_name(), c.package);
+            assert_eq!(c.dockerfile, format!("Dockerfile.{}", c.name));
+        }
+    }
+}
