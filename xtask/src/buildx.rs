@@ -1,0 +1,651 @@
+//! Pure planning of `docker buildx build` invocations and of the checks that
+//! must pass before one starts (cases B1, B2, B3, B4, B10 of
+//! `shared/cases/builds.md`), plus parsing of buildx's plain progress output.
+//! Nothing here runs a command.
+
+use std::{collections::BTreeMap, fmt, path::PathBuf};
+
+use anyhow::{bail, Result};
+use clap::ValueEnum;
+
+use crate::{
+    plan::Cmd,
+    project::{Component, Platform},
+};
+
+/// Where rustc runs, as the Dockerfiles' `STRATEGY` build argument.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Strategy {
+    /// Compile on the build platform and cross-compile for the target (fast; default).
+    #[default]
+    Cross,
+    /// Compile on the target platform under QEMU (the classic approach; slow).
+    Emulate,
+}
+
+impl Strategy {
+    /// The value of the `STRATEGY` build argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Cross => "cross",
+            Strategy::Emulate => "emulate",
+        }
+    }
+}
+
+/// Build cache backend for `--cache-from`/`--cache-to`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum CacheKind {
+    /// Only the builder's own cache (nothing imported or exported).
+    #[default]
+    None,
+    /// A directory per scope under `target/buildx-cache/`.
+    Local,
+    /// An image `<registry>/brokkr-<component>:buildcache-<arch>` in the registry.
+    Registry,
+    /// GitHub Actions' cache service (needs ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL
+    /// or ACTIONS_RESULTS_URL in the environment of `run:` steps).
+    Gha,
+}
+
+/// buildx `--progress` mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// Plain text, one line per event: readable in CI logs and parsed for cached steps.
+    #[default]
+    Plain,
+    /// A live view on a terminal, plain otherwise (cached steps are then not counted).
+    Auto,
+}
+
+/// What happens to the built image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// `--load` into the local engine's image store.
+    Load,
+    /// `--push` to the registry.
+    Push,
+}
+
+/// The cache scope of one component on one platform: `brokkr-broker-linux-arm64`.
+/// Every matrix leg gets its own scope, so two legs never overwrite each
+/// other's cache (case B3; the gha backend's default scope is shared).
+pub fn cache_scope(component: &Component, platform: &Platform) -> String {
+    format!("brokkr-{}-{}", component.name, platform.name.replace('/', "-"))
+}
+
+/// `--cache-from` and `--cache-to` values for one leg, or `None` for
+/// [`CacheKind::None`]. `--cache-to` always carries `mode=max` (every stage,
+/// including the dependency layers) and `ignore-error=true`, so a cache
+/// service that is down or over quota warns instead of failing the build
+/// (case B4). `local_dir` is the scope's directory for [`CacheKind::Local`];
+/// `local_exists` says whether it already holds a cache (buildx refuses to
+/// import from an empty directory). `repository` is the image repository
+/// (`localhost:5000/brokkr-broker`) for [`CacheKind::Registry`].
+pub fn cache_args(
+    kind: CacheKind,
+    scope: &str,
+    platform: &Platform,
+    repository: &str,
+    local_dir: &str,
+    local_exists: bool,
+) -> Option<(Option<String>, String)> {
+    let to_tail = "mode=max,ignore-error=true";
+    match kind {
+        CacheKind::None => None,
+        CacheKind::Local => Some((
+            local_exists.then(|| format!("type=local,src={local_dir}")),
+            format!("type=local,dest={local_dir},{to_tail}"),
+        )),
+        CacheKind::Registry => {
+            let r = format!("{repository}:buildcache-{}", platform.tag_suffix());
+            Some((Some(format!("type=registry,ref={r}")), format!("type=registry,ref={r},{to_tail}")))
+        }
+        CacheKind::Gha => Some((
+            Some(format!("type=gha,scope={scope}")),
+            format!("type=gha,scope={scope},{to_tail}"),
+        )),
+    }
+}
+
+/// Checks that the gha cache backend can reach GitHub's cache service from
+/// this process: buildx reads `ACTIONS_RUNTIME_TOKEN` and `ACTIONS_CACHE_URL`
+/// (or `ACTIONS_RESULTS_URL`, cache service v2), which GitHub exposes to
+/// actions but not to `run:` steps.
+pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
+    let has = |k: &str| get(k).is_some_and(|v| !v.is_empty());
+    if has("ACTIONS_RUNTIME_TOKEN") && (has("ACTIONS_CACHE_URL") || has("ACTIONS_RESULTS_URL")) {
+        return Ok(());
+    }
+    bail!(
+        "--cache gha needs ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL (or ACTIONS_RESULTS_URL) in the environment; \
+         GitHub gives them only to actions: add a step `uses: crazy-max/ghaction-github-runtime` before this one, \
+         or use --cache local|registry|none outside GitHub Actions"
+    )
+}
+
+/// Everything one `docker buildx build` call needs.
+#[derive(Clone, Debug)]
+pub struct BuildSpec {
+    /// The component whose Dockerfile is built.
+    pub component: &'static Component,
+    /// Target platforms of this call (one, or several for a multi-platform `--load`).
+    pub platforms: Vec<&'static Platform>,
+    /// Where rustc runs.
+    pub strategy: Strategy,
+    /// `--load` or `--push`.
+    pub output: Output,
+    /// Full image references to tag.
+    pub tags: Vec<String>,
+    /// `RUST_IMAGE` build argument.
+    pub rust_image: String,
+    /// `RUNTIME_IMAGE` build argument.
+    pub runtime_image: String,
+    /// Extra CA bundle passed as the build secret `ca-bundle` (never stored in an image).
+    pub ca_bundle: Option<PathBuf>,
+    /// OCI labels (`--label key=value`).
+    pub labels: BTreeMap<String, String>,
+    /// Full commit hash, passed as `BROKKR_GIT_COMMIT` (the binaries' `--version`).
+    pub git_commit: Option<String>,
+    /// `--cache-from` (optional) and `--cache-to`.
+    pub cache: Option<(Option<String>, String)>,
+    /// `--progress` mode.
+    pub progress: Progress,
+    /// `--metadata-file` path (buildx writes `containerimage.digest` there).
+    pub metadata_file: PathBuf,
+    /// `--builder NAME`, when not the current one.
+    pub builder: Option<String>,
+}
+
+/// The `docker buildx build` command for `spec`, context = the workspace root.
+pub fn build_command(spec: &BuildSpec) -> Cmd {
+    let platforms = spec.platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
+    let mut c = Cmd::new("docker").args(["buildx", "build"]);
+    if let Some(b) = &spec.builder {
+        c = c.opt("--builder", b);
+    }
+    c = c
+        .opt("--file", spec.component.dockerfile)
+        .opt("--platform", platforms)
+        .opt("--build-arg", format!("STRATEGY={}", spec.strategy.as_str()))
+        .opt("--build-arg", format!("RUST_IMAGE={}", spec.rust_image))
+        .opt("--build-arg", format!("RUNTIME_IMAGE={}", spec.runtime_image));
+    if let Some(commit) = &spec.git_commit {
+        c = c.opt("--build-arg", format!("BROKKR_GIT_COMMIT={commit}"));
+    }
+    if let Some(ca) = &spec.ca_bundle {
+        c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
+    }
+    for (k, v) in &spec.labels {
+        c = c.opt("--label", format!("{k}={v}"));
+    }
+    for t in &spec.tags {
+        c = c.opt("--tag", t);
+    }
+    if let Some((from, to)) = &spec.cache {
+        if let Some(from) = from {
+            c = c.opt("--cache-from", from);
+        }
+        c = c.opt("--cache-to", to);
+    }
+    let progress = match spec.progress {
+        Progress::Plain => "plain",
+        Progress::Auto => "auto",
+    };
+    c.opt("--progress", progress)
+        .opt("--metadata-file", spec.metadata_file.display().to_string())
+        .arg(match spec.output {
+            Output::Load => "--load",
+            Output::Push => "--push",
+        })
+        .arg(".")
+}
+
+/// What the preflight knows about the builder (from `docker buildx inspect`
+/// and `docker info`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuilderFacts {
+    /// Driver name: `docker`, `docker-container`, `kubernetes`, `remote`.
+    pub driver: String,
+    /// Whether the engine stores images in containerd (`driver-type io.containerd.snapshotter.v1`).
+    pub containerd_store: bool,
+}
+
+/// Case B1: several platforms in one `--load` need an image store that keeps
+/// multi-platform images. The classic store of the `docker` driver does not;
+/// refuse before building and name the fixes.
+pub fn check_multi_platform_load(facts: &BuilderFacts, platforms: usize, output: Output) -> Result<()> {
+    if platforms <= 1 || output != Output::Load {
+        return Ok(());
+    }
+    if facts.driver == "docker" && !facts.containerd_store {
+        bail!(
+            "cannot --load {platforms} platforms at once: the builder uses the `docker` driver with the classic image store, \
+             which keeps one platform per image. Build one platform per call (`--platform linux/arm64`), or `--push`, \
+             or enable the containerd image store (`cargo xtask setup` sets \"features\": {{\"containerd-snapshotter\": true}} in \
+             /etc/docker/daemon.json), or use a docker-container builder"
+        );
+    }
+    Ok(())
+}
+
+/// The C compiler for a Rust target triple, as Debian's cross packages name
+/// it (`aarch64-unknown-linux-gnu` -> `aarch64-linux-gnu-gcc`,
+/// `aarch64-unknown-linux-musl` -> `aarch64-linux-musl-gcc`): what
+/// `CC_<triple>` and the cargo linker must point at (cases B8, B9).
+pub fn cross_c_compiler(triple: &str) -> String {
+    let mut parts = triple.split('-');
+    let arch = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.filter(|p| *p != "unknown").collect();
+    format!("{arch}-{}-gcc", rest.join("-"))
+}
+
+/// The C library a runtime base image provides, as far as it can be told
+/// from its reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Libc {
+    /// glibc (Debian, Ubuntu, distroless `cc`/`base`, our local runtime).
+    Glibc,
+    /// musl (Alpine).
+    Musl,
+    /// No C library at all (`scratch`, distroless `static`).
+    None,
+}
+
+/// The libc of a runtime image, from well-known names; unknown images are
+/// assumed to be glibc-based (Debian-like).
+pub fn runtime_libc(image: &str) -> Libc {
+    let name = image.to_ascii_lowercase();
+    let last = name.rsplit('/').next().unwrap_or_default();
+    if name == "scratch" || last.starts_with("static") {
+        Libc::None
+    } else if last.starts_with("alpine") || name.contains("/alpine") || name.contains("musl") {
+        Libc::Musl
+    } else {
+        Libc::Glibc
+    }
+}
+
+/// Case B10: a dynamically linked `-gnu` binary needs glibc and its loader in
+/// the runtime image; copied into Alpine or scratch it fails with
+/// `exec ...: no such file or directory`. Errors name both sides.
+pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
+    let libc = runtime_libc(runtime_image);
+    let needs = if triple.ends_with("-gnu") {
+        Libc::Glibc
+    } else if triple.ends_with("-musl") {
+        Libc::Musl
+    } else {
+        return Ok(());
+    };
+    // A static musl binary runs anywhere; a gnu binary needs glibc.
+    let ok = match needs {
+        Libc::Glibc => libc == Libc::Glibc,
+        _ => true,
+    };
+    if !ok {
+        bail!(
+            "target {triple} links against glibc, but the runtime image {runtime_image} has {}: the binary would fail \
+             with `exec ...: no such file or directory`. Use a glibc runtime (distroless cc, Debian, or the local one \
+             from `cargo xtask base-images`), or build for a -musl target",
+            match libc {
+                Libc::Musl => "musl (no glibc)",
+                _ => "no C library",
+            }
+        );
+    }
+    Ok(())
+}
+
+/// One stage of a Dockerfile, as far as the preflight needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// `AS name`, or the stage's index as text.
+    pub name: String,
+    /// The image or stage it starts `FROM`, build arguments substituted.
+    pub base: String,
+    /// Its `--platform=` value, if any (`$BUILDPLATFORM`).
+    pub platform: Option<String>,
+    /// Whether it has a `RUN` instruction.
+    pub runs: bool,
+    /// Stages named by `COPY --from=`/`RUN --mount=...,from=`.
+    pub copies_from: Vec<String>,
+}
+
+/// Parses the stages of a Dockerfile, substituting `${ARG}` in `FROM` lines
+/// from the global `ARG` defaults overridden by `build_args`. Handles
+/// backslash continuations; other instructions are ignored.
+pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<Stage> {
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut logical = String::new();
+    for raw in dockerfile.lines() {
+        let line = raw.trim();
+        if logical.is_empty() && (line.starts_with('#') || line.is_empty()) {
+            continue;
+        }
+        if let Some(stripped) = line.strip_suffix('\\') {
+            logical.push_str(stripped);
+            logical.push(' ');
+            continue;
+        }
+        logical.push_str(line);
+        let instr = std::mem::take(&mut logical);
+        let mut words = instr.split_whitespace();
+        let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
+        let rest: Vec<&str> = words.collect();
+        match keyword.as_str() {
+            "ARG" if stages.is_empty() => {
+                for a in rest {
+                    let (k, v) = a.split_once('=').unwrap_or((a, ""));
+                    let v = build_args.get(k).cloned().unwrap_or_else(|| v.trim_matches('"').to_owned());
+                    args.insert(k.to_owned(), v);
+                }
+            }
+            "FROM" => {
+                let platform = rest.iter().find_map(|w| w.strip_prefix("--platform=")).map(str::to_owned);
+                let plain: Vec<&str> = rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
+                let base = substitute(plain.first().copied().unwrap_or_default(), &args);
+                let name = match plain.as_slice() {
+                    [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => name.to_string(),
+                    _ => stages.len().to_string(),
+                };
+                stages.push(Stage { name, base, platform, runs: false, copies_from: Vec::new() });
+            }
+            "RUN" | "COPY" => {
+                if let Some(stage) = stages.last_mut() {
+                    if keyword == "RUN" {
+                        stage.runs = true;
+                    }
+                    for w in &rest {
+                        let from = w.strip_prefix("--from=").or_else(|| {
+                            w.strip_prefix("--mount=")
+                                .and_then(|m| m.split(',').find_map(|kv| kv.strip_prefix("from=")))
+                        });
+                        if let Some(f) = from {
+                            stage.copies_from.push(f.to_owned());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    stages
+}
+
+fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
+    let mut out = s.to_owned();
+    for (k, v) in args {
+        out = out.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
+    }
+    out
+}
+
+/// Case B2: the stages that would run on the target platform (no
+/// `--platform=$BUILDPLATFORM`, reachable from the last stage) and execute a
+/// `RUN` step. When they are not empty and the target platform is foreign,
+/// the host needs a binfmt handler (QEMU) or the build dies with
+/// `exec format error`.
+pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
+    let Some(last) = stages.last() else { return Vec::new() };
+    let by_name = |n: &str| stages.iter().find(|s| s.name == n);
+    let mut seen: Vec<&str> = Vec::new();
+    let mut todo: Vec<(&Stage, bool)> = vec![(last, false)];
+    let mut hits = Vec::new();
+    while let Some((stage, build_platform)) = todo.pop() {
+        if seen.contains(&stage.name.as_str()) {
+            continue;
+        }
+        seen.push(&stage.name);
+        let on_build = build_platform
+            || stage.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM"));
+        if stage.runs && !on_build {
+            hits.push(stage.name.clone());
+        }
+        if let Some(parent) = by_name(&stage.base) {
+            todo.push((parent, on_build));
+        }
+        for f in &stage.copies_from {
+            if let Some(s) = by_name(f) {
+                todo.push((s, false));
+            }
+        }
+    }
+    hits.sort();
+    hits
+}
+
+/// One step of buildx's plain progress output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The step number (`#12`).
+    pub id: u32,
+    /// Its title: `[linux/arm64 cook 4/4] RUN . /usr/local/share/brokkr/cargo-env.sh ...`.
+    pub name: String,
+    /// Whether buildx reported it `CACHED`.
+    pub cached: bool,
+}
+
+/// Parses `--progress plain` output (`#N title`, `#N CACHED`, `#N DONE 1.2s`).
+pub fn parse_progress(text: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix('#') else { continue };
+        let Some((num, tail)) = rest.split_once(' ') else { continue };
+        let Ok(id) = num.parse::<u32>() else { continue };
+        let idx = match steps.iter().position(|s| s.id == id) {
+            Some(i) => i,
+            None => {
+                steps.push(Step { id, name: tail.trim().to_owned(), cached: false });
+                steps.len() - 1
+            }
+        };
+        if tail.trim() == "CACHED" {
+            steps[idx].cached = true;
+        }
+    }
+    steps
+}
+
+/// Build steps (`[stage n/m] INSTR`) reported as cached, counted once per step.
+pub fn cached_steps(steps: &[Step]) -> usize {
+    steps.iter().filter(|s| s.cached && s.name.starts_with('[') && !s.name.starts_with("[internal]")).count()
+}
+
+/// Whether the dependency-cooking step (`cargo chef cook`) of every platform
+/// was served from the cache.
+pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
+    let cooks: Vec<&Step> = steps.iter().filter(|s| s.name.contains("cargo chef cook") && !s.name.contains("--no-build")).collect();
+    if cooks.is_empty() {
+        None
+    } else {
+        Some(cooks.iter().all(|s| s.cached))
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{} {}{}", self.id, self.name, if self.cached { " (cached)" } else { "" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::{component, Platform};
+
+    fn arm64() -> &'static Platform {
+        Platform::parse("arm64").unwrap()
+    }
+
+    #[test]
+    fn b3_every_leg_has_its_own_scope() {
+        let mut scopes = Vec::new();
+        for c in crate::project::COMPONENTS {
+            for p in crate::project::PLATFORMS {
+                let (from, to) = cache_args(CacheKind::Gha, &cache_scope(c, p), p, "r", "d", false).unwrap();
+                let scope = cache_scope(c, p);
+                assert!(from.unwrap().contains(&format!("scope={scope}")));
+                assert!(to.contains(&format!("scope={scope}")));
+                scopes.push(scope);
+            }
+        }
+        assert!(scopes.contains(&"brokkr-broker-linux-arm64".to_owned()));
+        let mut dedup = scopes.clone();
+        dedup.dedup();
+        assert_eq!(dedup.len(), 4);
+    }
+
+    #[test]
+    fn b4_cache_export_errors_are_ignored() {
+        for kind in [CacheKind::Local, CacheKind::Registry, CacheKind::Gha] {
+            let (_, to) = cache_args(kind, "s", arm64(), "localhost:5000/brokkr-broker", "/c", true).unwrap();
+            assert!(to.ends_with("mode=max,ignore-error=true"), "{kind:?}: {to}");
+        }
+        assert_eq!(cache_args(CacheKind::None, "s", arm64(), "r", "d", true), None);
+        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false).unwrap();
+        assert_eq!(from, None, "no import from an empty local cache");
+        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), "localhost:5000/brokkr-broker", "d", false).unwrap();
+        assert_eq!(from.unwrap(), "type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64");
+        assert!(to.starts_with("type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64,"));
+    }
+
+    #[test]
+    fn gha_needs_the_runtime_token() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert!(check_gha_env(env(&[])).unwrap_err().to_string().contains("crazy-max/ghaction-github-runtime"));
+        assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t")])).is_err());
+        assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t"), ("ACTIONS_CACHE_URL", "u")])).is_ok());
+        assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t"), ("ACTIONS_RESULTS_URL", "u")])).is_ok());
+    }
+
+    #[test]
+    fn b1_multi_platform_load_needs_containerd_store() {
+        let classic = BuilderFacts { driver: "docker".into(), containerd_store: false };
+        let containerd = BuilderFacts { driver: "docker".into(), containerd_store: true };
+        let container = BuilderFacts { driver: "docker-container".into(), containerd_store: false };
+        let err = check_multi_platform_load(&classic, 2, Output::Load).unwrap_err().to_string();
+        for fix in ["one platform", "--push", "containerd", "docker-container"] {
+            assert!(err.contains(fix), "missing fix `{fix}`: {err}");
+        }
+        assert!(check_multi_platform_load(&classic, 1, Output::Load).is_ok());
+        assert!(check_multi_platform_load(&classic, 2, Output::Push).is_ok());
+        assert!(check_multi_platform_load(&containerd, 2, Output::Load).is_ok());
+        assert!(check_multi_platform_load(&container, 2, Output::Push).is_ok());
+    }
+
+    #[test]
+    fn b8_b9_cross_c_compilers() {
+        let cases = [
+            ("aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc"),
+            ("x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc"),
+            ("aarch64-unknown-linux-musl", "aarch64-linux-musl-gcc"),
+            ("armv7-unknown-linux-gnueabihf", "armv7-linux-gnueabihf-gcc"),
+        ];
+        for (triple, cc) in cases {
+            assert_eq!(cross_c_compiler(triple), cc, "{triple}");
+        }
+        for p in crate::project::PLATFORMS {
+            assert_eq!(cross_c_compiler(p.rust_target), format!("{}-gcc", p.gnu_prefix));
+        }
+    }
+
+    #[test]
+    fn b10_libc_pairing() {
+        let cases = [
+            ("aarch64-unknown-linux-gnu", "gcr.io/distroless/cc-debian12:nonroot", true),
+            ("aarch64-unknown-linux-gnu", "brokkr.local/base/runtime:abc", true),
+            ("aarch64-unknown-linux-gnu", "debian:bookworm-slim", true),
+            ("aarch64-unknown-linux-gnu", "alpine:3.20", false),
+            ("x86_64-unknown-linux-gnu", "docker.io/library/alpine", false),
+            ("x86_64-unknown-linux-gnu", "scratch", false),
+            ("x86_64-unknown-linux-gnu", "gcr.io/distroless/static-debian12", false),
+            ("x86_64-unknown-linux-musl", "scratch", true),
+            ("x86_64-unknown-linux-musl", "alpine:3.20", true),
+        ];
+        for (triple, image, ok) in cases {
+            let r = check_libc_pairing(triple, image);
+            assert_eq!(r.is_ok(), ok, "{triple} on {image}: {r:?}");
+            if let Err(e) = r {
+                let e = e.to_string();
+                assert!(e.contains(triple) && e.contains(image), "{e}");
+            }
+        }
+    }
+
+    fn our_dockerfile() -> String {
+        std::fs::read_to_string(crate::project_root().join("Dockerfile.broker")).unwrap()
+    }
+
+    #[test]
+    fn b2_cross_runs_nothing_on_the_target_platform() {
+        let stages = parse_stages(&our_dockerfile(), &BTreeMap::new());
+        assert!(stages.iter().any(|s| s.name == "cook" && s.base == "compiler-cross"), "{stages:#?}");
+        assert_eq!(emulated_run_stages(&stages), Vec::<String>::new());
+    }
+
+    #[test]
+    fn b2_emulate_runs_rustc_on_the_target_platform() {
+        let args = BTreeMap::from([("STRATEGY".to_owned(), "emulate".to_owned())]);
+        let stages = parse_stages(&our_dockerfile(), &args);
+        assert_eq!(emulated_run_stages(&stages), vec!["build", "compiler-emulate", "cook"]);
+    }
+
+    #[test]
+    fn b2_a_plain_dockerfile_with_run() {
+        let df = "FROM debian\nRUN apt-get update\nFROM --platform=$BUILDPLATFORM rust AS b\nRUN cargo build\nFROM scratch\nCOPY --from=b /x /x\n";
+        let stages = parse_stages(df, &BTreeMap::new());
+        assert_eq!(emulated_run_stages(&stages), Vec::<String>::new(), "stage 0 is not reachable");
+        let df = "FROM debian AS base\nRUN apt-get update\nFROM base\nCOPY x y\n";
+        assert_eq!(emulated_run_stages(&parse_stages(df, &BTreeMap::new())), vec!["base"]);
+    }
+
+    #[test]
+    fn command_line() {
+        let spec = BuildSpec {
+            component: component("broker").unwrap(),
+            platforms: vec![arm64()],
+            strategy: Strategy::Cross,
+            output: Output::Push,
+            tags: vec!["localhost:5000/brokkr-broker:sha-abc1234-arm64".into()],
+            rust_image: "r".into(),
+            runtime_image: "rt".into(),
+            ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+            labels: BTreeMap::from([("org.opencontainers.image.title".into(), "brokkr-broker".into())]),
+            git_commit: Some("abc".into()),
+            cache: cache_args(CacheKind::Gha, "brokkr-broker-linux-arm64", arm64(), "", "", false),
+            progress: Progress::Plain,
+            metadata_file: "target/m.json".into(),
+            builder: None,
+        };
+        assert_eq!(
+            build_command(&spec).to_string(),
+            "docker buildx build --file Dockerfile.broker --platform linux/arm64 --build-arg STRATEGY=cross \
+             --build-arg RUST_IMAGE=r --build-arg RUNTIME_IMAGE=rt --build-arg BROKKR_GIT_COMMIT=abc \
+             --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt \
+             --label org.opencontainers.image.title=brokkr-broker \
+             --tag localhost:5000/brokkr-broker:sha-abc1234-arm64 \
+             --cache-from type=gha,scope=brokkr-broker-linux-arm64 \
+             --cache-to type=gha,scope=brokkr-broker-linux-arm64,mode=max,ignore-error=true \
+             --progress plain --metadata-file target/m.json --push ."
+        );
+    }
+
+    #[test]
+    fn progress_parsing() {
+        let text = "#0 building with \"default\" instance using docker driver\n\
+#1 [internal] load build definition from Dockerfile.broker\n#1 DONE 0.0s\n\
+#12 [linux/arm64 cook 4/4] RUN . /usr/local/share/brokkr/cargo-env.sh     && cargo chef cook $BROKKR_CARGO_ARGS --target \"$RUST_TARGET\" --recipe-path recipe.json\n\
+#12 CACHED\n\
+#13 [linux/arm64 build 1/2] COPY . .\n#13 DONE 0.1s\n\
+#14 [linux/arm64 build 2/2] RUN . /usr/local/share/brokkr/cargo-env.sh && cargo build\n#14 0.5 Compiling brokkr-broker\n#14 DONE 20.0s\n";
+        let steps = parse_progress(text);
+        assert_eq!(steps.len(), 5);
+        assert_eq!(cached_steps(&steps), 1);
+        assert_eq!(dependency_stage_cached(&steps), Some(true));
+        assert_eq!(dependency_stage_cached(&parse_progress("#1 [x] RUN true\n")), None);
+    }
+}

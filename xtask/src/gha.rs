@@ -1,0 +1,111 @@
+//! GitHub Actions integration: log groups, step outputs and the step
+//! summary, as GitHub documents them ("Workflow commands for GitHub
+//! Actions"). Outside GitHub Actions every function is a no-op, except
+//! groups, which print a plain heading.
+
+use std::{fs::OpenOptions, io::Write};
+
+use anyhow::{Context, Result};
+
+/// Whether this process runs as a GitHub Actions step (`GITHUB_ACTIONS=true`).
+pub fn active() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// Starts a collapsible log group (`::group::title`); a `== title` heading elsewhere.
+pub fn group(title: &str) {
+    if active() {
+        println!("::group::{title}");
+    } else {
+        eprintln!("== {title}");
+    }
+}
+
+/// Ends the current log group (`::endgroup::`).
+pub fn end_group() {
+    if active() {
+        println!("::endgroup::");
+    }
+}
+
+fn append(var: &str, text: &str) -> Result<()> {
+    let Ok(path) = std::env::var(var) else { return Ok(()) };
+    if path.is_empty() {
+        return Ok(());
+    }
+    let mut f = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening ${var} ({path})"))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("writing ${var} ({path})"))
+}
+
+/// Appends `key=value` to `$GITHUB_OUTPUT` (a step output). Values with a
+/// newline use the heredoc form GitHub documents for multiline strings.
+pub fn output(key: &str, value: &str) -> Result<()> {
+    if value.contains('\n') {
+        append("GITHUB_OUTPUT", &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"))
+    } else {
+        append("GITHUB_OUTPUT", &format!("{key}={value}\n"))
+    }
+}
+
+/// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
+pub fn summary(markdown: &str) -> Result<()> {
+    append("GITHUB_STEP_SUMMARY", markdown)
+}
+
+/// A Markdown table: header row, separator, rows (cells are not escaped
+/// beyond `|`).
+pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let esc = |s: &str| s.replace('|', "\\|");
+    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    for r in rows {
+        out.push_str(&format!("| {} |\n", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+    }
+    out
+}
+
+/// A plain-text table with aligned columns, for terminals.
+pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.len());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables() {
+        let rows = vec![vec!["broker".to_owned(), "linux/arm64".to_owned()], vec!["a|b".to_owned(), "x".to_owned()]];
+        assert_eq!(
+            markdown_table(&["component", "platform"], &rows),
+            "| component | platform |\n|---|---|\n| broker | linux/arm64 |\n| a\\|b | x |\n"
+        );
+        assert_eq!(
+            text_table(&["component", "platform"], &rows),
+            "component  platform\nbroker     linux/arm64\na|b        x\n"
+        );
+    }
+}

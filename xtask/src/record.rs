@@ -1,0 +1,88 @@
+//! Build records: what `build-image` and `push` produced, kept as JSON under
+//! `target/xtask/images/<component>-<arch>.json` so that later commands
+//! (`push`, `smoke`, `manifest`, `images`' table) find the results of
+//! earlier ones without asking the user to copy digests around.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::project::{Component, Platform};
+
+/// The result of building (and maybe pushing) one component for one platform.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// Component name (`broker`).
+    pub component: String,
+    /// OCI platform (`linux/arm64`).
+    pub platform: String,
+    /// The unique per-platform reference (`localhost:5000/brokkr-broker:sha-abc1234-arm64`).
+    pub reference: String,
+    /// Full commit id the image was built from.
+    pub commit: String,
+    /// Digest buildx reported for the image (`containerimage.digest`), `sha256:<64 hex>`.
+    pub digest: Option<String>,
+    /// Digest of the pushed per-platform reference in the registry, once pushed.
+    pub pushed_digest: Option<String>,
+    /// Uncompressed image size in bytes, as `docker image inspect` reports it (loaded images only).
+    pub size_bytes: Option<u64>,
+    /// Wall time of the build in seconds.
+    pub duration_secs: f64,
+    /// Build steps buildx reported as `CACHED`.
+    pub cached_steps: usize,
+    /// Whether the dependency (`cargo chef cook`) step was cached; `None` when unknown.
+    pub dependency_stage_cached: Option<bool>,
+    /// `cross` or `emulate`.
+    pub strategy: String,
+}
+
+/// The directory holding the records: `target/xtask/images`.
+pub fn dir() -> PathBuf {
+    crate::target_dir().join("xtask").join("images")
+}
+
+/// The record file of one leg: `target/xtask/images/broker-arm64.json`.
+pub fn path(component: &Component, platform: &Platform) -> PathBuf {
+    dir().join(format!("{}-{}.json", component.name, platform.arch))
+}
+
+/// Reads the record of one leg; `Ok(None)` when there is none.
+pub fn load(component: &Component, platform: &Platform) -> Result<Option<BuildRecord>> {
+    let p = path(component, platform);
+    match std::fs::read_to_string(&p) {
+        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+/// Writes the record of one leg (pretty JSON).
+pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
+    let p = path(component, platform);
+    std::fs::create_dir_all(dir()).with_context(|| format!("creating {}", dir().display()))?;
+    std::fs::write(&p, serde_json::to_string_pretty(record)? + "\n").with_context(|| format!("writing {}", p.display()))
+}
+
+/// `12.3 MB` (decimal megabytes, as registries and Docker print sizes).
+pub fn human_size(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1_000_000.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(Some(12_345_678)), "12.3 MB");
+        assert_eq!(human_size(None), "-");
+    }
+
+    #[test]
+    fn round_trip() {
+        let r = BuildRecord { component: "broker".into(), digest: Some("sha256:00".into()), ..BuildRecord::default() };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<BuildRecord>(&text).unwrap(), r);
+    }
+}
