@@ -4,8 +4,10 @@
 //! [`Shell`] rooted at the workspace root, and one exhaustive `match`.
 
 mod cli;
+mod metadata;
 mod plan;
 mod project;
+mod tags;
 
 use anyhow::Result;
 use clap::Parser;
@@ -19,6 +21,7 @@ fn main() -> Result<()> {
     sh.change_dir(project_root());
     match cli.command {
         Command::Ci(_) => todo!(),
+        Command::Tags(args) => tags::run(&sh, &args),
     }
 }
 

@@ -60,6 +60,10 @@ pub static COMPONENTS: &[Component] = &[
     },
 ];
 
+/// The loopback registry used outside CI: `localhost:5000` (the default of
+/// `--registry` when `GITHUB_ACTIONS` is not `true`).
+pub const LOCAL_REGISTRY: &str = "localhost:5000";
+
 /// A target platform in OCI terms (`os/arch[/variant]`) with what building
 /// for it needs.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,0 +1,1590 @@
+//! Image tags and OCI labels: docker/metadata-action's rules, in Rust.
+//!
+//! Pure logic only (no commands run here; `tags.rs` detects the context):
+//! the build [`Context`] (from the GitHub Actions environment, or from what
+//! git says about the local checkout), the tag rules named as
+//! docker/metadata-action names them ([`Rule`]), Docker's tag grammar
+//! ([`sanitize_tag`], [`check_explicit_tag`]), image names
+//! ([`image_repository`]) and the eight `org.opencontainers.image.*` labels
+//! ([`labels`]).
+//!
+//! The rules applied by [`final_tags`], in metadata-action's priority order:
+//! `type=semver,pattern={{version}}`, `type=semver,pattern={{major}}.{{minor}}`,
+//! `type=semver,pattern={{major}}` (priority 900), `type=ref,event=branch`,
+//! `type=ref,event=pr` (600), explicit `--tag` values (as `type=raw`, 200),
+//! `type=sha,prefix=sha-` (100), then `latest` last, as metadata-action
+//! appends it.
+
+use std::{cmp::Ordering, collections::BTreeMap, path::Path};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde_json::Value;
+
+use crate::project::{Component, Platform, LOCAL_REGISTRY};
+
+/// The longest Docker tag: 128 characters (Docker's tag grammar
+/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+pub const TAG_MAX_LEN: usize = 128;
+
+/// Hex digits of the commit in the `type=sha` tag: 7, as metadata-action's
+/// default short sha; never git's `core.abbrev`.
+pub const SHORT_SHA_LEN: usize = 7;
+
+/// Prefix of the `type=sha` tag (metadata-action's default `prefix=sha-`).
+pub const SHA_PREFIX: &str = "sha-";
+
+/// Prefix of the `type=ref,event=pr` tag (metadata-action's default `prefix=pr-`).
+pub const PR_PREFIX: &str = "pr-";
+
+/// Registry host used in GitHub Actions: images go to `ghcr.io/<owner>`.
+pub const GITHUB_REGISTRY: &str = "ghcr.io";
+
+/// Where the build context came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A GitHub Actions run (`GITHUB_ACTIONS=true`): the `GITHUB_*` variables.
+    GitHubActions,
+    /// A local git checkout, outside CI.
+    LocalGit,
+}
+
+/// What the tags and labels are computed from: one commit, the git ref it
+/// was built for, and (in CI) the repository and pull request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// GitHub Actions or local git.
+    pub source: Source,
+    /// `GITHUB_EVENT_NAME` (`push`, `pull_request`, `pull_request_target`, ...);
+    /// `push` for a local checkout on a branch or tag, `detached` otherwise.
+    pub event: String,
+    /// The full ref the rules look at: `refs/heads/<branch>`, `refs/tags/<tag>`
+    /// or `refs/pull/<n>/merge`; for `pull_request_target` the base branch
+    /// (`GITHUB_REF`), which the rules never tag. `None` when there is no
+    /// branch or tag (detached HEAD, or no `GITHUB_REF`).
+    pub git_ref: Option<String>,
+    /// Full commit id, 40 (or 64) lower-case hex digits: `GITHUB_SHA`, the pull
+    /// request's head commit for `pull_request_target`, or `git rev-parse HEAD`.
+    pub sha: String,
+    /// Repository owner as GitHub spells it (`GITHUB_REPOSITORY_OWNER`, case kept);
+    /// `None` outside CI.
+    pub owner: Option<String>,
+    /// `owner/name` (`GITHUB_REPOSITORY`); `None` outside CI.
+    pub repository: Option<String>,
+    /// Web address of the GitHub server (`GITHUB_SERVER_URL`, default
+    /// `https://github.com`); `None` outside CI.
+    pub server_url: Option<String>,
+    /// Source branch of a pull request (`GITHUB_HEAD_REF`, or the payload's
+    /// `pull_request.head.ref`); `None` when not a pull request.
+    pub head_ref: Option<String>,
+    /// Number of the pull request this run serves: from `refs/pull/<n>/...`,
+    /// or from the event payload's `pull_request.number` (`pull_request_target`,
+    /// whose `GITHUB_REF` is the base branch). `None` when not a pull request.
+    pub pr_number: Option<u64>,
+}
+
+/// Events whose run serves a pull request: their tags are `pr-<n>`, never
+/// the branch in `GITHUB_REF`.
+const PR_EVENTS: &[&str] = &[
+    "pull_request",
+    "pull_request_target",
+    "pull_request_review",
+    "pull_request_review_comment",
+];
+
+impl Context {
+    /// The context of a GitHub Actions run, from environment lookups `get`
+    /// (`|k| std::env::var(k).ok()` in real use, a map in tests).
+    ///
+    /// Reads `GITHUB_EVENT_NAME`, `GITHUB_SHA` (both required), `GITHUB_REF`,
+    /// `GITHUB_REPOSITORY`, `GITHUB_REPOSITORY_OWNER`, `GITHUB_HEAD_REF`,
+    /// `GITHUB_SERVER_URL`; for pull-request events whose ref is not
+    /// `refs/pull/<n>/...` (`pull_request_target`) also the JSON event payload
+    /// at `GITHUB_EVENT_PATH` (the only file read). Empty values count as unset.
+    /// Errors name the missing or malformed variable.
+    pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let event = get("GITHUB_EVENT_NAME").unwrap_or_default();
+        let git_ref = get("GITHUB_REF");
+        let needs_payload = PR_EVENTS.contains(&event.as_str())
+            && git_ref.as_deref().and_then(pr_number_from_ref).is_none();
+        let payload = match (needs_payload, get("GITHUB_EVENT_PATH")) {
+            (false, _) => None,
+            (true, Some(path)) => Some(read_payload(Path::new(&path))?),
+            (true, None) => bail!(
+                "GITHUB_EVENT_NAME={event} with GITHUB_REF={} needs the event payload for the \
+                 pull request number, but GITHUB_EVENT_PATH is not set",
+                git_ref.as_deref().unwrap_or("(unset)")
+            ),
+        };
+        Context::from_github(get, payload.as_ref())
+    }
+
+    /// [`Context::from_github_env`] with the event payload already parsed:
+    /// pure. `payload` is only consulted for pull-request events whose
+    /// `GITHUB_REF` holds no pull request number (`pull_request_target`):
+    /// `pull_request.number` gives the number (required), `pull_request.head.sha`
+    /// the commit (so two pull requests on one base commit never share a sha
+    /// tag), `pull_request.head.ref` the head branch.
+    pub fn from_github(
+        get: impl Fn(&str) -> Option<String>,
+        payload: Option<&Value>,
+    ) -> Result<Context> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let event = get("GITHUB_EVENT_NAME").ok_or_else(|| {
+            anyhow!(
+                "GITHUB_EVENT_NAME is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)"
+            )
+        })?;
+        let sha = get("GITHUB_SHA").ok_or_else(|| {
+            anyhow!("GITHUB_SHA is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
+        })?;
+        let mut sha = checked_sha(&sha).context("GITHUB_SHA")?;
+        let git_ref = get("GITHUB_REF");
+        let repository = get("GITHUB_REPOSITORY");
+        let owner = get("GITHUB_REPOSITORY_OWNER").or_else(|| {
+            repository
+                .as_deref()
+                .and_then(|r| r.split('/').next())
+                .map(str::to_owned)
+        });
+        let mut head_ref = get("GITHUB_HEAD_REF");
+        let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
+        if pr_number.is_none() && PR_EVENTS.contains(&event.as_str()) {
+            let pr = payload.and_then(|p| p.get("pull_request")).ok_or_else(|| {
+                anyhow!(
+                    "{event} run with GITHUB_REF={}: the event payload has no `pull_request`, so \
+                     the pull request number is unknown (the run is never tagged as its base branch)",
+                    git_ref.as_deref().unwrap_or("(unset)")
+                )
+            })?;
+            let number = pr.get("number").and_then(Value::as_u64).ok_or_else(|| {
+                anyhow!("{event} event payload: `pull_request.number` is missing or not a number")
+            })?;
+            pr_number = Some(number);
+            let head = pr.get("head");
+            if let Some(s) = head.and_then(|h| h.get("sha")).and_then(Value::as_str) {
+                sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
+            }
+            if head_ref.is_none() {
+                head_ref = head
+                    .and_then(|h| h.get("ref"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
+        }
+        Ok(Context {
+            source: Source::GitHubActions,
+            event,
+            git_ref,
+            sha,
+            owner,
+            repository,
+            server_url: Some(
+                get("GITHUB_SERVER_URL")
+                    .unwrap_or_else(|| "https://github.com".to_owned())
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ),
+            head_ref,
+            pr_number,
+        })
+    }
+
+    /// The context of a local checkout from what git reports: `sha` from
+    /// `git rev-parse HEAD`, `branch` from `git symbolic-ref -q --short HEAD`
+    /// (`None` when detached), `tags_at_head` from `git tag --points-at HEAD`.
+    ///
+    /// The ref is the highest semantic-version tag at HEAD (semver.org
+    /// precedence, `v` prefix allowed), so a tagged commit is built like a
+    /// push of that tag; else the branch; else another tag at HEAD (sorted
+    /// first); else none (detached HEAD: only the sha tag, with a warning).
+    pub fn from_git(sha: &str, branch: Option<&str>, tags_at_head: &[String]) -> Result<Context> {
+        let sha = checked_sha(sha).context("`git rev-parse HEAD`")?;
+        let tags: Vec<&str> = tags_at_head
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let best_semver = tags
+            .iter()
+            .filter_map(|t| SemVer::parse(t).map(|v| (v, *t)))
+            .max_by(|(a, ta), (b, tb)| a.cmp_precedence(b).then_with(|| ta.cmp(tb)))
+            .map(|(_, t)| t);
+        let branch = branch.map(str::trim).filter(|b| !b.is_empty());
+        let git_ref = match (best_semver, branch) {
+            (Some(t), _) => Some(format!("refs/tags/{t}")),
+            (None, Some(b)) => Some(format!("refs/heads/{b}")),
+            (None, None) => tags.iter().min().map(|t| format!("refs/tags/{t}")),
+        };
+        Ok(Context {
+            source: Source::LocalGit,
+            event: if git_ref.is_some() {
+                "push"
+            } else {
+                "detached"
+            }
+            .to_owned(),
+            git_ref,
+            sha,
+            owner: None,
+            repository: None,
+            server_url: None,
+            head_ref: None,
+            pr_number: None,
+        })
+    }
+
+    /// The branch name when the ref is `refs/heads/<branch>` and the run does
+    /// not serve a pull request (`pull_request_target`'s ref is its base branch).
+    pub fn branch(&self) -> Option<&str> {
+        if self.pr_number.is_some() {
+            return None;
+        }
+        self.git_ref
+            .as_deref()
+            .and_then(|r| r.strip_prefix("refs/heads/"))
+    }
+
+    /// The tag name when the ref is `refs/tags/<tag>`.
+    pub fn tag(&self) -> Option<&str> {
+        self.git_ref
+            .as_deref()
+            .and_then(|r| r.strip_prefix("refs/tags/"))
+    }
+}
+
+fn read_payload(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the event payload GITHUB_EVENT_PATH={}",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("parsing the event payload {} as JSON", path.display()))
+}
+
+/// `refs/pull/318/merge` (or `/head`) gives 318.
+fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
+    let rest = git_ref.strip_prefix("refs/pull/")?;
+    let number = rest.split('/').next()?;
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse().ok()
+}
+
+/// A full commit id: at least [`SHORT_SHA_LEN`] hex digits, lower-cased.
+fn checked_sha(sha: &str) -> Result<String> {
+    let sha = sha.trim();
+    if sha.len() < SHORT_SHA_LEN || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("`{sha}` is not a commit id (expected 40 hex digits)");
+    }
+    Ok(sha.to_ascii_lowercase())
+}
+
+/// A semantic version as semver.org 2.0.0 defines it, with an optional
+/// leading `v` (as node-semver, which metadata-action uses, accepts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SemVer {
+    /// MAJOR.
+    pub major: u64,
+    /// MINOR.
+    pub minor: u64,
+    /// PATCH.
+    pub patch: u64,
+    /// Pre-release identifiers (after `-`), empty for a release.
+    pub pre: Vec<String>,
+    /// Build-metadata identifiers (after `+`): ignored for precedence and
+    /// absent from `{{version}}` (node-semver's `version`); Docker tags cannot
+    /// hold `+` anyway.
+    pub build: Vec<String>,
+}
+
+impl SemVer {
+    /// Parses `1.2.3`, `v1.2.3-rc.1+build.5`. `None` for anything semver.org
+    /// rejects: missing parts, leading zeros in numbers, empty or non
+    /// `[0-9A-Za-z-]` identifiers, a capital `V`.
+    pub fn parse(s: &str) -> Option<SemVer> {
+        let s = s.strip_prefix('v').unwrap_or(s);
+        let (rest, build) = match s.split_once('+') {
+            Some((r, b)) => (r, Some(b)),
+            None => (s, None),
+        };
+        let (core, pre) = match rest.split_once('-') {
+            Some((c, p)) => (c, Some(p)),
+            None => (rest, None),
+        };
+        let mut nums = core.split('.');
+        let major = numeric(nums.next()?)?;
+        let minor = numeric(nums.next()?)?;
+        let patch = numeric(nums.next()?)?;
+        if nums.next().is_some() {
+            return None;
+        }
+        let pre = match pre {
+            Some(p) => identifiers(p, true)?,
+            None => Vec::new(),
+        };
+        let build = match build {
+            Some(b) => identifiers(b, false)?,
+            None => Vec::new(),
+        };
+        Some(SemVer {
+            major,
+            minor,
+            patch,
+            pre,
+            build,
+        })
+    }
+
+    /// Whether this is a pre-release (`2.0.0-rc.1`): no `latest`, no
+    /// `{{major}}`/`{{major}}.{{minor}}` tags.
+    pub fn is_prerelease(&self) -> bool {
+        !self.pre.is_empty()
+    }
+
+    /// metadata-action's `{{version}}`: `MAJOR.MINOR.PATCH[-PRE]`, without
+    /// the leading `v` and without build metadata.
+    pub fn version(&self) -> String {
+        let mut s = format!("{}.{}.{}", self.major, self.minor, self.patch);
+        if self.is_prerelease() {
+            s.push('-');
+            s.push_str(&self.pre.join("."));
+        }
+        s
+    }
+
+    /// Precedence per semver.org item 11 (build metadata ignored).
+    pub fn cmp_precedence(&self, other: &SemVer) -> Ordering {
+        (self.major, self.minor, self.patch)
+            .cmp(&(other.major, other.minor, other.patch))
+            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => {
+                    for (a, b) in self.pre.iter().zip(&other.pre) {
+                        let o = cmp_identifier(a, b);
+                        if o != Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    self.pre.len().cmp(&other.pre.len())
+                }
+            })
+    }
+}
+
+fn numeric(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn identifiers(s: &str, no_leading_zeros: bool) -> Option<Vec<String>> {
+    s.split('.')
+        .map(|id| {
+            let ok_chars =
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let all_digits = id.bytes().all(|b| b.is_ascii_digit());
+            let leading_zero =
+                no_leading_zeros && all_digits && id.len() > 1 && id.starts_with('0');
+            (ok_chars && !leading_zero).then(|| id.to_owned())
+        })
+        .collect()
+}
+
+/// Numeric identifiers sort numerically and below alphanumeric ones.
+fn cmp_identifier(a: &str, b: &str) -> Ordering {
+    let num = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    match (num(a), num(b)) {
+        (true, true) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => a.cmp(b),
+    }
+}
+
+/// One tag rule, named as in docker/metadata-action's `tags` input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// `type=semver,pattern={{version}}`: `1.2.3`, `2.0.0-rc.1`, on tag refs.
+    SemverVersion,
+    /// `type=semver,pattern={{major}}.{{minor}}`: `1.2`; a pre-release gives
+    /// `{{version}}` instead (metadata-action).
+    SemverMajorMinor,
+    /// `type=semver,pattern={{major}}`: `1`; a pre-release gives `{{version}}`;
+    /// nothing for major version zero (semver.org item 4: `0.y.z` is not stable,
+    /// as metadata-action's "Major version zero" note advises).
+    SemverMajor,
+    /// `type=ref,event=branch`: the branch name, sanitized; nothing on pull
+    /// request events (including `pull_request_target`'s base branch).
+    RefBranch,
+    /// `type=ref,event=pr`: `pr-<number>`.
+    RefPr,
+    /// `type=sha,prefix=sha-`: `sha-<7 hex digits>`.
+    Sha,
+}
+
+impl Rule {
+    /// metadata-action's default priority of the rule's type (higher first).
+    pub fn priority(self) -> u32 {
+        match self {
+            Rule::SemverVersion | Rule::SemverMajorMinor | Rule::SemverMajor => 900,
+            Rule::RefBranch | Rule::RefPr => 600,
+            Rule::Sha => 100,
+        }
+    }
+}
+
+/// metadata-action's default priority of `type=raw`, which explicit `--tag`
+/// values are: after `type=ref`, before `type=sha`.
+const RAW_PRIORITY: u32 = 200;
+
+/// brokkr's rules, in priority order.
+pub const DEFAULT_RULES: &[Rule] = &[
+    Rule::SemverVersion,
+    Rule::SemverMajorMinor,
+    Rule::SemverMajor,
+    Rule::RefBranch,
+    Rule::RefPr,
+    Rule::Sha,
+];
+
+/// `type=sha,prefix=sha-`: `sha-` and the first 7 hex digits of the full
+/// commit id (`sha-356defb`), independent of git's abbreviation setting.
+pub fn sha_tag(ctx: &Context) -> String {
+    let n = SHORT_SHA_LEN.min(ctx.sha.len());
+    format!("{SHA_PREFIX}{}", &ctx.sha[..n])
+}
+
+/// The unique per-platform tag `sha-<7 hex>-<arch>` (`sha-356defb-arm64`)
+/// that `push` writes and `manifest` reads; final tags are only written by
+/// `manifest`.
+#[allow(dead_code, reason = "API for push/manifest, wired by the lead")]
+pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
+    format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
+}
+
+/// `<registry>/brokkr-<component>:sha-<7 hex>-<arch>`, repository part
+/// lower-cased (see [`image_repository`]).
+#[allow(
+    dead_code,
+    reason = "API for build-image/push/manifest, wired by the lead"
+)]
+pub fn per_platform_reference(
+    registry: &str,
+    component: &Component,
+    ctx: &Context,
+    platform: &Platform,
+) -> String {
+    format!(
+        "{}:{}",
+        image_repository(registry, component),
+        per_platform_tag(ctx, platform)
+    )
+}
+
+/// Applies Docker's tag grammar to a computed tag (prefix and suffix
+/// included): each run of characters outside `[A-Za-z0-9_.-]` becomes one
+/// `-` (as metadata-action's `sanitizeTag`), leading `.` and `-` are
+/// dropped, then the first [`TAG_MAX_LEN`] characters are kept. Case is
+/// kept. `None` when nothing is left (the caller drops it with a warning).
+pub fn sanitize_tag(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut in_run = false;
+    for c in raw.chars() {
+        if is_tag_char(c) {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('-');
+            in_run = true;
+        }
+    }
+    let tag: String = out
+        .trim_start_matches(['.', '-'])
+        .chars()
+        .take(TAG_MAX_LEN)
+        .collect();
+    (!tag.is_empty()).then_some(tag)
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// Whether `tag` matches Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' => {}
+        _ => return false,
+    }
+    tag.len() <= TAG_MAX_LEN && chars.all(is_tag_char)
+}
+
+/// Checks an explicit `--tag`: it must already match Docker's tag grammar;
+/// it is never rewritten. The error names the grammar.
+pub fn check_explicit_tag(tag: &str) -> Result<()> {
+    if !is_valid_tag(tag) {
+        bail!(
+            "invalid --tag `{tag}`: a Docker tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}` \
+             (letters, digits, `_`, `.`, `-`; not starting with `.` or `-`; 1 to {TAG_MAX_LEN} \
+             characters); explicit tags are never changed silently, so pass a valid one"
+        );
+    }
+    Ok(())
+}
+
+/// The raw values one rule gives for `ctx`, before sanitizing; `latest` is
+/// true for a stable semver tag. Warnings (a tag that is not a semantic
+/// version) are appended to `warnings`.
+fn rule_values(ctx: &Context, rule: Rule, warnings: &mut Vec<String>) -> (Vec<String>, bool) {
+    match rule {
+        Rule::SemverVersion | Rule::SemverMajorMinor | Rule::SemverMajor => {
+            let Some(tag) = ctx.tag() else {
+                return (Vec::new(), false);
+            };
+            let name = tag.replace('/', "-");
+            let Some(v) = SemVer::parse(&name) else {
+                let w = format!(
+                    "tag `{tag}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"
+                );
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+                return (Vec::new(), false);
+            };
+            if v.is_prerelease() {
+                return (vec![v.version()], false);
+            }
+            let value = match rule {
+                Rule::SemverVersion => Some(v.version()),
+                Rule::SemverMajorMinor => Some(format!("{}.{}", v.major, v.minor)),
+                _ => (v.major > 0).then(|| v.major.to_string()),
+            };
+            (value.into_iter().collect(), true)
+        }
+        Rule::RefBranch => (ctx.branch().map(str::to_owned).into_iter().collect(), false),
+        Rule::RefPr => (
+            ctx.pr_number
+                .map(|n| format!("{PR_PREFIX}{n}"))
+                .into_iter()
+                .collect(),
+            false,
+        ),
+        Rule::Sha => (vec![sha_tag(ctx)], false),
+    }
+}
+
+/// Tags from `rules` (any order: applied by priority, as metadata-action
+/// sorts them) plus `extra` explicit tags (placed as `type=raw`), then
+/// `latest` when a stable semver tag was computed. Computed values are
+/// sanitized ([`sanitize_tag`]); one that ends up empty is dropped with a
+/// warning. Duplicates collapse, first place kept.
+///
+/// Returns `(tags, warnings)`: tag names only (no repository). Errors when an
+/// explicit tag is not valid ([`check_explicit_tag`]).
+pub fn compute_tags(
+    ctx: &Context,
+    rules: &[Rule],
+    extra: &[String],
+) -> Result<(Vec<String>, Vec<String>)> {
+    for t in extra {
+        check_explicit_tag(t)?;
+    }
+    let mut rules = rules.to_vec();
+    rules.sort_by_key(|r| std::cmp::Reverse(r.priority()));
+    let mut tags: Vec<String> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut latest = false;
+    let mut extra_done = extra.is_empty();
+    let push = |tags: &mut Vec<String>, t: String| {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    };
+    if ctx.git_ref.is_none() {
+        warnings.push(match ctx.source {
+            Source::LocalGit => format!(
+                "HEAD is detached at {} and no branch or tag points to it: only the sha tag",
+                &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())]
+            ),
+            Source::GitHubActions => format!(
+                "GITHUB_REF is not set for event `{}`: only the sha tag",
+                ctx.event
+            ),
+        });
+    }
+    for rule in rules {
+        if !extra_done && rule.priority() < RAW_PRIORITY {
+            extra.iter().for_each(|t| push(&mut tags, t.clone()));
+            extra_done = true;
+        }
+        let (values, l) = rule_values(ctx, rule, &mut warnings);
+        latest |= l;
+        for raw in values {
+            match sanitize_tag(&raw) {
+                Some(t) => push(&mut tags, t),
+                None => warnings.push(format!(
+                    "{rule:?} gave `{raw}`, which is empty after sanitizing to Docker's tag grammar: dropped"
+                )),
+            }
+        }
+    }
+    if !extra_done {
+        extra.iter().for_each(|t| push(&mut tags, t.clone()));
+    }
+    if latest {
+        push(&mut tags, "latest".to_owned());
+    }
+    Ok((tags, warnings))
+}
+
+/// The final (multi-arch) tags for `ctx` with [`DEFAULT_RULES`] and explicit
+/// `extra` tags: `(tags, warnings)`, see [`compute_tags`]. Print each
+/// warning on stderr; an empty tag list cannot happen (the sha tag is always
+/// there).
+pub fn final_tags(ctx: &Context, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    compute_tags(ctx, DEFAULT_RULES, extra)
+}
+
+/// Full references `<repository>:<tag>` for each tag.
+pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
+    tags.iter().map(|t| format!("{repository}:{t}")).collect()
+}
+
+/// The image repository `<registry>/brokkr-<name>`, whole string lower-cased
+/// (Docker repository names are lower-case; tags keep their case):
+/// `ghcr.io/RiverOnVenus` gives `ghcr.io/riveronvenus/brokkr-broker`. A
+/// trailing `/` on `registry` is ignored. Every command uses this one name.
+pub fn image_repository(registry: &str, component: &Component) -> String {
+    format!(
+        "{}/{}",
+        registry.trim().trim_end_matches('/'),
+        component.image_name()
+    )
+    .to_ascii_lowercase()
+}
+
+/// The default registry: `ghcr.io/<owner>` (owner lower-cased) in GitHub
+/// Actions, the loopback registry [`LOCAL_REGISTRY`] outside it. Errors in
+/// CI when the owner is unknown.
+pub fn default_registry(ctx: &Context) -> Result<String> {
+    match ctx.source {
+        Source::LocalGit => Ok(LOCAL_REGISTRY.to_owned()),
+        Source::GitHubActions => match &ctx.owner {
+            Some(owner) => Ok(format!("{GITHUB_REGISTRY}/{}", owner.to_ascii_lowercase())),
+            None => bail!(
+                "GITHUB_REPOSITORY_OWNER and GITHUB_REPOSITORY are unset: cannot name the \
+                 ghcr.io registry; pass --registry (or BROKKR_REGISTRY)"
+            ),
+        },
+    }
+}
+
+/// `--registry` (or `BROKKR_REGISTRY`) when given and non-empty, else
+/// [`default_registry`]. Checked with [`check_registry`].
+pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
+    let registry = match flag.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => r.trim_end_matches('/').to_owned(),
+        None => default_registry(ctx)?,
+    };
+    check_registry(&registry)?;
+    Ok(registry)
+}
+
+/// Checks a registry prefix (`localhost:5000`, `ghcr.io/owner`) against
+/// Docker's reference grammar after lower-casing: a host (`[a-z0-9-]` labels
+/// joined by `.`, optional `:port`) and path components
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+pub fn check_registry(registry: &str) -> Result<()> {
+    let lower = registry.to_ascii_lowercase();
+    let mut parts = lower.split('/');
+    let host = parts.next().unwrap_or_default();
+    let (name, port) = match host.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (host, None),
+    };
+    let host_ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+        && match port {
+            None => true,
+            Some(p) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
+        };
+    let path_ok = parts.all(is_path_component);
+    if !host_ok || !path_ok {
+        bail!(
+            "invalid registry `{registry}`: expected HOST[:PORT][/PATH] such as `localhost:5000` \
+             or `ghcr.io/owner` (path parts of lower-case letters and digits, joined by `.`, `_`, `__` or `-`)"
+        );
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`: one path component of a repository.
+fn is_path_component(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &s[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// What Cargo.toml says about a package (from `cargo metadata`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackageInfo {
+    /// `package.description`, empty when unset.
+    pub description: String,
+    /// `package.license` (SPDX expression), empty when unset.
+    pub license: String,
+    /// `package.repository` (a web address), empty when unset.
+    pub repository: String,
+}
+
+/// Reads `package`'s [`PackageInfo`] from the JSON of
+/// `cargo metadata --format-version 1 --no-deps`. Errors when the JSON does
+/// not parse or has no such package.
+pub fn package_info(metadata_json: &str, package: &str) -> Result<PackageInfo> {
+    let v: Value =
+        serde_json::from_str(metadata_json).context("parsing `cargo metadata` output")?;
+    let pkg = v
+        .get("packages")
+        .and_then(Value::as_array)
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(package))
+        })
+        .ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))?;
+    let field = |k: &str| {
+        pkg.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(PackageInfo {
+        description: field("description"),
+        license: field("license"),
+        repository: field("repository"),
+    })
+}
+
+/// The eight labels docker/metadata-action emits, keyed
+/// `org.opencontainers.image.<name>`:
+/// - `title`: the image name (`brokkr-broker`);
+/// - `description`: Cargo.toml's, else the component's declaration;
+/// - `url`, `source`: `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>` in CI, else
+///   Cargo.toml's `repository` (empty when unknown);
+/// - `version`: the first computed tag (metadata-action's `version` output;
+///   explicit `--tag` values do not change it);
+/// - `created`: `created` as given (RFC 3339 UTC, see [`created`]);
+/// - `revision`: the full commit id;
+/// - `licenses`: Cargo.toml's `license` (SPDX).
+pub fn labels(
+    ctx: &Context,
+    component: &Component,
+    package: &PackageInfo,
+    created: &str,
+) -> BTreeMap<String, String> {
+    let url = match (&ctx.repository, ctx.source) {
+        (Some(repo), Source::GitHubActions) => format!(
+            "{}/{repo}",
+            ctx.server_url.as_deref().unwrap_or("https://github.com")
+        ),
+        _ => package.repository.clone(),
+    };
+    let description = if package.description.trim().is_empty() {
+        component.description.to_owned()
+    } else {
+        package.description.clone()
+    };
+    let version = compute_tags(ctx, DEFAULT_RULES, &[])
+        .ok()
+        .and_then(|(tags, _)| tags.into_iter().next())
+        .unwrap_or_default();
+    [
+        ("title", component.image_name()),
+        ("description", description),
+        ("url", url.clone()),
+        ("source", url),
+        ("version", version),
+        ("created", created.to_owned()),
+        ("revision", ctx.sha.clone()),
+        ("licenses", package.license.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("org.opencontainers.image.{k}"), v))
+    .collect()
+}
+
+/// The `created` time, RFC 3339 UTC (`2024-05-01T12:00:00Z`): from
+/// `source_date_epoch` (the reproducible-builds `SOURCE_DATE_EPOCH`, whole
+/// seconds since 1970-01-01 UTC) when set and non-empty, else `now_unix`.
+/// Errors when `SOURCE_DATE_EPOCH` is not a whole number.
+pub fn created(source_date_epoch: Option<&str>, now_unix: i64) -> Result<String> {
+    let secs = match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s.parse::<i64>().map_err(|_| {
+            anyhow!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds since 1970-01-01 UTC; fix or unset it")
+        })?,
+        None => now_unix,
+    };
+    Ok(rfc3339_utc(secs))
+}
+
+/// Seconds since the Unix epoch as RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SSZ`
+/// (proleptic Gregorian calendar, Howard Hinnant's `civil_from_days`).
+pub fn rfc3339_utc(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let rem = unix_secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::{component, Platform};
+
+    const SHA: &str = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
+
+    /// A GitHub Actions context from `(key, value)` pairs, with GITHUB_SHA and
+    /// an owner defaulted.
+    fn gh(vars: &[(&str, &str)]) -> Context {
+        gh_with(vars, None).unwrap_or_else(|e| panic!("{vars:?}: {e:#}"))
+    }
+
+    fn gh_with(vars: &[(&str, &str)], payload: Option<&Value>) -> Result<Context> {
+        let mut map: BTreeMap<String, String> = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SHA", SHA),
+            ("GITHUB_REPOSITORY", "acme/brokkr"),
+            ("GITHUB_REPOSITORY_OWNER", "acme"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in vars {
+            map.insert(k.to_string(), v.to_string());
+        }
+        Context::from_github(|k| map.get(k).cloned(), payload)
+    }
+
+    fn push(git_ref: &str) -> Context {
+        gh(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", git_ref)])
+    }
+
+    fn tags_of(ctx: &Context, rules: &[Rule]) -> Vec<String> {
+        compute_tags(ctx, rules, &[]).expect("tags").0
+    }
+
+    const SEMVER_RULES: &[Rule] = &[
+        Rule::SemverVersion,
+        Rule::SemverMajorMinor,
+        Rule::SemverMajor,
+    ];
+    const REF_RULES: &[Rule] = &[Rule::RefBranch, Rule::RefPr];
+
+    // ---- the rows of shared/cases/tags.md ----
+
+    #[test]
+    fn t1_branch_with_hash() {
+        let ctx = push("refs/heads/feature-#6-skillquiz");
+        assert_eq!(tags_of(&ctx, &[Rule::RefBranch]), ["feature--6-skillquiz"]);
+    }
+
+    #[test]
+    fn t2_branch_with_slashes_and_dots() {
+        let ctx = push("refs/heads/dependabot/cargo/serde-1.0.130");
+        assert_eq!(
+            tags_of(&ctx, &[Rule::RefBranch]),
+            ["dependabot-cargo-serde-1.0.130"]
+        );
+    }
+
+    #[test]
+    fn t3_branch_keeps_case() {
+        let ctx = gh(&[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/Feature/ABC_1"),
+            ("GITHUB_REPOSITORY_OWNER", "acme"),
+        ]);
+        assert_eq!(tags_of(&ctx, &[Rule::RefBranch]), ["Feature-ABC_1"]);
+        let repo = image_repository(
+            &default_registry(&ctx).unwrap(),
+            component("broker").unwrap(),
+        );
+        assert_eq!(repo, "ghcr.io/acme/brokkr-broker");
+    }
+
+    #[test]
+    fn t4_owner_lower_cased_in_image_name() {
+        let ctx = gh(&[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_REPOSITORY", "RiverOnVenus/brokkr"),
+            ("GITHUB_REPOSITORY_OWNER", "RiverOnVenus"),
+        ]);
+        let registry = default_registry(&ctx).unwrap();
+        assert_eq!(registry, "ghcr.io/riveronvenus");
+        let broker = component("broker").unwrap();
+        assert_eq!(
+            image_repository(&registry, broker),
+            "ghcr.io/riveronvenus/brokkr-broker"
+        );
+        // the same name whatever spelling the registry arrives in
+        assert_eq!(
+            image_repository("ghcr.io/RiverOnVenus", broker),
+            "ghcr.io/riveronvenus/brokkr-broker"
+        );
+        assert_eq!(
+            image_repository("GHCR.io/RiverOnVenus/", broker),
+            "ghcr.io/riveronvenus/brokkr-broker"
+        );
+        let arm = Platform::parse("arm64").unwrap();
+        assert_eq!(
+            per_platform_reference("ghcr.io/RiverOnVenus", broker, &ctx, arm),
+            "ghcr.io/riveronvenus/brokkr-broker:sha-356defb-arm64"
+        );
+        let (tags, _) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(
+            references(&image_repository(&registry, broker), &tags),
+            [
+                "ghcr.io/riveronvenus/brokkr-broker:main",
+                "ghcr.io/riveronvenus/brokkr-broker:sha-356defb"
+            ]
+        );
+    }
+
+    #[test]
+    fn t5_pull_request_is_pr_number_only() {
+        let ctx = gh(&[
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("GITHUB_REF", "refs/pull/318/merge"),
+            ("GITHUB_HEAD_REF", "feature/login"),
+        ]);
+        assert_eq!(ctx.pr_number, Some(318));
+        assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
+        assert_eq!(tags_of(&ctx, REF_RULES), ["pr-318"]);
+        let (all, _) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(all, ["pr-318", "sha-356defb"]);
+    }
+
+    #[test]
+    fn t6_stable_semver_tag() {
+        let ctx = push("refs/tags/v1.2.3");
+        assert_eq!(tags_of(&ctx, SEMVER_RULES), ["1.2.3", "1.2", "1", "latest"]);
+        let (all, _) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(all, ["1.2.3", "1.2", "1", "sha-356defb", "latest"]);
+    }
+
+    #[test]
+    fn t7_prerelease_semver_tag() {
+        let ctx = push("refs/tags/v2.0.0-rc.1");
+        assert_eq!(tags_of(&ctx, SEMVER_RULES), ["2.0.0-rc.1"]);
+        let (all, _) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(all, ["2.0.0-rc.1", "sha-356defb"]);
+    }
+
+    #[test]
+    fn t8_local_detached_at_tag_is_a_tag_push() {
+        let local = Context::from_git(SHA, None, &["v1.2.3".to_owned()]).unwrap();
+        assert_eq!(local.git_ref.as_deref(), Some("refs/tags/v1.2.3"));
+        let ci = push("refs/tags/v1.2.3");
+        assert_eq!(
+            final_tags(&local, &[]).unwrap(),
+            final_tags(&ci, &[]).unwrap()
+        );
+        assert_eq!(
+            tags_of(&local, SEMVER_RULES),
+            ["1.2.3", "1.2", "1", "latest"]
+        );
+        assert_eq!(default_registry(&local).unwrap(), "localhost:5000");
+    }
+
+    #[test]
+    fn t9_local_detached_without_ref_gives_sha_and_warning() {
+        let ctx = Context::from_git(SHA, None, &[]).unwrap();
+        let (tags, warnings) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(tags, ["sha-356defb"]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("detached"), "{warnings:?}");
+    }
+
+    #[test]
+    fn t10_sha_tag_is_seven_hex_digits() {
+        let ctx = gh(&[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/heads/main"),
+            ("GITHUB_SHA", "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f"),
+        ]);
+        assert_eq!(sha_tag(&ctx), "sha-356defb");
+        assert_eq!(tags_of(&ctx, &[Rule::Sha]), ["sha-356defb"]);
+        let upper = gh(&[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_SHA", "356DEFB93C8E41D2A7B05F6C9E1D3A4B5C6D7E8F"),
+        ]);
+        assert_eq!(sha_tag(&upper), "sha-356defb");
+        let amd = Platform::parse("amd64").unwrap();
+        assert_eq!(per_platform_tag(&ctx, amd), "sha-356defb-amd64");
+    }
+
+    // ---- the kinds, more widely ----
+
+    #[test]
+    fn branch_rule_sanitizes() {
+        let cases: &[(&str, &str)] = &[
+            ("refs/heads/main", "main"),
+            ("refs/heads/releases/v1", "releases-v1"),
+            ("refs/heads/feat//double", "feat-double"),
+            ("refs/heads/a b\tc", "a-b-c"),
+            ("refs/heads/über/größe", "ber-gr-e"),
+            ("refs/heads/fix_#12__x", "fix_-12__x"),
+            ("refs/heads/.hidden", "hidden"),
+            ("refs/heads/-dash", "dash"),
+            ("refs/heads/#1", "1"),
+            ("refs/heads/__init", "__init"),
+            ("refs/heads/x.", "x."),
+            ("refs/heads/a/-b", "a--b"),
+            ("refs/heads/MixedCase", "MixedCase"),
+        ];
+        for (git_ref, want) in cases {
+            assert_eq!(
+                tags_of(&push(git_ref), &[Rule::RefBranch]),
+                [*want],
+                "{git_ref}"
+            );
+        }
+    }
+
+    #[test]
+    fn sanitize_tag_grammar() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("feature-#6-skillquiz", Some("feature--6-skillquiz")),
+            ("a+b", Some("a-b")),
+            ("a+++b", Some("a-b")),
+            ("..a", Some("a")),
+            ("-.-a", Some("a")),
+            ("/a", Some("a")),
+            ("///", None),
+            ("...", None),
+            ("", None),
+            ("日本", None),
+            ("v1.0", Some("v1.0")),
+        ];
+        for (raw, want) in cases {
+            let got = sanitize_tag(raw);
+            assert_eq!(got.as_deref(), *want, "{raw:?}");
+            if let Some(t) = got {
+                assert!(is_valid_tag(&t), "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn length_limit_applies_after_prefix() {
+        let long = "b".repeat(200);
+        let tags = tags_of(&push(&format!("refs/heads/{long}")), &[Rule::RefBranch]);
+        assert_eq!(tags, ["b".repeat(128)]);
+        // the limit counts after leading junk is dropped and after the prefix
+        assert_eq!(
+            sanitize_tag(&format!("--{}", "c".repeat(130))).unwrap(),
+            "c".repeat(128)
+        );
+        let exact = "d".repeat(128);
+        assert_eq!(sanitize_tag(&exact).unwrap(), exact);
+        let pre = format!("v1.0.0-{}", "x".repeat(200));
+        let t = tags_of(&push(&format!("refs/tags/{pre}")), SEMVER_RULES);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].len(), 128);
+        assert!(t[0].starts_with("1.0.0-xxx"));
+    }
+
+    #[test]
+    fn empty_computed_tag_is_dropped_with_warning() {
+        let ctx = push("refs/heads/###");
+        let (tags, warnings) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(tags, ["sha-356defb"]);
+        assert!(warnings.iter().any(|w| w.contains("empty")), "{warnings:?}");
+    }
+
+    #[test]
+    fn semver_tags() {
+        let cases: &[(&str, &[&str])] = &[
+            ("v1.2.3", &["1.2.3", "1.2", "1", "latest"]),
+            ("1.2.3", &["1.2.3", "1.2", "1", "latest"]),
+            ("v10.20.30", &["10.20.30", "10.20", "10", "latest"]),
+            ("v2.0.0-rc.1", &["2.0.0-rc.1"]),
+            ("v1.0.0-alpha", &["1.0.0-alpha"]),
+            ("v1.0.0-0.3.7", &["1.0.0-0.3.7"]),
+            ("v1.0.0-x-y-z.--", &["1.0.0-x-y-z.--"]),
+            // build metadata: not in {{version}} (node-semver), still stable
+            ("v1.2.3+build.5", &["1.2.3", "1.2", "1", "latest"]),
+            ("v1.0.0-beta+exp.sha.5114f85", &["1.0.0-beta"]),
+            // major version zero: no `0` tag
+            ("v0.1.2", &["0.1.2", "0.1", "latest"]),
+            ("v0.0.1-rc.1", &["0.0.1-rc.1"]),
+            // not semver: nothing from these rules
+            ("v1.2", &[]),
+            ("v01.2.3", &[]),
+            ("V1.2.3", &[]),
+            ("v1.2.3-01", &[]),
+            ("v1.2.3-", &[]),
+            ("v1.2.3+", &[]),
+            ("v1.2.3-a..b", &[]),
+            ("v1.2.3.4", &[]),
+            ("release-2024", &[]),
+            // `/` becomes `-` before the semver check, as metadata-action does
+            ("v1.2.3/x", &["1.2.3-x"]),
+            ("release/v1.2.3", &[]),
+        ];
+        for (tag, want) in cases {
+            let ctx = push(&format!("refs/tags/{tag}"));
+            assert_eq!(tags_of(&ctx, SEMVER_RULES), *want, "{tag}");
+        }
+    }
+
+    #[test]
+    fn non_semver_tag_warns_and_keeps_sha() {
+        let ctx = push("refs/tags/nightly");
+        let (tags, warnings) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(tags, ["sha-356defb"]);
+        assert_eq!(
+            warnings.len(),
+            1,
+            "one warning, not one per rule: {warnings:?}"
+        );
+        assert!(warnings[0].contains("not a semantic version"));
+    }
+
+    #[test]
+    fn semver_precedence() {
+        let ordered = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.2.0",
+            "2.0.0",
+            "10.0.0",
+        ];
+        for pair in ordered.windows(2) {
+            let a = SemVer::parse(pair[0]).unwrap();
+            let b = SemVer::parse(pair[1]).unwrap();
+            assert_eq!(
+                a.cmp_precedence(&b),
+                Ordering::Less,
+                "{} < {}",
+                pair[0],
+                pair[1]
+            );
+            assert_eq!(b.cmp_precedence(&a), Ordering::Greater);
+        }
+        let a = SemVer::parse("1.0.0+a").unwrap();
+        let b = SemVer::parse("1.0.0+b").unwrap();
+        assert_eq!(a.cmp_precedence(&b), Ordering::Equal);
+    }
+
+    #[test]
+    fn local_contexts() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(Option<&str>, &[&str], Option<&str>)] = &[
+            (Some("main"), &[], Some("refs/heads/main")),
+            (Some("feature/x"), &[], Some("refs/heads/feature/x")),
+            // the highest semver tag wins, by precedence not by string
+            (
+                None,
+                &["v1.2.3", "v1.10.0", "v1.9.0"],
+                Some("refs/tags/v1.10.0"),
+            ),
+            (None, &["v2.0.0-rc.1", "v2.0.0"], Some("refs/tags/v2.0.0")),
+            (Some("main"), &["v1.2.3"], Some("refs/tags/v1.2.3")),
+            (Some("main"), &["nightly"], Some("refs/heads/main")),
+            (None, &["nightly", "alpha"], Some("refs/tags/alpha")),
+            (None, &[], None),
+        ];
+        for (branch, tags, want) in cases {
+            let ctx = Context::from_git(SHA, *branch, &t(tags)).unwrap();
+            assert_eq!(ctx.git_ref.as_deref(), *want, "{branch:?} {tags:?}");
+            assert_eq!(ctx.source, Source::LocalGit);
+        }
+        assert!(Context::from_git("HEAD", Some("main"), &[]).is_err());
+        assert!(Context::from_git("", None, &[]).is_err());
+    }
+
+    #[test]
+    fn pull_request_target_is_tagged_as_its_pull_request() {
+        let payload = serde_json::json!({
+            "number": 42,
+            "pull_request": {
+                "number": 42,
+                "head": { "sha": "abcdef0123456789abcdef0123456789abcdef01", "ref": "feature/login" },
+                "base": { "ref": "main" }
+            }
+        });
+        let ctx = gh_with(
+            &[
+                ("GITHUB_EVENT_NAME", "pull_request_target"),
+                ("GITHUB_REF", "refs/heads/main"),
+            ],
+            Some(&payload),
+        )
+        .unwrap();
+        assert_eq!(ctx.pr_number, Some(42));
+        assert_eq!(ctx.branch(), None);
+        assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
+        let (tags, _) = final_tags(&ctx, &[]).unwrap();
+        assert_eq!(tags, ["pr-42", "sha-abcdef0"]);
+        assert!(!tags.contains(&"main".to_owned()));
+
+        // without the payload's number it is an error, never the base branch
+        let err = gh_with(
+            &[
+                ("GITHUB_EVENT_NAME", "pull_request_target"),
+                ("GITHUB_REF", "refs/heads/main"),
+            ],
+            Some(&serde_json::json!({})),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("base branch"), "{err:#}");
+    }
+
+    #[test]
+    fn pull_request_target_reads_the_payload_file() {
+        let dir = std::env::temp_dir().join(format!("xtask-metadata-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("event.json");
+        std::fs::write(&path, r#"{"pull_request":{"number":7,"head":{"sha":"1234567890abcdef1234567890abcdef12345678"}}}"#).unwrap();
+        let env: BTreeMap<&str, String> = [
+            ("GITHUB_EVENT_NAME", "pull_request_target".to_owned()),
+            ("GITHUB_REF", "refs/heads/main".to_owned()),
+            ("GITHUB_SHA", SHA.to_owned()),
+            ("GITHUB_REPOSITORY_OWNER", "acme".to_owned()),
+            ("GITHUB_EVENT_PATH", path.display().to_string()),
+            ("GITHUB_HEAD_REF", String::new()),
+        ]
+        .into_iter()
+        .collect();
+        let ctx = Context::from_github_env(|k| env.get(k).cloned()).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(final_tags(&ctx, &[]).unwrap().0, ["pr-7", "sha-1234567"]);
+        assert_eq!(ctx.head_ref, None, "empty GITHUB_HEAD_REF counts as unset");
+
+        let mut no_path = env.clone();
+        no_path.remove("GITHUB_EVENT_PATH");
+        assert!(Context::from_github_env(|k| no_path.get(k).cloned()).is_err());
+    }
+
+    #[test]
+    fn github_env_errors() {
+        let missing_sha = Context::from_github(
+            |k| (k == "GITHUB_EVENT_NAME").then(|| "push".to_owned()),
+            None,
+        );
+        assert!(format!("{:#}", missing_sha.unwrap_err()).contains("GITHUB_SHA"));
+        let bad_sha = gh_with(
+            &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "zzz")],
+            None,
+        );
+        assert!(bad_sha.is_err());
+        let no_event = Context::from_github(|k| (k == "GITHUB_SHA").then(|| SHA.to_owned()), None);
+        assert!(no_event.is_err());
+    }
+
+    type EnvCase<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+
+    #[test]
+    fn events_and_refs() {
+        let cases: &[EnvCase<'_>] = &[
+            (
+                &[
+                    ("GITHUB_EVENT_NAME", "push"),
+                    ("GITHUB_REF", "refs/heads/main"),
+                ],
+                &["main", "sha-356defb"],
+            ),
+            (
+                &[
+                    ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+                    ("GITHUB_REF", "refs/heads/dev"),
+                ],
+                &["dev", "sha-356defb"],
+            ),
+            (
+                &[
+                    ("GITHUB_EVENT_NAME", "pull_request"),
+                    ("GITHUB_REF", "refs/pull/9/head"),
+                ],
+                &["pr-9", "sha-356defb"],
+            ),
+            (
+                &[
+                    ("GITHUB_EVENT_NAME", "release"),
+                    ("GITHUB_REF", "refs/tags/v3.1.4"),
+                ],
+                &["3.1.4", "3.1", "3", "sha-356defb", "latest"],
+            ),
+            (&[("GITHUB_EVENT_NAME", "schedule")], &["sha-356defb"]),
+        ];
+        for (vars, want) in cases {
+            let ctx = gh(vars);
+            assert_eq!(final_tags(&ctx, &[]).unwrap().0, *want, "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn explicit_tags() {
+        let ctx = push("refs/tags/v1.2.3");
+        let extra = vec![
+            "stable".to_owned(),
+            "1.2.3".to_owned(),
+            "Release_2024.05".to_owned(),
+        ];
+        let (tags, _) = final_tags(&ctx, &extra).unwrap();
+        assert_eq!(
+            tags,
+            [
+                "1.2.3",
+                "1.2",
+                "1",
+                "stable",
+                "Release_2024.05",
+                "sha-356defb",
+                "latest"
+            ]
+        );
+        for bad in ["", "-x", ".x", "a+b", "a/b", "ä", &"a".repeat(129)] {
+            let err = final_tags(&ctx, &[bad.to_owned()])
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("[A-Za-z0-9_][A-Za-z0-9_.-]"), "{bad}: {err}");
+        }
+        assert!(final_tags(&ctx, &["a".repeat(128)]).is_ok());
+        assert!(final_tags(&ctx, &["_x".to_owned()]).is_ok());
+    }
+
+    #[test]
+    fn registries() {
+        let local = Context::from_git(SHA, Some("main"), &[]).unwrap();
+        assert_eq!(resolve_registry(&local, None).unwrap(), "localhost:5000");
+        assert_eq!(
+            resolve_registry(&local, Some("")).unwrap(),
+            "localhost:5000"
+        );
+        assert_eq!(
+            resolve_registry(&local, Some("registry.example.com:443/team/")).unwrap(),
+            "registry.example.com:443/team"
+        );
+        let ci = push("refs/heads/main");
+        assert_eq!(resolve_registry(&ci, None).unwrap(), "ghcr.io/acme");
+        assert_eq!(
+            resolve_registry(&ci, Some("localhost:5000")).unwrap(),
+            "localhost:5000"
+        );
+        for ok in [
+            "localhost:5000",
+            "ghcr.io/RiverOnVenus",
+            "ghcr.io/a-b/c_d",
+            "10.0.0.1:5000/x.y",
+        ] {
+            check_registry(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            "ghcr.io/",
+            "ghcr.io//x",
+            "host:port",
+            "ghcr.io/a b",
+            "ghcr.io/-a",
+            "ghcr.io/a___b",
+            "-h.io",
+        ] {
+            assert!(check_registry(bad).is_err(), "{bad}");
+        }
+        let mut no_owner = push("refs/heads/main");
+        no_owner.owner = None;
+        assert!(default_registry(&no_owner).is_err());
+    }
+
+    #[test]
+    fn labels_are_the_eight_oci_ones() {
+        let pkg = PackageInfo {
+            description: "Brokkr broker".into(),
+            license: "Apache-2.0".into(),
+            repository: "https://github.com/brokkr-dev/brokkr".into(),
+        };
+        let broker = component("broker").unwrap();
+        let ci = gh(&[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_REF", "refs/tags/v1.2.3"),
+            ("GITHUB_REPOSITORY", "RiverOnVenus/brokkr"),
+        ]);
+        let l = labels(&ci, broker, &pkg, "2024-05-01T12:00:00Z");
+        let want: BTreeMap<String, String> = [
+            ("title", "brokkr-broker"),
+            ("description", "Brokkr broker"),
+            ("url", "https://github.com/RiverOnVenus/brokkr"),
+            ("source", "https://github.com/RiverOnVenus/brokkr"),
+            ("version", "1.2.3"),
+            ("created", "2024-05-01T12:00:00Z"),
+            ("revision", SHA),
+            ("licenses", "Apache-2.0"),
+        ]
+        .iter()
+        .map(|(k, v)| (format!("org.opencontainers.image.{k}"), v.to_string()))
+        .collect();
+        assert_eq!(l, want);
+
+        let local = Context::from_git(SHA, None, &[]).unwrap();
+        let l = labels(
+            &local,
+            broker,
+            &PackageInfo {
+                description: String::new(),
+                ..pkg.clone()
+            },
+            "x",
+        );
+        assert_eq!(
+            l["org.opencontainers.image.url"],
+            "https://github.com/brokkr-dev/brokkr"
+        );
+        assert_eq!(l["org.opencontainers.image.version"], "sha-356defb");
+        assert_eq!(
+            l["org.opencontainers.image.description"],
+            broker.description
+        );
+        let pr = gh(&[
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("GITHUB_REF", "refs/pull/5/merge"),
+        ]);
+        assert_eq!(
+            labels(&pr, broker, &pkg, "x")["org.opencontainers.image.version"],
+            "pr-5"
+        );
+    }
+
+    #[test]
+    fn package_info_from_cargo_metadata() {
+        let json = r#"{"packages":[
+            {"name":"xtask","description":"x","license":"MIT","repository":null},
+            {"name":"brokkr-broker","description":"Brokkr broker","license":"Apache-2.0","repository":"https://github.com/brokkr-dev/brokkr"}
+        ]}"#;
+        let info = package_info(json, "brokkr-broker").unwrap();
+        assert_eq!(
+            info,
+            PackageInfo {
+                description: "Brokkr broker".into(),
+                license: "Apache-2.0".into(),
+                repository: "https://github.com/brokkr-dev/brokkr".into()
+            }
+        );
+        assert_eq!(package_info(json, "xtask").unwrap().repository, "");
+        assert!(package_info(json, "nope").is_err());
+        assert!(package_info("not json", "xtask").is_err());
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        let cases: &[(i64, &str)] = &[
+            (0, "1970-01-01T00:00:00Z"),
+            (1, "1970-01-01T00:00:01Z"),
+            (-1, "1969-12-31T23:59:59Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_709_164_800, "2024-02-29T00:00:00Z"),
+            (1_714_564_800, "2024-05-01T12:00:00Z"),
+            (4_107_542_399, "2100-02-28T23:59:59Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+            (-62_135_596_800, "0001-01-01T00:00:00Z"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(rfc3339_utc(*secs), *want, "{secs}");
+        }
+        // every day for 500 years round-trips through a naive day counter
+        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        for days in 0..(500 * 366) {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            let len = match m {
+                2 if leap(y) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            d += 1;
+            if d > len {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn created_honours_source_date_epoch() {
+        assert_eq!(
+            created(Some("1714564800"), 0).unwrap(),
+            "2024-05-01T12:00:00Z"
+        );
+        assert_eq!(created(None, 0).unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(created(Some(""), 1).unwrap(), "1970-01-01T00:00:01Z");
+        assert!(created(Some("yesterday"), 0).is_err());
+        assert!(created(Some("1.5"), 0).is_err());
+    }
+}
