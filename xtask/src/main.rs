@@ -4,6 +4,10 @@
 //! [`Shell`] rooted at the workspace root, and one exhaustive `match`.
 
 mod cli;
+#[allow(dead_code)] // pure logic; the lead wires it into `manifest`, `push`, `doctor`
+mod diagnose;
+#[allow(dead_code)] // pure logic; the lead wires it into `manifest`
+mod index;
 mod plan;
 mod project;
 
