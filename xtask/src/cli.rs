@@ -1,8 +1,16 @@
 //! The command line: every command and flag has a doc line, which is its help text.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
-use crate::project::{parse_component_list, ComponentList};
+use crate::{
+    base_images::Bases,
+    buildx::{CacheKind, Progress, Strategy},
+    project::{
+        parse_component, parse_component_list, parse_platform_list, Component, ComponentList, PlatformList,
+    },
+};
 
 /// brokkr's build-and-release automation: multi-arch images with docker buildx.
 #[derive(Debug, Parser)]
@@ -16,16 +24,140 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run what CI runs: format check, lints, tests; one line per stage.
-    Ci(CiArgs),
+    /// Build one component's image for one or more platforms with docker buildx.
+    BuildImage(BuildImageArgs),
+    /// Build every component (or those given) for the given platforms and print a table.
+    Images(ImagesArgs),
+    /// Push a locally built image under its unique per-platform reference (never a final tag).
+    Push(PushArgs),
+    /// Run each built image on its platform (QEMU for foreign ones) and check broker and agent talk.
+    Smoke(SmokeArgs),
+    /// Build the local base images (Rust builder, runtime) from Debian's archive, when missing.
+    BaseImages(BaseImagesArgs),
     /// Print the image references (one per line) and OCI labels for the current
     /// context: GitHub Actions when GITHUB_ACTIONS=true, else the local git checkout.
     Tags(TagsArgs),
+    /// Run what CI runs: format check, lints, tests; one line per stage.
+    Ci(CiArgs),
 }
 
-/// Options of `ci`.
+/// Options shared by the commands that build images.
+#[derive(Clone, Debug, Args)]
+pub struct BuildOpts {
+    /// Where rustc runs: `cross` compiles on the build platform for the target; `emulate` under QEMU.
+    #[arg(long, value_enum, default_value_t = Strategy::Cross)]
+    pub strategy: Strategy,
+    /// Registry prefix of image names (`localhost:5000`, `ghcr.io/OWNER`); default:
+    /// `ghcr.io/<owner>` in GitHub Actions, `localhost:5000` outside it.
+    #[arg(long, env = "BROKKR_REGISTRY")]
+    pub registry: Option<String>,
+    /// Build cache to import and export, one scope per component and platform.
+    #[arg(long, value_enum, default_value_t = CacheKind::None)]
+    pub cache: CacheKind,
+    /// buildx progress output; `plain` lets xtask count cached steps.
+    #[arg(long, value_enum, default_value_t = Progress::Plain)]
+    pub progress: Progress,
+    /// Base images: upstream (`rust:*-slim-bookworm`, distroless) or local substitutes from Debian's archive.
+    #[arg(long, value_enum, default_value_t = Bases::Auto)]
+    pub bases: Bases,
+    /// CA bundle (PEM) that cargo trusts inside the build, for TLS-intercepting proxies; `none` for
+    /// none. Default: $SSL_CERT_FILE, else the host's /etc/ssl/certs/ca-certificates.crt. Passed as a
+    /// build secret, never stored in an image.
+    #[arg(long, env = "BROKKR_CA_BUNDLE", value_name = "PATH|none")]
+    pub ca_bundle: Option<String>,
+    /// Do not install or start missing host pieces (engine, buildx, QEMU); fail with the remedy instead.
+    #[arg(long)]
+    pub no_setup: bool,
+    /// Print the commands that would run, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `build-image`.
 #[derive(Debug, Args)]
-pub struct CiArgs {}
+pub struct BuildImageArgs {
+    /// The component to build (`broker` or `agent`).
+    #[arg(long, value_parser = parse_component)]
+    pub component: &'static Component,
+    /// Target platforms (`arm64`, `linux/amd64,linux/arm64`, `all`); default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Load the image into the local engine (the default).
+    #[arg(long, conflicts_with = "push")]
+    pub load: bool,
+    /// Push the image to the registry under its per-platform reference instead of loading it.
+    #[arg(long)]
+    pub push: bool,
+    /// Extra local tag for a loaded image (repeatable). Several platforms with a tag make one
+    /// multi-platform image. Not with --push: final tags are written by `cargo xtask manifest`.
+    #[arg(long, conflicts_with = "push")]
+    pub tag: Vec<String>,
+    /// Options shared with `images`.
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+/// Options of `images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Target platforms (`arm64`, `linux/amd64,linux/arm64`, `all`); default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Components (`broker`, `agent`, a comma-separated list or `all`); default: all.
+    #[arg(long, value_parser = parse_component_list)]
+    pub component: Option<ComponentList>,
+    /// Push each image under its per-platform reference instead of loading it.
+    #[arg(long)]
+    pub push: bool,
+    /// Options shared with `build-image`.
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+/// Options of `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Components to push (`broker`, `agent`, a list or `all`); default: all.
+    #[arg(long, value_parser = parse_component_list)]
+    pub component: Option<ComponentList>,
+    /// Platforms to push (`arm64`, a list or `all`); default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Registry prefix; default as for `build-image`.
+    #[arg(long, env = "BROKKR_REGISTRY")]
+    pub registry: Option<String>,
+    /// Print the commands that would run, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Options of `smoke`.
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// Components to test; default: all.
+    #[arg(long, value_parser = parse_component_list)]
+    pub component: Option<ComponentList>,
+    /// Platforms to test; default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Registry prefix of the references to run; default as for `build-image`.
+    #[arg(long, env = "BROKKR_REGISTRY")]
+    pub registry: Option<String>,
+    /// Run images by this tag instead of the per-platform references (e.g. a final tag like `main`).
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+/// Options of `base-images`.
+#[derive(Debug, Args)]
+pub struct BaseImagesArgs {
+    /// CA bundle for cargo inside the build (see `build-image --help`).
+    #[arg(long, env = "BROKKR_CA_BUNDLE", value_name = "PATH|none")]
+    pub ca_bundle: Option<String>,
+    /// Print the commands that would run, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// Options of `tags`.
 #[derive(Debug, Args)]
@@ -44,4 +176,27 @@ pub struct TagsArgs {
     /// Print `{"component", "tags": [...], "labels": {...}}` (an array for several components).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `ci`.
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// Skip the end-to-end stages that need Docker (format, lints and unit tests only).
+    #[arg(long)]
+    pub no_docker: bool,
+}
+
+/// The CA bundle to pass to builds: `--ca-bundle` / `BROKKR_CA_BUNDLE`, else
+/// `$SSL_CERT_FILE`, else the host's Debian/Ubuntu bundle when it exists;
+/// `none` turns it off.
+pub fn ca_bundle(flag: Option<&str>) -> Option<PathBuf> {
+    match flag {
+        Some(v) if v.eq_ignore_ascii_case("none") || v.is_empty() => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => std::env::var("SSL_CERT_FILE")
+            .ok()
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from("/etc/ssl/certs/ca-certificates.crt")))
+            .filter(|p| p.is_file()),
+    }
 }

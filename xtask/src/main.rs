@@ -3,11 +3,30 @@
 //! This file is the table of contents: the modules, the CLI parse, one
 //! [`Shell`] rooted at the workspace root, and one exhaustive `match`.
 
-mod cli;
-mod metadata;
-mod plan;
-mod project;
+// Commands, one file each.
+mod base_images;
+mod build_image;
+mod ci;
+mod images;
+mod push;
+mod smoke;
 mod tags;
+
+// Pure logic, tested without Docker.
+mod buildx;
+mod diagnose;
+mod index;
+mod metadata;
+mod project;
+
+// Shared plumbing.
+mod cli;
+mod gha;
+mod plan;
+mod preflight;
+mod record;
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Parser;
@@ -20,15 +39,26 @@ fn main() -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match cli.command {
-        Command::Ci(_) => todo!(),
+        Command::BuildImage(args) => build_image::run(&sh, &args),
+        Command::Images(args) => images::run(&sh, &args),
+        Command::Push(args) => push::run(&sh, &args),
+        Command::Smoke(args) => smoke::run(&sh, &args),
+        Command::BaseImages(args) => base_images::run(
+            &sh,
+            &base_images::BaseOptions { ca_bundle: cli::ca_bundle(args.ca_bundle.as_deref()), dry_run: args.dry_run },
+        ),
         Command::Tags(args) => tags::run(&sh, &args),
+        Command::Ci(args) => ci::run(&sh, &args),
     }
 }
 
 /// The workspace root: the parent of this crate's manifest directory.
-fn project_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default()
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Cargo's target directory (`$CARGO_TARGET_DIR`, else `<root>/target`):
+/// records, caches and scratch files live under it.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from)
 }

@@ -1,0 +1,271 @@
+//! `cargo xtask build-image`: one component's image for one or more
+//! platforms, through `docker buildx build`. Also the building block of
+//! `images`.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Instant};
+
+use anyhow::{bail, Context as _, Result};
+use xshell::Shell;
+
+use crate::{
+    base_images::{self, BaseOptions, ResolvedBases},
+    buildx::{self, BuildSpec, CacheKind, Output},
+    cli::{self, BuildImageArgs, BuildOpts},
+    diagnose, gha, preflight,
+    metadata::{self, Context},
+    plan::Cmd,
+    project::{Component, Platform, PlatformList},
+    record::{self, BuildRecord},
+    tags,
+};
+
+/// What every build of one invocation shares: the checked host, the base
+/// images, the git/GitHub context and the registry.
+pub struct Prepared {
+    /// Base images for the Dockerfiles.
+    pub bases: ResolvedBases,
+    /// Tag context (commit, ref, event).
+    pub ctx: Context,
+    /// Registry prefix (`localhost:5000`).
+    pub registry: String,
+    /// CA bundle for the `ca-bundle` secret.
+    pub ca_bundle: Option<PathBuf>,
+    /// `created` label value, one per invocation.
+    pub created: String,
+    /// `cargo metadata` JSON (labels).
+    pub cargo_metadata: String,
+    /// Builder facts for the preflight (B1).
+    pub builder: buildx::BuilderFacts,
+}
+
+/// Checks the host for building `platforms` (setting up what is missing
+/// unless `--no-setup`), resolves base images and the tag context.
+pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) -> Result<Prepared> {
+    let ca_bundle = cli::ca_bundle(opts.ca_bundle.as_deref());
+    if let Some(ca) = &ca_bundle {
+        if !ca.is_file() {
+            bail!("--ca-bundle {}: no such file; pass a PEM bundle, or `none`", ca.display());
+        }
+    }
+    if opts.cache == CacheKind::Gha {
+        buildx::check_gha_env(|k| std::env::var(k).ok())?;
+    }
+    let ctx = tags::detect(sh)?;
+    let registry = metadata::resolve_registry(&ctx, opts.registry.as_deref())?;
+    let mut builder = buildx::BuilderFacts { driver: "docker".into(), containerd_store: true };
+    if !opts.dry_run {
+        builder = preflight::ensure_build_host(sh, platforms, opts.strategy, opts.no_setup)?;
+    }
+    let bases = base_images::resolve(
+        sh,
+        opts.bases,
+        opts.strategy,
+        &BaseOptions { ca_bundle: ca_bundle.clone(), dry_run: opts.dry_run },
+    )?;
+    for p in platforms {
+        buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
+    }
+    Ok(Prepared {
+        bases,
+        ctx,
+        registry,
+        ca_bundle,
+        created: tags::created_now()?,
+        cargo_metadata: tags::cargo_metadata(sh)?,
+        builder,
+    })
+}
+
+/// `cargo xtask build-image`.
+pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
+    let platforms = PlatformList::or_host(args.platform.clone())?;
+    for t in &args.tag {
+        metadata::check_explicit_tag(t)?;
+    }
+    let output = if args.push { Output::Push } else { Output::Load };
+    let prepared = prepare(sh, &args.build, &platforms)?;
+    let records = if args.tag.is_empty() {
+        let mut out = Vec::new();
+        for p in &platforms {
+            out.push(build(sh, &prepared, &args.build, args.component, &[p], output, &[])?);
+        }
+        out
+    } else {
+        // One image holding every platform, under the explicit tags (B1 applies).
+        let repo = metadata::image_repository(&prepared.registry, args.component);
+        let refs = metadata::references(&repo, &args.tag);
+        vec![build(sh, &prepared, &args.build, args.component, &platforms, output, &refs)?]
+    };
+    if !args.build.dry_run {
+        print_table(&records)?;
+    }
+    Ok(())
+}
+
+/// Builds `component` for `platforms` in one buildx call. With no
+/// `explicit_refs`, `platforms` must be one platform and the image is tagged
+/// with its unique per-platform reference; the record is saved.
+pub fn build(
+    sh: &Shell,
+    prepared: &Prepared,
+    opts: &BuildOpts,
+    component: &'static Component,
+    platforms: &[&'static Platform],
+    output: Output,
+    explicit_refs: &[String],
+) -> Result<BuildRecord> {
+    buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
+    let first = *platforms.first().context("no platform to build")?;
+    let reference = metadata::per_platform_reference(&prepared.registry, component, &prepared.ctx, first);
+    let tags = if explicit_refs.is_empty() { vec![reference.clone()] } else { explicit_refs.to_vec() };
+    let repository = metadata::image_repository(&prepared.registry, component);
+    let scope = buildx::cache_scope(component, first);
+    let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
+    let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
+    let labels: BTreeMap<String, String> = metadata::labels(&prepared.ctx, component, &package, &prepared.created);
+    let metadata_file = crate::target_dir().join("xtask").join("buildx").join(format!("{}-{}.json", component.name, first.arch));
+    let spec = BuildSpec {
+        component,
+        platforms: platforms.to_vec(),
+        strategy: opts.strategy,
+        output,
+        tags,
+        rust_image: prepared.bases.rust_image.clone(),
+        runtime_image: prepared.bases.runtime_image.clone(),
+        ca_bundle: prepared.ca_bundle.clone(),
+        labels,
+        git_commit: Some(prepared.ctx.sha.clone()),
+        cache: buildx::cache_args(
+            opts.cache,
+            &scope,
+            first,
+            &repository,
+            &local_dir.display().to_string(),
+            local_dir.join("index.json").is_file(),
+        ),
+        progress: opts.progress,
+        metadata_file: metadata_file.clone(),
+        builder: None,
+    };
+    let cmd = buildx::build_command(&spec);
+    if opts.dry_run {
+        println!("{cmd}");
+        return Ok(BuildRecord { component: component.name.into(), platform: first.name.into(), reference, ..BuildRecord::default() });
+    }
+    if let Some(dir) = metadata_file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let label = format!("build {} for {}", component.image_name(), platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","));
+    gha::group(&label);
+    let started = Instant::now();
+    let out = cmd.run_teed(sh);
+    gha::end_group();
+    let out = out.with_context(|| label.clone())?;
+    let duration_secs = started.elapsed().as_secs_f64();
+    if !out.ok {
+        let mut msg = format!("{label} failed");
+        if let Some(hint) = diagnose::explain(&out.stderr) {
+            msg.push_str(&format!(": {hint}"));
+        }
+        bail!(msg);
+    }
+    let steps = buildx::parse_progress(&out.stderr);
+    let digest = std::fs::read_to_string(&metadata_file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned));
+    let size_bytes = if output == Output::Load && platforms.len() == 1 {
+        image_size(sh, &spec.tags[0], first)
+    } else {
+        None
+    };
+    let rec = BuildRecord {
+        component: component.name.into(),
+        platform: platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","),
+        reference: spec.tags[0].clone(),
+        commit: prepared.ctx.sha.clone(),
+        digest,
+        pushed_digest: None,
+        size_bytes,
+        duration_secs,
+        cached_steps: buildx::cached_steps(&steps),
+        dependency_stage_cached: buildx::dependency_stage_cached(&steps),
+        strategy: opts.strategy.as_str().into(),
+    };
+    if explicit_refs.is_empty() {
+        let mut rec = rec.clone();
+        if output == Output::Push {
+            rec.pushed_digest = rec.digest.clone();
+        }
+        record::save(component, first, &rec)?;
+    }
+    report(&rec, output)?;
+    Ok(rec)
+}
+
+/// Uncompressed size of a loaded image for one platform, in bytes.
+pub fn image_size(sh: &Shell, reference: &str, platform: &Platform) -> Option<u64> {
+    Cmd::new("docker")
+        .args(["image", "inspect", "--platform", platform.name, "--format", "{{.Size}}", reference])
+        .read_quiet(sh)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn report(rec: &BuildRecord, output: Output) -> Result<()> {
+    eprintln!(
+        "built {} ({}) in {:.1}s, {} cached steps, dependency stage {}, digest {}",
+        rec.reference,
+        rec.platform,
+        rec.duration_secs,
+        rec.cached_steps,
+        match rec.dependency_stage_cached {
+            Some(true) => "cached",
+            Some(false) => "rebuilt",
+            None => "unknown",
+        },
+        rec.digest.as_deref().unwrap_or("-")
+    );
+    if gha::active() {
+        let key = format!("{}-{}", rec.component, rec.platform.replace(['/', ','], "-"));
+        gha::output("reference", &rec.reference)?;
+        if let Some(d) = &rec.digest {
+            gha::output("digest", d)?;
+            gha::output(&format!("digest-{key}"), d)?;
+        }
+        gha::summary(&gha::markdown_table(
+            &["component", "platform", "reference", "digest", "time", "cached steps", "output"],
+            &[vec![
+                rec.component.clone(),
+                rec.platform.clone(),
+                rec.reference.clone(),
+                rec.digest.clone().unwrap_or_default(),
+                format!("{:.0}s", rec.duration_secs),
+                rec.cached_steps.to_string(),
+                if output == Output::Push { "pushed".into() } else { "loaded".into() },
+            ]],
+        ))?;
+    }
+    Ok(())
+}
+
+/// Prints the table `images` ends with: component, platform, reference,
+/// size, time, cached steps.
+pub fn print_table(records: &[BuildRecord]) -> Result<()> {
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.component.clone(),
+                r.platform.clone(),
+                r.reference.clone(),
+                record::human_size(r.size_bytes),
+                format!("{:.1}s", r.duration_secs),
+                r.cached_steps.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["component", "platform", "reference", "size", "time", "cached steps"];
+    println!("{}", gha::text_table(&header, &rows));
+    Ok(())
+}
