@@ -197,7 +197,7 @@ pub fn run(sh: &Shell, opts: &BaseOptions) -> Result<()> {
 fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
     let names = local_names(sh, build)?;
     ensure_debian(sh, &names.debian, opts).context("making the Debian base image")?;
-    if opts.dry_run || !image_exists(sh, &names.builder) {
+    if !image_exists(sh, &names.builder) {
         let (foreign, packages) = builder_packages(build);
         let mut c = Cmd::new("docker")
             .args(["buildx", "build", "--progress", "plain", "--platform", build.name])
@@ -216,7 +216,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     } else {
         eprintln!("rust builder {} is present", names.builder);
     }
-    if opts.dry_run || !image_exists(sh, &names.runtime) {
+    if !image_exists(sh, &names.runtime) {
         let all = PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
         let c = Cmd::new("docker")
             .args(["buildx", "build", "--progress", "plain", "--platform", &all])
@@ -244,7 +244,7 @@ fn run_or_print(sh: &Shell, c: &Cmd, dry_run: bool) -> Result<()> {
 /// A minimal Debian root filesystem imported as an image (no registry
 /// needed): `debootstrap --variant=minbase`, then `docker import`.
 fn ensure_debian(sh: &Shell, image: &str, opts: &BaseOptions) -> Result<()> {
-    if !opts.dry_run && image_exists(sh, image) {
+    if image_exists(sh, image) {
         eprintln!("debian base {image} is present");
         return Ok(());
     }

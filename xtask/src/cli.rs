@@ -32,6 +32,8 @@ pub enum Command {
     Push(PushArgs),
     /// Run each built image on its platform (QEMU for foreign ones) and check broker and agent talk.
     Smoke(SmokeArgs),
+    /// Create the multi-platform index of one component under every final tag, and verify it.
+    Manifest(ManifestArgs),
     /// Build the local base images (Rust builder, runtime) from Debian's archive, when missing.
     BaseImages(BaseImagesArgs),
     /// Print the image references (one per line) and OCI labels for the current
@@ -146,6 +148,54 @@ pub struct SmokeArgs {
     /// Run images by this tag instead of the per-platform references (e.g. a final tag like `main`).
     #[arg(long)]
     pub tag: Option<String>,
+}
+
+/// Options of `manifest`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ManifestArgs {
+    /// `verify`: check an existing index instead of creating one.
+    #[command(subcommand)]
+    pub command: Option<ManifestCommand>,
+    /// The component whose per-platform images are combined (`broker` or `agent`).
+    #[arg(long, value_parser = parse_component)]
+    pub component: Option<&'static Component>,
+    /// Platforms the index must hold; default: all supported platforms.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Registry prefix; default as for `build-image`.
+    #[arg(long, env = "BROKKR_REGISTRY")]
+    pub registry: Option<String>,
+    /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag grammar.
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Print the `imagetools create` command that would run, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON: tags, index digest, platforms with digest and size.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Subcommands of `manifest`.
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Verify an index: exactly the expected platforms, attestations ignored, no duplicates.
+    Verify(VerifyArgs),
+}
+
+/// Options of `manifest verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The reference to read from its registry (`localhost:5000/brokkr-broker:main`).
+    #[arg(required_unless_present = "from_file")]
+    pub reference: Option<String>,
+    /// Read a saved index (`docker buildx imagetools inspect --raw` output) instead.
+    #[arg(long, conflicts_with = "reference")]
+    pub from_file: Option<PathBuf>,
+    /// Platforms the index must hold; default: all supported platforms.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
 }
 
 /// Options of `base-images`.

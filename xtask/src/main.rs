@@ -8,6 +8,7 @@ mod base_images;
 mod build_image;
 mod ci;
 mod images;
+mod manifest;
 mod push;
 mod smoke;
 mod tags;
@@ -42,6 +43,7 @@ fn main() -> Result<()> {
         Command::BuildImage(args) => build_image::run(&sh, &args),
         Command::Images(args) => images::run(&sh, &args),
         Command::Push(args) => push::run(&sh, &args),
+        Command::Manifest(args) => manifest::run(&sh, &args),
         Command::Smoke(args) => smoke::run(&sh, &args),
         Command::BaseImages(args) => base_images::run(
             &sh,
@@ -52,9 +54,14 @@ fn main() -> Result<()> {
     }
 }
 
-/// The workspace root: the parent of this crate's manifest directory.
+/// The workspace root: `$BROKKR_WORKSPACE` when set (another checkout of
+/// this workspace, used by tests and `bench`), else the parent of this
+/// crate's manifest directory.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    match std::env::var_os("BROKKR_WORKSPACE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default(),
+    }
 }
 
 /// Cargo's target directory (`$CARGO_TARGET_DIR`, else `<root>/target`):
