@@ -74,8 +74,9 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
 /// headers and the Rust standard library (`libstd-rust-dev:<arch>`).
 /// Returns (foreign Debian architectures, packages).
 pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
-    let mut packages: Vec<String> =
-        ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from).to_vec();
+    let mut packages: Vec<String> = ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"]
+        .map(String::from)
+        .to_vec();
     let mut foreign = Vec::new();
     for p in PLATFORMS.iter().filter(|p| *p != build) {
         foreign.push(p.arch);
@@ -106,29 +107,52 @@ fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
     let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
     let runtime_df = sh.read_file("docker/runtime-base.Dockerfile")?;
     let (foreign, packages) = builder_packages(build);
-    let builder_hash = fnv1a(&[&builder_df, &foreign.join(" "), &packages.join(" "), CARGO_CHEF_VERSION]);
-    let runtime_hash = fnv1a(&[&runtime_df, &PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(",")]);
+    let builder_hash = fnv1a(&[
+        &builder_df,
+        &foreign.join(" "),
+        &packages.join(" "),
+        CARGO_CHEF_VERSION,
+    ]);
+    let runtime_hash = fnv1a(&[
+        &runtime_df,
+        &PLATFORMS
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(","),
+    ]);
     Ok(LocalNames {
         debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
-        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{}-{:08x}", build.arch, builder_hash as u32),
-        runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{:08x}", runtime_hash as u32),
+        builder: format!(
+            "{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{}-{:08x}",
+            build.arch, builder_hash as u32
+        ),
+        runtime: format!(
+            "{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{:08x}",
+            runtime_hash as u32
+        ),
     })
 }
 
 /// Whether `image` is in the local image store.
 pub fn image_exists(sh: &Shell, image: &str) -> bool {
-    Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]).capture(sh).is_ok_and(|c| c.ok)
+    Cmd::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .capture(sh)
+        .is_ok_and(|c| c.ok)
 }
 
 /// Whether the upstream images' registries answer (a manifest lookup with a
 /// 20 s limit). False on machines with no registry access.
 pub fn upstream_reachable(sh: &Shell) -> bool {
-    [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].iter().all(|img| {
-        Cmd::new("timeout")
-            .args(["20", "docker", "buildx", "imagetools", "inspect", img])
-            .capture(sh)
-            .is_ok_and(|c| c.ok)
-    })
+    [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE]
+        .iter()
+        .all(|img| {
+            Cmd::new("timeout")
+                .args(["20", "docker", "buildx", "imagetools", "inspect", img])
+                .capture(sh)
+                .is_ok_and(|c| c.ok)
+        })
 }
 
 /// Chooses the base images for a build on `build` for `targets`, building
@@ -159,7 +183,11 @@ pub fn resolve(
             );
         }
         let names = ensure_local(sh, build, opts)?;
-        ResolvedBases { rust_image: names.builder, runtime_image: names.runtime, local: true }
+        ResolvedBases {
+            rust_image: names.builder,
+            runtime_image: names.runtime,
+            local: true,
+        }
     } else {
         ResolvedBases {
             rust_image: UPSTREAM_RUST_IMAGE.to_owned(),
@@ -188,7 +216,11 @@ pub fn run(sh: &Shell, opts: &BaseOptions) -> Result<()> {
     println!("rust builder ({build}): {}", names.builder);
     println!(
         "runtime ({}): {}",
-        PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+        PLATFORMS
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(", "),
         names.runtime
     );
     Ok(())
@@ -200,24 +232,44 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     if !image_exists(sh, &names.builder) {
         let (foreign, packages) = builder_packages(build);
         let mut c = Cmd::new("docker")
-            .args(["buildx", "build", "--progress", "plain", "--platform", build.name])
+            .args([
+                "buildx",
+                "build",
+                "--progress",
+                "plain",
+                "--platform",
+                build.name,
+            ])
             .opt("--file", "docker/rust-builder.Dockerfile")
             .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
-            .opt("--build-arg", format!("FOREIGN_ARCHES={}", foreign.join(" ")))
+            .opt(
+                "--build-arg",
+                format!("FOREIGN_ARCHES={}", foreign.join(" ")),
+            )
             .opt("--build-arg", format!("PACKAGES={}", packages.join(" ")))
-            .opt("--build-arg", format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"));
+            .opt(
+                "--build-arg",
+                format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
+            );
         if let Some(ca) = &opts.ca_bundle {
             c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
         }
         // Uncompressed: the image never leaves this machine, and compressing
         // its 900 MB costs minutes.
-        let c = c.opt("--tag", &names.builder).opt("--output", "type=docker,compression=uncompressed").arg("docker");
+        let c = c
+            .opt("--tag", &names.builder)
+            .opt("--output", "type=docker,compression=uncompressed")
+            .arg("docker");
         run_or_print(sh, &c, opts.dry_run).context("building the local Rust builder image")?;
     } else {
         eprintln!("rust builder {} is present", names.builder);
     }
     if !image_exists(sh, &names.runtime) {
-        let all = PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
+        let all = PLATFORMS
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(",");
         let c = Cmd::new("docker")
             .args(["buildx", "build", "--progress", "plain", "--platform", &all])
             .opt("--file", "docker/runtime-base.Dockerfile")
@@ -251,7 +303,8 @@ fn ensure_debian(sh: &Shell, image: &str, opts: &BaseOptions) -> Result<()> {
     let work = crate::target_dir().join("base-images");
     let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs"));
     let tarball = work.join(format!("{DEBIAN_SUITE}.tar"));
-    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned());
+    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned());
     let steps = [
         Cmd::new("rm").args(["-rf", &path(&rootfs), &path(&tarball)]),
         Cmd::new("mkdir").args(["-p", &path(&work)]),
@@ -282,14 +335,27 @@ mod tests {
         let amd64 = Platform::parse("amd64").unwrap();
         let (foreign, pkgs) = builder_packages(amd64);
         assert_eq!(foreign, vec!["arm64"]);
-        for p in ["rustc", "cargo", "gcc", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "libstd-rust-dev:arm64"] {
+        for p in [
+            "rustc",
+            "cargo",
+            "gcc",
+            "gcc-aarch64-linux-gnu",
+            "libc6-dev-arm64-cross",
+            "libstd-rust-dev:arm64",
+        ] {
             assert!(pkgs.contains(&p.to_owned()), "{p} missing from {pkgs:?}");
         }
         let arm64 = Platform::parse("arm64").unwrap();
         let (foreign, pkgs) = builder_packages(arm64);
         assert_eq!(foreign, vec!["amd64"]);
-        assert!(pkgs.contains(&"gcc-x86-64-linux-gnu".to_owned()), "{pkgs:?}");
-        assert!(pkgs.contains(&"libstd-rust-dev:amd64".to_owned()), "{pkgs:?}");
+        assert!(
+            pkgs.contains(&"gcc-x86-64-linux-gnu".to_owned()),
+            "{pkgs:?}"
+        );
+        assert!(
+            pkgs.contains(&"libstd-rust-dev:amd64".to_owned()),
+            "{pkgs:?}"
+        );
     }
 
     #[test]
@@ -303,11 +369,24 @@ mod tests {
     fn dockerfile_defaults_are_the_upstream_images() {
         for c in crate::project::COMPONENTS {
             let df = std::fs::read_to_string(crate::project_root().join(c.dockerfile)).unwrap();
-            assert!(df.contains(&format!("ARG RUST_IMAGE={UPSTREAM_RUST_IMAGE}\n")), "{}", c.dockerfile);
-            assert!(df.contains(&format!("ARG RUNTIME_IMAGE={UPSTREAM_RUNTIME_IMAGE}\n")), "{}", c.dockerfile);
-            assert!(df.contains(&format!("ARG CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}\n")), "{}", c.dockerfile);
+            assert!(
+                df.contains(&format!("ARG RUST_IMAGE={UPSTREAM_RUST_IMAGE}\n")),
+                "{}",
+                c.dockerfile
+            );
+            assert!(
+                df.contains(&format!("ARG RUNTIME_IMAGE={UPSTREAM_RUNTIME_IMAGE}\n")),
+                "{}",
+                c.dockerfile
+            );
+            assert!(
+                df.contains(&format!("ARG CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}\n")),
+                "{}",
+                c.dockerfile
+            );
         }
-        let env = std::fs::read_to_string(crate::project_root().join("docker/cargo-env.sh")).unwrap();
+        let env =
+            std::fs::read_to_string(crate::project_root().join("docker/cargo-env.sh")).unwrap();
         assert!(env.contains(&format!("CARGO_CHEF_VERSION:-{CARGO_CHEF_VERSION}")));
     }
 }

@@ -11,9 +11,10 @@ use crate::{
     base_images::{self, BaseOptions, ResolvedBases},
     buildx::{self, BuildSpec, CacheKind, Output},
     cli::{self, BuildImageArgs, BuildOpts},
-    diagnose, gha, preflight,
+    diagnose, gha,
     metadata::{self, Context},
     plan::Cmd,
+    preflight,
     project::{Component, Platform, PlatformList},
     record::{self, BuildRecord},
     tags,
@@ -44,7 +45,10 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     let ca_bundle = cli::ca_bundle(opts.ca_bundle.as_deref());
     if let Some(ca) = &ca_bundle {
         if !ca.is_file() {
-            bail!("--ca-bundle {}: no such file; pass a PEM bundle, or `none`", ca.display());
+            bail!(
+                "--ca-bundle {}: no such file; pass a PEM bundle, or `none`",
+                ca.display()
+            );
         }
     }
     if opts.cache == CacheKind::Gha {
@@ -52,7 +56,10 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     }
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, opts.registry.as_deref())?;
-    let mut builder = buildx::BuilderFacts { driver: "docker".into(), containerd_store: true };
+    let mut builder = buildx::BuilderFacts {
+        driver: "docker".into(),
+        containerd_store: true,
+    };
     if !opts.dry_run {
         builder = preflight::ensure_build_host(sh, platforms, opts.strategy, opts.no_setup)?;
     }
@@ -60,7 +67,10 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
         sh,
         opts.bases,
         opts.strategy,
-        &BaseOptions { ca_bundle: ca_bundle.clone(), dry_run: opts.dry_run },
+        &BaseOptions {
+            ca_bundle: ca_bundle.clone(),
+            dry_run: opts.dry_run,
+        },
     )?;
     for p in platforms {
         buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
@@ -82,19 +92,39 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
     }
-    let output = if args.push { Output::Push } else { Output::Load };
+    let output = if args.push {
+        Output::Push
+    } else {
+        Output::Load
+    };
     let prepared = prepare(sh, &args.build, &platforms)?;
     let records = if args.tag.is_empty() {
         let mut out = Vec::new();
         for p in &platforms {
-            out.push(build(sh, &prepared, &args.build, args.component, &[p], output, &[])?);
+            out.push(build(
+                sh,
+                &prepared,
+                &args.build,
+                args.component,
+                &[p],
+                output,
+                &[],
+            )?);
         }
         out
     } else {
         // One image holding every platform, under the explicit tags (B1 applies).
         let repo = metadata::image_repository(&prepared.registry, args.component);
         let refs = metadata::references(&repo, &args.tag);
-        vec![build(sh, &prepared, &args.build, args.component, &platforms, output, &refs)?]
+        vec![build(
+            sh,
+            &prepared,
+            &args.build,
+            args.component,
+            &platforms,
+            output,
+            &refs,
+        )?]
     };
     if !args.build.dry_run {
         print_table(&records)?;
@@ -116,14 +146,23 @@ pub fn build(
 ) -> Result<BuildRecord> {
     buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
     let first = *platforms.first().context("no platform to build")?;
-    let reference = metadata::per_platform_reference(&prepared.registry, component, &prepared.ctx, first);
-    let tags = if explicit_refs.is_empty() { vec![reference.clone()] } else { explicit_refs.to_vec() };
+    let reference =
+        metadata::per_platform_reference(&prepared.registry, component, &prepared.ctx, first);
+    let tags = if explicit_refs.is_empty() {
+        vec![reference.clone()]
+    } else {
+        explicit_refs.to_vec()
+    };
     let repository = metadata::image_repository(&prepared.registry, component);
     let scope = buildx::cache_scope(component, first);
     let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
     let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
-    let labels: BTreeMap<String, String> = metadata::labels(&prepared.ctx, component, &package, &prepared.created);
-    let metadata_file = crate::target_dir().join("xtask").join("buildx").join(format!("{}-{}.json", component.name, first.arch));
+    let labels: BTreeMap<String, String> =
+        metadata::labels(&prepared.ctx, component, &package, &prepared.created);
+    let metadata_file = crate::target_dir()
+        .join("xtask")
+        .join("buildx")
+        .join(format!("{}-{}.json", component.name, first.arch));
     let spec = BuildSpec {
         component,
         platforms: platforms.to_vec(),
@@ -150,12 +189,25 @@ pub fn build(
     let cmd = buildx::build_command(&spec);
     if opts.dry_run {
         println!("{cmd}");
-        return Ok(BuildRecord { component: component.name.into(), platform: first.name.into(), reference, ..BuildRecord::default() });
+        return Ok(BuildRecord {
+            component: component.name.into(),
+            platform: first.name.into(),
+            reference,
+            ..BuildRecord::default()
+        });
     }
     if let Some(dir) = metadata_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let label = format!("build {} for {}", component.image_name(), platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","));
+    let label = format!(
+        "build {} for {}",
+        component.image_name(),
+        platforms
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     gha::group(&label);
     let started = Instant::now();
     let out = cmd.run_teed(sh);
@@ -173,7 +225,11 @@ pub fn build(
     let digest = std::fs::read_to_string(&metadata_file)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("containerimage.digest").and_then(|d| d.as_str()).map(str::to_owned));
+        .and_then(|v| {
+            v.get("containerimage.digest")
+                .and_then(|d| d.as_str())
+                .map(str::to_owned)
+        });
     let size_bytes = if output == Output::Load && platforms.len() == 1 {
         image_size(sh, &spec.tags[0], first)
     } else {
@@ -181,7 +237,11 @@ pub fn build(
     };
     let rec = BuildRecord {
         component: component.name.into(),
-        platform: platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","),
+        platform: platforms
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(","),
         reference: spec.tags[0].clone(),
         commit: prepared.ctx.sha.clone(),
         digest,
@@ -206,7 +266,15 @@ pub fn build(
 /// Uncompressed size of a loaded image for one platform, in bytes.
 pub fn image_size(sh: &Shell, reference: &str, platform: &Platform) -> Option<u64> {
     Cmd::new("docker")
-        .args(["image", "inspect", "--platform", platform.name, "--format", "{{.Size}}", reference])
+        .args([
+            "image",
+            "inspect",
+            "--platform",
+            platform.name,
+            "--format",
+            "{{.Size}}",
+            reference,
+        ])
         .read_quiet(sh)
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -227,14 +295,26 @@ fn report(rec: &BuildRecord, output: Output) -> Result<()> {
         rec.digest.as_deref().unwrap_or("-")
     );
     if gha::active() {
-        let key = format!("{}-{}", rec.component, rec.platform.replace(['/', ','], "-"));
+        let key = format!(
+            "{}-{}",
+            rec.component,
+            rec.platform.replace(['/', ','], "-")
+        );
         gha::output("reference", &rec.reference)?;
         if let Some(d) = &rec.digest {
             gha::output("digest", d)?;
             gha::output(&format!("digest-{key}"), d)?;
         }
         gha::summary(&gha::markdown_table(
-            &["component", "platform", "reference", "digest", "time", "cached steps", "output"],
+            &[
+                "component",
+                "platform",
+                "reference",
+                "digest",
+                "time",
+                "cached steps",
+                "output",
+            ],
             &[vec![
                 rec.component.clone(),
                 rec.platform.clone(),
@@ -242,7 +322,11 @@ fn report(rec: &BuildRecord, output: Output) -> Result<()> {
                 rec.digest.clone().unwrap_or_default(),
                 format!("{:.0}s", rec.duration_secs),
                 rec.cached_steps.to_string(),
-                if output == Output::Push { "pushed".into() } else { "loaded".into() },
+                if output == Output::Push {
+                    "pushed".into()
+                } else {
+                    "loaded".into()
+                },
             ]],
         ))?;
     }
@@ -265,7 +349,14 @@ pub fn print_table(records: &[BuildRecord]) -> Result<()> {
             ]
         })
         .collect();
-    let header = ["component", "platform", "reference", "size", "time", "cached steps"];
+    let header = [
+        "component",
+        "platform",
+        "reference",
+        "size",
+        "time",
+        "cached steps",
+    ];
     println!("{}", gha::text_table(&header, &rows));
     Ok(())
 }

@@ -71,7 +71,11 @@ pub enum Output {
 /// Every matrix leg gets its own scope, so two legs never overwrite each
 /// other's cache (case B3; the gha backend's default scope is shared).
 pub fn cache_scope(component: &Component, platform: &Platform) -> String {
-    format!("brokkr-{}-{}", component.name, platform.name.replace('/', "-"))
+    format!(
+        "brokkr-{}-{}",
+        component.name,
+        platform.name.replace('/', "-")
+    )
 }
 
 /// `--cache-from` and `--cache-to` values for one leg, or `None` for
@@ -99,7 +103,10 @@ pub fn cache_args(
         )),
         CacheKind::Registry => {
             let r = format!("{repository}:buildcache-{}", platform.tag_suffix());
-            Some((Some(format!("type=registry,ref={r}")), format!("type=registry,ref={r},{to_tail}")))
+            Some((
+                Some(format!("type=registry,ref={r}")),
+                format!("type=registry,ref={r},{to_tail}"),
+            ))
         }
         CacheKind::Gha => Some((
             Some(format!("type=gha,scope={scope}")),
@@ -159,7 +166,12 @@ pub struct BuildSpec {
 
 /// The `docker buildx build` command for `spec`, context = the workspace root.
 pub fn build_command(spec: &BuildSpec) -> Cmd {
-    let platforms = spec.platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
+    let platforms = spec
+        .platforms
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(",");
     let mut c = Cmd::new("docker").args(["buildx", "build"]);
     if let Some(b) = &spec.builder {
         c = c.opt("--builder", b);
@@ -167,9 +179,15 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     c = c
         .opt("--file", spec.component.dockerfile)
         .opt("--platform", platforms)
-        .opt("--build-arg", format!("STRATEGY={}", spec.strategy.as_str()))
+        .opt(
+            "--build-arg",
+            format!("STRATEGY={}", spec.strategy.as_str()),
+        )
         .opt("--build-arg", format!("RUST_IMAGE={}", spec.rust_image))
-        .opt("--build-arg", format!("RUNTIME_IMAGE={}", spec.runtime_image));
+        .opt(
+            "--build-arg",
+            format!("RUNTIME_IMAGE={}", spec.runtime_image),
+        );
     if let Some(commit) = &spec.git_commit {
         c = c.opt("--build-arg", format!("BROKKR_GIT_COMMIT={commit}"));
     }
@@ -214,7 +232,11 @@ pub struct BuilderFacts {
 /// Case B1: several platforms in one `--load` need an image store that keeps
 /// multi-platform images. The classic store of the `docker` driver does not;
 /// refuse before building and name the fixes.
-pub fn check_multi_platform_load(facts: &BuilderFacts, platforms: usize, output: Output) -> Result<()> {
+pub fn check_multi_platform_load(
+    facts: &BuilderFacts,
+    platforms: usize,
+    output: Output,
+) -> Result<()> {
     if platforms <= 1 || output != Output::Load {
         return Ok(());
     }
@@ -338,19 +360,35 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
             "ARG" if stages.is_empty() => {
                 for a in rest {
                     let (k, v) = a.split_once('=').unwrap_or((a, ""));
-                    let v = build_args.get(k).cloned().unwrap_or_else(|| v.trim_matches('"').to_owned());
+                    let v = build_args
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| v.trim_matches('"').to_owned());
                     args.insert(k.to_owned(), v);
                 }
             }
             "FROM" => {
-                let platform = rest.iter().find_map(|w| w.strip_prefix("--platform=")).map(str::to_owned);
-                let plain: Vec<&str> = rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
+                let platform = rest
+                    .iter()
+                    .find_map(|w| w.strip_prefix("--platform="))
+                    .map(str::to_owned);
+                let plain: Vec<&str> = rest
+                    .iter()
+                    .copied()
+                    .filter(|w| !w.starts_with("--"))
+                    .collect();
                 let base = substitute(plain.first().copied().unwrap_or_default(), &args);
                 let name = match plain.as_slice() {
                     [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => name.to_string(),
                     _ => stages.len().to_string(),
                 };
-                stages.push(Stage { name, base, platform, runs: false, copies_from: Vec::new() });
+                stages.push(Stage {
+                    name,
+                    base,
+                    platform,
+                    runs: false,
+                    copies_from: Vec::new(),
+                });
             }
             "RUN" | "COPY" => {
                 if let Some(stage) = stages.last_mut() {
@@ -377,7 +415,9 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
 fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
     let mut out = s.to_owned();
     for (k, v) in args {
-        out = out.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
+        out = out
+            .replace(&format!("${{{k}}}"), v)
+            .replace(&format!("${k}"), v);
     }
     out
 }
@@ -388,7 +428,9 @@ fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
 /// the host needs a binfmt handler (QEMU) or the build dies with
 /// `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
-    let Some(last) = stages.last() else { return Vec::new() };
+    let Some(last) = stages.last() else {
+        return Vec::new();
+    };
     let by_name = |n: &str| stages.iter().find(|s| s.name == n);
     let mut seen: Vec<&str> = Vec::new();
     let mut todo: Vec<(&Stage, bool)> = vec![(last, false)];
@@ -399,7 +441,10 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
         }
         seen.push(&stage.name);
         let on_build = build_platform
-            || stage.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM"));
+            || stage
+                .platform
+                .as_deref()
+                .is_some_and(|p| p.contains("BUILDPLATFORM"));
         if stage.runs && !on_build {
             hits.push(stage.name.clone());
         }
@@ -431,13 +476,21 @@ pub struct Step {
 pub fn parse_progress(text: &str) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix('#') else { continue };
-        let Some((num, tail)) = rest.split_once(' ') else { continue };
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((num, tail)) = rest.split_once(' ') else {
+            continue;
+        };
         let Ok(id) = num.parse::<u32>() else { continue };
         let idx = match steps.iter().position(|s| s.id == id) {
             Some(i) => i,
             None => {
-                steps.push(Step { id, name: tail.trim().to_owned(), cached: false });
+                steps.push(Step {
+                    id,
+                    name: tail.trim().to_owned(),
+                    cached: false,
+                });
                 steps.len() - 1
             }
         };
@@ -450,13 +503,19 @@ pub fn parse_progress(text: &str) -> Vec<Step> {
 
 /// Build steps (`[stage n/m] INSTR`) reported as cached, counted once per step.
 pub fn cached_steps(steps: &[Step]) -> usize {
-    steps.iter().filter(|s| s.cached && s.name.starts_with('[') && !s.name.starts_with("[internal]")).count()
+    steps
+        .iter()
+        .filter(|s| s.cached && s.name.starts_with('[') && !s.name.starts_with("[internal]"))
+        .count()
 }
 
 /// Whether the dependency-cooking step (`cargo chef cook`) of every platform
 /// was served from the cache.
 pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
-    let cooks: Vec<&Step> = steps.iter().filter(|s| s.name.contains("cargo chef cook") && !s.name.contains("--no-build")).collect();
+    let cooks: Vec<&Step> = steps
+        .iter()
+        .filter(|s| s.name.contains("cargo chef cook") && !s.name.contains("--no-build"))
+        .collect();
     if cooks.is_empty() {
         None
     } else {
@@ -466,7 +525,13 @@ pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} {}{}", self.id, self.name, if self.cached { " (cached)" } else { "" })
+        write!(
+            f,
+            "#{} {}{}",
+            self.id,
+            self.name,
+            if self.cached { " (cached)" } else { "" }
+        )
     }
 }
 
@@ -484,7 +549,8 @@ mod tests {
         let mut scopes = Vec::new();
         for c in crate::project::COMPONENTS {
             for p in crate::project::PLATFORMS {
-                let (from, to) = cache_args(CacheKind::Gha, &cache_scope(c, p), p, "r", "d", false).unwrap();
+                let (from, to) =
+                    cache_args(CacheKind::Gha, &cache_scope(c, p), p, "r", "d", false).unwrap();
                 let scope = cache_scope(c, p);
                 assert!(from.unwrap().contains(&format!("scope={scope}")));
                 assert!(to.contains(&format!("scope={scope}")));
@@ -500,34 +566,83 @@ mod tests {
     #[test]
     fn b4_cache_export_errors_are_ignored() {
         for kind in [CacheKind::Local, CacheKind::Registry, CacheKind::Gha] {
-            let (_, to) = cache_args(kind, "s", arm64(), "localhost:5000/brokkr-broker", "/c", true).unwrap();
+            let (_, to) = cache_args(
+                kind,
+                "s",
+                arm64(),
+                "localhost:5000/brokkr-broker",
+                "/c",
+                true,
+            )
+            .unwrap();
             assert!(to.ends_with("mode=max,ignore-error=true"), "{kind:?}: {to}");
         }
-        assert_eq!(cache_args(CacheKind::None, "s", arm64(), "r", "d", true), None);
+        assert_eq!(
+            cache_args(CacheKind::None, "s", arm64(), "r", "d", true),
+            None
+        );
         let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false).unwrap();
         assert_eq!(from, None, "no import from an empty local cache");
-        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), "localhost:5000/brokkr-broker", "d", false).unwrap();
-        assert_eq!(from.unwrap(), "type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64");
+        let (from, to) = cache_args(
+            CacheKind::Registry,
+            "s",
+            arm64(),
+            "localhost:5000/brokkr-broker",
+            "d",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            from.unwrap(),
+            "type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64"
+        );
         assert!(to.starts_with("type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64,"));
     }
 
     #[test]
     fn gha_needs_the_runtime_token() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
         };
-        assert!(check_gha_env(env(&[])).unwrap_err().to_string().contains("crazy-max/ghaction-github-runtime"));
+        assert!(check_gha_env(env(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("crazy-max/ghaction-github-runtime"));
         assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t")])).is_err());
-        assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t"), ("ACTIONS_CACHE_URL", "u")])).is_ok());
-        assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t"), ("ACTIONS_RESULTS_URL", "u")])).is_ok());
+        assert!(check_gha_env(env(&[
+            ("ACTIONS_RUNTIME_TOKEN", "t"),
+            ("ACTIONS_CACHE_URL", "u")
+        ]))
+        .is_ok());
+        assert!(check_gha_env(env(&[
+            ("ACTIONS_RUNTIME_TOKEN", "t"),
+            ("ACTIONS_RESULTS_URL", "u")
+        ]))
+        .is_ok());
     }
 
     #[test]
     fn b1_multi_platform_load_needs_containerd_store() {
-        let classic = BuilderFacts { driver: "docker".into(), containerd_store: false };
-        let containerd = BuilderFacts { driver: "docker".into(), containerd_store: true };
-        let container = BuilderFacts { driver: "docker-container".into(), containerd_store: false };
-        let err = check_multi_platform_load(&classic, 2, Output::Load).unwrap_err().to_string();
+        let classic = BuilderFacts {
+            driver: "docker".into(),
+            containerd_store: false,
+        };
+        let containerd = BuilderFacts {
+            driver: "docker".into(),
+            containerd_store: true,
+        };
+        let container = BuilderFacts {
+            driver: "docker-container".into(),
+            containerd_store: false,
+        };
+        let err = check_multi_platform_load(&classic, 2, Output::Load)
+            .unwrap_err()
+            .to_string();
         for fix in ["one platform", "--push", "containerd", "docker-container"] {
             assert!(err.contains(fix), "missing fix `{fix}`: {err}");
         }
@@ -549,20 +664,39 @@ mod tests {
             assert_eq!(cross_c_compiler(triple), cc, "{triple}");
         }
         for p in crate::project::PLATFORMS {
-            assert_eq!(cross_c_compiler(p.rust_target), format!("{}-gcc", p.gnu_prefix));
+            assert_eq!(
+                cross_c_compiler(p.rust_target),
+                format!("{}-gcc", p.gnu_prefix)
+            );
         }
     }
 
     #[test]
     fn b10_libc_pairing() {
         let cases = [
-            ("aarch64-unknown-linux-gnu", "gcr.io/distroless/cc-debian12:nonroot", true),
-            ("aarch64-unknown-linux-gnu", "brokkr.local/base/runtime:abc", true),
+            (
+                "aarch64-unknown-linux-gnu",
+                "gcr.io/distroless/cc-debian12:nonroot",
+                true,
+            ),
+            (
+                "aarch64-unknown-linux-gnu",
+                "brokkr.local/base/runtime:abc",
+                true,
+            ),
             ("aarch64-unknown-linux-gnu", "debian:bookworm-slim", true),
             ("aarch64-unknown-linux-gnu", "alpine:3.20", false),
-            ("x86_64-unknown-linux-gnu", "docker.io/library/alpine", false),
+            (
+                "x86_64-unknown-linux-gnu",
+                "docker.io/library/alpine",
+                false,
+            ),
             ("x86_64-unknown-linux-gnu", "scratch", false),
-            ("x86_64-unknown-linux-gnu", "gcr.io/distroless/static-debian12", false),
+            (
+                "x86_64-unknown-linux-gnu",
+                "gcr.io/distroless/static-debian12",
+                false,
+            ),
             ("x86_64-unknown-linux-musl", "scratch", true),
             ("x86_64-unknown-linux-musl", "alpine:3.20", true),
         ];
@@ -583,7 +717,12 @@ mod tests {
     #[test]
     fn b2_cross_runs_nothing_on_the_target_platform() {
         let stages = parse_stages(&our_dockerfile(), &BTreeMap::new());
-        assert!(stages.iter().any(|s| s.name == "cook" && s.base == "compiler-cross"), "{stages:#?}");
+        assert!(
+            stages
+                .iter()
+                .any(|s| s.name == "cook" && s.base == "compiler-cross"),
+            "{stages:#?}"
+        );
         assert_eq!(emulated_run_stages(&stages), Vec::<String>::new());
     }
 
@@ -591,16 +730,26 @@ mod tests {
     fn b2_emulate_runs_rustc_on_the_target_platform() {
         let args = BTreeMap::from([("STRATEGY".to_owned(), "emulate".to_owned())]);
         let stages = parse_stages(&our_dockerfile(), &args);
-        assert_eq!(emulated_run_stages(&stages), vec!["build", "compiler-emulate", "cook"]);
+        assert_eq!(
+            emulated_run_stages(&stages),
+            vec!["build", "compiler-emulate", "cook"]
+        );
     }
 
     #[test]
     fn b2_a_plain_dockerfile_with_run() {
         let df = "FROM debian\nRUN apt-get update\nFROM --platform=$BUILDPLATFORM rust AS b\nRUN cargo build\nFROM scratch\nCOPY --from=b /x /x\n";
         let stages = parse_stages(df, &BTreeMap::new());
-        assert_eq!(emulated_run_stages(&stages), Vec::<String>::new(), "stage 0 is not reachable");
+        assert_eq!(
+            emulated_run_stages(&stages),
+            Vec::<String>::new(),
+            "stage 0 is not reachable"
+        );
         let df = "FROM debian AS base\nRUN apt-get update\nFROM base\nCOPY x y\n";
-        assert_eq!(emulated_run_stages(&parse_stages(df, &BTreeMap::new())), vec!["base"]);
+        assert_eq!(
+            emulated_run_stages(&parse_stages(df, &BTreeMap::new())),
+            vec!["base"]
+        );
     }
 
     #[test]
@@ -614,9 +763,19 @@ mod tests {
             rust_image: "r".into(),
             runtime_image: "rt".into(),
             ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
-            labels: BTreeMap::from([("org.opencontainers.image.title".into(), "brokkr-broker".into())]),
+            labels: BTreeMap::from([(
+                "org.opencontainers.image.title".into(),
+                "brokkr-broker".into(),
+            )]),
             git_commit: Some("abc".into()),
-            cache: cache_args(CacheKind::Gha, "brokkr-broker-linux-arm64", arm64(), "", "", false),
+            cache: cache_args(
+                CacheKind::Gha,
+                "brokkr-broker-linux-arm64",
+                arm64(),
+                "",
+                "",
+                false,
+            ),
             progress: Progress::Plain,
             metadata_file: "target/m.json".into(),
             builder: None,
@@ -646,6 +805,9 @@ mod tests {
         assert_eq!(steps.len(), 5);
         assert_eq!(cached_steps(&steps), 1);
         assert_eq!(dependency_stage_cached(&steps), Some(true));
-        assert_eq!(dependency_stage_cached(&parse_progress("#1 [x] RUN true\n")), None);
+        assert_eq!(
+            dependency_stage_cached(&parse_progress("#1 [x] RUN true\n")),
+            None
+        );
     }
 }

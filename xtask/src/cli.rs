@@ -8,7 +8,8 @@ use crate::{
     base_images::Bases,
     buildx::{CacheKind, Progress, Strategy},
     project::{
-        parse_component, parse_component_list, parse_platform_list, Component, ComponentList, PlatformList,
+        parse_component, parse_component_list, parse_platform_list, Component, ComponentList,
+        PlatformList,
     },
 };
 

@@ -29,19 +29,29 @@ pub fn end_group() {
 }
 
 fn append(var: &str, text: &str) -> Result<()> {
-    let Ok(path) = std::env::var(var) else { return Ok(()) };
+    let Ok(path) = std::env::var(var) else {
+        return Ok(());
+    };
     if path.is_empty() {
         return Ok(());
     }
-    let mut f = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening ${var} ({path})"))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("writing ${var} ({path})"))
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening ${var} ({path})"))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing ${var} ({path})"))
 }
 
 /// Appends `key=value` to `$GITHUB_OUTPUT` (a step output). Values with a
 /// newline use the heredoc form GitHub documents for multiline strings.
 pub fn output(key: &str, value: &str) -> Result<()> {
     if value.contains('\n') {
-        append("GITHUB_OUTPUT", &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"))
+        append(
+            "GITHUB_OUTPUT",
+            &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
+        )
     } else {
         append("GITHUB_OUTPUT", &format!("{key}={value}\n"))
     }
@@ -56,9 +66,16 @@ pub fn summary(markdown: &str) -> Result<()> {
 /// beyond `|`).
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let esc = |s: &str| s.replace('|', "\\|");
-    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
     for r in rows {
-        out.push_str(&format!("| {} |\n", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")));
+        out.push_str(&format!(
+            "| {} |\n",
+            r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        ));
     }
     out
 }
@@ -98,7 +115,10 @@ mod tests {
 
     #[test]
     fn tables() {
-        let rows = vec![vec!["broker".to_owned(), "linux/arm64".to_owned()], vec!["a|b".to_owned(), "x".to_owned()]];
+        let rows = vec![
+            vec!["broker".to_owned(), "linux/arm64".to_owned()],
+            vec!["a|b".to_owned(), "x".to_owned()],
+        ];
         assert_eq!(
             markdown_table(&["component", "platform"], &rows),
             "| component | platform |\n|---|---|\n| broker | linux/arm64 |\n| a\\|b | x |\n"

@@ -16,12 +16,24 @@ use crate::{
 pub fn run(sh: &Shell, args: &ImagesArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform.clone())?;
     let components = ComponentList::or_all(args.component.clone());
-    let output = if args.push { Output::Push } else { Output::Load };
+    let output = if args.push {
+        Output::Push
+    } else {
+        Output::Load
+    };
     let prepared = build_image::prepare(sh, &args.build, &platforms)?;
     let mut records = Vec::new();
     for c in &components {
         for p in &platforms {
-            records.push(build_image::build(sh, &prepared, &args.build, c, &[p], output, &[])?);
+            records.push(build_image::build(
+                sh,
+                &prepared,
+                &args.build,
+                c,
+                &[p],
+                output,
+                &[],
+            )?);
         }
     }
     if !args.build.dry_run {

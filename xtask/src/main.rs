@@ -47,7 +47,10 @@ fn main() -> Result<()> {
         Command::Smoke(args) => smoke::run(&sh, &args),
         Command::BaseImages(args) => base_images::run(
             &sh,
-            &base_images::BaseOptions { ca_bundle: cli::ca_bundle(args.ca_bundle.as_deref()), dry_run: args.dry_run },
+            &base_images::BaseOptions {
+                ca_bundle: cli::ca_bundle(args.ca_bundle.as_deref()),
+                dry_run: args.dry_run,
+            },
         ),
         Command::Tags(args) => tags::run(&sh, &args),
         Command::Ci(args) => ci::run(&sh, &args),
@@ -60,12 +63,16 @@ fn main() -> Result<()> {
 pub fn project_root() -> PathBuf {
     match std::env::var_os("BROKKR_WORKSPACE") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default(),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
     }
 }
 
 /// Cargo's target directory (`$CARGO_TARGET_DIR`, else `<root>/target`):
 /// records, caches and scratch files live under it.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
 }

@@ -38,10 +38,13 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     if let Some(ManifestCommand::Verify(v)) = &args.command {
         return verify_cmd(sh, v);
     }
-    let component = args
-        .component
-        .context("--component is required (broker or agent); or use `cargo xtask manifest verify REF`")?;
-    let platforms = args.platform.clone().map_or_else(|| PLATFORMS.iter().collect(), |l| l.0);
+    let component = args.component.context(
+        "--component is required (broker or agent); or use `cargo xtask manifest verify REF`",
+    )?;
+    let platforms = args
+        .platform
+        .clone()
+        .map_or_else(|| PLATFORMS.iter().collect(), |l| l.0);
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let repo = metadata::image_repository(&registry, component);
@@ -84,25 +87,36 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         return Ok(());
     }
     gha::group(&format!("create {}", finals.join(", ")));
-    let created = diagnose::retry(&format!("imagetools create for {}", component.image_name()), diagnose::MAX_ATTEMPTS, || {
-        create.echo();
-        let out = create.capture(sh).map_err(|e| e.to_string())?;
-        eprint!("{}", out.stderr);
-        if out.ok {
-            Ok(())
-        } else {
-            Err(out.stderr)
-        }
-    });
+    let created = diagnose::retry(
+        &format!("imagetools create for {}", component.image_name()),
+        diagnose::MAX_ATTEMPTS,
+        || {
+            create.echo();
+            let out = create.capture(sh).map_err(|e| e.to_string())?;
+            eprint!("{}", out.stderr);
+            if out.ok {
+                Ok(())
+            } else {
+                Err(out.stderr)
+            }
+        },
+    );
     gha::end_group();
     created.map_err(|stderr| {
-        let hint = diagnose::explain(&stderr).map(|h| format!("\n{h}")).unwrap_or_default();
-        anyhow::anyhow!("creating the index failed: {}{hint}", diagnose::reason(&stderr))
+        let hint = diagnose::explain(&stderr)
+            .map(|h| format!("\n{h}"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "creating the index failed: {}{hint}",
+            diagnose::reason(&stderr)
+        )
     })?;
 
     // 3. Read it back and prove it.
-    let children: BTreeMap<String, String> =
-        sources.iter().map(|s| (s.platform.name.to_owned(), s.platform_digest.clone())).collect();
+    let children: BTreeMap<String, String> = sources
+        .iter()
+        .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()))
+        .collect();
     let mut index_digest: Option<String> = None;
     let mut problems = Vec::new();
     let mut index_for_table: Option<Index> = None;
@@ -110,7 +124,10 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         let (raw, digest) = inspect(sh, f)?;
         if let Some(first) = &index_digest {
             if *first != digest {
-                problems.push(format!("{f} resolves to {digest}, but {} resolves to {first}", finals[0]));
+                problems.push(format!(
+                    "{f} resolves to {digest}, but {} resolves to {first}",
+                    finals[0]
+                ));
             }
         } else {
             index_digest = Some(digest);
@@ -126,27 +143,49 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         index_for_table.get_or_insert(idx);
     }
     if !problems.is_empty() {
-        bail!("the index written for {} does not verify:\n{}", component.image_name(), problems.join("\n"));
+        bail!(
+            "the index written for {} does not verify:\n{}",
+            component.image_name(),
+            problems.join("\n")
+        );
     }
     let index_digest = index_digest.unwrap_or_default();
-    report(component.image_name(), &finals, &index_digest, &sources, index_for_table.as_ref(), args.json)
+    report(
+        component.image_name(),
+        &finals,
+        &index_digest,
+        &sources,
+        index_for_table.as_ref(),
+        args.json,
+    )
 }
 
 /// Looks up the per-platform reference in the registry: `Ok(None)` when the
 /// registry does not have it; an error when it holds the wrong or several
 /// platforms (M4, duplicate).
 fn find_source(sh: &Shell, reference: &str, platform: &'static Platform) -> Result<Option<Source>> {
-    let out = Cmd::new("docker").args(["buildx", "imagetools", "inspect", "--raw", reference]).capture(sh)?;
+    let out = Cmd::new("docker")
+        .args(["buildx", "imagetools", "inspect", "--raw", reference])
+        .capture(sh)?;
     if !out.ok {
         let e = out.stderr.to_ascii_lowercase();
         if e.contains("not found") || e.contains("manifest unknown") || e.contains("name unknown") {
             return Ok(None);
         }
-        bail!("{}", diagnose::explain(&out.stderr).map_or_else(|| diagnose::reason(&out.stderr), |h| h.to_string()));
+        bail!(
+            "{}",
+            diagnose::explain(&out.stderr)
+                .map_or_else(|| diagnose::reason(&out.stderr), |h| h.to_string())
+        );
     }
     let (_, digest) = inspect(sh, reference)?;
     let platform_digest = index::source_digest(&out.stdout, &digest, platform)?;
-    Ok(Some(Source { platform, reference: reference.to_owned(), digest, platform_digest }))
+    Ok(Some(Source {
+        platform,
+        reference: reference.to_owned(),
+        digest,
+        platform_digest,
+    }))
 }
 
 /// The raw manifest or index of `reference` and its digest.
@@ -168,12 +207,22 @@ fn report(
     json_out: bool,
 ) -> Result<()> {
     let size_of = |digest: &str| {
-        idx.and_then(|i| i.entries.iter().find(|e| e.digest == digest)).map_or(0, |e| e.size)
+        idx.and_then(|i| i.entries.iter().find(|e| e.digest == digest))
+            .map_or(0, |e| e.size)
     };
-    let tag_rows: Vec<Vec<String>> = finals.iter().map(|f| vec![f.clone(), index_digest.to_owned()]).collect();
+    let tag_rows: Vec<Vec<String>> = finals
+        .iter()
+        .map(|f| vec![f.clone(), index_digest.to_owned()])
+        .collect();
     let platform_rows: Vec<Vec<String>> = sources
         .iter()
-        .map(|s| vec![s.platform.name.to_owned(), s.platform_digest.clone(), format!("{} B", size_of(&s.platform_digest))])
+        .map(|s| {
+            vec![
+                s.platform.name.to_owned(),
+                s.platform_digest.clone(),
+                format!("{} B", size_of(&s.platform_digest)),
+            ]
+        })
         .collect();
     let value = json!({
         "image": image,
@@ -190,8 +239,15 @@ fn report(
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!("{}", gha::text_table(&["tag", "index digest"], &tag_rows));
-        println!("{}", gha::text_table(&["platform", "digest", "manifest size"], &platform_rows));
-        println!("verified: {} platforms, {} tags", sources.len(), finals.len());
+        println!(
+            "{}",
+            gha::text_table(&["platform", "digest", "manifest size"], &platform_rows)
+        );
+        println!(
+            "verified: {} platforms, {} tags",
+            sources.len(),
+            finals.len()
+        );
     }
     gha::output("index-digest", index_digest)?;
     gha::output("tags", &finals.join("\n"))?;
@@ -208,7 +264,10 @@ fn report(
 /// the index holds exactly the expected platforms (attestations ignored,
 /// duplicates refused); each problem on its own line.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
-    let platforms = args.platform.clone().map_or_else(|| PLATFORMS.iter().collect(), |l: PlatformList| l.0);
+    let platforms = args
+        .platform
+        .clone()
+        .map_or_else(|| PLATFORMS.iter().collect(), |l: PlatformList| l.0);
     let (what, raw) = match (&args.reference, &args.from_file) {
         (_, Some(file)) => (
             file.display().to_string(),

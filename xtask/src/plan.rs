@@ -39,7 +39,10 @@ pub struct Cmd {
 impl Cmd {
     /// A command running `program` with no arguments yet.
     pub fn new(program: impl Into<String>) -> Cmd {
-        Cmd { program: program.into(), ..Cmd::default() }
+        Cmd {
+            program: program.into(),
+            ..Cmd::default()
+        }
     }
 
     /// Appends one argument.
@@ -54,7 +57,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.args.extend(args.into_iter().map(|a| Arg::Plain(a.into())));
+        self.args
+            .extend(args.into_iter().map(|a| Arg::Plain(a.into())));
         self
     }
 
@@ -134,7 +138,9 @@ impl Cmd {
     /// naming the command.
     pub fn run(&self, sh: &Shell) -> Result<()> {
         self.echo();
-        let status = self.spawn_with_stdin(sh, Stdio::inherit(), Stdio::inherit())?.wait()?;
+        let status = self
+            .spawn_with_stdin(sh, Stdio::inherit(), Stdio::inherit())?
+            .wait()?;
         if !status.success() {
             bail!("`{}` failed with {status}", self.short());
         }
@@ -176,7 +182,12 @@ impl Cmd {
         }
         let status = child.wait()?;
         let err = err_thread.join().unwrap_or_default();
-        Ok(Captured { ok: status.success(), code: status.code(), stdout: out, stderr: err })
+        Ok(Captured {
+            ok: status.success(),
+            code: status.code(),
+            stdout: out,
+            stderr: err,
+        })
     }
 
     /// Echoes, runs with stdout inherited and stderr both shown live and
@@ -196,7 +207,12 @@ impl Cmd {
             }
         }
         let status = child.wait()?;
-        Ok(Captured { ok: status.success(), code: status.code(), stdout: String::new(), stderr: kept })
+        Ok(Captured {
+            ok: status.success(),
+            code: status.code(),
+            stdout: String::new(),
+            stderr: kept,
+        })
     }
 
     fn spawn_with_stdin(
@@ -207,12 +223,21 @@ impl Cmd {
     ) -> Result<std::process::Child> {
         let mut p = self.to_process(sh);
         p.stdout(stdout).stderr(stderr);
-        p.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let mut child = p
-            .spawn()
-            .with_context(|| format!("cannot start `{}` (is it installed and on PATH?)", self.program))?;
+        p.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = p.spawn().with_context(|| {
+            format!(
+                "cannot start `{}` (is it installed and on PATH?)",
+                self.program
+            )
+        })?;
         if let (Some(bytes), Some(mut input)) = (&self.stdin, child.stdin.take()) {
-            input.write_all(bytes).context("writing to standard input")?;
+            input
+                .write_all(bytes)
+                .context("writing to standard input")?;
         }
         Ok(child)
     }
@@ -261,7 +286,9 @@ impl fmt::Display for Cmd {
             write!(f, "cd {} && ", shell_quote(&dir.display().to_string()))?;
         }
         for (k, shown, _) in &self.env {
-            let v = shown.as_deref().map_or_else(|| "***".to_owned(), shell_quote);
+            let v = shown
+                .as_deref()
+                .map_or_else(|| "***".to_owned(), shell_quote);
             write!(f, "{k}={v} ")?;
         }
         f.write_str(&shell_quote(&self.program))?;
@@ -318,7 +345,10 @@ mod tests {
     #[test]
     fn runs_and_captures() -> Result<()> {
         let sh = Shell::new()?;
-        let out = Cmd::new("sh").args(["-c", "cat; echo err >&2; exit 3"]).stdin("in").capture(&sh)?;
+        let out = Cmd::new("sh")
+            .args(["-c", "cat; echo err >&2; exit 3"])
+            .stdin("in")
+            .capture(&sh)?;
         assert!(!out.ok);
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "in");

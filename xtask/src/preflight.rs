@@ -40,7 +40,11 @@ pub fn missing_emulation<'a>(
     if emulated.is_empty() {
         return Vec::new();
     }
-    platforms.iter().copied().filter(|p| *p != build && !has_handler(p)).collect()
+    platforms
+        .iter()
+        .copied()
+        .filter(|p| *p != build && !has_handler(p))
+        .collect()
 }
 
 /// Makes sure the host can build `platforms` with `strategy`: runs the
@@ -61,13 +65,19 @@ pub fn ensure_build_host(
     let mut failing = build_failures(sh, &checked)?;
     if !failing.is_empty() {
         if no_setup {
-            bail!("the host cannot build yet (--no-setup):\n{}", failing.join("\n"));
+            bail!(
+                "the host cannot build yet (--no-setup):\n{}",
+                failing.join("\n")
+            );
         }
         eprintln!("setting up the host: {}", failing.join("; "));
         bail!("run `cargo xtask setup` first");
         failing = build_failures(sh, &checked)?;
         if !failing.is_empty() {
-            bail!("the host still cannot build after setup:\n{}", failing.join("\n"));
+            bail!(
+                "the host still cannot build after setup:\n{}",
+                failing.join("\n")
+            );
         }
     }
     let facts = builder_facts(sh)?;
@@ -88,12 +98,22 @@ pub fn ensure_build_host(
 
 // TEMPORARY: replaced by doctor's checks at merge.
 fn build_failures(sh: &Shell, _platforms: &[&'static Platform]) -> Result<Vec<String>> {
-    let ok = crate::plan::Cmd::new("docker").args(["info"]).capture(sh).is_ok_and(|c| c.ok);
-    Ok(if ok { Vec::new() } else { vec!["docker engine not reachable".to_owned()] })
+    let ok = crate::plan::Cmd::new("docker")
+        .args(["info"])
+        .capture(sh)
+        .is_ok_and(|c| c.ok);
+    Ok(if ok {
+        Vec::new()
+    } else {
+        vec!["docker engine not reachable".to_owned()]
+    })
 }
 
 fn builder_facts(_sh: &Shell) -> Result<BuilderFacts> {
-    Ok(BuilderFacts { driver: "docker".into(), containerd_store: true })
+    Ok(BuilderFacts {
+        driver: "docker".into(),
+        containerd_store: true,
+    })
 }
 
 fn has_binfmt(p: &Platform) -> bool {

@@ -152,12 +152,20 @@ impl Platform {
 
 /// `linux/amd64, linux/arm64`: the supported platforms, for messages.
 pub fn platform_names() -> String {
-    PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    PLATFORMS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `broker, agent`: the components, for messages.
 pub fn component_names() -> String {
-    COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    COMPONENTS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A comma-separated list of platforms as given on the command line: names,
@@ -181,10 +189,7 @@ impl PlatformList {
             }
         }
         Ok(PlatformList(
-            PLATFORMS
-                .iter()
-                .filter(|p| picked.contains(p))
-                .collect(),
+            PLATFORMS.iter().filter(|p| picked.contains(p)).collect(),
         ))
     }
 
@@ -215,10 +220,7 @@ impl ComponentList {
             }
         }
         Ok(ComponentList(
-            COMPONENTS
-                .iter()
-                .filter(|c| picked.contains(c))
-                .collect(),
+            COMPONENTS.iter().filter(|c| picked.contains(c)).collect(),
         ))
     }
 

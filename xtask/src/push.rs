@@ -38,8 +38,15 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
 
 /// Pushes one per-platform reference (retrying transient registry errors)
 /// and returns the digest the registry serves for it; updates the record.
-pub fn push_one(sh: &Shell, component: &Component, platform: &Platform, reference: &str) -> Result<String> {
-    let exists = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]).capture(sh)?;
+pub fn push_one(
+    sh: &Shell,
+    component: &Component,
+    platform: &Platform,
+    reference: &str,
+) -> Result<String> {
+    let exists = Cmd::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .capture(sh)?;
     if !exists.ok {
         bail!(
             "{reference} is not in the local image store; build it first: \
@@ -60,8 +67,13 @@ pub fn push_one(sh: &Shell, component: &Component, platform: &Platform, referenc
         }
     })
     .map_err(|stderr| {
-        let hint = diagnose::explain(&stderr).map(|h| format!("\n{h}")).unwrap_or_default();
-        anyhow::anyhow!("pushing {reference} failed: {}{hint}", diagnose::reason(&stderr))
+        let hint = diagnose::explain(&stderr)
+            .map(|h| format!("\n{h}"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "pushing {reference} failed: {}{hint}",
+            diagnose::reason(&stderr)
+        )
     })?;
     let digest = remote_digest(sh, reference)?;
     let mut rec = record::load(component, platform)?.unwrap_or_default();
@@ -77,10 +89,18 @@ pub fn push_one(sh: &Shell, component: &Component, platform: &Platform, referenc
 /// (`docker buildx imagetools inspect --format '{{json .Manifest}}'`).
 pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     let json = Cmd::new("docker")
-        .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
+        .args([
+            "buildx",
+            "imagetools",
+            "inspect",
+            "--format",
+            "{{json .Manifest}}",
+            reference,
+        ])
         .read_quiet(sh)
         .with_context(|| format!("reading the digest of {reference} from the registry"))?;
-    let v: serde_json::Value = serde_json::from_str(&json).with_context(|| format!("parsing `imagetools inspect` output: {json}"))?;
+    let v: serde_json::Value = serde_json::from_str(&json)
+        .with_context(|| format!("parsing `imagetools inspect` output: {json}"))?;
     v.get("digest")
         .and_then(|d| d.as_str())
         .map(str::to_owned)

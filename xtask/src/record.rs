@@ -51,7 +51,9 @@ pub fn path(component: &Component, platform: &Platform) -> PathBuf {
 pub fn load(component: &Component, platform: &Platform) -> Result<Option<BuildRecord>> {
     let p = path(component, platform);
     match std::fs::read_to_string(&p) {
-        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?)),
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?,
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
     }
@@ -61,12 +63,16 @@ pub fn load(component: &Component, platform: &Platform) -> Result<Option<BuildRe
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
     let p = path(component, platform);
     std::fs::create_dir_all(dir()).with_context(|| format!("creating {}", dir().display()))?;
-    std::fs::write(&p, serde_json::to_string_pretty(record)? + "\n").with_context(|| format!("writing {}", p.display()))
+    std::fs::write(&p, serde_json::to_string_pretty(record)? + "\n")
+        .with_context(|| format!("writing {}", p.display()))
 }
 
 /// `12.3 MB` (decimal megabytes, as registries and Docker print sizes).
 pub fn human_size(bytes: Option<u64>) -> String {
-    bytes.map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1_000_000.0))
+    bytes.map_or_else(
+        || "-".to_owned(),
+        |b| format!("{:.1} MB", b as f64 / 1_000_000.0),
+    )
 }
 
 #[cfg(test)]
@@ -81,7 +87,11 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let r = BuildRecord { component: "broker".into(), digest: Some("sha256:00".into()), ..BuildRecord::default() };
+        let r = BuildRecord {
+            component: "broker".into(),
+            digest: Some("sha256:00".into()),
+            ..BuildRecord::default()
+        };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<BuildRecord>(&text).unwrap(), r);
     }

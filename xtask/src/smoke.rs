@@ -57,22 +57,32 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
         }
     }
     if !failures.is_empty() {
-        bail!("{} smoke check(s) failed:\n{}", failures.len(), failures.join("\n"));
+        bail!(
+            "{} smoke check(s) failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
     Ok(())
 }
 
 fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
-    let cmd = Cmd::new("docker").args(["run", "--rm", "--platform", p.name, reference, "--version"]);
+    let cmd =
+        Cmd::new("docker").args(["run", "--rm", "--platform", p.name, reference, "--version"]);
     cmd.echo();
     let out = cmd.capture(sh)?;
     if !out.ok {
-        let hint = diagnose::explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
+        let hint = diagnose::explain(&out.stderr)
+            .map(|h| format!("\n{h}"))
+            .unwrap_or_default();
         bail!("`--version` failed: {}{hint}", out.stderr.trim());
     }
     let line = out.stdout.trim().to_owned();
     if !version_reports_arch(&line, p.machine) {
-        bail!("`--version` says `{line}`, expected `arch {}` for {p}", p.machine);
+        bail!(
+            "`--version` says `{line}`, expected `arch {}` for {p}",
+            p.machine
+        );
     }
     Ok(line)
 }
@@ -83,18 +93,31 @@ fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
 fn check_network(sh: &Shell, broker: &str, agent: &str, p: &Platform) -> Result<()> {
     let id = format!("brokkr-smoke-{}-{}", p.arch, std::process::id());
     let broker_port = component("broker")?.port;
-    Cmd::new("docker").args(["network", "create", &id]).read(sh).context("creating the smoke network")?;
+    Cmd::new("docker")
+        .args(["network", "create", &id])
+        .read(sh)
+        .context("creating the smoke network")?;
     let result = (|| -> Result<()> {
         Cmd::new("docker")
-            .args(["run", "-d", "--rm", "--name", &format!("{id}-broker"), "--network", &id])
+            .args([
+                "run",
+                "-d",
+                "--rm",
+                "--name",
+                &format!("{id}-broker"),
+                "--network",
+                &id,
+            ])
             .args(["--network-alias", "broker", "--platform", p.name, broker])
             .read(sh)
             .context("starting the broker")?;
-        let check = Cmd::new("docker").args(["run", "--rm", "--network", &id, "--platform", p.name, agent]).args([
-            "check",
-            "--broker-url",
-            &format!("http://broker:{broker_port}"),
-        ]);
+        let check = Cmd::new("docker")
+            .args(["run", "--rm", "--network", &id, "--platform", p.name, agent])
+            .args([
+                "check",
+                "--broker-url",
+                &format!("http://broker:{broker_port}"),
+            ]);
         check.echo();
         let mut last = String::new();
         for _ in 0..30 {
@@ -107,8 +130,12 @@ fn check_network(sh: &Shell, broker: &str, agent: &str, p: &Platform) -> Result<
         }
         bail!("the agent never reached the broker: {}", last.trim())
     })();
-    let logs = Cmd::new("docker").args(["logs", &format!("{id}-broker")]).capture(sh);
-    let _ = Cmd::new("docker").args(["rm", "-f", &format!("{id}-broker")]).capture(sh);
+    let logs = Cmd::new("docker")
+        .args(["logs", &format!("{id}-broker")])
+        .capture(sh);
+    let _ = Cmd::new("docker")
+        .args(["rm", "-f", &format!("{id}-broker")])
+        .capture(sh);
     let _ = Cmd::new("docker").args(["network", "rm", &id]).capture(sh);
     if result.is_err() {
         if let Ok(l) = logs {
@@ -125,10 +152,26 @@ mod tests {
     #[test]
     fn version_lines() {
         let cases = [
-            ("brokkr-broker 0.1.0 (target aarch64-unknown-linux-gnu, arch aarch64)", "aarch64", true),
-            ("brokkr-broker 0.1.0 (target aarch64-unknown-linux-gnu, arch aarch64, commit abc)", "aarch64", true),
-            ("brokkr-broker 0.1.0 (target x86_64-unknown-linux-gnu, arch x86_64)", "aarch64", false),
-            ("brokkr-agent 0.1.0 (target x86_64-unknown-linux-gnu, arch x86_64)", "x86_64", true),
+            (
+                "brokkr-broker 0.1.0 (target aarch64-unknown-linux-gnu, arch aarch64)",
+                "aarch64",
+                true,
+            ),
+            (
+                "brokkr-broker 0.1.0 (target aarch64-unknown-linux-gnu, arch aarch64, commit abc)",
+                "aarch64",
+                true,
+            ),
+            (
+                "brokkr-broker 0.1.0 (target x86_64-unknown-linux-gnu, arch x86_64)",
+                "aarch64",
+                false,
+            ),
+            (
+                "brokkr-agent 0.1.0 (target x86_64-unknown-linux-gnu, arch x86_64)",
+                "x86_64",
+                true,
+            ),
         ];
         for (line, machine, want) in cases {
             assert_eq!(version_reports_arch(line, machine), want, "{line}");

@@ -16,7 +16,10 @@ use std::{
 const REGISTRY: &str = "localhost:5000";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Runs the xtask binary (as `cargo xtask` would) with `args`, in `workspace`.
@@ -47,13 +50,22 @@ fn stderr(o: &Output) -> String {
 
 #[track_caller]
 fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "command failed ({}):\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
 fn cmd(program: &str, args: &[&str]) -> Output {
     eprintln!("$ {program} {}", args.join(" "));
-    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
 }
 
 /// Fails loudly (never skips) when the engine does not answer.
@@ -68,12 +80,20 @@ fn require_docker() {
 
 /// Plain-HTTP GET on the loopback registry: (status code, body).
 fn registry_get(path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect("127.0.0.1:5000").expect("the loopback registry is not listening on 5000");
+    let mut s = TcpStream::connect("127.0.0.1:5000")
+        .expect("the loopback registry is not listening on 5000");
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost:5000\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (code, body)
 }
 
@@ -88,7 +108,17 @@ fn registry_snapshot() -> Vec<String> {
         let t: serde_json::Value = serde_json::from_str(&tags).unwrap_or_default();
         for tag in t["tags"].as_array().cloned().unwrap_or_default() {
             let tag = tag.as_str().unwrap_or_default();
-            let digest = cmd("docker", &["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", &format!("{REGISTRY}/{repo}:{tag}")]);
+            let digest = cmd(
+                "docker",
+                &[
+                    "buildx",
+                    "imagetools",
+                    "inspect",
+                    "--format",
+                    "{{json .Manifest}}",
+                    &format!("{REGISTRY}/{repo}:{tag}"),
+                ],
+            );
             out.push(format!("{repo}:{tag} {}", stdout(&digest).trim()));
         }
     }
@@ -98,7 +128,10 @@ fn registry_snapshot() -> Vec<String> {
 
 /// The full commit of the workspace, and its 7-hex sha tag.
 fn sha_tag() -> String {
-    let o = ok(cmd("git", &["-C", root().to_str().unwrap(), "rev-parse", "HEAD"]));
+    let o = ok(cmd(
+        "git",
+        &["-C", root().to_str().unwrap(), "rev-parse", "HEAD"],
+    ));
     format!("sha-{}", &stdout(&o).trim()[..7])
 }
 
@@ -109,7 +142,13 @@ fn four_images_pushed() {
     DONE.get_or_init(|| {
         require_docker();
         ok(xtask(&["registry", "start"]));
-        ok(xtask(&["images", "--platform", "all", "--strategy", "cross"]));
+        ok(xtask(&[
+            "images",
+            "--platform",
+            "all",
+            "--strategy",
+            "cross",
+        ]));
         ok(xtask(&["push", "--platform", "all"]));
     });
 }
@@ -119,12 +158,27 @@ fn four_images_pushed() {
 fn host_setup_engine_buildx_qemu_registry_and_bases() {
     require_docker();
     let again = ok(xtask(&["setup", "--platform", "all"]));
-    assert!(!stdout(&again).contains("installing"), "a second setup must do nothing:\n{}", stdout(&again));
+    assert!(
+        !stdout(&again).contains("installing"),
+        "a second setup must do nothing:\n{}",
+        stdout(&again)
+    );
     ok(xtask(&["doctor", "--platform", "linux/amd64,linux/arm64"]));
-    let info = ok(cmd("docker", &["info", "--format", "{{json .DriverStatus}}"]));
-    assert!(stdout(&info).contains("io.containerd.snapshotter.v1"), "not the containerd image store: {}", stdout(&info));
+    let info = ok(cmd(
+        "docker",
+        &["info", "--format", "{{json .DriverStatus}}"],
+    ));
+    assert!(
+        stdout(&info).contains("io.containerd.snapshotter.v1"),
+        "not the containerd image store: {}",
+        stdout(&info)
+    );
     let ls = ok(cmd("docker", &["buildx", "ls"]));
-    assert!(stdout(&ls).contains("linux/arm64"), "buildx does not list linux/arm64:\n{}", stdout(&ls));
+    assert!(
+        stdout(&ls).contains("linux/arm64"),
+        "buildx does not list linux/arm64:\n{}",
+        stdout(&ls)
+    );
 
     // The registry takes a push; the authenticated one refuses an anonymous push.
     ok(xtask(&["registry", "start"]));
@@ -133,24 +187,52 @@ fn host_setup_engine_buildx_qemu_registry_and_bases() {
     let status = ok(xtask(&["registry", "status", "--auth"]));
     let port = stdout(&status)
         .split(|c: char| !c.is_ascii_digit() && c != ':' && c != '.' && !c.is_ascii_alphabetic())
-        .find_map(|w| w.strip_prefix("localhost:").or_else(|| w.strip_prefix("127.0.0.1:")).filter(|p| *p != "5000").map(str::to_owned))
+        .find_map(|w| {
+            w.strip_prefix("localhost:")
+                .or_else(|| w.strip_prefix("127.0.0.1:"))
+                .filter(|p| *p != "5000")
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "5001".to_owned());
     let bases = ok(xtask(&["base-images"]));
     let runtime = stdout(&bases)
         .lines()
-        .find_map(|l| l.strip_prefix("runtime (").and_then(|r| r.split_once("): ")).map(|(_, img)| img.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("runtime (")
+                .and_then(|r| r.split_once("): "))
+                .map(|(_, img)| img.trim().to_owned())
+        })
         .expect("base-images names the runtime image");
     for platform in ["linux/amd64", "linux/arm64"] {
-        let o = ok(cmd("docker", &["image", "inspect", "--platform", platform, "--format", "{{.Architecture}}", &runtime]));
+        let o = ok(cmd(
+            "docker",
+            &[
+                "image",
+                "inspect",
+                "--platform",
+                platform,
+                "--format",
+                "{{.Architecture}}",
+                &runtime,
+            ],
+        ));
         assert_eq!(stdout(&o).trim(), platform.rsplit('/').next().unwrap());
     }
     let anon = format!("localhost:{port}/e2e/anonymous:refused");
     ok(cmd("docker", &["tag", &runtime, &anon]));
     let _ = cmd("docker", &["logout", &format!("localhost:{port}")]);
     let push = cmd("docker", &["push", &anon]);
-    assert!(!push.status.success(), "an anonymous push to the auth registry must be refused");
+    assert!(
+        !push.status.success(),
+        "an anonymous push to the auth registry must be refused"
+    );
     let e = stderr(&push).to_lowercase();
-    assert!(e.contains("unauthorized") || e.contains("no basic auth") || e.contains("authentication required"), "{e}");
+    assert!(
+        e.contains("unauthorized")
+            || e.contains("no basic auth")
+            || e.contains("authentication required"),
+        "{e}"
+    );
     ok(cmd("docker", &["image", "rm", &anon]));
     ok(xtask(&["registry", "stop", "--auth"]));
 }
@@ -165,27 +247,60 @@ fn images_cross_push_smoke_manifest_and_pull_by_final_tag() {
     for c in ["broker", "agent"] {
         for arch in ["amd64", "arm64"] {
             let record: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(root().join(format!("target/xtask/images/{c}-{arch}.json"))).unwrap(),
+                &std::fs::read_to_string(
+                    root().join(format!("target/xtask/images/{c}-{arch}.json")),
+                )
+                .unwrap(),
             )
             .unwrap();
-            assert_eq!(record["reference"], format!("{REGISTRY}/brokkr-{c}:{sha}-{arch}"));
+            assert_eq!(
+                record["reference"],
+                format!("{REGISTRY}/brokkr-{c}:{sha}-{arch}")
+            );
             assert_eq!(record["strategy"], "cross");
             let size = record["size_bytes"].as_u64().expect("size recorded");
-            assert!(size < 30_000_000, "brokkr-{c} {arch} is {size} bytes, over 30 MB");
-            assert!(record["pushed_digest"].as_str().is_some_and(|d| d.starts_with("sha256:")));
+            assert!(
+                size < 30_000_000,
+                "brokkr-{c} {arch} is {size} bytes, over 30 MB"
+            );
+            assert!(record["pushed_digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:")));
         }
         // Both manifests created and verified, then each platform pulled through a final tag.
         let m = ok(xtask(&["manifest", "--component", c, "--json"]));
         let v: serde_json::Value = serde_json::from_str(&stdout(&m)).expect("manifest --json");
-        let platforms: Vec<&str> = v["platforms"].as_array().unwrap().iter().map(|p| p["platform"].as_str().unwrap()).collect();
+        let platforms: Vec<&str> = v["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["platform"].as_str().unwrap())
+            .collect();
         assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-        let final_tag = v["tags"][0].as_str().unwrap().rsplit_once(':').unwrap().1.to_owned();
+        let final_tag = v["tags"][0]
+            .as_str()
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .to_owned();
         for t in v["tags"].as_array().unwrap() {
             ok(xtask(&["manifest", "verify", t.as_str().unwrap()]));
         }
         for arch in ["amd64", "arm64"] {
-            let _ = cmd("docker", &["image", "rm", &format!("{REGISTRY}/brokkr-{c}:{final_tag}")]);
-            ok(xtask(&["smoke", "--component", c, "--platform", arch, "--tag", &final_tag]));
+            let _ = cmd(
+                "docker",
+                &["image", "rm", &format!("{REGISTRY}/brokkr-{c}:{final_tag}")],
+            );
+            ok(xtask(&[
+                "smoke",
+                "--component",
+                c,
+                "--platform",
+                arch,
+                "--tag",
+                &final_tag,
+            ]));
         }
     }
 }
@@ -197,12 +312,31 @@ fn manifest_refuses_when_arm64_is_missing_and_leaves_the_final_tag() {
     let sha = sha_tag();
     let registry = format!("{REGISTRY}/m4");
     let amd64 = format!("{registry}/brokkr-broker:{sha}-amd64");
-    ok(cmd("docker", &["tag", &format!("{REGISTRY}/brokkr-broker:{sha}-amd64"), &amd64]));
+    ok(cmd(
+        "docker",
+        &[
+            "tag",
+            &format!("{REGISTRY}/brokkr-broker:{sha}-amd64"),
+            &amd64,
+        ],
+    ));
     ok(cmd("docker", &["push", &amd64]));
     // The final tags as they were before: an index of the amd64 image alone.
-    let tags = ok(xtask(&["tags", "--component", "broker", "--registry", &registry, "--json"]));
+    let tags = ok(xtask(&[
+        "tags",
+        "--component",
+        "broker",
+        "--registry",
+        &registry,
+        "--json",
+    ]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&tags)).unwrap();
-    let finals: Vec<String> = v["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+    let finals: Vec<String> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
     let mut create = vec!["buildx", "imagetools", "create"];
     for f in &finals {
         create.extend(["--tag", f.as_str()]);
@@ -212,8 +346,15 @@ fn manifest_refuses_when_arm64_is_missing_and_leaves_the_final_tag() {
     let before = registry_snapshot();
 
     let o = xtask(&["manifest", "--component", "broker", "--registry", &registry]);
-    assert!(!o.status.success(), "manifest must refuse without an arm64 source");
-    assert!(stderr(&o).contains("linux/arm64"), "the error names linux/arm64:\n{}", stderr(&o));
+    assert!(
+        !o.status.success(),
+        "manifest must refuse without an arm64 source"
+    );
+    assert!(
+        stderr(&o).contains("linux/arm64"),
+        "the error names linux/arm64:\n{}",
+        stderr(&o)
+    );
     assert_eq!(registry_snapshot(), before, "nothing may be written");
 }
 
@@ -223,26 +364,72 @@ fn a_broker_source_change_reuses_the_cached_dependency_stage() {
     four_images_pushed();
     let dir = std::env::temp_dir().join(format!("brokkr-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    ok(cmd("git", &["clone", "--quiet", root().to_str().unwrap(), dir.to_str().unwrap()]));
+    ok(cmd(
+        "git",
+        &[
+            "clone",
+            "--quiet",
+            root().to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    ));
     let main_rs = dir.join("broker/src/main.rs");
     let mut text = std::fs::read_to_string(&main_rs).unwrap();
     text.push_str("\n// e2e: a source-only change\n");
     std::fs::write(&main_rs, text).unwrap();
     let d = dir.to_str().unwrap();
-    let git = |args: &[&str]| ok(cmd("git", &[&["-C", d, "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"], args].concat()));
+    let git = |args: &[&str]| {
+        ok(cmd(
+            "git",
+            &[
+                &[
+                    "-C",
+                    d,
+                    "-c",
+                    "user.name=e2e",
+                    "-c",
+                    "user.email=e2e@localhost",
+                ],
+                args,
+            ]
+            .concat(),
+        ))
+    };
     git(&["commit", "--quiet", "-am", "e2e: source-only change"]);
-    let o = ok(xtask_in(&dir, &["build-image", "--component", "broker", "--platform", "arm64"]));
+    let o = ok(xtask_in(
+        &dir,
+        &[
+            "build-image",
+            "--component",
+            "broker",
+            "--platform",
+            "arm64",
+        ],
+    ));
     let log = stderr(&o);
     let cook_cached = log.lines().any(|l| l.contains("cargo chef cook --release"))
         && log
             .lines()
             .filter_map(|l| l.strip_prefix('#'))
             .filter_map(|l| l.split_once(' '))
-            .any(|(id, rest)| rest.contains("cargo chef cook --release") && log.contains(&format!("#{id} CACHED")));
-    assert!(cook_cached, "buildx did not report the dependency (cook) step as CACHED:\n{log}");
-    assert!(log.contains("Compiling brokkr-broker"), "the broker crate must be rebuilt:\n{log}");
-    let deps_compiled: Vec<&str> =
-        log.lines().filter(|l| l.contains(" Compiling ") && !l.contains("Compiling brokkr-")).collect();
-    assert!(deps_compiled.is_empty(), "dependencies recompiled after a source-only change: {deps_compiled:#?}");
+            .any(|(id, rest)| {
+                rest.contains("cargo chef cook --release") && log.contains(&format!("#{id} CACHED"))
+            });
+    assert!(
+        cook_cached,
+        "buildx did not report the dependency (cook) step as CACHED:\n{log}"
+    );
+    assert!(
+        log.contains("Compiling brokkr-broker"),
+        "the broker crate must be rebuilt:\n{log}"
+    );
+    let deps_compiled: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" Compiling ") && !l.contains("Compiling brokkr-"))
+        .collect();
+    assert!(
+        deps_compiled.is_empty(),
+        "dependencies recompiled after a source-only change: {deps_compiled:#?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
