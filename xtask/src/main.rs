@@ -6,12 +6,15 @@
 mod cli;
 mod plan;
 mod project;
+mod validate_workflow;
+mod workflow;
+mod workflow_run;
 
 use anyhow::Result;
 use clap::Parser;
 use xshell::Shell;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, WorkflowCommand};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -19,6 +22,8 @@ fn main() -> Result<()> {
     sh.change_dir(project_root());
     match cli.command {
         Command::Ci(_) => todo!(),
+        Command::ValidateWorkflow(args) => validate_workflow::run(&sh, &args),
+        Command::Workflow(WorkflowCommand::Run(args)) => workflow_run::run(&sh, &args),
     }
 }
 
