@@ -428,34 +428,36 @@ fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
 /// the host needs a binfmt handler (QEMU) or the build dies with
 /// `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
-    let Some(last) = stages.last() else {
-        return Vec::new();
+    let Some(last) = stages.last() else { return Vec::new() };
+    let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
+    // A stage runs on the build platform when its FROM chain reaches
+    // `--platform=$BUILDPLATFORM` before an external image.
+    let on_build = |start: &Stage| -> bool {
+        let mut stage = start;
+        for _ in 0..stages.len() {
+            if stage.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")) {
+                return true;
+            }
+            match by_name(&stage.base) {
+                Some(parent) => stage = parent,
+                None => return false,
+            }
+        }
+        false
     };
-    let by_name = |n: &str| stages.iter().find(|s| s.name == n);
     let mut seen: Vec<&str> = Vec::new();
-    let mut todo: Vec<(&Stage, bool)> = vec![(last, false)];
+    let mut todo: Vec<&Stage> = vec![last];
     let mut hits = Vec::new();
-    while let Some((stage, build_platform)) = todo.pop() {
+    while let Some(stage) = todo.pop() {
         if seen.contains(&stage.name.as_str()) {
             continue;
         }
         seen.push(&stage.name);
-        let on_build = build_platform
-            || stage
-                .platform
-                .as_deref()
-                .is_some_and(|p| p.contains("BUILDPLATFORM"));
-        if stage.runs && !on_build {
+        if stage.runs && !on_build(stage) {
             hits.push(stage.name.clone());
         }
-        if let Some(parent) = by_name(&stage.base) {
-            todo.push((parent, on_build));
-        }
-        for f in &stage.copies_from {
-            if let Some(s) = by_name(f) {
-                todo.push((s, false));
-            }
-        }
+        todo.extend(by_name(&stage.base));
+        todo.extend(stage.copies_from.iter().filter_map(|f| by_name(f)));
     }
     hits.sort();
     hits

@@ -42,6 +42,20 @@ pub enum Command {
     Tags(TagsArgs),
     /// Run what CI runs: format check, lints, tests; one line per stage.
     Ci(CiArgs),
+    /// Check GitHub workflow files against this xtask (CLI, components,
+    /// platforms, image inputs), then with actionlint when it is installed.
+    ValidateWorkflow(crate::validate_workflow::ValidateWorkflowArgs),
+    /// Work with the GitHub workflow locally.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+}
+
+/// Subcommands of `workflow`.
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Run the workflow's `cargo xtask` steps here, in order, with GitHub's
+    /// environment, against the loopback registry.
+    Run(crate::workflow_run::WorkflowRunArgs),
 }
 
 /// Options shared by the commands that build images.

@@ -12,6 +12,8 @@ mod manifest;
 mod push;
 mod smoke;
 mod tags;
+mod validate_workflow;
+mod workflow_run;
 
 // Pure logic, tested without Docker.
 mod buildx;
@@ -19,6 +21,7 @@ mod diagnose;
 mod index;
 mod metadata;
 mod project;
+mod workflow;
 
 // Shared plumbing.
 mod cli;
@@ -33,7 +36,7 @@ use anyhow::Result;
 use clap::Parser;
 use xshell::Shell;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, WorkflowCommand};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -54,6 +57,8 @@ fn main() -> Result<()> {
         ),
         Command::Tags(args) => tags::run(&sh, &args),
         Command::Ci(args) => ci::run(&sh, &args),
+        Command::ValidateWorkflow(args) => validate_workflow::run(&sh, &args),
+        Command::Workflow(WorkflowCommand::Run(args)) => workflow_run::run(&sh, &args),
     }
 }
 

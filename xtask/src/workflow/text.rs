@@ -1,0 +1,614 @@
+//! Text helpers for workflow checks: finding the line of a YAML node in the
+//! file text (serde_yaml keeps no positions), GitHub's filter-pattern globs,
+//! and edit distance for "did you mean" suggestions.
+
+/// One step of a path into a YAML document: a mapping key or a sequence index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seg<'a> {
+    /// A mapping key, compared with the key's text (quotes removed).
+    Key(&'a str),
+    /// The n-th item (0-based) of a block sequence.
+    Index(usize),
+}
+
+/// A line split into indentation and content, blank and comment lines marked.
+struct Line<'a> {
+    indent: usize,
+    content: &'a str,
+    /// Blank or comment-only: never ends a block, never holds a key.
+    skip: bool,
+}
+
+fn lines(text: &str) -> Vec<Line<'_>> {
+    text.lines()
+        .map(|l| {
+            let content = l.trim_start_matches(' ');
+            let indent = l.len() - content.len();
+            let t = content.trim();
+            Line {
+                indent,
+                content,
+                skip: t.is_empty() || t.starts_with('#'),
+            }
+        })
+        .collect()
+}
+
+/// The key of a `key: value` / `key:` line content (quotes removed), if any.
+fn key_of(content: &str) -> Option<&str> {
+    let content = content.trim_end();
+    let (raw, rest) = if let Some(q) = content.strip_prefix('"') {
+        let end = q.find('"')?;
+        (&q[..end], &q[end + 1..])
+    } else if let Some(q) = content.strip_prefix('\'') {
+        let end = q.find('\'')?;
+        (&q[..end], &q[end + 1..])
+    } else {
+        let end = content
+            .find(": ")
+            .or_else(|| content.strip_suffix(':').map(str::len))?;
+        (&content[..end], &content[end..])
+    };
+    let rest = rest.trim_start();
+    if rest.starts_with(':') && (rest.len() == 1 || rest[1..].starts_with([' ', '\t'])) {
+        Some(raw.trim())
+    } else {
+        None
+    }
+}
+
+/// Strips leading `- ` markers, returning the column of what follows and it.
+fn after_dashes(indent: usize, content: &str) -> (usize, &str) {
+    let mut col = indent;
+    let mut c = content;
+    while let Some(rest) = c.strip_prefix('-') {
+        if !(rest.is_empty() || rest.starts_with(' ')) {
+            break;
+        }
+        let trimmed = rest.trim_start_matches(' ');
+        col += 1 + rest.len() - trimmed.len();
+        c = trimmed;
+    }
+    (col, c)
+}
+
+/// The 1-based line of the node at `path`, or of its deepest ancestor found
+/// (flow-style `{...}` / `[...]` values and missing keys stop the descent;
+/// an empty path or a first segment not found gives line 1).
+///
+/// Works on block-style YAML as GitHub workflows are written: a key's block
+/// is the lines after it indented deeper (or sequence items `- ` at the same
+/// indentation); a key is found only at its parent's child level, so keys
+/// inside `run: |` scripts are never mistaken for YAML keys.
+pub fn locate(text: &str, path: &[Seg<'_>]) -> usize {
+    descend(text, path).0.max(1)
+}
+
+/// The 1-based line of the node at `path` when every segment is found.
+pub fn locate_exact(text: &str, path: &[Seg<'_>]) -> Option<usize> {
+    match descend(text, path) {
+        (line, true) if line > 0 => Some(line),
+        _ => None,
+    }
+}
+
+/// (1-based line of the deepest node found or 0, whether all were found).
+fn descend(text: &str, path: &[Seg<'_>]) -> (usize, bool) {
+    let ls = lines(text);
+    // The region searched: lines [start, end); for an item, its own line
+    // and the column of its first key.
+    let mut start = 0;
+    let mut end = ls.len();
+    let mut item: Option<(usize, usize)> = None;
+    let mut found = 0usize;
+    for seg in path {
+        let hit = match *seg {
+            Seg::Key(k) => find_key(&ls, start, end, item, k),
+            Seg::Index(n) => find_item(&ls, start, end, n),
+        };
+        let Some(h) = hit else { return (found, false) };
+        found = h.line + 1;
+        start = h.line + 1;
+        end = h.end;
+        item = h.inline_child;
+        if item.is_some() {
+            start = h.line;
+        }
+    }
+    (found, true)
+}
+
+struct Hit {
+    line: usize,
+    end: usize,
+    /// For an item: its own line and the column of its first key.
+    inline_child: Option<(usize, usize)>,
+}
+
+fn find_key(
+    ls: &[Line<'_>],
+    start: usize,
+    end: usize,
+    item: Option<(usize, usize)>,
+    key: &str,
+) -> Option<Hit> {
+    // The child level: the item's first-key column, else the shallowest line.
+    let (level, from) = match item {
+        Some((line, col)) => {
+            let (_, c) = after_dashes(ls[line].indent, ls[line].content);
+            if key_of(c) == Some(key) {
+                return Some(Hit {
+                    line,
+                    end: key_block_end(ls, line, col, end),
+                    inline_child: None,
+                });
+            }
+            (col, line + 1)
+        }
+        None => {
+            let level = (start..end)
+                .filter(|&i| !ls[i].skip)
+                .map(|i| ls[i].indent)
+                .min()?;
+            (level, start)
+        }
+    };
+    (from..end)
+        .find(|&i| {
+            !ls[i].skip
+                && ls[i].indent == level
+                && !ls[i].content.starts_with("- ")
+                && key_of(ls[i].content) == Some(key)
+        })
+        .map(|i| Hit {
+            line: i,
+            end: key_block_end(ls, i, level, end),
+            inline_child: None,
+        })
+}
+
+/// End (exclusive) of the block of a key at `line` whose key starts at `col`.
+fn key_block_end(ls: &[Line<'_>], line: usize, col: usize, limit: usize) -> usize {
+    (line + 1..limit)
+        .find(|&i| {
+            let l = &ls[i];
+            !l.skip && (l.indent < col || (l.indent == col && !l.content.starts_with('-')))
+        })
+        .unwrap_or(limit)
+}
+
+fn find_item(ls: &[Line<'_>], start: usize, end: usize, n: usize) -> Option<Hit> {
+    let dash_col = (start..end)
+        .filter(|&i| !ls[i].skip && ls[i].content.starts_with('-'))
+        .map(|i| ls[i].indent)
+        .min()?;
+    let line = (start..end)
+        .filter(|&i| !ls[i].skip && ls[i].indent == dash_col && ls[i].content.starts_with('-'))
+        .nth(n)?;
+    let item_end = (line + 1..end)
+        .find(|&i| !ls[i].skip && ls[i].indent <= dash_col)
+        .unwrap_or(end);
+    let (col, _) = after_dashes(ls[line].indent, ls[line].content);
+    Some(Hit {
+        line,
+        end: item_end,
+        inline_child: Some((line, col)),
+    })
+}
+
+/// Whether `path` matches a GitHub filter pattern (workflow syntax, "Filter
+/// pattern cheat sheet"): `*` any characters but `/`; `**` any characters;
+/// `?` zero or one character; `+` one or more of the preceding character;
+/// `[a-z0-9]` one listed character. The pattern must match the whole path
+/// from the repository root (so `docs` does not match `docs/a.md`).
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = path.chars().collect();
+    glob_at(&p, &s)
+}
+
+fn glob_at(p: &[char], s: &[char]) -> bool {
+    let Some(&c) = p.first() else {
+        return s.is_empty();
+    };
+    match c {
+        '*' if p.get(1) == Some(&'*') => {
+            let rest = &p[2..];
+            // `**/` also matches nothing (`a/**/b` matches `a/b`).
+            if rest.first() == Some(&'/') && glob_at(&rest[1..], s) {
+                return true;
+            }
+            (0..=s.len()).any(|i| glob_at(rest, &s[i..]))
+        }
+        '*' => {
+            let rest = &p[1..];
+            let max = s.iter().position(|&ch| ch == '/').unwrap_or(s.len());
+            (0..=max).any(|i| glob_at(rest, &s[i..]))
+        }
+        '?' => {
+            glob_at(&p[1..], s)
+                || (s.first().is_some_and(|&ch| ch != '/') && glob_at(&p[1..], &s[1..]))
+        }
+        '[' => match p.iter().position(|&ch| ch == ']') {
+            Some(close) if close > 1 => {
+                let class = &p[1..close];
+                let Some(&ch) = s.first() else { return false };
+                let hit = class_matches(class, ch);
+                let rest = &p[close + 1..];
+                if rest.first() == Some(&'+') {
+                    hit && (glob_at(&rest[1..], &s[1..]) || glob_at(p, &s[1..]))
+                } else {
+                    hit && glob_at(rest, &s[1..])
+                }
+            }
+            _ => s.first() == Some(&'[') && glob_at(&p[1..], &s[1..]),
+        },
+        _ => {
+            if s.first() != Some(&c) {
+                return false;
+            }
+            if p.get(1) == Some(&'+') {
+                // One matched; more of the same may follow.
+                let mut i = 1;
+                loop {
+                    if glob_at(&p[2..], &s[i..]) {
+                        return true;
+                    }
+                    if s.get(i) != Some(&c) {
+                        return false;
+                    }
+                    i += 1;
+                }
+            }
+            glob_at(&p[1..], &s[1..])
+        }
+    }
+}
+
+fn class_matches(class: &[char], ch: char) -> bool {
+    let mut i = 0;
+    while i < class.len() {
+        if i + 2 < class.len() && class[i + 1] == '-' {
+            if class[i] <= ch && ch <= class[i + 2] {
+                return true;
+            }
+            i += 3;
+        } else {
+            if class[i] == ch {
+                return true;
+            }
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Whether a list of filter patterns (in order, `!` negating earlier ones)
+/// selects `path`: the last pattern that matches decides, as GitHub applies
+/// `paths:` and `branches:` lists.
+pub fn patterns_select(patterns: &[String], path: &str) -> bool {
+    let mut selected = false;
+    for p in patterns {
+        if let Some(neg) = p.strip_prefix('!') {
+            if glob_match(neg, path) {
+                selected = false;
+            }
+        } else if glob_match(p, path) {
+            selected = true;
+        }
+    }
+    selected
+}
+
+/// Edit distance counting insertions, deletions, substitutions and
+/// transpositions of adjacent characters (optimal string alignment), by chars.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The candidate closest to `word` by [`edit_distance`] (first wins ties),
+/// when it is close enough to be a plausible typo:
+/// at most 3 edits and at most half the longer name's length.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = edit_distance(word, c);
+        let better = match best {
+            None => true,
+            Some((b, _)) => d < b,
+        };
+        if better {
+            best = Some((d, c));
+        }
+    }
+    let (d, c) = best?;
+    let limit = 3
+        .min(word.chars().count().max(c.chars().count()) / 2)
+        .max(1);
+    (d <= limit).then_some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "\
+name: t
+on:
+  push:
+    branches: [main]
+    paths:
+      - 'broker/**'
+  pull_request:
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - name: one
+        run: |
+          echo steps: not a key
+          name: also not a key
+      -   uses: actions/checkout@v4
+          with:
+            fetch-depth: 0
+      - run: cargo xtask ci
+  \"create-manifest\":
+    needs: build
+    steps:
+    - run: a
+    - name: b
+      run: c
+";
+
+    #[test]
+    fn locates_keys_items_and_falls_back_to_ancestors() {
+        let cases: &[(&[Seg<'_>], usize)] = &[
+            (&[Seg::Key("on")], 2),
+            (&[Seg::Key("on"), Seg::Key("push"), Seg::Key("paths")], 5),
+            (
+                &[
+                    Seg::Key("on"),
+                    Seg::Key("push"),
+                    Seg::Key("paths"),
+                    Seg::Index(0),
+                ],
+                6,
+            ),
+            (&[Seg::Key("on"), Seg::Key("pull_request")], 7),
+            (
+                &[
+                    Seg::Key("on"),
+                    Seg::Key("push"),
+                    Seg::Key("branches"),
+                    Seg::Index(0),
+                ],
+                4,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Index(0),
+                ],
+                12,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Index(0),
+                    Seg::Key("run"),
+                ],
+                13,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Index(1),
+                    Seg::Key("uses"),
+                ],
+                16,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Index(1),
+                    Seg::Key("with"),
+                    Seg::Key("fetch-depth"),
+                ],
+                18,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Index(2),
+                    Seg::Key("run"),
+                ],
+                19,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Index(0),
+                    Seg::Key("name"),
+                ],
+                12,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Key("name"),
+                ],
+                11,
+            ),
+            (&[Seg::Key("jobs"), Seg::Key("create-manifest")], 20),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("create-manifest"),
+                    Seg::Key("needs"),
+                ],
+                21,
+            ),
+            (
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("create-manifest"),
+                    Seg::Key("steps"),
+                    Seg::Index(1),
+                    Seg::Key("run"),
+                ],
+                25,
+            ),
+            (&[Seg::Key("jobs"), Seg::Key("nope")], 8),
+            (&[Seg::Key("permissions")], 1),
+            (&[], 1),
+        ];
+        for (path, want) in cases {
+            assert_eq!(locate(DOC, path), *want, "{path:?}");
+        }
+        assert_eq!(
+            locate_exact(DOC, &[Seg::Key("jobs"), Seg::Key("nope")]),
+            None
+        );
+        assert_eq!(
+            locate_exact(DOC, &[Seg::Key("on"), Seg::Key("push")]),
+            Some(3)
+        );
+        assert_eq!(
+            locate_exact("a: 1\ntrue: x\n", &[Seg::Key("true")]),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn keys_inside_run_scripts_are_not_keys() {
+        // `name:` on line 15 is script text; the step's own `name` is line 12.
+        assert_eq!(
+            locate(
+                DOC,
+                &[
+                    Seg::Key("jobs"),
+                    Seg::Key("build"),
+                    Seg::Key("steps"),
+                    Seg::Index(0),
+                    Seg::Key("name")
+                ]
+            ),
+            12
+        );
+    }
+
+    #[test]
+    fn globs_follow_github_filter_patterns() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("**", "a/b/c.rs", true),
+            ("*", "Cargo.toml", true),
+            ("*", "broker/Cargo.toml", false),
+            ("*.toml", "Cargo.toml", true),
+            ("*.toml", "broker/Cargo.toml", false),
+            ("**.toml", "broker/Cargo.toml", true),
+            ("**/*.toml", "Cargo.toml", true),
+            ("**/*.toml", "broker/Cargo.toml", true),
+            ("broker/**", "broker/src/main.rs", true),
+            ("broker/**", "brokerx/a", false),
+            ("broker/*", "broker/src/main.rs", false),
+            ("broker", "broker/src/main.rs", false),
+            ("broker/**/*.rs", "broker/main.rs", true),
+            ("Dockerfile.*", "Dockerfile.agent", true),
+            ("Dockerfile*", "Dockerfile.broker", true),
+            ("Cargo.loc?", "Cargo.lock", true),
+            ("Cargo.lock?", "Cargo.lock", true),
+            ("[CB]argo.toml", "Cargo.toml", true),
+            ("[a-b]argo.toml", "Cargo.toml", false),
+            ("v[0-9]+", "v123", true),
+            ("v[0-9]+", "v", false),
+            ("ma+in", "maaain", true),
+            (
+                ".github/workflows/*.yml",
+                ".github/workflows/build-images.yml",
+                true,
+            ),
+            ("releases/**", "releases/v1/x", true),
+            ("main", "main", true),
+            ("main", "mainline", false),
+        ];
+        for (p, s, want) in cases {
+            assert_eq!(glob_match(p, s), *want, "{p} vs {s}");
+        }
+    }
+
+    #[test]
+    fn negated_patterns_deselect() {
+        let pats: Vec<String> = ["**", "!docs/**", "docs/keep.md"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(patterns_select(&pats, "src/a.rs"));
+        assert!(!patterns_select(&pats, "docs/x.md"));
+        assert!(patterns_select(&pats, "docs/keep.md"));
+        assert!(!patterns_select(&[], "a"));
+    }
+
+    #[test]
+    fn closest_names() {
+        let subs = [
+            "build-image",
+            "images",
+            "push",
+            "manifest",
+            "smoke",
+            "tags",
+            "doctor",
+        ];
+        let cases: &[(&str, Option<&str>)] = &[
+            ("buidl-image", Some("build-image")),
+            ("build-images", Some("build-image")),
+            ("imgaes", Some("images")),
+            ("manifset", Some("manifest")),
+            ("psuh", Some("push")),
+            ("deploy", None),
+            ("x", None),
+        ];
+        for (w, want) in cases {
+            assert_eq!(closest(w, subs), *want, "{w}");
+        }
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("jbo", "job"), 1);
+        assert_eq!(closest("jbo", ["job", "event", "ref"]), Some("job"));
+    }
+}
