@@ -184,6 +184,7 @@ pub fn build(
         ),
         progress: opts.progress,
         metadata_file: metadata_file.clone(),
+        cache_epoch: opts.cache_epoch.clone(),
         builder: None,
     };
     let cmd = buildx::build_command(&spec);
@@ -231,7 +232,7 @@ pub fn build(
                 .map(str::to_owned)
         });
     let size_bytes = if output == Output::Load && platforms.len() == 1 {
-        image_size(sh, &spec.tags[0], first)
+        image_size(sh, &spec.tags[0])
     } else {
         None
     };
@@ -250,6 +251,7 @@ pub fn build(
         duration_secs,
         cached_steps: buildx::cached_steps(&steps),
         dependency_stage_cached: buildx::dependency_stage_cached(&steps),
+        dependency_crates_compiled: buildx::dependency_crates_compiled(&out.stderr).len(),
         strategy: opts.strategy.as_str().into(),
     };
     if explicit_refs.is_empty() {
@@ -263,18 +265,10 @@ pub fn build(
     Ok(rec)
 }
 
-/// Uncompressed size of a loaded image for one platform, in bytes.
-pub fn image_size(sh: &Shell, reference: &str, platform: &Platform) -> Option<u64> {
+/// Size of a loaded single-platform image in bytes, as `docker image inspect` reports it.
+pub fn image_size(sh: &Shell, reference: &str) -> Option<u64> {
     Cmd::new("docker")
-        .args([
-            "image",
-            "inspect",
-            "--platform",
-            platform.name,
-            "--format",
-            "{{.Size}}",
-            reference,
-        ])
+        .args(["image", "inspect", "--format", "{{.Size}}", reference])
         .read_quiet(sh)
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -160,6 +160,8 @@ pub struct BuildSpec {
     pub progress: Progress,
     /// `--metadata-file` path (buildx writes `containerimage.digest` there).
     pub metadata_file: PathBuf,
+    /// `BROKKR_CACHE_EPOCH` build argument: a new value rebuilds every compile stage.
+    pub cache_epoch: Option<String>,
     /// `--builder NAME`, when not the current one.
     pub builder: Option<String>,
 }
@@ -190,6 +192,9 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
         );
     if let Some(commit) = &spec.git_commit {
         c = c.opt("--build-arg", format!("BROKKR_GIT_COMMIT={commit}"));
+    }
+    if let Some(epoch) = &spec.cache_epoch {
+        c = c.opt("--build-arg", format!("BROKKR_CACHE_EPOCH={epoch}"));
     }
     if let Some(ca) = &spec.ca_bundle {
         c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
@@ -428,14 +433,20 @@ fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
 /// the host needs a binfmt handler (QEMU) or the build dies with
 /// `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
-    let Some(last) = stages.last() else { return Vec::new() };
+    let Some(last) = stages.last() else {
+        return Vec::new();
+    };
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
     // A stage runs on the build platform when its FROM chain reaches
     // `--platform=$BUILDPLATFORM` before an external image.
     let on_build = |start: &Stage| -> bool {
         let mut stage = start;
         for _ in 0..stages.len() {
-            if stage.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")) {
+            if stage
+                .platform
+                .as_deref()
+                .is_some_and(|p| p.contains("BUILDPLATFORM"))
+            {
                 return true;
             }
             match by_name(&stage.base) {
@@ -509,6 +520,21 @@ pub fn cached_steps(steps: &[Step]) -> usize {
         .iter()
         .filter(|s| s.cached && s.name.starts_with('[') && !s.name.starts_with("[internal]"))
         .count()
+}
+
+/// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`),
+/// except the workspace's own (`brokkr-*`): after a source-only change this
+/// must be empty (case B11).
+pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
+    let mut out: Vec<String> = progress
+        .lines()
+        .filter_map(|l| l.split_once(" Compiling ").map(|(_, rest)| rest.trim()))
+        .filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask "))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Whether the dependency-cooking step (`cargo chef cook`) of every platform
@@ -780,6 +806,7 @@ mod tests {
             ),
             progress: Progress::Plain,
             metadata_file: "target/m.json".into(),
+            cache_epoch: None,
             builder: None,
         };
         assert_eq!(

@@ -82,6 +82,10 @@ pub struct BuildOpts {
     /// build secret, never stored in an image.
     #[arg(long, env = "BROKKR_CA_BUNDLE", value_name = "PATH|none")]
     pub ca_bundle: Option<String>,
+    /// Any new value rebuilds every compile stage (the `BROKKR_CACHE_EPOCH` build argument): a
+    /// cold build without pruning the builder's cache.
+    #[arg(long, value_name = "STRING")]
+    pub cache_epoch: Option<String>,
     /// Do not install or start missing host pieces (engine, buildx, QEMU); fail with the remedy instead.
     #[arg(long)]
     pub no_setup: bool,

@@ -33,6 +33,9 @@ pub struct BuildRecord {
     pub cached_steps: usize,
     /// Whether the dependency (`cargo chef cook`) step was cached; `None` when unknown.
     pub dependency_stage_cached: Option<bool>,
+    /// Dependency crates (not the workspace's own) compiled by this build.
+    #[serde(default)]
+    pub dependency_crates_compiled: usize,
     /// `cross` or `emulate`.
     pub strategy: String,
 }
