@@ -22,6 +22,7 @@ use crate::{
 
 /// What every build of one invocation shares: the checked host, the base
 /// images, the git/GitHub context and the registry.
+#[derive(Clone)]
 pub struct Prepared {
     /// Base images for the Dockerfiles.
     pub bases: ResolvedBases,

@@ -40,6 +40,8 @@ pub enum Command {
     /// Print the image references (one per line) and OCI labels for the current
     /// context: GitHub Actions when GITHUB_ACTIONS=true, else the local git checkout.
     Tags(TagsArgs),
+    /// Measure build times, cache effect, cross versus emulation and image sizes on this machine.
+    Bench(BenchArgs),
     /// Run what CI runs: format check, lints, tests; one line per stage.
     Ci(CiArgs),
     /// Check GitHub workflow files against this xtask (CLI, components,
@@ -245,6 +247,26 @@ pub struct TagsArgs {
     /// Print `{"component", "tags": [...], "labels": {...}}` (an array for several components).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Skip the slow measurement (the arm64 image compiled under emulation).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the results as JSON instead of a Markdown table.
+    #[arg(long)]
+    pub json: bool,
+    /// Base images (see `build-image --help`).
+    #[arg(long, value_enum, default_value_t = Bases::Auto)]
+    pub bases: Bases,
+    /// CA bundle for cargo inside the build (see `build-image --help`).
+    #[arg(long, env = "BROKKR_CA_BUNDLE", value_name = "PATH|none")]
+    pub ca_bundle: Option<String>,
+    /// Do not install or start missing host pieces.
+    #[arg(long)]
+    pub no_setup: bool,
 }
 
 /// Options of `ci`.

@@ -5,6 +5,7 @@
 
 // Commands, one file each.
 mod base_images;
+mod bench;
 mod build_image;
 mod ci;
 mod images;
@@ -56,6 +57,7 @@ fn main() -> Result<()> {
             },
         ),
         Command::Tags(args) => tags::run(&sh, &args),
+        Command::Bench(args) => bench::run(&sh, &args),
         Command::Ci(args) => ci::run(&sh, &args),
         Command::ValidateWorkflow(args) => validate_workflow::run(&sh, &args),
         Command::Workflow(WorkflowCommand::Run(args)) => workflow_run::run(&sh, &args),
