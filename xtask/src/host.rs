@@ -1,0 +1,1160 @@
+//! The build host as data: parsers for what `docker info`, `docker buildx
+//! inspect`, `/proc/sys/fs/binfmt_misc/*`, `binfmt.d` files,
+//! `/etc/os-release`, `dpkg-query` and `df` print, and the pure decisions
+//! taken from them. Nothing here runs a command.
+//!
+//! The commands live in the submodules: [`probe`] (read-only look-ups),
+//! [`doctor`] (`cargo xtask doctor`, [`doctor::preflight`]), [`setup`]
+//! (`cargo xtask setup`, [`setup::ensure`]) and [`registry`]
+//! (`cargo xtask registry start|stop|status`).
+
+pub mod doctor;
+pub mod probe;
+pub mod process;
+pub mod registry;
+pub mod setup;
+
+use std::{collections::BTreeMap, fmt, path::Path};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::project::Platform;
+
+/// Oldest engine accepted: 24.0, the first with a usable containerd image
+/// store (`features.containerd-snapshotter`), as issue 3 requires.
+pub const MIN_ENGINE: Version = Version::new(24, 0, 0);
+
+/// Oldest buildx accepted: 0.10, the first with `--provenance` and
+/// `--metadata-file` as the image commands use them.
+pub const MIN_BUILDX: Version = Version::new(0, 10, 0);
+
+/// Oldest QEMU accepted on Debian 12: bookworm's own 7.2 hangs an emulated
+/// `cargo build` (seen: 35 minutes without progress); bookworm-backports'
+/// 10.0 runs it (docs: the environment notes of this project).
+pub const MIN_BOOKWORM_QEMU: Version = Version::new(10, 0, 0);
+
+/// Free space on the engine's root directory below which `doctor` warns:
+/// 10 GiB, in bytes (a builder image alone is about 3 GB).
+pub const MIN_FREE_DISK: u64 = 10 * 1024 * 1024 * 1024;
+
+/// `/proc/sys/fs/binfmt_misc`: where the kernel's binfmt_misc table is mounted.
+pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
+
+/// A `major.minor.patch` version read leniently from tool output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    /// Major number.
+    pub major: u64,
+    /// Minor number (0 when absent).
+    pub minor: u64,
+    /// Patch number (0 when absent).
+    pub patch: u64,
+}
+
+impl Version {
+    /// A version from its three numbers.
+    pub const fn new(major: u64, minor: u64, patch: u64) -> Version {
+        Version {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// Reads the leading `[v]N[.N[.N]]` of `s` and ignores the rest:
+    /// `26.1.5+dfsg1` is 26.1.5, `v0.18.2` is 0.18.2, `0.0.0+unknown` is 0.0.0.
+    /// `None` when `s` does not start with a number.
+    pub fn parse_lenient(s: &str) -> Option<Version> {
+        let s = s.trim();
+        let s = s.strip_prefix('v').unwrap_or(s);
+        let end = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let mut parts = s[..end].split('.').map(str::parse::<u64>);
+        let major = parts.next()?.ok()?;
+        let minor = parts.next().and_then(Result::ok).unwrap_or(0);
+        let patch = parts.next().and_then(Result::ok).unwrap_or(0);
+        Some(Version {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// The upstream part of a Debian package version (`[epoch:]upstream[-revision]`,
+    /// deb-version(7)): `1:10.0.2+ds-2+deb13u1~bpo12+1` is 10.0.2.
+    pub fn from_debian(v: &str) -> Option<Version> {
+        let v = v.trim();
+        let upstream = match v.split_once(':') {
+            Some((epoch, rest)) if epoch.chars().all(|c| c.is_ascii_digit()) => rest,
+            _ => v,
+        };
+        Version::parse_lenient(upstream)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The fields of `docker info --format '{{json .}}'` that brokkr reads.
+/// When the engine does not answer, the client still prints the JSON with
+/// empty server fields (and exits 1): see [`DockerInfo::answered`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct DockerInfo {
+    /// Engine version, e.g. `26.1.5+dfsg1`; empty when the engine did not answer.
+    #[serde(rename = "ServerVersion", default)]
+    pub server_version: String,
+    /// Storage driver (`overlay2`) or, with the containerd store, the snapshotter (`overlayfs`).
+    #[serde(rename = "Driver", default)]
+    pub driver: String,
+    /// `[key, value]` pairs; the containerd store reports
+    /// `["driver-type", "io.containerd.snapshotter.v1"]`.
+    #[serde(rename = "DriverStatus", default)]
+    pub driver_status: Option<Vec<Vec<String>>>,
+    /// The engine's data directory, e.g. `/var/lib/docker`.
+    #[serde(rename = "DockerRootDir", default)]
+    pub docker_root_dir: String,
+    /// Engine architecture as `uname -m` prints it (`x86_64`).
+    #[serde(rename = "Architecture", default)]
+    pub architecture: String,
+    /// Errors the client met talking to the engine (older clients put them here).
+    #[serde(rename = "ServerErrors", default)]
+    pub server_errors: Option<Vec<String>>,
+}
+
+/// Which image store the engine uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The containerd image store (multi-platform images, cache export with
+    /// the `docker` driver); the snapshotter's name.
+    Containerd(String),
+    /// The classic graph-driver store (`overlay2`): one platform per tag.
+    Classic(String),
+}
+
+impl DockerInfo {
+    /// Parses the JSON printed by `docker info --format '{{json .}}'`.
+    pub fn parse(json: &str) -> Result<DockerInfo> {
+        serde_json::from_str(json.trim()).context("parsing `docker info --format '{{json .}}'`")
+    }
+
+    /// Whether the engine answered (the server fields are filled).
+    pub fn answered(&self) -> bool {
+        !self.server_version.is_empty()
+    }
+
+    /// The engine version, leniently parsed.
+    pub fn version(&self) -> Option<Version> {
+        Version::parse_lenient(&self.server_version)
+    }
+
+    /// The image store, from `DriverStatus`'s `driver-type` entry.
+    pub fn store(&self) -> ImageStore {
+        let containerd = self.driver_status.iter().flatten().any(|kv| {
+            kv.first().map(String::as_str) == Some("driver-type")
+                && kv
+                    .get(1)
+                    .is_some_and(|v| v.starts_with("io.containerd.snapshotter"))
+        });
+        if containerd {
+            ImageStore::Containerd(self.driver.clone())
+        } else {
+            ImageStore::Classic(self.driver.clone())
+        }
+    }
+}
+
+/// The current builder, from `docker buildx inspect` (text output; buildx
+/// has no JSON format for it in 0.13).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Builder {
+    /// Builder name (`default`).
+    pub name: String,
+    /// Driver (`docker`, `docker-container`, `remote`, `kubernetes`).
+    pub driver: String,
+    /// The first node's status (`running`, `inactive`); empty if not shown.
+    pub status: String,
+    /// The first node's BuildKit version (`v0.18.2`; the `docker` driver of a
+    /// distribution-built engine says `v0.0.0+unknown`); empty if not shown.
+    pub buildkit: String,
+    /// Platforms of all nodes, in order, without the `*` that marks
+    /// platforms set by the user; empty while the builder is inactive.
+    pub platforms: Vec<String>,
+}
+
+impl Builder {
+    /// Parses `docker buildx inspect` output: `Key: value` lines; the first
+    /// `Name`/`Driver` are the builder's, `Status`, `BuildKit version` (older
+    /// buildx: `Buildkit`) and `Platforms` come from the nodes. Indented
+    /// lines (labels, GC policy) are ignored. Errors when there is no `Name`.
+    pub fn parse(text: &str) -> Result<Builder> {
+        let mut b = Builder::default();
+        for line in text.lines() {
+            if line.starts_with(char::is_whitespace) {
+                continue;
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match key.trim() {
+                "Name" if b.name.is_empty() => b.name = value.to_owned(),
+                "Driver" if b.driver.is_empty() => b.driver = value.to_owned(),
+                "Status" if b.status.is_empty() => b.status = value.to_owned(),
+                "BuildKit version" | "Buildkit" if b.buildkit.is_empty() => {
+                    b.buildkit = value.to_owned();
+                }
+                "Platforms" => {
+                    for p in value.split(',') {
+                        let p = p.trim().trim_end_matches('*').to_owned();
+                        if !p.is_empty() && !b.platforms.contains(&p) {
+                            b.platforms.push(p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if b.name.is_empty() {
+            bail!("no `Name:` line in `docker buildx inspect` output:\n{text}");
+        }
+        Ok(b)
+    }
+
+    /// Whether the builder lists `p` (any spelling [`Platform::parse`] accepts,
+    /// e.g. `linux/arm64/v8`).
+    pub fn supports(&self, p: &Platform) -> bool {
+        self.platforms
+            .iter()
+            .any(|s| Platform::parse(s).is_ok_and(|q| q == p))
+    }
+}
+
+/// The version in `docker buildx version` output:
+/// `github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3` or
+/// `github.com/docker/buildx v0.19.3 48d6a39`.
+pub fn parse_buildx_version(text: &str) -> Option<Version> {
+    text.split_whitespace()
+        .nth(1)
+        .and_then(Version::parse_lenient)
+}
+
+/// The version in `dockerd --version` output: `Docker version 26.1.5+dfsg1, build 411e817`.
+pub fn parse_dockerd_version(text: &str) -> Option<Version> {
+    let (_, rest) = text.split_once("version ")?;
+    Version::parse_lenient(rest)
+}
+
+/// One registered binfmt_misc handler: the file
+/// `/proc/sys/fs/binfmt_misc/<name>` (Documentation/admin-guide/binfmt-misc.rst).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BinfmtEntry {
+    /// First line `enabled` (vs `disabled`).
+    pub enabled: bool,
+    /// `interpreter <path>`.
+    pub interpreter: String,
+    /// `flags: <letters>`, e.g. `POF`.
+    pub flags: String,
+}
+
+impl BinfmtEntry {
+    /// Parses the entry file's lines (`enabled`, `interpreter X`, `flags: Y`,
+    /// `offset`, `magic`, `mask`).
+    pub fn parse(text: &str) -> BinfmtEntry {
+        let mut e = BinfmtEntry::default();
+        for line in text.lines().map(str::trim) {
+            if line == "enabled" {
+                e.enabled = true;
+            } else if let Some(i) = line.strip_prefix("interpreter ") {
+                e.interpreter = i.trim().to_owned();
+            } else if let Some(f) = line.strip_prefix("flags:") {
+                e.flags = f.trim().to_owned();
+            }
+        }
+        e
+    }
+
+    /// Enabled and with the `F` flag: the kernel opened the interpreter at
+    /// registration, so it runs inside containers whose root lacks it.
+    pub fn usable(&self) -> bool {
+        self.enabled && self.flags.contains('F')
+    }
+}
+
+/// A handler definition as a `binfmt.d` file holds it (binfmt.d(5)):
+/// `:name:type:offset:magic:mask:interpreter:flags`, the line written to
+/// `/proc/sys/fs/binfmt_misc/register`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BinfmtHandler {
+    /// Entry name (`qemu-aarch64`): the file `/proc/sys/fs/binfmt_misc/<name>`.
+    pub name: String,
+    /// Interpreter path.
+    pub interpreter: String,
+    /// Flag letters (`OPF`).
+    pub flags: String,
+    /// The whole definition line, as written to `register`.
+    pub line: String,
+}
+
+impl BinfmtHandler {
+    /// Parses the first definition line of a `binfmt.d` file (blank lines and
+    /// lines starting with `#` or `;` are comments). The first character is
+    /// the field separator. Errors name the malformed line.
+    pub fn parse(text: &str) -> Result<BinfmtHandler> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+            .context("no handler line in binfmt.d file")?;
+        let sep = line.chars().next().unwrap_or(':');
+        let fields: Vec<&str> = line[sep.len_utf8()..].split(sep).collect();
+        if fields.len() < 6 || fields[0].is_empty() || fields[5].is_empty() {
+            bail!("malformed binfmt.d line (want :name:type:offset:magic:mask:interpreter:flags): {line}");
+        }
+        Ok(BinfmtHandler {
+            name: fields[0].to_owned(),
+            interpreter: fields[5].to_owned(),
+            flags: fields.get(6).copied().unwrap_or("").to_owned(),
+            line: line.to_owned(),
+        })
+    }
+}
+
+/// Where `binfmt.d` files for an emulated `machine` (`aarch64`) may be, most
+/// specific first: `/etc/binfmt.d` overrides `/usr/lib/binfmt.d`
+/// (binfmt.d(5)); Debian's qemu-user-binfmt names them `qemu-<m>.conf`,
+/// Ubuntu's and Arch's qemu-user-static `qemu-<m>-static.conf`.
+pub fn binfmt_handler_paths(machine: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    for dir in ["/etc/binfmt.d", "/usr/lib/binfmt.d"] {
+        for suffix in ["", "-static"] {
+            v.push(format!("{dir}/qemu-{machine}{suffix}.conf"));
+        }
+    }
+    v
+}
+
+/// What the kernel's binfmt table gives one foreign platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BinfmtStatus {
+    /// Enabled with `F`, and the same as the installed handler file (or no
+    /// handler file is installed: registered by other means, e.g.
+    /// `tonistiigi/binfmt`).
+    Ready,
+    /// Usable, but not what the installed handler file says (the package was
+    /// upgraded and the old interpreter is still registered).
+    Stale {
+        /// `interpreter (flags)` registered.
+        registered: String,
+        /// `interpreter (flags)` of the handler file.
+        installed: String,
+    },
+    /// Registered but disabled, or without `F` (fails inside containers).
+    Unusable(String),
+    /// Not registered.
+    Missing,
+}
+
+/// Compares the registered entry with the installed handler definition:
+/// same interpreter and at least the handler's flags (order-insensitive:
+/// the file says `OPF`, the kernel prints `POF`).
+pub fn binfmt_status(entry: Option<&BinfmtEntry>, handler: Option<&BinfmtHandler>) -> BinfmtStatus {
+    let Some(e) = entry else {
+        return BinfmtStatus::Missing;
+    };
+    if !e.enabled {
+        return BinfmtStatus::Unusable(format!("{} is registered but disabled", e.interpreter));
+    }
+    if !e.flags.contains('F') {
+        return BinfmtStatus::Unusable(format!(
+            "{} is registered with flags `{}`, without F (fix-binary): it fails inside containers",
+            e.interpreter, e.flags
+        ));
+    }
+    match handler {
+        Some(h)
+            if h.interpreter != e.interpreter || !h.flags.chars().all(|c| e.flags.contains(c)) =>
+        {
+            BinfmtStatus::Stale {
+                registered: format!("{} ({})", e.interpreter, e.flags),
+                installed: format!("{} ({})", h.interpreter, h.flags),
+            }
+        }
+        _ => BinfmtStatus::Ready,
+    }
+}
+
+/// The platforms among `wanted` that the host runs only through emulation.
+pub fn foreign<'a>(host: &Platform, wanted: &[&'a Platform]) -> Vec<&'a Platform> {
+    wanted.iter().copied().filter(|p| *p != host).collect()
+}
+
+/// `/etc/os-release` (os-release(5)): the fields setup decides on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OsRelease {
+    /// `ID` (`debian`, `ubuntu`).
+    pub id: String,
+    /// `ID_LIKE`, split on spaces (`debian` on Ubuntu).
+    pub id_like: Vec<String>,
+    /// `VERSION_ID` (`12`, `24.04`); empty on Debian testing/unstable.
+    pub version_id: String,
+    /// `VERSION_CODENAME` (`bookworm`, `noble`).
+    pub codename: String,
+    /// `PRETTY_NAME`, for messages.
+    pub pretty_name: String,
+}
+
+/// The distribution families setup provisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distro {
+    /// Debian or a derivative that is not Ubuntu.
+    Debian,
+    /// Ubuntu or a derivative.
+    Ubuntu,
+    /// Anything else: setup only prints commands.
+    Other,
+}
+
+impl OsRelease {
+    /// Parses `KEY=value` lines; values may be double- or single-quoted.
+    pub fn parse(text: &str) -> OsRelease {
+        let mut o = OsRelease::default();
+        for line in text.lines().map(str::trim) {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+                .unwrap_or(v)
+                .to_owned();
+            match k.trim() {
+                "ID" => o.id = v,
+                "ID_LIKE" => o.id_like = v.split_whitespace().map(str::to_owned).collect(),
+                "VERSION_ID" => o.version_id = v,
+                "VERSION_CODENAME" => o.codename = v,
+                "PRETTY_NAME" => o.pretty_name = v,
+                _ => {}
+            }
+        }
+        o
+    }
+
+    /// The family from `ID`, then `ID_LIKE`.
+    pub fn distro(&self) -> Distro {
+        let is = |name: &str| self.id == name || self.id_like.iter().any(|l| l == name);
+        if self.id == "ubuntu" || (self.id != "debian" && is("ubuntu")) {
+            Distro::Ubuntu
+        } else if is("debian") {
+            Distro::Debian
+        } else {
+            Distro::Other
+        }
+    }
+
+    /// `VERSION_ID` as a number: `12` is 12.0, `24.04` is 24.04.
+    fn version(&self) -> Option<Version> {
+        Version::parse_lenient(&self.version_id)
+    }
+}
+
+/// Where setup gets a Docker engine >= 24 and buildx from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineSource {
+    /// Debian 12: its docker.io is 20.10, so trixie's `docker.io`,
+    /// `containerd` and `docker-buildx` .debs are fetched through a private
+    /// apt list directory and installed with bookworm's own `runc` (trixie's
+    /// needs glibc 2.38); QEMU comes from bookworm-backports.
+    Bookworm,
+    /// Debian 13 or later, Ubuntu 22.04 or later: the distribution's own
+    /// `docker.io` and `docker-buildx` packages.
+    Archive,
+    /// No packaged engine >= 24: the reason.
+    Unsupported(String),
+}
+
+/// Picks the engine source for `os` (rules in [`EngineSource`]).
+pub fn engine_source(os: &OsRelease) -> EngineSource {
+    let v = os.version();
+    let name = if os.pretty_name.is_empty() {
+        os.id.clone()
+    } else {
+        os.pretty_name.clone()
+    };
+    match os.distro() {
+        Distro::Debian => {
+            if os.codename == "bookworm" || v.is_some_and(|v| v.major == 12) {
+                EngineSource::Bookworm
+            } else if v.is_some_and(|v| v.major < 12) {
+                EngineSource::Unsupported(format!(
+                    "{name} has no Docker >= 24 package and glibc older than 2.34 (trixie's .debs need it); \
+                     upgrade to Debian 12 or later"
+                ))
+            } else {
+                EngineSource::Archive
+            }
+        }
+        Distro::Ubuntu => {
+            if os.id == "ubuntu" && v.is_some_and(|v| v < Version::new(22, 4, 0)) {
+                EngineSource::Unsupported(format!(
+                    "{name} has no Docker >= 24 package; use Ubuntu 22.04 or later"
+                ))
+            } else {
+                EngineSource::Archive
+            }
+        }
+        Distro::Other => EngineSource::Unsupported(format!(
+            "{name} is neither Debian nor Ubuntu: setup only automates those"
+        )),
+    }
+}
+
+/// Reads `dpkg-query -W -f '${Package}\t${db:Status-Status}\t${Version}\n' PKG...`
+/// output into installed package name -> version (packages whose status is
+/// not `installed`, e.g. `config-files`, are left out).
+pub fn parse_dpkg_query(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let (name, status, version) = (f.next()?, f.next()?, f.next()?);
+            (status == "installed").then(|| (name.to_owned(), version.to_owned()))
+        })
+        .collect()
+}
+
+/// Available bytes from `df -B1 --output=avail PATH` (a header line, then the number).
+pub fn parse_df_avail(out: &str) -> Option<u64> {
+    out.lines().nth(1)?.trim().parse().ok()
+}
+
+/// `1.5 GiB`-style size for messages.
+pub fn human_bytes(n: u64) -> String {
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    format!("{:.1} GiB", n as f64 / GIB)
+}
+
+/// The daemon.json key that turns on the containerd image store.
+pub const CONTAINERD_FEATURE: &str = "containerd-snapshotter";
+
+/// Merges `{"features":{"containerd-snapshotter":true}}` into an existing
+/// `/etc/docker/daemon.json` (absent or blank counts as `{}`), keeping every
+/// other key. `Ok(None)` when it is already set; the new text (pretty JSON
+/// and a newline) otherwise. Errors when the file is not a JSON object or
+/// `features` is not an object, naming the file to fix by hand.
+pub fn merge_daemon_json(existing: Option<&str>) -> Result<Option<String>> {
+    let text = existing
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("{}");
+    let mut v: serde_json::Value = serde_json::from_str(text)
+        .context("/etc/docker/daemon.json is not valid JSON: fix or remove it, then rerun")?;
+    let obj = v
+        .as_object_mut()
+        .context("/etc/docker/daemon.json is not a JSON object: fix it, then rerun")?;
+    let features = obj
+        .entry("features")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let features = features
+        .as_object_mut()
+        .context("`features` in /etc/docker/daemon.json is not an object: fix it, then rerun")?;
+    if features.get(CONTAINERD_FEATURE) == Some(&serde_json::Value::Bool(true)) {
+        return Ok(None);
+    }
+    features.insert(CONTAINERD_FEATURE.to_owned(), serde_json::Value::Bool(true));
+    let mut out = serde_json::to_string_pretty(&v)?;
+    out.push('\n');
+    Ok(Some(out))
+}
+
+/// The status code of an HTTP/1.x status line (`HTTP/1.1 401 Unauthorized`).
+pub fn parse_http_status(response: &str) -> Option<u16> {
+    let line = response.lines().next()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+/// The registry configuration file (YAML) for CNCF distribution 2.8
+/// (`docker-registry serve FILE`, docs: distribution's configuration.md):
+/// listens on `addr`, keeps data under `root` with deletes allowed, and,
+/// given an htpasswd file (bcrypt entries), requires basic auth.
+pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Result<String> {
+    let mut cfg = serde_json::json!({
+        "version": "0.1",
+        "log": { "level": "info", "fields": { "service": "registry" } },
+        "storage": {
+            "filesystem": { "rootdirectory": root.display().to_string() },
+            "delete": { "enabled": true },
+        },
+        "http": {
+            "addr": addr,
+            "headers": { "X-Content-Type-Options": ["nosniff"] },
+        },
+    });
+    if let Some(h) = htpasswd {
+        cfg["auth"] = serde_json::json!({
+            "htpasswd": { "realm": "brokkr-registry", "path": h.display().to_string() }
+        });
+    }
+    Ok(serde_yaml::to_string(&cfg)?)
+}
+
+/// Letters and digits: the alphabet of generated passwords.
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A `len`-character alphanumeric password from random bytes, without modulo
+/// bias (bytes >= 248 are skipped). `None` when `bytes` runs out first.
+pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
+    let limit = (256 / ALNUM.len() * ALNUM.len()) as u8;
+    let s: String = bytes
+        .iter()
+        .filter(|b| **b < limit)
+        .take(len)
+        .map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char)
+        .collect();
+    (s.len() == len).then_some(s)
+}
+
+/// The deb822 sources file of setup's private apt directory (Debian 12
+/// hosts only): trixie main (engine, buildx) and bookworm-backports main
+/// (QEMU 10), for the host's Debian architecture. The system's own sources
+/// are never changed.
+pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
+    let mut s = String::new();
+    for suite in ["trixie", "bookworm-backports"] {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&format!(
+            "Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n"
+        ));
+    }
+    s
+}
+
+/// The last `n` lines of `text`, for showing a log after a failure.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The binfmt entry name setup expects for an emulated platform when no
+/// handler file names it: `qemu-<machine>` (`qemu-aarch64`).
+pub fn default_binfmt_name(p: &Platform) -> String {
+    format!("qemu-{}", p.machine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::Platform;
+
+    const INFO_CONTAINERD: &str = include_str!("host/fixtures/docker-info-containerd.json");
+    const INFO_DOWN: &str = include_str!("host/fixtures/docker-info-down.json");
+    const INFO_CLASSIC: &str = include_str!("host/fixtures/docker-info-classic-overlay2.json");
+    const INFO_BOOKWORM_20: &str = include_str!("host/fixtures/docker-info-bookworm-20.10.json");
+    const INSPECT_DEFAULT: &str = include_str!("host/fixtures/buildx-inspect-default.txt");
+    const INSPECT_NO_ARM: &str =
+        include_str!("host/fixtures/buildx-inspect-container-amd64-only.txt");
+    const INSPECT_OLD: &str = include_str!("host/fixtures/buildx-inspect-old-buildkit-label.txt");
+    const INSPECT_INACTIVE: &str = include_str!("host/fixtures/buildx-inspect-inactive.txt");
+
+    type Triple = Option<(u64, u64, u64)>;
+
+    #[test]
+    fn host_versions() {
+        let cases: &[(&str, Triple)] = &[
+            ("26.1.5+dfsg1", Some((26, 1, 5))),
+            ("20.10.24+dfsg1", Some((20, 10, 24))),
+            ("v0.18.2", Some((0, 18, 2))),
+            ("v0.0.0+unknown", Some((0, 0, 0))),
+            ("24", Some((24, 0, 0))),
+            ("28.0", Some((28, 0, 0))),
+            (" 1.7.24~ds1 ", Some((1, 7, 24))),
+            ("", None),
+            ("dev", None),
+        ];
+        for (s, want) in cases {
+            let got = Version::parse_lenient(s).map(|v| (v.major, v.minor, v.patch));
+            assert_eq!(got, *want, "{s:?}");
+        }
+        let debs: &[(&str, Triple)] = &[
+            ("1:10.0.2+ds-2+deb13u1~bpo12+1", Some((10, 0, 2))),
+            ("1:7.2+dfsg-7+deb12u18+b3", Some((7, 2, 0))),
+            ("26.1.5+dfsg1-9+deb13u1+b1", Some((26, 1, 5))),
+            ("2.8.2+ds1-1", Some((2, 8, 2))),
+        ];
+        for (s, want) in debs {
+            let got = Version::from_debian(s).map(|v| (v.major, v.minor, v.patch));
+            assert_eq!(got, *want, "{s:?}");
+        }
+        assert!(Version::new(24, 0, 0) > Version::new(20, 10, 24));
+        assert!(Version::new(0, 13, 1) > MIN_BUILDX);
+    }
+
+    #[test]
+    fn host_docker_info_samples() {
+        struct Case {
+            name: &'static str,
+            json: &'static str,
+            answered: bool,
+            version: Option<Version>,
+            store: ImageStore,
+            root: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "recorded: trixie 26.1.5 with the containerd store",
+                json: INFO_CONTAINERD,
+                answered: true,
+                version: Some(Version::new(26, 1, 5)),
+                store: ImageStore::Containerd("overlayfs".into()),
+                root: "/var/lib/docker",
+            },
+            Case {
+                name: "recorded: engine not reachable",
+                json: INFO_DOWN,
+                answered: false,
+                version: None,
+                store: ImageStore::Classic(String::new()),
+                root: "",
+            },
+            Case {
+                name: "classic overlay2 store, 24.0.7",
+                json: INFO_CLASSIC,
+                answered: true,
+                version: Some(Version::new(24, 0, 7)),
+                store: ImageStore::Classic("overlay2".into()),
+                root: "/var/lib/docker",
+            },
+            Case {
+                name: "bookworm's 20.10",
+                json: INFO_BOOKWORM_20,
+                answered: true,
+                version: Some(Version::new(20, 10, 24)),
+                store: ImageStore::Classic("overlay2".into()),
+                root: "/var/lib/docker",
+            },
+        ];
+        for c in cases {
+            let info = DockerInfo::parse(c.json).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
+            assert_eq!(info.answered(), c.answered, "{}", c.name);
+            assert_eq!(info.version(), c.version, "{}", c.name);
+            assert_eq!(info.store(), c.store, "{}", c.name);
+            assert_eq!(info.docker_root_dir, c.root, "{}", c.name);
+        }
+        assert!(DockerInfo::parse("Cannot connect").is_err());
+    }
+
+    #[test]
+    fn host_buildx_inspect_samples() {
+        let amd = Platform::parse("linux/amd64").unwrap();
+        let arm = Platform::parse("linux/arm64").unwrap();
+        struct Case {
+            name: &'static str,
+            text: &'static str,
+            builder: &'static str,
+            driver: &'static str,
+            status: &'static str,
+            buildkit: &'static str,
+            platforms: &'static [&'static str],
+            amd64: bool,
+            arm64: bool,
+        }
+        let cases = [
+            Case {
+                name: "recorded: default docker driver with qemu-aarch64",
+                text: INSPECT_DEFAULT,
+                builder: "default",
+                driver: "docker",
+                status: "running",
+                buildkit: "v0.0.0+unknown",
+                platforms: &[
+                    "linux/amd64",
+                    "linux/amd64/v2",
+                    "linux/amd64/v3",
+                    "linux/arm64",
+                ],
+                amd64: true,
+                arm64: true,
+            },
+            Case {
+                name: "docker-container builder without emulation",
+                text: INSPECT_NO_ARM,
+                builder: "builder-5d3f1c",
+                driver: "docker-container",
+                status: "running",
+                buildkit: "v0.18.2",
+                platforms: &[
+                    "linux/amd64",
+                    "linux/amd64/v2",
+                    "linux/amd64/v3",
+                    "linux/amd64/v4",
+                    "linux/386",
+                ],
+                amd64: true,
+                arm64: false,
+            },
+            Case {
+                name: "older buildx: `Buildkit:` and starred platforms",
+                text: INSPECT_OLD,
+                builder: "multi",
+                driver: "docker-container",
+                status: "running",
+                buildkit: "v0.11.6",
+                platforms: &["linux/amd64", "linux/arm64/v8", "linux/386"],
+                amd64: true,
+                arm64: true,
+            },
+            Case {
+                name: "inactive builder: no platforms yet",
+                text: INSPECT_INACTIVE,
+                builder: "ci",
+                driver: "docker-container",
+                status: "inactive",
+                buildkit: "",
+                platforms: &[],
+                amd64: false,
+                arm64: false,
+            },
+        ];
+        for c in cases {
+            let b = Builder::parse(c.text).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
+            assert_eq!(b.name, c.builder, "{}", c.name);
+            assert_eq!(b.driver, c.driver, "{}", c.name);
+            assert_eq!(b.status, c.status, "{}", c.name);
+            assert_eq!(b.buildkit, c.buildkit, "{}", c.name);
+            assert_eq!(b.platforms, c.platforms, "{}", c.name);
+            assert_eq!(b.supports(amd), c.amd64, "{}", c.name);
+            assert_eq!(b.supports(arm), c.arm64, "{}", c.name);
+        }
+        assert!(Builder::parse("ERROR: no builder \"x\" found").is_err());
+    }
+
+    #[test]
+    fn host_tool_versions() {
+        let recorded = include_str!("host/fixtures/buildx-version.txt");
+        assert_eq!(parse_buildx_version(recorded), Some(Version::new(0, 13, 1)));
+        assert_eq!(
+            parse_buildx_version("github.com/docker/buildx v0.19.3 48d6a39"),
+            Some(Version::new(0, 19, 3))
+        );
+        assert_eq!(
+            parse_buildx_version("docker: 'buildx' is not a docker command."),
+            None
+        );
+        let dockerd = include_str!("host/fixtures/dockerd-version.txt");
+        assert_eq!(parse_dockerd_version(dockerd), Some(Version::new(26, 1, 5)));
+        assert_eq!(
+            parse_dockerd_version("Docker version 20.10.24+dfsg1, build 297e128"),
+            Some(Version::new(20, 10, 24))
+        );
+    }
+
+    #[test]
+    fn host_binfmt_entries_and_handlers() {
+        let recorded = BinfmtEntry::parse(include_str!("host/fixtures/binfmt-qemu-aarch64-10.txt"));
+        assert_eq!(
+            recorded,
+            BinfmtEntry {
+                enabled: true,
+                interpreter: "/usr/libexec/qemu-binfmt/aarch64-binfmt-P".into(),
+                flags: "POF".into()
+            }
+        );
+        assert!(recorded.usable());
+        let h10 = BinfmtHandler::parse(include_str!("host/fixtures/binfmt-d-qemu-aarch64-10.conf"))
+            .unwrap();
+        assert_eq!(h10.name, "qemu-aarch64");
+        assert_eq!(h10.interpreter, "/usr/libexec/qemu-binfmt/aarch64-binfmt-P");
+        assert_eq!(h10.flags, "OPF");
+        assert!(h10.line.starts_with(":qemu-aarch64:M::\\x7f\\x45"));
+        let h72 =
+            BinfmtHandler::parse(include_str!("host/fixtures/binfmt-d-qemu-aarch64-7.2.conf"))
+                .unwrap();
+        assert_eq!(h72.flags, "OP");
+        let arch = BinfmtHandler::parse(
+            "# comment\n\n:aarch64:M::\\x7fELF\\x02:\\xff\\xff:/usr/bin/qemu-aarch64-static:FPC\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (arch.name.as_str(), arch.flags.as_str()),
+            ("aarch64", "FPC")
+        );
+        assert!(BinfmtHandler::parse(":qemu-aarch64:M::\\x7f").is_err());
+        assert!(BinfmtHandler::parse("# only a comment\n").is_err());
+
+        let entry = |enabled: bool, interp: &str, flags: &str| BinfmtEntry {
+            enabled,
+            interpreter: interp.into(),
+            flags: flags.into(),
+        };
+        let p = "/usr/libexec/qemu-binfmt/aarch64-binfmt-P";
+        let cases: Vec<(&str, Option<BinfmtEntry>, Option<&BinfmtHandler>, &str)> = vec![
+            (
+                "recorded, matches qemu 10's file",
+                Some(recorded.clone()),
+                Some(&h10),
+                "ready",
+            ),
+            (
+                "registered by other means",
+                Some(entry(true, "/usr/bin/qemu-aarch64", "POCF")),
+                None,
+                "ready",
+            ),
+            ("missing", None, Some(&h10), "missing"),
+            ("missing, nothing installed", None, None, "missing"),
+            (
+                "disabled",
+                Some(entry(false, p, "POF")),
+                Some(&h10),
+                "unusable",
+            ),
+            (
+                "7.2 registration lacks F",
+                Some(entry(true, p, "PO")),
+                Some(&h10),
+                "unusable",
+            ),
+            (
+                "binfmt-support 7.2 static, qemu 10 installed",
+                Some(entry(true, "/usr/bin/qemu-aarch64-static", "PF")),
+                Some(&h10),
+                "stale",
+            ),
+        ];
+        for (name, e, h, want) in cases {
+            let got = match binfmt_status(e.as_ref(), h) {
+                BinfmtStatus::Ready => "ready",
+                BinfmtStatus::Stale { .. } => "stale",
+                BinfmtStatus::Unusable(_) => "unusable",
+                BinfmtStatus::Missing => "missing",
+            };
+            assert_eq!(got, want, "{name}");
+        }
+        assert_eq!(
+            binfmt_handler_paths("aarch64"),
+            [
+                "/etc/binfmt.d/qemu-aarch64.conf",
+                "/etc/binfmt.d/qemu-aarch64-static.conf",
+                "/usr/lib/binfmt.d/qemu-aarch64.conf",
+                "/usr/lib/binfmt.d/qemu-aarch64-static.conf"
+            ]
+        );
+    }
+
+    #[test]
+    fn host_os_release_and_engine_source() {
+        let bookworm = OsRelease::parse(include_str!("host/fixtures/os-release-bookworm"));
+        assert_eq!(bookworm.id, "debian");
+        assert_eq!(bookworm.codename, "bookworm");
+        assert_eq!(bookworm.pretty_name, "Debian GNU/Linux 12 (bookworm)");
+        let os = |text: &str| OsRelease::parse(text);
+        let cases: Vec<(&str, OsRelease, Distro, &str)> = vec![
+            (
+                "recorded bookworm",
+                bookworm.clone(),
+                Distro::Debian,
+                "bookworm",
+            ),
+            (
+                "trixie",
+                os("ID=debian\nVERSION_ID=\"13\"\nVERSION_CODENAME=trixie"),
+                Distro::Debian,
+                "archive",
+            ),
+            (
+                "sid has no VERSION_ID",
+                os("ID=debian\nPRETTY_NAME=\"Debian GNU/Linux trixie/sid\""),
+                Distro::Debian,
+                "archive",
+            ),
+            (
+                "bullseye",
+                os("ID=debian\nVERSION_ID=\"11\"\nVERSION_CODENAME=bullseye"),
+                Distro::Debian,
+                "unsupported",
+            ),
+            (
+                "noble",
+                os("ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.04\"\nVERSION_CODENAME=noble"),
+                Distro::Ubuntu,
+                "archive",
+            ),
+            (
+                "jammy",
+                os("ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\""),
+                Distro::Ubuntu,
+                "archive",
+            ),
+            (
+                "focal",
+                os("ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"20.04\""),
+                Distro::Ubuntu,
+                "unsupported",
+            ),
+            (
+                "mint",
+                os("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\nVERSION_ID=\"21.3\""),
+                Distro::Ubuntu,
+                "archive",
+            ),
+            (
+                "raspbian bookworm",
+                os("ID=raspbian\nID_LIKE=debian\nVERSION_CODENAME=bookworm"),
+                Distro::Debian,
+                "bookworm",
+            ),
+            (
+                "fedora",
+                os("ID=fedora\nVERSION_ID=40"),
+                Distro::Other,
+                "unsupported",
+            ),
+            (
+                "alpine single quotes",
+                os("ID='alpine'"),
+                Distro::Other,
+                "unsupported",
+            ),
+        ];
+        for (name, o, distro, source) in cases {
+            assert_eq!(o.distro(), distro, "{name}");
+            let got = match engine_source(&o) {
+                EngineSource::Bookworm => "bookworm",
+                EngineSource::Archive => "archive",
+                EngineSource::Unsupported(_) => "unsupported",
+            };
+            assert_eq!(got, source, "{name}");
+        }
+        assert_eq!(os("ID='alpine'").id, "alpine");
+    }
+
+    #[test]
+    fn host_dpkg_and_df() {
+        let recorded = parse_dpkg_query(include_str!("host/fixtures/dpkg-query.txt"));
+        assert_eq!(
+            recorded.get("docker.io").map(String::as_str),
+            Some("26.1.5+dfsg1-9+deb13u1+b1")
+        );
+        assert_eq!(
+            recorded.get("qemu-user-binfmt").map(String::as_str),
+            Some("1:10.0.2+ds-2+deb13u1~bpo12+1")
+        );
+        assert!(!recorded.contains_key("apache2-utils"));
+        let partial =
+            parse_dpkg_query("runc\tconfig-files\t1.1.5\ntini\tinstalled\t0.19.0-1\nbroken line\n");
+        assert_eq!(partial.keys().collect::<Vec<_>>(), ["tini"]);
+        assert_eq!(
+            parse_df_avail(include_str!("host/fixtures/df-docker.txt")),
+            Some(77_554_962_432)
+        );
+        assert_eq!(parse_df_avail("     Avail\n"), None);
+        assert_eq!(human_bytes(MIN_FREE_DISK), "10.0 GiB");
+    }
+
+    #[test]
+    fn host_daemon_json_merge() {
+        let want = serde_json::json!({"features": {"containerd-snapshotter": true}});
+        let cases: &[(&str, Option<&str>, Option<serde_json::Value>)] = &[
+            ("absent", None, Some(want.clone())),
+            ("blank", Some("  \n"), Some(want.clone())),
+            (
+                "recorded, already on",
+                Some(r#"{"features":{"containerd-snapshotter":true}}"#),
+                None,
+            ),
+            (
+                "other keys kept",
+                Some(r#"{"log-driver":"local","features":{"buildkit":true}}"#),
+                Some(
+                    serde_json::json!({"log-driver":"local","features":{"buildkit":true,"containerd-snapshotter":true}}),
+                ),
+            ),
+            (
+                "explicitly off",
+                Some(r#"{"features":{"containerd-snapshotter":false}}"#),
+                Some(want.clone()),
+            ),
+        ];
+        for (name, input, expect) in cases {
+            let got = merge_daemon_json(*input).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let got: Option<serde_json::Value> = got.map(|s| {
+                assert!(s.ends_with('\n'), "{name}");
+                serde_json::from_str(&s).unwrap()
+            });
+            assert_eq!(&got, expect, "{name}");
+        }
+        for bad in ["[1]", "{", r#"{"features":[]}"#] {
+            let err = merge_daemon_json(Some(bad)).expect_err(bad).to_string();
+            assert!(err.contains("/etc/docker/daemon.json"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn host_http_status_and_password() {
+        assert_eq!(
+            parse_http_status("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
+            Some(200)
+        );
+        assert_eq!(
+            parse_http_status("HTTP/1.0 401 Unauthorized\r\n"),
+            Some(401)
+        );
+        assert_eq!(parse_http_status("SSH-2.0-OpenSSH_9.2\r\n"), None);
+        assert_eq!(parse_http_status(""), None);
+
+        let bytes: Vec<u8> = (0..=255).collect();
+        let pw = password_from_bytes(&bytes, 40).unwrap();
+        assert_eq!(pw.len(), 40);
+        assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(pw.starts_with("ABCDEFGHIJ"));
+        // 248..=255 would bias the alphabet: they are skipped, not wrapped.
+        assert_eq!(
+            password_from_bytes(&[248, 255, 0, 61], 2).as_deref(),
+            Some("A9")
+        );
+        assert_eq!(password_from_bytes(&[250, 1], 2), None);
+    }
+
+    #[test]
+    fn host_registry_config_and_apt_sources() {
+        let root = Path::new("/w/target/registry/local/data");
+        let open = registry_config("127.0.0.1:5000", root, None).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&open).unwrap();
+        assert_eq!(v["version"].as_str(), Some("0.1"));
+        assert_eq!(v["http"]["addr"].as_str(), Some("127.0.0.1:5000"));
+        assert_eq!(
+            v["storage"]["filesystem"]["rootdirectory"].as_str(),
+            Some("/w/target/registry/local/data")
+        );
+        assert_eq!(v["storage"]["delete"]["enabled"].as_bool(), Some(true));
+        assert!(v.get("auth").is_none());
+
+        let auth = registry_config("127.0.0.1:5001", root, Some(Path::new("/w/htpasswd"))).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&auth).unwrap();
+        assert_eq!(v["auth"]["htpasswd"]["path"].as_str(), Some("/w/htpasswd"));
+        assert_eq!(
+            v["auth"]["htpasswd"]["realm"].as_str(),
+            Some("brokkr-registry")
+        );
+
+        let src = private_apt_sources("http://deb.debian.org/debian", "amd64");
+        assert_eq!(
+            src,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nArchitectures: amd64\n\n\
+             Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nArchitectures: amd64\n"
+        );
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+}
