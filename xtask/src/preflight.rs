@@ -5,11 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use xshell::Shell;
 
 use crate::{
     buildx::{self, BuilderFacts, Strategy},
+    host::{
+        probe,
+        setup::{self, EnsureOpts},
+        ImageStore,
+    },
     project::{Platform, COMPONENTS},
 };
 
@@ -62,26 +67,16 @@ pub fn ensure_build_host(
     let needs_qemu = missing_emulation(platforms, build, &emulated, |_| false);
     let mut checked: Vec<&'static Platform> = vec![build];
     checked.extend(needs_qemu.iter().copied());
-    let mut failing = build_failures(sh, &checked)?;
-    if !failing.is_empty() {
-        if no_setup {
-            bail!(
-                "the host cannot build yet (--no-setup):\n{}",
-                failing.join("\n")
-            );
-        }
-        eprintln!("setting up the host: {}", failing.join("; "));
-        bail!("run `cargo xtask setup` first");
-        failing = build_failures(sh, &checked)?;
-        if !failing.is_empty() {
-            bail!(
-                "the host still cannot build after setup:\n{}",
-                failing.join("\n")
-            );
-        }
-    }
+    setup::ensure(
+        sh,
+        &checked,
+        EnsureOpts {
+            no_setup,
+            dry_run: false,
+        },
+    )?;
     let facts = builder_facts(sh)?;
-    let still = missing_emulation(platforms, build, &emulated, |p| has_binfmt(p));
+    let still = missing_emulation(platforms, build, &emulated, has_binfmt);
     if !still.is_empty() {
         bail!(
             "{} needs QEMU: stage(s) {} run RUN steps on the target platform ({}), and no binfmt handler is \
@@ -96,28 +91,19 @@ pub fn ensure_build_host(
     Ok(facts)
 }
 
-// TEMPORARY: replaced by doctor's checks at merge.
-fn build_failures(sh: &Shell, _platforms: &[&'static Platform]) -> Result<Vec<String>> {
-    let ok = crate::plan::Cmd::new("docker")
-        .args(["info"])
-        .capture(sh)
-        .is_ok_and(|c| c.ok);
-    Ok(if ok {
-        Vec::new()
-    } else {
-        vec!["docker engine not reachable".to_owned()]
-    })
-}
-
-fn builder_facts(_sh: &Shell) -> Result<BuilderFacts> {
+/// What B1 needs about the current builder: its driver (`docker buildx
+/// inspect`) and whether the engine uses the containerd image store (`docker info`).
+fn builder_facts(sh: &Shell) -> Result<BuilderFacts> {
+    let builder = probe::builder(sh).map_err(|e| anyhow!("`docker buildx inspect`: {e}"))?;
+    let info = probe::docker_info(sh).map_err(|e| anyhow!("`docker info`: {e}"))?;
     Ok(BuilderFacts {
-        driver: "docker".into(),
-        containerd_store: true,
+        driver: builder.driver,
+        containerd_store: matches!(info.store(), ImageStore::Containerd(_)),
     })
 }
 
 fn has_binfmt(p: &Platform) -> bool {
-    std::path::Path::new(&format!("/proc/sys/fs/binfmt_misc/qemu-{}", p.machine)).exists()
+    probe::binfmt_usable(p)
 }
 
 #[cfg(test)]
