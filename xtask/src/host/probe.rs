@@ -120,27 +120,7 @@ impl BinfmtProbe {
 /// Looks at the handler files and the kernel's table for `p`. A malformed
 /// handler file counts as absent.
 pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
-    let handler = binfmt_handler_paths(p.machine)
-        .into_iter()
-        .find_map(|path| {
-            let text = std::fs::read_to_string(&path).ok()?;
-            BinfmtHandler::parse(&text).ok().map(|h| (path, h))
-        });
-    let mut entry_name = handler
-        .as_ref()
-        .map_or_else(|| default_binfmt_name(p), |(_, h)| h.name.clone());
-    let read = |name: &str| {
-        std::fs::read_to_string(Path::new(BINFMT_DIR).join(name))
-            .ok()
-            .map(|t| BinfmtEntry::parse(&t))
-    };
-    let mut entry = read(&entry_name);
-    if entry.is_none() && entry_name != default_binfmt_name(p) {
-        entry = read(&default_binfmt_name(p));
-        if entry.is_some() {
-            entry_name = default_binfmt_name(p);
-        }
-    }
+    let (handler, entry_name, entry) = binfmt_parts(p);
     BinfmtProbe {
         platform: p,
         mounted: Path::new(BINFMT_DIR).join("register").exists(),
@@ -148,6 +128,40 @@ pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
         entry_name,
         entry,
     }
+}
+
+/// Whether an enabled handler with the `F` flag is registered for `p`
+/// (usable for builds, even when stale: see [`BinfmtStatus`]).
+pub fn binfmt_usable(p: &Platform) -> bool {
+    binfmt_parts(p).2.is_some_and(|e| e.usable())
+}
+
+/// The first handler file, the entry name (the handler's, else
+/// `qemu-<machine>`) and the registered entry.
+fn binfmt_parts(p: &Platform) -> (Option<(String, BinfmtHandler)>, String, Option<BinfmtEntry>) {
+    let handler = binfmt_handler_paths(p.machine)
+        .into_iter()
+        .find_map(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            BinfmtHandler::parse(&text).ok().map(|h| (path, h))
+        });
+    let default = default_binfmt_name(p);
+    let mut entry_name = handler
+        .as_ref()
+        .map_or_else(|| default.clone(), |(_, h)| h.name.clone());
+    let read = |name: &str| {
+        std::fs::read_to_string(Path::new(BINFMT_DIR).join(name))
+            .ok()
+            .map(|t| BinfmtEntry::parse(&t))
+    };
+    let mut entry = read(&entry_name);
+    if entry.is_none() && entry_name != default {
+        entry = read(&default);
+        if entry.is_some() {
+            entry_name = default;
+        }
+    }
+    (handler, entry_name, entry)
 }
 
 /// `/etc/os-release` (or `/usr/lib/os-release`), parsed; empty when neither exists.

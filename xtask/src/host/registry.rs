@@ -180,6 +180,14 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
         print_login_hint(kind, &p);
         return Ok(());
     }
+    if let Some(code) = probe::registry_api_status(kind.port()) {
+        bail!(
+            "{host} is taken: GET /v2/ there answers {code}, not {}. Debian's docker-registry package runs its \
+             own service on :5000: `systemctl disable --now docker-registry` (systemd) or \
+             `start-stop-daemon --stop --pidfile /var/run/docker-registry.pid`",
+            kind.expected_status(),
+        );
+    }
     if let Some(pid) = our_pid(&p) {
         bail!(
             "registry pid {pid} (from {}) runs but {host} does not answer GET /v2/ with {}; \

@@ -193,13 +193,10 @@ pub enum Step {
         /// The handler file expected (`/usr/lib/binfmt.d/qemu-aarch64.conf`), for the printout.
         conf: String,
     },
-    /// Starts a service detached from xtask, output appended to `log`.
-    Spawn {
-        /// `setsid dockerd`.
-        cmd: Cmd,
-        /// Log file.
-        log: PathBuf,
-    },
+    /// Starts dockerd with `systemctl start docker`, or detached with
+    /// `setsid dockerd` (output appended to [`DOCKERD_LOG`]); skipped when
+    /// the engine answers by then (a package's postinst may start it).
+    StartDockerd(Cmd),
     /// Polls `docker info` until it answers or [`DOCKERD_WAIT_SECS`] pass.
     WaitDocker,
     /// `cargo xtask registry start`.
@@ -229,7 +226,8 @@ impl fmt::Display for Step {
                 f,
                 "{{ [ ! -e {BINFMT_DIR}/{entry} ] || echo -1 > {BINFMT_DIR}/{entry}; }} && cat {conf} > {BINFMT_DIR}/register"
             ),
-            Step::Spawn { cmd, log } => write!(f, "{cmd} >> {} 2>&1 < /dev/null &", q(log)),
+            Step::StartDockerd(cmd) if cmd.program == "systemctl" => write!(f, "{cmd}"),
+            Step::StartDockerd(cmd) => write!(f, "{cmd} >> {DOCKERD_LOG} 2>&1 < /dev/null &"),
             Step::WaitDocker => write!(
                 f,
                 "timeout {DOCKERD_WAIT_SECS} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'"
@@ -627,6 +625,21 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
             ])
             .args(names);
         p.act("packages", Step::Run(privileged(install, o.sudo)), true);
+        if pkgs.contains(&"docker-registry") {
+            // The package's own service (config /etc/docker/registry/config.yml) listens on
+            // :5000, where `cargo xtask registry start` serves: stop it and keep it off.
+            let stop = if o.systemd {
+                Cmd::new("systemctl").args(["disable", "--now", "docker-registry"])
+            } else {
+                Cmd::new("start-stop-daemon").args([
+                    "--stop",
+                    "--oknodo",
+                    "--pidfile",
+                    "/var/run/docker-registry.pid",
+                ])
+            };
+            p.act("packages", Step::Run(privileged(stop, o.sudo)), true);
+        }
     }
 
     // binfmt_misc and the handlers (not on GitHub: done by BINFMT_IMAGE)
@@ -702,23 +715,12 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
         match &o.engine {
             None => {
                 p.area("dockerd", State::Todo("not answering: start it".into()));
-                if o.systemd {
-                    p.act(
-                        "dockerd",
-                        Step::Run(Cmd::new("systemctl").args(["start", "docker"])),
-                        true,
-                    );
+                let cmd = if o.systemd {
+                    Cmd::new("systemctl").args(["start", "docker"])
                 } else {
-                    let cmd = Cmd::new("setsid").arg("dockerd");
-                    p.act(
-                        "dockerd",
-                        Step::Spawn {
-                            cmd,
-                            log: DOCKERD_LOG.into(),
-                        },
-                        true,
-                    );
-                }
+                    Cmd::new("setsid").arg("dockerd")
+                };
+                p.act("dockerd", Step::StartDockerd(cmd), true);
                 p.act("dockerd", Step::WaitDocker, false);
             }
             Some(e) if e.version < Some(MIN_ENGINE) => {
@@ -896,6 +898,9 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
         eprintln!("everything is in place");
     }
     let mut checks = doctor::preflight(sh, &opts.platforms)?;
+    if o.github_actions {
+        relax_for_runner(&mut checks);
+    }
     if local_registry {
         checks.push(doctor::check_registry(
             probe::registry_api_status(registry::Kind::Open.port()),
@@ -913,8 +918,19 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     Ok(())
 }
 
+/// On a GitHub runner the engine is used as it is: a classic image store
+/// only warns (builds there use a docker-container builder, e.g. from
+/// docker/setup-buildx-action, which does not need the containerd store).
+fn relax_for_runner(checks: &mut [doctor::Check]) {
+    for c in checks.iter_mut() {
+        if c.name == "image-store" && c.status == doctor::Status::Fail {
+            c.status = doctor::Status::Warn;
+            c.remedy = Some("docker buildx create --use --driver docker-container".to_owned());
+        }
+    }
+}
+
 /// Options of [`ensure`].
-#[allow(dead_code)] // for the image commands (`images`, `build-image`)
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EnsureOpts {
     /// `--no-setup`: never provision; fail with the remedies instead.
@@ -927,7 +943,6 @@ pub struct EnsureOpts {
 /// runs: the [`doctor::preflight`] checks, quiet when they pass. Otherwise,
 /// unless `no_setup`, runs setup for `platforms` (without the registry)
 /// and checks again. Errors list the failing checks and their fixes.
-#[allow(dead_code)] // for the image commands (`images`, `build-image`)
 pub fn ensure(sh: &Shell, platforms: &[&'static Platform], opts: EnsureOpts) -> Result<()> {
     let checks = doctor::preflight(sh, platforms)?;
     if doctor::passed(&checks) {
@@ -1066,13 +1081,23 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
         }
         Step::BinfmtRegister { machine, .. } => register_binfmt(sh, machine),
-        Step::Spawn { cmd, log } => {
+        Step::StartDockerd(cmd) => {
+            if let Ok(i) = probe::docker_info(sh) {
+                eprintln!(
+                    "    engine {} answers already (started by its package)",
+                    i.server_version
+                );
+                return Ok(());
+            }
+            if cmd.program == "systemctl" {
+                return cmd.run(sh);
+            }
+            let log = Path::new(DOCKERD_LOG);
             let mut child = process::spawn_detached(sh, cmd, log)?;
             std::thread::sleep(Duration::from_millis(500));
             if let Some(status) = child.try_wait()? {
                 bail!(
-                    "`{cmd}` exited at once ({status}); last lines of {}:\n{}",
-                    log.display(),
+                    "`{cmd}` exited at once ({status}); last lines of {DOCKERD_LOG}:\n{}",
                     process::log_tail(log, 30)
                 );
             }
@@ -1254,6 +1279,7 @@ mod tests {
                  {c}/debs/docker-buildx_*.deb {c}/debs/qemu-user_*.deb {c}/debs/qemu-user-binfmt_*.deb \
                  runc tini iptables debootstrap docker-registry apache2-utils"
             ),
+            "start-stop-daemon --stop --oknodo --pidfile /var/run/docker-registry.pid".to_owned(),
             "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc".to_owned(),
             "{ [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64; } \
              && cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register"
@@ -1503,6 +1529,7 @@ mod tests {
                 "sudo -n apt-get -o DPkg::Lock::Timeout=300 update",
                 "sudo -n DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold \
                  install -y --no-install-recommends docker-registry apache2-utils",
+                "sudo -n systemctl disable --now docker-registry",
                 "cargo xtask registry start",
             ]
         );
