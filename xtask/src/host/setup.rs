@@ -113,6 +113,8 @@ pub struct Observed {
     pub buildx: Option<Version>,
     /// The running engine; `None` when `docker info` does not answer.
     pub engine: Option<Engine>,
+    /// Why `docker info` did not answer (the client's error), for the printout.
+    pub engine_error: String,
     /// `/etc/docker/daemon.json`, when it exists.
     pub daemon_json: Option<String>,
     /// Installed packages among the watched ones -> version.
@@ -131,15 +133,17 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform]) -> Result<Observed> 
     let root = probe::is_root(sh);
     let github_actions = probe::github_actions();
     let docker_cli = probe::docker_cli().is_some();
-    let engine = if docker_cli {
-        probe::docker_info(sh).ok().map(|i| Engine {
-            version: i.version(),
-            version_text: i.server_version.clone(),
-            store: i.store(),
-        })
+    let info = if docker_cli {
+        probe::docker_info(sh)
     } else {
-        None
+        Err("no docker CLI".to_owned())
     };
+    let engine_error = info.as_ref().err().cloned().unwrap_or_default();
+    let engine = info.ok().map(|i| Engine {
+        version: i.version(),
+        version_text: i.server_version.clone(),
+        store: i.store(),
+    });
     Ok(Observed {
         os: probe::os_release(),
         root,
@@ -155,6 +159,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform]) -> Result<Observed> 
             None
         },
         engine,
+        engine_error,
         daemon_json: std::fs::read_to_string("/etc/docker/daemon.json").ok(),
         packages: probe::dpkg_packages(sh, WATCHED_PACKAGES),
         binfmt_mounted: Path::new(BINFMT_DIR).join("register").exists(),
@@ -714,7 +719,10 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
         };
         match &o.engine {
             None => {
-                p.area("dockerd", State::Todo("not answering: start it".into()));
+                p.area(
+                    "dockerd",
+                    State::Todo(format!("not answering ({}): start it", o.engine_error)),
+                );
                 let cmd = if o.systemd {
                     Cmd::new("systemctl").args(["start", "docker"])
                 } else {
@@ -1153,6 +1161,7 @@ mod tests {
                 version_text: "26.1.5+dfsg1".into(),
                 store: ImageStore::Containerd("overlayfs".into()),
             }),
+            engine_error: String::new(),
             daemon_json: Some(r#"{"features":{"containerd-snapshotter":true}}"#.into()),
             packages: pkgs
                 .iter()
