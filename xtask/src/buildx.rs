@@ -256,17 +256,6 @@ pub fn check_multi_platform_load(
     Ok(())
 }
 
-/// The C compiler for a Rust target triple, as Debian's cross packages name
-/// it (`aarch64-unknown-linux-gnu` -> `aarch64-linux-gnu-gcc`,
-/// `aarch64-unknown-linux-musl` -> `aarch64-linux-musl-gcc`): what
-/// `CC_<triple>` and the cargo linker must point at (cases B8, B9).
-pub fn cross_c_compiler(triple: &str) -> String {
-    let mut parts = triple.split('-');
-    let arch = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.filter(|p| *p != "unknown").collect();
-    format!("{arch}-{}-gcc", rest.join("-"))
-}
-
 /// The C library a runtime base image provides, as far as it can be told
 /// from its reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -678,25 +667,6 @@ mod tests {
         assert!(check_multi_platform_load(&classic, 2, Output::Push).is_ok());
         assert!(check_multi_platform_load(&containerd, 2, Output::Load).is_ok());
         assert!(check_multi_platform_load(&container, 2, Output::Push).is_ok());
-    }
-
-    #[test]
-    fn b8_b9_cross_c_compilers() {
-        let cases = [
-            ("aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc"),
-            ("x86_64-unknown-linux-gnu", "x86_64-linux-gnu-gcc"),
-            ("aarch64-unknown-linux-musl", "aarch64-linux-musl-gcc"),
-            ("armv7-unknown-linux-gnueabihf", "armv7-linux-gnueabihf-gcc"),
-        ];
-        for (triple, cc) in cases {
-            assert_eq!(cross_c_compiler(triple), cc, "{triple}");
-        }
-        for p in crate::project::PLATFORMS {
-            assert_eq!(
-                cross_c_compiler(p.rust_target),
-                format!("{}-gcc", p.gnu_prefix)
-            );
-        }
     }
 
     #[test]

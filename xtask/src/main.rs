@@ -31,6 +31,8 @@ mod host;
 mod plan;
 mod preflight;
 mod record;
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 

@@ -465,17 +465,12 @@ pub fn sha_tag(ctx: &Context) -> String {
 /// The unique per-platform tag `sha-<7 hex>-<arch>` (`sha-356defb-arm64`)
 /// that `push` writes and `manifest` reads; final tags are only written by
 /// `manifest`.
-#[allow(dead_code, reason = "API for push/manifest, wired by the lead")]
 pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
     format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
 }
 
 /// `<registry>/brokkr-<component>:sha-<7 hex>-<arch>`, repository part
 /// lower-cased (see [`image_repository`]).
-#[allow(
-    dead_code,
-    reason = "API for build-image/push/manifest, wired by the lead"
-)]
 pub fn per_platform_reference(
     registry: &str,
     component: &Component,

@@ -11,15 +11,6 @@ use std::{
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-/// One argument of a [`Cmd`]; a secret one prints as `***`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Arg {
-    /// Printed as is (shell-quoted when needed).
-    Plain(String),
-    /// Passed to the program but never printed.
-    Secret(String),
-}
-
 /// An external command as a value: program, arguments, extra environment,
 /// working directory and optional standard input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,9 +18,9 @@ pub struct Cmd {
     /// Program name looked up on `PATH`, or a path.
     pub program: String,
     /// Arguments, in order.
-    pub args: Vec<Arg>,
-    /// Extra environment variables; a value `None` is a secret (printed as `***`).
-    pub env: Vec<(String, Option<String>, String)>,
+    pub args: Vec<String>,
+    /// Extra environment variables, `(name, value)`.
+    pub env: Vec<(String, String)>,
     /// Working directory; `None` is the shell's (the workspace root).
     pub dir: Option<PathBuf>,
     /// Bytes fed to standard input, never printed (e.g. `--password-stdin`).
@@ -47,7 +38,7 @@ impl Cmd {
 
     /// Appends one argument.
     pub fn arg(mut self, a: impl Into<String>) -> Cmd {
-        self.args.push(Arg::Plain(a.into()));
+        self.args.push(a.into());
         self
     }
 
@@ -57,8 +48,7 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.args
-            .extend(args.into_iter().map(|a| Arg::Plain(a.into())));
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -67,22 +57,9 @@ impl Cmd {
         self.arg(flag).arg(value)
     }
 
-    /// Appends an argument that is passed but never printed.
-    pub fn secret_arg(mut self, a: impl Into<String>) -> Cmd {
-        self.args.push(Arg::Secret(a.into()));
-        self
-    }
-
     /// Sets an environment variable, printed as `KEY=value`.
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Cmd {
-        let value = value.into();
-        self.env.push((key.to_owned(), Some(value.clone()), value));
-        self
-    }
-
-    /// Sets an environment variable printed as `KEY=***`.
-    pub fn secret_env(mut self, key: &str, value: impl Into<String>) -> Cmd {
-        self.env.push((key.to_owned(), None, value.into()));
+        self.env.push((key.to_owned(), value.into()));
         self
     }
 
@@ -98,21 +75,11 @@ impl Cmd {
         self
     }
 
-    /// The arguments as plain strings, secrets included: for running, not printing.
-    fn raw_args(&self) -> Vec<String> {
-        self.args
-            .iter()
-            .map(|a| match a {
-                Arg::Plain(s) | Arg::Secret(s) => s.clone(),
-            })
-            .collect()
-    }
-
     fn to_xshell<'a>(&self, sh: &'a Shell) -> xshell::Cmd<'a> {
         let program = &self.program;
-        let args = self.raw_args();
+        let args = &self.args;
         let mut c = cmd!(sh, "{program} {args...}").quiet();
-        for (k, _, v) in &self.env {
+        for (k, v) in &self.env {
             c = c.env(k, v);
         }
         if let Some(bytes) = &self.stdin {
@@ -121,7 +88,10 @@ impl Cmd {
         c
     }
 
-    fn to_process(&self, sh: &Shell) -> std::process::Command {
+    /// The command as a `std::process::Command` built through xshell, with
+    /// its environment and working directory: for callers that need to
+    /// spawn it themselves (detached services).
+    pub fn to_process(&self, sh: &Shell) -> std::process::Command {
         let mut c: std::process::Command = self.to_xshell(sh).into();
         if let Some(dir) = &self.dir {
             c.current_dir(sh.current_dir().join(dir));
@@ -184,7 +154,6 @@ impl Cmd {
         let err = err_thread.join().unwrap_or_default();
         Ok(Captured {
             ok: status.success(),
-            code: status.code(),
             stdout: out,
             stderr: err,
         })
@@ -209,7 +178,6 @@ impl Cmd {
         let status = child.wait()?;
         Ok(Captured {
             ok: status.success(),
-            code: status.code(),
             stdout: String::new(),
             stderr: kept,
         })
@@ -246,10 +214,8 @@ impl Cmd {
     pub fn short(&self) -> String {
         let mut s = self.program.clone();
         for a in self.args.iter().take(2) {
-            if let Arg::Plain(a) = a {
-                s.push(' ');
-                s.push_str(a);
-            }
+            s.push(' ');
+            s.push_str(a);
         }
         s
     }
@@ -260,8 +226,6 @@ impl Cmd {
 pub struct Captured {
     /// Whether the exit status was 0.
     pub ok: bool,
-    /// Exit code, `None` when killed by a signal.
-    pub code: Option<i32>,
     /// Standard output (empty for teed runs, where it went to the terminal).
     pub stdout: String,
     /// Standard error.
@@ -280,23 +244,18 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 impl fmt::Display for Cmd {
-    /// `[cd DIR &&] [KEY=value ...] program args...`, shell-quoted, secrets as `***`.
+    /// `[cd DIR &&] [KEY=value ...] program args... [< ***]`, shell-quoted;
+    /// standard input (passwords for `--password-stdin`) is never printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(dir) = &self.dir {
             write!(f, "cd {} && ", shell_quote(&dir.display().to_string()))?;
         }
-        for (k, shown, _) in &self.env {
-            let v = shown
-                .as_deref()
-                .map_or_else(|| "***".to_owned(), shell_quote);
-            write!(f, "{k}={v} ")?;
+        for (k, v) in &self.env {
+            write!(f, "{k}={} ", shell_quote(v))?;
         }
         f.write_str(&shell_quote(&self.program))?;
         for a in &self.args {
-            match a {
-                Arg::Plain(s) => write!(f, " {}", shell_quote(s))?,
-                Arg::Secret(_) => f.write_str(" ***")?,
-            }
+            write!(f, " {}", shell_quote(a))?;
         }
         if self.stdin.is_some() {
             f.write_str(" < ***")?;
@@ -316,14 +275,12 @@ mod tests {
             .arg("--password-stdin")
             .stdin("hunter2")
             .env("A", "x y")
-            .secret_env("TOKEN", "hunter2")
-            .secret_arg("hunter2")
             .arg("it's")
             .arg("");
         let shown = c.to_string();
         assert_eq!(
             shown,
-            "A='x y' TOKEN=*** docker login ghcr.io --username me --password-stdin *** 'it'\\''s' '' < ***"
+            "A='x y' docker login ghcr.io --username me --password-stdin 'it'\\''s' '' < ***"
         );
         assert!(!shown.contains("hunter2"));
     }
@@ -350,7 +307,6 @@ mod tests {
             .stdin("in")
             .capture(&sh)?;
         assert!(!out.ok);
-        assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "in");
         assert_eq!(out.stderr, "err\n");
         Ok(())

@@ -249,11 +249,6 @@ pub fn parse_platform_list(s: &str) -> Result<PlatformList, String> {
     PlatformList::parse(s).map_err(|e| e.to_string())
 }
 
-/// clap value parser for one `--platform`.
-pub fn parse_platform(s: &str) -> Result<&'static Platform, String> {
-    Platform::parse(s).map_err(|e| e.to_string())
-}
-
 /// clap value parser for `--component LIST`.
 pub fn parse_component_list(s: &str) -> Result<ComponentList, String> {
     ComponentList::parse(s).map_err(|e| e.to_string())

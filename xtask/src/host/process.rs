@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use super::tail;
-use crate::plan::{Arg, Cmd};
+use crate::plan::Cmd;
 
 /// Starts `cmd` (normally `setsid PROGRAM ...`, so it leaves xtask's session
 /// and survives it) with stdin from `/dev/null` and stdout and stderr
@@ -29,20 +29,7 @@ pub fn spawn_detached(sh: &Shell, cmd: &Cmd, log: &Path) -> Result<Child> {
         .open(log)
         .with_context(|| format!("opening log {}", log.display()))?;
     let err = out.try_clone()?;
-    let mut c = std::process::Command::new(&cmd.program);
-    for a in &cmd.args {
-        match a {
-            Arg::Plain(s) | Arg::Secret(s) => c.arg(s),
-        };
-    }
-    for (k, _, v) in &cmd.env {
-        c.env(k, v);
-    }
-    c.current_dir(
-        cmd.dir
-            .as_ref()
-            .map_or_else(|| sh.current_dir(), |d| sh.current_dir().join(d)),
-    );
+    let mut c = cmd.to_process(sh);
     c.stdin(Stdio::null()).stdout(out).stderr(err);
     eprintln!("+ {cmd} >> {} 2>&1 < /dev/null &", log.display());
     c.spawn().with_context(|| {

@@ -33,7 +33,7 @@ use super::{
     OsRelease, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX, MIN_ENGINE,
 };
 use crate::{
-    plan::{shell_quote, Arg, Cmd},
+    plan::{shell_quote, Cmd},
     project::Platform,
 };
 
@@ -216,11 +216,9 @@ impl fmt::Display for Step {
                 // .deb globs print unquoted, so the printed line expands them like setup does
                 let mut line = c.to_string();
                 for a in &c.args {
-                    if let Arg::Plain(a) = a {
-                        let bare = a.replace('*', "");
-                        if a.contains('*') && shell_quote(&bare) == bare {
-                            line = line.replace(&shell_quote(a), a);
-                        }
+                    let bare = a.replace('*', "");
+                    if a.contains('*') && shell_quote(&bare) == bare {
+                        line = line.replace(&shell_quote(a), a);
                     }
                 }
                 f.write_str(&line)
@@ -325,7 +323,7 @@ fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
         return cmd;
     }
     let mut s = Cmd::new("sudo").arg("-n");
-    for (k, _, v) in &cmd.env {
+    for (k, v) in &cmd.env {
         s = s.arg(format!("{k}={v}"));
     }
     s = s.arg(cmd.program.clone());
@@ -980,7 +978,7 @@ pub fn ensure(sh: &Shell, platforms: &[&'static Platform], opts: EnsureOpts) -> 
 fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
     let mut out = cmd.clone();
     for a in &mut out.args {
-        let Arg::Plain(s) = a else { continue };
+        let s = a;
         let Some((prefix, suffix)) = s.split_once('*') else {
             continue;
         };

@@ -1,0 +1,285 @@
+//! Tidy checks that run under `cargo test`: formatting, doc comments, help
+//! text, README, and the files that must agree with `project.rs` (the
+//! Dockerfiles and `docker/cargo-env.sh`).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use clap::CommandFactory;
+
+use crate::{
+    cli::Cli,
+    project::{COMPONENTS, PLATFORMS},
+    project_root,
+};
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(project_root().join(path))
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn formatting() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args(["fmt", "--all", "--", "--check"])
+        .current_dir(project_root())
+        .output()
+        .expect("running cargo fmt");
+    assert!(
+        out.status.success(),
+        "run `cargo fmt --all`:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Every `pub` item outside tests has a `///` doc comment (a `pub mod` may
+/// instead have `//!` docs in its file).
+#[test]
+fn public_items_are_documented() {
+    let mut files = Vec::new();
+    for dir in ["xtask/src", "broker/src", "agent/src"] {
+        rust_files(&project_root().join(dir), &mut files);
+    }
+    let mut missing = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start();
+            if t.starts_with("#[cfg(test)]") {
+                break;
+            }
+            let item = [
+                "pub fn ",
+                "pub struct ",
+                "pub enum ",
+                "pub const ",
+                "pub static ",
+                "pub type ",
+                "pub trait ",
+            ]
+            .iter()
+            .any(|k| t.starts_with(k))
+                || (t.starts_with("pub ")
+                    && t.contains(": ")
+                    && !t.contains('(')
+                    && line.starts_with("    "));
+            if !item {
+                continue;
+            }
+            let mut j = i;
+            while j > 0 && lines[j - 1].trim_start().starts_with("#[") {
+                j -= 1;
+            }
+            if j == 0 || !lines[j - 1].trim_start().starts_with("///") {
+                missing.push(format!("{}:{}: {}", f.display(), i + 1, t));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "public items without a doc comment:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Every command and flag has help text (clap takes it from the doc comments).
+#[test]
+fn every_command_and_flag_has_help() {
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let builtin = matches!(a.get_id().as_str(), "help" | "version");
+            if !builtin && a.get_help().is_none() {
+                missing.push(format!("{path} {}", a.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                missing.push(p.clone());
+            }
+            walk(sub, &p, missing);
+        }
+    }
+    let cmd = Cli::command();
+    cmd.clone().debug_assert();
+    let mut missing = Vec::new();
+    walk(&cmd, "cargo xtask", &mut missing);
+    assert!(missing.is_empty(), "no help text: {missing:?}");
+}
+
+/// README.md's quick start shows the two commands and its command table
+/// lists every subcommand; .ci/run runs the README's test command.
+#[test]
+fn readme_matches_the_cli() {
+    let readme = read("README.md");
+    assert!(
+        readme.contains("cargo xtask images --platform arm64"),
+        "quick start: main command"
+    );
+    assert!(
+        readme.contains("cargo xtask ci"),
+        "quick start: test command"
+    );
+    for sub in Cli::command().get_subcommands() {
+        let row = format!("| `{}` |", sub.get_name());
+        assert!(
+            readme.contains(&row),
+            "README.md's command table lacks `{}`",
+            sub.get_name()
+        );
+    }
+    assert!(
+        read(".ci/run").contains("cargo xtask ci"),
+        ".ci/run must run the README's test command"
+    );
+}
+
+/// The Dockerfiles agree with `project.rs`, and the stages before `runtime`
+/// are identical in both (so BuildKit builds them once per platform).
+#[test]
+fn dockerfiles_match_the_components() {
+    let shared = |text: &str| -> String {
+        let head = text
+            .split("FROM ${RUNTIME_IMAGE} AS runtime")
+            .next()
+            .unwrap_or_default();
+        head.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = shared(&read(COMPONENTS[0].dockerfile));
+    for c in COMPONENTS {
+        let text = read(c.dockerfile);
+        assert_eq!(
+            shared(&text),
+            first,
+            "{}: the stages before `runtime` differ from {}",
+            c.dockerfile,
+            COMPONENTS[0].dockerfile
+        );
+        let runtime = text
+            .split("FROM ${RUNTIME_IMAGE} AS runtime")
+            .nth(1)
+            .expect("a runtime stage");
+        let bin = format!("/usr/local/bin/{}", c.binary);
+        for want in [
+            format!("COPY --from=build /out/{} {bin}", c.binary),
+            format!("EXPOSE {}", c.port),
+            format!("ENTRYPOINT [\"{bin}\"]"),
+            format!("CMD [\"{bin}\", \"healthcheck\"]"),
+            "USER 65532:65532".to_owned(),
+        ] {
+            assert!(
+                runtime.contains(&want),
+                "{}: runtime stage lacks `{want}`",
+                c.dockerfile
+            );
+        }
+        for other in COMPONENTS {
+            assert!(
+                text.contains(&format!("--package {}", other.package)),
+                "{}: builds {}",
+                c.dockerfile,
+                other.package
+            );
+            assert!(
+                text.contains(&format!("release/{}\"", other.binary)),
+                "{}: copies out {}",
+                c.dockerfile,
+                other.binary
+            );
+        }
+    }
+}
+
+/// `docker/cargo-env.sh` maps each TARGETARCH to the same triple and cross
+/// compiler as `project.rs`, and fails before cargo when the compiler is
+/// missing (cases B8, B9) or the architecture is unknown.
+#[test]
+fn cargo_env_matches_the_platforms_and_fails_early() {
+    let script = read("docker/cargo-env.sh");
+    for p in PLATFORMS {
+        let line = format!(
+            "{}) RUST_TARGET={}; brokkr_gnu={} ;;",
+            p.arch, p.rust_target, p.gnu_prefix
+        );
+        assert!(script.contains(&line), "cargo-env.sh lacks `{line}`");
+    }
+    // A PATH holding only `tr`: no cross compiler, no rustc.
+    let bin = std::env::temp_dir().join(format!("brokkr-tidy-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    let _ = std::os::unix::fs::symlink(which::which("tr").unwrap(), bin.join("tr"));
+    let source = |arch: &str| {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(". ./docker/cargo-env.sh")
+            .current_dir(project_root())
+            .env_clear()
+            .env("PATH", &bin)
+            .env("TARGETARCH", arch)
+            .output()
+            .unwrap()
+    };
+    for p in PLATFORMS {
+        let out = source(p.arch);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{}: must fail without a C compiler",
+            p.arch
+        );
+        assert!(
+            err.contains(&format!("{}-gcc", p.gnu_prefix)) && err.contains(p.rust_target),
+            "{}: {err}",
+            p.arch
+        );
+    }
+    let out = source("riscv64");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("supported: amd64, arm64"));
+    let _ = std::fs::remove_dir_all(&bin);
+}
+
+/// No command line is handed to a shell: commands are built as values.
+#[test]
+fn no_shell_strings() {
+    let mut files = Vec::new();
+    rust_files(&project_root().join("xtask/src"), &mut files);
+    let mut hits = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (i, l) in code.lines().enumerate() {
+            let shell = [
+                "Cmd::new(\"sh\")",
+                "Cmd::new(\"bash\")",
+                "\"sh\", \"-c\"",
+                "\"bash\", \"-c\"",
+            ];
+            if shell.iter().any(|s| l.contains(s)) {
+                hits.push(format!("{}:{}: {}", f.display(), i + 1, l.trim()));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "shell strings in xtask:\n{}",
+        hits.join("\n")
+    );
+}
