@@ -437,3 +437,45 @@ fn a_broker_source_change_reuses_the_cached_dependency_stage() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn workflow_push_flow_publishes_and_pull_request_flow_pushes_nothing() {
+    four_images_pushed();
+    // push to main: four per-platform builds and pushes, then both manifests, verified.
+    ok(xtask(&[
+        "workflow", "run", "--event", "push", "--ref", "main",
+    ]));
+    for c in ["broker", "agent"] {
+        let o = ok(xtask(&[
+            "manifest",
+            "verify",
+            &format!("{REGISTRY}/brokkr-{c}:main"),
+        ]));
+        assert!(
+            stdout(&o).contains("linux/amd64, linux/arm64"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // pull_request: the builds run, nothing reaches the registry.
+    let before = registry_snapshot();
+    let o = ok(xtask(&[
+        "workflow",
+        "run",
+        "--event",
+        "pull_request",
+        "--ref",
+        "refs/pull/7/merge",
+    ]));
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        log.contains("build-image"),
+        "the pull request flow builds:\n{log}"
+    );
+    assert_eq!(
+        registry_snapshot(),
+        before,
+        "a pull request run must not change the registry"
+    );
+}
