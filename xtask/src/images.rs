@@ -5,17 +5,12 @@
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::{
-    build_image,
-    buildx::Output,
-    cli::ImagesArgs,
-    project::{ComponentList, PlatformList},
-};
+use crate::{build_image, buildx::Output, cli::ImagesArgs};
 
 /// Runs `cargo xtask images`.
 pub fn run(sh: &Shell, args: &ImagesArgs) -> Result<()> {
-    let platforms = PlatformList::or_host(args.platform.clone())?;
-    let components = ComponentList::or_all(args.component.clone());
+    let platforms = args.select.platforms()?;
+    let components = args.select.components();
     let output = if args.push {
         Output::Push
     } else {

@@ -87,30 +87,13 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         return Ok(());
     }
     gha::group(&format!("create {}", finals.join(", ")));
-    let created = diagnose::retry(
+    let created = diagnose::run_retrying(
+        sh,
+        &create,
         &format!("imagetools create for {}", component.image_name()),
-        diagnose::MAX_ATTEMPTS,
-        || {
-            create.echo();
-            let out = create.capture(sh).map_err(|e| e.to_string())?;
-            eprint!("{}", out.stderr);
-            if out.ok {
-                Ok(())
-            } else {
-                Err(out.stderr)
-            }
-        },
     );
     gha::end_group();
-    created.map_err(|stderr| {
-        let hint = diagnose::explain(&stderr)
-            .map(|h| format!("\n{h}"))
-            .unwrap_or_default();
-        anyhow::anyhow!(
-            "creating the index failed: {}{hint}",
-            diagnose::reason(&stderr)
-        )
-    })?;
+    created?;
 
     // 3. Read it back and prove it.
     let children: BTreeMap<String, String> = sources

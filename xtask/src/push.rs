@@ -11,14 +11,14 @@ use crate::{
     cli::PushArgs,
     diagnose, metadata,
     plan::Cmd,
-    project::{Component, ComponentList, Platform, PlatformList},
+    project::{Component, Platform},
     record, tags,
 };
 
 /// Runs `cargo xtask push`.
 pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
-    let platforms = PlatformList::or_host(args.platform.clone())?;
-    let components = ComponentList::or_all(args.component.clone());
+    let platforms = args.select.platforms()?;
+    let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     for c in &components {
@@ -56,25 +56,7 @@ pub fn push_one(
         );
     }
     let push = Cmd::new("docker").args(["push", reference]);
-    diagnose::retry(&format!("push {reference}"), diagnose::MAX_ATTEMPTS, || {
-        push.echo();
-        let out = push.capture(sh).map_err(|e| e.to_string())?;
-        eprint!("{}", out.stdout);
-        if out.ok {
-            Ok(())
-        } else {
-            Err(out.stderr)
-        }
-    })
-    .map_err(|stderr| {
-        let hint = diagnose::explain(&stderr)
-            .map(|h| format!("\n{h}"))
-            .unwrap_or_default();
-        anyhow::anyhow!(
-            "pushing {reference} failed: {}{hint}",
-            diagnose::reason(&stderr)
-        )
-    })?;
+    diagnose::run_retrying(sh, &push, &format!("push {reference}"))?;
     let digest = remote_digest(sh, reference)?;
     let mut rec = record::load(component, platform)?.unwrap_or_default();
     rec.component = component.name.into();

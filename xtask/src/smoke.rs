@@ -12,7 +12,7 @@ use crate::{
     cli::SmokeArgs,
     diagnose, metadata,
     plan::Cmd,
-    project::{component, ComponentList, Platform, PlatformList},
+    project::{component, Platform},
     tags,
 };
 
@@ -24,8 +24,8 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
 
 /// Runs `cargo xtask smoke`.
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
-    let platforms = PlatformList::or_host(args.platform.clone())?;
-    let components = ComponentList::or_all(args.component.clone());
+    let platforms = args.select.platforms()?;
+    let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let reference = |c: &crate::project::Component, p: &Platform| match &args.tag {

