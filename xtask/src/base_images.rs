@@ -7,7 +7,10 @@
 //! images. Their tags carry a hash of their inputs, so they are rebuilt only
 //! when an input changes.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
@@ -52,6 +55,10 @@ pub struct ResolvedBases {
     pub rust_image: String,
     /// Value of the `RUNTIME_IMAGE` build argument.
     pub runtime_image: String,
+    /// Value of the `EMULATE_RUST_IMAGE` build argument per target
+    /// architecture (`arm64`), for `--strategy emulate` with local bases;
+    /// empty otherwise (the Dockerfiles then use `RUST_IMAGE`).
+    pub emulate_rust_images: BTreeMap<&'static str, String>,
     /// Whether these are the local substitutes.
     pub local: bool,
 }
@@ -97,7 +104,7 @@ pub struct BaseOptions {
 }
 
 /// The local image names for the current inputs.
-struct LocalNames {
+pub struct LocalNames {
     debian: String,
     builder: String,
     runtime: String,
@@ -155,14 +162,15 @@ pub fn upstream_reachable(sh: &Shell) -> bool {
         })
 }
 
-/// Chooses the base images for a build on `build` for `targets`, building
-/// the local substitutes when they are chosen and missing. Prints the choice.
-/// `Strategy::Emulate` with local bases is refused: the local builder exists
-/// for the build platform only.
+/// Chooses the base images for building `targets`, building the local
+/// substitutes when they are chosen and missing. Prints the choice. With
+/// `Strategy::Emulate` and local bases, each foreign target also gets a
+/// Rust builder for its own platform ([`ensure_target_builder`]).
 pub fn resolve(
     sh: &Shell,
     mode: Bases,
     strategy: Strategy,
+    targets: &[&'static Platform],
     opts: &BaseOptions,
 ) -> Result<ResolvedBases> {
     let local = match mode {
@@ -175,23 +183,29 @@ pub fn resolve(
     };
     let resolved = if local {
         let build = Platform::host()?;
-        if strategy == Strategy::Emulate {
-            bail!(
-                "--strategy emulate needs a Rust builder image for each target platform, and the local builder from \
-                 Debian packages exists for the build platform ({build}) only; use --strategy cross, or --bases upstream \
-                 where {UPSTREAM_RUST_IMAGE} can be pulled"
-            );
-        }
         let names = ensure_local(sh, build, opts)?;
+        let mut emulate_rust_images = BTreeMap::new();
+        if strategy == Strategy::Emulate {
+            for t in targets {
+                let image = if *t == build {
+                    names.builder.clone()
+                } else {
+                    ensure_target_builder(sh, t, &names, opts)?
+                };
+                emulate_rust_images.insert(t.arch, image);
+            }
+        }
         ResolvedBases {
             rust_image: names.builder,
             runtime_image: names.runtime,
+            emulate_rust_images,
             local: true,
         }
     } else {
         ResolvedBases {
             rust_image: UPSTREAM_RUST_IMAGE.to_owned(),
             runtime_image: UPSTREAM_RUNTIME_IMAGE.to_owned(),
+            emulate_rust_images: BTreeMap::new(),
             local: false,
         }
     };
@@ -209,11 +223,19 @@ pub fn resolve(
     Ok(resolved)
 }
 
-/// `cargo xtask base-images`: builds whatever local substitute is missing.
-pub fn run(sh: &Shell, opts: &BaseOptions) -> Result<()> {
+/// `cargo xtask base-images`: builds whatever local substitute is missing;
+/// `emulate` lists target platforms that also get a Rust builder of their
+/// own (for `--strategy emulate`).
+pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Result<()> {
     let build = Platform::host()?;
     let names = ensure_local(sh, build, opts)?;
     println!("rust builder ({build}): {}", names.builder);
+    for t in emulate.iter().filter(|t| **t != build) {
+        println!(
+            "rust builder ({t}, for --strategy emulate): {}",
+            ensure_target_builder(sh, t, &names, opts)?
+        );
+    }
     println!(
         "runtime ({}): {}",
         PLATFORMS
@@ -293,6 +315,72 @@ fn run_or_print(sh: &Shell, c: &Cmd, dry_run: bool) -> Result<()> {
     }
 }
 
+/// A Rust builder that runs ON `target` (for `--strategy emulate`), from
+/// `docker/rust-builder-target.Dockerfile`: Debian's packages unpacked on
+/// the build platform and configured under QEMU, plus cargo-chef
+/// cross-compiled by the build-platform builder. Takes minutes (emulated
+/// package configuration); built once per input hash.
+pub fn ensure_target_builder(
+    sh: &Shell,
+    target: &Platform,
+    names: &LocalNames,
+    opts: &BaseOptions,
+) -> Result<String> {
+    let df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
+    let env = sh.read_file("docker/cargo-env.sh")?;
+    let mirror = debian_mirror();
+    let hash = fnv1a(&[
+        &df,
+        &env,
+        &names.builder,
+        &names.debian,
+        CARGO_CHEF_VERSION,
+        &mirror,
+    ]);
+    let image = format!(
+        "{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}-{}-{:08x}",
+        target.arch, hash as u32
+    );
+    if image_exists(sh, &image) {
+        eprintln!("rust builder for {target} {image} is present");
+        return Ok(image);
+    }
+    let mut c = Cmd::new("docker")
+        .args([
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            target.name,
+        ])
+        .opt("--file", "docker/rust-builder-target.Dockerfile")
+        .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
+        .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))
+        .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
+        .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"))
+        .opt(
+            "--build-arg",
+            format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
+        );
+    if let Some(ca) = &opts.ca_bundle {
+        c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
+    }
+    let c = c
+        .opt("--tag", &image)
+        .opt("--output", "type=docker,compression=uncompressed")
+        .arg("docker");
+    run_or_print(sh, &c, opts.dry_run)
+        .with_context(|| format!("building the Rust builder for {target}"))?;
+    Ok(image)
+}
+
+/// The Debian mirror for debootstrap: `$BROKKR_DEBIAN_MIRROR`, else deb.debian.org.
+fn debian_mirror() -> String {
+    std::env::var("BROKKR_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned())
+}
+
 /// A minimal Debian root filesystem imported as an image (no registry
 /// needed): `debootstrap --variant=minbase`, then `docker import`.
 fn ensure_debian(sh: &Shell, image: &str, opts: &BaseOptions) -> Result<()> {
@@ -303,8 +391,7 @@ fn ensure_debian(sh: &Shell, image: &str, opts: &BaseOptions) -> Result<()> {
     let work = crate::target_dir().join("base-images");
     let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs"));
     let tarball = work.join(format!("{DEBIAN_SUITE}.tar"));
-    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned());
+    let mirror = debian_mirror();
     let steps = [
         Cmd::new("rm").args(["-rf", &path(&rootfs), &path(&tarball)]),
         Cmd::new("mkdir").args(["-p", &path(&work)]),

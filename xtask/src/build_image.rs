@@ -68,6 +68,7 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
         sh,
         opts.bases,
         opts.strategy,
+        platforms,
         &BaseOptions {
             ca_bundle: ca_bundle.clone(),
             dry_run: opts.dry_run,
@@ -146,6 +147,9 @@ pub fn build(
     explicit_refs: &[String],
 ) -> Result<BuildRecord> {
     buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
+    if platforms.len() > 1 && !prepared.bases.emulate_rust_images.is_empty() {
+        bail!("--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform");
+    }
     let first = *platforms.first().context("no platform to build")?;
     let reference =
         metadata::per_platform_reference(&prepared.registry, component, &prepared.ctx, first);
@@ -171,6 +175,7 @@ pub fn build(
         output,
         tags,
         rust_image: prepared.bases.rust_image.clone(),
+        emulate_rust_image: prepared.bases.emulate_rust_images.get(first.arch).cloned(),
         runtime_image: prepared.bases.runtime_image.clone(),
         ca_bundle: prepared.ca_bundle.clone(),
         labels,

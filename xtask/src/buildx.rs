@@ -146,6 +146,9 @@ pub struct BuildSpec {
     pub tags: Vec<String>,
     /// `RUST_IMAGE` build argument.
     pub rust_image: String,
+    /// `EMULATE_RUST_IMAGE` build argument (the target-platform Rust image for
+    /// `--strategy emulate`); `None` leaves the Dockerfile's default (`RUST_IMAGE`).
+    pub emulate_rust_image: Option<String>,
     /// `RUNTIME_IMAGE` build argument.
     pub runtime_image: String,
     /// Extra CA bundle passed as the build secret `ca-bundle` (never stored in an image).
@@ -190,6 +193,9 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
             "--build-arg",
             format!("RUNTIME_IMAGE={}", spec.runtime_image),
         );
+    if let Some(image) = &spec.emulate_rust_image {
+        c = c.opt("--build-arg", format!("EMULATE_RUST_IMAGE={image}"));
+    }
     if let Some(commit) = &spec.git_commit {
         c = c.opt("--build-arg", format!("BROKKR_GIT_COMMIT={commit}"));
     }
@@ -759,6 +765,7 @@ mod tests {
             output: Output::Push,
             tags: vec!["localhost:5000/brokkr-broker:sha-abc1234-arm64".into()],
             rust_image: "r".into(),
+            emulate_rust_image: None,
             runtime_image: "rt".into(),
             ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
             labels: BTreeMap::from([(

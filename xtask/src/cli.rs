@@ -243,6 +243,10 @@ pub struct VerifyArgs {
 /// Options of `base-images`.
 #[derive(Debug, Args)]
 pub struct BaseImagesArgs {
+    /// Also build a Rust builder that runs on each of these target platforms, as
+    /// `--strategy emulate` needs with local bases (slow: packages are configured under QEMU).
+    #[arg(long, value_parser = parse_platform_list, value_name = "PLATFORMS")]
+    pub emulate: Option<PlatformList>,
     /// CA bundle for cargo inside the build (see `build-image --help`).
     #[arg(long, env = "BROKKR_CA_BUNDLE", value_name = "PATH|none")]
     pub ca_bundle: Option<String>,

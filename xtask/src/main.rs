@@ -58,6 +58,7 @@ fn main() -> Result<()> {
                 ca_bundle: cli::ca_bundle(args.ca_bundle.as_deref()),
                 dry_run: args.dry_run,
             },
+            &args.emulate.map(|l| l.0).unwrap_or_default(),
         ),
         Command::Tags(args) => tags::run(&sh, &args),
         Command::Bench(args) => bench::run(&sh, &args),
