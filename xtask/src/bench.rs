@@ -49,7 +49,7 @@ pub struct Size {
     pub component: String,
     /// OCI platform.
     pub platform: String,
-    /// Size `docker image inspect` reports for the loaded image, in bytes.
+    /// Uncompressed size of the loaded image (its layers per `docker history`), in bytes.
     pub local_bytes: Option<u64>,
     /// Sum of the compressed layers and config in the registry manifest, in bytes.
     pub compressed_bytes: Option<u64>,
@@ -391,7 +391,7 @@ pub fn markdown(r: &Report) -> String {
     }
     for z in &r.sizes {
         s.push_str(&format!(
-            "| size {} {} | {} local, {} compressed | < 30 MB |\n",
+            "| size {} {} | {} uncompressed, {} compressed | < 30 MB |\n",
             z.component,
             z.platform,
             mb(z.local_bytes),

@@ -262,22 +262,35 @@ pub fn build(
     };
     if explicit_refs.is_empty() {
         let mut rec = rec.clone();
-        if output == Output::Push {
-            rec.pushed_digest = rec.digest.clone();
-        }
+        rec.pushed_digest = match output {
+            Output::Push => rec.digest.clone(),
+            // A rebuild that produced the very image pushed before keeps its pushed digest.
+            Output::Load => record::load(component, first)?
+                .filter(|old| old.reference == rec.reference && old.digest == rec.digest)
+                .and_then(|old| old.pushed_digest),
+        };
         record::save(component, first, &rec)?;
     }
     report(&rec, output)?;
     Ok(rec)
 }
 
-/// Size of a loaded single-platform image in bytes, as `docker image inspect` reports it.
+/// Uncompressed size of a loaded single-platform image in bytes: the sum of
+/// its layers' sizes as `docker history` reports them (the unpacked
+/// snapshots; `docker image inspect`'s `Size` is the compressed content with
+/// the containerd image store).
 pub fn image_size(sh: &Shell, reference: &str) -> Option<u64> {
-    Cmd::new("docker")
-        .args(["image", "inspect", "--format", "{{.Size}}", reference])
+    let out = Cmd::new("docker")
+        .args([
+            "history",
+            "--human=false",
+            "--format",
+            "{{.Size}}",
+            reference,
+        ])
         .read_quiet(sh)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .ok()?;
+    out.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
 }
 
 fn report(rec: &BuildRecord, output: Output) -> Result<()> {

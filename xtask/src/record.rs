@@ -25,7 +25,7 @@ pub struct BuildRecord {
     pub digest: Option<String>,
     /// Digest of the pushed per-platform reference in the registry, once pushed.
     pub pushed_digest: Option<String>,
-    /// Uncompressed image size in bytes, as `docker image inspect` reports it (loaded images only).
+    /// Uncompressed image size in bytes, the layers' sizes from `docker history` (loaded images only).
     pub size_bytes: Option<u64>,
     /// Wall time of the build in seconds.
     pub duration_secs: f64,
