@@ -159,7 +159,7 @@ pub fn build(
         explicit_refs.to_vec()
     };
     let repository = metadata::image_repository(&prepared.registry, component);
-    let scope = buildx::cache_scope(component, first);
+    let scope = buildx::cache_scope(component, platforms);
     let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
     let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
     let labels: BTreeMap<String, String> =
@@ -167,7 +167,7 @@ pub fn build(
     let metadata_file = crate::target_dir()
         .join("xtask")
         .join("buildx")
-        .join(format!("{}-{}.json", component.name, first.arch));
+        .join(format!("{scope}.json"));
     let spec = BuildSpec {
         component,
         platforms: platforms.to_vec(),
@@ -193,7 +193,8 @@ pub fn build(
         cache_epoch: opts.cache_epoch.clone(),
         builder: None,
     };
-    let cmd = buildx::build_command(&spec);
+    // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
+    let cmd = buildx::build_command(&spec).dir(crate::project_root());
     if opts.dry_run {
         println!("{cmd}");
         return Ok(BuildRecord {

@@ -67,15 +67,13 @@ pub enum Output {
     Push,
 }
 
-/// The cache scope of one component on one platform: `brokkr-broker-linux-arm64`.
-/// Every matrix leg gets its own scope, so two legs never overwrite each
-/// other's cache (case B3; the gha backend's default scope is shared).
-pub fn cache_scope(component: &Component, platform: &Platform) -> String {
-    format!(
-        "brokkr-{}-{}",
-        component.name,
-        platform.name.replace('/', "-")
-    )
+/// The cache scope of one component built for `platforms` in one call:
+/// `brokkr-broker-linux-arm64` (several platforms join their names). Every
+/// matrix leg gets its own scope, so two legs never overwrite each other's
+/// cache (case B3; the gha backend's default scope is shared).
+pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
+    let names: Vec<String> = platforms.iter().map(|p| p.name.replace('/', "-")).collect();
+    format!("brokkr-{}-{}", component.name, names.join("-"))
 }
 
 /// `--cache-from` and `--cache-to` values for one leg, or `None` for
@@ -573,14 +571,20 @@ mod tests {
         for c in crate::project::COMPONENTS {
             for p in crate::project::PLATFORMS {
                 let (from, to) =
-                    cache_args(CacheKind::Gha, &cache_scope(c, p), p, "r", "d", false).unwrap();
-                let scope = cache_scope(c, p);
+                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d", false).unwrap();
+                let scope = cache_scope(c, &[p]);
                 assert!(from.unwrap().contains(&format!("scope={scope}")));
                 assert!(to.contains(&format!("scope={scope}")));
                 scopes.push(scope);
             }
         }
         assert!(scopes.contains(&"brokkr-broker-linux-arm64".to_owned()));
+        let all: Vec<&Platform> = crate::project::PLATFORMS.iter().collect();
+        let broker = crate::project::component("broker").unwrap();
+        assert_eq!(
+            cache_scope(broker, &all),
+            "brokkr-broker-linux-amd64-linux-arm64"
+        );
         let mut dedup = scopes.clone();
         dedup.dedup();
         assert_eq!(dedup.len(), 4);

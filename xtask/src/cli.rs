@@ -1,6 +1,6 @@
 //! The command line: every command and flag has a doc line, which is its help text.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -233,7 +233,7 @@ pub struct VerifyArgs {
     #[arg(required_unless_present = "from_file")]
     pub reference: Option<String>,
     /// Read a saved index (`docker buildx imagetools inspect --raw` output) instead.
-    #[arg(long, conflicts_with = "reference")]
+    #[arg(long, conflicts_with = "reference", value_parser = absolute_path)]
     pub from_file: Option<PathBuf>,
     /// Platforms the index must hold; default: all supported platforms.
     #[arg(long, value_parser = parse_platform_list)]
@@ -298,7 +298,7 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct ValidateWorkflowArgs {
     /// Workflow files to check; default: every `.yml`/`.yaml` file in `.github/workflows`.
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", value_parser = absolute_path)]
     pub paths: Vec<PathBuf>,
 }
 
@@ -315,9 +315,9 @@ pub struct WorkflowRunArgs {
     /// Run only this job (by id or name), without the jobs it needs.
     #[arg(long, value_name = "NAME")]
     pub job: Option<String>,
-    /// The workflow file, relative to the workspace root.
-    #[arg(long, default_value = ".github/workflows/build-images.yml")]
-    pub file: PathBuf,
+    /// The workflow file; default: `.github/workflows/build-images.yml` in the workspace.
+    #[arg(long, value_parser = absolute_path)]
+    pub file: Option<PathBuf>,
     /// The loopback registry pushes go to instead of `ghcr.io/<owner>`.
     #[arg(long, default_value = LOCAL_REGISTRY)]
     pub registry: String,
@@ -386,15 +386,41 @@ pub enum RegistryAction {
 
 /// The CA bundle to pass to builds: `--ca-bundle` / `BROKKR_CA_BUNDLE`, else
 /// `$SSL_CERT_FILE`, else the host's Debian/Ubuntu bundle when it exists;
-/// `none` turns it off.
+/// `none` (or an empty value) turns it off. Relative paths are taken from
+/// the directory xtask was started in. A `$SSL_CERT_FILE` that is no file is
+/// reported and skipped.
 pub fn ca_bundle(flag: Option<&str>) -> Option<PathBuf> {
+    const HOST_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
     match flag {
         Some(v) if v.eq_ignore_ascii_case("none") || v.is_empty() => None,
-        Some(v) => Some(PathBuf::from(v)),
-        None => std::env::var("SSL_CERT_FILE")
-            .ok()
-            .map(PathBuf::from)
-            .or_else(|| Some(PathBuf::from("/etc/ssl/certs/ca-certificates.crt")))
-            .filter(|p| p.is_file()),
+        Some(v) => Some(absolute(Path::new(v))),
+        None => {
+            if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
+                let f = absolute(Path::new(&f));
+                if f.is_file() {
+                    return Some(f);
+                }
+                eprintln!(
+                    "warning: SSL_CERT_FILE={} is not a file; using {HOST_BUNDLE} if present (--ca-bundle sets one)",
+                    f.display()
+                );
+            }
+            Some(PathBuf::from(HOST_BUNDLE)).filter(|p| p.is_file())
+        }
     }
+}
+
+/// `path` made absolute against the directory xtask was started in (the
+/// process's; commands run from the workspace root).
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_or_else(|_| path.to_path_buf(), |d| d.join(path))
+    }
+}
+
+/// clap value parser for file arguments: [`absolute`].
+fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    Ok(absolute(Path::new(s)))
 }

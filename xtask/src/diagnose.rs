@@ -232,11 +232,26 @@ pub fn explain(stderr: &str) -> Option<Hint> {
     if has("certificate signed by unknown authority")
         || has("self-signed certificate in certificate chain")
     {
+        // cargo/curl inside a build (crates.io behind a TLS-intercepting proxy)
+        // reports "SSL certificate problem"; the engine talking to a registry
+        // reports Go's x509 error with the registry's URL.
+        if has("ssl certificate problem") || has("crates.io") || has("npm err") || !has("x509") {
+            return hint(
+                Cause::UnknownCa,
+                "a download inside the build met a TLS certificate from an authority the builder image does not trust \
+                 (a TLS-intercepting proxy?)",
+                "pass the CA bundle that trusts it: `--ca-bundle FILE` (default: the host's \
+                 /etc/ssl/certs/ca-certificates.crt)",
+            );
+        }
         let host = url_host(stderr).unwrap_or_else(|| "the registry".to_owned());
         return hint(
             Cause::UnknownCa,
-            format!("the TLS certificate of {host} is signed by an authority this machine does not trust"),
-            "pass the registry's CA bundle (`--ca-bundle FILE`)",
+            format!("the TLS certificate of {host} is signed by an authority the Docker engine does not trust"),
+            format!(
+                "install the registry's CA as /etc/docker/certs.d/{host}/ca.crt (docker driver), or give the builder \
+                 a buildkitd.toml with `[registry.\"{host}\"] ca = [\"/path/ca.pem\"]`"
+            ),
         );
     }
     if has("no space left on device") {
@@ -607,12 +622,17 @@ mod tests {
             (
                 "Error response from daemon: Get \"https://registry.lan:5000/v2/\": tls: failed to verify certificate: x509: certificate signed by unknown authority",
                 Cause::UnknownCa,
-                &["registry.lan:5000", "--ca-bundle"],
+                &["registry.lan:5000", "/etc/docker/certs.d/registry.lan:5000/ca.crt"],
             ),
             (
                 "npm ERR! self-signed certificate in certificate chain",
                 Cause::UnknownCa,
                 &["--ca-bundle"],
+            ),
+            (
+                "#14 0.9 warning: spurious network error: [60] SSL peer certificate or SSH remote key was not OK (SSL certificate problem: self-signed certificate in certificate chain)",
+                Cause::UnknownCa,
+                &["--ca-bundle", "proxy"],
             ),
             (
                 "ERROR: failed to solve: failed to copy: write /var/lib/docker/buildkit/content/ingest/x/data: no space left on device",

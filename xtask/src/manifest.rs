@@ -57,22 +57,29 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     // 1. Every source must exist, once, before anything is written (M4).
     let mut sources = Vec::new();
     let mut missing = Vec::new();
+    let mut missing_arches = Vec::new();
     for p in &platforms {
         let reference = metadata::per_platform_reference(&registry, component, &ctx, p);
-        match find_source(sh, &reference, p) {
-            Ok(Some(s)) => sources.push(s),
-            Ok(None) => missing.push(format!("{p} ({reference} is not in the registry)")),
-            Err(e) => missing.push(format!("{p} ({reference}: {e:#})")),
-        }
+        let problem = match find_source(sh, &reference, p) {
+            Ok(Some(s)) => {
+                sources.push(s);
+                continue;
+            }
+            Ok(None) => format!("{p} ({reference} is not in the registry)"),
+            Err(e) => format!("{p} ({reference}: {e:#})"),
+        };
+        missing.push(problem);
+        missing_arches.push(p.arch);
     }
     if !missing.is_empty() {
         bail!(
             "refusing to write {}: no usable per-platform image for {}. Nothing was written; the final tags \
              still point where they did. Build and push it first: cargo xtask build-image --component {} \
-             --platform <platform> --push",
+             --platform {} --push",
             finals.join(", "),
             missing.join("; "),
-            component.name
+            component.name,
+            missing_arches.join(",")
         );
     }
 

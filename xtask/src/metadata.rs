@@ -162,8 +162,12 @@ impl Context {
             })?;
             pr_number = Some(number);
             let head = pr.get("head");
-            if let Some(s) = head.and_then(|h| h.get("sha")).and_then(Value::as_str) {
-                sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
+            // As metadata-action: GITHUB_SHA (what the run checked out), unless
+            // DOCKER_METADATA_PR_HEAD_SHA=true asks for the pull request's head.
+            if get("DOCKER_METADATA_PR_HEAD_SHA").as_deref() == Some("true") {
+                if let Some(s) = head.and_then(|h| h.get("sha")).and_then(Value::as_str) {
+                    sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
+                }
             }
             if head_ref.is_none() {
                 head_ref = head
@@ -277,8 +281,8 @@ fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
 /// A full commit id: at least [`SHORT_SHA_LEN`] hex digits, lower-cased.
 fn checked_sha(sha: &str) -> Result<String> {
     let sha = sha.trim();
-    if sha.len() < SHORT_SHA_LEN || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("`{sha}` is not a commit id (expected 40 hex digits)");
+    if !(sha.len() == 40 || sha.len() == 64) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("`{sha}` is not a commit id (expected 40 hex digits, or 64 in a SHA-256 repository)");
     }
     Ok(sha.to_ascii_lowercase())
 }
@@ -1281,8 +1285,26 @@ mod tests {
         assert_eq!(ctx.branch(), None);
         assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
         let (tags, _) = final_tags(&ctx, &[]).unwrap();
-        assert_eq!(tags, ["pr-42", "sha-abcdef0"]);
+        assert_eq!(
+            tags,
+            ["pr-42", "sha-356defb"],
+            "GITHUB_SHA, as metadata-action"
+        );
         assert!(!tags.contains(&"main".to_owned()));
+        let head = gh_with(
+            &[
+                ("GITHUB_EVENT_NAME", "pull_request_target"),
+                ("GITHUB_REF", "refs/heads/main"),
+                ("DOCKER_METADATA_PR_HEAD_SHA", "true"),
+            ],
+            Some(&payload),
+        )
+        .unwrap();
+        assert_eq!(
+            final_tags(&head, &[]).unwrap().0,
+            ["pr-42", "sha-abcdef0"],
+            "the PR head on request"
+        );
 
         // without the payload's number it is an error, never the base branch
         let err = gh_with(
@@ -1314,7 +1336,7 @@ mod tests {
         .collect();
         let ctx = Context::from_github_env(|k| env.get(k).cloned()).unwrap();
         std::fs::remove_dir_all(&dir).ok();
-        assert_eq!(final_tags(&ctx, &[]).unwrap().0, ["pr-7", "sha-1234567"]);
+        assert_eq!(final_tags(&ctx, &[]).unwrap().0, ["pr-7", "sha-356defb"]);
         assert_eq!(ctx.head_ref, None, "empty GITHUB_HEAD_REF counts as unset");
 
         let mut no_path = env.clone();

@@ -64,9 +64,13 @@ pub fn ensure_build_host(
 ) -> Result<BuilderFacts> {
     let build = Platform::host()?;
     let emulated = emulated_stages(sh, strategy)?;
+    // With setup allowed, every requested platform gets what running its
+    // image needs (QEMU for foreign ones, used by `smoke`); with --no-setup
+    // only what the build itself needs is required.
     let needs_qemu = missing_emulation(platforms, build, &emulated, |_| false);
     let mut checked: Vec<&'static Platform> = vec![build];
-    checked.extend(needs_qemu.iter().copied());
+    let extra: &[&'static Platform] = if no_setup { &needs_qemu } else { platforms };
+    checked.extend(extra.iter().copied().filter(|p| *p != build));
     setup::ensure(
         sh,
         &checked,

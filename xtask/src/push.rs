@@ -21,6 +21,10 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
+    if !args.dry_run && registry.split('/').next() == Some(crate::project::LOCAL_REGISTRY) {
+        // The default target outside CI: start it when it is not running.
+        crate::host::registry::start(sh, crate::host::registry::Kind::Open)?;
+    }
     for c in &components {
         for p in &platforms {
             let reference = metadata::per_platform_reference(&registry, c, &ctx, p);

@@ -25,6 +25,15 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
 /// Runs `cargo xtask smoke`.
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     let platforms = args.select.platforms()?;
+    // Foreign platforms run through QEMU: register it when missing.
+    crate::host::setup::ensure(
+        sh,
+        &platforms,
+        crate::host::setup::EnsureOpts {
+            no_setup: false,
+            dry_run: false,
+        },
+    )?;
     let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;

@@ -11,6 +11,7 @@
 
 use crate::cli::WorkflowRunArgs;
 use std::fmt;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -727,9 +728,20 @@ pub fn execute(sh: &Shell, steps: &[PlannedStep], dry_run: bool) -> Result<()> {
 /// `cargo xtask workflow run`: reads the workflow and this checkout's
 /// commit, branch and repository, plans, and executes.
 pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
-    let path = args.file.display().to_string();
+    let file = args
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".github/workflows/build-images.yml"));
+    if !crate::diagnose::registry_is_loopback(&args.registry) {
+        bail!(
+            "--registry {}: `workflow run` pushes only to a loopback registry (localhost:PORT), never with your \
+             credentials to a remote one",
+            args.registry
+        );
+    }
+    let path = file.display().to_string();
     let text = sh
-        .read_file(&args.file)
+        .read_file(&file)
         .with_context(|| format!("reading {path}"))?;
     let wf = Workflow::parse(&path, &text).map_err(|d| anyhow::anyhow!("{d}"))?;
     let sha = Cmd::new("git")
@@ -1000,10 +1012,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("filters exclude `feature/x`"), "{err}");
-        let err = plan(&wf, &ctx(Event::Push, "refs/tags/v1.0.0"), None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("filters exclude `v1.0.0`"), "{err}");
+        // release tags run the whole workflow (the semver tags come from them)
+        let steps = plan(&wf, &ctx(Event::Push, "refs/tags/v1.0.0"), None).unwrap();
+        assert!(steps
+            .iter()
+            .any(|s| s.to_string().contains("manifest --component broker")));
     }
 
     #[test]

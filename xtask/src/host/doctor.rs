@@ -149,6 +149,11 @@ pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Ch
 /// The engine: answers, version >= [`MIN_ENGINE`].
 pub fn check_engine(info: &Result<DockerInfo, String>, remedy: &str) -> Check {
     match info {
+        Err(e) if e.to_ascii_lowercase().contains("permission denied") => Check::fail(
+            "engine",
+            format!("not reachable: {e}"),
+            "run as root, or add the user to the `docker` group: usermod -aG docker $USER (then log in again)",
+        ),
         Err(e) => Check::fail("engine", format!("not reachable: {e}"), remedy),
         Ok(i) => match i.version() {
             Some(v) if v >= MIN_ENGINE => Check::ok(

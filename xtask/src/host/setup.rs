@@ -412,6 +412,10 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
                     debs.extend([("docker.io", "trixie"), ("containerd", "trixie")]);
                     pkgs.extend(["runc", "tini", "iptables"]);
                 }
+                // Debian 13's docker.io ships only the daemon; the client is docker-cli.
+                if !o.docker_cli {
+                    debs.push(("docker-cli", "trixie"));
+                }
                 if !buildx_ok {
                     debs.push(("docker-buildx", "trixie"));
                 }
@@ -419,6 +423,10 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
             EngineSource::Archive => {
                 if !engine_ok {
                     pkgs.push("docker.io");
+                }
+                // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
+                if !o.docker_cli && o.os.id == "debian" {
+                    pkgs.push("docker-cli");
                 }
                 if !buildx_ok {
                     pkgs.push("docker-buildx");
@@ -716,6 +724,21 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
             }
         };
         match &o.engine {
+            None if o
+                .engine_error
+                .to_ascii_lowercase()
+                .contains("permission denied") =>
+            {
+                p.area(
+                    "dockerd",
+                    State::Todo(format!("not reachable: {}", o.engine_error)),
+                );
+                p.blocked.push(
+                    "the engine runs but this user may not use its socket (/var/run/docker.sock): run as root, \
+                     or add the user to the `docker` group (usermod -aG docker $USER, then log in again)"
+                        .to_owned(),
+                );
+            }
             None => {
                 p.area(
                     "dockerd",
