@@ -106,7 +106,16 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs) -> Result<()> {
         let path = f.display().to_string();
         let text = sh.read_file(f).with_context(|| format!("reading {path}"))?;
         let diags = match Workflow::parse(&path, &text) {
-            Ok(wf) => workflow::check(&wf, &expected),
+            Ok(wf) => {
+                let mut d = workflow::check(&wf, &expected);
+                for e in crate::workflow_run::expanded_call_errors(&wf, &cli) {
+                    // the static W5 check may already have named the same call
+                    if !d.iter().any(|x| x.line == e.line && x.rule == e.rule) {
+                        d.push(e);
+                    }
+                }
+                d
+            }
             Err(d) => vec![d],
         };
         for d in &diags {

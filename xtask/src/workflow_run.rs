@@ -19,7 +19,8 @@ use xshell::Shell;
 use crate::plan::Cmd;
 use crate::project::Platform;
 use crate::workflow::{
-    self, expr::Val, shell::ShellCommand, text, Job, Leg, Scope, Step, Workflow,
+    self, expr::Val, shell::ShellCommand, text, Diagnostic, Job, Leg, Rule, Scope, Severity, Step,
+    Workflow,
 };
 
 /// The GitHub event to simulate.
@@ -685,6 +686,98 @@ fn plan_step(
 // Command layer
 // ---------------------------------------------------------------------------
 
+/// W5 as the CLI itself decides it: expands the workflow for a push to
+/// `main`, a release tag push and a pull request (matrix values, `env:`,
+/// expressions substituted, as [`plan`] does) and parses every resulting
+/// `cargo xtask` call with `cli` (`Cli::command()`), so value checks
+/// (`--platform riscv64`), conflicts (`--push --tag`) and required options
+/// are exactly the real command line's. Each refusal is an error at the
+/// step's line; an event the workflow does not run on is skipped.
+pub fn expanded_call_errors(wf: &Workflow, cli: &clap::Command) -> Vec<Diagnostic> {
+    let sha = "0".repeat(40);
+    let contexts = [
+        (Event::Push, "main", None),
+        (Event::Push, "refs/tags/v1.0.0", None),
+        (Event::PullRequest, "refs/pull/1/merge", Some("feature")),
+    ];
+    let mut out: Vec<Diagnostic> = Vec::new();
+    for (event, git_ref, head) in contexts {
+        let Ok(refs) = Refs::parse(event, git_ref, head) else {
+            continue;
+        };
+        let ctx = RunContext {
+            event,
+            refs,
+            sha: sha.clone(),
+            repository: "owner/brokkr".to_owned(),
+            registry: crate::project::LOCAL_REGISTRY.to_owned(),
+            runner_arch: "X64",
+        };
+        let Ok(steps) = plan(wf, &ctx, None) else {
+            continue;
+        };
+        for s in steps {
+            let PlannedStep::Run {
+                job,
+                leg,
+                step,
+                argv,
+                ..
+            } = s
+            else {
+                continue;
+            };
+            let words = std::iter::once("cargo xtask".to_owned()).chain(argv.iter().cloned());
+            if let Err(e) = cli.clone().try_get_matches_from(words) {
+                let first = e
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                let message = format!(
+                    "`cargo xtask {}` ({job} {leg}, {}) is refused by the CLI: {first}",
+                    argv.join(" "),
+                    event.name()
+                );
+                let line = step_line(wf, &job, &step);
+                if !out.iter().any(|d| d.line == line && d.message == message) {
+                    out.push(Diagnostic {
+                        path: wf.path.clone(),
+                        line,
+                        severity: Severity::Error,
+                        message,
+                        rule: Rule::Cli,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The line of a step labelled ``step `Name` `` inside `job`, else the job's line.
+fn step_line(wf: &Workflow, job: &str, label: &str) -> usize {
+    let Some(j) = wf.job(job) else { return 1 };
+    let start = wf.job_line(j);
+    let name = format!(
+        "name: {}",
+        label.trim_start_matches("step `").trim_end_matches('`')
+    );
+    let lines: Vec<&str> = wf.text.lines().collect();
+    let is_name = |i: &usize| lines[*i].trim_start().trim_start_matches("- ").trim_start() == name;
+    let Some(at) = (start..lines.len()).find(is_name) else {
+        return start;
+    };
+    // the step's `run:` line, before the next step begins
+    (at..lines.len())
+        .take_while(|&i| i == at || !lines[i].trim_start().starts_with("- "))
+        .find(|&i| lines[i].trim_start().starts_with("run:"))
+        .unwrap_or(at)
+        + 1
+}
+
 /// `owner/name` from a GitHub URL (`https://github.com/o/n(.git)`, `git@github.com:o/n.git`).
 pub fn repository_from_url(url: &str) -> Option<String> {
     let rest = url.trim().split_once("github.com").map(|(_, r)| r)?;
@@ -804,6 +897,57 @@ mod tests {
 
     fn ours() -> Workflow {
         Workflow::parse(".github/workflows/build-images.yml", OURS).unwrap()
+    }
+
+    #[test]
+    fn w5_expanded_calls_are_parsed_by_the_real_cli() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        assert_eq!(expanded_call_errors(&ours(), &cli), Vec::new());
+        let cases: &[(&str, &str, &str)] = &[
+            // (replace in our workflow, with, expected in the message)
+            (
+                r#"--platform "$PLATFORM" --push"#,
+                "--platform riscv64 --push",
+                "unknown platform `riscv64`",
+            ),
+            (
+                r#"--component "$COMPONENT" --platform "$PLATFORM" --push"#,
+                r#"--component agent-ui --platform "$PLATFORM" --push"#,
+                "unknown component `agent-ui`",
+            ),
+            (
+                "--push --cache gha",
+                "--push --tag v1 --cache gha",
+                "cannot be used with",
+            ),
+            (
+                r#"manifest --component "$COMPONENT""#,
+                "manifest verify",
+                "required",
+            ),
+        ];
+        for (from, to, want) in cases {
+            assert!(
+                OURS.contains(from),
+                "fixture text `{from}` not in the workflow"
+            );
+            let wf = Workflow::parse("bad.yml", &OURS.replacen(from, to, 1)).unwrap();
+            let errs = expanded_call_errors(&wf, &cli);
+            assert!(!errs.is_empty(), "{to}: no error");
+            assert!(errs
+                .iter()
+                .all(|d| d.rule == Rule::Cli && d.severity == Severity::Error));
+            assert!(
+                errs.iter().any(|d| d.message.contains(want)),
+                "{to}: {errs:#?}"
+            );
+            let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
+            assert!(
+                errs.iter().any(|d| d.line + 1 == line || d.line == line),
+                "{to}: line {line}: {errs:#?}"
+            );
+        }
     }
 
     fn runs(steps: &[PlannedStep]) -> Vec<String> {
