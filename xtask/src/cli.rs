@@ -16,7 +16,7 @@ use crate::{
 
 /// brokkr's build-and-release automation: multi-arch images with docker buildx.
 #[derive(Debug, Parser)]
-#[command(name = "xtask", bin_name = "cargo xtask", version, about, long_about = None)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -43,7 +43,7 @@ pub enum Command {
     Tags(TagsArgs),
     /// Measure build times, cache effect, cross versus emulation and image sizes on this machine.
     Bench(BenchArgs),
-    /// Run what CI runs: format check, lints, tests; one line per stage.
+    /// Run what CI runs: format, lints, tests, then host setup, workflow checks and end-to-end tests.
     Ci(CiArgs),
     /// Check GitHub workflow files against this xtask (CLI, components,
     /// platforms, image inputs), then with actionlint when it is installed.

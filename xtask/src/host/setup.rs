@@ -1121,6 +1121,16 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
             if cmd.program == "systemctl" {
                 return cmd.run(sh);
             }
+            // Started by its package's install script but not answering yet:
+            // a second dockerd would stop at once on the pid file; wait instead.
+            let pid = std::fs::read_to_string("/var/run/docker.pid").unwrap_or_default();
+            if !pid.trim().is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists() {
+                eprintln!(
+                    "    dockerd (pid {}) is starting already; waiting for it",
+                    pid.trim()
+                );
+                return Ok(());
+            }
             let log = Path::new(DOCKERD_LOG);
             let mut child = process::spawn_detached(sh, cmd, log)?;
             std::thread::sleep(Duration::from_millis(500));
