@@ -253,7 +253,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     ensure_debian(sh, &names.debian, opts).context("making the Debian base image")?;
     if !image_exists(sh, &names.builder) {
         let (foreign, packages) = builder_packages(build);
-        let mut c = Cmd::new("docker")
+        let c = Cmd::new("docker")
             .args([
                 "buildx",
                 "build",
@@ -273,15 +273,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
                 "--build-arg",
                 format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
             );
-        if let Some(ca) = &opts.ca_bundle {
-            c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
-        }
-        // Uncompressed: the image never leaves this machine, and compressing
-        // its 900 MB costs minutes.
-        let c = c
-            .opt("--tag", &names.builder)
-            .opt("--output", "type=docker,compression=uncompressed")
-            .arg("docker");
+        let c = finish_local_build(c, &names.builder, opts);
         run_or_print(sh, &c, opts.dry_run).context("building the local Rust builder image")?;
     } else {
         eprintln!("rust builder {} is present", names.builder);
@@ -304,6 +296,20 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
         eprintln!("runtime {} is present", names.runtime);
     }
     Ok(names)
+}
+
+/// The common tail of a local builder image build: the CA bundle secret,
+/// the tag, and an uncompressed image in the local store (the image never
+/// leaves this machine, and compressing its ~900 MB costs minutes), with
+/// `docker/` as the context.
+fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
+    let c = match &opts.ca_bundle {
+        Some(ca) => c.opt("--secret", format!("id=ca-bundle,src={}", ca.display())),
+        None => c,
+    };
+    c.opt("--tag", image)
+        .opt("--output", "type=docker,compression=uncompressed")
+        .arg("docker")
 }
 
 fn run_or_print(sh: &Shell, c: &Cmd, dry_run: bool) -> Result<()> {
@@ -345,7 +351,7 @@ pub fn ensure_target_builder(
         eprintln!("rust builder for {target} {image} is present");
         return Ok(image);
     }
-    let mut c = Cmd::new("docker")
+    let c = Cmd::new("docker")
         .args([
             "buildx",
             "build",
@@ -363,13 +369,7 @@ pub fn ensure_target_builder(
             "--build-arg",
             format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
         );
-    if let Some(ca) = &opts.ca_bundle {
-        c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
-    }
-    let c = c
-        .opt("--tag", &image)
-        .opt("--output", "type=docker,compression=uncompressed")
-        .arg("docker");
+    let c = finish_local_build(c, &image, opts);
     run_or_print(sh, &c, opts.dry_run)
         .with_context(|| format!("building the Rust builder for {target}"))?;
     Ok(image)
