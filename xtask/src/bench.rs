@@ -183,6 +183,8 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         let emu_opts = BuildOpts {
             strategy: Strategy::Emulate,
             cache_epoch: Some(format!("{epoch}-emulate")),
+            // its own repository: the cross image under the same tag stays as it is
+            registry: Some(format!("{BENCH_REGISTRY}-emulate")),
             ..opts.clone()
         };
         let arm64 = Platform::parse("arm64")?;

@@ -239,7 +239,7 @@ pub fn build(
                 .map(str::to_owned)
         });
     let size_bytes = if output == Output::Load && platforms.len() == 1 {
-        image_size(sh, &spec.tags[0])
+        image_size(sh, &spec.tags[0], first)
     } else {
         None
     };
@@ -279,19 +279,30 @@ pub fn build(
 /// Uncompressed size of a loaded single-platform image in bytes: the sum of
 /// its layers' sizes as `docker history` reports them (the unpacked
 /// snapshots; `docker image inspect`'s `Size` is the compressed content with
-/// the containerd image store).
-pub fn image_size(sh: &Shell, reference: &str) -> Option<u64> {
-    let out = Cmd::new("docker")
-        .args([
-            "history",
-            "--human=false",
-            "--format",
-            "{{.Size}}",
-            reference,
-        ])
-        .read_quiet(sh)
-        .ok()?;
-    out.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
+/// the containerd image store). A foreign-platform image is unpacked first
+/// by creating (not starting) a container from it.
+pub fn image_size(sh: &Shell, reference: &str, platform: &Platform) -> Option<u64> {
+    let history = || {
+        Cmd::new("docker")
+            .args([
+                "history",
+                "--human=false",
+                "--format",
+                "{{.Size}}",
+                reference,
+            ])
+            .read_quiet(sh)
+            .ok()
+            .and_then(|out| out.lines().map(|l| l.trim().parse::<u64>().ok()).sum())
+    };
+    history().or_else(|| {
+        let id = Cmd::new("docker")
+            .args(["create", "--platform", platform.name, reference])
+            .read_quiet(sh)
+            .ok()?;
+        let _ = Cmd::new("docker").args(["rm", id.trim()]).capture(sh);
+        history()
+    })
 }
 
 fn report(rec: &BuildRecord, output: Output) -> Result<()> {
