@@ -1763,6 +1763,33 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>, calls: &[FoundCall]) {
     }
 }
 
+/// The words of each `docker buildx build` call in a `run:` script (none
+/// when the script cannot be split).
+fn buildx_build_calls(scope: &Scope<'_>, run: &str) -> Vec<Vec<String>> {
+    let Ok(cmds) = scope.commands(run) else {
+        return Vec::new();
+    };
+    cmds.into_iter()
+        .map(|c| c.argv().to_vec())
+        .filter(|a| a.len() >= 3 && a[0] == "docker" && a[1] == "buildx" && a[2] == "build")
+        .collect()
+}
+
+/// The values of `flag` in `argv`, as `--flag value` or `--flag=value`.
+fn flag_values(argv: &[String], flag: &str) -> Vec<String> {
+    let prefix = format!("{flag}=");
+    argv.iter()
+        .enumerate()
+        .filter_map(|(k, w)| {
+            if w == flag {
+                argv.get(k + 1).cloned()
+            } else {
+                w.strip_prefix(&prefix).map(str::to_owned)
+            }
+        })
+        .collect()
+}
+
 /// B3: in a job with several legs, a `type=gha` cache entry of a build
 /// step (`cache-from` / `cache-to` inputs, `--cache-from` / `--cache-to`
 /// of `docker buildx build`) resolves to a different scope per leg.
@@ -1800,34 +1827,11 @@ fn check_cache_scopes(cx: &mut Ctx<'_>) {
                         }
                     }
                 } else if let Some(run) = &s.run {
-                    let Ok(cmds) = scope.commands(run) else {
-                        continue;
-                    };
-                    for c in cmds {
-                        let a = c.argv();
-                        if !(a.len() >= 3
-                            && a[0] == "docker"
-                            && a[1] == "buildx"
-                            && a[2] == "build")
-                        {
-                            continue;
-                        }
-                        let mut k = 3;
-                        while k < a.len() {
-                            for what in ["--cache-from", "--cache-to"] {
-                                if a[k] == what && k + 1 < a.len() {
-                                    entries.push((
-                                        what.trim_start_matches('-').to_owned(),
-                                        a[k + 1].clone(),
-                                    ));
-                                } else if let Some(v) = a[k].strip_prefix(&format!("{what}=")) {
-                                    entries.push((
-                                        what.trim_start_matches('-').to_owned(),
-                                        v.to_owned(),
-                                    ));
-                                }
+                    for a in buildx_build_calls(&scope, run) {
+                        for what in ["--cache-from", "--cache-to"] {
+                            for v in flag_values(&a, what) {
+                                entries.push((what.trim_start_matches('-').to_owned(), v));
                             }
-                            k += 1;
                         }
                     }
                 }
@@ -1948,27 +1952,10 @@ fn check_emulation(cx: &mut Ctx<'_>, calls: &[FoundCall]) {
                         );
                     }
                 } else if let Some(run) = &s.run {
-                    let Ok(cmds) = scope.commands(run) else {
-                        continue;
-                    };
-                    for c in cmds {
-                        let a = c.argv();
-                        // The xtask's own strategies are checked above.
-                        if !(a.len() >= 3
-                            && a[0] == "docker"
-                            && a[1] == "buildx"
-                            && a[2] == "build")
-                        {
-                            continue;
-                        }
-                        for (k, w) in a.iter().enumerate() {
-                            if w == "--platform" {
-                                if let Some(v) = a.get(k + 1) {
-                                    targets.extend(v.split(',').map(str::to_owned));
-                                }
-                            } else if let Some(v) = w.strip_prefix("--platform=") {
-                                targets.extend(v.split(',').map(str::to_owned));
-                            }
+                    // The xtask's own strategies are checked above.
+                    for a in buildx_build_calls(&scope, run) {
+                        for v in flag_values(&a, "--platform") {
+                            targets.extend(v.split(',').map(str::to_owned));
                         }
                     }
                 }

@@ -510,16 +510,7 @@ fn plan_job(
         match scope.condition(cond) {
             Ok(Some(true)) => {}
             Ok(Some(false)) => {
-                steps.push(PlannedStep::Skip {
-                    job: job.id.clone(),
-                    leg: String::new(),
-                    step: "job".to_owned(),
-                    reason: format!(
-                        "`if: {cond}` is false for {} {}",
-                        ctx.event.name(),
-                        ctx.refs.full
-                    ),
-                });
+                steps.push(skipped_by_if(&job.id, "", "job".to_owned(), cond, ctx));
                 return;
             }
             Ok(None) => {
@@ -564,16 +555,7 @@ fn plan_job(
                 match scope.condition(cond) {
                     Ok(Some(true)) => {}
                     Ok(Some(false)) => {
-                        steps.push(PlannedStep::Skip {
-                            job: job.id.clone(),
-                            leg: label.clone(),
-                            step: step.label(),
-                            reason: format!(
-                                "`if: {cond}` is false for {} {}",
-                                ctx.event.name(),
-                                ctx.refs.full
-                            ),
-                        });
+                        steps.push(skipped_by_if(&job.id, &label, step.label(), cond, ctx));
                         continue;
                     }
                     Ok(None) => {
@@ -685,6 +667,20 @@ fn plan_step(
 // ---------------------------------------------------------------------------
 // Command layer
 // ---------------------------------------------------------------------------
+
+/// A job or step left out because its `if:` is false for this run.
+fn skipped_by_if(job: &str, leg: &str, step: String, cond: &str, ctx: &RunContext) -> PlannedStep {
+    PlannedStep::Skip {
+        job: job.to_owned(),
+        leg: leg.to_owned(),
+        step,
+        reason: format!(
+            "`if: {cond}` is false for {} {}",
+            ctx.event.name(),
+            ctx.refs.full
+        ),
+    }
+}
 
 /// W5 as the CLI itself decides it: expands the workflow for a push to
 /// `main`, a release tag push and a pull request (matrix values, `env:`,

@@ -1124,7 +1124,8 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
             // Started by its package's install script but not answering yet:
             // a second dockerd would stop at once on the pid file; wait instead.
             let pid = std::fs::read_to_string("/var/run/docker.pid").unwrap_or_default();
-            let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap_or_default();
+            let comm =
+                std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap_or_default();
             if !pid.trim().is_empty() && comm.trim() == "dockerd" {
                 eprintln!(
                     "    dockerd (pid {}) is starting already; waiting for it",
