@@ -212,6 +212,8 @@ pub fn resolve(
     eprintln!(
         "bases ({}): builder {}, runtime {}",
         match (mode, resolved.local) {
+            (Bases::Auto, true) if opts.dry_run =>
+                "auto, dry run: upstream not probed, showing the local substitutes",
             (Bases::Auto, true) => "auto: upstream registry unreachable, using local substitutes",
             (Bases::Auto, false) => "auto: upstream",
             (_, true) => "local",
@@ -227,6 +229,12 @@ pub fn resolve(
 /// `emulate` lists target platforms that also get a Rust builder of their
 /// own (for `--strategy emulate`).
 pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Result<()> {
+    if let Some(ca) = opts.ca_bundle.as_ref().filter(|ca| !ca.is_file()) {
+        bail!(
+            "--ca-bundle {}: no such file; pass a PEM bundle, or `none`",
+            ca.display()
+        );
+    }
     let build = Platform::host()?;
     let names = ensure_local(sh, build, opts)?;
     println!("rust builder ({build}): {}", names.builder);

@@ -2,7 +2,8 @@
 //! image size, measured on this machine in one run. Timings are reported,
 //! never asserted. It builds under its own registry prefix
 //! (`localhost:5000/brokkr-bench`) and makes cold builds with a fresh
-//! `BROKKR_CACHE_EPOCH`, so the user's images and build cache are left alone.
+//! `BROKKR_CACHE_EPOCH`, so the user's images and build cache are left alone
+//! (the build records under `target/xtask/images` are rewritten, as by any build).
 
 use std::{
     path::PathBuf,

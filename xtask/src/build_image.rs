@@ -100,7 +100,10 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
         Output::Load
     };
     let prepared = prepare(sh, &args.build, &platforms)?;
-    let records = if args.tag.is_empty() {
+    let repo = metadata::image_repository(&prepared.registry, args.component);
+    let extra = metadata::references(&repo, &args.tag);
+    let records = if platforms.len() == 1 || args.tag.is_empty() {
+        // One call per platform, each under its per-platform reference (plus the extra tags).
         let mut out = Vec::new();
         for p in &platforms {
             out.push(build(
@@ -110,14 +113,12 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
                 args.component,
                 &[p],
                 output,
-                &[],
+                &extra,
             )?);
         }
         out
     } else {
-        // One image holding every platform, under the explicit tags (B1 applies).
-        let repo = metadata::image_repository(&prepared.registry, args.component);
-        let refs = metadata::references(&repo, &args.tag);
+        // One image holding every platform, under the extra tags only (B1 applies).
         vec![build(
             sh,
             &prepared,
@@ -125,7 +126,7 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
             args.component,
             &platforms,
             output,
-            &refs,
+            &extra,
         )?]
     };
     if !args.build.dry_run {
@@ -134,9 +135,10 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     Ok(())
 }
 
-/// Builds `component` for `platforms` in one buildx call. With no
-/// `explicit_refs`, `platforms` must be one platform and the image is tagged
-/// with its unique per-platform reference; the record is saved.
+/// Builds `component` for `platforms` in one buildx call. With one platform
+/// the image is tagged with its unique per-platform reference plus
+/// `extra_refs`, and its record is saved; several platforms make one
+/// multi-platform image tagged with `extra_refs` only (no record).
 pub fn build(
     sh: &Shell,
     prepared: &Prepared,
@@ -144,7 +146,7 @@ pub fn build(
     component: &'static Component,
     platforms: &[&'static Platform],
     output: Output,
-    explicit_refs: &[String],
+    extra_refs: &[String],
 ) -> Result<BuildRecord> {
     buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
     if platforms.len() > 1 && !prepared.bases.emulate_rust_images.is_empty() {
@@ -153,10 +155,13 @@ pub fn build(
     let first = *platforms.first().context("no platform to build")?;
     let reference =
         metadata::per_platform_reference(&prepared.registry, component, &prepared.ctx, first);
-    let tags = if explicit_refs.is_empty() {
-        vec![reference.clone()]
+    let single = platforms.len() == 1;
+    let tags: Vec<String> = if single {
+        std::iter::once(reference.clone())
+            .chain(extra_refs.iter().cloned())
+            .collect()
     } else {
-        explicit_refs.to_vec()
+        extra_refs.to_vec()
     };
     let repository = metadata::image_repository(&prepared.registry, component);
     let scope = buildx::cache_scope(component, platforms);
@@ -261,7 +266,7 @@ pub fn build(
         dependency_crates_compiled: buildx::dependency_crates_compiled(&out.stderr).len(),
         strategy: opts.strategy.as_str().into(),
     };
-    if explicit_refs.is_empty() {
+    if single {
         let mut rec = rec.clone();
         rec.pushed_digest = match output {
             Output::Push => rec.digest.clone(),

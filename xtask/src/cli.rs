@@ -118,8 +118,9 @@ pub struct BuildImageArgs {
     /// Push the image to the registry under its per-platform reference instead of loading it.
     #[arg(long)]
     pub push: bool,
-    /// Extra local tag for a loaded image (repeatable). Several platforms with a tag make one
-    /// multi-platform image. Not with --push: final tags are written by `cargo xtask manifest`.
+    /// Extra local tag for a loaded image (repeatable), next to the per-platform reference;
+    /// several platforms with a tag make one multi-platform image under the tags only. Not
+    /// with --push: final tags are written by `cargo xtask manifest --tag`.
     #[arg(long, conflicts_with = "push")]
     pub tag: Vec<String>,
     /// Options shared with `images`.

@@ -231,6 +231,7 @@ pub fn explain(stderr: &str) -> Option<Hint> {
     }
     if has("certificate signed by unknown authority")
         || has("self-signed certificate in certificate chain")
+        || has("unable to get local issuer certificate")
     {
         // cargo/curl inside a build (crates.io behind a TLS-intercepting proxy)
         // reports "SSL certificate problem"; the engine talking to a registry
@@ -240,8 +241,8 @@ pub fn explain(stderr: &str) -> Option<Hint> {
                 Cause::UnknownCa,
                 "a download inside the build met a TLS certificate from an authority the builder image does not trust \
                  (a TLS-intercepting proxy?)",
-                "pass the CA bundle that trusts it: `--ca-bundle FILE` (default: the host's \
-                 /etc/ssl/certs/ca-certificates.crt)",
+                "pass the CA bundle that trusts it: `--ca-bundle FILE` (default: $SSL_CERT_FILE, else the \
+                 host's /etc/ssl/certs/ca-certificates.crt)",
             );
         }
         let host = url_host(stderr).unwrap_or_else(|| "the registry".to_owned());
@@ -300,14 +301,16 @@ pub fn explain(stderr: &str) -> Option<Hint> {
         }
     }
     if has("failed to resolve source metadata for docker.io/")
+        || has("failed to resolve source metadata for gcr.io/")
         || has("lookup registry-1.docker.io")
+        || has("lookup gcr.io")
         || has("lookup auth.docker.io")
         || has("lookup production.cloudflare.docker.com")
     {
         return hint(
             Cause::UpstreamUnreachable,
-            "the upstream base images (Docker Hub) cannot be reached",
-            "use the base images from the local registry: `--bases local` (see `cargo xtask base-images`)",
+            "the upstream base images (Docker Hub, gcr.io) cannot be reached",
+            "use the local substitutes built from Debian's archive: `--bases local` (see `cargo xtask base-images`)",
         );
     }
     if has("relocations in generic elf") {

@@ -216,7 +216,7 @@ impl ComponentList {
             if part.eq_ignore_ascii_case("all") {
                 picked.extend(COMPONENTS.iter());
             } else {
-                picked.push(component(part)?);
+                picked.push(component(part).map_err(|e| anyhow::anyhow!("{e} (or `all`)"))?);
             }
         }
         Ok(ComponentList(
@@ -236,12 +236,7 @@ pub fn component(s: &str) -> Result<&'static Component> {
     COMPONENTS
         .iter()
         .find(|c| c.name == wanted || c.package == wanted)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown component `{s}`; supported: {} (or `all`)",
-                component_names()
-            )
-        })
+        .ok_or_else(|| anyhow::anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
 /// clap value parser for `--platform LIST`.

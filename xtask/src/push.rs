@@ -52,9 +52,11 @@ pub fn push_one(
         .args(["image", "inspect", "--format", "{{.Id}}", reference])
         .capture(sh)?;
     if !exists.ok {
+        // The registry part of the reference, so the hint builds the same name.
+        let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
         bail!(
             "{reference} is not in the local image store; build it first: \
-             cargo xtask build-image --component {} --platform {}",
+             cargo xtask build-image --component {} --platform {} --registry {registry}",
             component.name,
             platform.arch
         );

@@ -1,7 +1,7 @@
 //! Build records: what `build-image` and `push` produced, kept as JSON under
-//! `target/xtask/images/<component>-<arch>.json` so that later commands
-//! (`push`, `smoke`, `manifest`, `images`' table) find the results of
-//! earlier ones without asking the user to copy digests around.
+//! `target/xtask/images/<component>-<arch>.json`: `push` adds the digest
+//! the registry holds to the build's record, and CI, `bench` and users read
+//! them (digest, size, time, cached steps) without scraping logs.
 
 use std::path::PathBuf;
 

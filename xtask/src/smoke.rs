@@ -43,6 +43,29 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     };
     let mut failures = Vec::new();
     for p in &platforms {
+        let missing: Vec<String> = components
+            .iter()
+            .map(|c| reference(c, p))
+            .filter(|r| !image_available(sh, r))
+            .collect();
+        if !missing.is_empty() {
+            let build = match &args.tag {
+                Some(_) => format!("push and `cargo xtask manifest` for {p} first"),
+                None if registry == crate::project::LOCAL_REGISTRY => {
+                    format!("build them first: cargo xtask images --platform {}", p.arch)
+                }
+                None => format!(
+                    "build them first: cargo xtask images --platform {} --registry {registry}",
+                    p.arch
+                ),
+            };
+            println!(
+                "FAIL  {p}: not in the local store nor the registry: {}; {build}",
+                missing.join(", ")
+            );
+            failures.push(format!("{p}: missing {}", missing.join(", ")));
+            continue;
+        }
         for c in &components {
             let r = reference(c, p);
             match check_version(sh, &r, p) {
@@ -73,6 +96,15 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether `reference` is in the local image store or its registry.
+fn image_available(sh: &Shell, reference: &str) -> bool {
+    let local = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]);
+    let remote = Cmd::new("docker").args(["buildx", "imagetools", "inspect", reference]);
+    [local, remote]
+        .iter()
+        .any(|c| c.capture(sh).is_ok_and(|o| o.ok))
 }
 
 fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {

@@ -171,8 +171,10 @@ pub enum PlannedStep {
         leg: String,
         /// The step's label.
         step: String,
-        /// Arguments after `cargo xtask`.
+        /// Arguments after `cargo xtask`, as run here (registry and cache rewritten).
         argv: Vec<String>,
+        /// Arguments after `cargo xtask` as the workflow writes them.
+        written: Vec<String>,
         /// Environment: GitHub's variables, then workflow, job and step `env:`.
         env: Vec<(String, String)>,
         /// What was rewritten for the local run (registry, cache).
@@ -310,6 +312,8 @@ pub fn github_env(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(String, St
     [
         ("CI", "true".to_owned()),
         ("GITHUB_ACTIONS", "true".to_owned()),
+        // host setup: this machine is no GitHub runner (see host::probe::github_actions)
+        ("BROKKR_WORKFLOW_RUN", "1".to_owned()),
         ("GITHUB_EVENT_NAME", ctx.event.name().to_owned()),
         ("GITHUB_REF", ctx.refs.full.clone()),
         ("GITHUB_REF_NAME", ctx.refs.name.clone()),
@@ -640,6 +644,7 @@ fn plan_step(
             errors.push(format!("{whr}: `{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", argv.join(" ")));
             continue;
         };
+        let written = args.to_vec();
         let (argv, notes) = rewrite(args, &ctx.registry);
         let mut env = github_env(ctx, wf, &job.id);
         env.extend(scope.env.iter().cloned());
@@ -658,6 +663,7 @@ fn plan_step(
             leg: label.to_owned(),
             step: step.label(),
             argv,
+            written,
             env: dedup,
             notes,
         });
@@ -717,13 +723,13 @@ pub fn expanded_call_errors(wf: &Workflow, cli: &clap::Command) -> Vec<Diagnosti
                 job,
                 leg,
                 step,
-                argv,
+                written,
                 ..
             } = s
             else {
                 continue;
             };
-            let words = std::iter::once("cargo xtask".to_owned()).chain(argv.iter().cloned());
+            let words = std::iter::once("cargo xtask".to_owned()).chain(written.iter().cloned());
             if let Err(e) = cli.clone().try_get_matches_from(words) {
                 let first = e
                     .to_string()
@@ -734,7 +740,7 @@ pub fn expanded_call_errors(wf: &Workflow, cli: &clap::Command) -> Vec<Diagnosti
                     .to_owned();
                 let message = format!(
                     "`cargo xtask {}` ({job} {leg}, {}) is refused by the CLI: {first}",
-                    argv.join(" "),
+                    written.join(" "),
                     event.name()
                 );
                 let line = step_line(wf, &job, &step);
@@ -757,12 +763,17 @@ pub fn expanded_call_errors(wf: &Workflow, cli: &clap::Command) -> Vec<Diagnosti
 fn step_line(wf: &Workflow, job: &str, label: &str) -> usize {
     let Some(j) = wf.job(job) else { return 1 };
     let start = wf.job_line(j);
-    let name = format!(
-        "name: {}",
-        label.trim_start_matches("step `").trim_end_matches('`')
-    );
+    let bare = label.trim_start_matches("step `").trim_end_matches('`');
+    let names = [
+        format!("name: {bare}"),
+        format!("name: \"{bare}\""),
+        format!("name: '{bare}'"),
+    ];
     let lines: Vec<&str> = wf.text.lines().collect();
-    let is_name = |i: &usize| lines[*i].trim_start().trim_start_matches("- ").trim_start() == name;
+    let is_name = |i: &usize| {
+        let l = lines[*i].trim_start().trim_start_matches("- ").trim_start();
+        names.iter().any(|n| n == l)
+    };
     let Some(at) = (start..lines.len()).find(is_name) else {
         return start;
     };

@@ -190,8 +190,13 @@ pub fn sudo_works(sh: &Shell) -> bool {
 }
 
 /// Whether this runs in GitHub Actions (`GITHUB_ACTIONS=true`, set on every runner).
+///
+/// `cargo xtask workflow run` sets `GITHUB_ACTIONS=true` for the steps it
+/// replays, and `BROKKR_WORKFLOW_RUN=1` so that host setup still treats
+/// this machine as what it is.
 pub fn github_actions() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+        && std::env::var_os("BROKKR_WORKFLOW_RUN").is_none()
 }
 
 /// Whether systemd is the init system (sd_booted(3): `/run/systemd/system` exists).
