@@ -235,6 +235,15 @@ pub fn build(
         bail!(msg);
     }
     let steps = buildx::parse_progress(&out.stderr);
+    if let Some(e) = buildx::cache_export_error(&out.stderr) {
+        // B4: ignore-error=true kept the build; say so instead of hiding it.
+        let line =
+            format!("the build cache export failed and was ignored (the image is fine): {e}");
+        if gha::active() {
+            println!("::warning::{line}");
+        }
+        eprintln!("warning: {line}");
+    }
     let digest = std::fs::read_to_string(&metadata_file)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -530,6 +530,24 @@ pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
     out
 }
 
+/// The error of a failed cache export in plain progress output (`#24
+/// exporting cache to registry` ... `#24 ERROR: ...`), which
+/// `ignore-error=true` turned into a warning (case B4): the image is fine,
+/// the next build just starts colder.
+pub fn cache_export_error(progress: &str) -> Option<String> {
+    let steps = parse_progress(progress);
+    steps
+        .iter()
+        .filter(|s| s.name.starts_with("exporting cache"))
+        .find_map(|s| {
+            let prefix = format!("#{} ERROR: ", s.id);
+            progress
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .map(str::to_owned)
+        })
+}
+
 /// Whether the dependency-cooking step (`cargo chef cook`) of every platform
 /// was served from the cache.
 pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
@@ -800,6 +818,30 @@ mod tests {
              --cache-from type=gha,scope=brokkr-broker-linux-arm64 \
              --cache-to type=gha,scope=brokkr-broker-linux-arm64,mode=max,ignore-error=true \
              --progress plain --metadata-file target/m.json --push ."
+        );
+    }
+
+    #[test]
+    fn b4_a_failed_cache_export_is_reported() {
+        let export = "#24 exporting cache to registry\n#24 preparing build cache for export\n\
+#24 ERROR: error writing layer blob: 401 Unauthorized\n#25 exporting to image\n#25 DONE 0.1s\n";
+        assert_eq!(
+            cache_export_error(export).as_deref(),
+            Some("error writing layer blob: 401 Unauthorized")
+        );
+        assert_eq!(
+            cache_export_error("#24 exporting cache to registry\n#24 DONE 1.0s\n#3 ERROR: other\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn b11_dependency_crates_compiled() {
+        let log = "#14 0.5    Compiling brokkr-broker v0.1.0 (/src/broker)\n#9 1.2    Compiling serde v1.0.228\n\
+#10 1.2    Compiling serde v1.0.228\n#9 2.0    Compiling xtask v0.1.0 (/src/xtask)\n";
+        assert_eq!(dependency_crates_compiled(log), vec!["serde v1.0.228"]);
+        assert!(
+            dependency_crates_compiled("#14 0.5    Compiling brokkr-agent v0.1.0\n").is_empty()
         );
     }
 

@@ -479,3 +479,32 @@ fn workflow_push_flow_publishes_and_pull_request_flow_pushes_nothing() {
         "a pull request run must not change the registry"
     );
 }
+
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn a_failing_cache_export_warns_and_the_build_succeeds() {
+    four_images_pushed();
+    // The password-protected registry refuses the anonymous cache export (B4).
+    ok(xtask(&["registry", "start", "--auth"]));
+    let status = ok(xtask(&["registry", "status", "--auth"]));
+    let host = stdout(&status)
+        .split_whitespace()
+        .find(|w| w.starts_with("localhost:") && *w != "localhost:5000")
+        .map(str::to_owned)
+        .unwrap_or_else(|| "localhost:5001".to_owned());
+    let o = ok(xtask(&[
+        "build-image",
+        "--component",
+        "broker",
+        "--cache",
+        "registry",
+        "--registry",
+        &host,
+    ]));
+    let log = stderr(&o);
+    assert!(
+        log.contains("warning: the build cache export failed and was ignored"),
+        "the failed export must be reported as a warning:\n{log}"
+    );
+    ok(xtask(&["registry", "stop", "--auth"]));
+}
