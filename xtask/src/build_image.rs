@@ -280,7 +280,7 @@ pub fn build(
         rec.pushed_digest = match output {
             Output::Push => rec.digest.clone(),
             // A rebuild that produced the very image pushed before keeps its pushed digest.
-            Output::Load => record::load(component, first)?
+            Output::Load => record::load(&rec.reference, component, first)?
                 .filter(|old| old.reference == rec.reference && old.digest == rec.digest)
                 .and_then(|old| old.pushed_digest),
         };

@@ -64,7 +64,7 @@ pub fn push_one(
     let push = Cmd::new("docker").args(["push", reference]);
     diagnose::run_retrying(sh, &push, &format!("push {reference}"))?;
     let digest = remote_digest(sh, reference)?;
-    let mut rec = record::load(component, platform)?.unwrap_or_default();
+    let mut rec = record::load(reference, component, platform)?.unwrap_or_default();
     rec.component = component.name.into();
     rec.platform = platform.name.into();
     rec.reference = reference.into();

@@ -1,5 +1,5 @@
 //! Build records: what `build-image` and `push` produced, kept as JSON under
-//! `target/xtask/images/<component>-<arch>.json`: `push` adds the digest
+//! `target/xtask/images/<registry>/<component>-<arch>.json`: `push` adds the digest
 //! the registry holds to the build's record, and CI, `bench` and users read
 //! them (digest, size, time, cached steps) without scraping logs.
 
@@ -45,14 +45,34 @@ pub fn dir() -> PathBuf {
     crate::target_dir().join("xtask").join("images")
 }
 
-/// The record file of one leg: `target/xtask/images/broker-arm64.json`.
-pub fn path(component: &Component, platform: &Platform) -> PathBuf {
-    dir().join(format!("{}-{}.json", component.name, platform.arch))
+/// The record file of one leg, per registry so that builds for different
+/// registries never overwrite each other's records:
+/// `target/xtask/images/localhost_5000/broker-arm64.json` for
+/// `localhost:5000/brokkr-broker:sha-abc1234-arm64`.
+pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
+    let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
+    let slug: String = registry
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir()
+        .join(slug)
+        .join(format!("{}-{}.json", component.name, platform.arch))
 }
 
 /// Reads the record of one leg; `Ok(None)` when there is none.
-pub fn load(component: &Component, platform: &Platform) -> Result<Option<BuildRecord>> {
-    let p = path(component, platform);
+pub fn load(
+    reference: &str,
+    component: &Component,
+    platform: &Platform,
+) -> Result<Option<BuildRecord>> {
+    let p = path(reference, component, platform);
     match std::fs::read_to_string(&p) {
         Ok(text) => Ok(Some(
             serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?,
@@ -62,10 +82,12 @@ pub fn load(component: &Component, platform: &Platform) -> Result<Option<BuildRe
     }
 }
 
-/// Writes the record of one leg (pretty JSON).
+/// Writes the record of one leg (pretty JSON), under [`path`] of its reference.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
-    let p = path(component, platform);
-    std::fs::create_dir_all(dir()).with_context(|| format!("creating {}", dir().display()))?;
+    let p = path(&record.reference, component, platform);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     std::fs::write(&p, serde_json::to_string_pretty(record)? + "\n")
         .with_context(|| format!("writing {}", p.display()))
 }
@@ -86,6 +108,31 @@ mod tests {
     fn sizes() {
         assert_eq!(human_size(Some(12_345_678)), "12.3 MB");
         assert_eq!(human_size(None), "-");
+    }
+
+    #[test]
+    fn one_file_per_registry_and_leg() {
+        let broker = crate::project::component("broker").unwrap();
+        let arm64 = Platform::parse("arm64").unwrap();
+        let p = |r: &str| {
+            path(r, broker, arm64)
+                .strip_prefix(dir())
+                .unwrap()
+                .display()
+                .to_string()
+        };
+        assert_eq!(
+            p("localhost:5000/brokkr-broker:sha-abc1234-arm64"),
+            "localhost_5000/broker-arm64.json"
+        );
+        assert_eq!(
+            p("localhost:5000/m4/brokkr-broker:sha-abc1234-arm64"),
+            "localhost_5000_m4/broker-arm64.json"
+        );
+        assert_eq!(
+            p("ghcr.io/acme/brokkr-broker:sha-abc1234-arm64"),
+            "ghcr.io_acme/broker-arm64.json"
+        );
     }
 
     #[test]

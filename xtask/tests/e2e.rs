@@ -251,9 +251,9 @@ fn images_cross_push_smoke_manifest_and_pull_by_final_tag() {
     for c in ["broker", "agent"] {
         for arch in ["amd64", "arm64"] {
             let record: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(
-                    root().join(format!("target/xtask/images/{c}-{arch}.json")),
-                )
+                &std::fs::read_to_string(root().join(format!(
+                    "target/xtask/images/localhost_5000/{c}-{arch}.json"
+                )))
                 .unwrap(),
             )
             .unwrap();
