@@ -10,11 +10,7 @@ use xshell::Shell;
 
 use crate::{
     buildx::{self, BuilderFacts, Strategy},
-    host::{
-        probe,
-        setup::{self, EnsureOpts},
-        ImageStore,
-    },
+    host::{probe, setup, ImageStore},
     project::{Platform, COMPONENTS},
 };
 
@@ -71,14 +67,7 @@ pub fn ensure_build_host(
     let mut checked: Vec<&'static Platform> = vec![build];
     let extra: &[&'static Platform] = if no_setup { &needs_qemu } else { platforms };
     checked.extend(extra.iter().copied().filter(|p| *p != build));
-    setup::ensure(
-        sh,
-        &checked,
-        EnsureOpts {
-            no_setup,
-            dry_run: false,
-        },
-    )?;
+    setup::ensure(sh, &checked, no_setup)?;
     let facts = builder_facts(sh)?;
     let still = missing_emulation(platforms, build, &emulated, has_binfmt);
     if !still.is_empty() {

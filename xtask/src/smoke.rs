@@ -26,14 +26,7 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     let platforms = args.select.platforms()?;
     // Foreign platforms run through QEMU: register it when missing.
-    crate::host::setup::ensure(
-        sh,
-        &platforms,
-        crate::host::setup::EnsureOpts {
-            no_setup: false,
-            dry_run: false,
-        },
-    )?;
+    crate::host::setup::ensure(sh, &platforms, false)?;
     let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;

@@ -959,26 +959,17 @@ fn relax_for_runner(checks: &mut [doctor::Check]) {
     }
 }
 
-/// Options of [`ensure`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EnsureOpts {
-    /// `--no-setup`: never provision; fail with the remedies instead.
-    pub no_setup: bool,
-    /// `--dry-run`: print what setup would do, change nothing, do not fail.
-    pub dry_run: bool,
-}
-
 /// Makes sure the host can build for `platforms` before an image command
 /// runs: the [`doctor::preflight`] checks, quiet when they pass. Otherwise,
-/// unless `no_setup`, runs setup for `platforms` (without the registry)
+/// unless `no_setup` (`--no-setup`), runs setup for `platforms` (without the registry)
 /// and checks again. Errors list the failing checks and their fixes.
-pub fn ensure(sh: &Shell, platforms: &[&'static Platform], opts: EnsureOpts) -> Result<()> {
+pub fn ensure(sh: &Shell, platforms: &[&'static Platform], no_setup: bool) -> Result<()> {
     let checks = doctor::preflight(sh, platforms)?;
     if doctor::passed(&checks) {
         return Ok(());
     }
     eprint!("{}", doctor::render(&checks));
-    if opts.no_setup {
+    if no_setup {
         bail!(
             "the host is not ready for {} (--no-setup):\n{}",
             platforms
@@ -991,7 +982,7 @@ pub fn ensure(sh: &Shell, platforms: &[&'static Platform], opts: EnsureOpts) -> 
     }
     let setup = SetupOpts {
         platforms: platforms.to_vec(),
-        dry_run: opts.dry_run,
+        dry_run: false,
         local_registry: Some(false),
     };
     run(sh, &setup).context("provisioning the host (pass --no-setup to only check)")
