@@ -46,53 +46,27 @@ fn formatting() {
     );
 }
 
-/// Every `pub` item outside tests has a `///` doc comment (a `pub mod` may
-/// instead have `//!` docs in its file).
+/// Every module file opens with `//!` docs that say what it is for. Items
+/// carry `///` docs where they add what the name and type don't (formats,
+/// units, errors, the source of a rule); that is for review, not for a test.
 #[test]
-fn public_items_are_documented() {
+fn modules_are_documented() {
     let mut files = Vec::new();
     for dir in ["xtask/src", "broker/src", "agent/src"] {
         rust_files(&project_root().join(dir), &mut files);
     }
-    let mut missing = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            let t = line.trim_start();
-            if t.starts_with("#[cfg(test)]") {
-                break;
-            }
-            let item = [
-                "pub fn ",
-                "pub struct ",
-                "pub enum ",
-                "pub const ",
-                "pub static ",
-                "pub type ",
-                "pub trait ",
-            ]
-            .iter()
-            .any(|k| t.starts_with(k))
-                || (t.starts_with("pub ")
-                    && t.contains(": ")
-                    && !t.contains('(')
-                    && line.starts_with("    "));
-            if !item {
-                continue;
-            }
-            let mut j = i;
-            while j > 0 && lines[j - 1].trim_start().starts_with("#[") {
-                j -= 1;
-            }
-            if j == 0 || !lines[j - 1].trim_start().starts_with("///") {
-                missing.push(format!("{}:{}: {}", f.display(), i + 1, t));
-            }
-        }
-    }
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| !f.ends_with("tests.rs"))
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            !text.trim_start().starts_with("//!")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
     assert!(
         missing.is_empty(),
-        "public items without a doc comment:\n{}",
+        "module files without `//!` docs:\n{}",
         missing.join("\n")
     );
 }
