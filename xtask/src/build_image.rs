@@ -5,30 +5,54 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use serde::Deserialize;
 use xshell::Shell;
 
 use crate::{
     base_images::{self, BaseOptions, ResolvedBases},
     buildx::{self, BuildSpec, CacheKind, Output},
-    cli::{self, BuildImageArgs, BuildOpts},
+    cli::{self, BuildOpts},
     diagnose, gha,
     metadata::{self, Context},
     plan::Cmd,
     preflight,
-    project::{Component, Platform, PlatformList},
+    project::{parse_one_component, parse_platform_list, Component, Platform, PlatformList},
     record::{self, BuildRecord},
     tags,
 };
 
+/// Options of `build-image`.
+#[derive(Debug, Args)]
+pub struct BuildImageArgs {
+    /// The component to build (`broker` or `agent`; several: `cargo xtask images`).
+    #[arg(long, value_parser = parse_one_component)]
+    pub component: &'static Component,
+    /// Target platforms (`arm64`, `linux/amd64,linux/arm64`, `all`); default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Load the image into the local engine (the default).
+    #[arg(long, conflicts_with = "push")]
+    pub load: bool,
+    /// Push the image to the registry under its per-platform reference instead of loading it.
+    #[arg(long)]
+    pub push: bool,
+    /// Extra local tag for a loaded image (repeatable), next to the per-platform reference;
+    /// several platforms with a tag make one multi-platform image under the tags only. Not
+    /// with --push: final tags are written by `cargo xtask manifest --tag`.
+    #[arg(long, conflicts_with = "push")]
+    pub tag: Vec<String>,
+    /// Options shared with `images`.
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
 /// What every build of one invocation shares: the checked host, the base
-/// images, the git/GitHub context and the registry.
+/// images, the git/GitHub context, the registry and whether the tree is dirty.
 #[derive(Clone)]
 pub struct Prepared {
-    /// Base images for the Dockerfiles.
     pub bases: ResolvedBases,
-    /// Tag context (commit, ref, event).
     pub ctx: Context,
-    /// Registry prefix (`localhost:5000`).
     pub registry: String,
     /// CA bundle for the `ca-bundle` secret.
     pub ca_bundle: Option<PathBuf>,
@@ -38,6 +62,28 @@ pub struct Prepared {
     pub cargo_metadata: String,
     /// Builder facts for the preflight (B1).
     pub builder: buildx::BuilderFacts,
+    /// Uncommitted changes: references and records say `dirty`.
+    pub dirty: bool,
+}
+
+/// Checks a CA bundle file: it exists and holds at least one PEM
+/// certificate (`-----BEGIN CERTIFICATE-----`).
+pub fn check_ca_bundle(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read(path).with_context(|| {
+        format!(
+            "--ca-bundle {}: cannot read it; pass a PEM bundle, or `none`",
+            path.display()
+        )
+    })?;
+    if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
+        bail!(
+            "--ca-bundle {}: {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); pass a PEM \
+             bundle such as /etc/ssl/certs/ca-certificates.crt, or `none`",
+            path.display(),
+            if text.is_empty() { "the file is empty and" } else { "it" }
+        );
+    }
+    Ok(())
 }
 
 /// Checks the host for building `platforms` (setting up what is missing
@@ -45,12 +91,7 @@ pub struct Prepared {
 pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) -> Result<Prepared> {
     let ca_bundle = cli::ca_bundle(opts.ca_bundle.as_deref());
     if let Some(ca) = &ca_bundle {
-        if !ca.is_file() {
-            bail!(
-                "--ca-bundle {}: no such file; pass a PEM bundle, or `none`",
-                ca.display()
-            );
-        }
+        check_ca_bundle(ca)?;
     }
     if opts.cache == CacheKind::Gha {
         buildx::check_gha_env(|k| std::env::var(k).ok())?;
@@ -85,6 +126,7 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
         created: tags::created_now()?,
         cargo_metadata: tags::cargo_metadata(sh)?,
         builder,
+        dirty: record::tree_dirty(sh)?,
     })
 }
 
@@ -153,8 +195,13 @@ pub fn build(
         bail!("--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform");
     }
     let first = *platforms.first().context("no platform to build")?;
-    let reference =
-        metadata::per_platform_reference(&prepared.registry, component, &prepared.ctx, first);
+    let reference = record::reference(
+        &prepared.registry,
+        component,
+        &prepared.ctx,
+        first,
+        prepared.dirty,
+    );
     let single = platforms.len() == 1;
     let tags: Vec<String> = if single {
         std::iter::once(reference.clone())
@@ -244,14 +291,15 @@ pub fn build(
         }
         eprintln!("warning: {line}");
     }
+    #[derive(Deserialize)]
+    struct BuildxMetadata {
+        #[serde(rename = "containerimage.digest")]
+        digest: Option<String>,
+    }
     let digest = std::fs::read_to_string(&metadata_file)
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| {
-            v.get("containerimage.digest")
-                .and_then(|d| d.as_str())
-                .map(str::to_owned)
-        });
+        .and_then(|t| serde_json::from_str::<BuildxMetadata>(&t).ok())
+        .and_then(|m| m.digest);
     let size_bytes = if output == Output::Load && platforms.len() == 1 {
         image_size(sh, &spec.tags[0], first)
     } else {
@@ -274,6 +322,7 @@ pub fn build(
         dependency_stage_cached: buildx::dependency_stage_cached(&steps),
         dependency_crates_compiled: buildx::dependency_crates_compiled(&out.stderr).len(),
         strategy: opts.strategy.as_str().into(),
+        dirty: prepared.dirty,
     };
     if single {
         let mut rec = rec.clone();
@@ -398,4 +447,38 @@ pub fn print_table(records: &[BuildRecord]) -> Result<()> {
     ];
     println!("{}", gha::text_table(&header, &rows));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ca_bundle_must_be_pem() {
+        let dir = std::env::temp_dir().join(format!("xtask-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            ("empty.pem", "", Some("the file is empty")),
+            (
+                "der.crt",
+                "0\u{82}\u{3}binary",
+                Some("holds no PEM certificate"),
+            ),
+            (
+                "ok.pem",
+                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                None,
+            ),
+        ];
+        for (name, body, want) in cases {
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            match (super::check_ca_bundle(&p), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),
+                (got, _) => panic!("{name}: {got:?}"),
+            }
+        }
+        let err = super::check_ca_bundle(&dir.join("absent.pem")).unwrap_err();
+        assert!(err.to_string().contains("cannot read it"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

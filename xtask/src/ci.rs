@@ -5,9 +5,18 @@
 use std::{path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use xshell::Shell;
 
-use crate::{cli::CiArgs, gha, plan::Cmd};
+use crate::{gha, plan::Cmd};
+
+/// Options of `ci`.
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// Skip the end-to-end stages that need Docker (format, lints and unit tests only).
+    #[arg(long)]
+    pub no_docker: bool,
+}
 
 /// One stage: a name and the command it runs.
 struct Stage {

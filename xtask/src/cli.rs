@@ -8,10 +8,15 @@ use crate::{
     base_images::Bases,
     buildx::{CacheKind, Progress, Strategy},
     project::{
-        parse_component, parse_component_list, parse_platform_list, Component, ComponentList,
-        PlatformList, LOCAL_REGISTRY,
+        parse_component_list, parse_platform_list, Component, ComponentList, PlatformList,
+        LOCAL_REGISTRY,
     },
     workflow_run::Event,
+};
+
+pub use crate::{
+    build_image::BuildImageArgs, ci::CiArgs, images::ImagesArgs, manifest::ManifestArgs,
+    push::PushArgs, smoke::SmokeArgs,
 };
 
 /// brokkr's build-and-release automation: multi-arch images with docker buildx.
@@ -75,7 +80,7 @@ pub struct BuildOpts {
     pub strategy: Strategy,
     /// Registry prefix of image names (`localhost:5000`, `ghcr.io/OWNER`); default:
     /// `ghcr.io/<owner>` in GitHub Actions, `localhost:5000` outside it.
-    #[arg(long, env = "BROKKR_REGISTRY")]
+    #[arg(long, env = "BROKKR_REGISTRY", value_parser = crate::project::parse_registry)]
     pub registry: Option<String>,
     /// Build cache to import and export, one scope per component and platform.
     #[arg(long, value_enum, default_value_t = CacheKind::None)]
@@ -103,31 +108,6 @@ pub struct BuildOpts {
     pub dry_run: bool,
 }
 
-/// Options of `build-image`.
-#[derive(Debug, Args)]
-pub struct BuildImageArgs {
-    /// The component to build (`broker` or `agent`).
-    #[arg(long, value_parser = parse_component)]
-    pub component: &'static Component,
-    /// Target platforms (`arm64`, `linux/amd64,linux/arm64`, `all`); default: the host's.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
-    /// Load the image into the local engine (the default).
-    #[arg(long, conflicts_with = "push")]
-    pub load: bool,
-    /// Push the image to the registry under its per-platform reference instead of loading it.
-    #[arg(long)]
-    pub push: bool,
-    /// Extra local tag for a loaded image (repeatable), next to the per-platform reference;
-    /// several platforms with a tag make one multi-platform image under the tags only. Not
-    /// with --push: final tags are written by `cargo xtask manifest --tag`.
-    #[arg(long, conflicts_with = "push")]
-    pub tag: Vec<String>,
-    /// Options shared with `images`.
-    #[command(flatten)]
-    pub build: BuildOpts,
-}
-
 /// Which images a command works on: components times platforms.
 #[derive(Clone, Debug, Args)]
 pub struct Selection {
@@ -149,96 +129,6 @@ impl Selection {
     pub fn platforms(&self) -> anyhow::Result<Vec<&'static crate::project::Platform>> {
         PlatformList::or_host(self.platform.clone())
     }
-}
-
-/// Options of `images`.
-#[derive(Debug, Args)]
-pub struct ImagesArgs {
-    /// Components and platforms to build.
-    #[command(flatten)]
-    pub select: Selection,
-    /// Push each image under its per-platform reference instead of loading it.
-    #[arg(long)]
-    pub push: bool,
-    /// Options shared with `build-image`.
-    #[command(flatten)]
-    pub build: BuildOpts,
-}
-
-/// Options of `push`.
-#[derive(Debug, Args)]
-pub struct PushArgs {
-    /// Components and platforms to push.
-    #[command(flatten)]
-    pub select: Selection,
-    /// Registry prefix; default as for `build-image`.
-    #[arg(long, env = "BROKKR_REGISTRY")]
-    pub registry: Option<String>,
-    /// Print the commands that would run, and run nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-/// Options of `smoke`.
-#[derive(Debug, Args)]
-pub struct SmokeArgs {
-    /// Components and platforms to test.
-    #[command(flatten)]
-    pub select: Selection,
-    /// Registry prefix of the references to run; default as for `build-image`.
-    #[arg(long, env = "BROKKR_REGISTRY")]
-    pub registry: Option<String>,
-    /// Run images by this tag instead of the per-platform references (e.g. a final tag like `main`).
-    #[arg(long)]
-    pub tag: Option<String>,
-}
-
-/// Options of `manifest`.
-#[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct ManifestArgs {
-    /// `verify`: check an existing index instead of creating one.
-    #[command(subcommand)]
-    pub command: Option<ManifestCommand>,
-    /// The component whose per-platform images are combined (`broker` or `agent`).
-    #[arg(long, value_parser = parse_component)]
-    pub component: Option<&'static Component>,
-    /// Platforms the index must hold; default: all supported platforms.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
-    /// Registry prefix; default as for `build-image`.
-    #[arg(long, env = "BROKKR_REGISTRY")]
-    pub registry: Option<String>,
-    /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag grammar.
-    #[arg(long)]
-    pub tag: Vec<String>,
-    /// Print the `imagetools create` command that would run, and write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Print the result as JSON: tags, index digest, platforms with digest and size.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Subcommands of `manifest`.
-#[derive(Debug, Subcommand)]
-pub enum ManifestCommand {
-    /// Verify an index: exactly the expected platforms, attestations ignored, no duplicates.
-    Verify(VerifyArgs),
-}
-
-/// Options of `manifest verify`.
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// The reference to read from its registry (`localhost:5000/brokkr-broker:main`).
-    #[arg(required_unless_present = "from_file")]
-    pub reference: Option<String>,
-    /// Read a saved index (`docker buildx imagetools inspect --raw` output) instead.
-    #[arg(long, conflicts_with = "reference", value_parser = absolute_path)]
-    pub from_file: Option<PathBuf>,
-    /// Platforms the index must hold; default: all supported platforms.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
 }
 
 /// Options of `base-images`.
@@ -325,14 +215,6 @@ pub struct WorkflowRunArgs {
     /// Print the plan without running it.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-/// Options of `ci`.
-#[derive(Debug, Args)]
-pub struct CiArgs {
-    /// Skip the end-to-end stages that need Docker (format, lints and unit tests only).
-    #[arg(long)]
-    pub no_docker: bool,
 }
 
 /// Options of `doctor`.
@@ -422,6 +304,6 @@ pub fn absolute(path: &Path) -> PathBuf {
 }
 
 /// clap value parser for file arguments: [`absolute`].
-fn absolute_path(s: &str) -> Result<PathBuf, String> {
+pub fn absolute_path(s: &str) -> Result<PathBuf, String> {
     Ok(absolute(Path::new(s)))
 }

@@ -1,21 +1,19 @@
 //! Diagnosis of docker, buildx, registry and cargo failures from their
-//! captured standard error: which ones are worth retrying, and what a
-//! person should do about the others.
-//!
-//! Pure functions over `&str` (matching is case-insensitive); the only side
-//! effects are in [`retry`], and [`retry_with`] takes them as a parameter.
+//! standard error: which ones are worth retrying ([`is_transient`]), and
+//! what to do about the others ([`explain`], a table of pattern -> cause and
+//! remedy). Pure functions over `&str`, matched case-insensitively.
 
 use std::{fmt, net::IpAddr, time::Duration};
 
-use crate::project::PLATFORMS;
+use crate::project::{LOCAL_REGISTRY, PLATFORMS};
 
-/// Total attempts [`retry`] makes at most (one try plus three retries).
+/// Total attempts [`retry_with`] makes at most (one try plus three retries).
 pub const MAX_ATTEMPTS: u32 = 4;
 /// Delay before the first retry; each next one doubles.
 pub const FIRST_DELAY: Duration = Duration::from_secs(1);
 
-/// Phrases (lower-case) of failures that retrying cannot fix: authentication,
-/// missing references, configuration. They win over transient phrases.
+/// Phrases of failures retrying cannot fix (authentication, missing
+/// references, configuration); they win over [`TRANSIENT`].
 const PERMANENT: &[&str] = &[
     "401 unauthorized",
     "unauthorized: ",
@@ -35,9 +33,8 @@ const PERMANENT: &[&str] = &[
     "exec format error",
 ];
 
-/// Phrases (lower-case) of failures that usually pass on their own: registry
-/// overload and network blips (Go's `net`/`net/http` wording, as docker and
-/// buildx print it).
+/// Phrases of failures that usually pass (registry overload, network blips,
+/// in Go's `net/http` wording as docker and buildx print it).
 const TRANSIENT: &[&str] = &[
     "500 internal server error",
     "502 bad gateway",
@@ -54,16 +51,10 @@ const TRANSIENT: &[&str] = &[
     "client.timeout exceeded",
 ];
 
-/// Whether a failed docker/buildx/registry command is worth retrying with
-/// backoff: HTTP 5xx and 429 answers, timeouts (`i/o timeout`, `TLS handshake
-/// timeout`, `context deadline exceeded`), `connection reset by peer`, and an
-/// `EOF` / `unexpected EOF` on a registry request.
-///
-/// Never transient, even next to those: 401/403, `denied:`, `manifest
-/// unknown`, `name unknown`, 404, certificate (`x509:`) and plain-HTTP
-/// errors, a full disk, `exec format error`. `connection refused` and DNS
-/// failures are not retried either (a registry that is not running or a host
-/// that is offline stays so).
+/// Whether a failed registry command is worth retrying: HTTP 5xx and 429,
+/// timeouts, resets, an `EOF` on a registry request. Never when a
+/// [`PERMANENT`] phrase or a 401/403/404 status is there; `connection
+/// refused` and DNS failures are not retried either.
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     let statuses = http_statuses(&lower);
@@ -79,8 +70,8 @@ pub fn is_transient(stderr: &str) -> bool {
         || lower.lines().any(is_registry_eof)
 }
 
-/// HTTP status codes mentioned as `status: 503`, `status code 503`,
-/// `status 503`, `statuscode=503` or `http 503` in lower-cased text.
+/// HTTP status codes written as `status: 503`, `status code 503`,
+/// `status 503`, `statuscode=503` or `http 503`.
 fn http_statuses(lower: &str) -> Vec<u16> {
     let mut found = Vec::new();
     for prefix in [
@@ -91,29 +82,24 @@ fn http_statuses(lower: &str) -> Vec<u16> {
         "statuscode=",
         "http ",
     ] {
-        let mut rest = lower;
-        while let Some(i) = rest.find(prefix) {
-            rest = &rest[i + prefix.len()..];
+        for (i, _) in lower.match_indices(prefix) {
+            let rest = &lower[i + prefix.len()..];
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             if digits.len() == 3 {
-                if let Ok(code) = digits.parse() {
-                    found.push(code);
-                }
+                found.extend(digits.parse::<u16>().ok());
             }
         }
     }
     found
 }
 
-/// A line that ends a registry request with `EOF` (Go's `io.EOF` /
-/// `io.ErrUnexpectedEOF`), e.g. `failed to do request: Head "https://...": EOF`.
+/// A line ending a registry request with Go's `EOF` / `unexpected EOF`.
 fn is_registry_eof(line: &str) -> bool {
     let line = line.trim();
-    let eof = line.ends_with(": eof") || line.contains("unexpected eof");
-    let request = ["http://", "https://", "request", "registry", "/v2/"]
-        .iter()
-        .any(|p| line.contains(p));
-    eof && request
+    (line.ends_with(": eof") || line.contains("unexpected eof"))
+        && ["http://", "https://", "request", "registry", "/v2/"]
+            .iter()
+            .any(|p| line.contains(p))
 }
 
 /// The kind of failure a [`Hint`] explains.
@@ -127,33 +113,28 @@ pub enum Cause {
     MultiPlatformLoad,
     /// A registry answered plain HTTP to HTTPS (case M5).
     PlainHttpRegistry,
-    /// The registry's TLS certificate is not trusted.
     UnknownCa,
-    /// Disk full.
     DiskFull,
-    /// Authentication missing or refused.
     AuthRequired,
     /// The reference does not exist in the registry.
     NotFound,
-    /// A loopback registry cannot be reached (not running, or the builder
-    /// runs in a container with its own `localhost`).
+    /// A loopback registry does not answer (not running, or the builder runs
+    /// in a container with its own `localhost`).
     LoopbackUnreachable,
-    /// Docker Hub (upstream base images) cannot be reached.
+    /// Docker Hub or gcr.io (upstream base images) cannot be reached.
     UpstreamUnreachable,
+    /// The registry's host name does not resolve.
+    UnknownHost,
     /// Cross-compiled objects linked with the host linker (case B8).
     CrossLinkerMissing,
-    /// The configured linker program does not exist.
     LinkerNotFound,
 }
 
 /// What went wrong, in one line, and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hint {
-    /// The kind of failure.
     pub cause: Cause,
-    /// One line: what happened.
     pub what: String,
-    /// What to do next (may name commands and files).
     pub fix: String,
 }
 
@@ -163,187 +144,200 @@ impl fmt::Display for Hint {
     }
 }
 
-fn hint(cause: Cause, what: impl Into<String>, fix: impl Into<String>) -> Option<Hint> {
+/// An extra condition on a [`Rule`], over the host the message names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    Always,
+    Loopback,
+    NotLoopback,
+    /// A download inside a build (cargo/curl/npm), not the engine's x509 error.
+    InBuild,
+}
+
+/// One diagnosis: every group of `all` must have a phrase in the message.
+/// `what` and `fix` may hold `{host}`, `{start}`, `{target}`, `{var}`,
+/// `{linker}`, `{install}`, filled from the message by [`facts`].
+struct Rule {
+    cause: Cause,
+    all: &'static [&'static [&'static str]],
+    guard: Guard,
+    what: &'static str,
+    fix: &'static str,
+}
+
+const PLAIN_HTTP_FIX: &str = "add \"{host}\" to `insecure-registries` in /etc/docker/daemon.json and restart \
+     dockerd (docker driver), or give the builder a buildkitd.toml with `[registry.\"{host}\"] http = true` \
+     (`docker buildx create --buildkitd-config FILE`); or serve it with TLS";
+const UNTRUSTED: &[&str] = &[
+    "certificate signed by unknown authority",
+    "self-signed certificate in certificate chain",
+    "unable to get local issuer certificate",
+];
+const AUTH: &[&str] = &[
+    "401 unauthorized",
+    "unauthorized: ",
+    "authentication required",
+    "denied: ",
+    "requested access to the resource is denied",
+    "insufficient_scope",
+    "403 forbidden",
+];
+
+/// The diagnoses, most specific first; the first that matches wins.
+const RULES: &[Rule] = &[
+    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu: uncaught target signal"]], guard: Guard::Always,
+        what: "the emulator (QEMU) crashed running a foreign binary",
+        fix: "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)" },
+    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu"], &["sigsegv", "segmentation fault"]], guard: Guard::Always,
+        what: "the emulator (QEMU) crashed running a foreign binary",
+        fix: "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)" },
+    Rule { cause: Cause::NoBinfmt, all: &[&["exec format error"]], guard: Guard::Always,
+        what: "a foreign-architecture binary could not run: no binfmt (QEMU) handler is registered for it",
+        fix: "run `cargo xtask setup` (registers QEMU), or build with `--strategy cross`" },
+    Rule { cause: Cause::MultiPlatformLoad, all: &[&[
+            "docker exporter does not currently support exporting manifest lists",
+            "multi-platform build is not supported for the docker driver",
+            "multiple platforms feature is currently not supported for docker driver"]], guard: Guard::Always,
+        what: "the `docker` driver without the containerd image store cannot load a multi-platform image",
+        fix: "build one platform with `--load`, or `--push` to a registry, or enable the containerd image store / \
+              use a docker-container builder (`docker buildx create --use`)" },
+    Rule { cause: Cause::PlainHttpRegistry, all: &[&["server gave http response to https client"]], guard: Guard::Loopback,
+        what: "the registry {host} speaks plain HTTP but was contacted over HTTPS", fix: PLAIN_HTTP_FIX },
+    Rule { cause: Cause::PlainHttpRegistry, all: &[&["server gave http response to https client"]], guard: Guard::NotLoopback,
+        what: "the registry {host} speaks plain HTTP; only a loopback registry (localhost, 127.0.0.1) is used \
+               over plain HTTP without configuration", fix: PLAIN_HTTP_FIX },
+    Rule { cause: Cause::UnknownCa, all: &[UNTRUSTED], guard: Guard::InBuild,
+        what: "a download inside the build met a TLS certificate from an authority the builder image does not \
+               trust (a TLS-intercepting proxy?)",
+        fix: "pass the CA bundle that trusts it: `--ca-bundle FILE` (default: $SSL_CERT_FILE, else the host's \
+              /etc/ssl/certs/ca-certificates.crt)" },
+    Rule { cause: Cause::UnknownCa, all: &[UNTRUSTED], guard: Guard::Always,
+        what: "the TLS certificate of {host} is signed by an authority the Docker engine does not trust",
+        fix: "install the registry's CA as /etc/docker/certs.d/{host}/ca.crt (docker driver), or give the builder \
+              a buildkitd.toml with `[registry.\"{host}\"] ca = [\"/path/ca.pem\"]`" },
+    Rule { cause: Cause::DiskFull, all: &[&["no space left on device"]], guard: Guard::Always,
+        what: "the disk holding Docker's data (or the build cache) is full",
+        fix: "free space: `docker builder prune` and `docker image prune`; `docker system df` shows usage" },
+    Rule { cause: Cause::AuthRequired, all: &[AUTH], guard: Guard::Always,
+        what: "the registry {host} refused the request: not logged in, or not allowed to push there",
+        fix: "`docker login {host}` (in GitHub Actions: docker/login-action, and `packages: write` for ghcr.io)" },
+    Rule { cause: Cause::NotFound, all: &[&["manifest unknown", "manifest_unknown", "name unknown", "name_unknown"]],
+        guard: Guard::Always,
+        what: "the image reference does not exist in the registry",
+        fix: "push the per-platform images first (`cargo xtask build-image --push` or `cargo xtask images --push`), \
+              and check registry, name and tag" },
+    Rule { cause: Cause::LoopbackUnreachable, all: &[&["connection refused"]], guard: Guard::Loopback,
+        what: "nothing answers at {host}: the local registry is not running, or the builder runs in a container \
+               whose localhost is not this host's",
+        fix: "{start}; a docker-container builder needs `--driver-opt network=host` to reach it" },
+    Rule { cause: Cause::UpstreamUnreachable, all: &[&[
+            "failed to resolve source metadata for docker.io/", "failed to resolve source metadata for gcr.io/",
+            "lookup registry-1.docker.io", "lookup gcr.io", "lookup auth.docker.io",
+            "lookup production.cloudflare.docker.com"]], guard: Guard::Always,
+        what: "the upstream base images (Docker Hub, gcr.io) cannot be reached",
+        fix: "use the local substitutes built from Debian's archive: `--bases local` (see `cargo xtask base-images`)" },
+    Rule { cause: Cause::UnknownHost, all: &[&["no such host"]], guard: Guard::Always,
+        what: "the host name of {host} does not resolve",
+        fix: "check the registry name you gave (--registry / BROKKR_REGISTRY) and this host's DNS" },
+    Rule { cause: Cause::CrossLinkerMissing, all: &[&["relocations in generic elf"]], guard: Guard::Always,
+        what: "objects compiled for {target} were linked by the host linker: no cross linker is configured",
+        fix: "set {var}={linker} (the default `--strategy cross` does), and install {linker}" },
+    Rule { cause: Cause::LinkerNotFound, all: &[&["error: linker `"], &["` not found"]], guard: Guard::Always,
+        what: "the linker `{linker}` is not installed",
+        fix: "{install}; `cargo xtask doctor` lists what is missing" },
+];
+
+/// Explains a failure from its standard error with the first matching rule
+/// of [`RULES`], or `None` when it is not one we know.
+pub fn explain(stderr: &str) -> Option<Hint> {
+    let lower = stderr.to_ascii_lowercase();
+    let host = if lower.contains("connection refused") {
+        dialled(&lower).or_else(|| url_host(&lower))
+    } else {
+        url_host(&lower).or_else(|| dialled(&lower))
+    };
+    let rule = RULES.iter().find(|r| {
+        r.all
+            .iter()
+            .all(|any| any.iter().any(|p| lower.contains(p)))
+            && match r.guard {
+                Guard::Always => true,
+                Guard::Loopback => host.as_deref().is_some_and(registry_is_loopback),
+                Guard::NotLoopback => !host.as_deref().is_some_and(registry_is_loopback),
+                Guard::InBuild => {
+                    ["ssl certificate problem", "crates.io", "npm err"]
+                        .iter()
+                        .any(|p| lower.contains(p))
+                        || !lower.contains("x509")
+                }
+            }
+    })?;
+    let fill = |s: &str| {
+        facts(stderr, &lower, host.as_deref())
+            .iter()
+            .fold(s.to_owned(), |s, (k, v)| s.replace(k, v))
+    };
     Some(Hint {
-        cause,
-        what: what.into(),
-        fix: fix.into(),
+        cause: rule.cause,
+        what: fill(rule.what),
+        fix: fill(rule.fix),
     })
 }
 
-/// Explains a failure from its standard error, or `None` when it is not one
-/// we know. The rules are tried in order, most specific first: emulator crash
-/// (B6), `exec format error` (B2), multi-platform `--load` on the docker
-/// driver (B1), plain HTTP registry (M5), untrusted certificate, full disk,
-/// 401/denied, unknown reference, unreachable loopback registry, Docker Hub
-/// unreachable, cross linker not configured (B8), linker not found.
-pub fn explain(stderr: &str) -> Option<Hint> {
-    let lower = stderr.to_ascii_lowercase();
-    let has = |p: &str| lower.contains(p);
+/// The values of the placeholders of [`RULES`] for one message.
+fn facts(stderr: &str, lower: &str, host: Option<&str>) -> Vec<(&'static str, String)> {
+    let platform = between(lower, "(em: ", ")").and_then(|n| match n.trim() {
+        "62" => PLATFORMS.iter().find(|p| p.machine == "x86_64"),
+        "183" => PLATFORMS.iter().find(|p| p.machine == "aarch64"),
+        _ => None,
+    });
+    let (target, cross) = platform
+        .map_or(("<target>".to_owned(), "<prefix>-gcc".to_owned()), |p| {
+            (p.rust_target.to_owned(), format!("{}-gcc", p.gnu_prefix))
+        });
+    let var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        target.to_ascii_uppercase().replace('-', "_")
+    );
+    let missing = between(stderr, "linker `", "`")
+        .unwrap_or("<linker>")
+        .to_owned();
+    let install = match missing.strip_suffix("-gcc").filter(|p| !p.is_empty()) {
+        Some(prefix) => format!("install it (Debian/Ubuntu: `apt-get install gcc-{prefix}`)"),
+        None => "install it".to_owned(),
+    };
+    let host = host.unwrap_or("<registry>").to_owned();
+    let start = start_registry_hint(&host);
+    let linker = if lower.contains("relocations in generic elf") {
+        cross
+    } else {
+        missing
+    };
+    vec![
+        ("{host}", host),
+        ("{start}", start),
+        ("{target}", target),
+        ("{var}", var),
+        ("{linker}", linker),
+        ("{install}", install),
+    ]
+}
 
-    if has("qemu: uncaught target signal")
-        || (has("qemu") && (has("sigsegv") || has("segmentation fault")))
-    {
-        return hint(
-            Cause::EmulatorCrash,
-            "the emulator (QEMU) crashed running a foreign binary",
-            "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)",
-        );
+/// How to get a loopback registry at `host` (`localhost:PORT`): `cargo
+/// xtask registry start` runs one on :5000, `--auth` on :5001; for any other
+/// port, start one there yourself or use the default.
+pub fn start_registry_hint(host: &str) -> String {
+    let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
+    if port(host) == port(LOCAL_REGISTRY) {
+        "`cargo xtask registry start`".to_owned()
+    } else if port(host) == Some(crate::host::registry::AUTH_PORT.to_string()) {
+        "`cargo xtask registry start --auth`".to_owned()
+    } else {
+        format!(
+            "start a registry listening on {host} (e.g. `docker-registry serve CONFIG` with `http.addr` on that port), \
+             or use `--registry {LOCAL_REGISTRY}`, where `cargo xtask registry start` runs one"
+        )
     }
-    if has("exec format error") {
-        return hint(
-            Cause::NoBinfmt,
-            "a foreign-architecture binary could not run: no binfmt (QEMU) handler is registered for it",
-            "run `cargo xtask setup` (registers QEMU), or build with `--strategy cross`",
-        );
-    }
-    if has("docker exporter does not currently support exporting manifest lists")
-        || has("multi-platform build is not supported for the docker driver")
-        || has("multiple platforms feature is currently not supported for docker driver")
-    {
-        return hint(
-            Cause::MultiPlatformLoad,
-            "the `docker` driver without the containerd image store cannot load a multi-platform image",
-            "build one platform with `--load`, or `--push` to a registry, or enable the containerd \
-             image store / use a docker-container builder (`docker buildx create --use`)",
-        );
-    }
-    if has("server gave http response to https client") {
-        let host = url_host(stderr).unwrap_or_else(|| "<host:port>".to_owned());
-        let what = if registry_is_loopback(&host) {
-            format!("the registry {host} speaks plain HTTP but was contacted over HTTPS")
-        } else {
-            format!(
-                "the registry {host} speaks plain HTTP; only a loopback registry (localhost, \
-                 127.0.0.1) is used over plain HTTP without configuration"
-            )
-        };
-        return hint(
-            Cause::PlainHttpRegistry,
-            what,
-            format!(
-                "add \"{host}\" to `insecure-registries` in /etc/docker/daemon.json and restart \
-                 dockerd (docker driver), or give the builder a buildkitd.toml with \
-                 `[registry.\"{host}\"] http = true` (`docker buildx create --buildkitd-config FILE`); \
-                 or serve it with TLS"
-            ),
-        );
-    }
-    if has("certificate signed by unknown authority")
-        || has("self-signed certificate in certificate chain")
-        || has("unable to get local issuer certificate")
-    {
-        // cargo/curl inside a build (crates.io behind a TLS-intercepting proxy)
-        // reports "SSL certificate problem"; the engine talking to a registry
-        // reports Go's x509 error with the registry's URL.
-        if has("ssl certificate problem") || has("crates.io") || has("npm err") || !has("x509") {
-            return hint(
-                Cause::UnknownCa,
-                "a download inside the build met a TLS certificate from an authority the builder image does not trust \
-                 (a TLS-intercepting proxy?)",
-                "pass the CA bundle that trusts it: `--ca-bundle FILE` (default: $SSL_CERT_FILE, else the \
-                 host's /etc/ssl/certs/ca-certificates.crt)",
-            );
-        }
-        let host = url_host(stderr).unwrap_or_else(|| "the registry".to_owned());
-        return hint(
-            Cause::UnknownCa,
-            format!("the TLS certificate of {host} is signed by an authority the Docker engine does not trust"),
-            format!(
-                "install the registry's CA as /etc/docker/certs.d/{host}/ca.crt (docker driver), or give the builder \
-                 a buildkitd.toml with `[registry.\"{host}\"] ca = [\"/path/ca.pem\"]`"
-            ),
-        );
-    }
-    if has("no space left on device") {
-        return hint(
-            Cause::DiskFull,
-            "the disk holding Docker's data (or the build cache) is full",
-            "free space: `docker builder prune` and `docker image prune`; `docker system df` shows usage",
-        );
-    }
-    if has("401 unauthorized")
-        || has("unauthorized: ")
-        || has("authentication required")
-        || has("denied: ")
-        || has("requested access to the resource is denied")
-        || has("insufficient_scope")
-        || has("403 forbidden")
-    {
-        let host = url_host(stderr).unwrap_or_else(|| "<registry>".to_owned());
-        return hint(
-            Cause::AuthRequired,
-            format!("the registry {host} refused the request: not logged in, or not allowed to push there"),
-            format!(
-                "`docker login {host}` (in GitHub Actions: docker/login-action, and `packages: write` for ghcr.io)"
-            ),
-        );
-    }
-    if has("manifest unknown")
-        || has("manifest_unknown")
-        || has("name unknown")
-        || has("name_unknown")
-    {
-        return hint(
-            Cause::NotFound,
-            "the image reference does not exist in the registry",
-            "push the per-platform images first (`cargo xtask build-image --push` or `cargo xtask images --push`), \
-             and check registry, name and tag",
-        );
-    }
-    if has("connection refused") {
-        if let Some(host) = refused_loopback(&lower) {
-            return hint(
-                Cause::LoopbackUnreachable,
-                format!("nothing answers at {host}: the local registry is not running, or the builder runs in a container whose localhost is not this host's"),
-                "`cargo xtask registry start`; a docker-container builder needs `--driver-opt network=host` to reach it",
-            );
-        }
-    }
-    if has("failed to resolve source metadata for docker.io/")
-        || has("failed to resolve source metadata for gcr.io/")
-        || has("lookup registry-1.docker.io")
-        || has("lookup gcr.io")
-        || has("lookup auth.docker.io")
-        || has("lookup production.cloudflare.docker.com")
-    {
-        return hint(
-            Cause::UpstreamUnreachable,
-            "the upstream base images (Docker Hub, gcr.io) cannot be reached",
-            "use the local substitutes built from Debian's archive: `--bases local` (see `cargo xtask base-images`)",
-        );
-    }
-    if has("relocations in generic elf") {
-        let p = elf_machine(&lower).and_then(|m| PLATFORMS.iter().find(|p| p.machine == m));
-        let (target, linker) = match p {
-            Some(p) => (p.rust_target.to_owned(), format!("{}-gcc", p.gnu_prefix)),
-            None => ("<target>".to_owned(), "<prefix>-gcc".to_owned()),
-        };
-        let var = format!(
-            "CARGO_TARGET_{}_LINKER",
-            target.to_ascii_uppercase().replace('-', "_")
-        );
-        return hint(
-            Cause::CrossLinkerMissing,
-            format!("objects compiled for {target} were linked by the host linker: no cross linker is configured"),
-            format!("set {var}={linker} (the default `--strategy cross` does), and install {linker}"),
-        );
-    }
-    if has("error: linker `") && has("` not found") {
-        let linker = between(stderr, "linker `", "`").unwrap_or("<linker>");
-        let install = match linker.strip_suffix("-gcc") {
-            Some(prefix) if !prefix.is_empty() => {
-                format!("install it (Debian/Ubuntu: `apt-get install gcc-{prefix}`)")
-            }
-            _ => "install it".to_owned(),
-        };
-        return hint(
-            Cause::LinkerNotFound,
-            format!("the linker `{linker}` is not installed"),
-            format!("{install}; `cargo xtask doctor` lists what is missing"),
-        );
-    }
-    None
 }
 
 /// The text between the first `start` and the next `end` after it.
@@ -353,9 +347,8 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&s[from..from + len])
 }
 
-/// The host (with port) of the first `http://` or `https://` URL in `s`.
-fn url_host(s: &str) -> Option<String> {
-    let lower = s.to_ascii_lowercase();
+/// The host (with port) of the first `http://` or `https://` URL in `lower`.
+fn url_host(lower: &str) -> Option<String> {
     let start = ["https://", "http://"]
         .iter()
         .filter_map(|p| lower.find(p).map(|i| i + p.len()))
@@ -364,44 +357,18 @@ fn url_host(s: &str) -> Option<String> {
         .chars()
         .take_while(|c| !matches!(c, '/' | '"' | '\'' | ' ' | '?' | '#'))
         .collect();
-    if host.is_empty() {
-        None
-    } else {
-        Some(host)
-    }
+    (!host.is_empty()).then_some(host)
 }
 
-/// In a `connection refused` message, the loopback `host:port` dialled
-/// (`dial tcp 127.0.0.1:5000: connect: connection refused`).
-fn refused_loopback(lower: &str) -> Option<String> {
-    let line = lower.lines().find(|l| l.contains("connection refused"))?;
-    let addr = between(line, "dial tcp ", ": connect")
-        .map(str::to_owned)
-        .or_else(|| url_host(line))?;
-    if registry_is_loopback(&addr) {
-        Some(addr)
-    } else {
-        None
-    }
-}
-
-/// The `uname -m` machine of an `EM: <n>` ELF machine number in a linker
-/// message (62 is x86_64, 183 is aarch64, per the ELF `e_machine` table).
-fn elf_machine(lower: &str) -> Option<&'static str> {
-    let n = between(lower, "(em: ", ")")?;
-    match n.trim() {
-        "62" => Some("x86_64"),
-        "183" => Some("aarch64"),
-        _ => None,
-    }
+/// The address of `dial tcp ADDR: connect` (a refused connection).
+fn dialled(lower: &str) -> Option<String> {
+    between(lower, "dial tcp ", ": connect").map(str::to_owned)
 }
 
 /// Whether a registry (`host[:port][/path]`, optionally with a scheme) is on
-/// the loopback interface: `localhost`, `127.0.0.0/8` or `::1` (`[::1]:5000`),
-/// as containerd's `docker.MatchLocalhost` decides which registries BuildKit
-/// may use over plain HTTP; dockerd likewise trusts `127.0.0.0/8` without
-/// configuration. Any other host over plain HTTP needs explicit
-/// configuration (case M5).
+/// the loopback interface (`localhost`, `127.0.0.0/8`, `::1`), as containerd's
+/// `docker.MatchLocalhost` decides which registries BuildKit may use over
+/// plain HTTP; any other host over plain HTTP needs configuration (case M5).
 pub fn registry_is_loopback(registry: &str) -> bool {
     let r = registry.trim().to_ascii_lowercase();
     let r = r
@@ -422,10 +389,8 @@ pub fn registry_is_loopback(registry: &str) -> bool {
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The delays before each retry, for `attempts` total attempts: bounded
-/// exponential backoff of 1s, 2s, 4s. `attempts` is clamped to
-/// 1..=[`MAX_ATTEMPTS`], so there are at most three retries (`retry_delays(4)`
-/// and `retry_delays(9)` both give `[1s, 2s, 4s]`; `retry_delays(1)` none).
+/// Bounded exponential backoff before each retry (1s, 2s, 4s) for
+/// `attempts` total attempts, clamped to 1..=[`MAX_ATTEMPTS`].
 pub fn retry_delays(attempts: u32) -> Vec<Duration> {
     let attempts = attempts.clamp(1, MAX_ATTEMPTS);
     (0..attempts - 1)
@@ -454,21 +419,10 @@ pub fn reason(stderr: &str) -> String {
     }
 }
 
-fn seconds(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// Runs `f` up to `attempts` times (clamped as [`retry_delays`]), retrying
-/// only failures [`is_transient`] accepts. Before each retry it calls
-/// `wait(line, delay)` with `line` like
-/// `retrying push in 2s (attempt 3/4): <reason>`; [`retry`] prints the line
-/// and sleeps. `f` returns the command's standard error on failure.
-///
-/// Errors: the last standard error, unchanged (pass it to [`explain`]).
+/// only what [`is_transient`] accepts; before each retry calls `wait(line,
+/// delay)` with `retrying push in 2s (attempt 3/4): <reason>`. `f` returns
+/// the standard error on failure; the last one is the error.
 pub fn retry_with<T>(
     what: &str,
     attempts: u32,
@@ -477,63 +431,31 @@ pub fn retry_with<T>(
 ) -> Result<T, String> {
     let delays = retry_delays(attempts);
     let total = delays.len() + 1;
-    let mut attempt = 1;
-    loop {
+    for (attempt, delay) in (1..).zip(delays.iter().map(Some).chain([None])) {
         let err = match f() {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        if attempt == total || !is_transient(&err) {
-            return Err(err);
+        match delay {
+            Some(d) if is_transient(&err) => {
+                let secs = if d.subsec_millis() == 0 {
+                    format!("{}s", d.as_secs())
+                } else {
+                    format!("{}ms", d.as_millis())
+                };
+                wait(
+                    &format!(
+                        "retrying {what} in {secs} (attempt {}/{total}): {}",
+                        attempt + 1,
+                        reason(&err)
+                    ),
+                    *d,
+                );
+            }
+            _ => return Err(err),
         }
-        let delay = delays[attempt - 1];
-        attempt += 1;
-        let line = format!(
-            "retrying {what} in {} (attempt {attempt}/{total}): {}",
-            seconds(delay),
-            reason(&err)
-        );
-        wait(&line, delay);
     }
-}
-
-/// [`retry_with`] that prints each retry line to standard error and sleeps.
-pub fn retry<T>(
-    what: &str,
-    attempts: u32,
-    f: impl FnMut() -> Result<T, String>,
-) -> Result<T, String> {
-    retry_with(
-        what,
-        attempts,
-        |line, delay| {
-            eprintln!("{line}");
-            std::thread::sleep(delay);
-        },
-        f,
-    )
-}
-
-/// Echoes and runs `cmd` (a registry operation), retrying transient
-/// failures as [`retry`] does; its output is shown. A final failure is an
-/// error naming `what`, the reason and, when known, the fix ([`explain`]).
-pub fn run_retrying(sh: &xshell::Shell, cmd: &crate::plan::Cmd, what: &str) -> anyhow::Result<()> {
-    retry(what, MAX_ATTEMPTS, || {
-        cmd.echo();
-        let out = cmd.capture(sh).map_err(|e| e.to_string())?;
-        eprint!("{}{}", out.stdout, out.stderr);
-        if out.ok {
-            Ok(())
-        } else {
-            Err(out.stderr)
-        }
-    })
-    .map_err(|stderr| {
-        let hint = explain(&stderr)
-            .map(|h| format!("\n{h}"))
-            .unwrap_or_default();
-        anyhow::anyhow!("{what} failed: {}{hint}", reason(&stderr))
-    })
+    unreachable!("the last attempt returns")
 }
 
 #[cfg(test)]

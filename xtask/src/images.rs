@@ -3,9 +3,28 @@
 //! references, ending with a table.
 
 use anyhow::Result;
+use clap::Args;
 use xshell::Shell;
 
-use crate::{build_image, buildx::Output, cli::ImagesArgs};
+use crate::{
+    build_image,
+    buildx::Output,
+    cli::{BuildOpts, Selection},
+};
+
+/// Options of `images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Components and platforms to build.
+    #[command(flatten)]
+    pub select: Selection,
+    /// Push each image under its per-platform reference instead of loading it.
+    #[arg(long)]
+    pub push: bool,
+    /// Options shared with `build-image`.
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
 
 /// Runs `cargo xtask images`.
 pub fn run(sh: &Shell, args: &ImagesArgs) -> Result<()> {

@@ -1,188 +1,165 @@
-//! Multi-arch image indexes: parsing and verification of what
-//! `docker buildx imagetools inspect --raw REF` prints.
+//! Multi-arch image indexes: one serde model of what `docker buildx
+//! imagetools inspect --raw REF` prints, and its verification.
 //!
-//! Pure logic, no commands. Rules and where they come from:
-//!
-//! - OCI image-spec `image-index.md` (v1.1): an index (`mediaType`
-//!   [`OCI_INDEX`]) holds `manifests[]`, each a descriptor (`mediaType`,
-//!   `digest`, `size`) with an optional `platform` (`architecture`, `os`,
-//!   `variant`, ...) and optional `annotations`. When several entries match a
-//!   client's platform "the first matching entry SHOULD be used", so two
-//!   entries for one platform make pulls depend on order: we call that an error.
-//!   Docker's manifest list ([`DOCKER_MANIFEST_LIST`]) has the same shape
-//!   (image-spec `media-types.md`, compatibility matrix).
-//! - OCI image-spec `descriptor.md`: a digest is `algorithm:encoded`; for
-//!   `sha256` the encoded part is 64 lower-case hex digits, for `sha512` 128.
-//! - BuildKit attestation storage
-//!   (<https://docs.docker.com/build/metadata/attestations/attestation-storage/>):
-//!   attestations are stored as extra image manifests in the index, with
+//! Rules and where they come from:
+//! - OCI image-spec `image-index.md` (v1.1): an index ([`OCI_INDEX`], or
+//!   Docker's [`DOCKER_MANIFEST_LIST`] of the same shape) holds `manifests[]`,
+//!   descriptors with an optional `platform` and `annotations`. Several entries
+//!   for one platform make pulls depend on order ("the first matching entry
+//!   SHOULD be used"): an error here.
+//! - image-spec `descriptor.md`: a digest is `sha256:` + 64 lower-case hex
+//!   digits (or `sha512:` + 128).
+//! - BuildKit attestation storage: attestations are extra manifests with
 //!   platform `unknown/unknown` and the annotations
 //!   `vnd.docker.reference.type: attestation-manifest` and
-//!   `vnd.docker.reference.digest: <digest of the image manifest they describe>`.
-//!   They are not platforms: they are neither counted nor compared (case M2).
-//! - `buildx build --push` with provenance on (its default) pushes even a
-//!   single-platform image as an index holding `linux/<arch>` plus one
-//!   attestation manifest (case M1); [`per_platform_digest`] finds the image
-//!   manifest inside.
+//!   `vnd.docker.reference.digest: <image they describe>`. They are neither
+//!   counted nor compared (case M2).
+//! - `buildx build --push` with provenance on pushes even one platform as an
+//!   index of `linux/<arch>` plus an attestation (case M1);
+//!   [`per_platform_digest`] finds the image manifest inside.
 
 use std::{collections::BTreeMap, fmt};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{de::IgnoredAny, Deserialize};
 
 use crate::project::Platform;
 
-/// Media type of an OCI image index (image-spec `image-index.md`).
+/// Media type of an OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Media type of a Docker manifest list (Docker image manifest v2, schema 2).
+/// Media type of a Docker manifest list (v2, schema 2).
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Media type of an OCI image manifest (image-spec `manifest.md`).
+/// Media type of an OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Media type of a Docker image manifest (v2, schema 2).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Annotation naming the kind of a reference entry (BuildKit attestation storage).
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
-/// Annotation holding the digest of the image manifest an attestation describes.
+/// Annotation holding the digest of the image an attestation describes.
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 /// Value of [`REFERENCE_TYPE`] on attestation manifests.
 pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 
-/// A parsed registry document: either an index (several manifests) or one
-/// image manifest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Document {
-    /// An OCI image index or Docker manifest list.
-    Index(Index),
-    /// A single image manifest: it has no platform field of its own; its
-    /// platform is in the image config ([`Manifest::config_digest`]).
-    Manifest(Manifest),
-}
-
-/// A single image manifest (OCI or Docker v2): what matters when it stands
-/// where an index was expected.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Manifest {
-    /// [`OCI_MANIFEST`] or [`DOCKER_MANIFEST`].
+/// A registry document: an index (`manifests` is `Some`) or a single image
+/// manifest (`config` is `Some`). [`parse`] fills `media_type` from the
+/// shape when the document has none (it is optional in OCI).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document {
+    #[serde(default)]
+    schema_version: Option<u32>,
+    #[serde(default)]
     pub media_type: String,
-    /// Digest of the image config blob, which holds `os` and `architecture`.
-    pub config_digest: String,
+    #[serde(default)]
+    pub manifests: Option<Vec<Entry>>,
+    #[serde(default)]
+    pub config: Option<Entry>,
+    #[serde(default)]
+    layers: Option<IgnoredAny>,
+    /// A registry error body (distribution spec) instead of a document.
+    #[serde(default)]
+    errors: Vec<RegistryError>,
 }
 
-/// An OCI image index or Docker manifest list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Index {
-    /// [`OCI_INDEX`] or [`DOCKER_MANIFEST_LIST`].
-    pub media_type: String,
-    /// The `manifests[]` entries, in document order.
-    pub entries: Vec<Entry>,
-}
-
-/// One entry of an index's `manifests[]` (an OCI descriptor).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An OCI descriptor: an index entry, or a manifest's `config`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Entry {
-    /// Media type of the manifest the entry points to.
+    #[serde(default)]
     pub media_type: String,
-    /// Content digest, `sha256:<64 hex>` (validated when parsed).
+    #[serde(default)]
     pub digest: String,
-    /// Size of the pointed-to manifest in bytes.
+    /// Size of the pointed-to blob in bytes.
+    #[serde(default)]
     pub size: u64,
-    /// The raw `platform` object, if any.
+    #[serde(default)]
     pub platform: Option<RawPlatform>,
-    /// The entry's `annotations` (empty when absent).
+    #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The `platform` object of an index entry as written in the document.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// The `platform` object of an index entry as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct RawPlatform {
-    /// `os` (`linux`, or `unknown` on attestation manifests).
     pub os: String,
-    /// `architecture` (`amd64`, `arm64`).
     pub architecture: String,
-    /// Optional CPU `variant` (`v8`).
     #[serde(default)]
     pub variant: Option<String>,
 }
 
-impl RawPlatform {
-    /// The platform as `os/arch[/variant]`, normalised: a spelling that
-    /// [`Platform::parse`] maps to a supported platform becomes that platform's
-    /// name (`linux/arm64/v8` gives `linux/arm64`); anything else is kept as
-    /// written, lower-cased (`linux/s390x`, `unknown/unknown`).
-    pub fn name(&self) -> String {
-        let mut raw = format!("{}/{}", self.os.trim(), self.architecture.trim());
-        if let Some(v) = self
-            .variant
-            .as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            raw.push('/');
-            raw.push_str(v);
-        }
-        normalise_platform(&raw)
-    }
-}
-
-/// Normalises a platform string (`os/arch[/variant]`, or an alias such as
-/// `arm64`) to a supported platform's name when [`Platform::parse`] knows it,
-/// else returns it trimmed and lower-cased.
-pub fn normalise_platform(s: &str) -> String {
-    match Platform::parse(s) {
-        Ok(p) => p.name.to_owned(),
-        Err(_) => s.trim().to_ascii_lowercase(),
-    }
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+struct RegistryError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
 }
 
 /// What an index entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
-    /// An image for a platform; the name is normalised ([`RawPlatform::name`]).
+    /// An image for a platform, named as [`normalise_platform`] gives it.
     Image(String),
-    /// A BuildKit attestation manifest; `describes` is its
-    /// [`REFERENCE_DIGEST`] annotation, if present.
-    Attestation {
-        /// Digest of the image manifest the attestation is about.
-        describes: Option<String>,
-    },
-    /// Neither: no `platform`, or `unknown/unknown` without the attestation
-    /// annotation. Not a platform, not compared.
+    /// A BuildKit attestation manifest; `describes` is its [`REFERENCE_DIGEST`].
+    Attestation { describes: Option<String> },
+    /// No platform, or `unknown/unknown` without the annotation: not compared.
     Other,
+}
+
+/// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a
+/// supported platform's name when [`Platform::parse`] knows it
+/// (`linux/arm64/v8` gives `linux/arm64`), else trimmed and lower-cased.
+pub fn normalise_platform(s: &str) -> String {
+    Platform::parse(s).map_or_else(|_| s.trim().to_ascii_lowercase(), |p| p.name.to_owned())
 }
 
 impl Entry {
     /// Classifies the entry: by the [`REFERENCE_TYPE`] annotation first, then
-    /// by platform (`unknown/unknown` or missing is not a platform).
+    /// by platform.
     pub fn kind(&self) -> EntryKind {
         if self.annotations.get(REFERENCE_TYPE).map(String::as_str) == Some(ATTESTATION_MANIFEST) {
-            return EntryKind::Attestation {
-                describes: self.annotations.get(REFERENCE_DIGEST).cloned(),
-            };
+            let describes = self.annotations.get(REFERENCE_DIGEST).cloned();
+            return EntryKind::Attestation { describes };
         }
         match &self.platform {
-            None => EntryKind::Other,
-            Some(p) if p.os == "unknown" && p.architecture == "unknown" => EntryKind::Other,
-            Some(p) => EntryKind::Image(p.name()),
+            Some(p) if !(p.os == "unknown" && p.architecture == "unknown") => {
+                let variant = p
+                    .variant
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty());
+                let raw = format!("{}/{}", p.os.trim(), p.architecture.trim());
+                EntryKind::Image(normalise_platform(&match variant {
+                    Some(v) => format!("{raw}/{v}"),
+                    None => raw,
+                }))
+            }
+            _ => EntryKind::Other,
         }
-    }
-
-    /// True when the entry points to another index rather than an image manifest.
-    pub fn is_nested_index(&self) -> bool {
-        self.media_type == OCI_INDEX || self.media_type == DOCKER_MANIFEST_LIST
     }
 }
 
-impl Index {
-    /// The image entries with their platform names, in document order,
-    /// attestation manifests and platform-less entries excluded. Duplicates
-    /// are kept (see [`verify`]).
+impl Document {
+    /// Whether this is an index (OCI index or Docker manifest list).
+    pub fn is_index(&self) -> bool {
+        self.manifests.is_some()
+    }
+
+    /// The `manifests[]` entries (none for a single manifest).
+    pub fn entries(&self) -> &[Entry] {
+        self.manifests.as_deref().unwrap_or_default()
+    }
+
+    /// The image entries with their platform names, in document order;
+    /// attestations and platform-less entries left out, duplicates kept.
     pub fn platform_entries(&self) -> Vec<(String, &Entry)> {
-        self.entries
+        let image = |e: &'_ Entry| match e.kind() {
+            EntryKind::Image(p) => Some(p),
+            _ => None,
+        };
+        self.entries()
             .iter()
-            .filter_map(|e| match e.kind() {
-                EntryKind::Image(p) => Some((p, e)),
-                _ => None,
-            })
+            .filter_map(|e| Some((image(e)?, e)))
             .collect()
     }
 
@@ -198,165 +175,68 @@ impl Index {
         v
     }
 
-    /// The attestation manifests (BuildKit attestation storage).
+    /// The attestation manifests.
     pub fn attestations(&self) -> Vec<&Entry> {
-        self.entries
-            .iter()
-            .filter(|e| matches!(e.kind(), EntryKind::Attestation { .. }))
-            .collect()
+        let att = |e: &&Entry| matches!(e.kind(), EntryKind::Attestation { .. });
+        self.entries().iter().filter(att).collect()
     }
 }
 
-/// Something wrong with an index, one line when displayed. All are errors
-/// except [`Problem::DanglingAttestation`] (see [`Problem::is_error`]).
+/// One line of what is wrong with an index; `error` is false for warnings
+/// (an attestation describing no entry of the index).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Problem {
-    /// An expected platform has no entry.
-    MissingPlatform {
-        /// The platform wanted.
-        platform: String,
-        /// The platforms the index has, sorted.
-        present: Vec<String>,
-    },
-    /// The index has a platform that was not asked for.
-    UnexpectedPlatform {
-        /// The extra platform.
-        platform: String,
-        /// Its entry's digest.
-        digest: String,
-    },
-    /// Two or more entries for one platform (OCI: the first match wins, so
-    /// which image a client gets depends on order).
-    DuplicatePlatform {
-        /// The platform.
-        platform: String,
-        /// Digests of all its entries, in document order.
-        digests: Vec<String>,
-    },
-    /// A platform's entry is not the manifest its per-platform source holds.
-    DigestMismatch {
-        /// The platform.
-        platform: String,
-        /// Digest in the index.
-        found: String,
-        /// Digest of the per-platform source.
-        expected: String,
-    },
-    /// A platform's entry points to another index, not an image manifest
-    /// (what `docker manifest create` would make of per-platform indexes).
-    NestedIndex {
-        /// The platform.
-        platform: String,
-        /// The entry's digest.
-        digest: String,
-    },
-    /// Warning only: an attestation manifest names no image, or one that is
-    /// not in this index.
-    DanglingAttestation {
-        /// The attestation manifest's digest.
-        digest: String,
-        /// Its [`REFERENCE_DIGEST`] annotation, if any.
-        describes: Option<String>,
-    },
+pub struct Problem {
+    pub error: bool,
+    pub text: String,
 }
 
 impl Problem {
-    /// False only for warnings ([`Problem::DanglingAttestation`]).
+    /// False only for warnings.
     pub fn is_error(&self) -> bool {
-        !matches!(self, Problem::DanglingAttestation { .. })
+        self.error
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::MissingPlatform { platform, present } => {
-                let has = if present.is_empty() {
-                    "no platform at all".to_owned()
-                } else {
-                    format!("only {}", present.join(", "))
-                };
-                write!(f, "missing platform {platform}: the index has {has}")
-            }
-            Problem::UnexpectedPlatform { platform, digest } => {
-                write!(
-                    f,
-                    "unexpected platform {platform} ({digest}): it was not asked for"
-                )
-            }
-            Problem::DuplicatePlatform { platform, digests } => write!(
-                f,
-                "duplicate platform {platform}: {} entries ({}); a platform must appear once",
-                digests.len(),
-                digests.join(", ")
-            ),
-            Problem::DigestMismatch {
-                platform,
-                found,
-                expected,
-            } => write!(
-                f,
-                "{platform} points to {found}, but its per-platform source holds {expected}"
-            ),
-            Problem::NestedIndex { platform, digest } => write!(
-                f,
-                "{platform} points to another index ({digest}), not an image manifest; \
-                 create the index with `docker buildx imagetools create`"
-            ),
-            Problem::DanglingAttestation {
-                digest,
-                describes: Some(d),
-            } => write!(
-                f,
-                "warning: attestation manifest {digest} describes {d}, which is not in this index"
-            ),
-            Problem::DanglingAttestation {
-                digest,
-                describes: None,
-            } => write!(
-                f,
-                "warning: attestation manifest {digest} has no {REFERENCE_DIGEST} annotation"
-            ),
-        }
+        f.write_str(&self.text)
     }
 }
 
-/// Checks an index against what it should hold. An empty result means it holds.
+fn present_text(present: &[String]) -> String {
+    if present.is_empty() {
+        "no platform at all".to_owned()
+    } else {
+        present.join(", ")
+    }
+}
+
+/// Checks an index against what it should hold; empty when it holds.
 ///
-/// - Every platform in `expected_platforms`, and every key of
-///   `expected_children`, must have exactly one image entry
-///   ([`Problem::MissingPlatform`], [`Problem::DuplicatePlatform`]).
-/// - No other platform may appear ([`Problem::UnexpectedPlatform`]).
-/// - `expected_children` maps a platform (any spelling [`normalise_platform`]
-///   accepts) to the digest of the image manifest its per-platform source holds
-///   (from [`per_platform_digest`] / [`source_digest`]); the entry must point
-///   exactly there ([`Problem::DigestMismatch`]).
-/// - Image entries must be image manifests, not nested indexes.
-/// - Attestation manifests are not platforms; one whose
-///   [`REFERENCE_DIGEST`] names no entry of the index is a warning.
-///
-/// Problems come out in a stable order: per platform (sorted), then extras,
-/// then attestation warnings.
+/// Every platform of `expected_platforms` and every key of
+/// `expected_children` (a platform in any spelling -> the digest its
+/// per-platform source holds) has exactly one image entry, which is an image
+/// manifest (not a nested index) and, for children, that digest; no other
+/// platform appears (M2, M4, duplicates). An attestation whose
+/// [`REFERENCE_DIGEST`] names no entry is a warning. Order: per platform
+/// (sorted), then extras, then warnings.
 pub fn verify(
-    index: &Index,
+    index: &Document,
     expected_platforms: &[&Platform],
     expected_children: Option<&BTreeMap<String, String>>,
 ) -> Vec<Problem> {
+    let err = |text: String| Problem { error: true, text };
     let mut problems = Vec::new();
-
     let mut by_platform: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
     for (p, e) in index.platform_entries() {
         by_platform.entry(p).or_default().push(e);
     }
     let present: Vec<String> = by_platform.keys().cloned().collect();
-
     let children: BTreeMap<String, &str> = expected_children
-        .map(|m| {
-            m.iter()
-                .map(|(p, d)| (normalise_platform(p), d.trim()))
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .map(|(p, d)| (normalise_platform(p), d.trim()))
+        .collect();
     let mut wanted: Vec<String> = expected_platforms
         .iter()
         .map(|p| p.name.to_owned())
@@ -366,157 +246,115 @@ pub fn verify(
     wanted.dedup();
 
     for platform in &wanted {
-        let entries = match by_platform.get(platform) {
-            Some(e) => e,
-            None => {
-                problems.push(Problem::MissingPlatform {
-                    platform: platform.clone(),
-                    present: present.clone(),
-                });
-                continue;
-            }
+        let Some(entries) = by_platform.get(platform) else {
+            let has = if present.is_empty() {
+                present_text(&present)
+            } else {
+                format!("only {}", present.join(", "))
+            };
+            problems.push(err(format!(
+                "missing platform {platform}: the index has {has}"
+            )));
+            continue;
         };
         if entries.len() > 1 {
-            problems.push(Problem::DuplicatePlatform {
-                platform: platform.clone(),
-                digests: entries.iter().map(|e| e.digest.clone()).collect(),
-            });
+            let digests: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
+            problems.push(err(format!(
+                "duplicate platform {platform}: {} entries ({}); a platform must appear once",
+                digests.len(),
+                digests.join(", ")
+            )));
         }
         for e in entries {
-            if e.is_nested_index() {
-                problems.push(Problem::NestedIndex {
-                    platform: platform.clone(),
-                    digest: e.digest.clone(),
-                });
+            if e.media_type == OCI_INDEX || e.media_type == DOCKER_MANIFEST_LIST {
+                problems.push(err(format!(
+                    "{platform} points to another index ({}), not an image manifest; \
+                     create the index with `docker buildx imagetools create`",
+                    e.digest
+                )));
             }
-            if let Some(expected) = children.get(platform) {
-                if e.digest != *expected {
-                    problems.push(Problem::DigestMismatch {
-                        platform: platform.clone(),
-                        found: e.digest.clone(),
-                        expected: (*expected).to_owned(),
-                    });
-                }
+            match children.get(platform) {
+                Some(expected) if e.digest != *expected => problems.push(err(format!(
+                    "{platform} points to {}, but its per-platform source holds {expected}",
+                    e.digest
+                ))),
+                _ => {}
             }
         }
     }
-
-    for (platform, entries) in &by_platform {
-        if wanted.contains(platform) {
-            continue;
-        }
+    for (platform, entries) in by_platform.iter().filter(|(p, _)| !wanted.contains(p)) {
         for e in entries {
-            problems.push(Problem::UnexpectedPlatform {
-                platform: platform.clone(),
-                digest: e.digest.clone(),
-            });
+            problems.push(err(format!(
+                "unexpected platform {platform} ({}): it was not asked for",
+                e.digest
+            )));
         }
     }
-
     for att in index.attestations() {
-        let describes = match att.kind() {
-            EntryKind::Attestation { describes } => describes,
-            _ => None,
+        let EntryKind::Attestation { describes } = att.kind() else {
+            continue;
         };
-        let found = describes
-            .as_deref()
-            .is_some_and(|d| index.entries.iter().any(|e| e.digest == d));
-        if !found {
-            problems.push(Problem::DanglingAttestation {
-                digest: att.digest.clone(),
-                describes,
-            });
-        }
+        let text = match describes {
+            Some(d) if index.entries().iter().any(|e| e.digest == d) => continue,
+            Some(d) => format!(
+                "warning: attestation manifest {} describes {d}, which is not in this index",
+                att.digest
+            ),
+            None => format!(
+                "warning: attestation manifest {} has no {REFERENCE_DIGEST} annotation",
+                att.digest
+            ),
+        };
+        problems.push(Problem { error: false, text });
     }
-
     problems
 }
 
-/// True when `s` is a well-formed OCI digest as registries write them:
-/// `sha256:` + 64 lower-case hex digits or `sha512:` + 128 (image-spec `descriptor.md`).
+/// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.
 pub fn is_digest(s: &str) -> bool {
-    let hex_len = |h: &str, n: usize| {
+    let hex = |h: &str, n: usize| {
         h.len() == n
             && h.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
-    if let Some(h) = s.strip_prefix("sha256:") {
-        hex_len(h, 64)
-    } else if let Some(h) = s.strip_prefix("sha512:") {
-        hex_len(h, 128)
-    } else {
-        false
-    }
+    s.strip_prefix("sha256:").is_some_and(|h| hex(h, 64))
+        || s.strip_prefix("sha512:").is_some_and(|h| hex(h, 128))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawDoc {
-    schema_version: Option<u32>,
-    media_type: Option<String>,
-    manifests: Option<Vec<RawDescriptor>>,
-    config: Option<RawDescriptor>,
-    layers: Option<serde_json::Value>,
-    errors: Option<Vec<RawRegistryError>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawDescriptor {
-    media_type: Option<String>,
-    digest: Option<String>,
-    size: Option<u64>,
-    platform: Option<RawPlatform>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct RawRegistryError {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-/// First `n` characters of `s` on one line, for error messages.
-fn snippet(s: &str, n: usize) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(n) {
+/// First 120 characters of `s` on one line, for error messages.
+fn snippet(s: &str) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(120) {
         Some((i, _)) => format!("{}...", &one_line[..i]),
         None => one_line,
     }
 }
 
-/// Parses what `docker buildx imagetools inspect --raw` printed.
+/// Parses what `docker buildx imagetools inspect --raw` printed: an index
+/// or a single image manifest; without `mediaType` the shape decides
+/// (`manifests`: index; `config` + `layers`: manifest).
 ///
-/// Recognises an index ([`OCI_INDEX`], [`DOCKER_MANIFEST_LIST`]) and a single
-/// image manifest ([`OCI_MANIFEST`], [`DOCKER_MANIFEST`]); without a
-/// `mediaType` (it is optional in OCI) the shape decides: `manifests` means an
-/// index, `config` + `layers` a manifest.
-///
-/// Errors: a body that is not JSON (an HTML error page from a registry or
-/// proxy is named as such), a registry error body (`{"errors":[...]}` from the
-/// distribution spec), schema 1 manifests, other media types, entries without
-/// a well-formed `digest` ([`is_digest`]).
+/// Errors name the cause: an HTML page (registry or proxy error page), not
+/// JSON, a registry error body (`{"errors":[...]}`), schema 1, another media
+/// type, a malformed digest ([`is_digest`]).
 pub fn parse(json: &str) -> Result<Document> {
     let trimmed = json.trim_start();
     if trimmed.starts_with('<') {
         bail!(
             "expected a manifest or index (JSON) but got an HTML/XML page, likely an error page \
              from the registry or a proxy in front of it: {}",
-            snippet(trimmed, 120)
+            snippet(trimmed)
         );
     }
-    let raw: RawDoc = serde_json::from_str(json).with_context(|| {
+    let mut doc: Document = serde_json::from_str(json).with_context(|| {
         format!(
             "expected a manifest or index (JSON), got: {}",
-            snippet(trimmed, 120)
+            snippet(trimmed)
         )
     })?;
-
-    if let Some(errors) = raw.errors.filter(|e| !e.is_empty()) {
-        let list: Vec<String> = errors
+    if !doc.errors.is_empty() {
+        let list: Vec<String> = doc
+            .errors
             .iter()
             .map(|e| format!("{}: {}", e.code, e.message))
             .collect();
@@ -525,148 +363,117 @@ pub fn parse(json: &str) -> Result<Document> {
             list.join("; ")
         );
     }
-    if raw.schema_version == Some(1) {
+    if doc.schema_version == Some(1) {
+        bail!("this is a Docker schema 1 manifest, which is not supported; re-push the image with a current docker/buildx");
+    }
+    let index_type = [OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&doc.media_type.as_str());
+    let manifest_type = [OCI_MANIFEST, DOCKER_MANIFEST].contains(&doc.media_type.as_str());
+    if doc.media_type.is_empty() {
+        doc.media_type = match (&doc.manifests, &doc.config, &doc.layers) {
+            (Some(_), _, _) => OCI_INDEX.to_owned(),
+            (None, Some(_), Some(_)) => OCI_MANIFEST.to_owned(),
+            _ => bail!(
+                "JSON without `mediaType`, `manifests` or `config`: not a manifest or index: {}",
+                snippet(trimmed)
+            ),
+        };
+    } else if !index_type && !manifest_type {
         bail!(
-            "this is a Docker schema 1 manifest, which is not supported; \
-             re-push the image with a current docker/buildx"
+            "unsupported mediaType `{}`: expected an image index ({OCI_INDEX}, \
+             {DOCKER_MANIFEST_LIST}) or an image manifest ({OCI_MANIFEST}, {DOCKER_MANIFEST})",
+            doc.media_type
         );
-    }
-
-    let is_index_type = |m: &str| m == OCI_INDEX || m == DOCKER_MANIFEST_LIST;
-    let is_manifest_type = |m: &str| m == OCI_MANIFEST || m == DOCKER_MANIFEST;
-    let media_type = match raw.media_type.as_deref() {
-        Some(m) if is_index_type(m) || is_manifest_type(m) => m.to_owned(),
-        Some(m) => bail!(
-            "unsupported mediaType `{m}`: expected an image index ({OCI_INDEX}, \
-             {DOCKER_MANIFEST_LIST}) or an image manifest ({OCI_MANIFEST}, {DOCKER_MANIFEST})"
-        ),
-        None if raw.manifests.is_some() => OCI_INDEX.to_owned(),
-        None if raw.config.is_some() && raw.layers.is_some() => OCI_MANIFEST.to_owned(),
-        None => bail!(
-            "JSON without `mediaType`, `manifests` or `config`: not a manifest or index: {}",
-            snippet(trimmed, 120)
-        ),
-    };
-
-    if is_manifest_type(&media_type) {
-        let config = raw
+    } else if index_type && doc.manifests.is_none() {
+        bail!("index ({}) without `manifests`", doc.media_type);
+    } else if manifest_type {
+        doc.manifests = None;
+        let config = doc
             .config
-            .with_context(|| format!("image manifest ({media_type}) without `config`"))?;
-        let config_digest = config.digest.unwrap_or_default();
-        if !is_digest(&config_digest) {
-            bail!("image manifest has a malformed config digest `{config_digest}`");
-        }
-        return Ok(Document::Manifest(Manifest {
-            media_type,
-            config_digest,
-        }));
-    }
-
-    let manifests = raw
-        .manifests
-        .with_context(|| format!("index ({media_type}) without `manifests`"))?;
-    let mut entries = Vec::with_capacity(manifests.len());
-    for (i, d) in manifests.into_iter().enumerate() {
-        let digest = d.digest.unwrap_or_default();
-        if !is_digest(&digest) {
+            .as_ref()
+            .with_context(|| format!("image manifest ({}) without `config`", doc.media_type))?;
+        if !is_digest(&config.digest) {
             bail!(
-                "entry {} of the index has a malformed digest `{digest}`",
-                i + 1
+                "image manifest has a malformed config digest `{}`",
+                config.digest
             );
         }
-        entries.push(Entry {
-            media_type: d.media_type.unwrap_or_default(),
-            digest,
-            size: d.size.unwrap_or(0),
-            platform: d.platform,
-            annotations: d.annotations,
-        });
     }
-    Ok(Document::Index(Index {
-        media_type,
-        entries,
-    }))
+    if let Some((i, e)) = doc
+        .entries()
+        .iter()
+        .enumerate()
+        .find(|(_, e)| !is_digest(&e.digest))
+    {
+        bail!(
+            "entry {} of the index has a malformed digest `{}`",
+            i + 1,
+            e.digest
+        );
+    }
+    Ok(doc)
 }
 
-/// Parses an index; a single image manifest is an error saying so (use
-/// [`parse`] to accept both).
-pub fn parse_index(json: &str) -> Result<Index> {
-    match parse(json)? {
-        Document::Index(i) => Ok(i),
-        Document::Manifest(m) => bail!(
+/// Parses an index; a single image manifest is an error saying so.
+pub fn parse_index(json: &str) -> Result<Document> {
+    let doc = parse(json)?;
+    if !doc.is_index() {
+        bail!(
             "expected an image index but this is a single image manifest ({}); \
              a multi-arch tag must point to an index (`cargo xtask manifest`)",
-            m.media_type
-        ),
+            doc.media_type
+        );
     }
+    Ok(doc)
 }
 
-/// The digest of `platform`'s image manifest inside an index: for a
-/// per-platform reference pushed by buildx with provenance (an index holding
-/// `linux/<arch>` plus an attestation, case M1) or for a multi-arch index.
-///
-/// Errors: the platform is absent (naming what is there) or appears twice;
-/// the document is a single manifest (its digest is the descriptor's own: use
-/// [`source_digest`]); parse errors as [`parse`].
+/// The digest of `platform`'s image manifest inside an index: a
+/// per-platform reference pushed with provenance (M1) or a multi-arch index.
+/// Errors: the platform is absent (naming what is there) or twice; a single
+/// manifest (its digest is the registry's descriptor: [`source_digest`]).
 pub fn per_platform_digest(json: &str, platform: &Platform) -> Result<String> {
-    match parse(json)? {
-        Document::Index(index) => digest_in_index(&index, platform),
-        Document::Manifest(m) => bail!(
+    let doc = parse(json)?;
+    if !doc.is_index() {
+        bail!(
             "this is a single image manifest ({}), not an index: its digest is the one the \
              registry reports for the reference (use source_digest with it)",
-            m.media_type
-        ),
+            doc.media_type
+        );
     }
+    digest_in_index(&doc, platform)
 }
 
-/// The digest of `platform`'s image manifest behind a per-platform reference,
-/// whatever buildx pushed: for an index (provenance on) the platform's entry
-/// ([`per_platform_digest`]); for a single image manifest (provenance off)
-/// `descriptor_digest`, the manifest's own digest as the registry reports it
-/// (`docker buildx imagetools inspect REF --format '{{json .Manifest}}'`,
-/// field `digest`). The caller checks the manifest's platform from its config.
-///
-/// Errors: `descriptor_digest` malformed when it is needed; as [`per_platform_digest`].
+/// The digest of `platform`'s image behind a per-platform reference: its
+/// entry for an index (provenance on), else `descriptor_digest`, the
+/// manifest's own digest as the registry reports it (provenance off).
 pub fn source_digest(json: &str, descriptor_digest: &str, platform: &Platform) -> Result<String> {
-    match parse(json)? {
-        Document::Index(index) => digest_in_index(&index, platform),
-        Document::Manifest(_) => {
-            let d = descriptor_digest.trim();
-            if !is_digest(d) {
-                bail!("malformed manifest digest `{d}`: expected sha256:<64 hex digits>");
-            }
-            Ok(d.to_owned())
-        }
+    let doc = parse(json)?;
+    if doc.is_index() {
+        return digest_in_index(&doc, platform);
     }
+    let d = descriptor_digest.trim();
+    if !is_digest(d) {
+        bail!("malformed manifest digest `{d}`: expected sha256:<64 hex digits>");
+    }
+    Ok(d.to_owned())
 }
 
-fn digest_in_index(index: &Index, platform: &Platform) -> Result<String> {
-    let entries: Vec<&Entry> = index
+fn digest_in_index(index: &Document, platform: &Platform) -> Result<String> {
+    let entries: Vec<&str> = index
         .platform_entries()
         .into_iter()
         .filter(|(p, _)| p == platform.name)
-        .map(|(_, e)| e)
+        .map(|(_, e)| e.digest.as_str())
         .collect();
     match entries.as_slice() {
-        [one] => Ok(one.digest.clone()),
-        [] => {
-            let present = index.platforms();
-            bail!(
-                "no {platform} image in this index; it holds {}",
-                if present.is_empty() {
-                    "no platform at all".to_owned()
-                } else {
-                    present.join(", ")
-                }
-            )
-        }
+        [one] => Ok((*one).to_owned()),
+        [] => bail!(
+            "no {platform} image in this index; it holds {}",
+            present_text(&index.platforms())
+        ),
         many => bail!(
             "{platform} appears {} times in this index ({}); which one is meant is ambiguous",
             many.len(),
-            many.iter()
-                .map(|e| e.digest.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.join(", ")
         ),
     }
 }
@@ -706,7 +513,7 @@ mod tests {
     fn m2_attestations_are_not_platforms() {
         let index = parse_index(INDEX_ATTESTATIONS).unwrap();
         assert_eq!(index.media_type, OCI_INDEX);
-        assert_eq!(index.entries.len(), 4);
+        assert_eq!(index.entries().len(), 4);
         assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
         assert_eq!(index.attestations().len(), 2);
         let got: Vec<(String, &str)> = index
@@ -790,16 +597,13 @@ mod tests {
 
     #[test]
     fn single_manifest_is_not_an_index() {
-        match parse(SINGLE).unwrap() {
-            Document::Manifest(m) => {
-                assert_eq!(m.media_type, OCI_MANIFEST);
-                assert_eq!(
-                    m.config_digest,
-                    "sha256:6fb984685ae490ee4728b0883625731a05a9c997aee99a5d0ee2eb50cb752dd9"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
+        let m = parse(SINGLE).unwrap();
+        assert!(!m.is_index());
+        assert_eq!(m.media_type, OCI_MANIFEST);
+        assert_eq!(
+            m.config.unwrap().digest,
+            "sha256:6fb984685ae490ee4728b0883625731a05a9c997aee99a5d0ee2eb50cb752dd9"
+        );
         let err = parse_index(SINGLE).unwrap_err().to_string();
         assert!(err.contains("single image manifest"), "{err}");
     }
@@ -849,10 +653,7 @@ mod tests {
             )]
         );
         // A child expected for a platform the index lacks is reported missing.
-        let empty = Index {
-            media_type: OCI_INDEX.to_owned(),
-            entries: vec![],
-        };
+        let empty = parse_index(r#"{"manifests":[]}"#).unwrap();
         assert_eq!(
             lines(&verify(&empty, &[], Some(&children))),
             [
@@ -877,8 +678,8 @@ mod tests {
         );
         let index = parse_index(&json).unwrap();
         assert_eq!(index.platforms(), ["linux/amd64", "linux/s390x"]);
-        assert_eq!(index.entries[2].kind(), EntryKind::Other);
-        assert_eq!(index.entries[3].kind(), EntryKind::Other);
+        assert_eq!(index.entries()[2].kind(), EntryKind::Other);
+        assert_eq!(index.entries()[3].kind(), EntryKind::Other);
         assert_eq!(
             lines(&verify(&index, &[p("amd64")], None)),
             [format!(
@@ -956,12 +757,12 @@ mod tests {
     #[test]
     fn shape_decides_without_media_type() {
         let json = r#"{"schemaVersion":2,"manifests":[]}"#;
-        assert_eq!(parse_index(json).unwrap().entries, []);
+        assert_eq!(parse_index(json).unwrap().entries(), []);
         let no_type = SINGLE.replace(
             "\"mediaType\": \"application/vnd.oci.image.manifest.v1+json\",",
             "",
         );
-        assert!(matches!(parse(&no_type).unwrap(), Document::Manifest(_)));
+        assert!(!parse(&no_type).unwrap().is_index());
     }
 
     #[test]

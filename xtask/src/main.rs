@@ -34,9 +34,12 @@ mod record;
 #[cfg(test)]
 mod tidy;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use xshell::Shell;
 
@@ -45,7 +48,7 @@ use cli::{Cli, Command, WorkflowCommand};
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let sh = Shell::new()?;
-    sh.change_dir(project_root());
+    sh.change_dir(locate_root()?);
     match cli.command {
         Command::BuildImage(args) => build_image::run(&sh, &args),
         Command::Images(args) => images::run(&sh, &args),
@@ -75,17 +78,41 @@ fn main() -> Result<()> {
     }
 }
 
-/// The workspace root: `$BROKKR_WORKSPACE` when set (another checkout of
-/// this workspace, used by tests and `bench`), else the parent of this
-/// crate's manifest directory.
+/// The workspace root: `$BROKKR_WORKSPACE` when set (another checkout,
+/// used by tests and `bench`), else the checkout the command runs in
+/// ([`find_workspace`] from the current directory), never the one this
+/// binary was compiled in: a shared `CARGO_TARGET_DIR` serves several.
 pub fn project_root() -> PathBuf {
-    match std::env::var_os("BROKKR_WORKSPACE") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| locate_root().unwrap_or_else(|_| PathBuf::from(".")))
+        .clone()
+}
+
+fn locate_root() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("BROKKR_WORKSPACE").filter(|d| !d.is_empty()) {
+        return Ok(cli::absolute(Path::new(&dir)));
     }
+    let cwd = std::env::current_dir()?;
+    find_workspace(&cwd).with_context(|| {
+        format!(
+            "no brokkr checkout at or above {}: run `cargo xtask` inside one (a Cargo.toml with \
+             [workspace] next to xtask/), or set BROKKR_WORKSPACE to its root",
+            cwd.display()
+        )
+    })
+}
+
+/// The nearest directory at or above `start` whose `Cargo.toml` has a
+/// `[workspace]` table and that holds the `xtask` member.
+pub fn find_workspace(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| {
+            dir.join("xtask/Cargo.toml").is_file()
+                && std::fs::read_to_string(dir.join("Cargo.toml"))
+                    .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+        })
+        .map(Path::to_path_buf)
 }
 
 /// Cargo's target directory (`$CARGO_TARGET_DIR`, else `<root>/target`):
@@ -93,4 +120,27 @@ pub fn project_root() -> PathBuf {
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| project_root().join("target"), PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn workspace_is_found_from_any_directory_inside_it() {
+        let tmp = std::env::temp_dir().join(format!("xtask-root-{}", std::process::id()));
+        let b = tmp.join("b");
+        std::fs::create_dir_all(b.join("xtask/src")).unwrap();
+        std::fs::create_dir_all(b.join("broker")).unwrap();
+        std::fs::write(b.join("Cargo.toml"), "[workspace]\nmembers = [\"xtask\"]\n").unwrap();
+        std::fs::write(b.join("xtask/Cargo.toml"), "[package]\nname = \"xtask\"\n").unwrap();
+        for from in [b.clone(), b.join("xtask/src"), b.join("broker")] {
+            assert_eq!(
+                super::find_workspace(&from),
+                Some(b.clone()),
+                "{}",
+                from.display()
+            );
+        }
+        assert_eq!(super::find_workspace(&tmp), None);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }

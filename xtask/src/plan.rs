@@ -1,34 +1,40 @@
-//! The plan layer: every external command is first a value that can be
-//! printed (`--dry-run` prints exactly it), then run through xshell.
+//! Every external command is first a [`Cmd`] value that can be printed
+//! (`--dry-run` prints exactly it), then run: inherited output, captured,
+//! teed, or retried with a diagnosis ([`Cmd::run_retrying`]).
 
 use std::{
     fmt,
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, Read, Write},
     path::PathBuf,
     process::Stdio,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use xshell::{cmd, Shell};
 
-/// An external command as a value: program, arguments, extra environment,
-/// working directory and optional standard input.
+use crate::diagnose;
+
+/// An external command: program, arguments, extra environment, working
+/// directory (`None`: the shell's, the workspace root) and standard input
+/// (never printed, e.g. for `--password-stdin`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cmd {
-    /// Program name looked up on `PATH`, or a path.
     pub program: String,
-    /// Arguments, in order.
     pub args: Vec<String>,
-    /// Extra environment variables, `(name, value)`.
     pub env: Vec<(String, String)>,
-    /// Working directory; `None` is the shell's (the workspace root).
     pub dir: Option<PathBuf>,
-    /// Bytes fed to standard input, never printed (e.g. `--password-stdin`).
     pub stdin: Option<Vec<u8>>,
 }
 
+/// What a captured run gave (`stdout` is empty for teed runs).
+#[derive(Clone, Debug, Default)]
+pub struct Captured {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 impl Cmd {
-    /// A command running `program` with no arguments yet.
     pub fn new(program: impl Into<String>) -> Cmd {
         Cmd {
             program: program.into(),
@@ -36,13 +42,11 @@ impl Cmd {
         }
     }
 
-    /// Appends one argument.
     pub fn arg(mut self, a: impl Into<String>) -> Cmd {
         self.args.push(a.into());
         self
     }
 
-    /// Appends several arguments.
     pub fn args<I, S>(mut self, args: I) -> Cmd
     where
         I: IntoIterator<Item = S>,
@@ -57,42 +61,30 @@ impl Cmd {
         self.arg(flag).arg(value)
     }
 
-    /// Sets an environment variable, printed as `KEY=value`.
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Cmd {
         self.env.push((key.to_owned(), value.into()));
         self
     }
 
-    /// Runs in `dir` instead of the workspace root.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Cmd {
         self.dir = Some(dir.into());
         self
     }
 
-    /// Feeds `bytes` to standard input (never printed).
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
         self.stdin = Some(bytes.into());
         self
     }
 
-    fn to_xshell<'a>(&self, sh: &'a Shell) -> xshell::Cmd<'a> {
-        let program = &self.program;
-        let args = &self.args;
+    /// The command as a `std::process::Command` (environment and directory
+    /// set), for callers that spawn it themselves (detached services).
+    pub fn to_process(&self, sh: &Shell) -> std::process::Command {
+        let (program, args) = (&self.program, &self.args);
         let mut c = cmd!(sh, "{program} {args...}").quiet();
         for (k, v) in &self.env {
             c = c.env(k, v);
         }
-        if let Some(bytes) = &self.stdin {
-            c = c.stdin(bytes);
-        }
-        c
-    }
-
-    /// The command as a `std::process::Command` built through xshell, with
-    /// its environment and working directory: for callers that need to
-    /// spawn it themselves (detached services).
-    pub fn to_process(&self, sh: &Shell) -> std::process::Command {
-        let mut c: std::process::Command = self.to_xshell(sh).into();
+        let mut c: std::process::Command = c.into();
         if let Some(dir) = &self.dir {
             c.current_dir(sh.current_dir().join(dir));
         }
@@ -104,27 +96,23 @@ impl Cmd {
         eprintln!("+ {self}");
     }
 
-    /// Echoes, then runs with inherited output; a non-zero exit is an error
-    /// naming the command.
+    /// Echoes, then runs with inherited output; a non-zero exit is an error.
     pub fn run(&self, sh: &Shell) -> Result<()> {
         self.echo();
-        let status = self
-            .spawn_with_stdin(sh, Stdio::inherit(), Stdio::inherit())?
-            .wait()?;
+        let status = self.spawn(sh, Stdio::inherit(), Stdio::inherit())?.wait()?;
         if !status.success() {
             bail!("`{}` failed with {status}", self.short());
         }
         Ok(())
     }
 
-    /// Echoes, runs, and returns stdout (trimmed); stderr passes through.
+    /// Echoes, runs, and returns stdout (trimmed); see [`Cmd::read_quiet`].
     pub fn read(&self, sh: &Shell) -> Result<String> {
         self.echo();
         self.read_quiet(sh)
     }
 
-    /// Runs without echo and returns stdout (trimmed): for probes whose
-    /// command line is noise (doctor's checks).
+    /// Runs without echo; stdout (trimmed), or an error quoting stderr.
     pub fn read_quiet(&self, sh: &Shell) -> Result<String> {
         let out = self.capture(sh)?;
         if !out.ok {
@@ -133,62 +121,74 @@ impl Cmd {
         Ok(out.stdout.trim().to_owned())
     }
 
-    /// Runs without echo, capturing stdout and stderr; never fails on a
-    /// non-zero exit (see [`Captured::ok`]); fails only when it cannot start.
+    /// Runs without echo, capturing both streams; fails only when the
+    /// program cannot start (a non-zero exit is [`Captured::ok`] false).
     pub fn capture(&self, sh: &Shell) -> Result<Captured> {
-        let mut child = self.spawn_with_stdin(sh, Stdio::piped(), Stdio::piped())?;
-        let stdout = child.stdout.take();
+        let mut child = self.spawn(sh, Stdio::piped(), Stdio::piped())?;
         let stderr = child.stderr.take();
         let err_thread = std::thread::spawn(move || {
             let mut s = String::new();
-            if let Some(mut e) = stderr {
-                let _ = std::io::Read::read_to_string(&mut e, &mut s);
-            }
+            stderr.map(|mut e| e.read_to_string(&mut s));
             s
         });
-        let mut out = String::new();
-        if let Some(mut o) = stdout {
-            std::io::Read::read_to_string(&mut o, &mut out)?;
+        let mut stdout = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            o.read_to_string(&mut stdout)?;
         }
-        let status = child.wait()?;
-        let err = err_thread.join().unwrap_or_default();
-        Ok(Captured {
-            ok: status.success(),
-            stdout: out,
-            stderr: err,
-        })
+        let ok = child.wait()?.success();
+        let stderr = err_thread.join().unwrap_or_default();
+        Ok(Captured { ok, stdout, stderr })
     }
 
-    /// Echoes, runs with stdout inherited and stderr both shown live and
-    /// kept: for long builds whose errors are diagnosed afterwards.
+    /// Echoes, runs with stdout inherited and stderr shown live and kept:
+    /// for long builds whose errors are diagnosed afterwards.
     pub fn run_teed(&self, sh: &Shell) -> Result<Captured> {
         self.echo();
-        let mut child = self.spawn_with_stdin(sh, Stdio::inherit(), Stdio::piped())?;
-        let mut kept = String::new();
+        let mut child = self.spawn(sh, Stdio::inherit(), Stdio::piped())?;
+        let mut stderr = String::new();
         if let Some(err) = child.stderr.take() {
-            let mut lines = BufReader::new(err);
-            let mut line = String::new();
-            let stderr = std::io::stderr();
-            while lines.read_line(&mut line)? > 0 {
-                let _ = stderr.lock().write_all(line.as_bytes());
-                kept.push_str(&line);
-                line.clear();
+            for line in BufReader::new(err).split(b'\n') {
+                let line = String::from_utf8_lossy(&line?).into_owned() + "\n";
+                let _ = std::io::stderr().write_all(line.as_bytes());
+                stderr.push_str(&line);
             }
         }
-        let status = child.wait()?;
+        let ok = child.wait()?.success();
         Ok(Captured {
-            ok: status.success(),
+            ok,
             stdout: String::new(),
-            stderr: kept,
+            stderr,
         })
     }
 
-    fn spawn_with_stdin(
-        &self,
-        sh: &Shell,
-        stdout: Stdio,
-        stderr: Stdio,
-    ) -> Result<std::process::Child> {
+    /// Echoes and runs a registry operation, retrying transient failures
+    /// ([`diagnose::retry_with`], sleeping between attempts), its output
+    /// shown. A final failure names `what`, the reason and, when known, the
+    /// fix ([`diagnose::explain`]).
+    pub fn run_retrying(&self, sh: &Shell, what: &str) -> Result<()> {
+        let wait = |line: &str, delay| {
+            eprintln!("{line}");
+            std::thread::sleep(delay);
+        };
+        diagnose::retry_with(what, diagnose::MAX_ATTEMPTS, wait, || {
+            self.echo();
+            let out = self.capture(sh).map_err(|e| e.to_string())?;
+            eprint!("{}{}", out.stdout, out.stderr);
+            if out.ok {
+                Ok(())
+            } else {
+                Err(out.stderr)
+            }
+        })
+        .map_err(|stderr| {
+            let hint = diagnose::explain(&stderr)
+                .map(|h| format!("\n{h}"))
+                .unwrap_or_default();
+            anyhow!("{what} failed: {}{hint}", diagnose::reason(&stderr))
+        })
+    }
+
+    fn spawn(&self, sh: &Shell, stdout: Stdio, stderr: Stdio) -> Result<std::process::Child> {
         let mut p = self.to_process(sh);
         p.stdout(stdout).stderr(stderr);
         p.stdin(if self.stdin.is_some() {
@@ -212,24 +212,12 @@ impl Cmd {
 
     /// `program first-arg second-arg`: a short name for error messages.
     pub fn short(&self) -> String {
-        let mut s = self.program.clone();
-        for a in self.args.iter().take(2) {
-            s.push(' ');
-            s.push_str(a);
-        }
-        s
+        std::iter::once(&self.program)
+            .chain(self.args.iter().take(2))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
-}
-
-/// What a captured run gave.
-#[derive(Clone, Debug, Default)]
-pub struct Captured {
-    /// Whether the exit status was 0.
-    pub ok: bool,
-    /// Standard output (empty for teed runs, where it went to the terminal).
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
 }
 
 /// Quotes a word for a POSIX shell only when it needs it, so a printed
@@ -244,8 +232,7 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 impl fmt::Display for Cmd {
-    /// `[cd DIR &&] [KEY=value ...] program args... [< ***]`, shell-quoted;
-    /// standard input (passwords for `--password-stdin`) is never printed.
+    /// `[cd DIR &&] [KEY=value ...] program args... [< ***]`, shell-quoted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(dir) = &self.dir {
             write!(f, "cd {} && ", shell_quote(&dir.display().to_string()))?;

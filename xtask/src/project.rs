@@ -200,6 +200,11 @@ impl PlatformList {
             None => Ok(vec![Platform::host()?]),
         }
     }
+
+    /// The given list, or every supported platform when none was given.
+    pub fn or_all(list: Option<PlatformList>) -> Vec<&'static Platform> {
+        list.map_or_else(|| PLATFORMS.iter().collect(), |l| l.0)
+    }
 }
 
 /// A comma-separated list of components: names or `all`. Order follows
@@ -252,6 +257,40 @@ pub fn parse_component_list(s: &str) -> Result<ComponentList, String> {
 /// clap value parser for one `--component`.
 pub fn parse_component(s: &str) -> Result<&'static Component, String> {
     component(s).map_err(|e| e.to_string())
+}
+
+/// clap value parser for one `--component` of `build-image`: `all` or a
+/// list points to `images`, which builds several.
+pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
+    if s.eq_ignore_ascii_case("all") || s.contains(',') {
+        return Err(format!(
+            "build-image builds one component (one of: {}); for `{s}` use `cargo xtask images --component {s}`",
+            component_names()
+        ));
+    }
+    parse_component(s)
+}
+
+/// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a
+/// port, when given, is a number from 1 to 65535. The reference grammar is
+/// checked when the registry is used (`metadata::check_registry`).
+pub fn parse_registry(s: &str) -> Result<String, String> {
+    let r = s.trim().trim_end_matches('/');
+    if r.is_empty() {
+        return Err(format!(
+            "the registry is empty; give HOST[:PORT][/PATH] such as `{LOCAL_REGISTRY}` or `ghcr.io/owner`, \
+             or leave --registry (and BROKKR_REGISTRY) out for the default"
+        ));
+    }
+    let host = r.split('/').next().unwrap_or_default();
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
+        if !matches!(port.parse::<u16>(), Ok(1..)) {
+            return Err(format!(
+                "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
+            ));
+        }
+    }
+    Ok(r.to_owned())
 }
 
 #[cfg(test)]
@@ -335,6 +374,39 @@ mod tests {
             assert_eq!(c.package, format!("brokkr-{}", c.name));
             assert_eq!(c.image_name(), c.package);
             assert_eq!(c.dockerfile, format!("Dockerfile.{}", c.name));
+        }
+    }
+
+    #[test]
+    fn registries_checked_at_parse_time() {
+        assert_eq!(parse_registry("localhost:5000/").unwrap(), "localhost:5000");
+        assert_eq!(parse_registry("ghcr.io/acme").unwrap(), "ghcr.io/acme");
+        assert_eq!(
+            parse_registry("localhost:65535").unwrap(),
+            "localhost:65535"
+        );
+        for (bad, want) in [
+            ("", "the registry is empty"),
+            ("  ", "the registry is empty"),
+            ("localhost:0", "invalid port `0`"),
+            ("localhost:99999", "invalid port `99999`"),
+            ("localhost:", "invalid port ``"),
+            ("localhost:50a0/x", "invalid port `50a0`"),
+        ] {
+            let err = parse_registry(bad).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn build_image_takes_one_component() {
+        assert_eq!(parse_one_component("agent").unwrap().name, "agent");
+        for s in ["all", "broker,agent"] {
+            let err = parse_one_component(s).unwrap_err();
+            assert!(
+                err.contains(&format!("cargo xtask images --component {s}")),
+                "{err}"
+            );
         }
     }
 }

@@ -3,12 +3,19 @@
 //! the registry holds to the build's record, and CI, `bench` and users read
 //! them (digest, size, time, cached steps) without scraping logs.
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::project::{Component, Platform};
+use crate::{
+    metadata::{self, Context},
+    plan::Cmd,
+    project::{Component, Platform},
+};
 
 /// The result of building (and maybe pushing) one component for one platform.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -38,6 +45,9 @@ pub struct BuildRecord {
     pub dependency_crates_compiled: usize,
     /// `cross` or `emulate`.
     pub strategy: String,
+    /// Built from a working tree with uncommitted changes (its reference says `-dirty`).
+    #[serde(default)]
+    pub dirty: bool,
 }
 
 /// The directory holding the records: `target/xtask/images`.
@@ -45,51 +55,112 @@ pub fn dir() -> PathBuf {
     crate::target_dir().join("xtask").join("images")
 }
 
-/// The record file of one leg, per registry so that builds for different
-/// registries never overwrite each other's records:
-/// `target/xtask/images/localhost_5000/broker-arm64.json` for
-/// `localhost:5000/brokkr-broker:sha-abc1234-arm64`.
+/// The record file of one leg, one directory per registry so builds for
+/// different registries never overwrite each other's records. The registry
+/// is percent-encoded (every byte outside `[A-Za-z0-9.-]` as `%XX`), which
+/// is collision-free: `localhost:5000/bkx/y` gives `localhost%3A5000%2Fbkx%2Fy`,
+/// `localhost:5000/bkx_y` gives `localhost%3A5000%2Fbkx%5Fy`.
 pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
     let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
-    let slug: String = registry
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut slug = String::new();
+    for b in registry.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
+            slug.push(char::from(b));
+        } else {
+            slug.push_str(&format!("%{b:02X}"));
+        }
+    }
     dir()
         .join(slug)
         .join(format!("{}-{}.json", component.name, platform.arch))
 }
 
-/// Reads the record of one leg; `Ok(None)` when there is none.
+/// Reads the record of one leg; `Ok(None)` when there is none. An empty or
+/// unreadable one is reported, moved aside to `<file>.corrupt-<unix time>`
+/// and treated as absent, so the next build rewrites it.
 pub fn load(
     reference: &str,
     component: &Component,
     platform: &Platform,
 ) -> Result<Option<BuildRecord>> {
     let p = path(reference, component, platform);
-    match std::fs::read_to_string(&p) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    let text = match std::fs::read_to_string(&p) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+    };
+    match serde_json::from_str(&text) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => {
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = p.with_extension(format!("json.corrupt-{secs}"));
+            std::fs::rename(&p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
+            eprintln!(
+                "warning: the record {} was unreadable ({e}); moved aside to {}; \
+                 the next build of this leg writes a new one",
+                p.display(),
+                aside.display()
+            );
+            Ok(None)
+        }
     }
 }
 
-/// Writes the record of one leg (pretty JSON), under [`path`] of its reference.
+/// Writes the record of one leg (pretty JSON) under [`path`] of its
+/// reference, atomically: a temporary file in the same directory, renamed.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
     let p = path(&record.reference, component, platform);
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    let dir = p.parent().context("record path without a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = p.with_extension(format!("json.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(record)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &p)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))
+}
+
+/// Refuses `reference` built from a dirty tree unless `allow_dirty`: a
+/// dirty tree is never published as its commit (`push`, `manifest`).
+pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()> {
+    if dirty && !allow_dirty {
+        anyhow::bail!(
+            "{reference} comes from a working tree with uncommitted changes or untracked files \
+             (`git status`); commit them and build again, or pass --allow-dirty to publish it anyway"
+        );
     }
-    std::fs::write(&p, serde_json::to_string_pretty(record)? + "\n")
-        .with_context(|| format!("writing {}", p.display()))
+    Ok(())
+}
+
+/// Whether the checkout has uncommitted changes or untracked files (`git
+/// status --porcelain`); false outside a git checkout.
+pub fn tree_dirty(sh: &xshell::Shell) -> Result<bool> {
+    let out = Cmd::new("git")
+        .args(["status", "--porcelain"])
+        .capture(sh)?;
+    Ok(out.ok && !out.stdout.trim().is_empty())
+}
+
+/// The unique per-platform reference of one leg: `<repository>:sha-<7>-<arch>`
+/// ([`metadata::per_platform_reference`]), or `sha-<7>-dirty-<arch>` for a
+/// dirty tree, which a release build of that commit never writes.
+pub fn reference(
+    registry: &str,
+    component: &Component,
+    ctx: &Context,
+    platform: &Platform,
+    dirty: bool,
+) -> String {
+    if !dirty {
+        return metadata::per_platform_reference(registry, component, ctx, platform);
+    }
+    let repository = metadata::image_repository(registry, component);
+    format!(
+        "{repository}:{}-dirty-{}",
+        metadata::sha_tag(ctx),
+        platform.tag_suffix()
+    )
 }
 
 /// `12.3 MB` (decimal megabytes, as registries and Docker print sizes).
@@ -123,15 +194,20 @@ mod tests {
         };
         assert_eq!(
             p("localhost:5000/brokkr-broker:sha-abc1234-arm64"),
-            "localhost_5000/broker-arm64.json"
+            "localhost%3A5000/broker-arm64.json"
         );
         assert_eq!(
             p("localhost:5000/m4/brokkr-broker:sha-abc1234-arm64"),
-            "localhost_5000_m4/broker-arm64.json"
+            "localhost%3A5000%2Fm4/broker-arm64.json"
         );
         assert_eq!(
             p("ghcr.io/acme/brokkr-broker:sha-abc1234-arm64"),
-            "ghcr.io_acme/broker-arm64.json"
+            "ghcr.io%2Facme/broker-arm64.json"
+        );
+        // Issue 15 item 6: `/` and `_` in the registry path do not collide.
+        assert_ne!(
+            p("localhost:5000/bkx/y/brokkr-broker:sha-abc1234-arm64"),
+            p("localhost:5000/bkx_y/brokkr-broker:sha-abc1234-arm64")
         );
     }
 

@@ -6,15 +6,39 @@
 use std::{thread::sleep, time::Duration};
 
 use anyhow::{bail, Context as _, Result};
+use clap::Args;
 use xshell::Shell;
 
 use crate::{
-    cli::SmokeArgs,
+    cli::Selection,
     diagnose, metadata,
     plan::Cmd,
-    project::{component, Platform},
-    tags,
+    project::{component, parse_registry, Platform},
+    record, tags,
 };
+
+/// Options of `smoke`.
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// Components and platforms to test.
+    #[command(flatten)]
+    pub select: Selection,
+    /// Registry prefix of the references to run; default as for `build-image`.
+    #[arg(long, env = "BROKKR_REGISTRY", value_parser = parse_registry)]
+    pub registry: Option<String>,
+    /// Run images by this tag instead of the per-platform references (e.g. a final tag like `main`).
+    #[arg(long, value_parser = parse_tag)]
+    pub tag: Option<String>,
+    /// Do not install or start missing host pieces (QEMU for foreign platforms); fail with the remedy instead.
+    #[arg(long)]
+    pub no_setup: bool,
+}
+
+/// clap value parser for `--tag`: Docker's tag grammar.
+fn parse_tag(s: &str) -> Result<String, String> {
+    metadata::check_explicit_tag(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
 
 /// Whether a `--version` line reports the architecture `machine`
 /// (`brokkr-broker 0.1.0 (target aarch64-unknown-linux-gnu, arch aarch64)`).
@@ -26,13 +50,14 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     let platforms = args.select.platforms()?;
     // Foreign platforms run through QEMU: register it when missing.
-    crate::host::setup::ensure(sh, &platforms, false)?;
+    crate::host::setup::ensure(sh, &platforms, args.no_setup)?;
     let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
+    let dirty = record::tree_dirty(sh)?;
     let reference = |c: &crate::project::Component, p: &Platform| match &args.tag {
         Some(t) => format!("{}:{t}", metadata::image_repository(&registry, c)),
-        None => metadata::per_platform_reference(&registry, c, &ctx, p),
+        None => record::reference(&registry, c, &ctx, p, dirty),
     };
     let mut failures = Vec::new();
     for p in &platforms {
@@ -101,8 +126,10 @@ fn image_available(sh: &Shell, reference: &str) -> bool {
 }
 
 fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
-    let cmd =
-        Cmd::new("docker").args(["run", "--rm", "--platform", p.name, reference, "--version"]);
+    // `--version` needs no network: a check that passes offline too.
+    let cmd = Cmd::new("docker")
+        .args(["run", "--rm", "--network", "none", "--platform", p.name])
+        .args([reference, "--version"]);
     cmd.echo();
     let out = cmd.capture(sh)?;
     if !out.ok {
@@ -210,5 +237,12 @@ mod tests {
         for (line, machine, want) in cases {
             assert_eq!(version_reports_arch(line, machine), want, "{line}");
         }
+    }
+
+    #[test]
+    fn tag_is_checked_against_docker_grammar() {
+        assert_eq!(parse_tag("main").unwrap(), "main");
+        let err = parse_tag("bad tag").unwrap_err();
+        assert!(err.contains("invalid --tag `bad tag`"), "{err}");
     }
 }
