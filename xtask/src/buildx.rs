@@ -132,32 +132,23 @@ pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
 /// Everything one `docker buildx build` call needs.
 #[derive(Clone, Debug)]
 pub struct BuildSpec {
-    /// The component whose Dockerfile is built.
     pub component: &'static Component,
-    /// Target platforms of this call (one, or several for a multi-platform `--load`).
     pub platforms: Vec<&'static Platform>,
-    /// Where rustc runs.
     pub strategy: Strategy,
-    /// `--load` or `--push`.
     pub output: Output,
-    /// Full image references to tag.
     pub tags: Vec<String>,
-    /// `RUST_IMAGE` build argument.
     pub rust_image: String,
     /// `EMULATE_RUST_IMAGE` build argument (the target-platform Rust image for
     /// `--strategy emulate`); `None` leaves the Dockerfile's default (`RUST_IMAGE`).
     pub emulate_rust_image: Option<String>,
-    /// `RUNTIME_IMAGE` build argument.
     pub runtime_image: String,
     /// Extra CA bundle passed as the build secret `ca-bundle` (never stored in an image).
     pub ca_bundle: Option<PathBuf>,
-    /// OCI labels (`--label key=value`).
     pub labels: BTreeMap<String, String>,
     /// Full commit hash, passed as `BROKKR_GIT_COMMIT` (the binaries' `--version`).
     pub git_commit: Option<String>,
     /// `--cache-from` (optional) and `--cache-to`.
     pub cache: Option<(Option<String>, String)>,
-    /// `--progress` mode.
     pub progress: Progress,
     /// `--metadata-file` path (buildx writes `containerimage.digest` there).
     pub metadata_file: PathBuf,
@@ -260,58 +251,25 @@ pub fn check_multi_platform_load(
     Ok(())
 }
 
-/// The C library a runtime base image provides, as far as it can be told
-/// from its reference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Libc {
-    /// glibc (Debian, Ubuntu, distroless `cc`/`base`, our local runtime).
-    Glibc,
-    /// musl (Alpine).
-    Musl,
-    /// No C library at all (`scratch`, distroless `static`).
-    None,
-}
-
-/// The libc of a runtime image, from well-known names; unknown images are
-/// assumed to be glibc-based (Debian-like).
-pub fn runtime_libc(image: &str) -> Libc {
-    let name = image.to_ascii_lowercase();
-    let last = name.rsplit('/').next().unwrap_or_default();
-    if name == "scratch" || last.starts_with("static") {
-        Libc::None
-    } else if last.starts_with("alpine") || name.contains("/alpine") || name.contains("musl") {
-        Libc::Musl
-    } else {
-        Libc::Glibc
-    }
-}
-
-/// Case B10: a dynamically linked `-gnu` binary needs glibc and its loader in
-/// the runtime image; copied into Alpine or scratch it fails with
-/// `exec ...: no such file or directory`. Errors name both sides.
+/// Case B10: a dynamically linked `-gnu` binary needs glibc and its loader
+/// in the runtime image; copied into Alpine (musl) or scratch / distroless
+/// `static` (no libc) it fails with `exec ...: no such file or directory`.
+/// The runtime's libc is told from well-known names; others count as glibc.
 pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
-    let libc = runtime_libc(runtime_image);
-    let needs = if triple.ends_with("-gnu") {
-        Libc::Glibc
-    } else if triple.ends_with("-musl") {
-        Libc::Musl
+    let name = runtime_image.to_ascii_lowercase();
+    let last = name.rsplit('/').next().unwrap_or_default();
+    let libc = if name == "scratch" || last.starts_with("static") {
+        "no C library"
+    } else if last.starts_with("alpine") || name.contains("/alpine") || name.contains("musl") {
+        "musl (no glibc)"
     } else {
         return Ok(());
     };
-    // A static musl binary runs anywhere; a gnu binary needs glibc.
-    let ok = match needs {
-        Libc::Glibc => libc == Libc::Glibc,
-        _ => true,
-    };
-    if !ok {
+    if triple.ends_with("-gnu") {
         bail!(
-            "target {triple} links against glibc, but the runtime image {runtime_image} has {}: the binary would fail \
+            "target {triple} links against glibc, but the runtime image {runtime_image} has {libc}: the binary would fail \
              with `exec ...: no such file or directory`. Use a glibc runtime (distroless cc, Debian, or the local one \
-             from `cargo xtask base-images`), or build for a -musl target",
-            match libc {
-                Libc::Musl => "musl (no glibc)",
-                _ => "no C library",
-            }
+             from `cargo xtask base-images`), or build for a -musl target"
         );
     }
     Ok(())

@@ -46,6 +46,9 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
             legs.push((c, *p, record::reference(&registry, c, &ctx, p, dirty)));
         }
     }
+    if dirty && !args.allow_dirty {
+        record::check_clean(&legs[0].2, dirty, false)?;
+    }
     if args.dry_run {
         legs.iter()
             .for_each(|(_, _, r)| println!("{}", Cmd::new("docker").args(["push", r])));

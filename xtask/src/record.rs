@@ -4,7 +4,7 @@
 //! them (digest, size, time, cached steps) without scraping logs.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -83,8 +83,11 @@ pub fn load(
     component: &Component,
     platform: &Platform,
 ) -> Result<Option<BuildRecord>> {
-    let p = path(reference, component, platform);
-    let text = match std::fs::read_to_string(&p) {
+    load_file(&path(reference, component, platform))
+}
+
+fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
+    let text = match std::fs::read_to_string(p) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
@@ -96,7 +99,7 @@ pub fn load(
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let aside = p.with_extension(format!("json.corrupt-{secs}"));
-            std::fs::rename(&p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
+            std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
             eprintln!(
                 "warning: the record {} was unreadable ({e}); moved aside to {}; \
                  the next build of this leg writes a new one",
@@ -111,13 +114,16 @@ pub fn load(
 /// Writes the record of one leg (pretty JSON) under [`path`] of its
 /// reference, atomically: a temporary file in the same directory, renamed.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
-    let p = path(&record.reference, component, platform);
+    save_file(&path(&record.reference, component, platform), record)
+}
+
+fn save_file(p: &Path, record: &BuildRecord) -> Result<()> {
     let dir = p.parent().context("record path without a directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = p.with_extension(format!("json.tmp-{}", std::process::id()));
     std::fs::write(&tmp, serde_json::to_string_pretty(record)? + "\n")
         .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &p)
+    std::fs::rename(&tmp, p)
         .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))
 }
 
@@ -220,5 +226,45 @@ mod tests {
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<BuildRecord>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn corrupt_records_are_set_aside_and_rewritten() {
+        let dir = std::env::temp_dir().join(format!("xtask-record-{}", std::process::id()));
+        let p = dir.join("reg").join("broker-arm64.json");
+        let r = BuildRecord {
+            reference: "r".into(),
+            dirty: true,
+            ..BuildRecord::default()
+        };
+        save_file(&p, &r).unwrap();
+        assert_eq!(load_file(&p).unwrap(), Some(r.clone()));
+        for bad in ["", "{\"component\": "] {
+            std::fs::write(&p, bad).unwrap();
+            assert_eq!(load_file(&p).unwrap(), None, "{bad:?}");
+            assert!(!p.exists());
+            save_file(&p, &r).unwrap();
+            assert_eq!(load_file(&p).unwrap(), Some(r.clone()));
+        }
+        let names: Vec<String> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("broker-arm64.json.corrupt-")),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dirty_is_refused_unless_allowed() {
+        assert!(check_clean("r", false, false).is_ok());
+        assert!(check_clean("r", true, true).is_ok());
+        let err = check_clean("r", true, false).unwrap_err().to_string();
+        assert!(err.contains("--allow-dirty"), "{err}");
     }
 }
