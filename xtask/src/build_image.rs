@@ -144,33 +144,18 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     let prepared = prepare(sh, &args.build, &platforms)?;
     let repo = metadata::image_repository(&prepared.registry, args.component);
     let extra = metadata::references(&repo, &args.tag);
-    let records = if platforms.len() == 1 || args.tag.is_empty() {
-        // One call per platform, each under its per-platform reference (plus the extra tags).
-        let mut out = Vec::new();
-        for p in &platforms {
-            out.push(build(
-                sh,
-                &prepared,
-                &args.build,
-                args.component,
-                &[p],
-                output,
-                &extra,
-            )?);
-        }
-        out
+    // One call per platform under its per-platform reference (plus the extra
+    // tags), or with tags one image of every platform under them only (B1).
+    let calls: Vec<Vec<&'static Platform>> = if platforms.len() == 1 || args.tag.is_empty() {
+        platforms.iter().map(|p| vec![*p]).collect()
     } else {
-        // One image holding every platform, under the extra tags only (B1 applies).
-        vec![build(
-            sh,
-            &prepared,
-            &args.build,
-            args.component,
-            &platforms,
-            output,
-            &extra,
-        )?]
+        vec![platforms.clone()]
     };
+    let mut records = Vec::new();
+    for call in calls {
+        let (opts, c) = (&args.build, args.component);
+        records.push(build(sh, &prepared, opts, c, &call, output, &extra)?);
+    }
     if !args.build.dry_run {
         print_table(&records)?;
     }

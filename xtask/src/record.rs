@@ -267,4 +267,21 @@ mod tests {
         let err = check_clean("r", true, false).unwrap_err().to_string();
         assert!(err.contains("--allow-dirty"), "{err}");
     }
+
+    #[test]
+    fn a_dirty_tree_never_writes_the_release_reference() {
+        let broker = crate::project::component("broker").unwrap();
+        let arm64 = Platform::parse("arm64").unwrap();
+        let ctx = Context::from_git(&"abc1234".repeat(6)[..40], Some("main"), &[]).unwrap();
+        let clean = reference("localhost:5000", broker, &ctx, arm64, false);
+        let dirty = reference("localhost:5000", broker, &ctx, arm64, true);
+        assert_eq!(clean, "localhost:5000/brokkr-broker:sha-abc1234-arm64");
+        assert_eq!(
+            dirty,
+            "localhost:5000/brokkr-broker:sha-abc1234-dirty-arm64"
+        );
+        assert!(crate::manifest::is_reserved_tag(
+            dirty.rsplit_once(':').unwrap().1
+        ));
+    }
 }
