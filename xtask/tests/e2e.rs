@@ -10,7 +10,11 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::OnceLock,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst},
+        Arc, Mutex, OnceLock,
+    },
+    time::{Duration, Instant},
 };
 
 const REGISTRY: &str = "localhost:5000";
@@ -252,7 +256,7 @@ fn images_cross_push_smoke_manifest_and_pull_by_final_tag() {
         for arch in ["amd64", "arm64"] {
             let record: serde_json::Value = serde_json::from_str(
                 &std::fs::read_to_string(root().join(format!(
-                    "target/xtask/images/localhost_5000/{c}-{arch}.json"
+                    "target/xtask/images/localhost%3A5000/{c}-{arch}.json"
                 )))
                 .unwrap(),
             )
@@ -507,4 +511,242 @@ fn a_failing_cache_export_warns_and_the_build_succeeds() {
         "the failed export must be reported as a warning:\n{log}"
     );
     ok(xtask(&["registry", "stop", "--auth"]));
+}
+
+/// A fault-injecting HTTP proxy on loopback in front of the registry at
+/// 127.0.0.1:5000 (case R6): of every `every` connections one is answered
+/// `503` and the next one is reset, up to `max_faults` faults; the rest are
+/// passed through. `stop` (or drop) closes the listener and cuts every open
+/// connection, as a registry that goes away; it also stops by itself after
+/// `lifetime`.
+struct FaultProxy {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    faults: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl FaultProxy {
+    fn start(every: usize, max_faults: usize, lifetime: Duration) -> FaultProxy {
+        FaultProxy::start_on(0, every, max_faults, lifetime)
+    }
+
+    /// As [`FaultProxy::start`], on `port` (0: any free one).
+    fn start_on(port: u16, every: usize, max_faults: usize, lifetime: Duration) -> FaultProxy {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let proxy = FaultProxy {
+            port: listener.local_addr().unwrap().port(),
+            connections: Arc::default(),
+            faults: Arc::default(),
+            stop: Arc::default(),
+            open: Arc::default(),
+        };
+        let (n, f, s, open) = (
+            proxy.connections.clone(),
+            proxy.faults.clone(),
+            proxy.stop.clone(),
+            proxy.open.clone(),
+        );
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + lifetime;
+            while !s.load(SeqCst) && Instant::now() < deadline {
+                let Ok((mut client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let k = n.fetch_add(1, SeqCst) % every;
+                if f.load(SeqCst) < max_faults && (k == 0 || k == 1) {
+                    f.fetch_add(1, SeqCst);
+                    if k == 0 {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                    continue; // k == 1: closed unanswered, a reset connection
+                }
+                let Ok(upstream) = TcpStream::connect("127.0.0.1:5000") else {
+                    continue;
+                };
+                if let Ok(mut open) = open.lock() {
+                    open.extend(client.try_clone().ok());
+                    open.extend(upstream.try_clone().ok());
+                }
+                pipe(client, upstream);
+            }
+        });
+        proxy
+    }
+
+    fn faults(&self) -> usize {
+        self.faults.load(SeqCst)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(SeqCst)
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, SeqCst);
+        for c in self.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        std::thread::sleep(Duration::from_millis(100)); // the listener closes
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Copies bytes both ways between two connections until either side closes.
+fn pipe(client: TcpStream, upstream: TcpStream) {
+    for (mut from, mut to) in [
+        (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+        (upstream, client),
+    ] {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+}
+
+/// The final tags `tags --json` gives for `component` under `registry`.
+fn final_tags(component: &str, registry: &str) -> Vec<String> {
+    let o = ok(xtask(&[
+        "tags",
+        "--component",
+        component,
+        "--registry",
+        registry,
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("tags --json");
+    v["tags"]
+        .as_array()
+        .expect("tags --json has `tags`")
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// R6: the registry answers 503 or resets connections for some requests
+/// during push and index creation: both finish through their retries, each
+/// retry printed, and every final tag verifies when read back directly.
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn registry_faults_are_retried_and_final_tags_verify() {
+    four_images_pushed();
+    let proxy = FaultProxy::start(6, 6, Duration::from_secs(900));
+    let registry = format!("localhost:{}/faults", proxy.port);
+    let direct = format!("{REGISTRY}/faults");
+    ok(xtask(&[
+        "images",
+        "--component",
+        "broker",
+        "--platform",
+        "all",
+        "--registry",
+        &registry,
+    ]));
+    let push = ok(xtask(&[
+        "push",
+        "--component",
+        "broker",
+        "--platform",
+        "all",
+        "--registry",
+        &registry,
+    ]));
+    let manifest = ok(xtask(&[
+        "manifest",
+        "--component",
+        "broker",
+        "--registry",
+        &registry,
+    ]));
+    assert!(proxy.faults() > 0, "the proxy injected no fault");
+    let printed = format!("{}{}", stderr(&push), stderr(&manifest));
+    assert!(
+        printed.contains("retrying"),
+        "retries are printed:\n{printed}"
+    );
+    for tag in final_tags("broker", &registry) {
+        let direct_ref = tag.replacen(&registry, &direct, 1);
+        ok(xtask(&["manifest", "verify", &direct_ref]));
+    }
+}
+
+/// R6: the registry goes away in the middle of a push: the push fails and no
+/// final tag is written; once it is back, the rerun completes and publishes.
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn a_registry_stopped_mid_push_leaves_nothing_half_published() {
+    four_images_pushed();
+    let proxy = FaultProxy::start(usize::MAX, 0, Duration::from_secs(900));
+    let port = proxy.port;
+    let registry = format!("localhost:{port}/stopped");
+    ok(xtask(&[
+        "images",
+        "--component",
+        "agent",
+        "--platform",
+        "all",
+        "--registry",
+        &registry,
+    ]));
+    let before = registry_snapshot();
+    let mut push = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["push", "--component", "agent", "--platform", "all"])
+        .args(["--registry", &registry])
+        .env("BROKKR_WORKSPACE", root())
+        .env_remove("GITHUB_ACTIONS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while proxy.connections() < 3 && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    proxy.stop();
+    assert!(!push.wait().unwrap().success(), "a push cut off must fail");
+    let refused = xtask(&["manifest", "--component", "agent", "--registry", &registry]);
+    assert!(
+        !refused.status.success(),
+        "manifest must refuse without sources"
+    );
+    let written: Vec<String> = registry_snapshot()
+        .into_iter()
+        .filter(|l| l.starts_with("stopped/") && !before.contains(l))
+        .filter(|l| !l.contains("-amd64 ") && !l.contains("-arm64 "))
+        .collect();
+    assert!(written.is_empty(), "final tags written: {written:?}");
+    // Back on the same port: the rerun completes.
+    let proxy = FaultProxy::start_on(port, usize::MAX, 0, Duration::from_secs(900));
+    ok(xtask(&[
+        "push",
+        "--component",
+        "agent",
+        "--platform",
+        "all",
+        "--registry",
+        &registry,
+    ]));
+    ok(xtask(&[
+        "manifest",
+        "--component",
+        "agent",
+        "--registry",
+        &registry,
+    ]));
+    for tag in final_tags("agent", &registry) {
+        ok(xtask(&["manifest", "verify", &tag]));
+    }
+    drop(proxy);
 }
