@@ -48,7 +48,8 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let repo = metadata::image_repository(&registry, component);
-    let (tags, warnings) = metadata::final_tags(&ctx, &args.tag)?;
+    let rules = tags::declared_rules(sh)?;
+    let (tags, warnings) = metadata::final_tags(&ctx, &rules, &args.tag)?;
     for w in warnings {
         eprintln!("warning: {w}");
     }
