@@ -8,6 +8,8 @@
 //! [`check_explicit_tag`]), image names ([`image_repository`]), the eight
 //! `org.opencontainers.image.*` labels ([`labels`]) and the annotations.
 
+#[cfg(test)]
+mod cases;
 pub mod eval;
 pub mod rules;
 pub mod template;
@@ -680,18 +682,24 @@ pub fn now(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Timestam
 
 /// The `created` label, RFC 3339 UTC (`2024-05-01T12:00:00Z`), for [`now`].
 pub fn created(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<String> {
-    Ok(rfc3339_utc(now(source_date_epoch, clock)?))
+    Ok(rfc3339_utc(now(source_date_epoch, clock)?.as_second()))
 }
 
-/// A time as RFC 3339 UTC, whole seconds: `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339_utc(at: Timestamp) -> String {
-    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// Seconds since the Unix epoch as RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SSZ`
+/// (years 1 to 9999; jiff's civil time, so the last day of 9999 works too).
+pub fn rfc3339_utc(unix_secs: i64) -> String {
+    jiff::civil::date(1970, 1, 1)
+        .at(0, 0, 0, 0)
+        .checked_add(jiff::SignedDuration::from_secs(unix_secs))
+        .map_or_else(|_| format!("@{unix_secs}"), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::project::{component, Platform};
+    use serde_json::Value;
+    use std::cmp::Ordering;
 
     const SHA: &str = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
 
@@ -714,37 +722,53 @@ mod tests {
         for (k, v) in vars {
             map.insert(k.to_string(), v.to_string());
         }
-        Context::from_github(|k| map.get(k).cloned(), payload)
+        let payload: Option<Payload> = payload.map(|p| serde_json::from_value(p.clone()).unwrap());
+        Context::from_github(|k| map.get(k).cloned(), payload.as_ref())
+    }
+
+    /// brokkr's declared rules, `.github/image-tags.yml`.
+    pub(crate) fn brokkr() -> Rules {
+        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
+            .unwrap()
+            .0
+    }
+
+    fn final_tags(ctx: &Context, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        super::final_tags(ctx, &brokkr(), extra)
+    }
+
+    fn labels(ctx: &Context, c: &Component, p: &PackageInfo, created: &str) -> BTreeMap<String, String> {
+        let version = eval::evaluate(&brokkr(), ctx, &[]).unwrap().version;
+        super::labels(ctx, c, p, created, &version)
     }
 
     fn push(git_ref: &str) -> Context {
         gh(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", git_ref)])
     }
 
-    fn tags_of(ctx: &Context, rules: &[Rule]) -> Vec<String> {
-        compute_tags(ctx, rules, &[]).expect("tags").0
+    fn tags_of(ctx: &Context, rules: &str) -> Vec<String> {
+        let rules = Rules::parse(rules, "").expect("rules");
+        eval::evaluate(&rules, ctx, &[]).expect("tags").tags
     }
 
-    const SEMVER_RULES: &[Rule] = &[
-        Rule::SemverVersion,
-        Rule::SemverMajorMinor,
-        Rule::SemverMajor,
-    ];
-    const REF_RULES: &[Rule] = &[Rule::RefBranch, Rule::RefPr];
+    const SEMVER_RULES: &str = "type=semver,pattern={{version}}\n\
+        type=semver,pattern={{major}}.{{minor}}\ntype=semver,pattern={{major}}";
+    const REF_RULES: &str = "type=ref,event=branch\ntype=ref,event=pr";
+    const BRANCH: &str = "type=ref,event=branch";
 
     // ---- the rows of shared/cases/tags.md ----
 
     #[test]
     fn t1_branch_with_hash() {
         let ctx = push("refs/heads/feature-#6-skillquiz");
-        assert_eq!(tags_of(&ctx, &[Rule::RefBranch]), ["feature--6-skillquiz"]);
+        assert_eq!(tags_of(&ctx, BRANCH), ["feature--6-skillquiz"]);
     }
 
     #[test]
     fn t2_branch_with_slashes_and_dots() {
         let ctx = push("refs/heads/dependabot/cargo/serde-1.0.130");
         assert_eq!(
-            tags_of(&ctx, &[Rule::RefBranch]),
+            tags_of(&ctx, BRANCH),
             ["dependabot-cargo-serde-1.0.130"]
         );
     }
@@ -756,7 +780,7 @@ mod tests {
             ("GITHUB_REF", "refs/heads/Feature/ABC_1"),
             ("GITHUB_REPOSITORY_OWNER", "acme"),
         ]);
-        assert_eq!(tags_of(&ctx, &[Rule::RefBranch]), ["Feature-ABC_1"]);
+        assert_eq!(tags_of(&ctx, BRANCH), ["Feature-ABC_1"]);
         let repo = image_repository(
             &default_registry(&ctx).unwrap(),
             component("broker").unwrap(),
@@ -866,7 +890,7 @@ mod tests {
             ("GITHUB_SHA", "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f"),
         ]);
         assert_eq!(sha_tag(&ctx), "sha-356defb");
-        assert_eq!(tags_of(&ctx, &[Rule::Sha]), ["sha-356defb"]);
+        assert_eq!(tags_of(&ctx, "type=sha,prefix=sha-"), ["sha-356defb"]);
         let upper = gh(&[
             ("GITHUB_EVENT_NAME", "push"),
             ("GITHUB_SHA", "356DEFB93C8E41D2A7B05F6C9E1D3A4B5C6D7E8F"),
@@ -897,7 +921,7 @@ mod tests {
         ];
         for (git_ref, want) in cases {
             assert_eq!(
-                tags_of(&push(git_ref), &[Rule::RefBranch]),
+                tags_of(&push(git_ref), BRANCH),
                 [*want],
                 "{git_ref}"
             );
@@ -931,7 +955,7 @@ mod tests {
     #[test]
     fn length_limit_applies_after_prefix() {
         let long = "b".repeat(200);
-        let tags = tags_of(&push(&format!("refs/heads/{long}")), &[Rule::RefBranch]);
+        let tags = tags_of(&push(&format!("refs/heads/{long}")), BRANCH);
         assert_eq!(tags, ["b".repeat(128)]);
         // the limit counts after leading junk is dropped and after the prefix
         assert_eq!(
@@ -969,7 +993,8 @@ mod tests {
             ("v1.2.3+build.5", &["1.2.3", "1.2", "1", "latest"]),
             ("v1.0.0-beta+exp.sha.5114f85", &["1.0.0-beta"]),
             // major version zero: no `0` tag
-            ("v0.1.2", &["0.1.2", "0.1", "latest"]),
+            // as metadata-action (brokkr's old code-only rule left out `0`)
+            ("v0.1.2", &["0.1.2", "0.1", "0", "latest"]),
             ("v0.0.1-rc.1", &["0.0.1-rc.1"]),
             // not semver: nothing from these rules
             ("v1.2", &[]),
@@ -1021,8 +1046,8 @@ mod tests {
             "10.0.0",
         ];
         for pair in ordered.windows(2) {
-            let a = SemVer::parse(pair[0]).unwrap();
-            let b = SemVer::parse(pair[1]).unwrap();
+            let a = parse_version(pair[0]).unwrap();
+            let b = parse_version(pair[1]).unwrap();
             assert_eq!(
                 a.cmp_precedence(&b),
                 Ordering::Less,
@@ -1032,8 +1057,8 @@ mod tests {
             );
             assert_eq!(b.cmp_precedence(&a), Ordering::Greater);
         }
-        let a = SemVer::parse("1.0.0+a").unwrap();
-        let b = SemVer::parse("1.0.0+b").unwrap();
+        let a = parse_version("1.0.0+a").unwrap();
+        let b = parse_version("1.0.0+b").unwrap();
         assert_eq!(a.cmp_precedence(&b), Ordering::Equal);
     }
 
@@ -1185,7 +1210,8 @@ mod tests {
                     ("GITHUB_EVENT_NAME", "pull_request"),
                     ("GITHUB_REF", "refs/pull/9/head"),
                 ],
-                &["pr-9", "sha-356defb"],
+                // metadata-action strips only `/merge`: `pr-9-head`
+                &["pr-9-head", "sha-356defb"],
             ),
             (
                 &[
@@ -1279,6 +1305,7 @@ mod tests {
     #[test]
     fn labels_are_the_eight_oci_ones() {
         let pkg = PackageInfo {
+            name: "brokkr-broker".into(),
             description: "Brokkr broker".into(),
             license: "Apache-2.0".into(),
             repository: "https://github.com/brokkr-dev/brokkr".into(),
@@ -1344,6 +1371,7 @@ mod tests {
         assert_eq!(
             info,
             PackageInfo {
+                name: "brokkr-broker".into(),
                 description: "Brokkr broker".into(),
                 license: "Apache-2.0".into(),
                 repository: "https://github.com/brokkr-dev/brokkr".into()
@@ -1371,38 +1399,17 @@ mod tests {
         for (secs, want) in cases {
             assert_eq!(rfc3339_utc(*secs), *want, "{secs}");
         }
-        // every day for 500 years round-trips through a naive day counter
-        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
-        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        for days in 0..(500 * 366) {
-            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
-            let len = match m {
-                2 if leap(y) => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            d += 1;
-            if d > len {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
     }
 
     #[test]
     fn created_honours_source_date_epoch() {
         assert_eq!(
-            created(Some("1714564800"), 0).unwrap(),
+            created(Some("1714564800"), Timestamp::UNIX_EPOCH).unwrap(),
             "2024-05-01T12:00:00Z"
         );
-        assert_eq!(created(None, 0).unwrap(), "1970-01-01T00:00:00Z");
-        assert_eq!(created(Some(""), 1).unwrap(), "1970-01-01T00:00:01Z");
-        assert!(created(Some("yesterday"), 0).is_err());
-        assert!(created(Some("1.5"), 0).is_err());
+        assert_eq!(created(None, Timestamp::UNIX_EPOCH).unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(created(Some(""), Timestamp::from_second(1).unwrap()).unwrap(), "1970-01-01T00:00:01Z");
+        assert!(created(Some("yesterday"), Timestamp::UNIX_EPOCH).is_err());
+        assert!(created(Some("1.5"), Timestamp::UNIX_EPOCH).is_err());
     }
 }

@@ -370,14 +370,14 @@ mod tests {
         assert_eq!(on_branch.git_ref.as_deref(), Some("refs/heads/feature/x"));
         assert_eq!(on_branch.sha, sha);
         assert_eq!(
-            metadata::final_tags(&on_branch, &[])?.0,
+            metadata::final_tags(&on_branch, &crate::metadata::tests::brokkr(), &[])?.0,
             ["feature-x".to_owned(), format!("sha-{}", &sha[..7])]
         );
 
         git(&["commit", "-q", "--allow-empty", "-m", "two"])?;
         git(&["checkout", "-q", "--detach", "HEAD~1"])?;
         let detached = detect_git(&sh)?;
-        let (tags, warnings) = metadata::final_tags(&detached, &[])?;
+        let (tags, warnings) = metadata::final_tags(&detached, &crate::metadata::tests::brokkr(), &[])?;
         assert_eq!(tags, [format!("sha-{}", &sha[..7])]);
         assert_eq!(warnings.len(), 1);
 
@@ -386,7 +386,7 @@ mod tests {
         let tagged = detect_git(&sh)?;
         assert_eq!(tagged.git_ref.as_deref(), Some("refs/tags/v1.2.3"));
         assert_eq!(
-            metadata::final_tags(&tagged, &[])?.0[..4],
+            metadata::final_tags(&tagged, &crate::metadata::tests::brokkr(), &[])?.0[..4],
             ["1.2.3", "1.2", "1", format!("sha-{}", &sha[..7]).as_str()]
         );
 

@@ -112,7 +112,7 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
     if tag.as_deref() != Some(ma.as_str()) {
         let what = match &tag {
             Some(t) => format!("`{t}` is used instead"),
-            None => "dropped".to_owned(),
+            None => "dropped, as it is empty once valid".to_owned(),
         };
         push_once(
             warnings,
