@@ -173,8 +173,13 @@ pub fn build(
     let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
     let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
     let version = metadata::eval::evaluate(&prepared.rules, &prepared.ctx, &[])?.version;
-    let labels: BTreeMap<String, String> =
-        metadata::labels(&prepared.ctx, component, &package, &prepared.created, &version);
+    let labels: BTreeMap<String, String> = metadata::labels(
+        &prepared.ctx,
+        component,
+        &package,
+        &prepared.created,
+        &version,
+    );
     let metadata_file = crate::target_dir()
         .join("xtask")
         .join("buildx")

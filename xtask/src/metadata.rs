@@ -211,7 +211,10 @@ impl Context {
         let repository = get("GITHUB_REPOSITORY");
         let gref = git_ref.as_deref().unwrap_or("");
         let base_ref = if gref.starts_with("refs/tags/") {
-            payload.base_ref.as_deref().map(|b| b.trim_start_matches("refs/heads/").to_owned())
+            payload
+                .base_ref
+                .as_deref()
+                .map(|b| b.trim_start_matches("refs/heads/").to_owned())
         } else if gref.starts_with("refs/pull/") {
             pr.base.and_then(|b| b.name)
         } else {
@@ -237,7 +240,10 @@ impl Context {
             head_ref: get("GITHUB_HEAD_REF").or(head.name.filter(|_| is_pr_event)),
             pr_number,
             base_ref,
-            default_branch: payload.repository.as_ref().and_then(|r| r.default_branch.clone()),
+            default_branch: payload
+                .repository
+                .as_ref()
+                .and_then(|r| r.default_branch.clone()),
             now: Timestamp::now(),
             commit_date,
             short_sha_len: short_sha_len(get("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?,
@@ -275,7 +281,12 @@ impl Context {
         };
         Ok(Context {
             source: Source::LocalGit,
-            event: if git_ref.is_some() { "push" } else { "detached" }.to_owned(),
+            event: if git_ref.is_some() {
+                "push"
+            } else {
+                "detached"
+            }
+            .to_owned(),
             git_ref,
             sha,
             owner: None,
@@ -352,7 +363,10 @@ pub fn parse_version(s: &str) -> Option<semver::Version> {
 
 fn read_payload(path: &Path) -> Result<Payload> {
     let text = std::fs::read_to_string(path).with_context(|| {
-        format!("reading the event payload GITHUB_EVENT_PATH={}", path.display())
+        format!(
+            "reading the event payload GITHUB_EVENT_PATH={}",
+            path.display()
+        )
     })?;
     serde_json::from_str(&text)
         .with_context(|| format!("parsing the event payload {} as JSON", path.display()))
@@ -462,7 +476,11 @@ pub fn check_explicit_tag(tag: &str) -> Result<()> {
 
 /// The final (multi-arch) tags of `rules` for `ctx` plus explicit `extra`
 /// tags: `(tags, warnings)`, see [`eval::evaluate`]. Print each warning on stderr.
-pub fn final_tags(ctx: &Context, rules: &Rules, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+pub fn final_tags(
+    ctx: &Context,
+    rules: &Rules,
+    extra: &[String],
+) -> Result<(Vec<String>, Vec<String>)> {
     let t = eval::evaluate(rules, ctx, extra)?;
     Ok((t.tags, t.warnings))
 }
@@ -660,10 +678,17 @@ pub fn labels(
 /// level of `levels` (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated,
 /// default `manifest`; `index` for an image index).
 pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> Vec<String> {
-    let levels = levels.map(str::trim).filter(|l| !l.is_empty()).unwrap_or("manifest");
+    let levels = levels
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .unwrap_or("manifest");
     levels
         .split(',')
-        .flat_map(|level| labels.iter().map(move |(k, v)| format!("{}:{k}={v}", level.trim())))
+        .flat_map(|level| {
+            labels
+                .iter()
+                .map(move |(k, v)| format!("{}:{k}={v}", level.trim()))
+        })
         .collect()
 }
 
@@ -691,7 +716,10 @@ pub fn rfc3339_utc(unix_secs: i64) -> String {
     jiff::civil::date(1970, 1, 1)
         .at(0, 0, 0, 0)
         .checked_add(jiff::SignedDuration::from_secs(unix_secs))
-        .map_or_else(|_| format!("@{unix_secs}"), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map_or_else(
+            |_| format!("@{unix_secs}"),
+            |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 #[cfg(test)]
@@ -737,7 +765,12 @@ pub(crate) mod tests {
         super::final_tags(ctx, &brokkr(), extra)
     }
 
-    fn labels(ctx: &Context, c: &Component, p: &PackageInfo, created: &str) -> BTreeMap<String, String> {
+    fn labels(
+        ctx: &Context,
+        c: &Component,
+        p: &PackageInfo,
+        created: &str,
+    ) -> BTreeMap<String, String> {
         let version = eval::evaluate(&brokkr(), ctx, &[]).unwrap().version;
         super::labels(ctx, c, p, created, &version)
     }
@@ -767,10 +800,7 @@ pub(crate) mod tests {
     #[test]
     fn t2_branch_with_slashes_and_dots() {
         let ctx = push("refs/heads/dependabot/cargo/serde-1.0.130");
-        assert_eq!(
-            tags_of(&ctx, BRANCH),
-            ["dependabot-cargo-serde-1.0.130"]
-        );
+        assert_eq!(tags_of(&ctx, BRANCH), ["dependabot-cargo-serde-1.0.130"]);
     }
 
     #[test]
@@ -920,11 +950,7 @@ pub(crate) mod tests {
             ("refs/heads/MixedCase", "MixedCase"),
         ];
         for (git_ref, want) in cases {
-            assert_eq!(
-                tags_of(&push(git_ref), BRANCH),
-                [*want],
-                "{git_ref}"
-            );
+            assert_eq!(tags_of(&push(git_ref), BRANCH), [*want], "{git_ref}");
         }
     }
 
@@ -1407,8 +1433,14 @@ pub(crate) mod tests {
             created(Some("1714564800"), Timestamp::UNIX_EPOCH).unwrap(),
             "2024-05-01T12:00:00Z"
         );
-        assert_eq!(created(None, Timestamp::UNIX_EPOCH).unwrap(), "1970-01-01T00:00:00Z");
-        assert_eq!(created(Some(""), Timestamp::from_second(1).unwrap()).unwrap(), "1970-01-01T00:00:01Z");
+        assert_eq!(
+            created(None, Timestamp::UNIX_EPOCH).unwrap(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            created(Some(""), Timestamp::from_second(1).unwrap()).unwrap(),
+            "1970-01-01T00:00:01Z"
+        );
         assert!(created(Some("yesterday"), Timestamp::UNIX_EPOCH).is_err());
         assert!(created(Some("1.5"), Timestamp::UNIX_EPOCH).is_err());
     }

@@ -63,21 +63,27 @@ pub fn detect(sh: &Shell) -> Result<Context> {
         ctx.short_sha_len = metadata::short_sha_len(len.as_deref())?;
         ctx
     };
-    ctx.now = metadata::now(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(), Timestamp::now())?;
+    ctx.now = metadata::now(
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        Timestamp::now(),
+    )?;
     if ctx.default_branch.is_none() {
         ctx.default_branch = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"])
             .map(|b| b.trim_start_matches("origin/").to_owned());
     }
     if ctx.commit_date.is_none() {
-        ctx.commit_date = git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha])
-            .and_then(|d| d.parse().ok());
+        ctx.commit_date =
+            git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]).and_then(|d| d.parse().ok());
     }
     Ok(ctx)
 }
 
 /// One line git prints, `None` when git fails or prints nothing.
 fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
-    let out = Cmd::new("git").args(args.iter().copied()).capture(sh).ok()?;
+    let out = Cmd::new("git")
+        .args(args.iter().copied())
+        .capture(sh)
+        .ok()?;
     let line = out.stdout.trim();
     (out.ok && !line.is_empty()).then(|| line.to_owned())
 }
@@ -134,7 +140,11 @@ pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Resu
         None => declared.clone(),
     };
     r.flavor = match flavor {
-        Some(text) => Rules::parse("type=sha", text).context("in --flavor")?.flavor,
+        Some(text) => {
+            Rules::parse("type=sha", text)
+                .context("in --flavor")?
+                .flavor
+        }
         None => declared.flavor,
     };
     Ok(r)
@@ -153,7 +163,10 @@ pub fn cargo_metadata(sh: &Shell) -> Result<String> {
 /// The `created` label for now: `SOURCE_DATE_EPOCH` when set (reproducible
 /// builds), else the system clock; RFC 3339 UTC.
 pub fn created_now() -> Result<String> {
-    metadata::created(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(), Timestamp::now())
+    metadata::created(
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        Timestamp::now(),
+    )
 }
 
 /// What `tags` computes for one component.
@@ -255,12 +268,16 @@ fn step_outputs(o: &Output) -> Result<()> {
         ("annotations", o.annotations.join("\n")),
         ("json", serde_json::to_string(&j)?),
     ];
-    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV")
-        .map_or(true, |v| !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0"));
+    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map_or(true, |v| {
+        !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0")
+    });
     for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
-            let var = format!("DOCKER_METADATA_OUTPUT_{}", name.replace('-', "_").to_ascii_uppercase());
+            let var = format!(
+                "DOCKER_METADATA_OUTPUT_{}",
+                name.replace('-', "_").to_ascii_uppercase()
+            );
             gha::export_env(&var, &value)?;
         }
     }
@@ -377,7 +394,8 @@ mod tests {
         git(&["commit", "-q", "--allow-empty", "-m", "two"])?;
         git(&["checkout", "-q", "--detach", "HEAD~1"])?;
         let detached = detect_git(&sh)?;
-        let (tags, warnings) = metadata::final_tags(&detached, &crate::metadata::tests::brokkr(), &[])?;
+        let (tags, warnings) =
+            metadata::final_tags(&detached, &crate::metadata::tests::brokkr(), &[])?;
         assert_eq!(tags, [format!("sha-{}", &sha[..7])]);
         assert_eq!(warnings.len(), 1);
 
@@ -390,6 +408,59 @@ mod tests {
             ["1.2.3", "1.2", "1", format!("sha-{}", &sha[..7]).as_str()]
         );
 
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// Changing one line of the declared rules changes what `manifest`
+    /// (final tags) and `build-image` (the version label) use, through the
+    /// one loader they call, [`declared_rules`].
+    #[test]
+    fn one_declared_line_changes_build_and_manifest_tags() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-tags-rules-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".github"))?;
+        let sh = Shell::new()?;
+        sh.change_dir(&dir);
+        let file = dir.join(metadata::rules::RULES_FILE);
+        let declared = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/image-tags.yml"),
+        )?;
+        let sha = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
+        let ctx = Context::from_git(sha, None, &["v1.2.3".to_owned()])?;
+        let used = |sh: &Shell| -> Result<(Vec<String>, String)> {
+            let rules = declared_rules(sh)?;
+            let (finals, _) = metadata::final_tags(&ctx, &rules, &[])?;
+            Ok((finals, metadata::eval::evaluate(&rules, &ctx, &[])?.version))
+        };
+
+        std::fs::write(&file, &declared)?;
+        assert_eq!(used(&sh)?.0, ["1.2.3", "1.2", "1", "sha-356defb", "latest"]);
+        std::fs::write(
+            &file,
+            declared.replace("pattern={{version}}", "pattern=v{{version}}"),
+        )?;
+        let (finals, version) = used(&sh)?;
+        assert_eq!(finals, ["v1.2.3", "1.2", "1", "sha-356defb", "latest"]);
+        assert_eq!(version, "v1.2.3", "the version label of build-image");
+
+        // a bad line stops before anything is built, naming the file and line
+        std::fs::write(
+            &file,
+            declared.replace("type=sha,prefix=sha-", "type=sha,prefx=sha-"),
+        )?;
+        let err = format!("{:#}", declared_rules(&sh).unwrap_err());
+        assert!(
+            err.contains("image-tags.yml") && err.contains("line 6") && err.contains("prefx"),
+            "{err}"
+        );
+
+        // --rules / --flavor override one call; no file: metadata-action's defaults
+        std::fs::remove_file(&file)?;
+        let defaults = declared_rules(&sh)?;
+        assert_eq!(defaults, metadata::Rules::parse("", "")?);
+        let r = load_rules(&sh, Some("type=sha,prefix=git-"), Some("latest=false"))?;
+        assert_eq!(metadata::final_tags(&ctx, &r, &[])?.0, ["git-356defb"]);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

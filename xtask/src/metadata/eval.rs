@@ -93,8 +93,16 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
     }
     if latest == Some(true) {
         let f = &rules.flavor;
-        let pre = if f.prefix_latest { f.prefix.as_str() } else { "" };
-        let suf = if f.suffix_latest { f.suffix.as_str() } else { "" };
+        let pre = if f.prefix_latest {
+            f.prefix.as_str()
+        } else {
+            ""
+        };
+        let suf = if f.suffix_latest {
+            f.suffix.as_str()
+        } else {
+            ""
+        };
         if let Some(t) = docker_tag(&format!("{pre}latest{suf}"), &mut out.warnings) {
             if !out.tags.contains(&t) {
                 out.tags.push(t);
@@ -141,14 +149,19 @@ fn affixed(rules: &Rules, rule: &TagRule, ctx: &Context, value: String) -> Resul
 
 /// The rule's raw value and whether it asks for `latest` under
 /// `latest=auto`; `None` when the rule gives nothing here.
-fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Option<(String, bool)>> {
+fn value(
+    rule: &TagRule,
+    ctx: &Context,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(String, bool)>> {
     let git_ref = ctx.git_ref.as_deref().unwrap_or("");
     let tag = git_ref.strip_prefix("refs/tags/");
     let branch = ctx.branch();
     Ok(match rule.kind {
-        Kind::Schedule if ctx.event.contains("schedule") => {
-            Some((render(rule.get("pattern"), |p| global_value(ctx, p))?, false))
-        }
+        Kind::Schedule if ctx.event.contains("schedule") => Some((
+            render(rule.get("pattern"), |p| global_value(ctx, p))?,
+            false,
+        )),
         Kind::Semver | Kind::Match if tag.is_none() && rule.get("value").is_empty() => None,
         Kind::Semver => {
             let raw = match rule.get("value") {
@@ -170,7 +183,10 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Op
             match found {
                 Some(Some(v)) => Some((v, true)),
                 Some(None) => {
-                    push_once(warnings, format!("group {group} does not exist for {pattern} pattern"));
+                    push_once(
+                        warnings,
+                        format!("group {group} does not exist for {pattern} pattern"),
+                    );
                     None
                 }
                 None => {
@@ -189,9 +205,9 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Op
         Kind::Ref => match rule.get("event") {
             "branch" => branch.map(|b| (b.to_owned(), false)),
             "tag" => tag.map(|t| (t.to_owned(), true)),
-            _ => git_ref.strip_prefix("refs/pull/").map(|n| {
-                (n.strip_suffix("/merge").unwrap_or(n).to_owned(), false)
-            }),
+            _ => git_ref
+                .strip_prefix("refs/pull/")
+                .map(|n| (n.strip_suffix("/merge").unwrap_or(n).to_owned(), false)),
         },
         Kind::Raw => Some((global(ctx, rule.get("value"))?, false)),
         Kind::Sha => Some(match rule.get("format") {
@@ -212,7 +228,10 @@ fn semver_value(
     if !rule.get("match").is_empty() {
         match regex(rule.get("match"))?.captures(&raw) {
             Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
-            None => push_once(warnings, format!("{} does not match {raw}", rule.get("match"))),
+            None => push_once(
+                warnings,
+                format!("{} does not match {raw}", rule.get("match")),
+            ),
         }
     }
     let raw = raw.replace('/', "-");
@@ -251,7 +270,10 @@ fn semver_value(
 fn regex(pattern: &str) -> Result<regex::Regex> {
     let source = match pattern.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
         Some((body, flags)) if !body.is_empty() => {
-            let kept: String = flags.chars().filter(|f| matches!(f, 'i' | 'm' | 's')).collect();
+            let kept: String = flags
+                .chars()
+                .filter(|f| matches!(f, 'i' | 'm' | 's'))
+                .collect();
             if kept.is_empty() {
                 body.to_owned()
             } else {

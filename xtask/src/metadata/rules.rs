@@ -219,7 +219,11 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
                     anyhow!(
                         "unknown type `{v}`; valid types: {}{}",
                         names.join(", "),
-                        if v == "pep440" { " (pep440 is not supported here)" } else { "" }
+                        if v == "pep440" {
+                            " (pep440 is not supported here)"
+                        } else {
+                            ""
+                        }
                     )
                 })?;
                 kind = Some(*found);
@@ -234,7 +238,11 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
         if !own.contains(&key.as_str()) && !COMMON_ATTRS.contains(&key.as_str()) {
             bail!(
                 "unknown attribute `{key}` for type={name}; valid: {}",
-                own.iter().chain(COMMON_ATTRS).copied().collect::<Vec<_>>().join(", ")
+                own.iter()
+                    .chain(COMMON_ATTRS)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }
@@ -279,7 +287,9 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     if kind == Kind::Match && attrs["group"].parse::<usize>().is_err() {
         bail!("type=match: `group` is a group number (0 for the whole match)");
     }
-    attrs.entry("enable".into()).or_insert_with(|| "true".into());
+    attrs
+        .entry("enable".into())
+        .or_insert_with(|| "true".into());
     let priority = match attrs.get("priority") {
         Some(p) => p
             .parse()
@@ -311,7 +321,11 @@ fn check_templates(kind: Kind, attrs: &BTreeMap<String, String>) -> Result<()> {
         if kind == Kind::Semver && key == "pattern" && !t.has_placeholder() {
             bail!(
                 "pattern=`{value}` has no placeholder; use {}",
-                template::SEMVER.iter().map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>().join(", ")
+                template::SEMVER
+                    .iter()
+                    .map(|n| format!("{{{{{n}}}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }
@@ -344,7 +358,11 @@ fn parse_flavor(block: &str) -> Result<Flavor> {
                 }
                 "prefix" | "suffix" => {
                     onlatest_for = if key == "prefix" { "prefix" } else { "suffix" };
-                    *(if key == "prefix" { &mut f.prefix } else { &mut f.suffix }) = value;
+                    *(if key == "prefix" {
+                        &mut f.prefix
+                    } else {
+                        &mut f.suffix
+                    }) = value;
                 }
                 "onlatest" => {
                     let on = match value.as_str() {
@@ -358,7 +376,10 @@ fn parse_flavor(block: &str) -> Result<Flavor> {
                         _ => {}
                     }
                 }
-                _ => bail!("{}: unknown flavor `{key}`; valid: latest, prefix, suffix, onlatest", ctx()),
+                _ => bail!(
+                    "{}: unknown flavor `{key}`; valid: latest, prefix, suffix, onlatest",
+                    ctx()
+                ),
             }
         }
     }

@@ -114,7 +114,8 @@ impl Template {
 }
 
 fn placeholder(inner: &str) -> Result<Placeholder> {
-    let words = shlex::split(inner).ok_or_else(|| anyhow!("`{{{{{inner}}}}}`: unbalanced quotes"))?;
+    let words =
+        shlex::split(inner).ok_or_else(|| anyhow!("`{{{{{inner}}}}}`: unbalanced quotes"))?;
     let (name, args) = words
         .split_first()
         .ok_or_else(|| anyhow!("empty placeholder `{{{{}}}}`"))?;
@@ -129,9 +130,7 @@ fn placeholder(inner: &str) -> Result<Placeholder> {
         }
         return Ok(p);
     }
-    let quoted = inner[name.len()..]
-        .trim_start()
-        .starts_with(['\'', '"']);
+    let quoted = inner[name.len()..].trim_start().starts_with(['\'', '"']);
     for arg in args {
         match arg.split_once('=') {
             Some(("tz", tz)) => p.tz = Some(tz.to_owned()),
