@@ -93,38 +93,27 @@ pub struct Context {
 /// The fields of the GitHub event payload (`GITHUB_EVENT_PATH`) that are read.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Payload {
-    /// The pull request number (`pull_request*` events).
     pub number: Option<u64>,
-    /// `pull_request` of `pull_request*` events.
     pub pull_request: Option<PullRequest>,
-    /// `repository.default_branch`.
     pub repository: Option<Repository>,
-    /// `base_ref` of a tag push.
     pub base_ref: Option<String>,
-    /// `commits` of a push (their dates give `{{commit_date}}`).
     #[serde(default)]
     pub commits: Vec<Commit>,
-    /// `head_commit` of a push.
     pub head_commit: Option<Commit>,
 }
 
 /// `pull_request` of the payload.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct PullRequest {
-    /// Its number.
     pub number: Option<u64>,
-    /// Head commit and branch.
     pub head: Option<GitRef>,
-    /// Base branch.
     pub base: Option<GitRef>,
 }
 
 /// `head` or `base` of a pull request.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct GitRef {
-    /// Commit id.
     pub sha: Option<String>,
-    /// Branch name.
     #[serde(rename = "ref")]
     pub name: Option<String>,
 }
@@ -132,16 +121,13 @@ pub struct GitRef {
 /// `repository` of the payload.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Repository {
-    /// The default branch (`main`).
     pub default_branch: Option<String>,
 }
 
 /// One commit of a push payload.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Commit {
-    /// Commit id.
     pub id: String,
-    /// RFC 3339 date.
     pub timestamp: String,
 }
 

@@ -77,14 +77,11 @@ impl TagRule {
     }
 }
 
-/// `latest=` of the flavor.
+/// `latest=` of the flavor: `auto` (the first rule that gives a tag decides), `true`, `false`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Latest {
-    /// metadata-action's default: decided by the first rule that gives a tag.
     Auto,
-    /// Always.
     Yes,
-    /// Never.
     No,
 }
 
