@@ -53,6 +53,8 @@ pub struct BuildImageArgs {
 pub struct Prepared {
     pub bases: ResolvedBases,
     pub ctx: Context,
+    /// The declared tag rules (`.github/image-tags.yml`): the `version` label.
+    pub rules: metadata::Rules,
     pub registry: String,
     /// CA bundle for the `ca-bundle` secret.
     pub ca_bundle: Option<PathBuf>,
@@ -97,6 +99,8 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
         buildx::check_gha_env(|k| std::env::var(k).ok())?;
     }
     let ctx = tags::detect(sh)?;
+    let rules = tags::declared_rules(sh)?;
+    metadata::eval::evaluate(&rules, &ctx, &[])?;
     let registry = metadata::resolve_registry(&ctx, opts.registry.as_deref())?;
     let mut builder = buildx::BuilderFacts {
         driver: "docker".into(),
@@ -121,6 +125,7 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     Ok(Prepared {
         bases,
         ctx,
+        rules,
         registry,
         ca_bundle,
         created: tags::created_now()?,
@@ -199,8 +204,14 @@ pub fn build(
     let scope = buildx::cache_scope(component, platforms);
     let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
     let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
-    let labels: BTreeMap<String, String> =
-        metadata::labels(&prepared.ctx, component, &package, &prepared.created);
+    let version = metadata::eval::evaluate(&prepared.rules, &prepared.ctx, &[])?.version;
+    let labels: BTreeMap<String, String> = metadata::labels(
+        &prepared.ctx,
+        component,
+        &package,
+        &prepared.created,
+        &version,
+    );
     let metadata_file = crate::target_dir()
         .join("xtask")
         .join("buildx")

@@ -16,7 +16,7 @@ use crate::{
 
 pub use crate::{
     build_image::BuildImageArgs, ci::CiArgs, images::ImagesArgs, manifest::ManifestArgs,
-    push::PushArgs, smoke::SmokeArgs,
+    push::PushArgs, smoke::SmokeArgs, tags::TagsArgs,
 };
 
 /// brokkr's build-and-release automation: multi-arch images with docker buildx.
@@ -144,25 +144,6 @@ pub struct BaseImagesArgs {
     /// Print the commands that would run, and run nothing.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-/// Options of `tags`.
-#[derive(Debug, Args)]
-pub struct TagsArgs {
-    /// Components to print (`broker`, `agent`, a comma-separated list or `all`); default: all.
-    #[arg(long, value_parser = parse_component_list)]
-    pub component: Option<ComponentList>,
-    /// Registry prefix of the image names (`localhost:5000`, `ghcr.io/OWNER`); default:
-    /// `ghcr.io/<owner>` in GitHub Actions, `localhost:5000` outside it.
-    #[arg(long, env = "BROKKR_REGISTRY")]
-    pub registry: Option<String>,
-    /// Extra tag to add (repeatable), e.g. for release maintainers; must already match
-    /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-    #[arg(long)]
-    pub tag: Vec<String>,
-    /// Print `{"component", "tags": [...], "labels": {...}}` (an array for several components).
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Options of `bench`.

@@ -57,6 +57,15 @@ pub fn output(key: &str, value: &str) -> Result<()> {
     }
 }
 
+/// Appends `key=value` to `$GITHUB_ENV` (an environment variable for the
+/// job's later steps), in the heredoc form when the value has a newline.
+pub fn export_env(key: &str, value: &str) -> Result<()> {
+    append(
+        "GITHUB_ENV",
+        &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
+    )
+}
+
 /// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
 pub fn summary(markdown: &str) -> Result<()> {
     append("GITHUB_STEP_SUMMARY", markdown)

@@ -112,7 +112,12 @@ pub fn is_reserved_tag(tag: &str) -> bool {
 /// The final tags: the computed ones plus `--tag`, or with a platform subset
 /// (`--partial-platforms`) only the explicit ones. `dirty` turns the
 /// `sha-<7>` tag into `sha-<7>-dirty`.
-fn final_tags(args: &ManifestArgs, ctx: &metadata::Context, dirty: bool) -> Result<Vec<String>> {
+fn final_tags(
+    args: &ManifestArgs,
+    ctx: &metadata::Context,
+    rules: &metadata::Rules,
+    dirty: bool,
+) -> Result<Vec<String>> {
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
         if is_reserved_tag(t) {
@@ -125,7 +130,7 @@ fn final_tags(args: &ManifestArgs, ctx: &metadata::Context, dirty: bool) -> Resu
         }
         return Ok(args.tag.clone());
     }
-    let (tags, warnings) = metadata::final_tags(ctx, &args.tag)?;
+    let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
     Ok(tags
@@ -170,7 +175,8 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let repo = metadata::image_repository(&registry, component);
     let dirty = record::tree_dirty(sh)?;
-    let finals = metadata::references(&repo, &final_tags(args, &ctx, dirty)?);
+    let rules = tags::declared_rules(sh)?;
+    let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
     let refs: Vec<String> = platforms
         .iter()
         .map(|p| record::reference(&registry, component, &ctx, p, dirty))
@@ -428,6 +434,10 @@ mod tests {
         }
     }
 
+    fn rules() -> metadata::Rules {
+        metadata::Rules::parse("type=ref,event=branch\ntype=sha,prefix=sha-", "").unwrap()
+    }
+
     fn ctx() -> metadata::Context {
         metadata::Context::from_git(&"abc1234".repeat(6)[..40], Some("main"), &[]).unwrap()
     }
@@ -450,7 +460,9 @@ mod tests {
             "--partial-platforms",
         ]);
         assert_eq!(platforms(&partial).unwrap().len(), 1);
-        let err = final_tags(&partial, &ctx(), false).unwrap_err().to_string();
+        let err = final_tags(&partial, &ctx(), &rules(), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--tag NAME"), "{err}");
         let tagged = parse(&[
             "--component",
@@ -461,7 +473,10 @@ mod tests {
             "--tag",
             "arm-only",
         ]);
-        assert_eq!(final_tags(&tagged, &ctx(), false).unwrap(), ["arm-only"]);
+        assert_eq!(
+            final_tags(&tagged, &ctx(), &rules(), false).unwrap(),
+            ["arm-only"]
+        );
         assert!(crate::cli::Cli::try_parse_from([
             "cargo xtask",
             "manifest",
@@ -475,12 +490,14 @@ mod tests {
     #[test]
     fn reserved_and_dirty_final_tags() {
         let args = parse(&["--component", "broker", "--tag", "sha-abc1234-arm64"]);
-        let err = final_tags(&args, &ctx(), false).unwrap_err().to_string();
+        let err = final_tags(&args, &ctx(), &rules(), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("per-platform reference"), "{err}");
         let args = parse(&["--component", "broker"]);
-        let clean = final_tags(&args, &ctx(), false).unwrap();
+        let clean = final_tags(&args, &ctx(), &rules(), false).unwrap();
         assert!(clean.contains(&"sha-abc1234".to_owned()), "{clean:?}");
-        let dirty = final_tags(&args, &ctx(), true).unwrap();
+        let dirty = final_tags(&args, &ctx(), &rules(), true).unwrap();
         assert!(
             dirty.contains(&"sha-abc1234-dirty".to_owned())
                 && !dirty.contains(&"sha-abc1234".to_owned()),

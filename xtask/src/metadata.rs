@@ -1,43 +1,43 @@
 //! Image tags and OCI labels: docker/metadata-action's rules, in Rust.
 //!
 //! Pure logic only (no commands run here; `tags.rs` detects the context):
-//! the build [`Context`] (from the GitHub Actions environment, or from what
-//! git says about the local checkout), the tag rules named as
-//! docker/metadata-action names them ([`Rule`]), Docker's tag grammar
-//! ([`sanitize_tag`], [`check_explicit_tag`]), image names
-//! ([`image_repository`]) and the eight `org.opencontainers.image.*` labels
-//! ([`labels`]).
-//!
-//! The rules applied by [`final_tags`], in metadata-action's priority order:
-//! `type=semver,pattern={{version}}`, `type=semver,pattern={{major}}.{{minor}}`,
-//! `type=semver,pattern={{major}}` (priority 900), `type=ref,event=branch`,
-//! `type=ref,event=pr` (600), explicit `--tag` values (as `type=raw`, 200),
-//! `type=sha,prefix=sha-` (100), then `latest` last, as metadata-action
-//! appends it.
+//! the build [`Context`] (from the GitHub Actions environment and event
+//! payload, or from what git says about the local checkout), the rules in
+//! metadata-action's syntax ([`rules`], declared in `.github/image-tags.yml`)
+//! and their evaluation ([`eval`]), Docker's tag grammar ([`sanitize_tag`],
+//! [`check_explicit_tag`]), image names ([`image_repository`]), the eight
+//! `org.opencontainers.image.*` labels ([`labels`]) and the annotations.
 
-use std::{cmp::Ordering, collections::BTreeMap, path::Path};
+#[cfg(test)]
+mod cases;
+pub mod eval;
+pub mod rules;
+pub mod template;
+
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use serde_json::Value;
+use jiff::Timestamp;
+use serde::Deserialize;
 
+pub use self::rules::Rules;
 use crate::project::{Component, Platform, LOCAL_REGISTRY};
 
 /// The longest Docker tag: 128 characters (Docker's tag grammar
 /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
 pub const TAG_MAX_LEN: usize = 128;
 
-/// Hex digits of the commit in the `type=sha` tag: 7, as metadata-action's
-/// default short sha; never git's `core.abbrev`.
+/// Hex digits of the commit in `type=sha` tags: 7, as metadata-action's
+/// default short sha (`DOCKER_METADATA_SHORT_SHA_LENGTH` changes it); never
+/// git's `core.abbrev`.
 pub const SHORT_SHA_LEN: usize = 7;
-
-/// Prefix of the `type=sha` tag (metadata-action's default `prefix=sha-`).
-pub const SHA_PREFIX: &str = "sha-";
-
-/// Prefix of the `type=ref,event=pr` tag (metadata-action's default `prefix=pr-`).
-pub const PR_PREFIX: &str = "pr-";
 
 /// Registry host used in GitHub Actions: images go to `ghcr.io/<owner>`.
 pub const GITHUB_REGISTRY: &str = "ghcr.io";
+
+/// metadata-action's priority of `type=raw`, which explicit `--tag` values
+/// are: after `type=ref` (600), before `type=sha` (100).
+const RAW_PRIORITY: i64 = 200;
 
 /// Where the build context came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,36 +54,84 @@ pub enum Source {
 pub struct Context {
     /// GitHub Actions or local git.
     pub source: Source,
-    /// `GITHUB_EVENT_NAME` (`push`, `pull_request`, `pull_request_target`, ...);
+    /// `GITHUB_EVENT_NAME` (`push`, `pull_request`, `schedule`, ...);
     /// `push` for a local checkout on a branch or tag, `detached` otherwise.
     pub event: String,
-    /// The full ref the rules look at: `refs/heads/<branch>`, `refs/tags/<tag>`
-    /// or `refs/pull/<n>/merge`; for `pull_request_target` the base branch
-    /// (`GITHUB_REF`), which the rules never tag. `None` when there is no
-    /// branch or tag (detached HEAD, or no `GITHUB_REF`).
+    /// The ref the rules look at, as metadata-action sees it:
+    /// `refs/heads/<branch>`, `refs/tags/<tag>`, `refs/pull/<n>/merge`
+    /// (also for `pull_request_target`, whose `GITHUB_REF` is the base
+    /// branch). `None` when there is none (detached HEAD, no `GITHUB_REF`).
     pub git_ref: Option<String>,
     /// Full commit id, 40 (or 64) lower-case hex digits: `GITHUB_SHA`, the pull
-    /// request's head commit for `pull_request_target`, or `git rev-parse HEAD`.
+    /// request's head with `DOCKER_METADATA_PR_HEAD_SHA=true`, or `git rev-parse HEAD`.
     pub sha: String,
-    /// Repository owner as GitHub spells it (`GITHUB_REPOSITORY_OWNER`, case kept);
-    /// `None` outside CI.
+    /// Repository owner as GitHub spells it (`GITHUB_REPOSITORY_OWNER`); `None` outside CI.
     pub owner: Option<String>,
     /// `owner/name` (`GITHUB_REPOSITORY`); `None` outside CI.
     pub repository: Option<String>,
-    /// Web address of the GitHub server (`GITHUB_SERVER_URL`, default
-    /// `https://github.com`); `None` outside CI.
+    /// `GITHUB_SERVER_URL` (default `https://github.com`); `None` outside CI.
     pub server_url: Option<String>,
     /// Source branch of a pull request (`GITHUB_HEAD_REF`, or the payload's
-    /// `pull_request.head.ref`); `None` when not a pull request.
+    /// `pull_request.head.ref`).
     pub head_ref: Option<String>,
-    /// Number of the pull request this run serves: from `refs/pull/<n>/...`,
-    /// or from the event payload's `pull_request.number` (`pull_request_target`,
-    /// whose `GITHUB_REF` is the base branch). `None` when not a pull request.
+    /// Number of the pull request this run serves.
     pub pr_number: Option<u64>,
+    /// `{{base_ref}}`: the payload's `base_ref` on a tag push, or
+    /// `pull_request.base.ref` on a pull request.
+    pub base_ref: Option<String>,
+    /// The repository's default branch: the payload's
+    /// `repository.default_branch`, else the local remote's HEAD; `main` when unknown.
+    pub default_branch: Option<String>,
+    /// "Now" for `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH` when set, else the clock.
+    pub now: Timestamp,
+    /// The commit's date for `{{commit_date}}` (payload, else git).
+    pub commit_date: Option<Timestamp>,
+    /// Hex digits of the short sha (`DOCKER_METADATA_SHORT_SHA_LENGTH`, default 7).
+    pub short_sha_len: usize,
 }
 
-/// Events whose run serves a pull request: their tags are `pr-<n>`, never
-/// the branch in `GITHUB_REF`.
+/// The fields of the GitHub event payload (`GITHUB_EVENT_PATH`) that are read.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Payload {
+    pub number: Option<u64>,
+    pub pull_request: Option<PullRequest>,
+    pub repository: Option<Repository>,
+    pub base_ref: Option<String>,
+    #[serde(default)]
+    pub commits: Vec<Commit>,
+    pub head_commit: Option<Commit>,
+}
+
+/// `pull_request` of the payload.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PullRequest {
+    pub number: Option<u64>,
+    pub head: Option<GitRef>,
+    pub base: Option<GitRef>,
+}
+
+/// `head` or `base` of a pull request.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct GitRef {
+    pub sha: Option<String>,
+    #[serde(rename = "ref")]
+    pub name: Option<String>,
+}
+
+/// `repository` of the payload.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Repository {
+    pub default_branch: Option<String>,
+}
+
+/// One commit of a push payload.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Commit {
+    pub id: String,
+    pub timestamp: String,
+}
+
+/// Events that serve a pull request: their ref is the pull request's.
 const PR_EVENTS: &[&str] = &[
     "pull_request",
     "pull_request_target",
@@ -93,95 +141,81 @@ const PR_EVENTS: &[&str] = &[
 
 impl Context {
     /// The context of a GitHub Actions run, from environment lookups `get`
-    /// (`|k| std::env::var(k).ok()` in real use, a map in tests).
-    ///
-    /// Reads `GITHUB_EVENT_NAME`, `GITHUB_SHA` (both required), `GITHUB_REF`,
-    /// `GITHUB_REPOSITORY`, `GITHUB_REPOSITORY_OWNER`, `GITHUB_HEAD_REF`,
-    /// `GITHUB_SERVER_URL`; for pull-request events whose ref is not
-    /// `refs/pull/<n>/...` (`pull_request_target`) also the JSON event payload
-    /// at `GITHUB_EVENT_PATH` (the only file read). Empty values count as unset.
-    /// Errors name the missing or malformed variable.
+    /// (`|k| std::env::var(k).ok()` in real use, a map in tests) and the
+    /// JSON event payload at `GITHUB_EVENT_PATH` when it exists (the only
+    /// file read; required for `pull_request_target`). Empty values count
+    /// as unset. Errors name the missing or malformed variable.
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let event = get("GITHUB_EVENT_NAME").unwrap_or_default();
-        let git_ref = get("GITHUB_REF");
-        let needs_payload = PR_EVENTS.contains(&event.as_str())
-            && git_ref.as_deref().and_then(pr_number_from_ref).is_none();
-        let payload = match (needs_payload, get("GITHUB_EVENT_PATH")) {
-            (false, _) => None,
-            (true, Some(path)) => Some(read_payload(Path::new(&path))?),
-            (true, None) => bail!(
-                "GITHUB_EVENT_NAME={event} with GITHUB_REF={} needs the event payload for the \
-                 pull request number, but GITHUB_EVENT_PATH is not set",
-                git_ref.as_deref().unwrap_or("(unset)")
-            ),
+        let payload = match get("GITHUB_EVENT_PATH") {
+            Some(path) if Path::new(&path).is_file() => Some(read_payload(Path::new(&path))?),
+            _ => None,
         };
         Context::from_github(get, payload.as_ref())
     }
 
-    /// [`Context::from_github_env`] with the event payload already parsed:
-    /// pure. `payload` is only consulted for pull-request events whose
-    /// `GITHUB_REF` holds no pull request number (`pull_request_target`):
-    /// `pull_request.number` gives the number (required), `pull_request.head.sha`
-    /// the commit (so two pull requests on one base commit never share a sha
-    /// tag), `pull_request.head.ref` the head branch.
+    /// [`Context::from_github_env`] with the payload already read: pure.
+    /// Reads `GITHUB_EVENT_NAME`, `GITHUB_SHA` (both required), `GITHUB_REF`,
+    /// `GITHUB_REPOSITORY`, `GITHUB_REPOSITORY_OWNER`, `GITHUB_HEAD_REF`,
+    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of
+    /// `true`: the pull request's head commit instead of `GITHUB_SHA`) and
+    /// `DOCKER_METADATA_SHORT_SHA_LENGTH`.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
-        payload: Option<&Value>,
+        payload: Option<&Payload>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let event = get("GITHUB_EVENT_NAME").ok_or_else(|| {
-            anyhow!(
-                "GITHUB_EVENT_NAME is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)"
-            )
-        })?;
-        let sha = get("GITHUB_SHA").ok_or_else(|| {
-            anyhow!("GITHUB_SHA is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
-        })?;
+        let hint = "(GITHUB_ACTIONS=true: is this a GitHub Actions run?)";
+        let event = get("GITHUB_EVENT_NAME")
+            .ok_or_else(|| anyhow!("GITHUB_EVENT_NAME is not set {hint}"))?;
+        let sha = get("GITHUB_SHA").ok_or_else(|| anyhow!("GITHUB_SHA is not set {hint}"))?;
         let mut sha = checked_sha(&sha).context("GITHUB_SHA")?;
-        let git_ref = get("GITHUB_REF");
-        let repository = get("GITHUB_REPOSITORY");
-        let owner = get("GITHUB_REPOSITORY_OWNER").or_else(|| {
-            repository
-                .as_deref()
-                .and_then(|r| r.split('/').next())
-                .map(str::to_owned)
-        });
-        let mut head_ref = get("GITHUB_HEAD_REF");
+        let mut git_ref = get("GITHUB_REF");
+        let empty = Payload::default();
+        let payload = payload.unwrap_or(&empty);
+        let pr = payload.pull_request.clone().unwrap_or_default();
         let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
-        if pr_number.is_none() && PR_EVENTS.contains(&event.as_str()) {
-            let pr = payload.and_then(|p| p.get("pull_request")).ok_or_else(|| {
+        let is_pr_event = PR_EVENTS.contains(&event.as_str());
+        if pr_number.is_none() && is_pr_event {
+            let number = payload.number.or(pr.number).ok_or_else(|| {
                 anyhow!(
-                    "{event} run with GITHUB_REF={}: the event payload has no `pull_request`, so \
-                     the pull request number is unknown (the run is never tagged as its base branch)",
+                    "{event} run with GITHUB_REF={}: the event payload has no pull request \
+                     number, so the run cannot be tagged (never as its base branch)",
                     git_ref.as_deref().unwrap_or("(unset)")
                 )
             })?;
-            let number = pr.get("number").and_then(Value::as_u64).ok_or_else(|| {
-                anyhow!("{event} event payload: `pull_request.number` is missing or not a number")
-            })?;
             pr_number = Some(number);
-            let head = pr.get("head");
-            // As metadata-action: GITHUB_SHA (what the run checked out), unless
-            // DOCKER_METADATA_PR_HEAD_SHA=true asks for the pull request's head.
-            if get("DOCKER_METADATA_PR_HEAD_SHA").as_deref() == Some("true") {
-                if let Some(s) = head.and_then(|h| h.get("sha")).and_then(Value::as_str) {
-                    sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
-                }
-            }
-            if head_ref.is_none() {
-                head_ref = head
-                    .and_then(|h| h.get("ref"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-            }
+            git_ref = Some(format!("refs/pull/{number}/merge"));
         }
+        let head = pr.head.clone().unwrap_or_default();
+        let head_sha = get("DOCKER_METADATA_PR_HEAD_SHA")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            && event.contains("pull_request");
+        if let (true, Some(s)) = (head_sha, &head.sha) {
+            sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
+        }
+        let repository = get("GITHUB_REPOSITORY");
+        let gref = git_ref.as_deref().unwrap_or("");
+        let base_ref = if gref.starts_with("refs/tags/") {
+            payload
+                .base_ref
+                .as_deref()
+                .map(|b| b.trim_start_matches("refs/heads/").to_owned())
+        } else if gref.starts_with("refs/pull/") {
+            pr.base.and_then(|b| b.name)
+        } else {
+            None
+        };
+        let commit_date = payload
+            .commits
+            .iter()
+            .chain(&payload.head_commit)
+            .find(|c| c.id == sha)
+            .and_then(|c| c.timestamp.parse().ok());
         Ok(Context {
             source: Source::GitHubActions,
-            event,
-            git_ref,
-            sha,
-            owner,
+            owner: get("GITHUB_REPOSITORY_OWNER")
+                .or_else(|| repository.as_deref()?.split('/').next().map(str::to_owned)),
             repository,
             server_url: Some(
                 get("GITHUB_SERVER_URL")
@@ -189,8 +223,19 @@ impl Context {
                     .trim_end_matches('/')
                     .to_owned(),
             ),
-            head_ref,
+            head_ref: get("GITHUB_HEAD_REF").or(head.name.filter(|_| is_pr_event)),
             pr_number,
+            base_ref,
+            default_branch: payload
+                .repository
+                .as_ref()
+                .and_then(|r| r.default_branch.clone()),
+            now: Timestamp::now(),
+            commit_date,
+            short_sha_len: short_sha_len(get("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?,
+            event,
+            git_ref,
+            sha,
         })
     }
 
@@ -211,7 +256,7 @@ impl Context {
             .collect();
         let best_semver = tags
             .iter()
-            .filter_map(|t| SemVer::parse(t).map(|v| (v, *t)))
+            .filter_map(|t| parse_version(t).map(|v| (v, *t)))
             .max_by(|(a, ta), (b, tb)| a.cmp_precedence(b).then_with(|| ta.cmp(tb)))
             .map(|(_, t)| t);
         let branch = branch.map(str::trim).filter(|b| !b.is_empty());
@@ -235,29 +280,74 @@ impl Context {
             server_url: None,
             head_ref: None,
             pr_number: None,
+            base_ref: None,
+            default_branch: None,
+            now: Timestamp::now(),
+            commit_date: None,
+            short_sha_len: SHORT_SHA_LEN,
         })
     }
 
-    /// The branch name when the ref is `refs/heads/<branch>` and the run does
-    /// not serve a pull request (`pull_request_target`'s ref is its base branch).
+    /// The branch name when the ref is `refs/heads/<branch>`.
     pub fn branch(&self) -> Option<&str> {
-        if self.pr_number.is_some() {
-            return None;
-        }
-        self.git_ref
-            .as_deref()
-            .and_then(|r| r.strip_prefix("refs/heads/"))
+        self.git_ref.as_deref()?.strip_prefix("refs/heads/")
     }
 
-    /// The tag name when the ref is `refs/tags/<tag>`.
-    pub fn tag(&self) -> Option<&str> {
-        self.git_ref
-            .as_deref()
-            .and_then(|r| r.strip_prefix("refs/tags/"))
+    /// The default branch, `main` when unknown.
+    pub fn default_branch(&self) -> &str {
+        self.default_branch.as_deref().unwrap_or("main")
+    }
+
+    /// `{{is_default_branch}}` as metadata-action decides it: the ref's
+    /// branch is the default branch, or the event (`create`, `discussion`,
+    /// `issues`, `schedule`) always runs on the default branch.
+    pub fn is_default_branch(&self) -> bool {
+        let r = self.git_ref.as_deref().unwrap_or("");
+        let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
+        !branch.is_empty()
+            && (branch == self.default_branch()
+                || ["create", "discussion", "issues", "schedule"]
+                    .iter()
+                    .any(|e| self.event.contains(e)))
+    }
+
+    /// The first [`Context::short_sha_len`] hex digits of the commit.
+    pub fn short_sha(&self) -> &str {
+        &self.sha[..self.short_sha_len.min(self.sha.len())]
+    }
+
+    fn no_ref_warning(&self) -> String {
+        match self.source {
+            Source::LocalGit => format!(
+                "HEAD is detached at {} and no branch or tag points to it: only the sha tag",
+                self.short_sha()
+            ),
+            Source::GitHubActions => format!(
+                "GITHUB_REF is not set for event `{}`: only the sha tag",
+                self.event
+            ),
+        }
     }
 }
 
-fn read_payload(path: &Path) -> Result<Value> {
+/// `DOCKER_METADATA_SHORT_SHA_LENGTH`: a whole number, default 7.
+pub fn short_sha_len(value: Option<&str>) -> Result<usize> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(SHORT_SHA_LEN),
+        Some(v) => v.parse().map_err(|_| {
+            anyhow!("DOCKER_METADATA_SHORT_SHA_LENGTH=`{v}` is not a whole number; fix or unset it")
+        }),
+    }
+}
+
+/// A version as node-semver's `valid` accepts it (metadata-action's check):
+/// surrounding space and one leading `v` allowed, then semver.org 2.0.0.
+pub fn parse_version(s: &str) -> Option<semver::Version> {
+    let s = s.trim();
+    semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok()
+}
+
+fn read_payload(path: &Path) -> Result<Payload> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "reading the event payload GITHUB_EVENT_PATH={}",
@@ -270,15 +360,14 @@ fn read_payload(path: &Path) -> Result<Value> {
 
 /// `refs/pull/318/merge` (or `/head`) gives 318.
 fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
-    let rest = git_ref.strip_prefix("refs/pull/")?;
-    let number = rest.split('/').next()?;
+    let number = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
     if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     number.parse().ok()
 }
 
-/// A full commit id: at least [`SHORT_SHA_LEN`] hex digits, lower-cased.
+/// A full commit id, lower-cased.
 fn checked_sha(sha: &str) -> Result<String> {
     let sha = sha.trim();
     if !(sha.len() == 40 || sha.len() == 64) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -287,183 +376,10 @@ fn checked_sha(sha: &str) -> Result<String> {
     Ok(sha.to_ascii_lowercase())
 }
 
-/// A semantic version as semver.org 2.0.0 defines it, with an optional
-/// leading `v` (as node-semver, which metadata-action uses, accepts).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SemVer {
-    /// MAJOR.
-    pub major: u64,
-    /// MINOR.
-    pub minor: u64,
-    /// PATCH.
-    pub patch: u64,
-    /// Pre-release identifiers (after `-`), empty for a release.
-    pub pre: Vec<String>,
-    /// Build-metadata identifiers (after `+`): ignored for precedence and
-    /// absent from `{{version}}` (node-semver's `version`); Docker tags cannot
-    /// hold `+` anyway.
-    pub build: Vec<String>,
-}
-
-impl SemVer {
-    /// Parses `1.2.3`, `v1.2.3-rc.1+build.5`. `None` for anything semver.org
-    /// rejects: missing parts, leading zeros in numbers, empty or non
-    /// `[0-9A-Za-z-]` identifiers, a capital `V`.
-    pub fn parse(s: &str) -> Option<SemVer> {
-        let s = s.strip_prefix('v').unwrap_or(s);
-        let (rest, build) = match s.split_once('+') {
-            Some((r, b)) => (r, Some(b)),
-            None => (s, None),
-        };
-        let (core, pre) = match rest.split_once('-') {
-            Some((c, p)) => (c, Some(p)),
-            None => (rest, None),
-        };
-        let mut nums = core.split('.');
-        let major = numeric(nums.next()?)?;
-        let minor = numeric(nums.next()?)?;
-        let patch = numeric(nums.next()?)?;
-        if nums.next().is_some() {
-            return None;
-        }
-        let pre = match pre {
-            Some(p) => identifiers(p, true)?,
-            None => Vec::new(),
-        };
-        let build = match build {
-            Some(b) => identifiers(b, false)?,
-            None => Vec::new(),
-        };
-        Some(SemVer {
-            major,
-            minor,
-            patch,
-            pre,
-            build,
-        })
-    }
-
-    /// Whether this is a pre-release (`2.0.0-rc.1`): no `latest`, no
-    /// `{{major}}`/`{{major}}.{{minor}}` tags.
-    pub fn is_prerelease(&self) -> bool {
-        !self.pre.is_empty()
-    }
-
-    /// metadata-action's `{{version}}`: `MAJOR.MINOR.PATCH[-PRE]`, without
-    /// the leading `v` and without build metadata.
-    pub fn version(&self) -> String {
-        let mut s = format!("{}.{}.{}", self.major, self.minor, self.patch);
-        if self.is_prerelease() {
-            s.push('-');
-            s.push_str(&self.pre.join("."));
-        }
-        s
-    }
-
-    /// Precedence per semver.org item 11 (build metadata ignored).
-    pub fn cmp_precedence(&self, other: &SemVer) -> Ordering {
-        (self.major, self.minor, self.patch)
-            .cmp(&(other.major, other.minor, other.patch))
-            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => {
-                    for (a, b) in self.pre.iter().zip(&other.pre) {
-                        let o = cmp_identifier(a, b);
-                        if o != Ordering::Equal {
-                            return o;
-                        }
-                    }
-                    self.pre.len().cmp(&other.pre.len())
-                }
-            })
-    }
-}
-
-fn numeric(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn identifiers(s: &str, no_leading_zeros: bool) -> Option<Vec<String>> {
-    s.split('.')
-        .map(|id| {
-            let ok_chars =
-                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            let all_digits = id.bytes().all(|b| b.is_ascii_digit());
-            let leading_zero =
-                no_leading_zeros && all_digits && id.len() > 1 && id.starts_with('0');
-            (ok_chars && !leading_zero).then(|| id.to_owned())
-        })
-        .collect()
-}
-
-/// Numeric identifiers sort numerically and below alphanumeric ones.
-fn cmp_identifier(a: &str, b: &str) -> Ordering {
-    let num = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
-    match (num(a), num(b)) {
-        (true, true) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
-        (true, false) => Ordering::Less,
-        (false, true) => Ordering::Greater,
-        (false, false) => a.cmp(b),
-    }
-}
-
-/// One tag rule, named as in docker/metadata-action's `tags` input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rule {
-    /// `type=semver,pattern={{version}}`: `1.2.3`, `2.0.0-rc.1`, on tag refs.
-    SemverVersion,
-    /// `type=semver,pattern={{major}}.{{minor}}`: `1.2`; a pre-release gives
-    /// `{{version}}` instead (metadata-action).
-    SemverMajorMinor,
-    /// `type=semver,pattern={{major}}`: `1`; a pre-release gives `{{version}}`;
-    /// nothing for major version zero (semver.org item 4: `0.y.z` is not stable,
-    /// as metadata-action's "Major version zero" note advises).
-    SemverMajor,
-    /// `type=ref,event=branch`: the branch name, sanitized; nothing on pull
-    /// request events (including `pull_request_target`'s base branch).
-    RefBranch,
-    /// `type=ref,event=pr`: `pr-<number>`.
-    RefPr,
-    /// `type=sha,prefix=sha-`: `sha-<7 hex digits>`.
-    Sha,
-}
-
-impl Rule {
-    /// metadata-action's default priority of the rule's type (higher first).
-    pub fn priority(self) -> u32 {
-        match self {
-            Rule::SemverVersion | Rule::SemverMajorMinor | Rule::SemverMajor => 900,
-            Rule::RefBranch | Rule::RefPr => 600,
-            Rule::Sha => 100,
-        }
-    }
-}
-
-/// metadata-action's default priority of `type=raw`, which explicit `--tag`
-/// values are: after `type=ref`, before `type=sha`.
-const RAW_PRIORITY: u32 = 200;
-
-/// brokkr's rules, in priority order.
-pub const DEFAULT_RULES: &[Rule] = &[
-    Rule::SemverVersion,
-    Rule::SemverMajorMinor,
-    Rule::SemverMajor,
-    Rule::RefBranch,
-    Rule::RefPr,
-    Rule::Sha,
-];
-
-/// `type=sha,prefix=sha-`: `sha-` and the first 7 hex digits of the full
-/// commit id (`sha-356defb`), independent of git's abbreviation setting.
+/// `sha-` and the first 7 hex digits of the full commit id (`sha-356defb`):
+/// the per-platform tags' stem, independent of the rules.
 pub fn sha_tag(ctx: &Context) -> String {
-    let n = SHORT_SHA_LEN.min(ctx.sha.len());
-    format!("{SHA_PREFIX}{}", &ctx.sha[..n])
+    format!("sha-{}", &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())])
 }
 
 /// The unique per-platform tag `sha-<7 hex>-<arch>` (`sha-356defb-arm64`)
@@ -488,12 +404,9 @@ pub fn per_platform_reference(
     )
 }
 
-/// Applies Docker's tag grammar to a computed tag (prefix and suffix
-/// included): each run of characters outside `[A-Za-z0-9_.-]` becomes one
-/// `-` (as metadata-action's `sanitizeTag`), leading `.` and `-` are
-/// dropped, then the first [`TAG_MAX_LEN`] characters are kept. Case is
-/// kept. `None` when nothing is left (the caller drops it with a warning).
-pub fn sanitize_tag(raw: &str) -> Option<String> {
+/// metadata-action's `sanitizeTag`: each run of characters outside
+/// `[A-Za-z0-9_.-]` becomes one `-`; case is kept.
+pub fn metadata_action_tag(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut in_run = false;
     for c in raw.chars() {
@@ -505,7 +418,14 @@ pub fn sanitize_tag(raw: &str) -> Option<String> {
             in_run = true;
         }
     }
-    let tag: String = out
+    out
+}
+
+/// [`metadata_action_tag`], then Docker's grammar: leading `.` and `-`
+/// dropped, the first [`TAG_MAX_LEN`] characters kept. `None` when nothing
+/// is left.
+pub fn sanitize_tag(raw: &str) -> Option<String> {
+    let tag: String = metadata_action_tag(raw)
         .trim_start_matches(['.', '-'])
         .chars()
         .take(TAG_MAX_LEN)
@@ -540,119 +460,16 @@ pub fn check_explicit_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// The raw values one rule gives for `ctx`, before sanitizing; `latest` is
-/// true for a stable semver tag. Warnings (a tag that is not a semantic
-/// version) are appended to `warnings`.
-fn rule_values(ctx: &Context, rule: Rule, warnings: &mut Vec<String>) -> (Vec<String>, bool) {
-    match rule {
-        Rule::SemverVersion | Rule::SemverMajorMinor | Rule::SemverMajor => {
-            let Some(tag) = ctx.tag() else {
-                return (Vec::new(), false);
-            };
-            let name = tag.replace('/', "-");
-            let Some(v) = SemVer::parse(&name) else {
-                let w = format!(
-                    "tag `{tag}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"
-                );
-                if !warnings.contains(&w) {
-                    warnings.push(w);
-                }
-                return (Vec::new(), false);
-            };
-            if v.is_prerelease() {
-                return (vec![v.version()], false);
-            }
-            let value = match rule {
-                Rule::SemverVersion => Some(v.version()),
-                Rule::SemverMajorMinor => Some(format!("{}.{}", v.major, v.minor)),
-                _ => (v.major > 0).then(|| v.major.to_string()),
-            };
-            (value.into_iter().collect(), true)
-        }
-        Rule::RefBranch => (ctx.branch().map(str::to_owned).into_iter().collect(), false),
-        Rule::RefPr => (
-            ctx.pr_number
-                .map(|n| format!("{PR_PREFIX}{n}"))
-                .into_iter()
-                .collect(),
-            false,
-        ),
-        Rule::Sha => (vec![sha_tag(ctx)], false),
-    }
-}
-
-/// Tags from `rules` (any order: applied by priority, as metadata-action
-/// sorts them) plus `extra` explicit tags (placed as `type=raw`), then
-/// `latest` when a stable semver tag was computed. Computed values are
-/// sanitized ([`sanitize_tag`]); one that ends up empty is dropped with a
-/// warning. Duplicates collapse, first place kept.
-///
-/// Returns `(tags, warnings)`: tag names only (no repository). Errors when an
-/// explicit tag is not valid ([`check_explicit_tag`]).
-pub fn compute_tags(
+/// The final (multi-arch) tags of `rules` for `ctx` plus explicit `extra`
+/// tags: `(tags, warnings)`, see [`eval::evaluate`]. Print each warning on stderr.
+pub fn final_tags(
     ctx: &Context,
-    rules: &[Rule],
+    rules: &Rules,
     extra: &[String],
 ) -> Result<(Vec<String>, Vec<String>)> {
-    for t in extra {
-        check_explicit_tag(t)?;
-    }
-    let mut rules = rules.to_vec();
-    rules.sort_by_key(|r| std::cmp::Reverse(r.priority()));
-    let mut tags: Vec<String> = Vec::new();
-    let mut warnings = Vec::new();
-    let mut latest = false;
-    let mut extra_done = extra.is_empty();
-    let push = |tags: &mut Vec<String>, t: String| {
-        if !tags.contains(&t) {
-            tags.push(t);
-        }
-    };
-    if ctx.git_ref.is_none() {
-        warnings.push(match ctx.source {
-            Source::LocalGit => format!(
-                "HEAD is detached at {} and no branch or tag points to it: only the sha tag",
-                &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())]
-            ),
-            Source::GitHubActions => format!(
-                "GITHUB_REF is not set for event `{}`: only the sha tag",
-                ctx.event
-            ),
-        });
-    }
-    for rule in rules {
-        if !extra_done && rule.priority() < RAW_PRIORITY {
-            extra.iter().for_each(|t| push(&mut tags, t.clone()));
-            extra_done = true;
-        }
-        let (values, l) = rule_values(ctx, rule, &mut warnings);
-        latest |= l;
-        for raw in values {
-            match sanitize_tag(&raw) {
-                Some(t) => push(&mut tags, t),
-                None => warnings.push(format!(
-                    "{rule:?} gave `{raw}`, which is empty after sanitizing to Docker's tag grammar: dropped"
-                )),
-            }
-        }
-    }
-    if !extra_done {
-        extra.iter().for_each(|t| push(&mut tags, t.clone()));
-    }
-    if latest {
-        push(&mut tags, "latest".to_owned());
-    }
-    Ok((tags, warnings))
+    let t = eval::evaluate(rules, ctx, extra)?;
+    Ok((t.tags, t.warnings))
 }
-
-/// The final (multi-arch) tags for `ctx` with [`DEFAULT_RULES`] and explicit
-/// `extra` tags: `(tags, warnings)`, see [`compute_tags`]. Print each
-/// warning on stderr; an empty tag list cannot happen (the sha tag is always
-/// there).
-pub fn final_tags(ctx: &Context, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
-    compute_tags(ctx, DEFAULT_RULES, extra)
-}
-
 /// Full references `<repository>:<tag>` for each tag.
 pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repository}:{t}")).collect()
@@ -760,41 +577,43 @@ fn is_path_component(s: &str) -> bool {
 }
 
 /// What Cargo.toml says about a package (from `cargo metadata`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 pub struct PackageInfo {
+    /// Package name (`brokkr-broker`).
+    pub name: String,
     /// `package.description`, empty when unset.
+    #[serde(deserialize_with = "null_as_empty")]
     pub description: String,
     /// `package.license` (SPDX expression), empty when unset.
+    #[serde(deserialize_with = "null_as_empty")]
     pub license: String,
     /// `package.repository` (a web address), empty when unset.
+    #[serde(deserialize_with = "null_as_empty")]
     pub repository: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The output of `cargo metadata --format-version 1 --no-deps`, as far as it is read.
+#[derive(Debug, Deserialize)]
+pub struct CargoMetadata {
+    /// The workspace's packages.
+    pub packages: Vec<PackageInfo>,
 }
 
 /// Reads `package`'s [`PackageInfo`] from the JSON of
 /// `cargo metadata --format-version 1 --no-deps`. Errors when the JSON does
 /// not parse or has no such package.
 pub fn package_info(metadata_json: &str, package: &str) -> Result<PackageInfo> {
-    let v: Value =
+    let meta: CargoMetadata =
         serde_json::from_str(metadata_json).context("parsing `cargo metadata` output")?;
-    let pkg = v
-        .get("packages")
-        .and_then(Value::as_array)
-        .and_then(|ps| {
-            ps.iter()
-                .find(|p| p.get("name").and_then(Value::as_str) == Some(package))
-        })
-        .ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))?;
-    let field = |k: &str| {
-        pkg.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    Ok(PackageInfo {
-        description: field("description"),
-        license: field("license"),
-        repository: field("repository"),
-    })
+    meta.packages
+        .into_iter()
+        .find(|p| p.name == package)
+        .ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
 }
 
 /// The eight labels docker/metadata-action emits, keyed
@@ -803,9 +622,8 @@ pub fn package_info(metadata_json: &str, package: &str) -> Result<PackageInfo> {
 /// - `description`: Cargo.toml's, else the component's declaration;
 /// - `url`, `source`: `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>` in CI, else
 ///   Cargo.toml's `repository` (empty when unknown);
-/// - `version`: the first computed tag (metadata-action's `version` output;
-///   explicit `--tag` values do not change it);
-/// - `created`: `created` as given (RFC 3339 UTC, see [`created`]);
+/// - `version`: metadata-action's `version` ([`eval::Tags::version`]);
+/// - `created`: as given (RFC 3339 UTC, see [`created`]);
 /// - `revision`: the full commit id;
 /// - `licenses`: Cargo.toml's `license` (SPDX).
 pub fn labels(
@@ -813,6 +631,7 @@ pub fn labels(
     component: &Component,
     package: &PackageInfo,
     created: &str,
+    version: &str,
 ) -> BTreeMap<String, String> {
     let url = match (&ctx.repository, ctx.source) {
         (Some(repo), Source::GitHubActions) => format!(
@@ -826,16 +645,12 @@ pub fn labels(
     } else {
         package.description.clone()
     };
-    let version = compute_tags(ctx, DEFAULT_RULES, &[])
-        .ok()
-        .and_then(|(tags, _)| tags.into_iter().next())
-        .unwrap_or_default();
     [
         ("title", component.image_name()),
         ("description", description),
         ("url", url.clone()),
         ("source", url),
-        ("version", version),
+        ("version", version.to_owned()),
         ("created", created.to_owned()),
         ("revision", ctx.sha.clone()),
         ("licenses", package.license.clone()),
@@ -845,52 +660,60 @@ pub fn labels(
     .collect()
 }
 
-/// The `created` time, RFC 3339 UTC (`2024-05-01T12:00:00Z`): from
-/// `source_date_epoch` (the reproducible-builds `SOURCE_DATE_EPOCH`, whole
-/// seconds since 1970-01-01 UTC) when set and non-empty, else `now_unix`.
-/// Errors when `SOURCE_DATE_EPOCH` is not a whole number.
-pub fn created(source_date_epoch: Option<&str>, now_unix: i64) -> Result<String> {
-    let secs = match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => s.parse::<i64>().map_err(|_| {
-            anyhow!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds since 1970-01-01 UTC; fix or unset it")
-        })?,
-        None => now_unix,
-    };
-    Ok(rfc3339_utc(secs))
+/// metadata-action's `annotations`: each label as `LEVEL:key=value` for each
+/// level of `levels` (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated,
+/// default `manifest`; `index` for an image index).
+pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> Vec<String> {
+    let levels = levels
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .unwrap_or("manifest");
+    levels
+        .split(',')
+        .flat_map(|level| {
+            labels
+                .iter()
+                .map(move |(k, v)| format!("{}:{k}={v}", level.trim()))
+        })
+        .collect()
+}
+
+/// "Now": `SOURCE_DATE_EPOCH` (the reproducible-builds convention, whole
+/// seconds since 1970-01-01 UTC) when set and non-empty, else `clock`.
+pub fn now(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Timestamp> {
+    match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| Timestamp::from_second(secs).ok())
+            .ok_or_else(|| anyhow!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds since 1970-01-01 UTC; fix or unset it")),
+        None => Ok(clock),
+    }
+}
+
+/// The `created` label, RFC 3339 UTC (`2024-05-01T12:00:00Z`), for [`now`].
+pub fn created(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<String> {
+    Ok(rfc3339_utc(now(source_date_epoch, clock)?.as_second()))
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SSZ`
-/// (proleptic Gregorian calendar, Howard Hinnant's `civil_from_days`).
+/// (years 1 to 9999; jiff's civil time, so the last day of 9999 works too).
 pub fn rfc3339_utc(unix_secs: i64) -> String {
-    let days = unix_secs.div_euclid(86_400);
-    let rem = unix_secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    jiff::civil::date(1970, 1, 1)
+        .at(0, 0, 0, 0)
+        .checked_add(jiff::SignedDuration::from_secs(unix_secs))
+        .map_or_else(
+            |_| format!("@{unix_secs}"),
+            |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::project::{component, Platform};
+    use serde_json::Value;
+    use std::cmp::Ordering;
 
     const SHA: &str = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
 
@@ -913,39 +736,57 @@ mod tests {
         for (k, v) in vars {
             map.insert(k.to_string(), v.to_string());
         }
-        Context::from_github(|k| map.get(k).cloned(), payload)
+        let payload: Option<Payload> = payload.map(|p| serde_json::from_value(p.clone()).unwrap());
+        Context::from_github(|k| map.get(k).cloned(), payload.as_ref())
+    }
+
+    /// brokkr's declared rules, `.github/image-tags.yml`.
+    pub(crate) fn brokkr() -> Rules {
+        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
+            .unwrap()
+            .0
+    }
+
+    fn final_tags(ctx: &Context, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        super::final_tags(ctx, &brokkr(), extra)
+    }
+
+    fn labels(
+        ctx: &Context,
+        c: &Component,
+        p: &PackageInfo,
+        created: &str,
+    ) -> BTreeMap<String, String> {
+        let version = eval::evaluate(&brokkr(), ctx, &[]).unwrap().version;
+        super::labels(ctx, c, p, created, &version)
     }
 
     fn push(git_ref: &str) -> Context {
         gh(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", git_ref)])
     }
 
-    fn tags_of(ctx: &Context, rules: &[Rule]) -> Vec<String> {
-        compute_tags(ctx, rules, &[]).expect("tags").0
+    fn tags_of(ctx: &Context, rules: &str) -> Vec<String> {
+        let rules = Rules::parse(rules, "").expect("rules");
+        eval::evaluate(&rules, ctx, &[]).expect("tags").tags
     }
 
-    const SEMVER_RULES: &[Rule] = &[
-        Rule::SemverVersion,
-        Rule::SemverMajorMinor,
-        Rule::SemverMajor,
-    ];
-    const REF_RULES: &[Rule] = &[Rule::RefBranch, Rule::RefPr];
+    const SEMVER_RULES: &str = "type=semver,pattern={{version}}\n\
+        type=semver,pattern={{major}}.{{minor}}\ntype=semver,pattern={{major}}";
+    const REF_RULES: &str = "type=ref,event=branch\ntype=ref,event=pr";
+    const BRANCH: &str = "type=ref,event=branch";
 
     // ---- the rows of shared/cases/tags.md ----
 
     #[test]
     fn t1_branch_with_hash() {
         let ctx = push("refs/heads/feature-#6-skillquiz");
-        assert_eq!(tags_of(&ctx, &[Rule::RefBranch]), ["feature--6-skillquiz"]);
+        assert_eq!(tags_of(&ctx, BRANCH), ["feature--6-skillquiz"]);
     }
 
     #[test]
     fn t2_branch_with_slashes_and_dots() {
         let ctx = push("refs/heads/dependabot/cargo/serde-1.0.130");
-        assert_eq!(
-            tags_of(&ctx, &[Rule::RefBranch]),
-            ["dependabot-cargo-serde-1.0.130"]
-        );
+        assert_eq!(tags_of(&ctx, BRANCH), ["dependabot-cargo-serde-1.0.130"]);
     }
 
     #[test]
@@ -955,7 +796,7 @@ mod tests {
             ("GITHUB_REF", "refs/heads/Feature/ABC_1"),
             ("GITHUB_REPOSITORY_OWNER", "acme"),
         ]);
-        assert_eq!(tags_of(&ctx, &[Rule::RefBranch]), ["Feature-ABC_1"]);
+        assert_eq!(tags_of(&ctx, BRANCH), ["Feature-ABC_1"]);
         let repo = image_repository(
             &default_registry(&ctx).unwrap(),
             component("broker").unwrap(),
@@ -1065,7 +906,7 @@ mod tests {
             ("GITHUB_SHA", "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f"),
         ]);
         assert_eq!(sha_tag(&ctx), "sha-356defb");
-        assert_eq!(tags_of(&ctx, &[Rule::Sha]), ["sha-356defb"]);
+        assert_eq!(tags_of(&ctx, "type=sha,prefix=sha-"), ["sha-356defb"]);
         let upper = gh(&[
             ("GITHUB_EVENT_NAME", "push"),
             ("GITHUB_SHA", "356DEFB93C8E41D2A7B05F6C9E1D3A4B5C6D7E8F"),
@@ -1095,11 +936,7 @@ mod tests {
             ("refs/heads/MixedCase", "MixedCase"),
         ];
         for (git_ref, want) in cases {
-            assert_eq!(
-                tags_of(&push(git_ref), &[Rule::RefBranch]),
-                [*want],
-                "{git_ref}"
-            );
+            assert_eq!(tags_of(&push(git_ref), BRANCH), [*want], "{git_ref}");
         }
     }
 
@@ -1130,7 +967,7 @@ mod tests {
     #[test]
     fn length_limit_applies_after_prefix() {
         let long = "b".repeat(200);
-        let tags = tags_of(&push(&format!("refs/heads/{long}")), &[Rule::RefBranch]);
+        let tags = tags_of(&push(&format!("refs/heads/{long}")), BRANCH);
         assert_eq!(tags, ["b".repeat(128)]);
         // the limit counts after leading junk is dropped and after the prefix
         assert_eq!(
@@ -1168,7 +1005,8 @@ mod tests {
             ("v1.2.3+build.5", &["1.2.3", "1.2", "1", "latest"]),
             ("v1.0.0-beta+exp.sha.5114f85", &["1.0.0-beta"]),
             // major version zero: no `0` tag
-            ("v0.1.2", &["0.1.2", "0.1", "latest"]),
+            // as metadata-action (brokkr's old code-only rule left out `0`)
+            ("v0.1.2", &["0.1.2", "0.1", "0", "latest"]),
             ("v0.0.1-rc.1", &["0.0.1-rc.1"]),
             // not semver: nothing from these rules
             ("v1.2", &[]),
@@ -1220,8 +1058,8 @@ mod tests {
             "10.0.0",
         ];
         for pair in ordered.windows(2) {
-            let a = SemVer::parse(pair[0]).unwrap();
-            let b = SemVer::parse(pair[1]).unwrap();
+            let a = parse_version(pair[0]).unwrap();
+            let b = parse_version(pair[1]).unwrap();
             assert_eq!(
                 a.cmp_precedence(&b),
                 Ordering::Less,
@@ -1231,8 +1069,8 @@ mod tests {
             );
             assert_eq!(b.cmp_precedence(&a), Ordering::Greater);
         }
-        let a = SemVer::parse("1.0.0+a").unwrap();
-        let b = SemVer::parse("1.0.0+b").unwrap();
+        let a = parse_version("1.0.0+a").unwrap();
+        let b = parse_version("1.0.0+b").unwrap();
         assert_eq!(a.cmp_precedence(&b), Ordering::Equal);
     }
 
@@ -1384,7 +1222,8 @@ mod tests {
                     ("GITHUB_EVENT_NAME", "pull_request"),
                     ("GITHUB_REF", "refs/pull/9/head"),
                 ],
-                &["pr-9", "sha-356defb"],
+                // metadata-action strips only `/merge`: `pr-9-head`
+                &["pr-9-head", "sha-356defb"],
             ),
             (
                 &[
@@ -1478,6 +1317,7 @@ mod tests {
     #[test]
     fn labels_are_the_eight_oci_ones() {
         let pkg = PackageInfo {
+            name: "brokkr-broker".into(),
             description: "Brokkr broker".into(),
             license: "Apache-2.0".into(),
             repository: "https://github.com/brokkr-dev/brokkr".into(),
@@ -1543,6 +1383,7 @@ mod tests {
         assert_eq!(
             info,
             PackageInfo {
+                name: "brokkr-broker".into(),
                 description: "Brokkr broker".into(),
                 license: "Apache-2.0".into(),
                 repository: "https://github.com/brokkr-dev/brokkr".into()
@@ -1570,38 +1411,23 @@ mod tests {
         for (secs, want) in cases {
             assert_eq!(rfc3339_utc(*secs), *want, "{secs}");
         }
-        // every day for 500 years round-trips through a naive day counter
-        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
-        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        for days in 0..(500 * 366) {
-            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
-            let len = match m {
-                2 if leap(y) => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            d += 1;
-            if d > len {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
     }
 
     #[test]
     fn created_honours_source_date_epoch() {
         assert_eq!(
-            created(Some("1714564800"), 0).unwrap(),
+            created(Some("1714564800"), Timestamp::UNIX_EPOCH).unwrap(),
             "2024-05-01T12:00:00Z"
         );
-        assert_eq!(created(None, 0).unwrap(), "1970-01-01T00:00:00Z");
-        assert_eq!(created(Some(""), 1).unwrap(), "1970-01-01T00:00:01Z");
-        assert!(created(Some("yesterday"), 0).is_err());
-        assert!(created(Some("1.5"), 0).is_err());
+        assert_eq!(
+            created(None, Timestamp::UNIX_EPOCH).unwrap(),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            created(Some(""), Timestamp::from_second(1).unwrap()).unwrap(),
+            "1970-01-01T00:00:01Z"
+        );
+        assert!(created(Some("yesterday"), Timestamp::UNIX_EPOCH).is_err());
+        assert!(created(Some("1.5"), Timestamp::UNIX_EPOCH).is_err());
     }
 }

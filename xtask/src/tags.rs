@@ -1,30 +1,91 @@
 //! `cargo xtask tags`: detects the build context (GitHub Actions environment
-//! or local git checkout) and prints the final image references and OCI
-//! labels computed by [`crate::metadata`].
+//! or local git checkout), reads the declared tag rules
+//! (`.github/image-tags.yml`, docker/metadata-action's syntax) and prints
+//! the final image references, OCI labels and annotations computed by
+//! [`crate::metadata`]; in GitHub Actions also as metadata-action's step
+//! outputs.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use jiff::Timestamp;
 use serde_json::json;
 use xshell::Shell;
 
 use crate::{
-    cli::TagsArgs,
-    metadata::{self, Context, PackageInfo},
+    gha,
+    metadata::{self, Context, PackageInfo, Rules},
     plan::Cmd,
-    project::ComponentList,
+    project::{parse_component_list, ComponentList},
 };
 
-/// The build context: the GitHub Actions environment when
-/// `GITHUB_ACTIONS=true` ([`Context::from_github_env`]), otherwise the git
-/// checkout at the shell's directory ([`detect_git`]).
+/// Options of `tags`.
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// Components to print (`broker`, `agent`, a comma-separated list or `all`); default: all.
+    #[arg(long, value_parser = parse_component_list)]
+    pub component: Option<ComponentList>,
+    /// Registry prefix of the image names (`localhost:5000`, `ghcr.io/OWNER`); default:
+    /// `ghcr.io/<owner>` in GitHub Actions, `localhost:5000` outside it.
+    #[arg(long, env = "BROKKR_REGISTRY")]
+    pub registry: Option<String>,
+    /// Extra tag to add (repeatable), e.g. for release maintainers; must already match
+    /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Tag rules for this call instead of `.github/image-tags.yml`'s `tags:`, in
+    /// docker/metadata-action's syntax, one rule a line (`type=ref,event=branch`).
+    #[arg(long, value_name = "TEXT")]
+    pub rules: Option<String>,
+    /// Flavor for this call instead of the file's `flavor:` (`latest=false`, `prefix=x-`).
+    #[arg(long, value_name = "TEXT")]
+    pub flavor: Option<String>,
+    /// Print `{"component", "tags": [full references], "labels", "annotations", "version"}`
+    /// (an array for several components).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The build context: the GitHub Actions environment when [`gha::active`]
+/// ([`Context::from_github_env`]), otherwise the git checkout at the
+/// shell's directory ([`detect_git`]). Then, for both: "now" from
+/// `SOURCE_DATE_EPOCH` (else the clock), the default branch from the local
+/// remote's HEAD when the payload did not say (else `main`), the commit
+/// date from git when the payload did not say.
 pub fn detect(sh: &Shell) -> Result<Context> {
-    if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+    let mut ctx = if gha::active() {
         Context::from_github_env(|k| std::env::var(k).ok())
-            .context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")
+            .context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
-        detect_git(sh)
+        let mut ctx = detect_git(sh)?;
+        let len = std::env::var("DOCKER_METADATA_SHORT_SHA_LENGTH").ok();
+        ctx.short_sha_len = metadata::short_sha_len(len.as_deref())?;
+        ctx
+    };
+    ctx.now = metadata::now(
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        Timestamp::now(),
+    )?;
+    if ctx.default_branch.is_none() {
+        ctx.default_branch = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"])
+            .map(|b| b.trim_start_matches("origin/").to_owned());
     }
+    if ctx.commit_date.is_none() {
+        ctx.commit_date =
+            git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]).and_then(|d| d.parse().ok());
+    }
+    Ok(ctx)
+}
+
+/// One line git prints, `None` when git fails or prints nothing.
+fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
+    let out = Cmd::new("git")
+        .args(args.iter().copied())
+        .capture(sh)
+        .ok()?;
+    let line = out.stdout.trim();
+    (out.ok && !line.is_empty()).then(|| line.to_owned())
 }
 
 /// The context of the local checkout: `git rev-parse HEAD` (commit),
@@ -58,6 +119,37 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
     Context::from_git(&head.stdout, branch.as_deref(), &tags)
 }
 
+/// The workspace's declared rules ([`metadata::rules::RULES_FILE`] under
+/// the shell's directory): what `build-image` and `manifest` use.
+pub fn declared_rules(sh: &Shell) -> Result<Rules> {
+    load_rules(sh, None, None)
+}
+
+/// The declared rules, with the `tags` and/or `flavor` blocks replaced by
+/// `--rules`/`--flavor` text. A notice goes to stderr when the file is missing.
+pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
+    let (declared, notice) = Rules::load(&sh.current_dir())?;
+    if let Some(n) = notice.filter(|_| rules.is_none()) {
+        eprintln!("notice: {n}");
+    }
+    if rules.is_none() && flavor.is_none() {
+        return Ok(declared);
+    }
+    let mut r = match rules {
+        Some(text) => Rules::parse(text, "").context("in --rules")?,
+        None => declared.clone(),
+    };
+    r.flavor = match flavor {
+        Some(text) => {
+            Rules::parse("type=sha", text)
+                .context("in --flavor")?
+                .flavor
+        }
+        None => declared.flavor,
+    };
+    Ok(r)
+}
+
 /// `cargo metadata --format-version 1 --no-deps` (with the cargo running
 /// this xtask, `$CARGO`), as JSON text.
 pub fn cargo_metadata(sh: &Shell) -> Result<String> {
@@ -71,57 +163,123 @@ pub fn cargo_metadata(sh: &Shell) -> Result<String> {
 /// The `created` label for now: `SOURCE_DATE_EPOCH` when set (reproducible
 /// builds), else the system clock; RFC 3339 UTC.
 pub fn created_now() -> Result<String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    metadata::created(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(), now)
+    metadata::created(
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        Timestamp::now(),
+    )
+}
+
+/// What `tags` computes for one component.
+struct Output {
+    component: &'static str,
+    refs: Vec<String>,
+    names: Vec<String>,
+    labels: BTreeMap<String, String>,
+    annotations: Vec<String>,
+    version: String,
 }
 
 /// Runs `cargo xtask tags`: for each selected component (all by default),
 /// the full references one per line, then the labels as `key=value`; a blank
-/// line between components. With `--json`, one object
-/// `{"component": C, "tags": [full refs], "labels": {..}}` for one component,
-/// an array of them for several. Warnings go to stderr; exit status 0.
+/// line between components. With `--json`, one object per component (an
+/// array for several). In GitHub Actions, metadata-action's step outputs.
+/// Warnings go to stderr; exit status 0.
 pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let ctx = detect(sh)?;
-    let (tags, warnings) = metadata::final_tags(&ctx, &args.tag)?;
-    for w in &warnings {
+    let rules = load_rules(sh, args.rules.as_deref(), args.flavor.as_deref())?;
+    let computed = metadata::eval::evaluate(&rules, &ctx, &args.tag)?;
+    for w in &computed.warnings {
         eprintln!("warning: {w}");
     }
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let created = created_now()?;
     let cargo_json = cargo_metadata(sh)?;
-    let components = ComponentList::or_all(args.component.clone());
-    let mut objects = Vec::new();
-    for (i, component) in components.iter().enumerate() {
+    let levels = std::env::var("DOCKER_METADATA_ANNOTATIONS_LEVELS").ok();
+    let mut outputs = Vec::new();
+    for component in ComponentList::or_all(args.component.clone()).iter() {
         let mut package: PackageInfo = metadata::package_info(&cargo_json, component.package)?;
         if package.repository.is_empty() {
             package.repository = origin_web_url(sh).unwrap_or_default();
         }
-        let refs = metadata::references(&metadata::image_repository(&registry, component), &tags);
-        let labels = metadata::labels(&ctx, component, &package, &created);
-        if args.json {
-            objects.push(json!({ "component": component.name, "tags": refs, "labels": labels }));
-        } else {
-            if i > 0 {
-                println!();
-            }
-            for r in &refs {
-                println!("{r}");
-            }
-            for (k, v) in &labels {
-                println!("{k}={v}");
-            }
+        let repository = metadata::image_repository(&registry, component);
+        let labels = metadata::labels(&ctx, component, &package, &created, &computed.version);
+        outputs.push(Output {
+            component: component.name,
+            refs: metadata::references(&repository, &computed.tags),
+            names: computed.tags.clone(),
+            annotations: metadata::annotations(&labels, levels.as_deref()),
+            labels,
+            version: computed.version.clone(),
+        });
+    }
+    print(&outputs, args.json)?;
+    if gha::active() {
+        match outputs.as_slice() {
+            [one] => step_outputs(one)?,
+            _ => eprintln!("notice: step outputs are written for one --component only"),
         }
     }
-    if args.json {
-        let out = if objects.len() == 1 {
-            objects.remove(0)
-        } else {
-            serde_json::Value::Array(objects)
+    Ok(())
+}
+
+fn to_json(o: &Output) -> serde_json::Value {
+    json!({
+        "component": o.component,
+        "tags": o.refs,
+        "tag-names": o.names,
+        "labels": o.labels,
+        "annotations": o.annotations,
+        "version": o.version,
+    })
+}
+
+fn print(outputs: &[Output], as_json: bool) -> Result<()> {
+    if as_json {
+        let out = match outputs {
+            [one] => to_json(one),
+            many => serde_json::Value::Array(many.iter().map(to_json).collect()),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        o.refs.iter().for_each(|r| println!("{r}"));
+        o.labels.iter().for_each(|(k, v)| println!("{k}={v}"));
+    }
+    Ok(())
+}
+
+/// metadata-action's outputs `version`, `tags`, `tag-names`, `labels`,
+/// `annotations`, `json` (lists newline-separated); with
+/// `DOCKER_METADATA_SET_OUTPUT_ENV` unset or true also as
+/// `DOCKER_METADATA_OUTPUT_<NAME>` environment variables for later steps.
+fn step_outputs(o: &Output) -> Result<()> {
+    let labels: Vec<String> = o.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut j = to_json(o);
+    j.as_object_mut().map(|m| m.remove("component"));
+    let values = [
+        ("version", o.version.clone()),
+        ("tags", o.refs.join("\n")),
+        ("tag-names", o.names.join("\n")),
+        ("labels", labels.join("\n")),
+        ("annotations", o.annotations.join("\n")),
+        ("json", serde_json::to_string(&j)?),
+    ];
+    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map_or(true, |v| {
+        !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0")
+    });
+    for (name, value) in values {
+        gha::output(name, &value)?;
+        if set_env {
+            let var = format!(
+                "DOCKER_METADATA_OUTPUT_{}",
+                name.replace('-', "_").to_ascii_uppercase()
+            );
+            gha::export_env(&var, &value)?;
+        }
     }
     Ok(())
 }
@@ -229,14 +387,15 @@ mod tests {
         assert_eq!(on_branch.git_ref.as_deref(), Some("refs/heads/feature/x"));
         assert_eq!(on_branch.sha, sha);
         assert_eq!(
-            metadata::final_tags(&on_branch, &[])?.0,
+            metadata::final_tags(&on_branch, &crate::metadata::tests::brokkr(), &[])?.0,
             ["feature-x".to_owned(), format!("sha-{}", &sha[..7])]
         );
 
         git(&["commit", "-q", "--allow-empty", "-m", "two"])?;
         git(&["checkout", "-q", "--detach", "HEAD~1"])?;
         let detached = detect_git(&sh)?;
-        let (tags, warnings) = metadata::final_tags(&detached, &[])?;
+        let (tags, warnings) =
+            metadata::final_tags(&detached, &crate::metadata::tests::brokkr(), &[])?;
         assert_eq!(tags, [format!("sha-{}", &sha[..7])]);
         assert_eq!(warnings.len(), 1);
 
@@ -245,10 +404,63 @@ mod tests {
         let tagged = detect_git(&sh)?;
         assert_eq!(tagged.git_ref.as_deref(), Some("refs/tags/v1.2.3"));
         assert_eq!(
-            metadata::final_tags(&tagged, &[])?.0[..4],
+            metadata::final_tags(&tagged, &crate::metadata::tests::brokkr(), &[])?.0[..4],
             ["1.2.3", "1.2", "1", format!("sha-{}", &sha[..7]).as_str()]
         );
 
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// Changing one line of the declared rules changes what `manifest`
+    /// (final tags) and `build-image` (the version label) use, through the
+    /// one loader they call, [`declared_rules`].
+    #[test]
+    fn one_declared_line_changes_build_and_manifest_tags() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-tags-rules-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".github"))?;
+        let sh = Shell::new()?;
+        sh.change_dir(&dir);
+        let file = dir.join(metadata::rules::RULES_FILE);
+        let declared = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/image-tags.yml"),
+        )?;
+        let sha = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
+        let ctx = Context::from_git(sha, None, &["v1.2.3".to_owned()])?;
+        let used = |sh: &Shell| -> Result<(Vec<String>, String)> {
+            let rules = declared_rules(sh)?;
+            let (finals, _) = metadata::final_tags(&ctx, &rules, &[])?;
+            Ok((finals, metadata::eval::evaluate(&rules, &ctx, &[])?.version))
+        };
+
+        std::fs::write(&file, &declared)?;
+        assert_eq!(used(&sh)?.0, ["1.2.3", "1.2", "1", "sha-356defb", "latest"]);
+        std::fs::write(
+            &file,
+            declared.replace("pattern={{version}}", "pattern=v{{version}}"),
+        )?;
+        let (finals, version) = used(&sh)?;
+        assert_eq!(finals, ["v1.2.3", "1.2", "1", "sha-356defb", "latest"]);
+        assert_eq!(version, "v1.2.3", "the version label of build-image");
+
+        // a bad line stops before anything is built, naming the file and line
+        std::fs::write(
+            &file,
+            declared.replace("type=sha,prefix=sha-", "type=sha,prefx=sha-"),
+        )?;
+        let err = format!("{:#}", declared_rules(&sh).unwrap_err());
+        assert!(
+            err.contains("image-tags.yml") && err.contains("line 6") && err.contains("prefx"),
+            "{err}"
+        );
+
+        // --rules / --flavor override one call; no file: metadata-action's defaults
+        std::fs::remove_file(&file)?;
+        let defaults = declared_rules(&sh)?;
+        assert_eq!(defaults, metadata::Rules::parse("", "")?);
+        let r = load_rules(&sh, Some("type=sha,prefix=git-"), Some("latest=false"))?;
+        assert_eq!(metadata::final_tags(&ctx, &r, &[])?.0, ["git-356defb"]);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
