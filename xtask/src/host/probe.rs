@@ -13,9 +13,9 @@ use std::{
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, default_binfmt_name, parse_buildx_version, parse_df_avail,
+    binfmt_handler_paths, binfmt_status, parse_buildx_version, parse_df_avail,
     parse_dockerd_version, parse_dpkg_query, parse_http_status, BinfmtEntry, BinfmtHandler,
-    BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    BinfmtStatus, BridgeOptions, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -54,6 +54,46 @@ pub fn docker_info(sh: &Shell) -> Result<DockerInfo, String> {
                 .unwrap_or_else(|| "the engine did not answer".to_owned()))
         }
     }
+}
+
+/// `$DOCKER_HOST` when it names an engine other than the local socket
+/// (`tcp://...`, `ssh://...`, another `unix://` path): setup never starts a
+/// local engine for it, and a silent one is reported as that address.
+pub fn docker_host() -> Option<String> {
+    std::env::var("DOCKER_HOST").ok().filter(|h| {
+        !h.is_empty() && h != "unix:///var/run/docker.sock" && h != "unix:///run/docker.sock"
+    })
+}
+
+/// The host interface of the engine's default bridge network, when the
+/// engine has one (`docker network inspect bridge`): `Ok(None)` when it
+/// runs without (`--bridge none`), `Err` when the engine did not answer.
+pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
+    let out = Cmd::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "bridge",
+            "--format",
+            "{{json .Options}}",
+        ])
+        .capture(sh)
+        .map_err(|e| format!("{e:#}"))?;
+    if !out.ok {
+        return if out.stderr.contains("not found") {
+            Ok(None)
+        } else {
+            Err(out.stderr.trim().to_owned())
+        };
+    }
+    BridgeOptions::interface(&out.stdout)
+        .map(Some)
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Whether the network interface `name` exists on this host (`/sys/class/net/<name>`).
+pub fn interface_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
 }
 
 /// The installed `dockerd`'s version (`dockerd --version`), whether or not it runs.
@@ -145,7 +185,7 @@ fn binfmt_parts(p: &Platform) -> (Option<(String, BinfmtHandler)>, String, Optio
             let text = std::fs::read_to_string(&path).ok()?;
             BinfmtHandler::parse(&text).ok().map(|h| (path, h))
         });
-    let default = default_binfmt_name(p);
+    let default = format!("qemu-{}", p.machine);
     let mut entry_name = handler
         .as_ref()
         .map_or_else(|| default.clone(), |(_, h)| h.name.clone());
