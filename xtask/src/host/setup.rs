@@ -25,24 +25,26 @@
 //! download succeeded, and a host that setup cannot fix is reported before
 //! any change.
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, debian_version, doctor, engine_source, foreign, merge_daemon_json, probe,
-    process, registry, BinfmtHandler, BinfmtStatus, Distro, EngineSource, ImageStore, OsRelease,
-    Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX, MIN_ENGINE,
+    debian_version, doctor, engine_source, merge_daemon_json, probe, registry, BinfmtStatus,
+    Distro, EngineSource, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
+    MIN_ENGINE,
 };
+mod exec;
+mod observe;
+mod packages;
+
+pub use observe::{observe, Engine, Observed};
+use packages::{package_steps, Packages};
+
 use crate::{
-    plan::{shell_quote, Cmd},
+    plan::Cmd,
     project::{parse_platform_list, Platform, PlatformList},
 };
 
@@ -88,21 +90,8 @@ pub const BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:latest";
 pub const DOCKERD_WAIT_SECS: u64 = 60;
 
 /// Packages whose state setup reads with `dpkg-query`.
-const WATCHED_PACKAGES: &[&str] = &[
-    "docker.io",
-    "containerd",
-    "docker-buildx",
-    "runc",
-    "tini",
-    "iptables",
-    "qemu-user",
-    "qemu-user-binfmt",
-    "qemu-user-static",
-    "binfmt-support",
-    "debootstrap",
-    "docker-registry",
-    "apache2-utils",
-];
+const WATCHED_PACKAGES: &str = "docker.io containerd docker-buildx runc tini iptables qemu-user \
+    qemu-user-binfmt qemu-user-static binfmt-support debootstrap docker-registry apache2-utils";
 
 /// Tools every (non-CI) build host gets: base-image bootstrapping, the
 /// loopback registry, and htpasswd for its `--auth` variant.
@@ -110,101 +99,6 @@ const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
 
 /// Tools a GitHub runner needs for the loopback registry, when asked for.
 const REGISTRY_TOOLS: &[&str] = &["docker-registry", "apache2-utils"];
-
-/// The running engine, as `docker info` showed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Engine {
-    pub version: Option<Version>,
-    /// As printed (`26.1.5+dfsg1`).
-    pub version_text: String,
-    pub store: ImageStore,
-    pub containers_running: u64,
-}
-
-/// Everything setup decides on, read once from the host ([`observe`]).
-#[derive(Clone, Debug)]
-pub struct Observed {
-    pub os: OsRelease,
-    pub root: bool,
-    /// Not root, but password-less `sudo` works and this is GitHub Actions:
-    /// privileged commands are prefixed with `sudo -n`.
-    pub sudo: bool,
-    pub github_actions: bool,
-    /// systemd is PID 1.
-    pub systemd: bool,
-    pub host: &'static Platform,
-    /// The docker CLI is on PATH.
-    pub docker_cli: bool,
-    /// `dockerd --version`, whether running or not.
-    pub dockerd: Option<Version>,
-    pub buildx: Option<Version>,
-    /// `None` when `docker info` does not answer.
-    pub engine: Option<Engine>,
-    /// Why `docker info` did not answer (the client's error), for the printout.
-    pub engine_error: String,
-    /// [`probe::docker_host`]: an engine elsewhere, never started here.
-    pub docker_host: Option<String>,
-    /// The running engine's default bridge interface, when it is missing.
-    pub bridge_missing: Option<String>,
-    /// `/etc/docker/daemon.json`, when it exists.
-    pub daemon_json: Option<String>,
-    /// Installed packages among the watched ones -> version.
-    pub packages: BTreeMap<String, String>,
-    /// `/proc/sys/fs/binfmt_misc` is mounted.
-    pub binfmt_mounted: bool,
-    /// One probe per requested foreign platform.
-    pub binfmt: Vec<probe::BinfmtProbe>,
-    /// The loopback registry answers.
-    pub registry_up: bool,
-}
-
-/// Reads the host's state for `platforms` (quiet, read-only, about a second).
-pub fn observe(sh: &Shell, platforms: &[&'static Platform]) -> Result<Observed> {
-    let host = Platform::host()?;
-    let root = probe::is_root(sh);
-    let github_actions = probe::github_actions();
-    let docker_cli = probe::docker_cli().is_some();
-    let info = match docker_cli {
-        true => probe::docker_info(sh),
-        false => Err("no docker CLI".to_owned()),
-    };
-    let docker_host = probe::docker_host();
-    let bridge_missing = match (&info, &docker_host) {
-        (Ok(_), None) => probe::default_bridge(sh)
-            .ok()
-            .flatten()
-            .filter(|b| !probe::interface_exists(b)),
-        _ => None,
-    };
-    Ok(Observed {
-        os: probe::os_release(),
-        root,
-        sudo: !root && github_actions && probe::sudo_works(sh),
-        github_actions,
-        systemd: probe::systemd(),
-        host,
-        docker_cli,
-        dockerd: probe::dockerd_version(sh),
-        buildx: docker_cli.then(|| probe::buildx_version(sh)).flatten(),
-        engine_error: info.as_ref().err().cloned().unwrap_or_default(),
-        engine: info.ok().map(|i| Engine {
-            version: i.version(),
-            version_text: i.server_version.clone(),
-            store: i.store(),
-            containers_running: i.containers_running,
-        }),
-        docker_host,
-        bridge_missing,
-        daemon_json: std::fs::read_to_string("/etc/docker/daemon.json").ok(),
-        packages: probe::dpkg_packages(sh, WATCHED_PACKAGES),
-        binfmt_mounted: Path::new(BINFMT_DIR).join("register").exists(),
-        binfmt: foreign(host, platforms)
-            .into_iter()
-            .map(probe::binfmt)
-            .collect(),
-        registry_up: registry::answers(registry::Kind::Open),
-    })
-}
 
 /// One thing setup does. Each prints as the shell command that does the
 /// same ([`fmt::Display`]), so `--dry-run` and the not-root path print a
@@ -257,42 +151,6 @@ impl Step {
                 c.program == "systemctl" && c.args.first().is_some_and(|a| a == "restart")
             }
             _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let q = |p: &Path| shell_quote(&p.display().to_string());
-        match self {
-            Step::Run(c) => {
-                // .deb globs print unquoted, so the printed line expands them like setup does
-                let mut line = c.to_string();
-                for a in c.args.iter().filter(|a| a.contains('*')) {
-                    let bare = a.replace('*', "");
-                    if shell_quote(&bare) == bare {
-                        line = line.replace(&shell_quote(a), a);
-                    }
-                }
-                f.write_str(&line)
-            }
-            Step::Mkdir(d) => write!(f, "mkdir -p {}", q(d)),
-            Step::Write { path, text } => write!(f, "printf '%s' {} > {}", shell_quote(text), q(path)),
-            Step::BinfmtRegister { entry, conf, .. } => write!(
-                f,
-                "{{ [ ! -e {BINFMT_DIR}/{entry} ] || echo -1 > {BINFMT_DIR}/{entry}; }} && cat {conf} > {BINFMT_DIR}/register"
-            ),
-            Step::StartDockerd(cmd) if cmd.program == "systemctl" => write!(f, "{cmd}"),
-            Step::StartDockerd(cmd) => write!(f, "{cmd} >> {DOCKERD_LOG} 2>&1 < /dev/null &"),
-            Step::StopDockerd => write!(
-                f,
-                "kill -TERM $(cat {DOCKERD_PID}) && timeout {DOCKERD_WAIT_SECS} sh -c 'while [ -e {DOCKERD_PID} ]; do sleep 1; done'"
-            ),
-            Step::WaitDocker => write!(
-                f,
-                "timeout {DOCKERD_WAIT_SECS} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'"
-            ),
-            Step::StartRegistry => f.write_str("cargo xtask registry start"),
         }
     }
 }
@@ -364,58 +222,9 @@ pub enum Mode {
 /// Options of [`plan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanOpts {
-    /// Start the loopback registry (default: outside GitHub Actions).
     pub local_registry: bool,
-    /// The Debian mirror for the private sources ([`DEBIAN_MIRROR`]).
     pub mirror: String,
     pub mode: Mode,
-}
-
-/// Packages to install: `.deb`s from setup's private sources as
-/// `(package, suite)`, and names from the system's sources.
-#[derive(Default)]
-struct Packages {
-    debs: Vec<(&'static str, &'static str)>,
-    names: Vec<&'static str>,
-}
-
-/// `apt-get` with setup's private directories: no system sources
-/// (`Dir::Etc::SourceList=/dev/null`), [`CACHE_DIR`]'s sources, lists and cache.
-fn private_apt(cache: &Path) -> Cmd {
-    let d = |p: &str| cache.join(p).display().to_string();
-    Cmd::new("apt-get")
-        .opt("-o", "Dir::Etc::SourceList=/dev/null")
-        .opt(
-            "-o",
-            format!("Dir::Etc::SourceParts={}", d("apt/sources.list.d")),
-        )
-        .opt("-o", format!("Dir::State::Lists={}", d("apt/lists")))
-        .opt("-o", format!("Dir::Cache={}", d("apt/cache")))
-}
-
-/// The deb822 sources file of setup's private apt directory (Debian 12
-/// hosts only): trixie main (engine, buildx) and bookworm-backports main
-/// (QEMU 10), for the host's Debian architecture. The system's own sources
-/// are never changed.
-pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
-    ["trixie", "bookworm-backports"]
-        .map(|suite| {
-            format!("Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n")
-        })
-        .join("\n")
-}
-
-/// A root command, prefixed with `sudo -n` when setup runs through sudo.
-fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
-    if !sudo {
-        return cmd;
-    }
-    let env = cmd.env.iter().map(|(k, v)| format!("{k}={v}"));
-    Cmd::new("sudo")
-        .arg("-n")
-        .args(env)
-        .arg(cmd.program)
-        .args(cmd.args)
 }
 
 fn installed_version(o: &Observed, pkg: &str) -> Option<Version> {
@@ -663,92 +472,6 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Packages) 
     }
 }
 
-/// Fetching (.debs from the private sources) and one `apt-get install` for everything.
-fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Packages) {
-    let cache = Path::new(CACHE_DIR);
-    let debs_dir = cache.join("debs");
-    if !pkgs.debs.is_empty() {
-        for d in [
-            "apt/sources.list.d",
-            "apt/lists/partial",
-            "apt/cache/archives/partial",
-            "debs",
-        ] {
-            p.step("packages", Step::Mkdir(cache.join(d)));
-        }
-        let path = cache.join("apt/sources.list.d/brokkr.sources");
-        p.step(
-            "packages",
-            Step::Write {
-                path,
-                text: private_apt_sources(&opts.mirror, o.host.arch),
-            },
-        );
-        p.step("packages", Step::Run(private_apt(cache).arg("update")));
-        let names = pkgs
-            .debs
-            .iter()
-            .map(|(name, suite)| format!("{name}/{suite}"));
-        p.step(
-            "packages",
-            Step::Run(
-                private_apt(cache)
-                    .arg("download")
-                    .args(names)
-                    .dir(&debs_dir),
-            ),
-        );
-    }
-    if pkgs.debs.is_empty() && pkgs.names.is_empty() {
-        return;
-    }
-    let lock = ["-o", "DPkg::Lock::Timeout=300"];
-    p.step(
-        "packages",
-        Step::Run(privileged(
-            Cmd::new("apt-get").args(lock).arg("update"),
-            o.sudo,
-        )),
-    );
-    let mut names: Vec<String> = pkgs
-        .debs
-        .iter()
-        .map(|(n, _)| debs_dir.join(format!("{n}_*.deb")).display().to_string())
-        .collect();
-    for n in &pkgs.names {
-        if !names.iter().any(|x| x == n) {
-            names.push((*n).to_owned());
-        }
-    }
-    let install = Cmd::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(lock)
-        .args([
-            "-o",
-            "Dpkg::Options::=--force-confold",
-            "install",
-            "-y",
-            "--no-install-recommends",
-        ])
-        .args(names);
-    p.step("packages", Step::Run(privileged(install, o.sudo)));
-    if pkgs.names.contains(&"docker-registry") {
-        // The package's own service (config /etc/docker/registry/config.yml) listens on
-        // :5000, where `cargo xtask registry start` serves: stop it and keep it off.
-        let stop = if o.systemd {
-            Cmd::new("systemctl").args(["disable", "--now", "docker-registry"])
-        } else {
-            Cmd::new("start-stop-daemon").args([
-                "--stop",
-                "--oknodo",
-                "--pidfile",
-                "/var/run/docker-registry.pid",
-            ])
-        };
-        p.step("packages", Step::Run(privileged(stop, o.sudo)));
-    }
-}
-
 /// binfmt_misc mounted, then each foreign handler registered that is not
 /// ready, or every one when QEMU is (re)installed now (the `F` flag pins the
 /// old interpreter binary). Not on GitHub: done by [`BINFMT_IMAGE`].
@@ -936,9 +659,7 @@ fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {
 /// Options of `cargo xtask setup` and [`ensure`].
 #[derive(Clone, Debug)]
 pub struct SetupOpts {
-    /// Platforms to provision for (foreign ones get QEMU and binfmt).
     pub platforms: Vec<&'static Platform>,
-    /// Print the plan, change nothing.
     pub dry_run: bool,
     /// Start the loopback registry; `None`: yes outside GitHub Actions.
     pub local_registry: Option<bool>,
@@ -1050,7 +771,7 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     let n = p.steps.len();
     for (i, (area, step)) in p.steps.iter().enumerate() {
         eprintln!("==> [{}/{n}] {area}", i + 1);
-        execute(sh, step)
+        exec::execute(sh, step)
             .with_context(|| format!("setup failed at step {}/{n} ({area}): {step}", i + 1))?;
     }
     if n == 0 {
@@ -1138,179 +859,13 @@ pub fn ensure(sh: &Shell, platforms: &[&'static Platform], no_setup: bool) -> Re
     )
 }
 
-/// Replaces each `DIR/NAME_*.deb` argument with the newest matching file.
-fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
-    let mut out = cmd.clone();
-    for a in out.args.iter_mut().filter(|a| a.contains('*')) {
-        let (prefix, suffix) = a.split_once('*').unwrap_or_default();
-        let prefix = Path::new(prefix);
-        let dir = prefix.parent().context("deb glob without a directory")?;
-        let stem = prefix
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-        for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&stem) && name.ends_with(suffix) {
-                let t = e.metadata()?.modified()?;
-                if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
-                    best = Some((t, e.path()));
-                }
-            }
-        }
-        let (_, path) = best.with_context(|| format!("no {a} after `apt-get download`"))?;
-        *a = path.display().to_string();
-    }
-    Ok(out)
-}
-
-/// Registers the binfmt handler for `machine` from its `binfmt.d` file
-/// (binfmt-misc.rst: one write of the definition line to `register`, after
-/// `-1` to an existing entry of that name), or with `update-binfmts` when
-/// only binfmt-support's definition exists. Checks the result is usable.
-fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
-    let found = binfmt_handler_paths(machine)
-        .into_iter()
-        .find_map(|path| Some((std::fs::read_to_string(&path).ok()?, path)));
-    let register = Path::new(BINFMT_DIR).join("register");
-    let name = match found {
-        Some((text, path)) => {
-            let h = BinfmtHandler::parse(&text).with_context(|| format!("reading {path}"))?;
-            let entry = Path::new(BINFMT_DIR).join(&h.name);
-            if entry.exists() {
-                eprintln!("+ echo -1 > {}", entry.display());
-                std::fs::write(&entry, "-1")
-                    .with_context(|| format!("unregistering {}", entry.display()))?;
-            }
-            eprintln!("+ cat {path} > {}", register.display());
-            std::fs::write(&register, format!("{}\n", h.line))
-                .with_context(|| format!("registering {path} (is binfmt_misc mounted?)"))?;
-            h.name
-        }
-        None => {
-            let name = format!("qemu-{machine}");
-            if !Path::new("/usr/share/binfmts").join(&name).exists() {
-                bail!(
-                    "no binfmt handler for {machine}: none of {} exists (is qemu-user-binfmt installed?)",
-                    binfmt_handler_paths(machine).join(", ")
-                );
-            }
-            Cmd::new("update-binfmts")
-                .args(["--enable", &name])
-                .run(sh)?;
-            name
-        }
-    };
-    let text = std::fs::read_to_string(Path::new(BINFMT_DIR).join(&name)).unwrap_or_default();
-    let e = super::BinfmtEntry::parse(&text);
-    if !e.usable() {
-        bail!("{name} is registered but not usable in containers: {text}");
-    }
-    eprintln!("    {name}: {} (flags {})", e.interpreter, e.flags);
-    Ok(())
-}
-
-/// Polls `docker info` every second for [`DOCKERD_WAIT_SECS`]; on timeout
-/// the error carries the tail of [`DOCKERD_LOG`].
-fn wait_docker(sh: &Shell) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(DOCKERD_WAIT_SECS);
-    loop {
-        match probe::docker_info(sh) {
-            Ok(i) => {
-                eprintln!("    engine {} answers ({:?})", i.server_version, i.store());
-                return Ok(());
-            }
-            Err(e) if Instant::now() >= deadline => bail!(
-                "dockerd did not answer within {DOCKERD_WAIT_SECS} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
-                process::log_tail(Path::new(DOCKERD_LOG), 30)
-            ),
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
-}
-
-/// The pid of [`DOCKERD_PID`] when that process is a live dockerd.
-fn dockerd_pid() -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(DOCKERD_PID)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    (comm.trim() == "dockerd" && process::alive(pid)).then_some(pid)
-}
-
-/// [`Step::StopDockerd`]: SIGTERM, then waits up to [`DOCKERD_WAIT_SECS`] for the exit.
-fn stop_dockerd(sh: &Shell) -> Result<()> {
-    let pid = dockerd_pid().with_context(|| {
-        format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun")
-    })?;
-    Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    let deadline = Instant::now() + Duration::from_secs(DOCKERD_WAIT_SECS);
-    while process::alive(pid) {
-        if Instant::now() >= deadline {
-            bail!("dockerd (pid {pid}) did not stop within {DOCKERD_WAIT_SECS} s after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(())
-}
-
-/// [`Step::StartDockerd`]: nothing when the engine answers or a dockerd is
-/// starting already (a second one would stop at once on the pid file).
-fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
-    if let Ok(i) = probe::docker_info(sh) {
-        eprintln!(
-            "    engine {} answers already (started by its package)",
-            i.server_version
-        );
-        return Ok(());
-    }
-    if cmd.program == "systemctl" {
-        return cmd.run(sh);
-    }
-    if let Some(pid) = dockerd_pid() {
-        eprintln!("    dockerd (pid {pid}) is starting already; waiting for it");
-        return Ok(());
-    }
-    let log = Path::new(DOCKERD_LOG);
-    let mut child = process::spawn_detached(sh, cmd, log)?;
-    std::thread::sleep(Duration::from_millis(500));
-    if let Some(status) = child.try_wait()? {
-        bail!(
-            "`{cmd}` exited at once ({status}); last lines of {DOCKERD_LOG}:\n{}",
-            process::log_tail(log, 30)
-        );
-    }
-    eprintln!("    pid {}", child.id());
-    Ok(())
-}
-
-fn execute(sh: &Shell, step: &Step) -> Result<()> {
-    match step {
-        Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
-        Step::Mkdir(d) => {
-            eprintln!("+ {step}");
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
-        }
-        Step::Write { path, text } => {
-            eprintln!("+ {step}");
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-        }
-        Step::BinfmtRegister { machine, .. } => register_binfmt(sh, machine),
-        Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
-        Step::StopDockerd => stop_dockerd(sh),
-        Step::WaitDocker => wait_docker(sh),
-        Step::StartRegistry => registry::start(sh, registry::Kind::Open),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::{probe::BinfmtProbe, BinfmtEntry};
+    use crate::host::{BinfmtHandler, OsRelease};
+    use packages::private_apt_sources;
+    use std::collections::BTreeMap;
 
     fn arm() -> &'static Platform {
         Platform::parse("arm64").unwrap()
@@ -1976,33 +1531,5 @@ mod tests {
             );
             assert_eq!(p.restarts_engine(), p.blocked.is_empty(), "{}", c.name);
         }
-    }
-
-    #[test]
-    fn host_setup_resolves_newest_deb() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("xtask-host-debs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        for f in [
-            "qemu-user_1%3a10.0.2_amd64.deb",
-            "qemu-user-binfmt_1%3a10.0.2_amd64.deb",
-            "docker.io_26.1.4_amd64.deb",
-        ] {
-            std::fs::write(dir.join(f), "")?;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        std::fs::write(dir.join("docker.io_26.1.5_amd64.deb"), "")?;
-        let glob = |n: &str| dir.join(format!("{n}_*.deb")).display().to_string();
-        let cmd =
-            Cmd::new("apt-get").args(["install", &glob("docker.io"), &glob("qemu-user"), "runc"]);
-        let got = resolve_debs(&cmd)?.to_string();
-        let d = dir.display();
-        assert_eq!(got, format!("apt-get install {d}/docker.io_26.1.5_amd64.deb {d}/qemu-user_1%3a10.0.2_amd64.deb runc"));
-        let missing = Cmd::new("apt-get").arg(glob("containerd"));
-        assert!(resolve_debs(&missing)
-            .unwrap_err()
-            .to_string()
-            .contains("containerd_*.deb"));
-        std::fs::remove_dir_all(&dir)?;
-        Ok(())
     }
 }
