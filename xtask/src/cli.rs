@@ -198,55 +198,7 @@ pub struct WorkflowRunArgs {
     pub dry_run: bool,
 }
 
-/// Options of `doctor`.
-#[derive(Debug, Args)]
-pub struct DoctorArgs {
-    /// Platforms to check for (comma-separated, or `all`); default: the host's.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
-    /// Print a JSON array of {name, status, detail, remedy} instead of lines.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Options of `setup`.
-#[derive(Debug, Args)]
-pub struct SetupArgs {
-    /// Platforms to provision for (comma-separated, or `all`); default: all.
-    #[arg(long, value_parser = parse_platform_list)]
-    pub platform: Option<PlatformList>,
-    /// Print what would be done, change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Start the loopback registry even in GitHub Actions (default: only outside it).
-    #[arg(long, conflicts_with = "no_local_registry")]
-    pub local_registry: bool,
-    /// Do not start the loopback registry.
-    #[arg(long)]
-    pub no_local_registry: bool,
-}
-
-/// Options of `registry`.
-#[derive(Debug, Args)]
-pub struct RegistryArgs {
-    /// What to do with it.
-    #[command(subcommand)]
-    pub action: RegistryAction,
-    /// The htpasswd-protected registry (user brokkr, password file printed) instead of the open one.
-    #[arg(long, global = true)]
-    pub auth: bool,
-}
-
-/// `registry` actions.
-#[derive(Debug, Clone, Copy, Subcommand)]
-pub enum RegistryAction {
-    /// Start it (detached) unless it already answers; wait until it does.
-    Start,
-    /// Stop the one started by `start` (data is kept).
-    Stop,
-    /// Say whether it answers; exit 1 when not.
-    Status,
-}
+pub use crate::host::{doctor::DoctorArgs, registry::RegistryArgs, setup::SetupArgs};
 
 /// The CA bundle to pass to builds: `--ca-bundle` / `BROKKR_CA_BUNDLE`, else
 /// `$SSL_CERT_FILE`, else the host's Debian/Ubuntu bundle when it exists;

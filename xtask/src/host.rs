@@ -1,12 +1,12 @@
 //! The build host as data: parsers for what `docker info`, `docker buildx
-//! inspect`, `/proc/sys/fs/binfmt_misc/*`, `binfmt.d` files,
-//! `/etc/os-release`, `dpkg-query` and `df` print, and the pure decisions
-//! taken from them. Nothing here runs a command.
+//! inspect`, `docker network inspect`, `/proc/sys/fs/binfmt_misc/*`,
+//! `binfmt.d` files, `/etc/os-release`, `dpkg-query` and `df` print, and the
+//! pure decisions taken from them. Nothing here runs a command.
 //!
 //! The commands live in the submodules: [`probe`] (read-only look-ups),
-//! [`doctor`] (`cargo xtask doctor`, [`doctor::preflight`]), [`setup`]
-//! (`cargo xtask setup`, [`setup::ensure`]) and [`registry`]
-//! (`cargo xtask registry start|stop|status`).
+//! [`doctor`] (`cargo xtask doctor`), [`setup`] (`cargo xtask setup` and
+//! [`setup::ensure`], the host part of every build command) and
+//! [`registry`] (`cargo xtask registry start|stop|status`).
 
 pub mod doctor;
 pub mod probe;
@@ -14,9 +14,10 @@ pub mod process;
 pub mod registry;
 pub mod setup;
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
+pub use semver::Version;
 use serde::Deserialize;
 
 use crate::project::Platform;
@@ -34,69 +35,35 @@ pub const MIN_BUILDX: Version = Version::new(0, 10, 0);
 /// 10.0 runs it (docs: the environment notes of this project).
 pub const MIN_BOOKWORM_QEMU: Version = Version::new(10, 0, 0);
 
-/// Free space on the engine's root directory below which `doctor` warns:
-/// 10 GiB, in bytes (a builder image alone is about 3 GB).
+/// Free space on the engine's root directory below which `doctor` warns, in
+/// bytes (10 GiB: a builder image alone is about 3 GB).
 pub const MIN_FREE_DISK: u64 = 10 * 1024 * 1024 * 1024;
 
-/// `/proc/sys/fs/binfmt_misc`: where the kernel's binfmt_misc table is mounted.
+/// Where the kernel's binfmt_misc table is mounted.
 pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
-/// A `major.minor.patch` version read leniently from tool output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version {
-    /// Major number.
-    pub major: u64,
-    /// Minor number (0 when absent).
-    pub minor: u64,
-    /// Patch number (0 when absent).
-    pub patch: u64,
+/// The numeric core `[v]N[.N[.N]]` at the start of a tool's version, the
+/// rest ignored: `26.1.5+dfsg1` is 26.1.5, `v0.18.2` is 0.18.2, `28.0` is
+/// 28.0.0, `24.04` is 24.4.0. `None` when `s` does not start with a number.
+pub fn version(s: &str) -> Option<Version> {
+    let s = s.trim();
+    let s = s.strip_prefix('v').unwrap_or(s);
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let mut n = s[..end].split('.').map(|p| p.parse::<u64>().ok());
+    let major = n.next().flatten()?;
+    let mut next = || n.next().flatten().unwrap_or(0);
+    Some(Version::new(major, next(), next()))
 }
 
-impl Version {
-    /// A version from its three numbers.
-    pub const fn new(major: u64, minor: u64, patch: u64) -> Version {
-        Version {
-            major,
-            minor,
-            patch,
-        }
-    }
-
-    /// Reads the leading `[v]N[.N[.N]]` of `s` and ignores the rest:
-    /// `26.1.5+dfsg1` is 26.1.5, `v0.18.2` is 0.18.2, `0.0.0+unknown` is 0.0.0.
-    /// `None` when `s` does not start with a number.
-    pub fn parse_lenient(s: &str) -> Option<Version> {
-        let s = s.trim();
-        let s = s.strip_prefix('v').unwrap_or(s);
-        let end = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
-        let mut parts = s[..end].split('.').map(str::parse::<u64>);
-        let major = parts.next()?.ok()?;
-        let minor = parts.next().and_then(Result::ok).unwrap_or(0);
-        let patch = parts.next().and_then(Result::ok).unwrap_or(0);
-        Some(Version {
-            major,
-            minor,
-            patch,
-        })
-    }
-
-    /// The upstream part of a Debian package version (`[epoch:]upstream[-revision]`,
-    /// deb-version(7)): `1:10.0.2+ds-2+deb13u1~bpo12+1` is 10.0.2.
-    pub fn from_debian(v: &str) -> Option<Version> {
-        let v = v.trim();
-        let upstream = match v.split_once(':') {
-            Some((epoch, rest)) if epoch.chars().all(|c| c.is_ascii_digit()) => rest,
-            _ => v,
-        };
-        Version::parse_lenient(upstream)
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+/// The upstream part of a Debian package version (`[epoch:]upstream[-revision]`,
+/// deb-version(7)): `1:10.0.2+ds-2+deb13u1~bpo12+1` is 10.0.2.
+pub fn debian_version(v: &str) -> Option<Version> {
+    let v = v.trim();
+    match v.split_once(':') {
+        Some((epoch, rest)) if epoch.chars().all(|c| c.is_ascii_digit()) => version(rest),
+        _ => version(v),
     }
 }
 
@@ -104,40 +71,33 @@ impl fmt::Display for Version {
 /// When the engine does not answer, the client still prints the JSON with
 /// empty server fields (and exits 1): see [`DockerInfo::answered`].
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct DockerInfo {
-    /// Engine version, e.g. `26.1.5+dfsg1`; empty when the engine did not answer.
-    #[serde(rename = "ServerVersion", default)]
+    /// `26.1.5+dfsg1`; empty when the engine did not answer.
     pub server_version: String,
     /// Storage driver (`overlay2`) or, with the containerd store, the snapshotter (`overlayfs`).
-    #[serde(rename = "Driver", default)]
     pub driver: String,
     /// `[key, value]` pairs; the containerd store reports
     /// `["driver-type", "io.containerd.snapshotter.v1"]`.
-    #[serde(rename = "DriverStatus", default)]
     pub driver_status: Option<Vec<Vec<String>>>,
-    /// The engine's data directory, e.g. `/var/lib/docker`.
-    #[serde(rename = "DockerRootDir", default)]
     pub docker_root_dir: String,
-    /// Engine architecture as `uname -m` prints it (`x86_64`).
-    #[serde(rename = "Architecture", default)]
+    /// As `uname -m` prints it (`x86_64`).
     pub architecture: String,
+    pub containers_running: u64,
     /// Errors the client met talking to the engine (older clients put them here).
-    #[serde(rename = "ServerErrors", default)]
     pub server_errors: Option<Vec<String>>,
 }
 
-/// Which image store the engine uses.
+/// Which image store the engine uses, with the snapshotter or graph driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageStore {
-    /// The containerd image store (multi-platform images, cache export with
-    /// the `docker` driver); the snapshotter's name.
+    /// Multi-platform images, cache export with the `docker` driver.
     Containerd(String),
-    /// The classic graph-driver store (`overlay2`): one platform per tag.
+    /// The graph-driver store (`overlay2`): one platform per tag.
     Classic(String),
 }
 
 impl DockerInfo {
-    /// Parses the JSON printed by `docker info --format '{{json .}}'`.
     pub fn parse(json: &str) -> Result<DockerInfo> {
         serde_json::from_str(json.trim()).context("parsing `docker info --format '{{json .}}'`")
     }
@@ -147,15 +107,14 @@ impl DockerInfo {
         !self.server_version.is_empty()
     }
 
-    /// The engine version, leniently parsed.
     pub fn version(&self) -> Option<Version> {
-        Version::parse_lenient(&self.server_version)
+        version(&self.server_version)
     }
 
-    /// The image store, from `DriverStatus`'s `driver-type` entry.
+    /// From `DriverStatus`'s `driver-type` entry.
     pub fn store(&self) -> ImageStore {
         let containerd = self.driver_status.iter().flatten().any(|kv| {
-            kv.first().map(String::as_str) == Some("driver-type")
+            kv.first().is_some_and(|k| k == "driver-type")
                 && kv
                     .get(1)
                     .is_some_and(|v| v.starts_with("io.containerd.snapshotter"))
@@ -168,13 +127,29 @@ impl DockerInfo {
     }
 }
 
+/// The `Options` of `docker network inspect bridge --format '{{json .Options}}'`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct BridgeOptions {
+    /// The host interface of the default bridge network (`docker0` when unset).
+    #[serde(rename = "com.docker.network.bridge.name")]
+    pub name: Option<String>,
+}
+
+impl BridgeOptions {
+    /// The interface name from the JSON, `docker0` when the key is absent.
+    pub fn interface(json: &str) -> Result<String> {
+        let o: BridgeOptions =
+            serde_json::from_str(json.trim()).context("parsing the bridge network's options")?;
+        Ok(o.name.unwrap_or_else(|| "docker0".to_owned()))
+    }
+}
+
 /// The current builder, from `docker buildx inspect` (text output; buildx
 /// has no JSON format for it in 0.13).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Builder {
-    /// Builder name (`default`).
     pub name: String,
-    /// Driver (`docker`, `docker-container`, `remote`, `kubernetes`).
+    /// `docker`, `docker-container`, `remote`, `kubernetes`.
     pub driver: String,
     /// The first node's status (`running`, `inactive`); empty if not shown.
     pub status: String,
@@ -187,32 +162,26 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// Parses `docker buildx inspect` output: `Key: value` lines; the first
-    /// `Name`/`Driver` are the builder's, `Status`, `BuildKit version` (older
-    /// buildx: `Buildkit`) and `Platforms` come from the nodes. Indented
-    /// lines (labels, GC policy) are ignored. Errors when there is no `Name`.
+    /// Parses `Key: value` lines; the first `Name`/`Driver` are the
+    /// builder's, `Status`, `BuildKit version` (older buildx: `Buildkit`) and
+    /// `Platforms` come from the nodes. Indented lines (labels, GC policy)
+    /// are ignored. Errors when there is no `Name`.
     pub fn parse(text: &str) -> Result<Builder> {
         let mut b = Builder::default();
-        for line in text.lines() {
-            if line.starts_with(char::is_whitespace) {
-                continue;
-            }
+        for line in text.lines().filter(|l| !l.starts_with(char::is_whitespace)) {
             let Some((key, value)) = line.split_once(':') else {
                 continue;
             };
-            let value = value.trim();
+            let value = value.trim().to_owned();
             match key.trim() {
-                "Name" if b.name.is_empty() => b.name = value.to_owned(),
-                "Driver" if b.driver.is_empty() => b.driver = value.to_owned(),
-                "Status" if b.status.is_empty() => b.status = value.to_owned(),
-                "BuildKit version" | "Buildkit" if b.buildkit.is_empty() => {
-                    b.buildkit = value.to_owned();
-                }
+                "Name" if b.name.is_empty() => b.name = value,
+                "Driver" if b.driver.is_empty() => b.driver = value,
+                "Status" if b.status.is_empty() => b.status = value,
+                "BuildKit version" | "Buildkit" if b.buildkit.is_empty() => b.buildkit = value,
                 "Platforms" => {
-                    for p in value.split(',') {
-                        let p = p.trim().trim_end_matches('*').to_owned();
-                        if !p.is_empty() && !b.platforms.contains(&p) {
-                            b.platforms.push(p);
+                    for p in value.split(',').map(|p| p.trim().trim_end_matches('*')) {
+                        if !p.is_empty() && !b.platforms.iter().any(|q| q == p) {
+                            b.platforms.push(p.to_owned());
                         }
                     }
                 }
@@ -238,26 +207,21 @@ impl Builder {
 /// `github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3` or
 /// `github.com/docker/buildx v0.19.3 48d6a39`.
 pub fn parse_buildx_version(text: &str) -> Option<Version> {
-    text.split_whitespace()
-        .nth(1)
-        .and_then(Version::parse_lenient)
+    text.split_whitespace().nth(1).and_then(version)
 }
 
 /// The version in `dockerd --version` output: `Docker version 26.1.5+dfsg1, build 411e817`.
 pub fn parse_dockerd_version(text: &str) -> Option<Version> {
-    let (_, rest) = text.split_once("version ")?;
-    Version::parse_lenient(rest)
+    version(text.split_once("version ")?.1)
 }
 
 /// One registered binfmt_misc handler: the file
 /// `/proc/sys/fs/binfmt_misc/<name>` (Documentation/admin-guide/binfmt-misc.rst).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BinfmtEntry {
-    /// First line `enabled` (vs `disabled`).
     pub enabled: bool,
-    /// `interpreter <path>`.
     pub interpreter: String,
-    /// `flags: <letters>`, e.g. `POF`.
+    /// Flag letters, e.g. `POF`.
     pub flags: String,
 }
 
@@ -292,7 +256,6 @@ impl BinfmtEntry {
 pub struct BinfmtHandler {
     /// Entry name (`qemu-aarch64`): the file `/proc/sys/fs/binfmt_misc/<name>`.
     pub name: String,
-    /// Interpreter path.
     pub interpreter: String,
     /// Flag letters (`OPF`).
     pub flags: String,
@@ -346,16 +309,14 @@ pub enum BinfmtStatus {
     /// `tonistiigi/binfmt`).
     Ready,
     /// Usable, but not what the installed handler file says (the package was
-    /// upgraded and the old interpreter is still registered).
+    /// upgraded and the old interpreter is still registered); both as
+    /// `interpreter (flags)`.
     Stale {
-        /// `interpreter (flags)` registered.
         registered: String,
-        /// `interpreter (flags)` of the handler file.
         installed: String,
     },
-    /// Registered but disabled, or without `F` (fails inside containers).
+    /// Registered but disabled, or without `F` (fails inside containers): why.
     Unusable(String),
-    /// Not registered.
     Missing,
 }
 
@@ -404,18 +365,14 @@ pub struct OsRelease {
     pub version_id: String,
     /// `VERSION_CODENAME` (`bookworm`, `noble`).
     pub codename: String,
-    /// `PRETTY_NAME`, for messages.
     pub pretty_name: String,
 }
 
-/// The distribution families setup provisions.
+/// The distribution families setup provisions; on `Other` it only prints commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Distro {
-    /// Debian or a derivative that is not Ubuntu.
     Debian,
-    /// Ubuntu or a derivative.
     Ubuntu,
-    /// Anything else: setup only prints commands.
     Other,
 }
 
@@ -423,15 +380,11 @@ impl OsRelease {
     /// Parses `KEY=value` lines; values may be double- or single-quoted.
     pub fn parse(text: &str) -> OsRelease {
         let mut o = OsRelease::default();
-        for line in text.lines().map(str::trim) {
-            let Some((k, v)) = line.split_once('=') else {
-                continue;
-            };
+        for (k, v) in text.lines().filter_map(|l| l.trim().split_once('=')) {
             let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|s| s.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+            let unquoted = |q: char| v.strip_prefix(q).and_then(|s| s.strip_suffix(q));
+            let v = unquoted('"')
+                .or_else(|| unquoted('\''))
                 .unwrap_or(v)
                 .to_owned();
             match k.trim() {
@@ -458,9 +411,13 @@ impl OsRelease {
         }
     }
 
-    /// `VERSION_ID` as a number: `12` is 12.0, `24.04` is 24.04.
-    fn version(&self) -> Option<Version> {
-        Version::parse_lenient(&self.version_id)
+    /// `PRETTY_NAME`, else `ID`, for messages.
+    pub fn name(&self) -> &str {
+        if self.pretty_name.is_empty() {
+            &self.id
+        } else {
+            &self.pretty_name
+        }
     }
 }
 
@@ -481,34 +438,22 @@ pub enum EngineSource {
 
 /// Picks the engine source for `os` (rules in [`EngineSource`]).
 pub fn engine_source(os: &OsRelease) -> EngineSource {
-    let v = os.version();
-    let name = if os.pretty_name.is_empty() {
-        os.id.clone()
-    } else {
-        os.pretty_name.clone()
-    };
+    let v = version(&os.version_id);
+    let name = os.name();
     match os.distro() {
-        Distro::Debian => {
-            if os.codename == "bookworm" || v.is_some_and(|v| v.major == 12) {
-                EngineSource::Bookworm
-            } else if v.is_some_and(|v| v.major < 12) {
-                EngineSource::Unsupported(format!(
-                    "{name} has no Docker >= 24 package and glibc older than 2.34 (trixie's .debs need it); \
-                     upgrade to Debian 12 or later"
-                ))
-            } else {
-                EngineSource::Archive
-            }
+        Distro::Debian if os.codename == "bookworm" || v.as_ref().is_some_and(|v| v.major == 12) => {
+            EngineSource::Bookworm
         }
-        Distro::Ubuntu => {
-            if os.id == "ubuntu" && v.is_some_and(|v| v < Version::new(22, 4, 0)) {
-                EngineSource::Unsupported(format!(
-                    "{name} has no Docker >= 24 package; use Ubuntu 22.04 or later"
-                ))
-            } else {
-                EngineSource::Archive
-            }
+        Distro::Debian if v.as_ref().is_some_and(|v| v.major < 12) => EngineSource::Unsupported(format!(
+            "{name} has no Docker >= 24 package and glibc older than 2.34 (trixie's .debs need it); \
+             upgrade to Debian 12 or later"
+        )),
+        Distro::Ubuntu if os.id == "ubuntu" && v.as_ref().is_some_and(|v| *v < Version::new(22, 4, 0)) => {
+            EngineSource::Unsupported(format!(
+                "{name} has no Docker >= 24 package; use Ubuntu 22.04 or later"
+            ))
         }
+        Distro::Debian | Distro::Ubuntu => EngineSource::Archive,
         Distro::Other => EngineSource::Unsupported(format!(
             "{name} is neither Debian nor Ubuntu: setup only automates those"
         )),
@@ -535,8 +480,7 @@ pub fn parse_df_avail(out: &str) -> Option<u64> {
 
 /// `1.5 GiB`-style size for messages.
 pub fn human_bytes(n: u64) -> String {
-    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-    format!("{:.1} GiB", n as f64 / GIB)
+    format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30))
 }
 
 /// The daemon.json key that turns on the containerd image store.
@@ -548,108 +492,41 @@ pub const CONTAINERD_FEATURE: &str = "containerd-snapshotter";
 /// and a newline) otherwise. Errors when the file is not a JSON object or
 /// `features` is not an object, naming the file to fix by hand.
 pub fn merge_daemon_json(existing: Option<&str>) -> Result<Option<String>> {
+    type Object = serde_json::Map<String, serde_json::Value>;
     let text = existing
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .unwrap_or("{}");
-    let mut v: serde_json::Value = serde_json::from_str(text)
-        .context("/etc/docker/daemon.json is not valid JSON: fix or remove it, then rerun")?;
-    let obj = v
-        .as_object_mut()
-        .context("/etc/docker/daemon.json is not a JSON object: fix it, then rerun")?;
-    let features = obj
-        .entry("features")
-        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-    let features = features
-        .as_object_mut()
-        .context("`features` in /etc/docker/daemon.json is not an object: fix it, then rerun")?;
-    if features.get(CONTAINERD_FEATURE) == Some(&serde_json::Value::Bool(true)) {
+    let mut obj: Object = serde_json::from_str(text)
+        .context("/etc/docker/daemon.json is not a JSON object: fix or remove it, then rerun")?;
+    let mut features: Object = match obj.remove("features") {
+        None => Object::new(),
+        Some(f) => serde_json::from_value(f).context(
+            "`features` in /etc/docker/daemon.json is not an object: fix it, then rerun",
+        )?,
+    };
+    let on = features.get(CONTAINERD_FEATURE) == Some(&serde_json::Value::Bool(true));
+    features.insert(CONTAINERD_FEATURE.to_owned(), true.into());
+    obj.insert("features".to_owned(), features.into());
+    if on {
         return Ok(None);
     }
-    features.insert(CONTAINERD_FEATURE.to_owned(), serde_json::Value::Bool(true));
-    let mut out = serde_json::to_string_pretty(&v)?;
-    out.push('\n');
-    Ok(Some(out))
+    Ok(Some(serde_json::to_string_pretty(&obj)? + "\n"))
 }
 
 /// The status code of an HTTP/1.x status line (`HTTP/1.1 401 Unauthorized`).
 pub fn parse_http_status(response: &str) -> Option<u16> {
-    let line = response.lines().next()?;
-    let mut parts = line.split_whitespace();
+    let mut parts = response.lines().next()?.split_whitespace();
     if !parts.next()?.starts_with("HTTP/") {
         return None;
     }
     parts.next()?.parse().ok()
 }
 
-/// The registry configuration file (YAML) for CNCF distribution 2.8
-/// (`docker-registry serve FILE`, docs: distribution's configuration.md):
-/// listens on `addr`, keeps data under `root` with deletes allowed, and,
-/// given an htpasswd file (bcrypt entries), requires basic auth.
-pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Result<String> {
-    let mut cfg = serde_json::json!({
-        "version": "0.1",
-        "log": { "level": "info", "fields": { "service": "registry" } },
-        "storage": {
-            "filesystem": { "rootdirectory": root.display().to_string() },
-            "delete": { "enabled": true },
-        },
-        "http": {
-            "addr": addr,
-            "headers": { "X-Content-Type-Options": ["nosniff"] },
-        },
-    });
-    if let Some(h) = htpasswd {
-        cfg["auth"] = serde_json::json!({
-            "htpasswd": { "realm": "brokkr-registry", "path": h.display().to_string() }
-        });
-    }
-    Ok(serde_yaml::to_string(&cfg)?)
-}
-
-/// Letters and digits: the alphabet of generated passwords.
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/// A `len`-character alphanumeric password from random bytes, without modulo
-/// bias (bytes >= 248 are skipped). `None` when `bytes` runs out first.
-pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
-    let limit = (256 / ALNUM.len() * ALNUM.len()) as u8;
-    let s: String = bytes
-        .iter()
-        .filter(|b| **b < limit)
-        .take(len)
-        .map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char)
-        .collect();
-    (s.len() == len).then_some(s)
-}
-
-/// The deb822 sources file of setup's private apt directory (Debian 12
-/// hosts only): trixie main (engine, buildx) and bookworm-backports main
-/// (QEMU 10), for the host's Debian architecture. The system's own sources
-/// are never changed.
-pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
-    let mut s = String::new();
-    for suite in ["trixie", "bookworm-backports"] {
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s.push_str(&format!(
-            "Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n"
-        ));
-    }
-    s
-}
-
 /// The last `n` lines of `text`, for showing a log after a failure.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// The binfmt entry name setup expects for an emulated platform when no
-/// handler file names it: `qemu-<machine>` (`qemu-aarch64`).
-pub fn default_binfmt_name(p: &Platform) -> String {
-    format!("qemu-{}", p.machine)
 }
 
 #[cfg(test)]
@@ -683,7 +560,7 @@ mod tests {
             ("dev", None),
         ];
         for (s, want) in cases {
-            let got = Version::parse_lenient(s).map(|v| (v.major, v.minor, v.patch));
+            let got = version(s).map(|v| (v.major, v.minor, v.patch));
             assert_eq!(got, *want, "{s:?}");
         }
         let debs: &[(&str, Triple)] = &[
@@ -693,7 +570,7 @@ mod tests {
             ("2.8.2+ds1-1", Some((2, 8, 2))),
         ];
         for (s, want) in debs {
-            let got = Version::from_debian(s).map(|v| (v.major, v.minor, v.patch));
+            let got = debian_version(s).map(|v| (v.major, v.minor, v.patch));
             assert_eq!(got, *want, "{s:?}");
         }
         assert!(Version::new(24, 0, 0) > Version::new(20, 10, 24));
@@ -1112,48 +989,10 @@ mod tests {
         );
         assert_eq!(parse_http_status("SSH-2.0-OpenSSH_9.2\r\n"), None);
         assert_eq!(parse_http_status(""), None);
-
-        let bytes: Vec<u8> = (0..=255).collect();
-        let pw = password_from_bytes(&bytes, 40).unwrap();
-        assert_eq!(pw.len(), 40);
-        assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert!(pw.starts_with("ABCDEFGHIJ"));
-        // 248..=255 would bias the alphabet: they are skipped, not wrapped.
-        assert_eq!(
-            password_from_bytes(&[248, 255, 0, 61], 2).as_deref(),
-            Some("A9")
-        );
-        assert_eq!(password_from_bytes(&[250, 1], 2), None);
     }
 
     #[test]
-    fn host_registry_config_and_apt_sources() {
-        let root = Path::new("/w/target/registry/local/data");
-        let open = registry_config("127.0.0.1:5000", root, None).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&open).unwrap();
-        assert_eq!(v["version"].as_str(), Some("0.1"));
-        assert_eq!(v["http"]["addr"].as_str(), Some("127.0.0.1:5000"));
-        assert_eq!(
-            v["storage"]["filesystem"]["rootdirectory"].as_str(),
-            Some("/w/target/registry/local/data")
-        );
-        assert_eq!(v["storage"]["delete"]["enabled"].as_bool(), Some(true));
-        assert!(v.get("auth").is_none());
-
-        let auth = registry_config("127.0.0.1:5001", root, Some(Path::new("/w/htpasswd"))).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&auth).unwrap();
-        assert_eq!(v["auth"]["htpasswd"]["path"].as_str(), Some("/w/htpasswd"));
-        assert_eq!(
-            v["auth"]["htpasswd"]["realm"].as_str(),
-            Some("brokkr-registry")
-        );
-
-        let src = private_apt_sources("http://deb.debian.org/debian", "amd64");
-        assert_eq!(
-            src,
-            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nArchitectures: amd64\n\n\
-             Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nArchitectures: amd64\n"
-        );
+    fn host_tail() {
         assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
         assert_eq!(tail("a", 5), "a");
     }

@@ -68,11 +68,7 @@ fn main() -> Result<()> {
         Command::Ci(args) => ci::run(&sh, &args),
         Command::ValidateWorkflow(args) => validate_workflow::run(&sh, &args),
         Command::Workflow(WorkflowCommand::Run(args)) => workflow_run::run(&sh, &args),
-        Command::Doctor(args) => host::doctor::run(
-            &sh,
-            &project::PlatformList::or_host(args.platform)?,
-            args.json,
-        ),
+        Command::Doctor(args) => host::doctor::run(&sh, args),
         Command::Setup(args) => host::setup::run(&sh, &host::setup::SetupOpts::from_args(&args)),
         Command::Registry(args) => host::registry::run(&sh, &args),
     }

@@ -96,7 +96,7 @@ fn builder_facts(sh: &Shell) -> Result<BuilderFacts> {
 }
 
 fn has_binfmt(p: &Platform) -> bool {
-    probe::binfmt_usable(p)
+    Platform::parse(p.name).is_ok_and(probe::binfmt_usable)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use clap::Args;
 use serde::Serialize;
 use xshell::Shell;
 
@@ -12,44 +13,44 @@ use super::{
     foreign, human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
     MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
-use crate::{base_images::LOCAL_PREFIX, project::Platform};
+use crate::{
+    base_images::LOCAL_PREFIX,
+    project::{parse_platform_list, Platform, PlatformList},
+};
+
+/// Options of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Platforms to check for (comma-separated, or `all`); default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Print a JSON array of {name, status, detail, remedy} instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// The local base images `cargo xtask base-images` makes, as repository
 /// names under [`LOCAL_PREFIX`] (`brokkr.local/base/<name>:<tag>`).
 pub const LOCAL_BASE_IMAGES: &[&str] = &["rust-builder", "runtime", "debian"];
 
-/// How a check came out.
+/// How a check came out: `Warn` is missing or odd but not needed for the
+/// requested platforms; `Fail` is needed and missing (`doctor` exits
+/// non-zero); `Skip` does not apply here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Works.
     Ok,
-    /// Not needed for the requested platforms, but missing or odd.
     Warn,
-    /// Needed and missing: `doctor` exits non-zero.
     Fail,
-    /// Not checked (does not apply here); the detail says why.
     Skip,
-}
-
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "FAIL",
-            Status::Skip => "skip",
-        }
-    }
 }
 
 /// One line of `doctor`: `--json` prints these as an array of
 /// `{"name", "status": "ok|warn|fail|skip", "detail", "remedy": string|null}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
-    /// Short name (`engine`, `binfmt linux/arm64`).
+    /// `engine`, `binfmt linux/arm64`.
     pub name: String,
-    /// Outcome.
     pub status: Status,
     /// What was found.
     pub detail: String,
@@ -59,10 +60,11 @@ pub struct Check {
 
 impl Check {
     fn new(name: &str, status: Status, detail: impl Into<String>, remedy: Option<String>) -> Check {
+        let (name, detail) = (name.to_owned(), detail.into());
         Check {
-            name: name.to_owned(),
+            name,
             status,
-            detail: detail.into(),
+            detail,
             remedy,
         }
     }
@@ -90,12 +92,13 @@ pub fn render(checks: &[Check]) -> String {
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
-        out.push_str(&format!(
-            "{:<4}  {:<width$}  {}",
-            c.status.label(),
-            c.name,
-            c.detail
-        ));
+        let label = match c.status {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        };
+        out.push_str(&format!("{label:<4}  {:<width$}  {}", c.name, c.detail));
         if let Some(r) = &c.remedy {
             out.push_str(&format!("  -> fix: {r}"));
         }
@@ -106,29 +109,21 @@ pub fn render(checks: &[Check]) -> String {
 
 /// The failing checks and their remedies, for an error message.
 pub fn failures(checks: &[Check]) -> String {
-    checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| match &c.remedy {
-            Some(r) => format!("{}: {} (fix: {r})", c.name, c.detail),
-            None => format!("{}: {}", c.name, c.detail),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let line = |c: &Check| match &c.remedy {
+        Some(r) => format!("{}: {} (fix: {r})", c.name, c.detail),
+        None => format!("{}: {}", c.name, c.detail),
+    };
+    let failed = checks.iter().filter(|c| c.status == Status::Fail);
+    failed.map(line).collect::<Vec<_>>().join("\n")
 }
 
 /// `cargo xtask setup [--platform A,B]`: the remedy naming the platforms asked for.
 pub fn setup_remedy(platforms: &[&Platform]) -> String {
     if platforms.is_empty() {
-        "cargo xtask setup".to_owned()
-    } else {
-        let list = platforms
-            .iter()
-            .map(|p| p.name)
-            .collect::<Vec<_>>()
-            .join(",");
-        format!("cargo xtask setup --platform {list}")
+        return "cargo xtask setup".to_owned();
     }
+    let list: Vec<&str> = platforms.iter().map(|p| p.name).collect();
+    format!("cargo xtask setup --platform {}", list.join(","))
 }
 
 /// The docker CLI: found on `PATH`, with its version.
@@ -146,32 +141,35 @@ pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Ch
     }
 }
 
-/// The engine: answers, version >= [`MIN_ENGINE`].
-pub fn check_engine(info: &Result<DockerInfo, String>, remedy: &str) -> Check {
-    match info {
-        Err(e) if e.to_ascii_lowercase().contains("permission denied") => Check::fail(
+/// The engine: answers, version >= [`MIN_ENGINE`]. With `docker_host` (a
+/// `DOCKER_HOST` other than the local socket) a silent engine is reported
+/// as that address not answering, not as a local engine to start.
+pub fn check_engine(
+    info: &Result<DockerInfo, String>,
+    docker_host: Option<&str>,
+    remedy: &str,
+) -> Check {
+    match (info, docker_host) {
+        (Err(e), _) if e.to_ascii_lowercase().contains("permission denied") => Check::fail(
             "engine",
             format!("not reachable: {e}"),
             "run as root, or add the user to the `docker` group: usermod -aG docker $USER (then log in again)",
         ),
-        Err(e) => Check::fail("engine", format!("not reachable: {e}"), remedy),
-        Ok(i) => match i.version() {
-            Some(v) if v >= MIN_ENGINE => Check::ok(
-                "engine",
-                format!(
-                    "{} ({}, root {})",
-                    i.server_version, i.architecture, i.docker_root_dir
-                ),
-            ),
-            _ => Check::fail(
-                "engine",
-                format!(
-                    "{} is older than {MIN_ENGINE} (no containerd image store)",
-                    i.server_version
-                ),
-                remedy,
-            ),
-        },
+        (Err(e), Some(h)) => Check::fail(
+            "engine",
+            format!("DOCKER_HOST={h} does not answer: {e}"),
+            format!("start the engine at {h}, or unset DOCKER_HOST to use this machine's (then {remedy})"),
+        ),
+        (Err(e), None) => Check::fail("engine", format!("not reachable: {e}"), remedy),
+        (Ok(i), _) if i.version().is_some_and(|v| v >= MIN_ENGINE) => Check::ok(
+            "engine",
+            format!("{} ({}, root {})", i.server_version, i.architecture, i.docker_root_dir),
+        ),
+        (Ok(i), _) => Check::fail(
+            "engine",
+            format!("{} is older than {MIN_ENGINE} (no containerd image store)", i.server_version),
+            remedy,
+        ),
     }
 }
 
@@ -197,7 +195,8 @@ pub fn check_store(
         ImageStore::Classic(d) => {
             let detail = format!(
                 "classic ({d}): no multi-platform --load, no cache export with the docker driver; \
-                 needs \"features\": {{\"containerd-snapshotter\": true}} in /etc/docker/daemon.json"
+                 needs \"features\": {{\"containerd-snapshotter\": true}} in /etc/docker/daemon.json \
+                 and an engine restart"
             );
             if builder.is_some_and(|b| b.driver != "docker") {
                 Check::warn("image-store", detail, remedy)
@@ -205,6 +204,28 @@ pub fn check_store(
                 Check::fail("image-store", detail, remedy)
             }
         }
+    }
+}
+
+/// The default bridge (issue 15): an engine that uses the default bridge
+/// network needs its interface (`docker0`), or every `RUN` step and `docker
+/// run` fails. `bridge` is [`probe::default_bridge`]; `exists` looks the
+/// interface up on this host. Skipped for an engine elsewhere (`remote`).
+pub fn check_bridge(
+    bridge: &Result<Option<String>, String>,
+    remote: bool,
+    exists: impl Fn(&str) -> bool,
+) -> Check {
+    match bridge {
+        _ if remote => Check::skip("bridge", "the engine runs elsewhere (DOCKER_HOST)"),
+        Err(e) => Check::skip("bridge", format!("not checked: {e}")),
+        Ok(None) => Check::skip("bridge", "the engine has no default bridge network (--bridge none)"),
+        Ok(Some(name)) if exists(name) => Check::ok("bridge", format!("default bridge {name} is up")),
+        Ok(Some(name)) => Check::fail(
+            "bridge",
+            format!("the engine's default bridge {name} is missing: every RUN step and `docker run` fails"),
+            format!("restart the engine, which recreates {name}: cargo xtask setup (it asks for --yes when containers run)"),
+        ),
     }
 }
 
@@ -233,27 +254,21 @@ pub fn check_builder(
             )
         }
     };
-    let what = format!(
-        "{} ({} driver, BuildKit {})",
-        b.name,
-        b.driver,
-        if b.buildkit.is_empty() {
-            "?"
-        } else {
-            &b.buildkit
-        }
-    );
+    let kit = if b.buildkit.is_empty() {
+        "?"
+    } else {
+        &b.buildkit
+    };
+    let what = format!("{} ({} driver, BuildKit {kit})", b.name, b.driver);
     if b.status != "running" {
+        let state = if b.status.is_empty() {
+            "in an unknown state"
+        } else {
+            &b.status
+        };
         return Check::warn(
             "builder",
-            format!(
-                "{what} is {}: its platforms are known once it runs",
-                if b.status.is_empty() {
-                    "in an unknown state"
-                } else {
-                    &b.status
-                }
-            ),
+            format!("{what} is {state}: its platforms are known once it runs"),
             "docker buildx inspect --bootstrap",
         );
     }
@@ -262,16 +277,13 @@ pub fn check_builder(
         .filter(|p| !b.supports(p))
         .map(|p| p.name)
         .collect();
+    let has = b.platforms.join(", ");
     if missing.is_empty() {
-        Check::ok("builder", format!("{what}: {}", b.platforms.join(", ")))
+        Check::ok("builder", format!("{what}: {has}"))
     } else {
         Check::fail(
             "builder",
-            format!(
-                "{what} lacks {} (has {})",
-                missing.join(", "),
-                b.platforms.join(", ")
-            ),
+            format!("{what} lacks {} (has {has})", missing.join(", ")),
             remedy,
         )
     }
@@ -291,15 +303,13 @@ pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &s
             remedy,
         );
     }
+    let entry = &probe.entry_name;
     match probe.status() {
         BinfmtStatus::Ready => {
             let e = probe.entry.clone().unwrap_or_default();
             Check::ok(
                 &name,
-                format!(
-                    "{}: {} (flags {})",
-                    probe.entry_name, e.interpreter, e.flags
-                ),
+                format!("{entry}: {} (flags {})", e.interpreter, e.flags),
             )
         }
         BinfmtStatus::Stale {
@@ -307,20 +317,13 @@ pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &s
             installed,
         } => Check::warn(
             &name,
-            format!(
-                "{} registers {registered}, but the installed handler is {installed}",
-                probe.entry_name
-            ),
+            format!("{entry} registers {registered}, but the installed handler is {installed}"),
             remedy,
         ),
-        BinfmtStatus::Unusable(why) => {
-            Check::fail(&name, format!("{}: {why}", probe.entry_name), remedy)
+        BinfmtStatus::Unusable(why) => Check::fail(&name, format!("{entry}: {why}"), remedy),
+        BinfmtStatus::Missing => {
+            Check::fail(&name, format!("no {entry} handler registered"), remedy)
         }
-        BinfmtStatus::Missing => Check::fail(
-            &name,
-            format!("no {} handler registered", probe.entry_name),
-            remedy,
-        ),
     }
 }
 
@@ -328,13 +331,11 @@ pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &s
 /// outside CI: a warning when it does not answer `GET /v2/` with 200.
 pub fn check_registry(api_status: Option<u16>, ci: bool) -> Check {
     let host = registry::Kind::Open.host();
-    if ci {
-        return Check::skip(
+    match api_status {
+        _ if ci => Check::skip(
             "registry",
             format!("GitHub Actions pushes to ghcr.io, not {host}"),
-        );
-    }
-    match api_status {
+        ),
         Some(200) => Check::ok("registry", format!("{host} answers GET /v2/ (200)")),
         Some(code) => Check::warn(
             "registry",
@@ -351,15 +352,10 @@ pub fn check_registry(api_status: Option<u16>, ci: bool) -> Check {
 
 /// The local base-image substitutes ([`LOCAL_BASE_IMAGES`]): a warning when some are missing.
 pub fn check_local_bases(images: &Result<Vec<String>, String>) -> Check {
+    let fix = "cargo xtask base-images";
     let images = match images {
         Ok(i) => i,
-        Err(e) => {
-            return Check::warn(
-                "base-images",
-                format!("cannot list images: {e}"),
-                "cargo xtask base-images",
-            )
-        }
+        Err(e) => return Check::warn("base-images", format!("cannot list images: {e}"), fix),
     };
     let has = |name: &str| {
         let repo = format!("{LOCAL_PREFIX}/{name}");
@@ -378,42 +374,38 @@ pub fn check_local_bases(images: &Result<Vec<String>, String>) -> Check {
             format!("local substitutes present: {}", images.join(", ")),
         )
     } else {
-        Check::warn(
-            "base-images",
-            format!(
-                "local substitutes missing: {} (under {LOCAL_PREFIX}/)",
-                missing.join(", ")
-            ),
-            "cargo xtask base-images",
-        )
+        let detail = format!(
+            "local substitutes missing: {} (under {LOCAL_PREFIX}/)",
+            missing.join(", ")
+        );
+        Check::warn("base-images", detail, fix)
     }
 }
 
 /// Free space on the engine's root directory: a warning below [`MIN_FREE_DISK`].
 pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
+    let at = path.display();
     match avail {
-        Some(n) if n >= MIN_FREE_DISK => Check::ok(
-            "disk",
-            format!("{} free on {}", human_bytes(n), path.display()),
-        ),
+        Some(n) if n >= MIN_FREE_DISK => {
+            Check::ok("disk", format!("{} free on {at}", human_bytes(n)))
+        }
         Some(n) => Check::warn(
             "disk",
             format!(
-                "{} free on {}, less than {}",
+                "{} free on {at}, less than {}",
                 human_bytes(n),
-                path.display(),
                 human_bytes(MIN_FREE_DISK)
             ),
             "docker system prune --filter until=168h",
         ),
-        None => Check::warn("disk", format!("`df {}` failed", path.display()), "df -h"),
+        None => Check::warn("disk", format!("`df {at}` failed"), "df -h"),
     }
 }
 
 /// The checks a build needs for `platforms`: docker CLI, engine, image
-/// store, buildx, builder platforms, and a binfmt handler for every
-/// foreign platform. Probes run quietly; a missing tool is a failed check,
-/// not an error (errors are reserved for xtask's own faults).
+/// store, default bridge, buildx, builder platforms, and a binfmt handler
+/// for every foreign platform. Probes run quietly; a missing tool is a
+/// failed check, not an error (errors are reserved for xtask's own faults).
 pub fn preflight(sh: &Shell, platforms: &[&'static Platform]) -> Result<Vec<Check>> {
     Ok(preflight_with_info(sh, platforms)?.0)
 }
@@ -427,25 +419,26 @@ fn preflight_with_info(
     let remedy = setup_remedy(platforms);
     let cli = probe::docker_cli();
     let version = cli.as_ref().and_then(|_| probe::docker_client_version(sh));
-    let info = if cli.is_some() {
-        probe::docker_info(sh)
-    } else {
-        Err("no docker CLI".to_owned())
+    let info = match cli {
+        Some(_) => probe::docker_info(sh),
+        None => Err("no docker CLI".to_owned()),
     };
-    let buildx = if cli.is_some() {
-        probe::buildx_version(sh)
-    } else {
-        None
-    };
-    let builder = match (&info, buildx) {
+    let buildx = cli.as_ref().and_then(|_| probe::buildx_version(sh));
+    let builder = match (&info, &buildx) {
         (Ok(_), Some(_)) => probe::builder(sh),
         (Err(_), _) => Err("the engine is not reachable".to_owned()),
         (_, None) => Err("no buildx".to_owned()),
     };
+    let bridge = match &info {
+        Ok(_) => probe::default_bridge(sh),
+        Err(_) => Err("the engine is not reachable".to_owned()),
+    };
+    let docker_host = probe::docker_host();
     let mut checks = vec![
         check_cli(cli.as_deref(), version.as_deref(), &remedy),
-        check_engine(&info, &remedy),
+        check_engine(&info, docker_host.as_deref(), &remedy),
         check_store(&info, builder.as_ref().ok(), &remedy),
+        check_bridge(&bridge, docker_host.is_some(), probe::interface_exists),
         check_buildx(buildx, &remedy),
         check_builder(&builder, platforms, &remedy),
     ];
@@ -458,10 +451,10 @@ fn preflight_with_info(
 }
 
 /// `cargo xtask doctor`: prints every check (aligned lines, or a JSON array
-/// with `json`) and fails when a needed one fails. `platforms` defaults to
-/// the host's at the CLI.
-pub fn run(sh: &Shell, platforms: &[&'static Platform], json: bool) -> Result<()> {
-    let (mut checks, info) = preflight_with_info(sh, platforms)?;
+/// with `--json`) and fails when a needed one fails. Platforms default to the host's.
+pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
+    let platforms = PlatformList::or_host(args.platform)?;
+    let (mut checks, info) = preflight_with_info(sh, &platforms)?;
     checks.push(check_registry(
         probe::registry_api_status(registry::Kind::Open.port()),
         probe::github_actions(),
@@ -480,22 +473,15 @@ pub fn run(sh: &Shell, platforms: &[&'static Platform], json: bool) -> Result<()
         _ => PathBuf::from("/"),
     };
     checks.push(check_disk(&root, probe::df_avail(sh, &root)));
-
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&checks)?);
     } else {
         print!("{}", render(&checks));
     }
     if !passed(&checks) {
-        bail!(
-            "{} needed check(s) failed for {}",
-            checks.iter().filter(|c| c.status == Status::Fail).count(),
-            platforms
-                .iter()
-                .map(|p| p.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+        let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
+        bail!("{failed} needed check(s) failed for {}", names.join(", "));
     }
     Ok(())
 }
@@ -524,21 +510,31 @@ mod tests {
         let cases: Vec<(&str, Check, Status, &str)> = vec![
             (
                 "recorded engine",
-                check_engine(&info(CONTAINERD), r),
+                check_engine(&info(CONTAINERD), None, r),
                 Status::Ok,
                 "26.1.5+dfsg1 (x86_64",
             ),
             (
                 "old engine",
-                check_engine(&info(OLD), r),
+                check_engine(&info(OLD), None, r),
                 Status::Fail,
                 "older than 24.0.0",
             ),
             (
                 "down",
-                check_engine(&Err("Cannot connect".into()), r),
+                check_engine(&Err("Cannot connect".into()), None, r),
                 Status::Fail,
                 "not reachable: Cannot connect",
+            ),
+            (
+                "DOCKER_HOST that does not answer",
+                check_engine(
+                    &Err("Cannot connect to the Docker daemon at tcp://10.9.9.9:2375".into()),
+                    Some("tcp://10.9.9.9:2375"),
+                    r,
+                ),
+                Status::Fail,
+                "DOCKER_HOST=tcp://10.9.9.9:2375 does not answer",
             ),
             (
                 "containerd store",
@@ -593,6 +589,70 @@ mod tests {
             );
             assert_eq!(c.remedy.is_some(), status != Status::Ok, "{name}");
         }
+    }
+
+    #[test]
+    fn host_doctor_default_bridge() {
+        let up = |n: &str| n == "docker0";
+        let none = |_: &str| false;
+        let cases: Vec<(&str, Check, Status, &str)> = vec![
+            (
+                "docker0 up",
+                check_bridge(&Ok(Some("docker0".into())), false, up),
+                Status::Ok,
+                "docker0 is up",
+            ),
+            (
+                "docker0 deleted by a second engine's --bridge none",
+                check_bridge(&Ok(Some("docker0".into())), false, none),
+                Status::Fail,
+                "default bridge docker0 is missing: every RUN step",
+            ),
+            (
+                "engine without bridge",
+                check_bridge(&Ok(None), false, none),
+                Status::Skip,
+                "--bridge none",
+            ),
+            (
+                "remote engine",
+                check_bridge(&Ok(Some("docker0".into())), true, none),
+                Status::Skip,
+                "elsewhere",
+            ),
+            (
+                "engine down",
+                check_bridge(&Err("down".into()), false, none),
+                Status::Skip,
+                "down",
+            ),
+        ];
+        for (name, c, status, detail) in cases {
+            assert_eq!(c.status, status, "{name}: {c:?}");
+            assert!(
+                c.detail.contains(detail),
+                "{name}: {:?} lacks {detail:?}",
+                c.detail
+            );
+        }
+        let fail = check_bridge(&Ok(Some("docker0".into())), false, none);
+        assert!(fail.remedy.unwrap().contains("cargo xtask setup"));
+        assert_eq!(
+            crate::host::BridgeOptions::interface(
+                r#"{"com.docker.network.bridge.default_bridge":"true","com.docker.network.bridge.name":"docker0"}"#
+            )
+            .unwrap(),
+            "docker0"
+        );
+        assert_eq!(
+            crate::host::BridgeOptions::interface("{}").unwrap(),
+            "docker0"
+        );
+        assert_eq!(
+            crate::host::BridgeOptions::interface(r#"{"com.docker.network.bridge.name":"br-x"}"#)
+                .unwrap(),
+            "br-x"
+        );
     }
 
     #[test]

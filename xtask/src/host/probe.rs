@@ -1,6 +1,6 @@
 //! Read-only look-ups of the host's state: quiet commands (`docker info`,
 //! `docker buildx inspect`, `dpkg-query`, `df`) and file reads (`/proc`,
-//! `/etc`). Nothing here changes the machine. Parsing is in [`super`].
+//! `/etc`, `/sys`). Nothing here changes the machine. Parsing is in [`super`].
 
 use std::{
     collections::BTreeMap,
@@ -13,24 +13,36 @@ use std::{
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, default_binfmt_name, parse_buildx_version, parse_df_avail,
+    binfmt_handler_paths, binfmt_status, parse_buildx_version, parse_df_avail,
     parse_dockerd_version, parse_dpkg_query, parse_http_status, BinfmtEntry, BinfmtHandler,
-    BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    BinfmtStatus, BridgeOptions, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
-/// The `docker` CLI's path, from `PATH`.
+/// Runs `program args` quietly: stdout when it exits 0, else its stderr.
+fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Cmd::new(program)
+        .args(args.iter().copied())
+        .capture(sh)
+        .map_err(|e| format!("{e:#}"))?;
+    match out.ok {
+        true => Ok(out.stdout),
+        false => Err(out.stderr.trim().to_owned()),
+    }
+}
+
 pub fn docker_cli() -> Option<PathBuf> {
     which::which("docker").ok()
 }
 
-/// The client's version (`docker version --format '{{.Client.Version}}'`).
 pub fn docker_client_version(sh: &Shell) -> Option<String> {
-    Cmd::new("docker")
-        .args(["version", "--format", "{{.Client.Version}}"])
-        .capture(sh)
-        .ok()
-        .map(|c| c.stdout.trim().to_owned())
+    let v = stdout(
+        sh,
+        "docker",
+        &["version", "--format", "{{.Client.Version}}"],
+    );
+    v.ok()
+        .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
 }
 
@@ -41,77 +53,86 @@ pub fn docker_info(sh: &Shell) -> Result<DockerInfo, String> {
         .args(["info", "--format", "{{json .}}"])
         .capture(sh)
         .map_err(|e| format!("{e:#}"))?;
-    let info = DockerInfo::parse(&out.stdout).ok();
-    match info {
+    match DockerInfo::parse(&out.stdout).ok() {
         Some(i) if out.ok && i.answered() => Ok(i),
         other => {
-            let from_json = other
-                .and_then(|i| i.server_errors)
-                .and_then(|e| e.into_iter().next());
+            let from_json = other.and_then(|i| i.server_errors?.into_iter().next());
             let first = out.stderr.lines().map(str::trim).find(|l| !l.is_empty());
+            let first = first.map(str::to_owned);
             Err(from_json
-                .or_else(|| first.map(str::to_owned))
+                .or(first)
                 .unwrap_or_else(|| "the engine did not answer".to_owned()))
         }
     }
 }
 
+/// `$DOCKER_HOST` when it names an engine other than the local socket
+/// (`tcp://...`, `ssh://...`, another `unix://` path): setup never starts a
+/// local engine for it, and a silent one is reported as that address.
+pub fn docker_host() -> Option<String> {
+    let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !local.contains(&h.as_str()))
+}
+
+/// The host interface of the engine's default bridge network: `Ok(None)`
+/// when the engine runs without one (`--bridge none`).
+pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
+    let args = [
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{json .Options}}",
+    ];
+    match stdout(sh, "docker", &args) {
+        Ok(json) => BridgeOptions::interface(&json)
+            .map(Some)
+            .map_err(|e| format!("{e:#}")),
+        Err(e) if e.contains("not found") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the network interface `name` exists here (`/sys/class/net/<name>`).
+pub fn interface_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
 /// The installed `dockerd`'s version (`dockerd --version`), whether or not it runs.
 pub fn dockerd_version(sh: &Shell) -> Option<Version> {
     let path = which::which("dockerd").ok().or_else(|| {
-        ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
+        let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"];
+        known.iter().map(PathBuf::from).find(|p| p.exists())
     })?;
-    let out = Cmd::new(path.display().to_string())
-        .arg("--version")
-        .capture(sh)
-        .ok()?;
-    parse_dockerd_version(&out.stdout)
+    parse_dockerd_version(&stdout(sh, &path.display().to_string(), &["--version"]).ok()?)
 }
 
-/// buildx's version (`docker buildx version`); `None` when the plugin is missing.
+/// `None` when the plugin is missing.
 pub fn buildx_version(sh: &Shell) -> Option<Version> {
-    let out = Cmd::new("docker")
-        .args(["buildx", "version"])
-        .capture(sh)
-        .ok()?;
-    if !out.ok {
-        return None;
-    }
-    parse_buildx_version(&out.stdout)
+    parse_buildx_version(&stdout(sh, "docker", &["buildx", "version"]).ok()?)
 }
 
 /// The current builder (`docker buildx inspect`), or the error buildx printed.
 pub fn builder(sh: &Shell) -> Result<Builder, String> {
-    let out = Cmd::new("docker")
-        .args(["buildx", "inspect"])
-        .capture(sh)
-        .map_err(|e| format!("{e:#}"))?;
-    if !out.ok {
-        return Err(out.stderr.trim().to_owned());
-    }
-    Builder::parse(&out.stdout).map_err(|e| format!("{e:#}"))
+    Builder::parse(&stdout(sh, "docker", &["buildx", "inspect"])?).map_err(|e| format!("{e:#}"))
 }
 
-/// What the host has for emulating one foreign platform.
+/// What the host has for emulating one foreign platform: whether
+/// binfmt_misc is mounted, the first handler file found
+/// ([`binfmt_handler_paths`]) with its definition, the entry name (the
+/// handler's, else `qemu-<machine>`) and the registered entry.
 #[derive(Clone, Debug)]
 pub struct BinfmtProbe {
-    /// The emulated platform.
     pub platform: &'static Platform,
-    /// Whether `/proc/sys/fs/binfmt_misc` is mounted (its `register` file exists).
     pub mounted: bool,
-    /// The first handler file found ([`binfmt_handler_paths`]) and its definition.
     pub handler: Option<(String, BinfmtHandler)>,
-    /// The entry name: the handler's, else `qemu-<machine>`.
     pub entry_name: String,
-    /// The registered entry, if any.
     pub entry: Option<BinfmtEntry>,
 }
 
 impl BinfmtProbe {
-    /// Ready, stale, unusable or missing ([`binfmt_status`]).
     pub fn status(&self) -> BinfmtStatus {
         binfmt_status(self.entry.as_ref(), self.handler.as_ref().map(|(_, h)| h))
     }
@@ -120,10 +141,31 @@ impl BinfmtProbe {
 /// Looks at the handler files and the kernel's table for `p`. A malformed
 /// handler file counts as absent.
 pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
-    let (handler, entry_name, entry) = binfmt_parts(p);
+    let handler = binfmt_handler_paths(p.machine)
+        .into_iter()
+        .find_map(|path| {
+            let h = BinfmtHandler::parse(&std::fs::read_to_string(&path).ok()?).ok()?;
+            Some((path, h))
+        });
+    let default = format!("qemu-{}", p.machine);
+    let read = |name: &str| {
+        let text = std::fs::read_to_string(Path::new(BINFMT_DIR).join(name)).ok()?;
+        Some(BinfmtEntry::parse(&text))
+    };
+    let mut entry_name = handler
+        .as_ref()
+        .map_or_else(|| default.clone(), |(_, h)| h.name.clone());
+    let mut entry = read(&entry_name);
+    if entry.is_none() && entry_name != default {
+        entry = read(&default);
+        if entry.is_some() {
+            entry_name = default;
+        }
+    }
+    let mounted = Path::new(BINFMT_DIR).join("register").exists();
     BinfmtProbe {
         platform: p,
-        mounted: Path::new(BINFMT_DIR).join("register").exists(),
+        mounted,
         handler,
         entry_name,
         entry,
@@ -132,36 +174,8 @@ pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
 
 /// Whether an enabled handler with the `F` flag is registered for `p`
 /// (usable for builds, even when stale: see [`BinfmtStatus`]).
-pub fn binfmt_usable(p: &Platform) -> bool {
-    binfmt_parts(p).2.is_some_and(|e| e.usable())
-}
-
-/// The first handler file, the entry name (the handler's, else
-/// `qemu-<machine>`) and the registered entry.
-fn binfmt_parts(p: &Platform) -> (Option<(String, BinfmtHandler)>, String, Option<BinfmtEntry>) {
-    let handler = binfmt_handler_paths(p.machine)
-        .into_iter()
-        .find_map(|path| {
-            let text = std::fs::read_to_string(&path).ok()?;
-            BinfmtHandler::parse(&text).ok().map(|h| (path, h))
-        });
-    let default = default_binfmt_name(p);
-    let mut entry_name = handler
-        .as_ref()
-        .map_or_else(|| default.clone(), |(_, h)| h.name.clone());
-    let read = |name: &str| {
-        std::fs::read_to_string(Path::new(BINFMT_DIR).join(name))
-            .ok()
-            .map(|t| BinfmtEntry::parse(&t))
-    };
-    let mut entry = read(&entry_name);
-    if entry.is_none() && entry_name != default {
-        entry = read(&default);
-        if entry.is_some() {
-            entry_name = default;
-        }
-    }
-    (handler, entry_name, entry)
+pub fn binfmt_usable(p: &'static Platform) -> bool {
+    binfmt(p).entry.is_some_and(|e| e.usable())
 }
 
 /// `/etc/os-release` (or `/usr/lib/os-release`), parsed; empty when neither exists.
@@ -173,20 +187,13 @@ pub fn os_release() -> OsRelease {
         .unwrap_or_default()
 }
 
-/// Whether this process runs as root (`id -u` prints 0).
 pub fn is_root(sh: &Shell) -> bool {
-    Cmd::new("id")
-        .arg("-u")
-        .read_quiet(sh)
-        .is_ok_and(|s| s == "0")
+    stdout(sh, "id", &["-u"]).is_ok_and(|s| s.trim() == "0")
 }
 
 /// Whether `sudo -n true` works (password-less sudo, as on GitHub's runners).
 pub fn sudo_works(sh: &Shell) -> bool {
-    Cmd::new("sudo")
-        .args(["-n", "true"])
-        .capture(sh)
-        .is_ok_and(|c| c.ok)
+    stdout(sh, "sudo", &["-n", "true"]).is_ok()
 }
 
 /// Whether this runs in GitHub Actions (`GITHUB_ACTIONS=true`, set on every runner).
@@ -205,7 +212,8 @@ pub fn systemd() -> bool {
 }
 
 /// Installed package -> version for the given names (`dpkg-query`); empty
-/// when dpkg is missing. Unknown names are simply absent.
+/// when dpkg is missing. Unknown names are simply absent (dpkg-query then
+/// exits 1 but still prints the known ones).
 pub fn dpkg_packages(sh: &Shell, names: &[&str]) -> BTreeMap<String, String> {
     Cmd::new("dpkg-query")
         .args(["-W", "-f", "${Package}\t${db:Status-Status}\t${Version}\n"])
@@ -217,12 +225,8 @@ pub fn dpkg_packages(sh: &Shell, names: &[&str]) -> BTreeMap<String, String> {
 
 /// Free bytes on the filesystem holding `path` (`df -B1 --output=avail`).
 pub fn df_avail(sh: &Shell, path: &Path) -> Option<u64> {
-    let out = Cmd::new("df")
-        .args(["-B1", "--output=avail"])
-        .arg(path.display().to_string())
-        .capture(sh)
-        .ok()?;
-    parse_df_avail(&out.stdout)
+    let path = path.display().to_string();
+    parse_df_avail(&stdout(sh, "df", &["-B1", "--output=avail", &path]).ok()?)
 }
 
 /// The HTTP status of `GET /v2/` on `127.0.0.1:port` (the registry API's
@@ -230,17 +234,14 @@ pub fn df_avail(sh: &Shell, path: &Path) -> Option<u64> {
 /// when nothing answers HTTP within 2 s.
 pub fn registry_api_status(port: u16) -> Option<u16> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let timeout = Duration::from_secs(2);
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    s.set_write_timeout(Some(timeout)).ok()?;
-    write!(
-        s,
-        "GET /v2/ HTTP/1.0\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = [0u8; 256];
-    let mut got = Vec::new();
+    let timeout = Some(Duration::from_secs(2));
+    let mut s = TcpStream::connect_timeout(&addr, timeout?).ok()?;
+    s.set_read_timeout(timeout).ok()?;
+    s.set_write_timeout(timeout).ok()?;
+    let request =
+        format!("GET /v2/ HTTP/1.0\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    let (mut buf, mut got) = ([0u8; 256], Vec::new());
     while !got.contains(&b'\n') && got.len() < 4096 {
         match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -253,16 +254,19 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
 /// Local images whose repository starts with `prefix`, as `repository:tag`
 /// (`docker image ls --format '{{.Repository}}:{{.Tag}}' 'PREFIX*'`).
 pub fn images_with_prefix(sh: &Shell, prefix: &str) -> Result<Vec<String>, String> {
-    let out = Cmd::new("docker")
-        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
-        .arg(format!("{prefix}*"))
-        .capture(sh)
-        .map_err(|e| format!("{e:#}"))?;
-    if !out.ok {
-        return Err(out.stderr.trim().to_owned());
-    }
+    let pattern = format!("{prefix}*");
+    let out = stdout(
+        sh,
+        "docker",
+        &[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &pattern,
+        ],
+    )?;
     Ok(out
-        .stdout
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

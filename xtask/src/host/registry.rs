@@ -1,7 +1,12 @@
 //! `cargo xtask registry start|stop|status [--auth]`: a CNCF distribution
 //! registry (Debian's `docker-registry` package, `docker-registry serve
-//! CONFIG`) on loopback, the default push target outside CI. Its config,
-//! data, log and pid file live under `<target dir>/registry/<name>/`.
+//! CONFIG`) on loopback, the default push target outside CI.
+//!
+//! A registry outlives the checkout that started it, so its state (config,
+//! data, log, htpasswd, password, and `owner.json`: who started it) lives in
+//! one per-machine place, [`state_dir`], shared by every checkout: a second
+//! `registry start` from another checkout finds the running one and its
+//! password file.
 //!
 //! The open one listens on [`LOCAL_REGISTRY`] (`localhost:5000`); the
 //! `--auth` one on `localhost:5001` with htpasswd (bcrypt) basic auth, for
@@ -18,12 +23,35 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::{password_from_bytes, probe, process, registry_config};
+use super::{probe, process};
 use crate::{plan::Cmd, project::LOCAL_REGISTRY};
 
-/// The user name of the `--auth` registry.
+/// Options of `registry`.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// What to do with it.
+    #[command(subcommand)]
+    pub action: RegistryAction,
+    /// The htpasswd-protected registry (user brokkr, password file printed) instead of the open one.
+    #[arg(long, global = true)]
+    pub auth: bool,
+}
+
+/// `registry` actions.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum RegistryAction {
+    /// Start it (detached) unless it already answers; wait until it does.
+    Start,
+    /// Stop the one started by `start`, from any checkout (data is kept).
+    Stop,
+    /// Say whether it answers and who started it; exit 1 when it does not answer.
+    Status,
+}
+
 pub const USER: &str = "brokkr";
 
 /// Port of the `--auth` registry.
@@ -32,17 +60,16 @@ pub const AUTH_PORT: u16 = 5001;
 /// Seconds `start` waits for the registry to answer.
 const START_WAIT_SECS: u64 = 15;
 
-/// Which loopback registry.
+/// Which loopback registry: `Open` answers `GET /v2/` with 200 on
+/// [`LOCAL_REGISTRY`], `Auth` with 401 on [`AUTH_PORT`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// No auth, on [`LOCAL_REGISTRY`]: answers `GET /v2/` with 200.
     Open,
-    /// htpasswd auth on [`AUTH_PORT`]: answers `GET /v2/` with 401.
     Auth,
 }
 
 impl Kind {
-    /// Directory name under `<target>/registry/`: `local` or `auth`.
+    /// Directory name under [`state_dir`]: `local` or `auth`.
     pub fn dir_name(self) -> &'static str {
         match self {
             Kind::Open => "local",
@@ -73,6 +100,13 @@ impl Kind {
             Kind::Auth => 401,
         }
     }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Kind::Open => "",
+            Kind::Auth => " --auth",
+        }
+    }
 }
 
 /// Whether a registry of this kind answers on its port.
@@ -80,73 +114,123 @@ pub fn answers(kind: Kind) -> bool {
     probe::registry_api_status(kind.port()) == Some(kind.expected_status())
 }
 
-/// The files of one registry.
+/// The per-machine registry state: `$BROKKR_STATE_DIR/registry` when set,
+/// else `/var/lib/brokkr/registry` for root, else
+/// `$XDG_STATE_HOME/brokkr/registry` (default `~/.local/state`), per the XDG
+/// base directory spec. `env` looks up a variable.
+pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    if let Some(d) = env("BROKKR_STATE_DIR") {
+        return PathBuf::from(d).join("registry");
+    }
+    if root {
+        return PathBuf::from("/var/lib/brokkr/registry");
+    }
+    let state = env("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env("HOME").unwrap_or_else(|| "/tmp".to_owned())).join(".local/state")
+    });
+    state.join("brokkr/registry")
+}
+
+/// The files of one registry, all under `dir` = `<state>/<kind>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths {
-    /// `<target>/registry/<name>`.
     pub dir: PathBuf,
     /// `config.yml`, written on every start.
     pub config: PathBuf,
-    /// `data/`: the storage root.
     pub data: PathBuf,
     /// `registry.log`: stdout and stderr.
     pub log: PathBuf,
-    /// `registry.pid`.
-    pub pid: PathBuf,
-    /// `htpasswd` (auth only, 0600).
+    /// `owner.json`: an [`Owner`].
+    pub owner: PathBuf,
+    /// Auth only, 0600.
     pub htpasswd: PathBuf,
-    /// `password` (auth only, 0600): the password alone, for `--password-stdin`.
+    /// Auth only, 0600: the password alone, for `--password-stdin`.
     pub password: PathBuf,
 }
 
-/// The workspace's target dir ([`crate::target_dir`]), absolute.
-fn target_dir(sh: &Shell) -> PathBuf {
-    sh.current_dir().join(crate::target_dir())
-}
-
-/// The files of the `kind` registry under `target`.
-pub fn paths(target: &Path, kind: Kind) -> Paths {
-    let dir = target.join("registry").join(kind.dir_name());
+/// The files of the `kind` registry under `state` ([`state_dir`]).
+pub fn paths(state: &Path, kind: Kind) -> Paths {
+    let dir = state.join(kind.dir_name());
     Paths {
         config: dir.join("config.yml"),
         data: dir.join("data"),
         log: dir.join("registry.log"),
-        pid: dir.join("registry.pid"),
+        owner: dir.join("owner.json"),
         htpasswd: dir.join("htpasswd"),
         password: dir.join("password"),
         dir,
     }
 }
 
-fn read_pid(p: &Paths) -> Option<u32> {
-    std::fs::read_to_string(&p.pid).ok()?.trim().parse().ok()
+/// Who started a registry, as `owner.json` records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The checkout `registry start` ran in.
+    pub checkout: PathBuf,
+    pub pid: u32,
+    pub port: u16,
+    pub data: PathBuf,
 }
 
-/// The pid from the pid file, when that process is alive and is a registry.
-fn our_pid(p: &Paths) -> Option<u32> {
-    read_pid(p)
-        .filter(|pid| process::alive(*pid) && process::cmdline(*pid).contains("docker-registry"))
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {}, port {}, started from {}, data {}",
+            self.pid,
+            self.port,
+            self.checkout.display(),
+            self.data.display()
+        )
+    }
+}
+
+fn machine_paths(sh: &Shell, kind: Kind) -> Paths {
+    let root = probe::is_root(sh);
+    paths(&state_dir(root, |k| std::env::var(k).ok()), kind)
+}
+
+/// The recorded owner, when its process is alive and is a registry.
+fn live_owner(p: &Paths) -> Option<Owner> {
+    let text = std::fs::read_to_string(&p.owner).ok()?;
+    let o: Owner = serde_json::from_str(&text).ok()?;
+    (process::alive(o.pid) && process::cmdline(o.pid).contains("docker-registry")).then_some(o)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
+    OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Letters and digits: the alphabet of generated passwords.
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A `len`-character alphanumeric password from random bytes, without modulo
+/// bias (bytes >= 248 are skipped). `None` when `bytes` runs out first.
+pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
+    let limit = (256 / ALNUM.len() * ALNUM.len()) as u8;
+    let s: String = bytes
+        .iter()
+        .filter(|b| **b < limit)
+        .take(len)
+        .map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char)
+        .collect();
+    (s.len() == len).then_some(s)
 }
 
 /// The `--auth` registry's password: kept from an earlier start, else 32
 /// letters and digits from `/dev/urandom`, stored 0600.
 fn ensure_password(p: &Paths) -> Result<String> {
     if let Ok(s) = std::fs::read_to_string(&p.password) {
-        let s = s.trim().to_owned();
-        if !s.is_empty() {
-            return Ok(s);
+        if !s.trim().is_empty() {
+            return Ok(s.trim().to_owned());
         }
     }
     let mut bytes = [0u8; 128];
@@ -158,23 +242,64 @@ fn ensure_password(p: &Paths) -> Result<String> {
     Ok(pw)
 }
 
+/// The registry configuration file (YAML) for CNCF distribution 2.8
+/// (`docker-registry serve FILE`, docs: distribution's configuration.md):
+/// listens on `addr`, keeps data under `root` with deletes allowed, and,
+/// given an htpasswd file (bcrypt entries), requires basic auth.
+pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Result<String> {
+    let mut cfg = serde_json::json!({
+        "version": "0.1",
+        "log": { "level": "info", "fields": { "service": "registry" } },
+        "storage": {
+            "filesystem": { "rootdirectory": root },
+            "delete": { "enabled": true },
+        },
+        "http": { "addr": addr, "headers": { "X-Content-Type-Options": ["nosniff"] } },
+    });
+    if let Some(h) = htpasswd {
+        cfg["auth"] = serde_json::json!({ "htpasswd": { "realm": "brokkr-registry", "path": h } });
+    }
+    Ok(serde_yaml::to_string(&cfg)?)
+}
+
+/// What to tell a user of the `--auth` registry: the login command with the
+/// password file, or, when that file is missing, that this registry was not
+/// started from the shared state and how to replace it. `None` for the open one.
+pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String> {
+    if kind != Kind::Auth {
+        return None;
+    }
+    let (host, pw) = (kind.host(), p.password.display());
+    Some(if password_exists {
+        format!("user {USER}, password in {pw} (mode 0600); log in with:\n  docker login {host} -u {USER} --password-stdin < {pw}")
+    } else {
+        format!(
+            "no password file {pw}: the registry on {host} was not started by `cargo xtask registry start --auth` \
+             with this machine's state; stop it (`cargo xtask registry stop --auth`, or by its pid), then start it again"
+        )
+    })
+}
+
+fn print_login_hint(kind: Kind, p: &Paths) {
+    if let Some(h) = login_hint(kind, p, p.password.is_file()) {
+        eprintln!("{h}");
+    }
+}
+
 /// `registry start`: idempotent; when the registry already answers it says
-/// so and leaves it. Otherwise writes the config (and for `--auth` the
-/// password and bcrypt htpasswd via `htpasswd -niB`), spawns
-/// `setsid docker-registry serve CONFIG` detached, records its pid, and
-/// waits until `GET /v2/` gives the expected status. Errors show the log's tail.
+/// who started it and leaves it. Otherwise writes the config (and for
+/// `--auth` the password and bcrypt htpasswd via `htpasswd -niB`), spawns
+/// `setsid docker-registry serve CONFIG` detached, records its [`Owner`],
+/// and waits until `GET /v2/` gives the expected status. Errors show the log's tail.
 pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
-    let p = paths(&target_dir(sh), kind);
+    let p = machine_paths(sh, kind);
     let host = kind.host();
     if answers(kind) {
-        match our_pid(&p) {
-            Some(pid) => eprintln!(
-                "registry {host} is already running (pid {pid}), data {}",
-                p.data.display()
-            ),
+        match live_owner(&p) {
+            Some(o) => eprintln!("registry {host} is already running ({o})"),
             None => eprintln!(
-                "a registry already answers on {host} (not started by xtask: no live pid in {})",
-                p.pid.display()
+                "a registry already answers on {host} (not started by xtask: no live owner in {})",
+                p.owner.display()
             ),
         }
         print_login_hint(kind, &p);
@@ -188,14 +313,13 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
             kind.expected_status(),
         );
     }
-    if let Some(pid) = our_pid(&p) {
+    if let Some(o) = live_owner(&p) {
         bail!(
-            "registry pid {pid} (from {}) runs but {host} does not answer GET /v2/ with {}; \
+            "the registry ({o}) runs but {host} does not answer GET /v2/ with {}; \
              see {} or run `cargo xtask registry stop{}` first",
-            p.pid.display(),
             kind.expected_status(),
             p.log.display(),
-            if kind == Kind::Auth { " --auth" } else { "" }
+            kind.flag()
         );
     }
     let program = which::which("docker-registry")
@@ -203,45 +327,34 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
         .or_else(|| Some(PathBuf::from("/usr/bin/docker-registry")).filter(|p| p.exists()))
         .context("`docker-registry` is not installed: run `cargo xtask setup` (it installs Debian's docker-registry)")?;
     std::fs::create_dir_all(&p.data).with_context(|| format!("creating {}", p.data.display()))?;
-    let htpasswd = if kind == Kind::Auth {
-        let pw = ensure_password(&p)?;
-        let cmd = Cmd::new("htpasswd")
-            .args(["-niB", USER])
-            .stdin(format!("{pw}\n"));
-        cmd.echo();
-        let out = cmd.read_quiet(sh).context(
-            "creating the htpasswd file (htpasswd is in apache2-utils: run `cargo xtask setup`)",
-        )?;
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(&format!("{USER}:$2")))
-            .with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
-        write_private(&p.htpasswd, format!("{line}\n").as_bytes())?;
-        Some(p.htpasswd.as_path())
-    } else {
-        None
-    };
+    let htpasswd = (kind == Kind::Auth)
+        .then(|| write_htpasswd(sh, &p))
+        .transpose()?;
     let addr = format!("127.0.0.1:{}", kind.port());
-    let config = registry_config(&addr, &p.data, htpasswd)?;
     eprintln!("+ write {}", p.config.display());
-    std::fs::write(&p.config, config).with_context(|| format!("writing {}", p.config.display()))?;
-
+    std::fs::write(&p.config, registry_config(&addr, &p.data, htpasswd)?)
+        .with_context(|| format!("writing {}", p.config.display()))?;
     let cmd = Cmd::new("setsid")
         .arg(program.display().to_string())
-        .arg("serve")
-        .arg(p.config.display().to_string());
+        .args(["serve".to_owned(), p.config.display().to_string()]);
     let mut child = process::spawn_detached(sh, &cmd, &p.log)?;
-    let pid = child.id();
-    std::fs::write(&p.pid, format!("{pid}\n"))
-        .with_context(|| format!("writing {}", p.pid.display()))?;
+    let owner = Owner {
+        checkout: sh.current_dir(),
+        pid: child.id(),
+        port: kind.port(),
+        data: p.data.clone(),
+    };
+    std::fs::write(&p.owner, serde_json::to_string_pretty(&owner)?)
+        .with_context(|| format!("writing {}", p.owner.display()))?;
     let deadline = Instant::now() + Duration::from_secs(START_WAIT_SECS);
+    let tail = || process::log_tail(&p.log, 20);
     loop {
         if let Some(status) = child.try_wait()? {
-            let _ = std::fs::remove_file(&p.pid);
+            let _ = std::fs::remove_file(&p.owner);
             bail!(
                 "the registry exited at once ({status}); last lines of {}:\n{}",
                 p.log.display(),
-                process::log_tail(&p.log, 20)
+                tail()
             );
         }
         let got = probe::registry_api_status(kind.port());
@@ -250,116 +363,139 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
         }
         if Instant::now() >= deadline {
             bail!(
-                "the registry (pid {pid}) did not answer GET http://{addr}/v2/ with {} within {START_WAIT_SECS} s \
+                "the registry (pid {}) did not answer GET http://{addr}/v2/ with {} within {START_WAIT_SECS} s \
                  (got {got:?}); last lines of {}:\n{}",
+                owner.pid,
                 kind.expected_status(),
                 p.log.display(),
-                process::log_tail(&p.log, 20)
+                tail()
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!(
-        "registry {host} running (pid {pid}): data {}, log {}",
-        p.data.display(),
-        p.log.display()
-    );
+    eprintln!("registry {host} running ({owner}), log {}", p.log.display());
     print_login_hint(kind, &p);
     Ok(())
 }
 
-fn print_login_hint(kind: Kind, p: &Paths) {
-    if kind == Kind::Auth {
-        eprintln!(
-            "user {USER}, password in {} (mode 0600); log in with:\n  docker login {} -u {USER} --password-stdin < {}",
-            p.password.display(),
-            kind.host(),
-            p.password.display()
-        );
-    }
+/// Writes the `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
+fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
+    let pw = ensure_password(p)?;
+    let cmd = Cmd::new("htpasswd")
+        .args(["-niB", USER])
+        .stdin(format!("{pw}\n"));
+    cmd.echo();
+    let out = cmd.read_quiet(sh).context(
+        "creating the htpasswd file (htpasswd is in apache2-utils: run `cargo xtask setup`)",
+    )?;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{USER}:$2")))
+        .with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
+    write_private(&p.htpasswd, format!("{line}\n").as_bytes())?;
+    Ok(&p.htpasswd)
 }
 
-/// `registry stop`: sends SIGTERM to the pid in the pid file (only if that
-/// process is a `docker-registry`) and waits up to 10 s for it to end.
-/// Data is kept. Not running is not an error.
+/// `registry stop`: sends SIGTERM to the recorded owner (only if that
+/// process is a `docker-registry`), whichever checkout started it, and
+/// waits up to 10 s for it to end. Data is kept. Not running is not an error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
-    let p = paths(&target_dir(sh), kind);
+    let p = machine_paths(sh, kind);
     let host = kind.host();
-    let Some(pid) = our_pid(&p) else {
-        let _ = std::fs::remove_file(&p.pid);
+    let Some(o) = live_owner(&p) else {
+        let _ = std::fs::remove_file(&p.owner);
         if answers(kind) {
-            bail!("a registry answers on {host} but was not started by xtask (no live pid in {}): stop it yourself", p.pid.display());
+            bail!(
+                "a registry answers on {host} but was not started by xtask (no live owner in {}): \
+                 stop it yourself (`ss -ltnp 'sport = :{}'` shows its pid)",
+                p.owner.display(),
+                kind.port()
+            );
         }
         eprintln!("registry {host} is not running");
         return Ok(());
     };
-    Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
+    Cmd::new("kill")
+        .args(["-TERM", &o.pid.to_string()])
+        .run(sh)?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while process::alive(pid) {
+    while process::alive(o.pid) {
         if Instant::now() >= deadline {
-            bail!("registry pid {pid} did not stop within 10 s after SIGTERM");
+            bail!(
+                "registry pid {} did not stop within 10 s after SIGTERM",
+                o.pid
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::fs::remove_file(&p.pid).with_context(|| format!("removing {}", p.pid.display()))?;
-    eprintln!(
-        "registry {host} stopped (data kept in {})",
-        p.data.display()
-    );
+    std::fs::remove_file(&p.owner).with_context(|| format!("removing {}", p.owner.display()))?;
+    eprintln!("registry {host} stopped ({o}; data kept)");
     Ok(())
 }
 
 /// `cargo xtask registry start|stop|status [--auth]`; `status` exits 1
 /// when the registry does not answer.
-pub fn run(sh: &Shell, args: &crate::cli::RegistryArgs) -> Result<()> {
-    use crate::cli::RegistryAction;
+pub fn run(sh: &Shell, args: &RegistryArgs) -> Result<()> {
     let kind = if args.auth { Kind::Auth } else { Kind::Open };
     match args.action {
         RegistryAction::Start => start(sh, kind),
         RegistryAction::Stop => stop(sh, kind),
         RegistryAction::Status => {
-            if !status(sh, kind)? {
-                std::process::exit(1);
+            let p = machine_paths(sh, kind);
+            let got = probe::registry_api_status(kind.port());
+            let (up, line) = status_line(kind, got, live_owner(&p).as_ref(), &p);
+            println!("{line}");
+            if up {
+                print_login_hint(kind, &p);
+                return Ok(());
             }
-            Ok(())
+            std::process::exit(1)
         }
     }
 }
 
-/// `registry status`: prints whether it answers; `Ok(false)` when not (the
-/// CLI exits 1 then).
-pub fn status(sh: &Shell, kind: Kind) -> Result<bool> {
-    let p = paths(&target_dir(sh), kind);
+/// `registry status`'s line and whether the registry answers as it should,
+/// given its `GET /v2/` status and its recorded owner.
+pub fn status_line(
+    kind: Kind,
+    got: Option<u16>,
+    owner: Option<&Owner>,
+    p: &Paths,
+) -> (bool, String) {
     let host = kind.host();
-    let got = probe::registry_api_status(kind.port());
-    if got == Some(kind.expected_status()) {
-        let pid = our_pid(&p).map_or_else(
-            || "not started by xtask".to_owned(),
-            |pid| format!("pid {pid}"),
-        );
-        println!(
-            "running: {host} ({pid}), GET /v2/ -> {}, data {}",
-            kind.expected_status(),
-            p.data.display()
-        );
-        print_login_hint(kind, &p);
-        return Ok(true);
-    }
-    let flag = if kind == Kind::Auth { " --auth" } else { "" };
+    let expected = kind.expected_status();
     match got {
-        Some(code) => println!(
-            "not a {} registry: {host} answers GET /v2/ with {code}",
-            if kind == Kind::Auth {
-                "password-protected"
-            } else {
-                "open"
-            }
+        Some(code) if code == expected => {
+            let who = owner.map_or_else(
+                || {
+                    format!(
+                        "not started by xtask: no live owner in {}",
+                        p.owner.display()
+                    )
+                },
+                Owner::to_string,
+            );
+            (true, format!("running: {host} ({who}), GET /v2/ -> {code}"))
+        }
+        Some(code) => (
+            false,
+            format!(
+                "not a {} registry: {host} answers GET /v2/ with {code}",
+                if kind == Kind::Auth {
+                    "password-protected"
+                } else {
+                    "open"
+                }
+            ),
         ),
-        None => println!(
-            "not running: nothing answers on {host}; start it: cargo xtask registry start{flag}"
+        None => (
+            false,
+            format!(
+                "not running: nothing answers on {host}; start it: cargo xtask registry start{}",
+                kind.flag()
+            ),
         ),
     }
-    Ok(false)
 }
 
 #[cfg(test)]
@@ -375,13 +511,169 @@ mod tests {
             (Kind::Open.expected_status(), Kind::Auth.expected_status()),
             (200, 401)
         );
-        let p = paths(Path::new("/w/target"), Kind::Auth);
-        assert_eq!(p.config, Path::new("/w/target/registry/auth/config.yml"));
-        assert_eq!(p.data, Path::new("/w/target/registry/auth/data"));
-        assert_eq!(p.password, Path::new("/w/target/registry/auth/password"));
+        let p = paths(Path::new("/var/lib/brokkr/registry"), Kind::Auth);
         assert_eq!(
-            paths(Path::new("/t"), Kind::Open).pid,
-            Path::new("/t/registry/local/registry.pid")
+            p.config,
+            Path::new("/var/lib/brokkr/registry/auth/config.yml")
+        );
+        assert_eq!(p.data, Path::new("/var/lib/brokkr/registry/auth/data"));
+        assert_eq!(
+            p.password,
+            Path::new("/var/lib/brokkr/registry/auth/password")
+        );
+        assert_eq!(
+            paths(Path::new("/t"), Kind::Open).owner,
+            Path::new("/t/local/owner.json")
+        );
+    }
+
+    #[test]
+    fn host_registry_state_is_per_machine() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        type Vars = &'static [(&'static str, &'static str)];
+        let cases: &[(&str, bool, Vars, &str)] = &[
+            (
+                "root",
+                true,
+                &[("HOME", "/root")],
+                "/var/lib/brokkr/registry",
+            ),
+            (
+                "root ignores XDG",
+                true,
+                &[("XDG_STATE_HOME", "/x")],
+                "/var/lib/brokkr/registry",
+            ),
+            (
+                "user with XDG_STATE_HOME",
+                false,
+                &[("XDG_STATE_HOME", "/home/u/.st"), ("HOME", "/home/u")],
+                "/home/u/.st/brokkr/registry",
+            ),
+            (
+                "user, XDG default",
+                false,
+                &[("HOME", "/home/u")],
+                "/home/u/.local/state/brokkr/registry",
+            ),
+            (
+                "empty XDG is unset",
+                false,
+                &[("XDG_STATE_HOME", ""), ("HOME", "/home/u")],
+                "/home/u/.local/state/brokkr/registry",
+            ),
+            (
+                "override",
+                true,
+                &[("BROKKR_STATE_DIR", "/srv/b")],
+                "/srv/b/registry",
+            ),
+        ];
+        for (name, root, vars, want) in cases {
+            assert_eq!(state_dir(*root, env(vars)), Path::new(want), "{name}");
+        }
+        // Two checkouts, one machine: the same files, whatever the checkout.
+        let a = paths(&state_dir(true, env(&[])), Kind::Auth);
+        let b = paths(
+            &state_dir(true, env(&[("PWD", "/other/checkout")])),
+            Kind::Auth,
+        );
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn host_registry_status_and_hints() {
+        let p = paths(Path::new("/var/lib/brokkr/registry"), Kind::Auth);
+        let owner = Owner {
+            checkout: "/work/a".into(),
+            pid: 4242,
+            port: 5001,
+            data: p.data.clone(),
+        };
+        let json = serde_json::to_string(&owner).unwrap();
+        assert_eq!(serde_json::from_str::<Owner>(&json).unwrap(), owner);
+        let (up, line) = status_line(Kind::Auth, Some(401), Some(&owner), &p);
+        assert!(up);
+        assert_eq!(
+            line,
+            "running: localhost:5001 (pid 4242, port 5001, started from /work/a, \
+             data /var/lib/brokkr/registry/auth/data), GET /v2/ -> 401"
+        );
+        let (up, line) = status_line(Kind::Auth, Some(401), None, &p);
+        assert!(up && line.contains("not started by xtask"), "{line}");
+        let (up, line) = status_line(Kind::Auth, Some(200), None, &p);
+        assert!(
+            !up && line.contains("not a password-protected registry"),
+            "{line}"
+        );
+        let (up, line) = status_line(Kind::Open, None, None, &p);
+        assert!(
+            !up && line.ends_with("cargo xtask registry start"),
+            "{line}"
+        );
+        let (_, line) = status_line(Kind::Auth, None, None, &p);
+        assert!(
+            line.ends_with("cargo xtask registry start --auth"),
+            "{line}"
+        );
+
+        let hint = login_hint(Kind::Auth, &p, true).unwrap();
+        assert!(
+            hint.contains("--password-stdin < /var/lib/brokkr/registry/auth/password"),
+            "{hint}"
+        );
+        // issue 15 item 7: never point to a password file that does not exist
+        let hint = login_hint(Kind::Auth, &p, false).unwrap();
+        assert!(
+            hint.starts_with("no password file /var/lib/brokkr/registry/auth/password"),
+            "{hint}"
+        );
+        assert!(hint.contains("registry stop --auth"), "{hint}");
+        assert_eq!(login_hint(Kind::Open, &p, true), None);
+    }
+
+    #[test]
+    fn host_password_and_config() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let pw = password_from_bytes(&bytes, 40).unwrap();
+        assert_eq!(pw.len(), 40);
+        assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(pw.starts_with("ABCDEFGHIJ"));
+        // 248..=255 would bias the alphabet: they are skipped, not wrapped.
+        assert_eq!(
+            password_from_bytes(&[248, 255, 0, 61], 2).as_deref(),
+            Some("A9")
+        );
+        assert_eq!(password_from_bytes(&[250, 1], 2), None);
+    }
+
+    #[test]
+    fn host_registry_config() {
+        let root = Path::new("/w/target/registry/local/data");
+        let open = registry_config("127.0.0.1:5000", root, None).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&open).unwrap();
+        assert_eq!(v["version"].as_str(), Some("0.1"));
+        assert_eq!(v["http"]["addr"].as_str(), Some("127.0.0.1:5000"));
+        assert_eq!(
+            v["storage"]["filesystem"]["rootdirectory"].as_str(),
+            Some("/w/target/registry/local/data")
+        );
+        assert_eq!(v["storage"]["delete"]["enabled"].as_bool(), Some(true));
+        assert!(v.get("auth").is_none());
+
+        let auth = registry_config("127.0.0.1:5001", root, Some(Path::new("/w/htpasswd"))).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&auth).unwrap();
+        assert_eq!(v["auth"]["htpasswd"]["path"].as_str(), Some("/w/htpasswd"));
+        assert_eq!(
+            v["auth"]["htpasswd"]["realm"].as_str(),
+            Some("brokkr-registry")
         );
     }
 }

@@ -1,8 +1,10 @@
-//! `cargo xtask setup`: idempotent provisioning of a Debian or Ubuntu build
-//! host as root. It observes the host ([`Observed`]), computes a [`Plan`]
-//! with pure code ([`plan`]), prints every area as done or to do, and runs
-//! the steps in order, each printed before it runs. A second run finds
-//! everything done and only verifies.
+//! `cargo xtask setup` and [`ensure`], the host part of every build command.
+//!
+//! Both observe the host ([`Observed`]), compute a [`Plan`] with pure code
+//! ([`plan`]: one small function per area: engine and buildx, image store,
+//! QEMU and binfmt, tools, dockerd, registry), print every area as done or to
+//! do, and run the steps in order, each printed before it runs. A second run
+//! finds everything done and only verifies.
 //!
 //! Provisioned (issue 3): a Docker engine >= 24 with the containerd image
 //! store and buildx (on Debian 12 from trixie's .debs, fetched through a
@@ -12,30 +14,59 @@
 //! `docker-registry` and `apache2-utils` (htpasswd); then dockerd and the
 //! loopback registry are started and awaited.
 //!
+//! Who may change what (issue 11): a build command ([`Mode::Build`])
+//! installs what is absent and starts an engine that is not running, but
+//! never writes daemon.json for, restarts or stops a running engine: it
+//! builds with it where buildx can, and otherwise stops naming `cargo xtask
+//! setup`. Only `setup` ([`Mode::Setup`]) restarts a running engine; it says
+//! so first, and needs `--yes` when containers run (or without systemd).
+//!
 //! Never half-installs: all packages go in one `apt-get install` after every
-//! download succeeded, and a host that setup cannot fix (unsupported
-//! release, a running engine it may not restart) is reported before any
-//! change.
+//! download succeeded, and a host that setup cannot fix is reported before
+//! any change.
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, doctor, engine_source, foreign, merge_daemon_json, private_apt_sources,
-    probe, process, registry, BinfmtHandler, BinfmtStatus, Distro, EngineSource, ImageStore,
-    OsRelease, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX, MIN_ENGINE,
+    debian_version, doctor, engine_source, merge_daemon_json, probe, registry, BinfmtStatus,
+    Distro, EngineSource, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
+    MIN_ENGINE,
 };
+mod exec;
+mod observe;
+mod packages;
+
+pub use observe::{observe, Engine, Observed};
+use packages::{package_steps, Packages};
+
 use crate::{
-    plan::{shell_quote, Cmd},
-    project::Platform,
+    plan::Cmd,
+    project::{parse_platform_list, Platform, PlatformList},
 };
+
+/// Options of `setup`.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Platforms to provision for (comma-separated, or `all`); default: all.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+    /// Print what would be done, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start the loopback registry even in GitHub Actions (default: only outside it).
+    #[arg(long, conflicts_with = "no_local_registry")]
+    pub local_registry: bool,
+    /// Do not start the loopback registry.
+    #[arg(long)]
+    pub no_local_registry: bool,
+    /// Restart a running engine even when containers run (they stop) or it was started without systemd.
+    #[arg(long)]
+    pub yes: bool,
+}
 
 /// Machine-level cache of setup (not the workspace): the private apt
 /// directories and the downloaded .debs.
@@ -44,6 +75,9 @@ pub const CACHE_DIR: &str = "/var/cache/brokkr-setup";
 /// Where a dockerd started by setup (without systemd) writes its output.
 pub const DOCKERD_LOG: &str = "/var/log/brokkr-dockerd.log";
 
+/// The pid file of a dockerd started without systemd.
+const DOCKERD_PID: &str = "/var/run/docker.pid";
+
 /// Debian mirror of the private apt sources; `BROKKR_DEBIAN_MIRROR` overrides it.
 pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
@@ -51,25 +85,13 @@ pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 /// handlers; used on GitHub runners, where registries are reachable.
 pub const BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:latest";
 
-/// Seconds setup waits for a started dockerd to answer `docker info`.
+/// Seconds setup waits for a started dockerd to answer `docker info`, and
+/// for a stopped one to exit.
 pub const DOCKERD_WAIT_SECS: u64 = 60;
 
 /// Packages whose state setup reads with `dpkg-query`.
-const WATCHED_PACKAGES: &[&str] = &[
-    "docker.io",
-    "containerd",
-    "docker-buildx",
-    "runc",
-    "tini",
-    "iptables",
-    "qemu-user",
-    "qemu-user-binfmt",
-    "qemu-user-static",
-    "binfmt-support",
-    "debootstrap",
-    "docker-registry",
-    "apache2-utils",
-];
+const WATCHED_PACKAGES: &str = "docker.io containerd docker-buildx runc tini iptables qemu-user \
+    qemu-user-binfmt qemu-user-static binfmt-support debootstrap docker-registry apache2-utils";
 
 /// Tools every (non-CI) build host gets: base-image bootstrapping, the
 /// loopback registry, and htpasswd for its `--auth` variant.
@@ -78,208 +100,85 @@ const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
 /// Tools a GitHub runner needs for the loopback registry, when asked for.
 const REGISTRY_TOOLS: &[&str] = &["docker-registry", "apache2-utils"];
 
-/// The running engine, as `docker info` showed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Engine {
-    /// Its version (`None` if unparsable).
-    pub version: Option<Version>,
-    /// Its version as printed.
-    pub version_text: String,
-    /// Its image store.
-    pub store: ImageStore,
-}
-
-/// Everything setup decides on, read once from the host ([`observe`]).
-#[derive(Clone, Debug)]
-pub struct Observed {
-    /// `/etc/os-release`.
-    pub os: OsRelease,
-    /// Running as root.
-    pub root: bool,
-    /// Not root, but password-less `sudo` works and this is GitHub Actions:
-    /// privileged commands are prefixed with `sudo -n`.
-    pub sudo: bool,
-    /// `GITHUB_ACTIONS=true`.
-    pub github_actions: bool,
-    /// systemd is PID 1.
-    pub systemd: bool,
-    /// The host's platform.
-    pub host: &'static Platform,
-    /// The docker CLI is on PATH.
-    pub docker_cli: bool,
-    /// `dockerd --version`, whether running or not.
-    pub dockerd: Option<Version>,
-    /// `docker buildx version`.
-    pub buildx: Option<Version>,
-    /// The running engine; `None` when `docker info` does not answer.
-    pub engine: Option<Engine>,
-    /// Why `docker info` did not answer (the client's error), for the printout.
-    pub engine_error: String,
-    /// `/etc/docker/daemon.json`, when it exists.
-    pub daemon_json: Option<String>,
-    /// Installed packages among the watched ones -> version.
-    pub packages: BTreeMap<String, String>,
-    /// `/proc/sys/fs/binfmt_misc` is mounted.
-    pub binfmt_mounted: bool,
-    /// One probe per requested foreign platform.
-    pub binfmt: Vec<probe::BinfmtProbe>,
-    /// The loopback registry answers.
-    pub registry_up: bool,
-}
-
-/// Reads the host's state for `platforms` (quiet, read-only, about a second).
-pub fn observe(sh: &Shell, platforms: &[&'static Platform]) -> Result<Observed> {
-    let host = Platform::host()?;
-    let root = probe::is_root(sh);
-    let github_actions = probe::github_actions();
-    let docker_cli = probe::docker_cli().is_some();
-    let info = if docker_cli {
-        probe::docker_info(sh)
-    } else {
-        Err("no docker CLI".to_owned())
-    };
-    let engine_error = info.as_ref().err().cloned().unwrap_or_default();
-    let engine = info.ok().map(|i| Engine {
-        version: i.version(),
-        version_text: i.server_version.clone(),
-        store: i.store(),
-    });
-    Ok(Observed {
-        os: probe::os_release(),
-        root,
-        sudo: !root && github_actions && probe::sudo_works(sh),
-        github_actions,
-        systemd: probe::systemd(),
-        host,
-        docker_cli,
-        dockerd: probe::dockerd_version(sh),
-        buildx: if docker_cli {
-            probe::buildx_version(sh)
-        } else {
-            None
-        },
-        engine,
-        engine_error,
-        daemon_json: std::fs::read_to_string("/etc/docker/daemon.json").ok(),
-        packages: probe::dpkg_packages(sh, WATCHED_PACKAGES),
-        binfmt_mounted: Path::new(BINFMT_DIR).join("register").exists(),
-        binfmt: foreign(host, platforms)
-            .into_iter()
-            .map(probe::binfmt)
-            .collect(),
-        registry_up: registry::answers(registry::Kind::Open),
-    })
-}
-
 /// One thing setup does. Each prints as the shell command that does the
 /// same ([`fmt::Display`]), so `--dry-run` and the not-root path print a
 /// script a person can run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// An external command, run through the plan layer. Arguments with a
-    /// `*` are .deb globs resolved to the newest matching file at run time.
+    /// An external command. Arguments with a `*` are .deb globs resolved to
+    /// the newest matching file at run time.
     Run(Cmd),
-    /// `mkdir -p DIR`.
     Mkdir(PathBuf),
-    /// Writes a file (`printf '%s' TEXT > PATH`).
     Write {
-        /// Target file.
         path: PathBuf,
-        /// Its new content.
         text: String,
     },
-    /// Registers the binfmt handler of an emulated machine from its
-    /// `binfmt.d` file, first unregistering (`-1`) an entry of that name.
+    /// Registers the binfmt handler of an emulated `machine` (`aarch64`) from
+    /// its `binfmt.d` file `conf`, first unregistering (`-1`) the entry of
+    /// that name (`qemu-aarch64`).
     BinfmtRegister {
-        /// `aarch64`.
         machine: String,
-        /// The entry name expected (`qemu-aarch64`), for the printout.
         entry: String,
-        /// The handler file expected (`/usr/lib/binfmt.d/qemu-aarch64.conf`), for the printout.
         conf: String,
     },
     /// Starts dockerd with `systemctl start docker`, or detached with
     /// `setsid dockerd` (output appended to [`DOCKERD_LOG`]); skipped when
     /// the engine answers by then (a package's postinst may start it).
     StartDockerd(Cmd),
+    /// Stops the dockerd of [`DOCKERD_PID`] (SIGTERM) and waits for it to exit.
+    StopDockerd,
     /// Polls `docker info` until it answers or [`DOCKERD_WAIT_SECS`] pass.
     WaitDocker,
     /// `cargo xtask registry start`.
     StartRegistry,
 }
 
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let q = |p: &Path| shell_quote(&p.display().to_string());
+impl Step {
+    /// Needs root: everything but waiting, the registry, and `docker run`.
+    pub fn root(&self) -> bool {
         match self {
+            Step::WaitDocker | Step::StartRegistry => false,
+            Step::Run(c) => c.program != "docker",
+            _ => true,
+        }
+    }
+
+    /// Stops or restarts a running engine: what only `cargo xtask setup` may do.
+    pub fn restarts_engine(&self) -> bool {
+        match self {
+            Step::StopDockerd => true,
             Step::Run(c) => {
-                // .deb globs print unquoted, so the printed line expands them like setup does
-                let mut line = c.to_string();
-                for a in &c.args {
-                    let bare = a.replace('*', "");
-                    if a.contains('*') && shell_quote(&bare) == bare {
-                        line = line.replace(&shell_quote(a), a);
-                    }
-                }
-                f.write_str(&line)
+                c.program == "systemctl" && c.args.first().is_some_and(|a| a == "restart")
             }
-            Step::Mkdir(d) => write!(f, "mkdir -p {}", q(d)),
-            Step::Write { path, text } => write!(f, "printf '%s' {} > {}", shell_quote(text), q(path)),
-            Step::BinfmtRegister { entry, conf, .. } => write!(
-                f,
-                "{{ [ ! -e {BINFMT_DIR}/{entry} ] || echo -1 > {BINFMT_DIR}/{entry}; }} && cat {conf} > {BINFMT_DIR}/register"
-            ),
-            Step::StartDockerd(cmd) if cmd.program == "systemctl" => write!(f, "{cmd}"),
-            Step::StartDockerd(cmd) => write!(f, "{cmd} >> {DOCKERD_LOG} 2>&1 < /dev/null &"),
-            Step::WaitDocker => write!(
-                f,
-                "timeout {DOCKERD_WAIT_SECS} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'"
-            ),
-            Step::StartRegistry => f.write_str("cargo xtask registry start"),
+            _ => false,
         }
     }
 }
 
-/// A step with what it belongs to and whether it needs root.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Action {
-    /// The area ([`Area::name`]) it serves.
-    pub area: &'static str,
-    /// The step.
-    pub step: Step,
-    /// Needs root (package installs, /etc, /proc, starting dockerd).
-    pub root: bool,
-}
-
-/// Whether an area is already in place.
+/// Whether an area is already in place, to do, or does not apply here, with what was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
-    /// In place: what was found.
     Done(String),
-    /// To do: what is missing.
     Todo(String),
-    /// Does not apply here: why.
     Skipped(String),
 }
 
 /// One provisioned area (`engine`, `daemon.json`, `qemu`, `binfmt linux/arm64`, ...).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Area {
-    /// Short name.
     pub name: String,
-    /// Its state.
     pub state: State,
 }
 
-/// What setup will do.
+/// What setup will do: the areas in a stable order, the steps in the order
+/// they run (each with its area), reasons it cannot proceed at all (nothing
+/// is changed then), and notes on what was left as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Every area with its state, in a stable order.
     pub areas: Vec<Area>,
-    /// The steps, in the order they run.
-    pub actions: Vec<Action>,
-    /// Reasons setup cannot proceed at all (nothing is changed then).
+    pub steps: Vec<(&'static str, Step)>,
     pub blocked: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -289,539 +188,492 @@ impl Plan {
             state,
         });
     }
-    fn act(&mut self, area: &'static str, step: Step, root: bool) {
-        self.actions.push(Action { area, step, root });
+    fn done(&mut self, name: impl Into<String>, what: impl Into<String>) {
+        self.area(name, State::Done(what.into()));
     }
+    fn todo(&mut self, name: impl Into<String>, what: impl Into<String>) {
+        self.area(name, State::Todo(what.into()));
+    }
+    fn skip(&mut self, name: impl Into<String>, why: impl Into<String>) {
+        self.area(name, State::Skipped(why.into()));
+    }
+    fn step(&mut self, area: &'static str, step: Step) {
+        self.steps.push((area, step));
+    }
+    fn block(&mut self, why: impl Into<String>) {
+        let why = why.into();
+        if !self.blocked.contains(&why) {
+            self.blocked.push(why);
+        }
+    }
+    /// Whether a step stops or restarts the engine.
+    pub fn restarts_engine(&self) -> bool {
+        self.steps.iter().any(|(_, s)| s.restarts_engine())
+    }
+}
+
+/// Who asks: a build command, or `cargo xtask setup` (with `--yes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Build,
+    Setup { yes: bool },
 }
 
 /// Options of [`plan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanOpts {
-    /// Start the loopback registry (default: outside GitHub Actions).
     pub local_registry: bool,
-    /// The Debian mirror for the private sources ([`DEBIAN_MIRROR`]).
     pub mirror: String,
-}
-
-/// `apt-get` with setup's private directories: no system sources
-/// (`Dir::Etc::SourceList=/dev/null`), [`CACHE_DIR`]'s sources, lists and cache.
-fn private_apt(cache: &Path) -> Cmd {
-    let d = |p: &str| cache.join(p).display().to_string();
-    Cmd::new("apt-get")
-        .opt("-o", "Dir::Etc::SourceList=/dev/null")
-        .opt(
-            "-o",
-            format!("Dir::Etc::SourceParts={}", d("apt/sources.list.d")),
-        )
-        .opt("-o", format!("Dir::State::Lists={}", d("apt/lists")))
-        .opt("-o", format!("Dir::Cache={}", d("apt/cache")))
-}
-
-/// A root command, prefixed with `sudo -n` when setup runs through sudo.
-fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
-    if !sudo {
-        return cmd;
-    }
-    let mut s = Cmd::new("sudo").arg("-n");
-    for (k, v) in &cmd.env {
-        s = s.arg(format!("{k}={v}"));
-    }
-    s = s.arg(cmd.program.clone());
-    s.args.extend(cmd.args);
-    s
+    pub mode: Mode,
 }
 
 fn installed_version(o: &Observed, pkg: &str) -> Option<Version> {
-    o.packages.get(pkg).and_then(|v| Version::from_debian(v))
+    o.packages.get(pkg).and_then(|v| debian_version(v))
 }
 
-fn show(v: Option<Version>) -> String {
-    v.map_or_else(|| "missing".to_owned(), |v| v.to_string())
+fn show(v: Option<&Version>) -> String {
+    v.map_or_else(|| "missing".to_owned(), Version::to_string)
 }
 
 /// Computes what setup does for `platforms` on the observed host: pure, so
-/// every branch is unit-tested. The rules:
-/// - engine: a docker CLI and an engine >= [`MIN_ENGINE`] (running or
-///   installed) and buildx >= [`MIN_BUILDX`], else packages from
-///   [`engine_source`]; skipped on GitHub runners (they have both);
-/// - daemon.json: `features.containerd-snapshotter` merged in, written
-///   before any engine package so a postinst-started dockerd uses it;
-/// - qemu (foreign platforms only): Debian 12 needs bookworm-backports'
-///   qemu-user and qemu-user-binfmt >= [`MIN_BOOKWORM_QEMU`]; elsewhere a
-///   ready handler suffices, else the archive's QEMU; GitHub runners use
-///   [`BINFMT_IMAGE`];
-/// - binfmt: mount binfmt_misc, then register each foreign handler that is
-///   not ready, or every one when QEMU is (re)installed now (the `F` flag
-///   pins the old interpreter binary);
-/// - dockerd: started when it does not answer (systemctl with systemd,
-///   else `setsid dockerd`); a running engine that is too old or on the
-///   classic store is restarted with systemd, and blocks setup without it;
-/// - registry: started when asked and not answering.
+/// every branch is unit-tested. The rules are in the area functions; the
+/// steps run in this order: daemon.json (before any engine package, so a
+/// postinst-started dockerd uses it), packages, binfmt, dockerd, registry.
 pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     let mut p = Plan::default();
-    let gh = o.github_actions;
     let source = engine_source(&o.os);
-    let cache = Path::new(CACHE_DIR);
-    let mut debs: Vec<(&str, &str)> = Vec::new(); // (package, suite) from the private sources
-    let mut pkgs: Vec<&str> = Vec::new(); // from the system's sources
+    let mut pkgs = Packages::default();
     let need_source = |p: &mut Plan| {
         if let EngineSource::Unsupported(why) = &source {
-            if !p.blocked.contains(why) {
-                p.blocked.push(why.clone());
-            }
+            p.block(why.clone());
         }
     };
-
-    // engine + buildx
-    let running = o.engine.as_ref().and_then(|e| e.version);
-    let engine_ok = o.docker_cli
-        && (o.dockerd.is_some_and(|v| v >= MIN_ENGINE) || running.is_some_and(|v| v >= MIN_ENGINE));
-    let buildx_ok = o.buildx.is_some_and(|v| v >= MIN_BUILDX);
-    if gh {
-        p.area(
-            "engine",
-            State::Skipped("the GitHub runner provides docker and buildx".into()),
-        );
-    } else if engine_ok && buildx_ok {
-        p.area(
-            "engine",
-            State::Done(format!(
-                "dockerd {}, buildx {}",
-                show(o.dockerd.or(running)),
-                show(o.buildx)
-            )),
-        );
-    } else {
-        p.area(
-            "engine",
-            State::Todo(format!(
-                "dockerd {} (need >= {MIN_ENGINE}{}), buildx {} (need >= {MIN_BUILDX})",
-                show(o.dockerd),
-                if o.docker_cli {
-                    ""
-                } else {
-                    ", and the docker CLI"
-                },
-                show(o.buildx)
-            )),
-        );
+    if engine_area(&mut p, o, &source, opts.mode, &mut pkgs) {
         need_source(&mut p);
-        match source {
-            EngineSource::Bookworm => {
-                if !engine_ok {
-                    debs.extend([("docker.io", "trixie"), ("containerd", "trixie")]);
-                    pkgs.extend(["runc", "tini", "iptables"]);
-                }
-                // Debian 13's docker.io ships only the daemon; the client is docker-cli.
-                if !o.docker_cli {
-                    debs.push(("docker-cli", "trixie"));
-                }
-                if !buildx_ok {
-                    debs.push(("docker-buildx", "trixie"));
-                }
-            }
-            EngineSource::Archive => {
-                if !engine_ok {
-                    pkgs.push("docker.io");
-                }
-                // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
-                if !o.docker_cli && o.os.id == "debian" {
-                    pkgs.push("docker-cli");
-                }
-                if !buildx_ok {
-                    pkgs.push("docker-buildx");
-                }
-            }
-            EngineSource::Unsupported(_) => {}
-        }
     }
-
-    // daemon.json: its actions run first
-    if gh {
-        p.area(
-            "daemon.json",
-            State::Skipped("the GitHub runner's engine is used as it is".into()),
-        );
-    } else {
-        match merge_daemon_json(o.daemon_json.as_deref()) {
-            Ok(None) => p.area(
-                "daemon.json",
-                State::Done("containerd-snapshotter is on".into()),
-            ),
-            Ok(Some(text)) => {
-                p.area(
-                    "daemon.json",
-                    State::Todo("turn on the containerd image store".into()),
-                );
-                p.act("daemon.json", Step::Mkdir("/etc/docker".into()), true);
-                p.act(
-                    "daemon.json",
-                    Step::Write {
-                        path: "/etc/docker/daemon.json".into(),
-                        text,
-                    },
-                    true,
-                );
-            }
-            Err(e) => p.blocked.push(format!("{e:#}")),
-        }
+    image_store_area(&mut p, o, opts.mode);
+    let qemu_now = qemu_area(&mut p, o, &source, &mut pkgs);
+    if qemu_now {
+        need_source(&mut p);
     }
-
-    // qemu packages
-    let not_ready: Vec<&probe::BinfmtProbe> = o
-        .binfmt
-        .iter()
-        .filter(|b| b.status() != BinfmtStatus::Ready)
-        .collect();
-    let mut qemu_now = false;
-    if o.binfmt.is_empty() {
-        p.area(
-            "qemu",
-            State::Skipped("no foreign platform requested".into()),
-        );
-    } else if gh {
-        if not_ready.is_empty() {
-            p.area("qemu", State::Done("binfmt handlers registered".into()));
-        } else {
-            let arches: Vec<&str> = not_ready.iter().map(|b| b.platform.arch).collect();
-            p.area(
-                "qemu",
-                State::Todo(format!(
-                    "register QEMU for {} with {BINFMT_IMAGE}",
-                    arches.join(",")
-                )),
-            );
-            let cmd = Cmd::new("docker")
-                .args(["run", "--privileged", "--rm", BINFMT_IMAGE, "--install"])
-                .arg(arches.join(","));
-            p.act("qemu", Step::Run(cmd), false);
-        }
-    } else {
-        let (ok, have) = match source {
-            EngineSource::Bookworm => {
-                let v = installed_version(o, "qemu-user-binfmt");
-                let ok = v.is_some_and(|v| v >= MIN_BOOKWORM_QEMU)
-                    && o.packages.contains_key("qemu-user");
-                (
-                    ok,
-                    format!(
-                        "qemu-user-binfmt {} (need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)",
-                        show(v)
-                    ),
-                )
-            }
-            _ => {
-                let any = ["qemu-user-binfmt", "qemu-user-static"]
-                    .iter()
-                    .any(|k| o.packages.contains_key(*k));
-                (
-                    any || not_ready.is_empty(),
-                    "no qemu-user-binfmt or qemu-user-static".to_owned(),
-                )
-            }
-        };
-        if ok {
-            let v = ["qemu-user-binfmt", "qemu-user-static"]
-                .iter()
-                .find_map(|k| installed_version(o, k));
-            p.area(
-                "qemu",
-                State::Done(
-                    v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}")),
-                ),
-            );
-        } else {
-            p.area("qemu", State::Todo(have));
-            need_source(&mut p);
-            qemu_now = true;
-            match (&source, o.os.distro()) {
-                (EngineSource::Bookworm, _) => {
-                    debs.extend([
-                        ("qemu-user", "bookworm-backports"),
-                        ("qemu-user-binfmt", "bookworm-backports"),
-                    ]);
-                }
-                (_, Distro::Ubuntu) => pkgs.extend(["qemu-user-static", "binfmt-support"]),
-                _ => pkgs.extend(["qemu-user", "qemu-user-binfmt"]),
-            }
-        }
-    }
-
-    // tools
-    let tools: &[&str] = if !gh {
-        TOOLS
-    } else if opts.local_registry {
-        REGISTRY_TOOLS
-    } else {
-        &[]
-    };
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| !o.packages.contains_key(*t))
-        .collect();
-    if tools.is_empty() {
-        p.area(
-            "tools",
-            State::Skipped("no local registry asked for on the GitHub runner".into()),
-        );
-    } else if missing.is_empty() {
-        p.area("tools", State::Done(tools.join(", ")));
-    } else {
-        p.area(
-            "tools",
-            State::Todo(format!("install {}", missing.join(", "))),
-        );
-        pkgs.extend(missing);
-    }
-
-    // fetch and install: one apt-get install for everything
-    let debs_dir = cache.join("debs");
-    if !debs.is_empty() {
-        for d in [
-            "apt/sources.list.d",
-            "apt/lists/partial",
-            "apt/cache/archives/partial",
-            "debs",
-        ] {
-            p.act("packages", Step::Mkdir(cache.join(d)), true);
-        }
-        p.act(
-            "packages",
-            Step::Write {
-                path: cache.join("apt/sources.list.d/brokkr.sources"),
-                text: private_apt_sources(&opts.mirror, o.host.arch),
-            },
-            true,
-        );
-        p.act(
-            "packages",
-            Step::Run(private_apt(cache).arg("update")),
-            true,
-        );
-        let download = private_apt(cache)
-            .arg("download")
-            .args(debs.iter().map(|(name, suite)| format!("{name}/{suite}")))
-            .dir(&debs_dir);
-        p.act("packages", Step::Run(download), true);
-    }
-    if !debs.is_empty() || !pkgs.is_empty() {
-        let lock = ["-o", "DPkg::Lock::Timeout=300"];
-        p.act(
-            "packages",
-            Step::Run(privileged(
-                Cmd::new("apt-get").args(lock).arg("update"),
-                o.sudo,
-            )),
-            true,
-        );
-        let mut names: Vec<String> = debs
-            .iter()
-            .map(|(n, _)| debs_dir.join(format!("{n}_*.deb")).display().to_string())
-            .collect();
-        for n in &pkgs {
-            if !names.iter().any(|x| x == n) {
-                names.push((*n).to_owned());
-            }
-        }
-        let install = Cmd::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(lock)
-            .args([
-                "-o",
-                "Dpkg::Options::=--force-confold",
-                "install",
-                "-y",
-                "--no-install-recommends",
-            ])
-            .args(names);
-        p.act("packages", Step::Run(privileged(install, o.sudo)), true);
-        if pkgs.contains(&"docker-registry") {
-            // The package's own service (config /etc/docker/registry/config.yml) listens on
-            // :5000, where `cargo xtask registry start` serves: stop it and keep it off.
-            let stop = if o.systemd {
-                Cmd::new("systemctl").args(["disable", "--now", "docker-registry"])
-            } else {
-                Cmd::new("start-stop-daemon").args([
-                    "--stop",
-                    "--oknodo",
-                    "--pidfile",
-                    "/var/run/docker-registry.pid",
-                ])
-            };
-            p.act("packages", Step::Run(privileged(stop, o.sudo)), true);
-        }
-    }
-
-    // binfmt_misc and the handlers (not on GitHub: done by BINFMT_IMAGE)
-    if !o.binfmt.is_empty() && !gh {
-        if o.binfmt_mounted {
-            p.area(
-                "binfmt_misc",
-                State::Done(format!("{BINFMT_DIR} is mounted")),
-            );
-        } else {
-            p.area("binfmt_misc", State::Todo(format!("mount {BINFMT_DIR}")));
-            let mount = Cmd::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]);
-            p.act("binfmt_misc", Step::Run(mount), true);
-        }
-        for b in &o.binfmt {
-            let name = format!("binfmt {}", b.platform.name);
-            let status = b.status();
-            if status == BinfmtStatus::Ready && !qemu_now {
-                let e = b.entry.clone().unwrap_or_default();
-                p.area(
-                    name,
-                    State::Done(format!("{} (flags {})", e.interpreter, e.flags)),
-                );
-                continue;
-            }
-            let why = match status {
-                BinfmtStatus::Ready => "re-register after installing QEMU".to_owned(),
-                BinfmtStatus::Stale {
-                    registered,
-                    installed,
-                } => format!("{registered} registered, {installed} installed"),
-                BinfmtStatus::Unusable(why) => why,
-                BinfmtStatus::Missing => "not registered".to_owned(),
-            };
-            p.area(name, State::Todo(why));
-            let conf = b.handler.as_ref().map_or_else(
-                || format!("/usr/lib/binfmt.d/qemu-{}.conf", b.platform.machine),
-                |(path, _)| path.clone(),
-            );
-            let step = Step::BinfmtRegister {
-                machine: b.platform.machine.to_owned(),
-                entry: b.entry_name.clone(),
-                conf,
-            };
-            p.act("binfmt", step, true);
-        }
-    }
-
-    // dockerd
-    if gh {
-        p.area(
-            "dockerd",
-            State::Skipped("the GitHub runner's engine runs already".into()),
-        );
-    } else {
-        let restart_or_block = |p: &mut Plan, why: String| {
-            if o.systemd {
-                p.area("dockerd", State::Todo(format!("{why}: restart it")));
-                p.act(
-                    "dockerd",
-                    Step::Run(Cmd::new("systemctl").args(["restart", "docker"])),
-                    true,
-                );
-                p.act("dockerd", Step::WaitDocker, false);
-            } else {
-                p.area("dockerd", State::Todo(why.clone()));
-                p.blocked.push(format!(
-                    "{why}; without systemd setup does not restart it: stop it \
-                     (kill $(cat /var/run/docker.pid)), then rerun `cargo xtask setup`"
-                ));
-            }
-        };
-        match &o.engine {
-            None if o
-                .engine_error
-                .to_ascii_lowercase()
-                .contains("permission denied") =>
-            {
-                p.area(
-                    "dockerd",
-                    State::Todo(format!("not reachable: {}", o.engine_error)),
-                );
-                p.blocked.push(
-                    "the engine runs but this user may not use its socket (/var/run/docker.sock): run as root, \
-                     or add the user to the `docker` group (usermod -aG docker $USER, then log in again)"
-                        .to_owned(),
-                );
-            }
-            None => {
-                p.area(
-                    "dockerd",
-                    State::Todo(format!("not answering ({}): start it", o.engine_error)),
-                );
-                let cmd = if o.systemd {
-                    Cmd::new("systemctl").args(["start", "docker"])
-                } else {
-                    Cmd::new("setsid").arg("dockerd")
-                };
-                p.act("dockerd", Step::StartDockerd(cmd), true);
-                p.act("dockerd", Step::WaitDocker, false);
-            }
-            Some(e) if e.version < Some(MIN_ENGINE) => {
-                restart_or_block(
-                    &mut p,
-                    format!(
-                        "the running engine is {}, older than {MIN_ENGINE}",
-                        e.version_text
-                    ),
-                );
-            }
-            Some(Engine {
-                store: ImageStore::Classic(d),
-                version_text,
-                ..
-            }) => {
-                restart_or_block(
-                    &mut p,
-                    format!("the running engine {version_text} uses the classic store ({d})"),
-                );
-            }
-            Some(e) => p.area(
-                "dockerd",
-                State::Done(format!(
-                    "{} answers, containerd image store",
-                    e.version_text
-                )),
-            ),
-        }
-    }
-
-    // the loopback registry
-    let host = registry::Kind::Open.host();
-    if !opts.local_registry {
-        p.area(
-            "registry",
-            State::Skipped("not asked for (--local-registry starts it)".into()),
-        );
-    } else if o.registry_up {
-        p.area("registry", State::Done(format!("{host} answers")));
-    } else {
-        p.area("registry", State::Todo(format!("start {host}")));
-        p.act("registry", Step::StartRegistry, false);
-    }
-
-    if o.os.distro() == Distro::Other && p.actions.iter().any(|a| a.root) {
+    tools_area(&mut p, o, opts, &mut pkgs);
+    package_steps(&mut p, o, opts, &pkgs);
+    binfmt_area(&mut p, o, qemu_now);
+    dockerd_area(&mut p, o, opts.mode);
+    registry_area(&mut p, o, opts);
+    if o.os.distro() == Distro::Other && p.steps.iter().any(|(_, s)| s.root()) {
         need_source(&mut p);
     }
     p
 }
 
+/// Engine and buildx: a docker CLI and an engine >= [`MIN_ENGINE`] (running
+/// or installed) and buildx >= [`MIN_BUILDX`], else packages from
+/// [`engine_source`]; skipped on GitHub runners (they have both). A build
+/// command never upgrades a running engine (that restarts it). Returns
+/// whether packages are needed.
+fn engine_area(
+    p: &mut Plan,
+    o: &Observed,
+    source: &EngineSource,
+    mode: Mode,
+    pkgs: &mut Packages,
+) -> bool {
+    let running = o.engine.as_ref().and_then(|e| e.version.as_ref());
+    let engine_ok = o.docker_cli
+        && (o.dockerd.as_ref().is_some_and(|v| *v >= MIN_ENGINE)
+            || running.is_some_and(|v| *v >= MIN_ENGINE));
+    let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
+    if o.github_actions {
+        p.skip("engine", "the GitHub runner provides docker and buildx");
+        return false;
+    }
+    if engine_ok && buildx_ok {
+        let v = o.dockerd.as_ref().or(running);
+        p.done(
+            "engine",
+            format!("dockerd {}, buildx {}", show(v), show(o.buildx.as_ref())),
+        );
+        return false;
+    }
+    let cli = if o.docker_cli {
+        ""
+    } else {
+        ", and the docker CLI"
+    };
+    p.todo(
+        "engine",
+        format!(
+            "dockerd {} (need >= {MIN_ENGINE}{cli}), buildx {} (need >= {MIN_BUILDX})",
+            show(o.dockerd.as_ref()),
+            show(o.buildx.as_ref())
+        ),
+    );
+    // A running engine that is too old is replaced by `setup` only (see dockerd_area).
+    let install_engine = !(engine_ok || (mode == Mode::Build && o.engine.is_some()));
+    match source {
+        EngineSource::Bookworm => {
+            if install_engine {
+                pkgs.debs
+                    .extend([("docker.io", "trixie"), ("containerd", "trixie")]);
+                pkgs.names.extend(["runc", "tini", "iptables"]);
+            }
+            // Debian 13's docker.io ships only the daemon; the client is docker-cli.
+            if !o.docker_cli {
+                pkgs.debs.push(("docker-cli", "trixie"));
+            }
+            if !buildx_ok {
+                pkgs.debs.push(("docker-buildx", "trixie"));
+            }
+        }
+        EngineSource::Archive => {
+            if install_engine {
+                pkgs.names.push("docker.io");
+            }
+            // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
+            if !o.docker_cli && o.os.id == "debian" {
+                pkgs.names.push("docker-cli");
+            }
+            if !buildx_ok {
+                pkgs.names.push("docker-buildx");
+            }
+        }
+        EngineSource::Unsupported(_) => {}
+    }
+    true
+}
+
+/// daemon.json: `features.containerd-snapshotter` merged in. Not written
+/// for a running engine by a build command (it would need a restart to
+/// take effect: [`dockerd_area`] says so), nor when the running engine uses
+/// the containerd store already.
+fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
+    const AREA: &str = "daemon.json";
+    let store = o.engine.as_ref().map(|e| &e.store);
+    if o.github_actions {
+        return p.skip(AREA, "the GitHub runner's engine is used as it is");
+    }
+    match merge_daemon_json(o.daemon_json.as_deref()) {
+        Ok(None) => p.done(AREA, "containerd-snapshotter is on"),
+        _ if matches!(store, Some(ImageStore::Containerd(_))) => {
+            p.done(AREA, "the running engine uses the containerd image store")
+        }
+        _ if mode == Mode::Build && store.is_some() => {
+            p.skip(AREA, "not changed for a running engine by a build command")
+        }
+        Ok(Some(text)) => {
+            p.todo(AREA, "turn on the containerd image store");
+            p.step(AREA, Step::Mkdir("/etc/docker".into()));
+            p.step(
+                AREA,
+                Step::Write {
+                    path: "/etc/docker/daemon.json".into(),
+                    text,
+                },
+            );
+        }
+        Err(e) => p.block(format!("{e:#}")),
+    }
+}
+
+/// QEMU packages for the foreign platforms: Debian 12 needs
+/// bookworm-backports' qemu-user and qemu-user-binfmt >=
+/// [`MIN_BOOKWORM_QEMU`]; elsewhere a ready handler suffices, else the
+/// archive's QEMU; GitHub runners use [`BINFMT_IMAGE`]. Returns whether
+/// QEMU is (re)installed now.
+fn qemu_area(p: &mut Plan, o: &Observed, source: &EngineSource, pkgs: &mut Packages) -> bool {
+    let not_ready: Vec<&probe::BinfmtProbe> = o
+        .binfmt
+        .iter()
+        .filter(|b| b.status() != BinfmtStatus::Ready)
+        .collect();
+    if o.binfmt.is_empty() {
+        p.skip("qemu", "no foreign platform requested");
+        return false;
+    }
+    if o.github_actions {
+        if not_ready.is_empty() {
+            p.done("qemu", "binfmt handlers registered");
+        } else {
+            let arches = not_ready
+                .iter()
+                .map(|b| b.platform.arch)
+                .collect::<Vec<_>>()
+                .join(",");
+            p.todo(
+                "qemu",
+                format!("register QEMU for {arches} with {BINFMT_IMAGE}"),
+            );
+            let cmd =
+                Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE, "--install"]);
+            p.step("qemu", Step::Run(cmd.arg(arches)));
+        }
+        return false;
+    }
+    let (ok, have) = if *source == EngineSource::Bookworm {
+        let v = installed_version(o, "qemu-user-binfmt");
+        let ok = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU)
+            && o.packages.contains_key("qemu-user");
+        let have = format!(
+            "qemu-user-binfmt {} (need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)",
+            show(v.as_ref())
+        );
+        (ok, have)
+    } else {
+        let any = ["qemu-user-binfmt", "qemu-user-static"]
+            .iter()
+            .any(|k| o.packages.contains_key(*k));
+        (
+            any || not_ready.is_empty(),
+            "no qemu-user-binfmt or qemu-user-static".to_owned(),
+        )
+    };
+    if ok {
+        let v = ["qemu-user-binfmt", "qemu-user-static"]
+            .iter()
+            .find_map(|k| installed_version(o, k));
+        p.done(
+            "qemu",
+            v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}")),
+        );
+        return false;
+    }
+    p.todo("qemu", have);
+    match (source, o.os.distro()) {
+        (EngineSource::Bookworm, _) => pkgs.debs.extend([
+            ("qemu-user", "bookworm-backports"),
+            ("qemu-user-binfmt", "bookworm-backports"),
+        ]),
+        (_, Distro::Ubuntu) => pkgs.names.extend(["qemu-user-static", "binfmt-support"]),
+        _ => pkgs.names.extend(["qemu-user", "qemu-user-binfmt"]),
+    }
+    true
+}
+
+/// Tools: [`TOOLS`] off GitHub, [`REGISTRY_TOOLS`] there when the registry is asked for.
+fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Packages) {
+    let tools: &[&'static str] = match (o.github_actions, opts.local_registry) {
+        (false, _) => TOOLS,
+        (true, true) => REGISTRY_TOOLS,
+        (true, false) => {
+            return p.skip("tools", "no local registry asked for on the GitHub runner")
+        }
+    };
+    let missing: Vec<&'static str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !o.packages.contains_key(*t))
+        .collect();
+    if missing.is_empty() {
+        p.done("tools", tools.join(", "));
+    } else {
+        p.todo("tools", format!("install {}", missing.join(", ")));
+        pkgs.names.extend(missing);
+    }
+}
+
+/// binfmt_misc mounted, then each foreign handler registered that is not
+/// ready, or every one when QEMU is (re)installed now (the `F` flag pins the
+/// old interpreter binary). Not on GitHub: done by [`BINFMT_IMAGE`].
+fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
+    if o.binfmt.is_empty() || o.github_actions {
+        return;
+    }
+    if o.binfmt_mounted {
+        p.done("binfmt_misc", format!("{BINFMT_DIR} is mounted"));
+    } else {
+        p.todo("binfmt_misc", format!("mount {BINFMT_DIR}"));
+        let mount = Cmd::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]);
+        p.step("binfmt_misc", Step::Run(mount));
+    }
+    for b in &o.binfmt {
+        let name = format!("binfmt {}", b.platform.name);
+        let why = match b.status() {
+            BinfmtStatus::Ready if !qemu_now => {
+                let e = b.entry.clone().unwrap_or_default();
+                p.done(name, format!("{} (flags {})", e.interpreter, e.flags));
+                continue;
+            }
+            BinfmtStatus::Ready => "re-register after installing QEMU".to_owned(),
+            BinfmtStatus::Stale {
+                registered,
+                installed,
+            } => format!("{registered} registered, {installed} installed"),
+            BinfmtStatus::Unusable(why) => why,
+            BinfmtStatus::Missing => "not registered".to_owned(),
+        };
+        p.todo(name, why);
+        let conf = b.handler.as_ref().map_or_else(
+            || format!("/usr/lib/binfmt.d/qemu-{}.conf", b.platform.machine),
+            |(path, _)| path.clone(),
+        );
+        let machine = b.platform.machine.to_owned();
+        p.step(
+            "binfmt",
+            Step::BinfmtRegister {
+                machine,
+                entry: b.entry_name.clone(),
+                conf,
+            },
+        );
+    }
+}
+
+/// Why a running engine needs a restart (too old, default bridge missing,
+/// classic image store), and whether builds can use it meanwhile (only the
+/// store is wrong); `None` when it is fine.
+fn restart_reason(e: &Engine, bridge_missing: Option<&str>) -> Option<(String, bool)> {
+    let v = &e.version_text;
+    if e.version.as_ref().is_none_or(|x| *x < MIN_ENGINE) {
+        Some((
+            format!("the running engine is {v}, older than {MIN_ENGINE}"),
+            false,
+        ))
+    } else if let Some(b) = bridge_missing {
+        Some((
+            format!("the running engine {v} lost its default bridge {b} (every RUN step fails)"),
+            false,
+        ))
+    } else if let ImageStore::Classic(d) = &e.store {
+        Some((
+            format!("the running engine {v} uses the classic image store ({d})"),
+            true,
+        ))
+    } else {
+        None
+    }
+}
+
+/// dockerd: started when it does not answer (systemctl with systemd, else
+/// `setsid dockerd`), never for an engine elsewhere (`DOCKER_HOST`). A
+/// running engine that needs a restart ([`restart_reason`]): a build
+/// command works with a classic store and otherwise stops naming `cargo
+/// xtask setup`; `setup` says it restarts it, and needs `--yes` when
+/// containers run or when it was started without systemd.
+fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
+    if o.github_actions {
+        return p.skip("dockerd", "the GitHub runner's engine runs already");
+    }
+    let Some(e) = &o.engine else {
+        return engine_down(p, o);
+    };
+    let Some((why, usable)) = restart_reason(e, o.bridge_missing.as_deref()) else {
+        return p.done(
+            "dockerd",
+            format!("{} answers, containerd image store", e.version_text),
+        );
+    };
+    let n = e.containers_running;
+    let restart = "`cargo xtask setup` changes it and restarts the engine";
+    match mode {
+        Mode::Build if usable => {
+            p.skip("dockerd", format!("{why}: used as it is"));
+            p.notes.push(format!(
+                "{why}: builds use it as it is (one platform per --load, no cache export with the docker driver); \
+                 {restart} ({n} container(s) running)"
+            ));
+        }
+        Mode::Build => {
+            p.todo("dockerd", why.clone());
+            p.block(format!(
+                "{why}; a build command does not restart a running engine: {restart}"
+            ));
+        }
+        Mode::Setup { yes: false } if n > 0 => {
+            p.todo("dockerd", format!("{why}: restart it"));
+            p.block(format!(
+                "{why}; setup restarts it, which stops its {n} running container(s): rerun with `cargo xtask setup --yes`"
+            ));
+        }
+        Mode::Setup { yes: false } if !o.systemd => {
+            p.todo("dockerd", format!("{why}: restart it"));
+            p.block(format!(
+                "{why}; it was started without systemd, so setup restarts it (kill $(cat {DOCKERD_PID}), then \
+                 setsid dockerd) only when asked: rerun with `cargo xtask setup --yes`"
+            ));
+        }
+        Mode::Setup { .. } => {
+            p.todo(
+                "dockerd",
+                format!("{why}: setup restarts it ({n} container(s) running)"),
+            );
+            if o.systemd {
+                p.step(
+                    "dockerd",
+                    Step::Run(Cmd::new("systemctl").args(["restart", "docker"])),
+                );
+            } else {
+                p.step("dockerd", Step::StopDockerd);
+                p.step(
+                    "dockerd",
+                    Step::StartDockerd(Cmd::new("setsid").arg("dockerd")),
+                );
+            }
+            p.step("dockerd", Step::WaitDocker);
+        }
+    }
+}
+
+/// The engine does not answer: not ours to reach (permission, `DOCKER_HOST`), or start it.
+fn engine_down(p: &mut Plan, o: &Observed) {
+    let err = &o.engine_error;
+    if err.to_ascii_lowercase().contains("permission denied") {
+        p.todo("dockerd", format!("not reachable: {err}"));
+        return p.block(
+            "the engine runs but this user may not use its socket (/var/run/docker.sock): run as root, \
+             or add the user to the `docker` group (usermod -aG docker $USER, then log in again)",
+        );
+    }
+    if let Some(h) = &o.docker_host {
+        p.todo(
+            "dockerd",
+            format!("DOCKER_HOST={h} does not answer ({err})"),
+        );
+        return p.block(format!(
+            "DOCKER_HOST={h} does not answer ({err}): start the engine there, or unset DOCKER_HOST to use this machine's"
+        ));
+    }
+    p.todo("dockerd", format!("not answering ({err}): start it"));
+    let cmd = if o.systemd {
+        Cmd::new("systemctl").args(["start", "docker"])
+    } else {
+        Cmd::new("setsid").arg("dockerd")
+    };
+    p.step("dockerd", Step::StartDockerd(cmd));
+    p.step("dockerd", Step::WaitDocker);
+}
+
+/// The loopback registry: started when asked and not answering.
+fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {
+    let host = registry::Kind::Open.host();
+    if !opts.local_registry {
+        p.skip("registry", "not asked for (--local-registry starts it)");
+    } else if o.registry_up {
+        p.done("registry", format!("{host} answers"));
+    } else {
+        p.todo("registry", format!("start {host}"));
+        p.step("registry", Step::StartRegistry);
+    }
+}
+
 /// Options of `cargo xtask setup` and [`ensure`].
 #[derive(Clone, Debug)]
 pub struct SetupOpts {
-    /// Platforms to provision for (foreign ones get QEMU and binfmt).
     pub platforms: Vec<&'static Platform>,
-    /// Print the plan, change nothing.
     pub dry_run: bool,
     /// Start the loopback registry; `None`: yes outside GitHub Actions.
     pub local_registry: Option<bool>,
+    pub mode: Mode,
 }
 
 impl SetupOpts {
     /// From `cargo xtask setup`'s flags: every platform unless `--platform`;
     /// the registry per `--local-registry` / `--no-local-registry`.
-    pub fn from_args(a: &crate::cli::SetupArgs) -> SetupOpts {
-        let local_registry = if a.local_registry {
-            Some(true)
-        } else if a.no_local_registry {
-            Some(false)
-        } else {
-            None
+    pub fn from_args(a: &SetupArgs) -> SetupOpts {
+        let local_registry = match (a.local_registry, a.no_local_registry) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
         };
         SetupOpts {
             platforms: a.platform.as_ref().map_or_else(
@@ -830,6 +682,7 @@ impl SetupOpts {
             ),
             dry_run: a.dry_run,
             local_registry,
+            mode: Mode::Setup { yes: a.yes },
         }
     }
 }
@@ -844,17 +697,20 @@ fn print_plan(p: &Plan) {
         };
         eprintln!("{label:<4}  {:<width$}  {detail}", a.name);
     }
-}
-
-fn print_script(p: &Plan) {
-    for a in &p.actions {
-        println!("{}", a.step);
+    for n in &p.notes {
+        eprintln!("note: {n}");
     }
 }
 
-/// `cargo xtask setup`: observe, plan, print, run, verify. Not root (and no
-/// `sudo -n` on GitHub Actions), or not Debian/Ubuntu: prints the commands
-/// and fails. Errors name the step that failed.
+fn print_script(p: &Plan) {
+    for (_, s) in &p.steps {
+        println!("{s}");
+    }
+}
+
+/// `cargo xtask setup` (and [`ensure`]'s provisioning): observe, plan,
+/// print, run, verify. Not root (and no `sudo -n` on GitHub Actions), or not
+/// Debian/Ubuntu: prints the commands and fails. Errors name the step that failed.
 pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     let started = Instant::now();
     let o = observe(sh, &opts.platforms)?;
@@ -865,30 +721,28 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
         &PlanOpts {
             local_registry,
             mirror,
+            mode: opts.mode,
         },
     );
-    let os = if o.os.pretty_name.is_empty() {
-        "unknown OS".to_owned()
+    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
+    let gh = if o.github_actions {
+        ", GitHub Actions"
     } else {
-        o.os.pretty_name.clone()
+        ""
+    };
+    let os = if o.os.name().is_empty() {
+        "unknown OS"
+    } else {
+        o.os.name()
     };
     eprintln!(
-        "setup for {} on {os} ({}{})",
-        opts.platforms
-            .iter()
-            .map(|p| p.name)
-            .collect::<Vec<_>>()
-            .join(", "),
-        o.host.name,
-        if o.github_actions {
-            ", GitHub Actions"
-        } else {
-            ""
-        }
+        "setup for {} on {os} ({}{gh})",
+        names.join(", "),
+        o.host.name
     );
     print_plan(&p);
     if !p.blocked.is_empty() {
-        if !p.actions.is_empty() {
+        if !p.steps.is_empty() {
             eprintln!("\nthe commands setup would run on a supported host, as root:");
             print_script(&p);
         }
@@ -898,7 +752,7 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
         );
     }
     if opts.dry_run {
-        if p.actions.is_empty() {
+        if p.steps.is_empty() {
             eprintln!("\nnothing to do");
         } else {
             eprintln!("\n--dry-run: the steps, in order:");
@@ -906,35 +760,43 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
         }
         return Ok(());
     }
-    if p.actions.iter().any(|a| a.root) && !o.root && !o.sudo {
+    if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
         eprintln!("\nsetup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
         print_script(&p);
         bail!("not root: nothing was changed");
     }
-    let n = p.actions.len();
-    for (i, a) in p.actions.iter().enumerate() {
-        eprintln!("==> [{}/{n}] {}", i + 1, a.area);
-        execute(sh, &a.step).with_context(|| {
-            format!(
-                "setup failed at step {}/{n} ({}): {}",
-                i + 1,
-                a.area,
-                a.step
-            )
-        })?;
+    if p.restarts_engine() {
+        eprintln!("\nsetup restarts the running engine now (see `dockerd` above)");
+    }
+    let n = p.steps.len();
+    for (i, (area, step)) in p.steps.iter().enumerate() {
+        eprintln!("==> [{}/{n}] {area}", i + 1);
+        exec::execute(sh, step)
+            .with_context(|| format!("setup failed at step {}/{n} ({area}): {step}", i + 1))?;
     }
     if n == 0 {
         eprintln!("everything is in place");
     }
+    verify(sh, opts, &o, local_registry)?;
+    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The checks after setup ran: [`doctor::preflight`] (relaxed as in
+/// [`relax_store`]), plus the registry when it was asked for.
+fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
     let mut checks = doctor::preflight(sh, &opts.platforms)?;
     if o.github_actions {
-        relax_for_runner(&mut checks);
+        relax_store(
+            &mut checks,
+            "docker buildx create --use --driver docker-container",
+        );
+    } else if opts.mode == Mode::Build {
+        relax_store(&mut checks, "cargo xtask setup");
     }
     if local_registry {
-        checks.push(doctor::check_registry(
-            probe::registry_api_status(registry::Kind::Open.port()),
-            false,
-        ));
+        let status = probe::registry_api_status(registry::Kind::Open.port());
+        checks.push(doctor::check_registry(status, false));
     }
     eprint!("{}", doctor::render(&checks));
     if !doctor::passed(&checks) {
@@ -943,40 +805,45 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
             doctor::failures(&checks)
         );
     }
-    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// On a GitHub runner the engine is used as it is: a classic image store
-/// only warns (builds there use a docker-container builder, e.g. from
-/// docker/setup-buildx-action, which does not need the containerd store).
-fn relax_for_runner(checks: &mut [doctor::Check]) {
+/// A classic image store only warns, with `remedy`: on a GitHub runner
+/// (builds there use a docker-container builder, e.g. from
+/// docker/setup-buildx-action) and for build commands, which use a running
+/// engine as it is (buildx refuses what needs the containerd store, case B1).
+fn relax_store(checks: &mut [doctor::Check], remedy: &str) {
     for c in checks.iter_mut() {
         if c.name == "image-store" && c.status == doctor::Status::Fail {
             c.status = doctor::Status::Warn;
-            c.remedy = Some("docker buildx create --use --driver docker-container".to_owned());
+            c.remedy = Some(remedy.to_owned());
         }
     }
 }
 
-/// Makes sure the host can build for `platforms` before an image command
-/// runs: the [`doctor::preflight`] checks, quiet when they pass. Otherwise,
-/// unless `no_setup` (`--no-setup`), runs setup for `platforms` (without the registry)
-/// and checks again. Errors list the failing checks and their fixes.
+/// The host part of every build command: the [`doctor::preflight`] checks,
+/// quiet when they pass (a classic image store only warns: [`relax_store`]).
+/// Otherwise, unless `no_setup` (`--no-setup`), provisions what is absent
+/// for `platforms` ([`Mode::Build`]: never changes a running engine) and
+/// checks again. Errors list what is missing and the command that fixes it.
 pub fn ensure(sh: &Shell, platforms: &[&'static Platform], no_setup: bool) -> Result<()> {
-    let checks = doctor::preflight(sh, platforms)?;
+    let mut checks = doctor::preflight(sh, platforms)?;
+    relax_store(&mut checks, &doctor::setup_remedy(platforms));
+    let warned: Vec<doctor::Check> = checks
+        .iter()
+        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Warn)
+        .cloned()
+        .collect();
     if doctor::passed(&checks) {
+        eprint!("{}", doctor::render(&warned));
         return Ok(());
     }
     eprint!("{}", doctor::render(&checks));
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
     if no_setup {
         bail!(
             "the host is not ready for {} (--no-setup):\n{}",
-            platforms
-                .iter()
-                .map(|p| p.name)
-                .collect::<Vec<_>>()
-                .join(", "),
+            names.join(", "),
             doctor::failures(&checks)
         );
     }
@@ -984,167 +851,21 @@ pub fn ensure(sh: &Shell, platforms: &[&'static Platform], no_setup: bool) -> Re
         platforms: platforms.to_vec(),
         dry_run: false,
         local_registry: Some(false),
+        mode: Mode::Build,
     };
-    run(sh, &setup).context("provisioning the host (pass --no-setup to only check)")
-}
-
-/// Replaces each `DIR/NAME_*.deb` argument with the newest matching file.
-fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
-    let mut out = cmd.clone();
-    for a in &mut out.args {
-        let s = a;
-        let Some((prefix, suffix)) = s.split_once('*') else {
-            continue;
-        };
-        let prefix = Path::new(prefix);
-        let dir = prefix.parent().context("deb glob without a directory")?;
-        let stem = prefix
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-        for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&stem) && name.ends_with(suffix) {
-                let t = e.metadata()?.modified()?;
-                let newer = match &best {
-                    None => true,
-                    Some((bt, _)) => t > *bt,
-                };
-                if newer {
-                    best = Some((t, e.path()));
-                }
-            }
-        }
-        let (_, path) = best.with_context(|| format!("no {s} after `apt-get download`"))?;
-        *s = path.display().to_string();
-    }
-    Ok(out)
-}
-
-/// Registers the binfmt handler for `machine` from its `binfmt.d` file
-/// (binfmt-misc.rst: one write of the definition line to `register`, after
-/// `-1` to an existing entry of that name), or with `update-binfmts` when
-/// only binfmt-support's definition exists. Checks the result is usable.
-fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
-    let found = binfmt_handler_paths(machine).into_iter().find_map(|path| {
-        let text = std::fs::read_to_string(&path).ok()?;
-        Some((path, text))
-    });
-    let register = Path::new(BINFMT_DIR).join("register");
-    let name = match found {
-        Some((path, text)) => {
-            let h = BinfmtHandler::parse(&text).with_context(|| format!("reading {path}"))?;
-            let entry = Path::new(BINFMT_DIR).join(&h.name);
-            if entry.exists() {
-                eprintln!("+ echo -1 > {}", entry.display());
-                std::fs::write(&entry, "-1")
-                    .with_context(|| format!("unregistering {}", entry.display()))?;
-            }
-            eprintln!("+ cat {path} > {}", register.display());
-            std::fs::write(&register, format!("{}\n", h.line))
-                .with_context(|| format!("registering {path} (is binfmt_misc mounted?)"))?;
-            h.name
-        }
-        None => {
-            let name = format!("qemu-{machine}");
-            if !Path::new("/usr/share/binfmts").join(&name).exists() {
-                bail!(
-                    "no binfmt handler for {machine}: none of {} exists (is qemu-user-binfmt installed?)",
-                    binfmt_handler_paths(machine).join(", ")
-                );
-            }
-            Cmd::new("update-binfmts")
-                .args(["--enable", &name])
-                .run(sh)?;
-            name
-        }
-    };
-    let text = std::fs::read_to_string(Path::new(BINFMT_DIR).join(&name)).unwrap_or_default();
-    let e = super::BinfmtEntry::parse(&text);
-    if !e.usable() {
-        bail!("{name} is registered but not usable in containers: {text}");
-    }
-    eprintln!("    {name}: {} (flags {})", e.interpreter, e.flags);
-    Ok(())
-}
-
-/// Polls `docker info` every second for [`DOCKERD_WAIT_SECS`]; on timeout
-/// the error carries the tail of [`DOCKERD_LOG`].
-fn wait_docker(sh: &Shell) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(DOCKERD_WAIT_SECS);
-    loop {
-        match probe::docker_info(sh) {
-            Ok(i) => {
-                eprintln!("    engine {} answers ({:?})", i.server_version, i.store());
-                return Ok(());
-            }
-            Err(e) if Instant::now() >= deadline => bail!(
-                "dockerd did not answer within {DOCKERD_WAIT_SECS} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
-                process::log_tail(Path::new(DOCKERD_LOG), 30)
-            ),
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
-}
-
-fn execute(sh: &Shell, step: &Step) -> Result<()> {
-    match step {
-        Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
-        Step::Mkdir(d) => {
-            eprintln!("+ {step}");
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
-        }
-        Step::Write { path, text } => {
-            eprintln!("+ {step}");
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-        }
-        Step::BinfmtRegister { machine, .. } => register_binfmt(sh, machine),
-        Step::StartDockerd(cmd) => {
-            if let Ok(i) = probe::docker_info(sh) {
-                eprintln!(
-                    "    engine {} answers already (started by its package)",
-                    i.server_version
-                );
-                return Ok(());
-            }
-            if cmd.program == "systemctl" {
-                return cmd.run(sh);
-            }
-            // Started by its package's install script but not answering yet:
-            // a second dockerd would stop at once on the pid file; wait instead.
-            let pid = std::fs::read_to_string("/var/run/docker.pid").unwrap_or_default();
-            let comm =
-                std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap_or_default();
-            if !pid.trim().is_empty() && comm.trim() == "dockerd" {
-                eprintln!(
-                    "    dockerd (pid {}) is starting already; waiting for it",
-                    pid.trim()
-                );
-                return Ok(());
-            }
-            let log = Path::new(DOCKERD_LOG);
-            let mut child = process::spawn_detached(sh, cmd, log)?;
-            std::thread::sleep(Duration::from_millis(500));
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "`{cmd}` exited at once ({status}); last lines of {DOCKERD_LOG}:\n{}",
-                    process::log_tail(log, 30)
-                );
-            }
-            eprintln!("    pid {}", child.id());
-            Ok(())
-        }
-        Step::WaitDocker => wait_docker(sh),
-        Step::StartRegistry => registry::start(sh, registry::Kind::Open),
-    }
+    run(sh, &setup).context(
+        "preparing the host for the build (a build command installs what is missing but never changes a running \
+         engine: `cargo xtask setup` does; pass --no-setup to only check)",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::{probe::BinfmtProbe, BinfmtEntry};
+    use crate::host::{BinfmtHandler, OsRelease};
+    use packages::private_apt_sources;
+    use std::collections::BTreeMap;
 
     fn arm() -> &'static Platform {
         Platform::parse("arm64").unwrap()
@@ -1184,8 +905,11 @@ mod tests {
                 version: Some(Version::new(26, 1, 5)),
                 version_text: "26.1.5+dfsg1".into(),
                 store: ImageStore::Containerd("overlayfs".into()),
+                containers_running: 0,
             }),
             engine_error: String::new(),
+            docker_host: None,
+            bridge_missing: None,
             daemon_json: Some(r#"{"features":{"containerd-snapshotter":true}}"#.into()),
             packages: pkgs
                 .iter()
@@ -1242,11 +966,12 @@ mod tests {
         PlanOpts {
             local_registry: true,
             mirror: DEBIAN_MIRROR.into(),
+            mode: Mode::Setup { yes: false },
         }
     }
 
     fn script(p: &Plan) -> Vec<String> {
-        p.actions.iter().map(|a| a.step.to_string()).collect()
+        p.steps.iter().map(|(_, s)| s.to_string()).collect()
     }
 
     fn todo(p: &Plan) -> Vec<&str> {
@@ -1260,7 +985,7 @@ mod tests {
     #[test]
     fn host_setup_second_run_does_nothing() {
         let p = plan(&provisioned(), &opts());
-        assert!(p.actions.is_empty(), "{:#?}", p.actions);
+        assert!(p.steps.is_empty(), "{:#?}", p.steps);
         assert!(p.blocked.is_empty());
         assert!(todo(&p).is_empty());
         let names: Vec<&str> = p.areas.iter().map(|a| a.name.as_str()).collect();
@@ -1323,10 +1048,10 @@ mod tests {
         ];
         assert_eq!(script(&p), want);
         assert!(p
-            .actions
+            .steps
             .iter()
-            .filter(|a| a.step == Step::StartRegistry || a.step == Step::WaitDocker)
-            .all(|a| !a.root));
+            .filter(|(_, s)| *s == Step::StartRegistry || *s == Step::WaitDocker)
+            .all(|(_, s)| !s.root()));
     }
 
     #[test]
@@ -1399,6 +1124,7 @@ mod tests {
                         version: Some(Version::new(20, 10, 24)),
                         version_text: "20.10.24+dfsg1".into(),
                         store: ImageStore::Classic("overlay2".into()),
+                        containers_running: 0,
                     }),
                     ..base()
                 },
@@ -1416,6 +1142,7 @@ mod tests {
                         version: Some(Version::new(26, 1, 5)),
                         version_text: "26.1.5".into(),
                         store: ImageStore::Classic("overlay2".into()),
+                        containers_running: 0,
                     }),
                     ..base()
                 },
@@ -1530,6 +1257,7 @@ mod tests {
                 version: Some(Version::new(28, 0, 4)),
                 version_text: "28.0.4".into(),
                 store: ImageStore::Classic("overlay2".into()),
+                containers_running: 0,
             }),
             dockerd: Some(Version::new(28, 0, 4)),
             buildx: Some(Version::new(0, 22, 0)),
@@ -1551,7 +1279,7 @@ mod tests {
             script(&p),
             ["docker run --privileged --rm docker.io/tonistiigi/binfmt:latest --install arm64"]
         );
-        assert!(p.actions.iter().all(|a| !a.root));
+        assert!(p.steps.iter().all(|(_, s)| !s.root()));
 
         let p = plan(&runner, &opts());
         let s = script(&p);
@@ -1571,34 +1299,237 @@ mod tests {
             binfmt: provisioned().binfmt,
             ..runner
         };
-        assert!(plan(&ready, &no_registry).actions.is_empty());
+        assert!(plan(&ready, &no_registry).steps.is_empty());
     }
 
     #[test]
-    fn host_setup_resolves_newest_deb() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("xtask-host-debs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        for f in [
-            "qemu-user_1%3a10.0.2_amd64.deb",
-            "qemu-user-binfmt_1%3a10.0.2_amd64.deb",
-            "docker.io_26.1.4_amd64.deb",
-        ] {
-            std::fs::write(dir.join(f), "")?;
+    fn host_setup_private_apt_sources() {
+        let src = private_apt_sources("http://deb.debian.org/debian", "amd64");
+        assert_eq!(
+            src,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nArchitectures: amd64\n\n\
+             Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nArchitectures: amd64\n"
+        );
+    }
+
+    fn running(store: ImageStore, systemd: bool, containers: u64) -> Observed {
+        Observed {
+            systemd,
+            daemon_json: None,
+            engine: Some(Engine {
+                version: Some(Version::new(26, 1, 5)),
+                version_text: "26.1.5".into(),
+                store,
+                containers_running: containers,
+            }),
+            ..provisioned()
         }
-        std::thread::sleep(Duration::from_millis(20));
-        std::fs::write(dir.join("docker.io_26.1.5_amd64.deb"), "")?;
-        let glob = |n: &str| dir.join(format!("{n}_*.deb")).display().to_string();
-        let cmd =
-            Cmd::new("apt-get").args(["install", &glob("docker.io"), &glob("qemu-user"), "runc"]);
-        let got = resolve_debs(&cmd)?.to_string();
-        let d = dir.display();
-        assert_eq!(got, format!("apt-get install {d}/docker.io_26.1.5_amd64.deb {d}/qemu-user_1%3a10.0.2_amd64.deb runc"));
-        let missing = Cmd::new("apt-get").arg(glob("containerd"));
-        assert!(resolve_debs(&missing)
-            .unwrap_err()
-            .to_string()
-            .contains("containerd_*.deb"));
-        std::fs::remove_dir_all(&dir)?;
-        Ok(())
+    }
+
+    fn mode(m: Mode) -> PlanOpts {
+        PlanOpts {
+            local_registry: false,
+            mode: m,
+            ..opts()
+        }
+    }
+
+    fn writes_daemon_json(p: &Plan) -> bool {
+        p.steps
+            .iter()
+            .any(|(_, s)| matches!(s, Step::Write { path, .. } if path.ends_with("daemon.json")))
+    }
+
+    /// Issue 11: a build command never reconfigures or restarts a running
+    /// engine; only `setup` does, and with containers running it needs --yes.
+    #[test]
+    fn host_setup_build_commands_leave_a_running_engine_alone() {
+        let classic = || ImageStore::Classic("overlay2".into());
+        let build = mode(Mode::Build);
+        for systemd in [true, false] {
+            for containers in [0, 3] {
+                let name = format!("classic store, systemd {systemd}, {containers} containers");
+                let p = plan(&running(classic(), systemd, containers), &build);
+                assert!(!writes_daemon_json(&p), "{name}: {:?}", script(&p));
+                assert!(!p.restarts_engine(), "{name}: {:?}", script(&p));
+                assert!(
+                    p.steps
+                        .iter()
+                        .all(|(_, s)| !matches!(s, Step::StartDockerd(_))),
+                    "{name}"
+                );
+                assert!(
+                    p.blocked.is_empty(),
+                    "{name}: builds use the classic store as it is: {:?}",
+                    p.blocked
+                );
+                assert!(
+                    p.notes.iter().any(|n| n.contains("`cargo xtask setup`")),
+                    "{name}: {:?}",
+                    p.notes
+                );
+            }
+        }
+        // what a build cannot work with: stop, naming the command that changes it
+        let old = Observed {
+            dockerd: Some(Version::new(20, 10, 24)),
+            engine: Some(Engine {
+                version: Some(Version::new(20, 10, 24)),
+                ..running(classic(), true, 2).engine.unwrap()
+            }),
+            ..running(classic(), true, 2)
+        };
+        let no_bridge = Observed {
+            bridge_missing: Some("docker0".into()),
+            ..provisioned()
+        };
+        for (name, o) in [
+            ("engine 20.10 running", old),
+            ("docker0 missing", no_bridge),
+        ] {
+            let p = plan(&o, &build);
+            let s = script(&p).join("\n");
+            assert!(
+                !writes_daemon_json(&p) && !p.restarts_engine(),
+                "{name}: {s}"
+            );
+            assert!(
+                !s.contains("docker.io"),
+                "{name}: a build never upgrades a running engine: {s}"
+            );
+            assert!(
+                p.blocked.iter().any(|b| b.contains("`cargo xtask setup`")),
+                "{name}: {:?}",
+                p.blocked
+            );
+        }
+        let remote = Observed {
+            engine: None,
+            engine_error: "Cannot connect to the Docker daemon at tcp://10.9.9.9:2375".into(),
+            docker_host: Some("tcp://10.9.9.9:2375".into()),
+            ..provisioned()
+        };
+        let p = plan(&remote, &build);
+        assert!(p.steps.is_empty(), "{:?}", script(&p));
+        assert!(
+            p.blocked[0].starts_with("DOCKER_HOST=tcp://10.9.9.9:2375 does not answer"),
+            "{:?}",
+            p.blocked
+        );
+
+        // a fresh machine (no engine) gets the full install plan from a build command
+        let p = plan(&fresh_bookworm(), &build);
+        assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+        let mut t = todo(&p);
+        t.sort_unstable();
+        let mut want: Vec<&str> = FRESH_TODO
+            .iter()
+            .copied()
+            .filter(|a| *a != "registry")
+            .collect();
+        want.sort_unstable();
+        assert_eq!(t, want);
+        let s = script(&p).join("\n");
+        for needle in [
+            "/etc/docker/daemon.json",
+            "download docker.io/trixie",
+            "setsid dockerd",
+            "cat /usr/lib/binfmt.d/qemu-aarch64.conf",
+        ] {
+            assert!(s.contains(needle), "no {needle:?} in\n{s}");
+        }
+        assert!(!p.restarts_engine());
+    }
+
+    #[test]
+    fn host_setup_restarts_only_when_told() {
+        let classic = || ImageStore::Classic("overlay2".into());
+        struct Case {
+            name: &'static str,
+            o: Observed,
+            yes: bool,
+            blocked: &'static [&'static str],
+            contains: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "containers running, no --yes",
+                o: running(classic(), true, 3),
+                yes: false,
+                blocked: &[
+                    "stops its 3 running container(s)",
+                    "`cargo xtask setup --yes`",
+                ],
+                contains: &[],
+            },
+            Case {
+                name: "containers running, --yes",
+                o: running(classic(), true, 3),
+                yes: true,
+                blocked: &[],
+                contains: &[
+                    "/etc/docker/daemon.json",
+                    "systemctl restart docker",
+                    "until docker info",
+                ],
+            },
+            Case {
+                name: "no containers, systemd",
+                o: running(classic(), true, 0),
+                yes: false,
+                blocked: &[],
+                contains: &["systemctl restart docker"],
+            },
+            Case {
+                name: "no systemd, no --yes",
+                o: running(classic(), false, 0),
+                yes: false,
+                blocked: &["without systemd", "--yes"],
+                contains: &[],
+            },
+            Case {
+                name: "no systemd, --yes",
+                o: running(classic(), false, 0),
+                yes: true,
+                blocked: &[],
+                contains: &["kill -TERM $(cat /var/run/docker.pid)", "setsid dockerd"],
+            },
+            Case {
+                name: "docker0 missing, containerd store",
+                o: Observed {
+                    bridge_missing: Some("docker0".into()),
+                    systemd: true,
+                    ..provisioned()
+                },
+                yes: false,
+                blocked: &[],
+                contains: &["systemctl restart docker"],
+            },
+        ];
+        for c in cases {
+            let p = plan(&c.o, &mode(Mode::Setup { yes: c.yes }));
+            let s = script(&p).join("\n");
+            let blocked = p.blocked.join("\n");
+            assert_eq!(
+                p.blocked.is_empty(),
+                c.blocked.is_empty(),
+                "{}: {blocked}",
+                c.name
+            );
+            for b in c.blocked {
+                assert!(blocked.contains(b), "{}: no {b:?} in {blocked}", c.name);
+            }
+            for needle in c.contains {
+                assert!(s.contains(needle), "{}: no {needle:?} in\n{s}", c.name);
+            }
+            // setup says what it restarts before it does
+            let dockerd = p.areas.iter().find(|a| a.name == "dockerd").unwrap();
+            assert!(
+                matches!(&dockerd.state, State::Todo(d) if d.contains("the running engine")),
+                "{}: {dockerd:?}",
+                c.name
+            );
+            assert_eq!(p.restarts_engine(), p.blocked.is_empty(), "{}", c.name);
+        }
     }
 }
