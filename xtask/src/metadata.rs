@@ -8,8 +8,6 @@
 //! [`check_explicit_tag`]), image names ([`image_repository`]), the eight
 //! `org.opencontainers.image.*` labels ([`labels`]) and the annotations.
 
-#[cfg(test)]
-mod cases;
 pub mod eval;
 pub mod rules;
 pub mod template;
@@ -707,6 +705,10 @@ pub fn rfc3339_utc(unix_secs: i64) -> String {
             |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         )
 }
+
+#[cfg(test)]
+#[path = "metadata/tests.rs"]
+mod metadata_action_cases;
 
 #[cfg(test)]
 pub(crate) mod tests {
