@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::workflow::run::WorkflowCommand;
+pub use crate::workflow::validate::ValidateWorkflowArgs;
 use crate::{
     base_images::Bases,
     buildx::{CacheKind, Progress, Strategy},
@@ -12,8 +14,6 @@ use crate::{
         PlatformList,
     },
 };
-pub use crate::workflow::run::WorkflowCommand;
-pub use crate::workflow::validate::ValidateWorkflowArgs;
 
 /// brokkr's build-and-release automation: multi-arch images with docker buildx.
 #[derive(Debug, Parser)]

@@ -63,7 +63,7 @@ fn main() -> Result<()> {
         Command::Ci(args) => ci::run(&sh, &args),
         Command::ValidateWorkflow(args) => {
             workflow::validate::run(&sh, &args, &<Cli as clap::CommandFactory>::command())
-        },
+        }
         Command::Workflow(WorkflowCommand::Run(args)) => workflow::run::run(&sh, &args),
         Command::Doctor(args) => host::doctor::run(
             &sh,

@@ -61,7 +61,11 @@ impl Command {
 
 /// `$NAME` and `${NAME}` replaced outside single quotes; unset names become
 /// `unknown` when given, else stay as written. Returns the unset names.
-fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>, unknown: Option<&str>) -> (String, Vec<String>) {
+fn expand(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    unknown: Option<&str>,
+) -> (String, Vec<String>) {
     let (mut out, mut unset) = (String::new(), Vec::new());
     let (mut single, mut double) = (false, false);
     let mut rest = s;
@@ -166,7 +170,10 @@ pub fn commands(
                 problem.get_or_insert("redirection");
             }
             let ends = w.len() > 1 && w.ends_with(';');
-            parts.last_mut().into_iter().for_each(|p| p.push(w.trim_end_matches(';').to_owned()));
+            parts
+                .last_mut()
+                .into_iter()
+                .for_each(|p| p.push(w.trim_end_matches(';').to_owned()));
             if ends {
                 parts.push(Vec::new());
             }
@@ -193,7 +200,9 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| (strsim::osa_distance(word, c), c))
         .min_by_key(|(d, _)| *d)?;
-    let limit = 3.min(word.chars().count().max(c.chars().count()) / 2).max(1);
+    let limit = 3
+        .min(word.chars().count().max(c.chars().count()) / 2)
+        .max(1);
     (d <= limit).then_some(c)
 }
 
@@ -209,7 +218,10 @@ pub struct XtaskCall {
 impl XtaskCall {
     /// Whether the subcommand path is exactly `path`.
     pub fn is(&self, path: &[&str]) -> bool {
-        self.path.iter().map(String::as_str).eq(path.iter().copied())
+        self.path
+            .iter()
+            .map(String::as_str)
+            .eq(path.iter().copied())
     }
 
     /// The typed value of an option, when the CLI has it with type `T`.
@@ -271,18 +283,35 @@ fn context(e: &clap::Error, kind: ContextKind) -> Vec<String> {
 /// and the closest valid name.
 fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
     let (names, cmd) = chain(cli, args);
-    let here = ["cargo xtask".to_owned()].into_iter().chain(names).collect::<Vec<_>>().join(" ");
+    let here = ["cargo xtask".to_owned()]
+        .into_iter()
+        .chain(names)
+        .collect::<Vec<_>>()
+        .join(" ");
     let first = |k| context(e, k).into_iter().next().unwrap_or_default();
-    let did_you_mean = |s: String| if s.is_empty() { String::new() } else { format!("; did you mean `{s}`?") };
+    let did_you_mean = |s: String| {
+        if s.is_empty() {
+            String::new()
+        } else {
+            format!("; did you mean `{s}`?")
+        }
+    };
     let subs = || {
-        let n: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).filter(|n| *n != "help").collect();
+        let n: Vec<&str> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name())
+            .filter(|n| *n != "help")
+            .collect();
         n.join(", ")
     };
     match e.kind() {
         ErrorKind::InvalidSubcommand => {
             let bad = first(ContextKind::InvalidSubcommand);
             let names = cmd.get_subcommands().map(|s| s.get_name());
-            let hint = closest(&bad, names).map_or_else(|| format!("; it has: {}", subs()), |c| did_you_mean(c.to_owned()));
+            let hint = closest(&bad, names).map_or_else(
+                || format!("; it has: {}", subs()),
+                |c| did_you_mean(c.to_owned()),
+            );
             format!("`{here}` has no subcommand `{bad}`{hint}")
         }
         ErrorKind::UnknownArgument => {
@@ -302,14 +331,21 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
             let valid_values = context(e, ContextKind::ValidValue);
             let near = closest(&bad, valid_values.iter().map(String::as_str));
             let hint = did_you_mean(near.unwrap_or_default().to_owned());
-            format!("`{flag} {}` is not one of {valid}{hint}", first(ContextKind::InvalidValue))
+            format!(
+                "`{flag} {}` is not one of {valid}{hint}",
+                first(ContextKind::InvalidValue)
+            )
         }
         ErrorKind::MissingRequiredArgument => {
             let missing: Vec<String> = context(e, ContextKind::InvalidArg)
                 .iter()
                 .map(|a| format!("`{}`", a.split_whitespace().next().unwrap_or_default()))
                 .collect();
-            format!("`{here}` needs {}, which is required", missing.join(", "))
+            let are = if missing.len() > 1 { "are" } else { "is" };
+            format!(
+                "`{here}` needs {}, which {are} required",
+                missing.join(", ")
+            )
         }
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             format!("`{here}` needs a subcommand: {}", subs())
@@ -317,7 +353,10 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
         _ => {
             let text = e.to_string();
             let line = text.lines().next().unwrap_or_default();
-            format!("`{here}` is refused by the CLI: {}", line.trim_start_matches("error: "))
+            format!(
+                "`{here}` is refused by the CLI: {}",
+                line.trim_start_matches("error: ")
+            )
         }
     }
 }
@@ -325,7 +364,11 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
 /// The call as far as clap reads it when told to ignore errors.
 fn lenient(cli: &clap::Command, words: &[String]) -> Option<XtaskCall> {
     let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
-    let mut m = cli.clone().ignore_errors(true).try_get_matches_from(argv).ok()?;
+    let mut m = cli
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(argv)
+        .ok()?;
     let mut path = Vec::new();
     while let Some((name, sub)) = m.remove_subcommand() {
         path.push(name);
@@ -355,12 +398,36 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
         {
             return (lenient(cli, &call), problems);
         }
+        let missing = matches!(
+            e.kind(),
+            ErrorKind::MissingRequiredArgument
+                | ErrorKind::MissingSubcommand
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        // What is missing is often the option already reported as misspelled.
+        if missing && !problems.is_empty() {
+            break;
+        }
         problems.push(describe(cli, &words, &e));
-        let bad = context(&e, ContextKind::InvalidArg).into_iter().next().unwrap_or_default();
-        let at = words.iter().position(|w| *w == bad || w.starts_with(&format!("{bad}=")));
-        let (ErrorKind::UnknownArgument, Some(at)) = (e.kind(), at) else {
-            return (lenient(cli, &call), problems);
-        };
+        let bad = context(&e, ContextKind::InvalidArg)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let at = words
+            .iter()
+            .position(|w| *w == bad || w.starts_with(&format!("{bad}=")));
+        let Some(at) = at else { break };
+        if e.kind() != ErrorKind::UnknownArgument {
+            // `--push=yes`: read on as `--push`.
+            let Some((flag, _)) = words[at].split_once('=').map(|(f, v)| (f.to_owned(), v)) else {
+                break;
+            };
+            call.iter_mut()
+                .filter(|w| **w == words[at])
+                .for_each(|w| w.clone_from(&flag));
+            words[at] = flag;
+            continue;
+        }
         call.retain(|w| *w != words[at]);
         match suggest_option(chain(cli, &words).1, &bad) {
             Some(s) => words[at] = words[at].replacen(&bad, &s, 1),
@@ -386,7 +453,10 @@ mod tests {
     }
 
     fn words(script: &str) -> Vec<Vec<String>> {
-        commands(script, &env, None).into_iter().map(|c| c.words).collect()
+        commands(script, &env, None)
+            .into_iter()
+            .map(|c| c.words)
+            .collect()
     }
 
     fn w(v: &[&[&str]]) -> Vec<Vec<String>> {

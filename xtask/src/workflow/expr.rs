@@ -59,9 +59,10 @@ pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
             Literal::Null => Evaluation::Null,
         }),
         Expr::Context(c) => resolve(&path(c)?),
-        Expr::UnExpr { op: UnOp::Not, expr } => {
-            truthy(&eval(expr, resolve)).map(|b| Evaluation::Boolean(!b))
-        }
+        Expr::UnExpr {
+            op: UnOp::Not,
+            expr,
+        } => truthy(&eval(expr, resolve)).map(|b| Evaluation::Boolean(!b)),
         Expr::BinExpr(b) => {
             let l = eval(&b.lhs, resolve);
             match b.op {

@@ -161,5 +161,4 @@ mod tests {
         assert!(patterns_select(&pats, "docs/keep.md"));
         assert!(!patterns_select(&[], "a"));
     }
-
 }

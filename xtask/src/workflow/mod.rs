@@ -446,7 +446,11 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
             axes,
         }) => (include, exclude, axes),
     };
-    let mut legs: Vec<Leg> = if axes.is_empty() { vec![] } else { vec![vec![]] };
+    let mut legs: Vec<Leg> = if axes.is_empty() {
+        vec![]
+    } else {
+        vec![vec![]]
+    };
     for (k, vals) in axes {
         legs = legs
             .into_iter()
@@ -539,7 +543,9 @@ impl<'a> Scope<'a> {
     /// A context path: `matrix.x` (null when the leg has no `x`), `env.X`
     /// (null when unset), anything else through `outer`.
     pub fn resolve(&self, path: &str) -> Option<Evaluation> {
-        let text = |v: Option<&str>| Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())));
+        let text = |v: Option<&str>| {
+            Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
+        };
         if let Some(k) = path.strip_prefix("matrix.") {
             return text(leg_get(self.leg, k));
         }
@@ -572,3 +578,6 @@ impl<'a> Scope<'a> {
         expr::condition(cond, &|p| self.resolve(p))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,9 @@ use serde_yaml::Value;
 
 use super::calls::{self, XtaskCall, UNKNOWN};
 use super::locate::{self, Seg};
-use super::{expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step, Workflow};
+use super::{
+    expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step, Workflow,
+};
 use crate::buildx::Strategy;
 use crate::project::{self, Component, Platform, PlatformList, COMPONENTS, PLATFORMS};
 
@@ -65,7 +67,11 @@ pub fn dockerfile_sources(dockerfile: &str) -> Vec<String> {
         };
         for src in args.iter().take(args.len().saturating_sub(1)) {
             let s = src.trim_start_matches("./");
-            out.push(if s.is_empty() { ".".to_owned() } else { s.to_owned() });
+            out.push(if s.is_empty() {
+                ".".to_owned()
+            } else {
+                s.to_owned()
+            });
         }
     }
     out
@@ -77,7 +83,10 @@ pub fn dockerfile_sources(dockerfile: &str) -> Vec<String> {
 /// Dockerfile copies: every workspace member for `COPY . .` (also assumed
 /// when the Dockerfile text is not given), else each copied path. `members`
 /// are directories relative to the root, as `cargo metadata` reports them.
-pub fn image_inputs(members: &[String], dockerfiles: &[(&Component, Option<&str>)]) -> Vec<ImageInput> {
+pub fn image_inputs(
+    members: &[String],
+    dockerfiles: &[(&Component, Option<&str>)],
+) -> Vec<ImageInput> {
     let mut inputs: Vec<ImageInput> = Vec::new();
     let mut add = |path: String, image: &str| match inputs.iter_mut().find(|i| i.path == path) {
         Some(i) if i.images.iter().any(|x| x == image) => {}
@@ -90,7 +99,14 @@ pub fn image_inputs(members: &[String], dockerfiles: &[(&Component, Option<&str>
     let dir = |m: &str| format!("{}/", m.trim_end_matches('/'));
     for (c, text) in dockerfiles {
         let image = c.image_name();
-        let common = ["Cargo.toml", "Cargo.lock", ".cargo/", "rust-toolchain.toml", ".dockerignore", "docker/"];
+        let common = [
+            "Cargo.toml",
+            "Cargo.lock",
+            ".cargo/",
+            "rust-toolchain.toml",
+            ".dockerignore",
+            "docker/",
+        ];
         for p in common.into_iter().chain([c.dockerfile]) {
             add(p.to_owned(), &image);
         }
@@ -129,7 +145,16 @@ pub struct Expected<'a> {
 /// The branches pushes must build, as the project's branching model says.
 pub const PUSH_BRANCHES: &[&str] = &["main", "develop"];
 
-const TOP_KEYS: &[&str] = &["name", "run-name", "on", "permissions", "env", "defaults", "concurrency", "jobs"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "run-name",
+    "on",
+    "permissions",
+    "env",
+    "defaults",
+    "concurrency",
+    "jobs",
+];
 
 /// A `cargo xtask` call in a step of a matrix leg, with its line.
 struct FoundCall {
@@ -149,7 +174,13 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn report(&mut self, rule: Rule, severity: Severity, line: usize, message: String) {
         let path = self.wf.path.clone();
-        let d = Diagnostic { path, line, severity, message: message.replace(UNKNOWN, "${{ }}"), rule };
+        let d = Diagnostic {
+            path,
+            line,
+            severity,
+            message: message.replace(UNKNOWN, "${{ }}"),
+            rule,
+        };
         if !self.out.contains(&d) {
             self.out.push(d);
         }
@@ -204,7 +235,10 @@ pub fn check(wf: &Workflow, exp: &Expected<'_>) -> Vec<Diagnostic> {
     };
     check_calls(&mut cx);
     check_top_keys(&mut cx);
-    if wf.jobs().any(|j| job_builds(&cx, j) || !pushing_steps(&cx, j).is_empty()) {
+    if wf
+        .jobs()
+        .any(|j| job_builds(&cx, j) || !pushing_steps(&cx, j).is_empty())
+    {
         check_triggers(&mut cx);
         check_paths(&mut cx);
         check_matrix(&mut cx);
@@ -223,8 +257,13 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for k in &wf.keys {
         if let Value::Bool(b) = k {
-            let spelled = [b.to_string(), b.to_string().to_uppercase(), format!("{}", if *b { "True" } else { "False" })];
-            let line = spelled.iter().find_map(|s| locate::locate_exact(&wf.text, &[Seg::Key(s)]));
+            let spelled = match b {
+                true => ["true", "True", "TRUE"],
+                false => ["false", "False", "FALSE"],
+            };
+            let line = spelled
+                .iter()
+                .find_map(|s| locate::locate_exact(&wf.text, &[Seg::Key(s)]));
             cx.error(Rule::Triggers, line.unwrap_or(1), format!(
                 "the key `{b}` is the YAML boolean {b}, not the trigger key `on` (a YAML 1.1 loader reads `on:` as `true:`, and a file written back by one holds this); GitHub finds no triggers under it: write `on:`"
             ));
@@ -232,7 +271,11 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
             let hint = calls::closest(name, TOP_KEYS.iter().copied())
                 .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
             let line = wf.line(&[Seg::Key(name)]);
-            cx.error(Rule::Syntax, line, format!("unknown top-level key `{name}`{hint}"));
+            cx.error(
+                Rule::Syntax,
+                line,
+                format!("unknown top-level key `{name}`{hint}"),
+            );
         }
     }
     if wf.jobs.is_none() {
@@ -249,7 +292,9 @@ fn check_calls(cx: &mut Ctx<'_>) {
         for (n, leg) in legs(job).iter().enumerate() {
             for step in &job.steps {
                 let Some(run) = &step.run else { continue };
-                let Ok(cmds) = scope(wf, job, Some(step), leg).commands(&run.0) else { continue };
+                let Ok(cmds) = scope(wf, job, Some(step), leg).commands(&run.0) else {
+                    continue;
+                };
                 for cmd in cmds {
                     let line = wf.run_line(job, step, cmd.line);
                     let what = format!("{} of job `{}`", step.label(), job.id);
@@ -259,16 +304,29 @@ fn check_calls(cx: &mut Ctx<'_>) {
                     }
                     let Some(args) = cmd.xtask_args() else {
                         if !cmd.informational() && n == 0 {
-                            let shown = cmd.argv().iter().take(3).cloned().collect::<Vec<_>>().join(" ");
+                            let shown = cmd
+                                .argv()
+                                .iter()
+                                .take(3)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(" ");
                             cx.warn(Rule::LocalRun, line, format!("{what} runs `{shown}`, not a `cargo xtask` call: {fix}; move it into the xtask"));
                         }
                         continue;
                     };
                     let (call, problems) = calls::parse_xtask(cx.exp.cli, args);
-                    problems.into_iter().for_each(|p| cx.error(Rule::Cli, line, p));
+                    problems
+                        .into_iter()
+                        .for_each(|p| cx.error(Rule::Cli, line, p));
                     if let Some(call) = call {
                         let (job, step) = (job.id.clone(), step.index);
-                        cx.calls.push(FoundCall { job, step, line, call });
+                        cx.calls.push(FoundCall {
+                            job,
+                            step,
+                            line,
+                            call,
+                        });
                     }
                 }
             }
@@ -296,17 +354,23 @@ fn check_triggers(cx: &mut Ctx<'_>) {
     let triggers = wf.triggers();
     let find = |e: &str| triggers.iter().find(|t| t.event == e);
     match find("push") {
-        None => cx.error(Rule::Triggers, on_line, format!(
-            "no `push` trigger: pushes to {} do not build images; {add}", PUSH_BRANCHES.join(" and "))),
-        Some(t) => check_branch_filter(cx, "push", t.filters.as_ref(), &add),
+        None => cx.error(
+            Rule::Triggers,
+            on_line,
+            format!(
+                "no `push` trigger: pushes to {} do not build images; {add}",
+                PUSH_BRANCHES.join(" and ")
+            ),
+        ),
+        Some(t) => check_branch_filter(cx, "push", t.filters.as_ref()),
     }
     match find("pull_request") {
         None => cx.error(Rule::Triggers, on_line, "no `pull_request` trigger: pull requests are not built before they merge; add `pull_request:`".to_owned()),
-        Some(t) => check_branch_filter(cx, "pull_request", t.filters.as_ref(), &add),
+        Some(t) => check_branch_filter(cx, "pull_request", t.filters.as_ref()),
     }
 }
 
-fn check_branch_filter(cx: &mut Ctx<'_>, event: &str, f: Option<&super::Filters>, add: &str) {
+fn check_branch_filter(cx: &mut Ctx<'_>, event: &str, f: Option<&super::Filters>) {
     let wf = cx.wf;
     let Some(f) = f else { return };
     let line = |k: Option<&str>| {
@@ -320,13 +384,21 @@ fn check_branch_filter(cx: &mut Ctx<'_>, event: &str, f: Option<&super::Filters>
     }
     let tags_only = f.tags.is_some() || f.tags_ignore.is_some();
     if event == "push" && tags_only && f.branches.is_none() && f.branches_ignore.is_none() {
-        let msg = format!("`on.push` filters only tags, so pushes to {} do not run it; {}", PUSH_BRANCHES.join(" and "), add.replace("push: {", "").replace("}}", "}").replace("add `branches", "add `branches"));
-        return cx.error(Rule::Triggers, line(None), msg.replace("add `branches: [main, develop]}`", "add `branches: [main, develop]`"));
+        let msg = format!(
+            "`on.push` filters only tags, so pushes to {} do not run it; add `branches: [{}]`",
+            PUSH_BRANCHES.join(" and "),
+            PUSH_BRANCHES.join(", ")
+        );
+        return cx.error(Rule::Triggers, line(None), msg);
     }
     for b in PUSH_BRANCHES {
         if let Some(list) = &f.branches {
             if !super::glob::patterns_select(&list.0, b) {
-                let who = if event == "push" { "pushes" } else { "pull requests" };
+                let who = if event == "push" {
+                    "pushes"
+                } else {
+                    "pull requests"
+                };
                 let msg = format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`");
                 cx.error(Rule::Triggers, line(Some("branches")), msg);
             }
@@ -346,9 +418,14 @@ fn check_paths(cx: &mut Ctx<'_>) {
     let mut inputs: Vec<ImageInput> = cx.exp.image_inputs.to_vec();
     let all: BTreeSet<String> = inputs.iter().flat_map(|i| i.images.clone()).collect();
     let all: Vec<String> = all.into_iter().collect();
-    inputs.push(ImageInput { path: repo_path(&wf.path), images: all.clone() });
+    inputs.push(ImageInput {
+        path: repo_path(&wf.path),
+        images: all.clone(),
+    });
     for t in wf.triggers() {
-        let (Some(f), "push" | "pull_request") = (&t.filters, t.event.as_str()) else { continue };
+        let (Some(f), "push" | "pull_request") = (&t.filters, t.event.as_str()) else {
+            continue;
+        };
         let e = &t.event;
         let line = |k: Option<&str>| {
             let mut p = vec![Seg::Key("on"), Seg::Key(e)];
@@ -356,12 +433,18 @@ fn check_paths(cx: &mut Ctx<'_>) {
             wf.line(&p)
         };
         if f.paths.is_some() && f.paths_ignore.is_some() {
-            let msg = format!("`on.{e}` has both `paths` and `paths-ignore`, which GitHub rejects; keep one");
+            let msg = format!(
+                "`on.{e}` has both `paths` and `paths-ignore`, which GitHub rejects; keep one"
+            );
             cx.error(Rule::Paths, line(None), msg);
             continue;
         }
         for input in &inputs {
-            let whose = if input.images.len() == all.len() && all.len() > 1 { "every image".to_owned() } else { input.images.join(", ") };
+            let whose = if input.images.len() == all.len() && all.len() > 1 {
+                "every image".to_owned()
+            } else {
+                input.images.join(", ")
+            };
             let probes = input.probes();
             let pat = input.pattern();
             let selects = |list: &super::List, p: &String| super::glob::patterns_select(&list.0, p);
@@ -390,10 +473,19 @@ fn quoted(items: &[impl AsRef<str>]) -> String {
 fn check_matrix(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for job in wf.jobs() {
-        let Some(super::Matrix::Literal { include, axes, .. }) = &job.strategy.matrix else { continue };
+        let Some(super::Matrix::Literal { include, axes, .. }) = &job.strategy.matrix else {
+            continue;
+        };
         for key in ["component", "platform"] {
-            let mut values: Vec<String> = axes.get(key).map_or_else(Vec::new, |v| v.iter().map(|t| t.0.clone()).collect());
-            values.extend(include.iter().filter_map(|e| e.get(key)).map(|t| t.0.clone()));
+            let mut values: Vec<String> = axes
+                .get(key)
+                .map_or_else(Vec::new, |v| v.iter().map(|t| t.0.clone()).collect());
+            values.extend(
+                include
+                    .iter()
+                    .filter_map(|e| e.get(key))
+                    .map(|t| t.0.clone()),
+            );
             if values.is_empty() || values.iter().any(|v| v.contains('$')) {
                 continue;
             }
@@ -418,7 +510,12 @@ fn check_matrix(cx: &mut Ctx<'_>) {
             if parts.is_empty() {
                 continue;
             }
-            let mut p = vec![Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("strategy"), Seg::Key("matrix")];
+            let mut p = vec![
+                Seg::Key("jobs"),
+                Seg::Key(&job.id),
+                Seg::Key("strategy"),
+                Seg::Key("matrix"),
+            ];
             if axes.contains_key(key) {
                 p.push(Seg::Key(key));
             }
@@ -431,21 +528,30 @@ fn check_matrix(cx: &mut Ctx<'_>) {
 }
 
 fn is_build_action(s: &Step) -> bool {
-    matches!(s.action().as_deref(), Some("docker/build-push-action" | "docker/bake-action"))
+    matches!(
+        s.action().as_deref(),
+        Some("docker/build-push-action" | "docker/bake-action")
+    )
 }
 
 /// Whether a job builds images (a build step of any kind).
 fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
-    cx.calls_in(job).any(|c| c.call.is(&["build-image"]) || c.call.is(&["images"]))
+    cx.calls_in(job)
+        .any(|c| c.call.is(&["build-image"]) || c.call.is(&["images"]))
         || job.steps.iter().any(|s| {
-            let raw = s.run.as_ref().is_some_and(|r| r.0.contains("docker buildx build") || r.0.contains("docker build "));
+            let raw = s.run.as_ref().is_some_and(|r| {
+                r.0.contains("docker buildx build") || r.0.contains("docker build ")
+            });
             is_build_action(s) || raw
         })
 }
 
 /// The words of each command of a script as written (no substitution).
 fn raw_commands(run: &str) -> Vec<Vec<String>> {
-    calls::commands(run, &|_| None, None).into_iter().map(|c| c.argv().to_vec()).collect()
+    calls::commands(run, &|_| None, None)
+        .into_iter()
+        .map(|c| c.argv().to_vec())
+        .collect()
 }
 
 /// Whether a run script pushes with docker directly.
@@ -453,10 +559,12 @@ fn run_pushes_raw(run: &str) -> bool {
     raw_commands(run).iter().any(|c| {
         let a: Vec<&str> = c.iter().map(String::as_str).collect();
         match a.as_slice() {
-            ["docker", "push", ..] | ["docker", "manifest", "push", ..] | ["docker", "buildx", "imagetools", "create", ..] => true,
-            ["docker", "buildx", "build" | "bake", rest @ ..] => rest
-                .iter()
-                .any(|w| *w == "--push" || w.starts_with("--output=type=registry") || w.contains("push=true")),
+            ["docker", "push", ..]
+            | ["docker", "manifest", "push", ..]
+            | ["docker", "buildx", "imagetools", "create", ..] => true,
+            ["docker", "buildx", "build" | "bake", rest @ ..] => rest.iter().any(|w| {
+                *w == "--push" || w.starts_with("--output=type=registry") || w.contains("push=true")
+            }),
             _ => false,
         }
     })
@@ -470,13 +578,20 @@ fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
         if is_build_action(s) {
             let Some(p) = s.input("push") else { continue };
             let none = Vec::new();
-            let pr = Scope { outer: &pull_request_outer, leg: &none, env: Vec::new(), unknown: None };
+            let pr = Scope {
+                outer: &pull_request_outer,
+                leg: &none,
+                env: Vec::new(),
+                unknown: None,
+            };
             match pr.condition(p) {
                 Ok(Some(false)) if !p.contains("${{") => {}
                 Ok(Some(false)) => out.push((s.index, true)),
                 _ => out.push((s.index, false)),
             }
-        } else if cx.calls_in(job).any(|c| c.step == s.index && c.call.pushes())
+        } else if cx
+            .calls_in(job)
+            .any(|c| c.step == s.index && c.call.pushes())
             || s.run.as_ref().is_some_and(|r| run_pushes_raw(&r.0))
         {
             out.push((s.index, false));
@@ -490,11 +605,19 @@ fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
 fn check_permissions(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for job in wf.jobs() {
-        let Some(&(si, _)) = pushing_steps(cx, job).first() else { continue };
+        let Some(&(si, _)) = pushing_steps(cx, job).first() else {
+            continue;
+        };
         let (effective, whose) = match (&job.permissions, &wf.permissions) {
-            (Some(p), _) => (Some(p), "the job's `permissions:` (which replace the workflow's)"),
+            (Some(p), _) => (
+                Some(p),
+                "the job's `permissions:` (which replace the workflow's)",
+            ),
             (None, Some(p)) => (Some(p), "the workflow's `permissions:`"),
-            (None, None) => (None, "no `permissions:` (the repository default may be read-only)"),
+            (None, None) => (
+                None,
+                "no `permissions:` (the repository default may be read-only)",
+            ),
         };
         if effective.is_some_and(super::Permissions::packages_write) {
             continue;
@@ -509,7 +632,11 @@ fn check_permissions(cx: &mut Ctx<'_>) {
 
 fn is_login(s: &Step) -> bool {
     s.action().as_deref() == Some("docker/login-action")
-        || s.run.as_ref().is_some_and(|r| raw_commands(&r.0).iter().any(|a| a.len() >= 2 && a[0] == "docker" && a[1] == "login"))
+        || s.run.as_ref().is_some_and(|r| {
+            raw_commands(&r.0)
+                .iter()
+                .any(|a| a.len() >= 2 && a[0] == "docker" && a[1] == "login")
+        })
 }
 
 /// The names of secrets a step uses other than `GITHUB_TOKEN`.
@@ -520,7 +647,9 @@ fn secrets_used(s: &Step) -> Vec<String> {
         for (_, _, inner) in super::expr::spans(&t.0) {
             for (p, _) in inner.match_indices("secrets.") {
                 let rest = &inner[p + 8..];
-                let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+                let n = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
                 let name = &rest[..n];
                 if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.iter().any(|x| x == name) {
                     out.push(name.to_owned());
@@ -540,8 +669,16 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
         return;
     }
     let none: Leg = Vec::new();
-    let pr = Scope { outer: &pull_request_outer, leg: &none, env: Vec::new(), unknown: None };
-    let off_on_prs = |cond: &Option<super::Text>| cond.as_ref().is_some_and(|c| pr.condition(&c.0) == Ok(Some(false)));
+    let pr = Scope {
+        outer: &pull_request_outer,
+        leg: &none,
+        env: Vec::new(),
+        unknown: None,
+    };
+    let off_on_prs = |cond: &Option<super::Text>| {
+        cond.as_ref()
+            .is_some_and(|c| pr.condition(&c.0) == Ok(Some(false)))
+    };
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
     for job in wf.jobs().filter(|j| !off_on_prs(&j.cond)) {
         let pushes = pushing_steps(cx, job);
@@ -564,13 +701,22 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
 /// The values of `flag` in the words of each `docker buildx build` of a script.
 fn buildx_flag(scope: &Scope<'_>, run: &str, flag: &str) -> Vec<String> {
     let cmds = scope.commands(run).unwrap_or_default();
-    let builds = cmds.iter().map(|c| c.argv()).filter(|a| a.len() >= 3 && a[..3] == ["docker", "buildx", "build"]);
+    let builds = cmds
+        .iter()
+        .map(|c| c.argv())
+        .filter(|a| a.len() >= 3 && a[..3] == ["docker", "buildx", "build"]);
     let prefix = format!("{flag}=");
     builds
         .flat_map(|a| {
             let pairs = a.iter().zip(a.iter().skip(1).map(Some).chain([None]));
             pairs
-                .filter_map(|(w, next)| if w == flag { next.cloned() } else { w.strip_prefix(&prefix).map(str::to_owned) })
+                .filter_map(|(w, next)| {
+                    if w == flag {
+                        next.cloned()
+                    } else {
+                        w.strip_prefix(&prefix).map(str::to_owned)
+                    }
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -581,8 +727,15 @@ fn gha_entries(scope: &Scope<'_>, s: &Step) -> Vec<(String, String)> {
     let mut entries = Vec::new();
     for what in ["cache-from", "cache-to"] {
         if is_build_action(s) {
-            let v = s.input(what).and_then(|v| scope.substitute(v).ok()).unwrap_or_default();
-            let split = v.lines().flat_map(|l| l.split(';')).map(str::trim).filter(|e| !e.is_empty());
+            let v = s
+                .input(what)
+                .and_then(|v| scope.substitute(v).ok())
+                .unwrap_or_default();
+            let split = v
+                .lines()
+                .flat_map(|l| l.split(';'))
+                .map(str::trim)
+                .filter(|e| !e.is_empty());
             entries.extend(split.map(|e| (what.to_owned(), e.to_owned())));
         } else if let Some(run) = &s.run {
             let vals = buildx_flag(scope, &run.0, &format!("--{what}"));
@@ -608,13 +761,30 @@ fn check_cache_scopes(cx: &mut Ctx<'_>) {
             for leg in &legs {
                 let label = leg_label(leg);
                 for (what, e) in gha_entries(&scope(wf, job, Some(s), leg), s) {
-                    let name = e.split(',').find_map(|a| a.trim().strip_prefix("scope=")).unwrap_or("buildkit").to_owned();
-                    let first = seen.iter().find(|(w, sc, _)| *w == what && *sc == name).map(|(_, _, l)| l.clone());
+                    let name = e
+                        .split(',')
+                        .find_map(|a| a.trim().strip_prefix("scope="))
+                        .unwrap_or("buildkit")
+                        .to_owned();
+                    let first = seen
+                        .iter()
+                        .find(|(w, sc, _)| *w == what && *sc == name)
+                        .map(|(_, _, l)| l.clone());
                     match first {
                         None => seen.push((what, name, label.clone())),
-                        Some(first) if first != label && reported.insert(format!("{what}/{name}")) => {
-                            let line = wf.step_line(job, s, Some(if is_build_action(s) { "with" } else { "run" }));
-                            let effect = if what == "cache-to" { "each leg's export overwrites the other's" } else { "each leg imports the other's cache (another platform's layers, missed hits)" };
+                        Some(first)
+                            if first != label && reported.insert(format!("{what}/{name}")) =>
+                        {
+                            let line = wf.step_line(
+                                job,
+                                s,
+                                Some(if is_build_action(s) { "with" } else { "run" }),
+                            );
+                            let effect = if what == "cache-to" {
+                                "each leg's export overwrites the other's"
+                            } else {
+                                "each leg imports the other's cache (another platform's layers, missed hits)"
+                            };
                             cx.error(Rule::CacheScope, line, format!(
                                 "{} of job `{}`: legs `{first}` and `{label}` share the gha cache scope `{name}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
                                 s.label(), job.id
@@ -644,14 +814,19 @@ pub fn runner_arch(labels: &[String]) -> &'static str {
 /// The target platforms a step builds for with a builder that emulates.
 fn emulated_targets(scope: &Scope<'_>, s: &Step) -> Vec<String> {
     let text = if is_build_action(s) {
-        s.input("platforms").and_then(|p| scope.substitute(p).ok()).unwrap_or_default()
+        s.input("platforms")
+            .and_then(|p| scope.substitute(p).ok())
+            .unwrap_or_default()
     } else if let Some(run) = &s.run {
         // The xtask's own strategies are checked on its calls.
         buildx_flag(scope, &run.0, "--platform").join(",")
     } else {
         String::new()
     };
-    text.split([',', '\n']).map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()
+    text.split([',', '\n'])
+        .map(|x| x.trim().to_owned())
+        .filter(|x| !x.is_empty())
+        .collect()
 }
 
 /// B7: Rust compiled under emulation. `cargo xtask ... --strategy emulate`
@@ -661,15 +836,28 @@ fn emulated_targets(scope: &Scope<'_>, s: &Step) -> Vec<String> {
 /// compiles natively and cross-compiles.
 fn check_emulation(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
-    let emulate: Vec<usize> = cx.calls.iter().filter(|c| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate)).map(|c| c.line).collect();
+    let emulate: Vec<usize> = cx
+        .calls
+        .iter()
+        .filter(|c| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate))
+        .map(|c| c.line)
+        .collect();
     for line in emulate {
         cx.warn(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy".to_owned());
     }
     for job in wf.jobs() {
-        let has_qemu = job.steps.iter().any(|s| s.action().as_deref() == Some("docker/setup-qemu-action"));
+        let has_qemu = job
+            .steps
+            .iter()
+            .any(|s| s.action().as_deref() == Some("docker/setup-qemu-action"));
         for leg in &legs(job) {
             let job_scope = scope(wf, job, None, leg);
-            let labels: Vec<String> = job.runs_on.0.iter().filter_map(|l| job_scope.substitute(l).ok()).collect();
+            let labels: Vec<String> = job
+                .runs_on
+                .0
+                .iter()
+                .filter_map(|l| job_scope.substitute(l).ok())
+                .collect();
             if labels.len() != job.runs_on.0.len() || labels.iter().any(|l| l.contains(UNKNOWN)) {
                 continue;
             }
@@ -698,10 +886,16 @@ fn check_emulation(cx: &mut Ctx<'_>) {
 fn check_manifest(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     let manifest_calls = |cx: &Ctx<'_>, j: &Job| cx.calls_in(j).any(|c| c.call.is(&["manifest"]));
-    let build_jobs: Vec<&Job> = wf.jobs().filter(|j| job_builds(cx, j) && !manifest_calls(cx, j)).collect();
+    let build_jobs: Vec<&Job> = wf
+        .jobs()
+        .filter(|j| job_builds(cx, j) && !manifest_calls(cx, j))
+        .collect();
     let manifest_jobs: Vec<&Job> = wf.jobs().filter(|j| manifest_calls(cx, j)).collect();
     if manifest_jobs.is_empty() {
-        let per_platform = cx.calls.iter().any(|c| c.call.pushes() && (c.call.is(&["build-image"]) || c.call.is(&["push"])));
+        let per_platform = cx
+            .calls
+            .iter()
+            .any(|c| c.call.pushes() && (c.call.is(&["build-image"]) || c.call.is(&["push"])));
         if per_platform {
             cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job".to_owned());
         }
@@ -712,7 +906,11 @@ fn check_manifest(cx: &mut Ctx<'_>) {
         let mut todo: Vec<&str> = job.needs.0.iter().map(String::as_str).collect();
         while let Some(n) = todo.pop() {
             if reach.insert(n) {
-                todo.extend(wf.job(n).iter().flat_map(|j| j.needs.0.iter().map(String::as_str)));
+                todo.extend(
+                    wf.job(n)
+                        .iter()
+                        .flat_map(|j| j.needs.0.iter().map(String::as_str)),
+                );
             }
         }
         for b in build_jobs.iter().filter(|b| !reach.contains(b.id.as_str())) {
@@ -729,7 +927,11 @@ fn check_manifest(cx: &mut Ctx<'_>) {
             None => return,
         };
         if let Some(list) = c.call.get::<PlatformList>("platform") {
-            let missing: Vec<&str> = PLATFORMS.iter().filter(|p| !list.0.contains(p)).map(|p| p.name).collect();
+            let missing: Vec<&str> = PLATFORMS
+                .iter()
+                .filter(|p| !list.0.contains(p))
+                .map(|p| p.name)
+                .collect();
             if !missing.is_empty() {
                 narrowed.push((c.line, missing));
             }
@@ -741,7 +943,11 @@ fn check_manifest(cx: &mut Ctx<'_>) {
             quoted(&missing), project::PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
         ));
     }
-    let missing: Vec<&str> = COMPONENTS.iter().map(|c| c.name).filter(|n| !covered.contains(n)).collect();
+    let missing: Vec<&str> = COMPONENTS
+        .iter()
+        .map(|c| c.name)
+        .filter(|n| !covered.contains(n))
+        .collect();
     if !missing.is_empty() {
         cx.error(Rule::Manifest, wf.job_line(manifest_jobs[0], None), format!(
             "the manifest job `{}` never combines {}: those images get per-platform tags but no multi-arch tag; cover every component ({})",

@@ -541,7 +541,11 @@ fn plan_job(
         let label = leg_label(leg);
         for step in &job.steps {
             let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
-            let leg_name = if label.is_empty() { "no matrix" } else { &label };
+            let leg_name = if label.is_empty() {
+                "no matrix"
+            } else {
+                &label
+            };
             let whr = format!("job `{}` ({leg_name}) {}", job.id, step.label());
             if !failed.is_empty() {
                 errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
@@ -593,15 +597,31 @@ fn plan_step(
     steps: &mut Vec<PlannedStep>,
     errors: &mut Vec<String>,
 ) {
-    let (job, leg, label, whr) = (at.job.to_owned(), at.leg.to_owned(), at.step.label(), at.whr);
+    let (job, leg, label, whr) = (
+        at.job.to_owned(),
+        at.leg.to_owned(),
+        at.step.label(),
+        at.whr,
+    );
     if let Some(uses) = &at.step.uses {
         let action = at.step.action().unwrap_or_default();
         let uses = uses.clone();
         steps.push(match stand_in(&action, &ctx.registry) {
-            Some(note) => PlannedStep::StandIn { job, leg, step: label, uses, note },
+            Some(note) => PlannedStep::StandIn {
+                job,
+                leg,
+                step: label,
+                uses,
+                note,
+            },
             None => {
                 let reason = format!("no local stand-in for `{uses}`");
-                PlannedStep::Skip { job, leg, step: label, reason }
+                PlannedStep::Skip {
+                    job,
+                    leg,
+                    step: label,
+                    reason,
+                }
             }
         });
         return;
@@ -613,18 +633,27 @@ fn plan_step(
     };
     for cmd in cmds {
         if let Some(u) = &cmd.problem {
-            errors.push(format!("{whr}: uses a {u}; keep run lines to plain `cargo xtask` calls"));
+            errors.push(format!(
+                "{whr}: uses a {u}; keep run lines to plain `cargo xtask` calls"
+            ));
             continue;
         }
         if !cmd.unresolved.is_empty() {
             let vars = cmd.unresolved.join(", $");
-            errors.push(format!("{whr}: uses ${vars} which neither the workflow nor GitHub sets"));
+            errors.push(format!(
+                "{whr}: uses ${vars} which neither the workflow nor GitHub sets"
+            ));
             continue;
         }
         if cmd.informational() {
             let reason = format!("informational `{}`", cmd.argv()[0]);
             let (job, leg, step) = (job.clone(), leg.clone(), label.clone());
-            steps.push(PlannedStep::Skip { job, leg, step, reason });
+            steps.push(PlannedStep::Skip {
+                job,
+                leg,
+                step,
+                reason,
+            });
             continue;
         }
         let Some(args) = cmd.xtask_args() else {
@@ -636,7 +665,9 @@ fn plan_step(
         let (argv, notes) = rewrite(args, &ctx.registry);
         let mut env: Vec<(String, String)> = Vec::new();
         let registry = ("BROKKR_REGISTRY".to_owned(), ctx.registry.clone());
-        let all = github_env(ctx, wf, &job).into_iter().chain(scope.env.iter().cloned());
+        let all = github_env(ctx, wf, &job)
+            .into_iter()
+            .chain(scope.env.iter().cloned());
         // Last one wins, as in the shell; keep the first position for reading.
         for (k, v) in all.chain(cmd.assignments()).chain([registry]) {
             match env.iter_mut().find(|(dk, _)| *dk == k) {
@@ -645,7 +676,14 @@ fn plan_step(
             }
         }
         let (job, leg, step) = (job.clone(), leg.clone(), label.clone());
-        steps.push(PlannedStep::Run { job, leg, step, argv, env, notes });
+        steps.push(PlannedStep::Run {
+            job,
+            leg,
+            step,
+            argv,
+            env,
+            notes,
+        });
     }
 }
 
@@ -759,7 +797,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    const OURS: &str = include_str!("../../.github/workflows/build-images.yml");
+    const OURS: &str = include_str!("../../../.github/workflows/build-images.yml");
 
     fn ctx(event: Event, r: &str) -> RunContext {
         RunContext {

