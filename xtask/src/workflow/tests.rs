@@ -882,7 +882,7 @@ fn workflow_manifest_platform_subset_is_reported() {
         ("amd64,arm64", false),
     ] {
         let text = OURS.replace(from, &format!("{from} --platform {platform}"));
-        let wf = Workflow::parse("m.yml", &text).unwrap();
+        let wf = Workflow::parse(".github/workflows/build-images.yml", &text).unwrap();
         let got: Vec<Diagnostic> = check(&wf, &exp);
         let hit = got.iter().any(|d| {
             d.rule == Manifest && d.line == line && d.message.contains("leaves out `linux/arm64`")
