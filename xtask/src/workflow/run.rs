@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use github_actions_expressions::Evaluation;
 use xshell::Shell;
 
-use super::{calls, expand_matrix, glob, leg_label, rules, Job, Scope, Step, Workflow};
+use super::{calls, expand_matrix, glob, leg_label, rules, Job, Scope, Step, Text, Workflow};
 use crate::plan::Cmd;
 use crate::project::{Platform, LOCAL_REGISTRY};
 
@@ -72,20 +72,17 @@ impl Event {
     }
 }
 
-/// The refs GitHub gives a run (`GITHUB_REF`, `GITHUB_REF_NAME`, ...).
+/// The refs GitHub gives a run: `GITHUB_REF` (`full`: `refs/heads/main`,
+/// `refs/tags/v1.0.0`, `refs/pull/7/merge`), `GITHUB_REF_NAME` (`main`,
+/// `7/merge`), `GITHUB_REF_TYPE` (`branch`/`tag`), `GITHUB_HEAD_REF` and
+/// `GITHUB_BASE_REF` (empty for pushes), and the pull request number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refs {
-    /// `GITHUB_REF`: `refs/heads/main`, `refs/tags/v1.0.0`, `refs/pull/7/merge`.
     pub full: String,
-    /// `GITHUB_REF_NAME`: `main`, `v1.0.0`, `7/merge`.
     pub name: String,
-    /// `GITHUB_REF_TYPE`: `branch` or `tag`.
     pub kind: &'static str,
-    /// `GITHUB_HEAD_REF`: the pull request's source branch; empty for pushes.
     pub head: String,
-    /// `GITHUB_BASE_REF`: the pull request's target branch; empty for pushes.
     pub base: String,
-    /// The pull request number, for pull requests.
     pub pr_number: Option<u64>,
 }
 
@@ -100,184 +97,114 @@ impl Refs {
     /// is [`DEFAULT_BASE`]. A pull request ref with `push` is an error.
     pub fn parse(event: Event, given: &str, head: Option<&str>) -> Result<Refs> {
         let g = given.trim();
+        let refs = |full: String, name: &str, kind, head: String, pr_number: Option<u64>| Refs {
+            full,
+            name: name.to_owned(),
+            kind,
+            head,
+            base: pr_number.map_or_else(String::new, |_| DEFAULT_BASE.to_owned()),
+            pr_number,
+        };
         if g.is_empty() {
             bail!("--ref is empty; give a branch (`main`), `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<N>/merge`");
         }
-        let pull = g.strip_prefix("refs/pull/").map(|rest| {
-            let (n, kind) = rest.split_once('/').unwrap_or((rest, "merge"));
-            (n.parse::<u64>(), kind)
-        });
-        match (event, pull) {
-            (Event::Push, Some(_)) => {
+        if let Some(rest) = g.strip_prefix("refs/pull/") {
+            if event == Event::Push {
                 bail!("`{g}` is a pull request ref, which a push never has; use `--event pull_request`, or a branch with push")
             }
-            (Event::PullRequest, Some((Ok(n), kind))) => {
-                if kind != "merge" && kind != "head" {
-                    bail!("`{g}`: pull request refs are `refs/pull/<N>/merge` (or `/head`)");
-                }
-                Ok(Refs {
-                    full: format!("refs/pull/{n}/{kind}"),
-                    name: format!("{n}/{kind}"),
-                    kind: "branch",
-                    head: head.map_or_else(|| format!("pr-{n}"), str::to_owned),
-                    base: DEFAULT_BASE.to_owned(),
-                    pr_number: Some(n),
-                })
-            }
-            (_, Some((Err(_), _))) => {
+            let (n, kind) = rest.split_once('/').unwrap_or((rest, "merge"));
+            let Ok(n) = n.parse::<u64>() else {
                 bail!("`{g}`: the pull request number is not a number; write `refs/pull/<N>/merge`")
+            };
+            if kind != "merge" && kind != "head" {
+                bail!("`{g}`: pull request refs are `refs/pull/<N>/merge` (or `/head`)");
             }
-            (Event::PullRequest, None) => {
-                if g.starts_with("refs/tags/") {
-                    bail!("`{g}`: a pull request comes from a branch, not a tag");
-                }
-                let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
-                Ok(Refs {
-                    full: "refs/pull/1/merge".to_owned(),
-                    name: "1/merge".to_owned(),
-                    kind: "branch",
-                    head: branch.to_owned(),
-                    base: DEFAULT_BASE.to_owned(),
-                    pr_number: Some(1),
-                })
+            let head = head.map_or_else(|| format!("pr-{n}"), str::to_owned);
+            let full = format!("refs/pull/{n}/{kind}");
+            return Ok(refs(full, &format!("{n}/{kind}"), "branch", head, Some(n)));
+        }
+        match (event, g.strip_prefix("refs/tags/")) {
+            (Event::PullRequest, Some(_)) => {
+                bail!("`{g}`: a pull request comes from a branch, not a tag")
             }
-            (Event::Push, None) => {
-                if let Some(tag) = g.strip_prefix("refs/tags/") {
-                    return Ok(Refs {
-                        full: g.to_owned(),
-                        name: tag.to_owned(),
-                        kind: "tag",
-                        head: String::new(),
-                        base: String::new(),
-                        pr_number: None,
-                    });
-                }
-                let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
-                if branch.starts_with("refs/") {
-                    bail!(
-                        "`{g}`: unknown ref kind; use `refs/heads/<branch>` or `refs/tags/<tag>`"
-                    );
-                }
-                Ok(Refs {
-                    full: format!("refs/heads/{branch}"),
-                    name: branch.to_owned(),
-                    kind: "branch",
-                    head: String::new(),
-                    base: String::new(),
-                    pr_number: None,
-                })
+            (Event::Push, Some(tag)) => {
+                return Ok(refs(g.to_owned(), tag, "tag", String::new(), None))
+            }
+            _ => {}
+        }
+        let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
+        match event {
+            Event::PullRequest => {
+                let pr = "refs/pull/1/merge".to_owned();
+                Ok(refs(pr, "1/merge", "branch", branch.to_owned(), Some(1)))
+            }
+            Event::Push if branch.starts_with("refs/") => {
+                bail!("`{g}`: unknown ref kind; use `refs/heads/<branch>` or `refs/tags/<tag>`")
+            }
+            Event::Push => {
+                let full = format!("refs/heads/{branch}");
+                Ok(refs(full, branch, "branch", String::new(), None))
             }
         }
     }
 }
 
-/// Everything about the simulated run that is not in the workflow.
+/// Everything about the simulated run that is not in the workflow:
+/// `GITHUB_SHA` (the checked-out commit), `GITHUB_REPOSITORY` (`owner/name`),
+/// the loopback registry set as `BROKKR_REGISTRY` instead of GitHub's
+/// `ghcr.io/<owner>`, and `RUNNER_ARCH` of this machine (`X64`, `ARM64`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunContext {
-    /// The event.
     pub event: Event,
-    /// Its refs.
     pub refs: Refs,
-    /// `GITHUB_SHA`: the commit (40 hex), here the checked-out one.
     pub sha: String,
-    /// `GITHUB_REPOSITORY`: `owner/name`.
     pub repository: String,
-    /// The loopback registry pushes go to (`localhost:5000`), set as
-    /// `BROKKR_REGISTRY` instead of GitHub's `ghcr.io/<owner>`.
     pub registry: String,
-    /// `RUNNER_ARCH` of this machine: `X64` or `ARM64`.
     pub runner_arch: &'static str,
 }
 
-/// One step of the plan.
+/// One step of the plan, for one matrix leg (`component=broker, ...`;
+/// empty without a matrix); `step` is the step's label, or `job`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlannedStep {
-    /// Run `cargo xtask <argv>` with `env` added to the environment.
-    Run {
-        /// Job id.
-        job: String,
-        /// Matrix leg (`component=broker, platform=linux/arm64`), empty without a matrix.
-        leg: String,
-        /// The step's label.
-        step: String,
-        /// Arguments after `cargo xtask`, as run here (registry and cache rewritten).
-        argv: Vec<String>,
-        /// Environment: GitHub's variables, then workflow, job and step `env:`.
-        env: Vec<(String, String)>,
-        /// What was rewritten for the local run (registry, cache).
-        notes: Vec<String>,
-    },
-    /// A `uses:` step this machine stands in for.
-    StandIn {
-        /// Job id.
-        job: String,
-        /// Matrix leg.
-        leg: String,
-        /// The step's label.
-        step: String,
-        /// The action, `owner/repo@ref`.
-        uses: String,
-        /// What stands in for it here.
-        note: String,
-    },
-    /// A job or step not run, with the reason.
-    Skip {
-        /// Job id.
-        job: String,
-        /// Matrix leg (empty for a whole job).
-        leg: String,
-        /// The step's label, or `job` for the whole job.
-        step: String,
-        /// Why.
-        reason: String,
-    },
+pub struct PlannedStep {
+    pub job: String,
+    pub leg: String,
+    pub step: String,
+    pub action: Action,
 }
 
-fn at(job: &str, leg: &str) -> String {
-    if leg.is_empty() {
-        format!("[{job}]")
-    } else {
-        format!("[{job} {leg}]")
-    }
+/// What a planned step does here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run `cargo xtask <argv>` (registry and cache rewritten, each change
+    /// with a note) with GitHub's variables, then workflow, job and step `env:`.
+    Run {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        notes: Vec<String>,
+    },
+    /// A `uses:` step (`owner/repo@ref`) this machine stands in for.
+    StandIn { uses: String, note: String },
+    /// Not run, with the reason.
+    Skip { reason: String },
 }
 
 impl fmt::Display for PlannedStep {
     /// One line: `[job leg] step: what`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlannedStep::Run {
-                job,
-                leg,
-                step,
-                argv,
-                notes,
-                ..
-            } => {
+        let (job, leg, step) = (&self.job, &self.leg, &self.step);
+        match leg.is_empty() {
+            true => write!(f, "[{job}] {step}: ")?,
+            false => write!(f, "[{job} {leg}] {step}: ")?,
+        }
+        match &self.action {
+            Action::Run { argv, notes, .. } => {
                 let words: Vec<String> = argv.iter().map(|a| crate::plan::shell_quote(a)).collect();
-                write!(
-                    f,
-                    "{} {step}: cargo xtask {}",
-                    at(job, leg),
-                    words.join(" ")
-                )?;
-                for n in notes {
-                    write!(f, " ({n})")?;
-                }
-                Ok(())
+                write!(f, "cargo xtask {}", words.join(" "))?;
+                notes.iter().try_for_each(|n| write!(f, " ({n})"))
             }
-            PlannedStep::StandIn {
-                job,
-                leg,
-                step,
-                uses,
-                note,
-            } => write!(f, "{} {step}: stands in for {uses}: {note}", at(job, leg)),
-            PlannedStep::Skip {
-                job,
-                leg,
-                step,
-                reason,
-            } => write!(f, "{} {step}: skipped: {reason}", at(job, leg)),
+            Action::StandIn { uses, note } => write!(f, "stands in for {uses}: {note}"),
+            Action::Skip { reason } => write!(f, "skipped: {reason}"),
         }
     }
 }
@@ -479,10 +406,8 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
     check_trigger(wf, ctx)?;
     let mut jobs = job_order(wf)?;
     if let Some(want) = only_job {
-        let found = wf
-            .jobs()
-            .find(|j| j.id == want || j.name.as_ref().is_some_and(|n| n.0 == want));
-        let Some(found) = found else {
+        let named = |j: &&Job| j.id == want || j.name.as_ref().is_some_and(|n| n.0 == want);
+        let Some(found) = wf.jobs().find(named) else {
             let ids: Vec<&str> = wf.jobs().map(|j| j.id.as_str()).collect();
             let hint = calls::closest(want, ids.iter().copied())
                 .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
@@ -494,207 +419,161 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
         };
         jobs.retain(|j| j.id == found.id);
     }
-    let mut steps = Vec::new();
-    let mut errors = Vec::new();
-    for job in jobs {
-        plan_job(wf, ctx, job, &mut steps, &mut errors);
-    }
-    if !errors.is_empty() {
+    let mut p = Planner {
+        wf,
+        ctx,
+        steps: Vec::new(),
+        errors: Vec::new(),
+    };
+    jobs.into_iter().for_each(|job| p.job(job));
+    if !p.errors.is_empty() {
         bail!(
             "{} cannot run locally:\n  - {}",
             wf.path,
-            errors.join("\n  - ")
+            p.errors.join("\n  - ")
         );
     }
-    Ok(steps)
+    Ok(p.steps)
 }
 
-fn plan_job(
-    wf: &Workflow,
-    ctx: &RunContext,
-    job: &Job,
-    steps: &mut Vec<PlannedStep>,
-    errors: &mut Vec<String>,
-) {
-    let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
-    let none = Vec::new();
-    if let Some(cond) = &job.cond {
-        let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
-        let cond = &cond.0;
-        match scope.condition(cond) {
-            Ok(Some(true)) => {}
-            Ok(Some(false)) => {
-                return steps.push(skipped_by_if(&job.id, "", "job".to_owned(), cond, ctx));
+struct Planner<'a> {
+    wf: &'a Workflow,
+    ctx: &'a RunContext,
+    steps: Vec<PlannedStep>,
+    errors: Vec<String>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, job: &str, leg: &str, step: String, action: Action) {
+        let (job, leg) = (job.to_owned(), leg.to_owned());
+        self.steps.push(PlannedStep {
+            job,
+            leg,
+            step,
+            action,
+        });
+    }
+
+    /// Whether an `if:` lets a job or step run; a false one is planned as
+    /// a skip, one that cannot be evaluated here is an error (`whr` says where).
+    fn runs(&mut self, scope: &Scope<'_>, cond: Option<&Text>, at: [&str; 3], whr: &str) -> bool {
+        let Some(Text(c)) = cond else { return true };
+        match scope.condition(c) {
+            Ok(Some(b)) => {
+                if !b {
+                    let (event, r) = (self.ctx.event.name(), &self.ctx.refs.full);
+                    let reason = format!("`if: {c}` is false for {event} {r}");
+                    self.push(at[0], at[1], at[2].to_owned(), Action::Skip { reason });
+                }
+                b
             }
             Ok(None) => {
-                let id = &job.id;
-                return errors.push(format!("job `{id}`: cannot evaluate `if: {cond}` locally"));
+                let e = format!("{whr}: cannot evaluate `if: {c}` locally");
+                self.errors.push(e);
+                false
             }
-            Err(e) => return errors.push(format!("job `{}`: {e}", job.id)),
+            Err(e) => {
+                self.errors.push(format!("{whr}: {e}"));
+                false
+            }
         }
     }
-    let legs = match expand_matrix(job.strategy.matrix.as_ref()) {
-        Ok(l) => l,
-        Err(e) => return errors.push(format!("job `{}`: {e}", job.id)),
-    };
-    for leg in &legs {
-        let label = leg_label(leg);
-        for step in &job.steps {
-            let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
+
+    fn job(&mut self, job: &Job) {
+        let (wf, ctx) = (self.wf, self.ctx);
+        let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
+        let none = Vec::new();
+        let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
+        let whr = format!("job `{}`", job.id);
+        if !self.runs(&scope, job.cond.as_ref(), [&job.id, "", "job"], &whr) {
+            return;
+        }
+        let legs = match expand_matrix(job.strategy.matrix.as_ref()) {
+            Ok(l) => l,
+            Err(e) => return self.errors.push(format!("{whr}: {e}")),
+        };
+        for leg in &legs {
+            let label = leg_label(leg);
             let leg_name = if label.is_empty() {
                 "no matrix"
             } else {
                 &label
             };
-            let whr = format!("job `{}` ({leg_name}) {}", job.id, step.label());
-            if !failed.is_empty() {
-                errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
-                continue;
-            }
-            if let Some(cond) = &step.cond {
-                let cond = &cond.0;
-                match scope.condition(cond) {
-                    Ok(Some(true)) => {}
-                    Ok(Some(false)) => {
-                        steps.push(skipped_by_if(&job.id, &label, step.label(), cond, ctx));
-                        continue;
-                    }
-                    Ok(None) => {
-                        errors.push(format!("{whr}: cannot evaluate `if: {cond}` locally"));
-                        continue;
-                    }
-                    Err(e) => {
-                        errors.push(format!("{whr}: {e}"));
-                        continue;
-                    }
+            for step in &job.steps {
+                let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
+                let whr = format!("{whr} ({leg_name}) {}", step.label());
+                if !failed.is_empty() {
+                    let e = format!("{whr}: cannot evaluate env {}", failed.join(", "));
+                    self.errors.push(e);
+                    continue;
+                }
+                let at = [job.id.as_str(), &label, &step.label()];
+                if self.runs(&scope, step.cond.as_ref(), at, &whr) {
+                    self.step(job, &label, step, &scope, &whr);
                 }
             }
-            let at = StepAt {
-                job: &job.id,
-                leg: &label,
-                step,
-                whr: &whr,
+        }
+    }
+
+    fn step(&mut self, job: &Job, leg: &str, step: &Step, scope: &Scope<'_>, whr: &str) {
+        let (id, label, registry) = (&job.id, step.label(), &self.ctx.registry);
+        if let Some(uses) = &step.uses {
+            let action = match stand_in(&step.action().unwrap_or_default(), registry) {
+                Some(note) => Action::StandIn {
+                    uses: uses.clone(),
+                    note,
+                },
+                None => Action::Skip {
+                    reason: format!("no local stand-in for `{uses}`"),
+                },
             };
-            plan_step(ctx, wf, &at, &scope, steps, errors);
+            return self.push(id, leg, label, action);
         }
-    }
-}
-
-/// Where a planned step is, for its line and its errors.
-struct StepAt<'a> {
-    job: &'a str,
-    leg: &'a str,
-    step: &'a Step,
-    /// `job `build` (component=broker) step `Build``, for errors.
-    whr: &'a str,
-}
-
-fn plan_step(
-    ctx: &RunContext,
-    wf: &Workflow,
-    at: &StepAt<'_>,
-    scope: &Scope<'_>,
-    steps: &mut Vec<PlannedStep>,
-    errors: &mut Vec<String>,
-) {
-    let (job, leg, label, whr) = (
-        at.job.to_owned(),
-        at.leg.to_owned(),
-        at.step.label(),
-        at.whr,
-    );
-    if let Some(uses) = &at.step.uses {
-        let action = at.step.action().unwrap_or_default();
-        let uses = uses.clone();
-        steps.push(match stand_in(&action, &ctx.registry) {
-            Some(note) => PlannedStep::StandIn {
-                job,
-                leg,
-                step: label,
-                uses,
-                note,
-            },
-            None => {
-                let reason = format!("no local stand-in for `{uses}`");
-                PlannedStep::Skip {
-                    job,
-                    leg,
-                    step: label,
-                    reason,
+        let Some(run) = &step.run else { return };
+        let cmds = match scope.commands(&run.0) {
+            Ok(c) => c,
+            Err(e) => return self.errors.push(format!("{whr}: {e}")),
+        };
+        for cmd in cmds {
+            let args = match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
+                (Some(u), _, _) => Err(format!(
+                    "uses a {u}; keep run lines to plain `cargo xtask` calls"
+                )),
+                (None, [_, ..], _) => Err(format!(
+                    "uses ${} which neither the workflow nor GitHub sets",
+                    cmd.unresolved.join(", $")
+                )),
+                _ if cmd.informational() => {
+                    let reason = format!("informational `{}`", cmd.argv()[0]);
+                    self.push(id, leg, label.clone(), Action::Skip { reason });
+                    continue;
+                }
+                (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
+                (None, [], Some(args)) => Ok(args),
+            };
+            let args = match args {
+                Ok(a) => a,
+                Err(e) => {
+                    self.errors.push(format!("{whr}: {e}"));
+                    continue;
+                }
+            };
+            let (argv, notes) = rewrite(args, registry);
+            let registry = ("BROKKR_REGISTRY".to_owned(), registry.clone());
+            let all = github_env(self.ctx, self.wf, id).into_iter();
+            let all = all
+                .chain(scope.env.iter().cloned())
+                .chain(cmd.assignments());
+            // Last one wins, as in the shell; keep the first position for reading.
+            let mut env: Vec<(String, String)> = Vec::new();
+            for (k, v) in all.chain([registry]) {
+                match env.iter_mut().find(|(dk, _)| *dk == k) {
+                    Some(slot) => slot.1 = v,
+                    None => env.push((k, v)),
                 }
             }
-        });
-        return;
-    }
-    let Some(run) = &at.step.run else { return };
-    let cmds = match scope.commands(&run.0) {
-        Ok(c) => c,
-        Err(e) => return errors.push(format!("{whr}: {e}")),
-    };
-    for cmd in cmds {
-        if let Some(u) = &cmd.problem {
-            errors.push(format!(
-                "{whr}: uses a {u}; keep run lines to plain `cargo xtask` calls"
-            ));
-            continue;
+            self.push(id, leg, label.clone(), Action::Run { argv, env, notes });
         }
-        if !cmd.unresolved.is_empty() {
-            let vars = cmd.unresolved.join(", $");
-            errors.push(format!(
-                "{whr}: uses ${vars} which neither the workflow nor GitHub sets"
-            ));
-            continue;
-        }
-        if cmd.informational() {
-            let reason = format!("informational `{}`", cmd.argv()[0]);
-            let (job, leg, step) = (job.clone(), leg.clone(), label.clone());
-            steps.push(PlannedStep::Skip {
-                job,
-                leg,
-                step,
-                reason,
-            });
-            continue;
-        }
-        let Some(args) = cmd.xtask_args() else {
-            if !cmd.argv().is_empty() {
-                errors.push(format!("{whr}: `{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" ")));
-            }
-            continue;
-        };
-        let (argv, notes) = rewrite(args, &ctx.registry);
-        let mut env: Vec<(String, String)> = Vec::new();
-        let registry = ("BROKKR_REGISTRY".to_owned(), ctx.registry.clone());
-        let all = github_env(ctx, wf, &job)
-            .into_iter()
-            .chain(scope.env.iter().cloned());
-        // Last one wins, as in the shell; keep the first position for reading.
-        for (k, v) in all.chain(cmd.assignments()).chain([registry]) {
-            match env.iter_mut().find(|(dk, _)| *dk == k) {
-                Some(slot) => slot.1 = v,
-                None => env.push((k, v)),
-            }
-        }
-        let (job, leg, step) = (job.clone(), leg.clone(), label.clone());
-        steps.push(PlannedStep::Run {
-            job,
-            leg,
-            step,
-            argv,
-            env,
-            notes,
-        });
-    }
-}
-
-/// A job or step left out because its `if:` is false for this run.
-fn skipped_by_if(job: &str, leg: &str, step: String, cond: &str, ctx: &RunContext) -> PlannedStep {
-    let (event, r) = (ctx.event.name(), &ctx.refs.full);
-    PlannedStep::Skip {
-        job: job.to_owned(),
-        leg: leg.to_owned(),
-        step,
-        reason: format!("`if: {cond}` is false for {event} {r}"),
     }
 }
 
@@ -715,25 +594,13 @@ pub fn repository_from_url(url: &str) -> Option<String> {
 pub fn execute(sh: &Shell, steps: &[PlannedStep], dry_run: bool) -> Result<()> {
     for s in steps {
         println!("{s}");
-        if let PlannedStep::Run {
-            job,
-            leg,
-            step,
-            argv,
-            env,
-            ..
-        } = s
-        {
-            if dry_run {
-                continue;
-            }
-            let mut cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
-            for (k, v) in env {
-                cmd = cmd.env(k, v.clone());
-            }
-            cmd.run(sh)
-                .with_context(|| format!("{} {step}", at(job, leg)))?;
-        }
+        let (Action::Run { argv, env, .. }, false) = (&s.action, dry_run) else {
+            continue;
+        };
+        let cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
+        let cmd = env.iter().fold(cmd, |c, (k, v)| c.env(k, v.clone()));
+        let at = format!("[{} {}] {}", s.job, s.leg, s.step);
+        cmd.run(sh).with_context(|| at)?;
     }
     Ok(())
 }
@@ -818,19 +685,20 @@ mod tests {
         steps
             .iter()
             .filter_map(|s| match s {
-                PlannedStep::Run { job, leg, argv, .. } => {
-                    Some(format!("{job} [{leg}] {}", argv.join(" ")))
-                }
+                PlannedStep {
+                    job,
+                    leg,
+                    action: Action::Run { argv, .. },
+                    ..
+                } => Some(format!("{job} [{leg}] {}", argv.join(" "))),
                 _ => None,
             })
             .collect()
     }
 
     fn env_of<'a>(s: &'a PlannedStep, k: &str) -> Option<&'a str> {
-        match s {
-            PlannedStep::Run { env, .. } => {
-                env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
-            }
+        match &s.action {
+            Action::Run { env, .. } => env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()),
             _ => None,
         }
     }
@@ -925,7 +793,7 @@ mod tests {
         assert_eq!(r, want);
         let first = steps
             .iter()
-            .find(|s| matches!(s, PlannedStep::Run { .. }))
+            .find(|s| matches!(s.action, Action::Run { .. }))
             .unwrap();
         for (k, v) in [
             ("GITHUB_ACTIONS", "true"),
@@ -990,7 +858,7 @@ mod tests {
         );
         let first = steps
             .iter()
-            .find(|s| matches!(s, PlannedStep::Run { .. }))
+            .find(|s| matches!(s.action, Action::Run { .. }))
             .unwrap();
         assert_eq!(env_of(first, "GITHUB_REF"), Some("refs/pull/7/merge"));
         assert_eq!(env_of(first, "GITHUB_REF_NAME"), Some("7/merge"));
@@ -1094,7 +962,7 @@ jobs:
         );
         let run = steps
             .iter()
-            .find(|s| matches!(s, PlannedStep::Run { .. }))
+            .find(|s| matches!(s.action, Action::Run { .. }))
             .unwrap();
         assert_eq!(env_of(run, "FOO"), Some("1"));
         assert_eq!(env_of(run, "GLOBAL"), Some("g"));
