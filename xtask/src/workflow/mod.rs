@@ -10,6 +10,7 @@
 pub mod calls;
 pub mod expr;
 pub mod glob;
+pub mod inputs;
 pub mod locate;
 pub mod rules;
 pub mod run;

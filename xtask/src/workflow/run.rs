@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use github_actions_expressions::Evaluation;
 use xshell::Shell;
 
-use super::{calls, expand_matrix, glob, leg_label, rules, Job, Scope, Step, Text, Workflow};
+use super::{calls, expand_matrix, glob, inputs, leg_label, Job, Scope, Step, Text, Workflow};
 use crate::plan::Cmd;
 use crate::project::{Platform, LOCAL_REGISTRY};
 
@@ -256,7 +256,7 @@ fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option
 
 fn workflow_name(wf: &Workflow) -> String {
     let name = wf.name.as_ref().map(|n| n.0.clone());
-    name.unwrap_or_else(|| rules::repo_path(&wf.path))
+    name.unwrap_or_else(|| inputs::repo_path(&wf.path))
 }
 
 /// The environment GitHub sets for every step of `job`.

@@ -133,7 +133,7 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
         .collect();
     let dockerfiles: Vec<(&Component, Option<&str>)> =
         texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
-    let inputs = rules::image_inputs(&members, &dockerfiles);
+    let inputs = super::inputs::image_inputs(&members, &dockerfiles);
     let expected = Expected {
         cli,
         image_inputs: &inputs,
