@@ -109,14 +109,16 @@ fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     };
     let mut out = Vec::new();
     for p in given {
-        if sh.current_dir().join(&p).is_dir() {
-            out.extend(workflow_files(sh, &p)?);
-        } else {
+        if !sh.current_dir().join(&p).is_dir() {
             out.push(p);
+            continue;
         }
-    }
-    if out.is_empty() {
-        bail!("no .yml or .yaml workflow files found; pass workflow files (or directories holding them) to check");
+        let found = workflow_files(sh, &p)?;
+        if found.is_empty() {
+            let d = p.display();
+            bail!("{d} holds no .yml or .yaml files; pass workflow files or a directory of them");
+        }
+        out.extend(found);
     }
     Ok(out)
 }
