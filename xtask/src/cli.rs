@@ -4,14 +4,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::workflow::run::WorkflowCommand;
+pub use crate::workflow::validate::ValidateWorkflowArgs;
 use crate::{
     base_images::Bases,
     buildx::{CacheKind, Progress, Strategy},
-    project::{
-        parse_component_list, parse_platform_list, Component, ComponentList, PlatformList,
-        LOCAL_REGISTRY,
-    },
-    workflow_run::Event,
+    project::{parse_component_list, parse_platform_list, Component, ComponentList, PlatformList},
 };
 
 pub use crate::{
@@ -62,14 +60,6 @@ pub enum Command {
     Setup(SetupArgs),
     /// Run the loopback registry (localhost:5000; --auth: a password-protected one on localhost:5001).
     Registry(RegistryArgs),
-}
-
-/// Subcommands of `workflow`.
-#[derive(Debug, Subcommand)]
-pub enum WorkflowCommand {
-    /// Run the workflow's `cargo xtask` steps here, in order, with GitHub's
-    /// environment, against the loopback registry.
-    Run(WorkflowRunArgs),
 }
 
 /// Options shared by the commands that build images.
@@ -164,38 +154,6 @@ pub struct BenchArgs {
     /// Do not install or start missing host pieces.
     #[arg(long)]
     pub no_setup: bool,
-}
-
-/// Options of `validate-workflow`.
-#[derive(Debug, Args)]
-pub struct ValidateWorkflowArgs {
-    /// Workflow files to check; default: every `.yml`/`.yaml` file in `.github/workflows`.
-    #[arg(value_name = "PATH", value_parser = absolute_path)]
-    pub paths: Vec<PathBuf>,
-}
-
-/// Options of `workflow run`.
-#[derive(Debug, Args)]
-pub struct WorkflowRunArgs {
-    /// The event to simulate.
-    #[arg(long, value_enum)]
-    pub event: Event,
-    /// The ref: `main`, `refs/heads/main`, `refs/tags/v1.0.0`; for pull
-    /// requests `refs/pull/7/merge` or the head branch.
-    #[arg(long = "ref", value_name = "REF")]
-    pub git_ref: String,
-    /// Run only this job (by id or name), without the jobs it needs.
-    #[arg(long, value_name = "NAME")]
-    pub job: Option<String>,
-    /// The workflow file; default: `.github/workflows/build-images.yml` in the workspace.
-    #[arg(long, value_parser = absolute_path)]
-    pub file: Option<PathBuf>,
-    /// The loopback registry pushes go to instead of `ghcr.io/<owner>`.
-    #[arg(long, default_value = LOCAL_REGISTRY)]
-    pub registry: String,
-    /// Print the plan without running it.
-    #[arg(long)]
-    pub dry_run: bool,
 }
 
 pub use crate::host::{doctor::DoctorArgs, registry::RegistryArgs, setup::SetupArgs};

@@ -13,8 +13,6 @@ mod manifest;
 mod push;
 mod smoke;
 mod tags;
-mod validate_workflow;
-mod workflow_run;
 
 // Pure logic, tested without Docker.
 mod buildx;
@@ -66,8 +64,10 @@ fn main() -> Result<()> {
         Command::Tags(args) => tags::run(&sh, &args),
         Command::Bench(args) => bench::run(&sh, &args),
         Command::Ci(args) => ci::run(&sh, &args),
-        Command::ValidateWorkflow(args) => validate_workflow::run(&sh, &args),
-        Command::Workflow(WorkflowCommand::Run(args)) => workflow_run::run(&sh, &args),
+        Command::ValidateWorkflow(args) => {
+            workflow::validate::run(&sh, &args, &<Cli as clap::CommandFactory>::command())
+        }
+        Command::Workflow(WorkflowCommand::Run(args)) => workflow::run::run(&sh, &args),
         Command::Doctor(args) => host::doctor::run(&sh, args),
         Command::Setup(args) => host::setup::run(&sh, &host::setup::SetupOpts::from_args(&args)),
         Command::Registry(args) => host::registry::run(&sh, &args),

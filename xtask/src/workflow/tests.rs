@@ -4,7 +4,12 @@
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use super::calls::parse_xtask;
+use super::inputs::*;
+use super::rules::*;
 use super::*;
+use crate::buildx::Strategy;
+use crate::project::{parse_component, parse_platform_list, Component, PlatformList, COMPONENTS};
 
 // A CLI mirroring the planned `cargo xtask` surface (shared/brief), so the
 // rules are tested against a realistic definition before the real one has
@@ -15,12 +20,6 @@ use super::*;
 struct TestCli {
     #[command(subcommand)]
     command: TestCommand,
-}
-
-#[derive(Clone, Debug, ValueEnum)]
-enum Strategy {
-    Cross,
-    Emulate,
 }
 
 #[derive(Clone, Debug, ValueEnum)]
@@ -73,10 +72,10 @@ enum TestCommand {
 
 #[derive(Debug, Args)]
 struct BuildImage {
-    #[arg(long)]
-    component: String,
-    #[arg(long)]
-    platform: String,
+    #[arg(long, value_parser = parse_component)]
+    component: &'static Component,
+    #[arg(long, value_parser = parse_platform_list)]
+    platform: PlatformList,
     #[arg(long, value_enum)]
     strategy: Option<Strategy>,
     #[arg(long, conflicts_with = "push")]
@@ -123,10 +122,10 @@ struct Images {
 
 #[derive(Debug, Args)]
 struct PushArgs {
-    #[arg(long)]
-    component: String,
-    #[arg(long)]
-    platform: String,
+    #[arg(long, value_parser = parse_component)]
+    component: &'static Component,
+    #[arg(long, value_parser = parse_platform_list)]
+    platform: PlatformList,
     #[arg(long)]
     registry: Option<String>,
     #[arg(long)]
@@ -138,10 +137,10 @@ struct PushArgs {
 struct Manifest {
     #[command(subcommand)]
     sub: Option<ManifestSub>,
-    #[arg(long)]
-    component: Option<String>,
-    #[arg(long)]
-    platform: Option<String>,
+    #[arg(long, value_parser = parse_component)]
+    component: Option<&'static Component>,
+    #[arg(long, value_parser = parse_platform_list)]
+    platform: Option<PlatformList>,
     #[arg(long)]
     registry: Option<String>,
     #[arg(long)]
@@ -556,6 +555,67 @@ fn workflow_ours_passes_with_the_real_cli() {
 }
 
 #[test]
+fn workflow_w5_expanded_calls_are_parsed_by_the_real_cli() {
+    const OURS: &str = include_str!("../../../.github/workflows/build-images.yml");
+    let cli = crate::cli::Cli::command();
+    let inputs = inputs();
+    let cli_errors = |wf: &Workflow| -> Vec<Diagnostic> {
+        let exp = Expected {
+            cli: &cli,
+            image_inputs: &inputs,
+        };
+        check(wf, &exp)
+            .into_iter()
+            .filter(|d| d.rule == Rule::Cli)
+            .collect()
+    };
+    let ours = Workflow::parse(".github/workflows/build-images.yml", OURS).unwrap();
+    assert_eq!(cli_errors(&ours), Vec::new());
+    let cases: &[(&str, &str, &str)] = &[
+        // (replace in our workflow, with, expected in the message)
+        (
+            r#"--platform "$PLATFORM" --push"#,
+            "--platform riscv64 --push",
+            "unknown platform `riscv64`",
+        ),
+        (
+            r#"--component "$COMPONENT" --platform "$PLATFORM" --push"#,
+            r#"--component agent-ui --platform "$PLATFORM" --push"#,
+            "unknown component `agent-ui`",
+        ),
+        (
+            "--push --cache gha",
+            "--push --tag v1 --cache gha",
+            "cannot be used with",
+        ),
+        (
+            r#"manifest --component "$COMPONENT""#,
+            "manifest verify",
+            "required",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(
+            OURS.contains(from),
+            "fixture text `{from}` not in the workflow"
+        );
+        let wf = Workflow::parse("bad.yml", &OURS.replacen(from, to, 1)).unwrap();
+        let errs = cli_errors(&wf);
+        assert!(!errs.is_empty(), "{to}: no error");
+        assert!(errs.iter().all(|d| d.severity == Severity::Error));
+        assert!(
+            errs.iter().any(|d| d.message.contains(want)),
+            "{to}: {errs:#?}"
+        );
+        let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
+        assert!(
+            errs.iter().any(|d| d.line + 1 == line || d.line == line),
+            "{to}: line {line}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
 fn workflow_diagnostic_format() {
     let d = Diagnostic {
         path: "a.yml".into(),
@@ -567,9 +627,8 @@ fn workflow_diagnostic_format() {
     assert_eq!(d.to_string(), "a.yml:3: warning: m");
     // YAML 1.2: only true/True/TRUE are booleans; `on`, `yes`, `On` are strings.
     let wf = Workflow::parse("c.yml", "On: 1\nyes: 2\non: push\nTrue: 3\njobs: {}\n").unwrap();
-    let keys: Vec<Value> = wf.root.keys().cloned().collect();
     assert_eq!(
-        keys,
+        wf.keys,
         [
             Value::from("On"),
             Value::from("yes"),
@@ -586,7 +645,7 @@ fn workflow_diagnostic_format() {
 #[test]
 fn workflow_matrix_expansion() {
     let m = |y: &str| -> Vec<String> {
-        let v: Value = serde_yaml::from_str(y).unwrap();
+        let v: super::Matrix = serde_yaml::from_str(y).unwrap();
         expand_matrix(Some(&v))
             .unwrap()
             .iter()
@@ -614,7 +673,7 @@ fn workflow_matrix_expansion() {
     );
     assert_eq!(m("include:\n  - {a: 1}\n  - {a: 2}"), ["a=1", "a=2"]);
     assert_eq!(expand_matrix(None).unwrap(), vec![Vec::new()]);
-    let expr: Value = serde_yaml::from_str("'${{ fromJSON(needs.a.outputs.m) }}'").unwrap();
+    let expr: super::Matrix = serde_yaml::from_str("'${{ fromJSON(needs.a.outputs.m) }}'").unwrap();
     assert!(expand_matrix(Some(&expr)).is_err());
 }
 
@@ -696,17 +755,49 @@ fn workflow_xtask_parse_follows_the_cli() {
             1,
         ),
     ];
+    // The options given on the command line, by long name, from clap's matches.
+    let given = |call: &calls::XtaskCall| -> Vec<(String, Option<String>)> {
+        let mut cmd = &cli;
+        for p in &call.path {
+            cmd = cmd.find_subcommand(p).unwrap();
+        }
+        let mut out: Vec<(String, Option<String>)> = cmd
+            .get_arguments()
+            .filter(|a| a.get_long().is_some())
+            .filter(|a| {
+                call.matches.value_source(a.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|a| {
+                let id = a.get_id().as_str();
+                let value = a.get_action().takes_values().then(|| {
+                    let raw = call.matches.get_raw(id).into_iter().flatten().last();
+                    raw.map(|v| v.to_string_lossy().into_owned())
+                });
+                (a.get_long().unwrap().to_owned(), value.flatten())
+            })
+            .collect();
+        out.sort();
+        out
+    };
     for (args, command, flags, n_problems) in cases {
         let (call, problems) = parse_xtask(&cli, &words(args));
-        assert_eq!(call.subcommands.join(" "), *command, "{args}");
-        let want: Vec<(String, Option<String>)> = flags
+        let (path, got) = call.map_or((String::new(), Vec::new()), |c| {
+            (c.path.join(" "), given(&c))
+        });
+        let mut want: Vec<(String, Option<String>)> = flags
             .iter()
             .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
             .collect();
-        assert_eq!(call.flags, want, "{args}");
+        want.sort();
+        // `--help` prints help: clap gives no call, and it is no problem.
+        if *args != "--help" {
+            assert_eq!(path, *command, "{args}");
+            assert_eq!(got, want, "{args}");
+        }
         assert_eq!(problems.len(), *n_problems, "{args}: {problems:?}");
     }
-    let pushes = |s: &str| parse_xtask(&cli, &words(s)).0.pushes();
+    let pushes = |s: &str| parse_xtask(&cli, &words(s)).0.is_some_and(|c| c.pushes());
     assert!(pushes(
         "build-image --component broker --platform arm64 --push"
     ));
@@ -773,4 +864,31 @@ fn workflow_runner_arch() {
     assert_eq!(runner_arch(&l(&["self-hosted", "linux", "ARM64"])), "arm64");
     assert_eq!(runner_arch(&l(&["ubuntu-latest"])), "amd64");
     assert_eq!(runner_arch(&l(&["ubuntu-24.04"])), "amd64");
+}
+
+#[test]
+fn workflow_manifest_platform_subset_is_reported() {
+    const OURS: &str = include_str!("../../../.github/workflows/build-images.yml");
+    let from = r#"manifest --component "$COMPONENT""#;
+    let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
+    let inputs = inputs();
+    let cli = crate::cli::Cli::command();
+    let exp = Expected {
+        cli: &cli,
+        image_inputs: &inputs,
+    };
+    for (platform, reported) in [
+        ("linux/amd64", true),
+        ("all", false),
+        ("amd64,arm64", false),
+    ] {
+        let text = OURS.replace(from, &format!("{from} --platform {platform}"));
+        let wf = Workflow::parse(".github/workflows/build-images.yml", &text).unwrap();
+        let got: Vec<Diagnostic> = check(&wf, &exp);
+        let hit = got.iter().any(|d| {
+            d.rule == Manifest && d.line == line && d.message.contains("leaves out `linux/arm64`")
+        });
+        assert_eq!(hit, reported, "{platform}: {got:#?}");
+        assert_eq!(got.len(), usize::from(reported), "{platform}: {got:#?}");
+    }
 }

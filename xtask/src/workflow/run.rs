@@ -9,19 +9,48 @@
 //! is the command layer that reads the workflow and git state and runs the
 //! plan through the plan layer ([`crate::plan::Cmd`]).
 
-use crate::cli::WorkflowRunArgs;
 use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use github_actions_expressions::Evaluation;
 use xshell::Shell;
 
+use super::{calls, expand_matrix, glob, inputs, leg_label, Job, Scope, Step, Text, Workflow};
 use crate::plan::Cmd;
-use crate::project::Platform;
-use crate::workflow::{
-    self, expr::Val, shell::ShellCommand, text, Diagnostic, Job, Leg, Rule, Scope, Severity, Step,
-    Workflow,
-};
+use crate::project::{Platform, LOCAL_REGISTRY};
+
+/// Subcommands of `workflow`.
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkflowCommand {
+    /// Run the workflow's `cargo xtask` steps here, in order, with GitHub's
+    /// environment, against the loopback registry.
+    Run(WorkflowRunArgs),
+}
+
+/// Options of `workflow run`.
+#[derive(Debug, clap::Args)]
+pub struct WorkflowRunArgs {
+    /// The event to simulate.
+    #[arg(long, value_enum)]
+    pub event: Event,
+    /// The ref: `main`, `refs/heads/main`, `refs/tags/v1.0.0`; for pull
+    /// requests `refs/pull/7/merge` or the head branch.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: String,
+    /// Run only this job (by id or name), without the jobs it needs.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// The workflow file; default: `.github/workflows/build-images.yml` in the workspace.
+    #[arg(long, value_parser = super::validate::absolute_path)]
+    pub file: Option<PathBuf>,
+    /// The loopback registry pushes go to instead of `ghcr.io/<owner>`.
+    #[arg(long, default_value = LOCAL_REGISTRY)]
+    pub registry: String,
+    /// Print the plan without running it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// The GitHub event to simulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,20 +72,17 @@ impl Event {
     }
 }
 
-/// The refs GitHub gives a run (`GITHUB_REF`, `GITHUB_REF_NAME`, ...).
+/// The refs GitHub gives a run: `GITHUB_REF` (`full`: `refs/heads/main`,
+/// `refs/tags/v1.0.0`, `refs/pull/7/merge`), `GITHUB_REF_NAME` (`main`,
+/// `7/merge`), `GITHUB_REF_TYPE` (`branch`/`tag`), `GITHUB_HEAD_REF` and
+/// `GITHUB_BASE_REF` (empty for pushes), and the pull request number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refs {
-    /// `GITHUB_REF`: `refs/heads/main`, `refs/tags/v1.0.0`, `refs/pull/7/merge`.
     pub full: String,
-    /// `GITHUB_REF_NAME`: `main`, `v1.0.0`, `7/merge`.
     pub name: String,
-    /// `GITHUB_REF_TYPE`: `branch` or `tag`.
     pub kind: &'static str,
-    /// `GITHUB_HEAD_REF`: the pull request's source branch; empty for pushes.
     pub head: String,
-    /// `GITHUB_BASE_REF`: the pull request's target branch; empty for pushes.
     pub base: String,
-    /// The pull request number, for pull requests.
     pub pr_number: Option<u64>,
 }
 
@@ -71,186 +97,114 @@ impl Refs {
     /// is [`DEFAULT_BASE`]. A pull request ref with `push` is an error.
     pub fn parse(event: Event, given: &str, head: Option<&str>) -> Result<Refs> {
         let g = given.trim();
+        let refs = |full: String, name: &str, kind, head: String, pr_number: Option<u64>| Refs {
+            full,
+            name: name.to_owned(),
+            kind,
+            head,
+            base: pr_number.map_or_else(String::new, |_| DEFAULT_BASE.to_owned()),
+            pr_number,
+        };
         if g.is_empty() {
             bail!("--ref is empty; give a branch (`main`), `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<N>/merge`");
         }
-        let pull = g.strip_prefix("refs/pull/").map(|rest| {
-            let (n, kind) = rest.split_once('/').unwrap_or((rest, "merge"));
-            (n.parse::<u64>(), kind)
-        });
-        match (event, pull) {
-            (Event::Push, Some(_)) => {
+        if let Some(rest) = g.strip_prefix("refs/pull/") {
+            if event == Event::Push {
                 bail!("`{g}` is a pull request ref, which a push never has; use `--event pull_request`, or a branch with push")
             }
-            (Event::PullRequest, Some((Ok(n), kind))) => {
-                if kind != "merge" && kind != "head" {
-                    bail!("`{g}`: pull request refs are `refs/pull/<N>/merge` (or `/head`)");
-                }
-                Ok(Refs {
-                    full: format!("refs/pull/{n}/{kind}"),
-                    name: format!("{n}/{kind}"),
-                    kind: "branch",
-                    head: head.map_or_else(|| format!("pr-{n}"), str::to_owned),
-                    base: DEFAULT_BASE.to_owned(),
-                    pr_number: Some(n),
-                })
-            }
-            (_, Some((Err(_), _))) => {
+            let (n, kind) = rest.split_once('/').unwrap_or((rest, "merge"));
+            let Ok(n) = n.parse::<u64>() else {
                 bail!("`{g}`: the pull request number is not a number; write `refs/pull/<N>/merge`")
+            };
+            if kind != "merge" && kind != "head" {
+                bail!("`{g}`: pull request refs are `refs/pull/<N>/merge` (or `/head`)");
             }
-            (Event::PullRequest, None) => {
-                if g.starts_with("refs/tags/") {
-                    bail!("`{g}`: a pull request comes from a branch, not a tag");
-                }
-                let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
-                Ok(Refs {
-                    full: "refs/pull/1/merge".to_owned(),
-                    name: "1/merge".to_owned(),
-                    kind: "branch",
-                    head: branch.to_owned(),
-                    base: DEFAULT_BASE.to_owned(),
-                    pr_number: Some(1),
-                })
+            let head = head.map_or_else(|| format!("pr-{n}"), str::to_owned);
+            let full = format!("refs/pull/{n}/{kind}");
+            return Ok(refs(full, &format!("{n}/{kind}"), "branch", head, Some(n)));
+        }
+        match (event, g.strip_prefix("refs/tags/")) {
+            (Event::PullRequest, Some(_)) => {
+                bail!("`{g}`: a pull request comes from a branch, not a tag")
             }
-            (Event::Push, None) => {
-                if let Some(tag) = g.strip_prefix("refs/tags/") {
-                    return Ok(Refs {
-                        full: g.to_owned(),
-                        name: tag.to_owned(),
-                        kind: "tag",
-                        head: String::new(),
-                        base: String::new(),
-                        pr_number: None,
-                    });
-                }
-                let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
-                if branch.starts_with("refs/") {
-                    bail!(
-                        "`{g}`: unknown ref kind; use `refs/heads/<branch>` or `refs/tags/<tag>`"
-                    );
-                }
-                Ok(Refs {
-                    full: format!("refs/heads/{branch}"),
-                    name: branch.to_owned(),
-                    kind: "branch",
-                    head: String::new(),
-                    base: String::new(),
-                    pr_number: None,
-                })
+            (Event::Push, Some(tag)) => {
+                return Ok(refs(g.to_owned(), tag, "tag", String::new(), None))
+            }
+            _ => {}
+        }
+        let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
+        match event {
+            Event::PullRequest => {
+                let pr = "refs/pull/1/merge".to_owned();
+                Ok(refs(pr, "1/merge", "branch", branch.to_owned(), Some(1)))
+            }
+            Event::Push if branch.starts_with("refs/") => {
+                bail!("`{g}`: unknown ref kind; use `refs/heads/<branch>` or `refs/tags/<tag>`")
+            }
+            Event::Push => {
+                let full = format!("refs/heads/{branch}");
+                Ok(refs(full, branch, "branch", String::new(), None))
             }
         }
     }
 }
 
-/// Everything about the simulated run that is not in the workflow.
+/// Everything about the simulated run that is not in the workflow:
+/// `GITHUB_SHA` (the checked-out commit), `GITHUB_REPOSITORY` (`owner/name`),
+/// the loopback registry set as `BROKKR_REGISTRY` instead of GitHub's
+/// `ghcr.io/<owner>`, and `RUNNER_ARCH` of this machine (`X64`, `ARM64`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunContext {
-    /// The event.
     pub event: Event,
-    /// Its refs.
     pub refs: Refs,
-    /// `GITHUB_SHA`: the commit (40 hex), here the checked-out one.
     pub sha: String,
-    /// `GITHUB_REPOSITORY`: `owner/name`.
     pub repository: String,
-    /// The loopback registry pushes go to (`localhost:5000`), set as
-    /// `BROKKR_REGISTRY` instead of GitHub's `ghcr.io/<owner>`.
     pub registry: String,
-    /// `RUNNER_ARCH` of this machine: `X64` or `ARM64`.
     pub runner_arch: &'static str,
 }
 
-/// One step of the plan.
+/// One step of the plan, for one matrix leg (`component=broker, ...`;
+/// empty without a matrix); `step` is the step's label, or `job`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlannedStep {
-    /// Run `cargo xtask <argv>` with `env` added to the environment.
-    Run {
-        /// Job id.
-        job: String,
-        /// Matrix leg (`component=broker, platform=linux/arm64`), empty without a matrix.
-        leg: String,
-        /// The step's label.
-        step: String,
-        /// Arguments after `cargo xtask`, as run here (registry and cache rewritten).
-        argv: Vec<String>,
-        /// Arguments after `cargo xtask` as the workflow writes them.
-        written: Vec<String>,
-        /// Environment: GitHub's variables, then workflow, job and step `env:`.
-        env: Vec<(String, String)>,
-        /// What was rewritten for the local run (registry, cache).
-        notes: Vec<String>,
-    },
-    /// A `uses:` step this machine stands in for.
-    StandIn {
-        /// Job id.
-        job: String,
-        /// Matrix leg.
-        leg: String,
-        /// The step's label.
-        step: String,
-        /// The action, `owner/repo@ref`.
-        uses: String,
-        /// What stands in for it here.
-        note: String,
-    },
-    /// A job or step not run, with the reason.
-    Skip {
-        /// Job id.
-        job: String,
-        /// Matrix leg (empty for a whole job).
-        leg: String,
-        /// The step's label, or `job` for the whole job.
-        step: String,
-        /// Why.
-        reason: String,
-    },
+pub struct PlannedStep {
+    pub job: String,
+    pub leg: String,
+    pub step: String,
+    pub action: Action,
 }
 
-fn at(job: &str, leg: &str) -> String {
-    if leg.is_empty() {
-        format!("[{job}]")
-    } else {
-        format!("[{job} {leg}]")
-    }
+/// What a planned step does here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run `cargo xtask <argv>` (registry and cache rewritten, each change
+    /// with a note) with GitHub's variables, then workflow, job and step `env:`.
+    Run {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        notes: Vec<String>,
+    },
+    /// A `uses:` step (`owner/repo@ref`) this machine stands in for.
+    StandIn { uses: String, note: String },
+    /// Not run, with the reason.
+    Skip { reason: String },
 }
 
 impl fmt::Display for PlannedStep {
     /// One line: `[job leg] step: what`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlannedStep::Run {
-                job,
-                leg,
-                step,
-                argv,
-                notes,
-                ..
-            } => {
+        let (job, leg, step) = (&self.job, &self.leg, &self.step);
+        match leg.is_empty() {
+            true => write!(f, "[{job}] {step}: ")?,
+            false => write!(f, "[{job} {leg}] {step}: ")?,
+        }
+        match &self.action {
+            Action::Run { argv, notes, .. } => {
                 let words: Vec<String> = argv.iter().map(|a| crate::plan::shell_quote(a)).collect();
-                write!(
-                    f,
-                    "{} {step}: cargo xtask {}",
-                    at(job, leg),
-                    words.join(" ")
-                )?;
-                for n in notes {
-                    write!(f, " ({n})")?;
-                }
-                Ok(())
+                write!(f, "cargo xtask {}", words.join(" "))?;
+                notes.iter().try_for_each(|n| write!(f, " ({n})"))
             }
-            PlannedStep::StandIn {
-                job,
-                leg,
-                step,
-                uses,
-                note,
-            } => write!(f, "{} {step}: stands in for {uses}: {note}", at(job, leg)),
-            PlannedStep::Skip {
-                job,
-                leg,
-                step,
-                reason,
-            } => write!(f, "{} {step}: skipped: {reason}", at(job, leg)),
+            Action::StandIn { uses, note } => write!(f, "stands in for {uses}: {note}"),
+            Action::Skip { reason } => write!(f, "skipped: {reason}"),
         }
     }
 }
@@ -270,8 +224,8 @@ fn stand_in(action: &str, registry: &str) -> Option<String> {
 }
 
 /// `github.*`, `runner.*`, `secrets.*` for the simulated run.
-fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Val> {
-    let s = |v: &str| Some(Val::Str(v.to_owned()));
+fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
+    let s = |v: &str| Some(Evaluation::String(v.to_owned()));
     let owner = ctx.repository.split('/').next().unwrap_or("");
     match path {
         "github.event_name" => s(ctx.event.name()),
@@ -289,21 +243,20 @@ fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option
         "github.server_url" => s("https://github.com"),
         "github.run_id" | "github.run_number" | "github.run_attempt" => s("1"),
         "github.event.pull_request.number" | "github.event.number" => {
-            ctx.refs.pr_number.map(|n| Val::Num(n as f64))
+            ctx.refs.pr_number.map(|n| Evaluation::Number(n as f64))
         }
         "runner.os" => s("Linux"),
         "runner.arch" => s(ctx.runner_arch),
         // No secrets exist locally; steps that need them are skipped or stood in for.
         p if p.starts_with("secrets.") => s(""),
-        p if p.starts_with("vars.") || p.starts_with("inputs.") => Some(Val::Null),
+        p if p.starts_with("vars.") || p.starts_with("inputs.") => Some(Evaluation::Null),
         _ => None,
     }
 }
 
 fn workflow_name(wf: &Workflow) -> String {
-    wf.name
-        .clone()
-        .unwrap_or_else(|| workflow::repo_path(&wf.path))
+    let name = wf.name.as_ref().map(|n| n.0.clone());
+    name.unwrap_or_else(|| inputs::repo_path(&wf.path))
 }
 
 /// The environment GitHub sets for every step of `job`.
@@ -386,36 +339,23 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
             wf.path
         );
     };
-    let serde_yaml::Value::Mapping(m) = &t.config else {
+    let Some(f) = &t.filters else {
         return Ok(());
-    };
-    let list = |k: &str| -> Option<Vec<String>> {
-        m.get(serde_yaml::Value::String(k.to_owned()))
-            .map(|v| match v {
-                serde_yaml::Value::Sequence(s) => s.iter().filter_map(workflow::scalar).collect(),
-                v => workflow::scalar(v).into_iter().collect(),
-            })
     };
     // Pull request filters apply to the base branch; push filters to the pushed ref.
     let (name, is_tag) = match ctx.event {
         Event::PullRequest => (ctx.refs.base.as_str(), false),
         Event::Push => (ctx.refs.name.as_str(), ctx.refs.kind == "tag"),
     };
-    let (inc, exc) = if is_tag {
-        ("tags", "tags-ignore")
-    } else {
-        ("branches", "branches-ignore")
+    let (refs, other) = match is_tag {
+        true => ([&f.tags, &f.tags_ignore], [&f.branches, &f.branches_ignore]),
+        false => ([&f.branches, &f.branches_ignore], [&f.tags, &f.tags_ignore]),
     };
-    let (other_inc, other_exc) = if is_tag {
-        ("branches", "branches-ignore")
-    } else {
-        ("tags", "tags-ignore")
-    };
-    let runs = match (list(inc), list(exc)) {
-        (Some(l), _) => text::patterns_select(&l, name),
-        (None, Some(l)) => !text::patterns_select(&l, name),
+    let runs = match refs {
+        [Some(l), _] => glob::patterns_select(&l.0, name),
+        [None, Some(l)] => !glob::patterns_select(&l.0, name),
         // Filtering only the other kind of ref excludes this kind.
-        (None, None) => list(other_inc).is_none() && list(other_exc).is_none(),
+        [None, None] => other.iter().all(|o| o.is_none()),
     };
     if !runs {
         bail!(
@@ -429,8 +369,9 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
 
 /// Jobs in an order that respects `needs:` (file order among ready jobs).
 fn job_order(wf: &Workflow) -> Result<Vec<&Job>> {
-    for j in &wf.jobs {
-        for n in &j.needs {
+    let jobs: Vec<&Job> = wf.jobs().collect();
+    for j in &jobs {
+        for n in &j.needs.0 {
             if wf.job(n).is_none() {
                 bail!(
                     "job `{}` needs `{n}`, which is not a job of {}",
@@ -442,15 +383,15 @@ fn job_order(wf: &Workflow) -> Result<Vec<&Job>> {
     }
     let mut done: Vec<&str> = Vec::new();
     let mut out = Vec::new();
-    while out.len() < wf.jobs.len() {
-        let next = wf.jobs.iter().find(|j| {
-            !done.contains(&j.id.as_str()) && j.needs.iter().all(|n| done.contains(&n.as_str()))
+    while out.len() < jobs.len() {
+        let next = jobs.iter().find(|j| {
+            !done.contains(&j.id.as_str()) && j.needs.0.iter().all(|n| done.contains(&n.as_str()))
         });
         let Some(j) = next else {
             bail!("the jobs' `needs:` form a cycle in {}", wf.path);
         };
         done.push(&j.id);
-        out.push(j);
+        out.push(*j);
     }
     Ok(out)
 }
@@ -465,13 +406,10 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
     check_trigger(wf, ctx)?;
     let mut jobs = job_order(wf)?;
     if let Some(want) = only_job {
-        let found = wf
-            .jobs
-            .iter()
-            .find(|j| j.id == want || j.name.as_deref() == Some(want));
-        let Some(found) = found else {
-            let ids: Vec<&str> = wf.jobs.iter().map(|j| j.id.as_str()).collect();
-            let hint = text::closest(want, ids.iter().copied())
+        let named = |j: &&Job| j.id == want || j.name.as_ref().is_some_and(|n| n.0 == want);
+        let Some(found) = wf.jobs().find(named) else {
+            let ids: Vec<&str> = wf.jobs().map(|j| j.id.as_str()).collect();
+            let hint = calls::closest(want, ids.iter().copied())
                 .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
             bail!(
                 "{} has no job `{want}`{hint} (jobs: {})",
@@ -481,308 +419,162 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
         };
         jobs.retain(|j| j.id == found.id);
     }
-    let mut steps = Vec::new();
-    let mut errors = Vec::new();
-    for job in jobs {
-        plan_job(wf, ctx, job, &mut steps, &mut errors);
-    }
-    if !errors.is_empty() {
+    let mut p = Planner {
+        wf,
+        ctx,
+        steps: Vec::new(),
+        errors: Vec::new(),
+    };
+    jobs.into_iter().for_each(|job| p.job(job));
+    if !p.errors.is_empty() {
         bail!(
             "{} cannot run locally:\n  - {}",
             wf.path,
-            errors.join("\n  - ")
+            p.errors.join("\n  - ")
         );
     }
-    Ok(steps)
+    Ok(p.steps)
 }
 
-fn plan_job(
-    wf: &Workflow,
-    ctx: &RunContext,
-    job: &Job,
-    steps: &mut Vec<PlannedStep>,
-    errors: &mut Vec<String>,
-) {
-    let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
-    let none: Leg = Vec::new();
-    if let Some(cond) = &job.cond {
-        let scope = Scope {
-            outer: &outer,
-            leg: &none,
-            env: Vec::new(),
-        };
-        match scope.condition(cond) {
-            Ok(Some(true)) => {}
-            Ok(Some(false)) => {
-                steps.push(skipped_by_if(&job.id, "", "job".to_owned(), cond, ctx));
-                return;
+struct Planner<'a> {
+    wf: &'a Workflow,
+    ctx: &'a RunContext,
+    steps: Vec<PlannedStep>,
+    errors: Vec<String>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, job: &str, leg: &str, step: String, action: Action) {
+        let (job, leg) = (job.to_owned(), leg.to_owned());
+        self.steps.push(PlannedStep {
+            job,
+            leg,
+            step,
+            action,
+        });
+    }
+
+    /// Whether an `if:` lets a job or step run; a false one is planned as
+    /// a skip, one that cannot be evaluated here is an error (`whr` says where).
+    fn runs(&mut self, scope: &Scope<'_>, cond: Option<&Text>, at: [&str; 3], whr: &str) -> bool {
+        let Some(Text(c)) = cond else { return true };
+        match scope.condition(c) {
+            Ok(Some(b)) => {
+                if !b {
+                    let (event, r) = (self.ctx.event.name(), &self.ctx.refs.full);
+                    let reason = format!("`if: {c}` is false for {event} {r}");
+                    self.push(at[0], at[1], at[2].to_owned(), Action::Skip { reason });
+                }
+                b
             }
             Ok(None) => {
-                return errors.push(format!(
-                    "job `{}`: cannot evaluate `if: {cond}` locally",
-                    job.id
-                ))
+                let e = format!("{whr}: cannot evaluate `if: {c}` locally");
+                self.errors.push(e);
+                false
             }
-            Err(e) => return errors.push(format!("job `{}`: {e}", job.id)),
+            Err(e) => {
+                self.errors.push(format!("{whr}: {e}"));
+                false
+            }
         }
     }
-    let legs = match workflow::expand_matrix(job.matrix.as_ref()) {
-        Ok(l) => l,
-        Err(e) => return errors.push(format!("job `{}`: {e}", job.id)),
-    };
-    for leg in &legs {
-        let label = workflow::leg_label(leg);
-        for step in &job.steps {
-            let mut scope = Scope {
-                outer: &outer,
-                leg,
-                env: Vec::new(),
+
+    fn job(&mut self, job: &Job) {
+        let (wf, ctx) = (self.wf, self.ctx);
+        let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
+        let none = Vec::new();
+        let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
+        let whr = format!("job `{}`", job.id);
+        if !self.runs(&scope, job.cond.as_ref(), [&job.id, "", "job"], &whr) {
+            return;
+        }
+        let legs = match expand_matrix(job.strategy.matrix.as_ref()) {
+            Ok(l) => l,
+            Err(e) => return self.errors.push(format!("{whr}: {e}")),
+        };
+        for leg in &legs {
+            let label = leg_label(leg);
+            let leg_name = if label.is_empty() {
+                "no matrix"
+            } else {
+                &label
             };
-            let mut failed = scope.add_env(&wf.env);
-            failed.extend(scope.add_env(&job.env));
-            failed.extend(scope.add_env(&step.env));
-            let whr = format!(
-                "job `{}` ({}) {}",
-                job.id,
-                if label.is_empty() {
-                    "no matrix"
-                } else {
-                    &label
+            for step in &job.steps {
+                let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
+                let whr = format!("{whr} ({leg_name}) {}", step.label());
+                if !failed.is_empty() {
+                    let e = format!("{whr}: cannot evaluate env {}", failed.join(", "));
+                    self.errors.push(e);
+                    continue;
+                }
+                let at = [job.id.as_str(), &label, &step.label()];
+                if self.runs(&scope, step.cond.as_ref(), at, &whr) {
+                    self.step(job, &label, step, &scope, &whr);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, job: &Job, leg: &str, step: &Step, scope: &Scope<'_>, whr: &str) {
+        let (id, label, registry) = (&job.id, step.label(), &self.ctx.registry);
+        if let Some(uses) = &step.uses {
+            let action = match stand_in(&step.action().unwrap_or_default(), registry) {
+                Some(note) => Action::StandIn {
+                    uses: uses.clone(),
+                    note,
                 },
-                step.label()
-            );
-            if !failed.is_empty() {
-                errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
-                continue;
-            }
-            if let Some(cond) = &step.cond {
-                match scope.condition(cond) {
-                    Ok(Some(true)) => {}
-                    Ok(Some(false)) => {
-                        steps.push(skipped_by_if(&job.id, &label, step.label(), cond, ctx));
-                        continue;
-                    }
-                    Ok(None) => {
-                        errors.push(format!("{whr}: cannot evaluate `if: {cond}` locally"));
-                        continue;
-                    }
-                    Err(e) => {
-                        errors.push(format!("{whr}: {e}"));
-                        continue;
-                    }
-                }
-            }
-            plan_step(ctx, wf, job, step, &label, &scope, &whr, steps, errors);
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn plan_step(
-    ctx: &RunContext,
-    wf: &Workflow,
-    job: &Job,
-    step: &Step,
-    label: &str,
-    scope: &Scope<'_>,
-    whr: &str,
-    steps: &mut Vec<PlannedStep>,
-    errors: &mut Vec<String>,
-) {
-    if let Some(uses) = &step.uses {
-        let action = step.action().unwrap_or_default();
-        steps.push(match stand_in(&action, &ctx.registry) {
-            Some(note) => PlannedStep::StandIn {
-                job: job.id.clone(),
-                leg: label.to_owned(),
-                step: step.label(),
-                uses: uses.clone(),
-                note,
-            },
-            None => PlannedStep::Skip {
-                job: job.id.clone(),
-                leg: label.to_owned(),
-                step: step.label(),
-                reason: format!("no local stand-in for `{uses}`"),
-            },
-        });
-        return;
-    }
-    let Some(run) = &step.run else { return };
-    let cmds: Vec<ShellCommand> = match scope.commands(run) {
-        Ok(c) => c,
-        Err(e) => return errors.push(format!("{whr}: {e}")),
-    };
-    for cmd in cmds {
-        if let Some(u) = &cmd.unsupported {
-            errors.push(format!(
-                "{whr}: uses a {u}; keep run lines to plain `cargo xtask` calls"
-            ));
-            continue;
-        }
-        if !cmd.unresolved.is_empty() {
-            errors.push(format!(
-                "{whr}: uses ${} which neither the workflow nor GitHub sets",
-                cmd.unresolved.join(", $")
-            ));
-            continue;
-        }
-        let argv = cmd.argv();
-        let Some(program) = argv.first() else {
-            continue;
-        };
-        if ["echo", "printf", "true", ":"].contains(&program.as_str()) {
-            steps.push(PlannedStep::Skip {
-                job: job.id.clone(),
-                leg: label.to_owned(),
-                step: step.label(),
-                reason: format!("informational `{program}`"),
-            });
-            continue;
-        }
-        let Some(args) = workflow::xtask_args(&cmd) else {
-            errors.push(format!("{whr}: `{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", argv.join(" ")));
-            continue;
-        };
-        let written = args.to_vec();
-        let (argv, notes) = rewrite(args, &ctx.registry);
-        let mut env = github_env(ctx, wf, &job.id);
-        env.extend(scope.env.iter().cloned());
-        env.extend(cmd.assignments());
-        env.push(("BROKKR_REGISTRY".to_owned(), ctx.registry.clone()));
-        // Last one wins, as in the shell; keep the first position for reading.
-        let mut dedup: Vec<(String, String)> = Vec::new();
-        for (k, v) in env {
-            match dedup.iter_mut().find(|(dk, _)| *dk == k) {
-                Some(slot) => slot.1 = v,
-                None => dedup.push((k, v)),
-            }
-        }
-        steps.push(PlannedStep::Run {
-            job: job.id.clone(),
-            leg: label.to_owned(),
-            step: step.label(),
-            argv,
-            written,
-            env: dedup,
-            notes,
-        });
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Command layer
-// ---------------------------------------------------------------------------
-
-/// A job or step left out because its `if:` is false for this run.
-fn skipped_by_if(job: &str, leg: &str, step: String, cond: &str, ctx: &RunContext) -> PlannedStep {
-    PlannedStep::Skip {
-        job: job.to_owned(),
-        leg: leg.to_owned(),
-        step,
-        reason: format!(
-            "`if: {cond}` is false for {} {}",
-            ctx.event.name(),
-            ctx.refs.full
-        ),
-    }
-}
-
-/// W5 as the CLI itself decides it: expands the workflow for a push to
-/// `main`, a release tag push and a pull request (matrix values, `env:`,
-/// expressions substituted, as [`plan`] does) and parses every resulting
-/// `cargo xtask` call with `cli` (`Cli::command()`), so value checks
-/// (`--platform riscv64`), conflicts (`--push --tag`) and required options
-/// are exactly the real command line's. Each refusal is an error at the
-/// step's line; an event the workflow does not run on is skipped.
-pub fn expanded_call_errors(wf: &Workflow, cli: &clap::Command) -> Vec<Diagnostic> {
-    let sha = "0".repeat(40);
-    let contexts = [
-        (Event::Push, "main", None),
-        (Event::Push, "refs/tags/v1.0.0", None),
-        (Event::PullRequest, "refs/pull/1/merge", Some("feature")),
-    ];
-    let mut out: Vec<Diagnostic> = Vec::new();
-    for (event, git_ref, head) in contexts {
-        let Ok(refs) = Refs::parse(event, git_ref, head) else {
-            continue;
-        };
-        let ctx = RunContext {
-            event,
-            refs,
-            sha: sha.clone(),
-            repository: "owner/brokkr".to_owned(),
-            registry: crate::project::LOCAL_REGISTRY.to_owned(),
-            runner_arch: "X64",
-        };
-        let Ok(steps) = plan(wf, &ctx, None) else {
-            continue;
-        };
-        for s in steps {
-            let PlannedStep::Run {
-                job,
-                leg,
-                step,
-                written,
-                ..
-            } = s
-            else {
-                continue;
+                None => Action::Skip {
+                    reason: format!("no local stand-in for `{uses}`"),
+                },
             };
-            let words = std::iter::once("cargo xtask".to_owned()).chain(written.iter().cloned());
-            if let Err(e) = cli.clone().try_get_matches_from(words) {
-                let first = e
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ")
-                    .to_owned();
-                let message = format!(
-                    "`cargo xtask {}` ({job} {leg}, {}) is refused by the CLI: {first}",
-                    written.join(" "),
-                    event.name()
-                );
-                let line = step_line(wf, &job, &step);
-                if !out.iter().any(|d| d.line == line && d.message == message) {
-                    out.push(Diagnostic {
-                        path: wf.path.clone(),
-                        line,
-                        severity: Severity::Error,
-                        message,
-                        rule: Rule::Cli,
-                    });
+            return self.push(id, leg, label, action);
+        }
+        let Some(run) = &step.run else { return };
+        let cmds = match scope.commands(&run.0) {
+            Ok(c) => c,
+            Err(e) => return self.errors.push(format!("{whr}: {e}")),
+        };
+        for cmd in cmds {
+            let args = match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
+                (Some(u), _, _) => Err(format!(
+                    "uses a {u}; keep run lines to plain `cargo xtask` calls"
+                )),
+                (None, [_, ..], _) => Err(format!(
+                    "uses ${} which neither the workflow nor GitHub sets",
+                    cmd.unresolved.join(", $")
+                )),
+                _ if cmd.informational() => {
+                    let reason = format!("informational `{}`", cmd.argv()[0]);
+                    self.push(id, leg, label.clone(), Action::Skip { reason });
+                    continue;
+                }
+                (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
+                (None, [], Some(args)) => Ok(args),
+            };
+            let args = match args {
+                Ok(a) => a,
+                Err(e) => {
+                    self.errors.push(format!("{whr}: {e}"));
+                    continue;
+                }
+            };
+            let (argv, notes) = rewrite(args, registry);
+            let registry = ("BROKKR_REGISTRY".to_owned(), registry.clone());
+            let all = github_env(self.ctx, self.wf, id).into_iter();
+            let all = all
+                .chain(scope.env.iter().cloned())
+                .chain(cmd.assignments());
+            // Last one wins, as in the shell; keep the first position for reading.
+            let mut env: Vec<(String, String)> = Vec::new();
+            for (k, v) in all.chain([registry]) {
+                match env.iter_mut().find(|(dk, _)| *dk == k) {
+                    Some(slot) => slot.1 = v,
+                    None => env.push((k, v)),
                 }
             }
+            self.push(id, leg, label.clone(), Action::Run { argv, env, notes });
         }
     }
-    out
-}
-
-/// The line of a step labelled ``step `Name` `` inside `job`, else the job's line.
-fn step_line(wf: &Workflow, job: &str, label: &str) -> usize {
-    let Some(j) = wf.job(job) else { return 1 };
-    let start = wf.job_line(j);
-    let bare = label.trim_start_matches("step `").trim_end_matches('`');
-    let names = [
-        format!("name: {bare}"),
-        format!("name: \"{bare}\""),
-        format!("name: '{bare}'"),
-    ];
-    let lines: Vec<&str> = wf.text.lines().collect();
-    let is_name = |i: &usize| {
-        let l = lines[*i].trim_start().trim_start_matches("- ").trim_start();
-        names.iter().any(|n| n == l)
-    };
-    let Some(at) = (start..lines.len()).find(is_name) else {
-        return start;
-    };
-    // the step's `run:` line, before the next step begins
-    (at..lines.len())
-        .take_while(|&i| i == at || !lines[i].trim_start().starts_with("- "))
-        .find(|&i| lines[i].trim_start().starts_with("run:"))
-        .unwrap_or(at)
-        + 1
 }
 
 /// `owner/name` from a GitHub URL (`https://github.com/o/n(.git)`, `git@github.com:o/n.git`).
@@ -802,25 +594,13 @@ pub fn repository_from_url(url: &str) -> Option<String> {
 pub fn execute(sh: &Shell, steps: &[PlannedStep], dry_run: bool) -> Result<()> {
     for s in steps {
         println!("{s}");
-        if let PlannedStep::Run {
-            job,
-            leg,
-            step,
-            argv,
-            env,
-            ..
-        } = s
-        {
-            if dry_run {
-                continue;
-            }
-            let mut cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
-            for (k, v) in env {
-                cmd = cmd.env(k, v.clone());
-            }
-            cmd.run(sh)
-                .with_context(|| format!("{} {step}", at(job, leg)))?;
-        }
+        let (Action::Run { argv, env, .. }, false) = (&s.action, dry_run) else {
+            continue;
+        };
+        let cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
+        let cmd = env.iter().fold(cmd, |c, (k, v)| c.env(k, v.clone()));
+        let at = format!("[{} {}] {}", s.job, s.leg, s.step);
+        cmd.run(sh).with_context(|| at)?;
     }
     Ok(())
 }
@@ -859,14 +639,9 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
         .ok()
         .and_then(|u| repository_from_url(&u))
         .or_else(|| {
-            crate::validate_workflow::cargo_metadata(sh)
-                .ok()
-                .and_then(|m| {
-                    m["packages"]
-                        .as_array()?
-                        .iter()
-                        .find_map(|p| repository_from_url(p["repository"].as_str()?))
-                })
+            let meta = super::validate::cargo_metadata(sh).ok()?;
+            let urls = meta.packages.iter().filter_map(|p| p.repository.as_deref());
+            urls.into_iter().find_map(repository_from_url)
         })
         .unwrap_or_else(|| "local/brokkr".to_owned());
     let runner_arch = match Platform::host()?.arch {
@@ -889,7 +664,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    const OURS: &str = include_str!("../../.github/workflows/build-images.yml");
+    const OURS: &str = include_str!("../../../.github/workflows/build-images.yml");
 
     fn ctx(event: Event, r: &str) -> RunContext {
         RunContext {
@@ -906,74 +681,24 @@ mod tests {
         Workflow::parse(".github/workflows/build-images.yml", OURS).unwrap()
     }
 
-    #[test]
-    fn w5_expanded_calls_are_parsed_by_the_real_cli() {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        assert_eq!(expanded_call_errors(&ours(), &cli), Vec::new());
-        let cases: &[(&str, &str, &str)] = &[
-            // (replace in our workflow, with, expected in the message)
-            (
-                r#"--platform "$PLATFORM" --push"#,
-                "--platform riscv64 --push",
-                "unknown platform `riscv64`",
-            ),
-            (
-                r#"--component "$COMPONENT" --platform "$PLATFORM" --push"#,
-                r#"--component agent-ui --platform "$PLATFORM" --push"#,
-                "unknown component `agent-ui`",
-            ),
-            (
-                "--push --cache gha",
-                "--push --tag v1 --cache gha",
-                "cannot be used with",
-            ),
-            (
-                r#"manifest --component "$COMPONENT""#,
-                "manifest verify",
-                "required",
-            ),
-        ];
-        for (from, to, want) in cases {
-            assert!(
-                OURS.contains(from),
-                "fixture text `{from}` not in the workflow"
-            );
-            let wf = Workflow::parse("bad.yml", &OURS.replacen(from, to, 1)).unwrap();
-            let errs = expanded_call_errors(&wf, &cli);
-            assert!(!errs.is_empty(), "{to}: no error");
-            assert!(errs
-                .iter()
-                .all(|d| d.rule == Rule::Cli && d.severity == Severity::Error));
-            assert!(
-                errs.iter().any(|d| d.message.contains(want)),
-                "{to}: {errs:#?}"
-            );
-            let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
-            assert!(
-                errs.iter().any(|d| d.line + 1 == line || d.line == line),
-                "{to}: line {line}: {errs:#?}"
-            );
-        }
-    }
-
     fn runs(steps: &[PlannedStep]) -> Vec<String> {
         steps
             .iter()
             .filter_map(|s| match s {
-                PlannedStep::Run { job, leg, argv, .. } => {
-                    Some(format!("{job} [{leg}] {}", argv.join(" ")))
-                }
+                PlannedStep {
+                    job,
+                    leg,
+                    action: Action::Run { argv, .. },
+                    ..
+                } => Some(format!("{job} [{leg}] {}", argv.join(" "))),
                 _ => None,
             })
             .collect()
     }
 
     fn env_of<'a>(s: &'a PlannedStep, k: &str) -> Option<&'a str> {
-        match s {
-            PlannedStep::Run { env, .. } => {
-                env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
-            }
+        match &s.action {
+            Action::Run { env, .. } => env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()),
             _ => None,
         }
     }
@@ -1068,7 +793,7 @@ mod tests {
         assert_eq!(r, want);
         let first = steps
             .iter()
-            .find(|s| matches!(s, PlannedStep::Run { .. }))
+            .find(|s| matches!(s.action, Action::Run { .. }))
             .unwrap();
         for (k, v) in [
             ("GITHUB_ACTIONS", "true"),
@@ -1133,7 +858,7 @@ mod tests {
         );
         let first = steps
             .iter()
-            .find(|s| matches!(s, PlannedStep::Run { .. }))
+            .find(|s| matches!(s.action, Action::Run { .. }))
             .unwrap();
         assert_eq!(env_of(first, "GITHUB_REF"), Some("refs/pull/7/merge"));
         assert_eq!(env_of(first, "GITHUB_REF_NAME"), Some("7/merge"));
@@ -1237,7 +962,7 @@ jobs:
         );
         let run = steps
             .iter()
-            .find(|s| matches!(s, PlannedStep::Run { .. }))
+            .find(|s| matches!(s.action, Action::Run { .. }))
             .unwrap();
         assert_eq!(env_of(run, "FOO"), Some("1"));
         assert_eq!(env_of(run, "GLOBAL"), Some("g"));

