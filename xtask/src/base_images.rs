@@ -27,8 +27,7 @@ use crate::{
 pub const UPSTREAM_RUST_IMAGE: &str = "docker.io/library/rust:1.85-slim-bookworm";
 /// Upstream runtime image: distroless `cc`, non-root. Must equal the Dockerfiles' `RUNTIME_IMAGE` default.
 pub const UPSTREAM_RUNTIME_IMAGE: &str = "gcr.io/distroless/cc-debian12:nonroot";
-/// Repository prefix of the local substitutes.
-pub const LOCAL_PREFIX: &str = "brokkr.local/base";
+pub use crate::project::LOCAL_BASE_PREFIX as LOCAL_PREFIX;
 /// cargo-chef version every builder installs (`--locked`): the newest whose
 /// dependencies build with the builder's rustc 1.85 (0.1.76+ need 1.86+).
 pub const CARGO_CHEF_VERSION: &str = "0.1.75";

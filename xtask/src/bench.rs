@@ -17,8 +17,9 @@ use xshell::Shell;
 use crate::{
     build_image::{self, Prepared},
     buildx::{Output, Strategy},
-    cli::{BenchArgs, BuildOpts},
+    cli::BenchArgs,
     index,
+    options::BuildOpts,
     plan::Cmd,
     project::{component, Platform, COMPONENTS, PLATFORMS},
     push,

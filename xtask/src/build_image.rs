@@ -12,9 +12,9 @@ use xshell::Shell;
 use crate::{
     base_images::{self, BaseOptions, ResolvedBases},
     buildx::{self, BuildSpec, CacheKind, Output},
-    cli::{self, BuildOpts},
     diagnose, gha,
     metadata::{self, Context},
+    options::{self, BuildOpts},
     plan::Cmd,
     preflight,
     project::{parse_one_component, parse_platform_list, Component, Platform, PlatformList},
@@ -91,7 +91,7 @@ pub fn check_ca_bundle(path: &std::path::Path) -> Result<()> {
 /// Checks the host for building `platforms` (setting up what is missing
 /// unless `--no-setup`), resolves base images and the tag context.
 pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) -> Result<Prepared> {
-    let ca_bundle = cli::ca_bundle(opts.ca_bundle.as_deref());
+    let ca_bundle = options::ca_bundle(opts.ca_bundle.as_deref());
     if let Some(ca) = &ca_bundle {
         check_ca_bundle(ca)?;
     }

@@ -5,7 +5,13 @@
 
 use std::{fmt, net::IpAddr, time::Duration};
 
-use crate::project::{LOCAL_REGISTRY, PLATFORMS};
+use anyhow::{anyhow, Result};
+use xshell::Shell;
+
+use crate::{
+    plan::Cmd,
+    project::{LOCAL_REGISTRY, PLATFORMS},
+};
 
 /// Total attempts [`retry_with`] makes at most (one try plus three retries).
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -330,7 +336,7 @@ pub fn start_registry_hint(host: &str) -> String {
     let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
     if port(host) == port(LOCAL_REGISTRY) {
         "`cargo xtask registry start`".to_owned()
-    } else if port(host) == Some(crate::host::registry::AUTH_PORT.to_string()) {
+    } else if port(host) == Some(crate::project::AUTH_PORT.to_string()) {
         "`cargo xtask registry start --auth`".to_owned()
     } else {
         format!(
@@ -456,6 +462,35 @@ pub fn retry_with<T>(
         }
     }
     unreachable!("the last attempt returns")
+}
+
+impl Cmd {
+    /// Echoes and runs a registry operation, retrying transient failures
+    /// ([`retry_with`], sleeping between attempts), its output
+    /// shown. A final failure names `what`, the reason and, when known, the
+    /// fix ([`explain`]).
+    pub fn run_retrying(&self, sh: &Shell, what: &str) -> Result<()> {
+        let wait = |line: &str, delay| {
+            eprintln!("{line}");
+            std::thread::sleep(delay);
+        };
+        retry_with(what, MAX_ATTEMPTS, wait, || {
+            self.echo();
+            let out = self.capture(sh).map_err(|e| e.to_string())?;
+            eprint!("{}{}", out.stdout, out.stderr);
+            if out.ok {
+                Ok(())
+            } else {
+                Err(out.stderr)
+            }
+        })
+        .map_err(|stderr| {
+            let hint = explain(&stderr)
+                .map(|h| format!("\n{h}"))
+                .unwrap_or_default();
+            anyhow!("{what} failed: {}{hint}", reason(&stderr))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use xshell::Shell;
 use crate::{
     build_image,
     buildx::Output,
-    cli::{BuildOpts, Selection},
+    options::{BuildOpts, Selection},
 };
 
 /// Options of `images`.

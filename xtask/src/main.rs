@@ -26,6 +26,7 @@ mod workflow;
 mod cli;
 mod gha;
 mod host;
+mod options;
 mod plan;
 mod preflight;
 mod record;
@@ -56,7 +57,7 @@ fn main() -> Result<()> {
         Command::BaseImages(args) => base_images::run(
             &sh,
             &base_images::BaseOptions {
-                ca_bundle: cli::ca_bundle(args.ca_bundle.as_deref()),
+                ca_bundle: options::ca_bundle(args.ca_bundle.as_deref()),
                 dry_run: args.dry_run,
             },
             &args.emulate.map(|l| l.0).unwrap_or_default(),
@@ -86,7 +87,7 @@ pub fn project_root() -> PathBuf {
 
 fn locate_root() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("BROKKR_WORKSPACE").filter(|d| !d.is_empty()) {
-        return Ok(cli::absolute(Path::new(&dir)));
+        return Ok(options::absolute(Path::new(&dir)));
     }
     let cwd = std::env::current_dir()?;
     find_workspace(&cwd).with_context(|| {

@@ -12,10 +12,10 @@ use serde_json::json;
 use xshell::Shell;
 
 use crate::{
-    cli::absolute_path,
     gha,
     index::{self, Document},
     metadata,
+    options::absolute_path,
     plan::Cmd,
     project::{
         parse_component, parse_platform_list, parse_registry, Component, Platform, PlatformList,

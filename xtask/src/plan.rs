@@ -9,10 +9,8 @@ use std::{
     process::Stdio,
 };
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
-
-use crate::diagnose;
 
 /// An external command: program, arguments, extra environment, working
 /// directory (`None`: the shell's, the workspace root) and standard input
@@ -158,33 +156,6 @@ impl Cmd {
             ok,
             stdout: String::new(),
             stderr,
-        })
-    }
-
-    /// Echoes and runs a registry operation, retrying transient failures
-    /// ([`diagnose::retry_with`], sleeping between attempts), its output
-    /// shown. A final failure names `what`, the reason and, when known, the
-    /// fix ([`diagnose::explain`]).
-    pub fn run_retrying(&self, sh: &Shell, what: &str) -> Result<()> {
-        let wait = |line: &str, delay| {
-            eprintln!("{line}");
-            std::thread::sleep(delay);
-        };
-        diagnose::retry_with(what, diagnose::MAX_ATTEMPTS, wait, || {
-            self.echo();
-            let out = self.capture(sh).map_err(|e| e.to_string())?;
-            eprint!("{}{}", out.stdout, out.stderr);
-            if out.ok {
-                Ok(())
-            } else {
-                Err(out.stderr)
-            }
-        })
-        .map_err(|stderr| {
-            let hint = diagnose::explain(&stderr)
-                .map(|h| format!("\n{h}"))
-                .unwrap_or_default();
-            anyhow!("{what} failed: {}{hint}", diagnose::reason(&stderr))
         })
     }
 

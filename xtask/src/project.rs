@@ -63,6 +63,10 @@ pub static COMPONENTS: &[Component] = &[
 /// The loopback registry used outside CI: `localhost:5000` (the default of
 /// `--registry` when `GITHUB_ACTIONS` is not `true`).
 pub const LOCAL_REGISTRY: &str = "localhost:5000";
+/// Port of the password-protected loopback registry (`registry start --auth`).
+pub const AUTH_PORT: u16 = 5001;
+/// Repository prefix of the local base images made by `base-images`.
+pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 
 /// A target platform in OCI terms (`os/arch[/variant]`) with what building
 /// for it needs.

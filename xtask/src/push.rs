@@ -10,8 +10,8 @@ use clap::Args;
 use xshell::Shell;
 
 use crate::{
-    cli::Selection,
     diagnose, index, metadata,
+    options::Selection,
     plan::Cmd,
     project::{parse_registry, Component, Platform, LOCAL_REGISTRY},
     record, tags,

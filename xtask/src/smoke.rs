@@ -10,8 +10,8 @@ use clap::Args;
 use xshell::Shell;
 
 use crate::{
-    cli::Selection,
     diagnose, metadata,
+    options::Selection,
     plan::Cmd,
     project::{component, parse_registry, Platform},
     record, tags,

@@ -14,7 +14,7 @@ use super::{
     MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
 use crate::{
-    base_images::LOCAL_PREFIX,
+    project::LOCAL_BASE_PREFIX as LOCAL_PREFIX,
     project::{parse_platform_list, Platform, PlatformList},
 };
 

@@ -54,8 +54,7 @@ pub enum RegistryAction {
 
 pub const USER: &str = "brokkr";
 
-/// Port of the `--auth` registry.
-pub const AUTH_PORT: u16 = 5001;
+pub use crate::project::AUTH_PORT;
 
 /// Seconds `start` waits for the registry to answer.
 const START_WAIT_SECS: u64 = 15;

@@ -1,0 +1,112 @@
+//! Options shared by several commands (which images, how to build them) and
+//! the paths they take; each command's own options live beside its code.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::{
+    base_images::Bases,
+    buildx::{CacheKind, Progress, Strategy},
+    project::{parse_component_list, parse_platform_list, Component, ComponentList, PlatformList},
+};
+
+/// Options shared by the commands that build images.
+#[derive(Clone, Debug, Args)]
+pub struct BuildOpts {
+    /// Where rustc runs: `cross` compiles on the build platform for the target; `emulate` under QEMU.
+    #[arg(long, value_enum, default_value_t = Strategy::Cross)]
+    pub strategy: Strategy,
+    /// Registry prefix of image names (`localhost:5000`, `ghcr.io/OWNER`); default:
+    /// `ghcr.io/<owner>` in GitHub Actions, `localhost:5000` outside it.
+    #[arg(long, env = "BROKKR_REGISTRY", value_parser = crate::project::parse_registry)]
+    pub registry: Option<String>,
+    /// Build cache to import and export, one scope per component and platform.
+    #[arg(long, value_enum, default_value_t = CacheKind::None)]
+    pub cache: CacheKind,
+    /// buildx progress output; `plain` lets xtask count cached steps.
+    #[arg(long, value_enum, default_value_t = Progress::Plain)]
+    pub progress: Progress,
+    /// Base images: upstream (`rust:*-slim-bookworm`, distroless) or local substitutes from Debian's archive.
+    #[arg(long, value_enum, default_value_t = Bases::Auto)]
+    pub bases: Bases,
+    /// CA bundle (PEM) that cargo trusts inside the build, for TLS-intercepting proxies; `none` for
+    /// none. Default: $SSL_CERT_FILE, else the host's /etc/ssl/certs/ca-certificates.crt. Passed as a
+    /// build secret, never stored in an image.
+    #[arg(long, env = "BROKKR_CA_BUNDLE", value_name = "PATH|none")]
+    pub ca_bundle: Option<String>,
+    /// Any new value rebuilds every compile stage (the `BROKKR_CACHE_EPOCH` build argument): a
+    /// cold build without pruning the builder's cache.
+    #[arg(long, value_name = "STRING")]
+    pub cache_epoch: Option<String>,
+    /// Do not install or start missing host pieces (engine, buildx, QEMU); fail with the remedy instead.
+    #[arg(long)]
+    pub no_setup: bool,
+    /// Print the commands that would run, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Which images a command works on: components times platforms.
+#[derive(Clone, Debug, Args)]
+pub struct Selection {
+    /// Components (`broker`, `agent`, a comma-separated list or `all`); default: all.
+    #[arg(long, value_parser = parse_component_list)]
+    pub component: Option<ComponentList>,
+    /// Platforms (`arm64`, `linux/amd64,linux/arm64`, `all`); default: the host's.
+    #[arg(long, value_parser = parse_platform_list)]
+    pub platform: Option<PlatformList>,
+}
+
+impl Selection {
+    /// The selected components (all when none were given).
+    pub fn components(&self) -> Vec<&'static Component> {
+        ComponentList::or_all(self.component.clone())
+    }
+
+    /// The selected platforms (the host's when none were given).
+    pub fn platforms(&self) -> anyhow::Result<Vec<&'static crate::project::Platform>> {
+        PlatformList::or_host(self.platform.clone())
+    }
+}
+
+/// The CA bundle to pass to builds: `--ca-bundle` / `BROKKR_CA_BUNDLE`, else
+/// `$SSL_CERT_FILE`, else the host's Debian/Ubuntu bundle when it exists;
+/// `none` (or an empty value) turns it off. Relative paths are taken from
+/// the directory xtask was started in. A `$SSL_CERT_FILE` that is no file is
+/// reported and skipped.
+pub fn ca_bundle(flag: Option<&str>) -> Option<PathBuf> {
+    const HOST_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+    match flag {
+        Some(v) if v.eq_ignore_ascii_case("none") || v.is_empty() => None,
+        Some(v) => Some(absolute(Path::new(v))),
+        None => {
+            if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
+                let f = absolute(Path::new(&f));
+                if f.is_file() {
+                    return Some(f);
+                }
+                eprintln!(
+                    "warning: SSL_CERT_FILE={} is not a file; using {HOST_BUNDLE} if present (--ca-bundle sets one)",
+                    f.display()
+                );
+            }
+            Some(PathBuf::from(HOST_BUNDLE)).filter(|p| p.is_file())
+        }
+    }
+}
+
+/// `path` made absolute against the directory xtask was started in (the
+/// process's; commands run from the workspace root).
+pub fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_or_else(|_| path.to_path_buf(), |d| d.join(path))
+    }
+}
+
+/// clap value parser for file arguments: [`absolute`].
+pub fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    Ok(absolute(Path::new(s)))
+}
