@@ -276,3 +276,95 @@ fn no_shell_strings() {
         hits.join("\n")
     );
 }
+
+/// The top-level modules a file's non-test code refers to: `crate::NAME`
+/// paths and the first segment of each item in `use crate::{...}`.
+fn crate_refs(text: &str) -> Vec<String> {
+    let code = text.split("\n#[cfg(test)]").next().unwrap_or_default();
+    let mut refs: Vec<String> = code
+        .match_indices("crate::")
+        .map(|(i, m)| {
+            code[i + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect();
+    for (i, _) in code.match_indices("use crate::{") {
+        let (mut depth, mut item) = (0, String::new());
+        for c in code[i + "use crate::{".len()..].chars() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => refs.push(std::mem::take(&mut item)),
+                _ if depth == 0 => item.push(c),
+                _ => {}
+            }
+        }
+        refs.push(item);
+    }
+    refs.iter()
+        .map(|r| r.trim().split("::").next().unwrap_or_default().to_owned())
+        .filter(|r| !r.is_empty() && r != "self")
+        .collect()
+}
+
+/// Commands sit above shared logic, shared logic above plumbing: the
+/// top-level modules of the xtask (`main.rs` and tests aside) form no cycle.
+#[test]
+fn no_module_cycles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = project_root().join("xtask/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let top = top.trim_end_matches(".rs").to_owned();
+        if ["main", "tidy"].contains(&top.as_str()) || f.ends_with("tests.rs") {
+            continue;
+        }
+        let refs = crate_refs(&std::fs::read_to_string(f).unwrap());
+        let entry = deps.entry(top.clone()).or_default();
+        entry.extend(refs.into_iter().filter(|r| *r != top));
+    }
+    // Depth-first search; a back edge closes a cycle.
+    fn visit(
+        m: &str,
+        deps: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(m.to_owned());
+            return Some(cycle);
+        }
+        if !done.insert(m.to_owned()) {
+            return None;
+        }
+        path.push(m.to_owned());
+        for d in deps.get(m).into_iter().flatten() {
+            if deps.contains_key(d) {
+                if let Some(c) = visit(d, deps, path, done) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for m in deps.keys() {
+        if let Some(cycle) = visit(m, &deps, &mut Vec::new(), &mut done) {
+            panic!("module cycle: {}", cycle.join(" -> "));
+        }
+    }
+}
