@@ -318,37 +318,26 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     Ok(names)
 }
 
-/// Runs `cmds` at once, each in a thread of its own, and waits for all;
-/// the first failure (in order) is the error, naming what it built.
+/// Runs `cmds` at once, a thread each, and waits for all; the first failure
+/// (in order) is the error, naming what it built.
 fn run_all(sh: &Shell, cmds: &[(&str, Cmd)], dry_run: bool) -> Result<()> {
-    if dry_run || cmds.len() < 2 {
-        for (what, c) in cmds {
-            run_or_print(sh, c, dry_run).with_context(|| format!("building {what}"))?;
-        }
-        return Ok(());
-    }
     let dir = sh.current_dir();
+    let run = |what: &str, c: &Cmd| -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(&dir);
+        run_or_print(&sh, c, dry_run).with_context(|| format!("building {what}"))
+    };
+    let run = &run;
     std::thread::scope(|s| {
         let running: Vec<_> = cmds
             .iter()
-            .map(|(what, c)| {
-                let dir = dir.clone();
-                s.spawn(move || -> Result<()> {
-                    let sh = Shell::new()?;
-                    sh.change_dir(dir);
-                    c.run(&sh).with_context(|| format!("building {what}"))
-                })
-            })
+            .map(|(what, c)| s.spawn(move || run(what, c)))
             .collect();
-        running
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
-            })
-            .collect::<Result<Vec<()>>>()
-    })?;
-    Ok(())
+        running.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
+        })
+    })
 }
 
 /// The common tail of a local builder image build: the CA bundle secret,
@@ -405,14 +394,8 @@ pub fn ensure_target_builder(
         return Ok(image);
     }
     let c = Cmd::new("docker")
-        .args([
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
-            "--platform",
-            target.name,
-        ])
+        .args(["buildx", "build", "--progress", "plain"])
+        .opt("--platform", target.name)
         .opt("--file", "docker/rust-builder-target.Dockerfile")
         .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
         .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))

@@ -49,43 +49,32 @@ pub struct BenchArgs {
     pub no_setup: bool,
 }
 
-/// Registry prefix of the benchmark's images (`cargo xtask registry start` serves it).
+/// Name prefix of the benchmark's images (loaded into the engine, never pushed).
 pub const BENCH_REGISTRY: &str = "localhost:5000/brokkr-bench";
 
 /// What a figure is held to (issue 14's targets).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Target {
-    /// At most `factor` times the baseline plus `plus` seconds.
-    Ratio {
-        /// Multiple of the baseline.
-        factor: f64,
-        /// Seconds allowed on top.
-        plus: f64,
-    },
+    /// At most `.0` times the baseline plus `.1` seconds.
+    Ratio(f64, f64),
     /// Under this many seconds.
     Under(f64),
 }
 
-/// A cold leg: at most 1.1x the cold baseline.
-pub const COLD: Target = Target::Ratio {
-    factor: 1.1,
-    plus: 0.0,
-};
-/// A one-file change: at most 1.5x its baseline plus 2 s.
-pub const CHANGE: Target = Target::Ratio {
-    factor: 1.5,
-    plus: 2.0,
-};
-/// A no-op rebuild: under 1.5 s.
+/// A cold leg against a cold baseline.
+pub const COLD: Target = Target::Ratio(1.1, 0.0);
+/// A one-file change against the baseline's same change.
+pub const CHANGE: Target = Target::Ratio(1.5, 2.0);
+/// A rebuild with nothing changed.
 pub const NOOP: Target = Target::Under(1.5);
-/// A fresh machine to the first arm64 images: under 240 s.
+/// A fresh machine to the first arm64 images (`.ci/run`; not measured by `bench`).
 pub const FRESH_MACHINE: Target = Target::Under(240.0);
 
 impl Target {
     /// Whether `seconds` meets the target; `None` when it needs a baseline and has none.
     pub fn met(self, seconds: f64, baseline: Option<f64>) -> Option<bool> {
         match self {
-            Target::Ratio { factor, plus } => baseline.map(|b| seconds <= factor * b + plus),
+            Target::Ratio(factor, plus) => baseline.map(|b| seconds <= factor * b + plus),
             Target::Under(limit) => Some(seconds < limit),
         }
     }
@@ -93,56 +82,40 @@ impl Target {
     /// The target as the table prints it.
     pub fn describe(self) -> String {
         match self {
-            Target::Ratio { factor, plus } if plus > 0.0 => {
+            Target::Ratio(factor, plus) if plus > 0.0 => {
                 format!("<= {factor}x baseline + {plus} s")
             }
-            Target::Ratio { factor, .. } => format!("<= {factor}x baseline"),
+            Target::Ratio(factor, _) => format!("<= {factor}x baseline"),
             Target::Under(limit) => format!("< {limit} s"),
         }
     }
 }
 
-/// One BuildKit build (`cargo xtask build-image`).
+/// One BuildKit build (`cargo xtask build-image`): wall time of `docker
+/// buildx build` in seconds, and the crates cargo compiled ([`compiled_crates`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct Leg {
-    /// Component name.
     pub component: String,
-    /// OCI platform.
     pub platform: String,
-    /// Wall time of `docker buildx build`, seconds.
     pub seconds: f64,
-    /// Build steps buildx reported `CACHED`.
     pub cached_steps: usize,
-    /// The crates cargo compiled, from its `Compiling` lines ([`compiled_crates`]).
     pub compiled: Vec<String>,
+    /// Uncompressed size of the loaded image (its layers per `docker history`), bytes.
+    pub bytes: Option<u64>,
+    /// Config and layers in the registry after a push (cold legs), bytes.
+    pub compressed_bytes: Option<u64>,
 }
 
-/// cargo outside BuildKit for one target triple.
+/// cargo outside BuildKit for one platform: seconds with a fresh target
+/// directory and after the one-file change (cargo's own `Finished ... in`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Baseline {
-    /// OCI platform.
     pub platform: String,
-    /// Fresh target directory, seconds (cargo's own `Finished ... in` figure).
     pub cold: Option<f64>,
-    /// After the one-file change, seconds.
     pub change: Option<f64>,
-    /// Crates compiled after the change.
     pub change_compiled: Vec<String>,
     /// Why a figure is missing.
     pub note: Option<String>,
-}
-
-/// An image's size.
-#[derive(Clone, Debug, Serialize)]
-pub struct Size {
-    /// Component name.
-    pub component: String,
-    /// OCI platform.
-    pub platform: String,
-    /// Uncompressed size of the loaded image (its layers per `docker history`), in bytes.
-    pub local_bytes: Option<u64>,
-    /// Sum of the compressed layers and config in the registry manifest, in bytes.
-    pub compressed_bytes: Option<u64>,
 }
 
 /// Everything `bench` measured (`--json` prints this).
@@ -150,25 +123,19 @@ pub struct Size {
 pub struct Report {
     /// `uname -srm`, cores and memory.
     pub machine: String,
-    /// The builder image: BuildKit's `RUST_IMAGE` and the baseline's container.
+    /// BuildKit's `RUST_IMAGE`, and the baseline's container.
     pub builder_image: String,
-    /// The runtime base image.
     pub runtime_image: String,
-    /// Cold legs, cross strategy, in build order (per platform: broker, then agent).
+    /// Cross strategy, per platform: broker, then agent.
     pub cold: Vec<Leg>,
-    /// cargo outside BuildKit, per platform.
     pub baselines: Vec<Baseline>,
-    /// Broker rebuilt per platform after a one-line change to `broker/src/main.rs`.
+    /// The broker after a one-line change to `broker/src/main.rs`, per platform.
     pub change: Vec<Leg>,
-    /// Broker rebuilt with nothing changed (host platform).
-    pub noop: Option<Leg>,
-    /// Cold arm64 broker built with `--strategy emulate`, when measured.
-    pub emulate_arm64: Option<Leg>,
-    /// Why emulation was not measured, when it was not.
-    pub emulate_note: Option<String>,
-    /// Image sizes.
-    pub sizes: Vec<Size>,
-    /// Wall time of `cargo xtask images --dry-run --platform all`, seconds.
+    /// The broker for the host platform, nothing changed.
+    pub noop: Leg,
+    /// The arm64 broker with `--strategy emulate`, cold, or why not.
+    pub emulate_arm64: Result<Leg, String>,
+    /// `cargo xtask images --dry-run --platform all`, seconds.
     pub xtask_dry_run_seconds: f64,
 }
 
@@ -207,8 +174,7 @@ pub fn cargo_finished_seconds(output: &str) -> Option<f64> {
 pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-        .to_string();
+        .map_or(0, |d| d.as_nanos());
     let opts = BuildOpts {
         strategy: Strategy::Cross,
         registry: Some(BENCH_REGISTRY.to_owned()),
@@ -216,105 +182,103 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         progress: Progress::Plain,
         bases: args.bases,
         ca_bundle: args.ca_bundle.clone(),
-        cache_epoch: Some(epoch.clone()),
+        cache_epoch: None,
         no_setup: args.no_setup,
         dry_run: false,
     };
-    xtask().args(["registry", "start"]).run(sh)?;
     let platforms: Vec<&'static Platform> = PLATFORMS.iter().collect();
+    xtask().args(["registry", "start"]).run(sh)?;
     let prepared = build_image::prepare(sh, &opts, &platforms)?;
-    let bench = Bench {
-        clone: clone_checkout(sh)?,
+    let dir = crate::target_dir().join("bench-workspace");
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = crate::project_root().display().to_string();
+    Cmd::new("git")
+        .args(["clone", "--quiet", &root, &dir.display().to_string()])
+        .run(sh)?;
+    let clone_sh = Shell::new()?;
+    clone_sh.change_dir(&dir);
+    let b = Bench {
+        ctx: tags::detect(&clone_sh)?,
+        dir,
         prepared,
-        epoch,
+        epoch: format!("--cache-epoch={epoch}"),
     };
 
     let mut cold = Vec::new();
     for p in &platforms {
         for c in COMPONENTS {
-            cold.push(bench.build(sh, c, p, &[])?);
+            let mut leg = b.build(sh, c, p, &[])?;
+            leg.compressed_bytes = b.compressed_size(sh, c, p);
+            cold.push(leg);
         }
     }
-    let sizes = sizes(sh, &bench, &platforms)?;
-    let mut baselines: Vec<Baseline> = platforms
-        .iter()
-        .map(|p| bench.baseline_cold(sh, p))
-        .collect();
-
-    let main_rs = bench.clone.join("broker/src/main.rs");
+    let mut baselines: Vec<Baseline> = platforms.iter().map(|p| b.baseline_cold(sh, p)).collect();
+    let main_rs = b.dir.join("broker/src/main.rs");
     let text = std::fs::read_to_string(&main_rs).context("reading the clone's broker source")?;
     std::fs::write(&main_rs, text + "\n// bench: a one-line source change\n")?;
     let broker = component("broker")?;
     let mut change = Vec::new();
-    for (p, b) in platforms.iter().zip(&mut baselines) {
-        bench.baseline_change(sh, p, b);
-        change.push(bench.build(sh, broker, p, &[])?);
+    for (p, base) in platforms.iter().zip(&mut baselines) {
+        b.baseline_change(sh, p, base);
+        change.push(b.build(sh, broker, p, &[])?);
     }
-    let noop = bench.build(sh, broker, Platform::host()?, &[])?;
-
-    let (emulate_arm64, emulate_note) = if args.quick {
-        (None, Some("skipped (--quick)".to_owned()))
+    let noop = b.build(sh, broker, Platform::host()?, &[])?;
+    let emulate_arm64 = if args.quick {
+        Err("skipped (--quick)".to_owned())
     } else {
         let emulate = [
-            "--strategy".to_owned(),
-            "emulate".to_owned(),
-            format!("--registry={BENCH_REGISTRY}-emulate"),
-            format!("--cache-epoch={}-emulate", bench.epoch),
+            "--strategy=emulate".to_owned(),
+            format!("{}-emulate", b.epoch),
         ];
-        match bench.build(sh, broker, Platform::parse("arm64")?, &emulate) {
-            Ok(l) => (Some(l), None),
-            Err(e) => (None, Some(format!("not measured: {e:#}"))),
-        }
+        b.build(sh, broker, Platform::parse("arm64")?, &emulate)
+            .map_err(|e| format!("not measured: {e:#}"))
     };
 
     let t = Instant::now();
     xtask()
-        .args(["images", "--dry-run", "--platform", "all", "--registry"])
-        .arg(BENCH_REGISTRY)
+        .args(["images", "--dry-run", "--platform", "all"])
+        .arg(format!("--registry={BENCH_REGISTRY}"))
         .capture(sh)?;
     let report = Report {
         machine: machine(sh),
-        builder_image: bench.prepared.bases.rust_image.clone(),
-        runtime_image: bench.prepared.bases.runtime_image.clone(),
+        builder_image: b.prepared.bases.rust_image.clone(),
+        runtime_image: b.prepared.bases.runtime_image.clone(),
         cold,
         baselines,
         change,
-        noop: Some(noop),
+        noop,
         emulate_arm64,
-        emulate_note,
-        sizes,
         xtask_dry_run_seconds: t.elapsed().as_secs_f64(),
     };
     let md = markdown(&report);
+    let json = serde_json::to_string_pretty(&report)?;
     let out_dir = crate::target_dir().join("xtask");
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("bench.md"), &md)?;
-    let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(out_dir.join("bench.json"), &json)?;
-    let _ = std::fs::remove_dir_all(&bench.clone);
+    let _ = std::fs::remove_dir_all(&b.dir);
     println!("{}", if args.json { json } else { md });
     Ok(())
 }
 
-/// `cargo xtask` itself, for the builds a developer would run.
 fn xtask() -> Cmd {
-    Cmd::new(
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "xtask".to_owned()),
-    )
+    let exe = std::env::current_exe().unwrap_or_else(|_| "xtask".into());
+    Cmd::new(exe.display().to_string())
 }
 
-/// One run's shared state: the clone everything builds from.
+/// One run's shared state: the clone of this checkout that every build and
+/// the baseline read (so that after the change only that file's mtime differs).
 struct Bench {
-    clone: PathBuf,
+    dir: PathBuf,
+    ctx: metadata::Context,
     prepared: Prepared,
+    /// `--cache-epoch=<nanoseconds>`: one cold start for every leg, as one CI run.
     epoch: String,
 }
 
 impl Bench {
-    /// `cargo xtask build-image` of the clone (records under this checkout's
-    /// target directory), its cargo output kept for [`compiled_crates`].
+    /// `cargo xtask build-image` of the clone, as a developer runs it; its
+    /// record (under this checkout's target directory) gives time and size.
     fn build(
         &self,
         sh: &Shell,
@@ -326,112 +290,145 @@ impl Bench {
             .prepared
             .ca_bundle
             .as_ref()
-            .map_or_else(|| "none".to_owned(), |ca| ca.display().to_string());
+            .map_or("none".into(), |ca| ca.display().to_string());
         let bases = if self.prepared.bases.local {
             "local"
         } else {
             "upstream"
         };
         let out = xtask()
-            .args(["build-image", "--component", c.name, "--platform", p.name])
-            .args(["--cache", "none", "--progress", "plain", "--no-setup"])
-            .args(["--bases", bases, "--ca-bundle", &ca])
+            .args([
+                "build-image",
+                "--component",
+                c.name,
+                "--platform",
+                p.name,
+                "--no-setup",
+            ])
+            .args([
+                "--cache=none",
+                "--progress=plain",
+                "--bases",
+                bases,
+                "--ca-bundle",
+                &ca,
+            ])
             .arg(format!("--registry={BENCH_REGISTRY}"))
-            .arg(format!("--cache-epoch={}", self.epoch))
-            .args(extra)
-            .env("BROKKR_WORKSPACE", self.clone.display().to_string())
+            .arg(&self.epoch)
+            .args(extra.iter().map(String::as_str))
+            .env("BROKKR_WORKSPACE", self.dir.display().to_string())
             .env(
                 "CARGO_TARGET_DIR",
                 crate::target_dir().display().to_string(),
             )
             .run_teed(sh)?;
         anyhow::ensure!(out.ok, "building {} for {p} failed", c.image_name());
-        let registry = extra
-            .iter()
-            .find_map(|a| a.strip_prefix("--registry="))
-            .unwrap_or(BENCH_REGISTRY);
-        let rec = record::load(&self.reference(sh, registry, c, p)?, c, p)?
-            .context("the build wrote no record")?;
+        let reference = metadata::per_platform_reference(BENCH_REGISTRY, c, &self.ctx, p);
+        let rec = record::load(&reference, c, p)?.context("the build wrote no record")?;
         Ok(Leg {
             component: c.name.into(),
             platform: p.name.into(),
             seconds: rec.duration_secs,
             cached_steps: rec.cached_steps,
             compiled: compiled_crates(&out.stderr),
+            bytes: rec.size_bytes,
+            compressed_bytes: None,
         })
     }
 
-    fn reference(&self, sh: &Shell, registry: &str, c: &Component, p: &Platform) -> Result<String> {
-        let clone_sh = sh.clone();
-        clone_sh.change_dir(&self.clone);
-        let ctx = tags::detect(&clone_sh)?;
-        Ok(metadata::per_platform_reference(registry, c, &ctx, p))
+    /// Pushes the image, then sums config and layers of its manifest in the registry.
+    fn compressed_size(&self, sh: &Shell, c: &Component, p: &Platform) -> Option<u64> {
+        let reference = metadata::per_platform_reference(BENCH_REGISTRY, c, &self.ctx, p);
+        push::push_one(sh, c, p, &reference).ok()?;
+        let inspect = |r: &str| {
+            let raw = Cmd::new("docker").args(["buildx", "imagetools", "inspect", "--raw", r]);
+            raw.read_quiet(sh).ok()
+        };
+        let digest = index::per_platform_digest(&inspect(&reference)?, p).ok()?;
+        let repo = reference.rsplit_once(':').map_or(&*reference, |(r, _)| r);
+        let v: serde_json::Value =
+            serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
+        let layers = v["layers"]
+            .as_array()?
+            .iter()
+            .filter_map(|l| l["size"].as_u64());
+        Some(layers.sum::<u64>() + v["config"]["size"].as_u64()?)
     }
 
     fn baseline_cold(&self, sh: &Shell, p: &Platform) -> Baseline {
-        let mut b = Baseline {
-            platform: p.name.into(),
-            ..Baseline::default()
+        let fetched = self.cargo(p, &["fetch", "--locked"]).run(sh);
+        let (cold, note) = match fetched.and_then(|()| self.cargo_build(sh, p)) {
+            Ok((secs, _)) => (Some(secs), None),
+            Err(e) => (None, Some(format!("not measured: {e:#}"))),
         };
-        let fetch = self.cargo(p, &["fetch", "--locked"]).run(sh);
-        match fetch.and_then(|()| self.cargo_build(sh, p)) {
-            Ok((secs, _)) => b.cold = Some(secs),
-            Err(e) => b.note = Some(format!("not measured: {e:#}")),
+        Baseline {
+            platform: p.name.into(),
+            cold,
+            note,
+            ..Baseline::default()
         }
-        b
     }
 
     fn baseline_change(&self, sh: &Shell, p: &Platform, b: &mut Baseline) {
-        if b.cold.is_none() {
-            return;
-        }
-        match self.cargo_build(sh, p) {
-            Ok((secs, compiled)) => (b.change, b.change_compiled) = (Some(secs), compiled),
-            Err(e) => b.note = Some(format!("one-file change not measured: {e:#}")),
+        match b.cold.map(|_| self.cargo_build(sh, p)) {
+            Some(Ok((secs, compiled))) => (b.change, b.change_compiled) = (Some(secs), compiled),
+            Some(Err(e)) => b.note = Some(format!("one-file change not measured: {e:#}")),
+            None => {}
         }
     }
 
     /// `cargo build --release` as the Dockerfiles run it, outside BuildKit.
     fn cargo_build(&self, sh: &Shell, p: &Platform) -> Result<(f64, Vec<String>)> {
-        let packages = COMPONENTS.iter().flat_map(|c| ["--package", c.package]);
-        let cmd = self
-            .cargo(p, &["build", "--release", "--locked", "--offline"])
-            .args(["--target", p.rust_target])
-            .args(packages);
         let t = Instant::now();
-        let out = cmd.run_teed(sh)?;
+        let out = self
+            .cargo(
+                p,
+                &[
+                    "build",
+                    "--release",
+                    "--locked",
+                    "--offline",
+                    "--target",
+                    p.rust_target,
+                ],
+            )
+            .args(COMPONENTS.iter().flat_map(|c| ["--package", c.package]))
+            .run_teed(sh)?;
         anyhow::ensure!(out.ok, "cargo build for {} failed", p.rust_target);
         let secs = cargo_finished_seconds(&out.stderr).unwrap_or(t.elapsed().as_secs_f64());
         Ok((secs, compiled_crates(&out.stderr)))
     }
 
     /// cargo in a plain container of the builder image: the clone at `/src`
-    /// (BuildKit's path), its own target directory per platform, crates
-    /// downloaded once into `target/bench-cargo-registry`, the cross linker
-    /// set as `docker/cargo-env.sh` sets it.
+    /// (BuildKit's path), a target directory per platform, crates downloaded
+    /// once into `target/bench-cargo-registry`, the cross linker set as
+    /// `docker/cargo-env.sh` sets it.
     fn cargo(&self, p: &Platform, args: &[&str]) -> Cmd {
-        let clone = self.clone.display().to_string();
         let registry = crate::target_dir().join("bench-cargo-registry");
-        let upper = p.rust_target.replace('-', "_");
+        let triple = p.rust_target.replace('-', "_");
         let cc = format!("{}-gcc", p.gnu_prefix);
         let mut c = Cmd::new("docker")
-            .args(["run", "--rm", "--workdir", "/src"])
-            .opt("--volume", format!("{clone}:/src"))
+            .args([
+                "run",
+                "--rm",
+                "--workdir=/src",
+                "--env=CARGO_TERM_COLOR=never",
+            ])
+            .opt("--volume", format!("{}:/src", self.dir.display()))
             .opt(
                 "--volume",
                 format!("{}:/usr/local/cargo/registry", registry.display()),
             )
             .opt("--env", "CARGO_HOME=/usr/local/cargo")
-            .opt("--env", "CARGO_TERM_COLOR=never")
             .opt(
                 "--env",
                 format!("CARGO_TARGET_DIR=/src/target/baseline-{}", p.arch),
             )
             .opt(
                 "--env",
-                format!("CARGO_TARGET_{}_LINKER={cc}", upper.to_uppercase()),
+                format!("CARGO_TARGET_{}_LINKER={cc}", triple.to_uppercase()),
             )
-            .opt("--env", format!("CC_{upper}={cc}"));
+            .opt("--env", format!("CC_{triple}={cc}"));
         if let Some(ca) = &self.prepared.ca_bundle {
             c = c
                 .opt(
@@ -446,68 +443,18 @@ impl Bench {
     }
 }
 
-/// Clones the checkout to `target/bench-workspace`: every build and the
-/// baseline read it, so only the changed file's mtime differs afterwards.
-fn clone_checkout(sh: &Shell) -> Result<PathBuf> {
-    let dir = crate::target_dir().join("bench-workspace");
-    let _ = std::fs::remove_dir_all(&dir);
-    let root = crate::project_root().display().to_string();
-    Cmd::new("git")
-        .args(["clone", "--quiet", &root, &dir.display().to_string()])
-        .run(sh)?;
-    Ok(dir)
-}
-
-/// Sizes: local from the loaded images, compressed from the registry after a push.
-fn sizes(sh: &Shell, bench: &Bench, platforms: &[&'static Platform]) -> Result<Vec<Size>> {
-    let mut sizes = Vec::new();
-    for p in platforms {
-        for c in COMPONENTS {
-            let reference = bench.reference(sh, BENCH_REGISTRY, c, p)?;
-            let compressed = push::push_one(sh, c, p, &reference)
-                .ok()
-                .and_then(|_| compressed_size(sh, &reference, p).ok());
-            sizes.push(Size {
-                component: c.name.into(),
-                platform: p.name.into(),
-                local_bytes: build_image::image_size(sh, &reference, p),
-                compressed_bytes: compressed,
-            });
-        }
-    }
-    Ok(sizes)
-}
-
-/// Compressed size of the `platform` image behind `reference`: config plus
-/// layers of its manifest, as the registry stores them.
-fn compressed_size(sh: &Shell, reference: &str, platform: &Platform) -> Result<u64> {
-    let inspect = |r: &str| {
-        Cmd::new("docker")
-            .args(["buildx", "imagetools", "inspect", "--raw", r])
-            .read_quiet(sh)
-    };
-    let digest = index::per_platform_digest(&inspect(reference)?, platform)?;
-    let repo = reference.rsplit_once(':').map_or(reference, |(r, _)| r);
-    let v: serde_json::Value = serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?)?;
-    let layers: u64 = v["layers"]
-        .as_array()
-        .map_or(0, |ls| ls.iter().filter_map(|l| l["size"].as_u64()).sum());
-    Ok(layers + v["config"]["size"].as_u64().unwrap_or(0))
-}
-
 fn machine(sh: &Shell) -> String {
     let uname = Cmd::new("uname")
         .args(["-srm"])
         .read_quiet(sh)
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let kb = m.lines().next()?.split_whitespace().nth(1)?;
-            kb.parse::<u64>().ok()
-        })
-        .map_or_else(String::new, |kb| format!(", {} GiB", kb / 1024 / 1024));
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb = meminfo
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok());
+    let mem = kb.map_or_else(String::new, |kb| format!(", {} GiB", kb / 1024 / 1024));
     format!("{}, {cores} cores{mem}", uname.trim())
 }
 
@@ -516,112 +463,94 @@ pub fn row(measure: &str, seconds: f64, baseline: Option<f64>, target: Option<Ta
     let ratio = baseline
         .filter(|b| *b > 0.0)
         .map_or_else(String::new, |b| format!("{:.2}x", seconds / b));
-    let (describe, met) = match target {
-        Some(t) => (
-            t.describe(),
-            match t.met(seconds, baseline) {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "-",
-            },
-        ),
-        None => (String::new(), ""),
+    let met = match target.map(|t| t.met(seconds, baseline)) {
+        Some(Some(true)) => "yes",
+        Some(Some(false)) => "**no**",
+        Some(None) => "-",
+        None => "",
     };
     format!(
-        "| {measure} | {seconds:.1} s | {} | {ratio} | {describe} | {met} |\n",
-        baseline.map_or_else(String::new, |b| format!("{b:.1} s"))
+        "| {measure} | {seconds:.1} s | {} | {ratio} | {} | {met} |\n",
+        baseline.map_or_else(String::new, |b| format!("{b:.1} s")),
+        target.map_or_else(String::new, Target::describe)
     )
-}
-
-fn mb(b: Option<u64>) -> String {
-    b.map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6))
 }
 
 /// The report as Markdown (what BENCHMARKS.md holds).
 pub fn markdown(r: &Report) -> String {
     let mut s = format!(
-        "Machine: {}  \nBuilder image (BuildKit and baseline): {}  \nRuntime base: {}\n\n",
+        "Machine: {}  \nBuilder image (BuildKit and baseline): {}  \nRuntime base: {}\n\n\
+         | measure | BuildKit (`build-image`) | baseline: cargo outside BuildKit | ratio | target | met |\n\
+         |---|---|---|---|---|---|\n",
         r.machine, r.builder_image, r.runtime_image
     );
-    s.push_str("| measure | BuildKit (`build-image`) | baseline: cargo outside BuildKit | ratio | target | met |\n|---|---|---|---|---|---|\n");
     let base = |p: &str| r.baselines.iter().find(|b| b.platform == p);
     for l in &r.cold {
-        let (baseline, target) = match (l.component.as_str(), base(&l.platform)) {
-            ("broker", Some(b)) => (b.cold, Some(COLD)),
-            _ => (None, None),
-        };
+        let b = base(&l.platform).filter(|_| l.component == "broker");
         let what = format!(
             "cold {} {} ({} crates compiled)",
             l.component,
             l.platform,
             l.compiled.len()
         );
-        s.push_str(&row(&what, l.seconds, baseline, target));
+        s += &row(&what, l.seconds, b.and_then(|b| b.cold), b.map(|_| COLD));
     }
     for l in &r.change {
         let b = base(&l.platform);
+        let theirs = b.map_or_else(String::new, |b| b.change_compiled.join(", "));
         let what = format!(
-            "one-file change, broker {}: compiled {} (baseline: {})",
+            "one-file change, broker {}: compiled {} (baseline: {theirs})",
             l.platform,
-            l.compiled.join(", "),
-            b.map_or_else(String::new, |b| b.change_compiled.join(", "))
+            l.compiled.join(", ")
         );
-        s.push_str(&row(
-            &what,
-            l.seconds,
-            b.and_then(|b| b.change),
-            Some(CHANGE),
-        ));
+        s += &row(&what, l.seconds, b.and_then(|b| b.change), Some(CHANGE));
     }
-    if let Some(n) = &r.noop {
-        s.push_str(&row(
-            &format!("no-op rebuild, broker {}", n.platform),
-            n.seconds,
-            None,
-            Some(NOOP),
-        ));
-    }
-    if let Some(e) = &r.emulate_arm64 {
+    s += &row(
+        &format!("no-op rebuild, broker {}", r.noop.platform),
+        r.noop.seconds,
+        None,
+        Some(NOOP),
+    );
+    if let Ok(e) = &r.emulate_arm64 {
         let cross = r
             .cold
             .iter()
             .find(|l| l.component == "broker" && l.platform == e.platform);
-        s.push_str(&row(
+        s += &row(
             "broker linux/arm64 under emulation (baseline: cross)",
             e.seconds,
             cross.map(|c| c.seconds),
             None,
-        ));
+        );
     }
-    s.push_str(&format!(
+    s += &format!(
         "| fresh machine to the first arm64 images | see below | | | {} | |\n",
         FRESH_MACHINE.describe()
-    ));
-    s.push_str(&row(
+    );
+    s += &row(
         "xtask overhead (`images --dry-run --platform all`)",
         r.xtask_dry_run_seconds,
         None,
         None,
-    ));
-    for b in r.baselines.iter().filter(|b| b.note.is_some()) {
-        s.push_str(&format!(
-            "\nBaseline {}: {}\n",
-            b.platform,
-            b.note.clone().unwrap_or_default()
-        ));
+    );
+    let notes = r
+        .baselines
+        .iter()
+        .filter_map(|b| Some((b.platform.as_str(), b.note.as_deref()?)));
+    for (what, note) in notes.chain(
+        r.emulate_arm64
+            .as_ref()
+            .err()
+            .map(|e| ("emulation", e.as_str())),
+    ) {
+        s += &format!("\n{what}: {note}\n");
     }
-    if let Some(note) = &r.emulate_note {
-        s.push_str(&format!("\nEmulation: {note}\n"));
-    }
-    s.push_str("\n| image | uncompressed | compressed |\n|---|---|---|\n");
-    for z in &r.sizes {
-        s.push_str(&format!(
-            "| {} {} | {} | {} |\n",
-            z.component,
-            z.platform,
-            mb(z.local_bytes),
-            mb(z.compressed_bytes)
-        ));
+    s += "\n| image | uncompressed size |\n|---|---|\n";
+    for l in &r.cold {
+        let mb = l
+            .bytes
+            .map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
+        s += &format!("| {} {} | {mb} |\n", l.component, l.platform);
     }
     s
 }
