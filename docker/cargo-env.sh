@@ -51,3 +51,21 @@ if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$RUST_TARGET/lib" ]; then
 fi
 brokkr_upper=$(echo "$RUST_TARGET" | tr 'a-z-' 'A-Z_')
 export "CARGO_TARGET_${brokkr_upper}_LINKER=$brokkr_cc" "CC_$(echo "$RUST_TARGET" | tr - _)=$brokkr_cc"
+
+# The `build` stage's target directory is a cache mount that outlives builds.
+# brokkr_seed_target COOKED: when the cook layer was rebuilt (its marker
+# differs), start over from its target directory; otherwise date every file
+# whose content changed since the last build (mtimes can go backwards between
+# checkouts, and cargo rebuilds a crate only when a source is newer than its output).
+brokkr_seed_target() {
+  if ! cmp -s "$1/.brokkr-cook" target/.brokkr-cook; then
+    find target -mindepth 1 -delete && cp -a "$1/." target/ || return 1
+  elif [ -f target/.brokkr-sources ]; then
+    sha256sum -c --quiet target/.brokkr-sources 2>/dev/null | sed -n 's/: FAILED$//p' |
+      while IFS= read -r brokkr_f; do touch -- "$brokkr_f"; done
+  fi
+}
+# brokkr_record_sources: the content of every source file, for the next build's check.
+brokkr_record_sources() {
+  find . -path ./target -prune -o -type f -print0 | sort -z | xargs -0 sha256sum > target/.brokkr-sources
+}

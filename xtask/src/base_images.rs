@@ -12,15 +12,30 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
 use xshell::Shell;
 
 use crate::{
     buildx::Strategy,
     plan::Cmd,
-    project::{Platform, PLATFORMS},
+    project::{parse_platform_list, Platform, PlatformList, PLATFORMS},
 };
+
+/// Options of `base-images`.
+#[derive(Debug, Args)]
+pub struct BaseImagesArgs {
+    /// Also build a Rust builder that runs on each of these target platforms, as
+    /// `--strategy emulate` needs with local bases (slow: packages are configured under QEMU).
+    #[arg(long, value_parser = parse_platform_list, value_name = "PLATFORMS")]
+    pub emulate: Option<PlatformList>,
+    /// CA bundle for cargo inside the build (see `build-image --help`).
+    #[arg(long, env = "BROKKR_CA_BUNDLE", value_name = "PATH|none")]
+    pub ca_bundle: Option<String>,
+    /// Print the commands that would run, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// Upstream Rust builder image (Debian 12 based; pairs with distroless `cc-debian12`).
 /// Must equal the `RUST_IMAGE` default in the Dockerfiles (checked by `ci`'s tidy test).
@@ -255,20 +270,17 @@ pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Res
     Ok(())
 }
 
+/// The Debian base, then the Rust builder and the runtime base at once (both
+/// start from the Debian base only).
 fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
     let names = local_names(sh, build)?;
     ensure_debian(sh, &names.debian, opts).context("making the Debian base image")?;
+    let mut builds = Vec::new();
     if !image_exists(sh, &names.builder) {
         let (foreign, packages) = builder_packages(build);
         let c = Cmd::new("docker")
-            .args([
-                "buildx",
-                "build",
-                "--progress",
-                "plain",
-                "--platform",
-                build.name,
-            ])
+            .args(["buildx", "build", "--progress", "plain"])
+            .opt("--platform", build.name)
             .opt("--file", "docker/rust-builder.Dockerfile")
             .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
             .opt(
@@ -280,29 +292,51 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
                 "--build-arg",
                 format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
             );
-        let c = finish_local_build(c, &names.builder, opts);
-        run_or_print(sh, &c, opts.dry_run).context("building the local Rust builder image")?;
+        builds.push((
+            "the local Rust builder image",
+            finish_local_build(c, &names.builder, opts),
+        ));
     } else {
         eprintln!("rust builder {} is present", names.builder);
     }
     if !image_exists(sh, &names.runtime) {
-        let all = PLATFORMS
-            .iter()
-            .map(|p| p.name)
-            .collect::<Vec<_>>()
-            .join(",");
+        let all: Vec<&str> = PLATFORMS.iter().map(|p| p.name).collect();
         let c = Cmd::new("docker")
-            .args(["buildx", "build", "--progress", "plain", "--platform", &all])
+            .args(["buildx", "build", "--progress", "plain"])
+            .opt("--platform", all.join(","))
             .opt("--file", "docker/runtime-base.Dockerfile")
             .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
             .opt("--tag", &names.runtime)
             .arg("--load")
             .arg("docker");
-        run_or_print(sh, &c, opts.dry_run).context("building the local runtime base image")?;
+        builds.push(("the local runtime base image", c));
     } else {
         eprintln!("runtime {} is present", names.runtime);
     }
+    run_all(sh, &builds, opts.dry_run)?;
     Ok(names)
+}
+
+/// Runs `cmds` at once, a thread each, and waits for all; the first failure
+/// (in order) is the error, naming what it built.
+fn run_all(sh: &Shell, cmds: &[(&str, Cmd)], dry_run: bool) -> Result<()> {
+    let dir = sh.current_dir();
+    let run = |what: &str, c: &Cmd| -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(&dir);
+        run_or_print(&sh, c, dry_run).with_context(|| format!("building {what}"))
+    };
+    let run = &run;
+    std::thread::scope(|s| {
+        let running: Vec<_> = cmds
+            .iter()
+            .map(|(what, c)| s.spawn(move || run(what, c)))
+            .collect();
+        running.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
+        })
+    })
 }
 
 /// The common tail of a local builder image build: the CA bundle secret,
@@ -359,14 +393,8 @@ pub fn ensure_target_builder(
         return Ok(image);
     }
     let c = Cmd::new("docker")
-        .args([
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
-            "--platform",
-            target.name,
-        ])
+        .args(["buildx", "build", "--progress", "plain"])
+        .opt("--platform", target.name)
         .opt("--file", "docker/rust-builder-target.Dockerfile")
         .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
         .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))

@@ -58,8 +58,10 @@ pub struct Prepared {
     pub registry: String,
     /// CA bundle for the `ca-bundle` secret.
     pub ca_bundle: Option<PathBuf>,
-    /// `created` label value, one per invocation.
+    /// `created` label value: the commit time (R5).
     pub created: String,
+    /// `SOURCE_DATE_EPOCH` for buildx: `$SOURCE_DATE_EPOCH`, else the commit time.
+    pub source_date_epoch: String,
     /// `cargo metadata` JSON (labels).
     pub cargo_metadata: String,
     /// Builder facts for the preflight (B1).
@@ -122,13 +124,20 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     for p in platforms {
         buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
     }
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.trim().is_empty() => s,
+        _ => Cmd::new("git")
+            .args(["show", "-s", "--format=%ct", &ctx.sha])
+            .read_quiet(sh)?,
+    };
     Ok(Prepared {
         bases,
         ctx,
         rules,
         registry,
         ca_bundle,
-        created: tags::created_now()?,
+        created: metadata::created(Some(&source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?,
+        source_date_epoch: source_date_epoch.trim().to_owned(),
         cargo_metadata: tags::cargo_metadata(sh)?,
         builder,
         dirty: record::tree_dirty(sh)?,
@@ -242,7 +251,9 @@ pub fn build(
         builder: None,
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
-    let cmd = buildx::build_command(&spec).dir(crate::project_root());
+    let cmd = buildx::build_command(&spec)
+        .env("SOURCE_DATE_EPOCH", &prepared.source_date_epoch)
+        .dir(crate::project_root());
     if opts.dry_run {
         println!("{cmd}");
         return Ok(BuildRecord {
