@@ -202,7 +202,7 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
             package.repository = origin_web_url(sh).unwrap_or_default();
         }
         let repository = metadata::image_repository(&registry, component);
-        let labels = metadata::labels(&ctx, component, &package, &created, &computed.version);
+        let labels = metadata::labels(&ctx, component, &package, &created, Some(&computed.version));
         outputs.push(Output {
             component: component.name,
             refs: metadata::references(&repository, &computed.tags),
