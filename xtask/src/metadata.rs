@@ -1138,6 +1138,46 @@ pub(crate) mod tests {
         assert!(final_tags(&ctx, &["_x".to_owned()]).is_ok());
     }
 
+    /// metadata-action reads the default branch from the payload only: in
+    /// GitHub Actions no payload means not the default branch (never a
+    /// guess); outside it the remote's HEAD, else `main`.
+    #[test]
+    fn is_default_branch_follows_metadata_action() {
+        let repo = |b: &str| serde_json::json!({"repository": {"default_branch": b}});
+        let on = |event: &str, r: &str, payload: Option<Value>| {
+            let vars = [("GITHUB_EVENT_NAME", event), ("GITHUB_REF", r)];
+            gh_with(&vars, payload.as_ref())
+                .unwrap()
+                .is_default_branch()
+        };
+        let cases: &[(&str, &str, Option<Value>, bool)] = &[
+            ("push", "refs/heads/main", None, false),
+            ("push", "refs/heads/main", Some(repo("main")), true),
+            ("push", "refs/heads/trunk", Some(repo("trunk")), true),
+            ("push", "refs/heads/dev", Some(repo("main")), false),
+            ("push", "refs/tags/v1.0.0", Some(repo("main")), false),
+            ("schedule", "refs/heads/dev", None, true),
+            ("issues", "refs/heads/dev", Some(repo("main")), true),
+        ];
+        for (event, r, payload, want) in cases {
+            assert_eq!(
+                on(event, r, payload.clone()),
+                *want,
+                "{event} {r} {payload:?}"
+            );
+        }
+        let mut local = Context::from_git(SHA, Some("main"), &[]).unwrap();
+        assert!(local.is_default_branch(), "locally `main` when unknown");
+        local.default_branch = Some("trunk".into());
+        assert!(!local.is_default_branch());
+        let trunk = Context::from_git(SHA, Some("trunk"), &[]).unwrap();
+        assert!(Context {
+            default_branch: Some("trunk".into()),
+            ..trunk
+        }
+        .is_default_branch());
+    }
+
     #[test]
     fn registries() {
         let local = Context::from_git(SHA, Some("main"), &[]).unwrap();
