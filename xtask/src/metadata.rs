@@ -1,9 +1,6 @@
-//! Image tags and OCI labels: docker/metadata-action's rules, in Rust.
-//!
-//! Pure logic (`tags.rs` runs git and reads the environment): the build
-//! [`Context`], the rules ([`rules`]) and their evaluation ([`eval`]),
-//! Docker's tag and reference grammar, image names, the eight
-//! `org.opencontainers.image.*` labels and the annotations.
+//! Image tags and OCI labels as docker/metadata-action computes them, in
+//! Rust: the build [`Context`], the [`rules`] and their evaluation
+//! ([`eval`]), Docker's tag and reference grammar, image names, labels.
 
 pub mod eval;
 pub mod rules;
@@ -106,28 +103,17 @@ pub struct Commit {
     pub timestamp: String,
 }
 
-/// Events that serve a pull request: their ref is the pull request's.
-const PR_EVENTS: &[&str] = &[
-    "pull_request",
-    "pull_request_target",
-    "pull_request_review",
-    "pull_request_review_comment",
-];
-
 impl Context {
     /// [`Context::from_github`] with the payload read from `GITHUB_EVENT_PATH`
     /// when that file exists (required for `pull_request_target`).
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
+        let read = |path: &str| -> Result<Payload> {
+            Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+        };
         let payload = match get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file()) {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).with_context(|| {
-                    format!("reading the event payload GITHUB_EVENT_PATH={path}")
-                })?;
-                Some(
-                    serde_json::from_str(&text)
-                        .with_context(|| format!("parsing the event payload {path} as JSON"))?,
-                )
-            }
+            Some(path) => Some(read(&path).with_context(|| {
+                format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)")
+            })?),
             None => None,
         };
         Context::from_github(get, payload.as_ref())
@@ -154,7 +140,8 @@ impl Context {
         let pr = payload.pull_request.unwrap_or_default();
         let mut git_ref = get("GITHUB_REF");
         let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
-        let is_pr_event = PR_EVENTS.contains(&event.as_str());
+        // pull_request, _target, _review, _review_comment: their ref is the pull request's
+        let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
             let number = payload.number.or(pr.number).ok_or_else(|| {
                 anyhow!(
@@ -169,7 +156,7 @@ impl Context {
         let head = pr.head.unwrap_or_default();
         let head_sha =
             get("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        if let (true, Some(s)) = (head_sha && event.contains("pull_request"), &head.sha) {
+        if let (true, Some(s)) = (head_sha && is_pr_event, &head.sha) {
             sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
         }
         let gref = git_ref.as_deref().unwrap_or("");
@@ -277,18 +264,14 @@ impl Context {
     }
 
     fn no_ref_warning(&self) -> String {
-        match self.source {
+        let why = match self.source {
             Source::LocalGit => format!(
-                "HEAD is detached at {} and no branch or tag points to it: only the sha tag",
+                "HEAD is detached at {} and no branch or tag points to it",
                 self.short_sha()
             ),
-            Source::GitHubActions => {
-                format!(
-                    "GITHUB_REF is not set for event `{}`: only the sha tag",
-                    self.event
-                )
-            }
-        }
+            Source::GitHubActions => format!("GITHUB_REF is not set for event `{}`", self.event),
+        };
+        format!("{why}: only the sha tag")
     }
 }
 
@@ -311,11 +294,11 @@ pub fn parse_version(s: &str) -> Option<semver::Version> {
 
 /// `refs/pull/318/merge` (or `/head`) gives 318.
 fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
-    let number = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
+    let number = git_ref.strip_prefix("refs/pull/")?.split('/').next();
     number
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| number.parse().ok())?
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
 }
 
 fn checked_sha(sha: &str) -> Result<String> {

@@ -103,13 +103,9 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
             Some(t) => format!("`{t}` is used instead"),
             None => "dropped, as it is empty once valid".to_owned(),
         };
-        warn(
-            warnings,
-            format!(
-                "`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag \
-                 (`[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`): {what}"
-            ),
-        );
+        let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
+        let w = format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}");
+        warn(warnings, w);
     }
     tag
 }
@@ -167,7 +163,7 @@ fn value(
         },
         Kind::Raw => Some((global(ctx, rule.get("value"))?, false)),
         Kind::Sha if rule.get("format") == "long" => Some((ctx.sha.clone(), false)),
-        Kind::Sha => Some((ctx.short_sha().to_owned(), false)),
+        Kind::Sha => Some((ctx.short_sha().into(), false)),
         Kind::Schedule => None,
     })
 }
@@ -193,11 +189,13 @@ fn semver_value(
     };
     let pattern = Template::parse(rule.get("pattern"))?;
     let stable = v.pre.is_empty();
-    let version = semver::Version {
-        build: semver::BuildMetadata::EMPTY,
-        ..v.clone()
-    }
-    .to_string();
+    let version = format!(
+        "{}",
+        semver::Version {
+            build: Default::default(),
+            ..v.clone()
+        }
+    );
     if !stable && !pattern.is_raw_statement() {
         return Ok(Some((version, false)));
     }
@@ -222,11 +220,7 @@ fn regex(pattern: &str) -> Result<regex::Regex> {
                 .chars()
                 .filter(|f| matches!(f, 'i' | 'm' | 's'))
                 .collect();
-            if kept.is_empty() {
-                body.to_owned()
-            } else {
-                format!("(?{kept}){body}")
-            }
+            format!("(?{kept}:{body})")
         }
         _ => pattern.to_owned(),
     };

@@ -216,18 +216,14 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
         attrs.entry(k.to_string()).or_insert_with(|| v.to_string());
     }
     for (_, key, choices) in REQUIRED.iter().filter(|r| r.0 == kind) {
-        match attrs.get(*key) {
-            None if choices.is_empty() => bail!("type={name} needs a `{key}` attribute"),
-            Some(_) if choices.is_empty() => {}
-            v if v.is_some_and(|v| choices.contains(&v.as_str())) => {}
-            _ => bail!(
-                "type={name} needs {}",
-                choices
-                    .iter()
-                    .map(|c| format!("`{key}={c}`"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
+        let valid = |v: &String| choices.is_empty() || choices.contains(&v.as_str());
+        if !attrs.get(*key).is_some_and(valid) {
+            let want = if choices.is_empty() {
+                "...".into()
+            } else {
+                choices.join("|")
+            };
+            bail!("type={name} needs {key}={want}");
         }
     }
     if kind == Kind::Match && attrs["group"].parse::<usize>().is_err() {
