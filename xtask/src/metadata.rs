@@ -34,7 +34,6 @@ pub enum Source {
     LocalGit,
 }
 
-/// What the tags and labels are computed from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {
     pub source: Source,
@@ -47,9 +46,8 @@ pub struct Context {
     /// Full commit id, lower-case: `GITHUB_SHA`, the pull request's head with
     /// `DOCKER_METADATA_PR_HEAD_SHA=true`, or `git rev-parse HEAD`.
     pub sha: String,
-    /// `GITHUB_REPOSITORY_OWNER` as GitHub spells it.
+    /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it) and `GITHUB_REPOSITORY`.
     pub owner: Option<String>,
-    /// `GITHUB_REPOSITORY` (`owner/name`).
     pub repository: Option<String>,
     pub server_url: Option<String>,
     pub head_ref: Option<String>,
@@ -362,13 +360,9 @@ pub fn sanitize_tag(raw: &str) -> Option<String> {
     (!tag.is_empty()).then_some(tag)
 }
 
-pub fn is_valid_tag(tag: &str) -> bool {
-    TAG.is_match(tag)
-}
-
 /// An explicit `--tag` must already be a valid Docker tag: it is never rewritten.
 pub fn check_explicit_tag(tag: &str) -> Result<()> {
-    if !is_valid_tag(tag) {
+    if !TAG.is_match(tag) {
         bail!(
             "invalid --tag `{tag}`: a Docker tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}` \
              (letters, digits, `_`, `.`, `-`; not starting with `.` or `-`; 1 to {TAG_MAX_LEN} \
@@ -809,7 +803,7 @@ pub(crate) mod tests {
             let got = sanitize_tag(raw);
             assert_eq!(got.as_deref(), *want, "{raw:?}");
             if let Some(t) = got {
-                assert!(is_valid_tag(&t), "{t}");
+                assert!(check_explicit_tag(&t).is_ok(), "{t}");
             }
         }
     }

@@ -11,7 +11,6 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::Value;
 use xshell::Shell;
 
 use crate::{
@@ -21,7 +20,6 @@ use crate::{
     project::{parse_component_list, ComponentList},
 };
 
-/// Options of `tags`.
 #[derive(Debug, Args)]
 pub struct TagsArgs {
     /// Components to print (`broker`, `agent`, a comma-separated list or `all`); default: all.
@@ -237,32 +235,21 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
 /// `DOCKER_METADATA_SET_OUTPUT_ENV` unset or true also as
 /// `DOCKER_METADATA_OUTPUT_<NAME>` environment variables for later steps.
 fn step_outputs(o: &Output) -> Result<()> {
-    let Value::Object(mut fields) = serde_json::to_value(o)? else {
-        bail!("step outputs: not an object");
-    };
-    fields.remove("component");
-    let json = serde_json::to_string(&fields)?;
+    let mut json = serde_json::to_value(o)?;
+    json.as_object_mut().map(|m| m.remove("component"));
+    let labels: Vec<String> = o.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let values = [
+        ("version", o.version.clone()),
+        ("tags", o.tags.join("\n")),
+        ("tag-names", o.tag_names.join("\n")),
+        ("labels", labels.join("\n")),
+        ("annotations", o.annotations.join("\n")),
+        ("json", json.to_string()),
+    ];
     let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map_or(true, |v| {
         !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0")
     });
-    let lines = |v: &Value| match v {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        v => v.as_str().unwrap_or_default().to_owned(),
-    };
-    for (name, value) in fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), lines(v)))
-        .chain([("json", json.clone())])
-    {
+    for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
             let var = name.replace('-', "_").to_ascii_uppercase();

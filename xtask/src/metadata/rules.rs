@@ -55,7 +55,6 @@ const REQUIRED: &[(Kind, &str, &[&str])] = &[
 pub const DEFAULT_TAGS: &str =
     "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
 
-/// One line of the `tags` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
     pub kind: Kind,
@@ -76,7 +75,6 @@ impl TagRule {
     }
 }
 
-/// The `flavor` block.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flavor {
     /// `latest=true|false`; `None` for `auto` (the first rule that gives a tag decides).

@@ -104,40 +104,31 @@ impl Template {
 }
 
 fn placeholder(inner: &str) -> Result<Placeholder> {
-    let words =
-        shlex::split(inner).ok_or_else(|| anyhow!("`{{{{{inner}}}}}`: unbalanced quotes"))?;
+    let at = || format!("`{{{{{inner}}}}}`");
+    let words = shlex::split(inner).ok_or_else(|| anyhow!("{}: unbalanced quotes", at()))?;
     let (name, args) = words
         .split_first()
         .ok_or_else(|| anyhow!("empty placeholder `{{{{}}}}`"))?;
-    let mut p = Placeholder {
-        name: name.clone(),
-        format: None,
-        tz: None,
-    };
-    if !DATES.contains(&name.as_str()) {
-        if !args.is_empty() {
-            bail!("`{{{{{inner}}}}}`: `{name}` takes no arguments");
-        }
-        return Ok(p);
-    }
+    let (name, mut tz) = (name.clone(), None);
     let quoted = inner[name.len()..].trim_start().starts_with(['\'', '"']);
-    for arg in args {
-        match arg.split_once('=') {
-            Some(("tz", tz)) => p.tz = Some(tz.to_owned()),
-            Some((k, _)) if p.format.is_some() => {
-                bail!("`{{{{{inner}}}}}`: unknown attribute `{k}` (only tz=)")
+    let format = match args.split_first() {
+        None if !DATES.contains(&name.as_str()) => None,
+        _ if !DATES.contains(&name.as_str()) => bail!("{}: `{name}` takes no arguments", at()),
+        Some((format, rest)) if quoted => {
+            for arg in rest {
+                match arg.split_once('=') {
+                    Some(("tz", zone)) => tz = Some(zone.to_owned()),
+                    _ => bail!("{}: unknown argument `{arg}` (only tz=)", at()),
+                }
             }
-            _ if p.format.is_none() && quoted => p.format = Some(arg.clone()),
-            _ => bail!(
-                "`{{{{{inner}}}}}`: the format is one quoted string, as in \
-                 {{{{{name} 'YYYYMMDD' tz='UTC'}}}}"
-            ),
+            Some(format.clone())
         }
-    }
-    if p.format.is_none() {
-        bail!("`{{{{{inner}}}}}`: give a format, as in {{{{{name} 'YYYYMMDD'}}}}");
-    }
-    Ok(p)
+        _ => bail!(
+            "{}: give the format as one quoted string, as in {{{{{name} 'YYYYMMDD' tz='UTC'}}}}",
+            at()
+        ),
+    };
+    Ok(Placeholder { name, format, tz })
 }
 
 /// moment.js format tokens and their strftime equivalents, longest first.
