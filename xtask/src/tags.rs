@@ -58,13 +58,10 @@ pub fn detect(sh: &Shell) -> Result<Context> {
         Context::from_github_env(env)
             .context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
-        let ctx = detect_git(sh)?;
-        let short_sha_len =
+        let mut ctx = detect_git(sh)?;
+        ctx.short_sha_len =
             metadata::short_sha_len(env("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?;
-        Context {
-            short_sha_len,
-            ..ctx
-        }
+        ctx
     };
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
     if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
@@ -80,10 +77,7 @@ pub fn detect(sh: &Shell) -> Result<Context> {
 
 /// One line git prints, `None` when git fails or prints nothing.
 fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
-    let out = Cmd::new("git")
-        .args(args.iter().copied())
-        .capture(sh)
-        .ok()?;
+    let out = Cmd::new("git").args(args.to_vec()).capture(sh).ok()?;
     let line = out.stdout.trim();
     (out.ok && !line.is_empty()).then(|| line.to_owned())
 }
@@ -93,7 +87,7 @@ fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
 /// `git tag --points-at HEAD` ([`Context::from_git`]). Errors when git is
 /// missing or the directory is not a checkout with a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
-    let git = |args: &[&str]| Cmd::new("git").args(args.iter().copied()).capture(sh);
+    let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
     let head = git(&["rev-parse", "HEAD"])
         .context("outside GitHub Actions the tags come from git, which is needed")?;
     if !head.ok {
@@ -110,11 +104,8 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
         bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
     }
     let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
-    Context::from_git(
-        &head.stdout,
-        branch.ok.then_some(branch.stdout.trim()),
-        &tags,
-    )
+    let branch = branch.ok.then_some(branch.stdout.trim());
+    Context::from_git(&head.stdout, branch, &tags)
 }
 
 /// The workspace's declared rules ([`metadata::rules::RULES_FILE`] under

@@ -94,12 +94,10 @@ pub struct Rules {
     pub flavor: Flavor,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct RulesFile {
-    #[serde(default)]
     tags: String,
-    #[serde(default)]
     flavor: String,
 }
 
@@ -107,19 +105,15 @@ impl Rules {
     /// Parses the two blocks; an empty `tags` block means [`DEFAULT_TAGS`].
     /// Errors name the block, the line and the valid choices.
     pub fn parse(tags: &str, flavor: &str) -> Result<Rules> {
-        let tags = if lines(tags).next().is_none() {
-            DEFAULT_TAGS
-        } else {
-            tags
-        };
-        let mut rules = lines(tags)
+        let block = Some(tags)
+            .filter(|t| lines(t).next().is_some())
+            .unwrap_or(DEFAULT_TAGS);
+        let mut tags = lines(block)
             .map(|(n, l)| parse_rule(n, l).with_context(|| format!("tags line {n} `{l}`")))
             .collect::<Result<Vec<_>>>()?;
-        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
-        Ok(Rules {
-            tags: rules,
-            flavor: parse_flavor(flavor)?,
-        })
+        tags.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let flavor = parse_flavor(flavor)?;
+        Ok(Rules { tags, flavor })
     }
 
     /// Reads [`RULES_FILE`] under `root`. A missing file gives
@@ -137,14 +131,10 @@ impl Rules {
             }
             read => read.with_context(|| format!("reading {}", path.display()))?,
         };
-        let file: RulesFile = serde_yaml::from_str(&text).with_context(|| {
-            format!(
-                "{}: expected `tags: |` and `flavor: |` blocks",
-                path.display()
-            )
-        })?;
-        let rules = Rules::parse(&file.tags, &file.flavor)
-            .with_context(|| format!("in {}", path.display()))?;
+        let at = path.display();
+        let file: RulesFile = serde_yaml::from_str(&text)
+            .with_context(|| format!("{at}: expected `tags: |` and `flavor: |` blocks"))?;
+        let rules = Rules::parse(&file.tags, &file.flavor).with_context(|| format!("in {at}"))?;
         Ok((rules, None))
     }
 }
