@@ -219,7 +219,7 @@ pub fn build(
         component,
         &package,
         &prepared.created,
-        &version,
+        Some(&version),
     );
     let metadata_file = crate::target_dir()
         .join("xtask")

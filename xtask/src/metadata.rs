@@ -1,94 +1,70 @@
-//! Image tags and OCI labels: docker/metadata-action's rules, in Rust.
-//!
-//! Pure logic only (no commands run here; `tags.rs` detects the context):
-//! the build [`Context`] (from the GitHub Actions environment and event
-//! payload, or from what git says about the local checkout), the rules in
-//! metadata-action's syntax ([`rules`], declared in `.github/image-tags.yml`)
-//! and their evaluation ([`eval`]), Docker's tag grammar ([`sanitize_tag`],
-//! [`check_explicit_tag`]), image names ([`image_repository`]), the eight
-//! `org.opencontainers.image.*` labels ([`labels`]) and the annotations.
+//! Image tags and OCI labels as docker/metadata-action computes them, in
+//! Rust: the build [`Context`], the [`rules`] and their evaluation
+//! ([`eval`]), Docker's tag and reference grammar, image names, labels.
 
 pub mod eval;
 pub mod rules;
 pub mod template;
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, sync::LazyLock};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use jiff::Timestamp;
+use regex::Regex;
 use serde::Deserialize;
 
 pub use self::rules::Rules;
 use crate::project::{Component, Platform, LOCAL_REGISTRY};
 
-/// The longest Docker tag: 128 characters (Docker's tag grammar
-/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+/// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub const TAG_MAX_LEN: usize = 128;
-
-/// Hex digits of the commit in `type=sha` tags: 7, as metadata-action's
-/// default short sha (`DOCKER_METADATA_SHORT_SHA_LENGTH` changes it); never
-/// git's `core.abbrev`.
+/// metadata-action's default short sha (`DOCKER_METADATA_SHORT_SHA_LENGTH`
+/// changes it for `type=sha`); never git's `core.abbrev`.
 pub const SHORT_SHA_LEN: usize = 7;
-
-/// Registry host used in GitHub Actions: images go to `ghcr.io/<owner>`.
 pub const GITHUB_REGISTRY: &str = "ghcr.io";
-
 /// metadata-action's priority of `type=raw`, which explicit `--tag` values
 /// are: after `type=ref` (600), before `type=sha` (100).
 const RAW_PRIORITY: i64 = 200;
 
-/// Where the build context came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Source {
-    /// A GitHub Actions run (`GITHUB_ACTIONS=true`): the `GITHUB_*` variables.
+    /// `GITHUB_ACTIONS=true`: the `GITHUB_*` variables and the event payload.
     GitHubActions,
-    /// A local git checkout, outside CI.
+    #[default]
     LocalGit,
 }
 
-/// What the tags and labels are computed from: one commit, the git ref it
-/// was built for, and (in CI) the repository and pull request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {
-    /// GitHub Actions or local git.
     pub source: Source,
-    /// `GITHUB_EVENT_NAME` (`push`, `pull_request`, `schedule`, ...);
-    /// `push` for a local checkout on a branch or tag, `detached` otherwise.
+    /// `GITHUB_EVENT_NAME`; locally `push` on a branch or tag, else `detached`.
     pub event: String,
-    /// The ref the rules look at, as metadata-action sees it:
-    /// `refs/heads/<branch>`, `refs/tags/<tag>`, `refs/pull/<n>/merge`
-    /// (also for `pull_request_target`, whose `GITHUB_REF` is the base
-    /// branch). `None` when there is none (detached HEAD, no `GITHUB_REF`).
+    /// The ref as metadata-action sees it: `refs/heads/<branch>`,
+    /// `refs/tags/<tag>`, `refs/pull/<n>/merge` (also for
+    /// `pull_request_target`, whose `GITHUB_REF` is the base branch).
     pub git_ref: Option<String>,
-    /// Full commit id, 40 (or 64) lower-case hex digits: `GITHUB_SHA`, the pull
-    /// request's head with `DOCKER_METADATA_PR_HEAD_SHA=true`, or `git rev-parse HEAD`.
+    /// Full commit id, lower-case: `GITHUB_SHA`, the pull request's head with
+    /// `DOCKER_METADATA_PR_HEAD_SHA=true`, or `git rev-parse HEAD`.
     pub sha: String,
-    /// Repository owner as GitHub spells it (`GITHUB_REPOSITORY_OWNER`); `None` outside CI.
+    /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it) and `GITHUB_REPOSITORY`.
     pub owner: Option<String>,
-    /// `owner/name` (`GITHUB_REPOSITORY`); `None` outside CI.
     pub repository: Option<String>,
-    /// `GITHUB_SERVER_URL` (default `https://github.com`); `None` outside CI.
     pub server_url: Option<String>,
-    /// Source branch of a pull request (`GITHUB_HEAD_REF`, or the payload's
-    /// `pull_request.head.ref`).
     pub head_ref: Option<String>,
-    /// Number of the pull request this run serves.
     pub pr_number: Option<u64>,
     /// `{{base_ref}}`: the payload's `base_ref` on a tag push, or
     /// `pull_request.base.ref` on a pull request.
     pub base_ref: Option<String>,
-    /// The repository's default branch: the payload's
-    /// `repository.default_branch`, else the local remote's HEAD; `main` when unknown.
+    /// In GitHub Actions the payload's `repository.default_branch` only;
+    /// locally the remote's HEAD.
     pub default_branch: Option<String>,
-    /// "Now" for `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH` when set, else the clock.
+    /// `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH` when set, else the clock.
     pub now: Timestamp,
-    /// The commit's date for `{{commit_date}}` (payload, else git).
     pub commit_date: Option<Timestamp>,
-    /// Hex digits of the short sha (`DOCKER_METADATA_SHORT_SHA_LENGTH`, default 7).
     pub short_sha_len: usize,
 }
 
-/// The fields of the GitHub event payload (`GITHUB_EVENT_PATH`) that are read.
+/// The fields read from the GitHub event payload (`GITHUB_EVENT_PATH`).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Payload {
     pub number: Option<u64>,
@@ -100,7 +76,6 @@ pub struct Payload {
     pub head_commit: Option<Commit>,
 }
 
-/// `pull_request` of the payload.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct PullRequest {
     pub number: Option<u64>,
@@ -108,7 +83,6 @@ pub struct PullRequest {
     pub base: Option<GitRef>,
 }
 
-/// `head` or `base` of a pull request.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct GitRef {
     pub sha: Option<String>,
@@ -116,64 +90,56 @@ pub struct GitRef {
     pub name: Option<String>,
 }
 
-/// `repository` of the payload.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Repository {
     pub default_branch: Option<String>,
 }
 
-/// One commit of a push payload.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Commit {
     pub id: String,
     pub timestamp: String,
 }
 
-/// Events that serve a pull request: their ref is the pull request's.
-const PR_EVENTS: &[&str] = &[
-    "pull_request",
-    "pull_request_target",
-    "pull_request_review",
-    "pull_request_review_comment",
-];
-
 impl Context {
-    /// The context of a GitHub Actions run, from environment lookups `get`
-    /// (`|k| std::env::var(k).ok()` in real use, a map in tests) and the
-    /// JSON event payload at `GITHUB_EVENT_PATH` when it exists (the only
-    /// file read; required for `pull_request_target`). Empty values count
-    /// as unset. Errors name the missing or malformed variable.
+    /// [`Context::from_github`] with the payload read from `GITHUB_EVENT_PATH`
+    /// when that file exists (required for `pull_request_target`).
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let payload = match get("GITHUB_EVENT_PATH") {
-            Some(path) if Path::new(&path).is_file() => Some(read_payload(Path::new(&path))?),
-            _ => None,
+        let read = |path: &str| -> Result<Payload> {
+            Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+        };
+        let payload = match get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file()) {
+            Some(path) => Some(read(&path).with_context(|| {
+                format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)")
+            })?),
+            None => None,
         };
         Context::from_github(get, payload.as_ref())
     }
 
-    /// [`Context::from_github_env`] with the payload already read: pure.
-    /// Reads `GITHUB_EVENT_NAME`, `GITHUB_SHA` (both required), `GITHUB_REF`,
-    /// `GITHUB_REPOSITORY`, `GITHUB_REPOSITORY_OWNER`, `GITHUB_HEAD_REF`,
-    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of
-    /// `true`: the pull request's head commit instead of `GITHUB_SHA`) and
-    /// `DOCKER_METADATA_SHORT_SHA_LENGTH`.
+    /// The context of a GitHub Actions run from environment lookups `get`
+    /// (empty values count as unset): `GITHUB_EVENT_NAME` and `GITHUB_SHA`
+    /// (required), `GITHUB_REF`, `GITHUB_REPOSITORY(_OWNER)`, `GITHUB_HEAD_REF`,
+    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of `true`)
+    /// and `DOCKER_METADATA_SHORT_SHA_LENGTH`. Errors name the variable.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
         payload: Option<&Payload>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let hint = "(GITHUB_ACTIONS=true: is this a GitHub Actions run?)";
-        let event = get("GITHUB_EVENT_NAME")
-            .ok_or_else(|| anyhow!("GITHUB_EVENT_NAME is not set {hint}"))?;
-        let sha = get("GITHUB_SHA").ok_or_else(|| anyhow!("GITHUB_SHA is not set {hint}"))?;
-        let mut sha = checked_sha(&sha).context("GITHUB_SHA")?;
+        let need = |k: &str| {
+            get(k).ok_or_else(|| {
+                anyhow!("{k} is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
+            })
+        };
+        let event = need("GITHUB_EVENT_NAME")?;
+        let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
+        let payload = payload.cloned().unwrap_or_default();
+        let pr = payload.pull_request.unwrap_or_default();
         let mut git_ref = get("GITHUB_REF");
-        let empty = Payload::default();
-        let payload = payload.unwrap_or(&empty);
-        let pr = payload.pull_request.clone().unwrap_or_default();
         let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
-        let is_pr_event = PR_EVENTS.contains(&event.as_str());
+        // pull_request, _target, _review, _review_comment: their ref is the pull request's
+        let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
             let number = payload.number.or(pr.number).ok_or_else(|| {
                 anyhow!(
@@ -185,24 +151,19 @@ impl Context {
             pr_number = Some(number);
             git_ref = Some(format!("refs/pull/{number}/merge"));
         }
-        let head = pr.head.clone().unwrap_or_default();
-        let head_sha = get("DOCKER_METADATA_PR_HEAD_SHA")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            && event.contains("pull_request");
-        if let (true, Some(s)) = (head_sha, &head.sha) {
+        let head = pr.head.unwrap_or_default();
+        let head_sha =
+            get("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if let (true, Some(s)) = (head_sha && is_pr_event, &head.sha) {
             sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
         }
-        let repository = get("GITHUB_REPOSITORY");
         let gref = git_ref.as_deref().unwrap_or("");
-        let base_ref = if gref.starts_with("refs/tags/") {
-            payload
+        let base_ref = match () {
+            _ if gref.starts_with("refs/tags/") => payload
                 .base_ref
-                .as_deref()
-                .map(|b| b.trim_start_matches("refs/heads/").to_owned())
-        } else if gref.starts_with("refs/pull/") {
-            pr.base.and_then(|b| b.name)
-        } else {
-            None
+                .map(|b| b.trim_start_matches("refs/heads/").to_owned()),
+            _ if gref.starts_with("refs/pull/") => pr.base.and_then(|b| b.name),
+            _ => None,
         };
         let commit_date = payload
             .commits
@@ -210,24 +171,18 @@ impl Context {
             .chain(&payload.head_commit)
             .find(|c| c.id == sha)
             .and_then(|c| c.timestamp.parse().ok());
+        let repository = get("GITHUB_REPOSITORY");
+        let server_url = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         Ok(Context {
             source: Source::GitHubActions,
             owner: get("GITHUB_REPOSITORY_OWNER")
                 .or_else(|| repository.as_deref()?.split('/').next().map(str::to_owned)),
             repository,
-            server_url: Some(
-                get("GITHUB_SERVER_URL")
-                    .unwrap_or_else(|| "https://github.com".to_owned())
-                    .trim_end_matches('/')
-                    .to_owned(),
-            ),
+            server_url: Some(server_url.trim_end_matches('/').to_owned()),
             head_ref: get("GITHUB_HEAD_REF").or(head.name.filter(|_| is_pr_event)),
             pr_number,
             base_ref,
-            default_branch: payload
-                .repository
-                .as_ref()
-                .and_then(|r| r.default_branch.clone()),
+            default_branch: payload.repository.and_then(|r| r.default_branch),
             now: Timestamp::now(),
             commit_date,
             short_sha_len: short_sha_len(get("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?,
@@ -237,14 +192,12 @@ impl Context {
         })
     }
 
-    /// The context of a local checkout from what git reports: `sha` from
-    /// `git rev-parse HEAD`, `branch` from `git symbolic-ref -q --short HEAD`
-    /// (`None` when detached), `tags_at_head` from `git tag --points-at HEAD`.
-    ///
-    /// The ref is the highest semantic-version tag at HEAD (semver.org
-    /// precedence, `v` prefix allowed), so a tagged commit is built like a
-    /// push of that tag; else the branch; else another tag at HEAD (sorted
-    /// first); else none (detached HEAD: only the sha tag, with a warning).
+    /// The context of a local checkout: `sha` from `git rev-parse HEAD`,
+    /// `branch` from `git symbolic-ref -q --short HEAD` (`None` when
+    /// detached), `tags_at_head` from `git tag --points-at HEAD`. The ref is
+    /// the highest semantic-version tag at HEAD (semver.org precedence), so a
+    /// tagged commit is built like a push of that tag; else the branch; else
+    /// the first other tag; else none (only the sha tag, with a warning).
     pub fn from_git(sha: &str, branch: Option<&str>, tags_at_head: &[String]) -> Result<Context> {
         let sha = checked_sha(sha).context("`git rev-parse HEAD`")?;
         let tags: Vec<&str> = tags_at_head
@@ -257,36 +210,26 @@ impl Context {
             .filter_map(|t| parse_version(t).map(|v| (v, *t)))
             .max_by(|(a, ta), (b, tb)| a.cmp_precedence(b).then_with(|| ta.cmp(tb)))
             .map(|(_, t)| t);
-        let branch = branch.map(str::trim).filter(|b| !b.is_empty());
-        let git_ref = match (best_semver, branch) {
+        let git_ref = match (best_semver, branch.map(str::trim).filter(|b| !b.is_empty())) {
             (Some(t), _) => Some(format!("refs/tags/{t}")),
             (None, Some(b)) => Some(format!("refs/heads/{b}")),
             (None, None) => tags.iter().min().map(|t| format!("refs/tags/{t}")),
         };
+        let event = if git_ref.is_some() {
+            "push"
+        } else {
+            "detached"
+        };
         Ok(Context {
-            source: Source::LocalGit,
-            event: if git_ref.is_some() {
-                "push"
-            } else {
-                "detached"
-            }
-            .to_owned(),
+            event: event.to_owned(),
             git_ref,
             sha,
-            owner: None,
-            repository: None,
-            server_url: None,
-            head_ref: None,
-            pr_number: None,
-            base_ref: None,
-            default_branch: None,
             now: Timestamp::now(),
-            commit_date: None,
             short_sha_len: SHORT_SHA_LEN,
+            ..Context::default()
         })
     }
 
-    /// The branch name when the ref is `refs/heads/<branch>`.
     pub fn branch(&self) -> Option<&str> {
         self.git_ref.as_deref()?.strip_prefix("refs/heads/")
     }
@@ -296,35 +239,37 @@ impl Context {
         self.default_branch.as_deref().unwrap_or("main")
     }
 
-    /// `{{is_default_branch}}` as metadata-action decides it: the ref's
-    /// branch is the default branch, or the event (`create`, `discussion`,
-    /// `issues`, `schedule`) always runs on the default branch.
+    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch
+    /// is the payload's `repository.default_branch` (locally: the remote's
+    /// HEAD, else `main`), or the event (`create`, `discussion`, `issues`,
+    /// `schedule`) always runs on the default branch.
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
+        let default = match self.source {
+            Source::GitHubActions => self.default_branch.as_deref(),
+            Source::LocalGit => Some(self.default_branch()),
+        };
         !branch.is_empty()
-            && (branch == self.default_branch()
+            && (default == Some(branch)
                 || ["create", "discussion", "issues", "schedule"]
                     .iter()
                     .any(|e| self.event.contains(e)))
     }
 
-    /// The first [`Context::short_sha_len`] hex digits of the commit.
     pub fn short_sha(&self) -> &str {
         &self.sha[..self.short_sha_len.min(self.sha.len())]
     }
 
     fn no_ref_warning(&self) -> String {
-        match self.source {
+        let why = match self.source {
             Source::LocalGit => format!(
-                "HEAD is detached at {} and no branch or tag points to it: only the sha tag",
+                "HEAD is detached at {} and no branch or tag points to it",
                 self.short_sha()
             ),
-            Source::GitHubActions => format!(
-                "GITHUB_REF is not set for event `{}`: only the sha tag",
-                self.event
-            ),
-        }
+            Source::GitHubActions => format!("GITHUB_REF is not set for event `{}`", self.event),
+        };
+        format!("{why}: only the sha tag")
     }
 }
 
@@ -345,27 +290,15 @@ pub fn parse_version(s: &str) -> Option<semver::Version> {
     semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok()
 }
 
-fn read_payload(path: &Path) -> Result<Payload> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading the event payload GITHUB_EVENT_PATH={}",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("parsing the event payload {} as JSON", path.display()))
-}
-
 /// `refs/pull/318/merge` (or `/head`) gives 318.
 fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
-    let number = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    number.parse().ok()
+    let number = git_ref.strip_prefix("refs/pull/")?.split('/').next();
+    number
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
 }
 
-/// A full commit id, lower-cased.
 fn checked_sha(sha: &str) -> Result<String> {
     let sha = sha.trim();
     if !(sha.len() == 40 || sha.len() == 64) || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -374,54 +307,50 @@ fn checked_sha(sha: &str) -> Result<String> {
     Ok(sha.to_ascii_lowercase())
 }
 
-/// `sha-` and the first 7 hex digits of the full commit id (`sha-356defb`):
-/// the per-platform tags' stem, independent of the rules.
+/// `sha-` and 7 hex digits (`sha-356defb`) whatever the rules say: the stem
+/// of the per-platform tags.
 pub fn sha_tag(ctx: &Context) -> String {
     format!("sha-{}", &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())])
 }
 
-/// The unique per-platform tag `sha-<7 hex>-<arch>` (`sha-356defb-arm64`)
-/// that `push` writes and `manifest` reads; final tags are only written by
-/// `manifest`.
+/// `sha-<7 hex>-<arch>`: the unique per-platform tag `push` writes and
+/// `manifest` reads; only `manifest` writes final tags.
 pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
     format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
 }
 
-/// `<registry>/brokkr-<component>:sha-<7 hex>-<arch>`, repository part
-/// lower-cased (see [`image_repository`]).
 pub fn per_platform_reference(
     registry: &str,
     component: &Component,
     ctx: &Context,
     platform: &Platform,
 ) -> String {
-    format!(
-        "{}:{}",
-        image_repository(registry, component),
-        per_platform_tag(ctx, platform)
-    )
+    let repository = image_repository(registry, component);
+    format!("{repository}:{}", per_platform_tag(ctx, platform))
 }
+
+static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_.-]+").unwrap());
+static TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").unwrap());
+/// A registry prefix in Docker's reference grammar (distribution/reference):
+/// a host of `.`-joined labels with an optional `:port`, then path components.
+static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
+    let label = "[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9]";
+    let path = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+    Regex::new(&format!(
+        r"^(?:{label})(?:\.(?:{label}))*(?::[0-9]+)?(?:/{path})*$"
+    ))
+    .unwrap()
+});
 
 /// metadata-action's `sanitizeTag`: each run of characters outside
 /// `[A-Za-z0-9_.-]` becomes one `-`; case is kept.
 pub fn metadata_action_tag(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut in_run = false;
-    for c in raw.chars() {
-        if is_tag_char(c) {
-            out.push(c);
-            in_run = false;
-        } else if !in_run {
-            out.push('-');
-            in_run = true;
-        }
-    }
-    out
+    NOT_TAG_CHARS.replace_all(raw, "-").into_owned()
 }
 
 /// [`metadata_action_tag`], then Docker's grammar: leading `.` and `-`
-/// dropped, the first [`TAG_MAX_LEN`] characters kept. `None` when nothing
-/// is left.
+/// dropped, the first [`TAG_MAX_LEN`] characters kept; `None` when empty.
 pub fn sanitize_tag(raw: &str) -> Option<String> {
     let tag: String = metadata_action_tag(raw)
         .trim_start_matches(['.', '-'])
@@ -431,24 +360,9 @@ pub fn sanitize_tag(raw: &str) -> Option<String> {
     (!tag.is_empty()).then_some(tag)
 }
 
-fn is_tag_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
-}
-
-/// Whether `tag` matches Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn is_valid_tag(tag: &str) -> bool {
-    let mut chars = tag.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphanumeric() || c == '_' => {}
-        _ => return false,
-    }
-    tag.len() <= TAG_MAX_LEN && chars.all(is_tag_char)
-}
-
-/// Checks an explicit `--tag`: it must already match Docker's tag grammar;
-/// it is never rewritten. The error names the grammar.
+/// An explicit `--tag` must already be a valid Docker tag: it is never rewritten.
 pub fn check_explicit_tag(tag: &str) -> Result<()> {
-    if !is_valid_tag(tag) {
+    if !TAG.is_match(tag) {
         bail!(
             "invalid --tag `{tag}`: a Docker tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}` \
              (letters, digits, `_`, `.`, `-`; not starting with `.` or `-`; 1 to {TAG_MAX_LEN} \
@@ -458,8 +372,7 @@ pub fn check_explicit_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// The final (multi-arch) tags of `rules` for `ctx` plus explicit `extra`
-/// tags: `(tags, warnings)`, see [`eval::evaluate`]. Print each warning on stderr.
+/// `(tags, warnings)` of [`eval::evaluate`]; print each warning on stderr.
 pub fn final_tags(
     ctx: &Context,
     rules: &Rules,
@@ -468,42 +381,33 @@ pub fn final_tags(
     let t = eval::evaluate(rules, ctx, extra)?;
     Ok((t.tags, t.warnings))
 }
-/// Full references `<repository>:<tag>` for each tag.
+
 pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repository}:{t}")).collect()
 }
 
-/// The image repository `<registry>/brokkr-<name>`, whole string lower-cased
-/// (Docker repository names are lower-case; tags keep their case):
-/// `ghcr.io/RiverOnVenus` gives `ghcr.io/riveronvenus/brokkr-broker`. A
-/// trailing `/` on `registry` is ignored. Every command uses this one name.
+/// `<registry>/brokkr-<name>`, lower-cased whole (Docker repository names are
+/// lower-case; tags keep their case), a trailing `/` of `registry` ignored.
+/// Every command uses this one name.
 pub fn image_repository(registry: &str, component: &Component) -> String {
-    format!(
-        "{}/{}",
-        registry.trim().trim_end_matches('/'),
-        component.image_name()
-    )
-    .to_ascii_lowercase()
+    let registry = registry.trim().trim_end_matches('/');
+    format!("{registry}/{}", component.image_name()).to_ascii_lowercase()
 }
 
-/// The default registry: `ghcr.io/<owner>` (owner lower-cased) in GitHub
-/// Actions, the loopback registry [`LOCAL_REGISTRY`] outside it. Errors in
-/// CI when the owner is unknown.
+/// `ghcr.io/<owner>` (lower-cased) in GitHub Actions, [`LOCAL_REGISTRY`] outside it.
 pub fn default_registry(ctx: &Context) -> Result<String> {
-    match ctx.source {
-        Source::LocalGit => Ok(LOCAL_REGISTRY.to_owned()),
-        Source::GitHubActions => match &ctx.owner {
-            Some(owner) => Ok(format!("{GITHUB_REGISTRY}/{}", owner.to_ascii_lowercase())),
-            None => bail!(
-                "GITHUB_REPOSITORY_OWNER and GITHUB_REPOSITORY are unset: cannot name the \
-                 ghcr.io registry; pass --registry (or BROKKR_REGISTRY)"
-            ),
-        },
+    match (ctx.source, &ctx.owner) {
+        (Source::LocalGit, _) => Ok(LOCAL_REGISTRY.to_owned()),
+        (_, Some(owner)) => Ok(format!("{GITHUB_REGISTRY}/{}", owner.to_ascii_lowercase())),
+        (_, None) => bail!(
+            "GITHUB_REPOSITORY_OWNER and GITHUB_REPOSITORY are unset: cannot name the \
+             ghcr.io registry; pass --registry (or BROKKR_REGISTRY)"
+        ),
     }
 }
 
-/// `--registry` (or `BROKKR_REGISTRY`) when given and non-empty, else
-/// [`default_registry`]. Checked with [`check_registry`].
+/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else [`default_registry`];
+/// checked with [`check_registry`].
 pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
     let registry = match flag.map(str::trim).filter(|r| !r.is_empty()) {
         Some(r) => r.trim_end_matches('/').to_owned(),
@@ -514,32 +418,9 @@ pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
 }
 
 /// Checks a registry prefix (`localhost:5000`, `ghcr.io/owner`) against
-/// Docker's reference grammar after lower-casing: a host (`[a-z0-9-]` labels
-/// joined by `.`, optional `:port`) and path components
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+/// Docker's reference grammar after lower-casing.
 pub fn check_registry(registry: &str) -> Result<()> {
-    let lower = registry.to_ascii_lowercase();
-    let mut parts = lower.split('/');
-    let host = parts.next().unwrap_or_default();
-    let (name, port) = match host.split_once(':') {
-        Some((n, p)) => (n, Some(p)),
-        None => (host, None),
-    };
-    let host_ok = !name.is_empty()
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-        && match port {
-            None => true,
-            Some(p) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
-        };
-    let path_ok = parts.all(is_path_component);
-    if !host_ok || !path_ok {
+    if !REGISTRY.is_match(&registry.to_ascii_lowercase()) {
         bail!(
             "invalid registry `{registry}`: expected HOST[:PORT][/PATH] such as `localhost:5000` \
              or `ghcr.io/owner` (path parts of lower-case letters and digits, joined by `.`, `_`, `__` or `-`)"
@@ -548,45 +429,16 @@ pub fn check_registry(registry: &str) -> Result<()> {
     Ok(())
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`: one path component of a repository.
-fn is_path_component(s: &str) -> bool {
-    let b = s.as_bytes();
-    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &s[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// What Cargo.toml says about a package (from `cargo metadata`).
+/// What Cargo.toml says about a package (`cargo metadata`); empty when unset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct PackageInfo {
-    /// Package name (`brokkr-broker`).
     pub name: String,
-    /// `package.description`, empty when unset.
     #[serde(deserialize_with = "null_as_empty")]
     pub description: String,
-    /// `package.license` (SPDX expression), empty when unset.
+    /// SPDX expression.
     #[serde(deserialize_with = "null_as_empty")]
     pub license: String,
-    /// `package.repository` (a web address), empty when unset.
     #[serde(deserialize_with = "null_as_empty")]
     pub repository: String,
 }
@@ -595,17 +447,12 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
-/// The output of `cargo metadata --format-version 1 --no-deps`, as far as it is read.
-#[derive(Debug, Deserialize)]
-pub struct CargoMetadata {
-    /// The workspace's packages.
-    pub packages: Vec<PackageInfo>,
-}
-
-/// Reads `package`'s [`PackageInfo`] from the JSON of
-/// `cargo metadata --format-version 1 --no-deps`. Errors when the JSON does
-/// not parse or has no such package.
+/// `package`'s [`PackageInfo`] from `cargo metadata --format-version 1 --no-deps`.
 pub fn package_info(metadata_json: &str, package: &str) -> Result<PackageInfo> {
+    #[derive(Deserialize)]
+    struct CargoMetadata {
+        packages: Vec<PackageInfo>,
+    }
     let meta: CargoMetadata =
         serde_json::from_str(metadata_json).context("parsing `cargo metadata` output")?;
     meta.packages
@@ -614,53 +461,50 @@ pub fn package_info(metadata_json: &str, package: &str) -> Result<PackageInfo> {
         .ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
 }
 
-/// The eight labels docker/metadata-action emits, keyed
-/// `org.opencontainers.image.<name>`:
-/// - `title`: the image name (`brokkr-broker`);
-/// - `description`: Cargo.toml's, else the component's declaration;
-/// - `url`, `source`: `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>` in CI, else
-///   Cargo.toml's `repository` (empty when unknown);
-/// - `version`: metadata-action's `version` ([`eval::Tags::version`]);
-/// - `created`: as given (RFC 3339 UTC, see [`created`]);
-/// - `revision`: the full commit id;
-/// - `licenses`: Cargo.toml's `license` (SPDX).
+/// The labels docker/metadata-action emits, `org.opencontainers.image.<name>`:
+/// `title` (the image name), `description` (Cargo.toml's, else the
+/// component's), `url` and `source` (`<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`
+/// in CI, else Cargo.toml's `repository`), `version` (when given: the
+/// rules' [`eval::Tags::version`]), `created` (RFC 3339 UTC, see [`created`]),
+/// `revision` (the full commit id), `licenses` (Cargo.toml's, SPDX).
 pub fn labels(
     ctx: &Context,
     component: &Component,
     package: &PackageInfo,
     created: &str,
-    version: &str,
+    version: Option<&str>,
 ) -> BTreeMap<String, String> {
     let url = match (&ctx.repository, ctx.source) {
-        (Some(repo), Source::GitHubActions) => format!(
-            "{}/{repo}",
-            ctx.server_url.as_deref().unwrap_or("https://github.com")
-        ),
+        (Some(repo), Source::GitHubActions) => {
+            format!(
+                "{}/{repo}",
+                ctx.server_url.as_deref().unwrap_or("https://github.com")
+            )
+        }
         _ => package.repository.clone(),
     };
-    let description = if package.description.trim().is_empty() {
-        component.description.to_owned()
-    } else {
-        package.description.clone()
+    let description = match package.description.trim() {
+        "" => component.description.to_owned(),
+        _ => package.description.clone(),
     };
     [
-        ("title", component.image_name()),
-        ("description", description),
-        ("url", url.clone()),
-        ("source", url),
-        ("version", version.to_owned()),
-        ("created", created.to_owned()),
-        ("revision", ctx.sha.clone()),
-        ("licenses", package.license.clone()),
+        ("title", Some(component.image_name())),
+        ("description", Some(description)),
+        ("url", Some(url.clone())),
+        ("source", Some(url)),
+        ("version", version.map(str::to_owned)),
+        ("created", Some(created.to_owned())),
+        ("revision", Some(ctx.sha.clone())),
+        ("licenses", Some(package.license.clone())),
     ]
     .into_iter()
-    .map(|(k, v)| (format!("org.opencontainers.image.{k}"), v))
+    .filter_map(|(k, v)| Some((format!("org.opencontainers.image.{k}"), v?)))
     .collect()
 }
 
 /// metadata-action's `annotations`: each label as `LEVEL:key=value` for each
 /// level of `levels` (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated,
-/// default `manifest`; `index` for an image index).
+/// default `manifest`; `Some("index")` for an image index).
 pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> Vec<String> {
     let levels = levels
         .map(str::trim)
@@ -676,26 +520,24 @@ pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> V
         .collect()
 }
 
-/// "Now": `SOURCE_DATE_EPOCH` (the reproducible-builds convention, whole
-/// seconds since 1970-01-01 UTC) when set and non-empty, else `clock`.
+/// `SOURCE_DATE_EPOCH` (whole seconds since 1970-01-01 UTC, the
+/// reproducible-builds convention) when set and non-empty, else `clock`.
 pub fn now(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Timestamp> {
-    match source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .and_then(|secs| Timestamp::from_second(secs).ok())
-            .ok_or_else(|| anyhow!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds since 1970-01-01 UTC; fix or unset it")),
-        None => Ok(clock),
-    }
+    let Some(s) = source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(clock);
+    };
+    s.parse().ok().and_then(|secs| Timestamp::from_second(secs).ok()).ok_or_else(|| {
+        anyhow!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds since 1970-01-01 UTC; fix or unset it")
+    })
 }
 
-/// The `created` label, RFC 3339 UTC (`2024-05-01T12:00:00Z`), for [`now`].
+/// The `created` label for [`now`], RFC 3339 UTC (`2024-05-01T12:00:00Z`).
 pub fn created(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<String> {
     Ok(rfc3339_utc(now(source_date_epoch, clock)?.as_second()))
 }
 
-/// Seconds since the Unix epoch as RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SSZ`
-/// (years 1 to 9999; jiff's civil time, so the last day of 9999 works too).
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`, years 1 to 9999
+/// (jiff's civil time, so the last day of 9999 works too).
 pub fn rfc3339_utc(unix_secs: i64) -> String {
     jiff::civil::date(1970, 1, 1)
         .at(0, 0, 0, 0)
@@ -760,7 +602,7 @@ pub(crate) mod tests {
         created: &str,
     ) -> BTreeMap<String, String> {
         let version = eval::evaluate(&brokkr(), ctx, &[]).unwrap().version;
-        super::labels(ctx, c, p, created, &version)
+        super::labels(ctx, c, p, created, Some(&version))
     }
 
     fn push(git_ref: &str) -> Context {
@@ -961,7 +803,7 @@ pub(crate) mod tests {
             let got = sanitize_tag(raw);
             assert_eq!(got.as_deref(), *want, "{raw:?}");
             if let Some(t) = got {
-                assert!(is_valid_tag(&t), "{t}");
+                assert!(check_explicit_tag(&t).is_ok(), "{t}");
             }
         }
     }
@@ -1271,6 +1113,46 @@ pub(crate) mod tests {
         }
         assert!(final_tags(&ctx, &["a".repeat(128)]).is_ok());
         assert!(final_tags(&ctx, &["_x".to_owned()]).is_ok());
+    }
+
+    /// metadata-action reads the default branch from the payload only: in
+    /// GitHub Actions no payload means not the default branch (never a
+    /// guess); outside it the remote's HEAD, else `main`.
+    #[test]
+    fn is_default_branch_follows_metadata_action() {
+        let repo = |b: &str| serde_json::json!({"repository": {"default_branch": b}});
+        let on = |event: &str, r: &str, payload: Option<Value>| {
+            let vars = [("GITHUB_EVENT_NAME", event), ("GITHUB_REF", r)];
+            gh_with(&vars, payload.as_ref())
+                .unwrap()
+                .is_default_branch()
+        };
+        let cases: &[(&str, &str, Option<Value>, bool)] = &[
+            ("push", "refs/heads/main", None, false),
+            ("push", "refs/heads/main", Some(repo("main")), true),
+            ("push", "refs/heads/trunk", Some(repo("trunk")), true),
+            ("push", "refs/heads/dev", Some(repo("main")), false),
+            ("push", "refs/tags/v1.0.0", Some(repo("main")), false),
+            ("schedule", "refs/heads/dev", None, true),
+            ("issues", "refs/heads/dev", Some(repo("main")), true),
+        ];
+        for (event, r, payload, want) in cases {
+            assert_eq!(
+                on(event, r, payload.clone()),
+                *want,
+                "{event} {r} {payload:?}"
+            );
+        }
+        let mut local = Context::from_git(SHA, Some("main"), &[]).unwrap();
+        assert!(local.is_default_branch(), "locally `main` when unknown");
+        local.default_branch = Some("trunk".into());
+        assert!(!local.is_default_branch());
+        let trunk = Context::from_git(SHA, Some("trunk"), &[]).unwrap();
+        assert!(Context {
+            default_branch: Some("trunk".into()),
+            ..trunk
+        }
+        .is_default_branch());
     }
 
     #[test]

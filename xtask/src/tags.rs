@@ -10,17 +10,16 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use jiff::Timestamp;
-use serde_json::json;
+use serde::Serialize;
 use xshell::Shell;
 
 use crate::{
     gha,
-    metadata::{self, Context, PackageInfo, Rules},
+    metadata::{self, Context, Rules, Source},
     plan::Cmd,
     project::{parse_component_list, ComponentList},
 };
 
-/// Options of `tags`.
 #[derive(Debug, Args)]
 pub struct TagsArgs {
     /// Components to print (`broker`, `agent`, a comma-separated list or `all`); default: all.
@@ -47,27 +46,25 @@ pub struct TagsArgs {
     pub json: bool,
 }
 
-/// The build context: the GitHub Actions environment when [`gha::active`]
-/// ([`Context::from_github_env`]), otherwise the git checkout at the
-/// shell's directory ([`detect_git`]). Then, for both: "now" from
-/// `SOURCE_DATE_EPOCH` (else the clock), the default branch from the local
-/// remote's HEAD when the payload did not say (else `main`), the commit
-/// date from git when the payload did not say.
+/// The build context: the GitHub Actions environment when [`gha::active`],
+/// else the git checkout at the shell's directory ([`detect_git`]). Then
+/// "now" from `SOURCE_DATE_EPOCH` (else the clock), the commit date from git
+/// when the payload did not say and, outside GitHub Actions only (as
+/// metadata-action reads only the payload), the default branch from the
+/// remote's HEAD.
 pub fn detect(sh: &Shell) -> Result<Context> {
+    let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
-        Context::from_github_env(|k| std::env::var(k).ok())
+        Context::from_github_env(env)
             .context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
         let mut ctx = detect_git(sh)?;
-        let len = std::env::var("DOCKER_METADATA_SHORT_SHA_LENGTH").ok();
-        ctx.short_sha_len = metadata::short_sha_len(len.as_deref())?;
+        ctx.short_sha_len =
+            metadata::short_sha_len(env("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?;
         ctx
     };
-    ctx.now = metadata::now(
-        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-        Timestamp::now(),
-    )?;
-    if ctx.default_branch.is_none() {
+    ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
+    if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
         ctx.default_branch = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"])
             .map(|b| b.trim_start_matches("origin/").to_owned());
     }
@@ -80,22 +77,18 @@ pub fn detect(sh: &Shell) -> Result<Context> {
 
 /// One line git prints, `None` when git fails or prints nothing.
 fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
-    let out = Cmd::new("git")
-        .args(args.iter().copied())
-        .capture(sh)
-        .ok()?;
+    let out = Cmd::new("git").args(args.to_vec()).capture(sh).ok()?;
     let line = out.stdout.trim();
     (out.ok && !line.is_empty()).then(|| line.to_owned())
 }
 
-/// The context of the local checkout: `git rev-parse HEAD` (commit),
-/// `git symbolic-ref -q --short HEAD` (branch; fails when detached) and
-/// `git tag --points-at HEAD`, combined by [`Context::from_git`]. Errors
-/// when git is not installed or the directory is not a checkout with a commit.
+/// The context of the local checkout from `git rev-parse HEAD`,
+/// `git symbolic-ref -q --short HEAD` (fails when detached) and
+/// `git tag --points-at HEAD` ([`Context::from_git`]). Errors when git is
+/// missing or the directory is not a checkout with a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
-    let head = Cmd::new("git")
-        .args(["rev-parse", "HEAD"])
-        .capture(sh)
+    let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
+    let head = git(&["rev-parse", "HEAD"])
         .context("outside GitHub Actions the tags come from git, which is needed")?;
     if !head.ok {
         bail!(
@@ -105,18 +98,14 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
             head.stderr.trim()
         );
     }
-    let branch = Cmd::new("git")
-        .args(["symbolic-ref", "-q", "--short", "HEAD"])
-        .capture(sh)?;
-    let branch = branch.ok.then(|| branch.stdout.trim().to_owned());
-    let tags = Cmd::new("git")
-        .args(["tag", "--points-at", "HEAD"])
-        .capture(sh)?;
+    let branch = git(&["symbolic-ref", "-q", "--short", "HEAD"])?;
+    let tags = git(&["tag", "--points-at", "HEAD"])?;
     if !tags.ok {
         bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
     }
     let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
-    Context::from_git(&head.stdout, branch.as_deref(), &tags)
+    let branch = branch.ok.then_some(branch.stdout.trim());
+    Context::from_git(&head.stdout, branch, &tags)
 }
 
 /// The workspace's declared rules ([`metadata::rules::RULES_FILE`] under
@@ -128,26 +117,20 @@ pub fn declared_rules(sh: &Shell) -> Result<Rules> {
 /// The declared rules, with the `tags` and/or `flavor` blocks replaced by
 /// `--rules`/`--flavor` text. A notice goes to stderr when the file is missing.
 pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
-    let (declared, notice) = Rules::load(&sh.current_dir())?;
+    let (mut declared, notice) = Rules::load(&sh.current_dir())?;
     if let Some(n) = notice.filter(|_| rules.is_none()) {
         eprintln!("notice: {n}");
     }
-    if rules.is_none() && flavor.is_none() {
-        return Ok(declared);
+    if let Some(text) = rules {
+        let tags = Rules::parse(text, "").context("in --rules")?.tags;
+        declared.tags = tags;
     }
-    let mut r = match rules {
-        Some(text) => Rules::parse(text, "").context("in --rules")?,
-        None => declared.clone(),
-    };
-    r.flavor = match flavor {
-        Some(text) => {
-            Rules::parse("type=sha", text)
-                .context("in --flavor")?
-                .flavor
-        }
-        None => declared.flavor,
-    };
-    Ok(r)
+    if let Some(text) = flavor {
+        declared.flavor = Rules::parse("type=sha", text)
+            .context("in --flavor")?
+            .flavor;
+    }
+    Ok(declared)
 }
 
 /// `cargo metadata --format-version 1 --no-deps` (with the cargo running
@@ -160,8 +143,7 @@ pub fn cargo_metadata(sh: &Shell) -> Result<String> {
         .context("reading Cargo.toml data with `cargo metadata`")
 }
 
-/// The `created` label for now: `SOURCE_DATE_EPOCH` when set (reproducible
-/// builds), else the system clock; RFC 3339 UTC.
+/// The `created` label: `SOURCE_DATE_EPOCH` when set, else the clock.
 pub fn created_now() -> Result<String> {
     metadata::created(
         std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
@@ -169,11 +151,15 @@ pub fn created_now() -> Result<String> {
     )
 }
 
-/// What `tags` computes for one component.
+/// What `tags` prints for one component (`--json`), and, without the
+/// component, metadata-action's step outputs.
+#[derive(Serialize)]
 struct Output {
     component: &'static str,
-    refs: Vec<String>,
-    names: Vec<String>,
+    /// Full references.
+    tags: Vec<String>,
+    #[serde(rename = "tag-names")]
+    tag_names: Vec<String>,
     labels: BTreeMap<String, String>,
     annotations: Vec<String>,
     version: String,
@@ -192,81 +178,64 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
-    let created = created_now()?;
-    let cargo_json = cargo_metadata(sh)?;
+    let (created, cargo_json) = (created_now()?, cargo_metadata(sh)?);
     let levels = std::env::var("DOCKER_METADATA_ANNOTATIONS_LEVELS").ok();
     let mut outputs = Vec::new();
     for component in ComponentList::or_all(args.component.clone()).iter() {
-        let mut package: PackageInfo = metadata::package_info(&cargo_json, component.package)?;
+        let mut package = metadata::package_info(&cargo_json, component.package)?;
         if package.repository.is_empty() {
             package.repository = origin_web_url(sh).unwrap_or_default();
         }
-        let repository = metadata::image_repository(&registry, component);
-        let labels = metadata::labels(&ctx, component, &package, &created, &computed.version);
+        let version = Some(computed.version.as_str());
+        let labels = metadata::labels(&ctx, component, &package, &created, version);
         outputs.push(Output {
             component: component.name,
-            refs: metadata::references(&repository, &computed.tags),
-            names: computed.tags.clone(),
+            tags: metadata::references(
+                &metadata::image_repository(&registry, component),
+                &computed.tags,
+            ),
+            tag_names: computed.tags.clone(),
             annotations: metadata::annotations(&labels, levels.as_deref()),
             labels,
             version: computed.version.clone(),
         });
     }
-    print(&outputs, args.json)?;
-    if gha::active() {
-        match outputs.as_slice() {
-            [one] => step_outputs(one)?,
-            _ => eprintln!("notice: step outputs are written for one --component only"),
+    match outputs.as_slice() {
+        [one] if args.json => println!("{}", serde_json::to_string_pretty(one)?),
+        many if args.json => println!("{}", serde_json::to_string_pretty(many)?),
+        _ => {
+            for (i, o) in outputs.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                o.tags.iter().for_each(|r| println!("{r}"));
+                o.labels.iter().for_each(|(k, v)| println!("{k}={v}"));
+            }
         }
     }
-    Ok(())
-}
-
-fn to_json(o: &Output) -> serde_json::Value {
-    json!({
-        "component": o.component,
-        "tags": o.refs,
-        "tag-names": o.names,
-        "labels": o.labels,
-        "annotations": o.annotations,
-        "version": o.version,
-    })
-}
-
-fn print(outputs: &[Output], as_json: bool) -> Result<()> {
-    if as_json {
-        let out = match outputs {
-            [one] => to_json(one),
-            many => serde_json::Value::Array(many.iter().map(to_json).collect()),
-        };
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
-    for (i, o) in outputs.iter().enumerate() {
-        if i > 0 {
-            println!();
-        }
-        o.refs.iter().for_each(|r| println!("{r}"));
-        o.labels.iter().for_each(|(k, v)| println!("{k}={v}"));
+    match outputs.as_slice() {
+        _ if !gha::active() => {}
+        [one] => step_outputs(one)?,
+        _ => eprintln!("notice: step outputs are written for one --component only"),
     }
     Ok(())
 }
 
 /// metadata-action's outputs `version`, `tags`, `tag-names`, `labels`,
-/// `annotations`, `json` (lists newline-separated); with
+/// `annotations` (lists newline-separated) and `json`; with
 /// `DOCKER_METADATA_SET_OUTPUT_ENV` unset or true also as
 /// `DOCKER_METADATA_OUTPUT_<NAME>` environment variables for later steps.
 fn step_outputs(o: &Output) -> Result<()> {
+    let mut json = serde_json::to_value(o)?;
+    json.as_object_mut().map(|m| m.remove("component"));
     let labels: Vec<String> = o.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut j = to_json(o);
-    j.as_object_mut().map(|m| m.remove("component"));
     let values = [
         ("version", o.version.clone()),
-        ("tags", o.refs.join("\n")),
-        ("tag-names", o.names.join("\n")),
+        ("tags", o.tags.join("\n")),
+        ("tag-names", o.tag_names.join("\n")),
         ("labels", labels.join("\n")),
         ("annotations", o.annotations.join("\n")),
-        ("json", serde_json::to_string(&j)?),
+        ("json", json.to_string()),
     ];
     let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map_or(true, |v| {
         !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0")
@@ -274,49 +243,34 @@ fn step_outputs(o: &Output) -> Result<()> {
     for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
-            let var = format!(
-                "DOCKER_METADATA_OUTPUT_{}",
-                name.replace('-', "_").to_ascii_uppercase()
-            );
-            gha::export_env(&var, &value)?;
+            let var = name.replace('-', "_").to_ascii_uppercase();
+            gha::export_env(&format!("DOCKER_METADATA_OUTPUT_{var}"), &value)?;
         }
     }
     Ok(())
 }
 
-/// The web address of the `origin` remote (`git@github.com:o/r.git` and
-/// `https://github.com/o/r.git` give `https://github.com/o/r`), for the
-/// source label when Cargo.toml has no `repository`. `None` when unknown.
+/// The web address of the `origin` remote, for the source label when
+/// Cargo.toml has no `repository`.
 fn origin_web_url(sh: &Shell) -> Option<String> {
-    let out = Cmd::new("git")
-        .args(["config", "--get", "remote.origin.url"])
-        .capture(sh)
-        .ok()?;
-    if !out.ok {
-        return None;
-    }
-    web_url(out.stdout.trim())
+    web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
 }
 
 /// A git remote address as a web address, when it is one GitHub-style hosts
 /// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
-    let (host, path) = if let Some(rest) = remote.strip_prefix("git@") {
-        rest.split_once(':')?
-    } else if let Some(rest) = remote
-        .strip_prefix("ssh://git@")
-        .or_else(|| remote.strip_prefix("https://"))
-    {
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-        rest.split_once('/')?
-    } else {
-        return None;
+    let (host, path) = match remote.strip_prefix("git@") {
+        Some(rest) => rest.split_once(':')?,
+        None => {
+            let rest =
+                (remote.strip_prefix("ssh://git@")).or_else(|| remote.strip_prefix("https://"))?;
+            rest.rsplit_once('@')
+                .map_or(rest, |(_, r)| r)
+                .split_once('/')?
+        }
     };
     let path = path.trim_end_matches('/').trim_end_matches(".git");
-    if host.is_empty() || path.is_empty() {
-        return None;
-    }
-    Some(format!("https://{host}/{path}"))
+    (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))
 }
 
 #[cfg(test)]

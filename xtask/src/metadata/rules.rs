@@ -17,22 +17,14 @@ use super::template::{self, Template};
 /// `manifest` (and so by `workflow run`).
 pub const RULES_FILE: &str = ".github/image-tags.yml";
 
-/// Rule types, named as metadata-action names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `type=schedule`: on `schedule` events, `pattern` (default `nightly`).
     Schedule,
-    /// `type=semver`: a semantic version from the tag (or `value`).
     Semver,
-    /// `type=match`: a regular expression group of the tag (or `value`).
     Match,
-    /// `type=edge`: `edge` on `branch` (default: the default branch).
     Edge,
-    /// `type=ref`: the branch, tag or pull request (`event=`).
     Ref,
-    /// `type=raw`: `value`, templated.
     Raw,
-    /// `type=sha`: the commit id (`format=short|long`).
     Sha,
 }
 
@@ -50,23 +42,29 @@ const KINDS: &[(&str, Kind, i64, &[&str])] = &[
 
 const COMMON_ATTRS: &[&str] = &["prefix", "suffix", "enable", "priority"];
 
+/// Attributes a type requires, and their valid values (any when empty).
+const REQUIRED: &[(Kind, &str, &[&str])] = &[
+    (Kind::Semver, "pattern", &[]),
+    (Kind::Match, "pattern", &[]),
+    (Kind::Ref, "event", &["branch", "tag", "pr"]),
+    (Kind::Raw, "value", &[]),
+    (Kind::Sha, "format", &["short", "long"]),
+];
+
 /// metadata-action's rules when the `tags` input is empty.
 pub const DEFAULT_TAGS: &str =
     "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
 
-/// One line of the `tags` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
-    /// The rule's type.
     pub kind: Kind,
-    /// Attributes after metadata-action's defaults (`prefix` present only
-    /// when given, or defaulted for `ref,event=pr` and `sha`).
+    /// After metadata-action's defaults (`prefix` present only when given,
+    /// or defaulted for `ref,event=pr` and `sha`).
     pub attrs: BTreeMap<String, String>,
     /// Higher first; ties keep the order of the lines.
     pub priority: i64,
-    /// 1-based line in the block, for messages.
+    /// 1-based line in the block and the line as written, for messages.
     pub line: usize,
-    /// The line as written.
     pub text: String,
 }
 
@@ -77,65 +75,45 @@ impl TagRule {
     }
 }
 
-/// `latest=` of the flavor: `auto` (the first rule that gives a tag decides), `true`, `false`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Latest {
-    Auto,
-    Yes,
-    No,
-}
-
-/// The `flavor` block.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flavor {
-    /// `latest=auto|true|false`.
-    pub latest: Latest,
-    /// Global prefix (rules without their own `prefix`).
+    /// `latest=true|false`; `None` for `auto` (the first rule that gives a tag decides).
+    pub latest: Option<bool>,
+    /// Global prefix and suffix, for rules without their own.
     pub prefix: String,
-    /// Global suffix (rules without their own `suffix`).
     pub suffix: String,
     /// `prefix=...,onlatest=true`: the prefix applies to `latest` too.
     pub prefix_latest: bool,
-    /// `suffix=...,onlatest=true`.
     pub suffix_latest: bool,
 }
 
-/// A parsed `tags` block and `flavor` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rules {
     /// Sorted by priority, highest first (stable, as metadata-action sorts).
     pub tags: Vec<TagRule>,
-    /// The flavor.
     pub flavor: Flavor,
 }
 
-/// The YAML file [`RULES_FILE`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct RulesFile {
-    #[serde(default)]
     tags: String,
-    #[serde(default)]
     flavor: String,
 }
 
 impl Rules {
-    /// Parses the two blocks; an empty `tags` block means metadata-action's
-    /// [`DEFAULT_TAGS`]. Errors name the block, the line and the valid choices.
+    /// Parses the two blocks; an empty `tags` block means [`DEFAULT_TAGS`].
+    /// Errors name the block, the line and the valid choices.
     pub fn parse(tags: &str, flavor: &str) -> Result<Rules> {
-        let tags = if lines(tags).next().is_none() {
-            DEFAULT_TAGS
-        } else {
-            tags
-        };
-        let mut rules = lines(tags)
+        let block = Some(tags)
+            .filter(|t| lines(t).next().is_some())
+            .unwrap_or(DEFAULT_TAGS);
+        let mut tags = lines(block)
             .map(|(n, l)| parse_rule(n, l).with_context(|| format!("tags line {n} `{l}`")))
             .collect::<Result<Vec<_>>>()?;
-        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
-        Ok(Rules {
-            tags: rules,
-            flavor: parse_flavor(flavor)?,
-        })
+        tags.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let flavor = parse_flavor(flavor)?;
+        Ok(Rules { tags, flavor })
     }
 
     /// Reads [`RULES_FILE`] under `root`. A missing file gives
@@ -143,7 +121,6 @@ impl Rules {
     pub fn load(root: &Path) -> Result<(Rules, Option<String>)> {
         let path = root.join(RULES_FILE);
         let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let notice = format!(
                     "{RULES_FILE} not found: using docker/metadata-action's default rules \
@@ -152,141 +129,94 @@ impl Rules {
                 );
                 return Ok((Rules::parse("", "")?, Some(notice)));
             }
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            read => read.with_context(|| format!("reading {}", path.display()))?,
         };
-        let file: RulesFile = serde_yaml::from_str(&text).with_context(|| {
-            format!(
-                "{}: expected `tags: |` and `flavor: |` blocks",
-                path.display()
-            )
-        })?;
-        let rules = Rules::parse(&file.tags, &file.flavor)
-            .with_context(|| format!("in {}", path.display()))?;
+        let at = path.display();
+        let file: RulesFile = serde_yaml::from_str(&text)
+            .with_context(|| format!("{at}: expected `tags: |` and `flavor: |` blocks"))?;
+        let rules = Rules::parse(&file.tags, &file.flavor).with_context(|| format!("in {at}"))?;
         Ok((rules, None))
     }
 }
 
 /// Non-empty lines with their 1-based numbers.
 fn lines(block: &str) -> impl Iterator<Item = (usize, &str)> {
-    block
-        .lines()
-        .enumerate()
+    (block.lines().enumerate())
         .map(|(i, l)| (i + 1, l.trim()))
         .filter(|(_, l)| !l.is_empty())
 }
 
-/// The comma-separated fields of one line, CSV-quoted as metadata-action's
-/// `csv-parse` reads them.
-fn fields(line: &str) -> Result<Vec<String>> {
+/// The `key=value` fields of one line, CSV-quoted as metadata-action's
+/// `csv-parse` reads them: split at the first `=`, both sides trimmed, the
+/// key lower-cased; a field without a key is `None`.
+fn fields(line: &str) -> Result<Vec<(Option<String>, String)>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(line.as_bytes());
-    let record = reader
-        .records()
-        .next()
-        .transpose()
+    let record = (reader.records().next().transpose())
         .context("not a comma-separated line (check the quotes)")?
         .unwrap_or_default();
-    Ok(record.iter().map(str::to_owned).collect())
-}
-
-/// `key=value` at the first `=` (both trimmed; key lower-cased), or a bare value.
-fn key_value(field: &str) -> (Option<String>, String) {
-    match field.find('=') {
-        Some(i) if i > 0 => (
-            Some(field[..i].trim().to_ascii_lowercase()),
-            field[i + 1..].trim().to_owned(),
-        ),
-        _ => (None, field.trim().to_owned()),
-    }
+    Ok(record
+        .iter()
+        .map(|field| match field.split_once('=') {
+            Some((k, v)) if !k.is_empty() => (Some(k.trim().to_ascii_lowercase()), v.trim().into()),
+            _ => (None, field.trim().to_owned()),
+        })
+        .collect())
 }
 
 fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
-    let mut kind = None;
     let mut attrs = BTreeMap::new();
-    for field in fields(text)? {
-        match key_value(&field) {
-            (None, v) => {
-                attrs.insert("value".to_owned(), v);
-            }
-            (Some(k), v) if k == "type" => {
-                let names: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
-                let found = KINDS.iter().find(|k| k.0 == v).ok_or_else(|| {
-                    anyhow!(
-                        "unknown type `{v}`; valid types: {}{}",
-                        names.join(", "),
-                        if v == "pep440" {
-                            " (pep440 is not supported here)"
-                        } else {
-                            ""
-                        }
-                    )
-                })?;
-                kind = Some(*found);
-            }
-            (Some(k), v) => {
-                attrs.insert(k, v);
-            }
-        }
+    for (key, value) in fields(text)? {
+        attrs.insert(key.unwrap_or_else(|| "value".into()), value);
     }
-    let (name, kind, default_priority, own) = kind.unwrap_or(KINDS[5]);
-    for key in attrs.keys() {
-        if !own.contains(&key.as_str()) && !COMMON_ATTRS.contains(&key.as_str()) {
-            bail!(
-                "unknown attribute `{key}` for type={name}; valid: {}",
-                own.iter()
-                    .chain(COMMON_ATTRS)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+    let ty = attrs.remove("type").unwrap_or_else(|| "raw".into());
+    let &(name, kind, default_priority, own) =
+        KINDS.iter().find(|k| k.0 == ty).ok_or_else(|| {
+            let names: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
+            let pep440 = if ty == "pep440" {
+                " (pep440 is not supported here)"
+            } else {
+                ""
+            };
+            anyhow!(
+                "unknown type `{ty}`; valid types: {}{pep440}",
+                names.join(", ")
+            )
+        })?;
+    let valid = [own, COMMON_ATTRS].concat();
+    if let Some(key) = attrs.keys().find(|k| !valid.contains(&k.as_str())) {
+        bail!(
+            "unknown attribute `{key}` for type={name}; valid: {}",
+            valid.join(", ")
+        );
     }
-    let default = |attrs: &mut BTreeMap<String, String>, k: &str, v: &str| {
-        attrs.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+    let is_pr = attrs.get("event").is_some_and(|e| e == "pr");
+    let defaults: &[(&str, &str)] = match kind {
+        Kind::Schedule => &[("pattern", "nightly")],
+        Kind::Match => &[("group", "0")],
+        Kind::Ref if is_pr => &[("prefix", "pr-")],
+        Kind::Sha => &[("prefix", "sha-"), ("format", "short")],
+        _ => &[],
     };
-    match kind {
-        Kind::Schedule => default(&mut attrs, "pattern", "nightly"),
-        Kind::Semver | Kind::Match => {
-            if !attrs.contains_key("pattern") {
-                bail!("type={name} needs a `pattern` attribute");
-            }
-            default(&mut attrs, "value", "");
-            match kind {
-                Kind::Match => default(&mut attrs, "group", "0"),
-                _ => default(&mut attrs, "match", ""),
-            }
-        }
-        Kind::Edge => default(&mut attrs, "branch", ""),
-        Kind::Ref => {
-            let event = attrs.get("event").map(String::as_str);
-            if !matches!(event, Some("branch" | "tag" | "pr")) {
-                bail!("type=ref needs `event=branch`, `event=tag` or `event=pr`");
-            }
-            if event == Some("pr") {
-                default(&mut attrs, "prefix", "pr-");
-            }
-        }
-        Kind::Raw => {
-            if !attrs.contains_key("value") {
-                bail!("type=raw needs a value (`type=raw,value=TEXT`)");
-            }
-        }
-        Kind::Sha => {
-            default(&mut attrs, "prefix", "sha-");
-            default(&mut attrs, "format", "short");
-            if !matches!(attrs["format"].as_str(), "short" | "long") {
-                bail!("type=sha: `format` is `short` or `long`");
-            }
+    for (k, v) in defaults.iter().chain(&[("enable", "true")]) {
+        attrs.entry(k.to_string()).or_insert_with(|| v.to_string());
+    }
+    for (_, key, choices) in REQUIRED.iter().filter(|r| r.0 == kind) {
+        let valid = |v: &String| choices.is_empty() || choices.contains(&v.as_str());
+        if !attrs.get(*key).is_some_and(valid) {
+            let want = if choices.is_empty() {
+                "...".into()
+            } else {
+                choices.join("|")
+            };
+            bail!("type={name} needs {key}={want}");
         }
     }
     if kind == Kind::Match && attrs["group"].parse::<usize>().is_err() {
         bail!("type=match: `group` is a group number (0 for the whole match)");
     }
-    attrs
-        .entry("enable".into())
-        .or_insert_with(|| "true".into());
     let priority = match attrs.get("priority") {
         Some(p) => p
             .parse()
@@ -307,7 +237,7 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
 /// place; a semver pattern has at least one.
 fn check_templates(kind: Kind, attrs: &BTreeMap<String, String>) -> Result<()> {
     for (key, value) in attrs {
-        let names: &[&str] = match (kind, key.as_str()) {
+        let names = match (kind, key.as_str()) {
             (Kind::Semver, "pattern") => template::SEMVER,
             (Kind::Schedule, "pattern") => template::DATES,
             (_, "prefix" | "suffix" | "enable" | "value") => template::GLOBAL,
@@ -316,13 +246,10 @@ fn check_templates(kind: Kind, attrs: &BTreeMap<String, String>) -> Result<()> {
         let t = Template::parse(value).with_context(|| format!("{key}=`{value}`"))?;
         t.check(names).with_context(|| format!("{key}=`{value}`"))?;
         if kind == Kind::Semver && key == "pattern" && !t.has_placeholder() {
+            let all: Vec<String> = names.iter().map(|n| format!("{{{{{n}}}}}")).collect();
             bail!(
                 "pattern=`{value}` has no placeholder; use {}",
-                template::SEMVER
-                    .iter()
-                    .map(|n| format!("{{{{{n}}}}}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                all.join(", ")
             );
         }
     }
@@ -330,52 +257,31 @@ fn check_templates(kind: Kind, attrs: &BTreeMap<String, String>) -> Result<()> {
 }
 
 fn parse_flavor(block: &str) -> Result<Flavor> {
-    let mut f = Flavor {
-        latest: Latest::Auto,
-        prefix: String::new(),
-        suffix: String::new(),
-        prefix_latest: false,
-        suffix_latest: false,
-    };
+    let mut f = Flavor::default();
     for (n, line) in lines(block) {
-        let ctx = || format!("flavor line {n} `{line}`");
+        let at = || format!("flavor line {n} `{line}`");
         let mut onlatest_for = "";
-        for field in fields(line).with_context(ctx)? {
-            let (Some(key), value) = key_value(&field) else {
-                bail!("{}: `{field}` is not key=value", ctx());
+        for (key, value) in fields(line).with_context(at)? {
+            let Some(key) = key else {
+                bail!("{}: `{value}` is not key=value", at());
             };
-            match key.as_str() {
-                "latest" => {
-                    f.latest = match value.as_str() {
-                        "auto" => Latest::Auto,
-                        "true" => Latest::Yes,
-                        "false" => Latest::No,
-                        _ => bail!("{}: latest is auto, true or false", ctx()),
-                    }
+            match (key.as_str(), value.as_str()) {
+                ("latest", "auto") => f.latest = None,
+                ("latest", "true" | "false") => f.latest = Some(value == "true"),
+                ("latest", _) => bail!("{}: latest is auto, true or false", at()),
+                ("prefix", _) => (f.prefix, onlatest_for) = (value, "prefix"),
+                ("suffix", _) => (f.suffix, onlatest_for) = (value, "suffix"),
+                ("onlatest", "true" | "false") if onlatest_for == "prefix" => {
+                    f.prefix_latest = value == "true"
                 }
-                "prefix" | "suffix" => {
-                    onlatest_for = if key == "prefix" { "prefix" } else { "suffix" };
-                    *(if key == "prefix" {
-                        &mut f.prefix
-                    } else {
-                        &mut f.suffix
-                    }) = value;
+                ("onlatest", "true" | "false") if onlatest_for == "suffix" => {
+                    f.suffix_latest = value == "true"
                 }
-                "onlatest" => {
-                    let on = match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => bail!("{}: onlatest is true or false", ctx()),
-                    };
-                    match onlatest_for {
-                        "prefix" => f.prefix_latest = on,
-                        "suffix" => f.suffix_latest = on,
-                        _ => {}
-                    }
-                }
+                ("onlatest", "true" | "false") => {}
+                ("onlatest", _) => bail!("{}: onlatest is true or false", at()),
                 _ => bail!(
                     "{}: unknown flavor `{key}`; valid: latest, prefix, suffix, onlatest",
-                    ctx()
+                    at()
                 ),
             }
         }
