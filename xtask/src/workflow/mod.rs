@@ -68,6 +68,10 @@ pub enum Rule {
     Manifest,
     /// A `run:` step that `workflow run` cannot reproduce.
     LocalRun,
+    /// R8: pull request jobs hold no token that writes packages, never export the cache.
+    PullRequestToken,
+    /// The cache runtime token reaches only the step that builds with `--cache gha`.
+    CacheRuntime,
 }
 
 /// One finding, printed `path:line: error|warning: message` (the format of

@@ -130,6 +130,7 @@ pub fn check(wf: &Workflow, exp: &Expected<'_>) -> Vec<Diagnostic> {
     check_permissions(&mut cx);
     check_pull_request_guards(&mut cx);
     check_cache_scopes(&mut cx);
+    check_cache_runtime(&mut cx);
     check_emulation(&mut cx);
     let mut out = cx.out;
     out.sort_by(|a, b| (a.line, a.severity, &a.message).cmp(&(b.line, b.severity, &b.message)));
@@ -565,6 +566,20 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
     for job in wf.jobs().filter(|j| !off_on_prs(&j.cond)) {
         let pushes = pushing_steps(cx, job);
+        let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
+        if job_builds(cx, job) && perms.is_some_and(super::Permissions::packages_write) {
+            let line = wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"));
+            cx.error(Rule::PullRequestToken, line, format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
+        }
+        let exports: Vec<usize> = cx
+            .calls_in(job)
+            .filter(|c| c.call.raw("cache") == Some("gha") && !c.call.flag("cache_read_only"))
+            .filter(|c| !off_on_prs(&job.steps[c.step].cond))
+            .map(|c| c.line)
+            .collect();
+        for line in exports {
+            cx.error(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)".to_owned());
+        }
         for s in job.steps.iter().filter(|s| !off_on_prs(&s.cond)) {
             let line = wf.step_line(job, s, None);
             let what = format!("{} of job `{}`", s.label(), job.id);
@@ -769,9 +784,13 @@ fn check_emulation(cx: &mut Ctx<'_>) {
 fn check_manifest(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     let manifest_calls = |cx: &Ctx<'_>, j: &Job| cx.calls_in(j).any(|c| c.call.is(&["manifest"]));
+    let per_platform = |c: &FoundCall| c.call.pushes() && !c.call.is(&["manifest"]);
     let build_jobs: Vec<&Job> = wf
         .jobs()
-        .filter(|j| job_builds(cx, j) && !manifest_calls(cx, j))
+        .filter(|j| {
+            cx.calls_in(j).any(per_platform)
+                || (job_builds(cx, j) && !pushing_steps(cx, j).is_empty() && !manifest_calls(cx, j))
+        })
         .collect();
     let manifest_jobs: Vec<&Job> = wf.jobs().filter(|j| manifest_calls(cx, j)).collect();
     if manifest_jobs.is_empty() {
@@ -796,6 +815,25 @@ fn check_manifest(cx: &mut Ctx<'_>) {
                 );
             }
         }
+        let legs_of_needs = job
+            .needs
+            .0
+            .iter()
+            .filter_map(|n| wf.job(n))
+            .map(|j| legs(j).len())
+            .sum::<usize>();
+        let cond = job
+            .cond
+            .as_ref()
+            .map_or(String::new(), |c| c.0.to_ascii_lowercase());
+        if legs_of_needs > 1
+            && !["always()", "cancelled()", "failure()"]
+                .iter()
+                .any(|f| cond.contains(f))
+        {
+            let line = wf.job_line(job, Some(if job.cond.is_some() { "if" } else { "needs" }));
+            cx.error(Rule::Manifest, line, format!("manifest job `{}` runs only when every leg it needs succeeded, so one failed leg holds back every component; add `if: ${{{{ !cancelled() && ... }}}}` (manifest refuses a component whose records are missing)", job.id));
+        }
         for b in build_jobs.iter().filter(|b| !reach.contains(b.id.as_str())) {
             let line = wf.job_line(job, (!job.needs.0.is_empty()).then_some("needs"));
             cx.error(Rule::Manifest, line, format!("manifest job `{}` does not `needs:` the build job `{}`, so it can run before the per-platform images exist; add `needs: {}`", job.id, b.id, b.id));
@@ -807,7 +845,11 @@ fn check_manifest(cx: &mut Ctx<'_>) {
     for c in calls {
         match c.call.get::<&'static Component>("component") {
             Some(comp) => covered.insert(comp.name),
-            None => return,
+            None => {
+                let msg = "`cargo xtask manifest` without `--component`: publish each component on its own (a matrix over `component`, `--component \"$COMPONENT\"`) so one component's failed leg does not hold back the other";
+                cx.error(Rule::Manifest, c.line, msg.to_owned());
+                return;
+            }
         };
         if let Some(list) = c.call.get::<PlatformList>("platform") {
             let missing: Vec<&str> = PLATFORMS
@@ -836,5 +878,56 @@ fn check_manifest(cx: &mut Ctx<'_>) {
             "the manifest job `{}` never combines {}: those images get per-platform tags but no multi-arch tag; cover every component ({})",
             manifest_jobs[0].id, quoted(&missing), project::component_names()
         ));
+    }
+}
+
+const RUNTIME_ACTION: &str = "crazy-max/ghaction-github-runtime";
+
+/// The cache runtime variables (ACTIONS_RUNTIME_TOKEN, through GITHUB_ENV)
+/// reach every later step of a job: the action exposing them comes after
+/// the xtask is compiled, directly before the one `run:` step that builds
+/// with `--cache gha`, and only artifact uploads follow that step.
+fn check_cache_runtime(cx: &mut Ctx<'_>) {
+    let wf = cx.wf;
+    for job in wf.jobs() {
+        let gha: BTreeSet<usize> = cx
+            .calls_in(job)
+            .filter(|c| c.call.raw("cache") == Some("gha"))
+            .map(|c| c.step)
+            .collect();
+        let rt = job
+            .steps
+            .iter()
+            .position(|s| s.action().as_deref() == Some(RUNTIME_ACTION));
+        let Some(rt) = rt else {
+            let first = cx
+                .calls_in(job)
+                .find(|c| gha.contains(&c.step))
+                .map(|c| c.line);
+            if let Some(line) = first {
+                cx.error(Rule::CacheRuntime, line, format!("`--cache gha` needs ACTIONS_RUNTIME_TOKEN, which `run:` steps do not get: add `uses: {RUNTIME_ACTION}` directly before this step"));
+            }
+            continue;
+        };
+        let at = |i: usize| wf.step_line(job, &job.steps[i], None);
+        let what = |i: usize| format!("{} of job `{}`", job.steps[i].label(), job.id);
+        let cargo = |s: &Step| {
+            s.run.as_ref().is_some_and(|r| {
+                raw_commands(&r.0)
+                    .iter()
+                    .any(|a| a.first().is_some_and(|w| w == "cargo"))
+            })
+        };
+        if !job.steps[..rt].iter().any(cargo) {
+            cx.error(Rule::CacheRuntime, at(rt), format!("{}: no `cargo xtask` step before it, so the xtask is compiled after ACTIONS_RUNTIME_TOKEN is exposed (its build scripts would see it); compile it in an earlier step: `run: cargo xtask --version`", what(rt)));
+        }
+        if !gha.contains(&(rt + 1)) || gha.len() > 1 {
+            cx.error(Rule::CacheRuntime, at(rt), format!("{} must be directly followed by the one `run:` step that builds with `--cache gha` (the variables reach every later step)", what(rt)));
+        }
+        for i in rt + 2..job.steps.len() {
+            if job.steps[i].action().as_deref() != Some("actions/upload-artifact") {
+                cx.error(Rule::CacheRuntime, at(i), format!("{} comes after `{RUNTIME_ACTION}`, so ACTIONS_RUNTIME_TOKEN reaches it; only artifact uploads may follow the build step: move it before", what(i)));
+            }
+        }
     }
 }

@@ -88,6 +88,8 @@ struct BuildImage {
     tag: Vec<String>,
     #[arg(long, value_enum)]
     cache: Option<Cache>,
+    #[arg(long)]
+    cache_read_only: bool,
     #[arg(long, value_enum)]
     progress: Option<Progress>,
     #[arg(long, value_enum)]
