@@ -11,6 +11,7 @@ pub mod calls;
 pub mod expr;
 pub mod glob;
 pub mod inputs;
+mod jobs;
 pub mod locate;
 pub mod rules;
 pub mod run;

@@ -15,7 +15,7 @@ use super::{
     expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step, Workflow,
 };
 use crate::buildx::Strategy;
-use crate::project::{self, Component, Platform, PlatformList, COMPONENTS, PLATFORMS};
+use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
 
 /// What the rules compare a workflow with.
 pub struct Expected<'a> {
@@ -40,18 +40,18 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// A `cargo xtask` call in a step of a matrix leg, with its line.
-struct FoundCall {
-    job: String,
-    step: usize,
-    line: usize,
-    call: XtaskCall,
+pub(super) struct FoundCall {
+    pub job: String,
+    pub step: usize,
+    pub line: usize,
+    pub call: XtaskCall,
 }
 
-struct Ctx<'a> {
-    wf: &'a Workflow,
-    exp: &'a Expected<'a>,
-    out: Vec<Diagnostic>,
-    calls: Vec<FoundCall>,
+pub(super) struct Ctx<'a> {
+    pub wf: &'a Workflow,
+    pub exp: &'a Expected<'a>,
+    pub out: Vec<Diagnostic>,
+    pub calls: Vec<FoundCall>,
 }
 
 impl Ctx<'_> {
@@ -69,15 +69,15 @@ impl Ctx<'_> {
         }
     }
 
-    fn error(&mut self, rule: Rule, line: usize, message: String) {
+    pub(super) fn error(&mut self, rule: Rule, line: usize, message: String) {
         self.report(rule, Severity::Error, line, message);
     }
 
-    fn warn(&mut self, rule: Rule, line: usize, message: String) {
+    pub(super) fn warn(&mut self, rule: Rule, line: usize, message: String) {
         self.report(rule, Severity::Warning, line, message);
     }
 
-    fn calls_in(&self, job: &Job) -> impl Iterator<Item = &FoundCall> {
+    pub(super) fn calls_in(&self, job: &Job) -> impl Iterator<Item = &FoundCall> {
         let id = job.id.clone();
         self.calls.iter().filter(move |c| c.job == id)
     }
@@ -98,7 +98,7 @@ fn pull_request_outer(path: &str) -> Option<Evaluation> {
     }
 }
 
-fn legs(job: &Job) -> Vec<Leg> {
+pub(super) fn legs(job: &Job) -> Vec<Leg> {
     expand_matrix(job.strategy.matrix.as_ref()).unwrap_or_else(|_| vec![Vec::new()])
 }
 
@@ -125,12 +125,12 @@ pub fn check(wf: &Workflow, exp: &Expected<'_>) -> Vec<Diagnostic> {
         check_triggers(&mut cx);
         check_paths(&mut cx);
         check_matrix(&mut cx);
-        check_manifest(&mut cx);
+        super::jobs::check_manifest(&mut cx);
     }
     check_permissions(&mut cx);
     check_pull_request_guards(&mut cx);
     check_cache_scopes(&mut cx);
-    check_cache_runtime(&mut cx);
+    super::jobs::check_cache_runtime(&mut cx);
     check_emulation(&mut cx);
     let mut out = cx.out;
     out.sort_by(|a, b| (a.line, a.severity, &a.message).cmp(&(b.line, b.severity, &b.message)));
@@ -348,7 +348,7 @@ fn check_paths(cx: &mut Ctx<'_>) {
     }
 }
 
-fn quoted(items: &[impl AsRef<str>]) -> String {
+pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
     let q: Vec<String> = items.iter().map(|m| format!("`{}`", m.as_ref())).collect();
     q.join(", ")
 }
@@ -419,7 +419,7 @@ fn is_build_action(s: &Step) -> bool {
 }
 
 /// Whether a job builds images (a build step of any kind).
-fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
+pub(super) fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
     cx.calls_in(job)
         .any(|c| c.call.is(&["build-image"]) || c.call.is(&["images"]))
         || job.steps.iter().any(|s| {
@@ -431,7 +431,7 @@ fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
 }
 
 /// The words of each command of a script as written (no substitution).
-fn raw_commands(run: &str) -> Vec<Vec<String>> {
+pub(super) fn raw_commands(run: &str) -> Vec<Vec<String>> {
     calls::commands(run, &|_| None, None)
         .into_iter()
         .map(|c| c.argv().to_vec())
@@ -456,7 +456,7 @@ fn run_pushes_raw(run: &str) -> bool {
 
 /// The pushing steps of a job: (step index, whether the push itself is
 /// guarded by a `push:` input that is false on pull requests).
-fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
+pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
     let mut out = Vec::new();
     for s in &job.steps {
         if is_build_action(s) {
@@ -772,161 +772,6 @@ fn check_emulation(cx: &mut Ctx<'_>) {
                         if has_qemu { " through QEMU" } else { "" }
                     ));
                 }
-            }
-        }
-    }
-}
-
-/// The manifest job(s): each `needs:` (directly or through other jobs)
-/// every job that builds per-platform images, together their legs combine
-/// every component, and none narrows `--platform` (final tags always cover
-/// every platform the project declares).
-fn check_manifest(cx: &mut Ctx<'_>) {
-    let wf = cx.wf;
-    let manifest_calls = |cx: &Ctx<'_>, j: &Job| cx.calls_in(j).any(|c| c.call.is(&["manifest"]));
-    let per_platform = |c: &FoundCall| c.call.pushes() && !c.call.is(&["manifest"]);
-    let build_jobs: Vec<&Job> = wf
-        .jobs()
-        .filter(|j| {
-            cx.calls_in(j).any(per_platform)
-                || (job_builds(cx, j) && !pushing_steps(cx, j).is_empty() && !manifest_calls(cx, j))
-        })
-        .collect();
-    let manifest_jobs: Vec<&Job> = wf.jobs().filter(|j| manifest_calls(cx, j)).collect();
-    if manifest_jobs.is_empty() {
-        let per_platform = cx
-            .calls
-            .iter()
-            .any(|c| c.call.pushes() && (c.call.is(&["build-image"]) || c.call.is(&["push"])));
-        if per_platform {
-            cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job".to_owned());
-        }
-        return;
-    }
-    for job in &manifest_jobs {
-        let mut reach: BTreeSet<&str> = BTreeSet::new();
-        let mut todo: Vec<&str> = job.needs.0.iter().map(String::as_str).collect();
-        while let Some(n) = todo.pop() {
-            if reach.insert(n) {
-                todo.extend(
-                    wf.job(n)
-                        .iter()
-                        .flat_map(|j| j.needs.0.iter().map(String::as_str)),
-                );
-            }
-        }
-        let legs_of_needs = job
-            .needs
-            .0
-            .iter()
-            .filter_map(|n| wf.job(n))
-            .map(|j| legs(j).len())
-            .sum::<usize>();
-        let cond = job
-            .cond
-            .as_ref()
-            .map_or(String::new(), |c| c.0.to_ascii_lowercase());
-        if legs_of_needs > 1
-            && !["always()", "cancelled()", "failure()"]
-                .iter()
-                .any(|f| cond.contains(f))
-        {
-            let line = wf.job_line(job, Some(if job.cond.is_some() { "if" } else { "needs" }));
-            cx.error(Rule::Manifest, line, format!("manifest job `{}` runs only when every leg it needs succeeded, so one failed leg holds back every component; add `if: ${{{{ !cancelled() && ... }}}}` (manifest refuses a component whose records are missing)", job.id));
-        }
-        for b in build_jobs.iter().filter(|b| !reach.contains(b.id.as_str())) {
-            let line = wf.job_line(job, (!job.needs.0.is_empty()).then_some("needs"));
-            cx.error(Rule::Manifest, line, format!("manifest job `{}` does not `needs:` the build job `{}`, so it can run before the per-platform images exist; add `needs: {}`", job.id, b.id, b.id));
-        }
-    }
-    let mut covered: BTreeSet<&'static str> = BTreeSet::new();
-    let mut narrowed = Vec::new();
-    let calls = cx.calls.iter().filter(|c| c.call.is(&["manifest"]));
-    for c in calls {
-        match c.call.get::<&'static Component>("component") {
-            Some(comp) => covered.insert(comp.name),
-            None => {
-                let msg = "`cargo xtask manifest` without `--component`: publish each component on its own (a matrix over `component`, `--component \"$COMPONENT\"`) so one component's failed leg does not hold back the other";
-                cx.error(Rule::Manifest, c.line, msg.to_owned());
-                return;
-            }
-        };
-        if let Some(list) = c.call.get::<PlatformList>("platform") {
-            let missing: Vec<&str> = PLATFORMS
-                .iter()
-                .filter(|p| !list.0.contains(p))
-                .map(|p| p.name)
-                .collect();
-            if !missing.is_empty() {
-                narrowed.push((c.line, missing));
-            }
-        }
-    }
-    for (line, missing) in narrowed {
-        cx.error(Rule::Manifest, line, format!(
-            "`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`",
-            quoted(&missing), project::PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    let missing: Vec<&str> = COMPONENTS
-        .iter()
-        .map(|c| c.name)
-        .filter(|n| !covered.contains(n))
-        .collect();
-    if !missing.is_empty() {
-        cx.error(Rule::Manifest, wf.job_line(manifest_jobs[0], None), format!(
-            "the manifest job `{}` never combines {}: those images get per-platform tags but no multi-arch tag; cover every component ({})",
-            manifest_jobs[0].id, quoted(&missing), project::component_names()
-        ));
-    }
-}
-
-const RUNTIME_ACTION: &str = "crazy-max/ghaction-github-runtime";
-
-/// The cache runtime variables (ACTIONS_RUNTIME_TOKEN, through GITHUB_ENV)
-/// reach every later step of a job: the action exposing them comes after
-/// the xtask is compiled, directly before the one `run:` step that builds
-/// with `--cache gha`, and only artifact uploads follow that step.
-fn check_cache_runtime(cx: &mut Ctx<'_>) {
-    let wf = cx.wf;
-    for job in wf.jobs() {
-        let gha: BTreeSet<usize> = cx
-            .calls_in(job)
-            .filter(|c| c.call.raw("cache") == Some("gha"))
-            .map(|c| c.step)
-            .collect();
-        let rt = job
-            .steps
-            .iter()
-            .position(|s| s.action().as_deref() == Some(RUNTIME_ACTION));
-        let Some(rt) = rt else {
-            let first = cx
-                .calls_in(job)
-                .find(|c| gha.contains(&c.step))
-                .map(|c| c.line);
-            if let Some(line) = first {
-                cx.error(Rule::CacheRuntime, line, format!("`--cache gha` needs ACTIONS_RUNTIME_TOKEN, which `run:` steps do not get: add `uses: {RUNTIME_ACTION}` directly before this step"));
-            }
-            continue;
-        };
-        let at = |i: usize| wf.step_line(job, &job.steps[i], None);
-        let what = |i: usize| format!("{} of job `{}`", job.steps[i].label(), job.id);
-        let cargo = |s: &Step| {
-            s.run.as_ref().is_some_and(|r| {
-                raw_commands(&r.0)
-                    .iter()
-                    .any(|a| a.first().is_some_and(|w| w == "cargo"))
-            })
-        };
-        if !job.steps[..rt].iter().any(cargo) {
-            cx.error(Rule::CacheRuntime, at(rt), format!("{}: no `cargo xtask` step before it, so the xtask is compiled after ACTIONS_RUNTIME_TOKEN is exposed (its build scripts would see it); compile it in an earlier step: `run: cargo xtask --version`", what(rt)));
-        }
-        if !gha.contains(&(rt + 1)) || gha.len() > 1 {
-            cx.error(Rule::CacheRuntime, at(rt), format!("{} must be directly followed by the one `run:` step that builds with `--cache gha` (the variables reach every later step)", what(rt)));
-        }
-        for i in rt + 2..job.steps.len() {
-            if job.steps[i].action().as_deref() != Some("actions/upload-artifact") {
-                cx.error(Rule::CacheRuntime, at(i), format!("{} comes after `{RUNTIME_ACTION}`, so ACTIONS_RUNTIME_TOKEN reaches it; only artifact uploads may follow the build step: move it before", what(i)));
             }
         }
     }

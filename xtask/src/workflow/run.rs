@@ -229,73 +229,57 @@ fn stand_in(action: &str) -> Option<&'static str> {
     })
 }
 
-/// `github.*`/`runner.*` context paths, the variables GitHub sets for them
-/// (`""`: a variable without a context path), and their values here.
-fn github_vars(
-    ctx: &RunContext,
-    wf: &Workflow,
-    job: &str,
-) -> Vec<(&'static str, &'static str, String)> {
-    let owner = ctx.repository.split('/').next().unwrap_or("").to_owned();
-    let workflow = wf
-        .name
-        .as_ref()
-        .map_or_else(|| inputs::repo_path(&wf.path), |n| n.0.clone());
+/// The `github.*`/`runner.*` values of the run; GitHub sets each as a
+/// variable named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
+fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str, String)> {
+    let owner = ctx.repository.split('/').next().unwrap_or("");
+    let name = wf.name.as_ref().map(|n| n.0.clone());
     let r = &ctx.refs;
-    let mut vars = vec![
-        ("", "CI", "true".to_owned()),
-        ("", "GITHUB_ACTIONS", "true".to_owned()),
-        // host setup: this machine is no GitHub runner (see host::probe::github_actions)
-        ("", "BROKKR_WORKFLOW_RUN", "1".to_owned()),
+    let vars = [
+        ("github.event_name", ctx.event.name()),
+        ("github.ref", &r.full),
+        ("github.ref_name", &r.name),
+        ("github.ref_type", r.kind),
+        ("github.head_ref", &r.head),
+        ("github.base_ref", &r.base),
+        ("github.sha", &ctx.sha),
+        ("github.repository", &ctx.repository),
+        ("github.repository_owner", owner),
+        ("github.actor", owner),
+        ("github.triggering_actor", owner),
         (
-            "github.event_name",
-            "GITHUB_EVENT_NAME",
-            ctx.event.name().to_owned(),
+            "github.workflow",
+            &name.unwrap_or_else(|| inputs::repo_path(&wf.path)),
         ),
-        ("github.ref", "GITHUB_REF", r.full.clone()),
-        ("github.ref_name", "GITHUB_REF_NAME", r.name.clone()),
-        ("github.ref_type", "GITHUB_REF_TYPE", r.kind.to_owned()),
-        ("github.head_ref", "GITHUB_HEAD_REF", r.head.clone()),
-        ("github.base_ref", "GITHUB_BASE_REF", r.base.clone()),
-        ("github.sha", "GITHUB_SHA", ctx.sha.clone()),
-        (
-            "github.repository",
-            "GITHUB_REPOSITORY",
-            ctx.repository.clone(),
-        ),
-        (
-            "github.repository_owner",
-            "GITHUB_REPOSITORY_OWNER",
-            owner.clone(),
-        ),
-        ("github.actor", "GITHUB_ACTOR", owner.clone()),
-        ("github.triggering_actor", "GITHUB_TRIGGERING_ACTOR", owner),
-        ("github.workflow", "GITHUB_WORKFLOW", workflow),
-        ("github.job", "GITHUB_JOB", job.to_owned()),
-        (
-            "github.server_url",
-            "GITHUB_SERVER_URL",
-            "https://github.com".to_owned(),
-        ),
-        ("runner.os", "RUNNER_OS", "Linux".to_owned()),
-        ("runner.arch", "RUNNER_ARCH", ctx.runner_arch.to_owned()),
+        ("github.job", job),
+        ("github.server_url", "https://github.com"),
+        ("github.run_id", "1"),
+        ("github.run_number", "1"),
+        ("github.run_attempt", "1"),
+        ("runner.os", "Linux"),
+        ("runner.arch", ctx.runner_arch),
     ];
-    for (p, v) in [
-        ("github.run_id", "GITHUB_RUN_ID"),
-        ("github.run_number", "GITHUB_RUN_NUMBER"),
-        ("github.run_attempt", "GITHUB_RUN_ATTEMPT"),
-    ] {
-        vars.push((p, v, "1".to_owned()));
-    }
-    vars
+    vars.into_iter().map(|(k, v)| (k, v.to_owned())).collect()
+}
+
+/// GitHub's variables for every step of `job`.
+fn github_env(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(String, String)> {
+    // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions)
+    let fixed = [
+        ("CI", "true"),
+        ("GITHUB_ACTIONS", "true"),
+        ("BROKKR_WORKFLOW_RUN", "1"),
+    ];
+    let fixed = fixed.map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let vars = github_vars(ctx, wf, job).into_iter();
+    let vars = vars.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
+    fixed.into_iter().chain(vars).collect()
 }
 
 /// `github.*`, `runner.*`, `secrets.*` (empty: none exist here), `vars.*`.
 fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
-    if let Some((_, _, v)) = github_vars(ctx, wf, job)
-        .into_iter()
-        .find(|(p, _, _)| *p == path)
-    {
+    let mut vars = github_vars(ctx, wf, job).into_iter();
+    if let Some((_, v)) = vars.find(|(p, _)| *p == path) {
         return Some(Evaluation::String(v));
     }
     match path {
@@ -658,9 +642,7 @@ impl Planner<'_> {
                 }
             };
             let (argv, notes) = rewrite(args, registry);
-            let github = github_vars(self.ctx, self.wf, &job.id)
-                .into_iter()
-                .map(|(_, k, v)| (k.to_owned(), v));
+            let github = github_env(self.ctx, self.wf, &job.id).into_iter();
             let all = github
                 .chain(scope.env.iter().cloned())
                 .chain(cmd.assignments());
