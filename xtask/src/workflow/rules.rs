@@ -15,7 +15,7 @@ use super::{
     expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step, Workflow,
 };
 use crate::buildx::Strategy;
-use crate::project::{self, Component, Platform, PlatformList, COMPONENTS, PLATFORMS};
+use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
 
 /// What the rules compare a workflow with.
 pub struct Expected<'a> {
@@ -40,18 +40,18 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// A `cargo xtask` call in a step of a matrix leg, with its line.
-struct FoundCall {
-    job: String,
-    step: usize,
-    line: usize,
-    call: XtaskCall,
+pub(super) struct FoundCall {
+    pub job: String,
+    pub step: usize,
+    pub line: usize,
+    pub call: XtaskCall,
 }
 
-struct Ctx<'a> {
-    wf: &'a Workflow,
-    exp: &'a Expected<'a>,
-    out: Vec<Diagnostic>,
-    calls: Vec<FoundCall>,
+pub(super) struct Ctx<'a> {
+    pub wf: &'a Workflow,
+    pub exp: &'a Expected<'a>,
+    pub out: Vec<Diagnostic>,
+    pub calls: Vec<FoundCall>,
 }
 
 impl Ctx<'_> {
@@ -69,15 +69,15 @@ impl Ctx<'_> {
         }
     }
 
-    fn error(&mut self, rule: Rule, line: usize, message: String) {
+    pub(super) fn error(&mut self, rule: Rule, line: usize, message: String) {
         self.report(rule, Severity::Error, line, message);
     }
 
-    fn warn(&mut self, rule: Rule, line: usize, message: String) {
+    pub(super) fn warn(&mut self, rule: Rule, line: usize, message: String) {
         self.report(rule, Severity::Warning, line, message);
     }
 
-    fn calls_in(&self, job: &Job) -> impl Iterator<Item = &FoundCall> {
+    pub(super) fn calls_in(&self, job: &Job) -> impl Iterator<Item = &FoundCall> {
         let id = job.id.clone();
         self.calls.iter().filter(move |c| c.job == id)
     }
@@ -98,7 +98,7 @@ fn pull_request_outer(path: &str) -> Option<Evaluation> {
     }
 }
 
-fn legs(job: &Job) -> Vec<Leg> {
+pub(super) fn legs(job: &Job) -> Vec<Leg> {
     expand_matrix(job.strategy.matrix.as_ref()).unwrap_or_else(|_| vec![Vec::new()])
 }
 
@@ -125,11 +125,12 @@ pub fn check(wf: &Workflow, exp: &Expected<'_>) -> Vec<Diagnostic> {
         check_triggers(&mut cx);
         check_paths(&mut cx);
         check_matrix(&mut cx);
-        check_manifest(&mut cx);
+        super::jobs::check_manifest(&mut cx);
     }
     check_permissions(&mut cx);
     check_pull_request_guards(&mut cx);
     check_cache_scopes(&mut cx);
+    super::jobs::check_cache_runtime(&mut cx);
     check_emulation(&mut cx);
     let mut out = cx.out;
     out.sort_by(|a, b| (a.line, a.severity, &a.message).cmp(&(b.line, b.severity, &b.message)));
@@ -347,7 +348,7 @@ fn check_paths(cx: &mut Ctx<'_>) {
     }
 }
 
-fn quoted(items: &[impl AsRef<str>]) -> String {
+pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
     let q: Vec<String> = items.iter().map(|m| format!("`{}`", m.as_ref())).collect();
     q.join(", ")
 }
@@ -418,7 +419,7 @@ fn is_build_action(s: &Step) -> bool {
 }
 
 /// Whether a job builds images (a build step of any kind).
-fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
+pub(super) fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
     cx.calls_in(job)
         .any(|c| c.call.is(&["build-image"]) || c.call.is(&["images"]))
         || job.steps.iter().any(|s| {
@@ -430,7 +431,7 @@ fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
 }
 
 /// The words of each command of a script as written (no substitution).
-fn raw_commands(run: &str) -> Vec<Vec<String>> {
+pub(super) fn raw_commands(run: &str) -> Vec<Vec<String>> {
     calls::commands(run, &|_| None, None)
         .into_iter()
         .map(|c| c.argv().to_vec())
@@ -455,7 +456,7 @@ fn run_pushes_raw(run: &str) -> bool {
 
 /// The pushing steps of a job: (step index, whether the push itself is
 /// guarded by a `push:` input that is false on pull requests).
-fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
+pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
     let mut out = Vec::new();
     for s in &job.steps {
         if is_build_action(s) {
@@ -565,6 +566,20 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
     for job in wf.jobs().filter(|j| !off_on_prs(&j.cond)) {
         let pushes = pushing_steps(cx, job);
+        let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
+        if job_builds(cx, job) && perms.is_some_and(super::Permissions::packages_write) {
+            let line = wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"));
+            cx.error(Rule::PullRequestToken, line, format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
+        }
+        let exports: Vec<usize> = cx
+            .calls_in(job)
+            .filter(|c| c.call.raw("cache") == Some("gha") && !c.call.flag("cache_read_only"))
+            .filter(|c| !off_on_prs(&job.steps[c.step].cond))
+            .map(|c| c.line)
+            .collect();
+        for line in exports {
+            cx.error(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)".to_owned());
+        }
         for s in job.steps.iter().filter(|s| !off_on_prs(&s.cond)) {
             let line = wf.step_line(job, s, None);
             let what = format!("{} of job `{}`", s.label(), job.id);
@@ -759,82 +774,5 @@ fn check_emulation(cx: &mut Ctx<'_>) {
                 }
             }
         }
-    }
-}
-
-/// The manifest job(s): each `needs:` (directly or through other jobs)
-/// every job that builds per-platform images, together their legs combine
-/// every component, and none narrows `--platform` (final tags always cover
-/// every platform the project declares).
-fn check_manifest(cx: &mut Ctx<'_>) {
-    let wf = cx.wf;
-    let manifest_calls = |cx: &Ctx<'_>, j: &Job| cx.calls_in(j).any(|c| c.call.is(&["manifest"]));
-    let build_jobs: Vec<&Job> = wf
-        .jobs()
-        .filter(|j| job_builds(cx, j) && !manifest_calls(cx, j))
-        .collect();
-    let manifest_jobs: Vec<&Job> = wf.jobs().filter(|j| manifest_calls(cx, j)).collect();
-    if manifest_jobs.is_empty() {
-        let per_platform = cx
-            .calls
-            .iter()
-            .any(|c| c.call.pushes() && (c.call.is(&["build-image"]) || c.call.is(&["push"])));
-        if per_platform {
-            cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job".to_owned());
-        }
-        return;
-    }
-    for job in &manifest_jobs {
-        let mut reach: BTreeSet<&str> = BTreeSet::new();
-        let mut todo: Vec<&str> = job.needs.0.iter().map(String::as_str).collect();
-        while let Some(n) = todo.pop() {
-            if reach.insert(n) {
-                todo.extend(
-                    wf.job(n)
-                        .iter()
-                        .flat_map(|j| j.needs.0.iter().map(String::as_str)),
-                );
-            }
-        }
-        for b in build_jobs.iter().filter(|b| !reach.contains(b.id.as_str())) {
-            let line = wf.job_line(job, (!job.needs.0.is_empty()).then_some("needs"));
-            cx.error(Rule::Manifest, line, format!("manifest job `{}` does not `needs:` the build job `{}`, so it can run before the per-platform images exist; add `needs: {}`", job.id, b.id, b.id));
-        }
-    }
-    let mut covered: BTreeSet<&'static str> = BTreeSet::new();
-    let mut narrowed = Vec::new();
-    let calls = cx.calls.iter().filter(|c| c.call.is(&["manifest"]));
-    for c in calls {
-        match c.call.get::<&'static Component>("component") {
-            Some(comp) => covered.insert(comp.name),
-            None => return,
-        };
-        if let Some(list) = c.call.get::<PlatformList>("platform") {
-            let missing: Vec<&str> = PLATFORMS
-                .iter()
-                .filter(|p| !list.0.contains(p))
-                .map(|p| p.name)
-                .collect();
-            if !missing.is_empty() {
-                narrowed.push((c.line, missing));
-            }
-        }
-    }
-    for (line, missing) in narrowed {
-        cx.error(Rule::Manifest, line, format!(
-            "`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`",
-            quoted(&missing), project::PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    let missing: Vec<&str> = COMPONENTS
-        .iter()
-        .map(|c| c.name)
-        .filter(|n| !covered.contains(n))
-        .collect();
-    if !missing.is_empty() {
-        cx.error(Rule::Manifest, wf.job_line(manifest_jobs[0], None), format!(
-            "the manifest job `{}` never combines {}: those images get per-platform tags but no multi-arch tag; cover every component ({})",
-            manifest_jobs[0].id, quoted(&missing), project::component_names()
-        ));
     }
 }

@@ -1,13 +1,16 @@
 //! `cargo xtask workflow run`: runs a GitHub workflow's `cargo xtask` steps
-//! on this machine, in the order GitHub would, with the environment GitHub
-//! would set, against the loopback registry.
+//! on this machine, in GitHub's order and environment, against the loopback
+//! registry.
 //!
-//! [`plan`] is pure: it evaluates `if:` conditions for the event and ref,
-//! expands matrices, orders jobs by `needs:`, substitutes `${{ }}` and
-//! `$VAR`, and turns each step into a [`PlannedStep`]: a `cargo xtask` call
-//! to run, an action it stands in for, or a skip with the reason. [`run`]
-//! is the command layer that reads the workflow and git state and runs the
-//! plan through the plan layer ([`crate::plan::Cmd`]).
+//! [`plan`] is pure: per job (in `needs:` order) and matrix leg it evaluates
+//! `if:`, substitutes `${{ }}` and `$VAR`, and turns each step into a
+//! [`PlannedStep`]. [`walk`] goes through the plan as GitHub would: a job's
+//! `if:` sees its needs' results (`success()`, `failure()`, `always()`,
+//! `!cancelled()`; no `if:` means `success()`), every matrix leg runs even
+//! when another failed (`fail-fast: false`), a failed step skips the rest of
+//! its leg, and the run fails naming each failed leg. Artifacts are not
+//! moved: the records stay in `target/xtask/images/`, so upload-artifact
+//! stands in as a check that its path exists and download-artifact as nothing.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,11 +19,10 @@ use anyhow::{bail, Context, Result};
 use github_actions_expressions::Evaluation;
 use xshell::Shell;
 
-use super::{calls, expand_matrix, glob, inputs, leg_label, Job, Scope, Step, Text, Workflow};
+use super::{calls, expand_matrix, glob, inputs, leg_label, Job, Leg, Scope, Step, Text, Workflow};
 use crate::plan::Cmd;
 use crate::project::{Platform, LOCAL_REGISTRY};
 
-/// Subcommands of `workflow`.
 #[derive(Debug, clap::Subcommand)]
 pub enum WorkflowCommand {
     /// Run the workflow's `cargo xtask` steps here, in order, with GitHub's
@@ -28,42 +30,41 @@ pub enum WorkflowCommand {
     Run(WorkflowRunArgs),
 }
 
-/// Options of `workflow run`.
 #[derive(Debug, clap::Args)]
 pub struct WorkflowRunArgs {
     /// The event to simulate.
     #[arg(long, value_enum)]
     pub event: Event,
-    /// The ref: `main`, `refs/heads/main`, `refs/tags/v1.0.0`; for pull
-    /// requests `refs/pull/7/merge` or the head branch.
+    /// `main`, `refs/heads/main`, `refs/tags/v1.0.0`; for pull requests
+    /// `refs/pull/7/merge` or the head branch.
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: String,
-    /// Run only this job (by id or name), without the jobs it needs.
+    /// Run only this job (by id or name), as if the jobs it needs succeeded.
     #[arg(long, value_name = "NAME")]
     pub job: Option<String>,
-    /// The workflow file; default: `.github/workflows/build-images.yml` in the workspace.
-    #[arg(long, value_parser = super::validate::absolute_path)]
+    /// Rehearse a failed leg: the matrix leg holding all these values
+    /// (`'agent linux/arm64'`) fails without running; repeatable.
+    #[arg(long, value_name = "VALUES")]
+    pub fail_leg: Vec<String>,
+    /// Default: `.github/workflows/build-images.yml` in the workspace.
+    #[arg(long, value_parser = crate::options::absolute_path)]
     pub file: Option<PathBuf>,
     /// The loopback registry pushes go to instead of `ghcr.io/<owner>`.
     #[arg(long, default_value = LOCAL_REGISTRY)]
     pub registry: String,
-    /// Print the plan without running it.
+    /// Print the plan and what each job would do, run nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
 
-/// The GitHub event to simulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Event {
-    /// A push to a branch or tag.
     Push,
-    /// A pull request (`refs/pull/<N>/merge`).
     #[value(name = "pull_request")]
     PullRequest,
 }
 
 impl Event {
-    /// The event name as in `on:` and `github.event_name`.
     pub fn name(self) -> &'static str {
         match self {
             Event::Push => "push",
@@ -72,10 +73,9 @@ impl Event {
     }
 }
 
-/// The refs GitHub gives a run: `GITHUB_REF` (`full`: `refs/heads/main`,
-/// `refs/tags/v1.0.0`, `refs/pull/7/merge`), `GITHUB_REF_NAME` (`main`,
-/// `7/merge`), `GITHUB_REF_TYPE` (`branch`/`tag`), `GITHUB_HEAD_REF` and
-/// `GITHUB_BASE_REF` (empty for pushes), and the pull request number.
+/// The refs GitHub gives a run: `full` (`GITHUB_REF`: `refs/heads/main`,
+/// `refs/pull/7/merge`), `name` (`main`, `7/merge`), `kind` (`branch`/`tag`),
+/// `head` and `base` (pull requests only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refs {
     pub full: String,
@@ -86,73 +86,57 @@ pub struct Refs {
     pub pr_number: Option<u64>,
 }
 
-/// The branch pull requests target unless told otherwise.
+/// The branch pull requests target.
 pub const DEFAULT_BASE: &str = "main";
 
 impl Refs {
-    /// The refs for `--ref` under `event`. Push: `main` or `refs/heads/main`
-    /// (a branch), `refs/tags/v1` (a tag). Pull request: `refs/pull/7/merge`
-    /// (number 7; head branch `head`, else `pr-7`), or a branch name or
-    /// `refs/heads/x`, taken as the head branch of pull request 1. The base
-    /// is [`DEFAULT_BASE`]. A pull request ref with `push` is an error.
+    /// Push: a branch (`main`, `refs/heads/main`) or `refs/tags/<tag>`. Pull
+    /// request: `refs/pull/<N>/merge` (head branch `head`, else `pr-<N>`) or
+    /// the head branch of pull request 1.
     pub fn parse(event: Event, given: &str, head: Option<&str>) -> Result<Refs> {
         let g = given.trim();
-        let refs = |full: String, name: &str, kind, head: String, pr_number: Option<u64>| Refs {
+        let pr = |n: u64, kind: &str, head: String| Refs {
+            full: format!("refs/pull/{n}/{kind}"),
+            name: format!("{n}/{kind}"),
+            kind: "branch",
+            head,
+            base: DEFAULT_BASE.to_owned(),
+            pr_number: Some(n),
+        };
+        let push = |full: String, name: &str, kind| Refs {
             full,
             name: name.to_owned(),
             kind,
-            head,
-            base: pr_number.map_or_else(String::new, |_| DEFAULT_BASE.to_owned()),
-            pr_number,
+            head: String::new(),
+            base: String::new(),
+            pr_number: None,
         };
-        if g.is_empty() {
-            bail!("--ref is empty; give a branch (`main`), `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<N>/merge`");
-        }
-        if let Some(rest) = g.strip_prefix("refs/pull/") {
-            if event == Event::Push {
-                bail!("`{g}` is a pull request ref, which a push never has; use `--event pull_request`, or a branch with push")
-            }
-            let (n, kind) = rest.split_once('/').unwrap_or((rest, "merge"));
-            let Ok(n) = n.parse::<u64>() else {
-                bail!("`{g}`: the pull request number is not a number; write `refs/pull/<N>/merge`")
-            };
-            if kind != "merge" && kind != "head" {
-                bail!("`{g}`: pull request refs are `refs/pull/<N>/merge` (or `/head`)");
-            }
-            let head = head.map_or_else(|| format!("pr-{n}"), str::to_owned);
-            let full = format!("refs/pull/{n}/{kind}");
-            return Ok(refs(full, &format!("{n}/{kind}"), "branch", head, Some(n)));
-        }
-        match (event, g.strip_prefix("refs/tags/")) {
-            (Event::PullRequest, Some(_)) => {
-                bail!("`{g}`: a pull request comes from a branch, not a tag")
-            }
-            (Event::Push, Some(tag)) => {
-                return Ok(refs(g.to_owned(), tag, "tag", String::new(), None))
-            }
-            _ => {}
-        }
         let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
-        match event {
-            Event::PullRequest => {
-                let pr = "refs/pull/1/merge".to_owned();
-                Ok(refs(pr, "1/merge", "branch", branch.to_owned(), Some(1)))
+        match (event, g.strip_prefix("refs/pull/"), g.strip_prefix("refs/tags/")) {
+            _ if g.is_empty() => bail!("--ref is empty; give a branch (`main`), `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<N>/merge`"),
+            (Event::Push, Some(_), _) => bail!("`{g}` is a pull request ref, which a push never has; use `--event pull_request`, or a branch with push"),
+            (Event::PullRequest, Some(rest), _) => {
+                let (n, kind) = rest.split_once('/').unwrap_or((rest, "merge"));
+                let Ok(n) = n.parse::<u64>() else {
+                    bail!("`{g}`: the pull request number is not a number; write `refs/pull/<N>/merge`")
+                };
+                if kind != "merge" && kind != "head" {
+                    bail!("`{g}`: pull request refs are `refs/pull/<N>/merge` (or `/head`)");
+                }
+                Ok(pr(n, kind, head.map_or_else(|| format!("pr-{n}"), str::to_owned)))
             }
-            Event::Push if branch.starts_with("refs/") => {
-                bail!("`{g}`: unknown ref kind; use `refs/heads/<branch>` or `refs/tags/<tag>`")
-            }
-            Event::Push => {
-                let full = format!("refs/heads/{branch}");
-                Ok(refs(full, branch, "branch", String::new(), None))
-            }
+            (Event::PullRequest, _, Some(_)) => bail!("`{g}`: a pull request comes from a branch, not a tag"),
+            (Event::Push, _, Some(tag)) => Ok(push(g.to_owned(), tag, "tag")),
+            (Event::PullRequest, _, _) => Ok(pr(1, "merge", branch.to_owned())),
+            _ if branch.starts_with("refs/") => bail!("`{g}`: unknown ref kind; use `refs/heads/<branch>` or `refs/tags/<tag>`"),
+            _ => Ok(push(format!("refs/heads/{branch}"), branch, "branch")),
         }
     }
 }
 
-/// Everything about the simulated run that is not in the workflow:
-/// `GITHUB_SHA` (the checked-out commit), `GITHUB_REPOSITORY` (`owner/name`),
-/// the loopback registry set as `BROKKR_REGISTRY` instead of GitHub's
-/// `ghcr.io/<owner>`, and `RUNNER_ARCH` of this machine (`X64`, `ARM64`).
+/// What the simulated run knows beyond the workflow: `sha` is the checked-out
+/// commit, `repository` is `owner/name`, `registry` replaces `ghcr.io/<owner>`
+/// (as `BROKKR_REGISTRY`), `runner_arch` is this machine's (`X64`, `ARM64`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunContext {
     pub event: Event,
@@ -161,19 +145,38 @@ pub struct RunContext {
     pub repository: String,
     pub registry: String,
     pub runner_arch: &'static str,
+    /// `--fail-leg` values, one entry per option.
+    pub fail_legs: Vec<String>,
 }
 
-/// One step of the plan, for one matrix leg (`component=broker, ...`;
-/// empty without a matrix); `step` is the step's label, or `job`.
+/// A job of the plan. `runs` says whether its `if:` lets it run when its
+/// needs all succeeded, when one failed, and when one was skipped; a job
+/// that runs in none has no legs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedJob {
+    pub id: String,
+    pub cond: String,
+    pub needs: Vec<String>,
+    pub runs: [bool; 3],
+    pub legs: Vec<PlannedLeg>,
+}
+
+/// A matrix leg (`label` empty without a matrix); `fail` marks a `--fail-leg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedLeg {
+    pub values: Leg,
+    pub label: String,
+    pub fail: bool,
+    pub steps: Vec<PlannedStep>,
+}
+
+/// One step of a leg; `step` is the step's label.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedStep {
-    pub job: String,
-    pub leg: String,
     pub step: String,
     pub action: Action,
 }
 
-/// What a planned step does here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Run `cargo xtask <argv>` (registry and cache rewritten, each change
@@ -183,154 +186,153 @@ pub enum Action {
         env: Vec<(String, String)>,
         notes: Vec<String>,
     },
-    /// A `uses:` step (`owner/repo@ref`) this machine stands in for.
-    StandIn { uses: String, note: String },
-    /// Not run, with the reason.
-    Skip { reason: String },
+    /// A `uses:` step (`owner/repo@ref`) stood in for; `check` is a path
+    /// that must exist when it runs (what upload-artifact would upload).
+    StandIn {
+        uses: String,
+        note: String,
+        check: Option<String>,
+    },
+    Skip {
+        reason: String,
+    },
 }
 
 impl fmt::Display for PlannedStep {
-    /// One line: `[job leg] step: what`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (job, leg, step) = (&self.job, &self.leg, &self.step);
-        match leg.is_empty() {
-            true => write!(f, "[{job}] {step}: ")?,
-            false => write!(f, "[{job} {leg}] {step}: ")?,
-        }
+        write!(f, "{}: ", self.step)?;
         match &self.action {
             Action::Run { argv, notes, .. } => {
                 let words: Vec<String> = argv.iter().map(|a| crate::plan::shell_quote(a)).collect();
                 write!(f, "cargo xtask {}", words.join(" "))?;
                 notes.iter().try_for_each(|n| write!(f, " ({n})"))
             }
-            Action::StandIn { uses, note } => write!(f, "stands in for {uses}: {note}"),
+            Action::StandIn { uses, note, .. } => write!(f, "stands in for {uses}: {note}"),
             Action::Skip { reason } => write!(f, "skipped: {reason}"),
         }
     }
 }
 
 /// What stands in locally for an action (by `owner/repo`), or `None` to skip it.
-fn stand_in(action: &str, registry: &str) -> Option<String> {
+fn stand_in(action: &str) -> Option<&'static str> {
     Some(match action {
-        "actions/checkout" => "the working tree as it is, uncommitted changes included".to_owned(),
-        "dtolnay/rust-toolchain" | "actions-rust-lang/setup-rust-toolchain" => "this machine's Rust toolchain".to_owned(),
-        "swatinem/rust-cache" | "actions/cache" => "the local target/ directory".to_owned(),
-        "docker/setup-buildx-action" => "this machine's docker buildx (the xtask checks its builder before building)".to_owned(),
-        "docker/setup-qemu-action" => "this host's binfmt handlers (`cargo xtask setup` registers them)".to_owned(),
-        "crazy-max/ghaction-github-runtime" => "nothing: there is no GitHub cache service here, so `--cache gha` runs as `--cache local`".to_owned(),
-        "docker/login-action" => format!("nothing: the loopback registry {registry} needs no login"),
+        "actions/checkout" => "the working tree as it is, uncommitted changes included",
+        "dtolnay/rust-toolchain" | "actions-rust-lang/setup-rust-toolchain" => "this machine's Rust toolchain",
+        "swatinem/rust-cache" | "actions/cache" => "the local target/ directory",
+        "docker/setup-buildx-action" => "this machine's docker buildx (the xtask checks its builder before building)",
+        "docker/setup-qemu-action" => "this host's binfmt handlers (`cargo xtask setup` registers them)",
+        "crazy-max/ghaction-github-runtime" => "nothing: there is no GitHub cache service here, so `--cache gha` runs as `--cache local`",
+        "docker/login-action" => "nothing: the loopback registry needs no login",
+        "actions/upload-artifact" => "checks the path exists: the records stay in target/xtask/images/ for the jobs after it",
+        "actions/download-artifact" => "nothing: the records the build legs wrote are in target/xtask/images/ already",
         _ => return None,
     })
 }
 
-/// `github.*`, `runner.*`, `secrets.*` for the simulated run.
-fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
-    let s = |v: &str| Some(Evaluation::String(v.to_owned()));
+/// The `github.*`/`runner.*` values of the run; GitHub sets each as a
+/// variable named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
+fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str, String)> {
     let owner = ctx.repository.split('/').next().unwrap_or("");
+    let name = wf.name.as_ref().map(|n| n.0.clone());
+    let r = &ctx.refs;
+    let vars = [
+        ("github.event_name", ctx.event.name()),
+        ("github.ref", &r.full),
+        ("github.ref_name", &r.name),
+        ("github.ref_type", r.kind),
+        ("github.head_ref", &r.head),
+        ("github.base_ref", &r.base),
+        ("github.sha", &ctx.sha),
+        ("github.repository", &ctx.repository),
+        ("github.repository_owner", owner),
+        ("github.actor", owner),
+        ("github.triggering_actor", owner),
+        (
+            "github.workflow",
+            &name.unwrap_or_else(|| inputs::repo_path(&wf.path)),
+        ),
+        ("github.job", job),
+        ("github.server_url", "https://github.com"),
+        ("github.run_id", "1"),
+        ("github.run_number", "1"),
+        ("github.run_attempt", "1"),
+        ("runner.os", "Linux"),
+        ("runner.arch", ctx.runner_arch),
+    ];
+    vars.into_iter().map(|(k, v)| (k, v.to_owned())).collect()
+}
+
+/// GitHub's variables for every step of `job`.
+fn github_env(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(String, String)> {
+    // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions)
+    let fixed = [
+        ("CI", "true"),
+        ("GITHUB_ACTIONS", "true"),
+        ("BROKKR_WORKFLOW_RUN", "1"),
+    ];
+    let fixed = fixed.map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let vars = github_vars(ctx, wf, job).into_iter();
+    let vars = vars.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
+    fixed.into_iter().chain(vars).collect()
+}
+
+/// `github.*`, `runner.*`, `secrets.*` (empty: none exist here), `vars.*`.
+fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
+    let mut vars = github_vars(ctx, wf, job).into_iter();
+    if let Some((_, v)) = vars.find(|(p, _)| *p == path) {
+        return Some(Evaluation::String(v));
+    }
     match path {
-        "github.event_name" => s(ctx.event.name()),
-        "github.ref" => s(&ctx.refs.full),
-        "github.ref_name" => s(&ctx.refs.name),
-        "github.ref_type" => s(ctx.refs.kind),
-        "github.head_ref" => s(&ctx.refs.head),
-        "github.base_ref" => s(&ctx.refs.base),
-        "github.sha" => s(&ctx.sha),
-        "github.repository" => s(&ctx.repository),
-        "github.repository_owner" => s(owner),
-        "github.actor" | "github.triggering_actor" => s(owner),
-        "github.workflow" => s(&workflow_name(wf)),
-        "github.job" => s(job),
-        "github.server_url" => s("https://github.com"),
-        "github.run_id" | "github.run_number" | "github.run_attempt" => s("1"),
         "github.event.pull_request.number" | "github.event.number" => {
             ctx.refs.pr_number.map(|n| Evaluation::Number(n as f64))
         }
-        "runner.os" => s("Linux"),
-        "runner.arch" => s(ctx.runner_arch),
-        // No secrets exist locally; steps that need them are skipped or stood in for.
-        p if p.starts_with("secrets.") => s(""),
+        p if p.starts_with("secrets.") => Some(Evaluation::String(String::new())),
         p if p.starts_with("vars.") || p.starts_with("inputs.") => Some(Evaluation::Null),
         _ => None,
     }
 }
 
-fn workflow_name(wf: &Workflow) -> String {
-    let name = wf.name.as_ref().map(|n| n.0.clone());
-    name.unwrap_or_else(|| inputs::repo_path(&wf.path))
-}
-
-/// The environment GitHub sets for every step of `job`.
-pub fn github_env(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(String, String)> {
-    let owner = ctx.repository.split('/').next().unwrap_or("").to_owned();
-    [
-        ("CI", "true".to_owned()),
-        ("GITHUB_ACTIONS", "true".to_owned()),
-        // host setup: this machine is no GitHub runner (see host::probe::github_actions)
-        ("BROKKR_WORKFLOW_RUN", "1".to_owned()),
-        ("GITHUB_EVENT_NAME", ctx.event.name().to_owned()),
-        ("GITHUB_REF", ctx.refs.full.clone()),
-        ("GITHUB_REF_NAME", ctx.refs.name.clone()),
-        ("GITHUB_REF_TYPE", ctx.refs.kind.to_owned()),
-        ("GITHUB_HEAD_REF", ctx.refs.head.clone()),
-        ("GITHUB_BASE_REF", ctx.refs.base.clone()),
-        ("GITHUB_SHA", ctx.sha.clone()),
-        ("GITHUB_REPOSITORY", ctx.repository.clone()),
-        ("GITHUB_REPOSITORY_OWNER", owner.clone()),
-        ("GITHUB_ACTOR", owner),
-        ("GITHUB_WORKFLOW", workflow_name(wf)),
-        ("GITHUB_JOB", job.to_owned()),
-        ("RUNNER_OS", "Linux".to_owned()),
-        ("RUNNER_ARCH", ctx.runner_arch.to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
 /// Rewrites a `cargo xtask` call for this machine: `--cache gha` becomes
-/// `--cache local` (no GitHub cache service here) and `--registry X`
-/// becomes the loopback registry. Returns the new words and a note per change.
+/// `--cache local` and `--registry X` the loopback registry. Returns the new
+/// words and a note per change.
 pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
-    let mut out = Vec::with_capacity(argv.len());
-    let mut notes = Vec::new();
+    let (mut out, mut notes) = (Vec::with_capacity(argv.len()), Vec::new());
     let mut i = 0;
     while i < argv.len() {
-        let w = &argv[i];
-        let (flag, inline) = match w.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (w.as_str(), None),
+        let (flag, inline) = match argv[i].split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (argv[i].as_str(), None),
         };
-        let value = inline.clone().or_else(|| argv.get(i + 1).cloned());
-        let replaced = match (flag, value.as_deref()) {
+        let value = inline.or(argv.get(i + 1).map(String::as_str));
+        let new = match (flag, value) {
             ("--cache", Some("gha")) => {
-                notes.push(
-                    "`--cache gha` runs as `--cache local`: no GitHub cache service here"
-                        .to_owned(),
-                );
-                Some("local".to_owned())
+                notes.push("`--cache gha` runs as `--cache local`: one directory per cache scope under target/buildx-cache/, replaced on each export".to_owned());
+                "local".to_owned()
             }
             ("--registry", Some(r)) if r != registry => {
                 notes.push(format!("`--registry {r}` runs as `--registry {registry}`"));
-                Some(registry.to_owned())
+                registry.to_owned()
             }
-            _ => None,
+            _ => {
+                out.push(argv[i].clone());
+                i += 1;
+                continue;
+            }
         };
-        match replaced {
-            Some(v) if inline.is_some() => out.push(format!("{flag}={v}")),
-            Some(v) => {
-                out.push(flag.to_owned());
-                out.push(v);
+        match inline {
+            Some(_) => out.push(format!("{flag}={new}")),
+            None => {
+                out.extend([flag.to_owned(), new]);
                 i += 1;
             }
-            None => out.push(w.clone()),
         }
         i += 1;
     }
     (out, notes)
 }
 
-/// Whether the workflow runs for this event and ref, by its `on:` filters
-/// (branch/tag filters; path filters are not applied locally).
+/// Whether the workflow runs for this event and ref, by its `on:` branch and
+/// tag filters (path filters are not applied locally).
 fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
     let event = ctx.event.name();
     let Some(t) = wf.triggers().into_iter().find(|t| t.event == event) else {
@@ -339,9 +341,7 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
             wf.path
         );
     };
-    let Some(f) = &t.filters else {
-        return Ok(());
-    };
+    let Some(f) = &t.filters else { return Ok(()) };
     // Pull request filters apply to the base branch; push filters to the pushed ref.
     let (name, is_tag) = match ctx.event {
         Event::PullRequest => (ctx.refs.base.as_str(), false),
@@ -370,39 +370,45 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
 /// Jobs in an order that respects `needs:` (file order among ready jobs).
 fn job_order(wf: &Workflow) -> Result<Vec<&Job>> {
     let jobs: Vec<&Job> = wf.jobs().collect();
-    for j in &jobs {
-        for n in &j.needs.0 {
-            if wf.job(n).is_none() {
-                bail!(
-                    "job `{}` needs `{n}`, which is not a job of {}",
-                    j.id,
-                    wf.path
-                );
-            }
-        }
+    if let Some((j, n)) = jobs
+        .iter()
+        .flat_map(|j| j.needs.0.iter().map(move |n| (j, n)))
+        .find(|(_, n)| wf.job(n).is_none())
+    {
+        bail!(
+            "job `{}` needs `{n}`, which is not a job of {}",
+            j.id,
+            wf.path
+        );
     }
-    let mut done: Vec<&str> = Vec::new();
-    let mut out = Vec::new();
+    let mut out: Vec<&Job> = Vec::new();
     while out.len() < jobs.len() {
-        let next = jobs.iter().find(|j| {
-            !done.contains(&j.id.as_str()) && j.needs.0.iter().all(|n| done.contains(&n.as_str()))
-        });
-        let Some(j) = next else {
+        let done = |n: &String| out.iter().any(|d| d.id == *n);
+        let Some(j) = jobs
+            .iter()
+            .find(|j| !done(&j.id) && j.needs.0.iter().all(done))
+        else {
             bail!("the jobs' `needs:` form a cycle in {}", wf.path);
         };
-        done.push(&j.id);
-        out.push(*j);
+        out.push(j);
     }
     Ok(out)
 }
 
+/// Whether a `--fail-leg` value names this leg: each of its words is one of
+/// the leg's matrix values.
+fn names_leg(spec: &str, leg: &Leg) -> bool {
+    let mut words = spec.split_whitespace().peekable();
+    words.peek().is_some() && words.all(|w| leg.iter().any(|(_, v)| v == w))
+}
+
 /// Plans a local run of `wf` for `ctx`: every job (or only `only_job`, by
-/// id or name, without its `needs`), every matrix leg, every step in order.
-/// Errors list everything that cannot run locally: a `run:` line that is not
-/// a `cargo xtask` call (or a plain `echo`), shell features beyond words
-/// and `$VAR`, variables or expressions that cannot be resolved, and
-/// conditions that depend on outputs of earlier steps.
-pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<Vec<PlannedStep>> {
+/// id or name), every matrix leg, every step in order. Errors list
+/// everything that cannot run locally: a `run:` line that is not a `cargo
+/// xtask` call (or a plain `echo`), shell features beyond words and `$VAR`,
+/// values that cannot be resolved, conditions on outputs of earlier steps,
+/// and a `--fail-leg` that names no leg.
+pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<Vec<PlannedJob>> {
     check_trigger(wf, ctx)?;
     let mut jobs = job_order(wf)?;
     if let Some(want) = only_job {
@@ -422,10 +428,22 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
     let mut p = Planner {
         wf,
         ctx,
-        steps: Vec::new(),
         errors: Vec::new(),
     };
-    jobs.into_iter().for_each(|job| p.job(job));
+    let planned: Vec<PlannedJob> = jobs
+        .into_iter()
+        .filter_map(|j| p.job(j, only_job.is_some()))
+        .collect();
+    for spec in &ctx.fail_legs {
+        let legs = planned.iter().flat_map(|j| &j.legs);
+        if !legs.clone().any(|l| names_leg(spec, &l.values)) {
+            let all: Vec<String> = legs.map(|l| format!("`{}`", l.label)).collect();
+            p.errors.push(format!(
+                "--fail-leg `{spec}` names no leg that runs (legs: {})",
+                all.join(", ")
+            ));
+        }
+    }
     if !p.errors.is_empty() {
         bail!(
             "{} cannot run locally:\n  - {}",
@@ -433,119 +451,184 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
             p.errors.join("\n  - ")
         );
     }
-    Ok(p.steps)
+    Ok(planned)
 }
 
 struct Planner<'a> {
     wf: &'a Workflow,
     ctx: &'a RunContext,
-    steps: Vec<PlannedStep>,
     errors: Vec<String>,
 }
 
-impl Planner<'_> {
-    fn push(&mut self, job: &str, leg: &str, step: String, action: Action) {
-        let (job, leg) = (job.to_owned(), leg.to_owned());
-        self.steps.push(PlannedStep {
-            job,
-            leg,
-            step,
-            action,
-        });
+/// `if:` text as GitHub applies it: without a status function it means
+/// `success() && (...)`.
+fn implicit_success(cond: &str) -> String {
+    let t = cond.trim();
+    let inner = t
+        .strip_prefix("${{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .map_or(t, str::trim);
+    let lower = inner.to_ascii_lowercase();
+    match ["success(", "failure(", "always(", "cancelled("]
+        .iter()
+        .any(|f| lower.contains(f))
+    {
+        true => inner.to_owned(),
+        false => format!("success() && ({inner})"),
     }
+}
 
-    /// Whether an `if:` lets a job or step run; a false one is planned as
-    /// a skip, one that cannot be evaluated here is an error (`whr` says where).
-    fn runs(&mut self, scope: &Scope<'_>, cond: Option<&Text>, at: [&str; 3], whr: &str) -> bool {
-        let Some(Text(c)) = cond else { return true };
-        match scope.condition(c) {
-            Ok(Some(b)) => {
-                if !b {
-                    let (event, r) = (self.ctx.event.name(), &self.ctx.refs.full);
-                    let reason = format!("`if: {c}` is false for {event} {r}");
-                    self.push(at[0], at[1], at[2].to_owned(), Action::Skip { reason });
+impl Planner<'_> {
+    fn job(&mut self, job: &Job, alone: bool) -> Option<PlannedJob> {
+        let (wf, ctx) = (self.wf, self.ctx);
+        let whr = format!("job `{}`", job.id);
+        let cond = job.cond.as_ref().map_or("success()", |c| c.0.as_str());
+        let mut runs = [true; 3];
+        // needs: all succeeded, one failed, one skipped
+        for (i, (ok, failed)) in [(true, false), (false, true), (false, false)]
+            .into_iter()
+            .enumerate()
+        {
+            let outer = |p: &str| match p {
+                "success()" => Some(Evaluation::Boolean(ok)),
+                "failure()" => Some(Evaluation::Boolean(failed)),
+                _ => outer_value(ctx, wf, &job.id, p),
+            };
+            let none = Vec::new();
+            let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
+            match scope.condition(&implicit_success(cond)) {
+                Ok(Some(b)) => runs[i] = b,
+                Ok(None) => {
+                    return self.error(format!("{whr}: cannot evaluate `if: {cond}` locally"))
                 }
-                b
-            }
-            Ok(None) => {
-                let e = format!("{whr}: cannot evaluate `if: {c}` locally");
-                self.errors.push(e);
-                false
-            }
-            Err(e) => {
-                self.errors.push(format!("{whr}: {e}"));
-                false
+                Err(e) => return self.error(format!("{whr}: {e}")),
             }
         }
-    }
-
-    fn job(&mut self, job: &Job) {
-        let (wf, ctx) = (self.wf, self.ctx);
-        let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
-        let none = Vec::new();
-        let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
-        let whr = format!("job `{}`", job.id);
-        if !self.runs(&scope, job.cond.as_ref(), [&job.id, "", "job"], &whr) {
-            return;
+        let needs = if alone {
+            Vec::new()
+        } else {
+            job.needs.0.clone()
+        };
+        let mut planned = PlannedJob {
+            id: job.id.clone(),
+            cond: cond.to_owned(),
+            needs,
+            runs,
+            legs: Vec::new(),
+        };
+        if runs == [false; 3] {
+            return Some(planned);
         }
         let legs = match expand_matrix(job.strategy.matrix.as_ref()) {
             Ok(l) => l,
-            Err(e) => return self.errors.push(format!("{whr}: {e}")),
+            Err(e) => return self.error(format!("{whr}: {e}")),
         };
-        for leg in &legs {
-            let label = leg_label(leg);
-            let leg_name = if label.is_empty() {
-                "no matrix"
-            } else {
-                &label
-            };
+        for values in legs {
+            let label = leg_label(&values);
+            let fail = ctx.fail_legs.iter().any(|s| names_leg(s, &values));
+            let mut steps = Vec::new();
             for step in &job.steps {
-                let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
-                let whr = format!("{whr} ({leg_name}) {}", step.label());
+                let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
+                let (scope, failed) = Scope::of(wf, job, Some(step), &values, &outer, None);
+                let whr = format!(
+                    "{whr} ({}) {}",
+                    if label.is_empty() {
+                        "no matrix"
+                    } else {
+                        &label
+                    },
+                    step.label()
+                );
                 if !failed.is_empty() {
-                    let e = format!("{whr}: cannot evaluate env {}", failed.join(", "));
-                    self.errors.push(e);
+                    self.errors
+                        .push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
                     continue;
                 }
-                let at = [job.id.as_str(), &label, &step.label()];
-                if self.runs(&scope, step.cond.as_ref(), at, &whr) {
-                    self.step(job, &label, step, &scope, &whr);
+                let reason = match step.cond.as_ref().map(|c| (c, scope.condition(&c.0))) {
+                    None | Some((_, Ok(Some(true)))) => None,
+                    Some((c, Ok(Some(false)))) => Some(format!(
+                        "`if: {}` is false for {} {}",
+                        c.0,
+                        ctx.event.name(),
+                        ctx.refs.full
+                    )),
+                    Some((c, Ok(None))) => {
+                        self.errors
+                            .push(format!("{whr}: cannot evaluate `if: {}` locally", c.0));
+                        continue;
+                    }
+                    Some((_, Err(e))) => {
+                        self.errors.push(format!("{whr}: {e}"));
+                        continue;
+                    }
+                };
+                match reason {
+                    Some(reason) => steps.push(PlannedStep {
+                        step: step.label(),
+                        action: Action::Skip { reason },
+                    }),
+                    None => self.step(job, step, &scope, &whr, &mut steps),
                 }
             }
+            planned.legs.push(PlannedLeg {
+                values,
+                label,
+                fail,
+                steps,
+            });
         }
+        Some(planned)
     }
 
-    fn step(&mut self, job: &Job, leg: &str, step: &Step, scope: &Scope<'_>, whr: &str) {
-        let (id, label, registry) = (&job.id, step.label(), &self.ctx.registry);
+    fn error<T>(&mut self, e: String) -> Option<T> {
+        self.errors.push(e);
+        None
+    }
+
+    fn step(
+        &mut self,
+        job: &Job,
+        step: &Step,
+        scope: &Scope<'_>,
+        whr: &str,
+        out: &mut Vec<PlannedStep>,
+    ) {
+        let (label, registry) = (step.label(), &self.ctx.registry);
         if let Some(uses) = &step.uses {
-            let action = match stand_in(&step.action().unwrap_or_default(), registry) {
+            let action = step.action().unwrap_or_default();
+            let check = (action == "actions/upload-artifact")
+                .then(|| {
+                    step.input("path")
+                        .map(|p| scope.substitute(p).unwrap_or_else(|_| p.to_owned()))
+                })
+                .flatten();
+            let action = match stand_in(&action) {
                 Some(note) => Action::StandIn {
                     uses: uses.clone(),
-                    note,
+                    note: note.to_owned(),
+                    check,
                 },
                 None => Action::Skip {
                     reason: format!("no local stand-in for `{uses}`"),
                 },
             };
-            return self.push(id, leg, label, action);
+            return out.push(PlannedStep {
+                step: label,
+                action,
+            });
         }
-        let Some(run) = &step.run else { return };
-        let cmds = match scope.commands(&run.0) {
+        let Some(Text(run)) = &step.run else { return };
+        let cmds = match scope.commands(run) {
             Ok(c) => c,
             Err(e) => return self.errors.push(format!("{whr}: {e}")),
         };
         for cmd in cmds {
             let args = match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
-                (Some(u), _, _) => Err(format!(
-                    "uses a {u}; keep run lines to plain `cargo xtask` calls"
-                )),
-                (None, [_, ..], _) => Err(format!(
-                    "uses ${} which neither the workflow nor GitHub sets",
-                    cmd.unresolved.join(", $")
-                )),
+                (Some(u), _, _) => Err(format!("uses a {u}; keep run lines to plain `cargo xtask` calls")),
+                (None, [_, ..], _) => Err(format!("uses ${} which neither the workflow nor GitHub sets", cmd.unresolved.join(", $"))),
                 _ if cmd.informational() => {
                     let reason = format!("informational `{}`", cmd.argv()[0]);
-                    self.push(id, leg, label.clone(), Action::Skip { reason });
+                    out.push(PlannedStep { step: label.clone(), action: Action::Skip { reason } });
                     continue;
                 }
                 (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
@@ -559,20 +642,22 @@ impl Planner<'_> {
                 }
             };
             let (argv, notes) = rewrite(args, registry);
-            let registry = ("BROKKR_REGISTRY".to_owned(), registry.clone());
-            let all = github_env(self.ctx, self.wf, id).into_iter();
-            let all = all
+            let github = github_env(self.ctx, self.wf, &job.id).into_iter();
+            let all = github
                 .chain(scope.env.iter().cloned())
                 .chain(cmd.assignments());
             // Last one wins, as in the shell; keep the first position for reading.
             let mut env: Vec<(String, String)> = Vec::new();
-            for (k, v) in all.chain([registry]) {
+            for (k, v) in all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]) {
                 match env.iter_mut().find(|(dk, _)| *dk == k) {
                     Some(slot) => slot.1 = v,
                     None => env.push((k, v)),
                 }
             }
-            self.push(id, leg, label.clone(), Action::Run { argv, env, notes });
+            out.push(PlannedStep {
+                step: label.clone(),
+                action: Action::Run { argv, env, notes },
+            });
         }
     }
 }
@@ -589,77 +674,182 @@ pub fn repository_from_url(url: &str) -> Option<String> {
     (!o.is_empty() && !n.is_empty()).then(|| format!("{o}/{n}"))
 }
 
-/// Runs each planned `cargo xtask` call in order with its environment;
-/// prints every step (stand-ins and skips too). Stops at the first failure.
-pub fn execute(sh: &Shell, steps: &[PlannedStep], dry_run: bool) -> Result<()> {
-    for s in steps {
-        println!("{s}");
-        let (Action::Run { argv, env, .. }, false) = (&s.action, dry_run) else {
-            continue;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Success,
+    Failure,
+    Skipped,
+}
+
+/// Goes through the plan as GitHub would (see the module docs), printing a
+/// line per job, leg and step; runs each step with `sh` (`None`: dry run,
+/// every step succeeds). Returns the lines and the failed legs.
+pub fn walk(
+    jobs: &[PlannedJob],
+    ctx: &RunContext,
+    sh: Option<&Shell>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut lines, mut failed) = (Vec::new(), Vec::new());
+    let mut say = |l: String| {
+        println!("{l}");
+        lines.push(l);
+    };
+    let mut results: Vec<(&str, Outcome)> = Vec::new();
+    for job in jobs {
+        let of = |n: &String| {
+            results
+                .iter()
+                .find(|(id, _)| id == n)
+                .map_or(Outcome::Skipped, |r| r.1)
         };
-        let cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
-        let cmd = env.iter().fold(cmd, |c, (k, v)| c.env(k, v.clone()));
-        let at = format!("[{} {}] {}", s.job, s.leg, s.step);
-        cmd.run(sh).with_context(|| at)?;
+        let needs: Vec<Outcome> = job.needs.iter().map(of).collect();
+        let (scenario, why) = if needs.contains(&Outcome::Failure) {
+            (
+                1,
+                format!("a job it needs failed ({})", job.needs.join(", ")),
+            )
+        } else if needs.iter().all(|n| *n == Outcome::Success) {
+            (0, format!("{} {}", ctx.event.name(), ctx.refs.full))
+        } else {
+            (
+                2,
+                format!("a job it needs was skipped ({})", job.needs.join(", ")),
+            )
+        };
+        if !job.runs[scenario] {
+            say(format!(
+                "[{}] job: skipped: `if: {}` is false for {why}",
+                job.id, job.cond
+            ));
+            results.push((&job.id, Outcome::Skipped));
+            continue;
+        }
+        let mut outcome = Outcome::Success;
+        for leg in &job.legs {
+            let at = match leg.label.is_empty() {
+                true => format!("[{}]", job.id),
+                false => format!("[{} {}]", job.id, leg.label),
+            };
+            if leg.fail {
+                say(format!("{at} fails: rehearsed with --fail-leg, no step runs and the leg leaves no record"));
+                if let Some(e) = sh
+                    .map(|_| forget_record(&leg.values, &ctx.registry))
+                    .and_then(Result::err)
+                {
+                    say(format!("{at} warning: {e:#}"));
+                }
+                failed.push(format!("{at} (rehearsed with --fail-leg)"));
+                outcome = Outcome::Failure;
+                continue;
+            }
+            let mut broken = None;
+            for s in &leg.steps {
+                if broken.is_some() {
+                    say(format!(
+                        "{at} {}: skipped: an earlier step of this leg failed",
+                        s.step
+                    ));
+                    continue;
+                }
+                say(format!("{at} {s}"));
+                if let Some(Err(e)) = sh.map(|sh| run_step(sh, s)) {
+                    say(format!("{at} {}: failed: {e:#}", s.step));
+                    broken = Some(format!("{at} {}", s.step));
+                }
+            }
+            if let Some(b) = broken {
+                failed.push(b);
+                outcome = Outcome::Failure;
+            }
+        }
+        results.push((&job.id, outcome));
     }
-    Ok(())
+    (lines, failed)
+}
+
+fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
+    match &s.action {
+        Action::Run { argv, env, .. } => {
+            let cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
+            env.iter()
+                .fold(cmd, |c, (k, v)| c.env(k, v.clone()))
+                .run(sh)
+        }
+        Action::StandIn { check: Some(p), .. } if !sh.current_dir().join(p).exists() => {
+            bail!("`{p}` does not exist: there is nothing to upload")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes the record a failed leg would not have uploaded (one left by an
+/// earlier run), so the manifest job sees that platform missing.
+fn forget_record(values: &Leg, registry: &str) -> Result<()> {
+    let get = |k: &str| values.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let (Some(c), Some(p)) = (get("component"), get("platform")) else {
+        return Ok(());
+    };
+    let (c, p) = (crate::project::component(c)?, Platform::parse(p)?);
+    let path = crate::record::path(&format!("{registry}/{}", c.image_name()), c, p);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `cargo xtask workflow run`: reads the workflow and this checkout's
-/// commit, branch and repository, plans, and executes.
+/// commit, branch and repository, plans, and walks the plan.
 pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let file = args
         .file
         .clone()
         .unwrap_or_else(|| PathBuf::from(".github/workflows/build-images.yml"));
     if !crate::diagnose::registry_is_loopback(&args.registry) {
-        bail!(
-            "--registry {}: `workflow run` pushes only to a loopback registry (localhost:PORT), never with your \
-             credentials to a remote one",
-            args.registry
-        );
+        bail!("--registry {}: `workflow run` pushes only to a loopback registry (localhost:PORT), never with your credentials to a remote one", args.registry);
     }
     let path = file.display().to_string();
     let text = sh
         .read_file(&file)
         .with_context(|| format!("reading {path}"))?;
     let wf = Workflow::parse(&path, &text).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let sha = Cmd::new("git")
-        .args(["rev-parse", "HEAD"])
-        .read_quiet(sh)
-        .context("reading the commit (git rev-parse HEAD)")?;
-    let branch = Cmd::new("git")
-        .args(["rev-parse", "--abbrev-ref", "HEAD"])
-        .read_quiet(sh)
+    let git = |a: &[&str]| Cmd::new("git").args(a.iter().copied()).read_quiet(sh);
+    let sha = git(&["rev-parse", "HEAD"]).context("reading the commit (git rev-parse HEAD)")?;
+    let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"])
         .ok()
         .filter(|b| b != "HEAD");
-    let repository = Cmd::new("git")
-        .args(["remote", "get-url", "origin"])
-        .read_quiet(sh)
+    let repository = git(&["remote", "get-url", "origin"])
         .ok()
         .and_then(|u| repository_from_url(&u))
         .or_else(|| {
             let meta = super::validate::cargo_metadata(sh).ok()?;
-            let urls = meta.packages.iter().filter_map(|p| p.repository.as_deref());
-            urls.into_iter().find_map(repository_from_url)
+            meta.packages
+                .iter()
+                .filter_map(|p| p.repository.as_deref())
+                .find_map(repository_from_url)
         })
         .unwrap_or_else(|| "local/brokkr".to_owned());
-    let runner_arch = match Platform::host()?.arch {
-        "arm64" => "ARM64",
-        _ => "X64",
-    };
     let ctx = RunContext {
         event: args.event,
         refs: Refs::parse(args.event, &args.git_ref, branch.as_deref())?,
         sha,
         repository,
         registry: args.registry.clone(),
-        runner_arch,
+        runner_arch: if Platform::host()?.arch == "arm64" {
+            "ARM64"
+        } else {
+            "X64"
+        },
+        fail_legs: args.fail_leg.clone(),
     };
-    let steps = plan(&wf, &ctx, args.job.as_deref())?;
-    execute(sh, &steps, args.dry_run)
+    let jobs = plan(&wf, &ctx, args.job.as_deref())?;
+    let (_, failed) = walk(&jobs, &ctx, (!args.dry_run).then_some(sh));
+    if !failed.is_empty() {
+        bail!("the workflow run failed: {}", failed.join("; "));
+    }
+    Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -674,6 +864,7 @@ mod tests {
             repository: "Brokkr-Dev/brokkr".to_owned(),
             registry: "localhost:5000".to_owned(),
             runner_arch: "X64",
+            fail_legs: Vec::new(),
         }
     }
 
@@ -681,19 +872,24 @@ mod tests {
         Workflow::parse(".github/workflows/build-images.yml", OURS).unwrap()
     }
 
-    fn runs(steps: &[PlannedStep]) -> Vec<String> {
-        steps
-            .iter()
-            .filter_map(|s| match s {
-                PlannedStep {
-                    job,
-                    leg,
-                    action: Action::Run { argv, .. },
-                    ..
-                } => Some(format!("{job} [{leg}] {}", argv.join(" "))),
-                _ => None,
-            })
-            .collect()
+    /// The dry run's lines and failed legs.
+    fn dry(wf: &Workflow, ctx: &RunContext, job: Option<&str>) -> (Vec<String>, Vec<String>) {
+        walk(&plan(wf, ctx, job).unwrap(), ctx, None)
+    }
+
+    /// `job [leg] argv` of each `cargo xtask` call.
+    fn runs(jobs: &[PlannedJob]) -> Vec<String> {
+        let mut out = Vec::new();
+        for j in jobs {
+            for l in &j.legs {
+                for s in &l.steps {
+                    if let Action::Run { argv, .. } = &s.action {
+                        out.push(format!("{} [{}] {}", j.id, l.label, argv.join(" ")));
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn env_of<'a>(s: &'a PlannedStep, k: &str) -> Option<&'a str> {
@@ -701,6 +897,13 @@ mod tests {
             Action::Run { env, .. } => env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()),
             _ => None,
         }
+    }
+
+    fn first_run(jobs: &[PlannedJob], argv0: &str) -> PlannedStep {
+        let steps = jobs.iter().flat_map(|j| &j.legs).flat_map(|l| &l.steps);
+        let mut runs =
+            steps.filter(|s| matches!(&s.action, Action::Run { argv, .. } if argv[0] == argv0));
+        runs.next().unwrap().clone()
     }
 
     #[test]
@@ -750,23 +953,16 @@ mod tests {
         ];
         for (e, given, full, name, head, base) in cases {
             let r = Refs::parse(*e, given, Some("feature/x")).unwrap();
-            assert_eq!(
-                (
-                    r.full.as_str(),
-                    r.name.as_str(),
-                    r.head.as_str(),
-                    r.base.as_str()
-                ),
-                (*full, *name, *head, *base),
-                "{given}"
+            let got = (
+                r.full.as_str(),
+                r.name.as_str(),
+                r.head.as_str(),
+                r.base.as_str(),
             );
+            assert_eq!(got, (*full, *name, *head, *base), "{given}");
         }
-        assert_eq!(
-            Refs::parse(Event::PullRequest, "refs/pull/9/merge", None)
-                .unwrap()
-                .head,
-            "pr-9"
-        );
+        let r = Refs::parse(Event::PullRequest, "refs/pull/9/merge", None).unwrap();
+        assert_eq!(r.head, "pr-9");
         for (e, bad) in [
             (Event::Push, "refs/pull/7/merge"),
             (Event::PullRequest, "refs/pull/x/merge"),
@@ -779,22 +975,34 @@ mod tests {
     }
 
     #[test]
-    fn workflow_run_push_to_main_builds_pushes_and_combines() {
-        let steps = plan(&ours(), &ctx(Event::Push, "main"), None).unwrap();
-        let r = runs(&steps);
-        let want = [
-            "build [component=broker, platform=linux/amd64, runner=ubuntu-24.04] build-image --component broker --platform linux/amd64 --push --cache local --progress plain",
-            "build [component=broker, platform=linux/arm64, runner=ubuntu-24.04-arm] build-image --component broker --platform linux/arm64 --push --cache local --progress plain",
-            "build [component=agent, platform=linux/amd64, runner=ubuntu-24.04] build-image --component agent --platform linux/amd64 --push --cache local --progress plain",
-            "build [component=agent, platform=linux/arm64, runner=ubuntu-24.04-arm] build-image --component agent --platform linux/arm64 --push --cache local --progress plain",
-            "create-manifest [component=broker] manifest --component broker",
-            "create-manifest [component=agent] manifest --component agent",
-        ];
-        assert_eq!(r, want);
-        let first = steps
-            .iter()
-            .find(|s| matches!(s.action, Action::Run { .. }))
-            .unwrap();
+    fn workflow_run_push_to_main_builds_pushes_and_publishes_per_component() {
+        let c = ctx(Event::Push, "main");
+        let jobs = plan(&ours(), &c, None).unwrap();
+        let leg = |c: &str, p: &str, r: &str| {
+            format!(
+                "build [component={c}, platform={p}, runner={r}, os_arch={}]",
+                p.replace('/', "-")
+            )
+        };
+        let build = |c: &str, p: &str, r: &str| {
+            format!("{} build-image --component {c} --platform {p} --push --cache local --progress plain", leg(c, p, r))
+        };
+        let mut want = Vec::new();
+        for c in ["broker", "agent"] {
+            for (p, r) in [
+                ("linux/amd64", "ubuntu-24.04"),
+                ("linux/arm64", "ubuntu-24.04-arm"),
+            ] {
+                want.push(format!("{} --version", leg(c, p, r)));
+                want.push(build(c, p, r));
+            }
+        }
+        for c in ["broker", "agent"] {
+            want.push(format!("manifest [component={c}] --version"));
+            want.push(format!("manifest [component={c}] manifest --component {c}"));
+        }
+        assert_eq!(runs(&jobs), want);
+        let first = first_run(&jobs, "build-image");
         for (k, v) in [
             ("GITHUB_ACTIONS", "true"),
             ("CI", "true"),
@@ -812,69 +1020,155 @@ mod tests {
             ("PLATFORM", "linux/amd64"),
             ("BROKKR_REGISTRY", "localhost:5000"),
         ] {
-            assert_eq!(env_of(first, k), Some(v), "{k}");
+            assert_eq!(env_of(&first, k), Some(v), "{k}");
         }
-        let shown = first.to_string();
-        assert!(
-            shown.contains("(`--cache gha` runs as `--cache local`"),
-            "{shown}"
-        );
-        // The pull-request-only step is named as skipped; stand-ins are named.
-        let text: Vec<String> = steps.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|t| t.contains("step `Build the image (pull request, no push)`: skipped: `if: github.event_name == 'pull_request'` is false for push refs/heads/main")), "{text:#?}");
-        assert!(
-            text.iter().any(|t| t
-                .contains("step `Log in to ghcr.io`: stands in for docker/login-action@")
-                && t.contains("localhost:5000 needs no login")),
-            "{text:#?}"
-        );
-        assert!(
-            text.iter()
-                .any(|t| t.contains("step `Check out`: stands in for actions/checkout@")),
-            "{text:#?}"
-        );
+        let (text, failed) = walk(&jobs, &c, None);
+        assert!(failed.is_empty(), "{failed:?}");
+        let has = |want: &str| assert!(text.iter().any(|t| t.contains(want)), "{want}: {text:#?}");
+        has("step `Build and push the per-platform image`: cargo xtask build-image --component broker --platform linux/amd64 --push --cache local --progress plain (`--cache gha` runs as `--cache local`: one directory per cache scope under target/buildx-cache/, replaced on each export)");
+        has("[build-pull-request] job: skipped: `if: github.event_name == 'pull_request'` is false for push refs/heads/main");
+        has("step `Log in to ghcr.io`: stands in for docker/login-action@");
+        has("step `Check out`: stands in for actions/checkout@");
+        has("step `Upload the build record`: stands in for actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f: checks the path exists");
+        has("[manifest component=agent] step `Download the build records`: stands in for actions/download-artifact@");
         // QEMU: the arm64 legs on this amd64 machine need it, the amd64 legs do not.
-        assert!(text.iter().any(|t| t.starts_with("[build component=broker, platform=linux/arm64, runner=ubuntu-24.04-arm] step `Set up QEMU`: stands in")), "{text:#?}");
-        assert!(text.iter().any(|t| t.starts_with("[build component=broker, platform=linux/amd64, runner=ubuntu-24.04] step `Set up QEMU`: skipped")), "{text:#?}");
+        has("[build component=broker, platform=linux/arm64, runner=ubuntu-24.04-arm, os_arch=linux-arm64] step `Set up QEMU`: stands in");
+        has("[build component=broker, platform=linux/amd64, runner=ubuntu-24.04, os_arch=linux-amd64] step `Set up QEMU`: skipped");
     }
 
     #[test]
-    fn workflow_run_pull_request_only_builds() {
-        let steps = plan(&ours(), &ctx(Event::PullRequest, "refs/pull/7/merge"), None).unwrap();
-        let r = runs(&steps);
+    fn workflow_run_pull_request_imports_the_cache_read_only_and_pushes_nothing() {
+        let c = ctx(Event::PullRequest, "refs/pull/7/merge");
+        let jobs = plan(&ours(), &c, None).unwrap();
+        let r: Vec<String> = runs(&jobs)
+            .into_iter()
+            .filter(|l| !l.ends_with("--version"))
+            .collect();
         assert_eq!(r.len(), 4, "{r:#?}");
+        for l in &r {
+            assert!(
+                l.starts_with("build-pull-request ")
+                    && !l.contains("--push")
+                    && l.contains("--cache local --cache-read-only"),
+                "{l}"
+            );
+        }
+        let (text, failed) = walk(&jobs, &c, None);
+        assert!(failed.is_empty());
+        for want in [
+            "[build] job: skipped: `if: github.event_name != 'pull_request'` is false for pull_request refs/pull/7/merge",
+            "[manifest] job: skipped: `if: ${{ !cancelled() && github.event_name != 'pull_request' }}` is false for a job it needs was skipped (build)",
+        ] {
+            assert!(text.iter().any(|t| t == want), "{want}: {text:#?}");
+        }
         assert!(
-            r.iter().all(|l| l.starts_with("build ")
-                && !l.contains("--push")
-                && !l.contains("--cache")),
-            "{r:#?}"
-        );
-        let text: Vec<String> = steps.iter().map(ToString::to_string).collect();
-        assert!(text.iter().any(|t| t == "[create-manifest] job: skipped: `if: github.event_name != 'pull_request'` is false for pull_request refs/pull/7/merge"), "{text:#?}");
-        assert!(
-            text.iter()
-                .any(|t| t.contains("step `Log in to ghcr.io`: skipped")),
+            !text.iter().any(|t| t.contains("login-action")),
             "{text:#?}"
         );
-        let first = steps
-            .iter()
-            .find(|s| matches!(s.action, Action::Run { .. }))
-            .unwrap();
-        assert_eq!(env_of(first, "GITHUB_REF"), Some("refs/pull/7/merge"));
-        assert_eq!(env_of(first, "GITHUB_REF_NAME"), Some("7/merge"));
-        assert_eq!(env_of(first, "GITHUB_HEAD_REF"), Some("feature/x"));
-        assert_eq!(env_of(first, "GITHUB_BASE_REF"), Some("main"));
+        let first = first_run(&jobs, "build-image");
+        assert_eq!(env_of(&first, "GITHUB_REF"), Some("refs/pull/7/merge"));
+        assert_eq!(env_of(&first, "GITHUB_REF_NAME"), Some("7/merge"));
+        assert_eq!(env_of(&first, "GITHUB_HEAD_REF"), Some("feature/x"));
+        assert_eq!(env_of(&first, "GITHUB_BASE_REF"), Some("main"));
+    }
+
+    #[test]
+    fn workflow_run_a_failed_leg_still_publishes_the_other_component() {
+        let mut c = ctx(Event::Push, "main");
+        c.fail_legs = vec!["agent linux/arm64".to_owned()];
+        let (text, failed) = dry(&ours(), &c, None);
+        assert_eq!(failed, ["[build component=agent, platform=linux/arm64, runner=ubuntu-24.04-arm, os_arch=linux-arm64] (rehearsed with --fail-leg)"]);
+        let has = |want: &str| assert!(text.iter().any(|t| t.contains(want)), "{want}: {text:#?}");
+        has("[build component=agent, platform=linux/arm64, runner=ubuntu-24.04-arm, os_arch=linux-arm64] fails: rehearsed with --fail-leg");
+        has("[build component=agent, platform=linux/amd64, runner=ubuntu-24.04, os_arch=linux-amd64] step `Build and push the per-platform image`: cargo xtask build-image --component agent");
+        // `!cancelled()`: the manifest job runs for each component after a failed leg.
+        has("[manifest component=broker] step `Publish the multi-arch index`: cargo xtask manifest --component broker");
+        has("[manifest component=agent] step `Publish the multi-arch index`: cargo xtask manifest --component agent");
+        let err = plan(&ours(), &ctx_failing("agent linux/s390x"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--fail-leg `agent linux/s390x` names no leg that runs"),
+            "{err}"
+        );
+    }
+
+    fn ctx_failing(spec: &str) -> RunContext {
+        RunContext {
+            fail_legs: vec![spec.to_owned()],
+            ..ctx(Event::Push, "main")
+        }
+    }
+
+    #[test]
+    fn workflow_run_job_conditions_see_the_needs_results() {
+        let y = r#"
+on: [push]
+jobs:
+  a:
+    runs-on: ubuntu-24.04
+    strategy: {matrix: {n: [x, y]}}
+    steps:
+      - run: cargo xtask tags
+  plain:
+    needs: a
+    runs-on: ubuntu-24.04
+    steps:
+      - run: cargo xtask tags
+  on-failure:
+    needs: a
+    if: failure()
+    runs-on: ubuntu-24.04
+    steps:
+      - run: cargo xtask tags
+  always:
+    needs: plain
+    if: always()
+    runs-on: ubuntu-24.04
+    steps:
+      - run: cargo xtask tags
+"#;
+        let wf = Workflow::parse("t.yml", y).unwrap();
+        let (ok, _) = dry(&wf, &ctx(Event::Push, "main"), None);
+        let mut c = ctx(Event::Push, "main");
+        c.fail_legs = vec!["y".to_owned()];
+        let (bad, failed) = dry(&wf, &c, None);
+        assert_eq!(failed.len(), 1);
+        let skipped = |t: &[String], job: &str| {
+            t.iter()
+                .any(|l| l.starts_with(&format!("[{job}] job: skipped")))
+        };
+        let table = [
+            ("plain", false, true),
+            ("on-failure", true, false),
+            ("always", false, false),
+        ];
+        for (job, skipped_ok, skipped_bad) in table {
+            assert_eq!(
+                (skipped(&ok, job), skipped(&bad, job)),
+                (skipped_ok, skipped_bad),
+                "{job}: {ok:#?} {bad:#?}"
+            );
+        }
+        assert!(
+            bad.contains(&"[a n=x] step 1 (`cargo xtask tags`): cargo xtask tags".to_owned()),
+            "{bad:#?}"
+        );
     }
 
     #[test]
     fn workflow_run_one_job_and_filters() {
         let wf = ours();
-        let steps = plan(&wf, &ctx(Event::Push, "develop"), Some("create-manifest")).unwrap();
+        let jobs = plan(&wf, &ctx(Event::Push, "develop"), Some("manifest")).unwrap();
+        let r: Vec<String> = runs(&jobs)
+            .into_iter()
+            .filter(|l| !l.ends_with("--version"))
+            .collect();
         assert_eq!(
-            runs(&steps),
+            r,
             [
-                "create-manifest [component=broker] manifest --component broker",
-                "create-manifest [component=agent] manifest --component agent"
+                "manifest [component=broker] manifest --component broker",
+                "manifest [component=agent] manifest --component agent"
             ]
         );
         let err = plan(&wf, &ctx(Event::Push, "main"), Some("biuld"))
@@ -889,10 +1183,10 @@ mod tests {
             .to_string();
         assert!(err.contains("filters exclude `feature/x`"), "{err}");
         // release tags run the whole workflow (the semver tags come from them)
-        let steps = plan(&wf, &ctx(Event::Push, "refs/tags/v1.0.0"), None).unwrap();
-        assert!(steps
+        let jobs = plan(&wf, &ctx(Event::Push, "refs/tags/v1.0.0"), None).unwrap();
+        assert!(runs(&jobs)
             .iter()
-            .any(|s| s.to_string().contains("manifest --component broker")));
+            .any(|s| s.contains("manifest --component broker")));
     }
 
     #[test]
@@ -932,25 +1226,10 @@ jobs:
         }
         assert_eq!(err.matches("\n  - ").count(), 4, "{err}");
         // The steps it can reproduce plan.
-        let good = r#"
-on: [push]
-env:
-  GLOBAL: g
-jobs:
-  a:
-    runs-on: ubuntu-24.04
-    steps:
-      - run: echo "hello"
-      - uses: some/action@0123456789012345678901234567890123456789
-      - env:
-          LOCAL: l
-        run: |
-          FOO=1 cargo xtask tags --registry ghcr.io/brokkr-dev --tag "$GLOBAL-$LOCAL" \
-            --tag ${{ github.sha }}
-"#;
-        let wf = Workflow::parse("t.yml", good).unwrap();
-        let steps = plan(&wf, &ctx(Event::Push, "main"), None).unwrap();
-        let text: Vec<String> = steps.iter().map(ToString::to_string).collect();
+        let lines: Vec<&str> = y.lines().collect();
+        let good = [&lines[..9], &lines[14..]].concat().join("\n");
+        let wf = Workflow::parse("t.yml", &good).unwrap();
+        let (text, _) = dry(&wf, &ctx(Event::Push, "main"), None);
         assert_eq!(
             text,
             [
@@ -960,12 +1239,9 @@ jobs:
             ],
             "{text:#?}"
         );
-        let run = steps
-            .iter()
-            .find(|s| matches!(s.action, Action::Run { .. }))
-            .unwrap();
-        assert_eq!(env_of(run, "FOO"), Some("1"));
-        assert_eq!(env_of(run, "GLOBAL"), Some("g"));
+        let run = first_run(&plan(&wf, &ctx(Event::Push, "main"), None).unwrap(), "tags");
+        assert_eq!(env_of(&run, "FOO"), Some("1"));
+        assert_eq!(env_of(&run, "GLOBAL"), Some("g"));
     }
 
     #[test]
@@ -978,6 +1254,11 @@ jobs:
                 1,
             ),
             ("build-image --cache=gha", "build-image --cache=local", 1),
+            (
+                "build-image --cache gha --cache-read-only",
+                "build-image --cache local --cache-read-only",
+                1,
+            ),
             (
                 "build-image --cache registry",
                 "build-image --cache registry",

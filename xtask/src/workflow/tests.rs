@@ -88,6 +88,8 @@ struct BuildImage {
     tag: Vec<String>,
     #[arg(long, value_enum)]
     cache: Option<Cache>,
+    #[arg(long)]
+    cache_read_only: bool,
     #[arg(long, value_enum)]
     progress: Option<Progress>,
     #[arg(long, value_enum)]
@@ -891,4 +893,43 @@ fn workflow_manifest_platform_subset_is_reported() {
         assert_eq!(hit, reported, "{platform}: {got:#?}");
         assert_eq!(got.len(), usize::from(reported), "{platform}: {got:#?}");
     }
+}
+
+#[test]
+fn workflow_r8_pull_request_jobs_are_read_only() {
+    assert_diagnostics(
+        "r8-pull-requests.yml",
+        &[
+            (PullRequestToken, E, 13, "job `build-pull-request` builds on pull requests with a token that has `packages: write`"),
+            (PullRequestToken, E, 22, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only`"),
+        ],
+        &[PullRequestToken, CacheRuntime, PullRequestGuard],
+    );
+}
+
+#[test]
+fn workflow_cache_runtime_reaches_only_the_gha_build() {
+    assert_diagnostics(
+        "cache-runtime.yml",
+        &[
+            (CacheRuntime, E, 16, "no `cargo xtask` step before it, so the xtask is compiled after ACTIONS_RUNTIME_TOKEN is exposed"),
+            (CacheRuntime, E, 16, "must be directly followed by the one `run:` step that builds with `--cache gha`"),
+            (CacheRuntime, E, 18, "step 3 (`cargo xtask build-image"),
+            (CacheRuntime, E, 19, "step 4 (`cargo xtask tags`) of job `build` comes after `crazy-max/ghaction-github-runtime`"),
+            (CacheRuntime, E, 27, "`--cache gha` needs ACTIONS_RUNTIME_TOKEN, which `run:` steps do not get"),
+        ],
+        &[CacheRuntime],
+    );
+}
+
+#[test]
+fn workflow_manifest_runs_per_component_after_failed_legs() {
+    assert_diagnostics(
+        "manifest-per-component.yml",
+        &[
+            (Manifest, E, 24, "manifest job `manifest` runs only when every leg it needs succeeded, so one failed leg holds back every component; add `if: ${{ !cancelled() && ... }}`"),
+            (Manifest, E, 27, "`cargo xtask manifest` without `--component`: publish each component on its own"),
+        ],
+        &[Manifest],
+    );
 }

