@@ -25,19 +25,12 @@ use serde::{de::IgnoredAny, Deserialize};
 
 use crate::project::Platform;
 
-/// Media type of an OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Media type of a Docker manifest list (v2, schema 2).
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Media type of an OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Media type of a Docker image manifest (v2, schema 2).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Annotation naming the kind of a reference entry (BuildKit attestation storage).
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
-/// Annotation holding the digest of the image an attestation describes.
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
-/// Value of [`REFERENCE_TYPE`] on attestation manifests.
 pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 
 /// A registry document: an index (`manifests` is `Some`) or a single image
@@ -56,6 +49,9 @@ pub struct Document {
     pub config: Option<Entry>,
     #[serde(default)]
     layers: Option<IgnoredAny>,
+    /// Index-level annotations (`org.opencontainers.image.*` on what `manifest` writes).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
     /// A registry error body (distribution spec) instead of a document.
     #[serde(default)]
     errors: Vec<RegistryError>,
@@ -78,7 +74,6 @@ pub struct Entry {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The `platform` object of an index entry as written.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct RawPlatform {
     pub os: String,
@@ -95,7 +90,6 @@ struct RegistryError {
     message: String,
 }
 
-/// What an index entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     /// An image for a platform, named as [`normalise_platform`] gives it.
@@ -140,12 +134,10 @@ impl Entry {
 }
 
 impl Document {
-    /// Whether this is an index (OCI index or Docker manifest list).
     pub fn is_index(&self) -> bool {
         self.manifests.is_some()
     }
 
-    /// The `manifests[]` entries (none for a single manifest).
     pub fn entries(&self) -> &[Entry] {
         self.manifests.as_deref().unwrap_or_default()
     }
@@ -175,7 +167,6 @@ impl Document {
         v
     }
 
-    /// The attestation manifests.
     pub fn attestations(&self) -> Vec<&Entry> {
         let att = |e: &&Entry| matches!(e.kind(), EntryKind::Attestation { .. });
         self.entries().iter().filter(att).collect()
@@ -191,7 +182,6 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// False only for warnings.
     pub fn is_error(&self) -> bool {
         self.error
     }
@@ -308,6 +298,16 @@ pub fn verify(
         problems.push(Problem { error: false, text });
     }
     problems
+}
+
+/// The OCI digest of `bytes` as pushed (`sha256:<64 hex>`).
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(bytes);
+    format!(
+        "sha256:{}",
+        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.

@@ -1,8 +1,13 @@
-//! `cargo xtask manifest`: turns the per-platform images of one component
-//! into one multi-platform image index under every final tag, then reads it
-//! back from the registry and proves it (cases M1 to M5 of
-//! `shared/cases/manifests.md`). `manifest verify` checks any reference, or
-//! a saved index offline.
+//! `cargo xtask manifest`: publishes one component's per-platform images,
+//! named by digest in their build records, as one annotated image index
+//! (cases M1 to M5 of `shared/cases/manifests.md`, R1 to R4 of
+//! `releases.md`). Order: every record and source checked before anything is
+//! written; the index pushed under a content-addressed staging tag and
+//! verified by digest; then the final tags that may move ([`moves`]) written
+//! by digest. `manifest verify` checks a reference or a saved index, and with
+//! `--rebuild` rebuilds its commit and compares the digests.
+
+mod moves;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -11,8 +16,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use xshell::Shell;
 
+use self::moves::{Move, Stamp};
 use crate::{
-    gha,
+    diagnose, gha,
     index::{self, Document},
     metadata,
     options::absolute_path,
@@ -21,17 +27,17 @@ use crate::{
         parse_component, parse_platform_list, parse_registry, Component, Platform, PlatformList,
         PLATFORMS,
     },
-    push, record, tags,
+    push,
+    record::{self, BuildRecord},
+    tags,
 };
 
-/// Options of `manifest`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ManifestArgs {
-    /// `verify`: check an existing index instead of creating one.
     #[command(subcommand)]
     pub command: Option<ManifestCommand>,
-    /// The component whose per-platform images are combined (`broker` or `agent`).
+    /// The component to publish (`broker` or `agent`).
     #[arg(long, value_parser = parse_component)]
     pub component: Option<&'static Component>,
     /// Platforms the index holds; default and normally: every platform the project declares.
@@ -46,28 +52,29 @@ pub struct ManifestArgs {
     #[arg(long, env = "BROKKR_REGISTRY", value_parser = parse_registry)]
     pub registry: Option<String>,
     /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag
-    /// grammar and not be a per-platform reference name (`sha-<7 hex>-<arch>`).
+    /// grammar and not be a reserved name (`sha-<7 hex>-<arch>`, `index-<64 hex>`).
     #[arg(long)]
     pub tag: Vec<String>,
     /// Publish per-platform images built from a working tree with uncommitted changes.
     #[arg(long)]
     pub allow_dirty: bool,
-    /// Print the `imagetools create` command that would run, and write nothing.
+    /// Move every final tag, even back to an older commit or a lower version.
+    #[arg(long)]
+    pub force: bool,
+    /// Check the sources, print the commands that would write and the tag decisions; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the result as JSON: tags, index digest, platforms with digest and size.
+    /// Print the result as JSON: tags written and skipped, index digest, platforms.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Subcommands of `manifest`.
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Verify an index: exactly the expected platforms, attestations ignored, no duplicates.
     Verify(VerifyArgs),
 }
 
-/// Options of `manifest verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The reference to read from its registry (`localhost:5000/brokkr-broker:main`).
@@ -79,34 +86,52 @@ pub struct VerifyArgs {
     /// Platforms the index must hold; default: all supported platforms.
     #[arg(long, value_parser = parse_platform_list)]
     pub platform: Option<PlatformList>,
+    /// Rebuild the commit of the index's revision annotation (clean checkout, cold) for each
+    /// of its platforms and say whether each image digest matches; exit 1 on any mismatch.
+    #[arg(long, conflicts_with = "from_file")]
+    pub rebuild: bool,
+    /// Registry prefix the rebuilt images are pushed to, to read their digests.
+    #[arg(long, requires = "rebuild", value_parser = parse_registry, default_value = "localhost:5000/rebuild")]
+    pub rebuild_registry: String,
 }
 
-/// One per-platform source found in the registry.
+/// One per-platform source, checked in the registry.
 #[derive(Clone, Debug)]
 pub struct Source {
     pub platform: &'static Platform,
-    /// Its unique per-platform reference (`…:sha-abc1234-arm64`).
+    /// `<repository>@<pushed digest>` from the record.
     pub reference: String,
-    /// Digest of what the reference points to (an index when buildx added attestations).
-    pub digest: String,
-    /// Digest of the image manifest for `platform` inside it: what the final index lists.
+    /// The image manifest for `platform` inside it: what the index lists (M1).
     pub platform_digest: String,
 }
 
-/// Whether `tag` is a name the xtask reserves for per-platform references
-/// and caches (`sha-<7 hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`,
-/// `buildcache-<arch>`): a final tag there would overwrite one leg.
+const ANNOTATION: &str = "org.opencontainers.image.";
+
+/// Whether `tag` is a name the xtask reserves: per-platform references and
+/// caches (`sha-<7 hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`,
+/// `buildcache-<arch>`) and the staging tags of indexes (`index-<64 hex>`).
 pub fn is_reserved_tag(tag: &str) -> bool {
+    let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
+    if tag
+        .strip_prefix("index-")
+        .is_some_and(|h| h.len() == 64 && hex(h))
+    {
+        return true;
+    }
     PLATFORMS.iter().any(|p| {
         let Some(head) = tag.strip_suffix(&format!("-{}", p.tag_suffix())) else {
             return false;
         };
-        let hex = head
+        let sha = head
             .strip_prefix("sha-")
             .map(|h| h.trim_end_matches("-dirty"));
-        head == "buildcache"
-            || hex.is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        head == "buildcache" || sha.is_some_and(hex)
     })
+}
+
+/// The staging tag of an index: content-addressed, never a final tag.
+fn staging_tag(digest: &str) -> String {
+    format!("index-{}", digest.trim_start_matches("sha256:"))
 }
 
 /// The final tags: the computed ones plus `--tag`, or with a platform subset
@@ -121,7 +146,7 @@ fn final_tags(
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
         if is_reserved_tag(t) {
-            bail!("--tag {t} is the name of a per-platform reference (or cache), which `manifest` never overwrites; pick another tag");
+            bail!("--tag {t} is a reserved name (a per-platform reference, cache or index staging tag), which `manifest` never overwrites; pick another tag");
         }
     }
     if args.partial_platforms {
@@ -145,8 +170,7 @@ fn final_tags(
         .collect())
 }
 
-/// The platforms of the index: every declared one, or the `--platform`
-/// subset when `--partial-platforms` says so.
+/// Every declared platform, or the `--platform` subset with `--partial-platforms`.
 fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
     let all: Vec<&'static Platform> = PLATFORMS.iter().collect();
     match &args.platform {
@@ -162,6 +186,148 @@ fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
     }
 }
 
+/// Picks `<repository>@<pushed digest>` per platform from the records, or
+/// lists every platform whose record is missing, not pushed, of another
+/// commit than `head`, or dirty (unless `allow_dirty`).
+fn select_sources(
+    repo: &str,
+    component: &Component,
+    records: &[(&'static Platform, Option<BuildRecord>)],
+    head: &str,
+    allow_dirty: bool,
+) -> Result<Vec<(&'static Platform, String)>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut selected = Vec::new();
+    for (p, rec) in records {
+        let problem = match rec {
+            None => format!("{p}: no build record ({})", record::path(repo, component, p).display()),
+            Some(r) if r.commit != head => format!(
+                "{p}: its record is of commit {}, not {head} (HEAD)",
+                if r.commit.is_empty() { "(none)" } else { &r.commit }
+            ),
+            Some(r) if r.dirty && !allow_dirty => format!(
+                "{p}: built from a working tree with uncommitted changes; commit and rebuild, or pass --allow-dirty"
+            ),
+            Some(BuildRecord { pushed_digest: Some(d), .. }) if index::is_digest(d) => {
+                selected.push((*p, format!("{repo}@{d}")));
+                continue;
+            }
+            Some(_) => format!("{p}: built but never pushed (no pushed_digest in its record)"),
+        };
+        problems.push(problem);
+    }
+    if problems.is_empty() {
+        Ok(selected)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The `--annotation index:KEY=VALUE` arguments of the eight OCI annotations
+/// (empty values left out).
+fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
+    labels
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")])
+        .collect()
+}
+
+/// What an index says about itself ([`moves`]), from its annotations.
+fn stamp(annotations: &BTreeMap<String, String>) -> Stamp {
+    let get = |k: &str| annotations.get(&format!("{ANNOTATION}{k}")).cloned();
+    Stamp {
+        revision: get("revision"),
+        version: get("version"),
+        created: get("created"),
+    }
+}
+
+/// The tags to write and the skipped ones with their reason; `held[i]` is
+/// what `finals[i]` points at now (`None`: nothing).
+fn plan_moves(
+    finals: &[String],
+    ours: &Stamp,
+    held: &[Option<Stamp>],
+    force: bool,
+    is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let (mut write, mut skip) = (Vec::new(), Vec::new());
+    for (tag, held) in finals.iter().zip(held) {
+        let name = tag.rsplit_once(':').map_or(tag.as_str(), |(_, t)| t);
+        match moves::decide(name, ours, held.as_ref(), is_ancestor) {
+            Move::Skip(why) if !force => skip.push((tag.clone(), why)),
+            _ => write.push(tag.clone()),
+        }
+    }
+    (write, skip)
+}
+
+/// `git merge-base --is-ancestor a b`: exit 0 yes, 1 no, else unknown.
+fn is_ancestor(sh: &Shell, a: &str, b: &str) -> Option<bool> {
+    let mut git = Cmd::new("git")
+        .args(["merge-base", "--is-ancestor", a, b])
+        .to_process(sh);
+    let status = git.stderr(std::process::Stdio::null()).status().ok()?;
+    match status.code() {
+        Some(0) => Some(true),
+        Some(1) => Some(false),
+        _ => None,
+    }
+}
+
+/// Retries `f` while its error is transient ([`diagnose::is_transient`]).
+fn retrying<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let wait = |line: &str, delay| {
+        eprintln!("{line}");
+        std::thread::sleep(delay);
+    };
+    diagnose::retry_with(what, diagnose::MAX_ATTEMPTS, wait, || {
+        f().map_err(|e| format!("{e:#}"))
+    })
+    .map_err(anyhow::Error::msg)
+}
+
+fn remote(sh: &Shell, reference: &str) -> Result<Option<push::Remote>> {
+    retrying(&format!("reading {reference}"), || {
+        push::remote(sh, reference)
+    })
+}
+
+/// The index `imagetools create` would push and its digest: the bytes
+/// `--dry-run` prints less the trailing newline (checked against buildx 0.13.1).
+fn dry_run(sh: &Shell, create: &Cmd) -> Result<(Document, String)> {
+    let out = retrying("imagetools create --dry-run", || {
+        create.clone().arg("--dry-run").read_quiet(sh)
+    })?;
+    Ok((
+        index::parse_index(&out)?,
+        index::sha256_digest(out.as_bytes()),
+    ))
+}
+
+/// Problems of `idx` (the index `digest` of `repo`) against the sources
+/// and our revision; warnings printed.
+fn check_index(idx: &Document, sources: &[Source], revision: &str) -> Vec<String> {
+    let platforms: Vec<&Platform> = sources.iter().map(|s| s.platform).collect();
+    let children: BTreeMap<String, String> = sources
+        .iter()
+        .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()))
+        .collect();
+    let mut problems = Vec::new();
+    for p in index::verify(idx, &platforms, Some(&children)) {
+        if p.is_error() {
+            problems.push(p.to_string());
+        } else {
+            eprintln!("{p}");
+        }
+    }
+    if stamp(&idx.annotations).revision.as_deref() != Some(revision) {
+        problems.push(format!("its revision annotation is not {revision}"));
+    }
+    problems
+}
+
 /// Runs `cargo xtask manifest [verify]`.
 pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     if let Some(ManifestCommand::Verify(v)) = &args.command {
@@ -174,142 +340,192 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let repo = metadata::image_repository(&registry, component);
-    let dirty = record::tree_dirty(sh)?;
+    let records = platforms
+        .iter()
+        .map(|p| Ok((*p, record::load(&repo, component, p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let dirty = records
+        .iter()
+        .any(|(_, r)| r.as_ref().is_some_and(|r| r.dirty));
     let rules = tags::declared_rules(sh)?;
     let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
-    let refs: Vec<String> = platforms
-        .iter()
-        .map(|p| record::reference(&registry, component, &ctx, p, dirty))
-        .collect();
-    record::check_clean(&refs.join(", "), dirty, args.allow_dirty)?;
 
-    // 1. Every source must exist, once, before anything is written (M4).
-    let sources = find_sources(sh, args, component, &platforms, &refs, &finals)?;
+    // 1. Every source, from its record, exists in the registry before anything is written (M4).
+    let sources = select_sources(&repo, component, &records, &ctx.sha, args.allow_dirty)
+        .map_err(|problems| refusal(args, component, &finals, &problems))
+        .and_then(|s| check_sources(sh, args, component, &finals, s))?;
 
-    // 2. One index under every final tag (M1: imagetools, never `docker manifest`).
+    // 2. The index (M1: imagetools, never `docker manifest`), annotated, and its digest.
+    let version = metadata::eval::evaluate(&rules, &ctx, &[])?.version;
+    let created = metadata::rfc3339_utc(ctx.commit_date.unwrap_or(ctx.now).as_second());
+    let package = metadata::package_info(&tags::cargo_metadata(sh)?, component.package)?;
+    let labels = metadata::labels(&ctx, component, &package, &created, &version);
     let create = Cmd::new("docker")
         .args(["buildx", "imagetools", "create"])
-        .args(finals.iter().flat_map(|f| ["--tag", f]))
-        .args(sources.iter().map(|s| format!("{repo}@{}", s.digest)));
-    if args.dry_run {
-        println!("{create}");
-        return Ok(());
-    }
-    gha::group(&format!("create {}", finals.join(", ")));
-    let created = create.run_retrying(
-        sh,
-        &format!("imagetools create for {}", component.image_name()),
-    );
-    gha::end_group();
-    created?;
-
-    // 3. Read it back and prove it.
-    let children: BTreeMap<String, String> = sources
-        .iter()
-        .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()))
-        .collect();
-    let mut problems = Vec::new();
-    let mut first: Option<(String, Document)> = None;
-    for f in &finals {
-        let remote = push::remote(sh, f)?
-            .with_context(|| format!("{f} is not in the registry right after it was written"))?;
-        let idx = index::parse_index(&remote.raw).with_context(|| format!("reading back {f}"))?;
-        for p in index::verify(&idx, &platforms, Some(&children)) {
-            if p.is_error() {
-                problems.push(format!("{f}: {p}"));
-            } else {
-                eprintln!("{f}: {p}");
-            }
-        }
-        match &first {
-            Some((d, _)) if *d != remote.digest => problems.push(format!(
-                "{f} resolves to {}, but {} resolves to {d}",
-                remote.digest, finals[0]
-            )),
-            Some(_) => {}
-            None => first = Some((remote.digest, idx)),
-        }
-    }
+        .args(annotation_args(&labels))
+        .args(sources.iter().map(|s| s.reference.clone()));
+    let (planned, digest) = dry_run(sh, &create)?;
+    let problems = check_index(&planned, &sources, &ctx.sha);
     if !problems.is_empty() {
         bail!(
-            "the index written for {} does not verify:\n{}",
-            component.image_name(),
+            "the planned index does not verify, nothing was written:\n{}",
             problems.join("\n")
         );
     }
-    let (digest, idx) = first.context("no final tag")?;
+
+    // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
+    let held = finals
+        .iter()
+        .map(|f| {
+            Ok(remote(sh, f)?
+                .and_then(|r| index::parse(&r.raw).ok())
+                .map(|d| stamp(&d.annotations)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ours = stamp(&planned.annotations);
+    let (write, skipped) = plan_moves(&finals, &ours, &held, args.force, &|a, b| {
+        is_ancestor(sh, a, b)
+    });
+    for (tag, why) in &skipped {
+        gha::notice(&format!("{tag} not moved: {why}"));
+    }
+    let by_digest = format!("{repo}@{digest}");
+    let staging = create
+        .clone()
+        .args(["--tag", &format!("{repo}:{}", staging_tag(&digest))]);
+    let finish = Cmd::new("docker")
+        .args(["buildx", "imagetools", "create"])
+        .args(write.iter().flat_map(|f| ["--tag", f]))
+        .arg(&by_digest);
+    if args.dry_run {
+        println!("{staging}");
+        if !write.is_empty() {
+            println!("{finish}");
+        }
+        return Ok(());
+    }
+    publish(
+        sh, component, &staging, &finish, &by_digest, &sources, &ctx.sha, &write,
+    )?;
     report(
-        component.image_name(),
-        &finals,
+        &component.image_name(),
+        &write,
+        &skipped,
         &digest,
         &sources,
-        &idx,
+        &planned,
         args.json,
     )
 }
 
-/// The per-platform sources, all of them or an error that writes nothing:
-/// really missing images get the build command (with the user's
-/// `--registry`); other failures keep their own diagnosis.
-fn find_sources(
+/// Pushes the index under its staging tag, verifies it by digest, then
+/// writes the final tags by digest and checks each points at it.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    sh: &Shell,
+    component: &Component,
+    staging: &Cmd,
+    finish: &Cmd,
+    by_digest: &str,
+    sources: &[Source],
+    revision: &str,
+    write: &[String],
+) -> Result<()> {
+    let image = component.image_name();
+    staging.run_retrying(sh, &format!("imagetools create for {image}"))?;
+    let pushed = remote(sh, by_digest)?
+        .with_context(|| format!("{by_digest} is not in the registry right after it was pushed"))?;
+    let problems = check_index(&index::parse_index(&pushed.raw)?, sources, revision);
+    if !problems.is_empty() {
+        bail!(
+            "{by_digest} does not verify, no final tag was written:\n{}",
+            problems.join("\n")
+        );
+    }
+    if write.is_empty() {
+        return Ok(());
+    }
+    gha::group(&format!("tag {}", write.join(", ")));
+    let done = finish.run_retrying(sh, &format!("tagging {image}"));
+    gha::end_group();
+    done?;
+    let digest = by_digest.rsplit_once('@').map_or("", |(_, d)| d);
+    let wrong: Vec<String> = write
+        .iter()
+        .map(|f| Ok((f, retrying(f, || push::remote_digest(sh, f))?)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(_, d)| d != digest)
+        .map(|(f, d)| format!("{f} resolves to {d}, not {digest}"))
+        .collect();
+    if !wrong.is_empty() {
+        bail!(
+            "final tags of {image} do not point at the verified index:\n{}",
+            wrong.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Checks each selected source in the registry by digest: present, and its
+/// platform in it once; all of them or an error that writes nothing.
+fn check_sources(
     sh: &Shell,
     args: &ManifestArgs,
     component: &Component,
-    platforms: &[&'static Platform],
-    refs: &[String],
     finals: &[String],
+    selected: Vec<(&'static Platform, String)>,
 ) -> Result<Vec<Source>> {
-    let mut sources = Vec::new();
-    let (mut problems, mut missing) = (Vec::new(), Vec::new());
-    for (p, reference) in platforms.iter().zip(refs) {
-        let found = push::remote(sh, reference).and_then(|r| {
-            r.map(|r| -> Result<Source> {
-                let platform_digest = index::source_digest(&r.raw, &r.digest, p)?;
-                Ok(Source {
-                    platform: p,
-                    reference: reference.clone(),
-                    digest: r.digest,
-                    platform_digest,
-                })
-            })
-            .transpose()
+    let (mut sources, mut problems) = (Vec::new(), Vec::new());
+    for (platform, reference) in selected {
+        let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
+        let found = remote(sh, &reference).and_then(|r| match r {
+            None => bail!("{reference} (from its record) is not in the registry"),
+            Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
+            Some(r) => index::source_digest(&r.raw, &r.digest, platform),
         });
         match found {
-            Ok(Some(s)) => sources.push(s),
-            Ok(None) => {
-                problems.push(format!("{p} ({reference} is not in the registry)"));
-                missing.push(p.arch);
-            }
-            Err(e) => problems.push(format!("{p} ({e:#})")),
+            Ok(platform_digest) => sources.push(Source {
+                platform,
+                reference,
+                platform_digest,
+            }),
+            Err(e) => problems.push(format!("{platform}: {e:#}")),
         }
     }
     if problems.is_empty() {
-        return Ok(sources);
+        Ok(sources)
+    } else {
+        Err(refusal(args, component, finals, &problems))
     }
-    let mut msg = format!(
-        "refusing to write {}: no usable per-platform image for {}. Nothing was written; the final tags \
-         still point where they did.",
+}
+
+/// The M4 error: names every platform without a usable source and the build command.
+fn refusal(
+    args: &ManifestArgs,
+    component: &Component,
+    finals: &[String],
+    problems: &[String],
+) -> anyhow::Error {
+    let registry = args
+        .registry
+        .as_ref()
+        .map(|r| format!(" --registry {r}"))
+        .unwrap_or_default();
+    anyhow::anyhow!(
+        "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
+         still point where they did. Build and push each one first: cargo xtask build-image --component {} \
+         --platform PLATFORM{registry} --push",
         finals.join(", "),
-        problems.join("; ")
-    );
-    if !missing.is_empty() {
-        let registry = args
-            .registry
-            .as_ref()
-            .map(|r| format!(" --registry {r}"))
-            .unwrap_or_default();
-        msg.push_str(&format!(
-            " Build and push it first: cargo xtask build-image --component {} --platform {}{registry} --push",
-            component.name,
-            missing.join(",")
-        ));
-    }
-    bail!(msg)
+        problems.join("\n  "),
+        component.name,
+    )
 }
 
 fn report(
-    image: String,
-    finals: &[String],
+    image: &str,
+    written: &[String],
+    skipped: &[(String, String)],
     index_digest: &str,
     sources: &[Source],
     idx: &Document,
@@ -321,9 +537,14 @@ fn report(
             .find(|e| e.digest == digest)
             .map_or(0, |e| e.size)
     };
-    let tag_rows: Vec<Vec<String>> = finals
+    let tag_rows: Vec<Vec<String>> = written
         .iter()
         .map(|f| vec![f.clone(), index_digest.to_owned()])
+        .chain(
+            skipped
+                .iter()
+                .map(|(t, why)| vec![t.clone(), format!("skipped: {why}")]),
+        )
         .collect();
     let platform_rows: Vec<Vec<String>> = sources
         .iter()
@@ -335,7 +556,9 @@ fn report(
     let value = json!({
         "image": image,
         "index_digest": index_digest,
-        "tags": finals,
+        "tags": written,
+        "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
+        "annotations": idx.annotations,
         "platforms": sources.iter().map(|s| json!({
             "platform": s.platform.name,
             "digest": s.platform_digest,
@@ -343,23 +566,22 @@ fn report(
             "source": s.reference,
         })).collect::<Vec<_>>(),
     });
-    let (tag_head, platform_head) = (
-        ["tag", "index digest"],
-        ["platform", "digest", "manifest size"],
-    );
+    let tag_head = ["tag", "index digest"];
+    let platform_head = ["platform", "digest", "manifest size"];
     if json_out {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!("{}", gha::text_table(&tag_head, &tag_rows));
         println!("{}", gha::text_table(&platform_head, &platform_rows));
         println!(
-            "verified: {} platforms, {} tags",
+            "verified: {} platforms, {} tags written, {} skipped",
             sources.len(),
-            finals.len()
+            written.len(),
+            skipped.len()
         );
     }
     gha::output("index-digest", index_digest)?;
-    gha::output("tags", &finals.join("\n"))?;
+    gha::output("tags", &written.join("\n"))?;
     gha::output("manifest", &value.to_string())?;
     gha::summary(&format!(
         "### {image}\n\n{}\n{}\n",
@@ -368,9 +590,10 @@ fn report(
     ))
 }
 
-/// `cargo xtask manifest verify REF | --from-file FILE`: exit 0 only when
-/// the index holds exactly the expected platforms (attestations ignored,
-/// duplicates refused); each problem on its own line.
+/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0
+/// only when the index holds exactly the expected platforms (attestations
+/// ignored, duplicates refused) and, with `--rebuild`, every rebuilt
+/// platform matches.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     let platforms = PlatformList::or_all(args.platform.clone());
     let (what, raw) = match (&args.reference, &args.from_file) {
@@ -378,7 +601,7 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
             file.display().to_string(),
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
         ),
-        (Some(r), None) => match push::remote(sh, r)? {
+        (Some(r), None) => match remote(sh, r)? {
             Some(remote) => (r.clone(), remote.raw),
             None => bail!("{r} is not in the registry (check the name and tag; `cargo xtask manifest` writes it)"),
         },
@@ -394,6 +617,100 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
         bail!("{what}: {errors} problem(s)");
     }
     println!("{what}: ok: {}", idx.platforms().join(", "));
+    if args.rebuild {
+        return rebuild(sh, &what, &idx, &args.rebuild_registry);
+    }
+    Ok(())
+}
+
+/// Rebuilds the commit of `idx`'s revision annotation in a clean temporary
+/// checkout (`git worktree add`), cold, with `build-image --push` to
+/// `registry`, and compares each platform's image digest with the index's.
+fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
+    let rev = stamp(&idx.annotations).revision.with_context(|| {
+        format!("{reference} has no {ANNOTATION}revision annotation: it was not written by `cargo xtask manifest`")
+    })?;
+    let repo_name = reference.split('@').next().unwrap_or(reference);
+    let name = repo_name.rsplit('/').next().unwrap_or_default();
+    let name = name.split(':').next().unwrap_or(name);
+    let component = crate::project::COMPONENTS
+        .iter()
+        .find(|c| c.image_name() == name)
+        .with_context(|| {
+            format!(
+                "{reference} names no component image ({})",
+                crate::project::component_names()
+            )
+        })?;
+    let short = &rev[..rev.len().min(12)];
+    let dir = crate::target_dir()
+        .join("xtask")
+        .join(format!("rebuild-{short}"));
+    let worktree = |args: &[&str]| Cmd::new("git").arg("worktree").args(args.iter().copied());
+    let dir_s = dir.display().to_string();
+    let _ = worktree(&["remove", "--force", &dir_s]).capture(sh);
+    worktree(&["add", "--detach", &dir_s, &rev])
+        .run(sh)
+        .with_context(|| {
+            format!("checking out {rev}: fetch it first (`git fetch origin {rev}`)")
+        })?;
+    let epoch = format!("rebuild-{}", jiff::Timestamp::now().as_second());
+    let exe = std::env::current_exe()?.display().to_string();
+    let repo = metadata::image_repository(registry, component);
+    let mut mismatches = Vec::new();
+    let result = idx
+        .platform_entries()
+        .into_iter()
+        .try_for_each(|(name, entry)| {
+            let p = Platform::parse(&name)?;
+            Cmd::new(&exe)
+                .args([
+                    "build-image",
+                    "--component",
+                    component.name,
+                    "--platform",
+                    p.name,
+                    "--push",
+                ])
+                .args(["--registry", registry, "--cache-epoch", &epoch])
+                .env("BROKKR_WORKSPACE", &dir_s)
+                .env(
+                    "CARGO_TARGET_DIR",
+                    crate::target_dir().display().to_string(),
+                )
+                .env("GITHUB_ACTIONS", "false")
+                .run(sh)?;
+            let pushed = record::load(&repo, component, p)?
+                .filter(|r| r.commit == rev)
+                .and_then(|r| r.pushed_digest)
+                .with_context(|| {
+                    format!("the rebuild of {p} left no pushed digest in its record")
+                })?;
+            let r = remote(sh, &format!("{repo}@{pushed}"))?
+                .context("the rebuilt image is not in the registry")?;
+            let digest = index::source_digest(&r.raw, &r.digest, p)?;
+            if digest == entry.digest {
+                println!("{p}: match {digest}");
+            } else {
+                println!(
+                    "{p}: MISMATCH: {reference} holds {}, the rebuild of {short} gives {digest}",
+                    entry.digest
+                );
+                mismatches.push(p.name);
+            }
+            anyhow::Ok(())
+        });
+    if let Err(e) = worktree(&["remove", "--force", &dir_s]).run(sh) {
+        eprintln!("warning: {e:#}");
+    }
+    result?;
+    if !mismatches.is_empty() {
+        bail!(
+            "the rebuild of {rev} differs from {reference} for {}",
+            mismatches.join(", ")
+        );
+    }
+    println!("{reference}: every platform rebuilds to the same digest");
     Ok(())
 }
 
@@ -402,13 +719,18 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    const HEAD: &str = "abc1234abc1234abc1234abc1234abc1234abc12";
+    const D: &str = "sha256:93e0eb242d928500dcd44629dbd91668caf704b3be091bab7e4bee7362e83568";
+
     #[test]
     fn reserved_tags() {
+        let staging = staging_tag(D);
         for t in [
             "sha-abc1234-arm64",
             "sha-0123456-amd64",
             "sha-abc1234-dirty-arm64",
             "buildcache-amd64",
+            staging.as_str(),
         ] {
             assert!(is_reserved_tag(t), "{t}");
         }
@@ -420,6 +742,7 @@ mod tests {
             "sha--arm64",
             "sha-xyz-arm64",
             "nightly-arm64",
+            "index-abc",
         ] {
             assert!(!is_reserved_tag(t), "{t}");
         }
@@ -439,7 +762,7 @@ mod tests {
     }
 
     fn ctx() -> metadata::Context {
-        metadata::Context::from_git(&"abc1234".repeat(6)[..40], Some("main"), &[]).unwrap()
+        metadata::Context::from_git(HEAD, Some("main"), &[]).unwrap()
     }
 
     #[test]
@@ -489,11 +812,13 @@ mod tests {
 
     #[test]
     fn reserved_and_dirty_final_tags() {
-        let args = parse(&["--component", "broker", "--tag", "sha-abc1234-arm64"]);
-        let err = final_tags(&args, &ctx(), &rules(), false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("per-platform reference"), "{err}");
+        for reserved in ["sha-abc1234-arm64", &staging_tag(D)] {
+            let args = parse(&["--component", "broker", "--tag", reserved]);
+            let err = final_tags(&args, &ctx(), &rules(), false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("reserved name"), "{err}");
+        }
         let args = parse(&["--component", "broker"]);
         let clean = final_tags(&args, &ctx(), &rules(), false).unwrap();
         assert!(clean.contains(&"sha-abc1234".to_owned()), "{clean:?}");
@@ -503,5 +828,117 @@ mod tests {
                 && !dirty.contains(&"sha-abc1234".to_owned()),
             "{dirty:?}"
         );
+    }
+
+    fn rec(commit: &str, dirty: bool, pushed: Option<&str>) -> Option<BuildRecord> {
+        Some(BuildRecord {
+            commit: commit.into(),
+            dirty,
+            pushed_digest: pushed.map(Into::into),
+            ..BuildRecord::default()
+        })
+    }
+
+    #[test]
+    fn sources_come_from_records_of_head_only() {
+        let broker = crate::project::component("broker").unwrap();
+        let (amd, arm) = (
+            Platform::parse("amd64").unwrap(),
+            Platform::parse("arm64").unwrap(),
+        );
+        let repo = "localhost:5000/brokkr-broker";
+        let pick = |a, b, allow| select_sources(repo, broker, &[(amd, a), (arm, b)], HEAD, allow);
+        let ok = rec(HEAD, false, Some(D));
+        assert_eq!(
+            pick(ok.clone(), ok.clone(), false).unwrap(),
+            [(amd, format!("{repo}@{D}")), (arm, format!("{repo}@{D}"))]
+        );
+        // (amd64 record, arm64 record, --allow-dirty, what the arm64 problem says)
+        let other = "0".repeat(40);
+        let cases = [
+            (None, false, "linux/arm64: no build record ("),
+            (
+                rec(&other, false, Some(D)),
+                false,
+                "not abc1234abc1234abc1234abc1234abc1234abc12 (HEAD)",
+            ),
+            (rec(HEAD, true, Some(D)), false, "--allow-dirty"),
+            (rec(HEAD, false, None), false, "never pushed"),
+            (rec(HEAD, false, Some("latest")), false, "never pushed"),
+        ];
+        for (arm64, allow, want) in cases {
+            let problems = pick(ok.clone(), arm64.clone(), allow).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(
+                problems[0].starts_with("linux/arm64: ") && problems[0].contains(want),
+                "{problems:?}"
+            );
+        }
+        assert!(pick(ok.clone(), rec(HEAD, true, Some(D)), true).is_ok());
+        assert_eq!(pick(None, None, false).unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn annotations_go_on_the_index() {
+        let labels: BTreeMap<String, String> = [
+            ("org.opencontainers.image.version", "1.2.3"),
+            ("org.opencontainers.image.url", ""),
+            ("org.opencontainers.image.description", "a, b = c"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        assert_eq!(
+            annotation_args(&labels),
+            [
+                "--annotation",
+                "index:org.opencontainers.image.description=a, b = c",
+                "--annotation",
+                "index:org.opencontainers.image.version=1.2.3"
+            ]
+        );
+        let s = stamp(&labels);
+        assert_eq!((s.version.as_deref(), s.revision), (Some("1.2.3"), None));
+    }
+
+    #[test]
+    fn moves_skip_backwards_unless_forced() {
+        let (parent, child) = ("a".repeat(40), "b".repeat(40));
+        let st = |rev: &str, v: &str| Stamp {
+            revision: Some(rev.to_owned()),
+            version: Some(v.to_owned()),
+            created: None,
+        };
+        let history = |a: &str, b: &str| Some(a == "a".repeat(40) && b == "b".repeat(40));
+        let finals = ["r:sha-aaaaaaa", "r:main", "r:latest", "r:new"].map(String::from);
+        let held = [
+            None,
+            Some(st(&child, "main")),
+            Some(st(&child, "1.2.0")),
+            None,
+        ];
+        let ours = st(&parent, "1.1.0");
+        let (write, skip) = plan_moves(&finals, &ours, &held, false, &history);
+        assert_eq!(write, ["r:sha-aaaaaaa", "r:new"]);
+        let skipped: Vec<&str> = skip.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(skipped, ["r:main", "r:latest"]);
+        assert!(
+            skip[0].1.starts_with("main holds commit bbbbbbb"),
+            "{skip:?}"
+        );
+        assert!(skip[1].1.contains("1.2.0"), "{skip:?}");
+        let (write, skip) = plan_moves(&finals, &ours, &held, true, &history);
+        assert_eq!((write.len(), skip.len()), (4, 0));
+    }
+
+    #[test]
+    fn verify_rebuild_needs_a_reference() {
+        let parse = |argv: &[&str]| {
+            crate::cli::Cli::try_parse_from(
+                ["cargo xtask", "manifest", "verify"].iter().chain(argv),
+            )
+        };
+        assert!(parse(&["r:main", "--rebuild"]).is_ok());
+        assert!(parse(&["--from-file", "/tmp/x.json", "--rebuild"]).is_err());
+        assert!(parse(&["r:main", "--rebuild-registry", "localhost:5000/x"]).is_err());
     }
 }
