@@ -37,40 +37,28 @@ pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 /// manifest (`config` is `Some`). [`parse`] fills `media_type` from the
 /// shape when the document has none (it is optional in OCI).
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Document {
-    #[serde(default)]
     schema_version: Option<u32>,
-    #[serde(default)]
     pub media_type: String,
-    #[serde(default)]
     pub manifests: Option<Vec<Entry>>,
-    #[serde(default)]
     pub config: Option<Entry>,
-    #[serde(default)]
     layers: Option<IgnoredAny>,
     /// Index-level annotations (`org.opencontainers.image.*` on what `manifest` writes).
-    #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// A registry error body (distribution spec) instead of a document.
-    #[serde(default)]
     errors: Vec<RegistryError>,
 }
 
 /// An OCI descriptor: an index entry, or a manifest's `config`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Entry {
-    #[serde(default)]
     pub media_type: String,
-    #[serde(default)]
     pub digest: String,
     /// Size of the pointed-to blob in bytes.
-    #[serde(default)]
     pub size: u64,
-    #[serde(default)]
     pub platform: Option<RawPlatform>,
-    #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -78,15 +66,13 @@ pub struct Entry {
 pub struct RawPlatform {
     pub os: String,
     pub architecture: String,
-    #[serde(default)]
     pub variant: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 struct RegistryError {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     message: String,
 }
 
@@ -117,16 +103,9 @@ impl Entry {
         }
         match &self.platform {
             Some(p) if !(p.os == "unknown" && p.architecture == "unknown") => {
-                let variant = p
-                    .variant
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty());
-                let raw = format!("{}/{}", p.os.trim(), p.architecture.trim());
-                EntryKind::Image(normalise_platform(&match variant {
-                    Some(v) => format!("{raw}/{v}"),
-                    None => raw,
-                }))
+                let variant = p.variant.as_deref().map(str::trim).unwrap_or_default();
+                let raw = format!("{}/{}/{variant}", p.os.trim(), p.architecture.trim());
+                EntryKind::Image(normalise_platform(raw.trim_end_matches('/')))
             }
             _ => EntryKind::Other,
         }
@@ -157,14 +136,10 @@ impl Document {
 
     /// The distinct platform names, sorted.
     pub fn platforms(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .platform_entries()
+        let v = self.platform_entries().into_iter().map(|(p, _)| p);
+        v.collect::<std::collections::BTreeSet<_>>()
             .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+            .collect()
     }
 
     pub fn attestations(&self) -> Vec<&Entry> {
@@ -303,11 +278,11 @@ pub fn verify(
 /// The OCI digest of `bytes` as pushed (`sha256:<64 hex>`).
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    let hash = sha2::Sha256::digest(bytes);
-    format!(
-        "sha256:{}",
-        hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    let hex: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 /// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.

@@ -1,17 +1,17 @@
 //! `cargo xtask manifest`: publishes one component's per-platform images,
 //! named by digest in their build records, as one annotated image index
 //! (cases M1 to M5 of `shared/cases/manifests.md`, R1 to R4 of
-//! `releases.md`). Order: every record and source checked before anything is
-//! written; the index pushed under a content-addressed staging tag and
-//! verified by digest; then the final tags that may move ([`moves`]) written
-//! by digest. `manifest verify` checks a reference or a saved index, and with
-//! `--rebuild` rebuilds its commit and compares the digests.
+//! `releases.md`). Every record and source is checked before anything is
+//! written; the index is pushed under a content-addressed staging tag and
+//! verified by digest; only then are the final tags that may move
+//! ([`moves`]) written, by digest. `manifest verify` checks a reference or a
+//! saved index, and with `--rebuild` rebuilds its commit to compare digests.
 
 mod moves;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use xshell::Shell;
@@ -25,7 +25,7 @@ use crate::{
     plan::Cmd,
     project::{
         parse_component, parse_platform_list, parse_registry, Component, Platform, PlatformList,
-        PLATFORMS,
+        COMPONENTS, PLATFORMS,
     },
     push,
     record::{self, BuildRecord},
@@ -61,7 +61,7 @@ pub struct ManifestArgs {
     /// Move every final tag, even back to an older commit or a lower version.
     #[arg(long)]
     pub force: bool,
-    /// Check the sources, print the commands that would write and the tag decisions; write nothing.
+    /// Check the sources, print the tag decisions and the commands that would write; write nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Print the result as JSON: tags written and skipped, index digest, platforms.
@@ -95,7 +95,6 @@ pub struct VerifyArgs {
     pub rebuild_registry: String,
 }
 
-/// One per-platform source, checked in the registry.
 #[derive(Clone, Debug)]
 pub struct Source {
     pub platform: &'static Platform,
@@ -105,31 +104,32 @@ pub struct Source {
     pub platform_digest: String,
 }
 
+/// The index of one run: its digest (of the bytes `imagetools create
+/// --dry-run` prints), document and sources.
+struct Planned {
+    repo: String,
+    digest: String,
+    doc: Document,
+    sources: Vec<Source>,
+}
+
 const ANNOTATION: &str = "org.opencontainers.image.";
+const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
 
 /// Whether `tag` is a name the xtask reserves: per-platform references and
 /// caches (`sha-<7 hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`,
 /// `buildcache-<arch>`) and the staging tags of indexes (`index-<64 hex>`).
 pub fn is_reserved_tag(tag: &str) -> bool {
     let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
-    if tag
-        .strip_prefix("index-")
-        .is_some_and(|h| h.len() == 64 && hex(h))
-    {
-        return true;
-    }
-    PLATFORMS.iter().any(|p| {
-        let Some(head) = tag.strip_suffix(&format!("-{}", p.tag_suffix())) else {
-            return false;
-        };
-        let sha = head
-            .strip_prefix("sha-")
-            .map(|h| h.trim_end_matches("-dirty"));
-        head == "buildcache" || sha.is_some_and(hex)
-    })
+    let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
+    staging.is_some_and(hex)
+        || PLATFORMS.iter().any(|p| {
+            let head = tag.strip_suffix(&format!("-{}", p.tag_suffix()));
+            let sha = head.and_then(|h| h.strip_prefix("sha-"));
+            head == Some("buildcache") || sha.map(|h| h.trim_end_matches("-dirty")).is_some_and(hex)
+        })
 }
 
-/// The staging tag of an index: content-addressed, never a final tag.
 fn staging_tag(digest: &str) -> String {
     format!("index-{}", digest.trim_start_matches("sha256:"))
 }
@@ -158,16 +158,14 @@ fn final_tags(
     let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
-    Ok(tags
-        .into_iter()
-        .map(|t| {
-            if dirty && t == sha {
-                format!("{t}-dirty")
-            } else {
-                t
-            }
-        })
-        .collect())
+    let mark = |t: String| {
+        if dirty && t == sha {
+            format!("{t}-dirty")
+        } else {
+            t
+        }
+    };
+    Ok(tags.into_iter().map(mark).collect())
 }
 
 /// Every declared platform, or the `--platform` subset with `--partial-platforms`.
@@ -186,35 +184,31 @@ fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
     }
 }
 
-/// Picks `<repository>@<pushed digest>` per platform from the records, or
-/// lists every platform whose record is missing, not pushed, of another
-/// commit than `head`, or dirty (unless `allow_dirty`).
+type Problems = Vec<(&'static Platform, String)>;
+
+/// `<repository>@<pushed digest>` per platform from the records, or every
+/// platform whose record is missing, of another commit than `head`, dirty
+/// (unless `allow_dirty`) or not pushed.
 fn select_sources(
     repo: &str,
     component: &Component,
     records: &[(&'static Platform, Option<BuildRecord>)],
     head: &str,
     allow_dirty: bool,
-) -> Result<Vec<(&'static Platform, String)>, Vec<String>> {
-    let mut problems = Vec::new();
-    let mut selected = Vec::new();
+) -> Result<Vec<(&'static Platform, String)>, Problems> {
+    let (mut selected, mut problems) = (Vec::new(), Vec::new());
     for (p, rec) in records {
-        let problem = match rec {
-            None => format!("{p}: no build record ({})", record::path(repo, component, p).display()),
-            Some(r) if r.commit != head => format!(
-                "{p}: its record is of commit {}, not {head} (HEAD)",
-                if r.commit.is_empty() { "(none)" } else { &r.commit }
-            ),
-            Some(r) if r.dirty && !allow_dirty => format!(
-                "{p}: built from a working tree with uncommitted changes; commit and rebuild, or pass --allow-dirty"
-            ),
+        let why = match rec {
+            None => format!("no build record ({})", record::path(repo, component, p).display()),
+            Some(r) if r.commit != head => format!("its record is of commit `{}`, not {head} (HEAD)", r.commit),
+            Some(r) if r.dirty && !allow_dirty => "built from a working tree with uncommitted changes; commit and rebuild, or pass --allow-dirty".into(),
             Some(BuildRecord { pushed_digest: Some(d), .. }) if index::is_digest(d) => {
                 selected.push((*p, format!("{repo}@{d}")));
                 continue;
             }
-            Some(_) => format!("{p}: built but never pushed (no pushed_digest in its record)"),
+            Some(_) => "built but never pushed (no pushed_digest in its record)".into(),
         };
-        problems.push(problem);
+        problems.push((*p, why));
     }
     if problems.is_empty() {
         Ok(selected)
@@ -223,17 +217,70 @@ fn select_sources(
     }
 }
 
-/// The `--annotation index:KEY=VALUE` arguments of the eight OCI annotations
-/// (empty values left out).
-fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
-    labels
+/// Each selected source in the registry by digest, its platform in it once.
+fn check_sources(
+    sh: &Shell,
+    selected: Vec<(&'static Platform, String)>,
+) -> Result<Vec<Source>, Problems> {
+    let (mut sources, mut problems) = (Vec::new(), Vec::new());
+    for (platform, reference) in selected {
+        let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
+        let found = remote(sh, &reference).and_then(|r| match r {
+            None => bail!("{reference} (from its record) is not in the registry"),
+            Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
+            Some(r) => index::source_digest(&r.raw, &r.digest, platform),
+        });
+        match found {
+            Ok(platform_digest) => sources.push(Source {
+                platform,
+                reference,
+                platform_digest,
+            }),
+            Err(e) => problems.push((platform, format!("{e:#}"))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(sources)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The M4 error: every platform without a usable source, and the build command.
+fn refusal(
+    args: &ManifestArgs,
+    component: &Component,
+    finals: &[String],
+    problems: Problems,
+) -> anyhow::Error {
+    let registry = args
+        .registry
+        .as_ref()
+        .map(|r| format!(" --registry {r}"))
+        .unwrap_or_default();
+    let lines: Vec<String> = problems
         .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")])
+        .map(|(p, why)| format!("{p}: {why}"))
+        .collect();
+    let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
+    anyhow!(
+        "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
+         still point where they did. Build and push first: cargo xtask build-image --component {} \
+         --platform {}{registry} --push",
+        finals.join(", "),
+        lines.join("\n  "),
+        component.name,
+        archs.join(",")
+    )
+}
+
+/// The `--annotation index:KEY=VALUE` arguments (empty values left out).
+fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
+    let set = labels.iter().filter(|(_, v)| !v.is_empty());
+    set.flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")])
         .collect()
 }
 
-/// What an index says about itself ([`moves`]), from its annotations.
 fn stamp(annotations: &BTreeMap<String, String>) -> Stamp {
     let get = |k: &str| annotations.get(&format!("{ANNOTATION}{k}")).cloned();
     Stamp {
@@ -244,7 +291,7 @@ fn stamp(annotations: &BTreeMap<String, String>) -> Stamp {
 }
 
 /// The tags to write and the skipped ones with their reason; `held[i]` is
-/// what `finals[i]` points at now (`None`: nothing).
+/// what `finals[i]` (a full reference) holds now.
 fn plan_moves(
     finals: &[String],
     ours: &Stamp,
@@ -263,17 +310,11 @@ fn plan_moves(
     (write, skip)
 }
 
-/// `git merge-base --is-ancestor a b`: exit 0 yes, 1 no, else unknown.
+/// `git merge-base --is-ancestor a b`: yes, no (exit 1, silent), or unknown (an error).
 fn is_ancestor(sh: &Shell, a: &str, b: &str) -> Option<bool> {
-    let mut git = Cmd::new("git")
-        .args(["merge-base", "--is-ancestor", a, b])
-        .to_process(sh);
-    let status = git.stderr(std::process::Stdio::null()).status().ok()?;
-    match status.code() {
-        Some(0) => Some(true),
-        Some(1) => Some(false),
-        _ => None,
-    }
+    let git = Cmd::new("git").args(["merge-base", "--is-ancestor", a, b]);
+    let out = git.capture(sh).ok()?;
+    (out.ok || out.stderr.trim().is_empty()).then_some(out.ok)
 }
 
 /// Retries `f` while its error is transient ([`diagnose::is_transient`]).
@@ -294,38 +335,35 @@ fn remote(sh: &Shell, reference: &str) -> Result<Option<push::Remote>> {
     })
 }
 
-/// The index `imagetools create` would push and its digest: the bytes
-/// `--dry-run` prints less the trailing newline (checked against buildx 0.13.1).
-fn dry_run(sh: &Shell, create: &Cmd) -> Result<(Document, String)> {
-    let out = retrying("imagetools create --dry-run", || {
-        create.clone().arg("--dry-run").read_quiet(sh)
-    })?;
-    Ok((
-        index::parse_index(&out)?,
-        index::sha256_digest(out.as_bytes()),
-    ))
-}
-
-/// Problems of `idx` (the index `digest` of `repo`) against the sources
-/// and our revision; warnings printed.
-fn check_index(idx: &Document, sources: &[Source], revision: &str) -> Vec<String> {
-    let platforms: Vec<&Platform> = sources.iter().map(|s| s.platform).collect();
-    let children: BTreeMap<String, String> = sources
-        .iter()
-        .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()))
-        .collect();
-    let mut problems = Vec::new();
-    for p in index::verify(idx, &platforms, Some(&children)) {
-        if p.is_error() {
-            problems.push(p.to_string());
-        } else {
-            eprintln!("{p}");
+impl Planned {
+    /// What `idx` lacks against the sources and `revision`; warnings printed.
+    fn check(&self, idx: &Document, revision: &str, what: &str) -> Result<()> {
+        let platforms: Vec<&Platform> = self.sources.iter().map(|s| s.platform).collect();
+        let children: BTreeMap<String, String> = self
+            .sources
+            .iter()
+            .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()))
+            .collect();
+        let (errors, warnings): (Vec<_>, Vec<_>) = index::verify(idx, &platforms, Some(&children))
+            .into_iter()
+            .partition(|p| p.is_error());
+        warnings.iter().for_each(|w| eprintln!("{w}"));
+        let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        if stamp(&idx.annotations).revision.as_deref() != Some(revision) {
+            problems.push(format!("its revision annotation is not {revision}"));
+        }
+        match problems.is_empty() {
+            true => Ok(()),
+            false => bail!(
+                "{what} does not verify; no final tag was written:\n{}",
+                problems.join("\n")
+            ),
         }
     }
-    if stamp(&idx.annotations).revision.as_deref() != Some(revision) {
-        problems.push(format!("its revision annotation is not {revision}"));
+
+    fn by_digest(&self) -> String {
+        format!("{}@{}", self.repo, self.digest)
     }
-    problems
 }
 
 /// Runs `cargo xtask manifest [verify]`.
@@ -342,258 +380,164 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let repo = metadata::image_repository(&registry, component);
     let records = platforms
         .iter()
-        .map(|p| Ok((*p, record::load(&repo, component, p)?)))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|p| Ok((*p, record::load(&repo, component, p)?)));
+    let records = records.collect::<Result<Vec<_>>>()?;
     let dirty = records
         .iter()
         .any(|(_, r)| r.as_ref().is_some_and(|r| r.dirty));
     let rules = tags::declared_rules(sh)?;
     let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
 
-    // 1. Every source, from its record, exists in the registry before anything is written (M4).
+    // 1. Every source, from its record, in the registry before anything is written (M4).
     let sources = select_sources(&repo, component, &records, &ctx.sha, args.allow_dirty)
-        .map_err(|problems| refusal(args, component, &finals, &problems))
-        .and_then(|s| check_sources(sh, args, component, &finals, s))?;
+        .and_then(|s| check_sources(sh, s))
+        .map_err(|problems| refusal(args, component, &finals, problems))?;
 
-    // 2. The index (M1: imagetools, never `docker manifest`), annotated, and its digest.
+    // 2. The annotated index (M1: imagetools, never `docker manifest`) and its digest.
     let version = metadata::eval::evaluate(&rules, &ctx, &[])?.version;
     let created = metadata::rfc3339_utc(ctx.commit_date.unwrap_or(ctx.now).as_second());
     let package = metadata::package_info(&tags::cargo_metadata(sh)?, component.package)?;
     let labels = metadata::labels(&ctx, component, &package, &created, &version);
     let create = Cmd::new("docker")
-        .args(["buildx", "imagetools", "create"])
-        .args(annotation_args(&labels))
-        .args(sources.iter().map(|s| s.reference.clone()));
-    let (planned, digest) = dry_run(sh, &create)?;
-    let problems = check_index(&planned, &sources, &ctx.sha);
-    if !problems.is_empty() {
-        bail!(
-            "the planned index does not verify, nothing was written:\n{}",
-            problems.join("\n")
-        );
-    }
+        .args(CREATE)
+        .args(annotation_args(&labels));
+    let create = create.args(sources.iter().map(|s| s.reference.clone()));
+    // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
+    let out = retrying("imagetools create --dry-run", || {
+        create.clone().arg("--dry-run").read_quiet(sh)
+    })?;
+    let doc = index::parse_index(&out)?;
+    let digest = index::sha256_digest(out.as_bytes());
+    let planned = Planned {
+        repo: repo.clone(),
+        digest,
+        doc,
+        sources,
+    };
+    planned.check(&planned.doc, &ctx.sha, "the planned index")?;
 
     // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
-    let held = finals
-        .iter()
-        .map(|f| {
-            Ok(remote(sh, f)?
-                .and_then(|r| index::parse(&r.raw).ok())
-                .map(|d| stamp(&d.annotations)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let ours = stamp(&planned.annotations);
+    let held = finals.iter().map(|f| {
+        let doc = remote(sh, f)?.and_then(|r| index::parse(&r.raw).ok());
+        Ok(doc.map(|d| stamp(&d.annotations)))
+    });
+    let held = held.collect::<Result<Vec<_>>>()?;
+    let ours = stamp(&planned.doc.annotations);
     let (write, skipped) = plan_moves(&finals, &ours, &held, args.force, &|a, b| {
         is_ancestor(sh, a, b)
     });
-    for (tag, why) in &skipped {
-        gha::notice(&format!("{tag} not moved: {why}"));
-    }
-    let by_digest = format!("{repo}@{digest}");
-    let staging = create
-        .clone()
-        .args(["--tag", &format!("{repo}:{}", staging_tag(&digest))]);
-    let finish = Cmd::new("docker")
-        .args(["buildx", "imagetools", "create"])
-        .args(write.iter().flat_map(|f| ["--tag", f]))
-        .arg(&by_digest);
+    skipped
+        .iter()
+        .for_each(|(tag, why)| gha::notice(&format!("{tag} not moved: {why}")));
+    let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
+    let tag = Cmd::new("docker")
+        .args(CREATE)
+        .args(write.iter().flat_map(|f| ["--tag", f]));
+    let tag = tag.arg(planned.by_digest());
     if args.dry_run {
         println!("{staging}");
-        if !write.is_empty() {
-            println!("{finish}");
-        }
+        (!write.is_empty()).then(|| println!("{tag}"));
         return Ok(());
     }
     publish(
-        sh, component, &staging, &finish, &by_digest, &sources, &ctx.sha, &write,
+        sh,
+        &planned,
+        &ctx.sha,
+        &staging,
+        (!write.is_empty()).then_some(&tag),
     )?;
     report(
         &component.image_name(),
+        &planned,
         &write,
         &skipped,
-        &digest,
-        &sources,
-        &planned,
         args.json,
     )
 }
 
-/// Pushes the index under its staging tag, verifies it by digest, then
-/// writes the final tags by digest and checks each points at it.
-#[allow(clippy::too_many_arguments)]
+/// Pushes the index under its staging tag and verifies it by digest; then
+/// runs `tag` (the final tags, by digest) and checks each points at it.
 fn publish(
     sh: &Shell,
-    component: &Component,
-    staging: &Cmd,
-    finish: &Cmd,
-    by_digest: &str,
-    sources: &[Source],
+    planned: &Planned,
     revision: &str,
-    write: &[String],
+    staging: &Cmd,
+    tag: Option<&Cmd>,
 ) -> Result<()> {
-    let image = component.image_name();
-    staging.run_retrying(sh, &format!("imagetools create for {image}"))?;
-    let pushed = remote(sh, by_digest)?
-        .with_context(|| format!("{by_digest} is not in the registry right after it was pushed"))?;
-    let problems = check_index(&index::parse_index(&pushed.raw)?, sources, revision);
-    if !problems.is_empty() {
-        bail!(
-            "{by_digest} does not verify, no final tag was written:\n{}",
-            problems.join("\n")
-        );
-    }
-    if write.is_empty() {
-        return Ok(());
-    }
-    gha::group(&format!("tag {}", write.join(", ")));
-    let done = finish.run_retrying(sh, &format!("tagging {image}"));
-    gha::end_group();
-    done?;
-    let digest = by_digest.rsplit_once('@').map_or("", |(_, d)| d);
-    let wrong: Vec<String> = write
+    let by_digest = planned.by_digest();
+    staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
+    let pushed = remote(sh, &by_digest)?
+        .with_context(|| format!("{by_digest} is not in the registry after its push"))?;
+    planned.check(&index::parse_index(&pushed.raw)?, revision, &by_digest)?;
+    let Some(tag) = tag else { return Ok(()) };
+    tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
+    let finals = tag
+        .args
         .iter()
-        .map(|f| Ok((f, retrying(f, || push::remote_digest(sh, f))?)))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .filter(|(_, d)| d != digest)
-        .map(|(f, d)| format!("{f} resolves to {d}, not {digest}"))
-        .collect();
-    if !wrong.is_empty() {
-        bail!(
-            "final tags of {image} do not point at the verified index:\n{}",
-            wrong.join("\n")
-        );
+        .zip(&tag.args[1..])
+        .filter(|(flag, _)| *flag == "--tag");
+    for (_, f) in finals {
+        let digest = retrying(f, || push::remote_digest(sh, f))?;
+        if digest != planned.digest {
+            bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
+        }
     }
     Ok(())
 }
 
-/// Checks each selected source in the registry by digest: present, and its
-/// platform in it once; all of them or an error that writes nothing.
-fn check_sources(
-    sh: &Shell,
-    args: &ManifestArgs,
-    component: &Component,
-    finals: &[String],
-    selected: Vec<(&'static Platform, String)>,
-) -> Result<Vec<Source>> {
-    let (mut sources, mut problems) = (Vec::new(), Vec::new());
-    for (platform, reference) in selected {
-        let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
-        let found = remote(sh, &reference).and_then(|r| match r {
-            None => bail!("{reference} (from its record) is not in the registry"),
-            Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
-            Some(r) => index::source_digest(&r.raw, &r.digest, platform),
-        });
-        match found {
-            Ok(platform_digest) => sources.push(Source {
-                platform,
-                reference,
-                platform_digest,
-            }),
-            Err(e) => problems.push(format!("{platform}: {e:#}")),
-        }
-    }
-    if problems.is_empty() {
-        Ok(sources)
-    } else {
-        Err(refusal(args, component, finals, &problems))
-    }
-}
-
-/// The M4 error: names every platform without a usable source and the build command.
-fn refusal(
-    args: &ManifestArgs,
-    component: &Component,
-    finals: &[String],
-    problems: &[String],
-) -> anyhow::Error {
-    let registry = args
-        .registry
-        .as_ref()
-        .map(|r| format!(" --registry {r}"))
-        .unwrap_or_default();
-    anyhow::anyhow!(
-        "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
-         still point where they did. Build and push each one first: cargo xtask build-image --component {} \
-         --platform PLATFORM{registry} --push",
-        finals.join(", "),
-        problems.join("\n  "),
-        component.name,
-    )
-}
-
 fn report(
     image: &str,
+    planned: &Planned,
     written: &[String],
     skipped: &[(String, String)],
-    index_digest: &str,
-    sources: &[Source],
-    idx: &Document,
     json_out: bool,
 ) -> Result<()> {
-    let size_of = |digest: &str| {
-        idx.entries()
-            .iter()
-            .find(|e| e.digest == digest)
-            .map_or(0, |e| e.size)
-    };
-    let tag_rows: Vec<Vec<String>> = written
-        .iter()
-        .map(|f| vec![f.clone(), index_digest.to_owned()])
-        .chain(
-            skipped
-                .iter()
-                .map(|(t, why)| vec![t.clone(), format!("skipped: {why}")]),
-        )
-        .collect();
-    let platform_rows: Vec<Vec<String>> = sources
-        .iter()
-        .map(|s| {
-            let size = format!("{} B", size_of(&s.platform_digest));
-            vec![s.platform.name.to_owned(), s.platform_digest.clone(), size]
-        })
-        .collect();
+    let entries = planned.doc.entries();
+    let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
     let value = json!({
         "image": image,
-        "index_digest": index_digest,
+        "index_digest": planned.digest,
         "tags": written,
         "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
-        "annotations": idx.annotations,
-        "platforms": sources.iter().map(|s| json!({
+        "annotations": planned.doc.annotations,
+        "platforms": planned.sources.iter().map(|s| json!({
             "platform": s.platform.name,
             "digest": s.platform_digest,
-            "manifest_size": size_of(&s.platform_digest),
+            "manifest_size": size(&s.platform_digest),
             "source": s.reference,
         })).collect::<Vec<_>>(),
     });
-    let tag_head = ["tag", "index digest"];
-    let platform_head = ["platform", "digest", "manifest size"];
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        println!("{}", gha::text_table(&tag_head, &tag_rows));
-        println!("{}", gha::text_table(&platform_head, &platform_rows));
-        println!(
-            "verified: {} platforms, {} tags written, {} skipped",
-            sources.len(),
-            written.len(),
-            skipped.len()
-        );
+    let mut rows: Vec<Vec<String>> = written
+        .iter()
+        .map(|f| vec![f.clone(), planned.digest.clone()])
+        .collect();
+    rows.extend(
+        skipped
+            .iter()
+            .map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]),
+    );
+    rows.extend(planned.sources.iter().map(|s| {
+        let d = &s.platform_digest;
+        vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
+    }));
+    let head = ["tag or platform", "digest"];
+    match json_out {
+        true => println!("{}", serde_json::to_string_pretty(&value)?),
+        false => println!("{}", gha::text_table(&head, &rows)),
     }
-    gha::output("index-digest", index_digest)?;
+    gha::output("index-digest", &planned.digest)?;
     gha::output("tags", &written.join("\n"))?;
     gha::output("manifest", &value.to_string())?;
     gha::summary(&format!(
-        "### {image}\n\n{}\n{}\n",
-        gha::markdown_table(&tag_head, &tag_rows),
-        gha::markdown_table(&platform_head, &platform_rows)
+        "### {image}\n\n{}\n",
+        gha::markdown_table(&head, &rows)
     ))
 }
 
 /// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0
 /// only when the index holds exactly the expected platforms (attestations
-/// ignored, duplicates refused) and, with `--rebuild`, every rebuilt
-/// platform matches.
+/// ignored, duplicates refused) and, with `--rebuild`, each platform rebuilds
+/// to the digest the index lists.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     let platforms = PlatformList::or_all(args.platform.clone());
     let (what, raw) = match (&args.reference, &args.from_file) {
@@ -623,37 +567,40 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the commit of `idx`'s revision annotation in a clean temporary
-/// checkout (`git worktree add`), cold, with `build-image --push` to
-/// `registry`, and compares each platform's image digest with the index's.
+/// Rebuilds the commit of `idx`'s revision annotation for each of its
+/// platforms: a clean temporary checkout (`git worktree add`), this xtask's
+/// `build-image --push` to `registry` with a fresh `--cache-epoch` (cold);
+/// then compares each platform's image digest with the index's.
 fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
     let rev = stamp(&idx.annotations).revision.with_context(|| {
-        format!("{reference} has no {ANNOTATION}revision annotation: it was not written by `cargo xtask manifest`")
+        format!("{reference} has no {ANNOTATION}revision annotation: `cargo xtask manifest` did not write it")
     })?;
-    let repo_name = reference.split('@').next().unwrap_or(reference);
-    let name = repo_name.rsplit('/').next().unwrap_or_default();
-    let name = name.split(':').next().unwrap_or(name);
-    let component = crate::project::COMPONENTS
+    let name = reference
+        .split(['@', ':'])
+        .find(|s| s.contains('/'))
+        .unwrap_or(reference);
+    let name = name.rsplit('/').next().unwrap_or_default();
+    let component = COMPONENTS
         .iter()
         .find(|c| c.image_name() == name)
         .with_context(|| {
             format!(
-                "{reference} names no component image ({})",
+                "{reference} is no component's image ({})",
                 crate::project::component_names()
             )
         })?;
     let short = &rev[..rev.len().min(12)];
     let dir = crate::target_dir()
         .join("xtask")
-        .join(format!("rebuild-{short}"));
-    let worktree = |args: &[&str]| Cmd::new("git").arg("worktree").args(args.iter().copied());
-    let dir_s = dir.display().to_string();
-    let _ = worktree(&["remove", "--force", &dir_s]).capture(sh);
-    worktree(&["add", "--detach", &dir_s, &rev])
+        .join(format!("rebuild-{short}"))
+        .display()
+        .to_string();
+    let worktree = |args: [&str; 2]| Cmd::new("git").arg("worktree").args(args).arg(&dir);
+    let _ = worktree(["remove", "--force"]).capture(sh);
+    worktree(["add", "--detach"])
+        .arg(&rev)
         .run(sh)
-        .with_context(|| {
-            format!("checking out {rev}: fetch it first (`git fetch origin {rev}`)")
-        })?;
+        .with_context(|| format!("checking out {rev}: fetch it first"))?;
     let epoch = format!("rebuild-{}", jiff::Timestamp::now().as_second());
     let exe = std::env::current_exe()?.display().to_string();
     let repo = metadata::image_repository(registry, component);
@@ -673,19 +620,17 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
                     "--push",
                 ])
                 .args(["--registry", registry, "--cache-epoch", &epoch])
-                .env("BROKKR_WORKSPACE", &dir_s)
+                .env("BROKKR_WORKSPACE", &dir)
                 .env(
                     "CARGO_TARGET_DIR",
                     crate::target_dir().display().to_string(),
                 )
                 .env("GITHUB_ACTIONS", "false")
                 .run(sh)?;
-            let pushed = record::load(&repo, component, p)?
-                .filter(|r| r.commit == rev)
+            let rec = record::load(&repo, component, p)?.filter(|r| r.commit == rev);
+            let pushed = rec
                 .and_then(|r| r.pushed_digest)
-                .with_context(|| {
-                    format!("the rebuild of {p} left no pushed digest in its record")
-                })?;
+                .context("the rebuild left no pushed digest in its record")?;
             let r = remote(sh, &format!("{repo}@{pushed}"))?
                 .context("the rebuilt image is not in the registry")?;
             let digest = index::source_digest(&r.raw, &r.digest, p)?;
@@ -700,7 +645,7 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
             }
             anyhow::Ok(())
         });
-    if let Err(e) = worktree(&["remove", "--force", &dir_s]).run(sh) {
+    if let Err(e) = worktree(["remove", "--force"]).run(sh) {
         eprintln!("warning: {e:#}");
     }
     result?;
@@ -710,7 +655,7 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
             mismatches.join(", ")
         );
     }
-    println!("{reference}: every platform rebuilds to the same digest");
+    println!("{reference}: every platform rebuilds to the digest the index lists");
     Ok(())
 }
 
@@ -856,7 +801,7 @@ mod tests {
         // (amd64 record, arm64 record, --allow-dirty, what the arm64 problem says)
         let other = "0".repeat(40);
         let cases = [
-            (None, false, "linux/arm64: no build record ("),
+            (None, false, "no build record ("),
             (
                 rec(&other, false, Some(D)),
                 false,
@@ -869,10 +814,8 @@ mod tests {
         for (arm64, allow, want) in cases {
             let problems = pick(ok.clone(), arm64.clone(), allow).unwrap_err();
             assert_eq!(problems.len(), 1, "{problems:?}");
-            assert!(
-                problems[0].starts_with("linux/arm64: ") && problems[0].contains(want),
-                "{problems:?}"
-            );
+            assert_eq!(problems[0].0, arm, "{problems:?}");
+            assert!(problems[0].1.contains(want), "{problems:?}");
         }
         assert!(pick(ok.clone(), rec(HEAD, true, Some(D)), true).is_ok());
         assert_eq!(pick(None, None, false).unwrap_err().len(), 2);
