@@ -18,7 +18,10 @@
 //!   index of `linux/<arch>` plus an attestation (case M1);
 //!   [`per_platform_digest`] finds the image manifest inside.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
 
 use anyhow::{bail, Context, Result};
 use serde::{de::IgnoredAny, Deserialize};
@@ -137,9 +140,7 @@ impl Document {
     /// The distinct platform names, sorted.
     pub fn platforms(&self) -> Vec<String> {
         let v = self.platform_entries().into_iter().map(|(p, _)| p);
-        v.collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect()
+        v.collect::<BTreeSet<_>>().into_iter().collect()
     }
 
     pub fn attestations(&self) -> Vec<&Entry> {
@@ -197,25 +198,17 @@ pub fn verify(
         by_platform.entry(p).or_default().push(e);
     }
     let present: Vec<String> = by_platform.keys().cloned().collect();
-    let children: BTreeMap<String, &str> = expected_children
-        .into_iter()
-        .flatten()
+    let children = expected_children.into_iter().flatten();
+    let children: BTreeMap<String, &str> = children
         .map(|(p, d)| (normalise_platform(p), d.trim()))
         .collect();
-    let mut wanted: Vec<String> = expected_platforms
-        .iter()
-        .map(|p| p.name.to_owned())
-        .collect();
-    wanted.extend(children.keys().cloned());
-    wanted.sort();
-    wanted.dedup();
-
+    let wanted = expected_platforms.iter().map(|p| p.name.to_owned());
+    let wanted: BTreeSet<String> = wanted.chain(children.keys().cloned()).collect();
     for platform in &wanted {
         let Some(entries) = by_platform.get(platform) else {
-            let has = if present.is_empty() {
-                present_text(&present)
-            } else {
-                format!("only {}", present.join(", "))
+            let has = match present.is_empty() {
+                true => present_text(&present),
+                false => format!("only {}", present.join(", ")),
             };
             problems.push(err(format!(
                 "missing platform {platform}: the index has {has}"
@@ -238,16 +231,15 @@ pub fn verify(
                     e.digest
                 )));
             }
-            match children.get(platform) {
-                Some(expected) if e.digest != *expected => problems.push(err(format!(
+            if let Some(expected) = children.get(platform).filter(|d| e.digest != **d) {
+                problems.push(err(format!(
                     "{platform} points to {}, but its per-platform source holds {expected}",
                     e.digest
-                ))),
-                _ => {}
+                )));
             }
         }
     }
-    for (platform, entries) in by_platform.iter().filter(|(p, _)| !wanted.contains(p)) {
+    for (platform, entries) in by_platform.iter().filter(|(p, _)| !wanted.contains(*p)) {
         for e in entries {
             problems.push(err(format!(
                 "unexpected platform {platform} ({}): it was not asked for",
@@ -373,17 +365,10 @@ pub fn parse(json: &str) -> Result<Document> {
             );
         }
     }
-    if let Some((i, e)) = doc
-        .entries()
-        .iter()
-        .enumerate()
-        .find(|(_, e)| !is_digest(&e.digest))
-    {
-        bail!(
-            "entry {} of the index has a malformed digest `{}`",
-            i + 1,
-            e.digest
-        );
+    let bad = doc.entries().iter().position(|e| !is_digest(&e.digest));
+    if let Some(i) = bad {
+        let d = &doc.entries()[i].digest;
+        bail!("entry {} of the index has a malformed digest `{d}`", i + 1);
     }
     Ok(doc)
 }

@@ -158,9 +158,10 @@ fn final_tags(
     let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
+    let dirty_sha = format!("{sha}-dirty");
     let mark = |t: String| {
         if dirty && t == sha {
-            format!("{t}-dirty")
+            dirty_sha.clone()
         } else {
             t
         }
@@ -185,6 +186,8 @@ fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
 }
 
 type Problems = Vec<(&'static Platform, String)>;
+const DIRTY: &str =
+    "built from a working tree with uncommitted changes: commit and rebuild, or pass --allow-dirty";
 
 /// `<repository>@<pushed digest>` per platform from the records, or every
 /// platform whose record is missing, of another commit than `head`, dirty
@@ -199,22 +202,21 @@ fn select_sources(
     let (mut selected, mut problems) = (Vec::new(), Vec::new());
     for (p, rec) in records {
         let why = match rec {
-            None => format!("no build record ({})", record::path(repo, component, p).display()),
-            Some(r) if r.commit != head => format!("its record is of commit `{}`, not {head} (HEAD)", r.commit),
-            Some(r) if r.dirty && !allow_dirty => "built from a working tree with uncommitted changes; commit and rebuild, or pass --allow-dirty".into(),
-            Some(BuildRecord { pushed_digest: Some(d), .. }) if index::is_digest(d) => {
+            None => format!("no record ({})", record::path(repo, component, p).display()),
+            Some(r) if r.commit != head => format!("built from `{}`, not {head} (HEAD)", r.commit),
+            Some(r) if r.dirty && !allow_dirty => DIRTY.to_owned(),
+            Some(BuildRecord {
+                pushed_digest: Some(d),
+                ..
+            }) if index::is_digest(d) => {
                 selected.push((*p, format!("{repo}@{d}")));
                 continue;
             }
-            Some(_) => "built but never pushed (no pushed_digest in its record)".into(),
+            Some(_) => "built but not pushed (no pushed_digest in its record)".to_owned(),
         };
         problems.push((*p, why));
     }
-    if problems.is_empty() {
-        Ok(selected)
-    } else {
-        Err(problems)
-    }
+    problems.is_empty().then_some(selected).ok_or(problems)
 }
 
 /// Each selected source in the registry by digest, its platform in it once.
@@ -231,19 +233,15 @@ fn check_sources(
             Some(r) => index::source_digest(&r.raw, &r.digest, platform),
         });
         match found {
-            Ok(platform_digest) => sources.push(Source {
+            Ok(d) => sources.push(Source {
                 platform,
                 reference,
-                platform_digest,
+                platform_digest: d,
             }),
             Err(e) => problems.push((platform, format!("{e:#}"))),
         }
     }
-    if problems.is_empty() {
-        Ok(sources)
-    } else {
-        Err(problems)
-    }
+    problems.is_empty().then_some(sources).ok_or(problems)
 }
 
 /// The M4 error: every platform without a usable source, and the build command.
@@ -253,11 +251,7 @@ fn refusal(
     finals: &[String],
     problems: Problems,
 ) -> anyhow::Error {
-    let registry = args
-        .registry
-        .as_ref()
-        .map(|r| format!(" --registry {r}"))
-        .unwrap_or_default();
+    let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
     let lines: Vec<String> = problems
         .iter()
         .map(|(p, why)| format!("{p}: {why}"))
@@ -266,11 +260,12 @@ fn refusal(
     anyhow!(
         "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
          still point where they did. Build and push first: cargo xtask build-image --component {} \
-         --platform {}{registry} --push",
+         --platform {}{} --push",
         finals.join(", "),
         lines.join("\n  "),
         component.name,
-        archs.join(",")
+        archs.join(","),
+        registry.unwrap_or_default()
     )
 }
 
@@ -378,13 +373,9 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let repo = metadata::image_repository(&registry, component);
-    let records = platforms
-        .iter()
-        .map(|p| Ok((*p, record::load(&repo, component, p)?)));
-    let records = records.collect::<Result<Vec<_>>>()?;
-    let dirty = records
-        .iter()
-        .any(|(_, r)| r.as_ref().is_some_and(|r| r.dirty));
+    let load = |p: &&'static Platform| Ok((*p, record::load(&repo, component, p)?));
+    let records = platforms.iter().map(load).collect::<Result<Vec<_>>>()?;
+    let dirty = records.iter().flat_map(|(_, r)| r).any(|r| r.dirty);
     let rules = tags::declared_rules(sh)?;
     let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
 
@@ -398,22 +389,26 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let created = metadata::rfc3339_utc(ctx.commit_date.unwrap_or(ctx.now).as_second());
     let package = metadata::package_info(&tags::cargo_metadata(sh)?, component.package)?;
     let labels = metadata::labels(&ctx, component, &package, &created, &version);
+    let sourced = sources.iter().map(|s| s.reference.clone());
     let create = Cmd::new("docker")
         .args(CREATE)
-        .args(annotation_args(&labels));
-    let create = create.args(sources.iter().map(|s| s.reference.clone()));
+        .args(annotation_args(&labels))
+        .args(sourced);
     // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
     let out = retrying("imagetools create --dry-run", || {
         create.clone().arg("--dry-run").read_quiet(sh)
     })?;
     let doc = index::parse_index(&out)?;
     let digest = index::sha256_digest(out.as_bytes());
-    let planned = Planned {
-        repo: repo.clone(),
-        digest,
-        doc,
-        sources,
-    };
+    let (repo, planned) = (
+        repo.clone(),
+        Planned {
+            repo,
+            digest,
+            doc,
+            sources,
+        },
+    );
     planned.check(&planned.doc, &ctx.sha, "the planned index")?;
 
     // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
@@ -423,29 +418,24 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     });
     let held = held.collect::<Result<Vec<_>>>()?;
     let ours = stamp(&planned.doc.annotations);
-    let (write, skipped) = plan_moves(&finals, &ours, &held, args.force, &|a, b| {
-        is_ancestor(sh, a, b)
-    });
-    skipped
-        .iter()
-        .for_each(|(tag, why)| gha::notice(&format!("{tag} not moved: {why}")));
+    let history = |a: &str, b: &str| is_ancestor(sh, a, b);
+    let (write, skipped) = plan_moves(&finals, &ours, &held, args.force, &history);
+    for (tag, why) in &skipped {
+        gha::notice(&format!("{tag} not moved: {why}"));
+    }
     let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
+    let tags = write.iter().flat_map(|f| ["--tag", f]);
     let tag = Cmd::new("docker")
         .args(CREATE)
-        .args(write.iter().flat_map(|f| ["--tag", f]));
-    let tag = tag.arg(planned.by_digest());
+        .args(tags)
+        .arg(planned.by_digest());
     if args.dry_run {
         println!("{staging}");
         (!write.is_empty()).then(|| println!("{tag}"));
         return Ok(());
     }
-    publish(
-        sh,
-        &planned,
-        &ctx.sha,
-        &staging,
-        (!write.is_empty()).then_some(&tag),
-    )?;
+    let tag = (!write.is_empty()).then_some(tag);
+    publish(sh, &planned, &ctx.sha, &staging, tag.as_ref())?;
     report(
         &component.image_name(),
         &planned,
@@ -567,88 +557,79 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the commit of `idx`'s revision annotation for each of its
-/// platforms: a clean temporary checkout (`git worktree add`), this xtask's
+/// Rebuilds the commit of `idx`'s revision annotation for its platforms:
+/// a clean temporary checkout (`git worktree add`), this xtask's
 /// `build-image --push` to `registry` with a fresh `--cache-epoch` (cold);
 /// then compares each platform's image digest with the index's.
 fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
-    let rev = stamp(&idx.annotations).revision.with_context(|| {
-        format!("{reference} has no {ANNOTATION}revision annotation: `cargo xtask manifest` did not write it")
-    })?;
-    let name = reference
-        .split(['@', ':'])
-        .find(|s| s.contains('/'))
-        .unwrap_or(reference);
-    let name = name.rsplit('/').next().unwrap_or_default();
-    let component = COMPONENTS
-        .iter()
-        .find(|c| c.image_name() == name)
-        .with_context(|| {
-            format!(
-                "{reference} is no component's image ({})",
-                crate::project::component_names()
-            )
-        })?;
-    let short = &rev[..rev.len().min(12)];
-    let dir = crate::target_dir()
+    let get = |k: &str| idx.annotations.get(&format!("{ANNOTATION}{k}"));
+    let (Some(rev), Some(title)) = (get("revision"), get("title")) else {
+        bail!("{reference} has no revision or title annotation: `cargo xtask manifest` did not write it");
+    };
+    let component = COMPONENTS.iter().find(|c| c.image_name() == *title);
+    let component =
+        component.with_context(|| format!("{reference}: {title} is no component's image"))?;
+    let entries = idx.platform_entries();
+    let names: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+    let target = crate::target_dir();
+    let dir = target
         .join("xtask")
-        .join(format!("rebuild-{short}"))
-        .display()
-        .to_string();
-    let worktree = |args: [&str; 2]| Cmd::new("git").arg("worktree").args(args).arg(&dir);
+        .join(format!("rebuild-{}", &rev[..rev.len().min(12)]));
+    let worktree = |args: [&str; 2]| {
+        Cmd::new("git")
+            .arg("worktree")
+            .args(args)
+            .arg(dir.display().to_string())
+    };
     let _ = worktree(["remove", "--force"]).capture(sh);
     worktree(["add", "--detach"])
-        .arg(&rev)
+        .arg(rev)
         .run(sh)
-        .with_context(|| format!("checking out {rev}: fetch it first"))?;
-    let epoch = format!("rebuild-{}", jiff::Timestamp::now().as_second());
-    let exe = std::env::current_exe()?.display().to_string();
+        .with_context(|| format!("checking out {rev}"))?;
+    let built = Cmd::new(std::env::current_exe()?.display().to_string())
+        .args([
+            "build-image",
+            "--component",
+            component.name,
+            "--push",
+            "--registry",
+            registry,
+        ])
+        .opt("--platform", names.join(","))
+        .opt(
+            "--cache-epoch",
+            format!("rebuild-{}", jiff::Timestamp::now().as_second()),
+        )
+        .env("BROKKR_WORKSPACE", dir.display().to_string())
+        .env("CARGO_TARGET_DIR", target.display().to_string())
+        .env("GITHUB_ACTIONS", "false")
+        .run(sh);
+    if let Err(e) = worktree(["remove", "--force"]).run(sh) {
+        eprintln!("warning: {e:#}");
+    }
+    built?;
     let repo = metadata::image_repository(registry, component);
     let mut mismatches = Vec::new();
-    let result = idx
-        .platform_entries()
-        .into_iter()
-        .try_for_each(|(name, entry)| {
-            let p = Platform::parse(&name)?;
-            Cmd::new(&exe)
-                .args([
-                    "build-image",
-                    "--component",
-                    component.name,
-                    "--platform",
-                    p.name,
-                    "--push",
-                ])
-                .args(["--registry", registry, "--cache-epoch", &epoch])
-                .env("BROKKR_WORKSPACE", &dir)
-                .env(
-                    "CARGO_TARGET_DIR",
-                    crate::target_dir().display().to_string(),
-                )
-                .env("GITHUB_ACTIONS", "false")
-                .run(sh)?;
-            let rec = record::load(&repo, component, p)?.filter(|r| r.commit == rev);
-            let pushed = rec
-                .and_then(|r| r.pushed_digest)
-                .context("the rebuild left no pushed digest in its record")?;
-            let r = remote(sh, &format!("{repo}@{pushed}"))?
-                .context("the rebuilt image is not in the registry")?;
-            let digest = index::source_digest(&r.raw, &r.digest, p)?;
-            if digest == entry.digest {
-                println!("{p}: match {digest}");
-            } else {
+    for (name, entry) in &entries {
+        let p = Platform::parse(name)?;
+        let rec = record::load(&repo, component, p)?.filter(|r| r.commit == *rev);
+        let pushed = rec
+            .and_then(|r| r.pushed_digest)
+            .context("the rebuild recorded no pushed digest")?;
+        let r = remote(sh, &format!("{repo}@{pushed}"))?
+            .context("the rebuilt image is not in the registry")?;
+        let digest = index::source_digest(&r.raw, &r.digest, p)?;
+        match digest == entry.digest {
+            true => println!("{p}: match {digest}"),
+            false => {
                 println!(
-                    "{p}: MISMATCH: {reference} holds {}, the rebuild of {short} gives {digest}",
+                    "{p}: MISMATCH: the index lists {}, the rebuild gives {digest}",
                     entry.digest
                 );
                 mismatches.push(p.name);
             }
-            anyhow::Ok(())
-        });
-    if let Err(e) = worktree(["remove", "--force"]).run(sh) {
-        eprintln!("warning: {e:#}");
+        }
     }
-    result?;
     if !mismatches.is_empty() {
         bail!(
             "the rebuild of {rev} differs from {reference} for {}",
@@ -801,15 +782,15 @@ mod tests {
         // (amd64 record, arm64 record, --allow-dirty, what the arm64 problem says)
         let other = "0".repeat(40);
         let cases = [
-            (None, false, "no build record ("),
+            (None, false, "no record ("),
             (
                 rec(&other, false, Some(D)),
                 false,
                 "not abc1234abc1234abc1234abc1234abc1234abc12 (HEAD)",
             ),
             (rec(HEAD, true, Some(D)), false, "--allow-dirty"),
-            (rec(HEAD, false, None), false, "never pushed"),
-            (rec(HEAD, false, Some("latest")), false, "never pushed"),
+            (rec(HEAD, false, None), false, "not pushed"),
+            (rec(HEAD, false, Some("latest")), false, "not pushed"),
         ];
         for (arm64, allow, want) in cases {
             let problems = pick(ok.clone(), arm64.clone(), allow).unwrap_err();
