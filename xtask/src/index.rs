@@ -157,12 +157,6 @@ pub struct Problem {
     pub text: String,
 }
 
-impl Problem {
-    pub fn is_error(&self) -> bool {
-        self.error
-    }
-}
-
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -580,7 +574,7 @@ mod tests {
                  a platform must appear once"
             )]
         );
-        assert!(problems[0].is_error());
+        assert!(problems[0].error);
     }
 
     #[test]
@@ -658,7 +652,7 @@ mod tests {
         let index = parse_index(&json).unwrap();
         let problems = verify(&index, &[p("amd64")], None);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(!problems[0].is_error());
+        assert!(!problems[0].error);
         assert!(problems[0]
             .to_string()
             .starts_with("warning: attestation manifest sha256:a795"));

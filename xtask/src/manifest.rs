@@ -111,6 +111,7 @@ struct Planned {
     digest: String,
     doc: Document,
     sources: Vec<Source>,
+    revision: String,
 }
 
 const ANNOTATION: &str = "org.opencontainers.image.";
@@ -331,21 +332,20 @@ fn remote(sh: &Shell, reference: &str) -> Result<Option<push::Remote>> {
 }
 
 impl Planned {
-    /// What `idx` lacks against the sources and `revision`; warnings printed.
-    fn check(&self, idx: &Document, revision: &str, what: &str) -> Result<()> {
-        let platforms: Vec<&Platform> = self.sources.iter().map(|s| s.platform).collect();
-        let children: BTreeMap<String, String> = self
+    /// What `idx` lacks against the sources and the revision; warnings printed.
+    fn check(&self, idx: &Document, what: &str) -> Result<()> {
+        let children = self
             .sources
             .iter()
-            .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()))
-            .collect();
-        let (errors, warnings): (Vec<_>, Vec<_>) = index::verify(idx, &platforms, Some(&children))
+            .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
+        let children: BTreeMap<String, String> = children.collect();
+        let (errors, warnings): (Vec<_>, Vec<_>) = index::verify(idx, &[], Some(&children))
             .into_iter()
-            .partition(|p| p.is_error());
+            .partition(|p| p.error);
         warnings.iter().for_each(|w| eprintln!("{w}"));
         let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        if stamp(&idx.annotations).revision.as_deref() != Some(revision) {
-            problems.push(format!("its revision annotation is not {revision}"));
+        if stamp(&idx.annotations).revision != Some(self.revision.clone()) {
+            problems.push(format!("its revision annotation is not {}", self.revision));
         }
         match problems.is_empty() {
             true => Ok(()),
@@ -358,6 +358,80 @@ impl Planned {
 
     fn by_digest(&self) -> String {
         format!("{}@{}", self.repo, self.digest)
+    }
+
+    /// Pushes the index under its staging tag and verifies it by digest;
+    /// then runs `tag` (the final tags, by digest) and checks each points at it.
+    fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
+        let by_digest = self.by_digest();
+        staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
+        let pushed = remote(sh, &by_digest)?;
+        let pushed =
+            pushed.with_context(|| format!("{by_digest} is not in the registry after its push"))?;
+        self.check(&index::parse_index(&pushed.raw)?, &by_digest)?;
+        let Some(tag) = tag else { return Ok(()) };
+        tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
+        for (_, f) in tag
+            .args
+            .iter()
+            .zip(&tag.args[1..])
+            .filter(|(flag, _)| *flag == "--tag")
+        {
+            let digest = retrying(f, || push::remote_digest(sh, f))?;
+            if digest != self.digest {
+                bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
+            }
+        }
+        Ok(())
+    }
+
+    fn report(
+        &self,
+        image: &str,
+        written: &[String],
+        skipped: &[(String, String)],
+        json: bool,
+    ) -> Result<()> {
+        let entries = self.doc.entries();
+        let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
+        let value = json!({
+            "image": image,
+            "index_digest": self.digest,
+            "tags": written,
+            "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
+            "annotations": self.doc.annotations,
+            "platforms": self.sources.iter().map(|s| json!({
+                "platform": s.platform.name,
+                "digest": s.platform_digest,
+                "manifest_size": size(&s.platform_digest),
+                "source": s.reference,
+            })).collect::<Vec<_>>(),
+        });
+        let mut rows: Vec<Vec<String>> = written
+            .iter()
+            .map(|f| vec![f.clone(), self.digest.clone()])
+            .collect();
+        rows.extend(
+            skipped
+                .iter()
+                .map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]),
+        );
+        rows.extend(self.sources.iter().map(|s| {
+            let d = &s.platform_digest;
+            vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
+        }));
+        let head = ["tag or platform", "digest"];
+        match json {
+            true => println!("{}", serde_json::to_string_pretty(&value)?),
+            false => println!("{}", gha::text_table(&head, &rows)),
+        }
+        gha::output("index-digest", &self.digest)?;
+        gha::output("tags", &written.join("\n"))?;
+        gha::output("manifest", &value.to_string())?;
+        gha::summary(&format!(
+            "### {image}\n\n{}\n",
+            gha::markdown_table(&head, &rows)
+        ))
     }
 }
 
@@ -400,6 +474,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     })?;
     let doc = index::parse_index(&out)?;
     let digest = index::sha256_digest(out.as_bytes());
+    let revision = ctx.sha.clone();
     let (repo, planned) = (
         repo.clone(),
         Planned {
@@ -407,9 +482,10 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
             digest,
             doc,
             sources,
+            revision,
         },
     );
-    planned.check(&planned.doc, &ctx.sha, "the planned index")?;
+    planned.check(&planned.doc, "the planned index")?;
 
     // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
     let held = finals.iter().map(|f| {
@@ -435,93 +511,8 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         return Ok(());
     }
     let tag = (!write.is_empty()).then_some(tag);
-    publish(sh, &planned, &ctx.sha, &staging, tag.as_ref())?;
-    report(
-        &component.image_name(),
-        &planned,
-        &write,
-        &skipped,
-        args.json,
-    )
-}
-
-/// Pushes the index under its staging tag and verifies it by digest; then
-/// runs `tag` (the final tags, by digest) and checks each points at it.
-fn publish(
-    sh: &Shell,
-    planned: &Planned,
-    revision: &str,
-    staging: &Cmd,
-    tag: Option<&Cmd>,
-) -> Result<()> {
-    let by_digest = planned.by_digest();
-    staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
-    let pushed = remote(sh, &by_digest)?
-        .with_context(|| format!("{by_digest} is not in the registry after its push"))?;
-    planned.check(&index::parse_index(&pushed.raw)?, revision, &by_digest)?;
-    let Some(tag) = tag else { return Ok(()) };
-    tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
-    let finals = tag
-        .args
-        .iter()
-        .zip(&tag.args[1..])
-        .filter(|(flag, _)| *flag == "--tag");
-    for (_, f) in finals {
-        let digest = retrying(f, || push::remote_digest(sh, f))?;
-        if digest != planned.digest {
-            bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
-        }
-    }
-    Ok(())
-}
-
-fn report(
-    image: &str,
-    planned: &Planned,
-    written: &[String],
-    skipped: &[(String, String)],
-    json_out: bool,
-) -> Result<()> {
-    let entries = planned.doc.entries();
-    let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
-    let value = json!({
-        "image": image,
-        "index_digest": planned.digest,
-        "tags": written,
-        "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
-        "annotations": planned.doc.annotations,
-        "platforms": planned.sources.iter().map(|s| json!({
-            "platform": s.platform.name,
-            "digest": s.platform_digest,
-            "manifest_size": size(&s.platform_digest),
-            "source": s.reference,
-        })).collect::<Vec<_>>(),
-    });
-    let mut rows: Vec<Vec<String>> = written
-        .iter()
-        .map(|f| vec![f.clone(), planned.digest.clone()])
-        .collect();
-    rows.extend(
-        skipped
-            .iter()
-            .map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]),
-    );
-    rows.extend(planned.sources.iter().map(|s| {
-        let d = &s.platform_digest;
-        vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
-    }));
-    let head = ["tag or platform", "digest"];
-    match json_out {
-        true => println!("{}", serde_json::to_string_pretty(&value)?),
-        false => println!("{}", gha::text_table(&head, &rows)),
-    }
-    gha::output("index-digest", &planned.digest)?;
-    gha::output("tags", &written.join("\n"))?;
-    gha::output("manifest", &value.to_string())?;
-    gha::summary(&format!(
-        "### {image}\n\n{}\n",
-        gha::markdown_table(&head, &rows)
-    ))
+    planned.publish(sh, &staging, tag.as_ref())?;
+    planned.report(&component.image_name(), &write, &skipped, args.json)
 }
 
 /// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0
@@ -546,7 +537,7 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     for p in &problems {
         println!("{what}: {p}");
     }
-    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let errors = problems.iter().filter(|p| p.error).count();
     if errors > 0 {
         bail!("{what}: {errors} problem(s)");
     }
