@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use xshell::Shell;
 
-use self::moves::{Move, Stamp};
+use self::moves::Stamp;
 use crate::{
     diagnose, gha,
     index::{self, Document},
@@ -277,42 +277,6 @@ fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-fn stamp(annotations: &BTreeMap<String, String>) -> Stamp {
-    let get = |k: &str| annotations.get(&format!("{ANNOTATION}{k}")).cloned();
-    Stamp {
-        revision: get("revision"),
-        version: get("version"),
-        created: get("created"),
-    }
-}
-
-/// The tags to write and the skipped ones with their reason; `held[i]` is
-/// what `finals[i]` (a full reference) holds now.
-fn plan_moves(
-    finals: &[String],
-    ours: &Stamp,
-    held: &[Option<Stamp>],
-    force: bool,
-    is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
-) -> (Vec<String>, Vec<(String, String)>) {
-    let (mut write, mut skip) = (Vec::new(), Vec::new());
-    for (tag, held) in finals.iter().zip(held) {
-        let name = tag.rsplit_once(':').map_or(tag.as_str(), |(_, t)| t);
-        match moves::decide(name, ours, held.as_ref(), is_ancestor) {
-            Move::Skip(why) if !force => skip.push((tag.clone(), why)),
-            _ => write.push(tag.clone()),
-        }
-    }
-    (write, skip)
-}
-
-/// `git merge-base --is-ancestor a b`: yes, no (exit 1, silent), or unknown (an error).
-fn is_ancestor(sh: &Shell, a: &str, b: &str) -> Option<bool> {
-    let git = Cmd::new("git").args(["merge-base", "--is-ancestor", a, b]);
-    let out = git.capture(sh).ok()?;
-    (out.ok || out.stderr.trim().is_empty()).then_some(out.ok)
-}
-
 /// Retries `f` while its error is transient ([`diagnose::is_transient`]).
 fn retrying<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let wait = |line: &str, delay| {
@@ -344,7 +308,7 @@ impl Planned {
             .partition(|p| p.error);
         warnings.iter().for_each(|w| eprintln!("{w}"));
         let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        if stamp(&idx.annotations).revision != Some(self.revision.clone()) {
+        if Stamp::from_annotations(&idx.annotations).revision != Some(self.revision.clone()) {
             problems.push(format!("its revision annotation is not {}", self.revision));
         }
         match problems.is_empty() {
@@ -472,39 +436,31 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let out = retrying("imagetools create --dry-run", || {
         create.clone().arg("--dry-run").read_quiet(sh)
     })?;
-    let doc = index::parse_index(&out)?;
-    let digest = index::sha256_digest(out.as_bytes());
-    let revision = ctx.sha.clone();
-    let (repo, planned) = (
-        repo.clone(),
-        Planned {
-            repo,
-            digest,
-            doc,
-            sources,
-            revision,
-        },
-    );
+    let planned = Planned {
+        repo: repo.clone(),
+        digest: index::sha256_digest(out.as_bytes()),
+        doc: index::parse_index(&out)?,
+        sources,
+        revision: ctx.sha.clone(),
+    };
     planned.check(&planned.doc, "the planned index")?;
 
     // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
     let held = finals.iter().map(|f| {
         let doc = remote(sh, f)?.and_then(|r| index::parse(&r.raw).ok());
-        Ok(doc.map(|d| stamp(&d.annotations)))
+        Ok(doc.map(|d| Stamp::from_annotations(&d.annotations)))
     });
     let held = held.collect::<Result<Vec<_>>>()?;
-    let ours = stamp(&planned.doc.annotations);
-    let history = |a: &str, b: &str| is_ancestor(sh, a, b);
-    let (write, skipped) = plan_moves(&finals, &ours, &held, args.force, &history);
+    let ours = Stamp::from_annotations(&planned.doc.annotations);
+    let history = |a: &str, b: &str| moves::is_ancestor(sh, a, b);
+    let (write, skipped) = moves::plan(&finals, &ours, &held, args.force, &history);
     for (tag, why) in &skipped {
         gha::notice(&format!("{tag} not moved: {why}"));
     }
     let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
     let tags = write.iter().flat_map(|f| ["--tag", f]);
-    let tag = Cmd::new("docker")
-        .args(CREATE)
-        .args(tags)
-        .arg(planned.by_digest());
+    let tag = Cmd::new("docker").args(CREATE).args(tags);
+    let tag = tag.arg(planned.by_digest());
     if args.dry_run {
         println!("{staging}");
         (!write.is_empty()).then(|| println!("{tag}"));
@@ -811,38 +767,8 @@ mod tests {
                 "index:org.opencontainers.image.version=1.2.3"
             ]
         );
-        let s = stamp(&labels);
+        let s = Stamp::from_annotations(&labels);
         assert_eq!((s.version.as_deref(), s.revision), (Some("1.2.3"), None));
-    }
-
-    #[test]
-    fn moves_skip_backwards_unless_forced() {
-        let (parent, child) = ("a".repeat(40), "b".repeat(40));
-        let st = |rev: &str, v: &str| Stamp {
-            revision: Some(rev.to_owned()),
-            version: Some(v.to_owned()),
-            created: None,
-        };
-        let history = |a: &str, b: &str| Some(a == "a".repeat(40) && b == "b".repeat(40));
-        let finals = ["r:sha-aaaaaaa", "r:main", "r:latest", "r:new"].map(String::from);
-        let held = [
-            None,
-            Some(st(&child, "main")),
-            Some(st(&child, "1.2.0")),
-            None,
-        ];
-        let ours = st(&parent, "1.1.0");
-        let (write, skip) = plan_moves(&finals, &ours, &held, false, &history);
-        assert_eq!(write, ["r:sha-aaaaaaa", "r:new"]);
-        let skipped: Vec<&str> = skip.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(skipped, ["r:main", "r:latest"]);
-        assert!(
-            skip[0].1.starts_with("main holds commit bbbbbbb"),
-            "{skip:?}"
-        );
-        assert!(skip[1].1.contains("1.2.0"), "{skip:?}");
-        let (write, skip) = plan_moves(&finals, &ours, &held, true, &history);
-        assert_eq!((write.len(), skip.len()), (4, 0));
     }
 
     #[test]

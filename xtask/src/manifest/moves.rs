@@ -5,7 +5,11 @@
 //! at (`org.opencontainers.image.revision`, `.version`, `.created`), which
 //! every index `manifest` writes carries.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, collections::BTreeMap};
+
+use xshell::Shell;
+
+use crate::plan::Cmd;
 
 /// What an index says about itself, from its OCI annotations.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -16,6 +20,21 @@ pub struct Stamp {
     pub version: Option<String>,
     /// RFC 3339 commit time.
     pub created: Option<String>,
+}
+
+impl Stamp {
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Stamp {
+        let get = |k: &str| {
+            annotations
+                .get(&format!("org.opencontainers.image.{k}"))
+                .cloned()
+        };
+        Stamp {
+            revision: get("revision"),
+            version: get("version"),
+            created: get("created"),
+        }
+    }
 }
 
 /// The decision for one tag.
@@ -77,6 +96,33 @@ pub fn decide(
         )),
         _ => Move::Write,
     }
+}
+
+/// The tags to write and the skipped ones with their reason; `held[i]` is
+/// what `finals[i]` (a full reference) holds now.
+pub fn plan(
+    finals: &[String],
+    ours: &Stamp,
+    held: &[Option<Stamp>],
+    force: bool,
+    is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let (mut write, mut skip) = (Vec::new(), Vec::new());
+    for (tag, held) in finals.iter().zip(held) {
+        let name = tag.rsplit_once(':').map_or(tag.as_str(), |(_, t)| t);
+        match decide(name, ours, held.as_ref(), is_ancestor) {
+            Move::Skip(why) if !force => skip.push((tag.clone(), why)),
+            _ => write.push(tag.clone()),
+        }
+    }
+    (write, skip)
+}
+
+/// `git merge-base --is-ancestor a b`: yes, no (exit 1, silent), or unknown (an error).
+pub fn is_ancestor(sh: &Shell, a: &str, b: &str) -> Option<bool> {
+    let git = Cmd::new("git").args(["merge-base", "--is-ancestor", a, b]);
+    let out = git.capture(sh).ok()?;
+    (out.ok || out.stderr.trim().is_empty()).then_some(out.ok)
 }
 
 fn semver_of(v: &Option<String>) -> Option<semver::Version> {
@@ -208,5 +254,35 @@ mod tests {
                 assert!(why.starts_with(tag), "{name}: {why}");
             }
         }
+    }
+
+    #[test]
+    fn moves_skip_backwards_unless_forced() {
+        let (parent, child) = ("a".repeat(40), "b".repeat(40));
+        let st = |rev: &str, v: &str| Stamp {
+            revision: Some(rev.to_owned()),
+            version: Some(v.to_owned()),
+            created: None,
+        };
+        let history = |a: &str, b: &str| Some(a == "a".repeat(40) && b == "b".repeat(40));
+        let finals = ["r:sha-aaaaaaa", "r:main", "r:latest", "r:new"].map(String::from);
+        let held = [
+            None,
+            Some(st(&child, "main")),
+            Some(st(&child, "1.2.0")),
+            None,
+        ];
+        let ours = st(&parent, "1.1.0");
+        let (write, skip) = plan(&finals, &ours, &held, false, &history);
+        assert_eq!(write, ["r:sha-aaaaaaa", "r:new"]);
+        let skipped: Vec<&str> = skip.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(skipped, ["r:main", "r:latest"]);
+        assert!(
+            skip[0].1.starts_with("main holds commit bbbbbbb"),
+            "{skip:?}"
+        );
+        assert!(skip[1].1.contains("1.2.0"), "{skip:?}");
+        let (write, skip) = plan(&finals, &ours, &held, true, &history);
+        assert_eq!((write.len(), skip.len()), (4, 0));
     }
 }
