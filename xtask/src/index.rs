@@ -716,6 +716,23 @@ mod tests {
     }
 
     #[test]
+    fn dry_run_output_is_what_is_pushed() {
+        // `imagetools create --dry-run --annotation index:... SRC SRC` of buildx 0.13.1; the
+        // registry then served this index as sha256:1d0a19ad...
+        let printed = include_str!("../tests/fixtures/index-annotated-dry-run.json");
+        assert_eq!(
+            sha256_digest(printed.trim().as_bytes()),
+            "sha256:1d0a19ad4abb6108aacea8499d244d1214ccfa334ba3990c3f5acc4a493cca4a"
+        );
+        let index = parse_index(printed).unwrap();
+        assert_eq!(
+            index.annotations["org.opencontainers.image.version"],
+            "main"
+        );
+        assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
+    }
+
+    #[test]
     fn digests() {
         assert!(is_digest(AMD64_IMG));
         assert!(is_digest(&format!("sha512:{}", "a".repeat(128))));

@@ -18,7 +18,7 @@ use xshell::Shell;
 
 use self::moves::Stamp;
 use crate::{
-    diagnose, gha,
+    gha,
     index::{self, Document},
     metadata,
     options::absolute_path,
@@ -228,7 +228,7 @@ fn check_sources(
     let (mut sources, mut problems) = (Vec::new(), Vec::new());
     for (platform, reference) in selected {
         let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
-        let found = remote(sh, &reference).and_then(|r| match r {
+        let found = push::remote(sh, &reference).and_then(|r| match r {
             None => bail!("{reference} (from its record) is not in the registry"),
             Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
             Some(r) => index::source_digest(&r.raw, &r.digest, platform),
@@ -277,24 +277,6 @@ fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-/// Retries `f` while its error is transient ([`diagnose::is_transient`]).
-fn retrying<T>(what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
-    let wait = |line: &str, delay| {
-        eprintln!("{line}");
-        std::thread::sleep(delay);
-    };
-    diagnose::retry_with(what, diagnose::MAX_ATTEMPTS, wait, || {
-        f().map_err(|e| format!("{e:#}"))
-    })
-    .map_err(anyhow::Error::msg)
-}
-
-fn remote(sh: &Shell, reference: &str) -> Result<Option<push::Remote>> {
-    retrying(&format!("reading {reference}"), || {
-        push::remote(sh, reference)
-    })
-}
-
 impl Planned {
     /// What `idx` lacks against the sources and the revision; warnings printed.
     fn check(&self, idx: &Document, what: &str) -> Result<()> {
@@ -329,7 +311,7 @@ impl Planned {
     fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
         let by_digest = self.by_digest();
         staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
-        let pushed = remote(sh, &by_digest)?;
+        let pushed = push::remote(sh, &by_digest)?;
         let pushed =
             pushed.with_context(|| format!("{by_digest} is not in the registry after its push"))?;
         self.check(&index::parse_index(&pushed.raw)?, &by_digest)?;
@@ -341,7 +323,7 @@ impl Planned {
             .zip(&tag.args[1..])
             .filter(|(flag, _)| *flag == "--tag")
         {
-            let digest = retrying(f, || push::remote_digest(sh, f))?;
+            let digest = push::remote_digest(sh, f)?;
             if digest != self.digest {
                 bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
             }
@@ -433,13 +415,18 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         .args(annotation_args(&labels))
         .args(sourced);
     // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
-    let out = retrying("imagetools create --dry-run", || {
-        create.clone().arg("--dry-run").read_quiet(sh)
-    })?;
+    let out = create
+        .clone()
+        .arg("--dry-run")
+        .capture_retrying(sh, "imagetools create --dry-run")?;
+    if !out.ok {
+        bail!("imagetools create --dry-run failed: {}", out.stderr.trim());
+    }
+    let out = out.stdout.trim();
     let planned = Planned {
         repo: repo.clone(),
         digest: index::sha256_digest(out.as_bytes()),
-        doc: index::parse_index(&out)?,
+        doc: index::parse_index(out)?,
         sources,
         revision: ctx.sha.clone(),
     };
@@ -447,7 +434,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
 
     // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
     let held = finals.iter().map(|f| {
-        let doc = remote(sh, f)?.and_then(|r| index::parse(&r.raw).ok());
+        let doc = push::remote(sh, f)?.and_then(|r| index::parse(&r.raw).ok());
         Ok(doc.map(|d| Stamp::from_annotations(&d.annotations)))
     });
     let held = held.collect::<Result<Vec<_>>>()?;
@@ -482,7 +469,7 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
             file.display().to_string(),
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
         ),
-        (Some(r), None) => match remote(sh, r)? {
+        (Some(r), None) => match push::remote(sh, r)? {
             Some(remote) => (r.clone(), remote.raw),
             None => bail!("{r} is not in the registry (check the name and tag; `cargo xtask manifest` writes it)"),
         },
@@ -563,7 +550,7 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
         let pushed = rec
             .and_then(|r| r.pushed_digest)
             .context("the rebuild recorded no pushed digest")?;
-        let r = remote(sh, &format!("{repo}@{pushed}"))?
+        let r = push::remote(sh, &format!("{repo}@{pushed}"))?
             .context("the rebuilt image is not in the registry")?;
         let digest = index::source_digest(&r.raw, &r.digest, p)?;
         match digest == entry.digest {
