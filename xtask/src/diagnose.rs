@@ -491,6 +491,33 @@ impl Cmd {
             anyhow!("{what} failed: {}{hint}", reason(&stderr))
         })
     }
+
+    /// [`Cmd::capture`] of a registry read, quietly retried while it fails
+    /// transiently ([`retry_with`], each retry printed); the last output,
+    /// failed or not, is returned for the caller to judge.
+    pub fn capture_retrying(&self, sh: &Shell, what: &str) -> Result<crate::plan::Captured> {
+        let wait = |line: &str, delay| {
+            eprintln!("{line}");
+            std::thread::sleep(delay);
+        };
+        let mut last = None;
+        let done = retry_with(what, MAX_ATTEMPTS, wait, || {
+            let out = self.capture(sh).map_err(|e| e.to_string())?;
+            let stderr = out.stderr.clone();
+            let ok = out.ok;
+            last = Some(out);
+            if ok {
+                Ok(())
+            } else {
+                Err(stderr)
+            }
+        });
+        match (done, last) {
+            (_, Some(out)) => Ok(out),
+            (Err(e), None) => Err(anyhow!("{what}: {e}")),
+            (Ok(()), None) => unreachable!("an attempt succeeded"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,20 @@ pub fn export_env(key: &str, value: &str) -> Result<()> {
     )
 }
 
+/// A notice: `::notice::text` on GitHub (an annotation of the run), `notice: text` on stderr elsewhere.
+pub fn notice(text: &str) {
+    if active() {
+        println!(
+            "::notice::{}",
+            text.replace('%', "%25")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+        );
+    } else {
+        eprintln!("notice: {text}");
+    }
+}
+
 /// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
 pub fn summary(markdown: &str) -> Result<()> {
     append("GITHUB_STEP_SUMMARY", markdown)

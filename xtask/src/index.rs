@@ -18,84 +18,67 @@
 //!   index of `linux/<arch>` plus an attestation (case M1);
 //!   [`per_platform_digest`] finds the image manifest inside.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
 
 use anyhow::{bail, Context, Result};
 use serde::{de::IgnoredAny, Deserialize};
 
 use crate::project::Platform;
 
-/// Media type of an OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Media type of a Docker manifest list (v2, schema 2).
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Media type of an OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Media type of a Docker image manifest (v2, schema 2).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Annotation naming the kind of a reference entry (BuildKit attestation storage).
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
-/// Annotation holding the digest of the image an attestation describes.
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
-/// Value of [`REFERENCE_TYPE`] on attestation manifests.
 pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 
 /// A registry document: an index (`manifests` is `Some`) or a single image
 /// manifest (`config` is `Some`). [`parse`] fills `media_type` from the
 /// shape when the document has none (it is optional in OCI).
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Document {
-    #[serde(default)]
     schema_version: Option<u32>,
-    #[serde(default)]
     pub media_type: String,
-    #[serde(default)]
     pub manifests: Option<Vec<Entry>>,
-    #[serde(default)]
     pub config: Option<Entry>,
-    #[serde(default)]
     layers: Option<IgnoredAny>,
+    /// Index-level annotations (`org.opencontainers.image.*` on what `manifest` writes).
+    pub annotations: BTreeMap<String, String>,
     /// A registry error body (distribution spec) instead of a document.
-    #[serde(default)]
     errors: Vec<RegistryError>,
 }
 
 /// An OCI descriptor: an index entry, or a manifest's `config`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Entry {
-    #[serde(default)]
     pub media_type: String,
-    #[serde(default)]
     pub digest: String,
     /// Size of the pointed-to blob in bytes.
-    #[serde(default)]
     pub size: u64,
-    #[serde(default)]
     pub platform: Option<RawPlatform>,
-    #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The `platform` object of an index entry as written.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct RawPlatform {
     pub os: String,
     pub architecture: String,
-    #[serde(default)]
     pub variant: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
 struct RegistryError {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     message: String,
 }
 
-/// What an index entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     /// An image for a platform, named as [`normalise_platform`] gives it.
@@ -123,16 +106,9 @@ impl Entry {
         }
         match &self.platform {
             Some(p) if !(p.os == "unknown" && p.architecture == "unknown") => {
-                let variant = p
-                    .variant
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty());
-                let raw = format!("{}/{}", p.os.trim(), p.architecture.trim());
-                EntryKind::Image(normalise_platform(&match variant {
-                    Some(v) => format!("{raw}/{v}"),
-                    None => raw,
-                }))
+                let variant = p.variant.as_deref().map(str::trim).unwrap_or_default();
+                let raw = format!("{}/{}/{variant}", p.os.trim(), p.architecture.trim());
+                EntryKind::Image(normalise_platform(raw.trim_end_matches('/')))
             }
             _ => EntryKind::Other,
         }
@@ -140,12 +116,10 @@ impl Entry {
 }
 
 impl Document {
-    /// Whether this is an index (OCI index or Docker manifest list).
     pub fn is_index(&self) -> bool {
         self.manifests.is_some()
     }
 
-    /// The `manifests[]` entries (none for a single manifest).
     pub fn entries(&self) -> &[Entry] {
         self.manifests.as_deref().unwrap_or_default()
     }
@@ -165,20 +139,8 @@ impl Document {
 
     /// The distinct platform names, sorted.
     pub fn platforms(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .platform_entries()
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-
-    /// The attestation manifests.
-    pub fn attestations(&self) -> Vec<&Entry> {
-        let att = |e: &&Entry| matches!(e.kind(), EntryKind::Attestation { .. });
-        self.entries().iter().filter(att).collect()
+        let v = self.platform_entries().into_iter().map(|(p, _)| p);
+        v.collect::<BTreeSet<_>>().into_iter().collect()
     }
 }
 
@@ -188,13 +150,6 @@ impl Document {
 pub struct Problem {
     pub error: bool,
     pub text: String,
-}
-
-impl Problem {
-    /// False only for warnings.
-    pub fn is_error(&self) -> bool {
-        self.error
-    }
 }
 
 impl fmt::Display for Problem {
@@ -232,25 +187,17 @@ pub fn verify(
         by_platform.entry(p).or_default().push(e);
     }
     let present: Vec<String> = by_platform.keys().cloned().collect();
-    let children: BTreeMap<String, &str> = expected_children
-        .into_iter()
-        .flatten()
+    let children = expected_children.into_iter().flatten();
+    let children: BTreeMap<String, &str> = children
         .map(|(p, d)| (normalise_platform(p), d.trim()))
         .collect();
-    let mut wanted: Vec<String> = expected_platforms
-        .iter()
-        .map(|p| p.name.to_owned())
-        .collect();
-    wanted.extend(children.keys().cloned());
-    wanted.sort();
-    wanted.dedup();
-
+    let wanted = expected_platforms.iter().map(|p| p.name.to_owned());
+    let wanted: BTreeSet<String> = wanted.chain(children.keys().cloned()).collect();
     for platform in &wanted {
         let Some(entries) = by_platform.get(platform) else {
-            let has = if present.is_empty() {
-                present_text(&present)
-            } else {
-                format!("only {}", present.join(", "))
+            let has = match present.is_empty() {
+                true => present_text(&present),
+                false => format!("only {}", present.join(", ")),
             };
             problems.push(err(format!(
                 "missing platform {platform}: the index has {has}"
@@ -273,16 +220,15 @@ pub fn verify(
                     e.digest
                 )));
             }
-            match children.get(platform) {
-                Some(expected) if e.digest != *expected => problems.push(err(format!(
+            if let Some(expected) = children.get(platform).filter(|d| e.digest != **d) {
+                problems.push(err(format!(
                     "{platform} points to {}, but its per-platform source holds {expected}",
                     e.digest
-                ))),
-                _ => {}
+                )));
             }
         }
     }
-    for (platform, entries) in by_platform.iter().filter(|(p, _)| !wanted.contains(p)) {
+    for (platform, entries) in by_platform.iter().filter(|(p, _)| !wanted.contains(*p)) {
         for e in entries {
             problems.push(err(format!(
                 "unexpected platform {platform} ({}): it was not asked for",
@@ -290,7 +236,7 @@ pub fn verify(
             )));
         }
     }
-    for att in index.attestations() {
+    for att in index.entries() {
         let EntryKind::Attestation { describes } = att.kind() else {
             continue;
         };
@@ -308,6 +254,16 @@ pub fn verify(
         problems.push(Problem { error: false, text });
     }
     problems
+}
+
+/// The OCI digest of `bytes` as pushed (`sha256:<64 hex>`).
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hex: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 /// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.
@@ -398,17 +354,10 @@ pub fn parse(json: &str) -> Result<Document> {
             );
         }
     }
-    if let Some((i, e)) = doc
-        .entries()
-        .iter()
-        .enumerate()
-        .find(|(_, e)| !is_digest(&e.digest))
-    {
-        bail!(
-            "entry {} of the index has a malformed digest `{}`",
-            i + 1,
-            e.digest
-        );
+    let bad = doc.entries().iter().position(|e| !is_digest(&e.digest));
+    if let Some(i) = bad {
+        let d = &doc.entries()[i].digest;
+        bail!("entry {} of the index has a malformed digest `{d}`", i + 1);
     }
     Ok(doc)
 }
@@ -515,7 +464,8 @@ mod tests {
         assert_eq!(index.media_type, OCI_INDEX);
         assert_eq!(index.entries().len(), 4);
         assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
-        assert_eq!(index.attestations().len(), 2);
+        let attestation = |e: &&Entry| matches!(e.kind(), EntryKind::Attestation { .. });
+        assert_eq!(index.entries().iter().filter(attestation).count(), 2);
         let got: Vec<(String, &str)> = index
             .platform_entries()
             .into_iter()
@@ -620,7 +570,7 @@ mod tests {
                  a platform must appear once"
             )]
         );
-        assert!(problems[0].is_error());
+        assert!(problems[0].error);
     }
 
     #[test]
@@ -698,7 +648,7 @@ mod tests {
         let index = parse_index(&json).unwrap();
         let problems = verify(&index, &[p("amd64")], None);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(!problems[0].is_error());
+        assert!(!problems[0].error);
         assert!(problems[0]
             .to_string()
             .starts_with("warning: attestation manifest sha256:a795"));
@@ -763,6 +713,23 @@ mod tests {
             "",
         );
         assert!(!parse(&no_type).unwrap().is_index());
+    }
+
+    #[test]
+    fn dry_run_output_is_what_is_pushed() {
+        // `imagetools create --dry-run --annotation index:... SRC SRC` of buildx 0.13.1; the
+        // registry then served this index as sha256:1d0a19ad...
+        let printed = include_str!("../tests/fixtures/index-annotated-dry-run.json");
+        assert_eq!(
+            sha256_digest(printed.trim().as_bytes()),
+            "sha256:1d0a19ad4abb6108aacea8499d244d1214ccfa334ba3990c3f5acc4a493cca4a"
+        );
+        let index = parse_index(printed).unwrap();
+        assert_eq!(
+            index.annotations["org.opencontainers.image.version"],
+            "main"
+        );
+        assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
     }
 
     #[test]

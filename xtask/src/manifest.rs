@@ -1,16 +1,22 @@
-//! `cargo xtask manifest`: turns the per-platform images of one component
-//! into one multi-platform image index under every final tag, then reads it
-//! back from the registry and proves it (cases M1 to M5 of
-//! `shared/cases/manifests.md`). `manifest verify` checks any reference, or
-//! a saved index offline.
+//! `cargo xtask manifest`: publishes one component's per-platform images,
+//! named by digest in their build records, as one annotated image index
+//! (cases M1 to M5 of `shared/cases/manifests.md`, R1 to R4 of
+//! `releases.md`). Every record and source is checked before anything is
+//! written; the index is pushed under a content-addressed staging tag and
+//! verified by digest; only then are the final tags that may move
+//! ([`moves`]) written, by digest. `manifest verify` checks a reference or a
+//! saved index, and with `--rebuild` rebuilds its commit to compare digests.
+
+mod moves;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use xshell::Shell;
 
+use self::moves::Stamp;
 use crate::{
     gha,
     index::{self, Document},
@@ -19,19 +25,19 @@ use crate::{
     plan::Cmd,
     project::{
         parse_component, parse_platform_list, parse_registry, Component, Platform, PlatformList,
-        PLATFORMS,
+        COMPONENTS, PLATFORMS,
     },
-    push, record, tags,
+    push,
+    record::{self, BuildRecord},
+    tags,
 };
 
-/// Options of `manifest`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ManifestArgs {
-    /// `verify`: check an existing index instead of creating one.
     #[command(subcommand)]
     pub command: Option<ManifestCommand>,
-    /// The component whose per-platform images are combined (`broker` or `agent`).
+    /// The component to publish (`broker` or `agent`).
     #[arg(long, value_parser = parse_component)]
     pub component: Option<&'static Component>,
     /// Platforms the index holds; default and normally: every platform the project declares.
@@ -46,28 +52,29 @@ pub struct ManifestArgs {
     #[arg(long, env = "BROKKR_REGISTRY", value_parser = parse_registry)]
     pub registry: Option<String>,
     /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag
-    /// grammar and not be a per-platform reference name (`sha-<7 hex>-<arch>`).
+    /// grammar and not be a reserved name (`sha-<7 hex>-<arch>`, `index-<64 hex>`).
     #[arg(long)]
     pub tag: Vec<String>,
     /// Publish per-platform images built from a working tree with uncommitted changes.
     #[arg(long)]
     pub allow_dirty: bool,
-    /// Print the `imagetools create` command that would run, and write nothing.
+    /// Move every final tag, even back to an older commit or a lower version.
+    #[arg(long)]
+    pub force: bool,
+    /// Check the sources, print the tag decisions and the commands that would write; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the result as JSON: tags, index digest, platforms with digest and size.
+    /// Print the result as JSON: tags written and skipped, index digest, platforms.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Subcommands of `manifest`.
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Verify an index: exactly the expected platforms, attestations ignored, no duplicates.
     Verify(VerifyArgs),
 }
 
-/// Options of `manifest verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The reference to read from its registry (`localhost:5000/brokkr-broker:main`).
@@ -79,34 +86,53 @@ pub struct VerifyArgs {
     /// Platforms the index must hold; default: all supported platforms.
     #[arg(long, value_parser = parse_platform_list)]
     pub platform: Option<PlatformList>,
+    /// Rebuild the commit of the index's revision annotation (clean checkout, cold) for each
+    /// of its platforms and say whether each image digest matches; exit 1 on any mismatch.
+    #[arg(long, conflicts_with = "from_file")]
+    pub rebuild: bool,
+    /// Registry prefix the rebuilt images are pushed to, to read their digests.
+    #[arg(long, requires = "rebuild", value_parser = parse_registry, default_value = "localhost:5000/rebuild")]
+    pub rebuild_registry: String,
 }
 
-/// One per-platform source found in the registry.
 #[derive(Clone, Debug)]
 pub struct Source {
     pub platform: &'static Platform,
-    /// Its unique per-platform reference (`…:sha-abc1234-arm64`).
+    /// `<repository>@<pushed digest>` from the record.
     pub reference: String,
-    /// Digest of what the reference points to (an index when buildx added attestations).
-    pub digest: String,
-    /// Digest of the image manifest for `platform` inside it: what the final index lists.
+    /// The image manifest for `platform` inside it: what the index lists (M1).
     pub platform_digest: String,
 }
 
-/// Whether `tag` is a name the xtask reserves for per-platform references
-/// and caches (`sha-<7 hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`,
-/// `buildcache-<arch>`): a final tag there would overwrite one leg.
+/// The index of one run: its digest (of the bytes `imagetools create
+/// --dry-run` prints), document and sources.
+struct Planned {
+    repo: String,
+    digest: String,
+    doc: Document,
+    sources: Vec<Source>,
+    revision: String,
+}
+
+const ANNOTATION: &str = "org.opencontainers.image.";
+const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
+
+/// Whether `tag` is a name the xtask reserves: per-platform references and
+/// caches (`sha-<7 hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`,
+/// `buildcache-<arch>`) and the staging tags of indexes (`index-<64 hex>`).
 pub fn is_reserved_tag(tag: &str) -> bool {
-    PLATFORMS.iter().any(|p| {
-        let Some(head) = tag.strip_suffix(&format!("-{}", p.tag_suffix())) else {
-            return false;
-        };
-        let hex = head
-            .strip_prefix("sha-")
-            .map(|h| h.trim_end_matches("-dirty"));
-        head == "buildcache"
-            || hex.is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-    })
+    let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
+    staging.is_some_and(hex)
+        || PLATFORMS.iter().any(|p| {
+            let head = tag.strip_suffix(&format!("-{}", p.tag_suffix()));
+            let sha = head.and_then(|h| h.strip_prefix("sha-"));
+            head == Some("buildcache") || sha.map(|h| h.trim_end_matches("-dirty")).is_some_and(hex)
+        })
+}
+
+fn staging_tag(digest: &str) -> String {
+    format!("index-{}", digest.trim_start_matches("sha256:"))
 }
 
 /// The final tags: the computed ones plus `--tag`, or with a platform subset
@@ -121,7 +147,7 @@ fn final_tags(
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
         if is_reserved_tag(t) {
-            bail!("--tag {t} is the name of a per-platform reference (or cache), which `manifest` never overwrites; pick another tag");
+            bail!("--tag {t} is a reserved name (a per-platform reference, cache or index staging tag), which `manifest` never overwrites; pick another tag");
         }
     }
     if args.partial_platforms {
@@ -133,20 +159,18 @@ fn final_tags(
     let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
-    Ok(tags
-        .into_iter()
-        .map(|t| {
-            if dirty && t == sha {
-                format!("{t}-dirty")
-            } else {
-                t
-            }
-        })
-        .collect())
+    let dirty_sha = format!("{sha}-dirty");
+    let mark = |t: String| {
+        if dirty && t == sha {
+            dirty_sha.clone()
+        } else {
+            t
+        }
+    };
+    Ok(tags.into_iter().map(mark).collect())
 }
 
-/// The platforms of the index: every declared one, or the `--platform`
-/// subset when `--partial-platforms` says so.
+/// Every declared platform, or the `--platform` subset with `--partial-platforms`.
 fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
     let all: Vec<&'static Platform> = PLATFORMS.iter().collect();
     match &args.platform {
@@ -162,6 +186,201 @@ fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
     }
 }
 
+type Problems = Vec<(&'static Platform, String)>;
+const DIRTY: &str =
+    "built from a working tree with uncommitted changes: commit and rebuild, or pass --allow-dirty";
+
+/// `<repository>@<pushed digest>` per platform from the records, or every
+/// platform whose record is missing, of another commit than `head`, dirty
+/// (unless `allow_dirty`) or not pushed.
+fn select_sources(
+    repo: &str,
+    component: &Component,
+    records: &[(&'static Platform, Option<BuildRecord>)],
+    head: &str,
+    allow_dirty: bool,
+) -> Result<Vec<(&'static Platform, String)>, Problems> {
+    let (mut selected, mut problems) = (Vec::new(), Vec::new());
+    for (p, rec) in records {
+        let why = match rec {
+            None => format!("no record ({})", record::path(repo, component, p).display()),
+            Some(r) if r.commit != head => format!("built from `{}`, not {head} (HEAD)", r.commit),
+            Some(r) if r.dirty && !allow_dirty => DIRTY.to_owned(),
+            Some(BuildRecord {
+                pushed_digest: Some(d),
+                ..
+            }) if index::is_digest(d) => {
+                selected.push((*p, format!("{repo}@{d}")));
+                continue;
+            }
+            Some(_) => "built but not pushed (no pushed_digest in its record)".to_owned(),
+        };
+        problems.push((*p, why));
+    }
+    problems.is_empty().then_some(selected).ok_or(problems)
+}
+
+/// Each selected source in the registry by digest, its platform in it once.
+fn check_sources(
+    sh: &Shell,
+    selected: Vec<(&'static Platform, String)>,
+) -> Result<Vec<Source>, Problems> {
+    let (mut sources, mut problems) = (Vec::new(), Vec::new());
+    for (platform, reference) in selected {
+        let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
+        let found = push::remote(sh, &reference).and_then(|r| match r {
+            None => bail!("{reference} (from its record) is not in the registry"),
+            Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
+            Some(r) => index::source_digest(&r.raw, &r.digest, platform),
+        });
+        match found {
+            Ok(d) => sources.push(Source {
+                platform,
+                reference,
+                platform_digest: d,
+            }),
+            Err(e) => problems.push((platform, format!("{e:#}"))),
+        }
+    }
+    problems.is_empty().then_some(sources).ok_or(problems)
+}
+
+/// The M4 error: every platform without a usable source, and the build command.
+fn refusal(
+    args: &ManifestArgs,
+    component: &Component,
+    finals: &[String],
+    problems: Problems,
+) -> anyhow::Error {
+    let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|(p, why)| format!("{p}: {why}"))
+        .collect();
+    let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
+    anyhow!(
+        "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
+         still point where they did. Build and push first: cargo xtask build-image --component {} \
+         --platform {}{} --push",
+        finals.join(", "),
+        lines.join("\n  "),
+        component.name,
+        archs.join(","),
+        registry.unwrap_or_default()
+    )
+}
+
+/// The `--annotation index:KEY=VALUE` arguments (empty values left out).
+fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
+    let set = labels.iter().filter(|(_, v)| !v.is_empty());
+    set.flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")])
+        .collect()
+}
+
+impl Planned {
+    /// What `idx` lacks against the sources and the revision; warnings printed.
+    fn check(&self, idx: &Document, what: &str) -> Result<()> {
+        let children = self
+            .sources
+            .iter()
+            .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
+        let children: BTreeMap<String, String> = children.collect();
+        let (errors, warnings): (Vec<_>, Vec<_>) = index::verify(idx, &[], Some(&children))
+            .into_iter()
+            .partition(|p| p.error);
+        warnings.iter().for_each(|w| eprintln!("{w}"));
+        let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        if Stamp::from_annotations(&idx.annotations).revision != Some(self.revision.clone()) {
+            problems.push(format!("its revision annotation is not {}", self.revision));
+        }
+        match problems.is_empty() {
+            true => Ok(()),
+            false => bail!(
+                "{what} does not verify; no final tag was written:\n{}",
+                problems.join("\n")
+            ),
+        }
+    }
+
+    fn by_digest(&self) -> String {
+        format!("{}@{}", self.repo, self.digest)
+    }
+
+    /// Pushes the index under its staging tag and verifies it by digest;
+    /// then runs `tag` (the final tags, by digest) and checks each points at it.
+    fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
+        let by_digest = self.by_digest();
+        staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
+        let pushed = push::remote(sh, &by_digest)?;
+        let pushed =
+            pushed.with_context(|| format!("{by_digest} is not in the registry after its push"))?;
+        self.check(&index::parse_index(&pushed.raw)?, &by_digest)?;
+        let Some(tag) = tag else { return Ok(()) };
+        tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
+        for (_, f) in tag
+            .args
+            .iter()
+            .zip(&tag.args[1..])
+            .filter(|(flag, _)| *flag == "--tag")
+        {
+            let digest = push::remote_digest(sh, f)?;
+            if digest != self.digest {
+                bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
+            }
+        }
+        Ok(())
+    }
+
+    fn report(
+        &self,
+        image: &str,
+        written: &[String],
+        skipped: &[(String, String)],
+        json: bool,
+    ) -> Result<()> {
+        let entries = self.doc.entries();
+        let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
+        let value = json!({
+            "image": image,
+            "index_digest": self.digest,
+            "tags": written,
+            "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
+            "annotations": self.doc.annotations,
+            "platforms": self.sources.iter().map(|s| json!({
+                "platform": s.platform.name,
+                "digest": s.platform_digest,
+                "manifest_size": size(&s.platform_digest),
+                "source": s.reference,
+            })).collect::<Vec<_>>(),
+        });
+        let mut rows: Vec<Vec<String>> = written
+            .iter()
+            .map(|f| vec![f.clone(), self.digest.clone()])
+            .collect();
+        rows.extend(
+            skipped
+                .iter()
+                .map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]),
+        );
+        rows.extend(self.sources.iter().map(|s| {
+            let d = &s.platform_digest;
+            vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
+        }));
+        let head = ["tag or platform", "digest"];
+        match json {
+            true => println!("{}", serde_json::to_string_pretty(&value)?),
+            false => println!("{}", gha::text_table(&head, &rows)),
+        }
+        gha::output("index-digest", &self.digest)?;
+        gha::output("tags", &written.join("\n"))?;
+        gha::output("manifest", &value.to_string())?;
+        gha::summary(&format!(
+            "### {image}\n\n{}\n",
+            gha::markdown_table(&head, &rows)
+        ))
+    }
+}
+
 /// Runs `cargo xtask manifest [verify]`.
 pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     if let Some(ManifestCommand::Verify(v)) = &args.command {
@@ -174,203 +393,75 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let repo = metadata::image_repository(&registry, component);
-    let dirty = record::tree_dirty(sh)?;
+    let load = |p: &&'static Platform| Ok((*p, record::load(&repo, component, p)?));
+    let records = platforms.iter().map(load).collect::<Result<Vec<_>>>()?;
+    let dirty = records.iter().flat_map(|(_, r)| r).any(|r| r.dirty);
     let rules = tags::declared_rules(sh)?;
     let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
-    let refs: Vec<String> = platforms
-        .iter()
-        .map(|p| record::reference(&registry, component, &ctx, p, dirty))
-        .collect();
-    record::check_clean(&refs.join(", "), dirty, args.allow_dirty)?;
 
-    // 1. Every source must exist, once, before anything is written (M4).
-    let sources = find_sources(sh, args, component, &platforms, &refs, &finals)?;
+    // 1. Every source, from its record, in the registry before anything is written (M4).
+    let sources = select_sources(&repo, component, &records, &ctx.sha, args.allow_dirty)
+        .and_then(|s| check_sources(sh, s))
+        .map_err(|problems| refusal(args, component, &finals, problems))?;
 
-    // 2. One index under every final tag (M1: imagetools, never `docker manifest`).
+    // 2. The annotated index (M1: imagetools, never `docker manifest`) and its digest.
+    let version = metadata::eval::evaluate(&rules, &ctx, &[])?.version;
+    let created = metadata::rfc3339_utc(ctx.commit_date.unwrap_or(ctx.now).as_second());
+    let package = metadata::package_info(&tags::cargo_metadata(sh)?, component.package)?;
+    let labels = metadata::labels(&ctx, component, &package, &created, &version);
+    let sourced = sources.iter().map(|s| s.reference.clone());
     let create = Cmd::new("docker")
-        .args(["buildx", "imagetools", "create"])
-        .args(finals.iter().flat_map(|f| ["--tag", f]))
-        .args(sources.iter().map(|s| format!("{repo}@{}", s.digest)));
+        .args(CREATE)
+        .args(annotation_args(&labels))
+        .args(sourced);
+    // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
+    let out = create
+        .clone()
+        .arg("--dry-run")
+        .capture_retrying(sh, "imagetools create --dry-run")?;
+    if !out.ok {
+        bail!("imagetools create --dry-run failed: {}", out.stderr.trim());
+    }
+    let out = out.stdout.trim();
+    let planned = Planned {
+        repo: repo.clone(),
+        digest: index::sha256_digest(out.as_bytes()),
+        doc: index::parse_index(out)?,
+        sources,
+        revision: ctx.sha.clone(),
+    };
+    planned.check(&planned.doc, "the planned index")?;
+
+    // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
+    let held = finals.iter().map(|f| {
+        let doc = push::remote(sh, f)?.and_then(|r| index::parse(&r.raw).ok());
+        Ok(doc.map(|d| Stamp::from_annotations(&d.annotations)))
+    });
+    let held = held.collect::<Result<Vec<_>>>()?;
+    let ours = Stamp::from_annotations(&planned.doc.annotations);
+    let history = |a: &str, b: &str| moves::is_ancestor(sh, a, b);
+    let (write, skipped) = moves::plan(&finals, &ours, &held, args.force, &history);
+    for (tag, why) in &skipped {
+        gha::notice(&format!("{tag} not moved: {why}"));
+    }
+    let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
+    let tags = write.iter().flat_map(|f| ["--tag", f]);
+    let tag = Cmd::new("docker").args(CREATE).args(tags);
+    let tag = tag.arg(planned.by_digest());
     if args.dry_run {
-        println!("{create}");
+        println!("{staging}");
+        (!write.is_empty()).then(|| println!("{tag}"));
         return Ok(());
     }
-    gha::group(&format!("create {}", finals.join(", ")));
-    let created = create.run_retrying(
-        sh,
-        &format!("imagetools create for {}", component.image_name()),
-    );
-    gha::end_group();
-    created?;
-
-    // 3. Read it back and prove it.
-    let children: BTreeMap<String, String> = sources
-        .iter()
-        .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()))
-        .collect();
-    let mut problems = Vec::new();
-    let mut first: Option<(String, Document)> = None;
-    for f in &finals {
-        let remote = push::remote(sh, f)?
-            .with_context(|| format!("{f} is not in the registry right after it was written"))?;
-        let idx = index::parse_index(&remote.raw).with_context(|| format!("reading back {f}"))?;
-        for p in index::verify(&idx, &platforms, Some(&children)) {
-            if p.is_error() {
-                problems.push(format!("{f}: {p}"));
-            } else {
-                eprintln!("{f}: {p}");
-            }
-        }
-        match &first {
-            Some((d, _)) if *d != remote.digest => problems.push(format!(
-                "{f} resolves to {}, but {} resolves to {d}",
-                remote.digest, finals[0]
-            )),
-            Some(_) => {}
-            None => first = Some((remote.digest, idx)),
-        }
-    }
-    if !problems.is_empty() {
-        bail!(
-            "the index written for {} does not verify:\n{}",
-            component.image_name(),
-            problems.join("\n")
-        );
-    }
-    let (digest, idx) = first.context("no final tag")?;
-    report(
-        component.image_name(),
-        &finals,
-        &digest,
-        &sources,
-        &idx,
-        args.json,
-    )
+    let tag = (!write.is_empty()).then_some(tag);
+    planned.publish(sh, &staging, tag.as_ref())?;
+    planned.report(&component.image_name(), &write, &skipped, args.json)
 }
 
-/// The per-platform sources, all of them or an error that writes nothing:
-/// really missing images get the build command (with the user's
-/// `--registry`); other failures keep their own diagnosis.
-fn find_sources(
-    sh: &Shell,
-    args: &ManifestArgs,
-    component: &Component,
-    platforms: &[&'static Platform],
-    refs: &[String],
-    finals: &[String],
-) -> Result<Vec<Source>> {
-    let mut sources = Vec::new();
-    let (mut problems, mut missing) = (Vec::new(), Vec::new());
-    for (p, reference) in platforms.iter().zip(refs) {
-        let found = push::remote(sh, reference).and_then(|r| {
-            r.map(|r| -> Result<Source> {
-                let platform_digest = index::source_digest(&r.raw, &r.digest, p)?;
-                Ok(Source {
-                    platform: p,
-                    reference: reference.clone(),
-                    digest: r.digest,
-                    platform_digest,
-                })
-            })
-            .transpose()
-        });
-        match found {
-            Ok(Some(s)) => sources.push(s),
-            Ok(None) => {
-                problems.push(format!("{p} ({reference} is not in the registry)"));
-                missing.push(p.arch);
-            }
-            Err(e) => problems.push(format!("{p} ({e:#})")),
-        }
-    }
-    if problems.is_empty() {
-        return Ok(sources);
-    }
-    let mut msg = format!(
-        "refusing to write {}: no usable per-platform image for {}. Nothing was written; the final tags \
-         still point where they did.",
-        finals.join(", "),
-        problems.join("; ")
-    );
-    if !missing.is_empty() {
-        let registry = args
-            .registry
-            .as_ref()
-            .map(|r| format!(" --registry {r}"))
-            .unwrap_or_default();
-        msg.push_str(&format!(
-            " Build and push it first: cargo xtask build-image --component {} --platform {}{registry} --push",
-            component.name,
-            missing.join(",")
-        ));
-    }
-    bail!(msg)
-}
-
-fn report(
-    image: String,
-    finals: &[String],
-    index_digest: &str,
-    sources: &[Source],
-    idx: &Document,
-    json_out: bool,
-) -> Result<()> {
-    let size_of = |digest: &str| {
-        idx.entries()
-            .iter()
-            .find(|e| e.digest == digest)
-            .map_or(0, |e| e.size)
-    };
-    let tag_rows: Vec<Vec<String>> = finals
-        .iter()
-        .map(|f| vec![f.clone(), index_digest.to_owned()])
-        .collect();
-    let platform_rows: Vec<Vec<String>> = sources
-        .iter()
-        .map(|s| {
-            let size = format!("{} B", size_of(&s.platform_digest));
-            vec![s.platform.name.to_owned(), s.platform_digest.clone(), size]
-        })
-        .collect();
-    let value = json!({
-        "image": image,
-        "index_digest": index_digest,
-        "tags": finals,
-        "platforms": sources.iter().map(|s| json!({
-            "platform": s.platform.name,
-            "digest": s.platform_digest,
-            "manifest_size": size_of(&s.platform_digest),
-            "source": s.reference,
-        })).collect::<Vec<_>>(),
-    });
-    let (tag_head, platform_head) = (
-        ["tag", "index digest"],
-        ["platform", "digest", "manifest size"],
-    );
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        println!("{}", gha::text_table(&tag_head, &tag_rows));
-        println!("{}", gha::text_table(&platform_head, &platform_rows));
-        println!(
-            "verified: {} platforms, {} tags",
-            sources.len(),
-            finals.len()
-        );
-    }
-    gha::output("index-digest", index_digest)?;
-    gha::output("tags", &finals.join("\n"))?;
-    gha::output("manifest", &value.to_string())?;
-    gha::summary(&format!(
-        "### {image}\n\n{}\n{}\n",
-        gha::markdown_table(&tag_head, &tag_rows),
-        gha::markdown_table(&platform_head, &platform_rows)
-    ))
-}
-
-/// `cargo xtask manifest verify REF | --from-file FILE`: exit 0 only when
-/// the index holds exactly the expected platforms (attestations ignored,
-/// duplicates refused); each problem on its own line.
+/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0
+/// only when the index holds exactly the expected platforms (attestations
+/// ignored, duplicates refused) and, with `--rebuild`, each platform rebuilds
+/// to the digest the index lists.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     let platforms = PlatformList::or_all(args.platform.clone());
     let (what, raw) = match (&args.reference, &args.from_file) {
@@ -389,11 +480,97 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     for p in &problems {
         println!("{what}: {p}");
     }
-    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let errors = problems.iter().filter(|p| p.error).count();
     if errors > 0 {
         bail!("{what}: {errors} problem(s)");
     }
     println!("{what}: ok: {}", idx.platforms().join(", "));
+    if args.rebuild {
+        return rebuild(sh, &what, &idx, &args.rebuild_registry);
+    }
+    Ok(())
+}
+
+/// Rebuilds the commit of `idx`'s revision annotation for its platforms:
+/// a clean temporary checkout (`git worktree add`), this xtask's
+/// `build-image --push` to `registry` with a fresh `--cache-epoch` (cold);
+/// then compares each platform's image digest with the index's.
+fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
+    let get = |k: &str| idx.annotations.get(&format!("{ANNOTATION}{k}"));
+    let (Some(rev), Some(title)) = (get("revision"), get("title")) else {
+        bail!("{reference} has no revision or title annotation: `cargo xtask manifest` did not write it");
+    };
+    let component = COMPONENTS.iter().find(|c| c.image_name() == *title);
+    let component =
+        component.with_context(|| format!("{reference}: {title} is no component's image"))?;
+    let entries = idx.platform_entries();
+    let names: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+    let target = crate::target_dir();
+    let dir = target
+        .join("xtask")
+        .join(format!("rebuild-{}", &rev[..rev.len().min(12)]));
+    let worktree = |args: [&str; 2]| {
+        Cmd::new("git")
+            .arg("worktree")
+            .args(args)
+            .arg(dir.display().to_string())
+    };
+    let _ = worktree(["remove", "--force"]).capture(sh);
+    worktree(["add", "--detach"])
+        .arg(rev)
+        .run(sh)
+        .with_context(|| format!("checking out {rev}"))?;
+    let built = Cmd::new(std::env::current_exe()?.display().to_string())
+        .args([
+            "build-image",
+            "--component",
+            component.name,
+            "--push",
+            "--registry",
+            registry,
+        ])
+        .opt("--platform", names.join(","))
+        .opt(
+            "--cache-epoch",
+            format!("rebuild-{}", jiff::Timestamp::now().as_second()),
+        )
+        .env("BROKKR_WORKSPACE", dir.display().to_string())
+        .env("CARGO_TARGET_DIR", target.display().to_string())
+        .env("GITHUB_ACTIONS", "false")
+        .run(sh);
+    if let Err(e) = worktree(["remove", "--force"]).run(sh) {
+        eprintln!("warning: {e:#}");
+    }
+    built?;
+    let repo = metadata::image_repository(registry, component);
+    let mut mismatches = Vec::new();
+    for (name, entry) in &entries {
+        let p = Platform::parse(name)?;
+        let rec = record::load(&repo, component, p)?.filter(|r| r.commit == *rev);
+        let pushed = rec
+            .and_then(|r| r.pushed_digest)
+            .context("the rebuild recorded no pushed digest")?;
+        let r = push::remote(sh, &format!("{repo}@{pushed}"))?
+            .context("the rebuilt image is not in the registry")?;
+        let digest = index::source_digest(&r.raw, &r.digest, p)?;
+        match digest == entry.digest {
+            true => println!("{p}: match {digest}"),
+            false => {
+                println!(
+                    "{p}: MISMATCH: the index lists {}, the rebuild gives {digest}",
+                    entry.digest
+                );
+                mismatches.push(p.name);
+            }
+        }
+    }
+    if !mismatches.is_empty() {
+        bail!(
+            "the rebuild of {rev} differs from {reference} for {}",
+            mismatches.join(", ")
+        );
+    }
+    println!("{reference}: every platform rebuilds to the digest the index lists");
     Ok(())
 }
 
@@ -402,13 +579,18 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    const HEAD: &str = "abc1234abc1234abc1234abc1234abc1234abc12";
+    const D: &str = "sha256:93e0eb242d928500dcd44629dbd91668caf704b3be091bab7e4bee7362e83568";
+
     #[test]
     fn reserved_tags() {
+        let staging = staging_tag(D);
         for t in [
             "sha-abc1234-arm64",
             "sha-0123456-amd64",
             "sha-abc1234-dirty-arm64",
             "buildcache-amd64",
+            staging.as_str(),
         ] {
             assert!(is_reserved_tag(t), "{t}");
         }
@@ -420,6 +602,7 @@ mod tests {
             "sha--arm64",
             "sha-xyz-arm64",
             "nightly-arm64",
+            "index-abc",
         ] {
             assert!(!is_reserved_tag(t), "{t}");
         }
@@ -439,7 +622,7 @@ mod tests {
     }
 
     fn ctx() -> metadata::Context {
-        metadata::Context::from_git(&"abc1234".repeat(6)[..40], Some("main"), &[]).unwrap()
+        metadata::Context::from_git(HEAD, Some("main"), &[]).unwrap()
     }
 
     #[test]
@@ -489,11 +672,13 @@ mod tests {
 
     #[test]
     fn reserved_and_dirty_final_tags() {
-        let args = parse(&["--component", "broker", "--tag", "sha-abc1234-arm64"]);
-        let err = final_tags(&args, &ctx(), &rules(), false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("per-platform reference"), "{err}");
+        for reserved in ["sha-abc1234-arm64", &staging_tag(D)] {
+            let args = parse(&["--component", "broker", "--tag", reserved]);
+            let err = final_tags(&args, &ctx(), &rules(), false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("reserved name"), "{err}");
+        }
         let args = parse(&["--component", "broker"]);
         let clean = final_tags(&args, &ctx(), &rules(), false).unwrap();
         assert!(clean.contains(&"sha-abc1234".to_owned()), "{clean:?}");
@@ -503,5 +688,85 @@ mod tests {
                 && !dirty.contains(&"sha-abc1234".to_owned()),
             "{dirty:?}"
         );
+    }
+
+    fn rec(commit: &str, dirty: bool, pushed: Option<&str>) -> Option<BuildRecord> {
+        Some(BuildRecord {
+            commit: commit.into(),
+            dirty,
+            pushed_digest: pushed.map(Into::into),
+            ..BuildRecord::default()
+        })
+    }
+
+    #[test]
+    fn sources_come_from_records_of_head_only() {
+        let broker = crate::project::component("broker").unwrap();
+        let (amd, arm) = (
+            Platform::parse("amd64").unwrap(),
+            Platform::parse("arm64").unwrap(),
+        );
+        let repo = "localhost:5000/brokkr-broker";
+        let pick = |a, b, allow| select_sources(repo, broker, &[(amd, a), (arm, b)], HEAD, allow);
+        let ok = rec(HEAD, false, Some(D));
+        assert_eq!(
+            pick(ok.clone(), ok.clone(), false).unwrap(),
+            [(amd, format!("{repo}@{D}")), (arm, format!("{repo}@{D}"))]
+        );
+        // (amd64 record, arm64 record, --allow-dirty, what the arm64 problem says)
+        let other = "0".repeat(40);
+        let cases = [
+            (None, false, "no record ("),
+            (
+                rec(&other, false, Some(D)),
+                false,
+                "not abc1234abc1234abc1234abc1234abc1234abc12 (HEAD)",
+            ),
+            (rec(HEAD, true, Some(D)), false, "--allow-dirty"),
+            (rec(HEAD, false, None), false, "not pushed"),
+            (rec(HEAD, false, Some("latest")), false, "not pushed"),
+        ];
+        for (arm64, allow, want) in cases {
+            let problems = pick(ok.clone(), arm64.clone(), allow).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].0, arm, "{problems:?}");
+            assert!(problems[0].1.contains(want), "{problems:?}");
+        }
+        assert!(pick(ok.clone(), rec(HEAD, true, Some(D)), true).is_ok());
+        assert_eq!(pick(None, None, false).unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn annotations_go_on_the_index() {
+        let labels: BTreeMap<String, String> = [
+            ("org.opencontainers.image.version", "1.2.3"),
+            ("org.opencontainers.image.url", ""),
+            ("org.opencontainers.image.description", "a, b = c"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        assert_eq!(
+            annotation_args(&labels),
+            [
+                "--annotation",
+                "index:org.opencontainers.image.description=a, b = c",
+                "--annotation",
+                "index:org.opencontainers.image.version=1.2.3"
+            ]
+        );
+        let s = Stamp::from_annotations(&labels);
+        assert_eq!((s.version.as_deref(), s.revision), (Some("1.2.3"), None));
+    }
+
+    #[test]
+    fn verify_rebuild_needs_a_reference() {
+        let parse = |argv: &[&str]| {
+            crate::cli::Cli::try_parse_from(
+                ["cargo xtask", "manifest", "verify"].iter().chain(argv),
+            )
+        };
+        assert!(parse(&["r:main", "--rebuild"]).is_ok());
+        assert!(parse(&["--from-file", "/tmp/x.json", "--rebuild"]).is_err());
+        assert!(parse(&["r:main", "--rebuild-registry", "localhost:5000/x"]).is_err());
     }
 }

@@ -132,7 +132,7 @@ pub struct Remote {
 pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
     let out = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--raw", reference])
-        .capture(sh)?;
+        .capture_retrying(sh, &format!("reading {reference}"))?;
     if !out.ok {
         if is_missing(&out.stderr) {
             return Ok(None);
@@ -171,9 +171,15 @@ pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
             "{{json .Manifest}}",
             reference,
         ])
-        .read_quiet(sh)
-        .with_context(|| format!("reading the digest of {reference} from the registry"))?;
-    let d: index::Entry = serde_json::from_str(&json)
+        .capture_retrying(sh, &format!("reading the digest of {reference}"))?;
+    if !json.ok {
+        bail!(
+            "reading the digest of {reference} from the registry: {}",
+            json.stderr.trim()
+        );
+    }
+    let json = json.stdout.trim();
+    let d: index::Entry = serde_json::from_str(json)
         .with_context(|| format!("parsing `imagetools inspect` output: {json}"))?;
     if !index::is_digest(&d.digest) {
         bail!("no digest in `imagetools inspect` output: {json}");
