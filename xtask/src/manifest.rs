@@ -408,7 +408,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let version = metadata::eval::evaluate(&rules, &ctx, &[])?.version;
     let created = metadata::rfc3339_utc(ctx.commit_date.unwrap_or(ctx.now).as_second());
     let package = metadata::package_info(&tags::cargo_metadata(sh)?, component.package)?;
-    let labels = metadata::labels(&ctx, component, &package, &created, &version);
+    let labels = metadata::labels(&ctx, component, &package, &created, Some(&version));
     let sourced = sources.iter().map(|s| s.reference.clone());
     let create = Cmd::new("docker")
         .args(CREATE)
