@@ -102,6 +102,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         ca_bundle: args.ca_bundle.clone(),
         cache_epoch: Some(epoch.clone()),
         no_setup: args.no_setup,
+        builder: None,
         dry_run: false,
     };
     let platforms: Vec<&'static Platform> = PLATFORMS.iter().collect();

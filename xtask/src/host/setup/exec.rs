@@ -2,24 +2,21 @@
 
 use std::{
     fmt,
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
+    path::Path,
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use super::{Step, DOCKERD_LOG, DOCKERD_PID, DOCKERD_WAIT_SECS};
+use super::{Step, DOCKERD_LOG, DOCKERD_PID, DOCKERD_WAIT_SECS as WAIT};
 use crate::{
-    host::{
-        binfmt_handler_paths, probe, process, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR,
-    },
+    host::{binfmt_handler_paths, probe, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR as DIR},
     plan::{shell_quote, Cmd},
 };
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let q = |p: &Path| shell_quote(&p.display().to_string());
         match self {
             Step::Run(c) => {
                 // .deb globs print unquoted, so the printed line expands them like setup does
@@ -32,22 +29,22 @@ impl fmt::Display for Step {
                 }
                 f.write_str(&line)
             }
-            Step::Mkdir(d) => write!(f, "mkdir -p {}", q(d)),
-            Step::Write { path, text } => write!(f, "printf '%s' {} > {}", shell_quote(text), q(path)),
+            Step::Mkdir(d) => write!(f, "mkdir -p {}", shell_quote(&d.display().to_string())),
+            Step::Write { path, text } => {
+                let (text, path) = (shell_quote(text), shell_quote(&path.display().to_string()));
+                write!(f, "printf '%s' {text} > {path}")
+            }
             Step::BinfmtRegister { entry, conf, .. } => write!(
                 f,
-                "{{ [ ! -e {BINFMT_DIR}/{entry} ] || echo -1 > {BINFMT_DIR}/{entry}; }} && cat {conf} > {BINFMT_DIR}/register"
+                "{{ [ ! -e {DIR}/{entry} ] || echo -1 > {DIR}/{entry}; }} && cat {conf} > {DIR}/register"
             ),
             Step::StartDockerd(cmd) if cmd.program == "systemctl" => write!(f, "{cmd}"),
             Step::StartDockerd(cmd) => write!(f, "{cmd} >> {DOCKERD_LOG} 2>&1 < /dev/null &"),
             Step::StopDockerd => write!(
                 f,
-                "kill -TERM $(cat {DOCKERD_PID}) && timeout {DOCKERD_WAIT_SECS} sh -c 'while [ -e {DOCKERD_PID} ]; do sleep 1; done'"
+                "kill -TERM $(cat {DOCKERD_PID}) && timeout {WAIT} sh -c 'while [ -e {DOCKERD_PID} ]; do sleep 1; done'"
             ),
-            Step::WaitDocker => write!(
-                f,
-                "timeout {DOCKERD_WAIT_SECS} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'"
-            ),
+            Step::WaitDocker => write!(f, "timeout {WAIT} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'"),
             Step::StartRegistry => f.write_str("cargo xtask registry start"),
         }
     }
@@ -58,25 +55,23 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
     let mut out = cmd.clone();
     for a in out.args.iter_mut().filter(|a| a.contains('*')) {
         let (prefix, suffix) = a.split_once('*').unwrap_or_default();
-        let prefix = Path::new(prefix);
+        let (prefix, mut best) = (Path::new(prefix), None::<(SystemTime, String)>);
         let dir = prefix.parent().context("deb glob without a directory")?;
-        let stem = prefix
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+        let stem = prefix.file_name().unwrap_or_default().to_string_lossy();
         for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&stem) && name.ends_with(suffix) {
-                let t = e.metadata()?.modified()?;
-                if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
-                    best = Some((t, e.path()));
-                }
+            let t = e.metadata()?.modified()?;
+            if name.starts_with(&*stem)
+                && name.ends_with(suffix)
+                && best.as_ref().is_none_or(|(bt, _)| t > *bt)
+            {
+                best = Some((t, e.path().display().to_string()));
             }
         }
-        let (_, path) = best.with_context(|| format!("no {a} after `apt-get download`"))?;
-        *a = path.display().to_string();
+        *a = best
+            .with_context(|| format!("no {a} after `apt-get download`"))?
+            .1;
     }
     Ok(out)
 }
@@ -86,31 +81,29 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
 /// `-1` to an existing entry of that name), or with `update-binfmts` when
 /// only binfmt-support's definition exists. Checks the result is usable.
 fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
-    let found = binfmt_handler_paths(machine)
-        .into_iter()
-        .find_map(|path| Some((std::fs::read_to_string(&path).ok()?, path)));
-    let register = Path::new(BINFMT_DIR).join("register");
+    let paths = binfmt_handler_paths(machine);
+    let found = paths
+        .iter()
+        .find_map(|path| Some((std::fs::read_to_string(path).ok()?, path)));
     let name = match found {
         Some((text, path)) => {
             let h = BinfmtHandler::parse(&text).with_context(|| format!("reading {path}"))?;
-            let entry = Path::new(BINFMT_DIR).join(&h.name);
+            let entry = Path::new(DIR).join(&h.name);
             if entry.exists() {
                 eprintln!("+ echo -1 > {}", entry.display());
                 std::fs::write(&entry, "-1")
                     .with_context(|| format!("unregistering {}", entry.display()))?;
             }
-            eprintln!("+ cat {path} > {}", register.display());
-            std::fs::write(&register, format!("{}\n", h.line))
-                .with_context(|| format!("registering {path} (is binfmt_misc mounted?)"))?;
+            eprintln!("+ cat {path} > {DIR}/register");
+            let register = std::fs::write(Path::new(DIR).join("register"), format!("{}\n", h.line));
+            register.with_context(|| format!("registering {path} (is binfmt_misc mounted?)"))?;
             h.name
         }
         None => {
             let name = format!("qemu-{machine}");
             if !Path::new("/usr/share/binfmts").join(&name).exists() {
-                bail!(
-                    "no binfmt handler for {machine}: none of {} exists (is qemu-user-binfmt installed?)",
-                    binfmt_handler_paths(machine).join(", ")
-                );
+                let paths = paths.join(", ");
+                bail!("no binfmt handler for {machine}: none of {paths} exists (is qemu-user-binfmt installed?)");
             }
             Cmd::new("update-binfmts")
                 .args(["--enable", &name])
@@ -118,7 +111,7 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
             name
         }
     };
-    let text = std::fs::read_to_string(Path::new(BINFMT_DIR).join(&name)).unwrap_or_default();
+    let text = std::fs::read_to_string(Path::new(DIR).join(&name)).unwrap_or_default();
     let e = BinfmtEntry::parse(&text);
     if !e.usable() {
         bail!("{name} is registered but not usable in containers: {text}");
@@ -127,19 +120,22 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
     Ok(())
 }
 
-/// Polls `docker info` every second for [`DOCKERD_WAIT_SECS`]; on timeout
-/// the error carries the tail of [`DOCKERD_LOG`].
+/// Polls `docker info` every second for [`WAIT`] seconds; on timeout the
+/// error carries the tail of [`DOCKERD_LOG`].
 fn wait_docker(sh: &Shell) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(DOCKERD_WAIT_SECS);
+    let deadline = Instant::now() + Duration::from_secs(WAIT);
     loop {
-        match probe::docker_info(sh) {
+        match probe::docker_info(sh, None) {
             Ok(i) => {
-                eprintln!("    engine {} answers ({:?})", i.server_version, i.store());
-                return Ok(());
+                return Ok(eprintln!(
+                    "    engine {} answers ({:?})",
+                    i.server_version,
+                    i.store()
+                ))
             }
             Err(e) if Instant::now() >= deadline => bail!(
-                "dockerd did not answer within {DOCKERD_WAIT_SECS} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
-                process::log_tail(Path::new(DOCKERD_LOG), 30)
+                "dockerd did not answer within {WAIT} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
+                probe::log_tail(Path::new(DOCKERD_LOG), 30)
             ),
             Err(_) => std::thread::sleep(Duration::from_secs(1)),
         }
@@ -154,19 +150,19 @@ fn dockerd_pid() -> Option<u32> {
         .parse()
         .ok()?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    (comm.trim() == "dockerd" && process::alive(pid)).then_some(pid)
+    (comm.trim() == "dockerd" && probe::alive(pid)).then_some(pid)
 }
 
-/// [`Step::StopDockerd`]: SIGTERM, then waits up to [`DOCKERD_WAIT_SECS`] for the exit.
+/// [`Step::StopDockerd`]: SIGTERM, then waits up to [`WAIT`] seconds for the exit.
 fn stop_dockerd(sh: &Shell) -> Result<()> {
-    let pid = dockerd_pid().with_context(|| {
-        format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun")
-    })?;
+    let no_pid =
+        || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
+    let pid = dockerd_pid().with_context(no_pid)?;
     Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    let deadline = Instant::now() + Duration::from_secs(DOCKERD_WAIT_SECS);
-    while process::alive(pid) {
+    let deadline = Instant::now() + Duration::from_secs(WAIT);
+    while probe::alive(pid) {
         if Instant::now() >= deadline {
-            bail!("dockerd (pid {pid}) did not stop within {DOCKERD_WAIT_SECS} s after SIGTERM");
+            bail!("dockerd (pid {pid}) did not stop within {WAIT} s after SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -176,28 +172,26 @@ fn stop_dockerd(sh: &Shell) -> Result<()> {
 /// [`Step::StartDockerd`]: nothing when the engine answers or a dockerd is
 /// starting already (a second one would stop at once on the pid file).
 fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
-    if let Ok(i) = probe::docker_info(sh) {
-        eprintln!(
+    if let Ok(i) = probe::docker_info(sh, None) {
+        return Ok(eprintln!(
             "    engine {} answers already (started by its package)",
             i.server_version
-        );
-        return Ok(());
+        ));
     }
     if cmd.program == "systemctl" {
         return cmd.run(sh);
     }
     if let Some(pid) = dockerd_pid() {
-        eprintln!("    dockerd (pid {pid}) is starting already; waiting for it");
-        return Ok(());
+        return Ok(eprintln!(
+            "    dockerd (pid {pid}) is starting already; waiting for it"
+        ));
     }
     let log = Path::new(DOCKERD_LOG);
-    let mut child = process::spawn_detached(sh, cmd, log)?;
+    let mut child = probe::spawn_detached(sh, cmd, log)?;
     std::thread::sleep(Duration::from_millis(500));
     if let Some(status) = child.try_wait()? {
-        bail!(
-            "`{cmd}` exited at once ({status}); last lines of {DOCKERD_LOG}:\n{}",
-            process::log_tail(log, 30)
-        );
+        let tail = probe::log_tail(log, 30);
+        bail!("`{cmd}` exited at once ({status}); last lines of {DOCKERD_LOG}:\n{tail}");
     }
     eprintln!("    pid {}", child.id());
     Ok(())
