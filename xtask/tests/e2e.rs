@@ -763,6 +763,23 @@ struct SecondEngine {
 
 impl SecondEngine {
     const BRIDGE: &'static str = "brn2";
+    /// `iptables -t TABLE {-A|-D} RULE...` for the bridge's traffic to the outside.
+    const RULES: [&'static [&'static str]; 3] = [
+        &[
+            "-t",
+            "nat",
+            "POSTROUTING",
+            "-s",
+            "172.29.0.0/24",
+            "!",
+            "-o",
+            "brn2",
+            "-j",
+            "MASQUERADE",
+        ],
+        &["-t", "filter", "FORWARD", "-i", "brn2", "-j", "ACCEPT"],
+        &["-t", "filter", "FORWARD", "-o", "brn2", "-j", "ACCEPT"],
+    ];
 
     fn start(context: &'static str) -> SecondEngine {
         let dir = std::env::temp_dir().join(format!("brokkr-e2e-{context}"));
@@ -778,6 +795,10 @@ impl SecondEngine {
             &["link", "set", Self::BRIDGE, "up"],
         ] {
             ok(cmd("ip", args));
+        }
+        // RUN steps use the engine's bridge: NAT it (the engine runs with --iptables=false).
+        for rule in Self::RULES {
+            ok(cmd("iptables", &[&rule[..2], &["-A"], &rule[2..]].concat()));
         }
         let d = |p: &str| e.dir.join(p).display().to_string();
         let log = std::fs::File::create(e.dir.join("dockerd.log")).unwrap();
@@ -837,6 +858,9 @@ impl Drop for SecondEngine {
         }
         let data = self.dir.join("data").display().to_string();
         let _ = cmd("umount", &[&data]);
+        for rule in Self::RULES {
+            let _ = cmd("iptables", &[&rule[..2], &["-D"], &rule[2..]].concat());
+        }
         let _ = cmd("ip", &["link", "del", Self::BRIDGE]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -80,21 +80,8 @@ pub const BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:latest";
 /// for a stopped one to exit.
 pub const DOCKERD_WAIT_SECS: u64 = 60;
 /// Packages whose state setup reads with `dpkg-query`.
-const WATCHED_PACKAGES: &[&str] = &[
-    "docker.io",
-    "containerd",
-    "docker-buildx",
-    "runc",
-    "tini",
-    "iptables",
-    "qemu-user",
-    "qemu-user-binfmt",
-    "qemu-user-static",
-    "binfmt-support",
-    "debootstrap",
-    "docker-registry",
-    "apache2-utils",
-];
+const WATCHED_PACKAGES: &str = "docker.io containerd docker-buildx runc tini iptables qemu-user \
+    qemu-user-binfmt qemu-user-static binfmt-support debootstrap docker-registry apache2-utils";
 /// Tools every (non-CI) build host gets: base-image bootstrapping, the
 /// loopback registry, and htpasswd for its `--auth` variant.
 const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
@@ -148,9 +135,7 @@ impl Step {
     pub fn restarts_engine(&self) -> bool {
         match self {
             Step::StopDockerd => true,
-            Step::Run(c) => {
-                c.program == "systemctl" && c.args.first().is_some_and(|a| a == "restart")
-            }
+            Step::Run(c) => c.to_string() == "systemctl restart docker",
             _ => false,
         }
     }
@@ -189,10 +174,8 @@ impl Plan {
         state: fn(String) -> State,
         what: impl Into<String>,
     ) {
-        self.areas.push(Area {
-            name: name.into(),
-            state: state(what.into()),
-        });
+        let (name, state) = (name.into(), state(what.into()));
+        self.areas.push(Area { name, state });
     }
     fn done(&mut self, name: impl Into<String>, what: impl Into<String>) {
         self.area(name, State::Done, what);
@@ -234,12 +217,35 @@ pub struct PlanOpts {
     pub mode: Mode,
 }
 
-/// Packages to install: `.deb`s from setup's private sources as
-/// `(package, suite)`, and names from the system's sources.
+/// Packages to install, in order: `.deb`s from setup's private sources
+/// (with their suite) and names from the system's sources.
 #[derive(Default)]
-struct Packages {
-    debs: Vec<(&'static str, &'static str)>,
-    names: Vec<&'static str>,
+struct Pkgs(Vec<(&'static str, Option<&'static str>)>);
+
+impl Pkgs {
+    fn push(&mut self, name: &'static str, suite: Option<&'static str>) {
+        self.0.push((name, suite));
+    }
+    /// Adds `name` or `name/suite` words.
+    fn add(&mut self, words: &'static str) {
+        for w in words.split_whitespace() {
+            let (name, suite) = w.split_once('/').map_or((w, None), |(n, s)| (n, Some(s)));
+            self.push(name, suite);
+        }
+    }
+    fn debs(&self) -> Vec<(&'static str, &'static str)> {
+        self.0
+            .iter()
+            .filter_map(|(n, s)| Some((*n, (*s)?)))
+            .collect()
+    }
+    fn names(&self) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .filter(|(_, s)| s.is_none())
+            .map(|(n, _)| *n)
+            .collect()
+    }
 }
 
 fn installed_version(o: &Observed, pkg: &str) -> Option<Version> {
@@ -257,7 +263,7 @@ fn show(v: Option<&Version>) -> String {
 pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     let mut p = Plan::default();
     let source = engine_source(&o.os);
-    let mut pkgs = Packages::default();
+    let mut pkgs = Pkgs::default();
     let engine_now = engine_area(&mut p, o, &source, opts.mode, &mut pkgs);
     image_store_area(&mut p, o, opts.mode);
     let qemu_now = qemu_area(&mut p, o, &source, &mut pkgs);
@@ -281,9 +287,9 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
 fn engine_area(
     p: &mut Plan,
     o: &Observed,
-    source: &EngineSource,
+    src: &EngineSource,
     mode: Mode,
-    pkgs: &mut Packages,
+    pkgs: &mut Pkgs,
 ) -> bool {
     let running = o.engine.as_ref().and_then(|e| e.version.as_ref());
     let new_enough = |v: Option<&Version>| v.is_some_and(|v| *v >= MIN_ENGINE);
@@ -295,47 +301,37 @@ fn engine_area(
         return false;
     }
     if engine_ok && buildx_ok {
-        p.done(
-            "engine",
-            format!(
-                "dockerd {}, buildx {buildx}",
-                show(o.dockerd.as_ref().or(running))
-            ),
-        );
+        let v = show(o.dockerd.as_ref().or(running));
+        p.done("engine", format!("dockerd {v}, buildx {buildx}"));
         return false;
     }
-    let cli = if o.docker_cli {
-        ""
-    } else {
-        ", and the docker CLI"
-    };
-    let need = format!(
-        "dockerd {dockerd} (need >= {MIN_ENGINE}{cli}), buildx {buildx} (need >= {MIN_BUILDX})"
+    let cli = (!o.docker_cli).then_some(", and the docker CLI");
+    let cli = cli.unwrap_or_default();
+    let engine = format!("dockerd {dockerd} (need >= {MIN_ENGINE}{cli})");
+    p.todo(
+        "engine",
+        format!("{engine}, buildx {buildx} (need >= {MIN_BUILDX})"),
     );
-    p.todo("engine", need);
     // A running engine that is too old is replaced by `setup` only (see dockerd_area).
     let install_engine = !(engine_ok || (mode == Mode::Build && o.engine.is_some()));
-    let bookworm = *source == EngineSource::Bookworm;
-    let (engine, trixie): (&[_], &[_]) = match source {
-        EngineSource::Bookworm => (&["runc", "tini", "iptables"], &["docker.io", "containerd"]),
-        _ => (&["docker.io"], &[]),
+    // Bookworm: trixie's .debs with bookworm's own runc, tini, iptables.
+    let (bookworm, suite) = (*src == EngineSource::Bookworm, Some("trixie"));
+    let engine = match bookworm {
+        true => "docker.io/trixie containerd/trixie runc tini iptables",
+        false => "docker.io",
     };
-    let mut add = |names: &[&'static str], from_trixie: bool| match from_trixie {
-        true => pkgs.debs.extend(names.iter().map(|n| (*n, "trixie"))),
-        false => pkgs.names.extend(names),
-    };
-    if *source == EngineSource::Archive || bookworm {
-        if install_engine {
-            add(trixie, true);
-            add(engine, false);
-        }
-        // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
-        if !o.docker_cli && (bookworm || o.os.id == "debian") {
-            add(&["docker-cli"], bookworm);
-        }
-        if !buildx_ok {
-            add(&["docker-buildx"], bookworm);
-        }
+    if matches!(src, EngineSource::Unsupported(_)) {
+        return true;
+    }
+    if install_engine {
+        pkgs.add(engine);
+    }
+    // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
+    if !o.docker_cli && (bookworm || o.os.id == "debian") {
+        pkgs.push("docker-cli", suite.filter(|_| bookworm));
+    }
+    if !buildx_ok {
+        pkgs.push("docker-buildx", suite.filter(|_| bookworm));
     }
     true
 }
@@ -378,11 +374,13 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
 /// [`MIN_BOOKWORM_QEMU`]; elsewhere a ready handler suffices, else the
 /// archive's QEMU; GitHub runners use [`BINFMT_IMAGE`]. Returns whether
 /// QEMU is (re)installed now.
-fn qemu_area(p: &mut Plan, o: &Observed, source: &EngineSource, pkgs: &mut Packages) -> bool {
-    let not_ready: Vec<_> = o
+fn qemu_area(p: &mut Plan, o: &Observed, src: &EngineSource, pkgs: &mut Pkgs) -> bool {
+    let ready = |b: &&probe::BinfmtProbe| b.status() == BinfmtStatus::Ready;
+    let not_ready: Vec<&str> = o
         .binfmt
         .iter()
-        .filter(|b| b.status() != BinfmtStatus::Ready)
+        .filter(|b| !ready(b))
+        .map(|b| b.platform.arch)
         .collect();
     if o.binfmt.is_empty() {
         p.skip("qemu", "no foreign platform requested");
@@ -391,36 +389,26 @@ fn qemu_area(p: &mut Plan, o: &Observed, source: &EngineSource, pkgs: &mut Packa
     if o.github_actions && not_ready.is_empty() {
         p.done("qemu", "binfmt handlers registered");
     } else if o.github_actions {
-        let arches: Vec<&str> = not_ready.iter().map(|b| b.platform.arch).collect();
-        let arches = arches.join(",");
+        let arches = not_ready.join(",");
         p.todo(
             "qemu",
             format!("register QEMU for {arches} with {BINFMT_IMAGE}"),
         );
-        p.run(
-            "qemu",
-            Cmd::new("docker").args([
-                "run",
-                "--privileged",
-                "--rm",
-                BINFMT_IMAGE,
-                "--install",
-                &arches,
-            ]),
-        );
+        let docker = Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE]);
+        p.run("qemu", docker.args(["--install", &arches]));
     }
     if o.github_actions {
         return false;
     }
     let qemu = ["qemu-user-binfmt", "qemu-user-static"];
-    let (ok, have) = if *source == EngineSource::Bookworm {
-        let v = installed_version(o, "qemu-user-binfmt");
-        let ok = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU)
-            && o.packages.contains_key("qemu-user");
+    let v = installed_version(o, "qemu-user-binfmt");
+    let (ok, have) = if *src == EngineSource::Bookworm {
+        let new = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU);
         let v = show(v.as_ref());
+        let need = format!("(need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)");
         (
-            ok,
-            format!("qemu-user-binfmt {v} (need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)"),
+            new && o.packages.contains_key("qemu-user"),
+            format!("qemu-user-binfmt {v} {need}"),
         )
     } else {
         let any = qemu.iter().any(|k| o.packages.contains_key(*k));
@@ -430,27 +418,29 @@ fn qemu_area(p: &mut Plan, o: &Observed, source: &EngineSource, pkgs: &mut Packa
         )
     };
     if ok {
-        let v = qemu.iter().find_map(|k| installed_version(o, k));
+        let v = qemu
+            .iter()
+            .find_map(|k| installed_version(o, k))
+            .map(|v| format!("QEMU {v}"));
         p.done(
             "qemu",
-            v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}")),
+            v.unwrap_or_else(|| "handlers registered".to_owned()),
         );
         return false;
     }
     p.todo("qemu", have);
-    match (source, o.os.distro()) {
-        (EngineSource::Bookworm, _) => pkgs.debs.extend([
-            ("qemu-user", "bookworm-backports"),
-            ("qemu-user-binfmt", "bookworm-backports"),
-        ]),
-        (_, Distro::Ubuntu) => pkgs.names.extend(["qemu-user-static", "binfmt-support"]),
-        _ => pkgs.names.extend(["qemu-user", "qemu-user-binfmt"]),
-    }
+    pkgs.add(match (src, o.os.distro()) {
+        (EngineSource::Bookworm, _) => {
+            "qemu-user/bookworm-backports qemu-user-binfmt/bookworm-backports"
+        }
+        (_, Distro::Ubuntu) => "qemu-user-static binfmt-support",
+        _ => "qemu-user qemu-user-binfmt",
+    });
     true
 }
 
 /// Tools: [`TOOLS`] off GitHub, [`REGISTRY_TOOLS`] there when the registry is asked for.
-fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Packages) {
+fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
     let tools = match (o.github_actions, opts.local_registry) {
         (false, _) => TOOLS,
         (true, true) => REGISTRY_TOOLS,
@@ -464,11 +454,10 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Packages) 
         .filter(|t| !o.packages.contains_key(*t))
         .collect();
     if missing.is_empty() {
-        p.done("tools", tools.join(", "));
-    } else {
-        p.todo("tools", format!("install {}", missing.join(", ")));
-        pkgs.names.extend(missing);
+        return p.done("tools", tools.join(", "));
     }
+    p.todo("tools", format!("install {}", missing.join(", ")));
+    missing.into_iter().for_each(|n| pkgs.push(n, None));
 }
 
 /// The deb822 sources file of setup's private apt directory (Debian 12
@@ -476,8 +465,10 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Packages) 
 /// (QEMU 10), for the host's Debian architecture. The system's own sources
 /// are never changed.
 pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
+    let line = |k: &str, v: &str| format!("{k}: {v}\n");
     let source = |suite| {
-        format!("Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n")
+        let head = line("Types", "deb") + &line("URIs", mirror) + &line("Suites", suite);
+        head + &line("Components", "main") + &line("Architectures", arch)
     };
     ["trixie", "bookworm-backports"].map(source).join("\n")
 }
@@ -497,50 +488,40 @@ fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
 
 /// Fetching (.debs through `apt-get` with setup's private directories under
 /// [`CACHE_DIR`] and no system sources), then one `apt-get install` for everything.
-fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Packages) {
+fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
+    let (debs, names) = (pkgs.debs(), pkgs.names());
     let cache = Path::new(CACHE_DIR);
-    let (debs_dir, d) = (cache.join("debs"), |p: &str| {
-        cache.join(p).display().to_string()
-    });
-    let private_apt = || {
-        let dirs = [
-            "Dir::Etc::SourceList=/dev/null".to_owned(),
-            format!("Dir::Etc::SourceParts={}", d("apt/sources.list.d")),
-        ];
-        let dirs = dirs.into_iter().chain([
-            format!("Dir::State::Lists={}", d("apt/lists")),
-            format!("Dir::Cache={}", d("apt/cache")),
-        ]);
-        dirs.fold(Cmd::new("apt-get"), |c, o| c.opt("-o", o))
-    };
-    if !pkgs.debs.is_empty() {
-        for dir in [
-            "apt/sources.list.d",
-            "apt/lists/partial",
-            "apt/cache/archives/partial",
-            "debs",
-        ] {
-            p.step("packages", Step::Mkdir(cache.join(dir)));
-        }
-        let path = cache.join("apt/sources.list.d/brokkr.sources");
-        p.step(
-            "packages",
-            Step::Write {
-                path,
-                text: private_apt_sources(&opts.mirror, o.host.arch),
-            },
-        );
-        p.run("packages", private_apt().arg("update"));
-        let names = pkgs
-            .debs
+    let d = |p: &str| cache.join(p).display().to_string();
+    let dirs = [
+        "apt/sources.list.d",
+        "apt/lists/partial",
+        "apt/cache/archives/partial",
+        "debs",
+    ];
+    let private = [
+        "Dir::Etc::SourceList=/dev/null".to_owned(),
+        format!("Dir::Etc::SourceParts={}", d(dirs[0])),
+        format!("Dir::State::Lists={}", d("apt/lists")),
+        format!("Dir::Cache={}", d("apt/cache")),
+    ];
+    let apt = || {
+        private
             .iter()
-            .map(|(name, suite)| format!("{name}/{suite}"));
-        p.run(
-            "packages",
-            private_apt().arg("download").args(names).dir(&debs_dir),
+            .fold(Cmd::new("apt-get"), |c, o| c.opt("-o", o))
+    };
+    if !debs.is_empty() {
+        dirs.iter()
+            .for_each(|dir| p.step("packages", Step::Mkdir(cache.join(dir))));
+        let (path, text) = (
+            cache.join(dirs[0]).join("brokkr.sources"),
+            private_apt_sources(&opts.mirror, o.host.arch),
         );
+        p.step("packages", Step::Write { path, text });
+        p.run("packages", apt().arg("update"));
+        let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
+        p.run("packages", apt().arg("download").args(names).dir(d("debs")));
     }
-    if pkgs.debs.is_empty() && pkgs.names.is_empty() {
+    if debs.is_empty() && names.is_empty() {
         return;
     }
     let lock = ["-o", "DPkg::Lock::Timeout=300"];
@@ -548,36 +529,38 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Packages) {
         "packages",
         privileged(Cmd::new("apt-get").args(lock).arg("update"), o.sudo),
     );
-    let deb = |(n, _): &(&str, &str)| debs_dir.join(format!("{n}_*.deb")).display().to_string();
-    let mut names: Vec<String> = pkgs.debs.iter().map(deb).collect();
-    for n in pkgs.names.iter().map(|n| n.to_string()) {
-        if !names.contains(&n) {
-            names.push(n);
+    let mut all: Vec<String> = debs
+        .iter()
+        .map(|(n, _)| format!("{}/{n}_*.deb", d("debs")))
+        .collect();
+    for n in names.iter().map(|n| n.to_string()) {
+        if !all.contains(&n) {
+            all.push(n);
         }
     }
     let install = Cmd::new("apt-get")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .args(lock);
-    let install = install.args([
+    let force = [
         "-o",
         "Dpkg::Options::=--force-confold",
         "install",
         "-y",
         "--no-install-recommends",
-    ]);
-    p.run("packages", privileged(install.args(names), o.sudo));
-    if pkgs.names.contains(&"docker-registry") {
+    ];
+    p.run(
+        "packages",
+        privileged(install.args(force).args(all), o.sudo),
+    );
+    if names.contains(&"docker-registry") {
         // The package's own service (config /etc/docker/registry/config.yml) listens on
         // :5000, where `cargo xtask registry start` serves: stop it and keep it off.
         let stop = match o.systemd {
-            true => Cmd::new("systemctl").args(["disable", "--now", "docker-registry"]),
-            false => Cmd::new("start-stop-daemon").args([
-                "--stop",
-                "--oknodo",
-                "--pidfile",
-                "/var/run/docker-registry.pid",
-            ]),
+            true => "systemctl disable --now docker-registry",
+            false => "start-stop-daemon --stop --oknodo --pidfile /var/run/docker-registry.pid",
         };
+        let mut words = stop.split(' ');
+        let stop = Cmd::new(words.next().unwrap_or_default()).args(words);
         p.run("packages", privileged(stop, o.sudo));
     }
 }
@@ -807,7 +790,8 @@ fn print_script(p: &Plan) {
 /// Debian/Ubuntu: prints the commands and fails. Errors name the step that failed.
 pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     let started = Instant::now();
-    let o = probe::observe(sh, &opts.platforms, WATCHED_PACKAGES)?;
+    let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
+    let o = probe::observe(sh, &opts.platforms, &watched)?;
     let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
     let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
     let p = plan(
