@@ -102,12 +102,10 @@ impl DockerInfo {
         let containerd = self.driver_status.iter().flatten().any(|kv| {
             matches!(kv.as_slice(), [k, v, ..] if k == "driver-type" && v.starts_with("io.containerd.snapshotter"))
         });
-        let store = if containerd {
-            ImageStore::Containerd
-        } else {
-            ImageStore::Classic
-        };
-        store(self.driver.clone())
+        match containerd {
+            true => ImageStore::Containerd(self.driver.clone()),
+            false => ImageStore::Classic(self.driver.clone()),
+        }
     }
 }
 
@@ -187,17 +185,18 @@ impl Builder {
     /// Whether the builder lists `p` (any spelling [`Platform::parse`] accepts,
     /// e.g. `linux/arm64/v8`).
     pub fn supports(&self, p: &Platform) -> bool {
-        self.platforms
-            .iter()
-            .any(|s| Platform::parse(s).is_ok_and(|q| q == p))
+        lists(&self.platforms, p)
     }
 
     /// Whether a node of the builder runs `p` natively (no emulation needed for it).
     pub fn runs_natively(&self, p: &Platform) -> bool {
-        self.native
-            .iter()
-            .any(|s| Platform::parse(s).is_ok_and(|q| q == p))
+        lists(&self.native, p)
     }
+}
+
+fn lists(platforms: &[String], p: &Platform) -> bool {
+    let same = |s: &String| Platform::parse(s).is_ok_and(|q| q == p);
+    platforms.iter().any(same)
 }
 
 /// The version in `docker buildx version` output:

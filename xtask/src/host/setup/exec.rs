@@ -127,11 +127,8 @@ fn wait_docker(sh: &Shell) -> Result<()> {
     loop {
         match probe::docker_info(sh, None) {
             Ok(i) => {
-                return Ok(eprintln!(
-                    "    engine {} answers ({:?})",
-                    i.server_version,
-                    i.store()
-                ))
+                eprintln!("    engine {} answers ({:?})", i.server_version, i.store());
+                return Ok(());
             }
             Err(e) if Instant::now() >= deadline => bail!(
                 "dockerd did not answer within {WAIT} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
@@ -173,18 +170,18 @@ fn stop_dockerd(sh: &Shell) -> Result<()> {
 /// starting already (a second one would stop at once on the pid file).
 fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     if let Ok(i) = probe::docker_info(sh, None) {
-        return Ok(eprintln!(
+        eprintln!(
             "    engine {} answers already (started by its package)",
             i.server_version
-        ));
+        );
+        return Ok(());
     }
     if cmd.program == "systemctl" {
         return cmd.run(sh);
     }
     if let Some(pid) = dockerd_pid() {
-        return Ok(eprintln!(
-            "    dockerd (pid {pid}) is starting already; waiting for it"
-        ));
+        eprintln!("    dockerd (pid {pid}) is starting already; waiting for it");
+        return Ok(());
     }
     let log = Path::new(DOCKERD_LOG);
     let mut child = probe::spawn_detached(sh, cmd, log)?;
