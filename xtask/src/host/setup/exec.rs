@@ -1,4 +1,5 @@
-//! Running setup's steps: what each [`Step`] prints and does.
+//! Running setup: `cargo xtask setup` and [`ensure`] print the plan, run
+//! its steps (what each [`Step`] prints and does) and verify the result.
 
 use std::{
     fmt,
@@ -9,10 +10,17 @@ use std::{
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use super::{Step, DOCKERD_LOG, DOCKERD_PID, DOCKERD_WAIT_SECS as WAIT};
+use super::{
+    plan, Mode, Observed, Plan, PlanOpts, SetupOpts, State, Step, DEBIAN_MIRROR, DOCKERD_LOG,
+    DOCKERD_PID, DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
+};
 use crate::{
-    host::{binfmt_handler_paths, probe, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR as DIR},
+    host::{
+        binfmt_handler_paths, doctor, probe, registry, BinfmtEntry, BinfmtHandler,
+        BINFMT_DIR as DIR,
+    },
     plan::{shell_quote, Cmd},
+    project::Platform,
 };
 
 impl fmt::Display for Step {
@@ -194,7 +202,7 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn execute(sh: &Shell, step: &Step) -> Result<()> {
+fn execute(sh: &Shell, step: &Step) -> Result<()> {
     match step {
         Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
         Step::Mkdir(d) => {
@@ -211,6 +219,176 @@ pub(super) fn execute(sh: &Shell, step: &Step) -> Result<()> {
         Step::WaitDocker => wait_docker(sh),
         Step::StartRegistry => registry::start(sh, registry::Kind::Open),
     }
+}
+
+fn print_plan(p: &Plan) {
+    let width = p.areas.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    for a in &p.areas {
+        let (label, detail) = match &a.state {
+            State::Done(d) => ("done", d),
+            State::Todo(d) => ("todo", d),
+            State::Skipped(d) => ("skip", d),
+        };
+        eprintln!("{label:<4}  {:<width$}  {detail}", a.name);
+    }
+    p.notes.iter().for_each(|n| eprintln!("note: {n}"));
+}
+
+fn print_script(p: &Plan) {
+    p.steps.iter().for_each(|(_, s)| println!("{s}"));
+}
+
+/// `cargo xtask setup` (and [`ensure`]'s provisioning): observe, plan,
+/// print, run, verify. Not root (and no `sudo -n` on GitHub Actions), or not
+/// Debian/Ubuntu: prints the commands and fails. Errors name the step that failed.
+pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
+    let started = Instant::now();
+    let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
+    let o = probe::observe(sh, &opts.platforms, &watched)?;
+    let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
+    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
+    let p = plan(
+        &o,
+        &PlanOpts {
+            local_registry,
+            mirror,
+            mode: opts.mode,
+        },
+    );
+    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
+    let gh = if o.github_actions {
+        ", GitHub Actions"
+    } else {
+        ""
+    };
+    let os = if o.os.name().is_empty() {
+        "unknown OS"
+    } else {
+        o.os.name()
+    };
+    eprintln!(
+        "setup for {} on {os} ({}{gh})",
+        names.join(", "),
+        o.host.name
+    );
+    print_plan(&p);
+    if !p.blocked.is_empty() {
+        if !p.steps.is_empty() {
+            eprintln!("\nthe commands setup would run on a supported host, as root:");
+            print_script(&p);
+        }
+        bail!(
+            "setup cannot proceed, nothing was changed:\n  {}",
+            p.blocked.join("\n  ")
+        );
+    }
+    if opts.dry_run {
+        match p.steps.is_empty() {
+            true => eprintln!("\nnothing to do"),
+            false => eprintln!("\n--dry-run: the steps, in order:"),
+        }
+        print_script(&p);
+        return Ok(());
+    }
+    if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
+        eprintln!("\nsetup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
+        print_script(&p);
+        bail!("not root: nothing was changed");
+    }
+    if p.restarts_engine() {
+        eprintln!("\nsetup restarts the running engine now (see `dockerd` above)");
+    }
+    let n = p.steps.len();
+    for (i, (area, step)) in p.steps.iter().enumerate() {
+        eprintln!("==> [{}/{n}] {area}", i + 1);
+        let at = || format!("setup failed at step {}/{n} ({area}): {step}", i + 1);
+        execute(sh, step).with_context(at)?;
+    }
+    if n == 0 {
+        eprintln!("everything is in place");
+    }
+    verify(sh, opts, &o, local_registry)?;
+    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The checks after setup ran: [`doctor::preflight`] (relaxed as in
+/// [`relax_store`]), plus the registry when it was asked for.
+fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
+    let mut checks = doctor::preflight(sh, &opts.platforms, None)?;
+    if o.github_actions {
+        relax_store(
+            &mut checks,
+            "docker buildx create --use --driver docker-container",
+        );
+    } else if opts.mode == Mode::Build {
+        relax_store(&mut checks, "cargo xtask setup");
+    }
+    if local_registry {
+        let status = probe::registry_api_status(registry::Kind::Open.port());
+        checks.push(doctor::check_registry(status, false));
+    }
+    eprint!("{}", doctor::render(&checks));
+    if !doctor::passed(&checks) {
+        bail!(
+            "setup ran, but these checks still fail:\n{}",
+            doctor::failures(&checks)
+        );
+    }
+    Ok(())
+}
+
+/// A classic image store only warns, with `remedy`: on a GitHub runner
+/// (builds there use a docker-container builder, e.g. from
+/// docker/setup-buildx-action) and for build commands, which use a running
+/// engine as it is (buildx refuses what needs the containerd store, case B1).
+fn relax_store(checks: &mut [doctor::Check], remedy: &str) {
+    for c in checks
+        .iter_mut()
+        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Fail)
+    {
+        c.status = doctor::Status::Warn;
+        c.remedy = Some(remedy.to_owned());
+    }
+}
+
+/// The host part of every build command: the [`doctor::preflight`] checks
+/// on `builder`, quiet when they pass (a classic image store only warns:
+/// [`relax_store`]). Otherwise, unless `no_setup` (`--no-setup`), provisions
+/// what is absent for `platforms` ([`Mode::Build`]: never changes a running
+/// engine) and checks again. Errors list what is missing and the command
+/// that fixes it.
+pub fn ensure(
+    sh: &Shell,
+    platforms: &[&'static Platform],
+    no_setup: bool,
+    builder: Option<&str>,
+) -> Result<()> {
+    let mut checks = doctor::preflight(sh, platforms, builder)?;
+    relax_store(&mut checks, &doctor::setup_remedy(platforms));
+    let warned = checks
+        .iter()
+        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Warn);
+    if doctor::passed(&checks) {
+        eprint!("{}", doctor::render(&warned.cloned().collect::<Vec<_>>()));
+        return Ok(());
+    }
+    eprint!("{}", doctor::render(&checks));
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
+    if no_setup {
+        let (names, failed) = (names.join(", "), doctor::failures(&checks));
+        bail!("the host is not ready for {names} (--no-setup):\n{failed}");
+    }
+    let setup = SetupOpts {
+        platforms: platforms.to_vec(),
+        dry_run: false,
+        local_registry: Some(false),
+        mode: Mode::Build,
+    };
+    run(sh, &setup).context(
+        "preparing the host for the build (a build command installs what is missing but never changes a running \
+         engine: `cargo xtask setup` does; pass --no-setup to only check)",
+    )
 }
 
 #[cfg(test)]
