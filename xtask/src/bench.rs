@@ -185,6 +185,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         ca_bundle: args.ca_bundle.clone(),
         cache_epoch: None,
         no_setup: args.no_setup,
+        builder: None,
         dry_run: false,
     };
     let platforms: Vec<&'static Platform> = PLATFORMS.iter().collect();

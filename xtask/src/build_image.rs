@@ -107,9 +107,13 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     let mut builder = buildx::BuilderFacts {
         driver: "docker".into(),
         containerd_store: true,
+        context: None,
     };
+    let name = opts.builder.as_deref();
     if !opts.dry_run {
-        builder = preflight::ensure_build_host(sh, platforms, opts.strategy, opts.no_setup)?;
+        builder = preflight::ensure_build_host(sh, platforms, opts.strategy, opts.no_setup, name)?;
+    } else if name.is_some() {
+        builder = preflight::builder_facts(sh, name)?.0;
     }
     let bases = base_images::resolve(
         sh,
@@ -248,7 +252,11 @@ pub fn build(
         progress: opts.progress,
         metadata_file: metadata_file.clone(),
         cache_epoch: opts.cache_epoch.clone(),
-        builder: None,
+        builder: opts
+            .builder
+            .clone()
+            .filter(|_| prepared.builder.context.is_none()),
+        context: prepared.builder.context.clone(),
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
     let cmd = buildx::build_command(&spec)
@@ -315,7 +323,7 @@ pub fn build(
         .and_then(|t| serde_json::from_str::<BuildxMetadata>(&t).ok())
         .and_then(|m| m.digest);
     let size_bytes = if output == Output::Load && platforms.len() == 1 {
-        image_size(sh, &spec.tags[0], first)
+        image_size(sh, &spec.tags[0], first, spec.context.as_deref())
     } else {
         None
     };
@@ -358,9 +366,15 @@ pub fn build(
 /// snapshots; `docker image inspect`'s `Size` is the compressed content with
 /// the containerd image store). A foreign-platform image is unpacked first
 /// by creating (not starting) a container from it.
-pub fn image_size(sh: &Shell, reference: &str, platform: &Platform) -> Option<u64> {
+pub fn image_size(
+    sh: &Shell,
+    reference: &str,
+    platform: &Platform,
+    context: Option<&str>,
+) -> Option<u64> {
+    let docker = || Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
     let history = || {
-        Cmd::new("docker")
+        docker()
             .args([
                 "history",
                 "--human=false",
@@ -373,11 +387,11 @@ pub fn image_size(sh: &Shell, reference: &str, platform: &Platform) -> Option<u6
             .and_then(|out| out.lines().map(|l| l.trim().parse::<u64>().ok()).sum())
     };
     history().or_else(|| {
-        let id = Cmd::new("docker")
+        let id = docker()
             .args(["create", "--platform", platform.name, reference])
             .read_quiet(sh)
             .ok()?;
-        let _ = Cmd::new("docker").args(["rm", id.trim()]).capture(sh);
+        let _ = docker().args(["rm", id.trim()]).capture(sh);
         history()
     })
 }

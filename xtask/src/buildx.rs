@@ -181,6 +181,8 @@ pub struct BuildSpec {
     pub cache_epoch: Option<String>,
     /// `--builder NAME`, when not the current one.
     pub builder: Option<String>,
+    /// `docker --context NAME`: a docker-driver builder named after its context.
+    pub context: Option<String>,
 }
 
 /// The `docker buildx build` command for `spec`, context = the workspace root.
@@ -191,7 +193,8 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
         .map(|p| p.name)
         .collect::<Vec<_>>()
         .join(",");
-    let mut c = Cmd::new("docker").args(["buildx", "build"]);
+    let mut c = Cmd::new("docker").args(spec.context.iter().flat_map(|n| ["--context", n]));
+    c = c.args(["buildx", "build"]);
     if let Some(b) = &spec.builder {
         c = c.opt("--builder", b);
     }
@@ -252,6 +255,9 @@ pub struct BuilderFacts {
     pub driver: String,
     /// Whether the engine stores images in containerd (`driver-type io.containerd.snapshotter.v1`).
     pub containerd_store: bool,
+    /// The docker context to build and inspect images in (`docker --context NAME`), see
+    /// [`crate::preflight::builder_facts`].
+    pub context: Option<String>,
 }
 
 /// Case B1: several platforms in one `--load` need an image store that keeps
@@ -682,14 +688,17 @@ mod tests {
         let classic = BuilderFacts {
             driver: "docker".into(),
             containerd_store: false,
+            context: None,
         };
         let containerd = BuilderFacts {
             driver: "docker".into(),
             containerd_store: true,
+            context: None,
         };
         let container = BuilderFacts {
             driver: "docker-container".into(),
             containerd_store: false,
+            context: None,
         };
         let err = check_multi_platform_load(&classic, 2, Output::Load)
             .unwrap_err()
@@ -813,6 +822,7 @@ mod tests {
             metadata_file: "target/m.json".into(),
             cache_epoch: None,
             builder: None,
+            context: None,
         };
         assert_eq!(
             build_command(&spec).to_string(),

@@ -3,14 +3,13 @@
 //! `binfmt.d` files, `/etc/os-release`, `dpkg-query` and `df` print, and the
 //! pure decisions taken from them. Nothing here runs a command.
 //!
-//! The commands live in the submodules: [`probe`] (read-only look-ups),
-//! [`doctor`] (`cargo xtask doctor`), [`setup`] (`cargo xtask setup` and
-//! [`setup::ensure`], the host part of every build command) and
-//! [`registry`] (`cargo xtask registry start|stop|status`).
+//! The commands live in the submodules: [`probe`] (read-only look-ups and
+//! background processes), [`doctor`] (`cargo xtask doctor` and the build
+//! checks), [`setup`] (`cargo xtask setup` and [`setup::ensure`], the host
+//! part of every build command) and [`registry`] (`cargo xtask registry`).
 
 pub mod doctor;
 pub mod probe;
-pub mod process;
 pub mod registry;
 pub mod setup;
 
@@ -25,21 +24,14 @@ use crate::project::Platform;
 /// Oldest engine accepted: 24.0, the first with a usable containerd image
 /// store (`features.containerd-snapshotter`), as issue 3 requires.
 pub const MIN_ENGINE: Version = Version::new(24, 0, 0);
-
-/// Oldest buildx accepted: 0.10, the first with `--provenance` and
-/// `--metadata-file` as the image commands use them.
+/// Oldest buildx accepted: 0.10, the first with `--provenance` and `--metadata-file`.
 pub const MIN_BUILDX: Version = Version::new(0, 10, 0);
-
 /// Oldest QEMU accepted on Debian 12: bookworm's own 7.2 hangs an emulated
-/// `cargo build` (seen: 35 minutes without progress); bookworm-backports'
-/// 10.0 runs it (docs: the environment notes of this project).
+/// `cargo build` (35 minutes without progress); bookworm-backports' 10.0
+/// runs it (the environment notes of this project).
 pub const MIN_BOOKWORM_QEMU: Version = Version::new(10, 0, 0);
-
-/// Free space on the engine's root directory below which `doctor` warns, in
-/// bytes (10 GiB: a builder image alone is about 3 GB).
-pub const MIN_FREE_DISK: u64 = 10 * 1024 * 1024 * 1024;
-
-/// Where the kernel's binfmt_misc table is mounted.
+/// Free bytes on the engine's root below which `doctor` warns (a builder image is about 3 GB).
+pub const MIN_FREE_DISK: u64 = 10 << 30;
 pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
 /// The numeric core `[v]N[.N[.N]]` at the start of a tool's version, the
@@ -48,10 +40,8 @@ pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 pub fn version(s: &str) -> Option<Version> {
     let s = s.trim();
     let s = s.strip_prefix('v').unwrap_or(s);
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let mut n = s[..end].split('.').map(|p| p.parse::<u64>().ok());
+    let rest = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let mut n = s[..s.len() - rest.len()].split('.').map(|p| p.parse().ok());
     let major = n.next().flatten()?;
     let mut next = || n.next().flatten().unwrap_or(0);
     Some(Version::new(major, next(), next()))
@@ -60,8 +50,7 @@ pub fn version(s: &str) -> Option<Version> {
 /// The upstream part of a Debian package version (`[epoch:]upstream[-revision]`,
 /// deb-version(7)): `1:10.0.2+ds-2+deb13u1~bpo12+1` is 10.0.2.
 pub fn debian_version(v: &str) -> Option<Version> {
-    let v = v.trim();
-    match v.split_once(':') {
+    match v.trim().split_once(':') {
         Some((epoch, rest)) if epoch.chars().all(|c| c.is_ascii_digit()) => version(rest),
         _ => version(v),
     }
@@ -69,11 +58,10 @@ pub fn debian_version(v: &str) -> Option<Version> {
 
 /// The fields of `docker info --format '{{json .}}'` that brokkr reads.
 /// When the engine does not answer, the client still prints the JSON with
-/// empty server fields (and exits 1): see [`DockerInfo::answered`].
+/// empty server fields (and exits 1).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DockerInfo {
-    /// `26.1.5+dfsg1`; empty when the engine did not answer.
     pub server_version: String,
     /// Storage driver (`overlay2`) or, with the containerd store, the snapshotter (`overlayfs`).
     pub driver: String,
@@ -88,12 +76,12 @@ pub struct DockerInfo {
     pub server_errors: Option<Vec<String>>,
 }
 
-/// Which image store the engine uses, with the snapshotter or graph driver.
+/// Which image store the engine uses, with the snapshotter or graph driver:
+/// only the containerd one keeps multi-platform images and exports cache
+/// with the `docker` driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageStore {
-    /// Multi-platform images, cache export with the `docker` driver.
     Containerd(String),
-    /// The graph-driver store (`overlay2`): one platform per tag.
     Classic(String),
 }
 
@@ -102,7 +90,6 @@ impl DockerInfo {
         serde_json::from_str(json.trim()).context("parsing `docker info --format '{{json .}}'`")
     }
 
-    /// Whether the engine answered (the server fields are filled).
     pub fn answered(&self) -> bool {
         !self.server_version.is_empty()
     }
@@ -111,18 +98,13 @@ impl DockerInfo {
         version(&self.server_version)
     }
 
-    /// From `DriverStatus`'s `driver-type` entry.
     pub fn store(&self) -> ImageStore {
         let containerd = self.driver_status.iter().flatten().any(|kv| {
-            kv.first().is_some_and(|k| k == "driver-type")
-                && kv
-                    .get(1)
-                    .is_some_and(|v| v.starts_with("io.containerd.snapshotter"))
+            matches!(kv.as_slice(), [k, v, ..] if k == "driver-type" && v.starts_with("io.containerd.snapshotter"))
         });
-        if containerd {
-            ImageStore::Containerd(self.driver.clone())
-        } else {
-            ImageStore::Classic(self.driver.clone())
+        match containerd {
+            true => ImageStore::Containerd(self.driver.clone()),
+            false => ImageStore::Classic(self.driver.clone()),
         }
     }
 }
@@ -130,13 +112,12 @@ impl DockerInfo {
 /// The `Options` of `docker network inspect bridge --format '{{json .Options}}'`.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct BridgeOptions {
-    /// The host interface of the default bridge network (`docker0` when unset).
     #[serde(rename = "com.docker.network.bridge.name")]
     pub name: Option<String>,
 }
 
 impl BridgeOptions {
-    /// The interface name from the JSON, `docker0` when the key is absent.
+    /// The default bridge's host interface from the JSON, `docker0` when the key is absent.
     pub fn interface(json: &str) -> Result<String> {
         let o: BridgeOptions =
             serde_json::from_str(json.trim()).context("parsing the bridge network's options")?;
@@ -144,8 +125,8 @@ impl BridgeOptions {
     }
 }
 
-/// The current builder, from `docker buildx inspect` (text output; buildx
-/// has no JSON format for it in 0.13).
+/// A builder, from `docker buildx inspect [NAME]` (text output; buildx 0.13
+/// has no JSON format for it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Builder {
     pub name: String,
@@ -159,6 +140,9 @@ pub struct Builder {
     /// Platforms of all nodes, in order, without the `*` that marks
     /// platforms set by the user; empty while the builder is inactive.
     pub platforms: Vec<String>,
+    /// Each node's own platform: the first one it lists that the user did
+    /// not set (BuildKit lists the worker's native platform first).
+    pub native: Vec<String>,
 }
 
 impl Builder {
@@ -179,7 +163,11 @@ impl Builder {
                 "Status" if b.status.is_empty() => b.status = value,
                 "BuildKit version" | "Buildkit" if b.buildkit.is_empty() => b.buildkit = value,
                 "Platforms" => {
-                    for p in value.split(',').map(|p| p.trim().trim_end_matches('*')) {
+                    let all: Vec<&str> = value.split(',').map(str::trim).collect();
+                    let own = all.iter().find(|p| !p.ends_with('*')).or(all.first());
+                    b.native
+                        .extend(own.filter(|p| !p.is_empty()).map(|p| p.to_string()));
+                    for p in all.iter().map(|p| p.trim_end_matches('*')) {
                         if !p.is_empty() && !b.platforms.iter().any(|q| q == p) {
                             b.platforms.push(p.to_owned());
                         }
@@ -197,10 +185,18 @@ impl Builder {
     /// Whether the builder lists `p` (any spelling [`Platform::parse`] accepts,
     /// e.g. `linux/arm64/v8`).
     pub fn supports(&self, p: &Platform) -> bool {
-        self.platforms
-            .iter()
-            .any(|s| Platform::parse(s).is_ok_and(|q| q == p))
+        lists(&self.platforms, p)
     }
+
+    /// Whether a node of the builder runs `p` natively (no emulation needed for it).
+    pub fn runs_natively(&self, p: &Platform) -> bool {
+        lists(&self.native, p)
+    }
+}
+
+fn lists(platforms: &[String], p: &Platform) -> bool {
+    let same = |s: &String| Platform::parse(s).is_ok_and(|q| q == p);
+    platforms.iter().any(same)
 }
 
 /// The version in `docker buildx version` output:
@@ -226,8 +222,7 @@ pub struct BinfmtEntry {
 }
 
 impl BinfmtEntry {
-    /// Parses the entry file's lines (`enabled`, `interpreter X`, `flags: Y`,
-    /// `offset`, `magic`, `mask`).
+    /// Parses the entry file's lines (`enabled`, `interpreter X`, `flags: Y`, ...).
     pub fn parse(text: &str) -> BinfmtEntry {
         let mut e = BinfmtEntry::default();
         for line in text.lines().map(str::trim) {
@@ -250,16 +245,14 @@ impl BinfmtEntry {
 }
 
 /// A handler definition as a `binfmt.d` file holds it (binfmt.d(5)):
-/// `:name:type:offset:magic:mask:interpreter:flags`, the line written to
-/// `/proc/sys/fs/binfmt_misc/register`.
+/// `:name:type:offset:magic:mask:interpreter:flags`, the whole `line` being
+/// what is written to `/proc/sys/fs/binfmt_misc/register`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BinfmtHandler {
     /// Entry name (`qemu-aarch64`): the file `/proc/sys/fs/binfmt_misc/<name>`.
     pub name: String,
     pub interpreter: String,
-    /// Flag letters (`OPF`).
     pub flags: String,
-    /// The whole definition line, as written to `register`.
     pub line: String,
 }
 
@@ -268,21 +261,21 @@ impl BinfmtHandler {
     /// lines starting with `#` or `;` are comments). The first character is
     /// the field separator. Errors name the malformed line.
     pub fn parse(text: &str) -> Result<BinfmtHandler> {
-        let line = text
-            .lines()
-            .map(str::trim)
+        let line = (text.lines().map(str::trim))
             .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
             .context("no handler line in binfmt.d file")?;
         let sep = line.chars().next().unwrap_or(':');
-        let fields: Vec<&str> = line[sep.len_utf8()..].split(sep).collect();
-        if fields.len() < 6 || fields[0].is_empty() || fields[5].is_empty() {
+        let f: Vec<&str> = line[sep.len_utf8()..].split(sep).collect();
+        if f.len() < 6 || f[0].is_empty() || f[5].is_empty() {
             bail!("malformed binfmt.d line (want :name:type:offset:magic:mask:interpreter:flags): {line}");
         }
+        let (name, interpreter) = (f[0].to_owned(), f[5].to_owned());
+        let (flags, line) = (f.get(6).copied().unwrap_or("").to_owned(), line.to_owned());
         Ok(BinfmtHandler {
-            name: fields[0].to_owned(),
-            interpreter: fields[5].to_owned(),
-            flags: fields.get(6).copied().unwrap_or("").to_owned(),
-            line: line.to_owned(),
+            name,
+            interpreter,
+            flags,
+            line,
         })
     }
 }
@@ -292,21 +285,16 @@ impl BinfmtHandler {
 /// (binfmt.d(5)); Debian's qemu-user-binfmt names them `qemu-<m>.conf`,
 /// Ubuntu's and Arch's qemu-user-static `qemu-<m>-static.conf`.
 pub fn binfmt_handler_paths(machine: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    for dir in ["/etc/binfmt.d", "/usr/lib/binfmt.d"] {
-        for suffix in ["", "-static"] {
-            v.push(format!("{dir}/qemu-{machine}{suffix}.conf"));
-        }
-    }
-    v
+    let dirs = ["/etc/binfmt.d", "/usr/lib/binfmt.d"];
+    let suffix = |d| ["", "-static"].map(|s| format!("{d}/qemu-{machine}{s}.conf"));
+    dirs.into_iter().flat_map(suffix).collect()
 }
 
 /// What the kernel's binfmt table gives one foreign platform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BinfmtStatus {
-    /// Enabled with `F`, and the same as the installed handler file (or no
-    /// handler file is installed: registered by other means, e.g.
-    /// `tonistiigi/binfmt`).
+    /// Enabled with `F`, and the same as the installed handler file (or none
+    /// is installed: registered by other means, e.g. `tonistiigi/binfmt`).
     Ready,
     /// Usable, but not what the installed handler file says (the package was
     /// upgraded and the old interpreter is still registered); both as
@@ -327,22 +315,22 @@ pub fn binfmt_status(entry: Option<&BinfmtEntry>, handler: Option<&BinfmtHandler
     let Some(e) = entry else {
         return BinfmtStatus::Missing;
     };
+    let i = &e.interpreter;
     if !e.enabled {
-        return BinfmtStatus::Unusable(format!("{} is registered but disabled", e.interpreter));
+        return BinfmtStatus::Unusable(format!("{i} is registered but disabled"));
     }
     if !e.flags.contains('F') {
-        return BinfmtStatus::Unusable(format!(
-            "{} is registered with flags `{}`, without F (fix-binary): it fails inside containers",
-            e.interpreter, e.flags
-        ));
+        let f = &e.flags;
+        let why = format!("{i} is registered with flags `{f}`, without F (fix-binary): it fails inside containers");
+        return BinfmtStatus::Unusable(why);
     }
     match handler {
-        Some(h)
-            if h.interpreter != e.interpreter || !h.flags.chars().all(|c| e.flags.contains(c)) =>
-        {
+        Some(h) if h.interpreter != *i || !h.flags.chars().all(|c| e.flags.contains(c)) => {
+            let registered = format!("{i} ({})", e.flags);
+            let installed = format!("{} ({})", h.interpreter, h.flags);
             BinfmtStatus::Stale {
-                registered: format!("{} ({})", e.interpreter, e.flags),
-                installed: format!("{} ({})", h.interpreter, h.flags),
+                registered,
+                installed,
             }
         }
         _ => BinfmtStatus::Ready,
@@ -357,7 +345,6 @@ pub fn foreign<'a>(host: &Platform, wanted: &[&'a Platform]) -> Vec<&'a Platform
 /// `/etc/os-release` (os-release(5)): the fields setup decides on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OsRelease {
-    /// `ID` (`debian`, `ubuntu`).
     pub id: String,
     /// `ID_LIKE`, split on spaces (`debian` on Ubuntu).
     pub id_like: Vec<String>,
@@ -436,22 +423,18 @@ pub enum EngineSource {
     Unsupported(String),
 }
 
-/// Picks the engine source for `os` (rules in [`EngineSource`]).
 pub fn engine_source(os: &OsRelease) -> EngineSource {
     let v = version(&os.version_id);
+    let major = |f: fn(u64) -> bool| v.as_ref().is_some_and(|v| f(v.major));
     let name = os.name();
     match os.distro() {
-        Distro::Debian if os.codename == "bookworm" || v.as_ref().is_some_and(|v| v.major == 12) => {
-            EngineSource::Bookworm
-        }
-        Distro::Debian if v.as_ref().is_some_and(|v| v.major < 12) => EngineSource::Unsupported(format!(
+        Distro::Debian if os.codename == "bookworm" || major(|m| m == 12) => EngineSource::Bookworm,
+        Distro::Debian if major(|m| m < 12) => EngineSource::Unsupported(format!(
             "{name} has no Docker >= 24 package and glibc older than 2.34 (trixie's .debs need it); \
              upgrade to Debian 12 or later"
         )),
         Distro::Ubuntu if os.id == "ubuntu" && v.as_ref().is_some_and(|v| *v < Version::new(22, 4, 0)) => {
-            EngineSource::Unsupported(format!(
-                "{name} has no Docker >= 24 package; use Ubuntu 22.04 or later"
-            ))
+            EngineSource::Unsupported(format!("{name} has no Docker >= 24 package; use Ubuntu 22.04 or later"))
         }
         Distro::Debian | Distro::Ubuntu => EngineSource::Archive,
         Distro::Other => EngineSource::Unsupported(format!(
@@ -464,13 +447,11 @@ pub fn engine_source(os: &OsRelease) -> EngineSource {
 /// output into installed package name -> version (packages whose status is
 /// not `installed`, e.g. `config-files`, are left out).
 pub fn parse_dpkg_query(out: &str) -> BTreeMap<String, String> {
-    out.lines()
-        .filter_map(|l| {
-            let mut f = l.split('\t');
-            let (name, status, version) = (f.next()?, f.next()?, f.next()?);
-            (status == "installed").then(|| (name.to_owned(), version.to_owned()))
-        })
-        .collect()
+    let row = |l: &str| match l.split('\t').collect::<Vec<_>>()[..] {
+        [name, "installed", version, ..] => Some((name.to_owned(), version.to_owned())),
+        _ => None,
+    };
+    out.lines().filter_map(row).collect()
 }
 
 /// Available bytes from `df -B1 --output=avail PATH` (a header line, then the number).
@@ -499,27 +480,20 @@ pub fn merge_daemon_json(existing: Option<&str>) -> Result<Option<String>> {
         .unwrap_or("{}");
     let mut obj: Object = serde_json::from_str(text)
         .context("/etc/docker/daemon.json is not a JSON object: fix or remove it, then rerun")?;
-    let mut features: Object = match obj.remove("features") {
-        None => Object::new(),
-        Some(f) => serde_json::from_value(f).context(
-            "`features` in /etc/docker/daemon.json is not an object: fix it, then rerun",
-        )?,
-    };
-    let on = features.get(CONTAINERD_FEATURE) == Some(&serde_json::Value::Bool(true));
-    features.insert(CONTAINERD_FEATURE.to_owned(), true.into());
+    let features = obj
+        .remove("features")
+        .unwrap_or_else(|| Object::new().into());
+    let mut features: Object = serde_json::from_value(features)
+        .context("`features` in /etc/docker/daemon.json is not an object: fix it, then rerun")?;
+    let on = features.insert(CONTAINERD_FEATURE.to_owned(), true.into()) == Some(true.into());
     obj.insert("features".to_owned(), features.into());
-    if on {
-        return Ok(None);
-    }
-    Ok(Some(serde_json::to_string_pretty(&obj)? + "\n"))
+    Ok((!on).then(|| serde_json::to_string_pretty(&obj).unwrap_or_default() + "\n"))
 }
 
 /// The status code of an HTTP/1.x status line (`HTTP/1.1 401 Unauthorized`).
 pub fn parse_http_status(response: &str) -> Option<u16> {
     let mut parts = response.lines().next()?.split_whitespace();
-    if !parts.next()?.starts_with("HTTP/") {
-        return None;
-    }
+    parts.next()?.starts_with("HTTP/").then_some(())?;
     parts.next()?.parse().ok()
 }
 

@@ -42,6 +42,10 @@ pub struct BuildOpts {
     /// cold build without pruning the builder's cache.
     #[arg(long, value_name = "STRING")]
     pub cache_epoch: Option<String>,
+    /// The buildx builder to build on (a remote BuildKit, a multi-node builder, a docker context's
+    /// engine); default: $BUILDX_BUILDER, else the current one.
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
     /// Do not install or start missing host pieces (engine, buildx, QEMU); fail with the remedy instead.
     #[arg(long)]
     pub no_setup: bool,

@@ -1,7 +1,9 @@
 //! The checks `build-image` and `images` run before building: the host
-//! pieces they need (set up when missing, unless `--no-setup`) and case B2
-//! (a foreign platform whose build runs `RUN` steps on the target platform
-//! needs a QEMU binfmt handler, or it dies with `exec format error`).
+//! pieces they need (set up when missing, unless `--no-setup`), the builder
+//! they build on (`--builder`, else `$BUILDX_BUILDER`, else the current one)
+//! and case B2 (a foreign platform whose build runs `RUN` steps on the
+//! target platform needs a QEMU binfmt handler, or it dies with `exec format
+//! error`, unless a node of the builder runs that platform natively).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use xshell::Shell;
 
 use crate::{
     buildx::{self, BuilderFacts, Strategy},
-    host::{probe, setup, ImageStore},
+    host::{probe, setup, Builder, ImageStore},
     project::{Platform, COMPONENTS},
 };
 
@@ -38,25 +40,20 @@ pub fn missing_emulation<'a>(
     emulated: &[String],
     has_handler: impl Fn(&Platform) -> bool,
 ) -> Vec<&'a Platform> {
-    if emulated.is_empty() {
-        return Vec::new();
-    }
-    platforms
-        .iter()
-        .copied()
-        .filter(|p| *p != build && !has_handler(p))
-        .collect()
+    let needs = |p: &&Platform| !emulated.is_empty() && *p != build && !has_handler(p);
+    platforms.iter().copied().filter(needs).collect()
 }
 
-/// Makes sure the host can build `platforms` with `strategy`: runs the
-/// doctor's build checks, sets up what is missing (Debian/Ubuntu as root)
-/// unless `no_setup`, and refuses with the remedies otherwise. Returns what
-/// the B1 check needs to know about the builder.
+/// Makes sure the host can build `platforms` with `strategy` on `builder`:
+/// runs the doctor's build checks, sets up what is missing (Debian/Ubuntu as
+/// root) unless `no_setup`, and refuses with the remedies otherwise. Returns
+/// what the B1 check and the build command need to know about the builder.
 pub fn ensure_build_host(
     sh: &Shell,
     platforms: &[&'static Platform],
     strategy: Strategy,
     no_setup: bool,
+    builder: Option<&str>,
 ) -> Result<BuilderFacts> {
     let build = Platform::host()?;
     let emulated = emulated_stages(sh, strategy)?;
@@ -64,39 +61,58 @@ pub fn ensure_build_host(
     // image needs (QEMU for foreign ones, used by `smoke`); with --no-setup
     // only what the build itself needs is required.
     let needs_qemu = missing_emulation(platforms, build, &emulated, |_| false);
-    let mut checked: Vec<&'static Platform> = vec![build];
     let extra: &[&'static Platform] = if no_setup { &needs_qemu } else { platforms };
-    checked.extend(extra.iter().copied().filter(|p| *p != build));
-    setup::ensure(sh, &checked, no_setup)?;
-    let facts = builder_facts(sh)?;
-    let still = missing_emulation(platforms, build, &emulated, has_binfmt);
+    let checked: Vec<_> = std::iter::once(build)
+        .chain(extra.iter().copied().filter(|p| *p != build))
+        .collect();
+    setup::ensure(sh, &checked, no_setup, builder)?;
+    let (facts, b) = builder_facts(sh, builder)?;
+    let has = |p: &Platform| {
+        b.runs_natively(p) || Platform::parse(p.name).is_ok_and(probe::binfmt_usable)
+    };
+    let still = missing_emulation(platforms, build, &emulated, has);
     if !still.is_empty() {
+        let list = |f: fn(&Platform) -> &str, sep| {
+            still.iter().map(|p| f(p)).collect::<Vec<_>>().join(sep)
+        };
         bail!(
             "{} needs QEMU: stage(s) {} run RUN steps on the target platform ({}), and no binfmt handler is \
              registered for {}; register it with `cargo xtask setup --platform {}`, or use --strategy cross",
-            still.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+            list(|p| p.name, ", "),
             emulated.join(", "),
             strategy.as_str(),
-            still.iter().map(|p| p.machine).collect::<Vec<_>>().join(", "),
-            still.iter().map(|p| p.arch).collect::<Vec<_>>().join(",")
+            list(|p| p.machine, ", "),
+            list(|p| p.arch, ",")
         );
     }
     Ok(facts)
 }
 
-/// What B1 needs about the current builder: its driver (`docker buildx
-/// inspect`) and whether the engine uses the containerd image store (`docker info`).
-fn builder_facts(sh: &Shell) -> Result<BuilderFacts> {
-    let builder = probe::builder(sh).map_err(|e| anyhow!("`docker buildx inspect`: {e}"))?;
-    let info = probe::docker_info(sh).map_err(|e| anyhow!("`docker info`: {e}"))?;
-    Ok(BuilderFacts {
-        driver: builder.driver,
-        containerd_store: matches!(info.store(), ImageStore::Containerd(_)),
-    })
-}
-
-fn has_binfmt(p: &Platform) -> bool {
-    Platform::parse(p.name).is_ok_and(probe::binfmt_usable)
+/// The builder `name` (else `$BUILDX_BUILDER`, else the current one) from
+/// `docker buildx inspect`, and what B1 needs: its driver and whether its
+/// engine uses the containerd image store (`docker info`). A named builder
+/// of the `docker` driver is a docker context, which `buildx build
+/// --builder NAME` refuses ("use `docker --context=NAME buildx`"): the
+/// build and the image commands then run with `docker --context NAME`.
+pub fn builder_facts(sh: &Shell, name: Option<&str>) -> Result<(BuilderFacts, Builder)> {
+    let env = std::env::var("BUILDX_BUILDER")
+        .ok()
+        .filter(|b| !b.is_empty());
+    let name = name.map(str::to_owned).or(env);
+    let b =
+        probe::builder(sh, name.as_deref()).map_err(|e| anyhow!("`docker buildx inspect`: {e}"))?;
+    let context = name.filter(|_| b.driver == "docker");
+    let info =
+        probe::docker_info(sh, context.as_deref()).map_err(|e| anyhow!("`docker info`: {e}"))?;
+    let containerd_store = matches!(info.store(), ImageStore::Containerd(_));
+    Ok((
+        BuilderFacts {
+            driver: b.driver.clone(),
+            containerd_store,
+            context,
+        },
+        b,
+    ))
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     let platforms = args.select.platforms()?;
     // Foreign platforms run through QEMU: register it when missing.
-    crate::host::setup::ensure(sh, &platforms, args.no_setup)?;
+    crate::host::setup::ensure(sh, &platforms, args.no_setup, None)?;
     let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;

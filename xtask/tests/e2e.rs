@@ -750,3 +750,196 @@ fn a_registry_stopped_mid_push_leaves_nothing_half_published() {
     }
     drop(proxy);
 }
+
+/// A second engine on its own socket, data root, exec root and bridge
+/// (`brn2`: never `--bridge none`, which deletes the first engine's
+/// docker0), registered as a docker context; dropping it stops the engine
+/// and removes everything it made, also when the test fails.
+struct SecondEngine {
+    dir: PathBuf,
+    context: &'static str,
+    dockerd: Option<std::process::Child>,
+}
+
+impl SecondEngine {
+    const BRIDGE: &'static str = "brn2";
+    /// `iptables -t TABLE {-A|-D} RULE...` for the bridge's traffic to the outside.
+    const RULES: [&'static [&'static str]; 3] = [
+        &[
+            "-t",
+            "nat",
+            "POSTROUTING",
+            "-s",
+            "172.29.0.0/24",
+            "!",
+            "-o",
+            "brn2",
+            "-j",
+            "MASQUERADE",
+        ],
+        &["-t", "filter", "FORWARD", "-i", "brn2", "-j", "ACCEPT"],
+        &["-t", "filter", "FORWARD", "-o", "brn2", "-j", "ACCEPT"],
+    ];
+
+    fn start(context: &'static str) -> SecondEngine {
+        let dir = std::env::temp_dir().join(format!("brokkr-e2e-{context}"));
+        let mut e = SecondEngine {
+            dir,
+            context,
+            dockerd: None,
+        };
+        std::fs::create_dir_all(&e.dir).unwrap();
+        for args in [
+            &["link", "add", Self::BRIDGE, "type", "bridge"][..],
+            &["addr", "add", "172.29.0.1/24", "dev", Self::BRIDGE],
+            &["link", "set", Self::BRIDGE, "up"],
+        ] {
+            ok(cmd("ip", args));
+        }
+        // RUN steps use the engine's bridge: NAT it (the engine runs with --iptables=false).
+        for rule in Self::RULES {
+            ok(cmd("iptables", &[&rule[..2], &["-A"], &rule[2..]].concat()));
+        }
+        let d = |p: &str| e.dir.join(p).display().to_string();
+        let log = std::fs::File::create(e.dir.join("dockerd.log")).unwrap();
+        let sock = format!("unix://{}", d("docker.sock"));
+        e.dockerd = Some(
+            Command::new("dockerd")
+                .args([
+                    "--host",
+                    &sock,
+                    "--data-root",
+                    &d("data"),
+                    "--exec-root",
+                    &d("exec"),
+                ])
+                .args(["--pidfile", &d("docker.pid"), "--bridge", Self::BRIDGE])
+                .args(["--iptables=false", "--ip6tables=false"])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting a second dockerd"),
+        );
+        let started = Instant::now();
+        while !cmd("docker", &["-H", &sock, "info"]).status.success() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the second engine did not answer"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        ok(cmd(
+            "docker",
+            &[
+                "context",
+                "create",
+                context,
+                "--docker",
+                &format!("host={sock}"),
+            ],
+        ));
+        e
+    }
+}
+
+impl Drop for SecondEngine {
+    fn drop(&mut self) {
+        let _ = cmd("docker", &["context", "rm", "--force", self.context]);
+        if let Some(mut d) = self.dockerd.take() {
+            let _ = cmd("kill", &["-TERM", &d.id().to_string()]);
+            let started = Instant::now();
+            while d.try_wait().ok().flatten().is_none()
+                && started.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let data = self.dir.join("data").display().to_string();
+        let _ = cmd("umount", &[&data]);
+        for rule in Self::RULES {
+            let _ = cmd("iptables", &[&rule[..2], &["-D"], &rule[2..]].concat());
+        }
+        let _ = cmd("ip", &["link", "del", Self::BRIDGE]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn build_image_with_builder_builds_in_the_second_engine_only() {
+    require_docker();
+    let ctx = "brokkr-e2e-n2";
+    let engine = SecondEngine::start(ctx);
+    let registry = "localhost:5000/second-engine";
+    let args = [
+        "build-image",
+        "--component",
+        "broker",
+        "--builder",
+        ctx,
+        "--registry",
+        registry,
+    ];
+    // The printed command runs buildx in the context's engine (buildx refuses --builder for it).
+    let plan = stdout(&ok(xtask(&[&args[..], &["--dry-run"]].concat())));
+    assert!(
+        plan.contains(&format!("docker --context {ctx} buildx build")),
+        "{plan}"
+    );
+    assert!(!plan.contains("--builder"), "{plan}");
+    // The second engine starts empty: give it the local base images the build names.
+    for image in plan
+        .split_whitespace()
+        .filter_map(|w| w.split_once("_IMAGE="))
+        .map(|(_, i)| i)
+    {
+        if image.starts_with("brokkr.local/") {
+            let mut save = Command::new("docker")
+                .args(["save", image])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let load = Command::new("docker")
+                .args(["--context", ctx, "load"])
+                .stdin(save.stdout.take().unwrap())
+                .output()
+                .unwrap();
+            assert!(
+                save.wait().unwrap().success() && load.status.success(),
+                "{}",
+                stderr(&load)
+            );
+        }
+    }
+    let out = stderr(&ok(xtask(&args)));
+    let reference = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("built ")?
+                .split_once(' ')
+                .map(|(r, _)| r.to_owned())
+        })
+        .expect("a `built REF` line");
+    assert!(reference.starts_with(registry), "{reference}");
+    let inspect = |context: &str| {
+        cmd(
+            "docker",
+            &["--context", context, "image", "inspect", &reference],
+        )
+    };
+    assert!(
+        inspect(ctx).status.success(),
+        "{reference} is not in the second engine"
+    );
+    assert!(
+        !inspect("default").status.success(),
+        "{reference} is in the default engine"
+    );
+    drop(engine);
+    assert!(
+        cmd("ip", &["link", "show", "docker0"]).status.success(),
+        "docker0 must survive"
+    );
+}

@@ -11,11 +11,10 @@ use xshell::Shell;
 
 use super::{
     foreign, human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
-    MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
+    BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
-use crate::{
-    project::LOCAL_BASE_PREFIX as LOCAL_PREFIX,
-    project::{parse_platform_list, Platform, PlatformList},
+use crate::project::{
+    parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL_PREFIX,
 };
 
 /// Options of `doctor`.
@@ -27,6 +26,9 @@ pub struct DoctorArgs {
     /// Print a JSON array of {name, status, detail, remedy} instead of lines.
     #[arg(long)]
     pub json: bool,
+    /// The buildx builder to inspect (default: $BUILDX_BUILDER, else the current one).
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
 }
 
 /// The local base images `cargo xtask base-images` makes, as repository
@@ -46,45 +48,34 @@ pub enum Status {
 }
 
 /// One line of `doctor`: `--json` prints these as an array of
-/// `{"name", "status": "ok|warn|fail|skip", "detail", "remedy": string|null}`.
+/// `{"name", "status": "ok|warn|fail|skip", "detail", "remedy": string|null}`,
+/// the remedy being the exact command that fixes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
-    /// `engine`, `binfmt linux/arm64`.
     pub name: String,
     pub status: Status,
-    /// What was found.
     pub detail: String,
-    /// The exact command that fixes it, when not ok.
     pub remedy: Option<String>,
 }
 
 impl Check {
-    fn new(name: &str, status: Status, detail: impl Into<String>, remedy: Option<String>) -> Check {
-        let (name, detail) = (name.to_owned(), detail.into());
+    /// A check with `remedy` when it is not `Ok` or `Skip`.
+    fn new(status: Status, name: &str, detail: impl Into<String>, remedy: &str) -> Check {
+        let remedy = matches!(status, Status::Warn | Status::Fail).then(|| remedy.to_owned());
         Check {
-            name,
+            name: name.to_owned(),
             status,
-            detail,
+            detail: detail.into(),
             remedy,
         }
     }
-    fn ok(name: &str, detail: impl Into<String>) -> Check {
-        Check::new(name, Status::Ok, detail, None)
-    }
-    fn fail(name: &str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
-        Check::new(name, Status::Fail, detail, Some(remedy.into()))
-    }
-    fn warn(name: &str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
-        Check::new(name, Status::Warn, detail, Some(remedy.into()))
-    }
-    fn skip(name: &str, detail: impl Into<String>) -> Check {
-        Check::new(name, Status::Skip, detail, None)
-    }
 }
 
-/// Whether no check failed (warnings and skips pass).
+use Status::{Fail, Skip, Warn};
+const OK: Status = Status::Ok;
+
 pub fn passed(checks: &[Check]) -> bool {
-    checks.iter().all(|c| c.status != Status::Fail)
+    checks.iter().all(|c| c.status != Fail)
 }
 
 /// The checks as aligned lines: `STATUS  NAME  DETAIL[  -> fix: REMEDY]`.
@@ -92,12 +83,7 @@ pub fn render(checks: &[Check]) -> String {
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for c in checks {
-        let label = match c.status {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "FAIL",
-            Status::Skip => "skip",
-        };
+        let label = ["ok", "warn", "FAIL", "skip"][c.status as usize];
         out.push_str(&format!("{label:<4}  {:<width$}  {}", c.name, c.detail));
         if let Some(r) = &c.remedy {
             out.push_str(&format!("  -> fix: {r}"));
@@ -113,32 +99,33 @@ pub fn failures(checks: &[Check]) -> String {
         Some(r) => format!("{}: {} (fix: {r})", c.name, c.detail),
         None => format!("{}: {}", c.name, c.detail),
     };
-    let failed = checks.iter().filter(|c| c.status == Status::Fail);
-    failed.map(line).collect::<Vec<_>>().join("\n")
+    checks
+        .iter()
+        .filter(|c| c.status == Fail)
+        .map(line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `cargo xtask setup [--platform A,B]`: the remedy naming the platforms asked for.
 pub fn setup_remedy(platforms: &[&Platform]) -> String {
-    if platforms.is_empty() {
-        return "cargo xtask setup".to_owned();
-    }
     let list: Vec<&str> = platforms.iter().map(|p| p.name).collect();
-    format!("cargo xtask setup --platform {}", list.join(","))
+    match list.is_empty() {
+        true => "cargo xtask setup".to_owned(),
+        false => format!("cargo xtask setup --platform {}", list.join(",")),
+    }
 }
 
-/// The docker CLI: found on `PATH`, with its version.
 pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Check {
-    match path {
-        Some(p) => Check::ok(
-            "docker-cli",
-            format!(
-                "{} at {}",
-                version.unwrap_or("version unknown"),
-                p.display()
-            ),
-        ),
-        None => Check::fail("docker-cli", "`docker` is not on PATH", remedy),
-    }
+    let Some(p) = path else {
+        return Check::new(Fail, "docker-cli", "`docker` is not on PATH", remedy);
+    };
+    let detail = format!(
+        "{} at {}",
+        version.unwrap_or("version unknown"),
+        p.display()
+    );
+    Check::new(OK, "docker-cli", detail, remedy)
 }
 
 /// The engine: answers, version >= [`MIN_ENGINE`]. With `docker_host` (a
@@ -149,28 +136,29 @@ pub fn check_engine(
     docker_host: Option<&str>,
     remedy: &str,
 ) -> Check {
-    match (info, docker_host) {
-        (Err(e), _) if e.to_ascii_lowercase().contains("permission denied") => Check::fail(
-            "engine",
+    let (status, detail, remedy) = match (info, docker_host) {
+        (Err(e), _) if e.to_ascii_lowercase().contains("permission denied") => (
+            Fail,
             format!("not reachable: {e}"),
-            "run as root, or add the user to the `docker` group: usermod -aG docker $USER (then log in again)",
+            "run as root, or add the user to the `docker` group: usermod -aG docker $USER (then log in again)"
+                .to_owned(),
         ),
-        (Err(e), Some(h)) => Check::fail(
-            "engine",
+        (Err(e), Some(h)) => (
+            Fail,
             format!("DOCKER_HOST={h} does not answer: {e}"),
             format!("start the engine at {h}, or unset DOCKER_HOST to use this machine's (then {remedy})"),
         ),
-        (Err(e), None) => Check::fail("engine", format!("not reachable: {e}"), remedy),
-        (Ok(i), _) if i.version().is_some_and(|v| v >= MIN_ENGINE) => Check::ok(
-            "engine",
-            format!("{} ({}, root {})", i.server_version, i.architecture, i.docker_root_dir),
-        ),
-        (Ok(i), _) => Check::fail(
-            "engine",
-            format!("{} is older than {MIN_ENGINE} (no containerd image store)", i.server_version),
-            remedy,
-        ),
-    }
+        (Err(e), None) => (Fail, format!("not reachable: {e}"), remedy.to_owned()),
+        (Ok(i), _) if i.version().is_some_and(|v| v >= MIN_ENGINE) => {
+            let d = format!("{} ({}, root {})", i.server_version, i.architecture, i.docker_root_dir);
+            (OK, d, String::new())
+        }
+        (Ok(i), _) => {
+            let d = format!("{} is older than {MIN_ENGINE} (no containerd image store)", i.server_version);
+            (Fail, d, remedy.to_owned())
+        }
+    };
+    Check::new(status, "engine", detail, &remedy)
 }
 
 /// The image store: containerd is needed with the `docker` driver
@@ -181,30 +169,24 @@ pub fn check_store(
     builder: Option<&Builder>,
     remedy: &str,
 ) -> Check {
-    let Ok(i) = info else {
-        return Check::fail(
-            "image-store",
-            "unknown: the engine is not reachable",
-            remedy,
-        );
-    };
-    match i.store() {
-        ImageStore::Containerd(s) => {
-            Check::ok("image-store", format!("containerd (snapshotter {s})"))
-        }
-        ImageStore::Classic(d) => {
+    let (status, detail) = match info.as_ref().map(DockerInfo::store) {
+        Err(_) => (Fail, "unknown: the engine is not reachable".to_owned()),
+        Ok(ImageStore::Containerd(s)) => (OK, format!("containerd (snapshotter {s})")),
+        Ok(ImageStore::Classic(d)) => {
+            let status = if builder.is_some_and(|b| b.driver != "docker") {
+                Warn
+            } else {
+                Fail
+            };
             let detail = format!(
                 "classic ({d}): no multi-platform --load, no cache export with the docker driver; \
                  needs \"features\": {{\"containerd-snapshotter\": true}} in /etc/docker/daemon.json \
                  and an engine restart"
             );
-            if builder.is_some_and(|b| b.driver != "docker") {
-                Check::warn("image-store", detail, remedy)
-            } else {
-                Check::fail("image-store", detail, remedy)
-            }
+            (status, detail)
         }
-    }
+    };
+    Check::new(status, "image-store", detail, remedy)
 }
 
 /// The default bridge (issue 15): an engine that uses the default bridge
@@ -216,29 +198,31 @@ pub fn check_bridge(
     remote: bool,
     exists: impl Fn(&str) -> bool,
 ) -> Check {
-    match bridge {
-        _ if remote => Check::skip("bridge", "the engine runs elsewhere (DOCKER_HOST)"),
-        Err(e) => Check::skip("bridge", format!("not checked: {e}")),
-        Ok(None) => Check::skip("bridge", "the engine has no default bridge network (--bridge none)"),
-        Ok(Some(name)) if exists(name) => Check::ok("bridge", format!("default bridge {name} is up")),
-        Ok(Some(name)) => Check::fail(
-            "bridge",
+    let (status, detail, fix) = match bridge {
+        _ if remote => (Skip, "the engine runs elsewhere (DOCKER_HOST)".to_owned(), String::new()),
+        Err(e) => (Skip, format!("not checked: {e}"), String::new()),
+        Ok(None) => (Skip, "the engine has no default bridge network (--bridge none)".to_owned(), String::new()),
+        Ok(Some(name)) if exists(name) => (OK, format!("default bridge {name} is up"), String::new()),
+        Ok(Some(name)) => (
+            Fail,
             format!("the engine's default bridge {name} is missing: every RUN step and `docker run` fails"),
             format!("restart the engine, which recreates {name}: cargo xtask setup (it asks for --yes when containers run)"),
         ),
-    }
+    };
+    Check::new(status, "bridge", detail, &fix)
 }
 
-/// buildx: present, version >= [`MIN_BUILDX`].
 pub fn check_buildx(version: Option<Version>, remedy: &str) -> Check {
-    match version {
-        Some(v) if v >= MIN_BUILDX => Check::ok("buildx", v.to_string()),
-        Some(v) => Check::fail("buildx", format!("{v} is older than {MIN_BUILDX}"), remedy),
-        None => Check::fail("buildx", "the docker buildx plugin is missing", remedy),
-    }
+    let (status, detail) = match version {
+        Some(v) if v >= MIN_BUILDX => (OK, v.to_string()),
+        Some(v) => (Fail, format!("{v} is older than {MIN_BUILDX}")),
+        None => (Fail, "the docker buildx plugin is missing".to_owned()),
+    };
+    Check::new(status, "buildx", detail, remedy)
 }
 
-/// The current builder: running, and listing every requested platform.
+/// The builder (`docker buildx inspect [NAME]`): running, and listing every
+/// requested platform.
 pub fn check_builder(
     builder: &Result<Builder, String>,
     platforms: &[&Platform],
@@ -247,7 +231,8 @@ pub fn check_builder(
     let b = match builder {
         Ok(b) => b,
         Err(e) => {
-            return Check::fail(
+            return Check::new(
+                Fail,
                 "builder",
                 format!("`docker buildx inspect` failed: {e}"),
                 remedy,
@@ -266,11 +251,9 @@ pub fn check_builder(
         } else {
             &b.status
         };
-        return Check::warn(
-            "builder",
-            format!("{what} is {state}: its platforms are known once it runs"),
-            "docker buildx inspect --bootstrap",
-        );
+        let detail = format!("{what} is {state}: its platforms are known once it runs");
+        let fix = format!("docker buildx inspect --bootstrap {}", b.name);
+        return Check::new(Warn, "builder", detail, &fix);
     }
     let missing: Vec<&str> = platforms
         .iter()
@@ -278,76 +261,71 @@ pub fn check_builder(
         .map(|p| p.name)
         .collect();
     let has = b.platforms.join(", ");
-    if missing.is_empty() {
-        Check::ok("builder", format!("{what}: {has}"))
-    } else {
-        Check::fail(
+    match missing.is_empty() {
+        true => Check::new(OK, "builder", format!("{what}: {has}"), remedy),
+        false => Check::new(
+            Fail,
             "builder",
             format!("{what} lacks {} (has {has})", missing.join(", ")),
             remedy,
-        )
+        ),
     }
 }
 
-/// A binfmt handler for one requested platform: none needed for the host's
-/// own; a foreign one needs an enabled handler with the `F` flag.
+/// A binfmt handler for one requested platform: none needed for one that
+/// runs natively (`probe` is `None`); a foreign one needs an enabled handler
+/// with the `F` flag.
 pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &str) -> Check {
-    let name = format!("binfmt {}", p.name);
+    let name = &format!("binfmt {}", p.name);
     let Some(probe) = probe else {
-        return Check::ok(&name, "native: no emulation needed");
+        return Check::new(OK, name, "native: no emulation needed", remedy);
     };
-    if !probe.mounted {
-        return Check::fail(
-            &name,
-            format!("{} is not mounted", super::BINFMT_DIR),
-            remedy,
-        );
-    }
     let entry = &probe.entry_name;
-    match probe.status() {
+    let (status, detail) = match probe.status() {
+        _ if !probe.mounted => (Fail, format!("{BINFMT_DIR} is not mounted")),
         BinfmtStatus::Ready => {
             let e = probe.entry.clone().unwrap_or_default();
-            Check::ok(
-                &name,
+            (
+                OK,
                 format!("{entry}: {} (flags {})", e.interpreter, e.flags),
             )
         }
         BinfmtStatus::Stale {
             registered,
             installed,
-        } => Check::warn(
-            &name,
+        } => (
+            Warn,
             format!("{entry} registers {registered}, but the installed handler is {installed}"),
-            remedy,
         ),
-        BinfmtStatus::Unusable(why) => Check::fail(&name, format!("{entry}: {why}"), remedy),
-        BinfmtStatus::Missing => {
-            Check::fail(&name, format!("no {entry} handler registered"), remedy)
-        }
-    }
+        BinfmtStatus::Unusable(why) => (Fail, format!("{entry}: {why}")),
+        BinfmtStatus::Missing => (Fail, format!("no {entry} handler registered")),
+    };
+    Check::new(status, name, detail, remedy)
 }
 
 /// The loopback registry (`localhost:5000`), the default push target
 /// outside CI: a warning when it does not answer `GET /v2/` with 200.
 pub fn check_registry(api_status: Option<u16>, ci: bool) -> Check {
     let host = registry::Kind::Open.host();
-    match api_status {
-        _ if ci => Check::skip(
-            "registry",
+    let (status, detail, fix) = match api_status {
+        _ if ci => (
+            Skip,
             format!("GitHub Actions pushes to ghcr.io, not {host}"),
+            "",
         ),
-        Some(200) => Check::ok("registry", format!("{host} answers GET /v2/ (200)")),
-        Some(code) => Check::warn(
-            "registry",
+        Some(200) => (OK, format!("{host} answers GET /v2/ (200)"), ""),
+        Some(code) => (
+            Warn,
             format!("{host} answers GET /v2/ with {code}, not 200: not an open registry"),
             "cargo xtask registry stop && cargo xtask registry start",
         ),
-        None => Check::warn(
-            "registry",
+        None => (
+            Warn,
             format!("nothing answers on {host}"),
             "cargo xtask registry start",
         ),
-    }
+    };
+    Check::new(status, "registry", detail, fix)
 }
 
 /// The local base-image substitutes ([`LOCAL_BASE_IMAGES`]): a warning when some are missing.
@@ -355,83 +333,95 @@ pub fn check_local_bases(images: &Result<Vec<String>, String>) -> Check {
     let fix = "cargo xtask base-images";
     let images = match images {
         Ok(i) => i,
-        Err(e) => return Check::warn("base-images", format!("cannot list images: {e}"), fix),
+        Err(e) => return Check::new(Warn, "base-images", format!("cannot list images: {e}"), fix),
     };
-    let has = |name: &str| {
-        let repo = format!("{LOCAL_PREFIX}/{name}");
+    let repo = |i: &String| i.split_once(':').map_or(i.clone(), |(r, _)| r.to_owned());
+    let has = |name: &&str| {
         images
             .iter()
-            .any(|i| i.split_once(':').map_or(i.as_str(), |(r, _)| r) == repo)
+            .any(|i| repo(i) == format!("{LOCAL_PREFIX}/{name}"))
     };
     let missing: Vec<&str> = LOCAL_BASE_IMAGES
         .iter()
         .copied()
         .filter(|n| !has(n))
         .collect();
-    if missing.is_empty() {
-        Check::ok(
+    match missing.is_empty() {
+        true => Check::new(
+            OK,
             "base-images",
             format!("local substitutes present: {}", images.join(", ")),
-        )
-    } else {
-        let detail = format!(
-            "local substitutes missing: {} (under {LOCAL_PREFIX}/)",
-            missing.join(", ")
-        );
-        Check::warn("base-images", detail, fix)
+            fix,
+        ),
+        false => {
+            let detail = format!(
+                "local substitutes missing: {} (under {LOCAL_PREFIX}/)",
+                missing.join(", ")
+            );
+            Check::new(Warn, "base-images", detail, fix)
+        }
     }
 }
 
 /// Free space on the engine's root directory: a warning below [`MIN_FREE_DISK`].
 pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
-    let at = path.display();
+    let (at, min) = (path.display(), human_bytes(MIN_FREE_DISK));
+    let prune = "docker system prune --filter until=168h";
     match avail {
         Some(n) if n >= MIN_FREE_DISK => {
-            Check::ok("disk", format!("{} free on {at}", human_bytes(n)))
+            Check::new(OK, "disk", format!("{} free on {at}", human_bytes(n)), "")
         }
-        Some(n) => Check::warn(
+        Some(n) => Check::new(
+            Warn,
             "disk",
-            format!(
-                "{} free on {at}, less than {}",
-                human_bytes(n),
-                human_bytes(MIN_FREE_DISK)
-            ),
-            "docker system prune --filter until=168h",
+            format!("{} free on {at}, less than {min}", human_bytes(n)),
+            prune,
         ),
-        None => Check::warn("disk", format!("`df {at}` failed"), "df -h"),
+        None => Check::new(Warn, "disk", format!("`df {at}` failed"), "df -h"),
     }
 }
 
-/// The checks a build needs for `platforms`: docker CLI, engine, image
-/// store, default bridge, buildx, builder platforms, and a binfmt handler
-/// for every foreign platform. Probes run quietly; a missing tool is a
-/// failed check, not an error (errors are reserved for xtask's own faults).
-pub fn preflight(sh: &Shell, platforms: &[&'static Platform]) -> Result<Vec<Check>> {
-    Ok(preflight_with_info(sh, platforms)?.0)
+/// The checks a build needs for `platforms` on `builder` (a name, else
+/// `$BUILDX_BUILDER` or the current one): docker CLI, engine, image store,
+/// default bridge, buildx, builder platforms, and a binfmt handler for every
+/// platform that neither the host nor a node of the builder runs natively.
+/// Probes run quietly; a missing tool is a failed check, not an error
+/// (errors are reserved for xtask's own faults).
+pub fn preflight(
+    sh: &Shell,
+    platforms: &[&'static Platform],
+    builder: Option<&str>,
+) -> Result<Vec<Check>> {
+    Ok(preflight_with_info(sh, platforms, builder)?.0)
 }
 
-/// [`preflight`], also returning the engine info it read (for `doctor`'s disk check).
+type Preflight = (Vec<Check>, Result<DockerInfo, String>);
+
 fn preflight_with_info(
     sh: &Shell,
     platforms: &[&'static Platform],
-) -> Result<(Vec<Check>, Result<DockerInfo, String>)> {
+    name: Option<&str>,
+) -> Result<Preflight> {
     let host = Platform::host()?;
     let remedy = setup_remedy(platforms);
     let cli = probe::docker_cli();
     let version = cli.as_ref().and_then(|_| probe::docker_client_version(sh));
-    let info = match cli {
-        Some(_) => probe::docker_info(sh),
-        None => Err("no docker CLI".to_owned()),
+    let down = "the engine is not reachable";
+    let info = if cli.is_some() {
+        probe::docker_info(sh, None)
+    } else {
+        Err("no docker CLI".to_owned())
     };
     let buildx = cli.as_ref().and_then(|_| probe::buildx_version(sh));
     let builder = match (&info, &buildx) {
-        (Ok(_), Some(_)) => probe::builder(sh),
-        (Err(_), _) => Err("the engine is not reachable".to_owned()),
+        (Ok(_), Some(_)) => probe::builder(sh, name),
+        (Err(_), _) => Err(down.to_owned()),
         (_, None) => Err("no buildx".to_owned()),
     };
-    let bridge = match &info {
-        Ok(_) => probe::default_bridge(sh),
-        Err(_) => Err("the engine is not reachable".to_owned()),
+    let bridge = if info.is_ok() {
+        probe::default_bridge(sh)
+    } else {
+        Err(down.to_owned())
     };
     let docker_host = probe::docker_host();
     let mut checks = vec![
@@ -442,9 +432,10 @@ fn preflight_with_info(
         check_buildx(buildx, &remedy),
         check_builder(&builder, platforms, &remedy),
     ];
-    let foreign = foreign(host, platforms);
+    let emulated = foreign(host, platforms);
     for p in platforms {
-        let probe = foreign.contains(p).then(|| probe::binfmt(p));
+        let native = builder.as_ref().is_ok_and(|b| b.runs_natively(p));
+        let probe = (emulated.contains(p) && !native).then(|| probe::binfmt(p));
         checks.push(check_binfmt(probe.as_ref(), p, &remedy));
     }
     Ok((checks, info))
@@ -454,32 +445,27 @@ fn preflight_with_info(
 /// with `--json`) and fails when a needed one fails. Platforms default to the host's.
 pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform)?;
-    let (mut checks, info) = preflight_with_info(sh, &platforms)?;
-    checks.push(check_registry(
-        probe::registry_api_status(registry::Kind::Open.port()),
-        probe::github_actions(),
-    ));
+    let (mut checks, info) = preflight_with_info(sh, &platforms, args.builder.as_deref())?;
+    let registry = probe::registry_api_status(registry::Kind::Open.port());
+    checks.push(check_registry(registry, probe::github_actions()));
     checks.push(match &info {
         Ok(_) => check_local_bases(&probe::images_with_prefix(sh, &format!("{LOCAL_PREFIX}/"))),
-        Err(_) => Check::skip("base-images", "the engine is not reachable"),
+        Err(_) => Check::new(Skip, "base-images", "the engine is not reachable", ""),
     });
-    checks.push(Check::skip(
-        "base-upstream",
-        "pullability of upstream bases is not probed here: `cargo xtask base-images` decides upstream vs local",
-    ));
+    let upstream = "pullability of upstream bases is not probed here: `cargo xtask base-images` decides upstream vs local";
+    checks.push(Check::new(Skip, "base-upstream", upstream, ""));
     let root = match &info {
         Ok(i) if !i.docker_root_dir.is_empty() => PathBuf::from(&i.docker_root_dir),
         _ if Path::new("/var/lib/docker").is_dir() => PathBuf::from("/var/lib/docker"),
         _ => PathBuf::from("/"),
     };
     checks.push(check_disk(&root, probe::df_avail(sh, &root)));
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&checks)?);
-    } else {
-        print!("{}", render(&checks));
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&checks)?),
+        false => print!("{}", render(&checks)),
     }
     if !passed(&checks) {
-        let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+        let failed = checks.iter().filter(|c| c.status == Fail).count();
         let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
         bail!("{failed} needed check(s) failed for {}", names.join(", "));
     }
@@ -860,14 +846,11 @@ mod tests {
 
     #[test]
     fn host_doctor_render_and_json() {
+        let r = "cargo xtask setup --platform linux/arm64";
         let checks = vec![
-            Check::ok("engine", "26.1.5"),
-            Check::fail(
-                "binfmt linux/arm64",
-                "missing",
-                "cargo xtask setup --platform linux/arm64",
-            ),
-            Check::skip("base-upstream", "not probed"),
+            Check::new(OK, "engine", "26.1.5", r),
+            Check::new(Fail, "binfmt linux/arm64", "missing", r),
+            Check::new(Skip, "base-upstream", "not probed", r),
         ];
         assert_eq!(
             render(&checks),
@@ -877,11 +860,7 @@ mod tests {
         );
         assert!(!passed(&checks));
         assert!(passed(&checks[..1]));
-        assert!(passed(&[Check::warn(
-            "registry",
-            "down",
-            "cargo xtask registry start"
-        )]));
+        assert!(passed(&[Check::new(Warn, "registry", "down", "x")]));
         let json: serde_json::Value = serde_json::to_value(&checks).unwrap();
         assert_eq!(json[1]["status"], "fail");
         assert_eq!(

@@ -1,33 +1,39 @@
 //! Read-only look-ups of the host's state: quiet commands (`docker info`,
 //! `docker buildx inspect`, `dpkg-query`, `df`) and file reads (`/proc`,
-//! `/etc`, `/sys`). Nothing here changes the machine. Parsing is in [`super`].
+//! `/etc`, `/sys`), gathered for setup in [`Observed`]. Parsing is in
+//! [`super`]. Also the background services xtask starts (dockerd, the
+//! loopback registry): spawned detached so they outlive it, then found again
+//! through `/proc`.
 
 use std::{
     collections::BTreeMap,
+    fs::OpenOptions,
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
+    process::{Child, Stdio},
     time::Duration,
 };
 
+use anyhow::{Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, parse_buildx_version, parse_df_avail,
-    parse_dockerd_version, parse_dpkg_query, parse_http_status, BinfmtEntry, BinfmtHandler,
-    BinfmtStatus, BridgeOptions, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    binfmt_handler_paths, binfmt_status, foreign, parse_buildx_version, parse_df_avail,
+    parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
+    BinfmtHandler, BinfmtStatus, BridgeOptions, Builder, DockerInfo, ImageStore, OsRelease,
+    Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
 /// Runs `program args` quietly: stdout when it exits 0, else its stderr.
 fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Cmd::new(program)
-        .args(args.iter().copied())
-        .capture(sh)
-        .map_err(|e| format!("{e:#}"))?;
-    match out.ok {
-        true => Ok(out.stdout),
-        false => Err(out.stderr.trim().to_owned()),
+    let out = Cmd::new(program).args(args.iter().copied()).capture(sh);
+    let out = out.map_err(|e| format!("{e:#}"))?;
+    if out.ok {
+        Ok(out.stdout)
+    } else {
+        Err(out.stderr.trim().to_owned())
     }
 }
 
@@ -40,28 +46,24 @@ pub fn docker_client_version(sh: &Shell) -> Option<String> {
         sh,
         "docker",
         &["version", "--format", "{{.Client.Version}}"],
-    );
-    v.ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    )
+    .ok()?;
+    Some(v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-/// `docker info` as parsed data, or why the engine did not answer (the
-/// client's first error line).
-pub fn docker_info(sh: &Shell) -> Result<DockerInfo, String> {
-    let out = Cmd::new("docker")
-        .args(["info", "--format", "{{json .}}"])
-        .capture(sh)
-        .map_err(|e| format!("{e:#}"))?;
+/// `docker [--context NAME] info` as parsed data, or why the engine did not
+/// answer (the client's first error line).
+pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, String> {
+    let cmd = Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
+    let out = cmd.args(["info", "--format", "{{json .}}"]).capture(sh);
+    let out = out.map_err(|e| format!("{e:#}"))?;
     match DockerInfo::parse(&out.stdout).ok() {
         Some(i) if out.ok && i.answered() => Ok(i),
         other => {
             let from_json = other.and_then(|i| i.server_errors?.into_iter().next());
             let first = out.stderr.lines().map(str::trim).find(|l| !l.is_empty());
-            let first = first.map(str::to_owned);
-            Err(from_json
-                .or(first)
-                .unwrap_or_else(|| "the engine did not answer".to_owned()))
+            let why = from_json.or(first.map(str::to_owned));
+            Err(why.unwrap_or_else(|| "the engine did not answer".to_owned()))
         }
     }
 }
@@ -95,28 +97,28 @@ pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
     }
 }
 
-/// Whether the network interface `name` exists here (`/sys/class/net/<name>`).
 pub fn interface_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
 /// The installed `dockerd`'s version (`dockerd --version`), whether or not it runs.
 pub fn dockerd_version(sh: &Shell) -> Option<Version> {
-    let path = which::which("dockerd").ok().or_else(|| {
-        let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"];
-        known.iter().map(PathBuf::from).find(|p| p.exists())
-    })?;
+    let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].map(PathBuf::from);
+    let path = which::which("dockerd")
+        .ok()
+        .or_else(|| known.into_iter().find(|p| p.exists()))?;
     parse_dockerd_version(&stdout(sh, &path.display().to_string(), &["--version"]).ok()?)
 }
 
-/// `None` when the plugin is missing.
 pub fn buildx_version(sh: &Shell) -> Option<Version> {
     parse_buildx_version(&stdout(sh, "docker", &["buildx", "version"]).ok()?)
 }
 
-/// The current builder (`docker buildx inspect`), or the error buildx printed.
-pub fn builder(sh: &Shell) -> Result<Builder, String> {
-    Builder::parse(&stdout(sh, "docker", &["buildx", "inspect"])?).map_err(|e| format!("{e:#}"))
+/// `docker buildx inspect [NAME]` (without a name: `$BUILDX_BUILDER`, else
+/// the current builder), or the error buildx printed.
+pub fn builder(sh: &Shell, name: Option<&str>) -> Result<Builder, String> {
+    let args: Vec<&str> = ["buildx", "inspect"].into_iter().chain(name).collect();
+    Builder::parse(&stdout(sh, "docker", &args)?).map_err(|e| format!("{e:#}"))
 }
 
 /// What the host has for emulating one foreign platform: whether
@@ -154,13 +156,10 @@ pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
     };
     let mut entry_name = handler
         .as_ref()
-        .map_or_else(|| default.clone(), |(_, h)| h.name.clone());
+        .map_or(default.clone(), |(_, h)| h.name.clone());
     let mut entry = read(&entry_name);
-    if entry.is_none() && entry_name != default {
-        entry = read(&default);
-        if entry.is_some() {
-            entry_name = default;
-        }
+    if entry.is_none() && entry_name != default && read(&default).is_some() {
+        (entry, entry_name) = (read(&default), default);
     }
     let mounted = Path::new(BINFMT_DIR).join("register").exists();
     BinfmtProbe {
@@ -178,49 +177,34 @@ pub fn binfmt_usable(p: &'static Platform) -> bool {
     binfmt(p).entry.is_some_and(|e| e.usable())
 }
 
-/// `/etc/os-release` (or `/usr/lib/os-release`), parsed; empty when neither exists.
+/// `/etc/os-release` (or `/usr/lib/os-release`); empty when neither exists.
 pub fn os_release() -> OsRelease {
-    ["/etc/os-release", "/usr/lib/os-release"]
+    let text = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|t| OsRelease::parse(&t))
-        .unwrap_or_default()
+        .find_map(|p| std::fs::read_to_string(p).ok());
+    OsRelease::parse(&text.unwrap_or_default())
 }
 
 pub fn is_root(sh: &Shell) -> bool {
     stdout(sh, "id", &["-u"]).is_ok_and(|s| s.trim() == "0")
 }
 
-/// Whether `sudo -n true` works (password-less sudo, as on GitHub's runners).
-pub fn sudo_works(sh: &Shell) -> bool {
-    stdout(sh, "sudo", &["-n", "true"]).is_ok()
-}
-
-/// Whether this runs in GitHub Actions (`GITHUB_ACTIONS=true`, set on every runner).
-///
-/// `cargo xtask workflow run` sets `GITHUB_ACTIONS=true` for the steps it
-/// replays, and `BROKKR_WORKFLOW_RUN=1` so that host setup still treats
-/// this machine as what it is.
+/// Whether this runs in GitHub Actions (`GITHUB_ACTIONS=true`, set on every
+/// runner). `cargo xtask workflow run` sets it for the steps it replays, and
+/// `BROKKR_WORKFLOW_RUN=1` so that host setup still treats this machine as
+/// what it is.
 pub fn github_actions() -> bool {
-    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
-        && std::env::var_os("BROKKR_WORKFLOW_RUN").is_none()
-}
-
-/// Whether systemd is the init system (sd_booted(3): `/run/systemd/system` exists).
-pub fn systemd() -> bool {
-    Path::new("/run/systemd/system").is_dir()
+    crate::gha::active() && std::env::var_os("BROKKR_WORKFLOW_RUN").is_none()
 }
 
 /// Installed package -> version for the given names (`dpkg-query`); empty
 /// when dpkg is missing. Unknown names are simply absent (dpkg-query then
 /// exits 1 but still prints the known ones).
 pub fn dpkg_packages(sh: &Shell, names: &[&str]) -> BTreeMap<String, String> {
-    Cmd::new("dpkg-query")
-        .args(["-W", "-f", "${Package}\t${db:Status-Status}\t${Version}\n"])
-        .args(names.iter().copied())
-        .capture(sh)
-        .map(|c| parse_dpkg_query(&c.stdout))
-        .unwrap_or_default()
+    let cmd =
+        Cmd::new("dpkg-query").args(["-W", "-f", "${Package}\t${db:Status-Status}\t${Version}\n"]);
+    let out = cmd.args(names.iter().copied()).capture(sh);
+    out.map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default()
 }
 
 /// Free bytes on the filesystem holding `path` (`df -B1 --output=avail`).
@@ -251,25 +235,183 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
     parse_http_status(&String::from_utf8_lossy(&got))
 }
 
-/// Local images whose repository starts with `prefix`, as `repository:tag`
-/// (`docker image ls --format '{{.Repository}}:{{.Tag}}' 'PREFIX*'`).
+/// Local images whose repository starts with `prefix`, as `repository:tag`.
 pub fn images_with_prefix(sh: &Shell, prefix: &str) -> Result<Vec<String>, String> {
     let pattern = format!("{prefix}*");
-    let out = stdout(
-        sh,
-        "docker",
-        &[
-            "image",
-            "ls",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            &pattern,
-        ],
-    )?;
+    let args = [
+        "image",
+        "ls",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &pattern,
+    ];
+    let out = stdout(sh, "docker", &args)?;
     Ok(out
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect())
+}
+
+/// The running engine, as `docker info` showed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Engine {
+    pub version: Option<Version>,
+    pub version_text: String,
+    pub store: ImageStore,
+    pub containers_running: u64,
+}
+
+/// Everything setup decides on, read once from the host ([`observe`]).
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub os: OsRelease,
+    pub root: bool,
+    /// Not root, but password-less `sudo` works and this is GitHub Actions:
+    /// privileged commands are prefixed with `sudo -n`.
+    pub sudo: bool,
+    pub github_actions: bool,
+    pub systemd: bool,
+    pub host: &'static Platform,
+    pub docker_cli: bool,
+    /// `dockerd --version`, whether running or not.
+    pub dockerd: Option<Version>,
+    pub buildx: Option<Version>,
+    pub engine: Option<Engine>,
+    /// Why `docker info` did not answer (the client's error), for the printout.
+    pub engine_error: String,
+    /// [`docker_host`]: an engine elsewhere, never started here.
+    pub docker_host: Option<String>,
+    /// The running engine's default bridge interface, when it is missing.
+    pub bridge_missing: Option<String>,
+    pub daemon_json: Option<String>,
+    pub packages: BTreeMap<String, String>,
+    pub binfmt_mounted: bool,
+    pub binfmt: Vec<BinfmtProbe>,
+    pub registry_up: bool,
+}
+
+/// Reads the host's state for `platforms` (quiet, read-only, about a
+/// second); `packages` are the ones whose state setup reads with `dpkg-query`.
+pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -> Result<Observed> {
+    let host = Platform::host()?;
+    let (root, github_actions) = (is_root(sh), github_actions());
+    let docker_cli = docker_cli().is_some();
+    let info = if docker_cli {
+        docker_info(sh, None)
+    } else {
+        Err("no docker CLI".to_owned())
+    };
+    let docker_host = docker_host();
+    let bridge = || {
+        default_bridge(sh)
+            .ok()
+            .flatten()
+            .filter(|b| !interface_exists(b))
+    };
+    let bridge_missing = (info.is_ok() && docker_host.is_none())
+        .then(bridge)
+        .flatten();
+    Ok(Observed {
+        os: os_release(),
+        root,
+        sudo: !root && github_actions && stdout(sh, "sudo", &["-n", "true"]).is_ok(),
+        github_actions,
+        // sd_booted(3)
+        systemd: Path::new("/run/systemd/system").is_dir(),
+        host,
+        docker_cli,
+        dockerd: dockerd_version(sh),
+        buildx: docker_cli.then(|| buildx_version(sh)).flatten(),
+        engine_error: info.as_ref().err().cloned().unwrap_or_default(),
+        engine: info.ok().map(|i| Engine {
+            version: i.version(),
+            version_text: i.server_version.clone(),
+            store: i.store(),
+            containers_running: i.containers_running,
+        }),
+        docker_host,
+        bridge_missing,
+        daemon_json: std::fs::read_to_string("/etc/docker/daemon.json").ok(),
+        packages: dpkg_packages(sh, packages),
+        binfmt_mounted: Path::new(BINFMT_DIR).join("register").exists(),
+        binfmt: foreign(host, platforms).into_iter().map(binfmt).collect(),
+        registry_up: registry::answers(registry::Kind::Open),
+    })
+}
+
+/// Starts `cmd` (normally `setsid PROGRAM ...`, so it leaves xtask's session
+/// and survives it) with stdin from `/dev/null` and stdout and stderr
+/// appended to `log`. Not waited for: the caller polls the service and may
+/// use [`Child::try_wait`] to notice an early exit. Because the spawned
+/// process is never a process-group leader, setsid(1) does not fork: the
+/// child's pid is the service's pid.
+pub fn spawn_detached(sh: &Shell, cmd: &Cmd, log: &Path) -> Result<Child> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let out = OpenOptions::new().create(true).append(true).open(log);
+    let out = out.with_context(|| format!("opening log {}", log.display()))?;
+    let mut c = cmd.to_process(sh);
+    c.stdin(Stdio::null()).stderr(out.try_clone()?).stdout(out);
+    eprintln!("+ {cmd} >> {} 2>&1 < /dev/null &", log.display());
+    let what = || {
+        format!(
+            "cannot start `{}` (is it installed and on PATH?)",
+            cmd.program
+        )
+    };
+    c.spawn().with_context(what)
+}
+
+/// The state letter of `/proc/<pid>/stat` (proc(5): the field after the
+/// parenthesised command name; `Z` is a zombie).
+pub fn proc_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+    stat.ok()
+        .and_then(|s| proc_state(&s))
+        .is_some_and(|c| c != 'Z' && c != 'X')
+}
+
+/// `/proc/<pid>/cmdline` with NULs as spaces; empty when unreadable.
+pub fn cmdline(pid: u32) -> String {
+    let b = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&b)
+        .replace('\0', " ")
+        .trim()
+        .to_owned()
+}
+
+/// The last `n` lines of a log file, or a note that it cannot be read.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    match std::fs::read(path) {
+        Ok(b) => tail(&String::from_utf8_lossy(&b), n),
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_proc_state() {
+        let cases: &[(&str, Option<char>)] = &[
+            ("2763 (dockerd) S 1 2763 2763 0 -1 4194560 ...", Some('S')),
+            ("42 (docker-registry) R 1 42", Some('R')),
+            ("7 (a (weird) name) Z 1 7", Some('Z')),
+            ("garbage", None),
+        ];
+        for (stat, want) in cases {
+            assert_eq!(proc_state(stat), *want, "{stat}");
+        }
+        assert!(alive(std::process::id()));
+        assert!(cmdline(std::process::id()).contains("xtask"));
+    }
 }

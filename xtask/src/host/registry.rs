@@ -27,7 +27,8 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use super::{probe, process};
+use super::probe;
+pub use crate::project::AUTH_PORT;
 use crate::{plan::Cmd, project::LOCAL_REGISTRY};
 
 /// Options of `registry`.
@@ -54,8 +55,6 @@ pub enum RegistryAction {
 
 pub const USER: &str = "brokkr";
 
-pub use crate::project::AUTH_PORT;
-
 /// Seconds `start` waits for the registry to answer.
 const START_WAIT_SECS: u64 = 15;
 
@@ -68,22 +67,22 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Directory name under [`state_dir`]: `local` or `auth`.
-    pub fn dir_name(self) -> &'static str {
+    /// Directory name under [`state_dir`], `GET /v2/` status when healthy, flag.
+    fn row(self) -> (&'static str, u16, &'static str) {
         match self {
-            Kind::Open => "local",
-            Kind::Auth => "auth",
+            Kind::Open => ("local", 200, ""),
+            Kind::Auth => ("auth", 401, " --auth"),
         }
     }
 
-    /// TCP port on 127.0.0.1 (the open one's comes from [`LOCAL_REGISTRY`]).
     pub fn port(self) -> u16 {
-        match self {
-            Kind::Open => LOCAL_REGISTRY
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse().ok())
-                .unwrap_or(5000),
-            Kind::Auth => AUTH_PORT,
+        let open = LOCAL_REGISTRY
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok());
+        if self == Kind::Auth {
+            AUTH_PORT
+        } else {
+            open.unwrap_or(5000)
         }
     }
 
@@ -92,23 +91,11 @@ impl Kind {
         format!("localhost:{}", self.port())
     }
 
-    /// The `GET /v2/` status of a healthy registry of this kind.
     pub fn expected_status(self) -> u16 {
-        match self {
-            Kind::Open => 200,
-            Kind::Auth => 401,
-        }
-    }
-
-    fn flag(self) -> &'static str {
-        match self {
-            Kind::Open => "",
-            Kind::Auth => " --auth",
-        }
+        self.row().1
     }
 }
 
-/// Whether a registry of this kind answers on its port.
 pub fn answers(kind: Kind) -> bool {
     probe::registry_api_status(kind.port()) == Some(kind.expected_status())
 }
@@ -118,54 +105,58 @@ pub fn answers(kind: Kind) -> bool {
 /// `$XDG_STATE_HOME/brokkr/registry` (default `~/.local/state`), per the XDG
 /// base directory spec. `env` looks up a variable.
 pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
-    let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    let env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(d) = env("BROKKR_STATE_DIR") {
-        return PathBuf::from(d).join("registry");
+        return d.join("registry");
     }
     if root {
         return PathBuf::from("/var/lib/brokkr/registry");
     }
-    let state = env("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env("HOME").unwrap_or_else(|| "/tmp".to_owned())).join(".local/state")
-    });
-    state.join("brokkr/registry")
+    let home = || {
+        env("HOME")
+            .unwrap_or_else(|| "/tmp".into())
+            .join(".local/state")
+    };
+    env("XDG_STATE_HOME")
+        .unwrap_or_else(home)
+        .join("brokkr/registry")
 }
 
-/// The files of one registry, all under `dir` = `<state>/<kind>`.
+/// The files of one registry, all under `dir` = `<state>/<kind>`: `config.yml`
+/// (written on every start), `data`, `registry.log`, `owner.json` (an
+/// [`Owner`]), and for `--auth` the 0600 files `htpasswd` and `password`
+/// (the password alone, for `--password-stdin`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths {
     pub dir: PathBuf,
-    /// `config.yml`, written on every start.
     pub config: PathBuf,
     pub data: PathBuf,
-    /// `registry.log`: stdout and stderr.
     pub log: PathBuf,
-    /// `owner.json`: an [`Owner`].
     pub owner: PathBuf,
-    /// Auth only, 0600.
     pub htpasswd: PathBuf,
-    /// Auth only, 0600: the password alone, for `--password-stdin`.
     pub password: PathBuf,
 }
 
-/// The files of the `kind` registry under `state` ([`state_dir`]).
 pub fn paths(state: &Path, kind: Kind) -> Paths {
-    let dir = state.join(kind.dir_name());
+    let dir = state.join(kind.row().0);
+    let f = |name: &str| dir.join(name);
+    let (config, data, log) = (f("config.yml"), f("data"), f("registry.log"));
+    let (owner, htpasswd, password) = (f("owner.json"), f("htpasswd"), f("password"));
     Paths {
-        config: dir.join("config.yml"),
-        data: dir.join("data"),
-        log: dir.join("registry.log"),
-        owner: dir.join("owner.json"),
-        htpasswd: dir.join("htpasswd"),
-        password: dir.join("password"),
+        config,
+        data,
+        log,
+        owner,
+        htpasswd,
+        password,
         dir,
     }
 }
 
-/// Who started a registry, as `owner.json` records it.
+/// Who started a registry, as `owner.json` records it (`checkout`: where
+/// `registry start` ran).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
-    /// The checkout `registry start` ran in.
     pub checkout: PathBuf,
     pub pid: u32,
     pub port: u16,
@@ -174,37 +165,40 @@ pub struct Owner {
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "pid {}, port {}, started from {}, data {}",
+        let (pid, port, from, data) = (
             self.pid,
             self.port,
             self.checkout.display(),
-            self.data.display()
+            self.data.display(),
+        );
+        write!(
+            f,
+            "pid {pid}, port {port}, started from {from}, data {data}"
         )
     }
 }
 
 fn machine_paths(sh: &Shell, kind: Kind) -> Paths {
-    let root = probe::is_root(sh);
-    paths(&state_dir(root, |k| std::env::var(k).ok()), kind)
+    paths(
+        &state_dir(probe::is_root(sh), |k| std::env::var(k).ok()),
+        kind,
+    )
 }
 
 /// The recorded owner, when its process is alive and is a registry.
 fn live_owner(p: &Paths) -> Option<Owner> {
-    let text = std::fs::read_to_string(&p.owner).ok()?;
-    let o: Owner = serde_json::from_str(&text).ok()?;
-    (process::alive(o.pid) && process::cmdline(o.pid).contains("docker-registry")).then_some(o)
+    let o: Owner = serde_json::from_str(&std::fs::read_to_string(&p.owner).ok()?).ok()?;
+    (probe::alive(o.pid) && probe::cmdline(o.pid).contains("docker-registry")).then_some(o)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    OpenOptions::new()
+    let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
+        .open(path);
+    f.and_then(|mut f| f.write_all(bytes))
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -215,10 +209,8 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 /// bias (bytes >= 248 are skipped). `None` when `bytes` runs out first.
 pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
     let limit = (256 / ALNUM.len() * ALNUM.len()) as u8;
-    let s: String = bytes
-        .iter()
-        .filter(|b| **b < limit)
-        .take(len)
+    let chars = bytes.iter().filter(|b| **b < limit).take(len);
+    let s: String = chars
         .map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char)
         .collect();
     (s.len() == len).then_some(s)
@@ -227,15 +219,13 @@ pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
 /// The `--auth` registry's password: kept from an earlier start, else 32
 /// letters and digits from `/dev/urandom`, stored 0600.
 fn ensure_password(p: &Paths) -> Result<String> {
-    if let Ok(s) = std::fs::read_to_string(&p.password) {
-        if !s.trim().is_empty() {
-            return Ok(s.trim().to_owned());
-        }
+    let kept = std::fs::read_to_string(&p.password).unwrap_or_default();
+    if !kept.trim().is_empty() {
+        return Ok(kept.trim().to_owned());
     }
     let mut bytes = [0u8; 128];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    random.context("reading /dev/urandom")?;
     let pw = password_from_bytes(&bytes, 32).context("not enough random bytes")?;
     write_private(&p.password, pw.as_bytes())?;
     Ok(pw)
@@ -249,10 +239,7 @@ pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Resu
     let mut cfg = serde_json::json!({
         "version": "0.1",
         "log": { "level": "info", "fields": { "service": "registry" } },
-        "storage": {
-            "filesystem": { "rootdirectory": root },
-            "delete": { "enabled": true },
-        },
+        "storage": { "filesystem": { "rootdirectory": root }, "delete": { "enabled": true } },
         "http": { "addr": addr, "headers": { "X-Content-Type-Options": ["nosniff"] } },
     });
     if let Some(h) = htpasswd {
@@ -265,24 +252,23 @@ pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Resu
 /// password file, or, when that file is missing, that this registry was not
 /// started from the shared state and how to replace it. `None` for the open one.
 pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String> {
-    if kind != Kind::Auth {
-        return None;
-    }
     let (host, pw) = (kind.host(), p.password.display());
-    Some(if password_exists {
-        format!("user {USER}, password in {pw} (mode 0600); log in with:\n  docker login {host} -u {USER} --password-stdin < {pw}")
-    } else {
-        format!(
+    Some(match (kind, password_exists) {
+        (Kind::Open, _) => return None,
+        (_, true) => format!(
+            "user {USER}, password in {pw} (mode 0600); log in with:\n  docker login {host} -u {USER} --password-stdin < {pw}"
+        ),
+        (_, false) => format!(
             "no password file {pw}: the registry on {host} was not started by `cargo xtask registry start --auth` \
              with this machine's state; stop it (`cargo xtask registry stop --auth`, or by its pid), then start it again"
-        )
+        ),
     })
 }
 
 fn print_login_hint(kind: Kind, p: &Paths) {
-    if let Some(h) = login_hint(kind, p, p.password.is_file()) {
-        eprintln!("{h}");
-    }
+    login_hint(kind, p, p.password.is_file())
+        .into_iter()
+        .for_each(|h| eprintln!("{h}"));
 }
 
 /// `registry start`: idempotent; when the registry already answers it says
@@ -292,7 +278,7 @@ fn print_login_hint(kind: Kind, p: &Paths) {
 /// and waits until `GET /v2/` gives the expected status. Errors show the log's tail.
 pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     let p = machine_paths(sh, kind);
-    let host = kind.host();
+    let (host, (_, expected, flag)) = (kind.host(), kind.row());
     if answers(kind) {
         match live_owner(&p) {
             Some(o) => eprintln!("registry {host} is already running ({o})"),
@@ -306,37 +292,36 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     }
     if let Some(code) = probe::registry_api_status(kind.port()) {
         bail!(
-            "{host} is taken: GET /v2/ there answers {code}, not {}. Debian's docker-registry package runs its \
+            "{host} is taken: GET /v2/ there answers {code}, not {expected}. Debian's docker-registry package runs its \
              own service on :5000: `systemctl disable --now docker-registry` (systemd) or \
-             `start-stop-daemon --stop --pidfile /var/run/docker-registry.pid`",
-            kind.expected_status(),
+             `start-stop-daemon --stop --pidfile /var/run/docker-registry.pid`"
         );
     }
     if let Some(o) = live_owner(&p) {
+        let log = p.log.display();
         bail!(
-            "the registry ({o}) runs but {host} does not answer GET /v2/ with {}; \
-             see {} or run `cargo xtask registry stop{}` first",
-            kind.expected_status(),
-            p.log.display(),
-            kind.flag()
+            "the registry ({o}) runs but {host} does not answer GET /v2/ with {expected}; \
+             see {log} or run `cargo xtask registry stop{flag}` first"
         );
     }
-    let program = which::which("docker-registry")
-        .ok()
-        .or_else(|| Some(PathBuf::from("/usr/bin/docker-registry")).filter(|p| p.exists()))
-        .context("`docker-registry` is not installed: run `cargo xtask setup` (it installs Debian's docker-registry)")?;
+    let installed = Some(PathBuf::from("/usr/bin/docker-registry")).filter(|p| p.exists());
+    let program = which::which("docker-registry").ok().or(installed).context(
+        "`docker-registry` is not installed: run `cargo xtask setup` (it installs Debian's docker-registry)",
+    )?;
     std::fs::create_dir_all(&p.data).with_context(|| format!("creating {}", p.data.display()))?;
     let htpasswd = (kind == Kind::Auth)
         .then(|| write_htpasswd(sh, &p))
         .transpose()?;
     let addr = format!("127.0.0.1:{}", kind.port());
     eprintln!("+ write {}", p.config.display());
-    std::fs::write(&p.config, registry_config(&addr, &p.data, htpasswd)?)
-        .with_context(|| format!("writing {}", p.config.display()))?;
-    let cmd = Cmd::new("setsid")
-        .arg(program.display().to_string())
-        .args(["serve".to_owned(), p.config.display().to_string()]);
-    let mut child = process::spawn_detached(sh, &cmd, &p.log)?;
+    let config = registry_config(&addr, &p.data, htpasswd)?;
+    std::fs::write(&p.config, config).with_context(|| format!("writing {}", p.config.display()))?;
+    let cmd = Cmd::new("setsid").arg(program.display().to_string());
+    let mut child = probe::spawn_detached(
+        sh,
+        &cmd.args(["serve".to_owned(), p.config.display().to_string()]),
+        &p.log,
+    )?;
     let owner = Owner {
         checkout: sh.current_dir(),
         pid: child.id(),
@@ -346,51 +331,47 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     std::fs::write(&p.owner, serde_json::to_string_pretty(&owner)?)
         .with_context(|| format!("writing {}", p.owner.display()))?;
     let deadline = Instant::now() + Duration::from_secs(START_WAIT_SECS);
-    let tail = || process::log_tail(&p.log, 20);
+    let (log, tail) = (p.log.display(), || probe::log_tail(&p.log, 20));
     loop {
         if let Some(status) = child.try_wait()? {
             let _ = std::fs::remove_file(&p.owner);
             bail!(
-                "the registry exited at once ({status}); last lines of {}:\n{}",
-                p.log.display(),
+                "the registry exited at once ({status}); last lines of {log}:\n{}",
                 tail()
             );
         }
         let got = probe::registry_api_status(kind.port());
-        if got == Some(kind.expected_status()) {
+        if got == Some(expected) {
             break;
         }
         if Instant::now() >= deadline {
             bail!(
-                "the registry (pid {}) did not answer GET http://{addr}/v2/ with {} within {START_WAIT_SECS} s \
-                 (got {got:?}); last lines of {}:\n{}",
+                "the registry (pid {}) did not answer GET http://{addr}/v2/ with {expected} within {START_WAIT_SECS} s \
+                 (got {got:?}); last lines of {log}:\n{}",
                 owner.pid,
-                kind.expected_status(),
-                p.log.display(),
                 tail()
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!("registry {host} running ({owner}), log {}", p.log.display());
+    eprintln!("registry {host} running ({owner}), log {log}");
     print_login_hint(kind, &p);
     Ok(())
 }
 
 /// Writes the `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
 fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
-    let pw = ensure_password(p)?;
     let cmd = Cmd::new("htpasswd")
         .args(["-niB", USER])
-        .stdin(format!("{pw}\n"));
+        .stdin(format!("{}\n", ensure_password(p)?));
     cmd.echo();
-    let out = cmd.read_quiet(sh).context(
+    let out = cmd.read_quiet(sh);
+    let out = out.context(
         "creating the htpasswd file (htpasswd is in apache2-utils: run `cargo xtask setup`)",
     )?;
-    let line = out
-        .lines()
-        .find(|l| l.starts_with(&format!("{USER}:$2")))
-        .with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
+    let line = out.lines().find(|l| l.starts_with(&format!("{USER}:$2")));
+    let line =
+        line.with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
     write_private(&p.htpasswd, format!("{line}\n").as_bytes())?;
     Ok(&p.htpasswd)
 }
@@ -399,8 +380,7 @@ fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
 /// process is a `docker-registry`), whichever checkout started it, and
 /// waits up to 10 s for it to end. Data is kept. Not running is not an error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
-    let p = machine_paths(sh, kind);
-    let host = kind.host();
+    let (p, host) = (machine_paths(sh, kind), kind.host());
     let Some(o) = live_owner(&p) else {
         let _ = std::fs::remove_file(&p.owner);
         if answers(kind) {
@@ -418,7 +398,7 @@ pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
         .args(["-TERM", &o.pid.to_string()])
         .run(sh)?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while process::alive(o.pid) {
+    while probe::alive(o.pid) {
         if Instant::now() >= deadline {
             bail!(
                 "registry pid {} did not stop within 10 s after SIGTERM",
@@ -444,11 +424,11 @@ pub fn run(sh: &Shell, args: &RegistryArgs) -> Result<()> {
             let got = probe::registry_api_status(kind.port());
             let (up, line) = status_line(kind, got, live_owner(&p).as_ref(), &p);
             println!("{line}");
-            if up {
-                print_login_hint(kind, &p);
-                return Ok(());
+            if !up {
+                std::process::exit(1)
             }
-            std::process::exit(1)
+            print_login_hint(kind, &p);
+            Ok(())
         }
     }
 }
@@ -461,39 +441,36 @@ pub fn status_line(
     owner: Option<&Owner>,
     p: &Paths,
 ) -> (bool, String) {
-    let host = kind.host();
-    let expected = kind.expected_status();
+    let (host, (_, expected, flag)) = (kind.host(), kind.row());
     match got {
         Some(code) if code == expected => {
-            let who = owner.map_or_else(
-                || {
-                    format!(
-                        "not started by xtask: no live owner in {}",
-                        p.owner.display()
-                    )
-                },
-                Owner::to_string,
-            );
+            let nobody = || {
+                format!(
+                    "not started by xtask: no live owner in {}",
+                    p.owner.display()
+                )
+            };
+            let who = owner.map_or_else(nobody, Owner::to_string);
             (true, format!("running: {host} ({who}), GET /v2/ -> {code}"))
         }
-        Some(code) => (
-            false,
-            format!(
-                "not a {} registry: {host} answers GET /v2/ with {code}",
-                if kind == Kind::Auth {
-                    "password-protected"
-                } else {
-                    "open"
-                }
-            ),
-        ),
-        None => (
-            false,
-            format!(
-                "not running: nothing answers on {host}; start it: cargo xtask registry start{}",
-                kind.flag()
-            ),
-        ),
+        Some(code) => {
+            let what = if kind == Kind::Auth {
+                "password-protected"
+            } else {
+                "open"
+            };
+            (
+                false,
+                format!("not a {what} registry: {host} answers GET /v2/ with {code}"),
+            )
+        }
+        None => {
+            let start = format!("start it: cargo xtask registry start{flag}");
+            (
+                false,
+                format!("not running: nothing answers on {host}; {start}"),
+            )
+        }
     }
 }
 

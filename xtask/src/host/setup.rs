@@ -25,24 +25,19 @@
 //! download succeeded, and a host that setup cannot fix is reported before
 //! any change.
 
-use std::{path::PathBuf, time::Instant};
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use clap::Args;
-use xshell::Shell;
 
 use super::{
-    debian_version, doctor, engine_source, merge_daemon_json, probe, registry, BinfmtStatus,
-    Distro, EngineSource, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
-    MIN_ENGINE,
+    debian_version, engine_source, merge_daemon_json, probe, registry, BinfmtStatus, Distro,
+    EngineSource, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX, MIN_ENGINE,
 };
 mod exec;
-mod observe;
-mod packages;
 
-pub use observe::{observe, Engine, Observed};
-use packages::{package_steps, Packages};
+pub use exec::{ensure, run};
 
+pub use super::probe::{Engine, Observed};
 use crate::{
     plan::Cmd,
     project::{parse_platform_list, Platform, PlatformList},
@@ -71,38 +66,30 @@ pub struct SetupArgs {
 /// Machine-level cache of setup (not the workspace): the private apt
 /// directories and the downloaded .debs.
 pub const CACHE_DIR: &str = "/var/cache/brokkr-setup";
-
 /// Where a dockerd started by setup (without systemd) writes its output.
 pub const DOCKERD_LOG: &str = "/var/log/brokkr-dockerd.log";
-
 /// The pid file of a dockerd started without systemd.
 const DOCKERD_PID: &str = "/var/run/docker.pid";
-
 /// Debian mirror of the private apt sources; `BROKKR_DEBIAN_MIRROR` overrides it.
 pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
-
 /// The image GitHub's `docker/setup-qemu-action` runs to register QEMU
 /// handlers; used on GitHub runners, where registries are reachable.
 pub const BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:latest";
-
 /// Seconds setup waits for a started dockerd to answer `docker info`, and
 /// for a stopped one to exit.
 pub const DOCKERD_WAIT_SECS: u64 = 60;
-
 /// Packages whose state setup reads with `dpkg-query`.
 const WATCHED_PACKAGES: &str = "docker.io containerd docker-buildx runc tini iptables qemu-user \
     qemu-user-binfmt qemu-user-static binfmt-support debootstrap docker-registry apache2-utils";
-
 /// Tools every (non-CI) build host gets: base-image bootstrapping, the
 /// loopback registry, and htpasswd for its `--auth` variant.
 const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
-
 /// Tools a GitHub runner needs for the loopback registry, when asked for.
 const REGISTRY_TOOLS: &[&str] = &["docker-registry", "apache2-utils"];
 
 /// One thing setup does. Each prints as the shell command that does the
-/// same ([`fmt::Display`]), so `--dry-run` and the not-root path print a
-/// script a person can run.
+/// same (`Display`), so `--dry-run` and the not-root path print a script a
+/// person can run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// An external command. Arguments with a `*` are .deb globs resolved to
@@ -147,9 +134,7 @@ impl Step {
     pub fn restarts_engine(&self) -> bool {
         match self {
             Step::StopDockerd => true,
-            Step::Run(c) => {
-                c.program == "systemctl" && c.args.first().is_some_and(|a| a == "restart")
-            }
+            Step::Run(c) => c.to_string() == "systemctl restart docker",
             _ => false,
         }
     }
@@ -182,23 +167,29 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn area(&mut self, name: impl Into<String>, state: State) {
-        self.areas.push(Area {
-            name: name.into(),
-            state,
-        });
+    fn area(
+        &mut self,
+        name: impl Into<String>,
+        state: fn(String) -> State,
+        what: impl Into<String>,
+    ) {
+        let (name, state) = (name.into(), state(what.into()));
+        self.areas.push(Area { name, state });
     }
     fn done(&mut self, name: impl Into<String>, what: impl Into<String>) {
-        self.area(name, State::Done(what.into()));
+        self.area(name, State::Done, what);
     }
     fn todo(&mut self, name: impl Into<String>, what: impl Into<String>) {
-        self.area(name, State::Todo(what.into()));
+        self.area(name, State::Todo, what);
     }
     fn skip(&mut self, name: impl Into<String>, why: impl Into<String>) {
-        self.area(name, State::Skipped(why.into()));
+        self.area(name, State::Skipped, why);
     }
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
+    }
+    fn run(&mut self, area: &'static str, cmd: Cmd) {
+        self.steps.push((area, Step::Run(cmd)));
     }
     fn block(&mut self, why: impl Into<String>) {
         let why = why.into();
@@ -206,7 +197,6 @@ impl Plan {
             self.blocked.push(why);
         }
     }
-    /// Whether a step stops or restarts the engine.
     pub fn restarts_engine(&self) -> bool {
         self.steps.iter().any(|(_, s)| s.restarts_engine())
     }
@@ -219,12 +209,42 @@ pub enum Mode {
     Setup { yes: bool },
 }
 
-/// Options of [`plan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanOpts {
     pub local_registry: bool,
     pub mirror: String,
     pub mode: Mode,
+}
+
+/// Packages to install, in order: `.deb`s from setup's private sources
+/// (with their suite) and names from the system's sources.
+#[derive(Default)]
+struct Pkgs(Vec<(&'static str, Option<&'static str>)>);
+
+impl Pkgs {
+    fn push(&mut self, name: &'static str, suite: Option<&'static str>) {
+        self.0.push((name, suite));
+    }
+    /// Adds `name` or `name/suite` words.
+    fn add(&mut self, words: &'static str) {
+        for w in words.split_whitespace() {
+            let (name, suite) = w.split_once('/').map_or((w, None), |(n, s)| (n, Some(s)));
+            self.push(name, suite);
+        }
+    }
+    fn debs(&self) -> Vec<(&'static str, &'static str)> {
+        self.0
+            .iter()
+            .filter_map(|(n, s)| Some((*n, (*s)?)))
+            .collect()
+    }
+    fn names(&self) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .filter(|(_, s)| s.is_none())
+            .map(|(n, _)| *n)
+            .collect()
+    }
 }
 
 fn installed_version(o: &Observed, pkg: &str) -> Option<Version> {
@@ -242,27 +262,18 @@ fn show(v: Option<&Version>) -> String {
 pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     let mut p = Plan::default();
     let source = engine_source(&o.os);
-    let mut pkgs = Packages::default();
-    let need_source = |p: &mut Plan| {
-        if let EngineSource::Unsupported(why) = &source {
-            p.block(why.clone());
-        }
-    };
-    if engine_area(&mut p, o, &source, opts.mode, &mut pkgs) {
-        need_source(&mut p);
-    }
+    let mut pkgs = Pkgs::default();
+    let engine_now = engine_area(&mut p, o, &source, opts.mode, &mut pkgs);
     image_store_area(&mut p, o, opts.mode);
     let qemu_now = qemu_area(&mut p, o, &source, &mut pkgs);
-    if qemu_now {
-        need_source(&mut p);
-    }
     tools_area(&mut p, o, opts, &mut pkgs);
     package_steps(&mut p, o, opts, &pkgs);
     binfmt_area(&mut p, o, qemu_now);
     dockerd_area(&mut p, o, opts.mode);
     registry_area(&mut p, o, opts);
-    if o.os.distro() == Distro::Other && p.steps.iter().any(|(_, s)| s.root()) {
-        need_source(&mut p);
+    let other = o.os.distro() == Distro::Other && p.steps.iter().any(|(_, s)| s.root());
+    if let (true, EngineSource::Unsupported(why)) = (engine_now || qemu_now || other, &source) {
+        p.block(why.clone());
     }
     p
 }
@@ -275,70 +286,51 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
 fn engine_area(
     p: &mut Plan,
     o: &Observed,
-    source: &EngineSource,
+    src: &EngineSource,
     mode: Mode,
-    pkgs: &mut Packages,
+    pkgs: &mut Pkgs,
 ) -> bool {
     let running = o.engine.as_ref().and_then(|e| e.version.as_ref());
-    let engine_ok = o.docker_cli
-        && (o.dockerd.as_ref().is_some_and(|v| *v >= MIN_ENGINE)
-            || running.is_some_and(|v| *v >= MIN_ENGINE));
+    let new_enough = |v: Option<&Version>| v.is_some_and(|v| *v >= MIN_ENGINE);
+    let engine_ok = o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running));
     let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
+    let (dockerd, buildx) = (show(o.dockerd.as_ref()), show(o.buildx.as_ref()));
     if o.github_actions {
         p.skip("engine", "the GitHub runner provides docker and buildx");
         return false;
     }
     if engine_ok && buildx_ok {
-        let v = o.dockerd.as_ref().or(running);
-        p.done(
-            "engine",
-            format!("dockerd {}, buildx {}", show(v), show(o.buildx.as_ref())),
-        );
+        let v = show(o.dockerd.as_ref().or(running));
+        p.done("engine", format!("dockerd {v}, buildx {buildx}"));
         return false;
     }
-    let cli = if o.docker_cli {
-        ""
-    } else {
-        ", and the docker CLI"
-    };
+    let cli = (!o.docker_cli).then_some(", and the docker CLI");
+    let cli = cli.unwrap_or_default();
+    let engine = format!("dockerd {dockerd} (need >= {MIN_ENGINE}{cli})");
     p.todo(
         "engine",
-        format!(
-            "dockerd {} (need >= {MIN_ENGINE}{cli}), buildx {} (need >= {MIN_BUILDX})",
-            show(o.dockerd.as_ref()),
-            show(o.buildx.as_ref())
-        ),
+        format!("{engine}, buildx {buildx} (need >= {MIN_BUILDX})"),
     );
     // A running engine that is too old is replaced by `setup` only (see dockerd_area).
     let install_engine = !(engine_ok || (mode == Mode::Build && o.engine.is_some()));
-    match source {
-        EngineSource::Bookworm => {
-            if install_engine {
-                pkgs.debs
-                    .extend([("docker.io", "trixie"), ("containerd", "trixie")]);
-                pkgs.names.extend(["runc", "tini", "iptables"]);
-            }
-            // Debian 13's docker.io ships only the daemon; the client is docker-cli.
-            if !o.docker_cli {
-                pkgs.debs.push(("docker-cli", "trixie"));
-            }
-            if !buildx_ok {
-                pkgs.debs.push(("docker-buildx", "trixie"));
-            }
-        }
-        EngineSource::Archive => {
-            if install_engine {
-                pkgs.names.push("docker.io");
-            }
-            // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
-            if !o.docker_cli && o.os.id == "debian" {
-                pkgs.names.push("docker-cli");
-            }
-            if !buildx_ok {
-                pkgs.names.push("docker-buildx");
-            }
-        }
-        EngineSource::Unsupported(_) => {}
+    // Bookworm: trixie's .debs with bookworm's own runc, tini, iptables.
+    let (bookworm, suite) = (*src == EngineSource::Bookworm, Some("trixie"));
+    let engine = match bookworm {
+        true => "docker.io/trixie containerd/trixie runc tini iptables",
+        false => "docker.io",
+    };
+    if matches!(src, EngineSource::Unsupported(_)) {
+        return true;
+    }
+    if install_engine {
+        pkgs.add(engine);
+    }
+    // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
+    if !o.docker_cli && (bookworm || o.os.id == "debian") {
+        pkgs.push("docker-cli", suite.filter(|_| bookworm));
+    }
+    if !buildx_ok {
+        pkgs.push("docker-buildx", suite.filter(|_| bookworm));
     }
     true
 }
@@ -381,78 +373,74 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
 /// [`MIN_BOOKWORM_QEMU`]; elsewhere a ready handler suffices, else the
 /// archive's QEMU; GitHub runners use [`BINFMT_IMAGE`]. Returns whether
 /// QEMU is (re)installed now.
-fn qemu_area(p: &mut Plan, o: &Observed, source: &EngineSource, pkgs: &mut Packages) -> bool {
-    let not_ready: Vec<&probe::BinfmtProbe> = o
+fn qemu_area(p: &mut Plan, o: &Observed, src: &EngineSource, pkgs: &mut Pkgs) -> bool {
+    let ready = |b: &&probe::BinfmtProbe| b.status() == BinfmtStatus::Ready;
+    let not_ready: Vec<&str> = o
         .binfmt
         .iter()
-        .filter(|b| b.status() != BinfmtStatus::Ready)
+        .filter(|b| !ready(b))
+        .map(|b| b.platform.arch)
         .collect();
     if o.binfmt.is_empty() {
         p.skip("qemu", "no foreign platform requested");
         return false;
     }
+    if o.github_actions && not_ready.is_empty() {
+        p.done("qemu", "binfmt handlers registered");
+    } else if o.github_actions {
+        let arches = not_ready.join(",");
+        p.todo(
+            "qemu",
+            format!("register QEMU for {arches} with {BINFMT_IMAGE}"),
+        );
+        let docker = Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE]);
+        p.run("qemu", docker.args(["--install", &arches]));
+    }
     if o.github_actions {
-        if not_ready.is_empty() {
-            p.done("qemu", "binfmt handlers registered");
-        } else {
-            let arches = not_ready
-                .iter()
-                .map(|b| b.platform.arch)
-                .collect::<Vec<_>>()
-                .join(",");
-            p.todo(
-                "qemu",
-                format!("register QEMU for {arches} with {BINFMT_IMAGE}"),
-            );
-            let cmd =
-                Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE, "--install"]);
-            p.step("qemu", Step::Run(cmd.arg(arches)));
-        }
         return false;
     }
-    let (ok, have) = if *source == EngineSource::Bookworm {
-        let v = installed_version(o, "qemu-user-binfmt");
-        let ok = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU)
-            && o.packages.contains_key("qemu-user");
-        let have = format!(
-            "qemu-user-binfmt {} (need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)",
-            show(v.as_ref())
-        );
-        (ok, have)
+    let qemu = ["qemu-user-binfmt", "qemu-user-static"];
+    let v = installed_version(o, "qemu-user-binfmt");
+    let (ok, have) = if *src == EngineSource::Bookworm {
+        let new = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU);
+        let v = show(v.as_ref());
+        let need = format!("(need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)");
+        (
+            new && o.packages.contains_key("qemu-user"),
+            format!("qemu-user-binfmt {v} {need}"),
+        )
     } else {
-        let any = ["qemu-user-binfmt", "qemu-user-static"]
-            .iter()
-            .any(|k| o.packages.contains_key(*k));
+        let any = qemu.iter().any(|k| o.packages.contains_key(*k));
         (
             any || not_ready.is_empty(),
             "no qemu-user-binfmt or qemu-user-static".to_owned(),
         )
     };
     if ok {
-        let v = ["qemu-user-binfmt", "qemu-user-static"]
+        let v = qemu
             .iter()
-            .find_map(|k| installed_version(o, k));
+            .find_map(|k| installed_version(o, k))
+            .map(|v| format!("QEMU {v}"));
         p.done(
             "qemu",
-            v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}")),
+            v.unwrap_or_else(|| "handlers registered".to_owned()),
         );
         return false;
     }
     p.todo("qemu", have);
-    match (source, o.os.distro()) {
-        (EngineSource::Bookworm, _) => pkgs.debs.extend([
-            ("qemu-user", "bookworm-backports"),
-            ("qemu-user-binfmt", "bookworm-backports"),
-        ]),
-        (_, Distro::Ubuntu) => pkgs.names.extend(["qemu-user-static", "binfmt-support"]),
-        _ => pkgs.names.extend(["qemu-user", "qemu-user-binfmt"]),
-    }
+    pkgs.add(match (src, o.os.distro()) {
+        (EngineSource::Bookworm, _) => {
+            "qemu-user/bookworm-backports qemu-user-binfmt/bookworm-backports"
+        }
+        (_, Distro::Ubuntu) => "qemu-user-static binfmt-support",
+        _ => "qemu-user qemu-user-binfmt",
+    });
     true
 }
 
 /// Tools: [`TOOLS`] off GitHub, [`REGISTRY_TOOLS`] there when the registry is asked for.
-fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Packages) {
-    let tools: &[&'static str] = match (o.github_actions, opts.local_registry) {
+fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
+    let tools = match (o.github_actions, opts.local_registry) {
         (false, _) => TOOLS,
         (true, true) => REGISTRY_TOOLS,
         (true, false) => {
@@ -465,10 +453,114 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Packages) 
         .filter(|t| !o.packages.contains_key(*t))
         .collect();
     if missing.is_empty() {
-        p.done("tools", tools.join(", "));
-    } else {
-        p.todo("tools", format!("install {}", missing.join(", ")));
-        pkgs.names.extend(missing);
+        return p.done("tools", tools.join(", "));
+    }
+    p.todo("tools", format!("install {}", missing.join(", ")));
+    missing.into_iter().for_each(|n| pkgs.push(n, None));
+}
+
+/// The deb822 sources file of setup's private apt directory (Debian 12
+/// hosts only): trixie main (engine, buildx) and bookworm-backports main
+/// (QEMU 10), for the host's Debian architecture. The system's own sources
+/// are never changed.
+pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
+    let line = |k: &str, v: &str| format!("{k}: {v}\n");
+    let source = |suite| {
+        let head = line("Types", "deb") + &line("URIs", mirror) + &line("Suites", suite);
+        head + &line("Components", "main") + &line("Architectures", arch)
+    };
+    ["trixie", "bookworm-backports"].map(source).join("\n")
+}
+
+/// A root command, prefixed with `sudo -n` when setup runs through sudo.
+fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
+    if !sudo {
+        return cmd;
+    }
+    let env = cmd.env.iter().map(|(k, v)| format!("{k}={v}"));
+    Cmd::new("sudo")
+        .arg("-n")
+        .args(env)
+        .arg(cmd.program)
+        .args(cmd.args)
+}
+
+/// Fetching (.debs through `apt-get` with setup's private directories under
+/// [`CACHE_DIR`] and no system sources), then one `apt-get install` for everything.
+fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
+    let (debs, names) = (pkgs.debs(), pkgs.names());
+    let cache = Path::new(CACHE_DIR);
+    let d = |p: &str| cache.join(p).display().to_string();
+    let dirs = [
+        "apt/sources.list.d",
+        "apt/lists/partial",
+        "apt/cache/archives/partial",
+        "debs",
+    ];
+    let private = [
+        "Dir::Etc::SourceList=/dev/null".to_owned(),
+        format!("Dir::Etc::SourceParts={}", d(dirs[0])),
+        format!("Dir::State::Lists={}", d("apt/lists")),
+        format!("Dir::Cache={}", d("apt/cache")),
+    ];
+    let apt = || {
+        private
+            .iter()
+            .fold(Cmd::new("apt-get"), |c, o| c.opt("-o", o))
+    };
+    if !debs.is_empty() {
+        dirs.iter()
+            .for_each(|dir| p.step("packages", Step::Mkdir(cache.join(dir))));
+        let (path, text) = (
+            cache.join(dirs[0]).join("brokkr.sources"),
+            private_apt_sources(&opts.mirror, o.host.arch),
+        );
+        p.step("packages", Step::Write { path, text });
+        p.run("packages", apt().arg("update"));
+        let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
+        p.run("packages", apt().arg("download").args(names).dir(d("debs")));
+    }
+    if debs.is_empty() && names.is_empty() {
+        return;
+    }
+    let lock = ["-o", "DPkg::Lock::Timeout=300"];
+    p.run(
+        "packages",
+        privileged(Cmd::new("apt-get").args(lock).arg("update"), o.sudo),
+    );
+    let mut all: Vec<String> = debs
+        .iter()
+        .map(|(n, _)| format!("{}/{n}_*.deb", d("debs")))
+        .collect();
+    for n in names.iter().map(|n| n.to_string()) {
+        if !all.contains(&n) {
+            all.push(n);
+        }
+    }
+    let install = Cmd::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(lock);
+    let force = [
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        "install",
+        "-y",
+        "--no-install-recommends",
+    ];
+    p.run(
+        "packages",
+        privileged(install.args(force).args(all), o.sudo),
+    );
+    if names.contains(&"docker-registry") {
+        // The package's own service (config /etc/docker/registry/config.yml) listens on
+        // :5000, where `cargo xtask registry start` serves: stop it and keep it off.
+        let stop = match o.systemd {
+            true => "systemctl disable --now docker-registry",
+            false => "start-stop-daemon --stop --oknodo --pidfile /var/run/docker-registry.pid",
+        };
+        let mut words = stop.split(' ');
+        let stop = Cmd::new(words.next().unwrap_or_default()).args(words);
+        p.run("packages", privileged(stop, o.sudo));
     }
 }
 
@@ -483,8 +575,10 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
         p.done("binfmt_misc", format!("{BINFMT_DIR} is mounted"));
     } else {
         p.todo("binfmt_misc", format!("mount {BINFMT_DIR}"));
-        let mount = Cmd::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]);
-        p.step("binfmt_misc", Step::Run(mount));
+        p.run(
+            "binfmt_misc",
+            Cmd::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]),
+        );
     }
     for b in &o.binfmt {
         let name = format!("binfmt {}", b.platform.name);
@@ -503,11 +597,12 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
             BinfmtStatus::Missing => "not registered".to_owned(),
         };
         p.todo(name, why);
-        let conf = b.handler.as_ref().map_or_else(
-            || format!("/usr/lib/binfmt.d/qemu-{}.conf", b.platform.machine),
-            |(path, _)| path.clone(),
-        );
         let machine = b.platform.machine.to_owned();
+        let default = || format!("/usr/lib/binfmt.d/qemu-{machine}.conf");
+        let conf = b
+            .handler
+            .as_ref()
+            .map_or_else(default, |(path, _)| path.clone());
         p.step(
             "binfmt",
             Step::BinfmtRegister {
@@ -565,53 +660,41 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     };
     let n = e.containers_running;
     let restart = "`cargo xtask setup` changes it and restarts the engine";
-    match mode {
+    let blocked = match mode {
         Mode::Build if usable => {
             p.skip("dockerd", format!("{why}: used as it is"));
             p.notes.push(format!(
                 "{why}: builds use it as it is (one platform per --load, no cache export with the docker driver); \
                  {restart} ({n} container(s) running)"
             ));
+            return;
         }
-        Mode::Build => {
-            p.todo("dockerd", why.clone());
-            p.block(format!(
-                "{why}; a build command does not restart a running engine: {restart}"
-            ));
-        }
-        Mode::Setup { yes: false } if n > 0 => {
-            p.todo("dockerd", format!("{why}: restart it"));
-            p.block(format!(
-                "{why}; setup restarts it, which stops its {n} running container(s): rerun with `cargo xtask setup --yes`"
-            ));
-        }
-        Mode::Setup { yes: false } if !o.systemd => {
-            p.todo("dockerd", format!("{why}: restart it"));
-            p.block(format!(
-                "{why}; it was started without systemd, so setup restarts it (kill $(cat {DOCKERD_PID}), then \
-                 setsid dockerd) only when asked: rerun with `cargo xtask setup --yes`"
-            ));
-        }
+        Mode::Build => format!("{why}; a build command does not restart a running engine: {restart}"),
+        Mode::Setup { yes: false } if n > 0 => format!(
+            "{why}; setup restarts it, which stops its {n} running container(s): rerun with `cargo xtask setup --yes`"
+        ),
+        Mode::Setup { yes: false } if !o.systemd => format!(
+            "{why}; it was started without systemd, so setup restarts it (kill $(cat {DOCKERD_PID}), then \
+             setsid dockerd) only when asked: rerun with `cargo xtask setup --yes`"
+        ),
         Mode::Setup { .. } => {
-            p.todo(
-                "dockerd",
-                format!("{why}: setup restarts it ({n} container(s) running)"),
-            );
+            p.todo("dockerd", format!("{why}: setup restarts it ({n} container(s) running)"));
             if o.systemd {
-                p.step(
-                    "dockerd",
-                    Step::Run(Cmd::new("systemctl").args(["restart", "docker"])),
-                );
+                p.run("dockerd", Cmd::new("systemctl").args(["restart", "docker"]));
             } else {
                 p.step("dockerd", Step::StopDockerd);
-                p.step(
-                    "dockerd",
-                    Step::StartDockerd(Cmd::new("setsid").arg("dockerd")),
-                );
+                p.step("dockerd", Step::StartDockerd(Cmd::new("setsid").arg("dockerd")));
             }
-            p.step("dockerd", Step::WaitDocker);
+            return p.step("dockerd", Step::WaitDocker);
         }
-    }
+    };
+    let todo = if mode == Mode::Build {
+        why
+    } else {
+        format!("{why}: restart it")
+    };
+    p.todo("dockerd", todo);
+    p.block(blocked);
 }
 
 /// The engine does not answer: not ours to reach (permission, `DOCKER_HOST`), or start it.
@@ -634,10 +717,9 @@ fn engine_down(p: &mut Plan, o: &Observed) {
         ));
     }
     p.todo("dockerd", format!("not answering ({err}): start it"));
-    let cmd = if o.systemd {
-        Cmd::new("systemctl").args(["start", "docker"])
-    } else {
-        Cmd::new("setsid").arg("dockerd")
+    let cmd = match o.systemd {
+        true => Cmd::new("systemctl").args(["start", "docker"]),
+        false => Cmd::new("setsid").arg("dockerd"),
     };
     p.step("dockerd", Step::StartDockerd(cmd));
     p.step("dockerd", Step::WaitDocker);
@@ -667,19 +749,17 @@ pub struct SetupOpts {
 }
 
 impl SetupOpts {
-    /// From `cargo xtask setup`'s flags: every platform unless `--platform`;
-    /// the registry per `--local-registry` / `--no-local-registry`.
+    /// From `cargo xtask setup`'s flags: every platform unless `--platform`.
     pub fn from_args(a: &SetupArgs) -> SetupOpts {
         let local_registry = match (a.local_registry, a.no_local_registry) {
             (true, _) => Some(true),
             (_, true) => Some(false),
             _ => None,
         };
+        let all = || crate::project::PLATFORMS.iter().collect();
+        let platforms = a.platform.as_ref().map_or_else(all, |l| l.0.clone());
         SetupOpts {
-            platforms: a.platform.as_ref().map_or_else(
-                || crate::project::PLATFORMS.iter().collect(),
-                |l| l.0.clone(),
-            ),
+            platforms,
             dry_run: a.dry_run,
             local_registry,
             mode: Mode::Setup { yes: a.yes },
@@ -687,184 +767,11 @@ impl SetupOpts {
     }
 }
 
-fn print_plan(p: &Plan) {
-    let width = p.areas.iter().map(|a| a.name.len()).max().unwrap_or(0);
-    for a in &p.areas {
-        let (label, detail) = match &a.state {
-            State::Done(d) => ("done", d),
-            State::Todo(d) => ("todo", d),
-            State::Skipped(d) => ("skip", d),
-        };
-        eprintln!("{label:<4}  {:<width$}  {detail}", a.name);
-    }
-    for n in &p.notes {
-        eprintln!("note: {n}");
-    }
-}
-
-fn print_script(p: &Plan) {
-    for (_, s) in &p.steps {
-        println!("{s}");
-    }
-}
-
-/// `cargo xtask setup` (and [`ensure`]'s provisioning): observe, plan,
-/// print, run, verify. Not root (and no `sudo -n` on GitHub Actions), or not
-/// Debian/Ubuntu: prints the commands and fails. Errors name the step that failed.
-pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
-    let started = Instant::now();
-    let o = observe(sh, &opts.platforms)?;
-    let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
-    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
-    let p = plan(
-        &o,
-        &PlanOpts {
-            local_registry,
-            mirror,
-            mode: opts.mode,
-        },
-    );
-    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
-    let gh = if o.github_actions {
-        ", GitHub Actions"
-    } else {
-        ""
-    };
-    let os = if o.os.name().is_empty() {
-        "unknown OS"
-    } else {
-        o.os.name()
-    };
-    eprintln!(
-        "setup for {} on {os} ({}{gh})",
-        names.join(", "),
-        o.host.name
-    );
-    print_plan(&p);
-    if !p.blocked.is_empty() {
-        if !p.steps.is_empty() {
-            eprintln!("\nthe commands setup would run on a supported host, as root:");
-            print_script(&p);
-        }
-        bail!(
-            "setup cannot proceed, nothing was changed:\n  {}",
-            p.blocked.join("\n  ")
-        );
-    }
-    if opts.dry_run {
-        if p.steps.is_empty() {
-            eprintln!("\nnothing to do");
-        } else {
-            eprintln!("\n--dry-run: the steps, in order:");
-            print_script(&p);
-        }
-        return Ok(());
-    }
-    if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
-        eprintln!("\nsetup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
-        print_script(&p);
-        bail!("not root: nothing was changed");
-    }
-    if p.restarts_engine() {
-        eprintln!("\nsetup restarts the running engine now (see `dockerd` above)");
-    }
-    let n = p.steps.len();
-    for (i, (area, step)) in p.steps.iter().enumerate() {
-        eprintln!("==> [{}/{n}] {area}", i + 1);
-        exec::execute(sh, step)
-            .with_context(|| format!("setup failed at step {}/{n} ({area}): {step}", i + 1))?;
-    }
-    if n == 0 {
-        eprintln!("everything is in place");
-    }
-    verify(sh, opts, &o, local_registry)?;
-    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-/// The checks after setup ran: [`doctor::preflight`] (relaxed as in
-/// [`relax_store`]), plus the registry when it was asked for.
-fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
-    let mut checks = doctor::preflight(sh, &opts.platforms)?;
-    if o.github_actions {
-        relax_store(
-            &mut checks,
-            "docker buildx create --use --driver docker-container",
-        );
-    } else if opts.mode == Mode::Build {
-        relax_store(&mut checks, "cargo xtask setup");
-    }
-    if local_registry {
-        let status = probe::registry_api_status(registry::Kind::Open.port());
-        checks.push(doctor::check_registry(status, false));
-    }
-    eprint!("{}", doctor::render(&checks));
-    if !doctor::passed(&checks) {
-        bail!(
-            "setup ran, but these checks still fail:\n{}",
-            doctor::failures(&checks)
-        );
-    }
-    Ok(())
-}
-
-/// A classic image store only warns, with `remedy`: on a GitHub runner
-/// (builds there use a docker-container builder, e.g. from
-/// docker/setup-buildx-action) and for build commands, which use a running
-/// engine as it is (buildx refuses what needs the containerd store, case B1).
-fn relax_store(checks: &mut [doctor::Check], remedy: &str) {
-    for c in checks.iter_mut() {
-        if c.name == "image-store" && c.status == doctor::Status::Fail {
-            c.status = doctor::Status::Warn;
-            c.remedy = Some(remedy.to_owned());
-        }
-    }
-}
-
-/// The host part of every build command: the [`doctor::preflight`] checks,
-/// quiet when they pass (a classic image store only warns: [`relax_store`]).
-/// Otherwise, unless `no_setup` (`--no-setup`), provisions what is absent
-/// for `platforms` ([`Mode::Build`]: never changes a running engine) and
-/// checks again. Errors list what is missing and the command that fixes it.
-pub fn ensure(sh: &Shell, platforms: &[&'static Platform], no_setup: bool) -> Result<()> {
-    let mut checks = doctor::preflight(sh, platforms)?;
-    relax_store(&mut checks, &doctor::setup_remedy(platforms));
-    let warned: Vec<doctor::Check> = checks
-        .iter()
-        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Warn)
-        .cloned()
-        .collect();
-    if doctor::passed(&checks) {
-        eprint!("{}", doctor::render(&warned));
-        return Ok(());
-    }
-    eprint!("{}", doctor::render(&checks));
-    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
-    if no_setup {
-        bail!(
-            "the host is not ready for {} (--no-setup):\n{}",
-            names.join(", "),
-            doctor::failures(&checks)
-        );
-    }
-    let setup = SetupOpts {
-        platforms: platforms.to_vec(),
-        dry_run: false,
-        local_registry: Some(false),
-        mode: Mode::Build,
-    };
-    run(sh, &setup).context(
-        "preparing the host for the build (a build command installs what is missing but never changes a running \
-         engine: `cargo xtask setup` does; pass --no-setup to only check)",
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::{probe::BinfmtProbe, BinfmtEntry};
     use crate::host::{BinfmtHandler, OsRelease};
-    use packages::private_apt_sources;
     use std::collections::BTreeMap;
 
     fn arm() -> &'static Platform {

@@ -1,25 +1,30 @@
-//! Running setup's steps: what each [`Step`] prints and does.
+//! Running setup: `cargo xtask setup` and [`ensure`] print the plan, run
+//! its steps (what each [`Step`] prints and does) and verify the result.
 
 use std::{
     fmt,
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
+    path::Path,
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use super::{Step, DOCKERD_LOG, DOCKERD_PID, DOCKERD_WAIT_SECS};
+use super::{
+    plan, Mode, Observed, Plan, PlanOpts, SetupOpts, State, Step, DEBIAN_MIRROR, DOCKERD_LOG,
+    DOCKERD_PID, DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
+};
 use crate::{
     host::{
-        binfmt_handler_paths, probe, process, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR,
+        binfmt_handler_paths, doctor, probe, registry, BinfmtEntry, BinfmtHandler,
+        BINFMT_DIR as DIR,
     },
     plan::{shell_quote, Cmd},
+    project::Platform,
 };
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let q = |p: &Path| shell_quote(&p.display().to_string());
         match self {
             Step::Run(c) => {
                 // .deb globs print unquoted, so the printed line expands them like setup does
@@ -32,22 +37,22 @@ impl fmt::Display for Step {
                 }
                 f.write_str(&line)
             }
-            Step::Mkdir(d) => write!(f, "mkdir -p {}", q(d)),
-            Step::Write { path, text } => write!(f, "printf '%s' {} > {}", shell_quote(text), q(path)),
+            Step::Mkdir(d) => write!(f, "mkdir -p {}", shell_quote(&d.display().to_string())),
+            Step::Write { path, text } => {
+                let (text, path) = (shell_quote(text), shell_quote(&path.display().to_string()));
+                write!(f, "printf '%s' {text} > {path}")
+            }
             Step::BinfmtRegister { entry, conf, .. } => write!(
                 f,
-                "{{ [ ! -e {BINFMT_DIR}/{entry} ] || echo -1 > {BINFMT_DIR}/{entry}; }} && cat {conf} > {BINFMT_DIR}/register"
+                "{{ [ ! -e {DIR}/{entry} ] || echo -1 > {DIR}/{entry}; }} && cat {conf} > {DIR}/register"
             ),
             Step::StartDockerd(cmd) if cmd.program == "systemctl" => write!(f, "{cmd}"),
             Step::StartDockerd(cmd) => write!(f, "{cmd} >> {DOCKERD_LOG} 2>&1 < /dev/null &"),
             Step::StopDockerd => write!(
                 f,
-                "kill -TERM $(cat {DOCKERD_PID}) && timeout {DOCKERD_WAIT_SECS} sh -c 'while [ -e {DOCKERD_PID} ]; do sleep 1; done'"
+                "kill -TERM $(cat {DOCKERD_PID}) && timeout {WAIT} sh -c 'while [ -e {DOCKERD_PID} ]; do sleep 1; done'"
             ),
-            Step::WaitDocker => write!(
-                f,
-                "timeout {DOCKERD_WAIT_SECS} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'"
-            ),
+            Step::WaitDocker => write!(f, "timeout {WAIT} sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'"),
             Step::StartRegistry => f.write_str("cargo xtask registry start"),
         }
     }
@@ -58,25 +63,23 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
     let mut out = cmd.clone();
     for a in out.args.iter_mut().filter(|a| a.contains('*')) {
         let (prefix, suffix) = a.split_once('*').unwrap_or_default();
-        let prefix = Path::new(prefix);
+        let (prefix, mut best) = (Path::new(prefix), None::<(SystemTime, String)>);
         let dir = prefix.parent().context("deb glob without a directory")?;
-        let stem = prefix
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+        let stem = prefix.file_name().unwrap_or_default().to_string_lossy();
         for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&stem) && name.ends_with(suffix) {
-                let t = e.metadata()?.modified()?;
-                if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
-                    best = Some((t, e.path()));
-                }
+            let t = e.metadata()?.modified()?;
+            if name.starts_with(&*stem)
+                && name.ends_with(suffix)
+                && best.as_ref().is_none_or(|(bt, _)| t > *bt)
+            {
+                best = Some((t, e.path().display().to_string()));
             }
         }
-        let (_, path) = best.with_context(|| format!("no {a} after `apt-get download`"))?;
-        *a = path.display().to_string();
+        *a = best
+            .with_context(|| format!("no {a} after `apt-get download`"))?
+            .1;
     }
     Ok(out)
 }
@@ -86,31 +89,29 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
 /// `-1` to an existing entry of that name), or with `update-binfmts` when
 /// only binfmt-support's definition exists. Checks the result is usable.
 fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
-    let found = binfmt_handler_paths(machine)
-        .into_iter()
-        .find_map(|path| Some((std::fs::read_to_string(&path).ok()?, path)));
-    let register = Path::new(BINFMT_DIR).join("register");
+    let paths = binfmt_handler_paths(machine);
+    let found = paths
+        .iter()
+        .find_map(|path| Some((std::fs::read_to_string(path).ok()?, path)));
     let name = match found {
         Some((text, path)) => {
             let h = BinfmtHandler::parse(&text).with_context(|| format!("reading {path}"))?;
-            let entry = Path::new(BINFMT_DIR).join(&h.name);
+            let entry = Path::new(DIR).join(&h.name);
             if entry.exists() {
                 eprintln!("+ echo -1 > {}", entry.display());
                 std::fs::write(&entry, "-1")
                     .with_context(|| format!("unregistering {}", entry.display()))?;
             }
-            eprintln!("+ cat {path} > {}", register.display());
-            std::fs::write(&register, format!("{}\n", h.line))
-                .with_context(|| format!("registering {path} (is binfmt_misc mounted?)"))?;
+            eprintln!("+ cat {path} > {DIR}/register");
+            let register = std::fs::write(Path::new(DIR).join("register"), format!("{}\n", h.line));
+            register.with_context(|| format!("registering {path} (is binfmt_misc mounted?)"))?;
             h.name
         }
         None => {
             let name = format!("qemu-{machine}");
             if !Path::new("/usr/share/binfmts").join(&name).exists() {
-                bail!(
-                    "no binfmt handler for {machine}: none of {} exists (is qemu-user-binfmt installed?)",
-                    binfmt_handler_paths(machine).join(", ")
-                );
+                let paths = paths.join(", ");
+                bail!("no binfmt handler for {machine}: none of {paths} exists (is qemu-user-binfmt installed?)");
             }
             Cmd::new("update-binfmts")
                 .args(["--enable", &name])
@@ -118,7 +119,7 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
             name
         }
     };
-    let text = std::fs::read_to_string(Path::new(BINFMT_DIR).join(&name)).unwrap_or_default();
+    let text = std::fs::read_to_string(Path::new(DIR).join(&name)).unwrap_or_default();
     let e = BinfmtEntry::parse(&text);
     if !e.usable() {
         bail!("{name} is registered but not usable in containers: {text}");
@@ -127,19 +128,19 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
     Ok(())
 }
 
-/// Polls `docker info` every second for [`DOCKERD_WAIT_SECS`]; on timeout
-/// the error carries the tail of [`DOCKERD_LOG`].
+/// Polls `docker info` every second for [`WAIT`] seconds; on timeout the
+/// error carries the tail of [`DOCKERD_LOG`].
 fn wait_docker(sh: &Shell) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(DOCKERD_WAIT_SECS);
+    let deadline = Instant::now() + Duration::from_secs(WAIT);
     loop {
-        match probe::docker_info(sh) {
+        match probe::docker_info(sh, None) {
             Ok(i) => {
                 eprintln!("    engine {} answers ({:?})", i.server_version, i.store());
                 return Ok(());
             }
             Err(e) if Instant::now() >= deadline => bail!(
-                "dockerd did not answer within {DOCKERD_WAIT_SECS} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
-                process::log_tail(Path::new(DOCKERD_LOG), 30)
+                "dockerd did not answer within {WAIT} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
+                probe::log_tail(Path::new(DOCKERD_LOG), 30)
             ),
             Err(_) => std::thread::sleep(Duration::from_secs(1)),
         }
@@ -154,19 +155,19 @@ fn dockerd_pid() -> Option<u32> {
         .parse()
         .ok()?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    (comm.trim() == "dockerd" && process::alive(pid)).then_some(pid)
+    (comm.trim() == "dockerd" && probe::alive(pid)).then_some(pid)
 }
 
-/// [`Step::StopDockerd`]: SIGTERM, then waits up to [`DOCKERD_WAIT_SECS`] for the exit.
+/// [`Step::StopDockerd`]: SIGTERM, then waits up to [`WAIT`] seconds for the exit.
 fn stop_dockerd(sh: &Shell) -> Result<()> {
-    let pid = dockerd_pid().with_context(|| {
-        format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun")
-    })?;
+    let no_pid =
+        || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
+    let pid = dockerd_pid().with_context(no_pid)?;
     Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    let deadline = Instant::now() + Duration::from_secs(DOCKERD_WAIT_SECS);
-    while process::alive(pid) {
+    let deadline = Instant::now() + Duration::from_secs(WAIT);
+    while probe::alive(pid) {
         if Instant::now() >= deadline {
-            bail!("dockerd (pid {pid}) did not stop within {DOCKERD_WAIT_SECS} s after SIGTERM");
+            bail!("dockerd (pid {pid}) did not stop within {WAIT} s after SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -176,7 +177,7 @@ fn stop_dockerd(sh: &Shell) -> Result<()> {
 /// [`Step::StartDockerd`]: nothing when the engine answers or a dockerd is
 /// starting already (a second one would stop at once on the pid file).
 fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
-    if let Ok(i) = probe::docker_info(sh) {
+    if let Ok(i) = probe::docker_info(sh, None) {
         eprintln!(
             "    engine {} answers already (started by its package)",
             i.server_version
@@ -191,19 +192,17 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
         return Ok(());
     }
     let log = Path::new(DOCKERD_LOG);
-    let mut child = process::spawn_detached(sh, cmd, log)?;
+    let mut child = probe::spawn_detached(sh, cmd, log)?;
     std::thread::sleep(Duration::from_millis(500));
     if let Some(status) = child.try_wait()? {
-        bail!(
-            "`{cmd}` exited at once ({status}); last lines of {DOCKERD_LOG}:\n{}",
-            process::log_tail(log, 30)
-        );
+        let tail = probe::log_tail(log, 30);
+        bail!("`{cmd}` exited at once ({status}); last lines of {DOCKERD_LOG}:\n{tail}");
     }
     eprintln!("    pid {}", child.id());
     Ok(())
 }
 
-pub(super) fn execute(sh: &Shell, step: &Step) -> Result<()> {
+fn execute(sh: &Shell, step: &Step) -> Result<()> {
     match step {
         Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
         Step::Mkdir(d) => {
@@ -220,6 +219,176 @@ pub(super) fn execute(sh: &Shell, step: &Step) -> Result<()> {
         Step::WaitDocker => wait_docker(sh),
         Step::StartRegistry => registry::start(sh, registry::Kind::Open),
     }
+}
+
+fn print_plan(p: &Plan) {
+    let width = p.areas.iter().map(|a| a.name.len()).max().unwrap_or(0);
+    for a in &p.areas {
+        let (label, detail) = match &a.state {
+            State::Done(d) => ("done", d),
+            State::Todo(d) => ("todo", d),
+            State::Skipped(d) => ("skip", d),
+        };
+        eprintln!("{label:<4}  {:<width$}  {detail}", a.name);
+    }
+    p.notes.iter().for_each(|n| eprintln!("note: {n}"));
+}
+
+fn print_script(p: &Plan) {
+    p.steps.iter().for_each(|(_, s)| println!("{s}"));
+}
+
+/// `cargo xtask setup` (and [`ensure`]'s provisioning): observe, plan,
+/// print, run, verify. Not root (and no `sudo -n` on GitHub Actions), or not
+/// Debian/Ubuntu: prints the commands and fails. Errors name the step that failed.
+pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
+    let started = Instant::now();
+    let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
+    let o = probe::observe(sh, &opts.platforms, &watched)?;
+    let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
+    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
+    let p = plan(
+        &o,
+        &PlanOpts {
+            local_registry,
+            mirror,
+            mode: opts.mode,
+        },
+    );
+    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
+    let gh = if o.github_actions {
+        ", GitHub Actions"
+    } else {
+        ""
+    };
+    let os = if o.os.name().is_empty() {
+        "unknown OS"
+    } else {
+        o.os.name()
+    };
+    eprintln!(
+        "setup for {} on {os} ({}{gh})",
+        names.join(", "),
+        o.host.name
+    );
+    print_plan(&p);
+    if !p.blocked.is_empty() {
+        if !p.steps.is_empty() {
+            eprintln!("\nthe commands setup would run on a supported host, as root:");
+            print_script(&p);
+        }
+        bail!(
+            "setup cannot proceed, nothing was changed:\n  {}",
+            p.blocked.join("\n  ")
+        );
+    }
+    if opts.dry_run {
+        match p.steps.is_empty() {
+            true => eprintln!("\nnothing to do"),
+            false => eprintln!("\n--dry-run: the steps, in order:"),
+        }
+        print_script(&p);
+        return Ok(());
+    }
+    if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
+        eprintln!("\nsetup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
+        print_script(&p);
+        bail!("not root: nothing was changed");
+    }
+    if p.restarts_engine() {
+        eprintln!("\nsetup restarts the running engine now (see `dockerd` above)");
+    }
+    let n = p.steps.len();
+    for (i, (area, step)) in p.steps.iter().enumerate() {
+        eprintln!("==> [{}/{n}] {area}", i + 1);
+        let at = || format!("setup failed at step {}/{n} ({area}): {step}", i + 1);
+        execute(sh, step).with_context(at)?;
+    }
+    if n == 0 {
+        eprintln!("everything is in place");
+    }
+    verify(sh, opts, &o, local_registry)?;
+    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The checks after setup ran: [`doctor::preflight`] (relaxed as in
+/// [`relax_store`]), plus the registry when it was asked for.
+fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
+    let mut checks = doctor::preflight(sh, &opts.platforms, None)?;
+    if o.github_actions {
+        relax_store(
+            &mut checks,
+            "docker buildx create --use --driver docker-container",
+        );
+    } else if opts.mode == Mode::Build {
+        relax_store(&mut checks, "cargo xtask setup");
+    }
+    if local_registry {
+        let status = probe::registry_api_status(registry::Kind::Open.port());
+        checks.push(doctor::check_registry(status, false));
+    }
+    eprint!("{}", doctor::render(&checks));
+    if !doctor::passed(&checks) {
+        bail!(
+            "setup ran, but these checks still fail:\n{}",
+            doctor::failures(&checks)
+        );
+    }
+    Ok(())
+}
+
+/// A classic image store only warns, with `remedy`: on a GitHub runner
+/// (builds there use a docker-container builder, e.g. from
+/// docker/setup-buildx-action) and for build commands, which use a running
+/// engine as it is (buildx refuses what needs the containerd store, case B1).
+fn relax_store(checks: &mut [doctor::Check], remedy: &str) {
+    for c in checks
+        .iter_mut()
+        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Fail)
+    {
+        c.status = doctor::Status::Warn;
+        c.remedy = Some(remedy.to_owned());
+    }
+}
+
+/// The host part of every build command: the [`doctor::preflight`] checks
+/// on `builder`, quiet when they pass (a classic image store only warns:
+/// [`relax_store`]). Otherwise, unless `no_setup` (`--no-setup`), provisions
+/// what is absent for `platforms` ([`Mode::Build`]: never changes a running
+/// engine) and checks again. Errors list what is missing and the command
+/// that fixes it.
+pub fn ensure(
+    sh: &Shell,
+    platforms: &[&'static Platform],
+    no_setup: bool,
+    builder: Option<&str>,
+) -> Result<()> {
+    let mut checks = doctor::preflight(sh, platforms, builder)?;
+    relax_store(&mut checks, &doctor::setup_remedy(platforms));
+    let warned = checks
+        .iter()
+        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Warn);
+    if doctor::passed(&checks) {
+        eprint!("{}", doctor::render(&warned.cloned().collect::<Vec<_>>()));
+        return Ok(());
+    }
+    eprint!("{}", doctor::render(&checks));
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
+    if no_setup {
+        let (names, failed) = (names.join(", "), doctor::failures(&checks));
+        bail!("the host is not ready for {names} (--no-setup):\n{failed}");
+    }
+    let setup = SetupOpts {
+        platforms: platforms.to_vec(),
+        dry_run: false,
+        local_registry: Some(false),
+        mode: Mode::Build,
+    };
+    run(sh, &setup).context(
+        "preparing the host for the build (a build command installs what is missing but never changes a running \
+         engine: `cargo xtask setup` does; pass --no-setup to only check)",
+    )
 }
 
 #[cfg(test)]
