@@ -280,7 +280,15 @@ fn no_shell_strings() {
 /// The top-level modules a file's non-test code refers to: `crate::NAME`
 /// paths and the first segment of each item in `use crate::{...}`.
 fn crate_refs(text: &str) -> Vec<String> {
-    let code = text.split("\n#[cfg(test)]").next().unwrap_or_default();
+    let code: String = text
+        .split("\n#[cfg(test)]")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let code = code.as_str();
     let mut refs: Vec<String> = code
         .match_indices("crate::")
         .map(|(i, m)| {
