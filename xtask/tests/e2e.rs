@@ -1241,3 +1241,193 @@ fn cold_rebuilds_of_one_commit_are_identical_and_verify_rebuild_proves_it() {
     );
     assert!(said.contains("MISMATCH"), "{said}");
 }
+
+/// Issue 15, item 1: the xtask acts on the checkout it runs in, not the one
+/// it was compiled in, also when both share one CARGO_TARGET_DIR.
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn the_checkout_is_the_one_the_command_runs_in() {
+    require_docker();
+    let b = TempCheckout::new("root");
+    let commit = b.commit("checkout B");
+    let o = ok(Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "build-image",
+            "--component",
+            "broker",
+            "--platform",
+            "arm64",
+            "--dry-run",
+        ])
+        .current_dir(b.0.join("broker"))
+        .env_remove("BROKKR_WORKSPACE")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap());
+    let plan = stdout(&o);
+    assert!(
+        plan.contains(b.0.to_str().unwrap()),
+        "builds checkout B:\n{plan}"
+    );
+    assert!(
+        plan.contains(&commit[..7]),
+        "with B's commit {commit}:\n{plan}"
+    );
+    assert!(
+        !plan.contains(root().to_str().unwrap()),
+        "never the compiled-in checkout:\n{plan}"
+    );
+}
+
+/// Issue 15, items 2 and 5: a dirty tree is never published as its commit
+/// (its reference says so, push refuses it without --allow-dirty), and a
+/// corrupt record is set aside and rewritten by the next build.
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn dirty_builds_are_marked_and_corrupt_records_are_set_aside() {
+    four_images_pushed();
+    let ws = TempCheckout::new("dirty");
+    let registry = format!("{REGISTRY}/dirty");
+    let build = [
+        "build-image",
+        "--component",
+        "broker",
+        "--platform",
+        "amd64",
+    ];
+    let main_rs = ws.0.join("broker/src/main.rs");
+    let text = std::fs::read_to_string(&main_rs).unwrap();
+    std::fs::write(&main_rs, format!("{text}\n// uncommitted\n")).unwrap();
+    let o = ok(ws.xtask(&[&build[..], &["--registry", &registry]].concat()));
+    assert!(
+        format!("{}{}", stdout(&o), stderr(&o)).contains("-dirty-amd64"),
+        "the reference says dirty"
+    );
+    let before = registry_snapshot();
+    let refused = ws.xtask(&[
+        "push",
+        "--component",
+        "broker",
+        "--platform",
+        "amd64",
+        "--registry",
+        &registry,
+    ]);
+    assert!(!refused.status.success(), "push must refuse a dirty build");
+    assert!(
+        stderr(&refused).contains("--allow-dirty"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(registry_snapshot(), before, "nothing pushed");
+
+    let sha = ws.git(&["rev-parse", "--short=7", "HEAD"]);
+    std::fs::write(&main_rs, text).unwrap(); // clean again
+    let records = ws.0.join("target/xtask/images/localhost%3A5000%2Fdirty");
+    let record = records.join("broker-amd64.json");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(&record, "").unwrap();
+    let o = ok(ws.xtask(&[&build[..], &["--registry", &registry]].concat()));
+    assert!(
+        stderr(&o).contains("moved aside"),
+        "the corrupt record is reported:\n{}",
+        stderr(&o)
+    );
+    let rewritten: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).expect("rewritten");
+    assert_eq!(
+        rewritten["reference"],
+        format!("{registry}/brokkr-broker:sha-{sha}-amd64")
+    );
+    assert!(std::fs::read_dir(&records).unwrap().flatten().any(|e| e
+        .file_name()
+        .to_string_lossy()
+        .starts_with("broker-amd64.json.corrupt-")));
+}
+
+/// Issue 15, item 7: the password-protected registry started from one
+/// checkout is found from another, whose `start` names a password file that
+/// exists; `registry status` says who started it.
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn the_auth_registry_is_one_per_machine() {
+    require_docker();
+    ok(xtask(&["registry", "start", "--auth"]));
+    let other = TempCheckout::new("registry");
+    let o = ok(other.xtask(&["registry", "start", "--auth"]));
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    let file = said
+        .split_whitespace()
+        .find(|w| w.starts_with('/') && w.trim_end_matches([',', ')', '.']).ends_with("password"))
+        .map(|w| w.trim_end_matches([',', ')', '.']).to_owned())
+        .unwrap_or_else(|| panic!("no password file named:\n{said}"));
+    assert!(Path::new(&file).is_file(), "{file} does not exist");
+    let status = ok(other.xtask(&["registry", "status", "--auth"]));
+    let said = stdout(&status);
+    assert!(
+        said.contains("5001") && said.contains("pid"),
+        "who started what:\n{said}"
+    );
+}
+
+/// Issue 15, item 8: a DOCKER_HOST that does not answer is named as such,
+/// not reported as a missing image.
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn a_wrong_docker_host_is_named() {
+    require_docker();
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "smoke",
+            "--component",
+            "broker",
+            "--platform",
+            "amd64",
+            "--no-setup",
+        ])
+        .env("BROKKR_WORKSPACE", root())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let said = stderr(&o);
+    assert!(
+        said.contains("/nonexistent/docker.sock"),
+        "names DOCKER_HOST:\n{said}"
+    );
+    assert!(!said.contains("not in the local image store"), "{said}");
+}
+
+/// Issue 14: after an uncommitted one-file change to the broker, only the
+/// broker binary is recompiled (from cargo's own output in the build log).
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn a_one_file_change_recompiles_only_that_binary() {
+    four_images_pushed();
+    let ws = TempCheckout::new("incremental");
+    let build = [
+        "build-image",
+        "--component",
+        "broker",
+        "--platform",
+        "arm64",
+        "--progress",
+        "plain",
+    ];
+    ok(ws.xtask(&build));
+    let main_rs = ws.0.join("broker/src/main.rs");
+    let text = std::fs::read_to_string(&main_rs).unwrap();
+    std::fs::write(&main_rs, format!("{text}\n// a one-file change\n")).unwrap();
+    let o = ok(ws.xtask(&build));
+    let log = format!("{}{}", stdout(&o), stderr(&o));
+    let compiled: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("Compiling ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        compiled,
+        ["brokkr-broker"],
+        "only the changed binary recompiles:\n{log}"
+    );
+}
