@@ -97,6 +97,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         strategy: Strategy::Cross,
         registry: Some(BENCH_REGISTRY.to_owned()),
         cache: crate::buildx::CacheKind::None,
+        cache_read_only: false,
         progress: crate::buildx::Progress::Plain,
         bases: args.bases,
         ca_bundle: args.ca_bundle.clone(),

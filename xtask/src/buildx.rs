@@ -63,8 +63,16 @@ pub enum Progress {
 pub enum Output {
     /// `--load` into the local engine's image store.
     Load,
-    /// `--push` to the registry.
+    /// `--push` under the tags.
     Push,
+    /// Pushed with no tag at all (`push-by-digest=true`): drivers other than `docker`.
+    PushByDigest,
+}
+
+/// Whether a builder driver can push by digest (the `docker` driver cannot:
+/// "not implemented for docker driver").
+pub fn can_push_by_digest(driver: &str) -> bool {
+    matches!(driver, "docker-container" | "remote" | "kubernetes")
 }
 
 /// The cache scope of one component built for `platforms` in one call:
@@ -76,14 +84,11 @@ pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
     format!("brokkr-{}-{}", component.name, names.join("-"))
 }
 
-/// `--cache-from` and `--cache-to` values for one leg, or `None` for
-/// [`CacheKind::None`]. `--cache-to` always carries `mode=max` (every stage,
-/// including the dependency layers) and `ignore-error=true`, so a cache
-/// service that is down or over quota warns instead of failing the build
-/// (case B4). `local_dir` is the scope's directory for [`CacheKind::Local`];
-/// `local_exists` says whether it already holds a cache (buildx refuses to
-/// import from an empty directory). `repository` is the image repository
-/// (`localhost:5000/brokkr-broker`) for [`CacheKind::Registry`].
+/// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries
+/// `mode=max` (every stage) and `ignore-error=true`, so a cache service
+/// that is down or over quota warns instead of failing the build (case B4);
+/// `read_only` (pull requests) imports and never exports. `local_exists`:
+/// buildx refuses to import from an empty local directory.
 pub fn cache_args(
     kind: CacheKind,
     scope: &str,
@@ -91,26 +96,30 @@ pub fn cache_args(
     repository: &str,
     local_dir: &str,
     local_exists: bool,
-) -> Option<(Option<String>, String)> {
-    let to_tail = "mode=max,ignore-error=true";
-    match kind {
-        CacheKind::None => None,
-        CacheKind::Local => Some((
+    read_only: bool,
+) -> (Option<String>, Option<String>) {
+    let (from, to) = match kind {
+        CacheKind::None => return (None, None),
+        CacheKind::Local => (
             local_exists.then(|| format!("type=local,src={local_dir}")),
-            format!("type=local,dest={local_dir},{to_tail}"),
-        )),
+            format!("type=local,dest={local_dir}"),
+        ),
         CacheKind::Registry => {
-            let r = format!("{repository}:buildcache-{}", platform.tag_suffix());
-            Some((
-                Some(format!("type=registry,ref={r}")),
-                format!("type=registry,ref={r},{to_tail}"),
-            ))
+            let r = format!(
+                "type=registry,ref={repository}:buildcache-{}",
+                platform.tag_suffix()
+            );
+            (Some(r.clone()), r)
         }
-        CacheKind::Gha => Some((
-            Some(format!("type=gha,scope={scope}")),
-            format!("type=gha,scope={scope},{to_tail}"),
-        )),
-    }
+        CacheKind::Gha => {
+            let g = format!("type=gha,scope={scope}");
+            (Some(g.clone()), g)
+        }
+    };
+    (
+        from,
+        (!read_only).then(|| format!("{to},mode=max,ignore-error=true")),
+    )
 }
 
 /// Checks that the gha cache backend can reach GitHub's cache service from
@@ -136,6 +145,7 @@ pub struct BuildSpec {
     pub platforms: Vec<&'static Platform>,
     pub strategy: Strategy,
     pub output: Output,
+    /// `--tag`s; with [`Output::PushByDigest`] the one repository pushed to.
     pub tags: Vec<String>,
     pub rust_image: String,
     /// `EMULATE_RUST_IMAGE` build argument (the target-platform Rust image for
@@ -147,8 +157,11 @@ pub struct BuildSpec {
     pub labels: BTreeMap<String, String>,
     /// Full commit hash, passed as `BROKKR_GIT_COMMIT` (the binaries' `--version`).
     pub git_commit: Option<String>,
-    /// `--cache-from` (optional) and `--cache-to`.
-    pub cache: Option<(Option<String>, String)>,
+    /// `--cache-from` and `--cache-to`.
+    pub cache: (Option<String>, Option<String>),
+    /// `SOURCE_DATE_EPOCH` in buildx's environment (unix seconds): the
+    /// config's `created`, and the binaries' dates in the Dockerfiles.
+    pub source_date_epoch: Option<String>,
     pub progress: Progress,
     /// `--metadata-file` path (buildx writes `containerimage.digest` there).
     pub metadata_file: PathBuf,
@@ -197,26 +210,42 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     for (k, v) in &spec.labels {
         c = c.opt("--label", format!("{k}={v}"));
     }
-    for t in &spec.tags {
-        c = c.opt("--tag", t);
-    }
-    if let Some((from, to)) = &spec.cache {
-        if let Some(from) = from {
-            c = c.opt("--cache-from", from);
+    if spec.output != Output::PushByDigest {
+        for t in &spec.tags {
+            c = c.opt("--tag", t);
         }
+    }
+    if let Some(from) = &spec.cache.0 {
+        c = c.opt("--cache-from", from);
+    }
+    if let Some(to) = &spec.cache.1 {
         c = c.opt("--cache-to", to);
+    }
+    if spec.output != Output::Load {
+        c = c.opt("--provenance", "mode=max");
+    }
+    if let Some(epoch) = &spec.source_date_epoch {
+        c = c.env("SOURCE_DATE_EPOCH", epoch);
     }
     let progress = match spec.progress {
         Progress::Plain => "plain",
         Progress::Auto => "auto",
     };
-    c.opt("--progress", progress)
-        .opt("--metadata-file", spec.metadata_file.display().to_string())
-        .arg(match spec.output {
-            Output::Load => "--load",
-            Output::Push => "--push",
-        })
-        .arg(".")
+    c = c
+        .opt("--progress", progress)
+        .opt("--metadata-file", spec.metadata_file.display().to_string());
+    match spec.output {
+        Output::Load => c.arg("--load"),
+        Output::Push => c.arg("--push"),
+        Output::PushByDigest => c.opt(
+            "--output",
+            format!(
+                "type=image,name={},push-by-digest=true,name-canonical=true,push=true",
+                spec.tags.join(",")
+            ),
+        ),
+    }
+    .arg(".")
 }
 
 /// What the preflight knows about the builder (from `docker buildx inspect`
@@ -546,11 +575,18 @@ mod tests {
         let mut scopes = Vec::new();
         for c in crate::project::COMPONENTS {
             for p in crate::project::PLATFORMS {
-                let (from, to) =
-                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d", false).unwrap();
+                let (from, to) = cache_args(
+                    CacheKind::Gha,
+                    &cache_scope(c, &[p]),
+                    p,
+                    "r",
+                    "d",
+                    false,
+                    false,
+                );
                 let scope = cache_scope(c, &[p]);
                 assert!(from.unwrap().contains(&format!("scope={scope}")));
-                assert!(to.contains(&format!("scope={scope}")));
+                assert!(to.unwrap().contains(&format!("scope={scope}")));
                 scopes.push(scope);
             }
         }
@@ -568,38 +604,31 @@ mod tests {
 
     #[test]
     fn b4_cache_export_errors_are_ignored() {
+        let repo = "localhost:5000/brokkr-broker";
         for kind in [CacheKind::Local, CacheKind::Registry, CacheKind::Gha] {
-            let (_, to) = cache_args(
-                kind,
-                "s",
-                arm64(),
-                "localhost:5000/brokkr-broker",
-                "/c",
-                true,
-            )
-            .unwrap();
+            let (_, to) = cache_args(kind, "s", arm64(), repo, "/c", true, false);
+            let to = to.unwrap();
             assert!(to.ends_with("mode=max,ignore-error=true"), "{kind:?}: {to}");
+            let (from, to) = cache_args(kind, "s", arm64(), repo, "/c", true, true);
+            assert!(
+                from.is_some() && to.is_none(),
+                "{kind:?} read-only exports nothing"
+            );
         }
         assert_eq!(
-            cache_args(CacheKind::None, "s", arm64(), "r", "d", true),
-            None
+            cache_args(CacheKind::None, "s", arm64(), "r", "d", true, false),
+            (None, None)
         );
-        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false).unwrap();
+        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false, false);
         assert_eq!(from, None, "no import from an empty local cache");
-        let (from, to) = cache_args(
-            CacheKind::Registry,
-            "s",
-            arm64(),
-            "localhost:5000/brokkr-broker",
-            "d",
-            false,
-        )
-        .unwrap();
+        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), repo, "d", false, false);
         assert_eq!(
             from.unwrap(),
             "type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64"
         );
-        assert!(to.starts_with("type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64,"));
+        assert!(to
+            .unwrap()
+            .starts_with("type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64,"));
     }
 
     #[test]
@@ -760,7 +789,9 @@ mod tests {
                 "",
                 "",
                 false,
+                false,
             ),
+            source_date_epoch: Some("1700000000".into()),
             progress: Progress::Plain,
             metadata_file: "target/m.json".into(),
             cache_epoch: None,
@@ -768,15 +799,43 @@ mod tests {
         };
         assert_eq!(
             build_command(&spec).to_string(),
-            "docker buildx build --file Dockerfile.broker --platform linux/arm64 --build-arg STRATEGY=cross \
+            "SOURCE_DATE_EPOCH=1700000000 docker buildx build --file Dockerfile.broker --platform linux/arm64 --build-arg STRATEGY=cross \
              --build-arg RUST_IMAGE=r --build-arg RUNTIME_IMAGE=rt --build-arg BROKKR_GIT_COMMIT=abc \
              --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt \
              --label org.opencontainers.image.title=brokkr-broker \
              --tag localhost:5000/brokkr-broker:sha-abc1234-arm64 \
              --cache-from type=gha,scope=brokkr-broker-linux-arm64 \
              --cache-to type=gha,scope=brokkr-broker-linux-arm64,mode=max,ignore-error=true \
-             --progress plain --metadata-file target/m.json --push ."
+             --provenance mode=max --progress plain --metadata-file target/m.json --push ."
         );
+        let by_digest = BuildSpec {
+            output: Output::PushByDigest,
+            tags: vec!["localhost:5000/brokkr-broker".into()],
+            cache: (None, None),
+            ..spec.clone()
+        };
+        let line = build_command(&by_digest).to_string();
+        assert!(
+            !line.contains("--tag") && !line.contains("--push "),
+            "{line}"
+        );
+        assert!(line.ends_with(
+            "--provenance mode=max --progress plain --metadata-file target/m.json --output \
+             type=image,name=localhost:5000/brokkr-broker,push-by-digest=true,name-canonical=true,push=true ."
+        ), "{line}");
+        let load = BuildSpec {
+            output: Output::Load,
+            ..spec
+        };
+        assert!(!build_command(&load).to_string().contains("--provenance"));
+        for (driver, ok) in [
+            ("docker", false),
+            ("docker-container", true),
+            ("remote", true),
+            ("kubernetes", true),
+        ] {
+            assert_eq!(can_push_by_digest(driver), ok, "{driver}");
+        }
     }
 
     #[test]

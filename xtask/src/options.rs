@@ -24,6 +24,9 @@ pub struct BuildOpts {
     /// Build cache to import and export, one scope per component and platform.
     #[arg(long, value_enum, default_value_t = CacheKind::None)]
     pub cache: CacheKind,
+    /// Import the build cache (`--cache`) but never export it, as pull requests do.
+    #[arg(long)]
+    pub cache_read_only: bool,
     /// buildx progress output; `plain` lets xtask count cached steps.
     #[arg(long, value_enum, default_value_t = Progress::Plain)]
     pub progress: Progress,
