@@ -24,7 +24,6 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// The value of the `STRATEGY` build argument.
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::Cross => "cross",
@@ -122,10 +121,8 @@ pub fn cache_args(
     )
 }
 
-/// Checks that the gha cache backend can reach GitHub's cache service from
-/// this process: buildx reads `ACTIONS_RUNTIME_TOKEN` and `ACTIONS_CACHE_URL`
-/// (or `ACTIONS_RESULTS_URL`, cache service v2), which GitHub exposes to
-/// actions but not to `run:` steps.
+/// The gha cache backend reads `ACTIONS_RUNTIME_TOKEN` and `ACTIONS_CACHE_URL`
+/// (or `ACTIONS_RESULTS_URL`, cache service v2): GitHub gives them to actions, not `run:` steps.
 pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
     let has = |k: &str| get(k).is_some_and(|v| !v.is_empty());
     if has("ACTIONS_RUNTIME_TOKEN") && (has("ACTIONS_CACHE_URL") || has("ACTIONS_RESULTS_URL")) {
@@ -148,30 +145,27 @@ pub struct BuildSpec {
     /// `--tag`s; with [`Output::PushByDigest`] the one repository pushed to.
     pub tags: Vec<String>,
     pub rust_image: String,
-    /// `EMULATE_RUST_IMAGE` build argument (the target-platform Rust image for
-    /// `--strategy emulate`); `None` leaves the Dockerfile's default (`RUST_IMAGE`).
+    /// The target-platform Rust image for `--strategy emulate`; `None`: `RUST_IMAGE`.
     pub emulate_rust_image: Option<String>,
     pub runtime_image: String,
-    /// Extra CA bundle passed as the build secret `ca-bundle` (never stored in an image).
+    /// The build secret `ca-bundle` (never stored in an image).
     pub ca_bundle: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
-    /// Full commit hash, passed as `BROKKR_GIT_COMMIT` (the binaries' `--version`).
+    /// `BROKKR_GIT_COMMIT`: the binaries' `--version`.
     pub git_commit: Option<String>,
-    /// `--cache-from` and `--cache-to`.
     pub cache: (Option<String>, Option<String>),
     /// `SOURCE_DATE_EPOCH` in buildx's environment (unix seconds): the
     /// config's `created`, and the binaries' dates in the Dockerfiles.
     pub source_date_epoch: Option<String>,
     pub progress: Progress,
-    /// `--metadata-file` path (buildx writes `containerimage.digest` there).
+    /// buildx writes `containerimage.digest` there.
     pub metadata_file: PathBuf,
-    /// `BROKKR_CACHE_EPOCH` build argument: a new value rebuilds every compile stage.
+    /// `BROKKR_CACHE_EPOCH`: a new value rebuilds every compile stage.
     pub cache_epoch: Option<String>,
-    /// `--builder NAME`, when not the current one.
     pub builder: Option<String>,
 }
 
-/// The `docker buildx build` command for `spec`, context = the workspace root.
+/// `docker buildx build`, context = the workspace root.
 pub fn build_command(spec: &BuildSpec) -> Cmd {
     let platforms = spec
         .platforms
@@ -185,24 +179,19 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     }
     c = c
         .opt("--file", spec.component.dockerfile)
-        .opt("--platform", platforms)
-        .opt(
-            "--build-arg",
-            format!("STRATEGY={}", spec.strategy.as_str()),
-        )
-        .opt("--build-arg", format!("RUST_IMAGE={}", spec.rust_image))
-        .opt(
-            "--build-arg",
-            format!("RUNTIME_IMAGE={}", spec.runtime_image),
-        );
-    if let Some(image) = &spec.emulate_rust_image {
-        c = c.opt("--build-arg", format!("EMULATE_RUST_IMAGE={image}"));
-    }
-    if let Some(commit) = &spec.git_commit {
-        c = c.opt("--build-arg", format!("BROKKR_GIT_COMMIT={commit}"));
-    }
-    if let Some(epoch) = &spec.cache_epoch {
-        c = c.opt("--build-arg", format!("BROKKR_CACHE_EPOCH={epoch}"));
+        .opt("--platform", platforms);
+    let build_args = [
+        ("STRATEGY", Some(spec.strategy.as_str())),
+        ("RUST_IMAGE", Some(&spec.rust_image)),
+        ("RUNTIME_IMAGE", Some(&spec.runtime_image)),
+        ("EMULATE_RUST_IMAGE", spec.emulate_rust_image.as_deref()),
+        ("BROKKR_GIT_COMMIT", spec.git_commit.as_deref()),
+        ("BROKKR_CACHE_EPOCH", spec.cache_epoch.as_deref()),
+    ];
+    for (k, v) in build_args {
+        if let Some(v) = v {
+            c = c.opt("--build-arg", format!("{k}={v}"));
+        }
     }
     if let Some(ca) = &spec.ca_bundle {
         c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
@@ -248,13 +237,12 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     .arg(".")
 }
 
-/// What the preflight knows about the builder (from `docker buildx inspect`
-/// and `docker info`).
+/// From `docker buildx inspect` and `docker info`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuilderFacts {
     /// Driver name: `docker`, `docker-container`, `kubernetes`, `remote`.
     pub driver: String,
-    /// Whether the engine stores images in containerd (`driver-type io.containerd.snapshotter.v1`).
+    /// `driver-type io.containerd.snapshotter.v1`.
     pub containerd_store: bool,
 }
 
@@ -309,11 +297,10 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
 pub struct Stage {
     /// `AS name`, or the stage's index as text.
     pub name: String,
-    /// The image or stage it starts `FROM`, build arguments substituted.
+    /// `FROM` image or stage, build arguments substituted.
     pub base: String,
-    /// Its `--platform=` value, if any (`$BUILDPLATFORM`).
     pub platform: Option<String>,
-    /// Whether it has a `RUN` instruction.
+    /// Has a `RUN` instruction.
     pub runs: bool,
     /// Stages named by `COPY --from=`/`RUN --mount=...,from=`.
     pub copies_from: Vec<String>,
@@ -454,14 +441,11 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     hits
 }
 
-/// One step of buildx's plain progress output.
+/// One step of buildx's plain progress output: `#12 [linux/arm64 cook 4/4] RUN ...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
-    /// The step number (`#12`).
     pub id: u32,
-    /// Its title: `[linux/arm64 cook 4/4] RUN . /usr/local/share/brokkr/cargo-env.sh ...`.
     pub name: String,
-    /// Whether buildx reported it `CACHED`.
     pub cached: bool,
 }
 

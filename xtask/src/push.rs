@@ -96,7 +96,7 @@ fn check_local(
 pub fn push_one(sh: &Shell, c: &Component, p: &Platform, reference: &str) -> Result<String> {
     let _lock = record::lock(reference, c, p)?;
     let repository = reference.rsplit_once(':').map_or(reference, |(r, _)| r);
-    let mut rec = record::load_checked(sh, reference, c, p, false)?
+    let mut rec = record::load_checked(sh, reference, c, p, true)?
         .filter(|r| r.reference == reference)
         .unwrap_or_else(|| BuildRecord {
             component: c.name.into(),
