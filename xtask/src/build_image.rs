@@ -288,7 +288,7 @@ pub fn build(
         }
         record::save(component, first, &rec)?;
     }
-    report(&rec, output)?;
+    report(&rec)?;
     Ok(rec)
 }
 
@@ -411,7 +411,7 @@ pub fn image_size(sh: &Shell, reference: &str, platform: &Platform) -> Option<u6
     })
 }
 
-fn report(rec: &BuildRecord, output: Output) -> Result<()> {
+fn report(rec: &BuildRecord) -> Result<()> {
     let cook = match rec.dependency_stage_cached {
         Some(true) => "cached",
         Some(false) => "rebuilt",
@@ -422,69 +422,41 @@ fn report(rec: &BuildRecord, output: Output) -> Result<()> {
         "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
         rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
     );
-    if !gha::active() {
-        return Ok(());
+    if gha::active() {
+        gha::output("reference", &rec.reference)?;
+        gha::output("digest", digest)?;
+        gha::summary(&gha::markdown_table(&TABLE, &[row(rec)]))?;
     }
-    gha::output("reference", &rec.reference)?;
-    if let Some(d) = &rec.digest {
-        gha::output("digest", d)?;
-        let key = format!(
-            "{}-{}",
-            rec.component,
-            rec.platform.replace(['/', ','], "-")
-        );
-        gha::output(&format!("digest-{key}"), d)?;
-    }
-    let head = [
-        "component",
-        "platform",
-        "reference",
-        "digest",
-        "time",
-        "cached steps",
-        "output",
-    ];
-    let row = vec![
-        rec.component.clone(),
-        rec.platform.clone(),
-        rec.reference.clone(),
-        digest.to_owned(),
-        format!("{:.0}s", rec.duration_secs),
-        rec.cached_steps.to_string(),
-        if output == Output::Load {
-            "loaded"
-        } else {
-            "pushed"
-        }
-        .into(),
-    ];
-    gha::summary(&gha::markdown_table(&head, &[row]))
+    Ok(())
+}
+
+const TABLE: [&str; 6] = [
+    "component",
+    "platform",
+    "reference",
+    "size",
+    "time",
+    "cached steps",
+];
+
+fn row(r: &BuildRecord) -> Vec<String> {
+    let size = record::human_size(r.size_bytes);
+    let time = format!("{:.1}s", r.duration_secs);
+    let (c, p) = (r.component.clone(), r.platform.clone());
+    vec![
+        c,
+        p,
+        r.reference.clone(),
+        size,
+        time,
+        r.cached_steps.to_string(),
+    ]
 }
 
 /// Prints the table `images` ends with.
 pub fn print_table(records: &[BuildRecord]) {
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            vec![
-                r.component.clone(),
-                r.platform.clone(),
-                r.reference.clone(),
-                record::human_size(r.size_bytes),
-                format!("{:.1}s", r.duration_secs),
-                r.cached_steps.to_string(),
-            ]
-        })
-        .collect();
-    let header = [
-        "component",
-        "platform",
-        "reference",
-        "size",
-        "time",
-        "cached steps",
-    ];
-    println!("{}", gha::text_table(&header, &rows));
+    let rows: Vec<Vec<String>> = records.iter().map(row).collect();
+    println!("{}", gha::text_table(&TABLE, &rows));
 }
 
 #[cfg(test)]

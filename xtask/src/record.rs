@@ -43,25 +43,19 @@ pub struct BuildRecord {
     /// What the registry holds under `reference`: with provenance an index
     /// of the platform manifest and its attestation.
     pub pushed_digest: Option<String>,
-    /// Uncompressed size: the layers' sizes from `docker history` (loaded images only).
+    /// Uncompressed, from `docker history` (loaded images only).
     pub size_bytes: Option<u64>,
     pub duration_secs: f64,
-    /// Build steps buildx reported as `CACHED`.
     pub cached_steps: usize,
-    /// Whether the `cargo chef cook` step was cached; `None` when unknown.
+    /// The `cargo chef cook` step.
     pub dependency_stage_cached: Option<bool>,
-    /// Dependency crates (not the workspace's own) compiled by this build.
+    /// Not the workspace's own.
     #[serde(default)]
     pub dependency_crates_compiled: usize,
-    /// `cross` or `emulate`.
     pub strategy: String,
-    /// Built from a working tree with uncommitted changes (its reference says `-dirty`).
+    /// Uncommitted changes (the reference says `-dirty`).
     #[serde(default)]
     pub dirty: bool,
-}
-
-pub fn dir() -> PathBuf {
-    crate::target_dir().join("xtask").join("images")
 }
 
 /// The record file of one leg; `reference` is any reference or repository
@@ -78,7 +72,8 @@ pub fn path(reference: &str, component: &Component, platform: &Platform) -> Path
             slug.push_str(&format!("%{b:02X}"));
         }
     }
-    dir()
+    crate::target_dir()
+        .join("xtask/images")
         .join(slug)
         .join(format!("{}-{}.json", component.name, platform.arch))
 }
@@ -220,8 +215,7 @@ pub fn local_digest(sh: &Shell, reference: &str) -> Result<Option<String>> {
     )
 }
 
-/// What a registry holds under a reference: the raw manifest or index and
-/// the digest of that document.
+/// What a registry holds under a reference.
 #[derive(Clone, Debug)]
 pub struct Remote {
     pub raw: String,
@@ -261,7 +255,6 @@ pub fn is_missing(stderr: &str) -> bool {
             .any(|p| e.contains(p))
 }
 
-/// The digest of what `reference` points to in its registry.
 pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     let json = Cmd::new("docker")
         .args([
@@ -294,8 +287,7 @@ pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()
     Ok(())
 }
 
-/// Whether the checkout has uncommitted changes or untracked files (`git
-/// status --porcelain`); false outside a git checkout.
+/// `git status --porcelain` says something; false outside a git checkout.
 pub fn tree_dirty(sh: &Shell) -> Result<bool> {
     let out = Cmd::new("git")
         .args(["status", "--porcelain"])
@@ -323,7 +315,7 @@ pub fn reference(
     )
 }
 
-/// `12.3 MB` (decimal megabytes, as registries and Docker print sizes).
+/// `12.3 MB` (decimal, as registries and Docker print sizes).
 pub fn human_size(bytes: Option<u64>) -> String {
     bytes.map_or_else(
         || "-".to_owned(),
@@ -347,7 +339,7 @@ mod tests {
         let arm64 = Platform::parse("arm64").unwrap();
         let p = |r: &str| {
             path(r, broker, arm64)
-                .strip_prefix(dir())
+                .strip_prefix(crate::target_dir().join("xtask/images"))
                 .unwrap()
                 .display()
                 .to_string()
