@@ -173,10 +173,8 @@ const AUTH: &[&str] = &[
 
 /// Most specific first; the first that matches wins.
 const RULES: &[Rule] = &[
-    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu: uncaught target signal"]], guard: Guard::Always,
-        what: "the emulator (QEMU) crashed running a foreign binary",
-        fix: "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)" },
-    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu"], &["sigsegv", "segmentation fault"]], guard: Guard::Always,
+    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu"], &["uncaught target signal", "sigsegv", "segmentation fault"]],
+        guard: Guard::Always,
         what: "the emulator (QEMU) crashed running a foreign binary",
         fix: "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)" },
     Rule { cause: Cause::NoBinfmt, all: &[&["exec format error"]], guard: Guard::Always,

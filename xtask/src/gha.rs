@@ -42,14 +42,11 @@ fn append(var: &str, text: &str) -> Result<()> {
 
 /// A step output in `$GITHUB_OUTPUT`; the heredoc form for multiline values.
 pub fn output(key: &str, value: &str) -> Result<()> {
-    if value.contains('\n') {
-        append(
-            "GITHUB_OUTPUT",
-            &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
-        )
-    } else {
-        append("GITHUB_OUTPUT", &format!("{key}={value}\n"))
-    }
+    let line = match value.contains('\n') {
+        true => format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
+        false => format!("{key}={value}\n"),
+    };
+    append("GITHUB_OUTPUT", &line)
 }
 
 /// An environment variable for the job's later steps, in `$GITHUB_ENV` (heredoc form).
