@@ -3,7 +3,7 @@
 //! `shared/cases/builds.md`), plus parsing of buildx's plain progress output.
 //! Nothing here runs a command.
 
-use std::{collections::BTreeMap, fmt, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{bail, Result};
 use clap::ValueEnum;
@@ -452,27 +452,19 @@ pub struct Step {
 /// Parses `--progress plain` output (`#N title`, `#N CACHED`, `#N DONE 1.2s`).
 pub fn parse_progress(text: &str) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix('#') else {
-            continue;
-        };
-        let Some((num, tail)) = rest.split_once(' ') else {
-            continue;
-        };
-        let Ok(id) = num.parse::<u32>() else { continue };
-        let idx = match steps.iter().position(|s| s.id == id) {
-            Some(i) => i,
-            None => {
-                steps.push(Step {
-                    id,
-                    name: tail.trim().to_owned(),
-                    cached: false,
-                });
-                steps.len() - 1
-            }
-        };
-        if tail.trim() == "CACHED" {
-            steps[idx].cached = true;
+    let lines = text.lines().filter_map(|l| {
+        let (num, tail) = l.strip_prefix('#')?.split_once(' ')?;
+        Some((num.parse::<u32>().ok()?, tail.trim()))
+    });
+    for (id, tail) in lines {
+        let cached = tail == "CACHED";
+        match steps.iter_mut().find(|s| s.id == id) {
+            Some(s) => s.cached |= cached,
+            None => steps.push(Step {
+                id,
+                name: tail.to_owned(),
+                cached,
+            }),
         }
     }
     steps
@@ -530,18 +522,6 @@ pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
         None
     } else {
         Some(cooks.iter().all(|s| s.cached))
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "#{} {}{}",
-            self.id,
-            self.name,
-            if self.cached { " (cached)" } else { "" }
-        )
     }
 }
 
