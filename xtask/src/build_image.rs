@@ -1,6 +1,7 @@
 //! `cargo xtask build-image`: one component's image for one or more
-//! platforms, through `docker buildx build`. Also the building block of
-//! `images`.
+//! platforms through `docker buildx build`; also the building block of
+//! `images`. An image depends only on the commit and the base images: no
+//! ref-dependent label, `created` and `SOURCE_DATE_EPOCH` are the commit time.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
@@ -34,7 +35,8 @@ pub struct BuildImageArgs {
     /// Load the image into the local engine (the default).
     #[arg(long, conflicts_with = "push")]
     pub load: bool,
-    /// Push the image to the registry under its per-platform reference instead of loading it.
+    /// Push the image instead of loading it: by digest (no tag) on builders that can, else under
+    /// its per-commit reference; with provenance `mode=max`. Writes the leg's record.
     #[arg(long)]
     pub push: bool,
     /// Extra local tag for a loaded image (repeatable), next to the per-platform reference;
@@ -42,29 +44,21 @@ pub struct BuildImageArgs {
     /// with --push: final tags are written by `cargo xtask manifest --tag`.
     #[arg(long, conflicts_with = "push")]
     pub tag: Vec<String>,
-    /// Options shared with `images`.
     #[command(flatten)]
     pub build: BuildOpts,
 }
 
-/// What every build of one invocation shares: the checked host, the base
-/// images, the git/GitHub context, the registry and whether the tree is dirty.
+/// What every build of one invocation shares.
 #[derive(Clone)]
 pub struct Prepared {
     pub bases: ResolvedBases,
     pub ctx: Context,
-    /// The declared tag rules (`.github/image-tags.yml`): the `version` label.
-    pub rules: metadata::Rules,
     pub registry: String,
-    /// CA bundle for the `ca-bundle` secret.
     pub ca_bundle: Option<PathBuf>,
-    /// `created` label value: the commit time (R5).
-    pub created: String,
-    /// `SOURCE_DATE_EPOCH` for buildx: `$SOURCE_DATE_EPOCH`, else the commit time.
+    /// Unix seconds: `$SOURCE_DATE_EPOCH`, else the commit time (`git show -s --format=%ct`).
     pub source_date_epoch: String,
     /// `cargo metadata` JSON (labels).
     pub cargo_metadata: String,
-    /// Builder facts for the preflight (B1).
     pub builder: buildx::BuilderFacts,
     /// Uncommitted changes: references and records say `dirty`.
     pub dirty: bool,
@@ -91,7 +85,7 @@ pub fn check_ca_bundle(path: &std::path::Path) -> Result<()> {
 }
 
 /// Checks the host for building `platforms` (setting up what is missing
-/// unless `--no-setup`), resolves base images and the tag context.
+/// unless `--no-setup`), resolves base images and the commit's context.
 pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) -> Result<Prepared> {
     let ca_bundle = options::ca_bundle(opts.ca_bundle.as_deref());
     if let Some(ca) = &ca_bundle {
@@ -101,8 +95,6 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
         buildx::check_gha_env(|k| std::env::var(k).ok())?;
     }
     let ctx = tags::detect(sh)?;
-    let rules = tags::declared_rules(sh)?;
-    metadata::eval::evaluate(&rules, &ctx, &[])?;
     let registry = metadata::resolve_registry(&ctx, opts.registry.as_deref())?;
     let mut builder = buildx::BuilderFacts {
         driver: "docker".into(),
@@ -115,40 +107,33 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     } else if name.is_some() {
         builder = preflight::builder_facts(sh, name)?.0;
     }
-    let bases = base_images::resolve(
-        sh,
-        opts.bases,
-        opts.strategy,
-        platforms,
-        &BaseOptions {
-            ca_bundle: ca_bundle.clone(),
-            dry_run: opts.dry_run,
-        },
-    )?;
+    let base_opts = BaseOptions {
+        ca_bundle: ca_bundle.clone(),
+        dry_run: opts.dry_run,
+    };
+    let bases = base_images::resolve(sh, opts.bases, opts.strategy, platforms, &base_opts)?;
     for p in platforms {
         buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.trim().is_empty() => s,
+        Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
         _ => Cmd::new("git")
             .args(["show", "-s", "--format=%ct", &ctx.sha])
-            .read_quiet(sh)?,
+            .read_quiet(sh)
+            .context("reading the commit time")?,
     };
     Ok(Prepared {
         bases,
         ctx,
-        rules,
         registry,
         ca_bundle,
-        created: metadata::created(Some(&source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?,
-        source_date_epoch: source_date_epoch.trim().to_owned(),
+        source_date_epoch,
         cargo_metadata: tags::cargo_metadata(sh)?,
         builder,
         dirty: record::tree_dirty(sh)?,
     })
 }
 
-/// `cargo xtask build-image`.
 pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform.clone())?;
     for t in &args.tag {
@@ -175,15 +160,45 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
         records.push(build(sh, &prepared, opts, c, &call, output, &extra)?);
     }
     if !args.build.dry_run {
-        print_table(&records)?;
+        print_table(&records);
     }
     Ok(())
 }
 
+/// The OCI labels of one image: nothing that depends on the ref (no
+/// `version`: the index carries it), `created` = the commit time, and the
+/// runtime base's `base.name` and `base.digest` (when the engine or the
+/// registry can tell it).
+pub fn labels(
+    sh: &Shell,
+    prepared: &Prepared,
+    component: &Component,
+) -> Result<BTreeMap<String, String>> {
+    let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
+    let created = metadata::created(
+        Some(&prepared.source_date_epoch),
+        jiff::Timestamp::UNIX_EPOCH,
+    )?;
+    // No version: it depends on the ref, so it goes into the index annotations.
+    let mut labels = metadata::labels(&prepared.ctx, component, &package, &created, None);
+    let base = &prepared.bases.runtime_image;
+    let digest = record::local_digest(sh, base)
+        .ok()
+        .flatten()
+        .or_else(|| record::remote_digest(sh, base).ok());
+    let key = |k: &str| format!("org.opencontainers.image.base.{k}");
+    labels.insert(key("name"), base.clone());
+    if let Some(d) = digest {
+        labels.insert(key("digest"), d);
+    }
+    Ok(labels)
+}
+
 /// Builds `component` for `platforms` in one buildx call. With one platform
-/// the image is tagged with its unique per-platform reference plus
-/// `extra_refs`, and its record is saved; several platforms make one
-/// multi-platform image tagged with `extra_refs` only (no record).
+/// the image goes under its per-commit reference plus `extra_refs` (or by
+/// digest), and the leg's record is written under its lock once what the
+/// engine and the registry hold is read back; several platforms make one
+/// multi-platform image under `extra_refs` only (no record).
 pub fn build(
     sh: &Shell,
     prepared: &Prepared,
@@ -198,36 +213,27 @@ pub fn build(
         bail!("--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform");
     }
     let first = *platforms.first().context("no platform to build")?;
-    let reference = record::reference(
-        &prepared.registry,
-        component,
-        &prepared.ctx,
-        first,
-        prepared.dirty,
-    );
     let single = platforms.len() == 1;
-    let tags: Vec<String> = if single {
-        std::iter::once(reference.clone())
-            .chain(extra_refs.iter().cloned())
-            .collect()
-    } else {
-        extra_refs.to_vec()
+    let output = match output {
+        Output::Push if buildx::can_push_by_digest(&prepared.builder.driver) => {
+            Output::PushByDigest
+        }
+        o => o,
     };
     let repository = metadata::image_repository(&prepared.registry, component);
+    let (ctx, dirty) = (&prepared.ctx, prepared.dirty);
+    let reference = record::reference(&prepared.registry, component, ctx, first, dirty);
+    let tags: Vec<String> = match output {
+        Output::PushByDigest => vec![repository.clone()],
+        _ if single => std::iter::once(reference.clone())
+            .chain(extra_refs.iter().cloned())
+            .collect(),
+        _ => extra_refs.to_vec(),
+    };
     let scope = buildx::cache_scope(component, platforms);
     let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
-    let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
-    let version = metadata::eval::evaluate(&prepared.rules, &prepared.ctx, &[])?.version;
-    let labels: BTreeMap<String, String> = metadata::labels(
-        &prepared.ctx,
-        component,
-        &package,
-        &prepared.created,
-        Some(&version),
-    );
     let metadata_file = crate::target_dir()
-        .join("xtask")
-        .join("buildx")
+        .join("xtask/buildx")
         .join(format!("{scope}.json"));
     let spec = BuildSpec {
         component,
@@ -239,8 +245,8 @@ pub fn build(
         emulate_rust_image: prepared.bases.emulate_rust_images.get(first.arch).cloned(),
         runtime_image: prepared.bases.runtime_image.clone(),
         ca_bundle: prepared.ca_bundle.clone(),
-        labels,
-        git_commit: Some(prepared.ctx.sha.clone()),
+        labels: labels(sh, prepared, component)?,
+        git_commit: Some(ctx.sha.clone()),
         cache: buildx::cache_args(
             opts.cache,
             &scope,
@@ -248,7 +254,9 @@ pub fn build(
             &repository,
             &local_dir.display().to_string(),
             local_dir.join("index.json").is_file(),
+            opts.cache_read_only,
         ),
+        source_date_epoch: Some(prepared.source_date_epoch.clone()),
         progress: opts.progress,
         metadata_file: metadata_file.clone(),
         cache_epoch: opts.cache_epoch.clone(),
@@ -259,50 +267,78 @@ pub fn build(
         context: prepared.builder.context.clone(),
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
-    let cmd = buildx::build_command(&spec)
-        .env("SOURCE_DATE_EPOCH", &prepared.source_date_epoch)
-        .dir(crate::project_root());
+    let cmd = buildx::build_command(&spec).dir(crate::project_root());
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
+    let mut rec = BuildRecord {
+        component: component.name.into(),
+        platform: names.join(","),
+        repository,
+        reference: spec.tags[0].clone(),
+        commit: ctx.sha.clone(),
+        strategy: opts.strategy.as_str().into(),
+        dirty,
+        ..BuildRecord::default()
+    };
     if opts.dry_run {
         println!("{cmd}");
-        return Ok(BuildRecord {
-            component: component.name.into(),
-            platform: first.name.into(),
-            reference,
-            ..BuildRecord::default()
-        });
+        return Ok(rec);
     }
-    if let Some(dir) = metadata_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let label = format!(
-        "build {} for {}",
-        component.image_name(),
-        platforms
-            .iter()
-            .map(|p| p.name)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    if opts.cache == buildx::CacheKind::Local {
+    let _lock = single
+        .then(|| record::lock(&rec.repository, component, first))
+        .transpose()?;
+    let old = record::load(&rec.repository, component, first)?;
+    let label = format!("build {} for {}", component.image_name(), rec.platform);
+    if opts.cache == CacheKind::Local {
         // a half-written export of an interrupted build
         let _ = std::fs::remove_dir_all(local_dir.with_extension("new"));
     }
-    gha::group(&label);
+    run_buildx(sh, &cmd, &label, &metadata_file, &mut rec)?;
+    if opts.cache == CacheKind::Local && !opts.cache_read_only {
+        buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
+    }
+    if single {
+        read_back(sh, &mut rec, output, old)?;
+        if output == Output::Load {
+            rec.size_bytes = image_size(
+                sh,
+                &rec.reference,
+                first,
+                prepared.builder.context.as_deref(),
+            );
+        }
+        record::save(component, first, &rec)?;
+    }
+    report(&rec)?;
+    Ok(rec)
+}
+
+/// Runs the build (a log group), fails with a diagnosis, warns about a
+/// failed cache export (B4: `ignore-error=true` kept the build), and fills
+/// the record's time, cache statistics and buildx's digest.
+fn run_buildx(
+    sh: &Shell,
+    cmd: &Cmd,
+    label: &str,
+    metadata_file: &std::path::Path,
+    rec: &mut BuildRecord,
+) -> Result<()> {
+    if let Some(dir) = metadata_file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(metadata_file);
+    gha::group(label);
     let started = Instant::now();
     let out = cmd.run_teed(sh);
     gha::end_group();
-    let out = out.with_context(|| label.clone())?;
-    let duration_secs = started.elapsed().as_secs_f64();
+    let out = out.with_context(|| label.to_owned())?;
+    rec.duration_secs = started.elapsed().as_secs_f64();
     if !out.ok {
-        let mut msg = format!("{label} failed");
-        if let Some(hint) = diagnose::explain(&out.stderr) {
-            msg.push_str(&format!(": {hint}"));
-        }
-        bail!(msg);
+        let hint = diagnose::explain(&out.stderr)
+            .map(|h| format!(": {h}"))
+            .unwrap_or_default();
+        bail!("{label} failed{hint}");
     }
-    let steps = buildx::parse_progress(&out.stderr);
     if let Some(e) = buildx::cache_export_error(&out.stderr) {
-        // B4: ignore-error=true kept the build; say so instead of hiding it.
         let line =
             format!("the build cache export failed and was ignored (the image is fine): {e}");
         if gha::active() {
@@ -310,55 +346,61 @@ pub fn build(
         }
         eprintln!("warning: {line}");
     }
-    if opts.cache == buildx::CacheKind::Local {
-        buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
-    }
+    let steps = buildx::parse_progress(&out.stderr);
+    rec.cached_steps = buildx::cached_steps(&steps);
+    rec.dependency_stage_cached = buildx::dependency_stage_cached(&steps);
+    rec.dependency_crates_compiled = buildx::dependency_crates_compiled(&out.stderr).len();
     #[derive(Deserialize)]
     struct BuildxMetadata {
         #[serde(rename = "containerimage.digest")]
         digest: Option<String>,
     }
-    let digest = std::fs::read_to_string(&metadata_file)
+    rec.digest = std::fs::read_to_string(metadata_file)
         .ok()
         .and_then(|t| serde_json::from_str::<BuildxMetadata>(&t).ok())
         .and_then(|m| m.digest);
-    let size_bytes = if output == Output::Load && platforms.len() == 1 {
-        image_size(sh, &spec.tags[0], first, spec.context.as_deref())
-    } else {
-        None
-    };
-    let rec = BuildRecord {
-        component: component.name.into(),
-        platform: platforms
-            .iter()
-            .map(|p| p.name)
-            .collect::<Vec<_>>()
-            .join(","),
-        reference: spec.tags[0].clone(),
-        commit: prepared.ctx.sha.clone(),
-        digest,
-        pushed_digest: None,
-        size_bytes,
-        duration_secs,
-        cached_steps: buildx::cached_steps(&steps),
-        dependency_stage_cached: buildx::dependency_stage_cached(&steps),
-        dependency_crates_compiled: buildx::dependency_crates_compiled(&out.stderr).len(),
-        strategy: opts.strategy.as_str().into(),
-        dirty: prepared.dirty,
-    };
-    if single {
-        let mut rec = rec.clone();
-        rec.pushed_digest = match output {
-            Output::Push => rec.digest.clone(),
-            // A rebuild that produced the very image pushed before keeps its pushed digest.
-            Output::Load => record::load(&rec.reference, component, first)?
-                .filter(|old| old.reference == rec.reference && old.digest == rec.digest)
-                .and_then(|old| old.pushed_digest),
-        };
-        record::save(component, first, &rec)?;
+    Ok(())
+}
+
+/// Fills the record with what the engine's local tag and the registry hold
+/// after the build, read back (never assumed from buildx's output).
+fn read_back(
+    sh: &Shell,
+    rec: &mut BuildRecord,
+    output: Output,
+    old: Option<BuildRecord>,
+) -> Result<()> {
+    if output == Output::PushByDigest {
+        let d = rec
+            .digest
+            .clone()
+            .context("buildx reported no digest for the push by digest")?;
+        rec.reference = format!("{}@{d}", rec.repository);
+        let held = record::remote_digest(sh, &rec.reference)?;
+        if held != d {
+            bail!(
+                "the registry serves {held} for {}, not what was pushed",
+                rec.reference
+            );
+        }
+        rec.pushed_digest = Some(d);
+        return Ok(());
     }
-    report(&rec, output)?;
-    Ok(rec)
+    rec.digest = record::local_digest(sh, &rec.reference)?;
+    rec.pushed_digest = match output {
+        Output::Push => Some(record::remote_digest(sh, &rec.reference)?),
+        // A rebuild of the very image pushed before keeps its pushed digest.
+        _ => old
+            .filter(|o| o.reference == rec.reference && o.digest == rec.digest)
+            .and_then(|o| o.pushed_digest),
+    };
+    if output == Output::Load && rec.digest.is_none() {
+        bail!(
+            "the build finished but {} is not in the local image store; build again",
+            rec.reference
+        );
+    }
+    Ok(())
 }
 
 /// Uncompressed size of a loaded single-platform image in bytes: the sum of
@@ -396,85 +438,52 @@ pub fn image_size(
     })
 }
 
-fn report(rec: &BuildRecord, output: Output) -> Result<()> {
+fn report(rec: &BuildRecord) -> Result<()> {
+    let cook = match rec.dependency_stage_cached {
+        Some(true) => "cached",
+        Some(false) => "rebuilt",
+        None => "unknown",
+    };
+    let digest = rec.digest.as_deref().unwrap_or("-");
     eprintln!(
-        "built {} ({}) in {:.1}s, {} cached steps, dependency stage {}, digest {}",
-        rec.reference,
-        rec.platform,
-        rec.duration_secs,
-        rec.cached_steps,
-        match rec.dependency_stage_cached {
-            Some(true) => "cached",
-            Some(false) => "rebuilt",
-            None => "unknown",
-        },
-        rec.digest.as_deref().unwrap_or("-")
+        "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
+        rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
     );
     if gha::active() {
-        let key = format!(
-            "{}-{}",
-            rec.component,
-            rec.platform.replace(['/', ','], "-")
-        );
         gha::output("reference", &rec.reference)?;
-        if let Some(d) = &rec.digest {
-            gha::output("digest", d)?;
-            gha::output(&format!("digest-{key}"), d)?;
-        }
-        gha::summary(&gha::markdown_table(
-            &[
-                "component",
-                "platform",
-                "reference",
-                "digest",
-                "time",
-                "cached steps",
-                "output",
-            ],
-            &[vec![
-                rec.component.clone(),
-                rec.platform.clone(),
-                rec.reference.clone(),
-                rec.digest.clone().unwrap_or_default(),
-                format!("{:.0}s", rec.duration_secs),
-                rec.cached_steps.to_string(),
-                if output == Output::Push {
-                    "pushed".into()
-                } else {
-                    "loaded".into()
-                },
-            ]],
-        ))?;
+        gha::output("digest", digest)?;
+        gha::summary(&gha::markdown_table(&TABLE, &[row(rec)]))?;
     }
     Ok(())
 }
 
-/// Prints the table `images` ends with: component, platform, reference,
-/// size, time, cached steps.
-pub fn print_table(records: &[BuildRecord]) -> Result<()> {
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            vec![
-                r.component.clone(),
-                r.platform.clone(),
-                r.reference.clone(),
-                record::human_size(r.size_bytes),
-                format!("{:.1}s", r.duration_secs),
-                r.cached_steps.to_string(),
-            ]
-        })
-        .collect();
-    let header = [
-        "component",
-        "platform",
-        "reference",
-        "size",
-        "time",
-        "cached steps",
-    ];
-    println!("{}", gha::text_table(&header, &rows));
-    Ok(())
+const TABLE: [&str; 6] = [
+    "component",
+    "platform",
+    "reference",
+    "size",
+    "time",
+    "cached steps",
+];
+
+fn row(r: &BuildRecord) -> Vec<String> {
+    let size = record::human_size(r.size_bytes);
+    let time = format!("{:.1}s", r.duration_secs);
+    let (c, p) = (r.component.clone(), r.platform.clone());
+    vec![
+        c,
+        p,
+        r.reference.clone(),
+        size,
+        time,
+        r.cached_steps.to_string(),
+    ]
+}
+
+/// Prints the table `images` ends with.
+pub fn print_table(records: &[BuildRecord]) {
+    let rows: Vec<Vec<String>> = records.iter().map(row).collect();
+    println!("{}", gha::text_table(&TABLE, &rows));
 }
 
 #[cfg(test)]

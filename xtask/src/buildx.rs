@@ -3,7 +3,7 @@
 //! `shared/cases/builds.md`), plus parsing of buildx's plain progress output.
 //! Nothing here runs a command.
 
-use std::{collections::BTreeMap, fmt, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{bail, Result};
 use clap::ValueEnum;
@@ -24,7 +24,6 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// The value of the `STRATEGY` build argument.
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::Cross => "cross",
@@ -63,8 +62,16 @@ pub enum Progress {
 pub enum Output {
     /// `--load` into the local engine's image store.
     Load,
-    /// `--push` to the registry.
+    /// `--push` under the tags.
     Push,
+    /// Pushed with no tag at all (`push-by-digest=true`): drivers other than `docker`.
+    PushByDigest,
+}
+
+/// Whether a builder driver can push by digest (the `docker` driver cannot:
+/// "not implemented for docker driver").
+pub fn can_push_by_digest(driver: &str) -> bool {
+    matches!(driver, "docker-container" | "remote" | "kubernetes")
 }
 
 /// The cache scope of one component built for `platforms` in one call:
@@ -76,14 +83,11 @@ pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
     format!("brokkr-{}-{}", component.name, names.join("-"))
 }
 
-/// `--cache-from` and `--cache-to` values for one leg, or `None` for
-/// [`CacheKind::None`]. `--cache-to` always carries `mode=max` (every stage,
-/// including the dependency layers) and `ignore-error=true`, so a cache
-/// service that is down or over quota warns instead of failing the build
-/// (case B4). `local_dir` is the scope's directory for [`CacheKind::Local`];
-/// `local_exists` says whether it already holds a cache (buildx refuses to
-/// import from an empty directory). `repository` is the image repository
-/// (`localhost:5000/brokkr-broker`) for [`CacheKind::Registry`].
+/// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries
+/// `mode=max` (every stage) and `ignore-error=true`, so a cache service
+/// that is down or over quota warns instead of failing the build (case B4);
+/// `read_only` (pull requests) imports and never exports. `local_exists`:
+/// buildx refuses to import from an empty local directory.
 pub fn cache_args(
     kind: CacheKind,
     scope: &str,
@@ -91,26 +95,30 @@ pub fn cache_args(
     repository: &str,
     local_dir: &str,
     local_exists: bool,
-) -> Option<(Option<String>, String)> {
-    let to_tail = "mode=max,ignore-error=true";
-    match kind {
-        CacheKind::None => None,
-        CacheKind::Local => Some((
+    read_only: bool,
+) -> (Option<String>, Option<String>) {
+    let (from, to) = match kind {
+        CacheKind::None => return (None, None),
+        CacheKind::Local => (
             local_exists.then(|| format!("type=local,src={local_dir}")),
-            format!("type=local,dest={local_dir}.new,{to_tail}"),
-        )),
+            format!("type=local,dest={local_dir}.new"),
+        ),
         CacheKind::Registry => {
-            let r = format!("{repository}:buildcache-{}", platform.tag_suffix());
-            Some((
-                Some(format!("type=registry,ref={r}")),
-                format!("type=registry,ref={r},{to_tail}"),
-            ))
+            let r = format!(
+                "type=registry,ref={repository}:buildcache-{}",
+                platform.tag_suffix()
+            );
+            (Some(r.clone()), r)
         }
-        CacheKind::Gha => Some((
-            Some(format!("type=gha,scope={scope}")),
-            format!("type=gha,scope={scope},{to_tail}"),
-        )),
-    }
+        CacheKind::Gha => {
+            let g = format!("type=gha,scope={scope}");
+            (Some(g.clone()), g)
+        }
+    };
+    (
+        from,
+        (!read_only).then(|| format!("{to},mode=max,ignore-error=true")),
+    )
 }
 
 /// Makes a build's local cache export (`<dir>.new`) the scope's cache and
@@ -138,10 +146,8 @@ pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks that the gha cache backend can reach GitHub's cache service from
-/// this process: buildx reads `ACTIONS_RUNTIME_TOKEN` and `ACTIONS_CACHE_URL`
-/// (or `ACTIONS_RESULTS_URL`, cache service v2), which GitHub exposes to
-/// actions but not to `run:` steps.
+/// The gha cache backend reads `ACTIONS_RUNTIME_TOKEN` and `ACTIONS_CACHE_URL`
+/// (or `ACTIONS_RESULTS_URL`, cache service v2): GitHub gives them to actions, not `run:` steps.
 pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
     let has = |k: &str| get(k).is_some_and(|v| !v.is_empty());
     if has("ACTIONS_RUNTIME_TOKEN") && (has("ACTIONS_CACHE_URL") || has("ACTIONS_RESULTS_URL")) {
@@ -161,31 +167,32 @@ pub struct BuildSpec {
     pub platforms: Vec<&'static Platform>,
     pub strategy: Strategy,
     pub output: Output,
+    /// `--tag`s; with [`Output::PushByDigest`] the one repository pushed to.
     pub tags: Vec<String>,
     pub rust_image: String,
-    /// `EMULATE_RUST_IMAGE` build argument (the target-platform Rust image for
-    /// `--strategy emulate`); `None` leaves the Dockerfile's default (`RUST_IMAGE`).
+    /// The target-platform Rust image for `--strategy emulate`; `None`: `RUST_IMAGE`.
     pub emulate_rust_image: Option<String>,
     pub runtime_image: String,
-    /// Extra CA bundle passed as the build secret `ca-bundle` (never stored in an image).
+    /// The build secret `ca-bundle` (never stored in an image).
     pub ca_bundle: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
-    /// Full commit hash, passed as `BROKKR_GIT_COMMIT` (the binaries' `--version`).
+    /// `BROKKR_GIT_COMMIT`: the binaries' `--version`.
     pub git_commit: Option<String>,
-    /// `--cache-from` (optional) and `--cache-to`.
-    pub cache: Option<(Option<String>, String)>,
+    pub cache: (Option<String>, Option<String>),
+    /// `SOURCE_DATE_EPOCH` in buildx's environment (unix seconds): the
+    /// config's `created`, and the binaries' dates in the Dockerfiles.
+    pub source_date_epoch: Option<String>,
     pub progress: Progress,
-    /// `--metadata-file` path (buildx writes `containerimage.digest` there).
+    /// buildx writes `containerimage.digest` there.
     pub metadata_file: PathBuf,
-    /// `BROKKR_CACHE_EPOCH` build argument: a new value rebuilds every compile stage.
+    /// `BROKKR_CACHE_EPOCH`: a new value rebuilds every compile stage.
     pub cache_epoch: Option<String>,
-    /// `--builder NAME`, when not the current one.
     pub builder: Option<String>,
     /// `docker --context NAME`: a docker-driver builder named after its context.
     pub context: Option<String>,
 }
 
-/// The `docker buildx build` command for `spec`, context = the workspace root.
+/// `docker buildx build`, context = the workspace root.
 pub fn build_command(spec: &BuildSpec) -> Cmd {
     let platforms = spec
         .platforms
@@ -200,24 +207,19 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     }
     c = c
         .opt("--file", spec.component.dockerfile)
-        .opt("--platform", platforms)
-        .opt(
-            "--build-arg",
-            format!("STRATEGY={}", spec.strategy.as_str()),
-        )
-        .opt("--build-arg", format!("RUST_IMAGE={}", spec.rust_image))
-        .opt(
-            "--build-arg",
-            format!("RUNTIME_IMAGE={}", spec.runtime_image),
-        );
-    if let Some(image) = &spec.emulate_rust_image {
-        c = c.opt("--build-arg", format!("EMULATE_RUST_IMAGE={image}"));
-    }
-    if let Some(commit) = &spec.git_commit {
-        c = c.opt("--build-arg", format!("BROKKR_GIT_COMMIT={commit}"));
-    }
-    if let Some(epoch) = &spec.cache_epoch {
-        c = c.opt("--build-arg", format!("BROKKR_CACHE_EPOCH={epoch}"));
+        .opt("--platform", platforms);
+    let build_args = [
+        ("STRATEGY", Some(spec.strategy.as_str())),
+        ("RUST_IMAGE", Some(&spec.rust_image)),
+        ("RUNTIME_IMAGE", Some(&spec.runtime_image)),
+        ("EMULATE_RUST_IMAGE", spec.emulate_rust_image.as_deref()),
+        ("BROKKR_GIT_COMMIT", spec.git_commit.as_deref()),
+        ("BROKKR_CACHE_EPOCH", spec.cache_epoch.as_deref()),
+    ];
+    for (k, v) in build_args {
+        if let Some(v) = v {
+            c = c.opt("--build-arg", format!("{k}={v}"));
+        }
     }
     if let Some(ca) = &spec.ca_bundle {
         c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
@@ -225,35 +227,50 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     for (k, v) in &spec.labels {
         c = c.opt("--label", format!("{k}={v}"));
     }
-    for t in &spec.tags {
-        c = c.opt("--tag", t);
-    }
-    if let Some((from, to)) = &spec.cache {
-        if let Some(from) = from {
-            c = c.opt("--cache-from", from);
+    if spec.output != Output::PushByDigest {
+        for t in &spec.tags {
+            c = c.opt("--tag", t);
         }
+    }
+    if let Some(from) = &spec.cache.0 {
+        c = c.opt("--cache-from", from);
+    }
+    if let Some(to) = &spec.cache.1 {
         c = c.opt("--cache-to", to);
+    }
+    if spec.output != Output::Load {
+        c = c.opt("--provenance", "mode=max");
+    }
+    if let Some(epoch) = &spec.source_date_epoch {
+        c = c.env("SOURCE_DATE_EPOCH", epoch);
     }
     let progress = match spec.progress {
         Progress::Plain => "plain",
         Progress::Auto => "auto",
     };
-    c.opt("--progress", progress)
-        .opt("--metadata-file", spec.metadata_file.display().to_string())
-        .arg(match spec.output {
-            Output::Load => "--load",
-            Output::Push => "--push",
-        })
-        .arg(".")
+    c = c
+        .opt("--progress", progress)
+        .opt("--metadata-file", spec.metadata_file.display().to_string());
+    match spec.output {
+        Output::Load => c.arg("--load"),
+        Output::Push => c.arg("--push"),
+        Output::PushByDigest => c.opt(
+            "--output",
+            format!(
+                "type=image,name={},push-by-digest=true,name-canonical=true,push=true",
+                spec.tags.join(",")
+            ),
+        ),
+    }
+    .arg(".")
 }
 
-/// What the preflight knows about the builder (from `docker buildx inspect`
-/// and `docker info`).
+/// From `docker buildx inspect` and `docker info`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuilderFacts {
     /// Driver name: `docker`, `docker-container`, `kubernetes`, `remote`.
     pub driver: String,
-    /// Whether the engine stores images in containerd (`driver-type io.containerd.snapshotter.v1`).
+    /// `driver-type io.containerd.snapshotter.v1`.
     pub containerd_store: bool,
     /// The docker context to build and inspect images in (`docker --context NAME`), see
     /// [`crate::preflight::builder_facts`].
@@ -311,11 +328,10 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
 pub struct Stage {
     /// `AS name`, or the stage's index as text.
     pub name: String,
-    /// The image or stage it starts `FROM`, build arguments substituted.
+    /// `FROM` image or stage, build arguments substituted.
     pub base: String,
-    /// Its `--platform=` value, if any (`$BUILDPLATFORM`).
     pub platform: Option<String>,
-    /// Whether it has a `RUN` instruction.
+    /// Has a `RUN` instruction.
     pub runs: bool,
     /// Stages named by `COPY --from=`/`RUN --mount=...,from=`.
     pub copies_from: Vec<String>,
@@ -456,41 +472,30 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     hits
 }
 
-/// One step of buildx's plain progress output.
+/// One step of buildx's plain progress output: `#12 [linux/arm64 cook 4/4] RUN ...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
-    /// The step number (`#12`).
     pub id: u32,
-    /// Its title: `[linux/arm64 cook 4/4] RUN . /usr/local/share/brokkr/cargo-env.sh ...`.
     pub name: String,
-    /// Whether buildx reported it `CACHED`.
     pub cached: bool,
 }
 
 /// Parses `--progress plain` output (`#N title`, `#N CACHED`, `#N DONE 1.2s`).
 pub fn parse_progress(text: &str) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix('#') else {
-            continue;
-        };
-        let Some((num, tail)) = rest.split_once(' ') else {
-            continue;
-        };
-        let Ok(id) = num.parse::<u32>() else { continue };
-        let idx = match steps.iter().position(|s| s.id == id) {
-            Some(i) => i,
-            None => {
-                steps.push(Step {
-                    id,
-                    name: tail.trim().to_owned(),
-                    cached: false,
-                });
-                steps.len() - 1
-            }
-        };
-        if tail.trim() == "CACHED" {
-            steps[idx].cached = true;
+    let lines = text.lines().filter_map(|l| {
+        let (num, tail) = l.strip_prefix('#')?.split_once(' ')?;
+        Some((num.parse::<u32>().ok()?, tail.trim()))
+    });
+    for (id, tail) in lines {
+        let cached = tail == "CACHED";
+        match steps.iter_mut().find(|s| s.id == id) {
+            Some(s) => s.cached |= cached,
+            None => steps.push(Step {
+                id,
+                name: tail.to_owned(),
+                cached,
+            }),
         }
     }
     steps
@@ -551,18 +556,6 @@ pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
     }
 }
 
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "#{} {}{}",
-            self.id,
-            self.name,
-            if self.cached { " (cached)" } else { "" }
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,11 +593,18 @@ mod tests {
         let mut scopes = Vec::new();
         for c in crate::project::COMPONENTS {
             for p in crate::project::PLATFORMS {
-                let (from, to) =
-                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d", false).unwrap();
+                let (from, to) = cache_args(
+                    CacheKind::Gha,
+                    &cache_scope(c, &[p]),
+                    p,
+                    "r",
+                    "d",
+                    false,
+                    false,
+                );
                 let scope = cache_scope(c, &[p]);
                 assert!(from.unwrap().contains(&format!("scope={scope}")));
-                assert!(to.contains(&format!("scope={scope}")));
+                assert!(to.unwrap().contains(&format!("scope={scope}")));
                 scopes.push(scope);
             }
         }
@@ -622,38 +622,31 @@ mod tests {
 
     #[test]
     fn b4_cache_export_errors_are_ignored() {
+        let repo = "localhost:5000/brokkr-broker";
         for kind in [CacheKind::Local, CacheKind::Registry, CacheKind::Gha] {
-            let (_, to) = cache_args(
-                kind,
-                "s",
-                arm64(),
-                "localhost:5000/brokkr-broker",
-                "/c",
-                true,
-            )
-            .unwrap();
+            let (_, to) = cache_args(kind, "s", arm64(), repo, "/c", true, false);
+            let to = to.unwrap();
             assert!(to.ends_with("mode=max,ignore-error=true"), "{kind:?}: {to}");
+            let (from, to) = cache_args(kind, "s", arm64(), repo, "/c", true, true);
+            assert!(
+                from.is_some() && to.is_none(),
+                "{kind:?} read-only exports nothing"
+            );
         }
         assert_eq!(
-            cache_args(CacheKind::None, "s", arm64(), "r", "d", true),
-            None
+            cache_args(CacheKind::None, "s", arm64(), "r", "d", true, false),
+            (None, None)
         );
-        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false).unwrap();
+        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false, false);
         assert_eq!(from, None, "no import from an empty local cache");
-        let (from, to) = cache_args(
-            CacheKind::Registry,
-            "s",
-            arm64(),
-            "localhost:5000/brokkr-broker",
-            "d",
-            false,
-        )
-        .unwrap();
+        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), repo, "d", false, false);
         assert_eq!(
             from.unwrap(),
             "type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64"
         );
-        assert!(to.starts_with("type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64,"));
+        assert!(to
+            .unwrap()
+            .starts_with("type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64,"));
     }
 
     #[test]
@@ -817,7 +810,9 @@ mod tests {
                 "",
                 "",
                 false,
+                false,
             ),
+            source_date_epoch: Some("1700000000".into()),
             progress: Progress::Plain,
             metadata_file: "target/m.json".into(),
             cache_epoch: None,
@@ -826,15 +821,43 @@ mod tests {
         };
         assert_eq!(
             build_command(&spec).to_string(),
-            "docker buildx build --file Dockerfile.broker --platform linux/arm64 --build-arg STRATEGY=cross \
+            "SOURCE_DATE_EPOCH=1700000000 docker buildx build --file Dockerfile.broker --platform linux/arm64 --build-arg STRATEGY=cross \
              --build-arg RUST_IMAGE=r --build-arg RUNTIME_IMAGE=rt --build-arg BROKKR_GIT_COMMIT=abc \
              --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt \
              --label org.opencontainers.image.title=brokkr-broker \
              --tag localhost:5000/brokkr-broker:sha-abc1234-arm64 \
              --cache-from type=gha,scope=brokkr-broker-linux-arm64 \
              --cache-to type=gha,scope=brokkr-broker-linux-arm64,mode=max,ignore-error=true \
-             --progress plain --metadata-file target/m.json --push ."
+             --provenance mode=max --progress plain --metadata-file target/m.json --push ."
         );
+        let by_digest = BuildSpec {
+            output: Output::PushByDigest,
+            tags: vec!["localhost:5000/brokkr-broker".into()],
+            cache: (None, None),
+            ..spec.clone()
+        };
+        let line = build_command(&by_digest).to_string();
+        assert!(
+            !line.contains("--tag") && !line.contains("--push "),
+            "{line}"
+        );
+        assert!(line.ends_with(
+            "--provenance mode=max --progress plain --metadata-file target/m.json --output \
+             type=image,name=localhost:5000/brokkr-broker,push-by-digest=true,name-canonical=true,push=true ."
+        ), "{line}");
+        let load = BuildSpec {
+            output: Output::Load,
+            ..spec
+        };
+        assert!(!build_command(&load).to_string().contains("--provenance"));
+        for (driver, ok) in [
+            ("docker", false),
+            ("docker-container", true),
+            ("remote", true),
+            ("kubernetes", true),
+        ] {
+            assert_eq!(can_push_by_digest(driver), ok, "{driver}");
+        }
     }
 
     #[test]

@@ -13,21 +13,13 @@ use crate::{
     project::{LOCAL_REGISTRY, PLATFORMS},
 };
 
-/// Total attempts [`retry_with`] makes at most (one try plus three retries).
+/// [`retry_with`]: one try and three retries, 1 s before the first, doubling.
 pub const MAX_ATTEMPTS: u32 = 4;
-/// Delay before the first retry; each next one doubles.
 pub const FIRST_DELAY: Duration = Duration::from_secs(1);
 
-/// Phrases of failures retrying cannot fix (authentication, missing
-/// references, configuration); they win over [`TRANSIENT`].
+/// Phrases of failures retrying cannot fix (with [`AUTH`]: authentication,
+/// missing references, configuration); they win over [`TRANSIENT`].
 const PERMANENT: &[&str] = &[
-    "401 unauthorized",
-    "unauthorized: ",
-    "authentication required",
-    "403 forbidden",
-    "denied: ",
-    "requested access to the resource is denied",
-    "insufficient_scope",
     "manifest unknown",
     "manifest_unknown",
     "name unknown",
@@ -64,7 +56,7 @@ const TRANSIENT: &[&str] = &[
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     let statuses = http_statuses(&lower);
-    if PERMANENT.iter().any(|p| lower.contains(p))
+    if PERMANENT.iter().chain(AUTH).any(|p| lower.contains(p))
         || statuses.iter().any(|s| [401, 403, 404].contains(s))
     {
         return false;
@@ -108,35 +100,25 @@ fn is_registry_eof(line: &str) -> bool {
             .any(|p| line.contains(p))
 }
 
-/// The kind of failure a [`Hint`] explains.
+/// The kind of failure a [`Hint`] explains (the cases B1, B2, B6, B8, M5 among them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
-    /// QEMU crashed running a foreign binary (case B6).
     EmulatorCrash,
-    /// No binfmt handler for a foreign architecture (case B2).
     NoBinfmt,
-    /// Several platforms exported to the docker image store (case B1).
     MultiPlatformLoad,
-    /// A registry answered plain HTTP to HTTPS (case M5).
     PlainHttpRegistry,
     UnknownCa,
     DiskFull,
     AuthRequired,
-    /// The reference does not exist in the registry.
     NotFound,
-    /// A loopback registry does not answer (not running, or the builder runs
-    /// in a container with its own `localhost`).
     LoopbackUnreachable,
-    /// Docker Hub or gcr.io (upstream base images) cannot be reached.
     UpstreamUnreachable,
-    /// The registry's host name does not resolve.
     UnknownHost,
-    /// Cross-compiled objects linked with the host linker (case B8).
     CrossLinkerMissing,
     LinkerNotFound,
 }
 
-/// What went wrong, in one line, and what to do about it.
+/// What went wrong (one line) and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hint {
     pub cause: Cause,
@@ -189,12 +171,10 @@ const AUTH: &[&str] = &[
     "403 forbidden",
 ];
 
-/// The diagnoses, most specific first; the first that matches wins.
+/// Most specific first; the first that matches wins.
 const RULES: &[Rule] = &[
-    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu: uncaught target signal"]], guard: Guard::Always,
-        what: "the emulator (QEMU) crashed running a foreign binary",
-        fix: "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)" },
-    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu"], &["sigsegv", "segmentation fault"]], guard: Guard::Always,
+    Rule { cause: Cause::EmulatorCrash, all: &[&["qemu"], &["uncaught target signal", "sigsegv", "segmentation fault"]],
+        guard: Guard::Always,
         what: "the emulator (QEMU) crashed running a foreign binary",
         fix: "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)" },
     Rule { cause: Cause::NoBinfmt, all: &[&["exec format error"]], guard: Guard::Always,
@@ -253,8 +233,7 @@ const RULES: &[Rule] = &[
         fix: "{install}; `cargo xtask doctor` lists what is missing" },
 ];
 
-/// Explains a failure from its standard error with the first matching rule
-/// of [`RULES`], or `None` when it is not one we know.
+/// The first rule of [`RULES`] matching a failure's standard error.
 pub fn explain(stderr: &str) -> Option<Hint> {
     let lower = stderr.to_ascii_lowercase();
     let host = if lower.contains("connection refused") {
@@ -290,7 +269,6 @@ pub fn explain(stderr: &str) -> Option<Hint> {
     })
 }
 
-/// The values of the placeholders of [`RULES`] for one message.
 fn facts(stderr: &str, lower: &str, host: Option<&str>) -> Vec<(&'static str, String)> {
     let platform = between(lower, "(em: ", ")").and_then(|n| match n.trim() {
         "62" => PLATFORMS.iter().find(|p| p.machine == "x86_64"),
@@ -346,14 +324,13 @@ pub fn start_registry_hint(host: &str) -> String {
     }
 }
 
-/// The text between the first `start` and the next `end` after it.
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let from = s.find(start)? + start.len();
     let len = s[from..].find(end)?;
     Some(&s[from..from + len])
 }
 
-/// The host (with port) of the first `http://` or `https://` URL in `lower`.
+/// host:port of the first URL.
 fn url_host(lower: &str) -> Option<String> {
     let start = ["https://", "http://"]
         .iter()
@@ -366,7 +343,6 @@ fn url_host(lower: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-/// The address of `dial tcp ADDR: connect` (a refused connection).
 fn dialled(lower: &str) -> Option<String> {
     between(lower, "dial tcp ", ": connect").map(str::to_owned)
 }

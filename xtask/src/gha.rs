@@ -7,7 +7,7 @@ use std::{fs::OpenOptions, io::Write};
 
 use anyhow::{Context, Result};
 
-/// Whether this process runs as a GitHub Actions step (`GITHUB_ACTIONS=true`).
+/// `GITHUB_ACTIONS=true`.
 pub fn active() -> bool {
     std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
 }
@@ -21,7 +21,6 @@ pub fn group(title: &str) {
     }
 }
 
-/// Ends the current log group (`::endgroup::`).
 pub fn end_group() {
     if active() {
         println!("::endgroup::");
@@ -29,12 +28,9 @@ pub fn end_group() {
 }
 
 fn append(var: &str, text: &str) -> Result<()> {
-    let Ok(path) = std::env::var(var) else {
+    let Some(path) = std::env::var(var).ok().filter(|p| !p.is_empty()) else {
         return Ok(());
     };
-    if path.is_empty() {
-        return Ok(());
-    }
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -44,21 +40,16 @@ fn append(var: &str, text: &str) -> Result<()> {
         .with_context(|| format!("writing ${var} ({path})"))
 }
 
-/// Appends `key=value` to `$GITHUB_OUTPUT` (a step output). Values with a
-/// newline use the heredoc form GitHub documents for multiline strings.
+/// A step output in `$GITHUB_OUTPUT`; the heredoc form for multiline values.
 pub fn output(key: &str, value: &str) -> Result<()> {
-    if value.contains('\n') {
-        append(
-            "GITHUB_OUTPUT",
-            &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
-        )
-    } else {
-        append("GITHUB_OUTPUT", &format!("{key}={value}\n"))
-    }
+    let line = match value.contains('\n') {
+        true => format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
+        false => format!("{key}={value}\n"),
+    };
+    append("GITHUB_OUTPUT", &line)
 }
 
-/// Appends `key=value` to `$GITHUB_ENV` (an environment variable for the
-/// job's later steps), in the heredoc form when the value has a newline.
+/// An environment variable for the job's later steps, in `$GITHUB_ENV` (heredoc form).
 pub fn export_env(key: &str, value: &str) -> Result<()> {
     append(
         "GITHUB_ENV",
@@ -80,7 +71,7 @@ pub fn notice(text: &str) {
     }
 }
 
-/// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
+/// Markdown for `$GITHUB_STEP_SUMMARY`.
 pub fn summary(markdown: &str) -> Result<()> {
     append("GITHUB_STEP_SUMMARY", markdown)
 }
@@ -103,7 +94,7 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A plain-text table with aligned columns, for terminals.
+/// Aligned columns, for terminals.
 pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {

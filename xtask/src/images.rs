@@ -15,13 +15,11 @@ use crate::{
 /// Options of `images`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// Components and platforms to build.
     #[command(flatten)]
     pub select: Selection,
     /// Push each image under its per-platform reference instead of loading it.
     #[arg(long)]
     pub push: bool,
-    /// Options shared with `build-image`.
     #[command(flatten)]
     pub build: BuildOpts,
 }
@@ -51,7 +49,7 @@ pub fn run(sh: &Shell, args: &ImagesArgs) -> Result<()> {
         }
     }
     if !args.build.dry_run {
-        build_image::print_table(&records)?;
+        build_image::print_table(&records);
     }
     Ok(())
 }

@@ -27,7 +27,6 @@ use crate::{
         parse_component, parse_platform_list, parse_registry, Component, Platform, PlatformList,
         COMPONENTS, PLATFORMS,
     },
-    push,
     record::{self, BuildRecord},
     tags,
 };
@@ -228,7 +227,7 @@ fn check_sources(
     let (mut sources, mut problems) = (Vec::new(), Vec::new());
     for (platform, reference) in selected {
         let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
-        let found = push::remote(sh, &reference).and_then(|r| match r {
+        let found = record::remote(sh, &reference).and_then(|r| match r {
             None => bail!("{reference} (from its record) is not in the registry"),
             Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
             Some(r) => index::source_digest(&r.raw, &r.digest, platform),
@@ -311,7 +310,7 @@ impl Planned {
     fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
         let by_digest = self.by_digest();
         staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
-        let pushed = push::remote(sh, &by_digest)?;
+        let pushed = record::remote(sh, &by_digest)?;
         let pushed =
             pushed.with_context(|| format!("{by_digest} is not in the registry after its push"))?;
         self.check(&index::parse_index(&pushed.raw)?, &by_digest)?;
@@ -323,7 +322,7 @@ impl Planned {
             .zip(&tag.args[1..])
             .filter(|(flag, _)| *flag == "--tag")
         {
-            let digest = push::remote_digest(sh, f)?;
+            let digest = record::remote_digest(sh, f)?;
             if digest != self.digest {
                 bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
             }
@@ -434,7 +433,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
 
     // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
     let held = finals.iter().map(|f| {
-        let doc = push::remote(sh, f)?.and_then(|r| index::parse(&r.raw).ok());
+        let doc = record::remote(sh, f)?.and_then(|r| index::parse(&r.raw).ok());
         Ok(doc.map(|d| Stamp::from_annotations(&d.annotations)))
     });
     let held = held.collect::<Result<Vec<_>>>()?;
@@ -469,7 +468,7 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
             file.display().to_string(),
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
         ),
-        (Some(r), None) => match push::remote(sh, r)? {
+        (Some(r), None) => match record::remote(sh, r)? {
             Some(remote) => (r.clone(), remote.raw),
             None => bail!("{r} is not in the registry (check the name and tag; `cargo xtask manifest` writes it)"),
         },
@@ -550,7 +549,7 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
         let pushed = rec
             .and_then(|r| r.pushed_digest)
             .context("the rebuild recorded no pushed digest")?;
-        let r = push::remote(sh, &format!("{repo}@{pushed}"))?
+        let r = record::remote(sh, &format!("{repo}@{pushed}"))?
             .context("the rebuilt image is not in the registry")?;
         let digest = index::source_digest(&r.raw, &r.digest, p)?;
         match digest == entry.digest {

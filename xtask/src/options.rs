@@ -24,7 +24,7 @@ pub struct BuildOpts {
     /// Build cache to import and export, one scope per component and platform.
     #[arg(long, value_enum, default_value_t = CacheKind::None)]
     pub cache: CacheKind,
-    /// Import the cache but never export it (pull requests).
+    /// Import the build cache (`--cache`) but never export it, as pull requests do.
     #[arg(long)]
     pub cache_read_only: bool,
     /// buildx progress output; `plain` lets xtask count cached steps.
@@ -66,12 +66,12 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// The selected components (all when none were given).
+    /// All when none were given.
     pub fn components(&self) -> Vec<&'static Component> {
         ComponentList::or_all(self.component.clone())
     }
 
-    /// The selected platforms (the host's when none were given).
+    /// The host's when none were given.
     pub fn platforms(&self) -> anyhow::Result<Vec<&'static crate::project::Platform>> {
         PlatformList::or_host(self.platform.clone())
     }
@@ -106,11 +106,7 @@ pub fn ca_bundle(flag: Option<&str>) -> Option<PathBuf> {
 /// `path` made absolute against the directory xtask was started in (the
 /// process's; commands run from the workspace root).
 pub fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().map_or_else(|_| path.to_path_buf(), |d| d.join(path))
-    }
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// clap value parser for file arguments: [`absolute`].

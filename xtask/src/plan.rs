@@ -54,7 +54,6 @@ impl Cmd {
         self
     }
 
-    /// Appends `flag value` as two arguments.
     pub fn opt(self, flag: &str, value: impl Into<String>) -> Cmd {
         self.arg(flag).arg(value)
     }
@@ -74,8 +73,7 @@ impl Cmd {
         self
     }
 
-    /// The command as a `std::process::Command` (environment and directory
-    /// set), for callers that spawn it themselves (detached services).
+    /// For callers that spawn it themselves (detached services).
     pub fn to_process(&self, sh: &Shell) -> std::process::Command {
         let (program, args) = (&self.program, &self.args);
         let mut c = cmd!(sh, "{program} {args...}").quiet();
@@ -89,7 +87,7 @@ impl Cmd {
         c
     }
 
-    /// Prints `+ <command>` to stderr, the echo before every run.
+    /// `+ <command>` on stderr, before every run.
     pub fn echo(&self) {
         eprintln!("+ {self}");
     }
@@ -104,7 +102,7 @@ impl Cmd {
         Ok(())
     }
 
-    /// Echoes, runs, and returns stdout (trimmed); see [`Cmd::read_quiet`].
+    /// [`Cmd::read_quiet`] after an echo.
     pub fn read(&self, sh: &Shell) -> Result<String> {
         self.echo();
         self.read_quiet(sh)
@@ -181,7 +179,7 @@ impl Cmd {
         Ok(child)
     }
 
-    /// `program first-arg second-arg`: a short name for error messages.
+    /// `program arg1 arg2`, for error messages.
     pub fn short(&self) -> String {
         std::iter::once(&self.program)
             .chain(self.args.iter().take(2))

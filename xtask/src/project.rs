@@ -9,24 +9,22 @@ use anyhow::{bail, Result};
 /// A service shipped as a container image.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Component {
-    /// Short name used on the command line and in the workflow matrix (`broker`).
+    /// Short name on the command line and in the workflow matrix (`broker`).
     pub name: &'static str,
-    /// Cargo package name (`brokkr-broker`).
     pub package: &'static str,
     /// Binary target inside the package; also the image's entrypoint.
     pub binary: &'static str,
-    /// Dockerfile at the workspace root, relative to it; the build context is the root.
+    /// Relative to the workspace root, which is the build context.
     pub dockerfile: &'static str,
-    /// Workspace member directory, relative to the root.
     pub member_dir: &'static str,
     /// TCP port the service listens on inside the container (`EXPOSE`).
     pub port: u16,
-    /// One-line description, used for the `org.opencontainers.image.description` label.
+    /// The `org.opencontainers.image.description` label when Cargo.toml has none.
     pub description: &'static str,
 }
 
 impl Component {
-    /// Repository name of the image, without registry: `brokkr-<name>`.
+    /// `brokkr-<name>`.
     pub fn image_name(&self) -> String {
         format!("brokkr-{}", self.name)
     }
@@ -38,7 +36,6 @@ impl fmt::Display for Component {
     }
 }
 
-/// Every component, in build order.
 pub static COMPONENTS: &[Component] = &[
     Component {
         name: "broker",
@@ -60,30 +57,26 @@ pub static COMPONENTS: &[Component] = &[
     },
 ];
 
-/// The loopback registry used outside CI: `localhost:5000` (the default of
-/// `--registry` when `GITHUB_ACTIONS` is not `true`).
+/// The default `--registry` outside GitHub Actions.
 pub const LOCAL_REGISTRY: &str = "localhost:5000";
 /// Port of the password-protected loopback registry (`registry start --auth`).
 pub const AUTH_PORT: u16 = 5001;
-/// Repository prefix of the local base images made by `base-images`.
 pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 
 /// A target platform in OCI terms (`os/arch[/variant]`) with what building
 /// for it needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Platform {
-    /// OCI platform string, e.g. `linux/arm64` (as `docker buildx build --platform`).
+    /// `linux/arm64`.
     pub name: &'static str,
-    /// OCI architecture (`amd64`, `arm64`): Docker's `TARGETARCH`, Debian's architecture name.
+    /// Docker's `TARGETARCH`, Debian's architecture name.
     pub arch: &'static str,
-    /// Rust target triple compiled for this platform.
     pub rust_target: &'static str,
     /// GNU tool prefix of the C cross compiler and linker (`aarch64-linux-gnu` gives
     /// `aarch64-linux-gnu-gcc`), as Debian's `gcc-<prefix>` packages install it.
     pub gnu_prefix: &'static str,
     /// Architecture as `uname -m` and `--version` of our binaries report it.
     pub machine: &'static str,
-    /// Other spellings accepted on the command line.
     pub aliases: &'static [&'static str],
 }
 
@@ -93,7 +86,6 @@ impl fmt::Display for Platform {
     }
 }
 
-/// Every supported platform.
 pub static PLATFORMS: &[Platform] = &[
     Platform {
         name: "linux/amd64",
@@ -114,8 +106,7 @@ pub static PLATFORMS: &[Platform] = &[
 ];
 
 impl Platform {
-    /// The platform this xtask binary runs on (the build platform), from
-    /// `std::env::consts::ARCH`. Errors on hosts brokkr does not build on.
+    /// The platform this xtask runs on (the build platform).
     pub fn host() -> Result<&'static Platform> {
         let arch = std::env::consts::ARCH;
         match PLATFORMS.iter().find(|p| p.machine == arch) {
@@ -127,9 +118,7 @@ impl Platform {
         }
     }
 
-    /// Parses one platform name or alias (case-insensitive): `arm64`, `aarch64`,
-    /// `linux/arm64`, `linux/arm64/v8` mean linux/arm64; `amd64`, `x86_64`,
-    /// `x86-64`, `linux/amd64` mean linux/amd64.
+    /// One platform name or alias, case-insensitive.
     pub fn parse(s: &str) -> Result<&'static Platform> {
         let wanted = s.trim().to_ascii_lowercase();
         PLATFORMS
@@ -148,13 +137,13 @@ impl Platform {
             })
     }
 
-    /// Image tag suffix of the unique per-platform reference (`arm64`).
+    /// Suffix of the per-commit reference (`arm64`).
     pub fn tag_suffix(&self) -> &'static str {
         self.arch
     }
 }
 
-/// `linux/amd64, linux/arm64`: the supported platforms, for messages.
+/// `linux/amd64, linux/arm64`, for messages.
 pub fn platform_names() -> String {
     PLATFORMS
         .iter()
@@ -163,7 +152,7 @@ pub fn platform_names() -> String {
         .join(", ")
 }
 
-/// `broker, agent`: the components, for messages.
+/// `broker, agent`, for messages.
 pub fn component_names() -> String {
     COMPONENTS
         .iter()
@@ -178,8 +167,6 @@ pub fn component_names() -> String {
 pub struct PlatformList(pub Vec<&'static Platform>);
 
 impl PlatformList {
-    /// Parses `arm64`, `linux/amd64,aarch64`, `all`. Errors name the bad entry
-    /// and list the supported platforms; an empty list is an error.
     pub fn parse(s: &str) -> Result<PlatformList> {
         let mut picked = Vec::new();
         for part in s.split(',').map(str::trim) {
@@ -197,7 +184,6 @@ impl PlatformList {
         ))
     }
 
-    /// The given list, or the host's platform when none was given.
     pub fn or_host(list: Option<PlatformList>) -> Result<Vec<&'static Platform>> {
         match list {
             Some(l) => Ok(l.0),
@@ -205,7 +191,6 @@ impl PlatformList {
         }
     }
 
-    /// The given list, or every supported platform when none was given.
     pub fn or_all(list: Option<PlatformList>) -> Vec<&'static Platform> {
         list.map_or_else(|| PLATFORMS.iter().collect(), |l| l.0)
     }
@@ -217,8 +202,7 @@ impl PlatformList {
 pub struct ComponentList(pub Vec<&'static Component>);
 
 impl ComponentList {
-    /// Parses `broker`, `broker,agent`, `all`. Accepts the package name
-    /// (`brokkr-agent`) too. Errors list the components.
+    /// Accepts package names (`brokkr-agent`) too.
     pub fn parse(s: &str) -> Result<ComponentList> {
         let mut picked = Vec::new();
         for part in s.split(',').map(str::trim) {
@@ -233,13 +217,12 @@ impl ComponentList {
         ))
     }
 
-    /// The given list, or every component when none was given.
     pub fn or_all(list: Option<ComponentList>) -> Vec<&'static Component> {
         list.map_or_else(|| COMPONENTS.iter().collect(), |l| l.0)
     }
 }
 
-/// Looks up one component by name or package name (case-insensitive).
+/// One component by name or package name, case-insensitive.
 pub fn component(s: &str) -> Result<&'static Component> {
     let wanted = s.trim().to_ascii_lowercase();
     COMPONENTS
@@ -248,23 +231,20 @@ pub fn component(s: &str) -> Result<&'static Component> {
         .ok_or_else(|| anyhow::anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
-/// clap value parser for `--platform LIST`.
+// clap value parsers.
 pub fn parse_platform_list(s: &str) -> Result<PlatformList, String> {
     PlatformList::parse(s).map_err(|e| e.to_string())
 }
 
-/// clap value parser for `--component LIST`.
 pub fn parse_component_list(s: &str) -> Result<ComponentList, String> {
     ComponentList::parse(s).map_err(|e| e.to_string())
 }
 
-/// clap value parser for one `--component`.
 pub fn parse_component(s: &str) -> Result<&'static Component, String> {
     component(s).map_err(|e| e.to_string())
 }
 
-/// clap value parser for one `--component` of `build-image`: `all` or a
-/// list points to `images`, which builds several.
+/// One `--component` of `build-image`: `all` or a list points to `images`.
 pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
     if s.eq_ignore_ascii_case("all") || s.contains(',') {
         return Err(format!(

@@ -1,17 +1,23 @@
-//! Build records: what `build-image` and `push` produced, kept as JSON under
-//! `target/xtask/images/<registry>/<component>-<arch>.json`: `push` adds the digest
-//! the registry holds to the build's record, and CI, `bench` and users read
-//! them (digest, size, time, cached steps) without scraping logs.
+//! Build records, the handover between a build leg and `manifest`: JSON
+//! under `target/xtask/images/<percent-encoded registry>/<component>-<arch>.json`.
+//! A record says what the engine's local tag and the registry hold: it is
+//! written under a per-leg lock ([`lock`]) after reading both back, and
+//! [`load_checked`] compares it with them before anyone trusts it
+//! (issue 15 item 6: concurrent runs, SIGINT between a build and its record).
 
 use std::{
+    fs::File,
     path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
+use fs4::FileExt;
 use serde::{Deserialize, Serialize};
+use xshell::Shell;
 
 use crate::{
+    diagnose, index,
     metadata::{self, Context},
     plan::Cmd,
     project::{Component, Platform},
@@ -20,64 +26,78 @@ use crate::{
 /// The result of building (and maybe pushing) one component for one platform.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildRecord {
-    /// Component name (`broker`).
     pub component: String,
     /// OCI platform (`linux/arm64`).
     pub platform: String,
-    /// The unique per-platform reference (`localhost:5000/brokkr-broker:sha-abc1234-arm64`).
+    /// `<registry>/brokkr-<component>`, lower-cased.
+    #[serde(default)]
+    pub repository: String,
+    /// The per-commit tag (`<repository>:sha-<7>-<arch>`, `sha-<7>-dirty-<arch>`),
+    /// or `<repository>@<digest>` when pushed by digest.
     pub reference: String,
-    /// Full commit id the image was built from.
+    /// Full commit id (40 hex).
     pub commit: String,
-    /// Digest buildx reported for the image (`containerimage.digest`), `sha256:<64 hex>`.
+    /// What the engine's local tag holds (`docker image inspect`), or for a
+    /// push by digest what was pushed; `sha256:<64 hex>`.
     pub digest: Option<String>,
-    /// Digest of the pushed per-platform reference in the registry, once pushed.
+    /// What the registry holds under `reference`: with provenance an index
+    /// of the platform manifest and its attestation.
     pub pushed_digest: Option<String>,
-    /// Uncompressed image size in bytes, the layers' sizes from `docker history` (loaded images only).
+    /// Uncompressed, from `docker history` (loaded images only).
     pub size_bytes: Option<u64>,
-    /// Wall time of the build in seconds.
     pub duration_secs: f64,
-    /// Build steps buildx reported as `CACHED`.
     pub cached_steps: usize,
-    /// Whether the dependency (`cargo chef cook`) step was cached; `None` when unknown.
+    /// The `cargo chef cook` step.
     pub dependency_stage_cached: Option<bool>,
-    /// Dependency crates (not the workspace's own) compiled by this build.
+    /// Not the workspace's own.
     #[serde(default)]
     pub dependency_crates_compiled: usize,
-    /// `cross` or `emulate`.
     pub strategy: String,
-    /// Built from a working tree with uncommitted changes (its reference says `-dirty`).
+    /// Uncommitted changes (the reference says `-dirty`).
     #[serde(default)]
     pub dirty: bool,
 }
 
-/// The directory holding the records: `target/xtask/images`.
-pub fn dir() -> PathBuf {
-    crate::target_dir().join("xtask").join("images")
-}
-
-/// The record file of one leg, one directory per registry so builds for
-/// different registries never overwrite each other's records. The registry
-/// is percent-encoded (every byte outside `[A-Za-z0-9.-]` as `%XX`), which
-/// is collision-free: `localhost:5000/bkx/y` gives `localhost%3A5000%2Fbkx%2Fy`,
-/// `localhost:5000/bkx_y` gives `localhost%3A5000%2Fbkx%5Fy`.
+/// The record file of one leg; `reference` is any reference or repository
+/// of the leg (its registry is what precedes the last `/`). The registry is
+/// percent-encoded (every byte outside `[A-Za-z0-9.-]` as `%XX`), so
+/// `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a file.
 pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
     let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
     let mut slug = String::new();
-    for b in registry.bytes() {
+    for b in registry.to_ascii_lowercase().bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
             slug.push(char::from(b));
         } else {
             slug.push_str(&format!("%{b:02X}"));
         }
     }
-    dir()
+    crate::target_dir()
+        .join("xtask/images")
         .join(slug)
         .join(format!("{}-{}.json", component.name, platform.arch))
 }
 
-/// Reads the record of one leg; `Ok(None)` when there is none. An empty or
-/// unreadable one is reported, moved aside to `<file>.corrupt-<unix time>`
-/// and treated as absent, so the next build rewrites it.
+/// Takes the leg's advisory lock (`<record>.lock`, released when the file
+/// drops), waiting for another xtask building or pushing the same leg.
+pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Result<File> {
+    let p = path(reference, component, platform).with_extension("lock");
+    std::fs::create_dir_all(p.parent().context("record path without a directory")?)?;
+    let f = File::create(&p).with_context(|| format!("creating {}", p.display()))?;
+    // Through the trait: std's `File::lock` (Rust 1.89) is above the workspace's 1.85.
+    if FileExt::try_lock(&f).is_err() {
+        eprintln!(
+            "waiting for another xtask working on {component} {platform} ({})",
+            p.display()
+        );
+        FileExt::lock(&f).with_context(|| format!("locking {}", p.display()))?;
+    }
+    Ok(f)
+}
+
+/// Reads the record of one leg as stored; `Ok(None)` when there is none. An
+/// empty or unreadable one is reported, moved aside to
+/// `<file>.corrupt-<unix time>` and treated as absent.
 pub fn load(
     reference: &str,
     component: &Component,
@@ -111,8 +131,58 @@ fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
     }
 }
 
-/// Writes the record of one leg (pretty JSON) under [`path`] of its
-/// reference, atomically: a temporary file in the same directory, renamed.
+/// The record of one leg compared with what the engine's local tag holds
+/// and, with `remote`, with what the registry holds under its reference;
+/// a record that disagrees is reported, corrected and rewritten. Engine
+/// or registry unreachable: an error (nothing can be known). Take [`lock`] first.
+pub fn load_checked(
+    sh: &Shell,
+    repository: &str,
+    component: &Component,
+    platform: &Platform,
+    remote: bool,
+) -> Result<Option<BuildRecord>> {
+    let Some(stored) = load(repository, component, platform)? else {
+        return Ok(None);
+    };
+    let mut rec = stored.clone();
+    if !rec.reference.contains('@') {
+        rec.digest = local_digest(sh, &rec.reference)?;
+    }
+    if remote {
+        rec.pushed_digest = self::remote(sh, &rec.reference)?.map(|r| r.digest);
+    }
+    let drift = drift(&stored, &rec);
+    if !drift.is_empty() {
+        if rec.digest != stored.digest {
+            rec.size_bytes = None;
+        }
+        eprintln!(
+            "warning: the record {} did not say what is there ({}); re-read and rewritten",
+            path(repository, component, platform).display(),
+            drift.join("; ")
+        );
+        save(component, platform, &rec)?;
+    }
+    Ok(Some(rec))
+}
+
+/// What differs between a stored record and the same record re-read from
+/// the engine and the registry, in words.
+pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
+    let show = |d: &Option<String>| d.clone().unwrap_or_else(|| "nothing".into());
+    [
+        ("the local tag", &stored.digest, &now.digest),
+        ("the registry", &stored.pushed_digest, &now.pushed_digest),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .map(|(what, a, b)| format!("{what} holds {}, the record said {}", show(b), show(a)))
+    .collect()
+}
+
+/// Writes the record of one leg (pretty JSON) atomically: a temporary file
+/// in the same directory, renamed.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
     save_file(&path(&record.reference, component, platform), record)
 }
@@ -127,11 +197,95 @@ fn save_file(p: &Path, record: &BuildRecord) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))
 }
 
+/// What the engine's local tag `reference` holds (`docker image inspect`):
+/// `None` when there is no such image; an error when the engine does not answer.
+pub fn local_digest(sh: &Shell, reference: &str) -> Result<Option<String>> {
+    let out = Cmd::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .capture(sh)?;
+    if out.ok {
+        return Ok(Some(out.stdout.trim().to_owned()));
+    }
+    if out.stderr.to_ascii_lowercase().contains("no such image") {
+        return Ok(None);
+    }
+    bail!(
+        "reading {reference} from the local engine: {}",
+        diagnose::reason(&out.stderr)
+    )
+}
+
+/// What a registry holds under a reference.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub raw: String,
+    pub digest: String,
+}
+
+/// Reads `reference` from its registry: `Ok(None)` only when the registry
+/// answers that it does not have it; every other failure (credentials, DNS,
+/// plain HTTP, nothing listening) is an error with its diagnosis.
+pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
+    let out = Cmd::new("docker")
+        .args(["buildx", "imagetools", "inspect", "--raw", reference])
+        .capture_retrying(sh, &format!("reading {reference}"))?;
+    if !out.ok {
+        if is_missing(&out.stderr) {
+            return Ok(None);
+        }
+        let why = diagnose::explain(&out.stderr)
+            .map_or_else(|| diagnose::reason(&out.stderr), |h| h.to_string());
+        bail!("reading {reference}: {why}");
+    }
+    let digest = remote_digest(sh, reference)?;
+    Ok(Some(Remote {
+        raw: out.stdout,
+        digest,
+    }))
+}
+
+/// Whether `imagetools inspect` failed because the reference does not exist
+/// (`ERROR: <ref>: not found`, `manifest unknown`, `name unknown`), not
+/// because the registry could not be asked.
+pub fn is_missing(stderr: &str) -> bool {
+    let e = stderr.to_ascii_lowercase();
+    diagnose::explain(stderr).is_none_or(|h| h.cause == diagnose::Cause::NotFound)
+        && [": not found", "manifest unknown", "name unknown"]
+            .iter()
+            .any(|p| e.contains(p))
+}
+
+pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
+    let json = Cmd::new("docker")
+        .args([
+            "buildx",
+            "imagetools",
+            "inspect",
+            "--format",
+            "{{json .Manifest}}",
+        ])
+        .arg(reference)
+        .capture_retrying(sh, &format!("reading the digest of {reference}"))?;
+    if !json.ok {
+        bail!(
+            "reading the digest of {reference} from the registry: {}",
+            json.stderr.trim()
+        );
+    }
+    let json = json.stdout.trim();
+    let d: index::Entry = serde_json::from_str(json)
+        .with_context(|| format!("parsing `imagetools inspect` output: {json}"))?;
+    if !index::is_digest(&d.digest) {
+        bail!("no digest in `imagetools inspect` output: {json}");
+    }
+    Ok(d.digest)
+}
+
 /// Refuses `reference` built from a dirty tree unless `allow_dirty`: a
 /// dirty tree is never published as its commit (`push`, `manifest`).
 pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()> {
     if dirty && !allow_dirty {
-        anyhow::bail!(
+        bail!(
             "{reference} comes from a working tree with uncommitted changes or untracked files \
              (`git status`); commit them and build again, or pass --allow-dirty to publish it anyway"
         );
@@ -139,18 +293,16 @@ pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()
     Ok(())
 }
 
-/// Whether the checkout has uncommitted changes or untracked files (`git
-/// status --porcelain`); false outside a git checkout.
-pub fn tree_dirty(sh: &xshell::Shell) -> Result<bool> {
+/// `git status --porcelain` says something; false outside a git checkout.
+pub fn tree_dirty(sh: &Shell) -> Result<bool> {
     let out = Cmd::new("git")
         .args(["status", "--porcelain"])
         .capture(sh)?;
     Ok(out.ok && !out.stdout.trim().is_empty())
 }
 
-/// The unique per-platform reference of one leg: `<repository>:sha-<7>-<arch>`
-/// ([`metadata::per_platform_reference`]), or `sha-<7>-dirty-<arch>` for a
-/// dirty tree, which a release build of that commit never writes.
+/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or
+/// `sha-<7>-dirty-<arch>` for a dirty tree (never a release build's).
 pub fn reference(
     registry: &str,
     component: &Component,
@@ -169,7 +321,7 @@ pub fn reference(
     )
 }
 
-/// `12.3 MB` (decimal megabytes, as registries and Docker print sizes).
+/// `12.3 MB` (decimal, as registries and Docker print sizes).
 pub fn human_size(bytes: Option<u64>) -> String {
     bytes.map_or_else(
         || "-".to_owned(),
@@ -193,7 +345,7 @@ mod tests {
         let arm64 = Platform::parse("arm64").unwrap();
         let p = |r: &str| {
             path(r, broker, arm64)
-                .strip_prefix(dir())
+                .strip_prefix(crate::target_dir().join("xtask/images"))
                 .unwrap()
                 .display()
                 .to_string()
@@ -258,6 +410,50 @@ mod tests {
         );
         assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn drift_names_what_the_record_got_wrong() {
+        let rec = |d: Option<&str>, p: Option<&str>| BuildRecord {
+            digest: d.map(Into::into),
+            pushed_digest: p.map(Into::into),
+            ..BuildRecord::default()
+        };
+        let cases: &[(BuildRecord, BuildRecord, &[&str])] = &[
+            (rec(Some("a"), None), rec(Some("a"), None), &[]),
+            (
+                rec(Some("a"), None),
+                rec(Some("b"), None),
+                &["the local tag holds b, the record said a"],
+            ),
+            (
+                rec(Some("a"), Some("a")),
+                rec(None, Some("c")),
+                &[
+                    "the local tag holds nothing, the record said a",
+                    "the registry holds c, the record said a",
+                ],
+            ),
+        ];
+        for (stored, now, want) in cases {
+            assert_eq!(drift(stored, now), *want, "{stored:?} {now:?}");
+        }
+    }
+
+    #[test]
+    fn one_leg_at_a_time() {
+        let broker = crate::project::component("broker").unwrap();
+        let arm64 = Platform::parse("arm64").unwrap();
+        let repo = format!(
+            "localhost:5000/locktest-{}/brokkr-broker",
+            std::process::id()
+        );
+        let held = lock(&repo, broker, arm64).unwrap();
+        let second = File::create(path(&repo, broker, arm64).with_extension("lock")).unwrap();
+        assert!(FileExt::try_lock(&second).is_err(), "a second holder");
+        drop(held);
+        assert!(FileExt::try_lock(&second).is_ok());
+        std::fs::remove_dir_all(path(&repo, broker, arm64).parent().unwrap()).unwrap();
     }
 
     #[test]

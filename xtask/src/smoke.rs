@@ -20,7 +20,6 @@ use crate::{
 /// Options of `smoke`.
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
-    /// Components and platforms to test.
     #[command(flatten)]
     pub select: Selection,
     /// Registry prefix of the references to run; default as for `build-image`.
@@ -34,7 +33,6 @@ pub struct SmokeArgs {
     pub no_setup: bool,
 }
 
-/// clap value parser for `--tag`: Docker's tag grammar.
 fn parse_tag(s: &str) -> Result<String, String> {
     metadata::check_explicit_tag(s).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
@@ -46,7 +44,6 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
     line.contains(&format!("arch {machine})")) || line.contains(&format!("arch {machine},"))
 }
 
-/// Runs `cargo xtask smoke`.
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     let platforms = args.select.platforms()?;
     // Foreign platforms run through QEMU: register it when missing.
@@ -69,9 +66,6 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
         if !missing.is_empty() {
             let build = match &args.tag {
                 Some(_) => format!("push and `cargo xtask manifest` for {p} first"),
-                None if registry == crate::project::LOCAL_REGISTRY => {
-                    format!("build them first: cargo xtask images --platform {}", p.arch)
-                }
                 None => format!(
                     "build them first: cargo xtask images --platform {} --registry {registry}",
                     p.arch
@@ -116,7 +110,6 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `reference` is in the local image store or its registry.
 fn image_available(sh: &Shell, reference: &str) -> bool {
     let local = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]);
     let remote = Cmd::new("docker").args(["buildx", "imagetools", "inspect", reference]);

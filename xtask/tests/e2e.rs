@@ -1431,3 +1431,168 @@ fn a_one_file_change_recompiles_only_that_binary() {
         "only the changed binary recompiles:\n{log}"
     );
 }
+
+// ---- Issue 15 item 6: records never drift from the engine and the registry ----
+// Own namespace (localhost:5000/drift): other tests' images and records stay apart.
+
+const DRIFT: &str = "localhost:5000/drift";
+
+fn drift_record() -> serde_json::Value {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let p = target.join("xtask/images/localhost%3A5000%2Fdrift/broker-arm64.json");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// What the engine (`docker image inspect`) or the registry holds under `reference`.
+fn held(reference: &str, in_registry: bool) -> serde_json::Value {
+    let o = if in_registry {
+        cmd(
+            "docker",
+            &[
+                "buildx",
+                "imagetools",
+                "inspect",
+                "--format",
+                "{{json .Manifest}}",
+                reference,
+            ],
+        )
+    } else {
+        cmd(
+            "docker",
+            &["image", "inspect", "--format", "{{json .Id}}", reference],
+        )
+    };
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap_or_default();
+    if in_registry {
+        v["digest"].clone()
+    } else {
+        v
+    }
+}
+
+/// The record, the local tag and the registry, or the disagreement in words.
+fn drift_agrees() -> Result<(), String> {
+    let rec = drift_record();
+    let reference = rec["reference"].as_str().unwrap_or_default();
+    let (local, remote) = (held(reference, false), held(reference, true));
+    if rec["digest"] != local || rec["pushed_digest"] != remote {
+        return Err(format!(
+            "record {rec}\nlocal tag {local}\nregistry {remote}"
+        ));
+    }
+    Ok(())
+}
+
+/// A small LCG (Knuth's MMIX constants), seeded from the clock.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Starts xtask in its own process group with `SOURCE_DATE_EPOCH=epoch`
+/// (each round a new image digest).
+fn spawn_xtask(args: &[&str], epoch: u64) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    eprintln!("$ SOURCE_DATE_EPOCH={epoch} cargo xtask {}", args.join(" "));
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("BROKKR_WORKSPACE", root())
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("BROKKR_REGISTRY")
+        .process_group(0)
+        .spawn()
+        .expect("starting xtask")
+}
+
+fn drift_args<'a>(command: &'a [&'a str]) -> Vec<&'a str> {
+    let mut args = command.to_vec();
+    args.extend([
+        "--component",
+        "broker",
+        "--platform",
+        "arm64",
+        "--registry",
+        DRIFT,
+    ]);
+    args
+}
+
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn interrupted_builds_and_pushes_leave_records_that_agree() {
+    require_docker();
+    ok(xtask(&["registry", "start"]));
+    ok(xtask(&drift_args(&["build-image", "--push", "--no-setup"])));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut rng = Lcg(seed as u64);
+    eprintln!("seed {seed}");
+    let commands: [&[&str]; 3] = [
+        &["build-image", "--no-setup"],
+        &["build-image", "--push", "--no-setup"],
+        &["push", "--allow-dirty"],
+    ];
+    for round in 0..10 {
+        let command = commands[round % 3];
+        let epoch = 1_700_000_000 + rng.below(1_000_000);
+        if command[0] == "push" {
+            // Something new to push: a build of another epoch, loaded only.
+            ok(xtask(&drift_args(&["build-image", "--no-setup"])));
+        }
+        let mut child = spawn_xtask(&drift_args(command), epoch);
+        std::thread::sleep(Duration::from_millis(rng.below(6_000)));
+        let pgid = format!("-{}", child.id());
+        cmd("kill", &["-INT", "--", &pgid]);
+        let status = child.wait().unwrap();
+        eprintln!("round {round}: {command:?} interrupted: {status}");
+        let before = drift_agrees();
+        // The next command reads the record, compares it with the engine and
+        // the registry, says what differed and rewrites it.
+        let o = ok(xtask(&drift_args(&["push", "--allow-dirty"])));
+        if let Err(why) = before {
+            assert!(
+                stderr(&o).contains("did not say what is there"),
+                "round {round}: a record that disagrees went unreported:\n{why}"
+            );
+        }
+        drift_agrees().unwrap_or_else(|why| panic!("round {round} after push:\n{why}"));
+    }
+}
+
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn concurrent_image_runs_leave_the_local_tag_in_the_record() {
+    require_docker();
+    for round in 0..3u64 {
+        let args = drift_args(&["images", "--no-setup"]);
+        let children: Vec<_> = (0..2u64)
+            .map(|i| spawn_xtask(&args, 1_700_000_000 + round * 10 + i))
+            .collect();
+        for mut c in children {
+            assert!(
+                c.wait().unwrap().success(),
+                "round {round}: an images run failed"
+            );
+        }
+        let rec = drift_record();
+        let reference = rec["reference"].as_str().unwrap();
+        assert_eq!(
+            rec["digest"],
+            held(reference, false),
+            "round {round}: {rec}"
+        );
+    }
+}
