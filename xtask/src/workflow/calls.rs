@@ -206,6 +206,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     (d <= limit).then_some(c)
 }
 
+/// `; did you mean `x`?` for a suggestion, else nothing.
+pub fn did_you_mean(s: Option<&str>) -> String {
+    s.map_or(String::new(), |s| format!("; did you mean `{s}`?"))
+}
+
 /// A `cargo xtask` call as the CLI parsed it.
 #[derive(Clone, Debug)]
 pub struct XtaskCall {
