@@ -356,6 +356,13 @@ impl Workflow {
         locate::locate(&self.text, path)
     }
 
+    /// Line of `on.<event>` or of a key under it.
+    pub fn on_line(&self, event: &str, key: Option<&str>) -> usize {
+        let mut p = vec![Seg::Key("on"), Seg::Key(event)];
+        p.extend(key.map(Seg::Key));
+        self.line(&p)
+    }
+
     /// Line of a key under a job (`None`: the job's own line).
     pub fn job_line(&self, job: &Job, key: Option<&str>) -> usize {
         let mut p = vec![Seg::Key("jobs"), Seg::Key(&job.id)];
