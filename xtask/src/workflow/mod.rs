@@ -42,32 +42,19 @@ impl fmt::Display for Severity {
 /// Which rule produced a diagnostic (for tests and filtering; not printed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {
-    /// The file is not a readable workflow (YAML syntax, shape).
-    Syntax,
-    /// W1: triggers (`on:`), including a literal `true:` key.
-    Triggers,
-    /// W2: path filters that miss an image input.
-    Paths,
-    /// W3: pushing without `packages: write`.
-    Permissions,
-    /// W4: login/push/secrets not guarded on pull requests.
-    PullRequestGuard,
-    /// W5: `cargo xtask` calls the CLI does not accept.
-    Cli,
-    /// W6: matrix components/platforms differ from the xtask's.
-    Matrix,
-    /// B3: two matrix legs share one gha cache scope.
-    CacheScope,
-    /// B7: Rust compiled under QEMU emulation.
-    Emulation,
-    /// The manifest job: needs the build jobs, covers every component and platform.
-    Manifest,
-    /// A `run:` step that `workflow run` cannot reproduce.
-    LocalRun,
-    /// R8: pull request jobs hold no token that writes packages, never export the cache.
-    PullRequestToken,
-    /// The cache runtime token reaches only the step that builds with `--cache gha`.
-    CacheRuntime,
+    Syntax,           // The file is not a readable workflow (YAML syntax, shape).
+    Triggers,         // W1: triggers (`on:`), including a literal `true:` key.
+    Paths,            // W2: path filters that miss an image input.
+    Permissions,      // W3: pushing without `packages: write`.
+    PullRequestGuard, // W4: login/push/secrets not guarded on pull requests.
+    Cli,              // W5: `cargo xtask` calls the CLI does not accept.
+    Matrix,           // W6: matrix components/platforms differ from the xtask's.
+    CacheScope,       // B3: two matrix legs share one gha cache scope.
+    Emulation,        // B7: Rust compiled under QEMU emulation.
+    Manifest, // The manifest job: needs the build jobs, covers every component and platform.
+    LocalRun, // A `run:` step that `workflow run` cannot reproduce.
+    PullRequestToken, // R8: pull request jobs hold no token that writes packages, never export the cache.
+    CacheRuntime, // The cache runtime token reaches only the step that builds with `--cache gha`.
 }
 
 /// One finding, printed `path:line: error|warning: message` (the format of
@@ -432,11 +419,7 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
             axes,
         }) => (include, exclude, axes),
     };
-    let mut legs: Vec<Leg> = if axes.is_empty() {
-        vec![]
-    } else {
-        vec![vec![]]
-    };
+    let mut legs: Vec<Leg> = vec![Vec::new(); usize::from(!axes.is_empty())];
     for (k, vals) in axes {
         legs = legs
             .into_iter()
