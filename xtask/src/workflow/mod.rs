@@ -343,30 +343,30 @@ impl Workflow {
         locate::locate(&self.text, path)
     }
 
+    fn line_under<'a>(&self, mut path: Vec<Seg<'a>>, key: Option<&'a str>) -> usize {
+        path.extend(key.map(Seg::Key));
+        self.line(&path)
+    }
+
     /// Line of `on.<event>` or of a key under it.
     pub fn on_line(&self, event: &str, key: Option<&str>) -> usize {
-        let mut p = vec![Seg::Key("on"), Seg::Key(event)];
-        p.extend(key.map(Seg::Key));
-        self.line(&p)
+        self.line_under(vec![Seg::Key("on"), Seg::Key(event)], key)
     }
 
     /// Line of a key under a job (`None`: the job's own line).
     pub fn job_line(&self, job: &Job, key: Option<&str>) -> usize {
-        let mut p = vec![Seg::Key("jobs"), Seg::Key(&job.id)];
-        p.extend(key.map(Seg::Key));
-        self.line(&p)
+        self.line_under(vec![Seg::Key("jobs"), Seg::Key(&job.id)], key)
     }
 
     /// Line of a step (its `- ` line), or of a key inside it.
     pub fn step_line(&self, job: &Job, step: &Step, key: Option<&str>) -> usize {
-        let mut p = vec![
+        let p = [
             Seg::Key("jobs"),
             Seg::Key(&job.id),
             Seg::Key("steps"),
             Seg::Index(step.index),
         ];
-        p.extend(key.map(Seg::Key));
-        self.line(&p)
+        self.line_under(p.to_vec(), key)
     }
 
     /// Line on which line `n` (0-based) of a step's run script is written:
