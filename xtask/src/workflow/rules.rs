@@ -350,15 +350,13 @@ fn check_matrix(cx: &mut Ctx<'_>) {
             if values.is_empty() || values.iter().any(|v| v.0.contains('$')) {
                 continue;
             }
-            let (known, all): (fn(&str) -> Option<&'static str>, Vec<&str>) = match key {
-                "component" => (
-                    |v| project::component(v).ok().map(|c| c.name),
-                    COMPONENTS.iter().map(|c| c.name).collect(),
-                ),
-                _ => (
-                    |v| Platform::parse(v).ok().map(|p| p.name),
-                    PLATFORMS.iter().map(|p| p.name).collect(),
-                ),
+            let known = |v: &str| match key {
+                "component" => project::component(v).ok().map(|c| c.name),
+                _ => Platform::parse(v).ok().map(|p| p.name),
+            };
+            let all: Vec<&str> = match key {
+                "component" => COMPONENTS.iter().map(|c| c.name).collect(),
+                _ => PLATFORMS.iter().map(|p| p.name).collect(),
             };
             let found: Vec<&str> = values.iter().filter_map(|v| known(&v.0)).collect();
             let unknown: Vec<&str> = values
