@@ -206,6 +206,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     (d <= limit).then_some(c)
 }
 
+/// `; did you mean `x`?` for a suggestion, else nothing.
+pub fn did_you_mean(s: Option<&str>) -> String {
+    s.map_or(String::new(), |s| format!("; did you mean `{s}`?"))
+}
+
 /// A `cargo xtask` call as the CLI parsed it.
 #[derive(Clone, Debug)]
 pub struct XtaskCall {
@@ -293,19 +298,11 @@ fn context(e: &clap::Error, kind: ContextKind) -> Vec<String> {
 /// and the closest valid name.
 fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
     let (names, cmd) = chain(cli, args);
-    let here = ["cargo xtask".to_owned()]
-        .into_iter()
-        .chain(names)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let here = format!(
+        "cargo xtask{}",
+        names.iter().map(|n| format!(" {n}")).collect::<String>()
+    );
     let first = |k| context(e, k).into_iter().next().unwrap_or_default();
-    let did_you_mean = |s: String| {
-        if s.is_empty() {
-            String::new()
-        } else {
-            format!("; did you mean `{s}`?")
-        }
-    };
     let subs = || {
         let n: Vec<&str> = cmd
             .get_subcommands()
@@ -320,7 +317,7 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
             let names = cmd.get_subcommands().map(|s| s.get_name());
             let hint = closest(&bad, names).map_or_else(
                 || format!("; it has: {}", subs()),
-                |c| did_you_mean(c.to_owned()),
+                |c| did_you_mean(Some(c)),
             );
             format!("`{here}` has no subcommand `{bad}`{hint}")
         }
@@ -330,21 +327,18 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
             if !arg.starts_with('-') {
                 return format!("`{here}` takes no argument `{arg}`");
             }
-            let hint = suggest_option(cmd, arg).unwrap_or_default();
-            format!("`{here}` has no option `{arg}`{}", did_you_mean(hint))
+            let hint = did_you_mean(suggest_option(cmd, arg).as_deref());
+            format!("`{here}` has no option `{arg}`{hint}")
         }
         ErrorKind::InvalidValue => {
             let arg = first(ContextKind::InvalidArg);
             let flag = arg.split_whitespace().next().unwrap_or_default();
-            let valid = context(e, ContextKind::ValidValue).join(", ");
-            let bad = first(ContextKind::InvalidValue);
-            let valid_values = context(e, ContextKind::ValidValue);
-            let near = closest(&bad, valid_values.iter().map(String::as_str));
-            let hint = did_you_mean(near.unwrap_or_default().to_owned());
-            format!(
-                "`{flag} {}` is not one of {valid}{hint}",
-                first(ContextKind::InvalidValue)
-            )
+            let (valid, bad) = (
+                context(e, ContextKind::ValidValue),
+                first(ContextKind::InvalidValue),
+            );
+            let hint = did_you_mean(closest(&bad, valid.iter().map(String::as_str)));
+            format!("`{flag} {bad}` is not one of {}{hint}", valid.join(", "))
         }
         ErrorKind::MissingRequiredArgument => {
             let missing: Vec<String> = context(e, ContextKind::InvalidArg)

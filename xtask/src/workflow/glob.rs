@@ -1,110 +1,43 @@
 //! GitHub's filter patterns (workflow syntax, "Filter pattern cheat sheet")
-//! for `branches:`, `tags:` and `paths:`. `globset` gives `?` and `**`
-//! other meanings (exactly one character; `**` only between slashes), and
-//! has no `+`, so this small matcher stays.
+//! for `branches:`, `tags:` and `paths:`, translated to a `regex`: `*` any
+//! characters but `/`; `**` any characters (`**/` also none); `?` zero or
+//! one character; `+` one or more of the preceding character; `[a-z0-9]` one
+//! listed character. A pattern matches the whole path from the repository
+//! root (`docs` does not match `docs/a.md`). `globset` gives `?` and `**`
+//! other meanings and has no `+`.
 
-/// Whether `path` matches a GitHub filter pattern (workflow syntax, "Filter
-/// pattern cheat sheet"): `*` any characters but `/`; `**` any characters;
-/// `?` zero or one character; `+` one or more of the preceding character;
-/// `[a-z0-9]` one listed character. The pattern must match the whole path
-/// from the repository root (so `docs` does not match `docs/a.md`).
+use regex::Regex;
+
 pub fn glob_match(pattern: &str, path: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = path.chars().collect();
-    glob_at(&p, &s)
-}
-
-fn glob_at(p: &[char], s: &[char]) -> bool {
-    let Some(&c) = p.first() else {
-        return s.is_empty();
-    };
-    match c {
-        '*' if p.get(1) == Some(&'*') => {
-            let rest = &p[2..];
-            // `**/` also matches nothing (`a/**/b` matches `a/b`).
-            if rest.first() == Some(&'/') && glob_at(&rest[1..], s) {
-                return true;
-            }
-            (0..=s.len()).any(|i| glob_at(rest, &s[i..]))
-        }
-        '*' => {
-            let rest = &p[1..];
-            let max = s.iter().position(|&ch| ch == '/').unwrap_or(s.len());
-            (0..=max).any(|i| glob_at(rest, &s[i..]))
-        }
-        '?' => {
-            glob_at(&p[1..], s)
-                || (s.first().is_some_and(|&ch| ch != '/') && glob_at(&p[1..], &s[1..]))
-        }
-        '[' => match p.iter().position(|&ch| ch == ']') {
-            Some(close) if close > 1 => {
-                let class = &p[1..close];
-                let Some(&ch) = s.first() else { return false };
-                let hit = class_matches(class, ch);
-                let rest = &p[close + 1..];
-                if rest.first() == Some(&'+') {
-                    hit && (glob_at(&rest[1..], &s[1..]) || glob_at(p, &s[1..]))
-                } else {
-                    hit && glob_at(rest, &s[1..])
-                }
-            }
-            _ => s.first() == Some(&'[') && glob_at(&p[1..], &s[1..]),
-        },
-        _ => {
-            if s.first() != Some(&c) {
-                return false;
-            }
-            if p.get(1) == Some(&'+') {
-                // One matched; more of the same may follow.
-                let mut i = 1;
-                loop {
-                    if glob_at(&p[2..], &s[i..]) {
-                        return true;
-                    }
-                    if s.get(i) != Some(&c) {
-                        return false;
-                    }
-                    i += 1;
-                }
-            }
-            glob_at(&p[1..], &s[1..])
-        }
+    let (mut re, mut rest) = (String::from("^"), pattern);
+    while let Some(c) = rest.chars().next() {
+        let (piece, len) = match c {
+            '*' if rest.starts_with("**/") => ("(?:.*/)?".to_owned(), 3),
+            '*' if rest.starts_with("**") => (".*".to_owned(), 2),
+            '*' => ("[^/]*".to_owned(), 1),
+            '?' => ("[^/]?".to_owned(), 1),
+            '+' => ("+".to_owned(), 1),
+            '[' => match rest.find(']').filter(|&e| e > 1) {
+                Some(e) => (rest[..=e].to_owned(), e + 1),
+                None => (regex::escape("["), 1),
+            },
+            _ => (regex::escape(&rest[..c.len_utf8()]), c.len_utf8()),
+        };
+        re.push_str(&piece);
+        rest = &rest[len..];
     }
-}
-
-fn class_matches(class: &[char], ch: char) -> bool {
-    let mut i = 0;
-    while i < class.len() {
-        if i + 2 < class.len() && class[i + 1] == '-' {
-            if class[i] <= ch && ch <= class[i + 2] {
-                return true;
-            }
-            i += 3;
-        } else {
-            if class[i] == ch {
-                return true;
-            }
-            i += 1;
-        }
-    }
-    false
+    Regex::new(&(re + "$")).is_ok_and(|r| r.is_match(path))
 }
 
 /// Whether a list of filter patterns (in order, `!` negating earlier ones)
 /// selects `path`: the last pattern that matches decides, as GitHub applies
 /// `paths:` and `branches:` lists.
 pub fn patterns_select(patterns: &[String], path: &str) -> bool {
-    let mut selected = false;
-    for p in patterns {
-        if let Some(neg) = p.strip_prefix('!') {
-            if glob_match(neg, path) {
-                selected = false;
-            }
-        } else if glob_match(p, path) {
-            selected = true;
-        }
-    }
-    selected
+    let last = patterns
+        .iter()
+        .rev()
+        .find(|p| glob_match(p.strip_prefix('!').unwrap_or(p), path));
+    last.is_some_and(|p| !p.starts_with('!'))
 }
 
 #[cfg(test)]

@@ -141,11 +141,9 @@ pub(super) fn check_cache_runtime(cx: &mut Ctx<'_>) {
             continue;
         };
         let cargo = |s: &Step| {
-            s.run.as_ref().is_some_and(|r| {
-                raw_commands(&r.0)
-                    .iter()
-                    .any(|a| a.first().is_some_and(|w| w == "cargo"))
-            })
+            raw_commands(s)
+                .iter()
+                .any(|a| a.first().is_some_and(|w| w == "cargo"))
         };
         if !job.steps[..rt].iter().any(cargo) {
             cx.error(Rule::CacheRuntime, at(rt), format!("{}: no `cargo xtask` step before it, so the xtask is compiled after ACTIONS_RUNTIME_TOKEN is exposed (its build scripts would see it); compile it in an earlier step: `run: cargo xtask --version`", what(rt)));

@@ -42,32 +42,19 @@ impl fmt::Display for Severity {
 /// Which rule produced a diagnostic (for tests and filtering; not printed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {
-    /// The file is not a readable workflow (YAML syntax, shape).
-    Syntax,
-    /// W1: triggers (`on:`), including a literal `true:` key.
-    Triggers,
-    /// W2: path filters that miss an image input.
-    Paths,
-    /// W3: pushing without `packages: write`.
-    Permissions,
-    /// W4: login/push/secrets not guarded on pull requests.
-    PullRequestGuard,
-    /// W5: `cargo xtask` calls the CLI does not accept.
-    Cli,
-    /// W6: matrix components/platforms differ from the xtask's.
-    Matrix,
-    /// B3: two matrix legs share one gha cache scope.
-    CacheScope,
-    /// B7: Rust compiled under QEMU emulation.
-    Emulation,
-    /// The manifest job: needs the build jobs, covers every component and platform.
-    Manifest,
-    /// A `run:` step that `workflow run` cannot reproduce.
-    LocalRun,
-    /// R8: pull request jobs hold no token that writes packages, never export the cache.
-    PullRequestToken,
-    /// The cache runtime token reaches only the step that builds with `--cache gha`.
-    CacheRuntime,
+    Syntax,           // The file is not a readable workflow (YAML syntax, shape).
+    Triggers,         // W1: triggers (`on:`), including a literal `true:` key.
+    Paths,            // W2: path filters that miss an image input.
+    Permissions,      // W3: pushing without `packages: write`.
+    PullRequestGuard, // W4: login/push/secrets not guarded on pull requests.
+    Cli,              // W5: `cargo xtask` calls the CLI does not accept.
+    Matrix,           // W6: matrix components/platforms differ from the xtask's.
+    CacheScope,       // B3: two matrix legs share one gha cache scope.
+    Emulation,        // B7: Rust compiled under QEMU emulation.
+    Manifest, // The manifest job: needs the build jobs, covers every component and platform.
+    LocalRun, // A `run:` step that `workflow run` cannot reproduce.
+    PullRequestToken, // R8: pull request jobs hold no token that writes packages, never export the cache.
+    CacheRuntime, // The cache runtime token reaches only the step that builds with `--cache gha`.
 }
 
 /// One finding, printed `path:line: error|warning: message` (the format of
@@ -356,23 +343,30 @@ impl Workflow {
         locate::locate(&self.text, path)
     }
 
+    fn line_under<'a>(&self, mut path: Vec<Seg<'a>>, key: Option<&'a str>) -> usize {
+        path.extend(key.map(Seg::Key));
+        self.line(&path)
+    }
+
+    /// Line of `on.<event>` or of a key under it.
+    pub fn on_line(&self, event: &str, key: Option<&str>) -> usize {
+        self.line_under(vec![Seg::Key("on"), Seg::Key(event)], key)
+    }
+
     /// Line of a key under a job (`None`: the job's own line).
     pub fn job_line(&self, job: &Job, key: Option<&str>) -> usize {
-        let mut p = vec![Seg::Key("jobs"), Seg::Key(&job.id)];
-        p.extend(key.map(Seg::Key));
-        self.line(&p)
+        self.line_under(vec![Seg::Key("jobs"), Seg::Key(&job.id)], key)
     }
 
     /// Line of a step (its `- ` line), or of a key inside it.
     pub fn step_line(&self, job: &Job, step: &Step, key: Option<&str>) -> usize {
-        let mut p = vec![
+        let p = [
             Seg::Key("jobs"),
             Seg::Key(&job.id),
             Seg::Key("steps"),
             Seg::Index(step.index),
         ];
-        p.extend(key.map(Seg::Key));
-        self.line(&p)
+        self.line_under(p.to_vec(), key)
     }
 
     /// Line on which line `n` (0-based) of a step's run script is written:
@@ -425,11 +419,7 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
             axes,
         }) => (include, exclude, axes),
     };
-    let mut legs: Vec<Leg> = if axes.is_empty() {
-        vec![]
-    } else {
-        vec![vec![]]
-    };
+    let mut legs: Vec<Leg> = vec![Vec::new(); usize::from(!axes.is_empty())];
     for (k, vals) in axes {
         legs = legs
             .into_iter()

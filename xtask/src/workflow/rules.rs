@@ -9,19 +9,21 @@ use github_actions_expressions::Evaluation;
 use serde_yaml::Value;
 
 use super::calls::{self, XtaskCall, UNKNOWN};
+use super::glob::patterns_select;
 use super::inputs::{repo_path, ImageInput};
 use super::locate::{self, Seg};
 use super::{
     expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step, Workflow,
 };
+use super::{Filters, Matrix, Permissions, Text};
 use crate::buildx::Strategy;
 use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
 
-/// What the rules compare a workflow with.
+/// What the rules compare a workflow with: the xtask's CLI definition
+/// (`Cli::command()`) and the image inputs (the workflow file itself is
+/// added per file).
 pub struct Expected<'a> {
-    /// The xtask's CLI definition (`Cli::command()`).
     pub cli: &'a clap::Command,
-    /// The image inputs ([`image_inputs`]); the workflow file itself is added per file.
     pub image_inputs: &'a [ImageInput],
 }
 
@@ -56,12 +58,12 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn report(&mut self, rule: Rule, severity: Severity, line: usize, message: String) {
-        let path = self.wf.path.clone();
+        let (path, message) = (self.wf.path.clone(), message.replace(UNKNOWN, "${{ }}"));
         let d = Diagnostic {
             path,
             line,
             severity,
-            message: message.replace(UNKNOWN, "${{ }}"),
+            message,
             rule,
         };
         if !self.out.contains(&d) {
@@ -83,27 +85,36 @@ impl Ctx<'_> {
     }
 }
 
-/// Nothing outside the matrix and env is known: a check that covers every event.
-fn unknown_outer(_: &str) -> Option<Evaluation> {
-    None
-}
-
-/// The context of a pull request run, as far as the guard rule needs it.
-fn pull_request_outer(path: &str) -> Option<Evaluation> {
-    let s = |v: &str| Some(Evaluation::String(v.to_owned()));
-    match path {
-        "github.event_name" => s("pull_request"),
-        "github.ref" => s("refs/pull/1/merge"),
-        _ => None,
+/// A condition on a pull request run (`github.event_name`, `github.ref`
+/// known, nothing else): `Ok(Some(false))` when it is off there.
+fn on_pull_requests(cond: &str) -> Result<Option<bool>, String> {
+    let outer = |path: &str| {
+        let v = match path {
+            "github.event_name" => "pull_request",
+            "github.ref" => "refs/pull/1/merge",
+            _ => return None,
+        };
+        Some(Evaluation::String(v.to_owned()))
+    };
+    let none = Vec::new();
+    let (env, unknown) = (Vec::new(), None);
+    Scope {
+        outer: &outer,
+        leg: &none,
+        env,
+        unknown,
     }
+    .condition(cond)
 }
 
 pub(super) fn legs(job: &Job) -> Vec<Leg> {
     expand_matrix(job.strategy.matrix.as_ref()).unwrap_or_else(|_| vec![Vec::new()])
 }
 
+/// The scope of a step in a leg when nothing outside the matrix and env is
+/// known: a check that covers every event.
 fn scope<'a>(wf: &Workflow, job: &Job, step: Option<&Step>, leg: &'a Leg) -> Scope<'a> {
-    Scope::of(wf, job, step, leg, &unknown_outer, Some(UNKNOWN)).0
+    Scope::of(wf, job, step, leg, &|_| None, Some(UNKNOWN)).0
 }
 
 /// Checks a workflow; diagnostics sorted by line. Rules about building
@@ -141,9 +152,10 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for k in &wf.keys {
         if let Value::Bool(b) = k {
-            let spelled = match b {
-                true => ["true", "True", "TRUE"],
-                false => ["false", "False", "FALSE"],
+            let spelled = if *b {
+                ["true", "True", "TRUE"]
+            } else {
+                ["false", "False", "FALSE"]
             };
             let line = spelled
                 .iter()
@@ -152,14 +164,9 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
                 "the key `{b}` is the YAML boolean {b}, not the trigger key `on` (a YAML 1.1 loader reads `on:` as `true:`, and a file written back by one holds this); GitHub finds no triggers under it: write `on:`"
             ));
         } else if let Some(name) = k.as_str().filter(|n| !TOP_KEYS.contains(n)) {
-            let hint = calls::closest(name, TOP_KEYS.iter().copied())
-                .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
-            let line = wf.line(&[Seg::Key(name)]);
-            cx.error(
-                Rule::Syntax,
-                line,
-                format!("unknown top-level key `{name}`{hint}"),
-            );
+            let hint = calls::did_you_mean(calls::closest(name, TOP_KEYS.iter().copied()));
+            let msg = format!("unknown top-level key `{name}`{hint}");
+            cx.error(Rule::Syntax, wf.line(&[Seg::Key(name)]), msg);
         }
     }
     if wf.jobs.is_none() {
@@ -188,13 +195,8 @@ fn check_calls(cx: &mut Ctx<'_>) {
                     }
                     let Some(args) = cmd.xtask_args() else {
                         if !cmd.informational() && n == 0 {
-                            let shown = cmd
-                                .argv()
-                                .iter()
-                                .take(3)
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(" ");
+                            let shown = cmd.argv().iter().take(3).cloned().collect::<Vec<_>>();
+                            let shown = shown.join(" ");
                             cx.warn(Rule::LocalRun, line, format!("{what} runs `{shown}`, not a `cargo xtask` call: {fix}; move it into the xtask"));
                         }
                         continue;
@@ -222,7 +224,6 @@ fn check_calls(cx: &mut Ctx<'_>) {
 fn check_triggers(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     let on_line = wf.line(&[Seg::Key("on")]);
-    let add = format!("add `push: {{branches: [{}]}}`", PUSH_BRANCHES.join(", "));
     match &wf.on {
         None if wf.keys.contains(&Value::Bool(true)) => return,
         None => {
@@ -237,15 +238,9 @@ fn check_triggers(cx: &mut Ctx<'_>) {
     }
     let triggers = wf.triggers();
     let find = |e: &str| triggers.iter().find(|t| t.event == e);
+    let (and, list) = (PUSH_BRANCHES.join(" and "), PUSH_BRANCHES.join(", "));
     match find("push") {
-        None => cx.error(
-            Rule::Triggers,
-            on_line,
-            format!(
-                "no `push` trigger: pushes to {} do not build images; {add}",
-                PUSH_BRANCHES.join(" and ")
-            ),
-        ),
+        None => cx.error(Rule::Triggers, on_line, format!("no `push` trigger: pushes to {and} do not build images; add `push: {{branches: [{list}]}}`")),
         Some(t) => check_branch_filter(cx, "push", t.filters.as_ref()),
     }
     match find("pull_request") {
@@ -254,44 +249,38 @@ fn check_triggers(cx: &mut Ctx<'_>) {
     }
 }
 
-fn check_branch_filter(cx: &mut Ctx<'_>, event: &str, f: Option<&super::Filters>) {
-    let wf = cx.wf;
-    let Some(f) = f else { return };
-    let line = |k: Option<&str>| {
-        let mut p = vec![Seg::Key("on"), Seg::Key(event)];
-        p.extend(k.map(Seg::Key));
-        wf.line(&p)
-    };
+fn check_branch_filter(cx: &mut Ctx<'_>, event: &str, f: Option<&Filters>) {
+    let (wf, Some(f)) = (cx.wf, f) else { return };
+    let line = |k: Option<&str>| wf.on_line(event, k);
     if f.branches.is_some() && f.branches_ignore.is_some() {
         let msg = format!("`on.{event}` has both `branches` and `branches-ignore`, which GitHub rejects; keep one");
         return cx.error(Rule::Triggers, line(None), msg);
     }
     let tags_only = f.tags.is_some() || f.tags_ignore.is_some();
     if event == "push" && tags_only && f.branches.is_none() && f.branches_ignore.is_none() {
-        let msg = format!(
-            "`on.push` filters only tags, so pushes to {} do not run it; add `branches: [{}]`",
-            PUSH_BRANCHES.join(" and "),
-            PUSH_BRANCHES.join(", ")
-        );
+        let (and, list) = (PUSH_BRANCHES.join(" and "), PUSH_BRANCHES.join(", "));
+        let msg = format!("`on.push` filters only tags, so pushes to {and} do not run it; add `branches: [{list}]`");
         return cx.error(Rule::Triggers, line(None), msg);
     }
+    let who = if event == "push" {
+        "pushes"
+    } else {
+        "pull requests"
+    };
     for b in PUSH_BRANCHES {
-        if let Some(list) = &f.branches {
-            if !super::glob::patterns_select(&list.0, b) {
-                let who = if event == "push" {
-                    "pushes"
-                } else {
-                    "pull requests"
-                };
-                let msg = format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`");
-                cx.error(Rule::Triggers, line(Some("branches")), msg);
-            }
+        if f.branches
+            .as_ref()
+            .is_some_and(|l| !patterns_select(&l.0, b))
+        {
+            let msg = format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`");
+            cx.error(Rule::Triggers, line(Some("branches")), msg);
         }
-        if let Some(list) = &f.branches_ignore {
-            if super::glob::patterns_select(&list.0, b) {
-                let msg = format!("`on.{event}.branches-ignore` excludes `{b}`; remove it");
-                cx.error(Rule::Triggers, line(Some("branches-ignore")), msg);
-            }
+        if f.branches_ignore
+            .as_ref()
+            .is_some_and(|l| patterns_select(&l.0, b))
+        {
+            let msg = format!("`on.{event}.branches-ignore` excludes `{b}`; remove it");
+            cx.error(Rule::Triggers, line(Some("branches-ignore")), msg);
         }
     }
 }
@@ -301,21 +290,14 @@ fn check_paths(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     let mut inputs: Vec<ImageInput> = cx.exp.image_inputs.to_vec();
     let all: BTreeSet<String> = inputs.iter().flat_map(|i| i.images.clone()).collect();
-    let all: Vec<String> = all.into_iter().collect();
-    inputs.push(ImageInput {
-        path: repo_path(&wf.path),
-        images: all.clone(),
-    });
+    let images: Vec<String> = all.into_iter().collect();
+    let (path, n) = (repo_path(&wf.path), images.len());
+    inputs.push(ImageInput { path, images });
     for t in wf.triggers() {
-        let (Some(f), "push" | "pull_request") = (&t.filters, t.event.as_str()) else {
+        let (Some(f), e @ ("push" | "pull_request")) = (&t.filters, t.event.as_str()) else {
             continue;
         };
-        let e = &t.event;
-        let line = |k: Option<&str>| {
-            let mut p = vec![Seg::Key("on"), Seg::Key(e)];
-            p.extend(k.map(Seg::Key));
-            wf.line(&p)
-        };
+        let line = |k: Option<&str>| wf.on_line(e, k);
         if f.paths.is_some() && f.paths_ignore.is_some() {
             let msg = format!(
                 "`on.{e}` has both `paths` and `paths-ignore`, which GitHub rejects; keep one"
@@ -324,25 +306,25 @@ fn check_paths(cx: &mut Ctx<'_>) {
             continue;
         }
         for input in &inputs {
-            let whose = if input.images.len() == all.len() && all.len() > 1 {
-                "every image".to_owned()
-            } else {
-                input.images.join(", ")
+            let whose = match input.images.len() {
+                l if l == n && n > 1 => "every image".to_owned(),
+                _ => input.images.join(", "),
             };
-            let probes = input.probes();
-            let pat = input.pattern();
-            let selects = |list: &super::List, p: &String| super::glob::patterns_select(&list.0, p);
-            if let Some(list) = &f.paths {
-                if !probes.iter().all(|p| selects(list, p)) {
-                    let msg = format!("`on.{e}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)");
-                    cx.error(Rule::Paths, line(Some("paths")), msg);
-                }
+            let (probes, pat) = (input.probes(), input.pattern());
+            let selects = |l: &super::List, p: &String| patterns_select(&l.0, p);
+            if f.paths
+                .as_ref()
+                .is_some_and(|l| !probes.iter().all(|p| selects(l, p)))
+            {
+                let msg = format!("`on.{e}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)");
+                cx.error(Rule::Paths, line(Some("paths")), msg);
             }
-            if let Some(list) = &f.paths_ignore {
-                if probes.iter().any(|p| selects(list, p)) {
-                    let msg = format!("`on.{e}.paths-ignore` excludes `{pat}`, an input of {whose}: changing it would not rebuild; narrow the ignore pattern");
-                    cx.error(Rule::Paths, line(Some("paths-ignore")), msg);
-                }
+            if f.paths_ignore
+                .as_ref()
+                .is_some_and(|l| probes.iter().any(|p| selects(l, p)))
+            {
+                let msg = format!("`on.{e}.paths-ignore` excludes `{pat}`, an input of {whose}: changing it would not rebuild; narrow the ignore pattern");
+                cx.error(Rule::Paths, line(Some("paths-ignore")), msg);
             }
         }
     }
@@ -357,23 +339,18 @@ pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
 fn check_matrix(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for job in wf.jobs() {
-        let Some(super::Matrix::Literal { include, axes, .. }) = &job.strategy.matrix else {
+        let Some(Matrix::Literal { include, axes, .. }) = &job.strategy.matrix else {
             continue;
         };
         for key in ["component", "platform"] {
-            let mut values: Vec<String> = axes
-                .get(key)
-                .map_or_else(Vec::new, |v| v.iter().map(|t| t.0.clone()).collect());
-            values.extend(
-                include
-                    .iter()
-                    .filter_map(|e| e.get(key))
-                    .map(|t| t.0.clone()),
-            );
-            if values.is_empty() || values.iter().any(|v| v.contains('$')) {
+            let listed = axes.get(key).into_iter().flatten();
+            let values: Vec<&Text> = listed
+                .chain(include.iter().filter_map(|e| e.get(key)))
+                .collect();
+            if values.is_empty() || values.iter().any(|v| v.0.contains('$')) {
                 continue;
             }
-            let known = |v: &String| match key {
+            let known = |v: &str| match key {
                 "component" => project::component(v).ok().map(|c| c.name),
                 _ => Platform::parse(v).ok().map(|p| p.name),
             };
@@ -381,8 +358,12 @@ fn check_matrix(cx: &mut Ctx<'_>) {
                 "component" => COMPONENTS.iter().map(|c| c.name).collect(),
                 _ => PLATFORMS.iter().map(|p| p.name).collect(),
             };
-            let found: Vec<&str> = values.iter().filter_map(known).collect();
-            let unknown: Vec<&String> = values.iter().filter(|v| known(v).is_none()).collect();
+            let found: Vec<&str> = values.iter().filter_map(|v| known(&v.0)).collect();
+            let unknown: Vec<&str> = values
+                .iter()
+                .map(|v| v.0.as_str())
+                .filter(|v| known(v).is_none())
+                .collect();
             let missing: Vec<&str> = all.iter().copied().filter(|n| !found.contains(n)).collect();
             let mut parts = Vec::new();
             if !missing.is_empty() {
@@ -400,9 +381,7 @@ fn check_matrix(cx: &mut Ctx<'_>) {
                 Seg::Key("strategy"),
                 Seg::Key("matrix"),
             ];
-            if axes.contains_key(key) {
-                p.push(Seg::Key(key));
-            }
+            p.extend(axes.contains_key(key).then_some(Seg::Key(key)));
             cx.error(Rule::Matrix, wf.line(&p), format!(
                 "matrix `{key}` of job `{}` differs from the xtask's {key}s ({}): {}; list exactly the ones in xtask/src/project.rs",
                 job.id, all.join(", "), parts.join("; ")
@@ -420,27 +399,32 @@ fn is_build_action(s: &Step) -> bool {
 
 /// Whether a job builds images (a build step of any kind).
 pub(super) fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
+    let raw = |r: &Text| r.0.contains("docker buildx build") || r.0.contains("docker build ");
     cx.calls_in(job)
         .any(|c| c.call.is(&["build-image"]) || c.call.is(&["images"]))
-        || job.steps.iter().any(|s| {
-            let raw = s.run.as_ref().is_some_and(|r| {
-                r.0.contains("docker buildx build") || r.0.contains("docker build ")
-            });
-            is_build_action(s) || raw
-        })
+        || job
+            .steps
+            .iter()
+            .any(|s| is_build_action(s) || s.run.as_ref().is_some_and(raw))
 }
 
-/// The words of each command of a script as written (no substitution).
-pub(super) fn raw_commands(run: &str) -> Vec<Vec<String>> {
-    calls::commands(run, &|_| None, None)
-        .into_iter()
-        .map(|c| c.argv().to_vec())
-        .collect()
+/// The words of each command of a step's script as written (no substitution).
+pub(super) fn raw_commands(s: &Step) -> Vec<Vec<String>> {
+    let run = s.run.as_ref().map_or("", |r| r.0.as_str());
+    let cmds = calls::commands(run, &|_| None, None);
+    cmds.into_iter().map(|c| c.argv().to_vec()).collect()
+}
+
+/// Whether a step's script runs a command starting with `prefix`.
+fn runs(s: &Step, prefix: &[&str]) -> bool {
+    raw_commands(s)
+        .iter()
+        .any(|c| c.len() >= prefix.len() && c[..prefix.len()] == *prefix)
 }
 
 /// Whether a run script pushes with docker directly.
-fn run_pushes_raw(run: &str) -> bool {
-    raw_commands(run).iter().any(|c| {
+fn run_pushes_raw(s: &Step) -> bool {
+    raw_commands(s).iter().any(|c| {
         let a: Vec<&str> = c.iter().map(String::as_str).collect();
         match a.as_slice() {
             ["docker", "push", ..]
@@ -461,14 +445,7 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
     for s in &job.steps {
         if is_build_action(s) {
             let Some(p) = s.input("push") else { continue };
-            let none = Vec::new();
-            let pr = Scope {
-                outer: &pull_request_outer,
-                leg: &none,
-                env: Vec::new(),
-                unknown: None,
-            };
-            match pr.condition(p) {
+            match on_pull_requests(p) {
                 Ok(Some(false)) if !p.contains("${{") => {}
                 Ok(Some(false)) => out.push((s.index, true)),
                 _ => out.push((s.index, false)),
@@ -476,7 +453,7 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
         } else if cx
             .calls_in(job)
             .any(|c| c.step == s.index && c.call.pushes())
-            || s.run.as_ref().is_some_and(|r| run_pushes_raw(&r.0))
+            || run_pushes_raw(s)
         {
             out.push((s.index, false));
         }
@@ -503,7 +480,7 @@ fn check_permissions(cx: &mut Ctx<'_>) {
                 "no `permissions:` (the repository default may be read-only)",
             ),
         };
-        if effective.is_some_and(super::Permissions::packages_write) {
+        if effective.is_some_and(Permissions::packages_write) {
             continue;
         }
         let line = wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"));
@@ -514,30 +491,17 @@ fn check_permissions(cx: &mut Ctx<'_>) {
     }
 }
 
-fn is_login(s: &Step) -> bool {
-    s.action().as_deref() == Some("docker/login-action")
-        || s.run.as_ref().is_some_and(|r| {
-            raw_commands(&r.0)
-                .iter()
-                .any(|a| a.len() >= 2 && a[0] == "docker" && a[1] == "login")
-        })
-}
-
 /// The names of secrets a step uses other than `GITHUB_TOKEN`.
 fn secrets_used(s: &Step) -> Vec<String> {
     let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
     let mut out: Vec<String> = Vec::new();
-    for t in texts {
-        for (_, _, inner) in super::expr::spans(&t.0) {
-            for (p, _) in inner.match_indices("secrets.") {
-                let rest = &inner[p + 8..];
-                let n = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(rest.len());
-                let name = &rest[..n];
-                if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.iter().any(|x| x == name) {
-                    out.push(name.to_owned());
-                }
+    for (_, _, inner) in texts.flat_map(|t| super::expr::spans(&t.0)) {
+        for (p, _) in inner.match_indices("secrets.") {
+            let rest = &inner[p + 8..];
+            let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            let name = &rest[..n.unwrap_or(rest.len())];
+            if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.iter().any(|x| x == name) {
+                out.push(name.to_owned());
             }
         }
     }
@@ -546,45 +510,40 @@ fn secrets_used(s: &Step) -> Vec<String> {
 
 /// W4: on a workflow that runs on pull requests, registry logins, steps
 /// using secrets, and pushes are skipped on pull requests (forks get no
-/// secrets and a read-only token, so those steps fail there).
+/// secrets and a read-only token, so those steps fail there). R8: pull
+/// request jobs hold no token that writes packages, never export the cache.
 fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     if !wf.triggers().iter().any(|t| t.event == "pull_request") {
         return;
     }
-    let none: Leg = Vec::new();
-    let pr = Scope {
-        outer: &pull_request_outer,
-        leg: &none,
-        env: Vec::new(),
-        unknown: None,
-    };
-    let off_on_prs = |cond: &Option<super::Text>| {
-        cond.as_ref()
-            .is_some_and(|c| pr.condition(&c.0) == Ok(Some(false)))
+    let off = |c: &Option<Text>| {
+        c.as_ref()
+            .is_some_and(|c| on_pull_requests(&c.0) == Ok(Some(false)))
     };
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
-    for job in wf.jobs().filter(|j| !off_on_prs(&j.cond)) {
+    for job in wf.jobs().filter(|j| !off(&j.cond)) {
         let pushes = pushing_steps(cx, job);
         let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
-        if job_builds(cx, job) && perms.is_some_and(super::Permissions::packages_write) {
+        if job_builds(cx, job) && perms.is_some_and(Permissions::packages_write) {
             let line = wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"));
             cx.error(Rule::PullRequestToken, line, format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
         }
         let exports: Vec<usize> = cx
             .calls_in(job)
             .filter(|c| c.call.raw("cache") == Some("gha") && !c.call.flag("cache_read_only"))
-            .filter(|c| !off_on_prs(&job.steps[c.step].cond))
+            .filter(|c| !off(&job.steps[c.step].cond))
             .map(|c| c.line)
             .collect();
         for line in exports {
             cx.error(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)".to_owned());
         }
-        for s in job.steps.iter().filter(|s| !off_on_prs(&s.cond)) {
+        for s in job.steps.iter().filter(|s| !off(&s.cond)) {
             let line = wf.step_line(job, s, None);
             let what = format!("{} of job `{}`", s.label(), job.id);
             let secrets = secrets_used(s);
-            if is_login(s) {
+            if s.action().as_deref() == Some("docker/login-action") || runs(s, &["docker", "login"])
+            {
                 cx.error(Rule::PullRequestGuard, line, format!("{what} logs in to a registry on pull requests too, where forks get no secrets; pull requests should only build: {FIX}"));
             } else if !secrets.is_empty() {
                 cx.error(Rule::PullRequestGuard, line, format!("{what} uses secret(s) {} on pull requests too, where forks get none: {FIX}", secrets.join(", ")));
@@ -596,52 +555,38 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     }
 }
 
-/// The values of `flag` in the words of each `docker buildx build` of a script.
-fn buildx_flag(scope: &Scope<'_>, run: &str, flag: &str) -> Vec<String> {
-    let cmds = scope.commands(run).unwrap_or_default();
-    let builds = cmds
-        .iter()
-        .map(|c| c.argv())
-        .filter(|a| a.len() >= 3 && a[..3] == ["docker", "buildx", "build"]);
-    let prefix = format!("{flag}=");
-    builds
-        .flat_map(|a| {
-            let pairs = a.iter().zip(a.iter().skip(1).map(Some).chain([None]));
-            pairs
-                .filter_map(|(w, next)| {
-                    if w == flag {
-                        next.cloned()
-                    } else {
-                        w.strip_prefix(&prefix).map(str::to_owned)
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// The gha cache entries (`cache-from`/`cache-to`) of a step in one leg.
-fn gha_entries(scope: &Scope<'_>, s: &Step) -> Vec<(String, String)> {
-    let mut entries = Vec::new();
-    for what in ["cache-from", "cache-to"] {
-        if is_build_action(s) {
-            let v = s
-                .input(what)
-                .and_then(|v| scope.substitute(v).ok())
-                .unwrap_or_default();
-            let split = v
-                .lines()
-                .flat_map(|l| l.split(';'))
-                .map(str::trim)
-                .filter(|e| !e.is_empty());
-            entries.extend(split.map(|e| (what.to_owned(), e.to_owned())));
-        } else if let Some(run) = &s.run {
-            let vals = buildx_flag(scope, &run.0, &format!("--{what}"));
-            entries.extend(vals.into_iter().map(|v| (what.to_owned(), v)));
+/// What a build step of one leg says for a build option: the action's
+/// `input`, or the values of `flag` in each `docker buildx build` of its
+/// script, split at `seps`. The xtask's own calls are checked on their
+/// typed values instead.
+fn build_values(
+    scope: &Scope<'_>,
+    s: &Step,
+    input: &str,
+    flag: &str,
+    seps: &[char],
+) -> Vec<String> {
+    let mut vals = Vec::new();
+    if is_build_action(s) {
+        vals.extend(s.input(input).and_then(|v| scope.substitute(v).ok()));
+    } else if let Some(run) = &s.run {
+        let prefix = format!("{flag}=");
+        for c in scope.commands(&run.0).unwrap_or_default() {
+            let a = c.argv();
+            if a.len() < 3 || a[..3] != ["docker", "buildx", "build"] {
+                continue;
+            }
+            for (i, w) in a.iter().enumerate() {
+                let v = if w == flag { a.get(i + 1) } else { None };
+                vals.extend(
+                    v.cloned()
+                        .or_else(|| Some(w.strip_prefix(&prefix)?.to_owned())),
+                );
+            }
         }
     }
-    entries.retain(|(_, e)| !e.contains(UNKNOWN) && e.split(',').any(|a| a.trim() == "type=gha"));
-    entries
+    let split = vals.iter().flat_map(|v| v.split(seps)).map(str::trim);
+    split.filter(|e| !e.is_empty()).map(str::to_owned).collect()
 }
 
 /// B3: in a job with several legs, a `type=gha` cache entry of a build
@@ -653,42 +598,35 @@ fn check_cache_scopes(cx: &mut Ctx<'_>) {
     for job in wf.jobs() {
         let legs = legs(job);
         for s in job.steps.iter().filter(|_| legs.len() > 1) {
-            // (what, scope, first leg using it)
-            let mut seen: Vec<(String, String, String)> = Vec::new();
-            let mut reported: BTreeSet<String> = BTreeSet::new();
+            // (what, scope) -> first leg using it
+            let mut seen: Vec<((&str, String), String)> = Vec::new();
+            let mut reported = BTreeSet::new();
             for leg in &legs {
-                let label = leg_label(leg);
-                for (what, e) in gha_entries(&scope(wf, job, Some(s), leg), s) {
-                    let name = e
-                        .split(',')
-                        .find_map(|a| a.trim().strip_prefix("scope="))
-                        .unwrap_or("buildkit")
-                        .to_owned();
-                    let first = seen
-                        .iter()
-                        .find(|(w, sc, _)| *w == what && *sc == name)
-                        .map(|(_, _, l)| l.clone());
-                    match first {
-                        None => seen.push((what, name, label.clone())),
-                        Some(first)
-                            if first != label && reported.insert(format!("{what}/{name}")) =>
-                        {
-                            let line = wf.step_line(
-                                job,
-                                s,
-                                Some(if is_build_action(s) { "with" } else { "run" }),
-                            );
-                            let effect = if what == "cache-to" {
-                                "each leg's export overwrites the other's"
-                            } else {
-                                "each leg imports the other's cache (another platform's layers, missed hits)"
-                            };
-                            cx.error(Rule::CacheScope, line, format!(
-                                "{} of job `{}`: legs `{first}` and `{label}` share the gha cache scope `{name}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
-                                s.label(), job.id
-                            ));
+                let (label, scope) = (leg_label(leg), scope(wf, job, Some(s), leg));
+                for what in ["cache-from", "cache-to"] {
+                    for e in build_values(&scope, s, what, &format!("--{what}"), &['\n', ';']) {
+                        if e.contains(UNKNOWN) || !e.split(',').any(|a| a.trim() == "type=gha") {
+                            continue;
                         }
-                        Some(_) => {}
+                        let name = e.split(',').find_map(|a| a.trim().strip_prefix("scope="));
+                        let key = (what, name.unwrap_or("buildkit").to_owned());
+                        let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) else {
+                            seen.push((key, label.clone()));
+                            continue;
+                        };
+                        if *first == label || !reported.insert(key.clone()) {
+                            continue;
+                        }
+                        let at = Some(if is_build_action(s) { "with" } else { "run" });
+                        let effect = if what == "cache-to" {
+                            "each leg's export overwrites the other's"
+                        } else {
+                            "each leg imports the other's cache (another platform's layers, missed hits)"
+                        };
+                        cx.error(Rule::CacheScope, wf.step_line(job, s, at), format!(
+                            "{} of job `{}`: legs `{first}` and `{label}` share the gha cache scope `{}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
+                            s.label(), job.id, key.1
+                        ));
                     }
                 }
             }
@@ -709,24 +647,6 @@ pub fn runner_arch(labels: &[String]) -> &'static str {
     }
 }
 
-/// The target platforms a step builds for with a builder that emulates.
-fn emulated_targets(scope: &Scope<'_>, s: &Step) -> Vec<String> {
-    let text = if is_build_action(s) {
-        s.input("platforms")
-            .and_then(|p| scope.substitute(p).ok())
-            .unwrap_or_default()
-    } else if let Some(run) = &s.run {
-        // The xtask's own strategies are checked on its calls.
-        buildx_flag(scope, &run.0, "--platform").join(",")
-    } else {
-        String::new()
-    };
-    text.split([',', '\n'])
-        .map(|x| x.trim().to_owned())
-        .filter(|x| !x.is_empty())
-        .collect()
-}
-
 /// B7: Rust compiled under emulation. `cargo xtask ... --strategy emulate`
 /// anywhere, and a leg that builds for a platform other than its runner's
 /// architecture with a builder that emulates (build-push-action, `docker
@@ -734,20 +654,17 @@ fn emulated_targets(scope: &Scope<'_>, s: &Step) -> Vec<String> {
 /// compiles natively and cross-compiles.
 fn check_emulation(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
-    let emulate: Vec<usize> = cx
-        .calls
-        .iter()
-        .filter(|c| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate))
-        .map(|c| c.line)
-        .collect();
-    for line in emulate {
+    let emulate = |c: &&FoundCall| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate);
+    let lines: Vec<usize> = cx.calls.iter().filter(emulate).map(|c| c.line).collect();
+    for line in lines {
         cx.warn(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy".to_owned());
     }
     for job in wf.jobs() {
-        let has_qemu = job
+        let qemu = job
             .steps
             .iter()
             .any(|s| s.action().as_deref() == Some("docker/setup-qemu-action"));
+        let qemu = if qemu { " through QEMU" } else { "" };
         for leg in &legs(job) {
             let job_scope = scope(wf, job, None, leg);
             let labels: Vec<String> = job
@@ -761,15 +678,16 @@ fn check_emulation(cx: &mut Ctx<'_>) {
             }
             let arch = runner_arch(&labels);
             for s in &job.steps {
-                for t in emulated_targets(&scope(wf, job, Some(s), leg), s) {
-                    let Ok(p) = Platform::parse(&t) else { continue };
-                    if p.arch == arch {
-                        continue;
-                    }
+                let scope = scope(wf, job, Some(s), leg);
+                let targets = build_values(&scope, s, "platforms", "--platform", &[',', '\n']);
+                for p in targets
+                    .iter()
+                    .filter_map(|t| Platform::parse(t).ok())
+                    .filter(|p| p.arch != arch)
+                {
                     cx.warn(Rule::Emulation, wf.step_line(job, s, None), format!(
-                        "{} of job `{}` (leg `{}`) builds {} on an {arch} runner (`{}`){}: Rust compiled under emulation takes 1-2 hours; run the leg on a native runner (`ubuntu-24.04-arm` for arm64) or build with `cargo xtask build-image` (cross strategy)",
-                        s.label(), job.id, leg_label(leg), p.name, labels.join(", "),
-                        if has_qemu { " through QEMU" } else { "" }
+                        "{} of job `{}` (leg `{}`) builds {} on an {arch} runner (`{}`){qemu}: Rust compiled under emulation takes 1-2 hours; run the leg on a native runner (`ubuntu-24.04-arm` for arm64) or build with `cargo xtask build-image` (cross strategy)",
+                        s.label(), job.id, leg_label(leg), p.name, labels.join(", ")
                     ));
                 }
             }

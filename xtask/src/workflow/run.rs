@@ -66,17 +66,14 @@ pub enum Event {
 
 impl Event {
     pub fn name(self) -> &'static str {
-        match self {
-            Event::Push => "push",
-            Event::PullRequest => "pull_request",
-        }
+        ["push", "pull_request"][self as usize]
     }
 }
 
 /// The refs GitHub gives a run: `full` (`GITHUB_REF`: `refs/heads/main`,
 /// `refs/pull/7/merge`), `name` (`main`, `7/merge`), `kind` (`branch`/`tag`),
 /// `head` and `base` (pull requests only).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Refs {
     pub full: String,
     pub name: String,
@@ -103,13 +100,14 @@ impl Refs {
             base: DEFAULT_BASE.to_owned(),
             pr_number: Some(n),
         };
-        let push = |full: String, name: &str, kind| Refs {
-            full,
-            name: name.to_owned(),
-            kind,
-            head: String::new(),
-            base: String::new(),
-            pr_number: None,
+        let push = |full: String, name: &str, kind| {
+            let name = name.to_owned();
+            Refs {
+                full,
+                name,
+                kind,
+                ..Refs::default()
+            }
         };
         let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
         match (event, g.strip_prefix("refs/pull/"), g.strip_prefix("refs/tags/")) {
@@ -136,7 +134,8 @@ impl Refs {
 
 /// What the simulated run knows beyond the workflow: `sha` is the checked-out
 /// commit, `repository` is `owner/name`, `registry` replaces `ghcr.io/<owner>`
-/// (as `BROKKR_REGISTRY`), `runner_arch` is this machine's (`X64`, `ARM64`).
+/// (as `BROKKR_REGISTRY`), `runner_arch` is this machine's (`X64`, `ARM64`),
+/// `fail_legs` the `--fail-leg` values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunContext {
     pub event: Event,
@@ -145,7 +144,6 @@ pub struct RunContext {
     pub repository: String,
     pub registry: String,
     pub runner_arch: &'static str,
-    /// `--fail-leg` values, one entry per option.
     pub fail_legs: Vec<String>,
 }
 
@@ -233,7 +231,10 @@ fn stand_in(action: &str) -> Option<&'static str> {
 /// variable named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
 fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str, String)> {
     let owner = ctx.repository.split('/').next().unwrap_or("");
-    let name = wf.name.as_ref().map(|n| n.0.clone());
+    let name = wf
+        .name
+        .as_ref()
+        .map_or_else(|| inputs::repo_path(&wf.path), |n| n.0.clone());
     let r = &ctx.refs;
     let vars = [
         ("github.event_name", ctx.event.name()),
@@ -247,10 +248,7 @@ fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str,
         ("github.repository_owner", owner),
         ("github.actor", owner),
         ("github.triggering_actor", owner),
-        (
-            "github.workflow",
-            &name.unwrap_or_else(|| inputs::repo_path(&wf.path)),
-        ),
+        ("github.workflow", &name),
         ("github.job", job),
         ("github.server_url", "https://github.com"),
         ("github.run_id", "1"),
@@ -262,24 +260,27 @@ fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str,
     vars.into_iter().map(|(k, v)| (k, v.to_owned())).collect()
 }
 
-/// GitHub's variables for every step of `job`.
+/// GitHub's variables for every step of `job`. BROKKR_WORKFLOW_RUN: this
+/// machine is no GitHub runner (see host::probe::github_actions).
 fn github_env(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(String, String)> {
-    // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions)
     let fixed = [
         ("CI", "true"),
         ("GITHUB_ACTIONS", "true"),
         ("BROKKR_WORKFLOW_RUN", "1"),
     ];
-    let fixed = fixed.map(|(k, v)| (k.to_owned(), v.to_owned()));
     let vars = github_vars(ctx, wf, job).into_iter();
-    let vars = vars.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
-    fixed.into_iter().chain(vars).collect()
+    let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+    fixed
+        .chain(vars.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v)))
+        .collect()
 }
 
 /// `github.*`, `runner.*`, `secrets.*` (empty: none exist here), `vars.*`.
 fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
-    let mut vars = github_vars(ctx, wf, job).into_iter();
-    if let Some((_, v)) = vars.find(|(p, _)| *p == path) {
+    if let Some((_, v)) = github_vars(ctx, wf, job)
+        .into_iter()
+        .find(|(p, _)| *p == path)
+    {
         return Some(Evaluation::String(v));
     }
     match path {
@@ -296,37 +297,33 @@ fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option
 /// `--cache local` and `--registry X` the loopback registry. Returns the new
 /// words and a note per change.
 pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
-    let (mut out, mut notes) = (Vec::with_capacity(argv.len()), Vec::new());
-    let mut i = 0;
-    while i < argv.len() {
-        let (flag, inline) = match argv[i].split_once('=') {
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    let mut words = argv.iter().peekable();
+    while let Some(w) = words.next() {
+        let (flag, inline) = match w.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v)),
-            _ => (argv[i].as_str(), None),
+            _ => (w.as_str(), None),
         };
-        let value = inline.or(argv.get(i + 1).map(String::as_str));
-        let new = match (flag, value) {
+        let new = match (flag, inline.or(words.peek().copied().map(String::as_str))) {
             ("--cache", Some("gha")) => {
                 notes.push("`--cache gha` runs as `--cache local`: one directory per cache scope under target/buildx-cache/, replaced on each export".to_owned());
-                "local".to_owned()
+                "local"
             }
             ("--registry", Some(r)) if r != registry => {
                 notes.push(format!("`--registry {r}` runs as `--registry {registry}`"));
-                registry.to_owned()
+                registry
             }
             _ => {
-                out.push(argv[i].clone());
-                i += 1;
+                out.push(w.clone());
                 continue;
             }
         };
-        match inline {
-            Some(_) => out.push(format!("{flag}={new}")),
-            None => {
-                out.extend([flag.to_owned(), new]);
-                i += 1;
-            }
+        if inline.is_some() {
+            out.push(format!("{flag}={new}"));
+        } else {
+            words.next();
+            out.extend([flag.to_owned(), new.to_owned()]);
         }
-        i += 1;
     }
     (out, notes)
 }
@@ -334,12 +331,9 @@ pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
 /// Whether the workflow runs for this event and ref, by its `on:` branch and
 /// tag filters (path filters are not applied locally).
 fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
-    let event = ctx.event.name();
+    let (event, path) = (ctx.event.name(), &wf.path);
     let Some(t) = wf.triggers().into_iter().find(|t| t.event == event) else {
-        bail!(
-            "{} does not run on `{event}` (its `on:` has no `{event}`)",
-            wf.path
-        );
+        bail!("{path} does not run on `{event}` (its `on:` has no `{event}`)");
     };
     let Some(f) = &t.filters else { return Ok(()) };
     // Pull request filters apply to the base branch; push filters to the pushed ref.
@@ -347,9 +341,11 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
         Event::PullRequest => (ctx.refs.base.as_str(), false),
         Event::Push => (ctx.refs.name.as_str(), ctx.refs.kind == "tag"),
     };
-    let (refs, other) = match is_tag {
-        true => ([&f.tags, &f.tags_ignore], [&f.branches, &f.branches_ignore]),
-        false => ([&f.branches, &f.branches_ignore], [&f.tags, &f.tags_ignore]),
+    let (tags, branches) = ([&f.tags, &f.tags_ignore], [&f.branches, &f.branches_ignore]);
+    let (refs, other) = if is_tag {
+        (tags, branches)
+    } else {
+        (branches, tags)
     };
     let runs = match refs {
         [Some(l), _] => glob::patterns_select(&l.0, name),
@@ -358,11 +354,8 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
         [None, None] => other.iter().all(|o| o.is_none()),
     };
     if !runs {
-        bail!(
-            "{} does not run on `{event}` for `{}`: its `on.{event}` filters exclude `{name}`",
-            wf.path,
-            ctx.refs.full
-        );
+        let full = &ctx.refs.full;
+        bail!("{path} does not run on `{event}` for `{full}`: its `on.{event}` filters exclude `{name}`");
     }
     Ok(())
 }
@@ -370,11 +363,10 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
 /// Jobs in an order that respects `needs:` (file order among ready jobs).
 fn job_order(wf: &Workflow) -> Result<Vec<&Job>> {
     let jobs: Vec<&Job> = wf.jobs().collect();
-    if let Some((j, n)) = jobs
+    let mut needs = jobs
         .iter()
-        .flat_map(|j| j.needs.0.iter().map(move |n| (j, n)))
-        .find(|(_, n)| wf.job(n).is_none())
-    {
+        .flat_map(|j| j.needs.0.iter().map(move |n| (j, n)));
+    if let Some((j, n)) = needs.find(|(_, n)| wf.job(n).is_none()) {
         bail!(
             "job `{}` needs `{n}`, which is not a job of {}",
             j.id,
@@ -415,8 +407,7 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
         let named = |j: &&Job| j.id == want || j.name.as_ref().is_some_and(|n| n.0 == want);
         let Some(found) = wf.jobs().find(named) else {
             let ids: Vec<&str> = wf.jobs().map(|j| j.id.as_str()).collect();
-            let hint = calls::closest(want, ids.iter().copied())
-                .map_or(String::new(), |c| format!("; did you mean `{c}`?"));
+            let hint = calls::did_you_mean(calls::closest(want, ids.iter().copied()));
             bail!(
                 "{} has no job `{want}`{hint} (jobs: {})",
                 wf.path,
@@ -438,9 +429,9 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
         let legs = planned.iter().flat_map(|j| &j.legs);
         if !legs.clone().any(|l| names_leg(spec, &l.values)) {
             let all: Vec<String> = legs.map(|l| format!("`{}`", l.label)).collect();
+            let all = all.join(", ");
             p.errors.push(format!(
-                "--fail-leg `{spec}` names no leg that runs (legs: {})",
-                all.join(", ")
+                "--fail-leg `{spec}` names no leg that runs (legs: {all})"
             ));
         }
     }
@@ -479,39 +470,48 @@ fn implicit_success(cond: &str) -> String {
 }
 
 impl Planner<'_> {
+    fn error<T>(&mut self, e: String) -> Option<T> {
+        self.errors.push(e);
+        None
+    }
+
+    /// `cond` (shown as `shown`) in `scope`; `None` (an error noted) when it
+    /// cannot be evaluated here.
+    fn test(&mut self, whr: &str, scope: &Scope<'_>, cond: &str, shown: &str) -> Option<bool> {
+        match scope.condition(cond) {
+            Ok(Some(b)) => Some(b),
+            Ok(None) => self.error(format!("{whr}: cannot evaluate `if: {shown}` locally")),
+            Err(e) => self.error(format!("{whr}: {e}")),
+        }
+    }
+
     fn job(&mut self, job: &Job, alone: bool) -> Option<PlannedJob> {
         let (wf, ctx) = (self.wf, self.ctx);
         let whr = format!("job `{}`", job.id);
         let cond = job.cond.as_ref().map_or("success()", |c| c.0.as_str());
-        let mut runs = [true; 3];
+        let (mut runs, none) = ([true; 3], Vec::new());
         // needs: all succeeded, one failed, one skipped
-        for (i, (ok, failed)) in [(true, false), (false, true), (false, false)]
-            .into_iter()
-            .enumerate()
+        for (run, (ok, failed)) in
+            runs.iter_mut()
+                .zip([(true, false), (false, true), (false, false)])
         {
             let outer = |p: &str| match p {
                 "success()" => Some(Evaluation::Boolean(ok)),
                 "failure()" => Some(Evaluation::Boolean(failed)),
                 _ => outer_value(ctx, wf, &job.id, p),
             };
-            let none = Vec::new();
             let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
-            match scope.condition(&implicit_success(cond)) {
-                Ok(Some(b)) => runs[i] = b,
-                Ok(None) => {
-                    return self.error(format!("{whr}: cannot evaluate `if: {cond}` locally"))
-                }
-                Err(e) => return self.error(format!("{whr}: {e}")),
-            }
+            *run = self.test(&whr, &scope, &implicit_success(cond), cond)?;
         }
         let needs = if alone {
             Vec::new()
         } else {
             job.needs.0.clone()
         };
+        let (id, cond) = (job.id.clone(), cond.to_owned());
         let mut planned = PlannedJob {
-            id: job.id.clone(),
-            cond: cond.to_owned(),
+            id,
+            cond,
             needs,
             runs,
             legs: Vec::new(),
@@ -530,44 +530,30 @@ impl Planner<'_> {
             for step in &job.steps {
                 let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
                 let (scope, failed) = Scope::of(wf, job, Some(step), &values, &outer, None);
-                let whr = format!(
-                    "{whr} ({}) {}",
-                    if label.is_empty() {
-                        "no matrix"
-                    } else {
-                        &label
-                    },
-                    step.label()
-                );
+                let leg = if label.is_empty() {
+                    "no matrix"
+                } else {
+                    &label
+                };
+                let whr = format!("{whr} ({leg}) {}", step.label());
                 if !failed.is_empty() {
                     self.errors
                         .push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
                     continue;
                 }
-                let reason = match step.cond.as_ref().map(|c| (c, scope.condition(&c.0))) {
-                    None | Some((_, Ok(Some(true)))) => None,
-                    Some((c, Ok(Some(false)))) => Some(format!(
-                        "`if: {}` is false for {} {}",
-                        c.0,
-                        ctx.event.name(),
-                        ctx.refs.full
-                    )),
-                    Some((c, Ok(None))) => {
-                        self.errors
-                            .push(format!("{whr}: cannot evaluate `if: {}` locally", c.0));
-                        continue;
+                let c = step.cond.as_ref().map(|c| c.0.as_str());
+                match c.map_or(Some(true), |c| self.test(&whr, &scope, c, c)) {
+                    Some(true) => self.step(job, step, &scope, &whr, &mut steps),
+                    Some(false) => {
+                        let (e, r) = (ctx.event.name(), &ctx.refs.full);
+                        let reason = format!("`if: {}` is false for {e} {r}", c.unwrap_or(""));
+                        let action = Action::Skip { reason };
+                        steps.push(PlannedStep {
+                            step: step.label(),
+                            action,
+                        });
                     }
-                    Some((_, Err(e))) => {
-                        self.errors.push(format!("{whr}: {e}"));
-                        continue;
-                    }
-                };
-                match reason {
-                    Some(reason) => steps.push(PlannedStep {
-                        step: step.label(),
-                        action: Action::Skip { reason },
-                    }),
-                    None => self.step(job, step, &scope, &whr, &mut steps),
+                    None => {}
                 }
             }
             planned.legs.push(PlannedLeg {
@@ -578,11 +564,6 @@ impl Planner<'_> {
             });
         }
         Some(planned)
-    }
-
-    fn error<T>(&mut self, e: String) -> Option<T> {
-        self.errors.push(e);
-        None
     }
 
     fn step(
@@ -596,18 +577,13 @@ impl Planner<'_> {
         let (label, registry) = (step.label(), &self.ctx.registry);
         if let Some(uses) = &step.uses {
             let action = step.action().unwrap_or_default();
-            let check = (action == "actions/upload-artifact")
-                .then(|| {
-                    step.input("path")
-                        .map(|p| scope.substitute(p).unwrap_or_else(|_| p.to_owned()))
-                })
-                .flatten();
-            let action = match stand_in(&action) {
-                Some(note) => Action::StandIn {
-                    uses: uses.clone(),
-                    note: note.to_owned(),
-                    check,
-                },
+            let path = step
+                .input("path")
+                .filter(|_| action == "actions/upload-artifact");
+            let check = path.map(|p| scope.substitute(p).unwrap_or_else(|_| p.to_owned()));
+            let (uses, note) = (uses.clone(), stand_in(&action).map(str::to_owned));
+            let action = match note {
+                Some(note) => Action::StandIn { uses, note, check },
                 None => Action::Skip {
                     reason: format!("no local stand-in for `{uses}`"),
                 },
@@ -664,13 +640,13 @@ impl Planner<'_> {
 
 /// `owner/name` from a GitHub URL (`https://github.com/o/n(.git)`, `git@github.com:o/n.git`).
 pub fn repository_from_url(url: &str) -> Option<String> {
-    let rest = url.trim().split_once("github.com").map(|(_, r)| r)?;
+    let (_, rest) = url.trim().split_once("github.com")?;
     let rest = rest
         .trim_start_matches([':', '/'])
         .trim_end_matches('/')
         .trim_end_matches(".git");
-    let mut parts = rest.split('/');
-    let (o, n) = (parts.next()?, parts.next()?);
+    let (o, n) = rest.split_once('/')?;
+    let n = n.split('/').next()?;
     (!o.is_empty() && !n.is_empty()).then(|| format!("{o}/{n}"))
 }
 
@@ -703,18 +679,13 @@ pub fn walk(
                 .map_or(Outcome::Skipped, |r| r.1)
         };
         let needs: Vec<Outcome> = job.needs.iter().map(of).collect();
+        let list = job.needs.join(", ");
         let (scenario, why) = if needs.contains(&Outcome::Failure) {
-            (
-                1,
-                format!("a job it needs failed ({})", job.needs.join(", ")),
-            )
+            (1, format!("a job it needs failed ({list})"))
         } else if needs.iter().all(|n| *n == Outcome::Success) {
             (0, format!("{} {}", ctx.event.name(), ctx.refs.full))
         } else {
-            (
-                2,
-                format!("a job it needs was skipped ({})", job.needs.join(", ")),
-            )
+            (2, format!("a job it needs was skipped ({list})"))
         };
         if !job.runs[scenario] {
             say(format!(
@@ -726,16 +697,10 @@ pub fn walk(
         }
         let mut outcome = Outcome::Success;
         for leg in &job.legs {
-            let at = match leg.label.is_empty() {
-                true => format!("[{}]", job.id),
-                false => format!("[{} {}]", job.id, leg.label),
-            };
+            let at = format!("[{}]", [job.id.as_str(), &leg.label].join(" ").trim());
             if leg.fail {
                 say(format!("{at} fails: rehearsed with --fail-leg, no step runs and the leg leaves no record"));
-                if let Some(e) = sh
-                    .map(|_| forget_record(&leg.values, &ctx.registry))
-                    .and_then(Result::err)
-                {
+                if let Some(Err(e)) = sh.map(|_| forget_record(&leg.values, &ctx.registry)) {
                     say(format!("{at} warning: {e:#}"));
                 }
                 failed.push(format!("{at} (rehearsed with --fail-leg)"));
@@ -805,7 +770,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let file = args
         .file
         .clone()
-        .unwrap_or_else(|| PathBuf::from(".github/workflows/build-images.yml"));
+        .unwrap_or_else(|| ".github/workflows/build-images.yml".into());
     if !crate::diagnose::registry_is_loopback(&args.registry) {
         bail!("--registry {}: `workflow run` pushes only to a loopback registry (localhost:PORT), never with your credentials to a remote one", args.registry);
     }
@@ -819,22 +784,20 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"])
         .ok()
         .filter(|b| b != "HEAD");
-    let repository = git(&["remote", "get-url", "origin"])
-        .ok()
+    let from_cargo = || {
+        let meta = super::validate::cargo_metadata(sh).ok()?;
+        let mut urls = meta.packages.into_iter().filter_map(|p| p.repository);
+        urls.find_map(|u| repository_from_url(&u))
+    };
+    let origin = git(&["remote", "get-url", "origin"]).ok();
+    let repository = origin
         .and_then(|u| repository_from_url(&u))
-        .or_else(|| {
-            let meta = super::validate::cargo_metadata(sh).ok()?;
-            meta.packages
-                .iter()
-                .filter_map(|p| p.repository.as_deref())
-                .find_map(repository_from_url)
-        })
-        .unwrap_or_else(|| "local/brokkr".to_owned());
+        .or_else(from_cargo);
     let ctx = RunContext {
         event: args.event,
         refs: Refs::parse(args.event, &args.git_ref, branch.as_deref())?,
         sha,
-        repository,
+        repository: repository.unwrap_or_else(|| "local/brokkr".to_owned()),
         registry: args.registry.clone(),
         runner_arch: if Platform::host()?.arch == "arm64" {
             "ARM64"
@@ -850,6 +813,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     }
     Ok(())
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

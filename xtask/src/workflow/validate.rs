@@ -3,7 +3,7 @@
 //! and the images' inputs read from the workspace and the Dockerfiles), then
 //! with actionlint and `zizmor --offline` when they are on `PATH`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use xshell::Shell;
 use super::rules::{self, Expected};
 use super::{Severity, Workflow};
 use crate::plan::Cmd;
-use crate::project::{Component, COMPONENTS};
+use crate::project::COMPONENTS;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateWorkflowArgs {
@@ -54,11 +54,8 @@ pub struct Package {
 }
 
 pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
-    let out = Cmd::new("cargo")
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .read_quiet(sh)
-        .context("reading the workspace (cargo metadata)")?;
-    serde_json::from_str(&out).context("parsing `cargo metadata` output")
+    let json = crate::tags::cargo_metadata(sh)?;
+    serde_json::from_str(&json).context("parsing `cargo metadata` output")
 }
 
 /// The workspace members' directories relative to the root (`broker`).
@@ -68,56 +65,45 @@ pub fn workspace_members(meta: &Metadata) -> Vec<String> {
         .packages
         .iter()
         .filter(|p| meta.workspace_members.contains(&p.id));
-    let mut out: Vec<String> = members
-        .filter_map(|p| {
-            let dir = p.manifest_path.strip_suffix("/Cargo.toml")?;
-            let rel = dir.strip_prefix(root)?.trim_start_matches('/');
-            (!rel.is_empty()).then(|| rel.to_owned())
-        })
-        .collect();
+    let dirs = members.filter_map(|p| p.manifest_path.strip_suffix("/Cargo.toml"));
+    let rel = dirs.filter_map(|d| Some(d.strip_prefix(root)?.trim_start_matches('/').to_owned()));
+    let mut out: Vec<String> = rel.filter(|r| !r.is_empty()).collect();
     out.sort();
     out.dedup();
     out
 }
 
-/// The `.yml`/`.yaml` files of a directory, sorted, relative to the
-/// workspace root when under it.
-fn workflow_files(sh: &Shell, dir: &Path) -> Result<Vec<PathBuf>> {
-    let listed = sh
-        .read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?;
-    let mut out: Vec<PathBuf> = listed
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-        .map(|p| {
-            p.strip_prefix(sh.current_dir())
-                .map(PathBuf::from)
-                .unwrap_or(p)
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
-/// The files to check: the given files, the workflows of given directories,
-/// or those of [`WORKFLOWS_DIR`].
+/// The files to check: the given files, the `.yml`/`.yaml` files of given
+/// directories (sorted, relative to the workspace root when under it), or
+/// those of [`WORKFLOWS_DIR`].
 fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let given = if paths.is_empty() {
-        vec![PathBuf::from(WORKFLOWS_DIR)]
-    } else {
-        paths.to_vec()
-    };
     let mut out = Vec::new();
-    for p in given {
+    for p in paths
+        .iter()
+        .cloned()
+        .chain(paths.is_empty().then(|| WORKFLOWS_DIR.into()))
+    {
         if !sh.current_dir().join(&p).is_dir() {
             out.push(p);
             continue;
         }
-        let found = workflow_files(sh, &p)?;
+        let listed = sh
+            .read_dir(&p)
+            .with_context(|| format!("listing {}", p.display()))?;
+        let mut found: Vec<PathBuf> = listed
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+            .map(|f| {
+                f.strip_prefix(sh.current_dir())
+                    .map(PathBuf::from)
+                    .unwrap_or(f)
+            })
+            .collect();
         if found.is_empty() {
             let d = p.display();
             bail!("{d} holds no .yml or .yaml files; pass workflow files or a directory of them");
         }
+        found.sort();
         out.extend(found);
     }
     Ok(out)
@@ -125,48 +111,38 @@ fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// Runs the checks with `cli` (`Cli::command()`); prints `path:line:
 /// error|warning: message` lines and a summary. Fails (exit 1) when any file
-/// has an error or actionlint fails.
+/// has an error or a linter fails.
 pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Result<()> {
     let files = files(sh, &args.paths)?;
     let members = workspace_members(&cargo_metadata(sh)?);
-    let texts: Vec<(&Component, Option<String>)> = COMPONENTS
+    let texts: Vec<_> = COMPONENTS
         .iter()
         .map(|c| (c, sh.read_file(c.dockerfile).ok()))
         .collect();
-    let dockerfiles: Vec<(&Component, Option<&str>)> =
-        texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
-    let inputs = super::inputs::image_inputs(&members, &dockerfiles);
-    let expected = Expected {
-        cli,
-        image_inputs: &inputs,
-    };
+    let dockerfiles: Vec<_> = texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
+    let image_inputs = &super::inputs::image_inputs(&members, &dockerfiles);
+    let expected = Expected { cli, image_inputs };
     let (mut errors, mut warnings) = (0usize, 0usize);
     for f in &files {
         let path = f.display().to_string();
         let text = sh.read_file(f).with_context(|| format!("reading {path}"))?;
-        let diags = match Workflow::parse(&path, &text) {
-            Ok(wf) => rules::check(&wf, &expected),
-            Err(d) => vec![d],
-        };
+        let diags = Workflow::parse(&path, &text)
+            .map_or_else(|d| vec![d], |wf| rules::check(&wf, &expected));
         for d in &diags {
             println!("{d}");
-            match d.severity {
-                Severity::Error => errors += 1,
-                Severity::Warning => warnings += 1,
-            }
+            *match d.severity {
+                Severity::Error => &mut errors,
+                Severity::Warning => &mut warnings,
+            } += 1;
         }
     }
-    println!(
-        "validate-workflow: {} file(s), {errors} error(s), {warnings} warning(s)",
-        files.len()
-    );
+    let n = files.len();
+    println!("validate-workflow: {n} file(s), {errors} error(s), {warnings} warning(s)");
     let mut failed = Vec::new();
     for (tool, args) in LINTERS {
         let Ok(bin) = which::which(tool) else {
-            println!(
-                "note: {tool} not on PATH; install it with `pip install {}`",
-                PYTHON_TOOLS.join(" ")
-            );
+            let all = PYTHON_TOOLS.join(" ");
+            println!("note: {tool} not on PATH; install it with `pip install {all}`");
             continue;
         };
         let out = Cmd::new(bin.display().to_string())
