@@ -252,11 +252,8 @@ pub fn binfmt_handler_paths(machine: &str) -> Vec<String> {
 pub enum BinfmtStatus {
     /// Usable, and as the installed handler file says (if any: `tonistiigi/binfmt` has none).
     Ready,
-    /// Usable, but an older interpreter than the installed file's; `interpreter (flags)`.
-    Stale {
-        registered: String,
-        installed: String,
-    },
+    /// Usable, but not the installed file's: registered and installed `interpreter (flags)`.
+    Stale(String, String),
     Unusable(String),
     Missing,
 }
@@ -276,14 +273,8 @@ pub fn binfmt_status(entry: Option<&BinfmtEntry>, handler: Option<&BinfmtHandler
     }
     match handler {
         Some(h) if h.interpreter != *i || !h.flags.chars().all(|c| f.contains(c)) => {
-            let (registered, installed) = (
-                format!("{i} ({f})"),
-                format!("{} ({})", h.interpreter, h.flags),
-            );
-            BinfmtStatus::Stale {
-                registered,
-                installed,
-            }
+            let installed = format!("{} ({})", h.interpreter, h.flags);
+            BinfmtStatus::Stale(format!("{i} ({f})"), installed)
         }
         _ => BinfmtStatus::Ready,
     }
