@@ -261,7 +261,8 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
             true => eprintln!("\nnothing to do"),
             false => eprintln!("\n--dry-run: the steps, in order:"),
         }
-        return Ok(print_script(&p));
+        print_script(&p);
+        return Ok(());
     }
     if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
         eprintln!("\nsetup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
