@@ -323,12 +323,8 @@ fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool 
         return false;
     }
     let ready = |b: &&BinfmtProbe| b.status() == BinfmtStatus::Ready;
-    let not_ready: Vec<&str> = o
-        .binfmt
-        .iter()
-        .filter(|b| !ready(b))
-        .map(|b| b.platform.arch)
-        .collect();
+    let not_ready = o.binfmt.iter().filter(|b| !ready(b));
+    let not_ready: Vec<&str> = not_ready.map(|b| b.platform.arch).collect();
     if o.github_actions {
         let arches = not_ready.join(",");
         if arches.is_empty() {
@@ -447,10 +443,8 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
     p.run("packages", privileged(apt().arg("update"), o.sudo));
     let frontend = apt().env("DEBIAN_FRONTEND", "noninteractive");
     let install = ["-o", "Dpkg::Options::=--force-confold", "install", "-y"];
-    let install = frontend
-        .args(install)
-        .arg("--no-install-recommends")
-        .args(all);
+    let install = frontend.args(install).args(["--no-install-recommends"]);
+    let install = install.args(all);
     p.run("packages", privileged(install, o.sudo));
     if names.contains(&"docker-registry") {
         // The package's own service (config /etc/docker/registry/config.yml) listens on
@@ -568,12 +562,8 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
             return p.step("dockerd", Step::WaitDocker);
         }
     };
-    let what = if mode == Mode::Build {
-        why
-    } else {
-        format!("{why}: restart it")
-    };
-    p.todo("dockerd", what);
+    let suffix = (mode != Mode::Build).then_some(": restart it");
+    p.todo("dockerd", format!("{why}{}", suffix.unwrap_or_default()));
     p.block(blocked);
 }
 
