@@ -1,12 +1,6 @@
-//! The build host as data: parsers for what `docker info`, `docker buildx
-//! inspect`, `docker network inspect`, `/proc/sys/fs/binfmt_misc/*`,
-//! `binfmt.d` files, `/etc/os-release`, `dpkg-query` and `df` print, and the
-//! pure decisions taken from them. Nothing here runs a command.
-//!
-//! The commands live in the submodules: [`probe`] (read-only look-ups and
-//! background processes), [`doctor`] (`cargo xtask doctor` and the build
-//! checks), [`setup`] (`cargo xtask setup` and [`setup::ensure`], the host
-//! part of every build command) and [`registry`] (`cargo xtask registry`).
+//! The build host as data: parsers for what docker, buildx, binfmt_misc,
+//! `binfmt.d`, os-release, dpkg-query and df print, and the pure decisions
+//! taken from them. [`probe`] looks, [`doctor`] checks, [`setup`] provisions.
 
 pub mod doctor;
 pub mod probe;
@@ -26,17 +20,14 @@ use crate::project::Platform;
 pub const MIN_ENGINE: Version = Version::new(24, 0, 0);
 /// Oldest buildx accepted: 0.10, the first with `--provenance` and `--metadata-file`.
 pub const MIN_BUILDX: Version = Version::new(0, 10, 0);
-/// Oldest QEMU accepted on Debian 12: bookworm's own 7.2 hangs an emulated
-/// `cargo build` (35 minutes without progress); bookworm-backports' 10.0
-/// runs it (the environment notes of this project).
+/// On Debian 12: bookworm's QEMU 7.2 hangs an emulated `cargo build` (environment notes).
 pub const MIN_BOOKWORM_QEMU: Version = Version::new(10, 0, 0);
-/// Free bytes on the engine's root below which `doctor` warns (a builder image is about 3 GB).
+/// Bytes free on the engine's root below which `doctor` warns (a builder image is about 3 GB).
 pub const MIN_FREE_DISK: u64 = 10 << 30;
 pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
 /// The numeric core `[v]N[.N[.N]]` at the start of a tool's version, the
-/// rest ignored: `26.1.5+dfsg1` is 26.1.5, `v0.18.2` is 0.18.2, `28.0` is
-/// 28.0.0, `24.04` is 24.4.0. `None` when `s` does not start with a number.
+/// rest ignored: `26.1.5+dfsg1` is 26.1.5, `v0.18.2` is 0.18.2, `24.04` is 24.4.0.
 pub fn version(s: &str) -> Option<Version> {
     let s = s.trim();
     let s = s.strip_prefix('v').unwrap_or(s);
@@ -47,8 +38,7 @@ pub fn version(s: &str) -> Option<Version> {
     Some(Version::new(major, next(), next()))
 }
 
-/// The upstream part of a Debian package version (`[epoch:]upstream[-revision]`,
-/// deb-version(7)): `1:10.0.2+ds-2+deb13u1~bpo12+1` is 10.0.2.
+/// The upstream part of a Debian version `[epoch:]upstream[-revision]` (deb-version(7)).
 pub fn debian_version(v: &str) -> Option<Version> {
     match v.trim().split_once(':') {
         Some((epoch, rest)) if epoch.chars().all(|c| c.is_ascii_digit()) => version(rest),
@@ -56,29 +46,22 @@ pub fn debian_version(v: &str) -> Option<Version> {
     }
 }
 
-/// The fields of `docker info --format '{{json .}}'` that brokkr reads.
-/// When the engine does not answer, the client still prints the JSON with
-/// empty server fields (and exits 1).
+/// `docker info --format '{{json .}}'`: empty server fields when the engine does not answer.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DockerInfo {
     pub server_version: String,
     /// Storage driver (`overlay2`) or, with the containerd store, the snapshotter (`overlayfs`).
     pub driver: String,
-    /// `[key, value]` pairs; the containerd store reports
-    /// `["driver-type", "io.containerd.snapshotter.v1"]`.
     pub driver_status: Option<Vec<Vec<String>>>,
     pub docker_root_dir: String,
-    /// As `uname -m` prints it (`x86_64`).
+    /// `uname -m` (`x86_64`).
     pub architecture: String,
     pub containers_running: u64,
-    /// Errors the client met talking to the engine (older clients put them here).
     pub server_errors: Option<Vec<String>>,
 }
 
-/// Which image store the engine uses, with the snapshotter or graph driver:
-/// only the containerd one keeps multi-platform images and exports cache
-/// with the `docker` driver.
+/// With the snapshotter or graph driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageStore {
     Containerd(String),
@@ -99,10 +82,8 @@ impl DockerInfo {
     }
 
     pub fn store(&self) -> ImageStore {
-        let containerd = self.driver_status.iter().flatten().any(|kv| {
-            matches!(kv.as_slice(), [k, v, ..] if k == "driver-type" && v.starts_with("io.containerd.snapshotter"))
-        });
-        match containerd {
+        let mut kv = self.driver_status.iter().flatten();
+        match kv.any(|kv| matches!(kv.as_slice(), [k, v, ..] if k == "driver-type" && v.starts_with("io.containerd.snapshotter"))) {
             true => ImageStore::Containerd(self.driver.clone()),
             false => ImageStore::Classic(self.driver.clone()),
         }
@@ -117,7 +98,7 @@ pub struct BridgeOptions {
 }
 
 impl BridgeOptions {
-    /// The default bridge's host interface from the JSON, `docker0` when the key is absent.
+    /// The default bridge's host interface, `docker0` when the key is absent.
     pub fn interface(json: &str) -> Result<String> {
         let o: BridgeOptions =
             serde_json::from_str(json.trim()).context("parsing the bridge network's options")?;
@@ -125,43 +106,32 @@ impl BridgeOptions {
     }
 }
 
-/// A builder, from `docker buildx inspect [NAME]` (text output; buildx 0.13
-/// has no JSON format for it).
+/// `docker buildx inspect [NAME]` (text: buildx 0.13 has no JSON for it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Builder {
     pub name: String,
-    /// `docker`, `docker-container`, `remote`, `kubernetes`.
     pub driver: String,
-    /// The first node's status (`running`, `inactive`); empty if not shown.
+    /// The first node's (`running`, `inactive`), as `buildkit` (`v0.18.2`).
     pub status: String,
-    /// The first node's BuildKit version (`v0.18.2`; the `docker` driver of a
-    /// distribution-built engine says `v0.0.0+unknown`); empty if not shown.
     pub buildkit: String,
-    /// Platforms of all nodes, in order, without the `*` that marks
-    /// platforms set by the user; empty while the builder is inactive.
+    /// Of all nodes, without the `*` of user-set ones; empty while inactive.
     pub platforms: Vec<String>,
-    /// Each node's own platform: the first one it lists that the user did
-    /// not set (BuildKit lists the worker's native platform first).
+    /// Per node, the first platform not set by the user (BuildKit lists its own first).
     pub native: Vec<String>,
 }
 
 impl Builder {
-    /// Parses `Key: value` lines; the first `Name`/`Driver` are the
-    /// builder's, `Status`, `BuildKit version` (older buildx: `Buildkit`) and
-    /// `Platforms` come from the nodes. Indented lines (labels, GC policy)
-    /// are ignored. Errors when there is no `Name`.
+    /// Unindented `Key: value` lines, first one wins (`Buildkit` in older buildx).
     pub fn parse(text: &str) -> Result<Builder> {
         let mut b = Builder::default();
-        for line in text.lines().filter(|l| !l.starts_with(char::is_whitespace)) {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
+        let lines = text.lines().filter(|l| !l.starts_with(char::is_whitespace));
+        for (key, value) in lines.filter_map(|l| l.split_once(':')) {
             let value = value.trim().to_owned();
-            match key.trim() {
-                "Name" if b.name.is_empty() => b.name = value,
-                "Driver" if b.driver.is_empty() => b.driver = value,
-                "Status" if b.status.is_empty() => b.status = value,
-                "BuildKit version" | "Buildkit" if b.buildkit.is_empty() => b.buildkit = value,
+            let field = match key.trim() {
+                "Name" => &mut b.name,
+                "Driver" => &mut b.driver,
+                "Status" => &mut b.status,
+                "BuildKit version" | "Buildkit" => &mut b.buildkit,
                 "Platforms" => {
                     let all: Vec<&str> = value.split(',').map(str::trim).collect();
                     let own = all.iter().find(|p| !p.ends_with('*')).or(all.first());
@@ -172,8 +142,12 @@ impl Builder {
                             b.platforms.push(p.to_owned());
                         }
                     }
+                    continue;
                 }
-                _ => {}
+                _ => continue,
+            };
+            if field.is_empty() {
+                *field = value;
             }
         }
         if b.name.is_empty() {
@@ -182,13 +156,10 @@ impl Builder {
         Ok(b)
     }
 
-    /// Whether the builder lists `p` (any spelling [`Platform::parse`] accepts,
-    /// e.g. `linux/arm64/v8`).
     pub fn supports(&self, p: &Platform) -> bool {
         lists(&self.platforms, p)
     }
 
-    /// Whether a node of the builder runs `p` natively (no emulation needed for it).
     pub fn runs_natively(&self, p: &Platform) -> bool {
         lists(&self.native, p)
     }
@@ -199,36 +170,30 @@ fn lists(platforms: &[String], p: &Platform) -> bool {
     platforms.iter().any(same)
 }
 
-/// The version in `docker buildx version` output:
-/// `github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3` or
-/// `github.com/docker/buildx v0.19.3 48d6a39`.
+/// From `github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3` or `... v0.19.3 48d6a39`.
 pub fn parse_buildx_version(text: &str) -> Option<Version> {
     text.split_whitespace().nth(1).and_then(version)
 }
 
-/// The version in `dockerd --version` output: `Docker version 26.1.5+dfsg1, build 411e817`.
+/// From `Docker version 26.1.5+dfsg1, build 411e817` (`dockerd --version`).
 pub fn parse_dockerd_version(text: &str) -> Option<Version> {
     version(text.split_once("version ")?.1)
 }
 
-/// One registered binfmt_misc handler: the file
-/// `/proc/sys/fs/binfmt_misc/<name>` (Documentation/admin-guide/binfmt-misc.rst).
+/// The file `/proc/sys/fs/binfmt_misc/<name>` (kernel doc admin-guide/binfmt-misc.rst).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BinfmtEntry {
     pub enabled: bool,
     pub interpreter: String,
-    /// Flag letters, e.g. `POF`.
     pub flags: String,
 }
 
 impl BinfmtEntry {
-    /// Parses the entry file's lines (`enabled`, `interpreter X`, `flags: Y`, ...).
     pub fn parse(text: &str) -> BinfmtEntry {
         let mut e = BinfmtEntry::default();
         for line in text.lines().map(str::trim) {
-            if line == "enabled" {
-                e.enabled = true;
-            } else if let Some(i) = line.strip_prefix("interpreter ") {
+            e.enabled |= line == "enabled";
+            if let Some(i) = line.strip_prefix("interpreter ") {
                 e.interpreter = i.trim().to_owned();
             } else if let Some(f) = line.strip_prefix("flags:") {
                 e.flags = f.trim().to_owned();
@@ -237,19 +202,17 @@ impl BinfmtEntry {
         e
     }
 
-    /// Enabled and with the `F` flag: the kernel opened the interpreter at
-    /// registration, so it runs inside containers whose root lacks it.
+    /// `F`: the kernel opened the interpreter at registration, so it runs in containers.
     pub fn usable(&self) -> bool {
         self.enabled && self.flags.contains('F')
     }
 }
 
-/// A handler definition as a `binfmt.d` file holds it (binfmt.d(5)):
+/// A handler definition from a `binfmt.d` file (binfmt.d(5)):
 /// `:name:type:offset:magic:mask:interpreter:flags`, the whole `line` being
 /// what is written to `/proc/sys/fs/binfmt_misc/register`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BinfmtHandler {
-    /// Entry name (`qemu-aarch64`): the file `/proc/sys/fs/binfmt_misc/<name>`.
     pub name: String,
     pub interpreter: String,
     pub flags: String,
@@ -257,9 +220,7 @@ pub struct BinfmtHandler {
 }
 
 impl BinfmtHandler {
-    /// Parses the first definition line of a `binfmt.d` file (blank lines and
-    /// lines starting with `#` or `;` are comments). The first character is
-    /// the field separator. Errors name the malformed line.
+    /// The first line not blank nor a `#`/`;` comment; its first character separates fields.
     pub fn parse(text: &str) -> Result<BinfmtHandler> {
         let line = (text.lines().map(str::trim))
             .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
@@ -269,8 +230,8 @@ impl BinfmtHandler {
         if f.len() < 6 || f[0].is_empty() || f[5].is_empty() {
             bail!("malformed binfmt.d line (want :name:type:offset:magic:mask:interpreter:flags): {line}");
         }
-        let (name, interpreter) = (f[0].to_owned(), f[5].to_owned());
-        let (flags, line) = (f.get(6).copied().unwrap_or("").to_owned(), line.to_owned());
+        let field = |i: usize| f.get(i).copied().unwrap_or("").to_owned();
+        let (name, interpreter, flags, line) = (field(0), field(5), field(6), line.to_owned());
         Ok(BinfmtHandler {
             name,
             interpreter,
@@ -280,82 +241,60 @@ impl BinfmtHandler {
     }
 }
 
-/// Where `binfmt.d` files for an emulated `machine` (`aarch64`) may be, most
-/// specific first: `/etc/binfmt.d` overrides `/usr/lib/binfmt.d`
-/// (binfmt.d(5)); Debian's qemu-user-binfmt names them `qemu-<m>.conf`,
-/// Ubuntu's and Arch's qemu-user-static `qemu-<m>-static.conf`.
+/// Most specific first (binfmt.d(5)); `-static` is Ubuntu's and Arch's qemu-user-static.
 pub fn binfmt_handler_paths(machine: &str) -> Vec<String> {
-    let dirs = ["/etc/binfmt.d", "/usr/lib/binfmt.d"];
     let suffix = |d| ["", "-static"].map(|s| format!("{d}/qemu-{machine}{s}.conf"));
+    let dirs = ["/etc/binfmt.d", "/usr/lib/binfmt.d"];
     dirs.into_iter().flat_map(suffix).collect()
 }
 
-/// What the kernel's binfmt table gives one foreign platform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BinfmtStatus {
-    /// Enabled with `F`, and the same as the installed handler file (or none
-    /// is installed: registered by other means, e.g. `tonistiigi/binfmt`).
+    /// Usable, and as the installed handler file says (if any: `tonistiigi/binfmt` has none).
     Ready,
-    /// Usable, but not what the installed handler file says (the package was
-    /// upgraded and the old interpreter is still registered); both as
-    /// `interpreter (flags)`.
-    Stale {
-        registered: String,
-        installed: String,
-    },
-    /// Registered but disabled, or without `F` (fails inside containers): why.
+    /// Usable, but not the installed file's: registered and installed `interpreter (flags)`.
+    Stale(String, String),
     Unusable(String),
     Missing,
 }
 
-/// Compares the registered entry with the installed handler definition:
-/// same interpreter and at least the handler's flags (order-insensitive:
-/// the file says `OPF`, the kernel prints `POF`).
+/// Flags in any order: the file says `OPF`, the kernel prints `POF`.
 pub fn binfmt_status(entry: Option<&BinfmtEntry>, handler: Option<&BinfmtHandler>) -> BinfmtStatus {
     let Some(e) = entry else {
         return BinfmtStatus::Missing;
     };
-    let i = &e.interpreter;
+    let (i, f) = (&e.interpreter, &e.flags);
     if !e.enabled {
         return BinfmtStatus::Unusable(format!("{i} is registered but disabled"));
     }
-    if !e.flags.contains('F') {
-        let f = &e.flags;
+    if !f.contains('F') {
         let why = format!("{i} is registered with flags `{f}`, without F (fix-binary): it fails inside containers");
         return BinfmtStatus::Unusable(why);
     }
     match handler {
-        Some(h) if h.interpreter != *i || !h.flags.chars().all(|c| e.flags.contains(c)) => {
-            let registered = format!("{i} ({})", e.flags);
+        Some(h) if h.interpreter != *i || !h.flags.chars().all(|c| f.contains(c)) => {
             let installed = format!("{} ({})", h.interpreter, h.flags);
-            BinfmtStatus::Stale {
-                registered,
-                installed,
-            }
+            BinfmtStatus::Stale(format!("{i} ({f})"), installed)
         }
         _ => BinfmtStatus::Ready,
     }
 }
 
-/// The platforms among `wanted` that the host runs only through emulation.
 pub fn foreign<'a>(host: &Platform, wanted: &[&'a Platform]) -> Vec<&'a Platform> {
     wanted.iter().copied().filter(|p| *p != host).collect()
 }
 
-/// `/etc/os-release` (os-release(5)): the fields setup decides on.
+/// `/etc/os-release` (os-release(5)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OsRelease {
     pub id: String,
-    /// `ID_LIKE`, split on spaces (`debian` on Ubuntu).
     pub id_like: Vec<String>,
-    /// `VERSION_ID` (`12`, `24.04`); empty on Debian testing/unstable.
+    /// `12`, `24.04`; empty on Debian testing/unstable.
     pub version_id: String,
-    /// `VERSION_CODENAME` (`bookworm`, `noble`).
     pub codename: String,
     pub pretty_name: String,
 }
 
-/// The distribution families setup provisions; on `Other` it only prints commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Distro {
     Debian,
@@ -364,16 +303,13 @@ pub enum Distro {
 }
 
 impl OsRelease {
-    /// Parses `KEY=value` lines; values may be double- or single-quoted.
     pub fn parse(text: &str) -> OsRelease {
         let mut o = OsRelease::default();
         for (k, v) in text.lines().filter_map(|l| l.trim().split_once('=')) {
             let v = v.trim();
             let unquoted = |q: char| v.strip_prefix(q).and_then(|s| s.strip_suffix(q));
-            let v = unquoted('"')
-                .or_else(|| unquoted('\''))
-                .unwrap_or(v)
-                .to_owned();
+            let q = unquoted('"').or_else(|| unquoted('\''));
+            let v = q.unwrap_or(v).to_owned();
             match k.trim() {
                 "ID" => o.id = v,
                 "ID_LIKE" => o.id_like = v.split_whitespace().map(str::to_owned).collect(),
@@ -386,40 +322,28 @@ impl OsRelease {
         o
     }
 
-    /// The family from `ID`, then `ID_LIKE`.
     pub fn distro(&self) -> Distro {
         let is = |name: &str| self.id == name || self.id_like.iter().any(|l| l == name);
-        if self.id == "ubuntu" || (self.id != "debian" && is("ubuntu")) {
-            Distro::Ubuntu
-        } else if is("debian") {
-            Distro::Debian
-        } else {
-            Distro::Other
+        match () {
+            _ if self.id == "ubuntu" || (self.id != "debian" && is("ubuntu")) => Distro::Ubuntu,
+            _ if is("debian") => Distro::Debian,
+            _ => Distro::Other,
         }
     }
 
-    /// `PRETTY_NAME`, else `ID`, for messages.
     pub fn name(&self) -> &str {
-        if self.pretty_name.is_empty() {
-            &self.id
-        } else {
-            &self.pretty_name
-        }
+        let pretty = Some(&self.pretty_name).filter(|n| !n.is_empty());
+        pretty.unwrap_or(&self.id)
     }
 }
 
-/// Where setup gets a Docker engine >= 24 and buildx from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineSource {
-    /// Debian 12: its docker.io is 20.10, so trixie's `docker.io`,
-    /// `containerd` and `docker-buildx` .debs are fetched through a private
-    /// apt list directory and installed with bookworm's own `runc` (trixie's
-    /// needs glibc 2.38); QEMU comes from bookworm-backports.
+    /// Debian 12 (docker.io 20.10): trixie's .debs with bookworm's `runc` (trixie's
+    /// needs glibc 2.38), QEMU from bookworm-backports (environment notes).
     Bookworm,
-    /// Debian 13 or later, Ubuntu 22.04 or later: the distribution's own
-    /// `docker.io` and `docker-buildx` packages.
+    /// Debian 13+, Ubuntu 22.04+: the distribution's `docker.io` and `docker-buildx`.
     Archive,
-    /// No packaged engine >= 24: the reason.
     Unsupported(String),
 }
 
@@ -443,9 +367,7 @@ pub fn engine_source(os: &OsRelease) -> EngineSource {
     }
 }
 
-/// Reads `dpkg-query -W -f '${Package}\t${db:Status-Status}\t${Version}\n' PKG...`
-/// output into installed package name -> version (packages whose status is
-/// not `installed`, e.g. `config-files`, are left out).
+/// `dpkg-query -W -f '${Package}\t${db:Status-Status}\t${Version}\n'`: the installed ones.
 pub fn parse_dpkg_query(out: &str) -> BTreeMap<String, String> {
     let row = |l: &str| match l.split('\t').collect::<Vec<_>>()[..] {
         [name, "installed", version, ..] => Some((name.to_owned(), version.to_owned())),
@@ -454,50 +376,38 @@ pub fn parse_dpkg_query(out: &str) -> BTreeMap<String, String> {
     out.lines().filter_map(row).collect()
 }
 
-/// Available bytes from `df -B1 --output=avail PATH` (a header line, then the number).
+/// `df -B1 --output=avail PATH`: a header line, then the number.
 pub fn parse_df_avail(out: &str) -> Option<u64> {
     out.lines().nth(1)?.trim().parse().ok()
 }
 
-/// `1.5 GiB`-style size for messages.
 pub fn human_bytes(n: u64) -> String {
     format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30))
 }
 
-/// The daemon.json key that turns on the containerd image store.
-pub const CONTAINERD_FEATURE: &str = "containerd-snapshotter";
-
-/// Merges `{"features":{"containerd-snapshotter":true}}` into an existing
-/// `/etc/docker/daemon.json` (absent or blank counts as `{}`), keeping every
-/// other key. `Ok(None)` when it is already set; the new text (pretty JSON
-/// and a newline) otherwise. Errors when the file is not a JSON object or
-/// `features` is not an object, naming the file to fix by hand.
+/// `/etc/docker/daemon.json` (absent or blank: `{}`) with `features.containerd-snapshotter`
+/// on, other keys kept; `None` when it is on already. Errors name the file to fix.
 pub fn merge_daemon_json(existing: Option<&str>) -> Result<Option<String>> {
     type Object = serde_json::Map<String, serde_json::Value>;
-    let text = existing
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .unwrap_or("{}");
+    let text = existing.map(str::trim).filter(|t| !t.is_empty());
+    let text = text.unwrap_or("{}");
     let mut obj: Object = serde_json::from_str(text)
         .context("/etc/docker/daemon.json is not a JSON object: fix or remove it, then rerun")?;
-    let features = obj
-        .remove("features")
-        .unwrap_or_else(|| Object::new().into());
+    let features = obj.remove("features").unwrap_or(Object::new().into());
     let mut features: Object = serde_json::from_value(features)
         .context("`features` in /etc/docker/daemon.json is not an object: fix it, then rerun")?;
-    let on = features.insert(CONTAINERD_FEATURE.to_owned(), true.into()) == Some(true.into());
+    let on = features.insert("containerd-snapshotter".to_owned(), true.into()) == Some(true.into());
     obj.insert("features".to_owned(), features.into());
     Ok((!on).then(|| serde_json::to_string_pretty(&obj).unwrap_or_default() + "\n"))
 }
 
-/// The status code of an HTTP/1.x status line (`HTTP/1.1 401 Unauthorized`).
+/// `HTTP/1.1 401 Unauthorized` is 401.
 pub fn parse_http_status(response: &str) -> Option<u16> {
     let mut parts = response.lines().next()?.split_whitespace();
     parts.next()?.starts_with("HTTP/").then_some(())?;
     parts.next()?.parse().ok()
 }
 
-/// The last `n` lines of `text`, for showing a log after a failure.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

@@ -16,8 +16,7 @@ use crate::{
     project::{Platform, COMPONENTS},
 };
 
-/// The stages of our Dockerfiles that would run `RUN` steps on the target
-/// platform with `strategy` (empty for `cross`).
+/// Stages that run `RUN` steps on the target platform with `strategy` (none for `cross`).
 pub fn emulated_stages(sh: &Shell, strategy: Strategy) -> Result<Vec<String>> {
     let args = BTreeMap::from([("STRATEGY".to_owned(), strategy.as_str().to_owned())]);
     let mut all = Vec::new();
@@ -32,8 +31,7 @@ pub fn emulated_stages(sh: &Shell, strategy: Strategy) -> Result<Vec<String>> {
     Ok(all)
 }
 
-/// Case B2 as a pure decision: the foreign platforms among `platforms` that
-/// lack a binfmt handler while `emulated` stages would run on them.
+/// Case B2: the foreign platforms lacking a handler while `emulated` stages would run on them.
 pub fn missing_emulation<'a>(
     platforms: &[&'a Platform],
     build: &Platform,
@@ -44,10 +42,8 @@ pub fn missing_emulation<'a>(
     platforms.iter().copied().filter(needs).collect()
 }
 
-/// Makes sure the host can build `platforms` with `strategy` on `builder`:
-/// runs the doctor's build checks, sets up what is missing (Debian/Ubuntu as
-/// root) unless `no_setup`, and refuses with the remedies otherwise. Returns
-/// what the B1 check and the build command need to know about the builder.
+/// The doctor's build checks, setup of what is missing unless `no_setup`,
+/// then case B2; returns what B1 and the build need to know of the builder.
 pub fn ensure_build_host(
     sh: &Shell,
     platforms: &[&'static Platform],
@@ -62,14 +58,12 @@ pub fn ensure_build_host(
     // only what the build itself needs is required.
     let needs_qemu = missing_emulation(platforms, build, &emulated, |_| false);
     let extra: &[&'static Platform] = if no_setup { &needs_qemu } else { platforms };
-    let checked: Vec<_> = std::iter::once(build)
-        .chain(extra.iter().copied().filter(|p| *p != build))
-        .collect();
+    let extra = extra.iter().copied().filter(|p| *p != build);
+    let checked: Vec<_> = std::iter::once(build).chain(extra).collect();
     setup::ensure(sh, &checked, no_setup, builder)?;
     let (facts, b) = builder_facts(sh, builder)?;
-    let has = |p: &Platform| {
-        b.runs_natively(p) || Platform::parse(p.name).is_ok_and(probe::binfmt_usable)
-    };
+    let usable = |p: &Platform| Platform::parse(p.name).is_ok_and(probe::binfmt_usable);
+    let has = |p: &Platform| b.runs_natively(p) || usable(p);
     let still = missing_emulation(platforms, build, &emulated, has);
     if !still.is_empty() {
         let list = |f: fn(&Platform) -> &str, sep| {
@@ -88,26 +82,23 @@ pub fn ensure_build_host(
     Ok(facts)
 }
 
-/// The builder `name` (else `$BUILDX_BUILDER`, else the current one) from
-/// `docker buildx inspect`, and what B1 needs: its driver and whether its
-/// engine uses the containerd image store (`docker info`). A named builder
-/// of the `docker` driver is a docker context, which `buildx build
-/// --builder NAME` refuses ("use `docker --context=NAME buildx`"): the
-/// build and the image commands then run with `docker --context NAME`.
+/// The builder `name` (else `$BUILDX_BUILDER`, else the current one) and
+/// what B1 needs. A named builder of the `docker` driver is a docker
+/// context, which `buildx build --builder NAME` refuses ("use `docker
+/// --context=NAME buildx`"): builds then run with `docker --context NAME`.
 pub fn builder_facts(sh: &Shell, name: Option<&str>) -> Result<(BuilderFacts, Builder)> {
-    let env = std::env::var("BUILDX_BUILDER")
-        .ok()
-        .filter(|b| !b.is_empty());
-    let name = name.map(str::to_owned).or(env);
-    let b =
-        probe::builder(sh, name.as_deref()).map_err(|e| anyhow!("`docker buildx inspect`: {e}"))?;
+    let env = std::env::var("BUILDX_BUILDER").ok();
+    let name = name.map(str::to_owned).or(env.filter(|b| !b.is_empty()));
+    let b = probe::builder(sh, name.as_deref());
+    let b = b.map_err(|e| anyhow!("`docker buildx inspect`: {e}"))?;
     let context = name.filter(|_| b.driver == "docker");
-    let info =
-        probe::docker_info(sh, context.as_deref()).map_err(|e| anyhow!("`docker info`: {e}"))?;
+    let info = probe::docker_info(sh, context.as_deref());
+    let info = info.map_err(|e| anyhow!("`docker info`: {e}"))?;
     let containerd_store = matches!(info.store(), ImageStore::Containerd(_));
+    let driver = b.driver.clone();
     Ok((
         BuilderFacts {
-            driver: b.driver.clone(),
+            driver,
             containerd_store,
             context,
         },

@@ -13,9 +13,9 @@ use super::{
     foreign, human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
     BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
-use crate::project::{
-    parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL_PREFIX,
-};
+type Probed<T> = Result<T, String>;
+
+use crate::project::{parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL};
 
 /// Options of `doctor`.
 #[derive(Debug, Args)]
@@ -31,13 +31,11 @@ pub struct DoctorArgs {
     pub builder: Option<String>,
 }
 
-/// The local base images `cargo xtask base-images` makes, as repository
-/// names under [`LOCAL_PREFIX`] (`brokkr.local/base/<name>:<tag>`).
+/// The local base images `cargo xtask base-images` makes: `brokkr.local/base/<name>:<tag>`.
 pub const LOCAL_BASE_IMAGES: &[&str] = &["rust-builder", "runtime", "debian"];
 
-/// How a check came out: `Warn` is missing or odd but not needed for the
-/// requested platforms; `Fail` is needed and missing (`doctor` exits
-/// non-zero); `Skip` does not apply here.
+/// `Warn`: missing or odd but not needed for the requested platforms;
+/// `Fail`: needed and missing (`doctor` exits non-zero); `Skip`: does not apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -47,9 +45,8 @@ pub enum Status {
     Skip,
 }
 
-/// One line of `doctor`: `--json` prints these as an array of
-/// `{"name", "status": "ok|warn|fail|skip", "detail", "remedy": string|null}`,
-/// the remedy being the exact command that fixes it.
+/// `--json` prints these as an array of `{"name", "status": "ok|warn|fail|skip",
+/// "detail", "remedy": string|null}`, the remedy being the exact command that fixes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
     pub name: String,
@@ -59,13 +56,14 @@ pub struct Check {
 }
 
 impl Check {
-    /// A check with `remedy` when it is not `Ok` or `Skip`.
+    /// `remedy` is kept only for `Warn` and `Fail`.
     fn new(status: Status, name: &str, detail: impl Into<String>, remedy: &str) -> Check {
-        let remedy = matches!(status, Status::Warn | Status::Fail).then(|| remedy.to_owned());
+        let remedy = matches!(status, Warn | Fail).then(|| remedy.to_owned());
+        let (name, detail) = (name.to_owned(), detail.into());
         Check {
-            name: name.to_owned(),
+            name,
             status,
-            detail: detail.into(),
+            detail,
             remedy,
         }
     }
@@ -78,36 +76,29 @@ pub fn passed(checks: &[Check]) -> bool {
     checks.iter().all(|c| c.status != Fail)
 }
 
-/// The checks as aligned lines: `STATUS  NAME  DETAIL[  -> fix: REMEDY]`.
+/// Aligned lines: `STATUS  NAME  DETAIL[  -> fix: REMEDY]`.
 pub fn render(checks: &[Check]) -> String {
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for c in checks {
+    let line = |c: &Check| {
         let label = ["ok", "warn", "FAIL", "skip"][c.status as usize];
-        out.push_str(&format!("{label:<4}  {:<width$}  {}", c.name, c.detail));
-        if let Some(r) = &c.remedy {
-            out.push_str(&format!("  -> fix: {r}"));
-        }
-        out.push('\n');
-    }
-    out
+        let fix = c.remedy.as_ref().map(|r| format!("  -> fix: {r}"));
+        let (name, detail, fix) = (&c.name, &c.detail, fix.unwrap_or_default());
+        format!("{label:<4}  {name:<width$}  {detail}{fix}\n")
+    };
+    checks.iter().map(line).collect()
 }
 
-/// The failing checks and their remedies, for an error message.
+/// The failing checks and their remedies, one a line, for an error message.
 pub fn failures(checks: &[Check]) -> String {
     let line = |c: &Check| match &c.remedy {
         Some(r) => format!("{}: {} (fix: {r})", c.name, c.detail),
         None => format!("{}: {}", c.name, c.detail),
     };
-    checks
-        .iter()
-        .filter(|c| c.status == Fail)
-        .map(line)
-        .collect::<Vec<_>>()
-        .join("\n")
+    let failed = checks.iter().filter(|c| c.status == Fail);
+    failed.map(line).collect::<Vec<_>>().join("\n")
 }
 
-/// `cargo xtask setup [--platform A,B]`: the remedy naming the platforms asked for.
+/// `cargo xtask setup [--platform A,B]`.
 pub fn setup_remedy(platforms: &[&Platform]) -> String {
     let list: Vec<&str> = platforms.iter().map(|p| p.name).collect();
     match list.is_empty() {
@@ -120,23 +111,14 @@ pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Ch
     let Some(p) = path else {
         return Check::new(Fail, "docker-cli", "`docker` is not on PATH", remedy);
     };
-    let detail = format!(
-        "{} at {}",
-        version.unwrap_or("version unknown"),
-        p.display()
-    );
-    Check::new(OK, "docker-cli", detail, remedy)
+    let v = version.unwrap_or("version unknown");
+    Check::new(OK, "docker-cli", format!("{v} at {}", p.display()), remedy)
 }
 
-/// The engine: answers, version >= [`MIN_ENGINE`]. With `docker_host` (a
-/// `DOCKER_HOST` other than the local socket) a silent engine is reported
-/// as that address not answering, not as a local engine to start.
-pub fn check_engine(
-    info: &Result<DockerInfo, String>,
-    docker_host: Option<&str>,
-    remedy: &str,
-) -> Check {
-    let (status, detail, remedy) = match (info, docker_host) {
+/// With `docker_host` (a `DOCKER_HOST` other than the local socket) a silent
+/// engine is that address not answering, not a local engine to start.
+pub fn check_engine(info: &Probed<DockerInfo>, host: Option<&str>, remedy: &str) -> Check {
+    let (status, detail, remedy) = match (info, host) {
         (Err(e), _) if e.to_ascii_lowercase().contains("permission denied") => (
             Fail,
             format!("not reachable: {e}"),
@@ -161,48 +143,33 @@ pub fn check_engine(
     Check::new(status, "engine", detail, &remedy)
 }
 
-/// The image store: containerd is needed with the `docker` driver
-/// (multi-platform `--load`, cache export); with other drivers a classic
-/// store only warns.
-pub fn check_store(
-    info: &Result<DockerInfo, String>,
-    builder: Option<&Builder>,
-    remedy: &str,
-) -> Check {
+/// The `docker` driver needs the containerd store (multi-platform `--load`,
+/// cache export); with other drivers a classic store only warns.
+pub fn check_store(info: &Probed<DockerInfo>, builder: Option<&Builder>, remedy: &str) -> Check {
     let (status, detail) = match info.as_ref().map(DockerInfo::store) {
         Err(_) => (Fail, "unknown: the engine is not reachable".to_owned()),
         Ok(ImageStore::Containerd(s)) => (OK, format!("containerd (snapshotter {s})")),
         Ok(ImageStore::Classic(d)) => {
-            let status = if builder.is_some_and(|b| b.driver != "docker") {
-                Warn
-            } else {
-                Fail
-            };
+            let other_driver = builder.is_some_and(|b| b.driver != "docker");
             let detail = format!(
                 "classic ({d}): no multi-platform --load, no cache export with the docker driver; \
                  needs \"features\": {{\"containerd-snapshotter\": true}} in /etc/docker/daemon.json \
                  and an engine restart"
             );
-            (status, detail)
+            ([Fail, Warn][other_driver as usize], detail)
         }
     };
     Check::new(status, "image-store", detail, remedy)
 }
 
-/// The default bridge (issue 15): an engine that uses the default bridge
-/// network needs its interface (`docker0`), or every `RUN` step and `docker
-/// run` fails. `bridge` is [`probe::default_bridge`]; `exists` looks the
-/// interface up on this host. Skipped for an engine elsewhere (`remote`).
-pub fn check_bridge(
-    bridge: &Result<Option<String>, String>,
-    remote: bool,
-    exists: impl Fn(&str) -> bool,
-) -> Check {
-    let (status, detail, fix) = match bridge {
+/// Issue 15: without the default bridge's interface (`docker0`) every `RUN`
+/// step and `docker run` fails. `exists` looks the interface up on this host.
+pub fn check_bridge(b: &Probed<Option<String>>, remote: bool, up: impl Fn(&str) -> bool) -> Check {
+    let (status, detail, fix) = match b {
         _ if remote => (Skip, "the engine runs elsewhere (DOCKER_HOST)".to_owned(), String::new()),
         Err(e) => (Skip, format!("not checked: {e}"), String::new()),
         Ok(None) => (Skip, "the engine has no default bridge network (--bridge none)".to_owned(), String::new()),
-        Ok(Some(name)) if exists(name) => (OK, format!("default bridge {name} is up"), String::new()),
+        Ok(Some(name)) if up(name) => (OK, format!("default bridge {name} is up"), String::new()),
         Ok(Some(name)) => (
             Fail,
             format!("the engine's default bridge {name} is missing: every RUN step and `docker run` fails"),
@@ -221,60 +188,37 @@ pub fn check_buildx(version: Option<Version>, remedy: &str) -> Check {
     Check::new(status, "buildx", detail, remedy)
 }
 
-/// The builder (`docker buildx inspect [NAME]`): running, and listing every
-/// requested platform.
-pub fn check_builder(
-    builder: &Result<Builder, String>,
+/// Running, and listing every requested platform.
+pub fn check_builder<'a>(
+    builder: &'a Probed<Builder>,
     platforms: &[&Platform],
     remedy: &str,
 ) -> Check {
+    let check = |status, detail: String| Check::new(status, "builder", detail, remedy);
     let b = match builder {
         Ok(b) => b,
-        Err(e) => {
-            return Check::new(
-                Fail,
-                "builder",
-                format!("`docker buildx inspect` failed: {e}"),
-                remedy,
-            )
-        }
+        Err(e) => return check(Fail, format!("`docker buildx inspect` failed: {e}")),
     };
-    let kit = if b.buildkit.is_empty() {
-        "?"
-    } else {
-        &b.buildkit
-    };
-    let what = format!("{} ({} driver, BuildKit {kit})", b.name, b.driver);
+    let or = |v: &'a String, d| if v.is_empty() { d } else { v.as_str() };
+    let (name, driver, kit) = (&b.name, &b.driver, or(&b.buildkit, "?"));
+    let what = format!("{name} ({driver} driver, BuildKit {kit})");
     if b.status != "running" {
-        let state = if b.status.is_empty() {
-            "in an unknown state"
-        } else {
-            &b.status
-        };
+        let state = or(&b.status, "in an unknown state");
         let detail = format!("{what} is {state}: its platforms are known once it runs");
         let fix = format!("docker buildx inspect --bootstrap {}", b.name);
         return Check::new(Warn, "builder", detail, &fix);
     }
-    let missing: Vec<&str> = platforms
-        .iter()
-        .filter(|p| !b.supports(p))
-        .map(|p| p.name)
-        .collect();
+    let missing = platforms.iter().filter(|p| !b.supports(p));
+    let missing = missing.map(|p| p.name).collect::<Vec<_>>().join(", ");
     let has = b.platforms.join(", ");
     match missing.is_empty() {
-        true => Check::new(OK, "builder", format!("{what}: {has}"), remedy),
-        false => Check::new(
-            Fail,
-            "builder",
-            format!("{what} lacks {} (has {has})", missing.join(", ")),
-            remedy,
-        ),
+        true => check(OK, format!("{what}: {has}")),
+        false => check(Fail, format!("{what} lacks {missing} (has {has})")),
     }
 }
 
-/// A binfmt handler for one requested platform: none needed for one that
-/// runs natively (`probe` is `None`); a foreign one needs an enabled handler
-/// with the `F` flag.
+/// None needed for a platform that runs natively (`probe` is `None`); a
+/// foreign one needs an enabled handler with the `F` flag.
 pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &str) -> Check {
     let name = &format!("binfmt {}", p.name);
     let Some(probe) = probe else {
@@ -283,19 +227,10 @@ pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &s
     let entry = &probe.entry_name;
     let (status, detail) = match probe.status() {
         _ if !probe.mounted => (Fail, format!("{BINFMT_DIR} is not mounted")),
-        BinfmtStatus::Ready => {
-            let e = probe.entry.clone().unwrap_or_default();
-            (
-                OK,
-                format!("{entry}: {} (flags {})", e.interpreter, e.flags),
-            )
-        }
-        BinfmtStatus::Stale {
-            registered,
-            installed,
-        } => (
+        BinfmtStatus::Ready => (OK, format!("{entry}: {}", probe.registered())),
+        BinfmtStatus::Stale(r, i) => (
             Warn,
-            format!("{entry} registers {registered}, but the installed handler is {installed}"),
+            format!("{entry} registers {r}, but the installed handler is {i}"),
         ),
         BinfmtStatus::Unusable(why) => (Fail, format!("{entry}: {why}")),
         BinfmtStatus::Missing => (Fail, format!("no {entry} handler registered")),
@@ -303,125 +238,84 @@ pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &s
     Check::new(status, name, detail, remedy)
 }
 
-/// The loopback registry (`localhost:5000`), the default push target
-/// outside CI: a warning when it does not answer `GET /v2/` with 200.
+/// `localhost:5000`, the default push target outside CI: answers `GET /v2/` with 200.
 pub fn check_registry(api_status: Option<u16>, ci: bool) -> Check {
     let host = registry::Kind::Open.host();
+    let ghcr = format!("GitHub Actions pushes to ghcr.io, not {host}");
     let (status, detail, fix) = match api_status {
-        _ if ci => (
-            Skip,
-            format!("GitHub Actions pushes to ghcr.io, not {host}"),
-            "",
-        ),
-        Some(200) => (OK, format!("{host} answers GET /v2/ (200)"), ""),
-        Some(code) => (
-            Warn,
-            format!("{host} answers GET /v2/ with {code}, not 200: not an open registry"),
-            "cargo xtask registry stop && cargo xtask registry start",
-        ),
-        None => (
-            Warn,
-            format!("nothing answers on {host}"),
-            "cargo xtask registry start",
-        ),
+        _ if ci => (Skip, ghcr, None),
+        Some(200) => (OK, format!("{host} answers GET /v2/ (200)"), None),
+        Some(code) => {
+            let d = format!("{host} answers GET /v2/ with {code}, not 200: not an open registry");
+            (Warn, d, Some("cargo xtask registry stop && "))
+        }
+        None => (Warn, format!("nothing answers on {host}"), Some("")),
     };
-    Check::new(status, "registry", detail, fix)
+    let fix = format!("{}cargo xtask registry start", fix.unwrap_or_default());
+    Check::new(status, "registry", detail, &fix)
 }
 
-/// The local base-image substitutes ([`LOCAL_BASE_IMAGES`]): a warning when some are missing.
-pub fn check_local_bases(images: &Result<Vec<String>, String>) -> Check {
+pub fn check_local_bases(images: &Probed<Vec<String>>) -> Check {
     let fix = "cargo xtask base-images";
+    let check = |status, detail: String| Check::new(status, "base-images", detail, fix);
     let images = match images {
         Ok(i) => i,
-        Err(e) => return Check::new(Warn, "base-images", format!("cannot list images: {e}"), fix),
+        Err(e) => return check(Warn, format!("cannot list images: {e}")),
     };
     let repo = |i: &String| i.split_once(':').map_or(i.clone(), |(r, _)| r.to_owned());
-    let has = |name: &&str| {
-        images
-            .iter()
-            .any(|i| repo(i) == format!("{LOCAL_PREFIX}/{name}"))
-    };
-    let missing: Vec<&str> = LOCAL_BASE_IMAGES
-        .iter()
-        .copied()
-        .filter(|n| !has(n))
-        .collect();
+    let has = |name: &&str| images.iter().any(|i| repo(i) == format!("{LOCAL}/{name}"));
+    let missing = LOCAL_BASE_IMAGES.iter().filter(|n| !has(n));
+    let missing = missing.copied().collect::<Vec<_>>().join(", ");
+    let present = images.join(", ");
     match missing.is_empty() {
-        true => Check::new(
-            OK,
-            "base-images",
-            format!("local substitutes present: {}", images.join(", ")),
-            fix,
-        ),
+        true => check(OK, format!("local substitutes present: {present}")),
         false => {
-            let detail = format!(
-                "local substitutes missing: {} (under {LOCAL_PREFIX}/)",
-                missing.join(", ")
-            );
-            Check::new(Warn, "base-images", detail, fix)
+            let under = format!("(under {LOCAL}/)");
+            check(
+                Warn,
+                format!("local substitutes missing: {missing} {under}"),
+            )
         }
     }
 }
 
-/// Free space on the engine's root directory: a warning below [`MIN_FREE_DISK`].
 pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
     let (at, min) = (path.display(), human_bytes(MIN_FREE_DISK));
-    let prune = "docker system prune --filter until=168h";
-    match avail {
-        Some(n) if n >= MIN_FREE_DISK => {
-            Check::new(OK, "disk", format!("{} free on {at}", human_bytes(n)), "")
+    let (status, detail, fix) = match avail {
+        Some(n) if n >= MIN_FREE_DISK => (OK, format!("{} free on {at}", human_bytes(n)), ""),
+        Some(n) => {
+            let detail = format!("{} free on {at}, less than {min}", human_bytes(n));
+            (Warn, detail, "docker system prune --filter until=168h")
         }
-        Some(n) => Check::new(
-            Warn,
-            "disk",
-            format!("{} free on {at}, less than {min}", human_bytes(n)),
-            prune,
-        ),
-        None => Check::new(Warn, "disk", format!("`df {at}` failed"), "df -h"),
-    }
+        None => (Warn, format!("`df {at}` failed"), "df -h"),
+    };
+    Check::new(status, "disk", detail, fix)
 }
 
-/// The checks a build needs for `platforms` on `builder` (a name, else
-/// `$BUILDX_BUILDER` or the current one): docker CLI, engine, image store,
-/// default bridge, buildx, builder platforms, and a binfmt handler for every
-/// platform that neither the host nor a node of the builder runs natively.
-/// Probes run quietly; a missing tool is a failed check, not an error
-/// (errors are reserved for xtask's own faults).
+/// The checks a build needs for `platforms` on `builder` (else
+/// `$BUILDX_BUILDER`, else the current one), with the `docker info` they
+/// read: a binfmt handler for every platform neither the host nor a node of
+/// the builder runs natively. A missing tool is a failed check, not an error.
 pub fn preflight(
     sh: &Shell,
     platforms: &[&'static Platform],
-    builder: Option<&str>,
-) -> Result<Vec<Check>> {
-    Ok(preflight_with_info(sh, platforms, builder)?.0)
-}
-
-type Preflight = (Vec<Check>, Result<DockerInfo, String>);
-
-fn preflight_with_info(
-    sh: &Shell,
-    platforms: &[&'static Platform],
     name: Option<&str>,
-) -> Result<Preflight> {
+) -> Result<(Vec<Check>, Probed<DockerInfo>)> {
     let host = Platform::host()?;
     let remedy = setup_remedy(platforms);
     let cli = probe::docker_cli();
     let version = cli.as_ref().and_then(|_| probe::docker_client_version(sh));
     let down = "the engine is not reachable";
-    let info = if cli.is_some() {
-        probe::docker_info(sh, None)
-    } else {
-        Err("no docker CLI".to_owned())
-    };
+    let info = probe::docker_info_if(sh, cli.is_some());
     let buildx = cli.as_ref().and_then(|_| probe::buildx_version(sh));
     let builder = match (&info, &buildx) {
         (Ok(_), Some(_)) => probe::builder(sh, name),
         (Err(_), _) => Err(down.to_owned()),
         (_, None) => Err("no buildx".to_owned()),
     };
-    let bridge = if info.is_ok() {
-        probe::default_bridge(sh)
-    } else {
-        Err(down.to_owned())
+    let bridge = match info {
+        Ok(_) => probe::default_bridge(sh),
+        Err(_) => Err(down.to_owned()),
     };
     let docker_host = probe::docker_host();
     let mut checks = vec![
@@ -441,15 +335,15 @@ fn preflight_with_info(
     Ok((checks, info))
 }
 
-/// `cargo xtask doctor`: prints every check (aligned lines, or a JSON array
-/// with `--json`) and fails when a needed one fails. Platforms default to the host's.
+/// `cargo xtask doctor`: every check (lines, or JSON with `--json`); fails
+/// when a needed one fails.
 pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform)?;
-    let (mut checks, info) = preflight_with_info(sh, &platforms, args.builder.as_deref())?;
+    let (mut checks, info) = preflight(sh, &platforms, args.builder.as_deref())?;
     let registry = probe::registry_api_status(registry::Kind::Open.port());
     checks.push(check_registry(registry, probe::github_actions()));
     checks.push(match &info {
-        Ok(_) => check_local_bases(&probe::images_with_prefix(sh, &format!("{LOCAL_PREFIX}/"))),
+        Ok(_) => check_local_bases(&probe::images_with_prefix(sh, &format!("{LOCAL}/"))),
         Err(_) => Check::new(Skip, "base-images", "the engine is not reachable", ""),
     });
     let upstream = "pullability of upstream bases is not probed here: `cargo xtask base-images` decides upstream vs local";

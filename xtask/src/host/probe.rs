@@ -1,18 +1,18 @@
 //! Read-only look-ups of the host's state: quiet commands (`docker info`,
 //! `docker buildx inspect`, `dpkg-query`, `df`) and file reads (`/proc`,
-//! `/etc`, `/sys`), gathered for setup in [`Observed`]. Parsing is in
+//! `/etc`, `/sys`), gathered for setup in [`Observed`]; parsing is in
 //! [`super`]. Also the background services xtask starts (dockerd, the
 //! loopback registry): spawned detached so they outlive it, then found again
 //! through `/proc`.
 
 use std::{
     collections::BTreeMap,
-    fs::OpenOptions,
+    fs::{self, OpenOptions},
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
@@ -30,11 +30,12 @@ use crate::{plan::Cmd, project::Platform};
 fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
     let out = Cmd::new(program).args(args.iter().copied()).capture(sh);
     let out = out.map_err(|e| format!("{e:#}"))?;
-    if out.ok {
-        Ok(out.stdout)
-    } else {
-        Err(out.stderr.trim().to_owned())
-    }
+    let err = || out.stderr.trim().to_owned();
+    out.ok.then(|| out.stdout.clone()).ok_or_else(err)
+}
+
+fn docker(sh: &Shell, args: &[&str]) -> Result<String, String> {
+    stdout(sh, "docker", args)
 }
 
 pub fn docker_cli() -> Option<PathBuf> {
@@ -42,17 +43,11 @@ pub fn docker_cli() -> Option<PathBuf> {
 }
 
 pub fn docker_client_version(sh: &Shell) -> Option<String> {
-    let v = stdout(
-        sh,
-        "docker",
-        &["version", "--format", "{{.Client.Version}}"],
-    )
-    .ok()?;
+    let v = docker(sh, &["version", "--format", "{{.Client.Version}}"]).ok()?;
     Some(v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-/// `docker [--context NAME] info` as parsed data, or why the engine did not
-/// answer (the client's first error line).
+/// `docker [--context NAME] info`, or why the engine did not answer (the client's first error).
 pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, String> {
     let cmd = Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
     let out = cmd.args(["info", "--format", "{{json .}}"]).capture(sh);
@@ -68,27 +63,26 @@ pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, Stri
     }
 }
 
-/// `$DOCKER_HOST` when it names an engine other than the local socket
-/// (`tcp://...`, `ssh://...`, another `unix://` path): setup never starts a
-/// local engine for it, and a silent one is reported as that address.
-pub fn docker_host() -> Option<String> {
-    let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !local.contains(&h.as_str()))
+/// [`docker_info`] when there is a docker CLI.
+pub fn docker_info_if(sh: &Shell, cli: bool) -> Result<DockerInfo, String> {
+    match cli {
+        true => docker_info(sh, None),
+        false => Err("no docker CLI".to_owned()),
+    }
 }
 
-/// The host interface of the engine's default bridge network: `Ok(None)`
-/// when the engine runs without one (`--bridge none`).
+/// `$DOCKER_HOST` when it names an engine other than the local socket: setup
+/// never starts a local engine for it.
+pub fn docker_host() -> Option<String> {
+    let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
+    let host = std::env::var("DOCKER_HOST").ok();
+    host.filter(|h| !local.contains(&h.as_str()))
+}
+
+/// The default bridge network's host interface: `None` with `--bridge none`.
 pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
-    let args = [
-        "network",
-        "inspect",
-        "bridge",
-        "--format",
-        "{{json .Options}}",
-    ];
-    match stdout(sh, "docker", &args) {
+    let f = "{{json .Options}}";
+    match docker(sh, &["network", "inspect", "bridge", "--format", f]) {
         Ok(json) => BridgeOptions::interface(&json)
             .map(Some)
             .map_err(|e| format!("{e:#}")),
@@ -101,30 +95,27 @@ pub fn interface_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-/// The installed `dockerd`'s version (`dockerd --version`), whether or not it runs.
+/// The installed `dockerd`'s version, whether or not it runs.
 pub fn dockerd_version(sh: &Shell) -> Option<Version> {
     let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].map(PathBuf::from);
-    let path = which::which("dockerd")
-        .ok()
-        .or_else(|| known.into_iter().find(|p| p.exists()))?;
+    let path = which::which("dockerd").ok();
+    let path = path.or_else(|| known.into_iter().find(|p| p.exists()))?;
     parse_dockerd_version(&stdout(sh, &path.display().to_string(), &["--version"]).ok()?)
 }
 
 pub fn buildx_version(sh: &Shell) -> Option<Version> {
-    parse_buildx_version(&stdout(sh, "docker", &["buildx", "version"]).ok()?)
+    parse_buildx_version(&docker(sh, &["buildx", "version"]).ok()?)
 }
 
-/// `docker buildx inspect [NAME]` (without a name: `$BUILDX_BUILDER`, else
-/// the current builder), or the error buildx printed.
+/// `docker buildx inspect [NAME]` (no name: `$BUILDX_BUILDER`, else the current builder).
 pub fn builder(sh: &Shell, name: Option<&str>) -> Result<Builder, String> {
     let args: Vec<&str> = ["buildx", "inspect"].into_iter().chain(name).collect();
-    Builder::parse(&stdout(sh, "docker", &args)?).map_err(|e| format!("{e:#}"))
+    Builder::parse(&docker(sh, &args)?).map_err(|e| format!("{e:#}"))
 }
 
-/// What the host has for emulating one foreign platform: whether
-/// binfmt_misc is mounted, the first handler file found
-/// ([`binfmt_handler_paths`]) with its definition, the entry name (the
-/// handler's, else `qemu-<machine>`) and the registered entry.
+/// Emulation of one foreign platform: the first handler file found
+/// ([`binfmt_handler_paths`]), the entry name (the handler's, else
+/// `qemu-<machine>`) and the registered entry.
 #[derive(Clone, Debug)]
 pub struct BinfmtProbe {
     pub platform: &'static Platform,
@@ -138,32 +129,36 @@ impl BinfmtProbe {
     pub fn status(&self) -> BinfmtStatus {
         binfmt_status(self.entry.as_ref(), self.handler.as_ref().map(|(_, h)| h))
     }
+
+    /// `INTERPRETER (flags FLAGS)` of the registered entry.
+    pub fn registered(&self) -> String {
+        let e = self.entry.clone().unwrap_or_default();
+        format!("{} (flags {})", e.interpreter, e.flags)
+    }
 }
 
-/// Looks at the handler files and the kernel's table for `p`. A malformed
-/// handler file counts as absent.
+/// A malformed handler file counts as absent.
 pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
-    let handler = binfmt_handler_paths(p.machine)
-        .into_iter()
-        .find_map(|path| {
-            let h = BinfmtHandler::parse(&std::fs::read_to_string(&path).ok()?).ok()?;
-            Some((path, h))
-        });
+    let parse = |path: String| {
+        let h = BinfmtHandler::parse(&fs::read_to_string(&path).ok()?).ok()?;
+        Some((path, h))
+    };
+    let handler = binfmt_handler_paths(p.machine).into_iter().find_map(parse);
     let default = format!("qemu-{}", p.machine);
     let read = |name: &str| {
-        let text = std::fs::read_to_string(Path::new(BINFMT_DIR).join(name)).ok()?;
+        let text = fs::read_to_string(Path::new(BINFMT_DIR).join(name)).ok()?;
         Some(BinfmtEntry::parse(&text))
     };
-    let mut entry_name = handler
-        .as_ref()
-        .map_or(default.clone(), |(_, h)| h.name.clone());
+    let named = handler.as_ref().map(|(_, h)| h.name.clone());
+    let mut entry_name = named.unwrap_or(default.clone());
     let mut entry = read(&entry_name);
     if entry.is_none() && entry_name != default && read(&default).is_some() {
         (entry, entry_name) = (read(&default), default);
     }
-    let mounted = Path::new(BINFMT_DIR).join("register").exists();
+    let mounted = binfmt_mounted();
+    let platform = p;
     BinfmtProbe {
-        platform: p,
+        platform,
         mounted,
         handler,
         entry_name,
@@ -171,43 +166,34 @@ pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
     }
 }
 
-/// Whether an enabled handler with the `F` flag is registered for `p`
-/// (usable for builds, even when stale: see [`BinfmtStatus`]).
-pub fn binfmt_usable(p: &'static Platform) -> bool {
-    binfmt(p).entry.is_some_and(|e| e.usable())
+fn binfmt_mounted() -> bool {
+    Path::new(BINFMT_DIR).join("register").exists()
 }
 
-/// `/etc/os-release` (or `/usr/lib/os-release`); empty when neither exists.
-pub fn os_release() -> OsRelease {
-    let text = ["/etc/os-release", "/usr/lib/os-release"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok());
-    OsRelease::parse(&text.unwrap_or_default())
+/// An enabled handler with the `F` flag is registered for `p` (even a stale one).
+pub fn binfmt_usable(p: &'static Platform) -> bool {
+    binfmt(p).entry.is_some_and(|e| e.usable())
 }
 
 pub fn is_root(sh: &Shell) -> bool {
     stdout(sh, "id", &["-u"]).is_ok_and(|s| s.trim() == "0")
 }
 
-/// Whether this runs in GitHub Actions (`GITHUB_ACTIONS=true`, set on every
-/// runner). `cargo xtask workflow run` sets it for the steps it replays, and
-/// `BROKKR_WORKFLOW_RUN=1` so that host setup still treats this machine as
-/// what it is.
+/// `GITHUB_ACTIONS=true`, unless `cargo xtask workflow run` set it for the
+/// steps it replays (with `BROKKR_WORKFLOW_RUN=1`): setup sees the machine as it is.
 pub fn github_actions() -> bool {
     crate::gha::active() && std::env::var_os("BROKKR_WORKFLOW_RUN").is_none()
 }
 
-/// Installed package -> version for the given names (`dpkg-query`); empty
-/// when dpkg is missing. Unknown names are simply absent (dpkg-query then
-/// exits 1 but still prints the known ones).
+/// Installed package -> version (`dpkg-query`): unknown names are absent; empty without dpkg.
 pub fn dpkg_packages(sh: &Shell, names: &[&str]) -> BTreeMap<String, String> {
-    let cmd =
-        Cmd::new("dpkg-query").args(["-W", "-f", "${Package}\t${db:Status-Status}\t${Version}\n"]);
+    let format = "${Package}\t${db:Status-Status}\t${Version}\n";
+    let cmd = Cmd::new("dpkg-query").args(["-W", "-f", format]);
     let out = cmd.args(names.iter().copied()).capture(sh);
     out.map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default()
 }
 
-/// Free bytes on the filesystem holding `path` (`df -B1 --output=avail`).
+/// Free bytes on the filesystem holding `path`.
 pub fn df_avail(sh: &Shell, path: &Path) -> Option<u64> {
     let path = path.display().to_string();
     parse_df_avail(&stdout(sh, "df", &["-B1", "--output=avail", &path]).ok()?)
@@ -222,8 +208,8 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(&addr, timeout?).ok()?;
     s.set_read_timeout(timeout).ok()?;
     s.set_write_timeout(timeout).ok()?;
-    let request =
-        format!("GET /v2/ HTTP/1.0\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
+    let host = format!("Host: localhost:{port}\r\nConnection: close");
+    let request = format!("GET /v2/ HTTP/1.0\r\n{host}\r\n\r\n");
     s.write_all(request.as_bytes()).ok()?;
     let (mut buf, mut got) = ([0u8; 256], Vec::new());
     while !got.contains(&b'\n') && got.len() < 4096 {
@@ -238,20 +224,10 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
 /// Local images whose repository starts with `prefix`, as `repository:tag`.
 pub fn images_with_prefix(sh: &Shell, prefix: &str) -> Result<Vec<String>, String> {
     let pattern = format!("{prefix}*");
-    let args = [
-        "image",
-        "ls",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-        &pattern,
-    ];
-    let out = stdout(sh, "docker", &args)?;
-    Ok(out
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect())
+    let f = "{{.Repository}}:{{.Tag}}";
+    let out = docker(sh, &["image", "ls", "--format", f, &pattern])?;
+    let lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
+    Ok(lines.map(str::to_owned).collect())
 }
 
 /// The running engine, as `docker info` showed it.
@@ -268,8 +244,7 @@ pub struct Engine {
 pub struct Observed {
     pub os: OsRelease,
     pub root: bool,
-    /// Not root, but password-less `sudo` works and this is GitHub Actions:
-    /// privileged commands are prefixed with `sudo -n`.
+    /// Not root, but on GitHub Actions with password-less `sudo`: root commands get `sudo -n`.
     pub sudo: bool,
     pub github_actions: bool,
     pub systemd: bool,
@@ -279,9 +254,8 @@ pub struct Observed {
     pub dockerd: Option<Version>,
     pub buildx: Option<Version>,
     pub engine: Option<Engine>,
-    /// Why `docker info` did not answer (the client's error), for the printout.
+    /// Why `docker info` did not answer.
     pub engine_error: String,
-    /// [`docker_host`]: an engine elsewhere, never started here.
     pub docker_host: Option<String>,
     /// The running engine's default bridge interface, when it is missing.
     pub bridge_missing: Option<String>,
@@ -292,29 +266,21 @@ pub struct Observed {
     pub registry_up: bool,
 }
 
-/// Reads the host's state for `platforms` (quiet, read-only, about a
-/// second); `packages` are the ones whose state setup reads with `dpkg-query`.
+/// Reads the host's state for `platforms` (quiet, about a second);
+/// `packages` are the ones whose state setup reads with `dpkg-query`.
 pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -> Result<Observed> {
     let host = Platform::host()?;
     let (root, github_actions) = (is_root(sh), github_actions());
     let docker_cli = docker_cli().is_some();
-    let info = if docker_cli {
-        docker_info(sh, None)
-    } else {
-        Err("no docker CLI".to_owned())
-    };
+    let info = docker_info_if(sh, docker_cli);
     let docker_host = docker_host();
-    let bridge = || {
-        default_bridge(sh)
-            .ok()
-            .flatten()
-            .filter(|b| !interface_exists(b))
-    };
-    let bridge_missing = (info.is_ok() && docker_host.is_none())
-        .then(bridge)
-        .flatten();
+    let local = info.is_ok() && docker_host.is_none();
+    let bridge = local.then(|| default_bridge(sh).ok().flatten());
+    let bridge_missing = bridge.flatten().filter(|b| !interface_exists(b));
+    let os = ["/etc/os-release", "/usr/lib/os-release"].map(fs::read_to_string);
+    let os = os.into_iter().find_map(Result::ok);
     Ok(Observed {
-        os: os_release(),
+        os: OsRelease::parse(&os.unwrap_or_default()),
         root,
         sudo: !root && github_actions && stdout(sh, "sudo", &["-n", "true"]).is_ok(),
         github_actions,
@@ -333,35 +299,29 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
         }),
         docker_host,
         bridge_missing,
-        daemon_json: std::fs::read_to_string("/etc/docker/daemon.json").ok(),
+        daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),
         packages: dpkg_packages(sh, packages),
-        binfmt_mounted: Path::new(BINFMT_DIR).join("register").exists(),
+        binfmt_mounted: binfmt_mounted(),
         binfmt: foreign(host, platforms).into_iter().map(binfmt).collect(),
         registry_up: registry::answers(registry::Kind::Open),
     })
 }
 
-/// Starts `cmd` (normally `setsid PROGRAM ...`, so it leaves xtask's session
-/// and survives it) with stdin from `/dev/null` and stdout and stderr
-/// appended to `log`. Not waited for: the caller polls the service and may
-/// use [`Child::try_wait`] to notice an early exit. Because the spawned
-/// process is never a process-group leader, setsid(1) does not fork: the
-/// child's pid is the service's pid.
+/// Starts `cmd` (normally `setsid PROGRAM ...`, so it survives xtask) with
+/// stdin from `/dev/null`, stdout and stderr appended to `log`; not waited
+/// for. The spawned process is no process-group leader, so setsid(1) does
+/// not fork: the child's pid is the service's.
 pub fn spawn_detached(sh: &Shell, cmd: &Cmd, log: &Path) -> Result<Child> {
     if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let out = OpenOptions::new().create(true).append(true).open(log);
     let out = out.with_context(|| format!("opening log {}", log.display()))?;
     let mut c = cmd.to_process(sh);
     c.stdin(Stdio::null()).stderr(out.try_clone()?).stdout(out);
     eprintln!("+ {cmd} >> {} 2>&1 < /dev/null &", log.display());
-    let what = || {
-        format!(
-            "cannot start `{}` (is it installed and on PATH?)",
-            cmd.program
-        )
-    };
+    let p = &cmd.program;
+    let what = || format!("cannot start `{p}` (is it installed and on PATH?)");
     c.spawn().with_context(what)
 }
 
@@ -371,26 +331,37 @@ pub fn proc_state(stat: &str) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
-/// Whether `pid` is a live (not zombie) process.
+/// A live (not zombie) process.
 pub fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-    stat.ok()
-        .and_then(|s| proc_state(&s))
-        .is_some_and(|c| c != 'Z' && c != 'X')
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let state = stat.and_then(|s| proc_state(&s));
+    state.is_some_and(|c| c != 'Z' && c != 'X')
 }
 
 /// `/proc/<pid>/cmdline` with NULs as spaces; empty when unreadable.
 pub fn cmdline(pid: u32) -> String {
-    let b = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    String::from_utf8_lossy(&b)
-        .replace('\0', " ")
-        .trim()
-        .to_owned()
+    let b = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let line = String::from_utf8_lossy(&b).replace('\0', " ");
+    line.trim().to_owned()
+}
+
+/// Calls `done` every `poll_ms` until it says yes (true) or `secs` pass (false).
+pub fn wait_for(secs: u64, poll_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(poll_ms));
+    }
 }
 
 /// The last `n` lines of a log file, or a note that it cannot be read.
 pub fn log_tail(path: &Path, n: usize) -> String {
-    match std::fs::read(path) {
+    match fs::read(path) {
         Ok(b) => tail(&String::from_utf8_lossy(&b), n),
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }

@@ -1,25 +1,19 @@
 //! `cargo xtask registry start|stop|status [--auth]`: a CNCF distribution
-//! registry (Debian's `docker-registry` package, `docker-registry serve
-//! CONFIG`) on loopback, the default push target outside CI.
+//! registry (Debian's `docker-registry serve CONFIG`) on loopback, the
+//! default push target outside CI. Its state lives in one per-machine place
+//! ([`state_dir`]) shared by every checkout, so a `registry start` from
+//! another checkout finds the running one and its password file.
 //!
-//! A registry outlives the checkout that started it, so its state (config,
-//! data, log, htpasswd, password, and `owner.json`: who started it) lives in
-//! one per-machine place, [`state_dir`], shared by every checkout: a second
-//! `registry start` from another checkout finds the running one and its
-//! password file.
-//!
-//! The open one listens on [`LOCAL_REGISTRY`] (`localhost:5000`); the
-//! `--auth` one on `localhost:5001` with htpasswd (bcrypt) basic auth, for
-//! `docker login` tests: user [`USER`], a random password kept in a 0600
-//! file whose path is printed, never the password. dockerd and buildx
-//! treat `localhost:PORT` as plain HTTP without configuration.
+//! The open one listens on `localhost:5000`; the `--auth` one on
+//! `localhost:5001` with htpasswd (bcrypt) basic auth, user [`USER`] and a
+//! random password kept in a 0600 file whose path is printed, never the
+//! password. dockerd and buildx treat `localhost:PORT` as plain HTTP.
 
 use std::{
-    fs::OpenOptions,
+    fs::{self, OpenOptions},
     io::{Read, Write},
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
@@ -28,8 +22,10 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::probe;
-pub use crate::project::AUTH_PORT;
-use crate::{plan::Cmd, project::LOCAL_REGISTRY};
+use crate::{
+    plan::Cmd,
+    project::{AUTH_PORT, LOCAL_REGISTRY},
+};
 
 /// Options of `registry`.
 #[derive(Debug, Args)]
@@ -54,12 +50,9 @@ pub enum RegistryAction {
 }
 
 pub const USER: &str = "brokkr";
-
-/// Seconds `start` waits for the registry to answer.
 const START_WAIT_SECS: u64 = 15;
 
-/// Which loopback registry: `Open` answers `GET /v2/` with 200 on
-/// [`LOCAL_REGISTRY`], `Auth` with 401 on [`AUTH_PORT`].
+/// `Open` answers `GET /v2/` with 200, `Auth` with 401.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Open,
@@ -67,7 +60,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Directory name under [`state_dir`], `GET /v2/` status when healthy, flag.
+    /// Directory under [`state_dir`], `GET /v2/` status when healthy, flag.
     fn row(self) -> (&'static str, u16, &'static str) {
         match self {
             Kind::Open => ("local", 200, ""),
@@ -76,17 +69,12 @@ impl Kind {
     }
 
     pub fn port(self) -> u16 {
-        let open = LOCAL_REGISTRY
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok());
-        if self == Kind::Auth {
-            AUTH_PORT
-        } else {
-            open.unwrap_or(5000)
-        }
+        let open = LOCAL_REGISTRY.rsplit_once(':');
+        let open = open.and_then(|(_, p)| p.parse().ok());
+        [open.unwrap_or(5000), AUTH_PORT][self as usize]
     }
 
-    /// The registry host in image references: `localhost:5000`.
+    /// `localhost:5000`, as in image references.
     pub fn host(self) -> String {
         format!("localhost:{}", self.port())
     }
@@ -100,10 +88,9 @@ pub fn answers(kind: Kind) -> bool {
     probe::registry_api_status(kind.port()) == Some(kind.expected_status())
 }
 
-/// The per-machine registry state: `$BROKKR_STATE_DIR/registry` when set,
-/// else `/var/lib/brokkr/registry` for root, else
-/// `$XDG_STATE_HOME/brokkr/registry` (default `~/.local/state`), per the XDG
-/// base directory spec. `env` looks up a variable.
+/// `$BROKKR_STATE_DIR/registry` when set, else `/var/lib/brokkr/registry`
+/// for root, else `$XDG_STATE_HOME/brokkr/registry` (default
+/// `~/.local/state`, XDG base directory spec). `env` looks up a variable.
 pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
     let env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(d) = env("BROKKR_STATE_DIR") {
@@ -112,20 +99,14 @@ pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
     if root {
         return PathBuf::from("/var/lib/brokkr/registry");
     }
-    let home = || {
-        env("HOME")
-            .unwrap_or_else(|| "/tmp".into())
-            .join(".local/state")
-    };
-    env("XDG_STATE_HOME")
-        .unwrap_or_else(home)
-        .join("brokkr/registry")
+    let home = || env("HOME").unwrap_or_else(|| "/tmp".into());
+    let xdg = env("XDG_STATE_HOME").unwrap_or_else(|| home().join(".local/state"));
+    xdg.join("brokkr/registry")
 }
 
-/// The files of one registry, all under `dir` = `<state>/<kind>`: `config.yml`
-/// (written on every start), `data`, `registry.log`, `owner.json` (an
-/// [`Owner`]), and for `--auth` the 0600 files `htpasswd` and `password`
-/// (the password alone, for `--password-stdin`).
+/// The files of one registry, under `dir` = `<state>/<kind>`; `config.yml`
+/// is written on every start, `htpasswd` and `password` (the password
+/// alone, for `--password-stdin`) are 0600.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths {
     pub dir: PathBuf,
@@ -153,8 +134,7 @@ pub fn paths(state: &Path, kind: Kind) -> Paths {
     }
 }
 
-/// Who started a registry, as `owner.json` records it (`checkout`: where
-/// `registry start` ran).
+/// `owner.json`: who started a registry (`checkout`: where `registry start` ran).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     pub checkout: PathBuf,
@@ -165,44 +145,31 @@ pub struct Owner {
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (pid, port, from, data) = (
-            self.pid,
-            self.port,
-            self.checkout.display(),
-            self.data.display(),
-        );
-        write!(
-            f,
-            "pid {pid}, port {port}, started from {from}, data {data}"
-        )
+        let (pid, port) = (self.pid, self.port);
+        let (from, data) = (self.checkout.display(), self.data.display());
+        let s = format!("pid {pid}, port {port}, started from {from}, data {data}");
+        f.write_str(&s)
     }
 }
 
 fn machine_paths(sh: &Shell, kind: Kind) -> Paths {
-    paths(
-        &state_dir(probe::is_root(sh), |k| std::env::var(k).ok()),
-        kind,
-    )
+    let root = probe::is_root(sh);
+    paths(&state_dir(root, |k| std::env::var(k).ok()), kind)
 }
 
 /// The recorded owner, when its process is alive and is a registry.
 fn live_owner(p: &Paths) -> Option<Owner> {
-    let o: Owner = serde_json::from_str(&std::fs::read_to_string(&p.owner).ok()?).ok()?;
+    let o: Owner = serde_json::from_str(&fs::read_to_string(&p.owner).ok()?).ok()?;
     (probe::alive(o.pid) && probe::cmdline(o.pid).contains("docker-registry")).then_some(o)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path);
-    f.and_then(|mut f| f.write_all(bytes))
-        .with_context(|| format!("writing {}", path.display()))
+    let mut o = OpenOptions::new();
+    let f = o.write(true).create(true).truncate(true).mode(0o600);
+    let written = f.open(path).and_then(|mut f| f.write_all(bytes));
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
-/// Letters and digits: the alphabet of generated passwords.
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A `len`-character alphanumeric password from random bytes, without modulo
@@ -210,31 +177,27 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
     let limit = (256 / ALNUM.len() * ALNUM.len()) as u8;
     let chars = bytes.iter().filter(|b| **b < limit).take(len);
-    let s: String = chars
-        .map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char)
-        .collect();
+    let char = |b: &u8| ALNUM[usize::from(*b) % ALNUM.len()] as char;
+    let s: String = chars.map(char).collect();
     (s.len() == len).then_some(s)
 }
 
-/// The `--auth` registry's password: kept from an earlier start, else 32
-/// letters and digits from `/dev/urandom`, stored 0600.
+/// Kept from an earlier start, else 32 letters and digits from `/dev/urandom`, stored 0600.
 fn ensure_password(p: &Paths) -> Result<String> {
-    let kept = std::fs::read_to_string(&p.password).unwrap_or_default();
+    let kept = fs::read_to_string(&p.password).unwrap_or_default();
     if !kept.trim().is_empty() {
         return Ok(kept.trim().to_owned());
     }
     let mut bytes = [0u8; 128];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    let random = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     random.context("reading /dev/urandom")?;
     let pw = password_from_bytes(&bytes, 32).context("not enough random bytes")?;
     write_private(&p.password, pw.as_bytes())?;
     Ok(pw)
 }
 
-/// The registry configuration file (YAML) for CNCF distribution 2.8
-/// (`docker-registry serve FILE`, docs: distribution's configuration.md):
-/// listens on `addr`, keeps data under `root` with deletes allowed, and,
-/// given an htpasswd file (bcrypt entries), requires basic auth.
+/// The YAML configuration of CNCF distribution 2.8 (its configuration.md):
+/// data under `root` with deletes allowed, basic auth given an htpasswd file.
 pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Result<String> {
     let mut cfg = serde_json::json!({
         "version": "0.1",
@@ -248,9 +211,9 @@ pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Resu
     Ok(serde_yaml::to_string(&cfg)?)
 }
 
-/// What to tell a user of the `--auth` registry: the login command with the
-/// password file, or, when that file is missing, that this registry was not
-/// started from the shared state and how to replace it. `None` for the open one.
+/// For the `--auth` registry: the login command with the password file, or,
+/// when that file is missing, that this registry was not started from the
+/// shared state and how to replace it.
 pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String> {
     let (host, pw) = (kind.host(), p.password.display());
     Some(match (kind, password_exists) {
@@ -266,26 +229,23 @@ pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String
 }
 
 fn print_login_hint(kind: Kind, p: &Paths) {
-    login_hint(kind, p, p.password.is_file())
-        .into_iter()
-        .for_each(|h| eprintln!("{h}"));
+    if let Some(h) = login_hint(kind, p, p.password.is_file()) {
+        eprintln!("{h}");
+    }
 }
 
-/// `registry start`: idempotent; when the registry already answers it says
-/// who started it and leaves it. Otherwise writes the config (and for
-/// `--auth` the password and bcrypt htpasswd via `htpasswd -niB`), spawns
-/// `setsid docker-registry serve CONFIG` detached, records its [`Owner`],
-/// and waits until `GET /v2/` gives the expected status. Errors show the log's tail.
+/// `registry start`: idempotent (a registry that answers is left as it is).
+/// Writes the config (for `--auth` also the password and its bcrypt
+/// htpasswd), spawns `setsid docker-registry serve CONFIG` detached, records
+/// its [`Owner`] and waits for the expected `GET /v2/` status. Errors show the log's tail.
 pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     let p = machine_paths(sh, kind);
     let (host, (_, expected, flag)) = (kind.host(), kind.row());
     if answers(kind) {
+        let owner = p.owner.display();
         match live_owner(&p) {
             Some(o) => eprintln!("registry {host} is already running ({o})"),
-            None => eprintln!(
-                "a registry already answers on {host} (not started by xtask: no live owner in {})",
-                p.owner.display()
-            ),
+            None => eprintln!("a registry already answers on {host} (not started by xtask: no live owner in {owner})"),
         }
         print_login_hint(kind, &p);
         return Ok(());
@@ -297,8 +257,8 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
              `start-stop-daemon --stop --pidfile /var/run/docker-registry.pid`"
         );
     }
+    let log = p.log.display();
     if let Some(o) = live_owner(&p) {
-        let log = p.log.display();
         bail!(
             "the registry ({o}) runs but {host} does not answer GET /v2/ with {expected}; \
              see {log} or run `cargo xtask registry stop{flag}` first"
@@ -308,81 +268,71 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     let program = which::which("docker-registry").ok().or(installed).context(
         "`docker-registry` is not installed: run `cargo xtask setup` (it installs Debian's docker-registry)",
     )?;
-    std::fs::create_dir_all(&p.data).with_context(|| format!("creating {}", p.data.display()))?;
-    let htpasswd = (kind == Kind::Auth)
-        .then(|| write_htpasswd(sh, &p))
-        .transpose()?;
+    fs::create_dir_all(&p.data).with_context(|| format!("creating {}", p.data.display()))?;
+    let auth = kind == Kind::Auth;
+    let htpasswd = auth.then(|| write_htpasswd(sh, &p)).transpose()?;
     let addr = format!("127.0.0.1:{}", kind.port());
     eprintln!("+ write {}", p.config.display());
     let config = registry_config(&addr, &p.data, htpasswd)?;
-    std::fs::write(&p.config, config).with_context(|| format!("writing {}", p.config.display()))?;
-    let cmd = Cmd::new("setsid").arg(program.display().to_string());
-    let mut child = probe::spawn_detached(
-        sh,
-        &cmd.args(["serve".to_owned(), p.config.display().to_string()]),
-        &p.log,
-    )?;
+    fs::write(&p.config, config).with_context(|| format!("writing {}", p.config.display()))?;
+    let serve = ["serve".to_owned(), p.config.display().to_string()];
+    let program = program.display().to_string();
+    let cmd = Cmd::new("setsid").arg(program).args(serve);
+    let mut child = probe::spawn_detached(sh, &cmd, &p.log)?;
+    let (pid, port, data) = (child.id(), kind.port(), p.data.clone());
     let owner = Owner {
         checkout: sh.current_dir(),
-        pid: child.id(),
-        port: kind.port(),
-        data: p.data.clone(),
+        pid,
+        port,
+        data,
     };
-    std::fs::write(&p.owner, serde_json::to_string_pretty(&owner)?)
-        .with_context(|| format!("writing {}", p.owner.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(START_WAIT_SECS);
-    let (log, tail) = (p.log.display(), || probe::log_tail(&p.log, 20));
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let _ = std::fs::remove_file(&p.owner);
-            bail!(
-                "the registry exited at once ({status}); last lines of {log}:\n{}",
-                tail()
-            );
-        }
-        let got = probe::registry_api_status(kind.port());
-        if got == Some(expected) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "the registry (pid {}) did not answer GET http://{addr}/v2/ with {expected} within {START_WAIT_SECS} s \
-                 (got {got:?}); last lines of {log}:\n{}",
-                owner.pid,
-                tail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let json = serde_json::to_string_pretty(&owner)?;
+    fs::write(&p.owner, json).with_context(|| format!("writing {}", p.owner.display()))?;
+    let (mut exited, mut got) = (None, None);
+    let up = probe::wait_for(START_WAIT_SECS, 200, || {
+        exited = child.try_wait().transpose();
+        got = probe::registry_api_status(port);
+        exited.is_some() || got == Some(expected)
+    });
+    let tail = || probe::log_tail(&p.log, 20);
+    if let Some(status) = exited {
+        let _ = fs::remove_file(&p.owner);
+        let (status, tail) = (status?, tail());
+        bail!("the registry exited at once ({status}); last lines of {log}:\n{tail}");
+    }
+    if !up {
+        bail!(
+            "the registry (pid {pid}) did not answer GET http://{addr}/v2/ with {expected} within {START_WAIT_SECS} s \
+             (got {got:?}); last lines of {log}:\n{}",
+            tail()
+        );
     }
     eprintln!("registry {host} running ({owner}), log {log}");
     print_login_hint(kind, &p);
     Ok(())
 }
 
-/// Writes the `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
+/// The `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
 fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
-    let cmd = Cmd::new("htpasswd")
-        .args(["-niB", USER])
-        .stdin(format!("{}\n", ensure_password(p)?));
+    let stdin = format!("{}\n", ensure_password(p)?);
+    let cmd = Cmd::new("htpasswd").args(["-niB", USER]).stdin(stdin);
     cmd.echo();
     let out = cmd.read_quiet(sh);
-    let out = out.context(
-        "creating the htpasswd file (htpasswd is in apache2-utils: run `cargo xtask setup`)",
-    )?;
+    let hint = "htpasswd is in apache2-utils: run `cargo xtask setup`";
+    let out = out.with_context(|| format!("creating the htpasswd file ({hint})"))?;
     let line = out.lines().find(|l| l.starts_with(&format!("{USER}:$2")));
-    let line =
-        line.with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
+    let none = || format!("`htpasswd -niB` printed no bcrypt entry for {USER}");
+    let line = line.with_context(none)?;
     write_private(&p.htpasswd, format!("{line}\n").as_bytes())?;
     Ok(&p.htpasswd)
 }
 
-/// `registry stop`: sends SIGTERM to the recorded owner (only if that
-/// process is a `docker-registry`), whichever checkout started it, and
-/// waits up to 10 s for it to end. Data is kept. Not running is not an error.
+/// `registry stop`: SIGTERM to the recorded owner (only a `docker-registry`),
+/// whichever checkout started it; waits up to 10 s. Not running is no error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
     let (p, host) = (machine_paths(sh, kind), kind.host());
     let Some(o) = live_owner(&p) else {
-        let _ = std::fs::remove_file(&p.owner);
+        let _ = fs::remove_file(&p.owner);
         if answers(kind) {
             bail!(
                 "a registry answers on {host} but was not started by xtask (no live owner in {}): \
@@ -394,26 +344,18 @@ pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
         eprintln!("registry {host} is not running");
         return Ok(());
     };
-    Cmd::new("kill")
-        .args(["-TERM", &o.pid.to_string()])
-        .run(sh)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while probe::alive(o.pid) {
-        if Instant::now() >= deadline {
-            bail!(
-                "registry pid {} did not stop within 10 s after SIGTERM",
-                o.pid
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let kill = Cmd::new("kill").args(["-TERM", &o.pid.to_string()]);
+    kill.run(sh)?;
+    if !probe::wait_for(10, 100, || !probe::alive(o.pid)) {
+        let pid = o.pid;
+        bail!("registry pid {pid} did not stop within 10 s after SIGTERM");
     }
-    std::fs::remove_file(&p.owner).with_context(|| format!("removing {}", p.owner.display()))?;
+    fs::remove_file(&p.owner).with_context(|| format!("removing {}", p.owner.display()))?;
     eprintln!("registry {host} stopped ({o}; data kept)");
     Ok(())
 }
 
-/// `cargo xtask registry start|stop|status [--auth]`; `status` exits 1
-/// when the registry does not answer.
+/// `cargo xtask registry start|stop|status [--auth]`.
 pub fn run(sh: &Shell, args: &RegistryArgs) -> Result<()> {
     let kind = if args.auth { Kind::Auth } else { Kind::Open };
     match args.action {
@@ -433,45 +375,26 @@ pub fn run(sh: &Shell, args: &RegistryArgs) -> Result<()> {
     }
 }
 
-/// `registry status`'s line and whether the registry answers as it should,
-/// given its `GET /v2/` status and its recorded owner.
-pub fn status_line(
-    kind: Kind,
-    got: Option<u16>,
-    owner: Option<&Owner>,
-    p: &Paths,
-) -> (bool, String) {
+/// `registry status`'s line, and whether the registry answers as it should.
+pub fn status_line(kind: Kind, got: Option<u16>, o: Option<&Owner>, p: &Paths) -> (bool, String) {
     let (host, (_, expected, flag)) = (kind.host(), kind.row());
-    match got {
+    let at = p.owner.display();
+    let line = match got {
         Some(code) if code == expected => {
-            let nobody = || {
-                format!(
-                    "not started by xtask: no live owner in {}",
-                    p.owner.display()
-                )
-            };
-            let who = owner.map_or_else(nobody, Owner::to_string);
-            (true, format!("running: {host} ({who}), GET /v2/ -> {code}"))
+            let nobody = || format!("not started by xtask: no live owner in {at}");
+            let who = o.map_or_else(nobody, Owner::to_string);
+            let line = format!("running: {host} ({who}), GET /v2/ -> {code}");
+            return (true, line);
         }
         Some(code) => {
-            let what = if kind == Kind::Auth {
-                "password-protected"
-            } else {
-                "open"
-            };
-            (
-                false,
-                format!("not a {what} registry: {host} answers GET /v2/ with {code}"),
-            )
+            let what = ["open", "password-protected"][kind as usize];
+            format!("not a {what} registry: {host} answers GET /v2/ with {code}")
         }
-        None => {
-            let start = format!("start it: cargo xtask registry start{flag}");
-            (
-                false,
-                format!("not running: nothing answers on {host}; {start}"),
-            )
-        }
-    }
+        None => format!(
+            "not running: nothing answers on {host}; start it: cargo xtask registry start{flag}"
+        ),
+    };
+    (false, line)
 }
 
 #[cfg(test)]

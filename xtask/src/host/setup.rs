@@ -1,37 +1,31 @@
-//! `cargo xtask setup` and [`ensure`], the host part of every build command.
-//!
-//! Both observe the host ([`Observed`]), compute a [`Plan`] with pure code
-//! ([`plan`]: one small function per area: engine and buildx, image store,
-//! QEMU and binfmt, tools, dockerd, registry), print every area as done or to
-//! do, and run the steps in order, each printed before it runs. A second run
-//! finds everything done and only verifies.
+//! `cargo xtask setup` and [`ensure`], the host part of every build command:
+//! observe the host ([`Observed`]), compute a [`Plan`] with pure code (one
+//! function per area), print every area as done or to do, and run the steps
+//! in order, each printed first. A second run finds everything done.
 //!
 //! Provisioned (issue 3): a Docker engine >= 24 with the containerd image
-//! store and buildx (on Debian 12 from trixie's .debs, fetched through a
-//! private apt directory under [`CACHE_DIR`] so the system's sources stay
-//! untouched), QEMU with binfmt handlers for the foreign platforms (on
-//! Debian 12 from bookworm-backports), `debootstrap`, Debian's
-//! `docker-registry` and `apache2-utils` (htpasswd); then dockerd and the
-//! loopback registry are started and awaited.
+//! store and buildx (on Debian 12 trixie's .debs through a private apt
+//! directory under [`CACHE_DIR`], the system's sources untouched), QEMU with
+//! binfmt handlers for the foreign platforms (Debian 12: bookworm-backports),
+//! `debootstrap`, `docker-registry` and `apache2-utils`; then dockerd and the
+//! loopback registry are started and awaited. All packages go in one
+//! `apt-get install` after every download succeeded.
 //!
-//! Who may change what (issue 11): a build command ([`Mode::Build`])
-//! installs what is absent and starts an engine that is not running, but
-//! never writes daemon.json for, restarts or stops a running engine: it
-//! builds with it where buildx can, and otherwise stops naming `cargo xtask
-//! setup`. Only `setup` ([`Mode::Setup`]) restarts a running engine; it says
-//! so first, and needs `--yes` when containers run (or without systemd).
-//!
-//! Never half-installs: all packages go in one `apt-get install` after every
-//! download succeeded, and a host that setup cannot fix is reported before
-//! any change.
+//! Issue 11: a build command ([`Mode::Build`]) installs what is absent and
+//! starts an engine that is not running, but never writes daemon.json for,
+//! restarts or stops a running one: it builds with it where buildx can, and
+//! otherwise stops naming `cargo xtask setup`. Only `setup` restarts a
+//! running engine; it says so first, and needs `--yes` when containers run
+//! (or without systemd).
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::{
-    debian_version, engine_source, merge_daemon_json, probe, registry, BinfmtStatus, Distro,
-    EngineSource, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX, MIN_ENGINE,
+    debian_version, engine_source, merge_daemon_json, probe::BinfmtProbe, registry, BinfmtStatus,
+    Distro, EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
+    MIN_ENGINE,
 };
 mod exec;
 
@@ -63,65 +57,50 @@ pub struct SetupArgs {
     pub yes: bool,
 }
 
-/// Machine-level cache of setup (not the workspace): the private apt
-/// directories and the downloaded .debs.
+/// Setup's machine-level cache: private apt directories, downloaded .debs.
 pub const CACHE_DIR: &str = "/var/cache/brokkr-setup";
-/// Where a dockerd started by setup (without systemd) writes its output.
+/// Output of a dockerd started without systemd.
 pub const DOCKERD_LOG: &str = "/var/log/brokkr-dockerd.log";
-/// The pid file of a dockerd started without systemd.
 const DOCKERD_PID: &str = "/var/run/docker.pid";
-/// Debian mirror of the private apt sources; `BROKKR_DEBIAN_MIRROR` overrides it.
+/// `BROKKR_DEBIAN_MIRROR` overrides it.
 pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
-/// The image GitHub's `docker/setup-qemu-action` runs to register QEMU
-/// handlers; used on GitHub runners, where registries are reachable.
+/// What `docker/setup-qemu-action` runs; used on GitHub runners (registries reachable).
 pub const BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:latest";
-/// Seconds setup waits for a started dockerd to answer `docker info`, and
-/// for a stopped one to exit.
+/// Seconds to wait for a started dockerd to answer, or a stopped one to exit.
 pub const DOCKERD_WAIT_SECS: u64 = 60;
-/// Packages whose state setup reads with `dpkg-query`.
 const WATCHED_PACKAGES: &str = "docker.io containerd docker-buildx runc tini iptables qemu-user \
     qemu-user-binfmt qemu-user-static binfmt-support debootstrap docker-registry apache2-utils";
-/// Tools every (non-CI) build host gets: base-image bootstrapping, the
-/// loopback registry, and htpasswd for its `--auth` variant.
+/// Off GitHub: base-image bootstrapping, the loopback registry, htpasswd for its `--auth`.
 const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
-/// Tools a GitHub runner needs for the loopback registry, when asked for.
-const REGISTRY_TOOLS: &[&str] = &["docker-registry", "apache2-utils"];
 
-/// One thing setup does. Each prints as the shell command that does the
-/// same (`Display`), so `--dry-run` and the not-root path print a script a
-/// person can run.
+/// One thing setup does; `Display` prints the shell command that does the
+/// same, so `--dry-run` and the not-root path print a script a person can run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// An external command. Arguments with a `*` are .deb globs resolved to
-    /// the newest matching file at run time.
+    /// Arguments with a `*` are .deb globs, resolved to the newest file at run time.
     Run(Cmd),
     Mkdir(PathBuf),
     Write {
         path: PathBuf,
         text: String,
     },
-    /// Registers the binfmt handler of an emulated `machine` (`aarch64`) from
-    /// its `binfmt.d` file `conf`, first unregistering (`-1`) the entry of
-    /// that name (`qemu-aarch64`).
+    /// Unregisters `entry` (`qemu-aarch64`), then registers the `binfmt.d` file `conf`.
     BinfmtRegister {
         machine: String,
         entry: String,
         conf: String,
     },
-    /// Starts dockerd with `systemctl start docker`, or detached with
-    /// `setsid dockerd` (output appended to [`DOCKERD_LOG`]); skipped when
-    /// the engine answers by then (a package's postinst may start it).
+    /// `systemctl start docker` or `setsid dockerd`; skipped when the engine
+    /// answers by then (a package's postinst may start it).
     StartDockerd(Cmd),
-    /// Stops the dockerd of [`DOCKERD_PID`] (SIGTERM) and waits for it to exit.
+    /// SIGTERM to the dockerd of [`DOCKERD_PID`], then waits for its exit.
     StopDockerd,
-    /// Polls `docker info` until it answers or [`DOCKERD_WAIT_SECS`] pass.
     WaitDocker,
-    /// `cargo xtask registry start`.
     StartRegistry,
 }
 
 impl Step {
-    /// Needs root: everything but waiting, the registry, and `docker run`.
+    /// Everything but waiting, the registry and `docker run` needs root.
     pub fn root(&self) -> bool {
         match self {
             Step::WaitDocker | Step::StartRegistry => false,
@@ -130,7 +109,7 @@ impl Step {
         }
     }
 
-    /// Stops or restarts a running engine: what only `cargo xtask setup` may do.
+    /// What only `cargo xtask setup` may do.
     pub fn restarts_engine(&self) -> bool {
         match self {
             Step::StopDockerd => true,
@@ -140,7 +119,6 @@ impl Step {
     }
 }
 
-/// Whether an area is already in place, to do, or does not apply here, with what was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
     Done(String),
@@ -148,16 +126,15 @@ pub enum State {
     Skipped(String),
 }
 
-/// One provisioned area (`engine`, `daemon.json`, `qemu`, `binfmt linux/arm64`, ...).
+/// `engine`, `daemon.json`, `qemu`, `binfmt linux/arm64`, ...
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Area {
     pub name: String,
     pub state: State,
 }
 
-/// What setup will do: the areas in a stable order, the steps in the order
-/// they run (each with its area), reasons it cannot proceed at all (nothing
-/// is changed then), and notes on what was left as it is.
+/// The areas in a stable order, the steps in the order they run, reasons it
+/// cannot proceed at all (nothing is changed then), and notes on what was left as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub areas: Vec<Area>,
@@ -167,23 +144,20 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn area(
-        &mut self,
-        name: impl Into<String>,
-        state: fn(String) -> State,
-        what: impl Into<String>,
-    ) {
-        let (name, state) = (name.into(), state(what.into()));
-        self.areas.push(Area { name, state });
+    fn area(&mut self, name: impl Into<String>, state: State) {
+        self.areas.push(Area {
+            name: name.into(),
+            state,
+        });
     }
     fn done(&mut self, name: impl Into<String>, what: impl Into<String>) {
-        self.area(name, State::Done, what);
+        self.area(name, State::Done(what.into()));
     }
     fn todo(&mut self, name: impl Into<String>, what: impl Into<String>) {
-        self.area(name, State::Todo, what);
+        self.area(name, State::Todo(what.into()));
     }
     fn skip(&mut self, name: impl Into<String>, why: impl Into<String>) {
-        self.area(name, State::Skipped, why);
+        self.area(name, State::Skipped(why.into()));
     }
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
@@ -216,34 +190,23 @@ pub struct PlanOpts {
     pub mode: Mode,
 }
 
-/// Packages to install, in order: `.deb`s from setup's private sources
-/// (with their suite) and names from the system's sources.
+/// Packages in install order: `.deb`s from setup's private sources (with
+/// their suite) and names from the system's sources.
 #[derive(Default)]
 struct Pkgs(Vec<(&'static str, Option<&'static str>)>);
 
 impl Pkgs {
     fn push(&mut self, name: &'static str, suite: Option<&'static str>) {
-        self.0.push((name, suite));
+        if !self.0.contains(&(name, suite)) {
+            self.0.push((name, suite));
+        }
     }
-    /// Adds `name` or `name/suite` words.
+    /// `name` or `name/suite` words.
     fn add(&mut self, words: &'static str) {
         for w in words.split_whitespace() {
             let (name, suite) = w.split_once('/').map_or((w, None), |(n, s)| (n, Some(s)));
             self.push(name, suite);
         }
-    }
-    fn debs(&self) -> Vec<(&'static str, &'static str)> {
-        self.0
-            .iter()
-            .filter_map(|(n, s)| Some((*n, (*s)?)))
-            .collect()
-    }
-    fn names(&self) -> Vec<&'static str> {
-        self.0
-            .iter()
-            .filter(|(_, s)| s.is_none())
-            .map(|(n, _)| *n)
-            .collect()
     }
 }
 
@@ -255,10 +218,10 @@ fn show(v: Option<&Version>) -> String {
     v.map_or_else(|| "missing".to_owned(), Version::to_string)
 }
 
-/// Computes what setup does for `platforms` on the observed host: pure, so
-/// every branch is unit-tested. The rules are in the area functions; the
-/// steps run in this order: daemon.json (before any engine package, so a
-/// postinst-started dockerd uses it), packages, binfmt, dockerd, registry.
+/// What setup does for the observed host: pure, so every branch is
+/// unit-tested. Steps run in this order: daemon.json (before any engine
+/// package, so a postinst-started dockerd uses it), packages, binfmt,
+/// dockerd, registry.
 pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     let mut p = Plan::default();
     let source = engine_source(&o.os);
@@ -272,73 +235,60 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     dockerd_area(&mut p, o, opts.mode);
     registry_area(&mut p, o, opts);
     let other = o.os.distro() == Distro::Other && p.steps.iter().any(|(_, s)| s.root());
-    if let (true, EngineSource::Unsupported(why)) = (engine_now || qemu_now || other, &source) {
+    if let (true, Source::Unsupported(why)) = (engine_now || qemu_now || other, &source) {
         p.block(why.clone());
     }
     p
 }
 
-/// Engine and buildx: a docker CLI and an engine >= [`MIN_ENGINE`] (running
-/// or installed) and buildx >= [`MIN_BUILDX`], else packages from
-/// [`engine_source`]; skipped on GitHub runners (they have both). A build
+/// A docker CLI, an engine >= [`MIN_ENGINE`] (running or installed) and
+/// buildx >= [`MIN_BUILDX`], else packages from [`engine_source`]. A build
 /// command never upgrades a running engine (that restarts it). Returns
 /// whether packages are needed.
-fn engine_area(
-    p: &mut Plan,
-    o: &Observed,
-    src: &EngineSource,
-    mode: Mode,
-    pkgs: &mut Pkgs,
-) -> bool {
+fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut Pkgs) -> bool {
+    if o.github_actions {
+        p.skip("engine", "the GitHub runner provides docker and buildx");
+        return false;
+    }
     let running = o.engine.as_ref().and_then(|e| e.version.as_ref());
     let new_enough = |v: Option<&Version>| v.is_some_and(|v| *v >= MIN_ENGINE);
     let engine_ok = o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running));
     let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
     let (dockerd, buildx) = (show(o.dockerd.as_ref()), show(o.buildx.as_ref()));
-    if o.github_actions {
-        p.skip("engine", "the GitHub runner provides docker and buildx");
-        return false;
-    }
     if engine_ok && buildx_ok {
         let v = show(o.dockerd.as_ref().or(running));
         p.done("engine", format!("dockerd {v}, buildx {buildx}"));
         return false;
     }
-    let cli = (!o.docker_cli).then_some(", and the docker CLI");
-    let cli = cli.unwrap_or_default();
+    let cli = [", and the docker CLI", ""][o.docker_cli as usize];
     let engine = format!("dockerd {dockerd} (need >= {MIN_ENGINE}{cli})");
-    p.todo(
-        "engine",
-        format!("{engine}, buildx {buildx} (need >= {MIN_BUILDX})"),
-    );
-    // A running engine that is too old is replaced by `setup` only (see dockerd_area).
-    let install_engine = !(engine_ok || (mode == Mode::Build && o.engine.is_some()));
-    // Bookworm: trixie's .debs with bookworm's own runc, tini, iptables.
-    let (bookworm, suite) = (*src == EngineSource::Bookworm, Some("trixie"));
-    let engine = match bookworm {
-        true => "docker.io/trixie containerd/trixie runc tini iptables",
-        false => "docker.io",
-    };
-    if matches!(src, EngineSource::Unsupported(_)) {
+    let what = format!("{engine}, buildx {buildx} (need >= {MIN_BUILDX})");
+    p.todo("engine", what);
+    if matches!(src, Source::Unsupported(_)) {
         return true;
     }
-    if install_engine {
-        pkgs.add(engine);
+    let suite = (*src == Source::Bookworm).then_some("trixie");
+    // A running engine that is too old is replaced by `setup` only (see dockerd_area).
+    if !engine_ok && (mode != Mode::Build || o.engine.is_none()) {
+        // Bookworm: trixie's .debs with bookworm's own runc, tini, iptables.
+        pkgs.add(match suite {
+            Some(_) => "docker.io/trixie containerd/trixie runc tini iptables",
+            None => "docker.io",
+        });
     }
     // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
-    if !o.docker_cli && (bookworm || o.os.id == "debian") {
-        pkgs.push("docker-cli", suite.filter(|_| bookworm));
+    if !o.docker_cli && (suite.is_some() || o.os.id == "debian") {
+        pkgs.push("docker-cli", suite);
     }
     if !buildx_ok {
-        pkgs.push("docker-buildx", suite.filter(|_| bookworm));
+        pkgs.push("docker-buildx", suite);
     }
     true
 }
 
-/// daemon.json: `features.containerd-snapshotter` merged in. Not written
-/// for a running engine by a build command (it would need a restart to
-/// take effect: [`dockerd_area`] says so), nor when the running engine uses
-/// the containerd store already.
+/// `features.containerd-snapshotter` merged in; not for a running engine by
+/// a build command (it would need a restart: [`dockerd_area`] says so), nor
+/// when the running engine uses the containerd store already.
 fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
     const AREA: &str = "daemon.json";
     let store = o.engine.as_ref().map(|e| &e.store);
@@ -356,102 +306,76 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
         Ok(Some(text)) => {
             p.todo(AREA, "turn on the containerd image store");
             p.step(AREA, Step::Mkdir("/etc/docker".into()));
-            p.step(
-                AREA,
-                Step::Write {
-                    path: "/etc/docker/daemon.json".into(),
-                    text,
-                },
-            );
+            let path = "/etc/docker/daemon.json".into();
+            p.step(AREA, Step::Write { path, text });
         }
         Err(e) => p.block(format!("{e:#}")),
     }
 }
 
-/// QEMU packages for the foreign platforms: Debian 12 needs
-/// bookworm-backports' qemu-user and qemu-user-binfmt >=
+/// Debian 12 needs bookworm-backports' qemu-user and qemu-user-binfmt >=
 /// [`MIN_BOOKWORM_QEMU`]; elsewhere a ready handler suffices, else the
 /// archive's QEMU; GitHub runners use [`BINFMT_IMAGE`]. Returns whether
 /// QEMU is (re)installed now.
-fn qemu_area(p: &mut Plan, o: &Observed, src: &EngineSource, pkgs: &mut Pkgs) -> bool {
-    let ready = |b: &&probe::BinfmtProbe| b.status() == BinfmtStatus::Ready;
-    let not_ready: Vec<&str> = o
-        .binfmt
-        .iter()
-        .filter(|b| !ready(b))
-        .map(|b| b.platform.arch)
-        .collect();
+fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool {
     if o.binfmt.is_empty() {
         p.skip("qemu", "no foreign platform requested");
         return false;
     }
-    if o.github_actions && not_ready.is_empty() {
-        p.done("qemu", "binfmt handlers registered");
-    } else if o.github_actions {
-        let arches = not_ready.join(",");
-        p.todo(
-            "qemu",
-            format!("register QEMU for {arches} with {BINFMT_IMAGE}"),
-        );
-        let docker = Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE]);
-        p.run("qemu", docker.args(["--install", &arches]));
-    }
+    let ready = |b: &&BinfmtProbe| b.status() == BinfmtStatus::Ready;
+    let not_ready = o.binfmt.iter().filter(|b| !ready(b));
+    let not_ready: Vec<&str> = not_ready.map(|b| b.platform.arch).collect();
     if o.github_actions {
+        let arches = not_ready.join(",");
+        if arches.is_empty() {
+            p.done("qemu", "binfmt handlers registered");
+        } else {
+            let what = format!("register QEMU for {arches} with {BINFMT_IMAGE}");
+            p.todo("qemu", what);
+            let docker = Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE]);
+            p.run("qemu", docker.args(["--install", &arches]));
+        }
         return false;
     }
     let qemu = ["qemu-user-binfmt", "qemu-user-static"];
-    let v = installed_version(o, "qemu-user-binfmt");
-    let (ok, have) = if *src == EngineSource::Bookworm {
+    let (ok, have) = if *src == Source::Bookworm {
+        let v = installed_version(o, "qemu-user-binfmt");
         let new = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU);
-        let v = show(v.as_ref());
-        let need = format!("(need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)");
-        (
-            new && o.packages.contains_key("qemu-user"),
-            format!("qemu-user-binfmt {v} {need}"),
-        )
+        let (v, need) = (show(v.as_ref()), "from bookworm-backports");
+        let have = format!("qemu-user-binfmt {v} (need >= {MIN_BOOKWORM_QEMU} {need})");
+        (new && o.packages.contains_key("qemu-user"), have)
     } else {
         let any = qemu.iter().any(|k| o.packages.contains_key(*k));
-        (
-            any || not_ready.is_empty(),
-            "no qemu-user-binfmt or qemu-user-static".to_owned(),
-        )
+        let have = "no qemu-user-binfmt or qemu-user-static".to_owned();
+        (any || not_ready.is_empty(), have)
     };
     if ok {
-        let v = qemu
-            .iter()
-            .find_map(|k| installed_version(o, k))
-            .map(|v| format!("QEMU {v}"));
-        p.done(
-            "qemu",
-            v.unwrap_or_else(|| "handlers registered".to_owned()),
-        );
+        let v = qemu.iter().find_map(|k| installed_version(o, k));
+        let v = v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}"));
+        p.done("qemu", v);
         return false;
     }
     p.todo("qemu", have);
     pkgs.add(match (src, o.os.distro()) {
-        (EngineSource::Bookworm, _) => {
-            "qemu-user/bookworm-backports qemu-user-binfmt/bookworm-backports"
-        }
+        (Source::Bookworm, _) => "qemu-user/bookworm-backports qemu-user-binfmt/bookworm-backports",
         (_, Distro::Ubuntu) => "qemu-user-static binfmt-support",
         _ => "qemu-user qemu-user-binfmt",
     });
     true
 }
 
-/// Tools: [`TOOLS`] off GitHub, [`REGISTRY_TOOLS`] there when the registry is asked for.
+/// [`TOOLS`] off GitHub; there only the registry's, when it is asked for.
 fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
     let tools = match (o.github_actions, opts.local_registry) {
         (false, _) => TOOLS,
-        (true, true) => REGISTRY_TOOLS,
-        (true, false) => {
-            return p.skip("tools", "no local registry asked for on the GitHub runner")
-        }
+        (true, true) => &TOOLS[1..],
+        (true, false) => &[],
     };
-    let missing: Vec<&'static str> = tools
-        .iter()
-        .copied()
-        .filter(|t| !o.packages.contains_key(*t))
-        .collect();
+    if tools.is_empty() {
+        return p.skip("tools", "no local registry asked for on the GitHub runner");
+    }
+    let missing = tools.iter().filter(|t| !o.packages.contains_key(**t));
+    let missing: Vec<&'static str> = missing.copied().collect();
     if missing.is_empty() {
         return p.done("tools", tools.join(", "));
     }
@@ -459,10 +383,9 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
     missing.into_iter().for_each(|n| pkgs.push(n, None));
 }
 
-/// The deb822 sources file of setup's private apt directory (Debian 12
-/// hosts only): trixie main (engine, buildx) and bookworm-backports main
-/// (QEMU 10), for the host's Debian architecture. The system's own sources
-/// are never changed.
+/// The deb822 sources of setup's private apt directory (Debian 12 only):
+/// trixie (engine, buildx) and bookworm-backports (QEMU 10), main, for the
+/// host's Debian architecture.
 pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
     let line = |k: &str, v: &str| format!("{k}: {v}\n");
     let source = |suite| {
@@ -472,85 +395,57 @@ pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
     ["trixie", "bookworm-backports"].map(source).join("\n")
 }
 
-/// A root command, prefixed with `sudo -n` when setup runs through sudo.
+/// `sudo -n` first when setup runs through sudo.
 fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
     if !sudo {
         return cmd;
     }
     let env = cmd.env.iter().map(|(k, v)| format!("{k}={v}"));
-    Cmd::new("sudo")
-        .arg("-n")
-        .args(env)
-        .arg(cmd.program)
-        .args(cmd.args)
+    let sudo = Cmd::new("sudo").arg("-n").args(env);
+    sudo.arg(cmd.program).args(cmd.args)
 }
 
-/// Fetching (.debs through `apt-get` with setup's private directories under
-/// [`CACHE_DIR`] and no system sources), then one `apt-get install` for everything.
+/// .debs fetched by `apt-get` with setup's private directories under
+/// [`CACHE_DIR`] and no system sources, then one `apt-get install` for everything.
 fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
-    let (debs, names) = (pkgs.debs(), pkgs.names());
     let cache = Path::new(CACHE_DIR);
     let d = |p: &str| cache.join(p).display().to_string();
-    let dirs = [
-        "apt/sources.list.d",
-        "apt/lists/partial",
-        "apt/cache/archives/partial",
-        "debs",
-    ];
-    let private = [
-        "Dir::Etc::SourceList=/dev/null".to_owned(),
-        format!("Dir::Etc::SourceParts={}", d(dirs[0])),
-        format!("Dir::State::Lists={}", d("apt/lists")),
-        format!("Dir::Cache={}", d("apt/cache")),
-    ];
-    let apt = || {
-        private
-            .iter()
-            .fold(Cmd::new("apt-get"), |c, o| c.opt("-o", o))
-    };
+    let deb = |(n, s): &(&'static str, Option<_>)| Some((*n, (*s)?));
+    let debs: Vec<(&str, &str)> = pkgs.0.iter().filter_map(deb).collect();
     if !debs.is_empty() {
-        dirs.iter()
-            .for_each(|dir| p.step("packages", Step::Mkdir(cache.join(dir))));
-        let (path, text) = (
-            cache.join(dirs[0]).join("brokkr.sources"),
-            private_apt_sources(&opts.mirror, o.host.arch),
-        );
+        let partial = ["apt/lists/partial", "apt/cache/archives/partial"];
+        let dirs = ["apt/sources.list.d", partial[0], partial[1], "debs"];
+        let private = [
+            "Dir::Etc::SourceList=/dev/null".to_owned(),
+            format!("Dir::Etc::SourceParts={}", d(dirs[0])),
+            format!("Dir::State::Lists={}", d("apt/lists")),
+            format!("Dir::Cache={}", d("apt/cache")),
+        ];
+        let apt = || Cmd::new("apt-get").args(private.iter().flat_map(|o| ["-o", o]));
+        for dir in dirs {
+            p.step("packages", Step::Mkdir(cache.join(dir)));
+        }
+        let path = cache.join(dirs[0]).join("brokkr.sources");
+        let text = private_apt_sources(&opts.mirror, o.host.arch);
         p.step("packages", Step::Write { path, text });
         p.run("packages", apt().arg("update"));
         let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
         p.run("packages", apt().arg("download").args(names).dir(d("debs")));
     }
-    if debs.is_empty() && names.is_empty() {
+    let globs = debs.iter().map(|(n, _)| format!("{}/{n}_*.deb", d("debs")));
+    let names = pkgs.0.iter().filter(|(_, s)| s.is_none());
+    let names: Vec<&str> = names.map(|(n, _)| *n).collect();
+    let all: Vec<String> = globs.chain(names.iter().map(|n| n.to_string())).collect();
+    if all.is_empty() {
         return;
     }
-    let lock = ["-o", "DPkg::Lock::Timeout=300"];
-    p.run(
-        "packages",
-        privileged(Cmd::new("apt-get").args(lock).arg("update"), o.sudo),
-    );
-    let mut all: Vec<String> = debs
-        .iter()
-        .map(|(n, _)| format!("{}/{n}_*.deb", d("debs")))
-        .collect();
-    for n in names.iter().map(|n| n.to_string()) {
-        if !all.contains(&n) {
-            all.push(n);
-        }
-    }
-    let install = Cmd::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(lock);
-    let force = [
-        "-o",
-        "Dpkg::Options::=--force-confold",
-        "install",
-        "-y",
-        "--no-install-recommends",
-    ];
-    p.run(
-        "packages",
-        privileged(install.args(force).args(all), o.sudo),
-    );
+    let apt = || Cmd::new("apt-get").args(["-o", "DPkg::Lock::Timeout=300"]);
+    p.run("packages", privileged(apt().arg("update"), o.sudo));
+    let frontend = apt().env("DEBIAN_FRONTEND", "noninteractive");
+    let install = ["-o", "Dpkg::Options::=--force-confold", "install", "-y"];
+    let install = frontend.args(install).args(["--no-install-recommends"]);
+    let install = install.args(all);
+    p.run("packages", privileged(install, o.sudo));
     if names.contains(&"docker-registry") {
         // The package's own service (config /etc/docker/registry/config.yml) listens on
         // :5000, where `cargo xtask registry start` serves: stop it and keep it off.
@@ -575,76 +470,58 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
         p.done("binfmt_misc", format!("{BINFMT_DIR} is mounted"));
     } else {
         p.todo("binfmt_misc", format!("mount {BINFMT_DIR}"));
-        p.run(
-            "binfmt_misc",
-            Cmd::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]),
-        );
+        let mount = Cmd::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]);
+        p.run("binfmt_misc", mount);
     }
     for b in &o.binfmt {
         let name = format!("binfmt {}", b.platform.name);
         let why = match b.status() {
             BinfmtStatus::Ready if !qemu_now => {
-                let e = b.entry.clone().unwrap_or_default();
-                p.done(name, format!("{} (flags {})", e.interpreter, e.flags));
+                p.done(name, b.registered());
                 continue;
             }
             BinfmtStatus::Ready => "re-register after installing QEMU".to_owned(),
-            BinfmtStatus::Stale {
-                registered,
-                installed,
-            } => format!("{registered} registered, {installed} installed"),
+            BinfmtStatus::Stale(r, i) => format!("{r} registered, {i} installed"),
             BinfmtStatus::Unusable(why) => why,
             BinfmtStatus::Missing => "not registered".to_owned(),
         };
         p.todo(name, why);
-        let machine = b.platform.machine.to_owned();
-        let default = || format!("/usr/lib/binfmt.d/qemu-{machine}.conf");
-        let conf = b
-            .handler
-            .as_ref()
-            .map_or_else(default, |(path, _)| path.clone());
-        p.step(
-            "binfmt",
-            Step::BinfmtRegister {
-                machine,
-                entry: b.entry_name.clone(),
-                conf,
-            },
-        );
+        let (machine, entry) = (b.platform.machine.to_owned(), b.entry_name.clone());
+        let default = format!("/usr/lib/binfmt.d/qemu-{machine}.conf");
+        let conf = b.handler.as_ref().map_or(default, |(path, _)| path.clone());
+        let register = Step::BinfmtRegister {
+            machine,
+            entry,
+            conf,
+        };
+        p.step("binfmt", register);
     }
 }
 
 /// Why a running engine needs a restart (too old, default bridge missing,
-/// classic image store), and whether builds can use it meanwhile (only the
-/// store is wrong); `None` when it is fine.
+/// classic image store), and whether builds can use it meanwhile (only
+/// with the classic store); `None` when it is fine.
 fn restart_reason(e: &Engine, bridge_missing: Option<&str>) -> Option<(String, bool)> {
     let v = &e.version_text;
-    if e.version.as_ref().is_none_or(|x| *x < MIN_ENGINE) {
-        Some((
-            format!("the running engine is {v}, older than {MIN_ENGINE}"),
+    let (why, usable) = match (&e.store, bridge_missing) {
+        _ if e.version.as_ref().is_none_or(|x| *x < MIN_ENGINE) => {
+            (format!("is {v}, older than {MIN_ENGINE}"), false)
+        }
+        (_, Some(b)) => (
+            format!("{v} lost its default bridge {b} (every RUN step fails)"),
             false,
-        ))
-    } else if let Some(b) = bridge_missing {
-        Some((
-            format!("the running engine {v} lost its default bridge {b} (every RUN step fails)"),
-            false,
-        ))
-    } else if let ImageStore::Classic(d) = &e.store {
-        Some((
-            format!("the running engine {v} uses the classic image store ({d})"),
-            true,
-        ))
-    } else {
-        None
-    }
+        ),
+        (ImageStore::Classic(d), None) => (format!("{v} uses the classic image store ({d})"), true),
+        _ => return None,
+    };
+    Some((format!("the running engine {why}"), usable))
 }
 
-/// dockerd: started when it does not answer (systemctl with systemd, else
-/// `setsid dockerd`), never for an engine elsewhere (`DOCKER_HOST`). A
-/// running engine that needs a restart ([`restart_reason`]): a build
-/// command works with a classic store and otherwise stops naming `cargo
-/// xtask setup`; `setup` says it restarts it, and needs `--yes` when
-/// containers run or when it was started without systemd.
+/// Started when it does not answer, never for an engine elsewhere
+/// (`DOCKER_HOST`). A running engine that needs a restart
+/// ([`restart_reason`]): a build command works with a classic store and
+/// otherwise stops naming `cargo xtask setup`; `setup` says it restarts it,
+/// and needs `--yes` when containers run or it was started without systemd.
 fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     if o.github_actions {
         return p.skip("dockerd", "the GitHub runner's engine runs already");
@@ -653,21 +530,18 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
         return engine_down(p, o);
     };
     let Some((why, usable)) = restart_reason(e, o.bridge_missing.as_deref()) else {
-        return p.done(
-            "dockerd",
-            format!("{} answers, containerd image store", e.version_text),
-        );
+        let v = &e.version_text;
+        return p.done("dockerd", format!("{v} answers, containerd image store"));
     };
     let n = e.containers_running;
     let restart = "`cargo xtask setup` changes it and restarts the engine";
     let blocked = match mode {
         Mode::Build if usable => {
             p.skip("dockerd", format!("{why}: used as it is"));
-            p.notes.push(format!(
+            return p.notes.push(format!(
                 "{why}: builds use it as it is (one platform per --load, no cache export with the docker driver); \
                  {restart} ({n} container(s) running)"
             ));
-            return;
         }
         Mode::Build => format!("{why}; a build command does not restart a running engine: {restart}"),
         Mode::Setup { yes: false } if n > 0 => format!(
@@ -688,16 +562,12 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
             return p.step("dockerd", Step::WaitDocker);
         }
     };
-    let todo = if mode == Mode::Build {
-        why
-    } else {
-        format!("{why}: restart it")
-    };
-    p.todo("dockerd", todo);
+    let suffix = (mode != Mode::Build).then_some(": restart it");
+    p.todo("dockerd", format!("{why}{}", suffix.unwrap_or_default()));
     p.block(blocked);
 }
 
-/// The engine does not answer: not ours to reach (permission, `DOCKER_HOST`), or start it.
+/// Not ours to reach (permission, `DOCKER_HOST`), or start it.
 fn engine_down(p: &mut Plan, o: &Observed) {
     let err = &o.engine_error;
     if err.to_ascii_lowercase().contains("permission denied") {
@@ -708,10 +578,8 @@ fn engine_down(p: &mut Plan, o: &Observed) {
         );
     }
     if let Some(h) = &o.docker_host {
-        p.todo(
-            "dockerd",
-            format!("DOCKER_HOST={h} does not answer ({err})"),
-        );
+        let what = format!("DOCKER_HOST={h} does not answer ({err})");
+        p.todo("dockerd", what);
         return p.block(format!(
             "DOCKER_HOST={h} does not answer ({err}): start the engine there, or unset DOCKER_HOST to use this machine's"
         ));
@@ -725,7 +593,6 @@ fn engine_down(p: &mut Plan, o: &Observed) {
     p.step("dockerd", Step::WaitDocker);
 }
 
-/// The loopback registry: started when asked and not answering.
 fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {
     let host = registry::Kind::Open.host();
     if !opts.local_registry {
@@ -749,20 +616,19 @@ pub struct SetupOpts {
 }
 
 impl SetupOpts {
-    /// From `cargo xtask setup`'s flags: every platform unless `--platform`.
     pub fn from_args(a: &SetupArgs) -> SetupOpts {
         let local_registry = match (a.local_registry, a.no_local_registry) {
             (true, _) => Some(true),
             (_, true) => Some(false),
             _ => None,
         };
-        let all = || crate::project::PLATFORMS.iter().collect();
-        let platforms = a.platform.as_ref().map_or_else(all, |l| l.0.clone());
+        let (platforms, dry_run) = (PlatformList::or_all(a.platform.clone()), a.dry_run);
+        let mode = Mode::Setup { yes: a.yes };
         SetupOpts {
             platforms,
-            dry_run: a.dry_run,
+            dry_run,
             local_registry,
-            mode: Mode::Setup { yes: a.yes },
+            mode,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Running setup: `cargo xtask setup` and [`ensure`] print the plan, run
-//! its steps (what each [`Step`] prints and does) and verify the result.
+//! Running setup: print the plan, run its steps (what each [`Step`] prints
+//! and does) and verify the result.
 
 use std::{
     fmt,
@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use xshell::Shell;
 
 use super::{
@@ -16,8 +16,9 @@ use super::{
 };
 use crate::{
     host::{
-        binfmt_handler_paths, doctor, probe, registry, BinfmtEntry, BinfmtHandler,
-        BINFMT_DIR as DIR,
+        binfmt_handler_paths,
+        doctor::{self, Check, Status},
+        probe, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR as DIR,
     },
     plan::{shell_quote, Cmd},
     project::Platform,
@@ -70,37 +71,31 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
             let t = e.metadata()?.modified()?;
-            if name.starts_with(&*stem)
-                && name.ends_with(suffix)
-                && best.as_ref().is_none_or(|(bt, _)| t > *bt)
-            {
+            let newer = best.as_ref().is_none_or(|(bt, _)| t > *bt);
+            if name.starts_with(&*stem) && name.ends_with(suffix) && newer {
                 best = Some((t, e.path().display().to_string()));
             }
         }
-        *a = best
-            .with_context(|| format!("no {a} after `apt-get download`"))?
-            .1;
+        let best = best.with_context(|| format!("no {a} after `apt-get download`"))?;
+        *a = best.1;
     }
     Ok(out)
 }
 
-/// Registers the binfmt handler for `machine` from its `binfmt.d` file
-/// (binfmt-misc.rst: one write of the definition line to `register`, after
-/// `-1` to an existing entry of that name), or with `update-binfmts` when
-/// only binfmt-support's definition exists. Checks the result is usable.
+/// From the `binfmt.d` file (binfmt-misc.rst: `-1` to an existing entry of
+/// that name, then the definition line to `register`), or `update-binfmts`
+/// when only binfmt-support's definition exists; then checks it is usable.
 fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
     let paths = binfmt_handler_paths(machine);
-    let found = paths
-        .iter()
-        .find_map(|path| Some((std::fs::read_to_string(path).ok()?, path)));
-    let name = match found {
+    let read = |path| Some((std::fs::read_to_string(path).ok()?, path));
+    let name = match paths.iter().find_map(read) {
         Some((text, path)) => {
             let h = BinfmtHandler::parse(&text).with_context(|| format!("reading {path}"))?;
             let entry = Path::new(DIR).join(&h.name);
             if entry.exists() {
                 eprintln!("+ echo -1 > {}", entry.display());
-                std::fs::write(&entry, "-1")
-                    .with_context(|| format!("unregistering {}", entry.display()))?;
+                let unregister = std::fs::write(&entry, "-1");
+                unregister.with_context(|| format!("unregistering {}", entry.display()))?;
             }
             eprintln!("+ cat {path} > {DIR}/register");
             let register = std::fs::write(Path::new(DIR).join("register"), format!("{}\n", h.line));
@@ -113,9 +108,8 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
                 let paths = paths.join(", ");
                 bail!("no binfmt handler for {machine}: none of {paths} exists (is qemu-user-binfmt installed?)");
             }
-            Cmd::new("update-binfmts")
-                .args(["--enable", &name])
-                .run(sh)?;
+            let enable = Cmd::new("update-binfmts").args(["--enable", &name]);
+            enable.run(sh)?;
             name
         }
     };
@@ -128,60 +122,49 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
     Ok(())
 }
 
-/// Polls `docker info` every second for [`WAIT`] seconds; on timeout the
-/// error carries the tail of [`DOCKERD_LOG`].
+/// On timeout the error carries the tail of [`DOCKERD_LOG`].
 fn wait_docker(sh: &Shell) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(WAIT);
-    loop {
-        match probe::docker_info(sh, None) {
-            Ok(i) => {
-                eprintln!("    engine {} answers ({:?})", i.server_version, i.store());
-                return Ok(());
-            }
-            Err(e) if Instant::now() >= deadline => bail!(
-                "dockerd did not answer within {WAIT} s ({e}); last lines of {DOCKERD_LOG}:\n{}",
-                probe::log_tail(Path::new(DOCKERD_LOG), 30)
-            ),
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
+    let mut last = Err(String::new());
+    probe::wait_for(WAIT, 1000, || {
+        last = probe::docker_info(sh, None);
+        last.is_ok()
+    });
+    let i = last.map_err(|e| {
+        let tail = probe::log_tail(Path::new(DOCKERD_LOG), 30);
+        anyhow!(
+            "dockerd did not answer within {WAIT} s ({e}); last lines of {DOCKERD_LOG}:\n{tail}"
+        )
+    })?;
+    let (store, v) = (i.store(), i.server_version);
+    eprintln!("    engine {v} answers ({store:?})");
+    Ok(())
 }
 
-/// The pid of [`DOCKERD_PID`] when that process is a live dockerd.
+/// The pid in [`DOCKERD_PID`] when that process is a live dockerd.
 fn dockerd_pid() -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(DOCKERD_PID)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let text = std::fs::read_to_string(DOCKERD_PID).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     (comm.trim() == "dockerd" && probe::alive(pid)).then_some(pid)
 }
 
-/// [`Step::StopDockerd`]: SIGTERM, then waits up to [`WAIT`] seconds for the exit.
 fn stop_dockerd(sh: &Shell) -> Result<()> {
     let no_pid =
         || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
     let pid = dockerd_pid().with_context(no_pid)?;
     Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    let deadline = Instant::now() + Duration::from_secs(WAIT);
-    while probe::alive(pid) {
-        if Instant::now() >= deadline {
-            bail!("dockerd (pid {pid}) did not stop within {WAIT} s after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    if !probe::wait_for(WAIT, 200, || !probe::alive(pid)) {
+        bail!("dockerd (pid {pid}) did not stop within {WAIT} s after SIGTERM");
     }
     Ok(())
 }
 
-/// [`Step::StartDockerd`]: nothing when the engine answers or a dockerd is
-/// starting already (a second one would stop at once on the pid file).
+/// Nothing when the engine answers or a dockerd is starting already (a
+/// second one would stop at once on the pid file).
 fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     if let Ok(i) = probe::docker_info(sh, None) {
-        eprintln!(
-            "    engine {} answers already (started by its package)",
-            i.server_version
-        );
+        let v = i.server_version;
+        eprintln!("    engine {v} answers already (started by its package)");
         return Ok(());
     }
     if cmd.program == "systemctl" {
@@ -203,14 +186,15 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
 }
 
 fn execute(sh: &Shell, step: &Step) -> Result<()> {
+    if matches!(step, Step::Mkdir(_) | Step::Write { .. }) {
+        eprintln!("+ {step}");
+    }
     match step {
         Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
         Step::Mkdir(d) => {
-            eprintln!("+ {step}");
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
         }
         Step::Write { path, text } => {
-            eprintln!("+ {step}");
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
         }
         Step::BinfmtRegister { machine, .. } => register_binfmt(sh, machine),
@@ -247,40 +231,30 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     let o = probe::observe(sh, &opts.platforms, &watched)?;
     let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
     let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
+    let mode = opts.mode;
     let p = plan(
         &o,
         &PlanOpts {
             local_registry,
             mirror,
-            mode: opts.mode,
+            mode,
         },
     );
     let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
-    let gh = if o.github_actions {
-        ", GitHub Actions"
-    } else {
-        ""
-    };
-    let os = if o.os.name().is_empty() {
-        "unknown OS"
-    } else {
-        o.os.name()
-    };
-    eprintln!(
-        "setup for {} on {os} ({}{gh})",
-        names.join(", "),
-        o.host.name
-    );
+    let (names, host) = (names.join(", "), o.host.name);
+    let gh = o.github_actions.then_some(", GitHub Actions");
+    let os = Some(o.os.name()).filter(|n| !n.is_empty());
+    let os = os.unwrap_or("unknown OS");
+    let gh = gh.unwrap_or_default();
+    eprintln!("setup for {names} on {os} ({host}{gh})");
     print_plan(&p);
     if !p.blocked.is_empty() {
         if !p.steps.is_empty() {
             eprintln!("\nthe commands setup would run on a supported host, as root:");
             print_script(&p);
         }
-        bail!(
-            "setup cannot proceed, nothing was changed:\n  {}",
-            p.blocked.join("\n  ")
-        );
+        let blocked = p.blocked.join("\n  ");
+        bail!("setup cannot proceed, nothing was changed:\n  {blocked}");
     }
     if opts.dry_run {
         match p.steps.is_empty() {
@@ -312,15 +286,13 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     Ok(())
 }
 
-/// The checks after setup ran: [`doctor::preflight`] (relaxed as in
-/// [`relax_store`]), plus the registry when it was asked for.
+/// [`doctor::preflight`] after setup ran (relaxed as in [`relax_store`]),
+/// plus the registry when it was asked for.
 fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
-    let mut checks = doctor::preflight(sh, &opts.platforms, None)?;
+    let mut checks = doctor::preflight(sh, &opts.platforms, None)?.0;
     if o.github_actions {
-        relax_store(
-            &mut checks,
-            "docker buildx create --use --driver docker-container",
-        );
+        let builder = "docker buildx create --use --driver docker-container";
+        relax_store(&mut checks, builder);
     } else if opts.mode == Mode::Build {
         relax_store(&mut checks, "cargo xtask setup");
     }
@@ -330,10 +302,8 @@ fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> R
     }
     eprint!("{}", doctor::render(&checks));
     if !doctor::passed(&checks) {
-        bail!(
-            "setup ran, but these checks still fail:\n{}",
-            doctor::failures(&checks)
-        );
+        let failed = doctor::failures(&checks);
+        bail!("setup ran, but these checks still fail:\n{failed}");
     }
     Ok(())
 }
@@ -342,47 +312,46 @@ fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> R
 /// (builds there use a docker-container builder, e.g. from
 /// docker/setup-buildx-action) and for build commands, which use a running
 /// engine as it is (buildx refuses what needs the containerd store, case B1).
-fn relax_store(checks: &mut [doctor::Check], remedy: &str) {
-    for c in checks
-        .iter_mut()
-        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Fail)
-    {
-        c.status = doctor::Status::Warn;
+fn relax_store(checks: &mut [Check], remedy: &str) {
+    for c in checks.iter_mut().filter(|c| store_is(c, Status::Fail)) {
+        c.status = Status::Warn;
         c.remedy = Some(remedy.to_owned());
     }
 }
 
+fn store_is(c: &Check, status: Status) -> bool {
+    c.name == "image-store" && c.status == status
+}
+
 /// The host part of every build command: the [`doctor::preflight`] checks
-/// on `builder`, quiet when they pass (a classic image store only warns:
-/// [`relax_store`]). Otherwise, unless `no_setup` (`--no-setup`), provisions
-/// what is absent for `platforms` ([`Mode::Build`]: never changes a running
-/// engine) and checks again. Errors list what is missing and the command
-/// that fixes it.
+/// on `builder`, quiet when they pass (a classic image store only warns).
+/// Otherwise, unless `no_setup`, provisions what is absent for `platforms`
+/// ([`Mode::Build`]: never changes a running engine) and checks again.
+/// Errors list what is missing and the command that fixes it.
 pub fn ensure(
     sh: &Shell,
     platforms: &[&'static Platform],
     no_setup: bool,
     builder: Option<&str>,
 ) -> Result<()> {
-    let mut checks = doctor::preflight(sh, platforms, builder)?;
+    let mut checks = doctor::preflight(sh, platforms, builder)?.0;
     relax_store(&mut checks, &doctor::setup_remedy(platforms));
-    let warned = checks
-        .iter()
-        .filter(|c| c.name == "image-store" && c.status == doctor::Status::Warn);
     if doctor::passed(&checks) {
+        let warned = checks.iter().filter(|c| store_is(c, Status::Warn));
         eprint!("{}", doctor::render(&warned.cloned().collect::<Vec<_>>()));
         return Ok(());
     }
     eprint!("{}", doctor::render(&checks));
-    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
     if no_setup {
+        let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
         let (names, failed) = (names.join(", "), doctor::failures(&checks));
         bail!("the host is not ready for {names} (--no-setup):\n{failed}");
     }
+    let (platforms, local_registry) = (platforms.to_vec(), Some(false));
     let setup = SetupOpts {
-        platforms: platforms.to_vec(),
+        platforms,
         dry_run: false,
-        local_registry: Some(false),
+        local_registry,
         mode: Mode::Build,
     };
     run(sh, &setup).context(
