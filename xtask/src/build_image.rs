@@ -297,7 +297,13 @@ pub fn build(
         buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
     }
     if single {
-        read_back(sh, &mut rec, output, old)?;
+        read_back(
+            sh,
+            &mut rec,
+            output,
+            old,
+            prepared.builder.context.as_deref(),
+        )?;
         if output == Output::Load {
             rec.size_bytes = image_size(
                 sh,
@@ -369,6 +375,7 @@ fn read_back(
     rec: &mut BuildRecord,
     output: Output,
     old: Option<BuildRecord>,
+    context: Option<&str>,
 ) -> Result<()> {
     if output == Output::PushByDigest {
         let d = rec
@@ -386,7 +393,7 @@ fn read_back(
         rec.pushed_digest = Some(d);
         return Ok(());
     }
-    rec.digest = record::local_digest(sh, &rec.reference)?;
+    rec.digest = record::local_digest_in(sh, &rec.reference, context)?;
     rec.pushed_digest = match output {
         Output::Push => Some(record::remote_digest(sh, &rec.reference)?),
         // A rebuild of the very image pushed before keeps its pushed digest.

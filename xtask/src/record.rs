@@ -200,7 +200,17 @@ fn save_file(p: &Path, record: &BuildRecord) -> Result<()> {
 /// What the engine's local tag `reference` holds (`docker image inspect`):
 /// `None` when there is no such image; an error when the engine does not answer.
 pub fn local_digest(sh: &Shell, reference: &str) -> Result<Option<String>> {
+    local_digest_in(sh, reference, None)
+}
+
+/// [`local_digest`] in the engine of docker context `context` (`None`: the current one).
+pub fn local_digest_in(
+    sh: &Shell,
+    reference: &str,
+    context: Option<&str>,
+) -> Result<Option<String>> {
     let out = Cmd::new("docker")
+        .args(context.into_iter().flat_map(|c| ["--context", c]))
         .args(["image", "inspect", "--format", "{{.Id}}", reference])
         .capture(sh)?;
     if out.ok {

@@ -948,6 +948,13 @@ fn build_image_with_builder_builds_in_the_second_engine_only() {
     );
 }
 
+/// Cargo's target directory for the temporary checkouts.
+fn checkouts_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("e2e-checkouts")
+}
+
 /// A clone of the workspace's committed HEAD in a temporary directory,
 /// removed when dropped, also when the test fails.
 struct TempCheckout(PathBuf);
@@ -987,8 +994,21 @@ impl TempCheckout {
         self.git(&["rev-parse", "HEAD"])
     }
 
+    /// Runs the xtask in this checkout, with cargo's target directory shared
+    /// by every temporary checkout (records, caches and the xtask that
+    /// `workflow run` compiles stay apart from the main checkout's).
     fn xtask(&self, args: &[&str]) -> Output {
-        xtask_in(&self.0, args)
+        eprintln!("$ cargo xtask {} (in {})", args.join(" "), self.0.display());
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .env("BROKKR_WORKSPACE", &self.0)
+            .env("CARGO_TARGET_DIR", checkouts_target())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("BROKKR_REGISTRY")
+            .output()
+            .expect("starting xtask");
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        out
     }
 
     /// `workflow run --event push --ref REF [--job JOB]` against `registry`.
@@ -1203,9 +1223,18 @@ fn cold_rebuilds_of_one_commit_are_identical_and_verify_rebuild_proves_it() {
     );
 
     let main_rs = ws.0.join("broker/src/main.rs");
-    let mut text = std::fs::read_to_string(&main_rs).unwrap();
-    text.push_str("\n// an uncommitted change\nconst _CHANGED: u8 = 1;\n");
-    std::fs::write(&main_rs, text).unwrap();
+    // A change the binary shows (a comment or an unused item would compile
+    // to the very same binary, and so the same image).
+    let text = std::fs::read_to_string(&main_rs).unwrap();
+    let changed = text.replace(
+        "tracing::error!(\"{err:#}\")",
+        "tracing::error!(\"failed: {err:#}\")",
+    );
+    assert_ne!(
+        changed, text,
+        "the broker's error line moved; pick another change"
+    );
+    std::fs::write(&main_rs, changed).unwrap();
     ok(ws.xtask(&[
         "build-image",
         "--component",
@@ -1260,6 +1289,7 @@ fn the_checkout_is_the_one_the_command_runs_in() {
             "--dry-run",
         ])
         .current_dir(b.0.join("broker"))
+        .env("CARGO_TARGET_DIR", checkouts_target())
         .env_remove("BROKKR_WORKSPACE")
         .env_remove("GITHUB_ACTIONS")
         .output()
@@ -1273,9 +1303,11 @@ fn the_checkout_is_the_one_the_command_runs_in() {
         plan.contains(&commit[..7]),
         "with B's commit {commit}:\n{plan}"
     );
+    let compiled_in = format!("cd {} ", root().display());
     assert!(
-        !plan.contains(root().to_str().unwrap()),
-        "never the compiled-in checkout:\n{plan}"
+        !plan.contains(&compiled_in),
+        "never the compiled-in checkout:
+{plan}"
     );
 }
 
@@ -1323,7 +1355,7 @@ fn dirty_builds_are_marked_and_corrupt_records_are_set_aside() {
 
     let sha = ws.git(&["rev-parse", "--short=7", "HEAD"]);
     std::fs::write(&main_rs, text).unwrap(); // clean again
-    let records = ws.0.join("target/xtask/images/localhost%3A5000%2Fdirty");
+    let records = checkouts_target().join("xtask/images/localhost%3A5000%2Fdirty");
     let record = records.join("broker-amd64.json");
     std::fs::create_dir_all(&records).unwrap();
     std::fs::write(&record, "").unwrap();
@@ -1414,9 +1446,12 @@ fn a_one_file_change_recompiles_only_that_binary() {
         "--progress",
         "plain",
     ];
-    ok(ws.xtask(&build));
+    // A first uncommitted change: this build runs cargo (no layer of another
+    // tree serves it), so the target cache mount holds exactly this tree.
     let main_rs = ws.0.join("broker/src/main.rs");
     let text = std::fs::read_to_string(&main_rs).unwrap();
+    std::fs::write(&main_rs, format!("{text}\n// a first change\n")).unwrap();
+    ok(ws.xtask(&build));
     std::fs::write(&main_rs, format!("{text}\n// a one-file change\n")).unwrap();
     let o = ok(ws.xtask(&build));
     let log = format!("{}{}", stdout(&o), stderr(&o));

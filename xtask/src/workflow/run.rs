@@ -732,6 +732,15 @@ pub fn walk(
     (lines, failed)
 }
 
+/// A workflow path on this machine: `target/...` is cargo's target
+/// directory (`$CARGO_TARGET_DIR` when set), the rest the workspace.
+fn local_path(sh: &Shell, p: &str) -> std::path::PathBuf {
+    match p.strip_prefix("target/") {
+        Some(rest) => crate::target_dir().join(rest),
+        None => sh.current_dir().join(p),
+    }
+}
+
 fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
     match &s.action {
         Action::Run { argv, env, .. } => {
@@ -740,7 +749,7 @@ fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
                 .fold(cmd, |c, (k, v)| c.env(k, v.clone()))
                 .run(sh)
         }
-        Action::StandIn { check: Some(p), .. } if !sh.current_dir().join(p).exists() => {
+        Action::StandIn { check: Some(p), .. } if !local_path(sh, p).exists() => {
             bail!("`{p}` does not exist: there is nothing to upload")
         }
         _ => Ok(()),
