@@ -63,7 +63,7 @@ pub struct Prepared {
     /// `SOURCE_DATE_EPOCH` for buildx: `$SOURCE_DATE_EPOCH`, else the commit time.
     pub source_date_epoch: String,
     /// `cargo metadata` JSON (labels).
-    pub cargo_metadata: String,
+    pub cargo_metadata: metadata::CargoMetadata,
     /// Builder facts for the preflight (B1).
     pub builder: buildx::BuilderFacts,
     /// Uncommitted changes: references and records say `dirty`.

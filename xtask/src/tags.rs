@@ -15,7 +15,7 @@ use xshell::Shell;
 
 use crate::{
     gha,
-    metadata::{self, Context, Rules, Source},
+    metadata::{self, CargoMetadata, Context, Rules, Source},
     plan::Cmd,
     project::{parse_component_list, ComponentList},
 };
@@ -47,30 +47,29 @@ pub struct TagsArgs {
 }
 
 /// The build context: the GitHub Actions environment when [`gha::active`],
-/// else the git checkout at the shell's directory ([`detect_git`]). Then
-/// "now" from `SOURCE_DATE_EPOCH` (else the clock), the commit date from git
-/// when the payload did not say and, outside GitHub Actions only (as
-/// metadata-action reads only the payload), the default branch from the
-/// remote's HEAD.
+/// else the git checkout at the shell's directory ([`detect_git`]); "now"
+/// from `SOURCE_DATE_EPOCH`, the commit date from git when the payload did
+/// not say and, outside GitHub Actions only (metadata-action reads only the
+/// payload), the default branch from the remote's HEAD.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
-        Context::from_github_env(env)
-            .context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
+        let ctx = Context::from_github_env(env);
+        ctx.context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
         let mut ctx = detect_git(sh)?;
-        ctx.short_sha_len =
-            metadata::short_sha_len(env("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?;
+        let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
+        ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
         ctx
     };
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
     if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
-        ctx.default_branch = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"])
-            .map(|b| b.trim_start_matches("origin/").to_owned());
+        let head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);
+        ctx.default_branch = head.map(|b| b.trim_start_matches("origin/").to_owned());
     }
     if ctx.commit_date.is_none() {
-        ctx.commit_date =
-            git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]).and_then(|d| d.parse().ok());
+        let date = git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]);
+        ctx.commit_date = date.and_then(|d| d.parse().ok());
     }
     Ok(ctx)
 }
@@ -78,14 +77,12 @@ pub fn detect(sh: &Shell) -> Result<Context> {
 /// One line git prints, `None` when git fails or prints nothing.
 fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
     let out = Cmd::new("git").args(args.to_vec()).capture(sh).ok()?;
-    let line = out.stdout.trim();
-    (out.ok && !line.is_empty()).then(|| line.to_owned())
+    Some(out.stdout.trim().to_owned()).filter(|l| out.ok && !l.is_empty())
 }
 
-/// The context of the local checkout from `git rev-parse HEAD`,
-/// `git symbolic-ref -q --short HEAD` (fails when detached) and
-/// `git tag --points-at HEAD` ([`Context::from_git`]). Errors when git is
-/// missing or the directory is not a checkout with a commit.
+/// The context of the local checkout ([`Context::from_git`]); `git
+/// symbolic-ref` fails when HEAD is detached. Errors when git is missing or
+/// the directory is not a checkout with a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
     let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
     let head = git(&["rev-parse", "HEAD"])
@@ -104,8 +101,11 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
         bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
     }
     let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
-    let branch = branch.ok.then_some(branch.stdout.trim());
-    Context::from_git(&head.stdout, branch, &tags)
+    Context::from_git(
+        &head.stdout,
+        branch.ok.then_some(branch.stdout.trim()),
+        &tags,
+    )
 }
 
 /// The workspace's declared rules ([`metadata::rules::RULES_FILE`] under
@@ -122,8 +122,7 @@ pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Resu
         eprintln!("notice: {n}");
     }
     if let Some(text) = rules {
-        let tags = Rules::parse(text, "").context("in --rules")?.tags;
-        declared.tags = tags;
+        declared.tags = Rules::parse(text, "").context("in --rules")?.tags;
     }
     if let Some(text) = flavor {
         declared.flavor = Rules::parse("type=sha", text)
@@ -133,26 +132,19 @@ pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Resu
     Ok(declared)
 }
 
-/// `cargo metadata --format-version 1 --no-deps` (with the cargo running
-/// this xtask, `$CARGO`), as JSON text.
-pub fn cargo_metadata(sh: &Shell) -> Result<String> {
+/// `cargo metadata --format-version 1 --no-deps`, with the cargo running
+/// this xtask (`$CARGO`): the one typed reading of the workspace.
+pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    Cmd::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
+    let cmd = Cmd::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]);
+    let json = cmd
         .read_quiet(sh)
-        .context("reading Cargo.toml data with `cargo metadata`")
+        .context("reading Cargo.toml data with `cargo metadata`")?;
+    CargoMetadata::parse(&json)
 }
 
-/// The `created` label: `SOURCE_DATE_EPOCH` when set, else the clock.
-pub fn created_now() -> Result<String> {
-    metadata::created(
-        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-        Timestamp::now(),
-    )
-}
-
-/// What `tags` prints for one component (`--json`), and, without the
-/// component, metadata-action's step outputs.
+/// What `tags --json` prints for one component; without `component`,
+/// metadata-action's `json` step output.
 #[derive(Serialize)]
 struct Output {
     component: &'static str,
@@ -163,6 +155,15 @@ struct Output {
     labels: BTreeMap<String, String>,
     annotations: Vec<String>,
     version: String,
+}
+
+impl Output {
+    fn label_lines(&self) -> Vec<String> {
+        self.labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
 }
 
 /// Runs `cargo xtask tags`: for each selected component (all by default),
@@ -178,40 +179,32 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
-    let (created, cargo_json) = (created_now()?, cargo_metadata(sh)?);
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let created = metadata::created(epoch.as_deref(), Timestamp::now())?;
+    let (cargo, version) = (cargo_metadata(sh)?, computed.version.as_str());
     let levels = std::env::var("DOCKER_METADATA_ANNOTATIONS_LEVELS").ok();
     let mut outputs = Vec::new();
-    for component in ComponentList::or_all(args.component.clone()).iter() {
-        let mut package = metadata::package_info(&cargo_json, component.package)?;
+    for component in ComponentList::or_all(args.component.clone()) {
+        let mut package = metadata::package_info(&cargo, component.package)?;
         if package.repository.is_empty() {
             package.repository = origin_web_url(sh).unwrap_or_default();
         }
-        let version = Some(computed.version.as_str());
-        let labels = metadata::labels(&ctx, component, &package, &created, version);
+        let labels = metadata::labels(&ctx, component, &package, &created, Some(version));
+        let repository = metadata::image_repository(&registry, component);
         outputs.push(Output {
             component: component.name,
-            tags: metadata::references(
-                &metadata::image_repository(&registry, component),
-                &computed.tags,
-            ),
+            tags: metadata::references(&repository, &computed.tags),
             tag_names: computed.tags.clone(),
             annotations: metadata::annotations(&labels, levels.as_deref()),
             labels,
-            version: computed.version.clone(),
+            version: version.to_owned(),
         });
     }
+    let text = |o: &Output| [o.tags.clone(), o.label_lines()].concat().join("\n");
     match outputs.as_slice() {
         [one] if args.json => println!("{}", serde_json::to_string_pretty(one)?),
         many if args.json => println!("{}", serde_json::to_string_pretty(many)?),
-        _ => {
-            for (i, o) in outputs.iter().enumerate() {
-                if i > 0 {
-                    println!();
-                }
-                o.tags.iter().for_each(|r| println!("{r}"));
-                o.labels.iter().for_each(|(k, v)| println!("{k}={v}"));
-            }
-        }
+        many => println!("{}", many.iter().map(text).collect::<Vec<_>>().join("\n\n")),
     }
     match outputs.as_slice() {
         _ if !gha::active() => {}
@@ -228,18 +221,17 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
 fn step_outputs(o: &Output) -> Result<()> {
     let mut json = serde_json::to_value(o)?;
     json.as_object_mut().map(|m| m.remove("component"));
-    let labels: Vec<String> = o.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let values = [
         ("version", o.version.clone()),
         ("tags", o.tags.join("\n")),
         ("tag-names", o.tag_names.join("\n")),
-        ("labels", labels.join("\n")),
+        ("labels", o.label_lines().join("\n")),
         ("annotations", o.annotations.join("\n")),
         ("json", json.to_string()),
     ];
-    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map_or(true, |v| {
-        !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0")
-    });
+    let set_env =
+        std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map(|v| v.trim().to_ascii_lowercase());
+    let set_env = !matches!(set_env.as_deref(), Ok("false" | "0"));
     for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
@@ -259,15 +251,12 @@ fn origin_web_url(sh: &Shell) -> Option<String> {
 /// A git remote address as a web address, when it is one GitHub-style hosts
 /// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
+    let rest = ["ssh://git@", "https://"]
+        .iter()
+        .find_map(|p| remote.strip_prefix(p));
     let (host, path) = match remote.strip_prefix("git@") {
         Some(rest) => rest.split_once(':')?,
-        None => {
-            let rest =
-                (remote.strip_prefix("ssh://git@")).or_else(|| remote.strip_prefix("https://"))?;
-            rest.rsplit_once('@')
-                .map_or(rest, |(_, r)| r)
-                .split_once('/')?
-        }
+        None => rest?.rsplit('@').next()?.split_once('/')?,
     };
     let path = path.trim_end_matches('/').trim_end_matches(".git");
     (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))
