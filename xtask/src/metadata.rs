@@ -18,12 +18,10 @@ use crate::project::{Component, Platform, LOCAL_REGISTRY};
 
 /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub const TAG_MAX_LEN: usize = 128;
-/// metadata-action's default short sha (`DOCKER_METADATA_SHORT_SHA_LENGTH`
-/// changes it for `type=sha`); never git's `core.abbrev`.
+/// metadata-action's default short sha; never git's `core.abbrev`.
 pub const SHORT_SHA_LEN: usize = 7;
 pub const GITHUB_REGISTRY: &str = "ghcr.io";
-/// metadata-action's priority of `type=raw`, which explicit `--tag` values
-/// are: after `type=ref` (600), before `type=sha` (100).
+/// `type=raw`'s priority, which explicit `--tag` values take: after `type=ref`, before `type=sha`.
 const RAW_PRIORITY: i64 = 200;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,8 +37,7 @@ pub struct Context {
     pub source: Source,
     /// `GITHUB_EVENT_NAME`; locally `push` on a branch or tag, else `detached`.
     pub event: String,
-    /// The ref as metadata-action sees it: `refs/heads/<branch>`,
-    /// `refs/tags/<tag>`, `refs/pull/<n>/merge` (also for
+    /// `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<n>/merge` (also for
     /// `pull_request_target`, whose `GITHUB_REF` is the base branch).
     pub git_ref: Option<String>,
     /// Full commit id, lower-case: `GITHUB_SHA`, the pull request's head with
@@ -52,11 +49,9 @@ pub struct Context {
     pub server_url: Option<String>,
     pub head_ref: Option<String>,
     pub pr_number: Option<u64>,
-    /// `{{base_ref}}`: the payload's `base_ref` on a tag push, or
-    /// `pull_request.base.ref` on a pull request.
+    /// `{{base_ref}}`: the payload's `base_ref` (tag push) or `pull_request.base.ref`.
     pub base_ref: Option<String>,
-    /// In GitHub Actions the payload's `repository.default_branch` only;
-    /// locally the remote's HEAD.
+    /// GitHub Actions: the payload's `repository.default_branch` only; locally the remote's HEAD.
     pub default_branch: Option<String>,
     /// `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH` when set, else the clock.
     pub now: Timestamp,
@@ -102,8 +97,7 @@ pub struct Commit {
 }
 
 impl Context {
-    /// [`Context::from_github`] with the payload read from `GITHUB_EVENT_PATH`
-    /// when that file exists (required for `pull_request_target`).
+    /// [`Context::from_github`] with the payload of `GITHUB_EVENT_PATH` when that file exists.
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
         let read = |path: String| -> Result<Payload> {
             let at = || format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)");
@@ -115,11 +109,10 @@ impl Context {
         Context::from_github(get, payload.as_ref())
     }
 
-    /// The context of a GitHub Actions run from environment lookups `get`
-    /// (empty values count as unset): `GITHUB_EVENT_NAME` and `GITHUB_SHA`
-    /// (required), `GITHUB_REF`, `GITHUB_REPOSITORY(_OWNER)`, `GITHUB_HEAD_REF`,
-    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of `true`)
-    /// and `DOCKER_METADATA_SHORT_SHA_LENGTH`. Errors name the variable.
+    /// From environment lookups `get` (empty counts as unset): `GITHUB_EVENT_NAME` and
+    /// `GITHUB_SHA` (required), `GITHUB_REF`, `GITHUB_REPOSITORY(_OWNER)`, `GITHUB_HEAD_REF`,
+    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of `true`) and
+    /// `DOCKER_METADATA_SHORT_SHA_LENGTH`.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
         payload: Option<&Payload>,
@@ -183,12 +176,9 @@ impl Context {
         })
     }
 
-    /// The context of a local checkout: `sha` from `git rev-parse HEAD`,
-    /// `branch` from `git symbolic-ref -q --short HEAD` (`None` when
-    /// detached), `tags_at_head` from `git tag --points-at HEAD`. The ref is
-    /// the highest semantic-version tag at HEAD (semver.org precedence), so a
-    /// tagged commit is built like a push of that tag; else the branch; else
-    /// the first other tag; else none (only the sha tag, with a warning).
+    /// A local checkout's: the ref is the highest semantic-version tag at HEAD
+    /// (semver.org precedence), so a tagged commit is built like a push of that
+    /// tag; else the branch; else the first other tag; else none (sha tag only).
     pub fn from_git(sha: &str, branch: Option<&str>, tags_at_head: &[String]) -> Result<Context> {
         let sha = checked_sha(sha).context("`git rev-parse HEAD`")?;
         let tags: Vec<&str> = tags_at_head.iter().filter_map(|t| non_empty(t)).collect();
@@ -218,10 +208,9 @@ impl Context {
         self.default_branch.as_deref().unwrap_or("main")
     }
 
-    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch
-    /// is the payload's `repository.default_branch` (locally: the remote's
-    /// HEAD, else `main`), or the event (`create`, `discussion`, `issues`,
-    /// `schedule`) always runs on the default branch.
+    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is
+    /// [`Context::default_branch`] (in GitHub Actions: only when the payload says),
+    /// or the event always runs on the default branch.
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
@@ -239,16 +228,14 @@ impl Context {
     }
 
     fn no_ref_warning(&self) -> String {
-        match self.source {
-            Source::LocalGit => format!(
-                "HEAD is detached at {} and no branch or tag points to it: only the sha tag",
-                self.short_sha()
-            ),
-            Source::GitHubActions => format!(
-                "GITHUB_REF is not set for event `{}`: only the sha tag",
-                self.event
-            ),
-        }
+        let (sha, event) = (self.short_sha(), &self.event);
+        let why = match self.source {
+            Source::LocalGit => {
+                format!("HEAD is detached at {sha} and no branch or tag points to it")
+            }
+            Source::GitHubActions => format!("GITHUB_REF is not set for event `{event}`"),
+        };
+        format!("{why}: only the sha tag")
     }
 }
 
@@ -276,11 +263,8 @@ pub fn parse_version(s: &str) -> Option<semver::Version> {
 
 /// `refs/pull/318/merge` (or `/head`) gives 318.
 fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
-    let number = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
-    number
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| number.parse().ok())?
+    let n = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
+    n.parse().ok().filter(|_| !n.starts_with('+'))
 }
 
 fn checked_sha(sha: &str) -> Result<String> {
@@ -291,14 +275,12 @@ fn checked_sha(sha: &str) -> Result<String> {
     Ok(sha.to_ascii_lowercase())
 }
 
-/// `sha-` and 7 hex digits (`sha-356defb`) whatever the rules say: the stem
-/// of the per-platform tags.
+/// `sha-356defb` (7 hex digits) whatever the rules say: the per-platform tags' stem.
 pub fn sha_tag(ctx: &Context) -> String {
     format!("sha-{}", &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())])
 }
 
-/// `sha-<7 hex>-<arch>`: the unique per-platform tag `push` writes and
-/// `manifest` reads; only `manifest` writes final tags.
+/// `sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it and writes final tags.
 pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
     format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
 }
@@ -314,17 +296,12 @@ pub fn per_platform_reference(
 }
 
 static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_.-]+").unwrap());
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").unwrap());
-/// A registry prefix in Docker's reference grammar (distribution/reference):
-/// a host of `.`-joined labels with an optional `:port`, then path components.
+/// A registry prefix in Docker's reference grammar (distribution/reference).
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
-    let label = "[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9]";
+    let label = "[a-z0-9](?:[a-z0-9-]*[a-z0-9])?";
     let path = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-    Regex::new(&format!(
-        r"^(?:{label})(?:\.(?:{label}))*(?::[0-9]+)?(?:/{path})*$"
-    ))
-    .unwrap()
+    let re = format!(r"^{label}(?:\.{label})*(?::[0-9]+)?(?:/{path})*$");
+    Regex::new(&re).unwrap()
 });
 
 /// metadata-action's `sanitizeTag`: each run of characters outside
@@ -344,7 +321,7 @@ pub fn sanitize_tag(raw: &str) -> Option<String> {
 
 /// An explicit `--tag` must already be a valid Docker tag: it is never rewritten.
 pub fn check_explicit_tag(tag: &str) -> Result<()> {
-    if !TAG.is_match(tag) {
+    if sanitize_tag(tag).as_deref() != Some(tag) {
         bail!(
             "invalid --tag `{tag}`: a Docker tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}` \
              (letters, digits, `_`, `.`, `-`; not starting with `.` or `-`; 1 to {TAG_MAX_LEN} \
@@ -368,9 +345,8 @@ pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repository}:{t}")).collect()
 }
 
-/// `<registry>/brokkr-<name>`, lower-cased whole (Docker repository names are
-/// lower-case; tags keep their case), a trailing `/` of `registry` ignored.
-/// Every command uses this one name.
+/// `<registry>/brokkr-<name>` (a trailing `/` ignored), lower-cased whole as Docker
+/// repository names are (tags keep their case); every command uses this name.
 pub fn image_repository(registry: &str, component: &Component) -> String {
     let registry = registry.trim().trim_end_matches('/');
     format!("{registry}/{}", component.image_name()).to_ascii_lowercase()
@@ -388,8 +364,7 @@ pub fn default_registry(ctx: &Context) -> Result<String> {
     }
 }
 
-/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else [`default_registry`];
-/// checked with [`check_registry`].
+/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else [`default_registry`]; checked.
 pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
     let registry = match flag.and_then(non_empty) {
         Some(r) => r.trim_end_matches('/').to_owned(),
@@ -399,8 +374,7 @@ pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
     Ok(registry)
 }
 
-/// Checks a registry prefix (`localhost:5000`, `ghcr.io/owner`) against
-/// Docker's reference grammar after lower-casing.
+/// `localhost:5000`, `ghcr.io/owner`: Docker's reference grammar after lower-casing.
 pub fn check_registry(registry: &str) -> Result<()> {
     if !REGISTRY.is_match(&registry.to_ascii_lowercase()) {
         bail!(
@@ -411,8 +385,7 @@ pub fn check_registry(registry: &str) -> Result<()> {
     Ok(())
 }
 
-/// The part of `cargo metadata --format-version 1 --no-deps` read here:
-/// the one typed reading ([`crate::tags::cargo_metadata`]).
+/// What is read of `cargo metadata --format-version 1 --no-deps` ([`crate::tags::cargo_metadata`]).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct CargoMetadata {
@@ -447,7 +420,6 @@ impl CargoMetadata {
     }
 }
 
-/// `package`'s [`PackageInfo`]; an error when `cargo metadata` lists no such package.
 pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> {
     let found = meta.packages.iter().find(|p| p.name == package).cloned();
     found.ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))

@@ -1,9 +1,7 @@
-//! `cargo xtask tags`: detects the build context (GitHub Actions environment
-//! or local git checkout), reads the declared tag rules
-//! (`.github/image-tags.yml`, docker/metadata-action's syntax) and prints
-//! the final image references, OCI labels and annotations computed by
-//! [`crate::metadata`]; in GitHub Actions also as metadata-action's step
-//! outputs.
+//! `cargo xtask tags`: the build context (GitHub Actions or the git checkout)
+//! and the declared tag rules (`.github/image-tags.yml`) give the image
+//! references, OCI labels and annotations of [`crate::metadata`]; in GitHub
+//! Actions also as metadata-action's step outputs.
 
 use std::collections::BTreeMap;
 
@@ -46,11 +44,9 @@ pub struct TagsArgs {
     pub json: bool,
 }
 
-/// The build context: the GitHub Actions environment when [`gha::active`],
-/// else the git checkout at the shell's directory ([`detect_git`]); "now"
-/// from `SOURCE_DATE_EPOCH`, the commit date from git when the payload did
-/// not say and, outside GitHub Actions only (metadata-action reads only the
-/// payload), the default branch from the remote's HEAD.
+/// The build context: GitHub Actions' environment, else the git checkout;
+/// "now" from `SOURCE_DATE_EPOCH`; the commit date from git when the payload
+/// did not say; locally only, the default branch from the remote's HEAD.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
@@ -80,42 +76,34 @@ fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
     Some(out.stdout.trim().to_owned()).filter(|l| out.ok && !l.is_empty())
 }
 
-/// The context of the local checkout ([`Context::from_git`]); `git
-/// symbolic-ref` fails when HEAD is detached. Errors when git is missing or
+/// The local checkout's ([`Context::from_git`]); errors when git is missing or
 /// the directory is not a checkout with a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
     let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
     let head = git(&["rev-parse", "HEAD"])
         .context("outside GitHub Actions the tags come from git, which is needed")?;
     if !head.ok {
-        bail!(
-            "`git rev-parse HEAD` failed in {}: {}\nrun inside the brokkr git checkout (with at least \
-             one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables",
-            sh.current_dir().display(),
-            head.stderr.trim()
-        );
+        let (dir, err) = (sh.current_dir(), head.stderr.trim());
+        let dir = dir.display();
+        bail!("`git rev-parse HEAD` failed in {dir}: {err}\nrun inside the brokkr git checkout (with \
+             at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables");
     }
-    let branch = git(&["symbolic-ref", "-q", "--short", "HEAD"])?;
+    let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
     let tags = git(&["tag", "--points-at", "HEAD"])?;
     if !tags.ok {
         bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
     }
     let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
-    Context::from_git(
-        &head.stdout,
-        branch.ok.then_some(branch.stdout.trim()),
-        &tags,
-    )
+    Context::from_git(&head.stdout, branch.as_deref(), &tags)
 }
 
-/// The workspace's declared rules ([`metadata::rules::RULES_FILE`] under
-/// the shell's directory): what `build-image` and `manifest` use.
+/// [`metadata::rules::RULES_FILE`] under the shell's directory: what `build-image` and `manifest` use.
 pub fn declared_rules(sh: &Shell) -> Result<Rules> {
     load_rules(sh, None, None)
 }
 
-/// The declared rules, with the `tags` and/or `flavor` blocks replaced by
-/// `--rules`/`--flavor` text. A notice goes to stderr when the file is missing.
+/// The declared rules, `--rules`/`--flavor` text replacing their blocks; a
+/// notice on stderr when the file is missing.
 pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
     let (mut declared, notice) = Rules::load(&sh.current_dir())?;
     if let Some(n) = notice.filter(|_| rules.is_none()) {
@@ -125,26 +113,21 @@ pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Resu
         declared.tags = Rules::parse(text, "").context("in --rules")?.tags;
     }
     if let Some(text) = flavor {
-        declared.flavor = Rules::parse("type=sha", text)
-            .context("in --flavor")?
-            .flavor;
+        let parsed = Rules::parse("type=sha", text).context("in --flavor")?;
+        declared.flavor = parsed.flavor;
     }
     Ok(declared)
 }
 
-/// `cargo metadata --format-version 1 --no-deps`, with the cargo running
-/// this xtask (`$CARGO`): the one typed reading of the workspace.
+/// `cargo metadata --format-version 1 --no-deps` with `$CARGO`: the one typed reading.
 pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let cmd = Cmd::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]);
-    let json = cmd
-        .read_quiet(sh)
-        .context("reading Cargo.toml data with `cargo metadata`")?;
-    CargoMetadata::parse(&json)
+    let json = cmd.read_quiet(sh);
+    CargoMetadata::parse(&json.context("reading Cargo.toml data with `cargo metadata`")?)
 }
 
-/// What `tags --json` prints for one component; without `component`,
-/// metadata-action's `json` step output.
+/// `tags --json` for one component; without `component`, the `json` step output.
 #[derive(Serialize)]
 struct Output {
     component: &'static str,
@@ -159,18 +142,14 @@ struct Output {
 
 impl Output {
     fn label_lines(&self) -> Vec<String> {
-        self.labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect()
+        let labels = &self.labels;
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
     }
 }
 
-/// Runs `cargo xtask tags`: for each selected component (all by default),
-/// the full references one per line, then the labels as `key=value`; a blank
-/// line between components. With `--json`, one object per component (an
-/// array for several). In GitHub Actions, metadata-action's step outputs.
-/// Warnings go to stderr; exit status 0.
+/// Per component: the references one per line, then the labels as
+/// `key=value`, a blank line between components; in GitHub Actions also
+/// metadata-action's step outputs. Warnings go to stderr.
 pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let ctx = detect(sh)?;
     let rules = load_rules(sh, args.rules.as_deref(), args.flavor.as_deref())?;
@@ -214,10 +193,9 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     Ok(())
 }
 
-/// metadata-action's outputs `version`, `tags`, `tag-names`, `labels`,
-/// `annotations` (lists newline-separated) and `json`; with
-/// `DOCKER_METADATA_SET_OUTPUT_ENV` unset or true also as
-/// `DOCKER_METADATA_OUTPUT_<NAME>` environment variables for later steps.
+/// metadata-action's step outputs (lists newline-separated); unless
+/// `DOCKER_METADATA_SET_OUTPUT_ENV` is false also as `DOCKER_METADATA_OUTPUT_<NAME>`
+/// environment variables for later steps.
 fn step_outputs(o: &Output) -> Result<()> {
     let mut json = serde_json::to_value(o)?;
     json.as_object_mut().map(|m| m.remove("component"));
@@ -242,8 +220,6 @@ fn step_outputs(o: &Output) -> Result<()> {
     Ok(())
 }
 
-/// The web address of the `origin` remote, for the source label when
-/// Cargo.toml has no `repository`.
 fn origin_web_url(sh: &Shell) -> Option<String> {
     web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
 }
@@ -251,12 +227,13 @@ fn origin_web_url(sh: &Shell) -> Option<String> {
 /// A git remote address as a web address, when it is one GitHub-style hosts
 /// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
-    let rest = ["ssh://git@", "https://"]
-        .iter()
-        .find_map(|p| remote.strip_prefix(p));
+    let (ssh, https) = (
+        remote.strip_prefix("ssh://git@"),
+        remote.strip_prefix("https://"),
+    );
     let (host, path) = match remote.strip_prefix("git@") {
         Some(rest) => rest.split_once(':')?,
-        None => rest?.rsplit('@').next()?.split_once('/')?,
+        None => ssh.or(https)?.rsplit('@').next()?.split_once('/')?,
     };
     let path = path.trim_end_matches('/').trim_end_matches(".git");
     (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))

@@ -35,10 +35,8 @@ pub struct Tags {
 /// `None` when the rule gives nothing here.
 type Value = Option<(String, bool)>;
 
-/// The tags of `rules` for `ctx`, with `extra` explicit tags (checked with
-/// [`super::check_explicit_tag`]) placed as `type=raw` rules would be.
-/// Errors on an `enable` that is not `true` or `false` after templating, or
-/// a template that cannot be rendered.
+/// With `extra` explicit tags (checked) placed as `type=raw` rules would be; errors
+/// on an `enable` not `true` or `false` once templated, or a template not rendered.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
     for t in extra {
         super::check_explicit_tag(t)?;
@@ -49,10 +47,8 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
         out.warnings.push(ctx.no_ref_warning());
     }
     for rule in &rules.tags {
-        let (at, enable) = (
-            format!("tags line {} `{}`", rule.line, rule.text),
-            rule.get("enable"),
-        );
+        let at = format!("tags line {} `{}`", rule.line, rule.text);
+        let enable = rule.get("enable");
         match global(ctx, enable).with_context(|| at.clone())?.as_str() {
             "true" => {}
             "false" => continue,
@@ -70,10 +66,7 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
         placed.push((rule.priority, tag));
     }
     out.version = placed.first().map(|p| p.1.clone()).unwrap_or_default();
-    let at = placed
-        .iter()
-        .take_while(|(p, _)| *p >= RAW_PRIORITY)
-        .count();
+    let at = placed.iter().take_while(|p| p.0 >= RAW_PRIORITY).count();
     placed.splice(at..at, extra.iter().map(|t| (RAW_PRIORITY, t.clone())));
     if latest == Some(true) {
         let pre: &str = if f.prefix_latest { &f.prefix } else { "" };
@@ -83,17 +76,15 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
     }
     placed
         .into_iter()
-        .for_each(|(_, t)| push_new(&mut out.tags, t));
+        .for_each(|p| push_new(&mut out.tags, p.1));
     Ok(out)
 }
 
 /// [`super::sanitize_tag`], with a warning when that differs from what
 /// metadata-action would tag.
 fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
-    let (ma, tag) = (
-        super::metadata_action_tag(value),
-        super::sanitize_tag(value),
-    );
+    let ma = super::metadata_action_tag(value);
+    let tag = super::sanitize_tag(value);
     if !value.is_empty() && tag.as_deref() != Some(ma.as_str()) {
         let what = match &tag {
             Some(t) => format!("`{t}` is used instead"),
@@ -204,7 +195,7 @@ fn global(ctx: &Context, text: &str) -> Result<String> {
 }
 
 fn global_value(ctx: &Context, p: &Placeholder) -> Result<String> {
-    let git_ref = ctx.git_ref.as_deref().unwrap_or("");
+    let (git_ref, sha) = (ctx.git_ref.as_deref().unwrap_or(""), &ctx.sha);
     let (fmt, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref());
     Ok(match p.name.as_str() {
         "branch" => ctx.branch().unwrap_or_default().to_owned(),
@@ -214,12 +205,11 @@ fn global_value(ctx: &Context, p: &Placeholder) -> Result<String> {
         "is_default_branch" => ctx.is_default_branch().to_string(),
         "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
         "date" => format_date(ctx.now, fmt, tz)?,
-        _ => {
-            let sha = &ctx.sha;
-            let unknown = || {
-                format!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
-            };
-            format_date(ctx.commit_date.with_context(unknown)?, fmt, tz)?
-        }
+        _ => match ctx.commit_date {
+            Some(at) => format_date(at, fmt, tz)?,
+            None => {
+                bail!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
+            }
+        },
     })
 }

@@ -16,8 +16,7 @@ use super::{
     template::{self, Template},
 };
 
-/// The declared rules, beside the workflow; read by `tags`, `build-image`,
-/// `manifest` (and so by `workflow run`).
+/// The declared rules; read by `tags`, `build-image`, `manifest` (so `workflow run`).
 pub const RULES_FILE: &str = ".github/image-tags.yml";
 
 /// metadata-action's rules when the `tags` input is empty.
@@ -104,8 +103,8 @@ struct RulesFile {
 }
 
 impl Rules {
-    /// Parses the two blocks; an empty `tags` block means [`DEFAULT_TAGS`].
-    /// Errors name the block, the line and the valid choices.
+    /// An empty `tags` block means [`DEFAULT_TAGS`]; errors name the block, the
+    /// line and the valid choices.
     pub fn parse(tags: &str, flavor: &str) -> Result<Rules> {
         let block = non_empty(tags).map_or(DEFAULT_TAGS, |_| tags);
         let mut tags = lines(block)
@@ -198,8 +197,7 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
         Some((_, Ok(p))) => p,
         Some((p, Err(_))) => bail!("`priority={p}` is not a whole number"),
     };
-    // every templated attribute uses only the placeholders of its place; a
-    // semver pattern has at least one
+    // templates use only the placeholders of their place; a semver pattern has one
     for (key, value) in &attrs {
         let names = match (kind, key.as_str()) {
             (Kind::Semver, "pattern") => template::SEMVER,

@@ -33,9 +33,8 @@ enum Piece {
 pub struct Template(Vec<Piece>);
 
 impl Template {
-    /// Errors on an unclosed `{{`, unbalanced quotes, or a `date` whose
-    /// format is not a quoted string (handlebars would read it as a missing
-    /// variable).
+    /// Errors on an unclosed `{{`, unbalanced quotes, or a `date` format that is not
+    /// quoted (handlebars would read it as a missing variable).
     pub fn parse(s: &str) -> Result<Template> {
         let (mut pieces, mut rest) = (Vec::new(), s);
         while let Some((text, after)) = rest.split_once("{{") {
