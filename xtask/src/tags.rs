@@ -23,23 +23,19 @@ pub struct TagsArgs {
     /// Components to print (`broker`, `agent`, a comma-separated list or `all`); default: all.
     #[arg(long, value_parser = parse_component_list)]
     pub component: Option<ComponentList>,
-    /// Registry prefix of the image names (`localhost:5000`, `ghcr.io/OWNER`); default:
-    /// `ghcr.io/<owner>` in GitHub Actions, `localhost:5000` outside it.
+    /// Registry prefix of the image names; default: `ghcr.io/<owner>` in CI, else `localhost:5000`.
     #[arg(long, env = "BROKKR_REGISTRY")]
     pub registry: Option<String>,
-    /// Extra tag to add (repeatable), e.g. for release maintainers; must already match
-    /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+    /// Extra tag (repeatable); must match Docker's grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
     #[arg(long)]
     pub tag: Vec<String>,
-    /// Tag rules for this call instead of `.github/image-tags.yml`'s `tags:`, in
-    /// docker/metadata-action's syntax, one rule a line (`type=ref,event=branch`).
+    /// Tag rules instead of `.github/image-tags.yml`'s, one a line (`type=ref,event=branch`).
     #[arg(long, value_name = "TEXT")]
     pub rules: Option<String>,
     /// Flavor for this call instead of the file's `flavor:` (`latest=false`, `prefix=x-`).
     #[arg(long, value_name = "TEXT")]
     pub flavor: Option<String>,
-    /// Print `{"component", "tags": [full references], "labels", "annotations", "version"}`
-    /// (an array for several components).
+    /// Print JSON: per component `tags`, `tag-names`, `labels`, `annotations`, `version`.
     #[arg(long)]
     pub json: bool,
 }
@@ -85,8 +81,10 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
     if !head.ok {
         let (dir, err) = (sh.current_dir(), head.stderr.trim());
         let dir = dir.display();
-        bail!("`git rev-parse HEAD` failed in {dir}: {err}\nrun inside the brokkr git checkout (with \
-             at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables");
+        bail!(
+            "`git rev-parse HEAD` failed in {dir}: {err}\nrun inside the brokkr git checkout \
+             (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables"
+        );
     }
     let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
     let tags = git(&["tag", "--points-at", "HEAD"])?;
@@ -97,7 +95,7 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
     Context::from_git(&head.stdout, branch.as_deref(), &tags)
 }
 
-/// [`metadata::rules::RULES_FILE`] under the shell's directory: what `build-image` and `manifest` use.
+/// [`metadata::rules::RULES_FILE`] in the shell's directory: what `build-image`, `manifest` use.
 pub fn declared_rules(sh: &Shell) -> Result<Rules> {
     load_rules(sh, None, None)
 }
