@@ -57,8 +57,7 @@ pub struct Prepared {
     pub ca_bundle: Option<PathBuf>,
     /// Unix seconds: `$SOURCE_DATE_EPOCH`, else the commit time (`git show -s --format=%ct`).
     pub source_date_epoch: String,
-    /// `cargo metadata` JSON (labels).
-    pub cargo_metadata: String,
+    pub cargo_metadata: metadata::CargoMetadata,
     pub builder: buildx::BuilderFacts,
     /// Uncommitted changes: references and records say `dirty`.
     pub dirty: bool,

@@ -18,12 +18,10 @@ use crate::project::{Component, Platform, LOCAL_REGISTRY};
 
 /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub const TAG_MAX_LEN: usize = 128;
-/// metadata-action's default short sha (`DOCKER_METADATA_SHORT_SHA_LENGTH`
-/// changes it for `type=sha`); never git's `core.abbrev`.
+/// metadata-action's default short sha; never git's `core.abbrev`.
 pub const SHORT_SHA_LEN: usize = 7;
 pub const GITHUB_REGISTRY: &str = "ghcr.io";
-/// metadata-action's priority of `type=raw`, which explicit `--tag` values
-/// are: after `type=ref` (600), before `type=sha` (100).
+/// `type=raw`'s priority, which explicit `--tag` values take: after `type=ref`, before `type=sha`.
 const RAW_PRIORITY: i64 = 200;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,8 +37,7 @@ pub struct Context {
     pub source: Source,
     /// `GITHUB_EVENT_NAME`; locally `push` on a branch or tag, else `detached`.
     pub event: String,
-    /// The ref as metadata-action sees it: `refs/heads/<branch>`,
-    /// `refs/tags/<tag>`, `refs/pull/<n>/merge` (also for
+    /// `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<n>/merge` (also for
     /// `pull_request_target`, whose `GITHUB_REF` is the base branch).
     pub git_ref: Option<String>,
     /// Full commit id, lower-case: `GITHUB_SHA`, the pull request's head with
@@ -52,11 +49,9 @@ pub struct Context {
     pub server_url: Option<String>,
     pub head_ref: Option<String>,
     pub pr_number: Option<u64>,
-    /// `{{base_ref}}`: the payload's `base_ref` on a tag push, or
-    /// `pull_request.base.ref` on a pull request.
+    /// `{{base_ref}}`: the payload's `base_ref` (tag push) or `pull_request.base.ref`.
     pub base_ref: Option<String>,
-    /// In GitHub Actions the payload's `repository.default_branch` only;
-    /// locally the remote's HEAD.
+    /// GitHub Actions: the payload's `repository.default_branch` only; locally the remote's HEAD.
     pub default_branch: Option<String>,
     /// `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH` when set, else the clock.
     pub now: Timestamp,
@@ -102,35 +97,30 @@ pub struct Commit {
 }
 
 impl Context {
-    /// [`Context::from_github`] with the payload read from `GITHUB_EVENT_PATH`
-    /// when that file exists (required for `pull_request_target`).
+    /// [`Context::from_github`] with the payload of `GITHUB_EVENT_PATH` when that file exists.
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
-        let read = |path: &str| -> Result<Payload> {
-            Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+        let read = |path: String| -> Result<Payload> {
+            let at = || format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)");
+            let text = std::fs::read_to_string(&path).with_context(at)?;
+            serde_json::from_str(&text).with_context(at)
         };
-        let payload = match get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file()) {
-            Some(path) => Some(read(&path).with_context(|| {
-                format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)")
-            })?),
-            None => None,
-        };
+        let path = get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file());
+        let payload = path.map(read).transpose()?;
         Context::from_github(get, payload.as_ref())
     }
 
-    /// The context of a GitHub Actions run from environment lookups `get`
-    /// (empty values count as unset): `GITHUB_EVENT_NAME` and `GITHUB_SHA`
-    /// (required), `GITHUB_REF`, `GITHUB_REPOSITORY(_OWNER)`, `GITHUB_HEAD_REF`,
-    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of `true`)
-    /// and `DOCKER_METADATA_SHORT_SHA_LENGTH`. Errors name the variable.
+    /// From environment lookups `get` (empty counts as unset): `GITHUB_EVENT_NAME` and
+    /// `GITHUB_SHA` (required), `GITHUB_REF`, `GITHUB_REPOSITORY(_OWNER)`, `GITHUB_HEAD_REF`,
+    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of `true`) and
+    /// `DOCKER_METADATA_SHORT_SHA_LENGTH`.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
         payload: Option<&Payload>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let need = |k: &str| {
-            get(k).ok_or_else(|| {
-                anyhow!("{k} is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
-            })
+            let why = "GITHUB_ACTIONS=true: is this a GitHub Actions run?";
+            get(k).ok_or_else(|| anyhow!("{k} is not set ({why})"))
         };
         let event = need("GITHUB_EVENT_NAME")?;
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
@@ -141,15 +131,14 @@ impl Context {
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
-            let number = payload.number.or(pr.number).ok_or_else(|| {
-                anyhow!(
+            let Some(number) = payload.number.or(pr.number) else {
+                bail!(
                     "{event} run with GITHUB_REF={}: the event payload has no pull request \
                      number, so the run cannot be tagged (never as its base branch)",
                     git_ref.as_deref().unwrap_or("(unset)")
-                )
-            })?;
-            pr_number = Some(number);
-            git_ref = Some(format!("refs/pull/{number}/merge"));
+                );
+            };
+            (pr_number, git_ref) = (Some(number), Some(format!("refs/pull/{number}/merge")));
         }
         let head = pr.head.unwrap_or_default();
         let head_sha =
@@ -157,26 +146,21 @@ impl Context {
         if let (true, Some(s)) = (head_sha && is_pr_event, &head.sha) {
             sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
         }
-        let gref = git_ref.as_deref().unwrap_or("");
-        let base_ref = match () {
-            _ if gref.starts_with("refs/tags/") => payload
+        let base_ref = match git_ref.as_deref().unwrap_or("").get(..10) {
+            Some("refs/tags/") => payload
                 .base_ref
-                .map(|b| b.trim_start_matches("refs/heads/").to_owned()),
-            _ if gref.starts_with("refs/pull/") => pr.base.and_then(|b| b.name),
+                .map(|b| b.trim_start_matches("refs/heads/").into()),
+            Some("refs/pull/") => pr.base.and_then(|b| b.name),
             _ => None,
         };
-        let commit_date = payload
-            .commits
-            .iter()
-            .chain(&payload.head_commit)
-            .find(|c| c.id == sha)
-            .and_then(|c| c.timestamp.parse().ok());
+        let mut commits = payload.commits.iter().chain(&payload.head_commit);
+        let date = |c: &Commit| c.timestamp.parse().ok();
         let repository = get("GITHUB_REPOSITORY");
         let server_url = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+        let owner = || Some(repository.as_deref()?.split('/').next()?.to_owned());
         Ok(Context {
             source: Source::GitHubActions,
-            owner: get("GITHUB_REPOSITORY_OWNER")
-                .or_else(|| repository.as_deref()?.split('/').next().map(str::to_owned)),
+            owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repository,
             server_url: Some(server_url.trim_end_matches('/').to_owned()),
             head_ref: get("GITHUB_HEAD_REF").or(head.name.filter(|_| is_pr_event)),
@@ -184,7 +168,7 @@ impl Context {
             base_ref,
             default_branch: payload.repository.and_then(|r| r.default_branch),
             now: Timestamp::now(),
-            commit_date,
+            commit_date: commits.find(|c| c.id == sha).and_then(date),
             short_sha_len: short_sha_len(get("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?,
             event,
             git_ref,
@@ -192,36 +176,21 @@ impl Context {
         })
     }
 
-    /// The context of a local checkout: `sha` from `git rev-parse HEAD`,
-    /// `branch` from `git symbolic-ref -q --short HEAD` (`None` when
-    /// detached), `tags_at_head` from `git tag --points-at HEAD`. The ref is
-    /// the highest semantic-version tag at HEAD (semver.org precedence), so a
-    /// tagged commit is built like a push of that tag; else the branch; else
-    /// the first other tag; else none (only the sha tag, with a warning).
+    /// A local checkout's: the ref is the highest semantic-version tag at HEAD
+    /// (semver.org precedence), so a tagged commit is built like a push of that
+    /// tag; else the branch; else the first other tag; else none (sha tag only).
     pub fn from_git(sha: &str, branch: Option<&str>, tags_at_head: &[String]) -> Result<Context> {
         let sha = checked_sha(sha).context("`git rev-parse HEAD`")?;
-        let tags: Vec<&str> = tags_at_head
-            .iter()
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
-            .collect();
-        let best_semver = tags
-            .iter()
-            .filter_map(|t| parse_version(t).map(|v| (v, *t)))
-            .max_by(|(a, ta), (b, tb)| a.cmp_precedence(b).then_with(|| ta.cmp(tb)))
-            .map(|(_, t)| t);
-        let git_ref = match (best_semver, branch.map(str::trim).filter(|b| !b.is_empty())) {
-            (Some(t), _) => Some(format!("refs/tags/{t}")),
+        let tags: Vec<&str> = tags_at_head.iter().filter_map(|t| non_empty(t)).collect();
+        let best_semver = (tags.iter().filter_map(|t| Some((parse_version(t)?, *t))))
+            .max_by(|(a, ta), (b, tb)| a.cmp_precedence(b).then_with(|| ta.cmp(tb)));
+        let git_ref = match (best_semver, branch.and_then(non_empty)) {
+            (Some((_, t)), _) => Some(format!("refs/tags/{t}")),
             (None, Some(b)) => Some(format!("refs/heads/{b}")),
             (None, None) => tags.iter().min().map(|t| format!("refs/tags/{t}")),
         };
-        let event = if git_ref.is_some() {
-            "push"
-        } else {
-            "detached"
-        };
         Ok(Context {
-            event: event.to_owned(),
+            event: git_ref.as_ref().map_or("detached", |_| "push").to_owned(),
             git_ref,
             sha,
             now: Timestamp::now(),
@@ -239,10 +208,9 @@ impl Context {
         self.default_branch.as_deref().unwrap_or("main")
     }
 
-    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch
-    /// is the payload's `repository.default_branch` (locally: the remote's
-    /// HEAD, else `main`), or the event (`create`, `discussion`, `issues`,
-    /// `schedule`) always runs on the default branch.
+    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is
+    /// [`Context::default_branch`] (in GitHub Actions: only when the payload says),
+    /// or the event always runs on the default branch.
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
@@ -250,11 +218,9 @@ impl Context {
             Source::GitHubActions => self.default_branch.as_deref(),
             Source::LocalGit => Some(self.default_branch()),
         };
+        let events = ["create", "discussion", "issues", "schedule"];
         !branch.is_empty()
-            && (default == Some(branch)
-                || ["create", "discussion", "issues", "schedule"]
-                    .iter()
-                    .any(|e| self.event.contains(e)))
+            && (default == Some(branch) || events.iter().any(|e| self.event.contains(e)))
     }
 
     pub fn short_sha(&self) -> &str {
@@ -262,25 +228,30 @@ impl Context {
     }
 
     fn no_ref_warning(&self) -> String {
+        let (sha, event) = (self.short_sha(), &self.event);
         let why = match self.source {
-            Source::LocalGit => format!(
-                "HEAD is detached at {} and no branch or tag points to it",
-                self.short_sha()
-            ),
-            Source::GitHubActions => format!("GITHUB_REF is not set for event `{}`", self.event),
+            Source::LocalGit => {
+                format!("HEAD is detached at {sha} and no branch or tag points to it")
+            }
+            Source::GitHubActions => format!("GITHUB_REF is not set for event `{event}`"),
         };
         format!("{why}: only the sha tag")
     }
 }
 
+/// `s` trimmed, `None` when that is empty.
+pub fn non_empty(s: &str) -> Option<&str> {
+    Some(s.trim()).filter(|s| !s.is_empty())
+}
+
 /// `DOCKER_METADATA_SHORT_SHA_LENGTH`: a whole number, default 7.
 pub fn short_sha_len(value: Option<&str>) -> Result<usize> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(SHORT_SHA_LEN),
-        Some(v) => v.parse().map_err(|_| {
-            anyhow!("DOCKER_METADATA_SHORT_SHA_LENGTH=`{v}` is not a whole number; fix or unset it")
-        }),
-    }
+    let Some(v) = value.and_then(non_empty) else {
+        return Ok(SHORT_SHA_LEN);
+    };
+    (v.parse()).map_err(|_| {
+        anyhow!("DOCKER_METADATA_SHORT_SHA_LENGTH=`{v}` is not a whole number; fix or unset it")
+    })
 }
 
 /// A version as node-semver's `valid` accepts it (metadata-action's check):
@@ -292,11 +263,8 @@ pub fn parse_version(s: &str) -> Option<semver::Version> {
 
 /// `refs/pull/318/merge` (or `/head`) gives 318.
 fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
-    let number = git_ref.strip_prefix("refs/pull/")?.split('/').next();
-    number
-        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?
-        .parse()
-        .ok()
+    let n = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
+    n.parse().ok().filter(|_| !n.starts_with('+'))
 }
 
 fn checked_sha(sha: &str) -> Result<String> {
@@ -307,14 +275,12 @@ fn checked_sha(sha: &str) -> Result<String> {
     Ok(sha.to_ascii_lowercase())
 }
 
-/// `sha-` and 7 hex digits (`sha-356defb`) whatever the rules say: the stem
-/// of the per-platform tags.
+/// `sha-356defb` (7 hex digits) whatever the rules say: the per-platform tags' stem.
 pub fn sha_tag(ctx: &Context) -> String {
     format!("sha-{}", &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())])
 }
 
-/// `sha-<7 hex>-<arch>`: the unique per-platform tag `push` writes and
-/// `manifest` reads; only `manifest` writes final tags.
+/// `sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it and writes final tags.
 pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
     format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
 }
@@ -330,17 +296,12 @@ pub fn per_platform_reference(
 }
 
 static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_.-]+").unwrap());
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").unwrap());
-/// A registry prefix in Docker's reference grammar (distribution/reference):
-/// a host of `.`-joined labels with an optional `:port`, then path components.
+/// A registry prefix in Docker's reference grammar (distribution/reference).
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
-    let label = "[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9]";
+    let label = "[a-z0-9](?:[a-z0-9-]*[a-z0-9])?";
     let path = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-    Regex::new(&format!(
-        r"^(?:{label})(?:\.(?:{label}))*(?::[0-9]+)?(?:/{path})*$"
-    ))
-    .unwrap()
+    let re = format!(r"^{label}(?:\.{label})*(?::[0-9]+)?(?:/{path})*$");
+    Regex::new(&re).unwrap()
 });
 
 /// metadata-action's `sanitizeTag`: each run of characters outside
@@ -352,17 +313,15 @@ pub fn metadata_action_tag(raw: &str) -> String {
 /// [`metadata_action_tag`], then Docker's grammar: leading `.` and `-`
 /// dropped, the first [`TAG_MAX_LEN`] characters kept; `None` when empty.
 pub fn sanitize_tag(raw: &str) -> Option<String> {
-    let tag: String = metadata_action_tag(raw)
-        .trim_start_matches(['.', '-'])
-        .chars()
-        .take(TAG_MAX_LEN)
-        .collect();
+    let tag = metadata_action_tag(raw);
+    let tag = tag.trim_start_matches(['.', '-']);
+    let tag: String = tag.chars().take(TAG_MAX_LEN).collect();
     (!tag.is_empty()).then_some(tag)
 }
 
 /// An explicit `--tag` must already be a valid Docker tag: it is never rewritten.
 pub fn check_explicit_tag(tag: &str) -> Result<()> {
-    if !TAG.is_match(tag) {
+    if sanitize_tag(tag).as_deref() != Some(tag) {
         bail!(
             "invalid --tag `{tag}`: a Docker tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}` \
              (letters, digits, `_`, `.`, `-`; not starting with `.` or `-`; 1 to {TAG_MAX_LEN} \
@@ -386,9 +345,8 @@ pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repository}:{t}")).collect()
 }
 
-/// `<registry>/brokkr-<name>`, lower-cased whole (Docker repository names are
-/// lower-case; tags keep their case), a trailing `/` of `registry` ignored.
-/// Every command uses this one name.
+/// `<registry>/brokkr-<name>` (a trailing `/` ignored), lower-cased whole as Docker
+/// repository names are (tags keep their case); every command uses this name.
 pub fn image_repository(registry: &str, component: &Component) -> String {
     let registry = registry.trim().trim_end_matches('/');
     format!("{registry}/{}", component.image_name()).to_ascii_lowercase()
@@ -406,10 +364,9 @@ pub fn default_registry(ctx: &Context) -> Result<String> {
     }
 }
 
-/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else [`default_registry`];
-/// checked with [`check_registry`].
+/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else [`default_registry`]; checked.
 pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
-    let registry = match flag.map(str::trim).filter(|r| !r.is_empty()) {
+    let registry = match flag.and_then(non_empty) {
         Some(r) => r.trim_end_matches('/').to_owned(),
         None => default_registry(ctx)?,
     };
@@ -417,8 +374,7 @@ pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
     Ok(registry)
 }
 
-/// Checks a registry prefix (`localhost:5000`, `ghcr.io/owner`) against
-/// Docker's reference grammar after lower-casing.
+/// `localhost:5000`, `ghcr.io/owner`: Docker's reference grammar after lower-casing.
 pub fn check_registry(registry: &str) -> Result<()> {
     if !REGISTRY.is_match(&registry.to_ascii_lowercase()) {
         bail!(
@@ -429,11 +385,22 @@ pub fn check_registry(registry: &str) -> Result<()> {
     Ok(())
 }
 
-/// What Cargo.toml says about a package (`cargo metadata`); empty when unset.
+/// What is read of `cargo metadata --format-version 1 --no-deps` ([`crate::tags::cargo_metadata`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CargoMetadata {
+    pub workspace_root: String,
+    pub workspace_members: Vec<String>,
+    pub packages: Vec<PackageInfo>,
+}
+
+/// What Cargo.toml says about a package; empty strings when unset.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct PackageInfo {
     pub name: String,
+    pub id: String,
+    pub manifest_path: String,
     #[serde(deserialize_with = "null_as_empty")]
     pub description: String,
     /// SPDX expression.
@@ -447,18 +414,15 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
-/// `package`'s [`PackageInfo`] from `cargo metadata --format-version 1 --no-deps`.
-pub fn package_info(metadata_json: &str, package: &str) -> Result<PackageInfo> {
-    #[derive(Deserialize)]
-    struct CargoMetadata {
-        packages: Vec<PackageInfo>,
+impl CargoMetadata {
+    pub fn parse(json: &str) -> Result<CargoMetadata> {
+        serde_json::from_str(json).context("parsing `cargo metadata` output")
     }
-    let meta: CargoMetadata =
-        serde_json::from_str(metadata_json).context("parsing `cargo metadata` output")?;
-    meta.packages
-        .into_iter()
-        .find(|p| p.name == package)
-        .ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
+}
+
+pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> {
+    let found = meta.packages.iter().find(|p| p.name == package).cloned();
+    found.ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
 }
 
 /// The labels docker/metadata-action emits, `org.opencontainers.image.<name>`:
@@ -474,13 +438,9 @@ pub fn labels(
     created: &str,
     version: Option<&str>,
 ) -> BTreeMap<String, String> {
+    let server = ctx.server_url.as_deref().unwrap_or("https://github.com");
     let url = match (&ctx.repository, ctx.source) {
-        (Some(repo), Source::GitHubActions) => {
-            format!(
-                "{}/{repo}",
-                ctx.server_url.as_deref().unwrap_or("https://github.com")
-            )
-        }
+        (Some(repo), Source::GitHubActions) => format!("{server}/{repo}"),
         _ => package.repository.clone(),
     };
     let description = match package.description.trim() {
@@ -506,24 +466,15 @@ pub fn labels(
 /// level of `levels` (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated,
 /// default `manifest`; `Some("index")` for an image index).
 pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> Vec<String> {
-    let levels = levels
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .unwrap_or("manifest");
-    levels
-        .split(',')
-        .flat_map(|level| {
-            labels
-                .iter()
-                .map(move |(k, v)| format!("{}:{k}={v}", level.trim()))
-        })
-        .collect()
+    let levels = levels.and_then(non_empty).unwrap_or("manifest").split(',');
+    let each = |l| labels.iter().map(move |(k, v)| format!("{l}:{k}={v}"));
+    levels.map(str::trim).flat_map(each).collect()
 }
 
 /// `SOURCE_DATE_EPOCH` (whole seconds since 1970-01-01 UTC, the
 /// reproducible-builds convention) when set and non-empty, else `clock`.
 pub fn now(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Timestamp> {
-    let Some(s) = source_date_epoch.map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(s) = source_date_epoch.and_then(non_empty) else {
         return Ok(clock);
     };
     s.parse().ok().and_then(|secs| Timestamp::from_second(secs).ok()).ok_or_else(|| {
@@ -539,13 +490,12 @@ pub fn created(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Stri
 /// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`, years 1 to 9999
 /// (jiff's civil time, so the last day of 9999 works too).
 pub fn rfc3339_utc(unix_secs: i64) -> String {
-    jiff::civil::date(1970, 1, 1)
-        .at(0, 0, 0, 0)
-        .checked_add(jiff::SignedDuration::from_secs(unix_secs))
-        .map_or_else(
-            |_| format!("@{unix_secs}"),
-            |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
+    let t = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+    let t = t.checked_add(jiff::SignedDuration::from_secs(unix_secs));
+    t.map_or_else(
+        |_| format!("@{unix_secs}"),
+        |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -1205,6 +1155,7 @@ pub(crate) mod tests {
             description: "Brokkr broker".into(),
             license: "Apache-2.0".into(),
             repository: "https://github.com/brokkr-dev/brokkr".into(),
+            ..Default::default()
         };
         let broker = component("broker").unwrap();
         let ci = gh(&[
@@ -1263,19 +1214,21 @@ pub(crate) mod tests {
             {"name":"xtask","description":"x","license":"MIT","repository":null},
             {"name":"brokkr-broker","description":"Brokkr broker","license":"Apache-2.0","repository":"https://github.com/brokkr-dev/brokkr"}
         ]}"#;
-        let info = package_info(json, "brokkr-broker").unwrap();
+        let meta = CargoMetadata::parse(json).unwrap();
+        let info = package_info(&meta, "brokkr-broker").unwrap();
         assert_eq!(
             info,
             PackageInfo {
                 name: "brokkr-broker".into(),
                 description: "Brokkr broker".into(),
                 license: "Apache-2.0".into(),
-                repository: "https://github.com/brokkr-dev/brokkr".into()
+                repository: "https://github.com/brokkr-dev/brokkr".into(),
+                ..Default::default()
             }
         );
-        assert_eq!(package_info(json, "xtask").unwrap().repository, "");
-        assert!(package_info(json, "nope").is_err());
-        assert!(package_info("not json", "xtask").is_err());
+        assert_eq!(package_info(&meta, "xtask").unwrap().repository, "");
+        assert!(package_info(&meta, "nope").is_err());
+        assert!(CargoMetadata::parse("not json").is_err());
     }
 
     #[test]

@@ -1,9 +1,7 @@
-//! `cargo xtask tags`: detects the build context (GitHub Actions environment
-//! or local git checkout), reads the declared tag rules
-//! (`.github/image-tags.yml`, docker/metadata-action's syntax) and prints
-//! the final image references, OCI labels and annotations computed by
-//! [`crate::metadata`]; in GitHub Actions also as metadata-action's step
-//! outputs.
+//! `cargo xtask tags`: the build context (GitHub Actions or the git checkout)
+//! and the declared tag rules (`.github/image-tags.yml`) give the image
+//! references, OCI labels and annotations of [`crate::metadata`]; in GitHub
+//! Actions also as metadata-action's step outputs.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +13,7 @@ use xshell::Shell;
 
 use crate::{
     gha,
-    metadata::{self, Context, Rules, Source},
+    metadata::{self, CargoMetadata, Context, Rules, Source},
     plan::Cmd,
     project::{parse_component_list, ComponentList},
 };
@@ -25,52 +23,45 @@ pub struct TagsArgs {
     /// Components to print (`broker`, `agent`, a comma-separated list or `all`); default: all.
     #[arg(long, value_parser = parse_component_list)]
     pub component: Option<ComponentList>,
-    /// Registry prefix of the image names (`localhost:5000`, `ghcr.io/OWNER`); default:
-    /// `ghcr.io/<owner>` in GitHub Actions, `localhost:5000` outside it.
+    /// Registry prefix of the image names; default: `ghcr.io/<owner>` in CI, else `localhost:5000`.
     #[arg(long, env = "BROKKR_REGISTRY")]
     pub registry: Option<String>,
-    /// Extra tag to add (repeatable), e.g. for release maintainers; must already match
-    /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+    /// Extra tag (repeatable); must match Docker's grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
     #[arg(long)]
     pub tag: Vec<String>,
-    /// Tag rules for this call instead of `.github/image-tags.yml`'s `tags:`, in
-    /// docker/metadata-action's syntax, one rule a line (`type=ref,event=branch`).
+    /// Tag rules instead of `.github/image-tags.yml`'s, one a line (`type=ref,event=branch`).
     #[arg(long, value_name = "TEXT")]
     pub rules: Option<String>,
     /// Flavor for this call instead of the file's `flavor:` (`latest=false`, `prefix=x-`).
     #[arg(long, value_name = "TEXT")]
     pub flavor: Option<String>,
-    /// Print `{"component", "tags": [full references], "labels", "annotations", "version"}`
-    /// (an array for several components).
+    /// Print JSON: per component `tags`, `tag-names`, `labels`, `annotations`, `version`.
     #[arg(long)]
     pub json: bool,
 }
 
-/// The build context: the GitHub Actions environment when [`gha::active`],
-/// else the git checkout at the shell's directory ([`detect_git`]). Then
-/// "now" from `SOURCE_DATE_EPOCH` (else the clock), the commit date from git
-/// when the payload did not say and, outside GitHub Actions only (as
-/// metadata-action reads only the payload), the default branch from the
-/// remote's HEAD.
+/// The build context: GitHub Actions' environment, else the git checkout;
+/// "now" from `SOURCE_DATE_EPOCH`; the commit date from git when the payload
+/// did not say; locally only, the default branch from the remote's HEAD.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
-        Context::from_github_env(env)
-            .context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
+        let ctx = Context::from_github_env(env);
+        ctx.context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
         let mut ctx = detect_git(sh)?;
-        ctx.short_sha_len =
-            metadata::short_sha_len(env("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?;
+        let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
+        ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
         ctx
     };
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
     if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
-        ctx.default_branch = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"])
-            .map(|b| b.trim_start_matches("origin/").to_owned());
+        let head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);
+        ctx.default_branch = head.map(|b| b.trim_start_matches("origin/").to_owned());
     }
     if ctx.commit_date.is_none() {
-        ctx.commit_date =
-            git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]).and_then(|d| d.parse().ok());
+        let date = git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]);
+        ctx.commit_date = date.and_then(|d| d.parse().ok());
     }
     Ok(ctx)
 }
@@ -78,81 +69,63 @@ pub fn detect(sh: &Shell) -> Result<Context> {
 /// One line git prints, `None` when git fails or prints nothing.
 fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
     let out = Cmd::new("git").args(args.to_vec()).capture(sh).ok()?;
-    let line = out.stdout.trim();
-    (out.ok && !line.is_empty()).then(|| line.to_owned())
+    Some(out.stdout.trim().to_owned()).filter(|l| out.ok && !l.is_empty())
 }
 
-/// The context of the local checkout from `git rev-parse HEAD`,
-/// `git symbolic-ref -q --short HEAD` (fails when detached) and
-/// `git tag --points-at HEAD` ([`Context::from_git`]). Errors when git is
-/// missing or the directory is not a checkout with a commit.
+/// The local checkout's ([`Context::from_git`]); errors when git is missing or
+/// the directory is not a checkout with a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
     let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
     let head = git(&["rev-parse", "HEAD"])
         .context("outside GitHub Actions the tags come from git, which is needed")?;
     if !head.ok {
+        let (dir, err) = (sh.current_dir(), head.stderr.trim());
+        let dir = dir.display();
         bail!(
-            "`git rev-parse HEAD` failed in {}: {}\nrun inside the brokkr git checkout (with at least \
-             one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables",
-            sh.current_dir().display(),
-            head.stderr.trim()
+            "`git rev-parse HEAD` failed in {dir}: {err}\nrun inside the brokkr git checkout \
+             (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables"
         );
     }
-    let branch = git(&["symbolic-ref", "-q", "--short", "HEAD"])?;
+    let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
     let tags = git(&["tag", "--points-at", "HEAD"])?;
     if !tags.ok {
         bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
     }
     let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
-    let branch = branch.ok.then_some(branch.stdout.trim());
-    Context::from_git(&head.stdout, branch, &tags)
+    Context::from_git(&head.stdout, branch.as_deref(), &tags)
 }
 
-/// The workspace's declared rules ([`metadata::rules::RULES_FILE`] under
-/// the shell's directory): what `build-image` and `manifest` use.
+/// [`metadata::rules::RULES_FILE`] in the shell's directory: what `build-image`, `manifest` use.
 pub fn declared_rules(sh: &Shell) -> Result<Rules> {
     load_rules(sh, None, None)
 }
 
-/// The declared rules, with the `tags` and/or `flavor` blocks replaced by
-/// `--rules`/`--flavor` text. A notice goes to stderr when the file is missing.
+/// The declared rules, `--rules`/`--flavor` text replacing their blocks; a
+/// notice on stderr when the file is missing.
 pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
     let (mut declared, notice) = Rules::load(&sh.current_dir())?;
     if let Some(n) = notice.filter(|_| rules.is_none()) {
         eprintln!("notice: {n}");
     }
     if let Some(text) = rules {
-        let tags = Rules::parse(text, "").context("in --rules")?.tags;
-        declared.tags = tags;
+        declared.tags = Rules::parse(text, "").context("in --rules")?.tags;
     }
     if let Some(text) = flavor {
-        declared.flavor = Rules::parse("type=sha", text)
-            .context("in --flavor")?
-            .flavor;
+        let parsed = Rules::parse("type=sha", text).context("in --flavor")?;
+        declared.flavor = parsed.flavor;
     }
     Ok(declared)
 }
 
-/// `cargo metadata --format-version 1 --no-deps` (with the cargo running
-/// this xtask, `$CARGO`), as JSON text.
-pub fn cargo_metadata(sh: &Shell) -> Result<String> {
+/// `cargo metadata --format-version 1 --no-deps` with `$CARGO`: the one typed reading.
+pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    Cmd::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .read_quiet(sh)
-        .context("reading Cargo.toml data with `cargo metadata`")
+    let cmd = Cmd::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]);
+    let json = cmd.read_quiet(sh);
+    CargoMetadata::parse(&json.context("reading Cargo.toml data with `cargo metadata`")?)
 }
 
-/// The `created` label: `SOURCE_DATE_EPOCH` when set, else the clock.
-pub fn created_now() -> Result<String> {
-    metadata::created(
-        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-        Timestamp::now(),
-    )
-}
-
-/// What `tags` prints for one component (`--json`), and, without the
-/// component, metadata-action's step outputs.
+/// `tags --json` for one component; without `component`, the `json` step output.
 #[derive(Serialize)]
 struct Output {
     component: &'static str,
@@ -165,11 +138,16 @@ struct Output {
     version: String,
 }
 
-/// Runs `cargo xtask tags`: for each selected component (all by default),
-/// the full references one per line, then the labels as `key=value`; a blank
-/// line between components. With `--json`, one object per component (an
-/// array for several). In GitHub Actions, metadata-action's step outputs.
-/// Warnings go to stderr; exit status 0.
+impl Output {
+    fn label_lines(&self) -> Vec<String> {
+        let labels = &self.labels;
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
+/// Per component: the references one per line, then the labels as
+/// `key=value`, a blank line between components; in GitHub Actions also
+/// metadata-action's step outputs. Warnings go to stderr.
 pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let ctx = detect(sh)?;
     let rules = load_rules(sh, args.rules.as_deref(), args.flavor.as_deref())?;
@@ -178,40 +156,32 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
-    let (created, cargo_json) = (created_now()?, cargo_metadata(sh)?);
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let created = metadata::created(epoch.as_deref(), Timestamp::now())?;
+    let (cargo, version) = (cargo_metadata(sh)?, computed.version.as_str());
     let levels = std::env::var("DOCKER_METADATA_ANNOTATIONS_LEVELS").ok();
     let mut outputs = Vec::new();
-    for component in ComponentList::or_all(args.component.clone()).iter() {
-        let mut package = metadata::package_info(&cargo_json, component.package)?;
+    for component in ComponentList::or_all(args.component.clone()) {
+        let mut package = metadata::package_info(&cargo, component.package)?;
         if package.repository.is_empty() {
             package.repository = origin_web_url(sh).unwrap_or_default();
         }
-        let version = Some(computed.version.as_str());
-        let labels = metadata::labels(&ctx, component, &package, &created, version);
+        let labels = metadata::labels(&ctx, component, &package, &created, Some(version));
+        let repository = metadata::image_repository(&registry, component);
         outputs.push(Output {
             component: component.name,
-            tags: metadata::references(
-                &metadata::image_repository(&registry, component),
-                &computed.tags,
-            ),
+            tags: metadata::references(&repository, &computed.tags),
             tag_names: computed.tags.clone(),
             annotations: metadata::annotations(&labels, levels.as_deref()),
             labels,
-            version: computed.version.clone(),
+            version: version.to_owned(),
         });
     }
+    let text = |o: &Output| [o.tags.clone(), o.label_lines()].concat().join("\n");
     match outputs.as_slice() {
         [one] if args.json => println!("{}", serde_json::to_string_pretty(one)?),
         many if args.json => println!("{}", serde_json::to_string_pretty(many)?),
-        _ => {
-            for (i, o) in outputs.iter().enumerate() {
-                if i > 0 {
-                    println!();
-                }
-                o.tags.iter().for_each(|r| println!("{r}"));
-                o.labels.iter().for_each(|(k, v)| println!("{k}={v}"));
-            }
-        }
+        many => println!("{}", many.iter().map(text).collect::<Vec<_>>().join("\n\n")),
     }
     match outputs.as_slice() {
         _ if !gha::active() => {}
@@ -221,25 +191,23 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     Ok(())
 }
 
-/// metadata-action's outputs `version`, `tags`, `tag-names`, `labels`,
-/// `annotations` (lists newline-separated) and `json`; with
-/// `DOCKER_METADATA_SET_OUTPUT_ENV` unset or true also as
-/// `DOCKER_METADATA_OUTPUT_<NAME>` environment variables for later steps.
+/// metadata-action's step outputs (lists newline-separated); unless
+/// `DOCKER_METADATA_SET_OUTPUT_ENV` is false also as `DOCKER_METADATA_OUTPUT_<NAME>`
+/// environment variables for later steps.
 fn step_outputs(o: &Output) -> Result<()> {
     let mut json = serde_json::to_value(o)?;
     json.as_object_mut().map(|m| m.remove("component"));
-    let labels: Vec<String> = o.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let values = [
         ("version", o.version.clone()),
         ("tags", o.tags.join("\n")),
         ("tag-names", o.tag_names.join("\n")),
-        ("labels", labels.join("\n")),
+        ("labels", o.label_lines().join("\n")),
         ("annotations", o.annotations.join("\n")),
         ("json", json.to_string()),
     ];
-    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map_or(true, |v| {
-        !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0")
-    });
+    let set_env =
+        std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map(|v| v.trim().to_ascii_lowercase());
+    let set_env = !matches!(set_env.as_deref(), Ok("false" | "0"));
     for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
@@ -250,8 +218,6 @@ fn step_outputs(o: &Output) -> Result<()> {
     Ok(())
 }
 
-/// The web address of the `origin` remote, for the source label when
-/// Cargo.toml has no `repository`.
 fn origin_web_url(sh: &Shell) -> Option<String> {
     web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
 }
@@ -259,15 +225,13 @@ fn origin_web_url(sh: &Shell) -> Option<String> {
 /// A git remote address as a web address, when it is one GitHub-style hosts
 /// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
+    let (ssh, https) = (
+        remote.strip_prefix("ssh://git@"),
+        remote.strip_prefix("https://"),
+    );
     let (host, path) = match remote.strip_prefix("git@") {
         Some(rest) => rest.split_once(':')?,
-        None => {
-            let rest =
-                (remote.strip_prefix("ssh://git@")).or_else(|| remote.strip_prefix("https://"))?;
-            rest.rsplit_once('@')
-                .map_or(rest, |(_, r)| r)
-                .split_once('/')?
-        }
+        None => ssh.or(https)?.rsplit('@').next()?.split_once('/')?,
     };
     let path = path.trim_end_matches('/').trim_end_matches(".git");
     (!host.is_empty() && !path.is_empty()).then(|| format!("https://{host}/{path}"))

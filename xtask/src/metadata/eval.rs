@@ -13,6 +13,7 @@
 use anyhow::{bail, Context as _, Result};
 
 use super::{
+    non_empty,
     rules::{Kind, Rules, TagRule},
     template::{format_date, Placeholder, Template},
     Context, RAW_PRIORITY,
@@ -30,10 +31,12 @@ pub struct Tags {
     pub warnings: Vec<String>,
 }
 
-/// The tags of `rules` for `ctx`, with `extra` explicit tags (checked with
-/// [`super::check_explicit_tag`]) placed as `type=raw` rules would be.
-/// Errors on an `enable` that is not `true` or `false` after templating, or
-/// a template that cannot be rendered.
+/// A rule's raw value and whether it asks for `latest` under `latest=auto`;
+/// `None` when the rule gives nothing here.
+type Value = Option<(String, bool)>;
+
+/// With `extra` explicit tags (checked) placed as `type=raw` rules would be; errors
+/// on an `enable` not `true` or `false` once templated, or a template not rendered.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
     for t in extra {
         super::check_explicit_tag(t)?;
@@ -44,52 +47,36 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
         out.warnings.push(ctx.no_ref_warning());
     }
     for rule in &rules.tags {
-        let at = || format!("tags line {} `{}`", rule.line, rule.text);
-        let enable = global(ctx, rule.get("enable")).with_context(at)?;
-        match enable.as_str() {
+        let at = format!("tags line {} `{}`", rule.line, rule.text);
+        let enable = rule.get("enable");
+        match global(ctx, enable).with_context(|| at.clone())?.as_str() {
             "true" => {}
             "false" => continue,
-            _ => bail!(
-                "{}: enable=`{}` gives `{enable}`; it must give true or false",
-                at(),
-                rule.get("enable")
-            ),
+            other => bail!("{at}: enable=`{enable}` gives `{other}`; it must give true or false"),
         }
-        let Some((value, auto)) = value(rule, ctx, &mut out.warnings).with_context(at)? else {
+        let Some((value, auto)) = value(rule, ctx, &mut out.warnings).with_context(|| at)? else {
             continue;
         };
         let pre = global(ctx, rule.attrs.get("prefix").unwrap_or(&f.prefix))?;
         let suf = global(ctx, rule.attrs.get("suffix").unwrap_or(&f.suffix))?;
-        let value = format!("{pre}{value}{suf}");
-        let Some(tag) = docker_tag(&value, &mut out.warnings) else {
+        let Some(tag) = docker_tag(&format!("{pre}{value}{suf}"), &mut out.warnings) else {
             continue;
         };
         latest.get_or_insert(f.latest.unwrap_or(auto));
-        if out.version.is_empty() {
-            out.version = tag.clone();
-        }
         placed.push((rule.priority, tag));
     }
-    let at = (placed.iter().position(|(p, _)| *p < RAW_PRIORITY)).unwrap_or(placed.len());
+    out.version = placed.first().map(|p| p.1.clone()).unwrap_or_default();
+    let at = placed.iter().take_while(|p| p.0 >= RAW_PRIORITY).count();
     placed.splice(at..at, extra.iter().map(|t| (RAW_PRIORITY, t.clone())));
     if latest == Some(true) {
-        let pre = if f.prefix_latest {
-            f.prefix.as_str()
-        } else {
-            ""
-        };
-        let suf = if f.suffix_latest {
-            f.suffix.as_str()
-        } else {
-            ""
-        };
-        placed.extend(docker_tag(&format!("{pre}latest{suf}"), &mut out.warnings).map(|t| (0, t)));
+        let pre: &str = if f.prefix_latest { &f.prefix } else { "" };
+        let suf: &str = if f.suffix_latest { &f.suffix } else { "" };
+        let tag = docker_tag(&format!("{pre}latest{suf}"), &mut out.warnings);
+        placed.extend(tag.map(|t| (0, t)));
     }
-    for (_, t) in placed {
-        if !out.tags.contains(&t) {
-            out.tags.push(t);
-        }
-    }
+    placed
+        .into_iter()
+        .for_each(|p| push_new(&mut out.tags, p.1));
     Ok(out)
 }
 
@@ -104,25 +91,18 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
             None => "dropped, as it is empty once valid".to_owned(),
         };
         let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
-        let w = format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}");
-        warn(warnings, w);
+        push_new(warnings, format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
     }
     tag
 }
 
-fn warn(warnings: &mut Vec<String>, w: String) {
-    if !warnings.contains(&w) {
-        warnings.push(w);
+fn push_new(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
     }
 }
 
-/// The rule's raw value and whether it asks for `latest` under
-/// `latest=auto`; `None` when the rule gives nothing here.
-fn value(
-    rule: &TagRule,
-    ctx: &Context,
-    warnings: &mut Vec<String>,
-) -> Result<Option<(String, bool)>> {
+fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Value> {
     let git_ref = ctx.git_ref.as_deref().unwrap_or("");
     let tag = git_ref.strip_prefix("refs/tags/");
     let raw = || match rule.get("value") {
@@ -138,21 +118,16 @@ fn value(
         Kind::Match => {
             let (raw, pattern) = (raw()?, rule.get("pattern"));
             let group: usize = rule.get("group").parse().unwrap_or(0);
-            match regex(pattern)?.captures(&raw).map(|c| c.get(group)) {
+            let warning = match regex(pattern)?.captures(&raw).map(|c| c.get(group)) {
                 Some(Some(m)) => return Ok(Some((m.as_str().to_owned(), true))),
-                Some(None) => warn(
-                    warnings,
-                    format!("group {group} does not exist for {pattern} pattern"),
-                ),
-                None => warn(warnings, format!("{pattern} does not match {raw}")),
-            }
+                Some(None) => format!("group {group} does not exist for {pattern} pattern"),
+                None => format!("{pattern} does not match {raw}"),
+            };
+            push_new(warnings, warning);
             None
         }
         Kind::Edge => {
-            let want = match rule.get("branch") {
-                "" => ctx.default_branch(),
-                b => b,
-            };
+            let want = non_empty(rule.get("branch")).unwrap_or(ctx.default_branch());
             (ctx.branch() == Some(want)).then(|| ("edge".to_owned(), false))
         }
         Kind::Ref => match rule.get("event") {
@@ -170,38 +145,28 @@ fn value(
 
 /// `type=semver`: `match=` picks group 1, `/` becomes `-`, then node-semver's
 /// `valid` (an optional leading `v`, semver.org 2.0.0) decides.
-fn semver_value(
-    rule: &TagRule,
-    mut raw: String,
-    warnings: &mut Vec<String>,
-) -> Result<Option<(String, bool)>> {
+fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> Result<Value> {
     let m = rule.get("match");
     if !m.is_empty() {
         match regex(m)?.captures(&raw) {
             Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
-            None => warn(warnings, format!("{m} does not match {raw}")),
+            None => push_new(warnings, format!("{m} does not match {raw}")),
         }
     }
     let raw = raw.replace('/', "-");
     let Some(v) = super::parse_version(&raw) else {
-        warn(warnings, format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
+        push_new(warnings, format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
         return Ok(None);
     };
-    let pattern = Template::parse(rule.get("pattern"))?;
-    let stable = v.pre.is_empty();
-    let version = format!(
-        "{}",
-        semver::Version {
-            build: Default::default(),
-            ..v.clone()
-        }
-    );
+    let (pattern, stable) = (Template::parse(rule.get("pattern"))?, v.pre.is_empty());
+    let mut version = v.clone();
+    version.build = semver::BuildMetadata::EMPTY;
     if !stable && !pattern.is_raw_statement() {
-        return Ok(Some((version, false)));
+        return Ok(Some((version.to_string(), false)));
     }
     let value = pattern.render(|p| {
         Ok(match p.name.as_str() {
-            "version" => version.clone(),
+            "version" => version.to_string(),
             "major" => v.major.to_string(),
             "minor" => v.minor.to_string(),
             "patch" => v.patch.to_string(),
@@ -216,10 +181,7 @@ fn semver_value(
 fn regex(pattern: &str) -> Result<regex::Regex> {
     let source = match pattern.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
         Some((body, flags)) if !body.is_empty() => {
-            let kept: String = flags
-                .chars()
-                .filter(|f| matches!(f, 'i' | 'm' | 's'))
-                .collect();
+            let kept = flags.replace(|f: char| !"ims".contains(f), "");
             format!("(?{kept}:{body})")
         }
         _ => pattern.to_owned(),
@@ -233,8 +195,8 @@ fn global(ctx: &Context, text: &str) -> Result<String> {
 }
 
 fn global_value(ctx: &Context, p: &Placeholder) -> Result<String> {
-    let git_ref = ctx.git_ref.as_deref().unwrap_or("");
-    let fmt = p.format.as_deref().unwrap_or_default();
+    let (git_ref, sha) = (ctx.git_ref.as_deref().unwrap_or(""), &ctx.sha);
+    let (fmt, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref());
     Ok(match p.name.as_str() {
         "branch" => ctx.branch().unwrap_or_default().to_owned(),
         "tag" => git_ref.strip_prefix("refs/tags/").unwrap_or("").to_owned(),
@@ -242,15 +204,12 @@ fn global_value(ctx: &Context, p: &Placeholder) -> Result<String> {
         "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
         "is_default_branch" => ctx.is_default_branch().to_string(),
         "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
-        "date" => format_date(ctx.now, fmt, p.tz.as_deref())?,
-        _ => {
-            let at = ctx.commit_date.with_context(|| {
-                format!(
-                    "{{{{commit_date}}}} needs the date of commit {}, which is unknown here",
-                    ctx.sha
-                )
-            })?;
-            format_date(at, fmt, p.tz.as_deref())?
-        }
+        "date" => format_date(ctx.now, fmt, tz)?,
+        _ => match ctx.commit_date {
+            Some(at) => format_date(at, fmt, tz)?,
+            None => {
+                bail!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
+            }
+        },
     })
 }

@@ -8,14 +8,20 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
-use super::template::{self, Template};
+use super::{
+    non_empty,
+    template::{self, Template},
+};
 
-/// The declared rules, beside the workflow; read by `tags`, `build-image`,
-/// `manifest` (and so by `workflow run`).
+/// The declared rules; read by `tags`, `build-image`, `manifest` (so `workflow run`).
 pub const RULES_FILE: &str = ".github/image-tags.yml";
+
+/// metadata-action's rules when the `tags` input is empty.
+pub const DEFAULT_TAGS: &str =
+    "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -51,10 +57,6 @@ const REQUIRED: &[(Kind, &str, &[&str])] = &[
     (Kind::Sha, "format", &["short", "long"]),
 ];
 
-/// metadata-action's rules when the `tags` input is empty.
-pub const DEFAULT_TAGS: &str =
-    "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
     pub kind: Kind,
@@ -79,10 +81,9 @@ impl TagRule {
 pub struct Flavor {
     /// `latest=true|false`; `None` for `auto` (the first rule that gives a tag decides).
     pub latest: Option<bool>,
-    /// Global prefix and suffix, for rules without their own.
+    /// For rules without their own; `onlatest=true` after one: for `latest` too.
     pub prefix: String,
     pub suffix: String,
-    /// `prefix=...,onlatest=true`: the prefix applies to `latest` too.
     pub prefix_latest: bool,
     pub suffix_latest: bool,
 }
@@ -102,12 +103,10 @@ struct RulesFile {
 }
 
 impl Rules {
-    /// Parses the two blocks; an empty `tags` block means [`DEFAULT_TAGS`].
-    /// Errors name the block, the line and the valid choices.
+    /// An empty `tags` block means [`DEFAULT_TAGS`]; errors name the block, the
+    /// line and the valid choices.
     pub fn parse(tags: &str, flavor: &str) -> Result<Rules> {
-        let block = Some(tags)
-            .filter(|t| lines(t).next().is_some())
-            .unwrap_or(DEFAULT_TAGS);
+        let block = non_empty(tags).map_or(DEFAULT_TAGS, |_| tags);
         let mut tags = lines(block)
             .map(|(n, l)| parse_rule(n, l).with_context(|| format!("tags line {n} `{l}`")))
             .collect::<Result<Vec<_>>>()?;
@@ -120,18 +119,15 @@ impl Rules {
     /// metadata-action's defaults and a notice (the second value).
     pub fn load(root: &Path) -> Result<(Rules, Option<String>)> {
         let path = root.join(RULES_FILE);
+        let at = path.display();
         let text = match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let notice = format!(
-                    "{RULES_FILE} not found: using docker/metadata-action's default rules \
-                     ({}); declare brokkr's there",
-                    DEFAULT_TAGS.replace('\n', "; ")
-                );
+                let defaults = DEFAULT_TAGS.replace('\n', "; ");
+                let notice = format!("{RULES_FILE} not found: using docker/metadata-action's default rules ({defaults}); declare brokkr's there");
                 return Ok((Rules::parse("", "")?, Some(notice)));
             }
-            read => read.with_context(|| format!("reading {}", path.display()))?,
+            read => read.with_context(|| format!("reading {at}"))?,
         };
-        let at = path.display();
         let file: RulesFile = serde_yaml::from_str(&text)
             .with_context(|| format!("{at}: expected `tags: |` and `flavor: |` blocks"))?;
         let rules = Rules::parse(&file.tags, &file.flavor).with_context(|| format!("in {at}"))?;
@@ -141,62 +137,44 @@ impl Rules {
 
 /// Non-empty lines with their 1-based numbers.
 fn lines(block: &str) -> impl Iterator<Item = (usize, &str)> {
-    (block.lines().enumerate())
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty())
+    let numbered = block.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
+    numbered.filter(|(_, l)| !l.is_empty())
 }
 
 /// The `key=value` fields of one line, CSV-quoted as metadata-action's
 /// `csv-parse` reads them: split at the first `=`, both sides trimmed, the
-/// key lower-cased; a field without a key is `None`.
-fn fields(line: &str) -> Result<Vec<(Option<String>, String)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(line.as_bytes());
-    let record = (reader.records().next().transpose())
-        .context("not a comma-separated line (check the quotes)")?
-        .unwrap_or_default();
-    Ok(record
-        .iter()
-        .map(|field| match field.split_once('=') {
-            Some((k, v)) if !k.is_empty() => (Some(k.trim().to_ascii_lowercase()), v.trim().into()),
-            _ => (None, field.trim().to_owned()),
-        })
-        .collect())
+/// key lower-cased; a field without a key has the key `bare`.
+fn fields(line: &str, bare: &str) -> Result<Vec<(String, String)>> {
+    let mut builder = csv::ReaderBuilder::new();
+    let mut reader = builder.has_headers(false).from_reader(line.as_bytes());
+    let record = reader.records().next().transpose();
+    let record = record.context("not a comma-separated line (check the quotes)")?;
+    let field = |f: &str| match f.split_once('=') {
+        Some((k, v)) if !k.is_empty() => (k.trim().to_ascii_lowercase(), v.trim().into()),
+        _ => (bare.to_owned(), f.trim().to_owned()),
+    };
+    Ok(record.iter().flatten().map(field).collect())
 }
 
 fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
-    let mut attrs = BTreeMap::new();
-    for (key, value) in fields(text)? {
-        attrs.insert(key.unwrap_or_else(|| "value".into()), value);
-    }
+    let mut attrs: BTreeMap<_, _> = fields(text, "value")?.into_iter().collect();
     let ty = attrs.remove("type").unwrap_or_else(|| "raw".into());
-    let &(name, kind, default_priority, own) =
-        KINDS.iter().find(|k| k.0 == ty).ok_or_else(|| {
-            let names: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
-            let pep440 = if ty == "pep440" {
-                " (pep440 is not supported here)"
-            } else {
-                ""
-            };
-            anyhow!(
-                "unknown type `{ty}`; valid types: {}{pep440}",
-                names.join(", ")
-            )
-        })?;
+    let Some(&(name, kind, default_priority, own)) = KINDS.iter().find(|k| k.0 == ty) else {
+        let mut names = KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
+        if ty == "pep440" {
+            names += " (pep440 is not supported here)";
+        }
+        bail!("unknown type `{ty}`; valid types: {names}");
+    };
     let valid = [own, COMMON_ATTRS].concat();
     if let Some(key) = attrs.keys().find(|k| !valid.contains(&k.as_str())) {
-        bail!(
-            "unknown attribute `{key}` for type={name}; valid: {}",
-            valid.join(", ")
-        );
+        let valid = valid.join(", ");
+        bail!("unknown attribute `{key}` for type={name}; valid: {valid}");
     }
-    let is_pr = attrs.get("event").is_some_and(|e| e == "pr");
     let defaults: &[(&str, &str)] = match kind {
         Kind::Schedule => &[("pattern", "nightly")],
         Kind::Match => &[("group", "0")],
-        Kind::Ref if is_pr => &[("prefix", "pr-")],
+        Kind::Ref if attrs.get("event").is_some_and(|e| e == "pr") => &[("prefix", "pr-")],
         Kind::Sha => &[("prefix", "sha-"), ("format", "short")],
         _ => &[],
     };
@@ -206,83 +184,65 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     for (_, key, choices) in REQUIRED.iter().filter(|r| r.0 == kind) {
         let valid = |v: &String| choices.is_empty() || choices.contains(&v.as_str());
         if !attrs.get(*key).is_some_and(valid) {
-            let want = if choices.is_empty() {
-                "...".into()
-            } else {
-                choices.join("|")
-            };
+            let want = choices.join("|");
+            let want = non_empty(&want).unwrap_or("...");
             bail!("type={name} needs {key}={want}");
         }
     }
     if kind == Kind::Match && attrs["group"].parse::<usize>().is_err() {
         bail!("type=match: `group` is a group number (0 for the whole match)");
     }
-    let priority = match attrs.get("priority") {
-        Some(p) => p
-            .parse()
-            .map_err(|_| anyhow!("`priority={p}` is not a whole number"))?,
+    let priority = match attrs.get("priority").map(|p| (p, p.parse())) {
         None => default_priority,
+        Some((_, Ok(p))) => p,
+        Some((p, Err(_))) => bail!("`priority={p}` is not a whole number"),
     };
-    check_templates(kind, &attrs)?;
-    Ok(TagRule {
-        kind,
-        attrs,
-        priority,
-        line,
-        text: text.to_owned(),
-    })
-}
-
-/// Every templated attribute parses and uses only the placeholders of its
-/// place; a semver pattern has at least one.
-fn check_templates(kind: Kind, attrs: &BTreeMap<String, String>) -> Result<()> {
-    for (key, value) in attrs {
+    // templates use only the placeholders of their place; a semver pattern has one
+    for (key, value) in &attrs {
         let names = match (kind, key.as_str()) {
             (Kind::Semver, "pattern") => template::SEMVER,
             (Kind::Schedule, "pattern") => template::DATES,
             (_, "prefix" | "suffix" | "enable" | "value") => template::GLOBAL,
             _ => continue,
         };
-        let t = Template::parse(value).with_context(|| format!("{key}=`{value}`"))?;
-        t.check(names).with_context(|| format!("{key}=`{value}`"))?;
+        let at = || format!("{key}=`{value}`");
+        let t = Template::parse(value).with_context(at)?;
+        t.check(names).with_context(at)?;
         if kind == Kind::Semver && key == "pattern" && !t.has_placeholder() {
-            let all: Vec<String> = names.iter().map(|n| format!("{{{{{n}}}}}")).collect();
-            bail!(
-                "pattern=`{value}` has no placeholder; use {}",
-                all.join(", ")
-            );
+            let all = names.split(' ').map(|n| format!("{{{{{n}}}}}"));
+            let all = all.collect::<Vec<_>>().join(", ");
+            bail!("pattern=`{value}` has no placeholder; use {all}");
         }
     }
-    Ok(())
+    let text = text.to_owned();
+    Ok(TagRule {
+        kind,
+        attrs,
+        priority,
+        line,
+        text,
+    })
 }
 
 fn parse_flavor(block: &str) -> Result<Flavor> {
     let mut f = Flavor::default();
     for (n, line) in lines(block) {
-        let at = || format!("flavor line {n} `{line}`");
+        let at = format!("flavor line {n} `{line}`");
         let mut onlatest_for = "";
-        for (key, value) in fields(line).with_context(at)? {
-            let Some(key) = key else {
-                bail!("{}: `{value}` is not key=value", at());
-            };
+        for (key, value) in fields(line, "").with_context(|| at.clone())? {
+            let on = value == "true";
             match (key.as_str(), value.as_str()) {
+                ("", _) => bail!("{at}: `{value}` is not key=value"),
                 ("latest", "auto") => f.latest = None,
-                ("latest", "true" | "false") => f.latest = Some(value == "true"),
-                ("latest", _) => bail!("{}: latest is auto, true or false", at()),
+                ("latest", "true" | "false") => f.latest = Some(on),
+                ("latest", _) => bail!("{at}: latest is auto, true or false"),
                 ("prefix", _) => (f.prefix, onlatest_for) = (value, "prefix"),
                 ("suffix", _) => (f.suffix, onlatest_for) = (value, "suffix"),
-                ("onlatest", "true" | "false") if onlatest_for == "prefix" => {
-                    f.prefix_latest = value == "true"
-                }
-                ("onlatest", "true" | "false") if onlatest_for == "suffix" => {
-                    f.suffix_latest = value == "true"
-                }
+                ("onlatest", "true" | "false") if onlatest_for == "prefix" => f.prefix_latest = on,
+                ("onlatest", "true" | "false") if onlatest_for == "suffix" => f.suffix_latest = on,
                 ("onlatest", "true" | "false") => {}
-                ("onlatest", _) => bail!("{}: onlatest is true or false", at()),
-                _ => bail!(
-                    "{}: unknown flavor `{key}`; valid: latest, prefix, suffix, onlatest",
-                    at()
-                ),
+                ("onlatest", _) => bail!("{at}: onlatest is true or false"),
+                _ => bail!("{at}: unknown flavor `{key}`; valid: latest, prefix, suffix, onlatest"),
             }
         }
     }

@@ -7,20 +7,12 @@
 use anyhow::{anyhow, bail, Context as _, Result};
 use jiff::Timestamp;
 
-/// Placeholders of a `type=semver` pattern, of a `type=schedule` pattern,
-/// and of `value`, `prefix`, `suffix` and `enable`.
-pub const SEMVER: &[&str] = &["version", "major", "minor", "patch", "raw"];
-pub const DATES: &[&str] = &["date", "commit_date"];
-pub const GLOBAL: &[&str] = &[
-    "branch",
-    "tag",
-    "sha",
-    "base_ref",
-    "is_default_branch",
-    "is_not_default_branch",
-    "date",
-    "commit_date",
-];
+/// Placeholders (space-separated) of a `type=semver` pattern, of a
+/// `type=schedule` pattern, and of `value`, `prefix`, `suffix` and `enable`.
+pub const SEMVER: &str = "version major minor patch raw";
+pub const DATES: &str = "date commit_date";
+pub const GLOBAL: &str =
+    "branch tag sha base_ref is_default_branch is_not_default_branch date commit_date";
 
 /// One `{{...}}`: `format` (moment.js) and `tz` (default UTC) are those of
 /// `date` and `commit_date`.
@@ -41,20 +33,14 @@ enum Piece {
 pub struct Template(Vec<Piece>);
 
 impl Template {
-    /// Errors on an unclosed `{{`, unbalanced quotes, or a `date` whose
-    /// format is not a quoted string (handlebars would read it as a missing
-    /// variable).
+    /// Errors on an unclosed `{{`, unbalanced quotes, or a `date` format that is not
+    /// quoted (handlebars would read it as a missing variable).
     pub fn parse(s: &str) -> Result<Template> {
-        let mut pieces = Vec::new();
-        let mut rest = s;
+        let (mut pieces, mut rest) = (Vec::new(), s);
         while let Some((text, after)) = rest.split_once("{{") {
-            let (inner, tail) = after
-                .split_once("}}")
-                .ok_or_else(|| anyhow!("`{{{{` without `}}}}`"))?;
-            pieces.extend([
-                Piece::Text(text.into()),
-                Piece::Var(placeholder(inner.trim())?),
-            ]);
+            let (inner, tail) = after.split_once("}}").context("`{{` without `}}`")?;
+            let var = Piece::Var(placeholder(inner.trim())?);
+            pieces.extend([Piece::Text(text.into()), var]);
             rest = tail;
         }
         pieces.push(Piece::Text(rest.into()));
@@ -62,19 +48,14 @@ impl Template {
         Ok(Template(pieces))
     }
 
-    /// Errors when a placeholder is not one of `names`.
-    pub fn check(&self, names: &[&str]) -> Result<()> {
-        match self
-            .placeholders()
-            .find(|p| !names.contains(&p.name.as_str()))
-        {
-            Some(p) => bail!(
-                "unknown placeholder `{{{{{}}}}}`; valid here: {}",
-                p.name,
-                names.join(", ")
-            ),
-            None => Ok(()),
-        }
+    /// Errors when a placeholder is not one of `names` (space-separated).
+    pub fn check(&self, names: &str) -> Result<()> {
+        let known = |p: &&Placeholder| names.split(' ').any(|n| n == p.name);
+        let Some(p) = self.placeholders().find(|p| !known(p)) else {
+            return Ok(());
+        };
+        let (name, valid) = (&p.name, names.replace(' ', ", "));
+        bail!("unknown placeholder `{{{{{name}}}}}`; valid here: {valid}")
     }
 
     pub fn has_placeholder(&self) -> bool {
@@ -106,14 +87,15 @@ impl Template {
 fn placeholder(inner: &str) -> Result<Placeholder> {
     let at = || format!("`{{{{{inner}}}}}`");
     let words = shlex::split(inner).ok_or_else(|| anyhow!("{}: unbalanced quotes", at()))?;
-    let (name, args) = words
-        .split_first()
-        .ok_or_else(|| anyhow!("empty placeholder `{{{{}}}}`"))?;
+    let Some((name, args)) = words.split_first() else {
+        bail!("empty placeholder `{{{{}}}}`");
+    };
     let (name, mut tz) = (name.clone(), None);
     let quoted = inner[name.len()..].trim_start().starts_with(['\'', '"']);
+    let is_date = DATES.split(' ').any(|d| d == name);
     let format = match args.split_first() {
-        None if !DATES.contains(&name.as_str()) => None,
-        _ if !DATES.contains(&name.as_str()) => bail!("{}: `{name}` takes no arguments", at()),
+        None if !is_date => None,
+        _ if !is_date => bail!("{}: `{name}` takes no arguments", at()),
         Some((format, rest)) if quoted => {
             for arg in rest {
                 match arg.split_once('=') {
@@ -147,24 +129,19 @@ pub fn format_date(at: Timestamp, format: &str, tz: Option<&str>) -> Result<Stri
     let tokens = || MOMENT_TOKENS.split(' ').filter_map(|t| t.split_once('='));
     let (mut spec, mut rest) = (String::new(), format);
     while let Some(c) = rest.chars().next() {
-        if c == '[' {
+        let (literal, len) = if c == '[' {
             let end = rest.find(']').unwrap_or(rest.len());
-            spec.push_str(&rest[1..end].replace('%', "%%"));
-            rest = rest.get(end + 1..).unwrap_or("");
+            (rest[1..end].replace('%', "%%"), end + 1)
         } else if let Some((tok, s)) = tokens().find(|(t, _)| rest.starts_with(t)) {
-            spec.push_str(s);
-            rest = &rest[tok.len()..];
+            (s.to_owned(), tok.len())
         } else if MOMENT_LETTERS.contains(c) {
             let all: Vec<&str> = tokens().map(|t| t.0).collect();
             bail!("date format `{format}`: token at `{rest}` is not supported; use {} or [literal text]", all.join(" "));
         } else {
-            spec.push_str(if c == '%' {
-                "%%"
-            } else {
-                &rest[..c.len_utf8()]
-            });
-            rest = &rest[c.len_utf8()..];
-        }
+            (rest[..c.len_utf8()].replace('%', "%%"), c.len_utf8())
+        };
+        spec.push_str(&literal);
+        rest = rest.get(len..).unwrap_or("");
     }
     Ok(zoned.strftime(&spec).to_string())
 }

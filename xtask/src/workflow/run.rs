@@ -795,7 +795,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
         .filter(|b| b != "HEAD");
     let from_cargo = || {
         let meta = super::validate::cargo_metadata(sh).ok()?;
-        let mut urls = meta.packages.into_iter().filter_map(|p| p.repository);
+        let mut urls = meta.packages.into_iter().map(|p| p.repository);
         urls.find_map(|u| repository_from_url(&u))
     };
     let origin = git(&["remote", "get-url", "origin"]).ok();

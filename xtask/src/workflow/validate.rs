@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 use xshell::Shell;
 
 use super::rules::{self, Expected};
@@ -38,24 +37,10 @@ pub const PYTHON_TOOLS: &[&str] = &[
 /// The linters run after the rules: program and its arguments before the files.
 const LINTERS: &[(&str, &[&str])] = &[("actionlint", &[]), ("zizmor", &["--offline"])];
 
-/// The part of `cargo metadata --no-deps --format-version 1` read here.
-#[derive(Debug, Deserialize)]
-pub struct Metadata {
-    pub workspace_root: String,
-    pub workspace_members: Vec<String>,
-    pub packages: Vec<Package>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Package {
-    pub id: String,
-    pub manifest_path: String,
-    pub repository: Option<String>,
-}
+pub use crate::metadata::CargoMetadata as Metadata;
 
 pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
-    let json = crate::tags::cargo_metadata(sh)?;
-    serde_json::from_str(&json).context("parsing `cargo metadata` output")
+    crate::tags::cargo_metadata(sh)
 }
 
 /// The workspace members' directories relative to the root (`broker`).
