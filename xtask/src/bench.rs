@@ -316,35 +316,24 @@ impl Bench {
         p: &'static Platform,
         extra: &[String],
     ) -> Result<Leg> {
-        let ca = self
-            .prepared
-            .ca_bundle
+        let (ca, local) = (&self.prepared.ca_bundle, self.prepared.bases.local);
+        let ca = ca
             .as_ref()
             .map_or("none".into(), |ca| ca.display().to_string());
-        let bases = if self.prepared.bases.local {
-            "local"
+        let bases = if local {
+            "--bases=local"
         } else {
-            "upstream"
+            "--bases=upstream"
         };
+        let args = "build-image --no-setup --cache=none --progress=plain --component";
         let out = xtask()
+            .args(args.split(' ').chain([c.name, "--platform", p.name, bases]))
             .args([
-                "build-image",
-                "--component",
-                c.name,
-                "--platform",
-                p.name,
-                "--no-setup",
-            ])
-            .args([
-                "--cache=none",
-                "--progress=plain",
-                "--bases",
-                bases,
+                &format!("--registry={BENCH_REGISTRY}"),
+                &self.epoch,
                 "--ca-bundle",
                 &ca,
             ])
-            .arg(format!("--registry={BENCH_REGISTRY}"))
-            .arg(&self.epoch)
             .args(extra.iter().map(String::as_str))
             .env("BROKKR_WORKSPACE", self.dir.display().to_string())
             .run_teed(sh)?;
@@ -401,16 +390,9 @@ impl Bench {
     /// `cargo build --release` as the Dockerfiles run it, outside BuildKit.
     fn cargo_build(&self, sh: &Shell, p: &Platform) -> Result<(f64, Vec<String>)> {
         let t = Instant::now();
-        let build = [
-            "build",
-            "--release",
-            "--locked",
-            "--offline",
-            "--target",
-            p.rust_target,
-        ];
+        let build = "build --release --locked --offline --target".split(' ');
         let out = self
-            .cargo(p, &build)
+            .cargo(p, &build.chain([p.rust_target]).collect::<Vec<_>>())
             .args(COMPONENTS.iter().flat_map(|c| ["--package", c.package]))
             .run_teed(sh)?;
         anyhow::ensure!(out.ok, "cargo build for {} failed", p.rust_target);
@@ -424,37 +406,29 @@ impl Bench {
     fn cargo(&self, p: &Platform, args: &[&str]) -> Cmd {
         let triple = p.rust_target.replace('-', "_");
         let cc = format!("{}-gcc", p.gnu_prefix);
-        let mut c = Cmd::new("docker")
+        let (src, registry) = (self.dir.display(), self.registry.display());
+        let ca = self.prepared.ca_bundle.iter().flat_map(|ca| {
+            let mount = format!("--volume={}:/run/brokkr-ca.pem:ro", ca.display());
+            [mount, "--env=CARGO_HTTP_CAINFO=/run/brokkr-ca.pem".into()]
+        });
+        Cmd::new("docker")
+            .args("run --rm --workdir=/src --env=CARGO_TERM_COLOR=never".split(' '))
             .args([
-                "run",
-                "--rm",
-                "--workdir=/src",
-                "--env=CARGO_TERM_COLOR=never",
+                "--env=CARGO_HOME=/usr/local/cargo".into(),
+                format!("--volume={src}:/src"),
             ])
-            .opt("--volume", format!("{}:/src", self.dir.display()))
-            .opt(
-                "--volume",
-                format!("{}:/usr/local/cargo/registry", self.registry.display()),
-            )
-            .opt("--env", "CARGO_HOME=/usr/local/cargo")
-            .opt(
-                "--env",
-                format!("CARGO_TARGET_DIR=/src/target/baseline-{}", p.arch),
-            )
-            .opt(
-                "--env",
-                format!("CARGO_TARGET_{}_LINKER={cc}", triple.to_uppercase()),
-            )
-            .opt("--env", format!("CC_{triple}={cc}"));
-        if let Some(ca) = &self.prepared.ca_bundle {
-            c = c.opt(
-                "--volume",
-                format!("{}:/run/brokkr-ca.pem:ro", ca.display()),
-            );
-            c = c.opt("--env", "CARGO_HTTP_CAINFO=/run/brokkr-ca.pem");
-        }
-        c.arg(&self.prepared.bases.rust_image)
-            .arg("cargo")
+            .arg(format!("--volume={registry}:/usr/local/cargo/registry"))
+            .arg(format!(
+                "--env=CARGO_TARGET_DIR=/src/target/baseline-{}",
+                p.arch
+            ))
+            .arg(format!(
+                "--env=CARGO_TARGET_{}_LINKER={cc}",
+                triple.to_uppercase()
+            ))
+            .arg(format!("--env=CC_{triple}={cc}"))
+            .args(ca)
+            .args([&self.prepared.bases.rust_image, "cargo"])
             .args(args.iter().copied())
     }
 }
@@ -500,64 +474,45 @@ pub fn markdown(r: &Report) -> String {
         r.machine, r.builder_image, r.runtime_image
     );
     let base = |p: &str| r.baselines.iter().find(|b| b.platform == p);
-    let cold = |c: &str, p: &str| r.cold.iter().find(|l| l.component == c && l.platform == p);
+    let cold = |p: &str| {
+        r.cold
+            .iter()
+            .find(|l| l.component == "broker" && l.platform == p)
+    };
+    let cold = |p: &str| cold(p).map(|l| l.seconds);
+    let mut rows = Vec::new();
     for l in &r.cold {
-        let b = base(&l.platform).filter(|_| l.component == "broker");
-        let what = format!(
-            "cold {} {} ({} crates compiled)",
-            l.component,
-            l.platform,
-            l.compiled.len()
-        );
-        s += &row(&what, l.seconds, b.and_then(|b| b.cold), b.map(|_| COLD));
+        let (c, p, n) = (&l.component, &l.platform, l.compiled.len());
+        let b = base(p).filter(|_| c == "broker");
+        let what = format!("cold {c} {p} ({n} crates compiled)");
+        rows.push((what, l.seconds, b.and_then(|b| b.cold), b.map(|_| COLD)));
     }
     for l in &r.change {
-        let b = base(&l.platform);
+        let (p, ours, b) = (&l.platform, l.compiled.join(", "), base(&l.platform));
         let theirs = b.map_or_else(String::new, |b| b.change_compiled.join(", "));
-        let what = format!(
-            "one-file change, broker {}: compiled {} (baseline: {theirs})",
-            l.platform,
-            l.compiled.join(", ")
-        );
-        s += &row(&what, l.seconds, b.and_then(|b| b.change), Some(CHANGE));
+        let what = format!("one-file change, broker {p}: compiled {ours} (baseline: {theirs})");
+        rows.push((what, l.seconds, b.and_then(|b| b.change), Some(CHANGE)));
     }
-    let pr = &r.pull_request;
+    let (pr, compiled) = (&r.pull_request, r.pull_request.compiled.join(", "));
+    let what = "cache imported from a main build, compiled";
     let what = format!(
-        "pull-request leg, broker {}: cache imported from a main build, compiled {} (baseline: its cold leg)",
-        pr.platform,
-        pr.compiled.join(", ")
+        "pull-request leg, broker {}: {what} {compiled} (baseline: its cold leg)",
+        pr.platform
     );
-    s += &row(
-        &what,
-        pr.seconds,
-        cold("broker", &pr.platform).map(|c| c.seconds),
-        None,
-    );
-    s += &row(
-        &format!("no-op rebuild, broker {}", r.noop.platform),
-        r.noop.seconds,
-        None,
-        Some(NOOP),
-    );
+    rows.push((what, pr.seconds, cold(&pr.platform), None));
+    let what = format!("no-op rebuild, broker {}", r.noop.platform);
+    rows.push((what, r.noop.seconds, None, Some(NOOP)));
     if let Ok(e) = &r.emulate_arm64 {
-        let what = "broker linux/arm64 under emulation (baseline: cross)";
-        s += &row(
-            what,
-            e.seconds,
-            cold("broker", &e.platform).map(|c| c.seconds),
-            None,
-        );
+        let what = "broker linux/arm64 under emulation (baseline: cross)".into();
+        rows.push((what, e.seconds, cold(&e.platform), None));
     }
-    s += &format!(
-        "| fresh machine to the first arm64 images | see below | | | {} | |\n",
-        FRESH_MACHINE.describe()
-    );
-    s += &row(
-        "xtask overhead (`images --dry-run --platform all`)",
-        r.xtask_dry_run_seconds,
-        None,
-        None,
-    );
+    for (what, secs, baseline, target) in rows {
+        s += &row(&what, secs, baseline, target);
+    }
+    let fresh = FRESH_MACHINE.describe();
+    s += &format!("| fresh machine to the first arm64 images | see below | | | {fresh} | |\n");
+    let what = "xtask overhead (`images --dry-run --platform all`)";
+    s += &row(what, r.xtask_dry_run_seconds, None, None);
     let notes = r
         .baselines
         .iter()
@@ -572,14 +527,9 @@ pub fn markdown(r: &Report) -> String {
     }
     s += "\n| image | uncompressed | compressed |\n|---|---|---|\n";
     for l in &r.cold {
-        let (bytes, compressed) = (
-            record::human_size(l.bytes),
-            record::human_size(l.compressed_bytes),
-        );
-        s += &format!(
-            "| {} {} | {bytes} | {compressed} |\n",
-            l.component, l.platform
-        );
+        let (c, p, size) = (&l.component, &l.platform, record::human_size(l.bytes));
+        let compressed = record::human_size(l.compressed_bytes);
+        s += &format!("| {c} {p} | {size} | {compressed} |\n");
     }
     s
 }
