@@ -258,13 +258,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
                 "cargo-chef with the host's cargo",
                 vec![host_cargo_chef(&root, opts)],
             ));
-            let warm = [
-                "--target",
-                "toolchain",
-                "--output",
-                "type=cacheonly",
-                "docker",
-            ];
+            let warm = "--target toolchain --output type=cacheonly docker".split(' ');
             debian.push(c.clone().args(warm));
             let chef = format!("host-cargo-chef={}", root.join("bin").display());
             c = c
@@ -352,10 +346,9 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
 /// leaves this machine, and compressing its ~900 MB costs minutes), with
 /// `docker/` as the context.
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
-    let c = c.opt(
-        "--build-arg",
-        format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
-    );
+    let c = c.arg(format!(
+        "--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"
+    ));
     let c = match &opts.ca_bundle {
         Some(ca) => c.opt("--secret", format!("id=ca-bundle,src={}", ca.display())),
         None => c,
@@ -378,18 +371,10 @@ pub fn ensure_target_builder(
     let df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
     let env = sh.read_file("docker/cargo-env.sh")?;
     let mirror = debian_mirror();
-    let hash = fnv1a(&[
-        &df,
-        &env,
-        &names.builder,
-        &names.debian,
-        CARGO_CHEF_VERSION,
-        &mirror,
-    ]);
-    let image = format!(
-        "{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}-{}-{:08x}",
-        target.arch, hash as u32
-    );
+    let (builder, debian) = (&names.builder, &names.debian);
+    let hash = fnv1a(&[&df, &env, builder, debian, CARGO_CHEF_VERSION, &mirror]) as u32;
+    let arch = target.arch;
+    let image = format!("{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}-{arch}-{hash:08x}");
     if present(sh, &format!("rust builder for {target}"), &image) {
         return Ok(image);
     }
@@ -397,12 +382,11 @@ pub fn ensure_target_builder(
         .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))
         .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
         .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
-    let what = format!("the Rust builder for {target}");
-    run_all(
-        sh,
-        &[(&what, vec![finish_local_build(c, &image, opts)])],
-        opts.dry_run,
-    )?;
+    let job = (
+        &*format!("the Rust builder for {target}"),
+        vec![finish_local_build(c, &image, opts)],
+    );
+    run_all(sh, &[job], opts.dry_run)?;
     Ok(image)
 }
 
