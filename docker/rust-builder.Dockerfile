@@ -37,5 +37,7 @@ RUN set -eu; for a in $FOREIGN_ARCHES; do dpkg --add-architecture "$a"; done; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES; \
     rm -rf /var/lib/apt/lists/*
+
+FROM toolchain
 COPY --from=chef /chef/bin/cargo-chef /usr/local/cargo/bin/cargo-chef
 RUN cargo chef --version
