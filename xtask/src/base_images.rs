@@ -7,10 +7,7 @@
 //! images. Their tags carry a hash of their inputs, so they are rebuilt only
 //! when an input changes.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -22,7 +19,6 @@ use crate::{
     project::{parse_platform_list, Platform, PlatformList, PLATFORMS},
 };
 
-/// Options of `base-images`.
 #[derive(Debug, Args)]
 pub struct BaseImagesArgs {
     /// Also build a Rust builder that runs on each of these target platforms, as
@@ -37,17 +33,15 @@ pub struct BaseImagesArgs {
     pub dry_run: bool,
 }
 
-/// Upstream Rust builder image (Debian 12 based; pairs with distroless `cc-debian12`).
-/// Must equal the `RUST_IMAGE` default in the Dockerfiles (checked by `ci`'s tidy test).
+/// Debian 12 based; pairs with distroless `cc-debian12`. Must equal the
+/// Dockerfiles' `RUST_IMAGE` default (as `RUNTIME_IMAGE` below; tested).
 pub const UPSTREAM_RUST_IMAGE: &str = "docker.io/library/rust:1.85-slim-bookworm";
-/// Upstream runtime image: distroless `cc`, non-root. Must equal the Dockerfiles' `RUNTIME_IMAGE` default.
 pub const UPSTREAM_RUNTIME_IMAGE: &str = "gcr.io/distroless/cc-debian12:nonroot";
 pub use crate::project::LOCAL_BASE_PREFIX as LOCAL_PREFIX;
-/// cargo-chef version every builder installs (`--locked`): the newest whose
-/// dependencies build with the builder's rustc 1.85 (0.1.76+ need 1.86+).
+/// Installed `--locked` by every builder: the newest whose dependencies build
+/// with the builder's rustc 1.85 (0.1.76+ need 1.86+).
 pub const CARGO_CHEF_VERSION: &str = "0.1.75";
-/// Debian suite of the local bases: its rustc (1.85) matches `rust-version`,
-/// and builder and runtime share its glibc (2.41).
+/// Its rustc (1.85) matches `rust-version`; builder and runtime share its glibc (2.41).
 pub const DEBIAN_SUITE: &str = "trixie";
 
 /// Which base images the Dockerfiles use.
@@ -62,18 +56,14 @@ pub enum Bases {
     Local,
 }
 
-/// The base images chosen for a build.
+/// The build arguments `RUST_IMAGE`, `RUNTIME_IMAGE` and, per target
+/// architecture (`arm64`) for `--strategy emulate` with local bases,
+/// `EMULATE_RUST_IMAGE` (empty otherwise: the Dockerfiles then use `RUST_IMAGE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedBases {
-    /// Value of the `RUST_IMAGE` build argument.
     pub rust_image: String,
-    /// Value of the `RUNTIME_IMAGE` build argument.
     pub runtime_image: String,
-    /// Value of the `EMULATE_RUST_IMAGE` build argument per target
-    /// architecture (`arm64`), for `--strategy emulate` with local bases;
-    /// empty otherwise (the Dockerfiles then use `RUST_IMAGE`).
     pub emulate_rust_images: BTreeMap<&'static str, String>,
-    /// Whether these are the local substitutes.
     pub local: bool,
 }
 
@@ -81,19 +71,15 @@ pub struct ResolvedBases {
 /// between Rust releases, which would rebuild every base image).
 pub fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+    for b in parts.iter().flat_map(|p| p.bytes().chain([0])) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     h
 }
 
 /// Debian packages of the local Rust builder running on `build`: rustc,
 /// cargo and gcc, plus for every other platform its C cross compiler, libc
-/// headers and the Rust standard library (`libstd-rust-dev:<arch>`).
-/// Returns (foreign Debian architectures, packages).
+/// headers and Rust standard library. Returns (foreign Debian architectures, packages).
 pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
     let mut packages: Vec<String> = ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"]
         .map(String::from)
@@ -108,59 +94,61 @@ pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
     (foreign, packages)
 }
 
-/// Options shared by the commands that may build base images.
 #[derive(Clone, Debug)]
 pub struct BaseOptions {
-    /// CA bundle passed as the `ca-bundle` build secret (for cargo behind a TLS proxy).
+    /// Passed as the `ca-bundle` build secret (for cargo behind a TLS proxy).
     pub ca_bundle: Option<PathBuf>,
-    /// Print the commands instead of running them.
     pub dry_run: bool,
 }
 
-/// The local image names for the current inputs.
 pub struct LocalNames {
     debian: String,
     builder: String,
     runtime: String,
 }
 
+fn platform_names(sep: &str) -> String {
+    PLATFORMS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
     let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
     let runtime_df = sh.read_file("docker/runtime-base.Dockerfile")?;
     let (foreign, packages) = builder_packages(build);
-    let builder_hash = fnv1a(&[
-        &builder_df,
+    let parts = [
+        &*builder_df,
         &foreign.join(" "),
         &packages.join(" "),
         CARGO_CHEF_VERSION,
-    ]);
-    let runtime_hash = fnv1a(&[
-        &runtime_df,
-        &PLATFORMS
-            .iter()
-            .map(|p| p.name)
-            .collect::<Vec<_>>()
-            .join(","),
-    ]);
+    ];
+    let builder_hash = fnv1a(&parts) as u32;
+    let runtime_hash = fnv1a(&[&runtime_df, &platform_names(",")]) as u32;
     Ok(LocalNames {
         debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
         builder: format!(
-            "{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{}-{:08x}",
-            build.arch, builder_hash as u32
+            "{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{}-{builder_hash:08x}",
+            build.arch
         ),
-        runtime: format!(
-            "{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{:08x}",
-            runtime_hash as u32
-        ),
+        runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
     })
 }
 
-/// Whether `image` is in the local image store.
+/// Whether `image` is in the local store; says so when it is.
+fn present(sh: &Shell, what: &str, image: &str) -> bool {
+    let yes = image_exists(sh, image);
+    if yes {
+        eprintln!("{what} {image} is present");
+    }
+    yes
+}
+
 pub fn image_exists(sh: &Shell, image: &str) -> bool {
-    Cmd::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .capture(sh)
-        .is_ok_and(|c| c.ok)
+    let c = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]);
+    c.capture(sh).is_ok_and(|c| c.ok)
 }
 
 /// Whether the upstream images' registries answer (a manifest lookup with a
@@ -169,15 +157,14 @@ pub fn upstream_reachable(sh: &Shell) -> bool {
     [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE]
         .iter()
         .all(|img| {
-            Cmd::new("timeout")
-                .args(["20", "docker", "buildx", "imagetools", "inspect", img])
-                .capture(sh)
-                .is_ok_and(|c| c.ok)
+            let c =
+                Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
+            c.capture(sh).is_ok_and(|c| c.ok)
         })
 }
 
 /// Chooses the base images for building `targets`, building the local
-/// substitutes when they are chosen and missing. Prints the choice. With
+/// substitutes when they are chosen and missing, and prints the choice. With
 /// `Strategy::Emulate` and local bases, each foreign target also gets a
 /// Rust builder for its own platform ([`ensure_target_builder`]).
 pub fn resolve(
@@ -190,52 +177,38 @@ pub fn resolve(
     let local = match mode {
         Bases::Upstream => false,
         Bases::Local => true,
-        Bases::Auto => {
-            let reachable = !opts.dry_run && upstream_reachable(sh);
-            !reachable
-        }
+        Bases::Auto => opts.dry_run || !upstream_reachable(sh),
     };
-    let resolved = if local {
+    let mut resolved = ResolvedBases {
+        rust_image: UPSTREAM_RUST_IMAGE.to_owned(),
+        runtime_image: UPSTREAM_RUNTIME_IMAGE.to_owned(),
+        emulate_rust_images: BTreeMap::new(),
+        local,
+    };
+    if local {
         let build = Platform::host()?;
         let names = ensure_local(sh, build, opts)?;
-        let mut emulate_rust_images = BTreeMap::new();
-        if strategy == Strategy::Emulate {
-            for t in targets {
-                let image = if *t == build {
-                    names.builder.clone()
-                } else {
-                    ensure_target_builder(sh, t, &names, opts)?
-                };
-                emulate_rust_images.insert(t.arch, image);
-            }
+        for t in targets.iter().filter(|_| strategy == Strategy::Emulate) {
+            let image = if *t == build {
+                names.builder.clone()
+            } else {
+                ensure_target_builder(sh, t, &names, opts)?
+            };
+            resolved.emulate_rust_images.insert(t.arch, image);
         }
-        ResolvedBases {
-            rust_image: names.builder,
-            runtime_image: names.runtime,
-            emulate_rust_images,
-            local: true,
+        (resolved.rust_image, resolved.runtime_image) = (names.builder, names.runtime);
+    }
+    let why = match (mode, local) {
+        (Bases::Auto, true) if opts.dry_run => {
+            "auto, dry run: upstream not probed, showing the local substitutes"
         }
-    } else {
-        ResolvedBases {
-            rust_image: UPSTREAM_RUST_IMAGE.to_owned(),
-            runtime_image: UPSTREAM_RUNTIME_IMAGE.to_owned(),
-            emulate_rust_images: BTreeMap::new(),
-            local: false,
-        }
+        (Bases::Auto, true) => "auto: upstream registry unreachable, using local substitutes",
+        (Bases::Auto, false) => "auto: upstream",
+        (_, true) => "local",
+        (_, false) => "upstream",
     };
-    eprintln!(
-        "bases ({}): builder {}, runtime {}",
-        match (mode, resolved.local) {
-            (Bases::Auto, true) if opts.dry_run =>
-                "auto, dry run: upstream not probed, showing the local substitutes",
-            (Bases::Auto, true) => "auto: upstream registry unreachable, using local substitutes",
-            (Bases::Auto, false) => "auto: upstream",
-            (_, true) => "local",
-            (_, false) => "upstream",
-        },
-        resolved.rust_image,
-        resolved.runtime_image
-    );
+    let (rust, runtime) = (&resolved.rust_image, &resolved.runtime_image);
+    eprintln!("bases ({why}): builder {rust}, runtime {runtime}");
     Ok(resolved)
 }
 
@@ -253,82 +226,111 @@ pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Res
     let names = ensure_local(sh, build, opts)?;
     println!("rust builder ({build}): {}", names.builder);
     for t in emulate.iter().filter(|t| **t != build) {
-        println!(
-            "rust builder ({t}, for --strategy emulate): {}",
-            ensure_target_builder(sh, t, &names, opts)?
-        );
+        let image = ensure_target_builder(sh, t, &names, opts)?;
+        println!("rust builder ({t}, for --strategy emulate): {image}");
     }
-    println!(
-        "runtime ({}): {}",
-        PLATFORMS
-            .iter()
-            .map(|p| p.name)
-            .collect::<Vec<_>>()
-            .join(", "),
-        names.runtime
-    );
+    println!("runtime ({}): {}", platform_names(", "), names.runtime);
     Ok(())
 }
 
-/// The Debian base, then the Rust builder and the runtime base at once (both
-/// start from the Debian base only).
+/// The Debian base, then the Rust builder's apt stage (`toolchain`, into the
+/// build cache) while the host's cargo compiles cargo-chef, then the Rust builder
+/// and the runtime base at once. Without host cargo the builder image compiles
+/// cargo-chef itself (its `chef-compiled` stage, beside the apt stage).
 fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
     let names = local_names(sh, build)?;
-    ensure_debian(sh, &names.debian, opts).context("making the Debian base image")?;
-    let mut builds = Vec::new();
-    if !image_exists(sh, &names.builder) {
+    let mut debian = Vec::new();
+    if !present(sh, "debian base", &names.debian) {
+        debian = debian_steps(&names.debian, opts)?;
+    }
+    let (mut first, mut then) = (Vec::new(), Vec::new());
+    if !present(sh, "rust builder", &names.builder) {
         let (foreign, packages) = builder_packages(build);
-        let c = Cmd::new("docker")
-            .args(["buildx", "build", "--progress", "plain"])
-            .opt("--platform", build.name)
-            .opt("--file", "docker/rust-builder.Dockerfile")
-            .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
+        let mut c = buildx(build.name, "rust-builder", &names.debian)
             .opt(
                 "--build-arg",
                 format!("FOREIGN_ARCHES={}", foreign.join(" ")),
             )
-            .opt("--build-arg", format!("PACKAGES={}", packages.join(" ")))
-            .opt(
-                "--build-arg",
-                format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
-            );
-        builds.push((
-            "the local Rust builder image",
-            finish_local_build(c, &names.builder, opts),
-        ));
-    } else {
-        eprintln!("rust builder {} is present", names.builder);
+            .opt("--build-arg", format!("PACKAGES={}", packages.join(" ")));
+        if which::which("cargo").is_ok() {
+            let root = crate::target_dir().join("xtask/cargo-chef");
+            first.push((
+                "cargo-chef with the host's cargo",
+                vec![host_cargo_chef(&root, opts)],
+            ));
+            let warm = "--target toolchain --output type=cacheonly docker".split(' ');
+            debian.push(c.clone().args(warm));
+            let chef = format!("host-cargo-chef={}", root.join("bin").display());
+            c = c
+                .opt("--build-arg", "CARGO_CHEF_FROM=host")
+                .opt("--build-context", chef);
+        }
+        let c = finish_local_build(c, &names.builder, opts);
+        then.push(("the local Rust builder image", vec![c]));
     }
-    if !image_exists(sh, &names.runtime) {
-        let all: Vec<&str> = PLATFORMS.iter().map(|p| p.name).collect();
-        let c = Cmd::new("docker")
-            .args(["buildx", "build", "--progress", "plain"])
-            .opt("--platform", all.join(","))
-            .opt("--file", "docker/runtime-base.Dockerfile")
-            .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
-            .opt("--tag", &names.runtime)
-            .arg("--load")
-            .arg("docker");
-        builds.push(("the local runtime base image", c));
-    } else {
-        eprintln!("runtime {} is present", names.runtime);
+    if !present(sh, "runtime", &names.runtime) {
+        let c = buildx(&platform_names(","), "runtime-base", &names.debian);
+        let c = c.opt("--tag", &names.runtime).args(["--load", "docker"]);
+        then.push(("the local runtime base image", vec![c]));
     }
-    run_all(sh, &builds, opts.dry_run)?;
+    first.push((
+        "the Debian base image and the Rust builder's packages",
+        debian,
+    ));
+    run_all(sh, &first, opts.dry_run)?;
+    run_all(sh, &then, opts.dry_run)?;
     Ok(names)
 }
 
-/// Runs `cmds` at once, a thread each, and waits for all; the first failure
-/// (in order) is the error, naming what it built.
-fn run_all(sh: &Shell, cmds: &[(&str, Cmd)], dry_run: bool) -> Result<()> {
+/// `cargo install` of cargo-chef into `root` as the `chef` stage of
+/// docker/rust-builder.Dockerfile compiles it (debug, no debug info: a third
+/// of the release build's time; it only reads manifests). The host's glibc
+/// is older than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
+fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
+    let c = Cmd::new("cargo").args(["install", "cargo-chef", "--version", CARGO_CHEF_VERSION]);
+    let c = c
+        .args(["--locked", "--debug", "--root"])
+        .arg(root.display().to_string());
+    let c = c.env("CARGO_PROFILE_DEV_DEBUG", "0");
+    match &opts.ca_bundle {
+        Some(ca) => c.env("CARGO_HTTP_CAINFO", ca.display().to_string()),
+        None => c,
+    }
+}
+
+/// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.
+fn buildx(platforms: &str, file: &str, debian: &str) -> Cmd {
+    Cmd::new("docker")
+        .args([
+            "buildx",
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            platforms,
+        ])
+        .opt("--file", format!("docker/{file}.Dockerfile"))
+        .opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
+}
+
+/// Runs each job's commands in order, the jobs at once (a thread each), and
+/// waits for all; the first failure (in order) is the error, naming its job.
+fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     let dir = sh.current_dir();
-    let run = |what: &str, c: &Cmd| -> Result<()> {
+    let run = |what: &str, cmds: &[Cmd]| -> Result<()> {
         let sh = Shell::new()?;
         sh.change_dir(&dir);
-        run_or_print(&sh, c, dry_run).with_context(|| format!("building {what}"))
+        for c in cmds {
+            match dry_run {
+                true => println!("{c}"),
+                false => c.run(&sh).with_context(|| format!("building {what}"))?,
+            }
+        }
+        Ok(())
     };
-    let run = &run;
     std::thread::scope(|s| {
-        let running: Vec<_> = cmds
+        let run = &run;
+        let running: Vec<_> = jobs
             .iter()
             .map(|(what, c)| s.spawn(move || run(what, c)))
             .collect();
@@ -339,11 +341,14 @@ fn run_all(sh: &Shell, cmds: &[(&str, Cmd)], dry_run: bool) -> Result<()> {
     })
 }
 
-/// The common tail of a local builder image build: the CA bundle secret,
-/// the tag, and an uncompressed image in the local store (the image never
+/// The common tail of a local builder image build: cargo-chef's version, the
+/// CA bundle secret, the tag, and an uncompressed image in the local store (the image never
 /// leaves this machine, and compressing its ~900 MB costs minutes), with
 /// `docker/` as the context.
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
+    let c = c.arg(format!(
+        "--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"
+    ));
     let c = match &opts.ca_bundle {
         Some(ca) => c.opt("--secret", format!("id=ca-bundle,src={}", ca.display())),
         None => c,
@@ -353,20 +358,10 @@ fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
         .arg("docker")
 }
 
-fn run_or_print(sh: &Shell, c: &Cmd, dry_run: bool) -> Result<()> {
-    if dry_run {
-        println!("{c}");
-        Ok(())
-    } else {
-        c.run(sh)
-    }
-}
-
 /// A Rust builder that runs ON `target` (for `--strategy emulate`), from
 /// `docker/rust-builder-target.Dockerfile`: Debian's packages unpacked on
 /// the build platform and configured under QEMU, plus cargo-chef
-/// cross-compiled by the build-platform builder. Takes minutes (emulated
-/// package configuration); built once per input hash.
+/// cross-compiled by the build-platform builder. Takes minutes; built once per input hash.
 pub fn ensure_target_builder(
     sh: &Shell,
     target: &Platform,
@@ -376,76 +371,57 @@ pub fn ensure_target_builder(
     let df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
     let env = sh.read_file("docker/cargo-env.sh")?;
     let mirror = debian_mirror();
-    let hash = fnv1a(&[
-        &df,
-        &env,
-        &names.builder,
-        &names.debian,
-        CARGO_CHEF_VERSION,
-        &mirror,
-    ]);
-    let image = format!(
-        "{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}-{}-{:08x}",
-        target.arch, hash as u32
-    );
-    if image_exists(sh, &image) {
-        eprintln!("rust builder for {target} {image} is present");
+    let (builder, debian) = (&names.builder, &names.debian);
+    let hash = fnv1a(&[&df, &env, builder, debian, CARGO_CHEF_VERSION, &mirror]) as u32;
+    let arch = target.arch;
+    let image = format!("{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}-{arch}-{hash:08x}");
+    if present(sh, &format!("rust builder for {target}"), &image) {
         return Ok(image);
     }
-    let c = Cmd::new("docker")
-        .args(["buildx", "build", "--progress", "plain"])
-        .opt("--platform", target.name)
-        .opt("--file", "docker/rust-builder-target.Dockerfile")
-        .opt("--build-arg", format!("DEBIAN_IMAGE={}", names.debian))
+    let c = buildx(target.name, "rust-builder-target", &names.debian)
         .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))
         .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
-        .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"))
-        .opt(
-            "--build-arg",
-            format!("CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"),
-        );
-    let c = finish_local_build(c, &image, opts);
-    run_or_print(sh, &c, opts.dry_run)
-        .with_context(|| format!("building the Rust builder for {target}"))?;
+        .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
+    let job = (
+        &*format!("the Rust builder for {target}"),
+        vec![finish_local_build(c, &image, opts)],
+    );
+    run_all(sh, &[job], opts.dry_run)?;
     Ok(image)
 }
 
-/// The Debian mirror for debootstrap: `$BROKKR_DEBIAN_MIRROR`, else deb.debian.org.
+/// `$BROKKR_DEBIAN_MIRROR`, else deb.debian.org.
 fn debian_mirror() -> String {
-    std::env::var("BROKKR_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned())
+    std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into())
 }
 
 /// A minimal Debian root filesystem imported as an image (no registry
 /// needed): `debootstrap --variant=minbase`, then `docker import`.
-fn ensure_debian(sh: &Shell, image: &str, opts: &BaseOptions) -> Result<()> {
-    if image_exists(sh, image) {
-        eprintln!("debian base {image} is present");
-        return Ok(());
-    }
-    let work = crate::target_dir().join("base-images");
-    let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs"));
-    let tarball = work.join(format!("{DEBIAN_SUITE}.tar"));
-    let mirror = debian_mirror();
-    let steps = [
-        Cmd::new("rm").args(["-rf", &path(&rootfs), &path(&tarball)]),
-        Cmd::new("mkdir").args(["-p", &path(&work)]),
-        Cmd::new("debootstrap").args(["--variant=minbase", DEBIAN_SUITE, &path(&rootfs), &mirror]),
-        Cmd::new("tar").args(["-C", &path(&rootfs), "-cf", &path(&tarball), "."]),
-        Cmd::new("docker").args(["import", &path(&tarball), image]),
-        Cmd::new("rm").args(["-rf", &path(&rootfs), &path(&tarball)]),
-    ];
+fn debian_steps(image: &str, opts: &BaseOptions) -> Result<Vec<Cmd>> {
     if !opts.dry_run && which::which("debootstrap").is_err() {
         bail!("debootstrap is not installed; run `cargo xtask setup` (or `apt-get install debootstrap`)");
     }
-    for s in &steps {
-        run_or_print(sh, s, opts.dry_run)?;
-    }
-    Ok(())
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
+    let work = crate::target_dir().join("base-images");
+    let [work_s, rootfs, tarball] = [
+        &work,
+        &work.join(format!("{DEBIAN_SUITE}-rootfs")),
+        &work.join(format!("{DEBIAN_SUITE}.tar")),
+    ]
+    .map(|p| p.display().to_string());
+    let rm = Cmd::new("rm").args(["-rf", &rootfs, &tarball]);
+    Ok(vec![
+        rm.clone(),
+        Cmd::new("mkdir").args(["-p", &work_s]),
+        Cmd::new("debootstrap").args([
+            "--variant=minbase",
+            DEBIAN_SUITE,
+            &rootfs,
+            &debian_mirror(),
+        ]),
+        Cmd::new("tar").args(["-C", &rootfs, "-cf", &tarball, "."]),
+        Cmd::new("docker").args(["import", &tarball, image]),
+        rm,
+    ])
 }
 
 #[cfg(test)]

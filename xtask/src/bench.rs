@@ -6,7 +6,8 @@
 //! printed as a ratio to it, beside its target. Timings are reported, never
 //! asserted. Images go to `localhost:5000/brokkr-bench`, cold builds use a
 //! fresh `BROKKR_CACHE_EPOCH`, and everything is built from a clone under
-//! `target/bench-workspace`, so the user's images and build cache are left alone.
+//! `target/bench-workspace` (records and local cache in the clone's `target/`),
+//! so the user's images and build cache are left alone.
 
 use std::{
     path::PathBuf,
@@ -15,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use crate::{
@@ -29,7 +30,6 @@ use crate::{
     push, record, tags,
 };
 
-/// Options of `bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Skip the slow measurement (the arm64 image compiled under emulation).
@@ -49,7 +49,7 @@ pub struct BenchArgs {
     pub no_setup: bool,
 }
 
-/// Name prefix of the benchmark's images (loaded into the engine, never pushed).
+/// Loaded into the engine, never pushed.
 pub const BENCH_REGISTRY: &str = "localhost:5000/brokkr-bench";
 
 /// What a figure is held to (issue 14's targets).
@@ -61,17 +61,14 @@ pub enum Target {
     Under(f64),
 }
 
-/// A cold leg against a cold baseline.
 pub const COLD: Target = Target::Ratio(1.1, 0.0);
-/// A one-file change against the baseline's same change.
 pub const CHANGE: Target = Target::Ratio(1.5, 2.0);
-/// A rebuild with nothing changed.
 pub const NOOP: Target = Target::Under(1.5);
-/// A fresh machine to the first arm64 images (`.ci/run`; not measured by `bench`).
+/// Not measured by `bench` (it needs a machine without engine, images and build cache).
 pub const FRESH_MACHINE: Target = Target::Under(240.0);
 
 impl Target {
-    /// Whether `seconds` meets the target; `None` when it needs a baseline and has none.
+    /// `None` when the target needs a baseline and has none.
     pub fn met(self, seconds: f64, baseline: Option<f64>) -> Option<bool> {
         match self {
             Target::Ratio(factor, plus) => baseline.map(|b| seconds <= factor * b + plus),
@@ -79,7 +76,6 @@ impl Target {
         }
     }
 
-    /// The target as the table prints it.
     pub fn describe(self) -> String {
         match self {
             Target::Ratio(factor, plus) if plus > 0.0 => {
@@ -91,8 +87,10 @@ impl Target {
     }
 }
 
-/// One BuildKit build (`cargo xtask build-image`): wall time of `docker
-/// buildx build` in seconds, and the crates cargo compiled ([`compiled_crates`]).
+/// One `cargo xtask build-image`: `seconds` of `docker buildx build` (its
+/// record), `compiled` per [`compiled_crates`], sizes in bytes (uncompressed:
+/// the layers per `docker history`; compressed: config and layers in the
+/// registry after a push, cold legs only).
 #[derive(Clone, Debug, Serialize)]
 pub struct Leg {
     pub component: String,
@@ -100,42 +98,39 @@ pub struct Leg {
     pub seconds: f64,
     pub cached_steps: usize,
     pub compiled: Vec<String>,
-    /// Uncompressed size of the loaded image (its layers per `docker history`), bytes.
     pub bytes: Option<u64>,
-    /// Config and layers in the registry after a push (cold legs), bytes.
     pub compressed_bytes: Option<u64>,
 }
 
 /// cargo outside BuildKit for one platform: seconds with a fresh target
-/// directory and after the one-file change (cargo's own `Finished ... in`).
+/// directory and after the one-file change (cargo's own `Finished ... in`);
+/// `note` says why a figure is missing.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Baseline {
     pub platform: String,
     pub cold: Option<f64>,
     pub change: Option<f64>,
     pub change_compiled: Vec<String>,
-    /// Why a figure is missing.
     pub note: Option<String>,
 }
 
-/// Everything `bench` measured (`--json` prints this).
+/// Everything `bench` measured (`--json` prints this). `cold`: per platform
+/// the broker, then the agent; `change`: the broker after a one-line change
+/// to `broker/src/main.rs`, per platform; `pull_request`: the host platform's
+/// broker after a second change, importing the cache a main build exported;
+/// `noop`: the host platform's broker again; `emulate_arm64`: the arm64
+/// broker with `--strategy emulate`, cold, or why not.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// `uname -srm`, cores and memory.
     pub machine: String,
-    /// BuildKit's `RUST_IMAGE`, and the baseline's container.
     pub builder_image: String,
     pub runtime_image: String,
-    /// Cross strategy, per platform: broker, then agent.
     pub cold: Vec<Leg>,
     pub baselines: Vec<Baseline>,
-    /// The broker after a one-line change to `broker/src/main.rs`, per platform.
     pub change: Vec<Leg>,
-    /// The broker for the host platform, nothing changed.
+    pub pull_request: Leg,
     pub noop: Leg,
-    /// The arm64 broker with `--strategy emulate`, cold, or why not.
     pub emulate_arm64: Result<Leg, String>,
-    /// `cargo xtask images --dry-run --platform all`, seconds.
     pub xtask_dry_run_seconds: f64,
 }
 
@@ -145,8 +140,7 @@ pub struct Report {
 pub fn compiled_crates(output: &str) -> Vec<String> {
     let mut out: Vec<String> = output
         .lines()
-        .filter_map(|l| l.split_once(" Compiling ").map(|(_, rest)| rest))
-        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|l| l.split_once(" Compiling ")?.1.split_whitespace().next())
         .map(str::to_owned)
         .collect();
     out.sort();
@@ -170,7 +164,17 @@ pub fn cargo_finished_seconds(output: &str) -> Option<f64> {
         .sum()
 }
 
-/// Runs `cargo xtask bench`.
+/// Appends a comment line to the clone's `broker/src/main.rs` (uncommitted,
+/// so `BROKKR_GIT_COMMIT`, which both binaries embed, stays the same).
+fn change_broker(dir: &std::path::Path, line: &str) -> Result<()> {
+    let main_rs = dir.join("broker/src/main.rs");
+    let text = std::fs::read_to_string(&main_rs).context("reading the clone's broker source")?;
+    Ok(std::fs::write(
+        &main_rs,
+        format!("{text}\n// bench: {line}\n"),
+    )?)
+}
+
 pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -191,7 +195,10 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let platforms: Vec<&'static Platform> = PLATFORMS.iter().collect();
     xtask().args(["registry", "start"]).run(sh)?;
     let prepared = build_image::prepare(sh, &opts, &platforms)?;
-    let dir = crate::target_dir().join("bench-workspace");
+    let (target, dir) = (
+        crate::target_dir(),
+        crate::target_dir().join("bench-workspace"),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let root = crate::project_root().display().to_string();
     Cmd::new("git")
@@ -199,9 +206,13 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         .run(sh)?;
     let clone_sh = Shell::new()?;
     clone_sh.change_dir(&dir);
+    // Every `build-image` below (and `record::load` here) uses the clone's target
+    // directory: its records and local cache go with the clone.
+    std::env::set_var("CARGO_TARGET_DIR", dir.join("target"));
     let b = Bench {
         ctx: tags::detect(&clone_sh)?,
         dir,
+        registry: target.join("bench-cargo-registry"),
         prepared,
         epoch: format!("--cache-epoch={epoch}"),
     };
@@ -214,17 +225,20 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
             cold.push(leg);
         }
     }
+    let (broker, host) = (component("broker")?, Platform::host()?);
+    // A main build: every step cached from the cold legs, its cache exported.
+    b.build(sh, broker, host, &["--cache=local".into()])?;
     let mut baselines: Vec<Baseline> = platforms.iter().map(|p| b.baseline_cold(sh, p)).collect();
-    let main_rs = b.dir.join("broker/src/main.rs");
-    let text = std::fs::read_to_string(&main_rs).context("reading the clone's broker source")?;
-    std::fs::write(&main_rs, text + "\n// bench: a one-line source change\n")?;
-    let broker = component("broker")?;
+    change_broker(&b.dir, "a one-line source change")?;
     let mut change = Vec::new();
     for (p, base) in platforms.iter().zip(&mut baselines) {
         b.baseline_change(sh, p, base);
         change.push(b.build(sh, broker, p, &[])?);
     }
-    let noop = b.build(sh, broker, Platform::host()?, &[])?;
+    change_broker(&b.dir, "a pull request's change")?;
+    let pr = ["--cache=local".into(), "--cache-read-only".into()];
+    let pull_request = b.build(sh, broker, host, &pr)?;
+    let noop = b.build(sh, broker, host, &[])?;
     let emulate_arm64 = if args.quick {
         Err("skipped (--quick)".to_owned())
     } else {
@@ -237,8 +251,9 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     };
 
     let t = Instant::now();
+    let dry_run = ["images", "--dry-run", "--platform", "all"];
     xtask()
-        .args(["images", "--dry-run", "--platform", "all"])
+        .args(dry_run)
         .arg(format!("--registry={BENCH_REGISTRY}"))
         .capture(sh)?;
     let report = Report {
@@ -248,13 +263,13 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         cold,
         baselines,
         change,
+        pull_request,
         noop,
         emulate_arm64,
         xtask_dry_run_seconds: t.elapsed().as_secs_f64(),
     };
-    let md = markdown(&report);
-    let json = serde_json::to_string_pretty(&report)?;
-    let out_dir = crate::target_dir().join("xtask");
+    let (md, json) = (markdown(&report), serde_json::to_string_pretty(&report)?);
+    let out_dir = target.join("xtask");
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("bench.md"), &md)?;
     std::fs::write(out_dir.join("bench.json"), &json)?;
@@ -269,18 +284,31 @@ fn xtask() -> Cmd {
 }
 
 /// One run's shared state: the clone of this checkout that every build and
-/// the baseline read (so that after the change only that file's mtime differs).
+/// the baseline read (so that after the change only that file's mtime
+/// differs), crates for the baseline downloaded once into `registry`, and
+/// `--cache-epoch=<nanoseconds>`: one cold start for every leg, as one CI run.
 struct Bench {
     dir: PathBuf,
+    registry: PathBuf,
     ctx: metadata::Context,
     prepared: Prepared,
-    /// `--cache-epoch=<nanoseconds>`: one cold start for every leg, as one CI run.
     epoch: String,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    config: Blob,
+    layers: Vec<Blob>,
+}
+
+#[derive(Deserialize)]
+struct Blob {
+    size: u64,
 }
 
 impl Bench {
     /// `cargo xtask build-image` of the clone, as a developer runs it; its
-    /// record (under this checkout's target directory) gives time and size.
+    /// record gives time and size.
     fn build(
         &self,
         sh: &Shell,
@@ -288,41 +316,26 @@ impl Bench {
         p: &'static Platform,
         extra: &[String],
     ) -> Result<Leg> {
-        let ca = self
-            .prepared
-            .ca_bundle
+        let (ca, local) = (&self.prepared.ca_bundle, self.prepared.bases.local);
+        let ca = ca
             .as_ref()
             .map_or("none".into(), |ca| ca.display().to_string());
-        let bases = if self.prepared.bases.local {
-            "local"
+        let bases = if local {
+            "--bases=local"
         } else {
-            "upstream"
+            "--bases=upstream"
         };
+        let args = "build-image --no-setup --cache=none --progress=plain --component";
         let out = xtask()
+            .args(args.split(' ').chain([c.name, "--platform", p.name, bases]))
             .args([
-                "build-image",
-                "--component",
-                c.name,
-                "--platform",
-                p.name,
-                "--no-setup",
-            ])
-            .args([
-                "--cache=none",
-                "--progress=plain",
-                "--bases",
-                bases,
+                &format!("--registry={BENCH_REGISTRY}"),
+                &self.epoch,
                 "--ca-bundle",
                 &ca,
             ])
-            .arg(format!("--registry={BENCH_REGISTRY}"))
-            .arg(&self.epoch)
             .args(extra.iter().map(String::as_str))
             .env("BROKKR_WORKSPACE", self.dir.display().to_string())
-            .env(
-                "CARGO_TARGET_DIR",
-                crate::target_dir().display().to_string(),
-            )
             .run_teed(sh)?;
         anyhow::ensure!(out.ok, "building {} for {p} failed", c.image_name());
         let reference = metadata::per_platform_reference(BENCH_REGISTRY, c, &self.ctx, p);
@@ -348,13 +361,8 @@ impl Bench {
         };
         let digest = index::per_platform_digest(&inspect(&reference)?, p).ok()?;
         let repo = reference.rsplit_once(':').map_or(&*reference, |(r, _)| r);
-        let v: serde_json::Value =
-            serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
-        let layers = v["layers"]
-            .as_array()?
-            .iter()
-            .filter_map(|l| l["size"].as_u64());
-        Some(layers.sum::<u64>() + v["config"]["size"].as_u64()?)
+        let m: Manifest = serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
+        Some(m.layers.iter().map(|l| l.size).sum::<u64>() + m.config.size)
     }
 
     fn baseline_cold(&self, sh: &Shell, p: &Platform) -> Baseline {
@@ -382,18 +390,9 @@ impl Bench {
     /// `cargo build --release` as the Dockerfiles run it, outside BuildKit.
     fn cargo_build(&self, sh: &Shell, p: &Platform) -> Result<(f64, Vec<String>)> {
         let t = Instant::now();
+        let build = "build --release --locked --offline --target".split(' ');
         let out = self
-            .cargo(
-                p,
-                &[
-                    "build",
-                    "--release",
-                    "--locked",
-                    "--offline",
-                    "--target",
-                    p.rust_target,
-                ],
-            )
+            .cargo(p, &build.chain([p.rust_target]).collect::<Vec<_>>())
             .args(COMPONENTS.iter().flat_map(|c| ["--package", c.package]))
             .run_teed(sh)?;
         anyhow::ensure!(out.ok, "cargo build for {} failed", p.rust_target);
@@ -402,49 +401,39 @@ impl Bench {
     }
 
     /// cargo in a plain container of the builder image: the clone at `/src`
-    /// (BuildKit's path), a target directory per platform, crates downloaded
-    /// once into `target/bench-cargo-registry`, the cross linker set as
-    /// `docker/cargo-env.sh` sets it.
+    /// (BuildKit's path), a target directory per platform, the cross linker
+    /// set as `docker/cargo-env.sh` sets it.
     fn cargo(&self, p: &Platform, args: &[&str]) -> Cmd {
-        let registry = crate::target_dir().join("bench-cargo-registry");
         let triple = p.rust_target.replace('-', "_");
         let cc = format!("{}-gcc", p.gnu_prefix);
-        let mut c = Cmd::new("docker")
+        let (src, registry) = (self.dir.display(), self.registry.display());
+        let ca = self.prepared.ca_bundle.iter().flat_map(|ca| {
+            let mount = format!("--volume={}:/run/brokkr-ca.pem:ro", ca.display());
+            [mount, "--env=CARGO_HTTP_CAINFO=/run/brokkr-ca.pem".into()]
+        });
+        Cmd::new("docker")
+            .args("run --rm --workdir=/src --env=CARGO_TERM_COLOR=never".split(' '))
             .args([
-                "run",
-                "--rm",
-                "--workdir=/src",
-                "--env=CARGO_TERM_COLOR=never",
+                "--env=CARGO_HOME=/usr/local/cargo".into(),
+                format!("--volume={src}:/src"),
             ])
-            .opt("--volume", format!("{}:/src", self.dir.display()))
-            .opt(
-                "--volume",
-                format!("{}:/usr/local/cargo/registry", registry.display()),
-            )
-            .opt("--env", "CARGO_HOME=/usr/local/cargo")
-            .opt(
-                "--env",
-                format!("CARGO_TARGET_DIR=/src/target/baseline-{}", p.arch),
-            )
-            .opt(
-                "--env",
-                format!("CARGO_TARGET_{}_LINKER={cc}", triple.to_uppercase()),
-            )
-            .opt("--env", format!("CC_{triple}={cc}"));
-        if let Some(ca) = &self.prepared.ca_bundle {
-            c = c
-                .opt(
-                    "--volume",
-                    format!("{}:/run/brokkr-ca.pem:ro", ca.display()),
-                )
-                .opt("--env", "CARGO_HTTP_CAINFO=/run/brokkr-ca.pem");
-        }
-        c.arg(&self.prepared.bases.rust_image)
-            .arg("cargo")
+            .arg(format!("--volume={registry}:/usr/local/cargo/registry"))
+            .arg(format!(
+                "--env=CARGO_TARGET_DIR=/src/target/baseline-{}",
+                p.arch
+            ))
+            .arg(format!(
+                "--env=CARGO_TARGET_{}_LINKER={cc}",
+                triple.to_uppercase()
+            ))
+            .arg(format!("--env=CC_{triple}={cc}"))
+            .args(ca)
+            .args([&self.prepared.bases.rust_image, "cargo"])
             .args(args.iter().copied())
     }
 }
 
+/// `uname -srm`, cores and memory.
 fn machine(sh: &Shell) -> String {
     let uname = Cmd::new("uname")
         .args(["-srm"])
@@ -471,11 +460,9 @@ pub fn row(measure: &str, seconds: f64, baseline: Option<f64>, target: Option<Ta
         Some(None) => "-",
         None => "",
     };
-    format!(
-        "| {measure} | {seconds:.1} s | {} | {ratio} | {} | {met} |\n",
-        baseline.map_or_else(String::new, |b| format!("{b:.1} s")),
-        target.map_or_else(String::new, Target::describe)
-    )
+    let baseline = baseline.map_or_else(String::new, |b| format!("{b:.1} s"));
+    let target = target.map_or_else(String::new, Target::describe);
+    format!("| {measure} | {seconds:.1} s | {baseline} | {ratio} | {target} | {met} |\n")
 }
 
 /// The report as Markdown (what BENCHMARKS.md holds).
@@ -487,72 +474,62 @@ pub fn markdown(r: &Report) -> String {
         r.machine, r.builder_image, r.runtime_image
     );
     let base = |p: &str| r.baselines.iter().find(|b| b.platform == p);
+    let cold = |p: &str| {
+        r.cold
+            .iter()
+            .find(|l| l.component == "broker" && l.platform == p)
+    };
+    let cold = |p: &str| cold(p).map(|l| l.seconds);
+    let mut rows = Vec::new();
     for l in &r.cold {
-        let b = base(&l.platform).filter(|_| l.component == "broker");
-        let what = format!(
-            "cold {} {} ({} crates compiled)",
-            l.component,
-            l.platform,
-            l.compiled.len()
-        );
-        s += &row(&what, l.seconds, b.and_then(|b| b.cold), b.map(|_| COLD));
+        let (c, p, n) = (&l.component, &l.platform, l.compiled.len());
+        let b = base(p).filter(|_| c == "broker");
+        let what = format!("cold {c} {p} ({n} crates compiled)");
+        rows.push((what, l.seconds, b.and_then(|b| b.cold), b.map(|_| COLD)));
     }
     for l in &r.change {
-        let b = base(&l.platform);
+        let (p, ours, b) = (&l.platform, l.compiled.join(", "), base(&l.platform));
         let theirs = b.map_or_else(String::new, |b| b.change_compiled.join(", "));
-        let what = format!(
-            "one-file change, broker {}: compiled {} (baseline: {theirs})",
-            l.platform,
-            l.compiled.join(", ")
-        );
-        s += &row(&what, l.seconds, b.and_then(|b| b.change), Some(CHANGE));
+        let what = format!("one-file change, broker {p}: compiled {ours} (baseline: {theirs})");
+        rows.push((what, l.seconds, b.and_then(|b| b.change), Some(CHANGE)));
     }
-    s += &row(
-        &format!("no-op rebuild, broker {}", r.noop.platform),
-        r.noop.seconds,
-        None,
-        Some(NOOP),
+    let (pr, compiled) = (&r.pull_request, r.pull_request.compiled.join(", "));
+    let what = "cache imported from a main build, compiled";
+    let what = format!(
+        "pull-request leg, broker {}: {what} {compiled} (baseline: its cold leg)",
+        pr.platform
     );
+    rows.push((what, pr.seconds, cold(&pr.platform), None));
+    let what = format!("no-op rebuild, broker {}", r.noop.platform);
+    rows.push((what, r.noop.seconds, None, Some(NOOP)));
     if let Ok(e) = &r.emulate_arm64 {
-        let cross = r
-            .cold
-            .iter()
-            .find(|l| l.component == "broker" && l.platform == e.platform);
-        s += &row(
-            "broker linux/arm64 under emulation (baseline: cross)",
-            e.seconds,
-            cross.map(|c| c.seconds),
-            None,
-        );
+        let what = "broker linux/arm64 under emulation (baseline: cross)".into();
+        rows.push((what, e.seconds, cold(&e.platform), None));
     }
-    s += &format!(
-        "| fresh machine to the first arm64 images | see below | | | {} | |\n",
-        FRESH_MACHINE.describe()
-    );
-    s += &row(
-        "xtask overhead (`images --dry-run --platform all`)",
-        r.xtask_dry_run_seconds,
-        None,
-        None,
-    );
+    for (what, secs, baseline, target) in rows {
+        s += &row(&what, secs, baseline, target);
+    }
+    let fresh = FRESH_MACHINE.describe();
+    s += &format!("| fresh machine to the first arm64 images | see below | | | {fresh} | |\n");
+    let what = "xtask overhead (`images --dry-run --platform all`)";
+    s += &row(what, r.xtask_dry_run_seconds, None, None);
     let notes = r
         .baselines
         .iter()
         .filter_map(|b| Some((b.platform.as_str(), b.note.as_deref()?)));
-    for (what, note) in notes.chain(
-        r.emulate_arm64
-            .as_ref()
-            .err()
-            .map(|e| ("emulation", e.as_str())),
-    ) {
+    let emulation = r
+        .emulate_arm64
+        .as_ref()
+        .err()
+        .map(|e| ("emulation", e.as_str()));
+    for (what, note) in notes.chain(emulation) {
         s += &format!("\n{what}: {note}\n");
     }
-    s += "\n| image | uncompressed size |\n|---|---|\n";
+    s += "\n| image | uncompressed | compressed |\n|---|---|---|\n";
     for l in &r.cold {
-        let mb = l
-            .bytes
-            .map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
-        s += &format!("| {} {} | {mb} |\n", l.component, l.platform);
+        let (c, p, size) = (&l.component, &l.platform, record::human_size(l.bytes));
+        let compressed = record::human_size(l.compressed_bytes);
+        s += &format!("| {c} {p} | {size} | {compressed} |\n");
     }
     s
 }
@@ -602,6 +579,40 @@ mod tests {
             "| cold | 62.0 s |  |  | <= 1.1x baseline | - |\n"
         );
         assert_eq!(row("x", 0.4, None, None), "| x | 0.4 s |  |  |  |  |\n");
+    }
+
+    #[test]
+    fn pull_request_leg_is_a_ratio_to_its_cold_leg() {
+        let leg = |c: &str, secs, compiled: &[&str]| Leg {
+            component: c.into(),
+            platform: "linux/amd64".into(),
+            seconds: secs,
+            cached_steps: 0,
+            compiled: compiled.iter().map(|c| c.to_string()).collect(),
+            bytes: Some(7_300_000),
+            compressed_bytes: Some(3_400_000),
+        };
+        let r = Report {
+            machine: "m".into(),
+            builder_image: "b".into(),
+            runtime_image: "r".into(),
+            cold: vec![leg("broker", 150.0, &["serde"]), leg("agent", 1.0, &[])],
+            baselines: vec![],
+            change: vec![],
+            pull_request: leg("broker", 15.0, &["brokkr-agent", "brokkr-broker"]),
+            noop: leg("broker", 0.9, &[]),
+            emulate_arm64: Err("skipped (--quick)".into()),
+            xtask_dry_run_seconds: 0.1,
+        };
+        let md = markdown(&r);
+        let pr = "| pull-request leg, broker linux/amd64: cache imported from a main build, \
+                  compiled brokkr-agent, brokkr-broker (baseline: its cold leg) | 15.0 s | 150.0 s | 0.10x |  |  |\n";
+        assert!(md.contains(pr), "{md}");
+        assert!(
+            md.contains("| broker linux/amd64 | 7.3 MB | 3.4 MB |\n"),
+            "{md}"
+        );
+        assert!(md.contains("\nemulation: skipped (--quick)\n"), "{md}");
     }
 
     #[test]
