@@ -6,10 +6,7 @@
 //! optional `BROKKR_GIT_COMMIT` themselves (`option_env!`); the rerun line rebuilds
 //! when it changes.
 fn main() {
-    for (key, from) in [
-        ("BROKKR_TARGET", "TARGET"),
-        ("BROKKR_ARCH", "CARGO_CFG_TARGET_ARCH"),
-    ] {
+    for (key, from) in [("BROKKR_TARGET", "TARGET"), ("BROKKR_ARCH", "CARGO_CFG_TARGET_ARCH")] {
         println!("cargo:rustc-env={key}={}", std::env::var(from).expect(from));
     }
     println!("cargo:rerun-if-env-changed=BROKKR_GIT_COMMIT");

@@ -28,10 +28,7 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
     let commit = option_env!("BROKKR_GIT_COMMIT").filter(|c| !c.is_empty());
     let commit = commit.map(|c| format!(", commit {c}")).unwrap_or_default();
     let (target, arch) = (env!("BROKKR_TARGET"), env!("BROKKR_ARCH"));
-    format!(
-        "{} (target {target}, arch {arch}{commit})",
-        env!("CARGO_PKG_VERSION")
-    )
+    format!("{} (target {target}, arch {arch}{commit})", env!("CARGO_PKG_VERSION"))
 });
 
 /// Command line; options also read the environment variables shown in `--help`.
@@ -109,9 +106,7 @@ async fn run(addr: SocketAddr, broker: Uri, interval: Duration) -> anyhow::Resul
         };
         tracing::info!(signal = name, "shutting down gracefully");
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     watcher.abort();
     served.context("serving HTTP")?;
     tracing::info!("stopped");
@@ -123,16 +118,11 @@ async fn run(addr: SocketAddr, broker: Uri, interval: Duration) -> anyhow::Resul
 /// unparsable, it is `info`.
 fn init_logging() {
     let directives = std::env::var("RUST_LOG").unwrap_or_default();
-    let parsed = Some(directives.trim())
-        .filter(|d| !d.is_empty())
-        .map(str::parse::<Targets>);
+    let parsed = Some(directives.trim()).filter(|d| !d.is_empty()).map(str::parse::<Targets>);
     let filter = match parsed {
         Some(Ok(targets)) => targets,
         _ => Targets::new().with_default(tracing::Level::INFO),
     };
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(layer)
-        .init();
+    tracing_subscriber::registry().with(filter).with(layer).init();
 }

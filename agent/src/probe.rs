@@ -23,9 +23,7 @@ impl Prober {
     pub fn new() -> Prober {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(TIMEOUT));
-        let builder = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build(http);
+        let builder = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(http);
         Prober(builder)
     }
 
@@ -56,9 +54,7 @@ fn causes(err: &dyn Error) -> String {
 /// `what` and the URL: on stdout and exit 0 on HTTP 200, on stderr and exit 1
 /// otherwise (never 2, which Docker's `HEALTHCHECK` reserves).
 pub fn once(what: &str, url: &Uri) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
     let result = match runtime {
         Ok(runtime) => runtime.block_on(async { Prober::new().check(url).await }),
         Err(err) => Err(format!("cannot start the async runtime: {err}")),
@@ -77,9 +73,7 @@ pub fn once(what: &str, url: &Uri) -> ExitCode {
 /// `https` is refused (this client has no TLS).
 pub fn http_url(text: &str) -> Result<Uri, String> {
     let form = "expected http://HOST[:PORT][/PATH] (plain HTTP, no TLS)";
-    let uri: Uri = text
-        .parse()
-        .map_err(|e| format!("bad URL {text:?} ({e}): {form}"))?;
+    let uri: Uri = text.parse().map_err(|e| format!("bad URL {text:?} ({e}): {form}"))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http"), Some(host)) if !host.is_empty() => Ok(uri),
         _ => Err(format!("unsupported URL {text:?}: {form}")),
@@ -91,9 +85,7 @@ pub fn http_url(text: &str) -> Result<Uri, String> {
 /// `http://broker:3000/healthz`). Errors as [`http_url`]; a query is refused.
 pub fn healthz_url(base: &str) -> Result<Uri, String> {
     if base.contains('?') {
-        return Err(format!(
-            "broker URL {base:?} must not have a query; give the base URL"
-        ));
+        return Err(format!("broker URL {base:?} must not have a query; give the base URL"));
     }
     http_url(&format!("{}/healthz", base.trim_end_matches('/')))
 }

@@ -59,9 +59,7 @@ pub async fn watch(prober: Prober, url: Uri, every: Duration) {
 /// `m` (`500ms`, `2s`, `1m`). Zero is refused: it would busy-loop the broker.
 pub fn parse_interval(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
     let bad =
         || format!("bad interval {text:?}: expected seconds like `10`, or `500ms`, `2s`, `1m`");

@@ -11,11 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_brokkr-agent");
 
 /// A port nothing listens on (bound by the OS, then released).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A stand-in broker: answers every request with the status in `status` (body `ok`),
@@ -41,20 +37,13 @@ fn fake_broker(status: u16) -> (String, Arc<AtomicU16>) {
 /// Runs the agent with `args` to completion, the broker URL variable cleared.
 fn run(args: &[&str]) -> Output {
     let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("BROKKR_AGENT_BROKER_URL")
-        .env_remove("BROKKR_AGENT_PORT");
+    command.args(args).env_remove("BROKKR_AGENT_BROKER_URL").env_remove("BROKKR_AGENT_PORT");
     command.output().unwrap()
 }
 
 /// Runs the agent with `args` and `BROKKR_AGENT_PORT=port`.
 fn run_with_port(args: &[&str], port: u16) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("BROKKR_AGENT_PORT", port.to_string())
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).env("BROKKR_AGENT_PORT", port.to_string()).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -77,14 +66,7 @@ impl Agent {
     fn start(broker_url: &str) -> Agent {
         let port = free_port();
         let mut child = Command::new(BIN)
-            .args([
-                "--broker-url",
-                broker_url,
-                "--interval",
-                "100ms",
-                "--bind",
-                "127.0.0.1",
-            ])
+            .args(["--broker-url", broker_url, "--interval", "100ms", "--bind", "127.0.0.1"])
             .env("BROKKR_AGENT_PORT", port.to_string())
             .stderr(Stdio::piped())
             .spawn()
@@ -92,10 +74,7 @@ impl Agent {
         let (send, logs) = mpsc::channel();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         std::thread::spawn(move || {
-            stderr
-                .lines()
-                .map_while(Result::ok)
-                .try_for_each(|l| send.send(l))
+            stderr.lines().map_while(Result::ok).try_for_each(|l| send.send(l))
         });
         let mut agent = Agent { child, port, logs };
         agent.expect_log("brokkr-agent listening");
@@ -106,9 +85,8 @@ impl Agent {
     fn expect_log(&mut self, needle: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut seen = Vec::new();
-        while let Ok(line) = self
-            .logs
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        while let Ok(line) =
+            self.logs.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             let found = line.contains(needle);
             seen.push(line);
@@ -116,10 +94,7 @@ impl Agent {
                 return seen;
             }
         }
-        panic!(
-            "no log line with {needle:?} within 5 s; got:\n{}",
-            seen.join("\n")
-        );
+        panic!("no log line with {needle:?} within 5 s; got:\n{}", seen.join("\n"));
     }
 }
 
@@ -135,10 +110,7 @@ fn check_exits_0_when_the_broker_is_up_and_1_otherwise() {
     let (up, _) = fake_broker(200);
     let ok = run(&["check", "--broker-url", &up]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
-    assert_eq!(
-        stdout(&ok),
-        format!("broker {up}/healthz is up (HTTP 200)\n")
-    );
+    assert_eq!(stdout(&ok), format!("broker {up}/healthz is up (HTTP 200)\n"));
 
     let (unavailable, _) = fake_broker(503);
     let bad = run(&["check", "--broker-url", &format!("{unavailable}/")]);
@@ -152,17 +124,11 @@ fn check_exits_0_when_the_broker_is_up_and_1_otherwise() {
     let refused = run(&["check", "--broker-url", &down]);
     assert_eq!(refused.status.code(), Some(1));
     let message = stderr(&refused);
-    assert!(
-        message.starts_with(&format!("broker {down}/healthz is down: ")),
-        "{message}"
-    );
+    assert!(message.starts_with(&format!("broker {down}/healthz is down: ")), "{message}");
     assert!(message.contains("onnection refused"), "{message}");
 
-    let from_env = Command::new(BIN)
-        .arg("check")
-        .env("BROKKR_AGENT_BROKER_URL", &up)
-        .output()
-        .unwrap();
+    let from_env =
+        Command::new(BIN).arg("check").env("BROKKR_AGENT_BROKER_URL", &up).output().unwrap();
     assert_eq!(from_env.status.code(), Some(0), "{}", stderr(&from_env));
 }
 
@@ -192,10 +158,7 @@ fn serves_healthz_and_logs_broker_state_changes_only() {
     assert_eq!(stdout(&healthy), format!("agent {own} is up (HTTP 200)\n"));
     // The agent's /healthz, read as a broker would be: `check` GETs <base>/healthz.
     let base = format!("http://127.0.0.1:{}", agent.port);
-    assert_eq!(
-        run(&["check", "--broker-url", &base]).status.code(),
-        Some(0)
-    );
+    assert_eq!(run(&["check", "--broker-url", &base]).status.code(), Some(0));
 
     status.store(503, Ordering::SeqCst);
     let between = agent.expect_log("broker went down: HTTP 503");
@@ -214,10 +177,7 @@ fn serves_healthz_and_logs_broker_state_changes_only() {
 fn first_state_down_is_logged() {
     let mut agent = Agent::start(&format!("http://127.0.0.1:{}", free_port()));
     let lines = agent.expect_log("broker is down: ");
-    assert!(
-        lines.last().unwrap().contains("onnection refused"),
-        "{lines:?}"
-    );
+    assert!(lines.last().unwrap().contains("onnection refused"), "{lines:?}");
 }
 
 #[test]
@@ -226,10 +186,7 @@ fn healthcheck_exits_1_when_nothing_listens() {
     let out = run(&["healthcheck", "--url", &url]);
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(
-        message.starts_with(&format!("agent {url} is down: ")),
-        "{message}"
-    );
+    assert!(message.starts_with(&format!("agent {url} is down: ")), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 }
 
@@ -240,19 +197,11 @@ fn sigterm_and_sigint_stop_it_gracefully() {
         let mut agent = Agent::start(&broker);
         let sent = Instant::now();
         let pid = agent.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-s", signal, &pid])
-            .status()
-            .unwrap()
-            .success());
+        assert!(Command::new("kill").args(["-s", signal, &pid]).status().unwrap().success());
         agent.expect_log(&format!("signal=\"SIG{signal}\""));
         agent.expect_log("stopped");
         let status = agent.child.wait().unwrap();
         assert!(status.success(), "SIG{signal}: {status}");
-        assert!(
-            sent.elapsed() < Duration::from_secs(2),
-            "SIG{signal} took {:?}",
-            sent.elapsed()
-        );
+        assert!(sent.elapsed() < Duration::from_secs(2), "SIG{signal} took {:?}", sent.elapsed());
     }
 }

@@ -61,9 +61,7 @@ fn exchange(mut stream: TcpStream, authority: &str, path: &str) -> Result<u16, S
 /// and returned without brackets. Errors name what is wrong and the expected form.
 fn split_url(url: &str) -> Result<(&str, &str, u16, &str), String> {
     let form = "expected http://HOST[:PORT][/PATH] (no TLS)";
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or(format!("unsupported URL {url:?}: {form}"))?;
+    let rest = url.strip_prefix("http://").ok_or(format!("unsupported URL {url:?}: {form}"))?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !p.contains(']') => (h, p.parse().map_err(|_| format!("bad port {p:?}"))?),
@@ -73,12 +71,7 @@ fn split_url(url: &str) -> Result<(&str, &str, u16, &str), String> {
     if host.is_empty() {
         return Err(format!("no host in {url:?}: {form}"));
     }
-    Ok((
-        authority,
-        host,
-        port,
-        if path.is_empty() { "/" } else { path },
-    ))
+    Ok((authority, host, port, if path.is_empty() { "/" } else { path }))
 }
 
 /// The code in an HTTP/1.x status line (`HTTP/1.1 200 OK`), if it is one.
@@ -99,19 +92,10 @@ mod tests {
     #[test]
     fn splits_urls() {
         let cases = [
-            (
-                "http://127.0.0.1:3000/healthz",
-                ("127.0.0.1:3000", "127.0.0.1", 3000, "/healthz"),
-            ),
+            ("http://127.0.0.1:3000/healthz", ("127.0.0.1:3000", "127.0.0.1", 3000, "/healthz")),
             ("http://broker:3000", ("broker:3000", "broker", 3000, "/")),
-            (
-                "http://broker/a/b?c=d",
-                ("broker", "broker", 80, "/a/b?c=d"),
-            ),
-            (
-                "http://[::1]:8080/healthz",
-                ("[::1]:8080", "::1", 8080, "/healthz"),
-            ),
+            ("http://broker/a/b?c=d", ("broker", "broker", 80, "/a/b?c=d")),
+            ("http://[::1]:8080/healthz", ("[::1]:8080", "::1", 8080, "/healthz")),
             ("http://[::1]/", ("[::1]", "::1", 80, "/")),
         ];
         for (url, want) in cases {

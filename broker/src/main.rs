@@ -62,9 +62,7 @@ fn main() -> ExitCode {
 /// Logs to stderr. `RUST_LOG` takes `target=level` directives and a bare default level
 /// (`info`, `brokkr_broker=debug,hyper=warn`); unset, empty or unparsable means `info`.
 fn init_logging() {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
+    let filter = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
     let filter = filter.and_then(|v| v.parse::<Targets>().ok());
     let filter = filter.unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);

@@ -43,11 +43,7 @@ pub const BUILD: BuildInfo = BuildInfo {
 impl fmt::Display for BuildInfo {
     /// `<version> (target <triple>, arch <arch>[, commit <sha>])`: clap prefixes the name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (target {}, arch {}",
-            self.version, self.target, self.arch
-        )?;
+        write!(f, "{} (target {}, arch {}", self.version, self.target, self.arch)?;
         if let Some(commit) = self.commit {
             write!(f, ", commit {commit}")?;
         }
@@ -114,33 +110,21 @@ mod tests {
             (Some("abc1234"), "0.1.0 (target T, arch A, commit abc1234)"),
         ];
         for (commit, want) in cases {
-            let shown = BuildInfo {
-                version: "0.1.0",
-                target: "T",
-                arch: "A",
-                commit,
-                ..BUILD
-            };
+            let shown = BuildInfo { version: "0.1.0", target: "T", arch: "A", commit, ..BUILD };
             assert_eq!(shown.to_string(), want);
         }
     }
 
     #[test]
     fn readiness_follows_the_flag() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let cases = [
             (true, StatusCode::OK, "ready"),
             (false, StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
         ];
         for (ready, status, body) in cases {
             let flag = State(Arc::new(AtomicBool::new(ready)));
-            assert_eq!(
-                runtime.block_on(readyz(flag)),
-                (status, body),
-                "ready {ready}"
-            );
+            assert_eq!(runtime.block_on(readyz(flag)), (status, body), "ready {ready}");
         }
     }
 

@@ -10,11 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_brokkr-broker");
 
 /// A port nothing listens on (bound by the OS, then released).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running broker, killed when dropped (so a failing test leaves no process).
@@ -36,10 +32,7 @@ impl Broker {
         let broker = Broker { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while get(port, "/healthz").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "broker did not come up on port {port}"
-            );
+            assert!(Instant::now() < deadline, "broker did not come up on port {port}");
             sleep(Duration::from_millis(50));
         }
         broker
@@ -49,19 +42,12 @@ impl Broker {
     fn signal(&mut self, signal: &str) -> (ExitStatus, Duration) {
         let pid = self.child.id().to_string();
         let sent = Instant::now();
-        assert!(Command::new("kill")
-            .args(["-s", signal, &pid])
-            .status()
-            .unwrap()
-            .success());
+        assert!(Command::new("kill").args(["-s", signal, &pid]).status().unwrap().success());
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return (status, sent.elapsed());
             }
-            assert!(
-                sent.elapsed() < Duration::from_secs(5),
-                "no exit 5 s after SIG{signal}"
-            );
+            assert!(sent.elapsed() < Duration::from_secs(5), "no exit 5 s after SIG{signal}");
             sleep(Duration::from_millis(20));
         }
     }
@@ -69,12 +55,7 @@ impl Broker {
     /// Everything the broker logged, once it has exited.
     fn logs(&mut self) -> String {
         let mut logs = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .unwrap();
+        self.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
         logs
     }
 }
@@ -89,14 +70,8 @@ impl Drop for Broker {
 /// `GET path` on the loopback port: `(status, body)`, or `None` if nothing answers.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
@@ -107,10 +82,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 fn run(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut command = Command::new(BIN);
     command.args(args).env_remove("BROKKR_BROKER_PORT");
-    command
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap()
+    command.envs(env.iter().map(|(k, v)| (k, v))).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -161,33 +133,21 @@ fn healthcheck_exits_0_when_up_and_1_when_down() {
     let want = format!("healthy: http://127.0.0.1:{port}/healthz answered 200\n");
     assert_eq!(text(&up.stdout), want);
     let url = format!("http://localhost:{port}/readyz");
-    assert_eq!(
-        run(&["healthcheck", "--url", &url], &[]).status.code(),
-        Some(0)
-    );
-    assert_eq!(
-        run(&["--port", &port, "healthcheck"], &[]).status.code(),
-        Some(0)
-    );
+    assert_eq!(run(&["healthcheck", "--url", &url], &[]).status.code(), Some(0));
+    assert_eq!(run(&["--port", &port, "healthcheck"], &[]).status.code(), Some(0));
 
     let closed = free_port();
     let url = format!("http://127.0.0.1:{closed}/healthz");
     let down = run(&["healthcheck", "--url", &url], &[]);
     assert_eq!(down.status.code(), Some(1));
     let message = text(&down.stderr);
-    assert!(
-        message.starts_with(&format!("unhealthy: {url}: connect ")),
-        "{message}"
-    );
+    assert!(message.starts_with(&format!("unhealthy: {url}: connect ")), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 
     let missing = format!("http://127.0.0.1:{port}/missing");
     let not_found = run(&["healthcheck", "--url", &missing], &[]);
     assert_eq!(not_found.status.code(), Some(1));
-    assert_eq!(
-        text(&not_found.stderr),
-        format!("unhealthy: {missing}: HTTP 404\n")
-    );
+    assert_eq!(text(&not_found.stderr), format!("unhealthy: {missing}: HTTP 404\n"));
 }
 
 #[test]
@@ -210,8 +170,5 @@ fn busy_port_is_an_error() {
     let out = run(&["--bind", "127.0.0.1", "--port", &port], &[]);
     assert_eq!(out.status.code(), Some(1));
     let logs = text(&out.stderr);
-    assert!(
-        logs.contains(&format!("binding 127.0.0.1:{port}")),
-        "{logs}"
-    );
+    assert!(logs.contains(&format!("binding 127.0.0.1:{port}")), "{logs}");
 }

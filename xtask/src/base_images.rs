@@ -81,9 +81,8 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
 /// cargo and gcc, plus for every other platform its C cross compiler, libc
 /// headers and Rust standard library. Returns (foreign Debian architectures, packages).
 pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
-    let mut packages: Vec<String> = ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"]
-        .map(String::from)
-        .to_vec();
+    let mut packages: Vec<String> =
+        ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from).to_vec();
     let mut foreign = Vec::new();
     for p in PLATFORMS.iter().filter(|p| *p != build) {
         foreign.push(p.arch);
@@ -108,23 +107,14 @@ pub struct LocalNames {
 }
 
 fn platform_names(sep: &str) -> String {
-    PLATFORMS
-        .iter()
-        .map(|p| p.name)
-        .collect::<Vec<_>>()
-        .join(sep)
+    PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(sep)
 }
 
 fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
     let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
     let runtime_df = sh.read_file("docker/runtime-base.Dockerfile")?;
     let (foreign, packages) = builder_packages(build);
-    let parts = [
-        &*builder_df,
-        &foreign.join(" "),
-        &packages.join(" "),
-        CARGO_CHEF_VERSION,
-    ];
+    let parts = [&*builder_df, &foreign.join(" "), &packages.join(" "), CARGO_CHEF_VERSION];
     let builder_hash = fnv1a(&parts) as u32;
     let runtime_hash = fnv1a(&[&runtime_df, &platform_names(",")]) as u32;
     Ok(LocalNames {
@@ -154,13 +144,10 @@ pub fn image_exists(sh: &Shell, image: &str) -> bool {
 /// Whether the upstream images' registries answer (a manifest lookup with a
 /// 20 s limit). False on machines with no registry access.
 pub fn upstream_reachable(sh: &Shell) -> bool {
-    [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE]
-        .iter()
-        .all(|img| {
-            let c =
-                Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
-            c.capture(sh).is_ok_and(|c| c.ok)
-        })
+    [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].iter().all(|img| {
+        let c = Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
+        c.capture(sh).is_ok_and(|c| c.ok)
+    })
 }
 
 /// Chooses the base images for building `targets`, building the local
@@ -217,10 +204,7 @@ pub fn resolve(
 /// own (for `--strategy emulate`).
 pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Result<()> {
     if let Some(ca) = opts.ca_bundle.as_ref().filter(|ca| !ca.is_file()) {
-        bail!(
-            "--ca-bundle {}: no such file; pass a PEM bundle, or `none`",
-            ca.display()
-        );
+        bail!("--ca-bundle {}: no such file; pass a PEM bundle, or `none`", ca.display());
     }
     let build = Platform::host()?;
     let names = ensure_local(sh, build, opts)?;
@@ -247,23 +231,15 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     if !present(sh, "rust builder", &names.builder) {
         let (foreign, packages) = builder_packages(build);
         let mut c = buildx(build.name, "rust-builder", &names.debian)
-            .opt(
-                "--build-arg",
-                format!("FOREIGN_ARCHES={}", foreign.join(" ")),
-            )
+            .opt("--build-arg", format!("FOREIGN_ARCHES={}", foreign.join(" ")))
             .opt("--build-arg", format!("PACKAGES={}", packages.join(" ")));
         if which::which("cargo").is_ok() {
             let root = crate::target_dir().join("xtask/cargo-chef");
-            first.push((
-                "cargo-chef with the host's cargo",
-                vec![host_cargo_chef(&root, opts)],
-            ));
+            first.push(("cargo-chef with the host's cargo", vec![host_cargo_chef(&root, opts)]));
             let warm = "--target toolchain --output type=cacheonly docker".split(' ');
             debian.push(c.clone().args(warm));
             let chef = format!("host-cargo-chef={}", root.join("bin").display());
-            c = c
-                .opt("--build-arg", "CARGO_CHEF_FROM=host")
-                .opt("--build-context", chef);
+            c = c.opt("--build-arg", "CARGO_CHEF_FROM=host").opt("--build-context", chef);
         }
         let c = finish_local_build(c, &names.builder, opts);
         then.push(("the local Rust builder image", vec![c]));
@@ -273,10 +249,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
         let c = c.opt("--tag", &names.runtime).args(["--load", "docker"]);
         then.push(("the local runtime base image", vec![c]));
     }
-    first.push((
-        "the Debian base image and the Rust builder's packages",
-        debian,
-    ));
+    first.push(("the Debian base image and the Rust builder's packages", debian));
     run_all(sh, &first, opts.dry_run)?;
     run_all(sh, &then, opts.dry_run)?;
     Ok(names)
@@ -288,9 +261,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
 /// is older than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
 fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
     let c = Cmd::new("cargo").args(["install", "cargo-chef", "--version", CARGO_CHEF_VERSION]);
-    let c = c
-        .args(["--locked", "--debug", "--root"])
-        .arg(root.display().to_string());
+    let c = c.args(["--locked", "--debug", "--root"]).arg(root.display().to_string());
     let c = c.env("CARGO_PROFILE_DEV_DEBUG", "0");
     match &opts.ca_bundle {
         Some(ca) => c.env("CARGO_HTTP_CAINFO", ca.display().to_string()),
@@ -301,14 +272,7 @@ fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
 /// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.
 fn buildx(platforms: &str, file: &str, debian: &str) -> Cmd {
     Cmd::new("docker")
-        .args([
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
-            "--platform",
-            platforms,
-        ])
+        .args(["buildx", "build", "--progress", "plain", "--platform", platforms])
         .opt("--file", format!("docker/{file}.Dockerfile"))
         .opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
 }
@@ -330,13 +294,9 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     };
     std::thread::scope(|s| {
         let run = &run;
-        let running: Vec<_> = jobs
-            .iter()
-            .map(|(what, c)| s.spawn(move || run(what, c)))
-            .collect();
+        let running: Vec<_> = jobs.iter().map(|(what, c)| s.spawn(move || run(what, c))).collect();
         running.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
+            h.join().unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
         })
     })
 }
@@ -346,16 +306,12 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
 /// leaves this machine, and compressing its ~900 MB costs minutes), with
 /// `docker/` as the context.
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
-    let c = c.arg(format!(
-        "--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"
-    ));
+    let c = c.arg(format!("--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"));
     let c = match &opts.ca_bundle {
         Some(ca) => c.opt("--secret", format!("id=ca-bundle,src={}", ca.display())),
         None => c,
     };
-    c.opt("--tag", image)
-        .opt("--output", "type=docker,compression=uncompressed")
-        .arg("docker")
+    c.opt("--tag", image).opt("--output", "type=docker,compression=uncompressed").arg("docker")
 }
 
 /// A Rust builder that runs ON `target` (for `--strategy emulate`), from
@@ -382,10 +338,8 @@ pub fn ensure_target_builder(
         .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))
         .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
         .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
-    let job = (
-        &*format!("the Rust builder for {target}"),
-        vec![finish_local_build(c, &image, opts)],
-    );
+    let job =
+        (&*format!("the Rust builder for {target}"), vec![finish_local_build(c, &image, opts)]);
     run_all(sh, &[job], opts.dry_run)?;
     Ok(image)
 }
@@ -446,14 +400,8 @@ mod tests {
         let arm64 = Platform::parse("arm64").unwrap();
         let (foreign, pkgs) = builder_packages(arm64);
         assert_eq!(foreign, vec!["amd64"]);
-        assert!(
-            pkgs.contains(&"gcc-x86-64-linux-gnu".to_owned()),
-            "{pkgs:?}"
-        );
-        assert!(
-            pkgs.contains(&"libstd-rust-dev:amd64".to_owned()),
-            "{pkgs:?}"
-        );
+        assert!(pkgs.contains(&"gcc-x86-64-linux-gnu".to_owned()), "{pkgs:?}");
+        assert!(pkgs.contains(&"libstd-rust-dev:amd64".to_owned()), "{pkgs:?}");
     }
 
     #[test]

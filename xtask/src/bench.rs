@@ -150,11 +150,10 @@ pub fn compiled_crates(output: &str) -> Vec<String> {
 
 /// Seconds from cargo's last `Finished ... in 1m 03s` / `in 6.81s` line.
 pub fn cargo_finished_seconds(output: &str) -> Option<f64> {
-    let (_, time) = output.lines().rev().find_map(|l| {
-        l.trim_start()
-            .strip_prefix("Finished ")?
-            .rsplit_once(" in ")
-    })?;
+    let (_, time) = output
+        .lines()
+        .rev()
+        .find_map(|l| l.trim_start().strip_prefix("Finished ")?.rsplit_once(" in "))?;
     time.split_whitespace()
         .map(|t| match (t.strip_suffix('m'), t.strip_suffix('s')) {
             (Some(m), _) => m.parse::<f64>().ok().map(|m| m * 60.0),
@@ -169,16 +168,11 @@ pub fn cargo_finished_seconds(output: &str) -> Option<f64> {
 fn change_broker(dir: &std::path::Path, line: &str) -> Result<()> {
     let main_rs = dir.join("broker/src/main.rs");
     let text = std::fs::read_to_string(&main_rs).context("reading the clone's broker source")?;
-    Ok(std::fs::write(
-        &main_rs,
-        format!("{text}\n// bench: {line}\n"),
-    )?)
+    Ok(std::fs::write(&main_rs, format!("{text}\n// bench: {line}\n"))?)
 }
 
 pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
-    let epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let opts = BuildOpts {
         strategy: Strategy::Cross,
         registry: Some(BENCH_REGISTRY.to_owned()),
@@ -195,15 +189,10 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let platforms: Vec<&'static Platform> = PLATFORMS.iter().collect();
     xtask().args(["registry", "start"]).run(sh)?;
     let prepared = build_image::prepare(sh, &opts, &platforms)?;
-    let (target, dir) = (
-        crate::target_dir(),
-        crate::target_dir().join("bench-workspace"),
-    );
+    let (target, dir) = (crate::target_dir(), crate::target_dir().join("bench-workspace"));
     let _ = std::fs::remove_dir_all(&dir);
     let root = crate::project_root().display().to_string();
-    Cmd::new("git")
-        .args(["clone", "--quiet", &root, &dir.display().to_string()])
-        .run(sh)?;
+    Cmd::new("git").args(["clone", "--quiet", &root, &dir.display().to_string()]).run(sh)?;
     let clone_sh = Shell::new()?;
     clone_sh.change_dir(&dir);
     // Every `build-image` below (and `record::load` here) uses the clone's target
@@ -242,20 +231,14 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let emulate_arm64 = if args.quick {
         Err("skipped (--quick)".to_owned())
     } else {
-        let emulate = [
-            "--strategy=emulate".to_owned(),
-            format!("{}-emulate", b.epoch),
-        ];
+        let emulate = ["--strategy=emulate".to_owned(), format!("{}-emulate", b.epoch)];
         b.build(sh, broker, Platform::parse("arm64")?, &emulate)
             .map_err(|e| format!("not measured: {e:#}"))
     };
 
     let t = Instant::now();
     let dry_run = ["images", "--dry-run", "--platform", "all"];
-    xtask()
-        .args(dry_run)
-        .arg(format!("--registry={BENCH_REGISTRY}"))
-        .capture(sh)?;
+    xtask().args(dry_run).arg(format!("--registry={BENCH_REGISTRY}")).capture(sh)?;
     let report = Report {
         machine: machine(sh),
         builder_image: b.prepared.bases.rust_image.clone(),
@@ -317,23 +300,12 @@ impl Bench {
         extra: &[String],
     ) -> Result<Leg> {
         let (ca, local) = (&self.prepared.ca_bundle, self.prepared.bases.local);
-        let ca = ca
-            .as_ref()
-            .map_or("none".into(), |ca| ca.display().to_string());
-        let bases = if local {
-            "--bases=local"
-        } else {
-            "--bases=upstream"
-        };
+        let ca = ca.as_ref().map_or("none".into(), |ca| ca.display().to_string());
+        let bases = if local { "--bases=local" } else { "--bases=upstream" };
         let args = "build-image --no-setup --cache=none --progress=plain --component";
         let out = xtask()
             .args(args.split(' ').chain([c.name, "--platform", p.name, bases]))
-            .args([
-                &format!("--registry={BENCH_REGISTRY}"),
-                &self.epoch,
-                "--ca-bundle",
-                &ca,
-            ])
+            .args([&format!("--registry={BENCH_REGISTRY}"), &self.epoch, "--ca-bundle", &ca])
             .args(extra.iter().map(String::as_str))
             .env("BROKKR_WORKSPACE", self.dir.display().to_string())
             .run_teed(sh)?;
@@ -371,12 +343,7 @@ impl Bench {
             Ok((secs, _)) => (Some(secs), None),
             Err(e) => (None, Some(format!("not measured: {e:#}"))),
         };
-        Baseline {
-            platform: p.name.into(),
-            cold,
-            note,
-            ..Baseline::default()
-        }
+        Baseline { platform: p.name.into(), cold, note, ..Baseline::default() }
     }
 
     fn baseline_change(&self, sh: &Shell, p: &Platform, b: &mut Baseline) {
@@ -413,19 +380,10 @@ impl Bench {
         });
         Cmd::new("docker")
             .args("run --rm --workdir=/src --env=CARGO_TERM_COLOR=never".split(' '))
-            .args([
-                "--env=CARGO_HOME=/usr/local/cargo".into(),
-                format!("--volume={src}:/src"),
-            ])
+            .args(["--env=CARGO_HOME=/usr/local/cargo".into(), format!("--volume={src}:/src")])
             .arg(format!("--volume={registry}:/usr/local/cargo/registry"))
-            .arg(format!(
-                "--env=CARGO_TARGET_DIR=/src/target/baseline-{}",
-                p.arch
-            ))
-            .arg(format!(
-                "--env=CARGO_TARGET_{}_LINKER={cc}",
-                triple.to_uppercase()
-            ))
+            .arg(format!("--env=CARGO_TARGET_DIR=/src/target/baseline-{}", p.arch))
+            .arg(format!("--env=CARGO_TARGET_{}_LINKER={cc}", triple.to_uppercase()))
             .arg(format!("--env=CC_{triple}={cc}"))
             .args(ca)
             .args([&self.prepared.bases.rust_image, "cargo"])
@@ -435,25 +393,18 @@ impl Bench {
 
 /// `uname -srm`, cores and memory.
 fn machine(sh: &Shell) -> String {
-    let uname = Cmd::new("uname")
-        .args(["-srm"])
-        .read_quiet(sh)
-        .unwrap_or_default();
+    let uname = Cmd::new("uname").args(["-srm"]).read_quiet(sh).unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kb = meminfo
-        .split_whitespace()
-        .nth(1)
-        .and_then(|kb| kb.parse::<u64>().ok());
+    let kb = meminfo.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok());
     let mem = kb.map_or_else(String::new, |kb| format!(", {} GiB", kb / 1024 / 1024));
     format!("{}, {cores} cores{mem}", uname.trim())
 }
 
 /// One table row: the BuildKit figure, its baseline, the ratio and whether the target is met.
 pub fn row(measure: &str, seconds: f64, baseline: Option<f64>, target: Option<Target>) -> String {
-    let ratio = baseline
-        .filter(|b| *b > 0.0)
-        .map_or_else(String::new, |b| format!("{:.2}x", seconds / b));
+    let ratio =
+        baseline.filter(|b| *b > 0.0).map_or_else(String::new, |b| format!("{:.2}x", seconds / b));
     let met = match target.map(|t| t.met(seconds, baseline)) {
         Some(Some(true)) => "yes",
         Some(Some(false)) => "**no**",
@@ -474,11 +425,7 @@ pub fn markdown(r: &Report) -> String {
         r.machine, r.builder_image, r.runtime_image
     );
     let base = |p: &str| r.baselines.iter().find(|b| b.platform == p);
-    let cold = |p: &str| {
-        r.cold
-            .iter()
-            .find(|l| l.component == "broker" && l.platform == p)
-    };
+    let cold = |p: &str| r.cold.iter().find(|l| l.component == "broker" && l.platform == p);
     let cold = |p: &str| cold(p).map(|l| l.seconds);
     let mut rows = Vec::new();
     for l in &r.cold {
@@ -513,15 +460,8 @@ pub fn markdown(r: &Report) -> String {
     s += &format!("| fresh machine to the first arm64 images | see below | | | {fresh} | |\n");
     let what = "xtask overhead (`images --dry-run --platform all`)";
     s += &row(what, r.xtask_dry_run_seconds, None, None);
-    let notes = r
-        .baselines
-        .iter()
-        .filter_map(|b| Some((b.platform.as_str(), b.note.as_deref()?)));
-    let emulation = r
-        .emulate_arm64
-        .as_ref()
-        .err()
-        .map(|e| ("emulation", e.as_str()));
+    let notes = r.baselines.iter().filter_map(|b| Some((b.platform.as_str(), b.note.as_deref()?)));
+    let emulation = r.emulate_arm64.as_ref().err().map(|e| ("emulation", e.as_str()));
     for (what, note) in notes.chain(emulation) {
         s += &format!("\n{what}: {note}\n");
     }
@@ -553,11 +493,7 @@ mod tests {
             (FRESH_MACHINE, 239.0, Some(1.0), Some(true)),
         ];
         for (target, secs, baseline, want) in cases {
-            assert_eq!(
-                target.met(secs, baseline),
-                want,
-                "{target:?} {secs} {baseline:?}"
-            );
+            assert_eq!(target.met(secs, baseline), want, "{target:?} {secs} {baseline:?}");
         }
         assert_eq!(COLD.describe(), "<= 1.1x baseline");
         assert_eq!(CHANGE.describe(), "<= 1.5x baseline + 2 s");
@@ -608,10 +544,7 @@ mod tests {
         let pr = "| pull-request leg, broker linux/amd64: cache imported from a main build, \
                   compiled brokkr-agent, brokkr-broker (baseline: its cold leg) | 15.0 s | 150.0 s | 0.10x |  |  |\n";
         assert!(md.contains(pr), "{md}");
-        assert!(
-            md.contains("| broker linux/amd64 | 7.3 MB | 3.4 MB |\n"),
-            "{md}"
-        );
+        assert!(md.contains("| broker linux/amd64 | 7.3 MB | 3.4 MB |\n"), "{md}");
         assert!(md.contains("\nemulation: skipped (--quick)\n"), "{md}");
     }
 
@@ -623,20 +556,14 @@ mod tests {
         assert_eq!(compiled_crates(buildkit), vec!["brokkr-broker"]);
         let cargo = "   Compiling serde v1.0.228\n   Compiling brokkr-agent v0.1.0 (/src/agent)\n\
    Compiling serde v1.0.228\n   Compiling brokkr-broker v0.1.0 (/src/broker)\n";
-        assert_eq!(
-            compiled_crates(cargo),
-            vec!["brokkr-agent", "brokkr-broker", "serde"]
-        );
+        assert_eq!(compiled_crates(cargo), vec!["brokkr-agent", "brokkr-broker", "serde"]);
         assert!(compiled_crates("#9 CACHED\n").is_empty());
     }
 
     #[test]
     fn cargo_finished_seconds_reads_both_formats() {
         let cases = [
-            (
-                "    Finished `release` profile [optimized] target(s) in 6.81s\n",
-                Some(6.81),
-            ),
+            ("    Finished `release` profile [optimized] target(s) in 6.81s\n", Some(6.81)),
             (
                 "Compiling x\n    Finished `release` profile [optimized] target(s) in 1m 03s\n",
                 Some(63.0),

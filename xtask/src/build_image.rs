@@ -67,10 +67,7 @@ pub struct Prepared {
 /// certificate (`-----BEGIN CERTIFICATE-----`).
 pub fn check_ca_bundle(path: &std::path::Path) -> Result<()> {
     let text = std::fs::read(path).with_context(|| {
-        format!(
-            "--ca-bundle {}: cannot read it; pass a PEM bundle, or `none`",
-            path.display()
-        )
+        format!("--ca-bundle {}: cannot read it; pass a PEM bundle, or `none`", path.display())
     })?;
     if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
         bail!(
@@ -95,21 +92,15 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     }
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, opts.registry.as_deref())?;
-    let mut builder = buildx::BuilderFacts {
-        driver: "docker".into(),
-        containerd_store: true,
-        context: None,
-    };
+    let mut builder =
+        buildx::BuilderFacts { driver: "docker".into(), containerd_store: true, context: None };
     let name = opts.builder.as_deref();
     if !opts.dry_run {
         builder = preflight::ensure_build_host(sh, platforms, opts.strategy, opts.no_setup, name)?;
     } else if name.is_some() {
         builder = preflight::builder_facts(sh, name)?.0;
     }
-    let base_opts = BaseOptions {
-        ca_bundle: ca_bundle.clone(),
-        dry_run: opts.dry_run,
-    };
+    let base_opts = BaseOptions { ca_bundle: ca_bundle.clone(), dry_run: opts.dry_run };
     let bases = base_images::resolve(sh, opts.bases, opts.strategy, platforms, &base_opts)?;
     for p in platforms {
         buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
@@ -138,11 +129,7 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
     }
-    let output = if args.push {
-        Output::Push
-    } else {
-        Output::Load
-    };
+    let output = if args.push { Output::Push } else { Output::Load };
     let prepared = prepare(sh, &args.build, &platforms)?;
     let repo = metadata::image_repository(&prepared.registry, args.component);
     let extra = metadata::references(&repo, &args.tag);
@@ -174,10 +161,8 @@ pub fn labels(
     component: &Component,
 ) -> Result<BTreeMap<String, String>> {
     let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
-    let created = metadata::created(
-        Some(&prepared.source_date_epoch),
-        jiff::Timestamp::UNIX_EPOCH,
-    )?;
+    let created =
+        metadata::created(Some(&prepared.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
     // No version: it depends on the ref, so it goes into the index annotations.
     let mut labels = metadata::labels(&prepared.ctx, component, &package, &created, None);
     let base = &prepared.bases.runtime_image;
@@ -224,16 +209,14 @@ pub fn build(
     let reference = record::reference(&prepared.registry, component, ctx, first, dirty);
     let tags: Vec<String> = match output {
         Output::PushByDigest => vec![repository.clone()],
-        _ if single => std::iter::once(reference.clone())
-            .chain(extra_refs.iter().cloned())
-            .collect(),
+        _ if single => {
+            std::iter::once(reference.clone()).chain(extra_refs.iter().cloned()).collect()
+        }
         _ => extra_refs.to_vec(),
     };
     let scope = buildx::cache_scope(component, platforms);
     let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
-    let metadata_file = crate::target_dir()
-        .join("xtask/buildx")
-        .join(format!("{scope}.json"));
+    let metadata_file = crate::target_dir().join("xtask/buildx").join(format!("{scope}.json"));
     let spec = BuildSpec {
         component,
         platforms: platforms.to_vec(),
@@ -259,10 +242,7 @@ pub fn build(
         progress: opts.progress,
         metadata_file: metadata_file.clone(),
         cache_epoch: opts.cache_epoch.clone(),
-        builder: opts
-            .builder
-            .clone()
-            .filter(|_| prepared.builder.context.is_none()),
+        builder: opts.builder.clone().filter(|_| prepared.builder.context.is_none()),
         context: prepared.builder.context.clone(),
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
@@ -282,9 +262,7 @@ pub fn build(
         println!("{cmd}");
         return Ok(rec);
     }
-    let _lock = single
-        .then(|| record::lock(&rec.repository, component, first))
-        .transpose()?;
+    let _lock = single.then(|| record::lock(&rec.repository, component, first)).transpose()?;
     let old = record::load(&rec.repository, component, first)?;
     let label = format!("build {} for {}", component.image_name(), rec.platform);
     if opts.cache == CacheKind::Local {
@@ -296,20 +274,10 @@ pub fn build(
         buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
     }
     if single {
-        read_back(
-            sh,
-            &mut rec,
-            output,
-            old,
-            prepared.builder.context.as_deref(),
-        )?;
+        read_back(sh, &mut rec, output, old, prepared.builder.context.as_deref())?;
         if output == Output::Load {
-            rec.size_bytes = image_size(
-                sh,
-                &rec.reference,
-                first,
-                prepared.builder.context.as_deref(),
-            );
+            rec.size_bytes =
+                image_size(sh, &rec.reference, first, prepared.builder.context.as_deref());
         }
         record::save(component, first, &rec)?;
     }
@@ -338,9 +306,7 @@ fn run_buildx(
     let out = out.with_context(|| label.to_owned())?;
     rec.duration_secs = started.elapsed().as_secs_f64();
     if !out.ok {
-        let hint = diagnose::explain(&out.stderr)
-            .map(|h| format!(": {h}"))
-            .unwrap_or_default();
+        let hint = diagnose::explain(&out.stderr).map(|h| format!(": {h}")).unwrap_or_default();
         bail!("{label} failed{hint}");
     }
     if let Some(e) = buildx::cache_export_error(&out.stderr) {
@@ -377,17 +343,11 @@ fn read_back(
     context: Option<&str>,
 ) -> Result<()> {
     if output == Output::PushByDigest {
-        let d = rec
-            .digest
-            .clone()
-            .context("buildx reported no digest for the push by digest")?;
+        let d = rec.digest.clone().context("buildx reported no digest for the push by digest")?;
         rec.reference = format!("{}@{d}", rec.repository);
         let held = record::remote_digest(sh, &rec.reference)?;
         if held != d {
-            bail!(
-                "the registry serves {held} for {}, not what was pushed",
-                rec.reference
-            );
+            bail!("the registry serves {held} for {}, not what was pushed", rec.reference);
         }
         rec.pushed_digest = Some(d);
         return Ok(());
@@ -423,13 +383,7 @@ pub fn image_size(
     let docker = || Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
     let history = || {
         docker()
-            .args([
-                "history",
-                "--human=false",
-                "--format",
-                "{{.Size}}",
-                reference,
-            ])
+            .args(["history", "--human=false", "--format", "{{.Size}}", reference])
             .read_quiet(sh)
             .ok()
             .and_then(|out| out.lines().map(|l| l.trim().parse::<u64>().ok()).sum())
@@ -463,27 +417,13 @@ fn report(rec: &BuildRecord) -> Result<()> {
     Ok(())
 }
 
-const TABLE: [&str; 6] = [
-    "component",
-    "platform",
-    "reference",
-    "size",
-    "time",
-    "cached steps",
-];
+const TABLE: [&str; 6] = ["component", "platform", "reference", "size", "time", "cached steps"];
 
 fn row(r: &BuildRecord) -> Vec<String> {
     let size = record::human_size(r.size_bytes);
     let time = format!("{:.1}s", r.duration_secs);
     let (c, p) = (r.component.clone(), r.platform.clone());
-    vec![
-        c,
-        p,
-        r.reference.clone(),
-        size,
-        time,
-        r.cached_steps.to_string(),
-    ]
+    vec![c, p, r.reference.clone(), size, time, r.cached_steps.to_string()]
 }
 
 /// Prints the table `images` ends with.
@@ -500,16 +440,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let cases = [
             ("empty.pem", "", Some("the file is empty")),
-            (
-                "der.crt",
-                "0\u{82}\u{3}binary",
-                Some("holds no PEM certificate"),
-            ),
-            (
-                "ok.pem",
-                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-                None,
-            ),
+            ("der.crt", "0\u{82}\u{3}binary", Some("holds no PEM certificate")),
+            ("ok.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", None),
         ];
         for (name, body, want) in cases {
             let p = dir.join(name);

@@ -104,10 +104,7 @@ pub fn cache_args(
             format!("type=local,dest={local_dir}.new"),
         ),
         CacheKind::Registry => {
-            let r = format!(
-                "type=registry,ref={repository}:buildcache-{}",
-                platform.tag_suffix()
-            );
+            let r = format!("type=registry,ref={repository}:buildcache-{}", platform.tag_suffix());
             (Some(r.clone()), r)
         }
         CacheKind::Gha => {
@@ -115,10 +112,7 @@ pub fn cache_args(
             (Some(g.clone()), g)
         }
     };
-    (
-        from,
-        (!read_only).then(|| format!("{to},mode=max,ignore-error=true")),
-    )
+    (from, (!read_only).then(|| format!("{to},mode=max,ignore-error=true")))
 }
 
 /// Makes a build's local cache export (`<dir>.new`) the scope's cache and
@@ -194,20 +188,13 @@ pub struct BuildSpec {
 
 /// `docker buildx build`, context = the workspace root.
 pub fn build_command(spec: &BuildSpec) -> Cmd {
-    let platforms = spec
-        .platforms
-        .iter()
-        .map(|p| p.name)
-        .collect::<Vec<_>>()
-        .join(",");
+    let platforms = spec.platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
     let mut c = Cmd::new("docker").args(spec.context.iter().flat_map(|n| ["--context", n]));
     c = c.args(["buildx", "build"]);
     if let Some(b) = &spec.builder {
         c = c.opt("--builder", b);
     }
-    c = c
-        .opt("--file", spec.component.dockerfile)
-        .opt("--platform", platforms);
+    c = c.opt("--file", spec.component.dockerfile).opt("--platform", platforms);
     let build_args = [
         ("STRATEGY", Some(spec.strategy.as_str())),
         ("RUST_IMAGE", Some(&spec.rust_image)),
@@ -371,27 +358,16 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                 }
             }
             "FROM" => {
-                let platform = rest
-                    .iter()
-                    .find_map(|w| w.strip_prefix("--platform="))
-                    .map(str::to_owned);
-                let plain: Vec<&str> = rest
-                    .iter()
-                    .copied()
-                    .filter(|w| !w.starts_with("--"))
-                    .collect();
+                let platform =
+                    rest.iter().find_map(|w| w.strip_prefix("--platform=")).map(str::to_owned);
+                let plain: Vec<&str> =
+                    rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
                 let base = substitute(plain.first().copied().unwrap_or_default(), &args);
                 let name = match plain.as_slice() {
                     [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => name.to_string(),
                     _ => stages.len().to_string(),
                 };
-                stages.push(Stage {
-                    name,
-                    base,
-                    platform,
-                    runs: false,
-                    copies_from: Vec::new(),
-                });
+                stages.push(Stage { name, base, platform, runs: false, copies_from: Vec::new() });
             }
             "RUN" | "COPY" => {
                 if let Some(stage) = stages.last_mut() {
@@ -418,9 +394,7 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
 fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
     let mut out = s.to_owned();
     for (k, v) in args {
-        out = out
-            .replace(&format!("${{{k}}}"), v)
-            .replace(&format!("${k}"), v);
+        out = out.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
     }
     out
 }
@@ -440,11 +414,7 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     let on_build = |start: &Stage| -> bool {
         let mut stage = start;
         for _ in 0..stages.len() {
-            if stage
-                .platform
-                .as_deref()
-                .is_some_and(|p| p.contains("BUILDPLATFORM"))
-            {
+            if stage.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")) {
                 return true;
             }
             match by_name(&stage.base) {
@@ -491,11 +461,7 @@ pub fn parse_progress(text: &str) -> Vec<Step> {
         let cached = tail == "CACHED";
         match steps.iter_mut().find(|s| s.id == id) {
             Some(s) => s.cached |= cached,
-            None => steps.push(Step {
-                id,
-                name: tail.to_owned(),
-                cached,
-            }),
+            None => steps.push(Step { id, name: tail.to_owned(), cached }),
         }
     }
     steps
@@ -530,16 +496,10 @@ pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
 /// the next build just starts colder.
 pub fn cache_export_error(progress: &str) -> Option<String> {
     let steps = parse_progress(progress);
-    steps
-        .iter()
-        .filter(|s| s.name.starts_with("exporting cache"))
-        .find_map(|s| {
-            let prefix = format!("#{} ERROR: ", s.id);
-            progress
-                .lines()
-                .find_map(|l| l.strip_prefix(&prefix))
-                .map(str::to_owned)
-        })
+    steps.iter().filter(|s| s.name.starts_with("exporting cache")).find_map(|s| {
+        let prefix = format!("#{} ERROR: ", s.id);
+        progress.lines().find_map(|l| l.strip_prefix(&prefix)).map(str::to_owned)
+    })
 }
 
 /// Whether the dependency-cooking step (`cargo chef cook`) of every platform
@@ -575,10 +535,8 @@ mod tests {
         assert!(dir.join("blobs/old").is_file());
         write(&dir.with_extension("new"), "new");
         replace_local_cache(&dir).unwrap();
-        let names: Vec<_> = std::fs::read_dir(&root)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> =
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["brokkr-broker-linux-arm64"]);
         assert!(dir.join("blobs/new").is_file() && !dir.join("blobs/old").exists());
         std::fs::remove_dir_all(&root).unwrap();
@@ -593,15 +551,8 @@ mod tests {
         let mut scopes = Vec::new();
         for c in crate::project::COMPONENTS {
             for p in crate::project::PLATFORMS {
-                let (from, to) = cache_args(
-                    CacheKind::Gha,
-                    &cache_scope(c, &[p]),
-                    p,
-                    "r",
-                    "d",
-                    false,
-                    false,
-                );
+                let (from, to) =
+                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d", false, false);
                 let scope = cache_scope(c, &[p]);
                 assert!(from.unwrap().contains(&format!("scope={scope}")));
                 assert!(to.unwrap().contains(&format!("scope={scope}")));
@@ -611,10 +562,7 @@ mod tests {
         assert!(scopes.contains(&"brokkr-broker-linux-arm64".to_owned()));
         let all: Vec<&Platform> = crate::project::PLATFORMS.iter().collect();
         let broker = crate::project::component("broker").unwrap();
-        assert_eq!(
-            cache_scope(broker, &all),
-            "brokkr-broker-linux-amd64-linux-arm64"
-        );
+        assert_eq!(cache_scope(broker, &all), "brokkr-broker-linux-amd64-linux-arm64");
         let mut dedup = scopes.clone();
         dedup.dedup();
         assert_eq!(dedup.len(), 4);
@@ -628,15 +576,9 @@ mod tests {
             let to = to.unwrap();
             assert!(to.ends_with("mode=max,ignore-error=true"), "{kind:?}: {to}");
             let (from, to) = cache_args(kind, "s", arm64(), repo, "/c", true, true);
-            assert!(
-                from.is_some() && to.is_none(),
-                "{kind:?} read-only exports nothing"
-            );
+            assert!(from.is_some() && to.is_none(), "{kind:?} read-only exports nothing");
         }
-        assert_eq!(
-            cache_args(CacheKind::None, "s", arm64(), "r", "d", true, false),
-            (None, None)
-        );
+        assert_eq!(cache_args(CacheKind::None, "s", arm64(), "r", "d", true, false), (None, None));
         let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false, false);
         assert_eq!(from, None, "no import from an empty local cache");
         let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), repo, "d", false, false);
@@ -652,23 +594,15 @@ mod tests {
     #[test]
     fn gha_needs_the_runtime_token() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
         };
         assert!(check_gha_env(env(&[]))
             .unwrap_err()
             .to_string()
             .contains("crazy-max/ghaction-github-runtime"));
         assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t")])).is_err());
-        assert!(check_gha_env(env(&[
-            ("ACTIONS_RUNTIME_TOKEN", "t"),
-            ("ACTIONS_CACHE_URL", "u")
-        ]))
-        .is_ok());
+        assert!(check_gha_env(env(&[("ACTIONS_RUNTIME_TOKEN", "t"), ("ACTIONS_CACHE_URL", "u")]))
+            .is_ok());
         assert!(check_gha_env(env(&[
             ("ACTIONS_RUNTIME_TOKEN", "t"),
             ("ACTIONS_RESULTS_URL", "u")
@@ -678,24 +612,16 @@ mod tests {
 
     #[test]
     fn b1_multi_platform_load_needs_containerd_store() {
-        let classic = BuilderFacts {
-            driver: "docker".into(),
-            containerd_store: false,
-            context: None,
-        };
-        let containerd = BuilderFacts {
-            driver: "docker".into(),
-            containerd_store: true,
-            context: None,
-        };
+        let classic =
+            BuilderFacts { driver: "docker".into(), containerd_store: false, context: None };
+        let containerd =
+            BuilderFacts { driver: "docker".into(), containerd_store: true, context: None };
         let container = BuilderFacts {
             driver: "docker-container".into(),
             containerd_store: false,
             context: None,
         };
-        let err = check_multi_platform_load(&classic, 2, Output::Load)
-            .unwrap_err()
-            .to_string();
+        let err = check_multi_platform_load(&classic, 2, Output::Load).unwrap_err().to_string();
         for fix in ["one platform", "--push", "containerd", "docker-container"] {
             assert!(err.contains(fix), "missing fix `{fix}`: {err}");
         }
@@ -708,29 +634,13 @@ mod tests {
     #[test]
     fn b10_libc_pairing() {
         let cases = [
-            (
-                "aarch64-unknown-linux-gnu",
-                "gcr.io/distroless/cc-debian12:nonroot",
-                true,
-            ),
-            (
-                "aarch64-unknown-linux-gnu",
-                "brokkr.local/base/runtime:abc",
-                true,
-            ),
+            ("aarch64-unknown-linux-gnu", "gcr.io/distroless/cc-debian12:nonroot", true),
+            ("aarch64-unknown-linux-gnu", "brokkr.local/base/runtime:abc", true),
             ("aarch64-unknown-linux-gnu", "debian:bookworm-slim", true),
             ("aarch64-unknown-linux-gnu", "alpine:3.20", false),
-            (
-                "x86_64-unknown-linux-gnu",
-                "docker.io/library/alpine",
-                false,
-            ),
+            ("x86_64-unknown-linux-gnu", "docker.io/library/alpine", false),
             ("x86_64-unknown-linux-gnu", "scratch", false),
-            (
-                "x86_64-unknown-linux-gnu",
-                "gcr.io/distroless/static-debian12",
-                false,
-            ),
+            ("x86_64-unknown-linux-gnu", "gcr.io/distroless/static-debian12", false),
             ("x86_64-unknown-linux-musl", "scratch", true),
             ("x86_64-unknown-linux-musl", "alpine:3.20", true),
         ];
@@ -752,9 +662,7 @@ mod tests {
     fn b2_cross_runs_nothing_on_the_target_platform() {
         let stages = parse_stages(&our_dockerfile(), &BTreeMap::new());
         assert!(
-            stages
-                .iter()
-                .any(|s| s.name == "cook" && s.base == "compiler-cross"),
+            stages.iter().any(|s| s.name == "cook" && s.base == "compiler-cross"),
             "{stages:#?}"
         );
         assert_eq!(emulated_run_stages(&stages), Vec::<String>::new());
@@ -764,26 +672,16 @@ mod tests {
     fn b2_emulate_runs_rustc_on_the_target_platform() {
         let args = BTreeMap::from([("STRATEGY".to_owned(), "emulate".to_owned())]);
         let stages = parse_stages(&our_dockerfile(), &args);
-        assert_eq!(
-            emulated_run_stages(&stages),
-            vec!["build", "compiler-emulate", "cook"]
-        );
+        assert_eq!(emulated_run_stages(&stages), vec!["build", "compiler-emulate", "cook"]);
     }
 
     #[test]
     fn b2_a_plain_dockerfile_with_run() {
         let df = "FROM debian\nRUN apt-get update\nFROM --platform=$BUILDPLATFORM rust AS b\nRUN cargo build\nFROM scratch\nCOPY --from=b /x /x\n";
         let stages = parse_stages(df, &BTreeMap::new());
-        assert_eq!(
-            emulated_run_stages(&stages),
-            Vec::<String>::new(),
-            "stage 0 is not reachable"
-        );
+        assert_eq!(emulated_run_stages(&stages), Vec::<String>::new(), "stage 0 is not reachable");
         let df = "FROM debian AS base\nRUN apt-get update\nFROM base\nCOPY x y\n";
-        assert_eq!(
-            emulated_run_stages(&parse_stages(df, &BTreeMap::new())),
-            vec!["base"]
-        );
+        assert_eq!(emulated_run_stages(&parse_stages(df, &BTreeMap::new())), vec!["base"]);
     }
 
     #[test]
@@ -837,25 +735,16 @@ mod tests {
             ..spec.clone()
         };
         let line = build_command(&by_digest).to_string();
-        assert!(
-            !line.contains("--tag") && !line.contains("--push "),
-            "{line}"
-        );
+        assert!(!line.contains("--tag") && !line.contains("--push "), "{line}");
         assert!(line.ends_with(
             "--provenance mode=max --progress plain --metadata-file target/m.json --output \
              type=image,name=localhost:5000/brokkr-broker,push-by-digest=true,name-canonical=true,push=true ."
         ), "{line}");
-        let load = BuildSpec {
-            output: Output::Load,
-            ..spec
-        };
+        let load = BuildSpec { output: Output::Load, ..spec };
         assert!(!build_command(&load).to_string().contains("--provenance"));
-        for (driver, ok) in [
-            ("docker", false),
-            ("docker-container", true),
-            ("remote", true),
-            ("kubernetes", true),
-        ] {
+        for (driver, ok) in
+            [("docker", false), ("docker-container", true), ("remote", true), ("kubernetes", true)]
+        {
             assert_eq!(can_push_by_digest(driver), ok, "{driver}");
         }
     }
@@ -879,9 +768,7 @@ mod tests {
         let log = "#14 0.5    Compiling brokkr-broker v0.1.0 (/src/broker)\n#9 1.2    Compiling serde v1.0.228\n\
 #10 1.2    Compiling serde v1.0.228\n#9 2.0    Compiling xtask v0.1.0 (/src/xtask)\n";
         assert_eq!(dependency_crates_compiled(log), vec!["serde v1.0.228"]);
-        assert!(
-            dependency_crates_compiled("#14 0.5    Compiling brokkr-agent v0.1.0\n").is_empty()
-        );
+        assert!(dependency_crates_compiled("#14 0.5    Compiling brokkr-agent v0.1.0\n").is_empty());
     }
 
     #[test]
@@ -896,9 +783,6 @@ mod tests {
         assert_eq!(steps.len(), 5);
         assert_eq!(cached_steps(&steps), 1);
         assert_eq!(dependency_stage_cached(&steps), Some(true));
-        assert_eq!(
-            dependency_stage_cached(&parse_progress("#1 [x] RUN true\n")),
-            None
-        );
+        assert_eq!(dependency_stage_cached(&parse_progress("#1 [x] RUN true\n")), None);
     }
 }

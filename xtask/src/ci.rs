@@ -21,23 +21,14 @@ pub struct CiArgs {
 fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
     let cargo = Cmd::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     let xtask = Cmd::new(
-        std::env::current_exe()
-            .context("locating the xtask binary")?
-            .display()
-            .to_string(),
+        std::env::current_exe().context("locating the xtask binary")?.display().to_string(),
     );
     let tools = tools_dir();
     let bin = |name: &str| Cmd::new(tools.join("bin").join(name).display().to_string());
-    let path = format!(
-        "{}:{}",
-        tools.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path =
+        format!("{}:{}", tools.join("bin").display(), std::env::var("PATH").unwrap_or_default());
     let mut s = vec![
-        (
-            "format",
-            cargo.clone().args(["fmt", "--all", "--", "--check"]),
-        ),
+        ("format", cargo.clone().args(["fmt", "--all", "--", "--check"])),
         (
             "lints",
             cargo.clone().args([
@@ -50,10 +41,7 @@ fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
                 "warnings",
             ]),
         ),
-        (
-            "tests",
-            cargo.clone().args(["test", "--workspace", "--locked"]),
-        ),
+        ("tests", cargo.clone().args(["test", "--workspace", "--locked"])),
     ];
     if args.no_docker {
         return Ok(s);
@@ -61,20 +49,9 @@ fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
     s.extend([
         ("setup", xtask.clone().args(["setup", "--platform", "all"])),
         ("registry", xtask.clone().args(["registry", "start"])),
-        (
-            "tools",
-            Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()]),
-        ),
-        (
-            "tools",
-            bin("pip")
-                .args(["install", "--quiet"])
-                .args(PYTHON_TOOLS.iter().copied()),
-        ),
-        (
-            "workflow",
-            xtask.arg("validate-workflow").env("PATH", &path),
-        ),
+        ("tools", Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()])),
+        ("tools", bin("pip").args(["install", "--quiet"]).args(PYTHON_TOOLS.iter().copied())),
+        ("workflow", xtask.arg("validate-workflow").env("PATH", &path)),
         (
             "workflow",
             bin("check-jsonschema").args([
@@ -131,11 +108,7 @@ fn print_results(results: &[(&str, bool, f64)], started: Instant) -> Result<()> 
     for (name, ok, secs) in results {
         let status = if *ok { "ok" } else { "FAILED" };
         println!("ci: {name:<10} {status} ({secs:.0}s)");
-        rows.push(vec![
-            name.to_string(),
-            status.to_owned(),
-            format!("{secs:.0}s"),
-        ]);
+        rows.push(vec![name.to_string(), status.to_owned(), format!("{secs:.0}s")]);
     }
     let total = started.elapsed().as_secs_f64();
     println!("ci: total      {total:.0}s");

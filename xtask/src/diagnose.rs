@@ -62,9 +62,7 @@ pub fn is_transient(stderr: &str) -> bool {
         return false;
     }
     TRANSIENT.iter().any(|p| lower.contains(p))
-        || statuses
-            .iter()
-            .any(|s| *s == 429 || (500..=599).contains(s))
+        || statuses.iter().any(|s| *s == 429 || (500..=599).contains(s))
         || lower.lines().any(is_registry_eof)
 }
 
@@ -72,14 +70,7 @@ pub fn is_transient(stderr: &str) -> bool {
 /// `status 503`, `statuscode=503` or `http 503`.
 fn http_statuses(lower: &str) -> Vec<u16> {
     let mut found = Vec::new();
-    for prefix in [
-        "status: ",
-        "status code: ",
-        "status code ",
-        "status ",
-        "statuscode=",
-        "http ",
-    ] {
+    for prefix in ["status: ", "status code: ", "status code ", "status ", "statuscode=", "http "] {
         for (i, _) in lower.match_indices(prefix) {
             let rest = &lower[i + prefix.len()..];
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -95,9 +86,7 @@ fn http_statuses(lower: &str) -> Vec<u16> {
 fn is_registry_eof(line: &str) -> bool {
     let line = line.trim();
     (line.ends_with(": eof") || line.contains("unexpected eof"))
-        && ["http://", "https://", "request", "registry", "/v2/"]
-            .iter()
-            .any(|p| line.contains(p))
+        && ["http://", "https://", "request", "registry", "/v2/"].iter().any(|p| line.contains(p))
 }
 
 /// The kind of failure a [`Hint`] explains (the cases B1, B2, B6, B8, M5 among them).
@@ -242,9 +231,7 @@ pub fn explain(stderr: &str) -> Option<Hint> {
         url_host(&lower).or_else(|| dialled(&lower))
     };
     let rule = RULES.iter().find(|r| {
-        r.all
-            .iter()
-            .all(|any| any.iter().any(|p| lower.contains(p)))
+        r.all.iter().all(|any| any.iter().any(|p| lower.contains(p)))
             && match r.guard {
                 Guard::Always => true,
                 Guard::Loopback => host.as_deref().is_some_and(registry_is_loopback),
@@ -262,11 +249,7 @@ pub fn explain(stderr: &str) -> Option<Hint> {
             .iter()
             .fold(s.to_owned(), |s, (k, v)| s.replace(k, v))
     };
-    Some(Hint {
-        cause: rule.cause,
-        what: fill(rule.what),
-        fix: fill(rule.fix),
-    })
+    Some(Hint { cause: rule.cause, what: fill(rule.what), fix: fill(rule.fix) })
 }
 
 fn facts(stderr: &str, lower: &str, host: Option<&str>) -> Vec<(&'static str, String)> {
@@ -279,24 +262,15 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> Vec<(&'static str, St
         .map_or(("<target>".to_owned(), "<prefix>-gcc".to_owned()), |p| {
             (p.rust_target.to_owned(), format!("{}-gcc", p.gnu_prefix))
         });
-    let var = format!(
-        "CARGO_TARGET_{}_LINKER",
-        target.to_ascii_uppercase().replace('-', "_")
-    );
-    let missing = between(stderr, "linker `", "`")
-        .unwrap_or("<linker>")
-        .to_owned();
+    let var = format!("CARGO_TARGET_{}_LINKER", target.to_ascii_uppercase().replace('-', "_"));
+    let missing = between(stderr, "linker `", "`").unwrap_or("<linker>").to_owned();
     let install = match missing.strip_suffix("-gcc").filter(|p| !p.is_empty()) {
         Some(prefix) => format!("install it (Debian/Ubuntu: `apt-get install gcc-{prefix}`)"),
         None => "install it".to_owned(),
     };
     let host = host.unwrap_or("<registry>").to_owned();
     let start = start_registry_hint(&host);
-    let linker = if lower.contains("relocations in generic elf") {
-        cross
-    } else {
-        missing
-    };
+    let linker = if lower.contains("relocations in generic elf") { cross } else { missing };
     vec![
         ("{host}", host),
         ("{start}", start),
@@ -332,10 +306,8 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 
 /// host:port of the first URL.
 fn url_host(lower: &str) -> Option<String> {
-    let start = ["https://", "http://"]
-        .iter()
-        .filter_map(|p| lower.find(p).map(|i| i + p.len()))
-        .min()?;
+    let start =
+        ["https://", "http://"].iter().filter_map(|p| lower.find(p).map(|i| i + p.len())).min()?;
     let host: String = lower[start..]
         .chars()
         .take_while(|c| !matches!(c, '/' | '"' | '\'' | ' ' | '?' | '#'))
@@ -353,10 +325,7 @@ fn dialled(lower: &str) -> Option<String> {
 /// plain HTTP; any other host over plain HTTP needs configuration (case M5).
 pub fn registry_is_loopback(registry: &str) -> bool {
     let r = registry.trim().to_ascii_lowercase();
-    let r = r
-        .strip_prefix("https://")
-        .or_else(|| r.strip_prefix("http://"))
-        .unwrap_or(&r);
+    let r = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://")).unwrap_or(&r);
     let hostport = r.split('/').next().unwrap_or("");
     let host = if let Some(rest) = hostport.strip_prefix('[') {
         match rest.split_once(']') {
@@ -375,19 +344,13 @@ pub fn registry_is_loopback(registry: &str) -> bool {
 /// `attempts` total attempts, clamped to 1..=[`MAX_ATTEMPTS`].
 pub fn retry_delays(attempts: u32) -> Vec<Duration> {
     let attempts = attempts.clamp(1, MAX_ATTEMPTS);
-    (0..attempts - 1)
-        .map(|i| FIRST_DELAY * 2u32.pow(i))
-        .collect()
+    (0..attempts - 1).map(|i| FIRST_DELAY * 2u32.pow(i)).collect()
 }
 
 /// The line of a failure's output worth quoting: the last one mentioning
 /// `error`, else the last non-empty one, cut to 160 characters.
 pub fn reason(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let line = lines
         .iter()
         .rev()
@@ -461,9 +424,7 @@ impl Cmd {
             }
         })
         .map_err(|stderr| {
-            let hint = explain(&stderr)
-                .map(|h| format!("\n{h}"))
-                .unwrap_or_default();
+            let hint = explain(&stderr).map(|h| format!("\n{h}")).unwrap_or_default();
             anyhow!("{what} failed: {}{hint}", reason(&stderr))
         })
     }
@@ -722,10 +683,8 @@ mod tests {
             || {
                 calls += 1;
                 if calls < 3 {
-                    Err(
-                        "#14 exporting to image\nERROR: failed to push: 502 Bad Gateway\n"
-                            .to_owned(),
-                    )
+                    Err("#14 exporting to image\nERROR: failed to push: 502 Bad Gateway\n"
+                        .to_owned())
                 } else {
                     Ok(calls)
                 }

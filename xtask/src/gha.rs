@@ -36,8 +36,7 @@ fn append(var: &str, text: &str) -> Result<()> {
         .append(true)
         .open(&path)
         .with_context(|| format!("opening ${var} ({path})"))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing ${var} ({path})"))
+    f.write_all(text.as_bytes()).with_context(|| format!("writing ${var} ({path})"))
 }
 
 /// A step output in `$GITHUB_OUTPUT`; the heredoc form for multiline values.
@@ -51,10 +50,7 @@ pub fn output(key: &str, value: &str) -> Result<()> {
 
 /// An environment variable for the job's later steps, in `$GITHUB_ENV` (heredoc form).
 pub fn export_env(key: &str, value: &str) -> Result<()> {
-    append(
-        "GITHUB_ENV",
-        &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
-    )
+    append("GITHUB_ENV", &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"))
 }
 
 /// A notice: `::notice::text` on GitHub (an annotation of the run), `notice: text` on stderr elsewhere.
@@ -62,9 +58,7 @@ pub fn notice(text: &str) {
     if active() {
         println!(
             "::notice::{}",
-            text.replace('%', "%25")
-                .replace('\r', "%0D")
-                .replace('\n', "%0A")
+            text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
         );
     } else {
         eprintln!("notice: {text}");
@@ -80,11 +74,7 @@ pub fn summary(markdown: &str) -> Result<()> {
 /// beyond `|`).
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let esc = |s: &str| s.replace('|', "\\|");
-    let mut out = format!(
-        "| {} |\n|{}\n",
-        header.join(" | "),
-        "---|".repeat(header.len())
-    );
+    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
     for r in rows {
         out.push_str(&format!(
             "| {} |\n",

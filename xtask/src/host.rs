@@ -135,8 +135,7 @@ impl Builder {
                 "Platforms" => {
                     let all: Vec<&str> = value.split(',').map(str::trim).collect();
                     let own = all.iter().find(|p| !p.ends_with('*')).or(all.first());
-                    b.native
-                        .extend(own.filter(|p| !p.is_empty()).map(|p| p.to_string()));
+                    b.native.extend(own.filter(|p| !p.is_empty()).map(|p| p.to_string()));
                     for p in all.iter().map(|p| p.trim_end_matches('*')) {
                         if !p.is_empty() && !b.platforms.iter().any(|q| q == p) {
                             b.platforms.push(p.to_owned());
@@ -232,12 +231,7 @@ impl BinfmtHandler {
         }
         let field = |i: usize| f.get(i).copied().unwrap_or("").to_owned();
         let (name, interpreter, flags, line) = (field(0), field(5), field(6), line.to_owned());
-        Ok(BinfmtHandler {
-            name,
-            interpreter,
-            flags,
-            line,
-        })
+        Ok(BinfmtHandler { name, interpreter, flags, line })
     }
 }
 
@@ -538,12 +532,7 @@ mod tests {
                 driver: "docker",
                 status: "running",
                 buildkit: "v0.0.0+unknown",
-                platforms: &[
-                    "linux/amd64",
-                    "linux/amd64/v2",
-                    "linux/amd64/v3",
-                    "linux/arm64",
-                ],
+                platforms: &["linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/arm64"],
                 amd64: true,
                 arm64: true,
             },
@@ -608,10 +597,7 @@ mod tests {
             parse_buildx_version("github.com/docker/buildx v0.19.3 48d6a39"),
             Some(Version::new(0, 19, 3))
         );
-        assert_eq!(
-            parse_buildx_version("docker: 'buildx' is not a docker command."),
-            None
-        );
+        assert_eq!(parse_buildx_version("docker: 'buildx' is not a docker command."), None);
         let dockerd = include_str!("host/fixtures/dockerd-version.txt");
         assert_eq!(parse_dockerd_version(dockerd), Some(Version::new(26, 1, 5)));
         assert_eq!(
@@ -646,10 +632,7 @@ mod tests {
             "# comment\n\n:aarch64:M::\\x7fELF\\x02:\\xff\\xff:/usr/bin/qemu-aarch64-static:FPC\n",
         )
         .unwrap();
-        assert_eq!(
-            (arch.name.as_str(), arch.flags.as_str()),
-            ("aarch64", "FPC")
-        );
+        assert_eq!((arch.name.as_str(), arch.flags.as_str()), ("aarch64", "FPC"));
         assert!(BinfmtHandler::parse(":qemu-aarch64:M::\\x7f").is_err());
         assert!(BinfmtHandler::parse("# only a comment\n").is_err());
 
@@ -660,12 +643,7 @@ mod tests {
         };
         let p = "/usr/libexec/qemu-binfmt/aarch64-binfmt-P";
         let cases: Vec<(&str, Option<BinfmtEntry>, Option<&BinfmtHandler>, &str)> = vec![
-            (
-                "recorded, matches qemu 10's file",
-                Some(recorded.clone()),
-                Some(&h10),
-                "ready",
-            ),
+            ("recorded, matches qemu 10's file", Some(recorded.clone()), Some(&h10), "ready"),
             (
                 "registered by other means",
                 Some(entry(true, "/usr/bin/qemu-aarch64", "POCF")),
@@ -674,18 +652,8 @@ mod tests {
             ),
             ("missing", None, Some(&h10), "missing"),
             ("missing, nothing installed", None, None, "missing"),
-            (
-                "disabled",
-                Some(entry(false, p, "POF")),
-                Some(&h10),
-                "unusable",
-            ),
-            (
-                "7.2 registration lacks F",
-                Some(entry(true, p, "PO")),
-                Some(&h10),
-                "unusable",
-            ),
+            ("disabled", Some(entry(false, p, "POF")), Some(&h10), "unusable"),
+            ("7.2 registration lacks F", Some(entry(true, p, "PO")), Some(&h10), "unusable"),
             (
                 "binfmt-support 7.2 static, qemu 10 installed",
                 Some(entry(true, "/usr/bin/qemu-aarch64-static", "PF")),
@@ -721,12 +689,7 @@ mod tests {
         assert_eq!(bookworm.pretty_name, "Debian GNU/Linux 12 (bookworm)");
         let os = |text: &str| OsRelease::parse(text);
         let cases: Vec<(&str, OsRelease, Distro, &str)> = vec![
-            (
-                "recorded bookworm",
-                bookworm.clone(),
-                Distro::Debian,
-                "bookworm",
-            ),
+            ("recorded bookworm", bookworm.clone(), Distro::Debian, "bookworm"),
             (
                 "trixie",
                 os("ID=debian\nVERSION_ID=\"13\"\nVERSION_CODENAME=trixie"),
@@ -775,18 +738,8 @@ mod tests {
                 Distro::Debian,
                 "bookworm",
             ),
-            (
-                "fedora",
-                os("ID=fedora\nVERSION_ID=40"),
-                Distro::Other,
-                "unsupported",
-            ),
-            (
-                "alpine single quotes",
-                os("ID='alpine'"),
-                Distro::Other,
-                "unsupported",
-            ),
+            ("fedora", os("ID=fedora\nVERSION_ID=40"), Distro::Other, "unsupported"),
+            ("alpine single quotes", os("ID='alpine'"), Distro::Other, "unsupported"),
         ];
         for (name, o, distro, source) in cases {
             assert_eq!(o.distro(), distro, "{name}");
@@ -829,11 +782,7 @@ mod tests {
         let cases: &[(&str, Option<&str>, Option<serde_json::Value>)] = &[
             ("absent", None, Some(want.clone())),
             ("blank", Some("  \n"), Some(want.clone())),
-            (
-                "recorded, already on",
-                Some(r#"{"features":{"containerd-snapshotter":true}}"#),
-                None,
-            ),
+            ("recorded, already on", Some(r#"{"features":{"containerd-snapshotter":true}}"#), None),
             (
                 "other keys kept",
                 Some(r#"{"log-driver":"local","features":{"buildkit":true}}"#),
@@ -863,14 +812,8 @@ mod tests {
 
     #[test]
     fn host_http_status_and_password() {
-        assert_eq!(
-            parse_http_status("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
-            Some(200)
-        );
-        assert_eq!(
-            parse_http_status("HTTP/1.0 401 Unauthorized\r\n"),
-            Some(401)
-        );
+        assert_eq!(parse_http_status("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"), Some(200));
+        assert_eq!(parse_http_status("HTTP/1.0 401 Unauthorized\r\n"), Some(401));
         assert_eq!(parse_http_status("SSH-2.0-OpenSSH_9.2\r\n"), None);
         assert_eq!(parse_http_status(""), None);
     }

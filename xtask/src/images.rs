@@ -28,24 +28,12 @@ pub struct ImagesArgs {
 pub fn run(sh: &Shell, args: &ImagesArgs) -> Result<()> {
     let platforms = args.select.platforms()?;
     let components = args.select.components();
-    let output = if args.push {
-        Output::Push
-    } else {
-        Output::Load
-    };
+    let output = if args.push { Output::Push } else { Output::Load };
     let prepared = build_image::prepare(sh, &args.build, &platforms)?;
     let mut records = Vec::new();
     for c in &components {
         for p in &platforms {
-            records.push(build_image::build(
-                sh,
-                &prepared,
-                &args.build,
-                c,
-                &[p],
-                output,
-                &[],
-            )?);
+            records.push(build_image::build(sh, &prepared, &args.build, c, &[p], output, &[])?);
         }
     }
     if !args.build.dry_run {

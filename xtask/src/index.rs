@@ -131,10 +131,7 @@ impl Document {
             EntryKind::Image(p) => Some(p),
             _ => None,
         };
-        self.entries()
-            .iter()
-            .filter_map(|e| Some((image(e)?, e)))
-            .collect()
+        self.entries().iter().filter_map(|e| Some((image(e)?, e))).collect()
     }
 
     /// The distinct platform names, sorted.
@@ -188,9 +185,8 @@ pub fn verify(
     }
     let present: Vec<String> = by_platform.keys().cloned().collect();
     let children = expected_children.into_iter().flatten();
-    let children: BTreeMap<String, &str> = children
-        .map(|(p, d)| (normalise_platform(p), d.trim()))
-        .collect();
+    let children: BTreeMap<String, &str> =
+        children.map(|(p, d)| (normalise_platform(p), d.trim())).collect();
     let wanted = expected_platforms.iter().map(|p| p.name.to_owned());
     let wanted: BTreeSet<String> = wanted.chain(children.keys().cloned()).collect();
     for platform in &wanted {
@@ -199,9 +195,7 @@ pub fn verify(
                 true => present_text(&present),
                 false => format!("only {}", present.join(", ")),
             };
-            problems.push(err(format!(
-                "missing platform {platform}: the index has {has}"
-            )));
+            problems.push(err(format!("missing platform {platform}: the index has {has}")));
             continue;
         };
         if entries.len() > 1 {
@@ -259,19 +253,14 @@ pub fn verify(
 /// The OCI digest of `bytes` as pushed (`sha256:<64 hex>`).
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    let hex: String = sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
 
 /// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.
 pub fn is_digest(s: &str) -> bool {
     let hex = |h: &str, n: usize| {
-        h.len() == n
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == n && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     s.strip_prefix("sha256:").is_some_and(|h| hex(h, 64))
         || s.strip_prefix("sha512:").is_some_and(|h| hex(h, 128))
@@ -303,21 +292,12 @@ pub fn parse(json: &str) -> Result<Document> {
         );
     }
     let mut doc: Document = serde_json::from_str(json).with_context(|| {
-        format!(
-            "expected a manifest or index (JSON), got: {}",
-            snippet(trimmed)
-        )
+        format!("expected a manifest or index (JSON), got: {}", snippet(trimmed))
     })?;
     if !doc.errors.is_empty() {
-        let list: Vec<String> = doc
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.code, e.message))
-            .collect();
-        bail!(
-            "the registry answered with an error instead of a manifest: {}",
-            list.join("; ")
-        );
+        let list: Vec<String> =
+            doc.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect();
+        bail!("the registry answered with an error instead of a manifest: {}", list.join("; "));
     }
     if doc.schema_version == Some(1) {
         bail!("this is a Docker schema 1 manifest, which is not supported; re-push the image with a current docker/buildx");
@@ -348,10 +328,7 @@ pub fn parse(json: &str) -> Result<Document> {
             .as_ref()
             .with_context(|| format!("image manifest ({}) without `config`", doc.media_type))?;
         if !is_digest(&config.digest) {
-            bail!(
-                "image manifest has a malformed config digest `{}`",
-                config.digest
-            );
+            bail!("image manifest has a malformed config digest `{}`", config.digest);
         }
     }
     let bad = doc.entries().iter().position(|e| !is_digest(&e.digest));
@@ -466,17 +443,11 @@ mod tests {
         assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
         let attestation = |e: &&Entry| matches!(e.kind(), EntryKind::Attestation { .. });
         assert_eq!(index.entries().iter().filter(attestation).count(), 2);
-        let got: Vec<(String, &str)> = index
-            .platform_entries()
-            .into_iter()
-            .map(|(p, e)| (p, e.digest.as_str()))
-            .collect();
+        let got: Vec<(String, &str)> =
+            index.platform_entries().into_iter().map(|(p, e)| (p, e.digest.as_str())).collect();
         assert_eq!(
             got,
-            [
-                ("linux/amd64".to_owned(), AMD64_IMG),
-                ("linux/arm64".to_owned(), ARM64_IMG)
-            ]
+            [("linux/amd64".to_owned(), AMD64_IMG), ("linux/arm64".to_owned(), ARM64_IMG)]
         );
         assert_eq!(verify(&index, &all(), None), []);
     }
@@ -501,38 +472,21 @@ mod tests {
 
     #[test]
     fn per_platform_digest_errors() {
-        let err = per_platform_digest(PER_PLATFORM_AMD64, p("arm64"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("no linux/arm64 image") && err.contains("linux/amd64"),
-            "{err}"
-        );
-        let err = per_platform_digest(DUPLICATE, p("arm64"))
-            .unwrap_err()
-            .to_string();
+        let err = per_platform_digest(PER_PLATFORM_AMD64, p("arm64")).unwrap_err().to_string();
+        assert!(err.contains("no linux/arm64 image") && err.contains("linux/amd64"), "{err}");
+        let err = per_platform_digest(DUPLICATE, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("appears 2 times"), "{err}");
-        let err = per_platform_digest(SINGLE, p("arm64"))
-            .unwrap_err()
-            .to_string();
+        let err = per_platform_digest(SINGLE, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("single image manifest"), "{err}");
         // A multi-arch index answers for either platform.
-        assert_eq!(
-            per_platform_digest(INDEX_ATTESTATIONS, p("arm64")).unwrap(),
-            ARM64_IMG
-        );
+        assert_eq!(per_platform_digest(INDEX_ATTESTATIONS, p("arm64")).unwrap(), ARM64_IMG);
     }
 
     #[test]
     fn source_digest_of_a_plain_manifest_is_the_descriptor() {
         assert_eq!(source_digest(SINGLE, OTHER, p("amd64")).unwrap(), OTHER);
-        assert_eq!(
-            source_digest(SINGLE, &format!(" {OTHER}\n"), p("amd64")).unwrap(),
-            OTHER
-        );
-        let err = source_digest(SINGLE, "latest", p("amd64"))
-            .unwrap_err()
-            .to_string();
+        assert_eq!(source_digest(SINGLE, &format!(" {OTHER}\n"), p("amd64")).unwrap(), OTHER);
+        let err = source_digest(SINGLE, "latest", p("amd64")).unwrap_err().to_string();
         assert!(err.contains("malformed manifest digest"), "{err}");
     }
 
@@ -585,9 +539,7 @@ mod tests {
         let index = parse_index(INDEX_ATTESTATIONS).unwrap();
         assert_eq!(
             lines(&verify(&index, &[p("amd64")], None)),
-            [format!(
-                "unexpected platform linux/arm64 ({ARM64_IMG}): it was not asked for"
-            )]
+            [format!("unexpected platform linux/arm64 ({ARM64_IMG}): it was not asked for")]
         );
         // Child digest differs; keys in any spelling.
         let children: BTreeMap<String, String> = [
@@ -632,9 +584,7 @@ mod tests {
         assert_eq!(index.entries()[3].kind(), EntryKind::Other);
         assert_eq!(
             lines(&verify(&index, &[p("amd64")], None)),
-            [format!(
-                "unexpected platform linux/s390x ({OTHER}): it was not asked for"
-            )]
+            [format!("unexpected platform linux/s390x ({OTHER}): it was not asked for")]
         );
     }
 
@@ -649,9 +599,7 @@ mod tests {
         let problems = verify(&index, &[p("amd64")], None);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(!problems[0].error);
-        assert!(problems[0]
-            .to_string()
-            .starts_with("warning: attestation manifest sha256:a795"));
+        assert!(problems[0].to_string().starts_with("warning: attestation manifest sha256:a795"));
     }
 
     #[test]
@@ -664,11 +612,7 @@ mod tests {
         let index = parse_index(&json).unwrap();
         let problems = verify(&index, &[p("amd64")], None);
         assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0].to_string().contains("imagetools create"),
-            "{}",
-            problems[0]
-        );
+        assert!(problems[0].to_string().contains("imagetools create"), "{}", problems[0]);
     }
 
     #[test]
@@ -676,10 +620,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (ERROR_PAGE, "HTML/XML page"),
             ("", "expected a manifest or index (JSON)"),
-            (
-                "unauthorized: authentication required",
-                "expected a manifest or index (JSON)",
-            ),
+            ("unauthorized: authentication required", "expected a manifest or index (JSON)"),
             (
                 r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"sha-1a2b3c4-arm64"}}]}"#,
                 "MANIFEST_UNKNOWN: manifest unknown",
@@ -708,10 +649,8 @@ mod tests {
     fn shape_decides_without_media_type() {
         let json = r#"{"schemaVersion":2,"manifests":[]}"#;
         assert_eq!(parse_index(json).unwrap().entries(), []);
-        let no_type = SINGLE.replace(
-            "\"mediaType\": \"application/vnd.oci.image.manifest.v1+json\",",
-            "",
-        );
+        let no_type =
+            SINGLE.replace("\"mediaType\": \"application/vnd.oci.image.manifest.v1+json\",", "");
         assert!(!parse(&no_type).unwrap().is_index());
     }
 
@@ -725,10 +664,7 @@ mod tests {
             "sha256:1d0a19ad4abb6108aacea8499d244d1214ccfa334ba3990c3f5acc4a493cca4a"
         );
         let index = parse_index(printed).unwrap();
-        assert_eq!(
-            index.annotations["org.opencontainers.image.version"],
-            "main"
-        );
+        assert_eq!(index.annotations["org.opencontainers.image.version"], "main");
         assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
     }
 
@@ -736,14 +672,9 @@ mod tests {
     fn digests() {
         assert!(is_digest(AMD64_IMG));
         assert!(is_digest(&format!("sha512:{}", "a".repeat(128))));
-        for bad in [
-            "",
-            "sha256:",
-            "sha256:ABC",
-            &AMD64_IMG.to_uppercase(),
-            &AMD64_IMG[..70],
-            "md5:00",
-        ] {
+        for bad in
+            ["", "sha256:", "sha256:ABC", &AMD64_IMG.to_uppercase(), &AMD64_IMG[..70], "md5:00"]
+        {
             assert!(!is_digest(bad), "{bad}");
         }
     }

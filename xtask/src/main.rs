@@ -81,8 +81,7 @@ fn main() -> Result<()> {
 /// binary was compiled in: a shared `CARGO_TARGET_DIR` serves several.
 pub fn project_root() -> PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| locate_root().unwrap_or_else(|_| PathBuf::from(".")))
-        .clone()
+    ROOT.get_or_init(|| locate_root().unwrap_or_else(|_| PathBuf::from("."))).clone()
 }
 
 fn locate_root() -> Result<PathBuf> {
@@ -130,12 +129,7 @@ mod tests {
         std::fs::write(b.join("Cargo.toml"), "[workspace]\nmembers = [\"xtask\"]\n").unwrap();
         std::fs::write(b.join("xtask/Cargo.toml"), "[package]\nname = \"xtask\"\n").unwrap();
         for from in [b.clone(), b.join("xtask/src"), b.join("broker")] {
-            assert_eq!(
-                super::find_workspace(&from),
-                Some(b.clone()),
-                "{}",
-                from.display()
-            );
+            assert_eq!(super::find_workspace(&from), Some(b.clone()), "{}", from.display());
         }
         assert_eq!(super::find_workspace(&tmp), None);
         std::fs::remove_dir_all(&tmp).unwrap();

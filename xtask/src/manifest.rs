@@ -205,10 +205,7 @@ fn select_sources(
             None => format!("no record ({})", record::path(repo, component, p).display()),
             Some(r) if r.commit != head => format!("built from `{}`, not {head} (HEAD)", r.commit),
             Some(r) if r.dirty && !allow_dirty => DIRTY.to_owned(),
-            Some(BuildRecord {
-                pushed_digest: Some(d),
-                ..
-            }) if index::is_digest(d) => {
+            Some(BuildRecord { pushed_digest: Some(d), .. }) if index::is_digest(d) => {
                 selected.push((*p, format!("{repo}@{d}")));
                 continue;
             }
@@ -233,11 +230,7 @@ fn check_sources(
             Some(r) => index::source_digest(&r.raw, &r.digest, platform),
         });
         match found {
-            Ok(d) => sources.push(Source {
-                platform,
-                reference,
-                platform_digest: d,
-            }),
+            Ok(d) => sources.push(Source { platform, reference, platform_digest: d }),
             Err(e) => problems.push((platform, format!("{e:#}"))),
         }
     }
@@ -252,10 +245,7 @@ fn refusal(
     problems: Problems,
 ) -> anyhow::Error {
     let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
-    let lines: Vec<String> = problems
-        .iter()
-        .map(|(p, why)| format!("{p}: {why}"))
-        .collect();
+    let lines: Vec<String> = problems.iter().map(|(p, why)| format!("{p}: {why}")).collect();
     let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
     anyhow!(
         "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
@@ -272,21 +262,17 @@ fn refusal(
 /// The `--annotation index:KEY=VALUE` arguments (empty values left out).
 fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
     let set = labels.iter().filter(|(_, v)| !v.is_empty());
-    set.flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")])
-        .collect()
+    set.flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")]).collect()
 }
 
 impl Planned {
     /// What `idx` lacks against the sources and the revision; warnings printed.
     fn check(&self, idx: &Document, what: &str) -> Result<()> {
-        let children = self
-            .sources
-            .iter()
-            .map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
+        let children =
+            self.sources.iter().map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
         let children: BTreeMap<String, String> = children.collect();
-        let (errors, warnings): (Vec<_>, Vec<_>) = index::verify(idx, &[], Some(&children))
-            .into_iter()
-            .partition(|p| p.error);
+        let (errors, warnings): (Vec<_>, Vec<_>) =
+            index::verify(idx, &[], Some(&children)).into_iter().partition(|p| p.error);
         warnings.iter().for_each(|w| eprintln!("{w}"));
         let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
         if Stamp::from_annotations(&idx.annotations).revision != Some(self.revision.clone()) {
@@ -294,10 +280,9 @@ impl Planned {
         }
         match problems.is_empty() {
             true => Ok(()),
-            false => bail!(
-                "{what} does not verify; no final tag was written:\n{}",
-                problems.join("\n")
-            ),
+            false => {
+                bail!("{what} does not verify; no final tag was written:\n{}", problems.join("\n"))
+            }
         }
     }
 
@@ -316,12 +301,7 @@ impl Planned {
         self.check(&index::parse_index(&pushed.raw)?, &by_digest)?;
         let Some(tag) = tag else { return Ok(()) };
         tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
-        for (_, f) in tag
-            .args
-            .iter()
-            .zip(&tag.args[1..])
-            .filter(|(flag, _)| *flag == "--tag")
-        {
+        for (_, f) in tag.args.iter().zip(&tag.args[1..]).filter(|(flag, _)| *flag == "--tag") {
             let digest = record::remote_digest(sh, f)?;
             if digest != self.digest {
                 bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
@@ -352,15 +332,9 @@ impl Planned {
                 "source": s.reference,
             })).collect::<Vec<_>>(),
         });
-        let mut rows: Vec<Vec<String>> = written
-            .iter()
-            .map(|f| vec![f.clone(), self.digest.clone()])
-            .collect();
-        rows.extend(
-            skipped
-                .iter()
-                .map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]),
-        );
+        let mut rows: Vec<Vec<String>> =
+            written.iter().map(|f| vec![f.clone(), self.digest.clone()]).collect();
+        rows.extend(skipped.iter().map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]));
         rows.extend(self.sources.iter().map(|s| {
             let d = &s.platform_digest;
             vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
@@ -373,10 +347,7 @@ impl Planned {
         gha::output("index-digest", &self.digest)?;
         gha::output("tags", &written.join("\n"))?;
         gha::output("manifest", &value.to_string())?;
-        gha::summary(&format!(
-            "### {image}\n\n{}\n",
-            gha::markdown_table(&head, &rows)
-        ))
+        gha::summary(&format!("### {image}\n\n{}\n", gha::markdown_table(&head, &rows)))
     }
 }
 
@@ -409,15 +380,10 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let package = metadata::package_info(&tags::cargo_metadata(sh)?, component.package)?;
     let labels = metadata::labels(&ctx, component, &package, &created, Some(&version));
     let sourced = sources.iter().map(|s| s.reference.clone());
-    let create = Cmd::new("docker")
-        .args(CREATE)
-        .args(annotation_args(&labels))
-        .args(sourced);
+    let create = Cmd::new("docker").args(CREATE).args(annotation_args(&labels)).args(sourced);
     // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
-    let out = create
-        .clone()
-        .arg("--dry-run")
-        .capture_retrying(sh, "imagetools create --dry-run")?;
+    let out =
+        create.clone().arg("--dry-run").capture_retrying(sh, "imagetools create --dry-run")?;
     if !out.ok {
         bail!("imagetools create --dry-run failed: {}", out.stderr.trim());
     }
@@ -505,34 +471,18 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
     let entries = idx.platform_entries();
     let names: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
     let target = crate::target_dir();
-    let dir = target
-        .join("xtask")
-        .join(format!("rebuild-{}", &rev[..rev.len().min(12)]));
-    let worktree = |args: [&str; 2]| {
-        Cmd::new("git")
-            .arg("worktree")
-            .args(args)
-            .arg(dir.display().to_string())
-    };
+    let dir = target.join("xtask").join(format!("rebuild-{}", &rev[..rev.len().min(12)]));
+    let worktree =
+        |args: [&str; 2]| Cmd::new("git").arg("worktree").args(args).arg(dir.display().to_string());
     let _ = worktree(["remove", "--force"]).capture(sh);
     worktree(["add", "--detach"])
         .arg(rev)
         .run(sh)
         .with_context(|| format!("checking out {rev}"))?;
     let built = Cmd::new(std::env::current_exe()?.display().to_string())
-        .args([
-            "build-image",
-            "--component",
-            component.name,
-            "--push",
-            "--registry",
-            registry,
-        ])
+        .args(["build-image", "--component", component.name, "--push", "--registry", registry])
         .opt("--platform", names.join(","))
-        .opt(
-            "--cache-epoch",
-            format!("rebuild-{}", jiff::Timestamp::now().as_second()),
-        )
+        .opt("--cache-epoch", format!("rebuild-{}", jiff::Timestamp::now().as_second()))
         .env("BROKKR_WORKSPACE", dir.display().to_string())
         .env("CARGO_TARGET_DIR", target.display().to_string())
         .env("GITHUB_ACTIONS", "false")
@@ -546,9 +496,8 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
     for (name, entry) in &entries {
         let p = Platform::parse(name)?;
         let rec = record::load(&repo, component, p)?.filter(|r| r.commit == *rev);
-        let pushed = rec
-            .and_then(|r| r.pushed_digest)
-            .context("the rebuild recorded no pushed digest")?;
+        let pushed =
+            rec.and_then(|r| r.pushed_digest).context("the rebuild recorded no pushed digest")?;
         let r = record::remote(sh, &format!("{repo}@{pushed}"))?
             .context("the rebuilt image is not in the registry")?;
         let digest = index::source_digest(&r.raw, &r.digest, p)?;
@@ -564,10 +513,7 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
         }
     }
     if !mismatches.is_empty() {
-        bail!(
-            "the rebuild of {rev} differs from {reference} for {}",
-            mismatches.join(", ")
-        );
+        bail!("the rebuild of {rev} differs from {reference} for {}", mismatches.join(", "));
     }
     println!("{reference}: every platform rebuilds to the digest the index lists");
     Ok(())
@@ -634,17 +580,10 @@ mod tests {
         let every = parse(&["--component", "broker", "--platform", "all"]);
         assert_eq!(platforms(&every).unwrap().len(), PLATFORMS.len());
 
-        let partial = parse(&[
-            "--component",
-            "broker",
-            "--platform",
-            "arm64",
-            "--partial-platforms",
-        ]);
+        let partial =
+            parse(&["--component", "broker", "--platform", "arm64", "--partial-platforms"]);
         assert_eq!(platforms(&partial).unwrap().len(), 1);
-        let err = final_tags(&partial, &ctx(), &rules(), false)
-            .unwrap_err()
-            .to_string();
+        let err = final_tags(&partial, &ctx(), &rules(), false).unwrap_err().to_string();
         assert!(err.contains("--tag NAME"), "{err}");
         let tagged = parse(&[
             "--component",
@@ -655,10 +594,7 @@ mod tests {
             "--tag",
             "arm-only",
         ]);
-        assert_eq!(
-            final_tags(&tagged, &ctx(), &rules(), false).unwrap(),
-            ["arm-only"]
-        );
+        assert_eq!(final_tags(&tagged, &ctx(), &rules(), false).unwrap(), ["arm-only"]);
         assert!(crate::cli::Cli::try_parse_from([
             "cargo xtask",
             "manifest",
@@ -673,9 +609,7 @@ mod tests {
     fn reserved_and_dirty_final_tags() {
         for reserved in ["sha-abc1234-arm64", &staging_tag(D)] {
             let args = parse(&["--component", "broker", "--tag", reserved]);
-            let err = final_tags(&args, &ctx(), &rules(), false)
-                .unwrap_err()
-                .to_string();
+            let err = final_tags(&args, &ctx(), &rules(), false).unwrap_err().to_string();
             assert!(err.contains("reserved name"), "{err}");
         }
         let args = parse(&["--component", "broker"]);
@@ -701,10 +635,7 @@ mod tests {
     #[test]
     fn sources_come_from_records_of_head_only() {
         let broker = crate::project::component("broker").unwrap();
-        let (amd, arm) = (
-            Platform::parse("amd64").unwrap(),
-            Platform::parse("arm64").unwrap(),
-        );
+        let (amd, arm) = (Platform::parse("amd64").unwrap(), Platform::parse("arm64").unwrap());
         let repo = "localhost:5000/brokkr-broker";
         let pick = |a, b, allow| select_sources(repo, broker, &[(amd, a), (arm, b)], HEAD, allow);
         let ok = rec(HEAD, false, Some(D));

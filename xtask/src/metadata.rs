@@ -147,9 +147,9 @@ impl Context {
             sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
         }
         let base_ref = match git_ref.as_deref().unwrap_or("").get(..10) {
-            Some("refs/tags/") => payload
-                .base_ref
-                .map(|b| b.trim_start_matches("refs/heads/").into()),
+            Some("refs/tags/") => {
+                payload.base_ref.map(|b| b.trim_start_matches("refs/heads/").into())
+            }
             Some("refs/pull/") => pr.base.and_then(|b| b.name),
             _ => None,
         };
@@ -492,10 +492,7 @@ pub fn created(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Stri
 pub fn rfc3339_utc(unix_secs: i64) -> String {
     let t = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
     let t = t.checked_add(jiff::SignedDuration::from_secs(unix_secs));
-    t.map_or_else(
-        |_| format!("@{unix_secs}"),
-        |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    )
+    t.map_or_else(|_| format!("@{unix_secs}"), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 #[cfg(test)]
@@ -536,9 +533,7 @@ pub(crate) mod tests {
 
     /// brokkr's declared rules, `.github/image-tags.yml`.
     pub(crate) fn brokkr() -> Rules {
-        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
-            .unwrap()
-            .0
+        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))).unwrap().0
     }
 
     fn final_tags(ctx: &Context, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
@@ -591,10 +586,7 @@ pub(crate) mod tests {
             ("GITHUB_REPOSITORY_OWNER", "acme"),
         ]);
         assert_eq!(tags_of(&ctx, BRANCH), ["Feature-ABC_1"]);
-        let repo = image_repository(
-            &default_registry(&ctx).unwrap(),
-            component("broker").unwrap(),
-        );
+        let repo = image_repository(&default_registry(&ctx).unwrap(), component("broker").unwrap());
         assert_eq!(repo, "ghcr.io/acme/brokkr-broker");
     }
 
@@ -609,10 +601,7 @@ pub(crate) mod tests {
         let registry = default_registry(&ctx).unwrap();
         assert_eq!(registry, "ghcr.io/riveronvenus");
         let broker = component("broker").unwrap();
-        assert_eq!(
-            image_repository(&registry, broker),
-            "ghcr.io/riveronvenus/brokkr-broker"
-        );
+        assert_eq!(image_repository(&registry, broker), "ghcr.io/riveronvenus/brokkr-broker");
         // the same name whatever spelling the registry arrives in
         assert_eq!(
             image_repository("ghcr.io/RiverOnVenus", broker),
@@ -672,14 +661,8 @@ pub(crate) mod tests {
         let local = Context::from_git(SHA, None, &["v1.2.3".to_owned()]).unwrap();
         assert_eq!(local.git_ref.as_deref(), Some("refs/tags/v1.2.3"));
         let ci = push("refs/tags/v1.2.3");
-        assert_eq!(
-            final_tags(&local, &[]).unwrap(),
-            final_tags(&ci, &[]).unwrap()
-        );
-        assert_eq!(
-            tags_of(&local, SEMVER_RULES),
-            ["1.2.3", "1.2", "1", "latest"]
-        );
+        assert_eq!(final_tags(&local, &[]).unwrap(), final_tags(&ci, &[]).unwrap());
+        assert_eq!(tags_of(&local, SEMVER_RULES), ["1.2.3", "1.2", "1", "latest"]);
         assert_eq!(default_registry(&local).unwrap(), "localhost:5000");
     }
 
@@ -764,10 +747,7 @@ pub(crate) mod tests {
         let tags = tags_of(&push(&format!("refs/heads/{long}")), BRANCH);
         assert_eq!(tags, ["b".repeat(128)]);
         // the limit counts after leading junk is dropped and after the prefix
-        assert_eq!(
-            sanitize_tag(&format!("--{}", "c".repeat(130))).unwrap(),
-            "c".repeat(128)
-        );
+        assert_eq!(sanitize_tag(&format!("--{}", "c".repeat(130))).unwrap(), "c".repeat(128));
         let exact = "d".repeat(128);
         assert_eq!(sanitize_tag(&exact).unwrap(), exact);
         let pre = format!("v1.0.0-{}", "x".repeat(200));
@@ -827,11 +807,7 @@ pub(crate) mod tests {
         let ctx = push("refs/tags/nightly");
         let (tags, warnings) = final_tags(&ctx, &[]).unwrap();
         assert_eq!(tags, ["sha-356defb"]);
-        assert_eq!(
-            warnings.len(),
-            1,
-            "one warning, not one per rule: {warnings:?}"
-        );
+        assert_eq!(warnings.len(), 1, "one warning, not one per rule: {warnings:?}");
         assert!(warnings[0].contains("not a semantic version"));
     }
 
@@ -854,13 +830,7 @@ pub(crate) mod tests {
         for pair in ordered.windows(2) {
             let a = parse_version(pair[0]).unwrap();
             let b = parse_version(pair[1]).unwrap();
-            assert_eq!(
-                a.cmp_precedence(&b),
-                Ordering::Less,
-                "{} < {}",
-                pair[0],
-                pair[1]
-            );
+            assert_eq!(a.cmp_precedence(&b), Ordering::Less, "{} < {}", pair[0], pair[1]);
             assert_eq!(b.cmp_precedence(&a), Ordering::Greater);
         }
         let a = parse_version("1.0.0+a").unwrap();
@@ -875,11 +845,7 @@ pub(crate) mod tests {
             (Some("main"), &[], Some("refs/heads/main")),
             (Some("feature/x"), &[], Some("refs/heads/feature/x")),
             // the highest semver tag wins, by precedence not by string
-            (
-                None,
-                &["v1.2.3", "v1.10.0", "v1.9.0"],
-                Some("refs/tags/v1.10.0"),
-            ),
+            (None, &["v1.2.3", "v1.10.0", "v1.9.0"], Some("refs/tags/v1.10.0")),
             (None, &["v2.0.0-rc.1", "v2.0.0"], Some("refs/tags/v2.0.0")),
             (Some("main"), &["v1.2.3"], Some("refs/tags/v1.2.3")),
             (Some("main"), &["nightly"], Some("refs/heads/main")),
@@ -906,10 +872,7 @@ pub(crate) mod tests {
             }
         });
         let ctx = gh_with(
-            &[
-                ("GITHUB_EVENT_NAME", "pull_request_target"),
-                ("GITHUB_REF", "refs/heads/main"),
-            ],
+            &[("GITHUB_EVENT_NAME", "pull_request_target"), ("GITHUB_REF", "refs/heads/main")],
             Some(&payload),
         )
         .unwrap();
@@ -917,11 +880,7 @@ pub(crate) mod tests {
         assert_eq!(ctx.branch(), None);
         assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
         let (tags, _) = final_tags(&ctx, &[]).unwrap();
-        assert_eq!(
-            tags,
-            ["pr-42", "sha-356defb"],
-            "GITHUB_SHA, as metadata-action"
-        );
+        assert_eq!(tags, ["pr-42", "sha-356defb"], "GITHUB_SHA, as metadata-action");
         assert!(!tags.contains(&"main".to_owned()));
         let head = gh_with(
             &[
@@ -940,10 +899,7 @@ pub(crate) mod tests {
 
         // without the payload's number it is an error, never the base branch
         let err = gh_with(
-            &[
-                ("GITHUB_EVENT_NAME", "pull_request_target"),
-                ("GITHUB_REF", "refs/heads/main"),
-            ],
+            &[("GITHUB_EVENT_NAME", "pull_request_target"), ("GITHUB_REF", "refs/heads/main")],
             Some(&serde_json::json!({})),
         )
         .unwrap_err();
@@ -978,15 +934,10 @@ pub(crate) mod tests {
 
     #[test]
     fn github_env_errors() {
-        let missing_sha = Context::from_github(
-            |k| (k == "GITHUB_EVENT_NAME").then(|| "push".to_owned()),
-            None,
-        );
+        let missing_sha =
+            Context::from_github(|k| (k == "GITHUB_EVENT_NAME").then(|| "push".to_owned()), None);
         assert!(format!("{:#}", missing_sha.unwrap_err()).contains("GITHUB_SHA"));
-        let bad_sha = gh_with(
-            &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "zzz")],
-            None,
-        );
+        let bad_sha = gh_with(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "zzz")], None);
         assert!(bad_sha.is_err());
         let no_event = Context::from_github(|k| (k == "GITHUB_SHA").then(|| SHA.to_owned()), None);
         assert!(no_event.is_err());
@@ -998,32 +949,20 @@ pub(crate) mod tests {
     fn events_and_refs() {
         let cases: &[EnvCase<'_>] = &[
             (
-                &[
-                    ("GITHUB_EVENT_NAME", "push"),
-                    ("GITHUB_REF", "refs/heads/main"),
-                ],
+                &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", "refs/heads/main")],
                 &["main", "sha-356defb"],
             ),
             (
-                &[
-                    ("GITHUB_EVENT_NAME", "workflow_dispatch"),
-                    ("GITHUB_REF", "refs/heads/dev"),
-                ],
+                &[("GITHUB_EVENT_NAME", "workflow_dispatch"), ("GITHUB_REF", "refs/heads/dev")],
                 &["dev", "sha-356defb"],
             ),
             (
-                &[
-                    ("GITHUB_EVENT_NAME", "pull_request"),
-                    ("GITHUB_REF", "refs/pull/9/head"),
-                ],
+                &[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/9/head")],
                 // metadata-action strips only `/merge`: `pr-9-head`
                 &["pr-9-head", "sha-356defb"],
             ),
             (
-                &[
-                    ("GITHUB_EVENT_NAME", "release"),
-                    ("GITHUB_REF", "refs/tags/v3.1.4"),
-                ],
+                &[("GITHUB_EVENT_NAME", "release"), ("GITHUB_REF", "refs/tags/v3.1.4")],
                 &["3.1.4", "3.1", "3", "sha-356defb", "latest"],
             ),
             (&[("GITHUB_EVENT_NAME", "schedule")], &["sha-356defb"]),
@@ -1037,28 +976,14 @@ pub(crate) mod tests {
     #[test]
     fn explicit_tags() {
         let ctx = push("refs/tags/v1.2.3");
-        let extra = vec![
-            "stable".to_owned(),
-            "1.2.3".to_owned(),
-            "Release_2024.05".to_owned(),
-        ];
+        let extra = vec!["stable".to_owned(), "1.2.3".to_owned(), "Release_2024.05".to_owned()];
         let (tags, _) = final_tags(&ctx, &extra).unwrap();
         assert_eq!(
             tags,
-            [
-                "1.2.3",
-                "1.2",
-                "1",
-                "stable",
-                "Release_2024.05",
-                "sha-356defb",
-                "latest"
-            ]
+            ["1.2.3", "1.2", "1", "stable", "Release_2024.05", "sha-356defb", "latest"]
         );
         for bad in ["", "-x", ".x", "a+b", "a/b", "ä", &"a".repeat(129)] {
-            let err = final_tags(&ctx, &[bad.to_owned()])
-                .expect_err(bad)
-                .to_string();
+            let err = final_tags(&ctx, &[bad.to_owned()]).expect_err(bad).to_string();
             assert!(err.contains("[A-Za-z0-9_][A-Za-z0-9_.-]"), "{bad}: {err}");
         }
         assert!(final_tags(&ctx, &["a".repeat(128)]).is_ok());
@@ -1073,9 +998,7 @@ pub(crate) mod tests {
         let repo = |b: &str| serde_json::json!({"repository": {"default_branch": b}});
         let on = |event: &str, r: &str, payload: Option<Value>| {
             let vars = [("GITHUB_EVENT_NAME", event), ("GITHUB_REF", r)];
-            gh_with(&vars, payload.as_ref())
-                .unwrap()
-                .is_default_branch()
+            gh_with(&vars, payload.as_ref()).unwrap().is_default_branch()
         };
         let cases: &[(&str, &str, Option<Value>, bool)] = &[
             ("push", "refs/heads/main", None, false),
@@ -1087,48 +1010,30 @@ pub(crate) mod tests {
             ("issues", "refs/heads/dev", Some(repo("main")), true),
         ];
         for (event, r, payload, want) in cases {
-            assert_eq!(
-                on(event, r, payload.clone()),
-                *want,
-                "{event} {r} {payload:?}"
-            );
+            assert_eq!(on(event, r, payload.clone()), *want, "{event} {r} {payload:?}");
         }
         let mut local = Context::from_git(SHA, Some("main"), &[]).unwrap();
         assert!(local.is_default_branch(), "locally `main` when unknown");
         local.default_branch = Some("trunk".into());
         assert!(!local.is_default_branch());
         let trunk = Context::from_git(SHA, Some("trunk"), &[]).unwrap();
-        assert!(Context {
-            default_branch: Some("trunk".into()),
-            ..trunk
-        }
-        .is_default_branch());
+        assert!(Context { default_branch: Some("trunk".into()), ..trunk }.is_default_branch());
     }
 
     #[test]
     fn registries() {
         let local = Context::from_git(SHA, Some("main"), &[]).unwrap();
         assert_eq!(resolve_registry(&local, None).unwrap(), "localhost:5000");
-        assert_eq!(
-            resolve_registry(&local, Some("")).unwrap(),
-            "localhost:5000"
-        );
+        assert_eq!(resolve_registry(&local, Some("")).unwrap(), "localhost:5000");
         assert_eq!(
             resolve_registry(&local, Some("registry.example.com:443/team/")).unwrap(),
             "registry.example.com:443/team"
         );
         let ci = push("refs/heads/main");
         assert_eq!(resolve_registry(&ci, None).unwrap(), "ghcr.io/acme");
-        assert_eq!(
-            resolve_registry(&ci, Some("localhost:5000")).unwrap(),
-            "localhost:5000"
-        );
-        for ok in [
-            "localhost:5000",
-            "ghcr.io/RiverOnVenus",
-            "ghcr.io/a-b/c_d",
-            "10.0.0.1:5000/x.y",
-        ] {
+        assert_eq!(resolve_registry(&ci, Some("localhost:5000")).unwrap(), "localhost:5000");
+        for ok in ["localhost:5000", "ghcr.io/RiverOnVenus", "ghcr.io/a-b/c_d", "10.0.0.1:5000/x.y"]
+        {
             check_registry(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         for bad in [
@@ -1180,32 +1085,13 @@ pub(crate) mod tests {
         assert_eq!(l, want);
 
         let local = Context::from_git(SHA, None, &[]).unwrap();
-        let l = labels(
-            &local,
-            broker,
-            &PackageInfo {
-                description: String::new(),
-                ..pkg.clone()
-            },
-            "x",
-        );
-        assert_eq!(
-            l["org.opencontainers.image.url"],
-            "https://github.com/brokkr-dev/brokkr"
-        );
+        let l =
+            labels(&local, broker, &PackageInfo { description: String::new(), ..pkg.clone() }, "x");
+        assert_eq!(l["org.opencontainers.image.url"], "https://github.com/brokkr-dev/brokkr");
         assert_eq!(l["org.opencontainers.image.version"], "sha-356defb");
-        assert_eq!(
-            l["org.opencontainers.image.description"],
-            broker.description
-        );
-        let pr = gh(&[
-            ("GITHUB_EVENT_NAME", "pull_request"),
-            ("GITHUB_REF", "refs/pull/5/merge"),
-        ]);
-        assert_eq!(
-            labels(&pr, broker, &pkg, "x")["org.opencontainers.image.version"],
-            "pr-5"
-        );
+        assert_eq!(l["org.opencontainers.image.description"], broker.description);
+        let pr = gh(&[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/5/merge")]);
+        assert_eq!(labels(&pr, broker, &pkg, "x")["org.opencontainers.image.version"], "pr-5");
     }
 
     #[test]
@@ -1256,10 +1142,7 @@ pub(crate) mod tests {
             created(Some("1714564800"), Timestamp::UNIX_EPOCH).unwrap(),
             "2024-05-01T12:00:00Z"
         );
-        assert_eq!(
-            created(None, Timestamp::UNIX_EPOCH).unwrap(),
-            "1970-01-01T00:00:00Z"
-        );
+        assert_eq!(created(None, Timestamp::UNIX_EPOCH).unwrap(), "1970-01-01T00:00:00Z");
         assert_eq!(
             created(Some(""), Timestamp::from_second(1).unwrap()).unwrap(),
             "1970-01-01T00:00:01Z"

@@ -34,10 +34,7 @@ pub struct Captured {
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Cmd {
-        Cmd {
-            program: program.into(),
-            ..Cmd::default()
-        }
+        Cmd { program: program.into(), ..Cmd::default() }
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Cmd {
@@ -150,31 +147,18 @@ impl Cmd {
             }
         }
         let ok = child.wait()?.success();
-        Ok(Captured {
-            ok,
-            stdout: String::new(),
-            stderr,
-        })
+        Ok(Captured { ok, stdout: String::new(), stderr })
     }
 
     fn spawn(&self, sh: &Shell, stdout: Stdio, stderr: Stdio) -> Result<std::process::Child> {
         let mut p = self.to_process(sh);
         p.stdout(stdout).stderr(stderr);
-        p.stdin(if self.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        p.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = p.spawn().with_context(|| {
-            format!(
-                "cannot start `{}` (is it installed and on PATH?)",
-                self.program
-            )
+            format!("cannot start `{}` (is it installed and on PATH?)", self.program)
         })?;
         if let (Some(bytes), Some(mut input)) = (&self.stdin, child.stdin.take()) {
-            input
-                .write_all(bytes)
-                .context("writing to standard input")?;
+            input.write_all(bytes).context("writing to standard input")?;
         }
         Ok(child)
     }
@@ -258,10 +242,8 @@ mod tests {
     #[test]
     fn runs_and_captures() -> Result<()> {
         let sh = Shell::new()?;
-        let out = Cmd::new("sh")
-            .args(["-c", "cat; echo err >&2; exit 3"])
-            .stdin("in")
-            .capture(&sh)?;
+        let out =
+            Cmd::new("sh").args(["-c", "cat; echo err >&2; exit 3"]).stdin("in").capture(&sh)?;
         assert!(!out.ok);
         assert_eq!(out.stdout, "in");
         assert_eq!(out.stderr, "err\n");

@@ -96,14 +96,7 @@ pub fn builder_facts(sh: &Shell, name: Option<&str>) -> Result<(BuilderFacts, Bu
     let info = info.map_err(|e| anyhow!("`docker info`: {e}"))?;
     let containerd_store = matches!(info.store(), ImageStore::Containerd(_));
     let driver = b.driver.clone();
-    Ok((
-        BuilderFacts {
-            driver,
-            containerd_store,
-            context,
-        },
-        b,
-    ))
+    Ok((BuilderFacts { driver, containerd_store, context }, b))
 }
 
 #[cfg(test)]

@@ -145,20 +145,12 @@ impl Platform {
 
 /// `linux/amd64, linux/arm64`, for messages.
 pub fn platform_names() -> String {
-    PLATFORMS
-        .iter()
-        .map(|p| p.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
 }
 
 /// `broker, agent`, for messages.
 pub fn component_names() -> String {
-    COMPONENTS
-        .iter()
-        .map(|c| c.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
 /// A comma-separated list of platforms as given on the command line: names,
@@ -179,9 +171,7 @@ impl PlatformList {
                 picked.push(Platform::parse(part)?);
             }
         }
-        Ok(PlatformList(
-            PLATFORMS.iter().filter(|p| picked.contains(p)).collect(),
-        ))
+        Ok(PlatformList(PLATFORMS.iter().filter(|p| picked.contains(p)).collect()))
     }
 
     pub fn or_host(list: Option<PlatformList>) -> Result<Vec<&'static Platform>> {
@@ -212,9 +202,7 @@ impl ComponentList {
                 picked.push(component(part).map_err(|e| anyhow::anyhow!("{e} (or `all`)"))?);
             }
         }
-        Ok(ComponentList(
-            COMPONENTS.iter().filter(|c| picked.contains(c)).collect(),
-        ))
+        Ok(ComponentList(COMPONENTS.iter().filter(|c| picked.contains(c)).collect()))
     }
 
     pub fn or_all(list: Option<ComponentList>) -> Vec<&'static Component> {
@@ -365,10 +353,7 @@ mod tests {
     fn registries_checked_at_parse_time() {
         assert_eq!(parse_registry("localhost:5000/").unwrap(), "localhost:5000");
         assert_eq!(parse_registry("ghcr.io/acme").unwrap(), "ghcr.io/acme");
-        assert_eq!(
-            parse_registry("localhost:65535").unwrap(),
-            "localhost:65535"
-        );
+        assert_eq!(parse_registry("localhost:65535").unwrap(), "localhost:65535");
         for (bad, want) in [
             ("", "the registry is empty"),
             ("  ", "the registry is empty"),
@@ -387,10 +372,7 @@ mod tests {
         assert_eq!(parse_one_component("agent").unwrap().name, "agent");
         for s in ["all", "broker,agent"] {
             let err = parse_one_component(s).unwrap_err();
-            assert!(
-                err.contains(&format!("cargo xtask images --component {s}")),
-                "{err}"
-            );
+            assert!(err.contains(&format!("cargo xtask images --component {s}")), "{err}");
         }
     }
 }

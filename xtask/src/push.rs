@@ -47,8 +47,7 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     }
     record::check_clean(&legs[0].2, dirty, args.allow_dirty)?;
     if args.dry_run {
-        legs.iter()
-            .for_each(|(_, _, r)| println!("{}", Cmd::new("docker").args(["push", r])));
+        legs.iter().for_each(|(_, _, r)| println!("{}", Cmd::new("docker").args(["push", r])));
         return Ok(());
     }
     for (c, p, reference) in &legs {
@@ -105,9 +104,7 @@ pub fn push_one(sh: &Shell, c: &Component, p: &Platform, reference: &str) -> Res
             dirty: reference.contains("-dirty-"),
             ..BuildRecord::default()
         });
-    Cmd::new("docker")
-        .args(["push", reference])
-        .run_retrying(sh, &format!("push {reference}"))?;
+    Cmd::new("docker").args(["push", reference]).run_retrying(sh, &format!("push {reference}"))?;
     rec.repository = repository.into();
     rec.digest = record::local_digest(sh, reference)?;
     let digest = record::remote_digest(sh, reference)?;

@@ -86,10 +86,7 @@ pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Resu
     let f = File::create(&p).with_context(|| format!("creating {}", p.display()))?;
     // Through the trait: std's `File::lock` (Rust 1.89) is above the workspace's 1.85.
     if FileExt::try_lock(&f).is_err() {
-        eprintln!(
-            "waiting for another xtask working on {component} {platform} ({})",
-            p.display()
-        );
+        eprintln!("waiting for another xtask working on {component} {platform} ({})", p.display());
         FileExt::lock(&f).with_context(|| format!("locking {}", p.display()))?;
     }
     Ok(f)
@@ -115,9 +112,7 @@ fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
     match serde_json::from_str(&text) {
         Ok(r) => Ok(Some(r)),
         Err(e) => {
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let aside = p.with_extension(format!("json.corrupt-{secs}"));
             std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
             eprintln!(
@@ -219,10 +214,7 @@ pub fn local_digest_in(
     if out.stderr.to_ascii_lowercase().contains("no such image") {
         return Ok(None);
     }
-    bail!(
-        "reading {reference} from the local engine: {}",
-        diagnose::reason(&out.stderr)
-    )
+    bail!("reading {reference} from the local engine: {}", diagnose::reason(&out.stderr))
 }
 
 /// What a registry holds under a reference.
@@ -248,10 +240,7 @@ pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
         bail!("reading {reference}: {why}");
     }
     let digest = remote_digest(sh, reference)?;
-    Ok(Some(Remote {
-        raw: out.stdout,
-        digest,
-    }))
+    Ok(Some(Remote { raw: out.stdout, digest }))
 }
 
 /// Whether `imagetools inspect` failed because the reference does not exist
@@ -260,27 +249,16 @@ pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
 pub fn is_missing(stderr: &str) -> bool {
     let e = stderr.to_ascii_lowercase();
     diagnose::explain(stderr).is_none_or(|h| h.cause == diagnose::Cause::NotFound)
-        && [": not found", "manifest unknown", "name unknown"]
-            .iter()
-            .any(|p| e.contains(p))
+        && [": not found", "manifest unknown", "name unknown"].iter().any(|p| e.contains(p))
 }
 
 pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     let json = Cmd::new("docker")
-        .args([
-            "buildx",
-            "imagetools",
-            "inspect",
-            "--format",
-            "{{json .Manifest}}",
-        ])
+        .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}"])
         .arg(reference)
         .capture_retrying(sh, &format!("reading the digest of {reference}"))?;
     if !json.ok {
-        bail!(
-            "reading the digest of {reference} from the registry: {}",
-            json.stderr.trim()
-        );
+        bail!("reading the digest of {reference} from the registry: {}", json.stderr.trim());
     }
     let json = json.stdout.trim();
     let d: index::Entry = serde_json::from_str(json)
@@ -305,9 +283,7 @@ pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()
 
 /// `git status --porcelain` says something; false outside a git checkout.
 pub fn tree_dirty(sh: &Shell) -> Result<bool> {
-    let out = Cmd::new("git")
-        .args(["status", "--porcelain"])
-        .capture(sh)?;
+    let out = Cmd::new("git").args(["status", "--porcelain"]).capture(sh)?;
     Ok(out.ok && !out.stdout.trim().is_empty())
 }
 
@@ -324,19 +300,12 @@ pub fn reference(
         return metadata::per_platform_reference(registry, component, ctx, platform);
     }
     let repository = metadata::image_repository(registry, component);
-    format!(
-        "{repository}:{}-dirty-{}",
-        metadata::sha_tag(ctx),
-        platform.tag_suffix()
-    )
+    format!("{repository}:{}-dirty-{}", metadata::sha_tag(ctx), platform.tag_suffix())
 }
 
 /// `12.3 MB` (decimal, as registries and Docker print sizes).
 pub fn human_size(bytes: Option<u64>) -> String {
-    bytes.map_or_else(
-        || "-".to_owned(),
-        |b| format!("{:.1} MB", b as f64 / 1_000_000.0),
-    )
+    bytes.map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1_000_000.0))
 }
 
 #[cfg(test)]
@@ -394,11 +363,7 @@ mod tests {
     fn corrupt_records_are_set_aside_and_rewritten() {
         let dir = std::env::temp_dir().join(format!("xtask-record-{}", std::process::id()));
         let p = dir.join("reg").join("broker-arm64.json");
-        let r = BuildRecord {
-            reference: "r".into(),
-            dirty: true,
-            ..BuildRecord::default()
-        };
+        let r = BuildRecord { reference: "r".into(), dirty: true, ..BuildRecord::default() };
         save_file(&p, &r).unwrap();
         assert_eq!(load_file(&p).unwrap(), Some(r.clone()));
         for bad in ["", "{\"component\": "] {
@@ -412,12 +377,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(
-            names
-                .iter()
-                .any(|n| n.starts_with("broker-arm64.json.corrupt-")),
-            "{names:?}"
-        );
+        assert!(names.iter().any(|n| n.starts_with("broker-arm64.json.corrupt-")), "{names:?}");
         assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -454,10 +414,7 @@ mod tests {
     fn one_leg_at_a_time() {
         let broker = crate::project::component("broker").unwrap();
         let arm64 = Platform::parse("arm64").unwrap();
-        let repo = format!(
-            "localhost:5000/locktest-{}/brokkr-broker",
-            std::process::id()
-        );
+        let repo = format!("localhost:5000/locktest-{}/brokkr-broker", std::process::id());
         let held = lock(&repo, broker, arm64).unwrap();
         let second = File::create(path(&repo, broker, arm64).with_extension("lock")).unwrap();
         assert!(FileExt::try_lock(&second).is_err(), "a second holder");
@@ -482,12 +439,7 @@ mod tests {
         let clean = reference("localhost:5000", broker, &ctx, arm64, false);
         let dirty = reference("localhost:5000", broker, &ctx, arm64, true);
         assert_eq!(clean, "localhost:5000/brokkr-broker:sha-abc1234-arm64");
-        assert_eq!(
-            dirty,
-            "localhost:5000/brokkr-broker:sha-abc1234-dirty-arm64"
-        );
-        assert!(crate::manifest::is_reserved_tag(
-            dirty.rsplit_once(':').unwrap().1
-        ));
+        assert_eq!(dirty, "localhost:5000/brokkr-broker:sha-abc1234-dirty-arm64");
+        assert!(crate::manifest::is_reserved_tag(dirty.rsplit_once(':').unwrap().1));
     }
 }

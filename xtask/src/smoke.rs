@@ -101,11 +101,7 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
         }
     }
     if !failures.is_empty() {
-        bail!(
-            "{} smoke check(s) failed:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        bail!("{} smoke check(s) failed:\n{}", failures.len(), failures.join("\n"));
     }
     Ok(())
 }
@@ -113,9 +109,7 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
 fn image_available(sh: &Shell, reference: &str) -> bool {
     let local = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]);
     let remote = Cmd::new("docker").args(["buildx", "imagetools", "inspect", reference]);
-    [local, remote]
-        .iter()
-        .any(|c| c.capture(sh).is_ok_and(|o| o.ok))
+    [local, remote].iter().any(|c| c.capture(sh).is_ok_and(|o| o.ok))
 }
 
 fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
@@ -126,17 +120,12 @@ fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
     cmd.echo();
     let out = cmd.capture(sh)?;
     if !out.ok {
-        let hint = diagnose::explain(&out.stderr)
-            .map(|h| format!("\n{h}"))
-            .unwrap_or_default();
+        let hint = diagnose::explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
         bail!("`--version` failed: {}{hint}", out.stderr.trim());
     }
     let line = out.stdout.trim().to_owned();
     if !version_reports_arch(&line, p.machine) {
-        bail!(
-            "`--version` says `{line}`, expected `arch {}` for {p}",
-            p.machine
-        );
+        bail!("`--version` says `{line}`, expected `arch {}` for {p}", p.machine);
     }
     Ok(line)
 }
@@ -153,25 +142,13 @@ fn check_network(sh: &Shell, broker: &str, agent: &str, p: &Platform) -> Result<
         .context("creating the smoke network")?;
     let result = (|| -> Result<()> {
         Cmd::new("docker")
-            .args([
-                "run",
-                "-d",
-                "--rm",
-                "--name",
-                &format!("{id}-broker"),
-                "--network",
-                &id,
-            ])
+            .args(["run", "-d", "--rm", "--name", &format!("{id}-broker"), "--network", &id])
             .args(["--network-alias", "broker", "--platform", p.name, broker])
             .read(sh)
             .context("starting the broker")?;
         let check = Cmd::new("docker")
             .args(["run", "--rm", "--network", &id, "--platform", p.name, agent])
-            .args([
-                "check",
-                "--broker-url",
-                &format!("http://broker:{broker_port}"),
-            ]);
+            .args(["check", "--broker-url", &format!("http://broker:{broker_port}")]);
         check.echo();
         let mut last = String::new();
         for _ in 0..30 {
@@ -184,12 +161,8 @@ fn check_network(sh: &Shell, broker: &str, agent: &str, p: &Platform) -> Result<
         }
         bail!("the agent never reached the broker: {}", last.trim())
     })();
-    let logs = Cmd::new("docker")
-        .args(["logs", &format!("{id}-broker")])
-        .capture(sh);
-    let _ = Cmd::new("docker")
-        .args(["rm", "-f", &format!("{id}-broker")])
-        .capture(sh);
+    let logs = Cmd::new("docker").args(["logs", &format!("{id}-broker")]).capture(sh);
+    let _ = Cmd::new("docker").args(["rm", "-f", &format!("{id}-broker")]).capture(sh);
     let _ = Cmd::new("docker").args(["network", "rm", &id]).capture(sh);
     if result.is_err() {
         if let Ok(l) = logs {
@@ -221,11 +194,7 @@ mod tests {
                 "aarch64",
                 false,
             ),
-            (
-                "brokkr-agent 0.1.0 (target x86_64-unknown-linux-gnu, arch x86_64)",
-                "x86_64",
-                true,
-            ),
+            ("brokkr-agent 0.1.0 (target x86_64-unknown-linux-gnu, arch x86_64)", "x86_64", true),
         ];
         for (line, machine, want) in cases {
             assert_eq!(version_reports_arch(line, machine), want, "{line}");

@@ -225,10 +225,7 @@ fn origin_web_url(sh: &Shell) -> Option<String> {
 /// A git remote address as a web address, when it is one GitHub-style hosts
 /// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
-    let (ssh, https) = (
-        remote.strip_prefix("ssh://git@"),
-        remote.strip_prefix("https://"),
-    );
+    let (ssh, https) = (remote.strip_prefix("ssh://git@"), remote.strip_prefix("https://"));
     let (host, path) = match remote.strip_prefix("git@") {
         Some(rest) => rest.split_once(':')?,
         None => ssh.or(https)?.rsplit('@').next()?.split_once('/')?,
@@ -244,26 +241,14 @@ mod tests {
     #[test]
     fn remote_web_urls() {
         let cases: &[(&str, Option<&str>)] = &[
-            (
-                "git@github.com:brokkr-dev/brokkr.git",
-                Some("https://github.com/brokkr-dev/brokkr"),
-            ),
+            ("git@github.com:brokkr-dev/brokkr.git", Some("https://github.com/brokkr-dev/brokkr")),
             (
                 "https://github.com/brokkr-dev/brokkr.git",
                 Some("https://github.com/brokkr-dev/brokkr"),
             ),
-            (
-                "https://github.com/brokkr-dev/brokkr",
-                Some("https://github.com/brokkr-dev/brokkr"),
-            ),
-            (
-                "https://token@github.com/o/r.git",
-                Some("https://github.com/o/r"),
-            ),
-            (
-                "ssh://git@github.com/o/r.git",
-                Some("https://github.com/o/r"),
-            ),
+            ("https://github.com/brokkr-dev/brokkr", Some("https://github.com/brokkr-dev/brokkr")),
+            ("https://token@github.com/o/r.git", Some("https://github.com/o/r")),
+            ("ssh://git@github.com/o/r.git", Some("https://github.com/o/r")),
             ("/srv/git/brokkr.git", None),
             ("", None),
         ];
@@ -354,19 +339,13 @@ mod tests {
 
         std::fs::write(&file, &declared)?;
         assert_eq!(used(&sh)?.0, ["1.2.3", "1.2", "1", "sha-356defb", "latest"]);
-        std::fs::write(
-            &file,
-            declared.replace("pattern={{version}}", "pattern=v{{version}}"),
-        )?;
+        std::fs::write(&file, declared.replace("pattern={{version}}", "pattern=v{{version}}"))?;
         let (finals, version) = used(&sh)?;
         assert_eq!(finals, ["v1.2.3", "1.2", "1", "sha-356defb", "latest"]);
         assert_eq!(version, "v1.2.3", "the version label of build-image");
 
         // a bad line stops before anything is built, naming the file and line
-        std::fs::write(
-            &file,
-            declared.replace("type=sha,prefix=sha-", "type=sha,prefx=sha-"),
-        )?;
+        std::fs::write(&file, declared.replace("type=sha,prefix=sha-", "type=sha,prefx=sha-"))?;
         let err = format!("{:#}", declared_rules(&sh).unwrap_err());
         assert!(
             err.contains("image-tags.yml") && err.contains("line 6") && err.contains("prefx"),

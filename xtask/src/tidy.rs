@@ -64,11 +64,7 @@ fn modules_are_documented() {
         })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "module files without `//!` docs:\n{}",
-        missing.join("\n")
-    );
+    assert!(missing.is_empty(), "module files without `//!` docs:\n{}", missing.join("\n"));
 }
 
 /// Every command and flag has help text (clap takes it from the doc comments).
@@ -101,36 +97,17 @@ fn every_command_and_flag_has_help() {
 #[test]
 fn readme_matches_the_cli() {
     let readme = read("README.md");
-    assert!(
-        readme.contains("cargo xtask images --platform arm64"),
-        "quick start: main command"
-    );
-    assert!(
-        readme.contains("cargo xtask ci"),
-        "quick start: test command"
-    );
+    assert!(readme.contains("cargo xtask images --platform arm64"), "quick start: main command");
+    assert!(readme.contains("cargo xtask ci"), "quick start: test command");
     for sub in Cli::command().get_subcommands() {
         let row = format!("| `{}` |", sub.get_name());
-        assert!(
-            readme.contains(&row),
-            "README.md's command table lacks `{}`",
-            sub.get_name()
-        );
+        assert!(readme.contains(&row), "README.md's command table lacks `{}`", sub.get_name());
     }
-    let names: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|c| c.get_name().to_owned())
-        .collect();
-    let table = readme
-        .split("## Command reference")
-        .nth(1)
-        .unwrap_or_default();
+    let names: Vec<String> =
+        Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    let table = readme.split("## Command reference").nth(1).unwrap_or_default();
     for row in table.lines().filter(|l| l.starts_with("| `")) {
-        let name = row
-            .trim_start_matches("| `")
-            .split('`')
-            .next()
-            .unwrap_or_default();
+        let name = row.trim_start_matches("| `").split('`').next().unwrap_or_default();
         assert!(
             names.iter().any(|n| n == name),
             "README.md's command table lists `{name}`, which `cargo xtask` lacks"
@@ -147,14 +124,8 @@ fn readme_matches_the_cli() {
 #[test]
 fn dockerfiles_match_the_components() {
     let shared = |text: &str| -> String {
-        let head = text
-            .split("FROM ${RUNTIME_IMAGE} AS runtime")
-            .next()
-            .unwrap_or_default();
-        head.lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
+        let head = text.split("FROM ${RUNTIME_IMAGE} AS runtime").next().unwrap_or_default();
+        head.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n")
     };
     let first = shared(&read(COMPONENTS[0].dockerfile));
     for c in COMPONENTS {
@@ -166,10 +137,8 @@ fn dockerfiles_match_the_components() {
             c.dockerfile,
             COMPONENTS[0].dockerfile
         );
-        let runtime = text
-            .split("FROM ${RUNTIME_IMAGE} AS runtime")
-            .nth(1)
-            .expect("a runtime stage");
+        let runtime =
+            text.split("FROM ${RUNTIME_IMAGE} AS runtime").nth(1).expect("a runtime stage");
         let bin = format!("/usr/local/bin/{}", c.binary);
         for want in [
             format!("COPY --from=build /out/{} {bin}", c.binary),
@@ -178,11 +147,7 @@ fn dockerfiles_match_the_components() {
             format!("CMD [\"{bin}\", \"healthcheck\"]"),
             "USER 65532:65532".to_owned(),
         ] {
-            assert!(
-                runtime.contains(&want),
-                "{}: runtime stage lacks `{want}`",
-                c.dockerfile
-            );
+            assert!(runtime.contains(&want), "{}: runtime stage lacks `{want}`", c.dockerfile);
         }
         for other in COMPONENTS {
             assert!(
@@ -208,10 +173,8 @@ fn dockerfiles_match_the_components() {
 fn cargo_env_matches_the_platforms_and_fails_early() {
     let script = read("docker/cargo-env.sh");
     for p in PLATFORMS {
-        let line = format!(
-            "{}) RUST_TARGET={}; brokkr_gnu={} ;;",
-            p.arch, p.rust_target, p.gnu_prefix
-        );
+        let line =
+            format!("{}) RUST_TARGET={}; brokkr_gnu={} ;;", p.arch, p.rust_target, p.gnu_prefix);
         assert!(script.contains(&line), "cargo-env.sh lacks `{line}`");
     }
     // A PATH holding only `tr`: no cross compiler, no rustc.
@@ -232,11 +195,7 @@ fn cargo_env_matches_the_platforms_and_fails_early() {
     for p in PLATFORMS {
         let out = source(p.arch);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success(),
-            "{}: must fail without a C compiler",
-            p.arch
-        );
+        assert!(!out.status.success(), "{}: must fail without a C compiler", p.arch);
         assert!(
             err.contains(&format!("{}-gcc", p.gnu_prefix)) && err.contains(p.rust_target),
             "{}: {err}",
@@ -259,22 +218,14 @@ fn no_shell_strings() {
         let text = std::fs::read_to_string(&f).unwrap();
         let code = text.split("#[cfg(test)]").next().unwrap_or_default();
         for (i, l) in code.lines().enumerate() {
-            let shell = [
-                "Cmd::new(\"sh\")",
-                "Cmd::new(\"bash\")",
-                "\"sh\", \"-c\"",
-                "\"bash\", \"-c\"",
-            ];
+            let shell =
+                ["Cmd::new(\"sh\")", "Cmd::new(\"bash\")", "\"sh\", \"-c\"", "\"bash\", \"-c\""];
             if shell.iter().any(|s| l.contains(s)) {
                 hits.push(format!("{}:{}: {}", f.display(), i + 1, l.trim()));
             }
         }
     }
-    assert!(
-        hits.is_empty(),
-        "shell strings in xtask:\n{}",
-        hits.join("\n")
-    );
+    assert!(hits.is_empty(), "shell strings in xtask:\n{}", hits.join("\n"));
 }
 
 /// The top-level modules a file's non-test code refers to: `crate::NAME`
@@ -329,12 +280,7 @@ fn no_module_cycles() {
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for f in &files {
         let rel = f.strip_prefix(&src).unwrap();
-        let top = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy();
+        let top = rel.components().next().unwrap().as_os_str().to_string_lossy();
         let top = top.trim_end_matches(".rs").to_owned();
         if ["main", "tidy"].contains(&top.as_str()) || f.ends_with("tests.rs") {
             continue;

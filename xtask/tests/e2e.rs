@@ -20,10 +20,7 @@ use std::{
 const REGISTRY: &str = "localhost:5000";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Runs the xtask binary (as `cargo xtask` would) with `args`, in `workspace`.
@@ -89,15 +86,8 @@ fn registry_get(path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost:5000\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (code, body)
 }
 
@@ -132,10 +122,7 @@ fn registry_snapshot() -> Vec<String> {
 
 /// The full commit of the workspace, and its 7-hex sha tag.
 fn sha_tag() -> String {
-    let o = ok(cmd(
-        "git",
-        &["-C", root().to_str().unwrap(), "rev-parse", "HEAD"],
-    ));
+    let o = ok(cmd("git", &["-C", root().to_str().unwrap(), "rev-parse", "HEAD"]));
     format!("sha-{}", &stdout(&o).trim()[..7])
 }
 
@@ -146,13 +133,7 @@ fn four_images_pushed() {
     DONE.get_or_init(|| {
         require_docker();
         ok(xtask(&["registry", "start"]));
-        ok(xtask(&[
-            "images",
-            "--platform",
-            "all",
-            "--strategy",
-            "cross",
-        ]));
+        ok(xtask(&["images", "--platform", "all", "--strategy", "cross"]));
         ok(xtask(&["push", "--platform", "all"]));
     });
 }
@@ -168,10 +149,7 @@ fn host_setup_engine_buildx_qemu_registry_and_bases() {
         stdout(&again)
     );
     ok(xtask(&["doctor", "--platform", "linux/amd64,linux/arm64"]));
-    let info = ok(cmd(
-        "docker",
-        &["info", "--format", "{{json .DriverStatus}}"],
-    ));
+    let info = ok(cmd("docker", &["info", "--format", "{{json .DriverStatus}}"]));
     assert!(
         stdout(&info).contains("io.containerd.snapshotter.v1"),
         "not the containerd image store: {}",
@@ -230,10 +208,7 @@ fn host_setup_engine_buildx_qemu_registry_and_bases() {
     ok(cmd("docker", &["tag", &runtime, &anon]));
     let _ = cmd("docker", &["logout", &format!("localhost:{port}")]);
     let push = cmd("docker", &["push", &anon]);
-    assert!(
-        !push.status.success(),
-        "an anonymous push to the auth registry must be refused"
-    );
+    assert!(!push.status.success(), "an anonymous push to the auth registry must be refused");
     let e = stderr(&push).to_lowercase();
     assert!(
         e.contains("unauthorized")
@@ -255,25 +230,17 @@ fn images_cross_push_smoke_manifest_and_pull_by_final_tag() {
     for c in ["broker", "agent"] {
         for arch in ["amd64", "arm64"] {
             let record: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(root().join(format!(
-                    "target/xtask/images/localhost%3A5000/{c}-{arch}.json"
-                )))
+                &std::fs::read_to_string(
+                    root().join(format!("target/xtask/images/localhost%3A5000/{c}-{arch}.json")),
+                )
                 .unwrap(),
             )
             .unwrap();
-            assert_eq!(
-                record["reference"],
-                format!("{REGISTRY}/brokkr-{c}:{sha}-{arch}")
-            );
+            assert_eq!(record["reference"], format!("{REGISTRY}/brokkr-{c}:{sha}-{arch}"));
             assert_eq!(record["strategy"], "cross");
             let size = record["size_bytes"].as_u64().expect("size recorded");
-            assert!(
-                size < 30_000_000,
-                "brokkr-{c} {arch} is {size} bytes, over 30 MB"
-            );
-            assert!(record["pushed_digest"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("sha256:")));
+            assert!(size < 30_000_000, "brokkr-{c} {arch} is {size} bytes, over 30 MB");
+            assert!(record["pushed_digest"].as_str().is_some_and(|d| d.starts_with("sha256:")));
         }
         // Both manifests created and verified, then each platform pulled through a final tag.
         let m = ok(xtask(&["manifest", "--component", c, "--json"]));
@@ -285,30 +252,13 @@ fn images_cross_push_smoke_manifest_and_pull_by_final_tag() {
             .map(|p| p["platform"].as_str().unwrap())
             .collect();
         assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-        let final_tag = v["tags"][0]
-            .as_str()
-            .unwrap()
-            .rsplit_once(':')
-            .unwrap()
-            .1
-            .to_owned();
+        let final_tag = v["tags"][0].as_str().unwrap().rsplit_once(':').unwrap().1.to_owned();
         for t in v["tags"].as_array().unwrap() {
             ok(xtask(&["manifest", "verify", t.as_str().unwrap()]));
         }
         for arch in ["amd64", "arm64"] {
-            let _ = cmd(
-                "docker",
-                &["image", "rm", &format!("{REGISTRY}/brokkr-{c}:{final_tag}")],
-            );
-            ok(xtask(&[
-                "smoke",
-                "--component",
-                c,
-                "--platform",
-                arch,
-                "--tag",
-                &final_tag,
-            ]));
+            let _ = cmd("docker", &["image", "rm", &format!("{REGISTRY}/brokkr-{c}:{final_tag}")]);
+            ok(xtask(&["smoke", "--component", c, "--platform", arch, "--tag", &final_tag]));
         }
     }
 }
@@ -320,31 +270,13 @@ fn manifest_refuses_when_arm64_is_missing_and_leaves_the_final_tag() {
     let sha = sha_tag();
     let registry = format!("{REGISTRY}/m4");
     let amd64 = format!("{registry}/brokkr-broker:{sha}-amd64");
-    ok(cmd(
-        "docker",
-        &[
-            "tag",
-            &format!("{REGISTRY}/brokkr-broker:{sha}-amd64"),
-            &amd64,
-        ],
-    ));
+    ok(cmd("docker", &["tag", &format!("{REGISTRY}/brokkr-broker:{sha}-amd64"), &amd64]));
     ok(cmd("docker", &["push", &amd64]));
     // The final tags as they were before: an index of the amd64 image alone.
-    let tags = ok(xtask(&[
-        "tags",
-        "--component",
-        "broker",
-        "--registry",
-        &registry,
-        "--json",
-    ]));
+    let tags = ok(xtask(&["tags", "--component", "broker", "--registry", &registry, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&tags)).unwrap();
-    let finals: Vec<String> = v["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_owned())
-        .collect();
+    let finals: Vec<String> =
+        v["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
     let mut create = vec!["buildx", "imagetools", "create"];
     for f in &finals {
         create.extend(["--tag", f.as_str()]);
@@ -354,15 +286,8 @@ fn manifest_refuses_when_arm64_is_missing_and_leaves_the_final_tag() {
     let before = registry_snapshot();
 
     let o = xtask(&["manifest", "--component", "broker", "--registry", &registry]);
-    assert!(
-        !o.status.success(),
-        "manifest must refuse without an arm64 source"
-    );
-    assert!(
-        stderr(&o).contains("linux/arm64"),
-        "the error names linux/arm64:\n{}",
-        stderr(&o)
-    );
+    assert!(!o.status.success(), "manifest must refuse without an arm64 source");
+    assert!(stderr(&o).contains("linux/arm64"), "the error names linux/arm64:\n{}", stderr(&o));
     assert_eq!(registry_snapshot(), before, "nothing may be written");
 }
 
@@ -372,15 +297,7 @@ fn a_broker_source_change_reuses_the_cached_dependency_stage() {
     four_images_pushed();
     let dir = std::env::temp_dir().join(format!("brokkr-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    ok(cmd(
-        "git",
-        &[
-            "clone",
-            "--quiet",
-            root().to_str().unwrap(),
-            dir.to_str().unwrap(),
-        ],
-    ));
+    ok(cmd("git", &["clone", "--quiet", root().to_str().unwrap(), dir.to_str().unwrap()]));
     let main_rs = dir.join("broker/src/main.rs");
     let mut text = std::fs::read_to_string(&main_rs).unwrap();
     text.push_str("\n// e2e: a source-only change\n");
@@ -389,48 +306,20 @@ fn a_broker_source_change_reuses_the_cached_dependency_stage() {
     let git = |args: &[&str]| {
         ok(cmd(
             "git",
-            &[
-                &[
-                    "-C",
-                    d,
-                    "-c",
-                    "user.name=e2e",
-                    "-c",
-                    "user.email=e2e@localhost",
-                ],
-                args,
-            ]
-            .concat(),
+            &[&["-C", d, "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"], args].concat(),
         ))
     };
     git(&["commit", "--quiet", "-am", "e2e: source-only change"]);
-    let o = ok(xtask_in(
-        &dir,
-        &[
-            "build-image",
-            "--component",
-            "broker",
-            "--platform",
-            "arm64",
-        ],
-    ));
+    let o = ok(xtask_in(&dir, &["build-image", "--component", "broker", "--platform", "arm64"]));
     let log = stderr(&o);
     let cook_cached = log.lines().any(|l| l.contains("cargo chef cook --release"))
-        && log
-            .lines()
-            .filter_map(|l| l.strip_prefix('#'))
-            .filter_map(|l| l.split_once(' '))
-            .any(|(id, rest)| {
+        && log.lines().filter_map(|l| l.strip_prefix('#')).filter_map(|l| l.split_once(' ')).any(
+            |(id, rest)| {
                 rest.contains("cargo chef cook --release") && log.contains(&format!("#{id} CACHED"))
-            });
-    assert!(
-        cook_cached,
-        "buildx did not report the dependency (cook) step as CACHED:\n{log}"
-    );
-    assert!(
-        log.contains("Compiling brokkr-broker"),
-        "the broker crate must be rebuilt:\n{log}"
-    );
+            },
+        );
+    assert!(cook_cached, "buildx did not report the dependency (cook) step as CACHED:\n{log}");
+    assert!(log.contains("Compiling brokkr-broker"), "the broker crate must be rebuilt:\n{log}");
     let deps_compiled: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(" Compiling ") && !l.contains("Compiling brokkr-"))
@@ -447,45 +336,22 @@ fn a_broker_source_change_reuses_the_cached_dependency_stage() {
 fn workflow_push_flow_publishes_and_pull_request_flow_pushes_nothing() {
     four_images_pushed();
     // push to main: four per-platform builds and pushes, then both manifests, verified.
-    ok(xtask(&[
-        "workflow", "run", "--event", "push", "--ref", "main",
-    ]));
+    ok(xtask(&["workflow", "run", "--event", "push", "--ref", "main"]));
     for c in ["broker", "agent"] {
-        let o = ok(xtask(&[
-            "manifest",
-            "verify",
-            &format!("{REGISTRY}/brokkr-{c}:main"),
-        ]));
-        assert!(
-            stdout(&o).contains("linux/amd64, linux/arm64"),
-            "{}",
-            stdout(&o)
-        );
+        let o = ok(xtask(&["manifest", "verify", &format!("{REGISTRY}/brokkr-{c}:main")]));
+        assert!(stdout(&o).contains("linux/amd64, linux/arm64"), "{}", stdout(&o));
     }
     // pull_request: the builds run, nothing reaches the registry.
     let before = registry_snapshot();
-    let o = ok(xtask(&[
-        "workflow",
-        "run",
-        "--event",
-        "pull_request",
-        "--ref",
-        "refs/pull/7/merge",
-    ]));
+    let o =
+        ok(xtask(&["workflow", "run", "--event", "pull_request", "--ref", "refs/pull/7/merge"]));
     let log = format!("{}{}", stdout(&o), stderr(&o));
-    assert!(
-        log.contains("build-image"),
-        "the pull request flow builds:\n{log}"
-    );
+    assert!(log.contains("build-image"), "the pull request flow builds:\n{log}");
     assert!(
         log.contains("--cache-from") && !log.contains("--cache-to"),
         "the pull request flow imports the cache and never exports it:\n{log}"
     );
-    assert_eq!(
-        registry_snapshot(),
-        before,
-        "a pull request run must not change the registry"
-    );
+    assert_eq!(registry_snapshot(), before, "a pull request run must not change the registry");
 }
 
 #[test]
@@ -609,10 +475,9 @@ impl Drop for FaultProxy {
 
 /// Copies bytes both ways between two connections until either side closes.
 fn pipe(client: TcpStream, upstream: TcpStream) {
-    for (mut from, mut to) in [
-        (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
-        (upstream, client),
-    ] {
+    for (mut from, mut to) in
+        [(client.try_clone().unwrap(), upstream.try_clone().unwrap()), (upstream, client)]
+    {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut from, &mut to);
             let _ = to.shutdown(std::net::Shutdown::Write);
@@ -622,14 +487,7 @@ fn pipe(client: TcpStream, upstream: TcpStream) {
 
 /// The final tags `tags --json` gives for `component` under `registry`.
 fn final_tags(component: &str, registry: &str) -> Vec<String> {
-    let o = ok(xtask(&[
-        "tags",
-        "--component",
-        component,
-        "--registry",
-        registry,
-        "--json",
-    ]));
+    let o = ok(xtask(&["tags", "--component", component, "--registry", registry, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("tags --json");
     v["tags"]
         .as_array()
@@ -649,37 +507,13 @@ fn registry_faults_are_retried_and_final_tags_verify() {
     let proxy = FaultProxy::start(6, 6, Duration::from_secs(900));
     let registry = format!("localhost:{}/faults", proxy.port);
     let direct = format!("{REGISTRY}/faults");
-    ok(xtask(&[
-        "images",
-        "--component",
-        "broker",
-        "--platform",
-        "all",
-        "--registry",
-        &registry,
-    ]));
-    let push = ok(xtask(&[
-        "push",
-        "--component",
-        "broker",
-        "--platform",
-        "all",
-        "--registry",
-        &registry,
-    ]));
-    let manifest = ok(xtask(&[
-        "manifest",
-        "--component",
-        "broker",
-        "--registry",
-        &registry,
-    ]));
+    ok(xtask(&["images", "--component", "broker", "--platform", "all", "--registry", &registry]));
+    let push =
+        ok(xtask(&["push", "--component", "broker", "--platform", "all", "--registry", &registry]));
+    let manifest = ok(xtask(&["manifest", "--component", "broker", "--registry", &registry]));
     assert!(proxy.faults() > 0, "the proxy injected no fault");
     let printed = format!("{}{}", stderr(&push), stderr(&manifest));
-    assert!(
-        printed.contains("retrying"),
-        "retries are printed:\n{printed}"
-    );
+    assert!(printed.contains("retrying"), "retries are printed:\n{printed}");
     for tag in final_tags("broker", &registry) {
         let direct_ref = tag.replacen(&registry, &direct, 1);
         ok(xtask(&["manifest", "verify", &direct_ref]));
@@ -695,15 +529,7 @@ fn a_registry_stopped_mid_push_leaves_nothing_half_published() {
     let proxy = FaultProxy::start(usize::MAX, 0, Duration::from_secs(900));
     let port = proxy.port;
     let registry = format!("localhost:{port}/stopped");
-    ok(xtask(&[
-        "images",
-        "--component",
-        "agent",
-        "--platform",
-        "all",
-        "--registry",
-        &registry,
-    ]));
+    ok(xtask(&["images", "--component", "agent", "--platform", "all", "--registry", &registry]));
     let before = registry_snapshot();
     let mut push = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["push", "--component", "agent", "--platform", "all"])
@@ -721,10 +547,7 @@ fn a_registry_stopped_mid_push_leaves_nothing_half_published() {
     proxy.stop();
     assert!(!push.wait().unwrap().success(), "a push cut off must fail");
     let refused = xtask(&["manifest", "--component", "agent", "--registry", &registry]);
-    assert!(
-        !refused.status.success(),
-        "manifest must refuse without sources"
-    );
+    assert!(!refused.status.success(), "manifest must refuse without sources");
     let written: Vec<String> = registry_snapshot()
         .into_iter()
         .filter(|l| l.starts_with("stopped/") && !before.contains(l))
@@ -733,22 +556,8 @@ fn a_registry_stopped_mid_push_leaves_nothing_half_published() {
     assert!(written.is_empty(), "final tags written: {written:?}");
     // Back on the same port: the rerun completes.
     let proxy = FaultProxy::start_on(port, usize::MAX, 0, Duration::from_secs(900));
-    ok(xtask(&[
-        "push",
-        "--component",
-        "agent",
-        "--platform",
-        "all",
-        "--registry",
-        &registry,
-    ]));
-    ok(xtask(&[
-        "manifest",
-        "--component",
-        "agent",
-        "--registry",
-        &registry,
-    ]));
+    ok(xtask(&["push", "--component", "agent", "--platform", "all", "--registry", &registry]));
+    ok(xtask(&["manifest", "--component", "agent", "--registry", &registry]));
     for tag in final_tags("agent", &registry) {
         ok(xtask(&["manifest", "verify", &tag]));
     }
@@ -769,29 +578,14 @@ impl SecondEngine {
     const BRIDGE: &'static str = "brn2";
     /// `iptables -t TABLE {-A|-D} RULE...` for the bridge's traffic to the outside.
     const RULES: [&'static [&'static str]; 3] = [
-        &[
-            "-t",
-            "nat",
-            "POSTROUTING",
-            "-s",
-            "172.29.0.0/24",
-            "!",
-            "-o",
-            "brn2",
-            "-j",
-            "MASQUERADE",
-        ],
+        &["-t", "nat", "POSTROUTING", "-s", "172.29.0.0/24", "!", "-o", "brn2", "-j", "MASQUERADE"],
         &["-t", "filter", "FORWARD", "-i", "brn2", "-j", "ACCEPT"],
         &["-t", "filter", "FORWARD", "-o", "brn2", "-j", "ACCEPT"],
     ];
 
     fn start(context: &'static str) -> SecondEngine {
         let dir = std::env::temp_dir().join(format!("brokkr-e2e-{context}"));
-        let mut e = SecondEngine {
-            dir,
-            context,
-            dockerd: None,
-        };
+        let mut e = SecondEngine { dir, context, dockerd: None };
         std::fs::create_dir_all(&e.dir).unwrap();
         for args in [
             &["link", "add", Self::BRIDGE, "type", "bridge"][..],
@@ -809,14 +603,7 @@ impl SecondEngine {
         let sock = format!("unix://{}", d("docker.sock"));
         e.dockerd = Some(
             Command::new("dockerd")
-                .args([
-                    "--host",
-                    &sock,
-                    "--data-root",
-                    &d("data"),
-                    "--exec-root",
-                    &d("exec"),
-                ])
+                .args(["--host", &sock, "--data-root", &d("data"), "--exec-root", &d("exec")])
                 .args(["--pidfile", &d("docker.pid"), "--bridge", Self::BRIDGE])
                 .args(["--iptables=false", "--ip6tables=false"])
                 .stdout(log.try_clone().unwrap())
@@ -832,16 +619,7 @@ impl SecondEngine {
             );
             std::thread::sleep(Duration::from_secs(1));
         }
-        ok(cmd(
-            "docker",
-            &[
-                "context",
-                "create",
-                context,
-                "--docker",
-                &format!("host={sock}"),
-            ],
-        ));
+        ok(cmd("docker", &["context", "create", context, "--docker", &format!("host={sock}")]));
         e
     }
 }
@@ -877,28 +655,13 @@ fn build_image_with_builder_builds_in_the_second_engine_only() {
     let ctx = "brokkr-e2e-n2";
     let engine = SecondEngine::start(ctx);
     let registry = "localhost:5000/second-engine";
-    let args = [
-        "build-image",
-        "--component",
-        "broker",
-        "--builder",
-        ctx,
-        "--registry",
-        registry,
-    ];
+    let args = ["build-image", "--component", "broker", "--builder", ctx, "--registry", registry];
     // The printed command runs buildx in the context's engine (buildx refuses --builder for it).
     let plan = stdout(&ok(xtask(&[&args[..], &["--dry-run"]].concat())));
-    assert!(
-        plan.contains(&format!("docker --context {ctx} buildx build")),
-        "{plan}"
-    );
+    assert!(plan.contains(&format!("docker --context {ctx} buildx build")), "{plan}");
     assert!(!plan.contains("--builder"), "{plan}");
     // The second engine starts empty: give it the local base images the build names.
-    for image in plan
-        .split_whitespace()
-        .filter_map(|w| w.split_once("_IMAGE="))
-        .map(|(_, i)| i)
-    {
+    for image in plan.split_whitespace().filter_map(|w| w.split_once("_IMAGE=")).map(|(_, i)| i) {
         if image.starts_with("brokkr.local/") {
             let mut save = Command::new("docker")
                 .args(["save", image])
@@ -910,42 +673,21 @@ fn build_image_with_builder_builds_in_the_second_engine_only() {
                 .stdin(save.stdout.take().unwrap())
                 .output()
                 .unwrap();
-            assert!(
-                save.wait().unwrap().success() && load.status.success(),
-                "{}",
-                stderr(&load)
-            );
+            assert!(save.wait().unwrap().success() && load.status.success(), "{}", stderr(&load));
         }
     }
     let out = stderr(&ok(xtask(&args)));
     let reference = out
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("built ")?
-                .split_once(' ')
-                .map(|(r, _)| r.to_owned())
-        })
+        .find_map(|l| l.strip_prefix("built ")?.split_once(' ').map(|(r, _)| r.to_owned()))
         .expect("a `built REF` line");
     assert!(reference.starts_with(registry), "{reference}");
-    let inspect = |context: &str| {
-        cmd(
-            "docker",
-            &["--context", context, "image", "inspect", &reference],
-        )
-    };
-    assert!(
-        inspect(ctx).status.success(),
-        "{reference} is not in the second engine"
-    );
-    assert!(
-        !inspect("default").status.success(),
-        "{reference} is in the default engine"
-    );
+    let inspect =
+        |context: &str| cmd("docker", &["--context", context, "image", "inspect", &reference]);
+    assert!(inspect(ctx).status.success(), "{reference} is not in the second engine");
+    assert!(!inspect("default").status.success(), "{reference} is in the default engine");
     drop(engine);
-    assert!(
-        cmd("ip", &["link", "show", "docker0"]).status.success(),
-        "docker0 must survive"
-    );
+    assert!(cmd("ip", &["link", "show", "docker0"]).status.success(), "docker0 must survive");
 }
 
 /// Cargo's target directory for the temporary checkouts.
@@ -963,15 +705,7 @@ impl TempCheckout {
     fn new(name: &str) -> TempCheckout {
         let dir = std::env::temp_dir().join(format!("brokkr-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        ok(cmd(
-            "git",
-            &[
-                "clone",
-                "--quiet",
-                root().to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        ));
+        ok(cmd("git", &["clone", "--quiet", root().to_str().unwrap(), dir.to_str().unwrap()]));
         let t = TempCheckout(dir);
         t.git(&["config", "user.email", "e2e@brokkr.invalid"]);
         t.git(&["config", "user.name", "brokkr e2e"]);
@@ -1030,16 +764,8 @@ impl Drop for TempCheckout {
 
 /// What an index in the registry holds: the platform manifests' digests by
 /// platform (attestations left out) and its annotations.
-fn index_at(
-    reference: &str,
-) -> (
-    std::collections::BTreeMap<String, String>,
-    serde_json::Value,
-) {
-    let raw = ok(cmd(
-        "docker",
-        &["buildx", "imagetools", "inspect", "--raw", reference],
-    ));
+fn index_at(reference: &str) -> (std::collections::BTreeMap<String, String>, serde_json::Value) {
+    let raw = ok(cmd("docker", &["buildx", "imagetools", "inspect", "--raw", reference]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&raw)).expect("an index");
     let mut platforms = std::collections::BTreeMap::new();
     for m in v["manifests"].as_array().expect("an index with manifests") {
@@ -1048,11 +774,7 @@ fn index_at(
             continue;
         }
         platforms.insert(
-            format!(
-                "{}/{}",
-                p["os"].as_str().unwrap(),
-                p["architecture"].as_str().unwrap()
-            ),
+            format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap()),
             m["digest"].as_str().unwrap().to_owned(),
         );
     }
@@ -1060,10 +782,7 @@ fn index_at(
 }
 
 fn annotation(index: &serde_json::Value, key: &str) -> String {
-    index[format!("org.opencontainers.image.{key}")]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    index[format!("org.opencontainers.image.{key}")].as_str().unwrap_or_default().to_owned()
 }
 
 /// R3: the push flows of `main` and of tag `v1.2.3` for one commit, their
@@ -1102,34 +821,20 @@ fn a_failed_agent_arm64_leg_publishes_broker_and_leaves_agent() {
     let ws = TempCheckout::new("r4");
     let registry = format!("{REGISTRY}/r4");
     ok(ws.push_flow("main", None, &registry));
-    let agent_before: Vec<String> = registry_snapshot()
-        .into_iter()
-        .filter(|l| l.starts_with("r4/brokkr-agent:"))
-        .collect();
+    let agent_before: Vec<String> =
+        registry_snapshot().into_iter().filter(|l| l.starts_with("r4/brokkr-agent:")).collect();
     let child = ws.commit("a newer commit");
     let mut args = vec!["workflow", "run", "--event", "push", "--ref", "main"];
     args.extend(["--registry", &registry, "--fail-leg", "agent linux/arm64"]);
     let o = ws.xtask(&args);
     assert!(!o.status.success(), "the run must fail");
     let log = stderr(&o);
-    assert!(
-        log.contains("agent") && log.contains("linux/arm64"),
-        "names the leg:\n{log}"
-    );
+    assert!(log.contains("agent") && log.contains("linux/arm64"), "names the leg:\n{log}");
     let (_, broker) = index_at(&format!("{registry}/brokkr-broker:main"));
-    assert_eq!(
-        annotation(&broker, "revision"),
-        child,
-        "broker:main moved to the new commit"
-    );
-    let agent_after: Vec<String> = registry_snapshot()
-        .into_iter()
-        .filter(|l| l.starts_with("r4/brokkr-agent:"))
-        .collect();
-    assert_eq!(
-        agent_after, agent_before,
-        "agent tags must stay as they were"
-    );
+    assert_eq!(annotation(&broker, "revision"), child, "broker:main moved to the new commit");
+    let agent_after: Vec<String> =
+        registry_snapshot().into_iter().filter(|l| l.starts_with("r4/brokkr-agent:")).collect();
+    assert_eq!(agent_after, agent_before, "agent tags must stay as they were");
 }
 
 /// R1 and R2: a parent commit's flow run after its child's leaves `main` on
@@ -1154,26 +859,11 @@ fn an_older_run_finishing_last_never_moves_tags_backwards() {
     assert!(log.contains("main"), "the skipped tag is named:\n{log}");
     for c in ["broker", "agent"] {
         let at = |tag: &str| index_at(&format!("{registry}/brokkr-{c}:{tag}")).1;
-        assert_eq!(
-            annotation(&at("main"), "revision"),
-            child,
-            "{c}:main went back"
-        );
-        assert_eq!(
-            annotation(&at("latest"), "version"),
-            "1.2.0",
-            "{c}:latest went back"
-        );
+        assert_eq!(annotation(&at("main"), "revision"), child, "{c}:main went back");
+        assert_eq!(annotation(&at("latest"), "version"), "1.2.0", "{c}:latest went back");
         assert_eq!(annotation(&at("1"), "version"), "1.2.0", "{c}:1 went back");
-        assert_eq!(
-            annotation(&at("1.1.0"), "revision"),
-            parent,
-            "{c}:1.1.0 is published"
-        );
-        assert_eq!(
-            annotation(&at(&format!("sha-{}", &parent[..7])), "revision"),
-            parent
-        );
+        assert_eq!(annotation(&at("1.1.0"), "revision"), parent, "{c}:1.1.0 is published");
+        assert_eq!(annotation(&at(&format!("sha-{}", &parent[..7])), "revision"), parent);
     }
 }
 
@@ -1206,10 +896,7 @@ fn cold_rebuilds_of_one_commit_are_identical_and_verify_rebuild_proves_it() {
         digests.push(index_at(&format!("{registry}/brokkr-broker:sha-{sha}")).0);
     }
     assert_eq!(digests[0].len(), 2, "{:?}", digests[0]);
-    assert_eq!(
-        digests[0], digests[1],
-        "two cold builds of one commit differ"
-    );
+    assert_eq!(digests[0], digests[1], "two cold builds of one commit differ");
     let same = ok(ws.xtask(&[
         "manifest",
         "verify",
@@ -1217,23 +904,15 @@ fn cold_rebuilds_of_one_commit_are_identical_and_verify_rebuild_proves_it() {
         "--rebuild",
     ]));
     let said = stdout(&same);
-    assert!(
-        said.contains("linux/amd64: match") && said.contains("linux/arm64: match"),
-        "{said}"
-    );
+    assert!(said.contains("linux/amd64: match") && said.contains("linux/arm64: match"), "{said}");
 
     let main_rs = ws.0.join("broker/src/main.rs");
     // A change the binary shows (a comment or an unused item would compile
     // to the very same binary, and so the same image).
     let text = std::fs::read_to_string(&main_rs).unwrap();
-    let changed = text.replace(
-        "tracing::error!(\"{err:#}\")",
-        "tracing::error!(\"failed: {err:#}\")",
-    );
-    assert_ne!(
-        changed, text,
-        "the broker's error line moved; pick another change"
-    );
+    let changed =
+        text.replace("tracing::error!(\"{err:#}\")", "tracing::error!(\"failed: {err:#}\")");
+    assert_ne!(changed, text, "the broker's error line moved; pick another change");
     std::fs::write(&main_rs, changed).unwrap();
     ok(ws.xtask(&[
         "build-image",
@@ -1245,29 +924,16 @@ fn cold_rebuilds_of_one_commit_are_identical_and_verify_rebuild_proves_it() {
         "--registry",
         &registry,
     ]));
-    ok(ws.xtask(&[
-        "manifest",
-        "--component",
-        "broker",
-        "--registry",
-        &registry,
-        "--allow-dirty",
-    ]));
+    ok(ws.xtask(&["manifest", "--component", "broker", "--registry", &registry, "--allow-dirty"]));
     let differs = ws.xtask(&[
         "manifest",
         "verify",
         &format!("{registry}/brokkr-broker:sha-{sha}-dirty"),
         "--rebuild",
     ]);
-    assert!(
-        !differs.status.success(),
-        "an image of a changed tree must not verify"
-    );
+    assert!(!differs.status.success(), "an image of a changed tree must not verify");
     let said = format!("{}{}", stdout(&differs), stderr(&differs));
-    assert!(
-        said.contains("linux/amd64") && said.contains("linux/arm64"),
-        "{said}"
-    );
+    assert!(said.contains("linux/amd64") && said.contains("linux/arm64"), "{said}");
     assert!(said.contains("MISMATCH"), "{said}");
 }
 
@@ -1280,14 +946,7 @@ fn the_checkout_is_the_one_the_command_runs_in() {
     let b = TempCheckout::new("root");
     let commit = b.commit("checkout B");
     let o = ok(Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "build-image",
-            "--component",
-            "broker",
-            "--platform",
-            "arm64",
-            "--dry-run",
-        ])
+        .args(["build-image", "--component", "broker", "--platform", "arm64", "--dry-run"])
         .current_dir(b.0.join("broker"))
         .env("CARGO_TARGET_DIR", checkouts_target())
         .env_remove("BROKKR_WORKSPACE")
@@ -1295,14 +954,8 @@ fn the_checkout_is_the_one_the_command_runs_in() {
         .output()
         .unwrap());
     let plan = stdout(&o);
-    assert!(
-        plan.contains(b.0.to_str().unwrap()),
-        "builds checkout B:\n{plan}"
-    );
-    assert!(
-        plan.contains(&commit[..7]),
-        "with B's commit {commit}:\n{plan}"
-    );
+    assert!(plan.contains(b.0.to_str().unwrap()), "builds checkout B:\n{plan}");
+    assert!(plan.contains(&commit[..7]), "with B's commit {commit}:\n{plan}");
     let compiled_in = format!("cd {} ", root().display());
     assert!(
         !plan.contains(&compiled_in),
@@ -1320,13 +973,7 @@ fn dirty_builds_are_marked_and_corrupt_records_are_set_aside() {
     four_images_pushed();
     let ws = TempCheckout::new("dirty");
     let registry = format!("{REGISTRY}/dirty");
-    let build = [
-        "build-image",
-        "--component",
-        "broker",
-        "--platform",
-        "amd64",
-    ];
+    let build = ["build-image", "--component", "broker", "--platform", "amd64"];
     let main_rs = ws.0.join("broker/src/main.rs");
     let text = std::fs::read_to_string(&main_rs).unwrap();
     std::fs::write(&main_rs, format!("{text}\n// uncommitted\n")).unwrap();
@@ -1346,11 +993,7 @@ fn dirty_builds_are_marked_and_corrupt_records_are_set_aside() {
         &registry,
     ]);
     assert!(!refused.status.success(), "push must refuse a dirty build");
-    assert!(
-        stderr(&refused).contains("--allow-dirty"),
-        "{}",
-        stderr(&refused)
-    );
+    assert!(stderr(&refused).contains("--allow-dirty"), "{}", stderr(&refused));
     assert_eq!(registry_snapshot(), before, "nothing pushed");
 
     let sha = ws.git(&["rev-parse", "--short=7", "HEAD"]);
@@ -1360,21 +1003,14 @@ fn dirty_builds_are_marked_and_corrupt_records_are_set_aside() {
     std::fs::create_dir_all(&records).unwrap();
     std::fs::write(&record, "").unwrap();
     let o = ok(ws.xtask(&[&build[..], &["--registry", &registry]].concat()));
-    assert!(
-        stderr(&o).contains("moved aside"),
-        "the corrupt record is reported:\n{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("moved aside"), "the corrupt record is reported:\n{}", stderr(&o));
     let rewritten: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).expect("rewritten");
-    assert_eq!(
-        rewritten["reference"],
-        format!("{registry}/brokkr-broker:sha-{sha}-amd64")
-    );
-    assert!(std::fs::read_dir(&records).unwrap().flatten().any(|e| e
-        .file_name()
-        .to_string_lossy()
-        .starts_with("broker-amd64.json.corrupt-")));
+    assert_eq!(rewritten["reference"], format!("{registry}/brokkr-broker:sha-{sha}-amd64"));
+    assert!(std::fs::read_dir(&records)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("broker-amd64.json.corrupt-")));
 }
 
 /// Issue 15, item 7: the password-protected registry started from one
@@ -1396,10 +1032,7 @@ fn the_auth_registry_is_one_per_machine() {
     assert!(Path::new(&file).is_file(), "{file} does not exist");
     let status = ok(other.xtask(&["registry", "status", "--auth"]));
     let said = stdout(&status);
-    assert!(
-        said.contains("5001") && said.contains("pid"),
-        "who started what:\n{said}"
-    );
+    assert!(said.contains("5001") && said.contains("pid"), "who started what:\n{said}");
 }
 
 /// Issue 15, item 8: a DOCKER_HOST that does not answer is named as such,
@@ -1409,24 +1042,14 @@ fn the_auth_registry_is_one_per_machine() {
 fn a_wrong_docker_host_is_named() {
     require_docker();
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "smoke",
-            "--component",
-            "broker",
-            "--platform",
-            "amd64",
-            "--no-setup",
-        ])
+        .args(["smoke", "--component", "broker", "--platform", "amd64", "--no-setup"])
         .env("BROKKR_WORKSPACE", root())
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()
         .unwrap();
     assert!(!o.status.success());
     let said = stderr(&o);
-    assert!(
-        said.contains("/nonexistent/docker.sock"),
-        "names DOCKER_HOST:\n{said}"
-    );
+    assert!(said.contains("/nonexistent/docker.sock"), "names DOCKER_HOST:\n{said}");
     assert!(!said.contains("not in the local image store"), "{said}");
 }
 
@@ -1437,15 +1060,8 @@ fn a_wrong_docker_host_is_named() {
 fn a_one_file_change_recompiles_only_that_binary() {
     four_images_pushed();
     let ws = TempCheckout::new("incremental");
-    let build = [
-        "build-image",
-        "--component",
-        "broker",
-        "--platform",
-        "arm64",
-        "--progress",
-        "plain",
-    ];
+    let build =
+        ["build-image", "--component", "broker", "--platform", "arm64", "--progress", "plain"];
     // A first uncommitted change: this build runs cargo (no layer of another
     // tree serves it), so the target cache mount holds exactly this tree.
     let main_rs = ws.0.join("broker/src/main.rs");
@@ -1460,11 +1076,7 @@ fn a_one_file_change_recompiles_only_that_binary() {
         .filter_map(|l| l.split("Compiling ").nth(1))
         .filter_map(|rest| rest.split_whitespace().next())
         .collect();
-    assert_eq!(
-        compiled,
-        ["brokkr-broker"],
-        "only the changed binary recompiles:\n{log}"
-    );
+    assert_eq!(compiled, ["brokkr-broker"], "only the changed binary recompiles:\n{log}");
 }
 
 // ---- Issue 15 item 6: records never drift from the engine and the registry ----
@@ -1485,20 +1097,10 @@ fn held(reference: &str, in_registry: bool) -> serde_json::Value {
     let o = if in_registry {
         cmd(
             "docker",
-            &[
-                "buildx",
-                "imagetools",
-                "inspect",
-                "--format",
-                "{{json .Manifest}}",
-                reference,
-            ],
+            &["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference],
         )
     } else {
-        cmd(
-            "docker",
-            &["image", "inspect", "--format", "{{json .Id}}", reference],
-        )
+        cmd("docker", &["image", "inspect", "--format", "{{json .Id}}", reference])
     };
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap_or_default();
     if in_registry {
@@ -1514,9 +1116,7 @@ fn drift_agrees() -> Result<(), String> {
     let reference = rec["reference"].as_str().unwrap_or_default();
     let (local, remote) = (held(reference, false), held(reference, true));
     if rec["digest"] != local || rec["pushed_digest"] != remote {
-        return Err(format!(
-            "record {rec}\nlocal tag {local}\nregistry {remote}"
-        ));
+        return Err(format!("record {rec}\nlocal tag {local}\nregistry {remote}"));
     }
     Ok(())
 }
@@ -1526,10 +1126,8 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n
     }
 }
@@ -1552,14 +1150,7 @@ fn spawn_xtask(args: &[&str], epoch: u64) -> std::process::Child {
 
 fn drift_args<'a>(command: &'a [&'a str]) -> Vec<&'a str> {
     let mut args = command.to_vec();
-    args.extend([
-        "--component",
-        "broker",
-        "--platform",
-        "arm64",
-        "--registry",
-        DRIFT,
-    ]);
+    args.extend(["--component", "broker", "--platform", "arm64", "--registry", DRIFT]);
     args
 }
 
@@ -1569,10 +1160,8 @@ fn interrupted_builds_and_pushes_leave_records_that_agree() {
     require_docker();
     ok(xtask(&["registry", "start"]));
     ok(xtask(&drift_args(&["build-image", "--push", "--no-setup"])));
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let mut rng = Lcg(seed as u64);
     eprintln!("seed {seed}");
     let commands: [&[&str]; 3] = [
@@ -1613,21 +1202,13 @@ fn concurrent_image_runs_leave_the_local_tag_in_the_record() {
     require_docker();
     for round in 0..3u64 {
         let args = drift_args(&["images", "--no-setup"]);
-        let children: Vec<_> = (0..2u64)
-            .map(|i| spawn_xtask(&args, 1_700_000_000 + round * 10 + i))
-            .collect();
+        let children: Vec<_> =
+            (0..2u64).map(|i| spawn_xtask(&args, 1_700_000_000 + round * 10 + i)).collect();
         for mut c in children {
-            assert!(
-                c.wait().unwrap().success(),
-                "round {round}: an images run failed"
-            );
+            assert!(c.wait().unwrap().success(), "round {round}: an images run failed");
         }
         let rec = drift_record();
         let reference = rec["reference"].as_str().unwrap();
-        assert_eq!(
-            rec["digest"],
-            held(reference, false),
-            "round {round}: {rec}"
-        );
+        assert_eq!(rec["digest"], held(reference, false), "round {round}: {rec}");
     }
 }

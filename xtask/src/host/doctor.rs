@@ -60,12 +60,7 @@ impl Check {
     fn new(status: Status, name: &str, detail: impl Into<String>, remedy: &str) -> Check {
         let remedy = matches!(status, Warn | Fail).then(|| remedy.to_owned());
         let (name, detail) = (name.to_owned(), detail.into());
-        Check {
-            name,
-            status,
-            detail,
-            remedy,
-        }
+        Check { name, status, detail, remedy }
     }
 }
 
@@ -228,10 +223,9 @@ pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &s
     let (status, detail) = match probe.status() {
         _ if !probe.mounted => (Fail, format!("{BINFMT_DIR} is not mounted")),
         BinfmtStatus::Ready => (OK, format!("{entry}: {}", probe.registered())),
-        BinfmtStatus::Stale(r, i) => (
-            Warn,
-            format!("{entry} registers {r}, but the installed handler is {i}"),
-        ),
+        BinfmtStatus::Stale(r, i) => {
+            (Warn, format!("{entry} registers {r}, but the installed handler is {i}"))
+        }
         BinfmtStatus::Unusable(why) => (Fail, format!("{entry}: {why}")),
         BinfmtStatus::Missing => (Fail, format!("no {entry} handler registered")),
     };
@@ -271,10 +265,7 @@ pub fn check_local_bases(images: &Probed<Vec<String>>) -> Check {
         true => check(OK, format!("local substitutes present: {present}")),
         false => {
             let under = format!("(under {LOCAL}/)");
-            check(
-                Warn,
-                format!("local substitutes missing: {missing} {under}"),
-            )
+            check(Warn, format!("local substitutes missing: {missing} {under}"))
         }
     }
 }
@@ -383,10 +374,9 @@ mod tests {
     fn host_doctor_engine_and_store() {
         let r = "cargo xtask setup";
         let default = Builder::parse(include_str!("fixtures/buildx-inspect-default.txt")).unwrap();
-        let container = Builder::parse(include_str!(
-            "fixtures/buildx-inspect-container-amd64-only.txt"
-        ))
-        .unwrap();
+        let container =
+            Builder::parse(include_str!("fixtures/buildx-inspect-container-amd64-only.txt"))
+                .unwrap();
         let cases: Vec<(&str, Check, Status, &str)> = vec![
             (
                 "recorded engine",
@@ -394,12 +384,7 @@ mod tests {
                 Status::Ok,
                 "26.1.5+dfsg1 (x86_64",
             ),
-            (
-                "old engine",
-                check_engine(&info(OLD), None, r),
-                Status::Fail,
-                "older than 24.0.0",
-            ),
+            ("old engine", check_engine(&info(OLD), None, r), Status::Fail, "older than 24.0.0"),
             (
                 "down",
                 check_engine(&Err("Cannot connect".into()), None, r),
@@ -434,18 +419,8 @@ mod tests {
                 Status::Warn,
                 "classic",
             ),
-            (
-                "store unknown",
-                check_store(&Err("x".into()), None, r),
-                Status::Fail,
-                "unknown",
-            ),
-            (
-                "buildx ok",
-                check_buildx(Some(Version::new(0, 13, 1)), r),
-                Status::Ok,
-                "0.13.1",
-            ),
+            ("store unknown", check_store(&Err("x".into()), None, r), Status::Fail, "unknown"),
+            ("buildx ok", check_buildx(Some(Version::new(0, 13, 1)), r), Status::Ok, "0.13.1"),
             (
                 "buildx old",
                 check_buildx(Some(Version::new(0, 8, 2)), r),
@@ -453,20 +428,11 @@ mod tests {
                 "older than 0.10.0",
             ),
             ("no buildx", check_buildx(None, r), Status::Fail, "missing"),
-            (
-                "no cli",
-                check_cli(None, None, r),
-                Status::Fail,
-                "not on PATH",
-            ),
+            ("no cli", check_cli(None, None, r), Status::Fail, "not on PATH"),
         ];
         for (name, c, status, detail) in cases {
             assert_eq!(c.status, status, "{name}: {c:?}");
-            assert!(
-                c.detail.contains(detail),
-                "{name}: {:?} lacks {detail:?}",
-                c.detail
-            );
+            assert!(c.detail.contains(detail), "{name}: {:?} lacks {detail:?}", c.detail);
             assert_eq!(c.remedy.is_some(), status != Status::Ok, "{name}");
         }
     }
@@ -500,20 +466,11 @@ mod tests {
                 Status::Skip,
                 "elsewhere",
             ),
-            (
-                "engine down",
-                check_bridge(&Err("down".into()), false, none),
-                Status::Skip,
-                "down",
-            ),
+            ("engine down", check_bridge(&Err("down".into()), false, none), Status::Skip, "down"),
         ];
         for (name, c, status, detail) in cases {
             assert_eq!(c.status, status, "{name}: {c:?}");
-            assert!(
-                c.detail.contains(detail),
-                "{name}: {:?} lacks {detail:?}",
-                c.detail
-            );
+            assert!(c.detail.contains(detail), "{name}: {:?} lacks {detail:?}", c.detail);
         }
         let fail = check_bridge(&Ok(Some("docker0".into())), false, none);
         assert!(fail.remedy.unwrap().contains("cargo xtask setup"));
@@ -524,10 +481,7 @@ mod tests {
             .unwrap(),
             "docker0"
         );
-        assert_eq!(
-            crate::host::BridgeOptions::interface("{}").unwrap(),
-            "docker0"
-        );
+        assert_eq!(crate::host::BridgeOptions::interface("{}").unwrap(), "docker0");
         assert_eq!(
             crate::host::BridgeOptions::interface(r#"{"com.docker.network.bridge.name":"br-x"}"#)
                 .unwrap(),
@@ -541,15 +495,10 @@ mod tests {
         let arm = Platform::parse("arm64").unwrap();
         let both = [amd, arm];
         let remedy = setup_remedy(&both);
-        assert_eq!(
-            remedy,
-            "cargo xtask setup --platform linux/amd64,linux/arm64"
-        );
+        assert_eq!(remedy, "cargo xtask setup --platform linux/amd64,linux/arm64");
         let parse = |t: &str| Builder::parse(t).map_err(|e| e.to_string());
         let default = parse(include_str!("fixtures/buildx-inspect-default.txt"));
-        let no_arm = parse(include_str!(
-            "fixtures/buildx-inspect-container-amd64-only.txt"
-        ));
+        let no_arm = parse(include_str!("fixtures/buildx-inspect-container-amd64-only.txt"));
         let inactive = parse(include_str!("fixtures/buildx-inspect-inactive.txt"));
         let cases: Vec<(&str, Check, Status, &str)> = vec![
             (
@@ -570,12 +519,7 @@ mod tests {
                 Status::Ok,
                 "linux/386",
             ),
-            (
-                "inactive",
-                check_builder(&inactive, &both, &remedy),
-                Status::Warn,
-                "inactive",
-            ),
+            ("inactive", check_builder(&inactive, &both, &remedy), Status::Warn, "inactive"),
             (
                 "error",
                 check_builder(&Err("no builder".into()), &both, &remedy),
@@ -585,11 +529,7 @@ mod tests {
         ];
         for (name, c, status, detail) in cases {
             assert_eq!(c.status, status, "{name}: {c:?}");
-            assert!(
-                c.detail.contains(detail),
-                "{name}: {:?} lacks {detail:?}",
-                c.detail
-            );
+            assert!(c.detail.contains(detail), "{name}: {:?} lacks {detail:?}", c.detail);
         }
     }
 
@@ -606,10 +546,7 @@ mod tests {
             entry_name: "qemu-aarch64".into(),
             entry,
         };
-        let old = BinfmtEntry {
-            flags: "PO".into(),
-            ..e10.clone()
-        };
+        let old = BinfmtEntry { flags: "PO".into(), ..e10.clone() };
         let stale = BinfmtEntry {
             interpreter: "/usr/bin/qemu-aarch64-static".into(),
             flags: "PF".into(),
@@ -651,11 +588,7 @@ mod tests {
         ];
         for (name, c, status, detail) in cases {
             assert_eq!(c.status, status, "{name}: {c:?}");
-            assert!(
-                c.detail.contains(detail),
-                "{name}: {:?} lacks {detail:?}",
-                c.detail
-            );
+            assert!(c.detail.contains(detail), "{name}: {:?} lacks {detail:?}", c.detail);
             if status != Status::Ok {
                 assert_eq!(c.remedy.as_deref(), Some(r), "{name}");
             }
@@ -671,36 +604,16 @@ mod tests {
             "brokkr.local/base/debian:trixie",
         ]);
         let cases: Vec<(&str, Check, Status, &str)> = vec![
-            (
-                "registry up",
-                check_registry(Some(200), false),
-                Status::Ok,
-                "localhost:5000 answers",
-            ),
+            ("registry up", check_registry(Some(200), false), Status::Ok, "localhost:5000 answers"),
             (
                 "registry down",
                 check_registry(None, false),
                 Status::Warn,
                 "nothing answers on localhost:5000",
             ),
-            (
-                "registry wants auth",
-                check_registry(Some(401), false),
-                Status::Warn,
-                "401",
-            ),
-            (
-                "registry in CI",
-                check_registry(None, true),
-                Status::Skip,
-                "ghcr.io",
-            ),
-            (
-                "bases present",
-                check_local_bases(&all),
-                Status::Ok,
-                "present",
-            ),
+            ("registry wants auth", check_registry(Some(401), false), Status::Warn, "401"),
+            ("registry in CI", check_registry(None, true), Status::Skip, "ghcr.io"),
+            ("bases present", check_local_bases(&all), Status::Ok, "present"),
             (
                 "recorded: only runtime",
                 check_local_bases(&imgs(&["brokkr.local/base/runtime:proto"])),
@@ -722,11 +635,7 @@ mod tests {
         ];
         for (name, c, status, detail) in cases {
             assert_eq!(c.status, status, "{name}: {c:?}");
-            assert!(
-                c.detail.contains(detail),
-                "{name}: {:?} lacks {detail:?}",
-                c.detail
-            );
+            assert!(c.detail.contains(detail), "{name}: {:?} lacks {detail:?}", c.detail);
         }
         assert_eq!(
             check_registry(None, false).remedy.as_deref(),
@@ -757,10 +666,7 @@ mod tests {
         assert!(passed(&[Check::new(Warn, "registry", "down", "x")]));
         let json: serde_json::Value = serde_json::to_value(&checks).unwrap();
         assert_eq!(json[1]["status"], "fail");
-        assert_eq!(
-            json[1]["remedy"],
-            "cargo xtask setup --platform linux/arm64"
-        );
+        assert_eq!(json[1]["remedy"], "cargo xtask setup --platform linux/arm64");
         assert_eq!(json[0]["remedy"], serde_json::Value::Null);
         assert_eq!(
             failures(&checks),

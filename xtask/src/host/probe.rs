@@ -83,9 +83,7 @@ pub fn docker_host() -> Option<String> {
 pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
     let f = "{{json .Options}}";
     match docker(sh, &["network", "inspect", "bridge", "--format", f]) {
-        Ok(json) => BridgeOptions::interface(&json)
-            .map(Some)
-            .map_err(|e| format!("{e:#}")),
+        Ok(json) => BridgeOptions::interface(&json).map(Some).map_err(|e| format!("{e:#}")),
         Err(e) if e.contains("not found") => Ok(None),
         Err(e) => Err(e),
     }
@@ -157,13 +155,7 @@ pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
     }
     let mounted = binfmt_mounted();
     let platform = p;
-    BinfmtProbe {
-        platform,
-        mounted,
-        handler,
-        entry_name,
-        entry,
-    }
+    BinfmtProbe { platform, mounted, handler, entry_name, entry }
 }
 
 fn binfmt_mounted() -> bool {

@@ -123,15 +123,7 @@ pub fn paths(state: &Path, kind: Kind) -> Paths {
     let f = |name: &str| dir.join(name);
     let (config, data, log) = (f("config.yml"), f("data"), f("registry.log"));
     let (owner, htpasswd, password) = (f("owner.json"), f("htpasswd"), f("password"));
-    Paths {
-        config,
-        data,
-        log,
-        owner,
-        htpasswd,
-        password,
-        dir,
-    }
+    Paths { config, data, log, owner, htpasswd, password, dir }
 }
 
 /// `owner.json`: who started a registry (`checkout`: where `registry start` ran).
@@ -280,12 +272,7 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     let cmd = Cmd::new("setsid").arg(program).args(serve);
     let mut child = probe::spawn_detached(sh, &cmd, &p.log)?;
     let (pid, port, data) = (child.id(), kind.port(), p.data.clone());
-    let owner = Owner {
-        checkout: sh.current_dir(),
-        pid,
-        port,
-        data,
-    };
+    let owner = Owner { checkout: sh.current_dir(), pid, port, data };
     let json = serde_json::to_string_pretty(&owner)?;
     fs::write(&p.owner, json).with_context(|| format!("writing {}", p.owner.display()))?;
     let (mut exited, mut got) = (None, None);
@@ -406,50 +393,23 @@ mod tests {
         assert_eq!(Kind::Open.host(), "localhost:5000");
         assert_eq!(Kind::Open.host(), LOCAL_REGISTRY);
         assert_eq!(Kind::Auth.host(), "localhost:5001");
-        assert_eq!(
-            (Kind::Open.expected_status(), Kind::Auth.expected_status()),
-            (200, 401)
-        );
+        assert_eq!((Kind::Open.expected_status(), Kind::Auth.expected_status()), (200, 401));
         let p = paths(Path::new("/var/lib/brokkr/registry"), Kind::Auth);
-        assert_eq!(
-            p.config,
-            Path::new("/var/lib/brokkr/registry/auth/config.yml")
-        );
+        assert_eq!(p.config, Path::new("/var/lib/brokkr/registry/auth/config.yml"));
         assert_eq!(p.data, Path::new("/var/lib/brokkr/registry/auth/data"));
-        assert_eq!(
-            p.password,
-            Path::new("/var/lib/brokkr/registry/auth/password")
-        );
-        assert_eq!(
-            paths(Path::new("/t"), Kind::Open).owner,
-            Path::new("/t/local/owner.json")
-        );
+        assert_eq!(p.password, Path::new("/var/lib/brokkr/registry/auth/password"));
+        assert_eq!(paths(Path::new("/t"), Kind::Open).owner, Path::new("/t/local/owner.json"));
     }
 
     #[test]
     fn host_registry_state_is_per_machine() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
         };
         type Vars = &'static [(&'static str, &'static str)];
         let cases: &[(&str, bool, Vars, &str)] = &[
-            (
-                "root",
-                true,
-                &[("HOME", "/root")],
-                "/var/lib/brokkr/registry",
-            ),
-            (
-                "root ignores XDG",
-                true,
-                &[("XDG_STATE_HOME", "/x")],
-                "/var/lib/brokkr/registry",
-            ),
+            ("root", true, &[("HOME", "/root")], "/var/lib/brokkr/registry"),
+            ("root ignores XDG", true, &[("XDG_STATE_HOME", "/x")], "/var/lib/brokkr/registry"),
             (
                 "user with XDG_STATE_HOME",
                 false,
@@ -468,34 +428,22 @@ mod tests {
                 &[("XDG_STATE_HOME", ""), ("HOME", "/home/u")],
                 "/home/u/.local/state/brokkr/registry",
             ),
-            (
-                "override",
-                true,
-                &[("BROKKR_STATE_DIR", "/srv/b")],
-                "/srv/b/registry",
-            ),
+            ("override", true, &[("BROKKR_STATE_DIR", "/srv/b")], "/srv/b/registry"),
         ];
         for (name, root, vars, want) in cases {
             assert_eq!(state_dir(*root, env(vars)), Path::new(want), "{name}");
         }
         // Two checkouts, one machine: the same files, whatever the checkout.
         let a = paths(&state_dir(true, env(&[])), Kind::Auth);
-        let b = paths(
-            &state_dir(true, env(&[("PWD", "/other/checkout")])),
-            Kind::Auth,
-        );
+        let b = paths(&state_dir(true, env(&[("PWD", "/other/checkout")])), Kind::Auth);
         assert_eq!(a, b);
     }
 
     #[test]
     fn host_registry_status_and_hints() {
         let p = paths(Path::new("/var/lib/brokkr/registry"), Kind::Auth);
-        let owner = Owner {
-            checkout: "/work/a".into(),
-            pid: 4242,
-            port: 5001,
-            data: p.data.clone(),
-        };
+        let owner =
+            Owner { checkout: "/work/a".into(), pid: 4242, port: 5001, data: p.data.clone() };
         let json = serde_json::to_string(&owner).unwrap();
         assert_eq!(serde_json::from_str::<Owner>(&json).unwrap(), owner);
         let (up, line) = status_line(Kind::Auth, Some(401), Some(&owner), &p);
@@ -508,20 +456,11 @@ mod tests {
         let (up, line) = status_line(Kind::Auth, Some(401), None, &p);
         assert!(up && line.contains("not started by xtask"), "{line}");
         let (up, line) = status_line(Kind::Auth, Some(200), None, &p);
-        assert!(
-            !up && line.contains("not a password-protected registry"),
-            "{line}"
-        );
+        assert!(!up && line.contains("not a password-protected registry"), "{line}");
         let (up, line) = status_line(Kind::Open, None, None, &p);
-        assert!(
-            !up && line.ends_with("cargo xtask registry start"),
-            "{line}"
-        );
+        assert!(!up && line.ends_with("cargo xtask registry start"), "{line}");
         let (_, line) = status_line(Kind::Auth, None, None, &p);
-        assert!(
-            line.ends_with("cargo xtask registry start --auth"),
-            "{line}"
-        );
+        assert!(line.ends_with("cargo xtask registry start --auth"), "{line}");
 
         let hint = login_hint(Kind::Auth, &p, true).unwrap();
         assert!(
@@ -546,10 +485,7 @@ mod tests {
         assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
         assert!(pw.starts_with("ABCDEFGHIJ"));
         // 248..=255 would bias the alphabet: they are skipped, not wrapped.
-        assert_eq!(
-            password_from_bytes(&[248, 255, 0, 61], 2).as_deref(),
-            Some("A9")
-        );
+        assert_eq!(password_from_bytes(&[248, 255, 0, 61], 2).as_deref(), Some("A9"));
         assert_eq!(password_from_bytes(&[250, 1], 2), None);
     }
 
@@ -570,9 +506,6 @@ mod tests {
         let auth = registry_config("127.0.0.1:5001", root, Some(Path::new("/w/htpasswd"))).unwrap();
         let v: serde_yaml::Value = serde_yaml::from_str(&auth).unwrap();
         assert_eq!(v["auth"]["htpasswd"]["path"].as_str(), Some("/w/htpasswd"));
-        assert_eq!(
-            v["auth"]["htpasswd"]["realm"].as_str(),
-            Some("brokkr-registry")
-        );
+        assert_eq!(v["auth"]["htpasswd"]["realm"].as_str(), Some("brokkr-registry"));
     }
 }

@@ -145,10 +145,7 @@ pub struct Plan {
 
 impl Plan {
     fn area(&mut self, name: impl Into<String>, state: State) {
-        self.areas.push(Area {
-            name: name.into(),
-            state,
-        });
+        self.areas.push(Area { name: name.into(), state });
     }
     fn done(&mut self, name: impl Into<String>, what: impl Into<String>) {
         self.area(name, State::Done(what.into()));
@@ -489,11 +486,7 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
         let (machine, entry) = (b.platform.machine.to_owned(), b.entry_name.clone());
         let default = format!("/usr/lib/binfmt.d/qemu-{machine}.conf");
         let conf = b.handler.as_ref().map_or(default, |(path, _)| path.clone());
-        let register = Step::BinfmtRegister {
-            machine,
-            entry,
-            conf,
-        };
+        let register = Step::BinfmtRegister { machine, entry, conf };
         p.step("binfmt", register);
     }
 }
@@ -507,10 +500,7 @@ fn restart_reason(e: &Engine, bridge_missing: Option<&str>) -> Option<(String, b
         _ if e.version.as_ref().is_none_or(|x| *x < MIN_ENGINE) => {
             (format!("is {v}, older than {MIN_ENGINE}"), false)
         }
-        (_, Some(b)) => (
-            format!("{v} lost its default bridge {b} (every RUN step fails)"),
-            false,
-        ),
+        (_, Some(b)) => (format!("{v} lost its default bridge {b} (every RUN step fails)"), false),
         (ImageStore::Classic(d), None) => (format!("{v} uses the classic image store ({d})"), true),
         _ => return None,
     };
@@ -624,12 +614,7 @@ impl SetupOpts {
         };
         let (platforms, dry_run) = (PlatformList::or_all(a.platform.clone()), a.dry_run);
         let mode = Mode::Setup { yes: a.yes };
-        SetupOpts {
-            platforms,
-            dry_run,
-            local_registry,
-            mode,
-        }
+        SetupOpts { platforms, dry_run, local_registry, mode }
     }
 }
 
@@ -684,10 +669,7 @@ mod tests {
             docker_host: None,
             bridge_missing: None,
             daemon_json: Some(r#"{"features":{"containerd-snapshotter":true}}"#.into()),
-            packages: pkgs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            packages: pkgs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             binfmt_mounted: true,
             binfmt: vec![BinfmtProbe {
                 platform: arm(),
@@ -1001,19 +983,9 @@ mod tests {
                 assert!(s.contains(needle), "{}: no {needle:?} in\n{s}", c.name);
             }
             for needle in c.absent {
-                assert!(
-                    !s.contains(needle),
-                    "{}: unexpected {needle:?} in\n{s}",
-                    c.name
-                );
+                assert!(!s.contains(needle), "{}: unexpected {needle:?} in\n{s}", c.name);
             }
-            assert_eq!(
-                !p.blocked.is_empty(),
-                c.blocked,
-                "{}: blocked {:?}",
-                c.name,
-                p.blocked
-            );
+            assert_eq!(!p.blocked.is_empty(), c.blocked, "{}: blocked {:?}", c.name, p.blocked);
         }
     }
 
@@ -1043,10 +1015,7 @@ mod tests {
             registry_up: false,
             ..provisioned()
         };
-        let no_registry = PlanOpts {
-            local_registry: false,
-            ..opts()
-        };
+        let no_registry = PlanOpts { local_registry: false, ..opts() };
         let p = plan(&runner, &no_registry);
         assert_eq!(
             script(&p),
@@ -1068,10 +1037,7 @@ mod tests {
             ]
         );
 
-        let ready = Observed {
-            binfmt: provisioned().binfmt,
-            ..runner
-        };
+        let ready = Observed { binfmt: provisioned().binfmt, ..runner };
         assert!(plan(&ready, &no_registry).steps.is_empty());
     }
 
@@ -1100,11 +1066,7 @@ mod tests {
     }
 
     fn mode(m: Mode) -> PlanOpts {
-        PlanOpts {
-            local_registry: false,
-            mode: m,
-            ..opts()
-        }
+        PlanOpts { local_registry: false, mode: m, ..opts() }
     }
 
     fn writes_daemon_json(p: &Plan) -> bool {
@@ -1125,12 +1087,7 @@ mod tests {
                 let p = plan(&running(classic(), systemd, containers), &build);
                 assert!(!writes_daemon_json(&p), "{name}: {:?}", script(&p));
                 assert!(!p.restarts_engine(), "{name}: {:?}", script(&p));
-                assert!(
-                    p.steps
-                        .iter()
-                        .all(|(_, s)| !matches!(s, Step::StartDockerd(_))),
-                    "{name}"
-                );
+                assert!(p.steps.iter().all(|(_, s)| !matches!(s, Step::StartDockerd(_))), "{name}");
                 assert!(
                     p.blocked.is_empty(),
                     "{name}: builds use the classic store as it is: {:?}",
@@ -1152,20 +1109,11 @@ mod tests {
             }),
             ..running(classic(), true, 2)
         };
-        let no_bridge = Observed {
-            bridge_missing: Some("docker0".into()),
-            ..provisioned()
-        };
-        for (name, o) in [
-            ("engine 20.10 running", old),
-            ("docker0 missing", no_bridge),
-        ] {
+        let no_bridge = Observed { bridge_missing: Some("docker0".into()), ..provisioned() };
+        for (name, o) in [("engine 20.10 running", old), ("docker0 missing", no_bridge)] {
             let p = plan(&o, &build);
             let s = script(&p).join("\n");
-            assert!(
-                !writes_daemon_json(&p) && !p.restarts_engine(),
-                "{name}: {s}"
-            );
+            assert!(!writes_daemon_json(&p) && !p.restarts_engine(), "{name}: {s}");
             assert!(
                 !s.contains("docker.io"),
                 "{name}: a build never upgrades a running engine: {s}"
@@ -1195,11 +1143,7 @@ mod tests {
         assert!(p.blocked.is_empty(), "{:?}", p.blocked);
         let mut t = todo(&p);
         t.sort_unstable();
-        let mut want: Vec<&str> = FRESH_TODO
-            .iter()
-            .copied()
-            .filter(|a| *a != "registry")
-            .collect();
+        let mut want: Vec<&str> = FRESH_TODO.iter().copied().filter(|a| *a != "registry").collect();
         want.sort_unstable();
         assert_eq!(t, want);
         let s = script(&p).join("\n");
@@ -1229,10 +1173,7 @@ mod tests {
                 name: "containers running, no --yes",
                 o: running(classic(), true, 3),
                 yes: false,
-                blocked: &[
-                    "stops its 3 running container(s)",
-                    "`cargo xtask setup --yes`",
-                ],
+                blocked: &["stops its 3 running container(s)", "`cargo xtask setup --yes`"],
                 contains: &[],
             },
             Case {
@@ -1283,12 +1224,7 @@ mod tests {
             let p = plan(&c.o, &mode(Mode::Setup { yes: c.yes }));
             let s = script(&p).join("\n");
             let blocked = p.blocked.join("\n");
-            assert_eq!(
-                p.blocked.is_empty(),
-                c.blocked.is_empty(),
-                "{}: {blocked}",
-                c.name
-            );
+            assert_eq!(p.blocked.is_empty(), c.blocked.is_empty(), "{}: {blocked}", c.name);
             for b in c.blocked {
                 assert!(blocked.contains(b), "{}: no {b:?} in {blocked}", c.name);
             }

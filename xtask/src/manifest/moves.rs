@@ -24,16 +24,8 @@ pub struct Stamp {
 
 impl Stamp {
     pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Stamp {
-        let get = |k: &str| {
-            annotations
-                .get(&format!("org.opencontainers.image.{k}"))
-                .cloned()
-        };
-        Stamp {
-            revision: get("revision"),
-            version: get("version"),
-            created: get("created"),
-        }
+        let get = |k: &str| annotations.get(&format!("org.opencontainers.image.{k}")).cloned();
+        Stamp { revision: get("revision"), version: get("version"), created: get("created") }
     }
 }
 
@@ -69,9 +61,9 @@ pub fn decide(
     }
     if let (Some(o), Some(h)) = (semver_of(&ours.version), semver_of(&held.version)) {
         return match o.cmp_precedence(&h) {
-            Ordering::Less => Move::Skip(format!(
-                "{tag} holds version {h}, higher than this run's {o}"
-            )),
+            Ordering::Less => {
+                Move::Skip(format!("{tag} holds version {h}, higher than this run's {o}"))
+            }
             _ => Move::Write,
         };
     }
@@ -169,13 +161,7 @@ mod tests {
         // (case, tag, ours, held, write?)
         let cases: Vec<(&str, &str, Stamp, Option<Stamp>, bool)> = vec![
             ("nothing held", "main", stamp(A, "main", t1), None, true),
-            (
-                "same commit",
-                "main",
-                stamp(A, "main", t1),
-                Some(stamp(A, "main", t1)),
-                true,
-            ),
+            ("same commit", "main", stamp(A, "main", t1), Some(stamp(A, "main", t1)), true),
             (
                 "R1: parent after child",
                 "main",
@@ -183,13 +169,7 @@ mod tests {
                 Some(stamp(B, "main", t2)),
                 false,
             ),
-            (
-                "child after parent",
-                "main",
-                stamp(B, "main", t2),
-                Some(stamp(A, "main", t1)),
-                true,
-            ),
+            ("child after parent", "main", stamp(B, "main", t2), Some(stamp(A, "main", t1)), true),
             (
                 "R2: 1.18 after 1.19",
                 "latest",
@@ -211,13 +191,7 @@ mod tests {
                 Some(stamp(B, "1.1.0", t2)),
                 true,
             ),
-            (
-                "v prefix",
-                "1",
-                stamp(A, "v1.1.0", t1),
-                Some(stamp(B, "v1.2.0", t2)),
-                false,
-            ),
+            ("v prefix", "1", stamp(A, "v1.1.0", t1), Some(stamp(B, "v1.2.0", t2)), false),
             (
                 "pre-release below release",
                 "2",
@@ -266,21 +240,13 @@ mod tests {
         };
         let history = |a: &str, b: &str| Some(a == "a".repeat(40) && b == "b".repeat(40));
         let finals = ["r:sha-aaaaaaa", "r:main", "r:latest", "r:new"].map(String::from);
-        let held = [
-            None,
-            Some(st(&child, "main")),
-            Some(st(&child, "1.2.0")),
-            None,
-        ];
+        let held = [None, Some(st(&child, "main")), Some(st(&child, "1.2.0")), None];
         let ours = st(&parent, "1.1.0");
         let (write, skip) = plan(&finals, &ours, &held, false, &history);
         assert_eq!(write, ["r:sha-aaaaaaa", "r:new"]);
         let skipped: Vec<&str> = skip.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(skipped, ["r:main", "r:latest"]);
-        assert!(
-            skip[0].1.starts_with("main holds commit bbbbbbb"),
-            "{skip:?}"
-        );
+        assert!(skip[0].1.starts_with("main holds commit bbbbbbb"), "{skip:?}");
         assert!(skip[1].1.contains("1.2.0"), "{skip:?}");
         let (write, skip) = plan(&finals, &ours, &held, true, &history);
         assert_eq!((write.len(), skip.len()), (4, 0));

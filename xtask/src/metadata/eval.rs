@@ -74,9 +74,7 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
         let tag = docker_tag(&format!("{pre}latest{suf}"), &mut out.warnings);
         placed.extend(tag.map(|t| (0, t)));
     }
-    placed
-        .into_iter()
-        .for_each(|p| push_new(&mut out.tags, p.1));
+    placed.into_iter().for_each(|p| push_new(&mut out.tags, p.1));
     Ok(out)
 }
 

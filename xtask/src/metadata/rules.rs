@@ -215,13 +215,7 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
         }
     }
     let text = text.to_owned();
-    Ok(TagRule {
-        kind,
-        attrs,
-        priority,
-        line,
-        text,
-    })
+    Ok(TagRule { kind, attrs, priority, line, text })
 }
 
 fn parse_flavor(block: &str) -> Result<Flavor> {

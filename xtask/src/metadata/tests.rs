@@ -58,8 +58,7 @@ const DIFFERENCES: &[(&str, &str)] = &[
 
 fn run(case: &Case) -> anyhow::Result<(String, Vec<String>, String)> {
     let mut env = case.env.clone();
-    env.entry("GITHUB_REPOSITORY".into())
-        .or_insert_with(|| "docker/repo".into());
+    env.entry("GITHUB_REPOSITORY".into()).or_insert_with(|| "docker/repo".into());
     let mut ctx = Context::from_github(|k| env.get(k).cloned(), case.payload.as_ref())?;
     let fixed: Timestamp = "2020-01-10T00:30:00Z".parse()?;
     ctx.now = fixed;
@@ -79,11 +78,7 @@ fn metadata_action_cases() {
     let mut agreed = 0;
     for case in &fixture.cases {
         let id = format!("{}/{}", case.group, case.name);
-        let want = (
-            case.version.clone(),
-            case.tags.clone(),
-            case.revision.clone(),
-        );
+        let want = (case.version.clone(), case.tags.clone(), case.revision.clone());
         let got = run(case).map_err(|e| format!("{e:#}"));
         let differs = DIFFERENCES.iter().find(|(n, _)| *n == id);
         match (got, differs) {
@@ -98,12 +93,7 @@ fn metadata_action_cases() {
             (got, None) => failures.push(format!("{id}: want {want:?}\n   got {got:?}")),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} agreed; failures:\n{}",
-        agreed,
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} agreed; failures:\n{}", agreed, failures.join("\n"));
 }
 
 const SHA: &str = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
@@ -122,10 +112,7 @@ fn ctx(vars: &[(&str, &str)], payload: Option<serde_json::Value>) -> Context {
 }
 
 fn push(git_ref: &str) -> Context {
-    ctx(
-        &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", git_ref)],
-        None,
-    )
+    ctx(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", git_ref)], None)
 }
 
 fn tags(ctx: &Context, rules: &str, flavor: &str) -> super::eval::Tags {
@@ -150,17 +137,11 @@ fn t11_pr_head_sha_on_pull_request() {
             ],
             Some(payload.clone()),
         );
-        assert_eq!(
-            c.sha, head,
-            "{value}: the revision label is the head commit too"
-        );
+        assert_eq!(c.sha, head, "{value}: the revision label is the head commit too");
         assert_eq!(tags(&c, "type=sha", "").tags, ["sha-abcdef0"]);
     }
     let merge = ctx(
-        &[
-            ("GITHUB_EVENT_NAME", "pull_request"),
-            ("GITHUB_REF", "refs/pull/15/merge"),
-        ],
+        &[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/15/merge")],
         Some(payload),
     );
     assert_eq!(tags(&merge, "type=sha", "").tags, ["sha-356defb"]);
@@ -175,13 +156,7 @@ fn t12_default_rules_on_any_tag() {
 
 #[test]
 fn t13_semver_rule_on_a_branch_and_a_misspelt_type() {
-    assert!(tags(
-        &push("refs/heads/main"),
-        "type=semver,pattern=v{{major}}",
-        ""
-    )
-    .tags
-    .is_empty());
+    assert!(tags(&push("refs/heads/main"), "type=semver,pattern=v{{major}}", "").tags.is_empty());
     let e = error("type=semvr,pattern={{version}}", "");
     assert!(
         e.contains("line 1") && e.contains("schedule, semver, match, edge, ref, raw, sha"),
@@ -197,31 +172,15 @@ fn bad_rules_name_the_line_and_the_choices() {
             "",
             &["line 2", "colour", "prefix, suffix, enable, priority"],
         ),
-        (
-            "type=semver,pattern=stable",
-            "",
-            &["line 1", "no placeholder", "{{version}}"],
-        ),
-        (
-            "type=semver,pattern={{verison}}",
-            "",
-            &["unknown placeholder", "version, major"],
-        ),
+        ("type=semver,pattern=stable", "", &["line 1", "no placeholder", "{{version}}"]),
+        ("type=semver,pattern={{verison}}", "", &["unknown placeholder", "version, major"]),
         ("type=ref,event=push", "", &["event=branch"]),
         ("type=sha,format=medium", "", &["short", "long"]),
         ("type=raw,value={{date YYYY}}", "", &["quoted"]),
         ("type=raw,value={{branch", "", &["without"]),
         ("type=sha,priority=high", "", &["whole number"]),
-        (
-            "type=sha",
-            "latest=maybe",
-            &["flavor line 1", "auto, true or false"],
-        ),
-        (
-            "type=sha",
-            "colour=red",
-            &["latest, prefix, suffix, onlatest"],
-        ),
+        ("type=sha", "latest=maybe", &["flavor line 1", "auto, true or false"]),
+        ("type=sha", "colour=red", &["latest, prefix, suffix, onlatest"]),
     ];
     for (rules, flavor, want) in cases {
         let e = error(rules, flavor);
@@ -231,14 +190,8 @@ fn bad_rules_name_the_line_and_the_choices() {
     }
     // enable must give true or false once templated
     let rules = Rules::parse("type=sha\ntype=raw,value=x,enable={{branch}}", "").unwrap();
-    let e = format!(
-        "{:#}",
-        evaluate(&rules, &push("refs/heads/main"), &[]).unwrap_err()
-    );
-    assert!(
-        e.contains("line 2") && e.contains("`main`") && e.contains("true or false"),
-        "{e}"
-    );
+    let e = format!("{:#}", evaluate(&rules, &push("refs/heads/main"), &[]).unwrap_err());
+    assert!(e.contains("line 2") && e.contains("`main`") && e.contains("true or false"), "{e}");
 }
 
 #[test]
@@ -253,15 +206,10 @@ fn invalid_docker_tags_are_repaired_with_a_message() {
     let c = push("refs/heads/#1");
     for (rule, metadata_action, want) in cases {
         let t = tags(&c, rule, "");
-        assert_eq!(
-            t.tags,
-            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            "{rule}"
-        );
+        assert_eq!(t.tags, want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{rule}");
         assert!(
-            t.warnings.iter().any(|w| w.contains(&format!(
-                "`{metadata_action}` (what docker/metadata-action would tag)"
-            ))),
+            t.warnings.iter().any(|w| w
+                .contains(&format!("`{metadata_action}` (what docker/metadata-action would tag)"))),
             "{rule}: {:?}",
             t.warnings
         );
@@ -274,35 +222,17 @@ fn invalid_docker_tags_are_repaired_with_a_message() {
 #[test]
 fn flavor_and_priority() {
     let c = push("refs/tags/v1.2.3");
-    let t = tags(
-        &c,
-        "type=semver,pattern={{version}}\ntype=sha",
-        "prefix=x-,onlatest=true\nsuffix=-y",
-    );
+    let t =
+        tags(&c, "type=semver,pattern={{version}}\ntype=sha", "prefix=x-,onlatest=true\nsuffix=-y");
     assert_eq!(t.tags, ["x-1.2.3-y", "sha-356defb-y", "x-latest"]);
+    assert_eq!(tags(&c, "type=semver,pattern={{version}}", "latest=false").tags, ["1.2.3"]);
     assert_eq!(
-        tags(&c, "type=semver,pattern={{version}}", "latest=false").tags,
-        ["1.2.3"]
-    );
-    assert_eq!(
-        tags(
-            &push("refs/heads/dev"),
-            "type=ref,event=branch",
-            "latest=true"
-        )
-        .tags,
+        tags(&push("refs/heads/dev"), "type=ref,event=branch", "latest=true").tags,
         ["dev", "latest"]
     );
     // priority orders; ties keep the lines' order; the first is the version
-    let t = tags(
-        &c,
-        "type=raw,value=a\ntype=raw,value=b,priority=2000\ntype=raw,value=c",
-        "",
-    );
-    assert_eq!(
-        (t.version.as_str(), t.tags),
-        ("b", vec!["b".to_owned(), "a".into(), "c".into()])
-    );
+    let t = tags(&c, "type=raw,value=a\ntype=raw,value=b,priority=2000\ntype=raw,value=c", "");
+    assert_eq!((t.version.as_str(), t.tags), ("b", vec!["b".to_owned(), "a".into(), "c".into()]));
 }
 
 #[test]
@@ -316,10 +246,7 @@ fn explicit_tags_sit_where_raw_rules_do() {
 #[test]
 fn templates_and_dates() {
     let mut c = ctx(
-        &[
-            ("GITHUB_EVENT_NAME", "push"),
-            ("GITHUB_REF", "refs/tags/v1.0.0"),
-        ],
+        &[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", "refs/tags/v1.0.0")],
         Some(
             serde_json::json!({"base_ref": "refs/heads/main", "repository": {"default_branch": "main"}}),
         ),
@@ -329,10 +256,7 @@ fn templates_and_dates() {
         ("{{tag}}-{{sha}}-{{base_ref}}", "v1.0.0-356defb-main"),
         ("{{ branch }}x{{is_default_branch}}", "xfalse"),
         ("{{date 'YYYY.MM.DD HH:mm:ss'}}", "2020.01.10-00-30-00"),
-        (
-            "{{date \"YYYYMMDD-HHmm\" tz='Asia/Tokyo'}}",
-            "20200110-0930",
-        ),
+        ("{{date \"YYYYMMDD-HHmm\" tz='Asia/Tokyo'}}", "20200110-0930"),
         ("{{date 'D.M.YY h A [at] dddd'}}", "10.1.20-12-AM-at-Friday"),
         ("{{commit_date 'YYYY-MM-DD'}}", "2019-12-31"),
     ];
@@ -360,12 +284,7 @@ fn default_branch_and_edge() {
     );
     c.default_branch = Some("trunk".into());
     assert_eq!(
-        tags(
-            &c,
-            "type=edge\ntype=raw,value=d,enable={{is_default_branch}}",
-            ""
-        )
-        .tags,
+        tags(&c, "type=edge\ntype=raw,value=d,enable={{is_default_branch}}", "").tags,
         ["edge", "d"]
     );
 }

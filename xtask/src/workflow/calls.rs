@@ -170,10 +170,7 @@ pub fn commands(
                 problem.get_or_insert("redirection");
             }
             let ends = w.len() > 1 && w.ends_with(';');
-            parts
-                .last_mut()
-                .into_iter()
-                .for_each(|p| p.push(w.trim_end_matches(';').to_owned()));
+            parts.last_mut().into_iter().for_each(|p| p.push(w.trim_end_matches(';').to_owned()));
             if ends {
                 parts.push(Vec::new());
             }
@@ -200,9 +197,7 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .map(|c| (strsim::osa_distance(word, c), c))
         .min_by_key(|(d, _)| *d)?;
-    let limit = 3
-        .min(word.chars().count().max(c.chars().count()) / 2)
-        .max(1);
+    let limit = 3.min(word.chars().count().max(c.chars().count()) / 2).max(1);
     (d <= limit).then_some(c)
 }
 
@@ -223,10 +218,7 @@ pub struct XtaskCall {
 impl XtaskCall {
     /// Whether the subcommand path is exactly `path`.
     pub fn is(&self, path: &[&str]) -> bool {
-        self.path
-            .iter()
-            .map(String::as_str)
-            .eq(path.iter().copied())
+        self.path.iter().map(String::as_str).eq(path.iter().copied())
     }
 
     /// The typed value of an option, when the CLI has it with type `T`.
@@ -236,12 +228,7 @@ impl XtaskCall {
 
     /// An option's value as written (any type).
     pub fn raw(&self, id: &str) -> Option<&str> {
-        self.matches
-            .try_get_raw(id)
-            .ok()
-            .flatten()?
-            .next()?
-            .to_str()
+        self.matches.try_get_raw(id).ok().flatten()?.next()?.to_str()
     }
 
     /// Whether a switch is on.
@@ -298,27 +285,19 @@ fn context(e: &clap::Error, kind: ContextKind) -> Vec<String> {
 /// and the closest valid name.
 fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
     let (names, cmd) = chain(cli, args);
-    let here = format!(
-        "cargo xtask{}",
-        names.iter().map(|n| format!(" {n}")).collect::<String>()
-    );
+    let here = format!("cargo xtask{}", names.iter().map(|n| format!(" {n}")).collect::<String>());
     let first = |k| context(e, k).into_iter().next().unwrap_or_default();
     let subs = || {
-        let n: Vec<&str> = cmd
-            .get_subcommands()
-            .map(|s| s.get_name())
-            .filter(|n| *n != "help")
-            .collect();
+        let n: Vec<&str> =
+            cmd.get_subcommands().map(|s| s.get_name()).filter(|n| *n != "help").collect();
         n.join(", ")
     };
     match e.kind() {
         ErrorKind::InvalidSubcommand => {
             let bad = first(ContextKind::InvalidSubcommand);
             let names = cmd.get_subcommands().map(|s| s.get_name());
-            let hint = closest(&bad, names).map_or_else(
-                || format!("; it has: {}", subs()),
-                |c| did_you_mean(Some(c)),
-            );
+            let hint = closest(&bad, names)
+                .map_or_else(|| format!("; it has: {}", subs()), |c| did_you_mean(Some(c)));
             format!("`{here}` has no subcommand `{bad}`{hint}")
         }
         ErrorKind::UnknownArgument => {
@@ -333,10 +312,8 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
         ErrorKind::InvalidValue => {
             let arg = first(ContextKind::InvalidArg);
             let flag = arg.split_whitespace().next().unwrap_or_default();
-            let (valid, bad) = (
-                context(e, ContextKind::ValidValue),
-                first(ContextKind::InvalidValue),
-            );
+            let (valid, bad) =
+                (context(e, ContextKind::ValidValue), first(ContextKind::InvalidValue));
             let hint = did_you_mean(closest(&bad, valid.iter().map(String::as_str)));
             format!("`{flag} {bad}` is not one of {}{hint}", valid.join(", "))
         }
@@ -346,10 +323,7 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
                 .map(|a| format!("`{}`", a.split_whitespace().next().unwrap_or_default()))
                 .collect();
             let are = if missing.len() > 1 { "are" } else { "is" };
-            format!(
-                "`{here}` needs {}, which {are} required",
-                missing.join(", ")
-            )
+            format!("`{here}` needs {}, which {are} required", missing.join(", "))
         }
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             format!("`{here}` needs a subcommand: {}", subs())
@@ -357,10 +331,7 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
         _ => {
             let text = e.to_string();
             let line = text.lines().next().unwrap_or_default();
-            format!(
-                "`{here}` is refused by the CLI: {}",
-                line.trim_start_matches("error: ")
-            )
+            format!("`{here}` is refused by the CLI: {}", line.trim_start_matches("error: "))
         }
     }
 }
@@ -368,11 +339,7 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
 /// The call as far as clap reads it when told to ignore errors.
 fn lenient(cli: &clap::Command, words: &[String]) -> Option<XtaskCall> {
     let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
-    let mut m = cli
-        .clone()
-        .ignore_errors(true)
-        .try_get_matches_from(argv)
-        .ok()?;
+    let mut m = cli.clone().ignore_errors(true).try_get_matches_from(argv).ok()?;
     let mut path = Vec::new();
     while let Some((name, sub)) = m.remove_subcommand() {
         path.push(name);
@@ -413,22 +380,15 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
             break;
         }
         problems.push(describe(cli, &words, &e));
-        let bad = context(&e, ContextKind::InvalidArg)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let at = words
-            .iter()
-            .position(|w| *w == bad || w.starts_with(&format!("{bad}=")));
+        let bad = context(&e, ContextKind::InvalidArg).into_iter().next().unwrap_or_default();
+        let at = words.iter().position(|w| *w == bad || w.starts_with(&format!("{bad}=")));
         let Some(at) = at else { break };
         if e.kind() != ErrorKind::UnknownArgument {
             // `--push=yes`: read on as `--push`.
             let Some((flag, _)) = words[at].split_once('=').map(|(f, v)| (f.to_owned(), v)) else {
                 break;
             };
-            call.iter_mut()
-                .filter(|w| **w == words[at])
-                .for_each(|w| w.clone_from(&flag));
+            call.iter_mut().filter(|w| **w == words[at]).for_each(|w| w.clone_from(&flag));
             words[at] = flag;
             continue;
         }
@@ -457,16 +417,11 @@ mod tests {
     }
 
     fn words(script: &str) -> Vec<Vec<String>> {
-        commands(script, &env, None)
-            .into_iter()
-            .map(|c| c.words)
-            .collect()
+        commands(script, &env, None).into_iter().map(|c| c.words).collect()
     }
 
     fn w(v: &[&[&str]]) -> Vec<Vec<String>> {
-        v.iter()
-            .map(|c| c.iter().map(|s| s.to_string()).collect())
-            .collect()
+        v.iter().map(|c| c.iter().map(|s| s.to_string()).collect()).collect()
     }
 
     #[test]
@@ -475,28 +430,12 @@ mod tests {
             ("cargo xtask ci", &[&["cargo", "xtask", "ci"]]),
             (
                 "cargo xtask build-image \\\n  --component broker \\\n  --push",
-                &[&[
-                    "cargo",
-                    "xtask",
-                    "build-image",
-                    "--component",
-                    "broker",
-                    "--push",
-                ]],
+                &[&["cargo", "xtask", "build-image", "--component", "broker", "--push"]],
             ),
-            (
-                "a; b && c || d | e & f",
-                &[&["a"], &["b"], &["c"], &["d"], &["e"], &["f"]],
-            ),
-            (
-                "# comment\ncargo xtask ci # trailing\n\n",
-                &[&["cargo", "xtask", "ci"]],
-            ),
+            ("a; b && c || d | e & f", &[&["a"], &["b"], &["c"], &["d"], &["e"], &["f"]]),
+            ("# comment\ncargo xtask ci # trailing\n\n", &[&["cargo", "xtask", "ci"]]),
             ("echo a#b", &[&["echo", "a#b"]]),
-            (
-                "x 'a b' \"c d\" e\\ f ''",
-                &[&["x", "a b", "c d", "e f", ""]],
-            ),
+            ("x 'a b' \"c d\" e\\ f ''", &[&["x", "a b", "c d", "e f", ""]]),
             (
                 "x \"$COMPONENT\" ${COMPONENT} '$COMPONENT'",
                 &[&["x", "broker", "broker", "$COMPONENT"]],
@@ -505,10 +444,7 @@ mod tests {
             ("x $TWO \"$TWO\"", &[&["x", "a", "b", "a b"]]),
             ("x $EMPTY y \"$EMPTY\"", &[&["x", "y", ""]]),
             ("x \"a\\\"b\\$c\\n\"", &[&["x", "a\"b$c\\n"]]),
-            (
-                "FOO=1 BAR=\"x y\" cargo xtask ci",
-                &[&["FOO=1", "BAR=x y", "cargo", "xtask", "ci"]],
-            ),
+            ("FOO=1 BAR=\"x y\" cargo xtask ci", &[&["FOO=1", "BAR=x y", "cargo", "xtask", "ci"]]),
             ("x $", &[&["x", "$"]]),
         ];
         for (script, want) in cases {
@@ -529,10 +465,7 @@ mod tests {
         assert_eq!(cmds[1].words, ["cargo", "xtask", "a", "--b", "$NOPE"]);
         assert_eq!(cmds[1].unresolved, ["NOPE"]);
         assert_eq!(cmds[2].line, 4);
-        assert_eq!(
-            cmds[2].problem.as_deref(),
-            Some("command substitution `$(...)`")
-        );
+        assert_eq!(cmds[2].problem.as_deref(), Some("command substitution `$(...)`"));
     }
 
     #[test]
@@ -540,25 +473,14 @@ mod tests {
         let cmds = commands("A=1 B_2=x cargo xtask ci --x=y", &env, None);
         assert_eq!(
             cmds[0].assignments(),
-            [
-                ("A".to_string(), "1".to_string()),
-                ("B_2".to_string(), "x".to_string())
-            ]
+            [("A".to_string(), "1".to_string()), ("B_2".to_string(), "x".to_string())]
         );
         assert_eq!(cmds[0].argv(), ["cargo", "xtask", "ci", "--x=y"]);
     }
 
     #[test]
     fn closest_names() {
-        let subs = [
-            "build-image",
-            "images",
-            "push",
-            "manifest",
-            "smoke",
-            "tags",
-            "doctor",
-        ];
+        let subs = ["build-image", "images", "push", "manifest", "smoke", "tags", "doctor"];
         let cases: &[(&str, Option<&str>)] = &[
             ("buidl-image", Some("build-image")),
             ("build-images", Some("build-image")),

@@ -60,10 +60,9 @@ pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
             Literal::Null => Evaluation::Null,
         }),
         Expr::Context(c) => resolve(&path(c)?),
-        Expr::UnExpr {
-            op: UnOp::Not,
-            expr,
-        } => truthy(&eval(expr, resolve)).map(|b| Evaluation::Boolean(!b)),
+        Expr::UnExpr { op: UnOp::Not, expr } => {
+            truthy(&eval(expr, resolve)).map(|b| Evaluation::Boolean(!b))
+        }
         Expr::BinExpr(b) => {
             let l = eval(&b.lhs, resolve);
             match b.op {
@@ -198,35 +197,20 @@ mod tests {
             ("${{ github.event_name != 'pull_request' }}", Some(false)),
             ("github.event_name == 'PULL_REQUEST'", Some(true)),
             ("!(github.event_name == 'push')", Some(true)),
-            (
-                "github.ref == 'refs/heads/main' || github.event_name == 'pull_request'",
-                Some(true),
-            ),
+            ("github.ref == 'refs/heads/main' || github.event_name == 'pull_request'", Some(true)),
             ("github.ref == 'refs/heads/main' && success()", Some(false)),
             ("always()", Some(true)),
             ("failure()", Some(false)),
-            (
-                "matrix.platform == 'linux/arm64' && runner.arch != 'ARM64'",
-                Some(true),
-            ),
+            ("matrix.platform == 'linux/arm64' && runner.arch != 'ARM64'", Some(true)),
             ("startsWith(github.ref, 'refs/pull/')", Some(true)),
             ("contains(matrix.platform, 'ARM')", Some(true)),
             ("matrix.n == '2'", Some(true)),
             ("matrix.n > 1", Some(true)),
             ("matrix['component'] == 'broker'", Some(true)),
             ("steps.x.outputs.y == 'a'", None),
-            (
-                "github.event_name != 'pull_request' && steps.x.outputs.y",
-                Some(false),
-            ),
-            (
-                "github.event_name == 'pull_request' || steps.x.outputs.y",
-                Some(true),
-            ),
-            (
-                "steps.x.outputs.y || github.event_name == 'pull_request'",
-                Some(true),
-            ),
+            ("github.event_name != 'pull_request' && steps.x.outputs.y", Some(false)),
+            ("github.event_name == 'pull_request' || steps.x.outputs.y", Some(true)),
+            ("steps.x.outputs.y || github.event_name == 'pull_request'", Some(true)),
             ("!steps.x.outputs.y", None),
             ("''", Some(false)),
             ("null", Some(false)),
@@ -250,31 +234,19 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("plain", "plain"),
             ("${{ matrix.component }}", "broker"),
-            (
-                "--platform ${{matrix.platform}} x",
-                "--platform linux/arm64 x",
-            ),
+            ("--platform ${{matrix.platform}} x", "--platform linux/arm64 x"),
             ("${{ matrix.n }}", "2"),
             ("${{ github.event_name == 'push' }}", "false"),
             ("${{ github.event_name == 'push' && 'a' || 'b' }}", "b"),
-            (
-                "${{ format('{0}-{1}', matrix.component, matrix.n) }}",
-                "broker-2",
-            ),
+            ("${{ format('{0}-{1}', matrix.component, matrix.n) }}", "broker-2"),
             ("a ${{ '}}' }} b", "a }} b"),
-            (
-                "${{ matrix.component }}/${{ matrix.platform }}",
-                "broker/linux/arm64",
-            ),
+            ("${{ matrix.component }}/${{ matrix.platform }}", "broker/linux/arm64"),
         ];
         for (src, want) in cases {
             assert_eq!(substitute(src, &ctx, None).as_deref(), Ok(*want), "{src}");
         }
         let err = substitute("${{ secrets.TOKEN }}", &ctx, None).unwrap_err();
         assert!(err.contains("secrets.TOKEN"), "{err}");
-        assert_eq!(
-            substitute("a ${{ secrets.TOKEN }}", &ctx, Some("?")).as_deref(),
-            Ok("a ?")
-        );
+        assert_eq!(substitute("a ${{ secrets.TOKEN }}", &ctx, Some("?")).as_deref(), Ok("a ?"));
     }
 }

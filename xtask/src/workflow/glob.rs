@@ -33,10 +33,7 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
 /// selects `path`: the last pattern that matches decides, as GitHub applies
 /// `paths:` and `branches:` lists.
 pub fn patterns_select(patterns: &[String], path: &str) -> bool {
-    let last = patterns
-        .iter()
-        .rev()
-        .find(|p| glob_match(p.strip_prefix('!').unwrap_or(p), path));
+    let last = patterns.iter().rev().find(|p| glob_match(p.strip_prefix('!').unwrap_or(p), path));
     last.is_some_and(|p| !p.starts_with('!'))
 }
 
@@ -69,11 +66,7 @@ mod tests {
             ("v[0-9]+", "v123", true),
             ("v[0-9]+", "v", false),
             ("ma+in", "maaain", true),
-            (
-                ".github/workflows/*.yml",
-                ".github/workflows/build-images.yml",
-                true,
-            ),
+            (".github/workflows/*.yml", ".github/workflows/build-images.yml", true),
             ("releases/**", "releases/v1/x", true),
             ("main", "main", true),
             ("main", "mainline", false),
@@ -85,10 +78,8 @@ mod tests {
 
     #[test]
     fn negated_patterns_deselect() {
-        let pats: Vec<String> = ["**", "!docs/**", "docs/keep.md"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let pats: Vec<String> =
+            ["**", "!docs/**", "docs/keep.md"].iter().map(|s| s.to_string()).collect();
         assert!(patterns_select(&pats, "src/a.rs"));
         assert!(!patterns_select(&pats, "docs/x.md"));
         assert!(patterns_select(&pats, "docs/keep.md"));

@@ -54,11 +54,7 @@ pub fn dockerfile_sources(dockerfile: &str) -> Vec<String> {
         };
         for src in args.iter().take(args.len().saturating_sub(1)) {
             let s = src.trim_start_matches("./");
-            out.push(if s.is_empty() {
-                ".".to_owned()
-            } else {
-                s.to_owned()
-            });
+            out.push(if s.is_empty() { ".".to_owned() } else { s.to_owned() });
         }
     }
     out
@@ -78,10 +74,7 @@ pub fn image_inputs(
     let mut add = |path: String, image: &str| match inputs.iter_mut().find(|i| i.path == path) {
         Some(i) if i.images.iter().any(|x| x == image) => {}
         Some(i) => i.images.push(image.to_owned()),
-        None => inputs.push(ImageInput {
-            path,
-            images: vec![image.to_owned()],
-        }),
+        None => inputs.push(ImageInput { path, images: vec![image.to_owned()] }),
     };
     let dir = |m: &str| format!("{}/", m.trim_end_matches('/'));
     for (c, text) in dockerfiles {

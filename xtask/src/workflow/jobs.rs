@@ -19,9 +19,7 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     let manifest = |cx: &Ctx<'_>, j: &Job| cx.calls_in(j).any(|c| c.call.is(&["manifest"]));
     let per_platform = |cx: &Ctx<'_>, j: &Job| {
-        let xtask = cx
-            .calls_in(j)
-            .any(|c| c.call.pushes() && !c.call.is(&["manifest"]));
+        let xtask = cx.calls_in(j).any(|c| c.call.pushes() && !c.call.is(&["manifest"]));
         xtask || (job_builds(cx, j) && !pushing_steps(cx, j).is_empty() && !manifest(cx, j))
     };
     let builds: Vec<&Job> = wf.jobs().filter(|j| per_platform(cx, j)).collect();
@@ -44,21 +42,11 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
                 todo.extend(wf.job(n).iter().flat_map(|j| &j.needs.0));
             }
         }
-        let needed_legs: usize = job
-            .needs
-            .0
-            .iter()
-            .filter_map(|n| wf.job(n))
-            .map(|j| legs(j).len())
-            .sum();
-        let cond = job
-            .cond
-            .as_ref()
-            .map_or(String::new(), |c| c.0.to_ascii_lowercase());
+        let needed_legs: usize =
+            job.needs.0.iter().filter_map(|n| wf.job(n)).map(|j| legs(j).len()).sum();
+        let cond = job.cond.as_ref().map_or(String::new(), |c| c.0.to_ascii_lowercase());
         if needed_legs > 1
-            && !["always()", "cancelled()", "failure()"]
-                .iter()
-                .any(|f| cond.contains(f))
+            && !["always()", "cancelled()", "failure()"].iter().any(|f| cond.contains(f))
         {
             let line = wf.job_line(job, Some(if job.cond.is_some() { "if" } else { "needs" }));
             cx.error(Rule::Manifest, line, format!("manifest job `{}` runs only when every leg it needs succeeded, so one failed leg holds back every component; add `if: ${{{{ !cancelled() && ... }}}}` (manifest refuses a component whose records are missing)", job.id));
@@ -91,21 +79,14 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
         let missing: Vec<&str> = all_platforms
             .iter()
             .copied()
-            .filter(|p| {
-                platforms
-                    .as_ref()
-                    .is_some_and(|l| !l.0.iter().any(|x| x.name == *p))
-            })
+            .filter(|p| platforms.as_ref().is_some_and(|l| !l.0.iter().any(|x| x.name == *p)))
             .collect();
         if !missing.is_empty() {
             cx.error(Rule::Manifest, line, format!("`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`", quoted(&missing), all_platforms.join(", ")));
         }
     }
-    let missing: Vec<&str> = COMPONENTS
-        .iter()
-        .map(|c| c.name)
-        .filter(|n| !covered.contains(n))
-        .collect();
+    let missing: Vec<&str> =
+        COMPONENTS.iter().map(|c| c.name).filter(|n| !covered.contains(n)).collect();
     if !missing.is_empty() {
         let first = manifests[0];
         cx.error(Rule::Manifest, wf.job_line(first, None), format!("the manifest job `{}` never combines {}: those images get per-platform tags but no multi-arch tag; cover every component ({})", first.id, quoted(&missing), project::component_names()));
@@ -126,25 +107,16 @@ pub(super) fn check_cache_runtime(cx: &mut Ctx<'_>) {
             .collect();
         let at = |i: usize| wf.step_line(job, &job.steps[i], None);
         let what = |i: usize| format!("{} of job `{}`", job.steps[i].label(), job.id);
-        let Some(rt) = job
-            .steps
-            .iter()
-            .position(|s| s.action().as_deref() == Some(RUNTIME_ACTION))
+        let Some(rt) = job.steps.iter().position(|s| s.action().as_deref() == Some(RUNTIME_ACTION))
         else {
-            let first = cx
-                .calls_in(job)
-                .find(|c| gha.contains(&c.step))
-                .map(|c| c.line);
+            let first = cx.calls_in(job).find(|c| gha.contains(&c.step)).map(|c| c.line);
             if let Some(line) = first {
                 cx.error(Rule::CacheRuntime, line, format!("`--cache gha` needs ACTIONS_RUNTIME_TOKEN, which `run:` steps do not get: add `uses: {RUNTIME_ACTION}` directly before this step"));
             }
             continue;
         };
-        let cargo = |s: &Step| {
-            raw_commands(s)
-                .iter()
-                .any(|a| a.first().is_some_and(|w| w == "cargo"))
-        };
+        let cargo =
+            |s: &Step| raw_commands(s).iter().any(|a| a.first().is_some_and(|w| w == "cargo"));
         if !job.steps[..rt].iter().any(cargo) {
             cx.error(Rule::CacheRuntime, at(rt), format!("{}: no `cargo xtask` step before it, so the xtask is compiled after ACTIONS_RUNTIME_TOKEN is exposed (its build scripts would see it); compile it in an earlier step: `run: cargo xtask --version`", what(rt)));
         }

@@ -24,11 +24,7 @@ fn lines(text: &str) -> Vec<Line<'_>> {
             let content = l.trim_start_matches(' ');
             let indent = l.len() - content.len();
             let t = content.trim();
-            Line {
-                indent,
-                content,
-                skip: t.is_empty() || t.starts_with('#'),
-            }
+            Line { indent, content, skip: t.is_empty() || t.starts_with('#') }
         })
         .collect()
 }
@@ -43,9 +39,7 @@ fn key_of(content: &str) -> Option<&str> {
         let end = q.find('\'')?;
         (&q[..end], &q[end + 1..])
     } else {
-        let end = content
-            .find(": ")
-            .or_else(|| content.strip_suffix(':').map(str::len))?;
+        let end = content.find(": ").or_else(|| content.strip_suffix(':').map(str::len))?;
         (&content[..end], &content[end..])
     };
     let rest = rest.trim_start();
@@ -145,10 +139,7 @@ fn find_key(
             (col, line + 1)
         }
         None => {
-            let level = (start..end)
-                .filter(|&i| !ls[i].skip)
-                .map(|i| ls[i].indent)
-                .min()?;
+            let level = (start..end).filter(|&i| !ls[i].skip).map(|i| ls[i].indent).min()?;
             (level, start)
         }
     };
@@ -159,11 +150,7 @@ fn find_key(
                 && !ls[i].content.starts_with("- ")
                 && key_of(ls[i].content) == Some(key)
         })
-        .map(|i| Hit {
-            line: i,
-            end: key_block_end(ls, i, level, end),
-            inline_child: None,
-        })
+        .map(|i| Hit { line: i, end: key_block_end(ls, i, level, end), inline_child: None })
 }
 
 /// End (exclusive) of the block of a key at `line` whose key starts at `col`.
@@ -184,15 +171,10 @@ fn find_item(ls: &[Line<'_>], start: usize, end: usize, n: usize) -> Option<Hit>
     let line = (start..end)
         .filter(|&i| !ls[i].skip && ls[i].indent == dash_col && ls[i].content.starts_with('-'))
         .nth(n)?;
-    let item_end = (line + 1..end)
-        .find(|&i| !ls[i].skip && ls[i].indent <= dash_col)
-        .unwrap_or(end);
+    let item_end =
+        (line + 1..end).find(|&i| !ls[i].skip && ls[i].indent <= dash_col).unwrap_or(end);
     let (col, _) = after_dashes(ls[line].indent, ls[line].content);
-    Some(Hit {
-        line,
-        end: item_end,
-        inline_child: Some((line, col)),
-    })
+    Some(Hit { line, end: item_end, inline_child: Some((line, col)) })
 }
 
 #[cfg(test)]
@@ -232,34 +214,10 @@ jobs:
         let cases: &[(&[Seg<'_>], usize)] = &[
             (&[Seg::Key("on")], 2),
             (&[Seg::Key("on"), Seg::Key("push"), Seg::Key("paths")], 5),
-            (
-                &[
-                    Seg::Key("on"),
-                    Seg::Key("push"),
-                    Seg::Key("paths"),
-                    Seg::Index(0),
-                ],
-                6,
-            ),
+            (&[Seg::Key("on"), Seg::Key("push"), Seg::Key("paths"), Seg::Index(0)], 6),
             (&[Seg::Key("on"), Seg::Key("pull_request")], 7),
-            (
-                &[
-                    Seg::Key("on"),
-                    Seg::Key("push"),
-                    Seg::Key("branches"),
-                    Seg::Index(0),
-                ],
-                4,
-            ),
-            (
-                &[
-                    Seg::Key("jobs"),
-                    Seg::Key("build"),
-                    Seg::Key("steps"),
-                    Seg::Index(0),
-                ],
-                12,
-            ),
+            (&[Seg::Key("on"), Seg::Key("push"), Seg::Key("branches"), Seg::Index(0)], 4),
+            (&[Seg::Key("jobs"), Seg::Key("build"), Seg::Key("steps"), Seg::Index(0)], 12),
             (
                 &[
                     Seg::Key("jobs"),
@@ -311,24 +269,9 @@ jobs:
                 ],
                 12,
             ),
-            (
-                &[
-                    Seg::Key("jobs"),
-                    Seg::Key("build"),
-                    Seg::Key("steps"),
-                    Seg::Key("name"),
-                ],
-                11,
-            ),
+            (&[Seg::Key("jobs"), Seg::Key("build"), Seg::Key("steps"), Seg::Key("name")], 11),
             (&[Seg::Key("jobs"), Seg::Key("create-manifest")], 20),
-            (
-                &[
-                    Seg::Key("jobs"),
-                    Seg::Key("create-manifest"),
-                    Seg::Key("needs"),
-                ],
-                21,
-            ),
+            (&[Seg::Key("jobs"), Seg::Key("create-manifest"), Seg::Key("needs")], 21),
             (
                 &[
                     Seg::Key("jobs"),
@@ -346,18 +289,9 @@ jobs:
         for (path, want) in cases {
             assert_eq!(locate(DOC, path), *want, "{path:?}");
         }
-        assert_eq!(
-            locate_exact(DOC, &[Seg::Key("jobs"), Seg::Key("nope")]),
-            None
-        );
-        assert_eq!(
-            locate_exact(DOC, &[Seg::Key("on"), Seg::Key("push")]),
-            Some(3)
-        );
-        assert_eq!(
-            locate_exact("a: 1\ntrue: x\n", &[Seg::Key("true")]),
-            Some(2)
-        );
+        assert_eq!(locate_exact(DOC, &[Seg::Key("jobs"), Seg::Key("nope")]), None);
+        assert_eq!(locate_exact(DOC, &[Seg::Key("on"), Seg::Key("push")]), Some(3));
+        assert_eq!(locate_exact("a: 1\ntrue: x\n", &[Seg::Key("true")]), Some(2));
     }
 
     #[test]

@@ -317,10 +317,7 @@ impl Workflow {
 
     /// The triggers under the `on` key, in any of its forms.
     pub fn triggers(&self) -> Vec<Trigger> {
-        let bare = |event: &String| Trigger {
-            event: event.clone(),
-            filters: None,
-        };
+        let bare = |event: &String| Trigger { event: event.clone(), filters: None };
         match &self.on {
             Some(On::One(e)) => vec![bare(e)],
             Some(On::List(es)) => es.iter().map(bare).collect(),
@@ -360,12 +357,7 @@ impl Workflow {
 
     /// Line of a step (its `- ` line), or of a key inside it.
     pub fn step_line(&self, job: &Job, step: &Step, key: Option<&str>) -> usize {
-        let p = [
-            Seg::Key("jobs"),
-            Seg::Key(&job.id),
-            Seg::Key("steps"),
-            Seg::Index(step.index),
-        ];
+        let p = [Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("steps"), Seg::Index(step.index)];
         self.line_under(p.to_vec(), key)
     }
 
@@ -488,17 +480,9 @@ impl<'a> Scope<'a> {
         outer: Outer<'a>,
         unknown: Option<&'a str>,
     ) -> (Scope<'a>, Vec<String>) {
-        let mut s = Scope {
-            outer,
-            leg,
-            env: Vec::new(),
-            unknown,
-        };
+        let mut s = Scope { outer, leg, env: Vec::new(), unknown };
         let mut failed = Vec::new();
-        for pairs in [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)]
-            .into_iter()
-            .flatten()
-        {
+        for pairs in [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)].into_iter().flatten() {
             for (k, v) in pairs {
                 match s.substitute(&v.0) {
                     Ok(v) => s.env.push((k.clone(), v)),

@@ -30,16 +30,8 @@ pub struct Expected<'a> {
 /// The branches pushes must build, as the project's branching model says.
 pub const PUSH_BRANCHES: &[&str] = &["main", "develop"];
 
-const TOP_KEYS: &[&str] = &[
-    "name",
-    "run-name",
-    "on",
-    "permissions",
-    "env",
-    "defaults",
-    "concurrency",
-    "jobs",
-];
+const TOP_KEYS: &[&str] =
+    &["name", "run-name", "on", "permissions", "env", "defaults", "concurrency", "jobs"];
 
 /// A `cargo xtask` call in a step of a matrix leg, with its line.
 pub(super) struct FoundCall {
@@ -59,13 +51,7 @@ pub(super) struct Ctx<'a> {
 impl Ctx<'_> {
     fn report(&mut self, rule: Rule, severity: Severity, line: usize, message: String) {
         let (path, message) = (self.wf.path.clone(), message.replace(UNKNOWN, "${{ }}"));
-        let d = Diagnostic {
-            path,
-            line,
-            severity,
-            message,
-            rule,
-        };
+        let d = Diagnostic { path, line, severity, message, rule };
         if !self.out.contains(&d) {
             self.out.push(d);
         }
@@ -98,13 +84,7 @@ fn on_pull_requests(cond: &str) -> Result<Option<bool>, String> {
     };
     let none = Vec::new();
     let (env, unknown) = (Vec::new(), None);
-    Scope {
-        outer: &outer,
-        leg: &none,
-        env,
-        unknown,
-    }
-    .condition(cond)
+    Scope { outer: &outer, leg: &none, env, unknown }.condition(cond)
 }
 
 pub(super) fn legs(job: &Job) -> Vec<Leg> {
@@ -121,18 +101,10 @@ fn scope<'a>(wf: &Workflow, job: &Job, step: Option<&Step>, leg: &'a Leg) -> Sco
 /// images (triggers, path filters, matrix, manifest) apply only to a
 /// workflow that builds or pushes images; the others apply to every file.
 pub fn check(wf: &Workflow, exp: &Expected<'_>) -> Vec<Diagnostic> {
-    let mut cx = Ctx {
-        wf,
-        exp,
-        out: Vec::new(),
-        calls: Vec::new(),
-    };
+    let mut cx = Ctx { wf, exp, out: Vec::new(), calls: Vec::new() };
     check_calls(&mut cx);
     check_top_keys(&mut cx);
-    if wf
-        .jobs()
-        .any(|j| job_builds(&cx, j) || !pushing_steps(&cx, j).is_empty())
-    {
+    if wf.jobs().any(|j| job_builds(&cx, j) || !pushing_steps(&cx, j).is_empty()) {
         check_triggers(&mut cx);
         check_paths(&mut cx);
         check_matrix(&mut cx);
@@ -152,14 +124,8 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for k in &wf.keys {
         if let Value::Bool(b) = k {
-            let spelled = if *b {
-                ["true", "True", "TRUE"]
-            } else {
-                ["false", "False", "FALSE"]
-            };
-            let line = spelled
-                .iter()
-                .find_map(|s| locate::locate_exact(&wf.text, &[Seg::Key(s)]));
+            let spelled = if *b { ["true", "True", "TRUE"] } else { ["false", "False", "FALSE"] };
+            let line = spelled.iter().find_map(|s| locate::locate_exact(&wf.text, &[Seg::Key(s)]));
             cx.error(Rule::Triggers, line.unwrap_or(1), format!(
                 "the key `{b}` is the YAML boolean {b}, not the trigger key `on` (a YAML 1.1 loader reads `on:` as `true:`, and a file written back by one holds this); GitHub finds no triggers under it: write `on:`"
             ));
@@ -202,17 +168,10 @@ fn check_calls(cx: &mut Ctx<'_>) {
                         continue;
                     };
                     let (call, problems) = calls::parse_xtask(cx.exp.cli, args);
-                    problems
-                        .into_iter()
-                        .for_each(|p| cx.error(Rule::Cli, line, p));
+                    problems.into_iter().for_each(|p| cx.error(Rule::Cli, line, p));
                     if let Some(call) = call {
                         let (job, step) = (job.id.clone(), step.index);
-                        cx.calls.push(FoundCall {
-                            job,
-                            step,
-                            line,
-                            call,
-                        });
+                        cx.calls.push(FoundCall { job, step, line, call });
                     }
                 }
             }
@@ -262,23 +221,13 @@ fn check_branch_filter(cx: &mut Ctx<'_>, event: &str, f: Option<&Filters>) {
         let msg = format!("`on.push` filters only tags, so pushes to {and} do not run it; add `branches: [{list}]`");
         return cx.error(Rule::Triggers, line(None), msg);
     }
-    let who = if event == "push" {
-        "pushes"
-    } else {
-        "pull requests"
-    };
+    let who = if event == "push" { "pushes" } else { "pull requests" };
     for b in PUSH_BRANCHES {
-        if f.branches
-            .as_ref()
-            .is_some_and(|l| !patterns_select(&l.0, b))
-        {
+        if f.branches.as_ref().is_some_and(|l| !patterns_select(&l.0, b)) {
             let msg = format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`");
             cx.error(Rule::Triggers, line(Some("branches")), msg);
         }
-        if f.branches_ignore
-            .as_ref()
-            .is_some_and(|l| patterns_select(&l.0, b))
-        {
+        if f.branches_ignore.as_ref().is_some_and(|l| patterns_select(&l.0, b)) {
             let msg = format!("`on.{event}.branches-ignore` excludes `{b}`; remove it");
             cx.error(Rule::Triggers, line(Some("branches-ignore")), msg);
         }
@@ -312,17 +261,11 @@ fn check_paths(cx: &mut Ctx<'_>) {
             };
             let (probes, pat) = (input.probes(), input.pattern());
             let selects = |l: &super::List, p: &String| patterns_select(&l.0, p);
-            if f.paths
-                .as_ref()
-                .is_some_and(|l| !probes.iter().all(|p| selects(l, p)))
-            {
+            if f.paths.as_ref().is_some_and(|l| !probes.iter().all(|p| selects(l, p))) {
                 let msg = format!("`on.{e}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)");
                 cx.error(Rule::Paths, line(Some("paths")), msg);
             }
-            if f.paths_ignore
-                .as_ref()
-                .is_some_and(|l| probes.iter().any(|p| selects(l, p)))
-            {
+            if f.paths_ignore.as_ref().is_some_and(|l| probes.iter().any(|p| selects(l, p))) {
                 let msg = format!("`on.{e}.paths-ignore` excludes `{pat}`, an input of {whose}: changing it would not rebuild; narrow the ignore pattern");
                 cx.error(Rule::Paths, line(Some("paths-ignore")), msg);
             }
@@ -344,9 +287,8 @@ fn check_matrix(cx: &mut Ctx<'_>) {
         };
         for key in ["component", "platform"] {
             let listed = axes.get(key).into_iter().flatten();
-            let values: Vec<&Text> = listed
-                .chain(include.iter().filter_map(|e| e.get(key)))
-                .collect();
+            let values: Vec<&Text> =
+                listed.chain(include.iter().filter_map(|e| e.get(key))).collect();
             if values.is_empty() || values.iter().any(|v| v.0.contains('$')) {
                 continue;
             }
@@ -359,11 +301,8 @@ fn check_matrix(cx: &mut Ctx<'_>) {
                 _ => PLATFORMS.iter().map(|p| p.name).collect(),
             };
             let found: Vec<&str> = values.iter().filter_map(|v| known(&v.0)).collect();
-            let unknown: Vec<&str> = values
-                .iter()
-                .map(|v| v.0.as_str())
-                .filter(|v| known(v).is_none())
-                .collect();
+            let unknown: Vec<&str> =
+                values.iter().map(|v| v.0.as_str()).filter(|v| known(v).is_none()).collect();
             let missing: Vec<&str> = all.iter().copied().filter(|n| !found.contains(n)).collect();
             let mut parts = Vec::new();
             if !missing.is_empty() {
@@ -375,12 +314,8 @@ fn check_matrix(cx: &mut Ctx<'_>) {
             if parts.is_empty() {
                 continue;
             }
-            let mut p = vec![
-                Seg::Key("jobs"),
-                Seg::Key(&job.id),
-                Seg::Key("strategy"),
-                Seg::Key("matrix"),
-            ];
+            let mut p =
+                vec![Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("strategy"), Seg::Key("matrix")];
             p.extend(axes.contains_key(key).then_some(Seg::Key(key)));
             cx.error(Rule::Matrix, wf.line(&p), format!(
                 "matrix `{key}` of job `{}` differs from the xtask's {key}s ({}): {}; list exactly the ones in xtask/src/project.rs",
@@ -391,21 +326,14 @@ fn check_matrix(cx: &mut Ctx<'_>) {
 }
 
 fn is_build_action(s: &Step) -> bool {
-    matches!(
-        s.action().as_deref(),
-        Some("docker/build-push-action" | "docker/bake-action")
-    )
+    matches!(s.action().as_deref(), Some("docker/build-push-action" | "docker/bake-action"))
 }
 
 /// Whether a job builds images (a build step of any kind).
 pub(super) fn job_builds(cx: &Ctx<'_>, job: &Job) -> bool {
     let raw = |r: &Text| r.0.contains("docker buildx build") || r.0.contains("docker build ");
-    cx.calls_in(job)
-        .any(|c| c.call.is(&["build-image"]) || c.call.is(&["images"]))
-        || job
-            .steps
-            .iter()
-            .any(|s| is_build_action(s) || s.run.as_ref().is_some_and(raw))
+    cx.calls_in(job).any(|c| c.call.is(&["build-image"]) || c.call.is(&["images"]))
+        || job.steps.iter().any(|s| is_build_action(s) || s.run.as_ref().is_some_and(raw))
 }
 
 /// The words of each command of a step's script as written (no substitution).
@@ -417,9 +345,7 @@ pub(super) fn raw_commands(s: &Step) -> Vec<Vec<String>> {
 
 /// Whether a step's script runs a command starting with `prefix`.
 fn runs(s: &Step, prefix: &[&str]) -> bool {
-    raw_commands(s)
-        .iter()
-        .any(|c| c.len() >= prefix.len() && c[..prefix.len()] == *prefix)
+    raw_commands(s).iter().any(|c| c.len() >= prefix.len() && c[..prefix.len()] == *prefix)
 }
 
 /// Whether a run script pushes with docker directly.
@@ -450,9 +376,7 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
                 Ok(Some(false)) => out.push((s.index, true)),
                 _ => out.push((s.index, false)),
             }
-        } else if cx
-            .calls_in(job)
-            .any(|c| c.step == s.index && c.call.pushes())
+        } else if cx.calls_in(job).any(|c| c.step == s.index && c.call.pushes())
             || run_pushes_raw(s)
         {
             out.push((s.index, false));
@@ -470,15 +394,9 @@ fn check_permissions(cx: &mut Ctx<'_>) {
             continue;
         };
         let (effective, whose) = match (&job.permissions, &wf.permissions) {
-            (Some(p), _) => (
-                Some(p),
-                "the job's `permissions:` (which replace the workflow's)",
-            ),
+            (Some(p), _) => (Some(p), "the job's `permissions:` (which replace the workflow's)"),
             (None, Some(p)) => (Some(p), "the workflow's `permissions:`"),
-            (None, None) => (
-                None,
-                "no `permissions:` (the repository default may be read-only)",
-            ),
+            (None, None) => (None, "no `permissions:` (the repository default may be read-only)"),
         };
         if effective.is_some_and(Permissions::packages_write) {
             continue;
@@ -517,10 +435,8 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     if !wf.triggers().iter().any(|t| t.event == "pull_request") {
         return;
     }
-    let off = |c: &Option<Text>| {
-        c.as_ref()
-            .is_some_and(|c| on_pull_requests(&c.0) == Ok(Some(false)))
-    };
+    let off =
+        |c: &Option<Text>| c.as_ref().is_some_and(|c| on_pull_requests(&c.0) == Ok(Some(false)));
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
     for job in wf.jobs().filter(|j| !off(&j.cond)) {
         let pushes = pushing_steps(cx, job);
@@ -578,10 +494,7 @@ fn build_values(
             }
             for (i, w) in a.iter().enumerate() {
                 let v = if w == flag { a.get(i + 1) } else { None };
-                vals.extend(
-                    v.cloned()
-                        .or_else(|| Some(w.strip_prefix(&prefix)?.to_owned())),
-                );
+                vals.extend(v.cloned().or_else(|| Some(w.strip_prefix(&prefix)?.to_owned())));
             }
         }
     }
@@ -660,19 +573,13 @@ fn check_emulation(cx: &mut Ctx<'_>) {
         cx.warn(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy".to_owned());
     }
     for job in wf.jobs() {
-        let qemu = job
-            .steps
-            .iter()
-            .any(|s| s.action().as_deref() == Some("docker/setup-qemu-action"));
+        let qemu =
+            job.steps.iter().any(|s| s.action().as_deref() == Some("docker/setup-qemu-action"));
         let qemu = if qemu { " through QEMU" } else { "" };
         for leg in &legs(job) {
             let job_scope = scope(wf, job, None, leg);
-            let labels: Vec<String> = job
-                .runs_on
-                .0
-                .iter()
-                .filter_map(|l| job_scope.substitute(l).ok())
-                .collect();
+            let labels: Vec<String> =
+                job.runs_on.0.iter().filter_map(|l| job_scope.substitute(l).ok()).collect();
             if labels.len() != job.runs_on.0.len() || labels.iter().any(|l| l.contains(UNKNOWN)) {
                 continue;
             }

