@@ -302,9 +302,11 @@ impl Bench {
         let (ca, local) = (&self.prepared.ca_bundle, self.prepared.bases.local);
         let ca = ca.as_ref().map_or("none".into(), |ca| ca.display().to_string());
         let bases = if local { "--bases=local" } else { "--bases=upstream" };
-        let args = "build-image --no-setup --cache=none --progress=plain --component";
+        let args = "build-image --no-setup --progress=plain --component";
+        // No cache import or export unless the leg asks for one.
+        let cache = (!extra.iter().any(|a| a.starts_with("--cache="))).then_some("--cache=none");
         let out = xtask()
-            .args(args.split(' ').chain([c.name, "--platform", p.name, bases]))
+            .args(args.split(' ').chain([c.name, "--platform", p.name, bases]).chain(cache))
             .args([&format!("--registry={BENCH_REGISTRY}"), &self.epoch, "--ca-bundle", &ca])
             .args(extra.iter().map(String::as_str))
             .env("BROKKR_WORKSPACE", self.dir.display().to_string())
