@@ -402,9 +402,10 @@ impl FaultProxy {
         FaultProxy::start_on(0, every, max_faults, lifetime)
     }
 
-    /// As [`FaultProxy::start`], on `port` (0: any free one).
+    /// As [`FaultProxy::start`], on `port` (0: any free one) of every
+    /// address of this host, so it is also reached by a name other than localhost.
     fn start_on(port: u16, every: usize, max_faults: usize, lifetime: Duration) -> FaultProxy {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let proxy = FaultProxy {
             port: listener.local_addr().unwrap().port(),
@@ -564,6 +565,54 @@ fn a_registry_stopped_mid_push_leaves_nothing_half_published() {
     drop(proxy);
 }
 
+/// This host's first IPv4 address that is not loopback (`hostname -I`).
+fn host_address() -> String {
+    let o = ok(cmd("hostname", &["-I"]));
+    stdout(&o)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|a| !a.is_loopback()))
+        .expect("a non-loopback IPv4 address")
+        .to_owned()
+}
+
+/// The leg records kept for images under `registry`, as (file, contents).
+fn records_under(registry: &str) -> Vec<(PathBuf, String)> {
+    let dir = root().join("target/xtask/images");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains(&registry.replace(':', "%3A").replace('/', "%2F")) {
+            for f in std::fs::read_dir(entry.path()).unwrap().flatten() {
+                out.push((f.path(), std::fs::read_to_string(f.path()).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 15 item 3: `push --platform all` to a plain-HTTP registry reached by
+/// a name other than localhost is refused before the first leg is pushed,
+/// with the engine's insecure-registries remedy; records stay as they were.
+#[test]
+#[ignore = "needs Docker; run by `cargo xtask ci`"]
+fn a_plain_http_registry_by_another_name_is_refused_before_any_push() {
+    four_images_pushed();
+    let proxy = FaultProxy::start(usize::MAX, 0, Duration::from_secs(900));
+    let registry = format!("{}:{}/plain", host_address(), proxy.port);
+    ok(xtask(&["images", "--component", "agent", "--platform", "all", "--registry", &registry]));
+    let records = records_under(&registry);
+    assert!(!records.is_empty(), "`images` wrote no record under {registry}");
+    let before = registry_snapshot();
+    let out =
+        xtask(&["push", "--component", "agent", "--platform", "all", "--registry", &registry]);
+    assert!(!out.status.success(), "a push to a plain-HTTP registry by IP must be refused");
+    let err = stderr(&out);
+    assert!(err.contains("plain HTTP") && err.contains("insecure-registries"), "{err}");
+    assert_eq!(registry_snapshot(), before, "something was pushed");
+    assert_eq!(records_under(&registry), records, "the records changed");
+}
+
 /// A second engine on its own socket, data root, exec root and bridge
 /// (`brn2`: never `--bridge none`, which deletes the first engine's
 /// docker0), registered as a docker context; dropping it stops the engine
@@ -686,6 +735,17 @@ fn build_image_with_builder_builds_in_the_second_engine_only() {
         |context: &str| cmd("docker", &["--context", context, "image", "inspect", &reference]);
     assert!(inspect(ctx).status.success(), "{reference} is not in the second engine");
     assert!(!inspect("default").status.success(), "{reference} is in the default engine");
+    // Issue 15 item 8: doctor names a default bridge that is gone.
+    ok(cmd("ip", &["link", "del", SecondEngine::BRIDGE]));
+    let doctor = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["doctor", "--platform", "amd64"])
+        .env("BROKKR_WORKSPACE", root())
+        .env("DOCKER_HOST", format!("unix://{}", engine.dir.join("docker.sock").display()))
+        .output()
+        .unwrap();
+    let report = format!("{}{}", stdout(&doctor), stderr(&doctor));
+    assert!(!doctor.status.success(), "doctor must fail without the bridge:\n{report}");
+    assert!(report.contains("default bridge brn2 is missing"), "{report}");
     drop(engine);
     assert!(cmd("ip", &["link", "show", "docker0"]).status.success(), "docker0 must survive");
 }

@@ -161,7 +161,7 @@ pub fn check_store(info: &Probed<DockerInfo>, builder: Option<&Builder>, remedy:
 /// step and `docker run` fails. `exists` looks the interface up on this host.
 pub fn check_bridge(b: &Probed<Option<String>>, remote: bool, up: impl Fn(&str) -> bool) -> Check {
     let (status, detail, fix) = match b {
-        _ if remote => (Skip, "the engine runs elsewhere (DOCKER_HOST)".to_owned(), String::new()),
+        _ if remote => (Skip, "the engine runs on another host (DOCKER_HOST)".to_owned(), String::new()),
         Err(e) => (Skip, format!("not checked: {e}"), String::new()),
         Ok(None) => (Skip, "the engine has no default bridge network (--bridge none)".to_owned(), String::new()),
         Ok(Some(name)) if up(name) => (OK, format!("default bridge {name} is up"), String::new()),
@@ -313,7 +313,11 @@ pub fn preflight(
         check_cli(cli.as_deref(), version.as_deref(), &remedy),
         check_engine(&info, docker_host.as_deref(), &remedy),
         check_store(&info, builder.as_ref().ok(), &remedy),
-        check_bridge(&bridge, docker_host.is_some(), probe::interface_exists),
+        check_bridge(
+            &bridge,
+            docker_host.as_ref().is_some_and(|h| !h.starts_with("unix://")),
+            probe::interface_exists,
+        ),
         check_buildx(buildx, &remedy),
         check_builder(&builder, platforms, &remedy),
     ];
