@@ -58,19 +58,18 @@ fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
 /// directory: CI has run out ("no space left on device") mid-suite with less.
 const MIN_FREE_BYTES: u64 = 20 << 30;
 
-fn enough_space(free_bytes: u64) -> bool {
-    free_bytes >= MIN_FREE_BYTES
-}
-
-fn no_space(path: &Path, free: u64) -> String {
-    format!(
+/// Fails when `free` bytes at `path` are below [`MIN_FREE_BYTES`], saying how to make room.
+fn check_space(path: &Path, free: u64) -> Result<()> {
+    ensure!(
+        free >= MIN_FREE_BYTES,
         "ci: only {:.1} GiB free on the filesystem holding {} ({} GiB needed for the Docker \
          stages): free space with `docker builder prune` and `docker image prune`, remove old \
          target directories, or run `cargo xtask ci --no-docker`",
         free as f64 / f64::from(1 << 30),
         path.display(),
         MIN_FREE_BYTES >> 30
-    )
+    );
+    Ok(())
 }
 
 /// Runs `cargo xtask ci`: stops at the first failing stage; prints
@@ -83,8 +82,7 @@ pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
     let dirs = [PathBuf::from("/var/lib/docker"), crate::target_dir()];
     for dir in dirs.iter().filter(|_| !args.no_docker) {
         let dir = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
-        let free = fs4::available_space(dir).context("reading free disk space")?;
-        ensure!(enough_space(free), no_space(dir, free));
+        check_space(dir, fs4::available_space(dir).context("reading free disk space")?)?;
     }
     for (name, cmd) in stages(args)? {
         gha::group(name);
@@ -118,9 +116,10 @@ mod tests {
 
     #[test]
     fn docker_stages_need_20_gib_free() {
-        assert!(enough_space(20 << 30));
-        assert!(!enough_space((20 << 30) - 1));
-        let err = no_space(Path::new("/var/lib/docker"), (5 << 30) + (1 << 29));
+        let at = Path::new("/var/lib/docker");
+        assert!(check_space(at, 20 << 30).is_ok());
+        assert!(check_space(at, (20 << 30) - 1).is_err());
+        let err = check_space(at, (5 << 30) + (1 << 29)).unwrap_err().to_string();
         for w in ["only 5.5 GiB free", "holding /var/lib/docker", "20 GiB", "docker builder prune"]
         {
             assert!(err.contains(w), "{err} lacks {w}");

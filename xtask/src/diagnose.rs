@@ -10,7 +10,7 @@ use xshell::Shell;
 
 use crate::{
     plan::{Captured, Cmd},
-    project::{LOCAL_REGISTRY, PLATFORMS},
+    project::{AUTH_PORT, LOCAL_REGISTRY, PLATFORMS},
 };
 
 /// [`retry_with`]: one try and three retries, 1 s before the first, doubling.
@@ -247,12 +247,9 @@ pub fn explain(stderr: &str) -> Option<Hint> {
 /// The `{placeholder}` values of [`RULES`], read from the message.
 fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, String); 6] {
     // The ELF machine of "Relocations in generic ELF (EM: 183)".
-    let machine = match between(lower, "(em: ", ")").map(str::trim) {
-        Some("62") => "x86_64",
-        Some("183") => "aarch64",
-        _ => "",
-    };
-    let platform = PLATFORMS.iter().find(|p| p.machine == machine);
+    let em = between(lower, "(em: ", ")").map(str::trim);
+    let machine = [("62", "x86_64"), ("183", "aarch64")].into_iter().find(|m| em == Some(m.0));
+    let platform = PLATFORMS.iter().find(|p| machine.is_some_and(|m| m.1 == p.machine));
     let target = platform.map_or("<target>", |p| p.rust_target);
     let var = format!("CARGO_TARGET_{}_LINKER", target.to_ascii_uppercase().replace('-', "_"));
     let missing = between(stderr, "linker `", "`").unwrap_or("<linker>");
@@ -283,9 +280,7 @@ fn start_registry_hint(host: &str) -> String {
     let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
     match port(host) {
         p if p == port(LOCAL_REGISTRY) => "`cargo xtask registry start`".to_owned(),
-        Some(p) if p == crate::project::AUTH_PORT.to_string() => {
-            "`cargo xtask registry start --auth`".to_owned()
-        }
+        Some(p) if p == AUTH_PORT.to_string() => "`cargo xtask registry start --auth`".to_owned(),
         _ => format!(
             "start a registry listening on {host} (e.g. `docker-registry serve CONFIG` with `http.addr` on that port), \
              or use `--registry {LOCAL_REGISTRY}`, where `cargo xtask registry start` runs one"
