@@ -48,7 +48,6 @@ pub struct BenchArgs {
     pub no_setup: bool,
 }
 
-/// Loaded into the engine, never pushed.
 pub const BENCH_REGISTRY: &str = "localhost:5000/brokkr-bench";
 
 /// What a figure is held to (issue 14's targets).
@@ -84,10 +83,9 @@ impl Target {
     }
 }
 
-/// One `cargo xtask build-image`: `seconds` of `docker buildx build` (its
-/// record), `compiled` per [`compiled_crates`], sizes in bytes (uncompressed:
-/// the layers per `docker history`; compressed: config and layers in the
-/// registry after a push, cold legs only).
+/// One `cargo xtask build-image`: `seconds` of `docker buildx build` (its record), `compiled` per
+/// [`compiled_crates`], sizes in bytes (uncompressed: the layers per `docker history`;
+/// compressed: config and layers in the registry after a push, cold legs only).
 #[derive(Clone, Debug, Serialize)]
 pub struct Leg {
     pub component: String,
@@ -99,9 +97,8 @@ pub struct Leg {
     pub compressed_bytes: Option<u64>,
 }
 
-/// cargo outside BuildKit for one platform: seconds with a fresh target
-/// directory and after the one-file change (cargo's own `Finished ... in`);
-/// `note` says why a figure is missing.
+/// cargo outside BuildKit for one platform: seconds with a fresh target directory and after the
+/// one-file change (cargo's own `Finished ... in`); `note` says why a figure is missing.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Baseline {
     pub platform: String,
@@ -111,12 +108,11 @@ pub struct Baseline {
     pub note: Option<String>,
 }
 
-/// Everything `bench` measured (`--json` prints this). `cold`: per platform
-/// the broker, then the agent; `change`: the broker after a one-line change
-/// to `broker/src/main.rs`, per platform; `pull_request`: the host platform's
-/// broker after a second change, importing the cache a main build exported;
-/// `noop`: the host platform's broker again; `emulate_arm64`: the arm64
-/// broker with `--strategy emulate`, cold, or why not.
+/// Everything `bench` measured (`--json` prints this). `cold`: per platform the broker, then the
+/// agent; `change`: the broker after a one-line change to `broker/src/main.rs`, per platform;
+/// `pull_request`: the host's broker after a second change, importing the cache a main build
+/// exported; `noop`: the host's broker again; `emulate_arm64`: the arm64 broker with
+/// `--strategy emulate`, cold, or why not.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub machine: String,
@@ -131,9 +127,8 @@ pub struct Report {
     pub xtask_dry_run_seconds: f64,
 }
 
-/// The crates cargo compiled, from its `Compiling NAME vX (...)` lines in
-/// plain output (buildx's `--progress plain` or cargo's own), sorted and
-/// deduplicated: after a change to one binary's source this is that crate alone.
+/// The crates cargo compiled, sorted, from its `Compiling NAME vX (...)` lines in plain output
+/// (buildx's `--progress plain` or cargo's own): after a one-file change, that crate alone.
 pub fn compiled_crates(output: &str) -> Vec<String> {
     let crates =
         output.lines().filter_map(|l| l.split_once(" Compiling ")?.1.split_whitespace().next());
@@ -190,13 +185,8 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     // Every `build-image` below (and `record::load` here) uses the clone's target
     // directory: its records and local cache go with the clone.
     std::env::set_var("CARGO_TARGET_DIR", dir.join("target"));
-    let b = Bench {
-        ctx: tags::detect(&clone_sh)?,
-        dir,
-        registry: target.join("bench-cargo-registry"),
-        prepared,
-        epoch: format!("--cache-epoch={epoch}"),
-    };
+    let (ctx, registry) = (tags::detect(&clone_sh)?, target.join("bench-cargo-registry"));
+    let b = Bench { ctx, dir, registry, prepared, epoch: format!("--cache-epoch={epoch}") };
 
     let mut cold = Vec::new();
     for (p, c) in platforms.iter().flat_map(|p| COMPONENTS.iter().map(move |c| (p, c))) {
@@ -271,8 +261,7 @@ struct Bench {
 }
 
 impl Bench {
-    /// `cargo xtask build-image` of the clone, as a developer runs it; its
-    /// record gives time and size.
+    /// `cargo xtask build-image` of the clone as a developer runs it (time and size: its record).
     fn build(&self, sh: &Shell, c: &Component, p: &Platform, extra: &[String]) -> Result<Leg> {
         let (ca, local) = (&self.prepared.ca_bundle, self.prepared.bases.local);
         let ca = ca.as_ref().map_or("none".into(), |ca| ca.display().to_string());
@@ -334,9 +323,8 @@ impl Bench {
         Ok((secs, compiled_crates(&out.stderr)))
     }
 
-    /// cargo in a plain container of the builder image: the clone at `/src`
-    /// (BuildKit's path), a target directory per platform, the cross linker
-    /// set as `docker/cargo-env.sh` sets it.
+    /// cargo in a plain container of the builder image: the clone at `/src` (BuildKit's path), a
+    /// target directory per platform, the cross linker set as `docker/cargo-env.sh` sets it.
     fn cargo(&self, p: &Platform, args: &[&str]) -> Cmd {
         let triple = p.rust_target.replace('-', "_");
         let cc = format!("{}-gcc", p.gnu_prefix);

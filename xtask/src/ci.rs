@@ -38,6 +38,7 @@ fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
     if args.no_docker {
         return Ok(s);
     }
+    let e2e = "test --package xtask --test e2e --locked -- --ignored --test-threads=1";
     let schema = "--builtin-schema vendor.github-workflows .github/workflows/build-images.yml";
     s.extend([
         ("setup", xtask.clone().args(["setup", "--platform", "all"])),
@@ -46,10 +47,7 @@ fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
         ("tools", bin("pip").args(["install", "--quiet"]).args(PYTHON_TOOLS.iter().copied())),
         ("workflow", xtask.arg("validate-workflow").env("PATH", &path)),
         ("workflow", bin("check-jsonschema").args(schema.split(' '))),
-        (
-            "e2e",
-            cargo_args("test --package xtask --test e2e --locked -- --ignored --test-threads=1"),
-        ),
+        ("e2e", cargo_args(e2e)),
     ]);
     Ok(s)
 }

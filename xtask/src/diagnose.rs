@@ -15,7 +15,6 @@ use crate::{
 
 /// [`retry_with`]: one try and three retries, 1 s before the first, doubling.
 pub const MAX_ATTEMPTS: u32 = 4;
-pub const FIRST_DELAY: Duration = Duration::from_secs(1);
 
 /// Phrases of failures retrying cannot fix (with [`AUTH`]: authentication,
 /// missing references, configuration); they win over [`TRANSIENT`].
@@ -49,10 +48,9 @@ const TRANSIENT: &[&str] = &[
     "client.timeout exceeded",
 ];
 
-/// Whether a failed registry command is worth retrying: HTTP 5xx and 429,
-/// timeouts, resets, an `EOF` on a registry request. Never when a
-/// [`PERMANENT`] phrase or a 401/403/404 status is there; `connection
-/// refused` and DNS failures are not retried either.
+/// Whether a failed registry command is worth retrying: HTTP 5xx and 429, timeouts, resets, an
+/// `EOF` on a registry request. Never when a [`PERMANENT`] phrase or a 401/403/404 status is
+/// there; `connection refused` and DNS failures are not retried either.
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     let statuses = http_statuses(&lower);
@@ -127,9 +125,8 @@ enum Guard {
     InBuild,
 }
 
-/// One diagnosis: every group of `all` must have a phrase in the message.
-/// `what` and `fix` may hold `{host}`, `{start}`, `{target}`, `{var}`,
-/// `{linker}`, `{install}`, filled from the message by [`facts`].
+/// One diagnosis: every group of `all` must have a phrase in the message. `what` and `fix` may
+/// hold `{host}`, `{start}`, `{target}`, `{var}`, `{linker}`, `{install}`, filled by [`facts`].
 struct Rule {
     cause: Cause,
     all: &'static [&'static [&'static str]],
@@ -273,9 +270,8 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, Strin
     ]
 }
 
-/// How to get a loopback registry at `host` (`localhost:PORT`): `cargo
-/// xtask registry start` runs one on :5000, `--auth` on :5001; for any other
-/// port, start one there yourself or use the default.
+/// How to get a loopback registry at `host` (`localhost:PORT`): `cargo xtask registry start`
+/// runs one on :5000, `--auth` on :5001; for any other port, start one or use the default.
 fn start_registry_hint(host: &str) -> String {
     let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
     match port(host) {
@@ -289,26 +285,20 @@ fn start_registry_hint(host: &str) -> String {
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let from = s.find(start)? + start.len();
-    let len = s[from..].find(end)?;
-    Some(&s[from..from + len])
+    Some(s.split_once(start)?.1.split_once(end)?.0)
 }
 
 /// host:port of the first URL.
 fn url_host(lower: &str) -> Option<String> {
     let start =
         ["https://", "http://"].iter().filter_map(|p| lower.find(p).map(|i| i + p.len())).min()?;
-    let host: String = lower[start..]
-        .chars()
-        .take_while(|c| !matches!(c, '/' | '"' | '\'' | ' ' | '?' | '#'))
-        .collect();
-    (!host.is_empty()).then_some(host)
+    let host = lower[start..].split(['/', '"', '\'', ' ', '?', '#']).next()?;
+    (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// Whether a registry (`host[:port][/path]`, optionally with a scheme) is on
-/// the loopback interface (`localhost`, `127.0.0.0/8`, `::1`), as containerd's
-/// `docker.MatchLocalhost` decides which registries BuildKit may use over
-/// plain HTTP; any other host over plain HTTP needs configuration (case M5).
+/// Whether a registry (`host[:port][/path]`, optionally with a scheme) is on the loopback
+/// interface (`localhost`, `127.0.0.0/8`, `::1`), as containerd's `docker.MatchLocalhost` decides
+/// which registries BuildKit may use over plain HTTP; others need configuration (case M5).
 pub fn registry_is_loopback(registry: &str) -> bool {
     let r = registry.trim().to_ascii_lowercase();
     let r = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://")).unwrap_or(&r);
@@ -321,15 +311,14 @@ pub fn registry_is_loopback(registry: &str) -> bool {
     host.is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
 }
 
-/// Bounded exponential backoff before each retry (1s, 2s, 4s) for
-/// `attempts` total attempts, clamped to 1..=[`MAX_ATTEMPTS`].
+/// Backoff before each retry (1s, 2s, 4s) for `attempts` in all, clamped to 1..=[`MAX_ATTEMPTS`].
 pub fn retry_delays(attempts: u32) -> Vec<Duration> {
     let attempts = attempts.clamp(1, MAX_ATTEMPTS);
-    (0..attempts - 1).map(|i| FIRST_DELAY * 2u32.pow(i)).collect()
+    (0..attempts - 1).map(|i| Duration::from_secs(1 << i)).collect()
 }
 
-/// The line of a failure's output worth quoting: the last one mentioning
-/// `error`, else the last non-empty one, cut to 160 characters.
+/// The line of a failure's output worth quoting: the last one mentioning `error`, else the last
+/// non-empty one, cut to 160 characters.
 pub fn reason(stderr: &str) -> String {
     let lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
     let error = lines.clone().rfind(|l| l.to_ascii_lowercase().contains("error"));
@@ -340,10 +329,9 @@ pub fn reason(stderr: &str) -> String {
     }
 }
 
-/// Runs `f` up to `attempts` times (clamped as [`retry_delays`]), retrying
-/// only what [`is_transient`] accepts; before each retry calls `wait(line,
-/// delay)` with `retrying push in 2s (attempt 3/4): <reason>`. `f` returns
-/// the standard error on failure; the last one is the error.
+/// Runs `f` (which fails with the standard error) up to `attempts` times ([`retry_delays`]),
+/// retrying what [`is_transient`] accepts after `wait(line, delay)` with `retrying push in 2s
+/// (attempt 3/4): <reason>`; the last failure is the error.
 pub fn retry_with<T>(
     what: &str,
     attempts: u32,
@@ -367,9 +355,8 @@ pub fn retry_with<T>(
 }
 
 impl Cmd {
-    /// Echoes and runs a registry operation, its output shown, retrying transient
-    /// failures ([`retry_with`]). A final failure names `what`, the reason and,
-    /// when known, the fix ([`explain`]).
+    /// Echoes and runs a registry operation, its output shown, retrying transient failures
+    /// ([`retry_with`]); a final failure names `what`, the reason and the fix ([`explain`]).
     pub fn run_retrying(&self, sh: &Shell, what: &str) -> Result<()> {
         let out = self.retrying(sh, what, true)?;
         let hint = explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
@@ -377,9 +364,8 @@ impl Cmd {
         Ok(())
     }
 
-    /// [`Cmd::capture`] of a registry read, quietly retried while it fails
-    /// transiently (each retry printed); the last output, failed or not, is
-    /// returned for the caller to judge.
+    /// [`Cmd::capture`] of a registry read, quietly retried while it fails transiently (each
+    /// retry printed); the last output, failed or not, is for the caller to judge.
     pub fn capture_retrying(&self, sh: &Shell, what: &str) -> Result<Captured> {
         self.retrying(sh, what, false)
     }
