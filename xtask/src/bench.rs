@@ -1,29 +1,28 @@
-//! `cargo xtask bench`: what a build through BuildKit costs against what the
-//! compiler itself costs, measured in one run on this machine. The baseline is
-//! the builder image's own `cargo build --release --target <triple>` of both
-//! packages in a plain `docker run` (the workspace mounted, a fresh target
-//! directory), cold and after the same one-file change; each BuildKit figure is
-//! printed as a ratio to it, beside its target. Timings are reported, never
-//! asserted. Images go to `localhost:5000/brokkr-bench`, cold builds use a
-//! fresh `BROKKR_CACHE_EPOCH`, and everything is built from a clone under
-//! `target/bench-workspace` (records and local cache in the clone's `target/`),
-//! so the user's images and build cache are left alone.
+//! `cargo xtask bench`: what a build through BuildKit costs against what the compiler
+//! itself costs, on this machine. The baseline is the builder image's own `cargo build
+//! --release --target <triple>` of both packages in a plain `docker run`, cold and after the
+//! same one-file change; each BuildKit figure is a ratio to it, beside its target (reported,
+//! never asserted). Images go to `localhost:5000/brokkr-bench`, cold builds use a fresh
+//! `BROKKR_CACHE_EPOCH`, all built from a clone under `target/bench-workspace` (records and
+//! local cache in its `target/`), so the user's images and build cache are left alone.
 
 use std::{
+    collections::BTreeSet,
     path::PathBuf,
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 use xshell::Shell;
 
 use crate::{
     base_images::Bases,
     build_image::{self, Prepared},
     buildx::{CacheKind, Progress, Strategy},
-    index, metadata,
+    gha, index, metadata,
     options::BuildOpts,
     plan::Cmd,
     project::{component, Component, Platform, COMPONENTS, PLATFORMS},
@@ -49,7 +48,6 @@ pub struct BenchArgs {
     pub no_setup: bool,
 }
 
-/// Loaded into the engine, never pushed.
 pub const BENCH_REGISTRY: &str = "localhost:5000/brokkr-bench";
 
 /// What a figure is held to (issue 14's targets).
@@ -78,19 +76,16 @@ impl Target {
 
     pub fn describe(self) -> String {
         match self {
-            Target::Ratio(factor, plus) if plus > 0.0 => {
-                format!("<= {factor}x baseline + {plus} s")
-            }
-            Target::Ratio(factor, _) => format!("<= {factor}x baseline"),
+            Target::Ratio(f, plus) if plus > 0.0 => format!("<= {f}x baseline + {plus} s"),
+            Target::Ratio(f, _) => format!("<= {f}x baseline"),
             Target::Under(limit) => format!("< {limit} s"),
         }
     }
 }
 
-/// One `cargo xtask build-image`: `seconds` of `docker buildx build` (its
-/// record), `compiled` per [`compiled_crates`], sizes in bytes (uncompressed:
-/// the layers per `docker history`; compressed: config and layers in the
-/// registry after a push, cold legs only).
+/// One `cargo xtask build-image`: `seconds` of `docker buildx build` (its record), `compiled` per
+/// [`compiled_crates`], sizes in bytes (uncompressed: the layers per `docker history`;
+/// compressed: config and layers in the registry after a push, cold legs only).
 #[derive(Clone, Debug, Serialize)]
 pub struct Leg {
     pub component: String,
@@ -102,9 +97,8 @@ pub struct Leg {
     pub compressed_bytes: Option<u64>,
 }
 
-/// cargo outside BuildKit for one platform: seconds with a fresh target
-/// directory and after the one-file change (cargo's own `Finished ... in`);
-/// `note` says why a figure is missing.
+/// cargo outside BuildKit for one platform: seconds with a fresh target directory and after the
+/// one-file change (cargo's own `Finished ... in`); `note` says why a figure is missing.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Baseline {
     pub platform: String,
@@ -114,12 +108,11 @@ pub struct Baseline {
     pub note: Option<String>,
 }
 
-/// Everything `bench` measured (`--json` prints this). `cold`: per platform
-/// the broker, then the agent; `change`: the broker after a one-line change
-/// to `broker/src/main.rs`, per platform; `pull_request`: the host platform's
-/// broker after a second change, importing the cache a main build exported;
-/// `noop`: the host platform's broker again; `emulate_arm64`: the arm64
-/// broker with `--strategy emulate`, cold, or why not.
+/// Everything `bench` measured (`--json` prints this). `cold`: per platform the broker, then the
+/// agent; `change`: the broker after a one-line change to `broker/src/main.rs`, per platform;
+/// `pull_request`: the host's broker after a second change, importing the cache a main build
+/// exported; `noop`: the host's broker again; `emulate_arm64`: the arm64 broker with
+/// `--strategy emulate`, cold, or why not.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub machine: String,
@@ -134,18 +127,12 @@ pub struct Report {
     pub xtask_dry_run_seconds: f64,
 }
 
-/// The crates cargo compiled, from its `Compiling NAME vX (...)` lines in
-/// plain output (buildx's `--progress plain` or cargo's own), sorted and
-/// deduplicated: after a change to one binary's source this is that crate alone.
+/// The crates cargo compiled, sorted, from its `Compiling NAME vX (...)` lines in plain output
+/// (buildx's `--progress plain` or cargo's own): after a one-file change, that crate alone.
 pub fn compiled_crates(output: &str) -> Vec<String> {
-    let mut out: Vec<String> = output
-        .lines()
-        .filter_map(|l| l.split_once(" Compiling ")?.1.split_whitespace().next())
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    let crates =
+        output.lines().filter_map(|l| l.split_once(" Compiling ")?.1.split_whitespace().next());
+    crates.collect::<BTreeSet<_>>().into_iter().map(str::to_owned).collect()
 }
 
 /// Seconds from cargo's last `Finished ... in 1m 03s` / `in 6.81s` line.
@@ -198,21 +185,13 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     // Every `build-image` below (and `record::load` here) uses the clone's target
     // directory: its records and local cache go with the clone.
     std::env::set_var("CARGO_TARGET_DIR", dir.join("target"));
-    let b = Bench {
-        ctx: tags::detect(&clone_sh)?,
-        dir,
-        registry: target.join("bench-cargo-registry"),
-        prepared,
-        epoch: format!("--cache-epoch={epoch}"),
-    };
+    let (ctx, registry) = (tags::detect(&clone_sh)?, target.join("bench-cargo-registry"));
+    let b = Bench { ctx, dir, registry, prepared, epoch: format!("--cache-epoch={epoch}") };
 
     let mut cold = Vec::new();
-    for p in &platforms {
-        for c in COMPONENTS {
-            let mut leg = b.build(sh, c, p, &[])?;
-            leg.compressed_bytes = b.compressed_size(sh, c, p);
-            cold.push(leg);
-        }
+    for (p, c) in platforms.iter().flat_map(|p| COMPONENTS.iter().map(move |c| (p, c))) {
+        let leg = b.build(sh, c, p, &[])?;
+        cold.push(Leg { compressed_bytes: b.compressed_size(sh, c, p), ..leg });
     }
     let (broker, host) = (component("broker")?, Platform::host()?);
     // A main build: every step cached from the cold legs, its cache exported.
@@ -221,7 +200,11 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     change_broker(&b.dir, "a one-line source change")?;
     let mut change = Vec::new();
     for (p, base) in platforms.iter().zip(&mut baselines) {
-        b.baseline_change(sh, p, base);
+        match base.cold.map(|_| b.cargo_build(sh, p)) {
+            Some(Ok((s, compiled))) => (base.change, base.change_compiled) = (Some(s), compiled),
+            Some(Err(e)) => base.note = Some(format!("one-file change not measured: {e:#}")),
+            None => {}
+        }
         change.push(b.build(sh, broker, p, &[])?);
     }
     change_broker(&b.dir, "a pull request's change")?;
@@ -266,10 +249,9 @@ fn xtask() -> Cmd {
     Cmd::new(exe.display().to_string())
 }
 
-/// One run's shared state: the clone of this checkout that every build and
-/// the baseline read (so that after the change only that file's mtime
-/// differs), crates for the baseline downloaded once into `registry`, and
-/// `--cache-epoch=<nanoseconds>`: one cold start for every leg, as one CI run.
+/// One run's shared state: the clone every build and the baseline read (so that after the
+/// change only that file's mtime differs), crates for the baseline downloaded once into
+/// `registry`, and `--cache-epoch=<nanoseconds>`: one cold start for every leg, as one CI run.
 struct Bench {
     dir: PathBuf,
     registry: PathBuf,
@@ -278,27 +260,9 @@ struct Bench {
     epoch: String,
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    config: Blob,
-    layers: Vec<Blob>,
-}
-
-#[derive(Deserialize)]
-struct Blob {
-    size: u64,
-}
-
 impl Bench {
-    /// `cargo xtask build-image` of the clone, as a developer runs it; its
-    /// record gives time and size.
-    fn build(
-        &self,
-        sh: &Shell,
-        c: &'static Component,
-        p: &'static Platform,
-        extra: &[String],
-    ) -> Result<Leg> {
+    /// `cargo xtask build-image` of the clone as a developer runs it (time and size: its record).
+    fn build(&self, sh: &Shell, c: &Component, p: &Platform, extra: &[String]) -> Result<Leg> {
         let (ca, local) = (&self.prepared.ca_bundle, self.prepared.bases.local);
         let ca = ca.as_ref().map_or("none".into(), |ca| ca.display().to_string());
         let bases = if local { "--bases=local" } else { "--bases=upstream" };
@@ -329,31 +293,21 @@ impl Bench {
     fn compressed_size(&self, sh: &Shell, c: &Component, p: &Platform) -> Option<u64> {
         let reference = metadata::per_platform_reference(BENCH_REGISTRY, c, &self.ctx, p);
         push::push_one(sh, c, p, &reference).ok()?;
-        let inspect = |r: &str| {
-            let raw = Cmd::new("docker").args(["buildx", "imagetools", "inspect", "--raw", r]);
-            raw.read_quiet(sh).ok()
-        };
+        let raw = Cmd::new("docker").args(["buildx", "imagetools", "inspect", "--raw"]);
+        let inspect = |r: &str| raw.clone().arg(r).read_quiet(sh).ok();
         let digest = index::per_platform_digest(&inspect(&reference)?, p).ok()?;
         let repo = reference.rsplit_once(':').map_or(&*reference, |(r, _)| r);
-        let m: Manifest = serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
-        Some(m.layers.iter().map(|l| l.size).sum::<u64>() + m.config.size)
+        let m: Value = serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
+        let layers = m["layers"].as_array()?.iter().map(|l| l["size"].as_u64());
+        layers.chain([m["config"]["size"].as_u64()]).sum()
     }
 
     fn baseline_cold(&self, sh: &Shell, p: &Platform) -> Baseline {
         let fetched = self.cargo(p, &["fetch", "--locked"]).run(sh);
-        let (cold, note) = match fetched.and_then(|()| self.cargo_build(sh, p)) {
-            Ok((secs, _)) => (Some(secs), None),
-            Err(e) => (None, Some(format!("not measured: {e:#}"))),
-        };
+        let built = fetched.and_then(|()| self.cargo_build(sh, p));
+        let note = built.as_ref().err().map(|e| format!("not measured: {e:#}"));
+        let cold = built.ok().map(|b| b.0);
         Baseline { platform: p.name.into(), cold, note, ..Baseline::default() }
-    }
-
-    fn baseline_change(&self, sh: &Shell, p: &Platform, b: &mut Baseline) {
-        match b.cold.map(|_| self.cargo_build(sh, p)) {
-            Some(Ok((secs, compiled))) => (b.change, b.change_compiled) = (Some(secs), compiled),
-            Some(Err(e)) => b.note = Some(format!("one-file change not measured: {e:#}")),
-            None => {}
-        }
     }
 
     /// `cargo build --release` as the Dockerfiles run it, outside BuildKit.
@@ -369,9 +323,8 @@ impl Bench {
         Ok((secs, compiled_crates(&out.stderr)))
     }
 
-    /// cargo in a plain container of the builder image: the clone at `/src`
-    /// (BuildKit's path), a target directory per platform, the cross linker
-    /// set as `docker/cargo-env.sh` sets it.
+    /// cargo in a plain container of the builder image: the clone at `/src` (BuildKit's path), a
+    /// target directory per platform, the cross linker set as `docker/cargo-env.sh` sets it.
     fn cargo(&self, p: &Platform, args: &[&str]) -> Cmd {
         let triple = p.rust_target.replace('-', "_");
         let cc = format!("{}-gcc", p.gnu_prefix);
@@ -429,34 +382,30 @@ pub fn markdown(r: &Report) -> String {
     let base = |p: &str| r.baselines.iter().find(|b| b.platform == p);
     let cold = |p: &str| r.cold.iter().find(|l| l.component == "broker" && l.platform == p);
     let cold = |p: &str| cold(p).map(|l| l.seconds);
-    let mut rows = Vec::new();
     for l in &r.cold {
         let (c, p, n) = (&l.component, &l.platform, l.compiled.len());
         let b = base(p).filter(|_| c == "broker");
         let what = format!("cold {c} {p} ({n} crates compiled)");
-        rows.push((what, l.seconds, b.and_then(|b| b.cold), b.map(|_| COLD)));
+        s += &row(&what, l.seconds, b.and_then(|b| b.cold), b.map(|_| COLD));
     }
     for l in &r.change {
         let (p, ours, b) = (&l.platform, l.compiled.join(", "), base(&l.platform));
         let theirs = b.map_or_else(String::new, |b| b.change_compiled.join(", "));
         let what = format!("one-file change, broker {p}: compiled {ours} (baseline: {theirs})");
-        rows.push((what, l.seconds, b.and_then(|b| b.change), Some(CHANGE)));
+        s += &row(&what, l.seconds, b.and_then(|b| b.change), Some(CHANGE));
     }
     let (pr, compiled) = (&r.pull_request, r.pull_request.compiled.join(", "));
-    let what = "cache imported from a main build, compiled";
     let what = format!(
-        "pull-request leg, broker {}: {what} {compiled} (baseline: its cold leg)",
+        "pull-request leg, broker {}: cache imported from a main build, compiled {compiled} \
+         (baseline: its cold leg)",
         pr.platform
     );
-    rows.push((what, pr.seconds, cold(&pr.platform), None));
+    s += &row(&what, pr.seconds, cold(&pr.platform), None);
     let what = format!("no-op rebuild, broker {}", r.noop.platform);
-    rows.push((what, r.noop.seconds, None, Some(NOOP)));
+    s += &row(&what, r.noop.seconds, None, Some(NOOP));
     if let Ok(e) = &r.emulate_arm64 {
-        let what = "broker linux/arm64 under emulation (baseline: cross)".into();
-        rows.push((what, e.seconds, cold(&e.platform), None));
-    }
-    for (what, secs, baseline, target) in rows {
-        s += &row(&what, secs, baseline, target);
+        let what = "broker linux/arm64 under emulation (baseline: cross)";
+        s += &row(what, e.seconds, cold(&e.platform), None);
     }
     let fresh = FRESH_MACHINE.describe();
     s += &format!("| fresh machine to the first arm64 images | see below | | | {fresh} | |\n");
@@ -467,13 +416,13 @@ pub fn markdown(r: &Report) -> String {
     for (what, note) in notes.chain(emulation) {
         s += &format!("\n{what}: {note}\n");
     }
-    s += "\n| image | uncompressed | compressed |\n|---|---|---|\n";
-    for l in &r.cold {
-        let (c, p, size) = (&l.component, &l.platform, record::human_size(l.bytes));
-        let compressed = record::human_size(l.compressed_bytes);
-        s += &format!("| {c} {p} | {size} | {compressed} |\n");
-    }
-    s
+    let size = |l: &Leg| [record::human_size(l.bytes), record::human_size(l.compressed_bytes)];
+    let sizes: Vec<_> = r
+        .cold
+        .iter()
+        .map(|l| [vec![format!("{} {}", l.component, l.platform)], size(l).into()].concat())
+        .collect();
+    s + "\n" + &gha::markdown_table(&["image", "uncompressed", "compressed"], &sizes)
 }
 
 #[cfg(test)]

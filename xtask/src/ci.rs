@@ -2,9 +2,12 @@
 //! a total. Every stage is a command a developer can run on its own; this
 //! only strings them together.
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use xshell::Shell;
 
@@ -20,67 +23,51 @@ pub struct CiArgs {
 /// The stages in order, each a name and the command it runs.
 fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
     let cargo = Cmd::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-    let xtask = Cmd::new(
-        std::env::current_exe().context("locating the xtask binary")?.display().to_string(),
-    );
-    let tools = tools_dir();
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let xtask = Cmd::new(exe.display().to_string());
+    let cargo_args = |a: &'static str| cargo.clone().args(a.split(' '));
+    let tools = crate::target_dir().join("ci-tools"); // a venv with the PYTHON_TOOLS
     let bin = |name: &str| Cmd::new(tools.join("bin").join(name).display().to_string());
     let path =
         format!("{}:{}", tools.join("bin").display(), std::env::var("PATH").unwrap_or_default());
     let mut s = vec![
-        ("format", cargo.clone().args(["fmt", "--all", "--", "--check"])),
-        (
-            "lints",
-            cargo.clone().args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--locked",
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        ),
-        ("tests", cargo.clone().args(["test", "--workspace", "--locked"])),
+        ("format", cargo_args("fmt --all -- --check")),
+        ("lints", cargo_args("clippy --workspace --all-targets --locked -- -D warnings")),
+        ("tests", cargo_args("test --workspace --locked")),
     ];
     if args.no_docker {
         return Ok(s);
     }
+    let e2e = "test --package xtask --test e2e --locked -- --ignored --test-threads=1";
+    let schema = "--builtin-schema vendor.github-workflows .github/workflows/build-images.yml";
     s.extend([
         ("setup", xtask.clone().args(["setup", "--platform", "all"])),
         ("registry", xtask.clone().args(["registry", "start"])),
         ("tools", Cmd::new("python3").args(["-m", "venv", &tools.display().to_string()])),
         ("tools", bin("pip").args(["install", "--quiet"]).args(PYTHON_TOOLS.iter().copied())),
         ("workflow", xtask.arg("validate-workflow").env("PATH", &path)),
-        (
-            "workflow",
-            bin("check-jsonschema").args([
-                "--builtin-schema",
-                "vendor.github-workflows",
-                ".github/workflows/build-images.yml",
-            ]),
-        ),
-        (
-            "e2e",
-            cargo.args([
-                "test",
-                "--package",
-                "xtask",
-                "--test",
-                "e2e",
-                "--locked",
-                "--",
-                "--ignored",
-                "--test-threads=1",
-            ]),
-        ),
+        ("workflow", bin("check-jsonschema").args(schema.split(' '))),
+        ("e2e", cargo_args(e2e)),
     ]);
     Ok(s)
 }
 
-/// Where `ci` installs its Python tools ([`PYTHON_TOOLS`]): `target/ci-tools`.
-fn tools_dir() -> PathBuf {
-    crate::target_dir().join("ci-tools")
+/// Free space the Docker stages need on the Docker data root and on the target
+/// directory: CI has run out ("no space left on device") mid-suite with less.
+const MIN_FREE_BYTES: u64 = 20 << 30;
+
+/// Fails when `free` bytes at `path` are below [`MIN_FREE_BYTES`], saying how to make room.
+fn check_space(path: &Path, free: u64) -> Result<()> {
+    ensure!(
+        free >= MIN_FREE_BYTES,
+        "ci: only {:.1} GiB free on the filesystem holding {} ({} GiB needed for the Docker \
+         stages): free space with `docker builder prune` and `docker image prune`, remove old \
+         target directories, or run `cargo xtask ci --no-docker`",
+        free as f64 / f64::from(1 << 30),
+        path.display(),
+        MIN_FREE_BYTES >> 30
+    );
+    Ok(())
 }
 
 /// Runs `cargo xtask ci`: stops at the first failing stage; prints
@@ -89,6 +76,12 @@ fn tools_dir() -> PathBuf {
 pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
     let started = Instant::now();
     let mut results: Vec<(&str, bool, f64)> = Vec::new();
+    // The Docker data root (or its nearest existing parent) and the target directory.
+    let dirs = [PathBuf::from("/var/lib/docker"), crate::target_dir()];
+    for dir in dirs.iter().filter(|_| !args.no_docker) {
+        let dir = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+        check_space(dir, fs4::available_space(dir).context("reading free disk space")?)?;
+    }
     for (name, cmd) in stages(args)? {
         gha::group(name);
         let t = Instant::now();
@@ -113,4 +106,21 @@ fn print_results(results: &[(&str, bool, f64)], started: Instant) -> Result<()> 
     let total = started.elapsed().as_secs_f64();
     println!("ci: total      {total:.0}s");
     gha::summary(&gha::markdown_table(&["stage", "result", "time"], &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_stages_need_20_gib_free() {
+        let at = Path::new("/var/lib/docker");
+        assert!(check_space(at, 20 << 30).is_ok());
+        assert!(check_space(at, (20 << 30) - 1).is_err());
+        let err = check_space(at, (5 << 30) + (1 << 29)).unwrap_err().to_string();
+        for w in ["only 5.5 GiB free", "holding /var/lib/docker", "20 GiB", "docker builder prune"]
+        {
+            assert!(err.contains(w), "{err} lacks {w}");
+        }
+    }
 }

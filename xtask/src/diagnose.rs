@@ -5,17 +5,16 @@
 
 use std::{fmt, net::IpAddr, time::Duration};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, ensure, Result};
 use xshell::Shell;
 
 use crate::{
-    plan::Cmd,
-    project::{LOCAL_REGISTRY, PLATFORMS},
+    plan::{Captured, Cmd},
+    project::{AUTH_PORT, LOCAL_REGISTRY, PLATFORMS},
 };
 
 /// [`retry_with`]: one try and three retries, 1 s before the first, doubling.
 pub const MAX_ATTEMPTS: u32 = 4;
-pub const FIRST_DELAY: Duration = Duration::from_secs(1);
 
 /// Phrases of failures retrying cannot fix (with [`AUTH`]: authentication,
 /// missing references, configuration); they win over [`TRANSIENT`].
@@ -49,10 +48,9 @@ const TRANSIENT: &[&str] = &[
     "client.timeout exceeded",
 ];
 
-/// Whether a failed registry command is worth retrying: HTTP 5xx and 429,
-/// timeouts, resets, an `EOF` on a registry request. Never when a
-/// [`PERMANENT`] phrase or a 401/403/404 status is there; `connection
-/// refused` and DNS failures are not retried either.
+/// Whether a failed registry command is worth retrying: HTTP 5xx and 429, timeouts, resets, an
+/// `EOF` on a registry request. Never when a [`PERMANENT`] phrase or a 401/403/404 status is
+/// there; `connection refused` and DNS failures are not retried either.
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     let statuses = http_statuses(&lower);
@@ -69,17 +67,13 @@ pub fn is_transient(stderr: &str) -> bool {
 /// HTTP status codes written as `status: 503`, `status code 503`,
 /// `status 503`, `statuscode=503` or `http 503`.
 fn http_statuses(lower: &str) -> Vec<u16> {
-    let mut found = Vec::new();
-    for prefix in ["status: ", "status code: ", "status code ", "status ", "statuscode=", "http "] {
-        for (i, _) in lower.match_indices(prefix) {
-            let rest = &lower[i + prefix.len()..];
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            if digits.len() == 3 {
-                found.extend(digits.parse::<u16>().ok());
-            }
-        }
-    }
-    found
+    let prefixes = ["status: ", "status code: ", "status code ", "status ", "statuscode=", "http "];
+    let after = |p: &'static str| lower.match_indices(p).map(move |(i, _)| &lower[i + p.len()..]);
+    let code = |rest: &str| {
+        let n = rest.bytes().take_while(u8::is_ascii_digit).count();
+        rest[..n].parse().ok().filter(|_| n == 3)
+    };
+    prefixes.into_iter().flat_map(after).filter_map(code).collect()
 }
 
 /// A line ending a registry request with Go's `EOF` / `unexpected EOF`.
@@ -131,9 +125,8 @@ enum Guard {
     InBuild,
 }
 
-/// One diagnosis: every group of `all` must have a phrase in the message.
-/// `what` and `fix` may hold `{host}`, `{start}`, `{target}`, `{var}`,
-/// `{linker}`, `{install}`, filled from the message by [`facts`].
+/// One diagnosis: every group of `all` must have a phrase in the message. `what` and `fix` may
+/// hold `{host}`, `{start}`, `{target}`, `{var}`, `{linker}`, `{install}`, filled by [`facts`].
 struct Rule {
     cause: Cause,
     all: &'static [&'static [&'static str]],
@@ -225,149 +218,120 @@ const RULES: &[Rule] = &[
 /// The first rule of [`RULES`] matching a failure's standard error.
 pub fn explain(stderr: &str) -> Option<Hint> {
     let lower = stderr.to_ascii_lowercase();
-    let host = if lower.contains("connection refused") {
-        dialled(&lower).or_else(|| url_host(&lower))
-    } else {
-        url_host(&lower).or_else(|| dialled(&lower))
+    let dialled = between(&lower, "dial tcp ", ": connect").map(str::to_owned);
+    let host = match lower.contains("connection refused") {
+        true => dialled.or_else(|| url_host(&lower)),
+        false => url_host(&lower).or(dialled),
     };
+    let loopback = host.as_deref().is_some_and(registry_is_loopback);
+    let in_build =
+        ["ssl certificate problem", "crates.io", "npm err"].iter().any(|p| lower.contains(p))
+            || !lower.contains("x509");
     let rule = RULES.iter().find(|r| {
         r.all.iter().all(|any| any.iter().any(|p| lower.contains(p)))
             && match r.guard {
                 Guard::Always => true,
-                Guard::Loopback => host.as_deref().is_some_and(registry_is_loopback),
-                Guard::NotLoopback => !host.as_deref().is_some_and(registry_is_loopback),
-                Guard::InBuild => {
-                    ["ssl certificate problem", "crates.io", "npm err"]
-                        .iter()
-                        .any(|p| lower.contains(p))
-                        || !lower.contains("x509")
-                }
+                Guard::Loopback => loopback,
+                Guard::NotLoopback => !loopback,
+                Guard::InBuild => in_build,
             }
     })?;
-    let fill = |s: &str| {
-        facts(stderr, &lower, host.as_deref())
-            .iter()
-            .fold(s.to_owned(), |s, (k, v)| s.replace(k, v))
-    };
+    let facts = facts(stderr, &lower, host.as_deref());
+    let fill = |s: &str| facts.iter().fold(s.to_owned(), |s, (k, v)| s.replace(k, v));
     Some(Hint { cause: rule.cause, what: fill(rule.what), fix: fill(rule.fix) })
 }
 
-fn facts(stderr: &str, lower: &str, host: Option<&str>) -> Vec<(&'static str, String)> {
-    let platform = between(lower, "(em: ", ")").and_then(|n| match n.trim() {
-        "62" => PLATFORMS.iter().find(|p| p.machine == "x86_64"),
-        "183" => PLATFORMS.iter().find(|p| p.machine == "aarch64"),
-        _ => None,
-    });
-    let (target, cross) = platform
-        .map_or(("<target>".to_owned(), "<prefix>-gcc".to_owned()), |p| {
-            (p.rust_target.to_owned(), format!("{}-gcc", p.gnu_prefix))
-        });
+/// The `{placeholder}` values of [`RULES`], read from the message.
+fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, String); 6] {
+    // The ELF machine of "Relocations in generic ELF (EM: 183)".
+    let em = between(lower, "(em: ", ")").map(str::trim);
+    let machine = [("62", "x86_64"), ("183", "aarch64")].into_iter().find(|m| em == Some(m.0));
+    let platform = PLATFORMS.iter().find(|p| machine.is_some_and(|m| m.1 == p.machine));
+    let target = platform.map_or("<target>", |p| p.rust_target);
     let var = format!("CARGO_TARGET_{}_LINKER", target.to_ascii_uppercase().replace('-', "_"));
-    let missing = between(stderr, "linker `", "`").unwrap_or("<linker>").to_owned();
+    let missing = between(stderr, "linker `", "`").unwrap_or("<linker>");
     let install = match missing.strip_suffix("-gcc").filter(|p| !p.is_empty()) {
         Some(prefix) => format!("install it (Debian/Ubuntu: `apt-get install gcc-{prefix}`)"),
         None => "install it".to_owned(),
     };
-    let host = host.unwrap_or("<registry>").to_owned();
-    let start = start_registry_hint(&host);
-    let linker = if lower.contains("relocations in generic elf") { cross } else { missing };
-    vec![
-        ("{host}", host),
+    let linker = match lower.contains("relocations in generic elf") {
+        true => platform.map_or("<prefix>-gcc".into(), |p| format!("{}-gcc", p.gnu_prefix)),
+        false => missing.to_owned(),
+    };
+    let host = host.unwrap_or("<registry>");
+    let start = start_registry_hint(host);
+    [
+        ("{host}", host.into()),
         ("{start}", start),
-        ("{target}", target),
+        ("{target}", target.into()),
         ("{var}", var),
         ("{linker}", linker),
         ("{install}", install),
     ]
 }
 
-/// How to get a loopback registry at `host` (`localhost:PORT`): `cargo
-/// xtask registry start` runs one on :5000, `--auth` on :5001; for any other
-/// port, start one there yourself or use the default.
-pub fn start_registry_hint(host: &str) -> String {
+/// How to get a loopback registry at `host` (`localhost:PORT`): `cargo xtask registry start`
+/// runs one on :5000, `--auth` on :5001; for any other port, start one or use the default.
+fn start_registry_hint(host: &str) -> String {
     let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
-    if port(host) == port(LOCAL_REGISTRY) {
-        "`cargo xtask registry start`".to_owned()
-    } else if port(host) == Some(crate::project::AUTH_PORT.to_string()) {
-        "`cargo xtask registry start --auth`".to_owned()
-    } else {
-        format!(
+    match port(host) {
+        p if p == port(LOCAL_REGISTRY) => "`cargo xtask registry start`".to_owned(),
+        Some(p) if p == AUTH_PORT.to_string() => "`cargo xtask registry start --auth`".to_owned(),
+        _ => format!(
             "start a registry listening on {host} (e.g. `docker-registry serve CONFIG` with `http.addr` on that port), \
              or use `--registry {LOCAL_REGISTRY}`, where `cargo xtask registry start` runs one"
-        )
+        ),
     }
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let from = s.find(start)? + start.len();
-    let len = s[from..].find(end)?;
-    Some(&s[from..from + len])
+    Some(s.split_once(start)?.1.split_once(end)?.0)
 }
 
 /// host:port of the first URL.
 fn url_host(lower: &str) -> Option<String> {
     let start =
         ["https://", "http://"].iter().filter_map(|p| lower.find(p).map(|i| i + p.len())).min()?;
-    let host: String = lower[start..]
-        .chars()
-        .take_while(|c| !matches!(c, '/' | '"' | '\'' | ' ' | '?' | '#'))
-        .collect();
-    (!host.is_empty()).then_some(host)
+    let host = lower[start..].split(['/', '"', '\'', ' ', '?', '#']).next()?;
+    (!host.is_empty()).then(|| host.to_owned())
 }
 
-fn dialled(lower: &str) -> Option<String> {
-    between(lower, "dial tcp ", ": connect").map(str::to_owned)
-}
-
-/// Whether a registry (`host[:port][/path]`, optionally with a scheme) is on
-/// the loopback interface (`localhost`, `127.0.0.0/8`, `::1`), as containerd's
-/// `docker.MatchLocalhost` decides which registries BuildKit may use over
-/// plain HTTP; any other host over plain HTTP needs configuration (case M5).
+/// Whether a registry (`host[:port][/path]`, optionally with a scheme) is on the loopback
+/// interface (`localhost`, `127.0.0.0/8`, `::1`), as containerd's `docker.MatchLocalhost` decides
+/// which registries BuildKit may use over plain HTTP; others need configuration (case M5).
 pub fn registry_is_loopback(registry: &str) -> bool {
     let r = registry.trim().to_ascii_lowercase();
     let r = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://")).unwrap_or(&r);
     let hostport = r.split('/').next().unwrap_or("");
-    let host = if let Some(rest) = hostport.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((h, _)) => h,
-            None => return false,
-        }
-    } else if hostport.matches(':').count() == 1 {
-        hostport.split(':').next().unwrap_or("")
-    } else {
-        hostport
+    let host = match hostport.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map(|(h, _)| h),
+        None if hostport.matches(':').count() == 1 => hostport.split(':').next(),
+        None => Some(hostport),
     };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
 }
 
-/// Bounded exponential backoff before each retry (1s, 2s, 4s) for
-/// `attempts` total attempts, clamped to 1..=[`MAX_ATTEMPTS`].
+/// Backoff before each retry (1s, 2s, 4s) for `attempts` in all, clamped to 1..=[`MAX_ATTEMPTS`].
 pub fn retry_delays(attempts: u32) -> Vec<Duration> {
     let attempts = attempts.clamp(1, MAX_ATTEMPTS);
-    (0..attempts - 1).map(|i| FIRST_DELAY * 2u32.pow(i)).collect()
+    (0..attempts - 1).map(|i| Duration::from_secs(1 << i)).collect()
 }
 
-/// The line of a failure's output worth quoting: the last one mentioning
-/// `error`, else the last non-empty one, cut to 160 characters.
+/// The line of a failure's output worth quoting: the last one mentioning `error`, else the last
+/// non-empty one, cut to 160 characters.
 pub fn reason(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let line = lines
-        .iter()
-        .rev()
-        .find(|l| l.to_ascii_lowercase().contains("error"))
-        .or_else(|| lines.last())
-        .copied()
-        .unwrap_or("(no output)");
+    let lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let error = lines.clone().rfind(|l| l.to_ascii_lowercase().contains("error"));
+    let line = error.or_else(|| lines.clone().next_back()).unwrap_or("(no output)");
     match line.char_indices().nth(160) {
         Some((i, _)) => format!("{}...", &line[..i]),
         None => line.to_owned(),
     }
 }
 
-/// Runs `f` up to `attempts` times (clamped as [`retry_delays`]), retrying
-/// only what [`is_transient`] accepts; before each retry calls `wait(line,
-/// delay)` with `retrying push in 2s (attempt 3/4): <reason>`. `f` returns
-/// the standard error on failure; the last one is the error.
+/// Runs `f` (which fails with the standard error) up to `attempts` times ([`retry_delays`]),
+/// retrying what [`is_transient`] accepts after `wait(line, delay)` with `retrying push in 2s
+/// (attempt 3/4): <reason>`; the last failure is the error.
 pub fn retry_with<T>(
     what: &str,
     attempts: u32,
@@ -375,85 +339,58 @@ pub fn retry_with<T>(
     mut f: impl FnMut() -> Result<T, String>,
 ) -> Result<T, String> {
     let delays = retry_delays(attempts);
-    let total = delays.len() + 1;
-    for (attempt, delay) in (1..).zip(delays.iter().map(Some).chain([None])) {
-        let err = match f() {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        match delay {
-            Some(d) if is_transient(&err) => {
-                let secs = if d.subsec_millis() == 0 {
-                    format!("{}s", d.as_secs())
-                } else {
-                    format!("{}ms", d.as_millis())
-                };
+    for (attempt, delay) in (2..).zip(&delays) {
+        match f() {
+            Err(e) if is_transient(&e) => {
+                let (total, why) = (delays.len() + 1, reason(&e));
                 wait(
-                    &format!(
-                        "retrying {what} in {secs} (attempt {}/{total}): {}",
-                        attempt + 1,
-                        reason(&err)
-                    ),
-                    *d,
+                    &format!("retrying {what} in {delay:?} (attempt {attempt}/{total}): {why}"),
+                    *delay,
                 );
             }
-            _ => return Err(err),
+            done => return done,
         }
     }
-    unreachable!("the last attempt returns")
+    f()
 }
 
 impl Cmd {
-    /// Echoes and runs a registry operation, retrying transient failures
-    /// ([`retry_with`], sleeping between attempts), its output
-    /// shown. A final failure names `what`, the reason and, when known, the
-    /// fix ([`explain`]).
+    /// Echoes and runs a registry operation, its output shown, retrying transient failures
+    /// ([`retry_with`]); a final failure names `what`, the reason and the fix ([`explain`]).
     pub fn run_retrying(&self, sh: &Shell, what: &str) -> Result<()> {
-        let wait = |line: &str, delay| {
-            eprintln!("{line}");
-            std::thread::sleep(delay);
-        };
-        retry_with(what, MAX_ATTEMPTS, wait, || {
-            self.echo();
-            let out = self.capture(sh).map_err(|e| e.to_string())?;
-            eprint!("{}{}", out.stdout, out.stderr);
-            if out.ok {
-                Ok(())
-            } else {
-                Err(out.stderr)
-            }
-        })
-        .map_err(|stderr| {
-            let hint = explain(&stderr).map(|h| format!("\n{h}")).unwrap_or_default();
-            anyhow!("{what} failed: {}{hint}", reason(&stderr))
-        })
+        let out = self.retrying(sh, what, true)?;
+        let hint = explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
+        ensure!(out.ok, "{what} failed: {}{hint}", reason(&out.stderr));
+        Ok(())
     }
 
-    /// [`Cmd::capture`] of a registry read, quietly retried while it fails
-    /// transiently ([`retry_with`], each retry printed); the last output,
-    /// failed or not, is returned for the caller to judge.
-    pub fn capture_retrying(&self, sh: &Shell, what: &str) -> Result<crate::plan::Captured> {
+    /// [`Cmd::capture`] of a registry read, quietly retried while it fails transiently (each
+    /// retry printed); the last output, failed or not, is for the caller to judge.
+    pub fn capture_retrying(&self, sh: &Shell, what: &str) -> Result<Captured> {
+        self.retrying(sh, what, false)
+    }
+
+    /// The last attempt's output; `show`: echo the command and print its output.
+    fn retrying(&self, sh: &Shell, what: &str, show: bool) -> Result<Captured> {
         let wait = |line: &str, delay| {
             eprintln!("{line}");
             std::thread::sleep(delay);
         };
         let mut last = None;
         let done = retry_with(what, MAX_ATTEMPTS, wait, || {
-            let out = self.capture(sh).map_err(|e| e.to_string())?;
-            let stderr = out.stderr.clone();
-            let ok = out.ok;
-            last = Some(out);
-            if ok {
-                Ok(())
-            } else {
-                Err(stderr)
+            last = None;
+            if show {
+                self.echo();
             }
+            let out = self.capture(sh).map_err(|e| e.to_string())?;
+            if show {
+                eprint!("{}{}", out.stdout, out.stderr);
+            }
+            let done = if out.ok { Ok(()) } else { Err(out.stderr.clone()) };
+            last = Some(out);
+            done
         });
-        match (done, last) {
-            (_, Some(out)) => Ok(out),
-            (Err(e), None) => Err(anyhow!("{what}: {e}")),
-            (Ok(()), None) => unreachable!("an attempt succeeded"),
-        }
+        last.ok_or_else(|| anyhow!("{what} failed: {}", done.err().unwrap_or_default()))
     }
 }
 

@@ -1,7 +1,6 @@
-//! GitHub Actions integration: log groups, step outputs and the step
-//! summary, as GitHub documents them ("Workflow commands for GitHub
-//! Actions"). Outside GitHub Actions every function is a no-op, except
-//! groups, which print a plain heading.
+//! GitHub Actions integration, as "Workflow commands for GitHub Actions" documents
+//! it: log groups, notices, step outputs, job environment and the step summary.
+//! Outside GitHub Actions groups and notices go to stderr, the rest is a no-op.
 
 use std::{fs::OpenOptions, io::Write};
 
@@ -14,10 +13,9 @@ pub fn active() -> bool {
 
 /// Starts a collapsible log group (`::group::title`); a `== title` heading elsewhere.
 pub fn group(title: &str) {
-    if active() {
-        println!("::group::{title}");
-    } else {
-        eprintln!("== {title}");
+    match active() {
+        true => println!("::group::{title}"),
+        false => eprintln!("== {title}"),
     }
 }
 
@@ -27,41 +25,37 @@ pub fn end_group() {
     }
 }
 
+/// Appends `text` to the file `$var` names, when set.
 fn append(var: &str, text: &str) -> Result<()> {
-    let Some(path) = std::env::var(var).ok().filter(|p| !p.is_empty()) else {
-        return Ok(());
-    };
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening ${var} ({path})"))?;
+    let Some(path) = std::env::var(var).ok().filter(|p| !p.is_empty()) else { return Ok(()) };
+    let mut f = OpenOptions::new().create(true).append(true).open(&path);
+    let f = f.as_mut().map_err(|e| anyhow::anyhow!("opening ${var} ({path}): {e}"))?;
     f.write_all(text.as_bytes()).with_context(|| format!("writing ${var} ({path})"))
 }
 
 /// A step output in `$GITHUB_OUTPUT`; the heredoc form for multiline values.
 pub fn output(key: &str, value: &str) -> Result<()> {
-    let line = match value.contains('\n') {
-        true => format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"),
-        false => format!("{key}={value}\n"),
-    };
-    append("GITHUB_OUTPUT", &line)
+    match value.contains('\n') {
+        true => export("GITHUB_OUTPUT", key, value),
+        false => append("GITHUB_OUTPUT", &format!("{key}={value}\n")),
+    }
 }
 
-/// An environment variable for the job's later steps, in `$GITHUB_ENV` (heredoc form).
+/// An environment variable for the job's later steps, in `$GITHUB_ENV`.
 pub fn export_env(key: &str, value: &str) -> Result<()> {
-    append("GITHUB_ENV", &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"))
+    export("GITHUB_ENV", key, value)
 }
 
-/// A notice: `::notice::text` on GitHub (an annotation of the run), `notice: text` on stderr elsewhere.
+fn export(var: &str, key: &str, value: &str) -> Result<()> {
+    append(var, &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"))
+}
+
+/// `::notice::text` on GitHub (an annotation of the run), `notice: text` on stderr elsewhere.
 pub fn notice(text: &str) {
-    if active() {
-        println!(
-            "::notice::{}",
-            text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
-        );
-    } else {
-        eprintln!("notice: {text}");
+    let escaped = text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    match active() {
+        true => println!("::notice::{escaped}"),
+        false => eprintln!("notice: {text}"),
     }
 }
 
@@ -70,47 +64,25 @@ pub fn summary(markdown: &str) -> Result<()> {
     append("GITHUB_STEP_SUMMARY", markdown)
 }
 
-/// A Markdown table: header row, separator, rows (cells are not escaped
-/// beyond `|`).
+/// A Markdown table: header row, separator, rows (`|` in cells escaped).
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let esc = |s: &str| s.replace('|', "\\|");
-    let mut out = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
-    for r in rows {
-        out.push_str(&format!(
-            "| {} |\n",
-            r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
-        ));
-    }
-    out
+    let row = |r: Vec<String>| format!("| {} |\n", r.join(" | "));
+    let head = row(header.iter().map(|h| h.to_string()).collect());
+    let rows = rows.iter().map(|r| row(r.iter().map(|c| c.replace('|', "\\|")).collect()));
+    head + "|" + &"---|".repeat(header.len()) + "\n" + &rows.collect::<String>()
 }
 
 /// Aligned columns, for terminals.
 pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(c.len());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
+    let rows = rows.iter().map(|r| r.iter().map(String::as_str).collect());
+    let all: Vec<Vec<&str>> = std::iter::once(header.to_vec()).chain(rows).collect();
+    let width = |i: usize| all.iter().filter_map(|r| r.get(i)).map(|c| c.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let line = |r: &Vec<&str>| {
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        cells.join("  ").trim_end().to_owned() + "\n"
     };
-    let mut out = line(header.to_vec());
-    out.push('\n');
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
-        out.push('\n');
-    }
-    out
+    all.iter().map(line).collect()
 }
 
 #[cfg(test)]
