@@ -11,7 +11,7 @@ mod moves;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use xshell::Shell;
@@ -113,7 +113,6 @@ struct Planned {
     revision: String,
 }
 
-const ANNOTATION: &str = "org.opencontainers.image.";
 const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
 
 /// Whether `tag` is a name the xtask reserves: per-platform references and
@@ -158,15 +157,7 @@ fn final_tags(
     let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
-    let dirty_sha = format!("{sha}-dirty");
-    let mark = |t: String| {
-        if dirty && t == sha {
-            dirty_sha.clone()
-        } else {
-            t
-        }
-    };
-    Ok(tags.into_iter().map(mark).collect())
+    Ok(tags.into_iter().map(|t| if dirty && t == sha { format!("{t}-dirty") } else { t }).collect())
 }
 
 /// Every declared platform, or the `--platform` subset with `--partial-platforms`.
@@ -227,7 +218,7 @@ fn check_sources(
         let found = record::remote(sh, &reference).and_then(|r| match r {
             None => bail!("{reference} (from its record) is not in the registry"),
             Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
-            Some(r) => index::source_digest(&r.raw, &r.digest, platform),
+            Some(r) => index::source_digest(&r.raw, Some(&r.digest), platform),
         });
         match found {
             Ok(d) => sources.push(Source { platform, reference, platform_digest: d }),
@@ -270,20 +261,14 @@ impl Planned {
     fn check(&self, idx: &Document, what: &str) -> Result<()> {
         let children =
             self.sources.iter().map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
-        let children: BTreeMap<String, String> = children.collect();
-        let (errors, warnings): (Vec<_>, Vec<_>) =
-            index::verify(idx, &[], Some(&children)).into_iter().partition(|p| p.error);
+        let (mut errors, warnings) = index::verify(idx, &[], Some(&children.collect()));
         warnings.iter().for_each(|w| eprintln!("{w}"));
-        let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        if Stamp::from_annotations(&idx.annotations).revision != Some(self.revision.clone()) {
-            problems.push(format!("its revision annotation is not {}", self.revision));
+        if Stamp::from_annotations(&idx.annotations).revision.as_ref() != Some(&self.revision) {
+            errors.push(format!("its revision annotation is not {}", self.revision));
         }
-        match problems.is_empty() {
-            true => Ok(()),
-            false => {
-                bail!("{what} does not verify; no final tag was written:\n{}", problems.join("\n"))
-            }
-        }
+        let problems = errors.join("\n");
+        ensure!(errors.is_empty(), "{what} does not verify; no final tag was written:\n{problems}");
+        Ok(())
     }
 
     fn by_digest(&self) -> String {
@@ -410,15 +395,13 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         gha::notice(&format!("{tag} not moved: {why}"));
     }
     let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
-    let tags = write.iter().flat_map(|f| ["--tag", f]);
-    let tag = Cmd::new("docker").args(CREATE).args(tags);
-    let tag = tag.arg(planned.by_digest());
+    let tag = Cmd::new("docker").args(CREATE).args(write.iter().flat_map(|f| ["--tag", f]));
+    let tag = (!write.is_empty()).then(|| tag.arg(planned.by_digest()));
     if args.dry_run {
         println!("{staging}");
-        (!write.is_empty()).then(|| println!("{tag}"));
+        tag.iter().for_each(|t| println!("{t}"));
         return Ok(());
     }
-    let tag = (!write.is_empty()).then_some(tag);
     planned.publish(sh, &staging, tag.as_ref())?;
     planned.report(&component.image_name(), &write, &skipped, args.json)
 }
@@ -441,14 +424,9 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
         (None, None) => bail!("give a reference (`manifest verify localhost:5000/brokkr-broker:main`) or --from-file FILE"),
     };
     let idx = index::parse_index(&raw).with_context(|| format!("{what} is not an image index"))?;
-    let problems = index::verify(&idx, &platforms, None);
-    for p in &problems {
-        println!("{what}: {p}");
-    }
-    let errors = problems.iter().filter(|p| p.error).count();
-    if errors > 0 {
-        bail!("{what}: {errors} problem(s)");
-    }
+    let (errors, warnings) = index::verify(&idx, &platforms, None);
+    errors.iter().chain(&warnings).for_each(|p| println!("{what}: {p}"));
+    ensure!(errors.is_empty(), "{what}: {} problem(s)", errors.len());
     println!("{what}: ok: {}", idx.platforms().join(", "));
     if args.rebuild {
         return rebuild(sh, &what, &idx, &args.rebuild_registry);
@@ -461,7 +439,7 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
 /// `build-image --push` to `registry` with a fresh `--cache-epoch` (cold);
 /// then compares each platform's image digest with the index's.
 fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
-    let get = |k: &str| idx.annotations.get(&format!("{ANNOTATION}{k}"));
+    let get = |k: &str| idx.annotations.get(&format!("org.opencontainers.image.{k}"));
     let (Some(rev), Some(title)) = (get("revision"), get("title")) else {
         bail!("{reference} has no revision or title annotation: `cargo xtask manifest` did not write it");
     };
@@ -500,21 +478,16 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
             rec.and_then(|r| r.pushed_digest).context("the rebuild recorded no pushed digest")?;
         let r = record::remote(sh, &format!("{repo}@{pushed}"))?
             .context("the rebuilt image is not in the registry")?;
-        let digest = index::source_digest(&r.raw, &r.digest, p)?;
-        match digest == entry.digest {
-            true => println!("{p}: match {digest}"),
-            false => {
-                println!(
-                    "{p}: MISMATCH: the index lists {}, the rebuild gives {digest}",
-                    entry.digest
-                );
-                mismatches.push(p.name);
-            }
+        let digest = index::source_digest(&r.raw, Some(&r.digest), p)?;
+        if digest == entry.digest {
+            println!("{p}: match {digest}");
+        } else {
+            println!("{p}: MISMATCH: the index lists {}, the rebuild gives {digest}", entry.digest);
+            mismatches.push(p.name);
         }
     }
-    if !mismatches.is_empty() {
-        bail!("the rebuild of {rev} differs from {reference} for {}", mismatches.join(", "));
-    }
+    let differ = mismatches.join(", ");
+    ensure!(mismatches.is_empty(), "the rebuild of {rev} differs from {reference} for {differ}");
     println!("{reference}: every platform rebuilds to the digest the index lists");
     Ok(())
 }
