@@ -67,16 +67,6 @@ struct RegistryError {
     message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EntryKind {
-    /// An image for a platform, named as [`normalise_platform`] gives it.
-    Image(String),
-    /// A BuildKit attestation manifest; `describes` is its [`REFERENCE_DIGEST`].
-    Attestation { describes: Option<String> },
-    /// No platform, or `unknown/unknown` without the annotation: not compared.
-    Other,
-}
-
 /// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a
 /// supported platform's name when [`Platform::parse`] knows it
 /// (`linux/arm64/v8` gives `linux/arm64`), else trimmed and lower-cased.
@@ -85,20 +75,20 @@ pub fn normalise_platform(s: &str) -> String {
 }
 
 impl Entry {
-    /// By the [`REFERENCE_TYPE`] annotation first, then by platform.
-    pub fn kind(&self) -> EntryKind {
-        if self.annotations.get(REFERENCE_TYPE).is_some_and(|t| t == "attestation-manifest") {
-            let describes = self.annotations.get(REFERENCE_DIGEST).cloned();
-            return EntryKind::Attestation { describes };
-        }
-        match &self.platform {
-            Some(p) if !(p.os == "unknown" && p.architecture == "unknown") => {
-                let variant = p.variant.as_deref().map(str::trim).unwrap_or_default();
-                let raw = format!("{}/{}/{variant}", p.os.trim(), p.architecture.trim());
-                EntryKind::Image(normalise_platform(raw.trim_end_matches('/')))
-            }
-            _ => EntryKind::Other,
-        }
+    /// A BuildKit attestation manifest (by its [`REFERENCE_TYPE`]): what it describes.
+    pub fn attestation(&self) -> Option<Option<&String>> {
+        let a = self.annotations.get(REFERENCE_TYPE).is_some_and(|t| t == "attestation-manifest");
+        a.then(|| self.annotations.get(REFERENCE_DIGEST))
+    }
+
+    /// An image's platform as [`normalise_platform`] names it; `None` for attestations and
+    /// for entries without platform or of `unknown/unknown` (neither is compared).
+    pub fn image_platform(&self) -> Option<String> {
+        let known = |p: &&RawPlatform| !(p.os == "unknown" && p.architecture == "unknown");
+        let p = self.platform.as_ref().filter(known).filter(|_| self.attestation().is_none())?;
+        let variant = p.variant.as_deref().map(str::trim).unwrap_or_default();
+        let raw = format!("{}/{}/{variant}", p.os.trim(), p.architecture.trim());
+        Some(normalise_platform(raw.trim_end_matches('/')))
     }
 }
 
@@ -114,11 +104,7 @@ impl Document {
     /// The image entries with their platform names, in document order;
     /// attestations and platform-less entries left out, duplicates kept.
     pub fn platform_entries(&self) -> Vec<(String, &Entry)> {
-        let image = |e: &'_ Entry| match e.kind() {
-            EntryKind::Image(p) => Some(p),
-            _ => None,
-        };
-        self.entries().iter().filter_map(|e| Some((image(e)?, e))).collect()
+        self.entries().iter().filter_map(|e| Some((e.image_platform()?, e))).collect()
     }
 
     /// The distinct platform names, sorted.
@@ -193,10 +179,10 @@ pub fn verify(
         }));
     }
     let warnings = index.entries().iter().filter_map(|att| {
-        let EntryKind::Attestation { describes } = att.kind() else { return None };
+        let describes = att.attestation()?;
         let a = &att.digest;
         Some(match describes {
-            Some(d) if index.entries().iter().any(|e| e.digest == d) => return None,
+            Some(d) if index.entries().iter().any(|e| e.digest == *d) => return None,
             Some(d) => format!(
                 "warning: attestation manifest {a} describes {d}, which is not in this index"
             ),
@@ -388,7 +374,7 @@ mod tests {
         assert_eq!(index.media_type, OCI_INDEX);
         assert_eq!(index.entries().len(), 4);
         assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
-        let attestation = |e: &&Entry| matches!(e.kind(), EntryKind::Attestation { .. });
+        let attestation = |e: &&Entry| e.attestation().is_some();
         assert_eq!(index.entries().iter().filter(attestation).count(), 2);
         let got: Vec<(String, &str)> =
             index.platform_entries().into_iter().map(|(p, e)| (p, e.digest.as_str())).collect();
@@ -526,8 +512,9 @@ mod tests {
         );
         let index = parse_index(&json).unwrap();
         assert_eq!(index.platforms(), ["linux/amd64", "linux/s390x"]);
-        assert_eq!(index.entries()[2].kind(), EntryKind::Other);
-        assert_eq!(index.entries()[3].kind(), EntryKind::Other);
+        for other in &index.entries()[2..] {
+            assert_eq!((other.image_platform(), other.attestation()), (None, None));
+        }
         assert_eq!(
             lines(verify(&index, &[p("amd64")], None)),
             [format!("unexpected platform linux/s390x ({OTHER}): it was not asked for")]

@@ -104,9 +104,9 @@ pub struct Source {
 }
 
 /// The index of one run: its digest (of the bytes `imagetools create
-/// --dry-run` prints), document and sources.
+/// --dry-run` prints) and `<repository>@<digest>`, document and sources.
 struct Planned {
-    repo: String,
+    by_digest: String,
     digest: String,
     doc: Document,
     sources: Vec<Source>,
@@ -228,28 +228,6 @@ fn check_sources(
     problems.is_empty().then_some(sources).ok_or(problems)
 }
 
-/// The M4 error: every platform without a usable source, and the build command.
-fn refusal(
-    args: &ManifestArgs,
-    component: &Component,
-    finals: &[String],
-    problems: Problems,
-) -> anyhow::Error {
-    let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
-    let lines: Vec<String> = problems.iter().map(|(p, why)| format!("{p}: {why}")).collect();
-    let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
-    anyhow!(
-        "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
-         still point where they did. Build and push first: cargo xtask build-image --component {} \
-         --platform {}{} --push",
-        finals.join(", "),
-        lines.join("\n  "),
-        component.name,
-        archs.join(","),
-        registry.unwrap_or_default()
-    )
-}
-
 /// The `--annotation index:KEY=VALUE` arguments (empty values left out).
 fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
     let set = labels.iter().filter(|(_, v)| !v.is_empty());
@@ -271,19 +249,15 @@ impl Planned {
         Ok(())
     }
 
-    fn by_digest(&self) -> String {
-        format!("{}@{}", self.repo, self.digest)
-    }
-
     /// Pushes the index under its staging tag and verifies it by digest;
     /// then runs `tag` (the final tags, by digest) and checks each points at it.
     fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
-        let by_digest = self.by_digest();
+        let by_digest = &self.by_digest;
         staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
-        let pushed = record::remote(sh, &by_digest)?;
+        let pushed = record::remote(sh, by_digest)?;
         let pushed =
             pushed.with_context(|| format!("{by_digest} is not in the registry after its push"))?;
-        self.check(&index::parse_index(&pushed.raw)?, &by_digest)?;
+        self.check(&index::parse_index(&pushed.raw)?, by_digest)?;
         let Some(tag) = tag else { return Ok(()) };
         tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
         for (_, f) in tag.args.iter().zip(&tag.args[1..]).filter(|(flag, _)| *flag == "--tag") {
@@ -357,7 +331,21 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     // 1. Every source, from its record, in the registry before anything is written (M4).
     let sources = select_sources(&repo, component, &records, &ctx.sha, args.allow_dirty)
         .and_then(|s| check_sources(sh, s))
-        .map_err(|problems| refusal(args, component, &finals, problems))?;
+        .map_err(|problems| {
+            let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
+            let lines: Vec<String> = problems.iter().map(|(p, w)| format!("{p}: {w}")).collect();
+            let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
+            anyhow!(
+                "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
+                 still point where they did. Build and push first: cargo xtask build-image --component {} \
+                 --platform {}{} --push",
+                finals.join(", "),
+                lines.join("\n  "),
+                component.name,
+                archs.join(","),
+                registry.unwrap_or_default()
+            )
+        })?;
 
     // 2. The annotated index (M1: imagetools, never `docker manifest`) and its digest.
     let version = metadata::eval::evaluate(&rules, &ctx, &[])?.version;
@@ -373,9 +361,10 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         bail!("imagetools create --dry-run failed: {}", out.stderr.trim());
     }
     let out = out.stdout.trim();
+    let digest = index::sha256_digest(out.as_bytes());
     let planned = Planned {
-        repo: repo.clone(),
-        digest: index::sha256_digest(out.as_bytes()),
+        by_digest: format!("{repo}@{digest}"),
+        digest,
         doc: index::parse_index(out)?,
         sources,
         revision: ctx.sha.clone(),
@@ -396,7 +385,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     }
     let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
     let tag = Cmd::new("docker").args(CREATE).args(write.iter().flat_map(|f| ["--tag", f]));
-    let tag = (!write.is_empty()).then(|| tag.arg(planned.by_digest()));
+    let tag = (!write.is_empty()).then(|| tag.arg(&planned.by_digest));
     if args.dry_run {
         println!("{staging}");
         tag.iter().for_each(|t| println!("{t}"));

@@ -11,7 +11,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use fs4::FileExt;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
@@ -63,19 +63,12 @@ pub struct BuildRecord {
 /// percent-encoded (every byte outside `[A-Za-z0-9.-]` as `%XX`), so
 /// `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a file.
 pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
-    let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
-    let mut slug = String::new();
-    for b in registry.to_ascii_lowercase().bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
-            slug.push(char::from(b));
-        } else {
-            slug.push_str(&format!("%{b:02X}"));
-        }
-    }
-    crate::target_dir()
-        .join("xtask/images")
-        .join(slug)
-        .join(format!("{}-{}.json", component.name, platform.arch))
+    let registry = reference.rsplit_once('/').map_or("", |(r, _)| r).to_ascii_lowercase();
+    let keep = |b: &u8| b.is_ascii_alphanumeric() || b"-.".contains(b);
+    let encode = |b: u8| if keep(&b) { char::from(b).to_string() } else { format!("%{b:02X}") };
+    let slug: String = registry.bytes().map(encode).collect();
+    let file = format!("{}-{}.json", component.name, platform.arch);
+    crate::target_dir().join("xtask/images").join(slug).join(file)
 }
 
 /// Takes the leg's advisory lock (`<record>.lock`, released when the file
@@ -95,58 +88,47 @@ pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Resu
 /// Reads the record of one leg as stored; `Ok(None)` when there is none. An
 /// empty or unreadable one is reported, moved aside to
 /// `<file>.corrupt-<unix time>` and treated as absent.
-pub fn load(
-    reference: &str,
-    component: &Component,
-    platform: &Platform,
-) -> Result<Option<BuildRecord>> {
-    load_file(&path(reference, component, platform))
+pub fn load(reference: &str, c: &Component, p: &Platform) -> Result<Option<BuildRecord>> {
+    load_file(&path(reference, c, p))
 }
 
 fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
     let text = match std::fs::read_to_string(p) {
-        Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        text => text.with_context(|| format!("reading {}", p.display()))?,
     };
-    match serde_json::from_str(&text) {
-        Ok(r) => Ok(Some(r)),
-        Err(e) => {
-            let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let aside = p.with_extension(format!("json.corrupt-{secs}"));
-            std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
-            eprintln!(
-                "warning: the record {} was unreadable ({e}); moved aside to {}; \
-                 the next build of this leg writes a new one",
-                p.display(),
-                aside.display()
-            );
-            Ok(None)
-        }
-    }
+    let e = match serde_json::from_str(&text) {
+        Ok(r) => return Ok(Some(r)),
+        Err(e) => e,
+    };
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let aside = p.with_extension(format!("json.corrupt-{secs}"));
+    std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
+    eprintln!(
+        "warning: the record {} was unreadable ({e}); moved aside to {}; \
+         the next build of this leg writes a new one",
+        p.display(),
+        aside.display()
+    );
+    Ok(None)
 }
 
-/// The record of one leg compared with what the engine's local tag holds
-/// and, with `remote`, with what the registry holds under its reference;
-/// a record that disagrees is reported, corrected and rewritten. Engine
-/// or registry unreachable: an error (nothing can be known). Take [`lock`] first.
+/// The record of one leg compared with what the engine's local tag and the
+/// registry hold under its reference; one that disagrees is reported,
+/// corrected and rewritten. Engine or registry unreachable: an error
+/// (nothing can be known). Take [`lock`] first.
 pub fn load_checked(
     sh: &Shell,
-    repository: &str,
-    component: &Component,
-    platform: &Platform,
-    remote: bool,
+    reference: &str,
+    c: &Component,
+    p: &Platform,
 ) -> Result<Option<BuildRecord>> {
-    let Some(stored) = load(repository, component, platform)? else {
-        return Ok(None);
-    };
+    let Some(stored) = load(reference, c, p)? else { return Ok(None) };
     let mut rec = stored.clone();
     if !rec.reference.contains('@') {
         rec.digest = local_digest(sh, &rec.reference)?;
     }
-    if remote {
-        rec.pushed_digest = self::remote(sh, &rec.reference)?.map(|r| r.digest);
-    }
+    rec.pushed_digest = remote(sh, &rec.reference)?.map(|r| r.digest);
     let drift = drift(&stored, &rec);
     if !drift.is_empty() {
         if rec.digest != stored.digest {
@@ -154,10 +136,10 @@ pub fn load_checked(
         }
         eprintln!(
             "warning: the record {} did not say what is there ({}); re-read and rewritten",
-            path(repository, component, platform).display(),
+            path(reference, c, p).display(),
             drift.join("; ")
         );
-        save(component, platform, &rec)?;
+        save(c, p, &rec)?;
     }
     Ok(Some(rec))
 }
@@ -211,13 +193,15 @@ pub fn local_digest_in(
     if out.ok {
         return Ok(Some(out.stdout.trim().to_owned()));
     }
-    if out.stderr.to_ascii_lowercase().contains("no such image") {
-        return Ok(None);
-    }
-    bail!("reading {reference} from the local engine: {}", diagnose::reason(&out.stderr))
+    ensure!(
+        out.stderr.to_ascii_lowercase().contains("no such image"),
+        "reading {reference} from the local engine: {}",
+        diagnose::reason(&out.stderr)
+    );
+    Ok(None)
 }
 
-/// What a registry holds under a reference.
+/// What a registry holds under a reference: the raw manifest or index and its digest.
 #[derive(Clone, Debug)]
 pub struct Remote {
     pub raw: String,
@@ -239,8 +223,7 @@ pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
             .map_or_else(|| diagnose::reason(&out.stderr), |h| h.to_string());
         bail!("reading {reference}: {why}");
     }
-    let digest = remote_digest(sh, reference)?;
-    Ok(Some(Remote { raw: out.stdout, digest }))
+    Ok(Some(Remote { raw: out.stdout, digest: remote_digest(sh, reference)? }))
 }
 
 /// Whether `imagetools inspect` failed because the reference does not exist
@@ -252,32 +235,28 @@ pub fn is_missing(stderr: &str) -> bool {
         && [": not found", "manifest unknown", "name unknown"].iter().any(|p| e.contains(p))
 }
 
+/// The digest of what the registry holds under `reference`.
 pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
+    let what = format!("reading the digest of {reference}");
     let json = Cmd::new("docker")
-        .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}"])
-        .arg(reference)
-        .capture_retrying(sh, &format!("reading the digest of {reference}"))?;
-    if !json.ok {
-        bail!("reading the digest of {reference} from the registry: {}", json.stderr.trim());
-    }
+        .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
+        .capture_retrying(sh, &what)?;
+    ensure!(json.ok, "{what} from the registry: {}", json.stderr.trim());
     let json = json.stdout.trim();
     let d: index::Entry = serde_json::from_str(json)
         .with_context(|| format!("parsing `imagetools inspect` output: {json}"))?;
-    if !index::is_digest(&d.digest) {
-        bail!("no digest in `imagetools inspect` output: {json}");
-    }
+    ensure!(index::is_digest(&d.digest), "no digest in `imagetools inspect` output: {json}");
     Ok(d.digest)
 }
 
 /// Refuses `reference` built from a dirty tree unless `allow_dirty`: a
 /// dirty tree is never published as its commit (`push`, `manifest`).
 pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()> {
-    if dirty && !allow_dirty {
-        bail!(
-            "{reference} comes from a working tree with uncommitted changes or untracked files \
-             (`git status`); commit them and build again, or pass --allow-dirty to publish it anyway"
-        );
-    }
+    ensure!(
+        !dirty || allow_dirty,
+        "{reference} comes from a working tree with uncommitted changes or untracked files \
+         (`git status`); commit them and build again, or pass --allow-dirty to publish it anyway"
+    );
     Ok(())
 }
 
@@ -291,16 +270,14 @@ pub fn tree_dirty(sh: &Shell) -> Result<bool> {
 /// `sha-<7>-dirty-<arch>` for a dirty tree (never a release build's).
 pub fn reference(
     registry: &str,
-    component: &Component,
+    c: &Component,
     ctx: &Context,
-    platform: &Platform,
+    p: &Platform,
     dirty: bool,
 ) -> String {
-    if !dirty {
-        return metadata::per_platform_reference(registry, component, ctx, platform);
-    }
-    let repository = metadata::image_repository(registry, component);
-    format!("{repository}:{}-dirty-{}", metadata::sha_tag(ctx), platform.tag_suffix())
+    let dirty = if dirty { "-dirty" } else { "" };
+    let repository = metadata::image_repository(registry, c);
+    format!("{repository}:{}{dirty}-{}", metadata::sha_tag(ctx), p.tag_suffix())
 }
 
 /// `12.3 MB` (decimal, as registries and Docker print sizes).
