@@ -1,19 +1,19 @@
-//! Multi-arch image indexes: one serde model of what `docker buildx
-//! imagetools inspect --raw REF` prints, and its verification. Rules:
+//! Multi-arch image indexes: one serde model of what `docker buildx imagetools inspect --raw REF`
+//! prints, and its verification. Rules:
 //! - OCI image-spec `image-index.md` (v1.1): an index ([`OCI_INDEX`], or Docker's
-//!   [`DOCKER_MANIFEST_LIST`]) holds `manifests[]` descriptors with an optional
-//!   `platform`; several entries for one platform make pulls depend on order
-//!   ("the first matching entry SHOULD be used"): an error here.
+//!   [`DOCKER_MANIFEST_LIST`]) holds `manifests[]` descriptors with an optional `platform`; several
+//!   entries for one platform make pulls depend on order ("the first matching entry SHOULD be
+//!   used"): an error here.
 //! - image-spec `descriptor.md`: a digest is `sha256:` + 64 lower-case hex (or `sha512:` + 128).
 //! - BuildKit attestations are extra manifests of platform `unknown/unknown` annotated
-//!   [`REFERENCE_TYPE`]`: attestation-manifest` and [`REFERENCE_DIGEST`]`: <image>`;
-//!   neither counted nor compared (case M2).
-//! - `buildx build --push` with provenance pushes even one platform as an index of
-//!   `linux/<arch>` plus an attestation (case M1); [`source_digest`] finds the image in it.
+//!   [`REFERENCE_TYPE`]`: attestation-manifest` and [`REFERENCE_DIGEST`]`: <image>`; neither
+//!   counted nor compared (case M2).
+//! - `buildx build --push` with provenance pushes even one platform as an index of `linux/<arch>`
+//!   plus an attestation (case M1); [`source_digest`] finds the image in it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{de::IgnoredAny, Deserialize};
 
 use crate::project::Platform;
@@ -25,9 +25,9 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
-/// A registry document: an index (`manifests` is `Some`) or a single image
-/// manifest (`config` is `Some`). [`parse`] fills `media_type` from the
-/// shape when the document has none (it is optional in OCI).
+/// A registry document: an index (`manifests` is `Some`) or a single image manifest (`config` is
+/// `Some`). [`parse`] fills `media_type` from the shape when the document has none (it is optional
+/// in OCI).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Document {
@@ -67,9 +67,9 @@ struct RegistryError {
     message: String,
 }
 
-/// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a
-/// supported platform's name when [`Platform::parse`] knows it
-/// (`linux/arm64/v8` gives `linux/arm64`), else trimmed and lower-cased.
+/// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a supported platform's
+/// name when [`Platform::parse`] knows it (`linux/arm64/v8` gives `linux/arm64`), else trimmed and
+/// lower-cased.
 pub fn normalise_platform(s: &str) -> String {
     Platform::parse(s).map_or_else(|_| s.trim().to_ascii_lowercase(), |p| p.name.to_owned())
 }
@@ -81,8 +81,8 @@ impl Entry {
         a.then(|| self.annotations.get(REFERENCE_DIGEST))
     }
 
-    /// An image's platform as [`normalise_platform`] names it; `None` for attestations and
-    /// for entries without platform or of `unknown/unknown` (neither is compared).
+    /// An image's platform as [`normalise_platform`] names it; `None` for attestations and for
+    /// entries without platform or of `unknown/unknown` (neither is compared).
     pub fn image_platform(&self) -> Option<String> {
         let known = |p: &&RawPlatform| !(p.os == "unknown" && p.architecture == "unknown");
         let p = self.platform.as_ref().filter(known).filter(|_| self.attestation().is_none())?;
@@ -101,8 +101,8 @@ impl Document {
         self.manifests.as_deref().unwrap_or_default()
     }
 
-    /// The image entries with their platform names, in document order;
-    /// attestations and platform-less entries left out, duplicates kept.
+    /// The image entries with their platform names, in document order; attestations and
+    /// platform-less entries left out, duplicates kept.
     pub fn platform_entries(&self) -> Vec<(String, &Entry)> {
         self.entries().iter().filter_map(|e| Some((e.image_platform()?, e))).collect()
     }
@@ -121,12 +121,12 @@ fn present_text(present: &[String], prefix: &str) -> String {
     }
 }
 
-/// Checks an index against what it should hold: (errors, warnings), both empty when it holds.
-/// Every platform of `expected_platforms` and every key of `expected_children` (a platform in
-/// any spelling -> the digest its per-platform source holds) has exactly one image entry, an
-/// image manifest (not a nested index) and, for children, that digest; no other platform
-/// appears (M2, M4, duplicates). Errors per platform (sorted), then extras. An attestation
-/// whose [`REFERENCE_DIGEST`] names no entry is a warning.
+/// Checks an index against what it should hold: (errors, warnings), both empty when it holds. Every
+/// platform of `expected_platforms` and every key of `expected_children` (a platform in any
+/// spelling -> the digest its per-platform source holds) has exactly one image entry, an image
+/// manifest (not a nested index) and, for children, that digest; no other platform appears (M2, M4,
+/// duplicates). Errors per platform (sorted), then extras. An attestation whose
+/// [`REFERENCE_DIGEST`] names no entry is a warning.
 pub fn verify(
     index: &Document,
     expected_platforms: &[&Platform],
@@ -240,9 +240,7 @@ pub fn parse(json: &str) -> Result<Document> {
             doc.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect();
         bail!("the registry answered with an error instead of a manifest: {}", list.join("; "));
     }
-    if doc.schema_version == Some(1) {
-        bail!("this is a Docker schema 1 manifest, which is not supported; re-push the image with a current docker/buildx");
-    }
+    ensure!(doc.schema_version != Some(1), "this is a Docker schema 1 manifest, which is not supported; re-push the image with a current docker/buildx");
     if doc.media_type.is_empty() {
         doc.media_type = match (&doc.manifests, &doc.config, &doc.layers) {
             (Some(_), _, _) => OCI_INDEX.to_owned(),
@@ -260,9 +258,11 @@ pub fn parse(json: &str) -> Result<Document> {
             .config
             .as_ref()
             .with_context(|| format!("image manifest ({media_type}) without `config`"))?;
-        if !is_digest(&config.digest) {
-            bail!("image manifest has a malformed config digest `{}`", config.digest);
-        }
+        ensure!(
+            is_digest(&config.digest),
+            "image manifest has a malformed config digest `{}`",
+            config.digest
+        );
     } else if ![OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&media_type) {
         bail!(
             "unsupported mediaType `{media_type}`: expected an image index ({OCI_INDEX}, \
@@ -281,13 +281,12 @@ pub fn parse(json: &str) -> Result<Document> {
 /// Parses an index; a single image manifest is an error saying so.
 pub fn parse_index(json: &str) -> Result<Document> {
     let doc = parse(json)?;
-    if !doc.is_index() {
-        bail!(
-            "expected an image index but this is a single image manifest ({}); \
-             a multi-arch tag must point to an index (`cargo xtask manifest`)",
-            doc.media_type
-        );
-    }
+    ensure!(
+        doc.is_index(),
+        "expected an image index but this is a single image manifest ({}); \
+         a multi-arch tag must point to an index (`cargo xtask manifest`)",
+        doc.media_type
+    );
     Ok(doc)
 }
 
@@ -297,10 +296,9 @@ pub fn per_platform_digest(json: &str, platform: &Platform) -> Result<String> {
 }
 
 /// The digest of `platform`'s image behind a reference: its entry when `json` is an index (a
-/// per-platform reference pushed with provenance, M1, or a multi-arch index), else
-/// `descriptor`, the manifest's own digest as the registry reports it (provenance off).
-/// Errors: the platform absent (naming what is there) or twice; a single manifest without
-/// `descriptor`.
+/// per-platform reference pushed with provenance, M1, or a multi-arch index), else `descriptor`,
+/// the manifest's own digest as the registry reports it (provenance off). Errors: the platform
+/// absent (naming what is there) or twice; a single manifest without `descriptor`.
 pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) -> Result<String> {
     let doc = parse(json)?;
     if !doc.is_index() {
@@ -311,9 +309,7 @@ pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) 
                 doc.media_type
             )
         })?;
-        if !is_digest(d) {
-            bail!("malformed manifest digest `{d}`: expected sha256:<64 hex digits>");
-        }
+        ensure!(is_digest(d), "malformed manifest digest `{d}`: expected sha256:<64 hex digits>");
         return Ok(d.to_owned());
     }
     let entries = doc.platform_entries();

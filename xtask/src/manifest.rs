@@ -1,11 +1,9 @@
-//! `cargo xtask manifest`: publishes one component's per-platform images,
-//! named by digest in their build records, as one annotated image index
-//! (cases M1 to M5 of `shared/cases/manifests.md`, R1 to R4 of
-//! `releases.md`). Every record and source is checked before anything is
-//! written; the index is pushed under a content-addressed staging tag and
-//! verified by digest; only then are the final tags that may move
-//! ([`moves`]) written, by digest. `manifest verify` checks a reference or a
-//! saved index, and with `--rebuild` rebuilds its commit to compare digests.
+//! `cargo xtask manifest`: publishes one component's per-platform images, named by digest in their
+//! build records, as one annotated image index (cases M1 to M5 of `shared/cases/manifests.md`, R1
+//! to R4 of `releases.md`). Every record and source is checked before anything is written; the
+//! index is pushed under a content-addressed staging tag and verified by digest; only then are the
+//! final tags that may move ([`moves`]) written, by digest. `manifest verify` checks a reference or
+//! a saved index, and with `--rebuild` rebuilds its commit to compare digests.
 
 mod moves;
 
@@ -39,19 +37,19 @@ pub struct ManifestArgs {
     /// The component to publish (`broker` or `agent`).
     #[arg(long, value_parser = parse_component)]
     pub component: Option<&'static Component>,
-    /// Platforms the index holds; default and normally: every platform the project declares.
-    /// Fewer only with --partial-platforms.
+    /// Platforms the index holds; default and normally: every platform the project declares. Fewer
+    /// only with --partial-platforms.
     #[arg(long, value_parser = parse_platform_list)]
     pub platform: Option<PlatformList>,
-    /// Allow an index of fewer platforms than the project declares; it is then written only
-    /// under the --tag values given, never under the computed final tags.
+    /// Allow an index of fewer platforms than the project declares; it is then written only under
+    /// the --tag values given, never under the computed final tags.
     #[arg(long, requires = "platform")]
     pub partial_platforms: bool,
     /// Registry prefix; default as for `build-image`.
     #[arg(long, env = "BROKKR_REGISTRY", value_parser = parse_registry)]
     pub registry: Option<String>,
-    /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag
-    /// grammar and not be a reserved name (`sha-<7 hex>-<arch>`, `index-<64 hex>`).
+    /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag grammar
+    /// and not be a reserved name (`sha-<7 hex>-<arch>`, `index-<64 hex>`).
     #[arg(long)]
     pub tag: Vec<String>,
     /// Publish per-platform images built from a working tree with uncommitted changes.
@@ -85,8 +83,8 @@ pub struct VerifyArgs {
     /// Platforms the index must hold; default: all supported platforms.
     #[arg(long, value_parser = parse_platform_list)]
     pub platform: Option<PlatformList>,
-    /// Rebuild the commit of the index's revision annotation (clean checkout, cold) for each
-    /// of its platforms and say whether each image digest matches; exit 1 on any mismatch.
+    /// Rebuild the commit of the index's revision annotation (clean checkout, cold) for each of its
+    /// platforms and say whether each image digest matches; exit 1 on any mismatch.
     #[arg(long, conflicts_with = "from_file")]
     pub rebuild: bool,
     /// Registry prefix the rebuilt images are pushed to, to read their digests.
@@ -103,8 +101,8 @@ pub struct Source {
     pub platform_digest: String,
 }
 
-/// The index of one run: its digest (of the bytes `imagetools create
-/// --dry-run` prints) and `<repository>@<digest>`, document and sources.
+/// The index of one run: its digest (of the bytes `imagetools create --dry-run` prints) and
+/// `<repository>@<digest>`, document and sources.
 struct Planned {
     by_digest: String,
     digest: String,
@@ -115,9 +113,9 @@ struct Planned {
 
 const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
 
-/// Whether `tag` is a name the xtask reserves: per-platform references and
-/// caches (`sha-<7 hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`,
-/// `buildcache-<arch>`) and the staging tags of indexes (`index-<64 hex>`).
+/// Whether `tag` is a name the xtask reserves: per-platform references and caches (`sha-<7
+/// hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`, `buildcache-<arch>`) and the staging tags of indexes
+/// (`index-<64 hex>`).
 pub fn is_reserved_tag(tag: &str) -> bool {
     let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
     let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
@@ -134,8 +132,8 @@ fn staging_tag(digest: &str) -> String {
 }
 
 /// The final tags: the computed ones plus `--tag`, or with a platform subset
-/// (`--partial-platforms`) only the explicit ones. `dirty` turns the
-/// `sha-<7>` tag into `sha-<7>-dirty`.
+/// (`--partial-platforms`) only the explicit ones. `dirty` turns the `sha-<7>` tag into
+/// `sha-<7>-dirty`.
 fn final_tags(
     args: &ManifestArgs,
     ctx: &metadata::Context,
@@ -144,14 +142,10 @@ fn final_tags(
 ) -> Result<Vec<String>> {
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
-        if is_reserved_tag(t) {
-            bail!("--tag {t} is a reserved name (a per-platform reference, cache or index staging tag), which `manifest` never overwrites; pick another tag");
-        }
+        ensure!(!is_reserved_tag(t), "--tag {t} is a reserved name (a per-platform reference, cache or index staging tag), which `manifest` never overwrites; pick another tag");
     }
     if args.partial_platforms {
-        if args.tag.is_empty() {
-            bail!("--partial-platforms writes only the tags given explicitly: add --tag NAME (the computed final tags always cover every platform)");
-        }
+        ensure!(!args.tag.is_empty(), "--partial-platforms writes only the tags given explicitly: add --tag NAME (the computed final tags always cover every platform)");
         return Ok(args.tag.clone());
     }
     let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
@@ -180,9 +174,8 @@ type Problems = Vec<(&'static Platform, String)>;
 const DIRTY: &str =
     "built from a working tree with uncommitted changes: commit and rebuild, or pass --allow-dirty";
 
-/// `<repository>@<pushed digest>` per platform from the records, or every
-/// platform whose record is missing, of another commit than `head`, dirty
-/// (unless `allow_dirty`) or not pushed.
+/// `<repository>@<pushed digest>` per platform from the records, or every platform whose record is
+/// missing, of another commit than `head`, dirty (unless `allow_dirty`) or not pushed.
 fn select_sources(
     repo: &str,
     component: &Component,
@@ -249,8 +242,8 @@ impl Planned {
         Ok(())
     }
 
-    /// Pushes the index under its staging tag and verifies it by digest;
-    /// then runs `tag` (the final tags, by digest) and checks each points at it.
+    /// Pushes the index under its staging tag and verifies it by digest; then runs `tag` (the final
+    /// tags, by digest) and checks each points at it.
     fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
         let by_digest = &self.by_digest;
         staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
@@ -262,20 +255,15 @@ impl Planned {
         tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
         for (_, f) in tag.args.iter().zip(&tag.args[1..]).filter(|(flag, _)| *flag == "--tag") {
             let digest = record::remote_digest(sh, f)?;
-            if digest != self.digest {
-                bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
-            }
+            ensure!(
+                digest == self.digest,
+                "{f} resolves to {digest}, not to the verified index {by_digest}"
+            );
         }
         Ok(())
     }
 
-    fn report(
-        &self,
-        image: &str,
-        written: &[String],
-        skipped: &[(String, String)],
-        json: bool,
-    ) -> Result<()> {
+    fn report(&self, image: &str, (written, skipped): &moves::Plan, json: bool) -> Result<()> {
         let entries = self.doc.entries();
         let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
         let value = json!({
@@ -357,9 +345,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
     let out =
         create.clone().arg("--dry-run").capture_retrying(sh, "imagetools create --dry-run")?;
-    if !out.ok {
-        bail!("imagetools create --dry-run failed: {}", out.stderr.trim());
-    }
+    ensure!(out.ok, "imagetools create --dry-run failed: {}", out.stderr.trim());
     let out = out.stdout.trim();
     let digest = index::sha256_digest(out.as_bytes());
     let planned = Planned {
@@ -379,8 +365,9 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let held = held.collect::<Result<Vec<_>>>()?;
     let ours = Stamp::from_annotations(&planned.doc.annotations);
     let history = |a: &str, b: &str| moves::is_ancestor(sh, a, b);
-    let (write, skipped) = moves::plan(&finals, &ours, &held, args.force, &history);
-    for (tag, why) in &skipped {
+    let plan = moves::plan(&finals, &ours, &held, args.force, &history);
+    let (write, skipped) = &plan;
+    for (tag, why) in skipped {
         gha::notice(&format!("{tag} not moved: {why}"));
     }
     let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
@@ -392,13 +379,12 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         return Ok(());
     }
     planned.publish(sh, &staging, tag.as_ref())?;
-    planned.report(&component.image_name(), &write, &skipped, args.json)
+    planned.report(&component.image_name(), &plan, args.json)
 }
 
-/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0
-/// only when the index holds exactly the expected platforms (attestations
-/// ignored, duplicates refused) and, with `--rebuild`, each platform rebuilds
-/// to the digest the index lists.
+/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0 only when the index
+/// holds exactly the expected platforms (attestations ignored, duplicates refused) and, with
+/// `--rebuild`, each platform rebuilds to the digest the index lists.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     let platforms = PlatformList::or_all(args.platform.clone());
     let (what, raw) = match (&args.reference, &args.from_file) {
@@ -423,10 +409,9 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the commit of `idx`'s revision annotation for its platforms:
-/// a clean temporary checkout (`git worktree add`), this xtask's
-/// `build-image --push` to `registry` with a fresh `--cache-epoch` (cold);
-/// then compares each platform's image digest with the index's.
+/// Rebuilds the commit of `idx`'s revision annotation for its platforms: a clean temporary checkout
+/// (`git worktree add`), this xtask's `build-image --push` to `registry` with a fresh
+/// `--cache-epoch` (cold); then compares each platform's image digest with the index's.
 fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
     let get = |k: &str| idx.annotations.get(&format!("org.opencontainers.image.{k}"));
     let (Some(rev), Some(title)) = (get("revision"), get("title")) else {

@@ -1,8 +1,7 @@
-//! `cargo xtask push`: pushes locally built images under their per-commit
-//! references (`<registry>/brokkr-<c>:sha-<7 hex>-<arch>`) and records what
-//! the registry holds. It never writes a final tag: only `manifest` does
-//! (case M3). Local images, dirty builds and the registry (protocol,
-//! credentials) are checked before the first push.
+//! `cargo xtask push`: pushes locally built images under their per-commit references
+//! (`<registry>/brokkr-<c>:sha-<7 hex>-<arch>`) and records what the registry holds. It never
+//! writes a final tag: only `manifest` does (case M3). Local images, dirty builds and the registry
+//! (protocol, credentials) are checked before the first push.
 
 use anyhow::{ensure, Context as _, Result};
 use clap::Args;
@@ -76,9 +75,8 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     Ok(())
 }
 
-/// Pushes one per-commit reference (retrying transient registry errors)
-/// under the leg's lock and records what the local tag and the registry
-/// hold, both read back; returns the pushed digest.
+/// Pushes one per-commit reference (retrying transient registry errors) under the leg's lock and
+/// records what the local tag and the registry hold, both read back; returns the pushed digest.
 pub fn push_one(sh: &Shell, c: &Component, p: &Platform, reference: &str) -> Result<String> {
     let _lock = record::lock(reference, c, p)?;
     let mut rec = record::load_checked(sh, reference, c, p)?

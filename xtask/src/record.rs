@@ -1,9 +1,8 @@
-//! Build records, the handover between a build leg and `manifest`: JSON
-//! under `target/xtask/images/<percent-encoded registry>/<component>-<arch>.json`.
-//! A record says what the engine's local tag and the registry hold: it is
-//! written under a per-leg lock ([`lock`]) after reading both back, and
-//! [`load_checked`] compares it with them before anyone trusts it
-//! (issue 15 item 6: concurrent runs, SIGINT between a build and its record).
+//! Build records, the handover between a build leg and `manifest`: JSON under
+//! `target/xtask/images/<percent-encoded registry>/<component>-<arch>.json`. A record says what the
+//! engine's local tag and the registry hold: it is written under a per-leg lock ([`lock`]) after
+//! reading both back, and [`load_checked`] compares it with them before anyone trusts it (issue 15
+//! item 6: concurrent runs, SIGINT between a build and its record).
 
 use std::{
     fs::File,
@@ -32,16 +31,16 @@ pub struct BuildRecord {
     /// `<registry>/brokkr-<component>`, lower-cased.
     #[serde(default)]
     pub repository: String,
-    /// The per-commit tag (`<repository>:sha-<7>-<arch>`, `sha-<7>-dirty-<arch>`),
-    /// or `<repository>@<digest>` when pushed by digest.
+    /// The per-commit tag (`<repository>:sha-<7>-<arch>`, `sha-<7>-dirty-<arch>`), or
+    /// `<repository>@<digest>` when pushed by digest.
     pub reference: String,
     /// Full commit id (40 hex).
     pub commit: String,
-    /// What the engine's local tag holds (`docker image inspect`), or for a
-    /// push by digest what was pushed; `sha256:<64 hex>`.
+    /// What the engine's local tag holds (`docker image inspect`), or for a push by digest what was
+    /// pushed; `sha256:<64 hex>`.
     pub digest: Option<String>,
-    /// What the registry holds under `reference`: with provenance an index
-    /// of the platform manifest and its attestation.
+    /// What the registry holds under `reference`: with provenance an index of the platform manifest
+    /// and its attestation.
     pub pushed_digest: Option<String>,
     /// Uncompressed, from `docker history` (loaded images only).
     pub size_bytes: Option<u64>,
@@ -58,10 +57,10 @@ pub struct BuildRecord {
     pub dirty: bool,
 }
 
-/// The record file of one leg; `reference` is any reference or repository
-/// of the leg (its registry is what precedes the last `/`). The registry is
-/// percent-encoded (every byte outside `[A-Za-z0-9.-]` as `%XX`), so
-/// `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a file.
+/// The record file of one leg; `reference` is any reference or repository of the leg (its registry
+/// is what precedes the last `/`). The registry is percent-encoded (every byte outside
+/// `[A-Za-z0-9.-]` as `%XX`), so `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a
+/// file.
 pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
     let registry = reference.rsplit_once('/').map_or("", |(r, _)| r).to_ascii_lowercase();
     let keep = |b: &u8| b.is_ascii_alphanumeric() || b"-.".contains(b);
@@ -71,8 +70,8 @@ pub fn path(reference: &str, component: &Component, platform: &Platform) -> Path
     crate::target_dir().join("xtask/images").join(slug).join(file)
 }
 
-/// Takes the leg's advisory lock (`<record>.lock`, released when the file
-/// drops), waiting for another xtask building or pushing the same leg.
+/// Takes the leg's advisory lock (`<record>.lock`, released when the file drops), waiting for
+/// another xtask building or pushing the same leg.
 pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Result<File> {
     let p = path(reference, component, platform).with_extension("lock");
     std::fs::create_dir_all(p.parent().context("record path without a directory")?)?;
@@ -85,9 +84,8 @@ pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Resu
     Ok(f)
 }
 
-/// Reads the record of one leg as stored; `Ok(None)` when there is none. An
-/// empty or unreadable one is reported, moved aside to
-/// `<file>.corrupt-<unix time>` and treated as absent.
+/// Reads the record of one leg as stored; `Ok(None)` when there is none. An empty or unreadable one
+/// is reported, moved aside to `<file>.corrupt-<unix time>` and treated as absent.
 pub fn load(reference: &str, c: &Component, p: &Platform) -> Result<Option<BuildRecord>> {
     load_file(&path(reference, c, p))
 }
@@ -113,10 +111,9 @@ fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
     Ok(None)
 }
 
-/// The record of one leg compared with what the engine's local tag and the
-/// registry hold under its reference; one that disagrees is reported,
-/// corrected and rewritten. Engine or registry unreachable: an error
-/// (nothing can be known). Take [`lock`] first.
+/// The record of one leg compared with what the engine's local tag and the registry hold under its
+/// reference; one that disagrees is reported, corrected and rewritten. Engine or registry
+/// unreachable: an error (nothing can be known). Take [`lock`] first.
 pub fn load_checked(
     sh: &Shell,
     reference: &str,
@@ -144,8 +141,8 @@ pub fn load_checked(
     Ok(Some(rec))
 }
 
-/// What differs between a stored record and the same record re-read from
-/// the engine and the registry, in words.
+/// What differs between a stored record and the same record re-read from the engine and the
+/// registry, in words.
 pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     let show = |d: &Option<String>| d.clone().unwrap_or_else(|| "nothing".into());
     [
@@ -158,8 +155,8 @@ pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     .collect()
 }
 
-/// Writes the record of one leg (pretty JSON) atomically: a temporary file
-/// in the same directory, renamed.
+/// Writes the record of one leg (pretty JSON) atomically: a temporary file in the same directory,
+/// renamed.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
     save_file(&path(&record.reference, component, platform), record)
 }
@@ -174,8 +171,8 @@ fn save_file(p: &Path, record: &BuildRecord) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))
 }
 
-/// What the engine's local tag `reference` holds (`docker image inspect`):
-/// `None` when there is no such image; an error when the engine does not answer.
+/// What the engine's local tag `reference` holds (`docker image inspect`): `None` when there is no
+/// such image; an error when the engine does not answer.
 pub fn local_digest(sh: &Shell, reference: &str) -> Result<Option<String>> {
     local_digest_in(sh, reference, None)
 }
@@ -208,9 +205,9 @@ pub struct Remote {
     pub digest: String,
 }
 
-/// Reads `reference` from its registry: `Ok(None)` only when the registry
-/// answers that it does not have it; every other failure (credentials, DNS,
-/// plain HTTP, nothing listening) is an error with its diagnosis.
+/// Reads `reference` from its registry: `Ok(None)` only when the registry answers that it does not
+/// have it; every other failure (credentials, DNS, plain HTTP, nothing listening) is an error with
+/// its diagnosis.
 pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
     let out = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--raw", reference])
@@ -226,9 +223,8 @@ pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
     Ok(Some(Remote { raw: out.stdout, digest: remote_digest(sh, reference)? }))
 }
 
-/// Whether `imagetools inspect` failed because the reference does not exist
-/// (`ERROR: <ref>: not found`, `manifest unknown`, `name unknown`), not
-/// because the registry could not be asked.
+/// Whether `imagetools inspect` failed because the reference does not exist (`ERROR: <ref>: not
+/// found`, `manifest unknown`, `name unknown`), not because the registry could not be asked.
 pub fn is_missing(stderr: &str) -> bool {
     let e = stderr.to_ascii_lowercase();
     diagnose::explain(stderr).is_none_or(|h| h.cause == diagnose::Cause::NotFound)
@@ -249,8 +245,8 @@ pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     Ok(d.digest)
 }
 
-/// Refuses `reference` built from a dirty tree unless `allow_dirty`: a
-/// dirty tree is never published as its commit (`push`, `manifest`).
+/// Refuses `reference` built from a dirty tree unless `allow_dirty`: a dirty tree is never
+/// published as its commit (`push`, `manifest`).
 pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()> {
     ensure!(
         !dirty || allow_dirty,
@@ -266,8 +262,8 @@ pub fn tree_dirty(sh: &Shell) -> Result<bool> {
     Ok(out.ok && !out.stdout.trim().is_empty())
 }
 
-/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or
-/// `sha-<7>-dirty-<arch>` for a dirty tree (never a release build's).
+/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`
+/// for a dirty tree (never a release build's).
 pub fn reference(
     registry: &str,
     c: &Component,

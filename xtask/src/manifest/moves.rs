@@ -1,6 +1,6 @@
-//! Which final tags a `manifest` run may move: never backwards, whatever order
-//! CI runs finish in (cases R1 and R2 of `shared/cases/releases.md`), judged by
-//! the `org.opencontainers.image.*` annotations of the index each tag holds.
+//! Which final tags a `manifest` run may move: never backwards, whatever order CI runs finish in
+//! (cases R1 and R2 of `shared/cases/releases.md`), judged by the `org.opencontainers.image.*`
+//! annotations of the index each tag holds.
 
 use std::collections::BTreeMap;
 
@@ -26,11 +26,10 @@ impl Stamp {
     }
 }
 
-/// Why `ours` may not replace what `tag` holds, or `None`: write. Nothing
-/// held or the same commit: write; both versions semver (`latest`, `1.2`):
-/// only to an equal or higher one; else (branch tags) not to an ancestor of
-/// the held commit (`is_ancestor(a, b)`: `git merge-base --is-ancestor`,
-/// `None` when unknown), and without history the newer commit time wins.
+/// Why `ours` may not replace what `tag` holds, or `None`: write. Nothing held or the same commit:
+/// write; both versions semver (`latest`, `1.2`): only to an equal or higher one; else (branch
+/// tags) not to an ancestor of the held commit (`is_ancestor(a, b)`: `git merge-base
+/// --is-ancestor`, `None` when unknown), and without history the newer commit time wins.
 pub fn decide(
     tag: &str,
     ours: &Stamp,
@@ -68,15 +67,17 @@ pub fn decide(
     }
 }
 
-/// The tags to write and the skipped ones with their reason; `held[i]` is
-/// what `finals[i]` (a full reference) holds now.
+/// The tags to write and the skipped ones with their reason.
+pub type Plan = (Vec<String>, Vec<(String, String)>);
+
+/// The [`Plan`] for `finals` (full references); `held[i]` is what `finals[i]` holds now.
 pub fn plan(
     finals: &[String],
     ours: &Stamp,
     held: &[Option<Stamp>],
     force: bool,
     is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
-) -> (Vec<String>, Vec<(String, String)>) {
+) -> Plan {
     let (mut write, mut skip) = (Vec::new(), Vec::new());
     for (tag, held) in finals.iter().zip(held) {
         let name = tag.rsplit_once(':').map_or(tag.as_str(), |(_, t)| t);
