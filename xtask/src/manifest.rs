@@ -92,7 +92,6 @@ pub struct VerifyArgs {
     pub rebuild_registry: String,
 }
 
-#[derive(Clone, Debug)]
 pub struct Source {
     pub platform: &'static Platform,
     /// `<repository>@<pushed digest>` from the record.
@@ -170,7 +169,8 @@ fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
     }
 }
 
-type Problems = Vec<(&'static Platform, String)>;
+/// A text per platform: a source reference, or why there is no usable one.
+type ByPlatform = Vec<(&'static Platform, String)>;
 const DIRTY: &str =
     "built from a working tree with uncommitted changes: commit and rebuild, or pass --allow-dirty";
 
@@ -182,7 +182,7 @@ fn select_sources(
     records: &[(&'static Platform, Option<BuildRecord>)],
     head: &str,
     allow_dirty: bool,
-) -> Result<Vec<(&'static Platform, String)>, Problems> {
+) -> Result<ByPlatform, ByPlatform> {
     let (mut selected, mut problems) = (Vec::new(), Vec::new());
     for (p, rec) in records {
         let why = match rec {
@@ -201,10 +201,7 @@ fn select_sources(
 }
 
 /// Each selected source in the registry by digest, its platform in it once.
-fn check_sources(
-    sh: &Shell,
-    selected: Vec<(&'static Platform, String)>,
-) -> Result<Vec<Source>, Problems> {
+fn check_sources(sh: &Shell, selected: ByPlatform) -> Result<Vec<Source>, ByPlatform> {
     let (mut sources, mut problems) = (Vec::new(), Vec::new());
     for (platform, reference) in selected {
         let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
@@ -247,9 +244,8 @@ impl Planned {
     fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
         let by_digest = &self.by_digest;
         staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
-        let pushed = record::remote(sh, by_digest)?;
-        let pushed =
-            pushed.with_context(|| format!("{by_digest} is not in the registry after its push"))?;
+        let pushed = record::remote(sh, by_digest)?
+            .with_context(|| format!("{by_digest} is not in the registry after its push"))?;
         self.check(&index::parse_index(&pushed.raw)?, by_digest)?;
         let Some(tag) = tag else { return Ok(()) };
         tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
@@ -427,10 +423,8 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
     let worktree =
         |args: [&str; 2]| Cmd::new("git").arg("worktree").args(args).arg(dir.display().to_string());
     let _ = worktree(["remove", "--force"]).capture(sh);
-    worktree(["add", "--detach"])
-        .arg(rev)
-        .run(sh)
-        .with_context(|| format!("checking out {rev}"))?;
+    let add = worktree(["add", "--detach"]).arg(rev);
+    add.run(sh).with_context(|| format!("checking out {rev}"))?;
     let built = Cmd::new(std::env::current_exe()?.display().to_string())
         .args(["build-image", "--component", component.name, "--push", "--registry", registry])
         .opt("--platform", names.join(","))
@@ -439,9 +433,7 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
         .env("CARGO_TARGET_DIR", target.display().to_string())
         .env("GITHUB_ACTIONS", "false")
         .run(sh);
-    if let Err(e) = worktree(["remove", "--force"]).run(sh) {
-        eprintln!("warning: {e:#}");
-    }
+    let _ = worktree(["remove", "--force"]).run(sh).inspect_err(|e| eprintln!("warning: {e:#}"));
     built?;
     let repo = metadata::image_repository(registry, component);
     let mut mismatches = Vec::new();

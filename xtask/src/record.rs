@@ -199,7 +199,6 @@ pub fn local_digest_in(
 }
 
 /// What a registry holds under a reference: the raw manifest or index and its digest.
-#[derive(Clone, Debug)]
 pub struct Remote {
     pub raw: String,
     pub digest: String,

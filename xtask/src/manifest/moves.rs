@@ -28,13 +28,13 @@ impl Stamp {
 
 /// Why `ours` may not replace what `tag` holds, or `None`: write. Nothing held or the same commit:
 /// write; both versions semver (`latest`, `1.2`): only to an equal or higher one; else (branch
-/// tags) not to an ancestor of the held commit (`is_ancestor(a, b)`: `git merge-base
-/// --is-ancestor`, `None` when unknown), and without history the newer commit time wins.
+/// tags) not to an ancestor of the held commit (`history(a, b)`: is a an ancestor of b, `None`
+/// when unknown: [`is_ancestor`]), and when the history cannot tell, the newer commit time wins.
 pub fn decide(
     tag: &str,
     ours: &Stamp,
     held: Option<&Stamp>,
-    is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
+    history: &dyn Fn(&str, &str) -> Option<bool>,
 ) -> Option<String> {
     let held = held?;
     if held.revision.is_some() && held.revision == ours.revision {
@@ -50,10 +50,10 @@ pub fn decide(
     }
     let (o, h) = (ours.revision.as_deref()?, held.revision.as_deref()?);
     let (o7, h7) = (o.get(..7).unwrap_or(o), h.get(..7).unwrap_or(h));
-    if is_ancestor(h, o) == Some(true) {
+    if history(h, o) == Some(true) {
         return None;
     }
-    if is_ancestor(o, h) == Some(true) {
+    if history(o, h) == Some(true) {
         return Some(format!(
             "{tag} holds commit {h7}, which is newer than {o7} (it descends from it)"
         ));
@@ -76,12 +76,12 @@ pub fn plan(
     ours: &Stamp,
     held: &[Option<Stamp>],
     force: bool,
-    is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
+    history: &dyn Fn(&str, &str) -> Option<bool>,
 ) -> Plan {
     let (mut write, mut skip) = (Vec::new(), Vec::new());
     for (tag, held) in finals.iter().zip(held) {
         let name = tag.rsplit_once(':').map_or(tag.as_str(), |(_, t)| t);
-        match decide(name, ours, held.as_ref(), is_ancestor) {
+        match decide(name, ours, held.as_ref(), history) {
             Some(why) if !force => skip.push((tag.clone(), why)),
             _ => write.push(tag.clone()),
         }
