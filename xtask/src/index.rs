@@ -197,8 +197,7 @@ pub fn verify(
 /// The OCI digest of `bytes` as pushed (`sha256:<64 hex>`).
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    let hex: String = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.
@@ -225,13 +224,12 @@ fn snippet(s: &str) -> String {
 /// (`{"errors":[...]}`), schema 1, another media type, a malformed digest ([`is_digest`]).
 pub fn parse(json: &str) -> Result<Document> {
     let trimmed = json.trim_start();
-    if trimmed.starts_with('<') {
-        bail!(
-            "expected a manifest or index (JSON) but got an HTML/XML page, likely an error page \
-             from the registry or a proxy in front of it: {}",
-            snippet(trimmed)
-        );
-    }
+    ensure!(
+        !trimmed.starts_with('<'),
+        "expected a manifest or index (JSON) but got an HTML/XML page, likely an error page \
+         from the registry or a proxy in front of it: {}",
+        snippet(trimmed)
+    );
     let mut doc: Document = serde_json::from_str(json).with_context(|| {
         format!("expected a manifest or index (JSON), got: {}", snippet(trimmed))
     })?;

@@ -382,7 +382,6 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
 /// holds exactly the expected platforms (attestations ignored, duplicates refused) and, with
 /// `--rebuild`, each platform rebuilds to the digest the index lists.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
-    let platforms = PlatformList::or_all(args.platform.clone());
     let (what, raw) = match (&args.reference, &args.from_file) {
         (_, Some(file)) => (
             file.display().to_string(),
@@ -395,6 +394,7 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
         (None, None) => bail!("give a reference (`manifest verify localhost:5000/brokkr-broker:main`) or --from-file FILE"),
     };
     let idx = index::parse_index(&raw).with_context(|| format!("{what} is not an image index"))?;
+    let platforms = PlatformList::or_all(args.platform.clone());
     let (errors, warnings) = index::verify(&idx, &platforms, None);
     errors.iter().chain(&warnings).for_each(|p| println!("{what}: {p}"));
     ensure!(errors.is_empty(), "{what}: {} problem(s)", errors.len());

@@ -36,12 +36,9 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let dirty = record::tree_dirty(sh)?;
-    let mut legs = Vec::new();
-    for c in args.select.components() {
-        for p in &platforms {
-            legs.push((c, *p, record::reference(&registry, c, &ctx, p, dirty)));
-        }
-    }
+    let leg = |c, p: &&'static Platform| (c, *p, record::reference(&registry, c, &ctx, p, dirty));
+    let components = args.select.components().into_iter();
+    let legs: Vec<_> = components.flat_map(|c| platforms.iter().map(move |p| leg(c, p))).collect();
     record::check_clean(&legs[0].2, dirty, args.allow_dirty)?;
     if args.dry_run {
         legs.iter().for_each(|(_, _, r)| println!("{}", Cmd::new("docker").args(["push", r])));
