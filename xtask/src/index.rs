@@ -1,29 +1,19 @@
-//! Multi-arch image indexes: one serde model of what `docker buildx
-//! imagetools inspect --raw REF` prints, and its verification.
-//!
-//! Rules and where they come from:
-//! - OCI image-spec `image-index.md` (v1.1): an index ([`OCI_INDEX`], or
-//!   Docker's [`DOCKER_MANIFEST_LIST`] of the same shape) holds `manifests[]`,
-//!   descriptors with an optional `platform` and `annotations`. Several entries
-//!   for one platform make pulls depend on order ("the first matching entry
-//!   SHOULD be used"): an error here.
-//! - image-spec `descriptor.md`: a digest is `sha256:` + 64 lower-case hex
-//!   digits (or `sha512:` + 128).
-//! - BuildKit attestation storage: attestations are extra manifests with
-//!   platform `unknown/unknown` and the annotations
-//!   `vnd.docker.reference.type: attestation-manifest` and
-//!   `vnd.docker.reference.digest: <image they describe>`. They are neither
+//! Multi-arch image indexes: one serde model of what `docker buildx imagetools inspect --raw REF`
+//! prints, and its verification. Rules:
+//! - OCI image-spec `image-index.md` (v1.1): an index ([`OCI_INDEX`], or Docker's
+//!   [`DOCKER_MANIFEST_LIST`]) holds `manifests[]` descriptors with an optional `platform`; several
+//!   entries for one platform make pulls depend on order ("the first matching entry SHOULD be
+//!   used"): an error here.
+//! - image-spec `descriptor.md`: a digest is `sha256:` + 64 lower-case hex (or `sha512:` + 128).
+//! - BuildKit attestations are extra manifests of platform `unknown/unknown` annotated
+//!   [`REFERENCE_TYPE`]`: attestation-manifest` and [`REFERENCE_DIGEST`]`: <image>`; neither
 //!   counted nor compared (case M2).
-//! - `buildx build --push` with provenance on pushes even one platform as an
-//!   index of `linux/<arch>` plus an attestation (case M1);
-//!   [`per_platform_digest`] finds the image manifest inside.
+//! - `buildx build --push` with provenance pushes even one platform as an index of `linux/<arch>`
+//!   plus an attestation (case M1); [`source_digest`] finds the image in it.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fmt,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{de::IgnoredAny, Deserialize};
 
 use crate::project::Platform;
@@ -34,11 +24,10 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
-pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 
-/// A registry document: an index (`manifests` is `Some`) or a single image
-/// manifest (`config` is `Some`). [`parse`] fills `media_type` from the
-/// shape when the document has none (it is optional in OCI).
+/// A registry document: an index (`manifests` is `Some`) or a single image manifest (`config` is
+/// `Some`). [`parse`] fills `media_type` from the shape when the document has none (it is optional
+/// in OCI).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Document {
@@ -53,13 +42,12 @@ pub struct Document {
     errors: Vec<RegistryError>,
 }
 
-/// An OCI descriptor: an index entry, or a manifest's `config`.
+/// An OCI descriptor: an index entry, or a manifest's `config`; `size` in bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Entry {
     pub media_type: String,
     pub digest: String,
-    /// Size of the pointed-to blob in bytes.
     pub size: u64,
     pub platform: Option<RawPlatform>,
     pub annotations: BTreeMap<String, String>,
@@ -79,39 +67,28 @@ struct RegistryError {
     message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EntryKind {
-    /// An image for a platform, named as [`normalise_platform`] gives it.
-    Image(String),
-    /// A BuildKit attestation manifest; `describes` is its [`REFERENCE_DIGEST`].
-    Attestation { describes: Option<String> },
-    /// No platform, or `unknown/unknown` without the annotation: not compared.
-    Other,
-}
-
-/// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a
-/// supported platform's name when [`Platform::parse`] knows it
-/// (`linux/arm64/v8` gives `linux/arm64`), else trimmed and lower-cased.
+/// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a supported platform's
+/// name when [`Platform::parse`] knows it (`linux/arm64/v8` gives `linux/arm64`), else trimmed and
+/// lower-cased.
 pub fn normalise_platform(s: &str) -> String {
     Platform::parse(s).map_or_else(|_| s.trim().to_ascii_lowercase(), |p| p.name.to_owned())
 }
 
 impl Entry {
-    /// Classifies the entry: by the [`REFERENCE_TYPE`] annotation first, then
-    /// by platform.
-    pub fn kind(&self) -> EntryKind {
-        if self.annotations.get(REFERENCE_TYPE).map(String::as_str) == Some(ATTESTATION_MANIFEST) {
-            let describes = self.annotations.get(REFERENCE_DIGEST).cloned();
-            return EntryKind::Attestation { describes };
-        }
-        match &self.platform {
-            Some(p) if !(p.os == "unknown" && p.architecture == "unknown") => {
-                let variant = p.variant.as_deref().map(str::trim).unwrap_or_default();
-                let raw = format!("{}/{}/{variant}", p.os.trim(), p.architecture.trim());
-                EntryKind::Image(normalise_platform(raw.trim_end_matches('/')))
-            }
-            _ => EntryKind::Other,
-        }
+    /// A BuildKit attestation manifest (by its [`REFERENCE_TYPE`]): what it describes.
+    pub fn attestation(&self) -> Option<Option<&String>> {
+        let a = self.annotations.get(REFERENCE_TYPE).is_some_and(|t| t == "attestation-manifest");
+        a.then(|| self.annotations.get(REFERENCE_DIGEST))
+    }
+
+    /// An image's platform as [`normalise_platform`] names it; `None` for attestations and for
+    /// entries without platform or of `unknown/unknown` (neither is compared).
+    pub fn image_platform(&self) -> Option<String> {
+        let known = |p: &&RawPlatform| !(p.os == "unknown" && p.architecture == "unknown");
+        let p = self.platform.as_ref().filter(known).filter(|_| self.attestation().is_none())?;
+        let variant = p.variant.as_deref().map(str::trim).unwrap_or_default();
+        let raw = format!("{}/{}/{variant}", p.os.trim(), p.architecture.trim());
+        Some(normalise_platform(raw.trim_end_matches('/')))
     }
 }
 
@@ -124,14 +101,10 @@ impl Document {
         self.manifests.as_deref().unwrap_or_default()
     }
 
-    /// The image entries with their platform names, in document order;
-    /// attestations and platform-less entries left out, duplicates kept.
+    /// The image entries with their platform names, in document order; attestations and
+    /// platform-less entries left out, duplicates kept.
     pub fn platform_entries(&self) -> Vec<(String, &Entry)> {
-        let image = |e: &'_ Entry| match e.kind() {
-            EntryKind::Image(p) => Some(p),
-            _ => None,
-        };
-        self.entries().iter().filter_map(|e| Some((image(e)?, e))).collect()
+        self.entries().iter().filter_map(|e| Some((e.image_platform()?, e))).collect()
     }
 
     /// The distinct platform names, sorted.
@@ -141,44 +114,24 @@ impl Document {
     }
 }
 
-/// One line of what is wrong with an index; `error` is false for warnings
-/// (an attestation describing no entry of the index).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub error: bool,
-    pub text: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+fn present_text(present: &[String], prefix: &str) -> String {
+    match present.is_empty() {
+        true => "no platform at all".to_owned(),
+        false => format!("{prefix}{}", present.join(", ")),
     }
 }
 
-fn present_text(present: &[String]) -> String {
-    if present.is_empty() {
-        "no platform at all".to_owned()
-    } else {
-        present.join(", ")
-    }
-}
-
-/// Checks an index against what it should hold; empty when it holds.
-///
-/// Every platform of `expected_platforms` and every key of
-/// `expected_children` (a platform in any spelling -> the digest its
-/// per-platform source holds) has exactly one image entry, which is an image
-/// manifest (not a nested index) and, for children, that digest; no other
-/// platform appears (M2, M4, duplicates). An attestation whose
-/// [`REFERENCE_DIGEST`] names no entry is a warning. Order: per platform
-/// (sorted), then extras, then warnings.
+/// Checks an index against what it should hold: (errors, warnings), both empty when it holds. Every
+/// platform of `expected_platforms` and every key of `expected_children` (a platform in any
+/// spelling -> the digest its per-platform source holds) has exactly one image entry, an image
+/// manifest (not a nested index) and, for children, that digest; no other platform appears (M2, M4,
+/// duplicates). Errors per platform (sorted), then extras. An attestation whose
+/// [`REFERENCE_DIGEST`] names no entry is a warning.
 pub fn verify(
     index: &Document,
     expected_platforms: &[&Platform],
     expected_children: Option<&BTreeMap<String, String>>,
-) -> Vec<Problem> {
-    let err = |text: String| Problem { error: true, text };
-    let mut problems = Vec::new();
+) -> (Vec<String>, Vec<String>) {
     let mut by_platform: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
     for (p, e) in index.platform_entries() {
         by_platform.entry(p).or_default().push(e);
@@ -189,72 +142,62 @@ pub fn verify(
         children.map(|(p, d)| (normalise_platform(p), d.trim())).collect();
     let wanted = expected_platforms.iter().map(|p| p.name.to_owned());
     let wanted: BTreeSet<String> = wanted.chain(children.keys().cloned()).collect();
+    let mut errors = Vec::new();
     for platform in &wanted {
         let Some(entries) = by_platform.get(platform) else {
-            let has = match present.is_empty() {
-                true => present_text(&present),
-                false => format!("only {}", present.join(", ")),
-            };
-            problems.push(err(format!("missing platform {platform}: the index has {has}")));
+            let has = present_text(&present, "only ");
+            errors.push(format!("missing platform {platform}: the index has {has}"));
             continue;
         };
         if entries.len() > 1 {
             let digests: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
-            problems.push(err(format!(
+            errors.push(format!(
                 "duplicate platform {platform}: {} entries ({}); a platform must appear once",
                 digests.len(),
                 digests.join(", ")
-            )));
+            ));
         }
         for e in entries {
             if e.media_type == OCI_INDEX || e.media_type == DOCKER_MANIFEST_LIST {
-                problems.push(err(format!(
+                errors.push(format!(
                     "{platform} points to another index ({}), not an image manifest; \
                      create the index with `docker buildx imagetools create`",
                     e.digest
-                )));
+                ));
             }
             if let Some(expected) = children.get(platform).filter(|d| e.digest != **d) {
-                problems.push(err(format!(
-                    "{platform} points to {}, but its per-platform source holds {expected}",
-                    e.digest
-                )));
+                let d = &e.digest;
+                errors.push(format!(
+                    "{platform} points to {d}, but its per-platform source holds {expected}"
+                ));
             }
         }
     }
     for (platform, entries) in by_platform.iter().filter(|(p, _)| !wanted.contains(*p)) {
-        for e in entries {
-            problems.push(err(format!(
-                "unexpected platform {platform} ({}): it was not asked for",
-                e.digest
-            )));
-        }
+        errors.extend(entries.iter().map(|e| {
+            format!("unexpected platform {platform} ({}): it was not asked for", e.digest)
+        }));
     }
-    for att in index.entries() {
-        let EntryKind::Attestation { describes } = att.kind() else {
-            continue;
-        };
-        let text = match describes {
-            Some(d) if index.entries().iter().any(|e| e.digest == d) => continue,
+    let warnings = index.entries().iter().filter_map(|att| {
+        let describes = att.attestation()?;
+        let a = &att.digest;
+        Some(match describes {
+            Some(d) if index.entries().iter().any(|e| e.digest == *d) => return None,
             Some(d) => format!(
-                "warning: attestation manifest {} describes {d}, which is not in this index",
-                att.digest
+                "warning: attestation manifest {a} describes {d}, which is not in this index"
             ),
-            None => format!(
-                "warning: attestation manifest {} has no {REFERENCE_DIGEST} annotation",
-                att.digest
-            ),
-        };
-        problems.push(Problem { error: false, text });
-    }
-    problems
+            None => {
+                format!("warning: attestation manifest {a} has no {REFERENCE_DIGEST} annotation")
+            }
+        })
+    });
+    (errors, warnings.collect())
 }
 
 /// The OCI digest of `bytes` as pushed (`sha256:<64 hex>`).
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    let hex: String = sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.
@@ -275,22 +218,18 @@ fn snippet(s: &str) -> String {
     }
 }
 
-/// Parses what `docker buildx imagetools inspect --raw` printed: an index
-/// or a single image manifest; without `mediaType` the shape decides
-/// (`manifests`: index; `config` + `layers`: manifest).
-///
-/// Errors name the cause: an HTML page (registry or proxy error page), not
-/// JSON, a registry error body (`{"errors":[...]}`), schema 1, another media
-/// type, a malformed digest ([`is_digest`]).
+/// Parses what `docker buildx imagetools inspect --raw` printed: an index or a single image
+/// manifest; without `mediaType` the shape decides (`manifests`: index; `config` + `layers`:
+/// manifest). Errors name the cause: an HTML (error) page, not JSON, a registry error body
+/// (`{"errors":[...]}`), schema 1, another media type, a malformed digest ([`is_digest`]).
 pub fn parse(json: &str) -> Result<Document> {
     let trimmed = json.trim_start();
-    if trimmed.starts_with('<') {
-        bail!(
-            "expected a manifest or index (JSON) but got an HTML/XML page, likely an error page \
-             from the registry or a proxy in front of it: {}",
-            snippet(trimmed)
-        );
-    }
+    ensure!(
+        !trimmed.starts_with('<'),
+        "expected a manifest or index (JSON) but got an HTML/XML page, likely an error page \
+         from the registry or a proxy in front of it: {}",
+        snippet(trimmed)
+    );
     let mut doc: Document = serde_json::from_str(json).with_context(|| {
         format!("expected a manifest or index (JSON), got: {}", snippet(trimmed))
     })?;
@@ -299,11 +238,7 @@ pub fn parse(json: &str) -> Result<Document> {
             doc.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect();
         bail!("the registry answered with an error instead of a manifest: {}", list.join("; "));
     }
-    if doc.schema_version == Some(1) {
-        bail!("this is a Docker schema 1 manifest, which is not supported; re-push the image with a current docker/buildx");
-    }
-    let index_type = [OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&doc.media_type.as_str());
-    let manifest_type = [OCI_MANIFEST, DOCKER_MANIFEST].contains(&doc.media_type.as_str());
+    ensure!(doc.schema_version != Some(1), "this is a Docker schema 1 manifest, which is not supported; re-push the image with a current docker/buildx");
     if doc.media_type.is_empty() {
         doc.media_type = match (&doc.manifests, &doc.config, &doc.layers) {
             (Some(_), _, _) => OCI_INDEX.to_owned(),
@@ -313,26 +248,28 @@ pub fn parse(json: &str) -> Result<Document> {
                 snippet(trimmed)
             ),
         };
-    } else if !index_type && !manifest_type {
-        bail!(
-            "unsupported mediaType `{}`: expected an image index ({OCI_INDEX}, \
-             {DOCKER_MANIFEST_LIST}) or an image manifest ({OCI_MANIFEST}, {DOCKER_MANIFEST})",
-            doc.media_type
-        );
-    } else if index_type && doc.manifests.is_none() {
-        bail!("index ({}) without `manifests`", doc.media_type);
-    } else if manifest_type {
+    }
+    let media_type = doc.media_type.as_str();
+    if [OCI_MANIFEST, DOCKER_MANIFEST].contains(&media_type) {
         doc.manifests = None;
         let config = doc
             .config
             .as_ref()
-            .with_context(|| format!("image manifest ({}) without `config`", doc.media_type))?;
-        if !is_digest(&config.digest) {
-            bail!("image manifest has a malformed config digest `{}`", config.digest);
-        }
+            .with_context(|| format!("image manifest ({media_type}) without `config`"))?;
+        ensure!(
+            is_digest(&config.digest),
+            "image manifest has a malformed config digest `{}`",
+            config.digest
+        );
+    } else if ![OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&media_type) {
+        bail!(
+            "unsupported mediaType `{media_type}`: expected an image index ({OCI_INDEX}, \
+             {DOCKER_MANIFEST_LIST}) or an image manifest ({OCI_MANIFEST}, {DOCKER_MANIFEST})"
+        );
+    } else if doc.manifests.is_none() {
+        bail!("index ({media_type}) without `manifests`");
     }
-    let bad = doc.entries().iter().position(|e| !is_digest(&e.digest));
-    if let Some(i) = bad {
+    if let Some(i) = doc.entries().iter().position(|e| !is_digest(&e.digest)) {
         let d = &doc.entries()[i].digest;
         bail!("entry {} of the index has a malformed digest `{d}`", i + 1);
     }
@@ -342,59 +279,48 @@ pub fn parse(json: &str) -> Result<Document> {
 /// Parses an index; a single image manifest is an error saying so.
 pub fn parse_index(json: &str) -> Result<Document> {
     let doc = parse(json)?;
-    if !doc.is_index() {
-        bail!(
-            "expected an image index but this is a single image manifest ({}); \
-             a multi-arch tag must point to an index (`cargo xtask manifest`)",
-            doc.media_type
-        );
-    }
+    ensure!(
+        doc.is_index(),
+        "expected an image index but this is a single image manifest ({}); \
+         a multi-arch tag must point to an index (`cargo xtask manifest`)",
+        doc.media_type
+    );
     Ok(doc)
 }
 
-/// The digest of `platform`'s image manifest inside an index: a
-/// per-platform reference pushed with provenance (M1) or a multi-arch index.
-/// Errors: the platform is absent (naming what is there) or twice; a single
-/// manifest (its digest is the registry's descriptor: [`source_digest`]).
+/// [`source_digest`] of an index: a single manifest is an error.
 pub fn per_platform_digest(json: &str, platform: &Platform) -> Result<String> {
+    source_digest(json, None, platform)
+}
+
+/// The digest of `platform`'s image behind a reference: its entry when `json` is an index (a
+/// per-platform reference pushed with provenance, M1, or a multi-arch index), else `descriptor`,
+/// the manifest's own digest as the registry reports it (provenance off). Errors: the platform
+/// absent (naming what is there) or twice; a single manifest without `descriptor`.
+pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) -> Result<String> {
     let doc = parse(json)?;
     if !doc.is_index() {
-        bail!(
-            "this is a single image manifest ({}), not an index: its digest is the one the \
-             registry reports for the reference (use source_digest with it)",
-            doc.media_type
-        );
+        let d = descriptor.map(str::trim).with_context(|| {
+            format!(
+                "this is a single image manifest ({}), not an index: its digest is the one the \
+                 registry reports for the reference (use source_digest with it)",
+                doc.media_type
+            )
+        })?;
+        ensure!(is_digest(d), "malformed manifest digest `{d}`: expected sha256:<64 hex digits>");
+        return Ok(d.to_owned());
     }
-    digest_in_index(&doc, platform)
-}
-
-/// The digest of `platform`'s image behind a per-platform reference: its
-/// entry for an index (provenance on), else `descriptor_digest`, the
-/// manifest's own digest as the registry reports it (provenance off).
-pub fn source_digest(json: &str, descriptor_digest: &str, platform: &Platform) -> Result<String> {
-    let doc = parse(json)?;
-    if doc.is_index() {
-        return digest_in_index(&doc, platform);
-    }
-    let d = descriptor_digest.trim();
-    if !is_digest(d) {
-        bail!("malformed manifest digest `{d}`: expected sha256:<64 hex digits>");
-    }
-    Ok(d.to_owned())
-}
-
-fn digest_in_index(index: &Document, platform: &Platform) -> Result<String> {
-    let entries: Vec<&str> = index
-        .platform_entries()
-        .into_iter()
+    let entries = doc.platform_entries();
+    let found: Vec<&str> = entries
+        .iter()
         .filter(|(p, _)| p == platform.name)
         .map(|(_, e)| e.digest.as_str())
         .collect();
-    match entries.as_slice() {
+    match found.as_slice() {
         [one] => Ok((*one).to_owned()),
         [] => bail!(
             "no {platform} image in this index; it holds {}",
-            present_text(&index.platforms())
+            present_text(&doc.platforms(), "")
         ),
         many => bail!(
             "{platform} appears {} times in this index ({}); which one is meant is ambiguous",
@@ -431,8 +357,9 @@ mod tests {
         PLATFORMS.iter().collect()
     }
 
-    fn lines(problems: &[Problem]) -> Vec<String> {
-        problems.iter().map(ToString::to_string).collect()
+    /// Errors, then warnings: every line `manifest verify` prints.
+    fn lines((errors, warnings): (Vec<String>, Vec<String>)) -> Vec<String> {
+        errors.into_iter().chain(warnings).collect()
     }
 
     #[test]
@@ -441,7 +368,7 @@ mod tests {
         assert_eq!(index.media_type, OCI_INDEX);
         assert_eq!(index.entries().len(), 4);
         assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
-        let attestation = |e: &&Entry| matches!(e.kind(), EntryKind::Attestation { .. });
+        let attestation = |e: &&Entry| e.attestation().is_some();
         assert_eq!(index.entries().iter().filter(attestation).count(), 2);
         let got: Vec<(String, &str)> =
             index.platform_entries().into_iter().map(|(p, e)| (p, e.digest.as_str())).collect();
@@ -449,7 +376,7 @@ mod tests {
             got,
             [("linux/amd64".to_owned(), AMD64_IMG), ("linux/arm64".to_owned(), ARM64_IMG)]
         );
-        assert_eq!(verify(&index, &all(), None), []);
+        assert_eq!(lines(verify(&index, &all(), None)), Vec::<String>::new());
     }
 
     #[test]
@@ -459,15 +386,15 @@ mod tests {
             let index = parse_index(json).unwrap();
             // Each per-platform reference is an index of one platform plus an attestation.
             assert_eq!(index.platforms(), [format!("linux/{arch}")]);
-            assert_eq!(verify(&index, &[p(arch)], None), [], "{arch}");
+            assert_eq!(lines(verify(&index, &[p(arch)], None)), Vec::<String>::new(), "{arch}");
             let digest = per_platform_digest(json, p(arch)).unwrap();
-            assert_eq!(source_digest(json, OTHER, p(arch)).unwrap(), digest);
+            assert_eq!(source_digest(json, Some(OTHER), p(arch)).unwrap(), digest);
             children.insert(format!("linux/{arch}"), digest);
         }
         assert_eq!(children["linux/amd64"], AMD64_IMG);
         assert_eq!(children["linux/arm64"], ARM64_IMG);
         let final_index = parse_index(INDEX_ATTESTATIONS).unwrap();
-        assert_eq!(verify(&final_index, &all(), Some(&children)), []);
+        assert_eq!(lines(verify(&final_index, &all(), Some(&children))), Vec::<String>::new());
     }
 
     #[test]
@@ -484,9 +411,9 @@ mod tests {
 
     #[test]
     fn source_digest_of_a_plain_manifest_is_the_descriptor() {
-        assert_eq!(source_digest(SINGLE, OTHER, p("amd64")).unwrap(), OTHER);
-        assert_eq!(source_digest(SINGLE, &format!(" {OTHER}\n"), p("amd64")).unwrap(), OTHER);
-        let err = source_digest(SINGLE, "latest", p("amd64")).unwrap_err().to_string();
+        assert_eq!(source_digest(SINGLE, Some(OTHER), p("amd64")).unwrap(), OTHER);
+        assert_eq!(source_digest(SINGLE, Some(&format!(" {OTHER}\n")), p("amd64")).unwrap(), OTHER);
+        let err = source_digest(SINGLE, Some("latest"), p("amd64")).unwrap_err().to_string();
         assert!(err.contains("malformed manifest digest"), "{err}");
     }
 
@@ -496,7 +423,7 @@ mod tests {
         assert_eq!(index.media_type, DOCKER_MANIFEST_LIST);
         // linux/arm64/v8 is linux/arm64.
         assert_eq!(index.platforms(), ["linux/amd64", "linux/arm64"]);
-        assert_eq!(verify(&index, &all(), None), []);
+        assert_eq!(lines(verify(&index, &all(), None)), Vec::<String>::new());
     }
 
     #[test]
@@ -515,16 +442,16 @@ mod tests {
     #[test]
     fn duplicate_platform_is_an_error() {
         let index = parse_index(DUPLICATE).unwrap();
-        let problems = verify(&index, &all(), None);
+        let (errors, warnings) = verify(&index, &all(), None);
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
-            lines(&problems),
+            errors,
             [format!(
                 "duplicate platform linux/arm64: 2 entries ({ARM64_IMG}, \
                  sha256:f64641183f58358ed90c005f78375afa4d4a17e96f1807d6b1cc6798e4a43a69); \
                  a platform must appear once"
             )]
         );
-        assert!(problems[0].error);
     }
 
     #[test]
@@ -532,13 +459,13 @@ mod tests {
         let index = parse_index(PER_PLATFORM_AMD64).unwrap();
         // M4: only amd64 exists.
         assert_eq!(
-            lines(&verify(&index, &all(), None)),
+            lines(verify(&index, &all(), None)),
             ["missing platform linux/arm64: the index has only linux/amd64"]
         );
         // Extra platform.
         let index = parse_index(INDEX_ATTESTATIONS).unwrap();
         assert_eq!(
-            lines(&verify(&index, &[p("amd64")], None)),
+            lines(verify(&index, &[p("amd64")], None)),
             [format!("unexpected platform linux/arm64 ({ARM64_IMG}): it was not asked for")]
         );
         // Child digest differs; keys in any spelling.
@@ -547,9 +474,8 @@ mod tests {
             ("linux/arm64/v8".to_owned(), OTHER.to_owned()),
         ]
         .into();
-        let problems = verify(&index, &all(), Some(&children));
         assert_eq!(
-            lines(&problems),
+            lines(verify(&index, &all(), Some(&children))),
             [format!(
                 "linux/arm64 points to {ARM64_IMG}, but its per-platform source holds {OTHER}"
             )]
@@ -557,7 +483,7 @@ mod tests {
         // A child expected for a platform the index lacks is reported missing.
         let empty = parse_index(r#"{"manifests":[]}"#).unwrap();
         assert_eq!(
-            lines(&verify(&empty, &[], Some(&children))),
+            lines(verify(&empty, &[], Some(&children))),
             [
                 "missing platform linux/amd64: the index has no platform at all",
                 "missing platform linux/arm64: the index has no platform at all",
@@ -580,10 +506,11 @@ mod tests {
         );
         let index = parse_index(&json).unwrap();
         assert_eq!(index.platforms(), ["linux/amd64", "linux/s390x"]);
-        assert_eq!(index.entries()[2].kind(), EntryKind::Other);
-        assert_eq!(index.entries()[3].kind(), EntryKind::Other);
+        for other in &index.entries()[2..] {
+            assert_eq!((other.image_platform(), other.attestation()), (None, None));
+        }
         assert_eq!(
-            lines(&verify(&index, &[p("amd64")], None)),
+            lines(verify(&index, &[p("amd64")], None)),
             [format!("unexpected platform linux/s390x ({OTHER}): it was not asked for")]
         );
     }
@@ -596,10 +523,10 @@ mod tests {
             "\"vnd.docker.reference.digest\": \"sha256:0000",
         );
         let index = parse_index(&json).unwrap();
-        let problems = verify(&index, &[p("amd64")], None);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(!problems[0].error);
-        assert!(problems[0].to_string().starts_with("warning: attestation manifest sha256:a795"));
+        let (errors, warnings) = verify(&index, &[p("amd64")], None);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("warning: attestation manifest sha256:a795"));
     }
 
     #[test]
@@ -610,9 +537,9 @@ mod tests {
                 "platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#
         );
         let index = parse_index(&json).unwrap();
-        let problems = verify(&index, &[p("amd64")], None);
+        let problems = lines(verify(&index, &[p("amd64")], None));
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].to_string().contains("imagetools create"), "{}", problems[0]);
+        assert!(problems[0].contains("imagetools create"), "{}", problems[0]);
     }
 
     #[test]

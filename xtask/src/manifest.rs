@@ -1,17 +1,15 @@
-//! `cargo xtask manifest`: publishes one component's per-platform images,
-//! named by digest in their build records, as one annotated image index
-//! (cases M1 to M5 of `shared/cases/manifests.md`, R1 to R4 of
-//! `releases.md`). Every record and source is checked before anything is
-//! written; the index is pushed under a content-addressed staging tag and
-//! verified by digest; only then are the final tags that may move
-//! ([`moves`]) written, by digest. `manifest verify` checks a reference or a
-//! saved index, and with `--rebuild` rebuilds its commit to compare digests.
+//! `cargo xtask manifest`: publishes one component's per-platform images, named by digest in their
+//! build records, as one annotated image index (cases M1 to M5 of `shared/cases/manifests.md`, R1
+//! to R4 of `releases.md`). Every record and source is checked before anything is written; the
+//! index is pushed under a content-addressed staging tag and verified by digest; only then are the
+//! final tags that may move ([`moves`]) written, by digest. `manifest verify` checks a reference or
+//! a saved index, and with `--rebuild` rebuilds its commit to compare digests.
 
 mod moves;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use xshell::Shell;
@@ -39,19 +37,19 @@ pub struct ManifestArgs {
     /// The component to publish (`broker` or `agent`).
     #[arg(long, value_parser = parse_component)]
     pub component: Option<&'static Component>,
-    /// Platforms the index holds; default and normally: every platform the project declares.
-    /// Fewer only with --partial-platforms.
+    /// Platforms the index holds; default and normally: every platform the project declares. Fewer
+    /// only with --partial-platforms.
     #[arg(long, value_parser = parse_platform_list)]
     pub platform: Option<PlatformList>,
-    /// Allow an index of fewer platforms than the project declares; it is then written only
-    /// under the --tag values given, never under the computed final tags.
+    /// Allow an index of fewer platforms than the project declares; it is then written only under
+    /// the --tag values given, never under the computed final tags.
     #[arg(long, requires = "platform")]
     pub partial_platforms: bool,
     /// Registry prefix; default as for `build-image`.
     #[arg(long, env = "BROKKR_REGISTRY", value_parser = parse_registry)]
     pub registry: Option<String>,
-    /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag
-    /// grammar and not be a reserved name (`sha-<7 hex>-<arch>`, `index-<64 hex>`).
+    /// Extra final tag (repeatable), added to the computed ones; must match Docker's tag grammar
+    /// and not be a reserved name (`sha-<7 hex>-<arch>`, `index-<64 hex>`).
     #[arg(long)]
     pub tag: Vec<String>,
     /// Publish per-platform images built from a working tree with uncommitted changes.
@@ -85,8 +83,8 @@ pub struct VerifyArgs {
     /// Platforms the index must hold; default: all supported platforms.
     #[arg(long, value_parser = parse_platform_list)]
     pub platform: Option<PlatformList>,
-    /// Rebuild the commit of the index's revision annotation (clean checkout, cold) for each
-    /// of its platforms and say whether each image digest matches; exit 1 on any mismatch.
+    /// Rebuild the commit of the index's revision annotation (clean checkout, cold) for each of its
+    /// platforms and say whether each image digest matches; exit 1 on any mismatch.
     #[arg(long, conflicts_with = "from_file")]
     pub rebuild: bool,
     /// Registry prefix the rebuilt images are pushed to, to read their digests.
@@ -94,7 +92,6 @@ pub struct VerifyArgs {
     pub rebuild_registry: String,
 }
 
-#[derive(Clone, Debug)]
 pub struct Source {
     pub platform: &'static Platform,
     /// `<repository>@<pushed digest>` from the record.
@@ -103,22 +100,21 @@ pub struct Source {
     pub platform_digest: String,
 }
 
-/// The index of one run: its digest (of the bytes `imagetools create
-/// --dry-run` prints), document and sources.
+/// The index of one run: its digest (of the bytes `imagetools create --dry-run` prints) and
+/// `<repository>@<digest>`, document and sources.
 struct Planned {
-    repo: String,
+    by_digest: String,
     digest: String,
     doc: Document,
     sources: Vec<Source>,
     revision: String,
 }
 
-const ANNOTATION: &str = "org.opencontainers.image.";
 const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
 
-/// Whether `tag` is a name the xtask reserves: per-platform references and
-/// caches (`sha-<7 hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`,
-/// `buildcache-<arch>`) and the staging tags of indexes (`index-<64 hex>`).
+/// Whether `tag` is a name the xtask reserves: per-platform references and caches (`sha-<7
+/// hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`, `buildcache-<arch>`) and the staging tags of indexes
+/// (`index-<64 hex>`).
 pub fn is_reserved_tag(tag: &str) -> bool {
     let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
     let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
@@ -135,8 +131,8 @@ fn staging_tag(digest: &str) -> String {
 }
 
 /// The final tags: the computed ones plus `--tag`, or with a platform subset
-/// (`--partial-platforms`) only the explicit ones. `dirty` turns the
-/// `sha-<7>` tag into `sha-<7>-dirty`.
+/// (`--partial-platforms`) only the explicit ones. `dirty` turns the `sha-<7>` tag into
+/// `sha-<7>-dirty`.
 fn final_tags(
     args: &ManifestArgs,
     ctx: &metadata::Context,
@@ -145,28 +141,16 @@ fn final_tags(
 ) -> Result<Vec<String>> {
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
-        if is_reserved_tag(t) {
-            bail!("--tag {t} is a reserved name (a per-platform reference, cache or index staging tag), which `manifest` never overwrites; pick another tag");
-        }
+        ensure!(!is_reserved_tag(t), "--tag {t} is a reserved name (a per-platform reference, cache or index staging tag), which `manifest` never overwrites; pick another tag");
     }
     if args.partial_platforms {
-        if args.tag.is_empty() {
-            bail!("--partial-platforms writes only the tags given explicitly: add --tag NAME (the computed final tags always cover every platform)");
-        }
+        ensure!(!args.tag.is_empty(), "--partial-platforms writes only the tags given explicitly: add --tag NAME (the computed final tags always cover every platform)");
         return Ok(args.tag.clone());
     }
     let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
-    let dirty_sha = format!("{sha}-dirty");
-    let mark = |t: String| {
-        if dirty && t == sha {
-            dirty_sha.clone()
-        } else {
-            t
-        }
-    };
-    Ok(tags.into_iter().map(mark).collect())
+    Ok(tags.into_iter().map(|t| if dirty && t == sha { format!("{t}-dirty") } else { t }).collect())
 }
 
 /// Every declared platform, or the `--platform` subset with `--partial-platforms`.
@@ -185,20 +169,20 @@ fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
     }
 }
 
-type Problems = Vec<(&'static Platform, String)>;
+/// A text per platform: a source reference, or why there is no usable one.
+type ByPlatform = Vec<(&'static Platform, String)>;
 const DIRTY: &str =
     "built from a working tree with uncommitted changes: commit and rebuild, or pass --allow-dirty";
 
-/// `<repository>@<pushed digest>` per platform from the records, or every
-/// platform whose record is missing, of another commit than `head`, dirty
-/// (unless `allow_dirty`) or not pushed.
+/// `<repository>@<pushed digest>` per platform from the records, or every platform whose record is
+/// missing, of another commit than `head`, dirty (unless `allow_dirty`) or not pushed.
 fn select_sources(
     repo: &str,
     component: &Component,
     records: &[(&'static Platform, Option<BuildRecord>)],
     head: &str,
     allow_dirty: bool,
-) -> Result<Vec<(&'static Platform, String)>, Problems> {
+) -> Result<ByPlatform, ByPlatform> {
     let (mut selected, mut problems) = (Vec::new(), Vec::new());
     for (p, rec) in records {
         let why = match rec {
@@ -217,17 +201,14 @@ fn select_sources(
 }
 
 /// Each selected source in the registry by digest, its platform in it once.
-fn check_sources(
-    sh: &Shell,
-    selected: Vec<(&'static Platform, String)>,
-) -> Result<Vec<Source>, Problems> {
+fn check_sources(sh: &Shell, selected: ByPlatform) -> Result<Vec<Source>, ByPlatform> {
     let (mut sources, mut problems) = (Vec::new(), Vec::new());
     for (platform, reference) in selected {
         let digest = reference.rsplit_once('@').map_or("", |(_, d)| d);
         let found = record::remote(sh, &reference).and_then(|r| match r {
             None => bail!("{reference} (from its record) is not in the registry"),
             Some(r) if r.digest != digest => bail!("{reference} resolves to {}", r.digest),
-            Some(r) => index::source_digest(&r.raw, &r.digest, platform),
+            Some(r) => index::source_digest(&r.raw, Some(&r.digest), platform),
         });
         match found {
             Ok(d) => sources.push(Source { platform, reference, platform_digest: d }),
@@ -235,28 +216,6 @@ fn check_sources(
         }
     }
     problems.is_empty().then_some(sources).ok_or(problems)
-}
-
-/// The M4 error: every platform without a usable source, and the build command.
-fn refusal(
-    args: &ManifestArgs,
-    component: &Component,
-    finals: &[String],
-    problems: Problems,
-) -> anyhow::Error {
-    let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
-    let lines: Vec<String> = problems.iter().map(|(p, why)| format!("{p}: {why}")).collect();
-    let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
-    anyhow!(
-        "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
-         still point where they did. Build and push first: cargo xtask build-image --component {} \
-         --platform {}{} --push",
-        finals.join(", "),
-        lines.join("\n  "),
-        component.name,
-        archs.join(","),
-        registry.unwrap_or_default()
-    )
 }
 
 /// The `--annotation index:KEY=VALUE` arguments (empty values left out).
@@ -270,53 +229,37 @@ impl Planned {
     fn check(&self, idx: &Document, what: &str) -> Result<()> {
         let children =
             self.sources.iter().map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
-        let children: BTreeMap<String, String> = children.collect();
-        let (errors, warnings): (Vec<_>, Vec<_>) =
-            index::verify(idx, &[], Some(&children)).into_iter().partition(|p| p.error);
+        let (mut errors, warnings) = index::verify(idx, &[], Some(&children.collect()));
         warnings.iter().for_each(|w| eprintln!("{w}"));
-        let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        if Stamp::from_annotations(&idx.annotations).revision != Some(self.revision.clone()) {
-            problems.push(format!("its revision annotation is not {}", self.revision));
+        if Stamp::from_annotations(&idx.annotations).revision.as_ref() != Some(&self.revision) {
+            errors.push(format!("its revision annotation is not {}", self.revision));
         }
-        match problems.is_empty() {
-            true => Ok(()),
-            false => {
-                bail!("{what} does not verify; no final tag was written:\n{}", problems.join("\n"))
-            }
-        }
+        let problems = errors.join("\n");
+        ensure!(errors.is_empty(), "{what} does not verify; no final tag was written:\n{problems}");
+        Ok(())
     }
 
-    fn by_digest(&self) -> String {
-        format!("{}@{}", self.repo, self.digest)
-    }
-
-    /// Pushes the index under its staging tag and verifies it by digest;
-    /// then runs `tag` (the final tags, by digest) and checks each points at it.
+    /// Pushes the index under its staging tag and verifies it by digest; then runs `tag` (the final
+    /// tags, by digest) and checks each points at it.
     fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
-        let by_digest = self.by_digest();
+        let by_digest = &self.by_digest;
         staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
-        let pushed = record::remote(sh, &by_digest)?;
-        let pushed =
-            pushed.with_context(|| format!("{by_digest} is not in the registry after its push"))?;
-        self.check(&index::parse_index(&pushed.raw)?, &by_digest)?;
+        let pushed = record::remote(sh, by_digest)?
+            .with_context(|| format!("{by_digest} is not in the registry after its push"))?;
+        self.check(&index::parse_index(&pushed.raw)?, by_digest)?;
         let Some(tag) = tag else { return Ok(()) };
         tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
         for (_, f) in tag.args.iter().zip(&tag.args[1..]).filter(|(flag, _)| *flag == "--tag") {
             let digest = record::remote_digest(sh, f)?;
-            if digest != self.digest {
-                bail!("{f} resolves to {digest}, not to the verified index {by_digest}");
-            }
+            ensure!(
+                digest == self.digest,
+                "{f} resolves to {digest}, not to the verified index {by_digest}"
+            );
         }
         Ok(())
     }
 
-    fn report(
-        &self,
-        image: &str,
-        written: &[String],
-        skipped: &[(String, String)],
-        json: bool,
-    ) -> Result<()> {
+    fn report(&self, image: &str, (written, skipped): &moves::Plan, json: bool) -> Result<()> {
         let entries = self.doc.entries();
         let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
         let value = json!({
@@ -372,7 +315,21 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     // 1. Every source, from its record, in the registry before anything is written (M4).
     let sources = select_sources(&repo, component, &records, &ctx.sha, args.allow_dirty)
         .and_then(|s| check_sources(sh, s))
-        .map_err(|problems| refusal(args, component, &finals, problems))?;
+        .map_err(|problems| {
+            let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
+            let lines: Vec<String> = problems.iter().map(|(p, w)| format!("{p}: {w}")).collect();
+            let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
+            anyhow!(
+                "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
+                 still point where they did. Build and push first: cargo xtask build-image --component {} \
+                 --platform {}{} --push",
+                finals.join(", "),
+                lines.join("\n  "),
+                component.name,
+                archs.join(","),
+                registry.unwrap_or_default()
+            )
+        })?;
 
     // 2. The annotated index (M1: imagetools, never `docker manifest`) and its digest.
     let version = metadata::eval::evaluate(&rules, &ctx, &[])?.version;
@@ -384,13 +341,12 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
     let out =
         create.clone().arg("--dry-run").capture_retrying(sh, "imagetools create --dry-run")?;
-    if !out.ok {
-        bail!("imagetools create --dry-run failed: {}", out.stderr.trim());
-    }
+    ensure!(out.ok, "imagetools create --dry-run failed: {}", out.stderr.trim());
     let out = out.stdout.trim();
+    let digest = index::sha256_digest(out.as_bytes());
     let planned = Planned {
-        repo: repo.clone(),
-        digest: index::sha256_digest(out.as_bytes()),
+        by_digest: format!("{repo}@{digest}"),
+        digest,
         doc: index::parse_index(out)?,
         sources,
         revision: ctx.sha.clone(),
@@ -405,30 +361,27 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let held = held.collect::<Result<Vec<_>>>()?;
     let ours = Stamp::from_annotations(&planned.doc.annotations);
     let history = |a: &str, b: &str| moves::is_ancestor(sh, a, b);
-    let (write, skipped) = moves::plan(&finals, &ours, &held, args.force, &history);
-    for (tag, why) in &skipped {
+    let plan = moves::plan(&finals, &ours, &held, args.force, &history);
+    let (write, skipped) = &plan;
+    for (tag, why) in skipped {
         gha::notice(&format!("{tag} not moved: {why}"));
     }
     let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
-    let tags = write.iter().flat_map(|f| ["--tag", f]);
-    let tag = Cmd::new("docker").args(CREATE).args(tags);
-    let tag = tag.arg(planned.by_digest());
+    let tag = Cmd::new("docker").args(CREATE).args(write.iter().flat_map(|f| ["--tag", f]));
+    let tag = (!write.is_empty()).then(|| tag.arg(&planned.by_digest));
     if args.dry_run {
         println!("{staging}");
-        (!write.is_empty()).then(|| println!("{tag}"));
+        tag.iter().for_each(|t| println!("{t}"));
         return Ok(());
     }
-    let tag = (!write.is_empty()).then_some(tag);
     planned.publish(sh, &staging, tag.as_ref())?;
-    planned.report(&component.image_name(), &write, &skipped, args.json)
+    planned.report(&component.image_name(), &plan, args.json)
 }
 
-/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0
-/// only when the index holds exactly the expected platforms (attestations
-/// ignored, duplicates refused) and, with `--rebuild`, each platform rebuilds
-/// to the digest the index lists.
+/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0 only when the index
+/// holds exactly the expected platforms (attestations ignored, duplicates refused) and, with
+/// `--rebuild`, each platform rebuilds to the digest the index lists.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
-    let platforms = PlatformList::or_all(args.platform.clone());
     let (what, raw) = match (&args.reference, &args.from_file) {
         (_, Some(file)) => (
             file.display().to_string(),
@@ -441,14 +394,10 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
         (None, None) => bail!("give a reference (`manifest verify localhost:5000/brokkr-broker:main`) or --from-file FILE"),
     };
     let idx = index::parse_index(&raw).with_context(|| format!("{what} is not an image index"))?;
-    let problems = index::verify(&idx, &platforms, None);
-    for p in &problems {
-        println!("{what}: {p}");
-    }
-    let errors = problems.iter().filter(|p| p.error).count();
-    if errors > 0 {
-        bail!("{what}: {errors} problem(s)");
-    }
+    let platforms = PlatformList::or_all(args.platform.clone());
+    let (errors, warnings) = index::verify(&idx, &platforms, None);
+    errors.iter().chain(&warnings).for_each(|p| println!("{what}: {p}"));
+    ensure!(errors.is_empty(), "{what}: {} problem(s)", errors.len());
     println!("{what}: ok: {}", idx.platforms().join(", "));
     if args.rebuild {
         return rebuild(sh, &what, &idx, &args.rebuild_registry);
@@ -456,12 +405,11 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the commit of `idx`'s revision annotation for its platforms:
-/// a clean temporary checkout (`git worktree add`), this xtask's
-/// `build-image --push` to `registry` with a fresh `--cache-epoch` (cold);
-/// then compares each platform's image digest with the index's.
+/// Rebuilds the commit of `idx`'s revision annotation for its platforms: a clean temporary checkout
+/// (`git worktree add`), this xtask's `build-image --push` to `registry` with a fresh
+/// `--cache-epoch` (cold); then compares each platform's image digest with the index's.
 fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
-    let get = |k: &str| idx.annotations.get(&format!("{ANNOTATION}{k}"));
+    let get = |k: &str| idx.annotations.get(&format!("org.opencontainers.image.{k}"));
     let (Some(rev), Some(title)) = (get("revision"), get("title")) else {
         bail!("{reference} has no revision or title annotation: `cargo xtask manifest` did not write it");
     };
@@ -475,10 +423,8 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
     let worktree =
         |args: [&str; 2]| Cmd::new("git").arg("worktree").args(args).arg(dir.display().to_string());
     let _ = worktree(["remove", "--force"]).capture(sh);
-    worktree(["add", "--detach"])
-        .arg(rev)
-        .run(sh)
-        .with_context(|| format!("checking out {rev}"))?;
+    let add = worktree(["add", "--detach"]).arg(rev);
+    add.run(sh).with_context(|| format!("checking out {rev}"))?;
     let built = Cmd::new(std::env::current_exe()?.display().to_string())
         .args(["build-image", "--component", component.name, "--push", "--registry", registry])
         .opt("--platform", names.join(","))
@@ -487,9 +433,7 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
         .env("CARGO_TARGET_DIR", target.display().to_string())
         .env("GITHUB_ACTIONS", "false")
         .run(sh);
-    if let Err(e) = worktree(["remove", "--force"]).run(sh) {
-        eprintln!("warning: {e:#}");
-    }
+    let _ = worktree(["remove", "--force"]).run(sh).inspect_err(|e| eprintln!("warning: {e:#}"));
     built?;
     let repo = metadata::image_repository(registry, component);
     let mut mismatches = Vec::new();
@@ -500,21 +444,16 @@ fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Resul
             rec.and_then(|r| r.pushed_digest).context("the rebuild recorded no pushed digest")?;
         let r = record::remote(sh, &format!("{repo}@{pushed}"))?
             .context("the rebuilt image is not in the registry")?;
-        let digest = index::source_digest(&r.raw, &r.digest, p)?;
-        match digest == entry.digest {
-            true => println!("{p}: match {digest}"),
-            false => {
-                println!(
-                    "{p}: MISMATCH: the index lists {}, the rebuild gives {digest}",
-                    entry.digest
-                );
-                mismatches.push(p.name);
-            }
+        let digest = index::source_digest(&r.raw, Some(&r.digest), p)?;
+        if digest == entry.digest {
+            println!("{p}: match {digest}");
+        } else {
+            println!("{p}: MISMATCH: the index lists {}, the rebuild gives {digest}", entry.digest);
+            mismatches.push(p.name);
         }
     }
-    if !mismatches.is_empty() {
-        bail!("the rebuild of {rev} differs from {reference} for {}", mismatches.join(", "));
-    }
+    let differ = mismatches.join(", ");
+    ensure!(mismatches.is_empty(), "the rebuild of {rev} differs from {reference} for {differ}");
     println!("{reference}: every platform rebuilds to the digest the index lists");
     Ok(())
 }

@@ -1,14 +1,12 @@
-//! `cargo xtask push`: pushes locally built images under their per-commit
-//! references (`<registry>/brokkr-<c>:sha-<7 hex>-<arch>`) and records what
-//! the registry holds. It never writes a final tag: only `manifest` does
-//! (case M3). Local images, dirty builds and the registry (protocol,
-//! credentials) are checked before the first push.
+//! `cargo xtask push`: pushes locally built images under their per-commit references
+//! (`<registry>/brokkr-<c>:sha-<7 hex>-<arch>`) and records what the registry holds. It never
+//! writes a final tag: only `manifest` does (case M3). Local images, dirty builds and the registry
+//! (protocol, credentials) are checked before the first push.
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{ensure, Context as _, Result};
 use clap::Args;
 use xshell::Shell;
 
-pub use crate::record::remote;
 use crate::{
     metadata,
     options::Selection,
@@ -18,7 +16,6 @@ use crate::{
     tags,
 };
 
-/// Options of `push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
     #[command(flatten)]
@@ -39,19 +36,27 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let dirty = record::tree_dirty(sh)?;
-    let mut legs = Vec::new();
-    for c in args.select.components() {
-        for p in &platforms {
-            legs.push((c, *p, record::reference(&registry, c, &ctx, p, dirty)));
-        }
-    }
+    let leg = |c, p: &&'static Platform| (c, *p, record::reference(&registry, c, &ctx, p, dirty));
+    let components = args.select.components().into_iter();
+    let legs: Vec<_> = components.flat_map(|c| platforms.iter().map(move |p| leg(c, p))).collect();
     record::check_clean(&legs[0].2, dirty, args.allow_dirty)?;
     if args.dry_run {
         legs.iter().for_each(|(_, _, r)| println!("{}", Cmd::new("docker").args(["push", r])));
         return Ok(());
     }
+    // Each image in the local store, its record (if any) not from a dirty tree unless allowed.
     for (c, p, reference) in &legs {
-        check_local(sh, c, p, reference, args.allow_dirty)?;
+        let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
+        ensure!(
+            record::local_digest(sh, reference)?.is_some(),
+            "{reference} is not in the local image store; build it first: \
+             cargo xtask build-image --component {} --platform {} --registry {registry}",
+            c.name,
+            p.arch
+        );
+        let rec = record::load(reference, c, p)?.filter(|r| r.reference == *reference);
+        let dirty = reference.contains("-dirty-") || rec.is_some_and(|r| r.dirty);
+        record::check_clean(reference, dirty, args.allow_dirty)?;
     }
     if registry.split('/').next() == Some(LOCAL_REGISTRY) {
         // The default target outside CI: start it when it is not running.
@@ -59,43 +64,19 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     }
     // Plain HTTP to a non-loopback host, missing credentials, a wrong port:
     // found by a read before anything is written.
-    remote(sh, &legs[0].2).with_context(|| format!("the registry {registry} cannot be used"))?;
+    let probe = record::remote(sh, &legs[0].2);
+    probe.with_context(|| format!("the registry {registry} cannot be used"))?;
     for (c, p, reference) in &legs {
         println!("{reference}@{}", push_one(sh, c, p, reference)?);
     }
     Ok(())
 }
 
-/// The image is in the local store, and its record (if any) is not from a
-/// dirty tree unless `--allow-dirty`.
-fn check_local(
-    sh: &Shell,
-    c: &Component,
-    p: &Platform,
-    reference: &str,
-    allow: bool,
-) -> Result<()> {
-    if record::local_digest(sh, reference)?.is_none() {
-        let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
-        bail!(
-            "{reference} is not in the local image store; build it first: \
-             cargo xtask build-image --component {} --platform {} --registry {registry}",
-            c.name,
-            p.arch
-        );
-    }
-    let rec = record::load(reference, c, p)?.filter(|r| r.reference == reference);
-    let dirty = reference.contains("-dirty-") || rec.is_some_and(|r| r.dirty);
-    record::check_clean(reference, dirty, allow)
-}
-
-/// Pushes one per-commit reference (retrying transient registry errors)
-/// under the leg's lock and records what the local tag and the registry
-/// hold, both read back; returns the pushed digest.
+/// Pushes one per-commit reference (retrying transient registry errors) under the leg's lock and
+/// records what the local tag and the registry hold, both read back; returns the pushed digest.
 pub fn push_one(sh: &Shell, c: &Component, p: &Platform, reference: &str) -> Result<String> {
     let _lock = record::lock(reference, c, p)?;
-    let repository = reference.rsplit_once(':').map_or(reference, |(r, _)| r);
-    let mut rec = record::load_checked(sh, reference, c, p, true)?
+    let mut rec = record::load_checked(sh, reference, c, p)?
         .filter(|r| r.reference == reference)
         .unwrap_or_else(|| BuildRecord {
             component: c.name.into(),
@@ -105,7 +86,7 @@ pub fn push_one(sh: &Shell, c: &Component, p: &Platform, reference: &str) -> Res
             ..BuildRecord::default()
         });
     Cmd::new("docker").args(["push", reference]).run_retrying(sh, &format!("push {reference}"))?;
-    rec.repository = repository.into();
+    rec.repository = reference.rsplit_once(':').map_or(reference, |(r, _)| r).into();
     rec.digest = record::local_digest(sh, reference)?;
     let digest = record::remote_digest(sh, reference)?;
     rec.pushed_digest = Some(digest.clone());

@@ -1,9 +1,8 @@
-//! Build records, the handover between a build leg and `manifest`: JSON
-//! under `target/xtask/images/<percent-encoded registry>/<component>-<arch>.json`.
-//! A record says what the engine's local tag and the registry hold: it is
-//! written under a per-leg lock ([`lock`]) after reading both back, and
-//! [`load_checked`] compares it with them before anyone trusts it
-//! (issue 15 item 6: concurrent runs, SIGINT between a build and its record).
+//! Build records, the handover between a build leg and `manifest`: JSON under
+//! `target/xtask/images/<percent-encoded registry>/<component>-<arch>.json`. A record says what the
+//! engine's local tag and the registry hold: it is written under a per-leg lock ([`lock`]) after
+//! reading both back, and [`load_checked`] compares it with them before anyone trusts it (issue 15
+//! item 6: concurrent runs, SIGINT between a build and its record).
 
 use std::{
     fs::File,
@@ -11,7 +10,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use fs4::FileExt;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
@@ -32,16 +31,16 @@ pub struct BuildRecord {
     /// `<registry>/brokkr-<component>`, lower-cased.
     #[serde(default)]
     pub repository: String,
-    /// The per-commit tag (`<repository>:sha-<7>-<arch>`, `sha-<7>-dirty-<arch>`),
-    /// or `<repository>@<digest>` when pushed by digest.
+    /// The per-commit tag (`<repository>:sha-<7>-<arch>`, `sha-<7>-dirty-<arch>`), or
+    /// `<repository>@<digest>` when pushed by digest.
     pub reference: String,
     /// Full commit id (40 hex).
     pub commit: String,
-    /// What the engine's local tag holds (`docker image inspect`), or for a
-    /// push by digest what was pushed; `sha256:<64 hex>`.
+    /// What the engine's local tag holds (`docker image inspect`), or for a push by digest what was
+    /// pushed; `sha256:<64 hex>`.
     pub digest: Option<String>,
-    /// What the registry holds under `reference`: with provenance an index
-    /// of the platform manifest and its attestation.
+    /// What the registry holds under `reference`: with provenance an index of the platform manifest
+    /// and its attestation.
     pub pushed_digest: Option<String>,
     /// Uncompressed, from `docker history` (loaded images only).
     pub size_bytes: Option<u64>,
@@ -58,28 +57,21 @@ pub struct BuildRecord {
     pub dirty: bool,
 }
 
-/// The record file of one leg; `reference` is any reference or repository
-/// of the leg (its registry is what precedes the last `/`). The registry is
-/// percent-encoded (every byte outside `[A-Za-z0-9.-]` as `%XX`), so
-/// `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a file.
+/// The record file of one leg; `reference` is any reference or repository of the leg (its registry
+/// is what precedes the last `/`). The registry is percent-encoded (every byte outside
+/// `[A-Za-z0-9.-]` as `%XX`), so `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a
+/// file.
 pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
-    let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
-    let mut slug = String::new();
-    for b in registry.to_ascii_lowercase().bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
-            slug.push(char::from(b));
-        } else {
-            slug.push_str(&format!("%{b:02X}"));
-        }
-    }
-    crate::target_dir()
-        .join("xtask/images")
-        .join(slug)
-        .join(format!("{}-{}.json", component.name, platform.arch))
+    let registry = reference.rsplit_once('/').map_or("", |(r, _)| r).to_ascii_lowercase();
+    let keep = |b: &u8| b.is_ascii_alphanumeric() || b"-.".contains(b);
+    let encode = |b: u8| if keep(&b) { char::from(b).to_string() } else { format!("%{b:02X}") };
+    let slug: String = registry.bytes().map(encode).collect();
+    let file = format!("{}-{}.json", component.name, platform.arch);
+    crate::target_dir().join("xtask/images").join(slug).join(file)
 }
 
-/// Takes the leg's advisory lock (`<record>.lock`, released when the file
-/// drops), waiting for another xtask building or pushing the same leg.
+/// Takes the leg's advisory lock (`<record>.lock`, released when the file drops), waiting for
+/// another xtask building or pushing the same leg.
 pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Result<File> {
     let p = path(reference, component, platform).with_extension("lock");
     std::fs::create_dir_all(p.parent().context("record path without a directory")?)?;
@@ -92,61 +84,48 @@ pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Resu
     Ok(f)
 }
 
-/// Reads the record of one leg as stored; `Ok(None)` when there is none. An
-/// empty or unreadable one is reported, moved aside to
-/// `<file>.corrupt-<unix time>` and treated as absent.
-pub fn load(
-    reference: &str,
-    component: &Component,
-    platform: &Platform,
-) -> Result<Option<BuildRecord>> {
-    load_file(&path(reference, component, platform))
+/// Reads the record of one leg as stored; `Ok(None)` when there is none. An empty or unreadable one
+/// is reported, moved aside to `<file>.corrupt-<unix time>` and treated as absent.
+pub fn load(reference: &str, c: &Component, p: &Platform) -> Result<Option<BuildRecord>> {
+    load_file(&path(reference, c, p))
 }
 
 fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
     let text = match std::fs::read_to_string(p) {
-        Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        text => text.with_context(|| format!("reading {}", p.display()))?,
     };
-    match serde_json::from_str(&text) {
-        Ok(r) => Ok(Some(r)),
-        Err(e) => {
-            let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let aside = p.with_extension(format!("json.corrupt-{secs}"));
-            std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
-            eprintln!(
-                "warning: the record {} was unreadable ({e}); moved aside to {}; \
-                 the next build of this leg writes a new one",
-                p.display(),
-                aside.display()
-            );
-            Ok(None)
-        }
-    }
+    let e = match serde_json::from_str(&text) {
+        Ok(r) => return Ok(Some(r)),
+        Err(e) => e,
+    };
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let aside = p.with_extension(format!("json.corrupt-{secs}"));
+    std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
+    eprintln!(
+        "warning: the record {} was unreadable ({e}); moved aside to {}; \
+         the next build of this leg writes a new one",
+        p.display(),
+        aside.display()
+    );
+    Ok(None)
 }
 
-/// The record of one leg compared with what the engine's local tag holds
-/// and, with `remote`, with what the registry holds under its reference;
-/// a record that disagrees is reported, corrected and rewritten. Engine
-/// or registry unreachable: an error (nothing can be known). Take [`lock`] first.
+/// The record of one leg compared with what the engine's local tag and the registry hold under its
+/// reference; one that disagrees is reported, corrected and rewritten. Engine or registry
+/// unreachable: an error (nothing can be known). Take [`lock`] first.
 pub fn load_checked(
     sh: &Shell,
-    repository: &str,
-    component: &Component,
-    platform: &Platform,
-    remote: bool,
+    reference: &str,
+    c: &Component,
+    p: &Platform,
 ) -> Result<Option<BuildRecord>> {
-    let Some(stored) = load(repository, component, platform)? else {
-        return Ok(None);
-    };
+    let Some(stored) = load(reference, c, p)? else { return Ok(None) };
     let mut rec = stored.clone();
     if !rec.reference.contains('@') {
         rec.digest = local_digest(sh, &rec.reference)?;
     }
-    if remote {
-        rec.pushed_digest = self::remote(sh, &rec.reference)?.map(|r| r.digest);
-    }
+    rec.pushed_digest = remote(sh, &rec.reference)?.map(|r| r.digest);
     let drift = drift(&stored, &rec);
     if !drift.is_empty() {
         if rec.digest != stored.digest {
@@ -154,16 +133,16 @@ pub fn load_checked(
         }
         eprintln!(
             "warning: the record {} did not say what is there ({}); re-read and rewritten",
-            path(repository, component, platform).display(),
+            path(reference, c, p).display(),
             drift.join("; ")
         );
-        save(component, platform, &rec)?;
+        save(c, p, &rec)?;
     }
     Ok(Some(rec))
 }
 
-/// What differs between a stored record and the same record re-read from
-/// the engine and the registry, in words.
+/// What differs between a stored record and the same record re-read from the engine and the
+/// registry, in words.
 pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     let show = |d: &Option<String>| d.clone().unwrap_or_else(|| "nothing".into());
     [
@@ -176,8 +155,8 @@ pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     .collect()
 }
 
-/// Writes the record of one leg (pretty JSON) atomically: a temporary file
-/// in the same directory, renamed.
+/// Writes the record of one leg (pretty JSON) atomically: a temporary file in the same directory,
+/// renamed.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
     save_file(&path(&record.reference, component, platform), record)
 }
@@ -192,8 +171,8 @@ fn save_file(p: &Path, record: &BuildRecord) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))
 }
 
-/// What the engine's local tag `reference` holds (`docker image inspect`):
-/// `None` when there is no such image; an error when the engine does not answer.
+/// What the engine's local tag `reference` holds (`docker image inspect`): `None` when there is no
+/// such image; an error when the engine does not answer.
 pub fn local_digest(sh: &Shell, reference: &str) -> Result<Option<String>> {
     local_digest_in(sh, reference, None)
 }
@@ -211,22 +190,23 @@ pub fn local_digest_in(
     if out.ok {
         return Ok(Some(out.stdout.trim().to_owned()));
     }
-    if out.stderr.to_ascii_lowercase().contains("no such image") {
-        return Ok(None);
-    }
-    bail!("reading {reference} from the local engine: {}", diagnose::reason(&out.stderr))
+    ensure!(
+        out.stderr.to_ascii_lowercase().contains("no such image"),
+        "reading {reference} from the local engine: {}",
+        diagnose::reason(&out.stderr)
+    );
+    Ok(None)
 }
 
-/// What a registry holds under a reference.
-#[derive(Clone, Debug)]
+/// What a registry holds under a reference: the raw manifest or index and its digest.
 pub struct Remote {
     pub raw: String,
     pub digest: String,
 }
 
-/// Reads `reference` from its registry: `Ok(None)` only when the registry
-/// answers that it does not have it; every other failure (credentials, DNS,
-/// plain HTTP, nothing listening) is an error with its diagnosis.
+/// Reads `reference` from its registry: `Ok(None)` only when the registry answers that it does not
+/// have it; every other failure (credentials, DNS, plain HTTP, nothing listening) is an error with
+/// its diagnosis.
 pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
     let out = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--raw", reference])
@@ -239,45 +219,39 @@ pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
             .map_or_else(|| diagnose::reason(&out.stderr), |h| h.to_string());
         bail!("reading {reference}: {why}");
     }
-    let digest = remote_digest(sh, reference)?;
-    Ok(Some(Remote { raw: out.stdout, digest }))
+    Ok(Some(Remote { raw: out.stdout, digest: remote_digest(sh, reference)? }))
 }
 
-/// Whether `imagetools inspect` failed because the reference does not exist
-/// (`ERROR: <ref>: not found`, `manifest unknown`, `name unknown`), not
-/// because the registry could not be asked.
+/// Whether `imagetools inspect` failed because the reference does not exist (`ERROR: <ref>: not
+/// found`, `manifest unknown`, `name unknown`), not because the registry could not be asked.
 pub fn is_missing(stderr: &str) -> bool {
     let e = stderr.to_ascii_lowercase();
     diagnose::explain(stderr).is_none_or(|h| h.cause == diagnose::Cause::NotFound)
         && [": not found", "manifest unknown", "name unknown"].iter().any(|p| e.contains(p))
 }
 
+/// The digest of what the registry holds under `reference`.
 pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
+    let what = format!("reading the digest of {reference}");
     let json = Cmd::new("docker")
-        .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}"])
-        .arg(reference)
-        .capture_retrying(sh, &format!("reading the digest of {reference}"))?;
-    if !json.ok {
-        bail!("reading the digest of {reference} from the registry: {}", json.stderr.trim());
-    }
+        .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
+        .capture_retrying(sh, &what)?;
+    ensure!(json.ok, "{what} from the registry: {}", json.stderr.trim());
     let json = json.stdout.trim();
     let d: index::Entry = serde_json::from_str(json)
         .with_context(|| format!("parsing `imagetools inspect` output: {json}"))?;
-    if !index::is_digest(&d.digest) {
-        bail!("no digest in `imagetools inspect` output: {json}");
-    }
+    ensure!(index::is_digest(&d.digest), "no digest in `imagetools inspect` output: {json}");
     Ok(d.digest)
 }
 
-/// Refuses `reference` built from a dirty tree unless `allow_dirty`: a
-/// dirty tree is never published as its commit (`push`, `manifest`).
+/// Refuses `reference` built from a dirty tree unless `allow_dirty`: a dirty tree is never
+/// published as its commit (`push`, `manifest`).
 pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()> {
-    if dirty && !allow_dirty {
-        bail!(
-            "{reference} comes from a working tree with uncommitted changes or untracked files \
-             (`git status`); commit them and build again, or pass --allow-dirty to publish it anyway"
-        );
-    }
+    ensure!(
+        !dirty || allow_dirty,
+        "{reference} comes from a working tree with uncommitted changes or untracked files \
+         (`git status`); commit them and build again, or pass --allow-dirty to publish it anyway"
+    );
     Ok(())
 }
 
@@ -287,20 +261,18 @@ pub fn tree_dirty(sh: &Shell) -> Result<bool> {
     Ok(out.ok && !out.stdout.trim().is_empty())
 }
 
-/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or
-/// `sha-<7>-dirty-<arch>` for a dirty tree (never a release build's).
+/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`
+/// for a dirty tree (never a release build's).
 pub fn reference(
     registry: &str,
-    component: &Component,
+    c: &Component,
     ctx: &Context,
-    platform: &Platform,
+    p: &Platform,
     dirty: bool,
 ) -> String {
-    if !dirty {
-        return metadata::per_platform_reference(registry, component, ctx, platform);
-    }
-    let repository = metadata::image_repository(registry, component);
-    format!("{repository}:{}-dirty-{}", metadata::sha_tag(ctx), platform.tag_suffix())
+    let dirty = if dirty { "-dirty" } else { "" };
+    let repository = metadata::image_repository(registry, c);
+    format!("{repository}:{}{dirty}-{}", metadata::sha_tag(ctx), p.tag_suffix())
 }
 
 /// `12.3 MB` (decimal, as registries and Docker print sizes).

@@ -1,11 +1,8 @@
-//! Which final tags a `manifest` run may move: never backwards, whatever order
-//! CI runs finish in (cases R1 and R2 of `shared/cases/releases.md`).
-//!
-//! What a tag holds is read from the OCI annotations of the index it points
-//! at (`org.opencontainers.image.revision`, `.version`, `.created`), which
-//! every index `manifest` writes carries.
+//! Which final tags a `manifest` run may move: never backwards, whatever order CI runs finish in
+//! (cases R1 and R2 of `shared/cases/releases.md`), judged by the `org.opencontainers.image.*`
+//! annotations of the index each tag holds.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::collections::BTreeMap;
 
 use xshell::Shell;
 
@@ -29,81 +26,63 @@ impl Stamp {
     }
 }
 
-/// The decision for one tag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Move {
-    Write,
-    /// Left where it is; the reason is printed as a notice.
-    Skip(String),
-}
-
-/// Whether `ours` may replace what `tag` holds. `is_ancestor(a, b)` answers
-/// "is commit a an ancestor of commit b" (`git merge-base --is-ancestor`), or
-/// `None` when the history does not know one of them.
-///
-/// - nothing held, or the same commit: write;
-/// - both versions are semver (`latest`, `1`, `1.2` after a release): only
-///   to an equal or higher version;
-/// - otherwise (branch tags such as `main`): not when our commit is an
-///   ancestor of the held one; when the history cannot tell, the newer
-///   commit time wins.
+/// Why `ours` may not replace what `tag` holds, or `None`: write. Nothing held or the same commit:
+/// write; both versions semver (`latest`, `1.2`): only to an equal or higher one; else (branch
+/// tags) not to an ancestor of the held commit (`history(a, b)`: is a an ancestor of b, `None`
+/// when unknown: [`is_ancestor`]), and when the history cannot tell, the newer commit time wins.
 pub fn decide(
     tag: &str,
     ours: &Stamp,
     held: Option<&Stamp>,
-    is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
-) -> Move {
-    let Some(held) = held else {
-        return Move::Write;
-    };
+    history: &dyn Fn(&str, &str) -> Option<bool>,
+) -> Option<String> {
+    let held = held?;
     if held.revision.is_some() && held.revision == ours.revision {
-        return Move::Write;
+        return None;
     }
-    if let (Some(o), Some(h)) = (semver_of(&ours.version), semver_of(&held.version)) {
-        return match o.cmp_precedence(&h) {
-            Ordering::Less => {
-                Move::Skip(format!("{tag} holds version {h}, higher than this run's {o}"))
-            }
-            _ => Move::Write,
-        };
-    }
-    let (Some(o), Some(h)) = (ours.revision.as_deref(), held.revision.as_deref()) else {
-        return Move::Write;
+    let semver = |v: &Option<String>| {
+        let v = v.as_deref()?;
+        semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).ok()
     };
-    if is_ancestor(h, o) == Some(true) {
-        return Move::Write;
+    if let (Some(o), Some(h)) = (semver(&ours.version), semver(&held.version)) {
+        let lower = o.cmp_precedence(&h).is_lt();
+        return lower.then(|| format!("{tag} holds version {h}, higher than this run's {o}"));
     }
-    if is_ancestor(o, h) == Some(true) {
-        return Move::Skip(format!(
-            "{tag} holds commit {}, which is newer than {} (it descends from it)",
-            short(h),
-            short(o)
+    let (o, h) = (ours.revision.as_deref()?, held.revision.as_deref()?);
+    let (o7, h7) = (o.get(..7).unwrap_or(o), h.get(..7).unwrap_or(h));
+    if history(h, o) == Some(true) {
+        return None;
+    }
+    if history(o, h) == Some(true) {
+        return Some(format!(
+            "{tag} holds commit {h7}, which is newer than {o7} (it descends from it)"
         ));
     }
-    match (timestamp(&ours.created), timestamp(&held.created)) {
-        (Some(o_t), Some(h_t)) if o_t < h_t => Move::Skip(format!(
-            "{tag} holds commit {} from {h_t}, newer than {} from {o_t}",
-            short(h),
-            short(o)
-        )),
-        _ => Move::Write,
+    let time = |t: &Option<String>| t.as_deref()?.parse::<jiff::Timestamp>().ok();
+    match (time(&ours.created), time(&held.created)) {
+        (Some(o_t), Some(h_t)) if o_t < h_t => {
+            Some(format!("{tag} holds commit {h7} from {h_t}, newer than {o7} from {o_t}"))
+        }
+        _ => None,
     }
 }
 
-/// The tags to write and the skipped ones with their reason; `held[i]` is
-/// what `finals[i]` (a full reference) holds now.
+/// The tags to write and the skipped ones with their reason.
+pub type Plan = (Vec<String>, Vec<(String, String)>);
+
+/// The [`Plan`] for `finals` (full references); `held[i]` is what `finals[i]` holds now.
 pub fn plan(
     finals: &[String],
     ours: &Stamp,
     held: &[Option<Stamp>],
     force: bool,
-    is_ancestor: &dyn Fn(&str, &str) -> Option<bool>,
-) -> (Vec<String>, Vec<(String, String)>) {
+    history: &dyn Fn(&str, &str) -> Option<bool>,
+) -> Plan {
     let (mut write, mut skip) = (Vec::new(), Vec::new());
     for (tag, held) in finals.iter().zip(held) {
         let name = tag.rsplit_once(':').map_or(tag.as_str(), |(_, t)| t);
-        match decide(name, ours, held.as_ref(), is_ancestor) {
-            Move::Skip(why) if !force => skip.push((tag.clone(), why)),
+        match decide(name, ours, held.as_ref(), history) {
+            Some(why) if !force => skip.push((tag.clone(), why)),
             _ => write.push(tag.clone()),
         }
     }
@@ -115,19 +94,6 @@ pub fn is_ancestor(sh: &Shell, a: &str, b: &str) -> Option<bool> {
     let git = Cmd::new("git").args(["merge-base", "--is-ancestor", a, b]);
     let out = git.capture(sh).ok()?;
     (out.ok || out.stderr.trim().is_empty()).then_some(out.ok)
-}
-
-fn semver_of(v: &Option<String>) -> Option<semver::Version> {
-    let v = v.as_deref()?;
-    semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).ok()
-}
-
-fn timestamp(t: &Option<String>) -> Option<jiff::Timestamp> {
-    t.as_deref()?.parse().ok()
-}
-
-fn short(rev: &str) -> &str {
-    rev.get(..7).unwrap_or(rev)
 }
 
 #[cfg(test)]
@@ -223,8 +189,8 @@ mod tests {
         ];
         for (name, tag, ours, held, write) in cases {
             let got = decide(tag, &ours, held.as_ref(), &history);
-            assert_eq!(got == Move::Write, write, "{name}: {got:?}");
-            if let Move::Skip(why) = got {
+            assert_eq!(got.is_none(), write, "{name}: {got:?}");
+            if let Some(why) = got {
                 assert!(why.starts_with(tag), "{name}: {why}");
             }
         }
