@@ -294,7 +294,7 @@ pub fn preflight(
 ) -> Result<(Vec<Check>, Probed<DockerInfo>)> {
     let host = Platform::host()?;
     let remedy = setup_remedy(platforms);
-    let cli = probe::docker_cli();
+    let cli = which::which("docker").ok();
     let version = cli.as_ref().and_then(|_| probe::docker_client_version(sh));
     let down = "the engine is not reachable";
     let info = probe::docker_info_if(sh, cli.is_some());
