@@ -19,8 +19,8 @@ use xshell::Shell;
 use super::{
     binfmt_handler_paths, binfmt_status, foreign, parse_buildx_version, parse_df_avail,
     parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
-    BinfmtHandler, BinfmtStatus, BridgeOptions, Builder, DockerInfo, ImageStore, OsRelease,
-    Version, BINFMT_DIR,
+    BinfmtHandler, BinfmtStatus, BridgeOptions, Builder, DockerInfo, OsRelease, Version,
+    BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -180,15 +180,6 @@ pub fn images_with_prefix(sh: &Shell, prefix: &str) -> Result<Vec<String>, Strin
     Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
 }
 
-/// The running engine, as `docker info` showed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Engine {
-    pub version: Option<Version>,
-    pub version_text: String,
-    pub store: ImageStore,
-    pub containers_running: u64,
-}
-
 /// Everything setup decides on, read once from the host ([`observe`]).
 #[derive(Clone, Debug)]
 pub struct Observed {
@@ -203,7 +194,8 @@ pub struct Observed {
     /// `dockerd --version`, whether running or not.
     pub dockerd: Option<Version>,
     pub buildx: Option<Version>,
-    pub engine: Option<Engine>,
+    /// The running engine.
+    pub engine: Option<DockerInfo>,
     /// Why `docker info` did not answer.
     pub engine_error: String,
     pub docker_host: Option<String>,
@@ -243,12 +235,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
         dockerd: dockerd.and_then(|v| parse_dockerd_version(&v)),
         buildx: docker_cli.then(|| buildx_version(sh)).flatten(),
         engine_error: info.as_ref().err().cloned().unwrap_or_default(),
-        engine: info.ok().map(|i| Engine {
-            version: i.version(),
-            version_text: i.server_version.clone(),
-            store: i.store(),
-            containers_running: i.containers_running,
-        }),
+        engine: info.ok(),
         docker_host,
         bridge_missing: bridge.flatten().filter(|b| !interface_exists(b)),
         daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),

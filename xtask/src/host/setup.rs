@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{
-    debian_version, engine_source, merge_daemon_json, registry, BinfmtStatus, Distro,
+    debian_version, engine_source, merge_daemon_json, registry, BinfmtStatus, Distro, DockerInfo,
     EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
     MIN_ENGINE,
 };
@@ -24,7 +24,7 @@ mod exec;
 
 pub use exec::{ensure, run};
 
-pub use super::probe::{Engine, Observed};
+pub use super::probe::Observed;
 use crate::{
     plan::Cmd,
     project::{parse_platform_list, Platform, PlatformList},
@@ -214,13 +214,14 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
         p.area("engine", Skipped, "the GitHub runner provides docker and buildx");
         return false;
     }
-    let running = o.engine.as_ref().and_then(|e| e.version.as_ref());
+    let running = o.engine.as_ref().and_then(DockerInfo::version);
     let new_enough = |v: Option<&Version>| v.is_some_and(|v| *v >= MIN_ENGINE);
-    let engine_ok = o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running));
+    let engine_ok =
+        o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running.as_ref()));
     let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
     let buildx = show(o.buildx.as_ref());
     if engine_ok && buildx_ok {
-        let v = show(o.dockerd.as_ref().or(running));
+        let v = show(o.dockerd.as_ref().or(running.as_ref()));
         p.area("engine", Done, format!("dockerd {v}, buildx {buildx}"));
         return false;
     }
@@ -251,7 +252,7 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
 /// would need a restart: [`dockerd_area`] says so), nor when the running engine uses it already.
 fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
     const AREA: &str = "daemon.json";
-    let store = o.engine.as_ref().map(|e| &e.store);
+    let store = o.engine.as_ref().map(DockerInfo::store);
     if o.github_actions {
         return p.area(AREA, Skipped, "the GitHub runner's engine is used as it is");
     }
@@ -455,10 +456,10 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     let Some(e) = &o.engine else {
         return engine_down(p, o);
     };
-    let v = &e.version_text;
+    let v = &e.server_version;
     // why it needs a restart, and whether builds can use it meanwhile
-    let (why, usable) = match (&e.store, o.bridge_missing.as_deref()) {
-        _ if e.version.as_ref().is_none_or(|x| *x < MIN_ENGINE) => {
+    let (why, usable) = match (e.store(), o.bridge_missing.as_deref()) {
+        _ if e.version().is_none_or(|x| x < MIN_ENGINE) => {
             (format!("is {v}, older than {MIN_ENGINE}"), false)
         }
         (_, Some(b)) => (format!("{v} lost its default bridge {b} (every RUN step fails)"), false),
@@ -571,6 +572,23 @@ mod tests {
         Platform::parse("amd64").unwrap()
     }
 
+    fn engine(version: &str, store: ImageStore, containers_running: u64) -> DockerInfo {
+        let (driver, containerd) = match store {
+            ImageStore::Containerd(d) => (d, true),
+            ImageStore::Classic(d) => (d, false),
+        };
+        let kv = vec!["driver-type".to_owned(), "io.containerd.snapshotter.v1".to_owned()];
+        let driver_status = containerd.then(|| vec![kv]);
+        let server_version = version.into();
+        DockerInfo {
+            server_version,
+            driver,
+            driver_status,
+            containers_running,
+            ..Default::default()
+        }
+    }
+
     fn h10() -> BinfmtHandler {
         BinfmtHandler::parse(include_str!("fixtures/binfmt-d-qemu-aarch64-10.conf")).unwrap()
     }
@@ -598,12 +616,7 @@ mod tests {
             docker_cli: true,
             dockerd: Some(Version::new(26, 1, 5)),
             buildx: Some(Version::new(0, 13, 1)),
-            engine: Some(Engine {
-                version: Some(Version::new(26, 1, 5)),
-                version_text: "26.1.5+dfsg1".into(),
-                store: ImageStore::Containerd("overlayfs".into()),
-                containers_running: 0,
-            }),
+            engine: Some(engine("26.1.5+dfsg1", ImageStore::Containerd("overlayfs".into()), 0)),
             engine_error: String::new(),
             docker_host: None,
             bridge_missing: None,
@@ -814,12 +827,7 @@ mod tests {
                 o: Observed {
                     dockerd: Some(Version::new(20, 10, 24)),
                     buildx: None,
-                    engine: Some(Engine {
-                        version: Some(Version::new(20, 10, 24)),
-                        version_text: "20.10.24+dfsg1".into(),
-                        store: ImageStore::Classic("overlay2".into()),
-                        containers_running: 0,
-                    }),
+                    engine: Some(engine("20.10.24+dfsg1", ImageStore::Classic("overlay2".into()), 0)),
                     ..base()
                 },
                 todo: &["engine", "dockerd"],
@@ -832,12 +840,7 @@ mod tests {
                 o: Observed {
                     systemd: true,
                     daemon_json: None,
-                    engine: Some(Engine {
-                        version: Some(Version::new(26, 1, 5)),
-                        version_text: "26.1.5".into(),
-                        store: ImageStore::Classic("overlay2".into()),
-                        containers_running: 0,
-                    }),
+                    engine: Some(engine("26.1.5", ImageStore::Classic("overlay2".into()), 0)),
                     ..base()
                 },
                 todo: &["daemon.json", "dockerd"],
@@ -937,12 +940,7 @@ mod tests {
             github_actions: true,
             systemd: true,
             daemon_json: None,
-            engine: Some(Engine {
-                version: Some(Version::new(28, 0, 4)),
-                version_text: "28.0.4".into(),
-                store: ImageStore::Classic("overlay2".into()),
-                containers_running: 0,
-            }),
+            engine: Some(engine("28.0.4", ImageStore::Classic("overlay2".into()), 0)),
             dockerd: Some(Version::new(28, 0, 4)),
             buildx: Some(Version::new(0, 22, 0)),
             packages: BTreeMap::new(),
@@ -994,12 +992,7 @@ mod tests {
         Observed {
             systemd,
             daemon_json: None,
-            engine: Some(Engine {
-                version: Some(Version::new(26, 1, 5)),
-                version_text: "26.1.5".into(),
-                store,
-                containers_running: containers,
-            }),
+            engine: Some(engine("26.1.5", store, containers)),
             ..provisioned()
         }
     }
@@ -1042,8 +1035,8 @@ mod tests {
         // what a build cannot work with: stop, naming the command that changes it
         let old = Observed {
             dockerd: Some(Version::new(20, 10, 24)),
-            engine: Some(Engine {
-                version: Some(Version::new(20, 10, 24)),
+            engine: Some(DockerInfo {
+                server_version: "20.10.24".into(),
                 ..running(classic(), true, 2).engine.unwrap()
             }),
             ..running(classic(), true, 2)
