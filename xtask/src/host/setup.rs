@@ -149,12 +149,6 @@ impl Plan {
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
     }
-    fn block(&mut self, why: impl Into<String>) {
-        let why = why.into();
-        if !self.blocked.contains(&why) {
-            self.blocked.push(why);
-        }
-    }
     pub fn restarts_engine(&self) -> bool {
         self.steps.iter().any(|(_, s)| s.restarts_engine())
     }
@@ -201,7 +195,7 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     registry_area(&mut p, o, opts);
     let other = o.os.distro() == Distro::Other && p.steps.iter().any(|(_, s)| s.root());
     if let (true, Source::Unsupported(why)) = (engine_now || qemu_now || other, &source) {
-        p.block(why.clone());
+        p.blocked.push(why.clone());
     }
     p
 }
@@ -269,7 +263,7 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
             p.step(AREA, Step::Mkdir("/etc/docker".into()));
             p.step(AREA, Step::Write { path: "/etc/docker/daemon.json".into(), text });
         }
-        Err(e) => p.block(format!("{e:#}")),
+        Err(e) => p.blocked.push(format!("{e:#}")),
     }
 }
 
@@ -497,7 +491,7 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     };
     let suffix = (mode != Mode::Build).then_some(": restart it");
     p.area("dockerd", Todo, format!("{why}{}", suffix.unwrap_or_default()));
-    p.block(blocked);
+    p.blocked.push(blocked);
 }
 
 /// Not ours to reach (permission, `DOCKER_HOST`), or start it.
@@ -505,14 +499,15 @@ fn engine_down(p: &mut Plan, o: &Observed) {
     let err = &o.engine_error;
     if err.to_ascii_lowercase().contains("permission denied") {
         p.area("dockerd", Todo, format!("not reachable: {err}"));
-        return p.block(
+        return p.blocked.push(
             "the engine runs but this user may not use its socket (/var/run/docker.sock): run as root, \
-             or add the user to the `docker` group (usermod -aG docker $USER, then log in again)",
+             or add the user to the `docker` group (usermod -aG docker $USER, then log in again)"
+                .to_owned(),
         );
     }
     if let Some(h) = &o.docker_host {
         p.area("dockerd", Todo, format!("DOCKER_HOST={h} does not answer ({err})"));
-        return p.block(format!(
+        return p.blocked.push(format!(
             "DOCKER_HOST={h} does not answer ({err}): start the engine there, or unset DOCKER_HOST to use this machine's"
         ));
     }
