@@ -90,20 +90,12 @@ impl DockerInfo {
     }
 }
 
-/// The `Options` of `docker network inspect bridge --format '{{json .Options}}'`.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct BridgeOptions {
-    #[serde(rename = "com.docker.network.bridge.name")]
-    pub name: Option<String>,
-}
-
-impl BridgeOptions {
-    /// The default bridge's host interface, `docker0` when the key is absent.
-    pub fn interface(json: &str) -> Result<String> {
-        let o: BridgeOptions =
-            serde_json::from_str(json.trim()).context("parsing the bridge network's options")?;
-        Ok(o.name.unwrap_or_else(|| "docker0".to_owned()))
-    }
+/// The default bridge's host interface from `docker network inspect bridge --format
+/// '{{json .Options}}'` (a string map), `docker0` when the key is absent.
+pub fn bridge_interface(json: &str) -> Result<String> {
+    let o: BTreeMap<String, String> =
+        serde_json::from_str(json.trim()).context("parsing the bridge network's options")?;
+    Ok(o.get("com.docker.network.bridge.name").cloned().unwrap_or_else(|| "docker0".to_owned()))
 }
 
 /// `docker buildx inspect [NAME]` (text: buildx 0.13 has no JSON for it).

@@ -453,16 +453,15 @@ mod tests {
         let fail = check_bridge(&Ok(Some("docker0".into())), false, none);
         assert!(fail.remedy.unwrap().contains("cargo xtask setup"));
         assert_eq!(
-            crate::host::BridgeOptions::interface(
+            crate::host::bridge_interface(
                 r#"{"com.docker.network.bridge.default_bridge":"true","com.docker.network.bridge.name":"docker0"}"#
             )
             .unwrap(),
             "docker0"
         );
-        assert_eq!(crate::host::BridgeOptions::interface("{}").unwrap(), "docker0");
+        assert_eq!(crate::host::bridge_interface("{}").unwrap(), "docker0");
         assert_eq!(
-            crate::host::BridgeOptions::interface(r#"{"com.docker.network.bridge.name":"br-x"}"#)
-                .unwrap(),
+            crate::host::bridge_interface(r#"{"com.docker.network.bridge.name":"br-x"}"#).unwrap(),
             "br-x"
         );
     }

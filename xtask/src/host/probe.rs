@@ -17,10 +17,9 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, foreign, parse_buildx_version, parse_df_avail,
-    parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
-    BinfmtHandler, BinfmtStatus, BridgeOptions, Builder, DockerInfo, OsRelease, Version,
-    BINFMT_DIR,
+    binfmt_handler_paths, binfmt_status, bridge_interface, foreign, parse_buildx_version,
+    parse_df_avail, parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail,
+    BinfmtEntry, BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -68,7 +67,7 @@ pub fn docker_host() -> Option<String> {
 pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
     let args = ["network", "inspect", "bridge", "--format", "{{json .Options}}"];
     match stdout(sh, "docker", &args) {
-        Ok(json) => BridgeOptions::interface(&json).map(Some).map_err(|e| format!("{e:#}")),
+        Ok(json) => bridge_interface(&json).map(Some).map_err(|e| format!("{e:#}")),
         Err(e) if e.contains("not found") => Ok(None),
         Err(e) => Err(e),
     }
