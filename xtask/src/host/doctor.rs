@@ -1,6 +1,5 @@
-//! `cargo xtask doctor`: one line per check of what building brokkr's images
-//! needs on this host, each with its status and the exact command that
-//! fixes it. [`preflight`] is the subset a build needs, for the image commands.
+//! `cargo xtask doctor`: one line per check of what building images needs on this host, with
+//! the command that fixes it. [`preflight`] is the subset a build needs.
 
 use std::path::{Path, PathBuf};
 
@@ -266,9 +265,9 @@ pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
     Check::new(status, "disk", detail, fix)
 }
 
-/// The checks a build needs for `platforms` on `builder` (else `$BUILDX_BUILDER`, else the
-/// current one), with the `docker info` they read: a binfmt handler for every platform neither
-/// the host nor a node of the builder runs natively. A missing tool is a failed check, not an error.
+/// The checks a build needs on builder `name` (else `$BUILDX_BUILDER`, else the current one),
+/// with their `docker info`: a binfmt handler for each platform no host or node runs natively.
+/// A missing tool is a failed check, not an error.
 pub fn preflight(
     sh: &Shell,
     platforms: &[&'static Platform],
@@ -304,8 +303,7 @@ pub fn preflight(
     Ok((checks, info))
 }
 
-/// `cargo xtask doctor`: every check (lines, or JSON with `--json`); fails
-/// when a needed one fails.
+/// Fails when a needed check fails.
 pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform)?;
     let (mut checks, info) = preflight(sh, &platforms, args.builder.as_deref())?;

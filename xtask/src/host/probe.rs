@@ -1,7 +1,6 @@
-//! Read-only look-ups of the host's state: quiet commands (`docker info`, `docker buildx
-//! inspect`, `dpkg-query`, `df`) and file reads (`/proc`, `/etc`, `/sys`), gathered for setup in
-//! [`Observed`]; parsing is in [`super`]. Also the background services xtask starts (dockerd,
-//! the loopback registry): spawned detached so they outlive it, then found again through `/proc`.
+//! Read-only look-ups of the host's state (quiet commands, `/proc`, `/etc`, `/sys`), gathered
+//! for setup in [`Observed`]; parsing is in [`super`]. Also the services xtask starts (dockerd,
+//! the registry): spawned detached so they outlive it, found again through `/proc`.
 
 use std::{
     collections::BTreeMap,
@@ -87,9 +86,8 @@ pub fn builder(sh: &Shell, name: Option<&str>) -> Result<Builder, String> {
     Builder::parse(&stdout(sh, "docker", &args)?).map_err(|e| format!("{e:#}"))
 }
 
-/// Emulation of one foreign platform: the first handler file found
-/// ([`binfmt_handler_paths`]), the entry name (the handler's, else
-/// `qemu-<machine>`) and the registered entry.
+/// Emulation of one foreign platform: the first handler file of [`binfmt_handler_paths`], the
+/// entry name (the handler's, else `qemu-<machine>`) and the registered entry.
 #[derive(Clone, Debug)]
 pub struct BinfmtProbe {
     pub platform: &'static Platform,
@@ -245,9 +243,8 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
     })
 }
 
-/// Starts `cmd` (normally `setsid PROGRAM ...`, so it survives xtask) with stdin from
-/// `/dev/null`, stdout and stderr appended to `log`; not waited for. The spawned process is no
-/// process-group leader, so setsid(1) does not fork: the child's pid is the service's.
+/// Starts `cmd` (`setsid PROGRAM ...`, to survive xtask), stdin `/dev/null`, output appended to
+/// `log`. The child is no process-group leader, so setsid(1) does not fork: its pid is the service's.
 pub fn spawn_detached(sh: &Shell, cmd: &Cmd, log: &Path) -> Result<Child> {
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -261,8 +258,7 @@ pub fn spawn_detached(sh: &Shell, cmd: &Cmd, log: &Path) -> Result<Child> {
     c.spawn().with_context(|| format!("cannot start `{p}` (is it installed and on PATH?)"))
 }
 
-/// The state letter of `/proc/<pid>/stat` (proc(5): the field after the
-/// parenthesised command name; `Z` is a zombie).
+/// The state letter of `/proc/<pid>/stat` (proc(5): the field after the `(comm)`; `Z`: zombie).
 pub fn proc_state(stat: &str) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }

@@ -203,10 +203,8 @@ fn print_login_hint(kind: Kind, p: &Paths) {
     login_hint(kind, p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
 }
 
-/// `registry start`: idempotent (a registry that answers is left as it is). Writes the config
-/// (for `--auth` also the password and its bcrypt htpasswd), spawns `setsid docker-registry
-/// serve CONFIG` detached, records its [`Owner`] and waits for the expected `GET /v2/` status.
-/// Errors show the log's tail.
+/// `registry start`, idempotent: writes the config (`--auth`: and the password's htpasswd),
+/// spawns `setsid docker-registry serve CONFIG`, records its [`Owner`], waits for `GET /v2/`.
 pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     let (p, host, (_, expected, flag)) = (machine_paths(sh, kind), kind.host(), kind.row());
     let (log, port) = (p.log.display(), kind.port());
@@ -284,8 +282,8 @@ fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
     Ok(&p.htpasswd)
 }
 
-/// `registry stop`: SIGTERM to the recorded owner (only a `docker-registry`),
-/// whichever checkout started it; waits up to 10 s. Not running is no error.
+/// SIGTERM to the recorded `docker-registry` owner, from any checkout; waits up to 10 s. Not
+/// running is no error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
     let (p, host) = (machine_paths(sh, kind), kind.host());
     let Some(o) = live_owner(&p) else {

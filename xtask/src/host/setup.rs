@@ -1,15 +1,11 @@
-//! `cargo xtask setup` and [`ensure`], the host part of every build command: observe the host
-//! ([`Observed`]), compute a [`Plan`] with pure code (one function per area), print every area
-//! as done or to do, and run the steps in order, each printed first. A second run does nothing.
-//!
-//! Provisioned (issue 3): a Docker engine >= 24 with the containerd image store and buildx (on
-//! Debian 12 trixie's .debs through a private apt directory under [`CACHE_DIR`], the system's
-//! sources untouched), QEMU with binfmt handlers for the foreign platforms (Debian 12:
-//! bookworm-backports), `debootstrap`, `docker-registry` and `apache2-utils`, all in one
-//! `apt-get install`; then dockerd and the loopback registry are started and awaited.
-//! Issue 11: a build command ([`Mode::Build`]) never writes daemon.json for, restarts or stops a
-//! running engine; only `setup` does, says so first, and needs `--yes` when containers run (or
-//! without systemd).
+//! `cargo xtask setup` and [`ensure`] (the host part of every build command): observe the host
+//! ([`Observed`]), [`plan`] one area at a time with pure code, print each area as done or to
+//! do, run the steps in order. Provisioned (issue 3): Docker >= 24 with the containerd image
+//! store and buildx (Debian 12: trixie's .debs via a private apt directory under [`CACHE_DIR`]),
+//! QEMU binfmt handlers for foreign platforms, `debootstrap`, `docker-registry`, `apache2-utils`
+//! in one `apt-get install`, then dockerd and the loopback registry. Issue 11: only `setup`
+//! (never a build command, [`Mode::Build`]) reconfigures or restarts a running engine; it says
+//! so first and needs `--yes` when containers run or without systemd.
 
 use std::path::{Path, PathBuf};
 
@@ -83,8 +79,7 @@ pub enum Step {
         entry: String,
         conf: String,
     },
-    /// `systemctl start docker` or `setsid dockerd`; skipped when the engine
-    /// answers by then (a package's postinst may start it).
+    /// `systemctl start docker` or `setsid dockerd`; skipped when the engine answers by then.
     StartDockerd(Cmd),
     /// SIGTERM to the dockerd of [`DOCKERD_PID`], then waits for its exit.
     StopDockerd,
@@ -137,7 +132,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// `state` is [`Done`], [`Todo`] or [`Skipped`].
     fn area(
         &mut self,
         name: impl Into<String>,
@@ -179,9 +173,8 @@ fn show(v: Option<&Version>) -> String {
     v.map_or_else(|| "missing".to_owned(), Version::to_string)
 }
 
-/// What setup does for the observed host: pure, so every branch is unit-tested. Steps run
-/// in this order: daemon.json (before any engine package, so a postinst-started dockerd
-/// uses it), packages, binfmt, dockerd, registry.
+/// Steps run in this order: daemon.json (before any engine package, so a postinst-started
+/// dockerd uses it), packages, binfmt, dockerd, registry.
 pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     let (mut p, mut pkgs) = (Plan::default(), Pkgs::new());
     let source = engine_source(&o.os);
@@ -200,9 +193,8 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     p
 }
 
-/// A docker CLI, an engine >= [`MIN_ENGINE`] (running or installed) and buildx >= [`MIN_BUILDX`],
-/// else packages from [`engine_source`]. A build command never upgrades a running engine (that
-/// restarts it). Returns whether packages are needed.
+/// A docker CLI, engine >= [`MIN_ENGINE`] and buildx >= [`MIN_BUILDX`], else packages (never
+/// for a running engine in a build command). Returns whether packages are needed.
 fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut Pkgs) -> bool {
     if o.github_actions {
         p.area("engine", Skipped, "the GitHub runner provides docker and buildx");
@@ -267,9 +259,8 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
     }
 }
 
-/// Debian 12 needs bookworm-backports' qemu-user and qemu-user-binfmt >= [`MIN_BOOKWORM_QEMU`];
-/// elsewhere a ready handler suffices, else the archive's QEMU; GitHub runners use
-/// [`BINFMT_IMAGE`]. Returns whether QEMU is (re)installed now.
+/// Debian 12 needs bookworm-backports' QEMU >= [`MIN_BOOKWORM_QEMU`], elsewhere a ready handler
+/// or the archive's; GitHub runners use [`BINFMT_IMAGE`]. Returns whether QEMU is installed now.
 fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool {
     if o.binfmt.is_empty() {
         p.area("qemu", Skipped, "no foreign platform requested");
@@ -405,9 +396,8 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
     }
 }
 
-/// binfmt_misc mounted, then each foreign handler registered that is not ready, or every one
-/// when QEMU is (re)installed now (the `F` flag pins the old interpreter binary). Not on
-/// GitHub: done by [`BINFMT_IMAGE`].
+/// binfmt_misc mounted, then each foreign handler registered that is not ready, or all when QEMU
+/// is installed now (the `F` flag pins the old interpreter binary). Not on GitHub.
 fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
     if o.binfmt.is_empty() || o.github_actions {
         return;

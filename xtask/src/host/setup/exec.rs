@@ -1,5 +1,4 @@
-//! Running setup: print the plan, run its steps (what each [`Step`] prints
-//! and does) and verify the result.
+//! Running setup: print the plan, run its steps (what each [`Step`] prints and does), verify.
 
 use std::{
     fmt, fs,
@@ -80,9 +79,8 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
     Ok(out)
 }
 
-/// From the `binfmt.d` file (binfmt-misc.rst: `-1` to an existing entry of
-/// that name, then the definition line to `register`), or `update-binfmts`
-/// when only binfmt-support's definition exists; then checks it is usable.
+/// From the `binfmt.d` file (binfmt-misc.rst: `-1` to an existing entry, then the line to
+/// `register`), else binfmt-support's `update-binfmts`; then checks it is usable.
 fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
     let paths = binfmt_handler_paths(machine);
     let read = |path| Some((fs::read_to_string(path).ok()?, path));
@@ -154,8 +152,7 @@ fn stop_dockerd(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// Nothing when the engine answers or a dockerd is starting already (a
-/// second one would stop at once on the pid file).
+/// Nothing when the engine answers or a dockerd is starting already (a second one would stop).
 fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     if let Ok(i) = probe::docker_info(sh, None) {
         eprintln!("    engine {} answers already (started by its package)", i.server_version);
@@ -202,9 +199,8 @@ fn print_script(p: &Plan) {
     p.steps.iter().for_each(|(_, s)| println!("{s}"));
 }
 
-/// `cargo xtask setup` (and [`ensure`]'s provisioning): observe, plan,
-/// print, run, verify. Not root (and no `sudo -n` on GitHub Actions), or not
-/// Debian/Ubuntu: prints the commands and fails. Errors name the step that failed.
+/// `cargo xtask setup` and [`ensure`]'s provisioning. Not root (and no `sudo -n` on GitHub
+/// Actions), or not Debian/Ubuntu: prints the commands and fails. Errors name the failed step.
 pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     let started = Instant::now();
     let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
@@ -263,8 +259,7 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     Ok(())
 }
 
-/// [`doctor::preflight`] after setup ran (relaxed as in [`relax_store`]),
-/// plus the registry when it was asked for.
+/// [`doctor::preflight`] (relaxed as in [`relax_store`]), plus the registry when asked for.
 fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
     let mut checks = doctor::preflight(sh, &opts.platforms, None)?.0;
     if o.github_actions {
@@ -283,10 +278,9 @@ fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> R
     Ok(())
 }
 
-/// A classic image store only warns, with `remedy`: on a GitHub runner
-/// (builds there use a docker-container builder, e.g. from
-/// docker/setup-buildx-action) and for build commands, which use a running
-/// engine as it is (buildx refuses what needs the containerd store, case B1).
+/// A classic image store only warns, with `remedy`: on a GitHub runner (builds use a
+/// docker-container builder) and for build commands, which use a running engine as it is
+/// (buildx refuses what needs the containerd store, case B1).
 fn relax_store(checks: &mut [Check], remedy: &str) {
     for c in checks.iter_mut().filter(|c| c.name == "image-store" && c.status == Status::Fail) {
         c.status = Status::Warn;
@@ -294,11 +288,9 @@ fn relax_store(checks: &mut [Check], remedy: &str) {
     }
 }
 
-/// The host part of every build command: the [`doctor::preflight`] checks
-/// on `builder`, quiet when they pass (a classic image store only warns).
-/// Otherwise, unless `no_setup`, provisions what is absent for `platforms`
-/// ([`Mode::Build`]: never changes a running engine) and checks again.
-/// Errors list what is missing and the command that fixes it.
+/// The host part of every build command: the [`doctor::preflight`] checks on `builder`, quiet
+/// when they pass; else, unless `no_setup`, provisions what is absent ([`Mode::Build`]) and
+/// checks again. Errors list what is missing and the command that fixes it.
 pub fn ensure(
     sh: &Shell,
     platforms: &[&'static Platform],
