@@ -83,10 +83,8 @@ impl DockerInfo {
 
     pub fn store(&self) -> ImageStore {
         let snapshotter = |kv: &Vec<String>| matches!(kv.as_slice(), [k, v, ..] if k == "driver-type" && v.starts_with("io.containerd.snapshotter"));
-        match self.driver_status.iter().flatten().any(snapshotter) {
-            true => ImageStore::Containerd(self.driver.clone()),
-            false => ImageStore::Classic(self.driver.clone()),
-        }
+        let containerd = self.driver_status.iter().flatten().any(snapshotter);
+        [ImageStore::Classic, ImageStore::Containerd][containerd as usize](self.driver.clone())
     }
 }
 

@@ -90,10 +90,9 @@ pub fn failures(checks: &[Check]) -> String {
 /// `cargo xtask setup [--platform A,B]`.
 pub fn setup_remedy(platforms: &[&Platform]) -> String {
     let list: Vec<&str> = platforms.iter().map(|p| p.name).collect();
-    match list.is_empty() {
-        true => "cargo xtask setup".to_owned(),
-        false => format!("cargo xtask setup --platform {}", list.join(",")),
-    }
+    let flag =
+        if list.is_empty() { String::new() } else { format!(" --platform {}", list.join(",")) };
+    format!("cargo xtask setup{flag}")
 }
 
 pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Check {
@@ -276,7 +275,8 @@ pub fn preflight(
     let (host, remedy) = (Platform::host()?, setup_remedy(platforms));
     let cli = which::which("docker").ok();
     let version = cli.as_ref().and_then(|_| probe::docker_client_version(sh));
-    let info = probe::docker_info_if(sh, cli.is_some());
+    let info =
+        if cli.is_some() { probe::docker_info(sh, None) } else { Err("no docker CLI".into()) };
     let buildx = cli.as_ref().and_then(|_| probe::buildx_version(sh));
     let down = || "the engine is not reachable".to_owned();
     let builder = match (&info, &buildx) {
@@ -321,10 +321,9 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
         _ => PathBuf::from("/"),
     };
     checks.push(check_disk(&root, probe::df_avail(sh, &root)));
-    match args.json {
-        true => println!("{}", serde_json::to_string_pretty(&checks)?),
-        false => print!("{}", render(&checks)),
-    }
+    let out =
+        if args.json { serde_json::to_string_pretty(&checks)? + "\n" } else { render(&checks) };
+    print!("{out}");
     if !passed(&checks) {
         let failed = checks.iter().filter(|c| c.status == Fail).count();
         let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();

@@ -50,11 +50,6 @@ pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, Stri
     }
 }
 
-/// [`docker_info`] when there is a docker CLI.
-pub fn docker_info_if(sh: &Shell, cli: bool) -> Result<DockerInfo, String> {
-    cli.then(|| docker_info(sh, None)).unwrap_or_else(|| Err("no docker CLI".to_owned()))
-}
-
 /// `$DOCKER_HOST` when it names an engine other than the local socket: setup
 /// never starts a local engine for it.
 pub fn docker_host() -> Option<String> {
@@ -211,7 +206,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
     let host = Platform::host()?;
     let (root, github_actions) = (is_root(sh), github_actions());
     let docker_cli = which::which("docker").is_ok();
-    let info = docker_info_if(sh, docker_cli);
+    let info = if docker_cli { docker_info(sh, None) } else { Err("no docker CLI".into()) };
     let docker_host = docker_host();
     let bridge = (info.is_ok() && docker_host.is_none()).then(|| default_bridge(sh).ok().flatten());
     let os = ["/etc/os-release", "/usr/lib/os-release"].map(fs::read_to_string);
