@@ -230,10 +230,9 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
         bail!("setup cannot proceed, nothing was changed:\n  {}", p.blocked.join("\n  "));
     }
     if opts.dry_run {
-        match p.steps.is_empty() {
-            true => eprintln!("\nnothing to do"),
-            false => eprintln!("\n--dry-run: the steps, in order:"),
-        }
+        let what =
+            if p.steps.is_empty() { "nothing to do" } else { "--dry-run: the steps, in order:" };
+        eprintln!("\n{what}");
         print_script(&p);
         return Ok(());
     }
