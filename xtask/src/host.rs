@@ -82,28 +82,18 @@ impl DockerInfo {
     }
 
     pub fn store(&self) -> ImageStore {
-        let mut kv = self.driver_status.iter().flatten();
-        match kv.any(|kv| matches!(kv.as_slice(), [k, v, ..] if k == "driver-type" && v.starts_with("io.containerd.snapshotter"))) {
-            true => ImageStore::Containerd(self.driver.clone()),
-            false => ImageStore::Classic(self.driver.clone()),
-        }
+        let snapshotter = |kv: &Vec<String>| matches!(kv.as_slice(), [k, v, ..] if k == "driver-type" && v.starts_with("io.containerd.snapshotter"));
+        let containerd = self.driver_status.iter().flatten().any(snapshotter);
+        [ImageStore::Classic, ImageStore::Containerd][containerd as usize](self.driver.clone())
     }
 }
 
-/// The `Options` of `docker network inspect bridge --format '{{json .Options}}'`.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct BridgeOptions {
-    #[serde(rename = "com.docker.network.bridge.name")]
-    pub name: Option<String>,
-}
-
-impl BridgeOptions {
-    /// The default bridge's host interface, `docker0` when the key is absent.
-    pub fn interface(json: &str) -> Result<String> {
-        let o: BridgeOptions =
-            serde_json::from_str(json.trim()).context("parsing the bridge network's options")?;
-        Ok(o.name.unwrap_or_else(|| "docker0".to_owned()))
-    }
+/// The default bridge's host interface from `docker network inspect bridge --format
+/// '{{json .Options}}'` (a string map), `docker0` when the key is absent.
+pub fn bridge_interface(json: &str) -> Result<String> {
+    let o: BTreeMap<String, String> =
+        serde_json::from_str(json.trim()).context("parsing the bridge network's options")?;
+    Ok(o.get("com.docker.network.bridge.name").cloned().unwrap_or_else(|| "docker0".to_owned()))
 }
 
 /// `docker buildx inspect [NAME]` (text: buildx 0.13 has no JSON for it).
@@ -156,17 +146,12 @@ impl Builder {
     }
 
     pub fn supports(&self, p: &Platform) -> bool {
-        lists(&self.platforms, p)
+        self.platforms.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
     }
 
     pub fn runs_natively(&self, p: &Platform) -> bool {
-        lists(&self.native, p)
+        self.native.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
     }
-}
-
-fn lists(platforms: &[String], p: &Platform) -> bool {
-    let same = |s: &String| Platform::parse(s).is_ok_and(|q| q == p);
-    platforms.iter().any(same)
 }
 
 /// From `github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3` or `... v0.19.3 48d6a39`.
@@ -207,9 +192,8 @@ impl BinfmtEntry {
     }
 }
 
-/// A handler definition from a `binfmt.d` file (binfmt.d(5)):
-/// `:name:type:offset:magic:mask:interpreter:flags`, the whole `line` being
-/// what is written to `/proc/sys/fs/binfmt_misc/register`.
+/// A handler definition from a `binfmt.d` file (binfmt.d(5)): `:name:type:offset:magic:mask:
+/// interpreter:flags`, the whole `line` being what is written to `binfmt_misc/register`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BinfmtHandler {
     pub name: String,
@@ -229,17 +213,16 @@ impl BinfmtHandler {
         if f.len() < 6 || f[0].is_empty() || f[5].is_empty() {
             bail!("malformed binfmt.d line (want :name:type:offset:magic:mask:interpreter:flags): {line}");
         }
-        let field = |i: usize| f.get(i).copied().unwrap_or("").to_owned();
-        let (name, interpreter, flags, line) = (field(0), field(5), field(6), line.to_owned());
-        Ok(BinfmtHandler { name, interpreter, flags, line })
+        let (name, interpreter) = (f[0].to_owned(), f[5].to_owned());
+        let flags = f.get(6).copied().unwrap_or("").to_owned();
+        Ok(BinfmtHandler { name, interpreter, flags, line: line.to_owned() })
     }
 }
 
 /// Most specific first (binfmt.d(5)); `-static` is Ubuntu's and Arch's qemu-user-static.
 pub fn binfmt_handler_paths(machine: &str) -> Vec<String> {
     let suffix = |d| ["", "-static"].map(|s| format!("{d}/qemu-{machine}{s}.conf"));
-    let dirs = ["/etc/binfmt.d", "/usr/lib/binfmt.d"];
-    dirs.into_iter().flat_map(suffix).collect()
+    ["/etc/binfmt.d", "/usr/lib/binfmt.d"].into_iter().flat_map(suffix).collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,17 +241,13 @@ pub fn binfmt_status(entry: Option<&BinfmtEntry>, handler: Option<&BinfmtHandler
         return BinfmtStatus::Missing;
     };
     let (i, f) = (&e.interpreter, &e.flags);
-    if !e.enabled {
-        return BinfmtStatus::Unusable(format!("{i} is registered but disabled"));
-    }
-    if !f.contains('F') {
-        let why = format!("{i} is registered with flags `{f}`, without F (fix-binary): it fails inside containers");
-        return BinfmtStatus::Unusable(why);
-    }
     match handler {
+        _ if !e.enabled => BinfmtStatus::Unusable(format!("{i} is registered but disabled")),
+        _ if !f.contains('F') => BinfmtStatus::Unusable(format!(
+            "{i} is registered with flags `{f}`, without F (fix-binary): it fails inside containers"
+        )),
         Some(h) if h.interpreter != *i || !h.flags.chars().all(|c| f.contains(c)) => {
-            let installed = format!("{} ({})", h.interpreter, h.flags);
-            BinfmtStatus::Stale(format!("{i} ({f})"), installed)
+            BinfmtStatus::Stale(format!("{i} ({f})"), format!("{} ({})", h.interpreter, h.flags))
         }
         _ => BinfmtStatus::Ready,
     }
@@ -302,8 +281,7 @@ impl OsRelease {
         for (k, v) in text.lines().filter_map(|l| l.trim().split_once('=')) {
             let v = v.trim();
             let unquoted = |q: char| v.strip_prefix(q).and_then(|s| s.strip_suffix(q));
-            let q = unquoted('"').or_else(|| unquoted('\''));
-            let v = q.unwrap_or(v).to_owned();
+            let v = unquoted('"').or_else(|| unquoted('\'')).unwrap_or(v).to_owned();
             match k.trim() {
                 "ID" => o.id = v,
                 "ID_LIKE" => o.id_like = v.split_whitespace().map(str::to_owned).collect(),
@@ -326,8 +304,7 @@ impl OsRelease {
     }
 
     pub fn name(&self) -> &str {
-        let pretty = Some(&self.pretty_name).filter(|n| !n.is_empty());
-        pretty.unwrap_or(&self.id)
+        Some(&self.pretty_name).filter(|n| !n.is_empty()).unwrap_or(&self.id)
     }
 }
 
@@ -383,8 +360,7 @@ pub fn human_bytes(n: u64) -> String {
 /// on, other keys kept; `None` when it is on already. Errors name the file to fix.
 pub fn merge_daemon_json(existing: Option<&str>) -> Result<Option<String>> {
     type Object = serde_json::Map<String, serde_json::Value>;
-    let text = existing.map(str::trim).filter(|t| !t.is_empty());
-    let text = text.unwrap_or("{}");
+    let text = existing.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("{}");
     let mut obj: Object = serde_json::from_str(text)
         .context("/etc/docker/daemon.json is not a JSON object: fix or remove it, then rerun")?;
     let features = obj.remove("features").unwrap_or(Object::new().into());

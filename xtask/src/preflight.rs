@@ -1,8 +1,7 @@
-//! The checks `build-image` and `images` run before building: the host
-//! pieces they need (set up when missing, unless `--no-setup`), the builder
-//! they build on (`--builder`, else `$BUILDX_BUILDER`, else the current one)
-//! and case B2 (a foreign platform whose build runs `RUN` steps on the
-//! target platform needs a QEMU binfmt handler, or it dies with `exec format
+//! The checks `build-image` and `images` run before building: the host pieces they need (set
+//! up when missing, unless `--no-setup`), the builder they build on (`--builder`, else
+//! `$BUILDX_BUILDER`, else the current one) and case B2 (a foreign platform whose build runs
+//! `RUN` steps on the target platform needs a QEMU binfmt handler, or it dies with `exec format
 //! error`, unless a node of the builder runs that platform natively).
 
 use std::collections::BTreeMap;
@@ -21,8 +20,8 @@ pub fn emulated_stages(sh: &Shell, strategy: Strategy) -> Result<Vec<String>> {
     let args = BTreeMap::from([("STRATEGY".to_owned(), strategy.as_str().to_owned())]);
     let mut all = Vec::new();
     for c in COMPONENTS {
-        let text = sh.read_file(c.dockerfile)?;
-        for s in buildx::emulated_run_stages(&buildx::parse_stages(&text, &args)) {
+        let stages = buildx::parse_stages(&sh.read_file(c.dockerfile)?, &args);
+        for s in buildx::emulated_run_stages(&stages) {
             if !all.contains(&s) {
                 all.push(s);
             }
@@ -51,20 +50,17 @@ pub fn ensure_build_host(
     no_setup: bool,
     builder: Option<&str>,
 ) -> Result<BuilderFacts> {
-    let build = Platform::host()?;
-    let emulated = emulated_stages(sh, strategy)?;
-    // With setup allowed, every requested platform gets what running its
-    // image needs (QEMU for foreign ones, used by `smoke`); with --no-setup
-    // only what the build itself needs is required.
+    let (build, emulated) = (Platform::host()?, emulated_stages(sh, strategy)?);
+    // With setup allowed, every requested platform gets what running its image needs (QEMU for
+    // foreign ones, used by `smoke`); with --no-setup only what the build itself needs.
     let needs_qemu = missing_emulation(platforms, build, &emulated, |_| false);
-    let extra: &[&'static Platform] = if no_setup { &needs_qemu } else { platforms };
-    let extra = extra.iter().copied().filter(|p| *p != build);
-    let checked: Vec<_> = std::iter::once(build).chain(extra).collect();
+    let extra = if no_setup { &needs_qemu } else { platforms };
+    let checked: Vec<_> =
+        std::iter::once(build).chain(extra.iter().copied().filter(|p| *p != build)).collect();
     setup::ensure(sh, &checked, no_setup, builder)?;
     let (facts, b) = builder_facts(sh, builder)?;
     let usable = |p: &Platform| Platform::parse(p.name).is_ok_and(probe::binfmt_usable);
-    let has = |p: &Platform| b.runs_natively(p) || usable(p);
-    let still = missing_emulation(platforms, build, &emulated, has);
+    let still = missing_emulation(platforms, build, &emulated, |p| b.runs_natively(p) || usable(p));
     if !still.is_empty() {
         let list = |f: fn(&Platform) -> &str, sep| {
             still.iter().map(|p| f(p)).collect::<Vec<_>>().join(sep)
@@ -82,21 +78,19 @@ pub fn ensure_build_host(
     Ok(facts)
 }
 
-/// The builder `name` (else `$BUILDX_BUILDER`, else the current one) and
-/// what B1 needs. A named builder of the `docker` driver is a docker
-/// context, which `buildx build --builder NAME` refuses ("use `docker
-/// --context=NAME buildx`"): builds then run with `docker --context NAME`.
+/// The builder `name` (else `$BUILDX_BUILDER`, else the current one) and what B1 needs. A named
+/// builder of the `docker` driver is a docker context, which `buildx build --builder NAME`
+/// refuses ("use `docker --context=NAME buildx`"): builds then run with `docker --context NAME`.
 pub fn builder_facts(sh: &Shell, name: Option<&str>) -> Result<(BuilderFacts, Builder)> {
     let env = std::env::var("BUILDX_BUILDER").ok();
     let name = name.map(str::to_owned).or(env.filter(|b| !b.is_empty()));
-    let b = probe::builder(sh, name.as_deref());
-    let b = b.map_err(|e| anyhow!("`docker buildx inspect`: {e}"))?;
+    let b =
+        probe::builder(sh, name.as_deref()).map_err(|e| anyhow!("`docker buildx inspect`: {e}"))?;
     let context = name.filter(|_| b.driver == "docker");
-    let info = probe::docker_info(sh, context.as_deref());
-    let info = info.map_err(|e| anyhow!("`docker info`: {e}"))?;
+    let info =
+        probe::docker_info(sh, context.as_deref()).map_err(|e| anyhow!("`docker info`: {e}"))?;
     let containerd_store = matches!(info.store(), ImageStore::Containerd(_));
-    let driver = b.driver.clone();
-    Ok((BuilderFacts { driver, containerd_store, context }, b))
+    Ok((BuilderFacts { driver: b.driver.clone(), containerd_store, context }, b))
 }
 
 #[cfg(test)]

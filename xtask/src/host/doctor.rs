@@ -1,6 +1,5 @@
-//! `cargo xtask doctor`: one line per check of what building brokkr's images
-//! needs on this host, each with its status and the exact command that
-//! fixes it. [`preflight`] is the subset a build needs, for the image commands.
+//! `cargo xtask doctor`: one line per check of what building images needs on this host, with
+//! the command that fixes it. [`preflight`] is the subset a build needs.
 
 use std::path::{Path, PathBuf};
 
@@ -13,11 +12,12 @@ use super::{
     foreign, human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
     BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
-type Probed<T> = Result<T, String>;
-
 use crate::project::{parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL};
+use Status::{Fail, Skip, Warn};
 
-/// Options of `doctor`.
+type Probed<T> = Result<T, String>;
+const OK: Status = Status::Ok;
+
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Platforms to check for (comma-separated, or `all`); default: the host's.
@@ -59,13 +59,9 @@ impl Check {
     /// `remedy` is kept only for `Warn` and `Fail`.
     fn new(status: Status, name: &str, detail: impl Into<String>, remedy: &str) -> Check {
         let remedy = matches!(status, Warn | Fail).then(|| remedy.to_owned());
-        let (name, detail) = (name.to_owned(), detail.into());
-        Check { name, status, detail, remedy }
+        Check { name: name.to_owned(), status, detail: detail.into(), remedy }
     }
 }
-
-use Status::{Fail, Skip, Warn};
-const OK: Status = Status::Ok;
 
 pub fn passed(checks: &[Check]) -> bool {
     checks.iter().all(|c| c.status != Fail)
@@ -76,30 +72,27 @@ pub fn render(checks: &[Check]) -> String {
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let line = |c: &Check| {
         let label = ["ok", "warn", "FAIL", "skip"][c.status as usize];
-        let fix = c.remedy.as_ref().map(|r| format!("  -> fix: {r}"));
-        let (name, detail, fix) = (&c.name, &c.detail, fix.unwrap_or_default());
-        format!("{label:<4}  {name:<width$}  {detail}{fix}\n")
+        let fix = c.remedy.as_ref().map(|r| format!("  -> fix: {r}")).unwrap_or_default();
+        format!("{label:<4}  {:<width$}  {}{fix}\n", c.name, c.detail)
     };
     checks.iter().map(line).collect()
 }
 
 /// The failing checks and their remedies, one a line, for an error message.
 pub fn failures(checks: &[Check]) -> String {
-    let line = |c: &Check| match &c.remedy {
-        Some(r) => format!("{}: {} (fix: {r})", c.name, c.detail),
-        None => format!("{}: {}", c.name, c.detail),
+    let line = |c: &Check| {
+        let fix = c.remedy.as_ref().map(|r| format!(" (fix: {r})")).unwrap_or_default();
+        format!("{}: {}{fix}", c.name, c.detail)
     };
-    let failed = checks.iter().filter(|c| c.status == Fail);
-    failed.map(line).collect::<Vec<_>>().join("\n")
+    checks.iter().filter(|c| c.status == Fail).map(line).collect::<Vec<_>>().join("\n")
 }
 
 /// `cargo xtask setup [--platform A,B]`.
 pub fn setup_remedy(platforms: &[&Platform]) -> String {
     let list: Vec<&str> = platforms.iter().map(|p| p.name).collect();
-    match list.is_empty() {
-        true => "cargo xtask setup".to_owned(),
-        false => format!("cargo xtask setup --platform {}", list.join(",")),
-    }
+    let flag =
+        if list.is_empty() { String::new() } else { format!(" --platform {}", list.join(",")) };
+    format!("cargo xtask setup{flag}")
 }
 
 pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Check {
@@ -158,7 +151,7 @@ pub fn check_store(info: &Probed<DockerInfo>, builder: Option<&Builder>, remedy:
 }
 
 /// Issue 15: without the default bridge's interface (`docker0`) every `RUN`
-/// step and `docker run` fails. `exists` looks the interface up on this host.
+/// step and `docker run` fails. `up` looks the interface up on this host.
 pub fn check_bridge(b: &Probed<Option<String>>, remote: bool, up: impl Fn(&str) -> bool) -> Check {
     let (status, detail, fix) = match b {
         _ if remote => (Skip, "the engine runs on another host (DOCKER_HOST)".to_owned(), String::new()),
@@ -184,31 +177,25 @@ pub fn check_buildx(version: Option<Version>, remedy: &str) -> Check {
 }
 
 /// Running, and listing every requested platform.
-pub fn check_builder<'a>(
-    builder: &'a Probed<Builder>,
-    platforms: &[&Platform],
-    remedy: &str,
-) -> Check {
+pub fn check_builder(builder: &Probed<Builder>, platforms: &[&Platform], remedy: &str) -> Check {
     let check = |status, detail: String| Check::new(status, "builder", detail, remedy);
     let b = match builder {
         Ok(b) => b,
         Err(e) => return check(Fail, format!("`docker buildx inspect` failed: {e}")),
     };
-    let or = |v: &'a String, d| if v.is_empty() { d } else { v.as_str() };
-    let (name, driver, kit) = (&b.name, &b.driver, or(&b.buildkit, "?"));
-    let what = format!("{name} ({driver} driver, BuildKit {kit})");
+    let or = |v: &str, d: &'static str| if v.is_empty() { d.to_owned() } else { v.to_owned() };
+    let what = format!("{} ({} driver, BuildKit {})", b.name, b.driver, or(&b.buildkit, "?"));
     if b.status != "running" {
         let state = or(&b.status, "in an unknown state");
         let detail = format!("{what} is {state}: its platforms are known once it runs");
         let fix = format!("docker buildx inspect --bootstrap {}", b.name);
         return Check::new(Warn, "builder", detail, &fix);
     }
-    let missing = platforms.iter().filter(|p| !b.supports(p));
-    let missing = missing.map(|p| p.name).collect::<Vec<_>>().join(", ");
+    let missing: Vec<&str> = platforms.iter().filter(|p| !b.supports(p)).map(|p| p.name).collect();
     let has = b.platforms.join(", ");
     match missing.is_empty() {
         true => check(OK, format!("{what}: {has}")),
-        false => check(Fail, format!("{what} lacks {missing} (has {has})")),
+        false => check(Fail, format!("{what} lacks {} (has {has})", missing.join(", "))),
     }
 }
 
@@ -235,18 +222,16 @@ pub fn check_binfmt(probe: Option<&probe::BinfmtProbe>, p: &Platform, remedy: &s
 /// `localhost:5000`, the default push target outside CI: answers `GET /v2/` with 200.
 pub fn check_registry(api_status: Option<u16>, ci: bool) -> Check {
     let host = registry::Kind::Open.host();
-    let ghcr = format!("GitHub Actions pushes to ghcr.io, not {host}");
     let (status, detail, fix) = match api_status {
-        _ if ci => (Skip, ghcr, None),
-        Some(200) => (OK, format!("{host} answers GET /v2/ (200)"), None),
+        _ if ci => (Skip, format!("GitHub Actions pushes to ghcr.io, not {host}"), ""),
+        Some(200) => (OK, format!("{host} answers GET /v2/ (200)"), ""),
         Some(code) => {
             let d = format!("{host} answers GET /v2/ with {code}, not 200: not an open registry");
-            (Warn, d, Some("cargo xtask registry stop && "))
+            (Warn, d, "cargo xtask registry stop && ")
         }
-        None => (Warn, format!("nothing answers on {host}"), Some("")),
+        None => (Warn, format!("nothing answers on {host}"), ""),
     };
-    let fix = format!("{}cargo xtask registry start", fix.unwrap_or_default());
-    Check::new(status, "registry", detail, &fix)
+    Check::new(status, "registry", detail, &format!("{fix}cargo xtask registry start"))
 }
 
 pub fn check_local_bases(images: &Probed<Vec<String>>) -> Check {
@@ -256,17 +241,13 @@ pub fn check_local_bases(images: &Probed<Vec<String>>) -> Check {
         Ok(i) => i,
         Err(e) => return check(Warn, format!("cannot list images: {e}")),
     };
-    let repo = |i: &String| i.split_once(':').map_or(i.clone(), |(r, _)| r.to_owned());
-    let has = |name: &&str| images.iter().any(|i| repo(i) == format!("{LOCAL}/{name}"));
+    let has =
+        |n: &&str| images.iter().any(|i| i.split(':').next() == Some(&format!("{LOCAL}/{n}")));
     let missing = LOCAL_BASE_IMAGES.iter().filter(|n| !has(n));
     let missing = missing.copied().collect::<Vec<_>>().join(", ");
-    let present = images.join(", ");
     match missing.is_empty() {
-        true => check(OK, format!("local substitutes present: {present}")),
-        false => {
-            let under = format!("(under {LOCAL}/)");
-            check(Warn, format!("local substitutes missing: {missing} {under}"))
-        }
+        true => check(OK, format!("local substitutes present: {}", images.join(", "))),
+        false => check(Warn, format!("local substitutes missing: {missing} (under {LOCAL}/)")),
     }
 }
 
@@ -283,31 +264,27 @@ pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
     Check::new(status, "disk", detail, fix)
 }
 
-/// The checks a build needs for `platforms` on `builder` (else
-/// `$BUILDX_BUILDER`, else the current one), with the `docker info` they
-/// read: a binfmt handler for every platform neither the host nor a node of
-/// the builder runs natively. A missing tool is a failed check, not an error.
+/// The checks a build needs on builder `name` (else `$BUILDX_BUILDER`, else the current one),
+/// with their `docker info`: a binfmt handler for each platform no host or node runs natively.
+/// A missing tool is a failed check, not an error.
 pub fn preflight(
     sh: &Shell,
     platforms: &[&'static Platform],
     name: Option<&str>,
 ) -> Result<(Vec<Check>, Probed<DockerInfo>)> {
-    let host = Platform::host()?;
-    let remedy = setup_remedy(platforms);
-    let cli = probe::docker_cli();
+    let (host, remedy) = (Platform::host()?, setup_remedy(platforms));
+    let cli = which::which("docker").ok();
     let version = cli.as_ref().and_then(|_| probe::docker_client_version(sh));
-    let down = "the engine is not reachable";
-    let info = probe::docker_info_if(sh, cli.is_some());
+    let info =
+        if cli.is_some() { probe::docker_info(sh, None) } else { Err("no docker CLI".into()) };
     let buildx = cli.as_ref().and_then(|_| probe::buildx_version(sh));
+    let down = || "the engine is not reachable".to_owned();
     let builder = match (&info, &buildx) {
         (Ok(_), Some(_)) => probe::builder(sh, name),
-        (Err(_), _) => Err(down.to_owned()),
+        (Err(_), _) => Err(down()),
         (_, None) => Err("no buildx".to_owned()),
     };
-    let bridge = match info {
-        Ok(_) => probe::default_bridge(sh),
-        Err(_) => Err(down.to_owned()),
-    };
+    let bridge = if info.is_ok() { probe::default_bridge(sh) } else { Err(down()) };
     let docker_host = probe::docker_host();
     let mut checks = vec![
         check_cli(cli.as_deref(), version.as_deref(), &remedy),
@@ -330,8 +307,7 @@ pub fn preflight(
     Ok((checks, info))
 }
 
-/// `cargo xtask doctor`: every check (lines, or JSON with `--json`); fails
-/// when a needed one fails.
+/// Fails when a needed check fails.
 pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform)?;
     let (mut checks, info) = preflight(sh, &platforms, args.builder.as_deref())?;
@@ -349,10 +325,9 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
         _ => PathBuf::from("/"),
     };
     checks.push(check_disk(&root, probe::df_avail(sh, &root)));
-    match args.json {
-        true => println!("{}", serde_json::to_string_pretty(&checks)?),
-        false => print!("{}", render(&checks)),
-    }
+    let out =
+        if args.json { serde_json::to_string_pretty(&checks)? + "\n" } else { render(&checks) };
+    print!("{out}");
     if !passed(&checks) {
         let failed = checks.iter().filter(|c| c.status == Fail).count();
         let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
@@ -479,16 +454,15 @@ mod tests {
         let fail = check_bridge(&Ok(Some("docker0".into())), false, none);
         assert!(fail.remedy.unwrap().contains("cargo xtask setup"));
         assert_eq!(
-            crate::host::BridgeOptions::interface(
+            crate::host::bridge_interface(
                 r#"{"com.docker.network.bridge.default_bridge":"true","com.docker.network.bridge.name":"docker0"}"#
             )
             .unwrap(),
             "docker0"
         );
-        assert_eq!(crate::host::BridgeOptions::interface("{}").unwrap(), "docker0");
+        assert_eq!(crate::host::bridge_interface("{}").unwrap(), "docker0");
         assert_eq!(
-            crate::host::BridgeOptions::interface(r#"{"com.docker.network.bridge.name":"br-x"}"#)
-                .unwrap(),
+            crate::host::bridge_interface(r#"{"com.docker.network.bridge.name":"br-x"}"#).unwrap(),
             "br-x"
         );
     }

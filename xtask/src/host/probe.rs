@@ -1,9 +1,6 @@
-//! Read-only look-ups of the host's state: quiet commands (`docker info`,
-//! `docker buildx inspect`, `dpkg-query`, `df`) and file reads (`/proc`,
-//! `/etc`, `/sys`), gathered for setup in [`Observed`]; parsing is in
-//! [`super`]. Also the background services xtask starts (dockerd, the
-//! loopback registry): spawned detached so they outlive it, then found again
-//! through `/proc`.
+//! Read-only look-ups of the host's state (quiet commands, `/proc`, `/etc`, `/sys`), gathered
+//! for setup in [`Observed`]; parsing is in [`super`]. Also the services xtask starts (dockerd,
+//! the registry): spawned detached so they outlive it, found again through `/proc`.
 
 use std::{
     collections::BTreeMap,
@@ -19,39 +16,29 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, foreign, parse_buildx_version, parse_df_avail,
-    parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
-    BinfmtHandler, BinfmtStatus, BridgeOptions, Builder, DockerInfo, ImageStore, OsRelease,
-    Version, BINFMT_DIR,
+    binfmt_handler_paths, binfmt_status, bridge_interface, foreign, parse_buildx_version,
+    parse_df_avail, parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail,
+    BinfmtEntry, BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
 /// Runs `program args` quietly: stdout when it exits 0, else its stderr.
 fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Cmd::new(program).args(args.iter().copied()).capture(sh);
-    let out = out.map_err(|e| format!("{e:#}"))?;
-    let err = || out.stderr.trim().to_owned();
-    out.ok.then(|| out.stdout.clone()).ok_or_else(err)
-}
-
-fn docker(sh: &Shell, args: &[&str]) -> Result<String, String> {
-    stdout(sh, "docker", args)
-}
-
-pub fn docker_cli() -> Option<PathBuf> {
-    which::which("docker").ok()
+    let out =
+        Cmd::new(program).args(args.iter().copied()).capture(sh).map_err(|e| format!("{e:#}"))?;
+    out.ok.then(|| out.stdout.clone()).ok_or_else(|| out.stderr.trim().to_owned())
 }
 
 pub fn docker_client_version(sh: &Shell) -> Option<String> {
-    let v = docker(sh, &["version", "--format", "{{.Client.Version}}"]).ok()?;
+    let v = stdout(sh, "docker", &["version", "--format", "{{.Client.Version}}"]).ok()?;
     Some(v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// `docker [--context NAME] info`, or why the engine did not answer (the client's first error).
 pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, String> {
     let cmd = Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
-    let out = cmd.args(["info", "--format", "{{json .}}"]).capture(sh);
-    let out = out.map_err(|e| format!("{e:#}"))?;
+    let out =
+        cmd.args(["info", "--format", "{{json .}}"]).capture(sh).map_err(|e| format!("{e:#}"))?;
     match DockerInfo::parse(&out.stdout).ok() {
         Some(i) if out.ok && i.answered() => Ok(i),
         other => {
@@ -63,27 +50,18 @@ pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, Stri
     }
 }
 
-/// [`docker_info`] when there is a docker CLI.
-pub fn docker_info_if(sh: &Shell, cli: bool) -> Result<DockerInfo, String> {
-    match cli {
-        true => docker_info(sh, None),
-        false => Err("no docker CLI".to_owned()),
-    }
-}
-
 /// `$DOCKER_HOST` when it names an engine other than the local socket: setup
 /// never starts a local engine for it.
 pub fn docker_host() -> Option<String> {
     let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
-    let host = std::env::var("DOCKER_HOST").ok();
-    host.filter(|h| !local.contains(&h.as_str()))
+    std::env::var("DOCKER_HOST").ok().filter(|h| !local.contains(&h.as_str()))
 }
 
 /// The default bridge network's host interface: `None` with `--bridge none`.
 pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
-    let f = "{{json .Options}}";
-    match docker(sh, &["network", "inspect", "bridge", "--format", f]) {
-        Ok(json) => BridgeOptions::interface(&json).map(Some).map_err(|e| format!("{e:#}")),
+    let args = ["network", "inspect", "bridge", "--format", "{{json .Options}}"];
+    match stdout(sh, "docker", &args) {
+        Ok(json) => bridge_interface(&json).map(Some).map_err(|e| format!("{e:#}")),
         Err(e) if e.contains("not found") => Ok(None),
         Err(e) => Err(e),
     }
@@ -93,27 +71,18 @@ pub fn interface_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-/// The installed `dockerd`'s version, whether or not it runs.
-pub fn dockerd_version(sh: &Shell) -> Option<Version> {
-    let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].map(PathBuf::from);
-    let path = which::which("dockerd").ok();
-    let path = path.or_else(|| known.into_iter().find(|p| p.exists()))?;
-    parse_dockerd_version(&stdout(sh, &path.display().to_string(), &["--version"]).ok()?)
-}
-
 pub fn buildx_version(sh: &Shell) -> Option<Version> {
-    parse_buildx_version(&docker(sh, &["buildx", "version"]).ok()?)
+    parse_buildx_version(&stdout(sh, "docker", &["buildx", "version"]).ok()?)
 }
 
 /// `docker buildx inspect [NAME]` (no name: `$BUILDX_BUILDER`, else the current builder).
 pub fn builder(sh: &Shell, name: Option<&str>) -> Result<Builder, String> {
     let args: Vec<&str> = ["buildx", "inspect"].into_iter().chain(name).collect();
-    Builder::parse(&docker(sh, &args)?).map_err(|e| format!("{e:#}"))
+    Builder::parse(&stdout(sh, "docker", &args)?).map_err(|e| format!("{e:#}"))
 }
 
-/// Emulation of one foreign platform: the first handler file found
-/// ([`binfmt_handler_paths`]), the entry name (the handler's, else
-/// `qemu-<machine>`) and the registered entry.
+/// Emulation of one foreign platform: the first handler file of [`binfmt_handler_paths`], the
+/// entry name (the handler's, else `qemu-<machine>`) and the registered entry.
 #[derive(Clone, Debug)]
 pub struct BinfmtProbe {
     pub platform: &'static Platform,
@@ -136,25 +105,18 @@ impl BinfmtProbe {
 }
 
 /// A malformed handler file counts as absent.
-pub fn binfmt(p: &'static Platform) -> BinfmtProbe {
-    let parse = |path: String| {
-        let h = BinfmtHandler::parse(&fs::read_to_string(&path).ok()?).ok()?;
-        Some((path, h))
-    };
-    let handler = binfmt_handler_paths(p.machine).into_iter().find_map(parse);
-    let default = format!("qemu-{}", p.machine);
-    let read = |name: &str| {
-        let text = fs::read_to_string(Path::new(BINFMT_DIR).join(name)).ok()?;
-        Some(BinfmtEntry::parse(&text))
-    };
-    let named = handler.as_ref().map(|(_, h)| h.name.clone());
-    let mut entry_name = named.unwrap_or(default.clone());
+pub fn binfmt(platform: &'static Platform) -> BinfmtProbe {
+    let text = |p: &Path| fs::read_to_string(p).ok();
+    let parse = |path: String| Some((BinfmtHandler::parse(&text(path.as_ref())?).ok()?, path));
+    let handler = binfmt_handler_paths(platform.machine).into_iter().find_map(parse);
+    let read = |name: &str| Some(BinfmtEntry::parse(&text(&Path::new(BINFMT_DIR).join(name))?));
+    let default = format!("qemu-{}", platform.machine);
+    let mut entry_name = handler.as_ref().map_or(default.clone(), |(h, _)| h.name.clone());
     let mut entry = read(&entry_name);
     if entry.is_none() && entry_name != default && read(&default).is_some() {
         (entry, entry_name) = (read(&default), default);
     }
-    let mounted = binfmt_mounted();
-    let platform = p;
+    let (mounted, handler) = (binfmt_mounted(), handler.map(|(h, path)| (path, h)));
     BinfmtProbe { platform, mounted, handler, entry_name, entry }
 }
 
@@ -177,31 +139,21 @@ pub fn github_actions() -> bool {
     crate::gha::active() && std::env::var_os("BROKKR_WORKFLOW_RUN").is_none()
 }
 
-/// Installed package -> version (`dpkg-query`): unknown names are absent; empty without dpkg.
-pub fn dpkg_packages(sh: &Shell, names: &[&str]) -> BTreeMap<String, String> {
-    let format = "${Package}\t${db:Status-Status}\t${Version}\n";
-    let cmd = Cmd::new("dpkg-query").args(["-W", "-f", format]);
-    let out = cmd.args(names.iter().copied()).capture(sh);
-    out.map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default()
-}
-
 /// Free bytes on the filesystem holding `path`.
 pub fn df_avail(sh: &Shell, path: &Path) -> Option<u64> {
-    let path = path.display().to_string();
-    parse_df_avail(&stdout(sh, "df", &["-B1", "--output=avail", &path]).ok()?)
+    parse_df_avail(&stdout(sh, "df", &["-B1", "--output=avail", &path.display().to_string()]).ok()?)
 }
 
-/// The HTTP status of `GET /v2/` on `127.0.0.1:port` (the registry API's
-/// version check: 200 when open, 401 when it wants credentials); `None`
-/// when nothing answers HTTP within 2 s.
+/// The HTTP status of `GET /v2/` on `127.0.0.1:port` (the registry API's version check: 200
+/// when open, 401 when it wants credentials); `None` when nothing answers HTTP within 2 s.
 pub fn registry_api_status(port: u16) -> Option<u16> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let timeout = Some(Duration::from_secs(2));
-    let mut s = TcpStream::connect_timeout(&addr, timeout?).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), timeout?).ok()?;
     s.set_read_timeout(timeout).ok()?;
     s.set_write_timeout(timeout).ok()?;
-    let host = format!("Host: localhost:{port}\r\nConnection: close");
-    let request = format!("GET /v2/ HTTP/1.0\r\n{host}\r\n\r\n");
+    let request =
+        format!("GET /v2/ HTTP/1.0\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).ok()?;
     let (mut buf, mut got) = ([0u8; 256], Vec::new());
     while !got.contains(&b'\n') && got.len() < 4096 {
@@ -215,20 +167,9 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
 
 /// Local images whose repository starts with `prefix`, as `repository:tag`.
 pub fn images_with_prefix(sh: &Shell, prefix: &str) -> Result<Vec<String>, String> {
-    let pattern = format!("{prefix}*");
-    let f = "{{.Repository}}:{{.Tag}}";
-    let out = docker(sh, &["image", "ls", "--format", f, &pattern])?;
-    let lines = out.lines().map(str::trim).filter(|l| !l.is_empty());
-    Ok(lines.map(str::to_owned).collect())
-}
-
-/// The running engine, as `docker info` showed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Engine {
-    pub version: Option<Version>,
-    pub version_text: String,
-    pub store: ImageStore,
-    pub containers_running: u64,
+    let args = ["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", &format!("{prefix}*")];
+    let out = stdout(sh, "docker", &args)?;
+    Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
 }
 
 /// Everything setup decides on, read once from the host ([`observe`]).
@@ -245,7 +186,8 @@ pub struct Observed {
     /// `dockerd --version`, whether running or not.
     pub dockerd: Option<Version>,
     pub buildx: Option<Version>,
-    pub engine: Option<Engine>,
+    /// The running engine.
+    pub engine: Option<DockerInfo>,
     /// Why `docker info` did not answer.
     pub engine_error: String,
     pub docker_host: Option<String>,
@@ -258,21 +200,23 @@ pub struct Observed {
     pub registry_up: bool,
 }
 
-/// Reads the host's state for `platforms` (quiet, about a second);
-/// `packages` are the ones whose state setup reads with `dpkg-query`.
+/// Reads the host's state for `platforms` (quiet, about a second); `packages` are the ones
+/// whose state setup reads with `dpkg-query` (unknown names are absent; none without dpkg).
 pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -> Result<Observed> {
     let host = Platform::host()?;
     let (root, github_actions) = (is_root(sh), github_actions());
-    let docker_cli = docker_cli().is_some();
-    let info = docker_info_if(sh, docker_cli);
+    let docker_cli = which::which("docker").is_ok();
+    let info = if docker_cli { docker_info(sh, None) } else { Err("no docker CLI".into()) };
     let docker_host = docker_host();
-    let local = info.is_ok() && docker_host.is_none();
-    let bridge = local.then(|| default_bridge(sh).ok().flatten());
-    let bridge_missing = bridge.flatten().filter(|b| !interface_exists(b));
+    let bridge = (info.is_ok() && docker_host.is_none()).then(|| default_bridge(sh).ok().flatten());
     let os = ["/etc/os-release", "/usr/lib/os-release"].map(fs::read_to_string);
-    let os = os.into_iter().find_map(Result::ok);
+    let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].map(PathBuf::from);
+    let dockerd = which::which("dockerd").ok().or_else(|| known.into_iter().find(|p| p.exists()));
+    let dockerd = dockerd.and_then(|d| stdout(sh, &d.display().to_string(), &["--version"]).ok());
+    let format = "${Package}\t${db:Status-Status}\t${Version}\n";
+    let dpkg = Cmd::new("dpkg-query").args(["-W", "-f", format]).args(packages.iter().copied());
     Ok(Observed {
-        os: OsRelease::parse(&os.unwrap_or_default()),
+        os: OsRelease::parse(&os.into_iter().find_map(Result::ok).unwrap_or_default()),
         root,
         sudo: !root && github_actions && stdout(sh, "sudo", &["-n", "true"]).is_ok(),
         github_actions,
@@ -280,29 +224,22 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
         systemd: Path::new("/run/systemd/system").is_dir(),
         host,
         docker_cli,
-        dockerd: dockerd_version(sh),
+        dockerd: dockerd.and_then(|v| parse_dockerd_version(&v)),
         buildx: docker_cli.then(|| buildx_version(sh)).flatten(),
         engine_error: info.as_ref().err().cloned().unwrap_or_default(),
-        engine: info.ok().map(|i| Engine {
-            version: i.version(),
-            version_text: i.server_version.clone(),
-            store: i.store(),
-            containers_running: i.containers_running,
-        }),
+        engine: info.ok(),
         docker_host,
-        bridge_missing,
+        bridge_missing: bridge.flatten().filter(|b| !interface_exists(b)),
         daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),
-        packages: dpkg_packages(sh, packages),
+        packages: dpkg.capture(sh).map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default(),
         binfmt_mounted: binfmt_mounted(),
         binfmt: foreign(host, platforms).into_iter().map(binfmt).collect(),
         registry_up: registry::answers(registry::Kind::Open),
     })
 }
 
-/// Starts `cmd` (normally `setsid PROGRAM ...`, so it survives xtask) with
-/// stdin from `/dev/null`, stdout and stderr appended to `log`; not waited
-/// for. The spawned process is no process-group leader, so setsid(1) does
-/// not fork: the child's pid is the service's.
+/// Starts `cmd` (`setsid PROGRAM ...`, to survive xtask), stdin `/dev/null`, output appended to
+/// `log`. The child is no process-group leader, so setsid(1) does not fork: its pid is the service's.
 pub fn spawn_detached(sh: &Shell, cmd: &Cmd, log: &Path) -> Result<Child> {
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -313,12 +250,10 @@ pub fn spawn_detached(sh: &Shell, cmd: &Cmd, log: &Path) -> Result<Child> {
     c.stdin(Stdio::null()).stderr(out.try_clone()?).stdout(out);
     eprintln!("+ {cmd} >> {} 2>&1 < /dev/null &", log.display());
     let p = &cmd.program;
-    let what = || format!("cannot start `{p}` (is it installed and on PATH?)");
-    c.spawn().with_context(what)
+    c.spawn().with_context(|| format!("cannot start `{p}` (is it installed and on PATH?)"))
 }
 
-/// The state letter of `/proc/<pid>/stat` (proc(5): the field after the
-/// parenthesised command name; `Z` is a zombie).
+/// The state letter of `/proc/<pid>/stat` (proc(5): the field after the `(comm)`; `Z`: zombie).
 pub fn proc_state(stat: &str) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
@@ -326,29 +261,25 @@ pub fn proc_state(stat: &str) -> Option<char> {
 /// A live (not zombie) process.
 pub fn alive(pid: u32) -> bool {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    let state = stat.and_then(|s| proc_state(&s));
-    state.is_some_and(|c| c != 'Z' && c != 'X')
+    stat.and_then(|s| proc_state(&s)).is_some_and(|c| c != 'Z' && c != 'X')
 }
 
 /// `/proc/<pid>/cmdline` with NULs as spaces; empty when unreadable.
 pub fn cmdline(pid: u32) -> String {
     let b = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let line = String::from_utf8_lossy(&b).replace('\0', " ");
-    line.trim().to_owned()
+    String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned()
 }
 
 /// Calls `done` every `poll_ms` until it says yes (true) or `secs` pass (false).
 pub fn wait_for(secs: u64, poll_ms: u64, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if done() {
-            return true;
-        }
+    while !done() {
         if Instant::now() >= deadline {
             return false;
         }
         std::thread::sleep(Duration::from_millis(poll_ms));
     }
+    true
 }
 
 /// The last `n` lines of a log file, or a note that it cannot be read.

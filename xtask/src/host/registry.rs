@@ -1,16 +1,12 @@
-//! `cargo xtask registry start|stop|status [--auth]`: a CNCF distribution
-//! registry (Debian's `docker-registry serve CONFIG`) on loopback, the
-//! default push target outside CI. Its state lives in one per-machine place
-//! ([`state_dir`]) shared by every checkout, so a `registry start` from
-//! another checkout finds the running one and its password file.
-//!
-//! The open one listens on `localhost:5000`; the `--auth` one on
-//! `localhost:5001` with htpasswd (bcrypt) basic auth, user [`USER`] and a
-//! random password kept in a 0600 file whose path is printed, never the
-//! password. dockerd and buildx treat `localhost:PORT` as plain HTTP.
+//! `cargo xtask registry start|stop|status [--auth]`: a CNCF distribution registry (Debian's
+//! `docker-registry serve CONFIG`) on loopback, the default push target outside CI: open on
+//! `localhost:5000`, or with `--auth` on `localhost:5001` with htpasswd (bcrypt) basic auth, user
+//! [`USER`] and a random password in a 0600 file whose path is printed, never the password.
+//! Its state lives in one per-machine place ([`state_dir`]) shared by every checkout, so a
+//! `registry start` from another checkout finds the running one and its password file.
 
 use std::{
-    fs::{self, OpenOptions},
+    fmt, fs,
     io::{Read, Write},
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
@@ -27,7 +23,6 @@ use crate::{
     project::{AUTH_PORT, LOCAL_REGISTRY},
 };
 
-/// Options of `registry`.
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
     /// What to do with it.
@@ -38,7 +33,6 @@ pub struct RegistryArgs {
     pub auth: bool,
 }
 
-/// `registry` actions.
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum RegistryAction {
     /// Start it (detached) unless it already answers; wait until it does.
@@ -62,15 +56,11 @@ pub enum Kind {
 impl Kind {
     /// Directory under [`state_dir`], `GET /v2/` status when healthy, flag.
     fn row(self) -> (&'static str, u16, &'static str) {
-        match self {
-            Kind::Open => ("local", 200, ""),
-            Kind::Auth => ("auth", 401, " --auth"),
-        }
+        [("local", 200, ""), ("auth", 401, " --auth")][self as usize]
     }
 
     pub fn port(self) -> u16 {
-        let open = LOCAL_REGISTRY.rsplit_once(':');
-        let open = open.and_then(|(_, p)| p.parse().ok());
+        let open = LOCAL_REGISTRY.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
         [open.unwrap_or(5000), AUTH_PORT][self as usize]
     }
 
@@ -88,9 +78,8 @@ pub fn answers(kind: Kind) -> bool {
     probe::registry_api_status(kind.port()) == Some(kind.expected_status())
 }
 
-/// `$BROKKR_STATE_DIR/registry` when set, else `/var/lib/brokkr/registry`
-/// for root, else `$XDG_STATE_HOME/brokkr/registry` (default
-/// `~/.local/state`, XDG base directory spec). `env` looks up a variable.
+/// `$BROKKR_STATE_DIR/registry` when set, else `/var/lib/brokkr/registry` for root, else
+/// `$XDG_STATE_HOME/brokkr/registry` (default `~/.local/state`). `env` looks up a variable.
 pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
     let env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(d) = env("BROKKR_STATE_DIR") {
@@ -100,16 +89,13 @@ pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
         return PathBuf::from("/var/lib/brokkr/registry");
     }
     let home = || env("HOME").unwrap_or_else(|| "/tmp".into());
-    let xdg = env("XDG_STATE_HOME").unwrap_or_else(|| home().join(".local/state"));
-    xdg.join("brokkr/registry")
+    env("XDG_STATE_HOME").unwrap_or_else(|| home().join(".local/state")).join("brokkr/registry")
 }
 
-/// The files of one registry, under `dir` = `<state>/<kind>`; `config.yml`
-/// is written on every start, `htpasswd` and `password` (the password
-/// alone, for `--password-stdin`) are 0600.
+/// The files of one registry under `<state>/<kind>`; `config.yml` is written on every start,
+/// `htpasswd` and `password` (the password alone, for `--password-stdin`) are 0600.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths {
-    pub dir: PathBuf,
     pub config: PathBuf,
     pub data: PathBuf,
     pub log: PathBuf,
@@ -119,11 +105,10 @@ pub struct Paths {
 }
 
 pub fn paths(state: &Path, kind: Kind) -> Paths {
-    let dir = state.join(kind.row().0);
-    let f = |name: &str| dir.join(name);
-    let (config, data, log) = (f("config.yml"), f("data"), f("registry.log"));
-    let (owner, htpasswd, password) = (f("owner.json"), f("htpasswd"), f("password"));
-    Paths { config, data, log, owner, htpasswd, password, dir }
+    let f = |name: &str| state.join(kind.row().0).join(name);
+    let (config, data, log, owner) =
+        (f("config.yml"), f("data"), f("registry.log"), f("owner.json"));
+    Paths { config, data, log, owner, htpasswd: f("htpasswd"), password: f("password") }
 }
 
 /// `owner.json`: who started a registry (`checkout`: where `registry start` ran).
@@ -135,18 +120,16 @@ pub struct Owner {
     pub data: PathBuf,
 }
 
-impl std::fmt::Display for Owner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (pid, port) = (self.pid, self.port);
-        let (from, data) = (self.checkout.display(), self.data.display());
-        let s = format!("pid {pid}, port {port}, started from {from}, data {data}");
-        f.write_str(&s)
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (pid, port, from, data) =
+            (self.pid, self.port, self.checkout.display(), self.data.display());
+        write!(f, "pid {pid}, port {port}, started from {from}, data {data}")
     }
 }
 
 fn machine_paths(sh: &Shell, kind: Kind) -> Paths {
-    let root = probe::is_root(sh);
-    paths(&state_dir(root, |k| std::env::var(k).ok()), kind)
+    paths(&state_dir(probe::is_root(sh), |k| std::env::var(k).ok()), kind)
 }
 
 /// The recorded owner, when its process is alive and is a registry.
@@ -156,10 +139,8 @@ fn live_owner(p: &Paths) -> Option<Owner> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut o = OpenOptions::new();
-    let f = o.write(true).create(true).truncate(true).mode(0o600);
-    let written = f.open(path).and_then(|mut f| f.write_all(bytes));
-    written.with_context(|| format!("writing {}", path.display()))
+    let f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path);
+    f.and_then(|mut f| f.write_all(bytes)).with_context(|| format!("writing {}", path.display()))
 }
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -169,8 +150,7 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
     let limit = (256 / ALNUM.len() * ALNUM.len()) as u8;
     let chars = bytes.iter().filter(|b| **b < limit).take(len);
-    let char = |b: &u8| ALNUM[usize::from(*b) % ALNUM.len()] as char;
-    let s: String = chars.map(char).collect();
+    let s: String = chars.map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char).collect();
     (s.len() == len).then_some(s)
 }
 
@@ -203,9 +183,8 @@ pub fn registry_config(addr: &str, root: &Path, htpasswd: Option<&Path>) -> Resu
     Ok(serde_yaml::to_string(&cfg)?)
 }
 
-/// For the `--auth` registry: the login command with the password file, or,
-/// when that file is missing, that this registry was not started from the
-/// shared state and how to replace it.
+/// For the `--auth` registry: the login command with the password file, or, when that file is
+/// missing, that this registry was not started from the shared state and how to replace it.
 pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String> {
     let (host, pw) = (kind.host(), p.password.display());
     Some(match (kind, password_exists) {
@@ -221,58 +200,50 @@ pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String
 }
 
 fn print_login_hint(kind: Kind, p: &Paths) {
-    if let Some(h) = login_hint(kind, p, p.password.is_file()) {
-        eprintln!("{h}");
-    }
+    login_hint(kind, p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
 }
 
-/// `registry start`: idempotent (a registry that answers is left as it is).
-/// Writes the config (for `--auth` also the password and its bcrypt
-/// htpasswd), spawns `setsid docker-registry serve CONFIG` detached, records
-/// its [`Owner`] and waits for the expected `GET /v2/` status. Errors show the log's tail.
+/// `registry start`, idempotent: writes the config (`--auth`: and the password's htpasswd),
+/// spawns `setsid docker-registry serve CONFIG`, records its [`Owner`], waits for `GET /v2/`.
 pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
-    let p = machine_paths(sh, kind);
-    let (host, (_, expected, flag)) = (kind.host(), kind.row());
-    if answers(kind) {
-        let owner = p.owner.display();
-        match live_owner(&p) {
-            Some(o) => eprintln!("registry {host} is already running ({o})"),
-            None => eprintln!("a registry already answers on {host} (not started by xtask: no live owner in {owner})"),
+    let (p, host, (_, expected, flag)) = (machine_paths(sh, kind), kind.host(), kind.row());
+    let (log, port) = (p.log.display(), kind.port());
+    match (probe::registry_api_status(port), live_owner(&p)) {
+        (Some(code), o) if code == expected => {
+            let owner = p.owner.display();
+            match o {
+                Some(o) => eprintln!("registry {host} is already running ({o})"),
+                None => eprintln!("a registry already answers on {host} (not started by xtask: no live owner in {owner})"),
+            }
+            print_login_hint(kind, &p);
+            return Ok(());
         }
-        print_login_hint(kind, &p);
-        return Ok(());
-    }
-    if let Some(code) = probe::registry_api_status(kind.port()) {
-        bail!(
+        (Some(code), _) => bail!(
             "{host} is taken: GET /v2/ there answers {code}, not {expected}. Debian's docker-registry package runs its \
              own service on :5000: `systemctl disable --now docker-registry` (systemd) or \
              `start-stop-daemon --stop --pidfile /var/run/docker-registry.pid`"
-        );
-    }
-    let log = p.log.display();
-    if let Some(o) = live_owner(&p) {
-        bail!(
+        ),
+        (None, Some(o)) => bail!(
             "the registry ({o}) runs but {host} does not answer GET /v2/ with {expected}; \
              see {log} or run `cargo xtask registry stop{flag}` first"
-        );
+        ),
+        (None, None) => {}
     }
     let installed = Some(PathBuf::from("/usr/bin/docker-registry")).filter(|p| p.exists());
     let program = which::which("docker-registry").ok().or(installed).context(
         "`docker-registry` is not installed: run `cargo xtask setup` (it installs Debian's docker-registry)",
     )?;
     fs::create_dir_all(&p.data).with_context(|| format!("creating {}", p.data.display()))?;
-    let auth = kind == Kind::Auth;
-    let htpasswd = auth.then(|| write_htpasswd(sh, &p)).transpose()?;
-    let addr = format!("127.0.0.1:{}", kind.port());
+    let htpasswd = (kind == Kind::Auth).then(|| write_htpasswd(sh, &p)).transpose()?;
+    let addr = format!("127.0.0.1:{port}");
     eprintln!("+ write {}", p.config.display());
     let config = registry_config(&addr, &p.data, htpasswd)?;
     fs::write(&p.config, config).with_context(|| format!("writing {}", p.config.display()))?;
-    let serve = ["serve".to_owned(), p.config.display().to_string()];
-    let program = program.display().to_string();
-    let cmd = Cmd::new("setsid").arg(program).args(serve);
+    let (program, config) = (program.display().to_string(), p.config.display().to_string());
+    let cmd = Cmd::new("setsid").arg(program).arg("serve").arg(config);
     let mut child = probe::spawn_detached(sh, &cmd, &p.log)?;
-    let (pid, port, data) = (child.id(), kind.port(), p.data.clone());
-    let owner = Owner { checkout: sh.current_dir(), pid, port, data };
+    let pid = child.id();
+    let owner = Owner { checkout: sh.current_dir(), pid, port, data: p.data.clone() };
     let json = serde_json::to_string_pretty(&owner)?;
     fs::write(&p.owner, json).with_context(|| format!("writing {}", p.owner.display()))?;
     let (mut exited, mut got) = (None, None);
@@ -281,17 +252,16 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
         got = probe::registry_api_status(port);
         exited.is_some() || got == Some(expected)
     });
-    let tail = || probe::log_tail(&p.log, 20);
     if let Some(status) = exited {
         let _ = fs::remove_file(&p.owner);
-        let (status, tail) = (status?, tail());
+        let (status, tail) = (status?, probe::log_tail(&p.log, 20));
         bail!("the registry exited at once ({status}); last lines of {log}:\n{tail}");
     }
     if !up {
         bail!(
             "the registry (pid {pid}) did not answer GET http://{addr}/v2/ with {expected} within {START_WAIT_SECS} s \
              (got {got:?}); last lines of {log}:\n{}",
-            tail()
+            probe::log_tail(&p.log, 20)
         );
     }
     eprintln!("registry {host} running ({owner}), log {log}");
@@ -301,21 +271,19 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
 
 /// The `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
 fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
-    let stdin = format!("{}\n", ensure_password(p)?);
-    let cmd = Cmd::new("htpasswd").args(["-niB", USER]).stdin(stdin);
+    let cmd = Cmd::new("htpasswd").args(["-niB", USER]).stdin(format!("{}\n", ensure_password(p)?));
     cmd.echo();
-    let out = cmd.read_quiet(sh);
     let hint = "htpasswd is in apache2-utils: run `cargo xtask setup`";
-    let out = out.with_context(|| format!("creating the htpasswd file ({hint})"))?;
+    let out = cmd.read_quiet(sh).with_context(|| format!("creating the htpasswd file ({hint})"))?;
     let line = out.lines().find(|l| l.starts_with(&format!("{USER}:$2")));
-    let none = || format!("`htpasswd -niB` printed no bcrypt entry for {USER}");
-    let line = line.with_context(none)?;
+    let line =
+        line.with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
     write_private(&p.htpasswd, format!("{line}\n").as_bytes())?;
     Ok(&p.htpasswd)
 }
 
-/// `registry stop`: SIGTERM to the recorded owner (only a `docker-registry`),
-/// whichever checkout started it; waits up to 10 s. Not running is no error.
+/// SIGTERM to the recorded `docker-registry` owner, from any checkout; waits up to 10 s. Not
+/// running is no error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
     let (p, host) = (machine_paths(sh, kind), kind.host());
     let Some(o) = live_owner(&p) else {
@@ -331,11 +299,9 @@ pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
         eprintln!("registry {host} is not running");
         return Ok(());
     };
-    let kill = Cmd::new("kill").args(["-TERM", &o.pid.to_string()]);
-    kill.run(sh)?;
+    Cmd::new("kill").args(["-TERM", &o.pid.to_string()]).run(sh)?;
     if !probe::wait_for(10, 100, || !probe::alive(o.pid)) {
-        let pid = o.pid;
-        bail!("registry pid {pid} did not stop within 10 s after SIGTERM");
+        bail!("registry pid {} did not stop within 10 s after SIGTERM", o.pid);
     }
     fs::remove_file(&p.owner).with_context(|| format!("removing {}", p.owner.display()))?;
     eprintln!("registry {host} stopped ({o}; data kept)");
@@ -365,13 +331,11 @@ pub fn run(sh: &Shell, args: &RegistryArgs) -> Result<()> {
 /// `registry status`'s line, and whether the registry answers as it should.
 pub fn status_line(kind: Kind, got: Option<u16>, o: Option<&Owner>, p: &Paths) -> (bool, String) {
     let (host, (_, expected, flag)) = (kind.host(), kind.row());
-    let at = p.owner.display();
     let line = match got {
         Some(code) if code == expected => {
-            let nobody = || format!("not started by xtask: no live owner in {at}");
+            let nobody = || format!("not started by xtask: no live owner in {}", p.owner.display());
             let who = o.map_or_else(nobody, Owner::to_string);
-            let line = format!("running: {host} ({who}), GET /v2/ -> {code}");
-            return (true, line);
+            return (true, format!("running: {host} ({who}), GET /v2/ -> {code}"));
         }
         Some(code) => {
             let what = ["open", "password-protected"][kind as usize];

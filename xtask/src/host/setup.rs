@@ -1,43 +1,32 @@
-//! `cargo xtask setup` and [`ensure`], the host part of every build command:
-//! observe the host ([`Observed`]), compute a [`Plan`] with pure code (one
-//! function per area), print every area as done or to do, and run the steps
-//! in order, each printed first. A second run finds everything done.
-//!
-//! Provisioned (issue 3): a Docker engine >= 24 with the containerd image
-//! store and buildx (on Debian 12 trixie's .debs through a private apt
-//! directory under [`CACHE_DIR`], the system's sources untouched), QEMU with
-//! binfmt handlers for the foreign platforms (Debian 12: bookworm-backports),
-//! `debootstrap`, `docker-registry` and `apache2-utils`; then dockerd and the
-//! loopback registry are started and awaited. All packages go in one
-//! `apt-get install` after every download succeeded.
-//!
-//! Issue 11: a build command ([`Mode::Build`]) installs what is absent and
-//! starts an engine that is not running, but never writes daemon.json for,
-//! restarts or stops a running one: it builds with it where buildx can, and
-//! otherwise stops naming `cargo xtask setup`. Only `setup` restarts a
-//! running engine; it says so first, and needs `--yes` when containers run
-//! (or without systemd).
+//! `cargo xtask setup` and [`ensure`] (the host part of every build command): observe the host
+//! ([`Observed`]), [`plan`] one area at a time with pure code, print each area as done or to
+//! do, run the steps in order. Provisioned (issue 3): Docker >= 24 with the containerd image
+//! store and buildx (Debian 12: trixie's .debs via a private apt directory under [`CACHE_DIR`]),
+//! QEMU binfmt handlers for foreign platforms, `debootstrap`, `docker-registry`, `apache2-utils`
+//! in one `apt-get install`, then dockerd and the loopback registry. Issue 11: only `setup`
+//! (never a build command, [`Mode::Build`]) reconfigures or restarts a running engine; it says
+//! so first and needs `--yes` when containers run or without systemd.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::{
-    debian_version, engine_source, merge_daemon_json, probe::BinfmtProbe, registry, BinfmtStatus,
-    Distro, EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
+    debian_version, engine_source, merge_daemon_json, registry, BinfmtStatus, Distro, DockerInfo,
+    EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
     MIN_ENGINE,
 };
 mod exec;
 
 pub use exec::{ensure, run};
 
-pub use super::probe::{Engine, Observed};
+pub use super::probe::Observed;
 use crate::{
     plan::Cmd,
     project::{parse_platform_list, Platform, PlatformList},
 };
+use State::{Done, Skipped, Todo};
 
-/// Options of `setup`.
 #[derive(Debug, Args)]
 pub struct SetupArgs {
     /// Platforms to provision for (comma-separated, or `all`); default: all.
@@ -90,8 +79,7 @@ pub enum Step {
         entry: String,
         conf: String,
     },
-    /// `systemctl start docker` or `setsid dockerd`; skipped when the engine
-    /// answers by then (a package's postinst may start it).
+    /// `systemctl start docker` or `setsid dockerd`; skipped when the engine answers by then.
     StartDockerd(Cmd),
     /// SIGTERM to the dockerd of [`DOCKERD_PID`], then waits for its exit.
     StopDockerd,
@@ -144,29 +132,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn area(&mut self, name: impl Into<String>, state: State) {
-        self.areas.push(Area { name: name.into(), state });
-    }
-    fn done(&mut self, name: impl Into<String>, what: impl Into<String>) {
-        self.area(name, State::Done(what.into()));
-    }
-    fn todo(&mut self, name: impl Into<String>, what: impl Into<String>) {
-        self.area(name, State::Todo(what.into()));
-    }
-    fn skip(&mut self, name: impl Into<String>, why: impl Into<String>) {
-        self.area(name, State::Skipped(why.into()));
+    fn area(
+        &mut self,
+        name: impl Into<String>,
+        state: fn(String) -> State,
+        what: impl Into<String>,
+    ) {
+        self.areas.push(Area { name: name.into(), state: state(what.into()) });
     }
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
-    }
-    fn run(&mut self, area: &'static str, cmd: Cmd) {
-        self.steps.push((area, Step::Run(cmd)));
-    }
-    fn block(&mut self, why: impl Into<String>) {
-        let why = why.into();
-        if !self.blocked.contains(&why) {
-            self.blocked.push(why);
-        }
     }
     pub fn restarts_engine(&self) -> bool {
         self.steps.iter().any(|(_, s)| s.restarts_engine())
@@ -187,25 +162,8 @@ pub struct PlanOpts {
     pub mode: Mode,
 }
 
-/// Packages in install order: `.deb`s from setup's private sources (with
-/// their suite) and names from the system's sources.
-#[derive(Default)]
-struct Pkgs(Vec<(&'static str, Option<&'static str>)>);
-
-impl Pkgs {
-    fn push(&mut self, name: &'static str, suite: Option<&'static str>) {
-        if !self.0.contains(&(name, suite)) {
-            self.0.push((name, suite));
-        }
-    }
-    /// `name` or `name/suite` words.
-    fn add(&mut self, words: &'static str) {
-        for w in words.split_whitespace() {
-            let (name, suite) = w.split_once('/').map_or((w, None), |(n, s)| (n, Some(s)));
-            self.push(name, suite);
-        }
-    }
-}
+/// Packages in install order: `name/suite` from setup's private sources, `name` from the system's.
+type Pkgs = Vec<&'static str>;
 
 fn installed_version(o: &Observed, pkg: &str) -> Option<Version> {
     o.packages.get(pkg).and_then(|v| debian_version(v))
@@ -215,14 +173,11 @@ fn show(v: Option<&Version>) -> String {
     v.map_or_else(|| "missing".to_owned(), Version::to_string)
 }
 
-/// What setup does for the observed host: pure, so every branch is
-/// unit-tested. Steps run in this order: daemon.json (before any engine
-/// package, so a postinst-started dockerd uses it), packages, binfmt,
-/// dockerd, registry.
+/// Steps run in this order: daemon.json (before any engine package, so a postinst-started
+/// dockerd uses it), packages, binfmt, dockerd, registry.
 pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
-    let mut p = Plan::default();
+    let (mut p, mut pkgs) = (Plan::default(), Pkgs::new());
     let source = engine_source(&o.os);
-    let mut pkgs = Pkgs::default();
     let engine_now = engine_area(&mut p, o, &source, opts.mode, &mut pkgs);
     image_store_area(&mut p, o, opts.mode);
     let qemu_now = qemu_area(&mut p, o, &source, &mut pkgs);
@@ -233,104 +188,94 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     registry_area(&mut p, o, opts);
     let other = o.os.distro() == Distro::Other && p.steps.iter().any(|(_, s)| s.root());
     if let (true, Source::Unsupported(why)) = (engine_now || qemu_now || other, &source) {
-        p.block(why.clone());
+        p.blocked.push(why.clone());
     }
     p
 }
 
-/// A docker CLI, an engine >= [`MIN_ENGINE`] (running or installed) and
-/// buildx >= [`MIN_BUILDX`], else packages from [`engine_source`]. A build
-/// command never upgrades a running engine (that restarts it). Returns
-/// whether packages are needed.
+/// A docker CLI, engine >= [`MIN_ENGINE`] and buildx >= [`MIN_BUILDX`], else packages (never
+/// for a running engine in a build command). Returns whether packages are needed.
 fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut Pkgs) -> bool {
     if o.github_actions {
-        p.skip("engine", "the GitHub runner provides docker and buildx");
+        p.area("engine", Skipped, "the GitHub runner provides docker and buildx");
         return false;
     }
-    let running = o.engine.as_ref().and_then(|e| e.version.as_ref());
+    let running = o.engine.as_ref().and_then(DockerInfo::version);
     let new_enough = |v: Option<&Version>| v.is_some_and(|v| *v >= MIN_ENGINE);
-    let engine_ok = o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running));
+    let engine_ok =
+        o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running.as_ref()));
     let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
-    let (dockerd, buildx) = (show(o.dockerd.as_ref()), show(o.buildx.as_ref()));
+    let buildx = show(o.buildx.as_ref());
     if engine_ok && buildx_ok {
-        let v = show(o.dockerd.as_ref().or(running));
-        p.done("engine", format!("dockerd {v}, buildx {buildx}"));
+        let v = show(o.dockerd.as_ref().or(running.as_ref()));
+        p.area("engine", Done, format!("dockerd {v}, buildx {buildx}"));
         return false;
     }
     let cli = [", and the docker CLI", ""][o.docker_cli as usize];
-    let engine = format!("dockerd {dockerd} (need >= {MIN_ENGINE}{cli})");
-    let what = format!("{engine}, buildx {buildx} (need >= {MIN_BUILDX})");
-    p.todo("engine", what);
+    let dockerd = format!("dockerd {} (need >= {MIN_ENGINE}{cli})", show(o.dockerd.as_ref()));
+    p.area("engine", Todo, format!("{dockerd}, buildx {buildx} (need >= {MIN_BUILDX})"));
     if matches!(src, Source::Unsupported(_)) {
         return true;
     }
-    let suite = (*src == Source::Bookworm).then_some("trixie");
+    let trixie = *src == Source::Bookworm;
     // A running engine that is too old is replaced by `setup` only (see dockerd_area).
+    // Bookworm: trixie's .debs with bookworm's own runc, tini, iptables.
     if !engine_ok && (mode != Mode::Build || o.engine.is_none()) {
-        // Bookworm: trixie's .debs with bookworm's own runc, tini, iptables.
-        pkgs.add(match suite {
-            Some(_) => "docker.io/trixie containerd/trixie runc tini iptables",
-            None => "docker.io",
-        });
+        let engine = ["docker.io", "docker.io/trixie containerd/trixie runc tini iptables"];
+        pkgs.extend(engine[trixie as usize].split(' '));
     }
     // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
-    if !o.docker_cli && (suite.is_some() || o.os.id == "debian") {
-        pkgs.push("docker-cli", suite);
+    if !o.docker_cli && (trixie || o.os.id == "debian") {
+        pkgs.push(["docker-cli", "docker-cli/trixie"][trixie as usize]);
     }
     if !buildx_ok {
-        pkgs.push("docker-buildx", suite);
+        pkgs.push(["docker-buildx", "docker-buildx/trixie"][trixie as usize]);
     }
     true
 }
 
-/// `features.containerd-snapshotter` merged in; not for a running engine by
-/// a build command (it would need a restart: [`dockerd_area`] says so), nor
-/// when the running engine uses the containerd store already.
+/// `features.containerd-snapshotter` merged in; not for a running engine by a build command (it
+/// would need a restart: [`dockerd_area`] says so), nor when the running engine uses it already.
 fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
     const AREA: &str = "daemon.json";
-    let store = o.engine.as_ref().map(|e| &e.store);
+    let store = o.engine.as_ref().map(DockerInfo::store);
     if o.github_actions {
-        return p.skip(AREA, "the GitHub runner's engine is used as it is");
+        return p.area(AREA, Skipped, "the GitHub runner's engine is used as it is");
     }
     match merge_daemon_json(o.daemon_json.as_deref()) {
-        Ok(None) => p.done(AREA, "containerd-snapshotter is on"),
+        Ok(None) => p.area(AREA, Done, "containerd-snapshotter is on"),
         _ if matches!(store, Some(ImageStore::Containerd(_))) => {
-            p.done(AREA, "the running engine uses the containerd image store")
+            p.area(AREA, Done, "the running engine uses the containerd image store")
         }
         _ if mode == Mode::Build && store.is_some() => {
-            p.skip(AREA, "not changed for a running engine by a build command")
+            p.area(AREA, Skipped, "not changed for a running engine by a build command")
         }
         Ok(Some(text)) => {
-            p.todo(AREA, "turn on the containerd image store");
+            p.area(AREA, Todo, "turn on the containerd image store");
             p.step(AREA, Step::Mkdir("/etc/docker".into()));
-            let path = "/etc/docker/daemon.json".into();
-            p.step(AREA, Step::Write { path, text });
+            p.step(AREA, Step::Write { path: "/etc/docker/daemon.json".into(), text });
         }
-        Err(e) => p.block(format!("{e:#}")),
+        Err(e) => p.blocked.push(format!("{e:#}")),
     }
 }
 
-/// Debian 12 needs bookworm-backports' qemu-user and qemu-user-binfmt >=
-/// [`MIN_BOOKWORM_QEMU`]; elsewhere a ready handler suffices, else the
-/// archive's QEMU; GitHub runners use [`BINFMT_IMAGE`]. Returns whether
-/// QEMU is (re)installed now.
+/// Debian 12 needs bookworm-backports' QEMU >= [`MIN_BOOKWORM_QEMU`], elsewhere a ready handler
+/// or the archive's; GitHub runners use [`BINFMT_IMAGE`]. Returns whether QEMU is installed now.
 fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool {
     if o.binfmt.is_empty() {
-        p.skip("qemu", "no foreign platform requested");
+        p.area("qemu", Skipped, "no foreign platform requested");
         return false;
     }
-    let ready = |b: &&BinfmtProbe| b.status() == BinfmtStatus::Ready;
-    let not_ready = o.binfmt.iter().filter(|b| !ready(b));
+    let not_ready = o.binfmt.iter().filter(|b| b.status() != BinfmtStatus::Ready);
     let not_ready: Vec<&str> = not_ready.map(|b| b.platform.arch).collect();
     if o.github_actions {
         let arches = not_ready.join(",");
         if arches.is_empty() {
-            p.done("qemu", "binfmt handlers registered");
+            p.area("qemu", Done, "binfmt handlers registered");
         } else {
-            let what = format!("register QEMU for {arches} with {BINFMT_IMAGE}");
-            p.todo("qemu", what);
+            p.area("qemu", Todo, format!("register QEMU for {arches} with {BINFMT_IMAGE}"));
             let docker = Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE]);
-            p.run("qemu", docker.args(["--install", &arches]));
+            p.step("qemu", Step::Run(docker.args(["--install", &arches])));
         }
         return false;
     }
@@ -338,25 +283,27 @@ fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool 
     let (ok, have) = if *src == Source::Bookworm {
         let v = installed_version(o, "qemu-user-binfmt");
         let new = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU);
-        let (v, need) = (show(v.as_ref()), "from bookworm-backports");
-        let have = format!("qemu-user-binfmt {v} (need >= {MIN_BOOKWORM_QEMU} {need})");
+        let v = show(v.as_ref());
+        let have =
+            format!("qemu-user-binfmt {v} (need >= {MIN_BOOKWORM_QEMU} from bookworm-backports)");
         (new && o.packages.contains_key("qemu-user"), have)
     } else {
         let any = qemu.iter().any(|k| o.packages.contains_key(*k));
-        let have = "no qemu-user-binfmt or qemu-user-static".to_owned();
-        (any || not_ready.is_empty(), have)
+        (any || not_ready.is_empty(), "no qemu-user-binfmt or qemu-user-static".to_owned())
     };
     if ok {
         let v = qemu.iter().find_map(|k| installed_version(o, k));
         let v = v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}"));
-        p.done("qemu", v);
+        p.area("qemu", Done, v);
         return false;
     }
-    p.todo("qemu", have);
-    pkgs.add(match (src, o.os.distro()) {
-        (Source::Bookworm, _) => "qemu-user/bookworm-backports qemu-user-binfmt/bookworm-backports",
-        (_, Distro::Ubuntu) => "qemu-user-static binfmt-support",
-        _ => "qemu-user qemu-user-binfmt",
+    p.area("qemu", Todo, have);
+    pkgs.extend(match (src, o.os.distro()) {
+        (Source::Bookworm, _) => {
+            ["qemu-user/bookworm-backports", "qemu-user-binfmt/bookworm-backports"]
+        }
+        (_, Distro::Ubuntu) => ["qemu-user-static", "binfmt-support"],
+        _ => ["qemu-user", "qemu-user-binfmt"],
     });
     true
 }
@@ -369,25 +316,22 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
         (true, false) => &[],
     };
     if tools.is_empty() {
-        return p.skip("tools", "no local registry asked for on the GitHub runner");
+        return p.area("tools", Skipped, "no local registry asked for on the GitHub runner");
     }
-    let missing = tools.iter().filter(|t| !o.packages.contains_key(**t));
-    let missing: Vec<&'static str> = missing.copied().collect();
+    let missing: Vec<&str> =
+        tools.iter().copied().filter(|t| !o.packages.contains_key(*t)).collect();
     if missing.is_empty() {
-        return p.done("tools", tools.join(", "));
+        return p.area("tools", Done, tools.join(", "));
     }
-    p.todo("tools", format!("install {}", missing.join(", ")));
-    missing.into_iter().for_each(|n| pkgs.push(n, None));
+    p.area("tools", Todo, format!("install {}", missing.join(", ")));
+    pkgs.extend(missing);
 }
 
-/// The deb822 sources of setup's private apt directory (Debian 12 only):
-/// trixie (engine, buildx) and bookworm-backports (QEMU 10), main, for the
-/// host's Debian architecture.
+/// The deb822 sources of setup's private apt directory (Debian 12 only): trixie (engine,
+/// buildx) and bookworm-backports (QEMU 10), main, for the host's Debian architecture.
 pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
-    let line = |k: &str, v: &str| format!("{k}: {v}\n");
     let source = |suite| {
-        let head = line("Types", "deb") + &line("URIs", mirror) + &line("Suites", suite);
-        head + &line("Components", "main") + &line("Architectures", arch)
+        format!("Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n")
     };
     ["trixie", "bookworm-backports"].map(source).join("\n")
 }
@@ -398,20 +342,19 @@ fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
         return cmd;
     }
     let env = cmd.env.iter().map(|(k, v)| format!("{k}={v}"));
-    let sudo = Cmd::new("sudo").arg("-n").args(env);
-    sudo.arg(cmd.program).args(cmd.args)
+    Cmd::new("sudo").arg("-n").args(env).arg(cmd.program).args(cmd.args)
 }
 
-/// .debs fetched by `apt-get` with setup's private directories under
-/// [`CACHE_DIR`] and no system sources, then one `apt-get install` for everything.
+/// .debs fetched by `apt-get` with setup's private directories under [`CACHE_DIR`] and no
+/// system sources, then one `apt-get install` for everything.
 fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
     let cache = Path::new(CACHE_DIR);
     let d = |p: &str| cache.join(p).display().to_string();
-    let deb = |(n, s): &(&'static str, Option<_>)| Some((*n, (*s)?));
-    let debs: Vec<(&str, &str)> = pkgs.0.iter().filter_map(deb).collect();
+    let debs: Vec<(&str, &str)> = pkgs.iter().filter_map(|w| w.split_once('/')).collect();
+    let names: Vec<&str> = pkgs.iter().copied().filter(|w| !w.contains('/')).collect();
     if !debs.is_empty() {
-        let partial = ["apt/lists/partial", "apt/cache/archives/partial"];
-        let dirs = ["apt/sources.list.d", partial[0], partial[1], "debs"];
+        let dirs =
+            ["apt/sources.list.d", "apt/lists/partial", "apt/cache/archives/partial", "debs"];
         let private = [
             "Dir::Etc::SourceList=/dev/null".to_owned(),
             format!("Dir::Etc::SourceParts={}", d(dirs[0])),
@@ -425,24 +368,21 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
         let path = cache.join(dirs[0]).join("brokkr.sources");
         let text = private_apt_sources(&opts.mirror, o.host.arch);
         p.step("packages", Step::Write { path, text });
-        p.run("packages", apt().arg("update"));
+        p.step("packages", Step::Run(apt().arg("update")));
         let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
-        p.run("packages", apt().arg("download").args(names).dir(d("debs")));
+        p.step("packages", Step::Run(apt().arg("download").args(names).dir(d("debs"))));
     }
     let globs = debs.iter().map(|(n, _)| format!("{}/{n}_*.deb", d("debs")));
-    let names = pkgs.0.iter().filter(|(_, s)| s.is_none());
-    let names: Vec<&str> = names.map(|(n, _)| *n).collect();
     let all: Vec<String> = globs.chain(names.iter().map(|n| n.to_string())).collect();
     if all.is_empty() {
         return;
     }
     let apt = || Cmd::new("apt-get").args(["-o", "DPkg::Lock::Timeout=300"]);
-    p.run("packages", privileged(apt().arg("update"), o.sudo));
-    let frontend = apt().env("DEBIAN_FRONTEND", "noninteractive");
-    let install = ["-o", "Dpkg::Options::=--force-confold", "install", "-y"];
-    let install = frontend.args(install).args(["--no-install-recommends"]);
-    let install = install.args(all);
-    p.run("packages", privileged(install, o.sudo));
+    p.step("packages", Step::Run(privileged(apt().arg("update"), o.sudo)));
+    let install = apt().env("DEBIAN_FRONTEND", "noninteractive");
+    let install = install.args(["-o", "Dpkg::Options::=--force-confold", "install", "-y"]);
+    let install = install.arg("--no-install-recommends").args(all);
+    p.step("packages", Step::Run(privileged(install, o.sudo)));
     if names.contains(&"docker-registry") {
         // The package's own service (config /etc/docker/registry/config.yml) listens on
         // :5000, where `cargo xtask registry start` serves: stop it and keep it off.
@@ -452,29 +392,28 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
         };
         let mut words = stop.split(' ');
         let stop = Cmd::new(words.next().unwrap_or_default()).args(words);
-        p.run("packages", privileged(stop, o.sudo));
+        p.step("packages", Step::Run(privileged(stop, o.sudo)));
     }
 }
 
-/// binfmt_misc mounted, then each foreign handler registered that is not
-/// ready, or every one when QEMU is (re)installed now (the `F` flag pins the
-/// old interpreter binary). Not on GitHub: done by [`BINFMT_IMAGE`].
+/// binfmt_misc mounted, then each foreign handler registered that is not ready, or all when QEMU
+/// is installed now (the `F` flag pins the old interpreter binary). Not on GitHub.
 fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
     if o.binfmt.is_empty() || o.github_actions {
         return;
     }
     if o.binfmt_mounted {
-        p.done("binfmt_misc", format!("{BINFMT_DIR} is mounted"));
+        p.area("binfmt_misc", Done, format!("{BINFMT_DIR} is mounted"));
     } else {
-        p.todo("binfmt_misc", format!("mount {BINFMT_DIR}"));
+        p.area("binfmt_misc", Todo, format!("mount {BINFMT_DIR}"));
         let mount = Cmd::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]);
-        p.run("binfmt_misc", mount);
+        p.step("binfmt_misc", Step::Run(mount));
     }
     for b in &o.binfmt {
         let name = format!("binfmt {}", b.platform.name);
         let why = match b.status() {
             BinfmtStatus::Ready if !qemu_now => {
-                p.done(name, b.registered());
+                p.area(name, Done, b.registered());
                 continue;
             }
             BinfmtStatus::Ready => "re-register after installing QEMU".to_owned(),
@@ -482,52 +421,40 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
             BinfmtStatus::Unusable(why) => why,
             BinfmtStatus::Missing => "not registered".to_owned(),
         };
-        p.todo(name, why);
+        p.area(name, Todo, why);
         let (machine, entry) = (b.platform.machine.to_owned(), b.entry_name.clone());
         let default = format!("/usr/lib/binfmt.d/qemu-{machine}.conf");
         let conf = b.handler.as_ref().map_or(default, |(path, _)| path.clone());
-        let register = Step::BinfmtRegister { machine, entry, conf };
-        p.step("binfmt", register);
+        p.step("binfmt", Step::BinfmtRegister { machine, entry, conf });
     }
 }
 
-/// Why a running engine needs a restart (too old, default bridge missing,
-/// classic image store), and whether builds can use it meanwhile (only
-/// with the classic store); `None` when it is fine.
-fn restart_reason(e: &Engine, bridge_missing: Option<&str>) -> Option<(String, bool)> {
-    let v = &e.version_text;
-    let (why, usable) = match (&e.store, bridge_missing) {
-        _ if e.version.as_ref().is_none_or(|x| *x < MIN_ENGINE) => {
-            (format!("is {v}, older than {MIN_ENGINE}"), false)
-        }
-        (_, Some(b)) => (format!("{v} lost its default bridge {b} (every RUN step fails)"), false),
-        (ImageStore::Classic(d), None) => (format!("{v} uses the classic image store ({d})"), true),
-        _ => return None,
-    };
-    Some((format!("the running engine {why}"), usable))
-}
-
-/// Started when it does not answer, never for an engine elsewhere
-/// (`DOCKER_HOST`). A running engine that needs a restart
-/// ([`restart_reason`]): a build command works with a classic store and
-/// otherwise stops naming `cargo xtask setup`; `setup` says it restarts it,
-/// and needs `--yes` when containers run or it was started without systemd.
+/// Started when it does not answer, never for an engine elsewhere (`DOCKER_HOST`). A running
+/// engine that needs a restart (too old, default bridge missing, classic image store): a build
+/// command works with a classic store and otherwise stops naming `cargo xtask setup`; `setup`
+/// says it restarts it, and needs `--yes` when containers run or it was started without systemd.
 fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     if o.github_actions {
-        return p.skip("dockerd", "the GitHub runner's engine runs already");
+        return p.area("dockerd", Skipped, "the GitHub runner's engine runs already");
     }
     let Some(e) = &o.engine else {
         return engine_down(p, o);
     };
-    let Some((why, usable)) = restart_reason(e, o.bridge_missing.as_deref()) else {
-        let v = &e.version_text;
-        return p.done("dockerd", format!("{v} answers, containerd image store"));
+    let v = &e.server_version;
+    // why it needs a restart, and whether builds can use it meanwhile
+    let (why, usable) = match (e.store(), o.bridge_missing.as_deref()) {
+        _ if e.version().is_none_or(|x| x < MIN_ENGINE) => {
+            (format!("is {v}, older than {MIN_ENGINE}"), false)
+        }
+        (_, Some(b)) => (format!("{v} lost its default bridge {b} (every RUN step fails)"), false),
+        (ImageStore::Classic(d), None) => (format!("{v} uses the classic image store ({d})"), true),
+        _ => return p.area("dockerd", Done, format!("{v} answers, containerd image store")),
     };
-    let n = e.containers_running;
+    let (why, n) = (format!("the running engine {why}"), e.containers_running);
     let restart = "`cargo xtask setup` changes it and restarts the engine";
     let blocked = match mode {
         Mode::Build if usable => {
-            p.skip("dockerd", format!("{why}: used as it is"));
+            p.area("dockerd", Skipped, format!("{why}: used as it is"));
             return p.notes.push(format!(
                 "{why}: builds use it as it is (one platform per --load, no cache export with the docker driver); \
                  {restart} ({n} container(s) running)"
@@ -542,9 +469,9 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
              setsid dockerd) only when asked: rerun with `cargo xtask setup --yes`"
         ),
         Mode::Setup { .. } => {
-            p.todo("dockerd", format!("{why}: setup restarts it ({n} container(s) running)"));
+            p.area("dockerd", Todo, format!("{why}: setup restarts it ({n} container(s) running)"));
             if o.systemd {
-                p.run("dockerd", Cmd::new("systemctl").args(["restart", "docker"]));
+                p.step("dockerd", Step::Run(Cmd::new("systemctl").args(["restart", "docker"])));
             } else {
                 p.step("dockerd", Step::StopDockerd);
                 p.step("dockerd", Step::StartDockerd(Cmd::new("setsid").arg("dockerd")));
@@ -553,28 +480,28 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
         }
     };
     let suffix = (mode != Mode::Build).then_some(": restart it");
-    p.todo("dockerd", format!("{why}{}", suffix.unwrap_or_default()));
-    p.block(blocked);
+    p.area("dockerd", Todo, format!("{why}{}", suffix.unwrap_or_default()));
+    p.blocked.push(blocked);
 }
 
 /// Not ours to reach (permission, `DOCKER_HOST`), or start it.
 fn engine_down(p: &mut Plan, o: &Observed) {
     let err = &o.engine_error;
     if err.to_ascii_lowercase().contains("permission denied") {
-        p.todo("dockerd", format!("not reachable: {err}"));
-        return p.block(
+        p.area("dockerd", Todo, format!("not reachable: {err}"));
+        return p.blocked.push(
             "the engine runs but this user may not use its socket (/var/run/docker.sock): run as root, \
-             or add the user to the `docker` group (usermod -aG docker $USER, then log in again)",
+             or add the user to the `docker` group (usermod -aG docker $USER, then log in again)"
+                .to_owned(),
         );
     }
     if let Some(h) = &o.docker_host {
-        let what = format!("DOCKER_HOST={h} does not answer ({err})");
-        p.todo("dockerd", what);
-        return p.block(format!(
+        p.area("dockerd", Todo, format!("DOCKER_HOST={h} does not answer ({err})"));
+        return p.blocked.push(format!(
             "DOCKER_HOST={h} does not answer ({err}): start the engine there, or unset DOCKER_HOST to use this machine's"
         ));
     }
-    p.todo("dockerd", format!("not answering ({err}): start it"));
+    p.area("dockerd", Todo, format!("not answering ({err}): start it"));
     let cmd = match o.systemd {
         true => Cmd::new("systemctl").args(["start", "docker"]),
         false => Cmd::new("setsid").arg("dockerd"),
@@ -586,11 +513,11 @@ fn engine_down(p: &mut Plan, o: &Observed) {
 fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {
     let host = registry::Kind::Open.host();
     if !opts.local_registry {
-        p.skip("registry", "not asked for (--local-registry starts it)");
+        p.area("registry", Skipped, "not asked for (--local-registry starts it)");
     } else if o.registry_up {
-        p.done("registry", format!("{host} answers"));
+        p.area("registry", Done, format!("{host} answers"));
     } else {
-        p.todo("registry", format!("start {host}"));
+        p.area("registry", Todo, format!("start {host}"));
         p.step("registry", Step::StartRegistry);
     }
 }
@@ -607,14 +534,12 @@ pub struct SetupOpts {
 
 impl SetupOpts {
     pub fn from_args(a: &SetupArgs) -> SetupOpts {
-        let local_registry = match (a.local_registry, a.no_local_registry) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        };
-        let (platforms, dry_run) = (PlatformList::or_all(a.platform.clone()), a.dry_run);
-        let mode = Mode::Setup { yes: a.yes };
-        SetupOpts { platforms, dry_run, local_registry, mode }
+        SetupOpts {
+            platforms: PlatformList::or_all(a.platform.clone()),
+            dry_run: a.dry_run,
+            local_registry: (a.local_registry || a.no_local_registry).then_some(a.local_registry),
+            mode: Mode::Setup { yes: a.yes },
+        }
     }
 }
 
@@ -630,6 +555,23 @@ mod tests {
     }
     fn amd() -> &'static Platform {
         Platform::parse("amd64").unwrap()
+    }
+
+    fn engine(version: &str, store: ImageStore, containers_running: u64) -> DockerInfo {
+        let (driver, containerd) = match store {
+            ImageStore::Containerd(d) => (d, true),
+            ImageStore::Classic(d) => (d, false),
+        };
+        let kv = vec!["driver-type".to_owned(), "io.containerd.snapshotter.v1".to_owned()];
+        let driver_status = containerd.then(|| vec![kv]);
+        let server_version = version.into();
+        DockerInfo {
+            server_version,
+            driver,
+            driver_status,
+            containers_running,
+            ..Default::default()
+        }
     }
 
     fn h10() -> BinfmtHandler {
@@ -659,12 +601,7 @@ mod tests {
             docker_cli: true,
             dockerd: Some(Version::new(26, 1, 5)),
             buildx: Some(Version::new(0, 13, 1)),
-            engine: Some(Engine {
-                version: Some(Version::new(26, 1, 5)),
-                version_text: "26.1.5+dfsg1".into(),
-                store: ImageStore::Containerd("overlayfs".into()),
-                containers_running: 0,
-            }),
+            engine: Some(engine("26.1.5+dfsg1", ImageStore::Containerd("overlayfs".into()), 0)),
             engine_error: String::new(),
             docker_host: None,
             bridge_missing: None,
@@ -875,12 +812,7 @@ mod tests {
                 o: Observed {
                     dockerd: Some(Version::new(20, 10, 24)),
                     buildx: None,
-                    engine: Some(Engine {
-                        version: Some(Version::new(20, 10, 24)),
-                        version_text: "20.10.24+dfsg1".into(),
-                        store: ImageStore::Classic("overlay2".into()),
-                        containers_running: 0,
-                    }),
+                    engine: Some(engine("20.10.24+dfsg1", ImageStore::Classic("overlay2".into()), 0)),
                     ..base()
                 },
                 todo: &["engine", "dockerd"],
@@ -893,12 +825,7 @@ mod tests {
                 o: Observed {
                     systemd: true,
                     daemon_json: None,
-                    engine: Some(Engine {
-                        version: Some(Version::new(26, 1, 5)),
-                        version_text: "26.1.5".into(),
-                        store: ImageStore::Classic("overlay2".into()),
-                        containers_running: 0,
-                    }),
+                    engine: Some(engine("26.1.5", ImageStore::Classic("overlay2".into()), 0)),
                     ..base()
                 },
                 todo: &["daemon.json", "dockerd"],
@@ -998,12 +925,7 @@ mod tests {
             github_actions: true,
             systemd: true,
             daemon_json: None,
-            engine: Some(Engine {
-                version: Some(Version::new(28, 0, 4)),
-                version_text: "28.0.4".into(),
-                store: ImageStore::Classic("overlay2".into()),
-                containers_running: 0,
-            }),
+            engine: Some(engine("28.0.4", ImageStore::Classic("overlay2".into()), 0)),
             dockerd: Some(Version::new(28, 0, 4)),
             buildx: Some(Version::new(0, 22, 0)),
             packages: BTreeMap::new(),
@@ -1055,12 +977,7 @@ mod tests {
         Observed {
             systemd,
             daemon_json: None,
-            engine: Some(Engine {
-                version: Some(Version::new(26, 1, 5)),
-                version_text: "26.1.5".into(),
-                store,
-                containers_running: containers,
-            }),
+            engine: Some(engine("26.1.5", store, containers)),
             ..provisioned()
         }
     }
@@ -1103,8 +1020,8 @@ mod tests {
         // what a build cannot work with: stop, naming the command that changes it
         let old = Observed {
             dockerd: Some(Version::new(20, 10, 24)),
-            engine: Some(Engine {
-                version: Some(Version::new(20, 10, 24)),
+            engine: Some(DockerInfo {
+                server_version: "20.10.24".into(),
                 ..running(classic(), true, 2).engine.unwrap()
             }),
             ..running(classic(), true, 2)

@@ -1,8 +1,7 @@
-//! Running setup: print the plan, run its steps (what each [`Step`] prints
-//! and does) and verify the result.
+//! Running setup: print the plan, run its steps (what each [`Step`] prints and does), verify.
 
 use std::{
-    fmt,
+    fmt, fs,
     path::Path,
     time::{Duration, Instant, SystemTime},
 };
@@ -26,6 +25,7 @@ use crate::{
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let quote = |p: &Path| shell_quote(&p.display().to_string());
         match self {
             Step::Run(c) => {
                 // .deb globs print unquoted, so the printed line expands them like setup does
@@ -38,10 +38,9 @@ impl fmt::Display for Step {
                 }
                 f.write_str(&line)
             }
-            Step::Mkdir(d) => write!(f, "mkdir -p {}", shell_quote(&d.display().to_string())),
+            Step::Mkdir(d) => write!(f, "mkdir -p {}", quote(d)),
             Step::Write { path, text } => {
-                let (text, path) = (shell_quote(text), shell_quote(&path.display().to_string()));
-                write!(f, "printf '%s' {text} > {path}")
+                write!(f, "printf '%s' {} > {}", shell_quote(text), quote(path))
             }
             Step::BinfmtRegister { entry, conf, .. } => write!(
                 f,
@@ -67,38 +66,35 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
         let (prefix, mut best) = (Path::new(prefix), None::<(SystemTime, String)>);
         let dir = prefix.parent().context("deb glob without a directory")?;
         let stem = prefix.file_name().unwrap_or_default().to_string_lossy();
-        for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let t = e.metadata()?.modified()?;
-            let newer = best.as_ref().is_none_or(|(bt, _)| t > *bt);
-            if name.starts_with(&*stem) && name.ends_with(suffix) && newer {
+        for e in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let (e, newer) = (e?, |t| best.as_ref().is_none_or(|(bt, _)| t > *bt));
+            let (name, t) =
+                (e.file_name().to_string_lossy().into_owned(), e.metadata()?.modified()?);
+            if name.starts_with(&*stem) && name.ends_with(suffix) && newer(t) {
                 best = Some((t, e.path().display().to_string()));
             }
         }
-        let best = best.with_context(|| format!("no {a} after `apt-get download`"))?;
-        *a = best.1;
+        *a = best.with_context(|| format!("no {a} after `apt-get download`"))?.1;
     }
     Ok(out)
 }
 
-/// From the `binfmt.d` file (binfmt-misc.rst: `-1` to an existing entry of
-/// that name, then the definition line to `register`), or `update-binfmts`
-/// when only binfmt-support's definition exists; then checks it is usable.
+/// From the `binfmt.d` file (binfmt-misc.rst: `-1` to an existing entry, then the line to
+/// `register`), else binfmt-support's `update-binfmts`; then checks it is usable.
 fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
     let paths = binfmt_handler_paths(machine);
-    let read = |path| Some((std::fs::read_to_string(path).ok()?, path));
+    let read = |path| Some((fs::read_to_string(path).ok()?, path));
     let name = match paths.iter().find_map(read) {
         Some((text, path)) => {
             let h = BinfmtHandler::parse(&text).with_context(|| format!("reading {path}"))?;
             let entry = Path::new(DIR).join(&h.name);
             if entry.exists() {
                 eprintln!("+ echo -1 > {}", entry.display());
-                let unregister = std::fs::write(&entry, "-1");
+                let unregister = fs::write(&entry, "-1");
                 unregister.with_context(|| format!("unregistering {}", entry.display()))?;
             }
             eprintln!("+ cat {path} > {DIR}/register");
-            let register = std::fs::write(Path::new(DIR).join("register"), format!("{}\n", h.line));
+            let register = fs::write(Path::new(DIR).join("register"), format!("{}\n", h.line));
             register.with_context(|| format!("registering {path} (is binfmt_misc mounted?)"))?;
             h.name
         }
@@ -108,12 +104,11 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
                 let paths = paths.join(", ");
                 bail!("no binfmt handler for {machine}: none of {paths} exists (is qemu-user-binfmt installed?)");
             }
-            let enable = Cmd::new("update-binfmts").args(["--enable", &name]);
-            enable.run(sh)?;
+            Cmd::new("update-binfmts").args(["--enable", &name]).run(sh)?;
             name
         }
     };
-    let text = std::fs::read_to_string(Path::new(DIR).join(&name)).unwrap_or_default();
+    let text = fs::read_to_string(Path::new(DIR).join(&name)).unwrap_or_default();
     let e = BinfmtEntry::parse(&text);
     if !e.usable() {
         bail!("{name} is registered but not usable in containers: {text}");
@@ -135,16 +130,14 @@ fn wait_docker(sh: &Shell) -> Result<()> {
             "dockerd did not answer within {WAIT} s ({e}); last lines of {DOCKERD_LOG}:\n{tail}"
         )
     })?;
-    let (store, v) = (i.store(), i.server_version);
-    eprintln!("    engine {v} answers ({store:?})");
+    eprintln!("    engine {} answers ({:?})", i.server_version, i.store());
     Ok(())
 }
 
 /// The pid in [`DOCKERD_PID`] when that process is a live dockerd.
 fn dockerd_pid() -> Option<u32> {
-    let text = std::fs::read_to_string(DOCKERD_PID).ok()?;
-    let pid: u32 = text.trim().parse().ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let pid: u32 = fs::read_to_string(DOCKERD_PID).ok()?.trim().parse().ok()?;
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     (comm.trim() == "dockerd" && probe::alive(pid)).then_some(pid)
 }
 
@@ -159,12 +152,10 @@ fn stop_dockerd(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// Nothing when the engine answers or a dockerd is starting already (a
-/// second one would stop at once on the pid file).
+/// Nothing when the engine answers or a dockerd is starting already (a second one would stop).
 fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     if let Ok(i) = probe::docker_info(sh, None) {
-        let v = i.server_version;
-        eprintln!("    engine {v} answers already (started by its package)");
+        eprintln!("    engine {} answers already (started by its package)", i.server_version);
         return Ok(());
     }
     if cmd.program == "systemctl" {
@@ -186,16 +177,15 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
 }
 
 fn execute(sh: &Shell, step: &Step) -> Result<()> {
-    if matches!(step, Step::Mkdir(_) | Step::Write { .. }) {
-        eprintln!("+ {step}");
-    }
     match step {
         Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
         Step::Mkdir(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
+            eprintln!("+ {step}");
+            fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
         }
         Step::Write { path, text } => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+            eprintln!("+ {step}");
+            fs::write(path, text).with_context(|| format!("writing {}", path.display()))
         }
         Step::BinfmtRegister { machine, .. } => register_binfmt(sh, machine),
         Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
@@ -205,7 +195,23 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
     }
 }
 
-fn print_plan(p: &Plan) {
+fn print_script(p: &Plan) {
+    p.steps.iter().for_each(|(_, s)| println!("{s}"));
+}
+
+/// `cargo xtask setup` and [`ensure`]'s provisioning. Not root (and no `sudo -n` on GitHub
+/// Actions), or not Debian/Ubuntu: prints the commands and fails. Errors name the failed step.
+pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
+    let started = Instant::now();
+    let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
+    let o = probe::observe(sh, &opts.platforms, &watched)?;
+    let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
+    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
+    let p = plan(&o, &PlanOpts { local_registry, mirror, mode: opts.mode });
+    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
+    let os = Some(o.os.name()).filter(|n| !n.is_empty()).unwrap_or("unknown OS");
+    let gh = if o.github_actions { ", GitHub Actions" } else { "" };
+    eprintln!("setup for {} on {os} ({}{gh})", names.join(", "), o.host.name);
     let width = p.areas.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &p.areas {
         let (label, detail) = match &a.state {
@@ -216,44 +222,17 @@ fn print_plan(p: &Plan) {
         eprintln!("{label:<4}  {:<width$}  {detail}", a.name);
     }
     p.notes.iter().for_each(|n| eprintln!("note: {n}"));
-}
-
-fn print_script(p: &Plan) {
-    p.steps.iter().for_each(|(_, s)| println!("{s}"));
-}
-
-/// `cargo xtask setup` (and [`ensure`]'s provisioning): observe, plan,
-/// print, run, verify. Not root (and no `sudo -n` on GitHub Actions), or not
-/// Debian/Ubuntu: prints the commands and fails. Errors name the step that failed.
-pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
-    let started = Instant::now();
-    let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
-    let o = probe::observe(sh, &opts.platforms, &watched)?;
-    let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
-    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
-    let mode = opts.mode;
-    let p = plan(&o, &PlanOpts { local_registry, mirror, mode });
-    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
-    let (names, host) = (names.join(", "), o.host.name);
-    let gh = o.github_actions.then_some(", GitHub Actions");
-    let os = Some(o.os.name()).filter(|n| !n.is_empty());
-    let os = os.unwrap_or("unknown OS");
-    let gh = gh.unwrap_or_default();
-    eprintln!("setup for {names} on {os} ({host}{gh})");
-    print_plan(&p);
     if !p.blocked.is_empty() {
         if !p.steps.is_empty() {
             eprintln!("\nthe commands setup would run on a supported host, as root:");
             print_script(&p);
         }
-        let blocked = p.blocked.join("\n  ");
-        bail!("setup cannot proceed, nothing was changed:\n  {blocked}");
+        bail!("setup cannot proceed, nothing was changed:\n  {}", p.blocked.join("\n  "));
     }
     if opts.dry_run {
-        match p.steps.is_empty() {
-            true => eprintln!("\nnothing to do"),
-            false => eprintln!("\n--dry-run: the steps, in order:"),
-        }
+        let what =
+            if p.steps.is_empty() { "nothing to do" } else { "--dry-run: the steps, in order:" };
+        eprintln!("\n{what}");
         print_script(&p);
         return Ok(());
     }
@@ -279,13 +258,11 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     Ok(())
 }
 
-/// [`doctor::preflight`] after setup ran (relaxed as in [`relax_store`]),
-/// plus the registry when it was asked for.
+/// [`doctor::preflight`] (relaxed as in [`relax_store`]), plus the registry when asked for.
 fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
     let mut checks = doctor::preflight(sh, &opts.platforms, None)?.0;
     if o.github_actions {
-        let builder = "docker buildx create --use --driver docker-container";
-        relax_store(&mut checks, builder);
+        relax_store(&mut checks, "docker buildx create --use --driver docker-container");
     } else if opts.mode == Mode::Build {
         relax_store(&mut checks, "cargo xtask setup");
     }
@@ -295,32 +272,24 @@ fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> R
     }
     eprint!("{}", doctor::render(&checks));
     if !doctor::passed(&checks) {
-        let failed = doctor::failures(&checks);
-        bail!("setup ran, but these checks still fail:\n{failed}");
+        bail!("setup ran, but these checks still fail:\n{}", doctor::failures(&checks));
     }
     Ok(())
 }
 
-/// A classic image store only warns, with `remedy`: on a GitHub runner
-/// (builds there use a docker-container builder, e.g. from
-/// docker/setup-buildx-action) and for build commands, which use a running
-/// engine as it is (buildx refuses what needs the containerd store, case B1).
+/// A classic image store only warns, with `remedy`: on a GitHub runner (builds use a
+/// docker-container builder) and for build commands, which use a running engine as it is
+/// (buildx refuses what needs the containerd store, case B1).
 fn relax_store(checks: &mut [Check], remedy: &str) {
-    for c in checks.iter_mut().filter(|c| store_is(c, Status::Fail)) {
+    for c in checks.iter_mut().filter(|c| c.name == "image-store" && c.status == Status::Fail) {
         c.status = Status::Warn;
         c.remedy = Some(remedy.to_owned());
     }
 }
 
-fn store_is(c: &Check, status: Status) -> bool {
-    c.name == "image-store" && c.status == status
-}
-
-/// The host part of every build command: the [`doctor::preflight`] checks
-/// on `builder`, quiet when they pass (a classic image store only warns).
-/// Otherwise, unless `no_setup`, provisions what is absent for `platforms`
-/// ([`Mode::Build`]: never changes a running engine) and checks again.
-/// Errors list what is missing and the command that fixes it.
+/// The host part of every build command: the [`doctor::preflight`] checks on `builder`, quiet
+/// when they pass; else, unless `no_setup`, provisions what is absent ([`Mode::Build`]) and
+/// checks again. Errors list what is missing and the command that fixes it.
 pub fn ensure(
     sh: &Shell,
     platforms: &[&'static Platform],
@@ -330,7 +299,7 @@ pub fn ensure(
     let mut checks = doctor::preflight(sh, platforms, builder)?.0;
     relax_store(&mut checks, &doctor::setup_remedy(platforms));
     if doctor::passed(&checks) {
-        let warned = checks.iter().filter(|c| store_is(c, Status::Warn));
+        let warned = checks.iter().filter(|c| c.name == "image-store" && c.status == Status::Warn);
         eprint!("{}", doctor::render(&warned.cloned().collect::<Vec<_>>()));
         return Ok(());
     }
@@ -340,8 +309,12 @@ pub fn ensure(
         let (names, failed) = (names.join(", "), doctor::failures(&checks));
         bail!("the host is not ready for {names} (--no-setup):\n{failed}");
     }
-    let (platforms, local_registry) = (platforms.to_vec(), Some(false));
-    let setup = SetupOpts { platforms, dry_run: false, local_registry, mode: Mode::Build };
+    let setup = SetupOpts {
+        platforms: platforms.to_vec(),
+        dry_run: false,
+        local_registry: Some(false),
+        mode: Mode::Build,
+    };
     run(sh, &setup).context(
         "preparing the host for the build (a build command installs what is missing but never changes a running \
          engine: `cargo xtask setup` does; pass --no-setup to only check)",
