@@ -154,7 +154,7 @@ pub fn check_store(info: &Probed<DockerInfo>, builder: Option<&Builder>, remedy:
 /// step and `docker run` fails. `up` looks the interface up on this host.
 pub fn check_bridge(b: &Probed<Option<String>>, remote: bool, up: impl Fn(&str) -> bool) -> Check {
     let (status, detail, fix) = match b {
-        _ if remote => (Skip, "the engine runs on another host (DOCKER_HOST)".to_owned(), String::new()),
+        _ if remote => (Skip, "the engine runs elsewhere (a DOCKER_HOST that is not a local socket)".to_owned(), String::new()),
         Err(e) => (Skip, format!("not checked: {e}"), String::new()),
         Ok(None) => (Skip, "the engine has no default bridge network (--bridge none)".to_owned(), String::new()),
         Ok(Some(name)) if up(name) => (OK, format!("default bridge {name} is up"), String::new()),
