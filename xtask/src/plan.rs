@@ -1,20 +1,18 @@
 //! Every external command is first a [`Cmd`] value that can be printed
-//! (`--dry-run` prints exactly it), then run: inherited output, captured,
-//! teed, or retried with a diagnosis ([`Cmd::run_retrying`]).
+//! (`--dry-run` prints exactly it), then run: inherited output, captured, or teed.
 
 use std::{
     fmt,
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Write},
     path::PathBuf,
     process::Stdio,
 };
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
-/// An external command: program, arguments, extra environment, working
-/// directory (`None`: the shell's, the workspace root) and standard input
-/// (never printed, e.g. for `--password-stdin`).
+/// An external command. `dir`: relative to the shell's (the workspace root);
+/// `stdin` is never printed (e.g. for `--password-stdin`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cmd {
     pub program: String,
@@ -42,17 +40,18 @@ impl Cmd {
         self
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Cmd
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Cmd {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
     pub fn opt(self, flag: &str, value: impl Into<String>) -> Cmd {
         self.arg(flag).arg(value)
+    }
+
+    /// `flag value` for each value (none for `None`).
+    pub fn opts(self, flag: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Cmd {
+        values.into_iter().fold(self, |c, v| c.opt(flag, v))
     }
 
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Cmd {
@@ -72,15 +71,9 @@ impl Cmd {
 
     /// For callers that spawn it themselves (detached services).
     pub fn to_process(&self, sh: &Shell) -> std::process::Command {
-        let (program, args) = (&self.program, &self.args);
-        let mut c = cmd!(sh, "{program} {args...}").quiet();
-        for (k, v) in &self.env {
-            c = c.env(k, v);
-        }
-        let mut c: std::process::Command = c.into();
-        if let Some(dir) = &self.dir {
-            c.current_dir(sh.current_dir().join(dir));
-        }
+        let mut c = std::process::Command::new(&self.program);
+        c.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.current_dir(self.dir.as_ref().map_or(sh.current_dir(), |d| sh.current_dir().join(d)));
         c
     }
 
@@ -117,20 +110,13 @@ impl Cmd {
     /// Runs without echo, capturing both streams; fails only when the
     /// program cannot start (a non-zero exit is [`Captured::ok`] false).
     pub fn capture(&self, sh: &Shell) -> Result<Captured> {
-        let mut child = self.spawn(sh, Stdio::piped(), Stdio::piped())?;
-        let stderr = child.stderr.take();
-        let err_thread = std::thread::spawn(move || {
-            let mut s = String::new();
-            stderr.map(|mut e| e.read_to_string(&mut s));
-            s
-        });
-        let mut stdout = String::new();
-        if let Some(mut o) = child.stdout.take() {
-            o.read_to_string(&mut stdout)?;
-        }
-        let ok = child.wait()?.success();
-        let stderr = err_thread.join().unwrap_or_default();
-        Ok(Captured { ok, stdout, stderr })
+        let out = self.spawn(sh, Stdio::piped(), Stdio::piped())?.wait_with_output()?;
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        Ok(Captured {
+            ok: out.status.success(),
+            stdout: text(out.stdout),
+            stderr: text(out.stderr),
+        })
     }
 
     /// Echoes, runs with stdout inherited and stderr shown live and kept:
@@ -139,15 +125,12 @@ impl Cmd {
         self.echo();
         let mut child = self.spawn(sh, Stdio::inherit(), Stdio::piped())?;
         let mut stderr = String::new();
-        if let Some(err) = child.stderr.take() {
-            for line in BufReader::new(err).split(b'\n') {
-                let line = String::from_utf8_lossy(&line?).into_owned() + "\n";
-                let _ = std::io::stderr().write_all(line.as_bytes());
-                stderr.push_str(&line);
-            }
+        for line in BufReader::new(child.stderr.take().context("no stderr")?).split(b'\n') {
+            let line = String::from_utf8_lossy(&line?).into_owned() + "\n";
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            stderr.push_str(&line);
         }
-        let ok = child.wait()?.success();
-        Ok(Captured { ok, stdout: String::new(), stderr })
+        Ok(Captured { ok: child.wait()?.success(), stdout: String::new(), stderr })
     }
 
     fn spawn(&self, sh: &Shell, stdout: Stdio, stderr: Stdio) -> Result<std::process::Child> {
@@ -165,11 +148,9 @@ impl Cmd {
 
     /// `program arg1 arg2`, for error messages.
     pub fn short(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(self.args.iter().take(2))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut words = vec![self.program.as_str()];
+        words.extend(self.args.iter().take(2).map(String::as_str));
+        words.join(" ")
     }
 }
 
