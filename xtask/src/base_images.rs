@@ -1,11 +1,8 @@
 //! `cargo xtask base-images`: the images the Dockerfiles build FROM, made
 //! from Debian's archive when no container registry can be reached, and the
 //! choice between them and the upstream images (`--bases auto|upstream|local`).
-//!
-//! Local images are named `brokkr.local/base/<name>:<tag>`: `.local` is a
-//! reserved domain, so they cannot be mistaken for (or pulled as) upstream
-//! images. Their tags carry a hash of their inputs, so they are rebuilt only
-//! when an input changes.
+//! Local images are `brokkr.local/base/<name>:<tag>` (`.local` is reserved: never
+//! pulled as upstream); their tags hash their inputs, so they are rebuilt only when one changes.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -93,9 +90,9 @@ pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
     (foreign, packages)
 }
 
+/// `ca_bundle`: the `ca-bundle` build secret (for cargo behind a TLS proxy).
 #[derive(Clone, Debug)]
 pub struct BaseOptions {
-    /// Passed as the `ca-bundle` build secret (for cargo behind a TLS proxy).
     pub ca_bundle: Option<PathBuf>,
     pub dry_run: bool,
 }
@@ -115,30 +112,23 @@ fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
     let runtime_df = sh.read_file("docker/runtime-base.Dockerfile")?;
     let (foreign, packages) = builder_packages(build);
     let parts = [&*builder_df, &foreign.join(" "), &packages.join(" "), CARGO_CHEF_VERSION];
-    let builder_hash = fnv1a(&parts) as u32;
+    let (hash, arch) = (fnv1a(&parts) as u32, build.arch);
     let runtime_hash = fnv1a(&[&runtime_df, &platform_names(",")]) as u32;
     Ok(LocalNames {
         debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
-        builder: format!(
-            "{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{}-{builder_hash:08x}",
-            build.arch
-        ),
+        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{hash:08x}"),
         runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
     })
 }
 
 /// Whether `image` is in the local store; says so when it is.
 fn present(sh: &Shell, what: &str, image: &str) -> bool {
-    let yes = image_exists(sh, image);
+    let c = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]);
+    let yes = c.capture(sh).is_ok_and(|c| c.ok);
     if yes {
         eprintln!("{what} {image} is present");
     }
     yes
-}
-
-pub fn image_exists(sh: &Shell, image: &str) -> bool {
-    let c = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]);
-    c.capture(sh).is_ok_and(|c| c.ok)
 }
 
 /// Whether the upstream images' registries answer (a manifest lookup with a
@@ -166,24 +156,15 @@ pub fn resolve(
         Bases::Local => true,
         Bases::Auto => opts.dry_run || !upstream_reachable(sh),
     };
-    let mut resolved = ResolvedBases {
-        rust_image: UPSTREAM_RUST_IMAGE.to_owned(),
-        runtime_image: UPSTREAM_RUNTIME_IMAGE.to_owned(),
-        emulate_rust_images: BTreeMap::new(),
-        local,
-    };
+    let [mut rust_image, mut runtime_image] =
+        [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].map(String::from);
+    let mut emulate_rust_images = BTreeMap::new();
     if local {
-        let build = Platform::host()?;
-        let names = ensure_local(sh, build, opts)?;
+        let names = ensure_local(sh, Platform::host()?, opts)?;
         for t in targets.iter().filter(|_| strategy == Strategy::Emulate) {
-            let image = if *t == build {
-                names.builder.clone()
-            } else {
-                ensure_target_builder(sh, t, &names, opts)?
-            };
-            resolved.emulate_rust_images.insert(t.arch, image);
+            emulate_rust_images.insert(t.arch, ensure_target_builder(sh, t, &names, opts)?);
         }
-        (resolved.rust_image, resolved.runtime_image) = (names.builder, names.runtime);
+        (rust_image, runtime_image) = (names.builder, names.runtime);
     }
     let why = match (mode, local) {
         (Bases::Auto, true) if opts.dry_run => {
@@ -194,9 +175,8 @@ pub fn resolve(
         (_, true) => "local",
         (_, false) => "upstream",
     };
-    let (rust, runtime) = (&resolved.rust_image, &resolved.runtime_image);
-    eprintln!("bases ({why}): builder {rust}, runtime {runtime}");
-    Ok(resolved)
+    eprintln!("bases ({why}): builder {rust_image}, runtime {runtime_image}");
+    Ok(ResolvedBases { rust_image, runtime_image, emulate_rust_images, local })
 }
 
 /// `cargo xtask base-images`: builds whatever local substitute is missing;
@@ -263,10 +243,7 @@ fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
     let c = Cmd::new("cargo").args(["install", "cargo-chef", "--version", CARGO_CHEF_VERSION]);
     let c = c.args(["--locked", "--debug", "--root"]).arg(root.display().to_string());
     let c = c.env("CARGO_PROFILE_DEV_DEBUG", "0");
-    match &opts.ca_bundle {
-        Some(ca) => c.env("CARGO_HTTP_CAINFO", ca.display().to_string()),
-        None => c,
-    }
+    opts.ca_bundle.iter().fold(c, |c, ca| c.env("CARGO_HTTP_CAINFO", ca.display().to_string()))
 }
 
 /// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.
@@ -307,14 +284,15 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
 /// `docker/` as the context.
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
     let c = c.arg(format!("--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"));
-    let c = match &opts.ca_bundle {
-        Some(ca) => c.opt("--secret", format!("id=ca-bundle,src={}", ca.display())),
-        None => c,
-    };
-    c.opt("--tag", image).opt("--output", "type=docker,compression=uncompressed").arg("docker")
+    let secret = opts.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
+    c.opts("--secret", secret)
+        .opt("--tag", image)
+        .opt("--output", "type=docker,compression=uncompressed")
+        .arg("docker")
 }
 
-/// A Rust builder that runs ON `target` (for `--strategy emulate`), from
+/// A Rust builder that runs ON `target` (for `--strategy emulate`; the local one on the
+/// build platform), from
 /// `docker/rust-builder-target.Dockerfile`: Debian's packages unpacked on
 /// the build platform and configured under QEMU, plus cargo-chef
 /// cross-compiled by the build-platform builder. Takes minutes; built once per input hash.
@@ -324,6 +302,9 @@ pub fn ensure_target_builder(
     names: &LocalNames,
     opts: &BaseOptions,
 ) -> Result<String> {
+    if target == Platform::host()? {
+        return Ok(names.builder.clone());
+    }
     let df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
     let env = sh.read_file("docker/cargo-env.sh")?;
     let mirror = debian_mirror();

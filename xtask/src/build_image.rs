@@ -11,7 +11,6 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use serde::Deserialize;
 use xshell::Shell;
 
 use crate::{
@@ -171,16 +170,11 @@ pub fn build_legs(
 /// `version`: the index carries it), `created` = the commit time, and the
 /// runtime base's `base.name` and `base.digest` (when the engine or the
 /// registry can tell it).
-fn labels(
-    sh: &Shell,
-    prepared: &Prepared,
-    component: &Component,
-) -> Result<BTreeMap<String, String>> {
-    let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
-    let created =
-        metadata::created(Some(&prepared.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
-    let mut labels = metadata::labels(&prepared.ctx, component, &package, &created, None);
-    let base = &prepared.bases.runtime_image;
+fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<String, String>> {
+    let package = metadata::package_info(&p.cargo_metadata, component.package)?;
+    let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
+    let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
+    let base = &p.bases.runtime_image;
     let digest = record::local_digest(sh, base)
         .ok()
         .flatten()
@@ -191,58 +185,58 @@ fn labels(
     Ok(labels)
 }
 
-/// The local cache directory of `spec`'s scope (case B3).
-fn cache_dir(spec: &BuildSpec) -> PathBuf {
-    let scope = buildx::cache_scope(spec.component, &spec.platforms);
-    crate::target_dir().join("buildx-cache").join(scope)
-}
-
 /// The buildx call for `component` on `platforms`: pushed by digest when the builder can,
 /// else under the per-commit reference plus `extra_refs` (one platform) or `extra_refs` only.
 fn spec(
     sh: &Shell,
-    prepared: &Prepared,
+    p: &Prepared,
     opts: &BuildOpts,
     component: &'static Component,
     platforms: &[&'static Platform],
     output: Output,
+    extra_refs: &[String],
 ) -> Result<BuildSpec> {
     let first = platforms[0];
-    let output = match output {
-        Output::Push if buildx::can_push_by_digest(&prepared.builder.driver) => {
-            Output::PushByDigest
-        }
-        o => o,
+    let by_digest = output == Output::Push && buildx::can_push_by_digest(&p.builder.driver);
+    let output = if by_digest { Output::PushByDigest } else { output };
+    let repository = metadata::image_repository(&p.registry, component);
+    let reference = record::reference(&p.registry, component, &p.ctx, first, p.dirty);
+    let tags = match output {
+        Output::PushByDigest => vec![repository.clone()],
+        _ if platforms.len() == 1 => [&[reference][..], extra_refs].concat(),
+        _ => extra_refs.to_vec(),
     };
     let scope = buildx::cache_scope(component, platforms);
-    let mut spec = BuildSpec {
+    let dir = cache_dir(&scope);
+    let (local_dir, local_exists) = (dir.display().to_string(), dir.join("index.json").is_file());
+    let (kind, read_only) = (opts.cache, opts.cache_read_only);
+    let cache =
+        buildx::cache_args(kind, &scope, first, &repository, &local_dir, local_exists, read_only);
+    Ok(BuildSpec {
         component,
         platforms: platforms.to_vec(),
         strategy: opts.strategy,
         output,
-        tags: Vec::new(),
-        rust_image: prepared.bases.rust_image.clone(),
-        emulate_rust_image: prepared.bases.emulate_rust_images.get(first.arch).cloned(),
-        runtime_image: prepared.bases.runtime_image.clone(),
-        ca_bundle: prepared.ca_bundle.clone(),
-        labels: labels(sh, prepared, component)?,
-        git_commit: prepared.ctx.sha.clone(),
-        cache: (None, None),
-        source_date_epoch: prepared.source_date_epoch.clone(),
+        tags,
+        rust_image: p.bases.rust_image.clone(),
+        emulate_rust_image: p.bases.emulate_rust_images.get(first.arch).cloned(),
+        runtime_image: p.bases.runtime_image.clone(),
+        ca_bundle: p.ca_bundle.clone(),
+        labels: labels(sh, p, component)?,
+        git_commit: p.ctx.sha.clone(),
+        cache,
+        source_date_epoch: p.source_date_epoch.clone(),
         progress: opts.progress,
         metadata_file: crate::target_dir().join("xtask/buildx").join(format!("{scope}.json")),
         cache_epoch: opts.cache_epoch.clone(),
-        builder: opts.builder.clone().filter(|_| prepared.builder.context.is_none()),
-        context: prepared.builder.context.clone(),
-    };
-    let repository = metadata::image_repository(&prepared.registry, component);
-    let local_dir = cache_dir(&spec);
-    let local_exists = local_dir.join("index.json").is_file();
-    let local_dir = local_dir.display().to_string();
-    let (kind, read_only) = (opts.cache, opts.cache_read_only);
-    spec.cache =
-        buildx::cache_args(kind, &scope, first, &repository, &local_dir, local_exists, read_only);
-    Ok(spec)
+        builder: opts.builder.clone().filter(|_| p.builder.context.is_none()),
+        context: p.builder.context.clone(),
+    })
+}
+
+/// The local cache directory of a scope (case B3).
+fn cache_dir(scope: &str) -> PathBuf {
+    crate::target_dir().join("buildx-cache").join(scope)
 }
 
 /// Builds `component` for `platforms` in one buildx call. With one platform
@@ -250,7 +244,7 @@ fn spec(
 /// digest), and the leg's record is written under its lock once what the
 /// engine and the registry hold is read back; several platforms make one
 /// multi-platform image under `extra_refs` only (no record).
-pub fn build(
+fn build(
     sh: &Shell,
     prepared: &Prepared,
     opts: &BuildOpts,
@@ -264,24 +258,16 @@ pub fn build(
         bail!("--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform");
     }
     let first = *platforms.first().context("no platform to build")?;
-    let mut spec = spec(sh, prepared, opts, component, platforms, output)?;
-    let (ctx, dirty, single) = (&prepared.ctx, prepared.dirty, platforms.len() == 1);
-    let reference = record::reference(&prepared.registry, component, ctx, first, dirty);
-    let repository = metadata::image_repository(&prepared.registry, component);
-    spec.tags = match spec.output {
-        Output::PushByDigest => vec![repository.clone()],
-        _ if single => std::iter::once(reference).chain(extra_refs.iter().cloned()).collect(),
-        _ => extra_refs.to_vec(),
-    };
+    let spec = spec(sh, prepared, opts, component, platforms, output, extra_refs)?;
     let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
     let mut rec = BuildRecord {
         component: component.name.into(),
         platform: names.join(","),
-        repository,
+        repository: metadata::image_repository(&prepared.registry, component),
         reference: spec.tags[0].clone(),
-        commit: ctx.sha.clone(),
+        commit: prepared.ctx.sha.clone(),
         strategy: opts.strategy.as_str().into(),
-        dirty,
+        dirty: prepared.dirty,
         ..BuildRecord::default()
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
@@ -290,9 +276,18 @@ pub fn build(
         println!("{cmd}");
         return Ok(rec);
     }
+    let single = platforms.len() == 1;
     let _lock = single.then(|| record::lock(&rec.repository, component, first)).transpose()?;
     let old = record::load(&rec.repository, component, first)?;
-    run_buildx(sh, &cmd, &spec, opts, &mut rec)?;
+    let local_dir = cache_dir(&buildx::cache_scope(component, platforms));
+    if opts.cache == CacheKind::Local {
+        // a half-written export of an interrupted build
+        let _ = std::fs::remove_dir_all(local_dir.with_extension("new"));
+    }
+    run_buildx(sh, &cmd, &spec, &mut rec)?;
+    if opts.cache == CacheKind::Local && !opts.cache_read_only {
+        buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
+    }
     if single {
         read_back(sh, &mut rec, spec.output, old, spec.context.as_deref(), first)?;
         record::save(component, first, &rec)?;
@@ -302,22 +297,10 @@ pub fn build(
 }
 
 /// Runs the build (a log group), fails with a diagnosis, warns about a
-/// failed cache export (B4: `ignore-error=true` kept the build), makes a local
-/// cache export the scope's cache, and fills the record's time, cache statistics
-/// and buildx's digest.
-fn run_buildx(
-    sh: &Shell,
-    cmd: &Cmd,
-    spec: &BuildSpec,
-    opts: &BuildOpts,
-    rec: &mut BuildRecord,
-) -> Result<()> {
+/// failed cache export (B4: `ignore-error=true` kept the build), and fills
+/// the record's time, cache statistics and buildx's digest.
+fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
     let label = format!("build {} for {}", spec.component.image_name(), rec.platform);
-    let local = opts.cache == CacheKind::Local;
-    if local {
-        // a half-written export of an interrupted build
-        let _ = std::fs::remove_dir_all(cache_dir(spec).with_extension("new"));
-    }
     let metadata_file = &spec.metadata_file;
     if let Some(dir) = metadata_file.parent() {
         std::fs::create_dir_all(dir)?;
@@ -341,22 +324,13 @@ fn run_buildx(
         }
         eprintln!("warning: {line}");
     }
-    if local && !opts.cache_read_only {
-        buildx::replace_local_cache(&cache_dir(spec)).context("replacing the local build cache")?;
-    }
     let steps = buildx::parse_progress(&out.stderr);
     rec.cached_steps = buildx::cached_steps(&steps);
     rec.dependency_stage_cached = buildx::dependency_stage_cached(&steps);
     rec.dependency_crates_compiled = buildx::dependency_crates_compiled(&out.stderr).len();
-    #[derive(Deserialize)]
-    struct BuildxMetadata {
-        #[serde(rename = "containerimage.digest")]
-        digest: Option<String>,
-    }
-    rec.digest = std::fs::read_to_string(metadata_file)
-        .ok()
-        .and_then(|t| serde_json::from_str::<BuildxMetadata>(&t).ok())
-        .and_then(|m| m.digest);
+    let meta = std::fs::read_to_string(metadata_file).ok();
+    let meta = meta.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    rec.digest = meta.and_then(|m| Some(m.get("containerimage.digest")?.as_str()?.to_owned()));
     Ok(())
 }
 
