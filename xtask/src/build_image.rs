@@ -65,8 +65,7 @@ pub struct Prepared {
     pub dirty: bool,
 }
 
-/// Checks a CA bundle file: it exists and holds at least one PEM
-/// certificate (`-----BEGIN CERTIFICATE-----`).
+/// Checks a CA bundle file: it holds a PEM certificate (`-----BEGIN CERTIFICATE-----`).
 fn check_ca_bundle(path: &Path) -> Result<()> {
     let text = std::fs::read(path).with_context(|| {
         format!("--ca-bundle {}: cannot read it; pass a PEM bundle, or `none`", path.display())
@@ -112,8 +111,7 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
             .read_quiet(sh)
             .context("reading the commit time")?,
     };
-    let cargo_metadata = tags::cargo_metadata(sh)?;
-    let dirty = record::tree_dirty(sh)?;
+    let (cargo_metadata, dirty) = (tags::cargo_metadata(sh)?, record::tree_dirty(sh)?);
     Ok(Prepared {
         bases,
         ctx,
@@ -133,12 +131,11 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     }
     // One call per platform under its per-platform reference (plus the extra
     // tags), or with tags one image of every platform under them only (B1).
-    let calls: Vec<Vec<&'static Platform>> = if platforms.len() == 1 || args.tag.is_empty() {
-        platforms.iter().map(|p| vec![*p]).collect()
+    let legs: Vec<_> = if platforms.len() == 1 || args.tag.is_empty() {
+        platforms.iter().map(|p| (args.component, vec![*p])).collect()
     } else {
-        vec![platforms.clone()]
+        vec![(args.component, platforms.clone())]
     };
-    let legs: Vec<_> = calls.into_iter().map(|call| (args.component, call)).collect();
     build_legs(sh, &args.build, &platforms, &legs, args.push, &args.tag)
 }
 
@@ -166,10 +163,8 @@ pub fn build_legs(
     Ok(())
 }
 
-/// The OCI labels of one image: nothing that depends on the ref (no
-/// `version`: the index carries it), `created` = the commit time, and the
-/// runtime base's `base.name` and `base.digest` (when the engine or the
-/// registry can tell it).
+/// The OCI labels of one image: nothing ref-dependent (no `version`: the index carries it),
+/// `created` = the commit time, the runtime base's `base.name` and (if known) `base.digest`.
 fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<String, String>> {
     let package = metadata::package_info(&p.cargo_metadata, component.package)?;
     let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
@@ -239,11 +234,9 @@ fn cache_dir(scope: &str) -> PathBuf {
     crate::target_dir().join("buildx-cache").join(scope)
 }
 
-/// Builds `component` for `platforms` in one buildx call. With one platform
-/// the image goes under its per-commit reference plus `extra_refs` (or by
-/// digest), and the leg's record is written under its lock once what the
-/// engine and the registry hold is read back; several platforms make one
-/// multi-platform image under `extra_refs` only (no record).
+/// Builds `component` for `platforms` in one buildx call. With one platform the leg's
+/// record is written under its lock once what the engine and the registry hold is read
+/// back; several platforms make one multi-platform image under `extra_refs` only (no record).
 fn build(
     sh: &Shell,
     prepared: &Prepared,
@@ -334,9 +327,8 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
     Ok(())
 }
 
-/// Fills the record with what the engine's local tag and the registry hold
-/// after the build, read back (never assumed from buildx's output), and a
-/// loaded image's size.
+/// Fills the record with what the engine and the registry hold after the build, read back
+/// (never assumed from buildx's output), and a loaded image's size.
 fn read_back(
     sh: &Shell,
     rec: &mut BuildRecord,
@@ -375,11 +367,9 @@ fn read_back(
     Ok(())
 }
 
-/// Uncompressed size of a loaded single-platform image in bytes: the sum of
-/// its layers' sizes as `docker history` reports them (the unpacked
-/// snapshots; `docker image inspect`'s `Size` is the compressed content with
-/// the containerd image store). A foreign-platform image is unpacked first
-/// by creating (not starting) a container from it.
+/// Uncompressed size of a loaded image in bytes: its layers' sizes from `docker history`
+/// (`docker image inspect`'s `Size` is compressed with the containerd store). A foreign-platform
+/// image is unpacked first by creating (not starting) a container from it.
 fn image_size(
     sh: &Shell,
     reference: &str,

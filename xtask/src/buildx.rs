@@ -1,7 +1,6 @@
-//! Pure planning of `docker buildx build` invocations and of the checks that
-//! must pass before one starts (cases B1, B2, B3, B4, B10 of
-//! `shared/cases/builds.md`), plus parsing of buildx's plain progress output.
-//! Nothing here runs a command.
+//! Pure planning of `docker buildx build` invocations and of the checks that must pass
+//! before one starts (cases B1, B2, B3, B4, B10 of `shared/cases/builds.md`), plus parsing
+//! of buildx's plain progress output. Nothing here runs a command.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -25,9 +24,10 @@ pub enum Strategy {
 
 impl Strategy {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Cross => "cross",
-            Strategy::Emulate => "emulate",
+        if self == Strategy::Cross {
+            "cross"
+        } else {
+            "emulate"
         }
     }
 }
@@ -72,20 +72,18 @@ pub fn can_push_by_digest(driver: &str) -> bool {
     matches!(driver, "docker-container" | "remote" | "kubernetes")
 }
 
-/// The cache scope of one component built for `platforms` in one call:
-/// `brokkr-broker-linux-arm64` (several platforms join their names). Every
-/// matrix leg gets its own scope, so two legs never overwrite each other's
-/// cache (case B3; the gha backend's default scope is shared).
+/// The cache scope of one call: `brokkr-broker-linux-arm64` (several platforms join their
+/// names), so two matrix legs never overwrite each other's cache (case B3; gha's default
+/// scope is shared).
 pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
     let names: Vec<String> = platforms.iter().map(|p| p.name.replace('/', "-")).collect();
     format!("brokkr-{}-{}", component.name, names.join("-"))
 }
 
-/// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries
-/// `mode=max` (every stage) and `ignore-error=true`, so a cache service
-/// that is down or over quota warns instead of failing the build (case B4);
-/// `read_only` (pull requests) imports and never exports. `local_exists`:
-/// buildx refuses to import from an empty local directory.
+/// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries `mode=max` (every stage)
+/// and `ignore-error=true`: a cache service down or over quota warns, never fails the build
+/// (case B4); `read_only` (pull requests) never exports; `local_exists`: buildx refuses to
+/// import from an empty local directory.
 pub fn cache_args(
     kind: CacheKind,
     scope: &str,
@@ -113,11 +111,9 @@ pub fn cache_args(
     (from, (!read_only).then(|| format!("{to},mode=max,ignore-error=true")))
 }
 
-/// Makes a build's local cache export (`<dir>.new`) the scope's cache and
-/// deletes the previous one: buildx's local exporter never removes a blob,
-/// so exporting into the imported directory grows it on every build (7.4 GB
-/// for four legs, issue 15). Nothing exported (a failed, ignored export):
-/// the old cache stays.
+/// Makes a build's local cache export (`<dir>.new`) the scope's cache, deleting the previous
+/// one: buildx's local exporter never removes a blob, so exporting into the imported directory
+/// grows it on every build (7.4 GB for four legs, issue 15). Nothing exported: the old stays.
 pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
     let (new, old) = (dir.with_extension("new"), dir.with_extension("old"));
     if new.join("index.json").is_file() {
@@ -220,18 +216,13 @@ pub struct BuilderFacts {
     pub context: Option<String>,
 }
 
-/// Case B1: several platforms in one `--load` need an image store that keeps
-/// multi-platform images. The classic store of the `docker` driver does not;
-/// refuse before building and name the fixes.
-pub fn check_multi_platform_load(
-    facts: &BuilderFacts,
-    platforms: usize,
-    output: Output,
-) -> Result<()> {
+/// Case B1: several platforms in one `--load` need an image store that keeps multi-platform
+/// images; the classic store of the `docker` driver does not: refuse and name the fixes.
+pub fn check_multi_platform_load(facts: &BuilderFacts, n: usize, output: Output) -> Result<()> {
     let classic = facts.driver == "docker" && !facts.containerd_store;
-    if platforms > 1 && output == Output::Load && classic {
+    if n > 1 && output == Output::Load && classic {
         bail!(
-            "cannot --load {platforms} platforms at once: the builder uses the `docker` driver with the classic image store, \
+            "cannot --load {n} platforms at once: the builder uses the `docker` driver with the classic image store, \
              which keeps one platform per image. Build one platform per call (`--platform linux/arm64`), or `--push`, \
              or enable the containerd image store (`cargo xtask setup` sets \"features\": {{\"containerd-snapshotter\": true}} in \
              /etc/docker/daemon.json), or use a docker-container builder"
@@ -240,10 +231,9 @@ pub fn check_multi_platform_load(
     Ok(())
 }
 
-/// Case B10: a dynamically linked `-gnu` binary needs glibc and its loader
-/// in the runtime image; copied into Alpine (musl) or scratch / distroless
-/// `static` (no libc) it fails with `exec ...: no such file or directory`.
-/// The runtime's libc is told from well-known names; others count as glibc.
+/// Case B10: a dynamically linked `-gnu` binary in Alpine (musl) or scratch / distroless
+/// `static` (no libc) fails with `exec ...: no such file or directory`. The runtime's libc
+/// is told from well-known names; others count as glibc.
 pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     let name = runtime_image.to_ascii_lowercase();
     let last = name.rsplit('/').next().unwrap_or_default();
@@ -342,11 +332,9 @@ fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// Case B2: the stages that would run on the target platform (no
-/// `--platform=$BUILDPLATFORM`, reachable from the last stage) and execute a
-/// `RUN` step. When they are not empty and the target platform is foreign,
-/// the host needs a binfmt handler (QEMU) or the build dies with
-/// `exec format error`.
+/// Case B2: the stages reachable from the last one that run on the target platform (no
+/// `--platform=$BUILDPLATFORM`) and execute a `RUN` step: on a foreign platform they need
+/// a binfmt handler (QEMU), or the build dies with `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
     // A stage runs on the build platform when its FROM chain reaches
@@ -407,9 +395,8 @@ pub fn cached_steps(steps: &[Step]) -> usize {
         .count()
 }
 
-/// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`),
-/// except the workspace's own (`brokkr-*`): after a source-only change this
-/// must be empty (case B11).
+/// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`) except the
+/// workspace's own (`brokkr-*`): empty after a source-only change (case B11).
 pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
     let mut out: Vec<String> = progress
         .lines()
@@ -422,10 +409,8 @@ pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
     out
 }
 
-/// The error of a failed cache export in plain progress output (`#24
-/// exporting cache to registry` ... `#24 ERROR: ...`), which
-/// `ignore-error=true` turned into a warning (case B4): the image is fine,
-/// the next build just starts colder.
+/// The error of a failed cache export in plain progress output (`#24 exporting cache to
+/// registry` ... `#24 ERROR: ...`) that `ignore-error=true` made a warning (case B4).
 pub fn cache_export_error(progress: &str) -> Option<String> {
     let steps = parse_progress(progress);
     steps.iter().filter(|s| s.name.starts_with("exporting cache")).find_map(|s| {
