@@ -9,7 +9,7 @@ use std::{
     time::Instant,
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use clap::Args;
 use xshell::Shell;
 
@@ -70,14 +70,13 @@ fn check_ca_bundle(path: &Path) -> Result<()> {
     let text = std::fs::read(path).with_context(|| {
         format!("--ca-bundle {}: cannot read it; pass a PEM bundle, or `none`", path.display())
     })?;
-    if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
-        bail!(
-            "--ca-bundle {}: {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); pass a PEM \
+    ensure!(
+        String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----"),
+        "--ca-bundle {}: {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); pass a PEM \
              bundle such as /etc/ssl/certs/ca-certificates.crt, or `none`",
-            path.display(),
-            if text.is_empty() { "the file is empty and" } else { "it" }
-        );
-    }
+        path.display(),
+        if text.is_empty() { "the file is empty and" } else { "it" }
+    );
     Ok(())
 }
 
@@ -247,9 +246,10 @@ fn build(
     extra_refs: &[String],
 ) -> Result<BuildRecord> {
     buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
-    if platforms.len() > 1 && !prepared.bases.emulate_rust_images.is_empty() {
-        bail!("--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform");
-    }
+    ensure!(
+        platforms.len() <= 1 || prepared.bases.emulate_rust_images.is_empty(),
+        "--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform"
+    );
     let first = *platforms.first().context("no platform to build")?;
     let spec = spec(sh, prepared, opts, component, platforms, output, extra_refs)?;
     let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
@@ -341,9 +341,7 @@ fn read_back(
         let d = rec.digest.clone().context("buildx reported no digest for the push by digest")?;
         rec.reference = format!("{}@{d}", rec.repository);
         let held = record::remote_digest(sh, &rec.reference)?;
-        if held != d {
-            bail!("the registry serves {held} for {}, not what was pushed", rec.reference);
-        }
+        ensure!(held == d, "the registry serves {held} for {}, not what was pushed", rec.reference);
         rec.pushed_digest = Some(d);
         return Ok(());
     }
@@ -356,12 +354,11 @@ fn read_back(
             .and_then(|o| o.pushed_digest),
     };
     if output == Output::Load {
-        if rec.digest.is_none() {
-            bail!(
-                "the build finished but {} is not in the local image store; build again",
-                rec.reference
-            );
-        }
+        ensure!(
+            rec.digest.is_some(),
+            "the build finished but {} is not in the local image store; build again",
+            rec.reference
+        );
         rec.size_bytes = image_size(sh, &rec.reference, platform, context);
     }
     Ok(())

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use clap::ValueEnum;
 
 use crate::{
@@ -220,14 +220,13 @@ pub struct BuilderFacts {
 /// images; the classic store of the `docker` driver does not: refuse and name the fixes.
 pub fn check_multi_platform_load(facts: &BuilderFacts, n: usize, output: Output) -> Result<()> {
     let classic = facts.driver == "docker" && !facts.containerd_store;
-    if n > 1 && output == Output::Load && classic {
-        bail!(
-            "cannot --load {n} platforms at once: the builder uses the `docker` driver with the classic image store, \
+    ensure!(
+        n <= 1 || output != Output::Load || !classic,
+        "cannot --load {n} platforms at once: the builder uses the `docker` driver with the classic image store, \
              which keeps one platform per image. Build one platform per call (`--platform linux/arm64`), or `--push`, \
              or enable the containerd image store (`cargo xtask setup` sets \"features\": {{\"containerd-snapshotter\": true}} in \
              /etc/docker/daemon.json), or use a docker-container builder"
-        );
-    }
+    );
     Ok(())
 }
 
@@ -244,13 +243,12 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     } else {
         return Ok(());
     };
-    if triple.ends_with("-gnu") {
-        bail!(
-            "target {triple} links against glibc, but the runtime image {runtime_image} has {libc}: the binary would fail \
+    ensure!(
+        !triple.ends_with("-gnu"),
+        "target {triple} links against glibc, but the runtime image {runtime_image} has {libc}: the binary would fail \
              with `exec ...: no such file or directory`. Use a glibc runtime (distroless cc, Debian, or the local one \
              from `cargo xtask base-images`), or build for a -musl target"
-        );
-    }
+    );
     Ok(())
 }
 

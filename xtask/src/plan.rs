@@ -8,7 +8,7 @@ use std::{
     process::Stdio,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{ensure, Context, Result};
 use xshell::Shell;
 
 /// An external command. `dir`: relative to the shell's (the workspace root);
@@ -86,9 +86,7 @@ impl Cmd {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         self.echo();
         let status = self.spawn(sh, Stdio::inherit(), Stdio::inherit())?.wait()?;
-        if !status.success() {
-            bail!("`{}` failed with {status}", self.short());
-        }
+        ensure!(status.success(), "`{}` failed with {status}", self.short());
         Ok(())
     }
 
@@ -101,9 +99,7 @@ impl Cmd {
     /// Runs without echo; stdout (trimmed), or an error quoting stderr.
     pub fn read_quiet(&self, sh: &Shell) -> Result<String> {
         let out = self.capture(sh)?;
-        if !out.ok {
-            bail!("`{}` failed: {}", self.short(), out.stderr.trim());
-        }
+        ensure!(out.ok, "`{}` failed: {}", self.short(), out.stderr.trim());
         Ok(out.stdout.trim().to_owned())
     }
 
