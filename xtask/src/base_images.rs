@@ -258,7 +258,7 @@ fn buildx(platforms: &str, file: &str, debian: &str) -> Cmd {
 /// waits for all; the first failure (in order) is the error, naming its job.
 fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     let dir = sh.current_dir();
-    let run = |what: &str, cmds: &[Cmd]| -> Result<()> {
+    let run = |(what, cmds): &(&str, Vec<Cmd>)| -> Result<()> {
         let sh = Shell::new()?;
         sh.change_dir(&dir);
         for c in cmds {
@@ -270,8 +270,7 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
         Ok(())
     };
     std::thread::scope(|s| {
-        let run = &run;
-        let running: Vec<_> = jobs.iter().map(|(what, c)| s.spawn(move || run(what, c))).collect();
+        let running: Vec<_> = jobs.iter().map(|job| s.spawn(move || run(job))).collect();
         running.into_iter().try_for_each(|h| {
             h.join().unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
         })
@@ -337,22 +336,14 @@ fn debian_steps(image: &str, opts: &BaseOptions) -> Result<Vec<Cmd>> {
         bail!("debootstrap is not installed; run `cargo xtask setup` (or `apt-get install debootstrap`)");
     }
     let work = crate::target_dir().join("base-images");
-    let [work_s, rootfs, tarball] = [
-        &work,
-        &work.join(format!("{DEBIAN_SUITE}-rootfs")),
-        &work.join(format!("{DEBIAN_SUITE}.tar")),
-    ]
-    .map(|p| p.display().to_string());
+    let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs")).display().to_string();
+    let tarball = work.join(format!("{DEBIAN_SUITE}.tar")).display().to_string();
     let rm = Cmd::new("rm").args(["-rf", &rootfs, &tarball]);
+    let debootstrap = ["--variant=minbase", DEBIAN_SUITE, &rootfs, &debian_mirror()];
     Ok(vec![
         rm.clone(),
-        Cmd::new("mkdir").args(["-p", &work_s]),
-        Cmd::new("debootstrap").args([
-            "--variant=minbase",
-            DEBIAN_SUITE,
-            &rootfs,
-            &debian_mirror(),
-        ]),
+        Cmd::new("mkdir").arg("-p").arg(work.display().to_string()),
+        Cmd::new("debootstrap").args(debootstrap),
         Cmd::new("tar").args(["-C", &rootfs, "-cf", &tarball, "."]),
         Cmd::new("docker").args(["import", &tarball, image]),
         rm,

@@ -277,8 +277,7 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
             continue;
         }
         if let Some(stripped) = line.strip_suffix('\\') {
-            logical.push_str(stripped);
-            logical.push(' ');
+            logical.extend([stripped, " "]);
             continue;
         }
         logical.push_str(line);
@@ -299,7 +298,10 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                     rest.iter().find_map(|w| w.strip_prefix("--platform=")).map(str::to_owned);
                 let plain: Vec<&str> =
                     rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
-                let base = substitute(plain.first().copied().unwrap_or_default(), &args);
+                let base =
+                    args.iter().fold(plain.first().unwrap_or(&"").to_string(), |b, (k, v)| {
+                        b.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v)
+                    });
                 let name = match plain.as_slice() {
                     [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => name.to_string(),
                     _ => stages.len().to_string(),
@@ -320,14 +322,6 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
         }
     }
     stages
-}
-
-fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
-    let mut out = s.to_owned();
-    for (k, v) in args {
-        out = out.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
-    }
-    out
 }
 
 /// Case B2: the stages reachable from the last one that run on the target platform (no

@@ -170,14 +170,10 @@ impl fmt::Display for Cmd {
         for (k, v) in &self.env {
             write!(f, "{k}={} ", shell_quote(v))?;
         }
-        f.write_str(&shell_quote(&self.program))?;
-        for a in &self.args {
-            write!(f, " {}", shell_quote(a))?;
-        }
-        if self.stdin.is_some() {
-            f.write_str(" < ***")?;
-        }
-        Ok(())
+        let words: Vec<String> =
+            [&self.program].into_iter().chain(&self.args).map(|w| shell_quote(w)).collect();
+        f.write_str(&words.join(" "))?;
+        f.write_str(if self.stdin.is_some() { " < ***" } else { "" })
     }
 }
 
