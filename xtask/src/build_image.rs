@@ -169,10 +169,8 @@ fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<St
     let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
     let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
     let base = &p.bases.runtime_image;
-    let digest = record::local_digest(sh, base)
-        .ok()
-        .flatten()
-        .or_else(|| record::remote_digest(sh, base).ok());
+    let digest = record::local_digest(sh, base).ok().flatten();
+    let digest = digest.or_else(|| record::remote_digest(sh, base).ok());
     let key = |k: &str| format!("org.opencontainers.image.base.{k}");
     labels.insert(key("name"), base.clone());
     labels.extend(digest.map(|d| (key("digest"), d)));
@@ -252,10 +250,9 @@ fn build(
     );
     let first = *platforms.first().context("no platform to build")?;
     let spec = spec(sh, prepared, opts, component, platforms, output, extra_refs)?;
-    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
     let mut rec = BuildRecord {
         component: component.name.into(),
-        platform: names.join(","),
+        platform: platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","),
         repository: metadata::image_repository(&prepared.registry, component),
         reference: spec.tags[0].clone(),
         commit: prepared.ctx.sha.clone(),
@@ -295,9 +292,7 @@ fn build(
 fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
     let label = format!("build {} for {}", spec.component.image_name(), rec.platform);
     let metadata_file = &spec.metadata_file;
-    if let Some(dir) = metadata_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    std::fs::create_dir_all(metadata_file.parent().context("a metadata file in a directory")?)?;
     let _ = std::fs::remove_file(metadata_file);
     gha::group(&label);
     let started = Instant::now();
@@ -367,36 +362,23 @@ fn read_back(
 /// Uncompressed size of a loaded image in bytes: its layers' sizes from `docker history`
 /// (`docker image inspect`'s `Size` is compressed with the containerd store). A foreign-platform
 /// image is unpacked first by creating (not starting) a container from it.
-fn image_size(
-    sh: &Shell,
-    reference: &str,
-    platform: &Platform,
-    context: Option<&str>,
-) -> Option<u64> {
+fn image_size(sh: &Shell, image: &str, platform: &Platform, context: Option<&str>) -> Option<u64> {
     let docker = || Cmd::new("docker").opts("--context", context);
-    let history = || {
-        docker()
-            .args(["history", "--human=false", "--format", "{{.Size}}", reference])
-            .read_quiet(sh)
-            .ok()
-            .and_then(|out| out.lines().map(|l| l.trim().parse::<u64>().ok()).sum())
+    let history = || -> Option<u64> {
+        let c = docker().args(["history", "--human=false", "--format", "{{.Size}}", image]);
+        c.read_quiet(sh).ok()?.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
     };
     history().or_else(|| {
-        let id = docker()
-            .args(["create", "--platform", platform.name, reference])
-            .read_quiet(sh)
-            .ok()?;
+        let id =
+            docker().args(["create", "--platform", platform.name, image]).read_quiet(sh).ok()?;
         let _ = docker().args(["rm", id.trim()]).capture(sh);
         history()
     })
 }
 
 fn report(rec: &BuildRecord) -> Result<()> {
-    let cook = match rec.dependency_stage_cached {
-        Some(true) => "cached",
-        Some(false) => "rebuilt",
-        None => "unknown",
-    };
+    let cook =
+        rec.dependency_stage_cached.map_or("unknown", |c| if c { "cached" } else { "rebuilt" });
     let digest = rec.digest.as_deref().unwrap_or("-");
     eprintln!(
         "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
