@@ -1,8 +1,7 @@
-//! `cargo xtask base-images`: the images the Dockerfiles build FROM, made
-//! from Debian's archive when no container registry can be reached, and the
-//! choice between them and the upstream images (`--bases auto|upstream|local`).
-//! Local images are `brokkr.local/base/<name>:<tag>` (`.local` is reserved: never
-//! pulled as upstream); their tags hash their inputs, so they are rebuilt only when one changes.
+//! `cargo xtask base-images`: the images the Dockerfiles build FROM, made from Debian's archive
+//! when no registry can be reached, and the choice of them or upstream (`--bases`). Local images
+//! are `brokkr.local/base/<name>:<tag>` (`.local` is reserved: never pulled as upstream); their
+//! tags hash their inputs, so they are rebuilt only when one changes.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -53,9 +52,8 @@ pub enum Bases {
     Local,
 }
 
-/// The build arguments `RUST_IMAGE`, `RUNTIME_IMAGE` and, per target
-/// architecture (`arm64`) for `--strategy emulate` with local bases,
-/// `EMULATE_RUST_IMAGE` (empty otherwise: the Dockerfiles then use `RUST_IMAGE`).
+/// The build arguments `RUST_IMAGE`, `RUNTIME_IMAGE` and, per target architecture (`arm64`)
+/// for `--strategy emulate` with local bases, `EMULATE_RUST_IMAGE` (else `RUST_IMAGE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedBases {
     pub rust_image: String,
@@ -74,9 +72,8 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
     h
 }
 
-/// Debian packages of the local Rust builder running on `build`: rustc,
-/// cargo and gcc, plus for every other platform its C cross compiler, libc
-/// headers and Rust standard library. Returns (foreign Debian architectures, packages).
+/// (foreign Debian architectures, packages) of the local Rust builder running on `build`: rustc,
+/// cargo, gcc, and for every other platform its C cross compiler, libc headers and Rust std.
 pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
     let mut packages: Vec<String> =
         ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from).to_vec();
@@ -131,8 +128,7 @@ fn present(sh: &Shell, what: &str, image: &str) -> bool {
     yes
 }
 
-/// Whether the upstream images' registries answer (a manifest lookup with a
-/// 20 s limit). False on machines with no registry access.
+/// Whether the upstream images' registries answer (a manifest lookup with a 20 s limit).
 pub fn upstream_reachable(sh: &Shell) -> bool {
     [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].iter().all(|img| {
         let c = Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
@@ -140,10 +136,8 @@ pub fn upstream_reachable(sh: &Shell) -> bool {
     })
 }
 
-/// Chooses the base images for building `targets`, building the local
-/// substitutes when they are chosen and missing, and prints the choice. With
-/// `Strategy::Emulate` and local bases, each foreign target also gets a
-/// Rust builder for its own platform ([`ensure_target_builder`]).
+/// Chooses the base images for `targets` and prints the choice, building missing local
+/// substitutes when chosen (with `Strategy::Emulate`, a Rust builder per target platform).
 pub fn resolve(
     sh: &Shell,
     mode: Bases,
@@ -179,9 +173,8 @@ pub fn resolve(
     Ok(ResolvedBases { rust_image, runtime_image, emulate_rust_images, local })
 }
 
-/// `cargo xtask base-images`: builds whatever local substitute is missing;
-/// `emulate` lists target platforms that also get a Rust builder of their
-/// own (for `--strategy emulate`).
+/// `cargo xtask base-images`: builds whatever local substitute is missing; `emulate`: target
+/// platforms that also get a Rust builder of their own (for `--strategy emulate`).
 pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Result<()> {
     if let Some(ca) = opts.ca_bundle.as_ref().filter(|ca| !ca.is_file()) {
         bail!("--ca-bundle {}: no such file; pass a PEM bundle, or `none`", ca.display());
@@ -197,10 +190,9 @@ pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Res
     Ok(())
 }
 
-/// The Debian base, then the Rust builder's apt stage (`toolchain`, into the
-/// build cache) while the host's cargo compiles cargo-chef, then the Rust builder
-/// and the runtime base at once. Without host cargo the builder image compiles
-/// cargo-chef itself (its `chef-compiled` stage, beside the apt stage).
+/// The Debian base, then the Rust builder's apt stage (`toolchain`, into the build cache)
+/// while the host's cargo compiles cargo-chef (else the builder's `chef-compiled` stage
+/// does), then the Rust builder and the runtime base at once.
 fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
     let names = local_names(sh, build)?;
     let mut debian = Vec::new();
@@ -235,10 +227,9 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     Ok(names)
 }
 
-/// `cargo install` of cargo-chef into `root` as the `chef` stage of
-/// docker/rust-builder.Dockerfile compiles it (debug, no debug info: a third
-/// of the release build's time; it only reads manifests). The host's glibc
-/// is older than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
+/// `cargo install` of cargo-chef into `root` as docker/rust-builder.Dockerfile's `chef` stage
+/// does (debug, no debug info: a third of the release build's time). The host's glibc is older
+/// than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
 fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
     let c = Cmd::new("cargo").args(["install", "cargo-chef", "--version", CARGO_CHEF_VERSION]);
     let c = c.args(["--locked", "--debug", "--root"]).arg(root.display().to_string());
@@ -254,8 +245,8 @@ fn buildx(platforms: &str, file: &str, debian: &str) -> Cmd {
         .opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
 }
 
-/// Runs each job's commands in order, the jobs at once (a thread each), and
-/// waits for all; the first failure (in order) is the error, naming its job.
+/// Runs each job's commands in order, the jobs at once (a thread each); the first failure
+/// (in job order) is the error, naming its job.
 fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     let dir = sh.current_dir();
     let run = |(what, cmds): &(&str, Vec<Cmd>)| -> Result<()> {
@@ -277,10 +268,9 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     })
 }
 
-/// The common tail of a local builder image build: cargo-chef's version, the
-/// CA bundle secret, the tag, and an uncompressed image in the local store (the image never
-/// leaves this machine, and compressing its ~900 MB costs minutes), with
-/// `docker/` as the context.
+/// The common tail of a local builder image build: cargo-chef's version, the CA bundle secret,
+/// the tag, and an uncompressed image in the local store (it never leaves this machine, and
+/// compressing its ~900 MB costs minutes), with `docker/` as the context.
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
     let c = c.arg(format!("--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"));
     let secret = opts.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
@@ -290,11 +280,9 @@ fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
         .arg("docker")
 }
 
-/// A Rust builder that runs ON `target` (for `--strategy emulate`; the local one on the
-/// build platform), from
-/// `docker/rust-builder-target.Dockerfile`: Debian's packages unpacked on
-/// the build platform and configured under QEMU, plus cargo-chef
-/// cross-compiled by the build-platform builder. Takes minutes; built once per input hash.
+/// A Rust builder that runs ON `target` for `--strategy emulate` (on the build platform: the
+/// local one), from `docker/rust-builder-target.Dockerfile`: Debian's packages configured under
+/// QEMU, cargo-chef cross-compiled by the build-platform builder. Built once per input hash.
 pub fn ensure_target_builder(
     sh: &Shell,
     target: &Platform,

@@ -1,7 +1,6 @@
-//! `cargo xtask build-image`: one component's image for one or more
-//! platforms through `docker buildx build`; also the building block of
-//! `images`. An image depends only on the commit and the base images: no
-//! ref-dependent label, `created` and `SOURCE_DATE_EPOCH` are the commit time.
+//! `cargo xtask build-image` and `images`: images through `docker buildx build`. An image
+//! depends only on the commit and the base images: no ref-dependent label, `created` and
+//! `SOURCE_DATE_EPOCH` are the commit time.
 
 use std::{
     collections::BTreeMap,
@@ -286,9 +285,8 @@ fn build(
     Ok(rec)
 }
 
-/// Runs the build (a log group), fails with a diagnosis, warns about a
-/// failed cache export (B4: `ignore-error=true` kept the build), and fills
-/// the record's time, cache statistics and buildx's digest.
+/// Runs the build (a log group), fails with a diagnosis, warns about a failed cache export (B4),
+/// and fills the record's time, cache statistics and buildx's digest.
 fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
     let label = format!("build {} for {}", spec.component.image_name(), rec.platform);
     let metadata_file = &spec.metadata_file;

@@ -264,9 +264,8 @@ pub struct Stage {
     pub copies_from: Vec<String>,
 }
 
-/// Parses the stages of a Dockerfile, substituting `${ARG}` in `FROM` lines
-/// from the global `ARG` defaults overridden by `build_args`. Handles
-/// backslash continuations; other instructions are ignored.
+/// Parses the stages of a Dockerfile (with backslash continuations), substituting `${ARG}` in
+/// `FROM` lines from the global `ARG` defaults overridden by `build_args`.
 pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<Stage> {
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: Vec<Stage> = Vec::new();
@@ -411,8 +410,7 @@ pub fn cache_export_error(progress: &str) -> Option<String> {
     })
 }
 
-/// Whether the dependency-cooking step (`cargo chef cook`) of every platform
-/// was served from the cache.
+/// Whether every platform's dependency-cooking step (`cargo chef cook`) was cached.
 pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
     let cook = |s: &&Step| s.name.contains("cargo chef cook") && !s.name.contains("--no-build");
     let mut cooks = steps.iter().filter(cook).peekable();

@@ -1,7 +1,6 @@
-//! `cargo xtask smoke`: runs each built image on its platform (QEMU through
-//! binfmt for foreign ones), checks that `--version` reports the image's own
-//! architecture, then starts broker and agent on one docker network and
-//! checks the agent reaches the broker (`brokkr-agent check`).
+//! `cargo xtask smoke`: runs each built image on its platform (QEMU for foreign ones), checks
+//! that `--version` reports the image's own architecture, then that an agent reaches a broker
+//! on one docker network (`brokkr-agent check`).
 
 use std::{thread::sleep, time::Duration};
 
@@ -125,9 +124,8 @@ fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
     Ok(line)
 }
 
-/// Starts the broker on a fresh network, then runs `brokkr-agent check
-/// --broker-url http://broker:3000` in a second container until it passes
-/// (30 tries, 1 s apart: emulated start-up is slow). Cleans up either way.
+/// Starts the broker on a fresh network, then `brokkr-agent check --broker-url http://broker:3000`
+/// until it passes (30 tries, 1 s apart: emulated start-up is slow). Cleans up either way.
 fn check_network(sh: &Shell, broker: &str, agent: &str, p: &Platform) -> Result<()> {
     let id = format!("brokkr-smoke-{}-{}", p.arch, std::process::id());
     let (name, url) =
