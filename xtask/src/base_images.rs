@@ -120,8 +120,7 @@ fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
 
 /// Whether `image` is in the local store; says so when it is.
 fn present(sh: &Shell, what: &str, image: &str) -> bool {
-    let c = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]);
-    let yes = c.capture(sh).is_ok_and(|c| c.ok);
+    let yes = crate::record::local_digest(sh, image).is_ok_and(|d| d.is_some());
     if yes {
         eprintln!("{what} {image} is present");
     }
