@@ -1,11 +1,7 @@
-//! `cargo xtask base-images`: the images the Dockerfiles build FROM, made
-//! from Debian's archive when no container registry can be reached, and the
-//! choice between them and the upstream images (`--bases auto|upstream|local`).
-//!
-//! Local images are named `brokkr.local/base/<name>:<tag>`: `.local` is a
-//! reserved domain, so they cannot be mistaken for (or pulled as) upstream
-//! images. Their tags carry a hash of their inputs, so they are rebuilt only
-//! when an input changes.
+//! `cargo xtask base-images`: the images the Dockerfiles build FROM, made from Debian's archive
+//! when no registry can be reached, and the choice of them or upstream (`--bases`). Local images
+//! are `brokkr.local/base/<name>:<tag>` (`.local` is reserved: never pulled as upstream); their
+//! tags hash their inputs, so they are rebuilt only when one changes.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -56,9 +52,8 @@ pub enum Bases {
     Local,
 }
 
-/// The build arguments `RUST_IMAGE`, `RUNTIME_IMAGE` and, per target
-/// architecture (`arm64`) for `--strategy emulate` with local bases,
-/// `EMULATE_RUST_IMAGE` (empty otherwise: the Dockerfiles then use `RUST_IMAGE`).
+/// The build arguments `RUST_IMAGE`, `RUNTIME_IMAGE` and, per target architecture (`arm64`)
+/// for `--strategy emulate` with local bases, `EMULATE_RUST_IMAGE` (else `RUST_IMAGE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedBases {
     pub rust_image: String,
@@ -77,9 +72,8 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
     h
 }
 
-/// Debian packages of the local Rust builder running on `build`: rustc,
-/// cargo and gcc, plus for every other platform its C cross compiler, libc
-/// headers and Rust standard library. Returns (foreign Debian architectures, packages).
+/// (foreign Debian architectures, packages) of the local Rust builder running on `build`: rustc,
+/// cargo, gcc, and for every other platform its C cross compiler, libc headers and Rust std.
 pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
     let mut packages: Vec<String> =
         ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from).to_vec();
@@ -93,9 +87,9 @@ pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
     (foreign, packages)
 }
 
+/// `ca_bundle`: the `ca-bundle` build secret (for cargo behind a TLS proxy).
 #[derive(Clone, Debug)]
 pub struct BaseOptions {
-    /// Passed as the `ca-bundle` build secret (for cargo behind a TLS proxy).
     pub ca_bundle: Option<PathBuf>,
     pub dry_run: bool,
 }
@@ -115,34 +109,25 @@ fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
     let runtime_df = sh.read_file("docker/runtime-base.Dockerfile")?;
     let (foreign, packages) = builder_packages(build);
     let parts = [&*builder_df, &foreign.join(" "), &packages.join(" "), CARGO_CHEF_VERSION];
-    let builder_hash = fnv1a(&parts) as u32;
+    let (hash, arch) = (fnv1a(&parts) as u32, build.arch);
     let runtime_hash = fnv1a(&[&runtime_df, &platform_names(",")]) as u32;
     Ok(LocalNames {
         debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
-        builder: format!(
-            "{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{}-{builder_hash:08x}",
-            build.arch
-        ),
+        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{hash:08x}"),
         runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
     })
 }
 
 /// Whether `image` is in the local store; says so when it is.
 fn present(sh: &Shell, what: &str, image: &str) -> bool {
-    let yes = image_exists(sh, image);
+    let yes = crate::record::local_digest(sh, image).is_ok_and(|d| d.is_some());
     if yes {
         eprintln!("{what} {image} is present");
     }
     yes
 }
 
-pub fn image_exists(sh: &Shell, image: &str) -> bool {
-    let c = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", image]);
-    c.capture(sh).is_ok_and(|c| c.ok)
-}
-
-/// Whether the upstream images' registries answer (a manifest lookup with a
-/// 20 s limit). False on machines with no registry access.
+/// Whether the upstream images' registries answer (a manifest lookup with a 20 s limit).
 pub fn upstream_reachable(sh: &Shell) -> bool {
     [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].iter().all(|img| {
         let c = Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
@@ -150,10 +135,8 @@ pub fn upstream_reachable(sh: &Shell) -> bool {
     })
 }
 
-/// Chooses the base images for building `targets`, building the local
-/// substitutes when they are chosen and missing, and prints the choice. With
-/// `Strategy::Emulate` and local bases, each foreign target also gets a
-/// Rust builder for its own platform ([`ensure_target_builder`]).
+/// Chooses the base images for `targets` and prints the choice, building missing local
+/// substitutes when chosen (with `Strategy::Emulate`, a Rust builder per target platform).
 pub fn resolve(
     sh: &Shell,
     mode: Bases,
@@ -166,24 +149,15 @@ pub fn resolve(
         Bases::Local => true,
         Bases::Auto => opts.dry_run || !upstream_reachable(sh),
     };
-    let mut resolved = ResolvedBases {
-        rust_image: UPSTREAM_RUST_IMAGE.to_owned(),
-        runtime_image: UPSTREAM_RUNTIME_IMAGE.to_owned(),
-        emulate_rust_images: BTreeMap::new(),
-        local,
-    };
+    let [mut rust_image, mut runtime_image] =
+        [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].map(String::from);
+    let mut emulate_rust_images = BTreeMap::new();
     if local {
-        let build = Platform::host()?;
-        let names = ensure_local(sh, build, opts)?;
+        let names = ensure_local(sh, Platform::host()?, opts)?;
         for t in targets.iter().filter(|_| strategy == Strategy::Emulate) {
-            let image = if *t == build {
-                names.builder.clone()
-            } else {
-                ensure_target_builder(sh, t, &names, opts)?
-            };
-            resolved.emulate_rust_images.insert(t.arch, image);
+            emulate_rust_images.insert(t.arch, ensure_target_builder(sh, t, &names, opts)?);
         }
-        (resolved.rust_image, resolved.runtime_image) = (names.builder, names.runtime);
+        (rust_image, runtime_image) = (names.builder, names.runtime);
     }
     let why = match (mode, local) {
         (Bases::Auto, true) if opts.dry_run => {
@@ -194,14 +168,12 @@ pub fn resolve(
         (_, true) => "local",
         (_, false) => "upstream",
     };
-    let (rust, runtime) = (&resolved.rust_image, &resolved.runtime_image);
-    eprintln!("bases ({why}): builder {rust}, runtime {runtime}");
-    Ok(resolved)
+    eprintln!("bases ({why}): builder {rust_image}, runtime {runtime_image}");
+    Ok(ResolvedBases { rust_image, runtime_image, emulate_rust_images, local })
 }
 
-/// `cargo xtask base-images`: builds whatever local substitute is missing;
-/// `emulate` lists target platforms that also get a Rust builder of their
-/// own (for `--strategy emulate`).
+/// `cargo xtask base-images`: builds whatever local substitute is missing; `emulate`: target
+/// platforms that also get a Rust builder of their own (for `--strategy emulate`).
 pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Result<()> {
     if let Some(ca) = opts.ca_bundle.as_ref().filter(|ca| !ca.is_file()) {
         bail!("--ca-bundle {}: no such file; pass a PEM bundle, or `none`", ca.display());
@@ -217,10 +189,9 @@ pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Res
     Ok(())
 }
 
-/// The Debian base, then the Rust builder's apt stage (`toolchain`, into the
-/// build cache) while the host's cargo compiles cargo-chef, then the Rust builder
-/// and the runtime base at once. Without host cargo the builder image compiles
-/// cargo-chef itself (its `chef-compiled` stage, beside the apt stage).
+/// The Debian base, then the Rust builder's apt stage (`toolchain`, into the build cache)
+/// while the host's cargo compiles cargo-chef (else the builder's `chef-compiled` stage
+/// does), then the Rust builder and the runtime base at once.
 fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
     let names = local_names(sh, build)?;
     let mut debian = Vec::new();
@@ -255,18 +226,14 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     Ok(names)
 }
 
-/// `cargo install` of cargo-chef into `root` as the `chef` stage of
-/// docker/rust-builder.Dockerfile compiles it (debug, no debug info: a third
-/// of the release build's time; it only reads manifests). The host's glibc
-/// is older than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
+/// `cargo install` of cargo-chef into `root` as docker/rust-builder.Dockerfile's `chef` stage
+/// does (debug, no debug info: a third of the release build's time). The host's glibc is older
+/// than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
 fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
     let c = Cmd::new("cargo").args(["install", "cargo-chef", "--version", CARGO_CHEF_VERSION]);
     let c = c.args(["--locked", "--debug", "--root"]).arg(root.display().to_string());
     let c = c.env("CARGO_PROFILE_DEV_DEBUG", "0");
-    match &opts.ca_bundle {
-        Some(ca) => c.env("CARGO_HTTP_CAINFO", ca.display().to_string()),
-        None => c,
-    }
+    opts.ca_bundle.iter().fold(c, |c, ca| c.env("CARGO_HTTP_CAINFO", ca.display().to_string()))
 }
 
 /// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.
@@ -277,11 +244,11 @@ fn buildx(platforms: &str, file: &str, debian: &str) -> Cmd {
         .opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
 }
 
-/// Runs each job's commands in order, the jobs at once (a thread each), and
-/// waits for all; the first failure (in order) is the error, naming its job.
+/// Runs each job's commands in order, the jobs at once (a thread each); the first failure
+/// (in job order) is the error, naming its job.
 fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     let dir = sh.current_dir();
-    let run = |what: &str, cmds: &[Cmd]| -> Result<()> {
+    let run = |(what, cmds): &(&str, Vec<Cmd>)| -> Result<()> {
         let sh = Shell::new()?;
         sh.change_dir(&dir);
         for c in cmds {
@@ -293,37 +260,37 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
         Ok(())
     };
     std::thread::scope(|s| {
-        let run = &run;
-        let running: Vec<_> = jobs.iter().map(|(what, c)| s.spawn(move || run(what, c))).collect();
+        let running: Vec<_> = jobs.iter().map(|job| s.spawn(move || run(job))).collect();
         running.into_iter().try_for_each(|h| {
             h.join().unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
         })
     })
 }
 
-/// The common tail of a local builder image build: cargo-chef's version, the
-/// CA bundle secret, the tag, and an uncompressed image in the local store (the image never
-/// leaves this machine, and compressing its ~900 MB costs minutes), with
-/// `docker/` as the context.
+/// The common tail of a local builder image build: cargo-chef's version, the CA bundle secret,
+/// the tag, and an uncompressed image in the local store (it never leaves this machine, and
+/// compressing its ~900 MB costs minutes), with `docker/` as the context.
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
     let c = c.arg(format!("--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"));
-    let c = match &opts.ca_bundle {
-        Some(ca) => c.opt("--secret", format!("id=ca-bundle,src={}", ca.display())),
-        None => c,
-    };
-    c.opt("--tag", image).opt("--output", "type=docker,compression=uncompressed").arg("docker")
+    let secret = opts.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
+    c.opts("--secret", secret)
+        .opt("--tag", image)
+        .opt("--output", "type=docker,compression=uncompressed")
+        .arg("docker")
 }
 
-/// A Rust builder that runs ON `target` (for `--strategy emulate`), from
-/// `docker/rust-builder-target.Dockerfile`: Debian's packages unpacked on
-/// the build platform and configured under QEMU, plus cargo-chef
-/// cross-compiled by the build-platform builder. Takes minutes; built once per input hash.
+/// A Rust builder that runs ON `target` for `--strategy emulate` (on the build platform: the
+/// local one), from `docker/rust-builder-target.Dockerfile`: Debian's packages configured under
+/// QEMU, cargo-chef cross-compiled by the build-platform builder. Built once per input hash.
 pub fn ensure_target_builder(
     sh: &Shell,
     target: &Platform,
     names: &LocalNames,
     opts: &BaseOptions,
 ) -> Result<String> {
+    if target == Platform::host()? {
+        return Ok(names.builder.clone());
+    }
     let df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
     let env = sh.read_file("docker/cargo-env.sh")?;
     let mirror = debian_mirror();
@@ -356,22 +323,14 @@ fn debian_steps(image: &str, opts: &BaseOptions) -> Result<Vec<Cmd>> {
         bail!("debootstrap is not installed; run `cargo xtask setup` (or `apt-get install debootstrap`)");
     }
     let work = crate::target_dir().join("base-images");
-    let [work_s, rootfs, tarball] = [
-        &work,
-        &work.join(format!("{DEBIAN_SUITE}-rootfs")),
-        &work.join(format!("{DEBIAN_SUITE}.tar")),
-    ]
-    .map(|p| p.display().to_string());
+    let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs")).display().to_string();
+    let tarball = work.join(format!("{DEBIAN_SUITE}.tar")).display().to_string();
     let rm = Cmd::new("rm").args(["-rf", &rootfs, &tarball]);
+    let debootstrap = ["--variant=minbase", DEBIAN_SUITE, &rootfs, &debian_mirror()];
     Ok(vec![
         rm.clone(),
-        Cmd::new("mkdir").args(["-p", &work_s]),
-        Cmd::new("debootstrap").args([
-            "--variant=minbase",
-            DEBIAN_SUITE,
-            &rootfs,
-            &debian_mirror(),
-        ]),
+        Cmd::new("mkdir").arg("-p").arg(work.display().to_string()),
+        Cmd::new("debootstrap").args(debootstrap),
         Cmd::new("tar").args(["-C", &rootfs, "-cf", &tarball, "."]),
         Cmd::new("docker").args(["import", &tarball, image]),
         rm,

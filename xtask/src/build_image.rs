@@ -1,13 +1,15 @@
-//! `cargo xtask build-image`: one component's image for one or more
-//! platforms through `docker buildx build`; also the building block of
-//! `images`. An image depends only on the commit and the base images: no
-//! ref-dependent label, `created` and `SOURCE_DATE_EPOCH` are the commit time.
+//! `cargo xtask build-image` and `images`: images through `docker buildx build`. An image
+//! depends only on the commit and the base images: no ref-dependent label, `created` and
+//! `SOURCE_DATE_EPOCH` are the commit time.
 
-use std::{collections::BTreeMap, path::PathBuf, time::Instant};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use clap::Args;
-use serde::Deserialize;
 use xshell::Shell;
 
 use crate::{
@@ -48,35 +50,32 @@ pub struct BuildImageArgs {
     pub build: BuildOpts,
 }
 
-/// What every build of one invocation shares.
+/// What every build of one invocation shares. `source_date_epoch`: unix seconds,
+/// `$SOURCE_DATE_EPOCH`, else the commit time; `dirty`: uncommitted changes.
 #[derive(Clone)]
 pub struct Prepared {
     pub bases: ResolvedBases,
     pub ctx: Context,
     pub registry: String,
     pub ca_bundle: Option<PathBuf>,
-    /// Unix seconds: `$SOURCE_DATE_EPOCH`, else the commit time (`git show -s --format=%ct`).
     pub source_date_epoch: String,
     pub cargo_metadata: metadata::CargoMetadata,
     pub builder: buildx::BuilderFacts,
-    /// Uncommitted changes: references and records say `dirty`.
     pub dirty: bool,
 }
 
-/// Checks a CA bundle file: it exists and holds at least one PEM
-/// certificate (`-----BEGIN CERTIFICATE-----`).
-pub fn check_ca_bundle(path: &std::path::Path) -> Result<()> {
+/// Checks a CA bundle file: it holds a PEM certificate (`-----BEGIN CERTIFICATE-----`).
+fn check_ca_bundle(path: &Path) -> Result<()> {
     let text = std::fs::read(path).with_context(|| {
         format!("--ca-bundle {}: cannot read it; pass a PEM bundle, or `none`", path.display())
     })?;
-    if !String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----") {
-        bail!(
-            "--ca-bundle {}: {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); pass a PEM \
+    ensure!(
+        String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----"),
+        "--ca-bundle {}: {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); pass a PEM \
              bundle such as /etc/ssl/certs/ca-certificates.crt, or `none`",
-            path.display(),
-            if text.is_empty() { "the file is empty and" } else { "it" }
-        );
-    }
+        path.display(),
+        if text.is_empty() { "the file is empty and" } else { "it" }
+    );
     Ok(())
 }
 
@@ -84,22 +83,20 @@ pub fn check_ca_bundle(path: &std::path::Path) -> Result<()> {
 /// unless `--no-setup`), resolves base images and the commit's context.
 pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) -> Result<Prepared> {
     let ca_bundle = options::ca_bundle(opts.ca_bundle.as_deref());
-    if let Some(ca) = &ca_bundle {
-        check_ca_bundle(ca)?;
-    }
+    ca_bundle.as_deref().map(check_ca_bundle).transpose()?;
     if opts.cache == CacheKind::Gha {
         buildx::check_gha_env(|k| std::env::var(k).ok())?;
     }
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, opts.registry.as_deref())?;
-    let mut builder =
-        buildx::BuilderFacts { driver: "docker".into(), containerd_store: true, context: None };
     let name = opts.builder.as_deref();
-    if !opts.dry_run {
-        builder = preflight::ensure_build_host(sh, platforms, opts.strategy, opts.no_setup, name)?;
+    let builder = if !opts.dry_run {
+        preflight::ensure_build_host(sh, platforms, opts.strategy, opts.no_setup, name)?
     } else if name.is_some() {
-        builder = preflight::builder_facts(sh, name)?.0;
-    }
+        preflight::builder_facts(sh, name)?.0
+    } else {
+        buildx::BuilderFacts { driver: "docker".into(), containerd_store: true, context: None }
+    };
     let base_opts = BaseOptions { ca_bundle: ca_bundle.clone(), dry_run: opts.dry_run };
     let bases = base_images::resolve(sh, opts.bases, opts.strategy, platforms, &base_opts)?;
     for p in platforms {
@@ -112,15 +109,16 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
             .read_quiet(sh)
             .context("reading the commit time")?,
     };
+    let (cargo_metadata, dirty) = (tags::cargo_metadata(sh)?, record::tree_dirty(sh)?);
     Ok(Prepared {
         bases,
         ctx,
         registry,
         ca_bundle,
         source_date_epoch,
-        cargo_metadata: tags::cargo_metadata(sh)?,
+        cargo_metadata,
         builder,
-        dirty: record::tree_dirty(sh)?,
+        dirty,
     })
 }
 
@@ -129,61 +127,113 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     for t in &args.tag {
         metadata::check_explicit_tag(t)?;
     }
-    let output = if args.push { Output::Push } else { Output::Load };
-    let prepared = prepare(sh, &args.build, &platforms)?;
-    let repo = metadata::image_repository(&prepared.registry, args.component);
-    let extra = metadata::references(&repo, &args.tag);
     // One call per platform under its per-platform reference (plus the extra
     // tags), or with tags one image of every platform under them only (B1).
-    let calls: Vec<Vec<&'static Platform>> = if platforms.len() == 1 || args.tag.is_empty() {
-        platforms.iter().map(|p| vec![*p]).collect()
+    let legs: Vec<_> = if platforms.len() == 1 || args.tag.is_empty() {
+        platforms.iter().map(|p| (args.component, vec![*p])).collect()
     } else {
-        vec![platforms.clone()]
+        vec![(args.component, platforms.clone())]
     };
+    build_legs(sh, &args.build, &platforms, &legs, args.push, &args.tag)
+}
+
+/// Builds each (component, platforms) call of `build-image` or `images` under its
+/// references plus `tags` (loaded, or pushed with `push`), then prints the table.
+pub fn build_legs(
+    sh: &Shell,
+    opts: &BuildOpts,
+    platforms: &[&'static Platform],
+    legs: &[(&'static Component, Vec<&'static Platform>)],
+    push: bool,
+    tags: &[String],
+) -> Result<()> {
+    let output = if push { Output::Push } else { Output::Load };
+    let prepared = prepare(sh, opts, platforms)?;
     let mut records = Vec::new();
-    for call in calls {
-        let (opts, c) = (&args.build, args.component);
-        records.push(build(sh, &prepared, opts, c, &call, output, &extra)?);
+    for (c, call) in legs {
+        let extra = metadata::references(&metadata::image_repository(&prepared.registry, c), tags);
+        records.push(build(sh, &prepared, opts, c, call, output, &extra)?);
     }
-    if !args.build.dry_run {
-        print_table(&records);
+    if !opts.dry_run {
+        let rows: Vec<Vec<String>> = records.iter().map(row).collect();
+        println!("{}", gha::text_table(&TABLE, &rows));
     }
     Ok(())
 }
 
-/// The OCI labels of one image: nothing that depends on the ref (no
-/// `version`: the index carries it), `created` = the commit time, and the
-/// runtime base's `base.name` and `base.digest` (when the engine or the
-/// registry can tell it).
-pub fn labels(
-    sh: &Shell,
-    prepared: &Prepared,
-    component: &Component,
-) -> Result<BTreeMap<String, String>> {
-    let package = metadata::package_info(&prepared.cargo_metadata, component.package)?;
-    let created =
-        metadata::created(Some(&prepared.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
-    // No version: it depends on the ref, so it goes into the index annotations.
-    let mut labels = metadata::labels(&prepared.ctx, component, &package, &created, None);
-    let base = &prepared.bases.runtime_image;
-    let digest = record::local_digest(sh, base)
-        .ok()
-        .flatten()
-        .or_else(|| record::remote_digest(sh, base).ok());
+/// The OCI labels of one image: nothing ref-dependent (no `version`: the index carries it),
+/// `created` = the commit time, the runtime base's `base.name` and (if known) `base.digest`.
+fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<String, String>> {
+    let package = metadata::package_info(&p.cargo_metadata, component.package)?;
+    let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
+    let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
+    let base = &p.bases.runtime_image;
+    let digest = record::local_digest(sh, base).ok().flatten();
+    let digest = digest.or_else(|| record::remote_digest(sh, base).ok());
     let key = |k: &str| format!("org.opencontainers.image.base.{k}");
     labels.insert(key("name"), base.clone());
-    if let Some(d) = digest {
-        labels.insert(key("digest"), d);
-    }
+    labels.extend(digest.map(|d| (key("digest"), d)));
     Ok(labels)
 }
 
-/// Builds `component` for `platforms` in one buildx call. With one platform
-/// the image goes under its per-commit reference plus `extra_refs` (or by
-/// digest), and the leg's record is written under its lock once what the
-/// engine and the registry hold is read back; several platforms make one
-/// multi-platform image under `extra_refs` only (no record).
-pub fn build(
+/// The buildx call for `component` on `platforms`: pushed by digest when the builder can,
+/// else under the per-commit reference plus `extra_refs` (one platform) or `extra_refs` only.
+fn spec(
+    sh: &Shell,
+    p: &Prepared,
+    opts: &BuildOpts,
+    component: &'static Component,
+    platforms: &[&'static Platform],
+    output: Output,
+    extra_refs: &[String],
+) -> Result<BuildSpec> {
+    let first = platforms[0];
+    let by_digest = output == Output::Push && buildx::can_push_by_digest(&p.builder.driver);
+    let output = if by_digest { Output::PushByDigest } else { output };
+    let repository = metadata::image_repository(&p.registry, component);
+    let reference = record::reference(&p.registry, component, &p.ctx, first, p.dirty);
+    let tags = match output {
+        Output::PushByDigest => vec![repository.clone()],
+        _ if platforms.len() == 1 => [&[reference][..], extra_refs].concat(),
+        _ => extra_refs.to_vec(),
+    };
+    let scope = buildx::cache_scope(component, platforms);
+    let dir = cache_dir(&scope);
+    let (local_dir, local_exists) = (dir.display().to_string(), dir.join("index.json").is_file());
+    let (kind, read_only) = (opts.cache, opts.cache_read_only);
+    let cache =
+        buildx::cache_args(kind, &scope, first, &repository, &local_dir, local_exists, read_only);
+    Ok(BuildSpec {
+        component,
+        platforms: platforms.to_vec(),
+        strategy: opts.strategy,
+        output,
+        tags,
+        rust_image: p.bases.rust_image.clone(),
+        emulate_rust_image: p.bases.emulate_rust_images.get(first.arch).cloned(),
+        runtime_image: p.bases.runtime_image.clone(),
+        ca_bundle: p.ca_bundle.clone(),
+        labels: labels(sh, p, component)?,
+        git_commit: p.ctx.sha.clone(),
+        cache,
+        source_date_epoch: p.source_date_epoch.clone(),
+        progress: opts.progress,
+        metadata_file: crate::target_dir().join("xtask/buildx").join(format!("{scope}.json")),
+        cache_epoch: opts.cache_epoch.clone(),
+        builder: opts.builder.clone().filter(|_| p.builder.context.is_none()),
+        context: p.builder.context.clone(),
+    })
+}
+
+/// The local cache directory of a scope (case B3).
+fn cache_dir(scope: &str) -> PathBuf {
+    crate::target_dir().join("buildx-cache").join(scope)
+}
+
+/// Builds `component` for `platforms` in one buildx call. With one platform the leg's
+/// record is written under its lock once what the engine and the registry hold is read
+/// back; several platforms make one multi-platform image under `extra_refs` only (no record).
+fn build(
     sh: &Shell,
     prepared: &Prepared,
     opts: &BuildOpts,
@@ -193,117 +243,60 @@ pub fn build(
     extra_refs: &[String],
 ) -> Result<BuildRecord> {
     buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
-    if platforms.len() > 1 && !prepared.bases.emulate_rust_images.is_empty() {
-        bail!("--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform");
-    }
+    ensure!(
+        platforms.len() <= 1 || prepared.bases.emulate_rust_images.is_empty(),
+        "--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform"
+    );
     let first = *platforms.first().context("no platform to build")?;
-    let single = platforms.len() == 1;
-    let output = match output {
-        Output::Push if buildx::can_push_by_digest(&prepared.builder.driver) => {
-            Output::PushByDigest
-        }
-        o => o,
-    };
-    let repository = metadata::image_repository(&prepared.registry, component);
-    let (ctx, dirty) = (&prepared.ctx, prepared.dirty);
-    let reference = record::reference(&prepared.registry, component, ctx, first, dirty);
-    let tags: Vec<String> = match output {
-        Output::PushByDigest => vec![repository.clone()],
-        _ if single => {
-            std::iter::once(reference.clone()).chain(extra_refs.iter().cloned()).collect()
-        }
-        _ => extra_refs.to_vec(),
-    };
-    let scope = buildx::cache_scope(component, platforms);
-    let local_dir = crate::target_dir().join("buildx-cache").join(&scope);
-    let metadata_file = crate::target_dir().join("xtask/buildx").join(format!("{scope}.json"));
-    let spec = BuildSpec {
-        component,
-        platforms: platforms.to_vec(),
-        strategy: opts.strategy,
-        output,
-        tags,
-        rust_image: prepared.bases.rust_image.clone(),
-        emulate_rust_image: prepared.bases.emulate_rust_images.get(first.arch).cloned(),
-        runtime_image: prepared.bases.runtime_image.clone(),
-        ca_bundle: prepared.ca_bundle.clone(),
-        labels: labels(sh, prepared, component)?,
-        git_commit: Some(ctx.sha.clone()),
-        cache: buildx::cache_args(
-            opts.cache,
-            &scope,
-            first,
-            &repository,
-            &local_dir.display().to_string(),
-            local_dir.join("index.json").is_file(),
-            opts.cache_read_only,
-        ),
-        source_date_epoch: Some(prepared.source_date_epoch.clone()),
-        progress: opts.progress,
-        metadata_file: metadata_file.clone(),
-        cache_epoch: opts.cache_epoch.clone(),
-        builder: opts.builder.clone().filter(|_| prepared.builder.context.is_none()),
-        context: prepared.builder.context.clone(),
+    let spec = spec(sh, prepared, opts, component, platforms, output, extra_refs)?;
+    let mut rec = BuildRecord {
+        component: component.name.into(),
+        platform: platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","),
+        repository: metadata::image_repository(&prepared.registry, component),
+        reference: spec.tags[0].clone(),
+        commit: prepared.ctx.sha.clone(),
+        strategy: opts.strategy.as_str().into(),
+        dirty: prepared.dirty,
+        ..BuildRecord::default()
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
     let cmd = buildx::build_command(&spec).dir(crate::project_root());
-    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
-    let mut rec = BuildRecord {
-        component: component.name.into(),
-        platform: names.join(","),
-        repository,
-        reference: spec.tags[0].clone(),
-        commit: ctx.sha.clone(),
-        strategy: opts.strategy.as_str().into(),
-        dirty,
-        ..BuildRecord::default()
-    };
     if opts.dry_run {
         println!("{cmd}");
         return Ok(rec);
     }
+    let single = platforms.len() == 1;
     let _lock = single.then(|| record::lock(&rec.repository, component, first)).transpose()?;
     let old = record::load(&rec.repository, component, first)?;
-    let label = format!("build {} for {}", component.image_name(), rec.platform);
+    let local_dir = cache_dir(&buildx::cache_scope(component, platforms));
     if opts.cache == CacheKind::Local {
         // a half-written export of an interrupted build
         let _ = std::fs::remove_dir_all(local_dir.with_extension("new"));
     }
-    run_buildx(sh, &cmd, &label, &metadata_file, &mut rec)?;
+    run_buildx(sh, &cmd, &spec, &mut rec)?;
     if opts.cache == CacheKind::Local && !opts.cache_read_only {
         buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
     }
     if single {
-        read_back(sh, &mut rec, output, old, prepared.builder.context.as_deref())?;
-        if output == Output::Load {
-            rec.size_bytes =
-                image_size(sh, &rec.reference, first, prepared.builder.context.as_deref());
-        }
+        read_back(sh, &mut rec, spec.output, old, spec.context.as_deref(), first)?;
         record::save(component, first, &rec)?;
     }
     report(&rec)?;
     Ok(rec)
 }
 
-/// Runs the build (a log group), fails with a diagnosis, warns about a
-/// failed cache export (B4: `ignore-error=true` kept the build), and fills
-/// the record's time, cache statistics and buildx's digest.
-fn run_buildx(
-    sh: &Shell,
-    cmd: &Cmd,
-    label: &str,
-    metadata_file: &std::path::Path,
-    rec: &mut BuildRecord,
-) -> Result<()> {
-    if let Some(dir) = metadata_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+/// Runs the build (a log group), fails with a diagnosis, warns about a failed cache export (B4),
+/// and fills the record's time, cache statistics and buildx's digest.
+fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
+    let label = format!("build {} for {}", spec.component.image_name(), rec.platform);
+    let metadata_file = &spec.metadata_file;
+    std::fs::create_dir_all(metadata_file.parent().context("a metadata file in a directory")?)?;
     let _ = std::fs::remove_file(metadata_file);
-    gha::group(label);
+    gha::group(&label);
     let started = Instant::now();
     let out = cmd.run_teed(sh);
     gha::end_group();
-    let out = out.with_context(|| label.to_owned())?;
+    let out = out.with_context(|| label.clone())?;
     rec.duration_secs = started.elapsed().as_secs_f64();
     if !out.ok {
         let hint = diagnose::explain(&out.stderr).map(|h| format!(": {h}")).unwrap_or_default();
@@ -321,34 +314,27 @@ fn run_buildx(
     rec.cached_steps = buildx::cached_steps(&steps);
     rec.dependency_stage_cached = buildx::dependency_stage_cached(&steps);
     rec.dependency_crates_compiled = buildx::dependency_crates_compiled(&out.stderr).len();
-    #[derive(Deserialize)]
-    struct BuildxMetadata {
-        #[serde(rename = "containerimage.digest")]
-        digest: Option<String>,
-    }
-    rec.digest = std::fs::read_to_string(metadata_file)
-        .ok()
-        .and_then(|t| serde_json::from_str::<BuildxMetadata>(&t).ok())
-        .and_then(|m| m.digest);
+    let meta = std::fs::read_to_string(metadata_file).ok();
+    let meta = meta.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    rec.digest = meta.and_then(|m| Some(m.get("containerimage.digest")?.as_str()?.to_owned()));
     Ok(())
 }
 
-/// Fills the record with what the engine's local tag and the registry hold
-/// after the build, read back (never assumed from buildx's output).
+/// Fills the record with what the engine and the registry hold after the build, read back
+/// (never assumed from buildx's output), and a loaded image's size.
 fn read_back(
     sh: &Shell,
     rec: &mut BuildRecord,
     output: Output,
     old: Option<BuildRecord>,
     context: Option<&str>,
+    platform: &Platform,
 ) -> Result<()> {
     if output == Output::PushByDigest {
         let d = rec.digest.clone().context("buildx reported no digest for the push by digest")?;
         rec.reference = format!("{}@{d}", rec.repository);
         let held = record::remote_digest(sh, &rec.reference)?;
-        if held != d {
-            bail!("the registry serves {held} for {}, not what was pushed", rec.reference);
-        }
+        ensure!(held == d, "the registry serves {held} for {}, not what was pushed", rec.reference);
         rec.pushed_digest = Some(d);
         return Ok(());
     }
@@ -360,50 +346,37 @@ fn read_back(
             .filter(|o| o.reference == rec.reference && o.digest == rec.digest)
             .and_then(|o| o.pushed_digest),
     };
-    if output == Output::Load && rec.digest.is_none() {
-        bail!(
+    if output == Output::Load {
+        ensure!(
+            rec.digest.is_some(),
             "the build finished but {} is not in the local image store; build again",
             rec.reference
         );
+        rec.size_bytes = image_size(sh, &rec.reference, platform, context);
     }
     Ok(())
 }
 
-/// Uncompressed size of a loaded single-platform image in bytes: the sum of
-/// its layers' sizes as `docker history` reports them (the unpacked
-/// snapshots; `docker image inspect`'s `Size` is the compressed content with
-/// the containerd image store). A foreign-platform image is unpacked first
-/// by creating (not starting) a container from it.
-pub fn image_size(
-    sh: &Shell,
-    reference: &str,
-    platform: &Platform,
-    context: Option<&str>,
-) -> Option<u64> {
-    let docker = || Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
-    let history = || {
-        docker()
-            .args(["history", "--human=false", "--format", "{{.Size}}", reference])
-            .read_quiet(sh)
-            .ok()
-            .and_then(|out| out.lines().map(|l| l.trim().parse::<u64>().ok()).sum())
+/// Uncompressed size of a loaded image in bytes: its layers' sizes from `docker history`
+/// (`docker image inspect`'s `Size` is compressed with the containerd store). A foreign-platform
+/// image is unpacked first by creating (not starting) a container from it.
+fn image_size(sh: &Shell, image: &str, platform: &Platform, context: Option<&str>) -> Option<u64> {
+    let docker = || Cmd::new("docker").opts("--context", context);
+    let history = || -> Option<u64> {
+        let c = docker().args(["history", "--human=false", "--format", "{{.Size}}", image]);
+        c.read_quiet(sh).ok()?.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
     };
     history().or_else(|| {
-        let id = docker()
-            .args(["create", "--platform", platform.name, reference])
-            .read_quiet(sh)
-            .ok()?;
+        let id =
+            docker().args(["create", "--platform", platform.name, image]).read_quiet(sh).ok()?;
         let _ = docker().args(["rm", id.trim()]).capture(sh);
         history()
     })
 }
 
 fn report(rec: &BuildRecord) -> Result<()> {
-    let cook = match rec.dependency_stage_cached {
-        Some(true) => "cached",
-        Some(false) => "rebuilt",
-        None => "unknown",
-    };
+    let cook =
+        rec.dependency_stage_cached.map_or("unknown", |c| if c { "cached" } else { "rebuilt" });
     let digest = rec.digest.as_deref().unwrap_or("-");
     eprintln!(
         "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
@@ -424,12 +397,6 @@ fn row(r: &BuildRecord) -> Vec<String> {
     let time = format!("{:.1}s", r.duration_secs);
     let (c, p) = (r.component.clone(), r.platform.clone());
     vec![c, p, r.reference.clone(), size, time, r.cached_steps.to_string()]
-}
-
-/// Prints the table `images` ends with.
-pub fn print_table(records: &[BuildRecord]) {
-    let rows: Vec<Vec<String>> = records.iter().map(row).collect();
-    println!("{}", gha::text_table(&TABLE, &rows));
 }
 
 #[cfg(test)]

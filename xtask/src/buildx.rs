@@ -1,11 +1,10 @@
-//! Pure planning of `docker buildx build` invocations and of the checks that
-//! must pass before one starts (cases B1, B2, B3, B4, B10 of
-//! `shared/cases/builds.md`), plus parsing of buildx's plain progress output.
-//! Nothing here runs a command.
+//! Pure planning of `docker buildx build` invocations and of the checks that must pass
+//! before one starts (cases B1, B2, B3, B4, B10 of `shared/cases/builds.md`), plus parsing
+//! of buildx's plain progress output. Nothing here runs a command.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use clap::ValueEnum;
 
 use crate::{
@@ -25,9 +24,10 @@ pub enum Strategy {
 
 impl Strategy {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::Cross => "cross",
-            Strategy::Emulate => "emulate",
+        if self == Strategy::Cross {
+            "cross"
+        } else {
+            "emulate"
         }
     }
 }
@@ -57,14 +57,12 @@ pub enum Progress {
     Auto,
 }
 
-/// What happens to the built image.
+/// What happens to the built image: `--load`, `--push` under the tags, or pushed with
+/// no tag at all (`push-by-digest=true`; drivers other than `docker`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// `--load` into the local engine's image store.
     Load,
-    /// `--push` under the tags.
     Push,
-    /// Pushed with no tag at all (`push-by-digest=true`): drivers other than `docker`.
     PushByDigest,
 }
 
@@ -74,20 +72,18 @@ pub fn can_push_by_digest(driver: &str) -> bool {
     matches!(driver, "docker-container" | "remote" | "kubernetes")
 }
 
-/// The cache scope of one component built for `platforms` in one call:
-/// `brokkr-broker-linux-arm64` (several platforms join their names). Every
-/// matrix leg gets its own scope, so two legs never overwrite each other's
-/// cache (case B3; the gha backend's default scope is shared).
+/// The cache scope of one call: `brokkr-broker-linux-arm64` (several platforms join their
+/// names), so two matrix legs never overwrite each other's cache (case B3; gha's default
+/// scope is shared).
 pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
     let names: Vec<String> = platforms.iter().map(|p| p.name.replace('/', "-")).collect();
     format!("brokkr-{}-{}", component.name, names.join("-"))
 }
 
-/// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries
-/// `mode=max` (every stage) and `ignore-error=true`, so a cache service
-/// that is down or over quota warns instead of failing the build (case B4);
-/// `read_only` (pull requests) imports and never exports. `local_exists`:
-/// buildx refuses to import from an empty local directory.
+/// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries `mode=max` (every stage)
+/// and `ignore-error=true`: a cache service down or over quota warns, never fails the build
+/// (case B4); `read_only` (pull requests) never exports; `local_exists`: buildx refuses to
+/// import from an empty local directory.
 pub fn cache_args(
     kind: CacheKind,
     scope: &str,
@@ -115,28 +111,21 @@ pub fn cache_args(
     (from, (!read_only).then(|| format!("{to},mode=max,ignore-error=true")))
 }
 
-/// Makes a build's local cache export (`<dir>.new`) the scope's cache and
-/// deletes the previous one: buildx's local exporter never removes a blob,
-/// so exporting into the imported directory grows it on every build (7.4 GB
-/// for four legs, issue 15). Nothing exported (a failed, ignored export):
-/// the old cache stays.
+/// Makes a build's local cache export (`<dir>.new`) the scope's cache, deleting the previous
+/// one: buildx's local exporter never removes a blob, so exporting into the imported directory
+/// grows it on every build (7.4 GB for four legs, issue 15). Nothing exported: the old stays.
 pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
     let (new, old) = (dir.with_extension("new"), dir.with_extension("old"));
-    if !new.join("index.json").is_file() {
-        return Ok(());
-    }
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(dir, &old)?;
-    }
-    std::fs::rename(&new, dir)?;
-    std::fs::remove_dir_all(&old).or_else(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Ok(())
-        } else {
-            Err(e)
+    if new.join("index.json").is_file() {
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(dir, &old)?;
         }
-    })?;
+        std::fs::rename(&new, dir)?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+    }
     Ok(())
 }
 
@@ -154,142 +143,96 @@ pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
     )
 }
 
-/// Everything one `docker buildx build` call needs.
+/// Everything one `docker buildx build` call needs. `tags`: with [`Output::PushByDigest`]
+/// the one repository pushed to; `emulate_rust_image` (`--strategy emulate`), else `RUST_IMAGE`;
+/// `source_date_epoch`: unix seconds, the config's `created` and the binaries' dates;
+/// `cache_epoch`: a new value rebuilds every compile stage; `context`: `docker --context NAME`.
 #[derive(Clone, Debug)]
 pub struct BuildSpec {
     pub component: &'static Component,
     pub platforms: Vec<&'static Platform>,
     pub strategy: Strategy,
     pub output: Output,
-    /// `--tag`s; with [`Output::PushByDigest`] the one repository pushed to.
     pub tags: Vec<String>,
     pub rust_image: String,
-    /// The target-platform Rust image for `--strategy emulate`; `None`: `RUST_IMAGE`.
     pub emulate_rust_image: Option<String>,
     pub runtime_image: String,
-    /// The build secret `ca-bundle` (never stored in an image).
     pub ca_bundle: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
-    /// `BROKKR_GIT_COMMIT`: the binaries' `--version`.
-    pub git_commit: Option<String>,
+    pub git_commit: String,
     pub cache: (Option<String>, Option<String>),
-    /// `SOURCE_DATE_EPOCH` in buildx's environment (unix seconds): the
-    /// config's `created`, and the binaries' dates in the Dockerfiles.
-    pub source_date_epoch: Option<String>,
+    pub source_date_epoch: String,
     pub progress: Progress,
-    /// buildx writes `containerimage.digest` there.
     pub metadata_file: PathBuf,
-    /// `BROKKR_CACHE_EPOCH`: a new value rebuilds every compile stage.
     pub cache_epoch: Option<String>,
     pub builder: Option<String>,
-    /// `docker --context NAME`: a docker-driver builder named after its context.
     pub context: Option<String>,
 }
 
 /// `docker buildx build`, context = the workspace root.
 pub fn build_command(spec: &BuildSpec) -> Cmd {
     let platforms = spec.platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
-    let mut c = Cmd::new("docker").args(spec.context.iter().flat_map(|n| ["--context", n]));
-    c = c.args(["buildx", "build"]);
-    if let Some(b) = &spec.builder {
-        c = c.opt("--builder", b);
-    }
-    c = c.opt("--file", spec.component.dockerfile).opt("--platform", platforms);
     let build_args = [
         ("STRATEGY", Some(spec.strategy.as_str())),
         ("RUST_IMAGE", Some(&spec.rust_image)),
         ("RUNTIME_IMAGE", Some(&spec.runtime_image)),
         ("EMULATE_RUST_IMAGE", spec.emulate_rust_image.as_deref()),
-        ("BROKKR_GIT_COMMIT", spec.git_commit.as_deref()),
+        ("BROKKR_GIT_COMMIT", Some(&spec.git_commit)),
         ("BROKKR_CACHE_EPOCH", spec.cache_epoch.as_deref()),
     ];
-    for (k, v) in build_args {
-        if let Some(v) = v {
-            c = c.opt("--build-arg", format!("{k}={v}"));
-        }
-    }
-    if let Some(ca) = &spec.ca_bundle {
-        c = c.opt("--secret", format!("id=ca-bundle,src={}", ca.display()));
-    }
-    for (k, v) in &spec.labels {
-        c = c.opt("--label", format!("{k}={v}"));
-    }
-    if spec.output != Output::PushByDigest {
-        for t in &spec.tags {
-            c = c.opt("--tag", t);
-        }
-    }
-    if let Some(from) = &spec.cache.0 {
-        c = c.opt("--cache-from", from);
-    }
-    if let Some(to) = &spec.cache.1 {
-        c = c.opt("--cache-to", to);
-    }
-    if spec.output != Output::Load {
-        c = c.opt("--provenance", "mode=max");
-    }
-    if let Some(epoch) = &spec.source_date_epoch {
-        c = c.env("SOURCE_DATE_EPOCH", epoch);
-    }
-    let progress = match spec.progress {
-        Progress::Plain => "plain",
-        Progress::Auto => "auto",
-    };
-    c = c
-        .opt("--progress", progress)
-        .opt("--metadata-file", spec.metadata_file.display().to_string());
+    let tags = spec.tags.iter().filter(|_| spec.output != Output::PushByDigest);
+    let secret = spec.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
+    let c = Cmd::new("docker").opts("--context", &spec.context).args(["buildx", "build"]);
+    let c = c.opts("--builder", &spec.builder).opt("--file", spec.component.dockerfile);
+    let c = c
+        .opt("--platform", platforms)
+        .opts("--build-arg", build_args.iter().filter_map(|(k, v)| Some(format!("{k}={}", (*v)?))))
+        .opts("--secret", secret)
+        .opts("--label", spec.labels.iter().map(|(k, v)| format!("{k}={v}")))
+        .opts("--tag", tags)
+        .opts("--cache-from", &spec.cache.0)
+        .opts("--cache-to", &spec.cache.1)
+        .opts("--provenance", (spec.output != Output::Load).then_some("mode=max"));
+    let progress = if spec.progress == Progress::Plain { "plain" } else { "auto" };
+    let c = c.env("SOURCE_DATE_EPOCH", &spec.source_date_epoch).opt("--progress", progress);
+    let c = c.opt("--metadata-file", spec.metadata_file.display().to_string());
+    let by_digest =
+        |name| format!("type=image,name={name},push-by-digest=true,name-canonical=true,push=true");
     match spec.output {
         Output::Load => c.arg("--load"),
         Output::Push => c.arg("--push"),
-        Output::PushByDigest => c.opt(
-            "--output",
-            format!(
-                "type=image,name={},push-by-digest=true,name-canonical=true,push=true",
-                spec.tags.join(",")
-            ),
-        ),
+        Output::PushByDigest => c.opt("--output", by_digest(spec.tags.join(","))),
     }
     .arg(".")
 }
 
-/// From `docker buildx inspect` and `docker info`.
+/// From `docker buildx inspect` and `docker info`: the driver (`docker`, `docker-container`,
+/// `kubernetes`, `remote`), `driver-type io.containerd.snapshotter.v1`, and the docker context
+/// to build and inspect images in (see [`crate::preflight::builder_facts`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuilderFacts {
-    /// Driver name: `docker`, `docker-container`, `kubernetes`, `remote`.
     pub driver: String,
-    /// `driver-type io.containerd.snapshotter.v1`.
     pub containerd_store: bool,
-    /// The docker context to build and inspect images in (`docker --context NAME`), see
-    /// [`crate::preflight::builder_facts`].
     pub context: Option<String>,
 }
 
-/// Case B1: several platforms in one `--load` need an image store that keeps
-/// multi-platform images. The classic store of the `docker` driver does not;
-/// refuse before building and name the fixes.
-pub fn check_multi_platform_load(
-    facts: &BuilderFacts,
-    platforms: usize,
-    output: Output,
-) -> Result<()> {
-    if platforms <= 1 || output != Output::Load {
-        return Ok(());
-    }
-    if facts.driver == "docker" && !facts.containerd_store {
-        bail!(
-            "cannot --load {platforms} platforms at once: the builder uses the `docker` driver with the classic image store, \
+/// Case B1: several platforms in one `--load` need an image store that keeps multi-platform
+/// images; the classic store of the `docker` driver does not: refuse and name the fixes.
+pub fn check_multi_platform_load(facts: &BuilderFacts, n: usize, output: Output) -> Result<()> {
+    let classic = facts.driver == "docker" && !facts.containerd_store;
+    ensure!(
+        n <= 1 || output != Output::Load || !classic,
+        "cannot --load {n} platforms at once: the builder uses the `docker` driver with the classic image store, \
              which keeps one platform per image. Build one platform per call (`--platform linux/arm64`), or `--push`, \
              or enable the containerd image store (`cargo xtask setup` sets \"features\": {{\"containerd-snapshotter\": true}} in \
              /etc/docker/daemon.json), or use a docker-container builder"
-        );
-    }
+    );
     Ok(())
 }
 
-/// Case B10: a dynamically linked `-gnu` binary needs glibc and its loader
-/// in the runtime image; copied into Alpine (musl) or scratch / distroless
-/// `static` (no libc) it fails with `exec ...: no such file or directory`.
-/// The runtime's libc is told from well-known names; others count as glibc.
+/// Case B10: a dynamically linked `-gnu` binary in Alpine (musl) or scratch / distroless
+/// `static` (no libc) fails with `exec ...: no such file or directory`. The runtime's libc
+/// is told from well-known names; others count as glibc.
 pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     let name = runtime_image.to_ascii_lowercase();
     let last = name.rsplit('/').next().unwrap_or_default();
@@ -300,33 +243,29 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     } else {
         return Ok(());
     };
-    if triple.ends_with("-gnu") {
-        bail!(
-            "target {triple} links against glibc, but the runtime image {runtime_image} has {libc}: the binary would fail \
+    ensure!(
+        !triple.ends_with("-gnu"),
+        "target {triple} links against glibc, but the runtime image {runtime_image} has {libc}: the binary would fail \
              with `exec ...: no such file or directory`. Use a glibc runtime (distroless cc, Debian, or the local one \
              from `cargo xtask base-images`), or build for a -musl target"
-        );
-    }
+    );
     Ok(())
 }
 
-/// One stage of a Dockerfile, as far as the preflight needs it.
+/// One stage of a Dockerfile, as far as the preflight needs it: `name` (`AS name`, else its
+/// index), `base` (`FROM` image or stage, arguments substituted), whether it `runs` a `RUN`,
+/// and the stages it `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stage {
-    /// `AS name`, or the stage's index as text.
     pub name: String,
-    /// `FROM` image or stage, build arguments substituted.
     pub base: String,
     pub platform: Option<String>,
-    /// Has a `RUN` instruction.
     pub runs: bool,
-    /// Stages named by `COPY --from=`/`RUN --mount=...,from=`.
     pub copies_from: Vec<String>,
 }
 
-/// Parses the stages of a Dockerfile, substituting `${ARG}` in `FROM` lines
-/// from the global `ARG` defaults overridden by `build_args`. Handles
-/// backslash continuations; other instructions are ignored.
+/// Parses the stages of a Dockerfile (with backslash continuations), substituting `${ARG}` in
+/// `FROM` lines from the global `ARG` defaults overridden by `build_args`.
 pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<Stage> {
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: Vec<Stage> = Vec::new();
@@ -337,8 +276,7 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
             continue;
         }
         if let Some(stripped) = line.strip_suffix('\\') {
-            logical.push_str(stripped);
-            logical.push(' ');
+            logical.extend([stripped, " "]);
             continue;
         }
         logical.push_str(line);
@@ -350,11 +288,8 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
             "ARG" if stages.is_empty() => {
                 for a in rest {
                     let (k, v) = a.split_once('=').unwrap_or((a, ""));
-                    let v = build_args
-                        .get(k)
-                        .cloned()
-                        .unwrap_or_else(|| v.trim_matches('"').to_owned());
-                    args.insert(k.to_owned(), v);
+                    let v = build_args.get(k).map_or(v.trim_matches('"'), String::as_str);
+                    args.insert(k.to_owned(), v.to_owned());
                 }
             }
             "FROM" => {
@@ -362,7 +297,10 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                     rest.iter().find_map(|w| w.strip_prefix("--platform=")).map(str::to_owned);
                 let plain: Vec<&str> =
                     rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
-                let base = substitute(plain.first().copied().unwrap_or_default(), &args);
+                let base =
+                    args.iter().fold(plain.first().unwrap_or(&"").to_string(), |b, (k, v)| {
+                        b.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v)
+                    });
                 let name = match plain.as_slice() {
                     [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => name.to_string(),
                     _ => stages.len().to_string(),
@@ -370,20 +308,14 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                 stages.push(Stage { name, base, platform, runs: false, copies_from: Vec::new() });
             }
             "RUN" | "COPY" => {
-                if let Some(stage) = stages.last_mut() {
-                    if keyword == "RUN" {
-                        stage.runs = true;
-                    }
-                    for w in &rest {
-                        let from = w.strip_prefix("--from=").or_else(|| {
-                            w.strip_prefix("--mount=")
-                                .and_then(|m| m.split(',').find_map(|kv| kv.strip_prefix("from=")))
-                        });
-                        if let Some(f) = from {
-                            stage.copies_from.push(f.to_owned());
-                        }
-                    }
-                }
+                let Some(stage) = stages.last_mut() else { continue };
+                stage.runs |= keyword == "RUN";
+                stage.copies_from.extend(rest.iter().filter_map(|w| {
+                    let mount = w.strip_prefix("--mount=");
+                    let from =
+                        mount.and_then(|m| m.split(',').find_map(|kv| kv.strip_prefix("from=")));
+                    w.strip_prefix("--from=").or(from).map(str::to_owned)
+                }));
             }
             _ => {}
         }
@@ -391,47 +323,26 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
     stages
 }
 
-fn substitute(s: &str, args: &BTreeMap<String, String>) -> String {
-    let mut out = s.to_owned();
-    for (k, v) in args {
-        out = out.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
-    }
-    out
-}
-
-/// Case B2: the stages that would run on the target platform (no
-/// `--platform=$BUILDPLATFORM`, reachable from the last stage) and execute a
-/// `RUN` step. When they are not empty and the target platform is foreign,
-/// the host needs a binfmt handler (QEMU) or the build dies with
-/// `exec format error`.
+/// Case B2: the stages reachable from the last one that run on the target platform (no
+/// `--platform=$BUILDPLATFORM`) and execute a `RUN` step: on a foreign platform they need
+/// a binfmt handler (QEMU), or the build dies with `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
-    let Some(last) = stages.last() else {
-        return Vec::new();
-    };
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
     // A stage runs on the build platform when its FROM chain reaches
     // `--platform=$BUILDPLATFORM` before an external image.
-    let on_build = |start: &Stage| -> bool {
-        let mut stage = start;
-        for _ in 0..stages.len() {
-            if stage.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")) {
-                return true;
-            }
-            match by_name(&stage.base) {
-                Some(parent) => stage = parent,
-                None => return false,
-            }
-        }
-        false
+    let on_build = |start: &Stage| {
+        let chain = std::iter::successors(Some(start), |s| by_name(&s.base)).take(stages.len());
+        chain
+            .into_iter()
+            .any(|s| s.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")))
     };
-    let mut seen: Vec<&str> = Vec::new();
-    let mut todo: Vec<&Stage> = vec![last];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo: Vec<&Stage> = stages.last().into_iter().collect();
     let mut hits = Vec::new();
     while let Some(stage) = todo.pop() {
-        if seen.contains(&stage.name.as_str()) {
+        if !seen.insert(stage.name.as_str()) {
             continue;
         }
-        seen.push(&stage.name);
         if stage.runs && !on_build(stage) {
             hits.push(stage.name.clone());
         }
@@ -475,9 +386,8 @@ pub fn cached_steps(steps: &[Step]) -> usize {
         .count()
 }
 
-/// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`),
-/// except the workspace's own (`brokkr-*`): after a source-only change this
-/// must be empty (case B11).
+/// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`) except the
+/// workspace's own (`brokkr-*`): empty after a source-only change (case B11).
 pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
     let mut out: Vec<String> = progress
         .lines()
@@ -490,10 +400,8 @@ pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
     out
 }
 
-/// The error of a failed cache export in plain progress output (`#24
-/// exporting cache to registry` ... `#24 ERROR: ...`), which
-/// `ignore-error=true` turned into a warning (case B4): the image is fine,
-/// the next build just starts colder.
+/// The error of a failed cache export in plain progress output (`#24 exporting cache to
+/// registry` ... `#24 ERROR: ...`) that `ignore-error=true` made a warning (case B4).
 pub fn cache_export_error(progress: &str) -> Option<String> {
     let steps = parse_progress(progress);
     steps.iter().filter(|s| s.name.starts_with("exporting cache")).find_map(|s| {
@@ -502,18 +410,12 @@ pub fn cache_export_error(progress: &str) -> Option<String> {
     })
 }
 
-/// Whether the dependency-cooking step (`cargo chef cook`) of every platform
-/// was served from the cache.
+/// Whether every platform's dependency-cooking step (`cargo chef cook`) was cached.
 pub fn dependency_stage_cached(steps: &[Step]) -> Option<bool> {
-    let cooks: Vec<&Step> = steps
-        .iter()
-        .filter(|s| s.name.contains("cargo chef cook") && !s.name.contains("--no-build"))
-        .collect();
-    if cooks.is_empty() {
-        None
-    } else {
-        Some(cooks.iter().all(|s| s.cached))
-    }
+    let cook = |s: &&Step| s.name.contains("cargo chef cook") && !s.name.contains("--no-build");
+    let mut cooks = steps.iter().filter(cook).peekable();
+    cooks.peek()?;
+    Some(cooks.all(|s| s.cached))
 }
 
 #[cfg(test)]
@@ -700,7 +602,7 @@ mod tests {
                 "org.opencontainers.image.title".into(),
                 "brokkr-broker".into(),
             )]),
-            git_commit: Some("abc".into()),
+            git_commit: "abc".into(),
             cache: cache_args(
                 CacheKind::Gha,
                 "brokkr-broker-linux-arm64",
@@ -710,7 +612,7 @@ mod tests {
                 false,
                 false,
             ),
-            source_date_epoch: Some("1700000000".into()),
+            source_date_epoch: "1700000000".into(),
             progress: Progress::Plain,
             metadata_file: "target/m.json".into(),
             cache_epoch: None,

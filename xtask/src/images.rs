@@ -8,7 +8,6 @@ use xshell::Shell;
 
 use crate::{
     build_image,
-    buildx::Output,
     options::{BuildOpts, Selection},
 };
 
@@ -24,20 +23,10 @@ pub struct ImagesArgs {
     pub build: BuildOpts,
 }
 
-/// Runs `cargo xtask images`.
 pub fn run(sh: &Shell, args: &ImagesArgs) -> Result<()> {
     let platforms = args.select.platforms()?;
     let components = args.select.components();
-    let output = if args.push { Output::Push } else { Output::Load };
-    let prepared = build_image::prepare(sh, &args.build, &platforms)?;
-    let mut records = Vec::new();
-    for c in &components {
-        for p in &platforms {
-            records.push(build_image::build(sh, &prepared, &args.build, c, &[p], output, &[])?);
-        }
-    }
-    if !args.build.dry_run {
-        build_image::print_table(&records);
-    }
-    Ok(())
+    let legs: Vec<_> =
+        components.iter().flat_map(|c| platforms.iter().map(|p| (*c, vec![*p]))).collect();
+    build_image::build_legs(sh, &args.build, &platforms, &legs, args.push, &[])
 }

@@ -66,45 +66,37 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// All when none were given.
     pub fn components(&self) -> Vec<&'static Component> {
         ComponentList::or_all(self.component.clone())
     }
 
-    /// The host's when none were given.
     pub fn platforms(&self) -> anyhow::Result<Vec<&'static crate::project::Platform>> {
         PlatformList::or_host(self.platform.clone())
     }
 }
 
-/// The CA bundle to pass to builds: `--ca-bundle` / `BROKKR_CA_BUNDLE`, else
-/// `$SSL_CERT_FILE`, else the host's Debian/Ubuntu bundle when it exists;
-/// `none` (or an empty value) turns it off. Relative paths are taken from
-/// the directory xtask was started in. A `$SSL_CERT_FILE` that is no file is
-/// reported and skipped.
+/// The CA bundle to pass to builds: `--ca-bundle` / `BROKKR_CA_BUNDLE` (`none` or empty: off),
+/// else `$SSL_CERT_FILE` (reported and skipped when no file), else the host's Debian/Ubuntu
+/// bundle when it exists. Relative paths are from the directory xtask was started in.
 pub fn ca_bundle(flag: Option<&str>) -> Option<PathBuf> {
     const HOST_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-    match flag {
-        Some(v) if v.eq_ignore_ascii_case("none") || v.is_empty() => None,
-        Some(v) => Some(absolute(Path::new(v))),
-        None => {
-            if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
-                let f = absolute(Path::new(&f));
-                if f.is_file() {
-                    return Some(f);
-                }
-                eprintln!(
-                    "warning: SSL_CERT_FILE={} is not a file; using {HOST_BUNDLE} if present (--ca-bundle sets one)",
-                    f.display()
-                );
-            }
-            Some(PathBuf::from(HOST_BUNDLE)).filter(|p| p.is_file())
-        }
+    if let Some(v) = flag {
+        return (!v.is_empty() && !v.eq_ignore_ascii_case("none")).then(|| absolute(Path::new(v)));
     }
+    let env = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty());
+    if let Some(f) = env.map(|f| absolute(Path::new(&f))) {
+        if f.is_file() {
+            return Some(f);
+        }
+        eprintln!(
+            "warning: SSL_CERT_FILE={} is not a file; using {HOST_BUNDLE} if present (--ca-bundle sets one)",
+            f.display()
+        );
+    }
+    Some(PathBuf::from(HOST_BUNDLE)).filter(|p| p.is_file())
 }
 
-/// `path` made absolute against the directory xtask was started in (the
-/// process's; commands run from the workspace root).
+/// `path` made absolute against the directory xtask was started in (not the workspace root).
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -1,20 +1,18 @@
 //! Every external command is first a [`Cmd`] value that can be printed
-//! (`--dry-run` prints exactly it), then run: inherited output, captured,
-//! teed, or retried with a diagnosis ([`Cmd::run_retrying`]).
+//! (`--dry-run` prints exactly it), then run: inherited output, captured, or teed.
 
 use std::{
     fmt,
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Write},
     path::PathBuf,
     process::Stdio,
 };
 
-use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use anyhow::{ensure, Context, Result};
+use xshell::Shell;
 
-/// An external command: program, arguments, extra environment, working
-/// directory (`None`: the shell's, the workspace root) and standard input
-/// (never printed, e.g. for `--password-stdin`).
+/// An external command. `dir`: relative to the shell's (the workspace root);
+/// `stdin` is never printed (e.g. for `--password-stdin`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cmd {
     pub program: String,
@@ -42,17 +40,18 @@ impl Cmd {
         self
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Cmd
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Cmd {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
     pub fn opt(self, flag: &str, value: impl Into<String>) -> Cmd {
         self.arg(flag).arg(value)
+    }
+
+    /// `flag value` for each value (none for `None`).
+    pub fn opts(self, flag: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Cmd {
+        values.into_iter().fold(self, |c, v| c.opt(flag, v))
     }
 
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Cmd {
@@ -72,15 +71,9 @@ impl Cmd {
 
     /// For callers that spawn it themselves (detached services).
     pub fn to_process(&self, sh: &Shell) -> std::process::Command {
-        let (program, args) = (&self.program, &self.args);
-        let mut c = cmd!(sh, "{program} {args...}").quiet();
-        for (k, v) in &self.env {
-            c = c.env(k, v);
-        }
-        let mut c: std::process::Command = c.into();
-        if let Some(dir) = &self.dir {
-            c.current_dir(sh.current_dir().join(dir));
-        }
+        let mut c = std::process::Command::new(&self.program);
+        c.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.current_dir(self.dir.as_ref().map_or(sh.current_dir(), |d| sh.current_dir().join(d)));
         c
     }
 
@@ -93,9 +86,7 @@ impl Cmd {
     pub fn run(&self, sh: &Shell) -> Result<()> {
         self.echo();
         let status = self.spawn(sh, Stdio::inherit(), Stdio::inherit())?.wait()?;
-        if !status.success() {
-            bail!("`{}` failed with {status}", self.short());
-        }
+        ensure!(status.success(), "`{}` failed with {status}", self.short());
         Ok(())
     }
 
@@ -108,29 +99,20 @@ impl Cmd {
     /// Runs without echo; stdout (trimmed), or an error quoting stderr.
     pub fn read_quiet(&self, sh: &Shell) -> Result<String> {
         let out = self.capture(sh)?;
-        if !out.ok {
-            bail!("`{}` failed: {}", self.short(), out.stderr.trim());
-        }
+        ensure!(out.ok, "`{}` failed: {}", self.short(), out.stderr.trim());
         Ok(out.stdout.trim().to_owned())
     }
 
     /// Runs without echo, capturing both streams; fails only when the
     /// program cannot start (a non-zero exit is [`Captured::ok`] false).
     pub fn capture(&self, sh: &Shell) -> Result<Captured> {
-        let mut child = self.spawn(sh, Stdio::piped(), Stdio::piped())?;
-        let stderr = child.stderr.take();
-        let err_thread = std::thread::spawn(move || {
-            let mut s = String::new();
-            stderr.map(|mut e| e.read_to_string(&mut s));
-            s
-        });
-        let mut stdout = String::new();
-        if let Some(mut o) = child.stdout.take() {
-            o.read_to_string(&mut stdout)?;
-        }
-        let ok = child.wait()?.success();
-        let stderr = err_thread.join().unwrap_or_default();
-        Ok(Captured { ok, stdout, stderr })
+        let out = self.spawn(sh, Stdio::piped(), Stdio::piped())?.wait_with_output()?;
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        Ok(Captured {
+            ok: out.status.success(),
+            stdout: text(out.stdout),
+            stderr: text(out.stderr),
+        })
     }
 
     /// Echoes, runs with stdout inherited and stderr shown live and kept:
@@ -139,15 +121,12 @@ impl Cmd {
         self.echo();
         let mut child = self.spawn(sh, Stdio::inherit(), Stdio::piped())?;
         let mut stderr = String::new();
-        if let Some(err) = child.stderr.take() {
-            for line in BufReader::new(err).split(b'\n') {
-                let line = String::from_utf8_lossy(&line?).into_owned() + "\n";
-                let _ = std::io::stderr().write_all(line.as_bytes());
-                stderr.push_str(&line);
-            }
+        for line in BufReader::new(child.stderr.take().context("no stderr")?).split(b'\n') {
+            let line = String::from_utf8_lossy(&line?).into_owned() + "\n";
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            stderr.push_str(&line);
         }
-        let ok = child.wait()?.success();
-        Ok(Captured { ok, stdout: String::new(), stderr })
+        Ok(Captured { ok: child.wait()?.success(), stdout: String::new(), stderr })
     }
 
     fn spawn(&self, sh: &Shell, stdout: Stdio, stderr: Stdio) -> Result<std::process::Child> {
@@ -165,11 +144,9 @@ impl Cmd {
 
     /// `program arg1 arg2`, for error messages.
     pub fn short(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(self.args.iter().take(2))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut words = vec![self.program.as_str()];
+        words.extend(self.args.iter().take(2).map(String::as_str));
+        words.join(" ")
     }
 }
 
@@ -193,14 +170,10 @@ impl fmt::Display for Cmd {
         for (k, v) in &self.env {
             write!(f, "{k}={} ", shell_quote(v))?;
         }
-        f.write_str(&shell_quote(&self.program))?;
-        for a in &self.args {
-            write!(f, " {}", shell_quote(a))?;
-        }
-        if self.stdin.is_some() {
-            f.write_str(" < ***")?;
-        }
-        Ok(())
+        let words: Vec<String> =
+            [&self.program].into_iter().chain(&self.args).map(|w| shell_quote(w)).collect();
+        f.write_str(&words.join(" "))?;
+        f.write_str(if self.stdin.is_some() { " < ***" } else { "" })
     }
 }
 

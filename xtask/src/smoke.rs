@@ -1,7 +1,6 @@
-//! `cargo xtask smoke`: runs each built image on its platform (QEMU through
-//! binfmt for foreign ones), checks that `--version` reports the image's own
-//! architecture, then starts broker and agent on one docker network and
-//! checks the agent reaches the broker (`brokkr-agent check`).
+//! `cargo xtask smoke`: runs each built image on its platform (QEMU for foreign ones), checks
+//! that `--version` reports the image's own architecture, then that an agent reaches a broker
+//! on one docker network (`brokkr-agent check`).
 
 use std::{thread::sleep, time::Duration};
 
@@ -13,7 +12,7 @@ use crate::{
     diagnose, metadata,
     options::Selection,
     plan::Cmd,
-    project::{component, parse_registry, Platform},
+    project::{component, parse_registry, Component, Platform},
     record, tags,
 };
 
@@ -52,58 +51,53 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let dirty = record::tree_dirty(sh)?;
-    let reference = |c: &crate::project::Component, p: &Platform| match &args.tag {
+    let reference = |c: &Component, p: &Platform| match &args.tag {
         Some(t) => format!("{}:{t}", metadata::image_repository(&registry, c)),
         None => record::reference(&registry, c, &ctx, p, dirty),
     };
     let mut failures = Vec::new();
     for p in &platforms {
-        let missing: Vec<String> = components
-            .iter()
-            .map(|c| reference(c, p))
-            .filter(|r| !image_available(sh, r))
-            .collect();
+        let refs: Vec<String> = components.iter().map(|c| reference(c, p)).collect();
+        let missing: Vec<&str> =
+            refs.iter().filter(|r| !image_available(sh, r)).map(String::as_str).collect();
         if !missing.is_empty() {
+            let arch = p.arch;
             let build = match &args.tag {
                 Some(_) => format!("push and `cargo xtask manifest` for {p} first"),
                 None => format!(
-                    "build them first: cargo xtask images --platform {} --registry {registry}",
-                    p.arch
+                    "build them first: cargo xtask images --platform {arch} --registry {registry}"
                 ),
             };
-            println!(
-                "FAIL  {p}: not in the local store nor the registry: {}; {build}",
-                missing.join(", ")
-            );
-            failures.push(format!("{p}: missing {}", missing.join(", ")));
+            let missing = missing.join(", ");
+            println!("FAIL  {p}: not in the local store nor the registry: {missing}; {build}");
+            failures.push(format!("{p}: missing {missing}"));
             continue;
         }
-        for c in &components {
-            let r = reference(c, p);
-            match check_version(sh, &r, p) {
-                Ok(line) => println!("ok    {r} ({p}): {line}"),
-                Err(e) => {
-                    println!("FAIL  {r} ({p}): {e:#}");
-                    failures.push(format!("{r}: {e:#}"));
-                }
-            }
+        for r in &refs {
+            let what = format!("{r} ({p})");
+            let version = check_version(sh, r, p).map(|line| format!("{what}: {line}"));
+            failures.extend(outcome(version, &what, r));
         }
         if components.len() == crate::project::COMPONENTS.len() {
-            let broker = reference(component("broker")?, p);
-            let agent = reference(component("agent")?, p);
-            match check_network(sh, &broker, &agent, p) {
-                Ok(()) => println!("ok    agent reaches broker on one network ({p})"),
-                Err(e) => {
-                    println!("FAIL  agent reaches broker ({p}): {e:#}");
-                    failures.push(format!("network {p}: {e:#}"));
-                }
-            }
+            let (broker, agent) =
+                (reference(component("broker")?, p), reference(component("agent")?, p));
+            let what = format!("agent reaches broker ({p})");
+            let ok = format!("agent reaches broker on one network ({p})");
+            let network = check_network(sh, &broker, &agent, p).map(|()| ok);
+            failures.extend(outcome(network, &what, &format!("network {p}")));
         }
     }
     if !failures.is_empty() {
         bail!("{} smoke check(s) failed:\n{}", failures.len(), failures.join("\n"));
     }
     Ok(())
+}
+
+/// Prints `ok    <ok line>`, or `FAIL  <what>: <error>` and gives `<key>: <error>` for the summary.
+fn outcome(r: Result<String>, what: &str, key: &str) -> Option<String> {
+    let e = r.map(|ok| println!("ok    {ok}")).err()?;
+    println!("FAIL  {what}: {e:#}");
+    Some(format!("{key}: {e:#}"))
 }
 
 fn image_available(sh: &Shell, reference: &str) -> bool {
@@ -130,25 +124,20 @@ fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
     Ok(line)
 }
 
-/// Starts the broker on a fresh network, then runs `brokkr-agent check
-/// --broker-url http://broker:3000` in a second container until it passes
-/// (30 tries, 1 s apart: emulated start-up is slow). Cleans up either way.
+/// Starts the broker on a fresh network, then `brokkr-agent check --broker-url http://broker:3000`
+/// until it passes (30 tries, 1 s apart: emulated start-up is slow). Cleans up either way.
 fn check_network(sh: &Shell, broker: &str, agent: &str, p: &Platform) -> Result<()> {
     let id = format!("brokkr-smoke-{}-{}", p.arch, std::process::id());
-    let broker_port = component("broker")?.port;
-    Cmd::new("docker")
-        .args(["network", "create", &id])
-        .read(sh)
-        .context("creating the smoke network")?;
+    let (name, url) =
+        (format!("{id}-broker"), format!("http://broker:{}", component("broker")?.port));
+    let docker = |args: &[&str]| Cmd::new("docker").args(args.iter().copied());
+    docker(&["network", "create", &id]).read(sh).context("creating the smoke network")?;
     let result = (|| -> Result<()> {
-        Cmd::new("docker")
-            .args(["run", "-d", "--rm", "--name", &format!("{id}-broker"), "--network", &id])
-            .args(["--network-alias", "broker", "--platform", p.name, broker])
-            .read(sh)
-            .context("starting the broker")?;
-        let check = Cmd::new("docker")
-            .args(["run", "--rm", "--network", &id, "--platform", p.name, agent])
-            .args(["check", "--broker-url", &format!("http://broker:{broker_port}")]);
+        let start = ["run", "-d", "--rm", "--name", &name, "--network", &id, "--network-alias"];
+        let start = docker(&start).args(["broker", "--platform", p.name, broker]);
+        start.read(sh).context("starting the broker")?;
+        let check = docker(&["run", "--rm", "--network", &id, "--platform", p.name, agent]);
+        let check = check.args(["check", "--broker-url", &url]);
         check.echo();
         let mut last = String::new();
         for _ in 0..30 {
@@ -161,13 +150,11 @@ fn check_network(sh: &Shell, broker: &str, agent: &str, p: &Platform) -> Result<
         }
         bail!("the agent never reached the broker: {}", last.trim())
     })();
-    let logs = Cmd::new("docker").args(["logs", &format!("{id}-broker")]).capture(sh);
-    let _ = Cmd::new("docker").args(["rm", "-f", &format!("{id}-broker")]).capture(sh);
-    let _ = Cmd::new("docker").args(["network", "rm", &id]).capture(sh);
-    if result.is_err() {
-        if let Ok(l) = logs {
-            eprintln!("broker logs:\n{}{}", l.stdout, l.stderr);
-        }
+    let logs = docker(&["logs", &name]).capture(sh);
+    let _ = docker(&["rm", "-f", &name]).capture(sh);
+    let _ = docker(&["network", "rm", &id]).capture(sh);
+    if let (Err(_), Ok(l)) = (&result, logs) {
+        eprintln!("broker logs:\n{}{}", l.stdout, l.stderr);
     }
     result
 }
