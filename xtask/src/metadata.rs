@@ -12,15 +12,15 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use jiff::Timestamp;
 use regex::Regex;
 use serde::Deserialize;
+use serde_json::Value;
 
 pub use self::rules::Rules;
 use crate::project::{Component, Platform, LOCAL_REGISTRY};
 
 /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub const TAG_MAX_LEN: usize = 128;
+const TAG_MAX_LEN: usize = 128;
 /// metadata-action's default short sha; never git's `core.abbrev`.
-pub const SHORT_SHA_LEN: usize = 7;
-pub const GITHUB_REGISTRY: &str = "ghcr.io";
+const SHORT_SHA_LEN: usize = 7;
 /// `type=raw`'s priority, which explicit `--tag` values take: after `type=ref`, before `type=sha`.
 const RAW_PRIORITY: i64 = 200;
 
@@ -59,50 +59,15 @@ pub struct Context {
     pub short_sha_len: usize,
 }
 
-/// The fields read from the GitHub event payload (`GITHUB_EVENT_PATH`).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Payload {
-    pub number: Option<u64>,
-    pub pull_request: Option<PullRequest>,
-    pub repository: Option<Repository>,
-    pub base_ref: Option<String>,
-    #[serde(default)]
-    pub commits: Vec<Commit>,
-    pub head_commit: Option<Commit>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct PullRequest {
-    pub number: Option<u64>,
-    pub head: Option<GitRef>,
-    pub base: Option<GitRef>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct GitRef {
-    pub sha: Option<String>,
-    #[serde(rename = "ref")]
-    pub name: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Repository {
-    pub default_branch: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Commit {
-    pub id: String,
-    pub timestamp: String,
-}
+/// The GitHub event payload (`GITHUB_EVENT_PATH`), as JSON.
+pub type Payload = Value;
 
 impl Context {
     /// [`Context::from_github`] with the payload of `GITHUB_EVENT_PATH` when that file exists.
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
         let read = |path: String| -> Result<Payload> {
             let at = || format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)");
-            let text = std::fs::read_to_string(&path).with_context(at)?;
-            serde_json::from_str(&text).with_context(at)
+            serde_json::from_str(&std::fs::read_to_string(&path).with_context(at)?).with_context(at)
         };
         let path = get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file());
         let payload = path.map(read).transpose()?;
@@ -122,39 +87,39 @@ impl Context {
             let why = "GITHUB_ACTIONS=true: is this a GitHub Actions run?";
             get(k).ok_or_else(|| anyhow!("{k} is not set ({why})"))
         };
+        let at = |p: &str| payload.and_then(|v| v.pointer(p));
+        let text = |p: &str| at(p).and_then(Value::as_str).map(str::to_owned);
         let event = need("GITHUB_EVENT_NAME")?;
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
-        let payload = payload.cloned().unwrap_or_default();
-        let pr = payload.pull_request.unwrap_or_default();
         let mut git_ref = get("GITHUB_REF");
         let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
-            let Some(number) = payload.number.or(pr.number) else {
+            let Some(n) = ["/number", "/pull_request/number"].iter().find_map(|p| at(p)?.as_u64())
+            else {
                 bail!(
                     "{event} run with GITHUB_REF={}: the event payload has no pull request \
                      number, so the run cannot be tagged (never as its base branch)",
                     git_ref.as_deref().unwrap_or("(unset)")
                 );
             };
-            (pr_number, git_ref) = (Some(number), Some(format!("refs/pull/{number}/merge")));
+            (pr_number, git_ref) = (Some(n), Some(format!("refs/pull/{n}/merge")));
         }
-        let head = pr.head.unwrap_or_default();
         let head_sha =
             get("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        if let (true, Some(s)) = (head_sha && is_pr_event, &head.sha) {
-            sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
+        if let (true, Some(s)) = (head_sha && is_pr_event, text("/pull_request/head/sha")) {
+            sha = checked_sha(&s).context("event payload `pull_request.head.sha`")?;
         }
         let base_ref = match git_ref.as_deref().unwrap_or("").get(..10) {
             Some("refs/tags/") => {
-                payload.base_ref.map(|b| b.trim_start_matches("refs/heads/").into())
+                text("/base_ref").map(|b| b.trim_start_matches("refs/heads/").into())
             }
-            Some("refs/pull/") => pr.base.and_then(|b| b.name),
+            Some("refs/pull/") => text("/pull_request/base/ref"),
             _ => None,
         };
-        let mut commits = payload.commits.iter().chain(&payload.head_commit);
-        let date = |c: &Commit| c.timestamp.parse().ok();
+        let commits = at("/commits").and_then(Value::as_array).into_iter().flatten();
+        let commit = commits.chain(at("/head_commit")).find(|c| c["id"] == sha.as_str());
         let repository = get("GITHUB_REPOSITORY");
         let server_url = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         let owner = || Some(repository.as_deref()?.split('/').next()?.to_owned());
@@ -163,12 +128,13 @@ impl Context {
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repository,
             server_url: Some(server_url.trim_end_matches('/').to_owned()),
-            head_ref: get("GITHUB_HEAD_REF").or(head.name.filter(|_| is_pr_event)),
+            head_ref: get("GITHUB_HEAD_REF")
+                .or(text("/pull_request/head/ref").filter(|_| is_pr_event)),
             pr_number,
             base_ref,
-            default_branch: payload.repository.and_then(|r| r.default_branch),
+            default_branch: text("/repository/default_branch"),
             now: Timestamp::now(),
-            commit_date: commits.find(|c| c.id == sha).and_then(date),
+            commit_date: commit.and_then(|c| c["timestamp"].as_str()?.parse().ok()),
             short_sha_len: short_sha_len(get("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?,
             event,
             git_ref,
@@ -226,17 +192,6 @@ impl Context {
     pub fn short_sha(&self) -> &str {
         &self.sha[..self.short_sha_len.min(self.sha.len())]
     }
-
-    fn no_ref_warning(&self) -> String {
-        let (sha, event) = (self.short_sha(), &self.event);
-        let why = match self.source {
-            Source::LocalGit => {
-                format!("HEAD is detached at {sha} and no branch or tag points to it")
-            }
-            Source::GitHubActions => format!("GITHUB_REF is not set for event `{event}`"),
-        };
-        format!("{why}: only the sha tag")
-    }
 }
 
 /// `s` trimmed, `None` when that is empty.
@@ -246,9 +201,7 @@ pub fn non_empty(s: &str) -> Option<&str> {
 
 /// `DOCKER_METADATA_SHORT_SHA_LENGTH`: a whole number, default 7.
 pub fn short_sha_len(value: Option<&str>) -> Result<usize> {
-    let Some(v) = value.and_then(non_empty) else {
-        return Ok(SHORT_SHA_LEN);
-    };
+    let Some(v) = value.and_then(non_empty) else { return Ok(SHORT_SHA_LEN) };
     (v.parse()).map_err(|_| {
         anyhow!("DOCKER_METADATA_SHORT_SHA_LENGTH=`{v}` is not a whole number; fix or unset it")
     })
@@ -280,19 +233,9 @@ pub fn sha_tag(ctx: &Context) -> String {
     format!("sha-{}", &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())])
 }
 
-/// `sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it and writes final tags.
-pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
-    format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
-}
-
-pub fn per_platform_reference(
-    registry: &str,
-    component: &Component,
-    ctx: &Context,
-    platform: &Platform,
-) -> String {
-    let repository = image_repository(registry, component);
-    format!("{repository}:{}", per_platform_tag(ctx, platform))
+/// `<registry>/brokkr-<name>:sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it.
+pub fn per_platform_reference(reg: &str, c: &Component, ctx: &Context, p: &Platform) -> String {
+    format!("{}:{}-{}", image_repository(reg, c), sha_tag(ctx), p.tag_suffix())
 }
 
 static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_.-]+").unwrap());
@@ -300,8 +243,7 @@ static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     let label = "[a-z0-9](?:[a-z0-9-]*[a-z0-9])?";
     let path = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-    let re = format!(r"^{label}(?:\.{label})*(?::[0-9]+)?(?:/{path})*$");
-    Regex::new(&re).unwrap()
+    Regex::new(&format!(r"^{label}(?:\.{label})*(?::[0-9]+)?(?:/{path})*$")).unwrap()
 });
 
 /// metadata-action's `sanitizeTag`: each run of characters outside
@@ -314,8 +256,7 @@ pub fn metadata_action_tag(raw: &str) -> String {
 /// dropped, the first [`TAG_MAX_LEN`] characters kept; `None` when empty.
 pub fn sanitize_tag(raw: &str) -> Option<String> {
     let tag = metadata_action_tag(raw);
-    let tag = tag.trim_start_matches(['.', '-']);
-    let tag: String = tag.chars().take(TAG_MAX_LEN).collect();
+    let tag: String = tag.trim_start_matches(['.', '-']).chars().take(TAG_MAX_LEN).collect();
     (!tag.is_empty()).then_some(tag)
 }
 
@@ -352,23 +293,17 @@ pub fn image_repository(registry: &str, component: &Component) -> String {
     format!("{registry}/{}", component.image_name()).to_ascii_lowercase()
 }
 
-/// `ghcr.io/<owner>` (lower-cased) in GitHub Actions, [`LOCAL_REGISTRY`] outside it.
-pub fn default_registry(ctx: &Context) -> Result<String> {
-    match (ctx.source, &ctx.owner) {
-        (Source::LocalGit, _) => Ok(LOCAL_REGISTRY.to_owned()),
-        (_, Some(owner)) => Ok(format!("{GITHUB_REGISTRY}/{}", owner.to_ascii_lowercase())),
-        (_, None) => bail!(
+/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else `ghcr.io/<owner>` (lower-cased)
+/// in GitHub Actions and [`LOCAL_REGISTRY`] outside it; checked ([`check_registry`]).
+pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
+    let registry = match (flag.and_then(non_empty), ctx.source, &ctx.owner) {
+        (Some(r), ..) => r.trim_end_matches('/').to_owned(),
+        (None, Source::LocalGit, _) => LOCAL_REGISTRY.to_owned(),
+        (None, _, Some(owner)) => format!("ghcr.io/{}", owner.to_ascii_lowercase()),
+        (None, _, None) => bail!(
             "GITHUB_REPOSITORY_OWNER and GITHUB_REPOSITORY are unset: cannot name the \
              ghcr.io registry; pass --registry (or BROKKR_REGISTRY)"
         ),
-    }
-}
-
-/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else [`default_registry`]; checked.
-pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
-    let registry = match flag.and_then(non_empty) {
-        Some(r) => r.trim_end_matches('/').to_owned(),
-        None => default_registry(ctx)?,
     };
     check_registry(&registry)?;
     Ok(registry)
@@ -394,7 +329,7 @@ pub struct CargoMetadata {
     pub packages: Vec<PackageInfo>,
 }
 
-/// What Cargo.toml says about a package; empty strings when unset.
+/// What Cargo.toml says about a package; empty strings when unset (`license`: SPDX).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct PackageInfo {
@@ -403,7 +338,6 @@ pub struct PackageInfo {
     pub manifest_path: String,
     #[serde(deserialize_with = "null_as_empty")]
     pub description: String,
-    /// SPDX expression.
     #[serde(deserialize_with = "null_as_empty")]
     pub license: String,
     #[serde(deserialize_with = "null_as_empty")]
@@ -425,12 +359,11 @@ pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> 
     found.ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
 }
 
-/// The labels docker/metadata-action emits, `org.opencontainers.image.<name>`:
-/// `title` (the image name), `description` (Cargo.toml's, else the
-/// component's), `url` and `source` (`<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`
-/// in CI, else Cargo.toml's `repository`), `version` (when given: the
-/// rules' [`eval::Tags::version`]), `created` (RFC 3339 UTC, see [`created`]),
-/// `revision` (the full commit id), `licenses` (Cargo.toml's, SPDX).
+/// metadata-action's labels `org.opencontainers.image.<name>`: `title` (the image name),
+/// `description` (Cargo.toml's, else the component's), `url` and `source`
+/// (`<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>` in CI, else Cargo.toml's `repository`),
+/// `version` (when given: [`eval::Tags::version`]), `created` (see [`created`]), `revision`
+/// (the full commit id), `licenses` (Cargo.toml's).
 pub fn labels(
     ctx: &Context,
     component: &Component,
@@ -443,13 +376,11 @@ pub fn labels(
         (Some(repo), Source::GitHubActions) => format!("{server}/{repo}"),
         _ => package.repository.clone(),
     };
-    let description = match package.description.trim() {
-        "" => component.description.to_owned(),
-        _ => package.description.clone(),
-    };
+    let description =
+        non_empty(&package.description).map_or(component.description, |_| &package.description);
     [
         ("title", Some(component.image_name())),
-        ("description", Some(description)),
+        ("description", Some(description.to_owned())),
         ("url", Some(url.clone())),
         ("source", Some(url)),
         ("version", version.map(str::to_owned)),
@@ -474,9 +405,7 @@ pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> V
 /// `SOURCE_DATE_EPOCH` (whole seconds since 1970-01-01 UTC, the
 /// reproducible-builds convention) when set and non-empty, else `clock`.
 pub fn now(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Timestamp> {
-    let Some(s) = source_date_epoch.and_then(non_empty) else {
-        return Ok(clock);
-    };
+    let Some(s) = source_date_epoch.and_then(non_empty) else { return Ok(clock) };
     s.parse().ok().and_then(|secs| Timestamp::from_second(secs).ok()).ok_or_else(|| {
         anyhow!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds since 1970-01-01 UTC; fix or unset it")
     })
@@ -586,7 +515,8 @@ pub(crate) mod tests {
             ("GITHUB_REPOSITORY_OWNER", "acme"),
         ]);
         assert_eq!(tags_of(&ctx, BRANCH), ["Feature-ABC_1"]);
-        let repo = image_repository(&default_registry(&ctx).unwrap(), component("broker").unwrap());
+        let repo =
+            image_repository(&resolve_registry(&ctx, None).unwrap(), component("broker").unwrap());
         assert_eq!(repo, "ghcr.io/acme/brokkr-broker");
     }
 
@@ -598,7 +528,7 @@ pub(crate) mod tests {
             ("GITHUB_REPOSITORY", "RiverOnVenus/brokkr"),
             ("GITHUB_REPOSITORY_OWNER", "RiverOnVenus"),
         ]);
-        let registry = default_registry(&ctx).unwrap();
+        let registry = resolve_registry(&ctx, None).unwrap();
         assert_eq!(registry, "ghcr.io/riveronvenus");
         let broker = component("broker").unwrap();
         assert_eq!(image_repository(&registry, broker), "ghcr.io/riveronvenus/brokkr-broker");
@@ -663,7 +593,7 @@ pub(crate) mod tests {
         let ci = push("refs/tags/v1.2.3");
         assert_eq!(final_tags(&local, &[]).unwrap(), final_tags(&ci, &[]).unwrap());
         assert_eq!(tags_of(&local, SEMVER_RULES), ["1.2.3", "1.2", "1", "latest"]);
-        assert_eq!(default_registry(&local).unwrap(), "localhost:5000");
+        assert_eq!(resolve_registry(&local, None).unwrap(), "localhost:5000");
     }
 
     #[test]
@@ -690,7 +620,9 @@ pub(crate) mod tests {
         ]);
         assert_eq!(sha_tag(&upper), "sha-356defb");
         let amd = Platform::parse("amd64").unwrap();
-        assert_eq!(per_platform_tag(&ctx, amd), "sha-356defb-amd64");
+        let broker = component("broker").unwrap();
+        let reference = per_platform_reference("localhost:5000", broker, &ctx, amd);
+        assert_eq!(reference, "localhost:5000/brokkr-broker:sha-356defb-amd64");
     }
 
     // ---- the kinds, more widely ----
@@ -1050,7 +982,7 @@ pub(crate) mod tests {
         }
         let mut no_owner = push("refs/heads/main");
         no_owner.owner = None;
-        assert!(default_registry(&no_owner).is_err());
+        assert!(resolve_registry(&no_owner, None).is_err());
     }
 
     #[test]

@@ -1,14 +1,9 @@
-//! Applies [`Rules`] to a [`Context`] as docker/metadata-action's
-//! `src/meta.ts` does (`getVersion`, `setValue`, `setVersion`,
-//! `generateTags`): rules by priority, the first value is the `version`,
-//! the first rule that gives a value decides `latest` (flavor
-//! `latest=auto`), duplicates collapse.
-//!
-//! One deliberate difference, a documented rule: metadata-action only
-//! replaces characters outside `[A-Za-z0-9_.-]`; a tag that then starts
-//! with `.` or `-`, or is longer than 128 characters, is not a valid Docker
-//! tag. Here it is repaired ([`super::sanitize_tag`]) with a warning that
-//! names what metadata-action would have produced; one left empty is dropped.
+//! Applies [`Rules`] to a [`Context`] as docker/metadata-action's `src/meta.ts` does
+//! (`getVersion`, `setValue`, `setVersion`, `generateTags`): rules by priority, the first
+//! value is the `version`, the first rule that gives a value decides `latest` (flavor
+//! `latest=auto`), duplicates collapse. One deliberate difference: a tag that is not a valid
+//! Docker tag once metadata-action's `sanitizeTag` ran (starts with `.` or `-`, over 128
+//! characters) is repaired ([`super::sanitize_tag`]) with a warning, or dropped when empty.
 
 use anyhow::{bail, Context as _, Result};
 
@@ -16,7 +11,7 @@ use super::{
     non_empty,
     rules::{Kind, Rules, TagRule},
     template::{format_date, Placeholder, Template},
-    Context, RAW_PRIORITY,
+    Context, Source, RAW_PRIORITY,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,7 +39,13 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
     let (f, mut out, mut latest) = (&rules.flavor, Tags::default(), None);
     let mut placed: Vec<(i64, String)> = Vec::new();
     if ctx.git_ref.is_none() {
-        out.warnings.push(ctx.no_ref_warning());
+        let why = match ctx.source {
+            Source::LocalGit => {
+                format!("HEAD is detached at {} and no branch or tag points to it", ctx.short_sha())
+            }
+            Source::GitHubActions => format!("GITHUB_REF is not set for event `{}`", ctx.event),
+        };
+        out.warnings.push(format!("{why}: only the sha tag"));
     }
     for rule in &rules.tags {
         let at = format!("tags line {} `{}`", rule.line, rule.text);
@@ -157,8 +158,7 @@ fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> 
         return Ok(None);
     };
     let (pattern, stable) = (Template::parse(rule.get("pattern"))?, v.pre.is_empty());
-    let mut version = v.clone();
-    version.build = semver::BuildMetadata::EMPTY;
+    let version = semver::Version { build: semver::BuildMetadata::EMPTY, ..v.clone() };
     if !stable && !pattern.is_raw_statement() {
         return Ok(Some((version.to_string(), false)));
     }
@@ -179,8 +179,7 @@ fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> 
 fn regex(pattern: &str) -> Result<regex::Regex> {
     let source = match pattern.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
         Some((body, flags)) if !body.is_empty() => {
-            let kept = flags.replace(|f: char| !"ims".contains(f), "");
-            format!("(?{kept}:{body})")
+            format!("(?{}:{body})", flags.replace(|f: char| !"ims".contains(f), ""))
         }
         _ => pattern.to_owned(),
     };
@@ -193,21 +192,22 @@ fn global(ctx: &Context, text: &str) -> Result<String> {
 }
 
 fn global_value(ctx: &Context, p: &Placeholder) -> Result<String> {
-    let (git_ref, sha) = (ctx.git_ref.as_deref().unwrap_or(""), &ctx.sha);
     let (fmt, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref());
+    let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
     Ok(match p.name.as_str() {
         "branch" => ctx.branch().unwrap_or_default().to_owned(),
-        "tag" => git_ref.strip_prefix("refs/tags/").unwrap_or("").to_owned(),
+        "tag" => tag.unwrap_or_default().to_owned(),
         "sha" => ctx.short_sha().to_owned(),
         "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
         "is_default_branch" => ctx.is_default_branch().to_string(),
         "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
         "date" => format_date(ctx.now, fmt, tz)?,
-        _ => match ctx.commit_date {
-            Some(at) => format_date(at, fmt, tz)?,
-            None => {
-                bail!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
-            }
-        },
+        _ => {
+            let sha = &ctx.sha;
+            let why = || {
+                format!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
+            };
+            format_date(ctx.commit_date.with_context(why)?, fmt, tz)?
+        }
     })
 }

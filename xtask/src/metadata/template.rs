@@ -68,10 +68,7 @@ impl Template {
     }
 
     fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
-        self.0.iter().filter_map(|p| match p {
-            Piece::Var(v) => Some(v),
-            Piece::Text(_) => None,
-        })
+        self.0.iter().filter_map(|p| if let Piece::Var(v) = p { Some(v) } else { None })
     }
 
     /// The text with each placeholder replaced by `value(placeholder)`.
