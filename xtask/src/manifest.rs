@@ -366,7 +366,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let load = |p: &&'static Platform| Ok((*p, record::load(&repo, component, p)?));
     let records = platforms.iter().map(load).collect::<Result<Vec<_>>>()?;
     let dirty = records.iter().flat_map(|(_, r)| r).any(|r| r.dirty);
-    let rules = tags::declared_rules(sh)?;
+    let rules = tags::load_rules(sh, None, None)?;
     let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
 
     // 1. Every source, from its record, in the registry before anything is written (M4).

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
 /// A service shipped as a container image.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,13 +63,12 @@ pub const LOCAL_REGISTRY: &str = "localhost:5000";
 pub const AUTH_PORT: u16 = 5001;
 pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 
-/// A target platform in OCI terms (`os/arch[/variant]`) with what building
-/// for it needs.
+/// A target platform in OCI terms (`os/arch[/variant]`) with what building for it needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Platform {
     /// `linux/arm64`.
     pub name: &'static str,
-    /// Docker's `TARGETARCH`, Debian's architecture name.
+    /// Docker's `TARGETARCH`, Debian's architecture name; the per-commit reference's suffix.
     pub arch: &'static str,
     pub rust_target: &'static str,
     /// GNU tool prefix of the C cross compiler and linker (`aarch64-linux-gnu` gives
@@ -109,32 +108,21 @@ impl Platform {
     /// The platform this xtask runs on (the build platform).
     pub fn host() -> Result<&'static Platform> {
         let arch = std::env::consts::ARCH;
-        match PLATFORMS.iter().find(|p| p.machine == arch) {
-            Some(p) => Ok(p),
-            None => bail!(
-                "this host's architecture `{arch}` is not a supported build platform; supported: {}",
-                platform_names()
-            ),
-        }
+        PLATFORMS.iter().find(|p| p.machine == arch).ok_or_else(|| {
+            let names = platform_names();
+            anyhow!("this host's architecture `{arch}` is not a supported build platform; supported: {names}")
+        })
     }
 
     /// One platform name or alias, case-insensitive.
     pub fn parse(s: &str) -> Result<&'static Platform> {
         let wanted = s.trim().to_ascii_lowercase();
-        PLATFORMS
-            .iter()
-            .find(|p| p.name == wanted || p.aliases.contains(&wanted.as_str()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown platform `{s}`; supported: {} (or `all`; aliases: {})",
-                    platform_names(),
-                    PLATFORMS
-                        .iter()
-                        .flat_map(|p| p.aliases.iter().copied())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        let found = PLATFORMS.iter().find(|p| p.name == wanted || p.aliases.contains(&&*wanted));
+        found.ok_or_else(|| {
+            let aliases = PLATFORMS.iter().flat_map(|p| p.aliases.iter().copied());
+            let (names, aliases) = (platform_names(), aliases.collect::<Vec<_>>().join(", "));
+            anyhow!("unknown platform `{s}`; supported: {names} (or `all`; aliases: {aliases})")
+        })
     }
 
     /// Suffix of the per-commit reference (`arm64`).
@@ -153,32 +141,38 @@ pub fn component_names() -> String {
     COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-/// A comma-separated list of platforms as given on the command line: names,
-/// aliases or `all`. Order follows [`PLATFORMS`]; duplicates collapse.
+/// A comma-separated list of `all` and what `one` accepts, in the order of `table`,
+/// duplicates collapsed.
+fn pick<T: PartialEq>(
+    s: &str,
+    table: &'static [T],
+    one: impl Fn(&str) -> Result<&'static T>,
+) -> Result<Vec<&'static T>> {
+    let mut picked = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        match part.eq_ignore_ascii_case("all") {
+            true => picked.extend(table),
+            false => picked.push(one(part)?),
+        }
+    }
+    Ok(table.iter().filter(|x| picked.contains(x)).collect())
+}
+
+/// Platforms as given on the command line: names, aliases or `all` ([`pick`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformList(pub Vec<&'static Platform>);
 
 impl PlatformList {
     pub fn parse(s: &str) -> Result<PlatformList> {
-        let mut picked = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            if part.is_empty() {
-                bail!("empty platform in `{s}`; supported: {}", platform_names());
-            }
-            if part.eq_ignore_ascii_case("all") {
-                picked.extend(PLATFORMS.iter());
-            } else {
-                picked.push(Platform::parse(part)?);
-            }
-        }
-        Ok(PlatformList(PLATFORMS.iter().filter(|p| picked.contains(p)).collect()))
+        let one = |p: &str| match p {
+            "" => bail!("empty platform in `{s}`; supported: {}", platform_names()),
+            _ => Platform::parse(p),
+        };
+        Ok(PlatformList(pick(s, PLATFORMS, one)?))
     }
 
     pub fn or_host(list: Option<PlatformList>) -> Result<Vec<&'static Platform>> {
-        match list {
-            Some(l) => Ok(l.0),
-            None => Ok(vec![Platform::host()?]),
-        }
+        list.map_or_else(|| Ok(vec![Platform::host()?]), |l| Ok(l.0))
     }
 
     pub fn or_all(list: Option<PlatformList>) -> Vec<&'static Platform> {
@@ -186,23 +180,14 @@ impl PlatformList {
     }
 }
 
-/// A comma-separated list of components: names or `all`. Order follows
-/// [`COMPONENTS`]; duplicates collapse.
+/// Components: names, package names (`brokkr-agent`) or `all` ([`pick`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComponentList(pub Vec<&'static Component>);
 
 impl ComponentList {
-    /// Accepts package names (`brokkr-agent`) too.
     pub fn parse(s: &str) -> Result<ComponentList> {
-        let mut picked = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            if part.eq_ignore_ascii_case("all") {
-                picked.extend(COMPONENTS.iter());
-            } else {
-                picked.push(component(part).map_err(|e| anyhow::anyhow!("{e} (or `all`)"))?);
-            }
-        }
-        Ok(ComponentList(COMPONENTS.iter().filter(|c| picked.contains(c)).collect()))
+        let one = |c: &str| component(c).map_err(|e| anyhow!("{e} (or `all`)"));
+        Ok(ComponentList(pick(s, COMPONENTS, one)?))
     }
 
     pub fn or_all(list: Option<ComponentList>) -> Vec<&'static Component> {
@@ -213,10 +198,8 @@ impl ComponentList {
 /// One component by name or package name, case-insensitive.
 pub fn component(s: &str) -> Result<&'static Component> {
     let wanted = s.trim().to_ascii_lowercase();
-    COMPONENTS
-        .iter()
-        .find(|c| c.name == wanted || c.package == wanted)
-        .ok_or_else(|| anyhow::anyhow!("unknown component `{s}`; supported: {}", component_names()))
+    let found = COMPONENTS.iter().find(|c| c.name == wanted || c.package == wanted);
+    found.ok_or_else(|| anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
 // clap value parsers.
@@ -243,9 +226,8 @@ pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
     parse_component(s)
 }
 
-/// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a
-/// port, when given, is a number from 1 to 65535. The reference grammar is
-/// checked when the registry is used (`metadata::check_registry`).
+/// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a port, when
+/// given, from 1 to 65535 (the reference grammar: `metadata::check_registry`, at use).
 pub fn parse_registry(s: &str) -> Result<String, String> {
     let r = s.trim().trim_end_matches('/');
     if r.is_empty() {
@@ -255,14 +237,12 @@ pub fn parse_registry(s: &str) -> Result<String, String> {
         ));
     }
     let host = r.split('/').next().unwrap_or_default();
-    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
-        if !matches!(port.parse::<u16>(), Ok(1..)) {
-            return Err(format!(
-                "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
-            ));
-        }
+    match host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
+        Some((_, port)) if !matches!(port.parse::<u16>(), Ok(1..)) => Err(format!(
+            "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
+        )),
+        _ => Ok(r.to_owned()),
     }
-    Ok(r.to_owned())
 }
 
 #[cfg(test)]

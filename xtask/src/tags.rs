@@ -49,10 +49,9 @@ pub fn detect(sh: &Shell) -> Result<Context> {
         let ctx = Context::from_github_env(env);
         ctx.context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
-        let mut ctx = detect_git(sh)?;
-        let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
-        ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
-        ctx
+        let short_sha_len = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
+        let short_sha_len = metadata::short_sha_len(short_sha_len.as_deref())?;
+        Context { short_sha_len, ..detect_git(sh)? }
     };
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
     if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
@@ -80,28 +79,24 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
         .context("outside GitHub Actions the tags come from git, which is needed")?;
     if !head.ok {
         let (dir, err) = (sh.current_dir(), head.stderr.trim());
-        let dir = dir.display();
         bail!(
-            "`git rev-parse HEAD` failed in {dir}: {err}\nrun inside the brokkr git checkout \
-             (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables"
+            "`git rev-parse HEAD` failed in {}: {err}\nrun inside the brokkr git checkout \
+             (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables",
+            dir.display()
         );
     }
-    let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
     let tags = git(&["tag", "--points-at", "HEAD"])?;
     if !tags.ok {
         bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
     }
     let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
+    let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
     Context::from_git(&head.stdout, branch.as_deref(), &tags)
 }
 
-/// [`metadata::rules::RULES_FILE`] in the shell's directory: what `build-image`, `manifest` use.
-pub fn declared_rules(sh: &Shell) -> Result<Rules> {
-    load_rules(sh, None, None)
-}
-
-/// The declared rules, `--rules`/`--flavor` text replacing their blocks; a
-/// notice on stderr when the file is missing.
+/// [`metadata::rules::RULES_FILE`] in the shell's directory (what `build-image` and
+/// `manifest` use), `--rules`/`--flavor` text replacing its blocks; a notice on stderr
+/// when the file is missing.
 pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
     let (mut declared, notice) = Rules::load(&sh.current_dir())?;
     if let Some(n) = notice.filter(|_| rules.is_none()) {
@@ -111,8 +106,7 @@ pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Resu
         declared.tags = Rules::parse(text, "").context("in --rules")?.tags;
     }
     if let Some(text) = flavor {
-        let parsed = Rules::parse("type=sha", text).context("in --flavor")?;
-        declared.flavor = parsed.flavor;
+        declared.flavor = Rules::parse("type=sha", text).context("in --flavor")?.flavor;
     }
     Ok(declared)
 }
@@ -121,15 +115,16 @@ pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Resu
 pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let cmd = Cmd::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]);
-    let json = cmd.read_quiet(sh);
-    CargoMetadata::parse(&json.context("reading Cargo.toml data with `cargo metadata`")?)
+    CargoMetadata::parse(
+        &cmd.read_quiet(sh).context("reading Cargo.toml data with `cargo metadata`")?,
+    )
 }
 
-/// `tags --json` for one component; without `component`, the `json` step output.
+/// `tags --json` for one component (`tags`: full references); without `component`, the
+/// `json` step output.
 #[derive(Serialize)]
 struct Output {
     component: &'static str,
-    /// Full references.
     tags: Vec<String>,
     #[serde(rename = "tag-names")]
     tag_names: Vec<String>,
@@ -138,11 +133,8 @@ struct Output {
     version: String,
 }
 
-impl Output {
-    fn label_lines(&self) -> Vec<String> {
-        let labels = &self.labels;
-        labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
-    }
+fn label_lines(labels: &BTreeMap<String, String>) -> Vec<String> {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 /// Per component: the references one per line, then the labels as
@@ -177,7 +169,7 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
             version: version.to_owned(),
         });
     }
-    let text = |o: &Output| [o.tags.clone(), o.label_lines()].concat().join("\n");
+    let text = |o: &Output| [o.tags.clone(), label_lines(&o.labels)].concat().join("\n");
     match outputs.as_slice() {
         [one] if args.json => println!("{}", serde_json::to_string_pretty(one)?),
         many if args.json => println!("{}", serde_json::to_string_pretty(many)?),
@@ -201,13 +193,13 @@ fn step_outputs(o: &Output) -> Result<()> {
         ("version", o.version.clone()),
         ("tags", o.tags.join("\n")),
         ("tag-names", o.tag_names.join("\n")),
-        ("labels", o.label_lines().join("\n")),
+        ("labels", label_lines(&o.labels).join("\n")),
         ("annotations", o.annotations.join("\n")),
         ("json", json.to_string()),
     ];
+    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV");
     let set_env =
-        std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map(|v| v.trim().to_ascii_lowercase());
-    let set_env = !matches!(set_env.as_deref(), Ok("false" | "0"));
+        !matches!(set_env.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Ok("false" | "0"));
     for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
@@ -218,12 +210,12 @@ fn step_outputs(o: &Output) -> Result<()> {
     Ok(())
 }
 
+/// `remote.origin.url` as a web address, when it is one GitHub-style hosts
+/// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn origin_web_url(sh: &Shell) -> Option<String> {
     web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
 }
 
-/// A git remote address as a web address, when it is one GitHub-style hosts
-/// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
     let (ssh, https) = (remote.strip_prefix("ssh://git@"), remote.strip_prefix("https://"));
     let (host, path) = match remote.strip_prefix("git@") {
@@ -317,7 +309,7 @@ mod tests {
 
     /// Changing one line of the declared rules changes what `manifest`
     /// (final tags) and `build-image` (the version label) use, through the
-    /// one loader they call, [`declared_rules`].
+    /// one loader they call, [`load_rules`].
     #[test]
     fn one_declared_line_changes_build_and_manifest_tags() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("xtask-tags-rules-{}", std::process::id()));
@@ -332,7 +324,7 @@ mod tests {
         let sha = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
         let ctx = Context::from_git(sha, None, &["v1.2.3".to_owned()])?;
         let used = |sh: &Shell| -> Result<(Vec<String>, String)> {
-            let rules = declared_rules(sh)?;
+            let rules = load_rules(sh, None, None)?;
             let (finals, _) = metadata::final_tags(&ctx, &rules, &[])?;
             Ok((finals, metadata::eval::evaluate(&rules, &ctx, &[])?.version))
         };
@@ -346,7 +338,7 @@ mod tests {
 
         // a bad line stops before anything is built, naming the file and line
         std::fs::write(&file, declared.replace("type=sha,prefix=sha-", "type=sha,prefx=sha-"))?;
-        let err = format!("{:#}", declared_rules(&sh).unwrap_err());
+        let err = format!("{:#}", load_rules(&sh, None, None).unwrap_err());
         assert!(
             err.contains("image-tags.yml") && err.contains("line 6") && err.contains("prefx"),
             "{err}"
@@ -354,7 +346,7 @@ mod tests {
 
         // --rules / --flavor override one call; no file: metadata-action's defaults
         std::fs::remove_file(&file)?;
-        let defaults = declared_rules(&sh)?;
+        let defaults = load_rules(&sh, None, None)?;
         assert_eq!(defaults, metadata::Rules::parse("", "")?);
         let r = load_rules(&sh, Some("type=sha,prefix=git-"), Some("latest=false"))?;
         assert_eq!(metadata::final_tags(&ctx, &r, &[])?.0, ["git-356defb"]);
