@@ -155,7 +155,8 @@ fn final_tags(
         }
         return Ok(args.tag.clone());
     }
-    let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
+    let metadata::eval::Tags { tags, warnings, .. } =
+        metadata::eval::evaluate(rules, ctx, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
     let dirty_sha = format!("{sha}-dirty");
@@ -366,7 +367,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let load = |p: &&'static Platform| Ok((*p, record::load(&repo, component, p)?));
     let records = platforms.iter().map(load).collect::<Result<Vec<_>>>()?;
     let dirty = records.iter().flat_map(|(_, r)| r).any(|r| r.dirty);
-    let rules = tags::load_rules(sh, None, None)?;
+    let rules = metadata::Rules::load(&sh.current_dir(), None, None)?;
     let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
 
     // 1. Every source, from its record, in the registry before anything is written (M4).

@@ -272,16 +272,6 @@ pub fn check_explicit_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// `(tags, warnings)` of [`eval::evaluate`]; print each warning on stderr.
-pub fn final_tags(
-    ctx: &Context,
-    rules: &Rules,
-    extra: &[String],
-) -> Result<(Vec<String>, Vec<String>)> {
-    let t = eval::evaluate(rules, ctx, extra)?;
-    Ok((t.tags, t.warnings))
-}
-
 pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repository}:{t}")).collect()
 }
@@ -462,11 +452,21 @@ pub(crate) mod tests {
 
     /// brokkr's declared rules, `.github/image-tags.yml`.
     pub(crate) fn brokkr() -> Rules {
-        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))).unwrap().0
+        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")), None, None).unwrap()
+    }
+
+    /// `(tags, warnings)` of [`eval::evaluate`].
+    pub(crate) fn final_tags_with(
+        ctx: &Context,
+        rules: &Rules,
+        extra: &[String],
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let t = eval::evaluate(rules, ctx, extra)?;
+        Ok((t.tags, t.warnings))
     }
 
     fn final_tags(ctx: &Context, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
-        super::final_tags(ctx, &brokkr(), extra)
+        final_tags_with(ctx, &brokkr(), extra)
     }
 
     fn labels(

@@ -94,23 +94,6 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
     Context::from_git(&head.stdout, branch.as_deref(), &tags)
 }
 
-/// [`metadata::rules::RULES_FILE`] in the shell's directory (what `build-image` and
-/// `manifest` use), `--rules`/`--flavor` text replacing its blocks; a notice on stderr
-/// when the file is missing.
-pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
-    let (mut declared, notice) = Rules::load(&sh.current_dir())?;
-    if let Some(n) = notice.filter(|_| rules.is_none()) {
-        eprintln!("notice: {n}");
-    }
-    if let Some(text) = rules {
-        declared.tags = Rules::parse(text, "").context("in --rules")?.tags;
-    }
-    if let Some(text) = flavor {
-        declared.flavor = Rules::parse("type=sha", text).context("in --flavor")?.flavor;
-    }
-    Ok(declared)
-}
-
 /// `cargo metadata --format-version 1 --no-deps` with `$CARGO`: the one typed reading.
 pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -142,7 +125,7 @@ fn label_lines(labels: &BTreeMap<String, String>) -> Vec<String> {
 /// metadata-action's step outputs. Warnings go to stderr.
 pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let ctx = detect(sh)?;
-    let rules = load_rules(sh, args.rules.as_deref(), args.flavor.as_deref())?;
+    let rules = Rules::load(&sh.current_dir(), args.rules.as_deref(), args.flavor.as_deref())?;
     let computed = metadata::eval::evaluate(&rules, &ctx, &args.tag)?;
     for w in &computed.warnings {
         eprintln!("warning: {w}");
@@ -282,15 +265,23 @@ mod tests {
         assert_eq!(on_branch.git_ref.as_deref(), Some("refs/heads/feature/x"));
         assert_eq!(on_branch.sha, sha);
         assert_eq!(
-            metadata::final_tags(&on_branch, &crate::metadata::tests::brokkr(), &[])?.0,
+            crate::metadata::tests::final_tags_with(
+                &on_branch,
+                &crate::metadata::tests::brokkr(),
+                &[]
+            )?
+            .0,
             ["feature-x".to_owned(), format!("sha-{}", &sha[..7])]
         );
 
         git(&["commit", "-q", "--allow-empty", "-m", "two"])?;
         git(&["checkout", "-q", "--detach", "HEAD~1"])?;
         let detached = detect_git(&sh)?;
-        let (tags, warnings) =
-            metadata::final_tags(&detached, &crate::metadata::tests::brokkr(), &[])?;
+        let (tags, warnings) = crate::metadata::tests::final_tags_with(
+            &detached,
+            &crate::metadata::tests::brokkr(),
+            &[],
+        )?;
         assert_eq!(tags, [format!("sha-{}", &sha[..7])]);
         assert_eq!(warnings.len(), 1);
 
@@ -299,7 +290,12 @@ mod tests {
         let tagged = detect_git(&sh)?;
         assert_eq!(tagged.git_ref.as_deref(), Some("refs/tags/v1.2.3"));
         assert_eq!(
-            metadata::final_tags(&tagged, &crate::metadata::tests::brokkr(), &[])?.0[..4],
+            crate::metadata::tests::final_tags_with(
+                &tagged,
+                &crate::metadata::tests::brokkr(),
+                &[]
+            )?
+            .0[..4],
             ["1.2.3", "1.2", "1", format!("sha-{}", &sha[..7]).as_str()]
         );
 
@@ -309,7 +305,7 @@ mod tests {
 
     /// Changing one line of the declared rules changes what `manifest`
     /// (final tags) and `build-image` (the version label) use, through the
-    /// one loader they call, [`load_rules`].
+    /// one loader they call, [`Rules::load`].
     #[test]
     fn one_declared_line_changes_build_and_manifest_tags() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("xtask-tags-rules-{}", std::process::id()));
@@ -324,8 +320,8 @@ mod tests {
         let sha = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
         let ctx = Context::from_git(sha, None, &["v1.2.3".to_owned()])?;
         let used = |sh: &Shell| -> Result<(Vec<String>, String)> {
-            let rules = load_rules(sh, None, None)?;
-            let (finals, _) = metadata::final_tags(&ctx, &rules, &[])?;
+            let rules = Rules::load(&sh.current_dir(), None, None)?;
+            let (finals, _) = crate::metadata::tests::final_tags_with(&ctx, &rules, &[])?;
             Ok((finals, metadata::eval::evaluate(&rules, &ctx, &[])?.version))
         };
 
@@ -338,7 +334,7 @@ mod tests {
 
         // a bad line stops before anything is built, naming the file and line
         std::fs::write(&file, declared.replace("type=sha,prefix=sha-", "type=sha,prefx=sha-"))?;
-        let err = format!("{:#}", load_rules(&sh, None, None).unwrap_err());
+        let err = format!("{:#}", Rules::load(&sh.current_dir(), None, None).unwrap_err());
         assert!(
             err.contains("image-tags.yml") && err.contains("line 6") && err.contains("prefx"),
             "{err}"
@@ -346,10 +342,10 @@ mod tests {
 
         // --rules / --flavor override one call; no file: metadata-action's defaults
         std::fs::remove_file(&file)?;
-        let defaults = load_rules(&sh, None, None)?;
+        let defaults = Rules::load(&sh.current_dir(), None, None)?;
         assert_eq!(defaults, metadata::Rules::parse("", "")?);
-        let r = load_rules(&sh, Some("type=sha,prefix=git-"), Some("latest=false"))?;
-        assert_eq!(metadata::final_tags(&ctx, &r, &[])?.0, ["git-356defb"]);
+        let r = Rules::load(&sh.current_dir(), Some("type=sha,prefix=git-"), Some("latest=false"))?;
+        assert_eq!(crate::metadata::tests::final_tags_with(&ctx, &r, &[])?.0, ["git-356defb"]);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

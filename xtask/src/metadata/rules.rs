@@ -107,23 +107,32 @@ impl Rules {
         Ok(Rules { tags, flavor: parse_flavor(flavor)? })
     }
 
-    /// Reads [`RULES_FILE`] under `root`. A missing file gives
-    /// metadata-action's defaults and a notice (the second value).
-    pub fn load(root: &Path) -> Result<(Rules, Option<String>)> {
+    /// Reads [`RULES_FILE`] under `root` (what `tags`, `build-image` and `manifest` use),
+    /// `tags`/`flavor` text (`--rules`, `--flavor`) replacing its blocks. A missing file gives
+    /// metadata-action's defaults, with a notice on stderr unless `tags` is given.
+    pub fn load(root: &Path, tags: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
         let path = root.join(RULES_FILE);
         let at = path.display();
-        let text = match std::fs::read_to_string(&path) {
+        let file: RulesFile = match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let defaults = DEFAULT_TAGS.replace('\n', "; ");
-                let notice = format!("{RULES_FILE} not found: using docker/metadata-action's default rules ({defaults}); declare brokkr's there");
-                return Ok((Rules::parse("", "")?, Some(notice)));
+                if tags.is_none() {
+                    eprintln!("notice: {RULES_FILE} not found: using docker/metadata-action's default rules ({defaults}); declare brokkr's there");
+                }
+                RulesFile::default()
             }
-            read => read.with_context(|| format!("reading {at}"))?,
+            read => serde_yaml::from_str(&read.with_context(|| format!("reading {at}"))?)
+                .with_context(|| format!("{at}: expected `tags: |` and `flavor: |` blocks"))?,
         };
-        let file: RulesFile = serde_yaml::from_str(&text)
-            .with_context(|| format!("{at}: expected `tags: |` and `flavor: |` blocks"))?;
-        let rules = Rules::parse(&file.tags, &file.flavor).with_context(|| format!("in {at}"))?;
-        Ok((rules, None))
+        let mut rules =
+            Rules::parse(&file.tags, &file.flavor).with_context(|| format!("in {at}"))?;
+        if let Some(text) = tags {
+            rules.tags = Rules::parse(text, "").context("in --rules")?.tags;
+        }
+        if let Some(text) = flavor {
+            rules.flavor = parse_flavor(text).context("in --flavor")?;
+        }
+        Ok(rules)
     }
 }
 
