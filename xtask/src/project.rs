@@ -158,19 +158,25 @@ fn pick<T: PartialEq>(
     Ok(table.iter().filter(|x| picked.contains(x)).collect())
 }
 
-/// Platforms as given on the command line: names, aliases or `all` ([`pick`]).
+/// clap value parser of platforms: names, aliases or `all` ([`pick`]).
+pub fn parse_platform_list(s: &str) -> Result<PlatformList> {
+    let one = |p: &str| match p {
+        "" => bail!("empty platform in `{s}`; supported: {}", platform_names()),
+        _ => Platform::parse(p),
+    };
+    Ok(PlatformList(pick(s, PLATFORMS, one)?))
+}
+
+/// clap value parser of components: names, package names (`brokkr-agent`) or `all` ([`pick`]).
+pub fn parse_component_list(s: &str) -> Result<ComponentList> {
+    let one = |c: &str| component(c).map_err(|e| anyhow!("{e} (or `all`)"));
+    Ok(ComponentList(pick(s, COMPONENTS, one)?))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformList(pub Vec<&'static Platform>);
 
 impl PlatformList {
-    pub fn parse(s: &str) -> Result<PlatformList> {
-        let one = |p: &str| match p {
-            "" => bail!("empty platform in `{s}`; supported: {}", platform_names()),
-            _ => Platform::parse(p),
-        };
-        Ok(PlatformList(pick(s, PLATFORMS, one)?))
-    }
-
     pub fn or_host(list: Option<PlatformList>) -> Result<Vec<&'static Platform>> {
         list.map_or_else(|| Ok(vec![Platform::host()?]), |l| Ok(l.0))
     }
@@ -180,40 +186,23 @@ impl PlatformList {
     }
 }
 
-/// Components: names, package names (`brokkr-agent`) or `all` ([`pick`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComponentList(pub Vec<&'static Component>);
 
 impl ComponentList {
-    pub fn parse(s: &str) -> Result<ComponentList> {
-        let one = |c: &str| component(c).map_err(|e| anyhow!("{e} (or `all`)"));
-        Ok(ComponentList(pick(s, COMPONENTS, one)?))
-    }
-
     pub fn or_all(list: Option<ComponentList>) -> Vec<&'static Component> {
         list.map_or_else(|| COMPONENTS.iter().collect(), |l| l.0)
     }
 }
 
-/// One component by name or package name, case-insensitive.
+/// One component by name or package name, case-insensitive (also a clap value parser).
 pub fn component(s: &str) -> Result<&'static Component> {
     let wanted = s.trim().to_ascii_lowercase();
     let found = COMPONENTS.iter().find(|c| c.name == wanted || c.package == wanted);
     found.ok_or_else(|| anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
-// clap value parsers.
-pub fn parse_platform_list(s: &str) -> Result<PlatformList, String> {
-    PlatformList::parse(s).map_err(|e| e.to_string())
-}
-
-pub fn parse_component_list(s: &str) -> Result<ComponentList, String> {
-    ComponentList::parse(s).map_err(|e| e.to_string())
-}
-
-pub fn parse_component(s: &str) -> Result<&'static Component, String> {
-    component(s).map_err(|e| e.to_string())
-}
+pub use self::component as parse_component;
 
 /// One `--component` of `build-image`: `all` or a list points to `images`.
 pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
@@ -223,7 +212,7 @@ pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
             component_names()
         ));
     }
-    parse_component(s)
+    component(s).map_err(|e| e.to_string())
 }
 
 /// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a port, when
@@ -271,7 +260,7 @@ mod tests {
             ("all,arm64", &["linux/amd64", "linux/arm64"]),
         ];
         for (input, want) in cases {
-            let got = PlatformList::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let got = parse_platform_list(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(names(&got), *want, "input {input}");
         }
     }
@@ -279,7 +268,7 @@ mod tests {
     #[test]
     fn platform_errors_list_the_supported_ones() {
         for bad in ["riscv64", "linux/arm/v7", "", "arm64,", "windows/amd64"] {
-            let err = PlatformList::parse(bad).expect_err(bad).to_string();
+            let err = parse_platform_list(bad).expect_err(bad).to_string();
             assert!(
                 err.contains("linux/amd64, linux/arm64"),
                 "{bad}: error does not list platforms: {err}"
@@ -296,7 +285,7 @@ mod tests {
             ("all", &["broker", "agent"]),
         ];
         for (input, want) in cases {
-            let got: Vec<_> = ComponentList::parse(input)
+            let got: Vec<_> = parse_component_list(input)
                 .unwrap_or_else(|e| panic!("{input}: {e}"))
                 .0
                 .iter()
@@ -305,7 +294,7 @@ mod tests {
             assert_eq!(got, *want, "input {input}");
         }
         for bad in ["agent-ui", "brokr", ""] {
-            let err = ComponentList::parse(bad).expect_err(bad).to_string();
+            let err = parse_component_list(bad).expect_err(bad).to_string();
             assert!(err.contains("broker, agent"), "{bad}: {err}");
         }
     }
