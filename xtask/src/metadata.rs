@@ -43,10 +43,10 @@ pub struct Context {
     /// Full commit id, lower-case: `GITHUB_SHA`, the pull request's head with
     /// `DOCKER_METADATA_PR_HEAD_SHA=true`, or `git rev-parse HEAD`.
     pub sha: String,
-    /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it) and `GITHUB_REPOSITORY`.
+    /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it), else `GITHUB_REPOSITORY`'s owner.
     pub owner: Option<String>,
-    pub repository: Option<String>,
-    pub server_url: Option<String>,
+    /// `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`, the default server `https://github.com`.
+    pub repo_url: Option<String>,
     pub head_ref: Option<String>,
     pub pr_number: Option<u64>,
     /// `{{base_ref}}`: the payload's `base_ref` (tag push) or `pull_request.base.ref`.
@@ -84,8 +84,9 @@ impl Context {
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let need = |k: &str| {
-            let why = "GITHUB_ACTIONS=true: is this a GitHub Actions run?";
-            get(k).ok_or_else(|| anyhow!("{k} is not set ({why})"))
+            get(k).ok_or_else(|| {
+                anyhow!("{k} is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
+            })
         };
         let at = |p: &str| payload.and_then(|v| v.pointer(p));
         let text = |p: &str| at(p).and_then(Value::as_str).map(str::to_owned);
@@ -121,13 +122,12 @@ impl Context {
         let commits = at("/commits").and_then(Value::as_array).into_iter().flatten();
         let commit = commits.chain(at("/head_commit")).find(|c| c["id"] == sha.as_str());
         let repository = get("GITHUB_REPOSITORY");
-        let server_url = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+        let server = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         let owner = || Some(repository.as_deref()?.split('/').next()?.to_owned());
         Ok(Context {
             source: Source::GitHubActions,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
-            repository,
-            server_url: Some(server_url.trim_end_matches('/').to_owned()),
+            repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
             head_ref: get("GITHUB_HEAD_REF")
                 .or(text("/pull_request/head/ref").filter(|_| is_pr_event)),
             pr_number,
@@ -338,12 +338,6 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
-impl CargoMetadata {
-    pub fn parse(json: &str) -> Result<CargoMetadata> {
-        serde_json::from_str(json).context("parsing `cargo metadata` output")
-    }
-}
-
 pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> {
     let found = meta.packages.iter().find(|p| p.name == package).cloned();
     found.ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
@@ -361,11 +355,7 @@ pub fn labels(
     created: &str,
     version: Option<&str>,
 ) -> BTreeMap<String, String> {
-    let server = ctx.server_url.as_deref().unwrap_or("https://github.com");
-    let url = match (&ctx.repository, ctx.source) {
-        (Some(repo), Source::GitHubActions) => format!("{server}/{repo}"),
-        _ => package.repository.clone(),
-    };
+    let url = ctx.repo_url.clone().unwrap_or_else(|| package.repository.clone());
     let description =
         non_empty(&package.description).map_or(component.description, |_| &package.description);
     [
@@ -1032,7 +1022,7 @@ pub(crate) mod tests {
             {"name":"xtask","description":"x","license":"MIT","repository":null},
             {"name":"brokkr-broker","description":"Brokkr broker","license":"Apache-2.0","repository":"https://github.com/brokkr-dev/brokkr"}
         ]}"#;
-        let meta = CargoMetadata::parse(json).unwrap();
+        let meta = serde_json::from_str::<CargoMetadata>(json).unwrap();
         let info = package_info(&meta, "brokkr-broker").unwrap();
         assert_eq!(
             info,
@@ -1046,7 +1036,7 @@ pub(crate) mod tests {
         );
         assert_eq!(package_info(&meta, "xtask").unwrap().repository, "");
         assert!(package_info(&meta, "nope").is_err());
-        assert!(CargoMetadata::parse("not json").is_err());
+        assert!(serde_json::from_str::<CargoMetadata>("not json").is_err());
     }
 
     #[test]

@@ -98,9 +98,8 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
 pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let cmd = Cmd::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]);
-    CargoMetadata::parse(
-        &cmd.read_quiet(sh).context("reading Cargo.toml data with `cargo metadata`")?,
-    )
+    let json = cmd.read_quiet(sh).context("reading Cargo.toml data with `cargo metadata`")?;
+    serde_json::from_str(&json).context("parsing `cargo metadata` output")
 }
 
 /// `tags --json` for one component (`tags`: full references); without `component`, the
