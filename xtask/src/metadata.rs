@@ -1,6 +1,5 @@
-//! Image tags and OCI labels as docker/metadata-action computes them, in
-//! Rust: the build [`Context`], the [`rules`] and their evaluation
-//! ([`eval`]), Docker's tag and reference grammar, image names, labels.
+//! Image tags and OCI labels as docker/metadata-action computes them: the build [`Context`],
+//! the [`rules`] and their evaluation ([`eval`]), Docker's tag grammar, image names, labels.
 
 pub mod eval;
 pub mod rules;
@@ -37,11 +36,9 @@ pub struct Context {
     pub source: Source,
     /// `GITHUB_EVENT_NAME`; locally `push` on a branch or tag, else `detached`.
     pub event: String,
-    /// `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<n>/merge` (also for
-    /// `pull_request_target`, whose `GITHUB_REF` is the base branch).
+    /// `refs/heads/<b>`, `refs/tags/<t>` or `refs/pull/<n>/merge` (even `pull_request_target`).
     pub git_ref: Option<String>,
-    /// Full commit id, lower-case: `GITHUB_SHA`, the pull request's head with
-    /// `DOCKER_METADATA_PR_HEAD_SHA=true`, or `git rev-parse HEAD`.
+    /// Full commit id, lower-case (`DOCKER_METADATA_PR_HEAD_SHA=true`: the PR's head).
     pub sha: String,
     /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it), else `GITHUB_REPOSITORY`'s owner.
     pub owner: Option<String>,
@@ -74,10 +71,8 @@ impl Context {
         Context::from_github(get, payload.as_ref())
     }
 
-    /// From environment lookups `get` (empty counts as unset): `GITHUB_EVENT_NAME` and
-    /// `GITHUB_SHA` (required), `GITHUB_REF`, `GITHUB_REPOSITORY(_OWNER)`, `GITHUB_HEAD_REF`,
-    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of `true`) and
-    /// `DOCKER_METADATA_SHORT_SHA_LENGTH`.
+    /// From the `GITHUB_*` and `DOCKER_METADATA_*` variables (`get`; empty counts as unset),
+    /// `GITHUB_EVENT_NAME` and `GITHUB_SHA` required.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
         payload: Option<&Payload>,
@@ -142,9 +137,8 @@ impl Context {
         })
     }
 
-    /// A local checkout's: the ref is the highest semantic-version tag at HEAD
-    /// (semver.org precedence), so a tagged commit is built like a push of that
-    /// tag; else the branch; else the first other tag; else none (sha tag only).
+    /// A checkout's: the ref is HEAD's highest semver tag (built like a push of it), else the
+    /// branch, else the first other tag, else none.
     pub fn from_git(sha: &str, branch: Option<&str>, tags_at_head: &[String]) -> Result<Context> {
         let sha = checked_sha(sha).context("`git rev-parse HEAD`")?;
         let tags: Vec<&str> = tags_at_head.iter().filter_map(|t| non_empty(t)).collect();
@@ -174,9 +168,8 @@ impl Context {
         self.default_branch.as_deref().unwrap_or("main")
     }
 
-    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is
-    /// [`Context::default_branch`] (in GitHub Actions: only when the payload says),
-    /// or the event always runs on the default branch.
+    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is the default
+    /// (in CI only when the payload says so), or the event always runs on the default branch.
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
@@ -207,8 +200,7 @@ pub fn short_sha_len(value: Option<&str>) -> Result<usize> {
     })
 }
 
-/// A version as node-semver's `valid` accepts it (metadata-action's check):
-/// surrounding space and one leading `v` allowed, then semver.org 2.0.0.
+/// A version as node-semver's `valid` (metadata-action's check) accepts it: `v1.2.3`, `1.2.3`.
 pub fn parse_version(s: &str) -> Option<semver::Version> {
     let s = s.trim();
     semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok()
@@ -246,14 +238,12 @@ static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(r"^{label}(?:\.{label})*(?::[0-9]+)?(?:/{path})*$")).unwrap()
 });
 
-/// metadata-action's `sanitizeTag`: each run of characters outside
-/// `[A-Za-z0-9_.-]` becomes one `-`; case is kept.
+/// metadata-action's `sanitizeTag`: each run outside `[A-Za-z0-9_.-]` becomes one `-`.
 pub fn metadata_action_tag(raw: &str) -> String {
     NOT_TAG_CHARS.replace_all(raw, "-").into_owned()
 }
 
-/// [`metadata_action_tag`], then Docker's grammar: leading `.` and `-`
-/// dropped, the first [`TAG_MAX_LEN`] characters kept; `None` when empty.
+/// [`metadata_action_tag`], then Docker's: no leading `.`/`-`, at most [`TAG_MAX_LEN`] long.
 pub fn sanitize_tag(raw: &str) -> Option<String> {
     let tag = metadata_action_tag(raw);
     let tag: String = tag.trim_start_matches(['.', '-']).chars().take(TAG_MAX_LEN).collect();
@@ -276,15 +266,13 @@ pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repository}:{t}")).collect()
 }
 
-/// `<registry>/brokkr-<name>` (a trailing `/` ignored), lower-cased whole as Docker
-/// repository names are (tags keep their case); every command uses this name.
+/// `<registry>/brokkr-<name>`, lower-cased as Docker repository names are.
 pub fn image_repository(registry: &str, component: &Component) -> String {
     let registry = registry.trim().trim_end_matches('/');
     format!("{registry}/{}", component.image_name()).to_ascii_lowercase()
 }
 
-/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else `ghcr.io/<owner>` (lower-cased)
-/// in GitHub Actions and [`LOCAL_REGISTRY`] outside it; checked ([`check_registry`]).
+/// `--registry` when non-empty, else `ghcr.io/<owner>` in CI, else [`LOCAL_REGISTRY`]; checked.
 pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
     let registry = match (flag.and_then(non_empty), ctx.source, &ctx.owner) {
         (Some(r), ..) => r.trim_end_matches('/').to_owned(),
@@ -343,11 +331,8 @@ pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> 
     found.ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
 }
 
-/// metadata-action's labels `org.opencontainers.image.<name>`: `title` (the image name),
-/// `description` (Cargo.toml's, else the component's), `url` and `source`
-/// (`<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>` in CI, else Cargo.toml's `repository`),
-/// `version` (when given: [`eval::Tags::version`]), `created` (see [`created`]), `revision`
-/// (the full commit id), `licenses` (Cargo.toml's).
+/// metadata-action's `org.opencontainers.image.*` labels; Cargo.toml's `description` (else
+/// the component's), `license`, `repository` (the URL outside CI).
 pub fn labels(
     ctx: &Context,
     component: &Component,
@@ -373,17 +358,15 @@ pub fn labels(
     .collect()
 }
 
-/// metadata-action's `annotations`: each label as `LEVEL:key=value` for each
-/// level of `levels` (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated,
-/// default `manifest`; `Some("index")` for an image index).
+/// metadata-action's `annotations`: each label as `LEVEL:key=value` per level of `levels`
+/// (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated; default `manifest`).
 pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> Vec<String> {
     let levels = levels.and_then(non_empty).unwrap_or("manifest").split(',');
     let each = |l| labels.iter().map(move |(k, v)| format!("{l}:{k}={v}"));
     levels.map(str::trim).flat_map(each).collect()
 }
 
-/// `SOURCE_DATE_EPOCH` (whole seconds since 1970-01-01 UTC, the
-/// reproducible-builds convention) when set and non-empty, else `clock`.
+/// `SOURCE_DATE_EPOCH` (whole seconds since 1970-01-01 UTC) when set, else `clock`.
 pub fn now(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Timestamp> {
     let Some(s) = source_date_epoch.and_then(non_empty) else { return Ok(clock) };
     s.parse().ok().and_then(|secs| Timestamp::from_second(secs).ok()).ok_or_else(|| {
@@ -396,8 +379,7 @@ pub fn created(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Stri
     Ok(rfc3339_utc(now(source_date_epoch, clock)?.as_second()))
 }
 
-/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`, years 1 to 9999
-/// (jiff's civil time, so the last day of 9999 works too).
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, years 1 to 9999 (civil time: 9999-12-31 too).
 pub fn rfc3339_utc(unix_secs: i64) -> String {
     let t = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
     let t = t.checked_add(jiff::SignedDuration::from_secs(unix_secs));

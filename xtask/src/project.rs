@@ -1,12 +1,10 @@
-//! The one declaration of what brokkr ships: its components and the platforms
-//! they are built for. Everything else (CLI help, Dockerfile checks, the
-//! workflow matrix check, plans) reads these tables; nothing copies them.
+//! The one declaration of what brokkr ships: its components and the platforms they are
+//! built for. Everything else reads these tables; nothing copies them.
 
 use std::fmt;
 
 use anyhow::{anyhow, bail, Result};
 
-/// A service shipped as a container image.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Component {
     /// Short name on the command line and in the workflow matrix (`broker`).
@@ -24,7 +22,6 @@ pub struct Component {
 }
 
 impl Component {
-    /// `brokkr-<name>`.
     pub fn image_name(&self) -> String {
         format!("brokkr-{}", self.name)
     }
@@ -66,13 +63,11 @@ pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 /// A target platform in OCI terms (`os/arch[/variant]`) with what building for it needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Platform {
-    /// `linux/arm64`.
     pub name: &'static str,
     /// Docker's `TARGETARCH`, Debian's architecture name; the per-commit reference's suffix.
     pub arch: &'static str,
     pub rust_target: &'static str,
-    /// GNU tool prefix of the C cross compiler and linker (`aarch64-linux-gnu` gives
-    /// `aarch64-linux-gnu-gcc`), as Debian's `gcc-<prefix>` packages install it.
+    /// GNU prefix of the cross compiler and linker, as Debian's `gcc-<prefix>` installs them.
     pub gnu_prefix: &'static str,
     /// Architecture as `uname -m` and `--version` of our binaries report it.
     pub machine: &'static str,
@@ -141,8 +136,7 @@ pub fn component_names() -> String {
     COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-/// A comma-separated list of `all` and what `one` accepts, in the order of `table`,
-/// duplicates collapsed.
+/// A comma-separated list of `all` and what `one` accepts, in `table`'s order, once each.
 fn pick<T: PartialEq>(
     s: &str,
     table: &'static [T],
@@ -215,8 +209,7 @@ pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
     component(s).map_err(|e| e.to_string())
 }
 
-/// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a port, when
-/// given, from 1 to 65535 (the reference grammar: `metadata::check_registry`, at use).
+/// `--registry HOST[:PORT][/PATH]`: not empty, a port 1 to 65535 (the rest at use).
 pub fn parse_registry(s: &str) -> Result<String, String> {
     let r = s.trim().trim_end_matches('/');
     if r.is_empty() {

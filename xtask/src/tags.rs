@@ -1,7 +1,5 @@
-//! `cargo xtask tags`: the build context (GitHub Actions or the git checkout)
-//! and the declared tag rules (`.github/image-tags.yml`) give the image
-//! references, OCI labels and annotations of [`crate::metadata`]; in GitHub
-//! Actions also as metadata-action's step outputs.
+//! `cargo xtask tags`: the build context (GitHub Actions or git) and the declared rules give
+//! image references, labels and annotations ([`crate::metadata`]), and step outputs.
 
 use std::collections::BTreeMap;
 
@@ -40,9 +38,8 @@ pub struct TagsArgs {
     pub json: bool,
 }
 
-/// The build context: GitHub Actions' environment, else the git checkout;
-/// "now" from `SOURCE_DATE_EPOCH`; the commit date from git when the payload
-/// did not say; locally only, the default branch from the remote's HEAD.
+/// GitHub Actions' context, else the checkout's; `now` from `SOURCE_DATE_EPOCH`; the commit
+/// date from git unless the payload said; locally the default branch from `origin/HEAD`.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
@@ -71,8 +68,7 @@ fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
     Some(out.stdout.trim().to_owned()).filter(|l| out.ok && !l.is_empty())
 }
 
-/// The local checkout's ([`Context::from_git`]); errors when git is missing or
-/// the directory is not a checkout with a commit.
+/// The checkout's ([`Context::from_git`]); errors without git or a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
     let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
     let head = git(&["rev-parse", "HEAD"])
@@ -102,8 +98,7 @@ pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     serde_json::from_str(&json).context("parsing `cargo metadata` output")
 }
 
-/// `tags --json` for one component (`tags`: full references); without `component`, the
-/// `json` step output.
+/// `tags --json` for one component (`tags`: full references); the `json` step output.
 #[derive(Serialize)]
 struct Output {
     component: &'static str,
@@ -119,9 +114,7 @@ fn label_lines(labels: &BTreeMap<String, String>) -> Vec<String> {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// Per component: the references one per line, then the labels as
-/// `key=value`, a blank line between components; in GitHub Actions also
-/// metadata-action's step outputs. Warnings go to stderr.
+/// Per component the references, then the labels as `key=value`, a blank line between.
 pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let ctx = detect(sh)?;
     let rules = Rules::load(&sh.current_dir(), args.rules.as_deref(), args.flavor.as_deref())?;
@@ -165,9 +158,8 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     Ok(())
 }
 
-/// metadata-action's step outputs (lists newline-separated); unless
-/// `DOCKER_METADATA_SET_OUTPUT_ENV` is false also as `DOCKER_METADATA_OUTPUT_<NAME>`
-/// environment variables for later steps.
+/// metadata-action's step outputs, also as `DOCKER_METADATA_OUTPUT_<NAME>` variables unless
+/// `DOCKER_METADATA_SET_OUTPUT_ENV` is false.
 fn step_outputs(o: &Output) -> Result<()> {
     let mut json = serde_json::to_value(o)?;
     json.as_object_mut().map(|m| m.remove("component"));
@@ -192,8 +184,7 @@ fn step_outputs(o: &Output) -> Result<()> {
     Ok(())
 }
 
-/// `remote.origin.url` as a web address, when it is one GitHub-style hosts
-/// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
+/// `remote.origin.url` as a web address: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn origin_web_url(sh: &Shell) -> Option<String> {
     web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
 }

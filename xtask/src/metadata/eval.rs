@@ -1,9 +1,6 @@
-//! Applies [`Rules`] to a [`Context`] as docker/metadata-action's `src/meta.ts` does
-//! (`getVersion`, `setValue`, `setVersion`, `generateTags`): rules by priority, the first
-//! value is the `version`, the first rule that gives a value decides `latest` (flavor
-//! `latest=auto`), duplicates collapse. One deliberate difference: a tag that is not a valid
-//! Docker tag once metadata-action's `sanitizeTag` ran (starts with `.` or `-`, over 128
-//! characters) is repaired ([`super::sanitize_tag`]) with a warning, or dropped when empty.
+//! Applies [`Rules`] to a [`Context`] as docker/metadata-action's `src/meta.ts` does. One
+//! deliberate difference: a tag invalid for Docker after its `sanitizeTag` (leading `.` or
+//! `-`, over 128 characters) is repaired ([`super::sanitize_tag`]) with a warning.
 
 use anyhow::{bail, Context as _, Result};
 
@@ -16,22 +13,19 @@ use super::{
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tags {
-    /// metadata-action's `version` output: the first tag from the rules
-    /// (explicit tags never change it); empty when there is none.
+    /// metadata-action's `version` output: the rules' first tag (never an explicit one).
     pub version: String,
     /// Tag names in order, explicit tags included, `latest` last.
     pub tags: Vec<String>,
-    /// Messages for stderr (a tag ref that is not a semantic version, a
-    /// repaired or dropped tag, a missing ref).
+    /// For stderr: a tag that is not a semantic version, a repaired tag, a missing ref.
     pub warnings: Vec<String>,
 }
 
-/// A rule's raw value and whether it asks for `latest` under `latest=auto`;
-/// `None` when the rule gives nothing here.
+/// A rule's raw value and whether it asks for `latest` under `latest=auto`.
 type Value = Option<(String, bool)>;
 
-/// With `extra` explicit tags (checked) placed as `type=raw` rules would be; errors
-/// on an `enable` not `true` or `false` once templated, or a template not rendered.
+/// By priority, `extra` explicit tags (checked) as `type=raw`; the first rule with a value
+/// decides `latest` under `latest=auto`. Errors on an `enable` giving neither true nor false.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
     for t in extra {
         super::check_explicit_tag(t)?;
@@ -79,8 +73,7 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
     Ok(out)
 }
 
-/// [`super::sanitize_tag`], with a warning when that differs from what
-/// metadata-action would tag.
+/// [`super::sanitize_tag`], with a warning when metadata-action would tag otherwise.
 fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
     let ma = super::metadata_action_tag(value);
     let tag = super::sanitize_tag(value);
@@ -142,8 +135,7 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
     })
 }
 
-/// `type=semver`: `match=` picks group 1, `/` becomes `-`, then node-semver's
-/// `valid` (an optional leading `v`, semver.org 2.0.0) decides.
+/// `type=semver`: `match=` picks group 1, `/` becomes `-`, then [`super::parse_version`].
 fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> Result<Value> {
     let m = rule.get("match");
     if !m.is_empty() {
@@ -174,8 +166,7 @@ fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> 
     Ok(Some((value, stable)))
 }
 
-/// A JavaScript regular expression as metadata-action writes them: `text`
-/// or `/text/flags` (flags `i`, `m`, `s` kept; `g` has no effect on a first match).
+/// A JavaScript regex, `text` or `/text/flags` (`i`, `m`, `s` kept; `g` is moot here).
 fn regex(pattern: &str) -> Result<regex::Regex> {
     let source = match pattern.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
         Some((body, flags)) if !body.is_empty() => {

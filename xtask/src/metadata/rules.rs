@@ -1,9 +1,7 @@
-//! The tag rules as data, in docker/metadata-action's own syntax: the `tags` input (one
-//! rule a line, `type=...,key=value`, CSV-quoted when a value holds a comma) and the
-//! `flavor` input (`latest=auto|true|false`, `prefix=`, `suffix=`, `onlatest=`). Parsing
-//! mirrors its `src/tag.ts` and `src/flavor.ts` (defaults and priorities included), but
-//! refuses what it would silently ignore: an unknown attribute, a template placeholder it
-//! does not know, a semver pattern without a placeholder.
+//! The tag rules as data in docker/metadata-action's syntax: its `tags` input (CSV lines of
+//! `type=...,key=value`) and `flavor` input, parsed as its `src/tag.ts` and `src/flavor.ts`
+//! do, but refusing what it silently ignores: unknown attributes and placeholders, a semver
+//! pattern without a placeholder.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -35,9 +33,8 @@ pub enum Kind {
 
 type Required = Option<(&'static str, &'static [&'static str])>;
 
-/// Type name, kind, default priority (metadata-action's `DefaultPriorities`), the attributes
-/// of the type besides [`COMMON_ATTRS`], and the one it requires with its valid values (any
-/// when empty).
+/// Type, kind, default priority (metadata-action's `DefaultPriorities`), own attributes, and
+/// the required one with its valid values (any when empty).
 const KINDS: &[(&str, Kind, i64, &[&str], Required)] = &[
     ("schedule", Kind::Schedule, 1000, &["pattern"], None),
     ("semver", Kind::Semver, 900, &["pattern", "value", "match"], Some(("pattern", &[]))),
@@ -53,8 +50,7 @@ const COMMON_ATTRS: &[&str] = &["prefix", "suffix", "enable", "priority"];
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
     pub kind: Kind,
-    /// After metadata-action's defaults (`prefix` present only when given,
-    /// or defaulted for `ref,event=pr` and `sha`).
+    /// After metadata-action's defaults (`prefix` only when given or for `ref,event=pr`, `sha`).
     pub attrs: BTreeMap<String, String>,
     /// Higher first; ties keep the order of the lines.
     pub priority: i64,
@@ -96,8 +92,7 @@ struct RulesFile {
 }
 
 impl Rules {
-    /// An empty `tags` block means metadata-action's defaults; errors name the block, the
-    /// line and the valid choices.
+    /// An empty `tags` block means metadata-action's defaults; errors name line and choices.
     pub fn parse(tags: &str, flavor: &str) -> Result<Rules> {
         let block = non_empty(tags).map_or(DEFAULT_TAGS, |_| tags);
         let mut tags = lines(block)
@@ -107,9 +102,8 @@ impl Rules {
         Ok(Rules { tags, flavor: parse_flavor(flavor)? })
     }
 
-    /// Reads [`RULES_FILE`] under `root` (what `tags`, `build-image` and `manifest` use),
-    /// `tags`/`flavor` text (`--rules`, `--flavor`) replacing its blocks. A missing file gives
-    /// metadata-action's defaults, with a notice on stderr unless `tags` is given.
+    /// [`RULES_FILE`] under `root`, blocks replaced by `--rules`/`--flavor` text; when missing,
+    /// metadata-action's defaults with a notice on stderr (unless `tags` is given).
     pub fn load(root: &Path, tags: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
         let path = root.join(RULES_FILE);
         let at = path.display();
@@ -142,9 +136,8 @@ fn lines(block: &str) -> impl Iterator<Item = (usize, &str)> {
     numbered.filter(|(_, l)| !l.is_empty())
 }
 
-/// The `key=value` fields of one line, CSV-quoted as metadata-action's
-/// `csv-parse` reads them: split at the first `=`, both sides trimmed, the
-/// key lower-cased; a field without a key has the key `bare`.
+/// A line's `key=value` fields as metadata-action's `csv-parse` reads them: split at the first
+/// `=`, trimmed, the key lower-cased; a field without a key has the key `bare`.
 fn fields(line: &str, bare: &str) -> Result<Vec<(String, String)>> {
     let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
     let record = reader.records().next().transpose();

@@ -1,20 +1,16 @@
-//! The `{{...}}` placeholders of metadata-action's templates (handlebars there), limited to
-//! the ones its documentation lists: `{{branch}}`, `{{date 'YYYYMMDD' tz='Asia/Tokyo'}}`,
-//! `{{version}}`, ... The words inside the braces are split with `shlex` (handlebars quotes
-//! strings the same way); dates are formatted with jiff from a table of moment.js tokens.
+//! metadata-action's documented `{{...}}` placeholders (`{{branch}}`, `{{date 'YYYYMMDD'
+//! tz='Asia/Tokyo'}}`, ...): words split with `shlex`, dates formatted by jiff from moment.js.
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use jiff::Timestamp;
 
-/// Placeholders (space-separated) of a `type=semver` pattern, of a
-/// `type=schedule` pattern, and of `value`, `prefix`, `suffix` and `enable`.
+/// Placeholders of a semver pattern, a schedule pattern, and `value`, `prefix`, ... .
 pub const SEMVER: &str = "version major minor patch raw";
 pub const DATES: &str = "date commit_date";
 pub const GLOBAL: &str =
     "branch tag sha base_ref is_default_branch is_not_default_branch date commit_date";
 
-/// One `{{...}}`: `format` (moment.js) and `tz` (default UTC) are those of `date` and
-/// `commit_date`.
+/// One `{{...}}`; `format` (moment.js) and `tz` (default UTC) of `date` and `commit_date`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placeholder {
     pub name: String,
@@ -32,8 +28,7 @@ enum Piece {
 pub struct Template(Vec<Piece>);
 
 impl Template {
-    /// Errors on an unclosed `{{`, unbalanced quotes, or a `date` format that is not
-    /// quoted (handlebars would read it as a missing variable).
+    /// Errors on an unclosed `{{`, unbalanced quotes, or an unquoted `date` format.
     pub fn parse(s: &str) -> Result<Template> {
         let (mut pieces, mut rest) = (Vec::new(), s);
         while let Some((text, after)) = rest.split_once("{{") {
@@ -106,9 +101,8 @@ const MOMENT_TOKENS: &str = "YYYY=%Y YY=%y MMMM=%B MMM=%b MM=%m M=%-m DDDD=%j DD
 /// Letters that are moment.js tokens (not literal text) in some form.
 const MOMENT_LETTERS: &str = "MQDdeEwWYygGAaHhkmsSzZXxN";
 
-/// Formats `at` in time zone `tz` (IANA name; default UTC) with a moment.js `format`, as
-/// metadata-action's `{{date}}` does; `[text]` is literal. Errors on a token outside
-/// [`MOMENT_TOKENS`] or an unknown zone.
+/// `at` in IANA zone `tz` (default UTC) with a moment.js `format` (`[text]` literal), as
+/// metadata-action's `{{date}}`; errors on a token outside [`MOMENT_TOKENS`].
 pub fn format_date(at: Timestamp, format: &str, tz: Option<&str>) -> Result<String> {
     let tz = tz.unwrap_or("UTC");
     let zoned = at.in_tz(tz).with_context(|| format!("time zone `{tz}`"))?;
