@@ -56,13 +56,10 @@ pub struct Context {
     pub short_sha_len: usize,
 }
 
-/// The GitHub event payload (`GITHUB_EVENT_PATH`), as JSON.
-pub type Payload = Value;
-
 impl Context {
     /// [`Context::from_github`] with the payload of `GITHUB_EVENT_PATH` when that file exists.
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
-        let read = |path: String| -> Result<Payload> {
+        let read = |path: String| -> Result<Value> {
             let at = || format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)");
             serde_json::from_str(&std::fs::read_to_string(&path).with_context(at)?).with_context(at)
         };
@@ -75,7 +72,7 @@ impl Context {
     /// `GITHUB_EVENT_NAME` and `GITHUB_SHA` required.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
-        payload: Option<&Payload>,
+        payload: Option<&Value>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let need = |k: &str| {
@@ -418,8 +415,7 @@ pub(crate) mod tests {
         for (k, v) in vars {
             map.insert(k.to_string(), v.to_string());
         }
-        let payload: Option<Payload> = payload.map(|p| serde_json::from_value(p.clone()).unwrap());
-        Context::from_github(|k| map.get(k).cloned(), payload.as_ref())
+        Context::from_github(|k| map.get(k).cloned(), payload)
     }
 
     /// brokkr's declared rules, `.github/image-tags.yml`.

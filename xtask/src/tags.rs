@@ -123,8 +123,7 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
-    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let created = metadata::created(epoch.as_deref(), Timestamp::now())?;
+    let created = metadata::rfc3339_utc(ctx.now.as_second());
     let (cargo, version) = (cargo_metadata(sh)?, computed.version.as_str());
     let levels = std::env::var("DOCKER_METADATA_ANNOTATIONS_LEVELS").ok();
     let mut outputs = Vec::new();

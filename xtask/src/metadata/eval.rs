@@ -3,6 +3,7 @@
 //! `-`, over 128 characters) is repaired ([`super::sanitize_tag`]) with a warning.
 
 use anyhow::{bail, Context as _, Result};
+use indexmap::IndexSet;
 
 use super::{
     non_empty,
@@ -17,7 +18,7 @@ pub struct Tags {
     pub version: String,
     /// Tag names in order, explicit tags included, `latest` last.
     pub tags: Vec<String>,
-    /// For stderr: a tag that is not a semantic version, a repaired tag, a missing ref.
+    /// For stderr, once each: a tag that is not a semantic version, a repaired tag, a missing ref.
     pub warnings: Vec<String>,
 }
 
@@ -69,7 +70,8 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
         let tag = docker_tag(&format!("{pre}latest{suf}"), &mut out.warnings);
         placed.extend(tag.map(|t| (0, t)));
     }
-    placed.into_iter().for_each(|p| push_new(&mut out.tags, p.1));
+    out.tags = placed.into_iter().map(|p| p.1).collect::<IndexSet<_>>().into_iter().collect();
+    out.warnings = out.warnings.into_iter().collect::<IndexSet<_>>().into_iter().collect();
     Ok(out)
 }
 
@@ -83,15 +85,9 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
             None => "dropped, as it is empty once valid".to_owned(),
         };
         let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
-        push_new(warnings, format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
+        warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
     }
     tag
-}
-
-fn push_new(list: &mut Vec<String>, item: String) {
-    if !list.contains(&item) {
-        list.push(item);
-    }
 }
 
 fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Value> {
@@ -115,7 +111,7 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
                 Some(None) => format!("group {group} does not exist for {pattern} pattern"),
                 None => format!("{pattern} does not match {raw}"),
             };
-            push_new(warnings, warning);
+            warnings.push(warning);
             None
         }
         Kind::Edge => {
@@ -141,12 +137,12 @@ fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> 
     if !m.is_empty() {
         match regex(m)?.captures(&raw) {
             Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
-            None => push_new(warnings, format!("{m} does not match {raw}")),
+            None => warnings.push(format!("{m} does not match {raw}")),
         }
     }
     let raw = raw.replace('/', "-");
     let Some(v) = super::parse_version(&raw) else {
-        push_new(warnings, format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
+        warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
         return Ok(None);
     };
     let (pattern, stable) = (Template::parse(rule.get("pattern"))?, v.pre.is_empty());
