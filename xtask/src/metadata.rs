@@ -127,7 +127,7 @@ impl Context {
             default_branch: text("/repository/default_branch"),
             now: Timestamp::now(),
             commit_date: commit.and_then(|c| c["timestamp"].as_str()?.parse().ok()),
-            short_sha_len: short_sha_len(get("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?,
+            short_sha_len: SHORT_SHA_LEN,
             event,
             git_ref,
             sha,

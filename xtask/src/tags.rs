@@ -38,18 +38,19 @@ pub struct TagsArgs {
     pub json: bool,
 }
 
-/// GitHub Actions' context, else the checkout's; `now` from `SOURCE_DATE_EPOCH`; the commit
-/// date from git unless the payload said; locally the default branch from `origin/HEAD`.
+/// GitHub Actions' context, else the checkout's, with `SOURCE_DATE_EPOCH` and
+/// `DOCKER_METADATA_SHORT_SHA_LENGTH`; the commit date from git unless the payload said;
+/// locally the default branch from `origin/HEAD`.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
         let ctx = Context::from_github_env(env);
         ctx.context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
-        let short_sha_len = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
-        let short_sha_len = metadata::short_sha_len(short_sha_len.as_deref())?;
-        Context { short_sha_len, ..detect_git(sh)? }
+        detect_git(sh)?
     };
+    let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
+    ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
     if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
         let head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);

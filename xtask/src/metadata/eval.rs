@@ -28,9 +28,7 @@ type Value = Option<(String, bool)>;
 /// By priority, `extra` explicit tags (checked) as `type=raw`; the first rule with a value
 /// decides `latest` under `latest=auto`. Errors on an `enable` giving neither true nor false.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
-    for t in extra {
-        super::check_explicit_tag(t)?;
-    }
+    extra.iter().try_for_each(|t| super::check_explicit_tag(t))?;
     let (f, mut out, mut latest) = (&rules.flavor, Tags::default(), None);
     let mut placed: Vec<(i64, String)> = Vec::new();
     if ctx.git_ref.is_none() {
