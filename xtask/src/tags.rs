@@ -120,9 +120,7 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let ctx = detect(sh)?;
     let rules = Rules::load(&sh.current_dir(), args.rules.as_deref(), args.flavor.as_deref())?;
     let computed = metadata::eval::evaluate(&rules, &ctx, &args.tag)?;
-    for w in &computed.warnings {
-        eprintln!("warning: {w}");
-    }
+    computed.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let created = metadata::rfc3339_utc(ctx.now.as_second());
     let (cargo, version) = (cargo_metadata(sh)?, computed.version.as_str());

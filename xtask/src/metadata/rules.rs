@@ -199,7 +199,7 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
         let at = || format!("{key}=`{value}`");
         let t = Template::parse(value).with_context(at)?;
         t.check(names).with_context(at)?;
-        if kind == Kind::Semver && key == "pattern" && !t.has_placeholder() {
+        if kind == Kind::Semver && key == "pattern" && t.placeholders().next().is_none() {
             let all = names.split(' ').map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>();
             bail!("pattern=`{value}` has no placeholder; use {}", all.join(", "));
         }

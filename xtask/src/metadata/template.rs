@@ -48,16 +48,12 @@ impl Template {
         bail!("unknown placeholder `{{{{{}}}}}`; valid here: {}", p.name, names.replace(' ', ", "))
     }
 
-    pub fn has_placeholder(&self) -> bool {
-        self.placeholders().next().is_some()
-    }
-
     /// metadata-action's `isRawStatement`: the template is exactly `{{raw}}`.
     pub fn is_raw_statement(&self) -> bool {
         matches!(self.0.as_slice(), [Piece::Var(p)] if p.name == "raw")
     }
 
-    fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
+    pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
         self.0.iter().filter_map(|p| if let Piece::Var(v) = p { Some(v) } else { None })
     }
 
