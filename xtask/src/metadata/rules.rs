@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use serde::Deserialize;
 
 use super::{
@@ -154,11 +154,9 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     let ty = attrs.remove("type").unwrap_or_else(|| "raw".into());
     let Some(&(name, kind, default_priority, own, required)) = KINDS.iter().find(|k| k.0 == ty)
     else {
-        let mut names = KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
-        if ty == "pep440" {
-            names += " (pep440 is not supported here)";
-        }
-        bail!("unknown type `{ty}`; valid types: {names}");
+        let names = KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
+        let pep440 = if ty == "pep440" { " (pep440 is not supported here)" } else { "" };
+        bail!("unknown type `{ty}`; valid types: {names}{pep440}");
     };
     let valid = [own, COMMON_ATTRS].concat();
     if let Some(key) = attrs.keys().find(|k| !valid.contains(&k.as_str())) {
@@ -183,11 +181,9 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     if kind == Kind::Match && attrs["group"].parse::<usize>().is_err() {
         bail!("type=match: `group` is a group number (0 for the whole match)");
     }
-    let priority = match attrs.get("priority").map(|p| (p, p.parse())) {
-        None => default_priority,
-        Some((_, Ok(p))) => p,
-        Some((p, Err(_))) => bail!("`priority={p}` is not a whole number"),
-    };
+    let priority = attrs.get("priority").map_or(Ok(default_priority), |p| {
+        p.parse().map_err(|_| anyhow!("`priority={p}` is not a whole number"))
+    })?;
     // templates use only the placeholders of their place; a semver pattern has one
     for (key, value) in &attrs {
         let names = match (kind, key.as_str()) {
