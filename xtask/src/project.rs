@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Component {
@@ -199,32 +199,31 @@ pub fn component(s: &str) -> Result<&'static Component> {
 pub use self::component as parse_component;
 
 /// One `--component` of `build-image`: `all` or a list points to `images`.
-pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
+pub fn parse_one_component(s: &str) -> Result<&'static Component> {
     if s.eq_ignore_ascii_case("all") || s.contains(',') {
-        return Err(format!(
-            "build-image builds one component (one of: {}); for `{s}` use `cargo xtask images --component {s}`",
-            component_names()
-        ));
+        let names = component_names();
+        bail!("build-image builds one component (one of: {names}); for `{s}` use `cargo xtask images --component {s}`");
     }
-    component(s).map_err(|e| e.to_string())
+    component(s)
 }
 
 /// `--registry HOST[:PORT][/PATH]`: not empty, a port 1 to 65535 (the rest at use).
-pub fn parse_registry(s: &str) -> Result<String, String> {
+pub fn parse_registry(s: &str) -> Result<String> {
     let r = s.trim().trim_end_matches('/');
-    if r.is_empty() {
-        return Err(format!(
-            "the registry is empty; give HOST[:PORT][/PATH] such as `{LOCAL_REGISTRY}` or `ghcr.io/owner`, \
-             or leave --registry (and BROKKR_REGISTRY) out for the default"
-        ));
-    }
+    ensure!(
+        !r.is_empty(),
+        "the registry is empty; give HOST[:PORT][/PATH] such as `{LOCAL_REGISTRY}` or `ghcr.io/owner`, \
+         or leave --registry (and BROKKR_REGISTRY) out for the default"
+    );
     let host = r.split('/').next().unwrap_or_default();
-    match host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
-        Some((_, port)) if !matches!(port.parse::<u16>(), Ok(1..)) => Err(format!(
-            "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
-        )),
-        _ => Ok(r.to_owned()),
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
+        let why = "a port is a number from 1 to 65535";
+        ensure!(
+            matches!(port.parse::<u16>(), Ok(1..)),
+            "invalid port `{port}` in registry `{r}`: {why}"
+        );
     }
+    Ok(r.to_owned())
 }
 
 #[cfg(test)]
@@ -324,7 +323,7 @@ mod tests {
             ("localhost:", "invalid port ``"),
             ("localhost:50a0/x", "invalid port `50a0`"),
         ] {
-            let err = parse_registry(bad).unwrap_err();
+            let err = parse_registry(bad).unwrap_err().to_string();
             assert!(err.contains(want), "{bad:?}: {err}");
         }
     }
@@ -333,7 +332,7 @@ mod tests {
     fn build_image_takes_one_component() {
         assert_eq!(parse_one_component("agent").unwrap().name, "agent");
         for s in ["all", "broker,agent"] {
-            let err = parse_one_component(s).unwrap_err();
+            let err = parse_one_component(s).unwrap_err().to_string();
             assert!(err.contains(&format!("cargo xtask images --component {s}")), "{err}");
         }
     }
