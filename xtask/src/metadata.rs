@@ -50,7 +50,7 @@ pub struct Context {
     pub base_ref: Option<String>,
     /// GitHub Actions: the payload's `repository.default_branch` only; locally the remote's HEAD.
     pub default_branch: Option<String>,
-    /// `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH` when set, else the clock.
+    /// `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH`, else the clock ([`crate::tags::detect`]).
     pub now: Timestamp,
     pub commit_date: Option<Timestamp>,
     pub short_sha_len: usize,
@@ -125,12 +125,12 @@ impl Context {
             pr_number,
             base_ref,
             default_branch: text("/repository/default_branch"),
-            now: Timestamp::now(),
             commit_date: commit.and_then(|c| c["timestamp"].as_str()?.parse().ok()),
             short_sha_len: SHORT_SHA_LEN,
             event,
             git_ref,
             sha,
+            ..Context::default()
         })
     }
 
@@ -150,7 +150,6 @@ impl Context {
             event: git_ref.as_ref().map_or("detached", |_| "push").to_owned(),
             git_ref,
             sha,
-            now: Timestamp::now(),
             short_sha_len: SHORT_SHA_LEN,
             ..Context::default()
         })

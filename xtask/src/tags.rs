@@ -169,9 +169,8 @@ fn step_outputs(o: &Output) -> Result<()> {
         ("annotations", o.annotations.join("\n")),
         ("json", json.to_string()),
     ];
-    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV");
-    let set_env =
-        !matches!(set_env.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Ok("false" | "0"));
+    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").unwrap_or_default();
+    let set_env = !matches!(set_env.trim().to_ascii_lowercase().as_str(), "false" | "0");
     for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
