@@ -169,10 +169,8 @@ impl Context {
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
-        let default = match self.source {
-            Source::GitHubActions => self.default_branch.as_deref(),
-            Source::LocalGit => Some(self.default_branch()),
-        };
+        let local_main = (self.source == Source::LocalGit).then_some("main");
+        let default = self.default_branch.as_deref().or(local_main);
         let events = ["create", "discussion", "issues", "schedule"];
         !branch.is_empty()
             && (default == Some(branch) || events.iter().any(|e| self.event.contains(e)))
