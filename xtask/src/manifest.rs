@@ -147,7 +147,8 @@ fn final_tags(
         ensure!(!args.tag.is_empty(), "--partial-platforms writes only the tags given explicitly: add --tag NAME (the computed final tags always cover every platform)");
         return Ok(args.tag.clone());
     }
-    let (tags, warnings) = metadata::final_tags(ctx, rules, &args.tag)?;
+    let metadata::eval::Tags { tags, warnings, .. } =
+        metadata::eval::evaluate(rules, ctx, &args.tag)?;
     warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let sha = metadata::sha_tag(ctx);
     Ok(tags.into_iter().map(|t| if dirty && t == sha { format!("{t}-dirty") } else { t }).collect())
@@ -309,7 +310,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let load = |p: &&'static Platform| Ok((*p, record::load(&repo, component, p)?));
     let records = platforms.iter().map(load).collect::<Result<Vec<_>>>()?;
     let dirty = records.iter().flat_map(|(_, r)| r).any(|r| r.dirty);
-    let rules = tags::declared_rules(sh)?;
+    let rules = metadata::Rules::load(&sh.current_dir(), None, None)?;
     let finals = metadata::references(&repo, &final_tags(args, &ctx, &rules, dirty)?);
 
     // 1. Every source, from its record, in the registry before anything is written (M4).

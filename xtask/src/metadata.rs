@@ -1,6 +1,5 @@
-//! Image tags and OCI labels as docker/metadata-action computes them, in
-//! Rust: the build [`Context`], the [`rules`] and their evaluation
-//! ([`eval`]), Docker's tag and reference grammar, image names, labels.
+//! Image tags and OCI labels as docker/metadata-action computes them: the build [`Context`],
+//! the [`rules`] and their evaluation ([`eval`]), Docker's tag grammar, image names, labels.
 
 pub mod eval;
 pub mod rules;
@@ -12,15 +11,15 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use jiff::Timestamp;
 use regex::Regex;
 use serde::Deserialize;
+use serde_json::Value;
 
 pub use self::rules::Rules;
 use crate::project::{Component, Platform, LOCAL_REGISTRY};
 
 /// Docker's tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub const TAG_MAX_LEN: usize = 128;
+const TAG_MAX_LEN: usize = 128;
 /// metadata-action's default short sha; never git's `core.abbrev`.
-pub const SHORT_SHA_LEN: usize = 7;
-pub const GITHUB_REGISTRY: &str = "ghcr.io";
+const SHORT_SHA_LEN: usize = 7;
 /// `type=raw`'s priority, which explicit `--tag` values take: after `type=ref`, before `type=sha`.
 const RAW_PRIORITY: i64 = 200;
 
@@ -37,148 +36,106 @@ pub struct Context {
     pub source: Source,
     /// `GITHUB_EVENT_NAME`; locally `push` on a branch or tag, else `detached`.
     pub event: String,
-    /// `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<n>/merge` (also for
-    /// `pull_request_target`, whose `GITHUB_REF` is the base branch).
+    /// `refs/heads/<b>`, `refs/tags/<t>` or `refs/pull/<n>/merge` (even `pull_request_target`).
     pub git_ref: Option<String>,
-    /// Full commit id, lower-case: `GITHUB_SHA`, the pull request's head with
-    /// `DOCKER_METADATA_PR_HEAD_SHA=true`, or `git rev-parse HEAD`.
+    /// Full commit id, lower-case (`DOCKER_METADATA_PR_HEAD_SHA=true`: the PR's head).
     pub sha: String,
-    /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it) and `GITHUB_REPOSITORY`.
+    /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it), else `GITHUB_REPOSITORY`'s owner.
     pub owner: Option<String>,
-    pub repository: Option<String>,
-    pub server_url: Option<String>,
+    /// `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`, the default server `https://github.com`.
+    pub repo_url: Option<String>,
     pub head_ref: Option<String>,
     pub pr_number: Option<u64>,
     /// `{{base_ref}}`: the payload's `base_ref` (tag push) or `pull_request.base.ref`.
     pub base_ref: Option<String>,
     /// GitHub Actions: the payload's `repository.default_branch` only; locally the remote's HEAD.
     pub default_branch: Option<String>,
-    /// `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH` when set, else the clock.
+    /// `{{date}}` and `type=schedule`: `SOURCE_DATE_EPOCH`, else the clock ([`crate::tags::detect`]).
     pub now: Timestamp,
     pub commit_date: Option<Timestamp>,
     pub short_sha_len: usize,
 }
 
-/// The fields read from the GitHub event payload (`GITHUB_EVENT_PATH`).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Payload {
-    pub number: Option<u64>,
-    pub pull_request: Option<PullRequest>,
-    pub repository: Option<Repository>,
-    pub base_ref: Option<String>,
-    #[serde(default)]
-    pub commits: Vec<Commit>,
-    pub head_commit: Option<Commit>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct PullRequest {
-    pub number: Option<u64>,
-    pub head: Option<GitRef>,
-    pub base: Option<GitRef>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct GitRef {
-    pub sha: Option<String>,
-    #[serde(rename = "ref")]
-    pub name: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Repository {
-    pub default_branch: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Commit {
-    pub id: String,
-    pub timestamp: String,
-}
-
 impl Context {
     /// [`Context::from_github`] with the payload of `GITHUB_EVENT_PATH` when that file exists.
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
-        let read = |path: String| -> Result<Payload> {
+        let read = |path: String| -> Result<Value> {
             let at = || format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)");
-            let text = std::fs::read_to_string(&path).with_context(at)?;
-            serde_json::from_str(&text).with_context(at)
+            serde_json::from_str(&std::fs::read_to_string(&path).with_context(at)?).with_context(at)
         };
         let path = get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file());
         let payload = path.map(read).transpose()?;
         Context::from_github(get, payload.as_ref())
     }
 
-    /// From environment lookups `get` (empty counts as unset): `GITHUB_EVENT_NAME` and
-    /// `GITHUB_SHA` (required), `GITHUB_REF`, `GITHUB_REPOSITORY(_OWNER)`, `GITHUB_HEAD_REF`,
-    /// `GITHUB_SERVER_URL`, `DOCKER_METADATA_PR_HEAD_SHA` (any case of `true`) and
-    /// `DOCKER_METADATA_SHORT_SHA_LENGTH`.
+    /// From the `GITHUB_*` and `DOCKER_METADATA_*` variables (`get`; empty counts as unset),
+    /// `GITHUB_EVENT_NAME` and `GITHUB_SHA` required.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
-        payload: Option<&Payload>,
+        payload: Option<&Value>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let need = |k: &str| {
-            let why = "GITHUB_ACTIONS=true: is this a GitHub Actions run?";
-            get(k).ok_or_else(|| anyhow!("{k} is not set ({why})"))
+            get(k).ok_or_else(|| {
+                anyhow!("{k} is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
+            })
         };
+        let at = |p: &str| payload.and_then(|v| v.pointer(p));
+        let text = |p: &str| at(p).and_then(Value::as_str).map(str::to_owned);
         let event = need("GITHUB_EVENT_NAME")?;
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
-        let payload = payload.cloned().unwrap_or_default();
-        let pr = payload.pull_request.unwrap_or_default();
         let mut git_ref = get("GITHUB_REF");
         let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
-            let Some(number) = payload.number.or(pr.number) else {
+            let Some(n) = ["/number", "/pull_request/number"].iter().find_map(|p| at(p)?.as_u64())
+            else {
                 bail!(
                     "{event} run with GITHUB_REF={}: the event payload has no pull request \
                      number, so the run cannot be tagged (never as its base branch)",
                     git_ref.as_deref().unwrap_or("(unset)")
                 );
             };
-            (pr_number, git_ref) = (Some(number), Some(format!("refs/pull/{number}/merge")));
+            (pr_number, git_ref) = (Some(n), Some(format!("refs/pull/{n}/merge")));
         }
-        let head = pr.head.unwrap_or_default();
         let head_sha =
             get("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        if let (true, Some(s)) = (head_sha && is_pr_event, &head.sha) {
-            sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
+        if let (true, Some(s)) = (head_sha && is_pr_event, text("/pull_request/head/sha")) {
+            sha = checked_sha(&s).context("event payload `pull_request.head.sha`")?;
         }
         let base_ref = match git_ref.as_deref().unwrap_or("").get(..10) {
             Some("refs/tags/") => {
-                payload.base_ref.map(|b| b.trim_start_matches("refs/heads/").into())
+                text("/base_ref").map(|b| b.trim_start_matches("refs/heads/").into())
             }
-            Some("refs/pull/") => pr.base.and_then(|b| b.name),
+            Some("refs/pull/") => text("/pull_request/base/ref"),
             _ => None,
         };
-        let mut commits = payload.commits.iter().chain(&payload.head_commit);
-        let date = |c: &Commit| c.timestamp.parse().ok();
+        let commits = at("/commits").and_then(Value::as_array).into_iter().flatten();
+        let commit = commits.chain(at("/head_commit")).find(|c| c["id"] == sha.as_str());
         let repository = get("GITHUB_REPOSITORY");
-        let server_url = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
+        let server = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         let owner = || Some(repository.as_deref()?.split('/').next()?.to_owned());
         Ok(Context {
             source: Source::GitHubActions,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
-            repository,
-            server_url: Some(server_url.trim_end_matches('/').to_owned()),
-            head_ref: get("GITHUB_HEAD_REF").or(head.name.filter(|_| is_pr_event)),
+            repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
+            head_ref: get("GITHUB_HEAD_REF")
+                .or(text("/pull_request/head/ref").filter(|_| is_pr_event)),
             pr_number,
             base_ref,
-            default_branch: payload.repository.and_then(|r| r.default_branch),
-            now: Timestamp::now(),
-            commit_date: commits.find(|c| c.id == sha).and_then(date),
-            short_sha_len: short_sha_len(get("DOCKER_METADATA_SHORT_SHA_LENGTH").as_deref())?,
+            default_branch: text("/repository/default_branch"),
+            commit_date: commit.and_then(|c| c["timestamp"].as_str()?.parse().ok()),
+            short_sha_len: SHORT_SHA_LEN,
             event,
             git_ref,
             sha,
+            ..Context::default()
         })
     }
 
-    /// A local checkout's: the ref is the highest semantic-version tag at HEAD
-    /// (semver.org precedence), so a tagged commit is built like a push of that
-    /// tag; else the branch; else the first other tag; else none (sha tag only).
+    /// A checkout's: the ref is HEAD's highest semver tag (built like a push of it), else the
+    /// branch, else the first other tag, else none.
     pub fn from_git(sha: &str, branch: Option<&str>, tags_at_head: &[String]) -> Result<Context> {
         let sha = checked_sha(sha).context("`git rev-parse HEAD`")?;
         let tags: Vec<&str> = tags_at_head.iter().filter_map(|t| non_empty(t)).collect();
@@ -193,7 +150,6 @@ impl Context {
             event: git_ref.as_ref().map_or("detached", |_| "push").to_owned(),
             git_ref,
             sha,
-            now: Timestamp::now(),
             short_sha_len: SHORT_SHA_LEN,
             ..Context::default()
         })
@@ -208,16 +164,13 @@ impl Context {
         self.default_branch.as_deref().unwrap_or("main")
     }
 
-    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is
-    /// [`Context::default_branch`] (in GitHub Actions: only when the payload says),
-    /// or the event always runs on the default branch.
+    /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is the default
+    /// (in CI only when the payload says so), or the event always runs on the default branch.
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
-        let default = match self.source {
-            Source::GitHubActions => self.default_branch.as_deref(),
-            Source::LocalGit => Some(self.default_branch()),
-        };
+        let local_main = (self.source == Source::LocalGit).then_some("main");
+        let default = self.default_branch.as_deref().or(local_main);
         let events = ["create", "discussion", "issues", "schedule"];
         !branch.is_empty()
             && (default == Some(branch) || events.iter().any(|e| self.event.contains(e)))
@@ -225,17 +178,6 @@ impl Context {
 
     pub fn short_sha(&self) -> &str {
         &self.sha[..self.short_sha_len.min(self.sha.len())]
-    }
-
-    fn no_ref_warning(&self) -> String {
-        let (sha, event) = (self.short_sha(), &self.event);
-        let why = match self.source {
-            Source::LocalGit => {
-                format!("HEAD is detached at {sha} and no branch or tag points to it")
-            }
-            Source::GitHubActions => format!("GITHUB_REF is not set for event `{event}`"),
-        };
-        format!("{why}: only the sha tag")
     }
 }
 
@@ -246,16 +188,13 @@ pub fn non_empty(s: &str) -> Option<&str> {
 
 /// `DOCKER_METADATA_SHORT_SHA_LENGTH`: a whole number, default 7.
 pub fn short_sha_len(value: Option<&str>) -> Result<usize> {
-    let Some(v) = value.and_then(non_empty) else {
-        return Ok(SHORT_SHA_LEN);
-    };
+    let Some(v) = value.and_then(non_empty) else { return Ok(SHORT_SHA_LEN) };
     (v.parse()).map_err(|_| {
         anyhow!("DOCKER_METADATA_SHORT_SHA_LENGTH=`{v}` is not a whole number; fix or unset it")
     })
 }
 
-/// A version as node-semver's `valid` accepts it (metadata-action's check):
-/// surrounding space and one leading `v` allowed, then semver.org 2.0.0.
+/// A version as node-semver's `valid` (metadata-action's check) accepts it: `v1.2.3`, `1.2.3`.
 pub fn parse_version(s: &str) -> Option<semver::Version> {
     let s = s.trim();
     semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok()
@@ -280,19 +219,9 @@ pub fn sha_tag(ctx: &Context) -> String {
     format!("sha-{}", &ctx.sha[..SHORT_SHA_LEN.min(ctx.sha.len())])
 }
 
-/// `sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it and writes final tags.
-pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
-    format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
-}
-
-pub fn per_platform_reference(
-    registry: &str,
-    component: &Component,
-    ctx: &Context,
-    platform: &Platform,
-) -> String {
-    let repository = image_repository(registry, component);
-    format!("{repository}:{}", per_platform_tag(ctx, platform))
+/// `<registry>/brokkr-<name>:sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it.
+pub fn per_platform_reference(reg: &str, c: &Component, ctx: &Context, p: &Platform) -> String {
+    format!("{}:{}-{}", image_repository(reg, c), sha_tag(ctx), p.tag_suffix())
 }
 
 static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_.-]+").unwrap());
@@ -300,22 +229,18 @@ static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     let label = "[a-z0-9](?:[a-z0-9-]*[a-z0-9])?";
     let path = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-    let re = format!(r"^{label}(?:\.{label})*(?::[0-9]+)?(?:/{path})*$");
-    Regex::new(&re).unwrap()
+    Regex::new(&format!(r"^{label}(?:\.{label})*(?::[0-9]+)?(?:/{path})*$")).unwrap()
 });
 
-/// metadata-action's `sanitizeTag`: each run of characters outside
-/// `[A-Za-z0-9_.-]` becomes one `-`; case is kept.
+/// metadata-action's `sanitizeTag`: each run outside `[A-Za-z0-9_.-]` becomes one `-`.
 pub fn metadata_action_tag(raw: &str) -> String {
     NOT_TAG_CHARS.replace_all(raw, "-").into_owned()
 }
 
-/// [`metadata_action_tag`], then Docker's grammar: leading `.` and `-`
-/// dropped, the first [`TAG_MAX_LEN`] characters kept; `None` when empty.
+/// [`metadata_action_tag`], then Docker's: no leading `.`/`-`, at most [`TAG_MAX_LEN`] long.
 pub fn sanitize_tag(raw: &str) -> Option<String> {
     let tag = metadata_action_tag(raw);
-    let tag = tag.trim_start_matches(['.', '-']);
-    let tag: String = tag.chars().take(TAG_MAX_LEN).collect();
+    let tag: String = tag.trim_start_matches(['.', '-']).chars().take(TAG_MAX_LEN).collect();
     (!tag.is_empty()).then_some(tag)
 }
 
@@ -331,44 +256,26 @@ pub fn check_explicit_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// `(tags, warnings)` of [`eval::evaluate`]; print each warning on stderr.
-pub fn final_tags(
-    ctx: &Context,
-    rules: &Rules,
-    extra: &[String],
-) -> Result<(Vec<String>, Vec<String>)> {
-    let t = eval::evaluate(rules, ctx, extra)?;
-    Ok((t.tags, t.warnings))
-}
-
 pub fn references(repository: &str, tags: &[String]) -> Vec<String> {
     tags.iter().map(|t| format!("{repository}:{t}")).collect()
 }
 
-/// `<registry>/brokkr-<name>` (a trailing `/` ignored), lower-cased whole as Docker
-/// repository names are (tags keep their case); every command uses this name.
+/// `<registry>/brokkr-<name>`, lower-cased as Docker repository names are.
 pub fn image_repository(registry: &str, component: &Component) -> String {
     let registry = registry.trim().trim_end_matches('/');
     format!("{registry}/{}", component.image_name()).to_ascii_lowercase()
 }
 
-/// `ghcr.io/<owner>` (lower-cased) in GitHub Actions, [`LOCAL_REGISTRY`] outside it.
-pub fn default_registry(ctx: &Context) -> Result<String> {
-    match (ctx.source, &ctx.owner) {
-        (Source::LocalGit, _) => Ok(LOCAL_REGISTRY.to_owned()),
-        (_, Some(owner)) => Ok(format!("{GITHUB_REGISTRY}/{}", owner.to_ascii_lowercase())),
-        (_, None) => bail!(
+/// `--registry` when non-empty, else `ghcr.io/<owner>` in CI, else [`LOCAL_REGISTRY`]; checked.
+pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
+    let registry = match (flag.and_then(non_empty), ctx.source, &ctx.owner) {
+        (Some(r), ..) => r.trim_end_matches('/').to_owned(),
+        (None, Source::LocalGit, _) => LOCAL_REGISTRY.to_owned(),
+        (None, _, Some(owner)) => format!("ghcr.io/{}", owner.to_ascii_lowercase()),
+        (None, _, None) => bail!(
             "GITHUB_REPOSITORY_OWNER and GITHUB_REPOSITORY are unset: cannot name the \
              ghcr.io registry; pass --registry (or BROKKR_REGISTRY)"
         ),
-    }
-}
-
-/// `--registry` (or `BROKKR_REGISTRY`) when non-empty, else [`default_registry`]; checked.
-pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
-    let registry = match flag.and_then(non_empty) {
-        Some(r) => r.trim_end_matches('/').to_owned(),
-        None => default_registry(ctx)?,
     };
     check_registry(&registry)?;
     Ok(registry)
@@ -394,7 +301,7 @@ pub struct CargoMetadata {
     pub packages: Vec<PackageInfo>,
 }
 
-/// What Cargo.toml says about a package; empty strings when unset.
+/// What Cargo.toml says about a package; empty strings when unset (`license`: SPDX).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct PackageInfo {
@@ -403,7 +310,6 @@ pub struct PackageInfo {
     pub manifest_path: String,
     #[serde(deserialize_with = "null_as_empty")]
     pub description: String,
-    /// SPDX expression.
     #[serde(deserialize_with = "null_as_empty")]
     pub license: String,
     #[serde(deserialize_with = "null_as_empty")]
@@ -414,23 +320,13 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
-impl CargoMetadata {
-    pub fn parse(json: &str) -> Result<CargoMetadata> {
-        serde_json::from_str(json).context("parsing `cargo metadata` output")
-    }
-}
-
 pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> {
     let found = meta.packages.iter().find(|p| p.name == package).cloned();
     found.ok_or_else(|| anyhow!("`cargo metadata` lists no package `{package}`"))
 }
 
-/// The labels docker/metadata-action emits, `org.opencontainers.image.<name>`:
-/// `title` (the image name), `description` (Cargo.toml's, else the
-/// component's), `url` and `source` (`<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`
-/// in CI, else Cargo.toml's `repository`), `version` (when given: the
-/// rules' [`eval::Tags::version`]), `created` (RFC 3339 UTC, see [`created`]),
-/// `revision` (the full commit id), `licenses` (Cargo.toml's, SPDX).
+/// metadata-action's `org.opencontainers.image.*` labels; Cargo.toml's `description` (else
+/// the component's), `license`, `repository` (the URL outside CI).
 pub fn labels(
     ctx: &Context,
     component: &Component,
@@ -438,18 +334,12 @@ pub fn labels(
     created: &str,
     version: Option<&str>,
 ) -> BTreeMap<String, String> {
-    let server = ctx.server_url.as_deref().unwrap_or("https://github.com");
-    let url = match (&ctx.repository, ctx.source) {
-        (Some(repo), Source::GitHubActions) => format!("{server}/{repo}"),
-        _ => package.repository.clone(),
-    };
-    let description = match package.description.trim() {
-        "" => component.description.to_owned(),
-        _ => package.description.clone(),
-    };
+    let url = ctx.repo_url.clone().unwrap_or_else(|| package.repository.clone());
+    let description =
+        non_empty(&package.description).map_or(component.description, |_| &package.description);
     [
         ("title", Some(component.image_name())),
-        ("description", Some(description)),
+        ("description", Some(description.to_owned())),
         ("url", Some(url.clone())),
         ("source", Some(url)),
         ("version", version.map(str::to_owned)),
@@ -462,21 +352,17 @@ pub fn labels(
     .collect()
 }
 
-/// metadata-action's `annotations`: each label as `LEVEL:key=value` for each
-/// level of `levels` (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated,
-/// default `manifest`; `Some("index")` for an image index).
+/// metadata-action's `annotations`: each label as `LEVEL:key=value` per level of `levels`
+/// (`DOCKER_METADATA_ANNOTATIONS_LEVELS`, comma-separated; default `manifest`).
 pub fn annotations(labels: &BTreeMap<String, String>, levels: Option<&str>) -> Vec<String> {
     let levels = levels.and_then(non_empty).unwrap_or("manifest").split(',');
     let each = |l| labels.iter().map(move |(k, v)| format!("{l}:{k}={v}"));
     levels.map(str::trim).flat_map(each).collect()
 }
 
-/// `SOURCE_DATE_EPOCH` (whole seconds since 1970-01-01 UTC, the
-/// reproducible-builds convention) when set and non-empty, else `clock`.
+/// `SOURCE_DATE_EPOCH` (whole seconds since 1970-01-01 UTC) when set, else `clock`.
 pub fn now(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Timestamp> {
-    let Some(s) = source_date_epoch.and_then(non_empty) else {
-        return Ok(clock);
-    };
+    let Some(s) = source_date_epoch.and_then(non_empty) else { return Ok(clock) };
     s.parse().ok().and_then(|secs| Timestamp::from_second(secs).ok()).ok_or_else(|| {
         anyhow!("SOURCE_DATE_EPOCH=`{s}` is not a whole number of seconds since 1970-01-01 UTC; fix or unset it")
     })
@@ -487,8 +373,7 @@ pub fn created(source_date_epoch: Option<&str>, clock: Timestamp) -> Result<Stri
     Ok(rfc3339_utc(now(source_date_epoch, clock)?.as_second()))
 }
 
-/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`, years 1 to 9999
-/// (jiff's civil time, so the last day of 9999 works too).
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, years 1 to 9999 (civil time: 9999-12-31 too).
 pub fn rfc3339_utc(unix_secs: i64) -> String {
     let t = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
     let t = t.checked_add(jiff::SignedDuration::from_secs(unix_secs));
@@ -527,17 +412,26 @@ pub(crate) mod tests {
         for (k, v) in vars {
             map.insert(k.to_string(), v.to_string());
         }
-        let payload: Option<Payload> = payload.map(|p| serde_json::from_value(p.clone()).unwrap());
-        Context::from_github(|k| map.get(k).cloned(), payload.as_ref())
+        Context::from_github(|k| map.get(k).cloned(), payload)
     }
 
     /// brokkr's declared rules, `.github/image-tags.yml`.
     pub(crate) fn brokkr() -> Rules {
-        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))).unwrap().0
+        Rules::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")), None, None).unwrap()
+    }
+
+    /// `(tags, warnings)` of [`eval::evaluate`].
+    pub(crate) fn final_tags_with(
+        ctx: &Context,
+        rules: &Rules,
+        extra: &[String],
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let t = eval::evaluate(rules, ctx, extra)?;
+        Ok((t.tags, t.warnings))
     }
 
     fn final_tags(ctx: &Context, extra: &[String]) -> Result<(Vec<String>, Vec<String>)> {
-        super::final_tags(ctx, &brokkr(), extra)
+        final_tags_with(ctx, &brokkr(), extra)
     }
 
     fn labels(
@@ -586,7 +480,8 @@ pub(crate) mod tests {
             ("GITHUB_REPOSITORY_OWNER", "acme"),
         ]);
         assert_eq!(tags_of(&ctx, BRANCH), ["Feature-ABC_1"]);
-        let repo = image_repository(&default_registry(&ctx).unwrap(), component("broker").unwrap());
+        let repo =
+            image_repository(&resolve_registry(&ctx, None).unwrap(), component("broker").unwrap());
         assert_eq!(repo, "ghcr.io/acme/brokkr-broker");
     }
 
@@ -598,7 +493,7 @@ pub(crate) mod tests {
             ("GITHUB_REPOSITORY", "RiverOnVenus/brokkr"),
             ("GITHUB_REPOSITORY_OWNER", "RiverOnVenus"),
         ]);
-        let registry = default_registry(&ctx).unwrap();
+        let registry = resolve_registry(&ctx, None).unwrap();
         assert_eq!(registry, "ghcr.io/riveronvenus");
         let broker = component("broker").unwrap();
         assert_eq!(image_repository(&registry, broker), "ghcr.io/riveronvenus/brokkr-broker");
@@ -663,7 +558,7 @@ pub(crate) mod tests {
         let ci = push("refs/tags/v1.2.3");
         assert_eq!(final_tags(&local, &[]).unwrap(), final_tags(&ci, &[]).unwrap());
         assert_eq!(tags_of(&local, SEMVER_RULES), ["1.2.3", "1.2", "1", "latest"]);
-        assert_eq!(default_registry(&local).unwrap(), "localhost:5000");
+        assert_eq!(resolve_registry(&local, None).unwrap(), "localhost:5000");
     }
 
     #[test]
@@ -690,7 +585,9 @@ pub(crate) mod tests {
         ]);
         assert_eq!(sha_tag(&upper), "sha-356defb");
         let amd = Platform::parse("amd64").unwrap();
-        assert_eq!(per_platform_tag(&ctx, amd), "sha-356defb-amd64");
+        let broker = component("broker").unwrap();
+        let reference = per_platform_reference("localhost:5000", broker, &ctx, amd);
+        assert_eq!(reference, "localhost:5000/brokkr-broker:sha-356defb-amd64");
     }
 
     // ---- the kinds, more widely ----
@@ -1050,7 +947,7 @@ pub(crate) mod tests {
         }
         let mut no_owner = push("refs/heads/main");
         no_owner.owner = None;
-        assert!(default_registry(&no_owner).is_err());
+        assert!(resolve_registry(&no_owner, None).is_err());
     }
 
     #[test]
@@ -1100,7 +997,7 @@ pub(crate) mod tests {
             {"name":"xtask","description":"x","license":"MIT","repository":null},
             {"name":"brokkr-broker","description":"Brokkr broker","license":"Apache-2.0","repository":"https://github.com/brokkr-dev/brokkr"}
         ]}"#;
-        let meta = CargoMetadata::parse(json).unwrap();
+        let meta = serde_json::from_str::<CargoMetadata>(json).unwrap();
         let info = package_info(&meta, "brokkr-broker").unwrap();
         assert_eq!(
             info,
@@ -1114,7 +1011,7 @@ pub(crate) mod tests {
         );
         assert_eq!(package_info(&meta, "xtask").unwrap().repository, "");
         assert!(package_info(&meta, "nope").is_err());
-        assert!(CargoMetadata::parse("not json").is_err());
+        assert!(serde_json::from_str::<CargoMetadata>("not json").is_err());
     }
 
     #[test]

@@ -1,12 +1,10 @@
-//! The one declaration of what brokkr ships: its components and the platforms
-//! they are built for. Everything else (CLI help, Dockerfile checks, the
-//! workflow matrix check, plans) reads these tables; nothing copies them.
+//! The one declaration of what brokkr ships: its components and the platforms they are
+//! built for. Everything else reads these tables; nothing copies them.
 
 use std::fmt;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 
-/// A service shipped as a container image.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Component {
     /// Short name on the command line and in the workflow matrix (`broker`).
@@ -24,7 +22,6 @@ pub struct Component {
 }
 
 impl Component {
-    /// `brokkr-<name>`.
     pub fn image_name(&self) -> String {
         format!("brokkr-{}", self.name)
     }
@@ -63,17 +60,14 @@ pub const LOCAL_REGISTRY: &str = "localhost:5000";
 pub const AUTH_PORT: u16 = 5001;
 pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 
-/// A target platform in OCI terms (`os/arch[/variant]`) with what building
-/// for it needs.
+/// A target platform in OCI terms (`os/arch[/variant]`) with what building for it needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Platform {
-    /// `linux/arm64`.
     pub name: &'static str,
-    /// Docker's `TARGETARCH`, Debian's architecture name.
+    /// Docker's `TARGETARCH`, Debian's architecture name; the per-commit reference's suffix.
     pub arch: &'static str,
     pub rust_target: &'static str,
-    /// GNU tool prefix of the C cross compiler and linker (`aarch64-linux-gnu` gives
-    /// `aarch64-linux-gnu-gcc`), as Debian's `gcc-<prefix>` packages install it.
+    /// GNU prefix of the cross compiler and linker, as Debian's `gcc-<prefix>` installs them.
     pub gnu_prefix: &'static str,
     /// Architecture as `uname -m` and `--version` of our binaries report it.
     pub machine: &'static str,
@@ -109,32 +103,21 @@ impl Platform {
     /// The platform this xtask runs on (the build platform).
     pub fn host() -> Result<&'static Platform> {
         let arch = std::env::consts::ARCH;
-        match PLATFORMS.iter().find(|p| p.machine == arch) {
-            Some(p) => Ok(p),
-            None => bail!(
-                "this host's architecture `{arch}` is not a supported build platform; supported: {}",
-                platform_names()
-            ),
-        }
+        PLATFORMS.iter().find(|p| p.machine == arch).ok_or_else(|| {
+            let names = platform_names();
+            anyhow!("this host's architecture `{arch}` is not a supported build platform; supported: {names}")
+        })
     }
 
     /// One platform name or alias, case-insensitive.
     pub fn parse(s: &str) -> Result<&'static Platform> {
         let wanted = s.trim().to_ascii_lowercase();
-        PLATFORMS
-            .iter()
-            .find(|p| p.name == wanted || p.aliases.contains(&wanted.as_str()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown platform `{s}`; supported: {} (or `all`; aliases: {})",
-                    platform_names(),
-                    PLATFORMS
-                        .iter()
-                        .flat_map(|p| p.aliases.iter().copied())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        let found = PLATFORMS.iter().find(|p| p.name == wanted || p.aliases.contains(&&*wanted));
+        found.ok_or_else(|| {
+            let aliases = PLATFORMS.iter().flat_map(|p| p.aliases.iter().copied());
+            let (names, aliases) = (platform_names(), aliases.collect::<Vec<_>>().join(", "));
+            anyhow!("unknown platform `{s}`; supported: {names} (or `all`; aliases: {aliases})")
+        })
     }
 
     /// Suffix of the per-commit reference (`arm64`).
@@ -153,32 +136,43 @@ pub fn component_names() -> String {
     COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-/// A comma-separated list of platforms as given on the command line: names,
-/// aliases or `all`. Order follows [`PLATFORMS`]; duplicates collapse.
+/// A comma-separated list of `all` and what `one` accepts, in `table`'s order, once each.
+fn pick<T: PartialEq>(
+    s: &str,
+    table: &'static [T],
+    one: impl Fn(&str) -> Result<&'static T>,
+) -> Result<Vec<&'static T>> {
+    let mut picked = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        match part.eq_ignore_ascii_case("all") {
+            true => picked.extend(table),
+            false => picked.push(one(part)?),
+        }
+    }
+    Ok(table.iter().filter(|x| picked.contains(x)).collect())
+}
+
+/// clap value parser of platforms: names, aliases or `all` ([`pick`]).
+pub fn parse_platform_list(s: &str) -> Result<PlatformList> {
+    let one = |p: &str| match p {
+        "" => bail!("empty platform in `{s}`; supported: {}", platform_names()),
+        _ => Platform::parse(p),
+    };
+    Ok(PlatformList(pick(s, PLATFORMS, one)?))
+}
+
+/// clap value parser of components: names, package names (`brokkr-agent`) or `all` ([`pick`]).
+pub fn parse_component_list(s: &str) -> Result<ComponentList> {
+    let one = |c: &str| component(c).map_err(|e| anyhow!("{e} (or `all`)"));
+    Ok(ComponentList(pick(s, COMPONENTS, one)?))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformList(pub Vec<&'static Platform>);
 
 impl PlatformList {
-    pub fn parse(s: &str) -> Result<PlatformList> {
-        let mut picked = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            if part.is_empty() {
-                bail!("empty platform in `{s}`; supported: {}", platform_names());
-            }
-            if part.eq_ignore_ascii_case("all") {
-                picked.extend(PLATFORMS.iter());
-            } else {
-                picked.push(Platform::parse(part)?);
-            }
-        }
-        Ok(PlatformList(PLATFORMS.iter().filter(|p| picked.contains(p)).collect()))
-    }
-
     pub fn or_host(list: Option<PlatformList>) -> Result<Vec<&'static Platform>> {
-        match list {
-            Some(l) => Ok(l.0),
-            None => Ok(vec![Platform::host()?]),
-        }
+        list.map_or_else(|| Ok(vec![Platform::host()?]), |l| Ok(l.0))
     }
 
     pub fn or_all(list: Option<PlatformList>) -> Vec<&'static Platform> {
@@ -186,81 +180,48 @@ impl PlatformList {
     }
 }
 
-/// A comma-separated list of components: names or `all`. Order follows
-/// [`COMPONENTS`]; duplicates collapse.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComponentList(pub Vec<&'static Component>);
 
 impl ComponentList {
-    /// Accepts package names (`brokkr-agent`) too.
-    pub fn parse(s: &str) -> Result<ComponentList> {
-        let mut picked = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            if part.eq_ignore_ascii_case("all") {
-                picked.extend(COMPONENTS.iter());
-            } else {
-                picked.push(component(part).map_err(|e| anyhow::anyhow!("{e} (or `all`)"))?);
-            }
-        }
-        Ok(ComponentList(COMPONENTS.iter().filter(|c| picked.contains(c)).collect()))
-    }
-
     pub fn or_all(list: Option<ComponentList>) -> Vec<&'static Component> {
         list.map_or_else(|| COMPONENTS.iter().collect(), |l| l.0)
     }
 }
 
-/// One component by name or package name, case-insensitive.
+/// One component by name or package name, case-insensitive (also a clap value parser).
 pub fn component(s: &str) -> Result<&'static Component> {
     let wanted = s.trim().to_ascii_lowercase();
-    COMPONENTS
-        .iter()
-        .find(|c| c.name == wanted || c.package == wanted)
-        .ok_or_else(|| anyhow::anyhow!("unknown component `{s}`; supported: {}", component_names()))
+    let found = COMPONENTS.iter().find(|c| c.name == wanted || c.package == wanted);
+    found.ok_or_else(|| anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
-// clap value parsers.
-pub fn parse_platform_list(s: &str) -> Result<PlatformList, String> {
-    PlatformList::parse(s).map_err(|e| e.to_string())
-}
-
-pub fn parse_component_list(s: &str) -> Result<ComponentList, String> {
-    ComponentList::parse(s).map_err(|e| e.to_string())
-}
-
-pub fn parse_component(s: &str) -> Result<&'static Component, String> {
-    component(s).map_err(|e| e.to_string())
-}
+pub use self::component as parse_component;
 
 /// One `--component` of `build-image`: `all` or a list points to `images`.
-pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
+pub fn parse_one_component(s: &str) -> Result<&'static Component> {
     if s.eq_ignore_ascii_case("all") || s.contains(',') {
-        return Err(format!(
-            "build-image builds one component (one of: {}); for `{s}` use `cargo xtask images --component {s}`",
-            component_names()
-        ));
+        let names = component_names();
+        bail!("build-image builds one component (one of: {names}); for `{s}` use `cargo xtask images --component {s}`");
     }
-    parse_component(s)
+    component(s)
 }
 
-/// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a
-/// port, when given, is a number from 1 to 65535. The reference grammar is
-/// checked when the registry is used (`metadata::check_registry`).
-pub fn parse_registry(s: &str) -> Result<String, String> {
+/// `--registry HOST[:PORT][/PATH]`: not empty, a port 1 to 65535 (the rest at use).
+pub fn parse_registry(s: &str) -> Result<String> {
     let r = s.trim().trim_end_matches('/');
-    if r.is_empty() {
-        return Err(format!(
-            "the registry is empty; give HOST[:PORT][/PATH] such as `{LOCAL_REGISTRY}` or `ghcr.io/owner`, \
-             or leave --registry (and BROKKR_REGISTRY) out for the default"
-        ));
-    }
+    ensure!(
+        !r.is_empty(),
+        "the registry is empty; give HOST[:PORT][/PATH] such as `{LOCAL_REGISTRY}` or `ghcr.io/owner`, \
+         or leave --registry (and BROKKR_REGISTRY) out for the default"
+    );
     let host = r.split('/').next().unwrap_or_default();
     if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
-        if !matches!(port.parse::<u16>(), Ok(1..)) {
-            return Err(format!(
-                "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
-            ));
-        }
+        let why = "a port is a number from 1 to 65535";
+        ensure!(
+            matches!(port.parse::<u16>(), Ok(1..)),
+            "invalid port `{port}` in registry `{r}`: {why}"
+        );
     }
     Ok(r.to_owned())
 }
@@ -291,7 +252,7 @@ mod tests {
             ("all,arm64", &["linux/amd64", "linux/arm64"]),
         ];
         for (input, want) in cases {
-            let got = PlatformList::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let got = parse_platform_list(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(names(&got), *want, "input {input}");
         }
     }
@@ -299,7 +260,7 @@ mod tests {
     #[test]
     fn platform_errors_list_the_supported_ones() {
         for bad in ["riscv64", "linux/arm/v7", "", "arm64,", "windows/amd64"] {
-            let err = PlatformList::parse(bad).expect_err(bad).to_string();
+            let err = parse_platform_list(bad).expect_err(bad).to_string();
             assert!(
                 err.contains("linux/amd64, linux/arm64"),
                 "{bad}: error does not list platforms: {err}"
@@ -316,7 +277,7 @@ mod tests {
             ("all", &["broker", "agent"]),
         ];
         for (input, want) in cases {
-            let got: Vec<_> = ComponentList::parse(input)
+            let got: Vec<_> = parse_component_list(input)
                 .unwrap_or_else(|e| panic!("{input}: {e}"))
                 .0
                 .iter()
@@ -325,7 +286,7 @@ mod tests {
             assert_eq!(got, *want, "input {input}");
         }
         for bad in ["agent-ui", "brokr", ""] {
-            let err = ComponentList::parse(bad).expect_err(bad).to_string();
+            let err = parse_component_list(bad).expect_err(bad).to_string();
             assert!(err.contains("broker, agent"), "{bad}: {err}");
         }
     }
@@ -362,7 +323,7 @@ mod tests {
             ("localhost:", "invalid port ``"),
             ("localhost:50a0/x", "invalid port `50a0`"),
         ] {
-            let err = parse_registry(bad).unwrap_err();
+            let err = parse_registry(bad).unwrap_err().to_string();
             assert!(err.contains(want), "{bad:?}: {err}");
         }
     }
@@ -371,7 +332,7 @@ mod tests {
     fn build_image_takes_one_component() {
         assert_eq!(parse_one_component("agent").unwrap().name, "agent");
         for s in ["all", "broker,agent"] {
-            let err = parse_one_component(s).unwrap_err();
+            let err = parse_one_component(s).unwrap_err().to_string();
             assert!(err.contains(&format!("cargo xtask images --component {s}")), "{err}");
         }
     }

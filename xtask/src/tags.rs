@@ -1,7 +1,5 @@
-//! `cargo xtask tags`: the build context (GitHub Actions or the git checkout)
-//! and the declared tag rules (`.github/image-tags.yml`) give the image
-//! references, OCI labels and annotations of [`crate::metadata`]; in GitHub
-//! Actions also as metadata-action's step outputs.
+//! `cargo xtask tags`: the build context (GitHub Actions or git) and the declared rules give
+//! image references, labels and annotations ([`crate::metadata`]), and step outputs.
 
 use std::collections::BTreeMap;
 
@@ -40,20 +38,19 @@ pub struct TagsArgs {
     pub json: bool,
 }
 
-/// The build context: GitHub Actions' environment, else the git checkout;
-/// "now" from `SOURCE_DATE_EPOCH`; the commit date from git when the payload
-/// did not say; locally only, the default branch from the remote's HEAD.
+/// GitHub Actions' context, else the checkout's, with `SOURCE_DATE_EPOCH` and
+/// `DOCKER_METADATA_SHORT_SHA_LENGTH`; the commit date from git unless the payload said;
+/// locally the default branch from `origin/HEAD`.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
         let ctx = Context::from_github_env(env);
         ctx.context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
     } else {
-        let mut ctx = detect_git(sh)?;
-        let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
-        ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
-        ctx
+        detect_git(sh)?
     };
+    let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
+    ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
     if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
         let head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);
@@ -72,64 +69,40 @@ fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
     Some(out.stdout.trim().to_owned()).filter(|l| out.ok && !l.is_empty())
 }
 
-/// The local checkout's ([`Context::from_git`]); errors when git is missing or
-/// the directory is not a checkout with a commit.
+/// The checkout's ([`Context::from_git`]); errors without git or a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
     let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
     let head = git(&["rev-parse", "HEAD"])
         .context("outside GitHub Actions the tags come from git, which is needed")?;
     if !head.ok {
         let (dir, err) = (sh.current_dir(), head.stderr.trim());
-        let dir = dir.display();
         bail!(
-            "`git rev-parse HEAD` failed in {dir}: {err}\nrun inside the brokkr git checkout \
-             (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables"
+            "`git rev-parse HEAD` failed in {}: {err}\nrun inside the brokkr git checkout \
+             (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables",
+            dir.display()
         );
     }
-    let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
     let tags = git(&["tag", "--points-at", "HEAD"])?;
     if !tags.ok {
         bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
     }
     let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
+    let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
     Context::from_git(&head.stdout, branch.as_deref(), &tags)
-}
-
-/// [`metadata::rules::RULES_FILE`] in the shell's directory: what `build-image`, `manifest` use.
-pub fn declared_rules(sh: &Shell) -> Result<Rules> {
-    load_rules(sh, None, None)
-}
-
-/// The declared rules, `--rules`/`--flavor` text replacing their blocks; a
-/// notice on stderr when the file is missing.
-pub fn load_rules(sh: &Shell, rules: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
-    let (mut declared, notice) = Rules::load(&sh.current_dir())?;
-    if let Some(n) = notice.filter(|_| rules.is_none()) {
-        eprintln!("notice: {n}");
-    }
-    if let Some(text) = rules {
-        declared.tags = Rules::parse(text, "").context("in --rules")?.tags;
-    }
-    if let Some(text) = flavor {
-        let parsed = Rules::parse("type=sha", text).context("in --flavor")?;
-        declared.flavor = parsed.flavor;
-    }
-    Ok(declared)
 }
 
 /// `cargo metadata --format-version 1 --no-deps` with `$CARGO`: the one typed reading.
 pub fn cargo_metadata(sh: &Shell) -> Result<CargoMetadata> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let cmd = Cmd::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]);
-    let json = cmd.read_quiet(sh);
-    CargoMetadata::parse(&json.context("reading Cargo.toml data with `cargo metadata`")?)
+    let json = cmd.read_quiet(sh).context("reading Cargo.toml data with `cargo metadata`")?;
+    serde_json::from_str(&json).context("parsing `cargo metadata` output")
 }
 
-/// `tags --json` for one component; without `component`, the `json` step output.
+/// `tags --json` for one component (`tags`: full references); the `json` step output.
 #[derive(Serialize)]
 struct Output {
     component: &'static str,
-    /// Full references.
     tags: Vec<String>,
     #[serde(rename = "tag-names")]
     tag_names: Vec<String>,
@@ -138,26 +111,18 @@ struct Output {
     version: String,
 }
 
-impl Output {
-    fn label_lines(&self) -> Vec<String> {
-        let labels = &self.labels;
-        labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
-    }
+fn label_lines(labels: &BTreeMap<String, String>) -> Vec<String> {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
-/// Per component: the references one per line, then the labels as
-/// `key=value`, a blank line between components; in GitHub Actions also
-/// metadata-action's step outputs. Warnings go to stderr.
+/// Per component the references, then the labels as `key=value`, a blank line between.
 pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let ctx = detect(sh)?;
-    let rules = load_rules(sh, args.rules.as_deref(), args.flavor.as_deref())?;
+    let rules = Rules::load(&sh.current_dir(), args.rules.as_deref(), args.flavor.as_deref())?;
     let computed = metadata::eval::evaluate(&rules, &ctx, &args.tag)?;
-    for w in &computed.warnings {
-        eprintln!("warning: {w}");
-    }
+    computed.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
-    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let created = metadata::created(epoch.as_deref(), Timestamp::now())?;
+    let created = metadata::rfc3339_utc(ctx.now.as_second());
     let (cargo, version) = (cargo_metadata(sh)?, computed.version.as_str());
     let levels = std::env::var("DOCKER_METADATA_ANNOTATIONS_LEVELS").ok();
     let mut outputs = Vec::new();
@@ -177,7 +142,7 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
             version: version.to_owned(),
         });
     }
-    let text = |o: &Output| [o.tags.clone(), o.label_lines()].concat().join("\n");
+    let text = |o: &Output| [o.tags.clone(), label_lines(&o.labels)].concat().join("\n");
     match outputs.as_slice() {
         [one] if args.json => println!("{}", serde_json::to_string_pretty(one)?),
         many if args.json => println!("{}", serde_json::to_string_pretty(many)?),
@@ -191,9 +156,8 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     Ok(())
 }
 
-/// metadata-action's step outputs (lists newline-separated); unless
-/// `DOCKER_METADATA_SET_OUTPUT_ENV` is false also as `DOCKER_METADATA_OUTPUT_<NAME>`
-/// environment variables for later steps.
+/// metadata-action's step outputs, also as `DOCKER_METADATA_OUTPUT_<NAME>` variables unless
+/// `DOCKER_METADATA_SET_OUTPUT_ENV` is false.
 fn step_outputs(o: &Output) -> Result<()> {
     let mut json = serde_json::to_value(o)?;
     json.as_object_mut().map(|m| m.remove("component"));
@@ -201,13 +165,12 @@ fn step_outputs(o: &Output) -> Result<()> {
         ("version", o.version.clone()),
         ("tags", o.tags.join("\n")),
         ("tag-names", o.tag_names.join("\n")),
-        ("labels", o.label_lines().join("\n")),
+        ("labels", label_lines(&o.labels).join("\n")),
         ("annotations", o.annotations.join("\n")),
         ("json", json.to_string()),
     ];
-    let set_env =
-        std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").map(|v| v.trim().to_ascii_lowercase());
-    let set_env = !matches!(set_env.as_deref(), Ok("false" | "0"));
+    let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").unwrap_or_default();
+    let set_env = !matches!(set_env.trim().to_ascii_lowercase().as_str(), "false" | "0");
     for (name, value) in values {
         gha::output(name, &value)?;
         if set_env {
@@ -218,12 +181,11 @@ fn step_outputs(o: &Output) -> Result<()> {
     Ok(())
 }
 
+/// `remote.origin.url` as a web address: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn origin_web_url(sh: &Shell) -> Option<String> {
     web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
 }
 
-/// A git remote address as a web address, when it is one GitHub-style hosts
-/// serve: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
     let (ssh, https) = (remote.strip_prefix("ssh://git@"), remote.strip_prefix("https://"));
     let (host, path) = match remote.strip_prefix("git@") {
@@ -290,15 +252,23 @@ mod tests {
         assert_eq!(on_branch.git_ref.as_deref(), Some("refs/heads/feature/x"));
         assert_eq!(on_branch.sha, sha);
         assert_eq!(
-            metadata::final_tags(&on_branch, &crate::metadata::tests::brokkr(), &[])?.0,
+            crate::metadata::tests::final_tags_with(
+                &on_branch,
+                &crate::metadata::tests::brokkr(),
+                &[]
+            )?
+            .0,
             ["feature-x".to_owned(), format!("sha-{}", &sha[..7])]
         );
 
         git(&["commit", "-q", "--allow-empty", "-m", "two"])?;
         git(&["checkout", "-q", "--detach", "HEAD~1"])?;
         let detached = detect_git(&sh)?;
-        let (tags, warnings) =
-            metadata::final_tags(&detached, &crate::metadata::tests::brokkr(), &[])?;
+        let (tags, warnings) = crate::metadata::tests::final_tags_with(
+            &detached,
+            &crate::metadata::tests::brokkr(),
+            &[],
+        )?;
         assert_eq!(tags, [format!("sha-{}", &sha[..7])]);
         assert_eq!(warnings.len(), 1);
 
@@ -307,7 +277,12 @@ mod tests {
         let tagged = detect_git(&sh)?;
         assert_eq!(tagged.git_ref.as_deref(), Some("refs/tags/v1.2.3"));
         assert_eq!(
-            metadata::final_tags(&tagged, &crate::metadata::tests::brokkr(), &[])?.0[..4],
+            crate::metadata::tests::final_tags_with(
+                &tagged,
+                &crate::metadata::tests::brokkr(),
+                &[]
+            )?
+            .0[..4],
             ["1.2.3", "1.2", "1", format!("sha-{}", &sha[..7]).as_str()]
         );
 
@@ -317,7 +292,7 @@ mod tests {
 
     /// Changing one line of the declared rules changes what `manifest`
     /// (final tags) and `build-image` (the version label) use, through the
-    /// one loader they call, [`declared_rules`].
+    /// one loader they call, [`Rules::load`].
     #[test]
     fn one_declared_line_changes_build_and_manifest_tags() -> Result<()> {
         let dir = std::env::temp_dir().join(format!("xtask-tags-rules-{}", std::process::id()));
@@ -332,8 +307,8 @@ mod tests {
         let sha = "356defb93c8e41d2a7b05f6c9e1d3a4b5c6d7e8f";
         let ctx = Context::from_git(sha, None, &["v1.2.3".to_owned()])?;
         let used = |sh: &Shell| -> Result<(Vec<String>, String)> {
-            let rules = declared_rules(sh)?;
-            let (finals, _) = metadata::final_tags(&ctx, &rules, &[])?;
+            let rules = Rules::load(&sh.current_dir(), None, None)?;
+            let (finals, _) = crate::metadata::tests::final_tags_with(&ctx, &rules, &[])?;
             Ok((finals, metadata::eval::evaluate(&rules, &ctx, &[])?.version))
         };
 
@@ -346,7 +321,7 @@ mod tests {
 
         // a bad line stops before anything is built, naming the file and line
         std::fs::write(&file, declared.replace("type=sha,prefix=sha-", "type=sha,prefx=sha-"))?;
-        let err = format!("{:#}", declared_rules(&sh).unwrap_err());
+        let err = format!("{:#}", Rules::load(&sh.current_dir(), None, None).unwrap_err());
         assert!(
             err.contains("image-tags.yml") && err.contains("line 6") && err.contains("prefx"),
             "{err}"
@@ -354,10 +329,10 @@ mod tests {
 
         // --rules / --flavor override one call; no file: metadata-action's defaults
         std::fs::remove_file(&file)?;
-        let defaults = declared_rules(&sh)?;
+        let defaults = Rules::load(&sh.current_dir(), None, None)?;
         assert_eq!(defaults, metadata::Rules::parse("", "")?);
-        let r = load_rules(&sh, Some("type=sha,prefix=git-"), Some("latest=false"))?;
-        assert_eq!(metadata::final_tags(&ctx, &r, &[])?.0, ["git-356defb"]);
+        let r = Rules::load(&sh.current_dir(), Some("type=sha,prefix=git-"), Some("latest=false"))?;
+        assert_eq!(crate::metadata::tests::final_tags_with(&ctx, &r, &[])?.0, ["git-356defb"]);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -1,50 +1,44 @@
-//! Applies [`Rules`] to a [`Context`] as docker/metadata-action's
-//! `src/meta.ts` does (`getVersion`, `setValue`, `setVersion`,
-//! `generateTags`): rules by priority, the first value is the `version`,
-//! the first rule that gives a value decides `latest` (flavor
-//! `latest=auto`), duplicates collapse.
-//!
-//! One deliberate difference, a documented rule: metadata-action only
-//! replaces characters outside `[A-Za-z0-9_.-]`; a tag that then starts
-//! with `.` or `-`, or is longer than 128 characters, is not a valid Docker
-//! tag. Here it is repaired ([`super::sanitize_tag`]) with a warning that
-//! names what metadata-action would have produced; one left empty is dropped.
+//! Applies [`Rules`] to a [`Context`] as docker/metadata-action's `src/meta.ts` does. One
+//! deliberate difference: a tag invalid for Docker after its `sanitizeTag` (leading `.` or
+//! `-`, over 128 characters) is repaired ([`super::sanitize_tag`]) with a warning.
 
 use anyhow::{bail, Context as _, Result};
+use indexmap::IndexSet;
 
 use super::{
     non_empty,
     rules::{Kind, Rules, TagRule},
     template::{format_date, Placeholder, Template},
-    Context, RAW_PRIORITY,
+    Context, Source, RAW_PRIORITY,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tags {
-    /// metadata-action's `version` output: the first tag from the rules
-    /// (explicit tags never change it); empty when there is none.
+    /// metadata-action's `version` output: the rules' first tag (never an explicit one).
     pub version: String,
     /// Tag names in order, explicit tags included, `latest` last.
     pub tags: Vec<String>,
-    /// Messages for stderr (a tag ref that is not a semantic version, a
-    /// repaired or dropped tag, a missing ref).
+    /// For stderr, once each: a tag that is not a semantic version, a repaired tag, a missing ref.
     pub warnings: Vec<String>,
 }
 
-/// A rule's raw value and whether it asks for `latest` under `latest=auto`;
-/// `None` when the rule gives nothing here.
+/// A rule's raw value and whether it asks for `latest` under `latest=auto`.
 type Value = Option<(String, bool)>;
 
-/// With `extra` explicit tags (checked) placed as `type=raw` rules would be; errors
-/// on an `enable` not `true` or `false` once templated, or a template not rendered.
+/// By priority, `extra` explicit tags (checked) as `type=raw`; the first rule with a value
+/// decides `latest` under `latest=auto`. Errors on an `enable` giving neither true nor false.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
-    for t in extra {
-        super::check_explicit_tag(t)?;
-    }
+    extra.iter().try_for_each(|t| super::check_explicit_tag(t))?;
     let (f, mut out, mut latest) = (&rules.flavor, Tags::default(), None);
     let mut placed: Vec<(i64, String)> = Vec::new();
     if ctx.git_ref.is_none() {
-        out.warnings.push(ctx.no_ref_warning());
+        let why = match ctx.source {
+            Source::LocalGit => {
+                format!("HEAD is detached at {} and no branch or tag points to it", ctx.short_sha())
+            }
+            Source::GitHubActions => format!("GITHUB_REF is not set for event `{}`", ctx.event),
+        };
+        out.warnings.push(format!("{why}: only the sha tag"));
     }
     for rule in &rules.tags {
         let at = format!("tags line {} `{}`", rule.line, rule.text);
@@ -74,12 +68,12 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
         let tag = docker_tag(&format!("{pre}latest{suf}"), &mut out.warnings);
         placed.extend(tag.map(|t| (0, t)));
     }
-    placed.into_iter().for_each(|p| push_new(&mut out.tags, p.1));
+    out.tags = placed.into_iter().map(|p| p.1).collect::<IndexSet<_>>().into_iter().collect();
+    out.warnings = out.warnings.into_iter().collect::<IndexSet<_>>().into_iter().collect();
     Ok(out)
 }
 
-/// [`super::sanitize_tag`], with a warning when that differs from what
-/// metadata-action would tag.
+/// [`super::sanitize_tag`], with a warning when metadata-action would tag otherwise.
 fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
     let ma = super::metadata_action_tag(value);
     let tag = super::sanitize_tag(value);
@@ -89,15 +83,9 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
             None => "dropped, as it is empty once valid".to_owned(),
         };
         let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
-        push_new(warnings, format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
+        warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
     }
     tag
-}
-
-fn push_new(list: &mut Vec<String>, item: String) {
-    if !list.contains(&item) {
-        list.push(item);
-    }
 }
 
 fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Value> {
@@ -121,7 +109,7 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
                 Some(None) => format!("group {group} does not exist for {pattern} pattern"),
                 None => format!("{pattern} does not match {raw}"),
             };
-            push_new(warnings, warning);
+            warnings.push(warning);
             None
         }
         Kind::Edge => {
@@ -141,24 +129,22 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
     })
 }
 
-/// `type=semver`: `match=` picks group 1, `/` becomes `-`, then node-semver's
-/// `valid` (an optional leading `v`, semver.org 2.0.0) decides.
+/// `type=semver`: `match=` picks group 1, `/` becomes `-`, then [`super::parse_version`].
 fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> Result<Value> {
     let m = rule.get("match");
     if !m.is_empty() {
         match regex(m)?.captures(&raw) {
             Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
-            None => push_new(warnings, format!("{m} does not match {raw}")),
+            None => warnings.push(format!("{m} does not match {raw}")),
         }
     }
     let raw = raw.replace('/', "-");
     let Some(v) = super::parse_version(&raw) else {
-        push_new(warnings, format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
+        warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
         return Ok(None);
     };
     let (pattern, stable) = (Template::parse(rule.get("pattern"))?, v.pre.is_empty());
-    let mut version = v.clone();
-    version.build = semver::BuildMetadata::EMPTY;
+    let version = semver::Version { build: semver::BuildMetadata::EMPTY, ..v.clone() };
     if !stable && !pattern.is_raw_statement() {
         return Ok(Some((version.to_string(), false)));
     }
@@ -174,13 +160,11 @@ fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> 
     Ok(Some((value, stable)))
 }
 
-/// A JavaScript regular expression as metadata-action writes them: `text`
-/// or `/text/flags` (flags `i`, `m`, `s` kept; `g` has no effect on a first match).
+/// A JavaScript regex, `text` or `/text/flags` (`i`, `m`, `s` kept; `g` is moot here).
 fn regex(pattern: &str) -> Result<regex::Regex> {
     let source = match pattern.strip_prefix('/').and_then(|p| p.rsplit_once('/')) {
         Some((body, flags)) if !body.is_empty() => {
-            let kept = flags.replace(|f: char| !"ims".contains(f), "");
-            format!("(?{kept}:{body})")
+            format!("(?{}:{body})", flags.replace(|f: char| !"ims".contains(f), ""))
         }
         _ => pattern.to_owned(),
     };
@@ -193,21 +177,22 @@ fn global(ctx: &Context, text: &str) -> Result<String> {
 }
 
 fn global_value(ctx: &Context, p: &Placeholder) -> Result<String> {
-    let (git_ref, sha) = (ctx.git_ref.as_deref().unwrap_or(""), &ctx.sha);
     let (fmt, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref());
+    let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
     Ok(match p.name.as_str() {
         "branch" => ctx.branch().unwrap_or_default().to_owned(),
-        "tag" => git_ref.strip_prefix("refs/tags/").unwrap_or("").to_owned(),
+        "tag" => tag.unwrap_or_default().to_owned(),
         "sha" => ctx.short_sha().to_owned(),
         "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
         "is_default_branch" => ctx.is_default_branch().to_string(),
         "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
         "date" => format_date(ctx.now, fmt, tz)?,
-        _ => match ctx.commit_date {
-            Some(at) => format_date(at, fmt, tz)?,
-            None => {
-                bail!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
-            }
-        },
+        _ => {
+            let sha = &ctx.sha;
+            let why = || {
+                format!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
+            };
+            format_date(ctx.commit_date.with_context(why)?, fmt, tz)?
+        }
     })
 }

@@ -1,14 +1,11 @@
-//! The tag rules as data, in docker/metadata-action's own syntax: the
-//! `tags` input (one rule a line, `type=...,key=value`, CSV-quoted when a
-//! value holds a comma) and the `flavor` input (`latest=auto|true|false`,
-//! `prefix=`, `suffix=`, `onlatest=`). Parsing mirrors metadata-action's
-//! `src/tag.ts` and `src/flavor.ts` (defaults and priorities included), but
-//! refuses what it would silently ignore: an unknown attribute, a template
-//! placeholder it does not know, a semver pattern without a placeholder.
+//! The tag rules as data in docker/metadata-action's syntax: its `tags` input (CSV lines of
+//! `type=...,key=value`) and `flavor` input, parsed as its `src/tag.ts` and `src/flavor.ts`
+//! do, but refusing what it silently ignores: unknown attributes and placeholders, a semver
+//! pattern without a placeholder.
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use serde::Deserialize;
 
 use super::{
@@ -20,7 +17,7 @@ use super::{
 pub const RULES_FILE: &str = ".github/image-tags.yml";
 
 /// metadata-action's rules when the `tags` input is empty.
-pub const DEFAULT_TAGS: &str =
+const DEFAULT_TAGS: &str =
     "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,34 +31,26 @@ pub enum Kind {
     Sha,
 }
 
-/// Type name, kind, default priority (metadata-action's `DefaultPriorities`)
-/// and the attributes of the type besides [`COMMON_ATTRS`].
-const KINDS: &[(&str, Kind, i64, &[&str])] = &[
-    ("schedule", Kind::Schedule, 1000, &["pattern"]),
-    ("semver", Kind::Semver, 900, &["pattern", "value", "match"]),
-    ("match", Kind::Match, 800, &["pattern", "group", "value"]),
-    ("edge", Kind::Edge, 700, &["branch"]),
-    ("ref", Kind::Ref, 600, &["event"]),
-    ("raw", Kind::Raw, 200, &["value"]),
-    ("sha", Kind::Sha, 100, &["format"]),
+type Required = Option<(&'static str, &'static [&'static str])>;
+
+/// Type, kind, default priority (metadata-action's `DefaultPriorities`), own attributes, and
+/// the required one with its valid values (any when empty).
+const KINDS: &[(&str, Kind, i64, &[&str], Required)] = &[
+    ("schedule", Kind::Schedule, 1000, &["pattern"], None),
+    ("semver", Kind::Semver, 900, &["pattern", "value", "match"], Some(("pattern", &[]))),
+    ("match", Kind::Match, 800, &["pattern", "group", "value"], Some(("pattern", &[]))),
+    ("edge", Kind::Edge, 700, &["branch"], None),
+    ("ref", Kind::Ref, 600, &["event"], Some(("event", &["branch", "tag", "pr"]))),
+    ("raw", Kind::Raw, 200, &["value"], Some(("value", &[]))),
+    ("sha", Kind::Sha, 100, &["format"], Some(("format", &["short", "long"]))),
 ];
 
 const COMMON_ATTRS: &[&str] = &["prefix", "suffix", "enable", "priority"];
 
-/// Attributes a type requires, and their valid values (any when empty).
-const REQUIRED: &[(Kind, &str, &[&str])] = &[
-    (Kind::Semver, "pattern", &[]),
-    (Kind::Match, "pattern", &[]),
-    (Kind::Ref, "event", &["branch", "tag", "pr"]),
-    (Kind::Raw, "value", &[]),
-    (Kind::Sha, "format", &["short", "long"]),
-];
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
     pub kind: Kind,
-    /// After metadata-action's defaults (`prefix` present only when given,
-    /// or defaulted for `ref,event=pr` and `sha`).
+    /// After metadata-action's defaults (`prefix` only when given or for `ref,event=pr`, `sha`).
     pub attrs: BTreeMap<String, String>,
     /// Higher first; ties keep the order of the lines.
     pub priority: i64,
@@ -77,11 +66,11 @@ impl TagRule {
     }
 }
 
+/// `latest`: `None` for `auto` (the first rule that gives a tag decides); `prefix` and
+/// `suffix` for rules without their own, with `onlatest=true` after one for `latest` too.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flavor {
-    /// `latest=true|false`; `None` for `auto` (the first rule that gives a tag decides).
     pub latest: Option<bool>,
-    /// For rules without their own; `onlatest=true` after one: for `latest` too.
     pub prefix: String,
     pub suffix: String,
     pub prefix_latest: bool,
@@ -103,35 +92,41 @@ struct RulesFile {
 }
 
 impl Rules {
-    /// An empty `tags` block means [`DEFAULT_TAGS`]; errors name the block, the
-    /// line and the valid choices.
+    /// An empty `tags` block means metadata-action's defaults; errors name line and choices.
     pub fn parse(tags: &str, flavor: &str) -> Result<Rules> {
         let block = non_empty(tags).map_or(DEFAULT_TAGS, |_| tags);
         let mut tags = lines(block)
             .map(|(n, l)| parse_rule(n, l).with_context(|| format!("tags line {n} `{l}`")))
             .collect::<Result<Vec<_>>>()?;
         tags.sort_by_key(|r| std::cmp::Reverse(r.priority));
-        let flavor = parse_flavor(flavor)?;
-        Ok(Rules { tags, flavor })
+        Ok(Rules { tags, flavor: parse_flavor(flavor)? })
     }
 
-    /// Reads [`RULES_FILE`] under `root`. A missing file gives
-    /// metadata-action's defaults and a notice (the second value).
-    pub fn load(root: &Path) -> Result<(Rules, Option<String>)> {
+    /// [`RULES_FILE`] under `root`, blocks replaced by `--rules`/`--flavor` text; when missing,
+    /// metadata-action's defaults with a notice on stderr (unless `tags` is given).
+    pub fn load(root: &Path, tags: Option<&str>, flavor: Option<&str>) -> Result<Rules> {
         let path = root.join(RULES_FILE);
         let at = path.display();
-        let text = match std::fs::read_to_string(&path) {
+        let file: RulesFile = match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let defaults = DEFAULT_TAGS.replace('\n', "; ");
-                let notice = format!("{RULES_FILE} not found: using docker/metadata-action's default rules ({defaults}); declare brokkr's there");
-                return Ok((Rules::parse("", "")?, Some(notice)));
+                if tags.is_none() {
+                    eprintln!("notice: {RULES_FILE} not found: using docker/metadata-action's default rules ({defaults}); declare brokkr's there");
+                }
+                RulesFile::default()
             }
-            read => read.with_context(|| format!("reading {at}"))?,
+            read => serde_yaml::from_str(&read.with_context(|| format!("reading {at}"))?)
+                .with_context(|| format!("{at}: expected `tags: |` and `flavor: |` blocks"))?,
         };
-        let file: RulesFile = serde_yaml::from_str(&text)
-            .with_context(|| format!("{at}: expected `tags: |` and `flavor: |` blocks"))?;
-        let rules = Rules::parse(&file.tags, &file.flavor).with_context(|| format!("in {at}"))?;
-        Ok((rules, None))
+        let mut rules =
+            Rules::parse(&file.tags, &file.flavor).with_context(|| format!("in {at}"))?;
+        if let Some(text) = tags {
+            rules.tags = Rules::parse(text, "").context("in --rules")?.tags;
+        }
+        if let Some(text) = flavor {
+            rules.flavor = parse_flavor(text).context("in --flavor")?;
+        }
+        Ok(rules)
     }
 }
 
@@ -141,12 +136,10 @@ fn lines(block: &str) -> impl Iterator<Item = (usize, &str)> {
     numbered.filter(|(_, l)| !l.is_empty())
 }
 
-/// The `key=value` fields of one line, CSV-quoted as metadata-action's
-/// `csv-parse` reads them: split at the first `=`, both sides trimmed, the
-/// key lower-cased; a field without a key has the key `bare`.
+/// A line's `key=value` fields as metadata-action's `csv-parse` reads them: split at the first
+/// `=`, trimmed, the key lower-cased; a field without a key has the key `bare`.
 fn fields(line: &str, bare: &str) -> Result<Vec<(String, String)>> {
-    let mut builder = csv::ReaderBuilder::new();
-    let mut reader = builder.has_headers(false).from_reader(line.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
     let record = reader.records().next().transpose();
     let record = record.context("not a comma-separated line (check the quotes)")?;
     let field = |f: &str| match f.split_once('=') {
@@ -159,17 +152,15 @@ fn fields(line: &str, bare: &str) -> Result<Vec<(String, String)>> {
 fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     let mut attrs: BTreeMap<_, _> = fields(text, "value")?.into_iter().collect();
     let ty = attrs.remove("type").unwrap_or_else(|| "raw".into());
-    let Some(&(name, kind, default_priority, own)) = KINDS.iter().find(|k| k.0 == ty) else {
-        let mut names = KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
-        if ty == "pep440" {
-            names += " (pep440 is not supported here)";
-        }
-        bail!("unknown type `{ty}`; valid types: {names}");
+    let Some(&(name, kind, default_priority, own, required)) = KINDS.iter().find(|k| k.0 == ty)
+    else {
+        let names = KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
+        let pep440 = if ty == "pep440" { " (pep440 is not supported here)" } else { "" };
+        bail!("unknown type `{ty}`; valid types: {names}{pep440}");
     };
     let valid = [own, COMMON_ATTRS].concat();
     if let Some(key) = attrs.keys().find(|k| !valid.contains(&k.as_str())) {
-        let valid = valid.join(", ");
-        bail!("unknown attribute `{key}` for type={name}; valid: {valid}");
+        bail!("unknown attribute `{key}` for type={name}; valid: {}", valid.join(", "));
     }
     let defaults: &[(&str, &str)] = match kind {
         Kind::Schedule => &[("pattern", "nightly")],
@@ -181,22 +172,18 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     for (k, v) in defaults.iter().chain(&[("enable", "true")]) {
         attrs.entry(k.to_string()).or_insert_with(|| v.to_string());
     }
-    for (_, key, choices) in REQUIRED.iter().filter(|r| r.0 == kind) {
+    if let Some((key, choices)) = required {
         let valid = |v: &String| choices.is_empty() || choices.contains(&v.as_str());
-        if !attrs.get(*key).is_some_and(valid) {
-            let want = choices.join("|");
-            let want = non_empty(&want).unwrap_or("...");
-            bail!("type={name} needs {key}={want}");
+        if !attrs.get(key).is_some_and(valid) {
+            bail!("type={name} needs {key}={}", non_empty(&choices.join("|")).unwrap_or("..."));
         }
     }
     if kind == Kind::Match && attrs["group"].parse::<usize>().is_err() {
         bail!("type=match: `group` is a group number (0 for the whole match)");
     }
-    let priority = match attrs.get("priority").map(|p| (p, p.parse())) {
-        None => default_priority,
-        Some((_, Ok(p))) => p,
-        Some((p, Err(_))) => bail!("`priority={p}` is not a whole number"),
-    };
+    let priority = attrs.get("priority").map_or(Ok(default_priority), |p| {
+        p.parse().map_err(|_| anyhow!("`priority={p}` is not a whole number"))
+    })?;
     // templates use only the placeholders of their place; a semver pattern has one
     for (key, value) in &attrs {
         let names = match (kind, key.as_str()) {
@@ -208,14 +195,12 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
         let at = || format!("{key}=`{value}`");
         let t = Template::parse(value).with_context(at)?;
         t.check(names).with_context(at)?;
-        if kind == Kind::Semver && key == "pattern" && !t.has_placeholder() {
-            let all = names.split(' ').map(|n| format!("{{{{{n}}}}}"));
-            let all = all.collect::<Vec<_>>().join(", ");
-            bail!("pattern=`{value}` has no placeholder; use {all}");
+        if kind == Kind::Semver && key == "pattern" && t.placeholders().next().is_none() {
+            let all = names.split(' ').map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>();
+            bail!("pattern=`{value}` has no placeholder; use {}", all.join(", "));
         }
     }
-    let text = text.to_owned();
-    Ok(TagRule { kind, attrs, priority, line, text })
+    Ok(TagRule { kind, attrs, priority, line, text: text.to_owned() })
 }
 
 fn parse_flavor(block: &str) -> Result<Flavor> {

@@ -1,21 +1,16 @@
-//! The `{{...}}` placeholders of metadata-action's templates (handlebars
-//! there), limited to the ones its documentation lists: `{{branch}}`,
-//! `{{date 'YYYYMMDD' tz='Asia/Tokyo'}}`, `{{version}}`, ... The words inside
-//! the braces are split with `shlex` (handlebars quotes strings the same
-//! way); dates are formatted with jiff from a table of moment.js tokens.
+//! metadata-action's documented `{{...}}` placeholders (`{{branch}}`, `{{date 'YYYYMMDD'
+//! tz='Asia/Tokyo'}}`, ...): words split with `shlex`, dates formatted by jiff from moment.js.
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use jiff::Timestamp;
 
-/// Placeholders (space-separated) of a `type=semver` pattern, of a
-/// `type=schedule` pattern, and of `value`, `prefix`, `suffix` and `enable`.
+/// Placeholders of a semver pattern, a schedule pattern, and `value`, `prefix`, ... .
 pub const SEMVER: &str = "version major minor patch raw";
 pub const DATES: &str = "date commit_date";
 pub const GLOBAL: &str =
     "branch tag sha base_ref is_default_branch is_not_default_branch date commit_date";
 
-/// One `{{...}}`: `format` (moment.js) and `tz` (default UTC) are those of
-/// `date` and `commit_date`.
+/// One `{{...}}`; `format` (moment.js) and `tz` (default UTC) of `date` and `commit_date`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placeholder {
     pub name: String,
@@ -33,14 +28,12 @@ enum Piece {
 pub struct Template(Vec<Piece>);
 
 impl Template {
-    /// Errors on an unclosed `{{`, unbalanced quotes, or a `date` format that is not
-    /// quoted (handlebars would read it as a missing variable).
+    /// Errors on an unclosed `{{`, unbalanced quotes, or an unquoted `date` format.
     pub fn parse(s: &str) -> Result<Template> {
         let (mut pieces, mut rest) = (Vec::new(), s);
         while let Some((text, after)) = rest.split_once("{{") {
             let (inner, tail) = after.split_once("}}").context("`{{` without `}}`")?;
-            let var = Piece::Var(placeholder(inner.trim())?);
-            pieces.extend([Piece::Text(text.into()), var]);
+            pieces.extend([Piece::Text(text.into()), Piece::Var(placeholder(inner.trim())?)]);
             rest = tail;
         }
         pieces.push(Piece::Text(rest.into()));
@@ -51,15 +44,8 @@ impl Template {
     /// Errors when a placeholder is not one of `names` (space-separated).
     pub fn check(&self, names: &str) -> Result<()> {
         let known = |p: &&Placeholder| names.split(' ').any(|n| n == p.name);
-        let Some(p) = self.placeholders().find(|p| !known(p)) else {
-            return Ok(());
-        };
-        let (name, valid) = (&p.name, names.replace(' ', ", "));
-        bail!("unknown placeholder `{{{{{name}}}}}`; valid here: {valid}")
-    }
-
-    pub fn has_placeholder(&self) -> bool {
-        self.placeholders().next().is_some()
+        let Some(p) = self.placeholders().find(|p| !known(p)) else { return Ok(()) };
+        bail!("unknown placeholder `{{{{{}}}}}`; valid here: {}", p.name, names.replace(' ', ", "))
     }
 
     /// metadata-action's `isRawStatement`: the template is exactly `{{raw}}`.
@@ -67,11 +53,8 @@ impl Template {
         matches!(self.0.as_slice(), [Piece::Var(p)] if p.name == "raw")
     }
 
-    fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
-        self.0.iter().filter_map(|p| match p {
-            Piece::Var(v) => Some(v),
-            Piece::Text(_) => None,
-        })
+    pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
+        self.0.iter().filter_map(|p| if let Piece::Var(v) = p { Some(v) } else { None })
     }
 
     /// The text with each placeholder replaced by `value(placeholder)`.
@@ -87,30 +70,24 @@ impl Template {
 fn placeholder(inner: &str) -> Result<Placeholder> {
     let at = || format!("`{{{{{inner}}}}}`");
     let words = shlex::split(inner).ok_or_else(|| anyhow!("{}: unbalanced quotes", at()))?;
-    let Some((name, args)) = words.split_first() else {
-        bail!("empty placeholder `{{{{}}}}`");
-    };
-    let (name, mut tz) = (name.clone(), None);
+    let Some((name, args)) = words.split_first() else { bail!("empty placeholder `{{{{}}}}`") };
     let quoted = inner[name.len()..].trim_start().starts_with(['\'', '"']);
     let is_date = DATES.split(' ').any(|d| d == name);
-    let format = match args.split_first() {
-        None if !is_date => None,
+    let (format, rest) = match args.split_first() {
+        None if !is_date => (None, &[][..]),
         _ if !is_date => bail!("{}: `{name}` takes no arguments", at()),
-        Some((format, rest)) if quoted => {
-            for arg in rest {
-                match arg.split_once('=') {
-                    Some(("tz", zone)) => tz = Some(zone.to_owned()),
-                    _ => bail!("{}: unknown argument `{arg}` (only tz=)", at()),
-                }
-            }
-            Some(format.clone())
-        }
+        Some((format, rest)) if quoted => (Some(format.clone()), rest),
         _ => bail!(
             "{}: give the format as one quoted string, as in {{{{{name} 'YYYYMMDD' tz='UTC'}}}}",
             at()
         ),
     };
-    Ok(Placeholder { name, format, tz })
+    let mut tz = None;
+    for arg in rest {
+        let zone = arg.strip_prefix("tz=");
+        tz = Some(zone.with_context(|| format!("{}: unknown argument `{arg}` (only tz=)", at()))?);
+    }
+    Ok(Placeholder { name: name.clone(), format, tz: tz.map(str::to_owned) })
 }
 
 /// moment.js format tokens and their strftime equivalents, longest first.
@@ -120,9 +97,8 @@ const MOMENT_TOKENS: &str = "YYYY=%Y YY=%y MMMM=%B MMM=%b MM=%m M=%-m DDDD=%j DD
 /// Letters that are moment.js tokens (not literal text) in some form.
 const MOMENT_LETTERS: &str = "MQDdeEwWYygGAaHhkmsSzZXxN";
 
-/// Formats `at` in time zone `tz` (IANA name; default UTC) with a moment.js
-/// `format`, as metadata-action's `{{date}}` does; `[text]` is literal.
-/// Errors on a token outside [`MOMENT_TOKENS`] or an unknown zone.
+/// `at` in IANA zone `tz` (default UTC) with a moment.js `format` (`[text]` literal), as
+/// metadata-action's `{{date}}`; errors on a token outside [`MOMENT_TOKENS`].
 pub fn format_date(at: Timestamp, format: &str, tz: Option<&str>) -> Result<String> {
     let tz = tz.unwrap_or("UTC");
     let zoned = at.in_tz(tz).with_context(|| format!("time zone `{tz}`"))?;
