@@ -11,7 +11,6 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use jiff::Timestamp;
 use regex::Regex;
 use serde::Deserialize;
-use serde_json::Value;
 
 pub use self::rules::Rules;
 use crate::project::{Component, Platform, LOCAL_REGISTRY};
@@ -56,10 +55,50 @@ pub struct Context {
     pub short_sha_len: usize,
 }
 
+/// The fields read from the GitHub event payload (`GITHUB_EVENT_PATH`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Payload {
+    pub number: Option<u64>,
+    #[serde(default)]
+    pub pull_request: PullRequest,
+    pub repository: Option<Repository>,
+    pub base_ref: Option<String>,
+    #[serde(default)]
+    pub commits: Vec<Commit>,
+    pub head_commit: Option<Commit>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PullRequest {
+    pub number: Option<u64>,
+    #[serde(default)]
+    pub head: GitRef,
+    #[serde(default)]
+    pub base: GitRef,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GitRef {
+    pub sha: Option<String>,
+    #[serde(rename = "ref")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Repository {
+    pub default_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Commit {
+    pub id: String,
+    pub timestamp: String,
+}
+
 impl Context {
     /// [`Context::from_github`] with the payload of `GITHUB_EVENT_PATH` when that file exists.
     pub fn from_github_env(get: impl Fn(&str) -> Option<String>) -> Result<Context> {
-        let read = |path: String| -> Result<Value> {
+        let read = |path: String| -> Result<Payload> {
             let at = || format!("reading the event payload GITHUB_EVENT_PATH={path} (JSON)");
             serde_json::from_str(&std::fs::read_to_string(&path).with_context(at)?).with_context(at)
         };
@@ -72,7 +111,7 @@ impl Context {
     /// `GITHUB_EVENT_NAME` and `GITHUB_SHA` required.
     pub fn from_github(
         get: impl Fn(&str) -> Option<String>,
-        payload: Option<&Value>,
+        payload: Option<&Payload>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let need = |k: &str| {
@@ -80,8 +119,8 @@ impl Context {
                 anyhow!("{k} is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
             })
         };
-        let at = |p: &str| payload.and_then(|v| v.pointer(p));
-        let text = |p: &str| at(p).and_then(Value::as_str).map(str::to_owned);
+        let payload = payload.cloned().unwrap_or_default();
+        let pr = payload.pull_request;
         let event = need("GITHUB_EVENT_NAME")?;
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
         let mut git_ref = get("GITHUB_REF");
@@ -89,8 +128,7 @@ impl Context {
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
-            let Some(n) = ["/number", "/pull_request/number"].iter().find_map(|p| at(p)?.as_u64())
-            else {
+            let Some(n) = payload.number.or(pr.number) else {
                 bail!(
                     "{event} run with GITHUB_REF={}: the event payload has no pull request \
                      number, so the run cannot be tagged (never as its base branch)",
@@ -101,18 +139,18 @@ impl Context {
         }
         let head_sha =
             get("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        if let (true, Some(s)) = (head_sha && is_pr_event, text("/pull_request/head/sha")) {
-            sha = checked_sha(&s).context("event payload `pull_request.head.sha`")?;
+        if let (true, Some(s)) = (head_sha && is_pr_event, &pr.head.sha) {
+            sha = checked_sha(s).context("event payload `pull_request.head.sha`")?;
         }
         let base_ref = match git_ref.as_deref().unwrap_or("").get(..10) {
             Some("refs/tags/") => {
-                text("/base_ref").map(|b| b.trim_start_matches("refs/heads/").into())
+                payload.base_ref.map(|b| b.trim_start_matches("refs/heads/").into())
             }
-            Some("refs/pull/") => text("/pull_request/base/ref"),
+            Some("refs/pull/") => pr.base.name,
             _ => None,
         };
-        let commits = at("/commits").and_then(Value::as_array).into_iter().flatten();
-        let commit = commits.chain(at("/head_commit")).find(|c| c["id"] == sha.as_str());
+        let mut commits = payload.commits.iter().chain(&payload.head_commit);
+        let commit = commits.find(|c| c.id == sha);
         let repository = get("GITHUB_REPOSITORY");
         let server = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         let owner = || Some(repository.as_deref()?.split('/').next()?.to_owned());
@@ -120,12 +158,11 @@ impl Context {
             source: Source::GitHubActions,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
-            head_ref: get("GITHUB_HEAD_REF")
-                .or(text("/pull_request/head/ref").filter(|_| is_pr_event)),
+            head_ref: get("GITHUB_HEAD_REF").or(pr.head.name.filter(|_| is_pr_event)),
             pr_number,
             base_ref,
-            default_branch: text("/repository/default_branch"),
-            commit_date: commit.and_then(|c| c["timestamp"].as_str()?.parse().ok()),
+            default_branch: payload.repository.and_then(|r| r.default_branch),
+            commit_date: commit.and_then(|c| c.timestamp.parse().ok()),
             short_sha_len: SHORT_SHA_LEN,
             event,
             git_ref,
@@ -412,7 +449,8 @@ pub(crate) mod tests {
         for (k, v) in vars {
             map.insert(k.to_string(), v.to_string());
         }
-        Context::from_github(|k| map.get(k).cloned(), payload)
+        let payload: Option<Payload> = payload.map(|p| serde_json::from_value(p.clone()).unwrap());
+        Context::from_github(|k| map.get(k).cloned(), payload.as_ref())
     }
 
     /// brokkr's declared rules, `.github/image-tags.yml`.

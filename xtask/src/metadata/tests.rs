@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::{eval::evaluate, Context, Rules};
+use super::{eval::evaluate, Context, Payload, Rules};
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -22,7 +22,7 @@ struct Case {
     name: String,
     env: BTreeMap<String, String>,
     #[serde(default)]
-    payload: Option<serde_json::Value>,
+    payload: Option<Payload>,
     tags_input: Vec<String>,
     #[serde(default)]
     flavor_input: Vec<String>,
@@ -105,6 +105,7 @@ fn ctx(vars: &[(&str, &str)], payload: Option<serde_json::Value>) -> Context {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let payload: Option<Payload> = payload.map(|p| serde_json::from_value(p).unwrap());
     let mut ctx = Context::from_github(|k| env.get(k).cloned(), payload.as_ref()).unwrap();
     ctx.now = "2020-01-10T00:30:00Z".parse().unwrap();
     ctx
