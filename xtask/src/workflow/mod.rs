@@ -118,11 +118,8 @@ pub type Pairs = IndexMap<String, Text>;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum On {
-    /// `on: push`.
     One(String),
-    /// `on: [push, pull_request]`.
     List(Vec<String>),
-    /// `on: {push: {branches: [...]}, pull_request: }`.
     Map(IndexMap<String, Option<EventConfig>>),
     Other(Value),
 }
@@ -268,13 +265,6 @@ pub struct Workflow {
     pub jobs: Option<IndexMap<String, Job>>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct Trigger {
-    pub event: String,
-    /// Its filters; `None` when written without any.
-    pub filters: Option<Filters>,
-}
-
 impl Workflow {
     /// Parses a workflow. A YAML syntax error, a top level that is not a
     /// mapping, or a known key of the wrong shape is an error diagnostic.
@@ -315,23 +305,16 @@ impl Workflow {
         self.jobs.as_ref()?.get(id)
     }
 
-    /// The triggers under the `on` key, in any of its forms.
-    pub fn triggers(&self) -> Vec<Trigger> {
-        let bare = |event: &String| Trigger { event: event.clone(), filters: None };
+    /// Whether `on:` (in any of its forms) has `event`, and its filters if any.
+    pub fn trigger(&self, event: &str) -> Option<Option<&Filters>> {
         match &self.on {
-            Some(On::One(e)) => vec![bare(e)],
-            Some(On::List(es)) => es.iter().map(bare).collect(),
-            Some(On::Map(m)) => m
-                .iter()
-                .map(|(event, c)| Trigger {
-                    event: event.clone(),
-                    filters: match c {
-                        Some(EventConfig::Filters(f)) => Some(f.clone()),
-                        _ => None,
-                    },
-                })
-                .collect(),
-            _ => Vec::new(),
+            Some(On::One(e)) => (e == event).then_some(None),
+            Some(On::List(es)) => es.iter().any(|e| e == event).then_some(None),
+            Some(On::Map(m)) => m.get(event).map(|c| match c {
+                Some(EventConfig::Filters(f)) => Some(f),
+                _ => None,
+            }),
+            _ => None,
         }
     }
 
@@ -397,32 +380,16 @@ fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
 /// as a combination of its own when it matches none. No matrix is one empty
 /// leg. A matrix given as an expression (`fromJSON(...)`) is an error.
 pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
-    let (include, exclude, axes) = match matrix {
-        None => return Ok(vec![Vec::new()]),
-        Some(Matrix::Other(_)) => {
-            return Err(
-                "the matrix is an expression or not a mapping of lists; only literal matrices can be expanded"
-                    .to_owned(),
-            )
-        }
-        Some(Matrix::Literal {
-            include,
-            exclude,
-            axes,
-        }) => (include, exclude, axes),
+    let Some(Matrix::Literal { include, exclude, axes }) = matrix else {
+        return match matrix {
+            None => Ok(vec![Vec::new()]),
+            _ => Err("the matrix is an expression or not a mapping of lists; only literal matrices can be expanded".to_owned()),
+        };
     };
     let mut legs: Vec<Leg> = vec![Vec::new(); usize::from(!axes.is_empty())];
     for (k, vals) in axes {
-        legs = legs
-            .into_iter()
-            .flat_map(|leg| {
-                vals.iter().map(move |v| {
-                    let mut l = leg.clone();
-                    l.push((k.clone(), v.0.clone()));
-                    l
-                })
-            })
-            .collect();
+        let with = |leg: &Leg, v: &Text| [leg.clone(), vec![(k.clone(), v.0.clone())]].concat();
+        legs = legs.iter().flat_map(|leg| vals.iter().map(|v| with(leg, v))).collect();
     }
     let fits = |leg: &Leg, e: &IndexMap<String, Text>, only_axes: bool| {
         e.iter()
@@ -433,10 +400,7 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
     let originals = legs.len();
     for inc in include {
         let mut matched = false;
-        for leg in legs.iter_mut().take(originals) {
-            if !fits(leg, inc, true) {
-                continue;
-            }
+        for leg in legs.iter_mut().take(originals).filter(|l| fits(l, inc, true)) {
             matched = true;
             for (k, v) in inc.iter().filter(|(k, _)| !axes.contains_key(*k)) {
                 match leg.iter_mut().find(|(lk, _)| lk == k) {

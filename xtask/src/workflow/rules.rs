@@ -195,16 +195,14 @@ fn check_triggers(cx: &mut Ctx<'_>) {
         }
         Some(_) => {}
     }
-    let triggers = wf.triggers();
-    let find = |e: &str| triggers.iter().find(|t| t.event == e);
     let (and, list) = (PUSH_BRANCHES.join(" and "), PUSH_BRANCHES.join(", "));
-    match find("push") {
+    match wf.trigger("push") {
         None => cx.error(Rule::Triggers, on_line, format!("no `push` trigger: pushes to {and} do not build images; add `push: {{branches: [{list}]}}`")),
-        Some(t) => check_branch_filter(cx, "push", t.filters.as_ref()),
+        Some(f) => check_branch_filter(cx, "push", f),
     }
-    match find("pull_request") {
+    match wf.trigger("pull_request") {
         None => cx.error(Rule::Triggers, on_line, "no `pull_request` trigger: pull requests are not built before they merge; add `pull_request:`".to_owned()),
-        Some(t) => check_branch_filter(cx, "pull_request", t.filters.as_ref()),
+        Some(f) => check_branch_filter(cx, "pull_request", f),
     }
 }
 
@@ -242,10 +240,8 @@ fn check_paths(cx: &mut Ctx<'_>) {
     let images: Vec<String> = all.into_iter().collect();
     let (path, n) = (repo_path(&wf.path), images.len());
     inputs.push(ImageInput { path, images });
-    for t in wf.triggers() {
-        let (Some(f), e @ ("push" | "pull_request")) = (&t.filters, t.event.as_str()) else {
-            continue;
-        };
+    for e in ["push", "pull_request"] {
+        let Some(Some(f)) = wf.trigger(e) else { continue };
         let line = |k: Option<&str>| wf.on_line(e, k);
         if f.paths.is_some() && f.paths_ignore.is_some() {
             let msg = format!(
@@ -432,7 +428,7 @@ fn secrets_used(s: &Step) -> Vec<String> {
 /// request jobs hold no token that writes packages, never export the cache.
 fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
-    if !wf.triggers().iter().any(|t| t.event == "pull_request") {
+    if wf.trigger("pull_request").is_none() {
         return;
     }
     let off =

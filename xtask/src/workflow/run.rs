@@ -308,10 +308,10 @@ pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
 /// tag filters (path filters are not applied locally).
 fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
     let (event, path) = (ctx.event.name(), &wf.path);
-    let Some(t) = wf.triggers().into_iter().find(|t| t.event == event) else {
+    let Some(filters) = wf.trigger(event) else {
         bail!("{path} does not run on `{event}` (its `on:` has no `{event}`)");
     };
-    let Some(f) = &t.filters else { return Ok(()) };
+    let Some(f) = filters else { return Ok(()) };
     // Pull request filters apply to the base branch; push filters to the pushed ref.
     let (name, is_tag) = match ctx.event {
         Event::PullRequest => (ctx.refs.base.as_str(), false),
