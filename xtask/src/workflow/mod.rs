@@ -185,19 +185,17 @@ pub struct Strategy {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Step {
     /// 0-based position in the job's `steps`.
     #[serde(skip)]
     pub index: usize,
-    pub id: Option<String>,
     pub name: Option<Text>,
     #[serde(rename = "if")]
     pub cond: Option<Text>,
     pub uses: Option<String>,
     pub run: Option<Text>,
-    #[serde(default)]
     pub with: Pairs,
-    #[serde(default)]
     pub env: Pairs,
 }
 
@@ -228,27 +226,23 @@ impl Step {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "kebab-case")]
+#[serde(default, rename_all = "kebab-case")]
 pub struct Job {
     #[serde(skip)]
     pub id: String,
     pub name: Option<Text>,
-    #[serde(default)]
     pub needs: List,
     #[serde(rename = "if")]
     pub cond: Option<Text>,
-    #[serde(default)]
     pub runs_on: List,
     pub permissions: Option<Permissions>,
-    #[serde(default)]
     pub env: Pairs,
-    #[serde(default)]
     pub strategy: Strategy,
-    #[serde(default)]
     pub steps: Vec<Step>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Workflow {
     #[serde(skip)]
     pub path: String,
@@ -260,7 +254,6 @@ pub struct Workflow {
     pub name: Option<Text>,
     pub on: Option<On>,
     pub permissions: Option<Permissions>,
-    #[serde(default)]
     pub env: Pairs,
     pub jobs: Option<IndexMap<String, Job>>,
 }
