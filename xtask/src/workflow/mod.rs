@@ -220,6 +220,10 @@ impl Step {
         Some(u.split('@').next().unwrap_or(u).to_ascii_lowercase())
     }
 
+    pub fn uses_action(&self, action: &str) -> bool {
+        self.action().as_deref() == Some(action)
+    }
+
     pub fn input(&self, name: &str) -> Option<&str> {
         self.with.get(name).map(|t| t.0.as_str())
     }
