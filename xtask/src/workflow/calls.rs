@@ -66,48 +66,32 @@ fn expand(
     env: &dyn Fn(&str) -> Option<String>,
     unknown: Option<&str>,
 ) -> (String, Vec<String>) {
-    let (mut out, mut unset) = (String::new(), Vec::new());
-    let (mut single, mut double) = (false, false);
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        rest = &rest[c.len_utf8()..];
-        match c {
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '\\' if !single => {
-                out.push(c);
-                if let Some(n) = rest.chars().next() {
-                    out.push(n);
-                    rest = &rest[n.len_utf8()..];
+    let var = regex::Regex::new(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))");
+    let var = var.expect("a valid regex");
+    let (mut out, mut unset, mut quote) = (String::new(), Vec::new(), None);
+    let mut chars = s.char_indices();
+    while let Some((i, mut c)) = chars.next() {
+        if let Some(m) = var.captures(&s[i..]).filter(|_| quote != Some('\'')) {
+            let name = m.get(1).or(m.get(2)).map_or("", |n| n.as_str());
+            match env(name) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    unset.push(name.to_owned());
+                    out.push_str(unknown.unwrap_or(&m[0]));
                 }
-                continue;
             }
-            '$' if !single => {
-                let braced = rest.starts_with('{');
-                let body = if braced { &rest[1..] } else { rest };
-                let n = body
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(body.len());
-                let closed = !braced || body[n..].starts_with('}');
-                if n > 0 && closed && !body.starts_with(|c: char| c.is_ascii_digit()) {
-                    let name = &body[..n];
-                    let len = n + if braced { 2 } else { 0 };
-                    match env(name) {
-                        Some(v) => out.push_str(&v),
-                        None => {
-                            unset.push(name.to_owned());
-                            match unknown {
-                                Some(u) => out.push_str(u),
-                                None => {
-                                    out.push('$');
-                                    out.push_str(&rest[..len]);
-                                }
-                            }
-                        }
-                    }
-                    rest = &rest[len..];
-                    continue;
-                }
+            chars.nth(m[0].len() - 2);
+            continue;
+        }
+        match (c, quote) {
+            ('\'' | '"', None) => quote = Some(c),
+            (_, Some(q)) if q == c => quote = None,
+            ('\\', q) if q != Some('\'') => {
+                out.push(c);
+                c = match chars.next() {
+                    Some((_, n)) => n,
+                    None => continue,
+                };
             }
             _ => {}
         }
