@@ -650,7 +650,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let sha = git(&["rev-parse", "HEAD"]).context("reading the commit (git rev-parse HEAD)")?;
     let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]).ok().filter(|b| b != "HEAD");
     let from_cargo = || {
-        let meta = super::validate::cargo_metadata(sh).ok()?;
+        let meta = crate::tags::cargo_metadata(sh).ok()?;
         meta.packages.into_iter().find_map(|p| repository_from_url(&p.repository))
     };
     let origin = git(&["remote", "get-url", "origin"]).ok();

@@ -34,11 +34,8 @@ pub const PYTHON_TOOLS: &[&str] =
 /// The linters run after the rules: program and its arguments before the files.
 const LINTERS: &[(&str, &[&str])] = &[("actionlint", &[]), ("zizmor", &["--offline"])];
 
-pub use crate::metadata::CargoMetadata as Metadata;
-
-pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
-    crate::tags::cargo_metadata(sh)
-}
+use crate::metadata::CargoMetadata as Metadata;
+use crate::tags::cargo_metadata;
 
 /// The workspace members' directories relative to the root (`broker`).
 pub fn workspace_members(meta: &Metadata) -> Vec<String> {
