@@ -108,54 +108,48 @@ pub fn commands(
     env: &dyn Fn(&str) -> Option<String>,
     unknown: Option<&str>,
 ) -> Vec<Command> {
-    let mut out = Vec::new();
-    let lines: Vec<&str> = script.lines().collect();
-    let mut i = 0;
-    while i < lines.len() {
-        let start = i;
-        let mut text = String::new();
-        while i < lines.len() {
-            let continued = lines[i].strip_suffix('\\');
-            text.push_str(continued.unwrap_or(lines[i]));
-            text.push(' ');
-            i += 1;
-            if continued.is_none() {
-                break;
-            }
+    let (mut out, mut text, mut line) = (Vec::new(), String::new(), 0);
+    let n = script.lines().count();
+    for (i, l) in script.lines().enumerate() {
+        if text.is_empty() {
+            line = i;
         }
+        let continued = l.strip_suffix('\\');
+        text.push_str(continued.unwrap_or(l));
+        text.push(' ');
+        if continued.is_some() && i + 1 < n {
+            continue;
+        }
+        let text = std::mem::take(&mut text);
         let t = text.trim();
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        let mut problem = if text.contains("$(") {
-            Some("command substitution `$(...)`")
-        } else if text.contains('`') {
-            Some("command substitution with backquotes")
-        } else {
-            None
+        let mut problem = match (text.contains("$("), text.contains('`')) {
+            (true, _) => Some("command substitution `$(...)`"),
+            (_, true) => Some("command substitution with backquotes"),
+            _ => None,
         };
         let (expanded, unresolved) = expand(&text, env, unknown);
+        let unresolved = &unresolved;
+        let command = |words, problem: Option<&str>| {
+            let (unresolved, problem) = (unresolved.clone(), problem.map(str::to_owned));
+            Command { words, line, unresolved, problem }
+        };
         let Some(words) = shlex::split(&expanded) else {
-            out.push(Command {
-                words: vec![t.to_owned()],
-                line: start,
-                unresolved,
-                problem: Some("quote that is not closed".to_owned()),
-            });
+            out.push(command(vec![t.to_owned()], Some("quote that is not closed")));
             continue;
         };
         let mut parts: Vec<Vec<String>> = vec![Vec::new()];
         for w in words {
-            if SEPARATORS.contains(&w.as_str()) {
-                parts.push(Vec::new());
-                continue;
-            }
             if w.starts_with(['<', '>']) || w.starts_with("2>") || w.starts_with("&>") {
                 problem.get_or_insert("redirection");
             }
             let ends = w.len() > 1 && w.ends_with(';');
-            parts.last_mut().into_iter().for_each(|p| p.push(w.trim_end_matches(';').to_owned()));
-            if ends {
+            if !SEPARATORS.contains(&w.as_str()) {
+                parts.last_mut().into_iter().for_each(|p| p.push(w.trim_end_matches(';').into()));
+            }
+            if ends || SEPARATORS.contains(&w.as_str()) {
                 parts.push(Vec::new());
             }
         }
@@ -163,12 +157,7 @@ pub fn commands(
         if parts.len() > 1 {
             problem.get_or_insert("list of several commands (`&&`, `;`, `|`)");
         }
-        out.extend(parts.into_iter().map(|words| Command {
-            words,
-            line: start,
-            unresolved: unresolved.clone(),
-            problem: problem.map(str::to_owned),
-        }));
+        out.extend(parts.into_iter().map(|words| command(words, problem)));
     }
     out
 }
@@ -215,7 +204,6 @@ impl XtaskCall {
         self.matches.try_get_raw(id).ok().flatten()?.next()?.to_str()
     }
 
-    /// Whether a switch is on.
     pub fn flag(&self, id: &str) -> bool {
         self.get::<bool>(id).copied().unwrap_or(false)
     }

@@ -53,12 +53,7 @@ fn text(v: &Evaluation) -> String {
 /// `always()` is true and `cancelled()` false (nothing is cancelled locally).
 pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
     match &e.inner {
-        Expr::Literal(l) => Some(match l {
-            Literal::Number(n) => Evaluation::Number(*n),
-            Literal::String(s) => Evaluation::String(s.to_string()),
-            Literal::Boolean(b) => Evaluation::Boolean(*b),
-            Literal::Null => Evaluation::Null,
-        }),
+        Expr::Literal(_) => e.consteval(),
         Expr::Context(c) => resolve(&path(c)?),
         Expr::UnExpr { op: UnOp::Not, expr } => {
             truthy(&eval(expr, resolve)).map(|b| Evaluation::Boolean(!b))
