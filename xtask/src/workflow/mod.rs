@@ -71,8 +71,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self;
-        write!(f, "{}:{}: {}: {}", d.path, d.line, d.severity, d.message)
+        write!(f, "{}:{}: {}: {}", self.path, self.line, self.severity, self.message)
     }
 }
 
@@ -348,11 +347,7 @@ impl Workflow {
         let at = self.step_line(job, step, Some("run"));
         let head = self.text.lines().nth(at - 1).unwrap_or("");
         let after = head.split_once("run:").map_or("", |(_, r)| r.trim());
-        if after.starts_with('|') || after.starts_with('>') || after.is_empty() {
-            at + 1 + n
-        } else {
-            at + n
-        }
+        at + n + usize::from(after.starts_with(['|', '>']) || after.is_empty())
     }
 }
 
@@ -457,16 +452,12 @@ impl<'a> Scope<'a> {
     /// A context path: `matrix.x` (null when the leg has no `x`), `env.X`
     /// (null when unset), anything else through `outer`.
     pub fn resolve(&self, path: &str) -> Option<Evaluation> {
-        let text = |v: Option<&str>| {
-            Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
+        let v = match path.split_once('.') {
+            Some(("matrix", k)) => leg_get(self.leg, k),
+            Some(("env", k)) => self.env_var(k),
+            _ => return (self.outer)(path),
         };
-        if let Some(k) = path.strip_prefix("matrix.") {
-            return text(leg_get(self.leg, k));
-        }
-        if let Some(k) = path.strip_prefix("env.") {
-            return text(self.env_var(k));
-        }
-        (self.outer)(path)
+        Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
     }
 
     /// An environment variable of the scope (the last setting wins).

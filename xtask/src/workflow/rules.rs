@@ -300,13 +300,9 @@ fn check_matrix(cx: &mut Ctx<'_>) {
             let found: Vec<&str> = values.iter().filter_map(|v| known(v)).collect();
             let unknown: Vec<&&str> = values.iter().filter(|v| known(v).is_none()).collect();
             let missing: Vec<&&str> = all.iter().filter(|n| !found.contains(n)).collect();
-            let mut parts = Vec::new();
-            if !missing.is_empty() {
-                parts.push(format!("missing {}", quoted(&missing)));
-            }
-            if !unknown.is_empty() {
-                parts.push(format!("not known to the xtask: {}", quoted(&unknown)));
-            }
+            let parts = [("missing", missing), ("not known to the xtask:", unknown)];
+            let parts = parts.iter().filter(|(_, l)| !l.is_empty());
+            let parts: Vec<String> = parts.map(|(w, l)| format!("{w} {}", quoted(l))).collect();
             if parts.is_empty() {
                 continue;
             }
