@@ -220,23 +220,10 @@ impl XtaskCall {
     }
 }
 
-/// The subcommand names `args` selects (option values skipped), for messages.
+/// The subcommand names `args` selects, as far as clap reads them, and the innermost one.
 fn chain<'c>(cli: &'c clap::Command, args: &[String]) -> (Vec<String>, &'c clap::Command) {
-    let (mut names, mut cmd, mut skip) = (Vec::new(), cli, false);
-    for w in args {
-        if std::mem::take(&mut skip) {
-            continue;
-        }
-        if let Some(long) = w.strip_prefix("--").filter(|l| !l.contains('=')) {
-            skip = cmd
-                .get_arguments()
-                .any(|a| a.get_long() == Some(long) && a.get_action().takes_values());
-        } else if let Some(sub) = cmd.find_subcommand(w) {
-            names.push(sub.get_name().to_owned());
-            cmd = sub;
-        }
-    }
-    (names, cmd)
+    let names = lenient(cli, args).map(|c| c.path).unwrap_or_default();
+    (names.clone(), names.iter().fold(cli, |c, n| c.find_subcommand(n).unwrap_or(c)))
 }
 
 /// `--platform` for `--platfrom`: the closest long option of `cmd`.
