@@ -20,24 +20,17 @@ pub type Resolve<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
 /// `github.event_name` for `github.event_name`, `GITHUB.ref` and `github['ref']`;
 /// the context name lower-cased. `None` for computed parts.
 fn path(ctx: &Context<'_>) -> Option<String> {
-    let mut out = String::new();
-    for (i, part) in ctx.parts.iter().enumerate() {
-        let name = match &part.inner {
-            Expr::Identifier(id) => id.as_str().to_owned(),
-            Expr::Index(ix) => match &ix.inner {
-                Expr::Literal(Literal::String(s)) => s.to_string(),
-                _ => return None,
-            },
-            _ => return None,
-        };
-        if i == 0 {
-            out.push_str(&name.to_ascii_lowercase());
-        } else {
-            out.push('.');
-            out.push_str(&name);
-        }
-    }
-    Some(out)
+    let part = |p: &SpannedExpr<'_>| match &p.inner {
+        Expr::Identifier(id) => Some(id.as_str().to_owned()),
+        Expr::Index(ix) => match &ix.inner {
+            Expr::Literal(Literal::String(s)) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut parts: Vec<String> = ctx.parts.iter().map(part).collect::<Option<_>>()?;
+    parts.iter_mut().take(1).for_each(|h| h.make_ascii_lowercase());
+    Some(parts.join("."))
 }
 
 fn truthy(v: &Option<Evaluation>) -> Option<bool> {
