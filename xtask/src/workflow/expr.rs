@@ -80,9 +80,7 @@ pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
             }
         }
         Expr::Call(call) => {
-            let args: Option<Vec<Evaluation>> =
-                call.args.iter().map(|a| eval(a, resolve)).collect();
-            let args = args?;
+            let args = call.args.iter().map(|a| eval(a, resolve)).collect::<Option<Vec<_>>>()?;
             let lower = |i: usize| text(&args[i]).to_lowercase();
             Some(match call.func {
                 Function::Success => resolve("success()").unwrap_or(Evaluation::Boolean(true)),
