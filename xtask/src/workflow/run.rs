@@ -503,24 +503,24 @@ impl Planner<'_> {
         };
         let plan = |cmd: calls::Command| {
             match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
-            (Some(u), _, _) => Err(format!("uses a {u}; keep run lines to plain `cargo xtask` calls")),
-            (None, [_, ..], _) => Err(format!("uses ${} which neither the workflow nor GitHub sets", cmd.unresolved.join(", $"))),
-            _ if cmd.informational() => Ok(Action::Skip { reason: format!("informational `{}`", cmd.argv()[0]) }),
-            (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
-            (None, [], Some(args)) => {
-                let (argv, notes) = rewrite(args, registry);
-                // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions).
-                let fixed = [("CI", "true"), ("GITHUB_ACTIONS", "true"), ("BROKKR_WORKFLOW_RUN", "1")];
-                let github = github_vars(ctx, self.wf, &job.id).into_iter();
-                let github = github.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
-                let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
-                let all = fixed.chain(github).chain(scope.env.iter().cloned()).chain(cmd.assignments());
-                // Last one wins, as in the shell; the first position stays, for reading.
-                let env: IndexMap<String, String> =
-                    all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]).collect();
-                Ok(Action::Run { argv, env: env.into_iter().collect(), notes })
+                (Some(u), _, _) => Err(format!("uses a {u}; keep run lines to plain `cargo xtask` calls")),
+                (None, [_, ..], _) => Err(format!("uses ${} which neither the workflow nor GitHub sets", cmd.unresolved.join(", $"))),
+                _ if cmd.informational() => Ok(Action::Skip { reason: format!("informational `{}`", cmd.argv()[0]) }),
+                (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
+                (None, [], Some(args)) => {
+                    let (argv, notes) = rewrite(args, registry);
+                    // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions).
+                    let fixed = [("CI", "true"), ("GITHUB_ACTIONS", "true"), ("BROKKR_WORKFLOW_RUN", "1")];
+                    let github = github_vars(ctx, self.wf, &job.id).into_iter();
+                    let github = github.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
+                    let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+                    let all = fixed.chain(github).chain(scope.env.iter().cloned()).chain(cmd.assignments());
+                    // Last one wins, as in the shell; the first position stays, for reading.
+                    let env: IndexMap<String, String> =
+                        all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]).collect();
+                    Ok(Action::Run { argv, env: env.into_iter().collect(), notes })
+                }
             }
-        }
         };
         cmds.into_iter().map(plan).collect()
     }
