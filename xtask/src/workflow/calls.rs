@@ -184,7 +184,7 @@ pub fn did_you_mean(s: Option<&str>) -> String {
 pub struct XtaskCall {
     /// Subcommand names from the top (`["manifest", "verify"]`).
     pub path: Vec<String>,
-    /// The matches of the innermost subcommand: clap's typed values.
+    /// The innermost subcommand's matches.
     pub matches: clap::ArgMatches,
 }
 
@@ -307,12 +307,10 @@ fn lenient(cli: &clap::Command, words: &[String]) -> Option<XtaskCall> {
     Some(XtaskCall { path, matches: m })
 }
 
-/// Parses the words after `cargo xtask` with `cli` (`Cli::command()`):
-/// the call, and a message for each thing the CLI refuses. An unknown
-/// option is reported and read as its suggestion (or dropped) so the rest
-/// of the call is still checked; any other refusal ends the check, and the
-/// call is what clap reads when ignoring errors. A refusal that involves an
-/// [`UNKNOWN`] value is no problem.
+/// Parses the words after `cargo xtask` with `cli` (`Cli::command()`): the call
+/// and a message per refusal. An unknown option is read as its suggestion (or
+/// dropped) to check the rest; other refusals end the check, and the call is
+/// what clap reads ignoring errors. Refusals involving [`UNKNOWN`] are none.
 pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, Vec<String>) {
     // `words` reads an unknown option as its suggestion, to check the rest;
     // `call` drops it, so the call holds only what was written.

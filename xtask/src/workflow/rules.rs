@@ -17,9 +17,8 @@ use super::{Filters, Matrix, Permissions, Text, Workflow};
 use crate::buildx::Strategy;
 use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
 
-/// What the rules compare a workflow with: the xtask's CLI definition
-/// (`Cli::command()`) and the image inputs (the workflow file itself is
-/// added per file).
+/// What the rules compare a workflow with: the xtask's CLI (`Cli::command()`)
+/// and the image inputs (the workflow file itself is added per file).
 pub struct Expected<'a> {
     pub cli: &'a clap::Command,
     pub image_inputs: &'a [ImageInput],
@@ -456,10 +455,8 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     }
 }
 
-/// What a build step of one leg says for a build option: the action's
-/// `input`, or the values of `flag` in each `docker buildx build` of its
-/// script, split at `seps`. The xtask's own calls are checked on their
-/// typed values instead.
+/// A build step's values of a build option: the action's `input`, or `flag` of each
+/// `docker buildx build` of its script, split at `seps` (xtask calls are typed).
 fn build_values(sc: &Scope<'_>, s: &Step, input: &str, flag: &str, seps: &[char]) -> Vec<String> {
     let mut vals = Vec::new();
     if is_build_action(s) {
@@ -481,10 +478,9 @@ fn build_values(sc: &Scope<'_>, s: &Step, input: &str, flag: &str, seps: &[char]
     split.filter(|e| !e.is_empty()).map(str::to_owned).collect()
 }
 
-/// B3: in a job with several legs, a `type=gha` cache entry of a build
-/// step (`cache-from` / `cache-to` inputs, `--cache-from` / `--cache-to`
-/// of `docker buildx build`) resolves to a different scope per leg.
-/// `cargo xtask build-image --cache gha` derives the scope from component and platform.
+/// B3: in a job with several legs, each `type=gha` cache entry of a build step
+/// (`cache-from`/`cache-to` inputs or flags) resolves to a scope per leg
+/// (`build-image --cache gha` derives it from component and platform).
 fn check_cache_scopes(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for job in wf.jobs() {
@@ -538,11 +534,9 @@ pub fn runner_arch(labels: &[String]) -> &'static str {
     }
 }
 
-/// B7: Rust compiled under emulation. `cargo xtask ... --strategy emulate`
-/// anywhere, and a leg that builds for a platform other than its runner's
-/// architecture with a builder that emulates (build-push-action, `docker
-/// buildx build`), are warnings; the xtask's default cross strategy
-/// compiles natively and cross-compiles.
+/// B7: Rust compiled under emulation: `--strategy emulate`, and a leg that builds
+/// for a platform other than its runner's with an emulating builder
+/// (build-push-action, `docker buildx build`), are warnings.
 fn check_emulation(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     let emulate = |c: &&FoundCall| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate);

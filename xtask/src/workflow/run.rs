@@ -357,12 +357,10 @@ fn names_leg(spec: &str, leg: &Leg) -> bool {
     words.peek().is_some() && words.all(|w| leg.iter().any(|(_, v)| v == w))
 }
 
-/// Plans a local run of `wf` for `ctx`: every job (or only `only_job`, by
-/// id or name), every matrix leg, every step in order. Errors list
-/// everything that cannot run locally: a `run:` line that is not a `cargo
-/// xtask` call (or a plain `echo`), shell features beyond words and `$VAR`,
-/// values that cannot be resolved, conditions on outputs of earlier steps,
-/// and a `--fail-leg` that names no leg.
+/// Plans a local run of `wf`: every job (or only `only_job`, by id or name),
+/// leg and step. Errors list all that cannot run locally: a `run:` line that
+/// is not a `cargo xtask` call (or `echo`), shell features beyond words and
+/// `$VAR`, unresolved values, conditions on step outputs, a `--fail-leg` naming no leg.
 pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<Vec<PlannedJob>> {
     check_trigger(wf, ctx)?;
     let mut jobs = job_order(wf)?;
