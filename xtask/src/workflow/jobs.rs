@@ -29,7 +29,7 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
     if manifests.is_empty() {
         let per_platform = |c: &&FoundCall| c.call.is(&["build-image"]) || c.call.is(&["push"]);
         if cx.calls.iter().filter(per_platform).any(|c| c.call.pushes()) {
-            cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job".to_owned());
+            cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job");
         }
         return;
     }
@@ -56,32 +56,18 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
         }
     }
     let mut covered: BTreeSet<&str> = BTreeSet::new();
-    let all_platforms: Vec<&str> = PLATFORMS.iter().map(|p| p.name).collect();
-    let calls: Vec<_> = cx
-        .calls
-        .iter()
-        .filter(|c| c.call.is(&["manifest"]))
-        .map(|c| {
-            (
-                c.line,
-                c.call.get::<&'static Component>("component").copied(),
-                c.call.get::<PlatformList>("platform").cloned(),
-            )
-        })
-        .collect();
-    for (line, component, platforms) in calls {
-        let Some(component) = component else {
+    let manifest = cx.calls.iter().filter(|c| c.call.is(&["manifest"]));
+    for (line, call) in manifest.map(|c| (c.line, c.call.clone())).collect::<Vec<_>>() {
+        let Some(component) = call.get::<&'static Component>("component") else {
             let msg = "`cargo xtask manifest` without `--component`: publish each component on its own (a matrix over `component`, `--component \"$COMPONENT\"`) so one component's failed leg does not hold back the other";
-            return cx.error(Rule::Manifest, line, msg.to_owned());
+            return cx.error(Rule::Manifest, line, msg);
         };
         covered.insert(component.name);
-        let missing: Vec<&str> = all_platforms
-            .iter()
-            .copied()
-            .filter(|p| platforms.as_ref().is_some_and(|l| !l.0.iter().any(|x| x.name == *p)))
-            .collect();
+        let given = call.get::<PlatformList>("platform");
+        let left_out = |p: &&str| given.is_some_and(|l| !l.0.iter().any(|x| x.name == *p));
+        let missing: Vec<&str> = PLATFORMS.iter().map(|p| p.name).filter(left_out).collect();
         if !missing.is_empty() {
-            cx.error(Rule::Manifest, line, format!("`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`", quoted(&missing), all_platforms.join(", ")));
+            cx.error(Rule::Manifest, line, format!("`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`", quoted(&missing), project::platform_names()));
         }
     }
     let missing: Vec<&str> =
