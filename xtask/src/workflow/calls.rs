@@ -318,13 +318,12 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
     let mut problems = Vec::new();
     for _ in 0..16 {
         let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
-        let Err(e) = cli.clone().try_get_matches_from(argv) else {
-            return (lenient(cli, &call), problems);
+        let e = match cli.clone().try_get_matches_from(argv) {
+            Err(e) if !e.to_string().contains(UNKNOWN) => e,
+            _ => break,
         };
-        if e.to_string().contains(UNKNOWN)
-            || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        {
-            return (lenient(cli, &call), problems);
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            break;
         }
         let missing = matches!(
             e.kind(),
@@ -342,9 +341,7 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
         let Some(at) = at else { break };
         if e.kind() != ErrorKind::UnknownArgument {
             // `--push=yes`: read on as `--push`.
-            let Some((flag, _)) = words[at].split_once('=').map(|(f, v)| (f.to_owned(), v)) else {
-                break;
-            };
+            let Some(flag) = words[at].split_once('=').map(|(f, _)| f.to_owned()) else { break };
             call.iter_mut().filter(|w| **w == words[at]).for_each(|w| w.clone_from(&flag));
             words[at] = flag;
             continue;
@@ -352,9 +349,7 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
         call.retain(|w| *w != words[at]);
         match suggest_option(chain(cli, &words).1, &bad) {
             Some(s) => words[at] = words[at].replacen(&bad, &s, 1),
-            None => {
-                words.remove(at);
-            }
+            None => drop(words.remove(at)),
         }
     }
     (lenient(cli, &call), problems)
