@@ -360,7 +360,7 @@ pub fn leg_label(leg: &Leg) -> String {
     parts.join(", ")
 }
 
-fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
+pub(super) fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
     leg.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 

@@ -18,7 +18,9 @@ use github_actions_expressions::Evaluation;
 use indexmap::IndexMap;
 use xshell::Shell;
 
-use super::{calls, expand_matrix, glob, inputs, leg_label, Job, Leg, Scope, Step, Text, Workflow};
+use super::{
+    calls, expand_matrix, glob, inputs, leg_get, leg_label, Job, Leg, Scope, Step, Text, Workflow,
+};
 use crate::plan::Cmd;
 use crate::project::{Platform, LOCAL_REGISTRY};
 
@@ -620,8 +622,7 @@ fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
 /// Removes the record a failed leg would not have uploaded (one left by an
 /// earlier run), so the manifest job sees that platform missing.
 fn forget_record(values: &Leg, registry: &str) -> Result<()> {
-    let get = |k: &str| values.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let (Some(c), Some(p)) = (get("component"), get("platform")) else {
+    let (Some(c), Some(p)) = (leg_get(values, "component"), leg_get(values, "platform")) else {
         return Ok(());
     };
     let (c, p) = (crate::project::component(c)?, Platform::parse(p)?);
