@@ -1,12 +1,8 @@
-//! The commands of a `run:` script and the `cargo xtask` calls among them.
-//!
-//! A script is read line by line (`\` continues a line); `$VAR` and
-//! `${VAR}` are expanded outside single quotes, then `shlex` splits the line
-//! into words. What is not one plain command is reported in
-//! [`Command::problem`] rather than guessed at: command substitution,
-//! redirections, and several commands joined with `&&`, `;`, `|`.
-//! `cargo xtask` calls are parsed by the xtask's own CLI definition (clap),
-//! the one parser of its command line; rules read clap's typed values.
+//! The commands of a `run:` script and the `cargo xtask` calls among them. Per
+//! line (`\` continues one), `$VAR`/`${VAR}` are expanded outside single quotes
+//! and `shlex` splits words; command substitution, redirections and lists
+//! (`&&`, `;`, `|`) are reported in [`Command::problem`], not guessed at.
+//! `cargo xtask` calls are parsed by the xtask's own CLI (clap).
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 

@@ -1,11 +1,7 @@
-//! GitHub Actions expressions (`${{ ... }}` and `if:`): parsed by
-//! `github-actions-expressions`, evaluated here over the contexts
-//! `workflow run` and the rules know. Semantics follow GitHub's "Expressions"
-//! reference (the crate's [`Evaluation::sema`] compares and prints values).
-//!
-//! An unknown context evaluates to `None`, which propagates like SQL's NULL
-//! (`false && unknown` is false, `true || unknown` is true): the rules use
-//! this to decide "is this step off on pull requests whatever the matrix is".
+//! GitHub Actions expressions (`${{ ... }}`, `if:`): parsed by
+//! `github-actions-expressions`, evaluated here as GitHub's "Expressions"
+//! reference says. An unknown context is `None`, propagating like SQL's NULL
+//! (`false && unknown` is false): "is this step off on pull requests anyway".
 
 use github_actions_expressions::call::Function;
 use github_actions_expressions::context::Context;

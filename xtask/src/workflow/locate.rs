@@ -1,12 +1,8 @@
-//! The line of a YAML node in the file text, for messages: serde_yaml keeps
-//! no positions.
-//!
-//! Works on block-style YAML as GitHub workflows are written: a node's
-//! children are the lines after it indented deeper (a key's sequence items
-//! may sit at its own indentation), and a key is found only at the
-//! shallowest indentation of its parent's block, so keys inside `run: |`
-//! scripts are never mistaken for YAML keys. Flow-style `{...}` / `[...]`
-//! values and missing keys stop the descent.
+//! The line of a YAML node in the file text (serde_yaml keeps no positions), for
+//! block-style YAML: a node's children are the lines after it indented deeper
+//! (a key's items may sit at its own indentation); a key is found only at the
+//! shallowest indentation of its parent's block, so keys in `run: |` scripts
+//! are not keys. Flow-style values and missing keys stop the descent.
 
 /// One step of a path into a YAML document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,14 +1,9 @@
-//! `cargo xtask workflow run`: runs a GitHub workflow's `cargo xtask` steps
-//! here, in GitHub's order and environment, against the loopback registry.
-//!
-//! [`plan`] is pure: per job (in `needs:` order) and matrix leg it evaluates
-//! `if:`, substitutes `${{ }}` and `$VAR`, and turns each step into a
-//! [`PlannedStep`]. [`walk`] goes through the plan as GitHub would: a job's
-//! `if:` sees its needs' results (no `if:` means `success()`), every leg runs
-//! even when another failed (`fail-fast: false`), a failed step skips the
-//! rest of its leg, and the run fails naming each failed leg. Artifacts stay
-//! in `target/xtask/images/`: upload-artifact stands in as a check that its
-//! path exists, download-artifact as nothing.
+//! `cargo xtask workflow run`: runs a GitHub workflow's `cargo xtask` steps here,
+//! in GitHub's order and environment, against the loopback registry. [`plan`]
+//! (pure) evaluates `if:` and `${{ }}`/`$VAR` per job, leg and step; [`walk`]
+//! runs the plan as GitHub would: a job's `if:` sees its needs' results, every
+//! leg runs when another failed (`fail-fast: false`), a failed step skips the
+//! rest of its leg. Artifacts stay in `target/xtask/images/`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -101,11 +96,9 @@ impl Refs {
             base: DEFAULT_BASE.to_owned(),
             pr_number: Some(n),
         };
-        let push = |full: String, name: &str, kind| Refs {
-            full,
-            name: name.to_owned(),
-            kind,
-            ..Refs::default()
+        let push = |full: String, name: &str, kind| {
+            let name = name.to_owned();
+            Refs { full, name, kind, ..Refs::default() }
         };
         let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
         match (event, g.strip_prefix("refs/pull/"), g.strip_prefix("refs/tags/")) {
