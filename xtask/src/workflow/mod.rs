@@ -33,12 +33,6 @@ pub enum Severity {
     Warning,
 }
 
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format!("{self:?}").to_lowercase())
-    }
-}
-
 /// Which rule produced a diagnostic (for tests and filtering; not printed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {
@@ -71,7 +65,8 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.path, self.line, self.severity, self.message)
+        let severity = format!("{:?}", self.severity).to_lowercase();
+        write!(f, "{}:{}: {severity}: {}", self.path, self.line, self.message)
     }
 }
 

@@ -62,9 +62,8 @@ impl Ctx<'_> {
         self.report(rule, Severity::Warning, line, message);
     }
 
-    pub(super) fn calls_in(&self, job: &Job) -> impl Iterator<Item = &FoundCall> {
-        let id = job.id.clone();
-        self.calls.iter().filter(move |c| c.job == id)
+    pub(super) fn calls_in<'s>(&'s self, job: &'s Job) -> impl Iterator<Item = &'s FoundCall> {
+        self.calls.iter().filter(move |c| c.job == job.id)
     }
 }
 
