@@ -91,13 +91,9 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
         let text = sh.read_file(f).with_context(|| format!("reading {path}"))?;
         let diags = Workflow::parse(&path, &text)
             .map_or_else(|d| vec![d], |wf| rules::check(&wf, &expected));
-        for d in &diags {
-            println!("{d}");
-            *match d.severity {
-                Severity::Error => &mut errors,
-                Severity::Warning => &mut warnings,
-            } += 1;
-        }
+        diags.iter().for_each(|d| println!("{d}"));
+        let e = diags.iter().filter(|d| d.severity == Severity::Error).count();
+        (errors, warnings) = (errors + e, warnings + diags.len() - e);
     }
     let n = files.len();
     println!("validate-workflow: {n} file(s), {errors} error(s), {warnings} warning(s)");
