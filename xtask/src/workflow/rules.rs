@@ -399,13 +399,11 @@ fn check_permissions(cx: &mut Ctx<'_>) {
 fn secrets_used(s: &Step) -> Vec<String> {
     let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
     let mut out: Vec<String> = Vec::new();
+    let secret = regex::Regex::new(r"secrets\.([A-Za-z0-9_]*)").expect("a valid regex");
     for (_, _, inner) in texts.flat_map(|t| super::expr::spans(&t.0)) {
-        for (p, _) in inner.match_indices("secrets.") {
-            let rest = &inner[p + 8..];
-            let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
-            let name = &rest[..n.unwrap_or(rest.len())];
-            if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.iter().any(|x| x == name) {
-                out.push(name.to_owned());
+        for name in secret.captures_iter(inner).map(|c| c[1].to_owned()) {
+            if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.contains(&name) {
+                out.push(name);
             }
         }
     }
