@@ -267,34 +267,27 @@ fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option
 /// `--cache local` and `--registry X` the loopback registry. Returns the new
 /// words and a note per change.
 pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
-    let (mut out, mut notes) = (Vec::new(), Vec::new());
-    let mut words = argv.iter().peekable();
-    while let Some(w) = words.next() {
-        let (flag, inline) = match w.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
-            _ => (w.as_str(), None),
+    let (mut out, mut notes) = (argv.to_vec(), Vec::new());
+    for i in 0..out.len() {
+        // The flag, and the word holding its value (`--flag=value` or `--flag value`).
+        let (flag, at) = match out[i].split_once('=') {
+            Some((f, _)) if f.starts_with("--") => (f.to_owned(), i),
+            _ => (out[i].clone(), i + 1),
         };
-        let new = match (flag, inline.or(words.peek().map(|s| s.as_str()))) {
-            ("--cache", Some("gha")) => {
+        let Some(word) = out.get(at) else { continue };
+        let value = if at == i { &word[flag.len() + 1..] } else { word.as_str() };
+        let new = match (flag.as_str(), value) {
+            ("--cache", "gha") => {
                 notes.push("`--cache gha` runs as `--cache local`: one directory per cache scope under target/buildx-cache/, replaced on each export".to_owned());
                 "local"
             }
-            ("--registry", Some(r)) if r != registry => {
+            ("--registry", r) if r != registry => {
                 notes.push(format!("`--registry {r}` runs as `--registry {registry}`"));
                 registry
             }
-            _ => {
-                out.push(w.clone());
-                continue;
-            }
+            _ => continue,
         };
-        if inline.is_none() {
-            words.next();
-        }
-        out.extend(match inline {
-            Some(_) => vec![format!("{flag}={new}")],
-            None => vec![flag.to_owned(), new.to_owned()],
-        });
+        out[at] = if at == i { format!("{flag}={new}") } else { new.to_owned() };
     }
     (out, notes)
 }
