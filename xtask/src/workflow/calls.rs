@@ -55,13 +55,12 @@ impl Command {
     }
 }
 
+/// The value of an environment variable; `None`: unset.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// `$NAME` and `${NAME}` replaced outside single quotes; unset names become
 /// `unknown` when given, else stay as written. Returns the unset names.
-fn expand(
-    s: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    unknown: Option<&str>,
-) -> (String, Vec<String>) {
+fn expand(s: &str, env: Env<'_>, unknown: Option<&str>) -> (String, Vec<String>) {
     let var = regex::Regex::new(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))");
     let var = var.expect("a valid regex");
     let (mut out, mut unset, mut quote) = (String::new(), Vec::new(), None);
@@ -99,11 +98,7 @@ fn expand(
 const SEPARATORS: &[&str] = &["&&", "||", "|", ";", "&"];
 
 /// Splits `script` into commands; see the module docs.
-pub fn commands(
-    script: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    unknown: Option<&str>,
-) -> Vec<Command> {
+pub fn commands(script: &str, env: Env<'_>, unknown: Option<&str>) -> Vec<Command> {
     let (mut out, mut text, mut line) = (Vec::new(), String::new(), 0);
     let n = script.lines().count();
     for (i, l) in script.lines().enumerate() {

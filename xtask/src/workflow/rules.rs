@@ -161,8 +161,7 @@ fn check_calls(cx: &mut Ctx<'_>) {
                     }
                     let Some(args) = cmd.xtask_args() else {
                         if !cmd.informational() && n == 0 {
-                            let shown = cmd.argv().iter().take(3).cloned().collect::<Vec<_>>();
-                            let shown = shown.join(" ");
+                            let shown = cmd.argv()[..cmd.argv().len().min(3)].join(" ");
                             cx.warn(Rule::LocalRun, line, format!("{what} runs `{shown}`, not a `cargo xtask` call: {fix}; move it into the xtask"));
                         }
                         continue;
