@@ -26,13 +26,9 @@ pub struct Command {
 impl Command {
     /// Leading `NAME=value` words (environment assignments for the command).
     pub fn assignments(&self) -> Vec<(String, String)> {
-        let assignment = |w: &String| {
-            let (k, v) = w.split_once('=')?;
-            let ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            ok.then(|| (k.to_owned(), v.to_owned()))
-        };
-        self.words.iter().map_while(assignment).collect()
+        let re = regex::Regex::new(r"(?s)^([A-Za-z_][A-Za-z0-9_]*)=(.*)$").expect("a valid regex");
+        let pair = |w: &String| re.captures(w).map(|c| (c[1].to_owned(), c[2].to_owned()));
+        self.words.iter().map_while(pair).collect()
     }
 
     /// The words after the leading assignments: the program and its arguments.
