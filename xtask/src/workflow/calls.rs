@@ -1,12 +1,8 @@
-//! The commands of a `run:` script and the `cargo xtask` calls among them.
-//!
-//! A script is read line by line (`\` continues a line); `$VAR` and
-//! `${VAR}` are expanded outside single quotes, then `shlex` splits the line
-//! into words. What is not one plain command is reported in
-//! [`Command::problem`] rather than guessed at: command substitution,
-//! redirections, and several commands joined with `&&`, `;`, `|`.
-//! `cargo xtask` calls are parsed by the xtask's own CLI definition (clap),
-//! the one parser of its command line; rules read clap's typed values.
+//! The commands of a `run:` script and the `cargo xtask` calls among them. Per
+//! line (`\` continues one), `$VAR`/`${VAR}` are expanded outside single quotes
+//! and `shlex` splits words; command substitution, redirections and lists
+//! (`&&`, `;`, `|`) are reported in [`Command::problem`], not guessed at.
+//! `cargo xtask` calls are parsed by the xtask's own CLI (clap).
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
@@ -30,13 +26,9 @@ pub struct Command {
 impl Command {
     /// Leading `NAME=value` words (environment assignments for the command).
     pub fn assignments(&self) -> Vec<(String, String)> {
-        let assignment = |w: &String| {
-            let (k, v) = w.split_once('=')?;
-            let ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            ok.then(|| (k.to_owned(), v.to_owned()))
-        };
-        self.words.iter().map_while(assignment).collect()
+        let re = regex::Regex::new(r"(?s)^([A-Za-z_][A-Za-z0-9_]*)=(.*)$").expect("a valid regex");
+        let pair = |w: &String| re.captures(w).map(|c| (c[1].to_owned(), c[2].to_owned()));
+        self.words.iter().map_while(pair).collect()
     }
 
     /// The words after the leading assignments: the program and its arguments.
@@ -59,55 +51,38 @@ impl Command {
     }
 }
 
+/// The value of an environment variable; `None`: unset.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// `$NAME` and `${NAME}` replaced outside single quotes; unset names become
 /// `unknown` when given, else stay as written. Returns the unset names.
-fn expand(
-    s: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    unknown: Option<&str>,
-) -> (String, Vec<String>) {
-    let (mut out, mut unset) = (String::new(), Vec::new());
-    let (mut single, mut double) = (false, false);
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        rest = &rest[c.len_utf8()..];
-        match c {
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '\\' if !single => {
-                out.push(c);
-                if let Some(n) = rest.chars().next() {
-                    out.push(n);
-                    rest = &rest[n.len_utf8()..];
+fn expand(s: &str, env: Env<'_>, unknown: Option<&str>) -> (String, Vec<String>) {
+    let var = regex::Regex::new(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))");
+    let var = var.expect("a valid regex");
+    let (mut out, mut unset, mut quote) = (String::new(), Vec::new(), None);
+    let mut chars = s.char_indices();
+    while let Some((i, mut c)) = chars.next() {
+        if let Some(m) = var.captures(&s[i..]).filter(|_| quote != Some('\'')) {
+            let name = m.get(1).or(m.get(2)).map_or("", |n| n.as_str());
+            match env(name) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    unset.push(name.to_owned());
+                    out.push_str(unknown.unwrap_or(&m[0]));
                 }
-                continue;
             }
-            '$' if !single => {
-                let braced = rest.starts_with('{');
-                let body = if braced { &rest[1..] } else { rest };
-                let n = body
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(body.len());
-                let closed = !braced || body[n..].starts_with('}');
-                if n > 0 && closed && !body.starts_with(|c: char| c.is_ascii_digit()) {
-                    let name = &body[..n];
-                    let len = n + if braced { 2 } else { 0 };
-                    match env(name) {
-                        Some(v) => out.push_str(&v),
-                        None => {
-                            unset.push(name.to_owned());
-                            match unknown {
-                                Some(u) => out.push_str(u),
-                                None => {
-                                    out.push('$');
-                                    out.push_str(&rest[..len]);
-                                }
-                            }
-                        }
-                    }
-                    rest = &rest[len..];
-                    continue;
-                }
+            chars.nth(m[0].len() - 2);
+            continue;
+        }
+        match (c, quote) {
+            ('\'' | '"', None) => quote = Some(c),
+            (_, Some(q)) if q == c => quote = None,
+            ('\\', q) if q != Some('\'') => {
+                out.push(c);
+                c = match chars.next() {
+                    Some((_, n)) => n,
+                    None => continue,
+                };
             }
             _ => {}
         }
@@ -119,59 +94,49 @@ fn expand(
 const SEPARATORS: &[&str] = &["&&", "||", "|", ";", "&"];
 
 /// Splits `script` into commands; see the module docs.
-pub fn commands(
-    script: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    unknown: Option<&str>,
-) -> Vec<Command> {
-    let mut out = Vec::new();
-    let lines: Vec<&str> = script.lines().collect();
-    let mut i = 0;
-    while i < lines.len() {
-        let start = i;
-        let mut text = String::new();
-        while i < lines.len() {
-            let continued = lines[i].strip_suffix('\\');
-            text.push_str(continued.unwrap_or(lines[i]));
-            text.push(' ');
-            i += 1;
-            if continued.is_none() {
-                break;
-            }
+pub fn commands(script: &str, env: Env<'_>, unknown: Option<&str>) -> Vec<Command> {
+    let (mut out, mut text, mut line) = (Vec::new(), String::new(), 0);
+    let n = script.lines().count();
+    for (i, l) in script.lines().enumerate() {
+        if text.is_empty() {
+            line = i;
         }
+        let continued = l.strip_suffix('\\');
+        text.push_str(continued.unwrap_or(l));
+        text.push(' ');
+        if continued.is_some() && i + 1 < n {
+            continue;
+        }
+        let text = std::mem::take(&mut text);
         let t = text.trim();
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        let mut problem = if text.contains("$(") {
-            Some("command substitution `$(...)`")
-        } else if text.contains('`') {
-            Some("command substitution with backquotes")
-        } else {
-            None
+        let mut problem = match (text.contains("$("), text.contains('`')) {
+            (true, _) => Some("command substitution `$(...)`"),
+            (_, true) => Some("command substitution with backquotes"),
+            _ => None,
         };
         let (expanded, unresolved) = expand(&text, env, unknown);
+        let unresolved = &unresolved;
+        let command = |words, problem: Option<&str>| {
+            let (unresolved, problem) = (unresolved.clone(), problem.map(str::to_owned));
+            Command { words, line, unresolved, problem }
+        };
         let Some(words) = shlex::split(&expanded) else {
-            out.push(Command {
-                words: vec![t.to_owned()],
-                line: start,
-                unresolved,
-                problem: Some("quote that is not closed".to_owned()),
-            });
+            out.push(command(vec![t.to_owned()], Some("quote that is not closed")));
             continue;
         };
         let mut parts: Vec<Vec<String>> = vec![Vec::new()];
         for w in words {
-            if SEPARATORS.contains(&w.as_str()) {
-                parts.push(Vec::new());
-                continue;
-            }
             if w.starts_with(['<', '>']) || w.starts_with("2>") || w.starts_with("&>") {
                 problem.get_or_insert("redirection");
             }
             let ends = w.len() > 1 && w.ends_with(';');
-            parts.last_mut().into_iter().for_each(|p| p.push(w.trim_end_matches(';').to_owned()));
-            if ends {
+            if !SEPARATORS.contains(&w.as_str()) {
+                parts.last_mut().into_iter().for_each(|p| p.push(w.trim_end_matches(';').into()));
+            }
+            if ends || SEPARATORS.contains(&w.as_str()) {
                 parts.push(Vec::new());
             }
         }
@@ -179,12 +144,7 @@ pub fn commands(
         if parts.len() > 1 {
             problem.get_or_insert("list of several commands (`&&`, `;`, `|`)");
         }
-        out.extend(parts.into_iter().map(|words| Command {
-            words,
-            line: start,
-            unresolved: unresolved.clone(),
-            problem: problem.map(str::to_owned),
-        }));
+        out.extend(parts.into_iter().map(|words| command(words, problem)));
     }
     out
 }
@@ -211,7 +171,7 @@ pub fn did_you_mean(s: Option<&str>) -> String {
 pub struct XtaskCall {
     /// Subcommand names from the top (`["manifest", "verify"]`).
     pub path: Vec<String>,
-    /// The matches of the innermost subcommand: clap's typed values.
+    /// The innermost subcommand's matches.
     pub matches: clap::ArgMatches,
 }
 
@@ -231,7 +191,6 @@ impl XtaskCall {
         self.matches.try_get_raw(id).ok().flatten()?.next()?.to_str()
     }
 
-    /// Whether a switch is on.
     pub fn flag(&self, id: &str) -> bool {
         self.get::<bool>(id).copied().unwrap_or(false)
     }
@@ -248,23 +207,10 @@ impl XtaskCall {
     }
 }
 
-/// The subcommand names `args` selects (option values skipped), for messages.
+/// The subcommand names `args` selects, as far as clap reads them, and the innermost one.
 fn chain<'c>(cli: &'c clap::Command, args: &[String]) -> (Vec<String>, &'c clap::Command) {
-    let (mut names, mut cmd, mut skip) = (Vec::new(), cli, false);
-    for w in args {
-        if std::mem::take(&mut skip) {
-            continue;
-        }
-        if let Some(long) = w.strip_prefix("--").filter(|l| !l.contains('=')) {
-            skip = cmd
-                .get_arguments()
-                .any(|a| a.get_long() == Some(long) && a.get_action().takes_values());
-        } else if let Some(sub) = cmd.find_subcommand(w) {
-            names.push(sub.get_name().to_owned());
-            cmd = sub;
-        }
-    }
-    (names, cmd)
+    let names = lenient(cli, args).map(|c| c.path).unwrap_or_default();
+    (names.clone(), names.iter().fold(cli, |c, n| c.find_subcommand(n).unwrap_or(c)))
 }
 
 /// `--platform` for `--platfrom`: the closest long option of `cmd`.
@@ -348,12 +294,10 @@ fn lenient(cli: &clap::Command, words: &[String]) -> Option<XtaskCall> {
     Some(XtaskCall { path, matches: m })
 }
 
-/// Parses the words after `cargo xtask` with `cli` (`Cli::command()`):
-/// the call, and a message for each thing the CLI refuses. An unknown
-/// option is reported and read as its suggestion (or dropped) so the rest
-/// of the call is still checked; any other refusal ends the check, and the
-/// call is what clap reads when ignoring errors. A refusal that involves an
-/// [`UNKNOWN`] value is no problem.
+/// Parses the words after `cargo xtask` with `cli` (`Cli::command()`): the call
+/// and a message per refusal. An unknown option is read as its suggestion (or
+/// dropped) to check the rest; other refusals end the check, and the call is
+/// what clap reads ignoring errors. Refusals involving [`UNKNOWN`] are none.
 pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, Vec<String>) {
     // `words` reads an unknown option as its suggestion, to check the rest;
     // `call` drops it, so the call holds only what was written.
@@ -361,13 +305,12 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
     let mut problems = Vec::new();
     for _ in 0..16 {
         let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
-        let Err(e) = cli.clone().try_get_matches_from(argv) else {
-            return (lenient(cli, &call), problems);
+        let e = match cli.clone().try_get_matches_from(argv) {
+            Err(e) if !e.to_string().contains(UNKNOWN) => e,
+            _ => break,
         };
-        if e.to_string().contains(UNKNOWN)
-            || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        {
-            return (lenient(cli, &call), problems);
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            break;
         }
         let missing = matches!(
             e.kind(),
@@ -385,9 +328,7 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
         let Some(at) = at else { break };
         if e.kind() != ErrorKind::UnknownArgument {
             // `--push=yes`: read on as `--push`.
-            let Some((flag, _)) = words[at].split_once('=').map(|(f, v)| (f.to_owned(), v)) else {
-                break;
-            };
+            let Some(flag) = words[at].split_once('=').map(|(f, _)| f.to_owned()) else { break };
             call.iter_mut().filter(|w| **w == words[at]).for_each(|w| w.clone_from(&flag));
             words[at] = flag;
             continue;
@@ -395,9 +336,7 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
         call.retain(|w| *w != words[at]);
         match suggest_option(chain(cli, &words).1, &bad) {
             Some(s) => words[at] = words[at].replacen(&bad, &s, 1),
-            None => {
-                words.remove(at);
-            }
+            None => drop(words.remove(at)),
         }
     }
     (lenient(cli, &call), problems)

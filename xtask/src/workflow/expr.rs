@@ -1,11 +1,7 @@
-//! GitHub Actions expressions (`${{ ... }}` and `if:`): parsed by
-//! `github-actions-expressions`, evaluated here over the contexts
-//! `workflow run` and the rules know. Semantics follow GitHub's "Expressions"
-//! reference (the crate's [`Evaluation::sema`] compares and prints values).
-//!
-//! An unknown context evaluates to `None`, which propagates like SQL's NULL
-//! (`false && unknown` is false, `true || unknown` is true): the rules use
-//! this to decide "is this step off on pull requests whatever the matrix is".
+//! GitHub Actions expressions (`${{ ... }}`, `if:`): parsed by
+//! `github-actions-expressions`, evaluated here as GitHub's "Expressions"
+//! reference says. An unknown context is `None`, propagating like SQL's NULL
+//! (`false && unknown` is false): "is this step off on pull requests anyway".
 
 use github_actions_expressions::call::Function;
 use github_actions_expressions::context::Context;
@@ -20,24 +16,17 @@ pub type Resolve<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
 /// `github.event_name` for `github.event_name`, `GITHUB.ref` and `github['ref']`;
 /// the context name lower-cased. `None` for computed parts.
 fn path(ctx: &Context<'_>) -> Option<String> {
-    let mut out = String::new();
-    for (i, part) in ctx.parts.iter().enumerate() {
-        let name = match &part.inner {
-            Expr::Identifier(id) => id.as_str().to_owned(),
-            Expr::Index(ix) => match &ix.inner {
-                Expr::Literal(Literal::String(s)) => s.to_string(),
-                _ => return None,
-            },
-            _ => return None,
-        };
-        if i == 0 {
-            out.push_str(&name.to_ascii_lowercase());
-        } else {
-            out.push('.');
-            out.push_str(&name);
-        }
-    }
-    Some(out)
+    let part = |p: &SpannedExpr<'_>| match &p.inner {
+        Expr::Identifier(id) => Some(id.as_str().to_owned()),
+        Expr::Index(ix) => match &ix.inner {
+            Expr::Literal(Literal::String(s)) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut parts: Vec<String> = ctx.parts.iter().map(part).collect::<Option<_>>()?;
+    parts.iter_mut().take(1).for_each(|h| h.make_ascii_lowercase());
+    Some(parts.join("."))
 }
 
 fn truthy(v: &Option<Evaluation>) -> Option<bool> {
@@ -53,12 +42,7 @@ fn text(v: &Evaluation) -> String {
 /// `always()` is true and `cancelled()` false (nothing is cancelled locally).
 pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
     match &e.inner {
-        Expr::Literal(l) => Some(match l {
-            Literal::Number(n) => Evaluation::Number(*n),
-            Literal::String(s) => Evaluation::String(s.to_string()),
-            Literal::Boolean(b) => Evaluation::Boolean(*b),
-            Literal::Null => Evaluation::Null,
-        }),
+        Expr::Literal(_) => e.consteval(),
         Expr::Context(c) => resolve(&path(c)?),
         Expr::UnExpr { op: UnOp::Not, expr } => {
             truthy(&eval(expr, resolve)).map(|b| Evaluation::Boolean(!b))
@@ -92,9 +76,7 @@ pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
             }
         }
         Expr::Call(call) => {
-            let args: Option<Vec<Evaluation>> =
-                call.args.iter().map(|a| eval(a, resolve)).collect();
-            let args = args?;
+            let args = call.args.iter().map(|a| eval(a, resolve)).collect::<Option<Vec<_>>>()?;
             let lower = |i: usize| text(&args[i]).to_lowercase();
             Some(match call.func {
                 Function::Success => resolve("success()").unwrap_or(Evaluation::Boolean(true)),

@@ -60,10 +60,12 @@ pub fn dockerfile_sources(dockerfile: &str) -> Vec<String> {
     out
 }
 
-/// Everything the images are built from, per component: the root
-/// `Cargo.toml` and `Cargo.lock`, `.cargo/`, `rust-toolchain.toml`,
-/// `.dockerignore`, `docker/`, the component's Dockerfile, and what the
-/// Dockerfile copies: every workspace member for `COPY . .` (also assumed
+/// The workspace files every image is built from.
+const COMMON_INPUTS: &[&str] =
+    &["Cargo.toml", "Cargo.lock", ".cargo/", "rust-toolchain.toml", ".dockerignore", "docker/"];
+
+/// Everything the images are built from, per component: [`COMMON_INPUTS`],
+/// the component's Dockerfile, and what the Dockerfile copies: every workspace member for `COPY . .` (also assumed
 /// when the Dockerfile text is not given), else each copied path. `members`
 /// are directories relative to the root, as `cargo metadata` reports them.
 pub fn image_inputs(
@@ -79,15 +81,7 @@ pub fn image_inputs(
     let dir = |m: &str| format!("{}/", m.trim_end_matches('/'));
     for (c, text) in dockerfiles {
         let image = c.image_name();
-        let common = [
-            "Cargo.toml",
-            "Cargo.lock",
-            ".cargo/",
-            "rust-toolchain.toml",
-            ".dockerignore",
-            "docker/",
-        ];
-        for p in common.into_iter().chain([c.dockerfile]) {
+        for p in COMMON_INPUTS.iter().copied().chain([c.dockerfile]) {
             add(p.to_owned(), &image);
         }
         for s in text.map_or_else(|| vec![".".to_owned()], dockerfile_sources) {

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use super::locate::Seg;
-use super::rules::{job_builds, legs, pushing_steps, quoted, raw_commands, Ctx};
+use super::rules::{
+    job_builds, legs, pushing_steps, quoted, raw_commands, step_in, Ctx, FoundCall,
+};
 use super::{Job, Rule, Step};
 use crate::project::{self, Component, PlatformList, COMPONENTS, PLATFORMS};
 
@@ -25,12 +27,9 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
     let builds: Vec<&Job> = wf.jobs().filter(|j| per_platform(cx, j)).collect();
     let manifests: Vec<&Job> = wf.jobs().filter(|j| manifest(cx, j)).collect();
     if manifests.is_empty() {
-        if cx
-            .calls
-            .iter()
-            .any(|c| c.call.pushes() && (c.call.is(&["build-image"]) || c.call.is(&["push"])))
-        {
-            cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job".to_owned());
+        let per_platform = |c: &&FoundCall| c.call.is(&["build-image"]) || c.call.is(&["push"]);
+        if cx.calls.iter().filter(per_platform).any(|c| c.call.pushes()) {
+            cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job");
         }
         return;
     }
@@ -57,32 +56,18 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
         }
     }
     let mut covered: BTreeSet<&str> = BTreeSet::new();
-    let all_platforms: Vec<&str> = PLATFORMS.iter().map(|p| p.name).collect();
-    let calls: Vec<_> = cx
-        .calls
-        .iter()
-        .filter(|c| c.call.is(&["manifest"]))
-        .map(|c| {
-            (
-                c.line,
-                c.call.get::<&'static Component>("component").copied(),
-                c.call.get::<PlatformList>("platform").cloned(),
-            )
-        })
-        .collect();
-    for (line, component, platforms) in calls {
-        let Some(component) = component else {
+    let manifest = cx.calls.iter().filter(|c| c.call.is(&["manifest"]));
+    for (line, call) in manifest.map(|c| (c.line, c.call.clone())).collect::<Vec<_>>() {
+        let Some(component) = call.get::<&'static Component>("component") else {
             let msg = "`cargo xtask manifest` without `--component`: publish each component on its own (a matrix over `component`, `--component \"$COMPONENT\"`) so one component's failed leg does not hold back the other";
-            return cx.error(Rule::Manifest, line, msg.to_owned());
+            return cx.error(Rule::Manifest, line, msg);
         };
         covered.insert(component.name);
-        let missing: Vec<&str> = all_platforms
-            .iter()
-            .copied()
-            .filter(|p| platforms.as_ref().is_some_and(|l| !l.0.iter().any(|x| x.name == *p)))
-            .collect();
+        let given = call.get::<PlatformList>("platform");
+        let left_out = |p: &&str| given.is_some_and(|l| !l.0.iter().any(|x| x.name == *p));
+        let missing: Vec<&str> = PLATFORMS.iter().map(|p| p.name).filter(left_out).collect();
         if !missing.is_empty() {
-            cx.error(Rule::Manifest, line, format!("`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`", quoted(&missing), all_platforms.join(", ")));
+            cx.error(Rule::Manifest, line, format!("`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`", quoted(&missing), project::platform_names()));
         }
     }
     let missing: Vec<&str> =
@@ -106,9 +91,8 @@ pub(super) fn check_cache_runtime(cx: &mut Ctx<'_>) {
             .map(|c| c.step)
             .collect();
         let at = |i: usize| wf.step_line(job, &job.steps[i], None);
-        let what = |i: usize| format!("{} of job `{}`", job.steps[i].label(), job.id);
-        let Some(rt) = job.steps.iter().position(|s| s.action().as_deref() == Some(RUNTIME_ACTION))
-        else {
+        let what = |i: usize| step_in(job, &job.steps[i]);
+        let Some(rt) = job.steps.iter().position(|s| s.uses_action(RUNTIME_ACTION)) else {
             let first = cx.calls_in(job).find(|c| gha.contains(&c.step)).map(|c| c.line);
             if let Some(line) = first {
                 cx.error(Rule::CacheRuntime, line, format!("`--cache gha` needs ACTIONS_RUNTIME_TOKEN, which `run:` steps do not get: add `uses: {RUNTIME_ACTION}` directly before this step"));
@@ -124,7 +108,7 @@ pub(super) fn check_cache_runtime(cx: &mut Ctx<'_>) {
             cx.error(Rule::CacheRuntime, at(rt), format!("{} must be directly followed by the one `run:` step that builds with `--cache gha` (the variables reach every later step)", what(rt)));
         }
         for i in (rt + 2..job.steps.len())
-            .filter(|&i| job.steps[i].action().as_deref() != Some("actions/upload-artifact"))
+            .filter(|&i| !job.steps[i].uses_action("actions/upload-artifact"))
         {
             cx.error(Rule::CacheRuntime, at(i), format!("{} comes after `{RUNTIME_ACTION}`, so ACTIONS_RUNTIME_TOKEN reaches it; only artifact uploads may follow the build step: move it before", what(i)));
         }

@@ -1,7 +1,10 @@
-//! The line of a YAML node in the file text, for messages: serde_yaml keeps
-//! no positions.
+//! The line of a YAML node in the file text (serde_yaml keeps no positions), for
+//! block-style YAML: a node's children are the lines after it indented deeper
+//! (a key's items may sit at its own indentation); a key is found only at the
+//! shallowest indentation of its parent's block, so keys in `run: |` scripts
+//! are not keys. Flow-style values and missing keys stop the descent.
 
-/// One step of a path into a YAML document: a mapping key or a sequence index.
+/// One step of a path into a YAML document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seg<'a> {
     /// A mapping key, compared with the key's text (quotes removed).
@@ -10,69 +13,53 @@ pub enum Seg<'a> {
     Index(usize),
 }
 
-/// A line split into indentation and content, blank and comment lines marked.
-struct Line<'a> {
-    indent: usize,
-    content: &'a str,
-    /// Blank or comment-only: never ends a block, never holds a key.
-    skip: bool,
+/// A sequence item's `-`, or the text after the dashes of a line (with its
+/// key when it is `key: ...`), at 0-based `line` and column `col`.
+struct Node<'a> {
+    line: usize,
+    col: usize,
+    dash: bool,
+    key: Option<&'a str>,
 }
 
-fn lines(text: &str) -> Vec<Line<'_>> {
-    text.lines()
-        .map(|l| {
-            let content = l.trim_start_matches(' ');
-            let indent = l.len() - content.len();
-            let t = content.trim();
-            Line { indent, content, skip: t.is_empty() || t.starts_with('#') }
-        })
-        .collect()
+/// The nodes of every line but blank and comment-only ones.
+fn nodes(text: &str) -> Vec<Node<'_>> {
+    let mut out = Vec::new();
+    for (line, l) in text.lines().enumerate() {
+        let mut c = l.trim_start_matches(' ');
+        if c.trim().is_empty() || c.starts_with('#') {
+            continue;
+        }
+        while let Some(rest) = c.strip_prefix('-').filter(|r| r.is_empty() || r.starts_with(' ')) {
+            out.push(Node { line, col: l.len() - c.len(), dash: true, key: None });
+            c = rest.trim_start_matches(' ');
+        }
+        if !c.is_empty() {
+            out.push(Node { line, col: l.len() - c.len(), dash: false, key: key_of(c) });
+        }
+    }
+    out
 }
 
 /// The key of a `key: value` / `key:` line content (quotes removed), if any.
 fn key_of(content: &str) -> Option<&str> {
-    let content = content.trim_end();
-    let (raw, rest) = if let Some(q) = content.strip_prefix('"') {
-        let end = q.find('"')?;
-        (&q[..end], &q[end + 1..])
-    } else if let Some(q) = content.strip_prefix('\'') {
-        let end = q.find('\'')?;
-        (&q[..end], &q[end + 1..])
-    } else {
-        let end = content.find(": ").or_else(|| content.strip_suffix(':').map(str::len))?;
-        (&content[..end], &content[end..])
-    };
-    let rest = rest.trim_start();
-    if rest.starts_with(':') && (rest.len() == 1 || rest[1..].starts_with([' ', '\t'])) {
-        Some(raw.trim())
-    } else {
-        None
-    }
-}
-
-/// Strips leading `- ` markers, returning the column of what follows and it.
-fn after_dashes(indent: usize, content: &str) -> (usize, &str) {
-    let mut col = indent;
-    let mut c = content;
-    while let Some(rest) = c.strip_prefix('-') {
-        if !(rest.is_empty() || rest.starts_with(' ')) {
-            break;
+    let c = content.trim_end();
+    let (raw, rest) = match c.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            let end = c[1..].find(q)? + 1;
+            (&c[1..end], &c[end + 1..])
         }
-        let trimmed = rest.trim_start_matches(' ');
-        col += 1 + rest.len() - trimmed.len();
-        c = trimmed;
-    }
-    (col, c)
+        _ => {
+            let end = c.find(": ").or_else(|| c.strip_suffix(':').map(str::len))?;
+            (&c[..end], &c[end..])
+        }
+    };
+    let rest = rest.trim_start().strip_prefix(':')?;
+    (rest.is_empty() || rest.starts_with([' ', '\t'])).then(|| raw.trim())
 }
 
 /// The 1-based line of the node at `path`, or of its deepest ancestor found
-/// (flow-style `{...}` / `[...]` values and missing keys stop the descent;
-/// an empty path or a first segment not found gives line 1).
-///
-/// Works on block-style YAML as GitHub workflows are written: a key's block
-/// is the lines after it indented deeper (or sequence items `- ` at the same
-/// indentation); a key is found only at its parent's child level, so keys
-/// inside `run: |` scripts are never mistaken for YAML keys.
+/// (an empty path or a first segment not found gives line 1).
 pub fn locate(text: &str, path: &[Seg<'_>]) -> usize {
     descend(text, path).0.max(1)
 }
@@ -87,94 +74,23 @@ pub fn locate_exact(text: &str, path: &[Seg<'_>]) -> Option<usize> {
 
 /// (1-based line of the deepest node found or 0, whether all were found).
 fn descend(text: &str, path: &[Seg<'_>]) -> (usize, bool) {
-    let ls = lines(text);
-    // The region searched: lines [start, end); for an item, its own line
-    // and the column of its first key.
-    let mut start = 0;
-    let mut end = ls.len();
-    let mut item: Option<(usize, usize)> = None;
-    let mut found = 0usize;
+    let ns = nodes(text);
+    // The nodes searched: [from, to), the block of the last node found.
+    let (mut from, mut to, mut found) = (0, ns.len(), 0);
     for seg in path {
+        let level = ns[from..to].iter().map(|n| n.col).min();
+        let mut children = (from..to).filter(|&i| Some(ns[i].col) == level);
         let hit = match *seg {
-            Seg::Key(k) => find_key(&ls, start, end, item, k),
-            Seg::Index(n) => find_item(&ls, start, end, n),
+            Seg::Key(k) => children.find(|&i| !ns[i].dash && ns[i].key == Some(k)),
+            Seg::Index(n) => children.filter(|&i| ns[i].dash).nth(n),
         };
-        let Some(h) = hit else { return (found, false) };
-        found = h.line + 1;
-        start = h.line + 1;
-        end = h.end;
-        item = h.inline_child;
-        if item.is_some() {
-            start = h.line;
-        }
+        let Some(i) = hit else { return (found, false) };
+        let (col, dash) = (ns[i].col, ns[i].dash);
+        let ends = |n: &Node<'_>| n.col < col || (n.col == col && (dash || !n.dash));
+        (found, from) = (ns[i].line + 1, i + 1);
+        to = (from..to).find(|&j| ends(&ns[j])).unwrap_or(to);
     }
     (found, true)
-}
-
-struct Hit {
-    line: usize,
-    end: usize,
-    /// For an item: its own line and the column of its first key.
-    inline_child: Option<(usize, usize)>,
-}
-
-fn find_key(
-    ls: &[Line<'_>],
-    start: usize,
-    end: usize,
-    item: Option<(usize, usize)>,
-    key: &str,
-) -> Option<Hit> {
-    // The child level: the item's first-key column, else the shallowest line.
-    let (level, from) = match item {
-        Some((line, col)) => {
-            let (_, c) = after_dashes(ls[line].indent, ls[line].content);
-            if key_of(c) == Some(key) {
-                return Some(Hit {
-                    line,
-                    end: key_block_end(ls, line, col, end),
-                    inline_child: None,
-                });
-            }
-            (col, line + 1)
-        }
-        None => {
-            let level = (start..end).filter(|&i| !ls[i].skip).map(|i| ls[i].indent).min()?;
-            (level, start)
-        }
-    };
-    (from..end)
-        .find(|&i| {
-            !ls[i].skip
-                && ls[i].indent == level
-                && !ls[i].content.starts_with("- ")
-                && key_of(ls[i].content) == Some(key)
-        })
-        .map(|i| Hit { line: i, end: key_block_end(ls, i, level, end), inline_child: None })
-}
-
-/// End (exclusive) of the block of a key at `line` whose key starts at `col`.
-fn key_block_end(ls: &[Line<'_>], line: usize, col: usize, limit: usize) -> usize {
-    (line + 1..limit)
-        .find(|&i| {
-            let l = &ls[i];
-            !l.skip && (l.indent < col || (l.indent == col && !l.content.starts_with('-')))
-        })
-        .unwrap_or(limit)
-}
-
-fn find_item(ls: &[Line<'_>], start: usize, end: usize, n: usize) -> Option<Hit> {
-    let dash_col = (start..end)
-        .filter(|&i| !ls[i].skip && ls[i].content.starts_with('-'))
-        .map(|i| ls[i].indent)
-        .min()?;
-    let line = (start..end)
-        .filter(|&i| !ls[i].skip && ls[i].indent == dash_col && ls[i].content.starts_with('-'))
-        .nth(n)?;
-    let item_end =
-        (line + 1..end).find(|&i| !ls[i].skip && ls[i].indent <= dash_col).unwrap_or(end);
-    let (col, _) = after_dashes(ls[line].indent, ls[line].content);
-    Some(Hit { line, end: item_end, inline_child: Some((line, col)) })
 }
 
 #[cfg(test)]

@@ -33,12 +33,6 @@ pub enum Severity {
     Warning,
 }
 
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format!("{self:?}").to_lowercase())
-    }
-}
-
 /// Which rule produced a diagnostic (for tests and filtering; not printed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {
@@ -71,8 +65,8 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self;
-        write!(f, "{}:{}: {}: {}", d.path, d.line, d.severity, d.message)
+        let severity = format!("{:?}", self.severity).to_lowercase();
+        write!(f, "{}:{}: {severity}: {}", self.path, self.line, self.message)
     }
 }
 
@@ -118,11 +112,8 @@ pub type Pairs = IndexMap<String, Text>;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum On {
-    /// `on: push`.
     One(String),
-    /// `on: [push, pull_request]`.
     List(Vec<String>),
-    /// `on: {push: {branches: [...]}, pull_request: }`.
     Map(IndexMap<String, Option<EventConfig>>),
     Other(Value),
 }
@@ -188,19 +179,17 @@ pub struct Strategy {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Step {
     /// 0-based position in the job's `steps`.
     #[serde(skip)]
     pub index: usize,
-    pub id: Option<String>,
     pub name: Option<Text>,
     #[serde(rename = "if")]
     pub cond: Option<Text>,
     pub uses: Option<String>,
     pub run: Option<Text>,
-    #[serde(default)]
     pub with: Pairs,
-    #[serde(default)]
     pub env: Pairs,
 }
 
@@ -225,33 +214,33 @@ impl Step {
         Some(u.split('@').next().unwrap_or(u).to_ascii_lowercase())
     }
 
+    pub fn uses_action(&self, action: &str) -> bool {
+        self.action().as_deref() == Some(action)
+    }
+
     pub fn input(&self, name: &str) -> Option<&str> {
         self.with.get(name).map(|t| t.0.as_str())
     }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "kebab-case")]
+#[serde(default, rename_all = "kebab-case")]
 pub struct Job {
     #[serde(skip)]
     pub id: String,
     pub name: Option<Text>,
-    #[serde(default)]
     pub needs: List,
     #[serde(rename = "if")]
     pub cond: Option<Text>,
-    #[serde(default)]
     pub runs_on: List,
     pub permissions: Option<Permissions>,
-    #[serde(default)]
     pub env: Pairs,
-    #[serde(default)]
     pub strategy: Strategy,
-    #[serde(default)]
     pub steps: Vec<Step>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Workflow {
     #[serde(skip)]
     pub path: String,
@@ -263,16 +252,8 @@ pub struct Workflow {
     pub name: Option<Text>,
     pub on: Option<On>,
     pub permissions: Option<Permissions>,
-    #[serde(default)]
     pub env: Pairs,
     pub jobs: Option<IndexMap<String, Job>>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Trigger {
-    pub event: String,
-    /// Its filters; `None` when written without any.
-    pub filters: Option<Filters>,
 }
 
 impl Workflow {
@@ -315,23 +296,16 @@ impl Workflow {
         self.jobs.as_ref()?.get(id)
     }
 
-    /// The triggers under the `on` key, in any of its forms.
-    pub fn triggers(&self) -> Vec<Trigger> {
-        let bare = |event: &String| Trigger { event: event.clone(), filters: None };
+    /// Whether `on:` (in any of its forms) has `event`, and its filters if any.
+    pub fn trigger(&self, event: &str) -> Option<Option<&Filters>> {
         match &self.on {
-            Some(On::One(e)) => vec![bare(e)],
-            Some(On::List(es)) => es.iter().map(bare).collect(),
-            Some(On::Map(m)) => m
-                .iter()
-                .map(|(event, c)| Trigger {
-                    event: event.clone(),
-                    filters: match c {
-                        Some(EventConfig::Filters(f)) => Some(f.clone()),
-                        _ => None,
-                    },
-                })
-                .collect(),
-            _ => Vec::new(),
+            Some(On::One(e)) => (e == event).then_some(None),
+            Some(On::List(es)) => es.iter().any(|e| e == event).then_some(None),
+            Some(On::Map(m)) => m.get(event).map(|c| match c {
+                Some(EventConfig::Filters(f)) => Some(f),
+                _ => None,
+            }),
+            _ => None,
         }
     }
 
@@ -368,11 +342,7 @@ impl Workflow {
         let at = self.step_line(job, step, Some("run"));
         let head = self.text.lines().nth(at - 1).unwrap_or("");
         let after = head.split_once("run:").map_or("", |(_, r)| r.trim());
-        if after.starts_with('|') || after.starts_with('>') || after.is_empty() {
-            at + 1 + n
-        } else {
-            at + n
-        }
+        at + n + usize::from(after.starts_with(['|', '>']) || after.is_empty())
     }
 }
 
@@ -385,7 +355,7 @@ pub fn leg_label(leg: &Leg) -> String {
     parts.join(", ")
 }
 
-fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
+pub(super) fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
     leg.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
@@ -397,32 +367,16 @@ fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
 /// as a combination of its own when it matches none. No matrix is one empty
 /// leg. A matrix given as an expression (`fromJSON(...)`) is an error.
 pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
-    let (include, exclude, axes) = match matrix {
-        None => return Ok(vec![Vec::new()]),
-        Some(Matrix::Other(_)) => {
-            return Err(
-                "the matrix is an expression or not a mapping of lists; only literal matrices can be expanded"
-                    .to_owned(),
-            )
-        }
-        Some(Matrix::Literal {
-            include,
-            exclude,
-            axes,
-        }) => (include, exclude, axes),
+    let Some(Matrix::Literal { include, exclude, axes }) = matrix else {
+        return match matrix {
+            None => Ok(vec![Vec::new()]),
+            _ => Err("the matrix is an expression or not a mapping of lists; only literal matrices can be expanded".to_owned()),
+        };
     };
     let mut legs: Vec<Leg> = vec![Vec::new(); usize::from(!axes.is_empty())];
     for (k, vals) in axes {
-        legs = legs
-            .into_iter()
-            .flat_map(|leg| {
-                vals.iter().map(move |v| {
-                    let mut l = leg.clone();
-                    l.push((k.clone(), v.0.clone()));
-                    l
-                })
-            })
-            .collect();
+        let with = |leg: &Leg, v: &Text| [leg.clone(), vec![(k.clone(), v.0.clone())]].concat();
+        legs = legs.iter().flat_map(|leg| vals.iter().map(|v| with(leg, v))).collect();
     }
     let fits = |leg: &Leg, e: &IndexMap<String, Text>, only_axes: bool| {
         e.iter()
@@ -433,10 +387,7 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
     let originals = legs.len();
     for inc in include {
         let mut matched = false;
-        for leg in legs.iter_mut().take(originals) {
-            if !fits(leg, inc, true) {
-                continue;
-            }
+        for leg in legs.iter_mut().take(originals).filter(|l| fits(l, inc, true)) {
             matched = true;
             for (k, v) in inc.iter().filter(|(k, _)| !axes.contains_key(*k)) {
                 match leg.iter_mut().find(|(lk, _)| lk == k) {
@@ -496,16 +447,12 @@ impl<'a> Scope<'a> {
     /// A context path: `matrix.x` (null when the leg has no `x`), `env.X`
     /// (null when unset), anything else through `outer`.
     pub fn resolve(&self, path: &str) -> Option<Evaluation> {
-        let text = |v: Option<&str>| {
-            Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
+        let v = match path.split_once('.') {
+            Some(("matrix", k)) => leg_get(self.leg, k),
+            Some(("env", k)) => self.env_var(k),
+            _ => return (self.outer)(path),
         };
-        if let Some(k) = path.strip_prefix("matrix.") {
-            return text(leg_get(self.leg, k));
-        }
-        if let Some(k) = path.strip_prefix("env.") {
-            return text(self.env_var(k));
-        }
-        (self.outer)(path)
+        Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
     }
 
     /// An environment variable of the scope (the last setting wins).

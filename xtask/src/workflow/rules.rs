@@ -12,16 +12,13 @@ use super::calls::{self, XtaskCall, UNKNOWN};
 use super::glob::patterns_select;
 use super::inputs::{repo_path, ImageInput};
 use super::locate::{self, Seg};
-use super::{
-    expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step, Workflow,
-};
-use super::{Filters, Matrix, Permissions, Text};
+use super::{expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step};
+use super::{Filters, Matrix, Permissions, Text, Workflow};
 use crate::buildx::Strategy;
 use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
 
-/// What the rules compare a workflow with: the xtask's CLI definition
-/// (`Cli::command()`) and the image inputs (the workflow file itself is
-/// added per file).
+/// What the rules compare a workflow with: the xtask's CLI (`Cli::command()`)
+/// and the image inputs (the workflow file itself is added per file).
 pub struct Expected<'a> {
     pub cli: &'a clap::Command,
     pub image_inputs: &'a [ImageInput],
@@ -49,26 +46,30 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn report(&mut self, rule: Rule, severity: Severity, line: usize, message: String) {
-        let (path, message) = (self.wf.path.clone(), message.replace(UNKNOWN, "${{ }}"));
+    fn report(&mut self, rule: Rule, severity: Severity, line: usize, message: impl Into<String>) {
+        let (path, message) = (self.wf.path.clone(), message.into().replace(UNKNOWN, "${{ }}"));
         let d = Diagnostic { path, line, severity, message, rule };
         if !self.out.contains(&d) {
             self.out.push(d);
         }
     }
 
-    pub(super) fn error(&mut self, rule: Rule, line: usize, message: String) {
+    pub(super) fn error(&mut self, rule: Rule, line: usize, message: impl Into<String>) {
         self.report(rule, Severity::Error, line, message);
     }
 
-    pub(super) fn warn(&mut self, rule: Rule, line: usize, message: String) {
+    fn warn(&mut self, rule: Rule, line: usize, message: impl Into<String>) {
         self.report(rule, Severity::Warning, line, message);
     }
 
-    pub(super) fn calls_in(&self, job: &Job) -> impl Iterator<Item = &FoundCall> {
-        let id = job.id.clone();
-        self.calls.iter().filter(move |c| c.job == id)
+    pub(super) fn calls_in<'s>(&'s self, job: &'s Job) -> impl Iterator<Item = &'s FoundCall> {
+        self.calls.iter().filter(move |c| c.job == job.id)
     }
+}
+
+/// How messages name a step of a job.
+pub(super) fn step_in(job: &Job, s: &Step) -> String {
+    format!("{} of job `{}`", s.label(), job.id)
 }
 
 /// A condition on a pull request run (`github.event_name`, `github.ref`
@@ -82,9 +83,11 @@ fn on_pull_requests(cond: &str) -> Result<Option<bool>, String> {
         };
         Some(Evaluation::String(v.to_owned()))
     };
-    let none = Vec::new();
-    let (env, unknown) = (Vec::new(), None);
-    Scope { outer: &outer, leg: &none, env, unknown }.condition(cond)
+    Scope { outer: &outer, leg: &Vec::new(), env: Vec::new(), unknown: None }.condition(cond)
+}
+
+fn off_on_pull_requests(cond: &Option<Text>) -> bool {
+    cond.as_ref().is_some_and(|c| on_pull_requests(&c.0) == Ok(Some(false)))
 }
 
 pub(super) fn legs(job: &Job) -> Vec<Leg> {
@@ -136,7 +139,7 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
         }
     }
     if wf.jobs.is_none() {
-        cx.error(Rule::Syntax, 1, "no `jobs:`".to_owned());
+        cx.error(Rule::Syntax, 1, "no `jobs:`");
     }
 }
 
@@ -149,30 +152,24 @@ fn check_calls(cx: &mut Ctx<'_>) {
         for (n, leg) in legs(job).iter().enumerate() {
             for step in &job.steps {
                 let Some(run) = &step.run else { continue };
-                let Ok(cmds) = scope(wf, job, Some(step), leg).commands(&run.0) else {
-                    continue;
-                };
+                let cmds = scope(wf, job, Some(step), leg).commands(&run.0).unwrap_or_default();
                 for cmd in cmds {
-                    let line = wf.run_line(job, step, cmd.line);
-                    let what = format!("{} of job `{}`", step.label(), job.id);
+                    let (line, what) = (wf.run_line(job, step, cmd.line), step_in(job, step));
                     let fix = "`cargo xtask workflow run` cannot reproduce it locally";
                     if let (Some(p), 0) = (&cmd.problem, n) {
                         cx.warn(Rule::LocalRun, line, format!("{what} uses a {p}: {fix}; keep run lines to one plain `cargo xtask` call"));
                     }
                     let Some(args) = cmd.xtask_args() else {
                         if !cmd.informational() && n == 0 {
-                            let shown = cmd.argv().iter().take(3).cloned().collect::<Vec<_>>();
-                            let shown = shown.join(" ");
+                            let shown = cmd.argv()[..cmd.argv().len().min(3)].join(" ");
                             cx.warn(Rule::LocalRun, line, format!("{what} runs `{shown}`, not a `cargo xtask` call: {fix}; move it into the xtask"));
                         }
                         continue;
                     };
                     let (call, problems) = calls::parse_xtask(cx.exp.cli, args);
                     problems.into_iter().for_each(|p| cx.error(Rule::Cli, line, p));
-                    if let Some(call) = call {
-                        let (job, step) = (job.id.clone(), step.index);
-                        cx.calls.push(FoundCall { job, step, line, call });
-                    }
+                    let (job, step) = (job.id.clone(), step.index);
+                    cx.calls.extend(call.map(|call| FoundCall { job, step, line, call }));
                 }
             }
         }
@@ -187,24 +184,22 @@ fn check_triggers(cx: &mut Ctx<'_>) {
         None if wf.keys.contains(&Value::Bool(true)) => return,
         None => {
             let msg = "no `on:` key: the workflow has no triggers; add `on:` with `push` and `pull_request`";
-            return cx.error(Rule::Triggers, 1, msg.to_owned());
+            return cx.error(Rule::Triggers, 1, msg);
         }
         Some(super::On::Other(_)) => {
             let msg = "`on:` must be an event, a list of events, or a mapping of events";
-            return cx.error(Rule::Triggers, on_line, msg.to_owned());
+            return cx.error(Rule::Triggers, on_line, msg);
         }
         Some(_) => {}
     }
-    let triggers = wf.triggers();
-    let find = |e: &str| triggers.iter().find(|t| t.event == e);
     let (and, list) = (PUSH_BRANCHES.join(" and "), PUSH_BRANCHES.join(", "));
-    match find("push") {
+    match wf.trigger("push") {
         None => cx.error(Rule::Triggers, on_line, format!("no `push` trigger: pushes to {and} do not build images; add `push: {{branches: [{list}]}}`")),
-        Some(t) => check_branch_filter(cx, "push", t.filters.as_ref()),
+        Some(f) => check_branch_filter(cx, "push", f),
     }
-    match find("pull_request") {
-        None => cx.error(Rule::Triggers, on_line, "no `pull_request` trigger: pull requests are not built before they merge; add `pull_request:`".to_owned()),
-        Some(t) => check_branch_filter(cx, "pull_request", t.filters.as_ref()),
+    match wf.trigger("pull_request") {
+        None => cx.error(Rule::Triggers, on_line, "no `pull_request` trigger: pull requests are not built before they merge; add `pull_request:`"),
+        Some(f) => check_branch_filter(cx, "pull_request", f),
     }
 }
 
@@ -242,10 +237,8 @@ fn check_paths(cx: &mut Ctx<'_>) {
     let images: Vec<String> = all.into_iter().collect();
     let (path, n) = (repo_path(&wf.path), images.len());
     inputs.push(ImageInput { path, images });
-    for t in wf.triggers() {
-        let (Some(f), e @ ("push" | "pull_request")) = (&t.filters, t.event.as_str()) else {
-            continue;
-        };
+    for e in ["push", "pull_request"] {
+        let Some(Some(f)) = wf.trigger(e) else { continue };
         let line = |k: Option<&str>| wf.on_line(e, k);
         if f.paths.is_some() && f.paths_ignore.is_some() {
             let msg = format!(
@@ -280,43 +273,39 @@ pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
 
 /// W6: matrix `component` / `platform` values are exactly the xtask's.
 fn check_matrix(cx: &mut Ctx<'_>) {
+    type Known = fn(&str) -> Option<&'static str>;
+    let axes: [(&str, Vec<&str>, Known); 2] = [
+        ("component", COMPONENTS.iter().map(|c| c.name).collect(), |v| {
+            project::component(v).ok().map(|c| c.name)
+        }),
+        ("platform", PLATFORMS.iter().map(|p| p.name).collect(), |v| {
+            Platform::parse(v).ok().map(|p| p.name)
+        }),
+    ];
     let wf = cx.wf;
     for job in wf.jobs() {
-        let Some(Matrix::Literal { include, axes, .. }) = &job.strategy.matrix else {
+        let Some(Matrix::Literal { include, axes: listed, .. }) = &job.strategy.matrix else {
             continue;
         };
-        for key in ["component", "platform"] {
-            let listed = axes.get(key).into_iter().flatten();
-            let values: Vec<&Text> =
-                listed.chain(include.iter().filter_map(|e| e.get(key))).collect();
-            if values.is_empty() || values.iter().any(|v| v.0.contains('$')) {
+        for (key, all, known) in &axes {
+            let from_include = include.iter().filter_map(|e| e.get(*key));
+            let values: Vec<&str> =
+                listed.get(*key).into_iter().flatten().chain(from_include).map(|v| &*v.0).collect();
+            if values.is_empty() || values.iter().any(|v| v.contains('$')) {
                 continue;
             }
-            let known = |v: &str| match key {
-                "component" => project::component(v).ok().map(|c| c.name),
-                _ => Platform::parse(v).ok().map(|p| p.name),
-            };
-            let all: Vec<&str> = match key {
-                "component" => COMPONENTS.iter().map(|c| c.name).collect(),
-                _ => PLATFORMS.iter().map(|p| p.name).collect(),
-            };
-            let found: Vec<&str> = values.iter().filter_map(|v| known(&v.0)).collect();
-            let unknown: Vec<&str> =
-                values.iter().map(|v| v.0.as_str()).filter(|v| known(v).is_none()).collect();
-            let missing: Vec<&str> = all.iter().copied().filter(|n| !found.contains(n)).collect();
-            let mut parts = Vec::new();
-            if !missing.is_empty() {
-                parts.push(format!("missing {}", quoted(&missing)));
-            }
-            if !unknown.is_empty() {
-                parts.push(format!("not known to the xtask: {}", quoted(&unknown)));
-            }
+            let found: Vec<&str> = values.iter().filter_map(|v| known(v)).collect();
+            let unknown: Vec<&&str> = values.iter().filter(|v| known(v).is_none()).collect();
+            let missing: Vec<&&str> = all.iter().filter(|n| !found.contains(n)).collect();
+            let parts = [("missing", missing), ("not known to the xtask:", unknown)];
+            let parts = parts.iter().filter(|(_, l)| !l.is_empty());
+            let parts: Vec<String> = parts.map(|(w, l)| format!("{w} {}", quoted(l))).collect();
             if parts.is_empty() {
                 continue;
             }
             let mut p =
                 vec![Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("strategy"), Seg::Key("matrix")];
-            p.extend(axes.contains_key(key).then_some(Seg::Key(key)));
+            p.extend(listed.contains_key(*key).then_some(Seg::Key(key)));
             cx.error(Rule::Matrix, wf.line(&p), format!(
                 "matrix `{key}` of job `{}` differs from the xtask's {key}s ({}): {}; list exactly the ones in xtask/src/project.rs",
                 job.id, all.join(", "), parts.join("; ")
@@ -326,7 +315,7 @@ fn check_matrix(cx: &mut Ctx<'_>) {
 }
 
 fn is_build_action(s: &Step) -> bool {
-    matches!(s.action().as_deref(), Some("docker/build-push-action" | "docker/bake-action"))
+    s.uses_action("docker/build-push-action") || s.uses_action("docker/bake-action")
 }
 
 /// Whether a job builds images (a build step of any kind).
@@ -341,11 +330,6 @@ pub(super) fn raw_commands(s: &Step) -> Vec<Vec<String>> {
     let run = s.run.as_ref().map_or("", |r| r.0.as_str());
     let cmds = calls::commands(run, &|_| None, None);
     cmds.into_iter().map(|c| c.argv().to_vec()).collect()
-}
-
-/// Whether a step's script runs a command starting with `prefix`.
-fn runs(s: &Step, prefix: &[&str]) -> bool {
-    raw_commands(s).iter().any(|c| c.len() >= prefix.len() && c[..prefix.len()] == *prefix)
 }
 
 /// Whether a run script pushes with docker directly.
@@ -385,27 +369,28 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
     out
 }
 
+/// The line to fix a job's `permissions:` at.
+fn permissions_line(wf: &Workflow, job: &Job) -> usize {
+    wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"))
+}
+
 /// W3: a job that pushes has `packages: write` (job-level `permissions`
 /// replace the workflow's, as GitHub applies them).
 fn check_permissions(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for job in wf.jobs() {
-        let Some(&(si, _)) = pushing_steps(cx, job).first() else {
-            continue;
-        };
+        let Some(&(si, _)) = pushing_steps(cx, job).first() else { continue };
         let (effective, whose) = match (&job.permissions, &wf.permissions) {
             (Some(p), _) => (Some(p), "the job's `permissions:` (which replace the workflow's)"),
             (None, Some(p)) => (Some(p), "the workflow's `permissions:`"),
             (None, None) => (None, "no `permissions:` (the repository default may be read-only)"),
         };
-        if effective.is_some_and(Permissions::packages_write) {
-            continue;
+        if !effective.is_some_and(Permissions::packages_write) {
+            cx.error(Rule::Permissions, permissions_line(wf, job), format!(
+                "job `{}` pushes images ({}) but its GITHUB_TOKEN has no `packages: write` under {whose}; add `permissions: {{contents: read, packages: write}}` to the job",
+                job.id, job.steps[si].label()
+            ));
         }
-        let line = wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"));
-        cx.error(Rule::Permissions, line, format!(
-            "job `{}` pushes images ({}) but its GITHUB_TOKEN has no `packages: write` under {whose}; add `permissions: {{contents: read, packages: write}}` to the job",
-            job.id, job.steps[si].label()
-        ));
     }
 }
 
@@ -413,13 +398,11 @@ fn check_permissions(cx: &mut Ctx<'_>) {
 fn secrets_used(s: &Step) -> Vec<String> {
     let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
     let mut out: Vec<String> = Vec::new();
+    let secret = regex::Regex::new(r"secrets\.([A-Za-z0-9_]*)").expect("a valid regex");
     for (_, _, inner) in texts.flat_map(|t| super::expr::spans(&t.0)) {
-        for (p, _) in inner.match_indices("secrets.") {
-            let rest = &inner[p + 8..];
-            let n = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
-            let name = &rest[..n.unwrap_or(rest.len())];
-            if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.iter().any(|x| x == name) {
-                out.push(name.to_owned());
+        for name in secret.captures_iter(inner).map(|c| c[1].to_owned()) {
+            if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.contains(&name) {
+                out.push(name);
             }
         }
     }
@@ -432,34 +415,31 @@ fn secrets_used(s: &Step) -> Vec<String> {
 /// request jobs hold no token that writes packages, never export the cache.
 fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
-    if !wf.triggers().iter().any(|t| t.event == "pull_request") {
+    if wf.trigger("pull_request").is_none() {
         return;
     }
-    let off =
-        |c: &Option<Text>| c.as_ref().is_some_and(|c| on_pull_requests(&c.0) == Ok(Some(false)));
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
-    for job in wf.jobs().filter(|j| !off(&j.cond)) {
+    for job in wf.jobs().filter(|j| !off_on_pull_requests(&j.cond)) {
         let pushes = pushing_steps(cx, job);
         let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
         if job_builds(cx, job) && perms.is_some_and(Permissions::packages_write) {
-            let line = wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"));
-            cx.error(Rule::PullRequestToken, line, format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
+            cx.error(Rule::PullRequestToken, permissions_line(wf, job), format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
         }
         let exports: Vec<usize> = cx
             .calls_in(job)
             .filter(|c| c.call.raw("cache") == Some("gha") && !c.call.flag("cache_read_only"))
-            .filter(|c| !off(&job.steps[c.step].cond))
+            .filter(|c| !off_on_pull_requests(&job.steps[c.step].cond))
             .map(|c| c.line)
             .collect();
         for line in exports {
-            cx.error(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)".to_owned());
+            cx.error(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)");
         }
-        for s in job.steps.iter().filter(|s| !off(&s.cond)) {
-            let line = wf.step_line(job, s, None);
-            let what = format!("{} of job `{}`", s.label(), job.id);
-            let secrets = secrets_used(s);
-            if s.action().as_deref() == Some("docker/login-action") || runs(s, &["docker", "login"])
-            {
+        for s in job.steps.iter().filter(|s| !off_on_pull_requests(&s.cond)) {
+            let (line, what, secrets) =
+                (wf.step_line(job, s, None), step_in(job, s), secrets_used(s));
+            let login =
+                raw_commands(s).iter().any(|c| c.starts_with(&["docker".into(), "login".into()]));
+            if s.uses_action("docker/login-action") || login {
                 cx.error(Rule::PullRequestGuard, line, format!("{what} logs in to a registry on pull requests too, where forks get no secrets; pull requests should only build: {FIX}"));
             } else if !secrets.is_empty() {
                 cx.error(Rule::PullRequestGuard, line, format!("{what} uses secret(s) {} on pull requests too, where forks get none: {FIX}", secrets.join(", ")));
@@ -471,23 +451,15 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>) {
     }
 }
 
-/// What a build step of one leg says for a build option: the action's
-/// `input`, or the values of `flag` in each `docker buildx build` of its
-/// script, split at `seps`. The xtask's own calls are checked on their
-/// typed values instead.
-fn build_values(
-    scope: &Scope<'_>,
-    s: &Step,
-    input: &str,
-    flag: &str,
-    seps: &[char],
-) -> Vec<String> {
+/// A build step's values of a build option: the action's `input`, or `flag` of each
+/// `docker buildx build` of its script, split at `seps` (xtask calls are typed).
+fn build_values(sc: &Scope<'_>, s: &Step, input: &str, flag: &str, seps: &[char]) -> Vec<String> {
     let mut vals = Vec::new();
     if is_build_action(s) {
-        vals.extend(s.input(input).and_then(|v| scope.substitute(v).ok()));
+        vals.extend(s.input(input).and_then(|v| sc.substitute(v).ok()));
     } else if let Some(run) = &s.run {
         let prefix = format!("{flag}=");
-        for c in scope.commands(&run.0).unwrap_or_default() {
+        for c in sc.commands(&run.0).unwrap_or_default() {
             let a = c.argv();
             if a.len() < 3 || a[..3] != ["docker", "buildx", "build"] {
                 continue;
@@ -502,45 +474,43 @@ fn build_values(
     split.filter(|e| !e.is_empty()).map(str::to_owned).collect()
 }
 
-/// B3: in a job with several legs, a `type=gha` cache entry of a build
-/// step (`cache-from` / `cache-to` inputs, `--cache-from` / `--cache-to`
-/// of `docker buildx build`) resolves to a different scope per leg.
-/// `cargo xtask build-image --cache gha` derives the scope from component and platform.
+/// B3: in a job with several legs, each `type=gha` cache entry of a build step
+/// (`cache-from`/`cache-to` inputs or flags) resolves to a scope per leg
+/// (`build-image --cache gha` derives it from component and platform).
 fn check_cache_scopes(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     for job in wf.jobs() {
         let legs = legs(job);
         for s in job.steps.iter().filter(|_| legs.len() > 1) {
-            // (what, scope) -> first leg using it
-            let mut seen: Vec<((&str, String), String)> = Vec::new();
-            let mut reported = BTreeSet::new();
-            for leg in &legs {
+            // (what, scope) -> first leg using it, whether reported
+            let mut seen: Vec<((&str, String), String, bool)> = Vec::new();
+            for (leg, what) in legs.iter().flat_map(|l| [(l, "cache-from"), (l, "cache-to")]) {
                 let (label, scope) = (leg_label(leg), scope(wf, job, Some(s), leg));
-                for what in ["cache-from", "cache-to"] {
-                    for e in build_values(&scope, s, what, &format!("--{what}"), &['\n', ';']) {
-                        if e.contains(UNKNOWN) || !e.split(',').any(|a| a.trim() == "type=gha") {
-                            continue;
-                        }
-                        let name = e.split(',').find_map(|a| a.trim().strip_prefix("scope="));
-                        let key = (what, name.unwrap_or("buildkit").to_owned());
-                        let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) else {
-                            seen.push((key, label.clone()));
-                            continue;
-                        };
-                        if *first == label || !reported.insert(key.clone()) {
-                            continue;
-                        }
-                        let at = Some(if is_build_action(s) { "with" } else { "run" });
-                        let effect = if what == "cache-to" {
-                            "each leg's export overwrites the other's"
-                        } else {
-                            "each leg imports the other's cache (another platform's layers, missed hits)"
-                        };
-                        cx.error(Rule::CacheScope, wf.step_line(job, s, at), format!(
-                            "{} of job `{}`: legs `{first}` and `{label}` share the gha cache scope `{}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
-                            s.label(), job.id, key.1
-                        ));
+                for e in build_values(&scope, s, what, &format!("--{what}"), &['\n', ';']) {
+                    if e.contains(UNKNOWN) || !e.split(',').any(|a| a.trim() == "type=gha") {
+                        continue;
                     }
+                    let name = e.split(',').find_map(|a| a.trim().strip_prefix("scope="));
+                    let key = (what, name.unwrap_or("buildkit").to_owned());
+                    let Some((_, first, reported)) = seen.iter_mut().find(|(k, ..)| *k == key)
+                    else {
+                        seen.push((key, label.clone(), false));
+                        continue;
+                    };
+                    if *first == label || std::mem::replace(reported, true) {
+                        continue;
+                    }
+                    let at = Some(if is_build_action(s) { "with" } else { "run" });
+                    let effect = if what == "cache-to" {
+                        "each leg's export overwrites the other's"
+                    } else {
+                        "each leg imports the other's cache (another platform's layers, missed hits)"
+                    };
+                    let first = first.clone();
+                    cx.error(Rule::CacheScope, wf.step_line(job, s, at), format!(
+                        "{}: legs `{first}` and `{label}` share the gha cache scope `{}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
+                        step_in(job, s), key.1
+                    ));
                 }
             }
         }
@@ -560,21 +530,18 @@ pub fn runner_arch(labels: &[String]) -> &'static str {
     }
 }
 
-/// B7: Rust compiled under emulation. `cargo xtask ... --strategy emulate`
-/// anywhere, and a leg that builds for a platform other than its runner's
-/// architecture with a builder that emulates (build-push-action, `docker
-/// buildx build`), are warnings; the xtask's default cross strategy
-/// compiles natively and cross-compiles.
+/// B7: Rust compiled under emulation: `--strategy emulate`, and a leg that builds
+/// for a platform other than its runner's with an emulating builder
+/// (build-push-action, `docker buildx build`), are warnings.
 fn check_emulation(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
     let emulate = |c: &&FoundCall| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate);
     let lines: Vec<usize> = cx.calls.iter().filter(emulate).map(|c| c.line).collect();
     for line in lines {
-        cx.warn(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy".to_owned());
+        cx.warn(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy");
     }
     for job in wf.jobs() {
-        let qemu =
-            job.steps.iter().any(|s| s.action().as_deref() == Some("docker/setup-qemu-action"));
+        let qemu = job.steps.iter().any(|s| s.uses_action("docker/setup-qemu-action"));
         let qemu = if qemu { " through QEMU" } else { "" };
         for leg in &legs(job) {
             let job_scope = scope(wf, job, None, leg);
@@ -587,14 +554,11 @@ fn check_emulation(cx: &mut Ctx<'_>) {
             for s in &job.steps {
                 let scope = scope(wf, job, Some(s), leg);
                 let targets = build_values(&scope, s, "platforms", "--platform", &[',', '\n']);
-                for p in targets
-                    .iter()
-                    .filter_map(|t| Platform::parse(t).ok())
-                    .filter(|p| p.arch != arch)
-                {
+                let foreign = targets.iter().filter_map(|t| Platform::parse(t).ok());
+                for p in foreign.filter(|p| p.arch != arch) {
                     cx.warn(Rule::Emulation, wf.step_line(job, s, None), format!(
-                        "{} of job `{}` (leg `{}`) builds {} on an {arch} runner (`{}`){qemu}: Rust compiled under emulation takes 1-2 hours; run the leg on a native runner (`ubuntu-24.04-arm` for arm64) or build with `cargo xtask build-image` (cross strategy)",
-                        s.label(), job.id, leg_label(leg), p.name, labels.join(", ")
+                        "{} (leg `{}`) builds {} on an {arch} runner (`{}`){qemu}: Rust compiled under emulation takes 1-2 hours; run the leg on a native runner (`ubuntu-24.04-arm` for arm64) or build with `cargo xtask build-image` (cross strategy)",
+                        step_in(job, s), leg_label(leg), p.name, labels.join(", ")
                     ));
                 }
             }

@@ -1,25 +1,21 @@
-//! `cargo xtask workflow run`: runs a GitHub workflow's `cargo xtask` steps
-//! on this machine, in GitHub's order and environment, against the loopback
-//! registry.
-//!
-//! [`plan`] is pure: per job (in `needs:` order) and matrix leg it evaluates
-//! `if:`, substitutes `${{ }}` and `$VAR`, and turns each step into a
-//! [`PlannedStep`]. [`walk`] goes through the plan as GitHub would: a job's
-//! `if:` sees its needs' results (`success()`, `failure()`, `always()`,
-//! `!cancelled()`; no `if:` means `success()`), every matrix leg runs even
-//! when another failed (`fail-fast: false`), a failed step skips the rest of
-//! its leg, and the run fails naming each failed leg. Artifacts are not
-//! moved: the records stay in `target/xtask/images/`, so upload-artifact
-//! stands in as a check that its path exists and download-artifact as nothing.
+//! `cargo xtask workflow run`: runs a GitHub workflow's `cargo xtask` steps here,
+//! in GitHub's order and environment, against the loopback registry. [`plan`]
+//! (pure) evaluates `if:` and `${{ }}`/`$VAR` per job, leg and step; [`walk`]
+//! runs the plan as GitHub would: a job's `if:` sees its needs' results, every
+//! leg runs when another failed (`fail-fast: false`), a failed step skips the
+//! rest of its leg. Artifacts stay in `target/xtask/images/`.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use github_actions_expressions::Evaluation;
+use indexmap::IndexMap;
 use xshell::Shell;
 
-use super::{calls, expand_matrix, glob, inputs, leg_label, Job, Leg, Scope, Step, Text, Workflow};
+use super::{
+    calls, expand_matrix, glob, inputs, leg_get, leg_label, Job, Leg, Scope, Step, Text, Workflow,
+};
 use crate::plan::Cmd;
 use crate::project::{Platform, LOCAL_REGISTRY};
 
@@ -72,7 +68,7 @@ impl Event {
 
 /// The refs GitHub gives a run: `full` (`GITHUB_REF`: `refs/heads/main`,
 /// `refs/pull/7/merge`), `name` (`main`, `7/merge`), `kind` (`branch`/`tag`),
-/// `head` and `base` (pull requests only).
+/// `head`, `base` and `pr_number` (pull requests only).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Refs {
     pub full: String,
@@ -172,8 +168,8 @@ pub struct PlannedStep {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Run `cargo xtask <argv>` (registry and cache rewritten, each change
-    /// with a note) with GitHub's variables, then workflow, job and step `env:`.
+    /// `cargo xtask <argv>` (registry and cache rewritten, a note per change)
+    /// with GitHub's variables, then workflow, job and step `env:`.
     Run {
         argv: Vec<String>,
         env: Vec<(String, String)>,
@@ -252,15 +248,6 @@ fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str,
     vars.into_iter().map(|(k, v)| (k, v.to_owned())).collect()
 }
 
-/// GitHub's variables for every step of `job`. BROKKR_WORKFLOW_RUN: this
-/// machine is no GitHub runner (see host::probe::github_actions).
-fn github_env(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(String, String)> {
-    let fixed = [("CI", "true"), ("GITHUB_ACTIONS", "true"), ("BROKKR_WORKFLOW_RUN", "1")];
-    let vars = github_vars(ctx, wf, job).into_iter();
-    let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
-    fixed.chain(vars.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v))).collect()
-}
-
 /// `github.*`, `runner.*`, `secrets.*` (empty: none exist here), `vars.*`.
 fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
     if let Some((_, v)) = github_vars(ctx, wf, job).into_iter().find(|(p, _)| *p == path) {
@@ -280,33 +267,27 @@ fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option
 /// `--cache local` and `--registry X` the loopback registry. Returns the new
 /// words and a note per change.
 pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
-    let (mut out, mut notes) = (Vec::new(), Vec::new());
-    let mut words = argv.iter().peekable();
-    while let Some(w) = words.next() {
-        let (flag, inline) = match w.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
-            _ => (w.as_str(), None),
+    let (mut out, mut notes) = (argv.to_vec(), Vec::new());
+    for i in 0..out.len() {
+        // The flag, and the word holding its value (`--flag=value` or `--flag value`).
+        let (flag, at) = match out[i].split_once('=') {
+            Some((f, _)) if f.starts_with("--") => (f.to_owned(), i),
+            _ => (out[i].clone(), i + 1),
         };
-        let new = match (flag, inline.or(words.peek().copied().map(String::as_str))) {
-            ("--cache", Some("gha")) => {
+        let Some(word) = out.get(at) else { continue };
+        let value = if at == i { &word[flag.len() + 1..] } else { word.as_str() };
+        let new = match (flag.as_str(), value) {
+            ("--cache", "gha") => {
                 notes.push("`--cache gha` runs as `--cache local`: one directory per cache scope under target/buildx-cache/, replaced on each export".to_owned());
                 "local"
             }
-            ("--registry", Some(r)) if r != registry => {
+            ("--registry", r) if r != registry => {
                 notes.push(format!("`--registry {r}` runs as `--registry {registry}`"));
                 registry
             }
-            _ => {
-                out.push(w.clone());
-                continue;
-            }
+            _ => continue,
         };
-        if inline.is_some() {
-            out.push(format!("{flag}={new}"));
-        } else {
-            words.next();
-            out.extend([flag.to_owned(), new.to_owned()]);
-        }
+        out[at] = if at == i { format!("{flag}={new}") } else { new.to_owned() };
     }
     (out, notes)
 }
@@ -315,10 +296,10 @@ pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
 /// tag filters (path filters are not applied locally).
 fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
     let (event, path) = (ctx.event.name(), &wf.path);
-    let Some(t) = wf.triggers().into_iter().find(|t| t.event == event) else {
+    let Some(filters) = wf.trigger(event) else {
         bail!("{path} does not run on `{event}` (its `on:` has no `{event}`)");
     };
-    let Some(f) = &t.filters else { return Ok(()) };
+    let Some(f) = filters else { return Ok(()) };
     // Pull request filters apply to the base branch; push filters to the pushed ref.
     let (name, is_tag) = match ctx.event {
         Event::PullRequest => (ctx.refs.base.as_str(), false),
@@ -364,12 +345,10 @@ fn names_leg(spec: &str, leg: &Leg) -> bool {
     words.peek().is_some() && words.all(|w| leg.iter().any(|(_, v)| v == w))
 }
 
-/// Plans a local run of `wf` for `ctx`: every job (or only `only_job`, by
-/// id or name), every matrix leg, every step in order. Errors list
-/// everything that cannot run locally: a `run:` line that is not a `cargo
-/// xtask` call (or a plain `echo`), shell features beyond words and `$VAR`,
-/// values that cannot be resolved, conditions on outputs of earlier steps,
-/// and a `--fail-leg` that names no leg.
+/// Plans a local run of `wf`: every job (or only `only_job`, by id or name),
+/// leg and step. Errors list all that cannot run locally: a `run:` line that
+/// is not a `cargo xtask` call (or `echo`), shell features beyond words and
+/// `$VAR`, unresolved values, conditions on step outputs, a `--fail-leg` naming no leg.
 pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<Vec<PlannedJob>> {
     check_trigger(wf, ctx)?;
     let mut jobs = job_order(wf)?;
@@ -385,24 +364,19 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
     let mut p = Planner { wf, ctx, errors: Vec::new() };
     let planned: Vec<PlannedJob> =
         jobs.into_iter().filter_map(|j| p.job(j, only_job.is_some())).collect();
+    let mut errors = p.errors;
     for spec in &ctx.fail_legs {
         let legs = planned.iter().flat_map(|j| &j.legs);
         if !legs.clone().any(|l| names_leg(spec, &l.values)) {
             let all: Vec<String> = legs.map(|l| format!("`{}`", l.label)).collect();
             let all = all.join(", ");
-            p.errors.push(format!("--fail-leg `{spec}` names no leg that runs (legs: {all})"));
+            errors.push(format!("--fail-leg `{spec}` names no leg that runs (legs: {all})"));
         }
     }
-    if !p.errors.is_empty() {
-        bail!("{} cannot run locally:\n  - {}", wf.path, p.errors.join("\n  - "));
+    if !errors.is_empty() {
+        bail!("{} cannot run locally:\n  - {}", wf.path, errors.join("\n  - "));
     }
     Ok(planned)
-}
-
-struct Planner<'a> {
-    wf: &'a Workflow,
-    ctx: &'a RunContext,
-    errors: Vec<String>,
 }
 
 /// `if:` text as GitHub applies it: without a status function it means
@@ -417,20 +391,23 @@ fn implicit_success(cond: &str) -> String {
     }
 }
 
-impl Planner<'_> {
-    fn error<T>(&mut self, e: String) -> Option<T> {
-        self.errors.push(e);
-        None
-    }
+struct Planner<'a> {
+    wf: &'a Workflow,
+    ctx: &'a RunContext,
+    errors: Vec<String>,
+}
 
+impl Planner<'_> {
     /// `cond` (shown as `shown`) in `scope`; `None` (an error noted) when it
     /// cannot be evaluated here.
     fn test(&mut self, whr: &str, scope: &Scope<'_>, cond: &str, shown: &str) -> Option<bool> {
-        match scope.condition(cond) {
-            Ok(Some(b)) => Some(b),
-            Ok(None) => self.error(format!("{whr}: cannot evaluate `if: {shown}` locally")),
-            Err(e) => self.error(format!("{whr}: {e}")),
-        }
+        let e = match scope.condition(cond) {
+            Ok(Some(b)) => return Some(b),
+            Ok(None) => format!("{whr}: cannot evaluate `if: {shown}` locally"),
+            Err(e) => format!("{whr}: {e}"),
+        };
+        self.errors.push(e);
+        None
     }
 
     fn job(&mut self, job: &Job, alone: bool) -> Option<PlannedJob> {
@@ -456,11 +433,8 @@ impl Planner<'_> {
         if runs == [false; 3] {
             return Some(planned);
         }
-        let legs = match expand_matrix(job.strategy.matrix.as_ref()) {
-            Ok(l) => l,
-            Err(e) => return self.error(format!("{whr}: {e}")),
-        };
-        for values in legs {
+        let legs = expand_matrix(job.strategy.matrix.as_ref());
+        for values in legs.map_err(|e| self.errors.push(format!("{whr}: {e}"))).ok()? {
             let label = leg_label(&values);
             let fail = ctx.fail_legs.iter().any(|s| names_leg(s, &values));
             let mut steps = Vec::new();
@@ -474,15 +448,20 @@ impl Planner<'_> {
                     continue;
                 }
                 let c = step.cond.as_ref().map(|c| c.0.as_str());
-                match c.map_or(Some(true), |c| self.test(&whr, &scope, c, c)) {
-                    Some(true) => self.step(job, step, &scope, &whr, &mut steps),
+                let actions = match c.map_or(Some(true), |c| self.test(&whr, &scope, c, c)) {
+                    Some(true) => self.step(job, step, &scope),
                     Some(false) => {
                         let (e, r) = (ctx.event.name(), &ctx.refs.full);
                         let reason = format!("`if: {}` is false for {e} {r}", c.unwrap_or(""));
-                        let action = Action::Skip { reason };
-                        steps.push(PlannedStep { step: step.label(), action });
+                        vec![Ok(Action::Skip { reason })]
                     }
-                    None => {}
+                    None => Vec::new(),
+                };
+                for a in actions {
+                    match a {
+                        Ok(action) => steps.push(PlannedStep { step: step.label(), action }),
+                        Err(e) => self.errors.push(format!("{whr}: {e}")),
+                    }
                 }
             }
             planned.legs.push(PlannedLeg { values, label, fail, steps });
@@ -490,63 +469,46 @@ impl Planner<'_> {
         Some(planned)
     }
 
-    fn step(
-        &mut self,
-        job: &Job,
-        step: &Step,
-        scope: &Scope<'_>,
-        whr: &str,
-        out: &mut Vec<PlannedStep>,
-    ) {
-        let (label, registry) = (step.label(), &self.ctx.registry);
+    /// What a step does here, per command; `Err`: what cannot run locally.
+    fn step(&self, job: &Job, step: &Step, scope: &Scope<'_>) -> Vec<Result<Action, String>> {
+        let (ctx, registry) = (self.ctx, &self.ctx.registry);
         if let Some(uses) = &step.uses {
             let action = step.action().unwrap_or_default();
             let path = step.input("path").filter(|_| action == "actions/upload-artifact");
             let check = path.map(|p| scope.substitute(p).unwrap_or_else(|_| p.to_owned()));
-            let (uses, note) = (uses.clone(), stand_in(&action).map(str::to_owned));
-            let action = match note {
-                Some(note) => Action::StandIn { uses, note, check },
+            let uses = uses.clone();
+            return vec![Ok(match stand_in(&action) {
+                Some(note) => Action::StandIn { uses, note: note.to_owned(), check },
                 None => Action::Skip { reason: format!("no local stand-in for `{uses}`") },
-            };
-            return out.push(PlannedStep { step: label, action });
+            })];
         }
-        let Some(Text(run)) = &step.run else { return };
+        let Some(Text(run)) = &step.run else { return Vec::new() };
         let cmds = match scope.commands(run) {
             Ok(c) => c,
-            Err(e) => return self.errors.push(format!("{whr}: {e}")),
+            Err(e) => return vec![Err(e)],
         };
-        for cmd in cmds {
-            let args = match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
+        let plan = |cmd: calls::Command| {
+            match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
                 (Some(u), _, _) => Err(format!("uses a {u}; keep run lines to plain `cargo xtask` calls")),
                 (None, [_, ..], _) => Err(format!("uses ${} which neither the workflow nor GitHub sets", cmd.unresolved.join(", $"))),
-                _ if cmd.informational() => {
-                    let reason = format!("informational `{}`", cmd.argv()[0]);
-                    out.push(PlannedStep { step: label.clone(), action: Action::Skip { reason } });
-                    continue;
-                }
+                _ if cmd.informational() => Ok(Action::Skip { reason: format!("informational `{}`", cmd.argv()[0]) }),
                 (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
-                (None, [], Some(args)) => Ok(args),
-            };
-            let args = match args {
-                Ok(a) => a,
-                Err(e) => {
-                    self.errors.push(format!("{whr}: {e}"));
-                    continue;
-                }
-            };
-            let (argv, notes) = rewrite(args, registry);
-            let github = github_env(self.ctx, self.wf, &job.id).into_iter();
-            let all = github.chain(scope.env.iter().cloned()).chain(cmd.assignments());
-            // Last one wins, as in the shell; keep the first position for reading.
-            let mut env: Vec<(String, String)> = Vec::new();
-            for (k, v) in all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]) {
-                match env.iter_mut().find(|(dk, _)| *dk == k) {
-                    Some(slot) => slot.1 = v,
-                    None => env.push((k, v)),
+                (None, [], Some(args)) => {
+                    let (argv, notes) = rewrite(args, registry);
+                    // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions).
+                    let fixed = [("CI", "true"), ("GITHUB_ACTIONS", "true"), ("BROKKR_WORKFLOW_RUN", "1")];
+                    let github = github_vars(ctx, self.wf, &job.id).into_iter();
+                    let github = github.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
+                    let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+                    let all = fixed.chain(github).chain(scope.env.iter().cloned()).chain(cmd.assignments());
+                    // Last one wins, as in the shell; the first position stays, for reading.
+                    let env: IndexMap<String, String> =
+                        all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]).collect();
+                    Ok(Action::Run { argv, env: env.into_iter().collect(), notes })
                 }
             }
-            out.push(PlannedStep { step: label.clone(), action: Action::Run { argv, env, notes } });
-        }
+        };
+        cmds.into_iter().map(plan).collect()
     }
 }
 
@@ -557,13 +519,6 @@ pub fn repository_from_url(url: &str) -> Option<String> {
     let (o, n) = rest.split_once('/')?;
     let n = n.split('/').next()?;
     (!o.is_empty() && !n.is_empty()).then(|| format!("{o}/{n}"))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Success,
-    Failure,
-    Skipped,
 }
 
 /// Goes through the plan as GitHub would (see the module docs), printing a
@@ -579,25 +534,25 @@ pub fn walk(
         println!("{l}");
         lines.push(l);
     };
-    let mut results: Vec<(&str, Outcome)> = Vec::new();
+    // Each job's outcome: Some(true) succeeded, Some(false) failed, None skipped.
+    let mut results: Vec<(&str, Option<bool>)> = Vec::new();
     for job in jobs {
-        let of =
-            |n: &String| results.iter().find(|(id, _)| id == n).map_or(Outcome::Skipped, |r| r.1);
-        let needs: Vec<Outcome> = job.needs.iter().map(of).collect();
+        let of = |n: &String| results.iter().find(|(id, _)| id == n).and_then(|r| r.1);
+        let needs: Vec<Option<bool>> = job.needs.iter().map(of).collect();
         let list = job.needs.join(", ");
-        let (scenario, why) = if needs.contains(&Outcome::Failure) {
+        let (scenario, why) = if needs.contains(&Some(false)) {
             (1, format!("a job it needs failed ({list})"))
-        } else if needs.iter().all(|n| *n == Outcome::Success) {
+        } else if needs.iter().all(|n| *n == Some(true)) {
             (0, format!("{} {}", ctx.event.name(), ctx.refs.full))
         } else {
             (2, format!("a job it needs was skipped ({list})"))
         };
         if !job.runs[scenario] {
             say(format!("[{}] job: skipped: `if: {}` is false for {why}", job.id, job.cond));
-            results.push((&job.id, Outcome::Skipped));
+            results.push((&job.id, None));
             continue;
         }
-        let mut outcome = Outcome::Success;
+        let mut ok = true;
         for leg in &job.legs {
             let at = format!("[{}]", [job.id.as_str(), &leg.label].join(" ").trim());
             if leg.fail {
@@ -606,7 +561,7 @@ pub fn walk(
                     say(format!("{at} warning: {e:#}"));
                 }
                 failed.push(format!("{at} (rehearsed with --fail-leg)"));
-                outcome = Outcome::Failure;
+                ok = false;
                 continue;
             }
             let mut broken = None;
@@ -621,23 +576,12 @@ pub fn walk(
                     broken = Some(format!("{at} {}", s.step));
                 }
             }
-            if let Some(b) = broken {
-                failed.push(b);
-                outcome = Outcome::Failure;
-            }
+            ok &= broken.is_none();
+            failed.extend(broken);
         }
-        results.push((&job.id, outcome));
+        results.push((&job.id, Some(ok)));
     }
     (lines, failed)
-}
-
-/// A workflow path on this machine: `target/...` is cargo's target
-/// directory (`$CARGO_TARGET_DIR` when set), the rest the workspace.
-fn local_path(sh: &Shell, p: &str) -> std::path::PathBuf {
-    match p.strip_prefix("target/") {
-        Some(rest) => crate::target_dir().join(rest),
-        None => sh.current_dir().join(p),
-    }
 }
 
 fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
@@ -646,8 +590,16 @@ fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
             let cmd = Cmd::new("cargo").arg("xtask").args(argv.iter().cloned());
             env.iter().fold(cmd, |c, (k, v)| c.env(k, v.clone())).run(sh)
         }
-        Action::StandIn { check: Some(p), .. } if !local_path(sh, p).exists() => {
-            bail!("`{p}` does not exist: there is nothing to upload")
+        Action::StandIn { check: Some(p), .. } => {
+            // `target/...` is cargo's target directory ($CARGO_TARGET_DIR when set).
+            let local = match p.strip_prefix("target/") {
+                Some(rest) => crate::target_dir().join(rest),
+                None => sh.current_dir().join(p),
+            };
+            if !local.exists() {
+                bail!("`{p}` does not exist: there is nothing to upload")
+            }
+            Ok(())
         }
         _ => Ok(()),
     }
@@ -656,8 +608,7 @@ fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
 /// Removes the record a failed leg would not have uploaded (one left by an
 /// earlier run), so the manifest job sees that platform missing.
 fn forget_record(values: &Leg, registry: &str) -> Result<()> {
-    let get = |k: &str| values.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let (Some(c), Some(p)) = (get("component"), get("platform")) else {
+    let (Some(c), Some(p)) = (leg_get(values, "component"), leg_get(values, "platform")) else {
         return Ok(());
     };
     let (c, p) = (crate::project::component(c)?, Platform::parse(p)?);
@@ -684,9 +635,8 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let sha = git(&["rev-parse", "HEAD"]).context("reading the commit (git rev-parse HEAD)")?;
     let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]).ok().filter(|b| b != "HEAD");
     let from_cargo = || {
-        let meta = super::validate::cargo_metadata(sh).ok()?;
-        let mut urls = meta.packages.into_iter().map(|p| p.repository);
-        urls.find_map(|u| repository_from_url(&u))
+        let meta = crate::tags::cargo_metadata(sh).ok()?;
+        meta.packages.into_iter().find_map(|p| repository_from_url(&p.repository))
     };
     let origin = git(&["remote", "get-url", "origin"]).ok();
     let repository = origin.and_then(|u| repository_from_url(&u)).or_else(from_cargo);

@@ -273,7 +273,7 @@ fn assert_diagnostics(name: &str, want: &[Want<'_>], strict_rules: &[Rule]) {
                 && d.severity == *sev
                 && d.line == *line
                 && d.message.contains(text)),
-            "{name}: missing {sev} at line {line} ({rule:?}) containing {text:?}; got:\n{shown}"
+            "{name}: missing {sev:?} at line {line} ({rule:?}) containing {text:?}; got:\n{shown}"
         );
     }
     for d in &got {

@@ -34,11 +34,8 @@ pub const PYTHON_TOOLS: &[&str] =
 /// The linters run after the rules: program and its arguments before the files.
 const LINTERS: &[(&str, &[&str])] = &[("actionlint", &[]), ("zizmor", &["--offline"])];
 
-pub use crate::metadata::CargoMetadata as Metadata;
-
-pub fn cargo_metadata(sh: &Shell) -> Result<Metadata> {
-    crate::tags::cargo_metadata(sh)
-}
+use crate::metadata::CargoMetadata as Metadata;
+use crate::tags::cargo_metadata;
 
 /// The workspace members' directories relative to the root (`broker`).
 pub fn workspace_members(meta: &Metadata) -> Vec<String> {
@@ -94,13 +91,9 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
         let text = sh.read_file(f).with_context(|| format!("reading {path}"))?;
         let diags = Workflow::parse(&path, &text)
             .map_or_else(|d| vec![d], |wf| rules::check(&wf, &expected));
-        for d in &diags {
-            println!("{d}");
-            *match d.severity {
-                Severity::Error => &mut errors,
-                Severity::Warning => &mut warnings,
-            } += 1;
-        }
+        diags.iter().for_each(|d| println!("{d}"));
+        let e = diags.iter().filter(|d| d.severity == Severity::Error).count();
+        (errors, warnings) = (errors + e, warnings + diags.len() - e);
     }
     let n = files.len();
     println!("validate-workflow: {n} file(s), {errors} error(s), {warnings} warning(s)");
