@@ -4,7 +4,10 @@
 //! (`&&`, `;`, `|`) are reported in [`Command::problem`], not guessed at.
 //! `cargo xtask` calls are parsed by the xtask's own CLI (clap).
 
+use std::sync::LazyLock;
+
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+use regex::Regex;
 
 /// Stands for a value not known where the script is checked (a secret, an
 /// unset variable): a call holding it is not judged on it.
@@ -26,8 +29,9 @@ pub struct Command {
 impl Command {
     /// Leading `NAME=value` words (environment assignments for the command).
     pub fn assignments(&self) -> Vec<(String, String)> {
-        let re = regex::Regex::new(r"(?s)^([A-Za-z_][A-Za-z0-9_]*)=(.*)$").expect("a valid regex");
-        let pair = |w: &String| re.captures(w).map(|c| (c[1].to_owned(), c[2].to_owned()));
+        static RE: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?s)^([A-Za-z_][A-Za-z0-9_]*)=(.*)$").unwrap());
+        let pair = |w: &String| RE.captures(w).map(|c| (c[1].to_owned(), c[2].to_owned()));
         self.words.iter().map_while(pair).collect()
     }
 
@@ -57,12 +61,13 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// `$NAME` and `${NAME}` replaced outside single quotes; unset names become
 /// `unknown` when given, else stay as written. Returns the unset names.
 fn expand(s: &str, env: Env<'_>, unknown: Option<&str>) -> (String, Vec<String>) {
-    let var = regex::Regex::new(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))");
-    let var = var.expect("a valid regex");
+    static VAR: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))").unwrap()
+    });
     let (mut out, mut unset, mut quote) = (String::new(), Vec::new(), None);
     let mut chars = s.char_indices();
     while let Some((i, mut c)) = chars.next() {
-        if let Some(m) = var.captures(&s[i..]).filter(|_| quote != Some('\'')) {
+        if let Some(m) = VAR.captures(&s[i..]).filter(|_| quote != Some('\'')) {
             let name = m.get(1).or(m.get(2)).map_or("", |n| n.as_str());
             match env(name) {
                 Some(v) => out.push_str(&v),
