@@ -9,7 +9,7 @@ use serde::Serialize;
 use xshell::Shell;
 
 use super::{
-    foreign, human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
+    human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
     BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
 use crate::project::{parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL};
@@ -298,10 +298,9 @@ pub fn preflight(
         check_buildx(buildx, &remedy),
         check_builder(&builder, platforms, &remedy),
     ];
-    let emulated = foreign(host, platforms);
     for p in platforms {
-        let native = builder.as_ref().is_ok_and(|b| b.runs_natively(p));
-        let probe = (emulated.contains(p) && !native).then(|| probe::binfmt(p));
+        let native = *p == host || builder.as_ref().is_ok_and(|b| b.runs_natively(p));
+        let probe = (!native).then(|| probe::binfmt(p));
         checks.push(check_binfmt(probe.as_ref(), p, &remedy));
     }
     Ok((checks, info))

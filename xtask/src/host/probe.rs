@@ -16,9 +16,9 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, bridge_interface, foreign, parse_buildx_version,
-    parse_df_avail, parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail,
-    BinfmtEntry, BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    binfmt_handler_paths, binfmt_status, bridge_interface, parse_buildx_version, parse_df_avail,
+    parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
+    BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -40,7 +40,7 @@ pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, Stri
     let out =
         cmd.args(["info", "--format", "{{json .}}"]).capture(sh).map_err(|e| format!("{e:#}"))?;
     match DockerInfo::parse(&out.stdout).ok() {
-        Some(i) if out.ok && i.answered() => Ok(i),
+        Some(i) if out.ok && !i.server_version.is_empty() => Ok(i),
         other => {
             let from_json = other.and_then(|i| i.server_errors?.into_iter().next());
             let first = out.stderr.lines().map(str::trim).find(|l| !l.is_empty());
@@ -116,17 +116,14 @@ pub fn binfmt(platform: &'static Platform) -> BinfmtProbe {
     if entry.is_none() && entry_name != default && read(&default).is_some() {
         (entry, entry_name) = (read(&default), default);
     }
-    let (mounted, handler) = (binfmt_mounted(), handler.map(|(h, path)| (path, h)));
-    BinfmtProbe { platform, mounted, handler, entry_name, entry }
-}
-
-fn binfmt_mounted() -> bool {
-    Path::new(BINFMT_DIR).join("register").exists()
-}
-
-/// An enabled handler with the `F` flag is registered for `p` (even a stale one).
-pub fn binfmt_usable(p: &'static Platform) -> bool {
-    binfmt(p).entry.is_some_and(|e| e.usable())
+    let mounted = Path::new(BINFMT_DIR).join("register").exists();
+    BinfmtProbe {
+        platform,
+        mounted,
+        handler: handler.map(|(h, path)| (path, h)),
+        entry_name,
+        entry,
+    }
 }
 
 pub fn is_root(sh: &Shell) -> bool {
@@ -155,13 +152,8 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
     let request =
         format!("GET /v2/ HTTP/1.0\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).ok()?;
-    let (mut buf, mut got) = ([0u8; 256], Vec::new());
-    while !got.contains(&b'\n') && got.len() < 4096 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
+    let mut got = Vec::new();
+    let _ = s.take(4096).read_to_end(&mut got); // what came before an error or the timeout
     parse_http_status(&String::from_utf8_lossy(&got))
 }
 
@@ -195,7 +187,6 @@ pub struct Observed {
     pub bridge_missing: Option<String>,
     pub daemon_json: Option<String>,
     pub packages: BTreeMap<String, String>,
-    pub binfmt_mounted: bool,
     pub binfmt: Vec<BinfmtProbe>,
     pub registry_up: bool,
 }
@@ -232,8 +223,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
         bridge_missing: bridge.flatten().filter(|b| !interface_exists(b)),
         daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),
         packages: dpkg.capture(sh).map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default(),
-        binfmt_mounted: binfmt_mounted(),
-        binfmt: foreign(host, platforms).into_iter().map(binfmt).collect(),
+        binfmt: platforms.iter().copied().filter(|p| *p != host).map(binfmt).collect(),
         registry_up: registry::answers(registry::Kind::Open),
     })
 }

@@ -68,14 +68,10 @@ impl Kind {
     pub fn host(self) -> String {
         format!("localhost:{}", self.port())
     }
-
-    pub fn expected_status(self) -> u16 {
-        self.row().1
-    }
 }
 
 pub fn answers(kind: Kind) -> bool {
-    probe::registry_api_status(kind.port()) == Some(kind.expected_status())
+    probe::registry_api_status(kind.port()) == Some(kind.row().1)
 }
 
 /// `$BROKKR_STATE_DIR/registry` when set, else `/var/lib/brokkr/registry` for root, else
@@ -272,9 +268,8 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
 /// The `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
 fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
     let cmd = Cmd::new("htpasswd").args(["-niB", USER]).stdin(format!("{}\n", ensure_password(p)?));
-    cmd.echo();
     let hint = "htpasswd is in apache2-utils: run `cargo xtask setup`";
-    let out = cmd.read_quiet(sh).with_context(|| format!("creating the htpasswd file ({hint})"))?;
+    let out = cmd.read(sh).with_context(|| format!("creating the htpasswd file ({hint})"))?;
     let line = out.lines().find(|l| l.starts_with(&format!("{USER}:$2")));
     let line =
         line.with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
@@ -357,7 +352,7 @@ mod tests {
         assert_eq!(Kind::Open.host(), "localhost:5000");
         assert_eq!(Kind::Open.host(), LOCAL_REGISTRY);
         assert_eq!(Kind::Auth.host(), "localhost:5001");
-        assert_eq!((Kind::Open.expected_status(), Kind::Auth.expected_status()), (200, 401));
+        assert_eq!((Kind::Open.row().1, Kind::Auth.row().1), (200, 401));
         let p = paths(Path::new("/var/lib/brokkr/registry"), Kind::Auth);
         assert_eq!(p.config, Path::new("/var/lib/brokkr/registry/auth/config.yml"));
         assert_eq!(p.data, Path::new("/var/lib/brokkr/registry/auth/data"));

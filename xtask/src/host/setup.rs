@@ -68,7 +68,6 @@ const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
 pub enum Step {
     /// Arguments with a `*` are .deb globs, resolved to the newest file at run time.
     Run(Cmd),
-    Mkdir(PathBuf),
     Write {
         path: PathBuf,
         text: String,
@@ -107,11 +106,12 @@ impl Step {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Printed as `done`, `todo`, `skip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    Done(String),
-    Todo(String),
-    Skipped(String),
+    Done,
+    Todo,
+    Skipped,
 }
 
 /// `engine`, `daemon.json`, `qemu`, `binfmt linux/arm64`, ...
@@ -119,6 +119,7 @@ pub enum State {
 pub struct Area {
     pub name: String,
     pub state: State,
+    pub detail: String,
 }
 
 /// The areas in a stable order, the steps in the order they run, reasons it
@@ -132,13 +133,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn area(
-        &mut self,
-        name: impl Into<String>,
-        state: fn(String) -> State,
-        what: impl Into<String>,
-    ) {
-        self.areas.push(Area { name: name.into(), state: state(what.into()) });
+    fn area(&mut self, name: impl Into<String>, state: State, detail: impl Into<String>) {
+        self.areas.push(Area { name: name.into(), state, detail: detail.into() });
     }
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
@@ -252,7 +248,7 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
         }
         Ok(Some(text)) => {
             p.area(AREA, Todo, "turn on the containerd image store");
-            p.step(AREA, Step::Mkdir("/etc/docker".into()));
+            p.step(AREA, mkdir(Path::new("/etc/docker")));
             p.step(AREA, Step::Write { path: "/etc/docker/daemon.json".into(), text });
         }
         Err(e) => p.blocked.push(format!("{e:#}")),
@@ -336,6 +332,10 @@ pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
     ["trixie", "bookworm-backports"].map(source).join("\n")
 }
 
+fn mkdir(dir: &Path) -> Step {
+    Step::Run(Cmd::new("mkdir").args(["-p".into(), dir.display().to_string()]))
+}
+
 /// `sudo -n` first when setup runs through sudo.
 fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
     if !sudo {
@@ -363,7 +363,7 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
         ];
         let apt = || Cmd::new("apt-get").args(private.iter().flat_map(|o| ["-o", o]));
         for dir in dirs {
-            p.step("packages", Step::Mkdir(cache.join(dir)));
+            p.step("packages", mkdir(&cache.join(dir)));
         }
         let path = cache.join(dirs[0]).join("brokkr.sources");
         let text = private_apt_sources(&opts.mirror, o.host.arch);
@@ -402,7 +402,7 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
     if o.binfmt.is_empty() || o.github_actions {
         return;
     }
-    if o.binfmt_mounted {
+    if o.binfmt.iter().all(|b| b.mounted) {
         p.area("binfmt_misc", Done, format!("{BINFMT_DIR} is mounted"));
     } else {
         p.area("binfmt_misc", Todo, format!("mount {BINFMT_DIR}"));
@@ -607,7 +607,6 @@ mod tests {
             bridge_missing: None,
             daemon_json: Some(r#"{"features":{"containerd-snapshotter":true}}"#.into()),
             packages: pkgs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            binfmt_mounted: true,
             binfmt: vec![BinfmtProbe {
                 platform: arm(),
                 mounted: true,
@@ -630,7 +629,6 @@ mod tests {
             engine: None,
             daemon_json: None,
             packages: BTreeMap::new(),
-            binfmt_mounted: false,
             binfmt: vec![BinfmtProbe {
                 platform: arm(),
                 mounted: false,
@@ -667,11 +665,7 @@ mod tests {
     }
 
     fn todo(p: &Plan) -> Vec<&str> {
-        p.areas
-            .iter()
-            .filter(|a| matches!(a.state, State::Todo(_)))
-            .map(|a| a.name.as_str())
-            .collect()
+        p.areas.iter().filter(|a| a.state == State::Todo).map(|a| a.name.as_str()).collect()
     }
 
     #[test]
@@ -788,8 +782,7 @@ mod tests {
             Case {
                 name: "packages fine, binfmt not mounted after a reboot",
                 o: Observed {
-                    binfmt_mounted: false,
-                    binfmt: vec![BinfmtProbe { mounted: false, entry: None, ..base().binfmt[0].clone() }],
+                            binfmt: vec![BinfmtProbe { mounted: false, entry: None, ..base().binfmt[0].clone() }],
                     engine: None,
                     registry_up: false,
                     ..base()
@@ -801,7 +794,7 @@ mod tests {
             },
             Case {
                 name: "amd64 only: no qemu, no binfmt",
-                o: Observed { binfmt: vec![], binfmt_mounted: false, packages: BTreeMap::new(), ..base() },
+                o: Observed { binfmt: vec![], packages: BTreeMap::new(), ..base() },
                 todo: &["tools"],
                 contains: &["debootstrap docker-registry apache2-utils"],
                 absent: &["qemu", "mount"],
@@ -1151,7 +1144,7 @@ mod tests {
             // setup says what it restarts before it does
             let dockerd = p.areas.iter().find(|a| a.name == "dockerd").unwrap();
             assert!(
-                matches!(&dockerd.state, State::Todo(d) if d.contains("the running engine")),
+                dockerd.state == State::Todo && dockerd.detail.contains("the running engine"),
                 "{}: {dockerd:?}",
                 c.name
             );

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use xshell::Shell;
 
 use super::{
-    plan, Mode, Observed, Plan, PlanOpts, SetupOpts, State, Step, DEBIAN_MIRROR, DOCKERD_LOG,
-    DOCKERD_PID, DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
+    plan, Mode, Observed, Plan, PlanOpts, SetupOpts, Step, DEBIAN_MIRROR, DOCKERD_LOG, DOCKERD_PID,
+    DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
 };
 use crate::{
     host::{
@@ -25,7 +25,6 @@ use crate::{
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let quote = |p: &Path| shell_quote(&p.display().to_string());
         match self {
             Step::Run(c) => {
                 // .deb globs print unquoted, so the printed line expands them like setup does
@@ -38,9 +37,9 @@ impl fmt::Display for Step {
                 }
                 f.write_str(&line)
             }
-            Step::Mkdir(d) => write!(f, "mkdir -p {}", quote(d)),
             Step::Write { path, text } => {
-                write!(f, "printf '%s' {} > {}", shell_quote(text), quote(path))
+                let path = shell_quote(&path.display().to_string());
+                write!(f, "printf '%s' {} > {path}", shell_quote(text))
             }
             Step::BinfmtRegister { entry, conf, .. } => write!(
                 f,
@@ -179,10 +178,6 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
 fn execute(sh: &Shell, step: &Step) -> Result<()> {
     match step {
         Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
-        Step::Mkdir(d) => {
-            eprintln!("+ {step}");
-            fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
-        }
         Step::Write { path, text } => {
             eprintln!("+ {step}");
             fs::write(path, text).with_context(|| format!("writing {}", path.display()))
@@ -214,12 +209,8 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     eprintln!("setup for {} on {os} ({}{gh})", names.join(", "), o.host.name);
     let width = p.areas.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &p.areas {
-        let (label, detail) = match &a.state {
-            State::Done(d) => ("done", d),
-            State::Todo(d) => ("todo", d),
-            State::Skipped(d) => ("skip", d),
-        };
-        eprintln!("{label:<4}  {:<width$}  {detail}", a.name);
+        let label = ["done", "todo", "skip"][a.state as usize];
+        eprintln!("{label:<4}  {:<width$}  {}", a.name, a.detail);
     }
     p.notes.iter().for_each(|n| eprintln!("note: {n}"));
     if !p.blocked.is_empty() {
