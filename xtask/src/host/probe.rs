@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use xshell::Shell;
 
 use super::{
@@ -270,6 +270,14 @@ pub fn wait_for(secs: u64, poll_ms: u64, mut done: impl FnMut() -> bool) -> bool
         std::thread::sleep(Duration::from_millis(poll_ms));
     }
     true
+}
+
+/// SIGTERM to `pid`, then up to `secs` for it to exit.
+pub fn terminate(sh: &Shell, pid: u32, secs: u64, what: &str) -> Result<()> {
+    Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
+    let stopped = wait_for(secs, 100, || !alive(pid));
+    ensure!(stopped, "{what} (pid {pid}) did not stop within {secs} s after SIGTERM");
+    Ok(())
 }
 
 /// The last `n` lines of a log file, or a note that it cannot be read.

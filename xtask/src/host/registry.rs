@@ -294,10 +294,7 @@ pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
         eprintln!("registry {host} is not running");
         return Ok(());
     };
-    Cmd::new("kill").args(["-TERM", &o.pid.to_string()]).run(sh)?;
-    if !probe::wait_for(10, 100, || !probe::alive(o.pid)) {
-        bail!("registry pid {} did not stop within 10 s after SIGTERM", o.pid);
-    }
+    probe::terminate(sh, o.pid, 10, "registry")?;
     fs::remove_file(&p.owner).with_context(|| format!("removing {}", p.owner.display()))?;
     eprintln!("registry {host} stopped ({o}; data kept)");
     Ok(())

@@ -23,7 +23,7 @@ pub use exec::{ensure, run};
 pub use super::probe::Observed;
 use crate::{
     plan::Cmd,
-    project::{parse_platform_list, Platform, PlatformList},
+    project::{parse_platform_list, PlatformList},
 };
 use State::{Done, Skipped, Todo};
 
@@ -44,6 +44,9 @@ pub struct SetupArgs {
     /// Restart a running engine even when containers run (they stop) or it was started without systemd.
     #[arg(long)]
     pub yes: bool,
+    /// Set by [`ensure`]: a build command asks ([`Mode::Build`]).
+    #[arg(skip)]
+    pub build: bool,
 }
 
 /// Setup's machine-level cache: private apt directories, downloaded .debs.
@@ -57,8 +60,21 @@ pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 pub const BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:latest";
 /// Seconds to wait for a started dockerd to answer, or a stopped one to exit.
 pub const DOCKERD_WAIT_SECS: u64 = 60;
-const WATCHED_PACKAGES: &str = "docker.io containerd docker-buildx runc tini iptables qemu-user \
-    qemu-user-binfmt qemu-user-static binfmt-support debootstrap docker-registry apache2-utils";
+const WATCHED_PACKAGES: &[&str] = &[
+    "docker.io",
+    "containerd",
+    "docker-buildx",
+    "runc",
+    "tini",
+    "iptables",
+    "qemu-user",
+    "qemu-user-binfmt",
+    "qemu-user-static",
+    "binfmt-support",
+    "debootstrap",
+    "docker-registry",
+    "apache2-utils",
+];
 /// Off GitHub: base-image bootstrapping, the loopback registry, htpasswd for its `--auth`.
 const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
 
@@ -522,32 +538,12 @@ fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {
     }
 }
 
-/// Options of `cargo xtask setup` and [`ensure`].
-#[derive(Clone, Debug)]
-pub struct SetupOpts {
-    pub platforms: Vec<&'static Platform>,
-    pub dry_run: bool,
-    /// Start the loopback registry; `None`: yes outside GitHub Actions.
-    pub local_registry: Option<bool>,
-    pub mode: Mode,
-}
-
-impl SetupOpts {
-    pub fn from_args(a: &SetupArgs) -> SetupOpts {
-        SetupOpts {
-            platforms: PlatformList::or_all(a.platform.clone()),
-            dry_run: a.dry_run,
-            local_registry: (a.local_registry || a.no_local_registry).then_some(a.local_registry),
-            mode: Mode::Setup { yes: a.yes },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::{probe::BinfmtProbe, BinfmtEntry};
     use crate::host::{BinfmtHandler, OsRelease};
+    use crate::project::Platform;
     use std::collections::BTreeMap;
 
     fn arm() -> &'static Platform {

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use xshell::Shell;
 
 use super::{
-    plan, Mode, Observed, Plan, PlanOpts, SetupOpts, Step, DEBIAN_MIRROR, DOCKERD_LOG, DOCKERD_PID,
+    plan, Mode, Observed, Plan, PlanOpts, SetupArgs, Step, DEBIAN_MIRROR, DOCKERD_LOG, DOCKERD_PID,
     DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
 };
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
         probe, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR as DIR,
     },
     plan::{shell_quote, Cmd},
-    project::Platform,
+    project::{Platform, PlatformList},
 };
 
 impl fmt::Display for Step {
@@ -143,12 +143,7 @@ fn dockerd_pid() -> Option<u32> {
 fn stop_dockerd(sh: &Shell) -> Result<()> {
     let no_pid =
         || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
-    let pid = dockerd_pid().with_context(no_pid)?;
-    Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    if !probe::wait_for(WAIT, 200, || !probe::alive(pid)) {
-        bail!("dockerd (pid {pid}) did not stop within {WAIT} s after SIGTERM");
-    }
-    Ok(())
+    probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
 }
 
 /// Nothing when the engine answers or a dockerd is starting already (a second one would stop).
@@ -196,14 +191,14 @@ fn print_script(p: &Plan) {
 
 /// `cargo xtask setup` and [`ensure`]'s provisioning. Not root (and no `sudo -n` on GitHub
 /// Actions), or not Debian/Ubuntu: prints the commands and fails. Errors name the failed step.
-pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
-    let started = Instant::now();
-    let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
-    let o = probe::observe(sh, &opts.platforms, &watched)?;
-    let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
+pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
+    let (started, platforms) = (Instant::now(), PlatformList::or_all(args.platform.clone()));
+    let o = probe::observe(sh, &platforms, WATCHED_PACKAGES)?;
+    let local_registry = args.local_registry || !(args.no_local_registry || o.github_actions);
     let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
-    let p = plan(&o, &PlanOpts { local_registry, mirror, mode: opts.mode });
-    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
+    let mode = if args.build { Mode::Build } else { Mode::Setup { yes: args.yes } };
+    let p = plan(&o, &PlanOpts { local_registry, mirror, mode });
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
     let os = Some(o.os.name()).filter(|n| !n.is_empty()).unwrap_or("unknown OS");
     let gh = if o.github_actions { ", GitHub Actions" } else { "" };
     eprintln!("setup for {} on {os} ({}{gh})", names.join(", "), o.host.name);
@@ -220,7 +215,7 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
         }
         bail!("setup cannot proceed, nothing was changed:\n  {}", p.blocked.join("\n  "));
     }
-    if opts.dry_run {
+    if args.dry_run {
         let what =
             if p.steps.is_empty() { "nothing to do" } else { "--dry-run: the steps, in order:" };
         eprintln!("\n{what}");
@@ -244,17 +239,23 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     if n == 0 {
         eprintln!("everything is in place");
     }
-    verify(sh, opts, &o, local_registry)?;
+    verify(sh, &platforms, &o, mode, local_registry)?;
     eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// [`doctor::preflight`] (relaxed as in [`relax_store`]), plus the registry when asked for.
-fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
-    let mut checks = doctor::preflight(sh, &opts.platforms, None)?.0;
+fn verify(
+    sh: &Shell,
+    platforms: &[&'static Platform],
+    o: &Observed,
+    mode: Mode,
+    local_registry: bool,
+) -> Result<()> {
+    let mut checks = doctor::preflight(sh, platforms, None)?.0;
     if o.github_actions {
         relax_store(&mut checks, "docker buildx create --use --driver docker-container");
-    } else if opts.mode == Mode::Build {
+    } else if mode == Mode::Build {
         relax_store(&mut checks, "cargo xtask setup");
     }
     if local_registry {
@@ -300,11 +301,13 @@ pub fn ensure(
         let (names, failed) = (names.join(", "), doctor::failures(&checks));
         bail!("the host is not ready for {names} (--no-setup):\n{failed}");
     }
-    let setup = SetupOpts {
-        platforms: platforms.to_vec(),
+    let setup = SetupArgs {
+        platform: Some(PlatformList(platforms.to_vec())),
         dry_run: false,
-        local_registry: Some(false),
-        mode: Mode::Build,
+        local_registry: false,
+        no_local_registry: true,
+        yes: false,
+        build: true,
     };
     run(sh, &setup).context(
         "preparing the host for the build (a build command installs what is missing but never changes a running \
