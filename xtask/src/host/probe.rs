@@ -191,9 +191,9 @@ pub struct Observed {
     pub registry_up: bool,
 }
 
-/// Reads the host's state for `platforms` (quiet, about a second); `packages` are the ones
-/// whose state setup reads with `dpkg-query` (unknown names are absent; none without dpkg).
-pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -> Result<Observed> {
+/// Reads the host's state for `platforms` (quiet, about a second), with `dpkg-query` that of
+/// `packages` (space-separated; unknown names are absent; none without dpkg).
+pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &str) -> Result<Observed> {
     let host = Platform::host()?;
     let (root, github_actions) = (is_root(sh), github_actions());
     let docker_cli = which::which("docker").is_ok();
@@ -205,7 +205,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
     let dockerd = which::which("dockerd").ok().or_else(|| known.into_iter().find(|p| p.exists()));
     let dockerd = dockerd.and_then(|d| stdout(sh, &d.display().to_string(), &["--version"]).ok());
     let format = "${Package}\t${db:Status-Status}\t${Version}\n";
-    let dpkg = Cmd::new("dpkg-query").args(["-W", "-f", format]).args(packages.iter().copied());
+    let dpkg = Cmd::new("dpkg-query").args(["-W", "-f", format]).args(packages.split_whitespace());
     Ok(Observed {
         os: OsRelease::parse(&os.into_iter().find_map(Result::ok).unwrap_or_default()),
         root,

@@ -27,7 +27,7 @@ use crate::{
 };
 use State::{Done, Skipped, Todo};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct SetupArgs {
     /// Platforms to provision for (comma-separated, or `all`); default: all.
     #[arg(long, value_parser = parse_platform_list)]
@@ -60,21 +60,8 @@ pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 pub const BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:latest";
 /// Seconds to wait for a started dockerd to answer, or a stopped one to exit.
 pub const DOCKERD_WAIT_SECS: u64 = 60;
-const WATCHED_PACKAGES: &[&str] = &[
-    "docker.io",
-    "containerd",
-    "docker-buildx",
-    "runc",
-    "tini",
-    "iptables",
-    "qemu-user",
-    "qemu-user-binfmt",
-    "qemu-user-static",
-    "binfmt-support",
-    "debootstrap",
-    "docker-registry",
-    "apache2-utils",
-];
+const WATCHED_PACKAGES: &str = "docker.io containerd docker-buildx runc tini iptables qemu-user \
+    qemu-user-binfmt qemu-user-static binfmt-support debootstrap docker-registry apache2-utils";
 /// Off GitHub: base-image bootstrapping, the loopback registry, htpasswd for its `--auth`.
 const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
 

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use xshell::Shell;
 
 use super::{
-    plan, Mode, Observed, Plan, PlanOpts, SetupArgs, Step, DEBIAN_MIRROR, DOCKERD_LOG, DOCKERD_PID,
+    plan, Mode, PlanOpts, SetupArgs, Step, DEBIAN_MIRROR, DOCKERD_LOG, DOCKERD_PID,
     DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
 };
 use crate::{
@@ -185,10 +185,6 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
     }
 }
 
-fn print_script(p: &Plan) {
-    p.steps.iter().for_each(|(_, s)| println!("{s}"));
-}
-
 /// `cargo xtask setup` and [`ensure`]'s provisioning. Not root (and no `sudo -n` on GitHub
 /// Actions), or not Debian/Ubuntu: prints the commands and fails. Errors name the failed step.
 pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
@@ -208,23 +204,26 @@ pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
         eprintln!("{label:<4}  {:<width$}  {}", a.name, a.detail);
     }
     p.notes.iter().for_each(|n| eprintln!("note: {n}"));
+    let script = |heading: &str| {
+        eprintln!("\n{heading}");
+        p.steps.iter().for_each(|(_, s)| println!("{s}"));
+    };
     if !p.blocked.is_empty() {
         if !p.steps.is_empty() {
-            eprintln!("\nthe commands setup would run on a supported host, as root:");
-            print_script(&p);
+            script("the commands setup would run on a supported host, as root:");
         }
         bail!("setup cannot proceed, nothing was changed:\n  {}", p.blocked.join("\n  "));
     }
     if args.dry_run {
-        let what =
-            if p.steps.is_empty() { "nothing to do" } else { "--dry-run: the steps, in order:" };
-        eprintln!("\n{what}");
-        print_script(&p);
+        script(if p.steps.is_empty() {
+            "nothing to do"
+        } else {
+            "--dry-run: the steps, in order:"
+        });
         return Ok(());
     }
     if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
-        eprintln!("\nsetup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
-        print_script(&p);
+        script("setup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
         bail!("not root: nothing was changed");
     }
     if p.restarts_engine() {
@@ -239,20 +238,8 @@ pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
     if n == 0 {
         eprintln!("everything is in place");
     }
-    verify(sh, &platforms, &o, mode, local_registry)?;
-    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-/// [`doctor::preflight`] (relaxed as in [`relax_store`]), plus the registry when asked for.
-fn verify(
-    sh: &Shell,
-    platforms: &[&'static Platform],
-    o: &Observed,
-    mode: Mode,
-    local_registry: bool,
-) -> Result<()> {
-    let mut checks = doctor::preflight(sh, platforms, None)?.0;
+    // verify: doctor::preflight (relaxed as in relax_store), plus the registry when asked for
+    let mut checks = doctor::preflight(sh, &platforms, None)?.0;
     if o.github_actions {
         relax_store(&mut checks, "docker buildx create --use --driver docker-container");
     } else if mode == Mode::Build {
@@ -266,6 +253,7 @@ fn verify(
     if !doctor::passed(&checks) {
         bail!("setup ran, but these checks still fail:\n{}", doctor::failures(&checks));
     }
+    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -301,15 +289,8 @@ pub fn ensure(
         let (names, failed) = (names.join(", "), doctor::failures(&checks));
         bail!("the host is not ready for {names} (--no-setup):\n{failed}");
     }
-    let setup = SetupArgs {
-        platform: Some(PlatformList(platforms.to_vec())),
-        dry_run: false,
-        local_registry: false,
-        no_local_registry: true,
-        yes: false,
-        build: true,
-    };
-    run(sh, &setup).context(
+    let platform = Some(PlatformList(platforms.to_vec()));
+    run(sh, &SetupArgs { platform, no_local_registry: true, build: true, ..Default::default() }).context(
         "preparing the host for the build (a build command installs what is missing but never changes a running \
          engine: `cargo xtask setup` does; pass --no-setup to only check)",
     )
