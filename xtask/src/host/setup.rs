@@ -71,16 +71,11 @@ const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
 pub enum Step {
     /// Arguments with a `*` are .deb globs, resolved to the newest file at run time.
     Run(Cmd),
-    Write {
-        path: PathBuf,
-        text: String,
-    },
-    /// Unregisters `entry` (`qemu-aarch64`), then registers the `binfmt.d` file `conf`.
-    BinfmtRegister {
-        machine: String,
-        entry: String,
-        conf: String,
-    },
+    /// The file and its text.
+    Write(PathBuf, String),
+    /// `(machine, entry, conf)`: unregisters `entry` (`qemu-aarch64`), then registers the
+    /// `binfmt.d` file `conf`.
+    BinfmtRegister(String, String, String),
     /// `systemctl start docker` or `setsid dockerd`; skipped when the engine answers by then.
     StartDockerd(Cmd),
     /// SIGTERM to the dockerd of [`DOCKERD_PID`], then waits for its exit.
@@ -92,20 +87,14 @@ pub enum Step {
 impl Step {
     /// Everything but waiting, the registry and `docker run` needs root.
     pub fn root(&self) -> bool {
-        match self {
-            Step::WaitDocker | Step::StartRegistry => false,
-            Step::Run(c) => c.program != "docker",
-            _ => true,
-        }
+        !matches!(self, Step::WaitDocker | Step::StartRegistry)
+            && !matches!(self, Step::Run(c) if c.program == "docker")
     }
 
     /// What only `cargo xtask setup` may do.
     pub fn restarts_engine(&self) -> bool {
-        match self {
-            Step::StopDockerd => true,
-            Step::Run(c) => c.to_string() == "systemctl restart docker",
-            _ => false,
-        }
+        matches!(self, Step::StopDockerd)
+            || matches!(self, Step::Run(c) if c.to_string() == "systemctl restart docker")
     }
 }
 
@@ -252,7 +241,7 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
         Ok(Some(text)) => {
             p.area(AREA, Todo, "turn on the containerd image store");
             p.step(AREA, mkdir(Path::new("/etc/docker")));
-            p.step(AREA, Step::Write { path: "/etc/docker/daemon.json".into(), text });
+            p.step(AREA, Step::Write("/etc/docker/daemon.json".into(), text));
         }
         Err(e) => p.blocked.push(format!("{e:#}")),
     }
@@ -370,7 +359,7 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
         }
         let path = cache.join(dirs[0]).join("brokkr.sources");
         let text = private_apt_sources(&opts.mirror, o.host.arch);
-        p.step("packages", Step::Write { path, text });
+        p.step("packages", Step::Write(path, text));
         p.step("packages", Step::Run(apt().arg("update")));
         let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
         p.step("packages", Step::Run(apt().arg("download").args(names).dir(d("debs"))));
@@ -428,7 +417,7 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
         let (machine, entry) = (b.platform.machine.to_owned(), b.entry_name.clone());
         let default = format!("/usr/lib/binfmt.d/qemu-{machine}.conf");
         let conf = b.handler.as_ref().map_or(default, |(path, _)| path.clone());
-        p.step("binfmt", Step::BinfmtRegister { machine, entry, conf });
+        p.step("binfmt", Step::BinfmtRegister(machine, entry, conf));
     }
 }
 
@@ -965,7 +954,7 @@ mod tests {
     fn writes_daemon_json(p: &Plan) -> bool {
         p.steps
             .iter()
-            .any(|(_, s)| matches!(s, Step::Write { path, .. } if path.ends_with("daemon.json")))
+            .any(|(_, s)| matches!(s, Step::Write(path, _) if path.ends_with("daemon.json")))
     }
 
     /// Issue 11: a build command never reconfigures or restarts a running

@@ -37,11 +37,11 @@ impl fmt::Display for Step {
                 }
                 f.write_str(&line)
             }
-            Step::Write { path, text } => {
+            Step::Write(path, text) => {
                 let path = shell_quote(&path.display().to_string());
                 write!(f, "printf '%s' {} > {path}", shell_quote(text))
             }
-            Step::BinfmtRegister { entry, conf, .. } => write!(
+            Step::BinfmtRegister(_, entry, conf) => write!(
                 f,
                 "{{ [ ! -e {DIR}/{entry} ] || echo -1 > {DIR}/{entry}; }} && cat {conf} > {DIR}/register"
             ),
@@ -173,11 +173,11 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
 fn execute(sh: &Shell, step: &Step) -> Result<()> {
     match step {
         Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
-        Step::Write { path, text } => {
+        Step::Write(path, text) => {
             eprintln!("+ {step}");
             fs::write(path, text).with_context(|| format!("writing {}", path.display()))
         }
-        Step::BinfmtRegister { machine, .. } => register_binfmt(sh, machine),
+        Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
         Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
         Step::StopDockerd => stop_dockerd(sh),
         Step::WaitDocker => wait_docker(sh),
