@@ -1,9 +1,7 @@
-//! `cargo xtask registry start|stop|status [--auth]`: a CNCF distribution registry (Debian's
-//! `docker-registry serve CONFIG`) on loopback, the default push target outside CI: open on
-//! `localhost:5000`, or with `--auth` on `localhost:5001` with htpasswd (bcrypt) basic auth, user
-//! [`USER`] and a random password in a 0600 file whose path is printed, never the password.
-//! Its state lives in one per-machine place ([`state_dir`]) shared by every checkout, so a
-//! `registry start` from another checkout finds the running one and its password file.
+//! `cargo xtask registry start|stop|status [--auth]`: Debian's `docker-registry serve CONFIG` on
+//! loopback, the default push target outside CI: open on `localhost:5000`, or `--auth` on
+//! `localhost:5001` with htpasswd (bcrypt), user [`USER`], a random password in a printed 0600
+//! file. Per-machine state ([`state_dir`]) is shared by every checkout.
 
 use std::{
     fmt, fs,
@@ -277,8 +275,7 @@ fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
     Ok(&p.htpasswd)
 }
 
-/// SIGTERM to the recorded `docker-registry` owner, from any checkout; waits up to 10 s. Not
-/// running is no error.
+/// SIGTERM to the recorded owner, from any checkout; not running is no error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
     let (p, host) = (machine_paths(sh, kind), kind.host());
     let Some(o) = live_owner(&p) else {

@@ -1,11 +1,9 @@
-//! `cargo xtask setup` and [`ensure`] (the host part of every build command): observe the host
-//! ([`Observed`]), [`plan`] one area at a time with pure code, print each area as done or to
-//! do, run the steps in order. Provisioned (issue 3): Docker >= 24 with the containerd image
+//! `cargo xtask setup` and [`ensure`] (every build command's host part): [`plan`] each area from
+//! the [`Observed`] host, print it, run the steps. Issue 3: Docker >= 24 with the containerd
 //! store and buildx (Debian 12: trixie's .debs via a private apt directory under [`CACHE_DIR`]),
-//! QEMU binfmt handlers for foreign platforms, `debootstrap`, `docker-registry`, `apache2-utils`
-//! in one `apt-get install`, then dockerd and the loopback registry. Issue 11: only `setup`
-//! (never a build command, [`Mode::Build`]) reconfigures or restarts a running engine; it says
-//! so first and needs `--yes` when containers run or without systemd.
+//! QEMU binfmt handlers, debootstrap, docker-registry, apache2-utils in one `apt-get install`,
+//! dockerd, the loopback registry. Issue 11: only `setup` (never [`Mode::Build`]) restarts a
+//! running engine, saying so first, with `--yes` when containers run or without systemd.
 
 use std::path::{Path, PathBuf};
 
@@ -189,9 +187,7 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
         return false;
     }
     let running = o.engine.as_ref().and_then(DockerInfo::version);
-    let new_enough = |v: Option<&Version>| v.is_some_and(|v| *v >= MIN_ENGINE);
-    let engine_ok =
-        o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running.as_ref()));
+    let engine_ok = o.docker_cli && o.dockerd.iter().chain(&running).any(|v| *v >= MIN_ENGINE);
     let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
     let buildx = show(o.buildx.as_ref());
     if engine_ok && buildx_ok {

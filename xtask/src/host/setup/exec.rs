@@ -136,8 +136,7 @@ fn wait_docker(sh: &Shell) -> Result<()> {
 /// The pid in [`DOCKERD_PID`] when that process is a live dockerd.
 fn dockerd_pid() -> Option<u32> {
     let pid: u32 = fs::read_to_string(DOCKERD_PID).ok()?.trim().parse().ok()?;
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    (comm.trim() == "dockerd" && probe::alive(pid)).then_some(pid)
+    (probe::alive(pid) && probe::cmdline(pid).contains("dockerd")).then_some(pid)
 }
 
 fn stop_dockerd(sh: &Shell) -> Result<()> {
