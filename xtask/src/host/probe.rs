@@ -178,9 +178,8 @@ pub struct Observed {
     /// `dockerd --version`, whether running or not.
     pub dockerd: Option<Version>,
     pub buildx: Option<Version>,
-    /// The running engine.
+    /// The running engine, else why `docker info` did not answer.
     pub engine: Option<DockerInfo>,
-    /// Why `docker info` did not answer.
     pub engine_error: String,
     pub docker_host: Option<String>,
     /// The running engine's default bridge interface, when it is missing.
