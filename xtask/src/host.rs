@@ -73,10 +73,6 @@ impl DockerInfo {
         serde_json::from_str(json.trim()).context("parsing `docker info --format '{{json .}}'`")
     }
 
-    pub fn answered(&self) -> bool {
-        !self.server_version.is_empty()
-    }
-
     pub fn version(&self) -> Option<Version> {
         version(&self.server_version)
     }
@@ -251,10 +247,6 @@ pub fn binfmt_status(entry: Option<&BinfmtEntry>, handler: Option<&BinfmtHandler
         }
         _ => BinfmtStatus::Ready,
     }
-}
-
-pub fn foreign<'a>(host: &Platform, wanted: &[&'a Platform]) -> Vec<&'a Platform> {
-    wanted.iter().copied().filter(|p| *p != host).collect()
 }
 
 /// `/etc/os-release` (os-release(5)).
@@ -477,7 +469,7 @@ mod tests {
         ];
         for c in cases {
             let info = DockerInfo::parse(c.json).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
-            assert_eq!(info.answered(), c.answered, "{}", c.name);
+            assert_eq!(!info.server_version.is_empty(), c.answered, "{}", c.name);
             assert_eq!(info.version(), c.version, "{}", c.name);
             assert_eq!(info.store(), c.store, "{}", c.name);
             assert_eq!(info.docker_root_dir, c.root, "{}", c.name);

@@ -70,7 +70,7 @@ fn main() -> Result<()> {
         }
         Command::Workflow(WorkflowCommand::Run(args)) => workflow::run::run(&sh, &args),
         Command::Doctor(args) => host::doctor::run(&sh, args),
-        Command::Setup(args) => host::setup::run(&sh, &host::setup::SetupOpts::from_args(&args)),
+        Command::Setup(args) => host::setup::run(&sh, &args),
         Command::Registry(args) => host::registry::run(&sh, &args),
     }
 }

@@ -59,7 +59,9 @@ pub fn ensure_build_host(
         std::iter::once(build).chain(extra.iter().copied().filter(|p| *p != build)).collect();
     setup::ensure(sh, &checked, no_setup, builder)?;
     let (facts, b) = builder_facts(sh, builder)?;
-    let usable = |p: &Platform| Platform::parse(p.name).is_ok_and(probe::binfmt_usable);
+    let usable = |p: &Platform| {
+        Platform::parse(p.name).is_ok_and(|p| probe::binfmt(p).entry.is_some_and(|e| e.usable()))
+    };
     let still = missing_emulation(platforms, build, &emulated, |p| b.runs_natively(p) || usable(p));
     if !still.is_empty() {
         let list = |f: fn(&Platform) -> &str, sep| {

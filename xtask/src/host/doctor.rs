@@ -9,7 +9,7 @@ use serde::Serialize;
 use xshell::Shell;
 
 use super::{
-    foreign, human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
+    human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
     BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
 use crate::project::{parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL};
@@ -96,11 +96,11 @@ pub fn setup_remedy(platforms: &[&Platform]) -> String {
 }
 
 pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Check {
-    let Some(p) = path else {
-        return Check::new(Fail, "docker-cli", "`docker` is not on PATH", remedy);
-    };
     let v = version.unwrap_or("version unknown");
-    Check::new(OK, "docker-cli", format!("{v} at {}", p.display()), remedy)
+    let (status, detail) = path.map_or((Fail, "`docker` is not on PATH".to_owned()), |p| {
+        (OK, format!("{v} at {}", p.display()))
+    });
+    Check::new(status, "docker-cli", detail, remedy)
 }
 
 /// With `docker_host` (a `DOCKER_HOST` other than the local socket) a silent
@@ -298,10 +298,9 @@ pub fn preflight(
         check_buildx(buildx, &remedy),
         check_builder(&builder, platforms, &remedy),
     ];
-    let emulated = foreign(host, platforms);
     for p in platforms {
-        let native = builder.as_ref().is_ok_and(|b| b.runs_natively(p));
-        let probe = (emulated.contains(p) && !native).then(|| probe::binfmt(p));
+        let native = *p == host || builder.as_ref().is_ok_and(|b| b.runs_natively(p));
+        let probe = (!native).then(|| probe::binfmt(p));
         checks.push(check_binfmt(probe.as_ref(), p, &remedy));
     }
     Ok((checks, info))
@@ -319,11 +318,9 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     });
     let upstream = "pullability of upstream bases is not probed here: `cargo xtask base-images` decides upstream vs local";
     checks.push(Check::new(Skip, "base-upstream", upstream, ""));
-    let root = match &info {
-        Ok(i) if !i.docker_root_dir.is_empty() => PathBuf::from(&i.docker_root_dir),
-        _ if Path::new("/var/lib/docker").is_dir() => PathBuf::from("/var/lib/docker"),
-        _ => PathBuf::from("/"),
-    };
+    let lib = Some("/var/lib/docker").filter(|d| Path::new(d).is_dir());
+    let from_info = info.as_ref().map(|i| &*i.docker_root_dir).ok().filter(|d| !d.is_empty());
+    let root = PathBuf::from(from_info.or(lib).unwrap_or("/"));
     checks.push(check_disk(&root, probe::df_avail(sh, &root)));
     let out =
         if args.json { serde_json::to_string_pretty(&checks)? + "\n" } else { render(&checks) };

@@ -12,13 +12,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, bridge_interface, foreign, parse_buildx_version,
-    parse_df_avail, parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail,
-    BinfmtEntry, BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    binfmt_handler_paths, binfmt_status, bridge_interface, parse_buildx_version, parse_df_avail,
+    parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
+    BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -40,7 +40,7 @@ pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, Stri
     let out =
         cmd.args(["info", "--format", "{{json .}}"]).capture(sh).map_err(|e| format!("{e:#}"))?;
     match DockerInfo::parse(&out.stdout).ok() {
-        Some(i) if out.ok && i.answered() => Ok(i),
+        Some(i) if out.ok && !i.server_version.is_empty() => Ok(i),
         other => {
             let from_json = other.and_then(|i| i.server_errors?.into_iter().next());
             let first = out.stderr.lines().map(str::trim).find(|l| !l.is_empty());
@@ -116,17 +116,14 @@ pub fn binfmt(platform: &'static Platform) -> BinfmtProbe {
     if entry.is_none() && entry_name != default && read(&default).is_some() {
         (entry, entry_name) = (read(&default), default);
     }
-    let (mounted, handler) = (binfmt_mounted(), handler.map(|(h, path)| (path, h)));
-    BinfmtProbe { platform, mounted, handler, entry_name, entry }
-}
-
-fn binfmt_mounted() -> bool {
-    Path::new(BINFMT_DIR).join("register").exists()
-}
-
-/// An enabled handler with the `F` flag is registered for `p` (even a stale one).
-pub fn binfmt_usable(p: &'static Platform) -> bool {
-    binfmt(p).entry.is_some_and(|e| e.usable())
+    let mounted = Path::new(BINFMT_DIR).join("register").exists();
+    BinfmtProbe {
+        platform,
+        mounted,
+        handler: handler.map(|(h, path)| (path, h)),
+        entry_name,
+        entry,
+    }
 }
 
 pub fn is_root(sh: &Shell) -> bool {
@@ -155,13 +152,8 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
     let request =
         format!("GET /v2/ HTTP/1.0\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).ok()?;
-    let (mut buf, mut got) = ([0u8; 256], Vec::new());
-    while !got.contains(&b'\n') && got.len() < 4096 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
+    let mut got = Vec::new();
+    let _ = s.take(4096).read_to_end(&mut got); // what came before an error or the timeout
     parse_http_status(&String::from_utf8_lossy(&got))
 }
 
@@ -186,23 +178,21 @@ pub struct Observed {
     /// `dockerd --version`, whether running or not.
     pub dockerd: Option<Version>,
     pub buildx: Option<Version>,
-    /// The running engine.
+    /// The running engine, else why `docker info` did not answer.
     pub engine: Option<DockerInfo>,
-    /// Why `docker info` did not answer.
     pub engine_error: String,
     pub docker_host: Option<String>,
     /// The running engine's default bridge interface, when it is missing.
     pub bridge_missing: Option<String>,
     pub daemon_json: Option<String>,
     pub packages: BTreeMap<String, String>,
-    pub binfmt_mounted: bool,
     pub binfmt: Vec<BinfmtProbe>,
     pub registry_up: bool,
 }
 
-/// Reads the host's state for `platforms` (quiet, about a second); `packages` are the ones
-/// whose state setup reads with `dpkg-query` (unknown names are absent; none without dpkg).
-pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -> Result<Observed> {
+/// Reads the host's state for `platforms` (quiet, about a second), with `dpkg-query` that of
+/// `packages` (space-separated; unknown names are absent; none without dpkg).
+pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &str) -> Result<Observed> {
     let host = Platform::host()?;
     let (root, github_actions) = (is_root(sh), github_actions());
     let docker_cli = which::which("docker").is_ok();
@@ -214,7 +204,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
     let dockerd = which::which("dockerd").ok().or_else(|| known.into_iter().find(|p| p.exists()));
     let dockerd = dockerd.and_then(|d| stdout(sh, &d.display().to_string(), &["--version"]).ok());
     let format = "${Package}\t${db:Status-Status}\t${Version}\n";
-    let dpkg = Cmd::new("dpkg-query").args(["-W", "-f", format]).args(packages.iter().copied());
+    let dpkg = Cmd::new("dpkg-query").args(["-W", "-f", format]).args(packages.split_whitespace());
     Ok(Observed {
         os: OsRelease::parse(&os.into_iter().find_map(Result::ok).unwrap_or_default()),
         root,
@@ -232,8 +222,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &[&str]) -
         bridge_missing: bridge.flatten().filter(|b| !interface_exists(b)),
         daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),
         packages: dpkg.capture(sh).map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default(),
-        binfmt_mounted: binfmt_mounted(),
-        binfmt: foreign(host, platforms).into_iter().map(binfmt).collect(),
+        binfmt: platforms.iter().copied().filter(|p| *p != host).map(binfmt).collect(),
         registry_up: registry::answers(registry::Kind::Open),
     })
 }
@@ -280,6 +269,14 @@ pub fn wait_for(secs: u64, poll_ms: u64, mut done: impl FnMut() -> bool) -> bool
         std::thread::sleep(Duration::from_millis(poll_ms));
     }
     true
+}
+
+/// SIGTERM to `pid`, then up to `secs` for it to exit.
+pub fn terminate(sh: &Shell, pid: u32, secs: u64, what: &str) -> Result<()> {
+    Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
+    let stopped = wait_for(secs, 100, || !alive(pid));
+    ensure!(stopped, "{what} (pid {pid}) did not stop within {secs} s after SIGTERM");
+    Ok(())
 }
 
 /// The last `n` lines of a log file, or a note that it cannot be read.

@@ -1,9 +1,7 @@
-//! `cargo xtask registry start|stop|status [--auth]`: a CNCF distribution registry (Debian's
-//! `docker-registry serve CONFIG`) on loopback, the default push target outside CI: open on
-//! `localhost:5000`, or with `--auth` on `localhost:5001` with htpasswd (bcrypt) basic auth, user
-//! [`USER`] and a random password in a 0600 file whose path is printed, never the password.
-//! Its state lives in one per-machine place ([`state_dir`]) shared by every checkout, so a
-//! `registry start` from another checkout finds the running one and its password file.
+//! `cargo xtask registry start|stop|status [--auth]`: Debian's `docker-registry serve CONFIG` on
+//! loopback, the default push target outside CI: open on `localhost:5000`, or `--auth` on
+//! `localhost:5001` with htpasswd (bcrypt), user [`USER`], a random password in a printed 0600
+//! file. Per-machine state ([`state_dir`]) is shared by every checkout.
 
 use std::{
     fmt, fs,
@@ -68,14 +66,10 @@ impl Kind {
     pub fn host(self) -> String {
         format!("localhost:{}", self.port())
     }
-
-    pub fn expected_status(self) -> u16 {
-        self.row().1
-    }
 }
 
 pub fn answers(kind: Kind) -> bool {
-    probe::registry_api_status(kind.port()) == Some(kind.expected_status())
+    probe::registry_api_status(kind.port()) == Some(kind.row().1)
 }
 
 /// `$BROKKR_STATE_DIR/registry` when set, else `/var/lib/brokkr/registry` for root, else
@@ -272,9 +266,8 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
 /// The `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
 fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
     let cmd = Cmd::new("htpasswd").args(["-niB", USER]).stdin(format!("{}\n", ensure_password(p)?));
-    cmd.echo();
     let hint = "htpasswd is in apache2-utils: run `cargo xtask setup`";
-    let out = cmd.read_quiet(sh).with_context(|| format!("creating the htpasswd file ({hint})"))?;
+    let out = cmd.read(sh).with_context(|| format!("creating the htpasswd file ({hint})"))?;
     let line = out.lines().find(|l| l.starts_with(&format!("{USER}:$2")));
     let line =
         line.with_context(|| format!("`htpasswd -niB` printed no bcrypt entry for {USER}"))?;
@@ -282,8 +275,7 @@ fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
     Ok(&p.htpasswd)
 }
 
-/// SIGTERM to the recorded `docker-registry` owner, from any checkout; waits up to 10 s. Not
-/// running is no error.
+/// SIGTERM to the recorded owner, from any checkout; not running is no error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
     let (p, host) = (machine_paths(sh, kind), kind.host());
     let Some(o) = live_owner(&p) else {
@@ -299,10 +291,7 @@ pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
         eprintln!("registry {host} is not running");
         return Ok(());
     };
-    Cmd::new("kill").args(["-TERM", &o.pid.to_string()]).run(sh)?;
-    if !probe::wait_for(10, 100, || !probe::alive(o.pid)) {
-        bail!("registry pid {} did not stop within 10 s after SIGTERM", o.pid);
-    }
+    probe::terminate(sh, o.pid, 10, "registry")?;
     fs::remove_file(&p.owner).with_context(|| format!("removing {}", p.owner.display()))?;
     eprintln!("registry {host} stopped ({o}; data kept)");
     Ok(())
@@ -357,7 +346,7 @@ mod tests {
         assert_eq!(Kind::Open.host(), "localhost:5000");
         assert_eq!(Kind::Open.host(), LOCAL_REGISTRY);
         assert_eq!(Kind::Auth.host(), "localhost:5001");
-        assert_eq!((Kind::Open.expected_status(), Kind::Auth.expected_status()), (200, 401));
+        assert_eq!((Kind::Open.row().1, Kind::Auth.row().1), (200, 401));
         let p = paths(Path::new("/var/lib/brokkr/registry"), Kind::Auth);
         assert_eq!(p.config, Path::new("/var/lib/brokkr/registry/auth/config.yml"));
         assert_eq!(p.data, Path::new("/var/lib/brokkr/registry/auth/data"));

@@ -1,11 +1,9 @@
-//! `cargo xtask setup` and [`ensure`] (the host part of every build command): observe the host
-//! ([`Observed`]), [`plan`] one area at a time with pure code, print each area as done or to
-//! do, run the steps in order. Provisioned (issue 3): Docker >= 24 with the containerd image
+//! `cargo xtask setup` and [`ensure`] (every build command's host part): [`plan`] each area from
+//! the [`Observed`] host, print it, run the steps. Issue 3: Docker >= 24 with the containerd
 //! store and buildx (Debian 12: trixie's .debs via a private apt directory under [`CACHE_DIR`]),
-//! QEMU binfmt handlers for foreign platforms, `debootstrap`, `docker-registry`, `apache2-utils`
-//! in one `apt-get install`, then dockerd and the loopback registry. Issue 11: only `setup`
-//! (never a build command, [`Mode::Build`]) reconfigures or restarts a running engine; it says
-//! so first and needs `--yes` when containers run or without systemd.
+//! QEMU binfmt handlers, debootstrap, docker-registry, apache2-utils in one `apt-get install`,
+//! dockerd, the loopback registry. Issue 11: only `setup` (never [`Mode::Build`]) restarts a
+//! running engine, saying so first, with `--yes` when containers run or without systemd.
 
 use std::path::{Path, PathBuf};
 
@@ -23,11 +21,11 @@ pub use exec::{ensure, run};
 pub use super::probe::Observed;
 use crate::{
     plan::Cmd,
-    project::{parse_platform_list, Platform, PlatformList},
+    project::{parse_platform_list, PlatformList},
 };
 use State::{Done, Skipped, Todo};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct SetupArgs {
     /// Platforms to provision for (comma-separated, or `all`); default: all.
     #[arg(long, value_parser = parse_platform_list)]
@@ -44,6 +42,9 @@ pub struct SetupArgs {
     /// Restart a running engine even when containers run (they stop) or it was started without systemd.
     #[arg(long)]
     pub yes: bool,
+    /// Set by [`ensure`]: a build command asks ([`Mode::Build`]).
+    #[arg(skip)]
+    pub build: bool,
 }
 
 /// Setup's machine-level cache: private apt directories, downloaded .debs.
@@ -68,17 +69,11 @@ const TOOLS: &[&str] = &["debootstrap", "docker-registry", "apache2-utils"];
 pub enum Step {
     /// Arguments with a `*` are .deb globs, resolved to the newest file at run time.
     Run(Cmd),
-    Mkdir(PathBuf),
-    Write {
-        path: PathBuf,
-        text: String,
-    },
-    /// Unregisters `entry` (`qemu-aarch64`), then registers the `binfmt.d` file `conf`.
-    BinfmtRegister {
-        machine: String,
-        entry: String,
-        conf: String,
-    },
+    /// The file and its text.
+    Write(PathBuf, String),
+    /// `(machine, entry, conf)`: unregisters `entry` (`qemu-aarch64`), then registers the
+    /// `binfmt.d` file `conf`.
+    BinfmtRegister(String, String, String),
     /// `systemctl start docker` or `setsid dockerd`; skipped when the engine answers by then.
     StartDockerd(Cmd),
     /// SIGTERM to the dockerd of [`DOCKERD_PID`], then waits for its exit.
@@ -90,28 +85,23 @@ pub enum Step {
 impl Step {
     /// Everything but waiting, the registry and `docker run` needs root.
     pub fn root(&self) -> bool {
-        match self {
-            Step::WaitDocker | Step::StartRegistry => false,
-            Step::Run(c) => c.program != "docker",
-            _ => true,
-        }
+        !matches!(self, Step::WaitDocker | Step::StartRegistry)
+            && !matches!(self, Step::Run(c) if c.program == "docker")
     }
 
     /// What only `cargo xtask setup` may do.
     pub fn restarts_engine(&self) -> bool {
-        match self {
-            Step::StopDockerd => true,
-            Step::Run(c) => c.to_string() == "systemctl restart docker",
-            _ => false,
-        }
+        matches!(self, Step::StopDockerd)
+            || matches!(self, Step::Run(c) if c.to_string() == "systemctl restart docker")
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Printed as `done`, `todo`, `skip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    Done(String),
-    Todo(String),
-    Skipped(String),
+    Done,
+    Todo,
+    Skipped,
 }
 
 /// `engine`, `daemon.json`, `qemu`, `binfmt linux/arm64`, ...
@@ -119,6 +109,7 @@ pub enum State {
 pub struct Area {
     pub name: String,
     pub state: State,
+    pub detail: String,
 }
 
 /// The areas in a stable order, the steps in the order they run, reasons it
@@ -132,13 +123,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn area(
-        &mut self,
-        name: impl Into<String>,
-        state: fn(String) -> State,
-        what: impl Into<String>,
-    ) {
-        self.areas.push(Area { name: name.into(), state: state(what.into()) });
+    fn area(&mut self, name: impl Into<String>, state: State, detail: impl Into<String>) {
+        self.areas.push(Area { name: name.into(), state, detail: detail.into() });
     }
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
@@ -201,9 +187,7 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
         return false;
     }
     let running = o.engine.as_ref().and_then(DockerInfo::version);
-    let new_enough = |v: Option<&Version>| v.is_some_and(|v| *v >= MIN_ENGINE);
-    let engine_ok =
-        o.docker_cli && (new_enough(o.dockerd.as_ref()) || new_enough(running.as_ref()));
+    let engine_ok = o.docker_cli && o.dockerd.iter().chain(&running).any(|v| *v >= MIN_ENGINE);
     let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
     let buildx = show(o.buildx.as_ref());
     if engine_ok && buildx_ok {
@@ -252,8 +236,8 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
         }
         Ok(Some(text)) => {
             p.area(AREA, Todo, "turn on the containerd image store");
-            p.step(AREA, Step::Mkdir("/etc/docker".into()));
-            p.step(AREA, Step::Write { path: "/etc/docker/daemon.json".into(), text });
+            p.step(AREA, mkdir(Path::new("/etc/docker")));
+            p.step(AREA, Step::Write("/etc/docker/daemon.json".into(), text));
         }
         Err(e) => p.blocked.push(format!("{e:#}")),
     }
@@ -336,6 +320,10 @@ pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
     ["trixie", "bookworm-backports"].map(source).join("\n")
 }
 
+fn mkdir(dir: &Path) -> Step {
+    Step::Run(Cmd::new("mkdir").args(["-p".into(), dir.display().to_string()]))
+}
+
 /// `sudo -n` first when setup runs through sudo.
 fn privileged(cmd: Cmd, sudo: bool) -> Cmd {
     if !sudo {
@@ -363,11 +351,11 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
         ];
         let apt = || Cmd::new("apt-get").args(private.iter().flat_map(|o| ["-o", o]));
         for dir in dirs {
-            p.step("packages", Step::Mkdir(cache.join(dir)));
+            p.step("packages", mkdir(&cache.join(dir)));
         }
         let path = cache.join(dirs[0]).join("brokkr.sources");
         let text = private_apt_sources(&opts.mirror, o.host.arch);
-        p.step("packages", Step::Write { path, text });
+        p.step("packages", Step::Write(path, text));
         p.step("packages", Step::Run(apt().arg("update")));
         let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
         p.step("packages", Step::Run(apt().arg("download").args(names).dir(d("debs"))));
@@ -402,7 +390,7 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
     if o.binfmt.is_empty() || o.github_actions {
         return;
     }
-    if o.binfmt_mounted {
+    if o.binfmt.iter().all(|b| b.mounted) {
         p.area("binfmt_misc", Done, format!("{BINFMT_DIR} is mounted"));
     } else {
         p.area("binfmt_misc", Todo, format!("mount {BINFMT_DIR}"));
@@ -425,7 +413,7 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
         let (machine, entry) = (b.platform.machine.to_owned(), b.entry_name.clone());
         let default = format!("/usr/lib/binfmt.d/qemu-{machine}.conf");
         let conf = b.handler.as_ref().map_or(default, |(path, _)| path.clone());
-        p.step("binfmt", Step::BinfmtRegister { machine, entry, conf });
+        p.step("binfmt", Step::BinfmtRegister(machine, entry, conf));
     }
 }
 
@@ -522,32 +510,12 @@ fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {
     }
 }
 
-/// Options of `cargo xtask setup` and [`ensure`].
-#[derive(Clone, Debug)]
-pub struct SetupOpts {
-    pub platforms: Vec<&'static Platform>,
-    pub dry_run: bool,
-    /// Start the loopback registry; `None`: yes outside GitHub Actions.
-    pub local_registry: Option<bool>,
-    pub mode: Mode,
-}
-
-impl SetupOpts {
-    pub fn from_args(a: &SetupArgs) -> SetupOpts {
-        SetupOpts {
-            platforms: PlatformList::or_all(a.platform.clone()),
-            dry_run: a.dry_run,
-            local_registry: (a.local_registry || a.no_local_registry).then_some(a.local_registry),
-            mode: Mode::Setup { yes: a.yes },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::{probe::BinfmtProbe, BinfmtEntry};
     use crate::host::{BinfmtHandler, OsRelease};
+    use crate::project::Platform;
     use std::collections::BTreeMap;
 
     fn arm() -> &'static Platform {
@@ -607,7 +575,6 @@ mod tests {
             bridge_missing: None,
             daemon_json: Some(r#"{"features":{"containerd-snapshotter":true}}"#.into()),
             packages: pkgs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            binfmt_mounted: true,
             binfmt: vec![BinfmtProbe {
                 platform: arm(),
                 mounted: true,
@@ -630,7 +597,6 @@ mod tests {
             engine: None,
             daemon_json: None,
             packages: BTreeMap::new(),
-            binfmt_mounted: false,
             binfmt: vec![BinfmtProbe {
                 platform: arm(),
                 mounted: false,
@@ -667,11 +633,7 @@ mod tests {
     }
 
     fn todo(p: &Plan) -> Vec<&str> {
-        p.areas
-            .iter()
-            .filter(|a| matches!(a.state, State::Todo(_)))
-            .map(|a| a.name.as_str())
-            .collect()
+        p.areas.iter().filter(|a| a.state == State::Todo).map(|a| a.name.as_str()).collect()
     }
 
     #[test]
@@ -788,8 +750,7 @@ mod tests {
             Case {
                 name: "packages fine, binfmt not mounted after a reboot",
                 o: Observed {
-                    binfmt_mounted: false,
-                    binfmt: vec![BinfmtProbe { mounted: false, entry: None, ..base().binfmt[0].clone() }],
+                            binfmt: vec![BinfmtProbe { mounted: false, entry: None, ..base().binfmt[0].clone() }],
                     engine: None,
                     registry_up: false,
                     ..base()
@@ -801,7 +762,7 @@ mod tests {
             },
             Case {
                 name: "amd64 only: no qemu, no binfmt",
-                o: Observed { binfmt: vec![], binfmt_mounted: false, packages: BTreeMap::new(), ..base() },
+                o: Observed { binfmt: vec![], packages: BTreeMap::new(), ..base() },
                 todo: &["tools"],
                 contains: &["debootstrap docker-registry apache2-utils"],
                 absent: &["qemu", "mount"],
@@ -989,7 +950,7 @@ mod tests {
     fn writes_daemon_json(p: &Plan) -> bool {
         p.steps
             .iter()
-            .any(|(_, s)| matches!(s, Step::Write { path, .. } if path.ends_with("daemon.json")))
+            .any(|(_, s)| matches!(s, Step::Write(path, _) if path.ends_with("daemon.json")))
     }
 
     /// Issue 11: a build command never reconfigures or restarts a running
@@ -1151,7 +1112,7 @@ mod tests {
             // setup says what it restarts before it does
             let dockerd = p.areas.iter().find(|a| a.name == "dockerd").unwrap();
             assert!(
-                matches!(&dockerd.state, State::Todo(d) if d.contains("the running engine")),
+                dockerd.state == State::Todo && dockerd.detail.contains("the running engine"),
                 "{}: {dockerd:?}",
                 c.name
             );

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use xshell::Shell;
 
 use super::{
-    plan, Mode, Observed, Plan, PlanOpts, SetupOpts, State, Step, DEBIAN_MIRROR, DOCKERD_LOG,
-    DOCKERD_PID, DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
+    plan, Mode, PlanOpts, SetupArgs, Step, DEBIAN_MIRROR, DOCKERD_LOG, DOCKERD_PID,
+    DOCKERD_WAIT_SECS as WAIT, WATCHED_PACKAGES,
 };
 use crate::{
     host::{
@@ -20,12 +20,11 @@ use crate::{
         probe, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR as DIR,
     },
     plan::{shell_quote, Cmd},
-    project::Platform,
+    project::{Platform, PlatformList},
 };
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let quote = |p: &Path| shell_quote(&p.display().to_string());
         match self {
             Step::Run(c) => {
                 // .deb globs print unquoted, so the printed line expands them like setup does
@@ -38,11 +37,11 @@ impl fmt::Display for Step {
                 }
                 f.write_str(&line)
             }
-            Step::Mkdir(d) => write!(f, "mkdir -p {}", quote(d)),
-            Step::Write { path, text } => {
-                write!(f, "printf '%s' {} > {}", shell_quote(text), quote(path))
+            Step::Write(path, text) => {
+                let path = shell_quote(&path.display().to_string());
+                write!(f, "printf '%s' {} > {path}", shell_quote(text))
             }
-            Step::BinfmtRegister { entry, conf, .. } => write!(
+            Step::BinfmtRegister(_, entry, conf) => write!(
                 f,
                 "{{ [ ! -e {DIR}/{entry} ] || echo -1 > {DIR}/{entry}; }} && cat {conf} > {DIR}/register"
             ),
@@ -137,19 +136,13 @@ fn wait_docker(sh: &Shell) -> Result<()> {
 /// The pid in [`DOCKERD_PID`] when that process is a live dockerd.
 fn dockerd_pid() -> Option<u32> {
     let pid: u32 = fs::read_to_string(DOCKERD_PID).ok()?.trim().parse().ok()?;
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    (comm.trim() == "dockerd" && probe::alive(pid)).then_some(pid)
+    (probe::alive(pid) && probe::cmdline(pid).contains("dockerd")).then_some(pid)
 }
 
 fn stop_dockerd(sh: &Shell) -> Result<()> {
     let no_pid =
         || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
-    let pid = dockerd_pid().with_context(no_pid)?;
-    Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    if !probe::wait_for(WAIT, 200, || !probe::alive(pid)) {
-        bail!("dockerd (pid {pid}) did not stop within {WAIT} s after SIGTERM");
-    }
-    Ok(())
+    probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
 }
 
 /// Nothing when the engine answers or a dockerd is starting already (a second one would stop).
@@ -179,15 +172,11 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
 fn execute(sh: &Shell, step: &Step) -> Result<()> {
     match step {
         Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
-        Step::Mkdir(d) => {
-            eprintln!("+ {step}");
-            fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))
-        }
-        Step::Write { path, text } => {
+        Step::Write(path, text) => {
             eprintln!("+ {step}");
             fs::write(path, text).with_context(|| format!("writing {}", path.display()))
         }
-        Step::BinfmtRegister { machine, .. } => register_binfmt(sh, machine),
+        Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
         Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
         Step::StopDockerd => stop_dockerd(sh),
         Step::WaitDocker => wait_docker(sh),
@@ -195,50 +184,45 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
     }
 }
 
-fn print_script(p: &Plan) {
-    p.steps.iter().for_each(|(_, s)| println!("{s}"));
-}
-
 /// `cargo xtask setup` and [`ensure`]'s provisioning. Not root (and no `sudo -n` on GitHub
 /// Actions), or not Debian/Ubuntu: prints the commands and fails. Errors name the failed step.
-pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
-    let started = Instant::now();
-    let watched: Vec<&str> = WATCHED_PACKAGES.split_whitespace().collect();
-    let o = probe::observe(sh, &opts.platforms, &watched)?;
-    let local_registry = opts.local_registry.unwrap_or(!o.github_actions);
+pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
+    let (started, platforms) = (Instant::now(), PlatformList::or_all(args.platform.clone()));
+    let o = probe::observe(sh, &platforms, WATCHED_PACKAGES)?;
+    let local_registry = args.local_registry || !(args.no_local_registry || o.github_actions);
     let mirror = std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| DEBIAN_MIRROR.to_owned());
-    let p = plan(&o, &PlanOpts { local_registry, mirror, mode: opts.mode });
-    let names: Vec<&str> = opts.platforms.iter().map(|p| p.name).collect();
+    let mode = if args.build { Mode::Build } else { Mode::Setup { yes: args.yes } };
+    let p = plan(&o, &PlanOpts { local_registry, mirror, mode });
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
     let os = Some(o.os.name()).filter(|n| !n.is_empty()).unwrap_or("unknown OS");
     let gh = if o.github_actions { ", GitHub Actions" } else { "" };
     eprintln!("setup for {} on {os} ({}{gh})", names.join(", "), o.host.name);
     let width = p.areas.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &p.areas {
-        let (label, detail) = match &a.state {
-            State::Done(d) => ("done", d),
-            State::Todo(d) => ("todo", d),
-            State::Skipped(d) => ("skip", d),
-        };
-        eprintln!("{label:<4}  {:<width$}  {detail}", a.name);
+        let label = ["done", "todo", "skip"][a.state as usize];
+        eprintln!("{label:<4}  {:<width$}  {}", a.name, a.detail);
     }
     p.notes.iter().for_each(|n| eprintln!("note: {n}"));
+    let script = |heading: &str| {
+        eprintln!("\n{heading}");
+        p.steps.iter().for_each(|(_, s)| println!("{s}"));
+    };
     if !p.blocked.is_empty() {
         if !p.steps.is_empty() {
-            eprintln!("\nthe commands setup would run on a supported host, as root:");
-            print_script(&p);
+            script("the commands setup would run on a supported host, as root:");
         }
         bail!("setup cannot proceed, nothing was changed:\n  {}", p.blocked.join("\n  "));
     }
-    if opts.dry_run {
-        let what =
-            if p.steps.is_empty() { "nothing to do" } else { "--dry-run: the steps, in order:" };
-        eprintln!("\n{what}");
-        print_script(&p);
+    if args.dry_run {
+        script(if p.steps.is_empty() {
+            "nothing to do"
+        } else {
+            "--dry-run: the steps, in order:"
+        });
         return Ok(());
     }
     if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
-        eprintln!("\nsetup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
-        print_script(&p);
+        script("setup needs root for these steps; run them as root, or run `cargo xtask setup` as root:");
         bail!("not root: nothing was changed");
     }
     if p.restarts_engine() {
@@ -253,17 +237,11 @@ pub fn run(sh: &Shell, opts: &SetupOpts) -> Result<()> {
     if n == 0 {
         eprintln!("everything is in place");
     }
-    verify(sh, opts, &o, local_registry)?;
-    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-/// [`doctor::preflight`] (relaxed as in [`relax_store`]), plus the registry when asked for.
-fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> Result<()> {
-    let mut checks = doctor::preflight(sh, &opts.platforms, None)?.0;
+    // verify: doctor::preflight (relaxed as in relax_store), plus the registry when asked for
+    let mut checks = doctor::preflight(sh, &platforms, None)?.0;
     if o.github_actions {
         relax_store(&mut checks, "docker buildx create --use --driver docker-container");
-    } else if opts.mode == Mode::Build {
+    } else if mode == Mode::Build {
         relax_store(&mut checks, "cargo xtask setup");
     }
     if local_registry {
@@ -274,6 +252,7 @@ fn verify(sh: &Shell, opts: &SetupOpts, o: &Observed, local_registry: bool) -> R
     if !doctor::passed(&checks) {
         bail!("setup ran, but these checks still fail:\n{}", doctor::failures(&checks));
     }
+    eprintln!("setup: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -309,13 +288,8 @@ pub fn ensure(
         let (names, failed) = (names.join(", "), doctor::failures(&checks));
         bail!("the host is not ready for {names} (--no-setup):\n{failed}");
     }
-    let setup = SetupOpts {
-        platforms: platforms.to_vec(),
-        dry_run: false,
-        local_registry: Some(false),
-        mode: Mode::Build,
-    };
-    run(sh, &setup).context(
+    let platform = Some(PlatformList(platforms.to_vec()));
+    run(sh, &SetupArgs { platform, no_local_registry: true, build: true, ..Default::default() }).context(
         "preparing the host for the build (a build command installs what is missing but never changes a running \
          engine: `cargo xtask setup` does; pass --no-setup to only check)",
     )
