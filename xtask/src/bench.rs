@@ -295,7 +295,7 @@ impl Bench {
         push::push_one(sh, c, p, &reference).ok()?;
         let raw = Cmd::new("docker").args(["buildx", "imagetools", "inspect", "--raw"]);
         let inspect = |r: &str| raw.clone().arg(r).read_quiet(sh).ok();
-        let digest = index::per_platform_digest(&inspect(&reference)?, p).ok()?;
+        let digest = index::source_digest(&inspect(&reference)?, None, p).ok()?;
         let repo = reference.rsplit_once(':').map_or(&*reference, |(r, _)| r);
         let m: Value = serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
         let layers = m["layers"].as_array()?.iter().map(|l| l["size"].as_u64());

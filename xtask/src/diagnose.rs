@@ -322,11 +322,12 @@ pub fn retry_delays(attempts: u32) -> Vec<Duration> {
 pub fn reason(stderr: &str) -> String {
     let lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
     let error = lines.clone().rfind(|l| l.to_ascii_lowercase().contains("error"));
-    let line = error.or_else(|| lines.clone().next_back()).unwrap_or("(no output)");
-    match line.char_indices().nth(160) {
-        Some((i, _)) => format!("{}...", &line[..i]),
-        None => line.to_owned(),
-    }
+    cut(error.or_else(|| lines.clone().next_back()).unwrap_or("(no output)"), 160)
+}
+
+/// The first `max` characters of `s`, `...` marking a cut.
+pub fn cut(s: &str, max: usize) -> String {
+    s.char_indices().nth(max).map_or_else(|| s.to_owned(), |(i, _)| format!("{}...", &s[..i]))
 }
 
 /// Runs `f` (which fails with the standard error) up to `attempts` times ([`retry_delays`]),
@@ -358,20 +359,16 @@ impl Cmd {
     /// Echoes and runs a registry operation, its output shown, retrying transient failures
     /// ([`retry_with`]); a final failure names `what`, the reason and the fix ([`explain`]).
     pub fn run_retrying(&self, sh: &Shell, what: &str) -> Result<()> {
-        let out = self.retrying(sh, what, true)?;
+        let out = self.capture_retrying(sh, what, true)?;
         let hint = explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
         ensure!(out.ok, "{what} failed: {}{hint}", reason(&out.stderr));
         Ok(())
     }
 
-    /// [`Cmd::capture`] of a registry read, quietly retried while it fails transiently (each
-    /// retry printed); the last output, failed or not, is for the caller to judge.
-    pub fn capture_retrying(&self, sh: &Shell, what: &str) -> Result<Captured> {
-        self.retrying(sh, what, false)
-    }
-
-    /// The last attempt's output; `show`: echo the command and print its output.
-    fn retrying(&self, sh: &Shell, what: &str, show: bool) -> Result<Captured> {
+    /// [`Cmd::capture`] of a registry operation, retried while it fails transiently (each retry
+    /// printed; `show`: the command echoed and its output printed); the last output, failed or
+    /// not, is for the caller to judge.
+    pub fn capture_retrying(&self, sh: &Shell, what: &str, show: bool) -> Result<Captured> {
         let wait = |line: &str, delay| {
             eprintln!("{line}");
             std::thread::sleep(delay);

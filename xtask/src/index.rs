@@ -178,18 +178,16 @@ pub fn verify(
             format!("unexpected platform {platform} ({}): it was not asked for", e.digest)
         }));
     }
-    let warnings = index.entries().iter().filter_map(|att| {
-        let describes = att.attestation()?;
-        let a = &att.digest;
-        Some(match describes {
-            Some(d) if index.entries().iter().any(|e| e.digest == *d) => return None,
-            Some(d) => format!(
-                "warning: attestation manifest {a} describes {d}, which is not in this index"
-            ),
-            None => {
-                format!("warning: attestation manifest {a} has no {REFERENCE_DIGEST} annotation")
-            }
-        })
+    let warnings = index.entries().iter().filter_map(|att| match att.attestation()? {
+        Some(d) if index.entries().iter().any(|e| e.digest == *d) => None,
+        Some(d) => Some(format!(
+            "warning: attestation manifest {} describes {d}, which is not in this index",
+            att.digest
+        )),
+        None => Some(format!(
+            "warning: attestation manifest {} has no {REFERENCE_DIGEST} annotation",
+            att.digest
+        )),
     });
     (errors, warnings.collect())
 }
@@ -211,11 +209,7 @@ pub fn is_digest(s: &str) -> bool {
 
 /// First 120 characters of `s` on one line, for error messages.
 fn snippet(s: &str) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(120) {
-        Some((i, _)) => format!("{}...", &one_line[..i]),
-        None => one_line,
-    }
+    crate::diagnose::cut(&s.split_whitespace().collect::<Vec<_>>().join(" "), 120)
 }
 
 /// Parses what `docker buildx imagetools inspect --raw` printed: an index or a single image
@@ -249,29 +243,23 @@ pub fn parse(json: &str) -> Result<Document> {
             ),
         };
     }
-    let media_type = doc.media_type.as_str();
-    if [OCI_MANIFEST, DOCKER_MANIFEST].contains(&media_type) {
-        doc.manifests = None;
-        let config = doc
-            .config
-            .as_ref()
-            .with_context(|| format!("image manifest ({media_type}) without `config`"))?;
-        ensure!(
-            is_digest(&config.digest),
-            "image manifest has a malformed config digest `{}`",
-            config.digest
-        );
-    } else if ![OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&media_type) {
-        bail!(
-            "unsupported mediaType `{media_type}`: expected an image index ({OCI_INDEX}, \
+    match doc.media_type.as_str() {
+        t @ (OCI_MANIFEST | DOCKER_MANIFEST) => {
+            let config = doc.config.as_ref().map(|c| c.digest.as_str());
+            let d = config.with_context(|| format!("image manifest ({t}) without `config`"))?;
+            ensure!(is_digest(d), "image manifest has a malformed config digest `{d}`");
+            doc.manifests = None;
+        }
+        t @ (OCI_INDEX | DOCKER_MANIFEST_LIST) => {
+            ensure!(doc.manifests.is_some(), "index ({t}) without `manifests`")
+        }
+        t => bail!(
+            "unsupported mediaType `{t}`: expected an image index ({OCI_INDEX}, \
              {DOCKER_MANIFEST_LIST}) or an image manifest ({OCI_MANIFEST}, {DOCKER_MANIFEST})"
-        );
-    } else if doc.manifests.is_none() {
-        bail!("index ({media_type}) without `manifests`");
+        ),
     }
-    if let Some(i) = doc.entries().iter().position(|e| !is_digest(&e.digest)) {
-        let d = &doc.entries()[i].digest;
-        bail!("entry {} of the index has a malformed digest `{d}`", i + 1);
+    if let Some((i, e)) = doc.entries().iter().enumerate().find(|(_, e)| !is_digest(&e.digest)) {
+        bail!("entry {} of the index has a malformed digest `{}`", i + 1, e.digest);
     }
     Ok(doc)
 }
@@ -286,11 +274,6 @@ pub fn parse_index(json: &str) -> Result<Document> {
         doc.media_type
     );
     Ok(doc)
-}
-
-/// [`source_digest`] of an index: a single manifest is an error.
-pub fn per_platform_digest(json: &str, platform: &Platform) -> Result<String> {
-    source_digest(json, None, platform)
 }
 
 /// The digest of `platform`'s image behind a reference: its entry when `json` is an index (a
@@ -387,7 +370,7 @@ mod tests {
             // Each per-platform reference is an index of one platform plus an attestation.
             assert_eq!(index.platforms(), [format!("linux/{arch}")]);
             assert_eq!(lines(verify(&index, &[p(arch)], None)), Vec::<String>::new(), "{arch}");
-            let digest = per_platform_digest(json, p(arch)).unwrap();
+            let digest = source_digest(json, None, p(arch)).unwrap();
             assert_eq!(source_digest(json, Some(OTHER), p(arch)).unwrap(), digest);
             children.insert(format!("linux/{arch}"), digest);
         }
@@ -399,14 +382,14 @@ mod tests {
 
     #[test]
     fn per_platform_digest_errors() {
-        let err = per_platform_digest(PER_PLATFORM_AMD64, p("arm64")).unwrap_err().to_string();
+        let err = source_digest(PER_PLATFORM_AMD64, None, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("no linux/arm64 image") && err.contains("linux/amd64"), "{err}");
-        let err = per_platform_digest(DUPLICATE, p("arm64")).unwrap_err().to_string();
+        let err = source_digest(DUPLICATE, None, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("appears 2 times"), "{err}");
-        let err = per_platform_digest(SINGLE, p("arm64")).unwrap_err().to_string();
+        let err = source_digest(SINGLE, None, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("single image manifest"), "{err}");
         // A multi-arch index answers for either platform.
-        assert_eq!(per_platform_digest(INDEX_ATTESTATIONS, p("arm64")).unwrap(), ARM64_IMG);
+        assert_eq!(source_digest(INDEX_ATTESTATIONS, None, p("arm64")).unwrap(), ARM64_IMG);
     }
 
     #[test]

@@ -95,20 +95,18 @@ fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         text => text.with_context(|| format!("reading {}", p.display()))?,
     };
-    let e = match serde_json::from_str(&text) {
-        Ok(r) => return Ok(Some(r)),
-        Err(e) => e,
-    };
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let aside = p.with_extension(format!("json.corrupt-{secs}"));
-    std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
-    eprintln!(
-        "warning: the record {} was unreadable ({e}); moved aside to {}; \
-         the next build of this leg writes a new one",
-        p.display(),
-        aside.display()
-    );
-    Ok(None)
+    serde_json::from_str(&text).map(Some).or_else(|e| {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = p.with_extension(format!("json.corrupt-{secs}"));
+        std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
+        eprintln!(
+            "warning: the record {} was unreadable ({e}); moved aside to {}; \
+             the next build of this leg writes a new one",
+            p.display(),
+            aside.display()
+        );
+        Ok(None)
+    })
 }
 
 /// The record of one leg compared with what the engine's local tag and the registry hold under its
@@ -210,7 +208,7 @@ pub struct Remote {
 pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
     let out = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--raw", reference])
-        .capture_retrying(sh, &format!("reading {reference}"))?;
+        .capture_retrying(sh, &format!("reading {reference}"), false)?;
     if !out.ok {
         if is_missing(&out.stderr) {
             return Ok(None);
@@ -235,7 +233,7 @@ pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     let what = format!("reading the digest of {reference}");
     let json = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
-        .capture_retrying(sh, &what)?;
+        .capture_retrying(sh, &what, false)?;
     ensure!(json.ok, "{what} from the registry: {}", json.stderr.trim());
     let json = json.stdout.trim();
     let d: index::Entry = serde_json::from_str(json)
