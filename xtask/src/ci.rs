@@ -1,6 +1,5 @@
-//! `cargo xtask ci`: what CI runs, in order, one result line per stage and
-//! a total. Every stage is a command a developer can run on its own; this
-//! only strings them together.
+//! `cargo xtask ci`: what CI runs, in order, one result line per stage and a total. Every stage is
+//! a command a developer can run on its own; this only strings them together.
 
 use std::{
     path::{Path, PathBuf},
@@ -52,8 +51,8 @@ fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
     Ok(s)
 }
 
-/// Free space the Docker stages need on the Docker data root and on the target
-/// directory: CI has run out ("no space left on device") mid-suite with less.
+/// Free space the Docker stages need on the Docker data root and the target directory (CI has run
+/// out mid-suite with less).
 const MIN_FREE_BYTES: u64 = 20 << 30;
 
 /// Fails when `free` bytes at `path` are below [`MIN_FREE_BYTES`], saying how to make room.
@@ -70,9 +69,8 @@ fn check_space(path: &Path, free: u64) -> Result<()> {
     Ok(())
 }
 
-/// Runs `cargo xtask ci`: stops at the first failing stage; prints
-/// `ci: <stage> ok|FAILED (<seconds>s)` lines and the total, also to
-/// `$GITHUB_STEP_SUMMARY` on GitHub.
+/// Runs `cargo xtask ci`: stops at the first failing stage; prints `ci: <stage> ok|FAILED
+/// (<seconds>s)` lines and the total, also to `$GITHUB_STEP_SUMMARY` on GitHub.
 pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
     let started = Instant::now();
     let mut results: Vec<(&str, bool, f64)> = Vec::new();

@@ -1,7 +1,6 @@
-//! Diagnosis of docker, buildx, registry and cargo failures from their
-//! standard error: which ones are worth retrying ([`is_transient`]), and
-//! what to do about the others ([`explain`], a table of pattern -> cause and
-//! remedy). Pure functions over `&str`, matched case-insensitively.
+//! Diagnosis of docker, buildx, registry and cargo failures from their standard error: which ones
+//! are worth retrying ([`is_transient`]), and what to do about the others ([`explain`], a table of
+//! pattern -> cause and remedy). Pure functions over `&str`, matched case-insensitively.
 
 use std::{fmt, net::IpAddr, time::Duration};
 
@@ -16,8 +15,7 @@ use crate::{
 /// [`retry_with`]: one try and three retries, 1 s before the first, doubling.
 pub const MAX_ATTEMPTS: u32 = 4;
 
-/// Phrases of failures retrying cannot fix (with [`AUTH`]: authentication,
-/// missing references, configuration); they win over [`TRANSIENT`].
+/// Failures retrying cannot fix (with [`AUTH`]); they win over [`TRANSIENT`].
 const PERMANENT: &[&str] = &[
     "manifest unknown",
     "manifest_unknown",
@@ -30,8 +28,7 @@ const PERMANENT: &[&str] = &[
     "exec format error",
 ];
 
-/// Phrases of failures that usually pass (registry overload, network blips,
-/// in Go's `net/http` wording as docker and buildx print it).
+/// Failures that usually pass, in Go's `net/http` wording as docker and buildx print it.
 const TRANSIENT: &[&str] = &[
     "500 internal server error",
     "502 bad gateway",
@@ -49,8 +46,7 @@ const TRANSIENT: &[&str] = &[
 ];
 
 /// Whether a failed registry command is worth retrying: HTTP 5xx and 429, timeouts, resets, an
-/// `EOF` on a registry request. Never when a [`PERMANENT`] phrase or a 401/403/404 status is
-/// there; `connection refused` and DNS failures are not retried either.
+/// `EOF` on a registry request; never with a [`PERMANENT`] phrase or a 401/403/404 status.
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     let statuses = http_statuses(&lower);
@@ -64,8 +60,7 @@ pub fn is_transient(stderr: &str) -> bool {
         || lower.lines().any(is_registry_eof)
 }
 
-/// HTTP status codes written as `status: 503`, `status code 503`,
-/// `status 503`, `statuscode=503` or `http 503`.
+/// HTTP status codes: `status: 503`, `status code 503`, `status 503`, `statuscode=503`, `http 503`.
 fn http_statuses(lower: &str) -> Vec<u16> {
     let prefixes = ["status: ", "status code: ", "status code ", "status ", "statuscode=", "http "];
     let after = |p: &'static str| lower.match_indices(p).map(move |(i, _)| &lower[i + p.len()..]);
@@ -270,8 +265,8 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, Strin
     ]
 }
 
-/// How to get a loopback registry at `host` (`localhost:PORT`): `cargo xtask registry start`
-/// runs one on :5000, `--auth` on :5001; for any other port, start one or use the default.
+/// How to get a loopback registry at `host`: `cargo xtask registry start` (:5000, `--auth`: :5001),
+/// or for another port one's own.
 fn start_registry_hint(host: &str) -> String {
     let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
     match port(host) {
@@ -296,9 +291,8 @@ fn url_host(lower: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// Whether a registry (`host[:port][/path]`, optionally with a scheme) is on the loopback
-/// interface (`localhost`, `127.0.0.0/8`, `::1`), as containerd's `docker.MatchLocalhost` decides
-/// which registries BuildKit may use over plain HTTP; others need configuration (case M5).
+/// Whether a registry (`host[:port][/path]`, maybe with a scheme) is on loopback, as containerd's
+/// `docker.MatchLocalhost` decides where BuildKit may use plain HTTP (case M5).
 pub fn registry_is_loopback(registry: &str) -> bool {
     let r = registry.trim().to_ascii_lowercase();
     let r = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://")).unwrap_or(&r);
@@ -330,9 +324,8 @@ pub fn cut(s: &str, max: usize) -> String {
     s.char_indices().nth(max).map_or_else(|| s.to_owned(), |(i, _)| format!("{}...", &s[..i]))
 }
 
-/// Runs `f` (which fails with the standard error) up to `attempts` times ([`retry_delays`]),
-/// retrying what [`is_transient`] accepts after `wait(line, delay)` with `retrying push in 2s
-/// (attempt 3/4): <reason>`; the last failure is the error.
+/// Runs `f` (failing with the standard error) up to `attempts` times, retrying what
+/// [`is_transient`] accepts after `wait("retrying push in 2s (attempt 3/4): <reason>", delay)`.
 pub fn retry_with<T>(
     what: &str,
     attempts: u32,
@@ -365,9 +358,8 @@ impl Cmd {
         Ok(())
     }
 
-    /// [`Cmd::capture`] of a registry operation, retried while it fails transiently (each retry
-    /// printed; `show`: the command echoed and its output printed); the last output, failed or
-    /// not, is for the caller to judge.
+    /// [`Cmd::capture`], retried while it fails transiently; `show`: echo the command and print its
+    /// output. The last output, failed or not, is for the caller to judge.
     pub fn capture_retrying(&self, sh: &Shell, what: &str, show: bool) -> Result<Captured> {
         let wait = |line: &str, delay| {
             eprintln!("{line}");

@@ -25,9 +25,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
-/// A registry document: an index (`manifests` is `Some`) or a single image manifest (`config` is
-/// `Some`). [`parse`] fills `media_type` from the shape when the document has none (it is optional
-/// in OCI).
+/// A registry document: an index (`manifests` is `Some`) or an image manifest (`config` is `Some`);
+/// [`parse`] fills an absent `media_type` (optional in OCI) from the shape.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Document {
@@ -67,9 +66,8 @@ struct RegistryError {
     message: String,
 }
 
-/// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a supported platform's
-/// name when [`Platform::parse`] knows it (`linux/arm64/v8` gives `linux/arm64`), else trimmed and
-/// lower-cased.
+/// A platform string as [`Platform::parse`] names it (`linux/arm64/v8`, `arm64`: `linux/arm64`),
+/// else trimmed and lower-cased.
 pub fn normalise_platform(s: &str) -> String {
     Platform::parse(s).map_or_else(|_| s.trim().to_ascii_lowercase(), |p| p.name.to_owned())
 }
@@ -121,12 +119,10 @@ fn present_text(present: &[String], prefix: &str) -> String {
     }
 }
 
-/// Checks an index against what it should hold: (errors, warnings), both empty when it holds. Every
-/// platform of `expected_platforms` and every key of `expected_children` (a platform in any
-/// spelling -> the digest its per-platform source holds) has exactly one image entry, an image
-/// manifest (not a nested index) and, for children, that digest; no other platform appears (M2, M4,
-/// duplicates). Errors per platform (sorted), then extras. An attestation whose
-/// [`REFERENCE_DIGEST`] names no entry is a warning.
+/// (errors, warnings) of an index: each of `expected_platforms` and of `expected_children`'s keys
+/// (platform -> its source's digest) has one image manifest entry, with that digest; no other
+/// platform (M2, M4). Errors per platform (sorted), then extras; an attestation describing no
+/// entry is a warning.
 pub fn verify(
     index: &Document,
     expected_platforms: &[&Platform],
@@ -136,7 +132,6 @@ pub fn verify(
     for (p, e) in index.platform_entries() {
         by_platform.entry(p).or_default().push(e);
     }
-    let present: Vec<String> = by_platform.keys().cloned().collect();
     let children = expected_children.into_iter().flatten();
     let children: BTreeMap<String, &str> =
         children.map(|(p, d)| (normalise_platform(p), d.trim())).collect();
@@ -144,18 +139,18 @@ pub fn verify(
     let wanted: BTreeSet<String> = wanted.chain(children.keys().cloned()).collect();
     let mut errors = Vec::new();
     for platform in &wanted {
-        let Some(entries) = by_platform.get(platform) else {
-            let has = present_text(&present, "only ");
-            errors.push(format!("missing platform {platform}: the index has {has}"));
-            continue;
-        };
-        if entries.len() > 1 {
-            let digests: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
-            errors.push(format!(
-                "duplicate platform {platform}: {} entries ({}); a platform must appear once",
-                digests.len(),
+        let entries = by_platform.get(platform).map_or(&[][..], Vec::as_slice);
+        let digests: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
+        match digests.len() {
+            0 => errors.push(format!(
+                "missing platform {platform}: the index has {}",
+                present_text(&index.platforms(), "only ")
+            )),
+            1 => {}
+            n => errors.push(format!(
+                "duplicate platform {platform}: {n} entries ({}); a platform must appear once",
                 digests.join(", ")
-            ));
+            )),
         }
         for e in entries {
             if e.media_type == OCI_INDEX || e.media_type == DOCKER_MANIFEST_LIST {
@@ -212,10 +207,8 @@ fn snippet(s: &str) -> String {
     crate::diagnose::cut(&s.split_whitespace().collect::<Vec<_>>().join(" "), 120)
 }
 
-/// Parses what `docker buildx imagetools inspect --raw` printed: an index or a single image
-/// manifest; without `mediaType` the shape decides (`manifests`: index; `config` + `layers`:
-/// manifest). Errors name the cause: an HTML (error) page, not JSON, a registry error body
-/// (`{"errors":[...]}`), schema 1, another media type, a malformed digest ([`is_digest`]).
+/// Parses what `imagetools inspect --raw` printed: an index or an image manifest (without
+/// `mediaType`: `manifests` or `config` + `layers`); errors name what it was instead.
 pub fn parse(json: &str) -> Result<Document> {
     let trimmed = json.trim_start();
     ensure!(
@@ -276,10 +269,9 @@ pub fn parse_index(json: &str) -> Result<Document> {
     Ok(doc)
 }
 
-/// The digest of `platform`'s image behind a reference: its entry when `json` is an index (a
-/// per-platform reference pushed with provenance, M1, or a multi-arch index), else `descriptor`,
-/// the manifest's own digest as the registry reports it (provenance off). Errors: the platform
-/// absent (naming what is there) or twice; a single manifest without `descriptor`.
+/// The digest of `platform`'s image behind a reference: its entry when `json` is an index (with
+/// provenance, M1), else `descriptor`, the registry's digest of the manifest. Errors: the platform
+/// absent or twice; a single manifest without `descriptor`.
 pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) -> Result<String> {
     let doc = parse(json)?;
     if !doc.is_index() {

@@ -102,9 +102,7 @@ pub struct Source {
 
 const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
 
-/// Whether `tag` is a name the xtask reserves: per-platform references and caches (`sha-<7
-/// hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`, `buildcache-<arch>`) and the staging tags of indexes
-/// (`index-<64 hex>`).
+/// Whether `tag` is reserved: `sha-<7 hex>[-dirty]-<arch>`, `buildcache-<arch>`, `index-<64 hex>`.
 pub fn is_reserved_tag(tag: &str) -> bool {
     let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
     let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
@@ -120,9 +118,8 @@ fn staging_tag(digest: &str) -> String {
     format!("index-{}", digest.trim_start_matches("sha256:"))
 }
 
-/// The final tags: the computed ones plus `--tag`, or with a platform subset
-/// (`--partial-platforms`) only the explicit ones. `dirty` turns the `sha-<7>` tag into
-/// `sha-<7>-dirty`.
+/// The final tags: the computed ones plus `--tag` (`sha-<7>-dirty` for `dirty`), or with
+/// `--partial-platforms` only the explicit ones.
 fn final_tags(
     args: &ManifestArgs,
     ctx: &metadata::Context,
@@ -214,8 +211,7 @@ fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
     set.flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")]).collect()
 }
 
-/// Prints the tags written and skipped and the platforms, as JSON or a table; sets the step
-/// outputs `index-digest`, `tags` and `manifest` and adds the table to the step summary.
+/// Prints the tags and platforms (JSON or a table), sets the step outputs and summary.
 fn report(
     image: &str,
     (digest, doc): (&str, &Document),
@@ -358,9 +354,8 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     report(&component.image_name(), (&digest, &doc), &sources, &plan, args.json)
 }
 
-/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0 only when the index
-/// holds exactly the expected platforms (attestations ignored, duplicates refused) and, with
-/// `--rebuild`, each platform rebuilds to the digest the index lists.
+/// `manifest verify`: the index holds exactly the expected platforms (attestations ignored,
+/// duplicates refused); with `--rebuild` each rebuilds to the digest listed.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     let (what, raw) = match (&args.reference, &args.from_file) {
         (_, Some(file)) => (
@@ -385,9 +380,8 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the commit of `idx`'s revision annotation for its platforms: a clean temporary checkout
-/// (`git worktree add`), this xtask's `build-image --push` to `registry` with a fresh
-/// `--cache-epoch` (cold); then compares each platform's image digest with the index's.
+/// Rebuilds the commit of `idx`'s revision annotation cold in a clean `git worktree`, pushing to
+/// `registry`, and compares each platform's digest with the index's.
 fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
     let get = |k: &str| idx.annotations.get(&format!("org.opencontainers.image.{k}"));
     let (Some(rev), Some(title)) = (get("revision"), get("title")) else {

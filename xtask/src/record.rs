@@ -57,10 +57,8 @@ pub struct BuildRecord {
     pub dirty: bool,
 }
 
-/// The record file of one leg; `reference` is any reference or repository of the leg (its registry
-/// is what precedes the last `/`). The registry is percent-encoded (every byte outside
-/// `[A-Za-z0-9.-]` as `%XX`), so `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a
-/// file.
+/// The record file of the leg of `reference` (any reference or repository of it); its registry
+/// percent-encoded (bytes outside `[A-Za-z0-9.-]` as `%XX`): `a/b/y` and `a/b_y` never share one.
 pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
     let registry = reference.rsplit_once('/').map_or("", |(r, _)| r).to_ascii_lowercase();
     let keep = |b: &u8| b.is_ascii_alphanumeric() || b"-.".contains(b);
@@ -84,8 +82,8 @@ pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Resu
     Ok(f)
 }
 
-/// Reads the record of one leg as stored; `Ok(None)` when there is none. An empty or unreadable one
-/// is reported, moved aside to `<file>.corrupt-<unix time>` and treated as absent.
+/// The record of one leg as stored, `None` when there is none; an unreadable one is reported,
+/// moved aside to `<file>.corrupt-<unix time>` and treated as absent.
 pub fn load(reference: &str, c: &Component, p: &Platform) -> Result<Option<BuildRecord>> {
     load_file(&path(reference, c, p))
 }
@@ -109,9 +107,8 @@ fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
     })
 }
 
-/// The record of one leg compared with what the engine's local tag and the registry hold under its
-/// reference; one that disagrees is reported, corrected and rewritten. Engine or registry
-/// unreachable: an error (nothing can be known). Take [`lock`] first.
+/// [`load`], compared with what the local tag and the registry hold (unreachable: an error);
+/// one that disagrees is reported, corrected and rewritten. Take [`lock`] first.
 pub fn load_checked(
     sh: &Shell,
     reference: &str,
@@ -126,9 +123,7 @@ pub fn load_checked(
     rec.pushed_digest = remote(sh, &rec.reference)?.map(|r| r.digest);
     let drift = drift(&stored, &rec);
     if !drift.is_empty() {
-        if rec.digest != stored.digest {
-            rec.size_bytes = None;
-        }
+        rec.size_bytes = rec.size_bytes.filter(|_| rec.digest == stored.digest);
         eprintln!(
             "warning: the record {} did not say what is there ({}); re-read and rewritten",
             path(reference, c, p).display(),
@@ -139,8 +134,7 @@ pub fn load_checked(
     Ok(Some(rec))
 }
 
-/// What differs between a stored record and the same record re-read from the engine and the
-/// registry, in words.
+/// What differs between a stored record and the same one re-read, in words.
 pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     let show = |d: &Option<String>| d.clone().unwrap_or_else(|| "nothing".into());
     [
@@ -153,8 +147,7 @@ pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     .collect()
 }
 
-/// Writes the record of one leg (pretty JSON) atomically: a temporary file in the same directory,
-/// renamed.
+/// Writes the record of one leg (pretty JSON) atomically: a temporary file, renamed.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
     save_file(&path(&record.reference, component, platform), record)
 }
@@ -202,9 +195,8 @@ pub struct Remote {
     pub digest: String,
 }
 
-/// Reads `reference` from its registry: `Ok(None)` only when the registry answers that it does not
-/// have it; every other failure (credentials, DNS, plain HTTP, nothing listening) is an error with
-/// its diagnosis.
+/// Reads `reference` from its registry: `None` only when the registry says it has none; any other
+/// failure (credentials, DNS, plain HTTP, nothing listening) is an error with its diagnosis.
 pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
     let out = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--raw", reference])
@@ -242,8 +234,7 @@ pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     Ok(d.digest)
 }
 
-/// Refuses `reference` built from a dirty tree unless `allow_dirty`: a dirty tree is never
-/// published as its commit (`push`, `manifest`).
+/// Refuses `reference` built from a dirty tree unless `allow_dirty` (`push`, `manifest`).
 pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()> {
     ensure!(
         !dirty || allow_dirty,
@@ -259,8 +250,7 @@ pub fn tree_dirty(sh: &Shell) -> Result<bool> {
     Ok(out.ok && !out.stdout.trim().is_empty())
 }
 
-/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`
-/// for a dirty tree (never a release build's).
+/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`.
 pub fn reference(
     registry: &str,
     c: &Component,
