@@ -57,14 +57,13 @@ const MIN_FREE_BYTES: u64 = 20 << 30;
 
 /// Fails when `free` bytes at `path` are below [`MIN_FREE_BYTES`], saying how to make room.
 fn check_space(path: &Path, free: u64) -> Result<()> {
+    let (gib, path, needed) =
+        (free as f64 / f64::from(1 << 30), path.display(), MIN_FREE_BYTES >> 30);
     ensure!(
         free >= MIN_FREE_BYTES,
-        "ci: only {:.1} GiB free on the filesystem holding {} ({} GiB needed for the Docker \
-         stages): free space with `docker builder prune` and `docker image prune`, remove old \
-         target directories, or run `cargo xtask ci --no-docker`",
-        free as f64 / f64::from(1 << 30),
-        path.display(),
-        MIN_FREE_BYTES >> 30
+        "ci: only {gib:.1} GiB free on the filesystem holding {path} ({needed} GiB needed for the \
+         Docker stages): free space with `docker builder prune` and `docker image prune`, remove \
+         old target directories, or run `cargo xtask ci --no-docker`"
     );
     Ok(())
 }

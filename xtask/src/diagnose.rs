@@ -245,10 +245,9 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, Strin
     let target = platform.map_or("<target>", |p| p.rust_target);
     let var = format!("CARGO_TARGET_{}_LINKER", target.to_ascii_uppercase().replace('-', "_"));
     let missing = between(stderr, "linker `", "`").unwrap_or("<linker>");
-    let install = match missing.strip_suffix("-gcc").filter(|p| !p.is_empty()) {
-        Some(prefix) => format!("install it (Debian/Ubuntu: `apt-get install gcc-{prefix}`)"),
-        None => "install it".to_owned(),
-    };
+    let prefix = missing.strip_suffix("-gcc").filter(|p| !p.is_empty());
+    let apt = prefix.map(|p| format!(" (Debian/Ubuntu: `apt-get install gcc-{p}`)"));
+    let install = format!("install it{}", apt.unwrap_or_default());
     let linker = match lower.contains("relocations in generic elf") {
         true => platform.map_or("<prefix>-gcc".into(), |p| format!("{}-gcc", p.gnu_prefix)),
         false => missing.to_owned(),
@@ -337,10 +336,9 @@ pub fn retry_with<T>(
         match f() {
             Err(e) if is_transient(&e) => {
                 let (total, why) = (delays.len() + 1, reason(&e));
-                wait(
-                    &format!("retrying {what} in {delay:?} (attempt {attempt}/{total}): {why}"),
-                    *delay,
-                );
+                let line =
+                    format!("retrying {what} in {delay:?} (attempt {attempt}/{total}): {why}");
+                wait(&line, *delay);
             }
             done => return done,
         }

@@ -153,15 +153,14 @@ pub fn verify(
             )),
         }
         for e in entries {
+            let d = &e.digest;
             if e.media_type == OCI_INDEX || e.media_type == DOCKER_MANIFEST_LIST {
                 errors.push(format!(
-                    "{platform} points to another index ({}), not an image manifest; \
-                     create the index with `docker buildx imagetools create`",
-                    e.digest
+                    "{platform} points to another index ({d}), not an image manifest; \
+                     create the index with `docker buildx imagetools create`"
                 ));
             }
-            if let Some(expected) = children.get(platform).filter(|d| e.digest != **d) {
-                let d = &e.digest;
+            if let Some(expected) = children.get(platform).filter(|x| d != *x) {
                 errors.push(format!(
                     "{platform} points to {d}, but its per-platform source holds {expected}"
                 ));

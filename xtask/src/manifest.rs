@@ -274,18 +274,15 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let sources = select_sources(&repo, component, &records, &ctx.sha, args.allow_dirty)
         .and_then(|s| check_sources(sh, s))
         .map_err(|problems| {
-            let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
-            let lines: Vec<String> = problems.iter().map(|(p, w)| format!("{p}: {w}")).collect();
+            let (c, finals) = (component.name, finals.join(", "));
+            let why: Vec<String> = problems.iter().map(|(p, w)| format!("{p}: {w}")).collect();
             let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
+            let (why, archs) = (why.join("\n  "), archs.join(","));
+            let registry: String = args.registry.iter().flat_map(|r| [" --registry ", r]).collect();
             anyhow!(
-                "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
-                 still point where they did. Build and push first: cargo xtask build-image --component {} \
-                 --platform {}{} --push",
-                finals.join(", "),
-                lines.join("\n  "),
-                component.name,
-                archs.join(","),
-                registry.unwrap_or_default()
+                "refusing to write {finals}: no usable per-platform image for\n  {why}\nNothing was written; the final tags \
+                 still point where they did. Build and push first: cargo xtask build-image --component {c} \
+                 --platform {archs}{registry} --push"
             )
         })?;
 

@@ -97,11 +97,10 @@ fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
         let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let aside = p.with_extension(format!("json.corrupt-{secs}"));
         std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
+        let (p, aside) = (p.display(), aside.display());
         eprintln!(
-            "warning: the record {} was unreadable ({e}); moved aside to {}; \
-             the next build of this leg writes a new one",
-            p.display(),
-            aside.display()
+            "warning: the record {p} was unreadable ({e}); moved aside to {aside}; \
+             the next build of this leg writes a new one"
         );
         Ok(None)
     })
