@@ -1,10 +1,8 @@
-//! `cargo xtask bench`: what a build through BuildKit costs against what the compiler
-//! itself costs, on this machine. The baseline is the builder image's own `cargo build
-//! --release --target <triple>` of both packages in a plain `docker run`, cold and after the
-//! same one-file change; each BuildKit figure is a ratio to it, beside its target (reported,
-//! never asserted). Images go to `localhost:5000/brokkr-bench`, cold builds use a fresh
-//! `BROKKR_CACHE_EPOCH`, all built from a clone under `target/bench-workspace` (records and
-//! local cache in its `target/`), so the user's images and build cache are left alone.
+//! `cargo xtask bench`: BuildKit builds against the builder image's own `cargo build --release
+//! --target <triple>` in a plain `docker run` (cold and after a one-file change), as ratios beside
+//! their targets (reported, never asserted). Images go to `localhost:5000/brokkr-bench`, cold
+//! builds use a fresh cache epoch, all from a clone under `target/bench-workspace`: the user's
+//! images and cache are left alone.
 
 use std::{
     collections::BTreeSet,
@@ -83,9 +81,8 @@ impl Target {
     }
 }
 
-/// One `cargo xtask build-image`: `seconds` of `docker buildx build` (its record), `compiled` per
-/// [`compiled_crates`], sizes in bytes (uncompressed: the layers per `docker history`;
-/// compressed: config and layers in the registry after a push, cold legs only).
+/// One `cargo xtask build-image`: `seconds` from its record; sizes in bytes, uncompressed (`docker
+/// history`) and compressed (in the registry, cold legs only).
 #[derive(Clone, Debug, Serialize)]
 pub struct Leg {
     pub component: String,
@@ -108,11 +105,9 @@ pub struct Baseline {
     pub note: Option<String>,
 }
 
-/// Everything `bench` measured (`--json` prints this). `cold`: per platform the broker, then the
-/// agent; `change`: the broker after a one-line change to `broker/src/main.rs`, per platform;
-/// `pull_request`: the host's broker after a second change, importing the cache a main build
-/// exported; `noop`: the host's broker again; `emulate_arm64`: the arm64 broker with
-/// `--strategy emulate`, cold, or why not.
+/// Everything `bench` measured (`--json`): `cold` per platform and component; the broker after a
+/// one-line change (`change`), after a second change with the cache of a main build
+/// (`pull_request`), again (`noop`) and for arm64 with `--strategy emulate`, or why not.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub machine: String,
@@ -150,8 +145,8 @@ pub fn cargo_finished_seconds(output: &str) -> Option<f64> {
         .sum()
 }
 
-/// Appends a comment line to the clone's `broker/src/main.rs` (uncommitted,
-/// so `BROKKR_GIT_COMMIT`, which both binaries embed, stays the same).
+/// Appends a comment line to the clone's `broker/src/main.rs` (uncommitted, so `BROKKR_GIT_COMMIT`,
+/// which both binaries embed, stays the same).
 fn change_broker(dir: &std::path::Path, line: &str) -> Result<()> {
     let main_rs = dir.join("broker/src/main.rs");
     let text = std::fs::read_to_string(&main_rs).context("reading the clone's broker source")?;
@@ -196,7 +191,13 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let (broker, host) = (component("broker")?, Platform::host()?);
     // A main build: every step cached from the cold legs, its cache exported.
     b.build(sh, broker, host, &["--cache=local".into()])?;
-    let mut baselines: Vec<Baseline> = platforms.iter().map(|p| b.baseline_cold(sh, p)).collect();
+    let baseline = |p: &&Platform| {
+        let built = b.cargo(p, &["fetch", "--locked"]).run(sh).and_then(|()| b.cargo_build(sh, p));
+        let note = built.as_ref().err().map(|e| format!("not measured: {e:#}"));
+        let (platform, cold) = (p.name.into(), built.ok().map(|b| b.0));
+        Baseline { platform, cold, note, ..Baseline::default() }
+    };
+    let mut baselines: Vec<Baseline> = platforms.iter().map(baseline).collect();
     change_broker(&b.dir, "a one-line source change")?;
     let mut change = Vec::new();
     for (p, base) in platforms.iter().zip(&mut baselines) {
@@ -235,10 +236,10 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
         xtask_dry_run_seconds: t.elapsed().as_secs_f64(),
     };
     let (md, json) = (markdown(&report), serde_json::to_string_pretty(&report)?);
-    let out_dir = target.join("xtask");
-    std::fs::create_dir_all(&out_dir)?;
-    std::fs::write(out_dir.join("bench.md"), &md)?;
-    std::fs::write(out_dir.join("bench.json"), &json)?;
+    std::fs::create_dir_all(target.join("xtask"))?;
+    for (file, text) in [("bench.md", &md), ("bench.json", &json)] {
+        std::fs::write(target.join("xtask").join(file), text)?;
+    }
     let _ = std::fs::remove_dir_all(&b.dir);
     println!("{}", if args.json { json } else { md });
     Ok(())
@@ -249,9 +250,8 @@ fn xtask() -> Cmd {
     Cmd::new(exe.display().to_string())
 }
 
-/// One run's shared state: the clone every build and the baseline read (so that after the
-/// change only that file's mtime differs), crates for the baseline downloaded once into
-/// `registry`, and `--cache-epoch=<nanoseconds>`: one cold start for every leg, as one CI run.
+/// One run's shared state: the clone every build and baseline reads, the baseline's crates
+/// downloaded once into `registry`, and one `--cache-epoch=<nanoseconds>` for all legs.
 struct Bench {
     dir: PathBuf,
     registry: PathBuf,
@@ -295,19 +295,11 @@ impl Bench {
         push::push_one(sh, c, p, &reference).ok()?;
         let raw = Cmd::new("docker").args(["buildx", "imagetools", "inspect", "--raw"]);
         let inspect = |r: &str| raw.clone().arg(r).read_quiet(sh).ok();
-        let digest = index::per_platform_digest(&inspect(&reference)?, p).ok()?;
+        let digest = index::source_digest(&inspect(&reference)?, None, p).ok()?;
         let repo = reference.rsplit_once(':').map_or(&*reference, |(r, _)| r);
         let m: Value = serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
         let layers = m["layers"].as_array()?.iter().map(|l| l["size"].as_u64());
         layers.chain([m["config"]["size"].as_u64()]).sum()
-    }
-
-    fn baseline_cold(&self, sh: &Shell, p: &Platform) -> Baseline {
-        let fetched = self.cargo(p, &["fetch", "--locked"]).run(sh);
-        let built = fetched.and_then(|()| self.cargo_build(sh, p));
-        let note = built.as_ref().err().map(|e| format!("not measured: {e:#}"));
-        let cold = built.ok().map(|b| b.0);
-        Baseline { platform: p.name.into(), cold, note, ..Baseline::default() }
     }
 
     /// `cargo build --release` as the Dockerfiles run it, outside BuildKit.
@@ -323,8 +315,8 @@ impl Bench {
         Ok((secs, compiled_crates(&out.stderr)))
     }
 
-    /// cargo in a plain container of the builder image: the clone at `/src` (BuildKit's path), a
-    /// target directory per platform, the cross linker set as `docker/cargo-env.sh` sets it.
+    /// cargo in a plain container of the builder image: the clone at `/src`, a target directory per
+    /// platform, the cross linker set as `docker/cargo-env.sh` does.
     fn cargo(&self, p: &Platform, args: &[&str]) -> Cmd {
         let triple = p.rust_target.replace('-', "_");
         let cc = format!("{}-gcc", p.gnu_prefix);
@@ -416,12 +408,11 @@ pub fn markdown(r: &Report) -> String {
     for (what, note) in notes.chain(emulation) {
         s += &format!("\n{what}: {note}\n");
     }
-    let size = |l: &Leg| [record::human_size(l.bytes), record::human_size(l.compressed_bytes)];
-    let sizes: Vec<_> = r
-        .cold
-        .iter()
-        .map(|l| [vec![format!("{} {}", l.component, l.platform)], size(l).into()].concat())
-        .collect();
+    let size = |l: &Leg| {
+        let name = format!("{} {}", l.component, l.platform);
+        vec![name, record::human_size(l.bytes), record::human_size(l.compressed_bytes)]
+    };
+    let sizes: Vec<_> = r.cold.iter().map(size).collect();
     s + "\n" + &gha::markdown_table(&["image", "uncompressed", "compressed"], &sizes)
 }
 

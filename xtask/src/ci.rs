@@ -1,6 +1,5 @@
-//! `cargo xtask ci`: what CI runs, in order, one result line per stage and
-//! a total. Every stage is a command a developer can run on its own; this
-//! only strings them together.
+//! `cargo xtask ci`: what CI runs, in order, one result line per stage and a total. Every stage is
+//! a command a developer can run on its own; this only strings them together.
 
 use std::{
     path::{Path, PathBuf},
@@ -52,27 +51,25 @@ fn stages(args: &CiArgs) -> Result<Vec<(&'static str, Cmd)>> {
     Ok(s)
 }
 
-/// Free space the Docker stages need on the Docker data root and on the target
-/// directory: CI has run out ("no space left on device") mid-suite with less.
+/// Free space the Docker stages need on the Docker data root and the target directory (CI has run
+/// out mid-suite with less).
 const MIN_FREE_BYTES: u64 = 20 << 30;
 
 /// Fails when `free` bytes at `path` are below [`MIN_FREE_BYTES`], saying how to make room.
 fn check_space(path: &Path, free: u64) -> Result<()> {
+    let (gib, path, needed) =
+        (free as f64 / f64::from(1 << 30), path.display(), MIN_FREE_BYTES >> 30);
     ensure!(
         free >= MIN_FREE_BYTES,
-        "ci: only {:.1} GiB free on the filesystem holding {} ({} GiB needed for the Docker \
-         stages): free space with `docker builder prune` and `docker image prune`, remove old \
-         target directories, or run `cargo xtask ci --no-docker`",
-        free as f64 / f64::from(1 << 30),
-        path.display(),
-        MIN_FREE_BYTES >> 30
+        "ci: only {gib:.1} GiB free on the filesystem holding {path} ({needed} GiB needed for the \
+         Docker stages): free space with `docker builder prune` and `docker image prune`, remove \
+         old target directories, or run `cargo xtask ci --no-docker`"
     );
     Ok(())
 }
 
-/// Runs `cargo xtask ci`: stops at the first failing stage; prints
-/// `ci: <stage> ok|FAILED (<seconds>s)` lines and the total, also to
-/// `$GITHUB_STEP_SUMMARY` on GitHub.
+/// Runs `cargo xtask ci`: stops at the first failing stage; prints `ci: <stage> ok|FAILED
+/// (<seconds>s)` lines and the total, also to `$GITHUB_STEP_SUMMARY` on GitHub.
 pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
     let started = Instant::now();
     let mut results: Vec<(&str, bool, f64)> = Vec::new();

@@ -1,7 +1,6 @@
-//! Diagnosis of docker, buildx, registry and cargo failures from their
-//! standard error: which ones are worth retrying ([`is_transient`]), and
-//! what to do about the others ([`explain`], a table of pattern -> cause and
-//! remedy). Pure functions over `&str`, matched case-insensitively.
+//! Diagnosis of docker, buildx, registry and cargo failures from their standard error: which ones
+//! are worth retrying ([`is_transient`]), and what to do about the others ([`explain`], a table of
+//! pattern -> cause and remedy). Pure functions over `&str`, matched case-insensitively.
 
 use std::{fmt, net::IpAddr, time::Duration};
 
@@ -16,8 +15,7 @@ use crate::{
 /// [`retry_with`]: one try and three retries, 1 s before the first, doubling.
 pub const MAX_ATTEMPTS: u32 = 4;
 
-/// Phrases of failures retrying cannot fix (with [`AUTH`]: authentication,
-/// missing references, configuration); they win over [`TRANSIENT`].
+/// Failures retrying cannot fix (with [`AUTH`]); they win over [`TRANSIENT`].
 const PERMANENT: &[&str] = &[
     "manifest unknown",
     "manifest_unknown",
@@ -30,8 +28,7 @@ const PERMANENT: &[&str] = &[
     "exec format error",
 ];
 
-/// Phrases of failures that usually pass (registry overload, network blips,
-/// in Go's `net/http` wording as docker and buildx print it).
+/// Failures that usually pass, in Go's `net/http` wording as docker and buildx print it.
 const TRANSIENT: &[&str] = &[
     "500 internal server error",
     "502 bad gateway",
@@ -49,8 +46,7 @@ const TRANSIENT: &[&str] = &[
 ];
 
 /// Whether a failed registry command is worth retrying: HTTP 5xx and 429, timeouts, resets, an
-/// `EOF` on a registry request. Never when a [`PERMANENT`] phrase or a 401/403/404 status is
-/// there; `connection refused` and DNS failures are not retried either.
+/// `EOF` on a registry request; never with a [`PERMANENT`] phrase or a 401/403/404 status.
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     let statuses = http_statuses(&lower);
@@ -64,8 +60,7 @@ pub fn is_transient(stderr: &str) -> bool {
         || lower.lines().any(is_registry_eof)
 }
 
-/// HTTP status codes written as `status: 503`, `status code 503`,
-/// `status 503`, `statuscode=503` or `http 503`.
+/// HTTP status codes: `status: 503`, `status code 503`, `status 503`, `statuscode=503`, `http 503`.
 fn http_statuses(lower: &str) -> Vec<u16> {
     let prefixes = ["status: ", "status code: ", "status code ", "status ", "statuscode=", "http "];
     let after = |p: &'static str| lower.match_indices(p).map(move |(i, _)| &lower[i + p.len()..]);
@@ -250,10 +245,9 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, Strin
     let target = platform.map_or("<target>", |p| p.rust_target);
     let var = format!("CARGO_TARGET_{}_LINKER", target.to_ascii_uppercase().replace('-', "_"));
     let missing = between(stderr, "linker `", "`").unwrap_or("<linker>");
-    let install = match missing.strip_suffix("-gcc").filter(|p| !p.is_empty()) {
-        Some(prefix) => format!("install it (Debian/Ubuntu: `apt-get install gcc-{prefix}`)"),
-        None => "install it".to_owned(),
-    };
+    let prefix = missing.strip_suffix("-gcc").filter(|p| !p.is_empty());
+    let apt = prefix.map(|p| format!(" (Debian/Ubuntu: `apt-get install gcc-{p}`)"));
+    let install = format!("install it{}", apt.unwrap_or_default());
     let linker = match lower.contains("relocations in generic elf") {
         true => platform.map_or("<prefix>-gcc".into(), |p| format!("{}-gcc", p.gnu_prefix)),
         false => missing.to_owned(),
@@ -270,8 +264,8 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, Strin
     ]
 }
 
-/// How to get a loopback registry at `host` (`localhost:PORT`): `cargo xtask registry start`
-/// runs one on :5000, `--auth` on :5001; for any other port, start one or use the default.
+/// How to get a loopback registry at `host`: `cargo xtask registry start` (:5000, `--auth`: :5001),
+/// or for another port one's own.
 fn start_registry_hint(host: &str) -> String {
     let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
     match port(host) {
@@ -296,9 +290,8 @@ fn url_host(lower: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// Whether a registry (`host[:port][/path]`, optionally with a scheme) is on the loopback
-/// interface (`localhost`, `127.0.0.0/8`, `::1`), as containerd's `docker.MatchLocalhost` decides
-/// which registries BuildKit may use over plain HTTP; others need configuration (case M5).
+/// Whether a registry (`host[:port][/path]`, maybe with a scheme) is on loopback, as containerd's
+/// `docker.MatchLocalhost` decides where BuildKit may use plain HTTP (case M5).
 pub fn registry_is_loopback(registry: &str) -> bool {
     let r = registry.trim().to_ascii_lowercase();
     let r = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://")).unwrap_or(&r);
@@ -322,16 +315,16 @@ pub fn retry_delays(attempts: u32) -> Vec<Duration> {
 pub fn reason(stderr: &str) -> String {
     let lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
     let error = lines.clone().rfind(|l| l.to_ascii_lowercase().contains("error"));
-    let line = error.or_else(|| lines.clone().next_back()).unwrap_or("(no output)");
-    match line.char_indices().nth(160) {
-        Some((i, _)) => format!("{}...", &line[..i]),
-        None => line.to_owned(),
-    }
+    cut(error.or_else(|| lines.clone().next_back()).unwrap_or("(no output)"), 160)
 }
 
-/// Runs `f` (which fails with the standard error) up to `attempts` times ([`retry_delays`]),
-/// retrying what [`is_transient`] accepts after `wait(line, delay)` with `retrying push in 2s
-/// (attempt 3/4): <reason>`; the last failure is the error.
+/// The first `max` characters of `s`, `...` marking a cut.
+pub fn cut(s: &str, max: usize) -> String {
+    s.char_indices().nth(max).map_or_else(|| s.to_owned(), |(i, _)| format!("{}...", &s[..i]))
+}
+
+/// Runs `f` (failing with the standard error) up to `attempts` times, retrying what
+/// [`is_transient`] accepts after `wait("retrying push in 2s (attempt 3/4): <reason>", delay)`.
 pub fn retry_with<T>(
     what: &str,
     attempts: u32,
@@ -343,10 +336,9 @@ pub fn retry_with<T>(
         match f() {
             Err(e) if is_transient(&e) => {
                 let (total, why) = (delays.len() + 1, reason(&e));
-                wait(
-                    &format!("retrying {what} in {delay:?} (attempt {attempt}/{total}): {why}"),
-                    *delay,
-                );
+                let line =
+                    format!("retrying {what} in {delay:?} (attempt {attempt}/{total}): {why}");
+                wait(&line, *delay);
             }
             done => return done,
         }
@@ -358,20 +350,15 @@ impl Cmd {
     /// Echoes and runs a registry operation, its output shown, retrying transient failures
     /// ([`retry_with`]); a final failure names `what`, the reason and the fix ([`explain`]).
     pub fn run_retrying(&self, sh: &Shell, what: &str) -> Result<()> {
-        let out = self.retrying(sh, what, true)?;
+        let out = self.capture_retrying(sh, what, true)?;
         let hint = explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
         ensure!(out.ok, "{what} failed: {}{hint}", reason(&out.stderr));
         Ok(())
     }
 
-    /// [`Cmd::capture`] of a registry read, quietly retried while it fails transiently (each
-    /// retry printed); the last output, failed or not, is for the caller to judge.
-    pub fn capture_retrying(&self, sh: &Shell, what: &str) -> Result<Captured> {
-        self.retrying(sh, what, false)
-    }
-
-    /// The last attempt's output; `show`: echo the command and print its output.
-    fn retrying(&self, sh: &Shell, what: &str, show: bool) -> Result<Captured> {
+    /// [`Cmd::capture`], retried while it fails transiently; `show`: echo the command and print its
+    /// output. The last output, failed or not, is for the caller to judge.
+    pub fn capture_retrying(&self, sh: &Shell, what: &str, show: bool) -> Result<Captured> {
         let wait = |line: &str, delay| {
             eprintln!("{line}");
             std::thread::sleep(delay);

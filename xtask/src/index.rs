@@ -25,9 +25,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
-/// A registry document: an index (`manifests` is `Some`) or a single image manifest (`config` is
-/// `Some`). [`parse`] fills `media_type` from the shape when the document has none (it is optional
-/// in OCI).
+/// A registry document: an index (`manifests` is `Some`) or an image manifest (`config` is `Some`);
+/// [`parse`] fills an absent `media_type` (optional in OCI) from the shape.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Document {
@@ -67,9 +66,8 @@ struct RegistryError {
     message: String,
 }
 
-/// A platform string (`os/arch[/variant]` or an alias such as `arm64`) as a supported platform's
-/// name when [`Platform::parse`] knows it (`linux/arm64/v8` gives `linux/arm64`), else trimmed and
-/// lower-cased.
+/// A platform string as [`Platform::parse`] names it (`linux/arm64/v8`, `arm64`: `linux/arm64`),
+/// else trimmed and lower-cased.
 pub fn normalise_platform(s: &str) -> String {
     Platform::parse(s).map_or_else(|_| s.trim().to_ascii_lowercase(), |p| p.name.to_owned())
 }
@@ -121,12 +119,10 @@ fn present_text(present: &[String], prefix: &str) -> String {
     }
 }
 
-/// Checks an index against what it should hold: (errors, warnings), both empty when it holds. Every
-/// platform of `expected_platforms` and every key of `expected_children` (a platform in any
-/// spelling -> the digest its per-platform source holds) has exactly one image entry, an image
-/// manifest (not a nested index) and, for children, that digest; no other platform appears (M2, M4,
-/// duplicates). Errors per platform (sorted), then extras. An attestation whose
-/// [`REFERENCE_DIGEST`] names no entry is a warning.
+/// (errors, warnings) of an index: each of `expected_platforms` and of `expected_children`'s keys
+/// (platform -> its source's digest) has one image manifest entry, with that digest; no other
+/// platform (M2, M4). Errors per platform (sorted), then extras; an attestation describing no
+/// entry is a warning.
 pub fn verify(
     index: &Document,
     expected_platforms: &[&Platform],
@@ -136,7 +132,6 @@ pub fn verify(
     for (p, e) in index.platform_entries() {
         by_platform.entry(p).or_default().push(e);
     }
-    let present: Vec<String> = by_platform.keys().cloned().collect();
     let children = expected_children.into_iter().flatten();
     let children: BTreeMap<String, &str> =
         children.map(|(p, d)| (normalise_platform(p), d.trim())).collect();
@@ -144,29 +139,28 @@ pub fn verify(
     let wanted: BTreeSet<String> = wanted.chain(children.keys().cloned()).collect();
     let mut errors = Vec::new();
     for platform in &wanted {
-        let Some(entries) = by_platform.get(platform) else {
-            let has = present_text(&present, "only ");
-            errors.push(format!("missing platform {platform}: the index has {has}"));
-            continue;
-        };
-        if entries.len() > 1 {
-            let digests: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
-            errors.push(format!(
-                "duplicate platform {platform}: {} entries ({}); a platform must appear once",
-                digests.len(),
+        let entries = by_platform.get(platform).map_or(&[][..], Vec::as_slice);
+        let digests: Vec<&str> = entries.iter().map(|e| e.digest.as_str()).collect();
+        match digests.len() {
+            0 => errors.push(format!(
+                "missing platform {platform}: the index has {}",
+                present_text(&index.platforms(), "only ")
+            )),
+            1 => {}
+            n => errors.push(format!(
+                "duplicate platform {platform}: {n} entries ({}); a platform must appear once",
                 digests.join(", ")
-            ));
+            )),
         }
         for e in entries {
+            let d = &e.digest;
             if e.media_type == OCI_INDEX || e.media_type == DOCKER_MANIFEST_LIST {
                 errors.push(format!(
-                    "{platform} points to another index ({}), not an image manifest; \
-                     create the index with `docker buildx imagetools create`",
-                    e.digest
+                    "{platform} points to another index ({d}), not an image manifest; \
+                     create the index with `docker buildx imagetools create`"
                 ));
             }
-            if let Some(expected) = children.get(platform).filter(|d| e.digest != **d) {
-                let d = &e.digest;
+            if let Some(expected) = children.get(platform).filter(|x| d != *x) {
                 errors.push(format!(
                     "{platform} points to {d}, but its per-platform source holds {expected}"
                 ));
@@ -178,18 +172,16 @@ pub fn verify(
             format!("unexpected platform {platform} ({}): it was not asked for", e.digest)
         }));
     }
-    let warnings = index.entries().iter().filter_map(|att| {
-        let describes = att.attestation()?;
-        let a = &att.digest;
-        Some(match describes {
-            Some(d) if index.entries().iter().any(|e| e.digest == *d) => return None,
-            Some(d) => format!(
-                "warning: attestation manifest {a} describes {d}, which is not in this index"
-            ),
-            None => {
-                format!("warning: attestation manifest {a} has no {REFERENCE_DIGEST} annotation")
-            }
-        })
+    let warnings = index.entries().iter().filter_map(|att| match att.attestation()? {
+        Some(d) if index.entries().iter().any(|e| e.digest == *d) => None,
+        Some(d) => Some(format!(
+            "warning: attestation manifest {} describes {d}, which is not in this index",
+            att.digest
+        )),
+        None => Some(format!(
+            "warning: attestation manifest {} has no {REFERENCE_DIGEST} annotation",
+            att.digest
+        )),
     });
     (errors, warnings.collect())
 }
@@ -211,17 +203,11 @@ pub fn is_digest(s: &str) -> bool {
 
 /// First 120 characters of `s` on one line, for error messages.
 fn snippet(s: &str) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(120) {
-        Some((i, _)) => format!("{}...", &one_line[..i]),
-        None => one_line,
-    }
+    crate::diagnose::cut(&s.split_whitespace().collect::<Vec<_>>().join(" "), 120)
 }
 
-/// Parses what `docker buildx imagetools inspect --raw` printed: an index or a single image
-/// manifest; without `mediaType` the shape decides (`manifests`: index; `config` + `layers`:
-/// manifest). Errors name the cause: an HTML (error) page, not JSON, a registry error body
-/// (`{"errors":[...]}`), schema 1, another media type, a malformed digest ([`is_digest`]).
+/// Parses what `imagetools inspect --raw` printed: an index or an image manifest (without
+/// `mediaType`: `manifests` or `config` + `layers`); errors name what it was instead.
 pub fn parse(json: &str) -> Result<Document> {
     let trimmed = json.trim_start();
     ensure!(
@@ -249,29 +235,23 @@ pub fn parse(json: &str) -> Result<Document> {
             ),
         };
     }
-    let media_type = doc.media_type.as_str();
-    if [OCI_MANIFEST, DOCKER_MANIFEST].contains(&media_type) {
-        doc.manifests = None;
-        let config = doc
-            .config
-            .as_ref()
-            .with_context(|| format!("image manifest ({media_type}) without `config`"))?;
-        ensure!(
-            is_digest(&config.digest),
-            "image manifest has a malformed config digest `{}`",
-            config.digest
-        );
-    } else if ![OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&media_type) {
-        bail!(
-            "unsupported mediaType `{media_type}`: expected an image index ({OCI_INDEX}, \
+    match doc.media_type.as_str() {
+        t @ (OCI_MANIFEST | DOCKER_MANIFEST) => {
+            let config = doc.config.as_ref().map(|c| c.digest.as_str());
+            let d = config.with_context(|| format!("image manifest ({t}) without `config`"))?;
+            ensure!(is_digest(d), "image manifest has a malformed config digest `{d}`");
+            doc.manifests = None;
+        }
+        t @ (OCI_INDEX | DOCKER_MANIFEST_LIST) => {
+            ensure!(doc.manifests.is_some(), "index ({t}) without `manifests`")
+        }
+        t => bail!(
+            "unsupported mediaType `{t}`: expected an image index ({OCI_INDEX}, \
              {DOCKER_MANIFEST_LIST}) or an image manifest ({OCI_MANIFEST}, {DOCKER_MANIFEST})"
-        );
-    } else if doc.manifests.is_none() {
-        bail!("index ({media_type}) without `manifests`");
+        ),
     }
-    if let Some(i) = doc.entries().iter().position(|e| !is_digest(&e.digest)) {
-        let d = &doc.entries()[i].digest;
-        bail!("entry {} of the index has a malformed digest `{d}`", i + 1);
+    if let Some((i, e)) = doc.entries().iter().enumerate().find(|(_, e)| !is_digest(&e.digest)) {
+        bail!("entry {} of the index has a malformed digest `{}`", i + 1, e.digest);
     }
     Ok(doc)
 }
@@ -288,15 +268,9 @@ pub fn parse_index(json: &str) -> Result<Document> {
     Ok(doc)
 }
 
-/// [`source_digest`] of an index: a single manifest is an error.
-pub fn per_platform_digest(json: &str, platform: &Platform) -> Result<String> {
-    source_digest(json, None, platform)
-}
-
-/// The digest of `platform`'s image behind a reference: its entry when `json` is an index (a
-/// per-platform reference pushed with provenance, M1, or a multi-arch index), else `descriptor`,
-/// the manifest's own digest as the registry reports it (provenance off). Errors: the platform
-/// absent (naming what is there) or twice; a single manifest without `descriptor`.
+/// The digest of `platform`'s image behind a reference: its entry when `json` is an index (with
+/// provenance, M1), else `descriptor`, the registry's digest of the manifest. Errors: the platform
+/// absent or twice; a single manifest without `descriptor`.
 pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) -> Result<String> {
     let doc = parse(json)?;
     if !doc.is_index() {
@@ -387,7 +361,7 @@ mod tests {
             // Each per-platform reference is an index of one platform plus an attestation.
             assert_eq!(index.platforms(), [format!("linux/{arch}")]);
             assert_eq!(lines(verify(&index, &[p(arch)], None)), Vec::<String>::new(), "{arch}");
-            let digest = per_platform_digest(json, p(arch)).unwrap();
+            let digest = source_digest(json, None, p(arch)).unwrap();
             assert_eq!(source_digest(json, Some(OTHER), p(arch)).unwrap(), digest);
             children.insert(format!("linux/{arch}"), digest);
         }
@@ -399,14 +373,14 @@ mod tests {
 
     #[test]
     fn per_platform_digest_errors() {
-        let err = per_platform_digest(PER_PLATFORM_AMD64, p("arm64")).unwrap_err().to_string();
+        let err = source_digest(PER_PLATFORM_AMD64, None, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("no linux/arm64 image") && err.contains("linux/amd64"), "{err}");
-        let err = per_platform_digest(DUPLICATE, p("arm64")).unwrap_err().to_string();
+        let err = source_digest(DUPLICATE, None, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("appears 2 times"), "{err}");
-        let err = per_platform_digest(SINGLE, p("arm64")).unwrap_err().to_string();
+        let err = source_digest(SINGLE, None, p("arm64")).unwrap_err().to_string();
         assert!(err.contains("single image manifest"), "{err}");
         // A multi-arch index answers for either platform.
-        assert_eq!(per_platform_digest(INDEX_ATTESTATIONS, p("arm64")).unwrap(), ARM64_IMG);
+        assert_eq!(source_digest(INDEX_ATTESTATIONS, None, p("arm64")).unwrap(), ARM64_IMG);
     }
 
     #[test]

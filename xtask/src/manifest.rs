@@ -100,21 +100,9 @@ pub struct Source {
     pub platform_digest: String,
 }
 
-/// The index of one run: its digest (of the bytes `imagetools create --dry-run` prints) and
-/// `<repository>@<digest>`, document and sources.
-struct Planned {
-    by_digest: String,
-    digest: String,
-    doc: Document,
-    sources: Vec<Source>,
-    revision: String,
-}
-
 const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
 
-/// Whether `tag` is a name the xtask reserves: per-platform references and caches (`sha-<7
-/// hex>-<arch>`, `sha-<7 hex>-dirty-<arch>`, `buildcache-<arch>`) and the staging tags of indexes
-/// (`index-<64 hex>`).
+/// Whether `tag` is reserved: `sha-<7 hex>[-dirty]-<arch>`, `buildcache-<arch>`, `index-<64 hex>`.
 pub fn is_reserved_tag(tag: &str) -> bool {
     let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
     let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
@@ -130,9 +118,8 @@ fn staging_tag(digest: &str) -> String {
     format!("index-{}", digest.trim_start_matches("sha256:"))
 }
 
-/// The final tags: the computed ones plus `--tag`, or with a platform subset
-/// (`--partial-platforms`) only the explicit ones. `dirty` turns the `sha-<7>` tag into
-/// `sha-<7>-dirty`.
+/// The final tags: the computed ones plus `--tag` (`sha-<7>-dirty` for `dirty`), or with
+/// `--partial-platforms` only the explicit ones.
 fn final_tags(
     args: &ManifestArgs,
     ctx: &metadata::Context,
@@ -225,74 +212,45 @@ fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
     set.flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")]).collect()
 }
 
-impl Planned {
-    /// What `idx` lacks against the sources and the revision; warnings printed.
-    fn check(&self, idx: &Document, what: &str) -> Result<()> {
-        let children =
-            self.sources.iter().map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
-        let (mut errors, warnings) = index::verify(idx, &[], Some(&children.collect()));
-        warnings.iter().for_each(|w| eprintln!("{w}"));
-        if Stamp::from_annotations(&idx.annotations).revision.as_ref() != Some(&self.revision) {
-            errors.push(format!("its revision annotation is not {}", self.revision));
-        }
-        let problems = errors.join("\n");
-        ensure!(errors.is_empty(), "{what} does not verify; no final tag was written:\n{problems}");
-        Ok(())
+/// Prints the tags and platforms (JSON or a table), sets the step outputs and summary.
+fn report(
+    image: &str,
+    (digest, doc): (&str, &Document),
+    sources: &[Source],
+    (written, skipped): &moves::Plan,
+    json: bool,
+) -> Result<()> {
+    let entries = doc.entries();
+    let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
+    let value = json!({
+        "image": image,
+        "index_digest": digest,
+        "tags": written,
+        "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
+        "annotations": doc.annotations,
+        "platforms": sources.iter().map(|s| json!({
+            "platform": s.platform.name,
+            "digest": s.platform_digest,
+            "manifest_size": size(&s.platform_digest),
+            "source": s.reference,
+        })).collect::<Vec<_>>(),
+    });
+    let mut rows: Vec<Vec<String>> =
+        written.iter().map(|f| vec![f.clone(), digest.to_owned()]).collect();
+    rows.extend(skipped.iter().map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]));
+    rows.extend(sources.iter().map(|s| {
+        let d = &s.platform_digest;
+        vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
+    }));
+    let head = ["tag or platform", "digest"];
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&value)?),
+        false => println!("{}", gha::text_table(&head, &rows)),
     }
-
-    /// Pushes the index under its staging tag and verifies it by digest; then runs `tag` (the final
-    /// tags, by digest) and checks each points at it.
-    fn publish(&self, sh: &Shell, staging: &Cmd, tag: Option<&Cmd>) -> Result<()> {
-        let by_digest = &self.by_digest;
-        staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
-        let pushed = record::remote(sh, by_digest)?
-            .with_context(|| format!("{by_digest} is not in the registry after its push"))?;
-        self.check(&index::parse_index(&pushed.raw)?, by_digest)?;
-        let Some(tag) = tag else { return Ok(()) };
-        tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
-        for (_, f) in tag.args.iter().zip(&tag.args[1..]).filter(|(flag, _)| *flag == "--tag") {
-            let digest = record::remote_digest(sh, f)?;
-            ensure!(
-                digest == self.digest,
-                "{f} resolves to {digest}, not to the verified index {by_digest}"
-            );
-        }
-        Ok(())
-    }
-
-    fn report(&self, image: &str, (written, skipped): &moves::Plan, json: bool) -> Result<()> {
-        let entries = self.doc.entries();
-        let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
-        let value = json!({
-            "image": image,
-            "index_digest": self.digest,
-            "tags": written,
-            "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
-            "annotations": self.doc.annotations,
-            "platforms": self.sources.iter().map(|s| json!({
-                "platform": s.platform.name,
-                "digest": s.platform_digest,
-                "manifest_size": size(&s.platform_digest),
-                "source": s.reference,
-            })).collect::<Vec<_>>(),
-        });
-        let mut rows: Vec<Vec<String>> =
-            written.iter().map(|f| vec![f.clone(), self.digest.clone()]).collect();
-        rows.extend(skipped.iter().map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]));
-        rows.extend(self.sources.iter().map(|s| {
-            let d = &s.platform_digest;
-            vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
-        }));
-        let head = ["tag or platform", "digest"];
-        match json {
-            true => println!("{}", serde_json::to_string_pretty(&value)?),
-            false => println!("{}", gha::text_table(&head, &rows)),
-        }
-        gha::output("index-digest", &self.digest)?;
-        gha::output("tags", &written.join("\n"))?;
-        gha::output("manifest", &value.to_string())?;
-        gha::summary(&format!("### {image}\n\n{}\n", gha::markdown_table(&head, &rows)))
-    }
+    gha::output("index-digest", digest)?;
+    gha::output("tags", &written.join("\n"))?;
+    gha::output("manifest", &value.to_string())?;
+    gha::summary(&format!("### {image}\n\n{}\n", gha::markdown_table(&head, &rows)))
 }
 
 /// Runs `cargo xtask manifest [verify]`.
@@ -317,18 +275,15 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let sources = select_sources(&repo, component, &records, &ctx.sha, args.allow_dirty)
         .and_then(|s| check_sources(sh, s))
         .map_err(|problems| {
-            let registry = args.registry.as_ref().map(|r| format!(" --registry {r}"));
-            let lines: Vec<String> = problems.iter().map(|(p, w)| format!("{p}: {w}")).collect();
+            let (c, finals) = (component.name, finals.join(", "));
+            let why: Vec<String> = problems.iter().map(|(p, w)| format!("{p}: {w}")).collect();
             let archs: Vec<&str> = problems.iter().map(|(p, _)| p.arch).collect();
+            let (why, archs) = (why.join("\n  "), archs.join(","));
+            let registry: String = args.registry.iter().flat_map(|r| [" --registry ", r]).collect();
             anyhow!(
-                "refusing to write {}: no usable per-platform image for\n  {}\nNothing was written; the final tags \
-                 still point where they did. Build and push first: cargo xtask build-image --component {} \
-                 --platform {}{} --push",
-                finals.join(", "),
-                lines.join("\n  "),
-                component.name,
-                archs.join(","),
-                registry.unwrap_or_default()
+                "refusing to write {finals}: no usable per-platform image for\n  {why}\nNothing was written; the final tags \
+                 still point where they did. Build and push first: cargo xtask build-image --component {c} \
+                 --platform {archs}{registry} --push"
             )
         })?;
 
@@ -340,19 +295,26 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let sourced = sources.iter().map(|s| s.reference.clone());
     let create = Cmd::new("docker").args(CREATE).args(annotation_args(&labels)).args(sourced);
     // The bytes `--dry-run` prints, less the newline, are what is pushed (buildx 0.13.1).
-    let out =
-        create.clone().arg("--dry-run").capture_retrying(sh, "imagetools create --dry-run")?;
+    let dry_run = create.clone().arg("--dry-run");
+    let out = dry_run.capture_retrying(sh, "imagetools create --dry-run", false)?;
     ensure!(out.ok, "imagetools create --dry-run failed: {}", out.stderr.trim());
-    let out = out.stdout.trim();
-    let digest = index::sha256_digest(out.as_bytes());
-    let planned = Planned {
-        by_digest: format!("{repo}@{digest}"),
-        digest,
-        doc: index::parse_index(out)?,
-        sources,
-        revision: ctx.sha.clone(),
+    let (digest, doc) =
+        (index::sha256_digest(out.stdout.trim().as_bytes()), index::parse_index(&out.stdout)?);
+    let by_digest = format!("{repo}@{digest}");
+    let children = sources.iter().map(|s| (s.platform.name.to_owned(), s.platform_digest.clone()));
+    let children = children.collect();
+    // What an index (planned, then pushed) lacks against the sources and the revision.
+    let check = |idx: &Document, what: &str| {
+        let (mut errors, warnings) = index::verify(idx, &[], Some(&children));
+        warnings.iter().for_each(|w| eprintln!("{w}"));
+        if Stamp::from_annotations(&idx.annotations).revision.as_ref() != Some(&ctx.sha) {
+            errors.push(format!("its revision annotation is not {}", ctx.sha));
+        }
+        let problems = errors.join("\n");
+        ensure!(errors.is_empty(), "{what} does not verify; no final tag was written:\n{problems}");
+        Ok(())
     };
-    planned.check(&planned.doc, "the planned index")?;
+    check(&doc, "the planned index")?;
 
     // 3. Never backwards (R1, R2): what each final tag holds decides whether it moves.
     let held = finals.iter().map(|f| {
@@ -360,28 +322,38 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         Ok(doc.map(|d| Stamp::from_annotations(&d.annotations)))
     });
     let held = held.collect::<Result<Vec<_>>>()?;
-    let ours = Stamp::from_annotations(&planned.doc.annotations);
+    let ours = Stamp::from_annotations(&doc.annotations);
     let history = |a: &str, b: &str| moves::is_ancestor(sh, a, b);
     let plan = moves::plan(&finals, &ours, &held, args.force, &history);
     let (write, skipped) = &plan;
     for (tag, why) in skipped {
         gha::notice(&format!("{tag} not moved: {why}"));
     }
-    let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&planned.digest)));
+    let staging = create.opt("--tag", format!("{repo}:{}", staging_tag(&digest)));
     let tag = Cmd::new("docker").args(CREATE).args(write.iter().flat_map(|f| ["--tag", f]));
-    let tag = (!write.is_empty()).then(|| tag.arg(&planned.by_digest));
+    let tag = (!write.is_empty()).then(|| tag.arg(&by_digest));
     if args.dry_run {
         println!("{staging}");
         tag.iter().for_each(|t| println!("{t}"));
         return Ok(());
     }
-    planned.publish(sh, &staging, tag.as_ref())?;
-    planned.report(&component.image_name(), &plan, args.json)
+    // 4. The index under its staging tag, verified by digest; then the final tags, each checked.
+    staging.run_retrying(sh, &format!("imagetools create {by_digest}"))?;
+    let pushed = record::remote(sh, &by_digest)?
+        .with_context(|| format!("{by_digest} is not in the registry after its push"))?;
+    check(&index::parse_index(&pushed.raw)?, &by_digest)?;
+    if let Some(tag) = tag {
+        tag.run_retrying(sh, &format!("tagging {by_digest}"))?;
+        for f in write {
+            let d = record::remote_digest(sh, f)?;
+            ensure!(d == digest, "{f} resolves to {d}, not to the verified index {by_digest}");
+        }
+    }
+    report(&component.image_name(), (&digest, &doc), &sources, &plan, args.json)
 }
 
-/// `cargo xtask manifest verify REF | --from-file FILE [--rebuild]`: exit 0 only when the index
-/// holds exactly the expected platforms (attestations ignored, duplicates refused) and, with
-/// `--rebuild`, each platform rebuilds to the digest the index lists.
+/// `manifest verify`: the index holds exactly the expected platforms (attestations ignored,
+/// duplicates refused); with `--rebuild` each rebuilds to the digest listed.
 fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     let (what, raw) = match (&args.reference, &args.from_file) {
         (_, Some(file)) => (
@@ -406,9 +378,8 @@ fn verify_cmd(sh: &Shell, args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the commit of `idx`'s revision annotation for its platforms: a clean temporary checkout
-/// (`git worktree add`), this xtask's `build-image --push` to `registry` with a fresh
-/// `--cache-epoch` (cold); then compares each platform's image digest with the index's.
+/// Rebuilds the commit of `idx`'s revision annotation cold in a clean `git worktree`, pushing to
+/// `registry`, and compares each platform's digest with the index's.
 fn rebuild(sh: &Shell, reference: &str, idx: &Document, registry: &str) -> Result<()> {
     let get = |k: &str| idx.annotations.get(&format!("org.opencontainers.image.{k}"));
     let (Some(rev), Some(title)) = (get("revision"), get("title")) else {

@@ -72,8 +72,8 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     Ok(())
 }
 
-/// Pushes one per-commit reference (retrying transient registry errors) under the leg's lock and
-/// records what the local tag and the registry hold, both read back; returns the pushed digest.
+/// Pushes one per-commit reference under the leg's lock and records what the local tag and the
+/// registry hold; returns the pushed digest.
 pub fn push_one(sh: &Shell, c: &Component, p: &Platform, reference: &str) -> Result<String> {
     let _lock = record::lock(reference, c, p)?;
     let mut rec = record::load_checked(sh, reference, c, p)?

@@ -57,10 +57,8 @@ pub struct BuildRecord {
     pub dirty: bool,
 }
 
-/// The record file of one leg; `reference` is any reference or repository of the leg (its registry
-/// is what precedes the last `/`). The registry is percent-encoded (every byte outside
-/// `[A-Za-z0-9.-]` as `%XX`), so `localhost:5000/bkx/y` and `localhost:5000/bkx_y` never share a
-/// file.
+/// The record file of the leg of `reference` (any reference or repository of it); its registry
+/// percent-encoded (bytes outside `[A-Za-z0-9.-]` as `%XX`): `a/b/y` and `a/b_y` never share one.
 pub fn path(reference: &str, component: &Component, platform: &Platform) -> PathBuf {
     let registry = reference.rsplit_once('/').map_or("", |(r, _)| r).to_ascii_lowercase();
     let keep = |b: &u8| b.is_ascii_alphanumeric() || b"-.".contains(b);
@@ -84,8 +82,8 @@ pub fn lock(reference: &str, component: &Component, platform: &Platform) -> Resu
     Ok(f)
 }
 
-/// Reads the record of one leg as stored; `Ok(None)` when there is none. An empty or unreadable one
-/// is reported, moved aside to `<file>.corrupt-<unix time>` and treated as absent.
+/// The record of one leg as stored, `None` when there is none; an unreadable one is reported,
+/// moved aside to `<file>.corrupt-<unix time>` and treated as absent.
 pub fn load(reference: &str, c: &Component, p: &Platform) -> Result<Option<BuildRecord>> {
     load_file(&path(reference, c, p))
 }
@@ -95,25 +93,21 @@ fn load_file(p: &Path) -> Result<Option<BuildRecord>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         text => text.with_context(|| format!("reading {}", p.display()))?,
     };
-    let e = match serde_json::from_str(&text) {
-        Ok(r) => return Ok(Some(r)),
-        Err(e) => e,
-    };
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let aside = p.with_extension(format!("json.corrupt-{secs}"));
-    std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
-    eprintln!(
-        "warning: the record {} was unreadable ({e}); moved aside to {}; \
-         the next build of this leg writes a new one",
-        p.display(),
-        aside.display()
-    );
-    Ok(None)
+    serde_json::from_str(&text).map(Some).or_else(|e| {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = p.with_extension(format!("json.corrupt-{secs}"));
+        std::fs::rename(p, &aside).with_context(|| format!("moving aside {}", p.display()))?;
+        let (p, aside) = (p.display(), aside.display());
+        eprintln!(
+            "warning: the record {p} was unreadable ({e}); moved aside to {aside}; \
+             the next build of this leg writes a new one"
+        );
+        Ok(None)
+    })
 }
 
-/// The record of one leg compared with what the engine's local tag and the registry hold under its
-/// reference; one that disagrees is reported, corrected and rewritten. Engine or registry
-/// unreachable: an error (nothing can be known). Take [`lock`] first.
+/// [`load`], compared with what the local tag and the registry hold (unreachable: an error);
+/// one that disagrees is reported, corrected and rewritten. Take [`lock`] first.
 pub fn load_checked(
     sh: &Shell,
     reference: &str,
@@ -128,9 +122,7 @@ pub fn load_checked(
     rec.pushed_digest = remote(sh, &rec.reference)?.map(|r| r.digest);
     let drift = drift(&stored, &rec);
     if !drift.is_empty() {
-        if rec.digest != stored.digest {
-            rec.size_bytes = None;
-        }
+        rec.size_bytes = rec.size_bytes.filter(|_| rec.digest == stored.digest);
         eprintln!(
             "warning: the record {} did not say what is there ({}); re-read and rewritten",
             path(reference, c, p).display(),
@@ -141,8 +133,7 @@ pub fn load_checked(
     Ok(Some(rec))
 }
 
-/// What differs between a stored record and the same record re-read from the engine and the
-/// registry, in words.
+/// What differs between a stored record and the same one re-read, in words.
 pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     let show = |d: &Option<String>| d.clone().unwrap_or_else(|| "nothing".into());
     [
@@ -155,8 +146,7 @@ pub fn drift(stored: &BuildRecord, now: &BuildRecord) -> Vec<String> {
     .collect()
 }
 
-/// Writes the record of one leg (pretty JSON) atomically: a temporary file in the same directory,
-/// renamed.
+/// Writes the record of one leg (pretty JSON) atomically: a temporary file, renamed.
 pub fn save(component: &Component, platform: &Platform, record: &BuildRecord) -> Result<()> {
     save_file(&path(&record.reference, component, platform), record)
 }
@@ -204,13 +194,12 @@ pub struct Remote {
     pub digest: String,
 }
 
-/// Reads `reference` from its registry: `Ok(None)` only when the registry answers that it does not
-/// have it; every other failure (credentials, DNS, plain HTTP, nothing listening) is an error with
-/// its diagnosis.
+/// Reads `reference` from its registry: `None` only when the registry says it has none; any other
+/// failure (credentials, DNS, plain HTTP, nothing listening) is an error with its diagnosis.
 pub fn remote(sh: &Shell, reference: &str) -> Result<Option<Remote>> {
     let out = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--raw", reference])
-        .capture_retrying(sh, &format!("reading {reference}"))?;
+        .capture_retrying(sh, &format!("reading {reference}"), false)?;
     if !out.ok {
         if is_missing(&out.stderr) {
             return Ok(None);
@@ -235,7 +224,7 @@ pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     let what = format!("reading the digest of {reference}");
     let json = Cmd::new("docker")
         .args(["buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference])
-        .capture_retrying(sh, &what)?;
+        .capture_retrying(sh, &what, false)?;
     ensure!(json.ok, "{what} from the registry: {}", json.stderr.trim());
     let json = json.stdout.trim();
     let d: index::Entry = serde_json::from_str(json)
@@ -244,8 +233,7 @@ pub fn remote_digest(sh: &Shell, reference: &str) -> Result<String> {
     Ok(d.digest)
 }
 
-/// Refuses `reference` built from a dirty tree unless `allow_dirty`: a dirty tree is never
-/// published as its commit (`push`, `manifest`).
+/// Refuses `reference` built from a dirty tree unless `allow_dirty` (`push`, `manifest`).
 pub fn check_clean(reference: &str, dirty: bool, allow_dirty: bool) -> Result<()> {
     ensure!(
         !dirty || allow_dirty,
@@ -261,8 +249,7 @@ pub fn tree_dirty(sh: &Shell) -> Result<bool> {
     Ok(out.ok && !out.stdout.trim().is_empty())
 }
 
-/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`
-/// for a dirty tree (never a release build's).
+/// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`.
 pub fn reference(
     registry: &str,
     c: &Component,

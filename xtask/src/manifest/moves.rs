@@ -59,12 +59,8 @@ pub fn decide(
         ));
     }
     let time = |t: &Option<String>| t.as_deref()?.parse::<jiff::Timestamp>().ok();
-    match (time(&ours.created), time(&held.created)) {
-        (Some(o_t), Some(h_t)) if o_t < h_t => {
-            Some(format!("{tag} holds commit {h7} from {h_t}, newer than {o7} from {o_t}"))
-        }
-        _ => None,
-    }
+    let (o_t, h_t) = (time(&ours.created)?, time(&held.created)?);
+    (o_t < h_t).then(|| format!("{tag} holds commit {h7} from {h_t}, newer than {o7} from {o_t}"))
 }
 
 /// The tags to write and the skipped ones with their reason.
