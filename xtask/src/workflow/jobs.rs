@@ -29,7 +29,7 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
     if manifests.is_empty() {
         let per_platform = |c: &&FoundCall| c.call.is(&["build-image"]) || c.call.is(&["push"]);
         if cx.calls.iter().filter(per_platform).any(|c| c.call.pushes()) {
-            cx.report(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job");
+            cx.report(Rule::Manifest, wf.line(&[Seg::Key("jobs")], None), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job");
         }
         return;
     }

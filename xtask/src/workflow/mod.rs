@@ -1,11 +1,7 @@
 //! GitHub workflow files as typed data (the subset brokkr's checks and
 //! `workflow run` use), matrix expansion, and the evaluation scope of a step.
-//! Pure: the commands in [`validate`] and [`run`] read files and pass text in.
-//!
-//! YAML is read with serde_yaml, which follows YAML 1.2: the trigger key `on`
-//! is the string `"on"` (a YAML 1.1 loader would read it as boolean `true`),
-//! and only `true`/`false` are booleans. serde_yaml keeps no positions, so
-//! line numbers come from [`locate`] on the file text.
+//! serde_yaml follows YAML 1.2 (`on` is a string, only `true`/`false` are
+//! booleans) and keeps no positions: line numbers come from [`locate`].
 
 pub mod calls;
 pub mod expr;
@@ -114,7 +110,8 @@ pub type Pairs = IndexMap<String, Text>;
 pub enum On {
     One(String),
     List(Vec<String>),
-    Map(IndexMap<String, Option<EventConfig>>),
+    /// Event names to their configuration (filters; `schedule:` is a list).
+    Map(IndexMap<String, Value>),
     Other(Value),
 }
 
@@ -130,14 +127,6 @@ pub struct Filters {
     pub paths_ignore: Option<List>,
 }
 
-/// The value under an event key: filters, or something else (`schedule:` is a list).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum EventConfig {
-    Filters(Filters),
-    Other(Value),
-}
-
 /// `permissions:`: `write-all` / `read-all`, or scopes.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -145,16 +134,6 @@ pub enum Permissions {
     All(String),
     Scopes(IndexMap<String, Text>),
     Other(Value),
-}
-
-impl Permissions {
-    pub fn packages_write(&self) -> bool {
-        match self {
-            Permissions::All(s) => s == "write-all",
-            Permissions::Scopes(m) => m.get("packages").is_some_and(|v| v.0 == "write"),
-            Permissions::Other(_) => false,
-        }
-    }
 }
 
 /// `strategy.matrix`: literal axes with `include`/`exclude`, or an expression.
@@ -297,42 +276,30 @@ impl Workflow {
     }
 
     /// Whether `on:` (in any of its forms) has `event`, and its filters if any.
-    pub fn trigger(&self, event: &str) -> Option<Option<&Filters>> {
+    pub fn trigger(&self, event: &str) -> Option<Option<Filters>> {
         match &self.on {
             Some(On::One(e)) => (e == event).then_some(None),
             Some(On::List(es)) => es.iter().any(|e| e == event).then_some(None),
-            Some(On::Map(m)) => m.get(event).map(|c| match c {
-                Some(EventConfig::Filters(f)) => Some(f),
-                _ => None,
-            }),
+            Some(On::Map(m)) => m.get(event).map(|c| serde_yaml::from_value(c.clone()).ok()),
             _ => None,
         }
     }
 
-    /// Line of a node (see [`locate::locate`]).
-    pub fn line(&self, path: &[Seg<'_>]) -> usize {
-        locate::locate(&self.text, path)
-    }
-
-    fn line_under<'a>(&self, mut path: Vec<Seg<'a>>, key: Option<&'a str>) -> usize {
-        path.extend(key.map(Seg::Key));
-        self.line(&path)
-    }
-
-    /// Line of `on.<event>` or of a key under it.
-    pub fn on_line(&self, event: &str, key: Option<&str>) -> usize {
-        self.line_under(vec![Seg::Key("on"), Seg::Key(event)], key)
+    /// Line of the node at `path`, or of `key` under it (see [`locate::locate`]).
+    pub fn line(&self, path: &[Seg<'_>], key: Option<&str>) -> usize {
+        let path: Vec<Seg<'_>> = path.iter().copied().chain(key.map(Seg::Key)).collect();
+        locate::locate(&self.text, &path)
     }
 
     /// Line of a key under a job (`None`: the job's own line).
     pub fn job_line(&self, job: &Job, key: Option<&str>) -> usize {
-        self.line_under(vec![Seg::Key("jobs"), Seg::Key(&job.id)], key)
+        self.line(&[Seg::Key("jobs"), Seg::Key(&job.id)], key)
     }
 
     /// Line of a step (its `- ` line), or of a key inside it.
     pub fn step_line(&self, job: &Job, step: &Step, key: Option<&str>) -> usize {
         let p = [Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("steps"), Seg::Index(step.index)];
-        self.line_under(p.to_vec(), key)
+        self.line(&p, key)
     }
 
     /// Line on which line `n` (0-based) of a step's run script is written:

@@ -134,7 +134,7 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
         } else if let Some(name) = k.as_str().filter(|n| !TOP_KEYS.contains(n)) {
             let hint = calls::did_you_mean(calls::closest(name, TOP_KEYS.iter().copied()));
             let msg = format!("unknown top-level key `{name}`{hint}");
-            cx.report(Rule::Syntax, wf.line(&[Seg::Key(name)]), msg);
+            cx.report(Rule::Syntax, wf.line(&[Seg::Key(name)], None), msg);
         }
     }
     if wf.jobs.is_none() {
@@ -179,7 +179,7 @@ fn check_calls(cx: &mut Ctx<'_>) {
 /// W2: their path filters keep every image input.
 fn check_triggers(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
-    let on_line = wf.line(&[Seg::Key("on")]);
+    let on_line = wf.line(&[Seg::Key("on")], None);
     match &wf.on {
         None if wf.keys.contains(&Value::Bool(true)) => return,
         None => {
@@ -200,7 +200,7 @@ fn check_triggers(cx: &mut Ctx<'_>) {
     for (event, missing) in ["push", "pull_request"].into_iter().zip(missing) {
         match wf.trigger(event) {
             None => cx.report(Rule::Triggers, on_line, missing),
-            Some(f) => f.into_iter().for_each(|f| check_filters(cx, event, f)),
+            Some(f) => f.into_iter().for_each(|f| check_filters(cx, event, &f)),
         }
     }
 }
@@ -208,7 +208,7 @@ fn check_triggers(cx: &mut Ctx<'_>) {
 /// The branch (W1) and path (W2) filters of `on.<event>`.
 fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
     let wf = cx.wf;
-    let line = |k: Option<&str>| wf.on_line(event, k);
+    let line = |k: Option<&str>| wf.line(&[Seg::Key("on"), Seg::Key(event)], k);
     if f.branches.is_some() && f.branches_ignore.is_some() {
         let msg = format!("`on.{event}` has both `branches` and `branches-ignore`, which GitHub rejects; keep one");
         cx.report(Rule::Triggers, line(None), msg);
@@ -295,10 +295,9 @@ fn check_matrix(cx: &mut Ctx<'_>, job: &Job) {
         if parts.is_empty() {
             continue;
         }
-        let mut p =
-            vec![Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("strategy"), Seg::Key("matrix")];
-        p.extend(listed.contains_key(*key).then_some(Seg::Key(key)));
-        cx.report(Rule::Matrix, cx.wf.line(&p), format!(
+        let p = [Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("strategy"), Seg::Key("matrix")];
+        let line = cx.wf.line(&p, listed.contains_key(*key).then_some(*key));
+        cx.report(Rule::Matrix, line, format!(
             "matrix `{key}` of job `{}` differs from the xtask's {key}s ({}): {}; list exactly the ones in xtask/src/project.rs",
             job.id, all.join(", "), parts.join("; ")
         ));
@@ -356,6 +355,14 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
     job.steps.iter().filter_map(|s| Some((s.index, pushes(s)?))).collect()
 }
 
+fn packages_write(p: &Permissions) -> bool {
+    match p {
+        Permissions::All(s) => s == "write-all",
+        Permissions::Scopes(m) => m.get("packages").is_some_and(|v| v.0 == "write"),
+        Permissions::Other(_) => false,
+    }
+}
+
 /// The line to fix a job's `permissions:` at.
 fn permissions_line(wf: &Workflow, job: &Job) -> usize {
     wf.job_line(job, job.permissions.as_ref().map(|_| "permissions"))
@@ -371,7 +378,7 @@ fn check_permissions(cx: &mut Ctx<'_>, job: &Job) {
         (None, Some(p)) => (Some(p), "the workflow's `permissions:`"),
         (None, None) => (None, "no `permissions:` (the repository default may be read-only)"),
     };
-    if !effective.is_some_and(Permissions::packages_write) {
+    if !effective.is_some_and(packages_write) {
         cx.report(Rule::Permissions, permissions_line(wf, job), format!(
             "job `{}` pushes images ({}) but its GITHUB_TOKEN has no `packages: write` under {whose}; add `permissions: {{contents: read, packages: write}}` to the job",
             job.id, job.steps[si].label()
@@ -403,7 +410,7 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>, job: &Job) {
     let wf = cx.wf;
     let pushes = pushing_steps(cx, job);
     let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
-    if job_builds(cx, job) && perms.is_some_and(Permissions::packages_write) {
+    if job_builds(cx, job) && perms.is_some_and(packages_write) {
         cx.report(Rule::PullRequestToken, permissions_line(wf, job), format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
     }
     let exports: Vec<usize> = cx
