@@ -322,7 +322,7 @@ pub fn leg_label(leg: &Leg) -> String {
     parts.join(", ")
 }
 
-pub(super) fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
+pub(super) fn leg_get<'a>(leg: &'a [(String, String)], key: &str) -> Option<&'a str> {
     leg.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
@@ -379,7 +379,7 @@ pub type Outer<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
 /// What `${{ }}` and `$VAR` resolve to for one step of one leg.
 pub struct Scope<'a> {
     pub outer: Outer<'a>,
-    pub leg: &'a Leg,
+    pub leg: &'a [(String, String)],
     /// The environment built so far (workflow, job, step `env:`).
     pub env: Vec<(String, String)>,
     /// What an unknown value becomes ([`calls::UNKNOWN`]); `None`: an error.
@@ -394,7 +394,7 @@ impl<'a> Scope<'a> {
         wf: &Workflow,
         job: &Job,
         step: Option<&Step>,
-        leg: &'a Leg,
+        leg: &'a [(String, String)],
         outer: Outer<'a>,
         unknown: Option<&'a str>,
     ) -> (Scope<'a>, Vec<String>) {
@@ -438,11 +438,6 @@ impl<'a> Scope<'a> {
         let s = self.substitute(script)?;
         let env = |k: &str| self.env_var(k).map(str::to_owned);
         Ok(calls::commands(&s, &env, self.unknown))
-    }
-
-    /// An `if:` condition; `None` when it depends on something unknown.
-    pub fn condition(&self, cond: &str) -> Result<Option<bool>, String> {
-        expr::condition(cond, &|p| self.resolve(p))
     }
 }
 
