@@ -380,8 +380,8 @@ pub type Outer<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
 pub struct Scope<'a> {
     pub outer: Outer<'a>,
     pub leg: &'a [(String, String)],
-    /// The environment built so far (workflow, job, step `env:`).
-    pub env: Vec<(String, String)>,
+    /// The environment built so far (workflow, job, step `env:`; the last setting wins).
+    pub env: IndexMap<String, String>,
     /// What an unknown value becomes ([`calls::UNKNOWN`]); `None`: an error.
     pub unknown: Option<&'a str>,
 }
@@ -398,12 +398,12 @@ impl<'a> Scope<'a> {
         outer: Outer<'a>,
         unknown: Option<&'a str>,
     ) -> (Scope<'a>, Vec<String>) {
-        let mut s = Scope { outer, leg, env: Vec::new(), unknown };
+        let mut s = Scope { outer, leg, env: IndexMap::new(), unknown };
         let mut failed = Vec::new();
         for pairs in [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)].into_iter().flatten() {
             for (k, v) in pairs {
                 match s.substitute(&v.0) {
-                    Ok(v) => s.env.push((k.clone(), v)),
+                    Ok(v) => drop(s.env.insert(k.clone(), v)),
                     Err(_) => failed.push(k.clone()),
                 }
             }
@@ -416,16 +416,10 @@ impl<'a> Scope<'a> {
     pub fn resolve(&self, path: &str) -> Option<Evaluation> {
         let v = match path.split_once('.') {
             Some(("matrix", k)) => leg_get(self.leg, k),
-            Some(("env", k)) => self.env_var(k),
+            Some(("env", k)) => self.env.get(k).map(String::as_str),
             _ => return (self.outer)(path),
         };
         Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
-    }
-
-    /// An environment variable of the scope (the last setting wins).
-    pub fn env_var(&self, k: &str) -> Option<&str> {
-        let found = self.env.iter().rev().find(|(n, _)| n == k);
-        found.map(|(_, v)| v.as_str())
     }
 
     /// `s` with every `${{ }}` replaced.
@@ -436,7 +430,7 @@ impl<'a> Scope<'a> {
     /// The commands of a run script, `${{ }}` and `$VAR` taken from this scope.
     pub fn commands(&self, script: &str) -> Result<Vec<calls::Command>, String> {
         let s = self.substitute(script)?;
-        let env = |k: &str| self.env_var(k).map(str::to_owned);
+        let env = |k: &str| self.env.get(k).cloned();
         Ok(calls::commands(&s, &env, self.unknown))
     }
 }

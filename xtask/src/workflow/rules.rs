@@ -17,13 +17,6 @@ use super::{Filters, Matrix, Permissions, Text, Workflow};
 use crate::buildx::Strategy;
 use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
 
-/// What the rules compare a workflow with: the xtask's CLI (`Cli::command()`)
-/// and the image inputs (the workflow file itself is added per file).
-pub struct Expected<'a> {
-    pub cli: &'a clap::Command,
-    pub image_inputs: &'a [ImageInput],
-}
-
 /// The branches pushes must build, as the project's branching model says.
 pub const PUSH_BRANCHES: &[&str] = &["main", "develop"];
 
@@ -40,7 +33,8 @@ pub(super) struct FoundCall {
 
 pub(super) struct Ctx<'a> {
     pub wf: &'a Workflow,
-    pub exp: &'a Expected<'a>,
+    pub cli: &'a clap::Command,
+    pub image_inputs: &'a [ImageInput],
     pub out: Vec<Diagnostic>,
     pub calls: Vec<FoundCall>,
 }
@@ -93,11 +87,12 @@ fn scope<'a>(wf: &Workflow, job: &Job, step: Option<&Step>, leg: &'a Leg) -> Sco
     Scope::of(wf, job, step, leg, &|_| None, Some(UNKNOWN)).0
 }
 
-/// Checks a workflow; diagnostics sorted by line. Rules about building
-/// images (triggers, path filters, matrix, manifest) apply only to a
-/// workflow that builds or pushes images; the others apply to every file.
-pub fn check(wf: &Workflow, exp: &Expected<'_>) -> Vec<Diagnostic> {
-    let mut cx = Ctx { wf, exp, out: Vec::new(), calls: Vec::new() };
+/// Checks a workflow against the xtask's CLI (`Cli::command()`) and the image
+/// inputs; diagnostics sorted by line. Rules about building images (triggers,
+/// path filters, matrix, manifest) apply only to a workflow that builds or
+/// pushes images; the others apply to every file.
+pub fn check(wf: &Workflow, cli: &clap::Command, image_inputs: &[ImageInput]) -> Vec<Diagnostic> {
+    let mut cx = Ctx { wf, cli, image_inputs, out: Vec::new(), calls: Vec::new() };
     check_calls(&mut cx);
     check_top_keys(&mut cx);
     let images = wf.jobs().any(|j| job_builds(&cx, j) || !pushing_steps(&cx, j).is_empty());
@@ -165,7 +160,7 @@ fn check_calls(cx: &mut Ctx<'_>) {
                         }
                         continue;
                     };
-                    let (call, problems) = calls::parse_xtask(cx.exp.cli, args);
+                    let (call, problems) = calls::parse_xtask(cx.cli, args);
                     problems.into_iter().for_each(|p| cx.report(Rule::Cli, line, p));
                     let (job, step) = (job.id.clone(), step.index);
                     cx.calls.extend(call.map(|call| FoundCall { job, step, line, call }));
@@ -239,7 +234,7 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
         );
         return cx.report(Rule::Paths, line(None), msg);
     }
-    let mut inputs: Vec<ImageInput> = cx.exp.image_inputs.to_vec();
+    let mut inputs: Vec<ImageInput> = cx.image_inputs.to_vec();
     let all: BTreeSet<String> = inputs.iter().flat_map(|i| i.images.clone()).collect();
     let images: Vec<String> = all.into_iter().collect();
     let n = images.len();

@@ -488,7 +488,7 @@ impl Planner<'_> {
                     let github = github_vars(ctx, wf, &job.id).into_iter();
                     let github = github.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
                     let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
-                    let all = fixed.chain(github).chain(scope.env.iter().cloned()).chain(cmd.assignments());
+                    let all = fixed.chain(github).chain(scope.env.clone()).chain(cmd.assignments());
                     // Last one wins, as in the shell; the first position stays, for reading.
                     let env: IndexMap<String, String> =
                         all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]).collect();
