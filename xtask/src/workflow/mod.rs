@@ -326,13 +326,11 @@ pub(super) fn leg_get<'a>(leg: &'a [(String, String)], key: &str) -> Option<&'a 
     leg.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// Expands `strategy.matrix` as GitHub does ("Using a matrix for your jobs"):
-/// the product of the axes (the first varies slowest), minus `exclude`
-/// entries (an entry removes every combination it matches), then each
-/// `include` entry is merged into every combination whose original values
-/// it matches (adding keys, never overwriting an original value), or added
-/// as a combination of its own when it matches none. No matrix is one empty
-/// leg. A matrix given as an expression (`fromJSON(...)`) is an error.
+/// Expands `strategy.matrix` as GitHub does ("Using a matrix for your jobs"): the
+/// product of the axes (the first varies slowest) minus `exclude` matches; each
+/// `include` extends the combinations whose original values it matches (never
+/// overwriting one) or is a combination of its own. No matrix is one empty leg;
+/// a matrix given as an expression (`fromJSON(...)`) is an error.
 pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
     let Some(Matrix::Literal { include, exclude, axes }) = matrix else {
         return match matrix {

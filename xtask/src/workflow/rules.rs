@@ -468,11 +468,7 @@ pub fn runner_arch(labels: &[String]) -> &'static str {
     let arm = labels.iter().map(|l| l.to_ascii_lowercase()).any(|l| {
         l.ends_with("-arm") || l.contains("arm64") || l.contains("aarch64") || l.contains("-arm-")
     });
-    if arm {
-        "arm64"
-    } else {
-        "amd64"
-    }
+    ["amd64", "arm64"][usize::from(arm)]
 }
 
 /// The build steps of each leg of a job, from their options (build action

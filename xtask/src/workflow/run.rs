@@ -1,9 +1,8 @@
-//! `cargo xtask workflow run`: runs a GitHub workflow's `cargo xtask` steps here,
-//! in GitHub's order and environment, against the loopback registry. [`plan`]
-//! (pure) evaluates `if:` and `${{ }}`/`$VAR` per job, leg and step; [`walk`]
-//! runs the plan as GitHub would: a job's `if:` sees its needs' results, every
-//! leg runs when another failed (`fail-fast: false`), a failed step skips the
-//! rest of its leg. Artifacts stay in `target/xtask/images/`.
+//! `cargo xtask workflow run`: runs a workflow's `cargo xtask` steps here, in GitHub's
+//! order and environment, against the loopback registry. [`plan`] (pure) evaluates
+//! `if:` and `${{ }}`/`$VAR` per job, leg and step; [`walk`] runs it as GitHub would:
+//! a job's `if:` sees its needs' results, every leg runs when another failed
+//! (`fail-fast: false`), a failed step skips the rest of its leg.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -132,9 +131,8 @@ pub struct RunContext {
     pub fail_legs: Vec<String>,
 }
 
-/// A job of the plan. `runs` says whether its `if:` lets it run when its
-/// needs all succeeded, when one failed, and when one was skipped; a job
-/// that runs in none has no legs.
+/// A job of the plan. `runs`: whether its `if:` lets it run when its needs all
+/// succeeded, when one failed, when one was skipped (in none: no legs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedJob {
     pub id: String,

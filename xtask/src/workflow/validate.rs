@@ -111,9 +111,7 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
         print!("{}", out.stdout);
         eprint!("{}", out.stderr);
         println!("{tool}: {}", if out.ok { "ok" } else { "failed" });
-        if !out.ok {
-            failed.push(*tool);
-        }
+        failed.extend((!out.ok).then_some(*tool));
     }
     if errors > 0 {
         bail!("{errors} error(s) in the workflow files");
