@@ -71,15 +71,19 @@ impl fmt::Display for Diagnostic {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Text(pub String);
 
+fn text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => String::new(),
+        v => serde_json::to_string(&v).unwrap_or_default(),
+    }
+}
+
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Text(match Value::deserialize(d)? {
-            Value::String(s) => s,
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) => n.to_string(),
-            Value::Null => String::new(),
-            v => serde_json::to_string(&v).unwrap_or_default(),
-        }))
+        Value::deserialize(d).map(|v| Text(text(v)))
     }
 }
 
@@ -89,16 +93,9 @@ pub struct List(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for List {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Many(Vec<Text>),
-            One(Text),
-        }
-        Ok(List(match Form::deserialize(d)? {
-            Form::Many(v) => v.into_iter().map(|t| t.0).collect(),
-            Form::One(t) if t.0.is_empty() => Vec::new(),
-            Form::One(t) => vec![t.0],
+        Ok(List(match Value::deserialize(d)? {
+            Value::Sequence(v) => v.into_iter().map(text).collect(),
+            v => Some(text(v)).filter(|t| !t.is_empty()).into_iter().collect(),
         }))
     }
 }
