@@ -29,7 +29,7 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
     if manifests.is_empty() {
         let per_platform = |c: &&FoundCall| c.call.is(&["build-image"]) || c.call.is(&["push"]);
         if cx.calls.iter().filter(per_platform).any(|c| c.call.pushes()) {
-            cx.error(Rule::Manifest, wf.line(&[Seg::Key("jobs")]), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job");
+            cx.report(Rule::Manifest, wf.line(&[Seg::Key("jobs")], None), "the workflow pushes per-platform images but no job runs `cargo xtask manifest`, so no multi-arch tag is ever written; add a `create-manifest` job that `needs:` the build job");
         }
         return;
     }
@@ -48,11 +48,11 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
             && !["always()", "cancelled()", "failure()"].iter().any(|f| cond.contains(f))
         {
             let line = wf.job_line(job, Some(if job.cond.is_some() { "if" } else { "needs" }));
-            cx.error(Rule::Manifest, line, format!("manifest job `{}` runs only when every leg it needs succeeded, so one failed leg holds back every component; add `if: ${{{{ !cancelled() && ... }}}}` (manifest refuses a component whose records are missing)", job.id));
+            cx.report(Rule::Manifest, line, format!("manifest job `{}` runs only when every leg it needs succeeded, so one failed leg holds back every component; add `if: ${{{{ !cancelled() && ... }}}}` (manifest refuses a component whose records are missing)", job.id));
         }
         for b in builds.iter().filter(|b| !reach.contains(b.id.as_str())) {
             let line = wf.job_line(job, (!job.needs.0.is_empty()).then_some("needs"));
-            cx.error(Rule::Manifest, line, format!("manifest job `{}` does not `needs:` the build job `{}`, so it can run before the per-platform images exist; add `needs: {}`", job.id, b.id, b.id));
+            cx.report(Rule::Manifest, line, format!("manifest job `{}` does not `needs:` the build job `{}`, so it can run before the per-platform images exist; add `needs: {}`", job.id, b.id, b.id));
         }
     }
     let mut covered: BTreeSet<&str> = BTreeSet::new();
@@ -60,21 +60,21 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
     for (line, call) in manifest.map(|c| (c.line, c.call.clone())).collect::<Vec<_>>() {
         let Some(component) = call.get::<&'static Component>("component") else {
             let msg = "`cargo xtask manifest` without `--component`: publish each component on its own (a matrix over `component`, `--component \"$COMPONENT\"`) so one component's failed leg does not hold back the other";
-            return cx.error(Rule::Manifest, line, msg);
+            return cx.report(Rule::Manifest, line, msg);
         };
         covered.insert(component.name);
         let given = call.get::<PlatformList>("platform");
         let left_out = |p: &&str| given.is_some_and(|l| !l.0.iter().any(|x| x.name == *p));
         let missing: Vec<&str> = PLATFORMS.iter().map(|p| p.name).filter(left_out).collect();
         if !missing.is_empty() {
-            cx.error(Rule::Manifest, line, format!("`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`", quoted(&missing), project::platform_names()));
+            cx.report(Rule::Manifest, line, format!("`cargo xtask manifest --platform` leaves out {}: the final tags must cover every platform the project declares ({}); drop `--platform`", quoted(&missing), project::platform_names()));
         }
     }
     let missing: Vec<&str> =
         COMPONENTS.iter().map(|c| c.name).filter(|n| !covered.contains(n)).collect();
     if !missing.is_empty() {
         let first = manifests[0];
-        cx.error(Rule::Manifest, wf.job_line(first, None), format!("the manifest job `{}` never combines {}: those images get per-platform tags but no multi-arch tag; cover every component ({})", first.id, quoted(&missing), project::component_names()));
+        cx.report(Rule::Manifest, wf.job_line(first, None), format!("the manifest job `{}` never combines {}: those images get per-platform tags but no multi-arch tag; cover every component ({})", first.id, quoted(&missing), project::component_names()));
     }
 }
 
@@ -82,35 +82,29 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
 /// reach every later step of a job: the action exposing them comes after
 /// the xtask is compiled, directly before the one `run:` step that builds
 /// with `--cache gha`, and only artifact uploads follow that step.
-pub(super) fn check_cache_runtime(cx: &mut Ctx<'_>) {
+pub(super) fn check_cache_runtime(cx: &mut Ctx<'_>, job: &Job) {
     let wf = cx.wf;
-    for job in wf.jobs() {
-        let gha: BTreeSet<usize> = cx
-            .calls_in(job)
-            .filter(|c| c.call.raw("cache") == Some("gha"))
-            .map(|c| c.step)
-            .collect();
-        let at = |i: usize| wf.step_line(job, &job.steps[i], None);
-        let what = |i: usize| step_in(job, &job.steps[i]);
-        let Some(rt) = job.steps.iter().position(|s| s.uses_action(RUNTIME_ACTION)) else {
-            let first = cx.calls_in(job).find(|c| gha.contains(&c.step)).map(|c| c.line);
-            if let Some(line) = first {
-                cx.error(Rule::CacheRuntime, line, format!("`--cache gha` needs ACTIONS_RUNTIME_TOKEN, which `run:` steps do not get: add `uses: {RUNTIME_ACTION}` directly before this step"));
-            }
-            continue;
-        };
-        let cargo =
-            |s: &Step| raw_commands(s).iter().any(|a| a.first().is_some_and(|w| w == "cargo"));
-        if !job.steps[..rt].iter().any(cargo) {
-            cx.error(Rule::CacheRuntime, at(rt), format!("{}: no `cargo xtask` step before it, so the xtask is compiled after ACTIONS_RUNTIME_TOKEN is exposed (its build scripts would see it); compile it in an earlier step: `run: cargo xtask --version`", what(rt)));
+    let gha: BTreeSet<usize> =
+        cx.calls_in(job).filter(|c| c.call.raw("cache") == Some("gha")).map(|c| c.step).collect();
+    let at = |i: usize| wf.step_line(job, &job.steps[i], None);
+    let what = |i: usize| step_in(job, &job.steps[i]);
+    let Some(rt) = job.steps.iter().position(|s| s.uses_action(RUNTIME_ACTION)) else {
+        let first = cx.calls_in(job).find(|c| gha.contains(&c.step)).map(|c| c.line);
+        if let Some(line) = first {
+            cx.report(Rule::CacheRuntime, line, format!("`--cache gha` needs ACTIONS_RUNTIME_TOKEN, which `run:` steps do not get: add `uses: {RUNTIME_ACTION}` directly before this step"));
         }
-        if !gha.contains(&(rt + 1)) || gha.len() > 1 {
-            cx.error(Rule::CacheRuntime, at(rt), format!("{} must be directly followed by the one `run:` step that builds with `--cache gha` (the variables reach every later step)", what(rt)));
-        }
-        for i in (rt + 2..job.steps.len())
-            .filter(|&i| !job.steps[i].uses_action("actions/upload-artifact"))
-        {
-            cx.error(Rule::CacheRuntime, at(i), format!("{} comes after `{RUNTIME_ACTION}`, so ACTIONS_RUNTIME_TOKEN reaches it; only artifact uploads may follow the build step: move it before", what(i)));
-        }
+        return;
+    };
+    let cargo = |s: &Step| raw_commands(s).iter().any(|a| a.first().is_some_and(|w| w == "cargo"));
+    if !job.steps[..rt].iter().any(cargo) {
+        cx.report(Rule::CacheRuntime, at(rt), format!("{}: no `cargo xtask` step before it, so the xtask is compiled after ACTIONS_RUNTIME_TOKEN is exposed (its build scripts would see it); compile it in an earlier step: `run: cargo xtask --version`", what(rt)));
+    }
+    if !gha.contains(&(rt + 1)) || gha.len() > 1 {
+        cx.report(Rule::CacheRuntime, at(rt), format!("{} must be directly followed by the one `run:` step that builds with `--cache gha` (the variables reach every later step)", what(rt)));
+    }
+    for i in
+        (rt + 2..job.steps.len()).filter(|&i| !job.steps[i].uses_action("actions/upload-artifact"))
+    {
+        cx.report(Rule::CacheRuntime, at(i), format!("{} comes after `{RUNTIME_ACTION}`, so ACTIONS_RUNTIME_TOKEN reaches it; only artifact uploads may follow the build step: move it before", what(i)));
     }
 }

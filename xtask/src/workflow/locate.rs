@@ -66,10 +66,8 @@ pub fn locate(text: &str, path: &[Seg<'_>]) -> usize {
 
 /// The 1-based line of the node at `path` when every segment is found.
 pub fn locate_exact(text: &str, path: &[Seg<'_>]) -> Option<usize> {
-    match descend(text, path) {
-        (line, true) if line > 0 => Some(line),
-        _ => None,
-    }
+    let (line, all) = descend(text, path);
+    (all && line > 0).then_some(line)
 }
 
 /// (1-based line of the deepest node found or 0, whether all were found).

@@ -1,11 +1,7 @@
 //! GitHub workflow files as typed data (the subset brokkr's checks and
 //! `workflow run` use), matrix expansion, and the evaluation scope of a step.
-//! Pure: the commands in [`validate`] and [`run`] read files and pass text in.
-//!
-//! YAML is read with serde_yaml, which follows YAML 1.2: the trigger key `on`
-//! is the string `"on"` (a YAML 1.1 loader would read it as boolean `true`),
-//! and only `true`/`false` are booleans. serde_yaml keeps no positions, so
-//! line numbers come from [`locate`] on the file text.
+//! serde_yaml follows YAML 1.2 (`on` is a string, only `true`/`false` are
+//! booleans) and keeps no positions: line numbers come from [`locate`].
 
 pub mod calls;
 pub mod expr;
@@ -75,15 +71,19 @@ impl fmt::Display for Diagnostic {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Text(pub String);
 
+fn text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => String::new(),
+        v => serde_json::to_string(&v).unwrap_or_default(),
+    }
+}
+
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Text(match Value::deserialize(d)? {
-            Value::String(s) => s,
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) => n.to_string(),
-            Value::Null => String::new(),
-            v => serde_json::to_string(&v).unwrap_or_default(),
-        }))
+        Value::deserialize(d).map(|v| Text(text(v)))
     }
 }
 
@@ -93,16 +93,9 @@ pub struct List(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for List {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Many(Vec<Text>),
-            One(Text),
-        }
-        Ok(List(match Form::deserialize(d)? {
-            Form::Many(v) => v.into_iter().map(|t| t.0).collect(),
-            Form::One(t) if t.0.is_empty() => Vec::new(),
-            Form::One(t) => vec![t.0],
+        Ok(List(match Value::deserialize(d)? {
+            Value::Sequence(v) => v.into_iter().map(text).collect(),
+            v => Some(text(v)).filter(|t| !t.is_empty()).into_iter().collect(),
         }))
     }
 }
@@ -114,7 +107,8 @@ pub type Pairs = IndexMap<String, Text>;
 pub enum On {
     One(String),
     List(Vec<String>),
-    Map(IndexMap<String, Option<EventConfig>>),
+    /// Event names to their configuration (filters; `schedule:` is a list).
+    Map(IndexMap<String, Value>),
     Other(Value),
 }
 
@@ -130,14 +124,6 @@ pub struct Filters {
     pub paths_ignore: Option<List>,
 }
 
-/// The value under an event key: filters, or something else (`schedule:` is a list).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum EventConfig {
-    Filters(Filters),
-    Other(Value),
-}
-
 /// `permissions:`: `write-all` / `read-all`, or scopes.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -145,16 +131,6 @@ pub enum Permissions {
     All(String),
     Scopes(IndexMap<String, Text>),
     Other(Value),
-}
-
-impl Permissions {
-    pub fn packages_write(&self) -> bool {
-        match self {
-            Permissions::All(s) => s == "write-all",
-            Permissions::Scopes(m) => m.get("packages").is_some_and(|v| v.0 == "write"),
-            Permissions::Other(_) => false,
-        }
-    }
 }
 
 /// `strategy.matrix`: literal axes with `include`/`exclude`, or an expression.
@@ -297,42 +273,30 @@ impl Workflow {
     }
 
     /// Whether `on:` (in any of its forms) has `event`, and its filters if any.
-    pub fn trigger(&self, event: &str) -> Option<Option<&Filters>> {
+    pub fn trigger(&self, event: &str) -> Option<Option<Filters>> {
         match &self.on {
             Some(On::One(e)) => (e == event).then_some(None),
             Some(On::List(es)) => es.iter().any(|e| e == event).then_some(None),
-            Some(On::Map(m)) => m.get(event).map(|c| match c {
-                Some(EventConfig::Filters(f)) => Some(f),
-                _ => None,
-            }),
+            Some(On::Map(m)) => m.get(event).map(|c| serde_yaml::from_value(c.clone()).ok()),
             _ => None,
         }
     }
 
-    /// Line of a node (see [`locate::locate`]).
-    pub fn line(&self, path: &[Seg<'_>]) -> usize {
-        locate::locate(&self.text, path)
-    }
-
-    fn line_under<'a>(&self, mut path: Vec<Seg<'a>>, key: Option<&'a str>) -> usize {
-        path.extend(key.map(Seg::Key));
-        self.line(&path)
-    }
-
-    /// Line of `on.<event>` or of a key under it.
-    pub fn on_line(&self, event: &str, key: Option<&str>) -> usize {
-        self.line_under(vec![Seg::Key("on"), Seg::Key(event)], key)
+    /// Line of the node at `path`, or of `key` under it (see [`locate::locate`]).
+    pub fn line(&self, path: &[Seg<'_>], key: Option<&str>) -> usize {
+        let path: Vec<Seg<'_>> = path.iter().copied().chain(key.map(Seg::Key)).collect();
+        locate::locate(&self.text, &path)
     }
 
     /// Line of a key under a job (`None`: the job's own line).
     pub fn job_line(&self, job: &Job, key: Option<&str>) -> usize {
-        self.line_under(vec![Seg::Key("jobs"), Seg::Key(&job.id)], key)
+        self.line(&[Seg::Key("jobs"), Seg::Key(&job.id)], key)
     }
 
     /// Line of a step (its `- ` line), or of a key inside it.
     pub fn step_line(&self, job: &Job, step: &Step, key: Option<&str>) -> usize {
         let p = [Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("steps"), Seg::Index(step.index)];
-        self.line_under(p.to_vec(), key)
+        self.line(&p, key)
     }
 
     /// Line on which line `n` (0-based) of a step's run script is written:
@@ -355,17 +319,15 @@ pub fn leg_label(leg: &Leg) -> String {
     parts.join(", ")
 }
 
-pub(super) fn leg_get<'a>(leg: &'a Leg, key: &str) -> Option<&'a str> {
+pub(super) fn leg_get<'a>(leg: &'a [(String, String)], key: &str) -> Option<&'a str> {
     leg.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// Expands `strategy.matrix` as GitHub does ("Using a matrix for your jobs"):
-/// the product of the axes (the first varies slowest), minus `exclude`
-/// entries (an entry removes every combination it matches), then each
-/// `include` entry is merged into every combination whose original values
-/// it matches (adding keys, never overwriting an original value), or added
-/// as a combination of its own when it matches none. No matrix is one empty
-/// leg. A matrix given as an expression (`fromJSON(...)`) is an error.
+/// Expands `strategy.matrix` as GitHub does ("Using a matrix for your jobs"): the
+/// product of the axes (the first varies slowest) minus `exclude` matches; each
+/// `include` extends the combinations whose original values it matches (never
+/// overwriting one) or is a combination of its own. No matrix is one empty leg;
+/// a matrix given as an expression (`fromJSON(...)`) is an error.
 pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
     let Some(Matrix::Literal { include, exclude, axes }) = matrix else {
         return match matrix {
@@ -412,9 +374,9 @@ pub type Outer<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
 /// What `${{ }}` and `$VAR` resolve to for one step of one leg.
 pub struct Scope<'a> {
     pub outer: Outer<'a>,
-    pub leg: &'a Leg,
-    /// The environment built so far (workflow, job, step `env:`).
-    pub env: Vec<(String, String)>,
+    pub leg: &'a [(String, String)],
+    /// The environment built so far (workflow, job, step `env:`; the last setting wins).
+    pub env: IndexMap<String, String>,
     /// What an unknown value becomes ([`calls::UNKNOWN`]); `None`: an error.
     pub unknown: Option<&'a str>,
 }
@@ -427,16 +389,16 @@ impl<'a> Scope<'a> {
         wf: &Workflow,
         job: &Job,
         step: Option<&Step>,
-        leg: &'a Leg,
+        leg: &'a [(String, String)],
         outer: Outer<'a>,
         unknown: Option<&'a str>,
     ) -> (Scope<'a>, Vec<String>) {
-        let mut s = Scope { outer, leg, env: Vec::new(), unknown };
+        let mut s = Scope { outer, leg, env: IndexMap::new(), unknown };
         let mut failed = Vec::new();
         for pairs in [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)].into_iter().flatten() {
             for (k, v) in pairs {
                 match s.substitute(&v.0) {
-                    Ok(v) => s.env.push((k.clone(), v)),
+                    Ok(v) => drop(s.env.insert(k.clone(), v)),
                     Err(_) => failed.push(k.clone()),
                 }
             }
@@ -449,16 +411,10 @@ impl<'a> Scope<'a> {
     pub fn resolve(&self, path: &str) -> Option<Evaluation> {
         let v = match path.split_once('.') {
             Some(("matrix", k)) => leg_get(self.leg, k),
-            Some(("env", k)) => self.env_var(k),
+            Some(("env", k)) => self.env.get(k).map(String::as_str),
             _ => return (self.outer)(path),
         };
         Some(v.map_or(Evaluation::Null, |v| Evaluation::String(v.to_owned())))
-    }
-
-    /// An environment variable of the scope (the last setting wins).
-    pub fn env_var(&self, k: &str) -> Option<&str> {
-        let found = self.env.iter().rev().find(|(n, _)| n == k);
-        found.map(|(_, v)| v.as_str())
     }
 
     /// `s` with every `${{ }}` replaced.
@@ -469,13 +425,8 @@ impl<'a> Scope<'a> {
     /// The commands of a run script, `${{ }}` and `$VAR` taken from this scope.
     pub fn commands(&self, script: &str) -> Result<Vec<calls::Command>, String> {
         let s = self.substitute(script)?;
-        let env = |k: &str| self.env_var(k).map(str::to_owned);
+        let env = |k: &str| self.env.get(k).cloned();
         Ok(calls::commands(&s, &env, self.unknown))
-    }
-
-    /// An `if:` condition; `None` when it depends on something unknown.
-    pub fn condition(&self, cond: &str) -> Result<Option<bool>, String> {
-        expr::condition(cond, &|p| self.resolve(p))
     }
 }
 

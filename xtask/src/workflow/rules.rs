@@ -12,17 +12,10 @@ use super::calls::{self, XtaskCall, UNKNOWN};
 use super::glob::patterns_select;
 use super::inputs::{repo_path, ImageInput};
 use super::locate::{self, Seg};
-use super::{expand_matrix, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step};
+use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step};
 use super::{Filters, Matrix, Permissions, Text, Workflow};
 use crate::buildx::Strategy;
 use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
-
-/// What the rules compare a workflow with: the xtask's CLI (`Cli::command()`)
-/// and the image inputs (the workflow file itself is added per file).
-pub struct Expected<'a> {
-    pub cli: &'a clap::Command,
-    pub image_inputs: &'a [ImageInput],
-}
 
 /// The branches pushes must build, as the project's branching model says.
 pub const PUSH_BRANCHES: &[&str] = &["main", "develop"];
@@ -40,26 +33,24 @@ pub(super) struct FoundCall {
 
 pub(super) struct Ctx<'a> {
     pub wf: &'a Workflow,
-    pub exp: &'a Expected<'a>,
+    pub cli: &'a clap::Command,
+    pub image_inputs: &'a [ImageInput],
     pub out: Vec<Diagnostic>,
     pub calls: Vec<FoundCall>,
 }
 
 impl Ctx<'_> {
-    fn report(&mut self, rule: Rule, severity: Severity, line: usize, message: impl Into<String>) {
+    /// Adds a finding: a warning for [`Rule::LocalRun`] and [`Rule::Emulation`], else an error.
+    pub(super) fn report(&mut self, rule: Rule, line: usize, message: impl Into<String>) {
+        let severity = match rule {
+            Rule::LocalRun | Rule::Emulation => Severity::Warning,
+            _ => Severity::Error,
+        };
         let (path, message) = (self.wf.path.clone(), message.into().replace(UNKNOWN, "${{ }}"));
         let d = Diagnostic { path, line, severity, message, rule };
         if !self.out.contains(&d) {
             self.out.push(d);
         }
-    }
-
-    pub(super) fn error(&mut self, rule: Rule, line: usize, message: impl Into<String>) {
-        self.report(rule, Severity::Error, line, message);
-    }
-
-    fn warn(&mut self, rule: Rule, line: usize, message: impl Into<String>) {
-        self.report(rule, Severity::Warning, line, message);
     }
 
     pub(super) fn calls_in<'s>(&'s self, job: &'s Job) -> impl Iterator<Item = &'s FoundCall> {
@@ -72,9 +63,9 @@ pub(super) fn step_in(job: &Job, s: &Step) -> String {
     format!("{} of job `{}`", s.label(), job.id)
 }
 
-/// A condition on a pull request run (`github.event_name`, `github.ref`
-/// known, nothing else): `Ok(Some(false))` when it is off there.
-fn on_pull_requests(cond: &str) -> Result<Option<bool>, String> {
+/// Whether a condition is false on a pull request run (`github.event_name`
+/// and `github.ref` known, nothing else).
+fn off_on_pull_requests(cond: Option<&Text>) -> bool {
     let outer = |path: &str| {
         let v = match path {
             "github.event_name" => "pull_request",
@@ -83,11 +74,7 @@ fn on_pull_requests(cond: &str) -> Result<Option<bool>, String> {
         };
         Some(Evaluation::String(v.to_owned()))
     };
-    Scope { outer: &outer, leg: &Vec::new(), env: Vec::new(), unknown: None }.condition(cond)
-}
-
-fn off_on_pull_requests(cond: &Option<Text>) -> bool {
-    cond.as_ref().is_some_and(|c| on_pull_requests(&c.0) == Ok(Some(false)))
+    cond.is_some_and(|c| expr::condition(&c.0, &outer) == Ok(Some(false)))
 }
 
 pub(super) fn legs(job: &Job) -> Vec<Leg> {
@@ -100,24 +87,31 @@ fn scope<'a>(wf: &Workflow, job: &Job, step: Option<&Step>, leg: &'a Leg) -> Sco
     Scope::of(wf, job, step, leg, &|_| None, Some(UNKNOWN)).0
 }
 
-/// Checks a workflow; diagnostics sorted by line. Rules about building
-/// images (triggers, path filters, matrix, manifest) apply only to a
-/// workflow that builds or pushes images; the others apply to every file.
-pub fn check(wf: &Workflow, exp: &Expected<'_>) -> Vec<Diagnostic> {
-    let mut cx = Ctx { wf, exp, out: Vec::new(), calls: Vec::new() };
+/// Checks a workflow against the xtask's CLI (`Cli::command()`) and the image
+/// inputs; diagnostics sorted by line. Rules about building images (triggers,
+/// path filters, matrix, manifest) apply only to a workflow that builds or
+/// pushes images; the others apply to every file.
+pub fn check(wf: &Workflow, cli: &clap::Command, image_inputs: &[ImageInput]) -> Vec<Diagnostic> {
+    let mut cx = Ctx { wf, cli, image_inputs, out: Vec::new(), calls: Vec::new() };
     check_calls(&mut cx);
     check_top_keys(&mut cx);
-    if wf.jobs().any(|j| job_builds(&cx, j) || !pushing_steps(&cx, j).is_empty()) {
+    let images = wf.jobs().any(|j| job_builds(&cx, j) || !pushing_steps(&cx, j).is_empty());
+    if images {
         check_triggers(&mut cx);
-        check_paths(&mut cx);
-        check_matrix(&mut cx);
         super::jobs::check_manifest(&mut cx);
     }
-    check_permissions(&mut cx);
-    check_pull_request_guards(&mut cx);
-    check_cache_scopes(&mut cx);
-    super::jobs::check_cache_runtime(&mut cx);
-    check_emulation(&mut cx);
+    let pull_requests = wf.trigger("pull_request").is_some();
+    for job in wf.jobs() {
+        if images {
+            check_matrix(&mut cx, job);
+        }
+        check_permissions(&mut cx, job);
+        if pull_requests && !off_on_pull_requests(job.cond.as_ref()) {
+            check_pull_request_guards(&mut cx, job);
+        }
+        check_legs(&mut cx, job);
+        super::jobs::check_cache_runtime(&mut cx, job);
+    }
     let mut out = cx.out;
     out.sort_by(|a, b| (a.line, a.severity, &a.message).cmp(&(b.line, b.severity, &b.message)));
     out
@@ -129,17 +123,17 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
         if let Value::Bool(b) = k {
             let spelled = if *b { ["true", "True", "TRUE"] } else { ["false", "False", "FALSE"] };
             let line = spelled.iter().find_map(|s| locate::locate_exact(&wf.text, &[Seg::Key(s)]));
-            cx.error(Rule::Triggers, line.unwrap_or(1), format!(
+            cx.report(Rule::Triggers, line.unwrap_or(1), format!(
                 "the key `{b}` is the YAML boolean {b}, not the trigger key `on` (a YAML 1.1 loader reads `on:` as `true:`, and a file written back by one holds this); GitHub finds no triggers under it: write `on:`"
             ));
         } else if let Some(name) = k.as_str().filter(|n| !TOP_KEYS.contains(n)) {
             let hint = calls::did_you_mean(calls::closest(name, TOP_KEYS.iter().copied()));
             let msg = format!("unknown top-level key `{name}`{hint}");
-            cx.error(Rule::Syntax, wf.line(&[Seg::Key(name)]), msg);
+            cx.report(Rule::Syntax, wf.line(&[Seg::Key(name)], None), msg);
         }
     }
     if wf.jobs.is_none() {
-        cx.error(Rule::Syntax, 1, "no `jobs:`");
+        cx.report(Rule::Syntax, 1, "no `jobs:`");
     }
 }
 
@@ -157,17 +151,17 @@ fn check_calls(cx: &mut Ctx<'_>) {
                     let (line, what) = (wf.run_line(job, step, cmd.line), step_in(job, step));
                     let fix = "`cargo xtask workflow run` cannot reproduce it locally";
                     if let (Some(p), 0) = (&cmd.problem, n) {
-                        cx.warn(Rule::LocalRun, line, format!("{what} uses a {p}: {fix}; keep run lines to one plain `cargo xtask` call"));
+                        cx.report(Rule::LocalRun, line, format!("{what} uses a {p}: {fix}; keep run lines to one plain `cargo xtask` call"));
                     }
                     let Some(args) = cmd.xtask_args() else {
                         if !cmd.informational() && n == 0 {
                             let shown = cmd.argv()[..cmd.argv().len().min(3)].join(" ");
-                            cx.warn(Rule::LocalRun, line, format!("{what} runs `{shown}`, not a `cargo xtask` call: {fix}; move it into the xtask"));
+                            cx.report(Rule::LocalRun, line, format!("{what} runs `{shown}`, not a `cargo xtask` call: {fix}; move it into the xtask"));
                         }
                         continue;
                     };
-                    let (call, problems) = calls::parse_xtask(cx.exp.cli, args);
-                    problems.into_iter().for_each(|p| cx.error(Rule::Cli, line, p));
+                    let (call, problems) = calls::parse_xtask(cx.cli, args);
+                    problems.into_iter().for_each(|p| cx.report(Rule::Cli, line, p));
                     let (job, step) = (job.id.clone(), step.index);
                     cx.calls.extend(call.map(|call| FoundCall { job, step, line, call }));
                 }
@@ -176,92 +170,89 @@ fn check_calls(cx: &mut Ctx<'_>) {
     }
 }
 
-/// W1: the workflow runs on pull requests and on pushes to main and develop.
+/// W1: the workflow runs on pull requests and on pushes to main and develop;
+/// W2: their path filters keep every image input.
 fn check_triggers(cx: &mut Ctx<'_>) {
     let wf = cx.wf;
-    let on_line = wf.line(&[Seg::Key("on")]);
+    let on_line = wf.line(&[Seg::Key("on")], None);
     match &wf.on {
         None if wf.keys.contains(&Value::Bool(true)) => return,
         None => {
             let msg = "no `on:` key: the workflow has no triggers; add `on:` with `push` and `pull_request`";
-            return cx.error(Rule::Triggers, 1, msg);
+            return cx.report(Rule::Triggers, 1, msg);
         }
         Some(super::On::Other(_)) => {
             let msg = "`on:` must be an event, a list of events, or a mapping of events";
-            return cx.error(Rule::Triggers, on_line, msg);
+            return cx.report(Rule::Triggers, on_line, msg);
         }
         Some(_) => {}
     }
     let (and, list) = (PUSH_BRANCHES.join(" and "), PUSH_BRANCHES.join(", "));
-    match wf.trigger("push") {
-        None => cx.error(Rule::Triggers, on_line, format!("no `push` trigger: pushes to {and} do not build images; add `push: {{branches: [{list}]}}`")),
-        Some(f) => check_branch_filter(cx, "push", f),
-    }
-    match wf.trigger("pull_request") {
-        None => cx.error(Rule::Triggers, on_line, "no `pull_request` trigger: pull requests are not built before they merge; add `pull_request:`"),
-        Some(f) => check_branch_filter(cx, "pull_request", f),
+    let missing = [
+        format!("no `push` trigger: pushes to {and} do not build images; add `push: {{branches: [{list}]}}`"),
+        "no `pull_request` trigger: pull requests are not built before they merge; add `pull_request:`".to_owned(),
+    ];
+    for (event, missing) in ["push", "pull_request"].into_iter().zip(missing) {
+        match wf.trigger(event) {
+            None => cx.report(Rule::Triggers, on_line, missing),
+            Some(f) => f.into_iter().for_each(|f| check_filters(cx, event, &f)),
+        }
     }
 }
 
-fn check_branch_filter(cx: &mut Ctx<'_>, event: &str, f: Option<&Filters>) {
-    let (wf, Some(f)) = (cx.wf, f) else { return };
-    let line = |k: Option<&str>| wf.on_line(event, k);
+/// The branch (W1) and path (W2) filters of `on.<event>`.
+fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
+    let wf = cx.wf;
+    let line = |k: Option<&str>| wf.line(&[Seg::Key("on"), Seg::Key(event)], k);
     if f.branches.is_some() && f.branches_ignore.is_some() {
         let msg = format!("`on.{event}` has both `branches` and `branches-ignore`, which GitHub rejects; keep one");
-        return cx.error(Rule::Triggers, line(None), msg);
-    }
-    let tags_only = f.tags.is_some() || f.tags_ignore.is_some();
-    if event == "push" && tags_only && f.branches.is_none() && f.branches_ignore.is_none() {
+        cx.report(Rule::Triggers, line(None), msg);
+    } else if event == "push"
+        && (f.tags.is_some() || f.tags_ignore.is_some())
+        && f.branches.is_none()
+        && f.branches_ignore.is_none()
+    {
         let (and, list) = (PUSH_BRANCHES.join(" and "), PUSH_BRANCHES.join(", "));
         let msg = format!("`on.push` filters only tags, so pushes to {and} do not run it; add `branches: [{list}]`");
-        return cx.error(Rule::Triggers, line(None), msg);
-    }
-    let who = if event == "push" { "pushes" } else { "pull requests" };
-    for b in PUSH_BRANCHES {
-        if f.branches.as_ref().is_some_and(|l| !patterns_select(&l.0, b)) {
-            let msg = format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`");
-            cx.error(Rule::Triggers, line(Some("branches")), msg);
+        cx.report(Rule::Triggers, line(None), msg);
+    } else {
+        let who = if event == "push" { "pushes" } else { "pull requests" };
+        for b in PUSH_BRANCHES {
+            if f.branches.as_ref().is_some_and(|l| !patterns_select(&l.0, b)) {
+                let msg = format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`");
+                cx.report(Rule::Triggers, line(Some("branches")), msg);
+            }
+            if f.branches_ignore.as_ref().is_some_and(|l| patterns_select(&l.0, b)) {
+                let msg = format!("`on.{event}.branches-ignore` excludes `{b}`; remove it");
+                cx.report(Rule::Triggers, line(Some("branches-ignore")), msg);
+            }
         }
-        if f.branches_ignore.as_ref().is_some_and(|l| patterns_select(&l.0, b)) {
-            let msg = format!("`on.{event}.branches-ignore` excludes `{b}`; remove it");
-            cx.error(Rule::Triggers, line(Some("branches-ignore")), msg);
-        }
     }
-}
-
-/// W2: `paths` / `paths-ignore` of push and pull_request keep every image input.
-fn check_paths(cx: &mut Ctx<'_>) {
-    let wf = cx.wf;
-    let mut inputs: Vec<ImageInput> = cx.exp.image_inputs.to_vec();
+    if f.paths.is_some() && f.paths_ignore.is_some() {
+        let msg = format!(
+            "`on.{event}` has both `paths` and `paths-ignore`, which GitHub rejects; keep one"
+        );
+        return cx.report(Rule::Paths, line(None), msg);
+    }
+    let mut inputs: Vec<ImageInput> = cx.image_inputs.to_vec();
     let all: BTreeSet<String> = inputs.iter().flat_map(|i| i.images.clone()).collect();
     let images: Vec<String> = all.into_iter().collect();
-    let (path, n) = (repo_path(&wf.path), images.len());
-    inputs.push(ImageInput { path, images });
-    for e in ["push", "pull_request"] {
-        let Some(Some(f)) = wf.trigger(e) else { continue };
-        let line = |k: Option<&str>| wf.on_line(e, k);
-        if f.paths.is_some() && f.paths_ignore.is_some() {
-            let msg = format!(
-                "`on.{e}` has both `paths` and `paths-ignore`, which GitHub rejects; keep one"
-            );
-            cx.error(Rule::Paths, line(None), msg);
-            continue;
+    let n = images.len();
+    inputs.push(ImageInput { path: repo_path(&wf.path), images });
+    for input in &inputs {
+        let whose = match input.images.len() {
+            l if l == n && n > 1 => "every image".to_owned(),
+            _ => input.images.join(", "),
+        };
+        let (probes, pat) = (input.probes(), input.pattern());
+        let selects = |l: &super::List, p: &String| patterns_select(&l.0, p);
+        if f.paths.as_ref().is_some_and(|l| !probes.iter().all(|p| selects(l, p))) {
+            let msg = format!("`on.{event}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)");
+            cx.report(Rule::Paths, line(Some("paths")), msg);
         }
-        for input in &inputs {
-            let whose = match input.images.len() {
-                l if l == n && n > 1 => "every image".to_owned(),
-                _ => input.images.join(", "),
-            };
-            let (probes, pat) = (input.probes(), input.pattern());
-            let selects = |l: &super::List, p: &String| patterns_select(&l.0, p);
-            if f.paths.as_ref().is_some_and(|l| !probes.iter().all(|p| selects(l, p))) {
-                let msg = format!("`on.{e}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)");
-                cx.error(Rule::Paths, line(Some("paths")), msg);
-            }
-            if f.paths_ignore.as_ref().is_some_and(|l| probes.iter().any(|p| selects(l, p))) {
-                let msg = format!("`on.{e}.paths-ignore` excludes `{pat}`, an input of {whose}: changing it would not rebuild; narrow the ignore pattern");
-                cx.error(Rule::Paths, line(Some("paths-ignore")), msg);
-            }
+        if f.paths_ignore.as_ref().is_some_and(|l| probes.iter().any(|p| selects(l, p))) {
+            let msg = format!("`on.{event}.paths-ignore` excludes `{pat}`, an input of {whose}: changing it would not rebuild; narrow the ignore pattern");
+            cx.report(Rule::Paths, line(Some("paths-ignore")), msg);
         }
     }
 }
@@ -272,7 +263,7 @@ pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
 }
 
 /// W6: matrix `component` / `platform` values are exactly the xtask's.
-fn check_matrix(cx: &mut Ctx<'_>) {
+fn check_matrix(cx: &mut Ctx<'_>, job: &Job) {
     type Known = fn(&str) -> Option<&'static str>;
     let axes: [(&str, Vec<&str>, Known); 2] = [
         ("component", COMPONENTS.iter().map(|c| c.name).collect(), |v| {
@@ -282,35 +273,29 @@ fn check_matrix(cx: &mut Ctx<'_>) {
             Platform::parse(v).ok().map(|p| p.name)
         }),
     ];
-    let wf = cx.wf;
-    for job in wf.jobs() {
-        let Some(Matrix::Literal { include, axes: listed, .. }) = &job.strategy.matrix else {
+    let Some(Matrix::Literal { include, axes: listed, .. }) = &job.strategy.matrix else { return };
+    for (key, all, known) in &axes {
+        let from_include = include.iter().filter_map(|e| e.get(*key));
+        let values: Vec<&str> =
+            listed.get(*key).into_iter().flatten().chain(from_include).map(|v| &*v.0).collect();
+        if values.is_empty() || values.iter().any(|v| v.contains('$')) {
             continue;
-        };
-        for (key, all, known) in &axes {
-            let from_include = include.iter().filter_map(|e| e.get(*key));
-            let values: Vec<&str> =
-                listed.get(*key).into_iter().flatten().chain(from_include).map(|v| &*v.0).collect();
-            if values.is_empty() || values.iter().any(|v| v.contains('$')) {
-                continue;
-            }
-            let found: Vec<&str> = values.iter().filter_map(|v| known(v)).collect();
-            let unknown: Vec<&&str> = values.iter().filter(|v| known(v).is_none()).collect();
-            let missing: Vec<&&str> = all.iter().filter(|n| !found.contains(n)).collect();
-            let parts = [("missing", missing), ("not known to the xtask:", unknown)];
-            let parts = parts.iter().filter(|(_, l)| !l.is_empty());
-            let parts: Vec<String> = parts.map(|(w, l)| format!("{w} {}", quoted(l))).collect();
-            if parts.is_empty() {
-                continue;
-            }
-            let mut p =
-                vec![Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("strategy"), Seg::Key("matrix")];
-            p.extend(listed.contains_key(*key).then_some(Seg::Key(key)));
-            cx.error(Rule::Matrix, wf.line(&p), format!(
-                "matrix `{key}` of job `{}` differs from the xtask's {key}s ({}): {}; list exactly the ones in xtask/src/project.rs",
-                job.id, all.join(", "), parts.join("; ")
-            ));
         }
+        let found: Vec<&str> = values.iter().filter_map(|v| known(v)).collect();
+        let unknown: Vec<&&str> = values.iter().filter(|v| known(v).is_none()).collect();
+        let missing: Vec<&&str> = all.iter().filter(|n| !found.contains(n)).collect();
+        let parts = [("missing", missing), ("not known to the xtask:", unknown)];
+        let parts = parts.iter().filter(|(_, l)| !l.is_empty());
+        let parts: Vec<String> = parts.map(|(w, l)| format!("{w} {}", quoted(l))).collect();
+        if parts.is_empty() {
+            continue;
+        }
+        let p = [Seg::Key("jobs"), Seg::Key(&job.id), Seg::Key("strategy"), Seg::Key("matrix")];
+        let line = cx.wf.line(&p, listed.contains_key(*key).then_some(*key));
+        cx.report(Rule::Matrix, line, format!(
+            "matrix `{key}` of job `{}` differs from the xtask's {key}s ({}): {}; list exactly the ones in xtask/src/project.rs",
+            job.id, all.join(", "), parts.join("; ")
+        ));
     }
 }
 
@@ -351,22 +336,26 @@ fn run_pushes_raw(s: &Step) -> bool {
 /// The pushing steps of a job: (step index, whether the push itself is
 /// guarded by a `push:` input that is false on pull requests).
 pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
-    let mut out = Vec::new();
-    for s in &job.steps {
-        if is_build_action(s) {
-            let Some(p) = s.input("push") else { continue };
-            match on_pull_requests(p) {
-                Ok(Some(false)) if !p.contains("${{") => {}
-                Ok(Some(false)) => out.push((s.index, true)),
-                _ => out.push((s.index, false)),
-            }
-        } else if cx.calls_in(job).any(|c| c.step == s.index && c.call.pushes())
-            || run_pushes_raw(s)
-        {
-            out.push((s.index, false));
+    let pushes = |s: &Step| match (is_build_action(s), s.with.get("push")) {
+        (true, None) => None,
+        (true, Some(p)) => {
+            let off = off_on_pull_requests(Some(p));
+            (!off || p.0.contains("${{")).then_some(off)
         }
+        (false, _) => {
+            let xtask = cx.calls_in(job).any(|c| c.step == s.index && c.call.pushes());
+            (xtask || run_pushes_raw(s)).then_some(false)
+        }
+    };
+    job.steps.iter().filter_map(|s| Some((s.index, pushes(s)?))).collect()
+}
+
+fn packages_write(p: &Permissions) -> bool {
+    match p {
+        Permissions::All(s) => s == "write-all",
+        Permissions::Scopes(m) => m.get("packages").is_some_and(|v| v.0 == "write"),
+        Permissions::Other(_) => false,
     }
-    out
 }
 
 /// The line to fix a job's `permissions:` at.
@@ -376,21 +365,19 @@ fn permissions_line(wf: &Workflow, job: &Job) -> usize {
 
 /// W3: a job that pushes has `packages: write` (job-level `permissions`
 /// replace the workflow's, as GitHub applies them).
-fn check_permissions(cx: &mut Ctx<'_>) {
+fn check_permissions(cx: &mut Ctx<'_>, job: &Job) {
     let wf = cx.wf;
-    for job in wf.jobs() {
-        let Some(&(si, _)) = pushing_steps(cx, job).first() else { continue };
-        let (effective, whose) = match (&job.permissions, &wf.permissions) {
-            (Some(p), _) => (Some(p), "the job's `permissions:` (which replace the workflow's)"),
-            (None, Some(p)) => (Some(p), "the workflow's `permissions:`"),
-            (None, None) => (None, "no `permissions:` (the repository default may be read-only)"),
-        };
-        if !effective.is_some_and(Permissions::packages_write) {
-            cx.error(Rule::Permissions, permissions_line(wf, job), format!(
-                "job `{}` pushes images ({}) but its GITHUB_TOKEN has no `packages: write` under {whose}; add `permissions: {{contents: read, packages: write}}` to the job",
-                job.id, job.steps[si].label()
-            ));
-        }
+    let Some(&(si, _)) = pushing_steps(cx, job).first() else { return };
+    let (effective, whose) = match (&job.permissions, &wf.permissions) {
+        (Some(p), _) => (Some(p), "the job's `permissions:` (which replace the workflow's)"),
+        (None, Some(p)) => (Some(p), "the workflow's `permissions:`"),
+        (None, None) => (None, "no `permissions:` (the repository default may be read-only)"),
+    };
+    if !effective.is_some_and(packages_write) {
+        cx.report(Rule::Permissions, permissions_line(wf, job), format!(
+            "job `{}` pushes images ({}) but its GITHUB_TOKEN has no `packages: write` under {whose}; add `permissions: {{contents: read, packages: write}}` to the job",
+            job.id, job.steps[si].label()
+        ));
     }
 }
 
@@ -399,7 +386,7 @@ fn secrets_used(s: &Step) -> Vec<String> {
     let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
     let mut out: Vec<String> = Vec::new();
     let secret = regex::Regex::new(r"secrets\.([A-Za-z0-9_]*)").expect("a valid regex");
-    for (_, _, inner) in texts.flat_map(|t| super::expr::spans(&t.0)) {
+    for (_, _, inner) in texts.flat_map(|t| expr::spans(&t.0)) {
         for name in secret.captures_iter(inner).map(|c| c[1].to_owned()) {
             if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.contains(&name) {
                 out.push(name);
@@ -409,44 +396,45 @@ fn secrets_used(s: &Step) -> Vec<String> {
     out
 }
 
-/// W4: on a workflow that runs on pull requests, registry logins, steps
-/// using secrets, and pushes are skipped on pull requests (forks get no
-/// secrets and a read-only token, so those steps fail there). R8: pull
-/// request jobs hold no token that writes packages, never export the cache.
-fn check_pull_request_guards(cx: &mut Ctx<'_>) {
-    let wf = cx.wf;
-    if wf.trigger("pull_request").is_none() {
-        return;
-    }
+/// W4, for a job that runs on pull requests: registry logins, steps using
+/// secrets, and pushes are skipped there (forks get no secrets and a
+/// read-only token, so those steps fail). R8: pull request jobs hold no
+/// token that writes packages, never export the cache.
+fn check_pull_request_guards(cx: &mut Ctx<'_>, job: &Job) {
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
-    for job in wf.jobs().filter(|j| !off_on_pull_requests(&j.cond)) {
-        let pushes = pushing_steps(cx, job);
-        let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
-        if job_builds(cx, job) && perms.is_some_and(Permissions::packages_write) {
-            cx.error(Rule::PullRequestToken, permissions_line(wf, job), format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
+    let wf = cx.wf;
+    let pushes = pushing_steps(cx, job);
+    let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
+    if job_builds(cx, job) && perms.is_some_and(packages_write) {
+        cx.report(Rule::PullRequestToken, permissions_line(wf, job), format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
+    }
+    let exports: Vec<usize> = cx
+        .calls_in(job)
+        .filter(|c| c.call.raw("cache") == Some("gha") && !c.call.flag("cache_read_only"))
+        .filter(|c| !off_on_pull_requests(job.steps[c.step].cond.as_ref()))
+        .map(|c| c.line)
+        .collect();
+    for line in exports {
+        cx.report(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)");
+    }
+    for s in job.steps.iter().filter(|s| !off_on_pull_requests(s.cond.as_ref())) {
+        let (line, what, secrets) = (wf.step_line(job, s, None), step_in(job, s), secrets_used(s));
+        let login =
+            raw_commands(s).iter().any(|c| c.starts_with(&["docker".into(), "login".into()]));
+        if s.uses_action("docker/login-action") || login {
+            cx.report(Rule::PullRequestGuard, line, format!("{what} logs in to a registry on pull requests too, where forks get no secrets; pull requests should only build: {FIX}"));
+        } else if !secrets.is_empty() {
+            cx.report(
+                Rule::PullRequestGuard,
+                line,
+                format!(
+                    "{what} uses secret(s) {} on pull requests too, where forks get none: {FIX}",
+                    secrets.join(", ")
+                ),
+            );
         }
-        let exports: Vec<usize> = cx
-            .calls_in(job)
-            .filter(|c| c.call.raw("cache") == Some("gha") && !c.call.flag("cache_read_only"))
-            .filter(|c| !off_on_pull_requests(&job.steps[c.step].cond))
-            .map(|c| c.line)
-            .collect();
-        for line in exports {
-            cx.error(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)");
-        }
-        for s in job.steps.iter().filter(|s| !off_on_pull_requests(&s.cond)) {
-            let (line, what, secrets) =
-                (wf.step_line(job, s, None), step_in(job, s), secrets_used(s));
-            let login =
-                raw_commands(s).iter().any(|c| c.starts_with(&["docker".into(), "login".into()]));
-            if s.uses_action("docker/login-action") || login {
-                cx.error(Rule::PullRequestGuard, line, format!("{what} logs in to a registry on pull requests too, where forks get no secrets; pull requests should only build: {FIX}"));
-            } else if !secrets.is_empty() {
-                cx.error(Rule::PullRequestGuard, line, format!("{what} uses secret(s) {} on pull requests too, where forks get none: {FIX}", secrets.join(", ")));
-            }
-            if pushes.contains(&(s.index, false)) {
-                cx.error(Rule::PullRequestGuard, line, format!("{what} pushes images on pull requests too; pull requests should only build: {FIX}"));
-            }
+        if pushes.contains(&(s.index, false)) {
+            cx.report(Rule::PullRequestGuard, line, format!("{what} pushes images on pull requests too; pull requests should only build: {FIX}"));
         }
     }
 }
@@ -474,24 +462,58 @@ fn build_values(sc: &Scope<'_>, s: &Step, input: &str, flag: &str, seps: &[char]
     split.filter(|e| !e.is_empty()).map(str::to_owned).collect()
 }
 
-/// B3: in a job with several legs, each `type=gha` cache entry of a build step
-/// (`cache-from`/`cache-to` inputs or flags) resolves to a scope per leg
-/// (`build-image --cache gha` derives it from component and platform).
-fn check_cache_scopes(cx: &mut Ctx<'_>) {
+/// The CPU architecture (`amd64`/`arm64`) of a runner label list: labels
+/// naming ARM (`ubuntu-24.04-arm`, `ARM64`) are arm64, others amd64.
+pub fn runner_arch(labels: &[String]) -> &'static str {
+    let arm = labels.iter().map(|l| l.to_ascii_lowercase()).any(|l| {
+        l.ends_with("-arm") || l.contains("arm64") || l.contains("aarch64") || l.contains("-arm-")
+    });
+    ["amd64", "arm64"][usize::from(arm)]
+}
+
+/// The build steps of each leg of a job, from their options (build action
+/// inputs, `docker buildx build` flags). B3: with several legs, each
+/// `type=gha` entry of `cache-from`/`cache-to` resolves to a scope per leg
+/// (`build-image --cache gha` derives it from component and platform). B7:
+/// Rust compiled under emulation: `--strategy emulate`, and a leg building
+/// for a platform other than its runner's with an emulating builder, are warnings.
+fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
     let wf = cx.wf;
-    for job in wf.jobs() {
-        let legs = legs(job);
-        for s in job.steps.iter().filter(|_| legs.len() > 1) {
-            // (what, scope) -> first leg using it, whether reported
-            let mut seen: Vec<((&str, String), String, bool)> = Vec::new();
-            for (leg, what) in legs.iter().flat_map(|l| [(l, "cache-from"), (l, "cache-to")]) {
-                let (label, scope) = (leg_label(leg), scope(wf, job, Some(s), leg));
+    let emulate = |c: &&FoundCall| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate);
+    let lines: Vec<usize> = cx.calls_in(job).filter(emulate).map(|c| c.line).collect();
+    for line in lines {
+        cx.report(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy");
+    }
+    let qemu = job.steps.iter().any(|s| s.uses_action("docker/setup-qemu-action"));
+    let qemu = if qemu { " through QEMU" } else { "" };
+    let legs = legs(job);
+    // (step, what, scope) -> first leg using it, whether reported
+    let mut seen: Vec<((usize, &str, String), String, bool)> = Vec::new();
+    for leg in &legs {
+        let label = leg_label(leg);
+        let job_scope = scope(wf, job, None, leg);
+        let labels: Vec<String> =
+            job.runs_on.0.iter().filter_map(|l| job_scope.substitute(l).ok()).collect();
+        let known =
+            labels.len() == job.runs_on.0.len() && !labels.iter().any(|l| l.contains(UNKNOWN));
+        let arch = runner_arch(&labels);
+        for s in &job.steps {
+            let scope = scope(wf, job, Some(s), leg);
+            let targets = build_values(&scope, s, "platforms", "--platform", &[',', '\n']);
+            let foreign = targets.iter().filter_map(|t| Platform::parse(t).ok());
+            for p in foreign.filter(|p| known && p.arch != arch) {
+                cx.report(Rule::Emulation, wf.step_line(job, s, None), format!(
+                    "{} (leg `{label}`) builds {} on an {arch} runner (`{}`){qemu}: Rust compiled under emulation takes 1-2 hours; run the leg on a native runner (`ubuntu-24.04-arm` for arm64) or build with `cargo xtask build-image` (cross strategy)",
+                    step_in(job, s), p.name, labels.join(", ")
+                ));
+            }
+            for what in ["cache-from", "cache-to"].into_iter().filter(|_| legs.len() > 1) {
                 for e in build_values(&scope, s, what, &format!("--{what}"), &['\n', ';']) {
                     if e.contains(UNKNOWN) || !e.split(',').any(|a| a.trim() == "type=gha") {
                         continue;
                     }
                     let name = e.split(',').find_map(|a| a.trim().strip_prefix("scope="));
-                    let key = (what, name.unwrap_or("buildkit").to_owned());
+                    let key = (s.index, what, name.unwrap_or("buildkit").to_owned());
                     let Some((_, first, reported)) = seen.iter_mut().find(|(k, ..)| *k == key)
                     else {
                         seen.push((key, label.clone(), false));
@@ -507,58 +529,9 @@ fn check_cache_scopes(cx: &mut Ctx<'_>) {
                         "each leg imports the other's cache (another platform's layers, missed hits)"
                     };
                     let first = first.clone();
-                    cx.error(Rule::CacheScope, wf.step_line(job, s, at), format!(
+                    cx.report(Rule::CacheScope, wf.step_line(job, s, at), format!(
                         "{}: legs `{first}` and `{label}` share the gha cache scope `{}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
-                        step_in(job, s), key.1
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// The CPU architecture (`amd64`/`arm64`) of a runner label list: labels
-/// naming ARM (`ubuntu-24.04-arm`, `ARM64`) are arm64, others amd64.
-pub fn runner_arch(labels: &[String]) -> &'static str {
-    let arm = labels.iter().map(|l| l.to_ascii_lowercase()).any(|l| {
-        l.ends_with("-arm") || l.contains("arm64") || l.contains("aarch64") || l.contains("-arm-")
-    });
-    if arm {
-        "arm64"
-    } else {
-        "amd64"
-    }
-}
-
-/// B7: Rust compiled under emulation: `--strategy emulate`, and a leg that builds
-/// for a platform other than its runner's with an emulating builder
-/// (build-push-action, `docker buildx build`), are warnings.
-fn check_emulation(cx: &mut Ctx<'_>) {
-    let wf = cx.wf;
-    let emulate = |c: &&FoundCall| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate);
-    let lines: Vec<usize> = cx.calls.iter().filter(emulate).map(|c| c.line).collect();
-    for line in lines {
-        cx.warn(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy");
-    }
-    for job in wf.jobs() {
-        let qemu = job.steps.iter().any(|s| s.uses_action("docker/setup-qemu-action"));
-        let qemu = if qemu { " through QEMU" } else { "" };
-        for leg in &legs(job) {
-            let job_scope = scope(wf, job, None, leg);
-            let labels: Vec<String> =
-                job.runs_on.0.iter().filter_map(|l| job_scope.substitute(l).ok()).collect();
-            if labels.len() != job.runs_on.0.len() || labels.iter().any(|l| l.contains(UNKNOWN)) {
-                continue;
-            }
-            let arch = runner_arch(&labels);
-            for s in &job.steps {
-                let scope = scope(wf, job, Some(s), leg);
-                let targets = build_values(&scope, s, "platforms", "--platform", &[',', '\n']);
-                let foreign = targets.iter().filter_map(|t| Platform::parse(t).ok());
-                for p in foreign.filter(|p| p.arch != arch) {
-                    cx.warn(Rule::Emulation, wf.step_line(job, s, None), format!(
-                        "{} (leg `{}`) builds {} on an {arch} runner (`{}`){qemu}: Rust compiled under emulation takes 1-2 hours; run the leg on a native runner (`ubuntu-24.04-arm` for arm64) or build with `cargo xtask build-image` (cross strategy)",
-                        step_in(job, s), leg_label(leg), p.name, labels.join(", ")
+                        step_in(job, s), key.2
                     ));
                 }
             }

@@ -1,9 +1,8 @@
-//! `cargo xtask workflow run`: runs a GitHub workflow's `cargo xtask` steps here,
-//! in GitHub's order and environment, against the loopback registry. [`plan`]
-//! (pure) evaluates `if:` and `${{ }}`/`$VAR` per job, leg and step; [`walk`]
-//! runs the plan as GitHub would: a job's `if:` sees its needs' results, every
-//! leg runs when another failed (`fail-fast: false`), a failed step skips the
-//! rest of its leg. Artifacts stay in `target/xtask/images/`.
+//! `cargo xtask workflow run`: runs a workflow's `cargo xtask` steps here, in GitHub's
+//! order and environment, against the loopback registry. [`plan`] (pure) evaluates
+//! `if:` and `${{ }}`/`$VAR` per job, leg and step; [`walk`] runs it as GitHub would:
+//! a job's `if:` sees its needs' results, every leg runs when another failed
+//! (`fail-fast: false`), a failed step skips the rest of its leg.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -88,20 +87,11 @@ impl Refs {
     /// the head branch of pull request 1.
     pub fn parse(event: Event, given: &str, head: Option<&str>) -> Result<Refs> {
         let g = given.trim();
-        let pr = |n: u64, kind: &str, head: String| Refs {
-            full: format!("refs/pull/{n}/{kind}"),
-            name: format!("{n}/{kind}"),
-            kind: "branch",
-            head,
-            base: DEFAULT_BASE.to_owned(),
-            pr_number: Some(n),
-        };
-        let push = |full: String, name: &str, kind| {
-            let name = name.to_owned();
-            Refs { full, name, kind, ..Refs::default() }
-        };
         let branch = g.strip_prefix("refs/heads/").unwrap_or(g);
-        match (event, g.strip_prefix("refs/pull/"), g.strip_prefix("refs/tags/")) {
+        let push = |full: String, name: &str, kind| {
+            Ok(Refs { full, name: name.to_owned(), kind, ..Refs::default() })
+        };
+        let (n, kind, head) = match (event, g.strip_prefix("refs/pull/"), g.strip_prefix("refs/tags/")) {
             _ if g.is_empty() => bail!("--ref is empty; give a branch (`main`), `refs/heads/<branch>`, `refs/tags/<tag>` or `refs/pull/<N>/merge`"),
             (Event::Push, Some(_), _) => bail!("`{g}` is a pull request ref, which a push never has; use `--event pull_request`, or a branch with push"),
             (Event::PullRequest, Some(rest), _) => {
@@ -112,14 +102,17 @@ impl Refs {
                 if kind != "merge" && kind != "head" {
                     bail!("`{g}`: pull request refs are `refs/pull/<N>/merge` (or `/head`)");
                 }
-                Ok(pr(n, kind, head.map_or_else(|| format!("pr-{n}"), str::to_owned)))
+                (n, kind, head.map_or_else(|| format!("pr-{n}"), str::to_owned))
             }
             (Event::PullRequest, _, Some(_)) => bail!("`{g}`: a pull request comes from a branch, not a tag"),
-            (Event::Push, _, Some(tag)) => Ok(push(g.to_owned(), tag, "tag")),
-            (Event::PullRequest, _, _) => Ok(pr(1, "merge", branch.to_owned())),
+            (Event::PullRequest, _, _) => (1, "merge", branch.to_owned()),
+            (Event::Push, _, Some(tag)) => return push(g.to_owned(), tag, "tag"),
             _ if branch.starts_with("refs/") => bail!("`{g}`: unknown ref kind; use `refs/heads/<branch>` or `refs/tags/<tag>`"),
-            _ => Ok(push(format!("refs/heads/{branch}"), branch, "branch")),
-        }
+            _ => return push(format!("refs/heads/{branch}"), branch, "branch"),
+        };
+        let (full, name) = (format!("refs/pull/{n}/{kind}"), format!("{n}/{kind}"));
+        let base = DEFAULT_BASE.to_owned();
+        Ok(Refs { full, name, kind: "branch", head, base, pr_number: Some(n) })
     }
 }
 
@@ -138,9 +131,8 @@ pub struct RunContext {
     pub fail_legs: Vec<String>,
 }
 
-/// A job of the plan. `runs` says whether its `if:` lets it run when its
-/// needs all succeeded, when one failed, and when one was skipped; a job
-/// that runs in none has no legs.
+/// A job of the plan. `runs`: whether its `if:` lets it run when its needs all
+/// succeeded, when one failed, when one was skipped (in none: no legs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedJob {
     pub id: String,
@@ -401,7 +393,7 @@ impl Planner<'_> {
     /// `cond` (shown as `shown`) in `scope`; `None` (an error noted) when it
     /// cannot be evaluated here.
     fn test(&mut self, whr: &str, scope: &Scope<'_>, cond: &str, shown: &str) -> Option<bool> {
-        let e = match scope.condition(cond) {
+        let e = match super::expr::condition(cond, &|p| scope.resolve(p)) {
             Ok(Some(b)) => return Some(b),
             Ok(None) => format!("{whr}: cannot evaluate `if: {shown}` locally"),
             Err(e) => format!("{whr}: {e}"),
@@ -414,7 +406,7 @@ impl Planner<'_> {
         let (wf, ctx) = (self.wf, self.ctx);
         let whr = format!("job `{}`", job.id);
         let cond = job.cond.as_ref().map_or("success()", |c| c.0.as_str());
-        let (mut runs, none) = ([true; 3], Vec::new());
+        let mut runs = [true; 3];
         // needs: all succeeded, one failed, one skipped
         for (run, (ok, failed)) in
             runs.iter_mut().zip([(true, false), (false, true), (false, false)])
@@ -424,7 +416,7 @@ impl Planner<'_> {
                 "failure()" => Some(Evaluation::Boolean(failed)),
                 _ => outer_value(ctx, wf, &job.id, p),
             };
-            let (scope, _) = Scope::of(wf, job, None, &none, &outer, None);
+            let (scope, _) = Scope::of(wf, job, None, &[], &outer, None);
             *run = self.test(&whr, &scope, &implicit_success(cond), cond)?;
         }
         let needs = if alone { Vec::new() } else { job.needs.0.clone() };
@@ -449,44 +441,38 @@ impl Planner<'_> {
                 }
                 let c = step.cond.as_ref().map(|c| c.0.as_str());
                 let actions = match c.map_or(Some(true), |c| self.test(&whr, &scope, c, c)) {
-                    Some(true) => self.step(job, step, &scope),
+                    Some(true) => self.step(&whr, job, step, &scope),
                     Some(false) => {
                         let (e, r) = (ctx.event.name(), &ctx.refs.full);
                         let reason = format!("`if: {}` is false for {e} {r}", c.unwrap_or(""));
-                        vec![Ok(Action::Skip { reason })]
+                        vec![Action::Skip { reason }]
                     }
                     None => Vec::new(),
                 };
-                for a in actions {
-                    match a {
-                        Ok(action) => steps.push(PlannedStep { step: step.label(), action }),
-                        Err(e) => self.errors.push(format!("{whr}: {e}")),
-                    }
-                }
+                let step = step.label();
+                steps.extend(
+                    actions.into_iter().map(|action| PlannedStep { step: step.clone(), action }),
+                );
             }
             planned.legs.push(PlannedLeg { values, label, fail, steps });
         }
         Some(planned)
     }
 
-    /// What a step does here, per command; `Err`: what cannot run locally.
-    fn step(&self, job: &Job, step: &Step, scope: &Scope<'_>) -> Vec<Result<Action, String>> {
-        let (ctx, registry) = (self.ctx, &self.ctx.registry);
+    /// What a step does here, per command; what cannot run locally is an error at `whr`.
+    fn step(&mut self, whr: &str, job: &Job, step: &Step, scope: &Scope<'_>) -> Vec<Action> {
+        let (wf, ctx, registry) = (self.wf, self.ctx, &self.ctx.registry);
         if let Some(uses) = &step.uses {
             let action = step.action().unwrap_or_default();
             let path = step.input("path").filter(|_| action == "actions/upload-artifact");
             let check = path.map(|p| scope.substitute(p).unwrap_or_else(|_| p.to_owned()));
             let uses = uses.clone();
-            return vec![Ok(match stand_in(&action) {
+            return vec![match stand_in(&action) {
                 Some(note) => Action::StandIn { uses, note: note.to_owned(), check },
                 None => Action::Skip { reason: format!("no local stand-in for `{uses}`") },
-            })];
+            }];
         }
         let Some(Text(run)) = &step.run else { return Vec::new() };
-        let cmds = match scope.commands(run) {
-            Ok(c) => c,
-            Err(e) => return vec![Err(e)],
-        };
         let plan = |cmd: calls::Command| {
             match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
                 (Some(u), _, _) => Err(format!("uses a {u}; keep run lines to plain `cargo xtask` calls")),
@@ -497,10 +483,10 @@ impl Planner<'_> {
                     let (argv, notes) = rewrite(args, registry);
                     // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions).
                     let fixed = [("CI", "true"), ("GITHUB_ACTIONS", "true"), ("BROKKR_WORKFLOW_RUN", "1")];
-                    let github = github_vars(ctx, self.wf, &job.id).into_iter();
+                    let github = github_vars(ctx, wf, &job.id).into_iter();
                     let github = github.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
                     let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
-                    let all = fixed.chain(github).chain(scope.env.iter().cloned()).chain(cmd.assignments());
+                    let all = fixed.chain(github).chain(scope.env.clone()).chain(cmd.assignments());
                     // Last one wins, as in the shell; the first position stays, for reading.
                     let env: IndexMap<String, String> =
                         all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]).collect();
@@ -508,7 +494,12 @@ impl Planner<'_> {
                 }
             }
         };
-        cmds.into_iter().map(plan).collect()
+        let planned = scope.commands(run).map(|c| c.into_iter().map(plan).collect());
+        let planned: Vec<_> = planned.unwrap_or_else(|e| vec![Err(e)]);
+        planned
+            .into_iter()
+            .filter_map(|a| a.map_err(|e| self.errors.push(format!("{whr}: {e}"))).ok())
+            .collect()
     }
 }
 

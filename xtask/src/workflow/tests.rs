@@ -250,7 +250,7 @@ fn check_file(path: &str, cli: &clap::Command) -> Vec<Diagnostic> {
         Err(d) => return vec![d],
     };
     let inputs = inputs();
-    check(&wf, &Expected { cli, image_inputs: &inputs })
+    check(&wf, cli, &inputs)
 }
 
 fn fixture(name: &str) -> Vec<Diagnostic> {
@@ -513,8 +513,7 @@ fn workflow_w5_expanded_calls_are_parsed_by_the_real_cli() {
     let cli = crate::cli::Cli::command();
     let inputs = inputs();
     let cli_errors = |wf: &Workflow| -> Vec<Diagnostic> {
-        let exp = Expected { cli: &cli, image_inputs: &inputs };
-        check(wf, &exp).into_iter().filter(|d| d.rule == Rule::Cli).collect()
+        check(wf, &cli, &inputs).into_iter().filter(|d| d.rule == Rule::Cli).collect()
     };
     let ours = Workflow::parse(".github/workflows/build-images.yml", OURS).unwrap();
     assert_eq!(cli_errors(&ours), Vec::new());
@@ -760,11 +759,10 @@ fn workflow_manifest_platform_subset_is_reported() {
     let line = OURS.lines().position(|l| l.contains(from)).unwrap() + 1;
     let inputs = inputs();
     let cli = crate::cli::Cli::command();
-    let exp = Expected { cli: &cli, image_inputs: &inputs };
     for (platform, reported) in [("linux/amd64", true), ("all", false), ("amd64,arm64", false)] {
         let text = OURS.replace(from, &format!("{from} --platform {platform}"));
         let wf = Workflow::parse(".github/workflows/build-images.yml", &text).unwrap();
-        let got: Vec<Diagnostic> = check(&wf, &exp);
+        let got: Vec<Diagnostic> = check(&wf, &cli, &inputs);
         let hit = got.iter().any(|d| {
             d.rule == Manifest && d.line == line && d.message.contains("leaves out `linux/arm64`")
         });

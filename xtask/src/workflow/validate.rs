@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use super::rules::{self, Expected};
+use super::rules;
 use super::{Severity, Workflow};
 use crate::plan::Cmd;
 use crate::project::COMPONENTS;
@@ -83,14 +83,13 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
     let members = workspace_members(&cargo_metadata(sh)?);
     let texts: Vec<_> = COMPONENTS.iter().map(|c| (c, sh.read_file(c.dockerfile).ok())).collect();
     let dockerfiles: Vec<_> = texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
-    let image_inputs = &super::inputs::image_inputs(&members, &dockerfiles);
-    let expected = Expected { cli, image_inputs };
+    let image_inputs = super::inputs::image_inputs(&members, &dockerfiles);
     let (mut errors, mut warnings) = (0usize, 0usize);
     for f in &files {
         let path = f.display().to_string();
         let text = sh.read_file(f).with_context(|| format!("reading {path}"))?;
         let diags = Workflow::parse(&path, &text)
-            .map_or_else(|d| vec![d], |wf| rules::check(&wf, &expected));
+            .map_or_else(|d| vec![d], |wf| rules::check(&wf, cli, &image_inputs));
         diags.iter().for_each(|d| println!("{d}"));
         let e = diags.iter().filter(|d| d.severity == Severity::Error).count();
         (errors, warnings) = (errors + e, warnings + diags.len() - e);
@@ -112,9 +111,7 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
         print!("{}", out.stdout);
         eprint!("{}", out.stderr);
         println!("{tool}: {}", if out.ok { "ok" } else { "failed" });
-        if !out.ok {
-            failed.push(*tool);
-        }
+        failed.extend((!out.ok).then_some(*tool));
     }
     if errors > 0 {
         bail!("{errors} error(s) in the workflow files");
