@@ -57,23 +57,21 @@ pub struct Context {
 
 /// The fields read from the GitHub event payload (`GITHUB_EVENT_PATH`).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Payload {
     pub number: Option<u64>,
-    #[serde(default)]
     pub pull_request: PullRequest,
     pub repository: Option<Repository>,
     pub base_ref: Option<String>,
-    #[serde(default)]
     pub commits: Vec<Commit>,
     pub head_commit: Option<Commit>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct PullRequest {
     pub number: Option<u64>,
-    #[serde(default)]
     pub head: GitRef,
-    #[serde(default)]
     pub base: GitRef,
 }
 
@@ -124,7 +122,8 @@ impl Context {
         let event = need("GITHUB_EVENT_NAME")?;
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
         let mut git_ref = get("GITHUB_REF");
-        let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
+        let n = git_ref.as_deref().and_then(|r| r.strip_prefix("refs/pull/")?.split('/').next());
+        let mut pr_number = n.filter(|n| !n.starts_with('+')).and_then(|n| n.parse().ok());
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
@@ -196,11 +195,6 @@ impl Context {
         self.git_ref.as_deref()?.strip_prefix("refs/heads/")
     }
 
-    /// The default branch, `main` when unknown.
-    pub fn default_branch(&self) -> &str {
-        self.default_branch.as_deref().unwrap_or("main")
-    }
-
     /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is the default
     /// (in CI only when the payload says so), or the event always runs on the default branch.
     pub fn is_default_branch(&self) -> bool {
@@ -235,12 +229,6 @@ pub fn short_sha_len(value: Option<&str>) -> Result<usize> {
 pub fn parse_version(s: &str) -> Option<semver::Version> {
     let s = s.trim();
     semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok()
-}
-
-/// `refs/pull/318/merge` (or `/head`) gives 318.
-fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
-    let n = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
-    n.parse().ok().filter(|_| !n.starts_with('+'))
 }
 
 fn checked_sha(sha: &str) -> Result<String> {
@@ -374,19 +362,17 @@ pub fn labels(
     let url = ctx.repo_url.clone().unwrap_or_else(|| package.repository.clone());
     let description =
         non_empty(&package.description).map_or(component.description, |_| &package.description);
-    [
-        ("title", Some(component.image_name())),
-        ("description", Some(description.to_owned())),
-        ("url", Some(url.clone())),
-        ("source", Some(url)),
-        ("version", version.map(str::to_owned)),
-        ("created", Some(created.to_owned())),
-        ("revision", Some(ctx.sha.clone())),
-        ("licenses", Some(package.license.clone())),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some((format!("org.opencontainers.image.{k}"), v?)))
-    .collect()
+    let labels = [
+        ("title", component.image_name()),
+        ("description", description.to_owned()),
+        ("url", url.clone()),
+        ("source", url),
+        ("created", created.to_owned()),
+        ("revision", ctx.sha.clone()),
+        ("licenses", package.license.clone()),
+    ];
+    let all = labels.into_iter().chain(version.map(|v| ("version", v.to_owned())));
+    all.map(|(k, v)| (format!("org.opencontainers.image.{k}"), v)).collect()
 }
 
 /// metadata-action's `annotations`: each label as `LEVEL:key=value` per level of `levels`

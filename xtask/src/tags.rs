@@ -129,7 +129,8 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     for component in ComponentList::or_all(args.component.clone()) {
         let mut package = metadata::package_info(&cargo, component.package)?;
         if package.repository.is_empty() {
-            package.repository = origin_web_url(sh).unwrap_or_default();
+            let origin = git_line(sh, &["config", "--get", "remote.origin.url"]);
+            package.repository = origin.and_then(|r| web_url(&r)).unwrap_or_default();
         }
         let labels = metadata::labels(&ctx, component, &package, &created, Some(version));
         let repository = metadata::image_repository(&registry, component);
@@ -181,11 +182,7 @@ fn step_outputs(o: &Output) -> Result<()> {
     Ok(())
 }
 
-/// `remote.origin.url` as a web address: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
-fn origin_web_url(sh: &Shell) -> Option<String> {
-    web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
-}
-
+/// A git remote as a web address: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
     let (ssh, https) = (remote.strip_prefix("ssh://git@"), remote.strip_prefix("https://"));
     let (host, path) = match remote.strip_prefix("git@") {

@@ -18,14 +18,9 @@ pub struct Placeholder {
     pub tz: Option<String>,
 }
 
+/// Each placeholder with the text before it, then the text after the last.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Var(Placeholder),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template(Vec<Piece>);
+pub struct Template(Vec<(String, Placeholder)>, String);
 
 impl Template {
     /// Errors on an unclosed `{{`, unbalanced quotes, or an unquoted `date` format.
@@ -33,12 +28,10 @@ impl Template {
         let (mut pieces, mut rest) = (Vec::new(), s);
         while let Some((text, after)) = rest.split_once("{{") {
             let (inner, tail) = after.split_once("}}").context("`{{` without `}}`")?;
-            pieces.extend([Piece::Text(text.into()), Piece::Var(placeholder(inner.trim())?)]);
+            pieces.push((text.to_owned(), placeholder(inner.trim())?));
             rest = tail;
         }
-        pieces.push(Piece::Text(rest.into()));
-        pieces.retain(|p| *p != Piece::Text(String::new()));
-        Ok(Template(pieces))
+        Ok(Template(pieces, rest.to_owned()))
     }
 
     /// Errors when a placeholder is not one of `names` (space-separated).
@@ -50,20 +43,17 @@ impl Template {
 
     /// metadata-action's `isRawStatement`: the template is exactly `{{raw}}`.
     pub fn is_raw_statement(&self) -> bool {
-        matches!(self.0.as_slice(), [Piece::Var(p)] if p.name == "raw")
+        self.1.is_empty() && matches!(&self.0[..], [(t, p)] if t.is_empty() && p.name == "raw")
     }
 
     pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
-        self.0.iter().filter_map(|p| if let Piece::Var(v) = p { Some(v) } else { None })
+        self.0.iter().map(|p| &p.1)
     }
 
     /// The text with each placeholder replaced by `value(placeholder)`.
     pub fn render(&self, value: impl Fn(&Placeholder) -> Result<String>) -> Result<String> {
-        let piece = |p: &Piece| match p {
-            Piece::Text(t) => Ok(t.clone()),
-            Piece::Var(v) => value(v),
-        };
-        self.0.iter().map(piece).collect()
+        let pieces = self.0.iter().map(|(text, p)| Ok(format!("{text}{}", value(p)?)));
+        pieces.chain([Ok(self.1.clone())]).collect()
     }
 }
 
