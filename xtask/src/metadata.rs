@@ -112,11 +112,8 @@ impl Context {
         payload: Option<&Payload>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let need = |k: &str| {
-            get(k).ok_or_else(|| {
-                anyhow!("{k} is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
-            })
-        };
+        let why = "is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)";
+        let need = |k: &str| get(k).with_context(|| format!("{k} {why}"));
         let payload = payload.cloned().unwrap_or_default();
         let pr = payload.pull_request;
         let event = need("GITHUB_EVENT_NAME")?;

@@ -99,8 +99,7 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
         }
         "semver" | "match" if tag.is_none() && rule.get("value").is_empty() => None,
         "semver" => {
-            let m = rule.get("match");
-            if !m.is_empty() {
+            if let Some(m) = non_empty(rule.get("match")) {
                 match regex(m)?.captures(&raw) {
                     Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
                     None => warnings.push(format!("{m} does not match {raw}")),
