@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use serde::Deserialize;
 
 use super::{
@@ -163,13 +163,11 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     }
     if let Some((key, choices)) = required {
         let valid = |v: &String| choices.is_empty() || choices.contains(&v.as_str());
-        if !attrs.get(key).is_some_and(valid) {
-            bail!("type={kind} needs {key}={}", non_empty(&choices.join("|")).unwrap_or("..."));
-        }
+        let values = non_empty(&choices.join("|")).unwrap_or("...").to_owned();
+        ensure!(attrs.get(key).is_some_and(valid), "type={kind} needs {key}={values}");
     }
-    if kind == "match" && attrs["group"].parse::<usize>().is_err() {
-        bail!("type=match: `group` is a group number (0 for the whole match)");
-    }
+    let group = kind != "match" || attrs["group"].parse::<usize>().is_ok();
+    ensure!(group, "type=match: `group` is a group number (0 for the whole match)");
     let priority = attrs.get("priority").map_or(Ok(default_priority), |p| {
         p.parse().map_err(|_| anyhow!("`priority={p}` is not a whole number"))
     })?;
