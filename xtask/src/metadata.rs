@@ -22,17 +22,10 @@ const SHORT_SHA_LEN: usize = 7;
 /// `type=raw`'s priority, which explicit `--tag` values take: after `type=ref`, before `type=sha`.
 const RAW_PRIORITY: i64 = 200;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Source {
-    /// `GITHUB_ACTIONS=true`: the `GITHUB_*` variables and the event payload.
-    GitHubActions,
-    #[default]
-    LocalGit,
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {
-    pub source: Source,
+    /// From GitHub Actions' `GITHUB_*` variables and event payload; else the local checkout's.
+    pub github_actions: bool,
     /// `GITHUB_EVENT_NAME`; locally `push` on a branch or tag, else `detached`.
     pub event: String,
     /// `refs/heads/<b>`, `refs/tags/<t>` or `refs/pull/<n>/merge` (even `pull_request_target`).
@@ -151,7 +144,7 @@ impl Context {
         let server = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         let owner = || Some(repository.as_deref()?.split('/').next()?.to_owned());
         Ok(Context {
-            source: Source::GitHubActions,
+            github_actions: true,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
             head_ref: get("GITHUB_HEAD_REF").or(pr.head.name.filter(|_| is_pr_event)),
@@ -197,7 +190,7 @@ impl Context {
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
-        let local_main = (self.source == Source::LocalGit).then_some("main");
+        let local_main = (!self.github_actions).then_some("main");
         let default = self.default_branch.as_deref().or(local_main);
         let events = ["create", "discussion", "issues", "schedule"];
         !branch.is_empty()
@@ -290,9 +283,9 @@ pub fn image_repository(registry: &str, component: &Component) -> String {
 
 /// `--registry` when non-empty, else `ghcr.io/<owner>` in CI, else [`LOCAL_REGISTRY`]; checked.
 pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
-    let registry = match (flag.and_then(non_empty), ctx.source, &ctx.owner) {
+    let registry = match (flag.and_then(non_empty), ctx.github_actions, &ctx.owner) {
         (Some(r), ..) => r.trim_end_matches('/').to_owned(),
-        (None, Source::LocalGit, _) => LOCAL_REGISTRY.to_owned(),
+        (None, false, _) => LOCAL_REGISTRY.to_owned(),
         (None, _, Some(owner)) => format!("ghcr.io/{}", owner.to_ascii_lowercase()),
         (None, _, None) => bail!(
             "GITHUB_REPOSITORY_OWNER and GITHUB_REPOSITORY are unset: cannot name the \
@@ -773,7 +766,7 @@ pub(crate) mod tests {
         for (branch, tags, want) in cases {
             let ctx = Context::from_git(SHA, *branch, &t(tags)).unwrap();
             assert_eq!(ctx.git_ref.as_deref(), *want, "{branch:?} {tags:?}");
-            assert_eq!(ctx.source, Source::LocalGit);
+            assert!(!ctx.github_actions);
         }
         assert!(Context::from_git("HEAD", Some("main"), &[]).is_err());
         assert!(Context::from_git("", None, &[]).is_err());

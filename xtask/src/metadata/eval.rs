@@ -9,7 +9,7 @@ use super::{
     non_empty,
     rules::{Rules, TagRule},
     template::{format_date, Template},
-    Context, Source, RAW_PRIORITY,
+    Context, RAW_PRIORITY,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,11 +29,11 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
     let (f, mut warnings, mut latest) = (&rules.flavor, Vec::new(), None);
     let mut placed: Vec<(i64, String)> = Vec::new();
     if ctx.git_ref.is_none() {
-        let why = match ctx.source {
-            Source::LocalGit => {
+        let why = match ctx.github_actions {
+            true => format!("GITHUB_REF is not set for event `{}`", ctx.event),
+            false => {
                 format!("HEAD is detached at {} and no branch or tag points to it", ctx.short_sha())
             }
-            Source::GitHubActions => format!("GITHUB_REF is not set for event `{}`", ctx.event),
         };
         warnings.push(format!("{why}: only the sha tag"));
     }
@@ -73,10 +73,8 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
     let ma = super::metadata_action_tag(value);
     let tag = super::sanitize_tag(value);
     if !value.is_empty() && tag.as_deref() != Some(ma.as_str()) {
-        let what = match &tag {
-            Some(t) => format!("`{t}` is used instead"),
-            None => "dropped, as it is empty once valid".to_owned(),
-        };
+        let what = tag.as_ref().map(|t| format!("`{t}` is used instead"));
+        let what = what.unwrap_or_else(|| "dropped, as it is empty once valid".to_owned());
         let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
         warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
     }

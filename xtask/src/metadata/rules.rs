@@ -99,8 +99,8 @@ impl Rules {
         let at = path.display();
         let file: RulesFile = match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let defaults = DEFAULT_TAGS.replace('\n', "; ");
                 if tags.is_none() {
+                    let defaults = DEFAULT_TAGS.replace('\n', "; ");
                     eprintln!("notice: {RULES_FILE} not found: using docker/metadata-action's default rules ({defaults}); declare brokkr's there");
                 }
                 RulesFile::default()
@@ -199,8 +199,7 @@ fn parse_flavor(block: &str) -> Result<Flavor> {
             let on = value == "true";
             match (key.as_str(), value.as_str()) {
                 ("", _) => bail!("{at}: `{value}` is not key=value"),
-                ("latest", "auto") => f.latest = None,
-                ("latest", "true" | "false") => f.latest = Some(on),
+                ("latest", "auto" | "true" | "false") => f.latest = value.parse().ok(),
                 ("latest", _) => bail!("{at}: latest is auto, true or false"),
                 ("prefix", _) => (f.prefix, onlatest_for) = (value, "prefix"),
                 ("suffix", _) => (f.suffix, onlatest_for) = (value, "suffix"),

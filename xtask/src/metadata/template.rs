@@ -1,7 +1,7 @@
 //! metadata-action's documented `{{...}}` placeholders (`{{branch}}`, `{{date 'YYYYMMDD'
 //! tz='Asia/Tokyo'}}`, ...): words split with `shlex`, dates formatted by jiff from moment.js.
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use jiff::Timestamp;
 
 /// Placeholders of a semver pattern, a schedule pattern, and `value`, `prefix`, ... .
@@ -58,24 +58,23 @@ impl Template {
 }
 
 fn placeholder(inner: &str) -> Result<Placeholder> {
-    let at = || format!("`{{{{{inner}}}}}`");
-    let words = shlex::split(inner).ok_or_else(|| anyhow!("{}: unbalanced quotes", at()))?;
+    let at = format!("`{{{{{inner}}}}}`");
+    let words = shlex::split(inner).with_context(|| format!("{at}: unbalanced quotes"))?;
     let Some((name, args)) = words.split_first() else { bail!("empty placeholder `{{{{}}}}`") };
     let quoted = inner[name.len()..].trim_start().starts_with(['\'', '"']);
     let is_date = DATES.split(' ').any(|d| d == name);
     let (format, rest) = match args.split_first() {
         None if !is_date => (None, &[][..]),
-        _ if !is_date => bail!("{}: `{name}` takes no arguments", at()),
+        _ if !is_date => bail!("{at}: `{name}` takes no arguments"),
         Some((format, rest)) if quoted => (Some(format.clone()), rest),
         _ => bail!(
-            "{}: give the format as one quoted string, as in {{{{{name} 'YYYYMMDD' tz='UTC'}}}}",
-            at()
+            "{at}: give the format as one quoted string, as in {{{{{name} 'YYYYMMDD' tz='UTC'}}}}"
         ),
     };
     let mut tz = None;
     for arg in rest {
         let zone = arg.strip_prefix("tz=");
-        tz = Some(zone.with_context(|| format!("{}: unknown argument `{arg}` (only tz=)", at()))?);
+        tz = Some(zone.with_context(|| format!("{at}: unknown argument `{arg}` (only tz=)"))?);
     }
     Ok(Placeholder { name: name.clone(), format, tz: tz.map(str::to_owned) })
 }
