@@ -8,7 +8,7 @@ use indexmap::IndexSet;
 use super::{
     non_empty,
     rules::{Rules, TagRule},
-    template::{format_date, Template},
+    template::{format_date, Template, GLOBAL, SEMVER},
     Context, RAW_PRIORITY,
 };
 
@@ -29,11 +29,10 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
     let (f, mut warnings, mut latest) = (&rules.flavor, Vec::new(), None);
     let mut placed: Vec<(i64, String)> = Vec::new();
     if ctx.git_ref.is_none() {
-        let why = match ctx.github_actions {
-            true => format!("GITHUB_REF is not set for event `{}`", ctx.event),
-            false => {
-                format!("HEAD is detached at {} and no branch or tag points to it", ctx.short_sha())
-            }
+        let why = if ctx.github_actions {
+            format!("GITHUB_REF is not set for event `{}`", ctx.event)
+        } else {
+            format!("HEAD is detached at {} and no branch or tag points to it", ctx.short_sha())
         };
         warnings.push(format!("{why}: only the sha tag"));
     }
@@ -109,7 +108,8 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
                 warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
                 return Ok(None);
             };
-            let (pattern, stable) = (Template::parse(rule.get("pattern"))?, v.pre.is_empty());
+            let (pattern, stable) =
+                (Template::parse(rule.get("pattern"), SEMVER)?, v.pre.is_empty());
             let version = semver::Version { build: semver::BuildMetadata::EMPTY, ..v.clone() };
             if !stable && !pattern.is_raw_statement() {
                 return Ok(Some((version.to_string(), false)));
@@ -167,7 +167,7 @@ fn regex(pattern: &str) -> Result<regex::Regex> {
 /// metadata-action's `setGlobalExp`: `text` with the global placeholders.
 fn global(ctx: &Context, text: &str) -> Result<String> {
     let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
-    Template::parse(text)?.render(|p| {
+    Template::parse(text, GLOBAL)?.render(|p| {
         let (fmt, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref());
         Ok(match p.name.as_str() {
             "branch" => ctx.branch().unwrap_or_default().to_owned(),

@@ -180,9 +180,8 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
             _ => continue,
         };
         let at = || format!("{key}=`{value}`");
-        let t = Template::parse(value).with_context(at)?;
-        t.check(names).with_context(at)?;
-        if kind == "semver" && key == "pattern" && t.placeholders().next().is_none() {
+        let t = Template::parse(value, names).with_context(at)?;
+        if kind == "semver" && key == "pattern" && t.0.is_empty() {
             let all = names.split(' ').map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>();
             bail!("pattern=`{value}` has no placeholder; use {}", all.join(", "));
         }

@@ -1,7 +1,7 @@
 //! metadata-action's documented `{{...}}` placeholders (`{{branch}}`, `{{date 'YYYYMMDD'
 //! tz='Asia/Tokyo'}}`, ...): words split with `shlex`, dates formatted by jiff from moment.js.
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use jiff::Timestamp;
 
 /// Placeholders of a semver pattern, a schedule pattern, and `value`, `prefix`, ... .
@@ -20,34 +20,30 @@ pub struct Placeholder {
 
 /// Each placeholder with the text before it, then the text after the last.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template(Vec<(String, Placeholder)>, String);
+pub struct Template(pub Vec<(String, Placeholder)>, String);
 
 impl Template {
-    /// Errors on an unclosed `{{`, unbalanced quotes, or an unquoted `date` format.
-    pub fn parse(s: &str) -> Result<Template> {
+    /// Errors on an unclosed `{{`, unbalanced quotes, an unquoted `date` format, or a
+    /// placeholder not one of `names` (space-separated).
+    pub fn parse(s: &str, names: &str) -> Result<Template> {
         let (mut pieces, mut rest) = (Vec::new(), s);
         while let Some((text, after)) = rest.split_once("{{") {
             let (inner, tail) = after.split_once("}}").context("`{{` without `}}`")?;
-            pieces.push((text.to_owned(), placeholder(inner.trim())?));
+            let p = placeholder(inner.trim())?;
+            let (name, valid) = (&p.name, names.replace(' ', ", "));
+            ensure!(
+                names.split(' ').any(|n| n == name),
+                "unknown placeholder `{{{{{name}}}}}`; valid here: {valid}"
+            );
+            pieces.push((text.to_owned(), p));
             rest = tail;
         }
         Ok(Template(pieces, rest.to_owned()))
     }
 
-    /// Errors when a placeholder is not one of `names` (space-separated).
-    pub fn check(&self, names: &str) -> Result<()> {
-        let known = |p: &&Placeholder| names.split(' ').any(|n| n == p.name);
-        let Some(p) = self.placeholders().find(|p| !known(p)) else { return Ok(()) };
-        bail!("unknown placeholder `{{{{{}}}}}`; valid here: {}", p.name, names.replace(' ', ", "))
-    }
-
     /// metadata-action's `isRawStatement`: the template is exactly `{{raw}}`.
     pub fn is_raw_statement(&self) -> bool {
         self.1.is_empty() && matches!(&self.0[..], [(t, p)] if t.is_empty() && p.name == "raw")
-    }
-
-    pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
-        self.0.iter().map(|p| &p.1)
     }
 
     /// The text with each placeholder replaced by `value(placeholder)`.
