@@ -168,7 +168,6 @@ fn regex(pattern: &str) -> Result<regex::Regex> {
 fn global(ctx: &Context, text: &str) -> Result<String> {
     let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
     Template::parse(text, GLOBAL)?.render(|p| {
-        let (fmt, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref());
         Ok(match p.name.as_str() {
             "branch" => ctx.branch().unwrap_or_default().to_owned(),
             "tag" => tag.unwrap_or_default().to_owned(),
@@ -176,7 +175,7 @@ fn global(ctx: &Context, text: &str) -> Result<String> {
             "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
             "is_default_branch" => ctx.is_default_branch().to_string(),
             "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
-            "date" => format_date(ctx.now, fmt, tz)?,
+            "date" => format_date(ctx.now, p)?,
             _ => {
                 let sha = &ctx.sha;
                 let why = || {
@@ -184,7 +183,7 @@ fn global(ctx: &Context, text: &str) -> Result<String> {
                         "{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here"
                     )
                 };
-                format_date(ctx.commit_date.with_context(why)?, fmt, tz)?
+                format_date(ctx.commit_date.with_context(why)?, p)?
             }
         })
     })

@@ -38,7 +38,6 @@ const COMMON_ATTRS: &[&str] = &["prefix", "suffix", "enable", "priority"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
-    /// The `type`, one of [`KINDS`].
     pub kind: &'static str,
     /// After metadata-action's defaults (`prefix` only when given or for `ref,event=pr`, `sha`).
     pub attrs: BTreeMap<String, String>,

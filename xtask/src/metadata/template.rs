@@ -46,7 +46,6 @@ impl Template {
         self.1.is_empty() && matches!(&self.0[..], [(t, p)] if t.is_empty() && p.name == "raw")
     }
 
-    /// The text with each placeholder replaced by `value(placeholder)`.
     pub fn render(&self, value: impl Fn(&Placeholder) -> Result<String>) -> Result<String> {
         let pieces = self.0.iter().map(|(text, p)| Ok(format!("{text}{}", value(p)?)));
         pieces.chain([Ok(self.1.clone())]).collect()
@@ -82,10 +81,10 @@ const MOMENT_TOKENS: &str = "YYYY=%Y YY=%y MMMM=%B MMM=%b MM=%m M=%-m DDDD=%j DD
 /// Letters that are moment.js tokens (not literal text) in some form.
 const MOMENT_LETTERS: &str = "MQDdeEwWYygGAaHhkmsSzZXxN";
 
-/// `at` in IANA zone `tz` (default UTC) with a moment.js `format` (`[text]` literal), as
-/// metadata-action's `{{date}}`; errors on a token outside [`MOMENT_TOKENS`].
-pub fn format_date(at: Timestamp, format: &str, tz: Option<&str>) -> Result<String> {
-    let tz = tz.unwrap_or("UTC");
+/// `at` in the placeholder's IANA zone `tz` (default UTC) with its moment.js `format` (`[text]`
+/// literal), as metadata-action's `{{date}}`; errors on a token outside [`MOMENT_TOKENS`].
+pub fn format_date(at: Timestamp, p: &Placeholder) -> Result<String> {
+    let (format, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref().unwrap_or("UTC"));
     let zoned = at.in_tz(tz).with_context(|| format!("time zone `{tz}`"))?;
     let tokens = || MOMENT_TOKENS.split(' ').filter_map(|t| t.split_once('='));
     let (mut spec, mut rest) = (String::new(), format);
