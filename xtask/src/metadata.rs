@@ -22,17 +22,10 @@ const SHORT_SHA_LEN: usize = 7;
 /// `type=raw`'s priority, which explicit `--tag` values take: after `type=ref`, before `type=sha`.
 const RAW_PRIORITY: i64 = 200;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Source {
-    /// `GITHUB_ACTIONS=true`: the `GITHUB_*` variables and the event payload.
-    GitHubActions,
-    #[default]
-    LocalGit,
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Context {
-    pub source: Source,
+    /// From GitHub Actions' `GITHUB_*` variables and event payload; else the local checkout's.
+    pub github_actions: bool,
     /// `GITHUB_EVENT_NAME`; locally `push` on a branch or tag, else `detached`.
     pub event: String,
     /// `refs/heads/<b>`, `refs/tags/<t>` or `refs/pull/<n>/merge` (even `pull_request_target`).
@@ -57,23 +50,21 @@ pub struct Context {
 
 /// The fields read from the GitHub event payload (`GITHUB_EVENT_PATH`).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Payload {
     pub number: Option<u64>,
-    #[serde(default)]
     pub pull_request: PullRequest,
     pub repository: Option<Repository>,
     pub base_ref: Option<String>,
-    #[serde(default)]
     pub commits: Vec<Commit>,
     pub head_commit: Option<Commit>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct PullRequest {
     pub number: Option<u64>,
-    #[serde(default)]
     pub head: GitRef,
-    #[serde(default)]
     pub base: GitRef,
 }
 
@@ -114,17 +105,15 @@ impl Context {
         payload: Option<&Payload>,
     ) -> Result<Context> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let need = |k: &str| {
-            get(k).ok_or_else(|| {
-                anyhow!("{k} is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)")
-            })
-        };
+        let why = "is not set (GITHUB_ACTIONS=true: is this a GitHub Actions run?)";
+        let need = |k: &str| get(k).with_context(|| format!("{k} {why}"));
         let payload = payload.cloned().unwrap_or_default();
         let pr = payload.pull_request;
         let event = need("GITHUB_EVENT_NAME")?;
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
         let mut git_ref = get("GITHUB_REF");
-        let mut pr_number = git_ref.as_deref().and_then(pr_number_from_ref);
+        let n = git_ref.as_deref().and_then(|r| r.strip_prefix("refs/pull/")?.split('/').next());
+        let mut pr_number = n.filter(|n| !n.starts_with('+')).and_then(|n| n.parse().ok());
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
         if pr_number.is_none() && is_pr_event {
@@ -155,7 +144,7 @@ impl Context {
         let server = get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         let owner = || Some(repository.as_deref()?.split('/').next()?.to_owned());
         Ok(Context {
-            source: Source::GitHubActions,
+            github_actions: true,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
             head_ref: get("GITHUB_HEAD_REF").or(pr.head.name.filter(|_| is_pr_event)),
@@ -196,17 +185,12 @@ impl Context {
         self.git_ref.as_deref()?.strip_prefix("refs/heads/")
     }
 
-    /// The default branch, `main` when unknown.
-    pub fn default_branch(&self) -> &str {
-        self.default_branch.as_deref().unwrap_or("main")
-    }
-
     /// `{{is_default_branch}}` as metadata-action decides it: the ref's branch is the default
     /// (in CI only when the payload says so), or the event always runs on the default branch.
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
-        let local_main = (self.source == Source::LocalGit).then_some("main");
+        let local_main = (!self.github_actions).then_some("main");
         let default = self.default_branch.as_deref().or(local_main);
         let events = ["create", "discussion", "issues", "schedule"];
         !branch.is_empty()
@@ -235,12 +219,6 @@ pub fn short_sha_len(value: Option<&str>) -> Result<usize> {
 pub fn parse_version(s: &str) -> Option<semver::Version> {
     let s = s.trim();
     semver::Version::parse(s.strip_prefix('v').unwrap_or(s)).ok()
-}
-
-/// `refs/pull/318/merge` (or `/head`) gives 318.
-fn pr_number_from_ref(git_ref: &str) -> Option<u64> {
-    let n = git_ref.strip_prefix("refs/pull/")?.split('/').next()?;
-    n.parse().ok().filter(|_| !n.starts_with('+'))
 }
 
 fn checked_sha(sha: &str) -> Result<String> {
@@ -305,9 +283,9 @@ pub fn image_repository(registry: &str, component: &Component) -> String {
 
 /// `--registry` when non-empty, else `ghcr.io/<owner>` in CI, else [`LOCAL_REGISTRY`]; checked.
 pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
-    let registry = match (flag.and_then(non_empty), ctx.source, &ctx.owner) {
+    let registry = match (flag.and_then(non_empty), ctx.github_actions, &ctx.owner) {
         (Some(r), ..) => r.trim_end_matches('/').to_owned(),
-        (None, Source::LocalGit, _) => LOCAL_REGISTRY.to_owned(),
+        (None, false, _) => LOCAL_REGISTRY.to_owned(),
         (None, _, Some(owner)) => format!("ghcr.io/{}", owner.to_ascii_lowercase()),
         (None, _, None) => bail!(
             "GITHUB_REPOSITORY_OWNER and GITHUB_REPOSITORY are unset: cannot name the \
@@ -374,19 +352,17 @@ pub fn labels(
     let url = ctx.repo_url.clone().unwrap_or_else(|| package.repository.clone());
     let description =
         non_empty(&package.description).map_or(component.description, |_| &package.description);
-    [
-        ("title", Some(component.image_name())),
-        ("description", Some(description.to_owned())),
-        ("url", Some(url.clone())),
-        ("source", Some(url)),
-        ("version", version.map(str::to_owned)),
-        ("created", Some(created.to_owned())),
-        ("revision", Some(ctx.sha.clone())),
-        ("licenses", Some(package.license.clone())),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some((format!("org.opencontainers.image.{k}"), v?)))
-    .collect()
+    let labels = [
+        ("title", component.image_name()),
+        ("description", description.to_owned()),
+        ("url", url.clone()),
+        ("source", url),
+        ("created", created.to_owned()),
+        ("revision", ctx.sha.clone()),
+        ("licenses", package.license.clone()),
+    ];
+    let all = labels.into_iter().chain(version.map(|v| ("version", v.to_owned())));
+    all.map(|(k, v)| (format!("org.opencontainers.image.{k}"), v)).collect()
 }
 
 /// metadata-action's `annotations`: each label as `LEVEL:key=value` per level of `levels`
@@ -790,7 +766,7 @@ pub(crate) mod tests {
         for (branch, tags, want) in cases {
             let ctx = Context::from_git(SHA, *branch, &t(tags)).unwrap();
             assert_eq!(ctx.git_ref.as_deref(), *want, "{branch:?} {tags:?}");
-            assert_eq!(ctx.source, Source::LocalGit);
+            assert!(!ctx.github_actions);
         }
         assert!(Context::from_git("HEAD", Some("main"), &[]).is_err());
         assert!(Context::from_git("", None, &[]).is_err());

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use clap::Args;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -11,7 +11,7 @@ use xshell::Shell;
 
 use crate::{
     gha,
-    metadata::{self, CargoMetadata, Context, Rules, Source},
+    metadata::{self, CargoMetadata, Context, Rules},
     plan::Cmd,
     project::{parse_component_list, ComponentList},
 };
@@ -39,8 +39,7 @@ pub struct TagsArgs {
 }
 
 /// GitHub Actions' context, else the checkout's, with `SOURCE_DATE_EPOCH` and
-/// `DOCKER_METADATA_SHORT_SHA_LENGTH`; the commit date from git unless the payload said;
-/// locally the default branch from `origin/HEAD`.
+/// `DOCKER_METADATA_SHORT_SHA_LENGTH`; the commit date from git unless the payload said.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
     let mut ctx = if gha::active() {
@@ -52,10 +51,6 @@ pub fn detect(sh: &Shell) -> Result<Context> {
     let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
     ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
-    if ctx.source == Source::LocalGit && ctx.default_branch.is_none() {
-        let head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);
-        ctx.default_branch = head.map(|b| b.trim_start_matches("origin/").to_owned());
-    }
     if ctx.commit_date.is_none() {
         let date = git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]);
         ctx.commit_date = date.and_then(|d| d.parse().ok());
@@ -65,30 +60,27 @@ pub fn detect(sh: &Shell) -> Result<Context> {
 
 /// One line git prints, `None` when git fails or prints nothing.
 fn git_line(sh: &Shell, args: &[&str]) -> Option<String> {
-    let out = Cmd::new("git").args(args.to_vec()).capture(sh).ok()?;
-    Some(out.stdout.trim().to_owned()).filter(|l| out.ok && !l.is_empty())
+    Cmd::new("git").args(args.to_vec()).read_quiet(sh).ok().filter(|l| !l.is_empty())
 }
 
-/// The checkout's ([`Context::from_git`]); errors without git or a commit.
+/// The checkout's ([`Context::from_git`]), the default branch from `origin/HEAD`; errors
+/// without git or a commit.
 pub fn detect_git(sh: &Shell) -> Result<Context> {
-    let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).capture(sh);
-    let head = git(&["rev-parse", "HEAD"])
-        .context("outside GitHub Actions the tags come from git, which is needed")?;
-    if !head.ok {
-        let (dir, err) = (sh.current_dir(), head.stderr.trim());
-        bail!(
-            "`git rev-parse HEAD` failed in {}: {err}\nrun inside the brokkr git checkout \
-             (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* variables",
-            dir.display()
-        );
-    }
-    let tags = git(&["tag", "--points-at", "HEAD"])?;
-    if !tags.ok {
-        bail!("`git tag --points-at HEAD` failed: {}", tags.stderr.trim());
-    }
-    let tags: Vec<String> = tags.stdout.lines().map(str::to_owned).collect();
+    let git = |args: &[&str]| Cmd::new("git").args(args.to_vec()).read_quiet(sh);
+    let head = git(&["rev-parse", "HEAD"]).with_context(|| {
+        format!(
+            "outside GitHub Actions the tags come from git, in {}: run inside the brokkr git \
+             checkout (with at least one commit), or set GITHUB_ACTIONS=true with the GITHUB_* \
+             variables",
+            sh.current_dir().display()
+        )
+    })?;
+    let tags: Vec<String> = git(&["tag", "--points-at", "HEAD"])?.lines().map(Into::into).collect();
     let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
-    Context::from_git(&head.stdout, branch.as_deref(), &tags)
+    let ctx = Context::from_git(&head, branch.as_deref(), &tags)?;
+    let origin_head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);
+    let default_branch = origin_head.map(|b| b.trim_start_matches("origin/").to_owned());
+    Ok(Context { default_branch, ..ctx })
 }
 
 /// `cargo metadata --format-version 1 --no-deps` with `$CARGO`: the one typed reading.
@@ -129,7 +121,8 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     for component in ComponentList::or_all(args.component.clone()) {
         let mut package = metadata::package_info(&cargo, component.package)?;
         if package.repository.is_empty() {
-            package.repository = origin_web_url(sh).unwrap_or_default();
+            let origin = git_line(sh, &["config", "--get", "remote.origin.url"]);
+            package.repository = origin.and_then(|r| web_url(&r)).unwrap_or_default();
         }
         let labels = metadata::labels(&ctx, component, &package, &created, Some(version));
         let repository = metadata::image_repository(&registry, component);
@@ -181,11 +174,7 @@ fn step_outputs(o: &Output) -> Result<()> {
     Ok(())
 }
 
-/// `remote.origin.url` as a web address: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
-fn origin_web_url(sh: &Shell) -> Option<String> {
-    web_url(&git_line(sh, &["config", "--get", "remote.origin.url"])?)
-}
-
+/// A git remote as a web address: `git@host:o/r(.git)`, `ssh://git@host/o/r`, `https://host/o/r(.git)`.
 fn web_url(remote: &str) -> Option<String> {
     let (ssh, https) = (remote.strip_prefix("ssh://git@"), remote.strip_prefix("https://"));
     let (host, path) = match remote.strip_prefix("git@") {

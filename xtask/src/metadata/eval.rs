@@ -7,9 +7,9 @@ use indexmap::IndexSet;
 
 use super::{
     non_empty,
-    rules::{Kind, Rules, TagRule},
-    template::{format_date, Placeholder, Template},
-    Context, Source, RAW_PRIORITY,
+    rules::{Rules, TagRule},
+    template::{format_date, Template, GLOBAL, SEMVER},
+    Context, RAW_PRIORITY,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,23 +22,19 @@ pub struct Tags {
     pub warnings: Vec<String>,
 }
 
-/// A rule's raw value and whether it asks for `latest` under `latest=auto`.
-type Value = Option<(String, bool)>;
-
 /// By priority, `extra` explicit tags (checked) as `type=raw`; the first rule with a value
 /// decides `latest` under `latest=auto`. Errors on an `enable` giving neither true nor false.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
     extra.iter().try_for_each(|t| super::check_explicit_tag(t))?;
-    let (f, mut out, mut latest) = (&rules.flavor, Tags::default(), None);
+    let (f, mut warnings, mut latest) = (&rules.flavor, Vec::new(), None);
     let mut placed: Vec<(i64, String)> = Vec::new();
     if ctx.git_ref.is_none() {
-        let why = match ctx.source {
-            Source::LocalGit => {
-                format!("HEAD is detached at {} and no branch or tag points to it", ctx.short_sha())
-            }
-            Source::GitHubActions => format!("GITHUB_REF is not set for event `{}`", ctx.event),
+        let why = if ctx.github_actions {
+            format!("GITHUB_REF is not set for event `{}`", ctx.event)
+        } else {
+            format!("HEAD is detached at {} and no branch or tag points to it", ctx.short_sha())
         };
-        out.warnings.push(format!("{why}: only the sha tag"));
+        warnings.push(format!("{why}: only the sha tag"));
     }
     for rule in &rules.tags {
         let at = format!("tags line {} `{}`", rule.line, rule.text);
@@ -48,29 +44,27 @@ pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> 
             "false" => continue,
             other => bail!("{at}: enable=`{enable}` gives `{other}`; it must give true or false"),
         }
-        let Some((value, auto)) = value(rule, ctx, &mut out.warnings).with_context(|| at)? else {
+        let Some((value, auto)) = value(rule, ctx, &mut warnings).with_context(|| at)? else {
             continue;
         };
         let pre = global(ctx, rule.attrs.get("prefix").unwrap_or(&f.prefix))?;
         let suf = global(ctx, rule.attrs.get("suffix").unwrap_or(&f.suffix))?;
-        let Some(tag) = docker_tag(&format!("{pre}{value}{suf}"), &mut out.warnings) else {
-            continue;
-        };
-        latest.get_or_insert(f.latest.unwrap_or(auto));
-        placed.push((rule.priority, tag));
+        if let Some(tag) = docker_tag(&format!("{pre}{value}{suf}"), &mut warnings) {
+            latest.get_or_insert(f.latest.unwrap_or(auto));
+            placed.push((rule.priority, tag));
+        }
     }
-    out.version = placed.first().map(|p| p.1.clone()).unwrap_or_default();
+    let version = placed.first().map(|p| p.1.clone()).unwrap_or_default();
     let at = placed.iter().take_while(|p| p.0 >= RAW_PRIORITY).count();
     placed.splice(at..at, extra.iter().map(|t| (RAW_PRIORITY, t.clone())));
     if latest == Some(true) {
         let pre: &str = if f.prefix_latest { &f.prefix } else { "" };
         let suf: &str = if f.suffix_latest { &f.suffix } else { "" };
-        let tag = docker_tag(&format!("{pre}latest{suf}"), &mut out.warnings);
-        placed.extend(tag.map(|t| (0, t)));
+        placed.extend(docker_tag(&format!("{pre}latest{suf}"), &mut warnings).map(|t| (0, t)));
     }
-    out.tags = placed.into_iter().map(|p| p.1).collect::<IndexSet<_>>().into_iter().collect();
-    out.warnings = out.warnings.into_iter().collect::<IndexSet<_>>().into_iter().collect();
-    Ok(out)
+    let tags = placed.into_iter().map(|p| p.1).collect::<IndexSet<_>>().into_iter().collect();
+    let warnings = warnings.into_iter().collect::<IndexSet<_>>().into_iter().collect();
+    Ok(Tags { version, tags, warnings })
 }
 
 /// [`super::sanitize_tag`], with a warning when metadata-action would tag otherwise.
@@ -78,31 +72,61 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
     let ma = super::metadata_action_tag(value);
     let tag = super::sanitize_tag(value);
     if !value.is_empty() && tag.as_deref() != Some(ma.as_str()) {
-        let what = match &tag {
-            Some(t) => format!("`{t}` is used instead"),
-            None => "dropped, as it is empty once valid".to_owned(),
-        };
+        let what = tag.as_ref().map(|t| format!("`{t}` is used instead"));
+        let what = what.unwrap_or_else(|| "dropped, as it is empty once valid".to_owned());
         let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
         warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
     }
     tag
 }
 
+/// A rule's raw value and whether it asks for `latest` under `latest=auto`.
+type Value = Option<(String, bool)>;
+
 fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Value> {
     let git_ref = ctx.git_ref.as_deref().unwrap_or("");
     let tag = git_ref.strip_prefix("refs/tags/");
-    let raw = || match rule.get("value") {
-        "" => Ok(tag.unwrap_or_default().to_owned()),
-        v => global(ctx, v),
+    let mut raw = match rule.get("value") {
+        "" => tag.unwrap_or_default().to_owned(),
+        v => global(ctx, v)?,
     };
     Ok(match rule.kind {
-        Kind::Schedule if ctx.event.contains("schedule") => {
+        "schedule" if ctx.event.contains("schedule") => {
             Some((global(ctx, rule.get("pattern"))?, false))
         }
-        Kind::Semver | Kind::Match if tag.is_none() && rule.get("value").is_empty() => None,
-        Kind::Semver => semver_value(rule, raw()?, warnings)?,
-        Kind::Match => {
-            let (raw, pattern) = (raw()?, rule.get("pattern"));
+        "semver" | "match" if tag.is_none() && rule.get("value").is_empty() => None,
+        "semver" => {
+            if let Some(m) = non_empty(rule.get("match")) {
+                match regex(m)?.captures(&raw) {
+                    Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
+                    None => warnings.push(format!("{m} does not match {raw}")),
+                }
+            }
+            // `/` becomes `-`, then node-semver's check (super::parse_version)
+            let raw = raw.replace('/', "-");
+            let Some(v) = super::parse_version(&raw) else {
+                warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
+                return Ok(None);
+            };
+            let (pattern, stable) =
+                (Template::parse(rule.get("pattern"), SEMVER)?, v.pre.is_empty());
+            let version = semver::Version { build: semver::BuildMetadata::EMPTY, ..v.clone() };
+            if !stable && !pattern.is_raw_statement() {
+                return Ok(Some((version.to_string(), false)));
+            }
+            let value = pattern.render(|p| {
+                Ok(match p.name.as_str() {
+                    "version" => version.to_string(),
+                    "major" => v.major.to_string(),
+                    "minor" => v.minor.to_string(),
+                    "patch" => v.patch.to_string(),
+                    _ => raw.clone(),
+                })
+            })?;
+            Some((value, stable))
+        }
+        "match" => {
+            let pattern = rule.get("pattern");
             let group: usize = rule.get("group").parse().unwrap_or(0);
             let warning = match regex(pattern)?.captures(&raw).map(|c| c.get(group)) {
                 Some(Some(m)) => return Ok(Some((m.as_str().to_owned(), true))),
@@ -112,52 +136,21 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
             warnings.push(warning);
             None
         }
-        Kind::Edge => {
-            let want = non_empty(rule.get("branch")).unwrap_or(ctx.default_branch());
-            (ctx.branch() == Some(want)).then(|| ("edge".to_owned(), false))
+        "edge" => {
+            let want = non_empty(rule.get("branch")).or(ctx.default_branch.as_deref());
+            (ctx.branch() == Some(want.unwrap_or("main"))).then(|| ("edge".to_owned(), false))
         }
-        Kind::Ref => match rule.get("event") {
+        "ref" => match rule.get("event") {
             "branch" => ctx.branch().map(|b| (b.to_owned(), false)),
             "tag" => tag.map(|t| (t.to_owned(), true)),
             _ => (git_ref.strip_prefix("refs/pull/"))
                 .map(|n| (n.strip_suffix("/merge").unwrap_or(n).to_owned(), false)),
         },
-        Kind::Raw => Some((global(ctx, rule.get("value"))?, false)),
-        Kind::Sha if rule.get("format") == "long" => Some((ctx.sha.clone(), false)),
-        Kind::Sha => Some((ctx.short_sha().into(), false)),
-        Kind::Schedule => None,
+        "raw" => Some((global(ctx, rule.get("value"))?, false)),
+        "sha" if rule.get("format") == "long" => Some((ctx.sha.clone(), false)),
+        "sha" => Some((ctx.short_sha().into(), false)),
+        _ => None,
     })
-}
-
-/// `type=semver`: `match=` picks group 1, `/` becomes `-`, then [`super::parse_version`].
-fn semver_value(rule: &TagRule, mut raw: String, warnings: &mut Vec<String>) -> Result<Value> {
-    let m = rule.get("match");
-    if !m.is_empty() {
-        match regex(m)?.captures(&raw) {
-            Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
-            None => warnings.push(format!("{m} does not match {raw}")),
-        }
-    }
-    let raw = raw.replace('/', "-");
-    let Some(v) = super::parse_version(&raw) else {
-        warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
-        return Ok(None);
-    };
-    let (pattern, stable) = (Template::parse(rule.get("pattern"))?, v.pre.is_empty());
-    let version = semver::Version { build: semver::BuildMetadata::EMPTY, ..v.clone() };
-    if !stable && !pattern.is_raw_statement() {
-        return Ok(Some((version.to_string(), false)));
-    }
-    let value = pattern.render(|p| {
-        Ok(match p.name.as_str() {
-            "version" => version.to_string(),
-            "major" => v.major.to_string(),
-            "minor" => v.minor.to_string(),
-            "patch" => v.patch.to_string(),
-            _ => raw.clone(),
-        })
-    })?;
-    Ok(Some((value, stable)))
 }
 
 /// A JavaScript regex, `text` or `/text/flags` (`i`, `m`, `s` kept; `g` is moot here).
@@ -173,26 +166,25 @@ fn regex(pattern: &str) -> Result<regex::Regex> {
 
 /// metadata-action's `setGlobalExp`: `text` with the global placeholders.
 fn global(ctx: &Context, text: &str) -> Result<String> {
-    Template::parse(text)?.render(|p| global_value(ctx, p))
-}
-
-fn global_value(ctx: &Context, p: &Placeholder) -> Result<String> {
-    let (fmt, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref());
     let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
-    Ok(match p.name.as_str() {
-        "branch" => ctx.branch().unwrap_or_default().to_owned(),
-        "tag" => tag.unwrap_or_default().to_owned(),
-        "sha" => ctx.short_sha().to_owned(),
-        "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
-        "is_default_branch" => ctx.is_default_branch().to_string(),
-        "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
-        "date" => format_date(ctx.now, fmt, tz)?,
-        _ => {
-            let sha = &ctx.sha;
-            let why = || {
-                format!("{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here")
-            };
-            format_date(ctx.commit_date.with_context(why)?, fmt, tz)?
-        }
+    Template::parse(text, GLOBAL)?.render(|p| {
+        Ok(match p.name.as_str() {
+            "branch" => ctx.branch().unwrap_or_default().to_owned(),
+            "tag" => tag.unwrap_or_default().to_owned(),
+            "sha" => ctx.short_sha().to_owned(),
+            "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
+            "is_default_branch" => ctx.is_default_branch().to_string(),
+            "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
+            "date" => format_date(ctx.now, p)?,
+            _ => {
+                let sha = &ctx.sha;
+                let why = || {
+                    format!(
+                        "{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here"
+                    )
+                };
+                format_date(ctx.commit_date.with_context(why)?, p)?
+            }
+        })
     })
 }

@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use serde::Deserialize;
 
 use super::{
@@ -20,36 +20,25 @@ pub const RULES_FILE: &str = ".github/image-tags.yml";
 const DEFAULT_TAGS: &str =
     "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Schedule,
-    Semver,
-    Match,
-    Edge,
-    Ref,
-    Raw,
-    Sha,
-}
-
 type Required = Option<(&'static str, &'static [&'static str])>;
 
-/// Type, kind, default priority (metadata-action's `DefaultPriorities`), own attributes, and
-/// the required one with its valid values (any when empty).
-const KINDS: &[(&str, Kind, i64, &[&str], Required)] = &[
-    ("schedule", Kind::Schedule, 1000, &["pattern"], None),
-    ("semver", Kind::Semver, 900, &["pattern", "value", "match"], Some(("pattern", &[]))),
-    ("match", Kind::Match, 800, &["pattern", "group", "value"], Some(("pattern", &[]))),
-    ("edge", Kind::Edge, 700, &["branch"], None),
-    ("ref", Kind::Ref, 600, &["event"], Some(("event", &["branch", "tag", "pr"]))),
-    ("raw", Kind::Raw, 200, &["value"], Some(("value", &[]))),
-    ("sha", Kind::Sha, 100, &["format"], Some(("format", &["short", "long"]))),
+/// Type, default priority (metadata-action's `DefaultPriorities`), own attributes, and the
+/// required one with its valid values (any when empty).
+const KINDS: &[(&str, i64, &[&str], Required)] = &[
+    ("schedule", 1000, &["pattern"], None),
+    ("semver", 900, &["pattern", "value", "match"], Some(("pattern", &[]))),
+    ("match", 800, &["pattern", "group", "value"], Some(("pattern", &[]))),
+    ("edge", 700, &["branch"], None),
+    ("ref", 600, &["event"], Some(("event", &["branch", "tag", "pr"]))),
+    ("raw", 200, &["value"], Some(("value", &[]))),
+    ("sha", 100, &["format"], Some(("format", &["short", "long"]))),
 ];
 
 const COMMON_ATTRS: &[&str] = &["prefix", "suffix", "enable", "priority"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
-    pub kind: Kind,
+    pub kind: &'static str,
     /// After metadata-action's defaults (`prefix` only when given or for `ref,event=pr`, `sha`).
     pub attrs: BTreeMap<String, String>,
     /// Higher first; ties keep the order of the lines.
@@ -109,8 +98,8 @@ impl Rules {
         let at = path.display();
         let file: RulesFile = match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let defaults = DEFAULT_TAGS.replace('\n', "; ");
                 if tags.is_none() {
+                    let defaults = DEFAULT_TAGS.replace('\n', "; ");
                     eprintln!("notice: {RULES_FILE} not found: using docker/metadata-action's default rules ({defaults}); declare brokkr's there");
                 }
                 RulesFile::default()
@@ -152,21 +141,20 @@ fn fields(line: &str, bare: &str) -> Result<Vec<(String, String)>> {
 fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     let mut attrs: BTreeMap<_, _> = fields(text, "value")?.into_iter().collect();
     let ty = attrs.remove("type").unwrap_or_else(|| "raw".into());
-    let Some(&(name, kind, default_priority, own, required)) = KINDS.iter().find(|k| k.0 == ty)
-    else {
+    let Some(&(kind, default_priority, own, required)) = KINDS.iter().find(|k| k.0 == ty) else {
         let names = KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
         let pep440 = if ty == "pep440" { " (pep440 is not supported here)" } else { "" };
         bail!("unknown type `{ty}`; valid types: {names}{pep440}");
     };
     let valid = [own, COMMON_ATTRS].concat();
     if let Some(key) = attrs.keys().find(|k| !valid.contains(&k.as_str())) {
-        bail!("unknown attribute `{key}` for type={name}; valid: {}", valid.join(", "));
+        bail!("unknown attribute `{key}` for type={kind}; valid: {}", valid.join(", "));
     }
     let defaults: &[(&str, &str)] = match kind {
-        Kind::Schedule => &[("pattern", "nightly")],
-        Kind::Match => &[("group", "0")],
-        Kind::Ref if attrs.get("event").is_some_and(|e| e == "pr") => &[("prefix", "pr-")],
-        Kind::Sha => &[("prefix", "sha-"), ("format", "short")],
+        "schedule" => &[("pattern", "nightly")],
+        "match" => &[("group", "0")],
+        "ref" if attrs.get("event").is_some_and(|e| e == "pr") => &[("prefix", "pr-")],
+        "sha" => &[("prefix", "sha-"), ("format", "short")],
         _ => &[],
     };
     for (k, v) in defaults.iter().chain(&[("enable", "true")]) {
@@ -174,28 +162,25 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
     }
     if let Some((key, choices)) = required {
         let valid = |v: &String| choices.is_empty() || choices.contains(&v.as_str());
-        if !attrs.get(key).is_some_and(valid) {
-            bail!("type={name} needs {key}={}", non_empty(&choices.join("|")).unwrap_or("..."));
-        }
+        let values = non_empty(&choices.join("|")).unwrap_or("...").to_owned();
+        ensure!(attrs.get(key).is_some_and(valid), "type={kind} needs {key}={values}");
     }
-    if kind == Kind::Match && attrs["group"].parse::<usize>().is_err() {
-        bail!("type=match: `group` is a group number (0 for the whole match)");
-    }
+    let group = kind != "match" || attrs["group"].parse::<usize>().is_ok();
+    ensure!(group, "type=match: `group` is a group number (0 for the whole match)");
     let priority = attrs.get("priority").map_or(Ok(default_priority), |p| {
         p.parse().map_err(|_| anyhow!("`priority={p}` is not a whole number"))
     })?;
     // templates use only the placeholders of their place; a semver pattern has one
     for (key, value) in &attrs {
         let names = match (kind, key.as_str()) {
-            (Kind::Semver, "pattern") => template::SEMVER,
-            (Kind::Schedule, "pattern") => template::DATES,
+            ("semver", "pattern") => template::SEMVER,
+            ("schedule", "pattern") => template::DATES,
             (_, "prefix" | "suffix" | "enable" | "value") => template::GLOBAL,
             _ => continue,
         };
         let at = || format!("{key}=`{value}`");
-        let t = Template::parse(value).with_context(at)?;
-        t.check(names).with_context(at)?;
-        if kind == Kind::Semver && key == "pattern" && t.placeholders().next().is_none() {
+        let t = Template::parse(value, names).with_context(at)?;
+        if kind == "semver" && key == "pattern" && t.0.is_empty() {
             let all = names.split(' ').map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>();
             bail!("pattern=`{value}` has no placeholder; use {}", all.join(", "));
         }
@@ -212,8 +197,7 @@ fn parse_flavor(block: &str) -> Result<Flavor> {
             let on = value == "true";
             match (key.as_str(), value.as_str()) {
                 ("", _) => bail!("{at}: `{value}` is not key=value"),
-                ("latest", "auto") => f.latest = None,
-                ("latest", "true" | "false") => f.latest = Some(on),
+                ("latest", "auto" | "true" | "false") => f.latest = value.parse().ok(),
                 ("latest", _) => bail!("{at}: latest is auto, true or false"),
                 ("prefix", _) => (f.prefix, onlatest_for) = (value, "prefix"),
                 ("suffix", _) => (f.suffix, onlatest_for) = (value, "suffix"),

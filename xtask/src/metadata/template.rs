@@ -1,7 +1,7 @@
 //! metadata-action's documented `{{...}}` placeholders (`{{branch}}`, `{{date 'YYYYMMDD'
 //! tz='Asia/Tokyo'}}`, ...): words split with `shlex`, dates formatted by jiff from moment.js.
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use jiff::Timestamp;
 
 /// Placeholders of a semver pattern, a schedule pattern, and `value`, `prefix`, ... .
@@ -18,74 +18,58 @@ pub struct Placeholder {
     pub tz: Option<String>,
 }
 
+/// Each placeholder with the text before it, then the text after the last.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Var(Placeholder),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template(Vec<Piece>);
+pub struct Template(pub Vec<(String, Placeholder)>, String);
 
 impl Template {
-    /// Errors on an unclosed `{{`, unbalanced quotes, or an unquoted `date` format.
-    pub fn parse(s: &str) -> Result<Template> {
+    /// Errors on an unclosed `{{`, unbalanced quotes, an unquoted `date` format, or a
+    /// placeholder not one of `names` (space-separated).
+    pub fn parse(s: &str, names: &str) -> Result<Template> {
         let (mut pieces, mut rest) = (Vec::new(), s);
         while let Some((text, after)) = rest.split_once("{{") {
             let (inner, tail) = after.split_once("}}").context("`{{` without `}}`")?;
-            pieces.extend([Piece::Text(text.into()), Piece::Var(placeholder(inner.trim())?)]);
+            let p = placeholder(inner.trim())?;
+            let (name, valid) = (&p.name, names.replace(' ', ", "));
+            ensure!(
+                names.split(' ').any(|n| n == name),
+                "unknown placeholder `{{{{{name}}}}}`; valid here: {valid}"
+            );
+            pieces.push((text.to_owned(), p));
             rest = tail;
         }
-        pieces.push(Piece::Text(rest.into()));
-        pieces.retain(|p| *p != Piece::Text(String::new()));
-        Ok(Template(pieces))
-    }
-
-    /// Errors when a placeholder is not one of `names` (space-separated).
-    pub fn check(&self, names: &str) -> Result<()> {
-        let known = |p: &&Placeholder| names.split(' ').any(|n| n == p.name);
-        let Some(p) = self.placeholders().find(|p| !known(p)) else { return Ok(()) };
-        bail!("unknown placeholder `{{{{{}}}}}`; valid here: {}", p.name, names.replace(' ', ", "))
+        Ok(Template(pieces, rest.to_owned()))
     }
 
     /// metadata-action's `isRawStatement`: the template is exactly `{{raw}}`.
     pub fn is_raw_statement(&self) -> bool {
-        matches!(self.0.as_slice(), [Piece::Var(p)] if p.name == "raw")
+        self.1.is_empty() && matches!(&self.0[..], [(t, p)] if t.is_empty() && p.name == "raw")
     }
 
-    pub fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
-        self.0.iter().filter_map(|p| if let Piece::Var(v) = p { Some(v) } else { None })
-    }
-
-    /// The text with each placeholder replaced by `value(placeholder)`.
     pub fn render(&self, value: impl Fn(&Placeholder) -> Result<String>) -> Result<String> {
-        let piece = |p: &Piece| match p {
-            Piece::Text(t) => Ok(t.clone()),
-            Piece::Var(v) => value(v),
-        };
-        self.0.iter().map(piece).collect()
+        let pieces = self.0.iter().map(|(text, p)| Ok(format!("{text}{}", value(p)?)));
+        pieces.chain([Ok(self.1.clone())]).collect()
     }
 }
 
 fn placeholder(inner: &str) -> Result<Placeholder> {
-    let at = || format!("`{{{{{inner}}}}}`");
-    let words = shlex::split(inner).ok_or_else(|| anyhow!("{}: unbalanced quotes", at()))?;
+    let at = format!("`{{{{{inner}}}}}`");
+    let words = shlex::split(inner).with_context(|| format!("{at}: unbalanced quotes"))?;
     let Some((name, args)) = words.split_first() else { bail!("empty placeholder `{{{{}}}}`") };
     let quoted = inner[name.len()..].trim_start().starts_with(['\'', '"']);
     let is_date = DATES.split(' ').any(|d| d == name);
     let (format, rest) = match args.split_first() {
         None if !is_date => (None, &[][..]),
-        _ if !is_date => bail!("{}: `{name}` takes no arguments", at()),
+        _ if !is_date => bail!("{at}: `{name}` takes no arguments"),
         Some((format, rest)) if quoted => (Some(format.clone()), rest),
         _ => bail!(
-            "{}: give the format as one quoted string, as in {{{{{name} 'YYYYMMDD' tz='UTC'}}}}",
-            at()
+            "{at}: give the format as one quoted string, as in {{{{{name} 'YYYYMMDD' tz='UTC'}}}}"
         ),
     };
     let mut tz = None;
     for arg in rest {
         let zone = arg.strip_prefix("tz=");
-        tz = Some(zone.with_context(|| format!("{}: unknown argument `{arg}` (only tz=)", at()))?);
+        tz = Some(zone.with_context(|| format!("{at}: unknown argument `{arg}` (only tz=)"))?);
     }
     Ok(Placeholder { name: name.clone(), format, tz: tz.map(str::to_owned) })
 }
@@ -97,10 +81,10 @@ const MOMENT_TOKENS: &str = "YYYY=%Y YY=%y MMMM=%B MMM=%b MM=%m M=%-m DDDD=%j DD
 /// Letters that are moment.js tokens (not literal text) in some form.
 const MOMENT_LETTERS: &str = "MQDdeEwWYygGAaHhkmsSzZXxN";
 
-/// `at` in IANA zone `tz` (default UTC) with a moment.js `format` (`[text]` literal), as
-/// metadata-action's `{{date}}`; errors on a token outside [`MOMENT_TOKENS`].
-pub fn format_date(at: Timestamp, format: &str, tz: Option<&str>) -> Result<String> {
-    let tz = tz.unwrap_or("UTC");
+/// `at` in the placeholder's IANA zone `tz` (default UTC) with its moment.js `format` (`[text]`
+/// literal), as metadata-action's `{{date}}`; errors on a token outside [`MOMENT_TOKENS`].
+pub fn format_date(at: Timestamp, p: &Placeholder) -> Result<String> {
+    let (format, tz) = (p.format.as_deref().unwrap_or_default(), p.tz.as_deref().unwrap_or("UTC"));
     let zoned = at.in_tz(tz).with_context(|| format!("time zone `{tz}`"))?;
     let tokens = || MOMENT_TOKENS.split(' ').filter_map(|t| t.split_once('='));
     let (mut spec, mut rest) = (String::new(), format);
