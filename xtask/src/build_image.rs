@@ -176,9 +176,11 @@ fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<St
     Ok(labels)
 }
 
-/// The buildx call for `component` on `platforms`: pushed by digest when the builder can,
-/// else under the per-commit reference plus `extra_refs` (one platform) or `extra_refs` only.
-fn spec(
+/// Builds `component` for `platforms` in one buildx call: pushed by digest when the builder
+/// can, else under the per-commit reference plus `extra_refs` (one platform) or `extra_refs`
+/// only. With one platform the leg's record is written under its lock once what the engine and
+/// the registry hold is read back; several platforms make one multi-platform image (no record).
+fn build(
     sh: &Shell,
     p: &Prepared,
     opts: &BuildOpts,
@@ -186,8 +188,13 @@ fn spec(
     platforms: &[&'static Platform],
     output: Output,
     extra_refs: &[String],
-) -> Result<BuildSpec> {
-    let first = platforms[0];
+) -> Result<BuildRecord> {
+    buildx::check_multi_platform_load(&p.builder, platforms.len(), output)?;
+    ensure!(
+        platforms.len() <= 1 || p.bases.emulate_rust_images.is_empty(),
+        "--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform"
+    );
+    let first = *platforms.first().context("no platform to build")?;
     let by_digest = output == Output::Push && buildx::can_push_by_digest(&p.builder.driver);
     let output = if by_digest { Output::PushByDigest } else { output };
     let repository = metadata::image_repository(&p.registry, component);
@@ -198,65 +205,47 @@ fn spec(
         _ => extra_refs.to_vec(),
     };
     let scope = buildx::cache_scope(component, platforms);
-    let dir = cache_dir(&scope);
+    // The local cache directory of the scope (case B3).
+    let dir = crate::target_dir().join("buildx-cache").join(&scope);
     let (local_dir, local_exists) = (dir.display().to_string(), dir.join("index.json").is_file());
     let (kind, read_only) = (opts.cache, opts.cache_read_only);
     let cache =
         buildx::cache_args(kind, &scope, first, &repository, &local_dir, local_exists, read_only);
-    Ok(BuildSpec {
+    // `EMULATE_RUST_IMAGE` only with `--strategy emulate` and local bases, else `RUST_IMAGE`.
+    let build_args = [
+        ("STRATEGY", Some(opts.strategy.as_str())),
+        ("RUST_IMAGE", Some(&*p.bases.rust_image)),
+        ("RUNTIME_IMAGE", Some(&*p.bases.runtime_image)),
+        ("EMULATE_RUST_IMAGE", p.bases.emulate_rust_images.get(first.arch).map(String::as_str)),
+        ("BROKKR_GIT_COMMIT", Some(&*p.ctx.sha)),
+        ("BROKKR_CACHE_EPOCH", opts.cache_epoch.as_deref()),
+    ];
+    let spec = BuildSpec {
         component,
         platforms: platforms.to_vec(),
-        strategy: opts.strategy,
         output,
         tags,
-        rust_image: p.bases.rust_image.clone(),
-        emulate_rust_image: p.bases.emulate_rust_images.get(first.arch).cloned(),
-        runtime_image: p.bases.runtime_image.clone(),
+        build_args: build_args
+            .into_iter()
+            .filter_map(|(k, v)| Some(format!("{k}={}", v?)))
+            .collect(),
         ca_bundle: p.ca_bundle.clone(),
         labels: labels(sh, p, component)?,
-        git_commit: p.ctx.sha.clone(),
         cache,
         source_date_epoch: p.source_date_epoch.clone(),
         progress: opts.progress,
         metadata_file: crate::target_dir().join("xtask/buildx").join(format!("{scope}.json")),
-        cache_epoch: opts.cache_epoch.clone(),
         builder: opts.builder.clone().filter(|_| p.builder.context.is_none()),
         context: p.builder.context.clone(),
-    })
-}
-
-/// The local cache directory of a scope (case B3).
-fn cache_dir(scope: &str) -> PathBuf {
-    crate::target_dir().join("buildx-cache").join(scope)
-}
-
-/// Builds `component` for `platforms` in one buildx call. With one platform the leg's
-/// record is written under its lock once what the engine and the registry hold is read
-/// back; several platforms make one multi-platform image under `extra_refs` only (no record).
-fn build(
-    sh: &Shell,
-    prepared: &Prepared,
-    opts: &BuildOpts,
-    component: &'static Component,
-    platforms: &[&'static Platform],
-    output: Output,
-    extra_refs: &[String],
-) -> Result<BuildRecord> {
-    buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
-    ensure!(
-        platforms.len() <= 1 || prepared.bases.emulate_rust_images.is_empty(),
-        "--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform"
-    );
-    let first = *platforms.first().context("no platform to build")?;
-    let spec = spec(sh, prepared, opts, component, platforms, output, extra_refs)?;
+    };
     let mut rec = BuildRecord {
         component: component.name.into(),
         platform: platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","),
-        repository: metadata::image_repository(&prepared.registry, component),
+        repository,
         reference: spec.tags[0].clone(),
-        commit: prepared.ctx.sha.clone(),
+        commit: p.ctx.sha.clone(),
         strategy: opts.strategy.as_str().into(),
-        dirty: prepared.dirty,
+        dirty: p.dirty,
         ..BuildRecord::default()
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
@@ -268,14 +257,13 @@ fn build(
     let single = platforms.len() == 1;
     let _lock = single.then(|| record::lock(&rec.repository, component, first)).transpose()?;
     let old = record::load(&rec.repository, component, first)?;
-    let local_dir = cache_dir(&buildx::cache_scope(component, platforms));
     if opts.cache == CacheKind::Local {
         // a half-written export of an interrupted build
-        let _ = std::fs::remove_dir_all(local_dir.with_extension("new"));
+        let _ = std::fs::remove_dir_all(dir.with_extension("new"));
     }
     run_buildx(sh, &cmd, &spec, &mut rec)?;
     if opts.cache == CacheKind::Local && !opts.cache_read_only {
-        buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
+        buildx::replace_local_cache(&dir).context("replacing the local build cache")?;
     }
     if single {
         read_back(sh, &mut rec, spec.output, old, spec.context.as_deref(), first)?;

@@ -144,27 +144,21 @@ pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
 }
 
 /// Everything one `docker buildx build` call needs. `tags`: with [`Output::PushByDigest`]
-/// the one repository pushed to; `emulate_rust_image` (`--strategy emulate`), else `RUST_IMAGE`;
-/// `source_date_epoch`: unix seconds, the config's `created` and the binaries' dates;
-/// `cache_epoch`: a new value rebuilds every compile stage; `context`: `docker --context NAME`.
+/// the one repository pushed to; `build_args`: `KEY=value`; `source_date_epoch`: unix seconds,
+/// the config's `created` and the binaries' dates; `context`: `docker --context NAME`.
 #[derive(Clone, Debug)]
 pub struct BuildSpec {
     pub component: &'static Component,
     pub platforms: Vec<&'static Platform>,
-    pub strategy: Strategy,
     pub output: Output,
     pub tags: Vec<String>,
-    pub rust_image: String,
-    pub emulate_rust_image: Option<String>,
-    pub runtime_image: String,
+    pub build_args: Vec<String>,
     pub ca_bundle: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
-    pub git_commit: String,
     pub cache: (Option<String>, Option<String>),
     pub source_date_epoch: String,
     pub progress: Progress,
     pub metadata_file: PathBuf,
-    pub cache_epoch: Option<String>,
     pub builder: Option<String>,
     pub context: Option<String>,
 }
@@ -172,21 +166,13 @@ pub struct BuildSpec {
 /// `docker buildx build`, context = the workspace root.
 pub fn build_command(spec: &BuildSpec) -> Cmd {
     let platforms = spec.platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
-    let build_args = [
-        ("STRATEGY", Some(spec.strategy.as_str())),
-        ("RUST_IMAGE", Some(&spec.rust_image)),
-        ("RUNTIME_IMAGE", Some(&spec.runtime_image)),
-        ("EMULATE_RUST_IMAGE", spec.emulate_rust_image.as_deref()),
-        ("BROKKR_GIT_COMMIT", Some(&spec.git_commit)),
-        ("BROKKR_CACHE_EPOCH", spec.cache_epoch.as_deref()),
-    ];
     let tags = spec.tags.iter().filter(|_| spec.output != Output::PushByDigest);
     let secret = spec.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
     let c = Cmd::new("docker").opts("--context", &spec.context).args(["buildx", "build"]);
     let c = c.opts("--builder", &spec.builder).opt("--file", spec.component.dockerfile);
     let c = c
         .opt("--platform", platforms)
-        .opts("--build-arg", build_args.iter().filter_map(|(k, v)| Some(format!("{k}={}", (*v)?))))
+        .opts("--build-arg", &spec.build_args)
         .opts("--secret", secret)
         .opts("--label", spec.labels.iter().map(|(k, v)| format!("{k}={v}")))
         .opts("--tag", tags)
@@ -591,18 +577,21 @@ mod tests {
         let spec = BuildSpec {
             component: component("broker").unwrap(),
             platforms: vec![arm64()],
-            strategy: Strategy::Cross,
             output: Output::Push,
             tags: vec!["localhost:5000/brokkr-broker:sha-abc1234-arm64".into()],
-            rust_image: "r".into(),
-            emulate_rust_image: None,
-            runtime_image: "rt".into(),
+            build_args: [
+                "STRATEGY=cross",
+                "RUST_IMAGE=r",
+                "RUNTIME_IMAGE=rt",
+                "BROKKR_GIT_COMMIT=abc",
+            ]
+            .map(String::from)
+            .to_vec(),
             ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
             labels: BTreeMap::from([(
                 "org.opencontainers.image.title".into(),
                 "brokkr-broker".into(),
             )]),
-            git_commit: "abc".into(),
             cache: cache_args(
                 CacheKind::Gha,
                 "brokkr-broker-linux-arm64",
@@ -615,7 +604,6 @@ mod tests {
             source_date_epoch: "1700000000".into(),
             progress: Progress::Plain,
             metadata_file: "target/m.json".into(),
-            cache_epoch: None,
             builder: None,
             context: None,
         };

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, ensure, Result};
 
 /// A service shipped as a container image.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,7 +16,6 @@ pub struct Component {
     pub binary: &'static str,
     /// Relative to the workspace root, which is the build context.
     pub dockerfile: &'static str,
-    pub member_dir: &'static str,
     /// TCP port the service listens on inside the container (`EXPOSE`).
     pub port: u16,
     /// The `org.opencontainers.image.description` label when Cargo.toml has none.
@@ -42,7 +41,6 @@ pub static COMPONENTS: &[Component] = &[
         package: "brokkr-broker",
         binary: "brokkr-broker",
         dockerfile: "Dockerfile.broker",
-        member_dir: "broker",
         port: 3000,
         description: "Brokkr control-plane broker",
     },
@@ -51,7 +49,6 @@ pub static COMPONENTS: &[Component] = &[
         package: "brokkr-agent",
         binary: "brokkr-agent",
         dockerfile: "Dockerfile.agent",
-        member_dir: "agent",
         port: 8080,
         description: "Brokkr agent that watches the broker",
     },
@@ -109,13 +106,9 @@ impl Platform {
     /// The platform this xtask runs on (the build platform).
     pub fn host() -> Result<&'static Platform> {
         let arch = std::env::consts::ARCH;
-        match PLATFORMS.iter().find(|p| p.machine == arch) {
-            Some(p) => Ok(p),
-            None => bail!(
-                "this host's architecture `{arch}` is not a supported build platform; supported: {}",
-                platform_names()
-            ),
-        }
+        PLATFORMS.iter().find(|p| p.machine == arch).ok_or_else(|| {
+            anyhow!("this host's architecture `{arch}` is not a supported build platform; supported: {}", platform_names())
+        })
     }
 
     /// One platform name or alias, case-insensitive.
@@ -125,7 +118,7 @@ impl Platform {
             .iter()
             .find(|p| p.name == wanted || p.aliases.contains(&wanted.as_str()))
             .ok_or_else(|| {
-                anyhow::anyhow!(
+                anyhow!(
                     "unknown platform `{s}`; supported: {} (or `all`; aliases: {})",
                     platform_names(),
                     PLATFORMS
@@ -153,32 +146,31 @@ pub fn component_names() -> String {
     COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-/// A comma-separated list of platforms as given on the command line: names,
-/// aliases or `all`. Order follows [`PLATFORMS`]; duplicates collapse.
+/// Parses a comma-separated list of names (`one`) or `all`; the order follows `table`,
+/// duplicates collapse.
+fn pick<T: PartialEq>(
+    s: &str,
+    table: &'static [T],
+    one: impl Fn(&str) -> Result<&'static T>,
+) -> Result<Vec<&'static T>> {
+    let mut picked = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part.eq_ignore_ascii_case("all") {
+            picked.extend(table);
+        } else {
+            picked.push(one(part)?);
+        }
+    }
+    Ok(table.iter().filter(|x| picked.contains(x)).collect())
+}
+
+/// Platforms as given on the command line: names, aliases or `all`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformList(pub Vec<&'static Platform>);
 
 impl PlatformList {
-    pub fn parse(s: &str) -> Result<PlatformList> {
-        let mut picked = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            if part.is_empty() {
-                bail!("empty platform in `{s}`; supported: {}", platform_names());
-            }
-            if part.eq_ignore_ascii_case("all") {
-                picked.extend(PLATFORMS.iter());
-            } else {
-                picked.push(Platform::parse(part)?);
-            }
-        }
-        Ok(PlatformList(PLATFORMS.iter().filter(|p| picked.contains(p)).collect()))
-    }
-
     pub fn or_host(list: Option<PlatformList>) -> Result<Vec<&'static Platform>> {
-        match list {
-            Some(l) => Ok(l.0),
-            None => Ok(vec![Platform::host()?]),
-        }
+        list.map_or_else(|| Ok(vec![Platform::host()?]), |l| Ok(l.0))
     }
 
     pub fn or_all(list: Option<PlatformList>) -> Vec<&'static Platform> {
@@ -186,25 +178,11 @@ impl PlatformList {
     }
 }
 
-/// A comma-separated list of components: names or `all`. Order follows
-/// [`COMPONENTS`]; duplicates collapse.
+/// Components: names, package names (`brokkr-agent`) or `all`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComponentList(pub Vec<&'static Component>);
 
 impl ComponentList {
-    /// Accepts package names (`brokkr-agent`) too.
-    pub fn parse(s: &str) -> Result<ComponentList> {
-        let mut picked = Vec::new();
-        for part in s.split(',').map(str::trim) {
-            if part.eq_ignore_ascii_case("all") {
-                picked.extend(COMPONENTS.iter());
-            } else {
-                picked.push(component(part).map_err(|e| anyhow::anyhow!("{e} (or `all`)"))?);
-            }
-        }
-        Ok(ComponentList(COMPONENTS.iter().filter(|c| picked.contains(c)).collect()))
-    }
-
     pub fn or_all(list: Option<ComponentList>) -> Vec<&'static Component> {
         list.map_or_else(|| COMPONENTS.iter().collect(), |l| l.0)
     }
@@ -216,51 +194,51 @@ pub fn component(s: &str) -> Result<&'static Component> {
     COMPONENTS
         .iter()
         .find(|c| c.name == wanted || c.package == wanted)
-        .ok_or_else(|| anyhow::anyhow!("unknown component `{s}`; supported: {}", component_names()))
+        .ok_or_else(|| anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
-// clap value parsers.
-pub fn parse_platform_list(s: &str) -> Result<PlatformList, String> {
-    PlatformList::parse(s).map_err(|e| e.to_string())
+// clap value parsers (clap shows an error's message).
+pub use self::component as parse_component;
+
+pub fn parse_platform_list(s: &str) -> Result<PlatformList> {
+    let one = |p: &str| {
+        ensure!(!p.is_empty(), "empty platform in `{s}`; supported: {}", platform_names());
+        Platform::parse(p)
+    };
+    Ok(PlatformList(pick(s, PLATFORMS, one)?))
 }
 
-pub fn parse_component_list(s: &str) -> Result<ComponentList, String> {
-    ComponentList::parse(s).map_err(|e| e.to_string())
-}
-
-pub fn parse_component(s: &str) -> Result<&'static Component, String> {
-    component(s).map_err(|e| e.to_string())
+pub fn parse_component_list(s: &str) -> Result<ComponentList> {
+    let one = |c: &str| component(c).map_err(|e| anyhow!("{e} (or `all`)"));
+    Ok(ComponentList(pick(s, COMPONENTS, one)?))
 }
 
 /// One `--component` of `build-image`: `all` or a list points to `images`.
-pub fn parse_one_component(s: &str) -> Result<&'static Component, String> {
-    if s.eq_ignore_ascii_case("all") || s.contains(',') {
-        return Err(format!(
-            "build-image builds one component (one of: {}); for `{s}` use `cargo xtask images --component {s}`",
-            component_names()
-        ));
-    }
-    parse_component(s)
+pub fn parse_one_component(s: &str) -> Result<&'static Component> {
+    ensure!(
+        !s.eq_ignore_ascii_case("all") && !s.contains(','),
+        "build-image builds one component (one of: {}); for `{s}` use `cargo xtask images --component {s}`",
+        component_names()
+    );
+    component(s)
 }
 
 /// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a
 /// port, when given, is a number from 1 to 65535. The reference grammar is
 /// checked when the registry is used (`metadata::check_registry`).
-pub fn parse_registry(s: &str) -> Result<String, String> {
+pub fn parse_registry(s: &str) -> Result<String> {
     let r = s.trim().trim_end_matches('/');
-    if r.is_empty() {
-        return Err(format!(
-            "the registry is empty; give HOST[:PORT][/PATH] such as `{LOCAL_REGISTRY}` or `ghcr.io/owner`, \
-             or leave --registry (and BROKKR_REGISTRY) out for the default"
-        ));
-    }
+    ensure!(
+        !r.is_empty(),
+        "the registry is empty; give HOST[:PORT][/PATH] such as `{LOCAL_REGISTRY}` or `ghcr.io/owner`, \
+         or leave --registry (and BROKKR_REGISTRY) out for the default"
+    );
     let host = r.split('/').next().unwrap_or_default();
     if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
-        if !matches!(port.parse::<u16>(), Ok(1..)) {
-            return Err(format!(
-                "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
-            ));
-        }
+        ensure!(
+            matches!(port.parse::<u16>(), Ok(1..)),
+            "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
+        );
     }
     Ok(r.to_owned())
 }
@@ -291,7 +269,7 @@ mod tests {
             ("all,arm64", &["linux/amd64", "linux/arm64"]),
         ];
         for (input, want) in cases {
-            let got = PlatformList::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let got = parse_platform_list(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(names(&got), *want, "input {input}");
         }
     }
@@ -299,7 +277,7 @@ mod tests {
     #[test]
     fn platform_errors_list_the_supported_ones() {
         for bad in ["riscv64", "linux/arm/v7", "", "arm64,", "windows/amd64"] {
-            let err = PlatformList::parse(bad).expect_err(bad).to_string();
+            let err = parse_platform_list(bad).expect_err(bad).to_string();
             assert!(
                 err.contains("linux/amd64, linux/arm64"),
                 "{bad}: error does not list platforms: {err}"
@@ -316,7 +294,7 @@ mod tests {
             ("all", &["broker", "agent"]),
         ];
         for (input, want) in cases {
-            let got: Vec<_> = ComponentList::parse(input)
+            let got: Vec<_> = parse_component_list(input)
                 .unwrap_or_else(|e| panic!("{input}: {e}"))
                 .0
                 .iter()
@@ -325,7 +303,7 @@ mod tests {
             assert_eq!(got, *want, "input {input}");
         }
         for bad in ["agent-ui", "brokr", ""] {
-            let err = ComponentList::parse(bad).expect_err(bad).to_string();
+            let err = parse_component_list(bad).expect_err(bad).to_string();
             assert!(err.contains("broker, agent"), "{bad}: {err}");
         }
     }
@@ -362,7 +340,7 @@ mod tests {
             ("localhost:", "invalid port ``"),
             ("localhost:50a0/x", "invalid port `50a0`"),
         ] {
-            let err = parse_registry(bad).unwrap_err();
+            let err = parse_registry(bad).unwrap_err().to_string();
             assert!(err.contains(want), "{bad:?}: {err}");
         }
     }
@@ -371,7 +349,7 @@ mod tests {
     fn build_image_takes_one_component() {
         assert_eq!(parse_one_component("agent").unwrap().name, "agent");
         for s in ["all", "broker,agent"] {
-            let err = parse_one_component(s).unwrap_err();
+            let err = parse_one_component(s).unwrap_err().to_string();
             assert!(err.contains(&format!("cargo xtask images --component {s}")), "{err}");
         }
     }
