@@ -100,24 +100,6 @@ pub struct LocalNames {
     runtime: String,
 }
 
-fn platform_names(sep: &str) -> String {
-    PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(sep)
-}
-
-fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
-    let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
-    let runtime_df = sh.read_file("docker/runtime-base.Dockerfile")?;
-    let (foreign, packages) = builder_packages(build);
-    let parts = [&*builder_df, &foreign.join(" "), &packages.join(" "), CARGO_CHEF_VERSION];
-    let (hash, arch) = (fnv1a(&parts) as u32, build.arch);
-    let runtime_hash = fnv1a(&[&runtime_df, &platform_names(",")]) as u32;
-    Ok(LocalNames {
-        debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
-        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{hash:08x}"),
-        runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
-    })
-}
-
 /// Whether `image` is in the local store; says so when it is.
 fn present(sh: &Shell, what: &str, image: &str) -> bool {
     let yes = crate::record::local_digest(sh, image).is_ok_and(|d| d.is_some());
@@ -128,7 +110,7 @@ fn present(sh: &Shell, what: &str, image: &str) -> bool {
 }
 
 /// Whether the upstream images' registries answer (a manifest lookup with a 20 s limit).
-pub fn upstream_reachable(sh: &Shell) -> bool {
+fn upstream_reachable(sh: &Shell) -> bool {
     [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].iter().all(|img| {
         let c = Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
         c.capture(sh).is_ok_and(|c| c.ok)
@@ -185,25 +167,35 @@ pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Res
         let image = ensure_target_builder(sh, t, &names, opts)?;
         println!("rust builder ({t}, for --strategy emulate): {image}");
     }
-    println!("runtime ({}): {}", platform_names(", "), names.runtime);
+    println!("runtime ({}): {}", crate::project::platform_names(), names.runtime);
     Ok(())
 }
 
-/// The Debian base, then the Rust builder's apt stage (`toolchain`, into the build cache)
-/// while the host's cargo compiles cargo-chef (else the builder's `chef-compiled` stage
-/// does), then the Rust builder and the runtime base at once.
+/// The local images' names (their tags hash their inputs), building what is missing: the
+/// Debian base, then the Rust builder's apt stage (`toolchain`, into the build cache) while the
+/// host's cargo compiles cargo-chef (else the builder's `chef-compiled` stage does), then the
+/// Rust builder and the runtime base at once.
 fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
-    let names = local_names(sh, build)?;
-    let mut debian = Vec::new();
-    if !present(sh, "debian base", &names.debian) {
-        debian = debian_steps(&names.debian, opts)?;
-    }
+    let all = PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
+    let (foreign, packages) = builder_packages(build);
+    let (foreign, packages) = (foreign.join(" "), packages.join(" "));
+    let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
+    let (arch, hash) = (build.arch, fnv1a(&[&builder_df, &foreign, &packages, CARGO_CHEF_VERSION]));
+    let runtime_hash = fnv1a(&[&sh.read_file("docker/runtime-base.Dockerfile")?, &all]) as u32;
+    let names = LocalNames {
+        debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
+        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{:08x}", hash as u32),
+        runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
+    };
+    let mut debian = match present(sh, "debian base", &names.debian) {
+        true => Vec::new(),
+        false => debian_steps(&names.debian, opts)?,
+    };
     let (mut first, mut then) = (Vec::new(), Vec::new());
     if !present(sh, "rust builder", &names.builder) {
-        let (foreign, packages) = builder_packages(build);
         let mut c = buildx(build.name, "rust-builder", &names.debian)
-            .opt("--build-arg", format!("FOREIGN_ARCHES={}", foreign.join(" ")))
-            .opt("--build-arg", format!("PACKAGES={}", packages.join(" ")));
+            .opt("--build-arg", format!("FOREIGN_ARCHES={foreign}"))
+            .opt("--build-arg", format!("PACKAGES={packages}"));
         if which::which("cargo").is_ok() {
             let root = crate::target_dir().join("xtask/cargo-chef");
             first.push(("cargo-chef with the host's cargo", vec![host_cargo_chef(&root, opts)]));
@@ -216,7 +208,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
         then.push(("the local Rust builder image", vec![c]));
     }
     if !present(sh, "runtime", &names.runtime) {
-        let c = buildx(&platform_names(","), "runtime-base", &names.debian);
+        let c = buildx(&all, "runtime-base", &names.debian);
         let c = c.opt("--tag", &names.runtime).args(["--load", "docker"]);
         then.push(("the local runtime base image", vec![c]));
     }

@@ -17,7 +17,7 @@ use crate::{
     buildx::{self, BuildSpec, CacheKind, Output},
     diagnose, gha,
     metadata::{self, Context},
-    options::{self, BuildOpts},
+    options::{self, BuildOpts, Selection},
     plan::Cmd,
     preflight,
     project::{parse_one_component, parse_platform_list, Component, Platform, PlatformList},
@@ -46,6 +46,18 @@ pub struct BuildImageArgs {
     /// with --push: final tags are written by `cargo xtask manifest --tag`.
     #[arg(long, conflicts_with = "push")]
     pub tag: Vec<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+/// Options of `images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    /// Push each image under its per-platform reference instead of loading it.
+    #[arg(long)]
+    pub push: bool,
     #[command(flatten)]
     pub build: BuildOpts,
 }
@@ -137,9 +149,19 @@ pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     build_legs(sh, &args.build, &platforms, &legs, args.push, &args.tag)
 }
 
+/// `cargo xtask images`: every component (or those given) for the given platforms, loaded
+/// into the local engine or pushed under per-platform references, ending with a table.
+pub fn images(sh: &Shell, args: &ImagesArgs) -> Result<()> {
+    let platforms = args.select.platforms()?;
+    let components = args.select.components();
+    let legs: Vec<_> =
+        components.iter().flat_map(|c| platforms.iter().map(|p| (*c, vec![*p]))).collect();
+    build_legs(sh, &args.build, &platforms, &legs, args.push, &[])
+}
+
 /// Builds each (component, platforms) call of `build-image` or `images` under its
 /// references plus `tags` (loaded, or pushed with `push`), then prints the table.
-pub fn build_legs(
+fn build_legs(
     sh: &Shell,
     opts: &BuildOpts,
     platforms: &[&'static Platform],
@@ -220,15 +242,13 @@ fn build(
         ("BROKKR_GIT_COMMIT", Some(&*p.ctx.sha)),
         ("BROKKR_CACHE_EPOCH", opts.cache_epoch.as_deref()),
     ];
+    let build_args = build_args.into_iter().filter_map(|(k, v)| Some(format!("{k}={}", v?)));
     let spec = BuildSpec {
         component,
         platforms: platforms.to_vec(),
         output,
         tags,
-        build_args: build_args
-            .into_iter()
-            .filter_map(|(k, v)| Some(format!("{k}={}", v?)))
-            .collect(),
+        build_args: build_args.collect(),
         ca_bundle: p.ca_bundle.clone(),
         labels: labels(sh, p, component)?,
         cache,

@@ -24,11 +24,7 @@ pub enum Strategy {
 
 impl Strategy {
     pub fn as_str(self) -> &'static str {
-        if self == Strategy::Cross {
-            "cross"
-        } else {
-            "emulate"
-        }
+        ["cross", "emulate"][self as usize]
     }
 }
 
@@ -255,18 +251,11 @@ pub struct Stage {
 pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<Stage> {
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     let mut stages: Vec<Stage> = Vec::new();
-    let mut logical = String::new();
-    for raw in dockerfile.lines() {
-        let line = raw.trim();
-        if logical.is_empty() && (line.starts_with('#') || line.is_empty()) {
-            continue;
-        }
-        if let Some(stripped) = line.strip_suffix('\\') {
-            logical.extend([stripped, " "]);
-            continue;
-        }
-        logical.push_str(line);
-        let instr = std::mem::take(&mut logical);
+    // Comment lines dropped, backslash continuations joined.
+    let lines = dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#'));
+    let instructions: String =
+        lines.map(|l| l.strip_suffix('\\').map_or(format!("{l}\n"), |s| format!("{s} "))).collect();
+    for instr in instructions.lines() {
         let mut words = instr.split_whitespace();
         let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
         let rest: Vec<&str> = words.collect();
@@ -317,26 +306,20 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     // A stage runs on the build platform when its FROM chain reaches
     // `--platform=$BUILDPLATFORM` before an external image.
     let on_build = |start: &Stage| {
-        let chain = std::iter::successors(Some(start), |s| by_name(&s.base)).take(stages.len());
-        chain
-            .into_iter()
+        std::iter::successors(Some(start), |s| by_name(&s.base))
+            .take(stages.len())
             .any(|s| s.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")))
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut todo: Vec<&Stage> = stages.last().into_iter().collect();
-    let mut hits = Vec::new();
     while let Some(stage) = todo.pop() {
-        if !seen.insert(stage.name.as_str()) {
-            continue;
+        if seen.insert(stage.name.as_str()) {
+            todo.extend(by_name(&stage.base));
+            todo.extend(stage.copies_from.iter().filter_map(|f| by_name(f)));
         }
-        if stage.runs && !on_build(stage) {
-            hits.push(stage.name.clone());
-        }
-        todo.extend(by_name(&stage.base));
-        todo.extend(stage.copies_from.iter().filter_map(|f| by_name(f)));
     }
-    hits.sort();
-    hits
+    let hits = seen.into_iter().filter_map(by_name).filter(|s| s.runs && !on_build(s));
+    hits.map(|s| s.name.clone()).collect()
 }
 
 /// One step of buildx's plain progress output: `#12 [linux/arm64 cook 4/4] RUN ...`.
