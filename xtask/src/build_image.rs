@@ -3,7 +3,6 @@
 //! `SOURCE_DATE_EPOCH` are the commit time.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -183,21 +182,6 @@ fn build_legs(
     Ok(())
 }
 
-/// The OCI labels of one image: nothing ref-dependent (no `version`: the index carries it),
-/// `created` = the commit time, the runtime base's `base.name` and (if known) `base.digest`.
-fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<String, String>> {
-    let package = metadata::package_info(&p.cargo_metadata, component.package)?;
-    let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
-    let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
-    let base = &p.bases.runtime_image;
-    let digest = record::local_digest(sh, base).ok().flatten();
-    let digest = digest.or_else(|| record::remote_digest(sh, base).ok());
-    let key = |k: &str| format!("org.opencontainers.image.base.{k}");
-    labels.insert(key("name"), base.clone());
-    labels.extend(digest.map(|d| (key("digest"), d)));
-    Ok(labels)
-}
-
 /// Builds `component` for `platforms` in one buildx call: pushed by digest when the builder
 /// can, else under the per-commit reference plus `extra_refs` (one platform) or `extra_refs`
 /// only. With one platform the leg's record is written under its lock once what the engine and
@@ -243,6 +227,17 @@ fn build(
         ("BROKKR_CACHE_EPOCH", opts.cache_epoch.as_deref()),
     ];
     let build_args = build_args.into_iter().filter_map(|(k, v)| Some(format!("{k}={}", v?)));
+    // OCI labels: nothing ref-dependent (no `version`: the index carries it), `created` = the
+    // commit time, the runtime base's `base.name` and (if known) `base.digest`.
+    let package = metadata::package_info(&p.cargo_metadata, component.package)?;
+    let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
+    let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
+    let base = &p.bases.runtime_image;
+    let digest = record::local_digest(sh, base).ok().flatten();
+    let digest = digest.or_else(|| record::remote_digest(sh, base).ok());
+    let key = |k: &str| format!("org.opencontainers.image.base.{k}");
+    labels.insert(key("name"), base.clone());
+    labels.extend(digest.map(|d| (key("digest"), d)));
     let spec = BuildSpec {
         component,
         platforms: platforms.to_vec(),
@@ -250,7 +245,7 @@ fn build(
         tags,
         build_args: build_args.collect(),
         ca_bundle: p.ca_bundle.clone(),
-        labels: labels(sh, p, component)?,
+        labels,
         cache,
         source_date_epoch: p.source_date_epoch.clone(),
         progress: opts.progress,
@@ -286,7 +281,7 @@ fn build(
         buildx::replace_local_cache(&dir).context("replacing the local build cache")?;
     }
     if single {
-        read_back(sh, &mut rec, spec.output, old, spec.context.as_deref(), first)?;
+        read_back(sh, &spec, &mut rec, old)?;
         record::save(component, first, &rec)?;
     }
     report(&rec)?;
@@ -332,12 +327,11 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
 /// (never assumed from buildx's output), and a loaded image's size.
 fn read_back(
     sh: &Shell,
+    spec: &BuildSpec,
     rec: &mut BuildRecord,
-    output: Output,
     old: Option<BuildRecord>,
-    context: Option<&str>,
-    platform: &Platform,
 ) -> Result<()> {
+    let (output, context) = (spec.output, spec.context.as_deref());
     if output == Output::PushByDigest {
         let d = rec.digest.clone().context("buildx reported no digest for the push by digest")?;
         rec.reference = format!("{}@{d}", rec.repository);
@@ -360,7 +354,7 @@ fn read_back(
             "the build finished but {} is not in the local image store; build again",
             rec.reference
         );
-        rec.size_bytes = image_size(sh, &rec.reference, platform, context);
+        rec.size_bytes = image_size(sh, &rec.reference, spec.platforms[0], context);
     }
     Ok(())
 }

@@ -114,20 +114,12 @@ impl Platform {
     /// One platform name or alias, case-insensitive.
     pub fn parse(s: &str) -> Result<&'static Platform> {
         let wanted = s.trim().to_ascii_lowercase();
-        PLATFORMS
-            .iter()
-            .find(|p| p.name == wanted || p.aliases.contains(&wanted.as_str()))
-            .ok_or_else(|| {
-                anyhow!(
-                    "unknown platform `{s}`; supported: {} (or `all`; aliases: {})",
-                    platform_names(),
-                    PLATFORMS
-                        .iter()
-                        .flat_map(|p| p.aliases.iter().copied())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        let found = PLATFORMS.iter().find(|p| p.name == wanted || p.aliases.contains(&&*wanted));
+        let aliases = PLATFORMS.iter().flat_map(|p| p.aliases.to_vec()).collect::<Vec<_>>();
+        let (names, aliases) = (platform_names(), aliases.join(", "));
+        found.ok_or_else(|| {
+            anyhow!("unknown platform `{s}`; supported: {names} (or `all`; aliases: {aliases})")
+        })
     }
 
     /// Suffix of the per-commit reference (`arm64`).
@@ -191,10 +183,8 @@ impl ComponentList {
 /// One component by name or package name, case-insensitive.
 pub fn component(s: &str) -> Result<&'static Component> {
     let wanted = s.trim().to_ascii_lowercase();
-    COMPONENTS
-        .iter()
-        .find(|c| c.name == wanted || c.package == wanted)
-        .ok_or_else(|| anyhow!("unknown component `{s}`; supported: {}", component_names()))
+    let found = COMPONENTS.iter().find(|c| c.name == wanted || c.package == wanted);
+    found.ok_or_else(|| anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
 // clap value parsers (clap shows an error's message).
