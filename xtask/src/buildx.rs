@@ -2,9 +2,12 @@
 //! before one starts (cases B1, B2, B3, B4, B10 of `shared/cases/builds.md`), plus parsing
 //! of buildx's plain progress output. Nothing here runs a command.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use clap::ValueEnum;
 
 use crate::{
@@ -114,9 +117,7 @@ pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
     let (new, old) = (dir.with_extension("new"), dir.with_extension("old"));
     if new.join("index.json").is_file() {
         let _ = std::fs::remove_dir_all(&old);
-        if dir.exists() {
-            std::fs::rename(dir, &old)?;
-        }
+        let _ = std::fs::rename(dir, &old); // none before the first export
         std::fs::rename(&new, dir)?;
         if old.exists() {
             std::fs::remove_dir_all(&old)?;
@@ -129,14 +130,13 @@ pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
 /// (or `ACTIONS_RESULTS_URL`, cache service v2): GitHub gives them to actions, not `run:` steps.
 pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
     let has = |k: &str| get(k).is_some_and(|v| !v.is_empty());
-    if has("ACTIONS_RUNTIME_TOKEN") && (has("ACTIONS_CACHE_URL") || has("ACTIONS_RESULTS_URL")) {
-        return Ok(());
-    }
-    bail!(
+    ensure!(
+        has("ACTIONS_RUNTIME_TOKEN") && (has("ACTIONS_CACHE_URL") || has("ACTIONS_RESULTS_URL")),
         "--cache gha needs ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL (or ACTIONS_RESULTS_URL) in the environment; \
          GitHub gives them only to actions: add a step `uses: crazy-max/ghaction-github-runtime` before this one, \
          or use --cache local|registry|none outside GitHub Actions"
-    )
+    );
+    Ok(())
 }
 
 /// Everything one `docker buildx build` call needs. `tags`: with [`Output::PushByDigest`]
@@ -310,7 +310,7 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
             .take(stages.len())
             .any(|s| s.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")))
     };
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     let mut todo: Vec<&Stage> = stages.last().into_iter().collect();
     while let Some(stage) = todo.pop() {
         if seen.insert(stage.name.as_str()) {
@@ -358,15 +358,10 @@ pub fn cached_steps(steps: &[Step]) -> usize {
 /// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`) except the
 /// workspace's own (`brokkr-*`): empty after a source-only change (case B11).
 pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
-    let mut out: Vec<String> = progress
-        .lines()
-        .filter_map(|l| l.split_once(" Compiling ").map(|(_, rest)| rest.trim()))
-        .filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask "))
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    let crates = progress.lines().filter_map(|l| Some(l.split_once(" Compiling ")?.1.trim()));
+    let crates: BTreeSet<&str> =
+        crates.filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask ")).collect();
+    crates.into_iter().map(str::to_owned).collect()
 }
 
 /// The error of a failed cache export in plain progress output (`#24 exporting cache to

@@ -107,12 +107,8 @@ impl Cmd {
     /// program cannot start (a non-zero exit is [`Captured::ok`] false).
     pub fn capture(&self, sh: &Shell) -> Result<Captured> {
         let out = self.spawn(sh, Stdio::piped(), Stdio::piped())?.wait_with_output()?;
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        Ok(Captured {
-            ok: out.status.success(),
-            stdout: text(out.stdout),
-            stderr: text(out.stderr),
-        })
+        let t = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        Ok(Captured { ok: out.status.success(), stdout: t(out.stdout), stderr: t(out.stderr) })
     }
 
     /// Echoes, runs with stdout inherited and stderr shown live and kept:

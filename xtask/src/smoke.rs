@@ -55,11 +55,17 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
         Some(t) => format!("{}:{t}", metadata::image_repository(&registry, c)),
         None => record::reference(&registry, c, &ctx, p, dirty),
     };
+    // In the local store or the registry.
+    let available = |r: &str| {
+        let local = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", r]);
+        let remote = Cmd::new("docker").args(["buildx", "imagetools", "inspect", r]);
+        [local, remote].iter().any(|c| c.capture(sh).is_ok_and(|o| o.ok))
+    };
     let mut failures = Vec::new();
     for p in &platforms {
         let refs: Vec<String> = components.iter().map(|c| reference(c, p)).collect();
         let missing: Vec<&str> =
-            refs.iter().filter(|r| !image_available(sh, r)).map(String::as_str).collect();
+            refs.iter().filter(|r| !available(r)).map(String::as_str).collect();
         if !missing.is_empty() {
             let arch = p.arch;
             let build = match &args.tag {
@@ -98,12 +104,6 @@ fn outcome(r: Result<String>, what: &str, key: &str) -> Option<String> {
     let e = r.map(|ok| println!("ok    {ok}")).err()?;
     println!("FAIL  {what}: {e:#}");
     Some(format!("{key}: {e:#}"))
-}
-
-fn image_available(sh: &Shell, reference: &str) -> bool {
-    let local = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]);
-    let remote = Cmd::new("docker").args(["buildx", "imagetools", "inspect", reference]);
-    [local, remote].iter().any(|c| c.capture(sh).is_ok_and(|o| o.ok))
 }
 
 fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
