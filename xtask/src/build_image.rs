@@ -135,9 +135,7 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
 
 pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform.clone())?;
-    for t in &args.tag {
-        metadata::check_explicit_tag(t)?;
-    }
+    args.tag.iter().try_for_each(|t| metadata::check_explicit_tag(t))?;
     // One call per platform under its per-platform reference (plus the extra
     // tags), or with tags one image of every platform under them only (B1).
     let legs: Vec<_> = if platforms.len() == 1 || args.tag.is_empty() {
@@ -169,22 +167,17 @@ fn build_legs(
     tags: &[String],
 ) -> Result<()> {
     let output = if push { Output::Push } else { Output::Load };
-    let prepared = prepare(sh, opts, platforms)?;
-    let mut records = Vec::new();
-    for (c, call) in legs {
-        let extra = metadata::references(&metadata::image_repository(&prepared.registry, c), tags);
-        records.push(build(sh, &prepared, opts, c, call, output, &extra)?);
-    }
+    let p = prepare(sh, opts, platforms)?;
+    let records = legs.iter().map(|(c, ps)| build(sh, &p, opts, c, ps, output, tags));
+    let rows: Vec<_> = records.map(|r| r.map(|r| row(&r))).collect::<Result<_>>()?;
     if !opts.dry_run {
-        let rows: Vec<Vec<String>> = records.iter().map(row).collect();
         println!("{}", gha::text_table(&TABLE, &rows));
     }
     Ok(())
 }
 
 /// Builds `component` for `platforms` in one buildx call: pushed by digest when the builder
-/// can, else under the per-commit reference plus `extra_refs` (one platform) or `extra_refs`
-/// only. With one platform the leg's record is written under its lock once what the engine and
+/// can, else under the per-commit reference plus `tags` (one platform) or `tags` only. With one platform the leg's record is written under its lock once what the engine and
 /// the registry hold is read back; several platforms make one multi-platform image (no record).
 fn build(
     sh: &Shell,
@@ -193,7 +186,7 @@ fn build(
     component: &'static Component,
     platforms: &[&'static Platform],
     output: Output,
-    extra_refs: &[String],
+    tags: &[String],
 ) -> Result<BuildRecord> {
     buildx::check_multi_platform_load(&p.builder, platforms.len(), output)?;
     ensure!(
@@ -205,10 +198,11 @@ fn build(
     let output = if by_digest { Output::PushByDigest } else { output };
     let repository = metadata::image_repository(&p.registry, component);
     let reference = record::reference(&p.registry, component, &p.ctx, first, p.dirty);
+    let extra_refs = metadata::references(&repository, tags);
     let tags = match output {
         Output::PushByDigest => vec![repository.clone()],
-        _ if platforms.len() == 1 => [&[reference][..], extra_refs].concat(),
-        _ => extra_refs.to_vec(),
+        _ if platforms.len() == 1 => [vec![reference], extra_refs].concat(),
+        _ => extra_refs,
     };
     let scope = buildx::cache_scope(component, platforms);
     // The local cache directory of the scope (case B3).
@@ -354,26 +348,23 @@ fn read_back(
             "the build finished but {} is not in the local image store; build again",
             rec.reference
         );
-        rec.size_bytes = image_size(sh, &rec.reference, spec.platforms[0], context);
+        // Uncompressed size in bytes: the layers' sizes from `docker history` (`docker image
+        // inspect`'s `Size` is compressed with the containerd store). A foreign-platform image is
+        // unpacked first by creating (not starting) a container from it.
+        let (image, platform) = (&rec.reference, spec.platforms[0].name);
+        let docker = || Cmd::new("docker").opts("--context", context);
+        let history = || -> Option<u64> {
+            let c = docker().args(["history", "--human=false", "--format", "{{.Size}}", image]);
+            c.read_quiet(sh).ok()?.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
+        };
+        rec.size_bytes = history().or_else(|| {
+            let id =
+                docker().args(["create", "--platform", platform, image]).read_quiet(sh).ok()?;
+            let _ = docker().args(["rm", id.trim()]).capture(sh);
+            history()
+        });
     }
     Ok(())
-}
-
-/// Uncompressed size of a loaded image in bytes: its layers' sizes from `docker history`
-/// (`docker image inspect`'s `Size` is compressed with the containerd store). A foreign-platform
-/// image is unpacked first by creating (not starting) a container from it.
-fn image_size(sh: &Shell, image: &str, platform: &Platform, context: Option<&str>) -> Option<u64> {
-    let docker = || Cmd::new("docker").opts("--context", context);
-    let history = || -> Option<u64> {
-        let c = docker().args(["history", "--human=false", "--format", "{{.Size}}", image]);
-        c.read_quiet(sh).ok()?.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
-    };
-    history().or_else(|| {
-        let id =
-            docker().args(["create", "--platform", platform.name, image]).read_quiet(sh).ok()?;
-        let _ = docker().args(["rm", id.trim()]).capture(sh);
-        history()
-    })
 }
 
 fn report(rec: &BuildRecord) -> Result<()> {

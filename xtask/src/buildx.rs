@@ -92,20 +92,15 @@ pub fn cache_args(
     local_exists: bool,
     read_only: bool,
 ) -> (Option<String>, Option<String>) {
+    let (shared, arch) = (|s: String| (Some(s.clone()), s), platform.tag_suffix());
     let (from, to) = match kind {
         CacheKind::None => return (None, None),
         CacheKind::Local => (
             local_exists.then(|| format!("type=local,src={local_dir}")),
             format!("type=local,dest={local_dir}.new"),
         ),
-        CacheKind::Registry => {
-            let r = format!("type=registry,ref={repository}:buildcache-{}", platform.tag_suffix());
-            (Some(r.clone()), r)
-        }
-        CacheKind::Gha => {
-            let g = format!("type=gha,scope={scope}");
-            (Some(g.clone()), g)
-        }
+        CacheKind::Registry => shared(format!("type=registry,ref={repository}:buildcache-{arch}")),
+        CacheKind::Gha => shared(format!("type=gha,scope={scope}")),
     };
     (from, (!read_only).then(|| format!("{to},mode=max,ignore-error=true")))
 }

@@ -35,9 +35,8 @@ impl Cmd {
         Cmd { program: program.into(), ..Cmd::default() }
     }
 
-    pub fn arg(mut self, a: impl Into<String>) -> Cmd {
-        self.args.push(a.into());
-        self
+    pub fn arg(self, a: impl Into<String>) -> Cmd {
+        self.args([a])
     }
 
     pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Cmd {
