@@ -136,38 +136,33 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
 pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform.clone())?;
     args.tag.iter().try_for_each(|t| metadata::check_explicit_tag(t))?;
-    // One call per platform under its per-platform reference (plus the extra
-    // tags), or with tags one image of every platform under them only (B1).
-    let legs: Vec<_> = if platforms.len() == 1 || args.tag.is_empty() {
-        platforms.iter().map(|p| (args.component, vec![*p])).collect()
-    } else {
-        vec![(args.component, platforms.clone())]
-    };
-    build_legs(sh, &args.build, &platforms, &legs, args.push, &args.tag)
+    build_legs(sh, &args.build, &[args.component], &platforms, args.push, &args.tag)
 }
 
 /// `cargo xtask images`: every component (or those given) for the given platforms, loaded
 /// into the local engine or pushed under per-platform references, ending with a table.
 pub fn images(sh: &Shell, args: &ImagesArgs) -> Result<()> {
-    let platforms = args.select.platforms()?;
-    let components = args.select.components();
-    let legs: Vec<_> =
-        components.iter().flat_map(|c| platforms.iter().map(|p| (*c, vec![*p]))).collect();
-    build_legs(sh, &args.build, &platforms, &legs, args.push, &[])
+    let (components, platforms) = (args.select.components(), args.select.platforms()?);
+    build_legs(sh, &args.build, &components, &platforms, args.push, &[])
 }
 
-/// Builds each (component, platforms) call of `build-image` or `images` under its
-/// references plus `tags` (loaded, or pushed with `push`), then prints the table.
+/// Builds `components` for `platforms` (loaded, or pushed with `push`), then prints the table:
+/// one call per platform under its per-platform reference plus `tags`, or with tags one image of
+/// every platform under them only (B1).
 fn build_legs(
     sh: &Shell,
     opts: &BuildOpts,
+    components: &[&'static Component],
     platforms: &[&'static Platform],
-    legs: &[(&'static Component, Vec<&'static Platform>)],
     push: bool,
     tags: &[String],
 ) -> Result<()> {
     let output = if push { Output::Push } else { Output::Load };
     let p = prepare(sh, opts, platforms)?;
+    let legs: Vec<(_, Vec<_>)> = match tags.is_empty() {
+        true => components.iter().flat_map(|c| platforms.iter().map(|p| (*c, vec![*p]))).collect(),
+        false => components.iter().map(|c| (*c, platforms.to_vec())).collect(),
+    };
     let records = legs.iter().map(|(c, ps)| build(sh, &p, opts, c, ps, output, tags));
     let rows: Vec<_> = records.map(|r| r.map(|r| row(&r))).collect::<Result<_>>()?;
     if !opts.dry_run {
