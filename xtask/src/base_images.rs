@@ -131,16 +131,16 @@ pub fn resolve(
         Bases::Local => true,
         Bases::Auto => opts.dry_run || !upstream_reachable(sh),
     };
-    let [mut rust_image, mut runtime_image] =
-        [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].map(String::from);
     let mut emulate_rust_images = BTreeMap::new();
-    if local {
+    let (rust_image, runtime_image) = if local {
         let names = ensure_local(sh, Platform::host()?, opts)?;
         for t in targets.iter().filter(|_| strategy == Strategy::Emulate) {
             emulate_rust_images.insert(t.arch, ensure_target_builder(sh, t, &names, opts)?);
         }
-        (rust_image, runtime_image) = (names.builder, names.runtime);
-    }
+        (names.builder, names.runtime)
+    } else {
+        (UPSTREAM_RUST_IMAGE.to_owned(), UPSTREAM_RUNTIME_IMAGE.to_owned())
+    };
     let why = match (mode, local) {
         (Bases::Auto, true) if opts.dry_run => {
             "auto, dry run: upstream not probed, showing the local substitutes"
@@ -197,8 +197,16 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
             .opt("--build-arg", format!("FOREIGN_ARCHES={foreign}"))
             .opt("--build-arg", format!("PACKAGES={packages}"));
         if which::which("cargo").is_ok() {
+            // `cargo install` as docker/rust-builder.Dockerfile's `chef` stage does (debug, no
+            // debug info: a third of the release build's time). The host's glibc is older than
+            // the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
             let root = crate::target_dir().join("xtask/cargo-chef");
-            first.push(("cargo-chef with the host's cargo", vec![host_cargo_chef(&root, opts)]));
+            let chef = Cmd::new("cargo").args("install cargo-chef --version".split(' '));
+            let chef = chef.arg(CARGO_CHEF_VERSION).args(["--locked", "--debug", "--root"]);
+            let chef = chef.arg(root.display().to_string()).env("CARGO_PROFILE_DEV_DEBUG", "0");
+            let ca = opts.ca_bundle.iter().map(|ca| ca.display().to_string());
+            let chef = ca.fold(chef, |c, ca| c.env("CARGO_HTTP_CAINFO", ca));
+            first.push(("cargo-chef with the host's cargo", vec![chef]));
             let warm = "--target toolchain --output type=cacheonly docker".split(' ');
             debian.push(c.clone().args(warm));
             let chef = format!("host-cargo-chef={}", root.join("bin").display());
@@ -216,16 +224,6 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     run_all(sh, &first, opts.dry_run)?;
     run_all(sh, &then, opts.dry_run)?;
     Ok(names)
-}
-
-/// `cargo install` of cargo-chef into `root` as docker/rust-builder.Dockerfile's `chef` stage
-/// does (debug, no debug info: a third of the release build's time). The host's glibc is older
-/// than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
-fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
-    let c = Cmd::new("cargo").args(["install", "cargo-chef", "--version", CARGO_CHEF_VERSION]);
-    let c = c.args(["--locked", "--debug", "--root"]).arg(root.display().to_string());
-    let c = c.env("CARGO_PROFILE_DEV_DEBUG", "0");
-    opts.ca_bundle.iter().fold(c, |c, ca| c.env("CARGO_HTTP_CAINFO", ca.display().to_string()))
 }
 
 /// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.

@@ -90,8 +90,7 @@ fn check_ca_bundle(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks the host for building `platforms` (setting up what is missing
-/// unless `--no-setup`), resolves base images and the commit's context.
+/// Checks (and unless `--no-setup` sets up) the host, resolves base images and the commit.
 pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) -> Result<Prepared> {
     let ca_bundle = options::ca_bundle(opts.ca_bundle.as_deref());
     ca_bundle.as_deref().map(check_ca_bundle).transpose()?;
@@ -273,7 +272,18 @@ fn build(
         read_back(sh, &spec, &mut rec, old)?;
         record::save(component, first, &rec)?;
     }
-    report(&rec)?;
+    let cook =
+        rec.dependency_stage_cached.map_or("unknown", |c| if c { "cached" } else { "rebuilt" });
+    let digest = rec.digest.as_deref().unwrap_or("-");
+    eprintln!(
+        "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
+        rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
+    );
+    if gha::active() {
+        gha::output("reference", &rec.reference)?;
+        gha::output("digest", digest)?;
+        gha::summary(&gha::markdown_table(&TABLE, &[row(&rec)]))?;
+    }
     Ok(rec)
 }
 
@@ -358,22 +368,6 @@ fn read_back(
             let _ = docker().args(["rm", id.trim()]).capture(sh);
             history()
         });
-    }
-    Ok(())
-}
-
-fn report(rec: &BuildRecord) -> Result<()> {
-    let cook =
-        rec.dependency_stage_cached.map_or("unknown", |c| if c { "cached" } else { "rebuilt" });
-    let digest = rec.digest.as_deref().unwrap_or("-");
-    eprintln!(
-        "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
-        rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
-    );
-    if gha::active() {
-        gha::output("reference", &rec.reference)?;
-        gha::output("digest", digest)?;
-        gha::summary(&gha::markdown_table(&TABLE, &[row(rec)]))?;
     }
     Ok(())
 }

@@ -71,9 +71,8 @@ pub fn can_push_by_digest(driver: &str) -> bool {
     matches!(driver, "docker-container" | "remote" | "kubernetes")
 }
 
-/// The cache scope of one call: `brokkr-broker-linux-arm64` (several platforms join their
-/// names), so two matrix legs never overwrite each other's cache (case B3; gha's default
-/// scope is shared).
+/// The cache scope of one call, `brokkr-broker-linux-arm64` (several platforms: joined), so
+/// matrix legs never overwrite each other's cache (case B3; gha's default scope is shared).
 pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
     let names: Vec<String> = platforms.iter().map(|p| p.name.replace('/', "-")).collect();
     format!("brokkr-{}-{}", component.name, names.join("-"))
@@ -183,9 +182,8 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     .arg(".")
 }
 
-/// From `docker buildx inspect` and `docker info`: the driver (`docker`, `docker-container`,
-/// `kubernetes`, `remote`), `driver-type io.containerd.snapshotter.v1`, and the docker context
-/// to build and inspect images in (see [`crate::preflight::builder_facts`]).
+/// From `docker buildx inspect` and `docker info` ([`crate::preflight::builder_facts`]): the
+/// driver, `driver-type io.containerd.snapshotter.v1`, the docker context to build and inspect in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuilderFacts {
     pub driver: String,
@@ -207,9 +205,8 @@ pub fn check_multi_platform_load(facts: &BuilderFacts, n: usize, output: Output)
     Ok(())
 }
 
-/// Case B10: a dynamically linked `-gnu` binary in Alpine (musl) or scratch / distroless
-/// `static` (no libc) fails with `exec ...: no such file or directory`. The runtime's libc
-/// is told from well-known names; others count as glibc.
+/// Case B10: a `-gnu` binary in Alpine (musl) or scratch / distroless `static` (no libc) fails
+/// with `exec ...: no such file or directory`. libc from well-known names; others count as glibc.
 pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     let name = runtime_image.to_ascii_lowercase();
     let last = name.rsplit('/').next().unwrap_or_default();
@@ -229,9 +226,8 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     Ok(())
 }
 
-/// One stage of a Dockerfile, as far as the preflight needs it: `name` (`AS name`, else its
-/// index), `base` (`FROM` image or stage, arguments substituted), whether it `runs` a `RUN`,
-/// and the stages it `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
+/// A Dockerfile stage for the preflight: `name` (`AS name`, else its index), `base` (`FROM` image
+/// or stage, arguments substituted), `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stage {
     pub name: String,
@@ -293,13 +289,11 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
     stages
 }
 
-/// Case B2: the stages reachable from the last one that run on the target platform (no
-/// `--platform=$BUILDPLATFORM`) and execute a `RUN` step: on a foreign platform they need
-/// a binfmt handler (QEMU), or the build dies with `exec format error`.
+/// Case B2: the stages reachable from the last one that `RUN` on the target platform (no
+/// `--platform=$BUILDPLATFORM`): a foreign one needs QEMU, or the build dies with `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
-    // A stage runs on the build platform when its FROM chain reaches
-    // `--platform=$BUILDPLATFORM` before an external image.
+    // On the build platform: its FROM chain reaches `--platform=$BUILDPLATFORM`.
     let on_build = |start: &Stage| {
         std::iter::successors(Some(start), |s| by_name(&s.base))
             .take(stages.len())

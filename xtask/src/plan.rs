@@ -102,8 +102,7 @@ impl Cmd {
         Ok(out.stdout.trim().to_owned())
     }
 
-    /// Runs without echo, capturing both streams; fails only when the
-    /// program cannot start (a non-zero exit is [`Captured::ok`] false).
+    /// Runs without echo, capturing both streams; fails only when the program cannot start.
     pub fn capture(&self, sh: &Shell) -> Result<Captured> {
         let out = self.spawn(sh, Stdio::piped(), Stdio::piped())?.wait_with_output()?;
         let t = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
@@ -145,8 +144,7 @@ impl Cmd {
     }
 }
 
-/// Quotes a word for a POSIX shell only when it needs it, so a printed
-/// command can be pasted back into a shell.
+/// Quotes a word for a POSIX shell when needed, so a printed command can be pasted back.
 pub fn shell_quote(s: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+^".contains(c);
     if !s.is_empty() && s.chars().all(safe) {

@@ -60,8 +60,7 @@ pub const LOCAL_REGISTRY: &str = "localhost:5000";
 pub const AUTH_PORT: u16 = 5001;
 pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 
-/// A target platform in OCI terms (`os/arch[/variant]`) with what building
-/// for it needs.
+/// A target platform in OCI terms (`os/arch[/variant]`) with what building for it needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Platform {
     /// `linux/arm64`.
@@ -138,8 +137,7 @@ pub fn component_names() -> String {
     COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-/// Parses a comma-separated list of names (`one`) or `all`; the order follows `table`,
-/// duplicates collapse.
+/// A comma-separated list of names (`one`) or `all`, in `table`'s order, without duplicates.
 fn pick<T: PartialEq>(
     s: &str,
     table: &'static [T],
@@ -213,9 +211,8 @@ pub fn parse_one_component(s: &str) -> Result<&'static Component> {
     component(s)
 }
 
-/// clap value parser for `--registry HOST[:PORT][/PATH]`: not empty, and a
-/// port, when given, is a number from 1 to 65535. The reference grammar is
-/// checked when the registry is used (`metadata::check_registry`).
+/// `--registry HOST[:PORT][/PATH]`: not empty, a port from 1 to 65535; the reference grammar is
+/// checked on use (`metadata::check_registry`).
 pub fn parse_registry(s: &str) -> Result<String> {
     let r = s.trim().trim_end_matches('/');
     ensure!(

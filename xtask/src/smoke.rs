@@ -64,8 +64,7 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
     let mut failures = Vec::new();
     for p in &platforms {
         let refs: Vec<String> = components.iter().map(|c| reference(c, p)).collect();
-        let missing: Vec<&str> =
-            refs.iter().filter(|r| !available(r)).map(String::as_str).collect();
+        let missing: Vec<_> = refs.iter().filter(|r| !available(r)).cloned().collect();
         if !missing.is_empty() {
             let arch = p.arch;
             let build = match &args.tag {
