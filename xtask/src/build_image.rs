@@ -269,7 +269,10 @@ fn build(
         buildx::replace_local_cache(&dir).context("replacing the local build cache")?;
     }
     if single {
-        read_back(sh, &spec, &mut rec, old)?;
+        read_back(sh, &spec, &mut rec)?;
+        // A rebuild of the very image pushed before keeps its pushed digest.
+        let same = old.filter(|o| o.reference == rec.reference && o.digest == rec.digest);
+        rec.pushed_digest = rec.pushed_digest.take().or(same.and_then(|o| o.pushed_digest));
         record::save(component, first, &rec)?;
     }
     let cook =
@@ -291,9 +294,10 @@ fn build(
 /// and fills the record's time, cache statistics and buildx's digest.
 fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
     let label = format!("build {} for {}", spec.component.image_name(), rec.platform);
-    let metadata_file = &spec.metadata_file;
-    std::fs::create_dir_all(metadata_file.parent().context("a metadata file in a directory")?)?;
-    let _ = std::fs::remove_file(metadata_file);
+    std::fs::create_dir_all(
+        spec.metadata_file.parent().context("a metadata file in a directory")?,
+    )?;
+    let _ = std::fs::remove_file(&spec.metadata_file);
     gha::group(&label);
     let started = Instant::now();
     let out = cmd.run_teed(sh);
@@ -316,7 +320,7 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
     rec.cached_steps = buildx::cached_steps(&steps);
     rec.dependency_stage_cached = buildx::dependency_stage_cached(&steps);
     rec.dependency_crates_compiled = buildx::dependency_crates_compiled(&out.stderr).len();
-    let meta = std::fs::read_to_string(metadata_file).ok();
+    let meta = std::fs::read_to_string(&spec.metadata_file).ok();
     let meta = meta.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     rec.digest = meta.and_then(|m| Some(m.get("containerimage.digest")?.as_str()?.to_owned()));
     Ok(())
@@ -324,12 +328,7 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
 
 /// Fills the record with what the engine and the registry hold after the build, read back
 /// (never assumed from buildx's output), and a loaded image's size.
-fn read_back(
-    sh: &Shell,
-    spec: &BuildSpec,
-    rec: &mut BuildRecord,
-    old: Option<BuildRecord>,
-) -> Result<()> {
+fn read_back(sh: &Shell, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
     let (output, context) = (spec.output, spec.context.as_deref());
     if output == Output::PushByDigest {
         let d = rec.digest.clone().context("buildx reported no digest for the push by digest")?;
@@ -340,13 +339,9 @@ fn read_back(
         return Ok(());
     }
     rec.digest = record::local_digest_in(sh, &rec.reference, context)?;
-    rec.pushed_digest = match output {
-        Output::Push => Some(record::remote_digest(sh, &rec.reference)?),
-        // A rebuild of the very image pushed before keeps its pushed digest.
-        _ => old
-            .filter(|o| o.reference == rec.reference && o.digest == rec.digest)
-            .and_then(|o| o.pushed_digest),
-    };
+    if output == Output::Push {
+        rec.pushed_digest = Some(record::remote_digest(sh, &rec.reference)?);
+    }
     if output == Output::Load {
         ensure!(
             rec.digest.is_some(),

@@ -290,7 +290,7 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
 }
 
 /// Case B2: the stages reachable from the last one that `RUN` on the target platform (no
-/// `--platform=$BUILDPLATFORM`): a foreign one needs QEMU, or the build dies with `exec format error`.
+/// `--platform=$BUILDPLATFORM`): a foreign one needs QEMU, else `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
     // On the build platform: its FROM chain reaches `--platform=$BUILDPLATFORM`.
