@@ -201,10 +201,8 @@ fn build(
     let scope = buildx::cache_scope(component, platforms);
     // The local cache directory of the scope (case B3).
     let dir = crate::target_dir().join("buildx-cache").join(&scope);
-    let (local_dir, local_exists) = (dir.display().to_string(), dir.join("index.json").is_file());
     let (kind, read_only) = (opts.cache, opts.cache_read_only);
-    let cache =
-        buildx::cache_args(kind, &scope, first, &repository, &local_dir, local_exists, read_only);
+    let cache = buildx::cache_args(kind, &scope, first, &repository, &dir, read_only);
     // `EMULATE_RUST_IMAGE` only with `--strategy emulate` and local bases, else `RUST_IMAGE`.
     let build_args = [
         ("STRATEGY", Some(opts.strategy.as_str())),
@@ -294,10 +292,9 @@ fn build(
 /// and fills the record's time, cache statistics and buildx's digest.
 fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
     let label = format!("build {} for {}", spec.component.image_name(), rec.platform);
-    std::fs::create_dir_all(
-        spec.metadata_file.parent().context("a metadata file in a directory")?,
-    )?;
-    let _ = std::fs::remove_file(&spec.metadata_file);
+    let metadata_file = &spec.metadata_file;
+    std::fs::create_dir_all(metadata_file.parent().context("a metadata file in a directory")?)?;
+    let _ = std::fs::remove_file(metadata_file);
     gha::group(&label);
     let started = Instant::now();
     let out = cmd.run_teed(sh);
@@ -320,7 +317,7 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
     rec.cached_steps = buildx::cached_steps(&steps);
     rec.dependency_stage_cached = buildx::dependency_stage_cached(&steps);
     rec.dependency_crates_compiled = buildx::dependency_crates_compiled(&out.stderr).len();
-    let meta = std::fs::read_to_string(&spec.metadata_file).ok();
+    let meta = std::fs::read_to_string(metadata_file).ok();
     let meta = meta.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     rec.digest = meta.and_then(|m| Some(m.get("containerimage.digest")?.as_str()?.to_owned()));
     Ok(())

@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{ensure, Result};
@@ -80,18 +80,18 @@ pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
 
 /// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries `mode=max` (every stage)
 /// and `ignore-error=true`: a cache service down or over quota warns, never fails the build
-/// (case B4); `read_only` (pull requests) never exports; `local_exists`: buildx refuses to
-/// import from an empty local directory.
+/// (case B4); `read_only` (pull requests) never exports; `local` is imported only once it holds
+/// a cache (buildx refuses an empty local directory).
 pub fn cache_args(
     kind: CacheKind,
     scope: &str,
     platform: &Platform,
     repository: &str,
-    local_dir: &str,
-    local_exists: bool,
+    local: &Path,
     read_only: bool,
 ) -> (Option<String>, Option<String>) {
-    let (shared, arch) = (|s: String| (Some(s.clone()), s), platform.tag_suffix());
+    let (shared, arch) = (|s: String| (Some(s.clone()), s), platform.arch);
+    let (local_dir, local_exists) = (local.display(), local.join("index.json").is_file());
     let (from, to) = match kind {
         CacheKind::None => return (None, None),
         CacheKind::Local => (
@@ -107,7 +107,7 @@ pub fn cache_args(
 /// Makes a build's local cache export (`<dir>.new`) the scope's cache, deleting the previous
 /// one: buildx's local exporter never removes a blob, so exporting into the imported directory
 /// grows it on every build (7.4 GB for four legs, issue 15). Nothing exported: the old stays.
-pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
+pub fn replace_local_cache(dir: &Path) -> Result<()> {
     let (new, old) = (dir.with_extension("new"), dir.with_extension("old"));
     if new.join("index.json").is_file() {
         let _ = std::fs::remove_dir_all(&old);
@@ -407,7 +407,7 @@ mod tests {
         for c in crate::project::COMPONENTS {
             for p in crate::project::PLATFORMS {
                 let (from, to) =
-                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d", false, false);
+                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d".as_ref(), false);
                 let scope = cache_scope(c, &[p]);
                 assert!(from.unwrap().contains(&format!("scope={scope}")));
                 assert!(to.unwrap().contains(&format!("scope={scope}")));
@@ -426,17 +426,21 @@ mod tests {
     #[test]
     fn b4_cache_export_errors_are_ignored() {
         let repo = "localhost:5000/brokkr-broker";
+        let c = std::env::temp_dir().join(format!("xtask-cache-args-{}", std::process::id()));
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("index.json"), "{}").unwrap();
         for kind in [CacheKind::Local, CacheKind::Registry, CacheKind::Gha] {
-            let (_, to) = cache_args(kind, "s", arm64(), repo, "/c", true, false);
+            let (_, to) = cache_args(kind, "s", arm64(), repo, &c, false);
             let to = to.unwrap();
             assert!(to.ends_with("mode=max,ignore-error=true"), "{kind:?}: {to}");
-            let (from, to) = cache_args(kind, "s", arm64(), repo, "/c", true, true);
+            let (from, to) = cache_args(kind, "s", arm64(), repo, &c, true);
             assert!(from.is_some() && to.is_none(), "{kind:?} read-only exports nothing");
         }
-        assert_eq!(cache_args(CacheKind::None, "s", arm64(), "r", "d", true, false), (None, None));
-        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false, false);
+        assert_eq!(cache_args(CacheKind::None, "s", arm64(), "r", &c, false), (None, None));
+        std::fs::remove_dir_all(&c).unwrap();
+        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", &c, false);
         assert_eq!(from, None, "no import from an empty local cache");
-        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), repo, "d", false, false);
+        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), repo, "d".as_ref(), false);
         assert_eq!(
             from.unwrap(),
             "type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64"
@@ -564,8 +568,7 @@ mod tests {
                 "brokkr-broker-linux-arm64",
                 arm64(),
                 "",
-                "",
-                false,
+                "".as_ref(),
                 false,
             ),
             source_date_epoch: "1700000000".into(),

@@ -282,7 +282,7 @@ pub fn sha_tag(ctx: &Context) -> String {
 
 /// `sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it and writes final tags.
 pub fn per_platform_tag(ctx: &Context, platform: &Platform) -> String {
-    format!("{}-{}", sha_tag(ctx), platform.tag_suffix())
+    format!("{}-{}", sha_tag(ctx), platform.arch)
 }
 
 pub fn per_platform_reference(

@@ -65,7 +65,7 @@ pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 pub struct Platform {
     /// `linux/arm64`.
     pub name: &'static str,
-    /// Docker's `TARGETARCH`, Debian's architecture name.
+    /// Docker's `TARGETARCH`, Debian's architecture name, the per-commit reference's suffix.
     pub arch: &'static str,
     pub rust_target: &'static str,
     /// GNU tool prefix of the C cross compiler and linker (`aarch64-linux-gnu` gives
@@ -119,11 +119,6 @@ impl Platform {
         found.ok_or_else(|| {
             anyhow!("unknown platform `{s}`; supported: {names} (or `all`; aliases: {aliases})")
         })
-    }
-
-    /// Suffix of the per-commit reference (`arm64`).
-    pub fn tag_suffix(&self) -> &'static str {
-        self.arch
     }
 }
 
