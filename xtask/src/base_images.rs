@@ -295,9 +295,8 @@ pub fn ensure_target_builder(
         .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))
         .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
         .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
-    let job =
-        (&*format!("the Rust builder for {target}"), vec![finish_local_build(c, &image, opts)]);
-    run_all(sh, &[job], opts.dry_run)?;
+    let what = format!("the Rust builder for {target}");
+    run_all(sh, &[(&what, vec![finish_local_build(c, &image, opts)])], opts.dry_run)?;
     Ok(image)
 }
 

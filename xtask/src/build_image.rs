@@ -61,7 +61,7 @@ pub struct ImagesArgs {
     pub build: BuildOpts,
 }
 
-/// What every build of one invocation shares. `source_date_epoch`: unix seconds,
+/// What every build of one invocation shares. `epoch`: `SOURCE_DATE_EPOCH` in unix seconds,
 /// `$SOURCE_DATE_EPOCH`, else the commit time; `dirty`: uncommitted changes.
 #[derive(Clone)]
 pub struct Prepared {
@@ -69,7 +69,7 @@ pub struct Prepared {
     pub ctx: Context,
     pub registry: String,
     pub ca_bundle: Option<PathBuf>,
-    pub source_date_epoch: String,
+    pub epoch: String,
     pub cargo_metadata: metadata::CargoMetadata,
     pub builder: buildx::BuilderFacts,
     pub dirty: bool,
@@ -112,7 +112,7 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     for p in platforms {
         buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
     }
-    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
         _ => Cmd::new("git")
             .args(["show", "-s", "--format=%ct", &ctx.sha])
@@ -120,16 +120,7 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
             .context("reading the commit time")?,
     };
     let (cargo_metadata, dirty) = (tags::cargo_metadata(sh)?, record::tree_dirty(sh)?);
-    Ok(Prepared {
-        bases,
-        ctx,
-        registry,
-        ca_bundle,
-        source_date_epoch,
-        cargo_metadata,
-        builder,
-        dirty,
-    })
+    Ok(Prepared { bases, ctx, registry, ca_bundle, epoch, cargo_metadata, builder, dirty })
 }
 
 pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
@@ -216,7 +207,7 @@ fn build(
     // OCI labels: nothing ref-dependent (no `version`: the index carries it), `created` = the
     // commit time, the runtime base's `base.name` and (if known) `base.digest`.
     let package = metadata::package_info(&p.cargo_metadata, component.package)?;
-    let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
+    let created = metadata::created(Some(&p.epoch), jiff::Timestamp::UNIX_EPOCH)?;
     let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
     let base = &p.bases.runtime_image;
     let digest = record::local_digest(sh, base).ok().flatten();
@@ -233,7 +224,7 @@ fn build(
         ca_bundle: p.ca_bundle.clone(),
         labels,
         cache,
-        source_date_epoch: p.source_date_epoch.clone(),
+        source_date_epoch: p.epoch.clone(),
         progress: opts.progress,
         metadata_file: crate::target_dir().join("xtask/buildx").join(format!("{scope}.json")),
         builder: opts.builder.clone().filter(|_| p.builder.context.is_none()),
