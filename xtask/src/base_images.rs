@@ -75,16 +75,13 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
 /// (foreign Debian architectures, packages) of the local Rust builder running on `build`: rustc,
 /// cargo, gcc, and for every other platform its C cross compiler, libc headers and Rust std.
 pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
-    let mut packages: Vec<String> =
-        ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from).to_vec();
-    let mut foreign = Vec::new();
-    for p in PLATFORMS.iter().filter(|p| *p != build) {
-        foreign.push(p.arch);
-        packages.push(format!("gcc-{}", p.gnu_prefix.replace('_', "-")));
-        packages.push(format!("libc6-dev-{}-cross", p.arch));
-        packages.push(format!("libstd-rust-dev:{}", p.arch));
-    }
-    (foreign, packages)
+    let foreign: Vec<_> = PLATFORMS.iter().filter(|p| *p != build).collect();
+    let cross = foreign.iter().flat_map(|p| {
+        let gcc = format!("gcc-{}", p.gnu_prefix.replace('_', "-"));
+        [gcc, format!("libc6-dev-{}-cross", p.arch), format!("libstd-rust-dev:{}", p.arch)]
+    });
+    let native = ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from);
+    (foreign.iter().map(|p| p.arch).collect(), native.into_iter().chain(cross).collect())
 }
 
 /// `ca_bundle`: the `ca-bundle` build secret (for cargo behind a TLS proxy).
@@ -228,10 +225,9 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
 
 /// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.
 fn buildx(platforms: &str, file: &str, debian: &str) -> Cmd {
-    Cmd::new("docker")
-        .args(["buildx", "build", "--progress", "plain", "--platform", platforms])
-        .opt("--file", format!("docker/{file}.Dockerfile"))
-        .opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
+    let c = Cmd::new("docker").args(["buildx", "build", "--progress", "plain", "--platform"]);
+    let c = c.arg(platforms).opt("--file", format!("docker/{file}.Dockerfile"));
+    c.opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
 }
 
 /// Runs each job's commands in order, the jobs at once (a thread each); the first failure
@@ -251,9 +247,8 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     };
     std::thread::scope(|s| {
         let running: Vec<_> = jobs.iter().map(|job| s.spawn(move || run(job))).collect();
-        running.into_iter().try_for_each(|h| {
-            h.join().unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
-        })
+        let panicked = || Err(anyhow!("a base image build panicked"));
+        running.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| panicked()))
     })
 }
 
@@ -263,10 +258,8 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
     let c = c.arg(format!("--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"));
     let secret = opts.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
-    c.opts("--secret", secret)
-        .opt("--tag", image)
-        .opt("--output", "type=docker,compression=uncompressed")
-        .arg("docker")
+    let c = c.opts("--secret", secret).opt("--tag", image);
+    c.opt("--output", "type=docker,compression=uncompressed").arg("docker")
 }
 
 /// A Rust builder that runs ON `target` for `--strategy emulate` (on the build platform: the

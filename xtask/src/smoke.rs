@@ -107,9 +107,8 @@ fn outcome(r: Result<String>, what: &str, key: &str) -> Option<String> {
 
 fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
     // `--version` needs no network: a check that passes offline too.
-    let cmd = Cmd::new("docker")
-        .args(["run", "--rm", "--network", "none", "--platform", p.name])
-        .args([reference, "--version"]);
+    let cmd = Cmd::new("docker").args(["run", "--rm", "--network", "none", "--platform", p.name]);
+    let cmd = cmd.args([reference, "--version"]);
     cmd.echo();
     let out = cmd.capture(sh)?;
     if !out.ok {
