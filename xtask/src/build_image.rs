@@ -112,12 +112,10 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     for p in platforms {
         buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
     }
+    let commit_time = Cmd::new("git").args(["show", "-s", "--format=%ct", &ctx.sha]);
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
-        _ => Cmd::new("git")
-            .args(["show", "-s", "--format=%ct", &ctx.sha])
-            .read_quiet(sh)
-            .context("reading the commit time")?,
+        _ => commit_time.read_quiet(sh).context("reading the commit time")?,
     };
     let (cargo_metadata, dirty) = (tags::cargo_metadata(sh)?, record::tree_dirty(sh)?);
     Ok(Prepared { bases, ctx, registry, ca_bundle, epoch, cargo_metadata, builder, dirty })

@@ -240,8 +240,7 @@ pub struct Stage {
 /// Parses the stages of a Dockerfile (with backslash continuations), substituting `${ARG}` in
 /// `FROM` lines from the global `ARG` defaults overridden by `build_args`.
 pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<Stage> {
-    let mut args: BTreeMap<String, String> = BTreeMap::new();
-    let mut stages: Vec<Stage> = Vec::new();
+    let (mut args, mut stages) = (BTreeMap::new(), Vec::<Stage>::new());
     // Comment lines dropped, backslash continuations joined.
     let lines = dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#'));
     let instructions: String =
@@ -299,8 +298,7 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
             .take(stages.len())
             .any(|s| s.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")))
     };
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<&Stage> = stages.last().into_iter().collect();
+    let (mut seen, mut todo) = (BTreeSet::new(), stages.last().into_iter().collect::<Vec<_>>());
     while let Some(stage) = todo.pop() {
         if seen.insert(stage.name.as_str()) {
             todo.extend(by_name(&stage.base));

@@ -44,10 +44,9 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
 }
 
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
-    let platforms = args.select.platforms()?;
+    let (platforms, components) = (args.select.platforms()?, args.select.components());
     // Foreign platforms run through QEMU: register it when missing.
     crate::host::setup::ensure(sh, &platforms, args.no_setup, None)?;
-    let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let dirty = record::tree_dirty(sh)?;
