@@ -146,12 +146,12 @@ fn build_legs(
     tags: &[String],
 ) -> Result<()> {
     let output = if push { Output::Push } else { Output::Load };
-    let p = prepare(sh, opts, platforms)?;
     let legs: Vec<(_, Vec<_>)> = match tags.is_empty() {
         true => components.iter().flat_map(|c| platforms.iter().map(|p| (*c, vec![*p]))).collect(),
         false => components.iter().map(|c| (*c, platforms.to_vec())).collect(),
     };
-    let records = legs.iter().map(|(c, ps)| build(sh, &p, opts, c, ps, output, tags));
+    let prep = prepare(sh, opts, platforms)?;
+    let records = legs.iter().map(|(c, ps)| build(sh, &prep, opts, c, ps, output, tags));
     let rows: Vec<_> = records.map(|r| r.map(|r| row(&r))).collect::<Result<_>>()?;
     if !opts.dry_run {
         println!("{}", gha::text_table(&TABLE, &rows));
@@ -160,8 +160,9 @@ fn build_legs(
 }
 
 /// Builds `component` for `platforms` in one buildx call: pushed by digest when the builder
-/// can, else under the per-commit reference plus `tags` (one platform) or `tags` only. With one platform the leg's record is written under its lock once what the engine and
-/// the registry hold is read back; several platforms make one multi-platform image (no record).
+/// can, else under the per-commit reference plus `tags` (one platform) or `tags` only. With one
+/// platform the leg's record is written under its lock once what the engine and the registry
+/// hold is read back; several platforms make one multi-platform image (no record).
 fn build(
     sh: &Shell,
     p: &Prepared,
@@ -295,12 +296,11 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
         bail!("{label} failed{hint}");
     }
     if let Some(e) = buildx::cache_export_error(&out.stderr) {
-        let line =
-            format!("the build cache export failed and was ignored (the image is fine): {e}");
+        let msg = format!("the build cache export failed and was ignored (the image is fine): {e}");
         if gha::active() {
-            println!("::warning::{line}");
+            println!("::warning::{msg}");
         }
-        eprintln!("warning: {line}");
+        eprintln!("warning: {msg}");
     }
     let steps = buildx::parse_progress(&out.stderr);
     rec.cached_steps = buildx::cached_steps(&steps);
