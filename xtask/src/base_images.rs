@@ -75,16 +75,13 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
 /// (foreign Debian architectures, packages) of the local Rust builder running on `build`: rustc,
 /// cargo, gcc, and for every other platform its C cross compiler, libc headers and Rust std.
 pub fn builder_packages(build: &Platform) -> (Vec<&'static str>, Vec<String>) {
-    let mut packages: Vec<String> =
-        ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from).to_vec();
-    let mut foreign = Vec::new();
-    for p in PLATFORMS.iter().filter(|p| *p != build) {
-        foreign.push(p.arch);
-        packages.push(format!("gcc-{}", p.gnu_prefix.replace('_', "-")));
-        packages.push(format!("libc6-dev-{}-cross", p.arch));
-        packages.push(format!("libstd-rust-dev:{}", p.arch));
-    }
-    (foreign, packages)
+    let foreign: Vec<_> = PLATFORMS.iter().filter(|p| *p != build).collect();
+    let cross = foreign.iter().flat_map(|p| {
+        let gcc = format!("gcc-{}", p.gnu_prefix.replace('_', "-"));
+        [gcc, format!("libc6-dev-{}-cross", p.arch), format!("libstd-rust-dev:{}", p.arch)]
+    });
+    let native = ["rustc", "cargo", "gcc", "libc6-dev", "ca-certificates"].map(String::from);
+    (foreign.iter().map(|p| p.arch).collect(), native.into_iter().chain(cross).collect())
 }
 
 /// `ca_bundle`: the `ca-bundle` build secret (for cargo behind a TLS proxy).
@@ -100,24 +97,6 @@ pub struct LocalNames {
     runtime: String,
 }
 
-fn platform_names(sep: &str) -> String {
-    PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(sep)
-}
-
-fn local_names(sh: &Shell, build: &Platform) -> Result<LocalNames> {
-    let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
-    let runtime_df = sh.read_file("docker/runtime-base.Dockerfile")?;
-    let (foreign, packages) = builder_packages(build);
-    let parts = [&*builder_df, &foreign.join(" "), &packages.join(" "), CARGO_CHEF_VERSION];
-    let (hash, arch) = (fnv1a(&parts) as u32, build.arch);
-    let runtime_hash = fnv1a(&[&runtime_df, &platform_names(",")]) as u32;
-    Ok(LocalNames {
-        debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
-        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{hash:08x}"),
-        runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
-    })
-}
-
 /// Whether `image` is in the local store; says so when it is.
 fn present(sh: &Shell, what: &str, image: &str) -> bool {
     let yes = crate::record::local_digest(sh, image).is_ok_and(|d| d.is_some());
@@ -128,7 +107,7 @@ fn present(sh: &Shell, what: &str, image: &str) -> bool {
 }
 
 /// Whether the upstream images' registries answer (a manifest lookup with a 20 s limit).
-pub fn upstream_reachable(sh: &Shell) -> bool {
+fn upstream_reachable(sh: &Shell) -> bool {
     [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].iter().all(|img| {
         let c = Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
         c.capture(sh).is_ok_and(|c| c.ok)
@@ -149,16 +128,16 @@ pub fn resolve(
         Bases::Local => true,
         Bases::Auto => opts.dry_run || !upstream_reachable(sh),
     };
-    let [mut rust_image, mut runtime_image] =
-        [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].map(String::from);
     let mut emulate_rust_images = BTreeMap::new();
-    if local {
+    let (rust_image, runtime_image) = if local {
         let names = ensure_local(sh, Platform::host()?, opts)?;
         for t in targets.iter().filter(|_| strategy == Strategy::Emulate) {
             emulate_rust_images.insert(t.arch, ensure_target_builder(sh, t, &names, opts)?);
         }
-        (rust_image, runtime_image) = (names.builder, names.runtime);
-    }
+        (names.builder, names.runtime)
+    } else {
+        (UPSTREAM_RUST_IMAGE.to_owned(), UPSTREAM_RUNTIME_IMAGE.to_owned())
+    };
     let why = match (mode, local) {
         (Bases::Auto, true) if opts.dry_run => {
             "auto, dry run: upstream not probed, showing the local substitutes"
@@ -185,28 +164,46 @@ pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Res
         let image = ensure_target_builder(sh, t, &names, opts)?;
         println!("rust builder ({t}, for --strategy emulate): {image}");
     }
-    println!("runtime ({}): {}", platform_names(", "), names.runtime);
+    println!("runtime ({}): {}", crate::project::platform_names(), names.runtime);
     Ok(())
 }
 
-/// The Debian base, then the Rust builder's apt stage (`toolchain`, into the build cache)
-/// while the host's cargo compiles cargo-chef (else the builder's `chef-compiled` stage
-/// does), then the Rust builder and the runtime base at once.
+/// The local images' names (their tags hash their inputs), building what is missing: the
+/// Debian base, then the Rust builder's apt stage (`toolchain`, into the build cache) while the
+/// host's cargo compiles cargo-chef (else the builder's `chef-compiled` stage does), then the
+/// Rust builder and the runtime base at once.
 fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
-    let names = local_names(sh, build)?;
-    let mut debian = Vec::new();
-    if !present(sh, "debian base", &names.debian) {
-        debian = debian_steps(&names.debian, opts)?;
-    }
+    let all = PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
+    let (foreign, packages) = builder_packages(build);
+    let (foreign, packages) = (foreign.join(" "), packages.join(" "));
+    let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
+    let (arch, hash) = (build.arch, fnv1a(&[&builder_df, &foreign, &packages, CARGO_CHEF_VERSION]));
+    let runtime_hash = fnv1a(&[&sh.read_file("docker/runtime-base.Dockerfile")?, &all]) as u32;
+    let names = LocalNames {
+        debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
+        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{:08x}", hash as u32),
+        runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
+    };
+    let mut debian = match present(sh, "debian base", &names.debian) {
+        true => Vec::new(),
+        false => debian_steps(&names.debian, opts)?,
+    };
     let (mut first, mut then) = (Vec::new(), Vec::new());
     if !present(sh, "rust builder", &names.builder) {
-        let (foreign, packages) = builder_packages(build);
         let mut c = buildx(build.name, "rust-builder", &names.debian)
-            .opt("--build-arg", format!("FOREIGN_ARCHES={}", foreign.join(" ")))
-            .opt("--build-arg", format!("PACKAGES={}", packages.join(" ")));
+            .opt("--build-arg", format!("FOREIGN_ARCHES={foreign}"))
+            .opt("--build-arg", format!("PACKAGES={packages}"));
         if which::which("cargo").is_ok() {
+            // `cargo install` as docker/rust-builder.Dockerfile's `chef` stage does (debug, no
+            // debug info: a third of the release build's time). The host's glibc is older than
+            // the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
             let root = crate::target_dir().join("xtask/cargo-chef");
-            first.push(("cargo-chef with the host's cargo", vec![host_cargo_chef(&root, opts)]));
+            let chef = Cmd::new("cargo").args("install cargo-chef --version".split(' '));
+            let chef = chef.arg(CARGO_CHEF_VERSION).args(["--locked", "--debug", "--root"]);
+            let chef = chef.arg(root.display().to_string()).env("CARGO_PROFILE_DEV_DEBUG", "0");
+            let ca = opts.ca_bundle.iter().map(|ca| ca.display().to_string());
+            let chef = ca.fold(chef, |c, ca| c.env("CARGO_HTTP_CAINFO", ca));
+            first.push(("cargo-chef with the host's cargo", vec![chef]));
             let warm = "--target toolchain --output type=cacheonly docker".split(' ');
             debian.push(c.clone().args(warm));
             let chef = format!("host-cargo-chef={}", root.join("bin").display());
@@ -216,7 +213,7 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
         then.push(("the local Rust builder image", vec![c]));
     }
     if !present(sh, "runtime", &names.runtime) {
-        let c = buildx(&platform_names(","), "runtime-base", &names.debian);
+        let c = buildx(&all, "runtime-base", &names.debian);
         let c = c.opt("--tag", &names.runtime).args(["--load", "docker"]);
         then.push(("the local runtime base image", vec![c]));
     }
@@ -226,22 +223,11 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
     Ok(names)
 }
 
-/// `cargo install` of cargo-chef into `root` as docker/rust-builder.Dockerfile's `chef` stage
-/// does (debug, no debug info: a third of the release build's time). The host's glibc is older
-/// than the builder's (Debian 12's 2.36, trixie's 2.41), so the binary runs there.
-fn host_cargo_chef(root: &std::path::Path, opts: &BaseOptions) -> Cmd {
-    let c = Cmd::new("cargo").args(["install", "cargo-chef", "--version", CARGO_CHEF_VERSION]);
-    let c = c.args(["--locked", "--debug", "--root"]).arg(root.display().to_string());
-    let c = c.env("CARGO_PROFILE_DEV_DEBUG", "0");
-    opts.ca_bundle.iter().fold(c, |c, ca| c.env("CARGO_HTTP_CAINFO", ca.display().to_string()))
-}
-
 /// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.
 fn buildx(platforms: &str, file: &str, debian: &str) -> Cmd {
-    Cmd::new("docker")
-        .args(["buildx", "build", "--progress", "plain", "--platform", platforms])
-        .opt("--file", format!("docker/{file}.Dockerfile"))
-        .opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
+    let c = Cmd::new("docker").args(["buildx", "build", "--progress", "plain", "--platform"]);
+    let c = c.arg(platforms).opt("--file", format!("docker/{file}.Dockerfile"));
+    c.opt("--build-arg", format!("DEBIAN_IMAGE={debian}"))
 }
 
 /// Runs each job's commands in order, the jobs at once (a thread each); the first failure
@@ -261,9 +247,8 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
     };
     std::thread::scope(|s| {
         let running: Vec<_> = jobs.iter().map(|job| s.spawn(move || run(job))).collect();
-        running.into_iter().try_for_each(|h| {
-            h.join().unwrap_or_else(|_| Err(anyhow!("a base image build panicked")))
-        })
+        let panicked = || Err(anyhow!("a base image build panicked"));
+        running.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| panicked()))
     })
 }
 
@@ -273,10 +258,8 @@ fn run_all(sh: &Shell, jobs: &[(&str, Vec<Cmd>)], dry_run: bool) -> Result<()> {
 fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
     let c = c.arg(format!("--build-arg=CARGO_CHEF_VERSION={CARGO_CHEF_VERSION}"));
     let secret = opts.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
-    c.opts("--secret", secret)
-        .opt("--tag", image)
-        .opt("--output", "type=docker,compression=uncompressed")
-        .arg("docker")
+    let c = c.opts("--secret", secret).opt("--tag", image);
+    c.opt("--output", "type=docker,compression=uncompressed").arg("docker")
 }
 
 /// A Rust builder that runs ON `target` for `--strategy emulate` (on the build platform: the
@@ -305,9 +288,8 @@ pub fn ensure_target_builder(
         .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))
         .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
         .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
-    let job =
-        (&*format!("the Rust builder for {target}"), vec![finish_local_build(c, &image, opts)]);
-    run_all(sh, &[job], opts.dry_run)?;
+    let what = format!("the Rust builder for {target}");
+    run_all(sh, &[(&what, vec![finish_local_build(c, &image, opts)])], opts.dry_run)?;
     Ok(image)
 }
 

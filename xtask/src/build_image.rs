@@ -3,7 +3,6 @@
 //! `SOURCE_DATE_EPOCH` are the commit time.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -17,7 +16,7 @@ use crate::{
     buildx::{self, BuildSpec, CacheKind, Output},
     diagnose, gha,
     metadata::{self, Context},
-    options::{self, BuildOpts},
+    options::{self, BuildOpts, Selection},
     plan::Cmd,
     preflight,
     project::{parse_one_component, parse_platform_list, Component, Platform, PlatformList},
@@ -50,7 +49,19 @@ pub struct BuildImageArgs {
     pub build: BuildOpts,
 }
 
-/// What every build of one invocation shares. `source_date_epoch`: unix seconds,
+/// Options of `images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    /// Push each image under its per-platform reference instead of loading it.
+    #[arg(long)]
+    pub push: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+/// What every build of one invocation shares. `epoch`: `SOURCE_DATE_EPOCH` in unix seconds,
 /// `$SOURCE_DATE_EPOCH`, else the commit time; `dirty`: uncommitted changes.
 #[derive(Clone)]
 pub struct Prepared {
@@ -58,7 +69,7 @@ pub struct Prepared {
     pub ctx: Context,
     pub registry: String,
     pub ca_bundle: Option<PathBuf>,
-    pub source_date_epoch: String,
+    pub epoch: String,
     pub cargo_metadata: metadata::CargoMetadata,
     pub builder: buildx::BuilderFacts,
     pub dirty: bool,
@@ -79,8 +90,7 @@ fn check_ca_bundle(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks the host for building `platforms` (setting up what is missing
-/// unless `--no-setup`), resolves base images and the commit's context.
+/// Checks (and unless `--no-setup` sets up) the host, resolves base images and the commit.
 pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) -> Result<Prepared> {
     let ca_bundle = options::ca_bundle(opts.ca_bundle.as_deref());
     ca_bundle.as_deref().map(check_ca_bundle).transpose()?;
@@ -102,70 +112,101 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
     for p in platforms {
         buildx::check_libc_pairing(p.rust_target, &bases.runtime_image)?;
     }
-    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+    let commit_time = Cmd::new("git").args(["show", "-s", "--format=%ct", &ctx.sha]);
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
-        _ => Cmd::new("git")
-            .args(["show", "-s", "--format=%ct", &ctx.sha])
-            .read_quiet(sh)
-            .context("reading the commit time")?,
+        _ => commit_time.read_quiet(sh).context("reading the commit time")?,
     };
     let (cargo_metadata, dirty) = (tags::cargo_metadata(sh)?, record::tree_dirty(sh)?);
-    Ok(Prepared {
-        bases,
-        ctx,
-        registry,
-        ca_bundle,
-        source_date_epoch,
-        cargo_metadata,
-        builder,
-        dirty,
-    })
+    Ok(Prepared { bases, ctx, registry, ca_bundle, epoch, cargo_metadata, builder, dirty })
 }
 
 pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform.clone())?;
-    for t in &args.tag {
-        metadata::check_explicit_tag(t)?;
-    }
-    // One call per platform under its per-platform reference (plus the extra
-    // tags), or with tags one image of every platform under them only (B1).
-    let legs: Vec<_> = if platforms.len() == 1 || args.tag.is_empty() {
-        platforms.iter().map(|p| (args.component, vec![*p])).collect()
-    } else {
-        vec![(args.component, platforms.clone())]
-    };
-    build_legs(sh, &args.build, &platforms, &legs, args.push, &args.tag)
+    args.tag.iter().try_for_each(|t| metadata::check_explicit_tag(t))?;
+    build_legs(sh, &args.build, &[args.component], &platforms, args.push, &args.tag)
 }
 
-/// Builds each (component, platforms) call of `build-image` or `images` under its
-/// references plus `tags` (loaded, or pushed with `push`), then prints the table.
-pub fn build_legs(
+/// `cargo xtask images`: every component (or those given) for the given platforms, loaded
+/// into the local engine or pushed under per-platform references, ending with a table.
+pub fn images(sh: &Shell, args: &ImagesArgs) -> Result<()> {
+    let (components, platforms) = (args.select.components(), args.select.platforms()?);
+    build_legs(sh, &args.build, &components, &platforms, args.push, &[])
+}
+
+/// Builds `components` for `platforms` (loaded, or pushed with `push`), then prints the table:
+/// one call per platform under its per-platform reference plus `tags`, or with tags one image of
+/// every platform under them only (B1).
+fn build_legs(
     sh: &Shell,
     opts: &BuildOpts,
+    components: &[&'static Component],
     platforms: &[&'static Platform],
-    legs: &[(&'static Component, Vec<&'static Platform>)],
     push: bool,
     tags: &[String],
 ) -> Result<()> {
     let output = if push { Output::Push } else { Output::Load };
-    let prepared = prepare(sh, opts, platforms)?;
-    let mut records = Vec::new();
-    for (c, call) in legs {
-        let extra = metadata::references(&metadata::image_repository(&prepared.registry, c), tags);
-        records.push(build(sh, &prepared, opts, c, call, output, &extra)?);
-    }
+    let legs: Vec<(_, Vec<_>)> = match tags.is_empty() {
+        true => components.iter().flat_map(|c| platforms.iter().map(|p| (*c, vec![*p]))).collect(),
+        false => components.iter().map(|c| (*c, platforms.to_vec())).collect(),
+    };
+    let prep = prepare(sh, opts, platforms)?;
+    let records = legs.iter().map(|(c, ps)| build(sh, &prep, opts, c, ps, output, tags));
+    let rows: Vec<_> = records.map(|r| r.map(|r| row(&r))).collect::<Result<_>>()?;
     if !opts.dry_run {
-        let rows: Vec<Vec<String>> = records.iter().map(row).collect();
         println!("{}", gha::text_table(&TABLE, &rows));
     }
     Ok(())
 }
 
-/// The OCI labels of one image: nothing ref-dependent (no `version`: the index carries it),
-/// `created` = the commit time, the runtime base's `base.name` and (if known) `base.digest`.
-fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<String, String>> {
+/// Builds `component` for `platforms` in one buildx call: pushed by digest when the builder
+/// can, else under the per-commit reference plus `tags` (one platform) or `tags` only. With one
+/// platform the leg's record is written under its lock once what the engine and the registry
+/// hold is read back; several platforms make one multi-platform image (no record).
+fn build(
+    sh: &Shell,
+    p: &Prepared,
+    opts: &BuildOpts,
+    component: &'static Component,
+    platforms: &[&'static Platform],
+    output: Output,
+    tags: &[String],
+) -> Result<BuildRecord> {
+    buildx::check_multi_platform_load(&p.builder, platforms.len(), output)?;
+    ensure!(
+        platforms.len() <= 1 || p.bases.emulate_rust_images.is_empty(),
+        "--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform"
+    );
+    let first = *platforms.first().context("no platform to build")?;
+    let by_digest = output == Output::Push && buildx::can_push_by_digest(&p.builder.driver);
+    let output = if by_digest { Output::PushByDigest } else { output };
+    let repository = metadata::image_repository(&p.registry, component);
+    let reference = record::reference(&p.registry, component, &p.ctx, first, p.dirty);
+    let extra_refs = metadata::references(&repository, tags);
+    let tags = match output {
+        Output::PushByDigest => vec![repository.clone()],
+        _ if platforms.len() == 1 => [vec![reference], extra_refs].concat(),
+        _ => extra_refs,
+    };
+    let scope = buildx::cache_scope(component, platforms);
+    // The local cache directory of the scope (case B3).
+    let dir = crate::target_dir().join("buildx-cache").join(&scope);
+    let (kind, read_only) = (opts.cache, opts.cache_read_only);
+    let cache = buildx::cache_args(kind, &scope, first, &repository, &dir, read_only);
+    // `EMULATE_RUST_IMAGE` only with `--strategy emulate` and local bases, else `RUST_IMAGE`.
+    let build_args = [
+        ("STRATEGY", Some(opts.strategy.as_str())),
+        ("RUST_IMAGE", Some(&*p.bases.rust_image)),
+        ("RUNTIME_IMAGE", Some(&*p.bases.runtime_image)),
+        ("EMULATE_RUST_IMAGE", p.bases.emulate_rust_images.get(first.arch).map(String::as_str)),
+        ("BROKKR_GIT_COMMIT", Some(&*p.ctx.sha)),
+        ("BROKKR_CACHE_EPOCH", opts.cache_epoch.as_deref()),
+    ];
+    let build_args = build_args.into_iter().filter_map(|(k, v)| Some(format!("{k}={}", v?)));
+    // OCI labels: nothing ref-dependent (no `version`: the index carries it), `created` = the
+    // commit time, the runtime base's `base.name` and (if known) `base.digest`.
     let package = metadata::package_info(&p.cargo_metadata, component.package)?;
-    let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
+    let created = metadata::created(Some(&p.epoch), jiff::Timestamp::UNIX_EPOCH)?;
     let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
     let base = &p.bases.runtime_image;
     let digest = record::local_digest(sh, base).ok().flatten();
@@ -173,90 +214,29 @@ fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<St
     let key = |k: &str| format!("org.opencontainers.image.base.{k}");
     labels.insert(key("name"), base.clone());
     labels.extend(digest.map(|d| (key("digest"), d)));
-    Ok(labels)
-}
-
-/// The buildx call for `component` on `platforms`: pushed by digest when the builder can,
-/// else under the per-commit reference plus `extra_refs` (one platform) or `extra_refs` only.
-fn spec(
-    sh: &Shell,
-    p: &Prepared,
-    opts: &BuildOpts,
-    component: &'static Component,
-    platforms: &[&'static Platform],
-    output: Output,
-    extra_refs: &[String],
-) -> Result<BuildSpec> {
-    let first = platforms[0];
-    let by_digest = output == Output::Push && buildx::can_push_by_digest(&p.builder.driver);
-    let output = if by_digest { Output::PushByDigest } else { output };
-    let repository = metadata::image_repository(&p.registry, component);
-    let reference = record::reference(&p.registry, component, &p.ctx, first, p.dirty);
-    let tags = match output {
-        Output::PushByDigest => vec![repository.clone()],
-        _ if platforms.len() == 1 => [&[reference][..], extra_refs].concat(),
-        _ => extra_refs.to_vec(),
-    };
-    let scope = buildx::cache_scope(component, platforms);
-    let dir = cache_dir(&scope);
-    let (local_dir, local_exists) = (dir.display().to_string(), dir.join("index.json").is_file());
-    let (kind, read_only) = (opts.cache, opts.cache_read_only);
-    let cache =
-        buildx::cache_args(kind, &scope, first, &repository, &local_dir, local_exists, read_only);
-    Ok(BuildSpec {
+    let spec = BuildSpec {
         component,
         platforms: platforms.to_vec(),
-        strategy: opts.strategy,
         output,
         tags,
-        rust_image: p.bases.rust_image.clone(),
-        emulate_rust_image: p.bases.emulate_rust_images.get(first.arch).cloned(),
-        runtime_image: p.bases.runtime_image.clone(),
+        build_args: build_args.collect(),
         ca_bundle: p.ca_bundle.clone(),
-        labels: labels(sh, p, component)?,
-        git_commit: p.ctx.sha.clone(),
+        labels,
         cache,
-        source_date_epoch: p.source_date_epoch.clone(),
+        source_date_epoch: p.epoch.clone(),
         progress: opts.progress,
         metadata_file: crate::target_dir().join("xtask/buildx").join(format!("{scope}.json")),
-        cache_epoch: opts.cache_epoch.clone(),
         builder: opts.builder.clone().filter(|_| p.builder.context.is_none()),
         context: p.builder.context.clone(),
-    })
-}
-
-/// The local cache directory of a scope (case B3).
-fn cache_dir(scope: &str) -> PathBuf {
-    crate::target_dir().join("buildx-cache").join(scope)
-}
-
-/// Builds `component` for `platforms` in one buildx call. With one platform the leg's
-/// record is written under its lock once what the engine and the registry hold is read
-/// back; several platforms make one multi-platform image under `extra_refs` only (no record).
-fn build(
-    sh: &Shell,
-    prepared: &Prepared,
-    opts: &BuildOpts,
-    component: &'static Component,
-    platforms: &[&'static Platform],
-    output: Output,
-    extra_refs: &[String],
-) -> Result<BuildRecord> {
-    buildx::check_multi_platform_load(&prepared.builder, platforms.len(), output)?;
-    ensure!(
-        platforms.len() <= 1 || prepared.bases.emulate_rust_images.is_empty(),
-        "--strategy emulate with local base images builds one platform per call; drop --tag or pass one platform"
-    );
-    let first = *platforms.first().context("no platform to build")?;
-    let spec = spec(sh, prepared, opts, component, platforms, output, extra_refs)?;
+    };
     let mut rec = BuildRecord {
         component: component.name.into(),
         platform: platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(","),
-        repository: metadata::image_repository(&prepared.registry, component),
+        repository,
         reference: spec.tags[0].clone(),
-        commit: prepared.ctx.sha.clone(),
+        commit: p.ctx.sha.clone(),
         strategy: opts.strategy.as_str().into(),
-        dirty: prepared.dirty,
+        dirty: p.dirty,
         ..BuildRecord::default()
     };
     // `cd <root> &&` in the echo: a printed command can be pasted from anywhere.
@@ -268,20 +248,33 @@ fn build(
     let single = platforms.len() == 1;
     let _lock = single.then(|| record::lock(&rec.repository, component, first)).transpose()?;
     let old = record::load(&rec.repository, component, first)?;
-    let local_dir = cache_dir(&buildx::cache_scope(component, platforms));
     if opts.cache == CacheKind::Local {
         // a half-written export of an interrupted build
-        let _ = std::fs::remove_dir_all(local_dir.with_extension("new"));
+        let _ = std::fs::remove_dir_all(dir.with_extension("new"));
     }
     run_buildx(sh, &cmd, &spec, &mut rec)?;
     if opts.cache == CacheKind::Local && !opts.cache_read_only {
-        buildx::replace_local_cache(&local_dir).context("replacing the local build cache")?;
+        buildx::replace_local_cache(&dir).context("replacing the local build cache")?;
     }
     if single {
-        read_back(sh, &mut rec, spec.output, old, spec.context.as_deref(), first)?;
+        read_back(sh, &spec, &mut rec)?;
+        // A rebuild of the very image pushed before keeps its pushed digest.
+        let same = old.filter(|o| o.reference == rec.reference && o.digest == rec.digest);
+        rec.pushed_digest = rec.pushed_digest.take().or(same.and_then(|o| o.pushed_digest));
         record::save(component, first, &rec)?;
     }
-    report(&rec)?;
+    let cook =
+        rec.dependency_stage_cached.map_or("unknown", |c| if c { "cached" } else { "rebuilt" });
+    let digest = rec.digest.as_deref().unwrap_or("-");
+    eprintln!(
+        "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
+        rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
+    );
+    if gha::active() {
+        gha::output("reference", &rec.reference)?;
+        gha::output("digest", digest)?;
+        gha::summary(&gha::markdown_table(&TABLE, &[row(&rec)]))?;
+    }
     Ok(rec)
 }
 
@@ -303,12 +296,11 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
         bail!("{label} failed{hint}");
     }
     if let Some(e) = buildx::cache_export_error(&out.stderr) {
-        let line =
-            format!("the build cache export failed and was ignored (the image is fine): {e}");
+        let msg = format!("the build cache export failed and was ignored (the image is fine): {e}");
         if gha::active() {
-            println!("::warning::{line}");
+            println!("::warning::{msg}");
         }
-        eprintln!("warning: {line}");
+        eprintln!("warning: {msg}");
     }
     let steps = buildx::parse_progress(&out.stderr);
     rec.cached_steps = buildx::cached_steps(&steps);
@@ -322,14 +314,8 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
 
 /// Fills the record with what the engine and the registry hold after the build, read back
 /// (never assumed from buildx's output), and a loaded image's size.
-fn read_back(
-    sh: &Shell,
-    rec: &mut BuildRecord,
-    output: Output,
-    old: Option<BuildRecord>,
-    context: Option<&str>,
-    platform: &Platform,
-) -> Result<()> {
+fn read_back(sh: &Shell, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
+    let (output, context) = (spec.output, spec.context.as_deref());
     if output == Output::PushByDigest {
         let d = rec.digest.clone().context("buildx reported no digest for the push by digest")?;
         rec.reference = format!("{}@{d}", rec.repository);
@@ -339,53 +325,30 @@ fn read_back(
         return Ok(());
     }
     rec.digest = record::local_digest_in(sh, &rec.reference, context)?;
-    rec.pushed_digest = match output {
-        Output::Push => Some(record::remote_digest(sh, &rec.reference)?),
-        // A rebuild of the very image pushed before keeps its pushed digest.
-        _ => old
-            .filter(|o| o.reference == rec.reference && o.digest == rec.digest)
-            .and_then(|o| o.pushed_digest),
-    };
+    if output == Output::Push {
+        rec.pushed_digest = Some(record::remote_digest(sh, &rec.reference)?);
+    }
     if output == Output::Load {
         ensure!(
             rec.digest.is_some(),
             "the build finished but {} is not in the local image store; build again",
             rec.reference
         );
-        rec.size_bytes = image_size(sh, &rec.reference, platform, context);
-    }
-    Ok(())
-}
-
-/// Uncompressed size of a loaded image in bytes: its layers' sizes from `docker history`
-/// (`docker image inspect`'s `Size` is compressed with the containerd store). A foreign-platform
-/// image is unpacked first by creating (not starting) a container from it.
-fn image_size(sh: &Shell, image: &str, platform: &Platform, context: Option<&str>) -> Option<u64> {
-    let docker = || Cmd::new("docker").opts("--context", context);
-    let history = || -> Option<u64> {
-        let c = docker().args(["history", "--human=false", "--format", "{{.Size}}", image]);
-        c.read_quiet(sh).ok()?.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
-    };
-    history().or_else(|| {
-        let id =
-            docker().args(["create", "--platform", platform.name, image]).read_quiet(sh).ok()?;
-        let _ = docker().args(["rm", id.trim()]).capture(sh);
-        history()
-    })
-}
-
-fn report(rec: &BuildRecord) -> Result<()> {
-    let cook =
-        rec.dependency_stage_cached.map_or("unknown", |c| if c { "cached" } else { "rebuilt" });
-    let digest = rec.digest.as_deref().unwrap_or("-");
-    eprintln!(
-        "built {} ({}) in {:.1}s, {} cached steps, dependency stage {cook}, digest {digest}",
-        rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
-    );
-    if gha::active() {
-        gha::output("reference", &rec.reference)?;
-        gha::output("digest", digest)?;
-        gha::summary(&gha::markdown_table(&TABLE, &[row(rec)]))?;
+        // Uncompressed size in bytes: the layers' sizes from `docker history` (`docker image
+        // inspect`'s `Size` is compressed with the containerd store). A foreign-platform image is
+        // unpacked first by creating (not starting) a container from it.
+        let (image, platform) = (&rec.reference, spec.platforms[0].name);
+        let docker = || Cmd::new("docker").opts("--context", context);
+        let history = || -> Option<u64> {
+            let c = docker().args(["history", "--human=false", "--format", "{{.Size}}", image]);
+            c.read_quiet(sh).ok()?.lines().map(|l| l.trim().parse::<u64>().ok()).sum()
+        };
+        rec.size_bytes = history().or_else(|| {
+            let id =
+                docker().args(["create", "--platform", platform, image]).read_quiet(sh).ok()?;
+            let _ = docker().args(["rm", id.trim()]).capture(sh);
+            history()
+        });
     }
     Ok(())
 }

@@ -2,9 +2,12 @@
 //! before one starts (cases B1, B2, B3, B4, B10 of `shared/cases/builds.md`), plus parsing
 //! of buildx's plain progress output. Nothing here runs a command.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use clap::ValueEnum;
 
 use crate::{
@@ -24,11 +27,7 @@ pub enum Strategy {
 
 impl Strategy {
     pub fn as_str(self) -> &'static str {
-        if self == Strategy::Cross {
-            "cross"
-        } else {
-            "emulate"
-        }
+        ["cross", "emulate"][self as usize]
     }
 }
 
@@ -72,9 +71,8 @@ pub fn can_push_by_digest(driver: &str) -> bool {
     matches!(driver, "docker-container" | "remote" | "kubernetes")
 }
 
-/// The cache scope of one call: `brokkr-broker-linux-arm64` (several platforms join their
-/// names), so two matrix legs never overwrite each other's cache (case B3; gha's default
-/// scope is shared).
+/// The cache scope of one call, `brokkr-broker-linux-arm64` (several platforms: joined), so
+/// matrix legs never overwrite each other's cache (case B3; gha's default scope is shared).
 pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
     let names: Vec<String> = platforms.iter().map(|p| p.name.replace('/', "-")).collect();
     format!("brokkr-{}-{}", component.name, names.join("-"))
@@ -82,31 +80,26 @@ pub fn cache_scope(component: &Component, platforms: &[&Platform]) -> String {
 
 /// `--cache-from` and `--cache-to` for one leg. `--cache-to` carries `mode=max` (every stage)
 /// and `ignore-error=true`: a cache service down or over quota warns, never fails the build
-/// (case B4); `read_only` (pull requests) never exports; `local_exists`: buildx refuses to
-/// import from an empty local directory.
+/// (case B4); `read_only` (pull requests) never exports; `local` is imported only once it holds
+/// a cache (buildx refuses an empty local directory).
 pub fn cache_args(
     kind: CacheKind,
     scope: &str,
     platform: &Platform,
     repository: &str,
-    local_dir: &str,
-    local_exists: bool,
+    local: &Path,
     read_only: bool,
 ) -> (Option<String>, Option<String>) {
+    let (shared, arch) = (|s: String| (Some(s.clone()), s), platform.arch);
+    let (local_dir, local_exists) = (local.display(), local.join("index.json").is_file());
     let (from, to) = match kind {
         CacheKind::None => return (None, None),
         CacheKind::Local => (
             local_exists.then(|| format!("type=local,src={local_dir}")),
             format!("type=local,dest={local_dir}.new"),
         ),
-        CacheKind::Registry => {
-            let r = format!("type=registry,ref={repository}:buildcache-{}", platform.tag_suffix());
-            (Some(r.clone()), r)
-        }
-        CacheKind::Gha => {
-            let g = format!("type=gha,scope={scope}");
-            (Some(g.clone()), g)
-        }
+        CacheKind::Registry => shared(format!("type=registry,ref={repository}:buildcache-{arch}")),
+        CacheKind::Gha => shared(format!("type=gha,scope={scope}")),
     };
     (from, (!read_only).then(|| format!("{to},mode=max,ignore-error=true")))
 }
@@ -114,13 +107,11 @@ pub fn cache_args(
 /// Makes a build's local cache export (`<dir>.new`) the scope's cache, deleting the previous
 /// one: buildx's local exporter never removes a blob, so exporting into the imported directory
 /// grows it on every build (7.4 GB for four legs, issue 15). Nothing exported: the old stays.
-pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
+pub fn replace_local_cache(dir: &Path) -> Result<()> {
     let (new, old) = (dir.with_extension("new"), dir.with_extension("old"));
     if new.join("index.json").is_file() {
         let _ = std::fs::remove_dir_all(&old);
-        if dir.exists() {
-            std::fs::rename(dir, &old)?;
-        }
+        let _ = std::fs::rename(dir, &old); // none before the first export
         std::fs::rename(&new, dir)?;
         if old.exists() {
             std::fs::remove_dir_all(&old)?;
@@ -133,38 +124,31 @@ pub fn replace_local_cache(dir: &std::path::Path) -> Result<()> {
 /// (or `ACTIONS_RESULTS_URL`, cache service v2): GitHub gives them to actions, not `run:` steps.
 pub fn check_gha_env(get: impl Fn(&str) -> Option<String>) -> Result<()> {
     let has = |k: &str| get(k).is_some_and(|v| !v.is_empty());
-    if has("ACTIONS_RUNTIME_TOKEN") && (has("ACTIONS_CACHE_URL") || has("ACTIONS_RESULTS_URL")) {
-        return Ok(());
-    }
-    bail!(
+    ensure!(
+        has("ACTIONS_RUNTIME_TOKEN") && (has("ACTIONS_CACHE_URL") || has("ACTIONS_RESULTS_URL")),
         "--cache gha needs ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL (or ACTIONS_RESULTS_URL) in the environment; \
          GitHub gives them only to actions: add a step `uses: crazy-max/ghaction-github-runtime` before this one, \
          or use --cache local|registry|none outside GitHub Actions"
-    )
+    );
+    Ok(())
 }
 
 /// Everything one `docker buildx build` call needs. `tags`: with [`Output::PushByDigest`]
-/// the one repository pushed to; `emulate_rust_image` (`--strategy emulate`), else `RUST_IMAGE`;
-/// `source_date_epoch`: unix seconds, the config's `created` and the binaries' dates;
-/// `cache_epoch`: a new value rebuilds every compile stage; `context`: `docker --context NAME`.
+/// the one repository pushed to; `build_args`: `KEY=value`; `source_date_epoch`: unix seconds,
+/// the config's `created` and the binaries' dates; `context`: `docker --context NAME`.
 #[derive(Clone, Debug)]
 pub struct BuildSpec {
     pub component: &'static Component,
     pub platforms: Vec<&'static Platform>,
-    pub strategy: Strategy,
     pub output: Output,
     pub tags: Vec<String>,
-    pub rust_image: String,
-    pub emulate_rust_image: Option<String>,
-    pub runtime_image: String,
+    pub build_args: Vec<String>,
     pub ca_bundle: Option<PathBuf>,
     pub labels: BTreeMap<String, String>,
-    pub git_commit: String,
     pub cache: (Option<String>, Option<String>),
     pub source_date_epoch: String,
     pub progress: Progress,
     pub metadata_file: PathBuf,
-    pub cache_epoch: Option<String>,
     pub builder: Option<String>,
     pub context: Option<String>,
 }
@@ -172,21 +156,13 @@ pub struct BuildSpec {
 /// `docker buildx build`, context = the workspace root.
 pub fn build_command(spec: &BuildSpec) -> Cmd {
     let platforms = spec.platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
-    let build_args = [
-        ("STRATEGY", Some(spec.strategy.as_str())),
-        ("RUST_IMAGE", Some(&spec.rust_image)),
-        ("RUNTIME_IMAGE", Some(&spec.runtime_image)),
-        ("EMULATE_RUST_IMAGE", spec.emulate_rust_image.as_deref()),
-        ("BROKKR_GIT_COMMIT", Some(&spec.git_commit)),
-        ("BROKKR_CACHE_EPOCH", spec.cache_epoch.as_deref()),
-    ];
     let tags = spec.tags.iter().filter(|_| spec.output != Output::PushByDigest);
     let secret = spec.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
     let c = Cmd::new("docker").opts("--context", &spec.context).args(["buildx", "build"]);
     let c = c.opts("--builder", &spec.builder).opt("--file", spec.component.dockerfile);
     let c = c
         .opt("--platform", platforms)
-        .opts("--build-arg", build_args.iter().filter_map(|(k, v)| Some(format!("{k}={}", (*v)?))))
+        .opts("--build-arg", &spec.build_args)
         .opts("--secret", secret)
         .opts("--label", spec.labels.iter().map(|(k, v)| format!("{k}={v}")))
         .opts("--tag", tags)
@@ -206,9 +182,8 @@ pub fn build_command(spec: &BuildSpec) -> Cmd {
     .arg(".")
 }
 
-/// From `docker buildx inspect` and `docker info`: the driver (`docker`, `docker-container`,
-/// `kubernetes`, `remote`), `driver-type io.containerd.snapshotter.v1`, and the docker context
-/// to build and inspect images in (see [`crate::preflight::builder_facts`]).
+/// From `docker buildx inspect` and `docker info` ([`crate::preflight::builder_facts`]): the
+/// driver, `driver-type io.containerd.snapshotter.v1`, the docker context to build and inspect in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuilderFacts {
     pub driver: String,
@@ -230,9 +205,8 @@ pub fn check_multi_platform_load(facts: &BuilderFacts, n: usize, output: Output)
     Ok(())
 }
 
-/// Case B10: a dynamically linked `-gnu` binary in Alpine (musl) or scratch / distroless
-/// `static` (no libc) fails with `exec ...: no such file or directory`. The runtime's libc
-/// is told from well-known names; others count as glibc.
+/// Case B10: a `-gnu` binary in Alpine (musl) or scratch / distroless `static` (no libc) fails
+/// with `exec ...: no such file or directory`. libc from well-known names; others count as glibc.
 pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     let name = runtime_image.to_ascii_lowercase();
     let last = name.rsplit('/').next().unwrap_or_default();
@@ -252,9 +226,8 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
     Ok(())
 }
 
-/// One stage of a Dockerfile, as far as the preflight needs it: `name` (`AS name`, else its
-/// index), `base` (`FROM` image or stage, arguments substituted), whether it `runs` a `RUN`,
-/// and the stages it `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
+/// A Dockerfile stage for the preflight: `name` (`AS name`, else its index), `base` (`FROM` image
+/// or stage, arguments substituted), `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stage {
     pub name: String,
@@ -267,20 +240,12 @@ pub struct Stage {
 /// Parses the stages of a Dockerfile (with backslash continuations), substituting `${ARG}` in
 /// `FROM` lines from the global `ARG` defaults overridden by `build_args`.
 pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<Stage> {
-    let mut args: BTreeMap<String, String> = BTreeMap::new();
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut logical = String::new();
-    for raw in dockerfile.lines() {
-        let line = raw.trim();
-        if logical.is_empty() && (line.starts_with('#') || line.is_empty()) {
-            continue;
-        }
-        if let Some(stripped) = line.strip_suffix('\\') {
-            logical.extend([stripped, " "]);
-            continue;
-        }
-        logical.push_str(line);
-        let instr = std::mem::take(&mut logical);
+    let (mut args, mut stages) = (BTreeMap::new(), Vec::<Stage>::new());
+    // Comment lines dropped, backslash continuations joined.
+    let lines = dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#'));
+    let instructions: String =
+        lines.map(|l| l.strip_suffix('\\').map_or(format!("{l}\n"), |s| format!("{s} "))).collect();
+    for instr in instructions.lines() {
         let mut words = instr.split_whitespace();
         let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
         let rest: Vec<&str> = words.collect();
@@ -323,34 +288,25 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
     stages
 }
 
-/// Case B2: the stages reachable from the last one that run on the target platform (no
-/// `--platform=$BUILDPLATFORM`) and execute a `RUN` step: on a foreign platform they need
-/// a binfmt handler (QEMU), or the build dies with `exec format error`.
+/// Case B2: the stages reachable from the last one that `RUN` on the target platform (no
+/// `--platform=$BUILDPLATFORM`): a foreign one needs QEMU, else `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
-    // A stage runs on the build platform when its FROM chain reaches
-    // `--platform=$BUILDPLATFORM` before an external image.
+    // On the build platform: its FROM chain reaches `--platform=$BUILDPLATFORM`.
     let on_build = |start: &Stage| {
-        let chain = std::iter::successors(Some(start), |s| by_name(&s.base)).take(stages.len());
-        chain
-            .into_iter()
+        std::iter::successors(Some(start), |s| by_name(&s.base))
+            .take(stages.len())
             .any(|s| s.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")))
     };
-    let mut seen = std::collections::BTreeSet::new();
-    let mut todo: Vec<&Stage> = stages.last().into_iter().collect();
-    let mut hits = Vec::new();
+    let (mut seen, mut todo) = (BTreeSet::new(), stages.last().into_iter().collect::<Vec<_>>());
     while let Some(stage) = todo.pop() {
-        if !seen.insert(stage.name.as_str()) {
-            continue;
+        if seen.insert(stage.name.as_str()) {
+            todo.extend(by_name(&stage.base));
+            todo.extend(stage.copies_from.iter().filter_map(|f| by_name(f)));
         }
-        if stage.runs && !on_build(stage) {
-            hits.push(stage.name.clone());
-        }
-        todo.extend(by_name(&stage.base));
-        todo.extend(stage.copies_from.iter().filter_map(|f| by_name(f)));
     }
-    hits.sort();
-    hits
+    let hits = seen.into_iter().filter_map(by_name).filter(|s| s.runs && !on_build(s));
+    hits.map(|s| s.name.clone()).collect()
 }
 
 /// One step of buildx's plain progress output: `#12 [linux/arm64 cook 4/4] RUN ...`.
@@ -389,15 +345,10 @@ pub fn cached_steps(steps: &[Step]) -> usize {
 /// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`) except the
 /// workspace's own (`brokkr-*`): empty after a source-only change (case B11).
 pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
-    let mut out: Vec<String> = progress
-        .lines()
-        .filter_map(|l| l.split_once(" Compiling ").map(|(_, rest)| rest.trim()))
-        .filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask "))
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+    let crates = progress.lines().filter_map(|l| Some(l.split_once(" Compiling ")?.1.trim()));
+    let crates: BTreeSet<&str> =
+        crates.filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask ")).collect();
+    crates.into_iter().map(str::to_owned).collect()
 }
 
 /// The error of a failed cache export in plain progress output (`#24 exporting cache to
@@ -454,7 +405,7 @@ mod tests {
         for c in crate::project::COMPONENTS {
             for p in crate::project::PLATFORMS {
                 let (from, to) =
-                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d", false, false);
+                    cache_args(CacheKind::Gha, &cache_scope(c, &[p]), p, "r", "d".as_ref(), false);
                 let scope = cache_scope(c, &[p]);
                 assert!(from.unwrap().contains(&format!("scope={scope}")));
                 assert!(to.unwrap().contains(&format!("scope={scope}")));
@@ -473,17 +424,21 @@ mod tests {
     #[test]
     fn b4_cache_export_errors_are_ignored() {
         let repo = "localhost:5000/brokkr-broker";
+        let c = std::env::temp_dir().join(format!("xtask-cache-args-{}", std::process::id()));
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("index.json"), "{}").unwrap();
         for kind in [CacheKind::Local, CacheKind::Registry, CacheKind::Gha] {
-            let (_, to) = cache_args(kind, "s", arm64(), repo, "/c", true, false);
+            let (_, to) = cache_args(kind, "s", arm64(), repo, &c, false);
             let to = to.unwrap();
             assert!(to.ends_with("mode=max,ignore-error=true"), "{kind:?}: {to}");
-            let (from, to) = cache_args(kind, "s", arm64(), repo, "/c", true, true);
+            let (from, to) = cache_args(kind, "s", arm64(), repo, &c, true);
             assert!(from.is_some() && to.is_none(), "{kind:?} read-only exports nothing");
         }
-        assert_eq!(cache_args(CacheKind::None, "s", arm64(), "r", "d", true, false), (None, None));
-        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", "/c", false, false);
+        assert_eq!(cache_args(CacheKind::None, "s", arm64(), "r", &c, false), (None, None));
+        std::fs::remove_dir_all(&c).unwrap();
+        let (from, _) = cache_args(CacheKind::Local, "s", arm64(), "r", &c, false);
         assert_eq!(from, None, "no import from an empty local cache");
-        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), repo, "d", false, false);
+        let (from, to) = cache_args(CacheKind::Registry, "s", arm64(), repo, "d".as_ref(), false);
         assert_eq!(
             from.unwrap(),
             "type=registry,ref=localhost:5000/brokkr-broker:buildcache-arm64"
@@ -591,31 +546,32 @@ mod tests {
         let spec = BuildSpec {
             component: component("broker").unwrap(),
             platforms: vec![arm64()],
-            strategy: Strategy::Cross,
             output: Output::Push,
             tags: vec!["localhost:5000/brokkr-broker:sha-abc1234-arm64".into()],
-            rust_image: "r".into(),
-            emulate_rust_image: None,
-            runtime_image: "rt".into(),
+            build_args: [
+                "STRATEGY=cross",
+                "RUST_IMAGE=r",
+                "RUNTIME_IMAGE=rt",
+                "BROKKR_GIT_COMMIT=abc",
+            ]
+            .map(String::from)
+            .to_vec(),
             ca_bundle: Some("/etc/ssl/certs/ca-certificates.crt".into()),
             labels: BTreeMap::from([(
                 "org.opencontainers.image.title".into(),
                 "brokkr-broker".into(),
             )]),
-            git_commit: "abc".into(),
             cache: cache_args(
                 CacheKind::Gha,
                 "brokkr-broker-linux-arm64",
                 arm64(),
                 "",
-                "",
-                false,
+                "".as_ref(),
                 false,
             ),
             source_date_epoch: "1700000000".into(),
             progress: Progress::Plain,
             metadata_file: "target/m.json".into(),
-            cache_epoch: None,
             builder: None,
             context: None,
         };

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub use crate::workflow::run::WorkflowCommand;
-use crate::{build_image, ci, host, images, manifest, push, smoke, tags, workflow};
+use crate::{build_image, ci, host, manifest, push, smoke, tags, workflow};
 
 /// brokkr's build-and-release automation: multi-arch images with docker buildx.
 #[derive(Debug, Parser)]
@@ -18,7 +18,7 @@ pub enum Command {
     /// Build one component's image for one or more platforms with docker buildx.
     BuildImage(build_image::BuildImageArgs),
     /// Build every component (or those given) for the given platforms and print a table.
-    Images(images::ImagesArgs),
+    Images(build_image::ImagesArgs),
     /// Push a locally built image under its unique per-platform reference (never a final tag).
     Push(push::PushArgs),
     /// Run each built image on its platform (QEMU for foreign ones) and check broker and agent talk.

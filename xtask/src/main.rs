@@ -8,7 +8,6 @@ mod base_images;
 mod bench;
 mod build_image;
 mod ci;
-mod images;
 mod manifest;
 mod push;
 mod smoke;
@@ -50,7 +49,7 @@ fn main() -> Result<()> {
     sh.change_dir(locate_root()?);
     match cli.command {
         Command::BuildImage(args) => build_image::run(&sh, &args),
-        Command::Images(args) => images::run(&sh, &args),
+        Command::Images(args) => build_image::images(&sh, &args),
         Command::Push(args) => push::run(&sh, &args),
         Command::Manifest(args) => manifest::run(&sh, &args),
         Command::Smoke(args) => smoke::run(&sh, &args),

@@ -108,7 +108,7 @@ pub fn is_reserved_tag(tag: &str) -> bool {
     let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
     staging.is_some_and(hex)
         || PLATFORMS.iter().any(|p| {
-            let head = tag.strip_suffix(&format!("-{}", p.tag_suffix()));
+            let head = tag.strip_suffix(&format!("-{}", p.arch));
             let sha = head.and_then(|h| h.strip_prefix("sha-"));
             head == Some("buildcache") || sha.map(|h| h.trim_end_matches("-dirty")).is_some_and(hex)
         })

@@ -236,7 +236,7 @@ pub fn sha_tag(ctx: &Context) -> String {
 
 /// `<registry>/brokkr-<name>:sha-<7 hex>-<arch>`: `push` writes it, `manifest` reads it.
 pub fn per_platform_reference(reg: &str, c: &Component, ctx: &Context, p: &Platform) -> String {
-    format!("{}:{}-{}", image_repository(reg, c), sha_tag(ctx), p.tag_suffix())
+    format!("{}:{}-{}", image_repository(reg, c), sha_tag(ctx), p.arch)
 }
 
 static NOT_TAG_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^A-Za-z0-9_.-]+").unwrap());

@@ -84,14 +84,13 @@ pub fn ca_bundle(flag: Option<&str>) -> Option<PathBuf> {
         return (!v.is_empty() && !v.eq_ignore_ascii_case("none")).then(|| absolute(Path::new(v)));
     }
     let env = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty());
-    if let Some(f) = env.map(|f| absolute(Path::new(&f))) {
-        if f.is_file() {
-            return Some(f);
-        }
-        eprintln!(
+    match env.map(|f| absolute(Path::new(&f))) {
+        Some(f) if f.is_file() => return Some(f),
+        Some(f) => eprintln!(
             "warning: SSL_CERT_FILE={} is not a file; using {HOST_BUNDLE} if present (--ca-bundle sets one)",
             f.display()
-        );
+        ),
+        None => {}
     }
     Some(PathBuf::from(HOST_BUNDLE)).filter(|p| p.is_file())
 }

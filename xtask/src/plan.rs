@@ -35,9 +35,8 @@ impl Cmd {
         Cmd { program: program.into(), ..Cmd::default() }
     }
 
-    pub fn arg(mut self, a: impl Into<String>) -> Cmd {
-        self.args.push(a.into());
-        self
+    pub fn arg(self, a: impl Into<String>) -> Cmd {
+        self.args([a])
     }
 
     pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Cmd {
@@ -103,16 +102,11 @@ impl Cmd {
         Ok(out.stdout.trim().to_owned())
     }
 
-    /// Runs without echo, capturing both streams; fails only when the
-    /// program cannot start (a non-zero exit is [`Captured::ok`] false).
+    /// Runs without echo, capturing both streams; fails only when the program cannot start.
     pub fn capture(&self, sh: &Shell) -> Result<Captured> {
         let out = self.spawn(sh, Stdio::piped(), Stdio::piped())?.wait_with_output()?;
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        Ok(Captured {
-            ok: out.status.success(),
-            stdout: text(out.stdout),
-            stderr: text(out.stderr),
-        })
+        let t = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        Ok(Captured { ok: out.status.success(), stdout: t(out.stdout), stderr: t(out.stderr) })
     }
 
     /// Echoes, runs with stdout inherited and stderr shown live and kept:
@@ -150,8 +144,7 @@ impl Cmd {
     }
 }
 
-/// Quotes a word for a POSIX shell only when it needs it, so a printed
-/// command can be pasted back into a shell.
+/// Quotes a word for a POSIX shell when needed, so a printed command can be pasted back.
 pub fn shell_quote(s: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+^".contains(c);
     if !s.is_empty() && s.chars().all(safe) {

@@ -1,10 +1,12 @@
-//! The one declaration of what brokkr ships: its components and the platforms they are
-//! built for. Everything else reads these tables; nothing copies them.
+//! The one declaration of what brokkr ships: its components and the platforms
+//! they are built for. Everything else (CLI help, Dockerfile checks, the
+//! workflow matrix check, plans) reads these tables; nothing copies them.
 
 use std::fmt;
 
-use anyhow::{anyhow, bail, ensure, Result};
+use anyhow::{anyhow, ensure, Result};
 
+/// A service shipped as a container image.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Component {
     /// Short name on the command line and in the workflow matrix (`broker`).
@@ -14,7 +16,6 @@ pub struct Component {
     pub binary: &'static str,
     /// Relative to the workspace root, which is the build context.
     pub dockerfile: &'static str,
-    pub member_dir: &'static str,
     /// TCP port the service listens on inside the container (`EXPOSE`).
     pub port: u16,
     /// The `org.opencontainers.image.description` label when Cargo.toml has none.
@@ -22,6 +23,7 @@ pub struct Component {
 }
 
 impl Component {
+    /// `brokkr-<name>`.
     pub fn image_name(&self) -> String {
         format!("brokkr-{}", self.name)
     }
@@ -39,7 +41,6 @@ pub static COMPONENTS: &[Component] = &[
         package: "brokkr-broker",
         binary: "brokkr-broker",
         dockerfile: "Dockerfile.broker",
-        member_dir: "broker",
         port: 3000,
         description: "Brokkr control-plane broker",
     },
@@ -48,7 +49,6 @@ pub static COMPONENTS: &[Component] = &[
         package: "brokkr-agent",
         binary: "brokkr-agent",
         dockerfile: "Dockerfile.agent",
-        member_dir: "agent",
         port: 8080,
         description: "Brokkr agent that watches the broker",
     },
@@ -63,11 +63,13 @@ pub const LOCAL_BASE_PREFIX: &str = "brokkr.local/base";
 /// A target platform in OCI terms (`os/arch[/variant]`) with what building for it needs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Platform {
+    /// `linux/arm64`.
     pub name: &'static str,
-    /// Docker's `TARGETARCH`, Debian's architecture name; the per-commit reference's suffix.
+    /// Docker's `TARGETARCH`, Debian's architecture name, the per-commit reference's suffix.
     pub arch: &'static str,
     pub rust_target: &'static str,
-    /// GNU prefix of the cross compiler and linker, as Debian's `gcc-<prefix>` installs them.
+    /// GNU tool prefix of the C cross compiler and linker (`aarch64-linux-gnu` gives
+    /// `aarch64-linux-gnu-gcc`), as Debian's `gcc-<prefix>` packages install it.
     pub gnu_prefix: &'static str,
     /// Architecture as `uname -m` and `--version` of our binaries report it.
     pub machine: &'static str,
@@ -104,8 +106,7 @@ impl Platform {
     pub fn host() -> Result<&'static Platform> {
         let arch = std::env::consts::ARCH;
         PLATFORMS.iter().find(|p| p.machine == arch).ok_or_else(|| {
-            let names = platform_names();
-            anyhow!("this host's architecture `{arch}` is not a supported build platform; supported: {names}")
+            anyhow!("this host's architecture `{arch}` is not a supported build platform; supported: {}", platform_names())
         })
     }
 
@@ -113,16 +114,11 @@ impl Platform {
     pub fn parse(s: &str) -> Result<&'static Platform> {
         let wanted = s.trim().to_ascii_lowercase();
         let found = PLATFORMS.iter().find(|p| p.name == wanted || p.aliases.contains(&&*wanted));
+        let aliases = PLATFORMS.iter().flat_map(|p| p.aliases.to_vec()).collect::<Vec<_>>();
+        let (names, aliases) = (platform_names(), aliases.join(", "));
         found.ok_or_else(|| {
-            let aliases = PLATFORMS.iter().flat_map(|p| p.aliases.iter().copied());
-            let (names, aliases) = (platform_names(), aliases.collect::<Vec<_>>().join(", "));
             anyhow!("unknown platform `{s}`; supported: {names} (or `all`; aliases: {aliases})")
         })
-    }
-
-    /// Suffix of the per-commit reference (`arm64`).
-    pub fn tag_suffix(&self) -> &'static str {
-        self.arch
     }
 }
 
@@ -136,7 +132,7 @@ pub fn component_names() -> String {
     COMPONENTS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
-/// A comma-separated list of `all` and what `one` accepts, in `table`'s order, once each.
+/// A comma-separated list of names (`one`) or `all`, in `table`'s order, without duplicates.
 fn pick<T: PartialEq>(
     s: &str,
     table: &'static [T],
@@ -144,29 +140,16 @@ fn pick<T: PartialEq>(
 ) -> Result<Vec<&'static T>> {
     let mut picked = Vec::new();
     for part in s.split(',').map(str::trim) {
-        match part.eq_ignore_ascii_case("all") {
-            true => picked.extend(table),
-            false => picked.push(one(part)?),
+        if part.eq_ignore_ascii_case("all") {
+            picked.extend(table);
+        } else {
+            picked.push(one(part)?);
         }
     }
     Ok(table.iter().filter(|x| picked.contains(x)).collect())
 }
 
-/// clap value parser of platforms: names, aliases or `all` ([`pick`]).
-pub fn parse_platform_list(s: &str) -> Result<PlatformList> {
-    let one = |p: &str| match p {
-        "" => bail!("empty platform in `{s}`; supported: {}", platform_names()),
-        _ => Platform::parse(p),
-    };
-    Ok(PlatformList(pick(s, PLATFORMS, one)?))
-}
-
-/// clap value parser of components: names, package names (`brokkr-agent`) or `all` ([`pick`]).
-pub fn parse_component_list(s: &str) -> Result<ComponentList> {
-    let one = |c: &str| component(c).map_err(|e| anyhow!("{e} (or `all`)"));
-    Ok(ComponentList(pick(s, COMPONENTS, one)?))
-}
-
+/// Platforms as given on the command line: names, aliases or `all`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformList(pub Vec<&'static Platform>);
 
@@ -180,6 +163,7 @@ impl PlatformList {
     }
 }
 
+/// Components: names, package names (`brokkr-agent`) or `all`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComponentList(pub Vec<&'static Component>);
 
@@ -189,25 +173,41 @@ impl ComponentList {
     }
 }
 
-/// One component by name or package name, case-insensitive (also a clap value parser).
+/// One component by name or package name, case-insensitive.
 pub fn component(s: &str) -> Result<&'static Component> {
     let wanted = s.trim().to_ascii_lowercase();
     let found = COMPONENTS.iter().find(|c| c.name == wanted || c.package == wanted);
     found.ok_or_else(|| anyhow!("unknown component `{s}`; supported: {}", component_names()))
 }
 
+// clap value parsers (clap shows an error's message).
 pub use self::component as parse_component;
+
+pub fn parse_platform_list(s: &str) -> Result<PlatformList> {
+    let one = |p: &str| {
+        ensure!(!p.is_empty(), "empty platform in `{s}`; supported: {}", platform_names());
+        Platform::parse(p)
+    };
+    Ok(PlatformList(pick(s, PLATFORMS, one)?))
+}
+
+pub fn parse_component_list(s: &str) -> Result<ComponentList> {
+    let one = |c: &str| component(c).map_err(|e| anyhow!("{e} (or `all`)"));
+    Ok(ComponentList(pick(s, COMPONENTS, one)?))
+}
 
 /// One `--component` of `build-image`: `all` or a list points to `images`.
 pub fn parse_one_component(s: &str) -> Result<&'static Component> {
-    if s.eq_ignore_ascii_case("all") || s.contains(',') {
-        let names = component_names();
-        bail!("build-image builds one component (one of: {names}); for `{s}` use `cargo xtask images --component {s}`");
-    }
+    ensure!(
+        !s.eq_ignore_ascii_case("all") && !s.contains(','),
+        "build-image builds one component (one of: {}); for `{s}` use `cargo xtask images --component {s}`",
+        component_names()
+    );
     component(s)
 }
 
-/// `--registry HOST[:PORT][/PATH]`: not empty, a port 1 to 65535 (the rest at use).
+/// `--registry HOST[:PORT][/PATH]`: not empty, a port from 1 to 65535; the reference grammar is
+/// checked on use (`metadata::check_registry`).
 pub fn parse_registry(s: &str) -> Result<String> {
     let r = s.trim().trim_end_matches('/');
     ensure!(
@@ -217,10 +217,9 @@ pub fn parse_registry(s: &str) -> Result<String> {
     );
     let host = r.split('/').next().unwrap_or_default();
     if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.starts_with('[')) {
-        let why = "a port is a number from 1 to 65535";
         ensure!(
             matches!(port.parse::<u16>(), Ok(1..)),
-            "invalid port `{port}` in registry `{r}`: {why}"
+            "invalid port `{port}` in registry `{r}`: a port is a number from 1 to 65535"
         );
     }
     Ok(r.to_owned())

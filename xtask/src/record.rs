@@ -259,7 +259,7 @@ pub fn reference(
 ) -> String {
     let dirty = if dirty { "-dirty" } else { "" };
     let repository = metadata::image_repository(registry, c);
-    format!("{repository}:{}{dirty}-{}", metadata::sha_tag(ctx), p.tag_suffix())
+    format!("{repository}:{}{dirty}-{}", metadata::sha_tag(ctx), p.arch)
 }
 
 /// `12.3 MB` (decimal, as registries and Docker print sizes).

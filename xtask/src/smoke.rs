@@ -44,10 +44,9 @@ pub fn version_reports_arch(line: &str, machine: &str) -> bool {
 }
 
 pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
-    let platforms = args.select.platforms()?;
+    let (platforms, components) = (args.select.platforms()?, args.select.components());
     // Foreign platforms run through QEMU: register it when missing.
     crate::host::setup::ensure(sh, &platforms, args.no_setup, None)?;
-    let components = args.select.components();
     let ctx = tags::detect(sh)?;
     let registry = metadata::resolve_registry(&ctx, args.registry.as_deref())?;
     let dirty = record::tree_dirty(sh)?;
@@ -55,11 +54,16 @@ pub fn run(sh: &Shell, args: &SmokeArgs) -> Result<()> {
         Some(t) => format!("{}:{t}", metadata::image_repository(&registry, c)),
         None => record::reference(&registry, c, &ctx, p, dirty),
     };
+    // In the local store or the registry.
+    let available = |r: &str| {
+        let local = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", r]);
+        let remote = Cmd::new("docker").args(["buildx", "imagetools", "inspect", r]);
+        [local, remote].iter().any(|c| c.capture(sh).is_ok_and(|o| o.ok))
+    };
     let mut failures = Vec::new();
     for p in &platforms {
         let refs: Vec<String> = components.iter().map(|c| reference(c, p)).collect();
-        let missing: Vec<&str> =
-            refs.iter().filter(|r| !image_available(sh, r)).map(String::as_str).collect();
+        let missing: Vec<_> = refs.iter().filter(|r| !available(r)).cloned().collect();
         if !missing.is_empty() {
             let arch = p.arch;
             let build = match &args.tag {
@@ -100,17 +104,10 @@ fn outcome(r: Result<String>, what: &str, key: &str) -> Option<String> {
     Some(format!("{key}: {e:#}"))
 }
 
-fn image_available(sh: &Shell, reference: &str) -> bool {
-    let local = Cmd::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]);
-    let remote = Cmd::new("docker").args(["buildx", "imagetools", "inspect", reference]);
-    [local, remote].iter().any(|c| c.capture(sh).is_ok_and(|o| o.ok))
-}
-
 fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
     // `--version` needs no network: a check that passes offline too.
-    let cmd = Cmd::new("docker")
-        .args(["run", "--rm", "--network", "none", "--platform", p.name])
-        .args([reference, "--version"]);
+    let cmd = Cmd::new("docker").args(["run", "--rm", "--network", "none", "--platform", p.name]);
+    let cmd = cmd.args([reference, "--version"]);
     cmd.echo();
     let out = cmd.capture(sh)?;
     if !out.ok {
