@@ -168,7 +168,7 @@ fn labels(sh: &Shell, p: &Prepared, component: &Component) -> Result<BTreeMap<St
     let created = metadata::created(Some(&p.source_date_epoch), jiff::Timestamp::UNIX_EPOCH)?;
     let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
     let base = &p.bases.runtime_image;
-    let digest = record::local_digest(sh, base).ok().flatten();
+    let digest = record::local_digest(sh, base, None).ok().flatten();
     let digest = digest.or_else(|| record::remote_digest(sh, base).ok());
     let key = |k: &str| format!("org.opencontainers.image.base.{k}");
     labels.insert(key("name"), base.clone());
@@ -338,7 +338,7 @@ fn read_back(
         rec.pushed_digest = Some(d);
         return Ok(());
     }
-    rec.digest = record::local_digest_in(sh, &rec.reference, context)?;
+    rec.digest = record::local_digest(sh, &rec.reference, context)?;
     rec.pushed_digest = match output {
         Output::Push => Some(record::remote_digest(sh, &rec.reference)?),
         // A rebuild of the very image pushed before keeps its pushed digest.
