@@ -281,12 +281,8 @@ pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) 
         return Ok(d.to_owned());
     }
     let entries = doc.platform_entries();
-    let found: Vec<&str> = entries
-        .iter()
-        .filter(|(p, _)| p == platform.name)
-        .map(|(_, e)| e.digest.as_str())
-        .collect();
-    match found.as_slice() {
+    let found = entries.iter().filter(|(p, _)| p == platform.name).map(|(_, e)| &*e.digest);
+    match found.collect::<Vec<_>>().as_slice() {
         [one] => Ok((*one).to_owned()),
         [] => bail!(
             "no {platform} image in this index; it holds {}",
