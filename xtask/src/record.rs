@@ -242,15 +242,9 @@ pub fn tree_dirty(sh: &Shell) -> Result<bool> {
 }
 
 /// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`.
-pub fn reference(
-    registry: &str,
-    c: &Component,
-    ctx: &Context,
-    p: &Platform,
-    dirty: bool,
-) -> String {
+pub fn reference(reg: &str, c: &Component, ctx: &Context, p: &Platform, dirty: bool) -> String {
     let dirty = if dirty { "-dirty" } else { "" };
-    let repository = metadata::image_repository(registry, c);
+    let repository = metadata::image_repository(reg, c);
     format!("{repository}:{}{dirty}-{}", metadata::sha_tag(ctx), p.tag_suffix())
 }
 
