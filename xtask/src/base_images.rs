@@ -99,7 +99,7 @@ pub struct LocalNames {
 
 /// Whether `image` is in the local store; says so when it is.
 fn present(sh: &Shell, what: &str, image: &str) -> bool {
-    let yes = crate::record::local_digest(sh, image).is_ok_and(|d| d.is_some());
+    let yes = crate::record::local_digest(sh, image, None).is_ok_and(|d| d.is_some());
     if yes {
         eprintln!("{what} {image} is present");
     }

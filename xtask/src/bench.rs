@@ -13,13 +13,11 @@ use std::{
 use anyhow::{Context as _, Result};
 use clap::Args;
 use serde::Serialize;
-use serde_json::Value;
 use xshell::Shell;
 
 use crate::{
     base_images::Bases,
     build_image::{self, Prepared},
-    buildx::{CacheKind, Progress, Strategy},
     gha, index, metadata,
     options::BuildOpts,
     plan::Cmd,
@@ -155,18 +153,13 @@ fn change_broker(dir: &std::path::Path, line: &str) -> Result<()> {
 
 pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    // Defaults: the cross strategy, no cache import or export, plain progress.
     let opts = BuildOpts {
-        strategy: Strategy::Cross,
         registry: Some(BENCH_REGISTRY.to_owned()),
-        cache: CacheKind::None,
-        cache_read_only: false,
-        progress: Progress::Plain,
         bases: args.bases,
         ca_bundle: args.ca_bundle.clone(),
-        cache_epoch: None,
         no_setup: args.no_setup,
-        builder: None,
-        dry_run: false,
+        ..BuildOpts::default()
     };
     let platforms: Vec<&'static Platform> = PLATFORMS.iter().collect();
     xtask().args(["registry", "start"]).run(sh)?;
@@ -292,14 +285,12 @@ impl Bench {
     /// Pushes the image, then sums config and layers of its manifest in the registry.
     fn compressed_size(&self, sh: &Shell, c: &Component, p: &Platform) -> Option<u64> {
         let reference = metadata::per_platform_reference(BENCH_REGISTRY, c, &self.ctx, p);
-        push::push_one(sh, c, p, &reference).ok()?;
-        let raw = Cmd::new("docker").args(["buildx", "imagetools", "inspect", "--raw"]);
-        let inspect = |r: &str| raw.clone().arg(r).read_quiet(sh).ok();
-        let digest = index::source_digest(&inspect(&reference)?, None, p).ok()?;
+        let pushed = push::push_one(sh, c, p, &reference).ok()?;
         let repo = reference.rsplit_once(':').map_or(&*reference, |(r, _)| r);
-        let m: Value = serde_json::from_str(&inspect(&format!("{repo}@{digest}"))?).ok()?;
-        let layers = m["layers"].as_array()?.iter().map(|l| l["size"].as_u64());
-        layers.chain([m["config"]["size"].as_u64()]).sum()
+        let raw = |r: &str| Some(record::remote(sh, r).ok()??.raw);
+        let digest = index::source_digest(&raw(&reference)?, Some(&pushed), p).ok()?;
+        let m = index::parse(&raw(&format!("{repo}@{digest}"))?).ok()?;
+        Some(m.config?.size + m.layers?.iter().map(|l| l.size).sum::<u64>())
     }
 
     /// `cargo build --release` as the Dockerfiles run it, outside BuildKit.

@@ -209,7 +209,7 @@ fn build(
     let created = metadata::created(Some(&p.epoch), jiff::Timestamp::UNIX_EPOCH)?;
     let mut labels = metadata::labels(&p.ctx, component, &package, &created, None);
     let base = &p.bases.runtime_image;
-    let digest = record::local_digest(sh, base).ok().flatten();
+    let digest = record::local_digest(sh, base, None).ok().flatten();
     let digest = digest.or_else(|| record::remote_digest(sh, base).ok());
     let key = |k: &str| format!("org.opencontainers.image.base.{k}");
     labels.insert(key("name"), base.clone());
@@ -324,7 +324,7 @@ fn read_back(sh: &Shell, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> 
         rec.pushed_digest = Some(d);
         return Ok(());
     }
-    rec.digest = record::local_digest_in(sh, &rec.reference, context)?;
+    rec.digest = record::local_digest(sh, &rec.reference, context)?;
     if output == Output::Push {
         rec.pushed_digest = Some(record::remote_digest(sh, &rec.reference)?);
     }

@@ -15,12 +15,8 @@ use crate::{
 /// [`retry_with`]: one try and three retries, 1 s before the first, doubling.
 pub const MAX_ATTEMPTS: u32 = 4;
 
-/// Failures retrying cannot fix (with [`AUTH`]); they win over [`TRANSIENT`].
+/// Failures retrying cannot fix (with [`AUTH`] and [`NOT_FOUND`]); they win over [`TRANSIENT`].
 const PERMANENT: &[&str] = &[
-    "manifest unknown",
-    "manifest_unknown",
-    "name unknown",
-    "name_unknown",
     "404 not found",
     "x509: ",
     "server gave http response to https client",
@@ -50,7 +46,7 @@ const TRANSIENT: &[&str] = &[
 pub fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     let statuses = http_statuses(&lower);
-    if PERMANENT.iter().chain(AUTH).any(|p| lower.contains(p))
+    if PERMANENT.iter().chain(AUTH).chain(NOT_FOUND).any(|p| lower.contains(p))
         || statuses.iter().any(|s| [401, 403, 404].contains(s))
     {
         return false;
@@ -138,6 +134,8 @@ const UNTRUSTED: &[&str] = &[
     "self-signed certificate in certificate chain",
     "unable to get local issuer certificate",
 ];
+const NOT_FOUND: &[&str] =
+    &["manifest unknown", "manifest_unknown", "name unknown", "name_unknown"];
 const AUTH: &[&str] = &[
     "401 unauthorized",
     "unauthorized: ",
@@ -184,8 +182,7 @@ const RULES: &[Rule] = &[
     Rule { cause: Cause::AuthRequired, all: &[AUTH], guard: Guard::Always,
         what: "the registry {host} refused the request: not logged in, or not allowed to push there",
         fix: "`docker login {host}` (in GitHub Actions: docker/login-action, and `packages: write` for ghcr.io)" },
-    Rule { cause: Cause::NotFound, all: &[&["manifest unknown", "manifest_unknown", "name unknown", "name_unknown"]],
-        guard: Guard::Always,
+    Rule { cause: Cause::NotFound, all: &[NOT_FOUND], guard: Guard::Always,
         what: "the image reference does not exist in the registry",
         fix: "push the per-platform images first (`cargo xtask build-image --push` or `cargo xtask images --push`), \
               and check registry, name and tag" },
@@ -253,7 +250,16 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, Strin
         false => missing.to_owned(),
     };
     let host = host.unwrap_or("<registry>");
-    let start = start_registry_hint(host);
+    // `cargo xtask registry start` serves :5000 (`--auth`: :5001); for another port, one's own.
+    let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
+    let start = match port(host) {
+        p if p == port(LOCAL_REGISTRY) => "`cargo xtask registry start`".to_owned(),
+        Some(p) if p == AUTH_PORT.to_string() => "`cargo xtask registry start --auth`".to_owned(),
+        _ => format!(
+            "start a registry listening on {host} (e.g. `docker-registry serve CONFIG` with `http.addr` on that port), \
+             or use `--registry {LOCAL_REGISTRY}`, where `cargo xtask registry start` runs one"
+        ),
+    };
     [
         ("{host}", host.into()),
         ("{start}", start),
@@ -262,20 +268,6 @@ fn facts(stderr: &str, lower: &str, host: Option<&str>) -> [(&'static str, Strin
         ("{linker}", linker),
         ("{install}", install),
     ]
-}
-
-/// How to get a loopback registry at `host`: `cargo xtask registry start` (:5000, `--auth`: :5001),
-/// or for another port one's own.
-fn start_registry_hint(host: &str) -> String {
-    let port = |h: &str| h.rsplit_once(':').map(|(_, p)| p.to_owned());
-    match port(host) {
-        p if p == port(LOCAL_REGISTRY) => "`cargo xtask registry start`".to_owned(),
-        Some(p) if p == AUTH_PORT.to_string() => "`cargo xtask registry start --auth`".to_owned(),
-        _ => format!(
-            "start a registry listening on {host} (e.g. `docker-registry serve CONFIG` with `http.addr` on that port), \
-             or use `--registry {LOCAL_REGISTRY}`, where `cargo xtask registry start` runs one"
-        ),
-    }
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, ensure, Context, Result};
-use serde::{de::IgnoredAny, Deserialize};
+use serde::Deserialize;
 
 use crate::project::Platform;
 
@@ -34,7 +34,7 @@ pub struct Document {
     pub media_type: String,
     pub manifests: Option<Vec<Entry>>,
     pub config: Option<Entry>,
-    layers: Option<IgnoredAny>,
+    pub layers: Option<Vec<Entry>>,
     /// Index-level annotations (`org.opencontainers.image.*` on what `manifest` writes).
     pub annotations: BTreeMap<String, String>,
     /// A registry error body (distribution spec) instead of a document.
@@ -91,10 +91,6 @@ impl Entry {
 }
 
 impl Document {
-    pub fn is_index(&self) -> bool {
-        self.manifests.is_some()
-    }
-
     pub fn entries(&self) -> &[Entry] {
         self.manifests.as_deref().unwrap_or_default()
     }
@@ -260,7 +256,7 @@ pub fn parse(json: &str) -> Result<Document> {
 pub fn parse_index(json: &str) -> Result<Document> {
     let doc = parse(json)?;
     ensure!(
-        doc.is_index(),
+        doc.manifests.is_some(),
         "expected an image index but this is a single image manifest ({}); \
          a multi-arch tag must point to an index (`cargo xtask manifest`)",
         doc.media_type
@@ -273,7 +269,7 @@ pub fn parse_index(json: &str) -> Result<Document> {
 /// absent or twice; a single manifest without `descriptor`.
 pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) -> Result<String> {
     let doc = parse(json)?;
-    if !doc.is_index() {
+    if doc.manifests.is_none() {
         let d = descriptor.map(str::trim).with_context(|| {
             format!(
                 "this is a single image manifest ({}), not an index: its digest is the one the \
@@ -285,12 +281,8 @@ pub fn source_digest(json: &str, descriptor: Option<&str>, platform: &Platform) 
         return Ok(d.to_owned());
     }
     let entries = doc.platform_entries();
-    let found: Vec<&str> = entries
-        .iter()
-        .filter(|(p, _)| p == platform.name)
-        .map(|(_, e)| e.digest.as_str())
-        .collect();
-    match found.as_slice() {
+    let found = entries.iter().filter(|(p, _)| p == platform.name).map(|(_, e)| &*e.digest);
+    match found.collect::<Vec<_>>().as_slice() {
         [one] => Ok((*one).to_owned()),
         [] => bail!(
             "no {platform} image in this index; it holds {}",
@@ -403,7 +395,7 @@ mod tests {
     #[test]
     fn single_manifest_is_not_an_index() {
         let m = parse(SINGLE).unwrap();
-        assert!(!m.is_index());
+        assert!(m.manifests.is_none());
         assert_eq!(m.media_type, OCI_MANIFEST);
         assert_eq!(
             m.config.unwrap().digest,
@@ -552,7 +544,7 @@ mod tests {
         assert_eq!(parse_index(json).unwrap().entries(), []);
         let no_type =
             SINGLE.replace("\"mediaType\": \"application/vnd.oci.image.manifest.v1+json\",", "");
-        assert!(!parse(&no_type).unwrap().is_index());
+        assert!(parse(&no_type).unwrap().manifests.is_none());
     }
 
     #[test]

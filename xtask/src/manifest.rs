@@ -143,18 +143,17 @@ fn final_tags(
 
 /// Every declared platform, or the `--platform` subset with `--partial-platforms`.
 fn platforms(args: &ManifestArgs) -> Result<Vec<&'static Platform>> {
-    let all: Vec<&'static Platform> = PLATFORMS.iter().collect();
-    match &args.platform {
-        None => Ok(all),
-        Some(l) if l.0 == all || args.partial_platforms => Ok(l.0.clone()),
-        Some(l) => bail!(
-            "--platform {} is a subset of the platforms the project declares ({}): final tags always \
-             cover all of them. Leave --platform out, or pass --partial-platforms with --tag NAME to write \
-             a partial index under that tag only",
-            l.0.iter().map(|p| p.arch).collect::<Vec<_>>().join(","),
-            crate::project::platform_names()
-        ),
-    }
+    // `--platform` lists come in declaration order, once each: as long means all.
+    let list = PlatformList::or_all(args.platform.clone());
+    ensure!(
+        list.len() == PLATFORMS.len() || args.partial_platforms,
+        "--platform {} is a subset of the platforms the project declares ({}): final tags always \
+         cover all of them. Leave --platform out, or pass --partial-platforms with --tag NAME to write \
+         a partial index under that tag only",
+        list.iter().map(|p| p.arch).collect::<Vec<_>>().join(","),
+        crate::project::platform_names()
+    );
+    Ok(list)
 }
 
 /// A text per platform: a source reference, or why there is no usable one.

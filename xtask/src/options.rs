@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Options shared by the commands that build images.
-#[derive(Clone, Debug, Args)]
+#[derive(Clone, Debug, Default, Args)]
 pub struct BuildOpts {
     /// Where rustc runs: `cross` compiles on the build platform for the target; `emulate` under QEMU.
     #[arg(long, value_enum, default_value_t = Strategy::Cross)]

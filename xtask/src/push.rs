@@ -48,7 +48,7 @@ pub fn run(sh: &Shell, args: &PushArgs) -> Result<()> {
     for (c, p, reference) in &legs {
         let registry = reference.rsplit_once('/').map_or("", |(r, _)| r);
         ensure!(
-            record::local_digest(sh, reference)?.is_some(),
+            record::local_digest(sh, reference, None)?.is_some(),
             "{reference} is not in the local image store; build it first: \
              cargo xtask build-image --component {} --platform {} --registry {registry}",
             c.name,
@@ -87,7 +87,7 @@ pub fn push_one(sh: &Shell, c: &Component, p: &Platform, reference: &str) -> Res
         });
     Cmd::new("docker").args(["push", reference]).run_retrying(sh, &format!("push {reference}"))?;
     rec.repository = reference.rsplit_once(':').map_or(reference, |(r, _)| r).into();
-    rec.digest = record::local_digest(sh, reference)?;
+    rec.digest = record::local_digest(sh, reference, None)?;
     let digest = record::remote_digest(sh, reference)?;
     rec.pushed_digest = Some(digest.clone());
     record::save(c, p, &rec)?;

@@ -117,7 +117,7 @@ pub fn load_checked(
     let Some(stored) = load(reference, c, p)? else { return Ok(None) };
     let mut rec = stored.clone();
     if !rec.reference.contains('@') {
-        rec.digest = local_digest(sh, &rec.reference)?;
+        rec.digest = local_digest(sh, &rec.reference, None)?;
     }
     rec.pushed_digest = remote(sh, &rec.reference)?.map(|r| r.digest);
     let drift = drift(&stored, &rec);
@@ -161,28 +161,20 @@ fn save_file(p: &Path, record: &BuildRecord) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))
 }
 
-/// What the engine's local tag `reference` holds (`docker image inspect`): `None` when there is no
-/// such image; an error when the engine does not answer.
-pub fn local_digest(sh: &Shell, reference: &str) -> Result<Option<String>> {
-    local_digest_in(sh, reference, None)
-}
-
-/// [`local_digest`] in the engine of docker context `context` (`None`: the current one).
-pub fn local_digest_in(
-    sh: &Shell,
-    reference: &str,
-    context: Option<&str>,
-) -> Result<Option<String>> {
+/// What the engine's local tag `image` holds (`docker image inspect`) in docker context
+/// `context` (`None`: the current one): `None` when there is no such image; an error when the
+/// engine does not answer.
+pub fn local_digest(sh: &Shell, image: &str, context: Option<&str>) -> Result<Option<String>> {
     let out = Cmd::new("docker")
         .args(context.into_iter().flat_map(|c| ["--context", c]))
-        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
         .capture(sh)?;
     if out.ok {
         return Ok(Some(out.stdout.trim().to_owned()));
     }
     ensure!(
         out.stderr.to_ascii_lowercase().contains("no such image"),
-        "reading {reference} from the local engine: {}",
+        "reading {image} from the local engine: {}",
         diagnose::reason(&out.stderr)
     );
     Ok(None)
@@ -250,15 +242,9 @@ pub fn tree_dirty(sh: &Shell) -> Result<bool> {
 }
 
 /// The per-commit reference of one leg: `<repository>:sha-<7>-<arch>`, or `sha-<7>-dirty-<arch>`.
-pub fn reference(
-    registry: &str,
-    c: &Component,
-    ctx: &Context,
-    p: &Platform,
-    dirty: bool,
-) -> String {
+pub fn reference(reg: &str, c: &Component, ctx: &Context, p: &Platform, dirty: bool) -> String {
     let dirty = if dirty { "-dirty" } else { "" };
-    let repository = metadata::image_repository(registry, c);
+    let repository = metadata::image_repository(reg, c);
     format!("{repository}:{}{dirty}-{}", metadata::sha_tag(ctx), p.arch)
 }
 
