@@ -29,11 +29,6 @@ fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
     out.ok.then(|| out.stdout.clone()).ok_or_else(|| out.stderr.trim().to_owned())
 }
 
-pub fn docker_client_version(sh: &Shell) -> Option<String> {
-    let v = stdout(sh, "docker", &["version", "--format", "{{.Client.Version}}"]).ok()?;
-    Some(v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
 /// `docker [--context NAME] info`, or why the engine did not answer (the client's first error).
 pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, String> {
     let cmd = Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
@@ -50,29 +45,46 @@ pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, Stri
     }
 }
 
-/// `$DOCKER_HOST` when it names an engine other than the local socket: setup
-/// never starts a local engine for it.
-pub fn docker_host() -> Option<String> {
-    let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
-    std::env::var("DOCKER_HOST").ok().filter(|h| !local.contains(&h.as_str()))
+/// The docker CLI, the engine and buildx as doctor's preflight and setup's [`observe`] see them.
+#[derive(Clone, Debug)]
+pub struct Docker {
+    pub cli: Option<PathBuf>,
+    /// `docker version --format {{.Client.Version}}`.
+    pub client: Option<String>,
+    /// The running engine, else why `docker info` did not answer.
+    pub info: Result<DockerInfo, String>,
+    pub buildx: Option<Version>,
+    /// The default bridge's host interface and whether it exists here (`None`: `--bridge none`).
+    pub bridge: Result<Option<(String, bool)>, String>,
+    /// `$DOCKER_HOST` when it names an engine other than the local socket.
+    pub host: Option<String>,
 }
 
-/// The default bridge network's host interface: `None` with `--bridge none`.
-pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
+pub fn docker(sh: &Shell) -> Docker {
+    let cli = which::which("docker").ok();
+    let docker =
+        |args: &[&str]| cli.as_ref().ok_or(String::new()).and_then(|_| stdout(sh, "docker", args));
+    let info = if cli.is_some() { docker_info(sh, None) } else { Err("no docker CLI".into()) };
     let args = ["network", "inspect", "bridge", "--format", "{{json .Options}}"];
-    match stdout(sh, "docker", &args) {
-        Ok(json) => bridge_interface(&json).map(Some).map_err(|e| format!("{e:#}")),
-        Err(e) if e.contains("not found") => Ok(None),
-        Err(e) => Err(e),
+    let bridge = match info.as_ref().map(|_| docker(&args)) {
+        Err(_) => Err("the engine is not reachable".to_owned()),
+        Ok(Ok(json)) => bridge_interface(&json).map_err(|e| format!("{e:#}")).map(|b| {
+            let up = Path::new("/sys/class/net").join(&b).exists();
+            Some((b, up))
+        }),
+        Ok(Err(e)) if e.contains("not found") => Ok(None),
+        Ok(Err(e)) => Err(e),
+    };
+    let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
+    let client = docker(&["version", "--format", "{{.Client.Version}}"]).ok();
+    Docker {
+        client: client.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+        buildx: docker(&["buildx", "version"]).ok().and_then(|v| parse_buildx_version(&v)),
+        host: std::env::var("DOCKER_HOST").ok().filter(|h| !local.contains(&h.as_str())),
+        bridge,
+        info,
+        cli,
     }
-}
-
-pub fn interface_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
-}
-
-pub fn buildx_version(sh: &Shell) -> Option<Version> {
-    parse_buildx_version(&stdout(sh, "docker", &["buildx", "version"]).ok()?)
 }
 
 /// `docker buildx inspect [NAME]` (no name: `$BUILDX_BUILDER`, else the current builder).
@@ -174,16 +186,9 @@ pub struct Observed {
     pub github_actions: bool,
     pub systemd: bool,
     pub host: &'static Platform,
-    pub docker_cli: bool,
+    pub docker: Docker,
     /// `dockerd --version`, whether running or not.
     pub dockerd: Option<Version>,
-    pub buildx: Option<Version>,
-    /// The running engine, else why `docker info` did not answer.
-    pub engine: Option<DockerInfo>,
-    pub engine_error: String,
-    pub docker_host: Option<String>,
-    /// The running engine's default bridge interface, when it is missing.
-    pub bridge_missing: Option<String>,
     pub daemon_json: Option<String>,
     pub packages: BTreeMap<String, String>,
     pub binfmt: Vec<BinfmtProbe>,
@@ -195,10 +200,6 @@ pub struct Observed {
 pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &str) -> Result<Observed> {
     let host = Platform::host()?;
     let (root, github_actions) = (is_root(sh), github_actions());
-    let docker_cli = which::which("docker").is_ok();
-    let info = if docker_cli { docker_info(sh, None) } else { Err("no docker CLI".into()) };
-    let docker_host = docker_host();
-    let bridge = (info.is_ok() && docker_host.is_none()).then(|| default_bridge(sh).ok().flatten());
     let os = ["/etc/os-release", "/usr/lib/os-release"].map(fs::read_to_string);
     let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].map(PathBuf::from);
     let dockerd = which::which("dockerd").ok().or_else(|| known.into_iter().find(|p| p.exists()));
@@ -213,13 +214,8 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &str) -> R
         // sd_booted(3)
         systemd: Path::new("/run/systemd/system").is_dir(),
         host,
-        docker_cli,
+        docker: docker(sh),
         dockerd: dockerd.and_then(|v| parse_dockerd_version(&v)),
-        buildx: docker_cli.then(|| buildx_version(sh)).flatten(),
-        engine_error: info.as_ref().err().cloned().unwrap_or_default(),
-        engine: info.ok(),
-        docker_host,
-        bridge_missing: bridge.flatten().filter(|b| !interface_exists(b)),
         daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),
         packages: dpkg.capture(sh).map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default(),
         binfmt: platforms.iter().copied().filter(|p| *p != host).map(binfmt).collect(),
