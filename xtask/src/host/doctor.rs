@@ -9,8 +9,10 @@ use serde::Serialize;
 use xshell::Shell;
 
 use super::{
-    human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
-    BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
+    human_bytes,
+    probe::{self, BinfmtStatus},
+    registry, Builder, DockerInfo, ImageStore, Version, BINFMT_DIR, MIN_BUILDX, MIN_ENGINE,
+    MIN_FREE_DISK,
 };
 use crate::project::{parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL};
 use Status::{Fail, Skip, Warn};

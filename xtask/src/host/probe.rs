@@ -16,9 +16,9 @@ use anyhow::{ensure, Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, bridge_interface, parse_buildx_version, parse_df_avail,
+    binfmt_handler_paths, bridge_interface, parse_buildx_version, parse_df_avail,
     parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
-    BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    BinfmtHandler, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -104,9 +104,33 @@ pub struct BinfmtProbe {
     pub entry: Option<BinfmtEntry>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BinfmtStatus {
+    /// Usable, and as the installed handler file says (if any: `tonistiigi/binfmt` has none).
+    Ready,
+    /// Usable, but not the installed file's: registered and installed `interpreter (flags)`.
+    Stale(String, String),
+    Unusable(String),
+    Missing,
+}
+
 impl BinfmtProbe {
+    /// Flags in any order: the file says `OPF`, the kernel prints `POF`.
     pub fn status(&self) -> BinfmtStatus {
-        binfmt_status(self.entry.as_ref(), self.handler.as_ref().map(|(_, h)| h))
+        let Some(e) = &self.entry else {
+            return BinfmtStatus::Missing;
+        };
+        let (i, f) = (&e.interpreter, &e.flags);
+        match &self.handler {
+            _ if !e.enabled => BinfmtStatus::Unusable(format!("{i} is registered but disabled")),
+            _ if !f.contains('F') => BinfmtStatus::Unusable(format!(
+                "{i} is registered with flags `{f}`, without F (fix-binary): it fails inside containers"
+            )),
+            Some((_, h)) if h.interpreter != *i || !h.flags.chars().all(|c| f.contains(c)) => {
+                BinfmtStatus::Stale(format!("{i} ({f})"), format!("{} ({})", h.interpreter, h.flags))
+            }
+            _ => BinfmtStatus::Ready,
+        }
     }
 
     /// `INTERPRETER (flags FLAGS)` of the registered entry.
@@ -116,26 +140,27 @@ impl BinfmtProbe {
     }
 }
 
+/// The first existing file of [`binfmt_handler_paths`] for `machine` and its handler; errors name it.
+pub fn binfmt_handler(machine: &str) -> Option<Result<(String, BinfmtHandler)>> {
+    let read = |path: String| Some((fs::read_to_string(&path).ok()?, path));
+    let (text, path) = binfmt_handler_paths(machine).into_iter().find_map(read)?;
+    Some(BinfmtHandler::parse(&text).with_context(|| format!("reading {path}")).map(|h| (path, h)))
+}
+
 /// A malformed handler file counts as absent.
 pub fn binfmt(platform: &'static Platform) -> BinfmtProbe {
-    let text = |p: &Path| fs::read_to_string(p).ok();
-    let parse = |path: String| Some((BinfmtHandler::parse(&text(path.as_ref())?).ok()?, path));
-    let handler = binfmt_handler_paths(platform.machine).into_iter().find_map(parse);
-    let read = |name: &str| Some(BinfmtEntry::parse(&text(&Path::new(BINFMT_DIR).join(name))?));
+    let handler = binfmt_handler(platform.machine).and_then(Result::ok);
+    let read = |name: &str| {
+        Some(BinfmtEntry::parse(&fs::read_to_string(Path::new(BINFMT_DIR).join(name)).ok()?))
+    };
     let default = format!("qemu-{}", platform.machine);
-    let mut entry_name = handler.as_ref().map_or(default.clone(), |(h, _)| h.name.clone());
+    let mut entry_name = handler.as_ref().map_or(default.clone(), |(_, h)| h.name.clone());
     let mut entry = read(&entry_name);
     if entry.is_none() && entry_name != default && read(&default).is_some() {
         (entry, entry_name) = (read(&default), default);
     }
     let mounted = Path::new(BINFMT_DIR).join("register").exists();
-    BinfmtProbe {
-        platform,
-        mounted,
-        handler: handler.map(|(h, path)| (path, h)),
-        entry_name,
-        entry,
-    }
+    BinfmtProbe { platform, mounted, handler, entry_name, entry }
 }
 
 pub fn is_root(sh: &Shell) -> bool {
@@ -243,16 +268,12 @@ pub fn proc_state(stat: &str) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
-/// A live (not zombie) process.
-pub fn alive(pid: u32) -> bool {
+/// A live (not zombie) process whose `/proc/<pid>/cmdline` contains `program`.
+pub fn runs(pid: u32, program: &str) -> bool {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    stat.and_then(|s| proc_state(&s)).is_some_and(|c| c != 'Z' && c != 'X')
-}
-
-/// `/proc/<pid>/cmdline` with NULs as spaces; empty when unreadable.
-pub fn cmdline(pid: u32) -> String {
-    let b = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned()
+    let live = stat.and_then(|s| proc_state(&s)).is_some_and(|c| c != 'Z' && c != 'X');
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    live && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(program)
 }
 
 /// Calls `done` every `poll_ms` until it says yes (true) or `secs` pass (false).
@@ -270,7 +291,7 @@ pub fn wait_for(secs: u64, poll_ms: u64, mut done: impl FnMut() -> bool) -> bool
 /// SIGTERM to `pid`, then up to `secs` for it to exit.
 pub fn terminate(sh: &Shell, pid: u32, secs: u64, what: &str) -> Result<()> {
     Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    let stopped = wait_for(secs, 100, || !alive(pid));
+    let stopped = wait_for(secs, 100, || !runs(pid, ""));
     ensure!(stopped, "{what} (pid {pid}) did not stop within {secs} s after SIGTERM");
     Ok(())
 }
@@ -298,7 +319,6 @@ mod tests {
         for (stat, want) in cases {
             assert_eq!(proc_state(stat), *want, "{stat}");
         }
-        assert!(alive(std::process::id()));
-        assert!(cmdline(std::process::id()).contains("xtask"));
+        assert!(runs(std::process::id(), "xtask"));
     }
 }

@@ -129,7 +129,7 @@ fn machine_paths(sh: &Shell, kind: Kind) -> Paths {
 /// The recorded owner, when its process is alive and is a registry.
 fn live_owner(p: &Paths) -> Option<Owner> {
     let o: Owner = serde_json::from_str(&fs::read_to_string(&p.owner).ok()?).ok()?;
-    (probe::alive(o.pid) && probe::cmdline(o.pid).contains("docker-registry")).then_some(o)
+    probe::runs(o.pid, "docker-registry").then_some(o)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

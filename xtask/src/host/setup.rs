@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{
-    debian_version, engine_source, merge_daemon_json, registry, BinfmtStatus, Distro, DockerInfo,
-    EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
-    MIN_ENGINE,
+    debian_version, engine_source, merge_daemon_json, probe::BinfmtStatus, registry, Distro,
+    DockerInfo, EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU,
+    MIN_BUILDX, MIN_ENGINE,
 };
 mod exec;
 
