@@ -311,15 +311,6 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
     pkgs.extend(missing);
 }
 
-/// The deb822 sources of setup's private apt directory (Debian 12 only): trixie (engine,
-/// buildx) and bookworm-backports (QEMU 10), main, for the host's Debian architecture.
-pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
-    let source = |suite| {
-        format!("Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n")
-    };
-    ["trixie", "bookworm-backports"].map(source).join("\n")
-}
-
 fn mkdir(dir: &Path) -> Step {
     Step::Run(Cmd::new("mkdir").args(["-p".into(), dir.display().to_string()]))
 }
@@ -354,7 +345,12 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
             p.step("packages", mkdir(&cache.join(dir)));
         }
         let path = cache.join(dirs[0]).join("brokkr.sources");
-        let text = private_apt_sources(&opts.mirror, o.host.arch);
+        // deb822: trixie (engine, buildx) and bookworm-backports (QEMU 10), for the host's arch
+        let (mirror, arch) = (&opts.mirror, o.host.arch);
+        let source = |suite| {
+            format!("Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n")
+        };
+        let text = ["trixie", "bookworm-backports"].map(source).join("\n");
         p.step("packages", Step::Write(path, text));
         p.step("packages", Step::Run(apt().arg("update")));
         let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
@@ -938,7 +934,12 @@ mod tests {
 
     #[test]
     fn host_setup_private_apt_sources() {
-        let src = private_apt_sources("http://deb.debian.org/debian", "amd64");
+        let p = plan(&fresh_bookworm(), &opts());
+        let src = p.steps.iter().find_map(|(_, s)| match s {
+            Step::Write(path, text) if path.ends_with("brokkr.sources") => Some(text.as_str()),
+            _ => None,
+        });
+        let src = src.unwrap();
         assert_eq!(
             src,
             "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nArchitectures: amd64\n\n\

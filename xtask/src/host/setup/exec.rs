@@ -136,12 +136,6 @@ fn dockerd_pid() -> Option<u32> {
     probe::runs(pid, "dockerd").then_some(pid)
 }
 
-fn stop_dockerd(sh: &Shell) -> Result<()> {
-    let no_pid =
-        || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
-    probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
-}
-
 /// Nothing when the engine answers or a dockerd is starting already (a second one would stop).
 fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     if let Ok(i) = probe::docker_info(sh, None) {
@@ -175,7 +169,12 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
         }
         Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
         Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
-        Step::StopDockerd => stop_dockerd(sh),
+        Step::StopDockerd => {
+            let no_pid = || {
+                format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun")
+            };
+            probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
+        }
         Step::WaitDocker => wait_docker(sh),
         Step::StartRegistry => registry::start(sh, registry::Kind::Open),
     }
