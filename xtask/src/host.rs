@@ -141,12 +141,10 @@ impl Builder {
         Ok(b)
     }
 
-    pub fn supports(&self, p: &Platform) -> bool {
-        self.platforms.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
-    }
-
-    pub fn runs_natively(&self, p: &Platform) -> bool {
-        self.native.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
+    /// Whether a node lists `p`, or (`native`) runs it natively.
+    pub fn supports(&self, p: &Platform, native: bool) -> bool {
+        let list = if native { &self.native } else { &self.platforms };
+        list.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
     }
 }
 
@@ -523,8 +521,8 @@ mod tests {
             assert_eq!(b.status, c.status, "{}", c.name);
             assert_eq!(b.buildkit, c.buildkit, "{}", c.name);
             assert_eq!(b.platforms, c.platforms, "{}", c.name);
-            assert_eq!(b.supports(amd), c.amd64, "{}", c.name);
-            assert_eq!(b.supports(arm), c.arm64, "{}", c.name);
+            assert_eq!(b.supports(amd, false), c.amd64, "{}", c.name);
+            assert_eq!(b.supports(arm, false), c.arm64, "{}", c.name);
         }
         assert!(Builder::parse("ERROR: no builder \"x\" found").is_err());
     }

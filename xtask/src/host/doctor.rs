@@ -193,7 +193,8 @@ pub fn check_builder(builder: &Probed<Builder>, platforms: &[&Platform], remedy:
         let fix = format!("docker buildx inspect --bootstrap {}", b.name);
         return Check::new(Warn, "builder", detail, &fix);
     }
-    let missing: Vec<&str> = platforms.iter().filter(|p| !b.supports(p)).map(|p| p.name).collect();
+    let missing: Vec<&str> =
+        platforms.iter().filter(|p| !b.supports(p, false)).map(|p| p.name).collect();
     let has = b.platforms.join(", ");
     match missing.is_empty() {
         true => check(OK, format!("{what}: {has}")),
@@ -290,7 +291,7 @@ pub fn preflight(
         check_builder(&builder, platforms, &remedy),
     ];
     for p in platforms {
-        let native = *p == host || builder.as_ref().is_ok_and(|b| b.runs_natively(p));
+        let native = *p == host || builder.as_ref().is_ok_and(|b| b.supports(p, true));
         let probe = (!native).then(|| probe::binfmt(p));
         checks.push(check_binfmt(probe.as_ref(), p, &remedy));
     }

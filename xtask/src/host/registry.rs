@@ -193,10 +193,6 @@ pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String
     })
 }
 
-fn print_login_hint(kind: Kind, p: &Paths) {
-    login_hint(kind, p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
-}
-
 /// `registry start`, idempotent: writes the config (`--auth`: and the password's htpasswd),
 /// spawns `setsid docker-registry serve CONFIG`, records its [`Owner`], waits for `GET /v2/`.
 pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
@@ -209,7 +205,7 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
                 Some(o) => eprintln!("registry {host} is already running ({o})"),
                 None => eprintln!("a registry already answers on {host} (not started by xtask: no live owner in {owner})"),
             }
-            print_login_hint(kind, &p);
+            login_hint(kind, &p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
             return Ok(());
         }
         (Some(code), _) => bail!(
@@ -259,7 +255,7 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
         );
     }
     eprintln!("registry {host} running ({owner}), log {log}");
-    print_login_hint(kind, &p);
+    login_hint(kind, &p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
     Ok(())
 }
 
@@ -311,7 +307,7 @@ pub fn run(sh: &Shell, args: &RegistryArgs) -> Result<()> {
             if !up {
                 std::process::exit(1)
             }
-            print_login_hint(kind, &p);
+            login_hint(kind, &p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
             Ok(())
         }
     }
