@@ -141,12 +141,10 @@ impl Builder {
         Ok(b)
     }
 
-    pub fn supports(&self, p: &Platform) -> bool {
-        self.platforms.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
-    }
-
-    pub fn runs_natively(&self, p: &Platform) -> bool {
-        self.native.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
+    /// Whether a node lists `p`, or (`native`) runs it natively.
+    pub fn supports(&self, p: &Platform, native: bool) -> bool {
+        let list = if native { &self.native } else { &self.platforms };
+        list.iter().any(|s| Platform::parse(s).is_ok_and(|q| q == p))
     }
 }
 
@@ -219,34 +217,6 @@ impl BinfmtHandler {
 pub fn binfmt_handler_paths(machine: &str) -> Vec<String> {
     let suffix = |d| ["", "-static"].map(|s| format!("{d}/qemu-{machine}{s}.conf"));
     ["/etc/binfmt.d", "/usr/lib/binfmt.d"].into_iter().flat_map(suffix).collect()
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BinfmtStatus {
-    /// Usable, and as the installed handler file says (if any: `tonistiigi/binfmt` has none).
-    Ready,
-    /// Usable, but not the installed file's: registered and installed `interpreter (flags)`.
-    Stale(String, String),
-    Unusable(String),
-    Missing,
-}
-
-/// Flags in any order: the file says `OPF`, the kernel prints `POF`.
-pub fn binfmt_status(entry: Option<&BinfmtEntry>, handler: Option<&BinfmtHandler>) -> BinfmtStatus {
-    let Some(e) = entry else {
-        return BinfmtStatus::Missing;
-    };
-    let (i, f) = (&e.interpreter, &e.flags);
-    match handler {
-        _ if !e.enabled => BinfmtStatus::Unusable(format!("{i} is registered but disabled")),
-        _ if !f.contains('F') => BinfmtStatus::Unusable(format!(
-            "{i} is registered with flags `{f}`, without F (fix-binary): it fails inside containers"
-        )),
-        Some(h) if h.interpreter != *i || !h.flags.chars().all(|c| f.contains(c)) => {
-            BinfmtStatus::Stale(format!("{i} ({f})"), format!("{} ({})", h.interpreter, h.flags))
-        }
-        _ => BinfmtStatus::Ready,
-    }
 }
 
 /// `/etc/os-release` (os-release(5)).
@@ -551,8 +521,8 @@ mod tests {
             assert_eq!(b.status, c.status, "{}", c.name);
             assert_eq!(b.buildkit, c.buildkit, "{}", c.name);
             assert_eq!(b.platforms, c.platforms, "{}", c.name);
-            assert_eq!(b.supports(amd), c.amd64, "{}", c.name);
-            assert_eq!(b.supports(arm), c.arm64, "{}", c.name);
+            assert_eq!(b.supports(amd, false), c.amd64, "{}", c.name);
+            assert_eq!(b.supports(arm, false), c.arm64, "{}", c.name);
         }
         assert!(Builder::parse("ERROR: no builder \"x\" found").is_err());
     }
@@ -629,12 +599,19 @@ mod tests {
                 "stale",
             ),
         ];
-        for (name, e, h, want) in cases {
-            let got = match binfmt_status(e.as_ref(), h) {
-                BinfmtStatus::Ready => "ready",
-                BinfmtStatus::Stale { .. } => "stale",
-                BinfmtStatus::Unusable(_) => "unusable",
-                BinfmtStatus::Missing => "missing",
+        for (name, entry, h, want) in cases {
+            let probe = probe::BinfmtProbe {
+                platform: Platform::parse("arm64").unwrap(),
+                mounted: true,
+                handler: h.map(|h| (String::new(), h.clone())),
+                entry_name: String::new(),
+                entry,
+            };
+            let got = match probe.status() {
+                probe::BinfmtStatus::Ready => "ready",
+                probe::BinfmtStatus::Stale { .. } => "stale",
+                probe::BinfmtStatus::Unusable(_) => "unusable",
+                probe::BinfmtStatus::Missing => "missing",
             };
             assert_eq!(got, want, "{name}");
         }

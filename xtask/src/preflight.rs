@@ -62,7 +62,8 @@ pub fn ensure_build_host(
     let usable = |p: &Platform| {
         Platform::parse(p.name).is_ok_and(|p| probe::binfmt(p).entry.is_some_and(|e| e.usable()))
     };
-    let still = missing_emulation(platforms, build, &emulated, |p| b.runs_natively(p) || usable(p));
+    let still =
+        missing_emulation(platforms, build, &emulated, |p| b.supports(p, true) || usable(p));
     if !still.is_empty() {
         let list = |f: fn(&Platform) -> &str, sep| {
             still.iter().map(|p| f(p)).collect::<Vec<_>>().join(sep)

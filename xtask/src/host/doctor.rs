@@ -9,8 +9,10 @@ use serde::Serialize;
 use xshell::Shell;
 
 use super::{
-    human_bytes, probe, registry, BinfmtStatus, Builder, DockerInfo, ImageStore, Version,
-    BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
+    human_bytes,
+    probe::{self, BinfmtStatus},
+    registry, Builder, DockerInfo, ImageStore, Version, BINFMT_DIR, MIN_BUILDX, MIN_ENGINE,
+    MIN_FREE_DISK,
 };
 use crate::project::{parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL};
 use Status::{Fail, Skip, Warn};
@@ -103,7 +105,7 @@ pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Ch
     Check::new(status, "docker-cli", detail, remedy)
 }
 
-/// With `docker_host` (a `DOCKER_HOST` other than the local socket) a silent
+/// With `host` (a `DOCKER_HOST` other than the local socket) a silent
 /// engine is that address not answering, not a local engine to start.
 pub fn check_engine(info: &Probed<DockerInfo>, host: Option<&str>, remedy: &str) -> Check {
     let (status, detail, remedy) = match (info, host) {
@@ -151,14 +153,14 @@ pub fn check_store(info: &Probed<DockerInfo>, builder: Option<&Builder>, remedy:
 }
 
 /// Issue 15: without the default bridge's interface (`docker0`) every `RUN`
-/// step and `docker run` fails. `up` looks the interface up on this host.
-pub fn check_bridge(b: &Probed<Option<String>>, remote: bool, up: impl Fn(&str) -> bool) -> Check {
+/// step and `docker run` fails. `b`: the interface and whether it exists on this host.
+pub fn check_bridge(b: &Probed<Option<(String, bool)>>, remote: bool) -> Check {
     let (status, detail, fix) = match b {
         _ if remote => (Skip, "the engine runs elsewhere (a DOCKER_HOST that is not a local socket)".to_owned(), String::new()),
         Err(e) => (Skip, format!("not checked: {e}"), String::new()),
         Ok(None) => (Skip, "the engine has no default bridge network (--bridge none)".to_owned(), String::new()),
-        Ok(Some(name)) if up(name) => (OK, format!("default bridge {name} is up"), String::new()),
-        Ok(Some(name)) => (
+        Ok(Some((name, true))) => (OK, format!("default bridge {name} is up"), String::new()),
+        Ok(Some((name, false))) => (
             Fail,
             format!("the engine's default bridge {name} is missing: every RUN step and `docker run` fails"),
             format!("restart the engine, which recreates {name}: cargo xtask setup (it asks for --yes when containers run)"),
@@ -191,7 +193,8 @@ pub fn check_builder(builder: &Probed<Builder>, platforms: &[&Platform], remedy:
         let fix = format!("docker buildx inspect --bootstrap {}", b.name);
         return Check::new(Warn, "builder", detail, &fix);
     }
-    let missing: Vec<&str> = platforms.iter().filter(|p| !b.supports(p)).map(|p| p.name).collect();
+    let missing: Vec<&str> =
+        platforms.iter().filter(|p| !b.supports(p, false)).map(|p| p.name).collect();
     let has = b.platforms.join(", ");
     match missing.is_empty() {
         true => check(OK, format!("{what}: {has}")),
@@ -265,51 +268,41 @@ pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
 }
 
 /// The checks a build needs on builder `name` (else `$BUILDX_BUILDER`, else the current one),
-/// with their `docker info`: a binfmt handler for each platform no host or node runs natively.
+/// with what docker said: a binfmt handler for each platform no host or node runs natively.
 /// A missing tool is a failed check, not an error.
 pub fn preflight(
     sh: &Shell,
     platforms: &[&'static Platform],
     name: Option<&str>,
-) -> Result<(Vec<Check>, Probed<DockerInfo>)> {
-    let (host, remedy) = (Platform::host()?, setup_remedy(platforms));
-    let cli = which::which("docker").ok();
-    let version = cli.as_ref().and_then(|_| probe::docker_client_version(sh));
-    let info =
-        if cli.is_some() { probe::docker_info(sh, None) } else { Err("no docker CLI".into()) };
-    let buildx = cli.as_ref().and_then(|_| probe::buildx_version(sh));
-    let down = || "the engine is not reachable".to_owned();
-    let builder = match (&info, &buildx) {
+) -> Result<(Vec<Check>, probe::Docker)> {
+    let (host, remedy, d) = (Platform::host()?, setup_remedy(platforms), probe::docker(sh));
+    let builder = match (&d.info, &d.buildx) {
         (Ok(_), Some(_)) => probe::builder(sh, name),
-        (Err(_), _) => Err(down()),
+        (Err(_), _) => Err("the engine is not reachable".to_owned()),
         (_, None) => Err("no buildx".to_owned()),
     };
-    let bridge = if info.is_ok() { probe::default_bridge(sh) } else { Err(down()) };
-    let docker_host = probe::docker_host();
+    let remote = d.host.as_ref().is_some_and(|h| !h.starts_with("unix://"));
     let mut checks = vec![
-        check_cli(cli.as_deref(), version.as_deref(), &remedy),
-        check_engine(&info, docker_host.as_deref(), &remedy),
-        check_store(&info, builder.as_ref().ok(), &remedy),
-        check_bridge(
-            &bridge,
-            docker_host.as_ref().is_some_and(|h| !h.starts_with("unix://")),
-            probe::interface_exists,
-        ),
-        check_buildx(buildx, &remedy),
+        check_cli(d.cli.as_deref(), d.client.as_deref(), &remedy),
+        check_engine(&d.info, d.host.as_deref(), &remedy),
+        check_store(&d.info, builder.as_ref().ok(), &remedy),
+        check_bridge(&d.bridge, remote),
+        check_buildx(d.buildx.clone(), &remedy),
         check_builder(&builder, platforms, &remedy),
     ];
     for p in platforms {
-        let native = *p == host || builder.as_ref().is_ok_and(|b| b.runs_natively(p));
+        let native = *p == host || builder.as_ref().is_ok_and(|b| b.supports(p, true));
         let probe = (!native).then(|| probe::binfmt(p));
         checks.push(check_binfmt(probe.as_ref(), p, &remedy));
     }
-    Ok((checks, info))
+    Ok((checks, d))
 }
 
 /// Fails when a needed check fails.
 pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform)?;
-    let (mut checks, info) = preflight(sh, &platforms, args.builder.as_deref())?;
+    let (mut checks, docker) = preflight(sh, &platforms, args.builder.as_deref())?;
+    let info = docker.info;
     let registry = probe::registry_api_status(registry::Kind::Open.port());
     checks.push(check_registry(registry, probe::github_actions()));
     checks.push(match &info {
@@ -415,40 +408,38 @@ mod tests {
 
     #[test]
     fn host_doctor_default_bridge() {
-        let up = |n: &str| n == "docker0";
-        let none = |_: &str| false;
         let cases: Vec<(&str, Check, Status, &str)> = vec![
             (
                 "docker0 up",
-                check_bridge(&Ok(Some("docker0".into())), false, up),
+                check_bridge(&Ok(Some(("docker0".into(), true))), false),
                 Status::Ok,
                 "docker0 is up",
             ),
             (
                 "docker0 deleted by a second engine's --bridge none",
-                check_bridge(&Ok(Some("docker0".into())), false, none),
+                check_bridge(&Ok(Some(("docker0".into(), false))), false),
                 Status::Fail,
                 "default bridge docker0 is missing: every RUN step",
             ),
             (
                 "engine without bridge",
-                check_bridge(&Ok(None), false, none),
+                check_bridge(&Ok(None), false),
                 Status::Skip,
                 "--bridge none",
             ),
             (
                 "remote engine",
-                check_bridge(&Ok(Some("docker0".into())), true, none),
+                check_bridge(&Ok(Some(("docker0".into(), false))), true),
                 Status::Skip,
                 "elsewhere",
             ),
-            ("engine down", check_bridge(&Err("down".into()), false, none), Status::Skip, "down"),
+            ("engine down", check_bridge(&Err("down".into()), false), Status::Skip, "down"),
         ];
         for (name, c, status, detail) in cases {
             assert_eq!(c.status, status, "{name}: {c:?}");
             assert!(c.detail.contains(detail), "{name}: {:?} lacks {detail:?}", c.detail);
         }
-        let fail = check_bridge(&Ok(Some("docker0".into())), false, none);
+        let fail = check_bridge(&Ok(Some(("docker0".into(), false))), false);
         assert!(fail.remedy.unwrap().contains("cargo xtask setup"));
         assert_eq!(
             crate::host::bridge_interface(

@@ -16,9 +16,9 @@ use anyhow::{ensure, Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, binfmt_status, bridge_interface, parse_buildx_version, parse_df_avail,
+    binfmt_handler_paths, bridge_interface, parse_buildx_version, parse_df_avail,
     parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
-    BinfmtHandler, BinfmtStatus, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    BinfmtHandler, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -27,11 +27,6 @@ fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
     let out =
         Cmd::new(program).args(args.iter().copied()).capture(sh).map_err(|e| format!("{e:#}"))?;
     out.ok.then(|| out.stdout.clone()).ok_or_else(|| out.stderr.trim().to_owned())
-}
-
-pub fn docker_client_version(sh: &Shell) -> Option<String> {
-    let v = stdout(sh, "docker", &["version", "--format", "{{.Client.Version}}"]).ok()?;
-    Some(v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 /// `docker [--context NAME] info`, or why the engine did not answer (the client's first error).
@@ -50,29 +45,46 @@ pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, Stri
     }
 }
 
-/// `$DOCKER_HOST` when it names an engine other than the local socket: setup
-/// never starts a local engine for it.
-pub fn docker_host() -> Option<String> {
-    let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
-    std::env::var("DOCKER_HOST").ok().filter(|h| !local.contains(&h.as_str()))
+/// The docker CLI, the engine and buildx as doctor's preflight and setup's [`observe`] see them.
+#[derive(Clone, Debug)]
+pub struct Docker {
+    pub cli: Option<PathBuf>,
+    /// `docker version --format {{.Client.Version}}`.
+    pub client: Option<String>,
+    /// The running engine, else why `docker info` did not answer.
+    pub info: Result<DockerInfo, String>,
+    pub buildx: Option<Version>,
+    /// The default bridge's host interface and whether it exists here (`None`: `--bridge none`).
+    pub bridge: Result<Option<(String, bool)>, String>,
+    /// `$DOCKER_HOST` when it names an engine other than the local socket.
+    pub host: Option<String>,
 }
 
-/// The default bridge network's host interface: `None` with `--bridge none`.
-pub fn default_bridge(sh: &Shell) -> Result<Option<String>, String> {
+pub fn docker(sh: &Shell) -> Docker {
+    let cli = which::which("docker").ok();
+    let docker =
+        |args: &[&str]| cli.as_ref().ok_or(String::new()).and_then(|_| stdout(sh, "docker", args));
+    let info = if cli.is_some() { docker_info(sh, None) } else { Err("no docker CLI".into()) };
     let args = ["network", "inspect", "bridge", "--format", "{{json .Options}}"];
-    match stdout(sh, "docker", &args) {
-        Ok(json) => bridge_interface(&json).map(Some).map_err(|e| format!("{e:#}")),
-        Err(e) if e.contains("not found") => Ok(None),
-        Err(e) => Err(e),
+    let bridge = match info.as_ref().map(|_| docker(&args)) {
+        Err(_) => Err("the engine is not reachable".to_owned()),
+        Ok(Ok(json)) => bridge_interface(&json).map_err(|e| format!("{e:#}")).map(|b| {
+            let up = Path::new("/sys/class/net").join(&b).exists();
+            Some((b, up))
+        }),
+        Ok(Err(e)) if e.contains("not found") => Ok(None),
+        Ok(Err(e)) => Err(e),
+    };
+    let local = ["", "unix:///var/run/docker.sock", "unix:///run/docker.sock"];
+    let client = docker(&["version", "--format", "{{.Client.Version}}"]).ok();
+    Docker {
+        client: client.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
+        buildx: docker(&["buildx", "version"]).ok().and_then(|v| parse_buildx_version(&v)),
+        host: std::env::var("DOCKER_HOST").ok().filter(|h| !local.contains(&h.as_str())),
+        bridge,
+        info,
+        cli,
     }
-}
-
-pub fn interface_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
-}
-
-pub fn buildx_version(sh: &Shell) -> Option<Version> {
-    parse_buildx_version(&stdout(sh, "docker", &["buildx", "version"]).ok()?)
 }
 
 /// `docker buildx inspect [NAME]` (no name: `$BUILDX_BUILDER`, else the current builder).
@@ -92,9 +104,33 @@ pub struct BinfmtProbe {
     pub entry: Option<BinfmtEntry>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BinfmtStatus {
+    /// Usable, and as the installed handler file says (if any: `tonistiigi/binfmt` has none).
+    Ready,
+    /// Usable, but not the installed file's: registered and installed `interpreter (flags)`.
+    Stale(String, String),
+    Unusable(String),
+    Missing,
+}
+
 impl BinfmtProbe {
+    /// Flags in any order: the file says `OPF`, the kernel prints `POF`.
     pub fn status(&self) -> BinfmtStatus {
-        binfmt_status(self.entry.as_ref(), self.handler.as_ref().map(|(_, h)| h))
+        let Some(e) = &self.entry else {
+            return BinfmtStatus::Missing;
+        };
+        let (i, f) = (&e.interpreter, &e.flags);
+        match &self.handler {
+            _ if !e.enabled => BinfmtStatus::Unusable(format!("{i} is registered but disabled")),
+            _ if !f.contains('F') => BinfmtStatus::Unusable(format!(
+                "{i} is registered with flags `{f}`, without F (fix-binary): it fails inside containers"
+            )),
+            Some((_, h)) if h.interpreter != *i || !h.flags.chars().all(|c| f.contains(c)) => {
+                BinfmtStatus::Stale(format!("{i} ({f})"), format!("{} ({})", h.interpreter, h.flags))
+            }
+            _ => BinfmtStatus::Ready,
+        }
     }
 
     /// `INTERPRETER (flags FLAGS)` of the registered entry.
@@ -104,26 +140,27 @@ impl BinfmtProbe {
     }
 }
 
+/// The first existing file of [`binfmt_handler_paths`] for `machine` and its handler; errors name it.
+pub fn binfmt_handler(machine: &str) -> Option<Result<(String, BinfmtHandler)>> {
+    let read = |path: String| Some((fs::read_to_string(&path).ok()?, path));
+    let (text, path) = binfmt_handler_paths(machine).into_iter().find_map(read)?;
+    Some(BinfmtHandler::parse(&text).with_context(|| format!("reading {path}")).map(|h| (path, h)))
+}
+
 /// A malformed handler file counts as absent.
 pub fn binfmt(platform: &'static Platform) -> BinfmtProbe {
-    let text = |p: &Path| fs::read_to_string(p).ok();
-    let parse = |path: String| Some((BinfmtHandler::parse(&text(path.as_ref())?).ok()?, path));
-    let handler = binfmt_handler_paths(platform.machine).into_iter().find_map(parse);
-    let read = |name: &str| Some(BinfmtEntry::parse(&text(&Path::new(BINFMT_DIR).join(name))?));
+    let handler = binfmt_handler(platform.machine).and_then(Result::ok);
+    let read = |name: &str| {
+        Some(BinfmtEntry::parse(&fs::read_to_string(Path::new(BINFMT_DIR).join(name)).ok()?))
+    };
     let default = format!("qemu-{}", platform.machine);
-    let mut entry_name = handler.as_ref().map_or(default.clone(), |(h, _)| h.name.clone());
+    let mut entry_name = handler.as_ref().map_or(default.clone(), |(_, h)| h.name.clone());
     let mut entry = read(&entry_name);
     if entry.is_none() && entry_name != default && read(&default).is_some() {
         (entry, entry_name) = (read(&default), default);
     }
     let mounted = Path::new(BINFMT_DIR).join("register").exists();
-    BinfmtProbe {
-        platform,
-        mounted,
-        handler: handler.map(|(h, path)| (path, h)),
-        entry_name,
-        entry,
-    }
+    BinfmtProbe { platform, mounted, handler, entry_name, entry }
 }
 
 pub fn is_root(sh: &Shell) -> bool {
@@ -174,16 +211,9 @@ pub struct Observed {
     pub github_actions: bool,
     pub systemd: bool,
     pub host: &'static Platform,
-    pub docker_cli: bool,
+    pub docker: Docker,
     /// `dockerd --version`, whether running or not.
     pub dockerd: Option<Version>,
-    pub buildx: Option<Version>,
-    /// The running engine, else why `docker info` did not answer.
-    pub engine: Option<DockerInfo>,
-    pub engine_error: String,
-    pub docker_host: Option<String>,
-    /// The running engine's default bridge interface, when it is missing.
-    pub bridge_missing: Option<String>,
     pub daemon_json: Option<String>,
     pub packages: BTreeMap<String, String>,
     pub binfmt: Vec<BinfmtProbe>,
@@ -195,10 +225,6 @@ pub struct Observed {
 pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &str) -> Result<Observed> {
     let host = Platform::host()?;
     let (root, github_actions) = (is_root(sh), github_actions());
-    let docker_cli = which::which("docker").is_ok();
-    let info = if docker_cli { docker_info(sh, None) } else { Err("no docker CLI".into()) };
-    let docker_host = docker_host();
-    let bridge = (info.is_ok() && docker_host.is_none()).then(|| default_bridge(sh).ok().flatten());
     let os = ["/etc/os-release", "/usr/lib/os-release"].map(fs::read_to_string);
     let known = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].map(PathBuf::from);
     let dockerd = which::which("dockerd").ok().or_else(|| known.into_iter().find(|p| p.exists()));
@@ -213,13 +239,8 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &str) -> R
         // sd_booted(3)
         systemd: Path::new("/run/systemd/system").is_dir(),
         host,
-        docker_cli,
+        docker: docker(sh),
         dockerd: dockerd.and_then(|v| parse_dockerd_version(&v)),
-        buildx: docker_cli.then(|| buildx_version(sh)).flatten(),
-        engine_error: info.as_ref().err().cloned().unwrap_or_default(),
-        engine: info.ok(),
-        docker_host,
-        bridge_missing: bridge.flatten().filter(|b| !interface_exists(b)),
         daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),
         packages: dpkg.capture(sh).map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default(),
         binfmt: platforms.iter().copied().filter(|p| *p != host).map(binfmt).collect(),
@@ -247,16 +268,12 @@ pub fn proc_state(stat: &str) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
-/// A live (not zombie) process.
-pub fn alive(pid: u32) -> bool {
+/// A live (not zombie) process whose `/proc/<pid>/cmdline` contains `program`.
+pub fn runs(pid: u32, program: &str) -> bool {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    stat.and_then(|s| proc_state(&s)).is_some_and(|c| c != 'Z' && c != 'X')
-}
-
-/// `/proc/<pid>/cmdline` with NULs as spaces; empty when unreadable.
-pub fn cmdline(pid: u32) -> String {
-    let b = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned()
+    let live = stat.and_then(|s| proc_state(&s)).is_some_and(|c| c != 'Z' && c != 'X');
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    live && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(program)
 }
 
 /// Calls `done` every `poll_ms` until it says yes (true) or `secs` pass (false).
@@ -274,7 +291,7 @@ pub fn wait_for(secs: u64, poll_ms: u64, mut done: impl FnMut() -> bool) -> bool
 /// SIGTERM to `pid`, then up to `secs` for it to exit.
 pub fn terminate(sh: &Shell, pid: u32, secs: u64, what: &str) -> Result<()> {
     Cmd::new("kill").args(["-TERM", &pid.to_string()]).run(sh)?;
-    let stopped = wait_for(secs, 100, || !alive(pid));
+    let stopped = wait_for(secs, 100, || !runs(pid, ""));
     ensure!(stopped, "{what} (pid {pid}) did not stop within {secs} s after SIGTERM");
     Ok(())
 }
@@ -302,7 +319,6 @@ mod tests {
         for (stat, want) in cases {
             assert_eq!(proc_state(stat), *want, "{stat}");
         }
-        assert!(alive(std::process::id()));
-        assert!(cmdline(std::process::id()).contains("xtask"));
+        assert!(runs(std::process::id(), "xtask"));
     }
 }

@@ -122,14 +122,14 @@ impl fmt::Display for Owner {
     }
 }
 
-fn machine_paths(sh: &Shell, kind: Kind) -> Paths {
-    paths(&state_dir(probe::is_root(sh), |k| std::env::var(k).ok()), kind)
-}
-
-/// The recorded owner, when its process is alive and is a registry.
-fn live_owner(p: &Paths) -> Option<Owner> {
-    let o: Owner = serde_json::from_str(&fs::read_to_string(&p.owner).ok()?).ok()?;
-    (probe::alive(o.pid) && probe::cmdline(o.pid).contains("docker-registry")).then_some(o)
+/// This machine's paths, the recorded owner when its process is a live registry, and the
+/// status `GET /v2/` answers with: what `start`, `stop` and `status` decide on.
+fn look(sh: &Shell, kind: Kind) -> (Paths, Option<Owner>, Option<u16>) {
+    let p = paths(&state_dir(probe::is_root(sh), |k| std::env::var(k).ok()), kind);
+    let text = fs::read_to_string(&p.owner).unwrap_or_default();
+    let o =
+        serde_json::from_str::<Owner>(&text).ok().filter(|o| probe::runs(o.pid, "docker-registry"));
+    (p, o, probe::registry_api_status(kind.port()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -193,23 +193,19 @@ pub fn login_hint(kind: Kind, p: &Paths, password_exists: bool) -> Option<String
     })
 }
 
-fn print_login_hint(kind: Kind, p: &Paths) {
-    login_hint(kind, p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
-}
-
 /// `registry start`, idempotent: writes the config (`--auth`: and the password's htpasswd),
 /// spawns `setsid docker-registry serve CONFIG`, records its [`Owner`], waits for `GET /v2/`.
 pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
-    let (p, host, (_, expected, flag)) = (machine_paths(sh, kind), kind.host(), kind.row());
+    let ((p, owner, got), host, (_, expected, flag)) = (look(sh, kind), kind.host(), kind.row());
     let (log, port) = (p.log.display(), kind.port());
-    match (probe::registry_api_status(port), live_owner(&p)) {
+    match (got, owner) {
         (Some(code), o) if code == expected => {
             let owner = p.owner.display();
             match o {
                 Some(o) => eprintln!("registry {host} is already running ({o})"),
                 None => eprintln!("a registry already answers on {host} (not started by xtask: no live owner in {owner})"),
             }
-            print_login_hint(kind, &p);
+            login_hint(kind, &p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
             return Ok(());
         }
         (Some(code), _) => bail!(
@@ -259,7 +255,7 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
         );
     }
     eprintln!("registry {host} running ({owner}), log {log}");
-    print_login_hint(kind, &p);
+    login_hint(kind, &p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
     Ok(())
 }
 
@@ -277,10 +273,10 @@ fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
 
 /// SIGTERM to the recorded owner, from any checkout; not running is no error.
 pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
-    let (p, host) = (machine_paths(sh, kind), kind.host());
-    let Some(o) = live_owner(&p) else {
+    let ((p, o, got), host) = (look(sh, kind), kind.host());
+    let Some(o) = o else {
         let _ = fs::remove_file(&p.owner);
-        if answers(kind) {
+        if got == Some(kind.row().1) {
             bail!(
                 "a registry answers on {host} but was not started by xtask (no live owner in {}): \
                  stop it yourself (`ss -ltnp 'sport = :{}'` shows its pid)",
@@ -304,14 +300,13 @@ pub fn run(sh: &Shell, args: &RegistryArgs) -> Result<()> {
         RegistryAction::Start => start(sh, kind),
         RegistryAction::Stop => stop(sh, kind),
         RegistryAction::Status => {
-            let p = machine_paths(sh, kind);
-            let got = probe::registry_api_status(kind.port());
-            let (up, line) = status_line(kind, got, live_owner(&p).as_ref(), &p);
+            let (p, o, got) = look(sh, kind);
+            let (up, line) = status_line(kind, got, o.as_ref(), &p);
             println!("{line}");
             if !up {
                 std::process::exit(1)
             }
-            print_login_hint(kind, &p);
+            login_hint(kind, &p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
             Ok(())
         }
     }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{
-    debian_version, engine_source, merge_daemon_json, registry, BinfmtStatus, Distro, DockerInfo,
-    EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU, MIN_BUILDX,
-    MIN_ENGINE,
+    debian_version, engine_source, merge_daemon_json, probe::BinfmtStatus, registry, Distro,
+    DockerInfo, EngineSource as Source, ImageStore, Version, BINFMT_DIR, MIN_BOOKWORM_QEMU,
+    MIN_BUILDX, MIN_ENGINE,
 };
 mod exec;
 
@@ -186,16 +186,16 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
         p.area("engine", Skipped, "the GitHub runner provides docker and buildx");
         return false;
     }
-    let running = o.engine.as_ref().and_then(DockerInfo::version);
-    let engine_ok = o.docker_cli && o.dockerd.iter().chain(&running).any(|v| *v >= MIN_ENGINE);
-    let buildx_ok = o.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
-    let buildx = show(o.buildx.as_ref());
+    let (d, running) = (&o.docker, o.docker.info.as_ref().ok().and_then(DockerInfo::version));
+    let engine_ok = d.cli.is_some() && o.dockerd.iter().chain(&running).any(|v| *v >= MIN_ENGINE);
+    let buildx_ok = d.buildx.as_ref().is_some_and(|v| *v >= MIN_BUILDX);
+    let buildx = show(d.buildx.as_ref());
     if engine_ok && buildx_ok {
         let v = show(o.dockerd.as_ref().or(running.as_ref()));
         p.area("engine", Done, format!("dockerd {v}, buildx {buildx}"));
         return false;
     }
-    let cli = [", and the docker CLI", ""][o.docker_cli as usize];
+    let cli = [", and the docker CLI", ""][d.cli.is_some() as usize];
     let dockerd = format!("dockerd {} (need >= {MIN_ENGINE}{cli})", show(o.dockerd.as_ref()));
     p.area("engine", Todo, format!("{dockerd}, buildx {buildx} (need >= {MIN_BUILDX})"));
     if matches!(src, Source::Unsupported(_)) {
@@ -204,12 +204,12 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
     let trixie = *src == Source::Bookworm;
     // A running engine that is too old is replaced by `setup` only (see dockerd_area).
     // Bookworm: trixie's .debs with bookworm's own runc, tini, iptables.
-    if !engine_ok && (mode != Mode::Build || o.engine.is_none()) {
+    if !engine_ok && (mode != Mode::Build || d.info.is_err()) {
         let engine = ["docker.io", "docker.io/trixie containerd/trixie runc tini iptables"];
         pkgs.extend(engine[trixie as usize].split(' '));
     }
     // Debian 13 split the client into docker-cli; Ubuntu's docker.io still has it.
-    if !o.docker_cli && (trixie || o.os.id == "debian") {
+    if d.cli.is_none() && (trixie || o.os.id == "debian") {
         pkgs.push(["docker-cli", "docker-cli/trixie"][trixie as usize]);
     }
     if !buildx_ok {
@@ -222,7 +222,7 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
 /// would need a restart: [`dockerd_area`] says so), nor when the running engine uses it already.
 fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
     const AREA: &str = "daemon.json";
-    let store = o.engine.as_ref().map(DockerInfo::store);
+    let store = o.docker.info.as_ref().ok().map(DockerInfo::store);
     if o.github_actions {
         return p.area(AREA, Skipped, "the GitHub runner's engine is used as it is");
     }
@@ -311,15 +311,6 @@ fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
     pkgs.extend(missing);
 }
 
-/// The deb822 sources of setup's private apt directory (Debian 12 only): trixie (engine,
-/// buildx) and bookworm-backports (QEMU 10), main, for the host's Debian architecture.
-pub fn private_apt_sources(mirror: &str, arch: &str) -> String {
-    let source = |suite| {
-        format!("Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n")
-    };
-    ["trixie", "bookworm-backports"].map(source).join("\n")
-}
-
 fn mkdir(dir: &Path) -> Step {
     Step::Run(Cmd::new("mkdir").args(["-p".into(), dir.display().to_string()]))
 }
@@ -354,7 +345,12 @@ fn package_steps(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &Pkgs) {
             p.step("packages", mkdir(&cache.join(dir)));
         }
         let path = cache.join(dirs[0]).join("brokkr.sources");
-        let text = private_apt_sources(&opts.mirror, o.host.arch);
+        // deb822: trixie (engine, buildx) and bookworm-backports (QEMU 10), for the host's arch
+        let (mirror, arch) = (&opts.mirror, o.host.arch);
+        let source = |suite| {
+            format!("Types: deb\nURIs: {mirror}\nSuites: {suite}\nComponents: main\nArchitectures: {arch}\n")
+        };
+        let text = ["trixie", "bookworm-backports"].map(source).join("\n");
         p.step("packages", Step::Write(path, text));
         p.step("packages", Step::Run(apt().arg("update")));
         let names = debs.iter().map(|(name, suite)| format!("{name}/{suite}"));
@@ -425,12 +421,15 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     if o.github_actions {
         return p.area("dockerd", Skipped, "the GitHub runner's engine runs already");
     }
-    let Some(e) = &o.engine else {
-        return engine_down(p, o);
+    let e = match &o.docker.info {
+        Ok(e) => e,
+        Err(err) => return engine_down(p, o, err),
     };
     let v = &e.server_version;
+    let lost = o.docker.bridge.as_ref().ok().and_then(Option::as_ref);
+    let lost = lost.filter(|(_, up)| !up && o.docker.host.is_none()).map(|(b, _)| b);
     // why it needs a restart, and whether builds can use it meanwhile
-    let (why, usable) = match (e.store(), o.bridge_missing.as_deref()) {
+    let (why, usable) = match (e.store(), lost) {
         _ if e.version().is_none_or(|x| x < MIN_ENGINE) => {
             (format!("is {v}, older than {MIN_ENGINE}"), false)
         }
@@ -473,8 +472,7 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
 }
 
 /// Not ours to reach (permission, `DOCKER_HOST`), or start it.
-fn engine_down(p: &mut Plan, o: &Observed) {
-    let err = &o.engine_error;
+fn engine_down(p: &mut Plan, o: &Observed, err: &str) {
     if err.to_ascii_lowercase().contains("permission denied") {
         p.area("dockerd", Todo, format!("not reachable: {err}"));
         return p.blocked.push(
@@ -483,7 +481,7 @@ fn engine_down(p: &mut Plan, o: &Observed) {
                 .to_owned(),
         );
     }
-    if let Some(h) = &o.docker_host {
+    if let Some(h) = &o.docker.host {
         p.area("dockerd", Todo, format!("DOCKER_HOST={h} does not answer ({err})"));
         return p.blocked.push(format!(
             "DOCKER_HOST={h} does not answer ({err}): start the engine there, or unset DOCKER_HOST to use this machine's"
@@ -513,7 +511,10 @@ fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{probe::BinfmtProbe, BinfmtEntry};
+    use crate::host::{
+        probe::{BinfmtProbe, Docker},
+        BinfmtEntry,
+    };
     use crate::host::{BinfmtHandler, OsRelease};
     use crate::project::Platform;
     use std::collections::BTreeMap;
@@ -566,13 +567,15 @@ mod tests {
             github_actions: false,
             systemd: false,
             host: amd(),
-            docker_cli: true,
+            docker: Docker {
+                cli: Some("/usr/bin/docker".into()),
+                client: Some("26.1.5+dfsg1".into()),
+                info: Ok(engine("26.1.5+dfsg1", ImageStore::Containerd("overlayfs".into()), 0)),
+                buildx: Some(Version::new(0, 13, 1)),
+                bridge: Ok(Some(("docker0".into(), true))),
+                host: None,
+            },
             dockerd: Some(Version::new(26, 1, 5)),
-            buildx: Some(Version::new(0, 13, 1)),
-            engine: Some(engine("26.1.5+dfsg1", ImageStore::Containerd("overlayfs".into()), 0)),
-            engine_error: String::new(),
-            docker_host: None,
-            bridge_missing: None,
             daemon_json: Some(r#"{"features":{"containerd-snapshotter":true}}"#.into()),
             packages: pkgs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             binfmt: vec![BinfmtProbe {
@@ -593,8 +596,7 @@ mod tests {
     fn fresh_bookworm() -> Observed {
         Observed {
             dockerd: None,
-            buildx: None,
-            engine: None,
+            docker: Docker { buildx: None, info: Err(String::new()), ..provisioned().docker },
             daemon_json: None,
             packages: BTreeMap::new(),
             binfmt: vec![BinfmtProbe {
@@ -751,7 +753,7 @@ mod tests {
                 name: "packages fine, binfmt not mounted after a reboot",
                 o: Observed {
                             binfmt: vec![BinfmtProbe { mounted: false, entry: None, ..base().binfmt[0].clone() }],
-                    engine: None,
+                    docker: Docker { info: Err(String::new()), ..base().docker },
                     registry_up: false,
                     ..base()
                 },
@@ -772,8 +774,11 @@ mod tests {
                 name: "bookworm's own docker.io 20.10 running, no systemd",
                 o: Observed {
                     dockerd: Some(Version::new(20, 10, 24)),
-                    buildx: None,
-                    engine: Some(engine("20.10.24+dfsg1", ImageStore::Classic("overlay2".into()), 0)),
+                    docker: Docker {
+                        buildx: None,
+                        info: Ok(engine("20.10.24+dfsg1", ImageStore::Classic("overlay2".into()), 0)),
+                        ..base().docker
+                    },
                     ..base()
                 },
                 todo: &["engine", "dockerd"],
@@ -786,7 +791,7 @@ mod tests {
                 o: Observed {
                     systemd: true,
                     daemon_json: None,
-                    engine: Some(engine("26.1.5", ImageStore::Classic("overlay2".into()), 0)),
+                    docker: Docker { info: Ok(engine("26.1.5", ImageStore::Classic("overlay2".into()), 0)), ..base().docker },
                     ..base()
                 },
                 todo: &["daemon.json", "dockerd"],
@@ -850,7 +855,7 @@ mod tests {
                 o: Observed {
                     os: OsRelease::parse("ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\""),
                     dockerd: Some(Version::new(27, 3, 1)),
-                    buildx: Some(Version::new(0, 17, 1)),
+                    docker: Docker { buildx: Some(Version::new(0, 17, 1)), ..base().docker },
                     ..base()
                 },
                 todo: &[],
@@ -886,9 +891,12 @@ mod tests {
             github_actions: true,
             systemd: true,
             daemon_json: None,
-            engine: Some(engine("28.0.4", ImageStore::Classic("overlay2".into()), 0)),
+            docker: Docker {
+                info: Ok(engine("28.0.4", ImageStore::Classic("overlay2".into()), 0)),
+                buildx: Some(Version::new(0, 22, 0)),
+                ..provisioned().docker
+            },
             dockerd: Some(Version::new(28, 0, 4)),
-            buildx: Some(Version::new(0, 22, 0)),
             packages: BTreeMap::new(),
             binfmt: vec![BinfmtProbe {
                 handler: None,
@@ -926,7 +934,12 @@ mod tests {
 
     #[test]
     fn host_setup_private_apt_sources() {
-        let src = private_apt_sources("http://deb.debian.org/debian", "amd64");
+        let p = plan(&fresh_bookworm(), &opts());
+        let src = p.steps.iter().find_map(|(_, s)| match s {
+            Step::Write(path, text) if path.ends_with("brokkr.sources") => Some(text.as_str()),
+            _ => None,
+        });
+        let src = src.unwrap();
         assert_eq!(
             src,
             "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nArchitectures: amd64\n\n\
@@ -938,7 +951,10 @@ mod tests {
         Observed {
             systemd,
             daemon_json: None,
-            engine: Some(engine("26.1.5", store, containers)),
+            docker: Docker {
+                info: Ok(engine("26.1.5", store, containers)),
+                ..provisioned().docker
+            },
             ..provisioned()
         }
     }
@@ -981,13 +997,17 @@ mod tests {
         // what a build cannot work with: stop, naming the command that changes it
         let old = Observed {
             dockerd: Some(Version::new(20, 10, 24)),
-            engine: Some(DockerInfo {
-                server_version: "20.10.24".into(),
-                ..running(classic(), true, 2).engine.unwrap()
-            }),
+            docker: Docker {
+                info: Ok(DockerInfo {
+                    server_version: "20.10.24".into(),
+                    ..running(classic(), true, 2).docker.info.unwrap()
+                }),
+                ..running(classic(), true, 2).docker
+            },
             ..running(classic(), true, 2)
         };
-        let no_bridge = Observed { bridge_missing: Some("docker0".into()), ..provisioned() };
+        let lost = Docker { bridge: Ok(Some(("docker0".into(), false))), ..provisioned().docker };
+        let no_bridge = Observed { docker: lost, ..provisioned() };
         for (name, o) in [("engine 20.10 running", old), ("docker0 missing", no_bridge)] {
             let p = plan(&o, &build);
             let s = script(&p).join("\n");
@@ -1003,9 +1023,11 @@ mod tests {
             );
         }
         let remote = Observed {
-            engine: None,
-            engine_error: "Cannot connect to the Docker daemon at tcp://10.9.9.9:2375".into(),
-            docker_host: Some("tcp://10.9.9.9:2375".into()),
+            docker: Docker {
+                info: Err("Cannot connect to the Docker daemon at tcp://10.9.9.9:2375".into()),
+                host: Some("tcp://10.9.9.9:2375".into()),
+                ..provisioned().docker
+            },
             ..provisioned()
         };
         let p = plan(&remote, &build);
@@ -1089,7 +1111,10 @@ mod tests {
             Case {
                 name: "docker0 missing, containerd store",
                 o: Observed {
-                    bridge_missing: Some("docker0".into()),
+                    docker: Docker {
+                        bridge: Ok(Some(("docker0".into(), false))),
+                        ..provisioned().docker
+                    },
                     systemd: true,
                     ..provisioned()
                 },

@@ -17,7 +17,7 @@ use crate::{
     host::{
         binfmt_handler_paths,
         doctor::{self, Check, Status},
-        probe, registry, BinfmtEntry, BinfmtHandler, BINFMT_DIR as DIR,
+        probe, registry, BinfmtEntry, BINFMT_DIR as DIR,
     },
     plan::{shell_quote, Cmd},
     project::{Platform, PlatformList},
@@ -81,11 +81,8 @@ fn resolve_debs(cmd: &Cmd) -> Result<Cmd> {
 /// From the `binfmt.d` file (binfmt-misc.rst: `-1` to an existing entry, then the line to
 /// `register`), else binfmt-support's `update-binfmts`; then checks it is usable.
 fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
-    let paths = binfmt_handler_paths(machine);
-    let read = |path| Some((fs::read_to_string(path).ok()?, path));
-    let name = match paths.iter().find_map(read) {
-        Some((text, path)) => {
-            let h = BinfmtHandler::parse(&text).with_context(|| format!("reading {path}"))?;
+    let name = match probe::binfmt_handler(machine).transpose()? {
+        Some((path, h)) => {
             let entry = Path::new(DIR).join(&h.name);
             if entry.exists() {
                 eprintln!("+ echo -1 > {}", entry.display());
@@ -100,7 +97,7 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
         None => {
             let name = format!("qemu-{machine}");
             if !Path::new("/usr/share/binfmts").join(&name).exists() {
-                let paths = paths.join(", ");
+                let paths = binfmt_handler_paths(machine).join(", ");
                 bail!("no binfmt handler for {machine}: none of {paths} exists (is qemu-user-binfmt installed?)");
             }
             Cmd::new("update-binfmts").args(["--enable", &name]).run(sh)?;
@@ -136,13 +133,7 @@ fn wait_docker(sh: &Shell) -> Result<()> {
 /// The pid in [`DOCKERD_PID`] when that process is a live dockerd.
 fn dockerd_pid() -> Option<u32> {
     let pid: u32 = fs::read_to_string(DOCKERD_PID).ok()?.trim().parse().ok()?;
-    (probe::alive(pid) && probe::cmdline(pid).contains("dockerd")).then_some(pid)
-}
-
-fn stop_dockerd(sh: &Shell) -> Result<()> {
-    let no_pid =
-        || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
-    probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
+    probe::runs(pid, "dockerd").then_some(pid)
 }
 
 /// Nothing when the engine answers or a dockerd is starting already (a second one would stop).
@@ -178,7 +169,12 @@ fn execute(sh: &Shell, step: &Step) -> Result<()> {
         }
         Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
         Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
-        Step::StopDockerd => stop_dockerd(sh),
+        Step::StopDockerd => {
+            let no_pid = || {
+                format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun")
+            };
+            probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
+        }
         Step::WaitDocker => wait_docker(sh),
         Step::StartRegistry => registry::start(sh, registry::Kind::Open),
     }
