@@ -309,11 +309,6 @@ pub fn parse_dpkg_query(out: &str) -> BTreeMap<String, String> {
     out.lines().filter_map(row).collect()
 }
 
-/// `df -B1 --output=avail PATH`: a header line, then the number.
-pub fn parse_df_avail(out: &str) -> Option<u64> {
-    out.lines().nth(1)?.trim().parse().ok()
-}
-
 pub fn human_bytes(n: u64) -> String {
     format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30))
 }
@@ -713,11 +708,6 @@ mod tests {
         let partial =
             parse_dpkg_query("runc\tconfig-files\t1.1.5\ntini\tinstalled\t0.19.0-1\nbroken line\n");
         assert_eq!(partial.keys().collect::<Vec<_>>(), ["tini"]);
-        assert_eq!(
-            parse_df_avail(include_str!("host/fixtures/df-docker.txt")),
-            Some(77_554_962_432)
-        );
-        assert_eq!(parse_df_avail("     Avail\n"), None);
         assert_eq!(human_bytes(MIN_FREE_DISK), "10.0 GiB");
     }
 

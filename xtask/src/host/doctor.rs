@@ -262,7 +262,7 @@ pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
             let detail = format!("{} free on {at}, less than {min}", human_bytes(n));
             (Warn, detail, "docker system prune --filter until=168h")
         }
-        None => (Warn, format!("`df {at}` failed"), "df -h"),
+        None => (Warn, format!("the free space on {at} could not be read"), "df -h"),
     };
     Check::new(status, "disk", detail, fix)
 }
@@ -314,7 +314,7 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let lib = Some("/var/lib/docker").filter(|d| Path::new(d).is_dir());
     let from_info = info.as_ref().map(|i| &*i.docker_root_dir).ok().filter(|d| !d.is_empty());
     let root = PathBuf::from(from_info.or(lib).unwrap_or("/"));
-    checks.push(check_disk(&root, probe::df_avail(sh, &root)));
+    checks.push(check_disk(&root, fs4::available_space(&root).ok()));
     let out =
         if args.json { serde_json::to_string_pretty(&checks)? + "\n" } else { render(&checks) };
     print!("{out}");

@@ -16,9 +16,9 @@ use anyhow::{ensure, Context, Result};
 use xshell::Shell;
 
 use super::{
-    binfmt_handler_paths, bridge_interface, parse_buildx_version, parse_df_avail,
-    parse_dockerd_version, parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry,
-    BinfmtHandler, Builder, DockerInfo, OsRelease, Version, BINFMT_DIR,
+    binfmt_handler_paths, bridge_interface, parse_buildx_version, parse_dockerd_version,
+    parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry, BinfmtHandler, Builder,
+    DockerInfo, OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -171,11 +171,6 @@ pub fn is_root(sh: &Shell) -> bool {
 /// steps it replays (with `BROKKR_WORKFLOW_RUN=1`): setup sees the machine as it is.
 pub fn github_actions() -> bool {
     crate::gha::active() && std::env::var_os("BROKKR_WORKFLOW_RUN").is_none()
-}
-
-/// Free bytes on the filesystem holding `path`.
-pub fn df_avail(sh: &Shell, path: &Path) -> Option<u64> {
-    parse_df_avail(&stdout(sh, "df", &["-B1", "--output=avail", &path.display().to_string()]).ok()?)
 }
 
 /// The HTTP status of `GET /v2/` on `127.0.0.1:port` (the registry API's version check: 200
