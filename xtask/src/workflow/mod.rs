@@ -6,7 +6,6 @@
 pub mod calls;
 pub mod expr;
 pub mod glob;
-pub mod inputs;
 mod jobs;
 pub mod locate;
 pub mod rules;
@@ -308,6 +307,17 @@ impl Workflow {
         let after = head.split_once("run:").map_or("", |(_, r)| r.trim());
         at + n + usize::from(after.starts_with(['|', '>']) || after.is_empty())
     }
+}
+
+/// The path GitHub knows a workflow by: `.github/workflows/<file>` (a
+/// fixture elsewhere stands for a workflow of that name).
+pub fn repo_path(path: &str) -> String {
+    let norm = path.replace('\\', "/");
+    if let Some(pos) = norm.find(".github/workflows/") {
+        return norm[pos..].to_owned();
+    }
+    let file = norm.rsplit('/').next().unwrap_or(&norm);
+    format!(".github/workflows/{file}")
 }
 
 /// One combination of matrix values (`component=broker`, ...), in key order.

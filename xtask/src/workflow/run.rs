@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use xshell::Shell;
 
 use super::{
-    calls, expand_matrix, glob, inputs, leg_get, leg_label, Job, Leg, Scope, Step, Text, Workflow,
+    calls, expand_matrix, glob, leg_get, leg_label, Job, Leg, Scope, Step, Text, Workflow,
 };
 use crate::plan::Cmd;
 use crate::project::{Platform, LOCAL_REGISTRY};
@@ -214,7 +214,7 @@ fn stand_in(action: &str) -> Option<&'static str> {
 /// variable named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
 fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str, String)> {
     let owner = ctx.repository.split('/').next().unwrap_or("");
-    let name = wf.name.as_ref().map_or_else(|| inputs::repo_path(&wf.path), |n| n.0.clone());
+    let name = wf.name.as_ref().map_or_else(|| super::repo_path(&wf.path), |n| n.0.clone());
     let r = &ctx.refs;
     let vars = [
         ("github.event_name", ctx.event.name()),
