@@ -67,35 +67,33 @@ impl fmt::Display for Diagnostic {
 
 /// Any YAML value as text: scalars as written (`true`, `3`, `""` for null),
 /// sequences and mappings as JSON.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(from = "Value")]
 pub struct Text(pub String);
 
-fn text(v: Value) -> String {
-    match v {
-        Value::String(s) => s,
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Null => String::new(),
-        v => serde_json::to_string(&v).unwrap_or_default(),
-    }
-}
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(|v| Text(text(v)))
+impl From<Value> for Text {
+    fn from(v: Value) -> Self {
+        Text(match v {
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Null => String::new(),
+            v => serde_json::to_string(&v).unwrap_or_default(),
+        })
     }
 }
 
 /// A value written as one item or a list (`needs: build`, `branches: [main]`).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(from = "Value")]
 pub struct List(pub Vec<String>);
 
-impl<'de> Deserialize<'de> for List {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(List(match Value::deserialize(d)? {
-            Value::Sequence(v) => v.into_iter().map(text).collect(),
-            v => Some(text(v)).filter(|t| !t.is_empty()).into_iter().collect(),
-        }))
+impl From<Value> for List {
+    fn from(v: Value) -> Self {
+        List(match v {
+            Value::Sequence(v) => v.into_iter().map(|v| Text::from(v).0).collect(),
+            v => Some(Text::from(v).0).filter(|t| !t.is_empty()).into_iter().collect(),
+        })
     }
 }
 
