@@ -58,6 +58,17 @@ pub struct Diagnostic {
     pub rule: Rule,
 }
 
+impl Diagnostic {
+    /// A finding of `rule`: a warning for [`Rule::LocalRun`] and [`Rule::Emulation`], else an error.
+    pub fn new(path: &str, line: usize, rule: Rule, message: String) -> Diagnostic {
+        let severity = match rule {
+            Rule::LocalRun | Rule::Emulation => Severity::Warning,
+            _ => Severity::Error,
+        };
+        Diagnostic { path: path.to_owned(), line, severity, message, rule }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let severity = format!("{:?}", self.severity).to_lowercase();
@@ -233,13 +244,7 @@ impl Workflow {
     /// Parses a workflow. A YAML syntax error, a top level that is not a
     /// mapping, or a known key of the wrong shape is an error diagnostic.
     pub fn parse(path: &str, text: &str) -> Result<Workflow, Diagnostic> {
-        let fail = |line: usize, message: String| Diagnostic {
-            path: path.to_owned(),
-            line,
-            severity: Severity::Error,
-            message,
-            rule: Rule::Syntax,
-        };
+        let fail = |line, message: String| Diagnostic::new(path, line, Rule::Syntax, message);
         let yaml_error = |e: serde_yaml::Error| {
             let line = e.location().map_or(1, |l| l.line());
             fail(line, format!("not valid YAML: {e}"))

@@ -14,7 +14,7 @@ use serde_yaml::Value;
 use super::calls::{self, XtaskCall, UNKNOWN};
 use super::glob::patterns_select;
 use super::locate::{self, Seg};
-use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step};
+use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Step};
 use super::{repo_path, Filters, Matrix, Permissions, Text, Workflow};
 use crate::buildx::Strategy;
 use crate::project::{self, Component, Platform, COMPONENTS, PLATFORMS};
@@ -42,14 +42,10 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Adds a finding: a warning for [`Rule::LocalRun`] and [`Rule::Emulation`], else an error.
+    /// Adds a finding (once; its severity follows the rule).
     pub(super) fn report(&mut self, rule: Rule, line: usize, message: impl Into<String>) {
-        let severity = match rule {
-            Rule::LocalRun | Rule::Emulation => Severity::Warning,
-            _ => Severity::Error,
-        };
-        let (path, message) = (self.wf.path.clone(), message.into().replace(UNKNOWN, "${{ }}"));
-        let d = Diagnostic { path, line, severity, message, rule };
+        let message = message.into().replace(UNKNOWN, "${{ }}");
+        let d = Diagnostic::new(&self.wf.path, line, rule, message);
         if !self.out.contains(&d) {
             self.out.push(d);
         }
