@@ -276,9 +276,7 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
             let are = if missing.len() > 1 { "are" } else { "is" };
             format!("`{here}` needs {}, which {are} required", missing.join(", "))
         }
-        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            format!("`{here}` needs a subcommand: {}", subs())
-        }
+        k if MISSING[1..].contains(&k) => format!("`{here}` needs a subcommand: {}", subs()),
         _ => {
             let text = e.to_string();
             let line = text.lines().next().unwrap_or_default();
@@ -299,6 +297,13 @@ fn lenient(cli: &clap::Command, words: &[String]) -> Option<XtaskCall> {
     Some(XtaskCall { path, matches: m })
 }
 
+const DONE: [ErrorKind; 2] = [ErrorKind::DisplayHelp, ErrorKind::DisplayVersion];
+const MISSING: [ErrorKind; 3] = [
+    ErrorKind::MissingRequiredArgument,
+    ErrorKind::MissingSubcommand,
+    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand,
+];
+
 /// Parses the words after `cargo xtask` with `cli` (`Cli::command()`): the call
 /// and a message per refusal. An unknown option is read as its suggestion (or
 /// dropped) to check the rest; other refusals end the check, and the call is
@@ -311,20 +316,11 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
     for _ in 0..16 {
         let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
         let e = match cli.clone().try_get_matches_from(argv) {
-            Err(e) if !e.to_string().contains(UNKNOWN) => e,
+            Err(e) if !e.to_string().contains(UNKNOWN) && !DONE.contains(&e.kind()) => e,
             _ => break,
         };
-        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-            break;
-        }
-        let missing = matches!(
-            e.kind(),
-            ErrorKind::MissingRequiredArgument
-                | ErrorKind::MissingSubcommand
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-        );
         // What is missing is often the option already reported as misspelled.
-        if missing && !problems.is_empty() {
+        if MISSING.contains(&e.kind()) && !problems.is_empty() {
             break;
         }
         problems.push(describe(cli, &words, &e));

@@ -3,11 +3,11 @@
 //! reference says. An unknown context is `None`, propagating like SQL's NULL
 //! (`false && unknown` is false): "is this step off on pull requests anyway".
 
-use github_actions_expressions::call::Function;
+use github_actions_expressions::call::{Call, Function};
 use github_actions_expressions::context::Context;
 use github_actions_expressions::literal::Literal;
 use github_actions_expressions::op::{BinOp, UnOp};
-use github_actions_expressions::{Evaluation, Expr, SpannedExpr};
+use github_actions_expressions::{Evaluation, Expr, Origin, SpannedExpr};
 
 /// Maps a context path (`matrix.platform`, `github.event_name`) to its value;
 /// `None`: unknown.
@@ -40,6 +40,7 @@ fn text(v: &Evaluation) -> String {
 /// Evaluates `e`. `success()` and `failure()` ask `resolve` (paths
 /// `success()`, `failure()`), else assume every earlier step succeeded;
 /// `always()` is true and `cancelled()` false (nothing is cancelled locally).
+/// Other functions are the crate's constant evaluation of the arguments' values.
 pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
     match &e.inner {
         Expr::Literal(_) => e.consteval(),
@@ -47,55 +48,48 @@ pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
         Expr::UnExpr { op: UnOp::Not, expr } => {
             truthy(&eval(expr, resolve)).map(|b| Evaluation::Boolean(!b))
         }
-        Expr::BinExpr(b) => {
-            let l = eval(&b.lhs, resolve);
-            match b.op {
-                BinOp::And | BinOp::Or => {
-                    let stop = b.op == BinOp::Or;
-                    match truthy(&l) {
-                        Some(t) if t == stop => l,
-                        Some(_) => eval(&b.rhs, resolve),
-                        None => match truthy(&eval(&b.rhs, resolve)) {
-                            Some(t) if t == stop => Some(Evaluation::Boolean(stop)),
-                            _ => None,
-                        },
-                    }
-                }
-                _ => {
-                    let (l, r) = (l?, eval(&b.rhs, resolve)?);
-                    let (l, r) = (l.sema(), r.sema());
-                    Some(Evaluation::Boolean(match b.op {
-                        BinOp::Eq => l == r,
-                        BinOp::Neq => l != r,
-                        BinOp::Lt => l < r,
-                        BinOp::Le => l <= r,
-                        BinOp::Gt => l > r,
-                        _ => l >= r,
-                    }))
-                }
+        Expr::BinExpr(b) if matches!(b.op, BinOp::And | BinOp::Or) => {
+            let (l, stop) = (eval(&b.lhs, resolve), b.op == BinOp::Or);
+            match truthy(&l) {
+                Some(t) if t == stop => l,
+                Some(_) => eval(&b.rhs, resolve),
+                None => (truthy(&eval(&b.rhs, resolve)) == Some(stop))
+                    .then_some(Evaluation::Boolean(stop)),
             }
         }
-        Expr::Call(call) => {
-            let args = call.args.iter().map(|a| eval(a, resolve)).collect::<Option<Vec<_>>>()?;
-            let lower = |i: usize| text(&args[i]).to_lowercase();
-            Some(match call.func {
-                Function::Success => resolve("success()").unwrap_or(Evaluation::Boolean(true)),
-                Function::Failure => resolve("failure()").unwrap_or(Evaluation::Boolean(false)),
-                Function::Always => Evaluation::Boolean(true),
-                Function::Cancelled => Evaluation::Boolean(false),
-                Function::Contains => Evaluation::Boolean(lower(0).contains(&lower(1))),
-                Function::StartsWith => Evaluation::Boolean(lower(0).starts_with(&lower(1))),
-                Function::EndsWith => Evaluation::Boolean(lower(0).ends_with(&lower(1))),
-                Function::Format => {
-                    let mut out = text(&args[0]);
-                    for (i, a) in args[1..].iter().enumerate() {
-                        out = out.replace(&format!("{{{i}}}"), &text(a));
-                    }
-                    Evaluation::String(out.replace("{{", "{").replace("}}", "}"))
-                }
-                _ => return None,
-            })
+        Expr::BinExpr(b) => {
+            let (l, r) = (eval(&b.lhs, resolve)?, eval(&b.rhs, resolve)?);
+            let (l, r) = (l.sema(), r.sema());
+            Some(Evaluation::Boolean(match b.op {
+                BinOp::Eq => l == r,
+                BinOp::Neq => l != r,
+                BinOp::Lt => l < r,
+                BinOp::Le => l <= r,
+                BinOp::Gt => l > r,
+                _ => l >= r,
+            }))
         }
+        Expr::Call(call) => match call.func {
+            Function::Success => resolve("success()").or(Some(Evaluation::Boolean(true))),
+            Function::Failure => resolve("failure()").or(Some(Evaluation::Boolean(false))),
+            f @ (Function::Always | Function::Cancelled) => {
+                Some(Evaluation::Boolean(f == Function::Always))
+            }
+            func => {
+                let literal = |a| {
+                    let inner = match eval(a, resolve)? {
+                        Evaluation::String(s) => Expr::from(s),
+                        Evaluation::Number(n) => Expr::from(n),
+                        Evaluation::Boolean(b) => Expr::from(b),
+                        Evaluation::Null => Expr::Literal(Literal::Null),
+                        _ => return None,
+                    };
+                    Some(SpannedExpr { origin: Origin::new(0..0, ""), inner })
+                };
+                let args = call.args.iter().map(literal).collect::<Option<_>>()?;
+                Expr::Call(Call { func, args }).consteval()
+            }
+        },
         _ => None,
     }
 }
@@ -106,14 +100,20 @@ fn parse(src: &str) -> Result<SpannedExpr<'_>, String> {
 }
 
 /// Evaluates an `if:` condition (with or without `${{ }}`) to true, false,
-/// or `None` when it depends on something unknown.
+/// or `None` when it depends on something unknown. Without a status function
+/// it means `success() && (...)`, as GitHub applies it.
 pub fn condition(src: &str, resolve: Resolve<'_>) -> Result<Option<bool>, String> {
     let t = src.trim();
     let inner = match t.strip_prefix("${{").and_then(|r| r.strip_suffix("}}")) {
         Some(inner) if !inner.contains("${{") => inner.trim(),
         _ => t,
     };
-    Ok(truthy(&eval(&parse(inner)?, resolve)))
+    let value = truthy(&eval(&parse(inner)?, resolve));
+    let lower = inner.to_ascii_lowercase();
+    let status =
+        ["success(", "failure(", "always(", "cancelled("].iter().any(|f| lower.contains(f));
+    let ok = resolve("success()").is_none_or(|s| s.as_boolean());
+    Ok(if ok || status { value } else { Some(false) })
 }
 
 /// The `${{ ... }}` spans of `s`: (start byte, end byte after `}}`, inner text).

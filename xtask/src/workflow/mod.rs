@@ -6,7 +6,6 @@
 pub mod calls;
 pub mod expr;
 pub mod glob;
-pub mod inputs;
 mod jobs;
 pub mod locate;
 pub mod rules;
@@ -59,6 +58,17 @@ pub struct Diagnostic {
     pub rule: Rule,
 }
 
+impl Diagnostic {
+    /// A finding of `rule`: a warning for [`Rule::LocalRun`] and [`Rule::Emulation`], else an error.
+    pub fn new(path: &str, line: usize, rule: Rule, message: String) -> Diagnostic {
+        let severity = match rule {
+            Rule::LocalRun | Rule::Emulation => Severity::Warning,
+            _ => Severity::Error,
+        };
+        Diagnostic { path: path.to_owned(), line, severity, message, rule }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let severity = format!("{:?}", self.severity).to_lowercase();
@@ -68,35 +78,33 @@ impl fmt::Display for Diagnostic {
 
 /// Any YAML value as text: scalars as written (`true`, `3`, `""` for null),
 /// sequences and mappings as JSON.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(from = "Value")]
 pub struct Text(pub String);
 
-fn text(v: Value) -> String {
-    match v {
-        Value::String(s) => s,
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Null => String::new(),
-        v => serde_json::to_string(&v).unwrap_or_default(),
-    }
-}
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(|v| Text(text(v)))
+impl From<Value> for Text {
+    fn from(v: Value) -> Self {
+        Text(match v {
+            Value::String(s) => s,
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Null => String::new(),
+            v => serde_json::to_string(&v).unwrap_or_default(),
+        })
     }
 }
 
 /// A value written as one item or a list (`needs: build`, `branches: [main]`).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(from = "Value")]
 pub struct List(pub Vec<String>);
 
-impl<'de> Deserialize<'de> for List {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(List(match Value::deserialize(d)? {
-            Value::Sequence(v) => v.into_iter().map(text).collect(),
-            v => Some(text(v)).filter(|t| !t.is_empty()).into_iter().collect(),
-        }))
+impl From<Value> for List {
+    fn from(v: Value) -> Self {
+        List(match v {
+            Value::Sequence(v) => v.into_iter().map(|v| Text::from(v).0).collect(),
+            v => Some(Text::from(v).0).filter(|t| !t.is_empty()).into_iter().collect(),
+        })
     }
 }
 
@@ -236,13 +244,7 @@ impl Workflow {
     /// Parses a workflow. A YAML syntax error, a top level that is not a
     /// mapping, or a known key of the wrong shape is an error diagnostic.
     pub fn parse(path: &str, text: &str) -> Result<Workflow, Diagnostic> {
-        let fail = |line: usize, message: String| Diagnostic {
-            path: path.to_owned(),
-            line,
-            severity: Severity::Error,
-            message,
-            rule: Rule::Syntax,
-        };
+        let fail = |line, message: String| Diagnostic::new(path, line, Rule::Syntax, message);
         let yaml_error = |e: serde_yaml::Error| {
             let line = e.location().map_or(1, |l| l.line());
             fail(line, format!("not valid YAML: {e}"))
@@ -308,6 +310,17 @@ impl Workflow {
         let after = head.split_once("run:").map_or("", |(_, r)| r.trim());
         at + n + usize::from(after.starts_with(['|', '>']) || after.is_empty())
     }
+}
+
+/// The path GitHub knows a workflow by: `.github/workflows/<file>` (a
+/// fixture elsewhere stands for a workflow of that name).
+pub fn repo_path(path: &str) -> String {
+    let norm = path.replace('\\', "/");
+    if let Some(pos) = norm.find(".github/workflows/") {
+        return norm[pos..].to_owned();
+    }
+    let file = norm.rsplit('/').next().unwrap_or(&norm);
+    format!(".github/workflows/{file}")
 }
 
 /// One combination of matrix values (`component=broker`, ...), in key order.

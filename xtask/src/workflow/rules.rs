@@ -4,18 +4,20 @@
 //! B7), plus the manifest job. Messages name the line, the fault and the fix.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use github_actions_expressions::Evaluation;
 use serde_yaml::Value;
 
 use super::calls::{self, XtaskCall, UNKNOWN};
 use super::glob::patterns_select;
-use super::inputs::{repo_path, ImageInput};
 use super::locate::{self, Seg};
-use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Severity, Step};
-use super::{Filters, Matrix, Permissions, Text, Workflow};
+use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Step};
+use super::{repo_path, Filters, Matrix, Permissions, Text, Workflow};
 use crate::buildx::Strategy;
-use crate::project::{self, Platform, COMPONENTS, PLATFORMS};
+use crate::project::{self, Component, Platform, COMPONENTS, PLATFORMS};
 
 /// The branches pushes must build, as the project's branching model says.
 pub const PUSH_BRANCHES: &[&str] = &["main", "develop"];
@@ -40,14 +42,10 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Adds a finding: a warning for [`Rule::LocalRun`] and [`Rule::Emulation`], else an error.
+    /// Adds a finding (once; its severity follows the rule).
     pub(super) fn report(&mut self, rule: Rule, line: usize, message: impl Into<String>) {
-        let severity = match rule {
-            Rule::LocalRun | Rule::Emulation => Severity::Warning,
-            _ => Severity::Error,
-        };
-        let (path, message) = (self.wf.path.clone(), message.into().replace(UNKNOWN, "${{ }}"));
-        let d = Diagnostic { path, line, severity, message, rule };
+        let message = message.into().replace(UNKNOWN, "${{ }}");
+        let d = Diagnostic::new(&self.wf.path, line, rule, message);
         if !self.out.contains(&d) {
             self.out.push(d);
         }
@@ -244,7 +242,11 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
             l if l == n && n > 1 => "every image".to_owned(),
             _ => input.images.join(", "),
         };
-        let (probes, pat) = (input.probes(), input.pattern());
+        let (p, dir) = (&input.path, input.path.strip_suffix('/'));
+        let pat = dir.map_or_else(|| p.clone(), |d| format!("{d}/**"));
+        // A directory stands for a manifest, a source file and a nested file in it.
+        let files = ["Cargo.toml", "src/main.rs", "a/b/c.txt"].map(|f| format!("{p}{f}"));
+        let probes = if dir.is_some() { files.to_vec() } else { vec![p.clone()] };
         let selects = |l: &super::List, p: &String| patterns_select(&l.0, p);
         if f.paths.as_ref().is_some_and(|l| !probes.iter().all(|p| selects(l, p))) {
             let msg = format!("`on.{event}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)");
@@ -255,6 +257,80 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
             cx.report(Rule::Paths, line(Some("paths-ignore")), msg);
         }
     }
+}
+
+/// A path an image is built from: a file (`Cargo.lock`) or a directory
+/// (`broker/`, trailing slash), with the image names that depend on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInput {
+    pub path: String,
+    pub images: Vec<String>,
+}
+
+/// The sources of `COPY`/`ADD` lines of a Dockerfile (not `--from=` copies),
+/// `./` prefixes removed, `.` for the whole build context.
+pub fn dockerfile_sources(dockerfile: &str) -> Vec<String> {
+    let joined = dockerfile.replace("\\\r\n", " ").replace("\\\n", " ");
+    let mut out = Vec::new();
+    for line in joined.lines() {
+        let mut words = line.split_whitespace();
+        let Some(instr) = words.next() else { continue };
+        let rest: Vec<&str> = words.collect();
+        let copy = instr.eq_ignore_ascii_case("COPY") || instr.eq_ignore_ascii_case("ADD");
+        if !copy || rest.iter().any(|w| w.starts_with("--from=")) {
+            continue;
+        }
+        let args: Vec<String> = if rest.iter().any(|w| w.starts_with('[')) {
+            let json = rest.join(" ");
+            let start = json.find('[').unwrap_or(0);
+            serde_json::from_str(&json[start..]).unwrap_or_default()
+        } else {
+            let plain = rest.iter().filter(|w| !w.starts_with("--"));
+            plain.map(|w| (*w).to_owned()).collect()
+        };
+        for src in args.iter().take(args.len().saturating_sub(1)) {
+            let s = src.trim_start_matches("./");
+            out.push(if s.is_empty() { ".".to_owned() } else { s.to_owned() });
+        }
+    }
+    out
+}
+
+/// The workspace files every image is built from.
+const COMMON_INPUTS: &[&str] =
+    &["Cargo.toml", "Cargo.lock", ".cargo/", "rust-toolchain.toml", ".dockerignore", "docker/"];
+
+/// Everything the images are built from, per component: [`COMMON_INPUTS`],
+/// the component's Dockerfile, and what the Dockerfile copies: every workspace member for `COPY . .` (also assumed
+/// when the Dockerfile text is not given), else each copied path. `members`
+/// are directories relative to the root, as `cargo metadata` reports them.
+pub fn image_inputs(
+    members: &[String],
+    dockerfiles: &[(&Component, Option<&str>)],
+) -> Vec<ImageInput> {
+    let mut inputs: Vec<ImageInput> = Vec::new();
+    let mut add = |path: String, image: &str| match inputs.iter_mut().find(|i| i.path == path) {
+        Some(i) if i.images.iter().any(|x| x == image) => {}
+        Some(i) => i.images.push(image.to_owned()),
+        None => inputs.push(ImageInput { path, images: vec![image.to_owned()] }),
+    };
+    let dir = |m: &str| format!("{}/", m.trim_end_matches('/'));
+    for (c, text) in dockerfiles {
+        let image = c.image_name();
+        for p in COMMON_INPUTS.iter().copied().chain([c.dockerfile]) {
+            add(p.to_owned(), &image);
+        }
+        for s in text.map_or_else(|| vec![".".to_owned()], dockerfile_sources) {
+            if s == "." {
+                members.iter().for_each(|m| add(dir(m), &image));
+            } else if s.ends_with('/') || members.iter().any(|m| dir(m) == dir(&s)) {
+                add(dir(&s), &image);
+            } else {
+                add(s, &image);
+            }
+        }
+    }
+    inputs
 }
 
 pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
@@ -317,22 +393,6 @@ pub(super) fn raw_commands(s: &Step) -> Vec<Vec<String>> {
     cmds.into_iter().map(|c| c.argv().to_vec()).collect()
 }
 
-/// Whether a run script pushes with docker directly.
-fn run_pushes_raw(s: &Step) -> bool {
-    raw_commands(s).iter().any(|c| {
-        let a: Vec<&str> = c.iter().map(String::as_str).collect();
-        match a.as_slice() {
-            ["docker", "push", ..]
-            | ["docker", "manifest", "push", ..]
-            | ["docker", "buildx", "imagetools", "create", ..] => true,
-            ["docker", "buildx", "build" | "bake", rest @ ..] => rest.iter().any(|w| {
-                *w == "--push" || w.starts_with("--output=type=registry") || w.contains("push=true")
-            }),
-            _ => false,
-        }
-    })
-}
-
 /// The pushing steps of a job: (step index, whether the push itself is
 /// guarded by a `push:` input that is false on pull requests).
 pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
@@ -344,7 +404,20 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
         }
         (false, _) => {
             let xtask = cx.calls_in(job).any(|c| c.step == s.index && c.call.pushes());
-            (xtask || run_pushes_raw(s)).then_some(false)
+            let docker = raw_commands(s).into_iter().any(|c| {
+                match c.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                    ["docker", "push", ..]
+                    | ["docker", "manifest", "push", ..]
+                    | ["docker", "buildx", "imagetools", "create", ..] => true,
+                    ["docker", "buildx", "build" | "bake", rest @ ..] => rest.iter().any(|w| {
+                        *w == "--push"
+                            || w.starts_with("--output=type=registry")
+                            || w.contains("push=true")
+                    }),
+                    _ => false,
+                }
+            });
+            (xtask || docker).then_some(false)
         }
     };
     job.steps.iter().filter_map(|s| Some((s.index, pushes(s)?))).collect()
@@ -381,27 +454,15 @@ fn check_permissions(cx: &mut Ctx<'_>, job: &Job) {
     }
 }
 
-/// The names of secrets a step uses other than `GITHUB_TOKEN`.
-fn secrets_used(s: &Step) -> Vec<String> {
-    let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
-    let mut out: Vec<String> = Vec::new();
-    let secret = regex::Regex::new(r"secrets\.([A-Za-z0-9_]*)").expect("a valid regex");
-    for (_, _, inner) in texts.flat_map(|t| expr::spans(&t.0)) {
-        for name in secret.captures_iter(inner).map(|c| c[1].to_owned()) {
-            if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !out.contains(&name) {
-                out.push(name);
-            }
-        }
-    }
-    out
-}
-
 /// W4, for a job that runs on pull requests: registry logins, steps using
 /// secrets, and pushes are skipped there (forks get no secrets and a
 /// read-only token, so those steps fail). R8: pull request jobs hold no
 /// token that writes packages, never export the cache.
 fn check_pull_request_guards(cx: &mut Ctx<'_>, job: &Job) {
     const FIX: &str = "add `if: github.event_name != 'pull_request'` to the step or its job";
+    // The secrets a step uses other than `GITHUB_TOKEN`.
+    static SECRET: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"secrets\.([A-Za-z0-9_]*)").expect("a valid regex"));
     let wf = cx.wf;
     let pushes = pushing_steps(cx, job);
     let perms = job.permissions.as_ref().or(wf.permissions.as_ref());
@@ -418,7 +479,16 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>, job: &Job) {
         cx.report(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)");
     }
     for s in job.steps.iter().filter(|s| !off_on_pull_requests(s.cond.as_ref())) {
-        let (line, what, secrets) = (wf.step_line(job, s, None), step_in(job, s), secrets_used(s));
+        let (line, what) = (wf.step_line(job, s, None), step_in(job, s));
+        let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
+        let mut secrets: Vec<String> = Vec::new();
+        for (_, _, inner) in texts.flat_map(|t| expr::spans(&t.0)) {
+            for name in SECRET.captures_iter(inner).map(|c| c[1].to_owned()) {
+                if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !secrets.contains(&name) {
+                    secrets.push(name);
+                }
+            }
+        }
         let login =
             raw_commands(s).iter().any(|c| c.starts_with(&["docker".into(), "login".into()]));
         if s.uses_action("docker/login-action") || login {

@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use xshell::Shell;
 
 use super::{
-    calls, expand_matrix, glob, inputs, leg_get, leg_label, Job, Leg, Scope, Step, Text, Workflow,
+    calls, expand_matrix, glob, leg_get, leg_label, Job, Leg, Scope, Step, Text, Workflow,
 };
 use crate::plan::Cmd;
 use crate::project::{Platform, LOCAL_REGISTRY};
@@ -138,7 +138,7 @@ pub struct PlannedJob {
     pub id: String,
     pub cond: String,
     pub needs: Vec<String>,
-    pub runs: [bool; 3],
+    pub runs: Vec<bool>,
     pub legs: Vec<PlannedLeg>,
 }
 
@@ -214,7 +214,7 @@ fn stand_in(action: &str) -> Option<&'static str> {
 /// variable named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
 fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str, String)> {
     let owner = ctx.repository.split('/').next().unwrap_or("");
-    let name = wf.name.as_ref().map_or_else(|| inputs::repo_path(&wf.path), |n| n.0.clone());
+    let name = wf.name.as_ref().map_or_else(|| super::repo_path(&wf.path), |n| n.0.clone());
     let r = &ctx.refs;
     let vars = [
         ("github.event_name", ctx.event.name()),
@@ -371,18 +371,6 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
     Ok(planned)
 }
 
-/// `if:` text as GitHub applies it: without a status function it means
-/// `success() && (...)`.
-fn implicit_success(cond: &str) -> String {
-    let t = cond.trim();
-    let inner = t.strip_prefix("${{").and_then(|r| r.strip_suffix("}}")).map_or(t, str::trim);
-    let lower = inner.to_ascii_lowercase();
-    match ["success(", "failure(", "always(", "cancelled("].iter().any(|f| lower.contains(f)) {
-        true => inner.to_owned(),
-        false => format!("success() && ({inner})"),
-    }
-}
-
 struct Planner<'a> {
     wf: &'a Workflow,
     ctx: &'a RunContext,
@@ -390,12 +378,11 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// `cond` (shown as `shown`) in `scope`; `None` (an error noted) when it
-    /// cannot be evaluated here.
-    fn test(&mut self, whr: &str, scope: &Scope<'_>, cond: &str, shown: &str) -> Option<bool> {
+    /// `cond` in `scope`; `None` (an error noted) when it cannot be evaluated here.
+    fn test(&mut self, whr: &str, scope: &Scope<'_>, cond: &str) -> Option<bool> {
         let e = match super::expr::condition(cond, &|p| scope.resolve(p)) {
             Ok(Some(b)) => return Some(b),
-            Ok(None) => format!("{whr}: cannot evaluate `if: {shown}` locally"),
+            Ok(None) => format!("{whr}: cannot evaluate `if: {cond}` locally"),
             Err(e) => format!("{whr}: {e}"),
         };
         self.errors.push(e);
@@ -406,41 +393,39 @@ impl Planner<'_> {
         let (wf, ctx) = (self.wf, self.ctx);
         let whr = format!("job `{}`", job.id);
         let cond = job.cond.as_ref().map_or("success()", |c| c.0.as_str());
-        let mut runs = [true; 3];
+        let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
         // needs: all succeeded, one failed, one skipped
-        for (run, (ok, failed)) in
-            runs.iter_mut().zip([(true, false), (false, true), (false, false)])
-        {
-            let outer = |p: &str| match p {
+        let scenarios = [(true, false), (false, true), (false, false)].into_iter();
+        let runs = scenarios.map(|(ok, failed)| {
+            let status = |p: &str| match p {
                 "success()" => Some(Evaluation::Boolean(ok)),
                 "failure()" => Some(Evaluation::Boolean(failed)),
-                _ => outer_value(ctx, wf, &job.id, p),
+                _ => outer(p),
             };
-            let (scope, _) = Scope::of(wf, job, None, &[], &outer, None);
-            *run = self.test(&whr, &scope, &implicit_success(cond), cond)?;
-        }
+            self.test(&whr, &Scope::of(wf, job, None, &[], &status, None).0, cond)
+        });
+        let runs: Vec<bool> = runs.collect::<Option<_>>()?;
         let needs = if alone { Vec::new() } else { job.needs.0.clone() };
         let (id, cond) = (job.id.clone(), cond.to_owned());
         let mut planned = PlannedJob { id, cond, needs, runs, legs: Vec::new() };
-        if runs == [false; 3] {
+        if !planned.runs.contains(&true) {
             return Some(planned);
         }
         let legs = expand_matrix(job.strategy.matrix.as_ref());
         for values in legs.map_err(|e| self.errors.push(format!("{whr}: {e}"))).ok()? {
             let label = leg_label(&values);
             let fail = ctx.fail_legs.iter().any(|s| names_leg(s, &values));
+            let whr = format!("{whr} ({})", if label.is_empty() { "no matrix" } else { &label });
             let mut steps = Vec::new();
             for step in &job.steps {
-                let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
                 let (scope, failed) = Scope::of(wf, job, Some(step), &values, &outer, None);
-                let leg = if label.is_empty() { "no matrix" } else { &label };
-                let whr = format!("{whr} ({leg}) {}", step.label());
+                let (whr, name) = (format!("{whr} {}", step.label()), step.label());
                 if !failed.is_empty() {
                     self.errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
                     continue;
                 }
                 let c = step.cond.as_ref().map(|c| c.0.as_str());
-                let actions = match c.map_or(Some(true), |c| self.test(&whr, &scope, c, c)) {
+                let actions = match c.map_or(Some(true), |c| self.test(&whr, &scope, c)) {
                     Some(true) => self.step(&whr, job, step, &scope),
                     Some(false) => {
                         let (e, r) = (ctx.event.name(), &ctx.refs.full);
@@ -449,10 +434,9 @@ impl Planner<'_> {
                     }
                     None => Vec::new(),
                 };
-                let step = step.label();
-                steps.extend(
-                    actions.into_iter().map(|action| PlannedStep { step: step.clone(), action }),
-                );
+                let planned =
+                    actions.into_iter().map(|action| PlannedStep { step: name.clone(), action });
+                steps.extend(planned);
             }
             planned.legs.push(PlannedLeg { values, label, fail, steps });
         }

@@ -5,7 +5,6 @@
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use super::calls::parse_xtask;
-use super::inputs::*;
 use super::rules::*;
 use super::*;
 use crate::buildx::Strategy;

@@ -83,7 +83,7 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
     let members = workspace_members(&cargo_metadata(sh)?);
     let texts: Vec<_> = COMPONENTS.iter().map(|c| (c, sh.read_file(c.dockerfile).ok())).collect();
     let dockerfiles: Vec<_> = texts.iter().map(|(c, t)| (*c, t.as_deref())).collect();
-    let image_inputs = super::inputs::image_inputs(&members, &dockerfiles);
+    let image_inputs = rules::image_inputs(&members, &dockerfiles);
     let (mut errors, mut warnings) = (0usize, 0usize);
     for f in &files {
         let path = f.display().to_string();
