@@ -18,15 +18,13 @@ use crate::{
 /// Stages that run `RUN` steps on the target platform with `strategy` (none for `cross`).
 pub fn emulated_stages(sh: &Shell, strategy: Strategy) -> Result<Vec<String>> {
     let args = BTreeMap::from([("STRATEGY".to_owned(), strategy.as_str().to_owned())]);
-    let mut all = Vec::new();
+    let mut all: Vec<String> = Vec::new();
     for c in COMPONENTS {
         let stages = buildx::parse_stages(&sh.read_file(c.dockerfile)?, &args);
-        for s in buildx::emulated_run_stages(&stages) {
-            if !all.contains(&s) {
-                all.push(s);
-            }
-        }
+        all.extend(buildx::emulated_run_stages(&stages));
     }
+    let mut seen = std::collections::BTreeSet::new();
+    all.retain(|s| seen.insert(s.clone()));
     Ok(all)
 }
 

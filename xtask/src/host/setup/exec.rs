@@ -160,26 +160,6 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     Ok(())
 }
 
-fn execute(sh: &Shell, step: &Step) -> Result<()> {
-    match step {
-        Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
-        Step::Write(path, text) => {
-            eprintln!("+ {step}");
-            fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-        }
-        Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
-        Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
-        Step::StopDockerd => {
-            let no_pid = || {
-                format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun")
-            };
-            probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
-        }
-        Step::WaitDocker => wait_docker(sh),
-        Step::StartRegistry => registry::start(sh, registry::Kind::Open),
-    }
-}
-
 /// `cargo xtask setup` and [`ensure`]'s provisioning. Not root (and no `sudo -n` on GitHub
 /// Actions), or not Debian/Ubuntu: prints the commands and fails. Errors name the failed step.
 pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
@@ -227,8 +207,26 @@ pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
     let n = p.steps.len();
     for (i, (area, step)) in p.steps.iter().enumerate() {
         eprintln!("==> [{}/{n}] {area}", i + 1);
-        let at = || format!("setup failed at step {}/{n} ({area}): {step}", i + 1);
-        execute(sh, step).with_context(at)?;
+        let done = match step {
+            Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
+            Step::Write(path, text) => {
+                eprintln!("+ {step}");
+                fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+            }
+            Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
+            Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
+            Step::StopDockerd => {
+                let no_pid = || {
+                    format!(
+                        "no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun"
+                    )
+                };
+                probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
+            }
+            Step::WaitDocker => wait_docker(sh),
+            Step::StartRegistry => registry::start(sh, registry::Kind::Open),
+        };
+        done.with_context(|| format!("setup failed at step {}/{n} ({area}): {step}", i + 1))?;
     }
     if n == 0 {
         eprintln!("everything is in place");
