@@ -1,8 +1,7 @@
-//! The checks `build-image` and `images` run before building: the host pieces they need (set
-//! up when missing, unless `--no-setup`), the builder they build on (`--builder`, else
-//! `$BUILDX_BUILDER`, else the current one) and case B2 (a foreign platform whose build runs
-//! `RUN` steps on the target platform needs a QEMU binfmt handler, or it dies with `exec format
-//! error`, unless a node of the builder runs that platform natively).
+//! The checks `build-image` and `images` run before building: the host pieces (set up unless
+//! `--no-setup`), the builder (`--builder`, else `$BUILDX_BUILDER`, else the current one), and
+//! case B2: `RUN` steps on a foreign platform need a QEMU binfmt handler (else `exec format
+//! error`) unless a node of the builder runs that platform natively.
 
 use std::collections::BTreeMap;
 

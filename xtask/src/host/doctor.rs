@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{ensure, Result};
 use clap::Args;
 use serde::Serialize;
 use xshell::Shell;
@@ -314,11 +314,9 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let out =
         if args.json { serde_json::to_string_pretty(&checks)? + "\n" } else { render(&checks) };
     print!("{out}");
-    if !passed(&checks) {
-        let failed = checks.iter().filter(|c| c.status == Fail).count();
-        let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
-        bail!("{failed} needed check(s) failed for {}", names.join(", "));
-    }
+    let failed = checks.iter().filter(|c| c.status == Fail).count();
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
+    ensure!(failed == 0, "{failed} needed check(s) failed for {}", names.join(", "));
     Ok(())
 }
 

@@ -1,7 +1,6 @@
 //! `cargo xtask registry start|stop|status [--auth]`: Debian's `docker-registry serve CONFIG` on
-//! loopback, the default push target outside CI: open on `localhost:5000`, or `--auth` on
-//! `localhost:5001` with htpasswd (bcrypt), user [`USER`], a random password in a printed 0600
-//! file. Per-machine state ([`state_dir`]) is shared by every checkout.
+//! loopback, open on `localhost:5000` (the default push target outside CI), or `--auth` on
+//! `localhost:5001` with htpasswd; state per machine ([`state_dir`]), shared by every checkout.
 
 use std::{
     fmt, fs,
@@ -72,14 +71,11 @@ impl Kind {
 /// `$XDG_STATE_HOME/brokkr/registry` (default `~/.local/state`). `env` looks up a variable.
 pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
     let env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(d) = env("BROKKR_STATE_DIR") {
-        return d.join("registry");
-    }
-    if root {
-        return PathBuf::from("/var/lib/brokkr/registry");
-    }
     let home = || env("HOME").unwrap_or_else(|| "/tmp".into());
-    env("XDG_STATE_HOME").unwrap_or_else(|| home().join(".local/state")).join("brokkr/registry")
+    let user =
+        || env("XDG_STATE_HOME").unwrap_or_else(|| home().join(".local/state")).join("brokkr");
+    let root = root.then(|| PathBuf::from("/var/lib/brokkr"));
+    env("BROKKR_STATE_DIR").or(root).unwrap_or_else(user).join("registry")
 }
 
 /// The files of one registry under `<state>/<kind>`; `config.yml` is written on every start,

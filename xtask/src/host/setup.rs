@@ -1,9 +1,8 @@
 //! `cargo xtask setup` and [`ensure`] (every build command's host part): [`plan`] each area from
-//! the [`Observed`] host, print it, run the steps. Issue 3: Docker >= 24 with the containerd
-//! store and buildx (Debian 12: trixie's .debs via a private apt directory under [`CACHE_DIR`]),
-//! QEMU binfmt handlers, debootstrap, docker-registry, apache2-utils in one `apt-get install`,
-//! dockerd, the loopback registry. Issue 11: only `setup` (never [`Mode::Build`]) restarts a
-//! running engine, saying so first, with `--yes` when containers run or without systemd.
+//! the [`Observed`] host, print it, run the steps. Issue 3: Docker >= 24 with the containerd store,
+//! buildx, QEMU binfmt handlers, tools, dockerd, the loopback registry. Issue 11: only `setup`
+//! (never [`Mode::Build`]) restarts a running engine, saying so first, with `--yes` when
+//! containers run or without systemd.
 
 use std::path::{Path, PathBuf};
 
@@ -88,12 +87,6 @@ impl Step {
         !matches!(self, Step::WaitDocker | Step::StartRegistry)
             && !matches!(self, Step::Run(c) if c.program == "docker")
     }
-
-    /// What only `cargo xtask setup` may do.
-    pub fn restarts_engine(&self) -> bool {
-        matches!(self, Step::StopDockerd)
-            || matches!(self, Step::Run(c) if c.to_string() == "systemctl restart docker")
-    }
 }
 
 /// Printed as `done`, `todo`, `skip`.
@@ -129,8 +122,11 @@ impl Plan {
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
     }
+    /// What only `cargo xtask setup` may do.
     pub fn restarts_engine(&self) -> bool {
-        self.steps.iter().any(|(_, s)| s.restarts_engine())
+        let restart =
+            |s: &Step| matches!(s, Step::Run(c) if c.to_string() == "systemctl restart docker");
+        self.steps.iter().any(|(_, s)| *s == Step::StopDockerd || restart(s))
     }
 }
 
@@ -408,10 +404,9 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
     }
 }
 
-/// Started when it does not answer, never for an engine elsewhere (`DOCKER_HOST`). A running
-/// engine that needs a restart (too old, default bridge missing, classic image store): a build
-/// command works with a classic store and otherwise stops naming `cargo xtask setup`; `setup`
-/// says it restarts it, and needs `--yes` when containers run or it was started without systemd.
+/// Started when it does not answer, never for an engine elsewhere (`DOCKER_HOST`). One needing a
+/// restart (too old, bridge lost, classic store) is used as it is or blocks a build command;
+/// `setup` restarts it, with `--yes` when containers run or it was started without systemd.
 fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     if o.github_actions {
         return p.area("dockerd", Skipped, "the GitHub runner's engine runs already");
