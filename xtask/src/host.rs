@@ -335,11 +335,6 @@ pub fn parse_http_status(response: &str) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,7 +750,12 @@ mod tests {
 
     #[test]
     fn host_tail() {
-        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(tail("a", 5), "a");
+        let f = std::env::temp_dir().join(format!("xtask-host-tail-{}", std::process::id()));
+        for (text, n, want) in [("a\nb\nc\n", 2, "b\nc"), ("a", 5, "a")] {
+            std::fs::write(&f, text).unwrap();
+            assert_eq!(probe::log_tail(&f, n), want);
+        }
+        std::fs::remove_file(&f).unwrap();
+        assert!(probe::log_tail(&f, 1).starts_with("(cannot read "));
     }
 }

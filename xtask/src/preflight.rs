@@ -1,8 +1,7 @@
-//! The checks `build-image` and `images` run before building: the host pieces they need (set
-//! up when missing, unless `--no-setup`), the builder they build on (`--builder`, else
-//! `$BUILDX_BUILDER`, else the current one) and case B2 (a foreign platform whose build runs
-//! `RUN` steps on the target platform needs a QEMU binfmt handler, or it dies with `exec format
-//! error`, unless a node of the builder runs that platform natively).
+//! The checks `build-image` and `images` run before building: the host pieces (set up unless
+//! `--no-setup`), the builder (`--builder`, else `$BUILDX_BUILDER`, else the current one), and
+//! case B2: `RUN` steps on a foreign platform need a QEMU binfmt handler (else `exec format
+//! error`) unless a node of the builder runs that platform natively.
 
 use std::collections::BTreeMap;
 
@@ -18,15 +17,13 @@ use crate::{
 /// Stages that run `RUN` steps on the target platform with `strategy` (none for `cross`).
 pub fn emulated_stages(sh: &Shell, strategy: Strategy) -> Result<Vec<String>> {
     let args = BTreeMap::from([("STRATEGY".to_owned(), strategy.as_str().to_owned())]);
-    let mut all = Vec::new();
+    let mut all: Vec<String> = Vec::new();
     for c in COMPONENTS {
         let stages = buildx::parse_stages(&sh.read_file(c.dockerfile)?, &args);
-        for s in buildx::emulated_run_stages(&stages) {
-            if !all.contains(&s) {
-                all.push(s);
-            }
-        }
+        all.extend(buildx::emulated_run_stages(&stages));
     }
+    let mut seen = std::collections::BTreeSet::new();
+    all.retain(|s| seen.insert(s.clone()));
     Ok(all)
 }
 

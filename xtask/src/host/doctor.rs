@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{ensure, Result};
 use clap::Args;
 use serde::Serialize;
 use xshell::Shell;
@@ -238,20 +238,16 @@ pub fn check_registry(api_status: Option<u16>, ci: bool) -> Check {
 }
 
 pub fn check_local_bases(images: &Probed<Vec<String>>) -> Check {
-    let fix = "cargo xtask base-images";
-    let check = |status, detail: String| Check::new(status, "base-images", detail, fix);
-    let images = match images {
-        Ok(i) => i,
-        Err(e) => return check(Warn, format!("cannot list images: {e}")),
+    let missing = |i: &[String]| {
+        let has = |n: &&str| i.iter().any(|i| i.split(':').next() == Some(&format!("{LOCAL}/{n}")));
+        LOCAL_BASE_IMAGES.iter().copied().filter(|n| !has(n)).collect::<Vec<_>>().join(", ")
     };
-    let has =
-        |n: &&str| images.iter().any(|i| i.split(':').next() == Some(&format!("{LOCAL}/{n}")));
-    let missing = LOCAL_BASE_IMAGES.iter().filter(|n| !has(n));
-    let missing = missing.copied().collect::<Vec<_>>().join(", ");
-    match missing.is_empty() {
-        true => check(OK, format!("local substitutes present: {}", images.join(", "))),
-        false => check(Warn, format!("local substitutes missing: {missing} (under {LOCAL}/)")),
-    }
+    let (status, detail) = match images.as_ref().map(|i| (i, missing(i))) {
+        Err(e) => (Warn, format!("cannot list images: {e}")),
+        Ok((i, m)) if m.is_empty() => (OK, format!("local substitutes present: {}", i.join(", "))),
+        Ok((_, m)) => (Warn, format!("local substitutes missing: {m} (under {LOCAL}/)")),
+    };
+    Check::new(status, "base-images", detail, "cargo xtask base-images")
 }
 
 pub fn check_disk(path: &Path, avail: Option<u64>) -> Check {
@@ -318,11 +314,9 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let out =
         if args.json { serde_json::to_string_pretty(&checks)? + "\n" } else { render(&checks) };
     print!("{out}");
-    if !passed(&checks) {
-        let failed = checks.iter().filter(|c| c.status == Fail).count();
-        let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
-        bail!("{failed} needed check(s) failed for {}", names.join(", "));
-    }
+    let failed = checks.iter().filter(|c| c.status == Fail).count();
+    let names: Vec<&str> = platforms.iter().map(|p| p.name).collect();
+    ensure!(failed == 0, "{failed} needed check(s) failed for {}", names.join(", "));
     Ok(())
 }
 

@@ -17,8 +17,8 @@ use xshell::Shell;
 
 use super::{
     binfmt_handler_paths, bridge_interface, parse_buildx_version, parse_dockerd_version,
-    parse_dpkg_query, parse_http_status, registry, tail, BinfmtEntry, BinfmtHandler, Builder,
-    DockerInfo, OsRelease, Version, BINFMT_DIR,
+    parse_dpkg_query, parse_http_status, registry, BinfmtEntry, BinfmtHandler, Builder, DockerInfo,
+    OsRelease, Version, BINFMT_DIR,
 };
 use crate::{plan::Cmd, project::Platform};
 
@@ -239,7 +239,7 @@ pub fn observe(sh: &Shell, platforms: &[&'static Platform], packages: &str) -> R
         daemon_json: fs::read_to_string("/etc/docker/daemon.json").ok(),
         packages: dpkg.capture(sh).map(|c| parse_dpkg_query(&c.stdout)).unwrap_or_default(),
         binfmt: platforms.iter().copied().filter(|p| *p != host).map(binfmt).collect(),
-        registry_up: registry::answers(registry::Kind::Open),
+        registry_up: registry_api_status(registry::Kind::Open.port()) == Some(200),
     })
 }
 
@@ -294,7 +294,11 @@ pub fn terminate(sh: &Shell, pid: u32, secs: u64, what: &str) -> Result<()> {
 /// The last `n` lines of a log file, or a note that it cannot be read.
 pub fn log_tail(path: &Path, n: usize) -> String {
     match fs::read(path) {
-        Ok(b) => tail(&String::from_utf8_lossy(&b), n),
+        Ok(b) => {
+            let text = String::from_utf8_lossy(&b);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        }
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
 }

@@ -1,7 +1,6 @@
 //! `cargo xtask registry start|stop|status [--auth]`: Debian's `docker-registry serve CONFIG` on
-//! loopback, the default push target outside CI: open on `localhost:5000`, or `--auth` on
-//! `localhost:5001` with htpasswd (bcrypt), user [`USER`], a random password in a printed 0600
-//! file. Per-machine state ([`state_dir`]) is shared by every checkout.
+//! loopback, open on `localhost:5000` (the default push target outside CI), or `--auth` on
+//! `localhost:5001` with htpasswd; state per machine ([`state_dir`]), shared by every checkout.
 
 use std::{
     fmt, fs,
@@ -68,22 +67,15 @@ impl Kind {
     }
 }
 
-pub fn answers(kind: Kind) -> bool {
-    probe::registry_api_status(kind.port()) == Some(kind.row().1)
-}
-
 /// `$BROKKR_STATE_DIR/registry` when set, else `/var/lib/brokkr/registry` for root, else
 /// `$XDG_STATE_HOME/brokkr/registry` (default `~/.local/state`). `env` looks up a variable.
 pub fn state_dir(root: bool, env: impl Fn(&str) -> Option<String>) -> PathBuf {
     let env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(d) = env("BROKKR_STATE_DIR") {
-        return d.join("registry");
-    }
-    if root {
-        return PathBuf::from("/var/lib/brokkr/registry");
-    }
     let home = || env("HOME").unwrap_or_else(|| "/tmp".into());
-    env("XDG_STATE_HOME").unwrap_or_else(|| home().join(".local/state")).join("brokkr/registry")
+    let user =
+        || env("XDG_STATE_HOME").unwrap_or_else(|| home().join(".local/state")).join("brokkr");
+    let root = root.then(|| PathBuf::from("/var/lib/brokkr"));
+    env("BROKKR_STATE_DIR").or(root).unwrap_or_else(user).join("registry")
 }
 
 /// The files of one registry under `<state>/<kind>`; `config.yml` is written on every start,
@@ -146,20 +138,6 @@ pub fn password_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
     let chars = bytes.iter().filter(|b| **b < limit).take(len);
     let s: String = chars.map(|b| ALNUM[usize::from(*b) % ALNUM.len()] as char).collect();
     (s.len() == len).then_some(s)
-}
-
-/// Kept from an earlier start, else 32 letters and digits from `/dev/urandom`, stored 0600.
-fn ensure_password(p: &Paths) -> Result<String> {
-    let kept = fs::read_to_string(&p.password).unwrap_or_default();
-    if !kept.trim().is_empty() {
-        return Ok(kept.trim().to_owned());
-    }
-    let mut bytes = [0u8; 128];
-    let random = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    random.context("reading /dev/urandom")?;
-    let pw = password_from_bytes(&bytes, 32).context("not enough random bytes")?;
-    write_private(&p.password, pw.as_bytes())?;
-    Ok(pw)
 }
 
 /// The YAML configuration of CNCF distribution 2.8 (its configuration.md):
@@ -259,9 +237,18 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     Ok(())
 }
 
-/// The `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password.
+/// The `--auth` registry's htpasswd (bcrypt, `htpasswd -niB`) from its password: kept from an
+/// earlier start, else 32 letters and digits from `/dev/urandom`, stored 0600.
 fn write_htpasswd<'a>(sh: &Shell, p: &'a Paths) -> Result<&'a Path> {
-    let cmd = Cmd::new("htpasswd").args(["-niB", USER]).stdin(format!("{}\n", ensure_password(p)?));
+    let mut pw = fs::read_to_string(&p.password).unwrap_or_default().trim().to_owned();
+    if pw.is_empty() {
+        let mut bytes = [0u8; 128];
+        let random = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+        random.context("reading /dev/urandom")?;
+        pw = password_from_bytes(&bytes, 32).context("not enough random bytes")?;
+        write_private(&p.password, pw.as_bytes())?;
+    }
+    let cmd = Cmd::new("htpasswd").args(["-niB", USER]).stdin(format!("{pw}\n"));
     let hint = "htpasswd is in apache2-utils: run `cargo xtask setup`";
     let out = cmd.read(sh).with_context(|| format!("creating the htpasswd file ({hint})"))?;
     let line = out.lines().find(|l| l.starts_with(&format!("{USER}:$2")));

@@ -1,9 +1,8 @@
 //! `cargo xtask setup` and [`ensure`] (every build command's host part): [`plan`] each area from
-//! the [`Observed`] host, print it, run the steps. Issue 3: Docker >= 24 with the containerd
-//! store and buildx (Debian 12: trixie's .debs via a private apt directory under [`CACHE_DIR`]),
-//! QEMU binfmt handlers, debootstrap, docker-registry, apache2-utils in one `apt-get install`,
-//! dockerd, the loopback registry. Issue 11: only `setup` (never [`Mode::Build`]) restarts a
-//! running engine, saying so first, with `--yes` when containers run or without systemd.
+//! the [`Observed`] host, print it, run the steps. Issue 3: Docker >= 24 with the containerd store,
+//! buildx, QEMU binfmt handlers, tools, dockerd, the loopback registry. Issue 11: only `setup`
+//! (never [`Mode::Build`]) restarts a running engine, saying so first, with `--yes` when
+//! containers run or without systemd.
 
 use std::path::{Path, PathBuf};
 
@@ -88,12 +87,6 @@ impl Step {
         !matches!(self, Step::WaitDocker | Step::StartRegistry)
             && !matches!(self, Step::Run(c) if c.program == "docker")
     }
-
-    /// What only `cargo xtask setup` may do.
-    pub fn restarts_engine(&self) -> bool {
-        matches!(self, Step::StopDockerd)
-            || matches!(self, Step::Run(c) if c.to_string() == "systemctl restart docker")
-    }
 }
 
 /// Printed as `done`, `todo`, `skip`.
@@ -129,8 +122,11 @@ impl Plan {
     fn step(&mut self, area: &'static str, step: Step) {
         self.steps.push((area, step));
     }
+    /// What only `cargo xtask setup` may do.
     pub fn restarts_engine(&self) -> bool {
-        self.steps.iter().any(|(_, s)| s.restarts_engine())
+        let restart =
+            |s: &Step| matches!(s, Step::Run(c) if c.to_string() == "systemctl restart docker");
+        self.steps.iter().any(|(_, s)| *s == Step::StopDockerd || restart(s))
     }
 }
 
@@ -164,9 +160,12 @@ fn show(v: Option<&Version>) -> String {
 pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
     let (mut p, mut pkgs) = (Plan::default(), Pkgs::new());
     let source = engine_source(&o.os);
-    let engine_now = engine_area(&mut p, o, &source, opts.mode, &mut pkgs);
+    engine_area(&mut p, o, &source, opts.mode, &mut pkgs);
     image_store_area(&mut p, o, opts.mode);
-    let qemu_now = qemu_area(&mut p, o, &source, &mut pkgs);
+    qemu_area(&mut p, o, &source, &mut pkgs);
+    // packages for the engine or QEMU are installed now (not on GitHub, where QEMU is an image)
+    let now = |n| !o.github_actions && p.areas.iter().any(|a| a.name == n && a.state == Todo);
+    let (engine_now, qemu_now) = (now("engine"), now("qemu"));
     tools_area(&mut p, o, opts, &mut pkgs);
     package_steps(&mut p, o, opts, &pkgs);
     binfmt_area(&mut p, o, qemu_now);
@@ -180,11 +179,10 @@ pub fn plan(o: &Observed, opts: &PlanOpts) -> Plan {
 }
 
 /// A docker CLI, engine >= [`MIN_ENGINE`] and buildx >= [`MIN_BUILDX`], else packages (never
-/// for a running engine in a build command). Returns whether packages are needed.
-fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut Pkgs) -> bool {
+/// for a running engine in a build command).
+fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut Pkgs) {
     if o.github_actions {
-        p.area("engine", Skipped, "the GitHub runner provides docker and buildx");
-        return false;
+        return p.area("engine", Skipped, "the GitHub runner provides docker and buildx");
     }
     let (d, running) = (&o.docker, o.docker.info.as_ref().ok().and_then(DockerInfo::version));
     let engine_ok = d.cli.is_some() && o.dockerd.iter().chain(&running).any(|v| *v >= MIN_ENGINE);
@@ -192,14 +190,13 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
     let buildx = show(d.buildx.as_ref());
     if engine_ok && buildx_ok {
         let v = show(o.dockerd.as_ref().or(running.as_ref()));
-        p.area("engine", Done, format!("dockerd {v}, buildx {buildx}"));
-        return false;
+        return p.area("engine", Done, format!("dockerd {v}, buildx {buildx}"));
     }
     let cli = [", and the docker CLI", ""][d.cli.is_some() as usize];
     let dockerd = format!("dockerd {} (need >= {MIN_ENGINE}{cli})", show(o.dockerd.as_ref()));
     p.area("engine", Todo, format!("{dockerd}, buildx {buildx} (need >= {MIN_BUILDX})"));
     if matches!(src, Source::Unsupported(_)) {
-        return true;
+        return;
     }
     let trixie = *src == Source::Bookworm;
     // A running engine that is too old is replaced by `setup` only (see dockerd_area).
@@ -215,7 +212,6 @@ fn engine_area(p: &mut Plan, o: &Observed, src: &Source, mode: Mode, pkgs: &mut 
     if !buildx_ok {
         pkgs.push(["docker-buildx", "docker-buildx/trixie"][trixie as usize]);
     }
-    true
 }
 
 /// `features.containerd-snapshotter` merged in; not for a running engine by a build command (it
@@ -244,24 +240,21 @@ fn image_store_area(p: &mut Plan, o: &Observed, mode: Mode) {
 }
 
 /// Debian 12 needs bookworm-backports' QEMU >= [`MIN_BOOKWORM_QEMU`], elsewhere a ready handler
-/// or the archive's; GitHub runners use [`BINFMT_IMAGE`]. Returns whether QEMU is installed now.
-fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool {
+/// or the archive's; GitHub runners use [`BINFMT_IMAGE`].
+fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) {
     if o.binfmt.is_empty() {
-        p.area("qemu", Skipped, "no foreign platform requested");
-        return false;
+        return p.area("qemu", Skipped, "no foreign platform requested");
     }
     let not_ready = o.binfmt.iter().filter(|b| b.status() != BinfmtStatus::Ready);
     let not_ready: Vec<&str> = not_ready.map(|b| b.platform.arch).collect();
     if o.github_actions {
         let arches = not_ready.join(",");
         if arches.is_empty() {
-            p.area("qemu", Done, "binfmt handlers registered");
-        } else {
-            p.area("qemu", Todo, format!("register QEMU for {arches} with {BINFMT_IMAGE}"));
-            let docker = Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE]);
-            p.step("qemu", Step::Run(docker.args(["--install", &arches])));
+            return p.area("qemu", Done, "binfmt handlers registered");
         }
-        return false;
+        p.area("qemu", Todo, format!("register QEMU for {arches} with {BINFMT_IMAGE}"));
+        let docker = Cmd::new("docker").args(["run", "--privileged", "--rm", BINFMT_IMAGE]);
+        return p.step("qemu", Step::Run(docker.args(["--install", &arches])));
     }
     let qemu = ["qemu-user-binfmt", "qemu-user-static"];
     let (ok, have) = if *src == Source::Bookworm {
@@ -278,8 +271,7 @@ fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool 
     if ok {
         let v = qemu.iter().find_map(|k| installed_version(o, k));
         let v = v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}"));
-        p.area("qemu", Done, v);
-        return false;
+        return p.area("qemu", Done, v);
     }
     p.area("qemu", Todo, have);
     pkgs.extend(match (src, o.os.distro()) {
@@ -289,7 +281,6 @@ fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) -> bool 
         (_, Distro::Ubuntu) => ["qemu-user-static", "binfmt-support"],
         _ => ["qemu-user", "qemu-user-binfmt"],
     });
-    true
 }
 
 /// [`TOOLS`] off GitHub; there only the registry's, when it is asked for.
@@ -413,17 +404,40 @@ fn binfmt_area(p: &mut Plan, o: &Observed, qemu_now: bool) {
     }
 }
 
-/// Started when it does not answer, never for an engine elsewhere (`DOCKER_HOST`). A running
-/// engine that needs a restart (too old, default bridge missing, classic image store): a build
-/// command works with a classic store and otherwise stops naming `cargo xtask setup`; `setup`
-/// says it restarts it, and needs `--yes` when containers run or it was started without systemd.
+/// Started when it does not answer, never for an engine elsewhere (`DOCKER_HOST`). One needing a
+/// restart (too old, bridge lost, classic store) is used as it is or blocks a build command;
+/// `setup` restarts it, with `--yes` when containers run or it was started without systemd.
 fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     if o.github_actions {
         return p.area("dockerd", Skipped, "the GitHub runner's engine runs already");
     }
     let e = match &o.docker.info {
         Ok(e) => e,
-        Err(err) => return engine_down(p, o, err),
+        Err(err) if err.to_ascii_lowercase().contains("permission denied") => {
+            p.area("dockerd", Todo, format!("not reachable: {err}"));
+            return p.blocked.push(
+                "the engine runs but this user may not use its socket (/var/run/docker.sock): run as root, \
+                 or add the user to the `docker` group (usermod -aG docker $USER, then log in again)"
+                    .to_owned(),
+            );
+        }
+        Err(err) => match &o.docker.host {
+            Some(h) => {
+                p.area("dockerd", Todo, format!("DOCKER_HOST={h} does not answer ({err})"));
+                return p.blocked.push(format!(
+                    "DOCKER_HOST={h} does not answer ({err}): start the engine there, or unset DOCKER_HOST to use this machine's"
+                ));
+            }
+            None => {
+                p.area("dockerd", Todo, format!("not answering ({err}): start it"));
+                let cmd = match o.systemd {
+                    true => Cmd::new("systemctl").args(["start", "docker"]),
+                    false => Cmd::new("setsid").arg("dockerd"),
+                };
+                p.step("dockerd", Step::StartDockerd(cmd));
+                return p.step("dockerd", Step::WaitDocker);
+            }
+        },
     };
     let v = &e.server_version;
     let lost = o.docker.bridge.as_ref().ok().and_then(Option::as_ref);
@@ -469,31 +483,6 @@ fn dockerd_area(p: &mut Plan, o: &Observed, mode: Mode) {
     let suffix = (mode != Mode::Build).then_some(": restart it");
     p.area("dockerd", Todo, format!("{why}{}", suffix.unwrap_or_default()));
     p.blocked.push(blocked);
-}
-
-/// Not ours to reach (permission, `DOCKER_HOST`), or start it.
-fn engine_down(p: &mut Plan, o: &Observed, err: &str) {
-    if err.to_ascii_lowercase().contains("permission denied") {
-        p.area("dockerd", Todo, format!("not reachable: {err}"));
-        return p.blocked.push(
-            "the engine runs but this user may not use its socket (/var/run/docker.sock): run as root, \
-             or add the user to the `docker` group (usermod -aG docker $USER, then log in again)"
-                .to_owned(),
-        );
-    }
-    if let Some(h) = &o.docker.host {
-        p.area("dockerd", Todo, format!("DOCKER_HOST={h} does not answer ({err})"));
-        return p.blocked.push(format!(
-            "DOCKER_HOST={h} does not answer ({err}): start the engine there, or unset DOCKER_HOST to use this machine's"
-        ));
-    }
-    p.area("dockerd", Todo, format!("not answering ({err}): start it"));
-    let cmd = match o.systemd {
-        true => Cmd::new("systemctl").args(["start", "docker"]),
-        false => Cmd::new("setsid").arg("dockerd"),
-    };
-    p.step("dockerd", Step::StartDockerd(cmd));
-    p.step("dockerd", Step::WaitDocker);
 }
 
 fn registry_area(p: &mut Plan, o: &Observed, opts: &PlanOpts) {

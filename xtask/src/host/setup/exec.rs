@@ -131,9 +131,11 @@ fn wait_docker(sh: &Shell) -> Result<()> {
 }
 
 /// The pid in [`DOCKERD_PID`] when that process is a live dockerd.
-fn dockerd_pid() -> Option<u32> {
-    let pid: u32 = fs::read_to_string(DOCKERD_PID).ok()?.trim().parse().ok()?;
-    probe::runs(pid, "dockerd").then_some(pid)
+fn dockerd_pid() -> Result<u32> {
+    let pid = fs::read_to_string(DOCKERD_PID).ok().and_then(|s| s.trim().parse().ok());
+    let no =
+        || format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun");
+    pid.filter(|pid| probe::runs(*pid, "dockerd")).with_context(no)
 }
 
 /// Nothing when the engine answers or a dockerd is starting already (a second one would stop).
@@ -145,7 +147,7 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     if cmd.program == "systemctl" {
         return cmd.run(sh);
     }
-    if let Some(pid) = dockerd_pid() {
+    if let Ok(pid) = dockerd_pid() {
         eprintln!("    dockerd (pid {pid}) is starting already; waiting for it");
         return Ok(());
     }
@@ -158,26 +160,6 @@ fn start_dockerd(sh: &Shell, cmd: &Cmd) -> Result<()> {
     }
     eprintln!("    pid {}", child.id());
     Ok(())
-}
-
-fn execute(sh: &Shell, step: &Step) -> Result<()> {
-    match step {
-        Step::Run(cmd) => resolve_debs(cmd)?.run(sh),
-        Step::Write(path, text) => {
-            eprintln!("+ {step}");
-            fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-        }
-        Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
-        Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
-        Step::StopDockerd => {
-            let no_pid = || {
-                format!("no running dockerd in {DOCKERD_PID}: stop the engine yourself, then rerun")
-            };
-            probe::terminate(sh, dockerd_pid().with_context(no_pid)?, WAIT, "dockerd")
-        }
-        Step::WaitDocker => wait_docker(sh),
-        Step::StartRegistry => registry::start(sh, registry::Kind::Open),
-    }
 }
 
 /// `cargo xtask setup` and [`ensure`]'s provisioning. Not root (and no `sudo -n` on GitHub
@@ -227,8 +209,21 @@ pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
     let n = p.steps.len();
     for (i, (area, step)) in p.steps.iter().enumerate() {
         eprintln!("==> [{}/{n}] {area}", i + 1);
-        let at = || format!("setup failed at step {}/{n} ({area}): {step}", i + 1);
-        execute(sh, step).with_context(at)?;
+        let done = match step {
+            Step::Run(cmd) => resolve_debs(cmd).and_then(|c| c.run(sh)),
+            Step::Write(path, text) => {
+                eprintln!("+ {step}");
+                fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+            }
+            Step::BinfmtRegister(machine, ..) => register_binfmt(sh, machine),
+            Step::StartDockerd(cmd) => start_dockerd(sh, cmd),
+            Step::StopDockerd => {
+                dockerd_pid().and_then(|p| probe::terminate(sh, p, WAIT, "dockerd"))
+            }
+            Step::WaitDocker => wait_docker(sh),
+            Step::StartRegistry => registry::start(sh, registry::Kind::Open),
+        };
+        done.with_context(|| format!("setup failed at step {}/{n} ({area}): {step}", i + 1))?;
     }
     if n == 0 {
         eprintln!("everything is in place");
