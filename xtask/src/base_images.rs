@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use xshell::Shell;
 
 use crate::{
@@ -33,24 +33,12 @@ pub struct BaseImagesArgs {
 /// Dockerfiles' `RUST_IMAGE` default (as `RUNTIME_IMAGE` below; tested).
 pub const UPSTREAM_RUST_IMAGE: &str = "docker.io/library/rust:1.85-slim-bookworm";
 pub const UPSTREAM_RUNTIME_IMAGE: &str = "gcr.io/distroless/cc-debian12:nonroot";
-pub use crate::project::LOCAL_BASE_PREFIX as LOCAL_PREFIX;
+pub use crate::{options::Bases, project::LOCAL_BASE_PREFIX as LOCAL_PREFIX};
 /// Installed `--locked` by every builder: the newest whose dependencies build
 /// with the builder's rustc 1.85 (0.1.76+ need 1.86+).
 pub const CARGO_CHEF_VERSION: &str = "0.1.75";
 /// Its rustc (1.85) matches `rust-version`; builder and runtime share its glibc (2.41).
 pub const DEBIAN_SUITE: &str = "trixie";
-
-/// Which base images the Dockerfiles use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Bases {
-    /// Upstream images when their registry answers, the local substitutes otherwise.
-    #[default]
-    Auto,
-    /// Always the upstream images (`rust:*-slim-bookworm`, distroless `cc`).
-    Upstream,
-    /// Always the local substitutes, built from Debian's archive when missing.
-    Local,
-}
 
 /// The build arguments `RUST_IMAGE`, `RUNTIME_IMAGE` and, per target architecture (`arm64`)
 /// for `--strategy emulate` with local bases, `EMULATE_RUST_IMAGE` (else `RUST_IMAGE`).

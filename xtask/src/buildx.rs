@@ -227,12 +227,13 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
 }
 
 /// A Dockerfile stage for the preflight: `name` (`AS name`, else its index), `base` (`FROM` image
-/// or stage, arguments substituted), `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
+/// or stage, arguments substituted), `on_build` (its FROM chain reaches
+/// `--platform=$BUILDPLATFORM`), `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stage {
     pub name: String,
     pub base: String,
-    pub platform: Option<String>,
+    pub on_build: bool,
     pub runs: bool,
     pub copies_from: Vec<String>,
 }
@@ -258,8 +259,7 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                 }
             }
             "FROM" => {
-                let platform =
-                    rest.iter().find_map(|w| w.strip_prefix("--platform=")).map(str::to_owned);
+                let platform = rest.iter().find_map(|w| w.strip_prefix("--platform="));
                 let plain: Vec<&str> =
                     rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
                 let base =
@@ -270,7 +270,9 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                     [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => name.to_string(),
                     _ => stages.len().to_string(),
                 };
-                stages.push(Stage { name, base, platform, runs: false, copies_from: Vec::new() });
+                let on_build = platform.is_some_and(|p| p.contains("BUILDPLATFORM"))
+                    || stages.iter().find(|s| s.name == base).is_some_and(|s| s.on_build);
+                stages.push(Stage { name, base, on_build, runs: false, copies_from: Vec::new() });
             }
             "RUN" | "COPY" => {
                 let Some(stage) = stages.last_mut() else { continue };
@@ -292,12 +294,6 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
 /// `--platform=$BUILDPLATFORM`): a foreign one needs QEMU, else `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
-    // On the build platform: its FROM chain reaches `--platform=$BUILDPLATFORM`.
-    let on_build = |start: &Stage| {
-        std::iter::successors(Some(start), |s| by_name(&s.base))
-            .take(stages.len())
-            .any(|s| s.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")))
-    };
     let (mut seen, mut todo) = (BTreeSet::new(), stages.last().into_iter().collect::<Vec<_>>());
     while let Some(stage) = todo.pop() {
         if seen.insert(stage.name.as_str()) {
@@ -305,7 +301,7 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
             todo.extend(stage.copies_from.iter().filter_map(|f| by_name(f)));
         }
     }
-    let hits = seen.into_iter().filter_map(by_name).filter(|s| s.runs && !on_build(s));
+    let hits = seen.into_iter().filter_map(by_name).filter(|s| s.runs && !s.on_build);
     hits.map(|s| s.name.clone()).collect()
 }
 

@@ -3,10 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::{
-    base_images::Bases,
     buildx::{CacheKind, Progress, Strategy},
     project::{parse_component_list, parse_platform_list, Component, ComponentList, PlatformList},
 };
@@ -52,6 +51,18 @@ pub struct BuildOpts {
     /// Print the commands that would run, and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Which base images the Dockerfiles use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Bases {
+    /// Upstream images when their registry answers, the local substitutes otherwise.
+    #[default]
+    Auto,
+    /// Always the upstream images (`rust:*-slim-bookworm`, distroless `cc`).
+    Upstream,
+    /// Always the local substitutes, built from Debian's archive when missing.
+    Local,
 }
 
 /// Which images a command works on: components times platforms.
