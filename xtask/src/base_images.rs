@@ -126,10 +126,7 @@ pub fn resolve(
 
 /// `cargo xtask base-images`: builds whatever local substitute is missing.
 pub fn run(sh: &Shell, args: &BaseImagesArgs) -> Result<()> {
-    let ca_bundle = crate::options::ca_bundle(args.ca_bundle.as_deref());
-    if let Some(ca) = ca_bundle.as_ref().filter(|ca| !ca.is_file()) {
-        bail!("--ca-bundle {}: no such file; pass a PEM bundle, or `none`", ca.display());
-    }
+    let ca_bundle = crate::options::ca_bundle(args.ca_bundle.as_deref())?;
     let (build, emulate) =
         (Platform::host()?, args.emulate.clone().map(|l| l.0).unwrap_or_default());
     let opts = BaseOptions { ca_bundle, dry_run: args.dry_run };
