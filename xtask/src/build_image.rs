@@ -40,7 +40,7 @@ pub struct BuildImageArgs {
     /// Extra local tag for a loaded image (repeatable), next to the per-platform reference;
     /// several platforms with a tag make one multi-platform image under the tags only. Not
     /// with --push: final tags are written by `cargo xtask manifest --tag`.
-    #[arg(long, conflicts_with = "push")]
+    #[arg(long, conflicts_with = "push", value_parser = |s: &str| metadata::check_explicit_tag(s).map(|()| s.to_owned()))]
     pub tag: Vec<String>,
     #[command(flatten)]
     pub build: BuildOpts,
@@ -104,7 +104,6 @@ pub fn prepare(sh: &Shell, opts: &BuildOpts, platforms: &[&'static Platform]) ->
 
 pub fn run(sh: &Shell, args: &BuildImageArgs) -> Result<()> {
     let platforms = PlatformList::or_host(args.platform.clone())?;
-    args.tag.iter().try_for_each(|t| metadata::check_explicit_tag(t))?;
     build_legs(sh, &args.build, &[args.component], &platforms, args.push, &args.tag)
 }
 
