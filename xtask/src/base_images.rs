@@ -139,12 +139,12 @@ pub fn run(sh: &Shell, args: &BaseImagesArgs) -> Result<()> {
     Ok(())
 }
 
-/// The local images (their tags hash their inputs), building what is missing: the Debian base,
-/// then the Rust builder's apt stage (`toolchain`, into the build cache) while the host's cargo
-/// compiles cargo-chef (else the builder's `chef-compiled` stage does), then the Rust builder and
-/// the runtime base at once; then for each of `emulate` but the build platform a Rust builder
-/// that runs ON it (`docker/rust-builder-target.Dockerfile`: Debian's packages configured under
-/// QEMU, cargo-chef cross-compiled by the build-platform builder).
+/// The local images (their tags hash their inputs), building what is missing: the Debian base
+/// (`debootstrap --variant=minbase`, `docker import`), then the Rust builder's apt stage
+/// (`toolchain`, into the build cache) while the host's cargo compiles cargo-chef (else the
+/// builder's `chef-compiled` stage does), then the Rust builder and the runtime base at once;
+/// then for each of `emulate` but the build platform a Rust builder that runs ON it (Debian's
+/// packages configured under QEMU, cargo-chef cross-compiled by the build-platform builder).
 fn ensure_local(
     sh: &Shell,
     emulate: &[&'static Platform],
@@ -162,10 +162,25 @@ fn ensure_local(
     let debian_image = format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}");
     let builder = format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{:08x}", hash as u32);
     let runtime = format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}");
-    let mut debian = match present(sh, "debian base", &debian_image) {
-        true => Vec::new(),
-        false => debian_steps(&debian_image, &mirror, opts)?,
-    };
+    let mut debian = Vec::new();
+    if !present(sh, "debian base", &debian_image) {
+        if !opts.dry_run && which::which("debootstrap").is_err() {
+            bail!("debootstrap is not installed; run `cargo xtask setup` (or `apt-get install debootstrap`)");
+        }
+        let work = crate::target_dir().join("base-images");
+        let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs")).display().to_string();
+        let tarball = work.join(format!("{DEBIAN_SUITE}.tar")).display().to_string();
+        let rm = Cmd::new("rm").args(["-rf", &rootfs, &tarball]);
+        let debootstrap = ["--variant=minbase", DEBIAN_SUITE, &rootfs, &mirror];
+        debian = vec![
+            rm.clone(),
+            Cmd::new("mkdir").arg("-p").arg(work.display().to_string()),
+            Cmd::new("debootstrap").args(debootstrap),
+            Cmd::new("tar").args(["-C", &rootfs, "-cf", &tarball, "."]),
+            Cmd::new("docker").args(["import", &tarball, &debian_image]),
+            rm,
+        ];
+    }
     let (mut first, mut then) = (Vec::new(), Vec::new());
     if !present(sh, "rust builder", &builder) {
         let mut c = buildx(build.name, "rust-builder", &debian_image)
@@ -198,12 +213,24 @@ fn ensure_local(
     first.push(("the Debian base image and the Rust builder's packages", debian));
     run_all(sh, &first, opts.dry_run)?;
     run_all(sh, &then, opts.dry_run)?;
-    let mut emulate_rust_images = BTreeMap::new();
+    let target_df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
+    let env = sh.read_file("docker/cargo-env.sh")?;
+    let inputs = [&*target_df, &env, &builder, &debian_image, CARGO_CHEF_VERSION, &mirror];
+    let target = format!("{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}");
+    let (target_hash, mut emulate_rust_images) = (fnv1a(&inputs) as u32, BTreeMap::new());
     for t in emulate {
         let image = match *t == build {
             true => builder.clone(),
-            false => ensure_target_builder(sh, t, &builder, &debian_image, &mirror, opts)?,
+            false => format!("{target}-{}-{target_hash:08x}", t.arch),
         };
+        if *t != build && !present(sh, &format!("rust builder for {t}"), &image) {
+            let c = buildx(t.name, "rust-builder-target", &debian_image)
+                .opt("--build-arg", format!("BUILDER_IMAGE={builder}"))
+                .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
+                .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
+            let what = format!("the Rust builder for {t}");
+            run_all(sh, &[(&what, vec![finish_local_build(c, &image, opts)])], opts.dry_run)?;
+        }
         emulate_rust_images.insert(t.arch, image);
     }
     Ok((builder, runtime, emulate_rust_images))
@@ -246,53 +273,6 @@ fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
     let secret = opts.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
     let c = c.opts("--secret", secret).opt("--tag", image);
     c.opt("--output", "type=docker,compression=uncompressed").arg("docker")
-}
-
-/// A Rust builder that runs ON `target` (see [`ensure_local`]), built once per input hash.
-fn ensure_target_builder(
-    sh: &Shell,
-    target: &Platform,
-    builder: &str,
-    debian: &str,
-    mirror: &str,
-    opts: &BaseOptions,
-) -> Result<String> {
-    let df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
-    let env = sh.read_file("docker/cargo-env.sh")?;
-    let hash = fnv1a(&[&df, &env, builder, debian, CARGO_CHEF_VERSION, mirror]) as u32;
-    let arch = target.arch;
-    let image = format!("{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}-{arch}-{hash:08x}");
-    if present(sh, &format!("rust builder for {target}"), &image) {
-        return Ok(image);
-    }
-    let c = buildx(target.name, "rust-builder-target", debian)
-        .opt("--build-arg", format!("BUILDER_IMAGE={builder}"))
-        .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
-        .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
-    let what = format!("the Rust builder for {target}");
-    run_all(sh, &[(&what, vec![finish_local_build(c, &image, opts)])], opts.dry_run)?;
-    Ok(image)
-}
-
-/// A minimal Debian root filesystem imported as an image (no registry
-/// needed): `debootstrap --variant=minbase`, then `docker import`.
-fn debian_steps(image: &str, mirror: &str, opts: &BaseOptions) -> Result<Vec<Cmd>> {
-    if !opts.dry_run && which::which("debootstrap").is_err() {
-        bail!("debootstrap is not installed; run `cargo xtask setup` (or `apt-get install debootstrap`)");
-    }
-    let work = crate::target_dir().join("base-images");
-    let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs")).display().to_string();
-    let tarball = work.join(format!("{DEBIAN_SUITE}.tar")).display().to_string();
-    let rm = Cmd::new("rm").args(["-rf", &rootfs, &tarball]);
-    let debootstrap = ["--variant=minbase", DEBIAN_SUITE, &rootfs, mirror];
-    Ok(vec![
-        rm.clone(),
-        Cmd::new("mkdir").arg("-p").arg(work.display().to_string()),
-        Cmd::new("debootstrap").args(debootstrap),
-        Cmd::new("tar").args(["-C", &rootfs, "-cf", &tarball, "."]),
-        Cmd::new("docker").args(["import", &tarball, image]),
-        rm,
-    ])
 }
 
 #[cfg(test)]
