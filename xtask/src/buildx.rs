@@ -46,7 +46,6 @@ pub enum CacheKind {
     Gha,
 }
 
-/// buildx `--progress` mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Progress {
     /// Plain text, one line per event: readable in CI logs and parsed for cached steps.
@@ -332,19 +331,16 @@ pub fn parse_progress(text: &str) -> Vec<Step> {
 
 /// Build steps (`[stage n/m] INSTR`) reported as cached, counted once per step.
 pub fn cached_steps(steps: &[Step]) -> usize {
-    steps
-        .iter()
-        .filter(|s| s.cached && s.name.starts_with('[') && !s.name.starts_with("[internal]"))
-        .count()
+    let build_step = |s: &&Step| s.name.starts_with('[') && !s.name.starts_with("[internal]");
+    steps.iter().filter(|s| s.cached).filter(build_step).count()
 }
 
 /// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`) except the
 /// workspace's own (`brokkr-*`): empty after a source-only change (case B11).
 pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
     let crates = progress.lines().filter_map(|l| Some(l.split_once(" Compiling ")?.1.trim()));
-    let crates: BTreeSet<&str> =
-        crates.filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask ")).collect();
-    crates.into_iter().map(str::to_owned).collect()
+    let deps = crates.filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask "));
+    deps.collect::<BTreeSet<_>>().into_iter().map(str::to_owned).collect()
 }
 
 /// The error of a failed cache export in plain progress output (`#24 exporting cache to
