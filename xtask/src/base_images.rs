@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use xshell::Shell;
 
 use crate::{
@@ -33,24 +33,12 @@ pub struct BaseImagesArgs {
 /// Dockerfiles' `RUST_IMAGE` default (as `RUNTIME_IMAGE` below; tested).
 pub const UPSTREAM_RUST_IMAGE: &str = "docker.io/library/rust:1.85-slim-bookworm";
 pub const UPSTREAM_RUNTIME_IMAGE: &str = "gcr.io/distroless/cc-debian12:nonroot";
-pub use crate::project::LOCAL_BASE_PREFIX as LOCAL_PREFIX;
+pub use crate::{options::Bases, project::LOCAL_BASE_PREFIX as LOCAL_PREFIX};
 /// Installed `--locked` by every builder: the newest whose dependencies build
 /// with the builder's rustc 1.85 (0.1.76+ need 1.86+).
 pub const CARGO_CHEF_VERSION: &str = "0.1.75";
 /// Its rustc (1.85) matches `rust-version`; builder and runtime share its glibc (2.41).
 pub const DEBIAN_SUITE: &str = "trixie";
-
-/// Which base images the Dockerfiles use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Bases {
-    /// Upstream images when their registry answers, the local substitutes otherwise.
-    #[default]
-    Auto,
-    /// Always the upstream images (`rust:*-slim-bookworm`, distroless `cc`).
-    Upstream,
-    /// Always the local substitutes, built from Debian's archive when missing.
-    Local,
-}
 
 /// The build arguments `RUST_IMAGE`, `RUNTIME_IMAGE` and, per target architecture (`arm64`)
 /// for `--strategy emulate` with local bases, `EMULATE_RUST_IMAGE` (else `RUST_IMAGE`).
@@ -91,12 +79,6 @@ pub struct BaseOptions {
     pub dry_run: bool,
 }
 
-pub struct LocalNames {
-    debian: String,
-    builder: String,
-    runtime: String,
-}
-
 /// Whether `image` is in the local store; says so when it is.
 fn present(sh: &Shell, what: &str, image: &str) -> bool {
     let yes = crate::record::local_digest(sh, image, None).is_ok_and(|d| d.is_some());
@@ -104,14 +86,6 @@ fn present(sh: &Shell, what: &str, image: &str) -> bool {
         eprintln!("{what} {image} is present");
     }
     yes
-}
-
-/// Whether the upstream images' registries answer (a manifest lookup with a 20 s limit).
-fn upstream_reachable(sh: &Shell) -> bool {
-    [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE].iter().all(|img| {
-        let c = Cmd::new("timeout").args(["20", "docker", "buildx", "imagetools", "inspect", img]);
-        c.capture(sh).is_ok_and(|c| c.ok)
-    })
 }
 
 /// Chooses the base images for `targets` and prints the choice, building missing local
@@ -123,20 +97,19 @@ pub fn resolve(
     targets: &[&'static Platform],
     opts: &BaseOptions,
 ) -> Result<ResolvedBases> {
+    // Whether the upstream images' registries answer: a manifest lookup with a 20 s limit.
+    let probe = ["20", "docker", "buildx", "imagetools", "inspect"];
+    let reachable =
+        |i: &&str| Cmd::new("timeout").args(probe).arg(*i).capture(sh).is_ok_and(|c| c.ok);
+    let upstream = [UPSTREAM_RUST_IMAGE, UPSTREAM_RUNTIME_IMAGE];
     let local = match mode {
         Bases::Upstream => false,
         Bases::Local => true,
-        Bases::Auto => opts.dry_run || !upstream_reachable(sh),
+        Bases::Auto => opts.dry_run || !upstream.iter().all(reachable),
     };
-    let mut emulate_rust_images = BTreeMap::new();
-    let (rust_image, runtime_image) = if local {
-        let names = ensure_local(sh, Platform::host()?, opts)?;
-        for t in targets.iter().filter(|_| strategy == Strategy::Emulate) {
-            emulate_rust_images.insert(t.arch, ensure_target_builder(sh, t, &names, opts)?);
-        }
-        (names.builder, names.runtime)
-    } else {
-        (UPSTREAM_RUST_IMAGE.to_owned(), UPSTREAM_RUNTIME_IMAGE.to_owned())
+    let (rust_image, runtime_image, emulate_rust_images) = match local {
+        true => ensure_local(sh, if strategy == Strategy::Emulate { targets } else { &[] }, opts)?,
+        false => (UPSTREAM_RUST_IMAGE.into(), UPSTREAM_RUNTIME_IMAGE.into(), BTreeMap::new()),
     };
     let why = match (mode, local) {
         (Bases::Auto, true) if opts.dry_run => {
@@ -151,46 +124,66 @@ pub fn resolve(
     Ok(ResolvedBases { rust_image, runtime_image, emulate_rust_images, local })
 }
 
-/// `cargo xtask base-images`: builds whatever local substitute is missing; `emulate`: target
-/// platforms that also get a Rust builder of their own (for `--strategy emulate`).
-pub fn run(sh: &Shell, opts: &BaseOptions, emulate: &[&'static Platform]) -> Result<()> {
-    if let Some(ca) = opts.ca_bundle.as_ref().filter(|ca| !ca.is_file()) {
-        bail!("--ca-bundle {}: no such file; pass a PEM bundle, or `none`", ca.display());
-    }
-    let build = Platform::host()?;
-    let names = ensure_local(sh, build, opts)?;
-    println!("rust builder ({build}): {}", names.builder);
+/// `cargo xtask base-images`: builds whatever local substitute is missing.
+pub fn run(sh: &Shell, args: &BaseImagesArgs) -> Result<()> {
+    let ca_bundle = crate::options::ca_bundle(args.ca_bundle.as_deref())?;
+    let (build, emulate) =
+        (Platform::host()?, args.emulate.clone().map(|l| l.0).unwrap_or_default());
+    let opts = BaseOptions { ca_bundle, dry_run: args.dry_run };
+    let (builder, runtime, emulate_images) = ensure_local(sh, &emulate, &opts)?;
+    println!("rust builder ({build}): {builder}");
     for t in emulate.iter().filter(|t| **t != build) {
-        let image = ensure_target_builder(sh, t, &names, opts)?;
-        println!("rust builder ({t}, for --strategy emulate): {image}");
+        println!("rust builder ({t}, for --strategy emulate): {}", emulate_images[t.arch]);
     }
-    println!("runtime ({}): {}", crate::project::platform_names(), names.runtime);
+    println!("runtime ({}): {runtime}", crate::project::platform_names());
     Ok(())
 }
 
-/// The local images' names (their tags hash their inputs), building what is missing: the
-/// Debian base, then the Rust builder's apt stage (`toolchain`, into the build cache) while the
-/// host's cargo compiles cargo-chef (else the builder's `chef-compiled` stage does), then the
-/// Rust builder and the runtime base at once.
-fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<LocalNames> {
+/// The local images (their tags hash their inputs), building what is missing: the Debian base
+/// (`debootstrap --variant=minbase`, `docker import`), then the Rust builder's apt stage
+/// (`toolchain`, into the build cache) while the host's cargo compiles cargo-chef (else the
+/// builder's `chef-compiled` stage does), then the Rust builder and the runtime base at once;
+/// then for each of `emulate` but the build platform a Rust builder that runs ON it (Debian's
+/// packages configured under QEMU, cargo-chef cross-compiled by the build-platform builder).
+fn ensure_local(
+    sh: &Shell,
+    emulate: &[&'static Platform],
+    opts: &BaseOptions,
+) -> Result<(String, String, BTreeMap<&'static str, String>)> {
+    let build = Platform::host()?;
     let all = PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(",");
+    let mirror = std::env::var("BROKKR_DEBIAN_MIRROR");
+    let mirror = mirror.unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     let (foreign, packages) = builder_packages(build);
     let (foreign, packages) = (foreign.join(" "), packages.join(" "));
     let builder_df = sh.read_file("docker/rust-builder.Dockerfile")?;
     let (arch, hash) = (build.arch, fnv1a(&[&builder_df, &foreign, &packages, CARGO_CHEF_VERSION]));
     let runtime_hash = fnv1a(&[&sh.read_file("docker/runtime-base.Dockerfile")?, &all]) as u32;
-    let names = LocalNames {
-        debian: format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}"),
-        builder: format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{:08x}", hash as u32),
-        runtime: format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}"),
-    };
-    let mut debian = match present(sh, "debian base", &names.debian) {
-        true => Vec::new(),
-        false => debian_steps(&names.debian, opts)?,
-    };
+    let debian_image = format!("{LOCAL_PREFIX}/debian:{DEBIAN_SUITE}");
+    let builder = format!("{LOCAL_PREFIX}/rust-builder:{DEBIAN_SUITE}-{arch}-{:08x}", hash as u32);
+    let runtime = format!("{LOCAL_PREFIX}/runtime:{DEBIAN_SUITE}-{runtime_hash:08x}");
+    let mut debian = Vec::new();
+    if !present(sh, "debian base", &debian_image) {
+        if !opts.dry_run && which::which("debootstrap").is_err() {
+            bail!("debootstrap is not installed; run `cargo xtask setup` (or `apt-get install debootstrap`)");
+        }
+        let work = crate::target_dir().join("base-images");
+        let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs")).display().to_string();
+        let tarball = work.join(format!("{DEBIAN_SUITE}.tar")).display().to_string();
+        let rm = Cmd::new("rm").args(["-rf", &rootfs, &tarball]);
+        let debootstrap = ["--variant=minbase", DEBIAN_SUITE, &rootfs, &mirror];
+        debian = vec![
+            rm.clone(),
+            Cmd::new("mkdir").arg("-p").arg(work.display().to_string()),
+            Cmd::new("debootstrap").args(debootstrap),
+            Cmd::new("tar").args(["-C", &rootfs, "-cf", &tarball, "."]),
+            Cmd::new("docker").args(["import", &tarball, &debian_image]),
+            rm,
+        ];
+    }
     let (mut first, mut then) = (Vec::new(), Vec::new());
-    if !present(sh, "rust builder", &names.builder) {
-        let mut c = buildx(build.name, "rust-builder", &names.debian)
+    if !present(sh, "rust builder", &builder) {
+        let mut c = buildx(build.name, "rust-builder", &debian_image)
             .opt("--build-arg", format!("FOREIGN_ARCHES={foreign}"))
             .opt("--build-arg", format!("PACKAGES={packages}"));
         if which::which("cargo").is_ok() {
@@ -209,18 +202,38 @@ fn ensure_local(sh: &Shell, build: &Platform, opts: &BaseOptions) -> Result<Loca
             let chef = format!("host-cargo-chef={}", root.join("bin").display());
             c = c.opt("--build-arg", "CARGO_CHEF_FROM=host").opt("--build-context", chef);
         }
-        let c = finish_local_build(c, &names.builder, opts);
+        let c = finish_local_build(c, &builder, opts);
         then.push(("the local Rust builder image", vec![c]));
     }
-    if !present(sh, "runtime", &names.runtime) {
-        let c = buildx(&all, "runtime-base", &names.debian);
-        let c = c.opt("--tag", &names.runtime).args(["--load", "docker"]);
+    if !present(sh, "runtime", &runtime) {
+        let c = buildx(&all, "runtime-base", &debian_image);
+        let c = c.opt("--tag", &runtime).args(["--load", "docker"]);
         then.push(("the local runtime base image", vec![c]));
     }
     first.push(("the Debian base image and the Rust builder's packages", debian));
     run_all(sh, &first, opts.dry_run)?;
     run_all(sh, &then, opts.dry_run)?;
-    Ok(names)
+    let target_df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
+    let env = sh.read_file("docker/cargo-env.sh")?;
+    let inputs = [&*target_df, &env, &builder, &debian_image, CARGO_CHEF_VERSION, &mirror];
+    let target = format!("{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}");
+    let (target_hash, mut emulate_rust_images) = (fnv1a(&inputs) as u32, BTreeMap::new());
+    for t in emulate {
+        let image = match *t == build {
+            true => builder.clone(),
+            false => format!("{target}-{}-{target_hash:08x}", t.arch),
+        };
+        if *t != build && !present(sh, &format!("rust builder for {t}"), &image) {
+            let c = buildx(t.name, "rust-builder-target", &debian_image)
+                .opt("--build-arg", format!("BUILDER_IMAGE={builder}"))
+                .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
+                .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
+            let what = format!("the Rust builder for {t}");
+            run_all(sh, &[(&what, vec![finish_local_build(c, &image, opts)])], opts.dry_run)?;
+        }
+        emulate_rust_images.insert(t.arch, image);
+    }
+    Ok((builder, runtime, emulate_rust_images))
 }
 
 /// `docker buildx build` of `docker/<file>.Dockerfile` FROM the Debian base.
@@ -260,63 +273,6 @@ fn finish_local_build(c: Cmd, image: &str, opts: &BaseOptions) -> Cmd {
     let secret = opts.ca_bundle.iter().map(|ca| format!("id=ca-bundle,src={}", ca.display()));
     let c = c.opts("--secret", secret).opt("--tag", image);
     c.opt("--output", "type=docker,compression=uncompressed").arg("docker")
-}
-
-/// A Rust builder that runs ON `target` for `--strategy emulate` (on the build platform: the
-/// local one), from `docker/rust-builder-target.Dockerfile`: Debian's packages configured under
-/// QEMU, cargo-chef cross-compiled by the build-platform builder. Built once per input hash.
-pub fn ensure_target_builder(
-    sh: &Shell,
-    target: &Platform,
-    names: &LocalNames,
-    opts: &BaseOptions,
-) -> Result<String> {
-    if target == Platform::host()? {
-        return Ok(names.builder.clone());
-    }
-    let df = sh.read_file("docker/rust-builder-target.Dockerfile")?;
-    let env = sh.read_file("docker/cargo-env.sh")?;
-    let mirror = debian_mirror();
-    let (builder, debian) = (&names.builder, &names.debian);
-    let hash = fnv1a(&[&df, &env, builder, debian, CARGO_CHEF_VERSION, &mirror]) as u32;
-    let arch = target.arch;
-    let image = format!("{LOCAL_PREFIX}/rust-builder-target:{DEBIAN_SUITE}-{arch}-{hash:08x}");
-    if present(sh, &format!("rust builder for {target}"), &image) {
-        return Ok(image);
-    }
-    let c = buildx(target.name, "rust-builder-target", &names.debian)
-        .opt("--build-arg", format!("BUILDER_IMAGE={}", names.builder))
-        .opt("--build-arg", format!("DEBIAN_SUITE={DEBIAN_SUITE}"))
-        .opt("--build-arg", format!("DEBIAN_MIRROR={mirror}"));
-    let what = format!("the Rust builder for {target}");
-    run_all(sh, &[(&what, vec![finish_local_build(c, &image, opts)])], opts.dry_run)?;
-    Ok(image)
-}
-
-/// `$BROKKR_DEBIAN_MIRROR`, else deb.debian.org.
-fn debian_mirror() -> String {
-    std::env::var("BROKKR_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into())
-}
-
-/// A minimal Debian root filesystem imported as an image (no registry
-/// needed): `debootstrap --variant=minbase`, then `docker import`.
-fn debian_steps(image: &str, opts: &BaseOptions) -> Result<Vec<Cmd>> {
-    if !opts.dry_run && which::which("debootstrap").is_err() {
-        bail!("debootstrap is not installed; run `cargo xtask setup` (or `apt-get install debootstrap`)");
-    }
-    let work = crate::target_dir().join("base-images");
-    let rootfs = work.join(format!("{DEBIAN_SUITE}-rootfs")).display().to_string();
-    let tarball = work.join(format!("{DEBIAN_SUITE}.tar")).display().to_string();
-    let rm = Cmd::new("rm").args(["-rf", &rootfs, &tarball]);
-    let debootstrap = ["--variant=minbase", DEBIAN_SUITE, &rootfs, &debian_mirror()];
-    Ok(vec![
-        rm.clone(),
-        Cmd::new("mkdir").arg("-p").arg(work.display().to_string()),
-        Cmd::new("debootstrap").args(debootstrap),
-        Cmd::new("tar").args(["-C", &rootfs, "-cf", &tarball, "."]),
-        Cmd::new("docker").args(["import", &tarball, image]),
-        rm,
-    ])
 }
 
 #[cfg(test)]

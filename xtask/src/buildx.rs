@@ -46,7 +46,6 @@ pub enum CacheKind {
     Gha,
 }
 
-/// buildx `--progress` mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Progress {
     /// Plain text, one line per event: readable in CI logs and parsed for cached steps.
@@ -227,12 +226,13 @@ pub fn check_libc_pairing(triple: &str, runtime_image: &str) -> Result<()> {
 }
 
 /// A Dockerfile stage for the preflight: `name` (`AS name`, else its index), `base` (`FROM` image
-/// or stage, arguments substituted), `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
+/// or stage, arguments substituted), `on_build` (its FROM chain reaches
+/// `--platform=$BUILDPLATFORM`), `copies_from` (`COPY --from=`, `RUN --mount=...,from=`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stage {
     pub name: String,
     pub base: String,
-    pub platform: Option<String>,
+    pub on_build: bool,
     pub runs: bool,
     pub copies_from: Vec<String>,
 }
@@ -258,8 +258,7 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                 }
             }
             "FROM" => {
-                let platform =
-                    rest.iter().find_map(|w| w.strip_prefix("--platform=")).map(str::to_owned);
+                let platform = rest.iter().find_map(|w| w.strip_prefix("--platform="));
                 let plain: Vec<&str> =
                     rest.iter().copied().filter(|w| !w.starts_with("--")).collect();
                 let base =
@@ -270,7 +269,9 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
                     [_, as_kw, name, ..] if as_kw.eq_ignore_ascii_case("as") => name.to_string(),
                     _ => stages.len().to_string(),
                 };
-                stages.push(Stage { name, base, platform, runs: false, copies_from: Vec::new() });
+                let on_build = platform.is_some_and(|p| p.contains("BUILDPLATFORM"))
+                    || stages.iter().find(|s| s.name == base).is_some_and(|s| s.on_build);
+                stages.push(Stage { name, base, on_build, runs: false, copies_from: Vec::new() });
             }
             "RUN" | "COPY" => {
                 let Some(stage) = stages.last_mut() else { continue };
@@ -292,12 +293,6 @@ pub fn parse_stages(dockerfile: &str, build_args: &BTreeMap<String, String>) -> 
 /// `--platform=$BUILDPLATFORM`): a foreign one needs QEMU, else `exec format error`.
 pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
     let by_name = |n: &str| -> Option<&Stage> { stages.iter().find(|s| s.name == n) };
-    // On the build platform: its FROM chain reaches `--platform=$BUILDPLATFORM`.
-    let on_build = |start: &Stage| {
-        std::iter::successors(Some(start), |s| by_name(&s.base))
-            .take(stages.len())
-            .any(|s| s.platform.as_deref().is_some_and(|p| p.contains("BUILDPLATFORM")))
-    };
     let (mut seen, mut todo) = (BTreeSet::new(), stages.last().into_iter().collect::<Vec<_>>());
     while let Some(stage) = todo.pop() {
         if seen.insert(stage.name.as_str()) {
@@ -305,7 +300,7 @@ pub fn emulated_run_stages(stages: &[Stage]) -> Vec<String> {
             todo.extend(stage.copies_from.iter().filter_map(|f| by_name(f)));
         }
     }
-    let hits = seen.into_iter().filter_map(by_name).filter(|s| s.runs && !on_build(s));
+    let hits = seen.into_iter().filter_map(by_name).filter(|s| s.runs && !s.on_build);
     hits.map(|s| s.name.clone()).collect()
 }
 
@@ -336,19 +331,16 @@ pub fn parse_progress(text: &str) -> Vec<Step> {
 
 /// Build steps (`[stage n/m] INSTR`) reported as cached, counted once per step.
 pub fn cached_steps(steps: &[Step]) -> usize {
-    steps
-        .iter()
-        .filter(|s| s.cached && s.name.starts_with('[') && !s.name.starts_with("[internal]"))
-        .count()
+    let build_step = |s: &&Step| s.name.starts_with('[') && !s.name.starts_with("[internal]");
+    steps.iter().filter(|s| s.cached).filter(build_step).count()
 }
 
 /// The crates cargo compiled in a build's output (`Compiling serde v1.0.228`) except the
 /// workspace's own (`brokkr-*`): empty after a source-only change (case B11).
 pub fn dependency_crates_compiled(progress: &str) -> Vec<String> {
     let crates = progress.lines().filter_map(|l| Some(l.split_once(" Compiling ")?.1.trim()));
-    let crates: BTreeSet<&str> =
-        crates.filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask ")).collect();
-    crates.into_iter().map(str::to_owned).collect()
+    let deps = crates.filter(|c| !c.starts_with("brokkr-") && !c.starts_with("xtask "));
+    deps.collect::<BTreeSet<_>>().into_iter().map(str::to_owned).collect()
 }
 
 /// The error of a failed cache export in plain progress output (`#24 exporting cache to

@@ -53,14 +53,7 @@ fn main() -> Result<()> {
         Command::Push(args) => push::run(&sh, &args),
         Command::Manifest(args) => manifest::run(&sh, &args),
         Command::Smoke(args) => smoke::run(&sh, &args),
-        Command::BaseImages(args) => base_images::run(
-            &sh,
-            &base_images::BaseOptions {
-                ca_bundle: options::ca_bundle(args.ca_bundle.as_deref()),
-                dry_run: args.dry_run,
-            },
-            &args.emulate.map(|l| l.0).unwrap_or_default(),
-        ),
+        Command::BaseImages(args) => base_images::run(&sh, &args),
         Command::Tags(args) => tags::run(&sh, &args),
         Command::Bench(args) => bench::run(&sh, &args),
         Command::Ci(args) => ci::run(&sh, &args),

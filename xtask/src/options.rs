@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use anyhow::{ensure, Context as _, Result};
+use clap::{Args, ValueEnum};
 
 use crate::{
-    base_images::Bases,
     buildx::{CacheKind, Progress, Strategy},
     project::{parse_component_list, parse_platform_list, Component, ComponentList, PlatformList},
 };
@@ -54,6 +54,18 @@ pub struct BuildOpts {
     pub dry_run: bool,
 }
 
+/// Which base images the Dockerfiles use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Bases {
+    /// Upstream images when their registry answers, the local substitutes otherwise.
+    #[default]
+    Auto,
+    /// Always the upstream images (`rust:*-slim-bookworm`, distroless `cc`).
+    Upstream,
+    /// Always the local substitutes, built from Debian's archive when missing.
+    Local,
+}
+
 /// Which images a command works on: components times platforms.
 #[derive(Clone, Debug, Args)]
 pub struct Selection {
@@ -70,29 +82,42 @@ impl Selection {
         ComponentList::or_all(self.component.clone())
     }
 
-    pub fn platforms(&self) -> anyhow::Result<Vec<&'static crate::project::Platform>> {
+    pub fn platforms(&self) -> Result<Vec<&'static crate::project::Platform>> {
         PlatformList::or_host(self.platform.clone())
     }
 }
 
 /// The CA bundle to pass to builds: `--ca-bundle` / `BROKKR_CA_BUNDLE` (`none` or empty: off),
 /// else `$SSL_CERT_FILE` (reported and skipped when no file), else the host's Debian/Ubuntu
-/// bundle when it exists. Relative paths are from the directory xtask was started in.
-pub fn ca_bundle(flag: Option<&str>) -> Option<PathBuf> {
+/// bundle when it exists. Relative paths are from the directory xtask was started in. An error
+/// when it is not a readable PEM bundle (`-----BEGIN CERTIFICATE-----`).
+pub fn ca_bundle(flag: Option<&str>) -> Result<Option<PathBuf>> {
     const HOST_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-    if let Some(v) = flag {
-        return (!v.is_empty() && !v.eq_ignore_ascii_case("none")).then(|| absolute(Path::new(v)));
-    }
     let env = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty());
-    match env.map(|f| absolute(Path::new(&f))) {
-        Some(f) if f.is_file() => return Some(f),
-        Some(f) => eprintln!(
-            "warning: SSL_CERT_FILE={} is not a file; using {HOST_BUNDLE} if present (--ca-bundle sets one)",
-            f.display()
-        ),
-        None => {}
-    }
-    Some(PathBuf::from(HOST_BUNDLE)).filter(|p| p.is_file())
+    let path = match (flag, env.map(|f| absolute(Path::new(&f)))) {
+        (Some(v), _) => {
+            (!v.is_empty() && !v.eq_ignore_ascii_case("none")).then(|| absolute(Path::new(v)))
+        }
+        (None, Some(f)) if f.is_file() => Some(f),
+        (None, env) => {
+            if let Some(f) = env {
+                eprintln!("warning: SSL_CERT_FILE={} is not a file; using {HOST_BUNDLE} if present (--ca-bundle sets one)", f.display());
+            }
+            Some(PathBuf::from(HOST_BUNDLE)).filter(|p| p.is_file())
+        }
+    };
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read(&path).with_context(|| {
+        format!("--ca-bundle {}: cannot read it; pass a PEM bundle, or `none`", path.display())
+    })?;
+    ensure!(
+        String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----"),
+        "--ca-bundle {}: {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); pass a PEM \
+             bundle such as /etc/ssl/certs/ca-certificates.crt, or `none`",
+        path.display(),
+        if text.is_empty() { "the file is empty and" } else { "it" }
+    );
+    Ok(Some(path))
 }
 
 /// `path` made absolute against the directory xtask was started in (not the workspace root).
@@ -101,6 +126,33 @@ pub fn absolute(path: &Path) -> PathBuf {
 }
 
 /// clap value parser for file arguments: [`absolute`].
-pub fn absolute_path(s: &str) -> Result<PathBuf, String> {
+pub fn absolute_path(s: &str) -> std::result::Result<PathBuf, String> {
     Ok(absolute(Path::new(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ca_bundle_must_be_pem() {
+        let dir = std::env::temp_dir().join(format!("xtask-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            ("empty.pem", "", Some("the file is empty")),
+            ("der.crt", "0\u{82}\u{3}binary", Some("holds no PEM certificate")),
+            ("ok.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", None),
+        ];
+        for (name, body, want) in cases {
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            match (super::ca_bundle(p.to_str()), want) {
+                (Ok(Some(got)), None) => assert_eq!(got, p),
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),
+                (got, _) => panic!("{name}: {got:?}"),
+            }
+        }
+        let err = super::ca_bundle(dir.join("absent.pem").to_str()).unwrap_err();
+        assert!(err.to_string().contains("cannot read it"), "{err}");
+        assert_eq!(super::ca_bundle(Some("none")).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

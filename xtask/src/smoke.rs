@@ -25,16 +25,11 @@ pub struct SmokeArgs {
     #[arg(long, env = "BROKKR_REGISTRY", value_parser = parse_registry)]
     pub registry: Option<String>,
     /// Run images by this tag instead of the per-platform references (e.g. a final tag like `main`).
-    #[arg(long, value_parser = parse_tag)]
+    #[arg(long, value_parser = |s: &str| metadata::check_explicit_tag(s).map(|()| s.to_owned()))]
     pub tag: Option<String>,
     /// Do not install or start missing host pieces (QEMU for foreign platforms); fail with the remedy instead.
     #[arg(long)]
     pub no_setup: bool,
-}
-
-fn parse_tag(s: &str) -> Result<String, String> {
-    metadata::check_explicit_tag(s).map_err(|e| e.to_string())?;
-    Ok(s.to_owned())
 }
 
 /// Whether a `--version` line reports the architecture `machine`
@@ -187,8 +182,14 @@ mod tests {
 
     #[test]
     fn tag_is_checked_against_docker_grammar() {
-        assert_eq!(parse_tag("main").unwrap(), "main");
-        let err = parse_tag("bad tag").unwrap_err();
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            smoke: SmokeArgs,
+        }
+        let parse = |tag| <Cli as clap::Parser>::try_parse_from(["smoke", "--tag", tag]);
+        assert_eq!(parse("main").unwrap().smoke.tag.as_deref(), Some("main"));
+        let err = parse("bad tag").err().unwrap().to_string();
         assert!(err.contains("invalid --tag `bad tag`"), "{err}");
     }
 }
