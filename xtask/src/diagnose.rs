@@ -351,13 +351,11 @@ impl Cmd {
             if show {
                 self.echo();
             }
-            let out = self.capture(sh).map_err(|e| e.to_string())?;
+            let out = last.insert(self.capture(sh).map_err(|e| e.to_string())?);
             if show {
                 eprint!("{}{}", out.stdout, out.stderr);
             }
-            let done = if out.ok { Ok(()) } else { Err(out.stderr.clone()) };
-            last = Some(out);
-            done
+            out.ok.then_some(()).ok_or_else(|| out.stderr.clone())
         });
         last.ok_or_else(|| anyhow!("{what} failed: {}", done.err().unwrap_or_default()))
     }
