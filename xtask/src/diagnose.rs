@@ -44,34 +44,26 @@ const TRANSIENT: &[&str] = &[
 /// Whether a failed registry command is worth retrying: HTTP 5xx and 429, timeouts, resets, an
 /// `EOF` on a registry request; never with a [`PERMANENT`] phrase or a 401/403/404 status.
 pub fn is_transient(stderr: &str) -> bool {
-    let lower = stderr.to_ascii_lowercase();
-    let statuses = http_statuses(&lower);
-    if PERMANENT.iter().chain(AUTH).chain(NOT_FOUND).any(|p| lower.contains(p))
-        || statuses.iter().any(|s| [401, 403, 404].contains(s))
-    {
-        return false;
-    }
-    TRANSIENT.iter().any(|p| lower.contains(p))
-        || statuses.iter().any(|s| *s == 429 || (500..=599).contains(s))
-        || lower.lines().any(is_registry_eof)
-}
-
-/// HTTP status codes: `status: 503`, `status code 503`, `status 503`, `statuscode=503`, `http 503`.
-fn http_statuses(lower: &str) -> Vec<u16> {
+    let lower = &stderr.to_ascii_lowercase();
+    // HTTP status codes: `status: 503`, `status code 503`, `status 503`, `statuscode=503`, `http 503`.
     let prefixes = ["status: ", "status code: ", "status code ", "status ", "statuscode=", "http "];
     let after = |p: &'static str| lower.match_indices(p).map(move |(i, _)| &lower[i + p.len()..]);
     let code = |rest: &str| {
         let n = rest.bytes().take_while(u8::is_ascii_digit).count();
         rest[..n].parse().ok().filter(|_| n == 3)
     };
-    prefixes.into_iter().flat_map(after).filter_map(code).collect()
-}
-
-/// A line ending a registry request with Go's `EOF` / `unexpected EOF`.
-fn is_registry_eof(line: &str) -> bool {
-    let line = line.trim();
-    (line.ends_with(": eof") || line.contains("unexpected eof"))
-        && ["http://", "https://", "request", "registry", "/v2/"].iter().any(|p| line.contains(p))
+    let statuses: Vec<u16> = prefixes.into_iter().flat_map(after).filter_map(code).collect();
+    // A line ending a registry request with Go's `EOF` / `unexpected EOF`.
+    let registry_eof = |l: &str| {
+        (l.trim_end().ends_with(": eof") || l.contains("unexpected eof"))
+            && ["http://", "https://", "request", "registry", "/v2/"].iter().any(|p| l.contains(p))
+    };
+    let permanent = PERMANENT.iter().chain(AUTH).chain(NOT_FOUND).any(|p| lower.contains(p))
+        || statuses.iter().any(|s| [401, 403, 404].contains(s));
+    !permanent
+        && (TRANSIENT.iter().any(|p| lower.contains(p))
+            || statuses.iter().any(|s| *s == 429 || (500..=599).contains(s))
+            || lower.lines().any(registry_eof))
 }
 
 /// The kind of failure a [`Hint`] explains (the cases B1, B2, B6, B8, M5 among them).
