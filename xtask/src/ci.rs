@@ -6,7 +6,7 @@ use std::{
     time::Instant,
 };
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use clap::Args;
 use xshell::Shell;
 
@@ -72,37 +72,29 @@ fn check_space(path: &Path, free: u64) -> Result<()> {
 /// (<seconds>s)` lines and the total, also to `$GITHUB_STEP_SUMMARY` on GitHub.
 pub fn run(sh: &Shell, args: &CiArgs) -> Result<()> {
     let started = Instant::now();
-    let mut results: Vec<(&str, bool, f64)> = Vec::new();
     // The Docker data root (or its nearest existing parent) and the target directory.
     let dirs = [PathBuf::from("/var/lib/docker"), crate::target_dir()];
     for dir in dirs.iter().filter(|_| !args.no_docker) {
         let dir = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
         check_space(dir, fs4::available_space(dir).context("reading free disk space")?)?;
     }
+    let (mut rows, mut done) = (Vec::new(), Ok(()));
     for (name, cmd) in stages(args)? {
         gha::group(name);
         let t = Instant::now();
         let r = cmd.run(sh);
         gha::end_group();
-        results.push((name, r.is_ok(), t.elapsed().as_secs_f64()));
-        if let Err(e) = r {
-            print_results(&results, started)?;
-            bail!("ci: stage `{name}` failed: {e:#}");
+        let (status, secs) = (if r.is_ok() { "ok" } else { "FAILED" }, t.elapsed().as_secs_f64());
+        rows.push(vec![name.to_owned(), status.to_owned(), format!("{secs:.0}s")]);
+        done = r.map_err(|e| anyhow!("ci: stage `{name}` failed: {e:#}"));
+        if done.is_err() {
+            break;
         }
     }
-    print_results(&results, started)
-}
-
-fn print_results(results: &[(&str, bool, f64)], started: Instant) -> Result<()> {
-    let mut rows = Vec::new();
-    for (name, ok, secs) in results {
-        let status = if *ok { "ok" } else { "FAILED" };
-        println!("ci: {name:<10} {status} ({secs:.0}s)");
-        rows.push(vec![name.to_string(), status.to_owned(), format!("{secs:.0}s")]);
-    }
-    let total = started.elapsed().as_secs_f64();
-    println!("ci: total      {total:.0}s");
-    gha::summary(&gha::markdown_table(&["stage", "result", "time"], &rows))
+    rows.iter().for_each(|r| println!("ci: {:<10} {} ({})", r[0], r[1], r[2]));
+    println!("ci: total      {:.0}s", started.elapsed().as_secs_f64());
+    gha::summary(&gha::markdown_table(&["stage", "result", "time"], &rows))?;
+    done
 }
 
 #[cfg(test)]

@@ -44,34 +44,26 @@ const TRANSIENT: &[&str] = &[
 /// Whether a failed registry command is worth retrying: HTTP 5xx and 429, timeouts, resets, an
 /// `EOF` on a registry request; never with a [`PERMANENT`] phrase or a 401/403/404 status.
 pub fn is_transient(stderr: &str) -> bool {
-    let lower = stderr.to_ascii_lowercase();
-    let statuses = http_statuses(&lower);
-    if PERMANENT.iter().chain(AUTH).chain(NOT_FOUND).any(|p| lower.contains(p))
-        || statuses.iter().any(|s| [401, 403, 404].contains(s))
-    {
-        return false;
-    }
-    TRANSIENT.iter().any(|p| lower.contains(p))
-        || statuses.iter().any(|s| *s == 429 || (500..=599).contains(s))
-        || lower.lines().any(is_registry_eof)
-}
-
-/// HTTP status codes: `status: 503`, `status code 503`, `status 503`, `statuscode=503`, `http 503`.
-fn http_statuses(lower: &str) -> Vec<u16> {
+    let lower = &stderr.to_ascii_lowercase();
+    // HTTP status codes: `status: 503`, `status code 503`, `status 503`, `statuscode=503`, `http 503`.
     let prefixes = ["status: ", "status code: ", "status code ", "status ", "statuscode=", "http "];
     let after = |p: &'static str| lower.match_indices(p).map(move |(i, _)| &lower[i + p.len()..]);
     let code = |rest: &str| {
         let n = rest.bytes().take_while(u8::is_ascii_digit).count();
         rest[..n].parse().ok().filter(|_| n == 3)
     };
-    prefixes.into_iter().flat_map(after).filter_map(code).collect()
-}
-
-/// A line ending a registry request with Go's `EOF` / `unexpected EOF`.
-fn is_registry_eof(line: &str) -> bool {
-    let line = line.trim();
-    (line.ends_with(": eof") || line.contains("unexpected eof"))
-        && ["http://", "https://", "request", "registry", "/v2/"].iter().any(|p| line.contains(p))
+    let statuses: Vec<u16> = prefixes.into_iter().flat_map(after).filter_map(code).collect();
+    // A line ending a registry request with Go's `EOF` / `unexpected EOF`.
+    let registry_eof = |l: &str| {
+        (l.trim_end().ends_with(": eof") || l.contains("unexpected eof"))
+            && ["http://", "https://", "request", "registry", "/v2/"].iter().any(|p| l.contains(p))
+    };
+    let permanent = PERMANENT.iter().chain(AUTH).chain(NOT_FOUND).any(|p| lower.contains(p))
+        || statuses.iter().any(|s| [401, 403, 404].contains(s));
+    !permanent
+        && (TRANSIENT.iter().any(|p| lower.contains(p))
+            || statuses.iter().any(|s| *s == 429 || (500..=599).contains(s))
+            || lower.lines().any(registry_eof))
 }
 
 /// The kind of failure a [`Hint`] explains (the cases B1, B2, B6, B8, M5 among them).
@@ -106,15 +98,10 @@ impl fmt::Display for Hint {
     }
 }
 
-/// An extra condition on a [`Rule`], over the host the message names.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Guard {
-    Always,
-    Loopback,
-    NotLoopback,
-    /// A download inside a build (cargo/curl/npm), not the engine's x509 error.
-    InBuild,
-}
+/// An extra condition on a [`Rule`]: (whether the host the message names is on loopback, whether
+/// it is a download inside a build (cargo/curl/npm), not the engine's x509 error).
+type Guard = fn(bool, bool) -> bool;
+const ALWAYS: Guard = |_, _| true;
 
 /// One diagnosis: every group of `all` must have a phrase in the message. `what` and `fix` may
 /// hold `{host}`, `{start}`, `{target}`, `{var}`, `{linker}`, `{install}`, filled by [`facts`].
@@ -149,60 +136,60 @@ const AUTH: &[&str] = &[
 /// Most specific first; the first that matches wins.
 const RULES: &[Rule] = &[
     Rule { cause: Cause::EmulatorCrash, all: &[&["qemu"], &["uncaught target signal", "sigsegv", "segmentation fault"]],
-        guard: Guard::Always,
+        guard: ALWAYS,
         what: "the emulator (QEMU) crashed running a foreign binary",
         fix: "use the default cross strategy (`--strategy cross`) or a newer QEMU (`cargo xtask setup`)" },
-    Rule { cause: Cause::NoBinfmt, all: &[&["exec format error"]], guard: Guard::Always,
+    Rule { cause: Cause::NoBinfmt, all: &[&["exec format error"]], guard: ALWAYS,
         what: "a foreign-architecture binary could not run: no binfmt (QEMU) handler is registered for it",
         fix: "run `cargo xtask setup` (registers QEMU), or build with `--strategy cross`" },
     Rule { cause: Cause::MultiPlatformLoad, all: &[&[
             "docker exporter does not currently support exporting manifest lists",
             "multi-platform build is not supported for the docker driver",
-            "multiple platforms feature is currently not supported for docker driver"]], guard: Guard::Always,
+            "multiple platforms feature is currently not supported for docker driver"]], guard: ALWAYS,
         what: "the `docker` driver without the containerd image store cannot load a multi-platform image",
         fix: "build one platform with `--load`, or `--push` to a registry, or enable the containerd image store / \
               use a docker-container builder (`docker buildx create --use`)" },
-    Rule { cause: Cause::PlainHttpRegistry, all: &[&["server gave http response to https client"]], guard: Guard::Loopback,
+    Rule { cause: Cause::PlainHttpRegistry, all: &[&["server gave http response to https client"]], guard: |loopback, _| loopback,
         what: "the registry {host} speaks plain HTTP but was contacted over HTTPS", fix: PLAIN_HTTP_FIX },
-    Rule { cause: Cause::PlainHttpRegistry, all: &[&["server gave http response to https client"]], guard: Guard::NotLoopback,
+    Rule { cause: Cause::PlainHttpRegistry, all: &[&["server gave http response to https client"]], guard: |loopback, _| !loopback,
         what: "the registry {host} speaks plain HTTP; only a loopback registry (localhost, 127.0.0.1) is used \
                over plain HTTP without configuration", fix: PLAIN_HTTP_FIX },
-    Rule { cause: Cause::UnknownCa, all: &[UNTRUSTED], guard: Guard::InBuild,
+    Rule { cause: Cause::UnknownCa, all: &[UNTRUSTED], guard: |_, in_build| in_build,
         what: "a download inside the build met a TLS certificate from an authority the builder image does not \
                trust (a TLS-intercepting proxy?)",
         fix: "pass the CA bundle that trusts it: `--ca-bundle FILE` (default: $SSL_CERT_FILE, else the host's \
               /etc/ssl/certs/ca-certificates.crt)" },
-    Rule { cause: Cause::UnknownCa, all: &[UNTRUSTED], guard: Guard::Always,
+    Rule { cause: Cause::UnknownCa, all: &[UNTRUSTED], guard: ALWAYS,
         what: "the TLS certificate of {host} is signed by an authority the Docker engine does not trust",
         fix: "install the registry's CA as /etc/docker/certs.d/{host}/ca.crt (docker driver), or give the builder \
               a buildkitd.toml with `[registry.\"{host}\"] ca = [\"/path/ca.pem\"]`" },
-    Rule { cause: Cause::DiskFull, all: &[&["no space left on device"]], guard: Guard::Always,
+    Rule { cause: Cause::DiskFull, all: &[&["no space left on device"]], guard: ALWAYS,
         what: "the disk holding Docker's data (or the build cache) is full",
         fix: "free space: `docker builder prune` and `docker image prune`; `docker system df` shows usage" },
-    Rule { cause: Cause::AuthRequired, all: &[AUTH], guard: Guard::Always,
+    Rule { cause: Cause::AuthRequired, all: &[AUTH], guard: ALWAYS,
         what: "the registry {host} refused the request: not logged in, or not allowed to push there",
         fix: "`docker login {host}` (in GitHub Actions: docker/login-action, and `packages: write` for ghcr.io)" },
-    Rule { cause: Cause::NotFound, all: &[NOT_FOUND], guard: Guard::Always,
+    Rule { cause: Cause::NotFound, all: &[NOT_FOUND], guard: ALWAYS,
         what: "the image reference does not exist in the registry",
         fix: "push the per-platform images first (`cargo xtask build-image --push` or `cargo xtask images --push`), \
               and check registry, name and tag" },
-    Rule { cause: Cause::LoopbackUnreachable, all: &[&["connection refused"]], guard: Guard::Loopback,
+    Rule { cause: Cause::LoopbackUnreachable, all: &[&["connection refused"]], guard: |loopback, _| loopback,
         what: "nothing answers at {host}: the local registry is not running, or the builder runs in a container \
                whose localhost is not this host's",
         fix: "{start}; a docker-container builder needs `--driver-opt network=host` to reach it" },
     Rule { cause: Cause::UpstreamUnreachable, all: &[&[
             "failed to resolve source metadata for docker.io/", "failed to resolve source metadata for gcr.io/",
             "lookup registry-1.docker.io", "lookup gcr.io", "lookup auth.docker.io",
-            "lookup production.cloudflare.docker.com"]], guard: Guard::Always,
+            "lookup production.cloudflare.docker.com"]], guard: ALWAYS,
         what: "the upstream base images (Docker Hub, gcr.io) cannot be reached",
         fix: "use the local substitutes built from Debian's archive: `--bases local` (see `cargo xtask base-images`)" },
-    Rule { cause: Cause::UnknownHost, all: &[&["no such host"]], guard: Guard::Always,
+    Rule { cause: Cause::UnknownHost, all: &[&["no such host"]], guard: ALWAYS,
         what: "the host name of {host} does not resolve",
         fix: "check the registry name you gave (--registry / BROKKR_REGISTRY) and this host's DNS" },
-    Rule { cause: Cause::CrossLinkerMissing, all: &[&["relocations in generic elf"]], guard: Guard::Always,
+    Rule { cause: Cause::CrossLinkerMissing, all: &[&["relocations in generic elf"]], guard: ALWAYS,
         what: "objects compiled for {target} were linked by the host linker: no cross linker is configured",
         fix: "set {var}={linker} (the default `--strategy cross` does), and install {linker}" },
-    Rule { cause: Cause::LinkerNotFound, all: &[&["error: linker `"], &["` not found"]], guard: Guard::Always,
+    Rule { cause: Cause::LinkerNotFound, all: &[&["error: linker `"], &["` not found"]], guard: ALWAYS,
         what: "the linker `{linker}` is not installed",
         fix: "{install}; `cargo xtask doctor` lists what is missing" },
 ];
@@ -221,12 +208,7 @@ pub fn explain(stderr: &str) -> Option<Hint> {
             || !lower.contains("x509");
     let rule = RULES.iter().find(|r| {
         r.all.iter().all(|any| any.iter().any(|p| lower.contains(p)))
-            && match r.guard {
-                Guard::Always => true,
-                Guard::Loopback => loopback,
-                Guard::NotLoopback => !loopback,
-                Guard::InBuild => in_build,
-            }
+            && (r.guard)(loopback, in_build)
     })?;
     let facts = facts(stderr, &lower, host.as_deref());
     let fill = |s: &str| facts.iter().fold(s.to_owned(), |s, (k, v)| s.replace(k, v));
@@ -361,13 +343,11 @@ impl Cmd {
             if show {
                 self.echo();
             }
-            let out = self.capture(sh).map_err(|e| e.to_string())?;
+            let out = last.insert(self.capture(sh).map_err(|e| e.to_string())?);
             if show {
                 eprint!("{}{}", out.stdout, out.stderr);
             }
-            let done = if out.ok { Ok(()) } else { Err(out.stderr.clone()) };
-            last = Some(out);
-            done
+            out.ok.then_some(()).ok_or_else(|| out.stderr.clone())
         });
         last.ok_or_else(|| anyhow!("{what} failed: {}", done.err().unwrap_or_default()))
     }

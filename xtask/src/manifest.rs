@@ -211,47 +211,6 @@ fn annotation_args(labels: &BTreeMap<String, String>) -> Vec<String> {
     set.flat_map(|(k, v)| ["--annotation".to_owned(), format!("index:{k}={v}")]).collect()
 }
 
-/// Prints the tags and platforms (JSON or a table), sets the step outputs and summary.
-fn report(
-    image: &str,
-    (digest, doc): (&str, &Document),
-    sources: &[Source],
-    (written, skipped): &moves::Plan,
-    json: bool,
-) -> Result<()> {
-    let entries = doc.entries();
-    let size = |d: &str| entries.iter().find(|e| e.digest == d).map_or(0, |e| e.size);
-    let value = json!({
-        "image": image,
-        "index_digest": digest,
-        "tags": written,
-        "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
-        "annotations": doc.annotations,
-        "platforms": sources.iter().map(|s| json!({
-            "platform": s.platform.name,
-            "digest": s.platform_digest,
-            "manifest_size": size(&s.platform_digest),
-            "source": s.reference,
-        })).collect::<Vec<_>>(),
-    });
-    let mut rows: Vec<Vec<String>> =
-        written.iter().map(|f| vec![f.clone(), digest.to_owned()]).collect();
-    rows.extend(skipped.iter().map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]));
-    rows.extend(sources.iter().map(|s| {
-        let d = &s.platform_digest;
-        vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
-    }));
-    let head = ["tag or platform", "digest"];
-    match json {
-        true => println!("{}", serde_json::to_string_pretty(&value)?),
-        false => println!("{}", gha::text_table(&head, &rows)),
-    }
-    gha::output("index-digest", digest)?;
-    gha::output("tags", &written.join("\n"))?;
-    gha::output("manifest", &value.to_string())?;
-    gha::summary(&format!("### {image}\n\n{}\n", gha::markdown_table(&head, &rows)))
-}
-
 /// Runs `cargo xtask manifest [verify]`.
 pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     if let Some(ManifestCommand::Verify(v)) = &args.command {
@@ -323,8 +282,7 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
     let held = held.collect::<Result<Vec<_>>>()?;
     let ours = Stamp::from_annotations(&doc.annotations);
     let history = |a: &str, b: &str| moves::is_ancestor(sh, a, b);
-    let plan = moves::plan(&finals, &ours, &held, args.force, &history);
-    let (write, skipped) = &plan;
+    let (write, skipped) = &moves::plan(&finals, &ours, &held, args.force, &history);
     for (tag, why) in skipped {
         gha::notice(&format!("{tag} not moved: {why}"));
     }
@@ -348,7 +306,38 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
             ensure!(d == digest, "{f} resolves to {d}, not to the verified index {by_digest}");
         }
     }
-    report(&component.image_name(), (&digest, &doc), &sources, &plan, args.json)
+    // The tags and platforms (JSON or a table), the step outputs and summary.
+    let image = component.image_name();
+    let size = |d: &str| doc.entries().iter().find(|e| e.digest == d).map_or(0, |e| e.size);
+    let value = json!({
+        "image": image,
+        "index_digest": digest,
+        "tags": write,
+        "skipped": skipped.iter().map(|(t, why)| json!({"tag": t, "reason": why})).collect::<Vec<_>>(),
+        "annotations": doc.annotations,
+        "platforms": sources.iter().map(|s| json!({
+            "platform": s.platform.name,
+            "digest": s.platform_digest,
+            "manifest_size": size(&s.platform_digest),
+            "source": s.reference,
+        })).collect::<Vec<_>>(),
+    });
+    let mut rows: Vec<Vec<String>> =
+        write.iter().map(|f| vec![f.clone(), digest.to_owned()]).collect();
+    rows.extend(skipped.iter().map(|(t, why)| vec![t.clone(), format!("not moved: {why}")]));
+    rows.extend(sources.iter().map(|s| {
+        let d = &s.platform_digest;
+        vec![s.platform.name.to_owned(), format!("{d} ({} B)", size(d))]
+    }));
+    let head = ["tag or platform", "digest"];
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&value)?),
+        false => println!("{}", gha::text_table(&head, &rows)),
+    }
+    gha::output("index-digest", &digest)?;
+    gha::output("tags", &write.join("\n"))?;
+    gha::output("manifest", &value.to_string())?;
+    gha::summary(&format!("### {image}\n\n{}\n", gha::markdown_table(&head, &rows)))
 }
 
 /// `manifest verify`: the index holds exactly the expected platforms (attestations ignored,

@@ -63,17 +63,15 @@ pub fn decide(
     (o_t < h_t).then(|| format!("{tag} holds commit {h7} from {h_t}, newer than {o7} from {o_t}"))
 }
 
-/// The tags to write and the skipped ones with their reason.
-pub type Plan = (Vec<String>, Vec<(String, String)>);
-
-/// The [`Plan`] for `finals` (full references); `held[i]` is what `finals[i]` holds now.
+/// The tags of `finals` (full references) to write, and the skipped ones with their reason;
+/// `held[i]` is what `finals[i]` holds now.
 pub fn plan(
     finals: &[String],
     ours: &Stamp,
     held: &[Option<Stamp>],
     force: bool,
     history: &dyn Fn(&str, &str) -> Option<bool>,
-) -> Plan {
+) -> (Vec<String>, Vec<(String, String)>) {
     let (mut write, mut skip) = (Vec::new(), Vec::new());
     for (tag, held) in finals.iter().zip(held) {
         let name = tag.rsplit_once(':').map_or(tag.as_str(), |(_, t)| t);
