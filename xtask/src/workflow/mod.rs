@@ -287,7 +287,7 @@ impl Workflow {
     /// Line of the node at `path`, or of `key` under it (see [`locate::locate`]).
     pub fn line(&self, path: &[Seg<'_>], key: Option<&str>) -> usize {
         let path: Vec<Seg<'_>> = path.iter().copied().chain(key.map(Seg::Key)).collect();
-        locate::locate(&self.text, &path)
+        locate::locate(&self.text, &path).unwrap_or_else(|l| l)
     }
 
     /// Line of a key under a job (`None`: the job's own line).

@@ -120,7 +120,7 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
     for k in &wf.keys {
         if let Value::Bool(b) = k {
             let spelled = if *b { ["true", "True", "TRUE"] } else { ["false", "False", "FALSE"] };
-            let line = spelled.iter().find_map(|s| locate::locate_exact(&wf.text, &[Seg::Key(s)]));
+            let line = spelled.iter().find_map(|s| locate::locate(&wf.text, &[Seg::Key(s)]).ok());
             cx.report(Rule::Triggers, line.unwrap_or(1), format!(
                 "the key `{b}` is the YAML boolean {b}, not the trigger key `on` (a YAML 1.1 loader reads `on:` as `true:`, and a file written back by one holds this); GitHub finds no triggers under it: write `on:`"
             ));
