@@ -381,12 +381,10 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
     Ok(legs)
 }
 
-/// Resolves `github.*`, `runner.*`, `secrets.*`, ...; `None`: unknown.
-pub type Outer<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
-
 /// What `${{ }}` and `$VAR` resolve to for one step of one leg.
 pub struct Scope<'a> {
-    pub outer: Outer<'a>,
+    /// Resolves `github.*`, `runner.*`, `secrets.*`, ...; `None`: unknown.
+    pub outer: expr::Resolve<'a>,
     pub leg: &'a [(String, String)],
     /// The environment built so far (workflow, job, step `env:`; the last setting wins).
     pub env: IndexMap<String, String>,
@@ -403,7 +401,7 @@ impl<'a> Scope<'a> {
         job: &Job,
         step: Option<&Step>,
         leg: &'a [(String, String)],
-        outer: Outer<'a>,
+        outer: expr::Resolve<'a>,
         unknown: Option<&'a str>,
     ) -> (Scope<'a>, Vec<String>) {
         let mut s = Scope { outer, leg, env: IndexMap::new(), unknown };
