@@ -259,9 +259,7 @@ impl Workflow {
         wf.keys = root.into_iter().map(|(k, _)| k).collect();
         for (id, job) in wf.jobs.iter_mut().flatten() {
             job.id.clone_from(id);
-            for (i, s) in job.steps.iter_mut().enumerate() {
-                s.index = i;
-            }
+            job.steps.iter_mut().enumerate().for_each(|(i, s)| s.index = i);
         }
         Ok(wf)
     }
@@ -328,8 +326,7 @@ pub type Leg = Vec<(String, String)>;
 
 /// `component=broker, platform=linux/arm64`: how messages name a leg.
 pub fn leg_label(leg: &Leg) -> String {
-    let parts: Vec<String> = leg.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    parts.join(", ")
+    leg.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 pub(super) fn leg_get<'a>(leg: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -406,12 +403,11 @@ impl<'a> Scope<'a> {
     ) -> (Scope<'a>, Vec<String>) {
         let mut s = Scope { outer, leg, env: IndexMap::new(), unknown };
         let mut failed = Vec::new();
-        for pairs in [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)].into_iter().flatten() {
-            for (k, v) in pairs {
-                match s.substitute(&v.0) {
-                    Ok(v) => drop(s.env.insert(k.clone(), v)),
-                    Err(_) => failed.push(k.clone()),
-                }
+        let pairs = [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)];
+        for (k, v) in pairs.into_iter().flatten().flatten() {
+            match s.substitute(&v.0) {
+                Ok(v) => drop(s.env.insert(k.clone(), v)),
+                Err(_) => failed.push(k.clone()),
             }
         }
         (s, failed)

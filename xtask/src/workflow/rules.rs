@@ -410,11 +410,9 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
 }
 
 fn packages_write(p: &Permissions) -> bool {
-    match p {
-        Permissions::All(s) => s == "write-all",
-        Permissions::Scopes(m) => m.get("packages").is_some_and(|v| v.0 == "write"),
-        Permissions::Other(_) => false,
-    }
+    let scope = |m: &IndexMap<String, Text>| m.get("packages").is_some_and(|v| v.0 == "write");
+    matches!(p, Permissions::All(s) if s == "write-all")
+        || matches!(p, Permissions::Scopes(m) if scope(m))
 }
 
 /// The line to fix a job's `permissions:` at.
