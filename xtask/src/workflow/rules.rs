@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use github_actions_expressions::Evaluation;
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use regex::Regex;
 use serde_yaml::Value;
 
@@ -263,20 +263,15 @@ pub fn dockerfile_sources(dockerfile: &str) -> Vec<String> {
     let joined = dockerfile.replace("\\\r\n", " ").replace("\\\n", " ");
     let mut out = Vec::new();
     for line in joined.lines() {
-        let mut words = line.split_whitespace();
-        let Some(instr) = words.next() else { continue };
-        let rest: Vec<&str> = words.collect();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((instr, rest)) = words.split_first() else { continue };
         let copy = instr.eq_ignore_ascii_case("COPY") || instr.eq_ignore_ascii_case("ADD");
         if !copy || rest.iter().any(|w| w.starts_with("--from=")) {
             continue;
         }
-        let args: Vec<String> = if rest.iter().any(|w| w.starts_with('[')) {
-            let json = rest.join(" ");
-            let start = json.find('[').unwrap_or(0);
-            serde_json::from_str(&json[start..]).unwrap_or_default()
-        } else {
-            let plain = rest.iter().filter(|w| !w.starts_with("--"));
-            plain.map(|w| (*w).to_owned()).collect()
+        let args: Vec<String> = match rest.iter().position(|w| w.starts_with('[')) {
+            Some(i) => serde_json::from_str(&rest[i..].join(" ")).unwrap_or_default(),
+            None => rest.iter().filter(|w| !w.starts_with("--")).map(|w| w.to_string()).collect(),
         };
         for src in args.iter().take(args.len().saturating_sub(1)) {
             let s = src.trim_start_matches("./");
@@ -465,20 +460,16 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>, job: &Job) {
     for s in job.steps.iter().filter(|s| !off_on_pull_requests(s.cond.as_ref())) {
         let (line, what) = (wf.step_line(job, s, None), step_in(job, s));
         let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
-        let mut secrets: Vec<String> = Vec::new();
-        for (_, _, inner) in texts.flat_map(|t| expr::spans(&t.0)) {
-            for name in SECRET.captures_iter(inner).map(|c| c[1].to_owned()) {
-                if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !secrets.contains(&name) {
-                    secrets.push(name);
-                }
-            }
-        }
+        let spans = texts.flat_map(|t| expr::spans(&t.0)).map(|(_, _, inner)| inner);
+        let names = spans.flat_map(|i| SECRET.captures_iter(i).map(|c| c[1].to_owned()));
+        let secrets: IndexSet<String> =
+            names.filter(|n| !n.eq_ignore_ascii_case("GITHUB_TOKEN")).collect();
         let login =
             raw_commands(s).iter().any(|c| c.starts_with(&["docker".into(), "login".into()]));
         if s.uses_action("docker/login-action") || login {
             cx.report(Rule::PullRequestGuard, line, format!("{what} logs in to a registry on pull requests too, where forks get no secrets; pull requests should only build: {FIX}"));
         } else if !secrets.is_empty() {
-            let secrets = secrets.join(", ");
+            let secrets = secrets.into_iter().collect::<Vec<_>>().join(", ");
             cx.report(Rule::PullRequestGuard, line, format!("{what} uses secret(s) {secrets} on pull requests too, where forks get none: {FIX}"));
         }
         if pushes.contains(&(s.index, false)) {
