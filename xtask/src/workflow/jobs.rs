@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use super::calls::quoted;
 use super::locate::Seg;
-use super::rules::{
-    job_builds, legs, pushing_steps, quoted, raw_commands, step_in, Ctx, FoundCall,
-};
+use super::rules::{job_builds, legs, pushing_steps, raw_commands, step_in, Ctx, FoundCall};
 use super::{Job, Rule, Step};
 use crate::project::{self, Component, PlatformList, COMPONENTS, PLATFORMS};
 

@@ -11,7 +11,7 @@ use indexmap::{IndexMap, IndexSet};
 use regex::Regex;
 use serde_yaml::Value;
 
-use super::calls::{self, XtaskCall, UNKNOWN};
+use super::calls::{self, quoted, XtaskCall, UNKNOWN};
 use super::glob::patterns_select;
 use super::locate::{self, Seg};
 use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Step};
@@ -314,11 +314,6 @@ pub fn image_inputs(members: &[String], dockerfiles: &[(&Component, Option<&str>
     inputs
 }
 
-pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
-    let q: Vec<String> = items.iter().map(|m| format!("`{}`", m.as_ref())).collect();
-    q.join(", ")
-}
-
 /// W6: matrix `component` / `platform` values are exactly the xtask's.
 fn check_matrix(cx: &mut Ctx<'_>, job: &Job) {
     type Known = fn(&str) -> Option<&'static str>;
@@ -531,7 +526,7 @@ fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
     for leg in &legs {
         let label = leg_label(leg);
         let job_scope = scope(wf, job, None, leg);
-        let labels: Vec<String> =
+        let labels: Vec<_> =
             job.runs_on.0.iter().filter_map(|l| job_scope.substitute(l).ok()).collect();
         let known =
             labels.len() == job.runs_on.0.len() && !labels.iter().any(|l| l.contains(UNKNOWN));
