@@ -166,6 +166,12 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     (d <= limit).then_some(c)
 }
 
+/// `` `a`, `b` ``: how messages list names.
+pub fn quoted(items: &[impl AsRef<str>]) -> String {
+    let q: Vec<String> = items.iter().map(|m| format!("`{}`", m.as_ref())).collect();
+    q.join(", ")
+}
+
 /// `; did you mean `x`?` for a suggestion, else nothing.
 pub fn did_you_mean(s: Option<&str>) -> String {
     s.map_or(String::new(), |s| format!("; did you mean `{s}`?"))
@@ -269,12 +275,11 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
             format!("`{flag} {bad}` is not one of {}{hint}", valid.join(", "))
         }
         ErrorKind::MissingRequiredArgument => {
-            let missing: Vec<String> = context(e, ContextKind::InvalidArg)
-                .iter()
-                .map(|a| format!("`{}`", a.split_whitespace().next().unwrap_or_default()))
-                .collect();
+            let args = context(e, ContextKind::InvalidArg);
+            let missing: Vec<&str> =
+                args.iter().filter_map(|a| a.split_whitespace().next()).collect();
             let are = if missing.len() > 1 { "are" } else { "is" };
-            format!("`{here}` needs {}, which {are} required", missing.join(", "))
+            format!("`{here}` needs {}, which {are} required", quoted(&missing))
         }
         k if MISSING[1..].contains(&k) => format!("`{here}` needs a subcommand: {}", subs()),
         _ => {

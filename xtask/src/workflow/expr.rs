@@ -33,10 +33,6 @@ fn truthy(v: &Option<Evaluation>) -> Option<bool> {
     v.as_ref().map(Evaluation::as_boolean)
 }
 
-fn text(v: &Evaluation) -> String {
-    v.sema().to_string()
-}
-
 /// Evaluates `e`. `success()` and `failure()` ask `resolve` (paths
 /// `success()`, `failure()`), else assume every earlier step succeeded;
 /// `always()` is true and `cancelled()` false (nothing is cancelled locally).
@@ -72,9 +68,8 @@ pub fn eval(e: &SpannedExpr<'_>, resolve: Resolve<'_>) -> Option<Evaluation> {
         Expr::Call(call) => match call.func {
             Function::Success => resolve("success()").or(Some(Evaluation::Boolean(true))),
             Function::Failure => resolve("failure()").or(Some(Evaluation::Boolean(false))),
-            f @ (Function::Always | Function::Cancelled) => {
-                Some(Evaluation::Boolean(f == Function::Always))
-            }
+            Function::Always => Some(Evaluation::Boolean(true)),
+            Function::Cancelled => Some(Evaluation::Boolean(false)),
             func => {
                 let literal = |a| {
                     let inner = match eval(a, resolve)? {
@@ -144,7 +139,7 @@ pub fn substitute(s: &str, resolve: Resolve<'_>, unknown: Option<&str>) -> Resul
     for (start, end, inner) in spans(s) {
         out.push_str(&s[last..start]);
         match (eval(&parse(inner)?, resolve), unknown) {
-            (Some(v), _) => out.push_str(&text(&v)),
+            (Some(v), _) => out.push_str(&v.sema().to_string()),
             (None, Some(u)) => out.push_str(u),
             (None, None) => return Err(format!("cannot evaluate `${{{{ {inner} }}}}` here")),
         }

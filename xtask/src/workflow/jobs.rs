@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use super::calls::quoted;
 use super::locate::Seg;
-use super::rules::{
-    job_builds, legs, pushing_steps, quoted, raw_commands, step_in, Ctx, FoundCall,
-};
+use super::rules::{job_builds, legs, pushing_steps, raw_commands, step_in, Ctx, FoundCall};
 use super::{Job, Rule, Step};
 use crate::project::{self, Component, PlatformList, COMPONENTS, PLATFORMS};
 
@@ -102,9 +101,8 @@ pub(super) fn check_cache_runtime(cx: &mut Ctx<'_>, job: &Job) {
     if !gha.contains(&(rt + 1)) || gha.len() > 1 {
         cx.report(Rule::CacheRuntime, at(rt), format!("{} must be directly followed by the one `run:` step that builds with `--cache gha` (the variables reach every later step)", what(rt)));
     }
-    for i in
-        (rt + 2..job.steps.len()).filter(|&i| !job.steps[i].uses_action("actions/upload-artifact"))
-    {
+    let upload = |i: &usize| job.steps[*i].uses_action("actions/upload-artifact");
+    for i in (rt + 2..job.steps.len()).filter(|i| !upload(i)) {
         cx.report(Rule::CacheRuntime, at(i), format!("{} comes after `{RUNTIME_ACTION}`, so ACTIONS_RUNTIME_TOKEN reaches it; only artifact uploads may follow the build step: move it before", what(i)));
     }
 }

@@ -58,23 +58,12 @@ fn key_of(content: &str) -> Option<&str> {
     (rest.is_empty() || rest.starts_with([' ', '\t'])).then(|| raw.trim())
 }
 
-/// The 1-based line of the node at `path`, or of its deepest ancestor found
-/// (an empty path or a first segment not found gives line 1).
-pub fn locate(text: &str, path: &[Seg<'_>]) -> usize {
-    descend(text, path).0.max(1)
-}
-
-/// The 1-based line of the node at `path` when every segment is found.
-pub fn locate_exact(text: &str, path: &[Seg<'_>]) -> Option<usize> {
-    let (line, all) = descend(text, path);
-    (all && line > 0).then_some(line)
-}
-
-/// (1-based line of the deepest node found or 0, whether all were found).
-fn descend(text: &str, path: &[Seg<'_>]) -> (usize, bool) {
+/// The 1-based line of the node at `path`: `Ok` when every segment is found, else
+/// `Err` with the line of its deepest ancestor found (1 when none is).
+pub fn locate(text: &str, path: &[Seg<'_>]) -> Result<usize, usize> {
     let ns = nodes(text);
     // The nodes searched: [from, to), the block of the last node found.
-    let (mut from, mut to, mut found) = (0, ns.len(), 0);
+    let (mut from, mut to, mut found) = (0, ns.len(), 1);
     for seg in path {
         let level = ns[from..to].iter().map(|n| n.col).min();
         let mut children = (from..to).filter(|&i| Some(ns[i].col) == level);
@@ -82,13 +71,13 @@ fn descend(text: &str, path: &[Seg<'_>]) -> (usize, bool) {
             Seg::Key(k) => children.find(|&i| !ns[i].dash && ns[i].key == Some(k)),
             Seg::Index(n) => children.filter(|&i| ns[i].dash).nth(n),
         };
-        let Some(i) = hit else { return (found, false) };
+        let Some(i) = hit else { return Err(found) };
         let (col, dash) = (ns[i].col, ns[i].dash);
         let ends = |n: &Node<'_>| n.col < col || (n.col == col && (dash || !n.dash));
         (found, from) = (ns[i].line + 1, i + 1);
         to = (from..to).find(|&j| ends(&ns[j])).unwrap_or(to);
     }
-    (found, true)
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -201,11 +190,11 @@ jobs:
             (&[], 1),
         ];
         for (path, want) in cases {
-            assert_eq!(locate(DOC, path), *want, "{path:?}");
+            assert_eq!(locate(DOC, path).unwrap_or_else(|l| l), *want, "{path:?}");
         }
-        assert_eq!(locate_exact(DOC, &[Seg::Key("jobs"), Seg::Key("nope")]), None);
-        assert_eq!(locate_exact(DOC, &[Seg::Key("on"), Seg::Key("push")]), Some(3));
-        assert_eq!(locate_exact("a: 1\ntrue: x\n", &[Seg::Key("true")]), Some(2));
+        assert_eq!(locate(DOC, &[Seg::Key("jobs"), Seg::Key("nope")]), Err(8));
+        assert_eq!(locate(DOC, &[Seg::Key("on"), Seg::Key("push")]), Ok(3));
+        assert_eq!(locate("a: 1\ntrue: x\n", &[Seg::Key("true")]), Ok(2));
     }
 
     #[test]
@@ -222,7 +211,7 @@ jobs:
                     Seg::Key("name")
                 ]
             ),
-            12
+            Ok(12)
         );
     }
 }

@@ -259,9 +259,7 @@ impl Workflow {
         wf.keys = root.into_iter().map(|(k, _)| k).collect();
         for (id, job) in wf.jobs.iter_mut().flatten() {
             job.id.clone_from(id);
-            for (i, s) in job.steps.iter_mut().enumerate() {
-                s.index = i;
-            }
+            job.steps.iter_mut().enumerate().for_each(|(i, s)| s.index = i);
         }
         Ok(wf)
     }
@@ -287,7 +285,7 @@ impl Workflow {
     /// Line of the node at `path`, or of `key` under it (see [`locate::locate`]).
     pub fn line(&self, path: &[Seg<'_>], key: Option<&str>) -> usize {
         let path: Vec<Seg<'_>> = path.iter().copied().chain(key.map(Seg::Key)).collect();
-        locate::locate(&self.text, &path)
+        locate::locate(&self.text, &path).unwrap_or_else(|l| l)
     }
 
     /// Line of a key under a job (`None`: the job's own line).
@@ -328,8 +326,7 @@ pub type Leg = Vec<(String, String)>;
 
 /// `component=broker, platform=linux/arm64`: how messages name a leg.
 pub fn leg_label(leg: &Leg) -> String {
-    let parts: Vec<String> = leg.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    parts.join(", ")
+    leg.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 pub(super) fn leg_get<'a>(leg: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -381,12 +378,10 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
     Ok(legs)
 }
 
-/// Resolves `github.*`, `runner.*`, `secrets.*`, ...; `None`: unknown.
-pub type Outer<'a> = &'a dyn Fn(&str) -> Option<Evaluation>;
-
 /// What `${{ }}` and `$VAR` resolve to for one step of one leg.
 pub struct Scope<'a> {
-    pub outer: Outer<'a>,
+    /// Resolves `github.*`, `runner.*`, `secrets.*`, ...; `None`: unknown.
+    pub outer: expr::Resolve<'a>,
     pub leg: &'a [(String, String)],
     /// The environment built so far (workflow, job, step `env:`; the last setting wins).
     pub env: IndexMap<String, String>,
@@ -403,17 +398,16 @@ impl<'a> Scope<'a> {
         job: &Job,
         step: Option<&Step>,
         leg: &'a [(String, String)],
-        outer: Outer<'a>,
+        outer: expr::Resolve<'a>,
         unknown: Option<&'a str>,
     ) -> (Scope<'a>, Vec<String>) {
         let mut s = Scope { outer, leg, env: IndexMap::new(), unknown };
         let mut failed = Vec::new();
-        for pairs in [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)].into_iter().flatten() {
-            for (k, v) in pairs {
-                match s.substitute(&v.0) {
-                    Ok(v) => drop(s.env.insert(k.clone(), v)),
-                    Err(_) => failed.push(k.clone()),
-                }
+        let pairs = [Some(&wf.env), Some(&job.env), step.map(|s| &s.env)];
+        for (k, v) in pairs.into_iter().flatten().flatten() {
+            match s.substitute(&v.0) {
+                Ok(v) => drop(s.env.insert(k.clone(), v)),
+                Err(_) => failed.push(k.clone()),
             }
         }
         (s, failed)

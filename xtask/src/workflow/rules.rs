@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use regex::Regex;
-
 use github_actions_expressions::Evaluation;
+use indexmap::{IndexMap, IndexSet};
+use regex::Regex;
 use serde_yaml::Value;
 
-use super::calls::{self, XtaskCall, UNKNOWN};
+use super::calls::{self, quoted, XtaskCall, UNKNOWN};
 use super::glob::patterns_select;
 use super::locate::{self, Seg};
 use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Step};
@@ -36,7 +36,7 @@ pub(super) struct FoundCall {
 pub(super) struct Ctx<'a> {
     pub wf: &'a Workflow,
     pub cli: &'a clap::Command,
-    pub image_inputs: &'a [ImageInput],
+    pub image_inputs: &'a ImageInputs,
     pub out: Vec<Diagnostic>,
     pub calls: Vec<FoundCall>,
 }
@@ -64,13 +64,10 @@ pub(super) fn step_in(job: &Job, s: &Step) -> String {
 /// Whether a condition is false on a pull request run (`github.event_name`
 /// and `github.ref` known, nothing else).
 fn off_on_pull_requests(cond: Option<&Text>) -> bool {
+    let known = [("github.event_name", "pull_request"), ("github.ref", "refs/pull/1/merge")];
     let outer = |path: &str| {
-        let v = match path {
-            "github.event_name" => "pull_request",
-            "github.ref" => "refs/pull/1/merge",
-            _ => return None,
-        };
-        Some(Evaluation::String(v.to_owned()))
+        let v = known.iter().find(|(p, _)| *p == path);
+        v.map(|(_, v)| Evaluation::String((*v).to_owned()))
     };
     cond.is_some_and(|c| expr::condition(&c.0, &outer) == Ok(Some(false)))
 }
@@ -89,7 +86,7 @@ fn scope<'a>(wf: &Workflow, job: &Job, step: Option<&Step>, leg: &'a Leg) -> Sco
 /// inputs; diagnostics sorted by line. Rules about building images (triggers,
 /// path filters, matrix, manifest) apply only to a workflow that builds or
 /// pushes images; the others apply to every file.
-pub fn check(wf: &Workflow, cli: &clap::Command, image_inputs: &[ImageInput]) -> Vec<Diagnostic> {
+pub fn check(wf: &Workflow, cli: &clap::Command, image_inputs: &ImageInputs) -> Vec<Diagnostic> {
     let mut cx = Ctx { wf, cli, image_inputs, out: Vec::new(), calls: Vec::new() };
     check_calls(&mut cx);
     check_top_keys(&mut cx);
@@ -120,7 +117,7 @@ fn check_top_keys(cx: &mut Ctx<'_>) {
     for k in &wf.keys {
         if let Value::Bool(b) = k {
             let spelled = if *b { ["true", "True", "TRUE"] } else { ["false", "False", "FALSE"] };
-            let line = spelled.iter().find_map(|s| locate::locate_exact(&wf.text, &[Seg::Key(s)]));
+            let line = spelled.iter().find_map(|s| locate::locate(&wf.text, &[Seg::Key(s)]).ok());
             cx.report(Rule::Triggers, line.unwrap_or(1), format!(
                 "the key `{b}` is the YAML boolean {b}, not the trigger key `on` (a YAML 1.1 loader reads `on:` as `true:`, and a file written back by one holds this); GitHub finds no triggers under it: write `on:`"
             ));
@@ -232,17 +229,14 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
         );
         return cx.report(Rule::Paths, line(None), msg);
     }
-    let mut inputs: Vec<ImageInput> = cx.image_inputs.to_vec();
-    let all: BTreeSet<String> = inputs.iter().flat_map(|i| i.images.clone()).collect();
-    let images: Vec<String> = all.into_iter().collect();
-    let n = images.len();
-    inputs.push(ImageInput { path: repo_path(&wf.path), images });
-    for input in &inputs {
-        let whose = match input.images.len() {
-            l if l == n && n > 1 => "every image".to_owned(),
-            _ => input.images.join(", "),
-        };
-        let (p, dir) = (&input.path, input.path.strip_suffix('/'));
+    let mut inputs = cx.image_inputs.clone();
+    let all: BTreeSet<String> = inputs.values().flatten().cloned().collect();
+    let n = all.len();
+    inputs.insert(repo_path(&wf.path), all.into_iter().collect());
+    for (p, images) in &inputs {
+        let every = images.len() == n && n > 1;
+        let whose = if every { "every image".to_owned() } else { images.join(", ") };
+        let dir = p.strip_suffix('/');
         let pat = dir.map_or_else(|| p.clone(), |d| format!("{d}/**"));
         // A directory stands for a manifest, a source file and a nested file in it.
         let files = ["Cargo.toml", "src/main.rs", "a/b/c.txt"].map(|f| format!("{p}{f}"));
@@ -259,13 +253,9 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
     }
 }
 
-/// A path an image is built from: a file (`Cargo.lock`) or a directory
-/// (`broker/`, trailing slash), with the image names that depend on it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageInput {
-    pub path: String,
-    pub images: Vec<String>,
-}
+/// The paths the images are built from, a file (`Cargo.lock`) or a directory
+/// (`broker/`, trailing slash), each with the image names that depend on it.
+pub type ImageInputs = IndexMap<String, Vec<String>>;
 
 /// The sources of `COPY`/`ADD` lines of a Dockerfile (not `--from=` copies),
 /// `./` prefixes removed, `.` for the whole build context.
@@ -273,20 +263,15 @@ pub fn dockerfile_sources(dockerfile: &str) -> Vec<String> {
     let joined = dockerfile.replace("\\\r\n", " ").replace("\\\n", " ");
     let mut out = Vec::new();
     for line in joined.lines() {
-        let mut words = line.split_whitespace();
-        let Some(instr) = words.next() else { continue };
-        let rest: Vec<&str> = words.collect();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((instr, rest)) = words.split_first() else { continue };
         let copy = instr.eq_ignore_ascii_case("COPY") || instr.eq_ignore_ascii_case("ADD");
         if !copy || rest.iter().any(|w| w.starts_with("--from=")) {
             continue;
         }
-        let args: Vec<String> = if rest.iter().any(|w| w.starts_with('[')) {
-            let json = rest.join(" ");
-            let start = json.find('[').unwrap_or(0);
-            serde_json::from_str(&json[start..]).unwrap_or_default()
-        } else {
-            let plain = rest.iter().filter(|w| !w.starts_with("--"));
-            plain.map(|w| (*w).to_owned()).collect()
+        let args: Vec<String> = match rest.iter().position(|w| w.starts_with('[')) {
+            Some(i) => serde_json::from_str(&rest[i..].join(" ")).unwrap_or_default(),
+            None => rest.iter().filter(|w| !w.starts_with("--")).map(|w| w.to_string()).collect(),
         };
         for src in args.iter().take(args.len().saturating_sub(1)) {
             let s = src.trim_start_matches("./");
@@ -304,15 +289,11 @@ const COMMON_INPUTS: &[&str] =
 /// the component's Dockerfile, and what the Dockerfile copies: every workspace member for `COPY . .` (also assumed
 /// when the Dockerfile text is not given), else each copied path. `members`
 /// are directories relative to the root, as `cargo metadata` reports them.
-pub fn image_inputs(
-    members: &[String],
-    dockerfiles: &[(&Component, Option<&str>)],
-) -> Vec<ImageInput> {
-    let mut inputs: Vec<ImageInput> = Vec::new();
-    let mut add = |path: String, image: &str| match inputs.iter_mut().find(|i| i.path == path) {
-        Some(i) if i.images.iter().any(|x| x == image) => {}
-        Some(i) => i.images.push(image.to_owned()),
-        None => inputs.push(ImageInput { path, images: vec![image.to_owned()] }),
+pub fn image_inputs(members: &[String], dockerfiles: &[(&Component, Option<&str>)]) -> ImageInputs {
+    let mut inputs = ImageInputs::new();
+    let mut add = |path: String, image: &String| {
+        let images = inputs.entry(path).or_default();
+        images.extend((!images.contains(image)).then(|| image.clone()));
     };
     let dir = |m: &str| format!("{}/", m.trim_end_matches('/'));
     for (c, text) in dockerfiles {
@@ -331,11 +312,6 @@ pub fn image_inputs(
         }
     }
     inputs
-}
-
-pub(super) fn quoted(items: &[impl AsRef<str>]) -> String {
-    let q: Vec<String> = items.iter().map(|m| format!("`{}`", m.as_ref())).collect();
-    q.join(", ")
 }
 
 /// W6: matrix `component` / `platform` values are exactly the xtask's.
@@ -424,11 +400,9 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
 }
 
 fn packages_write(p: &Permissions) -> bool {
-    match p {
-        Permissions::All(s) => s == "write-all",
-        Permissions::Scopes(m) => m.get("packages").is_some_and(|v| v.0 == "write"),
-        Permissions::Other(_) => false,
-    }
+    let scope = |m: &IndexMap<String, Text>| m.get("packages").is_some_and(|v| v.0 == "write");
+    matches!(p, Permissions::All(s) if s == "write-all")
+        || matches!(p, Permissions::Scopes(m) if scope(m))
 }
 
 /// The line to fix a job's `permissions:` at.
@@ -481,27 +455,17 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>, job: &Job) {
     for s in job.steps.iter().filter(|s| !off_on_pull_requests(s.cond.as_ref())) {
         let (line, what) = (wf.step_line(job, s, None), step_in(job, s));
         let texts = s.with.values().chain(s.env.values()).chain(s.run.as_ref());
-        let mut secrets: Vec<String> = Vec::new();
-        for (_, _, inner) in texts.flat_map(|t| expr::spans(&t.0)) {
-            for name in SECRET.captures_iter(inner).map(|c| c[1].to_owned()) {
-                if !name.eq_ignore_ascii_case("GITHUB_TOKEN") && !secrets.contains(&name) {
-                    secrets.push(name);
-                }
-            }
-        }
+        let spans = texts.flat_map(|t| expr::spans(&t.0)).map(|(_, _, inner)| inner);
+        let names = spans.flat_map(|i| SECRET.captures_iter(i).map(|c| c[1].to_owned()));
+        let secrets: IndexSet<String> =
+            names.filter(|n| !n.eq_ignore_ascii_case("GITHUB_TOKEN")).collect();
         let login =
             raw_commands(s).iter().any(|c| c.starts_with(&["docker".into(), "login".into()]));
         if s.uses_action("docker/login-action") || login {
             cx.report(Rule::PullRequestGuard, line, format!("{what} logs in to a registry on pull requests too, where forks get no secrets; pull requests should only build: {FIX}"));
         } else if !secrets.is_empty() {
-            cx.report(
-                Rule::PullRequestGuard,
-                line,
-                format!(
-                    "{what} uses secret(s) {} on pull requests too, where forks get none: {FIX}",
-                    secrets.join(", ")
-                ),
-            );
+            let secrets = secrets.into_iter().collect::<Vec<_>>().join(", ");
+            cx.report(Rule::PullRequestGuard, line, format!("{what} uses secret(s) {secrets} on pull requests too, where forks get none: {FIX}"));
         }
         if pushes.contains(&(s.index, false)) {
             cx.report(Rule::PullRequestGuard, line, format!("{what} pushes images on pull requests too; pull requests should only build: {FIX}"));
@@ -562,7 +526,7 @@ fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
     for leg in &legs {
         let label = leg_label(leg);
         let job_scope = scope(wf, job, None, leg);
-        let labels: Vec<String> =
+        let labels: Vec<_> =
             job.runs_on.0.iter().filter_map(|l| job_scope.substitute(l).ok()).collect();
         let known =
             labels.len() == job.runs_on.0.len() && !labels.iter().any(|l| l.contains(UNKNOWN));

@@ -25,7 +25,7 @@ pub enum WorkflowCommand {
     Run(WorkflowRunArgs),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct WorkflowRunArgs {
     /// The event to simulate.
     #[arg(long, value_enum)]
@@ -78,9 +78,6 @@ pub struct Refs {
     pub pr_number: Option<u64>,
 }
 
-/// The branch pull requests target.
-pub const DEFAULT_BASE: &str = "main";
-
 impl Refs {
     /// Push: a branch (`main`, `refs/heads/main`) or `refs/tags/<tag>`. Pull
     /// request: `refs/pull/<N>/merge` (head branch `head`, else `pr-<N>`) or
@@ -111,24 +108,21 @@ impl Refs {
             _ => return push(format!("refs/heads/{branch}"), branch, "branch"),
         };
         let (full, name) = (format!("refs/pull/{n}/{kind}"), format!("{n}/{kind}"));
-        let base = DEFAULT_BASE.to_owned();
+        // The branch pull requests target.
+        let base = "main".to_owned();
         Ok(Refs { full, name, kind: "branch", head, base, pr_number: Some(n) })
     }
 }
 
-/// What the simulated run knows beyond the workflow: `sha` is the checked-out
-/// commit, `repository` is `owner/name`, `registry` replaces `ghcr.io/<owner>`
-/// (as `BROKKR_REGISTRY`), `runner_arch` is this machine's (`X64`, `ARM64`),
-/// `fail_legs` the `--fail-leg` values.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The run the CLI asks for and what it knows beyond the workflow: `sha` is the
+/// checked-out commit, `repository` `owner/name`, `runner_arch` this machine's (`X64`, `ARM64`).
+#[derive(Clone, Debug)]
 pub struct RunContext {
-    pub event: Event,
+    pub args: WorkflowRunArgs,
     pub refs: Refs,
     pub sha: String,
     pub repository: String,
-    pub registry: String,
     pub runner_arch: &'static str,
-    pub fail_legs: Vec<String>,
 }
 
 /// A job of the plan. `runs`: whether its `if:` lets it run when its needs all
@@ -210,14 +204,18 @@ fn stand_in(action: &str) -> Option<&'static str> {
     })
 }
 
-/// The `github.*`/`runner.*` values of the run; GitHub sets each as a
-/// variable named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
+/// The variables of a step: fixed ones, then the `github.*`/`runner.*` values of the
+/// run, each named after its path (`github.ref_name`: `GITHUB_REF_NAME`).
 fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str, String)> {
     let owner = ctx.repository.split('/').next().unwrap_or("");
     let name = wf.name.as_ref().map_or_else(|| super::repo_path(&wf.path), |n| n.0.clone());
     let r = &ctx.refs;
     let vars = [
-        ("github.event_name", ctx.event.name()),
+        // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions).
+        ("CI", "true"),
+        ("GITHUB_ACTIONS", "true"),
+        ("BROKKR_WORKFLOW_RUN", "1"),
+        ("github.event_name", ctx.args.event.name()),
         ("github.ref", &r.full),
         ("github.ref_name", &r.name),
         ("github.ref_type", r.kind),
@@ -287,13 +285,13 @@ pub fn rewrite(argv: &[String], registry: &str) -> (Vec<String>, Vec<String>) {
 /// Whether the workflow runs for this event and ref, by its `on:` branch and
 /// tag filters (path filters are not applied locally).
 fn check_trigger(wf: &Workflow, ctx: &RunContext) -> Result<()> {
-    let (event, path) = (ctx.event.name(), &wf.path);
+    let (event, path) = (ctx.args.event.name(), &wf.path);
     let Some(filters) = wf.trigger(event) else {
         bail!("{path} does not run on `{event}` (its `on:` has no `{event}`)");
     };
     let Some(f) = filters else { return Ok(()) };
     // Pull request filters apply to the base branch; push filters to the pushed ref.
-    let (name, is_tag) = match ctx.event {
+    let (name, is_tag) = match ctx.args.event {
         Event::PullRequest => (ctx.refs.base.as_str(), false),
         Event::Push => (ctx.refs.name.as_str(), ctx.refs.kind == "tag"),
     };
@@ -337,13 +335,13 @@ fn names_leg(spec: &str, leg: &Leg) -> bool {
     words.peek().is_some() && words.all(|w| leg.iter().any(|(_, v)| v == w))
 }
 
-/// Plans a local run of `wf`: every job (or only `only_job`, by id or name),
+/// Plans a local run of `wf`: every job (or only `--job`, by id or name),
 /// leg and step. Errors list all that cannot run locally: a `run:` line that
 /// is not a `cargo xtask` call (or `echo`), shell features beyond words and
 /// `$VAR`, unresolved values, conditions on step outputs, a `--fail-leg` naming no leg.
-pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<Vec<PlannedJob>> {
+pub fn plan(wf: &Workflow, ctx: &RunContext) -> Result<Vec<PlannedJob>> {
     check_trigger(wf, ctx)?;
-    let mut jobs = job_order(wf)?;
+    let (mut jobs, only_job) = (job_order(wf)?, ctx.args.job.as_deref());
     if let Some(want) = only_job {
         let named = |j: &&Job| j.id == want || j.name.as_ref().is_some_and(|n| n.0 == want);
         let Some(found) = wf.jobs().find(named) else {
@@ -357,7 +355,7 @@ pub fn plan(wf: &Workflow, ctx: &RunContext, only_job: Option<&str>) -> Result<V
     let planned: Vec<PlannedJob> =
         jobs.into_iter().filter_map(|j| p.job(j, only_job.is_some())).collect();
     let mut errors = p.errors;
-    for spec in &ctx.fail_legs {
+    for spec in &ctx.args.fail_leg {
         let legs = planned.iter().flat_map(|j| &j.legs);
         if !legs.clone().any(|l| names_leg(spec, &l.values)) {
             let all: Vec<String> = legs.map(|l| format!("`{}`", l.label)).collect();
@@ -414,7 +412,7 @@ impl Planner<'_> {
         let legs = expand_matrix(job.strategy.matrix.as_ref());
         for values in legs.map_err(|e| self.errors.push(format!("{whr}: {e}"))).ok()? {
             let label = leg_label(&values);
-            let fail = ctx.fail_legs.iter().any(|s| names_leg(s, &values));
+            let fail = ctx.args.fail_leg.iter().any(|s| names_leg(s, &values));
             let whr = format!("{whr} ({})", if label.is_empty() { "no matrix" } else { &label });
             let mut steps = Vec::new();
             for step in &job.steps {
@@ -428,7 +426,7 @@ impl Planner<'_> {
                 let actions = match c.map_or(Some(true), |c| self.test(&whr, &scope, c)) {
                     Some(true) => self.step(&whr, job, step, &scope),
                     Some(false) => {
-                        let (e, r) = (ctx.event.name(), &ctx.refs.full);
+                        let (e, r) = (ctx.args.event.name(), &ctx.refs.full);
                         let reason = format!("`if: {}` is false for {e} {r}", c.unwrap_or(""));
                         vec![Action::Skip { reason }]
                     }
@@ -445,7 +443,7 @@ impl Planner<'_> {
 
     /// What a step does here, per command; what cannot run locally is an error at `whr`.
     fn step(&mut self, whr: &str, job: &Job, step: &Step, scope: &Scope<'_>) -> Vec<Action> {
-        let (wf, ctx, registry) = (self.wf, self.ctx, &self.ctx.registry);
+        let (wf, ctx, registry) = (self.wf, self.ctx, &self.ctx.args.registry);
         if let Some(uses) = &step.uses {
             let action = step.action().unwrap_or_default();
             let path = step.input("path").filter(|_| action == "actions/upload-artifact");
@@ -465,12 +463,9 @@ impl Planner<'_> {
                 (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
                 (None, [], Some(args)) => {
                     let (argv, notes) = rewrite(args, registry);
-                    // BROKKR_WORKFLOW_RUN: this machine is no GitHub runner (see host::probe::github_actions).
-                    let fixed = [("CI", "true"), ("GITHUB_ACTIONS", "true"), ("BROKKR_WORKFLOW_RUN", "1")];
                     let github = github_vars(ctx, wf, &job.id).into_iter();
                     let github = github.map(|(k, v)| (k.to_uppercase().replace('.', "_"), v));
-                    let fixed = fixed.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
-                    let all = fixed.chain(github).chain(scope.env.clone()).chain(cmd.assignments());
+                    let all = github.chain(scope.env.clone()).chain(cmd.assignments());
                     // Last one wins, as in the shell; the first position stays, for reading.
                     let env: IndexMap<String, String> =
                         all.chain([("BROKKR_REGISTRY".to_owned(), registry.clone())]).collect();
@@ -518,7 +513,7 @@ pub fn walk(
         let (scenario, why) = if needs.contains(&Some(false)) {
             (1, format!("a job it needs failed ({list})"))
         } else if needs.iter().all(|n| *n == Some(true)) {
-            (0, format!("{} {}", ctx.event.name(), ctx.refs.full))
+            (0, format!("{} {}", ctx.args.event.name(), ctx.refs.full))
         } else {
             (2, format!("a job it needs was skipped ({list})"))
         };
@@ -532,7 +527,7 @@ pub fn walk(
             let at = format!("[{}]", [job.id.as_str(), &leg.label].join(" ").trim());
             if leg.fail {
                 say(format!("{at} fails: rehearsed with --fail-leg, no step runs and the leg leaves no record"));
-                if let Some(Err(e)) = sh.map(|_| forget_record(&leg.values, &ctx.registry)) {
+                if let Some(Err(e)) = sh.map(|_| forget_record(&leg.values, &ctx.args.registry)) {
                     say(format!("{at} warning: {e:#}"));
                 }
                 failed.push(format!("{at} (rehearsed with --fail-leg)"));
@@ -616,15 +611,13 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let origin = git(&["remote", "get-url", "origin"]).ok();
     let repository = origin.and_then(|u| repository_from_url(&u)).or_else(from_cargo);
     let ctx = RunContext {
-        event: args.event,
         refs: Refs::parse(args.event, &args.git_ref, branch.as_deref())?,
         sha,
         repository: repository.unwrap_or_else(|| "local/brokkr".to_owned()),
-        registry: args.registry.clone(),
         runner_arch: if Platform::host()?.arch == "arm64" { "ARM64" } else { "X64" },
-        fail_legs: args.fail_leg.clone(),
+        args: args.clone(),
     };
-    let jobs = plan(&wf, &ctx, args.job.as_deref())?;
+    let jobs = plan(&wf, &ctx)?;
     let (_, failed) = walk(&jobs, &ctx, (!args.dry_run).then_some(sh));
     if !failed.is_empty() {
         bail!("the workflow run failed: {}", failed.join("; "));
@@ -640,14 +633,26 @@ mod tests {
 
     fn ctx(event: Event, r: &str) -> RunContext {
         RunContext {
-            event,
+            args: WorkflowRunArgs {
+                event,
+                git_ref: r.to_owned(),
+                job: None,
+                fail_leg: Vec::new(),
+                file: None,
+                registry: "localhost:5000".to_owned(),
+                dry_run: true,
+            },
             refs: Refs::parse(event, r, Some("feature/x")).unwrap(),
             sha: "0123456789abcdef0123456789abcdef01234567".to_owned(),
             repository: "Brokkr-Dev/brokkr".to_owned(),
-            registry: "localhost:5000".to_owned(),
             runner_arch: "X64",
-            fail_legs: Vec::new(),
         }
+    }
+
+    /// `ctx` with `--job`.
+    fn only(mut ctx: RunContext, job: Option<&str>) -> RunContext {
+        ctx.args.job = job.map(str::to_owned);
+        ctx
     }
 
     fn ours() -> Workflow {
@@ -656,7 +661,7 @@ mod tests {
 
     /// The dry run's lines and failed legs.
     fn dry(wf: &Workflow, ctx: &RunContext, job: Option<&str>) -> (Vec<String>, Vec<String>) {
-        walk(&plan(wf, ctx, job).unwrap(), ctx, None)
+        walk(&plan(wf, &only(ctx.clone(), job)).unwrap(), ctx, None)
     }
 
     /// `job [leg] argv` of each `cargo xtask` call.
@@ -733,7 +738,7 @@ mod tests {
     #[test]
     fn workflow_run_push_to_main_builds_pushes_and_publishes_per_component() {
         let c = ctx(Event::Push, "main");
-        let jobs = plan(&ours(), &c, None).unwrap();
+        let jobs = plan(&ours(), &c).unwrap();
         let leg = |c: &str, p: &str, r: &str| {
             format!(
                 "build [component={c}, platform={p}, runner={r}, os_arch={}]",
@@ -792,7 +797,7 @@ mod tests {
     #[test]
     fn workflow_run_pull_request_imports_the_cache_read_only_and_pushes_nothing() {
         let c = ctx(Event::PullRequest, "refs/pull/7/merge");
-        let jobs = plan(&ours(), &c, None).unwrap();
+        let jobs = plan(&ours(), &c).unwrap();
         let r: Vec<String> =
             runs(&jobs).into_iter().filter(|l| !l.ends_with("--version")).collect();
         assert_eq!(r.len(), 4, "{r:#?}");
@@ -823,7 +828,7 @@ mod tests {
     #[test]
     fn workflow_run_a_failed_leg_still_publishes_the_other_component() {
         let mut c = ctx(Event::Push, "main");
-        c.fail_legs = vec!["agent linux/arm64".to_owned()];
+        c.args.fail_leg = vec!["agent linux/arm64".to_owned()];
         let (text, failed) = dry(&ours(), &c, None);
         assert_eq!(failed, ["[build component=agent, platform=linux/arm64, runner=ubuntu-24.04-arm, os_arch=linux-arm64] (rehearsed with --fail-leg)"]);
         let has = |want: &str| assert!(text.iter().any(|t| t.contains(want)), "{want}: {text:#?}");
@@ -832,12 +837,14 @@ mod tests {
         // `!cancelled()`: the manifest job runs for each component after a failed leg.
         has("[manifest component=broker] step `Publish the multi-arch index`: cargo xtask manifest --component broker");
         has("[manifest component=agent] step `Publish the multi-arch index`: cargo xtask manifest --component agent");
-        let err = plan(&ours(), &ctx_failing("agent linux/s390x"), None).unwrap_err().to_string();
+        let err = plan(&ours(), &ctx_failing("agent linux/s390x")).unwrap_err().to_string();
         assert!(err.contains("--fail-leg `agent linux/s390x` names no leg that runs"), "{err}");
     }
 
     fn ctx_failing(spec: &str) -> RunContext {
-        RunContext { fail_legs: vec![spec.to_owned()], ..ctx(Event::Push, "main") }
+        let mut c = ctx(Event::Push, "main");
+        c.args.fail_leg = vec![spec.to_owned()];
+        c
     }
 
     #[test]
@@ -871,7 +878,7 @@ jobs:
         let wf = Workflow::parse("t.yml", y).unwrap();
         let (ok, _) = dry(&wf, &ctx(Event::Push, "main"), None);
         let mut c = ctx(Event::Push, "main");
-        c.fail_legs = vec!["y".to_owned()];
+        c.args.fail_leg = vec!["y".to_owned()];
         let (bad, failed) = dry(&wf, &c, None);
         assert_eq!(failed.len(), 1);
         let skipped = |t: &[String], job: &str| {
@@ -894,7 +901,7 @@ jobs:
     #[test]
     fn workflow_run_one_job_and_filters() {
         let wf = ours();
-        let jobs = plan(&wf, &ctx(Event::Push, "develop"), Some("manifest")).unwrap();
+        let jobs = plan(&wf, &only(ctx(Event::Push, "develop"), Some("manifest"))).unwrap();
         let r: Vec<String> =
             runs(&jobs).into_iter().filter(|l| !l.ends_with("--version")).collect();
         assert_eq!(
@@ -904,12 +911,13 @@ jobs:
                 "manifest [component=agent] manifest --component agent"
             ]
         );
-        let err = plan(&wf, &ctx(Event::Push, "main"), Some("biuld")).unwrap_err().to_string();
+        let err =
+            plan(&wf, &only(ctx(Event::Push, "main"), Some("biuld"))).unwrap_err().to_string();
         assert!(err.contains("no job `biuld`; did you mean `build`?"), "{err}");
-        let err = plan(&wf, &ctx(Event::Push, "feature/x"), None).unwrap_err().to_string();
+        let err = plan(&wf, &ctx(Event::Push, "feature/x")).unwrap_err().to_string();
         assert!(err.contains("filters exclude `feature/x`"), "{err}");
         // release tags run the whole workflow (the semver tags come from them)
-        let jobs = plan(&wf, &ctx(Event::Push, "refs/tags/v1.0.0"), None).unwrap();
+        let jobs = plan(&wf, &ctx(Event::Push, "refs/tags/v1.0.0")).unwrap();
         assert!(runs(&jobs).iter().any(|s| s.contains("manifest --component broker")));
     }
 
@@ -937,7 +945,7 @@ jobs:
             --tag ${{ github.sha }}
 "#;
         let wf = Workflow::parse("t.yml", y).unwrap();
-        let err = plan(&wf, &ctx(Event::Push, "main"), None).unwrap_err().to_string();
+        let err = plan(&wf, &ctx(Event::Push, "main")).unwrap_err().to_string();
         for want in [
             "`docker build .` is not a `cargo xtask` call",
             "uses a command substitution `$(...)`",
@@ -961,7 +969,7 @@ jobs:
             ],
             "{text:#?}"
         );
-        let run = first_run(&plan(&wf, &ctx(Event::Push, "main"), None).unwrap(), "tags");
+        let run = first_run(&plan(&wf, &ctx(Event::Push, "main")).unwrap(), "tags");
         assert_eq!(env_of(&run, "FOO"), Some("1"));
         assert_eq!(env_of(&run, "GLOBAL"), Some("g"));
     }

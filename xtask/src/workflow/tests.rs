@@ -235,7 +235,7 @@ fn test_cli() -> clap::Command {
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/workflows/");
 const MEMBERS: &[&str] = &["broker", "agent", "xtask"];
 
-fn inputs() -> Vec<ImageInput> {
+fn inputs() -> ImageInputs {
     let members: Vec<String> = MEMBERS.iter().map(|m| m.to_string()).collect();
     let dockerfiles: Vec<(&Component, Option<&str>)> =
         COMPONENTS.iter().map(|c| (c, None)).collect();
@@ -705,7 +705,7 @@ fn workflow_image_inputs_follow_the_dockerfiles() {
     let copy_all = "FROM rust AS build\nCOPY . .\nCOPY --from=build /x /y\n";
     let narrow = "FROM rust\nCOPY Cargo.toml Cargo.lock ./\nCOPY [\"broker/\", \"/src/broker/\"]\nADD --chmod=755 \\\n  docker/entry.sh /usr/local/bin/\n";
     let paths = |df: &str| -> Vec<String> {
-        image_inputs(&members, &[(broker, Some(df))]).into_iter().map(|i| i.path).collect()
+        image_inputs(&members, &[(broker, Some(df))]).into_keys().collect()
     };
     let all = paths(copy_all);
     for p in [

