@@ -3,7 +3,6 @@
 
 pub mod eval;
 pub mod rules;
-pub mod template;
 
 use std::{collections::BTreeMap, path::Path, sync::LazyLock};
 
@@ -36,7 +35,6 @@ pub struct Context {
     pub owner: Option<String>,
     /// `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`, the default server `https://github.com`.
     pub repo_url: Option<String>,
-    pub head_ref: Option<String>,
     pub pr_number: Option<u64>,
     /// `{{base_ref}}`: the payload's `base_ref` (tag push) or `pull_request.base.ref`.
     pub base_ref: Option<String>,
@@ -147,7 +145,6 @@ impl Context {
             github_actions: true,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
-            head_ref: get("GITHUB_HEAD_REF").or(pr.head.name.filter(|_| is_pr_event)),
             pr_number,
             base_ref,
             default_branch: payload.repository.and_then(|r| r.default_branch),
@@ -543,7 +540,6 @@ pub(crate) mod tests {
             ("GITHUB_HEAD_REF", "feature/login"),
         ]);
         assert_eq!(ctx.pr_number, Some(318));
-        assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
         assert_eq!(tags_of(&ctx, REF_RULES), ["pr-318"]);
         let (all, _) = final_tags(&ctx, &[]).unwrap();
         assert_eq!(all, ["pr-318", "sha-356defb"]);
@@ -789,7 +785,6 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(ctx.pr_number, Some(42));
         assert_eq!(ctx.branch(), None);
-        assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
         let (tags, _) = final_tags(&ctx, &[]).unwrap();
         assert_eq!(tags, ["pr-42", "sha-356defb"], "GITHUB_SHA, as metadata-action");
         assert!(!tags.contains(&"main".to_owned()));
@@ -836,7 +831,6 @@ pub(crate) mod tests {
         let ctx = Context::from_github_env(|k| env.get(k).cloned()).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(final_tags(&ctx, &[]).unwrap().0, ["pr-7", "sha-356defb"]);
-        assert_eq!(ctx.head_ref, None, "empty GITHUB_HEAD_REF counts as unset");
 
         let mut no_path = env.clone();
         no_path.remove("GITHUB_EVENT_PATH");
@@ -849,6 +843,9 @@ pub(crate) mod tests {
             Context::from_github(|k| (k == "GITHUB_EVENT_NAME").then(|| "push".to_owned()), None);
         assert!(format!("{:#}", missing_sha.unwrap_err()).contains("GITHUB_SHA"));
         let bad_sha = gh_with(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "zzz")], None);
+        let blank_sha = gh_with(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", " ")], None);
+        let blank_sha = format!("{:#}", blank_sha.unwrap_err());
+        assert!(blank_sha.contains("GITHUB_SHA is not set"), "a blank value counts as unset");
         assert!(bad_sha.is_err());
         let no_event = Context::from_github(|k| (k == "GITHUB_SHA").then(|| SHA.to_owned()), None);
         assert!(no_event.is_err());

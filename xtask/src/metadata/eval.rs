@@ -7,8 +7,7 @@ use indexmap::IndexSet;
 
 use super::{
     non_empty,
-    rules::{Rules, TagRule},
-    template::{format_date, Template, GLOBAL, SEMVER},
+    rules::{format_date, Rules, TagRule, Template, GLOBAL, SEMVER},
     Context, RAW_PRIORITY,
 };
 
@@ -176,15 +175,13 @@ fn global(ctx: &Context, text: &str) -> Result<String> {
             "is_default_branch" => ctx.is_default_branch().to_string(),
             "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
             "date" => format_date(ctx.now, p)?,
-            _ => {
-                let sha = &ctx.sha;
-                let why = || {
-                    format!(
-                        "{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here"
-                    )
-                };
-                format_date(ctx.commit_date.with_context(why)?, p)?
-            }
+            _ => match ctx.commit_date {
+                Some(at) => format_date(at, p)?,
+                None => bail!(
+                    "{{{{commit_date}}}} needs the date of commit {}, which is unknown here",
+                    ctx.sha
+                ),
+            },
         })
     })
 }
