@@ -7,7 +7,7 @@ use indexmap::IndexSet;
 
 use super::{
     non_empty,
-    rules::{format_date, Rules, TagRule, Template, GLOBAL, SEMVER},
+    rules::{format_date, render, Rules, TagRule, GLOBAL, SEMVER},
     Context, RAW_PRIORITY,
 };
 
@@ -107,13 +107,14 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
                 warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
                 return Ok(None);
             };
-            let (pattern, stable) =
-                (Template::parse(rule.get("pattern"), SEMVER)?, v.pre.is_empty());
+            let (pattern, stable) = (rule.get("pattern"), v.pre.is_empty());
             let version = semver::Version { build: semver::BuildMetadata::EMPTY, ..v.clone() };
-            if !stable && !pattern.is_raw_statement() {
+            // metadata-action's `isRawStatement`: the pattern is exactly `{{raw}}`
+            let inner = pattern.strip_prefix("{{").and_then(|p| p.strip_suffix("}}"));
+            if !stable && inner.map(str::trim) != Some("raw") {
                 return Ok(Some((version.to_string(), false)));
             }
-            let value = pattern.render(|p| {
+            let value = render(pattern, SEMVER, |p| {
                 Ok(match p.name.as_str() {
                     "version" => version.to_string(),
                     "major" => v.major.to_string(),
@@ -166,7 +167,7 @@ fn regex(pattern: &str) -> Result<regex::Regex> {
 /// metadata-action's `setGlobalExp`: `text` with the global placeholders.
 fn global(ctx: &Context, text: &str) -> Result<String> {
     let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
-    Template::parse(text, GLOBAL)?.render(|p| {
+    render(text, GLOBAL, |p| {
         Ok(match p.name.as_str() {
             "branch" => ctx.branch().unwrap_or_default().to_owned(),
             "tag" => tag.unwrap_or_default().to_owned(),

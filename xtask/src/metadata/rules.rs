@@ -178,8 +178,8 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
             _ => continue,
         };
         let at = || format!("{key}=`{value}`");
-        let t = Template::parse(value, names).with_context(at)?;
-        if kind == "semver" && key == "pattern" && t.0.is_empty() {
+        let rendered = render(value, names, |_| Ok(String::new())).with_context(at)?;
+        if kind == "semver" && key == "pattern" && rendered == *value {
             let all = names.split(' ').map(|n| format!("{{{{{n}}}}}")).collect::<Vec<_>>();
             bail!("pattern=`{value}` has no placeholder; use {}", all.join(", "));
         }
@@ -225,38 +225,26 @@ pub struct Placeholder {
     pub tz: Option<String>,
 }
 
-/// Each placeholder with the text before it, then the text after the last.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template(pub Vec<(String, Placeholder)>, String);
-
-impl Template {
-    /// Errors on an unclosed `{{`, unbalanced quotes, an unquoted `date` format, or a
-    /// placeholder not one of `names` (space-separated).
-    pub fn parse(s: &str, names: &str) -> Result<Template> {
-        let (mut pieces, mut rest) = (Vec::new(), s);
-        while let Some((text, after)) = rest.split_once("{{") {
-            let (inner, tail) = after.split_once("}}").context("`{{` without `}}`")?;
-            let p = placeholder(inner.trim())?;
-            let (name, valid) = (&p.name, names.replace(' ', ", "));
-            ensure!(
-                names.split(' ').any(|n| n == name),
-                "unknown placeholder `{{{{{name}}}}}`; valid here: {valid}"
-            );
-            pieces.push((text.to_owned(), p));
-            rest = tail;
-        }
-        Ok(Template(pieces, rest.to_owned()))
+/// `s` with each `{{...}}` replaced by its `value`. Errors on an unclosed `{{`, unbalanced
+/// quotes, an unquoted `date` format, or a placeholder not one of `names` (space-separated).
+pub fn render(
+    s: &str,
+    names: &str,
+    value: impl Fn(&Placeholder) -> Result<String>,
+) -> Result<String> {
+    let (mut out, mut rest) = (String::new(), s);
+    while let Some((text, after)) = rest.split_once("{{") {
+        let (inner, tail) = after.split_once("}}").context("`{{` without `}}`")?;
+        let p = placeholder(inner.trim())?;
+        let (name, valid) = (&p.name, names.replace(' ', ", "));
+        ensure!(
+            names.split(' ').any(|n| n == name),
+            "unknown placeholder `{{{{{name}}}}}`; valid here: {valid}"
+        );
+        out = format!("{out}{text}{}", value(&p)?);
+        rest = tail;
     }
-
-    /// metadata-action's `isRawStatement`: the template is exactly `{{raw}}`.
-    pub fn is_raw_statement(&self) -> bool {
-        self.1.is_empty() && matches!(&self.0[..], [(t, p)] if t.is_empty() && p.name == "raw")
-    }
-
-    pub fn render(&self, value: impl Fn(&Placeholder) -> Result<String>) -> Result<String> {
-        let pieces = self.0.iter().map(|(text, p)| Ok(format!("{text}{}", value(p)?)));
-        pieces.chain([Ok(self.1.clone())]).collect()
-    }
+    Ok(out + rest)
 }
 
 fn placeholder(inner: &str) -> Result<Placeholder> {
