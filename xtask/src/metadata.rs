@@ -35,7 +35,6 @@ pub struct Context {
     pub owner: Option<String>,
     /// `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`, the default server `https://github.com`.
     pub repo_url: Option<String>,
-    pub pr_number: Option<u64>,
     /// `{{base_ref}}`: the payload's `base_ref` (tag push) or `pull_request.base.ref`.
     pub base_ref: Option<String>,
     /// GitHub Actions: the payload's `repository.default_branch` only; locally the remote's HEAD.
@@ -111,10 +110,10 @@ impl Context {
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
         let mut git_ref = get("GITHUB_REF");
         let n = git_ref.as_deref().and_then(|r| r.strip_prefix("refs/pull/")?.split('/').next());
-        let mut pr_number = n.filter(|n| !n.starts_with('+')).and_then(|n| n.parse().ok());
+        let pr_ref = n.is_some_and(|n| !n.starts_with('+') && n.parse::<u64>().is_ok());
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
-        if pr_number.is_none() && is_pr_event {
+        if !pr_ref && is_pr_event {
             let Some(n) = payload.number.or(pr.number) else {
                 bail!(
                     "{event} run with GITHUB_REF={}: the event payload has no pull request \
@@ -122,7 +121,7 @@ impl Context {
                     git_ref.as_deref().unwrap_or("(unset)")
                 );
             };
-            (pr_number, git_ref) = (Some(n), Some(format!("refs/pull/{n}/merge")));
+            git_ref = Some(format!("refs/pull/{n}/merge"));
         }
         let head_sha =
             get("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -145,7 +144,6 @@ impl Context {
             github_actions: true,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
-            pr_number,
             base_ref,
             default_branch: payload.repository.and_then(|r| r.default_branch),
             commit_date: commit.and_then(|c| c.timestamp.parse().ok()),
@@ -313,23 +311,16 @@ pub struct CargoMetadata {
     pub packages: Vec<PackageInfo>,
 }
 
-/// What Cargo.toml says about a package; empty strings when unset (`license`: SPDX).
+/// What Cargo.toml says about a package (`license`: SPDX).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct PackageInfo {
     pub name: String,
     pub id: String,
     pub manifest_path: String,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub description: String,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub license: String,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub repository: String,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
 }
 
 pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> {
@@ -346,17 +337,16 @@ pub fn labels(
     created: &str,
     version: Option<&str>,
 ) -> BTreeMap<String, String> {
-    let url = ctx.repo_url.clone().unwrap_or_else(|| package.repository.clone());
-    let description =
-        non_empty(&package.description).map_or(component.description, |_| &package.description);
+    let url = ctx.repo_url.clone().or_else(|| package.repository.clone()).unwrap_or_default();
+    let description = package.description.as_deref().filter(|d| non_empty(d).is_some());
     let labels = [
         ("title", component.image_name()),
-        ("description", description.to_owned()),
+        ("description", description.unwrap_or(component.description).to_owned()),
         ("url", url.clone()),
         ("source", url),
         ("created", created.to_owned()),
         ("revision", ctx.sha.clone()),
-        ("licenses", package.license.clone()),
+        ("licenses", package.license.clone().unwrap_or_default()),
     ];
     let all = labels.into_iter().chain(version.map(|v| ("version", v.to_owned())));
     all.map(|(k, v)| (format!("org.opencontainers.image.{k}"), v)).collect()
@@ -539,7 +529,7 @@ pub(crate) mod tests {
             ("GITHUB_REF", "refs/pull/318/merge"),
             ("GITHUB_HEAD_REF", "feature/login"),
         ]);
-        assert_eq!(ctx.pr_number, Some(318));
+        assert_eq!(ctx.git_ref.as_deref(), Some("refs/pull/318/merge"));
         assert_eq!(tags_of(&ctx, REF_RULES), ["pr-318"]);
         let (all, _) = final_tags(&ctx, &[]).unwrap();
         assert_eq!(all, ["pr-318", "sha-356defb"]);
@@ -783,7 +773,7 @@ pub(crate) mod tests {
             Some(&payload),
         )
         .unwrap();
-        assert_eq!(ctx.pr_number, Some(42));
+        assert_eq!(ctx.git_ref.as_deref(), Some("refs/pull/42/merge"));
         assert_eq!(ctx.branch(), None);
         let (tags, _) = final_tags(&ctx, &[]).unwrap();
         assert_eq!(tags, ["pr-42", "sha-356defb"], "GITHUB_SHA, as metadata-action");
@@ -965,9 +955,9 @@ pub(crate) mod tests {
     fn labels_are_the_eight_oci_ones() {
         let pkg = PackageInfo {
             name: "brokkr-broker".into(),
-            description: "Brokkr broker".into(),
-            license: "Apache-2.0".into(),
-            repository: "https://github.com/brokkr-dev/brokkr".into(),
+            description: Some("Brokkr broker".into()),
+            license: Some("Apache-2.0".into()),
+            repository: Some("https://github.com/brokkr-dev/brokkr".into()),
             ..Default::default()
         };
         let broker = component("broker").unwrap();
@@ -993,11 +983,19 @@ pub(crate) mod tests {
         assert_eq!(l, want);
 
         let local = Context::from_git(SHA, None, &[]).unwrap();
-        let l =
-            labels(&local, broker, &PackageInfo { description: String::new(), ..pkg.clone() }, "x");
+        let l = labels(
+            &local,
+            broker,
+            &PackageInfo { description: Some(String::new()), ..pkg.clone() },
+            "x",
+        );
         assert_eq!(l["org.opencontainers.image.url"], "https://github.com/brokkr-dev/brokkr");
         assert_eq!(l["org.opencontainers.image.version"], "sha-356defb");
         assert_eq!(l["org.opencontainers.image.description"], broker.description);
+        let none = PackageInfo { description: None, license: None, ..pkg.clone() };
+        let l = labels(&local, broker, &none, "x");
+        assert_eq!(l["org.opencontainers.image.description"], broker.description);
+        assert_eq!(l["org.opencontainers.image.licenses"], "");
         let pr = gh(&[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/5/merge")]);
         assert_eq!(labels(&pr, broker, &pkg, "x")["org.opencontainers.image.version"], "pr-5");
     }
@@ -1014,13 +1012,13 @@ pub(crate) mod tests {
             info,
             PackageInfo {
                 name: "brokkr-broker".into(),
-                description: "Brokkr broker".into(),
-                license: "Apache-2.0".into(),
-                repository: "https://github.com/brokkr-dev/brokkr".into(),
+                description: Some("Brokkr broker".into()),
+                license: Some("Apache-2.0".into()),
+                repository: Some("https://github.com/brokkr-dev/brokkr".into()),
                 ..Default::default()
             }
         );
-        assert_eq!(package_info(&meta, "xtask").unwrap().repository, "");
+        assert_eq!(package_info(&meta, "xtask").unwrap().repository, None);
         assert!(package_info(&meta, "nope").is_err());
         assert!(serde_json::from_str::<CargoMetadata>("not json").is_err());
     }

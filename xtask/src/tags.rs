@@ -120,9 +120,9 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let mut outputs = Vec::new();
     for component in ComponentList::or_all(args.component.clone()) {
         let mut package = metadata::package_info(&cargo, component.package)?;
-        if package.repository.is_empty() {
+        if package.repository.as_deref().is_none_or(str::is_empty) {
             let origin = git_line(sh, &["config", "--get", "remote.origin.url"]);
-            package.repository = origin.and_then(|r| web_url(&r)).unwrap_or_default();
+            package.repository = origin.and_then(|r| web_url(&r));
         }
         let labels = metadata::labels(&ctx, component, &package, &created, Some(version));
         let repository = metadata::image_repository(&registry, component);
