@@ -51,10 +51,8 @@ pub fn detect(sh: &Shell) -> Result<Context> {
     let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
     ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
-    if ctx.commit_date.is_none() {
-        let date = git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]);
-        ctx.commit_date = date.and_then(|d| d.parse().ok());
-    }
+    let git_date = || git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha])?.parse().ok();
+    ctx.commit_date = ctx.commit_date.or_else(git_date);
     Ok(ctx)
 }
 

@@ -73,16 +73,13 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
     if !value.is_empty() && tag.as_deref() != Some(ma.as_str()) {
         let what = tag.as_ref().map(|t| format!("`{t}` is used instead"));
         let what = what.unwrap_or_else(|| "dropped, as it is empty once valid".to_owned());
-        let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
-        warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
+        warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`): {what}"));
     }
     tag
 }
 
-/// A rule's raw value and whether it asks for `latest` under `latest=auto`.
-type Value = Option<(String, bool)>;
-
-fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Value> {
+/// A rule's raw value and whether it asks for `latest` under `latest=auto`; warnings to `w`.
+fn value(rule: &TagRule, ctx: &Context, w: &mut Vec<String>) -> Result<Option<(String, bool)>> {
     let git_ref = ctx.git_ref.as_deref().unwrap_or("");
     let tag = git_ref.strip_prefix("refs/tags/");
     let mut raw = match rule.get("value") {
@@ -98,13 +95,13 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
             if let Some(m) = non_empty(rule.get("match")) {
                 match regex(m)?.captures(&raw) {
                     Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
-                    None => warnings.push(format!("{m} does not match {raw}")),
+                    None => w.push(format!("{m} does not match {raw}")),
                 }
             }
             // `/` becomes `-`, then node-semver's check (super::parse_version)
             let raw = raw.replace('/', "-");
             let Some(v) = super::parse_version(&raw) else {
-                warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
+                w.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
                 return Ok(None);
             };
             let (pattern, stable) = (rule.get("pattern"), v.pre.is_empty());
@@ -133,7 +130,7 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
                 Some(None) => format!("group {group} does not exist for {pattern} pattern"),
                 None => format!("{pattern} does not match {raw}"),
             };
-            warnings.push(warning);
+            w.push(warning);
             None
         }
         "edge" => {

@@ -19,11 +19,9 @@ pub const RULES_FILE: &str = ".github/image-tags.yml";
 const DEFAULT_TAGS: &str =
     "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
 
-type Required = Option<(&'static str, &'static [&'static str])>;
-
 /// Type, default priority (metadata-action's `DefaultPriorities`), own attributes, and the
 /// required one with its valid values (any when empty).
-const KINDS: &[(&str, i64, &[&str], Required)] = &[
+const KINDS: &[(&str, i64, &[&str], Option<(&str, &[&str])>)] = &[
     ("schedule", 1000, &["pattern"], None),
     ("semver", 900, &["pattern", "value", "match"], Some(("pattern", &[]))),
     ("match", 800, &["pattern", "group", "value"], Some(("pattern", &[]))),
@@ -32,8 +30,6 @@ const KINDS: &[(&str, i64, &[&str], Required)] = &[
     ("raw", 200, &["value"], Some(("value", &[]))),
     ("sha", 100, &["format"], Some(("format", &["short", "long"]))),
 ];
-
-const COMMON_ATTRS: &[&str] = &["prefix", "suffix", "enable", "priority"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TagRule {
@@ -145,7 +141,7 @@ fn parse_rule(line: usize, text: &str) -> Result<TagRule> {
         let pep440 = if ty == "pep440" { " (pep440 is not supported here)" } else { "" };
         bail!("unknown type `{ty}`; valid types: {names}{pep440}");
     };
-    let valid = [own, COMMON_ATTRS].concat();
+    let valid = [own, &["prefix", "suffix", "enable", "priority"]].concat();
     if let Some(key) = attrs.keys().find(|k| !valid.contains(&k.as_str())) {
         bail!("unknown attribute `{key}` for type={kind}; valid: {}", valid.join(", "));
     }
