@@ -162,11 +162,9 @@ impl Context {
         let tags: Vec<&str> = tags_at_head.iter().filter_map(|t| non_empty(t)).collect();
         let best_semver = (tags.iter().filter_map(|t| Some((parse_version(t)?, *t))))
             .max_by(|(a, ta), (b, tb)| a.cmp_precedence(b).then_with(|| ta.cmp(tb)));
-        let git_ref = match (best_semver, branch.and_then(non_empty)) {
-            (Some((_, t)), _) => Some(format!("refs/tags/{t}")),
-            (None, Some(b)) => Some(format!("refs/heads/{b}")),
-            (None, None) => tags.iter().min().map(|t| format!("refs/tags/{t}")),
-        };
+        let git_ref = (best_semver.map(|(_, t)| format!("refs/tags/{t}")))
+            .or_else(|| Some(format!("refs/heads/{}", branch.and_then(non_empty)?)))
+            .or_else(|| tags.iter().min().map(|t| format!("refs/tags/{t}")));
         Ok(Context {
             event: git_ref.as_ref().map_or("detached", |_| "push").to_owned(),
             git_ref,
@@ -185,8 +183,7 @@ impl Context {
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
-        let local_main = (!self.github_actions).then_some("main");
-        let default = self.default_branch.as_deref().or(local_main);
+        let default = self.default_branch.as_deref().or((!self.github_actions).then_some("main"));
         let events = ["create", "discussion", "issues", "schedule"];
         !branch.is_empty()
             && (default == Some(branch) || events.iter().any(|e| self.event.contains(e)))

@@ -75,10 +75,9 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
     })?;
     let tags: Vec<String> = git(&["tag", "--points-at", "HEAD"])?.lines().map(Into::into).collect();
     let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
-    let ctx = Context::from_git(&head, branch.as_deref(), &tags)?;
     let origin_head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);
     let default_branch = origin_head.map(|b| b.trim_start_matches("origin/").to_owned());
-    Ok(Context { default_branch, ..ctx })
+    Ok(Context { default_branch, ..Context::from_git(&head, branch.as_deref(), &tags)? })
 }
 
 /// `cargo metadata --format-version 1 --no-deps` with `$CARGO`: the one typed reading.

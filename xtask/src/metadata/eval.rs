@@ -111,14 +111,12 @@ fn value(rule: &TagRule, ctx: &Context, w: &mut Vec<String>) -> Result<Option<(S
             if !stable && inner.map(str::trim) != Some("raw") {
                 return Ok(Some((version.to_string(), false)));
             }
-            let value = render(pattern, SEMVER, |p| {
-                Ok(match p.name.as_str() {
-                    "version" => version.to_string(),
-                    "major" => v.major.to_string(),
-                    "minor" => v.minor.to_string(),
-                    "patch" => v.patch.to_string(),
-                    _ => raw.clone(),
-                })
+            let value = render(pattern, SEMVER, |p| match p.name.as_str() {
+                "version" => Ok(version.to_string()),
+                "major" => Ok(v.major.to_string()),
+                "minor" => Ok(v.minor.to_string()),
+                "patch" => Ok(v.patch.to_string()),
+                _ => Ok(raw.clone()),
             })?;
             Some((value, stable))
         }
@@ -164,22 +162,20 @@ fn regex(pattern: &str) -> Result<regex::Regex> {
 /// metadata-action's `setGlobalExp`: `text` with the global placeholders.
 fn global(ctx: &Context, text: &str) -> Result<String> {
     let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
-    render(text, GLOBAL, |p| {
-        Ok(match p.name.as_str() {
-            "branch" => ctx.branch().unwrap_or_default().to_owned(),
-            "tag" => tag.unwrap_or_default().to_owned(),
-            "sha" => ctx.short_sha().to_owned(),
-            "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
-            "is_default_branch" => ctx.is_default_branch().to_string(),
-            "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
-            "date" => format_date(ctx.now, p)?,
-            _ => match ctx.commit_date {
-                Some(at) => format_date(at, p)?,
-                None => bail!(
-                    "{{{{commit_date}}}} needs the date of commit {}, which is unknown here",
-                    ctx.sha
-                ),
-            },
-        })
+    render(text, GLOBAL, |p| match p.name.as_str() {
+        "branch" => Ok(ctx.branch().unwrap_or_default().to_owned()),
+        "tag" => Ok(tag.unwrap_or_default().to_owned()),
+        "sha" => Ok(ctx.short_sha().to_owned()),
+        "base_ref" => Ok(ctx.base_ref.clone().unwrap_or_default()),
+        "is_default_branch" => Ok(ctx.is_default_branch().to_string()),
+        "is_not_default_branch" => Ok((!ctx.is_default_branch()).to_string()),
+        "date" => format_date(ctx.now, p),
+        _ => match ctx.commit_date {
+            Some(at) => format_date(at, p),
+            None => bail!(
+                "{{{{commit_date}}}} needs the date of commit {}, which is unknown here",
+                ctx.sha
+            ),
+        },
     })
 }
