@@ -91,8 +91,7 @@ impl Context {
             serde_json::from_str(&std::fs::read_to_string(&path).with_context(at)?).with_context(at)
         };
         let path = get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file());
-        let payload = path.map(read).transpose()?;
-        Context::from_github(get, payload.as_ref())
+        Context::from_github(get, path.map(read).transpose()?.as_ref())
     }
 
     /// From the `GITHUB_*` and `DOCKER_METADATA_*` variables (`get`; empty counts as unset),

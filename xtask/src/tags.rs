@@ -42,12 +42,9 @@ pub struct TagsArgs {
 /// `DOCKER_METADATA_SHORT_SHA_LENGTH`; the commit date from git unless the payload said.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut ctx = if gha::active() {
-        let ctx = Context::from_github_env(env);
-        ctx.context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
-    } else {
-        detect_git(sh)?
-    };
+    let at = "reading the GitHub Actions context (GITHUB_ACTIONS=true)";
+    let mut ctx =
+        if gha::active() { Context::from_github_env(env).context(at)? } else { detect_git(sh)? };
     let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
     ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;

@@ -25,8 +25,7 @@ pub struct Tags {
 /// decides `latest` under `latest=auto`. Errors on an `enable` giving neither true nor false.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
     extra.iter().try_for_each(|t| super::check_explicit_tag(t))?;
-    let (f, mut warnings, mut latest) = (&rules.flavor, Vec::new(), None);
-    let mut placed: Vec<(i64, String)> = Vec::new();
+    let (f, mut warnings, mut latest, mut placed) = (&rules.flavor, Vec::new(), None, Vec::new());
     if ctx.git_ref.is_none() {
         let why = if ctx.github_actions {
             format!("GITHUB_REF is not set for event `{}`", ctx.event)

@@ -19,9 +19,11 @@ pub const RULES_FILE: &str = ".github/image-tags.yml";
 const DEFAULT_TAGS: &str =
     "type=schedule\ntype=ref,event=branch\ntype=ref,event=tag\ntype=ref,event=pr";
 
+type Required = Option<(&'static str, &'static [&'static str])>;
+
 /// Type, default priority (metadata-action's `DefaultPriorities`), own attributes, and the
 /// required one with its valid values (any when empty).
-const KINDS: &[(&str, i64, &[&str], Option<(&str, &[&str])>)] = &[
+const KINDS: &[(&str, i64, &[&str], Required)] = &[
     ("schedule", 1000, &["pattern"], None),
     ("semver", 900, &["pattern", "value", "match"], Some(("pattern", &[]))),
     ("match", 800, &["pattern", "group", "value"], Some(("pattern", &[]))),
