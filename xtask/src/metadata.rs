@@ -3,7 +3,6 @@
 
 pub mod eval;
 pub mod rules;
-pub mod template;
 
 use std::{collections::BTreeMap, path::Path, sync::LazyLock};
 
@@ -36,8 +35,6 @@ pub struct Context {
     pub owner: Option<String>,
     /// `<GITHUB_SERVER_URL>/<GITHUB_REPOSITORY>`, the default server `https://github.com`.
     pub repo_url: Option<String>,
-    pub head_ref: Option<String>,
-    pub pr_number: Option<u64>,
     /// `{{base_ref}}`: the payload's `base_ref` (tag push) or `pull_request.base.ref`.
     pub base_ref: Option<String>,
     /// GitHub Actions: the payload's `repository.default_branch` only; locally the remote's HEAD.
@@ -94,8 +91,7 @@ impl Context {
             serde_json::from_str(&std::fs::read_to_string(&path).with_context(at)?).with_context(at)
         };
         let path = get("GITHUB_EVENT_PATH").filter(|p| Path::new(p).is_file());
-        let payload = path.map(read).transpose()?;
-        Context::from_github(get, payload.as_ref())
+        Context::from_github(get, path.map(read).transpose()?.as_ref())
     }
 
     /// From the `GITHUB_*` and `DOCKER_METADATA_*` variables (`get`; empty counts as unset),
@@ -113,10 +109,10 @@ impl Context {
         let mut sha = checked_sha(&need("GITHUB_SHA")?).context("GITHUB_SHA")?;
         let mut git_ref = get("GITHUB_REF");
         let n = git_ref.as_deref().and_then(|r| r.strip_prefix("refs/pull/")?.split('/').next());
-        let mut pr_number = n.filter(|n| !n.starts_with('+')).and_then(|n| n.parse().ok());
+        let pr_ref = n.is_some_and(|n| !n.starts_with('+') && n.parse::<u64>().is_ok());
         // pull_request, _target, _review, _review_comment: their ref is the pull request's
         let is_pr_event = event.starts_with("pull_request");
-        if pr_number.is_none() && is_pr_event {
+        if !pr_ref && is_pr_event {
             let Some(n) = payload.number.or(pr.number) else {
                 bail!(
                     "{event} run with GITHUB_REF={}: the event payload has no pull request \
@@ -124,7 +120,7 @@ impl Context {
                     git_ref.as_deref().unwrap_or("(unset)")
                 );
             };
-            (pr_number, git_ref) = (Some(n), Some(format!("refs/pull/{n}/merge")));
+            git_ref = Some(format!("refs/pull/{n}/merge"));
         }
         let head_sha =
             get("DOCKER_METADATA_PR_HEAD_SHA").is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -147,8 +143,6 @@ impl Context {
             github_actions: true,
             owner: get("GITHUB_REPOSITORY_OWNER").or_else(owner),
             repo_url: repository.as_ref().map(|r| format!("{}/{r}", server.trim_end_matches('/'))),
-            head_ref: get("GITHUB_HEAD_REF").or(pr.head.name.filter(|_| is_pr_event)),
-            pr_number,
             base_ref,
             default_branch: payload.repository.and_then(|r| r.default_branch),
             commit_date: commit.and_then(|c| c.timestamp.parse().ok()),
@@ -167,11 +161,9 @@ impl Context {
         let tags: Vec<&str> = tags_at_head.iter().filter_map(|t| non_empty(t)).collect();
         let best_semver = (tags.iter().filter_map(|t| Some((parse_version(t)?, *t))))
             .max_by(|(a, ta), (b, tb)| a.cmp_precedence(b).then_with(|| ta.cmp(tb)));
-        let git_ref = match (best_semver, branch.and_then(non_empty)) {
-            (Some((_, t)), _) => Some(format!("refs/tags/{t}")),
-            (None, Some(b)) => Some(format!("refs/heads/{b}")),
-            (None, None) => tags.iter().min().map(|t| format!("refs/tags/{t}")),
-        };
+        let git_ref = (best_semver.map(|(_, t)| format!("refs/tags/{t}")))
+            .or_else(|| Some(format!("refs/heads/{}", branch.and_then(non_empty)?)))
+            .or_else(|| tags.iter().min().map(|t| format!("refs/tags/{t}")));
         Ok(Context {
             event: git_ref.as_ref().map_or("detached", |_| "push").to_owned(),
             git_ref,
@@ -190,8 +182,7 @@ impl Context {
     pub fn is_default_branch(&self) -> bool {
         let r = self.git_ref.as_deref().unwrap_or("");
         let branch = r.strip_prefix("refs/heads/").unwrap_or(r);
-        let local_main = (!self.github_actions).then_some("main");
-        let default = self.default_branch.as_deref().or(local_main);
+        let default = self.default_branch.as_deref().or((!self.github_actions).then_some("main"));
         let events = ["create", "discussion", "issues", "schedule"];
         !branch.is_empty()
             && (default == Some(branch) || events.iter().any(|e| self.event.contains(e)))
@@ -316,23 +307,16 @@ pub struct CargoMetadata {
     pub packages: Vec<PackageInfo>,
 }
 
-/// What Cargo.toml says about a package; empty strings when unset (`license`: SPDX).
+/// What Cargo.toml says about a package (`license`: SPDX).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct PackageInfo {
     pub name: String,
     pub id: String,
     pub manifest_path: String,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub description: String,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub license: String,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub repository: String,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
 }
 
 pub fn package_info(meta: &CargoMetadata, package: &str) -> Result<PackageInfo> {
@@ -349,17 +333,16 @@ pub fn labels(
     created: &str,
     version: Option<&str>,
 ) -> BTreeMap<String, String> {
-    let url = ctx.repo_url.clone().unwrap_or_else(|| package.repository.clone());
-    let description =
-        non_empty(&package.description).map_or(component.description, |_| &package.description);
+    let url = ctx.repo_url.clone().or_else(|| package.repository.clone()).unwrap_or_default();
+    let description = package.description.as_deref().filter(|d| non_empty(d).is_some());
     let labels = [
         ("title", component.image_name()),
-        ("description", description.to_owned()),
+        ("description", description.unwrap_or(component.description).to_owned()),
         ("url", url.clone()),
         ("source", url),
         ("created", created.to_owned()),
         ("revision", ctx.sha.clone()),
-        ("licenses", package.license.clone()),
+        ("licenses", package.license.clone().unwrap_or_default()),
     ];
     let all = labels.into_iter().chain(version.map(|v| ("version", v.to_owned())));
     all.map(|(k, v)| (format!("org.opencontainers.image.{k}"), v)).collect()
@@ -542,8 +525,7 @@ pub(crate) mod tests {
             ("GITHUB_REF", "refs/pull/318/merge"),
             ("GITHUB_HEAD_REF", "feature/login"),
         ]);
-        assert_eq!(ctx.pr_number, Some(318));
-        assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
+        assert_eq!(ctx.git_ref.as_deref(), Some("refs/pull/318/merge"));
         assert_eq!(tags_of(&ctx, REF_RULES), ["pr-318"]);
         let (all, _) = final_tags(&ctx, &[]).unwrap();
         assert_eq!(all, ["pr-318", "sha-356defb"]);
@@ -787,9 +769,8 @@ pub(crate) mod tests {
             Some(&payload),
         )
         .unwrap();
-        assert_eq!(ctx.pr_number, Some(42));
+        assert_eq!(ctx.git_ref.as_deref(), Some("refs/pull/42/merge"));
         assert_eq!(ctx.branch(), None);
-        assert_eq!(ctx.head_ref.as_deref(), Some("feature/login"));
         let (tags, _) = final_tags(&ctx, &[]).unwrap();
         assert_eq!(tags, ["pr-42", "sha-356defb"], "GITHUB_SHA, as metadata-action");
         assert!(!tags.contains(&"main".to_owned()));
@@ -836,7 +817,6 @@ pub(crate) mod tests {
         let ctx = Context::from_github_env(|k| env.get(k).cloned()).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(final_tags(&ctx, &[]).unwrap().0, ["pr-7", "sha-356defb"]);
-        assert_eq!(ctx.head_ref, None, "empty GITHUB_HEAD_REF counts as unset");
 
         let mut no_path = env.clone();
         no_path.remove("GITHUB_EVENT_PATH");
@@ -849,6 +829,9 @@ pub(crate) mod tests {
             Context::from_github(|k| (k == "GITHUB_EVENT_NAME").then(|| "push".to_owned()), None);
         assert!(format!("{:#}", missing_sha.unwrap_err()).contains("GITHUB_SHA"));
         let bad_sha = gh_with(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", "zzz")], None);
+        let blank_sha = gh_with(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_SHA", " ")], None);
+        let blank_sha = format!("{:#}", blank_sha.unwrap_err());
+        assert!(blank_sha.contains("GITHUB_SHA is not set"), "a blank value counts as unset");
         assert!(bad_sha.is_err());
         let no_event = Context::from_github(|k| (k == "GITHUB_SHA").then(|| SHA.to_owned()), None);
         assert!(no_event.is_err());
@@ -968,9 +951,9 @@ pub(crate) mod tests {
     fn labels_are_the_eight_oci_ones() {
         let pkg = PackageInfo {
             name: "brokkr-broker".into(),
-            description: "Brokkr broker".into(),
-            license: "Apache-2.0".into(),
-            repository: "https://github.com/brokkr-dev/brokkr".into(),
+            description: Some("Brokkr broker".into()),
+            license: Some("Apache-2.0".into()),
+            repository: Some("https://github.com/brokkr-dev/brokkr".into()),
             ..Default::default()
         };
         let broker = component("broker").unwrap();
@@ -996,11 +979,19 @@ pub(crate) mod tests {
         assert_eq!(l, want);
 
         let local = Context::from_git(SHA, None, &[]).unwrap();
-        let l =
-            labels(&local, broker, &PackageInfo { description: String::new(), ..pkg.clone() }, "x");
+        let l = labels(
+            &local,
+            broker,
+            &PackageInfo { description: Some(String::new()), ..pkg.clone() },
+            "x",
+        );
         assert_eq!(l["org.opencontainers.image.url"], "https://github.com/brokkr-dev/brokkr");
         assert_eq!(l["org.opencontainers.image.version"], "sha-356defb");
         assert_eq!(l["org.opencontainers.image.description"], broker.description);
+        let none = PackageInfo { description: None, license: None, ..pkg.clone() };
+        let l = labels(&local, broker, &none, "x");
+        assert_eq!(l["org.opencontainers.image.description"], broker.description);
+        assert_eq!(l["org.opencontainers.image.licenses"], "");
         let pr = gh(&[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/5/merge")]);
         assert_eq!(labels(&pr, broker, &pkg, "x")["org.opencontainers.image.version"], "pr-5");
     }
@@ -1017,13 +1008,13 @@ pub(crate) mod tests {
             info,
             PackageInfo {
                 name: "brokkr-broker".into(),
-                description: "Brokkr broker".into(),
-                license: "Apache-2.0".into(),
-                repository: "https://github.com/brokkr-dev/brokkr".into(),
+                description: Some("Brokkr broker".into()),
+                license: Some("Apache-2.0".into()),
+                repository: Some("https://github.com/brokkr-dev/brokkr".into()),
                 ..Default::default()
             }
         );
-        assert_eq!(package_info(&meta, "xtask").unwrap().repository, "");
+        assert_eq!(package_info(&meta, "xtask").unwrap().repository, None);
         assert!(package_info(&meta, "nope").is_err());
         assert!(serde_json::from_str::<CargoMetadata>("not json").is_err());
     }

@@ -42,19 +42,14 @@ pub struct TagsArgs {
 /// `DOCKER_METADATA_SHORT_SHA_LENGTH`; the commit date from git unless the payload said.
 pub fn detect(sh: &Shell) -> Result<Context> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut ctx = if gha::active() {
-        let ctx = Context::from_github_env(env);
-        ctx.context("reading the GitHub Actions context (GITHUB_ACTIONS=true)")?
-    } else {
-        detect_git(sh)?
-    };
+    let at = "reading the GitHub Actions context (GITHUB_ACTIONS=true)";
+    let mut ctx =
+        if gha::active() { Context::from_github_env(env).context(at)? } else { detect_git(sh)? };
     let short = env("DOCKER_METADATA_SHORT_SHA_LENGTH");
     ctx.short_sha_len = metadata::short_sha_len(short.as_deref())?;
     ctx.now = metadata::now(env("SOURCE_DATE_EPOCH").as_deref(), Timestamp::now())?;
-    if ctx.commit_date.is_none() {
-        let date = git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha]);
-        ctx.commit_date = date.and_then(|d| d.parse().ok());
-    }
+    let git_date = || git_line(sh, &["show", "-s", "--format=%cI", &ctx.sha])?.parse().ok();
+    ctx.commit_date = ctx.commit_date.or_else(git_date);
     Ok(ctx)
 }
 
@@ -77,10 +72,9 @@ pub fn detect_git(sh: &Shell) -> Result<Context> {
     })?;
     let tags: Vec<String> = git(&["tag", "--points-at", "HEAD"])?.lines().map(Into::into).collect();
     let branch = git_line(sh, &["symbolic-ref", "-q", "--short", "HEAD"]);
-    let ctx = Context::from_git(&head, branch.as_deref(), &tags)?;
     let origin_head = git_line(sh, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]);
     let default_branch = origin_head.map(|b| b.trim_start_matches("origin/").to_owned());
-    Ok(Context { default_branch, ..ctx })
+    Ok(Context { default_branch, ..Context::from_git(&head, branch.as_deref(), &tags)? })
 }
 
 /// `cargo metadata --format-version 1 --no-deps` with `$CARGO`: the one typed reading.
@@ -120,9 +114,9 @@ pub fn run(sh: &Shell, args: &TagsArgs) -> Result<()> {
     let mut outputs = Vec::new();
     for component in ComponentList::or_all(args.component.clone()) {
         let mut package = metadata::package_info(&cargo, component.package)?;
-        if package.repository.is_empty() {
+        if package.repository.as_deref().is_none_or(str::is_empty) {
             let origin = git_line(sh, &["config", "--get", "remote.origin.url"]);
-            package.repository = origin.and_then(|r| web_url(&r)).unwrap_or_default();
+            package.repository = origin.and_then(|r| web_url(&r));
         }
         let labels = metadata::labels(&ctx, component, &package, &created, Some(version));
         let repository = metadata::image_repository(&registry, component);

@@ -7,8 +7,7 @@ use indexmap::IndexSet;
 
 use super::{
     non_empty,
-    rules::{Rules, TagRule},
-    template::{format_date, Template, GLOBAL, SEMVER},
+    rules::{format_date, render, Rules, TagRule, GLOBAL, SEMVER},
     Context, RAW_PRIORITY,
 };
 
@@ -26,8 +25,7 @@ pub struct Tags {
 /// decides `latest` under `latest=auto`. Errors on an `enable` giving neither true nor false.
 pub fn evaluate(rules: &Rules, ctx: &Context, extra: &[String]) -> Result<Tags> {
     extra.iter().try_for_each(|t| super::check_explicit_tag(t))?;
-    let (f, mut warnings, mut latest) = (&rules.flavor, Vec::new(), None);
-    let mut placed: Vec<(i64, String)> = Vec::new();
+    let (f, mut warnings, mut latest, mut placed) = (&rules.flavor, Vec::new(), None, Vec::new());
     if ctx.git_ref.is_none() {
         let why = if ctx.github_actions {
             format!("GITHUB_REF is not set for event `{}`", ctx.event)
@@ -74,16 +72,13 @@ fn docker_tag(value: &str, warnings: &mut Vec<String>) -> Option<String> {
     if !value.is_empty() && tag.as_deref() != Some(ma.as_str()) {
         let what = tag.as_ref().map(|t| format!("`{t}` is used instead"));
         let what = what.unwrap_or_else(|| "dropped, as it is empty once valid".to_owned());
-        let grammar = "`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`";
-        warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag ({grammar}): {what}"));
+        warnings.push(format!("`{ma}` (what docker/metadata-action would tag) is not a valid Docker tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}`): {what}"));
     }
     tag
 }
 
-/// A rule's raw value and whether it asks for `latest` under `latest=auto`.
-type Value = Option<(String, bool)>;
-
-fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Value> {
+/// A rule's raw value and whether it asks for `latest` under `latest=auto`; warnings to `w`.
+fn value(rule: &TagRule, ctx: &Context, w: &mut Vec<String>) -> Result<Option<(String, bool)>> {
     let git_ref = ctx.git_ref.as_deref().unwrap_or("");
     let tag = git_ref.strip_prefix("refs/tags/");
     let mut raw = match rule.get("value") {
@@ -99,29 +94,28 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
             if let Some(m) = non_empty(rule.get("match")) {
                 match regex(m)?.captures(&raw) {
                     Some(c) => raw = c.get(1).map_or("", |m| m.as_str()).to_owned(),
-                    None => warnings.push(format!("{m} does not match {raw}")),
+                    None => w.push(format!("{m} does not match {raw}")),
                 }
             }
             // `/` becomes `-`, then node-semver's check (super::parse_version)
             let raw = raw.replace('/', "-");
             let Some(v) = super::parse_version(&raw) else {
-                warnings.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
+                w.push(format!("tag `{raw}` is not a semantic version (https://semver.org, e.g. v1.2.3): no version tags"));
                 return Ok(None);
             };
-            let (pattern, stable) =
-                (Template::parse(rule.get("pattern"), SEMVER)?, v.pre.is_empty());
+            let (pattern, stable) = (rule.get("pattern"), v.pre.is_empty());
             let version = semver::Version { build: semver::BuildMetadata::EMPTY, ..v.clone() };
-            if !stable && !pattern.is_raw_statement() {
+            // metadata-action's `isRawStatement`: the pattern is exactly `{{raw}}`
+            let inner = pattern.strip_prefix("{{").and_then(|p| p.strip_suffix("}}"));
+            if !stable && inner.map(str::trim) != Some("raw") {
                 return Ok(Some((version.to_string(), false)));
             }
-            let value = pattern.render(|p| {
-                Ok(match p.name.as_str() {
-                    "version" => version.to_string(),
-                    "major" => v.major.to_string(),
-                    "minor" => v.minor.to_string(),
-                    "patch" => v.patch.to_string(),
-                    _ => raw.clone(),
-                })
+            let value = render(pattern, SEMVER, |p| match p.name.as_str() {
+                "version" => Ok(version.to_string()),
+                "major" => Ok(v.major.to_string()),
+                "minor" => Ok(v.minor.to_string()),
+                "patch" => Ok(v.patch.to_string()),
+                _ => Ok(raw.clone()),
             })?;
             Some((value, stable))
         }
@@ -133,7 +127,7 @@ fn value(rule: &TagRule, ctx: &Context, warnings: &mut Vec<String>) -> Result<Va
                 Some(None) => format!("group {group} does not exist for {pattern} pattern"),
                 None => format!("{pattern} does not match {raw}"),
             };
-            warnings.push(warning);
+            w.push(warning);
             None
         }
         "edge" => {
@@ -167,24 +161,20 @@ fn regex(pattern: &str) -> Result<regex::Regex> {
 /// metadata-action's `setGlobalExp`: `text` with the global placeholders.
 fn global(ctx: &Context, text: &str) -> Result<String> {
     let tag = ctx.git_ref.as_deref().and_then(|r| r.strip_prefix("refs/tags/"));
-    Template::parse(text, GLOBAL)?.render(|p| {
-        Ok(match p.name.as_str() {
-            "branch" => ctx.branch().unwrap_or_default().to_owned(),
-            "tag" => tag.unwrap_or_default().to_owned(),
-            "sha" => ctx.short_sha().to_owned(),
-            "base_ref" => ctx.base_ref.clone().unwrap_or_default(),
-            "is_default_branch" => ctx.is_default_branch().to_string(),
-            "is_not_default_branch" => (!ctx.is_default_branch()).to_string(),
-            "date" => format_date(ctx.now, p)?,
-            _ => {
-                let sha = &ctx.sha;
-                let why = || {
-                    format!(
-                        "{{{{commit_date}}}} needs the date of commit {sha}, which is unknown here"
-                    )
-                };
-                format_date(ctx.commit_date.with_context(why)?, p)?
-            }
-        })
+    render(text, GLOBAL, |p| match p.name.as_str() {
+        "branch" => Ok(ctx.branch().unwrap_or_default().to_owned()),
+        "tag" => Ok(tag.unwrap_or_default().to_owned()),
+        "sha" => Ok(ctx.short_sha().to_owned()),
+        "base_ref" => Ok(ctx.base_ref.clone().unwrap_or_default()),
+        "is_default_branch" => Ok(ctx.is_default_branch().to_string()),
+        "is_not_default_branch" => Ok((!ctx.is_default_branch()).to_string()),
+        "date" => format_date(ctx.now, p),
+        _ => match ctx.commit_date {
+            Some(at) => format_date(at, p),
+            None => bail!(
+                "{{{{commit_date}}}} needs the date of commit {}, which is unknown here",
+                ctx.sha
+            ),
+        },
     })
 }

@@ -606,7 +606,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]).ok().filter(|b| b != "HEAD");
     let from_cargo = || {
         let meta = crate::tags::cargo_metadata(sh).ok()?;
-        meta.packages.into_iter().find_map(|p| repository_from_url(&p.repository))
+        meta.packages.into_iter().find_map(|p| repository_from_url(&p.repository?))
     };
     let origin = git(&["remote", "get-url", "origin"]).ok();
     let repository = origin.and_then(|u| repository_from_url(&u)).or_else(from_cargo);
