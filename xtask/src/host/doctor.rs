@@ -10,9 +10,8 @@ use xshell::Shell;
 
 use super::{
     human_bytes,
-    probe::{self, BinfmtStatus},
-    registry, Builder, DockerInfo, ImageStore, Version, BINFMT_DIR, MIN_BUILDX, MIN_ENGINE,
-    MIN_FREE_DISK,
+    probe::{self, BinfmtStatus, Docker},
+    registry, Builder, DockerInfo, ImageStore, BINFMT_DIR, MIN_BUILDX, MIN_ENGINE, MIN_FREE_DISK,
 };
 use crate::project::{parse_platform_list, Platform, PlatformList, LOCAL_BASE_PREFIX as LOCAL};
 use Status::{Fail, Skip, Warn};
@@ -97,18 +96,21 @@ pub fn setup_remedy(platforms: &[&Platform]) -> String {
     format!("cargo xtask setup{flag}")
 }
 
-pub fn check_cli(path: Option<&Path>, version: Option<&str>, remedy: &str) -> Check {
-    let v = version.unwrap_or("version unknown");
-    let (status, detail) = path.map_or((Fail, "`docker` is not on PATH".to_owned()), |p| {
-        (OK, format!("{v} at {}", p.display()))
-    });
-    Check::new(status, "docker-cli", detail, remedy)
-}
-
-/// With `host` (a `DOCKER_HOST` other than the local socket) a silent
-/// engine is that address not answering, not a local engine to start.
-pub fn check_engine(info: &Probed<DockerInfo>, host: Option<&str>, remedy: &str) -> Check {
-    let (status, detail, remedy) = match (info, host) {
+/// The docker CLI, the engine, its image store and default bridge, buildx and the builder `b`
+/// for platforms `ps`. A `DOCKER_HOST` other than the local socket that is silent is that
+/// address not answering, not a local engine to start. The `docker` driver needs the containerd
+/// store (multi-platform `--load`, cache export); with other drivers a classic store only warns.
+/// Issue 15: without the default bridge's interface (`docker0`) every `RUN` step fails.
+/// The builder must run and list every requested platform.
+fn check_docker(d: &Docker, b: &Probed<Builder>, ps: &[&Platform], remedy: &str) -> Vec<Check> {
+    let check = |name, status, detail| Check::new(status, name, detail, remedy);
+    let v = d.client.as_deref().unwrap_or("version unknown");
+    let (status, detail) = match &d.cli {
+        Some(p) => (OK, format!("{v} at {}", p.display())),
+        None => (Fail, "`docker` is not on PATH".to_owned()),
+    };
+    let cli = check("docker-cli", status, detail);
+    let (status, detail, fix) = match (&d.info, &d.host) {
         (Err(e), _) if e.to_ascii_lowercase().contains("permission denied") => (
             Fail,
             format!("not reachable: {e}"),
@@ -130,17 +132,12 @@ pub fn check_engine(info: &Probed<DockerInfo>, host: Option<&str>, remedy: &str)
             (Fail, d, remedy.to_owned())
         }
     };
-    Check::new(status, "engine", detail, &remedy)
-}
-
-/// The `docker` driver needs the containerd store (multi-platform `--load`,
-/// cache export); with other drivers a classic store only warns.
-pub fn check_store(info: &Probed<DockerInfo>, builder: Option<&Builder>, remedy: &str) -> Check {
-    let (status, detail) = match info.as_ref().map(DockerInfo::store) {
+    let engine = Check::new(status, "engine", detail, &fix);
+    let (status, detail) = match d.info.as_ref().map(DockerInfo::store) {
         Err(_) => (Fail, "unknown: the engine is not reachable".to_owned()),
         Ok(ImageStore::Containerd(s)) => (OK, format!("containerd (snapshotter {s})")),
         Ok(ImageStore::Classic(d)) => {
-            let other_driver = builder.is_some_and(|b| b.driver != "docker");
+            let other_driver = b.as_ref().is_ok_and(|b| b.driver != "docker");
             let detail = format!(
                 "classic ({d}): no multi-platform --load, no cache export with the docker driver; \
                  needs \"features\": {{\"containerd-snapshotter\": true}} in /etc/docker/daemon.json \
@@ -149,13 +146,9 @@ pub fn check_store(info: &Probed<DockerInfo>, builder: Option<&Builder>, remedy:
             ([Fail, Warn][other_driver as usize], detail)
         }
     };
-    Check::new(status, "image-store", detail, remedy)
-}
-
-/// Issue 15: without the default bridge's interface (`docker0`) every `RUN`
-/// step and `docker run` fails. `b`: the interface and whether it exists on this host.
-pub fn check_bridge(b: &Probed<Option<(String, bool)>>, remote: bool) -> Check {
-    let (status, detail, fix) = match b {
+    let store = check("image-store", status, detail);
+    let remote = d.host.as_ref().is_some_and(|h| !h.starts_with("unix://"));
+    let (status, detail, fix) = match &d.bridge {
         _ if remote => (Skip, "the engine runs elsewhere (a DOCKER_HOST that is not a local socket)".to_owned(), String::new()),
         Err(e) => (Skip, format!("not checked: {e}"), String::new()),
         Ok(None) => (Skip, "the engine has no default bridge network (--bridge none)".to_owned(), String::new()),
@@ -166,40 +159,35 @@ pub fn check_bridge(b: &Probed<Option<(String, bool)>>, remote: bool) -> Check {
             format!("restart the engine, which recreates {name}: cargo xtask setup (it asks for --yes when containers run)"),
         ),
     };
-    Check::new(status, "bridge", detail, &fix)
-}
-
-pub fn check_buildx(version: Option<Version>, remedy: &str) -> Check {
-    let (status, detail) = match version {
+    let bridge = Check::new(status, "bridge", detail, &fix);
+    let (status, detail) = match d.buildx.clone() {
         Some(v) if v >= MIN_BUILDX => (OK, v.to_string()),
         Some(v) => (Fail, format!("{v} is older than {MIN_BUILDX}")),
         None => (Fail, "the docker buildx plugin is missing".to_owned()),
     };
-    Check::new(status, "buildx", detail, remedy)
-}
-
-/// Running, and listing every requested platform.
-pub fn check_builder(builder: &Probed<Builder>, platforms: &[&Platform], remedy: &str) -> Check {
-    let check = |status, detail: String| Check::new(status, "builder", detail, remedy);
-    let b = match builder {
-        Ok(b) => b,
-        Err(e) => return check(Fail, format!("`docker buildx inspect` failed: {e}")),
-    };
+    let buildx = check("buildx", status, detail);
     let or = |v: &str, d: &'static str| if v.is_empty() { d.to_owned() } else { v.to_owned() };
-    let what = format!("{} ({} driver, BuildKit {})", b.name, b.driver, or(&b.buildkit, "?"));
-    if b.status != "running" {
-        let state = or(&b.status, "in an unknown state");
-        let detail = format!("{what} is {state}: its platforms are known once it runs");
-        let fix = format!("docker buildx inspect --bootstrap {}", b.name);
-        return Check::new(Warn, "builder", detail, &fix);
-    }
-    let missing: Vec<&str> =
-        platforms.iter().filter(|p| !b.supports(p, false)).map(|p| p.name).collect();
-    let has = b.platforms.join(", ");
-    match missing.is_empty() {
-        true => check(OK, format!("{what}: {has}")),
-        false => check(Fail, format!("{what} lacks {} (has {has})", missing.join(", "))),
-    }
+    let builder = match b {
+        Err(e) => check("builder", Fail, format!("`docker buildx inspect` failed: {e}")),
+        Ok(b) => {
+            let what =
+                format!("{} ({} driver, BuildKit {})", b.name, b.driver, or(&b.buildkit, "?"));
+            let missing: Vec<&str> =
+                ps.iter().filter(|p| !b.supports(p, false)).map(|p| p.name).collect();
+            let has = b.platforms.join(", ");
+            if b.status != "running" {
+                let state = or(&b.status, "in an unknown state");
+                let detail = format!("{what} is {state}: its platforms are known once it runs");
+                let fix = format!("docker buildx inspect --bootstrap {}", b.name);
+                Check::new(Warn, "builder", detail, &fix)
+            } else if missing.is_empty() {
+                check("builder", OK, format!("{what}: {has}"))
+            } else {
+                check("builder", Fail, format!("{what} lacks {} (has {has})", missing.join(", ")))
+            }
+        }
+    };
+    vec![cli, engine, store, bridge, buildx, builder]
 }
 
 /// None needed for a platform that runs natively (`probe` is `None`); a
@@ -270,22 +258,14 @@ pub fn preflight(
     sh: &Shell,
     platforms: &[&'static Platform],
     name: Option<&str>,
-) -> Result<(Vec<Check>, probe::Docker)> {
+) -> Result<(Vec<Check>, Docker)> {
     let (host, remedy, d) = (Platform::host()?, setup_remedy(platforms), probe::docker(sh));
     let builder = match (&d.info, &d.buildx) {
         (Ok(_), Some(_)) => probe::builder(sh, name),
         (Err(_), _) => Err("the engine is not reachable".to_owned()),
         (_, None) => Err("no buildx".to_owned()),
     };
-    let remote = d.host.as_ref().is_some_and(|h| !h.starts_with("unix://"));
-    let mut checks = vec![
-        check_cli(d.cli.as_deref(), d.client.as_deref(), &remedy),
-        check_engine(&d.info, d.host.as_deref(), &remedy),
-        check_store(&d.info, builder.as_ref().ok(), &remedy),
-        check_bridge(&d.bridge, remote),
-        check_buildx(d.buildx.clone(), &remedy),
-        check_builder(&builder, platforms, &remedy),
-    ];
+    let mut checks = check_docker(&d, &builder, platforms, &remedy);
     for p in platforms {
         let native = *p == host || builder.as_ref().is_ok_and(|b| b.supports(p, true));
         let probe = (!native).then(|| probe::binfmt(p));
@@ -301,8 +281,9 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
     let info = docker.info;
     let registry = probe::registry_api_status(registry::Kind::Open.port());
     checks.push(check_registry(registry, probe::github_actions()));
-    checks.push(match &info {
-        Ok(_) => check_local_bases(&probe::images_with_prefix(sh, &format!("{LOCAL}/"))),
+    let ls = ["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", &format!("{LOCAL}/*")];
+    checks.push(match info.as_ref().map(|_| probe::stdout(sh, "docker", &ls)) {
+        Ok(o) => check_local_bases(&o.map(|o| o.split_whitespace().map(str::to_owned).collect())),
         Err(_) => Check::new(Skip, "base-images", "the engine is not reachable", ""),
     });
     let upstream = "pullability of upstream bases is not probed here: `cargo xtask base-images` decides upstream vs local";
@@ -323,10 +304,20 @@ pub fn run(sh: &Shell, args: DoctorArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{probe::BinfmtProbe, BinfmtEntry, BinfmtHandler};
+    use crate::host::{probe::BinfmtProbe, BinfmtEntry, BinfmtHandler, Version};
 
     fn info(json: &str) -> Result<DockerInfo, String> {
         Ok(DockerInfo::parse(json).unwrap())
+    }
+
+    /// A probe with `info` and neither CLI, buildx nor bridge.
+    fn dock(info: Probed<DockerInfo>) -> Docker {
+        Docker { cli: None, client: None, info, buildx: None, bridge: Err("x".into()), host: None }
+    }
+
+    /// The check `name` of [`check_docker`].
+    fn pick(name: &str, d: &Docker, b: &Probed<Builder>, ps: &[&Platform], r: &str) -> Check {
+        check_docker(d, b, ps, r).into_iter().find(|c| c.name == name).unwrap()
     }
 
     const CONTAINERD: &str = include_str!("fixtures/docker-info-containerd.json");
@@ -336,62 +327,62 @@ mod tests {
     #[test]
     fn host_doctor_engine_and_store() {
         let r = "cargo xtask setup";
-        let default = Builder::parse(include_str!("fixtures/buildx-inspect-default.txt")).unwrap();
+        let default = Builder::parse(include_str!("fixtures/buildx-inspect-default.txt"));
         let container =
-            Builder::parse(include_str!("fixtures/buildx-inspect-container-amd64-only.txt"))
-                .unwrap();
+            Builder::parse(include_str!("fixtures/buildx-inspect-container-amd64-only.txt"));
+        let (default, container) =
+            (default.map_err(|e| e.to_string()), container.map_err(|e| e.to_string()));
+        let none: Probed<Builder> = Err("x".into());
+        let engine = |d: Docker| pick("engine", &d, &none, &[], r);
+        let store = |i, b: &Probed<Builder>| pick("image-store", &dock(i), b, &[], r);
+        let buildx =
+            |v| pick("buildx", &Docker { buildx: v, ..dock(info(CONTAINERD)) }, &none, &[], r);
         let cases: Vec<(&str, Check, Status, &str)> = vec![
-            (
-                "recorded engine",
-                check_engine(&info(CONTAINERD), None, r),
-                Status::Ok,
-                "26.1.5+dfsg1 (x86_64",
-            ),
-            ("old engine", check_engine(&info(OLD), None, r), Status::Fail, "older than 24.0.0"),
+            ("recorded engine", engine(dock(info(CONTAINERD))), Status::Ok, "26.1.5+dfsg1 (x86_64"),
+            ("old engine", engine(dock(info(OLD))), Status::Fail, "older than 24.0.0"),
             (
                 "down",
-                check_engine(&Err("Cannot connect".into()), None, r),
+                engine(dock(Err("Cannot connect".into()))),
                 Status::Fail,
                 "not reachable: Cannot connect",
             ),
             (
                 "DOCKER_HOST that does not answer",
-                check_engine(
-                    &Err("Cannot connect to the Docker daemon at tcp://10.9.9.9:2375".into()),
-                    Some("tcp://10.9.9.9:2375"),
-                    r,
-                ),
+                engine(Docker {
+                    host: Some("tcp://10.9.9.9:2375".into()),
+                    ..dock(Err("Cannot connect to the Docker daemon at tcp://10.9.9.9:2375".into()))
+                }),
                 Status::Fail,
                 "DOCKER_HOST=tcp://10.9.9.9:2375 does not answer",
             ),
             (
                 "containerd store",
-                check_store(&info(CONTAINERD), Some(&default), r),
+                store(info(CONTAINERD), &default),
                 Status::Ok,
                 "containerd (snapshotter overlayfs)",
             ),
             (
                 "classic + docker driver",
-                check_store(&info(CLASSIC), Some(&default), r),
+                store(info(CLASSIC), &default),
                 Status::Fail,
                 "classic (overlay2)",
             ),
             (
                 "classic + container driver",
-                check_store(&info(CLASSIC), Some(&container), r),
+                store(info(CLASSIC), &container),
                 Status::Warn,
                 "classic",
             ),
-            ("store unknown", check_store(&Err("x".into()), None, r), Status::Fail, "unknown"),
-            ("buildx ok", check_buildx(Some(Version::new(0, 13, 1)), r), Status::Ok, "0.13.1"),
+            ("store unknown", store(Err("x".into()), &none), Status::Fail, "unknown"),
+            ("buildx ok", buildx(Some(Version::new(0, 13, 1))), Status::Ok, "0.13.1"),
+            ("buildx old", buildx(Some(Version::new(0, 8, 2))), Status::Fail, "older than 0.10.0"),
+            ("no buildx", buildx(None), Status::Fail, "missing"),
             (
-                "buildx old",
-                check_buildx(Some(Version::new(0, 8, 2)), r),
+                "no cli",
+                pick("docker-cli", &dock(info(CONTAINERD)), &none, &[], r),
                 Status::Fail,
-                "older than 0.10.0",
+                "not on PATH",
             ),
-            ("no buildx", check_buildx(None, r), Status::Fail, "missing"),
-            ("no cli", check_cli(None, None, r), Status::Fail, "not on PATH"),
         ];
         for (name, c, status, detail) in cases {
             assert_eq!(c.status, status, "{name}: {c:?}");
@@ -402,6 +393,11 @@ mod tests {
 
     #[test]
     fn host_doctor_default_bridge() {
+        let check_bridge = |bridge: &Probed<Option<(String, bool)>>, remote: bool| {
+            let host = remote.then(|| "tcp://10.9.9.9:2375".to_owned());
+            let d = Docker { bridge: bridge.clone(), host, ..dock(Err("down".into())) };
+            pick("bridge", &d, &Err("x".into()), &[], "-")
+        };
         let cases: Vec<(&str, Check, Status, &str)> = vec![
             (
                 "docker0 up",
@@ -460,6 +456,9 @@ mod tests {
         let default = parse(include_str!("fixtures/buildx-inspect-default.txt"));
         let no_arm = parse(include_str!("fixtures/buildx-inspect-container-amd64-only.txt"));
         let inactive = parse(include_str!("fixtures/buildx-inspect-inactive.txt"));
+        let check_builder = |b: &Probed<Builder>, ps: &[&Platform], r: &str| {
+            pick("builder", &dock(Err("x".into())), b, ps, r)
+        };
         let cases: Vec<(&str, Check, Status, &str)> = vec![
             (
                 "recorded, both",

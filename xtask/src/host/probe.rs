@@ -23,7 +23,7 @@ use super::{
 use crate::{plan::Cmd, project::Platform};
 
 /// Runs `program args` quietly: stdout when it exits 0, else its stderr.
-fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
+pub fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String> {
     let out =
         Cmd::new(program).args(args.iter().copied()).capture(sh).map_err(|e| format!("{e:#}"))?;
     out.ok.then(|| out.stdout.clone()).ok_or_else(|| out.stderr.trim().to_owned())
@@ -187,13 +187,6 @@ pub fn registry_api_status(port: u16) -> Option<u16> {
     let mut got = Vec::new();
     let _ = s.take(4096).read_to_end(&mut got); // what came before an error or the timeout
     parse_http_status(&String::from_utf8_lossy(&got))
-}
-
-/// Local images whose repository starts with `prefix`, as `repository:tag`.
-pub fn images_with_prefix(sh: &Shell, prefix: &str) -> Result<Vec<String>, String> {
-    let args = ["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", &format!("{prefix}*")];
-    let out = stdout(sh, "docker", &args)?;
-    Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
 }
 
 /// Everything setup decides on, read once from the host ([`observe`]).
