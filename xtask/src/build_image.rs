@@ -295,8 +295,8 @@ fn run_buildx(sh: &Shell, cmd: &Cmd, spec: &BuildSpec, rec: &mut BuildRecord) ->
 /// Fills the record with what the engine and the registry hold after the build, read back
 /// (never assumed from buildx's output), and a loaded image's size.
 fn read_back(sh: &Shell, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> {
-    let (output, context) = (spec.output, spec.context.as_deref());
-    if output == Output::PushByDigest {
+    let context = spec.context.as_deref();
+    if spec.output == Output::PushByDigest {
         let d = rec.digest.clone().context("buildx reported no digest for the push by digest")?;
         rec.reference = format!("{}@{d}", rec.repository);
         let held = record::remote_digest(sh, &rec.reference)?;
@@ -305,10 +305,9 @@ fn read_back(sh: &Shell, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> 
         return Ok(());
     }
     rec.digest = record::local_digest(sh, &rec.reference, context)?;
-    if output == Output::Push {
+    if spec.output == Output::Push {
         rec.pushed_digest = Some(record::remote_digest(sh, &rec.reference)?);
-    }
-    if output == Output::Load {
+    } else {
         ensure!(
             rec.digest.is_some(),
             "the build finished but {} is not in the local image store; build again",
@@ -317,7 +316,7 @@ fn read_back(sh: &Shell, spec: &BuildSpec, rec: &mut BuildRecord) -> Result<()> 
         // Uncompressed size in bytes: the layers' sizes from `docker history` (`docker image
         // inspect`'s `Size` is compressed with the containerd store). A foreign-platform image is
         // unpacked first by creating (not starting) a container from it.
-        let (image, platform) = (&rec.reference, spec.platforms[0].name);
+        let (image, platform) = (&rec.reference, &rec.platform);
         let docker = || Cmd::new("docker").opts("--context", context);
         let history = || -> Option<u64> {
             let c = docker().args(["history", "--human=false", "--format", "{{.Size}}", image]);
