@@ -218,12 +218,6 @@ impl XtaskCall {
     }
 }
 
-/// The subcommand names `args` selects, as far as clap reads them, and the innermost one.
-fn chain<'c>(cli: &'c clap::Command, args: &[String]) -> (Vec<String>, &'c clap::Command) {
-    let names = lenient(cli, args).map(|c| c.path).unwrap_or_default();
-    (names.clone(), names.iter().fold(cli, |c, n| c.find_subcommand(n).unwrap_or(c)))
-}
-
 /// `--platform` for `--platfrom`: the closest long option of `cmd`.
 fn suggest_option(cmd: &clap::Command, arg: &str) -> Option<String> {
     let longs = cmd.get_arguments().filter_map(|a| a.get_long());
@@ -241,7 +235,8 @@ fn context(e: &clap::Error, kind: ContextKind) -> Vec<String> {
 /// One line saying what the CLI refuses in a call, naming the subcommand
 /// and the closest valid name.
 fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
-    let (names, cmd) = chain(cli, args);
+    let (call, cmd) = lenient(cli, args);
+    let names = call.map(|c| c.path).unwrap_or_default();
     let here = format!("cargo xtask{}", names.iter().map(|n| format!(" {n}")).collect::<String>());
     let first = |k| context(e, k).into_iter().next().unwrap_or_default();
     let subs = || {
@@ -290,16 +285,19 @@ fn describe(cli: &clap::Command, args: &[String], e: &clap::Error) -> String {
     }
 }
 
-/// The call as far as clap reads it when told to ignore errors.
-fn lenient(cli: &clap::Command, words: &[String]) -> Option<XtaskCall> {
+/// The call as far as clap reads it when told to ignore errors, and its innermost subcommand.
+fn lenient<'c>(cli: &'c clap::Command, words: &[String]) -> (Option<XtaskCall>, &'c clap::Command) {
     let argv = std::iter::once("cargo xtask".to_owned()).chain(words.iter().cloned());
-    let mut m = cli.clone().ignore_errors(true).try_get_matches_from(argv).ok()?;
-    let mut path = Vec::new();
+    let Ok(mut m) = cli.clone().ignore_errors(true).try_get_matches_from(argv) else {
+        return (None, cli);
+    };
+    let (mut path, mut cmd) = (Vec::new(), cli);
     while let Some((name, sub)) = m.remove_subcommand() {
+        cmd = cmd.find_subcommand(&name).unwrap_or(cmd);
         path.push(name);
         m = sub;
     }
-    Some(XtaskCall { path, matches: m })
+    (Some(XtaskCall { path, matches: m }), cmd)
 }
 
 const DONE: [ErrorKind; 2] = [ErrorKind::DisplayHelp, ErrorKind::DisplayVersion];
@@ -340,12 +338,12 @@ pub fn parse_xtask(cli: &clap::Command, args: &[String]) -> (Option<XtaskCall>, 
             continue;
         }
         call.retain(|w| *w != words[at]);
-        match suggest_option(chain(cli, &words).1, &bad) {
+        match suggest_option(lenient(cli, &words).1, &bad) {
             Some(s) => words[at] = words[at].replacen(&bad, &s, 1),
             None => drop(words.remove(at)),
         }
     }
-    (lenient(cli, &call), problems)
+    (lenient(cli, &call).0, problems)
 }
 
 #[cfg(test)]

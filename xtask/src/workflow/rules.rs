@@ -562,7 +562,6 @@ fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
                     } else {
                         "each leg imports the other's cache (another platform's layers, missed hits)"
                     };
-                    let first = first.clone();
                     cx.report(Rule::CacheScope, wf.step_line(job, s, at), format!(
                         "{}: legs `{first}` and `{label}` share the gha cache scope `{}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
                         step_in(job, s), key.2

@@ -414,36 +414,33 @@ impl Planner<'_> {
             let label = leg_label(&values);
             let fail = ctx.args.fail_leg.iter().any(|s| names_leg(s, &values));
             let whr = format!("{whr} ({})", if label.is_empty() { "no matrix" } else { &label });
-            let mut steps = Vec::new();
-            for step in &job.steps {
-                let (scope, failed) = Scope::of(wf, job, Some(step), &values, &outer, None);
-                let (whr, name) = (format!("{whr} {}", step.label()), step.label());
-                if !failed.is_empty() {
-                    self.errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
-                    continue;
-                }
-                let c = step.cond.as_ref().map(|c| c.0.as_str());
-                let actions = match c.map_or(Some(true), |c| self.test(&whr, &scope, c)) {
-                    Some(true) => self.step(&whr, job, step, &scope),
-                    Some(false) => {
-                        let (e, r) = (ctx.args.event.name(), &ctx.refs.full);
-                        let reason = format!("`if: {}` is false for {e} {r}", c.unwrap_or(""));
-                        vec![Action::Skip { reason }]
-                    }
-                    None => Vec::new(),
-                };
-                let planned =
-                    actions.into_iter().map(|action| PlannedStep { step: name.clone(), action });
-                steps.extend(planned);
-            }
+            let steps = job.steps.iter().flat_map(|step| {
+                let actions = self.step(&whr, job, step, &values);
+                actions.into_iter().map(|action| PlannedStep { step: step.label(), action })
+            });
+            let steps = steps.collect();
             planned.legs.push(PlannedLeg { values, label, fail, steps });
         }
         Some(planned)
     }
 
-    /// What a step does here, per command; what cannot run locally is an error at `whr`.
-    fn step(&mut self, whr: &str, job: &Job, step: &Step, scope: &Scope<'_>) -> Vec<Action> {
+    /// What a step does here in `leg`, per command; what cannot run locally is an error at `whr`.
+    fn step(&mut self, whr: &str, job: &Job, step: &Step, leg: &Leg) -> Vec<Action> {
         let (wf, ctx, registry) = (self.wf, self.ctx, &self.ctx.args.registry);
+        let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
+        let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
+        let whr = format!("{whr} {}", step.label());
+        if !failed.is_empty() {
+            self.errors.push(format!("{whr}: cannot evaluate env {}", failed.join(", ")));
+            return Vec::new();
+        }
+        if let Some(Text(c)) = &step.cond {
+            let Some(ok) = self.test(&whr, &scope, c) else { return Vec::new() };
+            if !ok {
+                let (e, r) = (ctx.args.event.name(), &ctx.refs.full);
+                return vec![Action::Skip { reason: format!("`if: {c}` is false for {e} {r}") }];
+            }
+        }
         if let Some(uses) = &step.uses {
             let action = step.action().unwrap_or_default();
             let path = step.input("path").filter(|_| action == "actions/upload-artifact");
