@@ -17,14 +17,12 @@ use crate::{
 /// Stages that run `RUN` steps on the target platform with `strategy` (none for `cross`).
 pub fn emulated_stages(sh: &Shell, strategy: Strategy) -> Result<Vec<String>> {
     let args = BTreeMap::from([("STRATEGY".to_owned(), strategy.as_str().to_owned())]);
-    let mut all: Vec<String> = Vec::new();
+    let mut all = indexmap::IndexSet::new();
     for c in COMPONENTS {
         let stages = buildx::parse_stages(&sh.read_file(c.dockerfile)?, &args);
         all.extend(buildx::emulated_run_stages(&stages));
     }
-    let mut seen = std::collections::BTreeSet::new();
-    all.retain(|s| seen.insert(s.clone()));
-    Ok(all)
+    Ok(all.into_iter().collect())
 }
 
 /// Case B2: the foreign platforms lacking a handler while `emulated` stages would run on them.

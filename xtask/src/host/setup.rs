@@ -147,10 +147,6 @@ pub struct PlanOpts {
 /// Packages in install order: `name/suite` from setup's private sources, `name` from the system's.
 type Pkgs = Vec<&'static str>;
 
-fn installed_version(o: &Observed, pkg: &str) -> Option<Version> {
-    o.packages.get(pkg).and_then(|v| debian_version(v))
-}
-
 fn show(v: Option<&Version>) -> String {
     v.map_or_else(|| "missing".to_owned(), Version::to_string)
 }
@@ -258,7 +254,7 @@ fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) {
     }
     let qemu = ["qemu-user-binfmt", "qemu-user-static"];
     let (ok, have) = if *src == Source::Bookworm {
-        let v = installed_version(o, "qemu-user-binfmt");
+        let v = o.packages.get("qemu-user-binfmt").and_then(|v| debian_version(v));
         let new = v.as_ref().is_some_and(|v| *v >= MIN_BOOKWORM_QEMU);
         let v = show(v.as_ref());
         let have =
@@ -269,7 +265,7 @@ fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) {
         (any || not_ready.is_empty(), "no qemu-user-binfmt or qemu-user-static".to_owned())
     };
     if ok {
-        let v = qemu.iter().find_map(|k| installed_version(o, k));
+        let v = qemu.iter().find_map(|k| o.packages.get(*k).and_then(|v| debian_version(v)));
         let v = v.map_or_else(|| "handlers registered".to_owned(), |v| format!("QEMU {v}"));
         return p.area("qemu", Done, v);
     }
@@ -283,16 +279,12 @@ fn qemu_area(p: &mut Plan, o: &Observed, src: &Source, pkgs: &mut Pkgs) {
     });
 }
 
-/// [`TOOLS`] off GitHub; there only the registry's, when it is asked for.
+/// [`TOOLS`] off GitHub; there only the registry's (all but debootstrap), when it is asked for.
 fn tools_area(p: &mut Plan, o: &Observed, opts: &PlanOpts, pkgs: &mut Pkgs) {
-    let tools = match (o.github_actions, opts.local_registry) {
-        (false, _) => TOOLS,
-        (true, true) => &TOOLS[1..],
-        (true, false) => &[],
-    };
-    if tools.is_empty() {
+    if o.github_actions && !opts.local_registry {
         return p.area("tools", Skipped, "no local registry asked for on the GitHub runner");
     }
+    let tools = &TOOLS[o.github_actions as usize..];
     let missing: Vec<&str> =
         tools.iter().copied().filter(|t| !o.packages.contains_key(*t)).collect();
     if missing.is_empty() {

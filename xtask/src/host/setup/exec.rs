@@ -192,11 +192,7 @@ pub fn run(sh: &Shell, args: &SetupArgs) -> Result<()> {
         bail!("setup cannot proceed, nothing was changed:\n  {}", p.blocked.join("\n  "));
     }
     if args.dry_run {
-        script(if p.steps.is_empty() {
-            "nothing to do"
-        } else {
-            "--dry-run: the steps, in order:"
-        });
+        script(["--dry-run: the steps, in order:", "nothing to do"][p.steps.is_empty() as usize]);
         return Ok(());
     }
     if p.steps.iter().any(|(_, s)| s.root()) && !o.root && !o.sudo {
