@@ -207,9 +207,8 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
     eprintln!("+ write {}", p.config.display());
     let config = registry_config(&addr, &p.data, htpasswd)?;
     fs::write(&p.config, config).with_context(|| format!("writing {}", p.config.display()))?;
-    let (program, config) = (program.display().to_string(), p.config.display().to_string());
-    let cmd = Cmd::new("setsid").arg(program).arg("serve").arg(config);
-    let mut child = probe::spawn_detached(sh, &cmd, &p.log)?;
+    let serve = [program.as_path(), Path::new("serve"), &p.config].map(|a| a.display().to_string());
+    let mut child = probe::spawn_detached(sh, &Cmd::new("setsid").args(serve), &p.log)?;
     let pid = child.id();
     let owner = Owner { checkout: sh.current_dir(), pid, port, data: p.data.clone() };
     let json = serde_json::to_string_pretty(&owner)?;

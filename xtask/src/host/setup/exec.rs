@@ -265,8 +265,8 @@ pub fn ensure(
     let mut checks = doctor::preflight(sh, platforms, builder)?.0;
     relax_store(&mut checks, &doctor::setup_remedy(platforms));
     if doctor::passed(&checks) {
-        let warned = checks.iter().filter(|c| c.name == "image-store" && c.status == Status::Warn);
-        eprint!("{}", doctor::render(&warned.cloned().collect::<Vec<_>>()));
+        checks.retain(|c| c.name == "image-store" && c.status == Status::Warn);
+        eprint!("{}", doctor::render(&checks));
         return Ok(());
     }
     eprint!("{}", doctor::render(&checks));
