@@ -190,11 +190,10 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 /// Whether `s` is `sha256:` + 64 lower-case hex digits or `sha512:` + 128.
 pub fn is_digest(s: &str) -> bool {
-    let hex = |h: &str, n: usize| {
-        h.len() == n && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    s.strip_prefix("sha256:").is_some_and(|h| hex(h, 64))
-        || s.strip_prefix("sha512:").is_some_and(|h| hex(h, 128))
+    static DIGEST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new("^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$").unwrap()
+    });
+    DIGEST.is_match(s)
 }
 
 /// First 120 characters of `s` on one line, for error messages.

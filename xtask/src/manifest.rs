@@ -104,14 +104,12 @@ const CREATE: [&str; 3] = ["buildx", "imagetools", "create"];
 
 /// Whether `tag` is reserved: `sha-<7 hex>[-dirty]-<arch>`, `buildcache-<arch>`, `index-<64 hex>`.
 pub fn is_reserved_tag(tag: &str) -> bool {
-    let hex = |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
-    let staging = tag.strip_prefix("index-").filter(|h| h.len() == 64);
-    staging.is_some_and(hex)
-        || PLATFORMS.iter().any(|p| {
-            let head = tag.strip_suffix(&format!("-{}", p.arch));
-            let sha = head.and_then(|h| h.strip_prefix("sha-"));
-            head == Some("buildcache") || sha.map(|h| h.trim_end_matches("-dirty")).is_some_and(hex)
-        })
+    static RESERVED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        let archs: Vec<&str> = PLATFORMS.iter().map(|p| p.arch).collect();
+        let per_platform = format!("(buildcache|sha-[[:xdigit:]]+(-dirty)*)-({})", archs.join("|"));
+        regex::Regex::new(&format!("^(index-[[:xdigit:]]{{64}}|{per_platform})$")).unwrap()
+    });
+    RESERVED.is_match(tag)
 }
 
 fn staging_tag(digest: &str) -> String {

@@ -6,7 +6,7 @@ pub mod rules;
 
 use std::{collections::BTreeMap, path::Path, sync::LazyLock};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use jiff::Timestamp;
 use regex::Regex;
 use serde::Deserialize;
@@ -252,13 +252,12 @@ pub fn sanitize_tag(raw: &str) -> Option<String> {
 
 /// An explicit `--tag` must already be a valid Docker tag: it is never rewritten.
 pub fn check_explicit_tag(tag: &str) -> Result<()> {
-    if sanitize_tag(tag).as_deref() != Some(tag) {
-        bail!(
-            "invalid --tag `{tag}`: a Docker tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}` \
-             (letters, digits, `_`, `.`, `-`; not starting with `.` or `-`; 1 to {TAG_MAX_LEN} \
-             characters); explicit tags are never changed silently, so pass a valid one"
-        );
-    }
+    ensure!(
+        sanitize_tag(tag).as_deref() == Some(tag),
+        "invalid --tag `{tag}`: a Docker tag matches `[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}` \
+         (letters, digits, `_`, `.`, `-`; not starting with `.` or `-`; 1 to {TAG_MAX_LEN} \
+         characters); explicit tags are never changed silently, so pass a valid one"
+    );
     Ok(())
 }
 
@@ -289,12 +288,11 @@ pub fn resolve_registry(ctx: &Context, flag: Option<&str>) -> Result<String> {
 
 /// `localhost:5000`, `ghcr.io/owner`: Docker's reference grammar after lower-casing.
 pub fn check_registry(registry: &str) -> Result<()> {
-    if !REGISTRY.is_match(&registry.to_ascii_lowercase()) {
-        bail!(
-            "invalid registry `{registry}`: expected HOST[:PORT][/PATH] such as `localhost:5000` \
-             or `ghcr.io/owner` (path parts of lower-case letters and digits, joined by `.`, `_`, `__` or `-`)"
-        );
-    }
+    ensure!(
+        REGISTRY.is_match(&registry.to_ascii_lowercase()),
+        "invalid registry `{registry}`: expected HOST[:PORT][/PATH] such as `localhost:5000` \
+         or `ghcr.io/owner` (path parts of lower-case letters and digits, joined by `.`, `_`, `__` or `-`)"
+    );
     Ok(())
 }
 

@@ -40,10 +40,7 @@ pub fn decide(
     if held.revision.is_some() && held.revision == ours.revision {
         return None;
     }
-    let semver = |v: &Option<String>| {
-        let v = v.as_deref()?;
-        semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).ok()
-    };
+    let semver = |v: &Option<String>| crate::metadata::parse_version(v.as_deref()?);
     if let (Some(o), Some(h)) = (semver(&ours.version), semver(&held.version)) {
         let lower = o.cmp_precedence(&h).is_lt();
         return lower.then(|| format!("{tag} holds version {h}, higher than this run's {o}"));
