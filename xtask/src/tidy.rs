@@ -322,3 +322,47 @@ fn no_module_cycles() {
         }
     }
 }
+
+/// Issue 11's measures, watched as features land: the code before a file's
+/// first `#[cfg(test)]` (tests.rs and this file aside) is at most
+/// [`MAX_LINES`] in all and [`MAX_FILE_LINES`] per file, and no function in it
+/// is longer than [`MAX_FN_LINES`] (from its `fn` line to the `}` at its indentation).
+#[test]
+fn size_budget() {
+    const MAX_LINES: usize = 9_500;
+    const MAX_FILE_LINES: usize = 900;
+    const MAX_FN_LINES: usize = 150;
+    let src = project_root().join("xtask/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let fn_start = regex::Regex::new(r"^\s*(pub(\([a-z]+\))? )?(const |async )?fn \w+").unwrap();
+    let (mut total, mut problems) = (0, Vec::new());
+    for f in files.iter().filter(|f| !f.ends_with("tests.rs") && !f.ends_with("tidy.rs")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> =
+            text.lines().take_while(|l| !l.starts_with("#[cfg(test)]")).collect();
+        let name = f.strip_prefix(&src).unwrap().display();
+        total += lines.len();
+        if lines.len() > MAX_FILE_LINES {
+            problems.push(format!("{name}: {} lines (at most {MAX_FILE_LINES})", lines.len()));
+        }
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let fn_start =
+            regex::Regex::new(r"^\s*(pub(\([a-z]+\))? )?(const |async )?fn \w+").unwrap();
+        for (i, l) in lines.iter().enumerate().filter(|(_, l)| fn_start.is_match(l)) {
+            let end = lines[i..]
+                .iter()
+                .position(|e| e.trim_start().starts_with('}') && indent(e) == indent(l));
+            if let Some(len) = end.map(|e| e + 1).filter(|n| *n > MAX_FN_LINES) {
+                problems.push(format!(
+                    "{name}:{}: a function of {len} lines (at most {MAX_FN_LINES})",
+                    i + 1
+                ));
+            }
+        }
+    }
+    if total > MAX_LINES {
+        problems.push(format!("{total} lines outside tests in xtask/src (at most {MAX_LINES})"));
+    }
+    assert!(problems.is_empty(), "split or simplify:\n{}", problems.join("\n"));
+}
