@@ -347,8 +347,6 @@ fn size_budget() {
             problems.push(format!("{name}: {} lines (at most {MAX_FILE_LINES})", lines.len()));
         }
         let indent = |l: &str| l.len() - l.trim_start().len();
-        let fn_start =
-            regex::Regex::new(r"^\s*(pub(\([a-z]+\))? )?(const |async )?fn \w+").unwrap();
         for (i, l) in lines.iter().enumerate().filter(|(_, l)| fn_start.is_match(l)) {
             let end = lines[i..]
                 .iter()
