@@ -25,12 +25,18 @@ fn root() -> PathBuf {
 
 /// Runs the xtask binary (as `cargo xtask` would) with `args`, in `workspace`.
 fn xtask_in(workspace: &Path, args: &[&str]) -> Output {
+    xtask_env(workspace, args, &[])
+}
+
+/// [`xtask_in`] with extra environment variables.
+fn xtask_env(workspace: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     eprintln!("$ cargo xtask {}", args.join(" "));
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .env("BROKKR_WORKSPACE", workspace)
         .env_remove("GITHUB_ACTIONS")
         .env_remove("BROKKR_REGISTRY")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("starting xtask");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
@@ -737,12 +743,8 @@ fn build_image_with_builder_builds_in_the_second_engine_only() {
     assert!(!inspect("default").status.success(), "{reference} is in the default engine");
     // Issue 15 item 8: doctor names a default bridge that is gone.
     ok(cmd("ip", &["link", "del", SecondEngine::BRIDGE]));
-    let doctor = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["doctor", "--platform", "amd64"])
-        .env("BROKKR_WORKSPACE", root())
-        .env("DOCKER_HOST", format!("unix://{}", engine.dir.join("docker.sock").display()))
-        .output()
-        .unwrap();
+    let host = format!("unix://{}", engine.dir.join("docker.sock").display());
+    let doctor = xtask_env(&root(), &["doctor", "--platform", "amd64"], &[("DOCKER_HOST", host)]);
     let report = format!("{}{}", stdout(&doctor), stderr(&doctor));
     assert!(!doctor.status.success(), "doctor must fail without the bridge:\n{report}");
     assert!(report.contains("default bridge brn2 is missing"), "{report}");
