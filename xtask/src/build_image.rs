@@ -251,8 +251,8 @@ fn build(
         rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
     );
     if gha::active() {
-        gha::output("reference", &rec.reference)?;
-        gha::output("digest", digest)?;
+        gha::output("reference", &rec.reference, false)?;
+        gha::output("digest", digest, false)?;
         gha::summary(&gha::markdown_table(&TABLE, &[row(&rec)]))?;
     }
     Ok(rec)
