@@ -372,10 +372,7 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
             legs.push(inc.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect());
         }
     }
-    if legs.is_empty() {
-        return Err("the matrix has no combinations".to_owned());
-    }
-    Ok(legs)
+    (!legs.is_empty()).then_some(legs).ok_or_else(|| "the matrix has no combinations".to_owned())
 }
 
 /// What `${{ }}` and `$VAR` resolve to for one step of one leg.
