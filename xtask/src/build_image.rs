@@ -21,7 +21,6 @@ use crate::{
     tags,
 };
 
-/// Options of `build-image`.
 #[derive(Debug, Args)]
 pub struct BuildImageArgs {
     /// The component to build (`broker` or `agent`; several: `cargo xtask images`).
@@ -46,7 +45,6 @@ pub struct BuildImageArgs {
     pub build: BuildOpts,
 }
 
-/// Options of `images`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
     #[command(flatten)]

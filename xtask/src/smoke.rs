@@ -16,7 +16,6 @@ use crate::{
     record, tags,
 };
 
-/// Options of `smoke`.
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
     #[command(flatten)]

@@ -22,7 +22,6 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
-    /// What to do with it.
     #[command(subcommand)]
     pub action: RegistryAction,
     /// The htpasswd-protected registry (user brokkr, password file printed) instead of the open one.
