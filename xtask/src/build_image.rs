@@ -21,7 +21,6 @@ use crate::{
     tags,
 };
 
-/// Options of `build-image`.
 #[derive(Debug, Args)]
 pub struct BuildImageArgs {
     /// The component to build (`broker` or `agent`; several: `cargo xtask images`).
@@ -46,7 +45,6 @@ pub struct BuildImageArgs {
     pub build: BuildOpts,
 }
 
-/// Options of `images`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
     #[command(flatten)]
@@ -251,8 +249,8 @@ fn build(
         rec.reference, rec.platform, rec.duration_secs, rec.cached_steps
     );
     if gha::active() {
-        gha::output("reference", &rec.reference)?;
-        gha::output("digest", digest)?;
+        gha::output("reference", &rec.reference, false)?;
+        gha::output("digest", digest, false)?;
         gha::summary(&gha::markdown_table(&TABLE, &[row(&rec)]))?;
     }
     Ok(rec)

@@ -33,21 +33,14 @@ fn append(var: &str, text: &str) -> Result<()> {
     f.write_all(text.as_bytes()).with_context(|| format!("writing ${var} ({path})"))
 }
 
-/// A step output in `$GITHUB_OUTPUT`; the heredoc form for multiline values.
-pub fn output(key: &str, value: &str) -> Result<()> {
-    match value.contains('\n') {
-        true => export("GITHUB_OUTPUT", key, value),
-        false => append("GITHUB_OUTPUT", &format!("{key}={value}\n")),
+/// A step output in `$GITHUB_OUTPUT`, or with `env` a variable for the job's later steps in
+/// `$GITHUB_ENV`; the heredoc form there and for multiline values.
+pub fn output(key: &str, value: &str, env: bool) -> Result<()> {
+    let var = if env { "GITHUB_ENV" } else { "GITHUB_OUTPUT" };
+    match env || value.contains('\n') {
+        true => append(var, &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n")),
+        false => append(var, &format!("{key}={value}\n")),
     }
-}
-
-/// An environment variable for the job's later steps, in `$GITHUB_ENV`.
-pub fn export_env(key: &str, value: &str) -> Result<()> {
-    export("GITHUB_ENV", key, value)
-}
-
-fn export(var: &str, key: &str, value: &str) -> Result<()> {
-    append(var, &format!("{key}<<BROKKR_EOF\n{value}\nBROKKR_EOF\n"))
 }
 
 /// `::notice::text` on GitHub (an annotation of the run), `notice: text` on stderr elsewhere.

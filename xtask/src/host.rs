@@ -9,7 +9,7 @@ pub mod setup;
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 pub use semver::Version;
 use serde::Deserialize;
 
@@ -135,9 +135,7 @@ impl Builder {
                 *field = value;
             }
         }
-        if b.name.is_empty() {
-            bail!("no `Name:` line in `docker buildx inspect` output:\n{text}");
-        }
+        ensure!(!b.name.is_empty(), "no `Name:` line in `docker buildx inspect` output:\n{text}");
         Ok(b)
     }
 

@@ -332,9 +332,9 @@ pub fn run(sh: &Shell, args: &ManifestArgs) -> Result<()> {
         true => println!("{}", serde_json::to_string_pretty(&value)?),
         false => println!("{}", gha::text_table(&head, &rows)),
     }
-    gha::output("index-digest", &digest)?;
-    gha::output("tags", &write.join("\n"))?;
-    gha::output("manifest", &value.to_string())?;
+    gha::output("index-digest", &digest, false)?;
+    gha::output("tags", &write.join("\n"), false)?;
+    gha::output("manifest", &value.to_string(), false)?;
     gha::summary(&format!("### {image}\n\n{}\n", gha::markdown_table(&head, &rows)))
 }
 

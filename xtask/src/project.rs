@@ -140,11 +140,8 @@ fn pick<T: PartialEq>(
 ) -> Result<Vec<&'static T>> {
     let mut picked = Vec::new();
     for part in s.split(',').map(str::trim) {
-        if part.eq_ignore_ascii_case("all") {
-            picked.extend(table);
-        } else {
-            picked.push(one(part)?);
-        }
+        let all = part.eq_ignore_ascii_case("all");
+        picked.extend(if all { table.iter().collect() } else { vec![one(part)?] });
     }
     Ok(table.iter().filter(|x| picked.contains(x)).collect())
 }

@@ -165,10 +165,8 @@ fn save_file(p: &Path, record: &BuildRecord) -> Result<()> {
 /// `context` (`None`: the current one): `None` when there is no such image; an error when the
 /// engine does not answer.
 pub fn local_digest(sh: &Shell, image: &str, context: Option<&str>) -> Result<Option<String>> {
-    let out = Cmd::new("docker")
-        .args(context.into_iter().flat_map(|c| ["--context", c]))
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .capture(sh)?;
+    let cmd = Cmd::new("docker").opts("--context", context);
+    let out = cmd.args(["image", "inspect", "--format", "{{.Id}}", image]).capture(sh)?;
     if out.ok {
         return Ok(Some(out.stdout.trim().to_owned()));
     }

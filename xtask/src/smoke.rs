@@ -4,7 +4,7 @@
 
 use std::{thread::sleep, time::Duration};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 use clap::Args;
 use xshell::Shell;
 
@@ -16,7 +16,6 @@ use crate::{
     record, tags,
 };
 
-/// Options of `smoke`.
 #[derive(Debug, Args)]
 pub struct SmokeArgs {
     #[command(flatten)]
@@ -105,10 +104,8 @@ fn check_version(sh: &Shell, reference: &str, p: &Platform) -> Result<String> {
     let cmd = cmd.args([reference, "--version"]);
     cmd.echo();
     let out = cmd.capture(sh)?;
-    if !out.ok {
-        let hint = diagnose::explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
-        bail!("`--version` failed: {}{hint}", out.stderr.trim());
-    }
+    let hint = diagnose::explain(&out.stderr).map(|h| format!("\n{h}")).unwrap_or_default();
+    ensure!(out.ok, "`--version` failed: {}{hint}", out.stderr.trim());
     let line = out.stdout.trim().to_owned();
     if !version_reports_arch(&line, p.machine) {
         bail!("`--version` says `{line}`, expected `arch {}` for {p}", p.machine);

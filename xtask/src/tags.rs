@@ -159,10 +159,10 @@ fn step_outputs(o: &Output) -> Result<()> {
     let set_env = std::env::var("DOCKER_METADATA_SET_OUTPUT_ENV").unwrap_or_default();
     let set_env = !matches!(set_env.trim().to_ascii_lowercase().as_str(), "false" | "0");
     for (name, value) in values {
-        gha::output(name, &value)?;
+        gha::output(name, &value, false)?;
         if set_env {
             let var = name.replace('-', "_").to_ascii_uppercase();
-            gha::export_env(&format!("DOCKER_METADATA_OUTPUT_{var}"), &value)?;
+            gha::output(&format!("DOCKER_METADATA_OUTPUT_{var}"), &value, true)?;
         }
     }
     Ok(())

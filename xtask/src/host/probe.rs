@@ -31,9 +31,9 @@ pub fn stdout(sh: &Shell, program: &str, args: &[&str]) -> Result<String, String
 
 /// `docker [--context NAME] info`, or why the engine did not answer (the client's first error).
 pub fn docker_info(sh: &Shell, context: Option<&str>) -> Result<DockerInfo, String> {
-    let cmd = Cmd::new("docker").args(context.into_iter().flat_map(|c| ["--context", c]));
-    let out =
-        cmd.args(["info", "--format", "{{json .}}"]).capture(sh).map_err(|e| format!("{e:#}"))?;
+    let cmd =
+        Cmd::new("docker").opts("--context", context).args(["info", "--format", "{{json .}}"]);
+    let out = cmd.capture(sh).map_err(|e| format!("{e:#}"))?;
     match DockerInfo::parse(&out.stdout).ok() {
         Some(i) if out.ok && !i.server_version.is_empty() => Ok(i),
         other => {
@@ -117,9 +117,7 @@ pub enum BinfmtStatus {
 impl BinfmtProbe {
     /// Flags in any order: the file says `OPF`, the kernel prints `POF`.
     pub fn status(&self) -> BinfmtStatus {
-        let Some(e) = &self.entry else {
-            return BinfmtStatus::Missing;
-        };
+        let Some(e) = &self.entry else { return BinfmtStatus::Missing };
         let (i, f) = (&e.interpreter, &e.flags);
         match &self.handler {
             _ if !e.enabled => BinfmtStatus::Unusable(format!("{i} is registered but disabled")),

@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
@@ -22,7 +22,6 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
-    /// What to do with it.
     #[command(subcommand)]
     pub action: RegistryAction,
     /// The htpasswd-protected registry (user brokkr, password file printed) instead of the open one.
@@ -224,13 +223,12 @@ pub fn start(sh: &Shell, kind: Kind) -> Result<()> {
         let (status, tail) = (status?, probe::log_tail(&p.log, 20));
         bail!("the registry exited at once ({status}); last lines of {log}:\n{tail}");
     }
-    if !up {
-        bail!(
-            "the registry (pid {pid}) did not answer GET http://{addr}/v2/ with {expected} within {START_WAIT_SECS} s \
-             (got {got:?}); last lines of {log}:\n{}",
-            probe::log_tail(&p.log, 20)
-        );
-    }
+    ensure!(
+        up,
+        "the registry (pid {pid}) did not answer GET http://{addr}/v2/ with {expected} within {START_WAIT_SECS} s \
+         (got {got:?}); last lines of {log}:\n{}",
+        probe::log_tail(&p.log, 20)
+    );
     eprintln!("registry {host} running ({owner}), log {log}");
     login_hint(kind, &p, p.password.is_file()).inspect(|h| eprintln!("{h}"));
     Ok(())
@@ -262,14 +260,13 @@ pub fn stop(sh: &Shell, kind: Kind) -> Result<()> {
     let ((p, o, got), host) = (look(sh, kind), kind.host());
     let Some(o) = o else {
         let _ = fs::remove_file(&p.owner);
-        if got == Some(kind.row().1) {
-            bail!(
-                "a registry answers on {host} but was not started by xtask (no live owner in {}): \
-                 stop it yourself (`ss -ltnp 'sport = :{}'` shows its pid)",
-                p.owner.display(),
-                kind.port()
-            );
-        }
+        ensure!(
+            got != Some(kind.row().1),
+            "a registry answers on {host} but was not started by xtask (no live owner in {}): \
+             stop it yourself (`ss -ltnp 'sport = :{}'` shows its pid)",
+            p.owner.display(),
+            kind.port()
+        );
         eprintln!("registry {host} is not running");
         return Ok(());
     };

@@ -259,11 +259,9 @@ fn placeholder(inner: &str) -> Result<Placeholder> {
             "{at}: give the format as one quoted string, as in {{{{{name} 'YYYYMMDD' tz='UTC'}}}}"
         ),
     };
-    let mut tz = None;
-    for arg in rest {
-        let zone = arg.strip_prefix("tz=");
-        tz = Some(zone.with_context(|| format!("{at}: unknown argument `{arg}` (only tz=)"))?);
-    }
+    let bad = |arg: &String| format!("{at}: unknown argument `{arg}` (only tz=)");
+    let tz = rest.iter().map(|arg| arg.strip_prefix("tz=").with_context(|| bad(arg)));
+    let tz = tz.collect::<Result<Vec<_>>>()?.pop();
     Ok(Placeholder { name: name.clone(), format, tz: tz.map(str::to_owned) })
 }
 

@@ -84,10 +84,8 @@ fn expand(s: &str, env: Env<'_>, unknown: Option<&str>) -> (String, Vec<String>)
             (_, Some(q)) if q == c => quote = None,
             ('\\', q) if q != Some('\'') => {
                 out.push(c);
-                c = match chars.next() {
-                    Some((_, n)) => n,
-                    None => continue,
-                };
+                let Some((_, n)) = chars.next() else { continue };
+                c = n;
             }
             _ => {}
         }

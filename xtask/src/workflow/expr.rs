@@ -113,8 +113,7 @@ pub fn condition(src: &str, resolve: Resolve<'_>) -> Result<Option<bool>, String
 
 /// The `${{ ... }}` spans of `s`: (start byte, end byte after `}}`, inner text).
 pub fn spans(s: &str) -> Vec<(usize, usize, &str)> {
-    let mut out = Vec::new();
-    let mut from = 0;
+    let (mut out, mut from) = (Vec::new(), 0);
     while let Some(open) = s[from..].find("${{").map(|p| p + from) {
         // The closing `}}` outside of '...' string literals.
         let mut in_str = false;
@@ -134,8 +133,7 @@ pub fn spans(s: &str) -> Vec<(usize, usize, &str)> {
 /// that does not parse is an error; one whose value is unknown becomes
 /// `unknown` when given, else is an error naming it.
 pub fn substitute(s: &str, resolve: Resolve<'_>, unknown: Option<&str>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut last = 0;
+    let (mut out, mut last) = (String::new(), 0);
     for (start, end, inner) in spans(s) {
         out.push_str(&s[last..start]);
         match (eval(&parse(inner)?, resolve), unknown) {

@@ -314,11 +314,8 @@ impl Workflow {
 /// fixture elsewhere stands for a workflow of that name).
 pub fn repo_path(path: &str) -> String {
     let norm = path.replace('\\', "/");
-    if let Some(pos) = norm.find(".github/workflows/") {
-        return norm[pos..].to_owned();
-    }
-    let file = norm.rsplit('/').next().unwrap_or(&norm);
-    format!(".github/workflows/{file}")
+    let file = || format!(".github/workflows/{}", norm.rsplit('/').next().unwrap_or(&norm));
+    norm.find(".github/workflows/").map_or_else(file, |pos| norm[pos..].to_owned())
 }
 
 /// One combination of matrix values (`component=broker`, ...), in key order.
@@ -372,10 +369,7 @@ pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
             legs.push(inc.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect());
         }
     }
-    if legs.is_empty() {
-        return Err("the matrix has no combinations".to_owned());
-    }
-    Ok(legs)
+    (!legs.is_empty()).then_some(legs).ok_or_else(|| "the matrix has no combinations".to_owned())
 }
 
 /// What `${{ }}` and `$VAR` resolve to for one step of one leg.

@@ -199,9 +199,11 @@ fn check_triggers(cx: &mut Ctx<'_>) {
 fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
     let wf = cx.wf;
     let line = |k: Option<&str>| wf.line(&[Seg::Key("on"), Seg::Key(event)], k);
+    let both = |k: &str| {
+        format!("`on.{event}` has both `{k}` and `{k}-ignore`, which GitHub rejects; keep one")
+    };
     if f.branches.is_some() && f.branches_ignore.is_some() {
-        let msg = format!("`on.{event}` has both `branches` and `branches-ignore`, which GitHub rejects; keep one");
-        cx.report(Rule::Triggers, line(None), msg);
+        cx.report(Rule::Triggers, line(None), both("branches"));
     } else if event == "push"
         && (f.tags.is_some() || f.tags_ignore.is_some())
         && f.branches.is_none()
@@ -224,10 +226,7 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
         }
     }
     if f.paths.is_some() && f.paths_ignore.is_some() {
-        let msg = format!(
-            "`on.{event}` has both `paths` and `paths-ignore`, which GitHub rejects; keep one"
-        );
-        return cx.report(Rule::Paths, line(None), msg);
+        return cx.report(Rule::Paths, line(None), both("paths"));
     }
     let mut inputs = cx.image_inputs.clone();
     let all: BTreeSet<String> = inputs.values().flatten().cloned().collect();

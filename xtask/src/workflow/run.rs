@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use github_actions_expressions::Evaluation;
 use indexmap::IndexMap;
 use xshell::Shell;
@@ -363,9 +363,7 @@ pub fn plan(wf: &Workflow, ctx: &RunContext) -> Result<Vec<PlannedJob>> {
             errors.push(format!("--fail-leg `{spec}` names no leg that runs (legs: {all})"));
         }
     }
-    if !errors.is_empty() {
-        bail!("{} cannot run locally:\n  - {}", wf.path, errors.join("\n  - "));
-    }
+    ensure!(errors.is_empty(), "{} cannot run locally:\n  - {}", wf.path, errors.join("\n  - "));
     Ok(planned)
 }
 
@@ -563,9 +561,7 @@ fn run_step(sh: &Shell, s: &PlannedStep) -> Result<()> {
                 Some(rest) => crate::target_dir().join(rest),
                 None => sh.current_dir().join(p),
             };
-            if !local.exists() {
-                bail!("`{p}` does not exist: there is nothing to upload")
-            }
+            ensure!(local.exists(), "`{p}` does not exist: there is nothing to upload");
             Ok(())
         }
         _ => Ok(()),
@@ -616,9 +612,7 @@ pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     };
     let jobs = plan(&wf, &ctx)?;
     let (_, failed) = walk(&jobs, &ctx, (!args.dry_run).then_some(sh));
-    if !failed.is_empty() {
-        bail!("the workflow run failed: {}", failed.join("; "));
-    }
+    ensure!(failed.is_empty(), "the workflow run failed: {}", failed.join("; "));
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use xshell::Shell;
 
 use super::rules;
@@ -110,12 +110,8 @@ pub fn run(sh: &Shell, args: &ValidateWorkflowArgs, cli: &clap::Command) -> Resu
         println!("{tool}: {}", if out.ok { "ok" } else { "failed" });
         failed.extend((!out.ok).then_some(*tool));
     }
-    if errors > 0 {
-        bail!("{errors} error(s) in the workflow files");
-    }
-    if !failed.is_empty() {
-        bail!("{} found problems", failed.join(" and "));
-    }
+    ensure!(errors == 0, "{errors} error(s) in the workflow files");
+    ensure!(failed.is_empty(), "{} found problems", failed.join(" and "));
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use xshell::Shell;
 
 use super::{
@@ -106,9 +106,7 @@ fn register_binfmt(sh: &Shell, machine: &str) -> Result<()> {
     };
     let text = fs::read_to_string(Path::new(DIR).join(&name)).unwrap_or_default();
     let e = BinfmtEntry::parse(&text);
-    if !e.usable() {
-        bail!("{name} is registered but not usable in containers: {text}");
-    }
+    ensure!(e.usable(), "{name} is registered but not usable in containers: {text}");
     eprintln!("    {name}: {} (flags {})", e.interpreter, e.flags);
     Ok(())
 }
