@@ -133,17 +133,10 @@ pub fn compiled_crates(output: &str) -> Vec<String> {
 
 /// Seconds from cargo's last `Finished ... in 1m 03s` / `in 6.81s` line.
 pub fn cargo_finished_seconds(output: &str) -> Option<f64> {
-    let (_, time) = output
-        .lines()
-        .rev()
-        .find_map(|l| l.trim_start().strip_prefix("Finished ")?.rsplit_once(" in "))?;
-    time.split_whitespace()
-        .map(|t| match (t.strip_suffix('m'), t.strip_suffix('s')) {
-            (Some(m), _) => m.parse::<f64>().ok().map(|m| m * 60.0),
-            (None, Some(s)) => s.parse::<f64>().ok(),
-            _ => None,
-        })
-        .sum()
+    let mut finished =
+        output.lines().rev().filter_map(|l| l.trim_start().strip_prefix("Finished "));
+    let time = finished.next()?.rsplit_once(" in ")?.1.trim();
+    Some(time.parse::<jiff::SignedDuration>().ok()?.as_secs_f64())
 }
 
 /// Appends a comment line to the clone's `broker/src/main.rs` (uncommitted, so `BROKKR_GIT_COMMIT`,
@@ -177,6 +170,7 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     // directory: its records and local cache go with the clone.
     std::env::set_var("CARGO_TARGET_DIR", dir.join("target"));
     let (ctx, registry) = (tags::detect(&clone_sh)?, target.join("bench-cargo-registry"));
+    let fresh_machine = fresh_machine(sh, &dir).map_err(|e| format!("not measured: {e:#}"));
     let mut b = Bench { ctx, dir, registry, prepared, epoch: String::new() };
 
     // Per platform the baseline and the cold legs back to back, in two rounds with their own
@@ -216,12 +210,11 @@ pub fn run(sh: &Shell, args: &BenchArgs) -> Result<()> {
     let emulate_arm64 = if args.quick {
         Err("skipped (--quick)".to_owned())
     } else {
-        let emulate = ["--strategy=emulate".to_owned(), format!("{}-emulate", b.epoch)];
-        b.build(sh, broker, Platform::parse("arm64")?, &emulate)
+        b.epoch += "-emulate";
+        b.build(sh, broker, Platform::parse("arm64")?, &["--strategy=emulate".into()])
             .map_err(|e| format!("not measured: {e:#}"))
     };
 
-    let fresh_machine = fresh_machine(sh, &root).map_err(|e| format!("not measured: {e:#}"));
     let t = Instant::now();
     let dry_run = ["images", "--dry-run", "--platform", "all"];
     xtask().args(dry_run).arg(format!("--registry={BENCH_REGISTRY}")).capture(sh)?;
@@ -352,84 +345,77 @@ impl Bench {
 }
 
 /// A fresh machine, as near as one gets beside the running engine: a second engine with an empty
-/// data root, a fresh clone and target directory; `cargo xtask images --platform arm64` timed
-/// there (xtask's own compile, the local base images, both images). Not in the figure:
-/// installing the engine and buildx (`setup`) and downloading crates (CARGO_HOME is kept).
-fn fresh_machine(sh: &Shell, root: &str) -> Result<f64> {
+/// data root and a fresh target directory; `cargo xtask images --platform arm64` timed there in
+/// the bench's clone (xtask's own compile, the local base images, both images). Not in the
+/// figure: installing the engine and buildx (`setup`) and downloading crates (CARGO_HOME stays).
+fn fresh_machine(sh: &Shell, clone: &std::path::Path) -> Result<f64> {
     let dir = crate::target_dir().join("bench-fresh");
     let _ = std::fs::remove_dir_all(&dir);
     let engine = SecondEngine::start(sh, dir.join("engine"))?;
-    let (src, target) = (dir.join("src"), dir.join("target").display().to_string());
-    Cmd::new("git").args(["clone", "--quiet", root, &src.display().to_string()]).run(sh)?;
-    let t = Instant::now();
-    let images = Cmd::new("cargo").args(["xtask", "images", "--platform", "arm64"]).dir(&src);
-    images.env("DOCKER_HOST", engine.host()).env("CARGO_TARGET_DIR", target).run(sh)?;
+    let (t, target) = (Instant::now(), dir.join("target").display().to_string());
+    let images =
+        line("cargo xtask images --platform arm64").dir(clone).env("DOCKER_HOST", engine.host());
+    images.env("CARGO_TARGET_DIR", target).run(sh)?;
     let secs = t.elapsed().as_secs_f64();
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(secs)
 }
 
-/// A second dockerd on its own socket, data root, exec root and bridge `brf` (never `--bridge
-/// none`: that deletes the first engine's docker0), as the `--builder` e2e test starts one.
-/// Dropping it stops the engine and removes its bridge, NAT rules and mount.
-struct SecondEngine {
-    dir: PathBuf,
-    dockerd: Option<std::process::Child>,
+/// A command from a constant line of words.
+fn line(words: &str) -> Cmd {
+    let mut w = words.split(' ');
+    Cmd::new(w.next().unwrap_or_default()).args(w)
 }
 
+/// A second dockerd on its own socket, data root and exec root, as the `--builder` e2e test
+/// starts one; dropping it stops the engine and undoes its network.
+struct SecondEngine(PathBuf, std::process::Child);
+
 impl SecondEngine {
-    const BRIDGE: [&str; 3] =
-        ["link add brf type bridge", "addr add 172.30.0.1/24 dev brf", "link set brf up"];
-    /// `TABLE CHAIN RULE`: RUN steps reach the outside through the bridge (no engine iptables).
-    const NAT: [&str; 3] = [
-        "nat POSTROUTING -s 172.30.0.0/24 ! -o brf -j MASQUERADE",
-        "filter FORWARD -i brf -j ACCEPT",
-        "filter FORWARD -o brf -j ACCEPT",
+    /// Its own bridge (never `--bridge none`: that deletes the first engine's docker0) and NAT for
+    /// its RUN steps, as the engine runs without iptables; on drop `-A` becomes `-D`.
+    const NET: [&str; 6] = [
+        "ip link add brf type bridge",
+        "ip addr add 172.30.0.1/24 dev brf",
+        "ip link set brf up",
+        "iptables -t nat -A POSTROUTING -s 172.30.0.0/24 ! -o brf -j MASQUERADE",
+        "iptables -t filter -A FORWARD -i brf -j ACCEPT",
+        "iptables -t filter -A FORWARD -o brf -j ACCEPT",
     ];
 
-    fn iptables(op: &str, rule: &str) -> Cmd {
-        let (table, rule) = rule.split_once(' ').unwrap_or_default();
-        Cmd::new("iptables").args(["-t", table, op]).args(rule.split(' '))
-    }
-
     fn start(sh: &Shell, dir: PathBuf) -> Result<SecondEngine> {
-        let mut e = SecondEngine { dir, dockerd: None };
-        Self::BRIDGE.iter().try_for_each(|a| Cmd::new("ip").args(a.split(' ')).run(sh))?;
-        Self::NAT.iter().try_for_each(|r| Self::iptables("-A", r).run(sh))?;
-        let d = |p: &str| e.dir.join(p).display().to_string();
-        let dockerd = Cmd::new("dockerd").args(["--host", &e.host(), "--data-root", &d("data")]);
-        let dockerd = dockerd.args(["--exec-root", &d("exec"), "--pidfile", &d("docker.pid")]);
-        let dockerd = dockerd.args(["--bridge=brf", "--iptables=false", "--ip6tables=false"]);
-        e.dockerd = Some(probe::spawn_detached(sh, &dockerd, &e.dir.join("dockerd.log"))?);
+        Self::NET.iter().try_for_each(|l| line(l).run(sh))?;
+        let d = |p: &str| dir.join(p).display().to_string();
+        let dockerd = line("dockerd --bridge=brf --iptables=false --ip6tables=false");
+        let dockerd = dockerd.args(["--host", &format!("unix://{}", d("docker.sock"))]);
+        let dockerd = dockerd.args(["--data-root", &d("data"), "--exec-root", &d("exec")]);
+        let child =
+            probe::spawn_detached(sh, &dockerd.opt("--pidfile", d("pid")), &dir.join("log"))?;
+        let engine = SecondEngine(dir.clone(), child);
         for _ in 0..60 {
-            if Cmd::new("docker").args(["-H", &e.host(), "info"]).read_quiet(sh).is_ok() {
-                return Ok(e);
+            if line("docker info").env("DOCKER_HOST", engine.host()).read_quiet(sh).is_ok() {
+                return Ok(engine);
             }
             std::thread::sleep(std::time::Duration::from_secs(1));
         }
-        anyhow::bail!("the second engine did not answer in 60 s; see {}/dockerd.log", d(""))
+        anyhow::bail!("the second engine did not answer in 60 s: see {}", d("log"))
     }
 
     fn host(&self) -> String {
-        format!("unix://{}", self.dir.join("docker.sock").display())
+        format!("unix://{}", self.0.join("docker.sock").display())
     }
 }
 
 impl Drop for SecondEngine {
     fn drop(&mut self) {
         let Ok(sh) = Shell::new() else { return };
-        if let Some(mut dockerd) = self.dockerd.take() {
-            let _ = Cmd::new("kill").args(["-TERM", &dockerd.id().to_string()]).run(&sh);
-            let t = Instant::now();
-            while dockerd.try_wait().ok().flatten().is_none() && t.elapsed().as_secs() < 30 {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            let _ = dockerd.kill().and_then(|()| dockerd.wait());
-        }
-        let _ = Cmd::new("umount").arg(self.dir.join("data").display().to_string()).run(&sh);
-        Self::NAT.iter().for_each(|r| drop(Self::iptables("-D", r).run(&sh)));
-        let _ = Cmd::new("ip").args(["link", "del", "brf"]).run(&sh);
+        let _ = line(&format!("kill -TERM {}", self.1.id())).run(&sh).map(|()| self.1.wait());
+        let _ = Cmd::new("umount").arg(self.0.join("data").display().to_string()).run(&sh);
+        let undo = Self::NET
+            .iter()
+            .filter_map(|l| Some(l.replace(" -A ", " -D ")).filter(|_| l.starts_with("iptables")));
+        undo.chain(["ip link del brf".into()]).for_each(|l| drop(line(&l).run(&sh)));
     }
 }
 
@@ -613,7 +599,8 @@ mod tests {
             ("   Compiling x\n", None),
         ];
         for (text, want) in cases {
-            assert_eq!(cargo_finished_seconds(text), want, "{text}");
+            let secs = cargo_finished_seconds(text).map(|s| (s * 1000.0).round() / 1000.0);
+            assert_eq!(secs, want, "{text}");
         }
     }
 }
