@@ -108,9 +108,8 @@ impl Refs {
             _ => return push(format!("refs/heads/{branch}"), branch, "branch"),
         };
         let (full, name) = (format!("refs/pull/{n}/{kind}"), format!("{n}/{kind}"));
-        // The branch pull requests target.
-        let base = "main".to_owned();
-        Ok(Refs { full, name, kind: "branch", head, base, pr_number: Some(n) })
+        // `base`: the branch pull requests target.
+        Ok(Refs { full, name, kind: "branch", head, base: "main".to_owned(), pr_number: Some(n) })
     }
 }
 
@@ -156,21 +155,12 @@ pub struct PlannedStep {
 pub enum Action {
     /// `cargo xtask <argv>` (registry and cache rewritten, a note per change)
     /// with GitHub's variables, then workflow, job and step `env:`.
-    Run {
-        argv: Vec<String>,
-        env: Vec<(String, String)>,
-        notes: Vec<String>,
-    },
+    Run { argv: Vec<String>, env: Vec<(String, String)>, notes: Vec<String> },
     /// A `uses:` step (`owner/repo@ref`) stood in for; `check` is a path
     /// that must exist when it runs (what upload-artifact would upload).
-    StandIn {
-        uses: String,
-        note: String,
-        check: Option<String>,
-    },
-    Skip {
-        reason: String,
-    },
+    StandIn { uses: String, note: String, check: Option<String> },
+    /// Why the step does nothing here.
+    Skip(String),
 }
 
 impl fmt::Display for PlannedStep {
@@ -183,7 +173,7 @@ impl fmt::Display for PlannedStep {
                 notes.iter().try_for_each(|n| write!(f, " ({n})"))
             }
             Action::StandIn { uses, note, .. } => write!(f, "stands in for {uses}: {note}"),
-            Action::Skip { reason } => write!(f, "skipped: {reason}"),
+            Action::Skip(reason) => write!(f, "skipped: {reason}"),
         }
     }
 }
@@ -412,18 +402,15 @@ impl Planner<'_> {
             let label = leg_label(&values);
             let fail = ctx.args.fail_leg.iter().any(|s| names_leg(s, &values));
             let whr = format!("{whr} ({})", if label.is_empty() { "no matrix" } else { &label });
-            let steps = job.steps.iter().flat_map(|step| {
-                let actions = self.step(&whr, job, step, &values);
-                actions.into_iter().map(|action| PlannedStep { step: step.label(), action })
-            });
-            let steps = steps.collect();
+            let steps = job.steps.iter().flat_map(|s| self.step(&whr, job, s, &values)).collect();
             planned.legs.push(PlannedLeg { values, label, fail, steps });
         }
         Some(planned)
     }
 
     /// What a step does here in `leg`, per command; what cannot run locally is an error at `whr`.
-    fn step(&mut self, whr: &str, job: &Job, step: &Step, leg: &Leg) -> Vec<Action> {
+    fn step(&mut self, whr: &str, job: &Job, step: &Step, leg: &Leg) -> Vec<PlannedStep> {
+        let planned = |action| PlannedStep { step: step.label(), action };
         let (wf, ctx, registry) = (self.wf, self.ctx, &self.ctx.args.registry);
         let outer = |p: &str| outer_value(ctx, wf, &job.id, p);
         let (scope, failed) = Scope::of(wf, job, Some(step), leg, &outer, None);
@@ -436,7 +423,7 @@ impl Planner<'_> {
             let Some(ok) = self.test(&whr, &scope, c) else { return Vec::new() };
             if !ok {
                 let (e, r) = (ctx.args.event.name(), &ctx.refs.full);
-                return vec![Action::Skip { reason: format!("`if: {c}` is false for {e} {r}") }];
+                return vec![planned(Action::Skip(format!("`if: {c}` is false for {e} {r}")))];
             }
         }
         if let Some(uses) = &step.uses {
@@ -444,17 +431,17 @@ impl Planner<'_> {
             let path = step.input("path").filter(|_| action == "actions/upload-artifact");
             let check = path.map(|p| scope.substitute(p).unwrap_or_else(|_| p.to_owned()));
             let uses = uses.clone();
-            return vec![match stand_in(&action) {
+            return vec![planned(match stand_in(&action) {
                 Some(note) => Action::StandIn { uses, note: note.to_owned(), check },
-                None => Action::Skip { reason: format!("no local stand-in for `{uses}`") },
-            }];
+                None => Action::Skip(format!("no local stand-in for `{uses}`")),
+            })];
         }
         let Some(Text(run)) = &step.run else { return Vec::new() };
         let plan = |cmd: calls::Command| {
             match (&cmd.problem, &cmd.unresolved[..], cmd.xtask_args()) {
                 (Some(u), _, _) => Err(format!("uses a {u}; keep run lines to plain `cargo xtask` calls")),
                 (None, [_, ..], _) => Err(format!("uses ${} which neither the workflow nor GitHub sets", cmd.unresolved.join(", $"))),
-                _ if cmd.informational() => Ok(Action::Skip { reason: format!("informational `{}`", cmd.argv()[0]) }),
+                _ if cmd.informational() => Ok(Action::Skip(format!("informational `{}`", cmd.argv()[0]))),
                 (None, [], None) => Err(format!("`{}` is not a `cargo xtask` call; every working step is one, so it runs the same here and on GitHub", cmd.argv().join(" "))),
                 (None, [], Some(args)) => {
                     let (argv, notes) = rewrite(args, registry);
@@ -468,12 +455,10 @@ impl Planner<'_> {
                 }
             }
         };
-        let planned = scope.commands(run).map(|c| c.into_iter().map(plan).collect());
-        let planned: Vec<_> = planned.unwrap_or_else(|e| vec![Err(e)]);
-        planned
-            .into_iter()
-            .filter_map(|a| a.map_err(|e| self.errors.push(format!("{whr}: {e}"))).ok())
-            .collect()
+        let actions = scope.commands(run).map(|c| c.into_iter().map(plan).collect());
+        let actions: Vec<_> = actions.unwrap_or_else(|e| vec![Err(e)]);
+        let mut ok = |a: Result<_, _>| a.map_err(|e| self.errors.push(format!("{whr}: {e}"))).ok();
+        actions.into_iter().filter_map(|a| ok(a).map(planned)).collect()
     }
 }
 
@@ -588,9 +573,7 @@ fn forget_record(values: &Leg, registry: &str) -> Result<()> {
 /// commit, branch and repository, plans, and walks the plan.
 pub fn run(sh: &Shell, args: &WorkflowRunArgs) -> Result<()> {
     let file = args.file.clone().unwrap_or_else(|| ".github/workflows/build-images.yml".into());
-    if !crate::diagnose::registry_is_loopback(&args.registry) {
-        bail!("--registry {}: `workflow run` pushes only to a loopback registry (localhost:PORT), never with your credentials to a remote one", args.registry);
-    }
+    ensure!(crate::diagnose::registry_is_loopback(&args.registry), "--registry {}: `workflow run` pushes only to a loopback registry (localhost:PORT), never with your credentials to a remote one", args.registry);
     let path = file.display().to_string();
     let text = sh.read_file(&file).with_context(|| format!("reading {path}"))?;
     let wf = Workflow::parse(&path, &text).map_err(|d| anyhow::anyhow!("{d}"))?;
