@@ -23,7 +23,7 @@ pub struct Command {
     /// Variables the environment did not set.
     pub unresolved: Vec<String>,
     /// Why this is not one plain command (`command substitution `$(...)``, ...).
-    pub problem: Option<String>,
+    pub problem: Option<&'static str>,
 }
 
 impl Command {
@@ -120,12 +120,8 @@ pub fn commands(script: &str, env: Env<'_>, unknown: Option<&str>) -> Vec<Comman
             (_, true) => Some("command substitution with backquotes"),
             _ => None,
         };
-        let (expanded, unresolved) = expand(&text, env, unknown);
-        let unresolved = &unresolved;
-        let command = |words, problem: Option<&str>| {
-            let (unresolved, problem) = (unresolved.clone(), problem.map(str::to_owned));
-            Command { words, line, unresolved, problem }
-        };
+        let (expanded, unset) = expand(&text, env, unknown);
+        let command = |words, problem| Command { words, line, unresolved: unset.clone(), problem };
         let Some(words) = shlex::split(&expanded) else {
             out.push(command(vec![t.to_owned()], Some("quote that is not closed")));
             continue;
@@ -166,8 +162,7 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// `` `a`, `b` ``: how messages list names.
 pub fn quoted(items: &[impl AsRef<str>]) -> String {
-    let q: Vec<String> = items.iter().map(|m| format!("`{}`", m.as_ref())).collect();
-    q.join(", ")
+    items.iter().map(|m| format!("`{}`", m.as_ref())).collect::<Vec<_>>().join(", ")
 }
 
 /// `; did you mean `x`?` for a suggestion, else nothing.
@@ -406,7 +401,7 @@ mod tests {
         assert_eq!(cmds[1].words, ["cargo", "xtask", "a", "--b", "$NOPE"]);
         assert_eq!(cmds[1].unresolved, ["NOPE"]);
         assert_eq!(cmds[2].line, 4);
-        assert_eq!(cmds[2].problem.as_deref(), Some("command substitution `$(...)`"));
+        assert_eq!(cmds[2].problem, Some("command substitution `$(...)`"));
     }
 
     #[test]
