@@ -137,7 +137,7 @@ pub struct Filters {
 #[serde(untagged)]
 pub enum Permissions {
     All(String),
-    Scopes(IndexMap<String, Text>),
+    Scopes(Pairs),
     Other(Value),
 }
 
@@ -147,9 +147,9 @@ pub enum Permissions {
 pub enum Matrix {
     Literal {
         #[serde(default)]
-        include: Vec<IndexMap<String, Text>>,
+        include: Vec<Pairs>,
         #[serde(default)]
-        exclude: Vec<IndexMap<String, Text>>,
+        exclude: Vec<Pairs>,
         #[serde(flatten)]
         axes: IndexMap<String, Vec<Text>>,
     },
@@ -336,18 +336,16 @@ pub(super) fn leg_get<'a>(leg: &'a [(String, String)], key: &str) -> Option<&'a 
 /// overwriting one) or is a combination of its own. No matrix is one empty leg;
 /// a matrix given as an expression (`fromJSON(...)`) is an error.
 pub fn expand_matrix(matrix: Option<&Matrix>) -> Result<Vec<Leg>, String> {
-    let Some(Matrix::Literal { include, exclude, axes }) = matrix else {
-        return match matrix {
-            None => Ok(vec![Vec::new()]),
-            _ => Err("the matrix is an expression or not a mapping of lists; only literal matrices can be expanded".to_owned()),
-        };
+    let Some(matrix) = matrix else { return Ok(vec![Vec::new()]) };
+    let Matrix::Literal { include, exclude, axes } = matrix else {
+        return Err("the matrix is an expression or not a mapping of lists; only literal matrices can be expanded".to_owned());
     };
     let mut legs: Vec<Leg> = vec![Vec::new(); usize::from(!axes.is_empty())];
     for (k, vals) in axes {
         let with = |leg: &Leg, v: &Text| [leg.clone(), vec![(k.clone(), v.0.clone())]].concat();
         legs = legs.iter().flat_map(|leg| vals.iter().map(|v| with(leg, v))).collect();
     }
-    let fits = |leg: &Leg, e: &IndexMap<String, Text>, only_axes: bool| {
+    let fits = |leg: &Leg, e: &Pairs, only_axes: bool| {
         e.iter()
             .filter(|(k, _)| !only_axes || axes.contains_key(*k))
             .all(|(k, v)| leg_get(leg, k) == Some(v.0.as_str()))
