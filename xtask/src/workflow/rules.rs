@@ -3,7 +3,7 @@
 //! rule is a case of shared/cases: workflows.md (W1-W6) and builds.md (B3,
 //! B7), plus the manifest job. Messages name the line, the fault and the fix.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use github_actions_expressions::Evaluation;
@@ -15,7 +15,7 @@ use super::calls::{self, quoted, XtaskCall, UNKNOWN};
 use super::glob::patterns_select;
 use super::locate::{self, Seg};
 use super::{expand_matrix, expr, leg_label, Diagnostic, Job, Leg, Rule, Scope, Step};
-use super::{repo_path, Filters, Matrix, Permissions, Text, Workflow};
+use super::{repo_path, Filters, Matrix, Pairs, Permissions, Text, Workflow};
 use crate::buildx::Strategy;
 use crate::project::{self, Component, Platform, COMPONENTS, PLATFORMS};
 
@@ -107,9 +107,8 @@ pub fn check(wf: &Workflow, cli: &clap::Command, image_inputs: &ImageInputs) -> 
         check_legs(&mut cx, job);
         super::jobs::check_cache_runtime(&mut cx, job);
     }
-    let mut out = cx.out;
-    out.sort_by(|a, b| (a.line, a.severity, &a.message).cmp(&(b.line, b.severity, &b.message)));
-    out
+    cx.out.sort_by(|a, b| (a.line, a.severity, &a.message).cmp(&(b.line, b.severity, &b.message)));
+    cx.out
 }
 
 fn check_top_keys(cx: &mut Ctx<'_>) {
@@ -399,7 +398,7 @@ pub(super) fn pushing_steps(cx: &Ctx<'_>, job: &Job) -> Vec<(usize, bool)> {
 }
 
 fn packages_write(p: &Permissions) -> bool {
-    let scope = |m: &IndexMap<String, Text>| m.get("packages").is_some_and(|v| v.0 == "write");
+    let scope = |m: &Pairs| m.get("packages").is_some_and(|v| v.0 == "write");
     matches!(p, Permissions::All(s) if s == "write-all")
         || matches!(p, Permissions::Scopes(m) if scope(m))
 }
@@ -521,7 +520,7 @@ fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
     let qemu = if qemu { " through QEMU" } else { "" };
     let legs = legs(job);
     // (step, what, scope) -> first leg using it, whether reported
-    let mut seen: Vec<((usize, &str, String), String, bool)> = Vec::new();
+    let mut seen: BTreeMap<(usize, &str, String), (String, bool)> = BTreeMap::new();
     for leg in &legs {
         let label = leg_label(leg);
         let job_scope = scope(wf, job, None, leg);
@@ -546,12 +545,9 @@ fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
                         continue;
                     }
                     let name = e.split(',').find_map(|a| a.trim().strip_prefix("scope="));
-                    let key = (s.index, what, name.unwrap_or("buildkit").to_owned());
-                    let Some((_, first, reported)) = seen.iter_mut().find(|(k, ..)| *k == key)
-                    else {
-                        seen.push((key, label.clone(), false));
-                        continue;
-                    };
+                    let name = name.unwrap_or("buildkit").to_owned();
+                    let (first, reported) =
+                        seen.entry((s.index, what, name.clone())).or_insert((label.clone(), false));
                     if *first == label || std::mem::replace(reported, true) {
                         continue;
                     }
@@ -563,7 +559,7 @@ fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
                     };
                     cx.report(Rule::CacheScope, wf.step_line(job, s, at), format!(
                         "{}: legs `{first}` and `{label}` share the gha cache scope `{}` in `{what}`, so {effect}; add `scope=` naming both `${{{{ matrix.component }}}}` and `${{{{ matrix.platform }}}}` (e.g. `scope=brokkr-${{{{ matrix.component }}}}-${{{{ matrix.platform }}}}`)",
-                        step_in(job, s), key.2
+                        step_in(job, s), name
                     ));
                 }
             }
