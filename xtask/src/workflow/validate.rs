@@ -42,8 +42,7 @@ pub fn workspace_members(meta: &Metadata) -> Vec<String> {
     let members = meta.packages.iter().filter(|p| meta.workspace_members.contains(&p.id));
     let dirs = members.filter_map(|p| p.manifest_path.strip_suffix("/Cargo.toml"));
     let rel = dirs.filter_map(|d| Some(d.strip_prefix(root)?.trim_start_matches('/').to_owned()));
-    let out: BTreeSet<String> = rel.filter(|r| !r.is_empty()).collect();
-    out.into_iter().collect()
+    rel.filter(|r| !r.is_empty()).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 /// The files to check: the given files, the `.yml`/`.yaml` files of given
