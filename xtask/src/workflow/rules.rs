@@ -441,12 +441,9 @@ fn check_pull_request_guards(cx: &mut Ctx<'_>, job: &Job) {
     if job_builds(cx, job) && perms.is_some_and(packages_write) {
         cx.report(Rule::PullRequestToken, permissions_line(wf, job), format!("job `{}` builds on pull requests with a token that has `packages: write`; a pull request's token must not write packages: give pull request legs a job of their own with `permissions: {{contents: read}}`", job.id));
     }
-    let exports: Vec<usize> = cx
-        .calls_in(job)
-        .filter(|c| c.call.raw("cache") == Some("gha") && !c.call.flag("cache_read_only"))
-        .filter(|c| !off_on_pull_requests(job.steps[c.step].cond.as_ref()))
-        .map(|c| c.line)
-        .collect();
+    let on_prs = |c: &&FoundCall| !off_on_pull_requests(job.steps[c.step].cond.as_ref());
+    let gha = cx.calls_in(job).filter(|c| c.call.raw("cache") == Some("gha")).filter(on_prs);
+    let exports: Vec<_> = gha.filter(|c| !c.call.flag("cache_read_only")).map(|c| c.line).collect();
     for line in exports {
         cx.report(Rule::PullRequestToken, line, "`--cache gha` on pull requests exports to the cache other runs import; add `--cache-read-only` (pull requests import the cache, never export)");
     }
@@ -512,8 +509,7 @@ pub fn runner_arch(labels: &[String]) -> &'static str {
 fn check_legs(cx: &mut Ctx<'_>, job: &Job) {
     let wf = cx.wf;
     let emulate = |c: &&FoundCall| c.call.get::<Strategy>("strategy") == Some(&Strategy::Emulate);
-    let lines: Vec<usize> = cx.calls_in(job).filter(emulate).map(|c| c.line).collect();
-    for line in lines {
+    for line in cx.calls_in(job).filter(emulate).map(|c| c.line).collect::<Vec<_>>() {
         cx.report(Rule::Emulation, line, "`--strategy emulate` compiles Rust under QEMU: an arm64 leg takes 1-2 hours instead of minutes; drop it to use the default cross strategy");
     }
     let qemu = job.steps.iter().any(|s| s.uses_action("docker/setup-qemu-action"));
