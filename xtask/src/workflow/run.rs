@@ -348,8 +348,7 @@ pub fn plan(wf: &Workflow, ctx: &RunContext) -> Result<Vec<PlannedJob>> {
     for spec in &ctx.args.fail_leg {
         let legs = planned.iter().flat_map(|j| &j.legs);
         if !legs.clone().any(|l| names_leg(spec, &l.values)) {
-            let all: Vec<String> = legs.map(|l| format!("`{}`", l.label)).collect();
-            let all = all.join(", ");
+            let all = calls::quoted(&legs.map(|l| &l.label).collect::<Vec<_>>());
             errors.push(format!("--fail-leg `{spec}` names no leg that runs (legs: {all})"));
         }
     }
