@@ -250,8 +250,7 @@ impl Workflow {
             fail(line, format!("not valid YAML: {e}"))
         };
         let Value::Mapping(root) = serde_yaml::from_str(text).map_err(yaml_error)? else {
-            let msg = "a workflow is a YAML mapping with `on:` and `jobs:`";
-            return Err(fail(1, msg.to_owned()));
+            return Err(fail(1, "a workflow is a YAML mapping with `on:` and `jobs:`".to_owned()));
         };
         let mut wf: Workflow = serde_yaml::from_str(text).map_err(yaml_error)?;
         wf.path = path.to_owned();
