@@ -11,8 +11,10 @@ use xshell::Shell;
 
 use super::rules;
 use super::{Severity, Workflow};
+use crate::metadata::CargoMetadata as Metadata;
 use crate::plan::Cmd;
 use crate::project::COMPONENTS;
+use crate::tags::cargo_metadata;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateWorkflowArgs {
@@ -32,9 +34,6 @@ pub const PYTHON_TOOLS: &[&str] =
 
 /// The linters run after the rules: program and its arguments before the files.
 const LINTERS: &[(&str, &[&str])] = &[("actionlint", &[]), ("zizmor", &["--offline"])];
-
-use crate::metadata::CargoMetadata as Metadata;
-use crate::tags::cargo_metadata;
 
 /// The workspace members' directories relative to the root (`broker`).
 pub fn workspace_members(meta: &Metadata) -> Vec<String> {
