@@ -230,17 +230,15 @@ fn github_vars(ctx: &RunContext, wf: &Workflow, job: &str) -> Vec<(&'static str,
 
 /// `github.*`, `runner.*`, `secrets.*` (empty: none exist here), `vars.*`.
 fn outer_value(ctx: &RunContext, wf: &Workflow, job: &str, path: &str) -> Option<Evaluation> {
-    if let Some((_, v)) = github_vars(ctx, wf, job).into_iter().find(|(p, _)| *p == path) {
-        return Some(Evaluation::String(v));
-    }
-    match path {
+    let var = github_vars(ctx, wf, job).into_iter().find(|(p, _)| *p == path);
+    var.map(|(_, v)| Evaluation::String(v)).or_else(|| match path {
         "github.event.pull_request.number" | "github.event.number" => {
             ctx.refs.pr_number.map(|n| Evaluation::Number(n as f64))
         }
         p if p.starts_with("secrets.") => Some(Evaluation::String(String::new())),
         p if p.starts_with("vars.") || p.starts_with("inputs.") => Some(Evaluation::Null),
         _ => None,
-    }
+    })
 }
 
 /// Rewrites a `cargo xtask` call for this machine: `--cache gha` becomes
