@@ -58,8 +58,7 @@ pub(super) fn check_manifest(cx: &mut Ctx<'_>) {
     let manifest = cx.calls.iter().filter(|c| c.call.is(&["manifest"]));
     for (line, call) in manifest.map(|c| (c.line, c.call.clone())).collect::<Vec<_>>() {
         let Some(component) = call.get::<&'static Component>("component") else {
-            let msg = "`cargo xtask manifest` without `--component`: publish each component on its own (a matrix over `component`, `--component \"$COMPONENT\"`) so one component's failed leg does not hold back the other";
-            return cx.report(Rule::Manifest, line, msg);
+            return cx.report(Rule::Manifest, line, "`cargo xtask manifest` without `--component`: publish each component on its own (a matrix over `component`, `--component \"$COMPONENT\"`) so one component's failed leg does not hold back the other");
         };
         covered.insert(component.name);
         let given = call.get::<PlatformList>("platform");

@@ -209,14 +209,12 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
         && f.branches_ignore.is_none()
     {
         let (and, list) = (PUSH_BRANCHES.join(" and "), PUSH_BRANCHES.join(", "));
-        let msg = format!("`on.push` filters only tags, so pushes to {and} do not run it; add `branches: [{list}]`");
-        cx.report(Rule::Triggers, line(None), msg);
+        cx.report(Rule::Triggers, line(None), format!("`on.push` filters only tags, so pushes to {and} do not run it; add `branches: [{list}]`"));
     } else {
         let who = if event == "push" { "pushes" } else { "pull requests" };
         for b in PUSH_BRANCHES {
             if f.branches.as_ref().is_some_and(|l| !patterns_select(&l.0, b)) {
-                let msg = format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`");
-                cx.report(Rule::Triggers, line(Some("branches")), msg);
+                cx.report(Rule::Triggers, line(Some("branches")), format!("`on.{event}.branches` does not include `{b}`: {who} to {b} build no images; add `{b}`"));
             }
             if f.branches_ignore.as_ref().is_some_and(|l| patterns_select(&l.0, b)) {
                 let msg = format!("`on.{event}.branches-ignore` excludes `{b}`; remove it");
@@ -241,12 +239,10 @@ fn check_filters(cx: &mut Ctx<'_>, event: &str, f: &Filters) {
         let probes = if dir.is_some() { files.to_vec() } else { vec![p.clone()] };
         let selects = |l: &super::List, p: &String| patterns_select(&l.0, p);
         if f.paths.as_ref().is_some_and(|l| !probes.iter().all(|p| selects(l, p))) {
-            let msg = format!("`on.{event}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)");
-            cx.report(Rule::Paths, line(Some("paths")), msg);
+            cx.report(Rule::Paths, line(Some("paths")), format!("`on.{event}.paths` misses `{pat}`, an input of {whose}: changing it would not rebuild; add `{pat}` (patterns match whole paths)"));
         }
         if f.paths_ignore.as_ref().is_some_and(|l| probes.iter().any(|p| selects(l, p))) {
-            let msg = format!("`on.{event}.paths-ignore` excludes `{pat}`, an input of {whose}: changing it would not rebuild; narrow the ignore pattern");
-            cx.report(Rule::Paths, line(Some("paths-ignore")), msg);
+            cx.report(Rule::Paths, line(Some("paths-ignore")), format!("`on.{event}.paths-ignore` excludes `{pat}`, an input of {whose}: changing it would not rebuild; narrow the ignore pattern"));
         }
     }
 }
